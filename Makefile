@@ -1,0 +1,35 @@
+# Agent Warden. `make demo` and `make test` work on a fresh machine: they install what they need.
+SHELL := /bin/bash
+NPM ?= npm
+
+.PHONY: all install build test demo bench lint clean e2e
+
+all: build
+
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed
+
+build: install
+	npx tsc -p tsconfig.json
+
+lint: install
+	npx tsc -p tsconfig.json --noEmit
+
+test: build
+	npx jest --ci
+
+demo: build
+	./bin/warden demo
+
+# pgbench and pgbouncer come from Debian packages; the bench skips a peer that is absent.
+bench: build
+	node dist/bench/pg-bench.js
+
+e2e: build
+	npx jest --ci e2e
+
+clean:
+	rm -rf dist node_modules

@@ -1,0 +1,141 @@
+// `warden demo`: a real PostgreSQL with a CRM full of PII, the sidecar enforcing
+// examples/policy.yaml, and a scripted agent. Prints what was allowed, masked, denied and held.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { parseDocument } from 'yaml';
+import { silentLogger } from '../common/log';
+import { findRepoRoot } from '../common/policy/schema';
+import { startSidecar } from '../sidecar/main';
+import type { StatementEvent } from '../sidecar/postgres/runtime';
+import { startPgServer } from '../tools/pg-server';
+
+interface Io {
+  stdout(s: string): void;
+  stderr(s: string): void;
+}
+
+const CRM_SQL = `
+CREATE TABLE customers (
+  id int PRIMARY KEY, name text NOT NULL, email text, phone text,
+  card_number text, ssn text, notes text);
+CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers, total numeric(10,2), placed_at timestamptz DEFAULT now());
+INSERT INTO customers VALUES
+  (1, 'Ada Lovelace', 'ada@example.com', '+1 415 555 2671', '4111 1111 1111 1111', '123-45-6789', 'VIP; prefers email'),
+  (2, 'Grace Hopper', 'grace@navy.example', '(212) 555-0182', '5500-0000-0000-0004', '219-09-9999', 'Card on file 4012888888881881, call before shipping'),
+  (3, 'Alan Turing', 'alan@bletchley.example', '+44 20 7946 0958', '340000000000009', '078-05-1120', 'Refund to IBAN GB82 WEST 1234 5698 7654 32');
+INSERT INTO orders (customer_id, total) VALUES (1, 120.50), (2, 89.99), (3, 42.00), (1, 15.25);
+`;
+
+interface Step {
+  title: string;
+  sql: string;
+}
+
+const STEPS: Step[] = [
+  { title: 'read customers (columns masked, PII in notes detected)', sql: 'SELECT id, name, email, card_number, ssn, notes FROM customers ORDER BY id' },
+  { title: 'aggregate orders', sql: 'SELECT count(*) AS orders, sum(total) AS revenue FROM orders' },
+  { title: 'try to drop a table', sql: 'DROP TABLE customers' },
+  { title: 'try to read a server file', sql: "SELECT pg_catalog.\"pg_read_file\"('/etc/passwd')" },
+  { title: 'hide a DROP after a harmless SELECT', sql: 'SELECT 1; /* cleanup */ dRoP TABLE orders' },
+  { title: 'try an anonymous code block', sql: "DO $$ BEGIN EXECUTE 'DELETE FROM orders'; END $$" },
+  { title: 'delete through a writable CTE (held for approval)', sql: 'WITH gone AS (DELETE FROM orders WHERE total < 20 RETURNING id) SELECT count(*) FROM gone' },
+  { title: 'update a record (held for approval)', sql: "UPDATE customers SET notes = 'churned' WHERE id = 3" },
+];
+
+function demoPolicy(root: string, pgPort: number, listenPort: number): string {
+  const doc = parseDocument(fs.readFileSync(path.join(root, 'examples', 'policy.yaml'), 'utf8'));
+  const targets = doc.getIn(['spec', 'targets']) as { items: Array<{ get(k: string): unknown }> };
+  for (const t of targets.items) {
+    const pg = t.get('postgres') as { set(k: string, v: unknown): void } | undefined;
+    if (!pg) continue;
+    pg.set('port', pgPort);
+    pg.set('listenPort', listenPort);
+    pg.set('tls', 'disable');
+  }
+  return doc.toString();
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export async function runDemo(_argv: string[], io: Io): Promise<number> {
+  const root = findRepoRoot();
+  io.stdout('Agent Warden demo\n=================\n');
+  io.stdout('starting PostgreSQL (embedded, SCRAM-SHA-256) with a sample CRM ...');
+  const pg = await startPgServer();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-'));
+  let stop: (() => Promise<void>) | undefined;
+  try {
+    const su = new Client({ connectionString: pg.url() });
+    await su.connect();
+    await su.query('CREATE DATABASE crm');
+    await su.query("CREATE ROLE support_agent LOGIN PASSWORD 'demo-only-s3cret'");
+    await su.end();
+    const crm = new Client({ connectionString: pg.url('crm') });
+    await crm.connect();
+    await crm.query(CRM_SQL);
+    await crm.query('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO support_agent; GRANT CREATE ON SCHEMA public TO support_agent');
+    await crm.end();
+
+    const secrets = path.join(dir, 'secrets', 'crm-db');
+    fs.mkdirSync(secrets, { recursive: true });
+    fs.writeFileSync(path.join(secrets, 'username'), 'support_agent');
+    fs.writeFileSync(path.join(secrets, 'password'), 'demo-only-s3cret');
+    const policyFile = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(policyFile, demoPolicy(root, pg.port, 0));
+
+    const events: StatementEvent[] = [];
+    const sidecar = await startSidecar({
+      policyFile,
+      secretsDir: path.join(dir, 'secrets'),
+      adminAddr: '127.0.0.1:0',
+      portOverrides: { crm: 0 },
+      logger: silentLogger,
+      audit: { statement: (e) => events.push(e), session: () => undefined },
+    });
+    stop = () => sidecar.stop(500);
+    const port = sidecar.ports.get('crm')!;
+    io.stdout(`sidecar enforcing policy "${sidecar.store.current.name}" (examples/policy.yaml) on 127.0.0.1:${port}`);
+    io.stdout(`the agent connects to postgresql://agent@127.0.0.1:${port}/crm: no password; the sidecar holds the credential\n`);
+
+    const agent = new Client({ connectionString: `postgresql://agent@127.0.0.1:${port}/crm` });
+    await agent.connect();
+    const tally = { allowed: 0, masked: 0, denied: 0, held: 0 };
+    for (const [i, step] of STEPS.entries()) {
+      io.stdout(`${i + 1}. ${step.title}\n   agent> ${step.sql}`);
+      const before = events.length;
+      try {
+        const r = await agent.query(step.sql);
+        const masked = events.slice(before).reduce((n, e) => n + e.masked, 0);
+        if (masked > 0) tally.masked++;
+        else tally.allowed++;
+        io.stdout(`   ${masked > 0 ? `MASKED  (${masked} values)` : 'ALLOWED'}`);
+        const rows = Array.isArray(r) ? r[r.length - 1].rows : r.rows;
+        for (const row of rows.slice(0, 5)) io.stdout('     ' + Object.values(row as Record<string, unknown>).map((v) => pad(String(v), 4)).join(' | '));
+      } catch (err) {
+        const e = err as { message: string; detail?: string };
+        const held = /held for approval|approval/.test(e.message);
+        if (held) tally.held++;
+        else tally.denied++;
+        io.stdout(`   ${held ? 'HELD -> DENIED' : 'DENIED'}  ${e.message}${e.detail ? `\n           (${e.detail})` : ''}`);
+      }
+      io.stdout('');
+    }
+    await agent.end();
+    const check = new Client({ connectionString: pg.url('crm') });
+    await check.connect();
+    const tables = (await check.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n;
+    const orders = (await check.query('SELECT count(*)::int AS n FROM orders')).rows[0].n;
+    await check.end();
+    io.stdout(`summary: ${tally.allowed} allowed, ${tally.masked} masked, ${tally.denied} denied, ${tally.held} held (no approval service in this demo, so holds fail closed)`);
+    io.stdout(`database afterwards: ${tables} tables, ${orders} orders: nothing the policy forbids reached it.`);
+    return 0;
+  } finally {
+    await stop?.();
+    await pg.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

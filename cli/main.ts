@@ -1,0 +1,110 @@
+// The `warden` command (also installed as `kubectl-warden`).
+import { parseArgs } from 'node:util';
+import { runValidate } from './validate';
+
+const USAGE = `Usage: warden <command> [options]
+
+Commands:
+  sidecar --policy FILE [--secrets-dir DIR] [--admin-addr 127.0.0.1:15000]
+                          run the data path for the AccessPolicy in FILE
+  validate FILE...        check AccessPolicy YAML offline against the CRD schema
+  demo                    run the embedded demo (real PostgreSQL, sidecar, scripted agent)
+  version                 print the version
+
+Run 'warden <command> --help' for a command's options.
+`;
+
+const io = {
+  stdout: (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
+  stderr: (s: string): void => void process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
+};
+
+async function sidecar(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      policy: { type: 'string' },
+      'secrets-dir': { type: 'string' },
+      'admin-addr': { type: 'string', default: '127.0.0.1:15000' },
+      'local-approvals': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || !values.policy) {
+    io.stderr('Usage: warden sidecar --policy FILE [--secrets-dir DIR] [--admin-addr HOST:PORT]');
+    return values.help ? 0 : 2;
+  }
+  const { startSidecar } = await import('../sidecar/main');
+  const { PolicyLoadError } = await import('../common/policy/load');
+  let running;
+  try {
+    running = await startSidecar({ policyFile: values.policy, secretsDir: values['secrets-dir'], adminAddr: values['admin-addr']! });
+  } catch (err) {
+    if (err instanceof PolicyLoadError) {
+      io.stderr(err.message);
+      return 1;
+    }
+    throw err;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      running.stop(10_000).then(resolve, resolve);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  return 0;
+}
+
+async function demo(argv: string[]): Promise<number> {
+  const { runDemo } = await import('./demo');
+  return runDemo(argv, io);
+}
+
+async function packageVersion(): Promise<string> {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { findRepoRoot } = await import('../common/policy/schema');
+  return (JSON.parse(readFileSync(join(findRepoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'sidecar':
+      return sidecar(rest);
+    case 'validate':
+      if (rest.length === 0 || rest.includes('--help')) {
+        io.stderr('Usage: warden validate FILE...');
+        return rest.length === 0 ? 2 : 0;
+      }
+      return runValidate(rest, io);
+    case 'demo':
+      return demo(rest);
+    case 'version':
+    case '--version':
+      io.stdout(await packageVersion());
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.stdout(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      io.stderr(`warden: unknown command "${cmd}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: Error) => {
+      process.stderr.write(`warden: ${err.message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,113 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { findRepoRoot } from '../common/policy/schema';
+import { runValidate } from './validate';
+
+const root = findRepoRoot();
+const example = path.join(root, 'examples/policy.yaml');
+const invalidExample = path.join(root, 'examples/invalid-policy.yaml');
+
+async function run(files: string[]): Promise<{ code: number; stdout: string[]; stderr: string[] }> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const code = await runValidate(files, { stdout: (s) => stdout.push(s), stderr: (s) => stderr.push(s) });
+  return { code, stdout, stderr };
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-validate-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+test('the example policy is valid: exit 0, one line on stdout', async () => {
+  expect(await run([example])).toEqual({ code: 0, stdout: [`${example}: AccessPolicy support-agent is valid\n`], stderr: [] });
+});
+
+test('the invalid example: exit 1, one line per mistake naming the field', async () => {
+  const { code, stdout, stderr } = await run([invalidExample]);
+  expect(code).toBe(1);
+  expect(stdout).toEqual([]);
+  const prefix = `${invalidExample}: AccessPolicy broken-agent: `;
+  for (const line of stderr) {
+    expect(line.startsWith(prefix)).toBe(true);
+    expect(line.endsWith('\n')).toBe(true);
+  }
+  const lines = stderr.map((l) => l.slice(prefix.length).trimEnd());
+  expect(lines).toEqual(
+    expect.arrayContaining([
+      'spec.defaultAction: must be one of: allow, deny (got "block") (line 10)',
+      'spec.targets[0].postgres: unknown field "hots" (did you mean "host"?) (line 14)',
+      "spec.targets[0].postgres.listenPort: port 15000 is used by the sidecar's admin API; choose another listenPort (line 17)",
+      'spec.targets[1]: sets both postgres and http; a target is exactly one of them (split it into two targets) (line 18)',
+      'spec.rules[1].name: duplicate rule name "no-ddl" (also used by spec.rules[0]) (line 33)',
+      'spec.rules[1].match.target: target "payments" is not defined in spec.targets (defined: crm, openai) (line 36)',
+      'spec.rules[2]: required field "approval" is missing: a rule with action "hold" needs someone to approve (line 39)',
+      'spec.masking[0].targets[0]: target "billing" is not defined in spec.targets (defined: crm, openai) (line 59)',
+    ]),
+  );
+  expect(lines.find((l) => l.startsWith('spec.rules[0].match.sql.statements[1]: '))).toMatch(/: must be one of: SELECT, INSERT, .* \(got "drop-table"\) \(line 32\)$/);
+  // reported in file order
+  const lineNumbers = lines.map((l) => Number(/\(line (\d+)\)$/.exec(l)?.[1]));
+  expect(lineNumbers).toEqual([...lineNumbers].sort((a, b) => a - b));
+});
+
+test('a YAML syntax error names the line', async () => {
+  const file = write('broken.yaml', 'apiVersion: agentwarden.io/v1alpha1\nkind: AccessPolicy\nmetadata:\n  name: x\n spec: {}\n');
+  const { code, stderr } = await run([file]);
+  expect(code).toBe(1);
+  expect(stderr[0]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: document 1: YAML syntax error at line 5, column \\d+: `));
+});
+
+test('several documents and files: each reported, worst exit code wins', async () => {
+  const good = fs.readFileSync(example, 'utf8');
+  const multi = write('multi.yaml', `${good}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\n${good.replace('name: support-agent', 'name: other').replace('strategy: last4', 'strategy: blur')}`);
+  const { code, stdout, stderr } = await run([example, multi]);
+  expect(code).toBe(1);
+  expect(stdout).toEqual([
+    `${example}: AccessPolicy support-agent is valid\n`,
+    `${multi}: AccessPolicy support-agent is valid\n`,
+    `${multi}: skipped ConfigMap settings (not an AccessPolicy)\n`,
+  ]);
+  expect(stderr).toEqual([expect.stringMatching(new RegExp(`^.*multi\\.yaml: AccessPolicy other: spec\\.masking\\[0\\]\\.strategy: must be one of: redact, last4, hash \\(got "blur"\\) \\(line \\d+\\)\\n$`))]);
+});
+
+test('a directory is expanded to its YAML files', async () => {
+  fs.copyFileSync(example, path.join(dir, 'a.yaml'));
+  fs.copyFileSync(example, path.join(dir, 'b.yml'));
+  write('notes.txt', 'not yaml');
+  const { code, stdout } = await run([dir]);
+  expect(code).toBe(0);
+  expect(stdout).toEqual([`${path.join(dir, 'a.yaml')}: AccessPolicy support-agent is valid\n`, `${path.join(dir, 'b.yml')}: AccessPolicy support-agent is valid\n`]);
+});
+
+test('unreadable files exit 2, and the other files are still checked', async () => {
+  const missing = path.join(dir, 'missing.yaml');
+  const { code, stdout, stderr } = await run([missing, invalidExample, example]);
+  expect(code).toBe(2);
+  expect(stderr[0]).toBe(`${missing}: cannot read: no such file or directory\n`);
+  expect(stderr.length).toBeGreaterThan(1);
+  expect(stdout).toEqual([`${example}: AccessPolicy support-agent is valid\n`]);
+});
+
+test('an empty directory or file', async () => {
+  expect((await run([dir])).stderr).toEqual([`${dir}: directory has no .yaml or .yml files\n`]);
+  const empty = write('empty.yaml', '');
+  expect(await run([empty])).toEqual({ code: 1, stdout: [], stderr: [`${empty}: document 1: no YAML document found\n`] });
+});
+
+test('usage errors exit 2', async () => {
+  const none = await run([]);
+  expect(none.code).toBe(2);
+  expect(none.stderr.join('')).toMatch(/^usage: warden validate FILE/);
+  const option = await run(['--strict', example]);
+  expect(option.code).toBe(2);
+  expect(option.stderr.join('')).toMatch(/^warden validate: unknown option --strict\nusage: /);
+});

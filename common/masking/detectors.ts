@@ -1,0 +1,157 @@
+// Content detectors shared by the PostgreSQL (DataRow) and HTTP (JSON/text/SSE) data paths.
+//
+//   const d = compileDetectors(['credit-card', 'email']);
+//   if (mightMatch(text, d)) for (const m of scanMatches(text, d)) ...
+//
+// Matches are { detector, start, end } in UTF-16 code units, sorted by start and
+// non-overlapping: candidates from different detectors that overlap are merged into one
+// region (so nothing any detector flagged is left unmasked) labelled with the detector of the
+// earliest-starting candidate (the longer one on a tie).
+//
+// Pre-check: most values contain no ASCII digit, no '@' and no secret lead, and cannot match
+// anything. `mightMatch` / `mightMatchUtf8` decide that in one pass over the string or raw
+// bytes, using the same lead recogniser as the secret scanner, so a "no" is exact (a "yes"
+// only means the detectors have to run).
+//
+// Streaming (SSE) contract, for the later streaming masker. Detectors treat the end of the
+// text as a boundary, so a match may touch the end (m.end === text.length) and still grow or
+// vanish when more text arrives (a card followed by more digits is not a card; a PEM block,
+// JWT, API key or password value that has not ended is reported up to the end). A streaming
+// caller keeps a buffer of not-yet-emitted text and, after each chunk:
+//   1. runs scanMatches(buffer);
+//   2. holdFrom = buffer.length - (maxMatchLength(detectors) - 1), lowered to the start of any
+//      match that touches the end or crosses holdFrom;
+//   3. emits buffer[0, holdFrom) with the matches inside it masked, keeps the rest;
+//   4. at end of stream, masks and emits everything.
+// maxMatchLength is the longest text that can be needed before a match is recognised: for
+// bounded detectors the longest match; for secret-key, whose shapes are open-ended, the length
+// within which every shape is recognised (after which rule 2 holds it back).
+
+import type { DetectorName } from '../policy/types';
+import { CARD_MAX_LENGTH, PHONE_MAX_LENGTH, SSN_LENGTH, scanNumbers } from './detect-numbers';
+import { EMAIL_MAX_LENGTH, scanEmail } from './detect-email';
+import { SECRET_LEAD_CHARS, SECRET_RECOGNITION_LENGTH, scanSecrets, secretLeadAt } from './detect-secrets';
+import { IBAN_MAX_LENGTH } from './checksums';
+import { BIT_EMAIL, BIT_SECRET, DETECTOR_BITS, DIGIT_BITS, type DetectorMatch } from './scan-util';
+
+export type { DetectorMatch } from './scan-util';
+
+export const DETECTOR_NAMES: readonly DetectorName[] = Object.freeze([
+  'credit-card',
+  'email',
+  'us-ssn',
+  'phone',
+  'iban',
+  'secret-key',
+] as DetectorName[]);
+
+const MAX_LENGTH: Readonly<Record<DetectorName, number>> = {
+  'credit-card': CARD_MAX_LENGTH,
+  email: EMAIL_MAX_LENGTH,
+  'us-ssn': SSN_LENGTH,
+  phone: PHONE_MAX_LENGTH,
+  iban: IBAN_MAX_LENGTH + 8, // print form: a space after every four characters
+  'secret-key': SECRET_RECOGNITION_LENGTH,
+};
+
+const TRIGGER_ANY = 1; // any occurrence may start a match: run the detectors
+const TRIGGER_SECRET = 2; // may be a secret lead: confirm with secretLeadAt
+
+export interface CompiledDetectors {
+  readonly names: readonly DetectorName[];
+  readonly bits: number;
+  /** Per byte value: TRIGGER_ANY, TRIGGER_SECRET or 0. Only ASCII entries are ever set. */
+  readonly triggers: Uint8Array;
+}
+
+/** Validate and compile a detector list once (per masking rule), not per value. */
+export function compileDetectors(names: readonly DetectorName[]): CompiledDetectors {
+  let bits = 0;
+  for (const name of names) {
+    const bit = Object.prototype.hasOwnProperty.call(DETECTOR_BITS, name) ? DETECTOR_BITS[name] : 0;
+    if (bit === 0) throw new Error(`unknown detector "${String(name)}"; known: ${DETECTOR_NAMES.join(', ')}`);
+    bits |= bit;
+  }
+  const triggers = new Uint8Array(256);
+  if (bits & DIGIT_BITS) for (let c = 48; c <= 57; c++) triggers[c] = TRIGGER_ANY;
+  if (bits & BIT_EMAIL) triggers[64] = TRIGGER_ANY;
+  if (bits & BIT_SECRET) for (let k = 0; k < SECRET_LEAD_CHARS.length; k++) triggers[SECRET_LEAD_CHARS.charCodeAt(k)] = TRIGGER_SECRET;
+  return { names: DETECTOR_NAMES.filter((n) => (bits & DETECTOR_BITS[n]) !== 0), bits, triggers };
+}
+
+/** False when `text` certainly holds no match for `d`: the fast path for most values. */
+export function mightMatch(text: string, d: CompiledDetectors): boolean {
+  const t = d.triggers;
+  for (let i = 0, n = text.length; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 128) {
+      const f = t[c];
+      if (f === TRIGGER_ANY || (f === TRIGGER_SECRET && secretLeadAt(text, i, c) !== 0)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * `mightMatch` over the UTF-8 bytes of a value, without decoding. Every trigger is ASCII and
+ * UTF-8 never uses bytes < 0x80 inside a multi-byte character, so the answer equals
+ * `mightMatch(buf.toString('utf8'), d)`.
+ */
+export function mightMatchUtf8(buf: Uint8Array, d: CompiledDetectors): boolean {
+  const t = d.triggers;
+  for (let i = 0, n = buf.length; i < n; i++) {
+    const c = buf[i];
+    const f = t[c];
+    if (f === TRIGGER_ANY || (f === TRIGGER_SECRET && secretLeadAt(buf, i, c) !== 0)) return true;
+  }
+  return false;
+}
+
+/** All matches in `text` (no pre-check: call mightMatch first on hot paths). */
+export function scanMatches(text: string, d: CompiledDetectors): DetectorMatch[] {
+  const out: DetectorMatch[] = [];
+  if (d.bits & DIGIT_BITS) scanNumbers(text, d.bits, out);
+  if (d.bits & BIT_EMAIL) scanEmail(text, out);
+  if (d.bits & BIT_SECRET) scanSecrets(text, out);
+  return out.length > 1 ? mergeOverlaps(out) : out;
+}
+
+/** Convenience: pre-check and scan. */
+export function findMatches(text: string, detectors: CompiledDetectors | readonly DetectorName[]): DetectorMatch[] {
+  const d = isCompiled(detectors) ? detectors : compileDetectors(detectors);
+  return mightMatch(text, d) ? scanMatches(text, d) : [];
+}
+
+/**
+ * The longest text a streaming caller must hold back for these detectors (see the streaming
+ * contract at the top of this file). 0 for an empty list.
+ */
+export function maxMatchLength(detectors: readonly DetectorName[]): number {
+  let max = 0;
+  for (const name of detectors) {
+    const len = Object.prototype.hasOwnProperty.call(MAX_LENGTH, name) ? MAX_LENGTH[name] : 0;
+    if (len === 0) throw new Error(`unknown detector "${String(name)}"`);
+    if (len > max) max = len;
+  }
+  return max;
+}
+
+function isCompiled(x: CompiledDetectors | readonly DetectorName[]): x is CompiledDetectors {
+  return !Array.isArray(x);
+}
+
+/** Sort by start (longer first on ties) and union overlapping regions. */
+function mergeOverlaps(ms: DetectorMatch[]): DetectorMatch[] {
+  ms.sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: DetectorMatch[] = [ms[0]];
+  for (let k = 1; k < ms.length; k++) {
+    const m = ms[k];
+    const last = out[out.length - 1];
+    if (m.start < last.end) {
+      if (m.end > last.end) out[out.length - 1] = { detector: last.detector, start: last.start, end: m.end };
+    } else {
+      out.push(m);
+    }
+  }
+  return out;
+}

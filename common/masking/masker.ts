@@ -1,0 +1,108 @@
+// The masking entry points the data paths call.
+//
+//   PostgreSQL DataRow:  masker.maskUtf8(columnBytes) -> { buf, count, detectors } | null (null = unchanged)
+//   JSON / text:         masker.mask(text) -> { text, count, detectors }
+//   masked columns:      maskWhole(value, strategy, hashKey)
+//
+// Build one masker per masking rule (or per distinct detectors+strategy) when the policy
+// loads; the per-value calls do no setup.
+
+import { isAscii, isUtf8 } from 'node:buffer';
+import type { DetectorName, MaskStrategy } from '../policy/types';
+import {
+  type CompiledDetectors,
+  compileDetectors,
+  maxMatchLength,
+  mightMatch,
+  mightMatchUtf8,
+  scanMatches,
+} from './detectors';
+import { applyStrategy, assertHashKey, assertStrategy } from './strategies';
+
+export interface TextMaskerSpec {
+  detectors: readonly DetectorName[];
+  strategy: MaskStrategy;
+  /** HMAC key for the hash strategy (>= 16 bytes); ignored by the others. */
+  hashKey: Buffer;
+}
+
+export interface MaskResult {
+  /** The masked text; the very same string object when nothing matched. */
+  text: string;
+  /** Number of values masked (overlapping detections count once). */
+  count: number;
+  /** Detectors that matched, each once, in order of first match. Shared and frozen: do not mutate. */
+  detectors: readonly DetectorName[];
+}
+
+/**
+ * What maskUtf8 changed. The count travels with the bytes because the audit record needs it
+ * (warden.masked.count); the object is only allocated when something was masked.
+ */
+export interface MaskedBytes {
+  buf: Buffer;
+  count: number;
+  detectors: readonly DetectorName[];
+}
+
+export interface TextMasker {
+  readonly detectors: readonly DetectorName[];
+  readonly strategy: MaskStrategy;
+  /** Streaming hold-back window for these detectors (see detectors.ts). */
+  readonly maxMatchLength: number;
+  mask(text: string): MaskResult;
+  /**
+   * Mask a UTF-8 value (a DataRow column, a CopyData line). Returns null when nothing matched,
+   * without decoding when the byte pre-check rules out every detector (most values). Bytes
+   * outside matches are preserved exactly, also for invalid UTF-8 or another ASCII-compatible
+   * encoding (then decoded as latin1, which is lossless; detectors only look at ASCII).
+   */
+  maskUtf8(buf: Buffer): MaskedBytes | null;
+}
+
+const NONE: readonly DetectorName[] = Object.freeze([]);
+
+export function createTextMasker(spec: TextMaskerSpec): TextMasker {
+  const compiled = compileDetectors(spec.detectors);
+  const strategy = spec.strategy;
+  assertStrategy(strategy);
+  if (strategy === 'hash') assertHashKey(spec.hashKey);
+  const key = spec.hashKey;
+
+  const mask = (text: string): MaskResult => {
+    if (compiled.bits === 0 || !mightMatch(text, compiled)) return { text, count: 0, detectors: NONE };
+    return maskMatches(text, compiled, strategy, key);
+  };
+
+  const maskUtf8 = (buf: Buffer): MaskedBytes | null => {
+    if (compiled.bits === 0 || !mightMatchUtf8(buf, compiled)) return null;
+    // ASCII (the common case) decodes fastest as latin1; invalid UTF-8 must, to round-trip.
+    const encoding: BufferEncoding = isAscii(buf) || !isUtf8(buf) ? 'latin1' : 'utf8';
+    const r = maskMatches(buf.toString(encoding), compiled, strategy, key);
+    if (r.count === 0) return null;
+    return { buf: Buffer.from(r.text, encoding), count: r.count, detectors: r.detectors };
+  };
+
+  return { detectors: compiled.names, strategy, maxMatchLength: maxMatchLength(compiled.names), mask, maskUtf8 };
+}
+
+function maskMatches(text: string, compiled: CompiledDetectors, strategy: MaskStrategy, key: Buffer): MaskResult {
+  const matches = scanMatches(text, compiled);
+  if (matches.length === 0) return { text, count: 0, detectors: NONE };
+  let out = '';
+  let last = 0;
+  const seen: DetectorName[] = [];
+  for (const m of matches) {
+    out += text.slice(last, m.start) + applyStrategy(strategy, text.slice(m.start, m.end), m.detector, key);
+    last = m.end;
+    if (!seen.includes(m.detector)) seen.push(m.detector);
+  }
+  return { text: out + text.slice(last), count: matches.length, detectors: seen };
+}
+
+/** Mask a whole value (a masked column): the value is sensitive regardless of its content. */
+export function maskWhole(value: string, strategy: MaskStrategy, hashKey: Buffer): string {
+  assertStrategy(strategy);
+  if (strategy === 'hash') assertHashKey(hashKey);
+  return applyStrategy(strategy, value, undefined, hashKey);
+}

@@ -1,0 +1,100 @@
+// The policy engine: a pure function from (operation, identity) to a decision.
+// First matching rule wins per statement; a multi-statement SQL string takes the strictest
+// outcome of its statements (deny > hold > allow), so one denied statement denies the string.
+import { matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
+import type { Decision, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
+
+const SEVERITY: Record<Decision['action'], number> = { allow: 0, hold: 1, deny: 2 };
+
+export function decide(policy: CompiledPolicy, op: Operation, identity: Identity): Decision {
+  if (op.type === 'sql') return decideSql(policy, op, identity);
+  return decideByRules(
+    policy,
+    identity,
+    (rule) => rule.sql === undefined && (rule.http === undefined || httpMatches(rule, op)),
+    op.target,
+  );
+}
+
+function decideSql(policy: CompiledPolicy, op: SqlOperation, identity: Identity): Decision {
+  if (op.parseError !== undefined) {
+    const target = policy.targets.get(op.target);
+    const fallback = target?.postgres?.unparseable ?? policy.defaultAction;
+    return fallback === 'allow'
+      ? { action: 'allow', reason: `statement could not be parsed (${op.parseError}); forwarded because the policy allows unparseable statements` }
+      : { action: 'deny', reason: `statement could not be parsed (${op.parseError}) and the policy denies what it cannot classify` };
+  }
+  let worst: Decision | undefined;
+  for (const stmt of op.statements) {
+    const d = decideByRules(policy, identity, (rule) => appliesToTarget(rule, op.target) && sqlMatches(rule, stmt), op.target);
+    if (worst === undefined || SEVERITY[d.action] > SEVERITY[worst.action]) worst = d;
+    if (worst.action === 'deny') break;
+  }
+  return worst ?? { action: policy.defaultAction, reason: `empty statement; default action ${policy.defaultAction}` };
+}
+
+function decideByRules(
+  policy: CompiledPolicy,
+  identity: Identity,
+  matches: (rule: CompiledRule) => boolean,
+  target?: string,
+): Decision {
+  for (const rule of policy.rules) {
+    if (target !== undefined && !appliesToTarget(rule, target)) continue;
+    if (!identityMatches(rule, identity)) continue;
+    if (!matches(rule)) continue;
+    return {
+      action: rule.action,
+      rule: rule.name,
+      reason: rule.message ?? describeRule(rule),
+      approval: rule.action === 'hold' ? rule.approval : undefined,
+    };
+  }
+  return { action: policy.defaultAction, reason: `no rule matched; policy default is ${policy.defaultAction}` };
+}
+
+function describeRule(rule: CompiledRule): string {
+  const verb = rule.action === 'deny' ? 'denied' : rule.action === 'hold' ? 'held for approval' : 'allowed';
+  return `${verb} by rule "${rule.name}"`;
+}
+
+function appliesToTarget(rule: CompiledRule, target: string): boolean {
+  return rule.target === undefined || rule.target === target;
+}
+
+function identityMatches(rule: CompiledRule, identity: Identity): boolean {
+  if (rule.subjects && !matcherHas(rule.subjects, identity.subject.toLowerCase())) return false;
+  if (rule.groups) {
+    let any = false;
+    for (const g of identity.groups) if (rule.groups.has(g)) any = true;
+    if (!any) return false;
+  }
+  return true;
+}
+
+/** All criteria given must match (AND); within one criterion any value matches (OR). */
+export function sqlMatches(rule: CompiledRule, stmt: SqlStatementInfo): boolean {
+  const m: CompiledSqlMatch | undefined = rule.sql;
+  if (rule.http !== undefined && m === undefined) return false;
+  if (m === undefined) return true;
+  if (m.statements && !stmt.kinds.some((k) => m.statements!.has(k))) return false;
+  if (m.tables && !stmt.tables.some((t) => matcherHas(m.tables!, t))) return false;
+  if (m.functions && !stmt.functions.some((f) => matcherHas(m.functions!, f))) return false;
+  return true;
+}
+
+function httpMatches(rule: CompiledRule, op: Extract<Operation, { type: 'http' }>): boolean {
+  const m = rule.http!;
+  if (m.methods && !m.methods.has(op.method.toUpperCase())) return false;
+  if (m.paths && !m.paths.some((re) => re.test(op.path))) return false;
+  if (m.hosts && (op.host === undefined || !matcherHas(m.hosts, op.host.toLowerCase()))) return false;
+  if (m.headers) {
+    for (const h of m.headers) {
+      const v = op.headers[h.name];
+      const values = Array.isArray(v) ? v : v === undefined ? [] : [v];
+      if (!values.some((x) => h.value.test(x))) return false;
+    }
+  }
+  // JSON body matching is added with the HTTP data path.
+  return true;
+}

@@ -1,0 +1,168 @@
+// The AccessPolicy document as users write it (apiVersion agentwarden.io/v1alpha1).
+// crds/accesspolicy.yaml is the source of truth for the shape; these types mirror it.
+
+export type RuleAction = 'allow' | 'deny' | 'hold';
+export type DefaultAction = 'allow' | 'deny';
+export type TlsMode = 'disable' | 'prefer' | 'require' | 'verify-full';
+export type MaskStrategy = 'redact' | 'last4' | 'hash';
+export type DetectorName = 'credit-card' | 'email' | 'us-ssn' | 'phone' | 'iban' | 'secret-key';
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+
+export interface PostgresTargetSpec {
+  host: string;
+  port?: number;
+  database: string;
+  tls?: TlsMode;
+  /** Secret with keys `username`, `password` (and optionally `ca.crt` for verify-full). */
+  credentialsSecret: string;
+  listenPort: number;
+  /** What to do with statements the PostgreSQL parser rejects; defaults to the policy's defaultAction. */
+  unparseable?: DefaultAction;
+  connectTimeout?: string;
+}
+
+export interface HttpAuthSpec {
+  header?: string;
+  valuePrefix?: string;
+  queryParam?: string;
+  basic?: boolean;
+}
+
+export interface HttpTargetSpec {
+  baseUrl: string;
+  credentialsSecret?: string;
+  auth?: HttpAuthSpec;
+  timeout?: string;
+}
+
+export interface TargetSpec {
+  name: string;
+  postgres?: PostgresTargetSpec;
+  http?: HttpTargetSpec;
+  env?: string;
+}
+
+export interface SqlMatch {
+  statements?: string[];
+  tables?: string[];
+  functions?: string[];
+}
+
+export interface HttpMatch {
+  methods?: string[];
+  paths?: string[];
+  hosts?: string[];
+  headers?: Record<string, string>;
+  json?: Array<{ path: string; values?: string[] }>;
+}
+
+export interface RuleMatch {
+  target?: string;
+  sql?: SqlMatch;
+  http?: HttpMatch;
+  subjects?: string[];
+  groups?: string[];
+}
+
+export interface ApprovalSpec {
+  approvers?: { users?: string[]; groups?: string[] };
+  timeout?: string;
+  count?: number;
+}
+
+export interface RuleSpec {
+  name: string;
+  action: RuleAction;
+  match: RuleMatch;
+  approval?: ApprovalSpec;
+  message?: string;
+}
+
+export interface MaskingSpec {
+  name: string;
+  detectors?: DetectorName[];
+  columns?: string[];
+  jsonPaths?: string[];
+  strategy?: MaskStrategy;
+  targets?: string[];
+}
+
+export interface AccessPolicySpec {
+  podSelector?: LabelSelector;
+  defaultAction?: DefaultAction;
+  targets: TargetSpec[];
+  rules?: RuleSpec[];
+  masking?: MaskingSpec[];
+  audit?: { payloads?: boolean };
+}
+
+export interface AccessPolicy {
+  apiVersion: 'agentwarden.io/v1alpha1';
+  kind: 'AccessPolicy';
+  metadata: { name: string; namespace?: string; generation?: number; [k: string]: unknown };
+  spec: AccessPolicySpec;
+}
+
+/** Who is calling, as far as the sidecar knows. */
+export interface Identity {
+  subject: string;
+  groups: string[];
+  /** How the identity was established: the pod's own, or a verified token. */
+  source: 'pod' | 'token' | 'local';
+}
+
+/** A classified SQL statement: everything a rule can match on. */
+export interface SqlStatementInfo {
+  /** Top-level command, upper case: SELECT, INSERT, DELETE, DROP, DO, ... */
+  kind: string;
+  /** Every command kind the statement would run, nested ones included (writable CTEs, EXPLAIN ANALYZE, COPY (...)). */
+  kinds: string[];
+  /** Relations referenced, lower case, as written (`customers`) and schema-qualified when written so (`public.customers`). */
+  tables: string[];
+  /** Functions called, lower case, without schema (`pg_read_file`) plus the qualified form when written so. */
+  functions: string[];
+  /** Column names referenced anywhere, lower case, used to catch masked columns hidden in expressions. */
+  columns: string[];
+  /** `PREPARE name AS ...`: the name, and the classification of the prepared statement alone. */
+  prepares?: string;
+  preparedBody?: SqlStatementInfo;
+  /** `EXECUTE name`: judged by what was prepared under that name. */
+  executes?: string;
+  /** `DEALLOCATE name` (or `*` for ALL). */
+  deallocates?: string;
+  /** COPY direction, when kind is COPY. */
+  copy?: 'to' | 'from';
+}
+
+export interface SqlOperation {
+  type: 'sql';
+  target: string;
+  /** Empty when `parseError` is set. */
+  statements: SqlStatementInfo[];
+  parseError?: string;
+}
+
+export interface HttpOperation {
+  type: 'http';
+  target: string;
+  method: string;
+  path: string;
+  host?: string;
+  headers: Record<string, string | string[] | undefined>;
+  json?: unknown;
+}
+
+export type Operation = SqlOperation | HttpOperation;
+
+export interface Decision {
+  action: RuleAction;
+  /** Name of the rule that decided; undefined when the default action applied. */
+  rule?: string;
+  /** Human-readable reason: what the agent is told on a denial. */
+  reason: string;
+  approval?: ApprovalSpec;
+}

@@ -1,0 +1,43 @@
+// The first audit sink: metrics for every operation and a structured log line for every decision
+// other than a plain allow. The OpenTelemetry exporter plugs in beside it as another AuditSink.
+import type { Logger } from '../common/log';
+import type { Metrics } from '../common/metrics';
+import type { AuditSink, SessionEvent, StatementEvent } from './postgres/runtime';
+
+export function createAuditLog(log: Logger, metrics: Metrics): AuditSink {
+  const ops = metrics.counter('warden_operations_total', 'Operations seen by the sidecar, by target, decision and rule.');
+  const masked = metrics.counter('warden_masked_values_total', 'Values masked in responses, by target.');
+  const sessions = metrics.counter('warden_sessions_total', 'Session lifecycle events, by target and event.');
+  return {
+    statement(e: StatementEvent): void {
+      ops.inc({ target: e.target, decision: e.decision, rule: e.rule ?? '' });
+      if (e.masked > 0) masked.inc({ target: e.target }, e.masked);
+      if (e.decision === 'allow' && !e.error) return;
+      log.info('operation', {
+        session: e.sessionId,
+        target: e.target,
+        policy: e.policy,
+        decision: e.decision,
+        rule: e.rule,
+        reason: e.reason,
+        kinds: e.kinds,
+        masked: e.masked,
+        rows: e.rows,
+        error: e.error,
+        durationMs: Math.round(e.durationMs * 1000) / 1000,
+      });
+    },
+    session(e: SessionEvent): void {
+      sessions.inc({ target: e.target, event: e.event });
+      if (e.event !== 'connect' && e.event !== 'disconnect') log.warn('session', { ...e });
+    },
+  };
+}
+
+/** Fan-out to several sinks (metrics/log now, OpenTelemetry later). */
+export function teeAudit(...sinks: AuditSink[]): AuditSink {
+  return {
+    statement: (e) => sinks.forEach((s) => s.statement(e)),
+    session: (e) => sinks.forEach((s) => s.session(e)),
+  };
+}

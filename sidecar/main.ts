@@ -1,0 +1,146 @@
+// `warden sidecar`: loads the policy, opens one listener per postgres target and the admin port,
+// hot-reloads policy changes (reconciling listeners), and shuts down gracefully on SIGTERM.
+import { createHash, randomBytes } from 'node:crypto';
+import type * as http from 'node:http';
+import * as os from 'node:os';
+import { createLogger, type Logger } from '../common/log';
+import { Metrics } from '../common/metrics';
+import type { CompiledPolicy } from '../common/policy/compile';
+import type { Identity } from '../common/policy/types';
+import { createAdminServer, parseAddr } from './admin-server';
+import { createAuditLog } from './audit-log';
+import { PolicyStore } from './policy-store';
+import { CancelRegistry } from './postgres/cancel-registry';
+import { initClassifier } from './postgres/classify/classify';
+import { createClassifier } from './postgres/classify/cache';
+import { PostgresListener } from './postgres/listener';
+import type { ApprovalGate, AuditSink } from './postgres/runtime';
+import { createTargetRuntime } from './postgres/target-runtime';
+import { SecretStore } from './secrets';
+
+export interface SidecarOptions {
+  policyFile: string;
+  secretsDir?: string;
+  adminAddr: string;
+  /** Overrides listen ports (tests: `{crm: 0}` picks a free port). */
+  portOverrides?: Record<string, number>;
+  maxMessageBytes?: number;
+  logger?: Logger;
+  audit?: AuditSink;
+  approvals?: ApprovalGate;
+  identity?: Identity;
+}
+
+export interface RunningSidecar {
+  ports: Map<string, number>;
+  adminPort: number;
+  store: PolicyStore;
+  metrics: Metrics;
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** The pod's own identity, from the downward-API env the operator injects. */
+export function podIdentity(): Identity {
+  const sa = process.env.WARDEN_SERVICE_ACCOUNT;
+  const ns = process.env.WARDEN_POD_NAMESPACE ?? process.env.POD_NAMESPACE;
+  if (sa && ns) return { subject: `system:serviceaccount:${ns}:${sa}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`], source: 'pod' };
+  return { subject: `local:${os.userInfo().username}`, groups: [], source: 'local' };
+}
+
+function hashKeyFrom(secrets: SecretStore, log: Logger): Buffer {
+  try {
+    const k = secrets.dir ? secrets.readOptional('warden-masking', 'hash-key') : undefined;
+    // Any length of key material works; HMAC wants a fixed-size key.
+    if (k) return createHash('sha256').update(k).digest();
+  } catch {
+    /* fall through to a process key */
+  }
+  log.warn('no masking hash key (secret warden-masking/hash-key): hashes are consistent only within this process');
+  return randomBytes(32);
+}
+
+export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
+  const log = opts.logger ?? createLogger({ component: 'sidecar' });
+  const metrics = new Metrics();
+  const store = new PolicyStore(opts.policyFile, log);
+  await initClassifier();
+  const classifier = createClassifier({ maxEntries: 10_000 });
+  const secrets = new SecretStore(opts.secretsDir);
+  const cancels = new CancelRegistry();
+  const audit = opts.audit ?? createAuditLog(log, metrics);
+  const identity = opts.identity ?? podIdentity();
+  const hashKey = hashKeyFrom(secrets, log);
+  const reloads = metrics.counter('warden_policy_reloads_total', 'Policy reload attempts, by result.');
+  const active = metrics.gauge('warden_active_connections', 'Open agent connections, by target.');
+  const listeners = new Map<string, { listener: PostgresListener; port: number }>();
+  const ports = new Map<string, number>();
+  let lastError: string | undefined;
+
+  const reconcile = async (policy: CompiledPolicy): Promise<void> => {
+    for (const [name, l] of listeners) {
+      const t = policy.targets.get(name)?.postgres;
+      const wanted = opts.portOverrides?.[name] ?? t?.listenPort;
+      if (!t || (wanted !== undefined && wanted !== 0 && wanted !== l.port)) {
+        listeners.delete(name);
+        ports.delete(name);
+        await l.listener.close(5000);
+      }
+    }
+    for (const [name, target] of policy.targets) {
+      if (!target.postgres || listeners.has(name)) continue;
+      const rt = createTargetRuntime({
+        target: name,
+        store,
+        secrets,
+        classify: (text) => {
+          const r = classifier.classify(text);
+          return 'parseError' in r ? { statements: [], parseError: r.parseError } : r;
+        },
+        cancels,
+        identity,
+        audit,
+        approvals: opts.approvals,
+        hashKey,
+        maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
+      });
+      const listener = new PostgresListener(rt, log, (n) => active.set({ target: name }, n));
+      const port = await listener.listen(opts.portOverrides?.[name] ?? target.postgres.listenPort);
+      listeners.set(name, { listener, port });
+      ports.set(name, port);
+    }
+  };
+
+  await reconcile(store.current);
+  store.on('reload', (p) => {
+    reloads.inc({ result: 'applied' });
+    reconcile(p).catch((err) => {
+      lastError = (err as Error).message;
+      log.error('applying the reloaded policy failed', { error: lastError });
+    });
+  });
+  store.on('rejected', () => reloads.inc({ result: 'rejected' }));
+  store.watch();
+
+  const admin: http.Server = createAdminServer({
+    metrics,
+    ready: () => (lastError ? { ok: false, reason: lastError } : { ok: true }),
+  });
+  const { host, port } = parseAddr(opts.adminAddr);
+  const adminPort = await new Promise<number>((resolve, reject) => {
+    admin.once('error', reject);
+    admin.listen(port, host, () => resolve((admin.address() as { port: number }).port));
+  });
+  log.info('sidecar ready', { policy: store.current.name, admin: `${host}:${adminPort}`, targets: [...ports.keys()] });
+
+  return {
+    ports,
+    adminPort,
+    store,
+    metrics,
+    stop: async (graceMs = 10_000) => {
+      store.stop();
+      admin.close();
+      await Promise.all([...listeners.values()].map((l) => l.listener.close(graceMs)));
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import { createHash } from 'node:crypto';
+import { encodePassword } from '../protocol/frontend';
+import type { AuthMethod, Credentials } from './types';
+import { AuthError } from './types';
+
+const md5hex = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
+
+export function md5Auth(creds: Credentials): AuthMethod {
+  return {
+    respond(msg) {
+      if (msg.name !== 'authMd5') throw new AuthError(`unexpected ${msg.name} during md5 authentication`);
+      const inner = md5hex(creds.password + creds.username);
+      return encodePassword('md5' + md5hex(Buffer.concat([Buffer.from(inner), msg.salt])));
+    },
+  };
+}

@@ -1,0 +1,98 @@
+// Resolves RowDescription's (table OID, column number) to schema.table.column names, which
+// column masking rules are written in. Lookups go over a separate control connection with the
+// sidecar's own credentials and are cached: OIDs are stable, names change only with DDL.
+import type { ControlConnection } from './control-query';
+
+export interface TableInfo {
+  schema: string;
+  table: string;
+  /** Column names by attribute number. */
+  columns: Map<number, string>;
+}
+
+export interface CatalogOptions {
+  connect(): Promise<ControlConnection>;
+  ttlMs: number;
+}
+
+// OIDs are integers we format ourselves, so inlining them in the simple protocol is safe.
+const query = (oids: number[]): string => `SELECT c.oid::int8, n.nspname, c.relname, a.attnum, a.attname
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  WHERE c.oid IN (${oids.map((o) => String(o >>> 0)).join(',')})`;
+
+export class CatalogCache {
+  private readonly entries = new Map<number, { info: TableInfo | null; at: number }>();
+  private client: ControlConnection | undefined;
+  private connecting: Promise<ControlConnection> | undefined;
+
+  constructor(private readonly opts: CatalogOptions) {}
+
+  /** Cached entry, `null` for an OID that does not exist, undefined when not known yet. */
+  get(oid: number): TableInfo | null | undefined {
+    const e = this.entries.get(oid);
+    if (!e) return undefined;
+    if (Date.now() - e.at > this.opts.ttlMs) {
+      this.entries.delete(oid);
+      return undefined;
+    }
+    return e.info;
+  }
+
+  /** DDL went through: names may have changed. */
+  invalidate(): void {
+    this.entries.clear();
+  }
+
+  async load(oids: number[]): Promise<void> {
+    const client = await this.control();
+    let rows: Array<Array<string | null>>;
+    try {
+      rows = await client.query(query(oids));
+    } catch (err) {
+      this.drop();
+      throw err;
+    }
+    const now = Date.now();
+    const found = new Map<number, TableInfo>();
+    for (const [oidText, schema, table, attnum, attname] of rows) {
+      const oid = Number(oidText);
+      let t = found.get(oid);
+      if (!t) {
+        t = { schema: schema!, table: table!, columns: new Map() };
+        found.set(oid, t);
+      }
+      t.columns.set(Number(attnum), attname!);
+    }
+    for (const oid of oids) this.entries.set(oid, { info: found.get(oid) ?? null, at: now });
+  }
+
+  private control(): Promise<ControlConnection> {
+    if (this.client?.isOpen) return Promise.resolve(this.client);
+    this.connecting ??= this.opts.connect().then(
+      (c) => {
+        this.client = c;
+        this.connecting = undefined;
+        return c;
+      },
+      (err) => {
+        this.connecting = undefined;
+        throw err;
+      },
+    );
+    return this.connecting;
+  }
+
+  private drop(): void {
+    const c = this.client;
+    this.client = undefined;
+    c?.close();
+  }
+
+  close(): void {
+    const c = this.client;
+    this.client = undefined;
+    c?.close();
+  }
+}

@@ -1,0 +1,42 @@
+// Microbenchmark of the classifier: `npx tsc -p tsconfig.json && node dist/sidecar/postgres/classify/bench.js`
+// (also run, with smaller counts, by cache.test.ts). Prints microseconds per classify call.
+import { parseSync, normalizeSync } from 'libpg-query';
+import { createClassifier } from './cache';
+import { classifySql, initClassifier } from './classify';
+
+export interface BenchResult {
+  parseUs: number;
+  normalizeUs: number;
+  uncachedClassifyUs: number;
+  exactHitUs: number;
+  normalizedHitUs: number;
+  missUs: number;
+}
+
+function timeUs(n: number, fn: (i: number) => void): number {
+  for (let i = 0; i < Math.min(n, 2000); i++) fn(i + 1_000_000); // warm up the JIT
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn(i);
+  return Number(process.hrtime.bigint() - start) / 1000 / n;
+}
+
+export async function runBench(n = 20_000): Promise<BenchResult> {
+  await initClassifier();
+  const pgbench = (i: number): string => `SELECT abalance FROM pgbench_accounts WHERE aid = ${i};`;
+  const parseUs = timeUs(n, (i) => parseSync(pgbench(i)));
+  const normalizeUs = timeUs(n, (i) => normalizeSync(pgbench(i)));
+  const uncachedClassifyUs = timeUs(n, (i) => classifySql(pgbench(i)));
+  const hot = createClassifier({ maxEntries: 10_000 });
+  const exactHitUs = timeUs(n, () => hot.classify(pgbench(42)));
+  const normalizedHitUs = timeUs(n, (i) => hot.classify(pgbench(i)));
+  // Misses: every text has a different shape (a new column alias), so nothing is shared.
+  const cold = createClassifier({ maxEntries: 10_000 });
+  const missUs = timeUs(n, (i) => cold.classify(`SELECT abalance AS a${i} FROM pgbench_accounts WHERE aid = ${i};`));
+  return { parseUs, normalizeUs, uncachedClassifyUs, exactHitUs, normalizedHitUs, missUs };
+}
+
+if (require.main === module) {
+  void runBench().then((r) => {
+    for (const [k, v] of Object.entries(r)) console.log(`${k.padEnd(20)} ${v.toFixed(2)} µs`);
+  });
+}

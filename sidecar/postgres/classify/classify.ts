@@ -1,0 +1,162 @@
+// Classifies SQL text with the real PostgreSQL parser (libpg-query, PostgreSQL 18 grammar) into
+// the SqlStatementInfo the policy engine matches rules against. Comments, case, quoting, dollar
+// quotes, E'' and U&"" escapes are all the parser's business, so what we see is what the server
+// will run. SQL hidden inside strings (DO bodies, function bodies, EXECUTE, query_to_xml('...'))
+// is parsed again and merged into the statement that carries it.
+import { loadModule, parsePlPgSQLSync, parseSync } from 'libpg-query';
+import type { SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
+import { newCollected, type Collected } from './collect';
+import { stmtKind } from './kinds';
+import { walkPlpgsql } from './plpgsql';
+import { walkTree, type WalkContext } from './walker';
+
+export type ClassifyResult = { statements: SqlStatementInfo[] } | { parseError: string };
+
+export interface DetailedClassification {
+  result: ClassifyResult;
+  /** The result read a constant's value: it must not be shared between texts that differ only in constants. */
+  constSensitive: boolean;
+}
+
+/** How deep SQL-in-a-string-in-SQL is followed; deeper nesting is reported as DYNAMIC. */
+const MAX_EMBED_DEPTH = 8;
+
+let loading: Promise<void> | undefined;
+let loaded = false;
+
+/** Loads the parser (WASM) once; every classify function needs it. Safe to call repeatedly. */
+export function initClassifier(): Promise<void> {
+  loading ??= loadModule().then(
+    () => {
+      loaded = true;
+    },
+    (err: unknown) => {
+      loading = undefined; // allow a retry
+      throw err;
+    },
+  );
+  return loading;
+}
+
+export function assertClassifierReady(): void {
+  if (!loaded) throw new Error('SQL classifier used before initClassifier() resolved');
+}
+
+export function classifySql(text: string): ClassifyResult {
+  return classifyDetailed(text).result;
+}
+
+/** The engine's view of a classified text, for `decide(policy, op, identity)`. */
+export function toSqlOperation(target: string, result: ClassifyResult): SqlOperation {
+  return 'parseError' in result
+    ? { type: 'sql', target, statements: [], parseError: result.parseError }
+    : { type: 'sql', target, statements: result.statements };
+}
+
+export function classifyDetailed(text: string): DetailedClassification {
+  assertClassifierReady();
+  const flags = { constSensitive: false };
+  // libpg-query rejects '' although the server answers it with EmptyQueryResponse.
+  if (text.trim() === '') return { result: { statements: [] }, constSensitive: false };
+  let tree: ParsedTree;
+  try {
+    tree = parseSync(text) as ParsedTree;
+  } catch (err) {
+    return { result: { parseError: errorMessage(err) }, constSensitive: false };
+  }
+  const statements: SqlStatementInfo[] = [];
+  for (const raw of tree.stmts ?? []) {
+    const out = newCollected();
+    const [type, body] = unwrap(raw.stmt);
+    const kind = type === undefined ? 'OTHER' : stmtKind(type, body);
+    walkTree(raw.stmt, context(out, flags, text, raw, 0));
+    statements.push(toInfo(kind, out));
+  }
+  return { result: { statements }, constSensitive: flags.constSensitive };
+}
+
+interface RawStmt {
+  stmt?: unknown;
+  stmt_location?: number;
+  stmt_len?: number;
+}
+interface ParsedTree {
+  stmts?: RawStmt[];
+}
+
+function context(out: Collected, flags: { constSensitive: boolean }, text: string, raw: RawStmt, depth: number): WalkContext {
+  let stmtText: string | undefined;
+  return {
+    out,
+    flags,
+    get stmtText(): string {
+      stmtText ??= sliceUtf8(text, raw.stmt_location ?? 0, raw.stmt_len ?? 0);
+      return stmtText;
+    },
+    embedSql: (sql) => embedSql(sql, out, flags, depth + 1),
+    embedPlpgsql: (source) => embedPlpgsql(source, out, flags, depth + 1),
+  };
+}
+
+function embedSql(sql: string, out: Collected, flags: { constSensitive: boolean }, depth: number): boolean {
+  if (depth > MAX_EMBED_DEPTH) return false;
+  if (sql.trim() === '') return true;
+  let tree: ParsedTree;
+  try {
+    tree = parseSync(sql) as ParsedTree;
+  } catch {
+    return false;
+  }
+  for (const raw of tree.stmts ?? []) walkTree(raw.stmt, context(out, flags, sql, raw, depth));
+  return true;
+}
+
+function embedPlpgsql(source: string, out: Collected, flags: { constSensitive: boolean }, depth: number): boolean {
+  if (depth > MAX_EMBED_DEPTH) return false;
+  let tree: unknown;
+  try {
+    tree = parsePlPgSQLSync(source);
+  } catch {
+    return false;
+  }
+  return walkPlpgsql(tree, {
+    sql: (text) => embedSql(text, out, flags, depth + 1),
+    parse: (text) => {
+      try {
+        return parseSync(text);
+      } catch {
+        return undefined;
+      }
+    },
+    addKind: (kind) => out.kinds.add(kind),
+  });
+}
+
+function unwrap(node: unknown): [string | undefined, Record<string, unknown>] {
+  if (node !== null && typeof node === 'object') {
+    const keys = Object.keys(node);
+    if (keys.length === 1) return [keys[0], (node as Record<string, Record<string, unknown>>)[keys[0]] ?? {}];
+  }
+  return [undefined, {}];
+}
+
+function toInfo(kind: string, c: Collected): SqlStatementInfo {
+  c.kinds.delete(kind);
+  return {
+    kind,
+    kinds: [kind, ...[...c.kinds].sort()],
+    tables: [...c.tables].sort(),
+    functions: [...c.functions].sort(),
+    columns: [...c.columns].sort(),
+  };
+}
+
+/** Parser locations are UTF-8 byte offsets; a length of 0 means "to the end". */
+function sliceUtf8(text: string, start: number, len: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  return bytes.subarray(start, len > 0 ? start + len : bytes.length).toString('utf8');
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

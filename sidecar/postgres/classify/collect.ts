@@ -1,0 +1,75 @@
+// What a walk over one statement accumulates, and the name helpers that fill it.
+// Names are lower-cased: PostgreSQL folds unquoted identifiers, and a quoted "Secrets" matching a
+// rule for `secrets` is a false deny we accept rather than a miss.
+
+export interface Collected {
+  kinds: Set<string>;
+  tables: Set<string>;
+  functions: Set<string>;
+  columns: Set<string>;
+}
+
+export function newCollected(): Collected {
+  return { kinds: new Set(), tables: new Set(), functions: new Set(), columns: new Set() };
+}
+
+/** `sval` of a `{String: {sval}}` node, else undefined. */
+export function stringNode(node: unknown): string | undefined {
+  if (node === null || typeof node !== 'object') return undefined;
+  const s = (node as { String?: { sval?: unknown } }).String;
+  if (s === undefined) return undefined;
+  // An empty string is omitted from protobuf JSON: `{String: {}}` is ''.
+  return typeof s.sval === 'string' ? s.sval : '';
+}
+
+/** The identifier parts of a name list (`[{String}, {String}]`); A_Star becomes `*`. */
+export function nameParts(list: unknown): string[] {
+  const out: string[] = [];
+  if (!Array.isArray(list)) return out;
+  for (const item of list) {
+    const s = stringNode(item);
+    if (s !== undefined) out.push(s.toLowerCase());
+    else if (item !== null && typeof item === 'object' && 'A_Star' in item) out.push('*');
+  }
+  return out;
+}
+
+/** Adds `rel`, `schema.rel` and `catalog.schema.rel` for the parts given. */
+export function addQualified(into: Set<string>, parts: string[]): void {
+  if (parts.length === 0) return;
+  into.add(parts[parts.length - 1]);
+  for (let i = parts.length - 2; i >= 0; i--) into.add(parts.slice(i).join('.'));
+}
+
+export function addRangeVar(c: Collected, rv: Record<string, unknown>): void {
+  const parts: string[] = [];
+  for (const k of ['catalogname', 'schemaname', 'relname']) {
+    const v = rv[k];
+    if (typeof v === 'string' && v !== '') parts.push(v.toLowerCase());
+  }
+  addQualified(c.tables, parts);
+}
+
+/** Column name (last part) plus the qualified form as written (`c.card_number`, `c.*`). */
+export function addColumnRef(c: Collected, fields: unknown): void {
+  const parts = nameParts(fields);
+  if (parts.length === 0) return;
+  c.columns.add(parts[parts.length - 1]);
+  if (parts.length > 1) c.columns.add(parts.join('.'));
+}
+
+/** Parses a relation name given as text (`'public.secrets'::regclass`), quoting rules included. */
+export function relationNameParts(text: string): string[] | undefined {
+  const parts: string[] = [];
+  const re = /\s*(?:"((?:[^"]|"")*)"|([^".\s]+))\s*(\.|$)/y;
+  let pos = 0;
+  while (pos < text.length) {
+    re.lastIndex = pos;
+    const m = re.exec(text);
+    if (m === null) return undefined;
+    parts.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]);
+    pos = re.lastIndex;
+    if (m[3] === '') break;
+  }
+  return parts.length > 0 && parts.length <= 3 ? parts.map((p) => p.toLowerCase()) : undefined;
+}

@@ -1,0 +1,286 @@
+// A generic walk over a libpg-query parse tree (protobuf JSON). It visits every object and array,
+// so a node is found wherever the grammar puts it (subqueries, CTEs, DEFAULT/CHECK expressions,
+// RETURNING, rule actions, EXPLAIN, COPY (...), PREPARE ...): nothing is hand-listed by position.
+//
+// Two shapes occur: wrapped nodes `{RangeVar: {...}}` (a field typed `Node`) and bare bodies in
+// typed fields (`InsertStmt.relation`, `CallStmt.funccall`, `SelectStmt.larg`...). Bare bodies
+// carry no type tag, so what matters for security is recognised by shape (a `relname` string is a
+// relation, a `funcname` list is a function name), which works for both.
+import {
+  addColumnRef,
+  addQualified,
+  addRangeVar,
+  nameParts,
+  relationNameParts,
+  stringNode,
+  type Collected,
+} from './collect';
+import { isDynamicSqlFunction } from './dynamic';
+import { isStatementType, stmtKind } from './kinds';
+
+export interface WalkContext {
+  out: Collected;
+  /**
+   * Set when the classification read the value of a constant (or would have, had a constant been
+   * at that place). Normalized text replaces constants by $n, so such a result must not be cached
+   * under the normalized text. Shared (by reference) with nested walks.
+   */
+  flags: { constSensitive: boolean };
+  /** Source text of the current top-level statement: the PL/pgSQL parser wants CREATE FUNCTION text. */
+  stmtText: string;
+  /** Classifies SQL text found inside this statement into `out`; false if it does not parse. */
+  embedSql(sql: string): boolean;
+  /** Runs the PL/pgSQL parser over a DO or CREATE FUNCTION text into `out`; false if it fails. */
+  embedPlpgsql(source: string): boolean;
+}
+
+type Obj = Record<string, unknown>;
+
+/** Relation-like object types whose name lists (DROP/COMMENT/... `objects`) name a relation. */
+const RELATION_OBJECTS = new Set([
+  'OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE', 'OBJECT_INDEX',
+]);
+/** Object types named `table.member`: the relation is every part but the last. */
+const RELATION_MEMBER_OBJECTS = new Set([
+  'OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT',
+]);
+const OBJECT_TYPE_FIELDS = ['removeType', 'objtype', 'objectType', 'renameType'];
+
+const COMMAND_TYPES: Record<string, string> = {
+  CMD_UPDATE: 'UPDATE',
+  CMD_INSERT: 'INSERT',
+  CMD_DELETE: 'DELETE',
+  CMD_MERGE: 'MERGE',
+};
+
+export function walkTree(root: unknown, ctx: WalkContext): void {
+  // Explicit stacks (values and their known node types): parse trees can be deep, and a
+  // recursive walk would risk the JS stack.
+  const values: unknown[] = [root];
+  const types: Array<string | undefined> = [undefined];
+  while (values.length > 0) {
+    const value = values.pop();
+    const type = types.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (const item of value) {
+        values.push(item);
+        types.push(undefined);
+      }
+      continue;
+    }
+    const obj = value as Obj;
+    if (type === undefined) {
+      const wrapped = wrapperKey(obj);
+      if (wrapped !== undefined) {
+        values.push(obj[wrapped]);
+        types.push(wrapped);
+        continue;
+      }
+    }
+    visit(type, obj, ctx);
+    for (const key in obj) {
+      const child = obj[key];
+      if (child !== null && typeof child === 'object') {
+        values.push(child);
+        types.push(undefined);
+      }
+    }
+  }
+}
+
+/** `{RangeVar: {...}}` -> 'RangeVar': one key, starting with an upper-case letter. */
+function wrapperKey(obj: Obj): string | undefined {
+  let only: string | undefined;
+  for (const key in obj) {
+    if (only !== undefined) return undefined;
+    only = key;
+  }
+  if (only === undefined) return undefined;
+  const c = only.charCodeAt(0);
+  return c >= 65 && c <= 90 ? only : undefined;
+}
+
+function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
+  const out = ctx.out;
+  // Shape-based: these fields appear in bare bodies as well as wrapped nodes.
+  if (typeof obj.relname === 'string') addRangeVar(out, obj);
+  if (Array.isArray(obj.funcname)) visitFunctionName(obj, nameParts(obj.funcname), ctx);
+  // ObjectWithArgs: DROP/ALTER/GRANT ... ON FUNCTION, CREATE CAST ... WITH FUNCTION.
+  if (Array.isArray(obj.objname)) addQualified(out.functions, nameParts(obj.objname));
+  // MERGE ... WHEN ... THEN UPDATE/DELETE/INSERT.
+  if (typeof obj.commandType === 'string') {
+    const k = COMMAND_TYPES[obj.commandType];
+    if (k !== undefined) out.kinds.add(k);
+  }
+  // INSERT ... ON CONFLICT DO UPDATE updates rows.
+  if (obj.action === 'ONCONFLICT_UPDATE') out.kinds.add('UPDATE');
+  visitObjectNames(obj, out);
+  if (type === undefined) return;
+  if (isStatementType(type)) {
+    out.kinds.add(stmtKind(type, obj));
+    visitStatement(type, obj, ctx);
+    return;
+  }
+  switch (type) {
+    case 'ColumnRef':
+      addColumnRef(out, obj.fields);
+      break;
+    case 'A_Indirection':
+      // (c).card_number: a field selected from a composite value.
+      for (const s of nameParts(obj.indirection)) if (s !== '*') out.columns.add(s);
+      break;
+    case 'JoinExpr':
+      for (const s of nameParts(obj.usingClause)) out.columns.add(s);
+      break;
+    case 'TypeCast':
+      visitTypeCast(obj, ctx);
+      break;
+  }
+}
+
+function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
+  const out = ctx.out;
+  switch (type) {
+    case 'CopyStmt':
+      // COPY t FROM writes rows into t; COPY t TO reads all of t.
+      if (obj.is_from === true) out.kinds.add('INSERT');
+      else if (obj.relation !== undefined) out.kinds.add('SELECT');
+      if (obj.is_program === true) out.functions.add('copy_program');
+      else if (typeof obj.filename === 'string') out.functions.add('copy_file');
+      break;
+    case 'SelectStmt':
+      if (obj.intoClause !== undefined) out.kinds.add('SELECT');
+      break;
+    case 'AlterDefaultPrivilegesStmt': {
+      const action = obj.action as Obj | undefined;
+      out.kinds.add(action?.is_grant === true ? 'GRANT' : 'REVOKE');
+      break;
+    }
+    case 'DropOwnedStmt':
+      out.kinds.add('REVOKE');
+      break;
+    case 'ReassignOwnedStmt':
+      out.kinds.add('ALTER');
+      break;
+    case 'ImportForeignSchemaStmt':
+      out.kinds.add('CREATE');
+      break;
+    case 'DoStmt':
+      visitDo(obj, ctx);
+      break;
+    case 'CreateFunctionStmt':
+      visitCreateFunction(obj, ctx);
+      break;
+  }
+}
+
+function visitFunctionName(obj: Obj, parts: string[], ctx: WalkContext): void {
+  addQualified(ctx.out.functions, parts);
+  if (parts.length === 0 || !isDynamicSqlFunction(parts)) return;
+  ctx.out.kinds.add('DYNAMIC');
+  // Marked whatever the arguments are: `query_to_xml($1, ...)` and `query_to_xml('...', ...)`
+  // normalize to the same text but classify differently.
+  ctx.flags.constSensitive = true;
+  if (!Array.isArray(obj.args)) return;
+  for (const arg of obj.args) {
+    const text = stringLiteral(arg);
+    if (text === undefined) continue;
+    // The argument may be a query (query_to_xml) or a relation name (table_to_xml).
+    if (ctx.embedSql(text)) continue;
+    const rel = relationNameParts(text);
+    if (rel !== undefined) addQualified(ctx.out.tables, rel);
+  }
+}
+
+function visitTypeCast(obj: Obj, ctx: WalkContext): void {
+  const typeName = obj.typeName as Obj | undefined;
+  const parts = nameParts(typeName?.names);
+  if (parts[parts.length - 1] !== 'regclass') return;
+  // 'secrets'::regclass names a relation in a constant.
+  ctx.flags.constSensitive = true;
+  const text = stringLiteral(obj.arg);
+  const rel = text === undefined ? undefined : relationNameParts(text);
+  if (rel !== undefined) addQualified(ctx.out.tables, rel);
+}
+
+/** Name lists of DROP/COMMENT/ALTER ... OWNER/SECURITY LABEL on relation-like objects. */
+function visitObjectNames(obj: Obj, out: Collected): void {
+  let objType: string | undefined;
+  for (const f of OBJECT_TYPE_FIELDS) {
+    if (typeof obj[f] === 'string') {
+      objType = obj[f] as string;
+      break;
+    }
+  }
+  if (objType === undefined) return;
+  const whole = RELATION_OBJECTS.has(objType);
+  if (!whole && !RELATION_MEMBER_OBJECTS.has(objType)) return;
+  const lists = Array.isArray(obj.objects) ? obj.objects : obj.object !== undefined ? [obj.object] : [];
+  for (const item of lists) {
+    // Only `{List: {items}}` holds a dotted name; GRANT ... IN SCHEMA lists bare schema Strings.
+    const items = (item as { List?: { items?: unknown } } | null)?.List?.items;
+    if (!Array.isArray(items)) continue;
+    const parts = nameParts(items);
+    addQualified(out.tables, whole ? parts : parts.slice(0, -1));
+  }
+}
+
+function visitDo(obj: Obj, ctx: WalkContext): void {
+  // The body is a string constant (normalized to $n).
+  ctx.flags.constSensitive = true;
+  const opts = defElems(obj.args);
+  const language = (stringNode(opts.get('language')) ?? 'plpgsql').toLowerCase();
+  const body = stringNode(opts.get('as'));
+  // Code we cannot read (another language, or a body our parser rejects) runs unseen: DYNAMIC.
+  if (language !== 'plpgsql' || body === undefined || !ctx.embedPlpgsql(`DO ${dollarQuote(body)}`)) {
+    ctx.out.kinds.add('DYNAMIC');
+  }
+}
+
+function visitCreateFunction(obj: Obj, ctx: WalkContext): void {
+  ctx.flags.constSensitive = true;
+  const opts = defElems(obj.options);
+  const language = (stringNode(opts.get('language')) ?? 'sql').toLowerCase();
+  // AS 'body' is a List of one String (two for C: file, symbol). BEGIN ATOMIC bodies are parsed
+  // already (sql_body) and reached by the walk.
+  const as = (opts.get('as') as { List?: { items?: unknown[] } } | undefined)?.List?.items ?? [];
+  const bodies = as.map(stringNode).filter((s): s is string => s !== undefined);
+  if (bodies.length === 0) return;
+  let ok = true;
+  if (language === 'sql') ok = bodies.every((b) => ctx.embedSql(b));
+  else if (language === 'plpgsql') ok = ctx.embedPlpgsql(ctx.stmtText);
+  // LANGUAGE internal AS 'pg_read_file_off_len' wraps a built-in under a new name.
+  else if (language === 'internal') for (const b of bodies) ctx.out.functions.add(b.toLowerCase());
+  if (!ok) ctx.out.kinds.add('DYNAMIC');
+}
+
+function defElems(list: unknown): Map<string, unknown> {
+  const m = new Map<string, unknown>();
+  if (!Array.isArray(list)) return m;
+  for (const item of list) {
+    const d = (item as { DefElem?: { defname?: string; arg?: unknown } } | null)?.DefElem;
+    if (d?.defname !== undefined) m.set(d.defname, d.arg);
+  }
+  return m;
+}
+
+/** The text of a string constant, looking through casts and named arguments (`q => 'x'::text`). */
+export function stringLiteral(node: unknown): string | undefined {
+  let n = node as Obj | undefined;
+  for (let i = 0; i < 8 && n !== null && typeof n === 'object'; i++) {
+    const c = n.A_Const as { sval?: { sval?: string }; isnull?: boolean } | undefined;
+    if (c !== undefined) return c.sval !== undefined ? (c.sval.sval ?? '') : undefined;
+    const next = (n.TypeCast as Obj | undefined)?.arg ?? (n.NamedArgExpr as Obj | undefined)?.arg;
+    if (next === undefined) return undefined;
+    n = next as Obj;
+  }
+  return undefined;
+}
+
+/** Wraps text in a dollar quote whose tag does not occur in it. */
+export function dollarQuote(text: string): string {
+  let tag = '$w$';
+  for (let i = 0; text.includes(tag); i++) tag = `$w${i}$`;
+  return `${tag}${text}${tag}`;
+}

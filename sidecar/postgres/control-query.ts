@@ -1,0 +1,71 @@
+// A minimal simple-protocol query runner over an upstream connection the sidecar owns (catalog
+// lookups). Values come back in text format; one query at a time.
+import { BE } from './protocol/codes';
+import { decodeDataRow, decodeNoticeFields } from './protocol/backend';
+import { encodeQuery, encodeTerminate } from './protocol/frontend';
+import type { UpstreamConnection } from './upstream';
+
+export class ControlConnection {
+  private busy: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly conn: UpstreamConnection) {
+    conn.socket.on('error', () => this.close());
+    conn.socket.on('close', () => (this.closed = true));
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /** Runs `sql` (simple protocol) and returns rows of text values. */
+  query(sql: string): Promise<Array<Array<string | null>>> {
+    const run = this.busy.then(() => this.run(sql));
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private run(sql: string): Promise<Array<Array<string | null>>> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new Error('control connection is closed'));
+      const { socket, reader } = this.conn;
+      const rows: Array<Array<string | null>> = [];
+      let error: Error | undefined;
+      const finish = (err?: Error): void => {
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        socket.pause();
+        if (err) reject(err);
+        else resolve(rows);
+      };
+      const drain = (): void => {
+        for (let f = reader.next(); f; f = reader.next()) {
+          if (f.code === BE.DataRow) rows.push(decodeDataRow(f).map((v) => (v === null ? null : v.toString('utf8'))));
+          else if (f.code === BE.ErrorResponse) error = new Error(decodeNoticeFields(f).M ?? 'query failed');
+          else if (f.code === BE.ReadyForQuery) return finish(error);
+        }
+      };
+      const onData = (chunk: Buffer): void => {
+        reader.push(chunk);
+        try {
+          drain();
+        } catch (e) {
+          this.close();
+          finish(e as Error);
+        }
+      };
+      const onClose = (): void => finish(new Error('control connection closed'));
+      socket.on('data', onData);
+      socket.once('close', onClose);
+      socket.resume();
+      socket.write(encodeQuery(sql));
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.conn.socket.end(encodeTerminate());
+    this.conn.socket.destroy();
+  }
+}

@@ -1,0 +1,37 @@
+// Checks that hold whatever the policy says, because without them a rule could be sidestepped:
+// EXECUTE runs what was prepared (judged as such, unknown names refused), and COPY TO cannot
+// stream a table whose columns must be masked (COPY rows carry no column descriptions).
+import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
+import type { TargetMasking } from './row-masking';
+
+export interface GuardContext {
+  prepared: Map<string, { op: SqlOperation }>;
+  masking: TargetMasking | undefined;
+}
+
+export interface GuardResult {
+  /** The operation with every EXECUTE expanded into what it runs. */
+  op: SqlOperation;
+  denial?: Decision;
+}
+
+export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResult {
+  let expanded: SqlStatementInfo[] | undefined;
+  for (const s of op.statements) {
+    if (s.executes !== undefined) {
+      const p = ctx.prepared.get(s.executes);
+      if (!p) {
+        return { op, denial: { action: 'deny', reason: `EXECUTE of prepared statement "${s.executes}", which the sidecar has not seen prepared on this connection, is refused` } };
+      }
+      expanded ??= [...op.statements];
+      expanded.push(...p.op.statements);
+    }
+    if (s.kind === 'COPY' && s.copy === 'to' && ctx.masking && ctx.masking.columnRules.length > 0) {
+      const hit = s.tables.find((t) => ctx.masking!.columnRules.some((r) => r.table.test(t.split('.').pop()!)));
+      if (hit) {
+        return { op, denial: { action: 'deny', reason: `COPY ... TO of table "${hit}", which has masked columns, is refused; use SELECT so the columns can be masked` } };
+      }
+    }
+  }
+  return { op: expanded ? { ...op, statements: expanded } : op };
+}

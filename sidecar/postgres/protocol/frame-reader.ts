@@ -1,0 +1,68 @@
+// Splits a byte stream into PostgreSQL protocol frames without copying them: a frame is a view
+// (buffer + offsets) into the chunk it arrived in. Leftover bytes of a partial frame are kept for
+// the next chunk, as node-postgres' pg-protocol parser does.
+import { ProtocolError } from './errors';
+
+export interface Frame {
+  /** Message type byte (e.g. 0x51 'Q'); 0 for the code-less startup packet. */
+  code: number;
+  buf: Buffer;
+  /** Offset of the first byte of the whole frame, header included. */
+  start: number;
+  /** Offset of the first payload byte (after code and length). */
+  body: number;
+  /** Offset just past the frame. */
+  end: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class FrameReader {
+  private buf: Buffer = EMPTY;
+  private off = 0;
+
+  /** `maxLength` bounds one message (length field included) so a hostile peer cannot make us buffer without limit. */
+  constructor(private readonly maxLength: number) {}
+
+  push(chunk: Buffer): void {
+    if (this.off >= this.buf.length) {
+      this.buf = chunk;
+    } else {
+      this.buf = Buffer.concat([this.buf.subarray(this.off), chunk]);
+    }
+    this.off = 0;
+  }
+
+  /** Bytes received but not yet returned as a frame. */
+  get pending(): number {
+    return this.buf.length - this.off;
+  }
+
+  /** The next complete typed frame, or null when more bytes are needed. */
+  next(): Frame | null {
+    const avail = this.buf.length - this.off;
+    if (avail < 5) return null;
+    const code = this.buf[this.off];
+    const len = this.buf.readInt32BE(this.off + 1);
+    if (len < 4) throw new ProtocolError(`invalid message length ${len} for message type 0x${code.toString(16)}`);
+    if (len > this.maxLength) {
+      throw new ProtocolError(`message of ${len} bytes exceeds the limit of ${this.maxLength} bytes`, 'message_too_large');
+    }
+    if (avail < 1 + len) return null;
+    const start = this.off;
+    this.off += 1 + len;
+    return { code, buf: this.buf, start, body: start + 5, end: this.off };
+  }
+
+  /** The next startup-phase packet (no type byte), or null when more bytes are needed. */
+  nextStartup(): Frame | null {
+    const avail = this.buf.length - this.off;
+    if (avail < 4) return null;
+    const len = this.buf.readInt32BE(this.off);
+    if (len < 8 || len > 10240) throw new ProtocolError(`invalid startup packet length ${len}`);
+    if (avail < len) return null;
+    const start = this.off;
+    this.off += len;
+    return { code: 0, buf: this.buf, start, body: start + 4, end: this.off };
+  }
+}

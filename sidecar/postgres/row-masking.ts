@@ -1,0 +1,228 @@
+// Masks result rows as they stream: a plan per RowDescription says, for each column, whether the
+// whole value is masked (a column rule), scanned by the content detectors, or passed untouched.
+// Rows without any masked column are forwarded as the original bytes.
+import { globToRegExp } from '../../common/policy/compile';
+import { parseColumnPattern } from '../../common/policy/syntax';
+import type { MaskingSpec, MaskStrategy } from '../../common/policy/types';
+import { createTextMasker, maskWhole, type MaskStats, type TextMasker } from '../../common/masking/masker';
+import { encodeCopyData, encodeDataRow, type FieldDescription } from './protocol/backend';
+import type { Frame } from './protocol/frame-reader';
+import type { CatalogCache } from './catalog';
+
+interface ColumnRule {
+  rule: string;
+  schema?: RegExp;
+  table: RegExp;
+  column: RegExp;
+  strategy: MaskStrategy;
+}
+
+export interface TargetMasking {
+  columnRules: ColumnRule[];
+  detectors: Array<{ rule: string; masker: TextMasker }>;
+  /** Lower-cased column names that column rules protect: a query that uses one inside an expression gets its computed columns masked. */
+  protectedNames: Set<string>;
+  anyProtectedName: boolean;
+  hashKey: Buffer;
+}
+
+export function compileTargetMasking(specs: MaskingSpec[], target: string, hashKey: Buffer): TargetMasking | undefined {
+  const applicable = specs.filter((s) => !s.targets || s.targets.includes(target));
+  if (applicable.length === 0) return undefined;
+  const columnRules: ColumnRule[] = [];
+  const detectors: TargetMasking['detectors'] = [];
+  const protectedNames = new Set<string>();
+  let anyProtectedName = false;
+  for (const s of applicable) {
+    const strategy = s.strategy ?? 'redact';
+    for (const c of s.columns ?? []) {
+      const parsed = parseColumnPattern(c); // validated when the policy loaded
+      columnRules.push({
+        rule: s.name,
+        schema: parsed.schema ? globToRegExp(parsed.schema, '.') : undefined,
+        table: globToRegExp(parsed.table, '.'),
+        column: globToRegExp(parsed.column, '.'),
+        strategy,
+      });
+      if (parsed.column.includes('*')) anyProtectedName = true;
+      else protectedNames.add(parsed.column);
+    }
+    if (s.detectors && s.detectors.length > 0) {
+      detectors.push({ rule: s.name, masker: createTextMasker({ detectors: s.detectors, strategy, hashKey }) });
+    }
+  }
+  return { columnRules, detectors, protectedNames, anyProtectedName, hashKey };
+}
+
+// Types whose text form cannot carry the values our detectors look for (a bool, a date, a
+// UUID, a 10-digit int4 is at most a bare number). Everything else in text format is scanned.
+const UNSCANNED_TEXT_TYPES = new Set([16, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1186, 1266, 2950, 17, 18, 28, 29, 3220]);
+// Types whose binary form is their UTF-8 text (jsonb adds one version byte): safe to scan or replace.
+const TEXTUAL_BINARY_TYPES = new Set([25, 1043, 1042, 19, 114, 142, 705]);
+const JSONB = 3802;
+
+export const enum ActionKind {
+  None = 0,
+  Whole = 1,
+  Detect = 2,
+}
+
+export interface ColumnAction {
+  kind: ActionKind;
+  strategy?: MaskStrategy;
+  /** Whole-value replacement for a non-textual type: SQL NULL, since any bytes would break the client's decoder. */
+  nullify?: boolean;
+  /** Bytes to skip before the text (jsonb binary version byte). */
+  skip: number;
+}
+
+export interface RowPlan {
+  actions: ColumnAction[];
+  active: boolean;
+}
+
+export const NO_MASKING: RowPlan = { actions: [], active: false };
+
+const NONE: ColumnAction = { kind: ActionKind.None, skip: 0 };
+
+/** Table OIDs the plan needs from the catalog that it does not have yet. */
+export function missingTables(fields: FieldDescription[], masking: TargetMasking, catalog: CatalogCache): number[] {
+  if (masking.columnRules.length === 0) return [];
+  const out: number[] = [];
+  for (const f of fields) {
+    if (f.tableOid !== 0 && catalog.get(f.tableOid) === undefined && !out.includes(f.tableOid)) out.push(f.tableOid);
+  }
+  return out;
+}
+
+function columnRuleFor(masking: TargetMasking, schema: string, table: string, column: string): ColumnRule | undefined {
+  for (const r of masking.columnRules) {
+    if (r.schema && !r.schema.test(schema)) continue;
+    if (r.table.test(table) && r.column.test(column)) return r;
+  }
+  return undefined;
+}
+
+export interface PlanInput {
+  fields: FieldDescription[];
+  /** Result formats from Bind, overriding the (statement-level) RowDescription's; empty = as described. */
+  formats?: number[];
+  /** Column names the statement references anywhere (classification). */
+  referencedColumns: string[];
+}
+
+function formatOf(i: number, field: FieldDescription, formats?: number[]): number {
+  if (!formats || formats.length === 0) return field.format;
+  return formats.length === 1 ? formats[0] : (formats[i] ?? 0);
+}
+
+export function planRow(input: PlanInput, masking: TargetMasking, catalog: CatalogCache): RowPlan {
+  const { fields } = input;
+  const usesProtected =
+    masking.columnRules.length > 0 &&
+    (masking.anyProtectedName || input.referencedColumns.some((c) => masking.protectedNames.has(c)));
+  const actions: ColumnAction[] = new Array(fields.length);
+  let active = false;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    const format = formatOf(i, f, input.formats);
+    const textual = format === 0 || TEXTUAL_BINARY_TYPES.has(f.typeOid) || f.typeOid === JSONB;
+    const skip = format === 1 && f.typeOid === JSONB ? 1 : 0;
+    let rule: { strategy: MaskStrategy } | undefined;
+    if (f.tableOid !== 0 && masking.columnRules.length > 0) {
+      const t = catalog.get(f.tableOid);
+      if (t === undefined) {
+        // Fail closed: the catalog could not tell us which column this is.
+        rule = masking.columnRules[0];
+      } else if (t !== null) {
+        const col = t.columns.get(f.columnAttr);
+        if (col !== undefined) rule = columnRuleFor(masking, t.schema, t.table, col);
+      }
+    } else if (f.tableOid === 0 && usesProtected) {
+      // A computed column in a query that reads a protected column (`upper(card_number)`, `card_number || ''`):
+      // we cannot tell which output carries it, so every computed output is masked.
+      rule = masking.columnRules[0];
+    }
+    if (rule) {
+      actions[i] = { kind: ActionKind.Whole, strategy: rule.strategy, nullify: !textual, skip };
+      active = true;
+    } else if (masking.detectors.length > 0 && textual && !(format === 0 && UNSCANNED_TEXT_TYPES.has(f.typeOid))) {
+      actions[i] = { kind: ActionKind.Detect, skip };
+      active = true;
+    } else {
+      actions[i] = NONE;
+    }
+  }
+  return { actions, active };
+}
+
+export interface MaskResult {
+  /** Replacement frame, or undefined when the row passes unchanged. */
+  frame?: Buffer;
+  count: number;
+}
+
+/** Masks one DataRow; values are read in place and the row is re-encoded only if something changed. */
+export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): MaskResult {
+  const buf = f.buf;
+  let pos = f.body;
+  const n = buf.readInt16BE(pos);
+  pos += 2;
+  let values: Array<Buffer | null> | undefined;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const len = buf.readInt32BE(pos);
+    pos += 4;
+    const start = pos;
+    if (len > 0) pos += len;
+    if (pos > f.end) throw new RangeError('DataRow column exceeds the message');
+    const action = plan.actions[i] ?? NONE;
+    if (len < 0 || action.kind === ActionKind.None) continue;
+    let replacement: Buffer | null | undefined;
+    const text = buf.subarray(start + action.skip, pos);
+    if (action.kind === ActionKind.Whole) {
+      replacement = action.nullify
+        ? null
+        : Buffer.from(maskWhole(text.toString('utf8'), action.strategy!, masking.hashKey), 'utf8');
+      count++;
+    } else {
+      const masked = detectAll(text, masking);
+      if (masked) {
+        replacement = masked.buf;
+        count += masked.count;
+      }
+    }
+    if (replacement === undefined) continue;
+    if (!values) values = readAll(f, n);
+    values[i] = replacement === null || action.skip === 0 ? replacement : Buffer.concat([buf.subarray(start, start + action.skip), replacement]);
+  }
+  if (!values) return { count };
+  return { frame: encodeDataRow(values), count };
+}
+
+function readAll(f: Frame, n: number): Array<Buffer | null> {
+  const out: Array<Buffer | null> = new Array(n);
+  let pos = f.body + 2;
+  for (let i = 0; i < n; i++) {
+    const len = f.buf.readInt32BE(pos);
+    pos += 4;
+    out[i] = len < 0 ? null : f.buf.subarray(pos, pos + len);
+    if (len > 0) pos += len;
+  }
+  return out;
+}
+
+/** Runs every detector rule over one value; undefined when nothing matched. */
+function detectAll(value: Buffer, masking: TargetMasking): { buf: Buffer; count: number } | undefined {
+  const stats: MaskStats = { count: 0, detectors: new Set() };
+  let current = value;
+  for (const d of masking.detectors) current = d.masker.maskUtf8(current, stats) ?? current;
+  return stats.count > 0 ? { buf: current, count: stats.count } : undefined;
+}
+
+/** COPY TO STDOUT in text/CSV format: each CopyData carries rows as text; only detectors apply. */
+export function maskCopyData(f: Frame, masking: TargetMasking): MaskResult {
+  const masked = detectAll(f.buf.subarray(f.body, f.end), masking);
+  if (!masked) return { count: 0 };
+  return { frame: encodeCopyData(masked.buf), count: masked.count };
+}

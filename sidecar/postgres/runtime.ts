@@ -1,0 +1,83 @@
+// What a PostgreSQL session needs from the sidecar around it. The listener builds one per target;
+// the policy, target spec and masking are read on every statement so hot reloads apply at once.
+import type { CompiledPolicy } from '../../common/policy/compile';
+import type { Decision, Identity, PostgresTargetSpec, SqlOperation } from '../../common/policy/types';
+import type { CatalogCache } from './catalog';
+import type { CancelRegistry } from './cancel-registry';
+import type { TargetMasking } from './row-masking';
+import type { UpstreamOptions } from './upstream';
+
+export interface ClassifiedSql {
+  statements: SqlOperation['statements'];
+  parseError?: string;
+}
+
+/** One finished (or refused) operation, for the audit trail. */
+export interface StatementEvent {
+  sessionId: string;
+  target: string;
+  policy: string;
+  text: string;
+  decision: Decision['action'] | 'mask';
+  rule?: string;
+  reason: string;
+  kinds: string[];
+  durationMs: number;
+  masked: number;
+  rows: number;
+  error?: string;
+  identity: Identity;
+  protocol: 'simple' | 'extended';
+}
+
+export interface SessionEvent {
+  sessionId: string;
+  target: string;
+  event: 'connect' | 'disconnect' | 'login-failed' | 'protocol-error' | 'guard';
+  message?: string;
+}
+
+export interface AuditSink {
+  statement(e: StatementEvent): void;
+  session(e: SessionEvent): void;
+}
+
+export interface HoldRequest {
+  target: string;
+  policy: string;
+  rule: string;
+  decision: Decision;
+  identity: Identity;
+  /** Exactly what will run if approved: the SQL text and its bound parameters. */
+  operation: { sql: string; params?: Array<string | null> };
+  signal: AbortSignal;
+}
+
+export interface HoldOutcome {
+  approved: boolean;
+  reason: string;
+  approvalId?: string;
+  decidedBy?: string;
+}
+
+/** The approval machinery (built separately) plugs in here; without it a hold is a denial. */
+export interface ApprovalGate {
+  hold(req: HoldRequest): Promise<HoldOutcome>;
+}
+
+export interface TargetRuntime {
+  readonly target: string;
+  policy(): CompiledPolicy;
+  spec(): PostgresTargetSpec;
+  masking(): TargetMasking | undefined;
+  classify(text: string): ClassifiedSql;
+  upstreamOptions(params: Record<string, string>): UpstreamOptions;
+  readonly catalog: CatalogCache;
+  readonly cancels: CancelRegistry;
+  readonly identity: Identity;
+  readonly audit: AuditSink;
+  readonly approvals?: ApprovalGate;
+  readonly maxMessageBytes: number;
+  /** Nonce in the deliberately failing statement we send upstream in place of a denied one. */
+  readonly denialMarker: string;
+}

@@ -1,0 +1,711 @@
+// One agent connection: answers the agent's startup itself, logs in upstream with the real
+// credentials, then relays messages both ways, deciding on every statement before it is forwarded
+// and masking result rows on their way back.
+import { randomUUID } from 'node:crypto';
+import type * as net from 'node:net';
+import { decide } from '../../common/policy/engine';
+import type { Decision, SqlOperation } from '../../common/policy/types';
+import { BE, FE } from './protocol/codes';
+import {
+  decodeCommandComplete,
+  decodeNoticeFields,
+  decodeParameterStatus,
+  decodeReadyForQuery,
+  decodeRowDescription,
+  encodeAuthenticationOk,
+  encodeBackendKeyData,
+  encodeErrorResponse,
+  encodeNegotiateProtocolVersion,
+  encodeParameterStatus,
+  encodeReadyForQuery,
+  type ErrorFields,
+  type FieldDescription,
+} from './protocol/backend';
+import {
+  decodeBind,
+  decodeClose,
+  decodeDescribe,
+  decodeExecute,
+  decodeParse,
+  decodeQuery,
+  decodeStartup,
+  encodeDescribe,
+  encodeParse,
+  encodeQuery,
+  encodeTerminate,
+  type StartupPacket,
+} from './protocol/frontend';
+import { FrameReader, type Frame } from './protocol/frame-reader';
+import { ProtocolError } from './protocol/errors';
+import { Expect, ResponseQueue, type PendingResponse } from './response-queue';
+import { ActionKind, maskCopyData, maskDataRow, missingTables, NO_MASKING, planRow } from './row-masking';
+import type { TargetRuntime } from './runtime';
+import { filterStartupParams, isSafeClientEncoding } from './startup-params';
+import { guardStatements } from './guards';
+import { connectUpstream, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
+
+interface StatementState {
+  op: SqlOperation;
+  text: string;
+  decision: Decision;
+  fields?: FieldDescription[];
+}
+
+interface PortalState {
+  statement: string;
+  formats: number[];
+  fields?: FieldDescription[];
+  params?: Array<string | null>;
+}
+
+type Phase = 'startup' | 'login' | 'ready' | 'closed';
+
+const DDL = /^(CREATE|ALTER|DROP|TRUNCATE|COMMENT|GRANT|REVOKE)\b/;
+
+export class PgSession {
+  readonly id = randomUUID();
+  private phase: Phase = 'startup';
+  private readonly clientReader: FrameReader;
+  private upstream?: UpstreamConnection;
+  private readonly queue = new ResponseQueue();
+  private readonly statements = new Map<string, StatementState>();
+  private readonly portals = new Map<string, PortalState>();
+  private discarding = false;
+  private txStatus: 'I' | 'T' | 'E' = 'I';
+  private clientBlocked = false;
+  private pendingClientFrame?: Frame;
+  private upstreamBlocked = false;
+  private pendingUpstreamFrame?: Frame;
+  private ourKey?: { processId: number; secretKey: Buffer };
+  private holdAbort?: AbortController;
+  private clientOut: Buffer[] = [];
+  private upstreamOut: Buffer[] = [];
+
+  constructor(
+    private readonly client: net.Socket,
+    private readonly rt: TargetRuntime,
+  ) {
+    this.clientReader = new FrameReader(rt.maxMessageBytes);
+    client.setNoDelay(true);
+    client.on('data', (chunk) => this.onClientData(chunk));
+    client.on('error', () => this.close('client socket error'));
+    client.on('close', () => this.close('client disconnected'));
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  private close(reason: string): void {
+    if (this.phase === 'closed') return;
+    const wasReady = this.phase === 'ready';
+    this.phase = 'closed';
+    this.holdAbort?.abort(new Error(reason));
+    if (this.ourKey) this.rt.cancels.unregister(this.ourKey.processId);
+    const up = this.upstream;
+    if (up) {
+      // A query still running upstream keeps going after the agent left unless we cancel it.
+      if (this.queue.length > 0 && reason === 'client disconnected') this.cancel().catch(() => undefined);
+      if (!up.socket.destroyed) up.socket.end(encodeTerminate());
+      setTimeout(() => up.socket.destroy(), 1000).unref();
+    }
+    if (!this.client.destroyed) this.client.end();
+    if (wasReady) this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event: 'disconnect', message: reason });
+  }
+
+  private fatal(code: string, message: string, event: 'protocol-error' | 'login-failed' | 'guard' = 'protocol-error'): void {
+    this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event, message });
+    if (!this.client.destroyed) this.client.write(encodeErrorResponse({ severity: 'FATAL', code, message: `agent-warden: ${message}` }));
+    this.close(message);
+  }
+
+  /** The server's transaction status as of the last ReadyForQuery. */
+  get transactionStatus(): 'I' | 'T' | 'E' {
+    return this.txStatus;
+  }
+
+  async cancel(): Promise<void> {
+    const up = this.upstream;
+    if (!up) return;
+    await sendCancel(this.rt.upstreamOptions({}), up.processId, up.secretKey);
+  }
+
+  // ---------------------------------------------------------------- startup
+
+  private onClientData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    try {
+      this.clientReader.push(chunk);
+      if (this.phase === 'startup') this.readStartup();
+      else if (this.phase === 'ready') this.drainClient();
+    } catch (err) {
+      this.onProtocolError(err);
+    }
+  }
+
+  private onProtocolError(err: unknown): void {
+    if (err instanceof ProtocolError) {
+      this.fatal(err.code === 'message_too_large' ? '54000' : '08P01', err.message);
+    } else {
+      this.fatal('XX000', `internal error in the sidecar: ${(err as Error).message}`);
+    }
+  }
+
+  private readStartup(): void {
+    for (let f = this.clientReader.nextStartup(); f && this.phase === 'startup'; f = this.phase === 'startup' ? this.clientReader.nextStartup() : null) {
+      const packet = decodeStartup(f);
+      this.onStartupPacket(packet);
+    }
+  }
+
+  private onStartupPacket(packet: StartupPacket): void {
+    switch (packet.name) {
+      case 'sslRequest':
+      case 'gssEncRequest':
+        // Honest answer: agent and sidecar share the pod's loopback, there is nothing to encrypt.
+        this.client.write(Buffer.from('N'));
+        return;
+      case 'cancelRequest': {
+        const target = this.rt.cancels.find(packet.processId, packet.secretKey);
+        target?.cancel().catch(() => undefined);
+        this.phase = 'closed';
+        this.client.end();
+        return;
+      }
+      case 'startup':
+        this.phase = 'login';
+        this.client.pause();
+        this.login(packet).catch((err) => this.onProtocolError(err));
+    }
+  }
+
+  private async login(packet: Extract<StartupPacket, { name: 'startup' }>): Promise<void> {
+    const spec = this.rt.spec();
+    const db = packet.params.database;
+    if (db !== undefined && db !== spec.database && db !== packet.params.user) {
+      return this.fatal('3D000', `database "${db}" is not served on this port; target "${this.rt.target}" serves database "${spec.database}"`, 'login-failed');
+    }
+    const filtered = filterStartupParams(packet.params);
+    if (filtered.error) return this.fatal('42501', filtered.error, 'login-failed');
+    let up: UpstreamConnection;
+    try {
+      up = await connectUpstream(this.rt.upstreamOptions(filtered.params));
+    } catch (err) {
+      const e = err instanceof UpstreamError ? err : new UpstreamError((err as Error).message, '08006');
+      return this.fatal(e.sqlState, `target "${this.rt.target}": ${e.message}`, 'login-failed');
+    }
+    if (this.phase === 'closed') {
+      up.socket.destroy();
+      return;
+    }
+    this.upstream = up;
+    const unsafe = this.checkParameter('client_encoding', up.parameters.get('client_encoding')) ?? this.checkParameter('standard_conforming_strings', up.parameters.get('standard_conforming_strings'));
+    if (unsafe) return this.fatal('42501', unsafe, 'guard');
+    const out: Buffer[] = [];
+    const unrecognized = Object.keys(packet.params).filter((k) => k.startsWith('_pq_.'));
+    if (packet.minor > 0 || unrecognized.length > 0) out.push(encodeNegotiateProtocolVersion(0, unrecognized));
+    out.push(encodeAuthenticationOk());
+    for (const [k, v] of up.parameters) out.push(encodeParameterStatus(k, v));
+    this.ourKey = this.rt.cancels.register(this);
+    out.push(encodeBackendKeyData(this.ourKey.processId, this.ourKey.secretKey));
+    out.push(encodeReadyForQuery('I'));
+    this.client.write(Buffer.concat(out));
+    this.phase = 'ready';
+    this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event: 'connect' });
+    up.socket.on('data', (chunk) => this.onUpstreamData(chunk));
+    up.socket.on('error', () => this.onUpstreamGone());
+    up.socket.on('close', () => this.onUpstreamGone());
+    up.socket.resume();
+    this.client.resume();
+    if (up.reader.pending > 0) this.onUpstreamData(Buffer.alloc(0));
+    if (this.clientReader.pending > 0) this.onClientData(Buffer.alloc(0));
+  }
+
+  private onUpstreamGone(): void {
+    if (this.phase !== 'ready') return;
+    this.fatal('08006', `lost the connection to the database of target "${this.rt.target}"`);
+  }
+
+  /** A server-reported parameter that would let the server lex SQL differently from our parser. */
+  private checkParameter(key: string, value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    if (key === 'client_encoding' && !isSafeClientEncoding(value)) {
+      return `client_encoding changed to "${value}": the sidecar only relays UTF8 sessions, closing the connection`;
+    }
+    if (key === 'standard_conforming_strings' && value !== 'on') {
+      return 'standard_conforming_strings was turned off: backslash escapes would make the server read statements differently from the policy check, closing the connection';
+    }
+    return undefined;
+  }
+
+  // ---------------------------------------------------------------- agent -> database
+
+  private drainClient(): void {
+    while (!this.clientBlocked && this.phase === 'ready') {
+      const f = this.pendingClientFrame ?? this.clientReader.next();
+      this.pendingClientFrame = undefined;
+      if (!f) break;
+      this.onClientFrame(f);
+    }
+    this.flushUpstream();
+  }
+
+  private forward(f: Frame): void {
+    this.upstreamOut.push(f.buf.subarray(f.start, f.end));
+  }
+
+  private flushUpstream(): void {
+    const up = this.upstream;
+    if (!up || this.upstreamOut.length === 0) return;
+    const data = this.upstreamOut.length === 1 ? this.upstreamOut[0] : Buffer.concat(this.upstreamOut);
+    this.upstreamOut = [];
+    if (!up.socket.write(data)) {
+      this.client.pause();
+      up.socket.once('drain', () => this.client.resume());
+    }
+  }
+
+  private onClientFrame(f: Frame): void {
+    if (this.discarding && f.code !== FE.Sync) return;
+    const now = performance.now();
+    switch (f.code) {
+      case FE.Query:
+        return this.onQuery(f, decodeQuery(f), now);
+      case FE.Parse:
+        return this.onParse(f, now);
+      case FE.Bind: {
+        const b = decodeBind(f);
+        const stmt = this.statements.get(b.statement);
+        this.portals.set(b.portal, {
+          statement: b.statement,
+          formats: b.resultFormats,
+          fields: stmt?.fields,
+          params: b.params.map((p) => (p === null ? null : p.toString('utf8'))),
+        });
+        this.forward(f);
+        this.queue.push({ expect: Expect.Bind, startedAt: now, masked: 0, rows: 0 });
+        return;
+      }
+      case FE.Execute:
+        return this.onExecute(f, now);
+      case FE.Describe: {
+        const d = decodeDescribe(f);
+        this.forward(f);
+        this.queue.push({ expect: d.kind === 'S' ? Expect.DescribeStatement : Expect.DescribePortal, name: d.target, startedAt: now, masked: 0, rows: 0 });
+        return;
+      }
+      case FE.Close: {
+        const c = decodeClose(f);
+        if (c.kind === 'S') this.statements.delete(c.target);
+        else this.portals.delete(c.target);
+        this.forward(f);
+        this.queue.push({ expect: Expect.Close, startedAt: now, masked: 0, rows: 0 });
+        return;
+      }
+      case FE.Sync:
+        this.discarding = false;
+        this.forward(f);
+        this.queue.push({ expect: Expect.Sync, startedAt: now, masked: 0, rows: 0 });
+        return;
+      case FE.Flush:
+      case FE.CopyData:
+      case FE.CopyDone:
+      case FE.CopyFail:
+        this.forward(f);
+        return;
+      case FE.Terminate:
+        this.forward(f);
+        this.flushUpstream();
+        this.close('client terminated');
+        return;
+      case FE.FunctionCall:
+        // Fast-path calls name a function by OID, which no rule can see: refuse them.
+        this.deny({ action: 'deny', reason: 'fast-path function calls (FunctionCall message) are not allowed through the sidecar' }, Expect.Query, now, 'function call');
+        return;
+      default:
+        throw new ProtocolError(`unexpected message type "${String.fromCharCode(f.code)}" (0x${f.code.toString(16)}) from the client`);
+    }
+  }
+
+  private classify(text: string): SqlOperation {
+    const c = this.rt.classify(text);
+    return { type: 'sql', target: this.rt.target, statements: c.statements, parseError: c.parseError };
+  }
+
+  private decideOp(op: SqlOperation): { op: SqlOperation; decision: Decision } {
+    const checked = guardStatements(op, { prepared: this.statements, masking: this.rt.masking() });
+    if (checked.denial) return { op: checked.op, decision: checked.denial };
+    return { op: checked.op, decision: decide(this.rt.policy(), checked.op, this.rt.identity) };
+  }
+
+  private onQuery(f: Frame, text: string, now: number): void {
+    const { op, decision } = this.decideOp(this.classify(text));
+    if (decision.action === 'hold') return this.hold(f, decision, op, text, now);
+    if (decision.action === 'deny') return this.deny(decision, Expect.Query, now, text, op);
+    this.trackPrepared(op, text, decision);
+    this.forward(f);
+    this.queue.push({ expect: Expect.Query, op, decision, text, startedAt: now, masked: 0, rows: 0 });
+  }
+
+  private onParse(f: Frame, now: number): void {
+    const p = decodeParse(f);
+    const { op, decision } = this.decideOp(this.classify(p.text));
+    if (decision.action === 'hold') return this.hold(f, decision, op, p.text, now);
+    if (decision.action === 'deny') {
+      this.deny(decision, Expect.Parse, now, p.text, op);
+      // The server skips to Sync after an error; we do the same with what the client sends.
+      this.discarding = true;
+      return;
+    }
+    this.statements.set(p.statement, { op, text: p.text, decision });
+    this.forward(f);
+    this.queue.push({ expect: Expect.Parse, startedAt: now, masked: 0, rows: 0 });
+  }
+
+  private onExecute(f: Frame, now: number): void {
+    const e = decodeExecute(f);
+    const portal = this.portals.get(e.portal);
+    const stmt = portal ? this.statements.get(portal.statement) : undefined;
+    // Without a row description we cannot tell which columns to mask: ask the server for one.
+    if (this.rt.masking() && portal && !portal.fields) {
+      this.upstreamOut.push(encodeDescribe('P', e.portal));
+      this.queue.push({ expect: Expect.DescribePortal, name: e.portal, injected: true, startedAt: now, masked: 0, rows: 0 });
+    }
+    this.forward(f);
+    this.queue.push({ expect: Expect.Execute, name: e.portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, startedAt: now, masked: 0, rows: 0 });
+  }
+
+  /** Sends the server a statement that fails, so transaction and batch state end exactly as a real error would leave them. */
+  private deny(decision: Decision, expect: Expect.Query | Expect.Parse, now: number, text: string, op?: SqlOperation): void {
+    const failing = `/* agent-warden policy denial */ ${this.rt.denialMarker}`;
+    this.upstreamOut.push(expect === Expect.Query ? encodeQuery(failing) : encodeParse('', failing));
+    this.queue.push({ expect, denial: decision, op, text, startedAt: now, masked: 0, rows: 0 });
+  }
+
+  private hold(f: Frame, decision: Decision, op: SqlOperation, text: string, now: number): void {
+    const gate = this.rt.approvals;
+    const expect = f.code === FE.Query ? Expect.Query : Expect.Parse;
+    if (!gate) {
+      const reason = `${decision.reason}, but no approval service is configured for this sidecar, so it is denied`;
+      this.deny({ ...decision, action: 'deny', reason }, expect, now, text, op);
+      if (expect === Expect.Parse) this.discarding = true;
+      return;
+    }
+    this.clientBlocked = true;
+    this.client.pause();
+    this.flushUpstream();
+    this.holdAbort = new AbortController();
+    const policy = this.rt.policy();
+    gate
+      .hold({
+        target: this.rt.target,
+        policy: policy.name,
+        rule: decision.rule ?? '',
+        decision,
+        identity: this.rt.identity,
+        operation: { sql: text },
+        signal: this.holdAbort.signal,
+      })
+      .then(
+        (outcome) => {
+          if (this.phase !== 'ready') return;
+          if (outcome.approved) {
+            const approved: Decision = { ...decision, reason: outcome.reason };
+            this.trackPrepared(op, text, approved);
+            if (expect === Expect.Parse) this.statements.set(decodeParse(f).statement, { op, text, decision: approved });
+            this.forward(f);
+            this.queue.push({ expect, op, decision: approved, text, startedAt: now, masked: 0, rows: 0 });
+          } else {
+            this.deny({ ...decision, action: 'deny', reason: outcome.reason }, expect, now, text, op);
+            if (expect === Expect.Parse) this.discarding = true;
+          }
+          this.clientBlocked = false;
+          this.client.resume();
+          this.drainClient();
+        },
+        (err: Error) => this.fatal('57014', `approval wait failed: ${err.message}`),
+      );
+  }
+
+  /** SQL-level PREPARE/DEALLOCATE share the namespace of protocol-level statements. */
+  private trackPrepared(op: SqlOperation, text: string, decision: Decision): void {
+    for (const s of op.statements) {
+      if (s.prepares !== undefined && s.preparedBody) this.statements.set(s.prepares, { op: { ...op, statements: [s.preparedBody] }, text, decision });
+      if (s.deallocates === '*') {
+        for (const k of [...this.statements.keys()]) if (k !== '') this.statements.delete(k);
+      } else if (s.deallocates !== undefined) {
+        this.statements.delete(s.deallocates);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- database -> agent
+
+  private onUpstreamData(chunk: Buffer): void {
+    if (this.phase !== 'ready') return;
+    try {
+      if (chunk.length > 0) this.upstream!.reader.push(chunk);
+      this.drainUpstream();
+    } catch (err) {
+      this.onProtocolError(err);
+    }
+  }
+
+  private drainUpstream(): void {
+    const reader = this.upstream!.reader;
+    while (!this.upstreamBlocked && this.phase === 'ready') {
+      const f = this.pendingUpstreamFrame ?? reader.next();
+      this.pendingUpstreamFrame = undefined;
+      if (!f) break;
+      this.onServerFrame(f);
+    }
+    this.flushClient();
+  }
+
+  private flushClient(): void {
+    if (this.clientOut.length === 0 || this.client.destroyed) return;
+    const data = this.clientOut.length === 1 ? this.clientOut[0] : Buffer.concat(this.clientOut);
+    this.clientOut = [];
+    if (!this.client.write(data)) {
+      this.upstream!.socket.pause();
+      this.client.once('drain', () => this.upstream?.socket.resume());
+    }
+  }
+
+  private pass(f: Frame): void {
+    this.clientOut.push(f.buf.subarray(f.start, f.end));
+  }
+
+  private expectHead(...kinds: Expect[]): PendingResponse {
+    const head = this.queue.peek();
+    if (!head || !kinds.includes(head.expect)) {
+      throw new ProtocolError(`the server sent an unexpected message: the sidecar lost track of the protocol state`);
+    }
+    return head;
+  }
+
+  private onServerFrame(f: Frame): void {
+    switch (f.code) {
+      case BE.DataRow:
+        return this.onDataRow(f);
+      case BE.ParseComplete:
+      case BE.BindComplete:
+      case BE.CloseComplete:
+        this.queue.shift();
+        return this.pass(f);
+      case BE.ParameterDescription: {
+        const head = this.expectHead(Expect.DescribeStatement, Expect.DescribePortal);
+        if (!head.injected) this.pass(f);
+        return;
+      }
+      case BE.RowDescription:
+        return this.onRowDescription(f);
+      case BE.NoData: {
+        const head = this.queue.shift();
+        if (!head?.injected) this.pass(f);
+        return;
+      }
+      case BE.CommandComplete:
+        return this.onCommandComplete(f);
+      case BE.EmptyQueryResponse:
+      case BE.PortalSuspended: {
+        const head = this.queue.peek();
+        if (head?.expect === Expect.Execute) this.finish(this.queue.shift()!);
+        return this.pass(f);
+      }
+      case BE.ErrorResponse:
+        return this.onError(f);
+      case BE.ReadyForQuery: {
+        this.txStatus = decodeReadyForQuery(f);
+        this.queue.shift();
+        return this.pass(f);
+      }
+      case BE.CopyOutResponse: {
+        const head = this.queue.peek();
+        if (head) head.copyOut = true;
+        return this.pass(f);
+      }
+      case BE.CopyData:
+        return this.onCopyData(f);
+      case BE.ParameterStatus: {
+        const p = decodeParameterStatus(f);
+        const unsafe = this.checkParameter(p.key, p.value);
+        if (unsafe) {
+          this.flushClient();
+          return this.fatal('42501', unsafe, 'guard');
+        }
+        return this.pass(f);
+      }
+      default:
+        return this.pass(f);
+    }
+  }
+
+  private onRowDescription(f: Frame): void {
+    const head = this.expectHead(Expect.Query, Expect.DescribeStatement, Expect.DescribePortal);
+    const fields = decodeRowDescription(f);
+    const masking = this.rt.masking();
+    if (masking) {
+      const missing = missingTables(fields, masking, this.rt.catalog);
+      if (missing.length > 0) return this.waitForCatalog(f, missing);
+    }
+    if (head.expect === Expect.Query) {
+      head.fields = fields;
+      head.plan = undefined;
+      return this.pass(f);
+    }
+    this.queue.shift();
+    if (head.expect === Expect.DescribeStatement) {
+      const s = this.statements.get(head.name!);
+      if (s) s.fields = fields;
+    } else {
+      const p = this.portals.get(head.name!);
+      if (p) {
+        p.fields = fields;
+        p.formats = []; // a portal's description already carries the bound formats
+      }
+    }
+    if (!head.injected) this.pass(f);
+  }
+
+  /** Pauses the server stream until the catalog names the tables this result comes from. */
+  private waitForCatalog(f: Frame, oids: number[]): void {
+    this.upstreamBlocked = true;
+    this.pendingUpstreamFrame = f;
+    this.upstream!.socket.pause();
+    this.flushClient();
+    const resume = (): void => {
+      this.upstreamBlocked = false;
+      if (this.phase !== 'ready') return;
+      this.upstream!.socket.resume();
+      try {
+        this.drainUpstream();
+      } catch (err) {
+        this.onProtocolError(err);
+      }
+    };
+    // Tables the catalog cannot resolve stay unknown, and planRow masks their columns (fail closed).
+    this.rt.catalog.load(oids).then(resume, resume);
+  }
+
+  private planFor(head: PendingResponse): void {
+    const masking = this.rt.masking();
+    if (!masking) {
+      head.plan = NO_MASKING;
+      return;
+    }
+    let fields = head.fields;
+    let formats = head.formats;
+    if (head.expect === Expect.Execute) {
+      const portal = this.portals.get(head.name ?? '');
+      fields = portal?.fields;
+      formats = portal?.formats;
+    }
+    if (!fields) {
+      // No description at all: mask every column we can (fail closed).
+      head.plan = { actions: [], active: true };
+      return;
+    }
+    const referencedColumns = head.op ? head.op.statements.flatMap((s) => s.columns) : [];
+    head.plan = planRow({ fields, formats, referencedColumns }, masking, this.rt.catalog);
+  }
+
+  private onDataRow(f: Frame): void {
+    const head = this.queue.peek();
+    if (!head) throw new ProtocolError('the server sent a row nobody asked for');
+    head.rows++;
+    if (!head.plan) this.planFor(head);
+    const plan = head.plan!;
+    if (!plan.active) return this.pass(f);
+    const masking = this.rt.masking();
+    if (!masking) return this.pass(f);
+    if (plan.actions.length === 0) {
+      // Unknown row shape: treat every column as detector-scanned text.
+      const n = f.buf.readInt16BE(f.body);
+      plan.actions = Array.from({ length: n }, () => ({ kind: ActionKind.Detect, skip: 0 }));
+    }
+    const r = maskDataRow(f, plan, masking);
+    head.masked += r.count;
+    if (r.frame) this.clientOut.push(r.frame);
+    else this.pass(f);
+  }
+
+  private onCopyData(f: Frame): void {
+    const head = this.queue.peek();
+    const masking = this.rt.masking();
+    if (!head?.copyOut || !masking || masking.detectors.length === 0) return this.pass(f);
+    const r = maskCopyData(f, masking);
+    head.masked += r.count;
+    if (r.frame) this.clientOut.push(r.frame);
+    else this.pass(f);
+  }
+
+  private onCommandComplete(f: Frame): void {
+    const head = this.queue.peek();
+    const tag = decodeCommandComplete(f);
+    if (DDL.test(tag)) this.rt.catalog.invalidate();
+    if (head?.expect === Expect.Execute) {
+      this.finish(this.queue.shift()!);
+    } else if (head?.expect === Expect.Query) {
+      this.finish(head);
+      head.fields = undefined;
+      head.plan = undefined;
+      head.copyOut = false;
+      head.rows = 0;
+      head.masked = 0;
+      head.startedAt = performance.now();
+    }
+    this.pass(f);
+  }
+
+  private onError(f: Frame): void {
+    const head = this.queue.peek();
+    if (head?.denial) {
+      // The answer to our deliberately failing statement: tell the agent why instead.
+      this.clientOut.push(encodeErrorResponse(this.denialFields(head.denial)));
+      this.finish(head, head.denial);
+    } else {
+      if (head) {
+        head.error = decodeNoticeFields(f).M ?? 'error';
+        if (head.op) this.finish(head);
+      }
+      this.pass(f);
+    }
+    if (head && head.expect !== Expect.Query) {
+      this.queue.dropUntilSync();
+    } else if (head) {
+      head.denial = undefined;
+    }
+  }
+
+  private denialFields(d: Decision): ErrorFields {
+    const policy = this.rt.policy().name;
+    return {
+      severity: 'ERROR',
+      code: '42501',
+      message: `agent-warden: ${d.reason}`,
+      detail: `policy "${policy}", ${d.rule ? `rule "${d.rule}"` : 'default action'}, target "${this.rt.target}"`,
+      hint: d.rule ? 'This statement is blocked by an AccessPolicy; ask your platform team if you need it.' : undefined,
+    };
+  }
+
+  private finish(p: PendingResponse, denial?: Decision): void {
+    if (!p.op && !denial) return;
+    const policy = this.rt.policy();
+    const d = denial ?? p.decision;
+    this.rt.audit.statement({
+      sessionId: this.id,
+      target: this.rt.target,
+      policy: policy.name,
+      text: p.text ?? '',
+      decision: denial ? 'deny' : p.masked > 0 ? 'mask' : (d?.action ?? 'allow'),
+      rule: d?.rule,
+      reason: d?.reason ?? '',
+      kinds: p.op?.statements.map((s) => s.kind) ?? [],
+      durationMs: performance.now() - p.startedAt,
+      masked: p.masked,
+      rows: p.rows,
+      error: p.error,
+      identity: this.rt.identity,
+      protocol: p.expect === Expect.Query ? 'simple' : 'extended',
+    });
+  }
+}

@@ -1,0 +1,90 @@
+// Builds the TargetRuntime a session uses for one postgres target: the current policy and target
+// spec from the store, masking compiled once per policy version, credentials read at each login.
+import { randomBytes } from 'node:crypto';
+import type { CompiledPolicy } from '../../common/policy/compile';
+import { parseDuration } from '../../common/policy/syntax';
+import type { Identity, PostgresTargetSpec } from '../../common/policy/types';
+import type { PolicyStore } from '../policy-store';
+import type { SecretStore } from '../secrets';
+import { CatalogCache } from './catalog';
+import type { CancelRegistry } from './cancel-registry';
+import { ControlConnection } from './control-query';
+import { compileTargetMasking, type TargetMasking } from './row-masking';
+import type { ApprovalGate, AuditSink, ClassifiedSql, TargetRuntime } from './runtime';
+import { connectUpstream, type UpstreamOptions } from './upstream';
+
+export interface TargetRuntimeOptions {
+  target: string;
+  store: PolicyStore;
+  secrets: SecretStore;
+  classify(text: string): ClassifiedSql;
+  cancels: CancelRegistry;
+  identity: Identity;
+  audit: AuditSink;
+  approvals?: ApprovalGate;
+  hashKey: Buffer;
+  maxMessageBytes: number;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { close(): void } {
+  let maskingFor: CompiledPolicy | undefined;
+  let masking: TargetMasking | undefined;
+  let lastSpec: PostgresTargetSpec | undefined;
+
+  const spec = (): PostgresTargetSpec => {
+    const s = o.store.current.targets.get(o.target)?.postgres;
+    if (s) lastSpec = s;
+    if (!lastSpec) throw new Error(`target "${o.target}" is not a postgres target of the running policy`);
+    return lastSpec;
+  };
+
+  const upstreamOptions = (params: Record<string, string>): UpstreamOptions => {
+    const s = spec();
+    return {
+      host: s.host,
+      port: s.port ?? 5432,
+      database: s.database,
+      tls: s.tls ?? 'require',
+      credentials: {
+        username: o.secrets.read(s.credentialsSecret, 'username'),
+        password: o.secrets.read(s.credentialsSecret, 'password'),
+      },
+      ca: s.tls === 'verify-full' ? o.secrets.readOptional(s.credentialsSecret, 'ca.crt') : undefined,
+      params,
+      timeoutMs: s.connectTimeout ? parseDuration(s.connectTimeout) : DEFAULT_CONNECT_TIMEOUT_MS,
+      maxMessageBytes: o.maxMessageBytes,
+    };
+  };
+
+  const catalog = new CatalogCache({
+    connect: async () => new ControlConnection(await connectUpstream(upstreamOptions({ application_name: 'agent-warden-catalog' }))),
+    ttlMs: 5 * 60_000,
+  });
+
+  return {
+    target: o.target,
+    policy: () => o.store.current,
+    spec,
+    masking: () => {
+      const p = o.store.current;
+      if (p !== maskingFor) {
+        maskingFor = p;
+        masking = compileTargetMasking(p.masking, o.target, o.hashKey);
+        catalog.invalidate();
+      }
+      return masking;
+    },
+    classify: o.classify,
+    upstreamOptions,
+    catalog,
+    cancels: o.cancels,
+    identity: o.identity,
+    audit: o.audit,
+    approvals: o.approvals,
+    maxMessageBytes: o.maxMessageBytes,
+    denialMarker: `WARDEN_DENIED_${randomBytes(6).toString('hex')}`,
+    close: () => catalog.close(),
+  };
+}

