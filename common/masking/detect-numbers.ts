@@ -55,7 +55,7 @@ export function scanNumbers(s: string, bits: number, out: DetectorMatch[]): void
         if (e > 0) out.push({ detector: 'phone', start: i, end: e });
       }
     } else if (c === 40 /* ( */) {
-      if (bits & BIT_PHONE && !isDigit(prev)) {
+      if (bits & BIT_PHONE) {
         const e = nanpCore(s, i, 0);
         if (e > 0) out.push({ detector: 'phone', start: i, end: e });
       }

@@ -67,10 +67,9 @@ export function secretLeadAt(src: Src, i: number, c: number): number {
       return hasAt(src, i + 1, 'k_') && (hasAt(src, i + 3, 'live_') || hasAt(src, i + 3, 'test_')) ? STRIPE : 0;
     case 103: {
       // g
-      if (codeAt(src, i + 1) !== 104) return 0;
+      if (codeAt(src, i + 1) !== 104) return hasAt(src, i + 1, 'ithub_pat_') ? GITHUB_PAT : 0;
       const k = codeAt(src, i + 2);
-      if ((k === 112 || k === 111 || k === 117 || k === 115 || k === 114) && codeAt(src, i + 3) === 95) return GITHUB;
-      return hasAt(src, i + 2, 'ithub_pat_') ? GITHUB_PAT : 0;
+      return (k === 112 || k === 111 || k === 117 || k === 115 || k === 114) && codeAt(src, i + 3) === 95 ? GITHUB : 0;
     }
     case 120: {
       // x
@@ -86,7 +85,7 @@ export function secretLeadAt(src: Src, i: number, c: number): number {
     case 101: // e
       return codeAt(src, i + 1) === 121 && codeAt(src, i + 2) === 74 ? JWT : 0;
     case 58: // :
-      if (codeAt(src, i + 1) === 47 && codeAt(src, i + 2) === 47) return URL_USERINFO;
+      if (codeAt(src, i + 1) === 47 && codeAt(src, i + 2) === 47) return userinfoEnd(src, i + 3) >= 0 ? URL_USERINFO : 0;
       return keyNameBefore(src, i) >= 0 ? ASSIGN : 0;
     case 61: // =
       return keyNameBefore(src, i) >= 0 ? ASSIGN : 0;
@@ -359,19 +358,26 @@ export function isMaskToken(s: string, start: number, end: number): boolean {
   return true;
 }
 
-/** "scheme://user:pass@host": the password, at ':' of "://". */
-function userinfoPassword(s: string, colon: number): [number, number] | null {
-  const j = colon + 3;
-  const lim = Math.min(s.length, j + 256);
-  let sep = -1;
-  for (let k = j; k < lim; k++) {
-    const c = s.charCodeAt(k);
-    if (c === 64) {
-      if (sep < 0 || k === sep + 1 || isMaskToken(s, sep + 1, k)) return null;
-      return [sep + 1, k];
-    }
-    if (c === 47 || c === 63 || c === 35 || c <= 32 || c === 34 || c === 39 || c === 60 || c === 62) return null;
-    if (c === 58 && sep < 0) sep = k;
+/**
+ * In "scheme://user:pass@host" with j just after "//": the index of '@' when a ':' precedes it
+ * within the authority (at most 256 characters, no '/', '?', '#', whitespace or quotes); else -1.
+ */
+function userinfoEnd(src: Src, j: number): number {
+  let colon = false;
+  for (let k = j; k < j + 256; k++) {
+    const c = codeAt(src, k);
+    if (c === 64) return colon ? k : -1;
+    if (!(c > 32) || c === 47 || c === 63 || c === 35 || c === 34 || c === 39 || c === 60 || c === 62) return -1;
+    if (c === 58) colon = true;
   }
-  return null;
+  return -1;
+}
+
+/** The password in "scheme://user:pass@host", at the ':' of "://". */
+function userinfoPassword(s: string, colon: number): [number, number] | null {
+  const at = userinfoEnd(s, colon + 3);
+  if (at < 0) return null;
+  const start = s.indexOf(':', colon + 3) + 1;
+  if (start >= at || isMaskToken(s, start, at)) return null;
+  return [start, at];
 }

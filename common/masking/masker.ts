@@ -86,18 +86,34 @@ export function createTextMasker(spec: TextMaskerSpec): TextMasker {
   return { detectors: compiled.names, strategy, maxMatchLength: maxMatchLength(compiled.names), mask, maskUtf8 };
 }
 
+/**
+ * Detectors look at a candidate's neighbours ("2+14155552671" is arithmetic, not a phone), and
+ * masking changes neighbours: "4111111111111111+14155552671" masks the card, after which the
+ * phone stands alone. So the output is scanned again until nothing matches, which makes
+ * masking idempotent (mask(mask(x)) === mask(x)) and masks what only the neighbour hid. The
+ * extra scan only runs on values that had a match.
+ */
+const MAX_PASSES = 4;
+
 function maskMatches(text: string, compiled: CompiledDetectors, strategy: MaskStrategy, key: Buffer): MaskResult {
-  const matches = scanMatches(text, compiled);
+  let matches = scanMatches(text, compiled);
   if (matches.length === 0) return { text, count: 0, detectors: NONE };
-  let out = '';
-  let last = 0;
+  let current = text;
+  let count = 0;
   const seen: DetectorName[] = [];
-  for (const m of matches) {
-    out += text.slice(last, m.start) + applyStrategy(strategy, text.slice(m.start, m.end), m.detector, key);
-    last = m.end;
-    if (!seen.includes(m.detector)) seen.push(m.detector);
+  for (let pass = 0; pass < MAX_PASSES && matches.length > 0; pass++) {
+    let out = '';
+    let last = 0;
+    for (const m of matches) {
+      out += current.slice(last, m.start) + applyStrategy(strategy, current.slice(m.start, m.end), m.detector, key);
+      last = m.end;
+      if (!seen.includes(m.detector)) seen.push(m.detector);
+    }
+    current = out + current.slice(last);
+    count += matches.length;
+    matches = mightMatch(current, compiled) ? scanMatches(current, compiled) : [];
   }
-  return { text: out + text.slice(last), count: matches.length, detectors: seen };
+  return { text: current, count, detectors: seen };
 }
 
 /** Mask a whole value (a masked column): the value is sensitive regardless of its content. */

@@ -56,7 +56,7 @@ export const CLASS: Uint8Array = (() => {
   for (let c = 48; c <= 57; c++) t[c] = C_DIGIT | C_TOKEN | C_LOCAL | C_LABEL;
   for (let c = 65; c <= 90; c++) t[c] = C_UPPER | C_TOKEN | C_LOCAL | C_LABEL;
   for (let c = 97; c <= 122; c++) t[c] = C_LOWER | C_TOKEN | C_LOCAL | C_LABEL;
-  t[95] |= C_TOKEN; // _
+  t[95] |= C_TOKEN | C_LOCAL; // _
   t[45] |= C_TOKEN | C_LOCAL | C_LABEL; // -
   t[46] |= C_LOCAL; // .
   t[37] |= C_LOCAL; // %

@@ -98,10 +98,12 @@ function checkPostgres(pg: Obj, at: PathSegment[], ports: Map<number, number>): 
   const port = pg.listenPort;
   if (typeof port === 'number') {
     const reserved = RESERVED_PORTS.get(port);
-    const target = at[2] as number;
-    if (reserved) errors.push(err([...at, 'listenPort'], `port ${port} is used by ${reserved}; choose another listenPort`));
-    else if (ports.has(port)) errors.push(err([...at, 'listenPort'], `listenPort ${port} is already used by spec.targets[${ports.get(port)}]; each postgres target needs its own port`));
-    else ports.set(port, target);
+    const portAt = [...at, 'listenPort'];
+    if (reserved) {
+      errors.push(err(portAt, `port ${port} is used by ${reserved}; choose another listenPort`));
+    } else if (ports.has(port)) {
+      errors.push(err(portAt, `listenPort ${port} is already used by spec.targets[${ports.get(port)}]; each postgres target needs its own port`));
+    } else ports.set(port, at[2] as number);
   }
   errors.push(...checkDuration(pg.connectTimeout, [...at, 'connectTimeout']));
   return errors;

@@ -4,7 +4,7 @@
 import { globToRegExp } from '../../common/policy/compile';
 import { parseColumnPattern } from '../../common/policy/syntax';
 import type { MaskingSpec, MaskStrategy } from '../../common/policy/types';
-import { createTextMasker, maskWhole, type MaskStats, type TextMasker } from '../../common/masking/masker';
+import { createTextMasker, maskWhole, type TextMasker } from '../../common/masking/masker';
 import { encodeCopyData, encodeDataRow, type FieldDescription } from './protocol/backend';
 import type { Frame } from './protocol/frame-reader';
 import type { CatalogCache } from './catalog';
@@ -60,6 +60,13 @@ const UNSCANNED_TEXT_TYPES = new Set([16, 21, 23, 26, 700, 701, 1082, 1083, 1114
 // Types whose binary form is their UTF-8 text (jsonb adds one version byte): safe to scan or replace.
 const TEXTUAL_BINARY_TYPES = new Set([25, 1043, 1042, 19, 114, 142, 705]);
 const JSONB = 3802;
+// User-defined types (citext, enums, domains over text) start here; their text form is free text.
+const FIRST_USER_OID = 16384;
+
+/** Can a masked value (`[REDACTED]`, `****1111`) stand in for this type without breaking the client's decoder? */
+function holdsText(typeOid: number): boolean {
+  return TEXTUAL_BINARY_TYPES.has(typeOid) || typeOid === JSONB || typeOid >= FIRST_USER_OID;
+}
 
 export const enum ActionKind {
   None = 0,
@@ -84,6 +91,8 @@ export interface RowPlan {
 export const NO_MASKING: RowPlan = { actions: [], active: false };
 
 const NONE: ColumnAction = { kind: ActionKind.None, skip: 0 };
+/** When we cannot tell which protected column a value is, the strictest strategy applies. */
+const FAIL_CLOSED: { strategy: MaskStrategy } = { strategy: 'redact' };
 
 /** Table OIDs the plan needs from the catalog that it does not have yet. */
 export function missingTables(fields: FieldDescription[], masking: TargetMasking, catalog: CatalogCache): number[] {
@@ -133,7 +142,7 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
       const t = catalog.get(f.tableOid);
       if (t === undefined) {
         // Fail closed: the catalog could not tell us which column this is.
-        rule = masking.columnRules[0];
+        rule = FAIL_CLOSED;
       } else if (t !== null) {
         const col = t.columns.get(f.columnAttr);
         if (col !== undefined) rule = columnRuleFor(masking, t.schema, t.table, col);
@@ -141,10 +150,10 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
     } else if (f.tableOid === 0 && usesProtected) {
       // A computed column in a query that reads a protected column (`upper(card_number)`, `card_number || ''`):
       // we cannot tell which output carries it, so every computed output is masked.
-      rule = masking.columnRules[0];
+      rule = FAIL_CLOSED;
     }
     if (rule) {
-      actions[i] = { kind: ActionKind.Whole, strategy: rule.strategy, nullify: !textual, skip };
+      actions[i] = { kind: ActionKind.Whole, strategy: rule.strategy, nullify: !holdsText(f.typeOid), skip };
       active = true;
     } else if (masking.detectors.length > 0 && textual && !(format === 0 && UNSCANNED_TEXT_TYPES.has(f.typeOid))) {
       actions[i] = { kind: ActionKind.Detect, skip };
@@ -214,10 +223,16 @@ function readAll(f: Frame, n: number): Array<Buffer | null> {
 
 /** Runs every detector rule over one value; undefined when nothing matched. */
 function detectAll(value: Buffer, masking: TargetMasking): { buf: Buffer; count: number } | undefined {
-  const stats: MaskStats = { count: 0, detectors: new Set() };
   let current = value;
-  for (const d of masking.detectors) current = d.masker.maskUtf8(current, stats) ?? current;
-  return stats.count > 0 ? { buf: current, count: stats.count } : undefined;
+  let count = 0;
+  for (const d of masking.detectors) {
+    const r = d.masker.maskUtf8(current);
+    if (r) {
+      current = r.buf;
+      count += r.count;
+    }
+  }
+  return count > 0 ? { buf: current, count } : undefined;
 }
 
 /** COPY TO STDOUT in text/CSV format: each CopyData carries rows as text; only detectors apply. */

@@ -85,14 +85,10 @@ interface ParsedTree {
 }
 
 function context(out: Collected, flags: { constSensitive: boolean }, text: string, raw: RawStmt, depth: number): WalkContext {
-  let stmtText: string | undefined;
   return {
     out,
     flags,
-    get stmtText(): string {
-      stmtText ??= sliceUtf8(text, raw.stmt_location ?? 0, raw.stmt_len ?? 0);
-      return stmtText;
-    },
+    stmtText: () => sliceUtf8(text, raw.stmt_location ?? 0, raw.stmt_len ?? 0),
     embedSql: (sql) => embedSql(sql, out, flags, depth + 1),
     embedPlpgsql: (source) => embedPlpgsql(source, out, flags, depth + 1),
   };

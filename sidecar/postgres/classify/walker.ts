@@ -27,7 +27,7 @@ export interface WalkContext {
    */
   flags: { constSensitive: boolean };
   /** Source text of the current top-level statement: the PL/pgSQL parser wants CREATE FUNCTION text. */
-  stmtText: string;
+  stmtText(): string;
   /** Classifies SQL text found inside this statement into `out`; false if it does not parse. */
   embedSql(sql: string): boolean;
   /** Runs the PL/pgSQL parser over a DO or CREATE FUNCTION text into `out`; false if it fails. */
@@ -206,6 +206,7 @@ function visitTypeCast(obj: Obj, ctx: WalkContext): void {
 
 /** Name lists of DROP/COMMENT/ALTER ... OWNER/SECURITY LABEL on relation-like objects. */
 function visitObjectNames(obj: Obj, out: Collected): void {
+  if (obj.objects === undefined && obj.object === undefined) return;
   let objType: string | undefined;
   for (const f of OBJECT_TYPE_FIELDS) {
     if (typeof obj[f] === 'string') {
@@ -249,7 +250,7 @@ function visitCreateFunction(obj: Obj, ctx: WalkContext): void {
   if (bodies.length === 0) return;
   let ok = true;
   if (language === 'sql') ok = bodies.every((b) => ctx.embedSql(b));
-  else if (language === 'plpgsql') ok = ctx.embedPlpgsql(ctx.stmtText);
+  else if (language === 'plpgsql') ok = ctx.embedPlpgsql(ctx.stmtText());
   // LANGUAGE internal AS 'pg_read_file_off_len' wraps a built-in under a new name.
   else if (language === 'internal') for (const b of bodies) ctx.out.functions.add(b.toLowerCase());
   if (!ok) ctx.out.kinds.add('DYNAMIC');
