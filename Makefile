@@ -27,6 +27,7 @@ demo: build
 # pgbench and pgbouncer come from Debian packages; the bench skips a peer that is absent.
 bench: build
 	node dist/bench/pg-bench.js
+	@if [ "$${BENCH_LARGE:-1}" != 0 ]; then node dist/bench/pg-large-result.js; fi
 
 e2e: build
 	npx jest --ci e2e

@@ -85,7 +85,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     fs.writeFileSync(path.join(secrets, 'username'), 'support_agent');
     fs.writeFileSync(path.join(secrets, 'password'), 'demo-only-s3cret');
     const policyFile = path.join(dir, 'policy.yaml');
-    fs.writeFileSync(policyFile, demoPolicy(root, pg.port, 0));
+    fs.writeFileSync(policyFile, demoPolicy(root, pg.port, 15432)); // listenPort is overridden below: any free port
 
     const events: StatementEvent[] = [];
     const sidecar = await startSidecar({

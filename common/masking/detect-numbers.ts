@@ -27,6 +27,19 @@ export const PHONE_MAX_LENGTH = 1 + 15 + 14 + 2 * 14;
 
 export function scanNumbers(s: string, bits: number, out: DetectorMatch[]): void {
   const n = s.length;
+  // Most digit-bearing values ("v2.14.3", "199.99", "Suite 400") have too few digits for any
+  // of these: cards need 13, SSNs 9, phones 8 (E.164) or 10 (NANP). IBANs need 2 check digits
+  // and more in every registered BBAN format, but keep them at the plain threshold of 2.
+  let digits = 0;
+  for (let k = 0; k < n && digits < 8; k++) {
+    const c = s.charCodeAt(k);
+    if (c >= 48 && c <= 57) digits++;
+  }
+  if (digits < 8) {
+    if (digits < 2) return;
+    bits &= BIT_IBAN;
+    if (bits === 0) return;
+  }
   let prev = NaN; // code before i; NaN at the start behaves as "not alphanumeric"
   let cardEnd = 0; // no second card may start inside the last one
   for (let i = 0; i < n; i++) {

@@ -53,8 +53,27 @@ const KEY_NAMES = [
 ];
 /** Index of 'pwd' in KEY_NAMES: it must be the whole key or follow a separator (OLDPWD, cwd). */
 const PWD = 3;
-/** Last letters of the key names: a quick reject before comparing. */
-const KEY_LAST = new Set(KEY_NAMES.map((k) => k.charCodeAt(k.length - 1)));
+/** Last letters of the key names (lower case): a quick reject before comparing. */
+const KEY_LAST: Uint8Array = (() => {
+  const t = new Uint8Array(128);
+  for (const k of KEY_NAMES) t[k.charCodeAt(k.length - 1)] = 1;
+  return t;
+})();
+
+// First two characters a lead can start with, as a 128x128 bit table: 'e', 's' and 'r' are
+// among the commonest letters, and one table read rejects "es", "st", "re" before any call.
+// ':' and '=' (key names precede them) accept any following character.
+const PAIRS: Uint8Array = (() => {
+  const t = new Uint8Array(128 * 128);
+  for (const p of ['sk', 'rk', 'gh', 'gi', 'xo', 'AK', 'AS', 'AI', '--', 'ey']) t[(p.charCodeAt(0) << 7) | p.charCodeAt(1)] = 1;
+  for (const c of [58, 61]) for (let n = 0; n < 128; n++) t[(c << 7) | n] = 1;
+  return t;
+})();
+
+/** Cheap filter before secretLeadAt: can a lead start with code c followed by n? (n may be NaN/undefined at the end.) */
+export function maybeLead(c: number, n: number): boolean {
+  return c < 128 && PAIRS[(c << 7) | (n & 127)] === 1;
+}
 
 /** Lead kind at i (c = code at i), or 0. Cheap: a few look-aheads at most. */
 export function secretLeadAt(src: Src, i: number, c: number): number {
@@ -106,7 +125,8 @@ function keyNameBefore(src: Src, sep: number): number {
     j--;
     if (codeAt(src, j) === 92) j--; // \"password\": in JSON nested in a JSON string
   }
-  if (!KEY_LAST.has(codeAt(src, j) | 32)) return -1;
+  const last = codeAt(src, j) | 32;
+  if (!(last < 128 && KEY_LAST[last] === 1)) return -1;
   for (let n = 0; n < KEY_NAMES.length; n++) {
     const name = KEY_NAMES[n];
     let k = j;
@@ -132,8 +152,7 @@ export function scanSecrets(s: string, out: DetectorMatch[]): void {
   const n = s.length;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    // quick reject: not one of SECRET_LEAD_CHARS
-    if (c !== 115 && c !== 114 && c !== 103 && c !== 120 && c !== 65 && c !== 45 && c !== 101 && c !== 58 && c !== 61) continue;
+    if (!maybeLead(c, s.charCodeAt(i + 1))) continue;
     const kind = secretLeadAt(s, i, c);
     if (kind === 0) continue;
     let start = i;
@@ -300,6 +319,7 @@ function assignedValue(s: string, sep: number): [number, number] | null {
   for (let spaces = 0; spaces < 8 && (s.charCodeAt(v) === 32 || s.charCodeAt(v) === 9); spaces++) v++;
   if (v >= n) return null;
   const q = s.charCodeAt(v);
+  if (q === 47 && keyNameBefore(s, sep) === PWD) return null; // PWD=/home/user is a directory
   let start: number;
   let end: number;
   if (q === 34 || q === 39) {
@@ -317,7 +337,6 @@ function assignedValue(s: string, sep: number): [number, number] | null {
     if (isLiteral(s, start, end)) return null;
   }
   if (end <= start || isMaskToken(s, start, end)) return null;
-  if (keyNameBefore(s, sep) === PWD && q === 47) return null; // PWD=/home/user is a directory
   return [start, end];
 }
 

@@ -351,3 +351,32 @@ function luhnComplete(body: string): string {
   }
   throw new Error('unreachable');
 }
+
+describe('worst cases stay linear', () => {
+  // Each input is ~200k characters of a pattern that makes some scanner start a candidate at
+  // almost every position. Quadratic behaviour would take seconds to minutes here.
+  const size = 200_000;
+  const rep = (unit: string): string => unit.repeat(Math.ceil(size / unit.length));
+  it.each([
+    ['digits', rep('4')],
+    ['digit groups', rep('4111 ')],
+    ['dashed digits', rep('123-')],
+    ['plus digits', rep('+1')],
+    ['parens', rep('(415) ')],
+    ['ats', rep('a@')],
+    ['long local parts', rep('a.b') + '@' + rep('c.')],
+    ['uppercase', rep('DE89')],
+    ['sk- leads', rep('sk-')],
+    ['jwt leads', rep('eyJhbGciOiJIUzI1NiJ9.')],
+    ['pwd dirs', rep('pwd=/')],
+    ['password keys', rep('password:')],
+    ['stars', 'password=' + rep('*')],
+    ['url leads', rep('://a:')],
+    ['pem leads', rep('-----BEGIN X-----')],
+  ])('%s', (_name, text) => {
+    const t0 = process.hrtime.bigint();
+    findMatches(text, DETECTOR_NAMES);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    expect(ms).toBeLessThan(2000);
+  });
+});

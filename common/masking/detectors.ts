@@ -30,7 +30,7 @@
 import type { DetectorName } from '../policy/types';
 import { CARD_MAX_LENGTH, PHONE_MAX_LENGTH, SSN_LENGTH, scanNumbers } from './detect-numbers';
 import { EMAIL_MAX_LENGTH, scanEmail } from './detect-email';
-import { SECRET_LEAD_CHARS, SECRET_RECOGNITION_LENGTH, scanSecrets, secretLeadAt } from './detect-secrets';
+import { SECRET_LEAD_CHARS, SECRET_RECOGNITION_LENGTH, maybeLead, scanSecrets, secretLeadAt } from './detect-secrets';
 import { IBAN_MAX_LENGTH } from './checksums';
 import { BIT_EMAIL, BIT_SECRET, DETECTOR_BITS, DIGIT_BITS, type DetectorMatch } from './scan-util';
 
@@ -86,7 +86,8 @@ export function mightMatch(text: string, d: CompiledDetectors): boolean {
     const c = text.charCodeAt(i);
     if (c < 128) {
       const f = t[c];
-      if (f === TRIGGER_ANY || (f === TRIGGER_SECRET && secretLeadAt(text, i, c) !== 0)) return true;
+      if (f === TRIGGER_ANY) return true;
+      if (f === TRIGGER_SECRET && maybeLead(c, text.charCodeAt(i + 1)) && secretLeadAt(text, i, c) !== 0) return true;
     }
   }
   return false;
@@ -102,7 +103,8 @@ export function mightMatchUtf8(buf: Uint8Array, d: CompiledDetectors): boolean {
   for (let i = 0, n = buf.length; i < n; i++) {
     const c = buf[i];
     const f = t[c];
-    if (f === TRIGGER_ANY || (f === TRIGGER_SECRET && secretLeadAt(buf, i, c) !== 0)) return true;
+    if (f === TRIGGER_ANY) return true;
+    if (f === TRIGGER_SECRET && maybeLead(c, buf[i + 1]) && secretLeadAt(buf, i, c) !== 0) return true;
   }
   return false;
 }

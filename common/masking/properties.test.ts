@@ -6,6 +6,8 @@ import { DETECTOR_NAMES, compileDetectors, mightMatch, mightMatchUtf8, scanMatch
 import { createTextMasker } from './masker';
 
 const hashKey = Buffer.from('property-test-key-0123456789');
+// FC_RUNS=200000 npx jest common/masking/properties  for a deeper search
+const RUNS = Number(process.env.FC_RUNS ?? 3000);
 const compiled = compileDetectors(DETECTOR_NAMES);
 const strategies: MaskStrategy[] = ['redact', 'last4', 'hash'];
 const maskers = strategies.map((strategy) => createTextMasker({ detectors: DETECTOR_NAMES, strategy, hashKey }));
@@ -70,7 +72,7 @@ describe('masking properties', () => {
         expect(scanMatches(out, compiled)).toEqual([]);
         expect(maskers[si].mask(out).count).toBe(0);
       }),
-      { numRuns: 3000 },
+      { numRuns: RUNS },
     );
   });
 
@@ -107,7 +109,7 @@ describe('masking properties', () => {
         if (scanMatches(t, compiled).length > 0) expect(may).toBe(true);
         if (t.isWellFormed()) expect(mightMatchUtf8(Buffer.from(t, 'utf8'), compiled)).toBe(may);
       }),
-      { numRuns: 3000 },
+      { numRuns: RUNS },
     );
   });
 
@@ -126,7 +128,7 @@ describe('masking properties', () => {
           }
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: RUNS },
     );
   });
 

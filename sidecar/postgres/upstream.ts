@@ -187,7 +187,12 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
         switch (f.code) {
           case BE.Authentication: {
             const msg = decodeAuthentication(f);
-            if (msg.name === 'authOk') break;
+            if (msg.name === 'authOk') {
+              // A server (or someone in between) that skips to "OK" before SCRAM proved the server
+              // knows the verifier is not the database we meant to reach.
+              if (method && !method.complete()) throw new AuthError('server ended authentication before proving its identity');
+              break;
+            }
             method ??= authMethodFor(msg, opts.credentials);
             const reply = method.respond(msg);
             if (reply) socket.write(reply);

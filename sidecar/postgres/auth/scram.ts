@@ -8,12 +8,16 @@ import { AuthError } from './types';
 const hmac = (key: Buffer, data: string): Buffer => createHmac('sha256', key).update(data).digest();
 const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
 
+const MAX_ITERATIONS = 600_000;
+
 // PBKDF2 at 4096+ iterations costs milliseconds; a sidecar reconnecting with the same secret
 // reuses the salted password as pgbouncer does. Keyed by a digest so the map holds no password.
 const saltedCache = new Map<string, Buffer>();
 
 function saltedPassword(password: string, salt: Buffer, iterations: number): Buffer {
-  const key = createHash('sha256').update(password).update('\0').update(salt).update(String(iterations)).digest('hex');
+  // Fixed-size digests of each part keep the key unambiguous (salt bytes followed by the iteration
+  // digits would let (S, 496) and (S+"4", 96) collide).
+  const key = createHash('sha256').update(sha256(Buffer.from(password))).update(sha256(salt)).update(String(iterations)).digest('hex');
   let v = saltedCache.get(key);
   if (!v) {
     v = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
@@ -37,7 +41,9 @@ export function scramSha256Auth(creds: Credentials, nonce: string = randomBytes(
   const clientFirstBare = `n=,r=${nonce}`;
   let authMessage = '';
   let serverKey: Buffer | undefined;
+  let verified = false;
   return {
+    complete: () => verified,
     respond(msg) {
       switch (msg.name) {
         case 'authSasl':
@@ -53,6 +59,8 @@ export function scramSha256Auth(creds: Credentials, nonce: string = randomBytes(
           const i = Number(attrs.get('i'));
           if (!r || !r.startsWith(nonce) || r.length === nonce.length) throw new AuthError('SCRAM server nonce does not extend the client nonce');
           if (!s || !Number.isInteger(i) || i < 1) throw new AuthError('SCRAM server-first-message lacks salt or iteration count');
+          // A hostile server could ask for 2^31 iterations and stall the event loop for minutes.
+          if (i > MAX_ITERATIONS) throw new AuthError(`SCRAM iteration count ${i} exceeds the limit of ${MAX_ITERATIONS}`);
           const salted = saltedPassword(creds.password, Buffer.from(s, 'base64'), i);
           const clientKey = hmac(salted, 'Client Key');
           const withoutProof = `c=biws,r=${r}`;
@@ -71,6 +79,7 @@ export function scramSha256Auth(creds: Credentials, nonce: string = randomBytes(
           const expected = hmac(serverKey, authMessage);
           // Verifying the server's signature proves the server knows the verifier, not just our proof.
           if (v.length !== expected.length || !timingSafeEqual(v, expected)) throw new AuthError('SCRAM server signature does not verify');
+          verified = true;
           return null;
         }
         default:

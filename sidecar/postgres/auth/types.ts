@@ -8,6 +8,8 @@ export interface Credentials {
 /** One authentication method: given the server's request, the bytes to answer with (none when done). */
 export interface AuthMethod {
   respond(msg: AuthenticationMessage): Buffer | null;
+  /** Whether the exchange reached its end, so AuthenticationOk may be trusted (SCRAM: server signature verified). */
+  complete(): boolean;
 }
 
 export class AuthError extends Error {

@@ -11,7 +11,7 @@
 // Results are frozen: callers share them, and a mutation must not poison later decisions.
 import { normalizeSync } from 'libpg-query';
 import type { SqlStatementInfo } from '../../../common/policy/types';
-import { assertClassifierReady, classifyDetailed, type ClassifyResult } from './classify';
+import { assertClassifierReady, classifyDetailed, cString, type ClassifyResult } from './classify';
 
 export interface ClassifierOptions {
   /** Entries per cache (exact and normalized). Default 10000. */
@@ -77,7 +77,8 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
  * throwing; a genuine normalization equals the input up to its first `$` (constants are replaced
  * in place, left to right, and no statement starts with a constant), an error message does not.
  */
-export function normalizedKey(text: string): string | undefined {
+export function normalizedKey(query: string): string | undefined {
+  const text = cString(query);
   let norm: string;
   try {
     norm = normalizeSync(text);
@@ -98,6 +99,7 @@ function freezeResult(result: ClassifyResult): ClassifyResult {
 }
 
 function freezeInfo(s: SqlStatementInfo): void {
+  if (s.preparedBody !== undefined) freezeInfo(s.preparedBody);
   Object.freeze(s.kinds);
   Object.freeze(s.tables);
   Object.freeze(s.functions);

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import type { SqlStatementInfo } from '../../../common/policy/types';
 import { classifyDetailed, classifySql, initClassifier } from './classify';
 
@@ -371,6 +372,111 @@ describe('lexical edge cases', () => {
       const r = classifySql(text);
       expect('parseError' in r && r.parseError.length > 0).toBe(true);
     }
+  });
+});
+
+describe('what the server does that the tree does not spell out (verified against PostgreSQL 18)', () => {
+  test('field selection is a function call: (x).f is f(x)', () => {
+    expect(one("SELECT ('/etc/passwd').pg_read_file").functions).toContain('pg_read_file');
+    expect(one("SELECT (ARRAY['/etc/passwd'])[1].pg_read_file").functions).toContain('pg_read_file');
+    expect(one('SELECT (x).pg_read_file.length FROM t').functions).toEqual(expect.arrayContaining(['pg_read_file', 'length']));
+    expect(one('SELECT t.row_to_json FROM t').functions).toContain('row_to_json');
+  });
+
+  test('field selection of a DYNAMIC function is DYNAMIC, its literal classified', () => {
+    const s = one("SELECT ('DELETE FROM orders').dblink_exec");
+    expect(s.kinds).toEqual(expect.arrayContaining(['DYNAMIC', 'DELETE']));
+    expect(s.tables).toContain('orders');
+  });
+
+  test('SELECT INTO on the first branch of a UNION creates a table', () => {
+    for (const text of ['SELECT 1 INTO t UNION SELECT 2 UNION SELECT 3', '(SELECT 1 INTO t) UNION SELECT 2']) {
+      const s = one(text);
+      expect(s.kind).toBe('CREATE');
+      expect(s.kinds).toEqual(['CREATE', 'SELECT']);
+    }
+  });
+
+  test('text after a NUL is not part of the query', () => {
+    expect(all('SELECT 1\u0000; DROP TABLE x').map((s) => s.kind)).toEqual(['SELECT']);
+    expect(all('DROP TABLE x\u0000; SELECT 1').map((s) => s.kind)).toEqual(['DROP']);
+  });
+
+  test('pageinspect reads a relation named by text', () => {
+    expect(one("SELECT * FROM heap_page_items(get_raw_page('secrets', 0))").tables).toContain('secrets');
+  });
+
+  test('tablefunc and xml2 run SQL from text', () => {
+    expect(one("SELECT * FROM crosstab('SELECT * FROM secrets') AS t(a text)").kinds).toContain('DYNAMIC');
+    expect(one("SELECT * FROM connectby('secrets', 'id', 'parent', '1', 0) AS t(a int)").tables).toContain('secrets');
+  });
+});
+
+describe('fields the session uses for prepared statements and COPY', () => {
+  test('PREPARE names the statement and classifies its body alone', () => {
+    const s = one('PREPARE Q1 (int) AS WITH d AS (DELETE FROM orders WHERE id = $1 RETURNING id) SELECT * FROM d');
+    expect(s.prepares).toBe('q1');
+    expect(s.kinds).toEqual(['PREPARE', 'DELETE', 'SELECT']);
+    expect(s.preparedBody).toMatchObject({ kind: 'SELECT', kinds: ['SELECT', 'DELETE'], tables: ['d', 'orders'] });
+    expect(s.preparedBody?.prepares).toBeUndefined();
+  });
+
+  test('EXECUTE is found wherever it runs a prepared statement', () => {
+    expect(one('EXECUTE q1(5)').executes).toBe('q1');
+    expect(one('EXECUTE "Q1"').executes).toBe('Q1');
+    expect(one('EXPLAIN ANALYZE EXECUTE q1').executes).toBe('q1');
+    expect(one('CREATE TABLE t AS EXECUTE q1').executes).toBe('q1');
+    expect(one('SELECT 1').executes).toBeUndefined();
+  });
+
+  test('several EXECUTEs in one statement give a name no statement has', () => {
+    const s = one("DO $$BEGIN EXECUTE 'EXECUTE a'; EXECUTE 'EXECUTE b'; END$$");
+    expect(s.executes).toBe('a\u0000b');
+  });
+
+  test('DEALLOCATE and DISCARD ALL', () => {
+    expect(one('DEALLOCATE q1').deallocates).toBe('q1');
+    expect(one('DEALLOCATE PREPARE ALL').deallocates).toBe('*');
+    expect(one('DISCARD ALL').deallocates).toBe('*');
+    expect(one('DISCARD PLANS').deallocates).toBeUndefined();
+  });
+
+  test('COPY direction', () => {
+    expect(one('COPY t FROM STDIN').copy).toBe('from');
+    expect(one('COPY t TO STDOUT').copy).toBe('to');
+    expect(one('COPY (SELECT 1) TO STDOUT').copy).toBe('to');
+    expect(one('SELECT 1').copy).toBeUndefined();
+  });
+});
+
+describe('robustness', () => {
+  const TOKENS = ['SELECT', 'DELETE', 'FROM', 'secrets', 'DO', '$$', "'", '"', ';', '(', ')', '::regclass', 'query_to_xml', 'E\'\\\'', '/*', '*/', '--', '\n', 'BEGIN', 'END', 'EXECUTE', ',', '1', 'U&"a"', '.', '*'];
+
+  test('arbitrary input yields statements or a parse error, never an exception', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.array(fc.constantFrom(...TOKENS)).map((t) => t.join(' '))), (text) => {
+        const r = classifySql(text);
+        expect('statements' in r || typeof r.parseError === 'string').toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('deep nesting is a parse error or a result, not a crash', () => {
+    const deep = `SELECT ${'('.repeat(5000)}1${')'.repeat(5000)}`;
+    const r = classifySql(deep);
+    expect('statements' in r || typeof r.parseError === 'string').toBe(true);
+    const nested = `SELECT ${'(SELECT '.repeat(200)}pg_read_file('x')${')'.repeat(200)}`;
+    const n = classifySql(nested);
+    if ('statements' in n) expect(n.statements[0].functions).toContain('pg_read_file');
+  });
+
+  test('SQL nested in strings stops at a fixed depth, as DYNAMIC', () => {
+    let sql = 'DELETE FROM deep';
+    for (let i = 0; i < 12; i++) sql = `SELECT query_to_xml('${sql.replace(/'/g, "''")}', true, false, '')`;
+    const s = one(sql);
+    expect(s.kinds).toContain('DYNAMIC');
+    expect(s.kinds).not.toContain('DELETE');
   });
 });
 

@@ -53,11 +53,12 @@ export function toSqlOperation(target: string, result: ClassifyResult): SqlOpera
     : { type: 'sql', target, statements: result.statements };
 }
 
-export function classifyDetailed(text: string): DetailedClassification {
+export function classifyDetailed(query: string): DetailedClassification {
   assertClassifierReady();
+  const text = cString(query);
   const flags = { constSensitive: false };
   // libpg-query rejects '' although the server answers it with EmptyQueryResponse.
-  if (text.trim() === '') return { result: { statements: [] }, constSensitive: false };
+  if (text === '') return { result: { statements: [] }, constSensitive: false };
   let tree: ParsedTree;
   try {
     tree = parseSync(text) as ParsedTree;
@@ -70,7 +71,17 @@ export function classifyDetailed(text: string): DetailedClassification {
     const [type, body] = unwrap(raw.stmt);
     const kind = type === undefined ? 'OTHER' : stmtKind(type, body);
     walkTree(raw.stmt, context(out, flags, text, raw, 0));
-    statements.push(toInfo(kind, out));
+    const info = toInfo(kind, out);
+    if (type === 'PrepareStmt' && typeof body.name === 'string') {
+      // The session judges a later EXECUTE by what was prepared, so classify the body alone.
+      info.prepares = body.name;
+      const inner = newCollected();
+      const [innerType, innerBody] = unwrap(body.query);
+      walkTree(body.query, context(inner, flags, text, raw, 0));
+      info.preparedBody = toInfo(innerType === undefined ? 'OTHER' : stmtKind(innerType, innerBody), inner);
+    }
+    if (type === 'CopyStmt') info.copy = body.is_from === true ? 'from' : 'to';
+    statements.push(info);
   }
   return { result: { statements }, constSensitive: flags.constSensitive };
 }
@@ -96,7 +107,7 @@ function context(out: Collected, flags: { constSensitive: boolean }, text: strin
 
 function embedSql(sql: string, out: Collected, flags: { constSensitive: boolean }, depth: number): boolean {
   if (depth > MAX_EMBED_DEPTH) return false;
-  if (sql.trim() === '') return true;
+  if (sql === '') return true;
   let tree: ParsedTree;
   try {
     tree = parseSync(sql) as ParsedTree;
@@ -138,19 +149,35 @@ function unwrap(node: unknown): [string | undefined, Record<string, unknown>] {
 
 function toInfo(kind: string, c: Collected): SqlStatementInfo {
   c.kinds.delete(kind);
-  return {
+  const info: SqlStatementInfo = {
     kind,
     kinds: [kind, ...[...c.kinds].sort()],
     tables: [...c.tables].sort(),
     functions: [...c.functions].sort(),
     columns: [...c.columns].sort(),
   };
+  // One name is the normal case. Several (only possible through SQL nested in strings) are joined
+  // with NUL, which no identifier contains: the session then finds no such prepared statement and
+  // refuses, rather than judging by one of them.
+  if (c.executes.size > 0) info.executes = [...c.executes].sort().join('\u0000');
+  // Several DEALLOCATEs: forget them all (a later EXECUTE of any is then refused as unknown).
+  if (c.deallocates.size > 0) info.deallocates = c.deallocates.size === 1 ? [...c.deallocates][0] : '*';
+  return info;
 }
 
 /** Parser locations are UTF-8 byte offsets; a length of 0 means "to the end". */
 function sliceUtf8(text: string, start: number, len: number): string {
   const bytes = Buffer.from(text, 'utf8');
   return bytes.subarray(start, len > 0 ? start + len : bytes.length).toString('utf8');
+}
+
+/**
+ * The server reads a query string up to its first NUL (it is a C string in the protocol), so that
+ * prefix is what gets classified, whatever follows.
+ */
+export function cString(text: string): string {
+  const nul = text.indexOf('\u0000');
+  return nul < 0 ? text : text.slice(0, nul);
 }
 
 function errorMessage(err: unknown): string {

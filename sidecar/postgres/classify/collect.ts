@@ -7,10 +7,14 @@ export interface Collected {
   tables: Set<string>;
   functions: Set<string>;
   columns: Set<string>;
+  /** Prepared-statement names run (`EXECUTE p`, also inside EXPLAIN / CREATE TABLE AS). */
+  executes: Set<string>;
+  /** Prepared-statement names dropped (`DEALLOCATE p`); `*` for all. */
+  deallocates: Set<string>;
 }
 
 export function newCollected(): Collected {
-  return { kinds: new Set(), tables: new Set(), functions: new Set(), columns: new Set() };
+  return { kinds: new Set(), tables: new Set(), functions: new Set(), columns: new Set(), executes: new Set(), deallocates: new Set() };
 }
 
 /** `sval` of a `{String: {sval}}` node, else undefined. */

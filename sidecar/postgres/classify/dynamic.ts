@@ -30,6 +30,13 @@ export const DYNAMIC_SQL_FUNCTIONS: ReadonlySet<string> = new Set([
   'dblink_fetch',
   'dblink_send_query',
   'dblink_get_result',
+  // tablefunc / xml2: build and run SQL from text arguments (a query, or table and column names).
+  'crosstab',
+  'crosstab2',
+  'crosstab3',
+  'crosstab4',
+  'connectby',
+  'xpath_table',
   // Extensions that run SQL text in another backend or later.
   'pg_background_launch',
   'schedule',
@@ -54,3 +61,6 @@ export function isDynamicSqlFunction(parts: string[]): boolean {
   const schema = DYNAMIC_REQUIRES_SCHEMA.get(name);
   return schema === undefined || parts[parts.length - 2] === schema;
 }
+
+/** Functions that read a relation named by a text argument without running SQL (pageinspect). */
+export const RELATION_TEXT_FUNCTIONS: ReadonlySet<string> = new Set(['get_raw_page']);

@@ -94,8 +94,8 @@ export function isStatementType(type: string): boolean {
 export function stmtKind(type: string, body: Record<string, unknown>): SqlKind {
   switch (type) {
     case 'SelectStmt':
-      // SELECT ... INTO creates a table.
-      return body.intoClause !== undefined ? 'CREATE' : 'SELECT';
+      // SELECT ... INTO creates a table, also from the first branch of a UNION.
+      return selectInto(body) ? 'CREATE' : 'SELECT';
     case 'GrantStmt':
     case 'GrantRoleStmt':
       return body.is_grant === true ? 'GRANT' : 'REVOKE';
@@ -114,4 +114,19 @@ export function stmtKind(type: string, body: Record<string, unknown>): SqlKind {
   if (type.startsWith('Alter')) return 'ALTER';
   if (type.startsWith('Drop')) return 'DROP';
   return 'OTHER';
+}
+
+/**
+ * SELECT ... INTO anywhere in a set-operation tree: `SELECT 1 INTO t UNION SELECT 2` keeps the
+ * INTO on the (bare, untagged) left branch, and the server creates t.
+ */
+export function selectInto(body: Record<string, unknown>): boolean {
+  const stack: unknown[] = [body];
+  while (stack.length > 0) {
+    const b = stack.pop() as Record<string, unknown> | null | undefined;
+    if (b === null || typeof b !== 'object') continue;
+    if (b.intoClause !== undefined) return true;
+    stack.push(b.larg, b.rarg);
+  }
+  return false;
 }

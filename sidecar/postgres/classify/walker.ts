@@ -15,7 +15,7 @@ import {
   stringNode,
   type Collected,
 } from './collect';
-import { isDynamicSqlFunction } from './dynamic';
+import { isDynamicSqlFunction, RELATION_TEXT_FUNCTIONS } from './dynamic';
 import { isStatementType, stmtKind } from './kinds';
 
 export interface WalkContext {
@@ -115,6 +115,11 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
   }
   // INSERT ... ON CONFLICT DO UPDATE updates rows.
   if (obj.action === 'ONCONFLICT_UPDATE') out.kinds.add('UPDATE');
+  // SELECT ... INTO creates a table; seen here too because a UNION keeps it on a bare branch.
+  if (obj.intoClause !== undefined) {
+    out.kinds.add('CREATE');
+    out.kinds.add('SELECT');
+  }
   visitObjectNames(obj, out);
   if (type === undefined) return;
   if (isStatementType(type)) {
@@ -123,13 +128,22 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
     return;
   }
   switch (type) {
-    case 'ColumnRef':
+    case 'ColumnRef': {
       addColumnRef(out, obj.fields);
+      const selected = nameParts(obj.fields).slice(1);
+      addFieldSelections(out, selected);
+      if (selected.some((n) => isDynamicSqlFunction([n]))) out.kinds.add('DYNAMIC');
       break;
-    case 'A_Indirection':
+    }
+    case 'A_Indirection': {
       // (c).card_number: a field selected from a composite value.
-      for (const s of nameParts(obj.indirection)) if (s !== '*') out.columns.add(s);
+      const names = nameParts(obj.indirection);
+      addFieldSelections(out, names);
+      for (const s of names) if (s !== '*') out.columns.add(s);
+      // ('DELETE FROM t').dblink_exec is dblink_exec('DELETE FROM t').
+      if (names.length > 0 && isDynamicSqlFunction([names[0]])) visitDynamicCall([obj.arg], ctx);
       break;
+    }
     case 'JoinExpr':
       for (const s of nameParts(obj.usingClause)) out.columns.add(s);
       break;
@@ -137,6 +151,16 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
       visitTypeCast(obj, ctx);
       break;
   }
+}
+
+/**
+ * PostgreSQL reads field selection as a call when no such field exists: `('/etc/passwd').pg_read_file`
+ * runs pg_read_file('/etc/passwd'), and `t.f` runs f(t). So every selected name (all but the first
+ * part of a qualified column reference) is also recorded as a function: a column that shares a
+ * denied function's name is denied when written qualified, rather than a call slipping through.
+ */
+function addFieldSelections(out: Collected, names: string[]): void {
+  for (const n of names) if (n !== '*') out.functions.add(n);
 }
 
 function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
@@ -148,9 +172,6 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
       else if (obj.relation !== undefined) out.kinds.add('SELECT');
       if (obj.is_program === true) out.functions.add('copy_program');
       else if (typeof obj.filename === 'string') out.functions.add('copy_file');
-      break;
-    case 'SelectStmt':
-      if (obj.intoClause !== undefined) out.kinds.add('SELECT');
       break;
     case 'AlterDefaultPrivilegesStmt': {
       const action = obj.action as Obj | undefined;
@@ -169,6 +190,17 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
     case 'DoStmt':
       visitDo(obj, ctx);
       break;
+    case 'ExecuteStmt':
+      // Prepared-statement names are identifiers the parser has already case-folded.
+      if (typeof obj.name === 'string') out.executes.add(obj.name);
+      break;
+    case 'DeallocateStmt':
+      out.deallocates.add(obj.isall === true || typeof obj.name !== 'string' ? '*' : obj.name);
+      break;
+    case 'DiscardStmt':
+      // DISCARD ALL drops every prepared statement too.
+      if (obj.target === 'DISCARD_ALL') out.deallocates.add('*');
+      break;
     case 'CreateFunctionStmt':
       visitCreateFunction(obj, ctx);
       break;
@@ -177,19 +209,30 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
 
 function visitFunctionName(obj: Obj, parts: string[], ctx: WalkContext): void {
   addQualified(ctx.out.functions, parts);
-  if (parts.length === 0 || !isDynamicSqlFunction(parts)) return;
+  if (parts.length === 0) return;
+  const args = Array.isArray(obj.args) ? obj.args : [];
+  if (isDynamicSqlFunction(parts)) visitDynamicCall(args, ctx);
+  else if (RELATION_TEXT_FUNCTIONS.has(parts[parts.length - 1])) {
+    ctx.flags.constSensitive = true;
+    for (const arg of args) addRelationLiteral(stringLiteral(arg), ctx);
+  }
+}
+
+function addRelationLiteral(text: string | undefined, ctx: WalkContext): void {
+  const rel = text === undefined ? undefined : relationNameParts(text);
+  if (rel !== undefined) addQualified(ctx.out.tables, rel);
+}
+
+function visitDynamicCall(args: unknown[], ctx: WalkContext): void {
   ctx.out.kinds.add('DYNAMIC');
   // Marked whatever the arguments are: `query_to_xml($1, ...)` and `query_to_xml('...', ...)`
   // normalize to the same text but classify differently.
   ctx.flags.constSensitive = true;
-  if (!Array.isArray(obj.args)) return;
-  for (const arg of obj.args) {
+  for (const arg of args) {
     const text = stringLiteral(arg);
     if (text === undefined) continue;
     // The argument may be a query (query_to_xml) or a relation name (table_to_xml).
-    if (ctx.embedSql(text)) continue;
-    const rel = relationNameParts(text);
-    if (rel !== undefined) addQualified(ctx.out.tables, rel);
+    if (!ctx.embedSql(text)) addRelationLiteral(text, ctx);
   }
 }
 
@@ -199,9 +242,7 @@ function visitTypeCast(obj: Obj, ctx: WalkContext): void {
   if (parts[parts.length - 1] !== 'regclass') return;
   // 'secrets'::regclass names a relation in a constant.
   ctx.flags.constSensitive = true;
-  const text = stringLiteral(obj.arg);
-  const rel = text === undefined ? undefined : relationNameParts(text);
-  if (rel !== undefined) addQualified(ctx.out.tables, rel);
+  addRelationLiteral(stringLiteral(obj.arg), ctx);
 }
 
 /** Name lists of DROP/COMMENT/ALTER ... OWNER/SECURITY LABEL on relation-like objects. */

@@ -20,35 +20,51 @@ const EMPTY = Buffer.alloc(0);
 export class FrameReader {
   private buf: Buffer = EMPTY;
   private off = 0;
+  // Chunks that arrived while `buf` held an incomplete frame. They are joined only once enough bytes
+  // are there (see `have`): re-joining on every push made a large message in small chunks quadratic.
+  private more: Buffer[] = [];
+  private moreLength = 0;
 
   /** `maxLength` bounds one message (length field included) so a hostile peer cannot make us buffer without limit. */
   constructor(private readonly maxLength: number) {}
 
   push(chunk: Buffer): void {
-    if (this.off >= this.buf.length) {
+    if (this.off >= this.buf.length && this.more.length === 0) {
       this.buf = chunk;
+      this.off = 0;
     } else {
-      this.buf = Buffer.concat([this.buf.subarray(this.off), chunk]);
+      this.more.push(chunk);
+      this.moreLength += chunk.length;
     }
-    this.off = 0;
   }
 
   /** Bytes received but not yet returned as a frame. */
   get pending(): number {
-    return this.buf.length - this.off;
+    return this.buf.length - this.off + this.moreLength;
+  }
+
+  /** Whether `n` bytes have arrived; if so they are contiguous in `buf` from `off`. */
+  private have(n: number): boolean {
+    const avail = this.buf.length - this.off;
+    if (avail >= n) return true;
+    if (avail + this.moreLength < n) return false;
+    this.buf = Buffer.concat([this.buf.subarray(this.off), ...this.more]);
+    this.off = 0;
+    this.more = [];
+    this.moreLength = 0;
+    return true;
   }
 
   /** The next complete typed frame, or null when more bytes are needed. */
   next(): Frame | null {
-    const avail = this.buf.length - this.off;
-    if (avail < 5) return null;
+    if (!this.have(5)) return null;
     const code = this.buf[this.off];
     const len = this.buf.readInt32BE(this.off + 1);
     if (len < 4) throw new ProtocolError(`invalid message length ${len} for message type 0x${code.toString(16)}`);
     if (len > this.maxLength) {
       throw new ProtocolError(`message of ${len} bytes exceeds the limit of ${this.maxLength} bytes`, 'message_too_large');
     }
-    if (avail < 1 + len) return null;
+    if (!this.have(1 + len)) return null;
     const start = this.off;
     this.off += 1 + len;
     return { code, buf: this.buf, start, body: start + 5, end: this.off };
@@ -56,11 +72,10 @@ export class FrameReader {
 
   /** The next startup-phase packet (no type byte), or null when more bytes are needed. */
   nextStartup(): Frame | null {
-    const avail = this.buf.length - this.off;
-    if (avail < 4) return null;
+    if (!this.have(4)) return null;
     const len = this.buf.readInt32BE(this.off);
     if (len < 8 || len > 10240) throw new ProtocolError(`invalid startup packet length ${len}`);
-    if (avail < len) return null;
+    if (!this.have(len)) return null;
     const start = this.off;
     this.off += len;
     return { code: 0, buf: this.buf, start, body: start + 4, end: this.off };

@@ -35,6 +35,8 @@ export class Writer {
   }
 
   cstring(s: string): this {
+    // A NUL would end the field early and shift every field after it: drop it.
+    if (s.includes('\0')) s = s.replace(/\0/g, '');
     const n = Buffer.byteLength(s, 'utf8');
     this.ensure(n + 1);
     this.buf.write(s, this.pos, 'utf8');
