@@ -13,6 +13,7 @@ import type { PgServer } from '../tools/pg-server';
 import {
   PGBENCH,
   PSQL,
+  checkInterrupted,
   clientEnv,
   fmt,
   findExecutable,
@@ -219,7 +220,9 @@ async function main(): Promise<number> {
   if (WARMUP > 0) {
     for (const t of targets) {
       for (const mode of MODES) {
+        checkInterrupted();
         const w = await pgbench(t, mode, Math.max(...CLIENTS), WARMUP);
+        checkInterrupted();
         if (w.error) throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.name === 'sidecar' ? `\nsidecar log tail:\n${sc.tail()}` : ''}`);
       }
     }
@@ -232,7 +235,9 @@ async function main(): Promise<number> {
     for (const [ci, { mode, clients }] of configs.entries()) {
       for (const t of rotate(targets, round + ci)) {
         const log = clients === 1 ? { dir: logDir, prefix: `${t.name}-${mode}-${round}` } : undefined;
+        checkInterrupted();
         const r: Run = { round, ...(await pgbench(t, mode, clients, SECONDS, log)) };
+        checkInterrupted();
         sc.rss.sample();
         r.sidecarRssMb = (procStatus(sc.pid)?.rssKb ?? 0) / 1024;
         runs.push(r);

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import type { PgServer } from '../tools/pg-server';
 import {
   PSQL,
+  checkInterrupted,
   clientEnv,
   findExecutable,
   fmt,
@@ -53,6 +54,7 @@ async function main(): Promise<number> {
   let sidecarPeakMb = 0;
   let rssBeforeMb = 0;
   for (const t of targets) {
+    checkInterrupted();
     if (t.name === 'sidecar') {
       sc.rss.resetSampled();
       rssBeforeMb = sc.rss.maxSampledMb();
@@ -65,6 +67,7 @@ async function main(): Promise<number> {
       sc.rss.sample();
       sidecarPeakMb = sc.rss.maxSampledMb();
     }
+    checkInterrupted();
     const seconds = r.ms / 1000;
     const error = r.code !== 0 ? `psql exited ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` : undefined;
     results.push({ target: t.name, seconds, mbPerSec: payloadMb / seconds, ...(error ? { error } : {}) });

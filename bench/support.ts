@@ -21,6 +21,14 @@ const cleanups: CleanupFn[] = [];
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 let cleaning: Promise<void> | undefined;
+let interrupted = false;
+
+export class Interrupted extends Error {}
+
+/** Throws once Ctrl-C/SIGTERM was received, so loops stop starting new work. */
+export function checkInterrupted(): void {
+  if (interrupted) throw new Interrupted('interrupted');
+}
 
 export function onCleanup(fn: CleanupFn): void {
   cleanups.push(fn);
@@ -49,6 +57,7 @@ export function installSignalHandlers(): void {
   const onSignal = (sig: NodeJS.Signals): void => {
     if (signalled) return;
     signalled = true;
+    interrupted = true;
     process.stderr.write(`\nbench: ${sig}: cleaning up...\n`);
     const hard = setTimeout(() => process.exit(130), 15_000);
     hard.unref();
@@ -69,7 +78,8 @@ export function runMain(main: () => Promise<number>): void {
     .then(
       (code) => code,
       (err: Error) => {
-        process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+        // After Ctrl-C the failures are just the teardown racing the runs.
+        if (!interrupted) process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
         return 1;
       },
     )

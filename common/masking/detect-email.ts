@@ -5,7 +5,7 @@
 // sets ends a part, so a match never spans words. ASCII-only like every detector: in an
 // address with non-ASCII characters only the ASCII tail of the local part is matched.
 
-import { C_LABEL, C_LOCAL, type DetectorMatch, cls, isDigit } from './scan-util';
+import { C_LABEL, C_LOCAL, type DetectorMatch, cls, isDigit, isEscapeLetter } from './scan-util';
 
 export const EMAIL_MAX_LENGTH = 64 + 1 + 253;
 
@@ -15,7 +15,7 @@ export function scanEmail(s: string, out: DetectorMatch[]): void {
     let next = at + 1;
     let a = at;
     const lim = at > 64 ? at - 64 : 0;
-    while (a > lim && (cls(s.charCodeAt(a - 1)) & C_LOCAL) !== 0) a--;
+    while (a > lim && (cls(s.charCodeAt(a - 1)) & C_LOCAL) !== 0 && !isEscapeLetter(s, a - 1)) a--;
     while (a < at && s.charCodeAt(a) === 46) a++; // a local part does not start with '.'
     if (a < at && !isUrlUserinfo(s, a)) {
       const e = domainEnd(s, at + 1);

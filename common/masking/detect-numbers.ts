@@ -9,6 +9,7 @@ import {
   BIT_PHONE,
   BIT_SSN,
   type DetectorMatch,
+  gluedAt,
   isAlnum,
   isDigit,
 } from './scan-util';
@@ -40,12 +41,12 @@ export function scanNumbers(s: string, bits: number, out: DetectorMatch[]): void
     bits &= BIT_IBAN;
     if (bits === 0) return;
   }
-  let prev = NaN; // code before i; NaN at the start behaves as "not alphanumeric"
+  let prev = 32; // code before i; the start of the text behaves like a space
   let cardEnd = 0; // no second card may start inside the last one
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c >= 48 && c <= 57) {
-      if (!isAlnum(prev)) {
+      if (!isAlnum(prev) || !gluedAt(s, i - 1)) {
         if (bits & BIT_CARD && i >= cardEnd) {
           const e = matchCard(s, i);
           if (e > 0) {
@@ -63,7 +64,7 @@ export function scanNumbers(s: string, bits: number, out: DetectorMatch[]): void
         }
       }
     } else if (c === 43 /* + */) {
-      if (bits & BIT_PHONE && !isAlnum(prev)) {
+      if (bits & BIT_PHONE && (!isAlnum(prev) || !gluedAt(s, i - 1))) {
         const e = matchE164(s, i);
         if (e > 0) out.push({ detector: 'phone', start: i, end: e });
       }
@@ -73,7 +74,7 @@ export function scanNumbers(s: string, bits: number, out: DetectorMatch[]): void
         if (e > 0) out.push({ detector: 'phone', start: i, end: e });
       }
     } else if (c >= 65 && c <= 90) {
-      if (bits & BIT_IBAN && !isAlnum(prev)) {
+      if (bits & BIT_IBAN && (!isAlnum(prev) || !gluedAt(s, i - 1))) {
         const e = matchIban(s, i);
         if (e > 0) out.push({ detector: 'iban', start: i, end: e });
       }

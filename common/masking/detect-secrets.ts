@@ -9,7 +9,7 @@
 // the text when their end is not in it yet: a truncated secret is still masked, and a
 // streaming caller sees a match touching the end and holds it back (see detectors.ts).
 
-import { C_ALNUM, C_TOKEN, type DetectorMatch, type Src, cls, codeAt, hasAt, isAlnum, isDigit } from './scan-util';
+import { C_ALNUM, C_TOKEN, type DetectorMatch, type Src, cls, codeAt, gluedAt, hasAt, isAlnum, isDigit, isEscapeLetter } from './scan-util';
 
 /**
  * A secret is recognised within this many characters of its start (prefix plus the minimum
@@ -67,6 +67,13 @@ const PAIRS: Uint8Array = (() => {
   const t = new Uint8Array(128 * 128);
   for (const p of ['sk', 'rk', 'gh', 'gi', 'xo', 'AK', 'AS', 'AI', '--', 'ey']) t[(p.charCodeAt(0) << 7) | p.charCodeAt(1)] = 1;
   for (const c of [58, 61]) for (let n = 0; n < 128; n++) t[(c << 7) | n] = 1;
+  return t;
+})();
+
+/** SECRET_LEAD_CHARS as a table: most characters are rejected by this one read. */
+const LEAD: Uint8Array = (() => {
+  const t = new Uint8Array(128);
+  for (let k = 0; k < SECRET_LEAD_CHARS.length; k++) t[SECRET_LEAD_CHARS.charCodeAt(k)] = 1;
   return t;
 })();
 
@@ -152,7 +159,7 @@ export function scanSecrets(s: string, out: DetectorMatch[]): void {
   const n = s.length;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (!maybeLead(c, s.charCodeAt(i + 1))) continue;
+    if (c >= 128 || LEAD[c] === 0 || !maybeLead(c, s.charCodeAt(i + 1))) continue;
     const kind = secretLeadAt(s, i, c);
     if (kind === 0) continue;
     let start = i;
@@ -222,7 +229,7 @@ function runEnd(s: string, j: number, alphabet: number, min: number): number {
 
 /** A key must not be glued to a preceding [A-Za-z0-9_-] ("task-...", "desk-..."). */
 function tokenBoundaryBefore(s: string, i: number): boolean {
-  return (cls(s.charCodeAt(i - 1)) & C_TOKEN) === 0;
+  return (cls(s.charCodeAt(i - 1)) & C_TOKEN) === 0 || isEscapeLetter(s, i - 1);
 }
 
 /** "sk-" + >= 20 of [A-Za-z0-9_-] containing a digit and a letter: kebab-case words are not keys. */
@@ -256,7 +263,7 @@ function matchSlack(s: string, i: number): number {
 
 /** AWS access key id: AKIA/ASIA + exactly 16 of [A-Z0-9], standing alone. */
 function matchAws(s: string, i: number): number {
-  if (isAlnum(s.charCodeAt(i - 1))) return -1;
+  if (gluedAt(s, i - 1)) return -1;
   for (let k = i + 4; k < i + 20; k++) {
     const c = s.charCodeAt(k);
     if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90))) return -1;
@@ -333,7 +340,8 @@ function assignedValue(s: string, sep: number): [number, number] | null {
     if (q === 123 || q === 91) return null; // an object or list, not a value
     start = v;
     end = v;
-    while (end < n && !isValueStop(s.charCodeAt(end))) end++;
+    while (end < n && !isValueStop(s.charCodeAt(end))) end += s.charCodeAt(end) === 92 ? 2 : 1; // keep \" (raw JSON) inside
+    if (end > n) end = n;
     if (isLiteral(s, start, end)) return null;
   }
   if (end <= start || isMaskToken(s, start, end)) return null;

@@ -67,6 +67,27 @@ describe('createTextMasker().mask', () => {
   });
 });
 
+describe('raw JSON text', () => {
+  it('treats backslash escapes as separators and keeps the JSON valid', () => {
+    const doc = JSON.stringify({
+      a: 'Card:\n4111111111111111',
+      b: 'mail\nalice@example.com',
+      c: 'key\tsk-proj-Ab3dEf6hIj9kLmNoPqRsTuVwXyZ012345',
+      d: 'iban\rDE89370400440532013000',
+      e: 'note password=abc"def and more',
+      f: 'aws\nAKIAIOSFODNN7EXAMPLE',
+    });
+    for (const strategy of ['redact', 'last4', 'hash'] as const) {
+      const r = all(strategy).mask(doc);
+      expect(r.count).toBe(6);
+      const parsed = JSON.parse(r.text) as Record<string, string>;
+      expect(parsed.a.startsWith('Card:\n')).toBe(true);
+      expect(parsed.b.startsWith('mail\n')).toBe(true);
+      expect(r.text).not.toMatch(/4111111111111111|alice@|sk-proj|DE8937|abc|AKIA/);
+    }
+  });
+});
+
 describe('createTextMasker().maskUtf8', () => {
   it('returns null without decoding for values that cannot match', () => {
     const m = all();

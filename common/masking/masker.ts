@@ -29,9 +29,9 @@ export interface TextMaskerSpec {
 export interface MaskResult {
   /** The masked text; the very same string object when nothing matched. */
   text: string;
-  /** Number of values masked (overlapping detections count once). */
+  /** Number of values masked (overlapping detections count once; see MAX_PASSES for re-scans). */
   count: number;
-  /** Detectors that matched, each once, in order of first match. Shared and frozen: do not mutate. */
+  /** Detectors that matched, each once, in order of first match (a shared frozen [] when none): do not mutate. */
   detectors: readonly DetectorName[];
 }
 

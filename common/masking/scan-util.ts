@@ -80,6 +80,22 @@ export function isAlnum(c: number): boolean {
   return c < 128 && (CLASS[c] & C_ALNUM) !== 0;
 }
 
+/**
+ * Is s[k] the letter of a backslash escape (\n \t \r \b \f)? In raw JSON text ("Card:\n4111...")
+ * such a letter is a separator, not part of the word that follows; treating it as a letter
+ * would hide the card, or widen an email match over the 'n' and break the escape.
+ */
+export function isEscapeLetter(s: string, k: number): boolean {
+  if (s.charCodeAt(k - 1) !== 92) return false;
+  const c = s.charCodeAt(k);
+  return c === 110 || c === 116 || c === 114 || c === 98 || c === 102;
+}
+
+/** Is s[k] a letter or digit that glues to the character after it? */
+export function gluedAt(s: string, k: number): boolean {
+  return isAlnum(s.charCodeAt(k)) && !isEscapeLetter(s, k);
+}
+
 /** A string or the raw bytes of a UTF-8 value: recognisers shared by both paths read through `codeAt`. */
 export type Src = string | Uint8Array;
 

@@ -118,10 +118,15 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
     message: rule.message,
   };
   if (m.sql) {
+    // A deny or hold naming `public.secrets` must also catch `FROM secrets`: the proxy cannot
+    // resolve the session's search_path, so restrictive rules match the bare name too (a
+    // `secrets` table in another schema is caught as well, the safe direction). Allow rules
+    // stay exact so they never grant more than they name.
+    const widen = rule.action !== 'allow';
     out.sql = {
       statements: m.sql.statements ? new Set(m.sql.statements.map((s) => s.toUpperCase())) : undefined,
-      tables: m.sql.tables ? compileMatcher(m.sql.tables) : undefined,
-      functions: m.sql.functions ? compileMatcher(m.sql.functions) : undefined,
+      tables: m.sql.tables ? compileMatcher(widen ? withBareNames(m.sql.tables) : m.sql.tables) : undefined,
+      functions: m.sql.functions ? compileMatcher(widen ? withBareNames(m.sql.functions) : m.sql.functions) : undefined,
     };
   }
   if (m.http) {
@@ -140,5 +145,15 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
   }
   if (m.subjects) out.subjects = compileMatcher(m.subjects);
   if (m.groups) out.groups = new Set(m.groups);
+  return out;
+}
+
+/** Adds the last dotted part of each qualified name (`pg_catalog.pg_read_file` → `pg_read_file`). */
+function withBareNames(names: string[]): string[] {
+  const out = [...names];
+  for (const n of names) {
+    const i = n.lastIndexOf('.');
+    if (i > 0 && i < n.length - 1) out.push(n.slice(i + 1));
+  }
   return out;
 }

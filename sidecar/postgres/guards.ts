@@ -27,11 +27,23 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       expanded.push(...p.op.statements);
     }
     if (s.kind === 'COPY' && s.copy === 'to' && ctx.masking && ctx.masking.columnRules.length > 0) {
-      const hit = s.tables.find((t) => ctx.masking!.columnRules.some((r) => r.table.test(t.split('.').pop()!)));
+      const hit = s.tables.find((t) => ctx.masking!.columnRules.some((r) => coversTable(r, t)));
       if (hit) {
         return { op, denial: { action: 'deny', reason: `COPY ... TO of table "${hit}", which has masked columns, is refused; use SELECT so the columns can be masked` } };
       }
     }
   }
   return { op: expanded ? { ...op, statements: expanded } : op };
+}
+
+/**
+ * Could a column rule apply to this table as the statement names it? An unqualified name may live
+ * in any schema on the session's search_path, so only a qualified name can rule a schema out.
+ */
+function coversTable(rule: { schema?: RegExp; table: RegExp }, name: string): boolean {
+  const parts = name.split('.');
+  const table = parts[parts.length - 1];
+  if (!rule.table.test(table)) return false;
+  if (rule.schema && parts.length >= 2 && !rule.schema.test(parts[parts.length - 2])) return false;
+  return true;
 }

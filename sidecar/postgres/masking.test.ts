@@ -23,7 +23,7 @@ INSERT INTO notes VALUES (1, 'card 4012888888881881 and ssn 219-09-9999'), (2, '
 
 const MASKING = `  masking:
     - name: cards
-      columns: [customers.card_number, "billing.*.card_number"]
+      columns: [customers.card_number, "billing.card*.card_number"]
       strategy: last4
     - name: ids
       columns: [customers.ssn, customers.balance]

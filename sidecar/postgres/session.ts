@@ -330,14 +330,27 @@ export class PgSession {
     return { type: 'sql', target: this.rt.target, statements: c.statements, parseError: c.parseError };
   }
 
-  private decideOp(op: SqlOperation): { op: SqlOperation; decision: Decision } {
+  private decideOp(op: SqlOperation, text: string): { op: SqlOperation; decision: Decision } {
+    if (this.queue.length > 0 && text.includes('\\')) {
+      // A statement still in flight could switch standard_conforming_strings or client_encoding
+      // (SET, set_config, any function) before the server reads this one, and backslashes are
+      // exactly what those settings change. We learn of a switch only at ReadyForQuery, so a text
+      // whose meaning depends on it may not be pipelined behind unfinished work.
+      return {
+        op,
+        decision: {
+          action: 'deny',
+          reason: 'a statement containing backslashes cannot be pipelined behind unfinished statements (they could change how the server reads backslashes); send it after the previous results arrive',
+        },
+      };
+    }
     const checked = guardStatements(op, { prepared: this.statements, masking: this.rt.masking() });
     if (checked.denial) return { op: checked.op, decision: checked.denial };
     return { op: checked.op, decision: decide(this.rt.policy(), checked.op, this.rt.identity) };
   }
 
   private onQuery(f: Frame, text: string, now: number): void {
-    const { op, decision } = this.decideOp(this.classify(text));
+    const { op, decision } = this.decideOp(this.classify(text), text);
     if (decision.action === 'hold') return this.hold(f, decision, op, text, now);
     if (decision.action === 'deny') return this.deny(decision, Expect.Query, now, text, op);
     this.trackPrepared(op, text, decision);
@@ -347,7 +360,7 @@ export class PgSession {
 
   private onParse(f: Frame, now: number): void {
     const p = decodeParse(f);
-    const { op, decision } = this.decideOp(this.classify(p.text));
+    const { op, decision } = this.decideOp(this.classify(p.text), p.text);
     if (decision.action === 'hold') return this.hold(f, decision, op, p.text, now);
     if (decision.action === 'deny') {
       this.deny(decision, Expect.Parse, now, p.text, op);
