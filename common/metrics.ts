@@ -19,7 +19,10 @@ class Series {
   ) {}
 
   add(labels: Labels, delta: number): void {
-    const k = key(labels);
+    this.addKey(key(labels), delta);
+  }
+
+  addKey(k: string, delta: number): void {
     this.values.set(k, (this.values.get(k) ?? 0) + delta);
   }
 
@@ -30,6 +33,12 @@ class Series {
   get(labels: Labels): number {
     return this.values.get(key(labels)) ?? 0;
   }
+}
+
+export interface Counter {
+  inc(labels?: Labels, by?: number): void;
+  get(labels?: Labels): number;
+  bind(labels: Labels): { inc(by?: number): void };
 }
 
 export class Metrics {
@@ -44,9 +53,17 @@ export class Metrics {
     return s;
   }
 
-  counter(name: string, help: string): { inc(labels?: Labels, by?: number): void; get(labels?: Labels): number } {
+  counter(name: string, help: string): Counter {
     const s = this.get(name, help, 'counter');
-    return { inc: (labels = {}, by = 1) => s.add(labels, by), get: (labels = {}) => s.get(labels) };
+    return {
+      inc: (labels = {}, by = 1) => s.add(labels, by),
+      get: (labels = {}) => s.get(labels),
+      // The label key is built once; hot paths keep the bound series.
+      bind: (labels) => {
+        const k = key(labels);
+        return { inc: (by = 1) => s.addKey(k, by) };
+      },
+    };
   }
 
   gauge(name: string, help: string): { set(labels: Labels, v: number): void; add(labels: Labels, d: number): void; get(labels?: Labels): number } {

@@ -8,9 +8,19 @@ export function createAuditLog(log: Logger, metrics: Metrics): AuditSink {
   const ops = metrics.counter('warden_operations_total', 'Operations seen by the sidecar, by target, decision and rule.');
   const masked = metrics.counter('warden_masked_values_total', 'Values masked in responses, by target.');
   const sessions = metrics.counter('warden_sessions_total', 'Session lifecycle events, by target and event.');
+  const bound = new Map<string, { inc(by?: number): void }>();
+  const series = (target: string, decision: string, rule: string): { inc(by?: number): void } => {
+    const k = `${target}\0${decision}\0${rule}`;
+    let s = bound.get(k);
+    if (!s) {
+      s = ops.bind({ target, decision, rule });
+      bound.set(k, s);
+    }
+    return s;
+  };
   return {
     statement(e: StatementEvent): void {
-      ops.inc({ target: e.target, decision: e.decision, rule: e.rule ?? '' });
+      series(e.target, e.decision, e.rule ?? '').inc();
       if (e.masked > 0) masked.inc({ target: e.target }, e.masked);
       if (e.decision === 'allow' && !e.error) return;
       log.info('operation', {

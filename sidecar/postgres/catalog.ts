@@ -13,6 +13,8 @@ export interface TableInfo {
 export interface CatalogOptions {
   connect(): Promise<ControlConnection>;
   ttlMs: number;
+  /** Called when cached names may be stale, so whatever was derived from them is dropped too. */
+  onInvalidate?: () => void;
 }
 
 // OIDs are integers we format ourselves, so inlining them in the simple protocol is safe.
@@ -43,6 +45,7 @@ export class CatalogCache {
   /** DDL went through: names may have changed. */
   invalidate(): void {
     this.entries.clear();
+    this.opts.onInvalidate?.();
   }
 
   async load(oids: number[]): Promise<void> {

@@ -2,7 +2,7 @@
 // will produce tells us, for every server message, which request it belongs to: which row shape a
 // DataRow has, which error is the answer to an injected denial, which responses we must swallow.
 import type { Decision, SqlOperation } from '../../common/policy/types';
-import type { FieldDescription } from './protocol/backend';
+import type { RowShape } from './shape-cache';
 import type { RowPlan } from './row-masking';
 
 export const enum Expect {
@@ -28,7 +28,7 @@ export interface PendingResponse {
   /** The decision that let the operation through (for the audit record). */
   decision?: Decision;
   text?: string;
-  fields?: FieldDescription[];
+  shape?: RowShape;
   formats?: number[];
   plan?: RowPlan;
   copyOut?: boolean;

@@ -116,8 +116,16 @@ export interface PlanInput {
   fields: FieldDescription[];
   /** Result formats from Bind, overriding the (statement-level) RowDescription's; empty = as described. */
   formats?: number[];
-  /** Column names the statement references anywhere (classification). */
-  referencedColumns: string[];
+  /** Whether the statement reads a protected column anywhere (see readsProtectedColumn). */
+  readsProtected: boolean;
+}
+
+/** Does a statement that references these column names touch a column a rule protects? */
+export function readsProtectedColumn(masking: TargetMasking, statements: ReadonlyArray<{ columns: readonly string[] }>): boolean {
+  if (masking.columnRules.length === 0) return false;
+  if (masking.anyProtectedName) return true;
+  for (const s of statements) for (const c of s.columns) if (masking.protectedNames.has(c)) return true;
+  return false;
 }
 
 function formatOf(i: number, field: FieldDescription, formats?: number[]): number {
@@ -127,9 +135,7 @@ function formatOf(i: number, field: FieldDescription, formats?: number[]): numbe
 
 export function planRow(input: PlanInput, masking: TargetMasking, catalog: CatalogCache): RowPlan {
   const { fields } = input;
-  const usesProtected =
-    masking.columnRules.length > 0 &&
-    (masking.anyProtectedName || input.referencedColumns.some((c) => masking.protectedNames.has(c)));
+  const usesProtected = input.readsProtected;
   const actions: ColumnAction[] = new Array(fields.length);
   let active = false;
   for (let i = 0; i < fields.length; i++) {

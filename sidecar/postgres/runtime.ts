@@ -5,6 +5,7 @@ import type { Decision, Identity, PostgresTargetSpec, SqlOperation } from '../..
 import type { CatalogCache } from './catalog';
 import type { CancelRegistry } from './cancel-registry';
 import type { TargetMasking } from './row-masking';
+import type { ShapeCache } from './shape-cache';
 import type { UpstreamOptions } from './upstream';
 
 export interface ClassifiedSql {
@@ -73,6 +74,7 @@ export interface TargetRuntime {
   classify(text: string): ClassifiedSql;
   upstreamOptions(params: Record<string, string>): UpstreamOptions;
   readonly catalog: CatalogCache;
+  readonly shapes: ShapeCache;
   readonly cancels: CancelRegistry;
   readonly identity: Identity;
   readonly audit: AuditSink;

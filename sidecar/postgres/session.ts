@@ -19,10 +19,9 @@ import {
   encodeParameterStatus,
   encodeReadyForQuery,
   type ErrorFields,
-  type FieldDescription,
 } from './protocol/backend';
 import {
-  decodeBind,
+  decodeBindHead,
   decodeClose,
   decodeDescribe,
   decodeExecute,
@@ -38,7 +37,9 @@ import {
 import { FrameReader, type Frame } from './protocol/frame-reader';
 import { ProtocolError } from './protocol/errors';
 import { Expect, ResponseQueue, type PendingResponse } from './response-queue';
-import { ActionKind, maskCopyData, maskDataRow, missingTables, NO_MASKING, planRow } from './row-masking';
+import { ActionKind, maskCopyData, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
+import { ShapeCache, type RowShape } from './shape-cache';
+import { OutputBatch } from './output-batch';
 import type { TargetRuntime } from './runtime';
 import { filterStartupParams, isSafeClientEncoding } from './startup-params';
 import { guardStatements } from './guards';
@@ -48,19 +49,21 @@ interface StatementState {
   op: SqlOperation;
   text: string;
   decision: Decision;
-  fields?: FieldDescription[];
+  shape?: RowShape;
 }
 
 interface PortalState {
   statement: string;
+  /** Result formats from Bind; empty once a portal Describe gave a shape that already carries them. */
   formats: number[];
-  fields?: FieldDescription[];
-  params?: Array<string | null>;
+  shape?: RowShape;
 }
 
 type Phase = 'startup' | 'login' | 'ready' | 'closed';
 
 const DDL = /^(CREATE|ALTER|DROP|TRUNCATE|COMMENT|GRANT|REVOKE)\b/;
+/** Stand-in shape when no masking applies: nothing to decode or plan. */
+const NO_SHAPE: RowShape = ShapeCache.transient([]);
 
 export class PgSession {
   readonly id = randomUUID();
@@ -78,8 +81,11 @@ export class PgSession {
   private pendingUpstreamFrame?: Frame;
   private ourKey?: { processId: number; secretKey: Buffer };
   private holdAbort?: AbortController;
-  private clientOut: Buffer[] = [];
-  private upstreamOut: Buffer[] = [];
+  private readonly clientOut = new OutputBatch();
+  private readonly upstreamOut = new OutputBatch();
+  /** The last RowDescription seen and its shape: sessions mostly repeat one query. */
+  private lastShapeBytes?: Buffer;
+  private lastShape?: RowShape;
 
   constructor(
     private readonly client: net.Socket,
@@ -249,15 +255,14 @@ export class PgSession {
   }
 
   private forward(f: Frame): void {
-    this.upstreamOut.push(f.buf.subarray(f.start, f.end));
+    this.upstreamOut.view(f.buf, f.start, f.end);
   }
 
   private flushUpstream(): void {
     const up = this.upstream;
-    if (!up || this.upstreamOut.length === 0) return;
-    const data = this.upstreamOut.length === 1 ? this.upstreamOut[0] : Buffer.concat(this.upstreamOut);
-    this.upstreamOut = [];
-    if (!up.socket.write(data)) {
+    if (!up) return;
+    const data = this.upstreamOut.take();
+    if (data && !up.socket.write(data)) {
       this.client.pause();
       up.socket.once('drain', () => this.client.resume());
     }
@@ -265,21 +270,15 @@ export class PgSession {
 
   private onClientFrame(f: Frame): void {
     if (this.discarding && f.code !== FE.Sync) return;
-    const now = performance.now();
+    const now = f.code === FE.Query || f.code === FE.Parse || f.code === FE.Execute ? performance.now() : 0;
     switch (f.code) {
       case FE.Query:
         return this.onQuery(f, decodeQuery(f), now);
       case FE.Parse:
         return this.onParse(f, now);
       case FE.Bind: {
-        const b = decodeBind(f);
-        const stmt = this.statements.get(b.statement);
-        this.portals.set(b.portal, {
-          statement: b.statement,
-          formats: b.resultFormats,
-          fields: stmt?.fields,
-          params: b.params.map((p) => (p === null ? null : p.toString('utf8'))),
-        });
+        const b = decodeBindHead(f);
+        this.portals.set(b.portal, { statement: b.statement, formats: b.resultFormats, shape: this.statements.get(b.statement)?.shape });
         this.forward(f);
         this.queue.push({ expect: Expect.Bind, startedAt: now, masked: 0, rows: 0 });
         return;
@@ -378,7 +377,7 @@ export class PgSession {
     const portal = this.portals.get(e.portal);
     const stmt = portal ? this.statements.get(portal.statement) : undefined;
     // Without a row description we cannot tell which columns to mask: ask the server for one.
-    if (this.rt.masking() && portal && !portal.fields) {
+    if (this.rt.masking() && portal && !portal.shape) {
       this.upstreamOut.push(encodeDescribe('P', e.portal));
       this.queue.push({ expect: Expect.DescribePortal, name: e.portal, injected: true, startedAt: now, masked: 0, rows: 0 });
     }
@@ -474,17 +473,16 @@ export class PgSession {
   }
 
   private flushClient(): void {
-    if (this.clientOut.length === 0 || this.client.destroyed) return;
-    const data = this.clientOut.length === 1 ? this.clientOut[0] : Buffer.concat(this.clientOut);
-    this.clientOut = [];
-    if (!this.client.write(data)) {
+    if (this.client.destroyed) return;
+    const data = this.clientOut.take();
+    if (data && !this.client.write(data)) {
       this.upstream!.socket.pause();
       this.client.once('drain', () => this.upstream?.socket.resume());
     }
   }
 
   private pass(f: Frame): void {
-    this.clientOut.push(f.buf.subarray(f.start, f.end));
+    this.clientOut.view(f.buf, f.start, f.end);
   }
 
   private expectHead(...kinds: Expect[]): PendingResponse {
@@ -554,29 +552,50 @@ export class PgSession {
 
   private onRowDescription(f: Frame): void {
     const head = this.expectHead(Expect.Query, Expect.DescribeStatement, Expect.DescribePortal);
-    const fields = decodeRowDescription(f);
-    const masking = this.rt.masking();
-    if (masking) {
-      const missing = missingTables(fields, masking, this.rt.catalog);
-      if (missing.length > 0) return this.waitForCatalog(f, missing);
-    }
+    const shape = this.shapeOf(f);
+    if (!shape) return; // waiting for the catalog; this frame is processed again afterwards
     if (head.expect === Expect.Query) {
-      head.fields = fields;
+      head.shape = shape;
       head.plan = undefined;
       return this.pass(f);
     }
     this.queue.shift();
     if (head.expect === Expect.DescribeStatement) {
       const s = this.statements.get(head.name!);
-      if (s) s.fields = fields;
+      if (s) s.shape = shape;
     } else {
       const p = this.portals.get(head.name!);
       if (p) {
-        p.fields = fields;
+        p.shape = shape;
         p.formats = []; // a portal's description already carries the bound formats
       }
     }
     if (!head.injected) this.pass(f);
+  }
+
+  /** The decoded shape of a RowDescription, from the cache when this exact description was seen before. */
+  private shapeOf(f: Frame): RowShape | undefined {
+    const masking = this.rt.masking();
+    if (!masking) return NO_SHAPE;
+    const bytes = f.buf.subarray(f.body, f.end);
+    if (this.lastShape && this.lastShapeBytes!.equals(bytes) && this.rt.shapes.has(this.lastShape)) return this.lastShape;
+    const key = bytes.toString('latin1');
+    const cached = this.rt.shapes.get(key);
+    if (cached) return this.remember(bytes, cached);
+    const fields = decodeRowDescription(f);
+    const missing = missingTables(fields, masking, this.rt.catalog);
+    if (missing.length > 0) {
+      this.waitForCatalog(f, missing);
+      return undefined;
+    }
+    return this.remember(bytes, this.rt.shapes.add(key, fields));
+  }
+
+  private remember(bytes: Buffer, shape: RowShape): RowShape {
+    // A copy: the frame's buffer is the chunk it arrived in, which we must not keep alive.
+    this.lastShapeBytes = Buffer.from(bytes);
+    this.lastShape = shape;
+    return shape;
   }
 
   /** Pauses the server stream until the catalog names the tables this result comes from. */
@@ -605,20 +624,26 @@ export class PgSession {
       head.plan = NO_MASKING;
       return;
     }
-    let fields = head.fields;
+    let shape = head.shape;
     let formats = head.formats;
     if (head.expect === Expect.Execute) {
       const portal = this.portals.get(head.name ?? '');
-      fields = portal?.fields;
+      shape = portal?.shape;
       formats = portal?.formats;
     }
-    if (!fields) {
+    if (!shape || shape === NO_SHAPE) {
       // No description at all: mask every column we can (fail closed).
       head.plan = { actions: [], active: true };
       return;
     }
-    const referencedColumns = head.op ? head.op.statements.flatMap((s) => s.columns) : [];
-    head.plan = planRow({ fields, formats, referencedColumns }, masking, this.rt.catalog);
+    const readsProtected = head.op ? readsProtectedColumn(masking, head.op.statements) : false;
+    const variant = `${readsProtected ? 1 : 0}:${formats && formats.length > 0 ? formats.join(',') : ''}`;
+    let plan = shape.plans.get(variant);
+    if (!plan) {
+      plan = planRow({ fields: shape.fields, formats, readsProtected }, masking, this.rt.catalog);
+      shape.plans.set(variant, plan);
+    }
+    head.plan = plan;
   }
 
   private onDataRow(f: Frame): void {
@@ -633,8 +658,13 @@ export class PgSession {
     if (plan.actions.length === 0) {
       // Unknown row shape: treat every column as detector-scanned text.
       const n = f.buf.readInt16BE(f.body);
-      plan.actions = Array.from({ length: n }, () => ({ kind: ActionKind.Detect, skip: 0 }));
+      head.plan = { active: true, actions: Array.from({ length: n }, () => ({ kind: ActionKind.Detect, skip: 0 })) };
+      return this.onMaskedRow(f, head, head.plan, masking);
     }
+    this.onMaskedRow(f, head, plan, masking);
+  }
+
+  private onMaskedRow(f: Frame, head: PendingResponse, plan: RowPlan, masking: TargetMasking): void {
     const r = maskDataRow(f, plan, masking);
     head.masked += r.count;
     if (r.frame) this.clientOut.push(r.frame);
@@ -659,7 +689,7 @@ export class PgSession {
       this.finish(this.queue.shift()!);
     } else if (head?.expect === Expect.Query) {
       this.finish(head);
-      head.fields = undefined;
+      head.shape = undefined;
       head.plan = undefined;
       head.copyOut = false;
       head.rows = 0;

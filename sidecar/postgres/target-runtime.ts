@@ -10,6 +10,7 @@ import { CatalogCache } from './catalog';
 import type { CancelRegistry } from './cancel-registry';
 import { ControlConnection } from './control-query';
 import { compileTargetMasking, type TargetMasking } from './row-masking';
+import { ShapeCache } from './shape-cache';
 import type { ApprovalGate, AuditSink, ClassifiedSql, TargetRuntime } from './runtime';
 import { connectUpstream, type UpstreamOptions } from './upstream';
 
@@ -58,9 +59,11 @@ export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { 
     };
   };
 
+  const shapes = new ShapeCache();
   const catalog = new CatalogCache({
     connect: async () => new ControlConnection(await connectUpstream(upstreamOptions({ application_name: 'agent-warden-catalog' }))),
     ttlMs: 5 * 60_000,
+    onInvalidate: () => shapes.clear(),
   });
 
   return {
@@ -79,12 +82,16 @@ export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { 
     classify: o.classify,
     upstreamOptions,
     catalog,
+    shapes,
     cancels: o.cancels,
     identity: o.identity,
     audit: o.audit,
     approvals: o.approvals,
     maxMessageBytes: o.maxMessageBytes,
     denialMarker: `WARDEN_DENIED_${randomBytes(6).toString('hex')}`,
-    close: () => catalog.close(),
+    close: () => {
+      catalog.close();
+      shapes.close();
+    },
   };
 }

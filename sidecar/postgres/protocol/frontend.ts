@@ -117,8 +117,21 @@ export function decodeBind(f: Frame): BindMessage {
 
 /** Only the portal name and result formats: what the hot path needs from a Bind. */
 export function decodeBindHead(f: Frame): { portal: string; statement: string; resultFormats: number[] } {
-  const m = decodeBind(f);
-  return { portal: m.portal, statement: m.statement, resultFormats: m.resultFormats };
+  const r = new BodyReader(f.buf, f.body, f.end);
+  const portal = r.cstring('portal name');
+  const statement = r.cstring('statement name');
+  formatList(r, 'parameter format code');
+  const n = r.int16('parameter count');
+  if (n < 0) throw new ProtocolError('negative parameter count in Bind');
+  // Skip the values without materializing them: the hot path never needs them here.
+  for (let i = 0; i < n; i++) {
+    const len = r.int32('parameter length');
+    if (len > 0) r.bytes(len, 'parameter value');
+    else if (len < -1) throw new ProtocolError(`invalid parameter length ${len}`);
+  }
+  const resultFormats = formatList(r, 'result format code');
+  r.expectEnd('Bind');
+  return { portal, statement, resultFormats };
 }
 
 function decodeKindName(f: Frame, what: string): { kind: 'S' | 'P'; target: string } {
