@@ -6,8 +6,10 @@ NPM ?= npm
 
 all: build
 
+# `npm install`, not `npm ci`: npm 11 omits other platforms' optional packages (@swc/core-*) from
+# the lock file and `npm ci` then refuses it. The lock file still pins every version installed here.
 node_modules/.installed: package.json package-lock.json
-	$(NPM) ci --no-audit --no-fund
+	$(NPM) install --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.installed

@@ -1,20 +1,8 @@
 // The upstream login against hostile or broken servers: a stand-in server speaking just enough of
 // the protocol to misbehave in one specific way each time.
 import * as net from 'node:net';
+import { authRequest, msg } from './protocol/test-bytes';
 import { connectUpstream, type UpstreamOptions } from './upstream';
-
-function msg(code: string, body: Buffer): Buffer {
-  const h = Buffer.alloc(5);
-  h[0] = code.charCodeAt(0);
-  h.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([h, body]);
-}
-
-function auth(code: number, extra: Buffer = Buffer.alloc(0)): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(code);
-  return msg('R', Buffer.concat([b, extra]));
-}
 
 async function fakeServer(onData: (sock: net.Socket, n: number, data: Buffer) => void): Promise<{ port: number; close(): void }> {
   const srv = net.createServer((sock) => {
@@ -41,8 +29,8 @@ function opts(port: number): UpstreamOptions {
 
 test('a server that says OK before proving itself in SCRAM is refused', async () => {
   const srv = await fakeServer((sock, n) => {
-    if (n === 0) sock.write(auth(10, Buffer.from('SCRAM-SHA-256\0\0')));
-    else sock.write(Buffer.concat([auth(0), msg('Z', Buffer.from('I'))]));
+    if (n === 0) sock.write(authRequest(10, Buffer.from('SCRAM-SHA-256\0\0')));
+    else sock.write(Buffer.concat([authRequest(0), msg('Z', Buffer.from('I'))]));
   });
   try {
     await expect(connectUpstream(opts(srv.port))).rejects.toThrow(/before proving its identity/);
@@ -53,9 +41,9 @@ test('a server that says OK before proving itself in SCRAM is refused', async ()
 
 test('an absurd SCRAM iteration count is refused instead of stalling the event loop', async () => {
   const srv = await fakeServer((sock, n, data) => {
-    if (n === 0) return void sock.write(auth(10, Buffer.from('SCRAM-SHA-256\0\0')));
+    if (n === 0) return void sock.write(authRequest(10, Buffer.from('SCRAM-SHA-256\0\0')));
     const nonce = /r=([^,\0]+)/.exec(data.toString('latin1'))![1];
-    sock.write(auth(11, Buffer.from(`r=${nonce}xyz,s=${Buffer.from('salt').toString('base64')},i=2147483647`)));
+    sock.write(authRequest(11, Buffer.from(`r=${nonce}xyz,s=${Buffer.from('salt').toString('base64')},i=2147483647`)));
   });
   try {
     const started = Date.now();

@@ -121,3 +121,12 @@ spec:
         listenPort: 15432
 ${extra}`;
 }
+
+/** psql is a real client we test with where it is installed (Debian: postgresql-client). */
+export const hasPsql: boolean = (() => {
+  try {
+    return require('node:child_process').spawnSync('psql', ['--version']).status === 0;
+  } catch {
+    return false;
+  }
+})();

@@ -6,37 +6,17 @@ import { serialize } from 'pg-protocol';
 import type { AuthenticationMessage } from '../protocol/backend';
 import { decodeAuthentication } from '../protocol/backend';
 import { FrameReader } from '../protocol/frame-reader';
+import { arbText, authRequest } from '../protocol/test-bytes';
 import { cleartextAuth } from './cleartext';
 import { authMethodFor, AuthError } from './index';
 import { md5Auth } from './md5';
 
 const md5 = (s: Buffer | string): string => createHash('md5').update(s).digest('hex');
 
-/** Unicode text (mostly ASCII) without lone surrogates; `nul` allows U+0000. (fc.string's 'binary'
- * unit costs seconds of set-up per worker, so code points are drawn directly.) */
-const arbText = (maxLength: number, nul = false): fc.Arbitrary<string> =>
-  fc
-    .array(
-      fc.oneof(
-        { arbitrary: fc.integer({ min: nul ? 0 : 1, max: 0x7f }), weight: 3 },
-        { arbitrary: fc.integer({ min: 0x80, max: 0x10ffff }).filter((c) => c < 0xd800 || c > 0xdfff), weight: 1 },
-      ),
-      { maxLength },
-    )
-    .map((cps) => String.fromCodePoint(...cps));
-
 /** PostgreSQL's md5 answer: "md5" + md5(md5(password || user) || salt), computed here independently. */
 function expectedMd5(user: string, password: string, salt: Buffer): string {
   const inner = md5(Buffer.from(password + user, 'utf8'));
   return 'md5' + md5(Buffer.concat([Buffer.from(inner, 'ascii'), salt]));
-}
-
-function authRequest(code: number, data: Buffer = Buffer.alloc(0)): Buffer {
-  const b = Buffer.alloc(9);
-  b[0] = 0x52;
-  b.writeInt32BE(8 + data.length, 1);
-  b.writeInt32BE(code, 5);
-  return Buffer.concat([b, data]);
 }
 
 function fromWire(bytes: Buffer): AuthenticationMessage {

@@ -7,6 +7,7 @@ import { serialize } from 'pg-protocol';
 import type { AuthenticationMessage } from '../protocol/backend';
 import { decodeAuthentication } from '../protocol/backend';
 import { FrameReader } from '../protocol/frame-reader';
+import { authRequest } from '../protocol/test-bytes';
 import { authMethodFor, AuthError } from './index';
 import { scramSha256Auth } from './scram';
 
@@ -43,18 +44,6 @@ function serverCheck(v: Verifier, clientFirstBare: string, serverFirst: string, 
 
 // ---- hand-built wire messages (no Writer from the code under test) ----
 
-function beMsg(code: string, body: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head[0] = code.charCodeAt(0);
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
-const int32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n, 0);
-  return b;
-};
-const authRequest = (code: number, data: Buffer = Buffer.alloc(0)): Buffer => beMsg('R', Buffer.concat([int32(code), data]));
 const saslMechanisms = (...ms: string[]): Buffer => authRequest(10, Buffer.concat([...ms.map((m) => Buffer.from(m + '\0')), Buffer.from([0])]));
 
 /** Decodes one server message through the real FrameReader + decoder, split in two chunks. */

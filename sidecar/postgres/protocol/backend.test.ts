@@ -29,46 +29,9 @@ import {
   encodeReadyForQuery,
   type ErrorFields,
 } from './backend';
+import { arbText, byte, chunkings, cstr, int16, int32, msg, splitAt, uint32 } from './test-bytes';
 
 // ---- local helpers (independent of the code under test) ----
-
-function msg(code: number | string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const head = Buffer.alloc(5);
-  head[0] = typeof code === 'string' ? code.charCodeAt(0) : code;
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
-const int32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(v, 0);
-  return b;
-};
-const uint32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v, 0);
-  return b;
-};
-const int16 = (v: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(v, 0);
-  return b;
-};
-const byte = (v: number | string): Buffer => Buffer.from([typeof v === 'string' ? v.charCodeAt(0) : v]);
-const cstr = (s: string): Buffer => Buffer.concat([Buffer.from(s, 'utf8'), Buffer.from([0])]);
-
-/** Unicode text (mostly ASCII) without lone surrogates; `nul` allows U+0000. (fc.string's 'binary'
- * unit costs seconds of set-up per worker, so code points are drawn directly.) */
-const arbText = (maxLength: number, nul = false): fc.Arbitrary<string> =>
-  fc
-    .array(
-      fc.oneof(
-        { arbitrary: fc.integer({ min: nul ? 0 : 1, max: 0x7f }), weight: 3 },
-        { arbitrary: fc.integer({ min: 0x80, max: 0x10ffff }).filter((c) => c < 0xd800 || c > 0xdfff), weight: 1 },
-      ),
-      { maxLength },
-    )
-    .map((cps) => String.fromCodePoint(...cps));
 
 /** An independent ErrorResponse/NoticeResponse field reader, to see fields pg-protocol drops (V). */
 function fieldsOf(bytes: Buffer): Array<[string, string]> {
@@ -82,34 +45,6 @@ function fieldsOf(bytes: Buffer): Array<[string, string]> {
   }
   expect(p + 1).toBe(bytes.length);
   return out;
-}
-
-function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.filter((c) => c > 0 && c < buf.length))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(Buffer.from(buf.subarray(prev, p)));
-    prev = p;
-  }
-  out.push(Buffer.from(buf.subarray(prev)));
-  return out;
-}
-
-function chunkings(msgs: Buffer[]): Array<[string, Buffer[]]> {
-  const buf = Buffer.concat(msgs);
-  const n = buf.length;
-  const bounds: number[] = [];
-  let at = 0;
-  for (const m of msgs.slice(0, -1)) bounds.push((at += m.length));
-  return [
-    ['whole', [Buffer.from(buf)]],
-    ['start', splitAt(buf, [1, 2])],
-    ['middle', splitAt(buf, [n >> 1])],
-    ['end', splitAt(buf, [n - 1])],
-    ['byte-by-byte', splitAt(buf, Array.from({ length: n }, (_, i) => i))],
-    ['across-boundaries', splitAt(buf, bounds.flatMap((b) => [b - 1, b + 3]))],
-  ];
 }
 
 /** pg-protocol's Parser over chunks; checks it consumed everything. */

@@ -6,60 +6,15 @@ import { serialize } from 'pg-protocol';
 import { ProtocolError } from './errors';
 import { FrameReader, type Frame } from './frame-reader';
 import { decodeFrontend } from './frontend';
+import { chunkings, copy, msg, splitAt, type ChunkingOptions } from './test-bytes';
 
 // ---- local helpers (independent of the code under test) ----
-
-/** A typed message built by hand: code byte, int32 length (self included), body. */
-function msg(code: number, body: Buffer | number[] = []): Buffer {
-  const b = Buffer.isBuffer(body) ? body : Buffer.from(body);
-  const head = Buffer.alloc(5);
-  head[0] = code;
-  head.writeInt32BE(b.length + 4, 1);
-  return Buffer.concat([head, b]);
-}
-
-/** Splits `buf` at the given cut offsets (sorted, deduplicated, clamped). */
-function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.filter((c) => c > 0 && c < buf.length))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(Buffer.from(buf.subarray(prev, p)));
-    prev = p;
-  }
-  out.push(Buffer.from(buf.subarray(prev)));
-  return out;
-}
 
 /**
  * The chunkings every framing test runs: whole, split near the start, in the middle, near the end,
  * byte by byte, and at/around every message boundary (so a chunk spans two messages).
  */
-function chunkings(buf: Buffer, boundaries: number[]): Array<{ label: string; chunks: Buffer[] }> {
-  const n = buf.length;
-  const out = [
-    { label: 'whole', chunks: [Buffer.from(buf)] },
-    { label: 'start', chunks: splitAt(buf, [1]) },
-    { label: 'start+4', chunks: splitAt(buf, [4]) },
-    { label: 'middle', chunks: splitAt(buf, [n >> 1]) },
-    { label: 'end', chunks: splitAt(buf, [n - 1]) },
-    { label: 'byte-by-byte', chunks: splitAt(buf, Array.from({ length: n }, (_, i) => i)) },
-    { label: 'across-boundaries', chunks: splitAt(buf, boundaries.flatMap((b) => [b - 2, b + 3])) },
-    { label: 'at-boundaries', chunks: splitAt(buf, boundaries) },
-  ];
-  for (const b of boundaries) out.push({ label: `two-halves@${b}`, chunks: splitAt(buf, [b - 1, b + 1]) });
-  return out;
-}
-
-function boundariesOf(msgs: Buffer[]): number[] {
-  const out: number[] = [];
-  let at = 0;
-  for (const m of msgs) {
-    at += m.length;
-    out.push(at);
-  }
-  return out.slice(0, -1);
-}
+const CUTS: ChunkingOptions = { start: [1], around: [-2, 3], more: true };
 
 interface Seen {
   code: number;
@@ -110,8 +65,6 @@ function expectProtocolError(fn: () => unknown, code?: string): ProtocolError {
   throw new Error('expected a ProtocolError');
 }
 
-const copy = (b: Buffer): Buffer => Buffer.from(b);
-
 // A varied stream: zero-length bodies, short and long bodies, a multi-byte UTF-8 text.
 const STREAM: Buffer[] = [
   copy(serialize.query('select 1')),
@@ -128,10 +81,7 @@ const STREAM: Buffer[] = [
 ];
 
 describe('FrameReader.next (typed frames)', () => {
-  const all = Buffer.concat(STREAM);
-  const bounds = boundariesOf(STREAM);
-
-  test.each(chunkings(all, bounds).map((c) => [c.label, c.chunks] as const))('yields the same frames when chunked %s', (_label, chunks) => {
+  test.each(chunkings(STREAM, CUTS))('yields the same frames when chunked %s', (_label, chunks) => {
     const reader = new FrameReader(1 << 20);
     const frames = drainTyped(reader, chunks);
     expect(frames.map((f) => f.code)).toEqual(STREAM.map((m) => m[0]));
@@ -233,7 +183,7 @@ describe('FrameReader length limit', () => {
   test('a message of exactly maxLength is accepted', () => {
     const max = 64;
     const m = msg(0x64, Buffer.alloc(max - 4, 7));
-    for (const c of chunkings(m, []).map((x) => x.chunks)) {
+    for (const c of chunkings([m], CUTS).map(([, chunks]) => chunks)) {
       const reader = new FrameReader(max);
       expect(drainTyped(reader, c).map((f) => f.bytes)).toEqual([m]);
     }
@@ -242,7 +192,7 @@ describe('FrameReader length limit', () => {
   test('one byte over maxLength fails as soon as the header is complete, split anywhere', () => {
     const max = 64;
     const h = header(0x51, max + 1);
-    for (const { label, chunks } of chunkings(h, [])) {
+    for (const [label, chunks] of chunkings([h], CUTS)) {
       const reader = new FrameReader(max);
       let thrown: ProtocolError | undefined;
       let fed = 0;
@@ -260,8 +210,7 @@ describe('FrameReader length limit', () => {
   test('the oversize frame is reported after the valid frames before it, split anywhere', () => {
     const max = 128;
     const good = [copy(serialize.query('select 1')), copy(serialize.sync())];
-    const all = Buffer.concat([...good, header(0x50, 0x7fffffff)]);
-    for (const { chunks } of chunkings(all, boundariesOf([...good, Buffer.alloc(5)]))) {
+    for (const [, chunks] of chunkings([...good, header(0x50, 0x7fffffff)], CUTS)) {
       const reader = new FrameReader(max);
       const out: Buffer[] = [];
       let err: ProtocolError | undefined;
@@ -317,9 +266,8 @@ describe('FrameReader length limit', () => {
 
 describe('FrameReader.nextStartup (code-less packets)', () => {
   const PACKETS: Buffer[] = [copy(serialize.requestSsl()), copy(serialize.startup({ user: 'agent', database: 'crm', application_name: 'x' }))];
-  const all = Buffer.concat(PACKETS);
 
-  test.each(chunkings(all, boundariesOf(PACKETS)).map((c) => [c.label, c.chunks] as const))('yields the same packets when chunked %s', (_label, chunks) => {
+  test.each(chunkings(PACKETS, CUTS))('yields the same packets when chunked %s', (_label, chunks) => {
     const reader = new FrameReader(1 << 20);
     expect(drainStartup(reader, chunks)).toEqual(PACKETS);
     expect(reader.pending).toBe(0);
@@ -327,7 +275,7 @@ describe('FrameReader.nextStartup (code-less packets)', () => {
 
   test('a cancel request followed by nothing', () => {
     const cancel = copy(serialize.cancel(1234, 5678));
-    for (const { chunks } of chunkings(cancel, [])) {
+    for (const [, chunks] of chunkings([cancel], CUTS)) {
       expect(drainStartup(new FrameReader(1024), chunks)).toEqual([cancel]);
     }
   });
@@ -335,8 +283,7 @@ describe('FrameReader.nextStartup (code-less packets)', () => {
   test('typed frames may follow the startup packet in the same chunk', () => {
     const startup = copy(serialize.startup({ user: 'u' }));
     const q = copy(serialize.query('select 1'));
-    const all2 = Buffer.concat([startup, q]);
-    for (const { chunks } of chunkings(all2, [startup.length])) {
+    for (const [, chunks] of chunkings([startup, q], CUTS)) {
       const reader = new FrameReader(1024);
       const out: Buffer[] = [];
       let phase: 'startup' | 'typed' = 'startup';

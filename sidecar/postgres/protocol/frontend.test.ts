@@ -30,82 +30,12 @@ import {
   type FrontendMessage,
   type StartupPacket,
 } from './frontend';
+import { arbText, chunkings, copy, cstr, int16, int32, msg, splitAt, startupPacket, type ChunkingOptions } from './test-bytes';
 
 // ---- local helpers (independent of the code under test) ----
 
-function msg(code: number, body: Buffer | number[] = []): Buffer {
-  const b = Buffer.isBuffer(body) ? body : Buffer.from(body);
-  const head = Buffer.alloc(5);
-  head[0] = code;
-  head.writeInt32BE(b.length + 4, 1);
-  return Buffer.concat([head, b]);
-}
-
-function startupPacket(body: Buffer): Buffer {
-  const head = Buffer.alloc(4);
-  head.writeInt32BE(body.length + 4, 0);
-  return Buffer.concat([head, body]);
-}
-
-const int32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(v, 0);
-  return b;
-};
-const int16 = (v: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(v, 0);
-  return b;
-};
-const cstr = (s: string): Buffer => Buffer.concat([Buffer.from(s, 'utf8'), Buffer.from([0])]);
-
-/** Unicode text (mostly ASCII) without lone surrogates; `nul` allows U+0000. (fc.string's 'binary'
- * unit costs seconds of set-up per worker, so code points are drawn directly.) */
-const arbText = (maxLength: number, nul = false): fc.Arbitrary<string> =>
-  fc
-    .array(
-      fc.oneof(
-        { arbitrary: fc.integer({ min: nul ? 0 : 1, max: 0x7f }), weight: 3 },
-        { arbitrary: fc.integer({ min: 0x80, max: 0x10ffff }).filter((c) => c < 0xd800 || c > 0xdfff), weight: 1 },
-      ),
-      { maxLength },
-    )
-    .map((cps) => String.fromCodePoint(...cps));
-const copy = (b: Buffer): Buffer => Buffer.from(b);
-
-function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.filter((c) => c > 0 && c < buf.length))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(Buffer.from(buf.subarray(prev, p)));
-    prev = p;
-  }
-  out.push(Buffer.from(buf.subarray(prev)));
-  return out;
-}
-
-function boundariesOf(msgs: Buffer[]): number[] {
-  const out: number[] = [];
-  let at = 0;
-  for (const m of msgs) out.push((at += m.length));
-  return out.slice(0, -1);
-}
-
-/** Start, middle, end, byte by byte, and across every message boundary. */
-function chunkings(msgs: Buffer[]): Array<[string, Buffer[]]> {
-  const buf = Buffer.concat(msgs);
-  const n = buf.length;
-  const bounds = boundariesOf(msgs);
-  return [
-    ['whole', [copy(buf)]],
-    ['start', splitAt(buf, [1, 3])],
-    ['middle', splitAt(buf, [n >> 1])],
-    ['end', splitAt(buf, [n - 1])],
-    ['byte-by-byte', splitAt(buf, Array.from({ length: n }, (_, i) => i))],
-    ['across-boundaries', splitAt(buf, bounds.flatMap((b) => [b - 1, b + 2]))],
-  ];
-}
+/** Where this file's chunkings cut: near the start and around each boundary. */
+const CUTS: ChunkingOptions = { start: [1, 3], around: [-1, 2] };
 
 /** Decodes every typed frame; decoding happens as frames come out (they are views). */
 function decodeAll(chunks: Buffer[], maxLength = 1 << 20): FrontendMessage[] {
@@ -210,12 +140,12 @@ describe('decodeFrontend on pg-protocol messages', () => {
   ];
 
   test.each(CASES.map(([bytes, expected]) => [expected.name, bytes, expected] as const))('%s', (_n, bytes, expected) => {
-    for (const [, chunks] of chunkings([bytes])) expect(decodeAll(chunks)).toEqual([expected]);
+    for (const [, chunks] of chunkings([bytes], CUTS)) expect(decodeAll(chunks)).toEqual([expected]);
     // The same frame inside a larger buffer: nothing past `end` is read.
     expect(normalize(decodeFrontend(embedded(bytes)))).toEqual(expected);
   });
 
-  test.each(chunkings(CASES.map((c) => c[0])))('the whole pipeline in one stream, chunked %s', (_label, chunks) => {
+  test.each(chunkings(CASES.map((c) => c[0]), CUTS))('the whole pipeline in one stream, chunked %s', (_label, chunks) => {
     expect(decodeAll(chunks)).toEqual(CASES.map((c) => c[1]));
   });
 
@@ -345,7 +275,7 @@ describe('decodeStartup', () => {
   test('StartupMessage from pg-protocol, any chunking', () => {
     const bytes = copy(serialize.startup({ user: 'agent', database: 'crm', options: '-c search_path=x' }));
     const expected: StartupPacket = { name: 'startup', major: 3, minor: 0, params: { user: 'agent', database: 'crm', options: '-c search_path=x', client_encoding: 'UTF8' } };
-    for (const [, chunks] of chunkings([bytes])) {
+    for (const [, chunks] of chunkings([bytes], CUTS)) {
       const reader = new FrameReader(1024);
       const got: StartupPacket[] = [];
       for (const c of chunks) {

@@ -3,6 +3,7 @@
 import fc from 'fast-check';
 import { ProtocolError } from './errors';
 import { BodyReader } from './reader';
+import { msg, startupPacket } from './test-bytes';
 import { Writer } from './writer';
 
 // A body of 12 bytes inside a buffer whose surrounding bytes would satisfy an unchecked read.
@@ -89,15 +90,10 @@ describe('Writer', () => {
     const long = 'é'.repeat(100); // 200 UTF-8 bytes
     const w = new Writer(8).int8(1).int16(-2).int32(0x01020304).cstring(long).bytes(Buffer.from([9, 9]));
     const body = Buffer.concat([Buffer.from([1, 0xff, 0xfe, 1, 2, 3, 4]), Buffer.from(long, 'utf8'), Buffer.from([0, 9, 9])]);
-    const head = Buffer.alloc(5);
-    head[0] = 0x51;
-    head.writeInt32BE(body.length + 4, 1);
-    expect(w.flush(0x51)).toEqual(Buffer.concat([head, body]));
+    expect(w.flush(0x51)).toEqual(msg(0x51, body));
 
     const s = new Writer(2).int32(196608).cstring('user').cstring('u').int8(0).flushStartup();
     const sb = Buffer.concat([Buffer.from([0, 3, 0, 0]), Buffer.from('user\0u\0\0')]);
-    const sh = Buffer.alloc(4);
-    sh.writeInt32BE(sb.length + 4, 0);
-    expect(s).toEqual(Buffer.concat([sh, sb]));
+    expect(s).toEqual(startupPacket(sb));
   });
 });
