@@ -12,6 +12,7 @@
 import { normalizeSync } from 'libpg-query';
 import type { SqlStatementInfo } from '../../../common/policy/types';
 import { assertClassifierReady, classifyDetailed, cString, type ClassifyResult } from './classify';
+import { fastLiteralKey } from './fast-key';
 
 export interface ClassifierOptions {
   /** Entries per cache (exact and normalized). Default 10000. */
@@ -38,6 +39,8 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
   const maxTextLength = options.maxTextLength ?? 16_384;
   const exact = new Lru<ClassifyResult>(maxEntries);
   const normalized = new Lru<ClassifyResult>(maxEntries);
+  // Keyed by fastLiteralKey: skips the parser round trip for plain statements with new literals.
+  const shaped = new Lru<ClassifyResult>(maxEntries);
   const counts = { exactHits: 0, normalizedHits: 0, misses: 0 };
   const cacheable = (text: string): boolean => maxEntries > 0 && text.length <= maxTextLength;
 
@@ -48,19 +51,31 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
       counts.exactHits++;
       return known;
     }
+    const fast = cacheable(text) ? fastLiteralKey(text) : undefined;
+    if (fast !== undefined) {
+      const hit = shaped.get(fast);
+      if (hit !== undefined) {
+        counts.normalizedHits++;
+        return hit;
+      }
+    }
     const key = cacheable(text) ? normalizedKey(text) : undefined;
     if (key !== undefined) {
       const hit = normalized.get(key);
       if (hit !== undefined) {
         counts.normalizedHits++;
-        exact.set(text, hit);
+        if (fast !== undefined) shaped.set(fast, hit);
+        // Not stored under the exact text: varying literals would churn the exact cache for nothing.
         return hit;
       }
     }
     counts.misses++;
     const detailed = classifyDetailed(text);
     const result = freezeResult(detailed.result);
-    if (key !== undefined && 'statements' in result && !detailed.constSensitive) normalized.set(key, result);
+    if (key !== undefined && 'statements' in result && !detailed.constSensitive) {
+      normalized.set(key, result);
+      if (fast !== undefined) shaped.set(fast, result);
+    }
     if (cacheable(text)) exact.set(text, result);
     return result;
   }
@@ -107,7 +122,7 @@ function freezeInfo(s: SqlStatementInfo): void {
   Object.freeze(s);
 }
 
-/** Least-recently-used map: a Map iterates in insertion order, so re-inserting on use keeps order. */
+/** Bounded map evicting the oldest insertion first (a Map iterates in insertion order). */
 class Lru<V> {
   private readonly map = new Map<string, V>();
   constructor(private readonly max: number) {}
@@ -117,12 +132,9 @@ class Lru<V> {
   }
 
   get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
+    // No recency refresh (delete + re-insert per hit costs more than an occasional re-parse of a
+    // hot statement that aged out): eviction is insertion order.
+    return this.map.get(key);
   }
 
   set(key: string, value: V): void {
