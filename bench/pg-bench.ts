@@ -1,11 +1,13 @@
 // `make bench`: pgbench against PostgreSQL directly, through the sidecar (its own process, with a
 // realistic policy: every statement is parsed and classified, every row goes through the masking
-// planner) and through pgbouncer, interleaved in rounds in the same run. Prints a table with the
-// median of the rounds, the project's targets with PASS/MISS, and writes dist/bench-results.json.
+// planner), through pgbouncer, and through node-relay (bench/node-relay.ts: a bare Node.js TCP
+// relay in its own process, no protocol parsing, the floor of Node socket I/O on this machine),
+// interleaved in rounds in the same run. Prints a table with the median of the rounds, the
+// project's targets with PASS/MISS, and writes dist/bench-results.json.
 //
 // Environment: BENCH_SECONDS (per pgbench run), BENCH_ROUNDS, BENCH_SCALE, BENCH_WARMUP (seconds
 // per target and mode), BENCH_CLIENTS (e.g. "1,8"), BENCH_PROFILE=1 (sidecar --cpu-prof into
-// bench/profiles/).
+// bench/profiles/), BENCH_RELAY=0 (skip node-relay).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -27,8 +29,10 @@ import {
   runMain,
   startBenchPg,
   startPgbouncer,
+  startNodeRelay,
   startSidecarProcess,
   table,
+  type NodeRelay,
   type Pgbouncer,
   type SidecarProcess,
 } from './support';
@@ -49,8 +53,9 @@ const SCALE = Math.max(1, Math.floor(envNum('BENCH_SCALE', 10)));
 const WARMUP = envNum('BENCH_WARMUP', 1);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map((s) => Math.max(1, Math.floor(Number(s))));
 const PROFILE = process.env.BENCH_PROFILE === '1';
+const RELAY = process.env.BENCH_RELAY !== '0';
 
-type TargetName = 'direct' | 'sidecar' | 'pgbouncer';
+type TargetName = 'direct' | 'sidecar' | 'pgbouncer' | 'node-relay';
 type Mode = 'simple' | 'prepared';
 const MODES: Mode[] = ['simple', 'prepared'];
 
@@ -185,8 +190,10 @@ async function main(): Promise<number> {
   const pgbouncerBin = findExecutable('pgbouncer');
   if (!pgbouncerBin) process.stdout.write('pgbouncer not installed (apt-get install pgbouncer): skipping peer\n');
 
+  if (!RELAY) process.stdout.write('node-relay skipped (BENCH_RELAY=0)\n');
+
   const configs = MODES.flatMap((mode) => CLIENTS.map((clients) => ({ mode, clients })));
-  const targetCount = pgbouncerBin ? 3 : 2;
+  const targetCount = 2 + (pgbouncerBin ? 1 : 0) + (RELAY ? 1 : 0);
   const estimate = Math.round(configs.length * targetCount * ROUNDS * (SECONDS + 0.5) + targetCount * MODES.length * (WARMUP + 0.5) + 25);
   process.stdout.write(
     `pgbench -S, scale ${SCALE}, ${SECONDS} s per run, ${ROUNDS} rounds, clients ${CLIENTS.join('/')}, ${os.cpus().length} CPUs shared by client, proxy and server (about ${estimate} s)\n`,
@@ -206,11 +213,14 @@ async function main(): Promise<number> {
   const sc = await startSidecarProcess({ pg, database: DATABASE, dir, profile: PROFILE });
   let bouncer: Pgbouncer | undefined;
   if (pgbouncerBin) bouncer = await startPgbouncer({ bin: pgbouncerBin, pg, database: DATABASE });
+  // Transparent: clients authenticate to PostgreSQL through it with the direct credentials.
+  const relay: NodeRelay | undefined = RELAY ? await startNodeRelay({ targetPort: pg.port }) : undefined;
 
   const targets: Target[] = [
     { name: 'direct', port: pg.port, user: pg.user, password: pg.password },
     { name: 'sidecar', port: sc.port, user: 'agent', pid: sc.pid },
     ...(bouncer ? [{ name: 'pgbouncer' as const, port: bouncer.port, user: pg.user, password: pg.password, pid: bouncer.pid }] : []),
+    ...(relay ? [{ name: 'node-relay' as const, port: relay.port, user: pg.user, password: pg.password, pid: relay.pid }] : []),
   ];
 
   const enforced = await checkPolicyEnforced(sc);
@@ -223,7 +233,10 @@ async function main(): Promise<number> {
         checkInterrupted();
         const w = await pgbench(t, mode, Math.max(...CLIENTS), WARMUP);
         checkInterrupted();
-        if (w.error) throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.name === 'sidecar' ? `\nsidecar log tail:\n${sc.tail()}` : ''}`);
+        if (w.error) {
+          const tail = t.name === 'sidecar' ? `\nsidecar log tail:\n${sc.tail()}` : t.name === 'node-relay' && relay ? `\nnode-relay output:\n${relay.tail()}` : '';
+          throw new Error(`warm-up against ${t.name} failed: ${w.error}${tail}`);
+        }
       }
     }
   }
@@ -242,7 +255,7 @@ async function main(): Promise<number> {
         r.sidecarRssMb = (procStatus(sc.pid)?.rssKb ?? 0) / 1024;
         runs.push(r);
         process.stdout.write(
-          `  round ${round + 1}/${ROUNDS}  ${mode.padEnd(8)} c=${String(clients).padEnd(2)} ${t.name.padEnd(9)} ` +
+          `  round ${round + 1}/${ROUNDS}  ${mode.padEnd(8)} c=${String(clients).padEnd(2)} ${t.name.padEnd(10)} ` +
             (r.error ? `ERROR ${r.error}` : `${fmt(r.tps).padStart(7)} tps  ${r.latencyAvgMs.toFixed(3)} ms avg`) +
             (r.p50Us !== undefined ? `  p50 ${fmt(r.p50Us)} µs` : '') +
             (r.proxyCpuUsPerTx !== undefined ? `  proxy CPU ${r.proxyCpuUsPerTx.toFixed(1)} µs/tx` : '') +
@@ -251,6 +264,8 @@ async function main(): Promise<number> {
         const ex = sc.exited();
         if (ex) throw new Error(`the sidecar exited (${JSON.stringify(ex)}); log tail:\n${sc.tail()}`);
         if (bouncer?.exited()) throw new Error(`pgbouncer exited; log tail:\n${bouncer.tail()}`);
+        const rex = relay?.exited();
+        if (rex) throw new Error(`node-relay exited (${JSON.stringify(rex)}); output:\n${relay!.tail()}`);
       }
     }
   }
@@ -286,24 +301,40 @@ async function main(): Promise<number> {
     summaries.find((s) => s.mode === mode && s.clients === clients && s.target === target);
 
   const rows: string[][] = [];
-  const ratios: Array<{ mode: Mode; clients: number; scVsDirect: number; scVsPgb?: number; addedAvgUs?: number; addedP50Us?: number }> = [];
+  const ratios: Array<{
+    mode: Mode;
+    clients: number;
+    scVsDirect: number;
+    scVsPgb?: number;
+    scVsRelay?: number;
+    relayVsDirect?: number;
+    relayVsPgb?: number;
+    addedAvgUs?: number;
+    addedP50Us?: number;
+  }> = [];
   for (const { mode, clients } of configs) {
     const d = get(mode, clients, 'direct');
     const s = get(mode, clients, 'sidecar');
     const b = bouncer ? get(mode, clients, 'pgbouncer') : undefined;
+    const n = relay ? get(mode, clients, 'node-relay') : undefined;
     const scVsDirect = (s?.tps ?? NaN) / (d?.tps ?? NaN);
     const scVsPgb = b ? (s?.tps ?? NaN) / b.tps : undefined;
+    const scVsRelay = n ? (s?.tps ?? NaN) / n.tps : undefined;
+    const relayVsDirect = n ? n.tps / (d?.tps ?? NaN) : undefined;
+    const relayVsPgb = n && b ? n.tps / b.tps : undefined;
     const addedAvgUs = clients === 1 && s && d ? (s.latencyAvgMs - d.latencyAvgMs) * 1000 : undefined;
     const addedP50Us = clients === 1 && s?.p50Us !== undefined && d?.p50Us !== undefined ? s.p50Us - d.p50Us : undefined;
-    ratios.push({ mode, clients, scVsDirect, scVsPgb, addedAvgUs, addedP50Us });
+    ratios.push({ mode, clients, scVsDirect, scVsPgb, scVsRelay, relayVsDirect, relayVsPgb, addedAvgUs, addedP50Us });
     rows.push([
       `select-only ${mode}`,
       String(clients),
       fmt(d?.tps),
       fmt(s?.tps),
       fmt(b?.tps),
+      fmt(n?.tps),
       fmt(scVsDirect, 2) + 'x',
       scVsPgb !== undefined ? fmt(scVsPgb, 2) + 'x' : '-',
+      scVsRelay !== undefined ? fmt(scVsRelay, 2) + 'x' : '-',
       fmt(d?.latencyAvgMs, 3),
       fmt(s?.latencyAvgMs, 3),
       fmt(b?.latencyAvgMs, 3),
@@ -316,7 +347,7 @@ async function main(): Promise<number> {
   out.push(`Results (median of ${ROUNDS} rounds, ${SECONDS} s each; TPS without connection time; latencies in ms)`);
   out.push(
     table(
-      ['mode', 'clients', 'direct tps', 'sidecar tps', 'pgbouncer tps', 'sc/direct', 'sc/pgb', 'lat direct', 'lat sidecar', 'lat pgb', 'added avg µs', 'added p50 µs'],
+      ['mode', 'clients', 'direct tps', 'sidecar tps', 'pgbouncer tps', 'relay tps', 'sc/direct', 'sc/pgb', 'sc/relay', 'lat direct', 'lat sidecar', 'lat pgb', 'added avg µs', 'added p50 µs'],
       rows,
       [false],
     ),
@@ -358,6 +389,16 @@ async function main(): Promise<number> {
   out.push('');
   out.push('Targets:');
   for (const t of targetsOut) out.push(`  ${verdict(t.ok)}  ${t.target.padEnd(48)} ${t.value}`);
+  // Informational: the runtime's floor, worst and best row by relay/direct.
+  const relayRows = ratios
+    .filter((r) => r.relayVsDirect !== undefined && Number.isFinite(r.relayVsDirect))
+    .sort((a, b) => a.relayVsDirect! - b.relayVsDirect!);
+  const relayInfo = relayRows.length ? [{ which: 'worst', r: relayRows[0] }, ...(relayRows.length > 1 ? [{ which: 'best', r: relayRows[relayRows.length - 1] }] : [])] : [];
+  for (const { which, r } of relayInfo) {
+    const vsPgb = r.relayVsPgb !== undefined ? `, ${fmt(r.relayVsPgb, 2)}x pgbouncer` : ' (pgbouncer skipped)';
+    out.push(`  info  ${`node-relay (no parsing) reaches ${fmt(r.relayVsDirect, 2)}x direct${vsPgb}`.padEnd(62)} ${which} row: ${r.mode} c=${r.clients}`);
+  }
+  if (relay && !relayInfo.length) out.push('  info  node-relay: no successful runs');
 
   const errors = runs.filter((r) => r.error);
   if (errors.length) {
@@ -373,6 +414,11 @@ async function main(): Promise<number> {
   } else {
     out.push('Sidecar log: no warnings or errors.');
   }
+  const relayNoise = relay ? relay.tail(200).split('\n').filter((l) => l.trim() && !/^listening \d+$/.test(l)) : [];
+  if (relayNoise.length) {
+    out.push('node-relay printed:');
+    for (const l of relayNoise.slice(-10)) out.push('  ' + l.slice(0, 400));
+  }
   if (bouncer && /\bERROR\b|FATAL/.test(bouncer.tail(200))) {
     out.push('pgbouncer log has errors; tail:');
     out.push(bouncer.tail(10));
@@ -382,7 +428,7 @@ async function main(): Promise<number> {
 
   const results = {
     date: new Date().toISOString(),
-    settings: { seconds: SECONDS, rounds: ROUNDS, scale: SCALE, warmupSeconds: WARMUP, clients: CLIENTS, profile: PROFILE },
+    settings: { seconds: SECONDS, rounds: ROUNDS, scale: SCALE, warmupSeconds: WARMUP, clients: CLIENTS, profile: PROFILE, relay: RELAY },
     environment: {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model,
@@ -397,6 +443,7 @@ async function main(): Promise<number> {
     ratios,
     sidecar: { peakRssMb: hwmMb, peakSampledRssMb: peakSampledMb, idleRssMb: sc.rss.initialMb, rssAfterWarmupMb: rssAfterWarmup, logProblems: problems.slice(-50) },
     targets: targetsOut.map((t) => ({ ...t, result: verdict(t.ok).trim() })),
+    nodeRelay: relay ? { worst: relayInfo[0]?.r ?? null, best: relayInfo[1]?.r ?? relayInfo[0]?.r ?? null } : null,
     runs,
   };
   const jsonFile = path.resolve(__dirname, '..', 'bench-results.json');

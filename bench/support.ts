@@ -1,6 +1,7 @@
 // Shared plumbing for the benchmarks: process bookkeeping and cleanup (also on Ctrl-C), a real
-// PostgreSQL, the sidecar as a separate `warden sidecar` process with a realistic policy, and
-// pgbouncer as the peer. Everything started here is registered for cleanup.
+// PostgreSQL, the sidecar as a separate `warden sidecar` process with a realistic policy,
+// pgbouncer as the peer, and a bare Node.js TCP relay as the runtime's floor. Everything started
+// here is registered for cleanup.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -527,6 +528,56 @@ log_disconnections = 0
   }
   if (exited) throw new Error(`pgbouncer exited during startup:\n${tail()}`);
   return { pid: child.pid!, port, exited: () => exited, tail, stop };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A bare Node.js TCP relay (bench/node-relay.ts), as its own process: the floor of Node socket I/O
+
+export interface NodeRelay {
+  pid: number;
+  port: number;
+  exited(): { code: number | null; signal: NodeJS.Signals | null } | null;
+  tail(lines?: number): string;
+  stop(): Promise<void>;
+}
+
+export async function startNodeRelay(opts: { targetPort: number }): Promise<NodeRelay> {
+  const port = await freePort();
+  const script = path.resolve(__dirname, 'node-relay.js');
+  // stdin stays a pipe: the relay exits when it closes, even if this process is SIGKILLed.
+  const child = track(spawn(process.execPath, [script, String(port), String(opts.targetPort)], { stdio: ['pipe', 'pipe', 'pipe'], env: clientEnv() }));
+  let output = '';
+  let ready = false;
+  const onData = (d: Buffer): void => {
+    output += d.toString('utf8');
+    if (output.length > 64_000) output = output.slice(-32_000);
+    if (/^listening \d+$/m.test(output)) ready = true;
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  const exitP = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve();
+    }),
+  );
+  const tail = (n = 20): string => output.trimEnd().split('\n').slice(-n).join('\n');
+  const stop = async (): Promise<void> => {
+    if (exit) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exitP;
+    clearTimeout(killer);
+  };
+  onCleanup(stop);
+  const deadline = Date.now() + 15_000;
+  while (!exit && !ready) {
+    if (Date.now() > deadline) throw new Error(`node-relay not listening after 15 s:\n${tail()}`);
+    await sleep(50);
+  }
+  if (exit) throw new Error(`node-relay exited during startup (${JSON.stringify(exit)}):\n${tail()}`);
+  return { pid: child.pid!, port, exited: () => exit, tail, stop };
 }
 
 // ---------------------------------------------------------------------------------------------
