@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type * as net from 'node:net';
 import { decide } from '../../common/policy/engine';
-import type { Decision, SqlOperation } from '../../common/policy/types';
+import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
 import { BE, FE } from './protocol/codes';
 import {
   decodeCommandComplete,
@@ -62,6 +62,18 @@ interface PortalState {
 type Phase = 'startup' | 'login' | 'ready' | 'closed';
 
 const DDL = /^(CREATE|ALTER|DROP|TRUNCATE|COMMENT|GRANT|REVOKE)\b/;
+const protectedCache = new WeakMap<readonly SqlStatementInfo[], { masking: TargetMasking; value: boolean }>();
+const kindsCache = new WeakMap<readonly SqlStatementInfo[], string[]>();
+
+function kindsOf(op: SqlOperation): string[] {
+  let k = kindsCache.get(op.statements);
+  if (!k) {
+    k = op.statements.map((s) => s.kind);
+    kindsCache.set(op.statements, k);
+  }
+  return k;
+}
+
 /** Stand-in shape when no masking applies: nothing to decode or plan. */
 const NO_SHAPE: RowShape = ShapeCache.transient([]);
 
@@ -485,13 +497,15 @@ export class PgSession {
     this.clientOut.view(f.buf, f.start, f.end);
   }
 
-  private expectHead(...kinds: Expect[]): PendingResponse {
+  /** The pending request a server message answers; `a`..`c` are the kinds that may produce it. */
+  private expectHead(a: Expect, b: Expect, c: Expect = b): PendingResponse {
     const head = this.queue.peek();
-    if (!head || !kinds.includes(head.expect)) {
+    if (!head || (head.expect !== a && head.expect !== b && head.expect !== c)) {
       throw new ProtocolError(`the server sent an unexpected message: the sidecar lost track of the protocol state`);
     }
     return head;
   }
+
 
   private onServerFrame(f: Frame): void {
     switch (f.code) {
@@ -618,6 +632,16 @@ export class PgSession {
     this.rt.catalog.load(oids).then(resume, resume);
   }
 
+  /** Cached per classification: the same statement runs over and over on one connection. */
+  private readsProtected(masking: TargetMasking, op: SqlOperation): boolean {
+    let byMasking = protectedCache.get(op.statements);
+    if (!byMasking || byMasking.masking !== masking) {
+      byMasking = { masking, value: readsProtectedColumn(masking, op.statements) };
+      protectedCache.set(op.statements, byMasking);
+    }
+    return byMasking.value;
+  }
+
   private planFor(head: PendingResponse): void {
     const masking = this.rt.masking();
     if (!masking) {
@@ -636,8 +660,8 @@ export class PgSession {
       head.plan = { actions: [], active: true };
       return;
     }
-    const readsProtected = head.op ? readsProtectedColumn(masking, head.op.statements) : false;
-    const variant = `${readsProtected ? 1 : 0}:${formats && formats.length > 0 ? formats.join(',') : ''}`;
+    const readsProtected = head.op ? this.readsProtected(masking, head.op) : false;
+    const variant = formats && formats.length > 0 ? `${readsProtected ? 1 : 0}:${formats.join(',')}` : readsProtected ? '1:' : '0:';
     let plan = shape.plans.get(variant);
     if (!plan) {
       plan = planRow({ fields: shape.fields, formats, readsProtected }, masking, this.rt.catalog);
@@ -742,7 +766,7 @@ export class PgSession {
       decision: denial ? 'deny' : p.masked > 0 ? 'mask' : (d?.action ?? 'allow'),
       rule: d?.rule,
       reason: d?.reason ?? '',
-      kinds: p.op?.statements.map((s) => s.kind) ?? [],
+      kinds: p.op ? kindsOf(p.op) : [],
       durationMs: performance.now() - p.startedAt,
       masked: p.masked,
       rows: p.rows,
