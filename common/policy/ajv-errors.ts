@@ -23,7 +23,7 @@ export const PATTERN_DESCRIPTIONS: Record<string, string> = {
     'must be a name or schema.name of letters, digits, "_" and "$", with "*" as a wildcard',
   '^[A-Z]+$': 'must be an upper-case HTTP method, like GET or POST',
   '^/[^\\s?#]*$': 'must be a path starting with "/", without spaces, query string or fragment',
-  '^[A-Za-z0-9*]([-A-Za-z0-9.*]*[A-Za-z0-9*])?$': 'must be a host name like api.example.com, with "*" as a wildcard as in *.example.com',
+  '^[A-Za-z0-9*.:/\\[\\]-]+$': 'must be a host like api.example.com or *.example.com, an IP address, or a CIDR range like 10.0.0.0/8, optionally with :port',
   '^\\$': 'must be a JSONPath starting with $, like $.model or $..email',
   '^[A-Za-z_*][A-Za-z0-9_$*]*(\\.[A-Za-z_*][A-Za-z0-9_$*]*){1,2}$':
     'must be table.column or schema.table.column, like customers.card_number, with "*" as a wildcard',

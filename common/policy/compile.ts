@@ -1,5 +1,7 @@
 // Turns a validated AccessPolicy into the lookup structures the engine needs, once per load,
 // so deciding on the hot path is set lookups rather than string juggling.
+import { BlockList, isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 import type {
   AccessPolicy,
   ApprovalSpec,
@@ -18,7 +20,7 @@ export interface CompiledSqlMatch {
 export interface CompiledHttpMatch {
   methods?: Set<string>;
   paths?: RegExp[];
-  hosts?: Matcher;
+  hosts?: HostMatcher;
   headers?: Array<{ name: string; value: RegExp }>;
   json?: Array<{ path: string; values?: Set<string> }>;
 }
@@ -133,7 +135,7 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
     out.http = {
       methods: m.http.methods ? new Set(m.http.methods.map((s) => s.toUpperCase())) : undefined,
       paths: m.http.paths?.map((p) => globToRegExp(p, '/')),
-      hosts: m.http.hosts ? compileMatcher(m.http.hosts) : undefined,
+      hosts: m.http.hosts ? compileHostMatcher(m.http.hosts) : undefined,
       headers: m.http.headers
         ? Object.entries(m.http.headers).map(([name, value]) => ({
             name: name.toLowerCase(),
@@ -156,4 +158,213 @@ function withBareNames(names: string[]): string[] {
     if (i > 0 && i < n.length - 1) out.push(n.slice(i + 1));
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host matching for `match.http.hosts` (the forward proxy and, where set, named routes).
+//
+// Entry forms, each optionally followed by `:PORT` (IPv6 in brackets when a port is given):
+//   api.example.com        exact host name
+//   *.example.com          any name with one or more labels before `.example.com` (a.example.com,
+//                          a.b.example.com); NOT the apex `example.com` — list it separately
+//   api-*.example.com      `*` elsewhere matches within one label
+//   *                      any host
+//   10.1.2.3, ::1          IP literals
+//   10.0.0.0/8, fd00::/8   CIDR ranges (node:net BlockList; IPv4-mapped IPv6 addresses match IPv4 ranges)
+// Names are compared lower-case, without a trailing dot, IDNA (punycode) normalised. Name patterns
+// never match IP literals and CIDR patterns never match names: a rule about `10.0.0.0/8` does not
+// see that a name resolves there (callers that resolve names can decide again on the address).
+
+export interface HostMatcher {
+  /** Normalised exact names, any port. */
+  names: Set<string>;
+  /** `name:port` for exact names with a port. */
+  namesWithPort: Set<string>;
+  /** `*.x.y` → suffix `.x.y` (one or more labels); other globs as regexps. */
+  wildcards: Array<{ suffix?: string; re?: RegExp; port?: number }>;
+  /** IP literals and CIDR ranges, any port. */
+  addresses: BlockList;
+  /** IP literals and CIDR ranges restricted to a port. */
+  addressesByPort: Map<number, BlockList>;
+  any: boolean;
+  anyPorts: Set<number>;
+  /** The patterns as written, for diagnostics. */
+  patterns: string[];
+}
+
+type ParsedHostPattern =
+  | { kind: 'any'; port?: number }
+  | { kind: 'name'; host: string; port?: number }
+  | { kind: 'wildcard'; host: string; port?: number }
+  | { kind: 'address'; address: string; family: 'ipv4' | 'ipv6'; prefix?: number; port?: number };
+
+/** Normalises a host as the proxy sees it: lower case, IDNA, WHATWG IPv4 forms, no brackets, no trailing dot. Undefined when it is not a valid host. */
+export function normalizeHost(host: string): string | undefined {
+  let h = host.trim();
+  if (h === '') return undefined;
+  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+  if (isIP(h) === 6) {
+    // Canonical text via the URL parser (compresses zeros, lower-cases, rewrites embedded IPv4).
+    try {
+      return new URL(`http://[${h}]/`).hostname.slice(1, -1);
+    } catch {
+      return undefined;
+    }
+  }
+  if (/[\/?#@\s:\[\]%]/.test(h)) return undefined;
+  let out: string;
+  try {
+    // The URL host parser applies IDNA (domainToASCII) and the WHATWG IPv4 number forms
+    // (`2130706433`, `0x7f.1` → 127.0.0.1), so a name cannot hide an address from CIDR rules.
+    out = new URL(`http://${h}/`).hostname;
+  } catch {
+    return undefined;
+  }
+  while (out.endsWith('.')) out = out.slice(0, -1);
+  return out === '' ? undefined : out;
+}
+
+function parsePort(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= 1 && n <= 65535 ? n : undefined;
+}
+
+/** Parses one `hosts` entry; a string is the error. */
+export function parseHostPattern(raw: string): ParsedHostPattern | string {
+  let text = raw.trim();
+  let port: number | undefined;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0) return `host pattern "${raw}": missing "]"`;
+    const rest = text.slice(close + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':') || (port = parsePort(rest.slice(1))) === undefined) return `host pattern "${raw}": invalid port`;
+    }
+    text = text.slice(1, close);
+  } else {
+    const colons = text.split(':').length - 1;
+    if (colons === 1) {
+      const i = text.indexOf(':');
+      port = parsePort(text.slice(i + 1));
+      if (port === undefined) return `host pattern "${raw}": invalid port`;
+      text = text.slice(0, i);
+    }
+  }
+  if (text === '*') return { kind: 'any', port };
+  const slash = text.indexOf('/');
+  const addrText = slash >= 0 ? text.slice(0, slash) : text;
+  const fam = isIP(addrText);
+  if (fam !== 0) {
+    const family = fam === 4 ? 'ipv4' : 'ipv6';
+    let prefix: number | undefined;
+    if (slash >= 0) {
+      const p = text.slice(slash + 1);
+      prefix = /^\d{1,3}$/.test(p) ? Number(p) : NaN;
+      if (!(prefix >= 0 && prefix <= (fam === 4 ? 32 : 128))) return `host pattern "${raw}": invalid CIDR prefix`;
+    }
+    return { kind: 'address', address: addrText, family, prefix, port };
+  }
+  if (slash >= 0) return `host pattern "${raw}": CIDR needs an IP address`;
+  if (text.includes('*')) {
+    // Literal labels are normalised like hosts (IDNA, lower case); `*` labels are kept.
+    const labels = text.replace(/\.$/, '').split('.');
+    const out: string[] = [];
+    for (const l of labels) {
+      if (l.includes('*')) {
+        if (!/^[-a-z0-9*_]+$/i.test(l)) return `host pattern "${raw}": invalid wildcard label`;
+        out.push(l.toLowerCase());
+        continue;
+      }
+      const n = /^[-a-z0-9_]+$/i.test(l) ? l.toLowerCase() : domainToASCII(l);
+      if (n === '' || n.includes('.')) return `host pattern "${raw}": invalid host name`;
+      out.push(n);
+    }
+    return { kind: 'wildcard', host: out.join('.'), port };
+  }
+  const host = normalizeHost(text);
+  if (host === undefined) return `host pattern "${raw}": invalid host name`;
+  if (isIP(host) !== 0) return { kind: 'address', address: host, family: isIP(host) === 4 ? 'ipv4' : 'ipv6', port };
+  return { kind: 'name', host, port };
+}
+
+/** Compiles `hosts` entries once per policy load. Throws on an entry that is not a host pattern (fail closed). */
+export function compileHostMatcher(patterns: string[]): HostMatcher {
+  const m: HostMatcher = {
+    names: new Set(),
+    namesWithPort: new Set(),
+    wildcards: [],
+    addresses: new BlockList(),
+    addressesByPort: new Map(),
+    any: false,
+    anyPorts: new Set(),
+    patterns: [...patterns],
+  };
+  for (const raw of patterns) {
+    const p = parseHostPattern(raw);
+    if (typeof p === 'string') throw new Error(p);
+    switch (p.kind) {
+      case 'any':
+        if (p.port === undefined) m.any = true;
+        else m.anyPorts.add(p.port);
+        break;
+      case 'name':
+        if (p.port === undefined) m.names.add(p.host);
+        else m.namesWithPort.add(`${p.host}:${p.port}`);
+        break;
+      case 'wildcard': {
+        const h = p.host;
+        if (h.startsWith('*.') && !h.slice(2).includes('*')) {
+          m.wildcards.push({ suffix: h.slice(1), port: p.port });
+        } else {
+          // `*` within a label; a leading `*.` still spans one or more labels.
+          const lead = h.startsWith('*.') ? '(?:[^.]+\\.)+' : '';
+          const body = (lead ? h.slice(2) : h)
+            .split('*')
+            .map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+            .join('[^.]*');
+          m.wildcards.push({ re: new RegExp(`^${lead}${body}$`), port: p.port });
+        }
+        break;
+      }
+      case 'address': {
+        let list = m.addresses;
+        if (p.port !== undefined) {
+          list = m.addressesByPort.get(p.port) ?? new BlockList();
+          m.addressesByPort.set(p.port, list);
+        }
+        if (p.prefix === undefined) list.addAddress(p.address, p.family);
+        else list.addSubnet(p.address, p.prefix, p.family);
+        break;
+      }
+    }
+  }
+  return m;
+}
+
+/**
+ * Whether `host` (as sent by the client; normalised here) on `port` matches. A pattern with a port
+ * matches only that port; without a port it matches any port. An unparseable host matches nothing.
+ */
+export function hostMatcherHas(m: HostMatcher, host: string, port?: number): boolean {
+  const h = normalizeHost(host);
+  if (h === undefined) return false;
+  if (m.any || (port !== undefined && m.anyPorts.has(port))) return true;
+  const fam = isIP(h);
+  if (fam !== 0) {
+    const type = fam === 4 ? 'ipv4' : 'ipv6';
+    if (m.addresses.check(h, type)) return true;
+    if (port !== undefined) {
+      const list = m.addressesByPort.get(port);
+      if (list && list.check(h, type)) return true;
+    }
+    return false;
+  }
+  if (m.names.has(h)) return true;
+  if (port !== undefined && m.namesWithPort.has(`${h}:${port}`)) return true;
+  for (const w of m.wildcards) {
+    if (w.port !== undefined && w.port !== port) continue;
+    if (w.suffix !== undefined ? h.length > w.suffix.length && h.endsWith(w.suffix) : w.re!.test(h)) return true;
+  }
+  return false;
 }

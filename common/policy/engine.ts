@@ -1,8 +1,11 @@
 // The policy engine: a pure function from (operation, identity) to a decision.
 // First matching rule wins per statement; a multi-statement SQL string takes the strictest
 // outcome of its statements (deny > hold > allow), so one denied statement denies the string.
-import { matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
-import type { Decision, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
+import { hostMatcherHas, matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
+import type { Decision, HttpOperation, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
+
+/** An HTTP operation with the upstream port, for host patterns that name one (`example.com:443`). */
+export type HttpOperationWithPort = HttpOperation & { port?: number };
 
 const SEVERITY: Record<Decision['action'], number> = { allow: 0, hold: 1, deny: 2 };
 
@@ -87,7 +90,7 @@ function httpMatches(rule: CompiledRule, op: Extract<Operation, { type: 'http' }
   const m = rule.http!;
   if (m.methods && !m.methods.has(op.method.toUpperCase())) return false;
   if (m.paths && !m.paths.some((re) => re.test(op.path))) return false;
-  if (m.hosts && (op.host === undefined || !matcherHas(m.hosts, op.host.toLowerCase()))) return false;
+  if (m.hosts && (op.host === undefined || !hostMatcherHas(m.hosts, op.host, (op as HttpOperationWithPort).port))) return false;
   if (m.headers) {
     for (const h of m.headers) {
       const v = op.headers[h.name];

@@ -4,6 +4,7 @@
 // Every check reads the document defensively: it also runs on documents that failed the schema,
 // so one `warden validate` run reports every mistake.
 import { formatPath, type PathSegment, type PolicyError } from './errors';
+import { parseHostPattern } from './compile';
 import { parseColumnPattern, parseDuration, parseJsonPath } from './syntax';
 
 export { parseColumnPattern, parseDuration, parseJsonPath, PolicySyntaxError } from './syntax';
@@ -200,6 +201,12 @@ function checkHttpMatch(http: Obj, at: PathSegment[]): PolicyError[] {
   for (const name of Object.keys(headers ?? {})) {
     if (!HEADER_NAME.test(name)) errors.push(err([...at, 'headers'], `"${name}" is not a valid HTTP header name`));
   }
+  list(http.hosts).forEach((raw, i) => {
+    const host = str(raw);
+    if (host === undefined) return;
+    const parsed = parseHostPattern(host);
+    if (typeof parsed === 'string') errors.push(err([...at, 'hosts', i], parsed));
+  });
   list(http.json).forEach((raw, i) => {
     const path = str(obj(raw)?.path);
     if (path !== undefined) errors.push(...checkJsonPath(path, [...at, 'json', i, 'path'], true));

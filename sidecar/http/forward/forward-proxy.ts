@@ -1,0 +1,628 @@
+// The explicit forward proxy for agent egress that no named route covers (HTTP_PROXY/HTTPS_PROXY
+// point at 127.0.0.1:15001). Two entry points plug into the shared node:http Server of the HTTP
+// egress port: `handleConnect` for its 'connect' event (CONNECT host:port tunnels, i.e. HTTPS) and
+// `handleAbsoluteForm` for requests whose target is `http://host/...`.
+//
+// Every request is decided by the policy engine as an HttpOperation with target '' (no route)
+// BEFORE anything reaches the host: a denied CONNECT never opens a TCP connection, a denied
+// absolute-form request is never sent. Names that resolve to an address an address rule (IP or
+// CIDR) denies or holds are refused after resolution and before connecting.
+import * as dns from 'node:dns';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { normalizeHost, type CompiledPolicy, type HostMatcher } from '../../../common/policy/compile';
+import { decide, type HttpOperationWithPort } from '../../../common/policy/engine';
+import type { Decision, Identity, RuleAction } from '../../../common/policy/types';
+import type { HttpApprovalGate } from './approval';
+
+export type { HttpApprovalGate, HeldHttpRequest } from './approval';
+
+/** One record per forward-proxy request or tunnel, emitted when it ends. */
+export interface ForwardAuditEvent {
+  kind: 'connect' | 'http';
+  method: string;
+  /** Normalised host (lower case, IDNA, no brackets); the raw text when it could not be parsed. */
+  host: string;
+  port: number;
+  path: string;
+  /** The engine's action ('hold' when it was held, whatever the approver said). */
+  decision: RuleAction;
+  rule?: string;
+  reason: string;
+  approval?: { approved: boolean; reason: string };
+  /** forwarded: the tunnel was established / the request sent upstream. */
+  outcome: 'forwarded' | 'denied' | 'error';
+  /** Status the agent got (200 for an established tunnel; 0 when the connection just closed). */
+  status: number;
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
+  error?: string;
+  /** The address actually connected to, when known. */
+  remoteAddress?: string;
+}
+
+export interface ForwardProxyContext {
+  /** The current compiled policy (hot-reloaded); throwing denies (fail closed). */
+  policy(): CompiledPolicy;
+  identity: Identity | ((req: http.IncomingMessage) => Identity);
+  /** TCP connect timeout (DNS included), answered with 504. */
+  connectTimeoutMs: number;
+  audit(event: ForwardAuditEvent): void;
+  /** Without a gate, a held request is denied saying that no approval service is configured. */
+  approvals?: HttpApprovalGate;
+  /** DNS lookup (default dns.lookup); resolved addresses are checked against address rules. */
+  lookup?: net.LookupFunction;
+  /** Agent for absolute-form upstream requests (default: a shared keep-alive agent). */
+  agent?: http.Agent;
+}
+
+const defaultAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) plus the proxy-only ones; never forwarded either way. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect', // node answered 100-continue itself
+  'host', // re-derived from the absolute-form URL
+]);
+
+/** Whether a request on the egress port is a forward-proxy request (absolute-form target). */
+export function isAbsoluteForm(req: http.IncomingMessage): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '');
+}
+
+// ------------------------------------------------------------------------------------ errors
+
+function errorBody(type: string, message: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ error: { type, ...extra, message } });
+}
+
+function deniedBody(decision: Decision, message: string): string {
+  return JSON.stringify({ error: { type: 'policy_denied', rule: decision.rule ?? 'defaultAction', message } });
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway', 504: 'Gateway Timeout' };
+
+function writeRaw(socket: Duplex, status: number, body: string): void {
+  if (socket.destroyed) return;
+  const b = Buffer.from(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${b.length}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.end(body);
+}
+
+class ConnectTimeoutError extends Error {
+  code = 'ETIMEDOUT_CONNECT';
+}
+
+class AddressDeniedError extends Error {
+  code = 'EWARDEN_ADDRESS_DENIED';
+  constructor(readonly decision: Decision, readonly address: string) {
+    super(decision.reason);
+  }
+}
+
+/** Maps a connection failure to the agent's answer. */
+function upstreamFailure(err: Error & { code?: string }, host: string, port: number): { status: number; body: string; message: string } {
+  if (err instanceof AddressDeniedError) {
+    const message = `${host} resolves to ${err.address}: ${err.decision.reason}`;
+    return { status: 403, body: deniedBody(err.decision, message), message };
+  }
+  if (err instanceof ConnectTimeoutError || err.code === 'ETIMEDOUT') {
+    const message = `connecting to ${host}:${port} timed out`;
+    return { status: 504, body: errorBody('upstream_timeout', message, { host, port }), message };
+  }
+  const message = `cannot reach ${host}:${port} (${err.code ?? err.message})`;
+  return { status: 502, body: errorBody('upstream_unreachable', message, { host, port }), message };
+}
+
+// ---------------------------------------------------------------------------------- deciding
+
+type Authorized =
+  | { ok: true; decision: Decision; approval?: { approved: boolean; reason: string } }
+  | { ok: false; decision: Decision; approval?: { approved: boolean; reason: string }; message: string };
+
+function identityOf(ctx: ForwardProxyContext, req: http.IncomingMessage): Identity {
+  return typeof ctx.identity === 'function' ? ctx.identity(req) : ctx.identity;
+}
+
+async function authorize(
+  ctx: ForwardProxyContext,
+  policy: CompiledPolicy,
+  op: HttpOperationWithPort,
+  identity: Identity,
+  signal: AbortSignal,
+): Promise<Authorized> {
+  const decision = decide(policy, op, identity);
+  if (decision.action === 'allow') return { ok: true, decision };
+  if (decision.action === 'deny') return { ok: false, decision, message: decision.reason };
+  if (!ctx.approvals) {
+    return { ok: false, decision, message: `${decision.reason}, but no approval service is configured; denied` };
+  }
+  let approval: { approved: boolean; reason: string };
+  try {
+    approval = await ctx.approvals.hold({ operation: op, decision, identity, policy: { name: policy.name, namespace: policy.namespace }, signal });
+  } catch (e) {
+    approval = { approved: false, reason: `approval failed: ${(e as Error).message}` };
+  }
+  if (approval.approved) return { ok: true, decision, approval };
+  return { ok: false, decision, approval, message: `${decision.reason}; approval denied: ${approval.reason}` };
+}
+
+function addressMatched(hosts: HostMatcher, ip: string, port: number): boolean {
+  const type = net.isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+  if (hosts.addresses.check(ip, type)) return true;
+  const byPort = hosts.addressesByPort.get(port);
+  return byPort !== undefined && byPort.check(ip, type);
+}
+
+/**
+ * The decision for a resolved address, when an address rule (IP/CIDR entry in `hosts`) denies or
+ * holds it; undefined otherwise. This is what stops `*.example.com` (allowed) from reaching
+ * 10.0.0.5 when `10.0.0.0/8` is denied. Holds are treated as denials here (no approval mid-dial).
+ */
+function addressDenial(policy: CompiledPolicy, op: HttpOperationWithPort, identity: Identity, ip: string): Decision | undefined {
+  const d = decide(policy, { ...op, host: ip }, identity);
+  if (d.action === 'allow' || d.rule === undefined) return undefined;
+  const rule = policy.rules.find((r) => r.name === d.rule);
+  const hosts = rule?.http?.hosts;
+  if (!hosts || !addressMatched(hosts, ip, op.port ?? 0)) return undefined;
+  return d;
+}
+
+function guardedLookup(
+  base: net.LookupFunction,
+  policy: CompiledPolicy,
+  op: HttpOperationWithPort,
+  identity: Identity,
+): net.LookupFunction {
+  return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
+    (base as unknown as (h: string, o: dns.LookupOptions, cb: (...args: unknown[]) => void) => void)(hostname, options, (err, address, family) => {
+      if (err) return callback(err);
+      const list = Array.isArray(address) ? (address as dns.LookupAddress[]).map((a) => a.address) : [address as string];
+      for (const ip of list) {
+        const d = addressDenial(policy, op, identity, ip);
+        if (d) return callback(new AddressDeniedError(d, ip));
+      }
+      callback(null, address, family);
+    });
+  }) as net.LookupFunction;
+}
+
+// ----------------------------------------------------------------------------------- CONNECT
+
+/** `host:port` or `[v6]:port`; the port is required. */
+export function parseConnectAuthority(authority: string): { host: string; port: number } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]/@?#\\%]+):(\d{1,5})$/.exec(authority);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  const host = normalizeHost(m[1]);
+  return host === undefined ? undefined : { host, port };
+}
+
+/** For the egress server's 'connect' event: `CONNECT host:port HTTP/1.1`. */
+export function handleConnect(req: http.IncomingMessage, clientSocket: Duplex, head: Buffer, ctx: ForwardProxyContext): void {
+  const started = performance.now();
+  const authority = req.url ?? '';
+  const target = parseConnectAuthority(authority);
+  const ev: ForwardAuditEvent = {
+    kind: 'connect',
+    method: 'CONNECT',
+    host: target?.host ?? authority,
+    port: target?.port ?? 0,
+    path: '',
+    decision: 'deny',
+    reason: '',
+    outcome: 'denied',
+    status: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    durationMs: 0,
+  };
+  let audited = false;
+  const emit = (): void => {
+    if (audited) return;
+    audited = true;
+    ev.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    try {
+      ctx.audit(ev);
+    } catch {
+      /* auditing must not break the data path */
+    }
+  };
+  clientSocket.on('error', (e) => {
+    ev.error ??= `client: ${e.message}`;
+  });
+
+  if (!target) {
+    ev.reason = `invalid CONNECT target "${authority}" (expected host:port)`;
+    ev.status = 400;
+    writeRaw(clientSocket, 400, errorBody('bad_request', ev.reason));
+    emit();
+    return;
+  }
+  let policy: CompiledPolicy;
+  let identity: Identity;
+  try {
+    policy = ctx.policy();
+    identity = identityOf(ctx, req);
+  } catch (e) {
+    ev.reason = `no usable policy (${(e as Error).message}); denied`;
+    ev.status = 403;
+    writeRaw(clientSocket, 403, deniedBody({ action: 'deny', reason: ev.reason }, ev.reason));
+    emit();
+    return;
+  }
+  const op: HttpOperationWithPort = { type: 'http', target: '', method: 'CONNECT', path: '', host: target.host, port: target.port, headers: req.headers };
+  const abort = new AbortController();
+  const onEarlyClose = (): void => abort.abort();
+  clientSocket.once('close', onEarlyClose);
+
+  authorize(ctx, policy, op, identity, abort.signal)
+    .then((auth) => {
+      ev.decision = auth.decision.action;
+      ev.rule = auth.decision.rule;
+      ev.reason = auth.ok ? auth.decision.reason : auth.message;
+      ev.approval = auth.approval;
+      if (!auth.ok) {
+        ev.status = 403;
+        writeRaw(clientSocket, 403, deniedBody(auth.decision, auth.message));
+        emit();
+        return;
+      }
+      if (clientSocket.destroyed) {
+        ev.outcome = 'error';
+        ev.error ??= 'client closed before the tunnel was opened';
+        emit();
+        return;
+      }
+      openTunnel(ctx, policy, op, identity, target, clientSocket, head, ev, emit, onEarlyClose);
+    })
+    .catch((e: Error) => {
+      ev.outcome = 'error';
+      ev.error = e.message;
+      ev.status = 403;
+      writeRaw(clientSocket, 403, deniedBody({ action: 'deny', reason: e.message }, `decision failed: ${e.message}`));
+      emit();
+    });
+}
+
+function openTunnel(
+  ctx: ForwardProxyContext,
+  policy: CompiledPolicy,
+  op: HttpOperationWithPort,
+  identity: Identity,
+  target: { host: string; port: number },
+  client: Duplex,
+  head: Buffer,
+  ev: ForwardAuditEvent,
+  emit: () => void,
+  onEarlyClose: () => void,
+): void {
+  const upstream = net.connect({
+    host: target.host,
+    port: target.port,
+    lookup: guardedLookup(ctx.lookup ?? (dns.lookup as net.LookupFunction), policy, op, identity),
+  });
+  let established = false;
+  const timer = setTimeout(() => upstream.destroy(new ConnectTimeoutError('connect timeout')), ctx.connectTimeoutMs);
+  const abandon = (): void => {
+    if (!established) upstream.destroy();
+  };
+  client.once('close', abandon);
+
+  upstream.once('error', (err: Error & { code?: string }) => {
+    clearTimeout(timer);
+    if (established) {
+      ev.error ??= `upstream: ${err.message}`;
+      client.destroy();
+      return;
+    }
+    const f = upstreamFailure(err, target.host, target.port);
+    ev.outcome = f.status === 403 ? 'denied' : 'error';
+    if (f.status === 403) {
+      ev.decision = 'deny';
+      ev.rule = (err as AddressDeniedError).decision.rule;
+      ev.reason = f.message;
+    } else ev.error = f.message;
+    ev.status = client.destroyed ? 0 : f.status;
+    writeRaw(client, f.status, f.body);
+    emit();
+  });
+
+  upstream.once('connect', () => {
+    clearTimeout(timer);
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    established = true;
+    client.removeListener('close', onEarlyClose);
+    ev.outcome = 'forwarded';
+    ev.status = 200;
+    ev.remoteAddress = upstream.remoteAddress;
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) {
+      ev.bytesUp += head.length;
+      upstream.write(head);
+    }
+    client.on('data', (c: Buffer) => (ev.bytesUp += c.length));
+    upstream.on('data', (c: Buffer) => (ev.bytesDown += c.length));
+    // pipe() gives backpressure both ways and forwards half-closes (FIN) as end().
+    client.pipe(upstream);
+    upstream.pipe(client);
+    let open = 2;
+    const closed = (): void => {
+      if (--open === 0) emit();
+    };
+    client.once('close', () => {
+      upstream.destroy();
+      closed();
+    });
+    upstream.once('close', () => {
+      // Let what is buffered for the agent drain, then make sure the socket goes away. unpipe()
+      // paused the client side: resume it (discarding) so the agent's FIN is read and it closes.
+      if (!client.destroyed) {
+        client.end();
+        client.resume();
+        setTimeout(() => client.destroy(), 5000).unref();
+      }
+      closed();
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------ absolute-form
+
+function smugglingProblem(req: http.IncomingMessage): string | undefined {
+  let cl = 0;
+  let te = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i].toLowerCase();
+    const value = req.rawHeaders[i + 1];
+    if (/[\r\n]/.test(value)) return 'header value contains a line break';
+    if (name === 'content-length') cl++;
+    else if (name === 'transfer-encoding') te++;
+  }
+  if (cl > 1) return 'more than one Content-Length header';
+  if (te > 1) return 'more than one Transfer-Encoding header';
+  if (cl > 0 && te > 0) return 'both Content-Length and Transfer-Encoding';
+  const teValue = req.headers['transfer-encoding'];
+  if (teValue !== undefined && teValue.trim().toLowerCase() !== 'chunked') return `unsupported Transfer-Encoding "${teValue}" (only chunked)`;
+  return undefined;
+}
+
+function forwardHeaders(raw: string[]): Record<string, string | string[]> {
+  const drop = new Set(HOP_BY_HOP);
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].toLowerCase() === 'connection') for (const t of raw[i + 1].split(',')) drop.add(t.trim().toLowerCase());
+  }
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (drop.has(name)) continue;
+    const prev = out[name];
+    out[name] = prev === undefined ? raw[i + 1] : Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]];
+  }
+  return out;
+}
+
+/** For requests on the egress port whose target is absolute-form (`GET http://host/path`). */
+export function handleAbsoluteForm(req: http.IncomingMessage, res: http.ServerResponse, ctx: ForwardProxyContext): void {
+  const started = performance.now();
+  const ev: ForwardAuditEvent = {
+    kind: 'http',
+    method: req.method ?? 'GET',
+    host: '',
+    port: 0,
+    path: '',
+    decision: 'deny',
+    reason: '',
+    outcome: 'denied',
+    status: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    durationMs: 0,
+  };
+  let audited = false;
+  const emit = (): void => {
+    if (audited) return;
+    audited = true;
+    ev.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    try {
+      ctx.audit(ev);
+    } catch {
+      /* auditing must not break the data path */
+    }
+  };
+  const reject = (status: number, body: string, reason: string): void => {
+    ev.status = status;
+    ev.reason ||= reason;
+    sendJson(res, status, body);
+    // The body (if any) is not read: close instead of keeping a half-read connection alive.
+    req.socket.once('finish', () => req.socket.destroy());
+    emit();
+  };
+
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '');
+  } catch {
+    reject(400, errorBody('bad_request', `invalid request target "${req.url}"`), 'invalid request target');
+    return;
+  }
+  if (url.protocol !== 'http:') {
+    const msg = url.protocol === 'https:' ? 'https:// targets must use CONNECT (HTTPS_PROXY)' : `unsupported scheme ${url.protocol}`;
+    reject(400, errorBody('bad_request', msg), msg);
+    return;
+  }
+  const host = normalizeHost(url.hostname);
+  const port = url.port === '' ? 80 : Number(url.port);
+  ev.host = host ?? url.hostname;
+  ev.port = port;
+  ev.path = url.pathname;
+  if (host === undefined) {
+    reject(400, errorBody('bad_request', `invalid host "${url.hostname}"`), 'invalid host');
+    return;
+  }
+  if (url.username !== '' || url.password !== '') {
+    reject(400, errorBody('bad_request', 'credentials in the request URL are not forwarded'), 'credentials in URL');
+    return;
+  }
+  const smuggling = smugglingProblem(req);
+  if (smuggling) {
+    reject(400, errorBody('bad_request', `ambiguous request framing: ${smuggling}`), smuggling);
+    return;
+  }
+
+  let policy: CompiledPolicy;
+  let identity: Identity;
+  try {
+    policy = ctx.policy();
+    identity = identityOf(ctx, req);
+  } catch (e) {
+    const reason = `no usable policy (${(e as Error).message}); denied`;
+    reject(403, deniedBody({ action: 'deny', reason }, reason), reason);
+    return;
+  }
+  const headersForMatch = { ...req.headers };
+  delete headersForMatch['proxy-authorization'];
+  const op: HttpOperationWithPort = { type: 'http', target: '', method: ev.method, path: url.pathname, host, port, headers: headersForMatch };
+  const abort = new AbortController();
+  res.once('close', () => abort.abort());
+
+  authorize(ctx, policy, op, identity, abort.signal)
+    .then((auth) => {
+      ev.decision = auth.decision.action;
+      ev.rule = auth.decision.rule;
+      ev.reason = auth.ok ? auth.decision.reason : auth.message;
+      ev.approval = auth.approval;
+      if (!auth.ok) {
+        reject(403, deniedBody(auth.decision, auth.message), auth.message);
+        return;
+      }
+      if (res.destroyed || req.socket.destroyed) {
+        ev.outcome = 'error';
+        ev.error = 'client closed before the request was forwarded';
+        emit();
+        return;
+      }
+      forward(ctx, policy, op, identity, url, host, port, req, res, ev, emit);
+    })
+    .catch((e: Error) => {
+      ev.outcome = 'error';
+      ev.error = e.message;
+      reject(403, deniedBody({ action: 'deny', reason: e.message }, `decision failed: ${e.message}`), e.message);
+    });
+}
+
+function forward(
+  ctx: ForwardProxyContext,
+  policy: CompiledPolicy,
+  op: HttpOperationWithPort,
+  identity: Identity,
+  url: URL,
+  host: string,
+  port: number,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  ev: ForwardAuditEvent,
+  emit: () => void,
+): void {
+  const headers = forwardHeaders(req.rawHeaders);
+  headers.host = url.host;
+  const upReq = http.request({
+    host,
+    port,
+    method: req.method,
+    path: `${url.pathname}${url.search}`,
+    headers,
+    agent: ctx.agent ?? defaultAgent,
+    lookup: guardedLookup(ctx.lookup ?? (dns.lookup as net.LookupFunction), policy, op, identity),
+  });
+  let timer: NodeJS.Timeout | undefined;
+  upReq.on('socket', (s: net.Socket) => {
+    if (!s.connecting) return;
+    timer = setTimeout(() => upReq.destroy(new ConnectTimeoutError('connect timeout')), ctx.connectTimeoutMs);
+    s.once('connect', () => clearTimeout(timer));
+    s.once('close', () => clearTimeout(timer));
+  });
+  upReq.on('error', (err: Error & { code?: string }) => {
+    clearTimeout(timer);
+    if (res.headersSent) {
+      ev.error ??= `upstream: ${err.message}`;
+      res.destroy();
+      return;
+    }
+    const f = upstreamFailure(err, host, port);
+    if (f.status === 403) {
+      ev.decision = 'deny';
+      ev.rule = (err as AddressDeniedError).decision.rule;
+      ev.reason = f.message;
+      ev.outcome = 'denied';
+    } else {
+      ev.outcome = 'error';
+      ev.error = f.message;
+    }
+    ev.status = f.status;
+    sendJson(res, f.status, f.body);
+    req.socket.once('finish', () => req.socket.destroy());
+  });
+  upReq.on('response', (up) => {
+    ev.outcome = 'forwarded';
+    ev.status = up.statusCode ?? 0;
+    ev.remoteAddress = up.socket.remoteAddress;
+    res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders));
+    up.on('data', (c: Buffer) => (ev.bytesDown += c.length));
+    up.on('error', (e) => {
+      ev.error ??= `upstream: ${e.message}`;
+      res.destroy();
+    });
+    up.pipe(res);
+  });
+  req.on('data', (c: Buffer) => (ev.bytesUp += c.length));
+  req.on('error', (e) => {
+    // e.g. an invalid chunk size: the upstream request is aborted, never completed.
+    ev.error ??= `client: ${e.message}`;
+    upReq.destroy(e);
+  });
+  req.pipe(upReq);
+  res.once('close', () => {
+    if (!res.writableFinished) upReq.destroy();
+    emit();
+  });
+}
+
+// ---------------------------------------------------------------------------------- standalone
+
+/**
+ * A server that is only the forward proxy (tests, and until the shared egress server exists).
+ * Origin-form requests (named routes) answer 404 here.
+ */
+export function createForwardProxyServer(ctx: ForwardProxyContext): http.Server {
+  const server = http.createServer((req, res) => {
+    if (isAbsoluteForm(req)) handleAbsoluteForm(req, res, ctx);
+    else sendJson(res, 404, errorBody('not_found', 'not a proxy request and no route matches'));
+  });
+  server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleConnect(req, socket, head, ctx));
+  return server;
+}
