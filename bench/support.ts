@@ -376,7 +376,7 @@ export async function startSidecarProcess(opts: { pg: PgServer; database: string
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir);
   }
   const child = track(
-    spawn(process.execPath, [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`], {
+    spawn(process.execPath, [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', '127.0.0.1:0'], {
       stdio: ['ignore', logFd, logFd],
       env: clientEnv(),
     }),

@@ -92,6 +92,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
       policyFile,
       secretsDir: path.join(dir, 'secrets'),
       adminAddr: '127.0.0.1:0',
+      egressAddr: '127.0.0.1:0',
       portOverrides: { crm: 0 },
       logger: silentLogger,
       audit: { statement: (e) => events.push(e), session: () => undefined },

@@ -5,7 +5,7 @@ import { runValidate } from './validate';
 const USAGE = `Usage: warden <command> [options]
 
 Commands:
-  sidecar --policy FILE [--secrets-dir DIR] [--admin-addr 127.0.0.1:15000]
+  sidecar --policy FILE [--secrets-dir DIR] [--admin-addr 127.0.0.1:15000] [--egress-addr 127.0.0.1:15001]
                           run the data path for the AccessPolicy in FILE
   validate FILE...        check AccessPolicy YAML offline against the CRD schema
   demo                    run the embedded demo (real PostgreSQL, sidecar, scripted agent)
@@ -26,19 +26,25 @@ async function sidecar(argv: string[]): Promise<number> {
       policy: { type: 'string' },
       'secrets-dir': { type: 'string' },
       'admin-addr': { type: 'string', default: '127.0.0.1:15000' },
+      'egress-addr': { type: 'string', default: '127.0.0.1:15001' },
       'local-approvals': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help || !values.policy) {
-    io.stderr('Usage: warden sidecar --policy FILE [--secrets-dir DIR] [--admin-addr HOST:PORT]');
+    io.stderr('Usage: warden sidecar --policy FILE [--secrets-dir DIR] [--admin-addr HOST:PORT] [--egress-addr HOST:PORT]');
     return values.help ? 0 : 2;
   }
   const { startSidecar } = await import('../sidecar/main');
   const { PolicyLoadError } = await import('../common/policy/load');
   let running;
   try {
-    running = await startSidecar({ policyFile: values.policy, secretsDir: values['secrets-dir'], adminAddr: values['admin-addr']! });
+    running = await startSidecar({
+      policyFile: values.policy,
+      secretsDir: values['secrets-dir'],
+      adminAddr: values['admin-addr']!,
+      egressAddr: values['egress-addr']!,
+    });
   } catch (err) {
     if (err instanceof PolicyLoadError) {
       io.stderr(err.message);

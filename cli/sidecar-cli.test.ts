@@ -60,7 +60,7 @@ test('serves the policy, answers health, readiness and metrics, and stops cleanl
       action: deny
       match: {sql: {statements: [DROP]}}
 `).replace('listenPort: 15432', `listenPort: ${listen}`));
-  const cli = startCli(['sidecar', '--policy', policyFile, '--secrets-dir', path.join(dir, 'secrets'), '--admin-addr', `127.0.0.1:${admin}`]);
+  const cli = startCli(['sidecar', '--policy', policyFile, '--secrets-dir', path.join(dir, 'secrets'), '--admin-addr', `127.0.0.1:${admin}`, '--egress-addr', '127.0.0.1:0']);
   try {
     expect((await waitFor(`http://127.0.0.1:${admin}/healthz`, 15_000)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${admin}/readyz`)).status).toBe(200);
@@ -87,7 +87,7 @@ test('an invalid policy stops startup with field-named errors and exit code 1', 
       action: explode
       match: {sql: {statements: [DROPP]}}
 `));
-  const cli = startCli(['sidecar', '--policy', bad, '--secrets-dir', path.join(dir, 'secrets'), '--admin-addr', '127.0.0.1:0']);
+  const cli = startCli(['sidecar', '--policy', bad, '--secrets-dir', path.join(dir, 'secrets'), '--admin-addr', '127.0.0.1:0', '--egress-addr', '127.0.0.1:0']);
   expect(await cli.exited).toBe(1);
   expect(cli.output()).toContain('spec.rules[0].action');
   expect(cli.output()).toContain('spec.rules[0].match.sql.statements[0]');

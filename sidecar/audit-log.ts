@@ -2,6 +2,8 @@
 // other than a plain allow. The OpenTelemetry exporter plugs in beside it as another AuditSink.
 import type { Logger } from '../common/log';
 import type { Metrics } from '../common/metrics';
+import type { ForwardAuditEvent } from './http/forward/forward-proxy';
+import type { HttpAuditEvent } from './http/routes/route-proxy';
 import type { AuditSink, SessionEvent, StatementEvent } from './postgres/runtime';
 
 export function createAuditLog(log: Logger, metrics: Metrics): AuditSink {
@@ -41,6 +43,29 @@ export function createAuditLog(log: Logger, metrics: Metrics): AuditSink {
       sessions.inc({ target: e.target, event: e.event });
       if (e.event !== 'connect' && e.event !== 'disconnect') log.warn('session', { ...e });
     },
+    http(e: HttpAuditEvent): void {
+      series(e.target, e.decision, e.rule ?? '').inc();
+      if (e.masked > 0) masked.inc({ target: e.target }, e.masked);
+      if (e.decision === 'allow' && !e.error) return;
+      log.info('request', {
+        target: e.target,
+        policy: e.policy,
+        method: e.method,
+        path: e.path,
+        status: e.status,
+        decision: e.decision,
+        rule: e.rule,
+        reason: e.reason,
+        masked: e.masked,
+        error: e.error,
+        durationMs: Math.round(e.durationMs * 1000) / 1000,
+      });
+    },
+    egress(e: ForwardAuditEvent): void {
+      series('(egress)', e.decision, e.rule ?? '').inc();
+      if (e.decision === 'allow' && !e.error) return;
+      log.info('egress', { host: e.host, port: e.port, method: e.method, decision: e.decision, rule: e.rule, reason: e.reason, status: e.status, error: e.error });
+    },
   };
 }
 
@@ -49,5 +74,7 @@ export function teeAudit(...sinks: AuditSink[]): AuditSink {
   return {
     statement: (e) => sinks.forEach((s) => s.statement(e)),
     session: (e) => sinks.forEach((s) => s.session(e)),
+    http: (e) => sinks.forEach((s) => s.http?.(e)),
+    egress: (e) => sinks.forEach((s) => s.egress?.(e)),
   };
 }

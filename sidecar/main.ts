@@ -17,11 +17,15 @@ import { PostgresListener } from './postgres/listener';
 import type { ApprovalGate, AuditSink } from './postgres/runtime';
 import { createTargetRuntime } from './postgres/target-runtime';
 import { SecretStore } from './secrets';
+import { createEgressServer } from './http/egress-server';
+import { createRouteHandler } from './http/routes/route-proxy';
 
 export interface SidecarOptions {
   policyFile: string;
   secretsDir?: string;
   adminAddr: string;
+  /** HTTP egress (routes and forward proxy); default 127.0.0.1:15001. */
+  egressAddr?: string;
   /** Overrides listen ports (tests: `{crm: 0}` picks a free port). */
   portOverrides?: Record<string, number>;
   maxMessageBytes?: number;
@@ -34,6 +38,7 @@ export interface SidecarOptions {
 export interface RunningSidecar {
   ports: Map<string, number>;
   adminPort: number;
+  egressPort: number;
   store: PolicyStore;
   metrics: Metrics;
   stop(graceMs?: number): Promise<void>;
@@ -57,6 +62,16 @@ function hashKeyFrom(secrets: SecretStore, log: Logger): Buffer {
   }
   log.warn('no masking hash key (secret warden-masking/hash-key): hashes are consistent only within this process');
   return randomBytes(32);
+}
+
+function listenOn(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
 }
 
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
@@ -121,25 +136,40 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   store.on('rejected', () => reloads.inc({ result: 'rejected' }));
   store.watch();
 
+  const routes = createRouteHandler({
+    policy: () => store.current,
+    secrets,
+    identity,
+    hashKey,
+    audit: (e) => audit.http?.(e),
+  });
+  const egress = createEgressServer({
+    routes,
+    forward: { policy: () => store.current, identity, connectTimeoutMs: 10_000, audit: (e) => audit.egress?.(e) },
+  });
+  const egressAt = parseAddr(opts.egressAddr ?? '127.0.0.1:15001');
+  const egressPort = await listenOn(egress, egressAt.host, egressAt.port);
+
   const admin: http.Server = createAdminServer({
     metrics,
     ready: () => (lastError ? { ok: false, reason: lastError } : { ok: true }),
   });
   const { host, port } = parseAddr(opts.adminAddr);
-  const adminPort = await new Promise<number>((resolve, reject) => {
-    admin.once('error', reject);
-    admin.listen(port, host, () => resolve((admin.address() as { port: number }).port));
-  });
-  log.info('sidecar ready', { policy: store.current.name, admin: `${host}:${adminPort}`, targets: [...ports.keys()] });
+  const adminPort = await listenOn(admin, host, port);
+  log.info('sidecar ready', { policy: store.current.name, admin: `${host}:${adminPort}`, egress: `${egressAt.host}:${egressPort}`, targets: [...ports.keys()] });
 
   return {
     ports,
     adminPort,
+    egressPort,
     store,
     metrics,
     stop: async (graceMs = 10_000) => {
       store.stop();
       admin.close();
+      egress.close();
+      egress.closeAllConnections();
+      await routes.close();
       await Promise.all([...listeners.values()].map((l) => l.listener.close(graceMs)));
     },
   };

@@ -1,6 +1,7 @@
 // Turns a validated AccessPolicy into the lookup structures the engine needs, once per load,
 // so deciding on the hot path is set lookups rather than string juggling.
 import { BlockList, isIP } from 'node:net';
+import { parseJsonPath, type JsonPathSegment } from './syntax';
 import { domainToASCII } from 'node:url';
 import type {
   AccessPolicy,
@@ -22,7 +23,7 @@ export interface CompiledHttpMatch {
   paths?: RegExp[];
   hosts?: HostMatcher;
   headers?: Array<{ name: string; value: RegExp }>;
-  json?: Array<{ path: string; values?: Set<string> }>;
+  json?: Array<{ path: string; segments: JsonPathSegment[]; values?: Set<string> }>;
 }
 
 export interface CompiledRule {
@@ -142,7 +143,7 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
             value: globToRegExp(value, '\u0000'),
           }))
         : undefined,
-      json: m.http.json?.map((j) => ({ path: j.path, values: j.values ? new Set(j.values) : undefined })),
+      json: m.http.json?.map((j) => ({ path: j.path, segments: parseJsonPath(j.path), values: j.values ? new Set(j.values) : undefined })),
     };
   }
   if (m.subjects) out.subjects = compileMatcher(m.subjects);

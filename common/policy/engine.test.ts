@@ -1,6 +1,6 @@
 // The policy engine is pure: operations and identities in, decisions out.
 import { compilePolicy } from './compile';
-import { decide } from './engine';
+import { decide, UNPARSEABLE_BODY } from './engine';
 import type { AccessPolicy, Identity, SqlOperation, SqlStatementInfo } from './types';
 import { SQL_KINDS } from '../../sidecar/postgres/classify/kinds';
 import { loadCrdSchema } from './schema';
@@ -91,4 +91,27 @@ test('the CRD lists exactly the statement kinds the classifier produces', () => 
   const spec = schema.properties.spec.properties;
   const items = spec.rules.items.properties.match.properties.sql.properties.statements.items;
   expect([...items.enum].sort()).toEqual([...SQL_KINDS].sort());
+});
+
+test('HTTP rules match on method, path and JSON body fields (tool names, model)', () => {
+  const p = compilePolicy({
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'p' },
+    spec: {
+      defaultAction: 'allow',
+      targets: [{ name: 'openai', http: { baseUrl: 'https://api.openai.com' } }],
+      rules: [
+        { name: 'no-shell-tool', action: 'deny', match: { target: 'openai', http: { methods: ['POST'], paths: ['/v1/chat/**'], json: [{ path: '$.tools[*].function.name', values: ['run_shell'] }] } } },
+        { name: 'no-gpt4', action: 'deny', match: { target: 'openai', http: { json: [{ path: '$.model', values: ['gpt-4'] }] } } },
+      ],
+    },
+  });
+  const op = (json: unknown, path = '/v1/chat/completions', method = 'POST') => ({ type: 'http' as const, target: 'openai', method, path, headers: {}, json });
+  expect(decide(p, op({ model: 'gpt-4o-mini', tools: [{ function: { name: 'search' } }, { function: { name: 'run_shell' } }] }), who)).toMatchObject({ action: 'deny', rule: 'no-shell-tool' });
+  expect(decide(p, op({ model: 'gpt-4o-mini', tools: [{ function: { name: 'search' } }] }), who).action).toBe('allow');
+  expect(decide(p, op({ model: 'gpt-4' }, '/v1/embeddings'), who)).toMatchObject({ action: 'deny', rule: 'no-gpt4' });
+  expect(decide(p, op(undefined, '/v1/models', 'GET'), who).action).toBe('allow');
+  // A body that claimed JSON but does not parse cannot be checked: deny rules match (fail closed).
+  expect(decide(p, op(UNPARSEABLE_BODY), who)).toMatchObject({ action: 'deny', rule: 'no-shell-tool' });
 });

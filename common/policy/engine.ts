@@ -3,6 +3,8 @@
 // outcome of its statements (deny > hold > allow), so one denied statement denies the string.
 import { hostMatcherHas, matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
 import type { Decision, HttpOperation, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
+import { selectJsonPath } from './jsonpath';
+import type { JsonPathSegment } from './syntax';
 
 /** An HTTP operation with the upstream port, for host patterns that name one (`example.com:443`). */
 export type HttpOperationWithPort = HttpOperation & { port?: number };
@@ -98,6 +100,29 @@ function httpMatches(rule: CompiledRule, op: Extract<Operation, { type: 'http' }
       if (!values.some((x) => h.value.test(x))) return false;
     }
   }
-  // JSON body matching is added with the HTTP data path.
+  if (m.json) {
+    for (const j of m.json) if (!jsonCriterionMatches(rule, j, op.json)) return false;
+  }
   return true;
 }
+
+/**
+ * A body criterion matches when the path selects a value in `values` (any selected value, when no
+ * values are listed). A request without a JSON body does not match; one that claimed JSON but did
+ * not parse cannot be checked, so restrictive rules treat it as a match (fail closed) and allow
+ * rules as no match.
+ */
+function jsonCriterionMatches(
+  rule: CompiledRule,
+  j: { segments: JsonPathSegment[]; values?: Set<string> },
+  body: unknown,
+): boolean {
+  if (body === UNPARSEABLE_BODY) return rule.action !== 'allow';
+  if (body === undefined) return false; // no JSON body: nothing for the criterion to select
+  const selected = selectJsonPath(body, j.segments);
+  if (!j.values) return selected.length > 0;
+  return selected.some((v) => (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') && j.values!.has(String(v)));
+}
+
+/** Put in HttpOperation.json when the request claimed JSON but did not parse. */
+export const UNPARSEABLE_BODY: unique symbol = Symbol('unparseable JSON body');

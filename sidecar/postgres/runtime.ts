@@ -7,6 +7,8 @@ import type { CancelRegistry } from './cancel-registry';
 import type { TargetMasking } from './row-masking';
 import type { ShapeCache } from './shape-cache';
 import type { UpstreamOptions } from './upstream';
+import type { HttpAuditEvent } from '../http/routes/route-proxy';
+import type { ForwardAuditEvent } from '../http/forward/forward-proxy';
 
 export interface ClassifiedSql {
   statements: SqlOperation['statements'];
@@ -41,6 +43,10 @@ export interface SessionEvent {
 export interface AuditSink {
   statement(e: StatementEvent): void;
   session(e: SessionEvent): void;
+  /** A request through a named HTTP route. */
+  http?(e: HttpAuditEvent): void;
+  /** A request or tunnel through the forward proxy. */
+  egress?(e: ForwardAuditEvent): void;
 }
 
 export interface HoldRequest {

@@ -72,6 +72,7 @@ export async function startStack(opts: StackOptions, shared?: PgServer): Promise
     policyFile,
     secretsDir,
     adminAddr: '127.0.0.1:0',
+    egressAddr: '127.0.0.1:0',
     portOverrides: { crm: 0 },
     logger: silentLogger,
     audit,

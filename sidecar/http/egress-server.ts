@@ -1,0 +1,36 @@
+// The HTTP egress port (127.0.0.1:15001): named routes (`/<target>/...`) and, for everything
+// else the agent reaches through HTTP_PROXY/HTTPS_PROXY, the forward proxy (absolute-form requests
+// and CONNECT). One server, dispatching by request shape.
+import * as http from 'node:http';
+import { handleAbsoluteForm, handleConnect, isAbsoluteForm, type ForwardProxyContext } from './forward/forward-proxy';
+import type { RouteHandler } from './routes/route-proxy';
+
+export interface EgressServerOptions {
+  routes: RouteHandler;
+  forward: ForwardProxyContext;
+  /** Close idle agent keep-alive connections after this long. */
+  keepAliveTimeoutMs?: number;
+}
+
+export function createEgressServer(o: EgressServerOptions): http.Server {
+  const server = http.createServer({ keepAliveTimeout: o.keepAliveTimeoutMs ?? 65_000, requestTimeout: 0 });
+  server.on('request', (req, res) => {
+    if (isAbsoluteForm(req)) handleAbsoluteForm(req, res, o.forward);
+    else o.routes(req, res);
+  });
+  server.on('checkContinue', (req, res) => {
+    if (isAbsoluteForm(req)) {
+      res.writeContinue();
+      handleAbsoluteForm(req, res, o.forward);
+    } else {
+      o.routes.checkContinue(req, res);
+    }
+  });
+  server.on('connect', (req, socket, head) => handleConnect(req, socket, head, o.forward));
+  // A malformed request (smuggling shapes node's parser rejects) gets a 400 instead of a reset.
+  server.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n{"error":{"type":"bad_request","message":"malformed HTTP request"}}');
+    else socket.destroy(err);
+  });
+  return server;
+}
