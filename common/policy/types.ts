@@ -37,6 +37,10 @@ export interface HttpTargetSpec {
   credentialsSecret?: string;
   auth?: HttpAuthSpec;
   timeout?: string;
+  /** Request body limit and buffered-response limit, bytes. */
+  maxBodyBytes?: number;
+  /** A response that must be masked but cannot be parsed: blocked (deny, default) or passed unmasked. */
+  unparseable?: DefaultAction;
 }
 
 export interface TargetSpec {
@@ -89,6 +93,8 @@ export interface MaskingSpec {
   jsonPaths?: string[];
   strategy?: MaskStrategy;
   targets?: string[];
+  /** HTTP bodies: response (default), request, or both. */
+  direction?: 'response' | 'request' | 'both';
 }
 
 export interface AccessPolicySpec {

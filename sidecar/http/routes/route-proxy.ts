@@ -119,8 +119,8 @@ interface RequestState {
 }
 
 export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
-  const maxBody = ctx.limits?.maxRequestBodyBytes ?? 10 * MiB;
-  const maxMasked = ctx.limits?.maxMaskedResponseBytes ?? 10 * MiB;
+  const defaultMaxBody = ctx.limits?.maxRequestBodyBytes ?? 10 * MiB;
+  const defaultMaxMasked = ctx.limits?.maxMaskedResponseBytes ?? 10 * MiB;
   const hashKey = ctx.hashKey ?? randomBytes(32);
   const agents = new Map<number, Agent>();
   const maskPlans = new WeakMap<CompiledPolicy, Map<string, MaskPlan | null>>();
@@ -140,20 +140,23 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     return a;
   };
 
-  const maskPlanFor = (policy: CompiledPolicy, target: string): MaskPlan | null => {
+  const maskPlanFor = (policy: CompiledPolicy, target: string, direction: 'request' | 'response'): MaskPlan | null => {
     let perPolicy = maskPlans.get(policy);
     if (!perPolicy) maskPlans.set(policy, (perPolicy = new Map()));
-    let plan = perPolicy.get(target);
+    const key = `${direction}\0${target}`;
+    let plan = perPolicy.get(key);
     if (plan === undefined) {
       const maskers: MaskPlan['maskers'] = [];
       for (const s of policy.masking) {
         if (s.targets && !s.targets.includes(target)) continue;
+        const dir = s.direction ?? 'response';
+        if (dir !== direction && dir !== 'both') continue;
         const jsonPaths = (s.jsonPaths ?? []).map(parseJsonPath);
         if ((s.detectors ?? []).length === 0 && jsonPaths.length === 0) continue; // column-only rules are for SQL
         maskers.push({ rule: s.name, masker: createTextMasker({ detectors: s.detectors ?? [], strategy: s.strategy ?? 'redact', hashKey }), jsonPaths });
       }
       plan = maskers.length > 0 ? { maskers } : null;
-      perPolicy.set(target, plan);
+      perPolicy.set(key, plan);
     }
     return plan;
   };
@@ -210,6 +213,8 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     }
     const timeoutMs = target.timeout ? parseDuration(target.timeout) : DEFAULT_TIMEOUT_MS;
     const base = new URL(target.baseUrl);
+    const maxBody = target.maxBodyBytes ?? defaultMaxBody;
+    const requestPlan = maskPlanFor(policy, parsed.target, 'request');
 
     // --- request body: a declared length over the limit is refused before reading anything
     const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
@@ -220,7 +225,9 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     }
     let json: unknown;
     let buffered: Buffer | undefined;
-    if (hasBody && isJson(req.headers['content-type'])) {
+    const requestType = String(req.headers['content-type'] ?? '').toLowerCase();
+    const maskRequest = requestPlan !== null && (isJson(requestType) || requestType.startsWith('text/'));
+    if (hasBody && (isJson(req.headers['content-type']) || maskRequest)) {
       // Read it so rules can match on body fields; ask for it first if the agent is waiting.
       if (st.expectContinue) {
         res.writeContinue();
@@ -228,7 +235,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       }
       buffered = await readLimited(req, maxBody);
       try {
-        json = buffered.length > 0 ? JSON.parse(buffered.toString('utf8')) : undefined;
+        json = buffered.length > 0 && isJson(requestType) ? JSON.parse(buffered.toString('utf8')) : undefined;
       } catch {
         json = UNPARSEABLE_BODY; // rules on body fields cannot be checked: restrictive ones match (fail closed)
       }
@@ -276,6 +283,15 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const url = upstreamUrl(base, parsed.rest, parsed.search);
     injectCredential(ctx.secrets, target, headers, url);
 
+    if (buffered && maskRequest) {
+      // Prompts and tool results leaving for the API: PII the agent read must not leave the cluster.
+      const masked = maskRequestBody(buffered, json, requestType, String(req.headers['content-encoding'] ?? 'identity'), requestPlan!, target.unparseable === 'allow', hashKey);
+      if (masked.error) st.error = masked.error;
+      buffered = masked.body;
+      st.masked += masked.count;
+      if (masked.count > 0) delete headers['content-md5'];
+    }
+
     let body: Readable | Buffer | undefined;
     if (buffered) {
       body = buffered;
@@ -313,7 +329,10 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     }
 
     try {
-      await respond(req, res, st, upstream, maskPlanFor(policy, parsed.target), op.method);
+      await respond(req, res, st, upstream, maskPlanFor(policy, parsed.target, 'response'), op.method, {
+        maxMasked: target.maxBodyBytes ?? defaultMaxMasked,
+        allowUnparseable: target.unparseable === 'allow',
+      });
     } finally {
       res.off('close', onClose);
     }
@@ -326,7 +345,16 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     up: Dispatcher.ResponseData,
     plan: MaskPlan | null,
     method: string,
+    limits: { maxMasked: number; allowUnparseable: boolean },
   ): Promise<void> => {
+    const { maxMasked, allowUnparseable } = limits;
+    const maskedInRequest = st.masked;
+    /** A response we cannot inspect: blocked (fail closed) unless the target allows passing it unmasked. */
+    const unmaskable = (message: string): HttpError | undefined => {
+      if (!allowUnparseable) return new HttpError(502, 'unmaskable_response', message);
+      st.error = `passed unmasked (unparseable: allow): ${message}`;
+      return undefined;
+    };
     const headers = responseHeaders(up.headers);
     const noBody = method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200;
     const type = String(up.headers['content-type'] ?? '').toLowerCase();
@@ -343,8 +371,14 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     if (kind === 'sse') {
       const decoded = decodeStream(up.body, encoding);
       if (!decoded) {
-        up.body.destroy();
-        throw new HttpError(502, 'unmaskable_response', `upstream of route "${st.target}" sent an event stream with content-encoding "${encoding}", which cannot be inspected`);
+        const e = unmaskable(`upstream of route "${st.target}" sent an event stream with content-encoding "${encoding}", which cannot be inspected`);
+        if (e) {
+          up.body.destroy();
+          throw e;
+        }
+        res.writeHead(up.statusCode, headers);
+        await pipeTo(up.body, res);
+        return;
       }
       delete headers['content-length'];
       delete headers['content-encoding'];
@@ -371,11 +405,11 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         });
         decoded.once('end', () => {
           const out = pushAll('', true);
-          st.masked = maskers.reduce((n, m) => n + m.stats().masked, 0);
+          st.masked = maskedInRequest + maskers.reduce((n, m) => n + m.stats().masked, 0);
           res.end(out, () => resolve());
         });
         decoded.once('error', (e) => {
-          st.masked = maskers.reduce((n, m) => n + m.stats().masked, 0);
+          st.masked = maskedInRequest + maskers.reduce((n, m) => n + m.stats().masked, 0);
           reject(e);
         });
         res.once('close', () => {
@@ -399,7 +433,13 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       throw err;
     }
     const plain = decodeBuffer(raw, encoding, maxMasked);
-    if (!plain) throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" has content-encoding "${encoding}", which cannot be inspected`);
+    if (!plain) {
+      const e = unmaskable(`response from route "${st.target}" has content-encoding "${encoding}", which cannot be inspected`);
+      if (e) throw e;
+      res.writeHead(up.statusCode, headers);
+      await new Promise<void>((resolve) => res.end(raw, () => resolve()));
+      return;
+    }
     let text = plain.toString('utf8');
     let masked = 0;
     if (kind === 'json' && text.trim() !== '') {
@@ -407,7 +447,13 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       try {
         doc = JSON.parse(text);
       } catch {
-        throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" says it is JSON but does not parse; blocked because it cannot be masked`);
+        const e = unmaskable(`response from route "${st.target}" says it is JSON but does not parse, so it cannot be masked`);
+        if (e) throw e;
+        delete headers['content-encoding'];
+        headers['content-length'] = String(plain.length);
+        res.writeHead(up.statusCode, headers);
+        await new Promise<void>((resolve) => res.end(plain, () => resolve()));
+        return;
       }
       let changed = false;
       for (const m of plan!.maskers) {
@@ -424,7 +470,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         masked += r.count;
       }
     }
-    st.masked = masked;
+    st.masked = maskedInRequest + masked;
     const out = masked > 0 ? Buffer.from(text, 'utf8') : plain;
     delete headers['content-encoding'];
     delete headers['content-md5'];
@@ -697,4 +743,40 @@ function pipeTo(body: Readable, res: ServerResponse): Promise<void> {
       }
     });
   });
+}
+
+/** Masks a buffered request body (JSON strings and jsonPaths, or text). */
+function maskRequestBody(
+  body: Buffer,
+  json: unknown,
+  contentType: string,
+  encoding: string,
+  plan: MaskPlan,
+  allowUnparseable: boolean,
+  hashKey: Buffer,
+): { body: Buffer; count: number; error?: string } {
+  const refuse = (why: string): { body: Buffer; count: number; error?: string } => {
+    if (allowUnparseable) return { body, count: 0, error: `request passed unmasked (unparseable: allow): ${why}` };
+    throw new HttpError(422, 'unmaskable_request', `${why}; the policy masks request bodies, so it is not sent`);
+  };
+  if (encoding.toLowerCase().trim() !== 'identity') return refuse(`request body has content-encoding "${encoding}"`);
+  if (body.length === 0) return { body, count: 0 };
+  let count = 0;
+  if (isJson(contentType)) {
+    if (json === UNPARSEABLE_BODY || json === undefined) return refuse('request body says it is JSON but does not parse');
+    let doc: unknown = json;
+    for (const m of plan.maskers) {
+      const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths, hashKey });
+      doc = r.doc;
+      count += r.count;
+    }
+    return count > 0 ? { body: Buffer.from(JSON.stringify(doc), 'utf8'), count } : { body, count };
+  }
+  let text = body.toString('utf8');
+  for (const m of plan.maskers) {
+    const r = m.masker.mask(text);
+    text = r.text;
+    count += r.count;
+  }
+  return count > 0 ? { body: Buffer.from(text, 'utf8'), count } : { body, count };
 }
