@@ -10,6 +10,7 @@ import { findRepoRoot } from '../common/policy/schema';
 import { startSidecar } from '../sidecar/main';
 import type { StatementEvent } from '../sidecar/postgres/runtime';
 import { startPgServer } from '../tools/pg-server';
+import { startDemoLlm, type DemoLlm } from './demo-llm';
 
 interface Io {
   stdout(s: string): void;
@@ -44,17 +45,43 @@ const STEPS: Step[] = [
   { title: 'update a record (held for approval)', sql: "UPDATE customers SET notes = 'churned' WHERE id = 3" },
 ];
 
-function demoPolicy(root: string, pgPort: number, listenPort: number): string {
+function demoPolicy(root: string, pgPort: number, listenPort: number, llmPort: number): string {
   const doc = parseDocument(fs.readFileSync(path.join(root, 'examples', 'policy.yaml'), 'utf8'));
   const targets = doc.getIn(['spec', 'targets']) as { items: Array<{ get(k: string): unknown }> };
   for (const t of targets.items) {
     const pg = t.get('postgres') as { set(k: string, v: unknown): void } | undefined;
-    if (!pg) continue;
-    pg.set('port', pgPort);
-    pg.set('listenPort', listenPort);
-    pg.set('tls', 'disable');
+    if (pg) {
+      pg.set('port', pgPort);
+      pg.set('listenPort', listenPort);
+      pg.set('tls', 'disable');
+    }
+    const api = t.get('http') as { set(k: string, v: unknown): void } | undefined;
+    api?.set('baseUrl', `http://127.0.0.1:${llmPort}`); // the sample LLM API stands in for api.openai.com
   }
   return doc.toString();
+}
+
+const LLM_TOKEN = 'sk-demo-real-key-kept-by-the-sidecar';
+
+async function httpSteps(io: Io, egressPort: number, llm: DemoLlm, tally: Record<string, number>): Promise<void> {
+  const base = `http://127.0.0.1:${egressPort}/openai`;
+  io.stdout(`the agent's OpenAI client uses base URL ${base}/v1 with api key "warden-managed"\n`);
+  io.stdout(`${STEPS.length + 1}. ask the LLM about a customer (response masked on its way back)\n   agent> POST /openai/v1/chat/completions`);
+  const chat = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer warden-managed' },
+    body: JSON.stringify({ model: 'demo-model', messages: [{ role: 'user', content: 'How do I reach Ada?' }] }),
+  });
+  const answer = (await chat.json()) as { choices: Array<{ message: { content: string } }> };
+  tally.masked++;
+  io.stdout(`   MASKED  ${answer.choices[0].message.content}`);
+  const seen = llm.seenAuthorization.at(-1) ?? '';
+  io.stdout(`   the API received the sidecar's credential (${seen === `Bearer ${LLM_TOKEN}` ? 'Bearer sk-demo-…, not the placeholder' : 'UNEXPECTED'})\n`);
+  io.stdout(`${STEPS.length + 2}. try to upload a file to the LLM provider\n   agent> POST /openai/v1/files`);
+  const upload = await fetch(`${base}/v1/files`, { method: 'POST', body: 'secret training data' });
+  const body = (await upload.json()) as { error?: { rule?: string; message?: string } };
+  if (upload.status === 403) tally.denied++;
+  io.stdout(`   ${upload.status === 403 ? 'DENIED' : `HTTP ${upload.status}`}  ${body.error?.message ?? ''} (rule "${body.error?.rule ?? ''}")\n`);
 }
 
 function pad(s: string, n: number): string {
@@ -68,6 +95,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
   const pg = await startPgServer();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-'));
   let stop: (() => Promise<void>) | undefined;
+  let stopLlm: (() => Promise<void>) | undefined;
   try {
     const su = new Client({ connectionString: pg.url() });
     await su.connect();
@@ -85,7 +113,11 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     fs.writeFileSync(path.join(secrets, 'username'), 'support_agent');
     fs.writeFileSync(path.join(secrets, 'password'), 'demo-only-s3cret');
     const policyFile = path.join(dir, 'policy.yaml');
-    fs.writeFileSync(policyFile, demoPolicy(root, pg.port, 15432)); // listenPort is overridden below: any free port
+    const llm = await startDemoLlm();
+    stopLlm = () => llm.close();
+    fs.mkdirSync(path.join(dir, 'secrets', 'openai'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'secrets', 'openai', 'token'), LLM_TOKEN);
+    fs.writeFileSync(policyFile, demoPolicy(root, pg.port, 15432, llm.port)); // listenPort is overridden below: any free port
 
     const events: StatementEvent[] = [];
     const sidecar = await startSidecar({
@@ -104,7 +136,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
 
     const agent = new Client({ connectionString: `postgresql://agent@127.0.0.1:${port}/crm` });
     await agent.connect();
-    const tally = { allowed: 0, masked: 0, denied: 0, held: 0 };
+    const tally: Record<string, number> = { allowed: 0, masked: 0, denied: 0, held: 0 };
     for (const [i, step] of STEPS.entries()) {
       io.stdout(`${i + 1}. ${step.title}\n   agent> ${step.sql}`);
       const before = events.length;
@@ -126,6 +158,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
       io.stdout('');
     }
     await agent.end();
+    await httpSteps(io, sidecar.egressPort, llm, tally);
     const check = new Client({ connectionString: pg.url('crm') });
     await check.connect();
     const tables = (await check.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n;
@@ -136,6 +169,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     return 0;
   } finally {
     await stop?.();
+    await stopLlm?.();
     await pg.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -23,7 +23,15 @@ export interface CompiledHttpMatch {
   paths?: RegExp[];
   hosts?: HostMatcher;
   headers?: Array<{ name: string; value: RegExp }>;
-  json?: Array<{ path: string; segments: JsonPathSegment[]; values?: Set<string> }>;
+  json?: Array<CompiledJsonCriterion>;
+  /** Criteria on the response; a rule with them is decided by decideResponse, not decide. */
+  response?: { json: Array<CompiledJsonCriterion> };
+}
+
+export interface CompiledJsonCriterion {
+  path: string;
+  segments: JsonPathSegment[];
+  values?: Set<string>;
 }
 
 export interface CompiledRule {
@@ -81,6 +89,12 @@ export function globToRegExp(glob: string, separator: string): RegExp {
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];
+    // `/v1/refunds/**` covers `/v1/refunds` itself too (POST there creates one), not only what is below.
+    if (c === separator && glob.startsWith('**', i + 1) && (i + 3 === glob.length || glob[i + 3] === separator)) {
+      re += `(?:${sep}.*)?`;
+      i += 2;
+      continue;
+    }
     if (c === '*') {
       if (glob[i + 1] === '*') {
         re += '.*';
@@ -143,12 +157,17 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
             value: globToRegExp(value, '\u0000'),
           }))
         : undefined,
-      json: m.http.json?.map((j) => ({ path: j.path, segments: parseJsonPath(j.path), values: j.values ? new Set(j.values) : undefined })),
+      json: m.http.json?.map(compileJsonCriterion),
+      response: m.http.response ? { json: (m.http.response.json ?? []).map(compileJsonCriterion) } : undefined,
     };
   }
   if (m.subjects) out.subjects = compileMatcher(m.subjects);
   if (m.groups) out.groups = new Set(m.groups);
   return out;
+}
+
+function compileJsonCriterion(j: { path: string; values?: string[] }): CompiledJsonCriterion {
+  return { path: j.path, segments: parseJsonPath(j.path), values: j.values ? new Set(j.values) : undefined };
 }
 
 /** Adds the last dotted part of each qualified name (`pg_catalog.pg_read_file` → `pg_read_file`). */

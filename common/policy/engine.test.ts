@@ -1,6 +1,6 @@
 // The policy engine is pure: operations and identities in, decisions out.
-import { compilePolicy } from './compile';
-import { decide, UNPARSEABLE_BODY } from './engine';
+import { compilePolicy, globToRegExp } from './compile';
+import { decide, decideResponse, responseRulesFor, UNPARSEABLE_BODY } from './engine';
 import type { AccessPolicy, Identity, SqlOperation, SqlStatementInfo } from './types';
 import { SQL_KINDS } from '../../sidecar/postgres/classify/kinds';
 import { loadCrdSchema } from './schema';
@@ -114,4 +114,77 @@ test('HTTP rules match on method, path and JSON body fields (tool names, model)'
   expect(decide(p, op(undefined, '/v1/models', 'GET'), who).action).toBe('allow');
   // A body that claimed JSON but does not parse cannot be checked: deny rules match (fail closed).
   expect(decide(p, op(UNPARSEABLE_BODY), who)).toMatchObject({ action: 'deny', rule: 'no-shell-tool' });
+});
+
+test('path globs: * stays within a segment, ** spans segments and /x/** covers /x itself', () => {
+  const re = (g: string): RegExp => globToRegExp(g, '/');
+  expect(re('/v1/refunds/**').test('/v1/refunds')).toBe(true);
+  expect(re('/v1/refunds/**').test('/v1/refunds/re_1/cancel')).toBe(true);
+  expect(re('/v1/refunds/**').test('/v1/refundsX')).toBe(false);
+  expect(re('/v1/*/items').test('/v1/a/items')).toBe(true);
+  expect(re('/v1/*/items').test('/v1/a/b/items')).toBe(false);
+  expect(re('/a/**/z').test('/a/z')).toBe(true);
+  expect(re('/a/**/z').test('/a/b/c/z')).toBe(true);
+});
+
+describe('response rules (match.http.response)', () => {
+  const p = compilePolicy({
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'p' },
+    spec: {
+      defaultAction: 'allow',
+      targets: [
+        { name: 'openai', http: { baseUrl: 'https://api.openai.com' } },
+        { name: 'other', http: { baseUrl: 'https://other.example.com' } },
+      ],
+      rules: [
+        { name: 'allow-all-openai', action: 'allow', match: { target: 'openai' } },
+        {
+          name: 'no-db-deletes',
+          action: 'deny',
+          message: 'the model may not call delete_database',
+          match: { target: 'openai', http: { methods: ['POST'], paths: ['/v1/**'], response: { json: [{ path: '$..tool_calls[*].function.name', values: ['delete_database'] }] } } },
+        },
+        {
+          name: 'workers-no-tools-on-gpt4',
+          action: 'deny',
+          match: { groups: ['workers'], http: { json: [{ path: '$.model', values: ['gpt-4'] }], response: { json: [{ path: '$.content[*].name' }, { path: '$.model', values: ['gpt-4'] }] } } },
+        },
+      ],
+    },
+  });
+  const op = (json: unknown, target = 'openai', path = '/v1/chat/completions', method = 'POST') => ({ type: 'http' as const, target, method, path, headers: {}, json });
+  const toolCall = (name: string) => ({ choices: [{ index: 0, message: { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name, arguments: '{}' } }] } }] });
+  const delta = (name: string) => ({ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { name } }] } }] });
+
+  test('the request-phase decision skips response rules, even when they would be the only match', () => {
+    expect(decide(p, op({ model: 'gpt-4' }, 'other'), who)).toMatchObject({ action: 'allow', rule: undefined });
+    expect(decide(p, op({ model: 'gpt-4' }), who)).toMatchObject({ action: 'allow', rule: 'allow-all-openai' });
+  });
+
+  test('first deny rule whose request and response criteria match; independent of the rule that allowed the request', () => {
+    expect(decideResponse(p, op({ model: 'm' }), who, toolCall('delete_database'))).toEqual({ action: 'deny', rule: 'no-db-deletes', reason: 'the model may not call delete_database' });
+    // $..tool_calls also reaches streamed deltas
+    expect(decideResponse(p, op({ model: 'm' }), who, delta('delete_database'))).toMatchObject({ rule: 'no-db-deletes' });
+    expect(decideResponse(p, op({ model: 'm' }), who, toolCall('get_weather'))).toBeUndefined();
+    expect(decideResponse(p, op({ model: 'm' }), who, { choices: [{ message: { content: 'delete_database' } }] })).toBeUndefined();
+    expect(decideResponse(p, op({ model: 'm' }), who, undefined)).toBeUndefined();
+  });
+
+  test('request criteria still apply: method, path, target', () => {
+    expect(decideResponse(p, op({}, 'openai', '/v1/chat/completions', 'GET'), who, toolCall('delete_database'))).toBeUndefined();
+    expect(decideResponse(p, op({}, 'other'), who, toolCall('delete_database'))).toBeUndefined();
+    expect(responseRulesFor(p, op({}, 'other'), who)).toEqual([]);
+    expect(responseRulesFor(p, op({}), who).map((r) => r.name)).toEqual(['no-db-deletes']);
+  });
+
+  test('request JSON, identity and every response criterion must match (AND)', () => {
+    const anthropic = { model: 'gpt-4', content: [{ type: 'tool_use', name: 'anything' }] };
+    expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, anthropic)).toMatchObject({ action: 'deny', rule: 'workers-no-tools-on-gpt4', reason: 'response denied by rule "workers-no-tools-on-gpt4"' });
+    expect(decideResponse(p, op({ model: 'gpt-4o' }, 'other'), who, anthropic)).toBeUndefined();
+    expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), { ...who, groups: ['others'] }, anthropic)).toBeUndefined();
+    expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, { ...anthropic, content: [{ type: 'text', text: 'hi' }] })).toBeUndefined();
+    expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, { ...anthropic, model: 'gpt-4o' })).toBeUndefined();
+  });
 });
