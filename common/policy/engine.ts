@@ -1,6 +1,10 @@
 // The policy engine: a pure function from (operation, identity) to a decision.
 // First matching rule wins per statement; a multi-statement SQL string takes the strictest
 // outcome of its statements (deny > hold > allow), so one denied statement denies the string.
+//
+// Rules with `match.http.response` (deny only) are about what the upstream returns: `decide` skips
+// them (they cannot match before there is a response), and `decideResponse` checks them against
+// each parsed response document (a JSON body, or one event's JSON data in an event stream).
 import { hostMatcherHas, matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
 import type { Decision, HttpOperation, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
 import { selectJsonPath } from './jsonpath';
@@ -16,9 +20,50 @@ export function decide(policy: CompiledPolicy, op: Operation, identity: Identity
   return decideByRules(
     policy,
     identity,
-    (rule) => rule.sql === undefined && (rule.http === undefined || httpMatches(rule, op)),
+    (rule) => rule.sql === undefined && rule.http?.response === undefined && (rule.http === undefined || httpMatches(rule, op)),
     op.target,
   );
+}
+
+/**
+ * The response rules that can still deny this request's response: deny rules with response
+ * criteria whose target, identity and request criteria (method, path, host, headers, request JSON)
+ * all match `op`, in policy order. Empty when nothing needs to inspect the response, so the
+ * caller can skip buffering or parsing it. Independent of which rule (or default) allowed the
+ * request: the request-phase decision never consults response rules.
+ */
+export function responseRulesFor(policy: CompiledPolicy, op: HttpOperation, identity: Identity): CompiledRule[] {
+  const out: CompiledRule[] = [];
+  for (const rule of policy.rules) {
+    if (rule.action !== 'deny' || rule.http?.response === undefined) continue;
+    if (!appliesToTarget(rule, op.target) || !identityMatches(rule, identity)) continue;
+    if (httpMatches(rule, op)) out.push(rule);
+  }
+  return out;
+}
+
+/**
+ * Checks one parsed response document against rules from responseRulesFor: the first rule whose
+ * response criteria all match denies; undefined lets the response through. A document that is
+ * not JSON (undefined) matches nothing.
+ */
+export function decideResponseWith(rules: readonly CompiledRule[], responseDoc: unknown): Decision | undefined {
+  if (responseDoc === undefined) return undefined;
+  for (const rule of rules) {
+    const criteria = rule.http?.response?.json;
+    if (!criteria) continue;
+    if (!criteria.every((j) => jsonCriterionMatches(rule, j, responseDoc))) continue;
+    return { action: 'deny', rule: rule.name, reason: rule.message ?? `response denied by rule "${rule.name}"` };
+  }
+  return undefined;
+}
+
+/**
+ * `decide` for what the upstream returned: the first deny rule whose request criteria match `op`
+ * and whose response criteria match `responseDoc`; undefined lets the response through.
+ */
+export function decideResponse(policy: CompiledPolicy, op: HttpOperation, identity: Identity, responseDoc: unknown): Decision | undefined {
+  return decideResponseWith(responseRulesFor(policy, op, identity), responseDoc);
 }
 
 function decideSql(policy: CompiledPolicy, op: SqlOperation, identity: Identity): Decision {

@@ -321,3 +321,36 @@ describe('CEL rules in the CRD agree with the semantic checks', () => {
     expect(disagreements).toEqual([]);
   });
 });
+
+describe('match.http.response', () => {
+  test('is only allowed on deny rules, named at the field; its paths are checked', () => {
+    const doc = base();
+    doc.spec.rules = [
+      { name: 'ok', action: 'deny', match: { target: 'openai', http: { response: { json: [{ path: '$..tool_calls[*].function.name', values: ['delete_database'] }] } } } },
+      { name: 'held', action: 'hold', approval: { approvers: { groups: ['sre'] } }, match: { target: 'openai', http: { response: { json: [{ path: '$.content[*].name' }] } } } },
+      { name: 'allowed', action: 'allow', match: { http: { response: { json: [{ path: '$.x' }] } } } },
+      { name: 'bad-path', action: 'deny', match: { http: { response: { json: [{ path: '$.a[' }] } } } },
+    ];
+    const errors = checkSemantics(doc);
+    expect(errors).toContainEqual({
+      path: 'spec.rules[1].match.http.response',
+      message: 'response criteria are only allowed on rules with action "deny" (this rule\'s action is "hold"); split the rule or make it deny',
+    });
+    expect(errors).toContainEqual({
+      path: 'spec.rules[2].match.http.response',
+      message: 'response criteria are only allowed on rules with action "deny" (this rule\'s action is "allow"); split the rule or make it deny',
+    });
+    expect(errors.filter((e) => e.path.startsWith('spec.rules[3].match.http.response.json[0].path'))).toHaveLength(1);
+    expect(errors.filter((e) => e.path.startsWith('spec.rules[0]'))).toEqual([]);
+  });
+
+  test('the CRD schema accepts the shape and bounds it', () => {
+    const doc = base();
+    doc.spec.rules = [{ name: 'ok', action: 'deny', match: { target: 'openai', http: { response: { json: [{ path: '$.content_block.name', values: ['delete_database'] }] } } } }];
+    expect(errorsOf(doc)).toEqual([]);
+    doc.spec.rules[0].match.http.response = { json: [] };
+    expect(errorsOf(doc).length).toBeGreaterThan(0);
+    doc.spec.rules[0].match.http.response = { json: [{ path: '$.x', extra: 1 }] };
+    expect(errorsOf(doc).length).toBeGreaterThan(0);
+  });
+});

@@ -163,6 +163,16 @@ function checkRule(ctx: Context, rule: Obj, at: PathSegment[]): PolicyError[] {
   }
   const http = obj(match.http);
   if (http) errors.push(...checkHttpMatch(http, [...matchAt, 'http']));
+  // Mirrors the CEL rule on rules[]: a response cannot be held (the agent is already waiting on
+  // it and part of a stream may be out) and allowing by response would grant after the fact.
+  if (http && http.response !== undefined && typeof rule.action === 'string' && rule.action !== 'deny') {
+    errors.push(
+      err(
+        [...matchAt, 'http', 'response'],
+        `response criteria are only allowed on rules with action "deny" (this rule's action is "${rule.action}"); split the rule or make it deny`,
+      ),
+    );
+  }
   return errors;
 }
 
@@ -210,6 +220,10 @@ function checkHttpMatch(http: Obj, at: PathSegment[]): PolicyError[] {
   list(http.json).forEach((raw, i) => {
     const path = str(obj(raw)?.path);
     if (path !== undefined) errors.push(...checkJsonPath(path, [...at, 'json', i, 'path'], true));
+  });
+  list(obj(http.response)?.json).forEach((raw, i) => {
+    const path = str(obj(raw)?.path);
+    if (path !== undefined) errors.push(...checkJsonPath(path, [...at, 'response', 'json', i, 'path'], true));
   });
   return errors;
 }

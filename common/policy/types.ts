@@ -62,6 +62,12 @@ export interface HttpMatch {
   hosts?: string[];
   headers?: Record<string, string>;
   json?: Array<{ path: string; values?: string[] }>;
+  /**
+   * Conditions on what the upstream returns (the JSON body, or each event's JSON data of an
+   * event stream). Only on deny rules; such a rule is skipped when the request is decided and
+   * checked by decideResponse instead. Enforced on named routes only.
+   */
+  response?: { json: Array<{ path: string; values?: string[] }> };
 }
 
 export interface RuleMatch {

@@ -28,9 +28,16 @@ export function createEgressServer(o: EgressServerOptions): http.Server {
   });
   server.on('connect', (req, socket, head) => handleConnect(req, socket, head, o.forward));
   // A malformed request (smuggling shapes node's parser rejects) gets a 400 instead of a reset.
-  server.on('clientError', (err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n{"error":{"type":"bad_request","message":"malformed HTTP request"}}');
-    else socket.destroy(err);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return void socket.destroy(err);
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const body = JSON.stringify({
+      error: tooLarge
+        ? { type: 'headers_too_large', message: 'request headers exceed the size limit' }
+        : { type: 'bad_request', message: 'malformed HTTP request (conflicting lengths, folded headers or bad chunking are refused)' },
+    });
+    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   });
   return server;
 }

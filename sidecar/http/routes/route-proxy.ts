@@ -10,6 +10,12 @@
 // (503 credential_unavailable when the secret is missing), forward over a pooled undici Agent, and
 // stream the response back, masked when the policy masks this target. Upstream failures answer
 // 502/504 naming the target; nothing hangs past the target's timeout. Fails closed throughout.
+//
+// Response rules (`match.http.response`, deny only): when any applies to the request, a JSON
+// response is buffered (same bound as masking), parsed and checked BEFORE anything is sent — a
+// match discards it and answers 403 policy_denied; an event stream has each event's JSON data
+// checked before the output carrying it is written — a match writes
+// `event: error` + the policy_denied body instead and ends the stream.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -18,8 +24,9 @@ import { Agent, type Dispatcher } from 'undici';
 import { createTextMasker, type TextMasker } from '../../../common/masking/masker';
 import { maskJsonDocument } from '../../../common/masking/stream/json';
 import { createSseMasker } from '../../../common/masking/stream/sse';
-import type { CompiledPolicy } from '../../../common/policy/compile';
-import { decide, UNPARSEABLE_BODY } from '../../../common/policy/engine';
+import { createSseParser, type SseBlock } from '../../../common/masking/stream/sse-parser';
+import type { CompiledPolicy, CompiledRule } from '../../../common/policy/compile';
+import { decide, decideResponseWith, responseRulesFor, UNPARSEABLE_BODY } from '../../../common/policy/engine';
 import { parseDuration, parseJsonPath, type JsonPathSegment } from '../../../common/policy/syntax';
 import type { Decision, HttpOperation, HttpTargetSpec, Identity } from '../../../common/policy/types';
 import type { HttpApprovalGate } from '../forward/approval';
@@ -131,6 +138,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     if (!a) {
       a = new Agent({
         keepAliveTimeout: 30_000,
+        allowH2: true, // HTTP/2 upstream where the server offers it over TLS (ALPN); HTTP/1.1 otherwise
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         connect: { timeout: timeoutMs, rejectUnauthorized: true },
@@ -332,6 +340,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       await respond(req, res, st, upstream, maskPlanFor(policy, parsed.target, 'response'), op.method, {
         maxMasked: target.maxBodyBytes ?? defaultMaxMasked,
         allowUnparseable: target.unparseable === 'allow',
+        responseRules: responseRulesFor(policy, op, ctx.identity),
       });
     } finally {
       res.off('close', onClose);
@@ -345,9 +354,11 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     up: Dispatcher.ResponseData,
     plan: MaskPlan | null,
     method: string,
-    limits: { maxMasked: number; allowUnparseable: boolean },
+    limits: { maxMasked: number; allowUnparseable: boolean; responseRules: readonly CompiledRule[] },
   ): Promise<void> => {
-    const { maxMasked, allowUnparseable } = limits;
+    const { maxMasked, allowUnparseable, responseRules } = limits;
+    /** Response rules to check on each parsed document; none means nothing needs inspecting. */
+    const inspect = responseRules.length > 0;
     const maskedInRequest = st.masked;
     /** A response we cannot inspect: blocked (fail closed) unless the target allows passing it unmasked. */
     const unmaskable = (message: string): HttpError | undefined => {
@@ -358,7 +369,9 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const headers = responseHeaders(up.headers);
     const noBody = method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200;
     const type = String(up.headers['content-type'] ?? '').toLowerCase();
-    const kind = noBody || !plan ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isJson(type) ? 'json' : type.startsWith('text/') || type.includes('ndjson') ? 'text' : 'pass';
+    let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isJson(type) ? 'json' : type.startsWith('text/') || type.includes('ndjson') ? 'text' : 'pass';
+    // Without masking, only what response rules can read (JSON, event streams) is inspected.
+    if (!plan && (!inspect || kind === 'text')) kind = 'pass';
 
     if (kind === 'pass') {
       // TODO(masking): bodies that are neither JSON nor text (octet-stream, multipart) pass unmasked.
@@ -384,8 +397,15 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       delete headers['content-encoding'];
       headers['cache-control'] = headers['cache-control'] ?? 'no-cache';
       headers['x-accel-buffering'] = 'no';
-      const maskers = plan!.maskers.map((m) => createSseMasker({ masker: m.masker }));
+      const maskers = (plan?.maskers ?? []).map((m) => createSseMasker({ masker: m.masker }));
+      // Response rules read the upstream's events (unmasked, so masking cannot hide a tool name)
+      // with their own parser. Only events that passed go on — to the maskers, or straight out —
+      // and only whole events, so half of an event is never forwarded before it could be checked.
+      // On a denial the events before it are still sent (the maskers release what they held,
+      // masked); nothing from the denied event on is.
+      const parser = inspect ? createSseParser() : undefined;
       const pushAll = (chunk: Buffer | string, end: boolean): string => {
+        if (maskers.length === 0) return '';
         let text: string | Buffer = chunk;
         for (const sm of maskers) {
           const out = sm.push(text);
@@ -393,22 +413,52 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         }
         return typeof text === 'string' ? text : text.toString('utf8');
       };
+      /** Checks each event's JSON data against the response rules; returns the output to write, and the denial if any. */
+      const step = (chunk: Buffer | string, end: boolean): { out: string; denied?: Decision } => {
+        if (!parser) return { out: pushAll(chunk, end) };
+        const blocks = end ? [...parser.push(chunk), ...parser.end()] : parser.push(chunk);
+        let passed = '';
+        let denied: Decision | undefined;
+        for (const b of blocks) {
+          denied = checkEvent(b, responseRules);
+          if (denied) break;
+          passed += b.raw;
+        }
+        if (maskers.length === 0) return { out: passed, denied };
+        return { out: pushAll(passed, end || denied !== undefined), denied };
+      };
       res.writeHead(up.statusCode, headers);
       res.flushHeaders();
       await new Promise<void>((resolve, reject) => {
-        decoded.on('data', (c: Buffer) => {
-          const out = pushAll(c, false);
+        let stopped = false;
+        const deny = (d: Decision, before: string): void => {
+          stopped = true;
+          st.decision = d;
+          st.masked = maskedInRequest + maskers.reduce((n, m) => n + m.stats().masked, 0);
+          decoded.off('data', onData);
+          decoded.destroy();
+          if (decoded !== up.body) up.body.destroy();
+          res.end(before + sseDenial(d), () => resolve());
+        };
+        const onData = (c: Buffer): void => {
+          if (stopped) return;
+          const { out, denied } = step(c, false);
+          if (denied) return deny(denied, out);
           if (out !== '' && !res.write(out)) {
             decoded.pause();
             res.once('drain', () => decoded.resume());
           }
-        });
+        };
+        decoded.on('data', onData);
         decoded.once('end', () => {
-          const out = pushAll('', true);
+          if (stopped) return;
+          const { out, denied } = step('', true);
+          if (denied) return deny(denied, out);
           st.masked = maskedInRequest + maskers.reduce((n, m) => n + m.stats().masked, 0);
           res.end(out, () => resolve());
         });
         decoded.once('error', (e) => {
+          if (stopped) return;
           st.masked = maskedInRequest + maskers.reduce((n, m) => n + m.stats().masked, 0);
           reject(e);
         });
@@ -447,7 +497,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       try {
         doc = JSON.parse(text);
       } catch {
-        const e = unmaskable(`response from route "${st.target}" says it is JSON but does not parse, so it cannot be masked`);
+        const e = unmaskable(`response from route "${st.target}" says it is JSON but does not parse, so it cannot be ${plan ? 'masked' : 'checked against response rules'}`);
         if (e) throw e;
         delete headers['content-encoding'];
         headers['content-length'] = String(plain.length);
@@ -455,8 +505,17 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         await new Promise<void>((resolve) => res.end(plain, () => resolve()));
         return;
       }
+      if (inspect) {
+        // Decided on what the upstream said, before masking and before any byte is sent: a
+        // denial discards the upstream's answer and the agent gets the 403 instead.
+        const denied = decideResponseWith(responseRules, doc);
+        if (denied) {
+          st.decision = denied;
+          throw denial(denied);
+        }
+      }
       let changed = false;
-      for (const m of plan!.maskers) {
+      for (const m of plan?.maskers ?? []) {
         const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths, hashKey });
         if (r.doc !== doc) changed = true;
         doc = r.doc;
@@ -464,7 +523,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       }
       if (changed) text = JSON.stringify(doc);
     } else {
-      for (const m of plan!.maskers) {
+      for (const m of plan?.maskers ?? []) {
         const r = m.masker.mask(text);
         text = r.text;
         masked += r.count;
@@ -616,6 +675,25 @@ function injectCredential(secrets: SecretStore, target: HttpTargetSpec, headers:
     }
     throw err;
   }
+}
+
+/** Checks one event's JSON data (an event without data, or whose data is not JSON such as `[DONE]`, matches nothing). */
+function checkEvent(b: SseBlock, rules: readonly CompiledRule[]): Decision | undefined {
+  if (b.data === null) return undefined;
+  const data = b.data.trim();
+  if (data === '' || (data[0] !== '{' && data[0] !== '[')) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  return decideResponseWith(rules, doc);
+}
+
+/** The SSE form of the 403 body: what a streamed response ends with when a response rule denies it. */
+function sseDenial(d: Decision): string {
+  return `event: error\ndata: ${JSON.stringify({ error: { type: 'policy_denied', rule: d.rule ?? '', message: d.reason } })}\n\n`;
 }
 
 function denial(d: Decision): HttpError {

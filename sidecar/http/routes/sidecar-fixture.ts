@@ -1,0 +1,63 @@
+// Test fixture: the fake OpenAI/Anthropic upstream plus a sidecar started in-process with
+// `startSidecar`, its policy and secrets in temporary files (secrets in the Kubernetes layout
+// DIR/<secret>/<key>), collecting the `http` audit events.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { silentLogger } from '../../../common/log';
+import { startSidecar, type RunningSidecar } from '../../main';
+import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
+import type { HttpAuditEvent } from './route-proxy';
+
+export interface SidecarFixture {
+  upstream: FakeOpenAI;
+  sidecar: RunningSidecar;
+  /** `http://127.0.0.1:<egress port>` */
+  egress: string;
+  events: HttpAuditEvent[];
+  close(): Promise<void>;
+}
+
+export async function startSidecarFixture(opts: {
+  /** The policy YAML, given the upstream's port. */
+  policy(upstreamPort: number): string;
+  /** secret name → key → value */
+  secrets: Record<string, Record<string, string>>;
+}): Promise<SidecarFixture> {
+  const upstream = await startFakeOpenAI();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-fixture-'));
+  for (const [secret, keys] of Object.entries(opts.secrets)) {
+    fs.mkdirSync(path.join(dir, 'secrets', secret), { recursive: true });
+    for (const [k, v] of Object.entries(keys)) fs.writeFileSync(path.join(dir, 'secrets', secret, k), v);
+  }
+  fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'policy.yaml'), opts.policy(upstream.port));
+  const events: HttpAuditEvent[] = [];
+  let sidecar: RunningSidecar;
+  try {
+    sidecar = await startSidecar({
+      policyFile: path.join(dir, 'policy.yaml'),
+      secretsDir: path.join(dir, 'secrets'),
+      adminAddr: '127.0.0.1:0',
+      egressAddr: '127.0.0.1:0',
+      portOverrides: {},
+      logger: silentLogger,
+      audit: { statement: () => undefined, session: () => undefined, http: (e) => events.push(e) },
+    });
+  } catch (err) {
+    await upstream.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    upstream,
+    sidecar,
+    egress: `http://127.0.0.1:${sidecar.egressPort}`,
+    events,
+    async close() {
+      await sidecar.stop(100);
+      await upstream.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
