@@ -88,3 +88,23 @@ function isUrlUserinfo(s: string, localStart: number): boolean {
   }
   return s.charCodeAt(k) === 47 && s.charCodeAt(k - 1) === 47 && s.charCodeAt(k - 2) === 58;
 }
+
+/**
+ * Streaming hold-back (see detectors.ts): the earliest index of `s` at which an email match
+ * could still start or change when text is appended. A match is local-part characters, '@'
+ * and domain characters, all within [A-Za-z0-9._%+-@], and its domain scan stops at the first
+ * character outside that set. So only the trailing run of such characters is undecided, and
+ * in it a match starts at most 64 characters before its '@' (the first '@' of the run, or one
+ * still to come).
+ */
+export function emailHoldFrom(s: string): number {
+  const n = s.length;
+  let k = n;
+  for (;;) {
+    const c = s.charCodeAt(k - 1);
+    if (k === 0 || !((cls(c) & C_LOCAL) !== 0 || c === 64)) break;
+    k--;
+  }
+  const at = s.indexOf('@', k);
+  return Math.max(k, (at < 0 ? n : at) - 64);
+}

@@ -297,3 +297,46 @@ function matchIban(s: string, i: number): number {
   if (isAlnum(s.charCodeAt(pos))) return -1;
   return ibanChecksumValid(s, i, pos) ? pos : -1;
 }
+
+/** Characters a card, SSN or phone candidate is made of, and the only ones it reads past its end. */
+function isNumberChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || c === 32 || c === 45 || c === 46 || c === 40 || c === 41 || c === 43;
+}
+
+function isIbanChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || c === 32;
+}
+
+/**
+ * Streaming hold-back (see detectors.ts): the earliest index of `s` at which a card, SSN,
+ * phone or IBAN match could still start, grow, shrink or vanish when text is appended.
+ *
+ * Card, SSN and phone candidates consist of digits, ' ', '-', '.', '(', ')' and '+', and look
+ * past their end only through such characters (a letter there rejects, anything else ends
+ * the candidate). So a candidate that starts before the trailing run of those characters is
+ * decided; inside the run, candidates start at a digit, '+' or '('. IBANs likewise consist of
+ * [A-Z0-9 ] and start at an upper-case letter.
+ */
+export function numbersHoldFrom(s: string, bits: number): number {
+  const n = s.length;
+  let hold = n;
+  if (bits & (BIT_CARD | BIT_SSN | BIT_PHONE)) {
+    let k = n;
+    while (k > 0 && isNumberChar(s.charCodeAt(k - 1))) k--;
+    for (; k < n; k++) {
+      const c = s.charCodeAt(k);
+      if ((c >= 48 && c <= 57) || c === 43 || c === 40) break;
+    }
+    hold = k;
+  }
+  if (bits & BIT_IBAN) {
+    let k = n;
+    while (k > 0 && isIbanChar(s.charCodeAt(k - 1))) k--;
+    for (; k < hold; k++) {
+      const c = s.charCodeAt(k);
+      if (c >= 65 && c <= 90) break;
+    }
+    if (k < hold) hold = k;
+  }
+  return hold;
+}

@@ -408,3 +408,106 @@ function userinfoPassword(s: string, colon: number): [number, number] | null {
   if (start >= at || isMaskToken(s, start, at)) return null;
   return [start, at];
 }
+
+/**
+ * Streaming hold-back (see detectors.ts): the earliest index of `s` at which a secret-key
+ * match could still start, grow or vanish when text is appended. The lowest of:
+ *   - the trailing run of [A-Za-z0-9_.-]: every key shape (sk-, ghp_, AKIA, AIza, xox?-,
+ *     github_pat_, JWT) is made of those characters and looks at most one character past
+ *     its run, so one that starts before the run is decided;
+ *   - a key name at the end ("password", '"api_key" ', 'secret\\"'): its ':'/'=' may follow;
+ *   - every credential assignment whose value has not visibly ended (no value yet, an open
+ *     quote, an unquoted value running to the end, or one that is so far "null" or "****"):
+ *     from its key name;
+ *   - every "scheme://" whose authority has not reached its '@' or its end, and a trailing
+ *     prefix of "://";
+ *   - a trailing prefix of "-----BEGIN ", or a "-----BEGIN " whose label and closing "-----"
+ *     have not fully arrived.
+ * Matches that touch the end (open PEM bodies, quoted values) are the caller's to hold.
+ */
+export function secretsHoldFrom(s: string): number {
+  const n = s.length;
+  let hold = n;
+  while (hold > 0 && ((cls(s.charCodeAt(hold - 1)) & C_TOKEN) !== 0 || s.charCodeAt(hold - 1) === 46)) hold--;
+
+  let j = n;
+  while (j > 0 && isKeyTail(s.charCodeAt(j - 1))) j--;
+  if (keyNameBefore(s, j) >= 0) hold = Math.min(hold, keyStart(s, j));
+
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 58 || c === 61) {
+      if (c === 58 && n - i < 3 && '://'.startsWith(s.slice(i))) hold = Math.min(hold, i);
+      const kind = secretLeadAt(s, i, c);
+      if (kind === ASSIGN && assignmentOpen(s, i)) hold = Math.min(hold, keyStart(s, i));
+      else if (c === 58 && s.charCodeAt(i + 1) === 47 && s.charCodeAt(i + 2) === 47 && userinfoOpen(s, i + 3)) hold = Math.min(hold, i);
+    } else if (c === 45 && i >= n - 96 && i < hold && pemHeaderOpen(s, i)) {
+      hold = i;
+    }
+  }
+  return hold;
+}
+
+/** Between a key name and its ':'/'=': spaces, tabs, a quote, a backslash. */
+function isKeyTail(c: number): boolean {
+  return c === 32 || c === 9 || c === 34 || c === 39 || c === 92;
+}
+
+/** Start of the key name before the ':'/'=' (or end of text) at sep, generously: any [A-Za-z0-9_-] run. */
+function keyStart(s: string, sep: number): number {
+  let k = sep;
+  while (k > 0 && isKeyTail(s.charCodeAt(k - 1))) k--;
+  while (k > 0 && (cls(s.charCodeAt(k - 1)) & C_TOKEN) !== 0) k--;
+  return k;
+}
+
+/** Can more text change what assignedValue(s, sep) returns? Mirrors its parsing. */
+function assignmentOpen(s: string, sep: number): boolean {
+  const n = s.length;
+  let v = sep + 1;
+  if (s.charCodeAt(sep) === 61 && s.charCodeAt(v) === 62) v++;
+  for (let spaces = 0; spaces < 8 && (s.charCodeAt(v) === 32 || s.charCodeAt(v) === 9); spaces++) v++;
+  if (v >= n) return true; // no value yet ("=" may still become "=>")
+  const q = s.charCodeAt(v);
+  if (q === 34 || q === 39) return closingQuote(s, v + 1, q) >= n;
+  if (q === 92) return v + 1 >= n || (s.charCodeAt(v + 1) === 34 ? s.indexOf('\\"', v + 2) < 0 : unquotedRunsToEnd(s, v));
+  if (q === 123 || q === 91) return false;
+  return unquotedRunsToEnd(s, v);
+}
+
+function unquotedRunsToEnd(s: string, v: number): boolean {
+  const n = s.length;
+  let end = v;
+  while (end < n && !isValueStop(s.charCodeAt(end))) end += s.charCodeAt(end) === 92 ? 2 : 1;
+  return end >= n;
+}
+
+/** Has the authority after "scheme://" (at j) neither reached its '@' nor ended? Mirrors userinfoEnd. */
+function userinfoOpen(s: string, j: number): boolean {
+  const n = s.length;
+  for (let k = j; k < j + 256; k++) {
+    if (k >= n) return true;
+    const c = s.charCodeAt(k);
+    if (c === 64) return false;
+    if (!(c > 32) || c === 47 || c === 63 || c === 35 || c === 34 || c === 39 || c === 60 || c === 62) return false;
+  }
+  return false;
+}
+
+const PEM_LEAD = '-----BEGIN ';
+
+/** At a '-': a prefix of "-----BEGIN " at the end, or a PEM header whose label or closing dashes are still arriving. */
+function pemHeaderOpen(s: string, i: number): boolean {
+  const n = s.length;
+  if (n - i < PEM_LEAD.length) return PEM_LEAD.startsWith(s.slice(i));
+  if (!s.startsWith(PEM_LEAD, i)) return false;
+  const labelStart = i + PEM_LEAD.length;
+  let k = labelStart;
+  while (k - labelStart <= 64) {
+    if (k >= n) return true;
+    const c = s.charCodeAt(k);
+    if (!((c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 32)) break;
+    k++;
+  }
+  return n - k < 5 && '-----'.startsWith(s.slice(k));
+}

@@ -13,24 +13,28 @@
 // bytes, using the same lead recogniser as the secret scanner, so a "no" is exact (a "yes"
 // only means the detectors have to run).
 //
-// Streaming (SSE) contract, for the later streaming masker. Detectors treat the end of the
-// text as a boundary, so a match may touch the end (m.end === text.length) and still grow or
-// vanish when more text arrives (a card followed by more digits is not a card; a PEM block,
-// JWT, API key or password value that has not ended is reported up to the end). A streaming
-// caller keeps a buffer of not-yet-emitted text and, after each chunk:
+// Streaming (SSE) contract, for the streaming masker. Detectors treat the end of the text as a
+// boundary, so a match may touch the end (m.end === text.length) and still grow or vanish when
+// more text arrives (a card followed by more digits is not a card; a PEM block, JWT, API key or
+// password value that has not ended is reported up to the end). A streaming caller keeps a
+// buffer of not-yet-emitted text and, after each chunk:
 //   1. runs scanMatches(buffer);
-//   2. holdFrom = buffer.length - (maxMatchLength(detectors) - 1), lowered to the start of any
-//      match that touches the end or crosses holdFrom;
-//   3. emits buffer[0, holdFrom) with the matches inside it masked, keeps the rest;
+//   2. cut = max(holdFrom(buffer), buffer.length - (maxMatchLength(detectors) - 1)), lowered to
+//      the start of any match that touches the end or crosses it;
+//   3. emits buffer[0, cut) with the matches inside it masked, keeps the rest;
 //   4. at end of stream, masks and emits everything.
-// maxMatchLength is the longest text that can be needed before a match is recognised: for
-// bounded detectors the longest match; for secret-key, whose shapes are open-ended, the length
-// within which every shape is recognised (after which rule 2 holds it back).
+// holdFrom is the tight bound: each detector's matches are made of a few character classes
+// and look only a character or two past their end, so only the trailing run of those classes
+// (plus a few open constructs: an assignment whose value has not ended, a URL authority, a PEM
+// header) can still change; ordinary prose is held back by about one word. maxMatchLength is
+// the old, wide bound and caps the hold: the longest text that can be needed before a match is
+// recognised (for bounded detectors the longest match; for secret-key, whose shapes are
+// open-ended, the length within which every shape is recognised, after which rule 2 holds it).
 
 import type { DetectorName } from '../policy/types';
-import { CARD_MAX_LENGTH, PHONE_MAX_LENGTH, SSN_LENGTH, scanNumbers } from './detect-numbers';
-import { EMAIL_MAX_LENGTH, scanEmail } from './detect-email';
-import { SECRET_LEAD_CHARS, SECRET_RECOGNITION_LENGTH, maybeLead, scanSecrets, secretLeadAt } from './detect-secrets';
+import { CARD_MAX_LENGTH, PHONE_MAX_LENGTH, SSN_LENGTH, numbersHoldFrom, scanNumbers } from './detect-numbers';
+import { EMAIL_MAX_LENGTH, emailHoldFrom, scanEmail } from './detect-email';
+import { SECRET_LEAD_CHARS, SECRET_RECOGNITION_LENGTH, maybeLead, scanSecrets, secretLeadAt, secretsHoldFrom } from './detect-secrets';
 import { IBAN_MAX_LENGTH } from './checksums';
 import { BIT_EMAIL, BIT_SECRET, DETECTOR_BITS, DIGIT_BITS, type DetectorMatch } from './scan-util';
 
@@ -136,6 +140,69 @@ export function maxMatchLength(detectors: readonly DetectorName[]): number {
     if (len > max) max = len;
   }
   return max;
+}
+
+/**
+ * Streaming hold-back (see the contract at the top of this file): the smallest index i of
+ * `text` such that no match of `d` starting before i can still appear, grow, shrink or vanish
+ * when text is appended, and no match can start before i. text.slice(0, i) can be emitted (with
+ * its matches masked); text.slice(i) must be held. `matches` is scanMatches(text, d) when the
+ * caller already has it. Pair it with the maxMatchLength cap (rule 2) for long runs.
+ */
+export function holdFrom(text: string, d: CompiledDetectors, matches?: readonly DetectorMatch[]): number {
+  const n = text.length;
+  let hold = n;
+  if (d.bits & DIGIT_BITS) hold = Math.min(hold, numbersHoldFrom(text, d.bits));
+  if (d.bits & BIT_EMAIL) hold = Math.min(hold, emailHoldFrom(text));
+  if (d.bits & BIT_SECRET) hold = Math.min(hold, secretsHoldFrom(text));
+  const ms = matches ?? (d.bits !== 0 && mightMatch(text, d) ? scanMatches(text, d) : []);
+  for (let prev = -1; prev !== hold; ) {
+    prev = hold;
+    for (const m of ms) {
+      if (m.start < hold && (m.end >= n || m.end > hold)) hold = m.start;
+    }
+    hold = glueStart(text, hold, d.bits);
+  }
+  return hold;
+}
+
+/**
+ * Masking re-scans (masker.ts MAX_PASSES): a number, IBAN or email that was no match only
+ * because the next value was glued to it ("+44 20 7946 0958alice@example.com",
+ * "bob@example.com-----BEGIN ...") becomes one once that value is masked. So when what is held
+ * starts with a character that can glue (a letter, digit, '-' or '.'), the run before it that
+ * such a candidate could end with is held too.
+ */
+function glueStart(s: string, i: number, bits: number): number {
+  if (i >= s.length || i === 0) return i;
+  const c = s.charCodeAt(i);
+  if (!(isAlnumCode(c) || c === 45 || c === 46)) return i;
+  let best = i;
+  if (bits & DIGIT_BITS) {
+    let k = i;
+    while (k > 0 && isNumberGlue(s.charCodeAt(k - 1))) k--;
+    best = Math.min(best, k);
+  }
+  if (bits & BIT_EMAIL) {
+    let k = i;
+    while (k > 0 && isEmailGlue(s.charCodeAt(k - 1))) k--;
+    best = Math.min(best, k);
+  }
+  return best;
+}
+
+function isAlnumCode(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+/** Card, SSN, phone and IBAN characters. */
+function isNumberGlue(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || c === 32 || c === 45 || c === 46 || c === 40 || c === 41 || c === 43;
+}
+
+/** Email characters. */
+function isEmailGlue(c: number): boolean {
+  return isAlnumCode(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45 || c === 64;
 }
 
 function isCompiled(x: CompiledDetectors | readonly DetectorName[]): x is CompiledDetectors {

@@ -5,6 +5,7 @@ export {
   DETECTOR_NAMES,
   compileDetectors,
   findMatches,
+  holdFrom,
   maxMatchLength,
   mightMatch,
   mightMatchUtf8,

@@ -58,6 +58,8 @@ export interface TextMasker {
    * encoding (then decoded as latin1, which is lossless; detectors only look at ASCII).
    */
   maskUtf8(buf: Buffer): MaskedBytes | null;
+  /** The strategy's replacement for one value the given detector matched (for callers that found the match in a wider context). */
+  maskValue?(value: string, detector: DetectorName): string;
 }
 
 const NONE: readonly DetectorName[] = Object.freeze([]);
@@ -83,7 +85,9 @@ export function createTextMasker(spec: TextMaskerSpec): TextMasker {
     return { buf: Buffer.from(r.text, encoding), count: r.count, detectors: r.detectors };
   };
 
-  return { detectors: compiled.names, strategy, maxMatchLength: maxMatchLength(compiled.names), mask, maskUtf8 };
+  const maskValue = (value: string, detector: DetectorName): string => applyStrategy(strategy, value, detector, key);
+
+  return { detectors: compiled.names, strategy, maxMatchLength: maxMatchLength(compiled.names), mask, maskUtf8, maskValue };
 }
 
 /**

@@ -64,5 +64,12 @@ describe('added streaming delay (simulated, a delta every 20 ms)', () => {
     const cardOnly = rows[2][1];
     // window (23) plus a whole card held while it grows (24), in 4-char deltas, plus one interval
     expect(cardOnly.max).toBeLessThanOrEqual(Math.ceil((23 + 24) / 4) * INTERVAL_MS + INTERVAL_MS);
+    // The tight hold (holdFrom): prose waits for at most its current word, only the card is held
+    // while it arrives, with every detector on as with one.
+    for (const [, d] of rows) {
+      expect(d.maxHeldChars).toBeLessThanOrEqual(24);
+      expect(d.p50).toBeLessThanOrEqual(INTERVAL_MS);
+      expect(d.max).toBeLessThanOrEqual(Math.ceil(24 / 4) * INTERVAL_MS);
+    }
   });
 });

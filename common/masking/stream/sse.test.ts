@@ -86,7 +86,8 @@ describe('OpenAI chat specifics', () => {
     expect(m.push(': keep-alive\n\n')).toBe(': keep-alive\n\n');
     const out = m.push(chunk([{ index: 0, delta: { content: 'Hello world, friend' } }]));
     expect(readClient(out).events).toHaveLength(1);
-    expect((readClient(out).events[0].data as any).choices[0].delta.content).toBe('Hello world');
+    // Only the last word (and the space glued to it) can still become part of a match.
+    expect((readClient(out).events[0].data as any).choices[0].delta.content).toBe('Hello world,');
   });
 });
 

@@ -30,7 +30,11 @@ export type { SseFormat } from './sse-formats';
 
 export interface SseMaskerOptions {
   masker: TextMasker;
-  /** Characters held back per slot; default masker.maxMatchLength - 1 (the safe bound). */
+  /**
+   * Most characters held back per slot (unless a match still touching the end needs more);
+   * default masker.maxMatchLength - 1 (safe on its own). Within it only the tail that can still
+   * become part of a match is held (holdFrom in ../detectors.ts).
+   */
   holdBackChars?: number;
   format?: SseFormat;
 }
