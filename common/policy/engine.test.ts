@@ -190,3 +190,27 @@ describe('response rules (match.http.response)', () => {
     expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, { ...anthropic, model: 'gpt-4o' })).toBeUndefined();
   });
 });
+
+test('MCP JSON-RPC calls are matched by method and tool name', () => {
+  const p = compilePolicy({
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'mcp' },
+    spec: {
+      defaultAction: 'allow',
+      targets: [{ name: 'github-mcp', http: { baseUrl: 'https://mcp.example.com' } }],
+      rules: [
+        {
+          name: 'no-repo-deletion',
+          action: 'deny',
+          match: { target: 'github-mcp', http: { methods: ['POST'], json: [{ path: '$.method', values: ['tools/call'] }, { path: '$.params.name', values: ['delete_repository'] }] } },
+        },
+      ],
+    },
+  });
+  const call = (name: string) => ({ type: 'http' as const, target: 'github-mcp', method: 'POST', path: '/mcp', headers: {}, json: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } } });
+  expect(decide(p, call('delete_repository'), who)).toMatchObject({ action: 'deny', rule: 'no-repo-deletion' });
+  expect(decide(p, call('list_issues'), who).action).toBe('allow');
+  const list = { ...call('x'), json: { jsonrpc: '2.0', id: 8, method: 'tools/list' } };
+  expect(decide(p, list, who).action).toBe('allow');
+});

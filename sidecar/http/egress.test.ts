@@ -1,26 +1,21 @@
 // The egress port of a running sidecar: a named route to an OpenAI-compatible upstream used by the
 // official SDK, and the forward proxy governed by host rules, both on one port.
-import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import OpenAI from 'openai';
-import { silentLogger } from '../../common/log';
-import { startSidecar, type RunningSidecar } from '../main';
+import type { RunningSidecar } from '../main';
+import type { FakeOpenAI } from './routes/fake-openai';
 import type { HttpAuditEvent } from './routes/route-proxy';
-import { startFakeOpenAI, type FakeOpenAI } from './routes/fake-openai';
+import { startSidecarFixture, type SidecarFixture } from './routes/sidecar-fixture';
 
+let fx: SidecarFixture;
 let upstream: FakeOpenAI;
 let sidecar: RunningSidecar;
-let dir: string;
-const events: HttpAuditEvent[] = [];
+let events: HttpAuditEvent[];
 
 beforeAll(async () => {
-  upstream = await startFakeOpenAI();
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-egress-'));
-  fs.mkdirSync(path.join(dir, 'secrets', 'openai'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'secrets', 'openai', 'token'), 'sk-real-upstream-key-0123456789');
-  fs.writeFileSync(path.join(dir, 'policy.yaml'), `apiVersion: agentwarden.io/v1alpha1
+  fx = await startSidecarFixture({
+    secrets: { openai: { token: 'sk-real-upstream-key-0123456789' } },
+    policy: (port) => `apiVersion: agentwarden.io/v1alpha1
 kind: AccessPolicy
 metadata: {name: egress-test}
 spec:
@@ -28,7 +23,7 @@ spec:
   targets:
     - name: openai
       http:
-        baseUrl: http://127.0.0.1:${upstream.port}
+        baseUrl: http://127.0.0.1:${port}
         credentialsSecret: openai
         auth: {header: Authorization, valuePrefix: "Bearer "}
   rules:
@@ -41,22 +36,13 @@ spec:
   masking:
     - name: pii
       detectors: [credit-card, email]
-`);
-  sidecar = await startSidecar({
-    policyFile: path.join(dir, 'policy.yaml'),
-    secretsDir: path.join(dir, 'secrets'),
-    adminAddr: '127.0.0.1:0',
-    egressAddr: '127.0.0.1:0',
-    portOverrides: {},
-    logger: silentLogger,
-    audit: { statement: () => undefined, session: () => undefined, http: (e) => events.push(e) },
+`,
   });
+  ({ upstream, sidecar, events } = fx);
 });
 
 afterAll(async () => {
-  await sidecar?.stop(100);
-  await upstream?.close();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await fx?.close();
 });
 
 test('the openai SDK works unchanged through the route, with the real key injected', async () => {

@@ -144,6 +144,48 @@ function identityOf(ctx: ForwardProxyContext, req: http.IncomingMessage): Identi
   return typeof ctx.identity === 'function' ? ctx.identity(req) : ctx.identity;
 }
 
+/** The current policy and the caller's identity, or why there is none (which denies: fail closed). */
+function policyAndIdentity(ctx: ForwardProxyContext, req: http.IncomingMessage): { policy: CompiledPolicy; identity: Identity } | { failure: string } {
+  try {
+    return { policy: ctx.policy(), identity: identityOf(ctx, req) };
+  } catch (e) {
+    return { failure: `no usable policy (${(e as Error).message}); denied` };
+  }
+}
+
+/**
+ * Decides op (holding it for approval when the rule says so) and records the decision on ev; then
+ * either proceed() or deny(decision, message, reason). A failed decision is an error and denies.
+ */
+function authorizeThen(
+  ctx: ForwardProxyContext,
+  policy: CompiledPolicy,
+  op: HttpOperationWithPort,
+  identity: Identity,
+  signal: AbortSignal,
+  ev: ForwardAuditEvent,
+  deny: (decision: Decision, message: string, reason: string) => void,
+  proceed: () => void,
+): void {
+  authorize(ctx, policy, op, identity, signal)
+    .then((auth) => {
+      ev.decision = auth.decision.action;
+      ev.rule = auth.decision.rule;
+      ev.reason = auth.ok ? auth.decision.reason : auth.message;
+      ev.approval = auth.approval;
+      if (!auth.ok) {
+        deny(auth.decision, auth.message, auth.message);
+        return;
+      }
+      proceed();
+    })
+    .catch((e: Error) => {
+      ev.outcome = 'error';
+      ev.error = e.message;
+      deny({ action: 'deny', reason: e.message }, `decision failed: ${e.message}`, e.message);
+    });
+}
+
 async function authorize(
   ctx: ForwardProxyContext,
   policy: CompiledPolicy,
@@ -207,28 +249,16 @@ function guardedLookup(
   }) as net.LookupFunction;
 }
 
-// ----------------------------------------------------------------------------------- CONNECT
+// ------------------------------------------------------------------------------------- audit
 
-/** `host:port` or `[v6]:port`; the port is required. */
-export function parseConnectAuthority(authority: string): { host: string; port: number } | undefined {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]/@?#\\%]+):(\d{1,5})$/.exec(authority);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  const host = normalizeHost(m[1]);
-  return host === undefined ? undefined : { host, port };
-}
-
-/** For the egress server's 'connect' event: `CONNECT host:port HTTP/1.1`. */
-export function handleConnect(req: http.IncomingMessage, clientSocket: Duplex, head: Buffer, ctx: ForwardProxyContext): void {
-  const started = performance.now();
-  const authority = req.url ?? '';
-  const target = parseConnectAuthority(authority);
+/** A new (denied until said otherwise) audit record, and emit(), which sends it once, timed from started. */
+function startAudit(
+  ctx: ForwardProxyContext,
+  started: number,
+  fields: Pick<ForwardAuditEvent, 'kind' | 'method' | 'host' | 'port'>,
+): { ev: ForwardAuditEvent; emit: () => void } {
   const ev: ForwardAuditEvent = {
-    kind: 'connect',
-    method: 'CONNECT',
-    host: target?.host ?? authority,
-    port: target?.port ?? 0,
+    ...fields,
     path: '',
     decision: 'deny',
     reason: '',
@@ -249,6 +279,27 @@ export function handleConnect(req: http.IncomingMessage, clientSocket: Duplex, h
       /* auditing must not break the data path */
     }
   };
+  return { ev, emit };
+}
+
+// ----------------------------------------------------------------------------------- CONNECT
+
+/** `host:port` or `[v6]:port`; the port is required. */
+export function parseConnectAuthority(authority: string): { host: string; port: number } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]/@?#\\%]+):(\d{1,5})$/.exec(authority);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  const host = normalizeHost(m[1]);
+  return host === undefined ? undefined : { host, port };
+}
+
+/** For the egress server's 'connect' event: `CONNECT host:port HTTP/1.1`. */
+export function handleConnect(req: http.IncomingMessage, clientSocket: Duplex, head: Buffer, ctx: ForwardProxyContext): void {
+  const started = performance.now();
+  const authority = req.url ?? '';
+  const target = parseConnectAuthority(authority);
+  const { ev, emit } = startAudit(ctx, started, { kind: 'connect', method: 'CONNECT', host: target?.host ?? authority, port: target?.port ?? 0 });
   clientSocket.on('error', (e) => {
     ev.error ??= `client: ${e.message}`;
   });
@@ -260,50 +311,32 @@ export function handleConnect(req: http.IncomingMessage, clientSocket: Duplex, h
     emit();
     return;
   }
-  let policy: CompiledPolicy;
-  let identity: Identity;
-  try {
-    policy = ctx.policy();
-    identity = identityOf(ctx, req);
-  } catch (e) {
-    ev.reason = `no usable policy (${(e as Error).message}); denied`;
+  const deny = (decision: Decision, message: string): void => {
     ev.status = 403;
-    writeRaw(clientSocket, 403, deniedBody({ action: 'deny', reason: ev.reason }, ev.reason));
+    writeRaw(clientSocket, 403, deniedBody(decision, message));
     emit();
+  };
+  const resolved = policyAndIdentity(ctx, req);
+  if ('failure' in resolved) {
+    ev.reason = resolved.failure;
+    deny({ action: 'deny', reason: ev.reason }, ev.reason);
     return;
   }
+  const { policy, identity } = resolved;
   const op: HttpOperationWithPort = { type: 'http', target: '', method: 'CONNECT', path: '', host: target.host, port: target.port, headers: req.headers };
   const abort = new AbortController();
   const onEarlyClose = (): void => abort.abort();
   clientSocket.once('close', onEarlyClose);
 
-  authorize(ctx, policy, op, identity, abort.signal)
-    .then((auth) => {
-      ev.decision = auth.decision.action;
-      ev.rule = auth.decision.rule;
-      ev.reason = auth.ok ? auth.decision.reason : auth.message;
-      ev.approval = auth.approval;
-      if (!auth.ok) {
-        ev.status = 403;
-        writeRaw(clientSocket, 403, deniedBody(auth.decision, auth.message));
-        emit();
-        return;
-      }
-      if (clientSocket.destroyed) {
-        ev.outcome = 'error';
-        ev.error ??= 'client closed before the tunnel was opened';
-        emit();
-        return;
-      }
-      openTunnel(ctx, policy, op, identity, target, clientSocket, head, ev, emit, onEarlyClose);
-    })
-    .catch((e: Error) => {
+  authorizeThen(ctx, policy, op, identity, abort.signal, ev, deny, () => {
+    if (clientSocket.destroyed) {
       ev.outcome = 'error';
-      ev.error = e.message;
-      ev.status = 403;
-      writeRaw(clientSocket, 403, deniedBody({ action: 'deny', reason: e.message }, `decision failed: ${e.message}`));
+      ev.error ??= 'client closed before the tunnel was opened';
       emit();
-    });
+      return;
+    }
+    openTunnel(ctx, policy, op, identity, target, clientSocket, head, ev, emit, onEarlyClose);
+  });
 }
 
 function openTunnel(
@@ -429,31 +462,7 @@ function forwardHeaders(raw: string[]): Record<string, string | string[]> {
 /** For requests on the egress port whose target is absolute-form (`GET http://host/path`). */
 export function handleAbsoluteForm(req: http.IncomingMessage, res: http.ServerResponse, ctx: ForwardProxyContext): void {
   const started = performance.now();
-  const ev: ForwardAuditEvent = {
-    kind: 'http',
-    method: req.method ?? 'GET',
-    host: '',
-    port: 0,
-    path: '',
-    decision: 'deny',
-    reason: '',
-    outcome: 'denied',
-    status: 0,
-    bytesUp: 0,
-    bytesDown: 0,
-    durationMs: 0,
-  };
-  let audited = false;
-  const emit = (): void => {
-    if (audited) return;
-    audited = true;
-    ev.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-    try {
-      ctx.audit(ev);
-    } catch {
-      /* auditing must not break the data path */
-    }
-  };
+  const { ev, emit } = startAudit(ctx, started, { kind: 'http', method: req.method ?? 'GET', host: '', port: 0 });
   const reject = (status: number, body: string, reason: string): void => {
     ev.status = status;
     ev.reason ||= reason;
@@ -494,45 +503,28 @@ export function handleAbsoluteForm(req: http.IncomingMessage, res: http.ServerRe
     return;
   }
 
-  let policy: CompiledPolicy;
-  let identity: Identity;
-  try {
-    policy = ctx.policy();
-    identity = identityOf(ctx, req);
-  } catch (e) {
-    const reason = `no usable policy (${(e as Error).message}); denied`;
-    reject(403, deniedBody({ action: 'deny', reason }, reason), reason);
+  const deny = (decision: Decision, message: string, reason: string): void => reject(403, deniedBody(decision, message), reason);
+  const resolved = policyAndIdentity(ctx, req);
+  if ('failure' in resolved) {
+    deny({ action: 'deny', reason: resolved.failure }, resolved.failure, resolved.failure);
     return;
   }
+  const { policy, identity } = resolved;
   const headersForMatch = { ...req.headers };
   delete headersForMatch['proxy-authorization'];
   const op: HttpOperationWithPort = { type: 'http', target: '', method: ev.method, path: url.pathname, host, port, headers: headersForMatch };
   const abort = new AbortController();
   res.once('close', () => abort.abort());
 
-  authorize(ctx, policy, op, identity, abort.signal)
-    .then((auth) => {
-      ev.decision = auth.decision.action;
-      ev.rule = auth.decision.rule;
-      ev.reason = auth.ok ? auth.decision.reason : auth.message;
-      ev.approval = auth.approval;
-      if (!auth.ok) {
-        reject(403, deniedBody(auth.decision, auth.message), auth.message);
-        return;
-      }
-      if (res.destroyed || req.socket.destroyed) {
-        ev.outcome = 'error';
-        ev.error = 'client closed before the request was forwarded';
-        emit();
-        return;
-      }
-      forward(ctx, policy, op, identity, url, host, port, req, res, ev, emit);
-    })
-    .catch((e: Error) => {
+  authorizeThen(ctx, policy, op, identity, abort.signal, ev, deny, () => {
+    if (res.destroyed || req.socket.destroyed) {
       ev.outcome = 'error';
-      ev.error = e.message;
-      reject(403, deniedBody({ action: 'deny', reason: e.message }, `decision failed: ${e.message}`), e.message);
-    });
+      ev.error = 'client closed before the request was forwarded';
+      emit();
+      return;
+    }
+    forward(ctx, policy, op, identity, url, host, port, req, res, ev, emit);
+  });
 }
 
 function forward(

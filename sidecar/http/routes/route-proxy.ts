@@ -366,7 +366,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       st.error = `passed unmasked (unparseable: allow): ${message}`;
       return undefined;
     };
-    const headers = responseHeaders(up.headers);
+    const headers = endToEndHeaders(up.headers);
     const noBody = method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200;
     const type = String(up.headers['content-type'] ?? '').toLowerCase();
     let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isJson(type) ? 'json' : type.startsWith('text/') || type.includes('ndjson') ? 'text' : 'pass';
@@ -621,10 +621,10 @@ function isJson(contentType: string | string[] | undefined): boolean {
   return t === 'application/json' || t.endsWith('+json');
 }
 
-function forwardHeaders(h: IncomingMessage['headers'], target: HttpTargetSpec): Record<string, string | string[]> {
+/** h without hop-by-hop headers (the fixed ones, those Connection names, proxy-*) and without alsoDrop. */
+function endToEndHeaders(h: Record<string, string | string[] | undefined>, alsoDrop: Iterable<string> = []): Record<string, string | string[]> {
   const drop = new Set(HOP_BY_HOP);
-  for (const name of AGENT_CREDENTIALS) drop.add(name);
-  if (target.auth?.header) drop.add(target.auth.header.toLowerCase());
+  for (const name of alsoDrop) drop.add(name);
   const conn = h['connection'];
   if (conn) for (const n of String(conn).split(',')) drop.add(n.trim().toLowerCase());
   const out: Record<string, string | string[]> = {};
@@ -635,16 +635,10 @@ function forwardHeaders(h: IncomingMessage['headers'], target: HttpTargetSpec): 
   return out;
 }
 
-function responseHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const drop = new Set(HOP_BY_HOP);
-  const conn = h['connection'];
-  if (conn) for (const n of String(conn).split(',')) drop.add(n.trim().toLowerCase());
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || drop.has(k) || k.startsWith('proxy-')) continue;
-    out[k] = v;
-  }
-  return out;
+function forwardHeaders(h: IncomingMessage['headers'], target: HttpTargetSpec): Record<string, string | string[]> {
+  const credentials = [...AGENT_CREDENTIALS];
+  if (target.auth?.header) credentials.push(target.auth.header.toLowerCase());
+  return endToEndHeaders(h, credentials);
 }
 
 /** Injects the target's credential into headers or the URL; throws 503 naming the secret when it is missing. */
