@@ -8,6 +8,11 @@ Commands:
   sidecar --policy FILE [--secrets-dir DIR] [--admin-addr 127.0.0.1:15000] [--egress-addr 127.0.0.1:15001]
                           run the data path for the AccessPolicy in FILE
   validate FILE...        check AccessPolicy YAML offline against the CRD schema
+  approvals list [-o json]
+                          list held operations waiting for a decision (sidecar admin API)
+  approve ID [--reason TEXT]
+                          approve a held operation (token from --token or WARDEN_TOKEN)
+  deny ID --reason TEXT   deny a held operation
   demo                    run the embedded demo (real PostgreSQL, sidecar, scripted agent)
   version                 print the version
 
@@ -87,6 +92,12 @@ export async function main(argv: string[]): Promise<number> {
       return runValidate(rest, io);
     case 'demo':
       return demo(rest);
+    case 'approvals':
+    case 'approve':
+    case 'deny': {
+      const { runApprovalsCli } = await import('./approvals');
+      return runApprovalsCli(argv, io);
+    }
     case 'version':
     case '--version':
       io.stdout(await packageVersion());

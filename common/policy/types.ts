@@ -110,6 +110,29 @@ export interface AccessPolicySpec {
   rules?: RuleSpec[];
   masking?: MaskingSpec[];
   audit?: { payloads?: boolean };
+  identity?: IdentitySpec;
+}
+
+/**
+ * `spec.identity`: callers present a short-lived JWT (the PostgreSQL password, or an HTTP
+ * `Authorization`/`Proxy-Authorization` bearer token) that the sidecar verifies against this
+ * issuer's keys. Kubernetes projected service-account tokens are one such issuer.
+ */
+export interface IdentitySpec {
+  /** Issuer URL (https), exactly as in the tokens' `iss` claim. */
+  issuer: string;
+  /** Accepted `aud` values; a token must carry at least one of them. */
+  audiences: string[];
+  /** JWKS URL; defaults to `jwks_uri` from `issuer + /.well-known/openid-configuration`. */
+  jwksUri?: string;
+  /** Claim holding the caller's subject; defaults to `sub`. */
+  subjectClaim?: string;
+  /** Claim holding the caller's groups (array, or space-separated string); defaults to `groups`. */
+  groupsClaim?: string;
+  /** Tolerated clock difference for exp/nbf/iat, as a duration; defaults to 30s, at most 5m. */
+  clockSkew?: string;
+  /** Reject tokens issued (`iat`) longer ago than this duration, whatever their exp. */
+  maxTokenAge?: string;
 }
 
 export interface AccessPolicy {

@@ -1,0 +1,65 @@
+// spec.identity in the CRD: the offline validator (ajv, the CRD's own schema) and the CRD's CEL
+// rules (evaluated as the API server would) accept good identity blocks and reject bad ones.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { loadCrdSchema, validateAccessPolicy } from '../policy/schema';
+
+function policy(identity: unknown): Record<string, unknown> {
+  return {
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'p' },
+    spec: {
+      targets: [{ name: 'openai', http: { baseUrl: 'https://api.openai.com', credentialsSecret: 'openai' } }],
+      identity,
+    },
+  };
+}
+
+function celFailures(docs: unknown[]): Array<Array<{ path: string; message: string }>> {
+  const out = execFileSync(process.execPath, [path.join(__dirname, '../policy/testdata/cel-eval.mjs')], {
+    input: JSON.stringify({ crd: loadCrdSchema(), docs }),
+    encoding: 'utf8',
+  });
+  const r = JSON.parse(out);
+  expect(r.parseErrors).toEqual([]);
+  return r.results;
+}
+
+const good = { issuer: 'https://kubernetes.default.svc.cluster.local', audiences: ['agent-warden'] };
+
+test('a minimal identity block is valid and gets its defaults', () => {
+  const r = validateAccessPolicy(policy(good));
+  expect(r.ok).toBe(true);
+  if (r.ok) expect(r.policy.spec.identity).toEqual({ ...good, subjectClaim: 'sub', groupsClaim: 'groups', clockSkew: '30s' });
+  const full = { ...good, jwksUri: 'https://idp.example.com/keys', subjectClaim: 'email', groupsClaim: 'roles', clockSkew: '5m', maxTokenAge: '1h' };
+  expect(validateAccessPolicy(policy(full)).ok).toBe(true);
+  expect(celFailures([policy(good), policy(full)])).toEqual([[], []]);
+});
+
+test.each([
+  ['no audiences', { issuer: good.issuer }, 'audiences'],
+  ['empty audiences', { ...good, audiences: [] }, 'audiences'],
+  ['issuer not a URL', { ...good, issuer: 'kubernetes' }, 'issuer'],
+  ['bad clockSkew', { ...good, clockSkew: 'soon' }, 'clockSkew'],
+  ['unknown field', { ...good, audience: 'x' }, 'audience'],
+])('the offline validator rejects %s, naming the field', (_name, identity, field) => {
+  const r = validateAccessPolicy(policy(identity));
+  expect(r.ok).toBe(false);
+  if (!r.ok) expect(r.errors.map((e) => `${e.path} ${e.field ?? ''}`).join('\n')).toContain(field);
+});
+
+test('the CEL rules refuse http issuers, http jwksUri, clockSkew over 5m and a zero maxTokenAge', () => {
+  const results = celFailures([
+    policy({ ...good, issuer: 'http://idp.example.com' }),
+    policy({ ...good, jwksUri: 'http://idp.example.com/keys' }),
+    policy({ ...good, clockSkew: '6m' }),
+    policy({ ...good, maxTokenAge: '0s' }),
+  ]);
+  expect(results.map((r) => r.map((f) => `${f.path}: ${f.message}`))).toEqual([
+    ['spec.identity.issuer: the issuer must be an https:// URL'],
+    ['spec.identity.jwksUri: jwksUri must be an https:// URL'],
+    ['spec.identity.clockSkew: must be at most 5m'],
+    ['spec.identity.maxTokenAge: must be longer than zero'],
+  ]);
+});

@@ -1,0 +1,160 @@
+import { createApprovalGate, LocalApprovalStore } from './local-store';
+import { httpDigest, sqlDigest } from './operation';
+import type { Decision, Identity } from '../../common/policy/types';
+import type { ApprovalGate } from '../postgres/runtime';
+import type { HttpApprovalGate } from '../http/forward/approval';
+import type { ApprovalRequest } from './types';
+
+const agent: Identity = { subject: 'system:serviceaccount:shop:agent', groups: ['agents'], source: 'pod' };
+const alice: Identity = { subject: 'alice', groups: ['sre'], source: 'token' };
+const bob: Identity = { subject: 'bob', groups: ['sre'], source: 'token' };
+
+function decision(approval: Decision['approval'] = { approvers: { groups: ['sre'] }, timeout: '10m' }): Decision {
+  return { action: 'hold', rule: 'deletes-need-approval', reason: 'rule "deletes-need-approval" holds DELETE', approval };
+}
+
+async function nextCreated(created: ApprovalRequest[], n = 1): Promise<ApprovalRequest> {
+  while (created.length < n) await new Promise((r) => setTimeout(r, 1));
+  return created[n - 1];
+}
+
+describe('createApprovalGate', () => {
+  let store: LocalApprovalStore;
+  let created: ApprovalRequest[];
+  let gate: ReturnType<typeof createApprovalGate>;
+  beforeEach(() => {
+    store = new LocalApprovalStore();
+    created = [];
+    gate = createApprovalGate(store, { onCreated: (r) => created.push(r) });
+  });
+  afterEach(() => store.close());
+
+  test('implements both gate interfaces', () => {
+    const pg: ApprovalGate = gate;
+    const http: HttpApprovalGate = gate;
+    expect(pg.hold).toBe(http.hold);
+  });
+
+  test('SQL hold: request carries policy, rule, target, requester, operation, approvers, 10m expiry; approve resolves', async () => {
+    const ac = new AbortController();
+    const p = gate.hold({
+      target: 'orders-db',
+      policy: 'agent-policy',
+      rule: 'deletes-need-approval',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'DELETE FROM orders WHERE id = $1', params: ['7'] },
+      signal: ac.signal,
+    });
+    const rec = await nextCreated(created);
+    expect(rec).toMatchObject({
+      policy: 'agent-policy',
+      rule: 'deletes-need-approval',
+      target: 'orders-db',
+      requester: { subject: agent.subject, groups: ['agents'] },
+      approvers: { users: [], groups: ['sre'] },
+      required: 1,
+      state: 'pending',
+      operation: { kind: 'sql', digest: sqlDigest('DELETE FROM orders WHERE id = $1', ['7']) },
+    });
+    expect(rec.operation.display).toBe("DELETE FROM orders WHERE id = $1\n-- bound parameters:\n  $1 = '7'");
+    expect(Date.parse(rec.expiresAt) - Date.parse(rec.createdAt)).toBe(600_000);
+    await store.decide(rec.id, alice, 'approve', 'ok');
+    await expect(p).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ok)', approvalId: rec.id, decidedBy: 'alice' });
+  });
+
+  test('default timeout is 10m when the rule has none; count is passed through', async () => {
+    const p = gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ approvers: { groups: ['sre'] }, count: 2 }), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
+    const rec = await nextCreated(created);
+    expect(Date.parse(rec.expiresAt) - Date.parse(rec.createdAt)).toBe(600_000);
+    expect(rec.required).toBe(2);
+    await store.decide(rec.id, alice, 'approve', '');
+    await store.decide(rec.id, bob, 'approve', '');
+    await expect(p).resolves.toMatchObject({ approved: true, decidedBy: 'alice,bob' });
+  });
+
+  test('HTTP hold: METHOD URL + body excerpt, digest of what will run, namespaced policy; deny includes the reason', async () => {
+    const op = { type: 'http' as const, target: '', method: 'post', host: 'api.stripe.com', port: 443, path: '/v1/refunds', headers: { authorization: 'Bearer sk_live_secret' }, json: { charge: 'ch_1', amount: 5000 } };
+    const p = gate.hold({ operation: op, decision: decision(), identity: agent, policy: { name: 'agent-policy', namespace: 'shop' }, signal: new AbortController().signal });
+    const rec = await nextCreated(created);
+    expect(rec.policy).toBe('shop/agent-policy');
+    expect(rec.operation.kind).toBe('http');
+    expect(rec.operation.display).toMatch(/^POST \/\/api\.stripe\.com:443\/v1\/refunds\n\n\{/);
+    expect(rec.operation.display).toContain('"amount": 5000');
+    expect(rec.operation.display).not.toContain('sk_live_secret');
+    expect(rec.operation.digest).toBe(httpDigest(op));
+    expect(rec.operation.digest).not.toBe(httpDigest({ ...op, json: { charge: 'ch_1', amount: 5001 } }));
+    await store.decide(rec.id, bob, 'deny', 'refunds go through finance');
+    await expect(p).resolves.toEqual({ approved: false, reason: 'denied by bob: refunds go through finance', approvalId: rec.id, decidedBy: 'bob' });
+  });
+
+  test('a large HTTP body is shown as an excerpt', async () => {
+    const op = { type: 'http' as const, target: 'api', method: 'PUT', path: '/x', headers: {}, json: { blob: 'a'.repeat(5000) } };
+    const p = gate.hold({ operation: op, decision: decision(), identity: agent, policy: { name: 'p' }, signal: new AbortController().signal });
+    const rec = await nextCreated(created);
+    expect(rec.operation.display.length).toBeLessThan(2200);
+    expect(rec.operation.display).toContain('more characters)');
+    await store.cancel(rec.id);
+    await p;
+  });
+
+  test('expiry resolves as a denial that says it expired', async () => {
+    const p = gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ approvers: { groups: ['sre'] }, timeout: '50ms' }), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
+    const out = await p;
+    expect(out.approved).toBe(false);
+    expect(out.reason).toMatch(/^approval request \S+ expired after 50ms without a decision$/);
+    expect(out.decidedBy).toBeUndefined();
+  });
+
+  test('the agent disconnecting (signal) cancels the request', async () => {
+    const ac = new AbortController();
+    const p = gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: ac.signal });
+    const rec = await nextCreated(created);
+    ac.abort();
+    const out = await p;
+    expect(out).toMatchObject({ approved: false, approvalId: rec.id });
+    expect(out.reason).toContain('cancelled');
+    expect((await store.get(rec.id))!.state).toBe('cancelled');
+    await expect(store.decide(rec.id, alice, 'approve', '')).rejects.toMatchObject({ code: 'already_decided' });
+  });
+
+  test('an already aborted signal opens no request', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const out = await gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'x' }, signal: ac.signal });
+    expect(out.approved).toBe(false);
+    expect(await store.list()).toEqual([]);
+  });
+
+  test('an invalid timeout fails closed', async () => {
+    const out = await gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ timeout: 'soon' }), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
+    expect(out.approved).toBe(false);
+    expect(out.reason).toContain('approval timeout is invalid');
+  });
+
+  test('a throwing onCreated hook does not block the hold', async () => {
+    const g = createApprovalGate(store, { onCreated: () => { throw new Error('webhook down'); } });
+    const p = g.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ approvers: { groups: ['sre'] }, timeout: '30ms' }), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
+    await expect(p).resolves.toMatchObject({ approved: false });
+  });
+
+  test('100 concurrent holds are decided independently', async () => {
+    const holds = Array.from({ length: 100 }, (_, i) =>
+      gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: `DELETE FROM t WHERE id = ${i}` }, signal: new AbortController().signal }),
+    );
+    await nextCreated(created, 100);
+    const byDisplay = new Map(created.map((r) => [r.operation.display, r.id]));
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) => {
+        const id = byDisplay.get(`DELETE FROM t WHERE id = ${i}`)!;
+        return i % 2 === 0 ? store.decide(id, alice, 'approve', '') : store.decide(id, bob, 'deny', `no ${i}`);
+      }),
+    );
+    const outs = await Promise.all(holds);
+    outs.forEach((o, i) => {
+      expect(o.approvalId).toBe(byDisplay.get(`DELETE FROM t WHERE id = ${i}`));
+      expect(o.approved).toBe(i % 2 === 0);
+      if (i % 2 === 1) expect(o.reason).toBe(`denied by bob: no ${i}`);
+    });
+  });
+});

@@ -1,0 +1,51 @@
+// What the approver sees and what the approval is bound to. The digest covers exactly what will
+// be forwarded if approved; a data path can recompute it before forwarding to prove that the
+// operation it releases is the one that was approved.
+import { createHash } from 'node:crypto';
+import type { HttpOperationWithPort } from '../../common/policy/engine';
+import type { ApprovalOperation } from './types';
+
+const BODY_EXCERPT = 2000;
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s, 'utf8').digest('hex');
+}
+
+export function sqlDigest(sql: string, params?: ReadonlyArray<string | null>): string {
+  return sha256(JSON.stringify({ kind: 'sql', sql, params: params ?? [] }));
+}
+
+/** SQL text, then each bound parameter on its own line (`$1 = 'x'`, `$2 = NULL`). */
+export function sqlOperation(sql: string, params?: ReadonlyArray<string | null>): ApprovalOperation {
+  let display = sql;
+  if (params && params.length > 0) {
+    const lines = params.map((p, i) => `  $${i + 1} = ${p === null ? 'NULL' : `'${p.replace(/'/g, "''")}'`}`);
+    display += `\n-- bound parameters:\n${lines.join('\n')}`;
+  }
+  return { kind: 'sql', display, digest: sqlDigest(sql, params) };
+}
+
+/** Headers are deliberately left out of both: the sidecar injects credentials there. */
+export function httpDigest(op: HttpOperationWithPort): string {
+  return sha256(
+    JSON.stringify({
+      kind: 'http',
+      target: op.target,
+      method: op.method.toUpperCase(),
+      host: op.host ?? null,
+      port: op.port ?? null,
+      path: op.path,
+      body: op.json === undefined ? null : op.json,
+    }),
+  );
+}
+
+export function httpOperation(op: HttpOperationWithPort): ApprovalOperation {
+  const where = op.host !== undefined ? `//${op.host}${op.port !== undefined ? `:${op.port}` : ''}${op.path}` : op.path;
+  let display = `${op.method.toUpperCase()} ${where}`;
+  if (op.json !== undefined) {
+    const body = JSON.stringify(op.json, null, 2);
+    display += `\n\n${body.length > BODY_EXCERPT ? `${body.slice(0, BODY_EXCERPT)}\n… (${body.length - BODY_EXCERPT} more characters)` : body}`;
+  }
+  return { kind: 'http', display, digest: httpDigest(op) };
+}
