@@ -7,7 +7,10 @@ import { Client } from 'pg';
 import { parseDocument } from 'yaml';
 import { silentLogger } from '../common/log';
 import { findRepoRoot } from '../common/policy/schema';
-import { startSidecar } from '../sidecar/main';
+import { startSidecar, type RunningSidecar } from '../sidecar/main';
+import { LOCAL_APPROVERS_GROUP } from '../sidecar/approvals/admin-api';
+import type { ApprovalRequest } from '../sidecar/approvals/types';
+import { runApprovalsCli } from './approvals';
 import type { StatementEvent } from '../sidecar/postgres/runtime';
 import { startPgServer } from '../tools/pg-server';
 import { startDemoLlm, type DemoLlm } from './demo-llm';
@@ -32,6 +35,8 @@ INSERT INTO orders (customer_id, total) VALUES (1, 120.50), (2, 89.99), (3, 42.0
 interface Step {
   title: string;
   sql: string;
+  /** For a held statement: what the demo's approver decides with `warden approve|deny`. */
+  decide?: { verdict: 'approve' | 'deny'; reason: string };
 }
 
 const STEPS: Step[] = [
@@ -41,8 +46,16 @@ const STEPS: Step[] = [
   { title: 'try to read a server file', sql: "SELECT pg_catalog.\"pg_read_file\"('/etc/passwd')" },
   { title: 'hide a DROP after a harmless SELECT', sql: 'SELECT 1; /* cleanup */ dRoP TABLE orders' },
   { title: 'try an anonymous code block', sql: "DO $$ BEGIN EXECUTE 'DELETE FROM orders'; END $$" },
-  { title: 'delete through a writable CTE (held for approval)', sql: 'WITH gone AS (DELETE FROM orders WHERE total < 20 RETURNING id) SELECT count(*) FROM gone' },
-  { title: 'update a record (held for approval)', sql: "UPDATE customers SET notes = 'churned' WHERE id = 3" },
+  {
+    title: 'delete through a writable CTE (held; the approver approves)',
+    sql: 'WITH gone AS (DELETE FROM orders WHERE total < 20 RETURNING id) SELECT count(*) FROM gone',
+    decide: { verdict: 'approve', reason: 'duplicate test order, ticket OPS-1234' },
+  },
+  {
+    title: 'update a record (held; the approver denies)',
+    sql: "UPDATE customers SET notes = 'churned' WHERE id = 3",
+    decide: { verdict: 'deny', reason: 'customer is still active' },
+  },
 ];
 
 function demoPolicy(root: string, pgPort: number, listenPort: number, llmPort: number): string {
@@ -58,10 +71,35 @@ function demoPolicy(root: string, pgPort: number, listenPort: number, llmPort: n
     const api = t.get('http') as { set(k: string, v: unknown): void } | undefined;
     api?.set('baseUrl', `http://127.0.0.1:${llmPort}`); // the sample LLM API stands in for api.openai.com
   }
+  // The demo's approver is you, the local user (--local-approvals): let that group decide holds.
+  const rules = doc.getIn(['spec', 'rules']) as { items: Array<{ getIn(p: string[]): unknown }> };
+  for (const r of rules.items) {
+    const groups = r.getIn(['approval', 'approvers', 'groups']) as { add(v: unknown): void } | undefined;
+    groups?.add(LOCAL_APPROVERS_GROUP);
+  }
   return doc.toString();
 }
 
 const LLM_TOKEN = 'sk-demo-real-key-kept-by-the-sidecar';
+
+/** Waits for the held statement's approval request, then decides it the way an approver would: `warden approve|deny`. */
+async function decideHeld(io: Io, sidecar: RunningSidecar, decide: NonNullable<Step['decide']>, running: Promise<unknown>): Promise<void> {
+  let pending: ApprovalRequest | undefined;
+  let settled = false;
+  running.then(() => (settled = true), () => (settled = true));
+  for (let i = 0; i < 200 && !pending && !settled; i++) {
+    pending = (await sidecar.approvals?.list({ state: 'pending' }))?.[0];
+    if (!pending) await new Promise((r) => setTimeout(r, 25));
+  }
+  if (!pending) return;
+  io.stdout(`   HELD    approval request ${pending.id} (rule "${pending.rule}"), the agent's statement waits`);
+  const cmd = decide.verdict === 'approve' ? ['approve', pending.id, '--reason', decide.reason] : ['deny', pending.id, '--reason', decide.reason];
+  io.stdout(`   approver> warden ${cmd.map((c) => (c.includes(' ') ? `"${c}"` : c)).join(' ')}`);
+  const out: string[] = [];
+  const capture = { stdout: (t: string) => void out.push(t.trimEnd()), stderr: (t: string) => void out.push(t.trimEnd()) };
+  await runApprovalsCli([...cmd, '--admin-addr', `127.0.0.1:${sidecar.adminPort}`], capture, {});
+  for (const line of out) io.stdout(`   ${line}`);
+}
 
 async function httpSteps(io: Io, egressPort: number, llm: DemoLlm, tally: Record<string, number>): Promise<void> {
   const base = `http://127.0.0.1:${egressPort}/openai`;
@@ -127,6 +165,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
       egressAddr: '127.0.0.1:0',
       portOverrides: { crm: 0 },
       logger: silentLogger,
+      localApprovals: true,
       audit: { statement: (e) => events.push(e), session: () => undefined },
     });
     stop = () => sidecar.stop(500);
@@ -141,16 +180,19 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
       io.stdout(`${i + 1}. ${step.title}\n   agent> ${step.sql}`);
       const before = events.length;
       try {
-        const r = await agent.query(step.sql);
+        const running = agent.query(step.sql);
+        if (step.decide) await decideHeld(io, sidecar, step.decide, running);
+        const r = await running;
         const masked = events.slice(before).reduce((n, e) => n + e.masked, 0);
-        if (masked > 0) tally.masked++;
+        if (step.decide) tally.held++;
+        else if (masked > 0) tally.masked++;
         else tally.allowed++;
-        io.stdout(`   ${masked > 0 ? `MASKED  (${masked} values)` : 'ALLOWED'}`);
+        io.stdout(`   ${step.decide ? 'HELD -> APPROVED, ran' : masked > 0 ? `MASKED  (${masked} values)` : 'ALLOWED'}`);
         const rows = Array.isArray(r) ? r[r.length - 1].rows : r.rows;
         for (const row of rows.slice(0, 5)) io.stdout('     ' + Object.values(row as Record<string, unknown>).map((v) => pad(String(v), 4)).join(' | '));
       } catch (err) {
         const e = err as { message: string; detail?: string };
-        const held = /held for approval|approval/.test(e.message);
+        const held = step.decide !== undefined;
         if (held) tally.held++;
         else tally.denied++;
         io.stdout(`   ${held ? 'HELD -> DENIED' : 'DENIED'}  ${e.message}${e.detail ? `\n           (${e.detail})` : ''}`);
@@ -164,7 +206,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     const tables = (await check.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n;
     const orders = (await check.query('SELECT count(*)::int AS n FROM orders')).rows[0].n;
     await check.end();
-    io.stdout(`summary: ${tally.allowed} allowed, ${tally.masked} masked, ${tally.denied} denied, ${tally.held} held (no approval service in this demo, so holds fail closed)`);
+    io.stdout(`summary: ${tally.allowed} allowed, ${tally.masked} masked, ${tally.denied} denied, ${tally.held} held (decided by the local approver through \`warden approve|deny\`)`);
     io.stdout(`database afterwards: ${tables} tables, ${orders} orders: nothing the policy forbids reached it.`);
     return 0;
   } finally {

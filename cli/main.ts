@@ -49,6 +49,7 @@ async function sidecar(argv: string[]): Promise<number> {
       secretsDir: values['secrets-dir'],
       adminAddr: values['admin-addr']!,
       egressAddr: values['egress-addr']!,
+      localApprovals: values['local-approvals'],
     });
   } catch (err) {
     if (err instanceof PolicyLoadError) {

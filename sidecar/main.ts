@@ -17,6 +17,10 @@ import { PostgresListener } from './postgres/listener';
 import type { ApprovalGate, AuditSink } from './postgres/runtime';
 import { createTargetRuntime } from './postgres/target-runtime';
 import { SecretStore } from './secrets';
+import { createApprovalsHandler, type AdminHandler } from './approvals/admin-api';
+import { createApprovalGate, LocalApprovalStore } from './approvals/local-store';
+import type { HttpApprovalGate } from './http/forward/approval';
+import { createTokenVerifier } from '../common/identity/verifier';
 import { createEgressServer } from './http/egress-server';
 import { createRouteHandler } from './http/routes/route-proxy';
 
@@ -33,6 +37,8 @@ export interface SidecarOptions {
   audit?: AuditSink;
   approvals?: ApprovalGate;
   identity?: Identity;
+  /** Standalone development and the demo only: loopback callers may decide holds as the local OS user. */
+  localApprovals?: boolean;
 }
 
 export interface RunningSidecar {
@@ -40,6 +46,8 @@ export interface RunningSidecar {
   adminPort: number;
   egressPort: number;
   store: PolicyStore;
+  /** Held operations waiting for a decision (standalone approval back end), when holds can be decided. */
+  approvals?: LocalApprovalStore;
   metrics: Metrics;
   stop(graceMs?: number): Promise<void>;
 }
@@ -74,6 +82,33 @@ function listenOn(server: http.Server, host: string, port: number): Promise<numb
   });
 }
 
+/**
+ * Holds need someone who can decide them. Standalone, that is the local user (--local-approvals)
+ * or an approver with a token from the policy's issuer; with neither, nobody could ever approve,
+ * so no gate is installed and a hold answers at once as a denial that says why.
+ */
+function approvalService(
+  opts: SidecarOptions,
+  policy: CompiledPolicy,
+  log: Logger,
+): { gate: ApprovalGate & HttpApprovalGate; store?: LocalApprovalStore; api?: AdminHandler } | undefined {
+  if (opts.approvals) return { gate: opts.approvals as ApprovalGate & HttpApprovalGate };
+  const identitySpec = policy.source.spec.identity;
+  if (!opts.localApprovals && !identitySpec) return undefined;
+  const store = new LocalApprovalStore({});
+  const verifier = identitySpec ? createTokenVerifier(identitySpec) : undefined;
+  const gate = createApprovalGate(store, {
+    onCreated: (r) => log.info('operation held for approval', { approval: r.id, rule: r.rule, target: r.target, expiresAt: r.expiresAt }),
+  });
+  const api = createApprovalsHandler({
+    backend: store,
+    localApprovals: opts.localApprovals,
+    verifyToken: verifier ? (t) => verifier.verify(t) : undefined,
+    onDecision: (id, by, verdict) => log.info('approval decided', { approval: id, by: by.subject, verdict }),
+  });
+  return { gate, store, api };
+}
+
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
   const log = opts.logger ?? createLogger({ component: 'sidecar' });
   const metrics = new Metrics();
@@ -85,6 +120,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const audit = opts.audit ?? createAuditLog(log, metrics);
   const identity = opts.identity ?? podIdentity();
   const hashKey = hashKeyFrom(secrets, log);
+  const decisions = approvalService(opts, store.current, log);
   const reloads = metrics.counter('warden_policy_reloads_total', 'Policy reload attempts, by result.');
   const active = metrics.gauge('warden_active_connections', 'Open agent connections, by target.');
   const listeners = new Map<string, { listener: PostgresListener; port: number }>();
@@ -114,7 +150,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
         cancels,
         identity,
         audit,
-        approvals: opts.approvals,
+        approvals: decisions?.gate,
         hashKey,
         maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
       });
@@ -141,11 +177,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     secrets,
     identity,
     hashKey,
+    approvals: decisions?.gate,
     audit: (e) => audit.http?.(e),
   });
   const egress = createEgressServer({
     routes,
-    forward: { policy: () => store.current, identity, connectTimeoutMs: 10_000, audit: (e) => audit.egress?.(e) },
+    forward: { policy: () => store.current, identity, connectTimeoutMs: 10_000, approvals: decisions?.gate, audit: (e) => audit.egress?.(e) },
   });
   const egressAt = parseAddr(opts.egressAddr ?? '127.0.0.1:15001');
   const egressPort = await listenOn(egress, egressAt.host, egressAt.port);
@@ -153,6 +190,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const admin: http.Server = createAdminServer({
     metrics,
     ready: () => (lastError ? { ok: false, reason: lastError } : { ok: true }),
+    extra: decisions?.api ? [decisions.api] : [],
   });
   const { host, port } = parseAddr(opts.adminAddr);
   const adminPort = await listenOn(admin, host, port);
@@ -163,6 +201,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     adminPort,
     egressPort,
     store,
+    approvals: decisions?.store,
     metrics,
     stop: async (graceMs = 10_000) => {
       store.stop();
@@ -170,6 +209,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       egress.close();
       egress.closeAllConnections();
       await routes.close();
+      decisions?.store?.close();
       await Promise.all([...listeners.values()].map((l) => l.listener.close(graceMs)));
     },
   };
