@@ -20,7 +20,9 @@ import { SecretStore } from './secrets';
 import { createApprovalsHandler, type AdminHandler } from './approvals/admin-api';
 import { createApprovalGate, LocalApprovalStore } from './approvals/local-store';
 import type { HttpApprovalGate } from './http/forward/approval';
-import { createTokenVerifier } from '../common/identity/verifier';
+import { IdentityError } from '../common/identity/errors';
+import { bearerFromHeaders } from '../common/identity/extract';
+import { createTokenVerifier, type TokenVerifier, type TokenVerifierOptions } from '../common/identity/verifier';
 import { createEgressServer } from './http/egress-server';
 import { createRouteHandler } from './http/routes/route-proxy';
 
@@ -37,6 +39,11 @@ export interface SidecarOptions {
   audit?: AuditSink;
   approvals?: ApprovalGate;
   identity?: Identity;
+  /**
+   * Options for the caller-token verifier built from `spec.identity` (tests: `allowInsecureLoopback`
+   * for an http://127.0.0.1 issuer stand-in, `now` for a fixed clock).
+   */
+  identityVerifier?: TokenVerifierOptions;
   /** Standalone development and the demo only: loopback callers may decide holds as the local OS user. */
   localApprovals?: boolean;
 }
@@ -96,7 +103,7 @@ function approvalService(
   const identitySpec = policy.source.spec.identity;
   if (!opts.localApprovals && !identitySpec) return undefined;
   const store = new LocalApprovalStore({});
-  const verifier = identitySpec ? createTokenVerifier(identitySpec) : undefined;
+  const verifier = identitySpec ? createTokenVerifier(identitySpec, opts.identityVerifier) : undefined;
   const gate = createApprovalGate(store, {
     onCreated: (r) => log.info('operation held for approval', { approval: r.id, rule: r.rule, target: r.target, expiresAt: r.expiresAt }),
   });
@@ -107,6 +114,46 @@ function approvalService(
     onDecision: (id, by, verdict) => log.info('approval decided', { approval: id, by: by.subject, verdict }),
   });
   return { gate, store, api };
+}
+
+/**
+ * With `spec.identity` in the running policy, callers must present a token: this gives the function
+ * that verifies one (undefined without spec.identity, when the pod's own identity is used). The
+ * verifier, with its JWKS cache, is rebuilt only when a reload changes the identity block.
+ */
+function callerTokenVerifier(store: PolicyStore, opts: TokenVerifierOptions | undefined): () => ((token: string) => Promise<Identity>) | undefined {
+  let key: string | undefined;
+  let verifier: TokenVerifier | undefined;
+  return () => {
+    const spec = store.current.source.spec.identity;
+    if (!spec) return undefined;
+    const k = JSON.stringify(spec);
+    if (k !== key || !verifier) {
+      verifier = createTokenVerifier(spec, opts);
+      key = k;
+    }
+    const v = verifier;
+    return (token) => v.verify(token);
+  };
+}
+
+/**
+ * The forward proxy's caller: with spec.identity, the token in Proxy-Authorization (Bearer, or Basic
+ * with the token as the password), never Authorization, which belongs to the destination.
+ */
+function forwardCaller(
+  callerTokens: () => ((token: string) => Promise<Identity>) | undefined,
+  pod: Identity,
+): (req: http.IncomingMessage) => Identity | Promise<Identity> {
+  return (req) => {
+    const verify = callerTokens();
+    if (!verify) return pod;
+    const token = bearerFromHeaders({ 'proxy-authorization': req.headers['proxy-authorization'] });
+    if (token === undefined) {
+      return Promise.reject(new IdentityError('missing_token', "no token: this policy requires the caller's JWT as Proxy-Authorization (Bearer, or Basic with the token as the password)"));
+    }
+    return verify(token);
+  };
 }
 
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
@@ -120,6 +167,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const audit = opts.audit ?? createAuditLog(log, metrics);
   const identity = opts.identity ?? podIdentity();
   const hashKey = hashKeyFrom(secrets, log);
+  const callerTokens = callerTokenVerifier(store, opts.identityVerifier);
   const decisions = approvalService(opts, store.current, log);
   const reloads = metrics.counter('warden_policy_reloads_total', 'Policy reload attempts, by result.');
   const active = metrics.gauge('warden_active_connections', 'Open agent connections, by target.');
@@ -149,6 +197,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
         },
         cancels,
         identity,
+        verifyToken: callerTokens,
         audit,
         approvals: decisions?.gate,
         hashKey,
@@ -176,13 +225,17 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     policy: () => store.current,
     secrets,
     identity,
+    // read per request, so a reload that adds or removes spec.identity applies at once
+    get verifyToken() {
+      return callerTokens();
+    },
     hashKey,
     approvals: decisions?.gate,
     audit: (e) => audit.http?.(e),
   });
   const egress = createEgressServer({
     routes,
-    forward: { policy: () => store.current, identity, connectTimeoutMs: 10_000, approvals: decisions?.gate, audit: (e) => audit.egress?.(e) },
+    forward: { policy: () => store.current, identity: forwardCaller(callerTokens, identity), connectTimeoutMs: 10_000, approvals: decisions?.gate, audit: (e) => audit.egress?.(e) },
   });
   const egressAt = parseAddr(opts.egressAddr ?? '127.0.0.1:15001');
   const egressPort = await listenOn(egress, egressAt.host, egressAt.port);

@@ -82,7 +82,13 @@ export interface TargetRuntime {
   readonly catalog: CatalogCache;
   readonly shapes: ShapeCache;
   readonly cancels: CancelRegistry;
+  /** The pod's own identity: every session's, unless the policy asks callers for a token. */
   readonly identity: Identity;
+  /**
+   * Set when the policy has `spec.identity`: the agent must send a JWT as its password, verified
+   * here before the sidecar connects upstream. Rejects with an IdentityError naming the failed check.
+   */
+  readonly verifyToken?: (token: string) => Promise<Identity>;
   readonly audit: AuditSink;
   readonly approvals?: ApprovalGate;
   readonly maxMessageBytes: number;

@@ -4,7 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import type * as net from 'node:net';
 import { decide } from '../../common/policy/engine';
-import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
+import { IdentityError } from '../../common/identity/errors';
+import { tokenFromPassword } from '../../common/identity/extract';
+import type { Decision, Identity, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
 import { BE, FE } from './protocol/codes';
 import {
   decodeCommandComplete,
@@ -12,6 +14,7 @@ import {
   decodeParameterStatus,
   decodeReadyForQuery,
   decodeRowDescription,
+  encodeAuthenticationCleartext,
   encodeAuthenticationOk,
   encodeBackendKeyData,
   encodeErrorResponse,
@@ -59,7 +62,10 @@ interface PortalState {
   shape?: RowShape;
 }
 
-type Phase = 'startup' | 'login' | 'ready' | 'closed';
+type Phase = 'startup' | 'login' | 'password' | 'ready' | 'closed';
+
+/** How long the agent has to answer the password request (PostgreSQL's authentication_timeout is 1 min). */
+const PASSWORD_TIMEOUT_MS = 60_000;
 
 const DDL = /^(CREATE|ALTER|DROP|TRUNCATE|COMMENT|GRANT|REVOKE)\b/;
 const protectedCache = new WeakMap<readonly SqlStatementInfo[], { masking: TargetMasking; value: boolean }>();
@@ -98,12 +104,16 @@ export class PgSession {
   /** The last RowDescription seen and its shape: sessions mostly repeat one query. */
   private lastShapeBytes?: Buffer;
   private lastShape?: RowShape;
+  /** Who is asking: the pod's identity, or the subject of the token verified at login. */
+  private identity: Identity;
+  private passwordWaiter?: (password: string | undefined) => void;
 
   constructor(
     private readonly client: net.Socket,
     private readonly rt: TargetRuntime,
   ) {
     this.clientReader = new FrameReader(rt.maxMessageBytes);
+    this.identity = rt.identity;
     client.setNoDelay(true);
     client.on('data', (chunk) => this.onClientData(chunk));
     client.on('error', () => this.close('client socket error'));
@@ -117,6 +127,7 @@ export class PgSession {
     const wasReady = this.phase === 'ready';
     this.phase = 'closed';
     this.holdAbort?.abort(new Error(reason));
+    this.passwordWaiter?.(undefined);
     if (this.ourKey) this.rt.cancels.unregister(this.ourKey.processId);
     const up = this.upstream;
     if (up) {
@@ -153,6 +164,7 @@ export class PgSession {
     try {
       this.clientReader.push(chunk);
       if (this.phase === 'startup') this.readStartup();
+      else if (this.phase === 'password') this.readPassword();
       else if (this.phase === 'ready') this.drainClient();
     } catch (err) {
       this.onProtocolError(err);
@@ -203,6 +215,25 @@ export class PgSession {
     }
     const filtered = filterStartupParams(packet.params);
     if (filtered.error) return this.fatal('42501', filtered.error, 'login-failed');
+    const verifyToken = this.rt.verifyToken;
+    if (verifyToken) {
+      // The caller's token, verified before anything reaches the database.
+      const password = await this.askPassword();
+      if (this.phase !== 'login') return;
+      const token = tokenFromPassword(password);
+      if (token === undefined) {
+        return this.fatal('28P01', `target "${this.rt.target}": no token: this policy requires the caller's JWT as the password`, 'login-failed');
+      }
+      try {
+        this.identity = await verifyToken(token);
+      } catch (err) {
+        if (this.phase !== 'login') return;
+        // The verifier's message names the failed check and never contains the token.
+        const why = err instanceof IdentityError ? `${err.message} (${err.code})` : 'the token could not be verified';
+        return this.fatal('28P01', `target "${this.rt.target}": token refused: ${why}`, 'login-failed');
+      }
+      if (this.phase !== 'login') return;
+    }
     let up: UpstreamConnection;
     try {
       up = await connectUpstream(this.rt.upstreamOptions(filtered.params));
@@ -235,6 +266,40 @@ export class PgSession {
     this.client.resume();
     if (up.reader.pending > 0) this.onUpstreamData(Buffer.alloc(0));
     if (this.clientReader.pending > 0) this.onClientData(Buffer.alloc(0));
+  }
+
+  /** Sends AuthenticationCleartextPassword and resolves with the PasswordMessage text (undefined if the agent left). */
+  private askPassword(): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        if (this.phase === 'password') this.fatal('28P01', `target "${this.rt.target}": no password sent within ${PASSWORD_TIMEOUT_MS / 1000}s`, 'login-failed');
+      }, PASSWORD_TIMEOUT_MS);
+      timer.unref();
+      this.passwordWaiter = (password) => {
+        clearTimeout(timer);
+        this.passwordWaiter = undefined;
+        resolve(password);
+      };
+      this.phase = 'password';
+      this.client.write(encodeAuthenticationCleartext());
+      this.client.resume();
+      if (this.clientReader.pending > 0) this.onClientData(Buffer.alloc(0));
+    });
+  }
+
+  /** The one typed frame read before login completes: the agent's PasswordMessage. */
+  private readPassword(): void {
+    const f = this.clientReader.next();
+    if (!f) return;
+    this.client.pause();
+    this.phase = 'login';
+    if (f.code !== FE.Password) {
+      this.fatal('08P01', `expected a password message, got message type 0x${f.code.toString(16)}`, 'login-failed');
+      return;
+    }
+    let end = f.buf.indexOf(0, f.body);
+    if (end < 0 || end > f.end) end = f.end;
+    this.passwordWaiter?.(f.buf.toString('utf8', f.body, end));
   }
 
   private onUpstreamGone(): void {
@@ -357,7 +422,7 @@ export class PgSession {
     }
     const checked = guardStatements(op, { prepared: this.statements, masking: this.rt.masking() });
     if (checked.denial) return { op: checked.op, decision: checked.denial };
-    return { op: checked.op, decision: decide(this.rt.policy(), checked.op, this.rt.identity) };
+    return { op: checked.op, decision: decide(this.rt.policy(), checked.op, this.identity) };
   }
 
   private onQuery(f: Frame, text: string, now: number): void {
@@ -424,7 +489,7 @@ export class PgSession {
         policy: policy.name,
         rule: decision.rule ?? '',
         decision,
-        identity: this.rt.identity,
+        identity: this.identity,
         operation: { sql: text },
         signal: this.holdAbort.signal,
       })
@@ -771,7 +836,7 @@ export class PgSession {
       masked: p.masked,
       rows: p.rows,
       error: p.error,
-      identity: this.rt.identity,
+      identity: this.identity,
       protocol: p.expect === Expect.Query ? 'simple' : 'extended',
     });
   }

@@ -21,6 +21,8 @@ export interface TargetRuntimeOptions {
   classify(text: string): ClassifiedSql;
   cancels: CancelRegistry;
   identity: Identity;
+  /** Caller-token verification (spec.identity); read at each login so a reloaded policy applies. */
+  verifyToken?: () => ((token: string) => Promise<Identity>) | undefined;
   audit: AuditSink;
   approvals?: ApprovalGate;
   hashKey: Buffer;
@@ -85,6 +87,9 @@ export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { 
     shapes,
     cancels: o.cancels,
     identity: o.identity,
+    get verifyToken() {
+      return o.verifyToken?.();
+    },
     audit: o.audit,
     approvals: o.approvals,
     maxMessageBytes: o.maxMessageBytes,

@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { normalizeHost, type CompiledPolicy, type HostMatcher } from '../../../common/policy/compile';
 import { decide, type HttpOperationWithPort } from '../../../common/policy/engine';
+import { IdentityError } from '../../../common/identity/errors';
 import type { Decision, Identity, RuleAction } from '../../../common/policy/types';
 import type { HttpApprovalGate } from './approval';
 
@@ -46,7 +47,12 @@ export interface ForwardAuditEvent {
 export interface ForwardProxyContext {
   /** The current compiled policy (hot-reloaded); throwing denies (fail closed). */
   policy(): CompiledPolicy;
-  identity: Identity | ((req: http.IncomingMessage) => Identity);
+  /**
+   * The caller: a fixed identity (the pod's), or one computed per request. A function may return a
+   * promise (verifying the caller's Proxy-Authorization token); a rejection is answered with 407
+   * Proxy Authentication Required, its IdentityError message saying which check failed.
+   */
+  identity: Identity | ((req: http.IncomingMessage) => Identity | Promise<Identity>);
   /** TCP connect timeout (DNS included), answered with 504. */
   connectTimeoutMs: number;
   audit(event: ForwardAuditEvent): void;
@@ -90,22 +96,23 @@ function deniedBody(decision: Decision, message: string): string {
   return JSON.stringify({ error: { type: 'policy_denied', rule: decision.rule ?? 'defaultAction', message } });
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway', 504: 'Gateway Timeout' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 502: 'Bad Gateway', 504: 'Gateway Timeout' };
 
-function writeRaw(socket: Duplex, status: number, body: string): void {
+function writeRaw(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void {
   if (socket.destroyed) return;
   const b = Buffer.from(body);
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${b.length}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${b.length}\r\n${extra}connection: close\r\n\r\n${body}`,
   );
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: string): void {
+function sendJson(res: http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
   res.end(body);
 }
 
@@ -140,18 +147,43 @@ type Authorized =
   | { ok: true; decision: Decision; approval?: { approved: boolean; reason: string } }
   | { ok: false; decision: Decision; approval?: { approved: boolean; reason: string }; message: string };
 
-function identityOf(ctx: ForwardProxyContext, req: http.IncomingMessage): Identity {
+function identityOf(ctx: ForwardProxyContext, req: http.IncomingMessage): Identity | Promise<Identity> {
   return typeof ctx.identity === 'function' ? ctx.identity(req) : ctx.identity;
 }
 
-/** The current policy and the caller's identity, or why there is none (which denies: fail closed). */
-function policyAndIdentity(ctx: ForwardProxyContext, req: http.IncomingMessage): { policy: CompiledPolicy; identity: Identity } | { failure: string } {
+/**
+ * The current policy and the caller's identity, then go(); or refuse: no usable policy denies (fail
+ * closed), a refused caller token is a 407. Synchronous unless the identity has to be verified.
+ */
+function withPolicyAndIdentity(
+  ctx: ForwardProxyContext,
+  req: http.IncomingMessage,
+  deny: (failure: string) => void,
+  unauthenticated: (message: string) => void,
+  go: (policy: CompiledPolicy, identity: Identity) => void,
+): void {
+  let policy: CompiledPolicy;
+  let identity: Identity | Promise<Identity>;
   try {
-    return { policy: ctx.policy(), identity: identityOf(ctx, req) };
+    policy = ctx.policy();
+    identity = identityOf(ctx, req);
   } catch (e) {
-    return { failure: `no usable policy (${(e as Error).message}); denied` };
+    deny(`no usable policy (${(e as Error).message}); denied`);
+    return;
   }
+  if (!(identity instanceof Promise)) {
+    go(policy, identity);
+    return;
+  }
+  identity.then(
+    (who) => go(policy, who),
+    (err: unknown) =>
+      // The verifier's message names the failed check and never contains the token.
+      unauthenticated(err instanceof IdentityError ? `token refused: ${err.message} (${err.code})` : `token refused: ${(err as Error)?.message ?? 'the token could not be verified'}`),
+  );
 }
+
+const PROXY_CHALLENGE = { 'proxy-authenticate': 'Bearer' };
 
 /**
  * Decides op (holding it for approval when the rule says so) and records the decision on ev; then
@@ -316,26 +348,37 @@ export function handleConnect(req: http.IncomingMessage, clientSocket: Duplex, h
     writeRaw(clientSocket, 403, deniedBody(decision, message));
     emit();
   };
-  const resolved = policyAndIdentity(ctx, req);
-  if ('failure' in resolved) {
-    ev.reason = resolved.failure;
-    deny({ action: 'deny', reason: ev.reason }, ev.reason);
-    return;
-  }
-  const { policy, identity } = resolved;
-  const op: HttpOperationWithPort = { type: 'http', target: '', method: 'CONNECT', path: '', host: target.host, port: target.port, headers: req.headers };
-  const abort = new AbortController();
-  const onEarlyClose = (): void => abort.abort();
-  clientSocket.once('close', onEarlyClose);
-
-  authorizeThen(ctx, policy, op, identity, abort.signal, ev, deny, () => {
+  const unauthenticated = (message: string): void => {
+    ev.status = 407;
+    ev.reason = message;
+    writeRaw(clientSocket, 407, errorBody('unauthenticated', message), PROXY_CHALLENGE);
+    emit();
+  };
+  const failed = (failure: string): void => {
+    ev.reason = failure;
+    deny({ action: 'deny', reason: failure }, failure);
+  };
+  withPolicyAndIdentity(ctx, req, failed, unauthenticated, (policy, identity) => {
     if (clientSocket.destroyed) {
       ev.outcome = 'error';
-      ev.error ??= 'client closed before the tunnel was opened';
+      ev.error ??= 'client closed before the tunnel was authorized';
       emit();
       return;
     }
-    openTunnel(ctx, policy, op, identity, target, clientSocket, head, ev, emit, onEarlyClose);
+    const op: HttpOperationWithPort = { type: 'http', target: '', method: 'CONNECT', path: '', host: target.host, port: target.port, headers: req.headers };
+    const abort = new AbortController();
+    const onEarlyClose = (): void => abort.abort();
+    clientSocket.once('close', onEarlyClose);
+
+    authorizeThen(ctx, policy, op, identity, abort.signal, ev, deny, () => {
+      if (clientSocket.destroyed) {
+        ev.outcome = 'error';
+        ev.error ??= 'client closed before the tunnel was opened';
+        emit();
+        return;
+      }
+      openTunnel(ctx, policy, op, identity, target, clientSocket, head, ev, emit, onEarlyClose);
+    });
   });
 }
 
@@ -504,26 +547,30 @@ export function handleAbsoluteForm(req: http.IncomingMessage, res: http.ServerRe
   }
 
   const deny = (decision: Decision, message: string, reason: string): void => reject(403, deniedBody(decision, message), reason);
-  const resolved = policyAndIdentity(ctx, req);
-  if ('failure' in resolved) {
-    deny({ action: 'deny', reason: resolved.failure }, resolved.failure, resolved.failure);
-    return;
-  }
-  const { policy, identity } = resolved;
-  const headersForMatch = { ...req.headers };
-  delete headersForMatch['proxy-authorization'];
-  const op: HttpOperationWithPort = { type: 'http', target: '', method: ev.method, path: url.pathname, host, port, headers: headersForMatch };
-  const abort = new AbortController();
-  res.once('close', () => abort.abort());
+  const unauthenticated = (message: string): void => {
+    ev.status = 407;
+    ev.reason = message;
+    sendJson(res, 407, errorBody('unauthenticated', message), PROXY_CHALLENGE);
+    req.socket.once('finish', () => req.socket.destroy());
+    emit();
+  };
+  const failed = (failure: string): void => deny({ action: 'deny', reason: failure }, failure, failure);
+  withPolicyAndIdentity(ctx, req, failed, unauthenticated, (policy, identity) => {
+    const headersForMatch = { ...req.headers };
+    delete headersForMatch['proxy-authorization'];
+    const op: HttpOperationWithPort = { type: 'http', target: '', method: ev.method, path: url.pathname, host, port, headers: headersForMatch };
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
 
-  authorizeThen(ctx, policy, op, identity, abort.signal, ev, deny, () => {
-    if (res.destroyed || req.socket.destroyed) {
-      ev.outcome = 'error';
-      ev.error = 'client closed before the request was forwarded';
-      emit();
-      return;
-    }
-    forward(ctx, policy, op, identity, url, host, port, req, res, ev, emit);
+    authorizeThen(ctx, policy, op, identity, abort.signal, ev, deny, () => {
+      if (res.destroyed || req.socket.destroyed) {
+        ev.outcome = 'error';
+        ev.error = 'client closed before the request was forwarded';
+        emit();
+        return;
+      }
+      forward(ctx, policy, op, identity, url, host, port, req, res, ev, emit);
+    });
   });
 }
 

@@ -30,6 +30,8 @@ import { decide, decideResponseWith, responseRulesFor, UNPARSEABLE_BODY } from '
 import { parseDuration, parseJsonPath, type JsonPathSegment } from '../../../common/policy/syntax';
 import type { Decision, HttpOperation, HttpTargetSpec, Identity } from '../../../common/policy/types';
 import type { HttpApprovalGate } from '../forward/approval';
+import { IdentityError } from '../../../common/identity/errors';
+import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
 
 /** One proxied (or refused) HTTP request through a named route, for the audit trail. */
@@ -60,7 +62,14 @@ export interface RouteProxyLimits {
 export interface RouteHandlerContext {
   policy(): CompiledPolicy;
   secrets: SecretStore;
+  /** The pod's own identity, used when the policy has no `spec.identity`. */
   identity: Identity;
+  /**
+   * Set when the policy has `spec.identity`: every request must carry the caller's JWT
+   * (`Proxy-Authorization` or `Authorization: Bearer`); it is verified here and its identity used
+   * for decisions and holds. Rejects with an IdentityError naming the failed check. Read per request.
+   */
+  verifyToken?: (token: string) => Promise<Identity>;
   audit(event: HttpAuditEvent): void;
   /** The approval machinery; without it a hold is answered as a denial. */
   approvals?: HttpApprovalGate;
@@ -104,6 +113,7 @@ class HttpError extends Error {
     readonly type: string,
     message: string,
     readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -123,6 +133,8 @@ interface RequestState {
   error?: string;
   audited: boolean;
   expectContinue: boolean;
+  /** Who is asking: the pod's identity, or the verified token's subject. */
+  identity: Identity;
 }
 
 export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
@@ -186,7 +198,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         durationMs: Date.now() - st.start,
         masked: st.masked,
         error: st.error,
-        identity: ctx.identity,
+        identity: st.identity,
       });
     } catch {
       /* an audit sink failure must not break the data path */
@@ -215,6 +227,9 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const parsed = parseRoute(req.url ?? '/');
     st.target = parsed.target;
     st.path = parsed.path;
+    // --- caller identity first: an unauthenticated caller learns nothing else (not even the routes)
+    const verifyToken = ctx.verifyToken;
+    if (verifyToken) st.identity = await authenticate(req, verifyToken);
     const target = policy.targets.get(parsed.target)?.http;
     if (!target) {
       throw new HttpError(404, 'unknown_route', `no HTTP route named "${parsed.target}"; routes: ${[...policy.targets].filter(([, t]) => t.http).map(([n]) => n).join(', ') || '(none)'}`);
@@ -259,7 +274,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       headers: req.headers,
       json,
     };
-    const decision = decide(policy, op, ctx.identity);
+    const decision = decide(policy, op, st.identity);
     st.decision = decision;
     if (decision.action === 'deny') throw denial(decision);
     if (decision.action === 'hold') {
@@ -276,7 +291,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         outcome = await ctx.approvals.hold({
           operation: { ...op, port: Number(base.port) || (base.protocol === 'https:' ? 443 : 80) },
           decision,
-          identity: ctx.identity,
+          identity: st.identity,
           policy: { name: policy.name, namespace: policy.namespace },
           signal: abort.signal,
         });
@@ -340,7 +355,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       await respond(req, res, st, upstream, maskPlanFor(policy, parsed.target, 'response'), op.method, {
         maxMasked: target.maxBodyBytes ?? defaultMaxMasked,
         allowUnparseable: target.unparseable === 'allow',
-        responseRules: responseRulesFor(policy, op, ctx.identity),
+        responseRules: responseRulesFor(policy, op, st.identity),
       });
     } finally {
       res.off('close', onClose);
@@ -548,6 +563,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       masked: 0,
       audited: false,
       expectContinue,
+      identity: ctx.identity,
     };
     void handle(req, res, st);
   };
@@ -709,12 +725,28 @@ function toHttpError(err: unknown, target: string): HttpError {
   return new HttpError(502, 'upstream_unavailable', `upstream of route "${target}" is unavailable (${code || cause || name || 'error'})`, { target });
 }
 
+/** The verified identity of the token the request carries; a 401 HttpError naming the failed check otherwise. */
+async function authenticate(req: IncomingMessage, verifyToken: (token: string) => Promise<Identity>): Promise<Identity> {
+  const token = bearerFromHeaders(req.headers);
+  const challenge = { 'www-authenticate': 'Bearer' };
+  if (token === undefined) {
+    throw new HttpError(401, 'unauthenticated', "no token: this policy requires the caller's JWT as Proxy-Authorization or Authorization: Bearer", {}, challenge);
+  }
+  try {
+    return await verifyToken(token);
+  } catch (err) {
+    // The verifier's message names the failed check and never contains the token.
+    const why = err instanceof IdentityError ? `${err.message} (${err.code})` : 'the token could not be verified';
+    throw new HttpError(401, 'unauthenticated', `token refused: ${why}`, {}, { 'www-authenticate': 'Bearer error="invalid_token"' });
+  }
+}
+
 function sendError(req: IncomingMessage, res: ServerResponse, e: HttpError): void {
   const body =
     e.type === 'policy_denied'
       ? JSON.stringify({ error: { type: e.type, rule: e.extra.rule, message: e.message } })
       : JSON.stringify({ error: { type: e.type, message: e.message, ...e.extra } });
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+  const headers: Record<string, string> = { ...e.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
   // A body we did not read would have to be drained before the next request; close instead.
   if (!req.complete) headers['connection'] = 'close';
   res.writeHead(e.status, headers);

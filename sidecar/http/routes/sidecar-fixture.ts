@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../../common/log';
-import { startSidecar, type RunningSidecar } from '../../main';
+import { startSidecar, type RunningSidecar, type SidecarOptions } from '../../main';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
 import type { HttpAuditEvent } from './route-proxy';
 
@@ -23,6 +23,8 @@ export async function startSidecarFixture(opts: {
   policy(upstreamPort: number): string;
   /** secret name → key → value */
   secrets: Record<string, Record<string, string>>;
+  /** Extra sidecar options (tests: `identityVerifier`). */
+  sidecar?: Partial<SidecarOptions>;
 }): Promise<SidecarFixture> {
   const upstream = await startFakeOpenAI();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-fixture-'));
@@ -43,6 +45,7 @@ export async function startSidecarFixture(opts: {
       portOverrides: {},
       logger: silentLogger,
       audit: { statement: () => undefined, session: () => undefined, http: (e) => events.push(e) },
+      ...opts.sidecar,
     });
   } catch (err) {
     await upstream.close();
