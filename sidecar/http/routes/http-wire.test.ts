@@ -218,7 +218,7 @@ describe('HTTP/1.1 from the agent', () => {
       const body = '{"model":"m","input":"x"}';
       const ex = await exchange(
         [`POST /svc/echo/continue HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`, body],
-        { gapMs: 150 }, // the body only after the interim response would have come
+        { gapMs: 150, idleMs: 2000 }, // the body only after the interim response would have come; generous idle for loaded machines
       );
       expect(ex.raw.startsWith('HTTP/1.1 100 Continue\r\n\r\n')).toBe(true);
       const rs = parseResponses(ex.raw);
