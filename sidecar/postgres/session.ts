@@ -24,6 +24,7 @@ import {
   type ErrorFields,
 } from './protocol/backend';
 import {
+  decodeBind,
   decodeBindHead,
   decodeClose,
   decodeDescribe,
@@ -53,6 +54,49 @@ interface StatementState {
   text: string;
   decision: Decision;
   shape?: RowShape;
+  /** The hold decision of a statement that needed approval: every Bind of it outside an approved batch is held again. */
+  held?: Decision;
+}
+
+/** An extended-protocol batch held from its held Parse (or Bind) up to Sync/Flush, none of it forwarded yet. */
+interface HeldBatch {
+  decision: Decision;
+  op: SqlOperation;
+  text: string;
+  /** The held statement's name: the Binds that reference it carry the parameters shown to the approver. */
+  statement: string;
+  now: number;
+  /** Copies of the client frames, the held Parse/Bind first. */
+  frames: Frame[];
+  bytes: number;
+  /** Binds of the held statement, in order (copies, among `frames`). */
+  binds: Frame[];
+  params: Array<string | null>;
+  /** False once the statement name is re-parsed or closed inside the batch: later Binds are not ours. */
+  bindsOpen: boolean;
+}
+
+interface PreApproved {
+  op: SqlOperation;
+  text: string;
+  decision: Decision;
+  held: Decision;
+}
+
+/** A frame that outlives the chunk it arrived in. */
+function copyFrame(f: Frame): Frame {
+  const buf = Buffer.from(f.buf.subarray(f.start, f.end));
+  return { ...f, buf, start: 0, body: f.body - f.start, end: f.end - f.start };
+}
+
+/** Bound parameters as an approver reads them: text as is, binary as `\x` hex. */
+function renderParams(f: Frame): Array<string | null> {
+  const b = decodeBind(f);
+  return b.params.map((v, i) => {
+    if (v === null) return null;
+    const fmt = b.paramFormats.length === 0 ? 0 : b.paramFormats.length === 1 ? b.paramFormats[0] : b.paramFormats[i];
+    return fmt === 1 ? `\\x${v.toString('hex')}` : v.toString('utf8');
+  });
 }
 
 interface PortalState {
@@ -99,6 +143,12 @@ export class PgSession {
   private pendingUpstreamFrame?: Frame;
   private ourKey?: { processId: number; secretKey: Buffer };
   private holdAbort?: AbortController;
+  /** The extended-protocol batch being held, if any. */
+  private held?: HeldBatch;
+  /** Frames of a decided held batch, processed again before anything newer from the client. */
+  private readonly replay: Frame[] = [];
+  /** The held Parse/Bind frames an approver approved: they pass without another decision. */
+  private readonly preApproved = new WeakMap<Frame, PreApproved>();
   private readonly clientOut = new OutputBatch();
   private readonly upstreamOut = new OutputBatch();
   /** The last RowDescription seen and its shape: sessions mostly repeat one query. */
@@ -323,7 +373,7 @@ export class PgSession {
 
   private drainClient(): void {
     while (!this.clientBlocked && this.phase === 'ready') {
-      const f = this.pendingClientFrame ?? this.clientReader.next();
+      const f = this.pendingClientFrame ?? this.replay.shift() ?? this.clientReader.next();
       this.pendingClientFrame = undefined;
       if (!f) break;
       this.onClientFrame(f);
@@ -346,6 +396,7 @@ export class PgSession {
   }
 
   private onClientFrame(f: Frame): void {
+    if (this.held) return this.bufferHeld(f);
     if (this.discarding && f.code !== FE.Sync) return;
     const now = f.code === FE.Query || f.code === FE.Parse || f.code === FE.Execute ? performance.now() : 0;
     switch (f.code) {
@@ -355,6 +406,14 @@ export class PgSession {
         return this.onParse(f, now);
       case FE.Bind: {
         const b = decodeBindHead(f);
+        const st = this.statements.get(b.statement);
+        if (st?.held && !this.preApproved.has(f)) {
+          // A statement approved once runs again only with parameters an approver saw.
+          if (this.rt.approvals) return this.startHeld(f, { decision: st.held, op: st.op, text: st.text, statement: b.statement, now });
+          this.deny({ ...st.held, action: 'deny', reason: `${st.held.reason}, but no approval service is configured for this sidecar, so it is denied` }, Expect.Parse, now, st.text, st.op);
+          this.discarding = true;
+          return;
+        }
         this.portals.set(b.portal, { statement: b.statement, formats: b.resultFormats, shape: this.statements.get(b.statement)?.shape });
         this.forward(f);
         this.queue.push({ expect: Expect.Bind, startedAt: now, masked: 0, rows: 0 });
@@ -436,8 +495,20 @@ export class PgSession {
 
   private onParse(f: Frame, now: number): void {
     const p = decodeParse(f);
+    const pre = this.preApproved.get(f);
+    if (pre) {
+      // The held Parse, approved together with its parameters.
+      this.trackPrepared(pre.op, pre.text, pre.decision);
+      this.statements.set(p.statement, { op: pre.op, text: pre.text, decision: pre.decision, held: pre.held });
+      this.forward(f);
+      this.queue.push({ expect: Expect.Parse, startedAt: now, masked: 0, rows: 0 });
+      return;
+    }
     const { op, decision } = this.decideOp(this.classify(p.text), p.text);
-    if (decision.action === 'hold') return this.hold(f, decision, op, p.text, now);
+    if (decision.action === 'hold') {
+      if (!this.rt.approvals) return this.hold(f, decision, op, p.text, now);
+      return this.startHeld(f, { decision, op, text: p.text, statement: p.statement, now });
+    }
     if (decision.action === 'deny') {
       this.deny(decision, Expect.Parse, now, p.text, op);
       // The server skips to Sync after an error; we do the same with what the client sends.
@@ -512,6 +583,98 @@ export class PgSession {
         },
         (err: Error) => this.fatal('57014', `approval wait failed: ${err.message}`),
       );
+  }
+
+  /**
+   * Starts holding an extended-protocol batch at a held Parse (or a Bind of a held statement):
+   * nothing of it is forwarded until the approver has seen the statement with its parameters.
+   */
+  private startHeld(f: Frame, h: Pick<HeldBatch, 'decision' | 'op' | 'text' | 'statement' | 'now'>): void {
+    this.held = { ...h, frames: [], bytes: 0, binds: [], params: [], bindsOpen: true };
+    this.bufferHeld(f);
+  }
+
+  private bufferHeld(f: Frame): void {
+    const h = this.held!;
+    if (f.code === FE.Terminate) {
+      // The agent left before the batch was sent: none of it runs.
+      this.held = undefined;
+      this.onClientFrame(f);
+      return;
+    }
+    const copy = copyFrame(f);
+    const first = h.frames.length === 0;
+    h.frames.push(copy);
+    h.bytes += copy.buf.length;
+    if (f.code === FE.Bind) {
+      const b = decodeBindHead(copy);
+      if (h.bindsOpen && b.statement === h.statement) {
+        h.binds.push(copy);
+        h.params.push(...renderParams(copy));
+      }
+    } else if (!first && f.code === FE.Parse && decodeParse(copy).statement === h.statement) {
+      h.bindsOpen = false;
+    } else if (f.code === FE.Close) {
+      const c = decodeClose(copy);
+      if (c.kind === 'S' && c.target === h.statement) h.bindsOpen = false;
+    }
+    if (h.bytes > Math.max(this.rt.maxMessageBytes, 1 << 20)) {
+      this.resolveHeld(false, `${h.decision.reason}; the held batch grew past ${Math.max(this.rt.maxMessageBytes, 1 << 20)} bytes before its Sync, so it is denied`);
+      return;
+    }
+    if (f.code === FE.Sync || f.code === FE.Flush) this.askHeld();
+  }
+
+  /** At the batch's Sync (or Flush): one approval request for the held statement with its bound parameters. */
+  private askHeld(): void {
+    const h = this.held!;
+    const gate = this.rt.approvals!;
+    if (h.binds.length === 0) {
+      // Parsed and described only, nothing executes: let it through; each Bind of it is held later.
+      this.resolveHeld(true, h.decision.reason);
+      return;
+    }
+    this.clientBlocked = true;
+    this.client.pause();
+    this.flushUpstream();
+    this.holdAbort = new AbortController();
+    gate
+      .hold({
+        target: this.rt.target,
+        policy: this.rt.policy().name,
+        rule: h.decision.rule ?? '',
+        decision: h.decision,
+        identity: this.identity,
+        operation: { sql: h.text, params: h.params },
+        signal: this.holdAbort.signal,
+      })
+      .then(
+        (outcome) => {
+          if (this.phase !== 'ready') return;
+          this.resolveHeld(outcome.approved, outcome.reason);
+          this.clientBlocked = false;
+          this.client.resume();
+          this.drainClient();
+        },
+        (err: Error) => this.fatal('57014', `approval wait failed: ${err.message}`),
+      );
+  }
+
+  /** Approved: the buffered frames go out exactly as received. Denied: a failing Parse stands in for the batch's rest. */
+  private resolveHeld(approved: boolean, reason: string): void {
+    const h = this.held!;
+    this.held = undefined;
+    const [trigger, ...rest] = h.frames;
+    if (approved) {
+      const pre: PreApproved = { op: h.op, text: h.text, decision: { ...h.decision, reason }, held: h.decision };
+      if (trigger.code === FE.Parse) this.preApproved.set(trigger, pre);
+      for (const b of h.binds) this.preApproved.set(b, pre);
+      this.replay.unshift(...h.frames);
+    } else {
+      this.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op);
+      this.discarding = true;
+      this.replay.unshift(...rest);
+    }
   }
 
   /** SQL-level PREPARE/DEALLOCATE share the namespace of protocol-level statements. */
