@@ -19,6 +19,7 @@ import { createTargetRuntime } from './postgres/target-runtime';
 import { SecretStore } from './secrets';
 import { createApprovalsHandler, type AdminHandler } from './approvals/admin-api';
 import { createApprovalGate, LocalApprovalStore } from './approvals/local-store';
+import { createNotifier, type Notifier, type NotifyTarget } from './approvals/notify';
 import type { HttpApprovalGate } from './http/forward/approval';
 import { IdentityError } from '../common/identity/errors';
 import { bearerFromHeaders } from '../common/identity/extract';
@@ -90,6 +91,34 @@ function listenOn(server: http.Server, host: string, port: number): Promise<numb
 }
 
 /**
+ * Where held operations are announced: the optional Secret `warden-notify` in the secrets dir, keys
+ * `webhook-url` (+ `webhook-secret` to sign with HMAC-SHA256) and `slack-url` (Slack incoming-webhook
+ * URLs are credentials, so they live in a Secret, not in the policy).
+ */
+function approvalNotifier(secrets: SecretStore, log: Logger): Notifier | undefined {
+  if (!secrets.dir) return undefined;
+  const read = (key: string): string | undefined => {
+    try {
+      return secrets.readOptional('warden-notify', key)?.trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const targets: NotifyTarget[] = [];
+  const webhook = read('webhook-url');
+  if (webhook) targets.push({ kind: 'webhook', url: webhook, secret: read('webhook-secret') });
+  const slack = read('slack-url');
+  if (slack) targets.push({ kind: 'slack', url: slack });
+  if (targets.length === 0) return undefined;
+  try {
+    return createNotifier(targets, { log });
+  } catch (err) {
+    log.error('approval notifications disabled: invalid target', { error: (err as Error).message });
+    return undefined;
+  }
+}
+
+/**
  * Holds need someone who can decide them. Standalone, that is the local user (--local-approvals)
  * or an approver with a token from the policy's issuer; with neither, nobody could ever approve,
  * so no gate is installed and a hold answers at once as a denial that says why.
@@ -97,12 +126,23 @@ function listenOn(server: http.Server, host: string, port: number): Promise<numb
 function approvalService(
   opts: SidecarOptions,
   policy: CompiledPolicy,
+  secrets: SecretStore,
   log: Logger,
 ): { gate: ApprovalGate & HttpApprovalGate; store?: LocalApprovalStore; api?: AdminHandler } | undefined {
   if (opts.approvals) return { gate: opts.approvals as ApprovalGate & HttpApprovalGate };
   const identitySpec = policy.source.spec.identity;
   if (!opts.localApprovals && !identitySpec) return undefined;
-  const store = new LocalApprovalStore({});
+  const notifier = approvalNotifier(secrets, log);
+  const store = new LocalApprovalStore({
+    onChange: (r) => {
+      if (!notifier) return;
+      if (r.state === 'pending') {
+        if (r.decisions.length === 0) notifier.notify(r, 'created');
+      } else {
+        notifier.notify(r, r.state === 'approved' || r.state === 'denied' ? 'decided' : r.state);
+      }
+    },
+  });
   const verifier = identitySpec ? createTokenVerifier(identitySpec, opts.identityVerifier) : undefined;
   const gate = createApprovalGate(store, {
     onCreated: (r) => log.info('operation held for approval', { approval: r.id, rule: r.rule, target: r.target, expiresAt: r.expiresAt }),
@@ -168,7 +208,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const identity = opts.identity ?? podIdentity();
   const hashKey = hashKeyFrom(secrets, log);
   const callerTokens = callerTokenVerifier(store, opts.identityVerifier);
-  const decisions = approvalService(opts, store.current, log);
+  const decisions = approvalService(opts, store.current, secrets, log);
   const reloads = metrics.counter('warden_policy_reloads_total', 'Policy reload attempts, by result.');
   const active = metrics.gauge('warden_active_connections', 'Open agent connections, by target.');
   const listeners = new Map<string, { listener: PostgresListener; port: number }>();

@@ -31,6 +31,8 @@ export interface StackOptions {
   setupSql?: string;
   database?: string;
   sidecar?: Partial<SidecarOptions>;
+  /** Runs after the secrets dir is written and before the sidecar starts (extra Secrets). */
+  beforeSidecar?: (secretsDir: string) => void;
   /** Role the sidecar logs in as; created with this password when given. */
   role?: { name: string; password: string; grants?: string };
 }
@@ -65,6 +67,7 @@ export async function startStack(opts: StackOptions, shared?: PgServer): Promise
   fs.writeFileSync(path.join(secretsDir, 'crm-db', 'password'), password + '\n');
   const policyFile = path.join(dir, 'policy.yaml');
   fs.writeFileSync(policyFile, opts.policy(pg));
+  opts.beforeSidecar?.(secretsDir);
   const events: StatementEvent[] = [];
   const sessions: SessionEvent[] = [];
   const audit: AuditSink = { statement: (e) => events.push(e), session: (e) => sessions.push(e) };
