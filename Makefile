@@ -18,9 +18,10 @@ build: install
 	npx tsc -p tsconfig.json
 
 lint: install
-	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p tsconfig.test.json
 
 test: build
+	npx tsc -p tsconfig.test.json
 	npx jest --ci
 
 demo: build

@@ -1,6 +1,7 @@
 // 100 held statements on 100 connections at once, each decided independently through the admin
 // API: approvals run exactly their own statement, denials run nothing, nobody waits on anybody.
 import { Client } from 'pg';
+import { decideOverApi, holdDeletesRule, pendingApprovals } from '../../test/support/approvals';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 
 const N = 100;
@@ -9,13 +10,7 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     setupSql: `DROP TABLE IF EXISTS many; CREATE TABLE many (id int PRIMARY KEY); INSERT INTO many SELECT generate_series(1, ${N});`,
-    policy: (pg) =>
-      crmPolicy(pg, `  rules:
-    - name: deletes-need-approval
-      action: hold
-      approval: {approvers: {groups: [local-approvers]}, timeout: 1m}
-      match: {target: crm, sql: {statements: [DELETE]}}
-`),
+    policy: (pg) => crmPolicy(pg, holdDeletesRule()),
     sidecar: { localApprovals: true },
   });
 });
@@ -39,23 +34,15 @@ test(`${N} concurrent holds on ${N} connections are decided independently`, asyn
         (e: { code?: string; message: string }) => ({ ok: false as const, code: e.code, message: e.message }),
       ),
     );
-    let pending = await stack.sidecar.approvals!.list({ state: 'pending' });
-    for (let i = 0; i < 300 && pending.length < N; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      pending = await stack.sidecar.approvals!.list({ state: 'pending' });
-    }
+    const pending = await pendingApprovals(stack.sidecar, N, 10_000);
     expect(pending).toHaveLength(N);
     // Decide in reverse order of creation: no statement may depend on another's decision.
     await Promise.all(
       pending.reverse().map(async (req) => {
         const id = Number(/id = (\d+)/.exec(req.operation.display)![1]);
         const verdict = id % 2 === 0 ? 'approve' : 'deny';
-        const res = await fetch(`http://127.0.0.1:${stack.sidecar.adminPort}/approvals/${req.id}/${verdict}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ reason: `decision for ${id}` }),
-        });
-        expect(res.status).toBe(200);
+        const status = await decideOverApi(stack.sidecar, req.id, verdict, `decision for ${id}`);
+        expect(status).toBe(200);
       }),
     );
     const outcomes = await Promise.all(results);

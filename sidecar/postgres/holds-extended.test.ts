@@ -4,14 +4,9 @@ import { Client } from 'pg';
 import postgres from 'postgres';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 import { sqlOperation } from '../approvals/operation';
-import type { ApprovalRequest } from '../approvals/types';
+import { decideOverApi, holdDeletesRule, pendingApproval } from '../../test/support/approvals';
 
-const RULES = `  rules:
-    - name: deletes-need-approval
-      action: hold
-      approval: {approvers: {groups: [local-approvers]}, timeout: 5s}
-      match: {target: crm, sql: {statements: [DELETE]}}
-`;
+const RULES = holdDeletesRule('5s');
 
 let stack: Stack;
 
@@ -27,23 +22,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function pendingApproval(): Promise<ApprovalRequest> {
-  for (let i = 0; i < 300; i++) {
-    const [p] = (await stack.sidecar.approvals!.list({ state: 'pending' })) ?? [];
-    if (p) return p;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('no approval request appeared');
-}
 
-async function decide(id: string, verdict: 'approve' | 'deny', reason: string): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${stack.sidecar.adminPort}/approvals/${id}/${verdict}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ reason }),
-  });
-  return res.status;
-}
 
 async function has(id: number): Promise<boolean> {
   return (await stack.admin(`SELECT count(*)::int AS n FROM items WHERE id = ${id}`))[0].n === 1;
@@ -54,12 +33,12 @@ test('a parameterized DELETE is held at Sync: the approver sees $1, approval run
   await c.connect();
   try {
     const running = c.query('DELETE FROM items WHERE id = $1', [3]);
-    const req = await pendingApproval();
+    const req = await pendingApproval(stack.sidecar);
     expect(req.operation.display).toContain('DELETE FROM items WHERE id = $1');
     expect(req.operation.display).toContain("$1 = '3'");
     expect(req.operation.digest).toBe(sqlOperation('DELETE FROM items WHERE id = $1', ['3']).digest);
     expect(await has(3)).toBe(true); // nothing forwarded yet
-    expect(await decide(req.id, 'approve', 'ok')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req.id, 'approve', 'ok')).toBe(200);
     expect((await running).rowCount).toBe(1);
     expect(await has(3)).toBe(false);
     // the connection is in a clean state afterwards
@@ -74,9 +53,9 @@ test('a denied parameterized DELETE fails with 42501 and the reason; the row rem
   await c.connect();
   try {
     const running = c.query('DELETE FROM items WHERE id = $1', [4]);
-    const req = await pendingApproval();
+    const req = await pendingApproval(stack.sidecar);
     expect(req.operation.display).toContain("$1 = '4'");
-    expect(await decide(req.id, 'deny', 'not row four')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req.id, 'deny', 'not row four')).toBe(200);
     await expect(running).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('not row four') });
     expect(await has(4)).toBe(true);
     expect((await c.query('SELECT $1::int AS n', [7])).rows[0].n).toBe(7);
@@ -90,10 +69,10 @@ test('binary parameters are shown as \\x hex', async () => {
   await c.connect();
   try {
     const running = c.query('DELETE FROM items WHERE id = $1 AND $2::bytea IS NOT NULL', [5, Buffer.from([0xde, 0xad])]);
-    const req = await pendingApproval();
+    const req = await pendingApproval(stack.sidecar);
     expect(req.operation.display).toContain("$1 = '5'");
     expect(req.operation.display).toContain("$2 = '\\xdead'");
-    expect(await decide(req.id, 'deny', 'no')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req.id, 'deny', 'no')).toBe(200);
     await expect(running).rejects.toMatchObject({ code: '42501' });
     expect(await has(5)).toBe(true);
   } finally {
@@ -106,15 +85,15 @@ test('a named statement approved once is held again when bound with other parame
   await c.connect();
   try {
     const first = c.query({ name: 'del', text: 'DELETE FROM items WHERE id = $1', values: [6] });
-    const req = await pendingApproval();
+    const req = await pendingApproval(stack.sidecar);
     expect(req.operation.display).toContain("$1 = '6'");
-    expect(await decide(req.id, 'approve', 'ok')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req.id, 'approve', 'ok')).toBe(200);
     expect((await first).rowCount).toBe(1);
     const second = c.query({ name: 'del', text: 'DELETE FROM items WHERE id = $1', values: [7] });
-    const req2 = await pendingApproval();
+    const req2 = await pendingApproval(stack.sidecar);
     expect(req2.id).not.toBe(req.id);
     expect(req2.operation.display).toContain("$1 = '7'");
-    expect(await decide(req2.id, 'deny', 'keep seven')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req2.id, 'deny', 'keep seven')).toBe(200);
     await expect(second).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('keep seven') });
     expect(await has(6)).toBe(false);
     expect(await has(7)).toBe(true);
@@ -138,13 +117,13 @@ test('postgres.js: a held DELETE pipelined between two SELECTs waits alone; the 
       lastDone = true;
       return r;
     });
-    const req = await pendingApproval();
+    const req = await pendingApproval(stack.sidecar);
     expect(req.operation.display).toContain("$1 = '8'");
     expect((await before)[0].n).toBe(1);
     expect(firstDone).toBe(true);
     expect(lastDone).toBe(false);
     expect(await has(8)).toBe(true);
-    expect(await decide(req.id, 'approve', 'ok')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req.id, 'approve', 'ok')).toBe(200);
     expect((await del).count).toBe(1);
     expect((await after)[0].n).toBe(2);
     expect(await has(8)).toBe(false);
@@ -190,14 +169,14 @@ test('two held statements in one batch are asked one after the other; a denial f
   const execute = msg('E', Buffer.concat([cstr(''), Buffer.alloc(4)]));
   sock.write(Buffer.concat([parse('DELETE FROM items WHERE id = $1'), bind('9'), execute, parse('DELETE FROM items WHERE id = $1 + 1'), bind('9'), execute, msg('S', Buffer.alloc(0))]));
   try {
-    const req1 = await pendingApproval();
+    const req1 = await pendingApproval(stack.sidecar);
     expect(req1.operation.display).toContain('WHERE id = $1\n');
     expect(req1.operation.display).toContain("$1 = '9'");
-    expect(await decide(req1.id, 'approve', 'ok')).toBe(200);
-    const req2 = await pendingApproval();
+    expect(await decideOverApi(stack.sidecar, req1.id, 'approve', 'ok')).toBe(200);
+    const req2 = await pendingApproval(stack.sidecar);
     expect(req2.id).not.toBe(req1.id);
     expect(req2.operation.display).toContain('$1 + 1');
-    expect(await decide(req2.id, 'deny', 'not ten')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req2.id, 'deny', 'not ten')).toBe(200);
     await waitFor(() => received.includes(Buffer.from('Z\0\0\0\x05I', 'latin1')));
     expect(received.toString('latin1')).toContain('42501');
     expect(received.toString('latin1')).toContain('not ten');

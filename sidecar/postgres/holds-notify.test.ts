@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { Client } from 'pg';
+import { decideOverApi, holdDeletesRule } from '../../test/support/approvals';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 
 interface Delivery {
@@ -30,13 +31,7 @@ beforeAll(async () => {
   const port = (receiver.address() as AddressInfo).port;
   stack = await startStack({
     setupSql: 'DROP TABLE IF EXISTS notes; CREATE TABLE notes (id int); INSERT INTO notes VALUES (1), (2);',
-    policy: (pg) =>
-      crmPolicy(pg, `  rules:
-    - name: deletes-need-approval
-      action: hold
-      approval: {approvers: {groups: [local-approvers]}, timeout: 1m}
-      match: {target: crm, sql: {statements: [DELETE]}}
-`),
+    policy: (pg) => crmPolicy(pg, holdDeletesRule()),
     sidecar: { localApprovals: true },
     beforeSidecar: (secretsDir) => {
       fs.mkdirSync(path.join(secretsDir, 'warden-notify'));
@@ -65,8 +60,7 @@ test('the approver is notified (signed JSON), then of the decision', async () =>
     expect(payload.type).toBe('approval.created');
     expect(payload.approval.rule).toBe('deletes-need-approval');
     expect(payload.approval.operation.display).toContain('DELETE FROM notes WHERE id = 1');
-    const res = await fetch(`http://127.0.0.1:${stack.sidecar.adminPort}/approvals/${payload.approval.id}/approve`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
-    expect(res.status).toBe(200);
+    expect(await decideOverApi(stack.sidecar, payload.approval.id, 'approve')).toBe(200);
     expect((await running).rowCount).toBe(1);
     for (let i = 0; i < 200 && deliveries.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
     expect(JSON.parse(deliveries[1].body).type).toBe('approval.decided');

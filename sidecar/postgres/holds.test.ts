@@ -2,14 +2,9 @@
 // client waits, an approver decides through the admin API, exactly the held statement runs.
 import { Client } from 'pg';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
-import type { ApprovalRequest } from '../approvals/types';
+import { decideOverApi, holdDeletesRule, pendingApproval } from '../../test/support/approvals';
 
-const RULES = `  rules:
-    - name: deletes-need-approval
-      action: hold
-      approval: {approvers: {groups: [local-approvers]}, timeout: 2s}
-      match: {target: crm, sql: {statements: [DELETE]}}
-`;
+const RULES = holdDeletesRule('2s');
 
 let stack: Stack;
 
@@ -25,23 +20,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function pendingApproval(): Promise<ApprovalRequest> {
-  for (let i = 0; i < 200; i++) {
-    const [p] = (await stack.sidecar.approvals!.list({ state: 'pending' })) ?? [];
-    if (p) return p;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('no approval request appeared');
-}
 
-async function decide(id: string, verdict: 'approve' | 'deny', reason: string): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${stack.sidecar.adminPort}/approvals/${id}/${verdict}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ reason }),
-  });
-  return res.status;
-}
 
 async function count(): Promise<number> {
   return Number((await stack.admin('SELECT count(*)::int AS n FROM items'))[0].n);
@@ -52,19 +31,19 @@ test('an approved DELETE waits for the decision, then exactly it runs and its re
   await c.connect();
   try {
     const running = c.query('DELETE FROM items WHERE id = 1');
-    const req = await pendingApproval();
+    const req = await pendingApproval(stack.sidecar);
     expect(req.operation.display).toContain('DELETE FROM items WHERE id = 1');
     expect(req.rule).toBe('deletes-need-approval');
     expect(await count()).toBe(10); // still waiting
-    expect(await decide(req.id, 'approve', 'ok')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req.id, 'approve', 'ok')).toBe(200);
     expect((await running).rowCount).toBe(1);
     expect(await count()).toBe(9);
     // single use: the approval does not cover the next, different statement
     const next = c.query('DELETE FROM items WHERE id = 2');
-    const req2 = await pendingApproval();
+    const req2 = await pendingApproval(stack.sidecar);
     expect(req2.id).not.toBe(req.id);
-    expect(await decide(req.id, 'approve', 'again')).toBe(409);
-    expect(await decide(req2.id, 'deny', 'not this one')).toBe(200);
+    expect(await decideOverApi(stack.sidecar, req.id, 'approve', 'again')).toBe(409);
+    expect(await decideOverApi(stack.sidecar, req2.id, 'deny', 'not this one')).toBe(200);
     await expect(next).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('not this one') });
     expect(await count()).toBe(9);
   } finally {
@@ -79,7 +58,7 @@ test('an expired hold is denied, saying it expired; other connections keep worki
   await other.connect();
   try {
     const running = c.query('DELETE FROM items');
-    await pendingApproval();
+    await pendingApproval(stack.sidecar);
     expect((await other.query('SELECT count(*)::int AS n FROM items')).rows[0].n).toBe(9);
     await expect(running).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/expired/) });
     expect(await count()).toBe(9);
@@ -94,7 +73,7 @@ test('an agent that disconnects while held cancels its approval request', async 
   await c.connect();
   c.on('error', () => undefined);
   c.query('DELETE FROM items').catch(() => undefined);
-  const req = await pendingApproval();
+  const req = await pendingApproval(stack.sidecar);
   await c.end().catch(() => undefined);
   let state = 'pending';
   for (let i = 0; i < 100 && state === 'pending'; i++) {

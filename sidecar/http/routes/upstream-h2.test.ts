@@ -56,8 +56,9 @@ function answer(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.
     if (req.url === '/v1/chat/completions') {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       const deltas = ['Card ', '4111 11', '11 1111 1', '111', ' on file.'];
-      for (const d of deltas) res.write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: d }, finish_reason: null }] })}\n\n`);
-      res.write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+      const write = (chunk: string): unknown => (res as http.ServerResponse).write(chunk); // both response types take a string
+      for (const d of deltas) write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: d }, finish_reason: null }] })}\n\n`);
+      write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
       res.end('data: [DONE]\n\n');
       return;
     }
