@@ -1,7 +1,7 @@
 import { formatTable, runApprovalsCli } from './approvals';
 import { createApprovalGate, LocalApprovalStore } from '../sidecar/approvals/local-store';
 import { sqlOperation } from '../sidecar/approvals/operation';
-import { startTestAdmin } from '../sidecar/approvals/test-helpers';
+import { startTestAdmin, newApprovalRequest } from '../sidecar/approvals/test-helpers';
 import type { Identity } from '../common/policy/types';
 import type { ApprovalRequest, NewApprovalRequest } from '../sidecar/approvals/types';
 
@@ -12,16 +12,7 @@ const TOKENS: Record<string, Identity> = {
 };
 
 function newReq(over: Partial<NewApprovalRequest> = {}): NewApprovalRequest {
-  return {
-    policy: 'agent-policy',
-    rule: 'deletes-need-approval',
-    target: 'orders-db',
-    requester: agent,
-    operation: sqlOperation('DELETE FROM orders\n WHERE id = $1 AND note = $2 AND something_long = true', ['42', null]),
-    approvers: { groups: ['sre'] },
-    timeoutMs: 10 * 60_000,
-    ...over,
-  };
+  return newApprovalRequest({ operation: sqlOperation('DELETE FROM orders\n WHERE id = $1 AND note = $2 AND something_long = true', ['42', null]), timeoutMs: 10 * 60_000, ...over });
 }
 
 function capture() {

@@ -1,6 +1,5 @@
 import { LocalApprovalStore } from './local-store';
-import { sqlOperation } from './operation';
-import { startTestAdmin } from './test-helpers';
+import { startTestAdmin, newApprovalRequest } from './test-helpers';
 import type { ApprovalsApiOptions } from './admin-api';
 import type { Identity } from '../../common/policy/types';
 import type { NewApprovalRequest } from './types';
@@ -19,16 +18,7 @@ async function verifyToken(t: string): Promise<Identity> {
 }
 
 function newReq(over: Partial<NewApprovalRequest> = {}): NewApprovalRequest {
-  return {
-    policy: 'agent-policy',
-    rule: 'deletes-need-approval',
-    target: 'orders-db',
-    requester: agent,
-    operation: sqlOperation('DELETE FROM orders WHERE id = 1'),
-    approvers: { groups: ['sre', 'local-approvers'] },
-    timeoutMs: 60_000,
-    ...over,
-  };
+  return newApprovalRequest({ approvers: { groups: ['sre', 'local-approvers'] }, ...over });
 }
 
 async function setup(opts: Omit<ApprovalsApiOptions, 'backend'>) {

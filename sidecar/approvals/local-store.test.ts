@@ -3,6 +3,8 @@ import { sqlOperation } from './operation';
 import { ApprovalError, type NewApprovalRequest } from './types';
 import type { Identity } from '../../common/policy/types';
 
+import { newApprovalRequest } from './test-helpers';
+
 const agent: Identity = { subject: 'system:serviceaccount:shop:agent', groups: ['agents'], source: 'pod' };
 const alice: Identity = { subject: 'alice', groups: ['sre'], source: 'token' };
 const bob: Identity = { subject: 'bob', groups: ['sre'], source: 'token' };
@@ -10,16 +12,7 @@ const carol: Identity = { subject: 'carol', groups: [], source: 'token' };
 const mallory: Identity = { subject: 'mallory', groups: ['dev'], source: 'token' };
 
 function newReq(over: Partial<NewApprovalRequest> = {}): NewApprovalRequest {
-  return {
-    policy: 'shop/agent-policy',
-    rule: 'deletes-need-approval',
-    target: 'orders-db',
-    requester: { subject: agent.subject, groups: agent.groups },
-    operation: sqlOperation('DELETE FROM orders WHERE id = $1', ['42']),
-    approvers: { groups: ['sre'], users: ['carol'] },
-    timeoutMs: 60_000,
-    ...over,
-  };
+  return newApprovalRequest({ policy: 'shop/agent-policy', operation: sqlOperation('DELETE FROM orders WHERE id = $1', ['42']), approvers: { groups: ['sre'], users: ['carol'] }, ...over });
 }
 
 async function code(p: Promise<unknown>): Promise<string> {

@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { Metrics } from '../../common/metrics';
 import { createAdminServer } from '../admin-server';
 import { createApprovalsHandler, type ApprovalsApiOptions } from './admin-api';
+import { sqlOperation } from './operation';
+import type { NewApprovalRequest } from './types';
 
 export async function startTestAdmin(opts: ApprovalsApiOptions): Promise<{ server: http.Server; addr: string; close(): Promise<void> }> {
   const server = createAdminServer({ ready: () => ({ ok: true }), metrics: new Metrics(), extra: [createApprovalsHandler(opts)] });
@@ -18,5 +20,19 @@ export async function startTestAdmin(opts: ApprovalsApiOptions): Promise<{ serve
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** A held DELETE as the gate would open it; tests override what they care about. */
+export function newApprovalRequest(over: Partial<NewApprovalRequest> = {}): NewApprovalRequest {
+  return {
+    policy: 'agent-policy',
+    rule: 'deletes-need-approval',
+    target: 'orders-db',
+    requester: { subject: 'system:serviceaccount:shop:agent', groups: ['agents'] },
+    operation: sqlOperation('DELETE FROM orders WHERE id = 1'),
+    approvers: { groups: ['sre'] },
+    timeoutMs: 60_000,
+    ...over,
   };
 }
