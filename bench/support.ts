@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { freePort, startPgServer, type PgServer } from '../tools/pg-server';
+import { freePort, runAsIds, startPgServer, type PgServer } from '../tools/pg-server';
 
 export const PGBENCH = process.env.PGBENCH ?? '/usr/bin/pgbench';
 export const PSQL = process.env.PSQL ?? '/usr/bin/psql';
@@ -453,17 +453,11 @@ export interface Pgbouncer {
   stop(): Promise<void>;
 }
 
-function postgresIds(): { uid: number; gid: number } | undefined {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
-  const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-  const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-  return { uid, gid };
-}
 
 export async function startPgbouncer(opts: { bin: string; pg: PgServer; database: string }): Promise<Pgbouncer> {
   const { pg, database } = opts;
   // pgbouncer refuses to run as root: as root it runs as `postgres` (startPgServer made sure it exists).
-  const ids = postgresIds();
+  const ids = runAsIds();
   const dir = makeTempDir('warden-bench-pgb-');
   fs.chmodSync(dir, 0o700);
   const port = await freePort();
@@ -493,8 +487,8 @@ log_disconnections = 0
 `,
   );
   fs.writeFileSync(logFile, '');
-  if (ids) for (const f of [dir, authFile, ini, logFile]) fs.chownSync(f, ids.uid, ids.gid);
-  const child = track(spawn(opts.bin, [ini], { ...(ids ?? {}), stdio: ['ignore', 'ignore', 'pipe'], env: clientEnv() }));
+  if (ids.uid !== undefined) for (const f of [dir, authFile, ini, logFile]) fs.chownSync(f, ids.uid, ids.gid!);
+  const child = track(spawn(opts.bin, [ini], { ...ids, stdio: ['ignore', 'ignore', 'pipe'], env: clientEnv() }));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
   let exited = false;

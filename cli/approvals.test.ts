@@ -1,5 +1,6 @@
 import { formatTable, runApprovalsCli } from './approvals';
-import { createApprovalGate, LocalApprovalStore } from '../sidecar/approvals/local-store';
+import { createApprovalGate } from '../sidecar/approvals/gate';
+import { LocalApprovalStore } from '../sidecar/approvals/local-store';
 import { sqlOperation } from '../sidecar/approvals/operation';
 import { startTestAdmin, newApprovalRequest } from '../sidecar/approvals/test-helpers';
 import type { Identity } from '../common/policy/types';

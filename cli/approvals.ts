@@ -1,5 +1,6 @@
 // `warden approvals list`, `warden approve ID`, `warden deny ID --reason TEXT` against a sidecar's
 // admin API. (Kubernetes ApprovalRequest objects come with the operator.)
+import { parseAddr } from '../sidecar/admin-server';
 import { parseArgs } from 'node:util';
 import type { ApprovalRequest } from '../sidecar/approvals/types';
 
@@ -27,9 +28,11 @@ class CliError extends Error {
   }
 }
 
+/** The admin API's base URL from `--admin-addr`, read exactly as the sidecar reads it (HOST:PORT or PORT). */
 function baseUrl(addr: string): string {
   if (/^https?:\/\//.test(addr)) return addr.replace(/\/+$/, '');
-  return `http://${addr}`;
+  const { host, port } = parseAddr(addr);
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 async function call(
@@ -82,8 +85,8 @@ function truncate(s: string, n: number): string {
   return one.length > n ? `${one.slice(0, n - 1)}…` : one;
 }
 
-export function formatTable(items: ApprovalRequest[], now = Date.now()): string {
-  if (items.length === 0) return 'No pending approval requests.';
+export function formatTable(items: ApprovalRequest[], now = Date.now(), all = false): string {
+  if (items.length === 0) return all ? 'No approval requests.' : 'No pending approval requests.';
   const header = ['ID', 'AGE', 'EXPIRES', 'RULE', 'TARGET', 'REQUESTER', 'OPERATION'];
   const rows = items.map((r) => {
     const left = Date.parse(r.expiresAt) - now;
@@ -130,7 +133,7 @@ export async function runApprovalsCli(argv: string[], io: CliIo, env: NodeJS.Pro
       if (sub !== 'list' || positionals.length > 1) throw new CliError(`unknown approvals subcommand "${positionals.join(' ')}"\n\n${USAGE}`, 2);
       if (values.output !== 'table' && values.output !== 'json') throw new CliError(`-o must be table or json, not "${values.output}"`, 2);
       const body = (await call(addr, `/approvals${values.all ? '?state=all' : ''}`, { token })) as { items: ApprovalRequest[] };
-      io.stdout(values.output === 'json' ? JSON.stringify(body.items, null, 2) : formatTable(body.items));
+      io.stdout(values.output === 'json' ? JSON.stringify(body.items, null, 2) : formatTable(body.items, Date.now(), values.all === true));
       return 0;
     }
     if (cmd === 'approve' || cmd === 'deny') {

@@ -111,8 +111,10 @@ async function httpSteps(io: Io, egressPort: number, llm: DemoLlm, tally: Record
     body: JSON.stringify({ model: 'demo-model', messages: [{ role: 'user', content: 'How do I reach Ada?' }] }),
   });
   const answer = (await chat.json()) as { choices: Array<{ message: { content: string } }> };
-  tally.masked++;
-  io.stdout(`   MASKED  ${answer.choices[0].message.content}`);
+  const content = answer.choices[0].message.content;
+  const masked = content.includes('[REDACTED]');
+  tally[masked ? 'masked' : 'allowed']++;
+  io.stdout(`   ${masked ? 'MASKED ' : 'ALLOWED'}  ${content}`);
   const seen = llm.seenAuthorization.at(-1) ?? '';
   io.stdout(`   the API received the sidecar's credential (${seen === `Bearer ${LLM_TOKEN}` ? 'Bearer sk-demo-…, not the placeholder' : 'UNEXPECTED'})\n`);
   io.stdout(`${STEPS.length + 2}. try to upload a file to the LLM provider\n   agent> POST /openai/v1/files`);
@@ -207,8 +209,14 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     const orders = (await check.query('SELECT count(*)::int AS n FROM orders')).rows[0].n;
     await check.end();
     io.stdout(`summary: ${tally.allowed} allowed, ${tally.masked} masked, ${tally.denied} denied, ${tally.held} held (decided by the local approver through \`warden approve|deny\`)`);
-    io.stdout(`database afterwards: ${tables} tables, ${orders} orders: nothing the policy forbids reached it.`);
-    return 0;
+    // Only the approved DELETE (the one order under 20) may have changed anything.
+    const intact = tables === 2 && orders === 3;
+    io.stdout(
+      intact
+        ? `database afterwards: ${tables} tables, ${orders} orders: nothing the policy forbids reached it.`
+        : `database afterwards: ${tables} tables, ${orders} orders: UNEXPECTED (expected 2 tables and 3 orders)`,
+    );
+    return intact ? 0 : 1;
   } finally {
     await stop?.();
     await stopLlm?.();

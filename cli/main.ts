@@ -6,7 +6,9 @@ const USAGE = `Usage: warden <command> [options]
 
 Commands:
   sidecar --policy FILE [--secrets-dir DIR] [--admin-addr 127.0.0.1:15000] [--egress-addr 127.0.0.1:15001]
-                          run the data path for the AccessPolicy in FILE
+          [--local-approvals]
+                          run the data path for the AccessPolicy in FILE (--local-approvals: loopback
+                          callers may decide holds as the local user; development and demos only)
   validate FILE...        check AccessPolicy YAML offline against the CRD schema
   approvals list [-o json]
                           list held operations waiting for a decision (sidecar admin API)
@@ -37,7 +39,7 @@ async function sidecar(argv: string[]): Promise<number> {
     },
   });
   if (values.help || !values.policy) {
-    io.stderr('Usage: warden sidecar --policy FILE [--secrets-dir DIR] [--admin-addr HOST:PORT] [--egress-addr HOST:PORT]');
+    io.stderr('Usage: warden sidecar --policy FILE [--secrets-dir DIR] [--admin-addr HOST:PORT] [--egress-addr HOST:PORT] [--local-approvals]');
     return values.help ? 0 : 2;
   }
   const { startSidecar } = await import('../sidecar/main');

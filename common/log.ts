@@ -17,17 +17,22 @@ export function createLogger(
   level: LogLevel = (process.env.WARDEN_LOG_LEVEL as LogLevel) || 'info',
   write: (line: string) => void = (line) => process.stderr.write(line + '\n'),
 ): Logger {
-  const min = ORDER[level] ?? ORDER.info;
+  let min = ORDER[level];
+  if (min === undefined) {
+    min = ORDER.info;
+    write(JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg: `unknown log level "${level}" (WARDEN_LOG_LEVEL): using info; choose debug, info, warn or error` }));
+  }
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[lvl] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }));
+    // time, level and msg last, so no field a caller passes can overwrite them
+    write(JSON.stringify({ ...base, ...fields, time: new Date().toISOString(), level: lvl, msg }));
   };
   return {
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    child: (f) => createLogger({ ...base, ...f }, level, write),
+    child: (f) => createLogger({ ...base, ...f }, ORDER[level] === undefined ? 'info' : level, write),
   };
 }
 

@@ -8,12 +8,28 @@ export interface AdminRoutes {
   ready(): { ok: boolean; reason?: string };
   metrics: Metrics;
   /** Extra handlers (approvals API); return false when the request is not theirs. */
-  extra?: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean>;
+  extra?: AdminHandler[];
+}
+
+/** Handles a request on the admin port; `url` is already parsed. Returns false when it is not its route. */
+export type AdminHandler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean;
+
+/**
+ * The request target as a URL, or undefined when it is not one. Node's parser accepts targets such
+ * as `//[` that `new URL` rejects, and the agent can reach this port: a throw here must not crash us.
+ */
+function requestUrl(req: http.IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://admin');
+  } catch {
+    return undefined;
+  }
 }
 
 export function createAdminServer(routes: AdminRoutes): http.Server {
   return http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    const url = requestUrl(req);
+    if (!url) return send(res, 400, 'bad request target\n');
     if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, 'ok\n');
     if (req.method === 'GET' && url.pathname === '/readyz') {
       const r = routes.ready();
@@ -23,7 +39,7 @@ export function createAdminServer(routes: AdminRoutes): http.Server {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
       return res.end(routes.metrics.render());
     }
-    for (const h of routes.extra ?? []) if (h(req, res)) return;
+    for (const h of routes.extra ?? []) if (h(req, res, url)) return;
     send(res, 404, 'not found\n');
   });
 }

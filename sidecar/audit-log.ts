@@ -10,20 +10,27 @@ export function createAuditLog(log: Logger, metrics: Metrics): AuditSink {
   const ops = metrics.counter('warden_operations_total', 'Operations seen by the sidecar, by target, decision and rule.');
   const masked = metrics.counter('warden_masked_values_total', 'Values masked in responses, by target.');
   const sessions = metrics.counter('warden_sessions_total', 'Session lifecycle events, by target and event.');
-  const bound = new Map<string, { inc(by?: number): void }>();
+  // Bound series, looked up without building a key string: this runs for every statement.
+  const bound = new Map<string, Map<string, Map<string, { inc(by?: number): void }>>>();
   const series = (target: string, decision: string, rule: string): { inc(by?: number): void } => {
-    const k = `${target}\0${decision}\0${rule}`;
-    let s = bound.get(k);
-    if (!s) {
-      s = ops.bind({ target, decision, rule });
-      bound.set(k, s);
-    }
+    let byDecision = bound.get(target);
+    if (!byDecision) bound.set(target, (byDecision = new Map()));
+    let byRule = byDecision.get(decision);
+    if (!byRule) byDecision.set(decision, (byRule = new Map()));
+    let s = byRule.get(rule);
+    if (!s) byRule.set(rule, (s = ops.bind({ target, decision, rule })));
     return s;
+  };
+  const maskedByTarget = new Map<string, { inc(by?: number): void }>();
+  const countMasked = (target: string, n: number): void => {
+    let s = maskedByTarget.get(target);
+    if (!s) maskedByTarget.set(target, (s = masked.bind({ target })));
+    s.inc(n);
   };
   return {
     statement(e: StatementEvent): void {
       series(e.target, e.decision, e.rule ?? '').inc();
-      if (e.masked > 0) masked.inc({ target: e.target }, e.masked);
+      if (e.masked > 0) countMasked(e.target, e.masked);
       if (e.decision === 'allow' && !e.error) return;
       log.info('operation', {
         session: e.sessionId,
@@ -45,7 +52,7 @@ export function createAuditLog(log: Logger, metrics: Metrics): AuditSink {
     },
     http(e: HttpAuditEvent): void {
       series(e.target, e.decision, e.rule ?? '').inc();
-      if (e.masked > 0) masked.inc({ target: e.target }, e.masked);
+      if (e.masked > 0) countMasked(e.target, e.masked);
       if (e.decision === 'allow' && !e.error) return;
       log.info('request', {
         target: e.target,
@@ -69,12 +76,3 @@ export function createAuditLog(log: Logger, metrics: Metrics): AuditSink {
   };
 }
 
-/** Fan-out to several sinks (metrics/log now, OpenTelemetry later). */
-export function teeAudit(...sinks: AuditSink[]): AuditSink {
-  return {
-    statement: (e) => sinks.forEach((s) => s.statement(e)),
-    session: (e) => sinks.forEach((s) => s.session(e)),
-    http: (e) => sinks.forEach((s) => s.http?.(e)),
-    egress: (e) => sinks.forEach((s) => s.egress?.(e)),
-  };
-}

@@ -17,8 +17,10 @@ import { PostgresListener } from './postgres/listener';
 import type { ApprovalGate, AuditSink } from './postgres/runtime';
 import { createTargetRuntime } from './postgres/target-runtime';
 import { SecretStore } from './secrets';
+import { listenOn } from './listen';
 import { createApprovalsHandler, type AdminHandler } from './approvals/admin-api';
-import { createApprovalGate, LocalApprovalStore } from './approvals/local-store';
+import { createApprovalGate } from './approvals/gate';
+import { LocalApprovalStore } from './approvals/local-store';
 import { createNotifier, type Notifier, type NotifyTarget } from './approvals/notify';
 import type { HttpApprovalGate } from './http/forward/approval';
 import { IdentityError } from '../common/identity/errors';
@@ -69,25 +71,17 @@ export function podIdentity(): Identity {
 }
 
 function hashKeyFrom(secrets: SecretStore, log: Logger): Buffer {
+  let k: string | undefined;
   try {
-    const k = secrets.dir ? secrets.readOptional('warden-masking', 'hash-key') : undefined;
-    // Any length of key material works; HMAC wants a fixed-size key.
-    if (k) return createHash('sha256').update(k).digest();
-  } catch {
-    /* fall through to a process key */
+    k = secrets.dir ? secrets.readOptional('warden-masking', 'hash-key') : undefined;
+  } catch (err) {
+    // An unreadable key is not a missing one: say so, then fall back rather than refuse to start.
+    log.error('cannot read the masking hash key; using a per-process key', { error: (err as Error).message });
   }
+  // Any length of key material works; HMAC wants a fixed-size key.
+  if (k) return createHash('sha256').update(k).digest();
   log.warn('no masking hash key (secret warden-masking/hash-key): hashes are consistent only within this process');
   return randomBytes(32);
-}
-
-function listenOn(server: http.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as { port: number }).port);
-    });
-  });
 }
 
 /**
@@ -100,7 +94,8 @@ function approvalNotifier(secrets: SecretStore, log: Logger): Notifier | undefin
   const read = (key: string): string | undefined => {
     try {
       return secrets.readOptional('warden-notify', key)?.trim() || undefined;
-    } catch {
+    } catch (err) {
+      log.error('cannot read the approval notification settings; notifications are off', { key, error: (err as Error).message });
       return undefined;
     }
   };
@@ -119,19 +114,25 @@ function approvalNotifier(secrets: SecretStore, log: Logger): Notifier | undefin
 }
 
 /**
- * Holds need someone who can decide them. Standalone, that is the local user (--local-approvals)
- * or an approver with a token from the policy's issuer; with neither, nobody could ever approve,
- * so no gate is installed and a hold answers at once as a denial that says why.
+ * The standalone approval back end. Holds need someone who can decide them: the local user
+ * (--local-approvals) or an approver presenting a token from the policy's `spec.identity` issuer.
+ * When neither is available the gate answers a hold at once as a denial that says why; it checks
+ * per hold, so a reload that adds `spec.identity` makes holds decidable without a restart.
  */
+interface ApprovalService {
+  gate: ApprovalGate & HttpApprovalGate;
+  store?: LocalApprovalStore;
+  api?: AdminHandler;
+  notifier?: Notifier;
+}
+
 function approvalService(
   opts: SidecarOptions,
-  policy: CompiledPolicy,
+  callerTokens: () => ((token: string) => Promise<Identity>) | undefined,
   secrets: SecretStore,
   log: Logger,
-): { gate: ApprovalGate & HttpApprovalGate; store?: LocalApprovalStore; api?: AdminHandler } | undefined {
+): ApprovalService {
   if (opts.approvals) return { gate: opts.approvals as ApprovalGate & HttpApprovalGate };
-  const identitySpec = policy.source.spec.identity;
-  if (!opts.localApprovals && !identitySpec) return undefined;
   const notifier = approvalNotifier(secrets, log);
   const store = new LocalApprovalStore({
     onChange: (r) => {
@@ -143,17 +144,25 @@ function approvalService(
       }
     },
   });
-  const verifier = identitySpec ? createTokenVerifier(identitySpec, opts.identityVerifier) : undefined;
   const gate = createApprovalGate(store, {
+    undecidable: () =>
+      opts.localApprovals || callerTokens()
+        ? undefined
+        : 'nobody can decide holds on this sidecar (run it with --local-approvals for development, or set spec.identity so approvers can present tokens)',
     onCreated: (r) => log.info('operation held for approval', { approval: r.id, rule: r.rule, target: r.target, expiresAt: r.expiresAt }),
   });
   const api = createApprovalsHandler({
     backend: store,
     localApprovals: opts.localApprovals,
-    verifyToken: verifier ? (t) => verifier.verify(t) : undefined,
+    // the same verifier (and JWKS cache) callers' tokens use, following policy reloads
+    verifyToken: (t) => {
+      const verify = callerTokens();
+      if (!verify) return Promise.reject(new IdentityError('missing_token', 'this policy has no spec.identity, so no approver token can be verified'));
+      return verify(t);
+    },
     onDecision: (id, by, verdict) => log.info('approval decided', { approval: id, by: by.subject, verdict }),
   });
-  return { gate, store, api };
+  return { gate, store, api, notifier };
 }
 
 /**
@@ -196,7 +205,14 @@ function forwardCaller(
   };
 }
 
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
+  // Bad addresses fail before anything is opened, so a failed start leaves nothing behind.
+  const adminAt = parseAddr(opts.adminAddr);
+  const egressAt = parseAddr(opts.egressAddr ?? '127.0.0.1:15001');
   const log = opts.logger ?? createLogger({ component: 'sidecar' });
   const metrics = new Metrics();
   const store = new PolicyStore(opts.policyFile, log);
@@ -208,12 +224,42 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const identity = opts.identity ?? podIdentity();
   const hashKey = hashKeyFrom(secrets, log);
   const callerTokens = callerTokenVerifier(store, opts.identityVerifier);
-  const decisions = approvalService(opts, store.current, secrets, log);
+  const decisions = approvalService(opts, callerTokens, secrets, log);
   const reloads = metrics.counter('warden_policy_reloads_total', 'Policy reload attempts, by result.');
   const active = metrics.gauge('warden_active_connections', 'Open agent connections, by target.');
   const listeners = new Map<string, { listener: PostgresListener; port: number }>();
   const ports = new Map<string, number>();
   let lastError: string | undefined;
+  let stopping = false;
+
+  const openListener = async (name: string, listenPort: number): Promise<void> => {
+    const rt = createTargetRuntime({
+      target: name,
+      store,
+      secrets,
+      classify: (text) => {
+        const r = classifier.classify(text);
+        return 'parseError' in r ? { statements: [], parseError: r.parseError } : r;
+      },
+      cancels,
+      identity,
+      verifyToken: callerTokens,
+      audit,
+      approvals: decisions.gate,
+      hashKey,
+      maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
+    });
+    const listener = new PostgresListener(rt, log, (n) => active.set({ target: name }, n));
+    let port: number;
+    try {
+      port = await listener.listen(opts.portOverrides?.[name] ?? listenPort);
+    } catch (err) {
+      rt.close();
+      throw err;
+    }
+    listeners.set(name, { listener, port });
+    ports.set(name, port);
+  };
 
   const reconcile = async (policy: CompiledPolicy): Promise<void> => {
     for (const [name, l] of listeners) {
@@ -226,40 +272,28 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       }
     }
     for (const [name, target] of policy.targets) {
-      if (!target.postgres || listeners.has(name)) continue;
-      const rt = createTargetRuntime({
-        target: name,
-        store,
-        secrets,
-        classify: (text) => {
-          const r = classifier.classify(text);
-          return 'parseError' in r ? { statements: [], parseError: r.parseError } : r;
-        },
-        cancels,
-        identity,
-        verifyToken: callerTokens,
-        audit,
-        approvals: decisions?.gate,
-        hashKey,
-        maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
-      });
-      const listener = new PostgresListener(rt, log, (n) => active.set({ target: name }, n));
-      const port = await listener.listen(opts.portOverrides?.[name] ?? target.postgres.listenPort);
-      listeners.set(name, { listener, port });
-      ports.set(name, port);
+      if (stopping) return;
+      if (target.postgres && !listeners.has(name)) await openListener(name, target.postgres.listenPort);
     }
   };
 
-  await reconcile(store.current);
-  store.on('reload', (p) => {
-    reloads.inc({ result: 'applied' });
-    reconcile(p).catch((err) => {
-      lastError = (err as Error).message;
-      log.error('applying the reloaded policy failed', { error: lastError });
-    });
-  });
-  store.on('rejected', () => reloads.inc({ result: 'rejected' }));
-  store.watch();
+  // Reloads apply one at a time: two overlapping reconciles could both try to bind a port.
+  let reconciling: Promise<void> = Promise.resolve();
+  const onReload = (p: CompiledPolicy): void => {
+    reconciling = reconciling.then(() =>
+      reconcile(p).then(
+        () => {
+          lastError = undefined;
+          reloads.inc({ result: 'applied' });
+        },
+        (err: Error) => {
+          lastError = err.message;
+          reloads.inc({ result: 'failed' });
+          log.error('applying the reloaded policy failed', { error: lastError });
+        },
+      ),
+    );
+  };
 
   const routes = createRouteHandler({
     policy: () => store.current,
@@ -270,40 +304,59 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       return callerTokens();
     },
     hashKey,
-    approvals: decisions?.gate,
+    approvals: decisions.gate,
     audit: (e) => audit.http?.(e),
   });
   const egress = createEgressServer({
     routes,
-    forward: { policy: () => store.current, identity: forwardCaller(callerTokens, identity), connectTimeoutMs: 10_000, approvals: decisions?.gate, audit: (e) => audit.egress?.(e) },
+    forward: { policy: () => store.current, identity: forwardCaller(callerTokens, identity), connectTimeoutMs: 10_000, approvals: decisions.gate, audit: (e) => audit.egress?.(e) },
   });
-  const egressAt = parseAddr(opts.egressAddr ?? '127.0.0.1:15001');
-  const egressPort = await listenOn(egress, egressAt.host, egressAt.port);
-
   const admin: http.Server = createAdminServer({
     metrics,
     ready: () => (lastError ? { ok: false, reason: lastError } : { ok: true }),
-    extra: decisions?.api ? [decisions.api] : [],
+    extra: decisions.api ? [decisions.api] : [],
   });
-  const { host, port } = parseAddr(opts.adminAddr);
-  const adminPort = await listenOn(admin, host, port);
-  log.info('sidecar ready', { policy: store.current.name, admin: `${host}:${adminPort}`, egress: `${egressAt.host}:${egressPort}`, targets: [...ports.keys()] });
 
-  return {
-    ports,
-    adminPort,
-    egressPort,
-    store,
-    approvals: decisions?.store,
-    metrics,
-    stop: async (graceMs = 10_000) => {
-      store.stop();
-      admin.close();
-      egress.close();
-      egress.closeAllConnections();
-      await routes.close();
-      decisions?.store?.close();
-      await Promise.all([...listeners.values()].map((l) => l.listener.close(graceMs)));
-    },
+  /**
+   * Stops accepting everywhere, then drains: held operations are cancelled (their agents get a
+   * denial), agent connections get `graceMs` to finish, queued notifications get a moment to go out.
+   */
+  const stop = async (graceMs = 10_000): Promise<void> => {
+    stopping = true;
+    store.stop();
+    await reconciling;
+    decisions.store?.close();
+    const drainHttp = (async () => {
+      const closed = egress.listening ? closeServer(egress) : Promise.resolve();
+      egress.closeIdleConnections();
+      const deadline = setTimeout(() => egress.closeAllConnections(), graceMs);
+      deadline.unref();
+      await closed;
+      clearTimeout(deadline);
+    })();
+    await Promise.all([drainHttp, ...[...listeners.values()].map((l) => l.listener.close(graceMs))]);
+    await routes.close();
+    if (decisions.notifier) await Promise.race([decisions.notifier.idle(), new Promise((r) => setTimeout(r, Math.min(graceMs, 2000)).unref())]);
+    if (admin.listening) {
+      admin.closeAllConnections();
+      await closeServer(admin);
+    }
   };
+
+  let egressPort: number;
+  let adminPort: number;
+  try {
+    await reconcile(store.current);
+    store.on('reload', onReload);
+    store.on('rejected', () => reloads.inc({ result: 'rejected' }));
+    store.watch();
+    egressPort = await listenOn(egress, egressAt.host, egressAt.port);
+    adminPort = await listenOn(admin, adminAt.host, adminAt.port);
+  } catch (err) {
+    await stop(0);
+    throw err;
+  }
+  log.info('sidecar ready', { policy: store.current.name, admin: `${adminAt.host}:${adminPort}`, egress: `${egressAt.host}:${egressPort}`, targets: [...ports.keys()] });
+
+  return { ports, adminPort, egressPort, store, approvals: decisions.store, metrics, stop };
 }

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { compilePolicy, type CompiledPolicy } from '../common/policy/compile';
-import { parsePolicyYaml, PolicyLoadError } from '../common/policy/load';
+import { parsePolicyYaml, PolicyLoadError, singlePolicy } from '../common/policy/load';
 import type { Logger } from '../common/log';
 
 export interface PolicyStoreEvents {
@@ -14,14 +14,7 @@ export interface PolicyStoreEvents {
 }
 
 export function compileFromText(text: string, source: string): CompiledPolicy {
-  const docs = parsePolicyYaml(text, source);
-  const errors = docs.flatMap((d) => (d.status === 'invalid' ? d.errors : []));
-  if (errors.length > 0) throw new PolicyLoadError(source, errors);
-  const policies = docs.flatMap((d) => (d.status === 'valid' ? [d.policy] : []));
-  if (policies.length !== 1) {
-    throw new PolicyLoadError(source, [{ path: '', message: `expected exactly one AccessPolicy, found ${policies.length}` }]);
-  }
-  return compilePolicy(policies[0]);
+  return compilePolicy(singlePolicy(parsePolicyYaml(text, source), source));
 }
 
 export class PolicyStore extends EventEmitter<PolicyStoreEvents> {

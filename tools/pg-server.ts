@@ -54,13 +54,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-interface RunAs {
+export interface RunAs {
   uid?: number;
   gid?: number;
 }
 
 /** PostgreSQL refuses to run as root; as root we run it as the `postgres` user, creating it if needed. */
-function runAsIds(): RunAs {
+export function runAsIds(): RunAs {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return {};
   const lookup = (): RunAs | undefined => {
     try {
@@ -122,6 +122,9 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
       `--pgdata=${dataDir}`, '--auth=scram-sha-256', `--username=${user}`, `--pwfile=${pwFile}`,
       '--encoding=UTF8', '--locale=C', '--no-sync',
     ], { ...ids, stdio: 'pipe', env: { ...process.env, LC_ALL: 'C' } });
+  } catch (err) {
+    fs.rmSync(root, { recursive: true, force: true });
+    throw new Error(`initdb failed: ${((err as { stderr?: Buffer }).stderr ?? '').toString().slice(-2000) || (err as Error).message}`);
   } finally {
     fs.rmSync(pwFile, { force: true });
   }
@@ -140,7 +143,14 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
   const args = ['-D', dataDir, '-p', String(port)];
   for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
   const proc = spawn(path.join(binDir, 'postgres'), args, { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
-  await waitReady(proc, opts.log);
+  try {
+    await waitReady(proc, opts.log);
+  } catch (err) {
+    fs.rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
+  // Keep draining stderr so a chatty server never blocks on a full pipe.
+  proc.stderr!.resume();
   const server: PgServer = {
     host: '127.0.0.1',
     port,
@@ -155,17 +165,28 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
   return server;
 }
 
-function waitReady(proc: ChildProcess, log?: (line: string) => void): Promise<void> {
+/** Resolves when the server says it accepts connections; rejects if it exits or takes over `timeoutMs`. */
+function waitReady(proc: ChildProcess, log?: (line: string) => void, timeoutMs = 60_000): Promise<void> {
   return new Promise((resolve, reject) => {
-    let output = '';
+    let tail = ''; // the last few KiB of output, for the error message and for a marker split across chunks
+    const timer = setTimeout(() => fail(new Error(`postgres did not become ready within ${timeoutMs} ms: ${tail}`)), timeoutMs);
     const onData = (chunk: Buffer): void => {
       const text = chunk.toString('utf8');
-      output += text;
       log?.(text);
-      if (output.includes('database system is ready to accept connections')) resolve();
+      tail = (tail + text).slice(-4096);
+      if (tail.includes('database system is ready to accept connections')) {
+        clearTimeout(timer);
+        proc.stderr!.off('data', onData);
+        resolve();
+      }
+    };
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      proc.kill('SIGKILL');
+      reject(err);
     };
     proc.stderr!.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`postgres exited with code ${code}: ${output.slice(-2000)}`)));
+    proc.once('exit', (code) => fail(new Error(`postgres exited with code ${code}: ${tail}`)));
   });
 }
 

@@ -52,7 +52,8 @@ function header(headers: HeaderSource, name: string): string | undefined {
   return v;
 }
 
-function parseBearer(value: string): string | undefined {
+/** The token of an `Authorization: Bearer TOKEN` value, or undefined. */
+export function parseBearer(value: string): string | undefined {
   const m = /^\s*Bearer\s+(\S+)\s*$/i.exec(value);
   return m ? m[1] : undefined;
 }

@@ -4,6 +4,7 @@ import { BlockList, isIP } from 'node:net';
 import { parseJsonPath, type JsonPathSegment } from './syntax';
 import { domainToASCII } from 'node:url';
 import type {
+  Decision,
   AccessPolicy,
   ApprovalSpec,
   DefaultAction,
@@ -44,12 +45,16 @@ export interface CompiledRule {
   groups?: Set<string>;
   approval?: ApprovalSpec;
   message?: string;
+  /** What the engine returns when this rule decides: built once, shared (frozen). */
+  decision: Decision;
 }
 
 export interface CompiledPolicy {
   name: string;
   namespace?: string;
   defaultAction: DefaultAction;
+  /** The decision when no rule matches (shared, frozen). */
+  defaultDecision: Decision;
   targets: Map<string, TargetSpec>;
   rules: CompiledRule[];
   masking: MaskingSpec[];
@@ -63,12 +68,16 @@ export interface Matcher {
   globs: RegExp[];
 }
 
-export function compileMatcher(patterns: string[]): Matcher {
+/**
+ * `separator` is what `*` does not cross: `.` for SQL names (`audit.*` is one schema's tables);
+ * none (`\u0000`) for subjects, where `*@example.com` must match `alice.smith@example.com`.
+ */
+export function compileMatcher(patterns: string[], separator = '.'): Matcher {
   const exact = new Set<string>();
   const globs: RegExp[] = [];
   for (const raw of patterns) {
     const p = raw.toLowerCase();
-    if (p.includes('*')) globs.push(globToRegExp(p, '.'));
+    if (p.includes('*')) globs.push(globToRegExp(p, separator));
     else exact.add(p);
   }
   return { exact, globs };
@@ -113,10 +122,12 @@ export function compilePolicy(policy: AccessPolicy): CompiledPolicy {
   const spec = policy.spec;
   const targets = new Map<string, TargetSpec>();
   for (const t of spec.targets) targets.set(t.name, t);
+  const defaultAction = spec.defaultAction ?? 'deny';
   return {
     name: policy.metadata.name,
     namespace: policy.metadata.namespace,
-    defaultAction: spec.defaultAction ?? 'deny',
+    defaultAction,
+    defaultDecision: Object.freeze({ action: defaultAction, reason: `no rule matched; policy default is ${defaultAction}` }),
     targets,
     rules: (spec.rules ?? []).map(compileRule),
     masking: spec.masking ?? [],
@@ -127,12 +138,19 @@ export function compilePolicy(policy: AccessPolicy): CompiledPolicy {
 
 function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): CompiledRule {
   const m = rule.match ?? {};
+  const verb = rule.action === 'deny' ? 'denied' : rule.action === 'hold' ? 'held for approval' : 'allowed';
   const out: CompiledRule = {
     name: rule.name,
     action: rule.action,
     target: m.target,
     approval: rule.approval,
     message: rule.message,
+    decision: Object.freeze({
+      action: rule.action,
+      rule: rule.name,
+      reason: rule.message ?? `${verb} by rule "${rule.name}"`,
+      approval: rule.action === 'hold' ? rule.approval : undefined,
+    }),
   };
   if (m.sql) {
     // A deny or hold naming `public.secrets` must also catch `FROM secrets`: the proxy cannot
@@ -161,7 +179,7 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
       response: m.http.response ? { json: (m.http.response.json ?? []).map(compileJsonCriterion) } : undefined,
     };
   }
-  if (m.subjects) out.subjects = compileMatcher(m.subjects);
+  if (m.subjects) out.subjects = compileMatcher(m.subjects, '\u0000');
   if (m.groups) out.groups = new Set(m.groups);
   return out;
 }
@@ -170,12 +188,17 @@ function compileJsonCriterion(j: { path: string; values?: string[] }): CompiledJ
   return { path: j.path, segments: parseJsonPath(j.path), values: j.values ? new Set(j.values) : undefined };
 }
 
-/** Adds the last dotted part of each qualified name (`pg_catalog.pg_read_file` → `pg_read_file`). */
+/**
+ * Adds the last dotted part of each qualified name (`pg_catalog.pg_read_file` → `pg_read_file`).
+ * Not for a wildcard-only last part: `audit.*` must not become `*`, which would match every name;
+ * such a rule sees only names written qualified.
+ */
 function withBareNames(names: string[]): string[] {
   const out = [...names];
   for (const n of names) {
     const i = n.lastIndexOf('.');
-    if (i > 0 && i < n.length - 1) out.push(n.slice(i + 1));
+    const bare = n.slice(i + 1);
+    if (i > 0 && bare !== '' && !/^\*+$/.test(bare)) out.push(bare);
   }
   return out;
 }
@@ -366,8 +389,20 @@ export function compileHostMatcher(patterns: string[]): HostMatcher {
  * Whether `host` (as sent by the client; normalised here) on `port` matches. A pattern with a port
  * matches only that port; without a port it matches any port. An unparseable host matches nothing.
  */
+// One request is checked against every host rule with the same host: normalize it once.
+let lastHost: string | undefined;
+let lastNormalized: string | undefined;
+
+function normalizeHostCached(host: string): string | undefined {
+  if (host !== lastHost) {
+    lastNormalized = normalizeHost(host);
+    lastHost = host;
+  }
+  return lastNormalized;
+}
+
 export function hostMatcherHas(m: HostMatcher, host: string, port?: number): boolean {
-  const h = normalizeHost(host);
+  const h = normalizeHostCached(host);
   if (h === undefined) return false;
   if (m.any || (port !== undefined && m.anyPorts.has(port))) return true;
   const fam = isIP(h);

@@ -214,3 +214,25 @@ test('MCP JSON-RPC calls are matched by method and tool name', () => {
   const list = { ...call('x'), json: { jsonrpc: '2.0', id: 8, method: 'tools/list' } };
   expect(decide(p, list, who).action).toBe('allow');
 });
+
+test('a restrictive schema.* rule does not widen to every unqualified name; subject wildcards cross dots', () => {
+  const p = policy({
+    defaultAction: 'allow',
+    rules: [
+      { name: 'no-audit-schema', action: 'deny', match: { sql: { tables: ['audit.*'] } } },
+      { name: 'no-contractors', action: 'deny', match: { subjects: ['*@contractors.example.com'], sql: { statements: ['SELECT'] } } },
+    ],
+  });
+  expect(decide(p, sql(stmt('SELECT', { tables: ['customers'] })), who).action).toBe('allow');
+  expect(decide(p, sql(stmt('SELECT', { tables: ['audit.log', 'log'] })), who)).toMatchObject({ action: 'deny', rule: 'no-audit-schema' });
+  expect(decide(p, sql(stmt('SELECT')), { ...who, subject: 'jane.doe@contractors.example.com' })).toMatchObject({ action: 'deny', rule: 'no-contractors' });
+});
+
+test('decisions are built once per rule and shared', () => {
+  const p = policy({ rules: [{ name: 'no-drop', action: 'deny', match: { sql: { statements: ['DROP'] } } }] });
+  const a = decide(p, sql(stmt('DROP')), who);
+  const b = decide(p, sql(stmt('DROP')), who);
+  expect(a).toBe(b);
+  expect(Object.isFrozen(a)).toBe(true);
+  expect(decide(p, sql(stmt('SELECT')), who)).toBe(p.defaultDecision);
+});

@@ -16,13 +16,20 @@ export type HttpOperationWithPort = HttpOperation & { port?: number };
 const SEVERITY: Record<Decision['action'], number> = { allow: 0, hold: 1, deny: 2 };
 
 export function decide(policy: CompiledPolicy, op: Operation, identity: Identity): Decision {
-  if (op.type === 'sql') return decideSql(policy, op, identity);
-  return decideByRules(
-    policy,
-    identity,
-    (rule) => rule.sql === undefined && rule.http?.response === undefined && (rule.http === undefined || httpMatches(rule, op)),
-    op.target,
-  );
+  const caller: Caller = { subject: identity.subject.toLowerCase(), groups: identity.groups };
+  if (op.type === 'sql') return decideSql(policy, op, caller);
+  for (const rule of policy.rules) {
+    if (!appliesToTarget(rule, op.target) || rule.sql !== undefined || rule.http?.response !== undefined) continue;
+    if (!identityMatches(rule, caller)) continue;
+    if (rule.http === undefined || httpMatches(rule, op)) return rule.decision;
+  }
+  return policy.defaultDecision;
+}
+
+/** The identity as rules compare it: the subject lower-cased once per decision, not per rule. */
+interface Caller {
+  subject: string;
+  groups: readonly string[];
 }
 
 /**
@@ -34,9 +41,10 @@ export function decide(policy: CompiledPolicy, op: Operation, identity: Identity
  */
 export function responseRulesFor(policy: CompiledPolicy, op: HttpOperation, identity: Identity): CompiledRule[] {
   const out: CompiledRule[] = [];
+  const caller: Caller = { subject: identity.subject.toLowerCase(), groups: identity.groups };
   for (const rule of policy.rules) {
     if (rule.action !== 'deny' || rule.http?.response === undefined) continue;
-    if (!appliesToTarget(rule, op.target) || !identityMatches(rule, identity)) continue;
+    if (!appliesToTarget(rule, op.target) || !identityMatches(rule, caller)) continue;
     if (httpMatches(rule, op)) out.push(rule);
   }
   return out;
@@ -66,7 +74,7 @@ export function decideResponse(policy: CompiledPolicy, op: HttpOperation, identi
   return decideResponseWith(responseRulesFor(policy, op, identity), responseDoc);
 }
 
-function decideSql(policy: CompiledPolicy, op: SqlOperation, identity: Identity): Decision {
+function decideSql(policy: CompiledPolicy, op: SqlOperation, caller: Caller): Decision {
   if (op.parseError !== undefined) {
     const target = policy.targets.get(op.target);
     const fallback = target?.postgres?.unparseable ?? policy.defaultAction;
@@ -76,47 +84,30 @@ function decideSql(policy: CompiledPolicy, op: SqlOperation, identity: Identity)
   }
   let worst: Decision | undefined;
   for (const stmt of op.statements) {
-    const d = decideByRules(policy, identity, (rule) => appliesToTarget(rule, op.target) && sqlMatches(rule, stmt), op.target);
+    const d = decideStatement(policy, op.target, stmt, caller);
     if (worst === undefined || SEVERITY[d.action] > SEVERITY[worst.action]) worst = d;
     if (worst.action === 'deny') break;
   }
   return worst ?? { action: policy.defaultAction, reason: `empty statement; default action ${policy.defaultAction}` };
 }
 
-function decideByRules(
-  policy: CompiledPolicy,
-  identity: Identity,
-  matches: (rule: CompiledRule) => boolean,
-  target?: string,
-): Decision {
+function decideStatement(policy: CompiledPolicy, target: string, stmt: SqlStatementInfo, caller: Caller): Decision {
   for (const rule of policy.rules) {
-    if (target !== undefined && !appliesToTarget(rule, target)) continue;
-    if (!identityMatches(rule, identity)) continue;
-    if (!matches(rule)) continue;
-    return {
-      action: rule.action,
-      rule: rule.name,
-      reason: rule.message ?? describeRule(rule),
-      approval: rule.action === 'hold' ? rule.approval : undefined,
-    };
+    if (!appliesToTarget(rule, target) || !identityMatches(rule, caller)) continue;
+    if (sqlMatches(rule, stmt)) return rule.decision;
   }
-  return { action: policy.defaultAction, reason: `no rule matched; policy default is ${policy.defaultAction}` };
-}
-
-function describeRule(rule: CompiledRule): string {
-  const verb = rule.action === 'deny' ? 'denied' : rule.action === 'hold' ? 'held for approval' : 'allowed';
-  return `${verb} by rule "${rule.name}"`;
+  return policy.defaultDecision;
 }
 
 function appliesToTarget(rule: CompiledRule, target: string): boolean {
   return rule.target === undefined || rule.target === target;
 }
 
-function identityMatches(rule: CompiledRule, identity: Identity): boolean {
-  if (rule.subjects && !matcherHas(rule.subjects, identity.subject.toLowerCase())) return false;
+function identityMatches(rule: CompiledRule, caller: Caller): boolean {
+  if (rule.subjects && !matcherHas(rule.subjects, caller.subject)) return false;
   if (rule.groups) {
     let any = false;
-    for (const g of identity.groups) if (rule.groups.has(g)) any = true;
+    for (const g of caller.groups) if (rule.groups.has(g)) any = true;
     if (!any) return false;
   }
   return true;

@@ -42,9 +42,6 @@ export function parsePath(path: string): PathSegment[] {
   return segments;
 }
 
-export function childPath(path: string, child: PathSegment): string {
-  return formatPath([...parsePath(path), child]);
-}
 
 /** Drops exact duplicates, which overlapping checks can produce, keeping the first occurrence. */
 export function dedupeErrors(errors: PolicyError[]): PolicyError[] {

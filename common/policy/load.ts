@@ -53,16 +53,20 @@ export class PolicyLoadError extends Error {
   }
 }
 
-/** For processes that run one policy (the sidecar): exactly one valid AccessPolicy, or a PolicyLoadError. */
-export async function loadAccessPolicy(file: string): Promise<AccessPolicy> {
-  const docs = await loadPolicyFile(file);
+/** Exactly one valid AccessPolicy from parsed documents, or a PolicyLoadError naming every problem. */
+export function singlePolicy(docs: PolicyDocument[], source: string): AccessPolicy {
   const errors = docs.flatMap((d) => (d.status === 'invalid' ? d.errors : []));
-  if (errors.length > 0) throw new PolicyLoadError(file, errors);
+  if (errors.length > 0) throw new PolicyLoadError(source, errors);
   const policies = docs.flatMap((d) => (d.status === 'valid' ? [d.policy] : []));
   if (policies.length !== 1) {
-    throw new PolicyLoadError(file, [{ path: '', message: `expected exactly one AccessPolicy, found ${policies.length}` }]);
+    throw new PolicyLoadError(source, [{ path: '', message: `expected exactly one AccessPolicy, found ${policies.length}` }]);
   }
   return policies[0];
+}
+
+/** For processes that run one policy (the sidecar): exactly one valid AccessPolicy, or a PolicyLoadError. */
+export async function loadAccessPolicy(file: string): Promise<AccessPolicy> {
+  return singlePolicy(await loadPolicyFile(file), file);
 }
 
 function checkDocument(doc: Document, base: DocumentBase, lines: LineCounter): PolicyDocument {

@@ -354,3 +354,29 @@ describe('match.http.response', () => {
     expect(errorsOf(doc).length).toBeGreaterThan(0);
   });
 });
+
+describe('spec.identity and duration bounds', () => {
+  const base = (extra: Record<string, unknown>) => ({
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'p' },
+    spec: { targets: [{ name: 'api', http: { baseUrl: 'https://api.example.com' } }], ...extra },
+  });
+
+  test('the token verifier\'s checks run offline too, naming the field', () => {
+    expect(checkSemantics(base({ identity: { issuer: 'http://idp.example.com', audiences: ['warden'] } }))).toEqual([
+      expect.objectContaining({ path: 'spec.identity.issuer', message: expect.stringContaining('https://') }),
+    ]);
+    expect(checkSemantics(base({ identity: { issuer: 'https://idp.example.com', audiences: ['warden'], clockSkew: '1h' } }))).toEqual([
+      expect.objectContaining({ path: 'spec.identity.clockSkew', message: expect.stringContaining('5m') }),
+    ]);
+    expect(checkSemantics(base({ identity: { issuer: 'https://idp.example.com', audiences: ['warden'] } }))).toEqual([]);
+  });
+
+  test('an approval timeout longer than a timer can wait is refused', () => {
+    const errors = checkSemantics(
+      base({ rules: [{ name: 'r', action: 'hold', approval: { approvers: { groups: ['sre'] }, timeout: '1000h' }, match: { target: 'api', http: { methods: ['POST'] } } }] }),
+    );
+    expect(errors).toEqual([expect.objectContaining({ path: 'spec.rules[0].approval.timeout', message: expect.stringContaining('576h') })]);
+  });
+});

@@ -6,6 +6,8 @@
 import { formatPath, type PathSegment, type PolicyError } from './errors';
 import { parseHostPattern } from './compile';
 import { parseColumnPattern, parseDuration, parseJsonPath } from './syntax';
+import type { IdentitySpec } from './types';
+import { resolveIdentitySpec } from '../identity/spec';
 
 export { parseColumnPattern, parseDuration, parseJsonPath, PolicySyntaxError } from './syntax';
 export type { ColumnPattern, JsonPathSegment } from './syntax';
@@ -42,6 +44,7 @@ export function checkSemantics(doc: unknown): PolicyError[] {
     ...checkRules(ctx),
     ...checkMasking(ctx),
     ...checkSelector(spec),
+    ...checkIdentity(spec),
   ];
 }
 
@@ -299,11 +302,38 @@ function uniqueNames(items: unknown[], at: PathSegment[], what: string): PolicyE
   return errors;
 }
 
+/** Node timers cannot run past 2^31-1 ms (~24.8 days; a longer one fires at once): cap at 576h, as the CRD does. */
+export const MAX_DURATION_MS = 576 * 3_600_000;
+
 function checkDuration(value: unknown, at: PathSegment[]): PolicyError[] {
   if (typeof value !== 'string') return [];
-  const errors = parseOrError(() => parseDuration(value), at);
-  if (errors.length === 0 && parseDuration(value) === 0) return [err(at, 'must be longer than zero')];
-  return errors;
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch (e) {
+    return [err(at, (e as Error).message)];
+  }
+  if (ms === 0) return [err(at, 'must be longer than zero')];
+  if (ms > MAX_DURATION_MS) return [err(at, `${value} is longer than the maximum of 576h (24 days)`)];
+  return [];
+}
+
+/**
+ * The same checks the sidecar's token verifier makes (https issuer and JWKS, clock skew at most
+ * 5m, maxTokenAge above zero). Loopback http issuers pass here: they are for local development,
+ * where the sidecar must also be started with the insecure-loopback option; the CRD refuses them.
+ */
+function checkIdentity(spec: Obj): PolicyError[] {
+  const identity = obj(spec.identity);
+  if (!identity) return [];
+  try {
+    resolveIdentitySpec(identity as unknown as IdentitySpec, true);
+    return [];
+  } catch (e) {
+    const message = (e as Error).message;
+    const field = /^spec\.identity\.(\w+)/.exec(message)?.[1];
+    return [err(field ? ['spec', 'identity', field] : ['spec', 'identity'], message.replace(/^spec\.identity\.\w+:\s*/, ''))];
+  }
 }
 
 function parseOrError(parse: () => unknown, at: PathSegment[]): PolicyError[] {

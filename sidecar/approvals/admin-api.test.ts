@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import { LocalApprovalStore } from './local-store';
 import { startTestAdmin, newApprovalRequest } from './test-helpers';
 import type { ApprovalsApiOptions } from './admin-api';
@@ -175,4 +176,22 @@ describe('approvals admin API', () => {
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe('decisions_disabled');
   });
+});
+
+test('a request target that is not a URL gets 400 and the admin server keeps serving', async () => {
+  const api = await setup({ localApprovals: true });
+  try {
+    const { hostname, port } = new URL(api.base);
+    const raw = await new Promise<string>((resolve) => {
+      const sock = net.connect(Number(port), hostname, () => sock.write('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      let out = '';
+      sock.on('data', (d: Buffer) => (out += d.toString()));
+      sock.on('close', () => resolve(out));
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400/);
+    expect((await api.req('GET', '/healthz')).status).toBe(200);
+    expect((await api.req('GET', '/approvals/%zz')).status).toBe(400);
+  } finally {
+    await api.close();
+  }
 });

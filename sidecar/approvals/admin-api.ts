@@ -7,6 +7,8 @@ import type * as http from 'node:http';
 import * as os from 'node:os';
 import type { Identity } from '../../common/policy/types';
 import { ApprovalError, type ApprovalBackend, type ApprovalState, type Verdict } from './types';
+import type { AdminHandler } from '../admin-server';
+import { parseBearer } from '../../common/identity/extract';
 
 export const LOCAL_APPROVERS_GROUP = 'local-approvers';
 const MAX_BODY = 64 * 1024;
@@ -26,7 +28,7 @@ export interface ApprovalsApiOptions {
   onDecision?(id: string, by: Identity, verdict: Verdict): void;
 }
 
-export type AdminHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+export type { AdminHandler };
 
 class HttpError extends Error {
   constructor(
@@ -81,11 +83,11 @@ export function createApprovalsHandler(opts: ApprovalsApiOptions): AdminHandler 
       throw new HttpError(403, 'decisions_disabled', 'this sidecar accepts no decisions on its admin API; decide through the ApprovalRequest object (kubectl warden approve|deny)');
     }
     const auth = req.headers.authorization;
-    const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
-    if (auth !== undefined && !m) throw new HttpError(401, 'invalid_token', 'Authorization must be "Bearer TOKEN"');
-    if (m && opts.verifyToken) {
+    const token = typeof auth === 'string' ? parseBearer(auth) : undefined;
+    if (auth !== undefined && token === undefined) throw new HttpError(401, 'invalid_token', 'Authorization must be "Bearer TOKEN"');
+    if (token !== undefined && opts.verifyToken) {
       try {
-        const id = await opts.verifyToken(m[1]);
+        const id = await opts.verifyToken(token);
         return { subject: id.subject, groups: [...id.groups], source: 'token' };
       } catch (e) {
         throw new HttpError(401, 'invalid_token', `approver token rejected: ${(e as Error).message}`);
@@ -97,7 +99,7 @@ export function createApprovalsHandler(opts: ApprovalsApiOptions): AdminHandler 
       }
       return { subject: opts.localUser ?? os.userInfo().username, groups: [LOCAL_APPROVERS_GROUP], source: 'local' };
     }
-    if (m) {
+    if (token !== undefined) {
       throw new HttpError(403, 'approver_identity_required', 'this sidecar cannot verify approver tokens (the policy has no spec.identity issuer), so it accepts no decisions');
     }
     throw new HttpError(
@@ -118,7 +120,12 @@ export function createApprovalsHandler(opts: ApprovalsApiOptions): AdminHandler 
       const items = await backend.list(state === 'all' ? {} : { state: state as ApprovalState });
       return sendJson(res, 200, { items });
     }
-    const id = decodeURIComponent(parts[1]);
+    let id: string;
+    try {
+      id = decodeURIComponent(parts[1]);
+    } catch {
+      throw new HttpError(400, 'invalid_request', 'malformed approval id in the path');
+    }
     if (parts.length === 2) {
       if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', `use GET /approvals/${id}`);
       const rec = await backend.get(id);
@@ -142,8 +149,7 @@ export function createApprovalsHandler(opts: ApprovalsApiOptions): AdminHandler 
     throw new HttpError(404, 'not_found', `no such endpoint ${req.url}`);
   }
 
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://admin');
+  return (req, res, url) => {
     const parts = url.pathname.split('/').filter((p) => p !== '');
     if (parts[0] !== 'approvals') return false;
     handle(req, res, parts, url.searchParams).catch((e: unknown) => {

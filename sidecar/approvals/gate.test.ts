@@ -1,5 +1,7 @@
-import { createApprovalGate, LocalApprovalStore } from './local-store';
+import { createApprovalGate } from './gate';
+import { LocalApprovalStore } from './local-store';
 import { httpDigest, sqlDigest } from './operation';
+import { UNPARSEABLE_BODY } from '../../common/policy/engine';
 import type { Decision, Identity } from '../../common/policy/types';
 import type { ApprovalGate } from '../postgres/runtime';
 import type { HttpApprovalGate } from '../http/forward/approval';
@@ -86,6 +88,19 @@ describe('createApprovalGate', () => {
     expect(rec.operation.digest).not.toBe(httpDigest({ ...op, json: { charge: 'ch_1', amount: 5001 } }));
     await store.decide(rec.id, bob, 'deny', 'refunds go through finance');
     await expect(p).resolves.toEqual({ approved: false, reason: 'denied by bob: refunds go through finance', approvalId: rec.id, decidedBy: 'bob' });
+  });
+
+  test('an HTTP body that is not valid JSON cannot be shown to an approver: denied without opening a request', async () => {
+    const op = { type: 'http' as const, target: 'api', method: 'POST', path: '/x', headers: {}, json: UNPARSEABLE_BODY };
+    const out = await gate.hold({ operation: op, decision: decision(), identity: agent, policy: { name: 'p' }, signal: new AbortController().signal });
+    expect(out).toMatchObject({ approved: false, reason: expect.stringContaining('not valid JSON') });
+    expect(await store.list({ state: 'pending' })).toEqual([]);
+  });
+
+  test('with nobody able to decide, a hold is denied at once, saying why', async () => {
+    const closed = createApprovalGate(new LocalApprovalStore(), { undecidable: () => 'nobody can decide holds here' });
+    const out = await closed.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
+    expect(out).toEqual({ approved: false, reason: 'rule "deletes-need-approval" holds DELETE, but nobody can decide holds here, so it is denied' });
   });
 
   test('a large HTTP body is shown as an excerpt', async () => {

@@ -1,6 +1,7 @@
 // Turns a hold from either data path into an approval request, waits for the outcome and answers
 // the data path. One object implements both ApprovalGate (PostgreSQL) and HttpApprovalGate (HTTP).
 import { parseDuration } from '../../common/policy/syntax';
+import { UNPARSEABLE_BODY } from '../../common/policy/engine';
 import type { ApprovalGate, HoldOutcome, HoldRequest } from '../postgres/runtime';
 import type { HeldHttpRequest, HttpApprovalGate } from '../http/forward/approval';
 import { httpOperation, sqlOperation } from './operation';
@@ -13,6 +14,16 @@ export interface ApprovalGateOptions {
   defaultTimeoutMs?: number;
   /** Called when a request is opened (log line, notifications) — must not throw or block. */
   onCreated?(req: ApprovalRequest): void;
+  /**
+   * Why nobody could decide a hold right now (no local approver, no token issuer), or undefined.
+   * Checked per hold, so a reload that adds `spec.identity` makes holds decidable at once.
+   */
+  undecidable?(): string | undefined;
+}
+
+/** The one wording every data path uses when a hold cannot be decided by anyone. */
+export function noApproverReason(ruleReason: string, why = 'no approval service is configured for this sidecar'): string {
+  return `${ruleReason}, but ${why}, so it is denied`;
 }
 
 export type CombinedApprovalGate = ApprovalGate &
@@ -29,6 +40,8 @@ export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateO
 
   async function hold(req: HoldRequest | HeldHttpRequest): Promise<HoldOutcome> {
     const { decision, identity, signal } = req;
+    const why = opts.undecidable?.();
+    if (why !== undefined) return { approved: false, reason: noApproverReason(decision.reason, why) };
     const spec = decision.approval ?? {};
     let timeoutMs = defaultTimeout;
     if (spec.timeout !== undefined) {
@@ -42,6 +55,10 @@ export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateO
     let policy: string;
     let target: string;
     if (isHttp(req)) {
+      // An approver must see what they approve; a body we could not parse cannot be shown or bound.
+      if (req.operation.json === UNPARSEABLE_BODY) {
+        return { approved: false, reason: `${decision.reason}, but its body is not valid JSON, so it cannot be shown to an approver; denied` };
+      }
       operation = httpOperation(req.operation);
       policy = req.policy.namespace ? `${req.policy.namespace}/${req.policy.name}` : req.policy.name;
       target = req.operation.target;

@@ -12,7 +12,6 @@ import {
   type Verdict,
 } from './types';
 
-export { createApprovalGate, type ApprovalGateOptions } from './gate';
 
 export interface LocalStoreOptions {
   /** How long a final record stays readable (GET, list) before it is forgotten. Default 15 minutes. */

@@ -2,7 +2,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../common/log';
-import { createApprovalGate, LocalApprovalStore } from './local-store';
+import { createApprovalGate } from './gate';
+import { LocalApprovalStore } from './local-store';
 import { createNotifier, MAX_DISPLAY_BYTES, parseRetryAfter, truncateUtf8 } from './notify';
 import type { ApprovalRequest } from './types';
 

@@ -35,7 +35,7 @@ export function httpDigest(op: HttpOperationWithPort): string {
       host: op.host ?? null,
       port: op.port ?? null,
       path: op.path,
-      body: op.json === undefined ? null : op.json,
+      body: typeof op.json === 'symbol' ? String(op.json) : op.json === undefined ? null : op.json,
     }),
   );
 }
@@ -43,7 +43,9 @@ export function httpDigest(op: HttpOperationWithPort): string {
 export function httpOperation(op: HttpOperationWithPort): ApprovalOperation {
   const where = op.host !== undefined ? `//${op.host}${op.port !== undefined ? `:${op.port}` : ''}${op.path}` : op.path;
   let display = `${op.method.toUpperCase()} ${where}`;
-  if (op.json !== undefined) {
+  if (typeof op.json === 'symbol') {
+    display += '\n\n(the request body is not valid JSON)';
+  } else if (op.json !== undefined) {
     const body = JSON.stringify(op.json, null, 2);
     display += `\n\n${body.length > BODY_EXCERPT ? `${body.slice(0, BODY_EXCERPT)}\n… (${body.length - BODY_EXCERPT} more characters)` : body}`;
   }

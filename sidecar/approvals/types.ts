@@ -123,4 +123,3 @@ export interface ApprovalBackend {
   wait(id: string, signal?: AbortSignal): Promise<ApprovalRequest>;
 }
 
-export const FINAL_STATES: readonly ApprovalState[] = ['approved', 'denied', 'expired', 'cancelled'];

@@ -1,6 +1,7 @@
 // One loopback listener per postgres target; each accepted connection is a PgSession.
 import * as net from 'node:net';
 import type { Logger } from '../../common/log';
+import { listenOn } from '../listen';
 import type { TargetRuntime } from './runtime';
 import { PgSession } from './session';
 
@@ -31,16 +32,10 @@ export class PostgresListener {
     }
   }
 
-  listen(port: number, host = '127.0.0.1'): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const addr = this.server.address() as net.AddressInfo;
-        this.log.info('postgres listener ready', { target: this.rt.target, address: `${host}:${addr.port}` });
-        resolve(addr.port);
-      });
-    });
+  async listen(port: number, host = '127.0.0.1'): Promise<number> {
+    const bound = await listenOn(this.server, host, port);
+    this.log.info('postgres listener ready', { target: this.rt.target, address: `${host}:${bound}` });
+    return bound;
   }
 
   get connections(): number {

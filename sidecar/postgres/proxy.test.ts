@@ -168,7 +168,7 @@ describe('denials', () => {
     try {
       await expect(c.query('DELETE FROM customers WHERE id = 1')).rejects.toMatchObject({
         code: '42501',
-        message: expect.stringContaining('no approval service'),
+        message: expect.stringContaining('nobody can decide holds on this sidecar'),
       });
       expect((await c.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(2);
     } finally {
