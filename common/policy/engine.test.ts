@@ -94,18 +94,13 @@ test('the CRD lists exactly the statement kinds the classifier produces', () => 
 });
 
 test('HTTP rules match on method, path and JSON body fields (tool names, model)', () => {
-  const p = compilePolicy({
-    apiVersion: 'agentwarden.io/v1alpha1',
-    kind: 'AccessPolicy',
-    metadata: { name: 'p' },
-    spec: {
-      defaultAction: 'allow',
-      targets: [{ name: 'openai', http: { baseUrl: 'https://api.openai.com' } }],
-      rules: [
-        { name: 'no-shell-tool', action: 'deny', match: { target: 'openai', http: { methods: ['POST'], paths: ['/v1/chat/**'], json: [{ path: '$.tools[*].function.name', values: ['run_shell'] }] } } },
-        { name: 'no-gpt4', action: 'deny', match: { target: 'openai', http: { json: [{ path: '$.model', values: ['gpt-4'] }] } } },
-      ],
-    },
+  const p = policy({
+    defaultAction: 'allow',
+    targets: [{ name: 'openai', http: { baseUrl: 'https://api.openai.com' } }],
+    rules: [
+      { name: 'no-shell-tool', action: 'deny', match: { target: 'openai', http: { methods: ['POST'], paths: ['/v1/chat/**'], json: [{ path: '$.tools[*].function.name', values: ['run_shell'] }] } } },
+      { name: 'no-gpt4', action: 'deny', match: { target: 'openai', http: { json: [{ path: '$.model', values: ['gpt-4'] }] } } },
+    ],
   });
   const op = (json: unknown, path = '/v1/chat/completions', method = 'POST') => ({ type: 'http' as const, target: 'openai', method, path, headers: {}, json });
   expect(decide(p, op({ model: 'gpt-4o-mini', tools: [{ function: { name: 'search' } }, { function: { name: 'run_shell' } }] }), who)).toMatchObject({ action: 'deny', rule: 'no-shell-tool' });
@@ -128,31 +123,26 @@ test('path globs: * stays within a segment, ** spans segments and /x/** covers /
 });
 
 describe('response rules (match.http.response)', () => {
-  const p = compilePolicy({
-    apiVersion: 'agentwarden.io/v1alpha1',
-    kind: 'AccessPolicy',
-    metadata: { name: 'p' },
-    spec: {
-      defaultAction: 'allow',
-      targets: [
-        { name: 'openai', http: { baseUrl: 'https://api.openai.com' } },
-        { name: 'other', http: { baseUrl: 'https://other.example.com' } },
-      ],
-      rules: [
-        { name: 'allow-all-openai', action: 'allow', match: { target: 'openai' } },
-        {
-          name: 'no-db-deletes',
-          action: 'deny',
-          message: 'the model may not call delete_database',
-          match: { target: 'openai', http: { methods: ['POST'], paths: ['/v1/**'], response: { json: [{ path: '$..tool_calls[*].function.name', values: ['delete_database'] }] } } },
-        },
-        {
-          name: 'workers-no-tools-on-gpt4',
-          action: 'deny',
-          match: { groups: ['workers'], http: { json: [{ path: '$.model', values: ['gpt-4'] }], response: { json: [{ path: '$.content[*].name' }, { path: '$.model', values: ['gpt-4'] }] } } },
-        },
-      ],
-    },
+  const p = policy({
+    defaultAction: 'allow',
+    targets: [
+      { name: 'openai', http: { baseUrl: 'https://api.openai.com' } },
+      { name: 'other', http: { baseUrl: 'https://other.example.com' } },
+    ],
+    rules: [
+      { name: 'allow-all-openai', action: 'allow', match: { target: 'openai' } },
+      {
+        name: 'no-db-deletes',
+        action: 'deny',
+        message: 'the model may not call delete_database',
+        match: { target: 'openai', http: { methods: ['POST'], paths: ['/v1/**'], response: { json: [{ path: '$..tool_calls[*].function.name', values: ['delete_database'] }] } } },
+      },
+      {
+        name: 'workers-no-tools-on-gpt4',
+        action: 'deny',
+        match: { groups: ['workers'], http: { json: [{ path: '$.model', values: ['gpt-4'] }], response: { json: [{ path: '$.content[*].name' }, { path: '$.model', values: ['gpt-4'] }] } } },
+      },
+    ],
   });
   const op = (json: unknown, target = 'openai', path = '/v1/chat/completions', method = 'POST') => ({ type: 'http' as const, target, method, path, headers: {}, json });
   const toolCall = (name: string) => ({ choices: [{ index: 0, message: { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name, arguments: '{}' } }] } }] });
@@ -192,21 +182,16 @@ describe('response rules (match.http.response)', () => {
 });
 
 test('MCP JSON-RPC calls are matched by method and tool name', () => {
-  const p = compilePolicy({
-    apiVersion: 'agentwarden.io/v1alpha1',
-    kind: 'AccessPolicy',
-    metadata: { name: 'mcp' },
-    spec: {
-      defaultAction: 'allow',
-      targets: [{ name: 'github-mcp', http: { baseUrl: 'https://mcp.example.com' } }],
-      rules: [
-        {
-          name: 'no-repo-deletion',
-          action: 'deny',
-          match: { target: 'github-mcp', http: { methods: ['POST'], json: [{ path: '$.method', values: ['tools/call'] }, { path: '$.params.name', values: ['delete_repository'] }] } },
-        },
-      ],
-    },
+  const p = policy({
+    defaultAction: 'allow',
+    targets: [{ name: 'github-mcp', http: { baseUrl: 'https://mcp.example.com' } }],
+    rules: [
+      {
+        name: 'no-repo-deletion',
+        action: 'deny',
+        match: { target: 'github-mcp', http: { methods: ['POST'], json: [{ path: '$.method', values: ['tools/call'] }, { path: '$.params.name', values: ['delete_repository'] }] } },
+      },
+    ],
   });
   const call = (name: string) => ({ type: 'http' as const, target: 'github-mcp', method: 'POST', path: '/mcp', headers: {}, json: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } } });
   expect(decide(p, call('delete_repository'), who)).toMatchObject({ action: 'deny', rule: 'no-repo-deletion' });
