@@ -36,7 +36,7 @@ import { CARD_MAX_LENGTH, PHONE_MAX_LENGTH, SSN_LENGTH, numbersHoldFrom, scanNum
 import { EMAIL_MAX_LENGTH, emailHoldFrom, scanEmail } from './detect-email';
 import { SECRET_LEAD_CHARS, SECRET_RECOGNITION_LENGTH, maybeLead, scanSecrets, secretLeadAt, secretsHoldFrom } from './detect-secrets';
 import { IBAN_MAX_LENGTH } from './checksums';
-import { BIT_EMAIL, BIT_SECRET, DETECTOR_BITS, DIGIT_BITS, type DetectorMatch } from './scan-util';
+import { BIT_EMAIL, BIT_SECRET, DETECTOR_BITS, DIGIT_BITS, isAlnum, type DetectorMatch } from './scan-util';
 
 export type { DetectorMatch } from './scan-util';
 
@@ -176,7 +176,7 @@ export function holdFrom(text: string, d: CompiledDetectors, matches?: readonly 
 function glueStart(s: string, i: number, bits: number): number {
   if (i >= s.length || i === 0) return i;
   const c = s.charCodeAt(i);
-  if (!(isAlnumCode(c) || c === 45 || c === 46)) return i;
+  if (!(isAlnum(c) || c === 45 || c === 46)) return i;
   let best = i;
   if (bits & DIGIT_BITS) {
     let k = i;
@@ -191,10 +191,6 @@ function glueStart(s: string, i: number, bits: number): number {
   return best;
 }
 
-function isAlnumCode(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-}
-
 /** Card, SSN, phone and IBAN characters. */
 function isNumberGlue(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || c === 32 || c === 45 || c === 46 || c === 40 || c === 41 || c === 43;
@@ -202,7 +198,7 @@ function isNumberGlue(c: number): boolean {
 
 /** Email characters. */
 function isEmailGlue(c: number): boolean {
-  return isAlnumCode(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45 || c === 64;
+  return isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45 || c === 64;
 }
 
 function isCompiled(x: CompiledDetectors | readonly DetectorName[]): x is CompiledDetectors {

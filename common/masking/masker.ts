@@ -59,7 +59,11 @@ export interface TextMasker {
    */
   maskUtf8(buf: Buffer): MaskedBytes | null;
   /** The strategy's replacement for one value the given detector matched (for callers that found the match in a wider context). */
-  maskValue?(value: string, detector: DetectorName): string;
+  maskValue(value: string, detector: DetectorName): string;
+  /** The strategy's replacement for a value that is sensitive whatever it contains (a jsonPath selected it), with this masker's own key. */
+  maskWhole(value: string): string;
+  /** The compiled detectors (for the streaming hold-back, which scans with the same ones). */
+  readonly compiled: CompiledDetectors;
 }
 
 const NONE: readonly DetectorName[] = Object.freeze([]);
@@ -86,8 +90,9 @@ export function createTextMasker(spec: TextMaskerSpec): TextMasker {
   };
 
   const maskValue = (value: string, detector: DetectorName): string => applyStrategy(strategy, value, detector, key);
+  const whole = (value: string): string => applyStrategy(strategy, value, undefined, key);
 
-  return { detectors: compiled.names, strategy, maxMatchLength: maxMatchLength(compiled.names), mask, maskUtf8, maskValue };
+  return { detectors: compiled.names, strategy, maxMatchLength: maxMatchLength(compiled.names), mask, maskUtf8, maskValue, maskWhole: whole, compiled };
 }
 
 /**
@@ -97,7 +102,7 @@ export function createTextMasker(spec: TextMaskerSpec): TextMasker {
  * masking idempotent (mask(mask(x)) === mask(x)) and masks what only the neighbour hid. The
  * extra scan only runs on values that had a match.
  */
-const MAX_PASSES = 4;
+export const MAX_PASSES = 4;
 
 function maskMatches(text: string, compiled: CompiledDetectors, strategy: MaskStrategy, key: Buffer): MaskResult {
   let matches = scanMatches(text, compiled);

@@ -221,3 +221,14 @@ test('decisions are built once per rule and shared', () => {
   expect(Object.isFrozen(a)).toBe(true);
   expect(decide(p, sql(stmt('SELECT')), who)).toBe(p.defaultDecision);
 });
+
+test('a body too deep to search matches restrictive body rules (fail closed), never throws', () => {
+  const p = policy({
+    defaultAction: 'allow',
+    targets: [{ name: 'api', http: { baseUrl: 'https://api.example.com' } }],
+    rules: [{ name: 'no-shell', action: 'deny', match: { target: 'api', http: { json: [{ path: '$..name', values: ['run_shell'] }] } } }],
+  });
+  let deep: unknown = { name: 'ok' };
+  for (let i = 0; i < 1000; i++) deep = { next: deep };
+  expect(decide(p, { type: 'http', target: 'api', method: 'POST', path: '/', headers: {}, json: deep }, who)).toMatchObject({ action: 'deny', rule: 'no-shell' });
+});

@@ -7,7 +7,7 @@
 // each parsed response document (a JSON body, or one event's JSON data in an event stream).
 import { hostMatcherHas, matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
 import type { Decision, HttpOperation, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
-import { selectJsonPath } from './jsonpath';
+import { JsonTooDeepError, selectJsonPath } from './jsonpath';
 import type { JsonPathSegment } from './syntax';
 
 /** An HTTP operation with the upstream port, for host patterns that name one (`example.com:443`). */
@@ -155,7 +155,14 @@ function jsonCriterionMatches(
 ): boolean {
   if (body === UNPARSEABLE_BODY) return rule.action !== 'allow';
   if (body === undefined) return false; // no JSON body: nothing for the criterion to select
-  const selected = selectJsonPath(body, j.segments);
+  let selected: unknown[];
+  try {
+    selected = selectJsonPath(body, j.segments);
+  } catch (err) {
+    // Too deep to search: like an unparseable body, restrictive rules match (fail closed).
+    if (err instanceof JsonTooDeepError) return rule.action !== 'allow';
+    throw err;
+  }
   if (!j.values) return selected.length > 0;
   return selected.some((v) => (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') && j.values!.has(String(v)));
 }

@@ -4,6 +4,7 @@
 import * as http from 'node:http';
 import { handleAbsoluteForm, handleConnect, isAbsoluteForm, type ForwardProxyContext } from './forward/forward-proxy';
 import type { RouteHandler } from './routes/route-proxy';
+import { errorBody } from './errors';
 
 export interface EgressServerOptions {
   routes: RouteHandler;
@@ -19,9 +20,9 @@ export function createEgressServer(o: EgressServerOptions): http.Server {
     else o.routes(req, res);
   });
   server.on('checkContinue', (req, res) => {
+    // 100 Continue only once the request is allowed (a denied body is never sent).
     if (isAbsoluteForm(req)) {
-      res.writeContinue();
-      handleAbsoluteForm(req, res, o.forward);
+      handleAbsoluteForm(req, res, o.forward, { expectContinue: true });
     } else {
       o.routes.checkContinue(req, res);
     }
@@ -31,11 +32,9 @@ export function createEgressServer(o: EgressServerOptions): http.Server {
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return void socket.destroy(err);
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const body = JSON.stringify({
-      error: tooLarge
-        ? { type: 'headers_too_large', message: 'request headers exceed the size limit' }
-        : { type: 'bad_request', message: 'malformed HTTP request (conflicting lengths, folded headers or bad chunking are refused)' },
-    });
+    const body = tooLarge
+      ? errorBody('headers_too_large', 'request headers exceed the size limit')
+      : errorBody('bad_request', 'malformed HTTP request (conflicting lengths, folded headers or bad chunking are refused)');
     const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   });

@@ -21,9 +21,8 @@
 // whole text.
 
 import type { DetectorName } from '../../policy/types';
-import { compileDetectors, holdFrom, mightMatch, scanMatches, type DetectorMatch } from '../detectors';
-import { REDACTED } from '../strategies';
-import type { TextMasker } from '../masker';
+import { holdFrom, mightMatch, scanMatches, type DetectorMatch } from '../detectors';
+import { MAX_PASSES, type TextMasker } from '../masker';
 
 /** Raw released text kept as left context for the detectors. */
 const CONTEXT_CHARS = 64;
@@ -40,7 +39,7 @@ export interface HeldText {
 }
 
 export function createHeldText(masker: TextMasker, holdBack: number = masker.maxMatchLength - 1): HeldText {
-  const compiled = compileDetectors(masker.detectors);
+  const compiled = masker.compiled;
   let context = '';
   let pending = '';
   let masked = 0;
@@ -88,11 +87,7 @@ export function createHeldText(masker: TextMasker, holdBack: number = masker.max
     return out;
   };
 
-  const maskValue = (value: string, detector: DetectorName): string => {
-    if (masker.maskValue !== undefined) return masker.maskValue(value, detector);
-    const r = masker.mask(value);
-    return r.count > 0 ? r.text : REDACTED;
-  };
+  const maskValue = masker.maskValue;
 
   /**
    * masker.mask on the window, pass by pass (masker.ts MAX_PASSES), as segments of raw text:
@@ -186,9 +181,6 @@ export function createHeldText(masker: TextMasker, holdBack: number = masker.max
     },
   };
 }
-
-/** Same as masker.ts. */
-const MAX_PASSES = 4;
 
 /** Raw window[a, b) (detector null) or a masked value covering it. */
 interface Seg {

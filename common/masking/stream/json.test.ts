@@ -1,3 +1,4 @@
+import { JsonTooDeepError, MAX_JSON_DEPTH } from '../../policy/jsonpath';
 import { parseJsonPath } from '../../policy/syntax';
 import { DETECTOR_NAMES } from '../detectors';
 import { createTextMasker } from '../masker';
@@ -56,10 +57,18 @@ describe('maskJsonDocument', () => {
     expect(r.b).toBe('mail [REDACTED]');
   });
 
-  it('$ alone masks a scalar root; hash uses the given key', () => {
+  it('$ alone masks a scalar root; hash uses the masker own key', () => {
     const hm = createTextMasker({ detectors: ['email'], strategy: 'hash', hashKey });
-    expect(maskJsonDocument('secret', { masker: hm, jsonPaths: paths('$'), hashKey }).doc).toBe(hashToken('secret', hashKey));
-    expect(maskJsonDocument([7], { masker: hm, jsonPaths: paths('$[0]'), hashKey }).doc).toEqual([hashToken('7', hashKey)]);
-    expect(() => maskJsonDocument('x', { masker: hm, jsonPaths: paths('$') })).toThrow(/key/);
+    expect(maskJsonDocument('secret', { masker: hm, jsonPaths: paths('$') }).doc).toBe(hashToken('secret', hashKey));
+    expect(maskJsonDocument([7], { masker: hm, jsonPaths: paths('$[0]') }).doc).toEqual([hashToken('7', hashKey)]);
+  });
+
+  it('refuses a document nested beyond the JSONPath depth limit (JsonTooDeepError, not a stack overflow)', () => {
+    let deep: unknown = 'a@b.io';
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(() => maskJsonDocument(deep, { masker, jsonPaths: paths('$..email') })).toThrow(JsonTooDeepError);
+    let ok: unknown = 'a@b.io';
+    for (let i = 0; i < MAX_JSON_DEPTH; i++) ok = [ok];
+    expect(maskJsonDocument(ok, { masker, jsonPaths: [] }).count).toBe(1);
   });
 });

@@ -15,14 +15,24 @@
 // its held text is released, masked, in a synthesised event of the same shape placed just
 // before the ending event; Responses API sequence numbers after it are shifted by one.
 //
+// jsonPaths of the masking rule apply to each event's parsed JSON (before the slots see it): a
+// selected value is masked whole, in every event it appears in.
+//
+// Several masking rules on one stream: the proxy parses each event once (sseItem), runs its
+// response-rule check on that parse, and feeds the same item through every rule's
+// SseEventMasker (createSsePipeline); each event is serialised once at the end.
+//
 // Everything else passes through: events without JSON-parsable data have their data masked as
 // text (per event: no cross-event hold-back for unknown streams); JSON events have every string
 // value that is not a slot's delta masked by the detectors (e.g. response.output_text.done
 // repeats the full text, tool call names, Anthropic content_block_start). Unchanged events are
 // re-emitted byte for byte; changed ones are re-serialised with LF line endings.
 
+import { jsonTooDeep, JsonTooDeepError } from '../../policy/jsonpath';
+import type { JsonPathSegment } from '../../policy/syntax';
 import type { TextMasker } from '../masker';
 import { createHeldText, type HeldText } from './held-text';
+import { maskJsonDocument } from './json';
 import { planEvent, type SseFormat, type SynthEvent, type TextField } from './sse-formats';
 import { createSseParser, serializeBlock, serializeEvent, type SseBlock } from './sse-parser';
 
@@ -30,6 +40,8 @@ export type { SseFormat } from './sse-formats';
 
 export interface SseMaskerOptions {
   masker: TextMasker;
+  /** The masking rule's jsonPaths: selected values in each event's JSON are masked whole. */
+  jsonPaths?: readonly (readonly JsonPathSegment[])[];
   /**
    * Most characters held back per slot (unless a match still touching the end needs more);
    * default masker.maxMatchLength - 1 (safe on its own). Within it only the tail that can still
@@ -54,16 +66,126 @@ export interface SseMasker {
   stats(): SseMaskerStats;
 }
 
+/** Marks an event whose data is absent or not JSON. */
+export const NOT_JSON: unique symbol = Symbol('not JSON');
+
+/** One event on its way through the maskers: parsed once, serialised once (serializeItem). */
+export interface SseItem {
+  /** The block it was read from; null for a synthesised event. */
+  block: SseBlock | null;
+  event: string | null;
+  /** The data buffer (null without data lines); replaced when masked as text. */
+  data: string | null;
+  /** The parsed data, or NOT_JSON. Maskers change it in place. */
+  doc: unknown;
+  /** Changed since read: re-serialised instead of re-emitted byte for byte. */
+  dirty: boolean;
+}
+
+/** Parses one block's data (once, for the rule check and every masker). */
+export function sseItem(block: SseBlock): SseItem {
+  let doc: unknown = NOT_JSON;
+  if (block.data !== null) {
+    try {
+      doc = JSON.parse(block.data);
+    } catch {
+      /* not JSON: masked as text */
+    }
+  }
+  return { block, event: block.event, data: block.data, doc, dirty: false };
+}
+
+export function serializeItem(item: SseItem): string {
+  if (!item.dirty && item.block) return item.block.raw;
+  const data = item.doc !== NOT_JSON ? JSON.stringify(item.doc) : (item.data ?? '');
+  return item.block ? serializeBlock(item.block, data) : serializeEvent(item.event, data);
+}
+
+/** One masking rule over parsed events. */
+export interface SseEventMasker {
+  /** A complete event; returns the events to send now, in order (synthesised flushes first). */
+  push(item: SseItem): SseItem[];
+  /** Releases everything every slot holds, masked, as synthesised events (end of stream, or before a denial). */
+  flush(): SseItem[];
+  /** An unterminated last event (clients discard it): its data is masked as text. */
+  maskTail(item: SseItem): SseItem;
+  stats(): SseMaskerStats;
+}
+
+/** Several rules' maskers in a row over one parse of the stream. */
+export interface SsePipeline {
+  /** Complete events (sseItem); returns the SSE text to send now. */
+  push(items: readonly SseItem[]): string;
+  /** Releases all held text (each masker's flush goes through the maskers after it); then the unterminated tail. */
+  end(tail?: readonly SseItem[]): string;
+  /** Values masked so far, over all maskers. */
+  masked(): number;
+}
+
+export function createSsePipeline(maskers: readonly SseEventMasker[]): SsePipeline {
+  const through = (items: SseItem[], from: number): SseItem[] => {
+    for (let i = from; i < maskers.length; i++) {
+      const next: SseItem[] = [];
+      for (const it of items) for (const o of maskers[i].push(it)) next.push(o);
+      items = next;
+    }
+    return items;
+  };
+  return {
+    push(items) {
+      let out = '';
+      for (const it of items) for (const o of through([it], 0)) out += serializeItem(o);
+      return out;
+    },
+    end(tail = []) {
+      let out = '';
+      for (let i = 0; i < maskers.length; i++) for (const o of through(maskers[i].flush(), i + 1)) out += serializeItem(o);
+      for (let it of tail) {
+        for (const m of maskers) it = m.maskTail(it);
+        out += serializeItem(it);
+      }
+      return out;
+    },
+    masked() {
+      let n = 0;
+      for (const m of maskers) n += m.stats().masked;
+      return n;
+    },
+  };
+}
+
+/** The byte-level masker for one rule (its own parser): tests, and callers with a single rule. */
+export function createSseMasker(opts: SseMaskerOptions): SseMasker {
+  const parser = createSseParser();
+  const em = createSseEventMasker(opts);
+  const pipeline = createSsePipeline([em]);
+  return {
+    push(chunk) {
+      return pipeline.push(parser.push(chunk).map(sseItem));
+    },
+    end() {
+      const blocks = parser.end();
+      const out = pipeline.push(blocks.filter((b) => b.complete).map(sseItem));
+      return out + pipeline.end(blocks.filter((b) => !b.complete).map(sseItem));
+    },
+    stats: () => em.stats(),
+  };
+}
+
 interface Slot {
   held: HeldText;
   synth: (text: string) => SynthEvent;
   sequenced: boolean;
 }
 
-export function createSseMasker(opts: SseMaskerOptions): SseMasker {
+/**
+ * One rule's masker over parsed events. Throws JsonTooDeepError for an event nested deeper than
+ * the JSONPath depth limit (it cannot be masked; the caller refuses the stream).
+ */
+export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
   const { masker } = opts;
+  const jsonPaths = opts.jsonPaths ?? [];
   const format = opts.format ?? 'auto';
-  const parser = createSseParser();
   const slots = new Map<string, Slot>();
   let masked = 0; // generic masks plus those of slots already ended
   let maxHeld = 0;
@@ -79,8 +201,8 @@ export function createSseMasker(opts: SseMaskerOptions): SseMasker {
   };
 
   /** Release what the ending slots hold, as synthesised events; `extra` is text of the ending event. */
-  const endSlots = (prefixes: string[], extra: Map<string, string>): string => {
-    let out = '';
+  const endSlots = (prefixes: string[], extra: Map<string, string>): SseItem[] => {
+    const out: SseItem[] = [];
     for (const [key, slot] of slots) {
       if (!prefixes.some((p) => key.startsWith(p))) continue;
       const text = slot.held.push(extra.get(key) ?? '') + slot.held.flush();
@@ -93,7 +215,7 @@ export function createSseMasker(opts: SseMaskerOptions): SseMasker {
         lastSeq++;
         seqShift++;
       }
-      out += serializeEvent(ev.event, JSON.stringify(ev.data));
+      out.push({ block: null, event: ev.event, data: null, doc: ev.data, dirty: true });
     }
     return out;
   };
@@ -110,19 +232,35 @@ export function createSseMasker(opts: SseMaskerOptions): SseMasker {
     return released;
   };
 
-  const onBlock = (block: SseBlock): string => {
-    const data = block.data;
-    if (data === null) return block.raw;
-    if (data.trim() === '[DONE]') return endSlots([''], new Map()) + block.raw;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(data);
-    } catch {
-      const r = masker.mask(data);
-      masked += r.count;
-      return r.count > 0 ? serializeBlock(block, r.text) : block.raw;
+  const maskText = (item: SseItem): SseItem => {
+    if (item.data === null) return item;
+    const r = masker.mask(item.data);
+    masked += r.count;
+    if (r.count > 0) {
+      item.data = r.text;
+      item.doc = NOT_JSON; // serialised from the masked text
+      item.dirty = true;
     }
-    const plan = planEvent(obj, block.event, format);
+    return item;
+  };
+
+  const push = (item: SseItem): SseItem[] => {
+    if (item.doc === NOT_JSON) {
+      if (item.data === null) return [item];
+      if (item.data.trim() === '[DONE]') return [...endSlots([''], new Map()), item];
+      return [maskText(item)];
+    }
+    let obj = item.doc;
+    if (jsonTooDeep(obj)) throw new JsonTooDeepError();
+    if (jsonPaths.length > 0) {
+      const r = maskJsonDocument(obj, { masker, jsonPaths, detectors: false });
+      if (r.count > 0) {
+        masked += r.count;
+        obj = r.doc;
+        item.dirty = true;
+      }
+    }
+    const plan = planEvent(obj, item.event, format);
     const holder = { root: obj };
     let changed = maskStringsInPlace(holder, masker, plan.fields, (n) => (masked += n));
     obj = holder.root;
@@ -143,33 +281,18 @@ export function createSseMasker(opts: SseMaskerOptions): SseMasker {
         changed = true;
       }
     }
-    const before = plan.ends.length > 0 ? endSlots(plan.ends, extra) : '';
+    const before = plan.ends.length > 0 ? endSlots(plan.ends, extra) : [];
     if (plan.sequenced && renumber(obj as Record<string, unknown>)) changed = true;
-    return before + (changed ? serializeBlock(block, JSON.stringify(obj)) : block.raw);
+    item.doc = obj;
+    if (changed) item.dirty = true;
+    before.push(item);
+    return before;
   };
 
   return {
-    push(chunk) {
-      let out = '';
-      for (const block of parser.push(chunk)) out += onBlock(block);
-      return out;
-    },
-    end() {
-      let out = '';
-      const tail: SseBlock[] = [];
-      for (const block of parser.end()) {
-        if (block.complete) out += onBlock(block);
-        else tail.push(block);
-      }
-      out += endSlots([''], new Map());
-      // An unterminated last event is discarded by clients (WHATWG); still mask what it says.
-      for (const block of tail) {
-        const r = block.data === null ? null : masker.mask(block.data);
-        if (r !== null) masked += r.count;
-        out += r !== null && r.count > 0 ? serializeBlock(block, r.text) : block.raw;
-      }
-      return out;
-    },
+    push,
+    flush: () => endSlots([''], new Map()),
+    maskTail: maskText,
     stats() {
       let live = 0;
       for (const s of slots.values()) live += s.held.masked;

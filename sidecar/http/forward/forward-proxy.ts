@@ -16,6 +16,8 @@ import { decide, type HttpOperationWithPort } from '../../../common/policy/engin
 import { IdentityError } from '../../../common/identity/errors';
 import type { Decision, Identity, RuleAction } from '../../../common/policy/types';
 import type { HttpApprovalGate } from './approval';
+import { errorBody, policyDeniedBody, sendJsonError } from '../errors';
+import { endToEndRawHeaders } from '../headers';
 
 export type { HttpApprovalGate, HeldHttpRequest } from './approval';
 
@@ -55,6 +57,12 @@ export interface ForwardProxyContext {
   identity: Identity | ((req: http.IncomingMessage) => Identity | Promise<Identity>);
   /** TCP connect timeout (DNS included), answered with 504. */
   connectTimeoutMs: number;
+  /**
+   * Absolute-form requests: longest the upstream may stay silent (no response headers yet, or no
+   * bytes of the response body) before the request is abandoned; 504 when nothing was sent yet.
+   * Default 60 s.
+   */
+  responseTimeoutMs?: number;
   audit(event: ForwardAuditEvent): void;
   /** Without a gate, a held request is denied saying that no approval service is configured. */
   approvals?: HttpApprovalGate;
@@ -66,21 +74,6 @@ export interface ForwardProxyContext {
 
 const defaultAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-/** Hop-by-hop headers (RFC 9110 7.6.1) plus the proxy-only ones; never forwarded either way. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'proxy-connection',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect', // node answered 100-continue itself
-  'host', // re-derived from the absolute-form URL
-]);
-
 /** Whether a request on the egress port is a forward-proxy request (absolute-form target). */
 export function isAbsoluteForm(req: http.IncomingMessage): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '');
@@ -88,13 +81,7 @@ export function isAbsoluteForm(req: http.IncomingMessage): boolean {
 
 // ------------------------------------------------------------------------------------ errors
 
-function errorBody(type: string, message: string, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ error: { type, ...extra, message } });
-}
-
-function deniedBody(decision: Decision, message: string): string {
-  return JSON.stringify({ error: { type: 'policy_denied', rule: decision.rule ?? 'defaultAction', message } });
-}
+const deniedBody = policyDeniedBody;
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 502: 'Bad Gateway', 504: 'Gateway Timeout' };
 
@@ -108,16 +95,15 @@ function writeRaw(socket: Duplex, status: number, body: string, headers: Record<
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
-  res.end(body);
+  sendJsonError(res, status, body, { headers, closeConnection: true });
 }
 
 class ConnectTimeoutError extends Error {
   code = 'ETIMEDOUT_CONNECT';
+}
+
+class ResponseTimeoutError extends Error {
+  code = 'ETIMEDOUT_RESPONSE';
 }
 
 class AddressDeniedError extends Error {
@@ -133,6 +119,10 @@ function upstreamFailure(err: Error & { code?: string }, host: string, port: num
     const message = `${host} resolves to ${err.address}: ${err.decision.reason}`;
     return { status: 403, body: deniedBody(err.decision, message), message };
   }
+  if (err instanceof ResponseTimeoutError) {
+    const message = `${host}:${port} did not answer in time`;
+    return { status: 504, body: errorBody('upstream_timeout', message, { host, port }), message };
+  }
   if (err instanceof ConnectTimeoutError || err.code === 'ETIMEDOUT') {
     const message = `connecting to ${host}:${port} timed out`;
     return { status: 504, body: errorBody('upstream_timeout', message, { host, port }), message };
@@ -143,7 +133,7 @@ function upstreamFailure(err: Error & { code?: string }, host: string, port: num
 
 // ---------------------------------------------------------------------------------- deciding
 
-type Authorized =
+export type Authorized =
   | { ok: true; decision: Decision; approval?: { approved: boolean; reason: string } }
   | { ok: false; decision: Decision; approval?: { approved: boolean; reason: string }; message: string };
 
@@ -179,7 +169,8 @@ function withPolicyAndIdentity(
     (who) => go(policy, who),
     (err: unknown) =>
       // The verifier's message names the failed check and never contains the token.
-      unauthenticated(err instanceof IdentityError ? `token refused: ${err.message} (${err.code})` : `token refused: ${(err as Error)?.message ?? 'the token could not be verified'}`),
+      // Anything else is an internal failure whose message is not the agent's business.
+      unauthenticated(err instanceof IdentityError ? `token refused: ${err.message} (${err.code})` : 'token refused: the token could not be verified'),
   );
 }
 
@@ -218,8 +209,12 @@ function authorizeThen(
     });
 }
 
-async function authorize(
-  ctx: ForwardProxyContext,
+/**
+ * Decides op and, for a hold, waits on the approval gate (holdForApproval). Never rejects because
+ * of the gate. Shared with the named routes (route-proxy.ts), so both say the same thing.
+ */
+export async function authorize(
+  ctx: Pick<ForwardProxyContext, 'approvals'>,
   policy: CompiledPolicy,
   op: HttpOperationWithPort,
   identity: Identity,
@@ -228,14 +223,30 @@ async function authorize(
   const decision = decide(policy, op, identity);
   if (decision.action === 'allow') return { ok: true, decision };
   if (decision.action === 'deny') return { ok: false, decision, message: decision.reason };
+  return holdForApproval(ctx, policy, op, decision, identity, signal);
+}
+
+/**
+ * A held decision: waits on the approval gate. No gate, or a gate that fails (rejects, or answers
+ * nothing usable), is a denial (fail closed) whose message says so; never rejects.
+ */
+export async function holdForApproval(
+  ctx: Pick<ForwardProxyContext, 'approvals'>,
+  policy: CompiledPolicy,
+  op: HttpOperationWithPort,
+  decision: Decision,
+  identity: Identity,
+  signal: AbortSignal,
+): Promise<Authorized> {
   if (!ctx.approvals) {
     return { ok: false, decision, message: `${decision.reason}, but no approval service is configured; denied` };
   }
   let approval: { approved: boolean; reason: string };
   try {
     approval = await ctx.approvals.hold({ operation: op, decision, identity, policy: { name: policy.name, namespace: policy.namespace }, signal });
+    if (typeof approval?.approved !== 'boolean') throw new Error('the approval service gave no answer');
   } catch (e) {
-    approval = { approved: false, reason: `approval failed: ${(e as Error).message}` };
+    approval = { approved: false, reason: `approval failed: ${(e as Error)?.message ?? String(e)}` };
   }
   if (approval.approved) return { ok: true, decision, approval };
   return { ok: false, decision, approval, message: `${decision.reason}; approval denied: ${approval.reason}` };
@@ -487,23 +498,15 @@ function smugglingProblem(req: http.IncomingMessage): string | undefined {
   return undefined;
 }
 
-function forwardHeaders(raw: string[]): Record<string, string | string[]> {
-  const drop = new Set(HOP_BY_HOP);
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].toLowerCase() === 'connection') for (const t of raw[i + 1].split(',')) drop.add(t.trim().toLowerCase());
-  }
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    if (drop.has(name)) continue;
-    const prev = out[name];
-    out[name] = prev === undefined ? raw[i + 1] : Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]];
-  }
-  return out;
-}
+const forwardHeaders = (raw: string[]): Record<string, string | string[]> => endToEndRawHeaders(raw);
 
 /** For requests on the egress port whose target is absolute-form (`GET http://host/path`). */
-export function handleAbsoluteForm(req: http.IncomingMessage, res: http.ServerResponse, ctx: ForwardProxyContext): void {
+export function handleAbsoluteForm(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  ctx: ForwardProxyContext,
+  opts: { expectContinue?: boolean } = {},
+): void {
   const started = performance.now();
   const { ev, emit } = startAudit(ctx, started, { kind: 'http', method: req.method ?? 'GET', host: '', port: 0 });
   const reject = (status: number, body: string, reason: string): void => {
@@ -569,6 +572,8 @@ export function handleAbsoluteForm(req: http.IncomingMessage, res: http.ServerRe
         emit();
         return;
       }
+      // `Expect: 100-continue`: the agent sends its body only once the request is allowed.
+      if (opts.expectContinue) res.writeContinue();
       forward(ctx, policy, op, identity, url, host, port, req, res, ev, emit);
     });
   });
@@ -605,6 +610,8 @@ function forward(
     s.once('connect', () => clearTimeout(timer));
     s.once('close', () => clearTimeout(timer));
   });
+  // Idle timeout while waiting for the response and while it streams (reset by every byte).
+  upReq.setTimeout(ctx.responseTimeoutMs ?? 60_000, () => upReq.destroy(new ResponseTimeoutError('upstream response timeout')));
   upReq.on('error', (err: Error & { code?: string }) => {
     clearTimeout(timer);
     if (res.headersSent) {
@@ -636,6 +643,7 @@ function forward(
       ev.error ??= `upstream: ${e.message}`;
       res.destroy();
     });
+
     up.pipe(res);
   });
   req.on('data', (c: Buffer) => (ev.bytesUp += c.length));
@@ -653,10 +661,7 @@ function forward(
 
 // ---------------------------------------------------------------------------------- standalone
 
-/**
- * A server that is only the forward proxy (tests, and until the shared egress server exists).
- * Origin-form requests (named routes) answer 404 here.
- */
+/** A server that is only the forward proxy (tests). Origin-form requests (named routes) answer 404 here. */
 export function createForwardProxyServer(ctx: ForwardProxyContext): http.Server {
   const server = http.createServer((req, res) => {
     if (isAbsoluteForm(req)) handleAbsoluteForm(req, res, ctx);

@@ -4,8 +4,10 @@
 //   const handler = createRouteHandler({ policy: () => store.current, secrets, identity, audit });
 //   server.on('request', handler); server.on('checkContinue', handler.checkContinue);
 //
-// Per request: resolve the target (404 unknown_route), read the JSON body when there is one (so
-// rules can match on it; other bodies stream), decide with the engine (403 policy_denied; a hold
+// Per request: resolve the target (404 unknown_route), read the body when the target needs it
+// (a rule matches on body fields, or request bodies are masked: whatever the Content-Type says,
+// the body is parsed as JSON, and one that is not JSON counts as unparseable, so restrictive body
+// rules match; other targets stream the body untouched), decide with the engine (403 policy_denied; a hold
 // waits on the approval gate), drop every credential the agent sent and inject the target's
 // (503 credential_unavailable when the secret is missing), forward over a pooled undici Agent, and
 // stream the response back, masked when the policy masks this target. Upstream failures answer
@@ -16,20 +18,30 @@
 // match discards it and answers 403 policy_denied; an event stream has each event's JSON data
 // checked before the output carrying it is written — a match writes
 // `event: error` + the policy_denied body instead and ends the stream.
+//
+// Masked responses by type: JSON and event streams are parsed (jsonPaths and detectors), text/*
+// and NDJSON are masked as text, buffered whole within the masked-response limit (NDJSON is not
+// streamed line by line); any other type (octet-stream, multipart, images) cannot be masked and
+// is refused with 502 unmaskable_response unless the target says `unparseable: allow`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
 import { createTextMasker, type TextMasker } from '../../../common/masking/masker';
 import { maskJsonDocument } from '../../../common/masking/stream/json';
-import { createSseMasker } from '../../../common/masking/stream/sse';
+import { createSseEventMasker, createSsePipeline, NOT_JSON, sseItem, type SseItem } from '../../../common/masking/stream/sse';
 import { createSseParser, type SseBlock } from '../../../common/masking/stream/sse-parser';
 import type { CompiledPolicy, CompiledRule } from '../../../common/policy/compile';
 import { decide, decideResponseWith, responseRulesFor, UNPARSEABLE_BODY } from '../../../common/policy/engine';
+import { jsonTooDeep, JsonTooDeepError } from '../../../common/policy/jsonpath';
 import { parseDuration, parseJsonPath, type JsonPathSegment } from '../../../common/policy/syntax';
 import type { Decision, HttpOperation, HttpTargetSpec, Identity } from '../../../common/policy/types';
 import type { HttpApprovalGate } from '../forward/approval';
+import { holdForApproval } from '../forward/forward-proxy';
+import { deniedRule, errorBody, policyDeniedBody, sendJsonError } from '../errors';
+import { endToEndHeaders } from '../headers';
 import { IdentityError } from '../../../common/identity/errors';
 import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
@@ -90,21 +102,6 @@ export type RouteHandler = ((req: IncomingMessage, res: ServerResponse) => void)
 const MiB = 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
-// Hop-by-hop (RFC 9110 §7.6.1) plus headers the proxy owns.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'trailers',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-  'expect',
-]);
 const AGENT_CREDENTIALS = ['authorization', 'x-api-key', 'api-key', 'proxy-authorization'];
 
 class HttpError extends Error {
@@ -121,6 +118,22 @@ class HttpError extends Error {
 
 interface MaskPlan {
   maskers: Array<{ rule: string; masker: TextMasker; jsonPaths: JsonPathSegment[][] }>;
+}
+
+/** What one target of one compiled policy needs per request, computed once per policy load. */
+interface TargetPlan {
+  spec: HttpTargetSpec;
+  base: URL;
+  timeoutMs: number;
+  maxBody: number;
+  maxMasked: number;
+  allowUnparseable: boolean;
+  /** Request headers never forwarded: the agent's credentials (the target's own is injected). */
+  credentialHeaders: ReadonlySet<string>;
+  requestPlan: MaskPlan | null;
+  responsePlan: MaskPlan | null;
+  /** A rule on this target matches on request body fields, or request bodies are masked: read and parse the body. */
+  needsBody: boolean;
 }
 
 interface RequestState {
@@ -142,7 +155,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
   const defaultMaxMasked = ctx.limits?.maxMaskedResponseBytes ?? 10 * MiB;
   const hashKey = ctx.hashKey ?? randomBytes(32);
   const agents = new Map<number, Agent>();
-  const maskPlans = new WeakMap<CompiledPolicy, Map<string, MaskPlan | null>>();
+  const targetPlans = new WeakMap<CompiledPolicy, Map<string, TargetPlan>>();
 
   const dispatcherFor = (timeoutMs: number): Dispatcher => {
     if (ctx.dispatcher) return ctx.dispatcher;
@@ -161,24 +174,44 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
   };
 
   const maskPlanFor = (policy: CompiledPolicy, target: string, direction: 'request' | 'response'): MaskPlan | null => {
-    let perPolicy = maskPlans.get(policy);
-    if (!perPolicy) maskPlans.set(policy, (perPolicy = new Map()));
-    const key = `${direction}\0${target}`;
-    let plan = perPolicy.get(key);
-    if (plan === undefined) {
-      const maskers: MaskPlan['maskers'] = [];
-      for (const s of policy.masking) {
-        if (s.targets && !s.targets.includes(target)) continue;
-        const dir = s.direction ?? 'response';
-        if (dir !== direction && dir !== 'both') continue;
-        const jsonPaths = (s.jsonPaths ?? []).map(parseJsonPath);
-        if ((s.detectors ?? []).length === 0 && jsonPaths.length === 0) continue; // column-only rules are for SQL
-        maskers.push({ rule: s.name, masker: createTextMasker({ detectors: s.detectors ?? [], strategy: s.strategy ?? 'redact', hashKey }), jsonPaths });
-      }
-      plan = maskers.length > 0 ? { maskers } : null;
-      perPolicy.set(key, plan);
+    const maskers: MaskPlan['maskers'] = [];
+    for (const s of policy.masking) {
+      if (s.targets && !s.targets.includes(target)) continue;
+      const dir = s.direction ?? 'response';
+      if (dir !== direction && dir !== 'both') continue;
+      const jsonPaths = (s.jsonPaths ?? []).map(parseJsonPath);
+      if ((s.detectors ?? []).length === 0 && jsonPaths.length === 0) continue; // column-only rules are for SQL
+      maskers.push({ rule: s.name, masker: createTextMasker({ detectors: s.detectors ?? [], strategy: s.strategy ?? 'redact', hashKey }), jsonPaths });
     }
-    return plan;
+    return maskers.length > 0 ? { maskers } : null;
+  };
+
+  /** The target's plan, or undefined when the policy has no HTTP route of that name. */
+  const targetPlanFor = (policy: CompiledPolicy, name: string): TargetPlan | undefined => {
+    let perPolicy = targetPlans.get(policy);
+    if (!perPolicy) targetPlans.set(policy, (perPolicy = new Map()));
+    let tp = perPolicy.get(name);
+    if (tp) return tp;
+    const spec = policy.targets.get(name)?.http;
+    if (!spec) return undefined;
+    const requestPlan = maskPlanFor(policy, name, 'request');
+    const bodyRules = policy.rules.some((r) => (r.target === undefined || r.target === name) && (r.http?.json?.length ?? 0) > 0);
+    const credentialHeaders = new Set(AGENT_CREDENTIALS);
+    if (spec.auth?.header) credentialHeaders.add(spec.auth.header.toLowerCase());
+    tp = {
+      spec,
+      base: new URL(spec.baseUrl),
+      timeoutMs: spec.timeout ? parseDuration(spec.timeout) : DEFAULT_TIMEOUT_MS,
+      maxBody: spec.maxBodyBytes ?? defaultMaxBody,
+      maxMasked: spec.maxBodyBytes ?? defaultMaxMasked,
+      allowUnparseable: spec.unparseable === 'allow',
+      credentialHeaders,
+      requestPlan,
+      responsePlan: maskPlanFor(policy, name, 'response'),
+      needsBody: bodyRules || requestPlan !== null,
+    };
+    perPolicy.set(name, tp);
+    return tp;
   };
 
   const finishAudit = (st: RequestState, status: number, policy: CompiledPolicy | undefined): void => {
@@ -230,14 +263,11 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     // --- caller identity first: an unauthenticated caller learns nothing else (not even the routes)
     const verifyToken = ctx.verifyToken;
     if (verifyToken) st.identity = await authenticate(req, verifyToken);
-    const target = policy.targets.get(parsed.target)?.http;
-    if (!target) {
+    const tp = targetPlanFor(policy, parsed.target);
+    if (!tp) {
       throw new HttpError(404, 'unknown_route', `no HTTP route named "${parsed.target}"; routes: ${[...policy.targets].filter(([, t]) => t.http).map(([n]) => n).join(', ') || '(none)'}`);
     }
-    const timeoutMs = target.timeout ? parseDuration(target.timeout) : DEFAULT_TIMEOUT_MS;
-    const base = new URL(target.baseUrl);
-    const maxBody = target.maxBodyBytes ?? defaultMaxBody;
-    const requestPlan = maskPlanFor(policy, parsed.target, 'request');
+    const { spec: target, base, timeoutMs, maxBody, requestPlan } = tp;
 
     // --- request body: a declared length over the limit is refused before reading anything
     const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
@@ -246,22 +276,16 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     if (declared !== undefined && declared > maxBody) {
       throw new HttpError(413, 'request_too_large', `request body of ${declared} bytes exceeds the limit of ${maxBody} bytes`);
     }
-    let json: unknown;
-    let buffered: Buffer | undefined;
-    const requestType = String(req.headers['content-type'] ?? '').toLowerCase();
-    const maskRequest = requestPlan !== null && (isJson(requestType) || requestType.startsWith('text/'));
-    if (hasBody && (isJson(req.headers['content-type']) || maskRequest)) {
-      // Read it so rules can match on body fields; ask for it first if the agent is waiting.
+    let body: ParsedBody | undefined;
+    if (hasBody && tp.needsBody) {
+      // Body rules or request masking: read it (ask for it first if the agent is waiting) and
+      // parse it as JSON whatever its Content-Type says (a missing or wrong type must not let a
+      // body past a rule). Targets that need neither stream the body untouched (the hot path).
       if (st.expectContinue) {
         res.writeContinue();
         st.expectContinue = false;
       }
-      buffered = await readLimited(req, maxBody);
-      try {
-        json = buffered.length > 0 && isJson(requestType) ? JSON.parse(buffered.toString('utf8')) : undefined;
-      } catch {
-        json = UNPARSEABLE_BODY; // rules on body fields cannot be checked: restrictive ones match (fail closed)
-      }
+      body = parseBody(await readLimited(req, maxBody, 413));
     }
 
     // --- decide
@@ -272,60 +296,59 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       path: parsed.path,
       host: base.hostname,
       headers: req.headers,
-      json,
+      // Not JSON, or nested too deep to check: restrictive rules on body fields match (fail closed).
+      json: body === undefined || body.kind === 'empty' ? undefined : body.kind === 'json' ? body.doc : UNPARSEABLE_BODY,
     };
-    const decision = decide(policy, op, st.identity);
+    let decision = decide(policy, op, st.identity);
     st.decision = decision;
-    if (decision.action === 'deny') throw denial(decision);
     if (decision.action === 'hold') {
-      if (!ctx.approvals) {
-        throw denial({ ...decision, reason: `${decision.reason}: held for approval, but no approval service is configured` });
-      }
       const abort = new AbortController();
       const onClose = (): void => {
         if (!res.writableFinished) abort.abort();
       };
       res.once('close', onClose);
-      let outcome: { approved: boolean; reason: string };
       try {
-        outcome = await ctx.approvals.hold({
-          operation: { ...op, port: Number(base.port) || (base.protocol === 'https:' ? 443 : 80) },
-          decision,
-          identity: st.identity,
-          policy: { name: policy.name, namespace: policy.namespace },
-          signal: abort.signal,
-        });
+        // Same gate handling (and wording) as the forward proxy: no gate, or a failing one, denies.
+        const port = Number(base.port) || (base.protocol === 'https:' ? 443 : 80);
+        const auth = await holdForApproval({ approvals: ctx.approvals }, policy, { ...op, port }, decision, st.identity, abort.signal);
+        if (!auth.ok) {
+          decision = { ...decision, reason: auth.message };
+          st.decision = decision;
+          throw denial(decision);
+        }
       } finally {
         res.off('close', onClose);
       }
-      if (!outcome.approved) throw denial({ ...decision, reason: outcome.reason });
     }
+    else if (decision.action === 'deny') throw denial(decision);
 
     // --- upstream request: headers, credential, URL
-    const headers = forwardHeaders(req.headers, target);
+    const headers = endToEndHeaders(req.headers, tp.credentialHeaders);
     const url = upstreamUrl(base, parsed.rest, parsed.search);
     injectCredential(ctx.secrets, target, headers, url);
 
-    if (buffered && maskRequest) {
+    let buffered = body?.raw;
+    if (body && requestPlan) {
       // Prompts and tool results leaving for the API: PII the agent read must not leave the cluster.
-      const masked = maskRequestBody(buffered, json, requestType, String(req.headers['content-encoding'] ?? 'identity'), requestPlan!, target.unparseable === 'allow', hashKey);
+      const masked = maskRequestBody(body, String(req.headers['content-type'] ?? ''), String(req.headers['content-encoding'] ?? 'identity'), requestPlan, tp.allowUnparseable);
       if (masked.error) st.error = masked.error;
       buffered = masked.body;
       st.masked += masked.count;
       if (masked.count > 0) delete headers['content-md5'];
     }
 
-    let body: Readable | Buffer | undefined;
+    let upBody: Readable | Buffer | undefined;
     if (buffered) {
-      body = buffered;
+      upBody = buffered;
       headers['content-length'] = String(buffered.length);
     } else if (hasBody) {
       if (st.expectContinue) {
         res.writeContinue();
         st.expectContinue = false;
       }
-      body = req.pipe(limitBytes(maxBody));
-      req.on('error', (e) => (body as Readable).destroy(e));
+      const limited = limitBytes(maxBody);
+      upBody = req.pipe(limited);
+      req.on('error', (e) => limited.destroy(e));
     }
 
     const abort = new AbortController();
@@ -340,38 +363,36 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         path: url.pathname + url.search,
         method: op.method as Dispatcher.HttpMethod,
         headers,
-        body,
+        body: upBody,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal: abort.signal,
       });
     } catch (err) {
       res.off('close', onClose);
-      if (body && typeof (body as Readable).destroy === 'function') (body as Readable).destroy();
+      if (upBody && typeof (upBody as Readable).destroy === 'function') (upBody as Readable).destroy();
       throw err;
     }
 
     try {
-      await respond(req, res, st, upstream, maskPlanFor(policy, parsed.target, 'response'), op.method, {
-        maxMasked: target.maxBodyBytes ?? defaultMaxMasked,
-        allowUnparseable: target.unparseable === 'allow',
-        responseRules: responseRulesFor(policy, op, st.identity),
-      });
+      await respond(res, st, upstream, tp, op.method, responseRulesFor(policy, op, st.identity));
     } finally {
       res.off('close', onClose);
+      // A body not read to its end (refused as too large or unmaskable, a denial, an error, the
+      // agent gone) would hold the upstream connection until bodyTimeout: release it now.
+      if (!upstream.body.readableEnded) release(upstream.body);
     }
   };
 
   const respond = async (
-    req: IncomingMessage,
     res: ServerResponse,
     st: RequestState,
     up: Dispatcher.ResponseData,
-    plan: MaskPlan | null,
+    tp: TargetPlan,
     method: string,
-    limits: { maxMasked: number; allowUnparseable: boolean; responseRules: readonly CompiledRule[] },
+    responseRules: readonly CompiledRule[],
   ): Promise<void> => {
-    const { maxMasked, allowUnparseable, responseRules } = limits;
+    const { maxMasked, allowUnparseable, responsePlan: plan } = tp;
     /** Response rules to check on each parsed document; none means nothing needs inspecting. */
     const inspect = responseRules.length > 0;
     const maskedInRequest = st.masked;
@@ -382,16 +403,23 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       return undefined;
     };
     const headers = endToEndHeaders(up.headers);
-    const noBody = method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200;
+    const noBody = method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200 || up.headers['content-length'] === '0';
     const type = String(up.headers['content-type'] ?? '').toLowerCase();
-    let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isJson(type) ? 'json' : type.startsWith('text/') || type.includes('ndjson') ? 'text' : 'pass';
+    let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isJson(type) ? 'json' : type.startsWith('text/') || type.includes('ndjson') ? 'text' : 'opaque';
+    if (kind === 'opaque') {
+      if (plan) {
+        // octet-stream, multipart, images, no Content-Type: nothing the maskers can read.
+        const e = unmaskable(`response from route "${st.target}" has content-type "${type || '(none)'}", which cannot be masked`);
+        if (e) throw e;
+      }
+      kind = 'pass';
+    }
     // Without masking, only what response rules can read (JSON, event streams) is inspected.
     if (!plan && (!inspect || kind === 'text')) kind = 'pass';
 
     if (kind === 'pass') {
-      // TODO(masking): bodies that are neither JSON nor text (octet-stream, multipart) pass unmasked.
       res.writeHead(up.statusCode, headers);
-      await pipeTo(up.body, res);
+      await pipeToClient(up.body, res);
       return;
     }
 
@@ -400,104 +428,29 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       const decoded = decodeStream(up.body, encoding);
       if (!decoded) {
         const e = unmaskable(`upstream of route "${st.target}" sent an event stream with content-encoding "${encoding}", which cannot be inspected`);
-        if (e) {
-          up.body.destroy();
-          throw e;
-        }
+        if (e) throw e;
         res.writeHead(up.statusCode, headers);
-        await pipeTo(up.body, res);
+        await pipeToClient(up.body, res);
         return;
       }
       delete headers['content-length'];
       delete headers['content-encoding'];
       headers['cache-control'] = headers['cache-control'] ?? 'no-cache';
       headers['x-accel-buffering'] = 'no';
-      const maskers = (plan?.maskers ?? []).map((m) => createSseMasker({ masker: m.masker }));
-      // Response rules read the upstream's events (unmasked, so masking cannot hide a tool name)
-      // with their own parser. Only events that passed go on — to the maskers, or straight out —
-      // and only whole events, so half of an event is never forwarded before it could be checked.
-      // On a denial the events before it are still sent (the maskers release what they held,
-      // masked); nothing from the denied event on is.
-      const parser = inspect ? createSseParser() : undefined;
-      const pushAll = (chunk: Buffer | string, end: boolean): string => {
-        if (maskers.length === 0) return '';
-        let text: string | Buffer = chunk;
-        for (const sm of maskers) {
-          const out = sm.push(text);
-          text = end ? out + sm.end() : out;
-        }
-        return typeof text === 'string' ? text : text.toString('utf8');
-      };
-      /** Checks each event's JSON data against the response rules; returns the output to write, and the denial if any. */
-      const step = (chunk: Buffer | string, end: boolean): { out: string; denied?: Decision } => {
-        if (!parser) return { out: pushAll(chunk, end) };
-        const blocks = end ? [...parser.push(chunk), ...parser.end()] : parser.push(chunk);
-        let passed = '';
-        let denied: Decision | undefined;
-        for (const b of blocks) {
-          denied = checkEvent(b, responseRules);
-          if (denied) break;
-          passed += b.raw;
-        }
-        if (maskers.length === 0) return { out: passed, denied };
-        return { out: pushAll(passed, end || denied !== undefined), denied };
-      };
-      res.writeHead(up.statusCode, headers);
-      res.flushHeaders();
-      await new Promise<void>((resolve, reject) => {
-        let stopped = false;
-        const deny = (d: Decision, before: string): void => {
-          stopped = true;
-          st.decision = d;
-          st.masked = maskedInRequest + maskers.reduce((n, m) => n + m.stats().masked, 0);
-          decoded.off('data', onData);
-          decoded.destroy();
-          if (decoded !== up.body) up.body.destroy();
-          res.end(before + sseDenial(d), () => resolve());
-        };
-        const onData = (c: Buffer): void => {
-          if (stopped) return;
-          const { out, denied } = step(c, false);
-          if (denied) return deny(denied, out);
-          if (out !== '' && !res.write(out)) {
-            decoded.pause();
-            res.once('drain', () => decoded.resume());
-          }
-        };
-        decoded.on('data', onData);
-        decoded.once('end', () => {
-          if (stopped) return;
-          const { out, denied } = step('', true);
-          if (denied) return deny(denied, out);
-          st.masked = maskedInRequest + maskers.reduce((n, m) => n + m.stats().masked, 0);
-          res.end(out, () => resolve());
-        });
-        decoded.once('error', (e) => {
-          if (stopped) return;
-          st.masked = maskedInRequest + maskers.reduce((n, m) => n + m.stats().masked, 0);
-          reject(e);
-        });
-        res.once('close', () => {
-          if (!res.writableFinished) {
-            decoded.destroy();
-            resolve();
-          }
-        });
-      });
+      await streamEvents(res, st, decoded, up.statusCode, headers, plan, inspect ? responseRules : undefined, maskedInRequest);
       return;
     }
 
     // JSON and text: buffer (bounded), decode, mask, send with a fresh length.
-    let raw: Buffer;
+    const raw = await readLimited(up.body, maxMasked, 502, `response from route "${st.target}" exceeds the ${maxMasked}-byte limit for masked responses`);
+    let plain: Buffer | undefined;
     try {
-      raw = await readLimited(up.body, maxMasked);
-    } catch (err) {
-      if (err instanceof HttpError && err.status === 413) {
-        throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" exceeds the ${maxMasked}-byte limit for masked responses`);
-      }
-      throw err;
+      plain = decodeBuffer(raw, encoding, maxMasked);
+    } catch {
+      // Over the limit once decompressed (a decompression bomb): refused like an over-size body,
+      // whatever `unparseable` says: it is not unparseable, it is too large.
+      throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" exceeds the ${maxMasked}-byte limit for masked responses once decompressed`);
     }
-    const plain = decodeBuffer(raw, encoding, maxMasked);
     if (!plain) {
       const e = unmaskable(`response from route "${st.target}" has content-encoding "${encoding}", which cannot be inspected`);
       if (e) throw e;
@@ -520,18 +473,24 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         await new Promise<void>((resolve) => res.end(plain, () => resolve()));
         return;
       }
+      const tooDeep = jsonTooDeep(doc);
       if (inspect) {
         // Decided on what the upstream said, before masking and before any byte is sent: a
-        // denial discards the upstream's answer and the agent gets the 403 instead.
-        const denied = decideResponseWith(responseRules, doc);
+        // denial discards the upstream's answer and the agent gets the 403 instead. Too deep to
+        // check counts as unparseable: the deny rules match (fail closed).
+        const denied = decideResponseWith(responseRules, tooDeep ? UNPARSEABLE_BODY : doc);
         if (denied) {
           st.decision = denied;
           throw denial(denied);
         }
       }
+      if (plan && tooDeep) {
+        const e = unmaskable(`response from route "${st.target}" is ${new JsonTooDeepError().message}, so it cannot be masked`);
+        if (e) throw e;
+      }
       let changed = false;
-      for (const m of plan?.maskers ?? []) {
-        const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths, hashKey });
+      for (const m of tooDeep ? [] : (plan?.maskers ?? [])) {
+        const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths });
         if (r.doc !== doc) changed = true;
         doc = r.doc;
         masked += r.count;
@@ -637,26 +596,6 @@ function isJson(contentType: string | string[] | undefined): boolean {
   return t === 'application/json' || t.endsWith('+json');
 }
 
-/** h without hop-by-hop headers (the fixed ones, those Connection names, proxy-*) and without alsoDrop. */
-function endToEndHeaders(h: Record<string, string | string[] | undefined>, alsoDrop: Iterable<string> = []): Record<string, string | string[]> {
-  const drop = new Set(HOP_BY_HOP);
-  for (const name of alsoDrop) drop.add(name);
-  const conn = h['connection'];
-  if (conn) for (const n of String(conn).split(',')) drop.add(n.trim().toLowerCase());
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || drop.has(k) || k.startsWith('proxy-')) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-function forwardHeaders(h: IncomingMessage['headers'], target: HttpTargetSpec): Record<string, string | string[]> {
-  const credentials = [...AGENT_CREDENTIALS];
-  if (target.auth?.header) credentials.push(target.auth.header.toLowerCase());
-  return endToEndHeaders(h, credentials);
-}
-
 /** Injects the target's credential into headers or the URL; throws 503 naming the secret when it is missing. */
 function injectCredential(secrets: SecretStore, target: HttpTargetSpec, headers: Record<string, string | string[]>, url: URL): void {
   const secret = target.credentialsSecret;
@@ -687,27 +626,20 @@ function injectCredential(secrets: SecretStore, target: HttpTargetSpec, headers:
   }
 }
 
-/** Checks one event's JSON data (an event without data, or whose data is not JSON such as `[DONE]`, matches nothing). */
-function checkEvent(b: SseBlock, rules: readonly CompiledRule[]): Decision | undefined {
-  if (b.data === null) return undefined;
-  const data = b.data.trim();
-  if (data === '' || (data[0] !== '{' && data[0] !== '[')) return undefined;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(data);
-  } catch {
-    return undefined;
-  }
-  return decideResponseWith(rules, doc);
+/** The parsed JSON of an event, for response rules: an event without data, or whose data is not JSON (`[DONE]`), matches nothing; one nested too deep is unparseable (deny rules match). */
+function checkItem(item: SseItem, rules: readonly CompiledRule[]): Decision | undefined {
+  const doc = item.doc;
+  if (doc === NOT_JSON || doc === null || typeof doc !== 'object') return undefined;
+  return decideResponseWith(rules, jsonTooDeep(doc) ? UNPARSEABLE_BODY : doc);
 }
 
 /** The SSE form of the 403 body: what a streamed response ends with when a response rule denies it. */
 function sseDenial(d: Decision): string {
-  return `event: error\ndata: ${JSON.stringify({ error: { type: 'policy_denied', rule: d.rule ?? '', message: d.reason } })}\n\n`;
+  return `event: error\ndata: ${policyDeniedBody(d, d.reason)}\n\n`;
 }
 
 function denial(d: Decision): HttpError {
-  return new HttpError(403, 'policy_denied', d.reason, { rule: d.rule ?? '' });
+  return new HttpError(403, 'policy_denied', d.reason, { rule: deniedRule(d) });
 }
 
 function toHttpError(err: unknown, target: string): HttpError {
@@ -742,20 +674,18 @@ async function authenticate(req: IncomingMessage, verifyToken: (token: string) =
 }
 
 function sendError(req: IncomingMessage, res: ServerResponse, e: HttpError): void {
-  const body =
-    e.type === 'policy_denied'
-      ? JSON.stringify({ error: { type: e.type, rule: e.extra.rule, message: e.message } })
-      : JSON.stringify({ error: { type: e.type, message: e.message, ...e.extra } });
-  const headers: Record<string, string> = { ...e.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+  const body = e.type === 'policy_denied' ? policyDeniedBody({ rule: e.extra.rule as string | undefined }, e.message) : errorBody(e.type, e.message, e.extra);
   // A body we did not read would have to be drained before the next request; close instead.
-  if (!req.complete) headers['connection'] = 'close';
-  res.writeHead(e.status, headers);
-  res.end(body);
+  sendJsonError(res, e.status, body, { headers: e.headers, closeConnection: !req.complete });
   if (!req.complete) req.resume();
 }
 
-/** Reads a stream into memory; a 413 HttpError once it exceeds `limit`. */
-function readLimited(stream: Readable, limit: number): Promise<Buffer> {
+/**
+ * Reads a stream into memory; an HttpError once it exceeds `limit`: 413 for the agent's request
+ * (left paused, so the error can still be answered on its connection), 502 unmaskable_response
+ * for an upstream body (destroyed, releasing its connection).
+ */
+function readLimited(stream: Readable, limit: number, status: 413 | 502, message = `body exceeds the limit of ${limit} bytes`): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -763,8 +693,9 @@ function readLimited(stream: Readable, limit: number): Promise<Buffer> {
       size += c.length;
       if (size > limit) {
         stream.off('data', onData);
-        stream.pause();
-        reject(new HttpError(413, 'request_too_large', `body exceeds the limit of ${limit} bytes`));
+        if (status === 413) stream.pause();
+        else stream.destroy();
+        reject(status === 413 ? new HttpError(413, 'request_too_large', message) : new HttpError(502, 'unmaskable_response', message));
         return;
       }
       chunks.push(c);
@@ -773,6 +704,24 @@ function readLimited(stream: Readable, limit: number): Promise<Buffer> {
     stream.once('end', () => resolve(Buffer.concat(chunks, size)));
     stream.once('error', reject);
   });
+}
+
+/** A request body read for rules or masking. */
+type ParsedBody =
+  | { kind: 'empty'; raw: Buffer }
+  | { kind: 'json'; raw: Buffer; doc: unknown }
+  /** Not JSON (whatever the Content-Type said), or JSON nested beyond the JSONPath depth limit. */
+  | { kind: 'unparseable'; raw: Buffer; tooDeep: boolean };
+
+function parseBody(raw: Buffer): ParsedBody {
+  if (raw.length === 0) return { kind: 'empty', raw };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return { kind: 'unparseable', raw, tooDeep: false };
+  }
+  return jsonTooDeep(doc) ? { kind: 'unparseable', raw, tooDeep: true } : { kind: 'json', raw, doc };
 }
 
 /** Passes bytes through until `limit`, then fails with a 413 HttpError. */
@@ -787,25 +736,39 @@ function limitBytes(limit: number): Transform {
   });
 }
 
+/**
+ * The decoded body; undefined for an encoding we cannot decode. stream.pipeline: an upstream
+ * that dies mid-stream errors the decoder (and a decoder failure destroys the upstream body), so
+ * a compressed stream always settles.
+ */
 function decodeStream(body: Readable, encoding: string): Readable | undefined {
+  let decoder: Transform;
   switch (encoding) {
     case '':
     case 'identity':
       return body;
     case 'gzip':
     case 'x-gzip':
-      return body.pipe(zlib.createGunzip());
+      decoder = zlib.createGunzip();
+      break;
     case 'deflate':
-      return body.pipe(zlib.createInflate());
+      decoder = zlib.createInflate();
+      break;
     case 'br':
-      return body.pipe(zlib.createBrotliDecompress());
+      decoder = zlib.createBrotliDecompress();
+      break;
     default:
       return undefined;
   }
+  return pipelineCb(body, decoder, () => {
+    /* errors reach the reader through the destroyed decoder */
+  });
 }
 
+/** Decoded bytes; undefined for an unknown encoding or corrupt data. Throws when the output would exceed limit. */
 function decodeBuffer(buf: Buffer, encoding: string, limit: number): Buffer | undefined {
   const opts = { maxOutputLength: limit };
+  const tooLarge = (e: unknown): boolean => e instanceof RangeError || (e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
   try {
     switch (encoding) {
       case '':
@@ -817,7 +780,8 @@ function decodeBuffer(buf: Buffer, encoding: string, limit: number): Buffer | un
       case 'deflate':
         try {
           return zlib.inflateSync(buf, opts);
-        } catch {
+        } catch (e) {
+          if (tooLarge(e)) throw e;
           return zlib.inflateRawSync(buf, opts); // some servers send raw deflate
         }
       case 'br':
@@ -825,57 +789,150 @@ function decodeBuffer(buf: Buffer, encoding: string, limit: number): Buffer | un
       default:
         return undefined;
     }
-  } catch {
+  } catch (e) {
+    if (tooLarge(e)) throw e;
     return undefined;
   }
 }
 
-function pipeTo(body: Readable, res: ServerResponse): Promise<void> {
-  return new Promise((resolve, reject) => {
-    body.on('data', (c: Buffer) => {
-      if (!res.write(c)) {
-        body.pause();
-        res.once('drain', () => body.resume());
-      }
-    });
-    body.once('end', () => res.end(() => resolve()));
-    body.once('error', reject);
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        body.destroy();
-        resolve();
-      }
-    });
+/** Streams body to the agent; resolves when sent, or when the agent went away (body destroyed). */
+async function pipeToClient(body: Readable, res: ServerResponse): Promise<void> {
+  try {
+    await pipeline(body, res);
+  } catch (err) {
+    if (res.destroyed && !res.writableFinished && !body.errored) return; // the agent closed
+    throw err;
+  }
+}
+
+/** Destroys an upstream body not read to its end (its connection is released); its abort error is expected. */
+function release(body: Readable): void {
+  if (body.destroyed) return;
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+/** Resolves once res can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
   });
 }
 
-/** Masks a buffered request body (JSON strings and jsonPaths, or text). */
+/**
+ * An event stream to the agent. Each event is parsed once (sseItem): response rules (when given)
+ * check it against the upstream's unmasked JSON, then every masking rule's masker runs over the
+ * same parse (createSsePipeline). Only whole events that passed go on, so half of an event is
+ * never forwarded before it could be checked. On a denial the events before it are still sent
+ * (the maskers release what they held, masked), then `event: error` + the policy_denied body;
+ * nothing from the denied event on is. An event nested too deep to mask ends the stream with an
+ * `event: error` (unmaskable_response): fail closed.
+ */
+async function streamEvents(
+  res: ServerResponse,
+  st: RequestState,
+  decoded: Readable,
+  status: number,
+  headers: Record<string, string | string[]>,
+  plan: MaskPlan | null,
+  rules: readonly CompiledRule[] | undefined,
+  maskedInRequest: number,
+): Promise<void> {
+  const parser = createSseParser();
+  const pipe = createSsePipeline((plan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths })));
+  /** Parses each block once; the events before the first denied one, and the denial (later ones are not even parsed). */
+  const check = (blocks: readonly SseBlock[]): { passed: SseItem[]; denied?: Decision } => {
+    const passed: SseItem[] = [];
+    for (const b of blocks) {
+      const item = sseItem(b);
+      const denied = rules ? checkItem(item, rules) : undefined;
+      if (denied) return { passed, denied };
+      passed.push(item);
+    }
+    return { passed };
+  };
+  const finish = (text: string): Promise<void> => new Promise((resolve) => res.end(text, () => resolve()));
+  let agentGone = false;
+  const onClose = (): void => {
+    if (res.writableFinished) return;
+    agentGone = true;
+    decoded.destroy();
+  };
+  res.writeHead(status, headers);
+  res.flushHeaders();
+  res.once('close', onClose);
+  try {
+    for await (const chunk of decoded) {
+      const { passed, denied } = check(parser.push(chunk as Buffer));
+      const out = pipe.push(passed);
+      if (denied) {
+        st.decision = denied;
+        return await finish(out + pipe.end() + sseDenial(denied));
+      }
+      if (out !== '' && !res.write(out)) await drained(res);
+      if (agentGone) return;
+    }
+    if (agentGone) return;
+    const { passed, denied } = check(parser.end());
+    const out = pipe.push(passed.filter((b) => b.block?.complete));
+    if (denied) {
+      st.decision = denied;
+      return await finish(out + pipe.end() + sseDenial(denied));
+    }
+    await finish(out + pipe.end(passed.filter((b) => !b.block?.complete)));
+  } catch (err) {
+    if (agentGone) return;
+    if (err instanceof JsonTooDeepError) {
+      st.error = `event stream refused: ${err.message}`;
+      return await finish(`event: error\ndata: ${errorBody('unmaskable_response', `an event of route "${st.target}" is ${err.message}, so it cannot be masked`)}\n\n`);
+    }
+    throw err;
+  } finally {
+    res.off('close', onClose);
+    st.masked = maskedInRequest + pipe.masked();
+  }
+}
+
+/**
+ * Masks a request body read for masking: JSON (whatever the Content-Type says) through the
+ * document masker, text/* through the detectors; anything else (form, multipart, octet-stream,
+ * JSON nested too deep, declared JSON that does not parse) cannot be masked and is refused with
+ * 422, unless the target allows passing it unmasked.
+ */
 function maskRequestBody(
-  body: Buffer,
-  json: unknown,
+  parsed: ParsedBody,
   contentType: string,
   encoding: string,
   plan: MaskPlan,
   allowUnparseable: boolean,
-  hashKey: Buffer,
 ): { body: Buffer; count: number; error?: string } {
+  const body = parsed.raw;
   const refuse = (why: string): { body: Buffer; count: number; error?: string } => {
     if (allowUnparseable) return { body, count: 0, error: `request passed unmasked (unparseable: allow): ${why}` };
     throw new HttpError(422, 'unmaskable_request', `${why}; the policy masks request bodies, so it is not sent`);
   };
   if (encoding.toLowerCase().trim() !== 'identity') return refuse(`request body has content-encoding "${encoding}"`);
-  if (body.length === 0) return { body, count: 0 };
+  if (parsed.kind === 'empty') return { body, count: 0 };
   let count = 0;
-  if (isJson(contentType)) {
-    if (json === UNPARSEABLE_BODY || json === undefined) return refuse('request body says it is JSON but does not parse');
-    let doc: unknown = json;
+  if (parsed.kind === 'json') {
+    let doc: unknown = parsed.doc;
     for (const m of plan.maskers) {
-      const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths, hashKey });
+      const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths });
       doc = r.doc;
       count += r.count;
     }
     return count > 0 ? { body: Buffer.from(JSON.stringify(doc), 'utf8'), count } : { body, count };
   }
+  const type = contentType.toLowerCase().split(';')[0].trim();
+  if (parsed.tooDeep) return refuse(`request body is ${new JsonTooDeepError().message}`);
+  if (isJson(type)) return refuse('request body says it is JSON but does not parse');
+  if (!type.startsWith('text/')) return refuse(`request body of content-type "${type || '(none)'}" is not JSON or text, so it cannot be masked`);
   let text = body.toString('utf8');
   for (const m of plan.maskers) {
     const r = m.masker.mask(text);
