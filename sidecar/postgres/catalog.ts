@@ -15,7 +15,11 @@ export interface CatalogOptions {
   ttlMs: number;
   /** Called when cached names may be stale, so whatever was derived from them is dropped too. */
   onInvalidate?: () => void;
+  /** After a failed lookup, lookups fail at once for this long instead of reconnecting for every result. */
+  retryAfterMs?: number;
 }
+
+const DEFAULT_RETRY_AFTER_MS = 5_000;
 
 // OIDs are integers we format ourselves, so inlining them in the simple protocol is safe.
 const query = (oids: number[]): string => `SELECT c.oid::int8, n.nspname, c.relname, a.attnum, a.attname
@@ -28,6 +32,7 @@ export class CatalogCache {
   private readonly entries = new Map<number, { info: TableInfo | null; at: number }>();
   private client: ControlConnection | undefined;
   private connecting: Promise<ControlConnection> | undefined;
+  private failedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: CatalogOptions) {}
 
@@ -48,15 +53,23 @@ export class CatalogCache {
     this.opts.onInvalidate?.();
   }
 
+  /** True for a while after a failed lookup: callers mask without waiting (see `retryAfterMs`). */
+  get unavailable(): boolean {
+    return Date.now() - this.failedAt < (this.opts.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS);
+  }
+
   async load(oids: number[]): Promise<void> {
-    const client = await this.control();
+    if (this.unavailable) throw new Error('the catalog is unavailable after a failed lookup; retrying shortly');
     let rows: Array<Array<string | null>>;
     try {
+      const client = await this.control();
       rows = await client.query(query(oids));
     } catch (err) {
+      this.failedAt = Date.now();
       this.drop();
       throw err;
     }
+    this.failedAt = Number.NEGATIVE_INFINITY;
     const now = Date.now();
     const found = new Map<number, TableInfo>();
     for (const [oidText, schema, table, attnum, attname] of rows) {

@@ -5,11 +5,17 @@ import { decodeDataRow, decodeNoticeFields } from './protocol/backend';
 import { encodeQuery, encodeTerminate } from './protocol/frontend';
 import type { UpstreamConnection } from './upstream';
 
+/** A catalog query answers in milliseconds; one that hangs must not hold result rows back forever. */
+const DEFAULT_QUERY_TIMEOUT_MS = 5_000;
+
 export class ControlConnection {
   private busy: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  constructor(private readonly conn: UpstreamConnection) {
+  constructor(
+    private readonly conn: UpstreamConnection,
+    private readonly timeoutMs = DEFAULT_QUERY_TIMEOUT_MS,
+  ) {
     conn.socket.on('error', () => this.close());
     conn.socket.on('close', () => (this.closed = true));
   }
@@ -31,7 +37,13 @@ export class ControlConnection {
       const { socket, reader } = this.conn;
       const rows: Array<Array<string | null>> = [];
       let error: Error | undefined;
+      // On timeout the connection is closed: a late answer must not be read as the next query's.
+      const timer = setTimeout(() => {
+        finish(new Error(`control query timed out after ${this.timeoutMs} ms`));
+        this.close();
+      }, this.timeoutMs);
       const finish = (err?: Error): void => {
+        clearTimeout(timer);
         socket.off('data', onData);
         socket.off('close', onClose);
         socket.pause();

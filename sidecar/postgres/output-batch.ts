@@ -25,10 +25,6 @@ export class OutputBatch {
     this.parts.push(b);
   }
 
-  get isEmpty(): boolean {
-    return this.runBuf === undefined && this.parts.length === 0;
-  }
-
   /** Everything collected, as one buffer, or undefined when nothing was. */
   take(): Buffer | undefined {
     this.closeRun();

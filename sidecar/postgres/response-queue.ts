@@ -16,10 +16,34 @@ export const enum Expect {
   Query,
 }
 
+/** A prepared statement as the sidecar knows it: the state object is replaced whenever the name is parsed again. */
+export interface StatementState {
+  op: SqlOperation;
+  text: string;
+  decision: Decision;
+  shape?: RowShape;
+  /** The hold decision of a statement that needed approval: every Bind of it outside an approved batch is held again. */
+  held?: Decision;
+}
+
+/** A portal as the sidecar knows it: each Bind makes a fresh one, so answers land on the portal they describe. */
+export interface PortalState {
+  /** The statement bound, as it was at Bind (undefined for a portal the sidecar did not see bound, e.g. a SQL cursor). */
+  stmt?: StatementState;
+  /** Result formats from Bind; empty once a portal Describe gave a shape that already carries them. */
+  formats: number[];
+  shape?: RowShape;
+}
+
 export interface PendingResponse {
   expect: Expect;
-  /** Statement or portal name for Describe/Execute. */
-  name?: string;
+  /**
+   * Describe(P) and Execute: the portal as it was when the message was sent. Answers are matched to
+   * this object, never looked up by name, since pipelined batches reuse names (the unnamed portal).
+   */
+  portal?: PortalState;
+  /** Describe(S): the statement as it was when the message was sent. */
+  statement?: StatementState;
   /** Set when we forwarded a deliberately failing message in place of a denied one. */
   denial?: Decision;
   /** A message the sidecar added on its own (a Describe for masking): its answers are swallowed. */
@@ -28,8 +52,8 @@ export interface PendingResponse {
   /** The decision that let the operation through (for the audit record). */
   decision?: Decision;
   text?: string;
+  /** Query: the shape of the current result. */
   shape?: RowShape;
-  formats?: number[];
   plan?: RowPlan;
   copyOut?: boolean;
   startedAt: number;
@@ -66,10 +90,15 @@ export class ResponseQueue {
     return this.items.length - this.head;
   }
 
-  /** After an error in the extended protocol the server skips to Sync: drop everything before it. */
-  dropUntilSync(): PendingResponse[] {
-    const dropped: PendingResponse[] = [];
-    for (let p = this.peek(); p && p.expect !== Expect.Sync; p = this.peek()) dropped.push(this.shift()!);
-    return dropped;
+  /**
+   * After an error in the extended protocol the server skips to Sync: drop everything before it.
+   * False when no Sync is queued: the server also skips what the client has not sent yet.
+   */
+  dropUntilSync(): boolean {
+    for (let p = this.peek(); p; p = this.peek()) {
+      if (p.expect === Expect.Sync) return true;
+      this.shift();
+    }
+    return false;
   }
 }

@@ -8,6 +8,7 @@ import { createTextMasker, maskWhole, type TextMasker } from '../../common/maski
 import { encodeCopyData, encodeDataRow, type FieldDescription } from './protocol/backend';
 import type { Frame } from './protocol/frame-reader';
 import type { CatalogCache } from './catalog';
+import { ProtocolError } from './protocol/errors';
 
 interface ColumnRule {
   rule: string;
@@ -181,16 +182,19 @@ export interface MaskResult {
 export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): MaskResult {
   const buf = f.buf;
   let pos = f.body;
+  if (pos + 2 > f.end) throw new ProtocolError('DataRow is too short for its column count');
   const n = buf.readInt16BE(pos);
   pos += 2;
   let values: Array<Buffer | null> | undefined;
   let count = 0;
   for (let i = 0; i < n; i++) {
+    if (pos + 4 > f.end) throw new ProtocolError('DataRow ends before its last column');
     const len = buf.readInt32BE(pos);
     pos += 4;
+    if (len < -1) throw new ProtocolError(`DataRow column has an invalid length ${len}`);
     const start = pos;
     if (len > 0) pos += len;
-    if (pos > f.end) throw new RangeError('DataRow column exceeds the message');
+    if (pos > f.end) throw new ProtocolError('DataRow column exceeds the message');
     const action = plan.actions[i] ?? NONE;
     if (len < 0 || action.kind === ActionKind.None) continue;
     let replacement: Buffer | null | undefined;
@@ -219,8 +223,10 @@ function readAll(f: Frame, n: number): Array<Buffer | null> {
   const out: Array<Buffer | null> = new Array(n);
   let pos = f.body + 2;
   for (let i = 0; i < n; i++) {
+    if (pos + 4 > f.end) throw new ProtocolError('DataRow ends before its last column');
     const len = f.buf.readInt32BE(pos);
     pos += 4;
+    if (len < -1 || pos + Math.max(len, 0) > f.end) throw new ProtocolError('DataRow column exceeds the message');
     out[i] = len < 0 ? null : f.buf.subarray(pos, pos + len);
     if (len > 0) pos += len;
   }

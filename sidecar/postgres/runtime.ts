@@ -36,7 +36,8 @@ export interface StatementEvent {
 export interface SessionEvent {
   sessionId: string;
   target: string;
-  event: 'connect' | 'disconnect' | 'login-failed' | 'protocol-error' | 'guard';
+  /** `catalog-error`: table names for masking could not be looked up; the affected columns were masked whole. */
+  event: 'connect' | 'disconnect' | 'login-failed' | 'protocol-error' | 'guard' | 'catalog-error';
   message?: string;
 }
 

@@ -10,6 +10,7 @@ import type { Decision, Identity, SqlOperation, SqlStatementInfo } from '../../c
 import { BE, FE } from './protocol/codes';
 import {
   decodeCommandComplete,
+  decodeCopyResponse,
   decodeNoticeFields,
   decodeParameterStatus,
   decodeReadyForQuery,
@@ -40,23 +41,14 @@ import {
 } from './protocol/frontend';
 import { FrameReader, type Frame } from './protocol/frame-reader';
 import { ProtocolError } from './protocol/errors';
-import { Expect, ResponseQueue, type PendingResponse } from './response-queue';
+import { Expect, ResponseQueue, type PendingResponse, type PortalState, type StatementState } from './response-queue';
 import { ActionKind, maskCopyData, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
 import { OutputBatch } from './output-batch';
-import type { TargetRuntime } from './runtime';
+import type { HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
 import { filterStartupParams, isSafeClientEncoding } from './startup-params';
 import { guardStatements } from './guards';
 import { connectUpstream, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
-
-interface StatementState {
-  op: SqlOperation;
-  text: string;
-  decision: Decision;
-  shape?: RowShape;
-  /** The hold decision of a statement that needed approval: every Bind of it outside an approved batch is held again. */
-  held?: Decision;
-}
 
 /** An extended-protocol batch held from its held Parse (or Bind) up to Sync/Flush, none of it forwarded yet. */
 interface HeldBatch {
@@ -71,7 +63,8 @@ interface HeldBatch {
   bytes: number;
   /** Binds of the held statement, in order (copies, among `frames`). */
   binds: Frame[];
-  params: Array<string | null>;
+  /** The parameters of each of `binds`, as shown to the approver: one approval request per bind. */
+  params: Array<Array<string | null>>;
   /** False once the statement name is re-parsed or closed inside the batch: later Binds are not ours. */
   bindsOpen: boolean;
 }
@@ -99,13 +92,6 @@ function renderParams(f: Frame): Array<string | null> {
   });
 }
 
-interface PortalState {
-  statement: string;
-  /** Result formats from Bind; empty once a portal Describe gave a shape that already carries them. */
-  formats: number[];
-  shape?: RowShape;
-}
-
 type Phase = 'startup' | 'login' | 'password' | 'ready' | 'closed';
 
 /** How long the agent has to answer the password request (PostgreSQL's authentication_timeout is 1 min). */
@@ -126,6 +112,19 @@ function kindsOf(op: SqlOperation): string[] {
 
 /** Stand-in shape when no masking applies: nothing to decode or plan. */
 const NO_SHAPE: RowShape = ShapeCache.transient([]);
+/** The plan of rows whose shape is unknown (never expected): built per result from the first row, masking everything. */
+const UNKNOWN_SHAPE: RowPlan = { actions: [], active: true };
+const NO_FORMATS: number[] = [];
+
+function noApprovalReason(d: Decision): string {
+  return `${d.reason}, but no approval service is configured for this sidecar, so it is denied`;
+}
+
+/** SQL that closes or opens cursors, which share the namespace of protocol-level portals. */
+function touchesPortals(op: SqlOperation): boolean {
+  for (const s of op.statements) if (s.kind === 'CLOSE' || s.kind === 'DECLARE') return true;
+  return false;
+}
 
 export class PgSession {
   readonly id = randomUUID();
@@ -136,9 +135,7 @@ export class PgSession {
   private readonly statements = new Map<string, StatementState>();
   private readonly portals = new Map<string, PortalState>();
   private discarding = false;
-  private txStatus: 'I' | 'T' | 'E' = 'I';
   private clientBlocked = false;
-  private pendingClientFrame?: Frame;
   private upstreamBlocked = false;
   private pendingUpstreamFrame?: Frame;
   private ourKey?: { processId: number; secretKey: Buffer };
@@ -154,6 +151,8 @@ export class PgSession {
   /** The last RowDescription seen and its shape: sessions mostly repeat one query. */
   private lastShapeBytes?: Buffer;
   private lastShape?: RowShape;
+  /** A RowDescription whose catalog lookup failed: it gets a one-off shape that masks the unknown tables' columns. */
+  private catalogFailed?: Frame;
   /** Who is asking: the pod's identity, or the subject of the token verified at login. */
   private identity: Identity;
   private passwordWaiter?: (password: string | undefined) => void;
@@ -167,12 +166,13 @@ export class PgSession {
     client.setNoDelay(true);
     client.on('data', (chunk) => this.onClientData(chunk));
     client.on('error', () => this.close('client socket error'));
-    client.on('close', () => this.close('client disconnected'));
+    client.on('close', () => this.close('client disconnected', true));
   }
 
   // ---------------------------------------------------------------- lifecycle
 
-  private close(reason: string): void {
+  /** `cancelRunning`: the agent left, so a query still running upstream is cancelled rather than left to finish. */
+  private close(reason: string, cancelRunning = false): void {
     if (this.phase === 'closed') return;
     const wasReady = this.phase === 'ready';
     this.phase = 'closed';
@@ -182,7 +182,7 @@ export class PgSession {
     const up = this.upstream;
     if (up) {
       // A query still running upstream keeps going after the agent left unless we cancel it.
-      if (this.queue.length > 0 && reason === 'client disconnected') this.cancel().catch(() => undefined);
+      if (cancelRunning && this.queue.length > 0) this.cancel().catch(() => undefined);
       if (!up.socket.destroyed) up.socket.end(encodeTerminate());
       setTimeout(() => up.socket.destroy(), 1000).unref();
     }
@@ -192,13 +192,13 @@ export class PgSession {
 
   private fatal(code: string, message: string, event: 'protocol-error' | 'login-failed' | 'guard' = 'protocol-error'): void {
     this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event, message });
-    if (!this.client.destroyed) this.client.write(encodeErrorResponse({ severity: 'FATAL', code, message: `agent-warden: ${message}` }));
+    if (!this.client.destroyed) {
+      // What was already relayed goes out first, then the reason the session ends.
+      const error = encodeErrorResponse({ severity: 'FATAL', code, message: `agent-warden: ${message}` });
+      const pending = this.clientOut.take();
+      this.client.write(pending ? Buffer.concat([pending, error]) : error);
+    }
     this.close(message);
-  }
-
-  /** The server's transaction status as of the last ReadyForQuery. */
-  get transactionStatus(): 'I' | 'T' | 'E' {
-    return this.txStatus;
   }
 
   async cancel(): Promise<void> {
@@ -291,6 +291,8 @@ export class PgSession {
       const e = err instanceof UpstreamError ? err : new UpstreamError((err as Error).message, '08006');
       return this.fatal(e.sqlState, `target "${this.rt.target}": ${e.message}`, 'login-failed');
     }
+    // From here on an upstream socket error must never go unhandled (it would crash the process).
+    up.socket.on('error', () => this.onUpstreamGone());
     if (this.phase === 'closed') {
       up.socket.destroy();
       return;
@@ -310,7 +312,6 @@ export class PgSession {
     this.phase = 'ready';
     this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event: 'connect' });
     up.socket.on('data', (chunk) => this.onUpstreamData(chunk));
-    up.socket.on('error', () => this.onUpstreamGone());
     up.socket.on('close', () => this.onUpstreamGone());
     up.socket.resume();
     this.client.resume();
@@ -373,8 +374,7 @@ export class PgSession {
 
   private drainClient(): void {
     while (!this.clientBlocked && this.phase === 'ready') {
-      const f = this.pendingClientFrame ?? this.replay.shift() ?? this.clientReader.next();
-      this.pendingClientFrame = undefined;
+      const f = this.replay.shift() ?? this.clientReader.next();
       if (!f) break;
       this.onClientFrame(f);
     }
@@ -404,27 +404,15 @@ export class PgSession {
         return this.onQuery(f, decodeQuery(f), now);
       case FE.Parse:
         return this.onParse(f, now);
-      case FE.Bind: {
-        const b = decodeBindHead(f);
-        const st = this.statements.get(b.statement);
-        if (st?.held && !this.preApproved.has(f)) {
-          // A statement approved once runs again only with parameters an approver saw.
-          if (this.rt.approvals) return this.startHeld(f, { decision: st.held, op: st.op, text: st.text, statement: b.statement, now });
-          this.deny({ ...st.held, action: 'deny', reason: `${st.held.reason}, but no approval service is configured for this sidecar, so it is denied` }, Expect.Parse, now, st.text, st.op);
-          this.discarding = true;
-          return;
-        }
-        this.portals.set(b.portal, { statement: b.statement, formats: b.resultFormats, shape: this.statements.get(b.statement)?.shape });
-        this.forward(f);
-        this.queue.push({ expect: Expect.Bind, startedAt: now, masked: 0, rows: 0 });
-        return;
-      }
+      case FE.Bind:
+        return this.onBind(f);
       case FE.Execute:
         return this.onExecute(f, now);
       case FE.Describe: {
         const d = decodeDescribe(f);
         this.forward(f);
-        this.queue.push({ expect: d.kind === 'S' ? Expect.DescribeStatement : Expect.DescribePortal, name: d.target, startedAt: now, masked: 0, rows: 0 });
+        if (d.kind === 'S') this.queue.push({ expect: Expect.DescribeStatement, statement: this.statements.get(d.target), startedAt: now, masked: 0, rows: 0 });
+        else this.queue.push({ expect: Expect.DescribePortal, portal: this.portals.get(d.target), startedAt: now, masked: 0, rows: 0 });
         return;
       }
       case FE.Close: {
@@ -489,6 +477,7 @@ export class PgSession {
     if (decision.action === 'hold') return this.hold(f, decision, op, text, now);
     if (decision.action === 'deny') return this.deny(decision, Expect.Query, now, text, op);
     this.trackPrepared(op, text, decision);
+    if (this.portals.size > 0 && touchesPortals(op)) this.portals.clear();
     this.forward(f);
     this.queue.push({ expect: Expect.Query, op, decision, text, startedAt: now, masked: 0, rows: 0 });
   }
@@ -504,10 +493,10 @@ export class PgSession {
       this.queue.push({ expect: Expect.Parse, startedAt: now, masked: 0, rows: 0 });
       return;
     }
-    const { op, decision } = this.decideOp(this.classify(p.text), p.text);
+    let { op, decision } = this.decideOp(this.classify(p.text), p.text);
     if (decision.action === 'hold') {
-      if (!this.rt.approvals) return this.hold(f, decision, op, p.text, now);
-      return this.startHeld(f, { decision, op, text: p.text, statement: p.statement, now });
+      if (this.rt.approvals) return this.startHeld(f, { decision, op, text: p.text, statement: p.statement, now });
+      decision = { ...decision, action: 'deny', reason: noApprovalReason(decision) };
     }
     if (decision.action === 'deny') {
       this.deny(decision, Expect.Parse, now, p.text, op);
@@ -515,22 +504,43 @@ export class PgSession {
       this.discarding = true;
       return;
     }
+    if (this.portals.size > 0 && touchesPortals(op)) this.portals.clear();
     this.statements.set(p.statement, { op, text: p.text, decision });
     this.forward(f);
     this.queue.push({ expect: Expect.Parse, startedAt: now, masked: 0, rows: 0 });
   }
 
+  private onBind(f: Frame): void {
+    const b = decodeBindHead(f);
+    const st = this.statements.get(b.statement);
+    if (st?.held && !this.preApproved.has(f)) {
+      // A statement approved once runs again only with parameters an approver saw.
+      const now = performance.now();
+      if (this.rt.approvals) return this.startHeld(f, { decision: st.held, op: st.op, text: st.text, statement: b.statement, now });
+      this.deny({ ...st.held, action: 'deny', reason: noApprovalReason(st.held) }, Expect.Parse, now, st.text, st.op);
+      this.discarding = true;
+      return;
+    }
+    // A fresh state per Bind: answers for an earlier portal of the same name must not land on this one.
+    this.portals.set(b.portal, { stmt: st, formats: b.resultFormats, shape: st?.shape });
+    this.forward(f);
+    this.queue.push({ expect: Expect.Bind, startedAt: 0, masked: 0, rows: 0 });
+  }
+
   private onExecute(f: Frame, now: number): void {
     const e = decodeExecute(f);
-    const portal = this.portals.get(e.portal);
-    const stmt = portal ? this.statements.get(portal.statement) : undefined;
-    // Without a row description we cannot tell which columns to mask: ask the server for one.
-    if (this.rt.masking() && portal && !portal.shape) {
+    let portal = this.portals.get(e.portal);
+    const masking = this.rt.masking();
+    if (masking && (portal?.shape === undefined || portal.shape === NO_SHAPE)) {
+      // Without a row description we cannot tell which columns to mask: ask the server for one. A
+      // portal we did not see bound (a SQL cursor) is described at every Execute, never remembered.
+      portal ??= { formats: NO_FORMATS };
       this.upstreamOut.push(encodeDescribe('P', e.portal));
-      this.queue.push({ expect: Expect.DescribePortal, name: e.portal, injected: true, startedAt: now, masked: 0, rows: 0 });
+      this.queue.push({ expect: Expect.DescribePortal, portal, injected: true, startedAt: now, masked: 0, rows: 0 });
     }
+    const stmt = portal?.stmt;
     this.forward(f);
-    this.queue.push({ expect: Expect.Execute, name: e.portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, startedAt: now, masked: 0, rows: 0 });
+    this.queue.push({ expect: Expect.Execute, portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, startedAt: now, masked: 0, rows: 0 });
   }
 
   /** Sends the server a statement that fails, so transaction and batch state end exactly as a real error would leave them. */
@@ -540,49 +550,62 @@ export class PgSession {
     this.queue.push({ expect, denial: decision, op, text, startedAt: now, masked: 0, rows: 0 });
   }
 
+  /** A held simple Query: nothing more from the agent is read until the approver decides. */
   private hold(f: Frame, decision: Decision, op: SqlOperation, text: string, now: number): void {
-    const gate = this.rt.approvals;
-    const expect = f.code === FE.Query ? Expect.Query : Expect.Parse;
-    if (!gate) {
-      const reason = `${decision.reason}, but no approval service is configured for this sidecar, so it is denied`;
-      this.deny({ ...decision, action: 'deny', reason }, expect, now, text, op);
-      if (expect === Expect.Parse) this.discarding = true;
-      return;
-    }
+    if (!this.rt.approvals) return this.deny({ ...decision, action: 'deny', reason: noApprovalReason(decision) }, Expect.Query, now, text, op);
+    this.askApprover(decision, { sql: text }, (outcome) => {
+      if (outcome.approved) {
+        const approved: Decision = { ...decision, reason: outcome.reason };
+        this.trackPrepared(op, text, approved);
+        if (this.portals.size > 0 && touchesPortals(op)) this.portals.clear();
+        this.forward(f);
+        this.queue.push({ expect: Expect.Query, op, decision: approved, text, startedAt: now, masked: 0, rows: 0 });
+      } else {
+        this.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op);
+      }
+    });
+  }
+
+  /**
+   * Asks the approval service, reading nothing more from the agent meanwhile. `decided` runs once the
+   * approver answers (it may ask again); then the agent's messages flow again.
+   */
+  private askApprover(decision: Decision, operation: HoldRequest['operation'], decided: (outcome: HoldOutcome) => void): void {
+    const gate = this.rt.approvals!;
     this.clientBlocked = true;
     this.client.pause();
     this.flushUpstream();
-    this.holdAbort = new AbortController();
-    const policy = this.rt.policy();
+    const abort = new AbortController();
+    this.holdAbort = abort;
     gate
       .hold({
         target: this.rt.target,
-        policy: policy.name,
+        policy: this.rt.policy().name,
         rule: decision.rule ?? '',
         decision,
         identity: this.identity,
-        operation: { sql: text },
-        signal: this.holdAbort.signal,
+        operation,
+        signal: abort.signal,
       })
       .then(
         (outcome) => {
           if (this.phase !== 'ready') return;
-          if (outcome.approved) {
-            const approved: Decision = { ...decision, reason: outcome.reason };
-            this.trackPrepared(op, text, approved);
-            if (expect === Expect.Parse) this.statements.set(decodeParse(f).statement, { op, text, decision: approved });
-            this.forward(f);
-            this.queue.push({ expect, op, decision: approved, text, startedAt: now, masked: 0, rows: 0 });
-          } else {
-            this.deny({ ...decision, action: 'deny', reason: outcome.reason }, expect, now, text, op);
-            if (expect === Expect.Parse) this.discarding = true;
-          }
+          decided(outcome);
+          if (this.holdAbort !== abort) return; // `decided` asked again
+          this.holdAbort = undefined;
           this.clientBlocked = false;
           this.client.resume();
           this.drainClient();
         },
-        (err: Error) => this.fatal('57014', `approval wait failed: ${err.message}`),
-      );
+        (err: Error) => {
+          // The agent left while waiting (the wait was aborted): nothing to report to anyone.
+          if (this.phase !== 'ready') return;
+          this.fatal('57014', `approval wait failed: ${err.message}`);
+        },
+      )
+      .catch((err) => {
+        if (this.phase === 'ready') this.onProtocolError(err);
+      });
   }
 
   /**
@@ -610,7 +633,7 @@ export class PgSession {
       const b = decodeBindHead(copy);
       if (h.bindsOpen && b.statement === h.statement) {
         h.binds.push(copy);
-        h.params.push(...renderParams(copy));
+        h.params.push(renderParams(copy));
       }
     } else if (!first && f.code === FE.Parse && decodeParse(copy).statement === h.statement) {
       h.bindsOpen = false;
@@ -622,42 +645,24 @@ export class PgSession {
       this.resolveHeld(false, `${h.decision.reason}; the held batch grew past ${Math.max(this.rt.maxMessageBytes, 1 << 20)} bytes before its Sync, so it is denied`);
       return;
     }
-    if (f.code === FE.Sync || f.code === FE.Flush) this.askHeld();
+    if (f.code === FE.Sync || f.code === FE.Flush) this.askHeld(0);
   }
 
-  /** At the batch's Sync (or Flush): one approval request for the held statement with its bound parameters. */
-  private askHeld(): void {
+  /**
+   * At the batch's Sync (or Flush): one approval request per Bind of the held statement, each with
+   * its own parameters, one after the other. The batch runs only if every one is approved.
+   */
+  private askHeld(i: number): void {
     const h = this.held!;
-    const gate = this.rt.approvals!;
     if (h.binds.length === 0) {
       // Parsed and described only, nothing executes: let it through; each Bind of it is held later.
       this.resolveHeld(true, h.decision.reason);
       return;
     }
-    this.clientBlocked = true;
-    this.client.pause();
-    this.flushUpstream();
-    this.holdAbort = new AbortController();
-    gate
-      .hold({
-        target: this.rt.target,
-        policy: this.rt.policy().name,
-        rule: h.decision.rule ?? '',
-        decision: h.decision,
-        identity: this.identity,
-        operation: { sql: h.text, params: h.params },
-        signal: this.holdAbort.signal,
-      })
-      .then(
-        (outcome) => {
-          if (this.phase !== 'ready') return;
-          this.resolveHeld(outcome.approved, outcome.reason);
-          this.clientBlocked = false;
-          this.client.resume();
-          this.drainClient();
-        },
-        (err: Error) => this.fatal('57014', `approval wait failed: ${err.message}`),
-      );
+    this.askApprover(h.decision, { sql: h.text, params: h.params[i] }, (outcome) => {
+      if (outcome.approved && i + 1 < h.params.length) this.askHeld(i + 1);
+      else this.resolveHeld(outcome.approved, outcome.reason);
+    });
   }
 
   /** Approved: the buffered frames go out exactly as received. Denied: a failing Parse stands in for the batch's rest. */
@@ -726,7 +731,7 @@ export class PgSession {
   }
 
   /** The pending request a server message answers; `a`..`c` are the kinds that may produce it. */
-  private expectHead(a: Expect, b: Expect, c: Expect = b): PendingResponse {
+  private expectHead(a: Expect, b: Expect = a, c: Expect = b): PendingResponse {
     const head = this.queue.peek();
     if (!head || (head.expect !== a && head.expect !== b && head.expect !== c)) {
       throw new ProtocolError(`the server sent an unexpected message: the sidecar lost track of the protocol state`);
@@ -734,57 +739,63 @@ export class PgSession {
     return head;
   }
 
-
   private onServerFrame(f: Frame): void {
     switch (f.code) {
       case BE.DataRow:
         return this.onDataRow(f);
       case BE.ParseComplete:
+        this.expectHead(Expect.Parse);
+        this.queue.shift();
+        return this.pass(f);
       case BE.BindComplete:
+        this.expectHead(Expect.Bind);
+        this.queue.shift();
+        return this.pass(f);
       case BE.CloseComplete:
+        this.expectHead(Expect.Close);
         this.queue.shift();
         return this.pass(f);
       case BE.ParameterDescription: {
-        const head = this.expectHead(Expect.DescribeStatement, Expect.DescribePortal);
+        const head = this.expectHead(Expect.DescribeStatement);
         if (!head.injected) this.pass(f);
         return;
       }
       case BE.RowDescription:
         return this.onRowDescription(f);
       case BE.NoData: {
-        const head = this.queue.shift();
-        if (!head?.injected) this.pass(f);
+        const head = this.expectHead(Expect.DescribeStatement, Expect.DescribePortal);
+        this.queue.shift();
+        if (!head.injected) this.pass(f);
         return;
       }
       case BE.CommandComplete:
         return this.onCommandComplete(f);
-      case BE.EmptyQueryResponse:
-      case BE.PortalSuspended: {
-        const head = this.queue.peek();
-        if (head?.expect === Expect.Execute) this.finish(this.queue.shift()!);
+      case BE.EmptyQueryResponse: {
+        const head = this.expectHead(Expect.Execute, Expect.Query);
+        if (head.expect === Expect.Execute) this.finish(this.queue.shift()!);
         return this.pass(f);
       }
+      case BE.PortalSuspended:
+        this.finish(this.expectHead(Expect.Execute));
+        this.queue.shift();
+        return this.pass(f);
       case BE.ErrorResponse:
         return this.onError(f);
       case BE.ReadyForQuery: {
-        this.txStatus = decodeReadyForQuery(f);
+        this.expectHead(Expect.Sync, Expect.Query);
         this.queue.shift();
+        // Portals end with the transaction (WITH HOLD cursors are described again when executed).
+        if (this.portals.size > 0 && decodeReadyForQuery(f) === 'I') this.portals.clear();
         return this.pass(f);
       }
-      case BE.CopyOutResponse: {
-        const head = this.queue.peek();
-        if (head) head.copyOut = true;
-        return this.pass(f);
-      }
+      case BE.CopyOutResponse:
+        return this.onCopyOut(f);
       case BE.CopyData:
         return this.onCopyData(f);
       case BE.ParameterStatus: {
         const p = decodeParameterStatus(f);
         const unsafe = this.checkParameter(p.key, p.value);
-        if (unsafe) {
-          this.flushClient();
-          return this.fatal('42501', unsafe, 'guard');
-        }
+        if (unsafe) return this.fatal('42501', unsafe, 'guard');
         return this.pass(f);
       }
       default:
@@ -802,15 +813,12 @@ export class PgSession {
       return this.pass(f);
     }
     this.queue.shift();
+    // Written into the state captured when the Describe was sent, never looked up by name now.
     if (head.expect === Expect.DescribeStatement) {
-      const s = this.statements.get(head.name!);
-      if (s) s.shape = shape;
-    } else {
-      const p = this.portals.get(head.name!);
-      if (p) {
-        p.shape = shape;
-        p.formats = []; // a portal's description already carries the bound formats
-      }
+      if (head.statement) head.statement.shape = shape;
+    } else if (head.portal) {
+      head.portal.shape = shape;
+      head.portal.formats = NO_FORMATS; // a portal's description already carries the bound formats
     }
     if (!head.injected) this.pass(f);
   }
@@ -827,6 +835,12 @@ export class PgSession {
     const fields = decodeRowDescription(f);
     const missing = missingTables(fields, masking, this.rt.catalog);
     if (missing.length > 0) {
+      if (this.catalogFailed === f || this.rt.catalog.unavailable) {
+        // The catalog cannot name these tables now: a one-off shape, neither cached nor remembered,
+        // whose plan masks every column of the unknown tables (planRow fails closed on them).
+        this.catalogFailed = undefined;
+        return ShapeCache.transient(fields);
+      }
       this.waitForCatalog(f, missing);
       return undefined;
     }
@@ -856,71 +870,89 @@ export class PgSession {
         this.onProtocolError(err);
       }
     };
-    // Tables the catalog cannot resolve stay unknown, and planRow masks their columns (fail closed).
-    this.rt.catalog.load(oids).then(resume, resume);
+    const failed = (err: Error): void => {
+      if (this.phase === 'ready') {
+        const message = `catalog lookup for tables ${oids.join(', ')} failed (${err.message}): their columns are masked whole until it succeeds`;
+        this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event: 'catalog-error', message });
+      }
+      // Processed once more, without waiting again (the catalog backs off after a failure).
+      this.catalogFailed = f;
+      resume();
+    };
+    this.rt.catalog.load(oids).then(resume, failed);
   }
 
   /** Cached per classification: the same statement runs over and over on one connection. */
   private readsProtected(masking: TargetMasking, op: SqlOperation): boolean {
     let byMasking = protectedCache.get(op.statements);
     if (!byMasking || byMasking.masking !== masking) {
-      byMasking = { masking, value: readsProtectedColumn(masking, op.statements) };
+      // FETCH reads a cursor declared earlier, whose query we do not have here: its computed columns are masked.
+      const value = readsProtectedColumn(masking, op.statements) || (masking.columnRules.length > 0 && op.statements.some((s) => s.kind === 'FETCH'));
+      byMasking = { masking, value };
       protectedCache.set(op.statements, byMasking);
     }
     return byMasking.value;
   }
 
-  private planFor(head: PendingResponse): void {
+  private planFor(head: PendingResponse): RowPlan {
     const masking = this.rt.masking();
-    if (!masking) {
-      head.plan = NO_MASKING;
-      return;
-    }
+    if (!masking) return (head.plan = NO_MASKING);
     let shape = head.shape;
-    let formats = head.formats;
+    let formats: number[] | undefined;
     if (head.expect === Expect.Execute) {
-      const portal = this.portals.get(head.name ?? '');
-      shape = portal?.shape;
-      formats = portal?.formats;
+      shape = head.portal?.shape;
+      formats = head.portal?.formats;
     }
-    if (!shape || shape === NO_SHAPE) {
-      // No description at all: mask every column we can (fail closed).
-      head.plan = { actions: [], active: true };
-      return;
-    }
-    const readsProtected = head.op ? this.readsProtected(masking, head.op) : false;
+    if (!shape || shape === NO_SHAPE) return (head.plan = UNKNOWN_SHAPE);
+    // An Execute of a portal we did not see bound (a SQL cursor) may compute from protected columns.
+    const readsProtected = head.op ? this.readsProtected(masking, head.op) : masking.columnRules.length > 0;
     const variant = formats && formats.length > 0 ? `${readsProtected ? 1 : 0}:${formats.join(',')}` : readsProtected ? '1:' : '0:';
+    // A shape the cache dropped since (masking or catalog changed) is taken back with its plans cleared.
+    if (!shape.transient && !this.rt.shapes.has(shape)) this.rt.shapes.adopt(shape);
     let plan = shape.plans.get(variant);
     if (!plan) {
       plan = planRow({ fields: shape.fields, formats, readsProtected }, masking, this.rt.catalog);
-      shape.plans.set(variant, plan);
+      if (!shape.transient) shape.plans.set(variant, plan);
     }
-    head.plan = plan;
+    return (head.plan = plan);
   }
 
   private onDataRow(f: Frame): void {
-    const head = this.queue.peek();
-    if (!head) throw new ProtocolError('the server sent a row nobody asked for');
+    const head = this.expectHead(Expect.Execute, Expect.Query);
     head.rows++;
-    if (!head.plan) this.planFor(head);
-    const plan = head.plan!;
+    let plan = head.plan ?? this.planFor(head);
     if (!plan.active) return this.pass(f);
     const masking = this.rt.masking();
     if (!masking) return this.pass(f);
-    if (plan.actions.length === 0) {
-      // Unknown row shape: treat every column as detector-scanned text.
-      const n = f.buf.readInt16BE(f.body);
-      head.plan = { active: true, actions: Array.from({ length: n }, () => ({ kind: ActionKind.Detect, skip: 0 })) };
-      return this.onMaskedRow(f, head, head.plan, masking);
-    }
-    this.onMaskedRow(f, head, plan, masking);
-  }
-
-  private onMaskedRow(f: Frame, head: PendingResponse, plan: RowPlan, masking: TargetMasking): void {
+    if (plan === UNKNOWN_SHAPE) plan = head.plan = this.unknownShapePlan(f, masking);
     const r = maskDataRow(f, plan, masking);
     head.masked += r.count;
     if (r.frame) this.clientOut.push(r.frame);
     else this.pass(f);
+  }
+
+  /**
+   * Rows whose description we never saw (fail closed): with column rules every value is replaced by
+   * NULL, the one value valid for any type; with detectors only, every value is scanned.
+   */
+  private unknownShapePlan(f: Frame, masking: TargetMasking): RowPlan {
+    if (f.end - f.body < 2) throw new ProtocolError('DataRow is too short');
+    const n = f.buf.readInt16BE(f.body);
+    const action =
+      masking.columnRules.length > 0 ? { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 } : { kind: ActionKind.Detect, skip: 0 };
+    return { active: true, actions: Array.from({ length: n }, () => action) };
+  }
+
+  private onCopyOut(f: Frame): void {
+    const head = this.expectHead(Expect.Execute, Expect.Query);
+    const masking = this.rt.masking();
+    if (masking && masking.detectors.length > 0 && decodeCopyResponse(f).format === 1) {
+      // Binary COPY rows carry no types to tell text from numbers: they cannot be scanned. The COPY is
+      // already running, and anything but ending the session would leave agent and server out of step.
+      return this.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar (content detectors apply to this target); use text or CSV format, or SELECT', 'guard');
+    }
+    head.copyOut = true;
+    this.pass(f);
   }
 
   private onCopyData(f: Frame): void {
@@ -934,12 +966,12 @@ export class PgSession {
   }
 
   private onCommandComplete(f: Frame): void {
-    const head = this.queue.peek();
+    const head = this.expectHead(Expect.Execute, Expect.Query);
     const tag = decodeCommandComplete(f);
     if (DDL.test(tag)) this.rt.catalog.invalidate();
-    if (head?.expect === Expect.Execute) {
+    if (head.expect === Expect.Execute) {
       this.finish(this.queue.shift()!);
-    } else if (head?.expect === Expect.Query) {
+    } else {
       this.finish(head);
       head.shape = undefined;
       head.plan = undefined;
@@ -965,7 +997,9 @@ export class PgSession {
       this.pass(f);
     }
     if (head && head.expect !== Expect.Query) {
-      this.queue.dropUntilSync();
+      // The server now skips everything up to the client's next Sync. When that Sync is not here
+      // yet, neither are the messages it skips: we drop them as they come, to keep the queue in step.
+      if (!this.queue.dropUntilSync()) this.discarding = true;
     } else if (head) {
       head.denial = undefined;
     }

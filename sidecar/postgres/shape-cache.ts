@@ -8,6 +8,8 @@ export interface RowShape {
   fields: FieldDescription[];
   /** Masking plans by variant (result formats, whether the query reads protected columns). */
   plans: Map<string, RowPlan>;
+  /** Made for one result only (see `transient`): its plans are never cached. */
+  transient?: boolean;
 }
 
 export class ShapeCache {
@@ -41,13 +43,22 @@ export class ShapeCache {
     return shape;
   }
 
+  /**
+   * Takes back a shape handed out before the last clear (a prepared statement keeps its shape):
+   * its plans were made under rules or names that may have changed, so they are dropped.
+   */
+  adopt(shape: RowShape): void {
+    shape.plans.clear();
+    this.live.add(shape);
+  }
+
   close(): void {
     clearInterval(this.timer);
   }
 
-  /** A shape used once, not worth caching (the cache is full of others or it is a one-off). */
+  /** A shape kept out of the cache: `has` is false for it, so plans made for it are not reused. */
   static transient(fields: FieldDescription[]): RowShape {
-    return { fields, plans: new Map() };
+    return { fields, plans: new Map(), transient: true };
   }
 
   clear(): void {

@@ -2,7 +2,7 @@
 // the protocol to misbehave in one specific way each time.
 import * as net from 'node:net';
 import { authRequest, msg } from './protocol/test-bytes';
-import { connectUpstream, type UpstreamOptions } from './upstream';
+import { connectUpstream, sendCancel, type UpstreamOptions } from './upstream';
 
 async function fakeServer(onData: (sock: net.Socket, n: number, data: Buffer) => void): Promise<{ port: number; close(): void }> {
   const srv = net.createServer((sock) => {
@@ -74,5 +74,33 @@ test('a server that never answers times out with a clear error', async () => {
     await expect(connectUpstream({ ...opts(srv.port), timeoutMs: 300 })).rejects.toThrow(/timed out/);
   } finally {
     srv.close();
+  }
+});
+
+test('a TLS handshake that never completes times out', async () => {
+  const srv = await fakeServer((sock, n) => {
+    if (n === 0) sock.write('S'); // agrees to TLS, then says nothing more
+  });
+  try {
+    await expect(connectUpstream({ ...opts(srv.port), tls: 'require', timeoutMs: 300 })).rejects.toThrow(/timed out .*TLS handshake/);
+  } finally {
+    srv.close();
+  }
+});
+
+test('sendCancel gives up after its timeout on a server that never closes, and survives a reset', async () => {
+  const silent = await fakeServer(() => undefined);
+  try {
+    const started = Date.now();
+    await sendCancel({ ...opts(silent.port), timeoutMs: 200 }, 1, Buffer.alloc(4));
+    expect(Date.now() - started).toBeLessThan(1500);
+  } finally {
+    silent.close();
+  }
+  const reset = await fakeServer((sock) => sock.resetAndDestroy());
+  try {
+    await sendCancel({ ...opts(reset.port), timeoutMs: 1000 }, 1, Buffer.alloc(4));
+  } finally {
+    reset.close();
   }
 });

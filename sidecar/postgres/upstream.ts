@@ -34,7 +34,6 @@ export interface UpstreamConnection {
   parameters: Map<string, string>;
   processId: number;
   secretKey: Buffer;
-  encrypted: boolean;
 }
 
 /** A failure to reach or log in to the upstream; `message` is safe to show the agent (no secrets). */
@@ -89,14 +88,14 @@ function readOneByte(sock: net.Socket, timeoutMs: number): Promise<Buffer> {
   });
 }
 
-async function negotiateTls(sock: net.Socket, opts: UpstreamOptions): Promise<{ socket: net.Socket; encrypted: boolean }> {
-  if (opts.tls === 'disable') return { socket: sock, encrypted: false };
+async function negotiateTls(sock: net.Socket, opts: UpstreamOptions): Promise<net.Socket> {
+  if (opts.tls === 'disable') return sock;
   sock.write(encodeSslRequest());
   const answer = await readOneByte(sock, opts.timeoutMs);
   // Bytes after the one-byte answer would be injected plaintext (CVE-2021-23222 class): refuse.
   if (answer.length !== 1) throw new UpstreamError('server sent unexpected data after the TLS answer', '08P01');
   if (answer[0] === 0x4e /* N */) {
-    if (opts.tls === 'prefer') return { socket: sock, encrypted: false };
+    if (opts.tls === 'prefer') return sock;
     throw new UpstreamError(`server at ${opts.host}:${opts.port} does not support TLS, but the target requires it (tls: ${opts.tls})`, '08001');
   }
   if (answer[0] !== 0x53 /* S */) throw new UpstreamError('invalid answer to SSLRequest', '08P01');
@@ -108,12 +107,36 @@ async function negotiateTls(sock: net.Socket, opts: UpstreamOptions): Promise<{ 
     ca: verify && opts.ca ? opts.ca : undefined,
     checkServerIdentity: verify ? (host, cert) => tls.checkServerIdentity(opts.host || host, cert) : () => undefined,
   });
+  // The TLS socket reports errors of the connection under it; the raw socket's own are ignored.
+  sock.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
-    secure.once('secureConnect', resolve);
-    secure.once('error', (err) => reject(new UpstreamError(`TLS handshake with ${opts.host}:${opts.port} failed: ${err.message}`, '08001', { cause: err })));
+    const timer = setTimeout(() => {
+      done();
+      secure.destroy();
+      reject(new UpstreamError(`timed out after ${opts.timeoutMs} ms in the TLS handshake with ${opts.host}:${opts.port}`, '08001'));
+    }, opts.timeoutMs);
+    // `on`, not `once`: a second error during the handshake must not go unhandled.
+    const onError = (err: Error): void => {
+      done();
+      reject(new UpstreamError(`TLS handshake with ${opts.host}:${opts.port} failed: ${err.message}`, '08001', { cause: err }));
+    };
+    const onConnect = (): void => {
+      done();
+      resolve();
+    };
+    const done = (): void => {
+      clearTimeout(timer);
+      secure.off('secureConnect', onConnect);
+      secure.off('error', onError);
+    };
+    secure.on('error', onError);
+    secure.once('secureConnect', onConnect);
+  }).catch((err) => {
+    secure.on('error', () => undefined);
+    secure.destroy();
+    throw err;
   });
-  secure.removeAllListeners('error');
-  return { socket: secure, encrypted: true };
+  return secure;
 }
 
 /** Async frame source over a socket during the startup exchange. */
@@ -171,8 +194,7 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
   const raw = await tcpConnect(opts.host, opts.port, opts.timeoutMs);
   let socket: net.Socket = raw;
   try {
-    const negotiated = await negotiateTls(raw, opts);
-    socket = negotiated.socket;
+    socket = await negotiateTls(raw, opts);
     socket.setNoDelay(true);
     const reader = new FrameReader(opts.maxMessageBytes);
     const frames = frameStream(socket, reader, opts.timeoutMs);
@@ -220,7 +242,7 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
             break;
           case BE.ReadyForQuery:
             frames.stop();
-            return { socket, reader, parameters, processId, secretKey, encrypted: negotiated.encrypted };
+            return { socket, reader, parameters, processId, secretKey };
           default:
             throw new UpstreamError(`unexpected message 0x${f.code.toString(16)} from the server during login`, '08P01');
         }
@@ -236,13 +258,30 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
   }
 }
 
-/** Sends a CancelRequest for the real backend over a fresh connection, as libpq does. */
+/**
+ * Sends a CancelRequest for the real backend over a fresh connection, as libpq does, and waits for
+ * the server to close it (it answers nothing), at most `timeoutMs`. Never leaves a socket without an
+ * error listener.
+ */
 export async function sendCancel(opts: UpstreamOptions, processId: number, secretKey: Buffer): Promise<void> {
   const raw = await tcpConnect(opts.host, opts.port, opts.timeoutMs);
+  raw.on('error', () => undefined);
+  let socket: net.Socket = raw;
   try {
-    const { socket } = await negotiateTls(raw, opts);
-    await new Promise<void>((resolve) => socket.end(encodeCancelRequest(processId, secretKey), () => resolve()));
+    socket = await negotiateTls(raw, opts);
+    const s = socket;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, opts.timeoutMs);
+      s.on('error', done);
+      s.once('close', done);
+      s.end(encodeCancelRequest(processId, secretKey));
+    });
   } finally {
+    socket.destroy();
     raw.destroy();
   }
 }
