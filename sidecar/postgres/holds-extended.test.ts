@@ -22,8 +22,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-
-
 async function has(id: number): Promise<boolean> {
   return (await stack.admin(`SELECT count(*)::int AS n FROM items WHERE id = ${id}`))[0].n === 1;
 }

@@ -20,8 +20,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-
-
 async function count(): Promise<number> {
   return Number((await stack.admin('SELECT count(*)::int AS n FROM items'))[0].n);
 }

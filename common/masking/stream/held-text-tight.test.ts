@@ -7,7 +7,7 @@ import { DETECTOR_NAMES, compileDetectors, findMatches, holdFrom } from '../dete
 import { createTextMasker, type TextMasker } from '../masker';
 import { createHeldText } from './held-text';
 import { createSseMasker } from './sse';
-import { readClient, stream, type Fmt } from './sse-testkit';
+import { readClient, stream, type Fmt, splitText } from './sse-testkit';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
 const hashKey = Buffer.from('tight-hold-test-key-0123456789');
@@ -54,17 +54,6 @@ function cutPoints(full: string, random: number[], inside: number[]): number[] {
   return [...new Set(points)].filter((p) => p > 0 && p < full.length).sort((a, b) => a - b);
 }
 
-function splitAt(full: string, points: number[]): string[] {
-  const out: string[] = [];
-  let last = 0;
-  for (const p of points) {
-    out.push(full.slice(last, p));
-    last = p;
-  }
-  out.push(full.slice(last));
-  return out;
-}
-
 function viaHeldText(m: TextMasker, deltas: string[]): string {
   const h = createHeldText(m);
   let out = '';
@@ -89,7 +78,7 @@ describe('tight hold-back', () => {
         fc.constantFrom<Fmt | 'held'>('held', 'held', 'openai', 'responses', 'anthropic'),
         (full, random, inside, detectors, strategy, via) => {
           const m = createTextMasker({ detectors, strategy, hashKey });
-          const deltas = splitAt(full, cutPoints(full, random, inside));
+          const deltas = splitText(full, cutPoints(full, random, inside));
           const got = via === 'held' ? viaHeldText(m, deltas) : viaSse(m, deltas, via);
           expect(got).toBe(m.mask(full).text);
           expect(findMatches(got, detectors)).toEqual([]);
@@ -118,7 +107,7 @@ describe('tight hold-back', () => {
         const expected = m.mask(full).text;
         const h = createHeldText(m);
         let out = '';
-        for (const d of splitAt(full, cutPoints(full, random, inside))) {
+        for (const d of splitText(full, cutPoints(full, random, inside))) {
           out += h.push(d);
           if (!expected.startsWith(out)) throw new Error(`released ${JSON.stringify(out)} is not a prefix of ${JSON.stringify(expected)}`);
         }

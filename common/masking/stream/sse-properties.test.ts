@@ -8,7 +8,7 @@ import type { DetectorName, MaskStrategy } from '../../policy/types';
 import { DETECTOR_NAMES, findMatches } from '../detectors';
 import { createTextMasker } from '../masker';
 import { createSseMasker } from './sse';
-import { byteChunks, readClient, stream, type Fmt } from './sse-testkit';
+import { byteChunks, readClient, stream, type Fmt, splitText } from './sse-testkit';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
 const hashKey = Buffer.from('property-test-key-0123456789');
@@ -24,18 +24,6 @@ const text = fc.array(piece, { maxLength: 14 }).map((p) => p.join(''));
 const detectorSets: DetectorName[][] = [[...DETECTOR_NAMES], ['credit-card'], ['us-ssn', 'phone'], ['email'], ['secret-key'], ['iban', 'credit-card']];
 const strategies: MaskStrategy[] = ['redact', 'last4', 'hash'];
 
-function split(full: string, cuts: number[]): string[] {
-  const points = [...new Set(cuts.map((c) => c % (full.length + 1)))].sort((a, b) => a - b);
-  const out: string[] = [];
-  let last = 0;
-  for (const p of points) {
-    out.push(full.slice(last, p));
-    last = p;
-  }
-  out.push(full.slice(last));
-  return out;
-}
-
 describe('SSE masking properties', () => {
   it('assembled text equals masker.mask(full), output is valid SSE with JSON data', () => {
     fc.assert(
@@ -50,7 +38,7 @@ describe('SSE masking properties', () => {
           const masker = createTextMasker({ detectors, strategy, hashKey });
           const sse = createSseMasker({ masker });
           let out = '';
-          for (const c of byteChunks(stream(fmt, split(full, cuts)), sizes)) out += sse.push(c);
+          for (const c of byteChunks(stream(fmt, splitText(full, cuts)), sizes)) out += sse.push(c);
           out += sse.end();
           const client = readClient(out); // throws on an unterminated event or non-JSON data
           expect(client.text).toBe(masker.mask(full).text);

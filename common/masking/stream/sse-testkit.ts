@@ -86,3 +86,16 @@ export function byteChunks(s: string, sizes: number[]): Buffer[] {
   }
   return out;
 }
+
+/** Splits text at the given cut offsets (taken modulo length+1, deduplicated, sorted) into deltas. */
+export function splitText(full: string, cuts: number[]): string[] {
+  const points = [...new Set(cuts.map((c) => c % (full.length + 1)))].sort((a, b) => a - b);
+  const out: string[] = [];
+  let last = 0;
+  for (const p of points) {
+    out.push(full.slice(last, p));
+    last = p;
+  }
+  out.push(full.slice(last));
+  return out;
+}

@@ -30,8 +30,6 @@ afterAll(async () => {
   await fx?.close();
 });
 
-
-
 test('approved: the held request is forwarded and its answer returns; denied: 403 with the reason', async () => {
   const url = `http://127.0.0.1:${fx.sidecar.egressPort}/openai/v1/embeddings`;
   const send = (): Promise<Response> => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'e', input: 'hello' }) });
