@@ -9,6 +9,8 @@ export interface AdminRoutes {
   metrics: Metrics;
   /** Extra handlers (approvals API); return false when the request is not theirs. */
   extra?: AdminHandler[];
+  /** Serve only /healthz and /readyz (the probe port, reachable from the node: nothing else there). */
+  healthOnly?: boolean;
 }
 
 /** Handles a request on the admin port; `url` is already parsed. Returns false when it is not its route. */
@@ -35,6 +37,7 @@ export function createAdminServer(routes: AdminRoutes): http.Server {
       const r = routes.ready();
       return send(res, r.ok ? 200 : 503, r.ok ? 'ready\n' : `not ready: ${r.reason ?? 'starting'}\n`);
     }
+    if (routes.healthOnly) return send(res, 404, 'not found\n');
     if (req.method === 'GET' && url.pathname === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
       return res.end(routes.metrics.render());

@@ -3,12 +3,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type * as http from 'node:http';
 import * as os from 'node:os';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { createLogger, type Logger } from '../common/log';
 import { Metrics } from '../common/metrics';
 import type { CompiledPolicy } from '../common/policy/compile';
 import type { Identity } from '../common/policy/types';
 import { createAdminServer, parseAddr } from './admin-server';
-import { createAuditLog } from './audit-log';
+import { createAuditSink, type WardenAuditSink } from './audit/sink';
+import { openAuditTrail, type AuditTrail } from './audit/trail';
+import { otlpSettingsFromEnv, type Exporters } from './audit/exporters';
+import { METRIC } from '../common/audit/names';
 import { PolicyStore } from './policy-store';
 import { CancelRegistry } from './postgres/cancel-registry';
 import { initClassifier } from './postgres/classify/classify';
@@ -49,6 +54,22 @@ export interface SidecarOptions {
   identityVerifier?: TokenVerifierOptions;
   /** Standalone development and the demo only: loopback callers may decide holds as the local OS user. */
   localApprovals?: boolean;
+  /** Probe port: /healthz and /readyz only, for the kubelet (which cannot reach loopback). */
+  healthAddr?: string;
+  /**
+   * Audit spool directory: every record is written here before the agent sees its result and kept
+   * until the collector acknowledges it. Default: a fresh temporary directory when a collector is
+   * configured (records then do not survive a restart), none otherwise (no records kept).
+   */
+  spoolDir?: string;
+  /** Default 200 MiB. */
+  spoolMaxBytes?: number;
+  /** Environment for the OTLP settings (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Tests: exporters pointed at their receiver (replaces OTEL_EXPORTER_OTLP_*). */
+  auditExporters?: Exporters;
+  /** Tests: faster audit shipping and metric export. */
+  auditTiming?: { lingerMs?: number; maxBackoffMs?: number; metricsIntervalMs?: number };
 }
 
 export interface RunningSidecar {
@@ -59,6 +80,9 @@ export interface RunningSidecar {
   /** Held operations waiting for a decision (standalone approval back end), when holds can be decided. */
   approvals?: LocalApprovalStore;
   metrics: Metrics;
+  /** The audit spool and shipper, when records are kept. */
+  audit?: AuditTrail;
+  healthPort?: number;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -133,6 +157,12 @@ function approvalService(
   log: Logger,
 ): ApprovalService {
   if (opts.approvals) return { gate: opts.approvals as ApprovalGate & HttpApprovalGate };
+  if (process.env.WARDEN_APPROVALS === 'kubernetes') {
+    // Holds become ApprovalRequest objects (the operator sets this). Loaded lazily so that a
+    // standalone sidecar never loads the Kubernetes client.
+    const { kubeApprovalService } = require('./approvals/kube-backend') as typeof import('./approvals/kube-backend');
+    return kubeApprovalService({ log });
+  }
   const notifier = approvalNotifier(secrets, log);
   const store = new LocalApprovalStore({
     onChange: (r) => {
@@ -213,6 +243,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   // Bad addresses fail before anything is opened, so a failed start leaves nothing behind.
   const adminAt = parseAddr(opts.adminAddr);
   const egressAt = parseAddr(opts.egressAddr ?? '127.0.0.1:15001');
+  const healthAt = opts.healthAddr ? parseAddr(opts.healthAddr) : undefined;
+  const otlp = otlpSettingsFromEnv(opts.env ?? process.env);
   const log = opts.logger ?? createLogger({ component: 'sidecar' });
   const metrics = new Metrics();
   const store = new PolicyStore(opts.policyFile, log);
@@ -220,13 +252,32 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const classifier = createClassifier({ maxEntries: 10_000 });
   const secrets = new SecretStore(opts.secretsDir);
   const cancels = new CancelRegistry();
-  const audit = opts.audit ?? createAuditLog(log, metrics);
+  let trail: AuditTrail | undefined;
+  if (!opts.audit && (opts.spoolDir || otlp || opts.auditExporters)) {
+    let dir = opts.spoolDir;
+    if (!dir) {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-spool-'));
+      log.warn('no --spool-dir: audit records are spooled in a temporary directory and will not survive a restart', { dir });
+    }
+    trail = openAuditTrail({
+      dir,
+      maxBytes: opts.spoolMaxBytes ?? 200 * 1024 * 1024,
+      whenFull: () => store.current.auditWhenSpoolFull,
+      log,
+      metrics,
+      otlp,
+      exporters: opts.auditExporters,
+      ...opts.auditTiming,
+    });
+  }
+  const sink: WardenAuditSink | undefined = opts.audit ? undefined : createAuditSink({ log, metrics, recorder: trail?.recorder });
+  const audit: AuditSink = opts.audit ?? sink!;
   const identity = opts.identity ?? podIdentity();
   const hashKey = hashKeyFrom(secrets, log);
   const callerTokens = callerTokenVerifier(store, opts.identityVerifier);
   const decisions = approvalService(opts, callerTokens, secrets, log);
-  const reloads = metrics.counter('warden_policy_reloads_total', 'Policy reload attempts, by result.');
-  const active = metrics.gauge('warden_active_connections', 'Open agent connections, by target.');
+  const reloads = metrics.counter(METRIC.policyReloads, 'Policy reload attempts, by result.');
+  const active = metrics.gauge(METRIC.activeConnections, 'Open agent connections, by target.');
   const listeners = new Map<string, { listener: PostgresListener; port: number }>();
   const ports = new Map<string, number>();
   let lastError: string | undefined;
@@ -306,16 +357,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     hashKey,
     approvals: decisions.gate,
     audit: (e) => audit.http?.(e),
+    auditBlocked: () => audit.blocked?.(),
   });
   const egress = createEgressServer({
     routes,
     forward: { policy: () => store.current, identity: forwardCaller(callerTokens, identity), connectTimeoutMs: 10_000, approvals: decisions.gate, audit: (e) => audit.egress?.(e) },
   });
-  const admin: http.Server = createAdminServer({
-    metrics,
-    ready: () => (lastError ? { ok: false, reason: lastError } : { ok: true }),
-    extra: decisions.api ? [decisions.api] : [],
-  });
+  const ready = (): { ok: boolean; reason?: string } => (lastError ? { ok: false, reason: lastError } : { ok: true });
+  const admin: http.Server = createAdminServer({ metrics, ready, extra: decisions.api ? [decisions.api] : [] });
+  const health: http.Server | undefined = healthAt ? createAdminServer({ metrics, ready, healthOnly: true }) : undefined;
 
   /**
    * Stops accepting everywhere, then drains: held operations are cancelled (their agents get a
@@ -337,14 +387,19 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     await Promise.all([drainHttp, ...[...listeners.values()].map((l) => l.listener.close(graceMs))]);
     await routes.close();
     if (decisions.notifier) await Promise.race([decisions.notifier.idle(), new Promise((r) => setTimeout(r, Math.min(graceMs, 2000)).unref())]);
-    if (admin.listening) {
-      admin.closeAllConnections();
-      await closeServer(admin);
+    // Records of the last operations go out before the process ends (bounded by the grace time);
+    // whatever the collector did not take stays in the spool for the next start.
+    if (trail) await trail.close(Math.min(graceMs, 5000)).catch((err: Error) => log.error('closing the audit trail failed', { error: err.message }));
+    for (const s of [admin, health]) {
+      if (!s?.listening) continue;
+      s.closeAllConnections();
+      await closeServer(s);
     }
   };
 
   let egressPort: number;
   let adminPort: number;
+  let healthPort: number | undefined;
   try {
     await reconcile(store.current);
     store.on('reload', onReload);
@@ -352,11 +407,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     store.watch();
     egressPort = await listenOn(egress, egressAt.host, egressAt.port);
     adminPort = await listenOn(admin, adminAt.host, adminAt.port);
+    if (health && healthAt) healthPort = await listenOn(health, healthAt.host, healthAt.port);
   } catch (err) {
     await stop(0);
     throw err;
   }
   log.info('sidecar ready', { policy: store.current.name, admin: `${adminAt.host}:${adminPort}`, egress: `${egressAt.host}:${egressPort}`, targets: [...ports.keys()] });
 
-  return { ports, adminPort, egressPort, store, approvals: decisions.store, metrics, stop };
+  return { ports, adminPort, egressPort, store, approvals: decisions.store, metrics, audit: trail, healthPort, stop };
 }

@@ -59,6 +59,8 @@ export interface CompiledPolicy {
   rules: CompiledRule[];
   masking: MaskingSpec[];
   auditPayloads: boolean;
+  /** What the sidecar does when the audit spool is full. */
+  auditWhenSpoolFull: 'block' | 'drop-oldest';
   source: AccessPolicy;
 }
 
@@ -132,6 +134,7 @@ export function compilePolicy(policy: AccessPolicy): CompiledPolicy {
     rules: (spec.rules ?? []).map(compileRule),
     masking: spec.masking ?? [],
     auditPayloads: spec.audit?.payloads ?? false,
+    auditWhenSpoolFull: spec.audit?.whenSpoolFull ?? 'block',
     source: policy,
   };
 }

@@ -109,7 +109,7 @@ export interface AccessPolicySpec {
   targets: TargetSpec[];
   rules?: RuleSpec[];
   masking?: MaskingSpec[];
-  audit?: { payloads?: boolean };
+  audit?: { payloads?: boolean; whenSpoolFull?: 'block' | 'drop-oldest' };
   identity?: IdentitySpec;
 }
 

@@ -1,3 +1,4 @@
+import type { AuditApproval } from '../../common/audit/record';
 // The server answers client messages strictly in order, so a FIFO of what each forwarded message
 // will produce tells us, for every server message, which request it belongs to: which row shape a
 // DataRow has, which error is the answer to an injected denial, which responses we must swallow.
@@ -24,6 +25,8 @@ export interface StatementState {
   shape?: RowShape;
   /** The hold decision of a statement that needed approval: every Bind of it outside an approved batch is held again. */
   held?: Decision;
+  /** The approval that let the latest Bind of it through (audit record). */
+  approval?: AuditApproval;
 }
 
 /** A portal as the sidecar knows it: each Bind makes a fresh one, so answers land on the portal they describe. */
@@ -57,7 +60,13 @@ export interface PendingResponse {
   plan?: RowPlan;
   copyOut?: boolean;
   startedAt: number;
+  /** The approver's answer that let this statement through, or denied it. */
+  approval?: AuditApproval;
+  /** When the statement went to the server (performance.now()): upstream time is measured from here. */
+  sentAt?: number;
   masked: number;
+  /** Masked values by detector (`column` for column rules); allocated on the first masked value. */
+  maskedBy?: Record<string, number>;
   rows: number;
   error?: string;
 }

@@ -176,6 +176,8 @@ export interface MaskResult {
   /** Replacement frame, or undefined when the row passes unchanged. */
   frame?: Buffer;
   count: number;
+  /** Masked values by detector (`column` for column rules); only when count > 0. */
+  by?: Record<string, number>;
 }
 
 /** Masks one DataRow; values are read in place and the row is re-encoded only if something changed. */
@@ -187,6 +189,7 @@ export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): Ma
   pos += 2;
   let values: Array<Buffer | null> | undefined;
   let count = 0;
+  let by: Record<string, number> | undefined;
   for (let i = 0; i < n; i++) {
     if (pos + 4 > f.end) throw new ProtocolError('DataRow ends before its last column');
     const len = buf.readInt32BE(pos);
@@ -204,8 +207,10 @@ export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): Ma
         ? null
         : Buffer.from(maskWhole(text.toString('utf8'), action.strategy!, masking.hashKey), 'utf8');
       count++;
+      by ??= {};
+      by.column = (by.column ?? 0) + 1;
     } else {
-      const masked = detectAll(text, masking);
+      const masked = detectAll(text, masking, (by ??= {}));
       if (masked) {
         replacement = masked.buf;
         count += masked.count;
@@ -216,7 +221,7 @@ export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): Ma
     values[i] = replacement === null || action.skip === 0 ? replacement : Buffer.concat([buf.subarray(start, start + action.skip), replacement]);
   }
   if (!values) return { count };
-  return { frame: encodeDataRow(values), count };
+  return { frame: encodeDataRow(values), count, by };
 }
 
 function readAll(f: Frame, n: number): Array<Buffer | null> {
@@ -234,7 +239,7 @@ function readAll(f: Frame, n: number): Array<Buffer | null> {
 }
 
 /** Runs every detector rule over one value; undefined when nothing matched. */
-function detectAll(value: Buffer, masking: TargetMasking): { buf: Buffer; count: number } | undefined {
+function detectAll(value: Buffer, masking: TargetMasking, by: Record<string, number>): { buf: Buffer; count: number } | undefined {
   let current = value;
   let count = 0;
   for (const d of masking.detectors) {
@@ -242,6 +247,7 @@ function detectAll(value: Buffer, masking: TargetMasking): { buf: Buffer; count:
     if (r) {
       current = r.buf;
       count += r.count;
+      attribute(by, r.detectors, r.count);
     }
   }
   return count > 0 ? { buf: current, count } : undefined;
@@ -249,7 +255,27 @@ function detectAll(value: Buffer, masking: TargetMasking): { buf: Buffer; count:
 
 /** COPY TO STDOUT in text/CSV format: each CopyData carries rows as text; only detectors apply. */
 export function maskCopyData(f: Frame, masking: TargetMasking): MaskResult {
-  const masked = detectAll(f.buf.subarray(f.body, f.end), masking);
+  const by: Record<string, number> = {};
+  const masked = detectAll(f.buf.subarray(f.body, f.end), masking, by);
   if (!masked) return { count: 0 };
-  return { frame: encodeCopyData(masked.buf), count: masked.count };
+  return { frame: encodeCopyData(masked.buf), count: masked.count, by };
+}
+
+/**
+ * Spreads one masking pass's count over the detectors that matched. The maskers report which
+ * detectors fired, not how often each did: exact for the usual single-detector value, and an even
+ * split (remainder to the first) when several fired in one value.
+ */
+export function attribute(by: Record<string, number>, detectors: readonly string[], count: number): void {
+  if (detectors.length === 0) {
+    by.unknown = (by.unknown ?? 0) + count;
+    return;
+  }
+  const each = Math.floor(count / detectors.length);
+  let rest = count - each * detectors.length;
+  for (const d of detectors) {
+    const n = each + (rest > 0 ? 1 : 0);
+    if (rest > 0) rest--;
+    if (n > 0) by[d] = (by[d] ?? 0) + n;
+  }
 }

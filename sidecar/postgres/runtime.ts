@@ -9,6 +9,7 @@ import type { ShapeCache } from './shape-cache';
 import type { UpstreamOptions } from './upstream';
 import type { HttpAuditEvent } from '../http/routes/route-proxy';
 import type { ForwardAuditEvent } from '../http/forward/forward-proxy';
+import type { AuditApproval } from '../../common/audit/record';
 
 export interface ClassifiedSql {
   statements: SqlOperation['statements'];
@@ -18,9 +19,22 @@ export interface ClassifiedSql {
 /** One finished (or refused) operation, for the audit trail. */
 export interface StatementEvent {
   sessionId: string;
+  /** Order within the session, from 1. */
+  seq: number;
+  /** Epoch milliseconds (fractional) when the statement arrived. */
+  startedAt: number;
   target: string;
   policy: string;
+  /** The database (db.namespace). */
+  database?: string;
+  /** The statement, with values the policy's detectors find masked. */
   text: string;
+  /** Bound parameters, masked; only when the policy records payloads. */
+  params?: Array<string | null>;
+  /** From forwarding to the server's answer. */
+  upstreamMs?: number;
+  approval?: AuditApproval;
+  maskedBy?: Record<string, number>;
   decision: Decision['action'] | 'mask';
   rule?: string;
   reason: string;
@@ -43,6 +57,8 @@ export interface SessionEvent {
 
 export interface AuditSink {
   statement(e: StatementEvent): void;
+  /** Set while new operations must be refused because the audit trail cannot record them (fail closed). */
+  blocked?(): string | undefined;
   session(e: SessionEvent): void;
   /** A request through a named HTTP route. */
   http?(e: HttpAuditEvent): void;

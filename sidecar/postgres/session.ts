@@ -49,6 +49,8 @@ import type { HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
 import { filterStartupParams, isSafeClientEncoding } from './startup-params';
 import { guardStatements } from './guards';
 import { connectUpstream, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
+import type { AuditApproval } from '../../common/audit/record';
+import { newSpanId } from '../audit/ids';
 
 /** An extended-protocol batch held from its held Parse (or Bind) up to Sync/Flush, none of it forwarded yet. */
 interface HeldBatch {
@@ -74,6 +76,7 @@ interface PreApproved {
   text: string;
   decision: Decision;
   held: Decision;
+  approval?: AuditApproval;
 }
 
 /** A frame that outlives the chunk it arrived in. */
@@ -140,6 +143,10 @@ export class PgSession {
   private pendingUpstreamFrame?: Frame;
   private ourKey?: { processId: number; secretKey: Buffer };
   private holdAbort?: AbortController;
+  /** Operations finished on this session, for the audit records' order. */
+  private seq = 0;
+  /** The last approver's answer, attached to the audit record of the statement it let through or denied. */
+  private lastApproval?: AuditApproval;
   /** The extended-protocol batch being held, if any. */
   private held?: HeldBatch;
   /** Frames of a decided held batch, processed again before anything newer from the client. */
@@ -467,6 +474,8 @@ export class PgSession {
         },
       };
     }
+    const auditBlocked = this.rt.audit.blocked?.();
+    if (auditBlocked) return { op, decision: { action: 'deny', reason: auditBlocked } };
     const checked = guardStatements(op, { prepared: this.statements, masking: this.rt.masking() });
     if (checked.denial) return { op: checked.op, decision: checked.denial };
     return { op: checked.op, decision: decide(this.rt.policy(), checked.op, this.identity) };
@@ -479,7 +488,7 @@ export class PgSession {
     this.trackPrepared(op, text, decision);
     if (this.portals.size > 0 && touchesPortals(op)) this.portals.clear();
     this.forward(f);
-    this.queue.push({ expect: Expect.Query, op, decision, text, startedAt: now, masked: 0, rows: 0 });
+    this.queue.push({ expect: Expect.Query, op, decision, text, startedAt: now, sentAt: performance.now(), masked: 0, rows: 0 });
   }
 
   private onParse(f: Frame, now: number): void {
@@ -488,7 +497,7 @@ export class PgSession {
     if (pre) {
       // The held Parse, approved together with its parameters.
       this.trackPrepared(pre.op, pre.text, pre.decision);
-      this.statements.set(p.statement, { op: pre.op, text: pre.text, decision: pre.decision, held: pre.held });
+      this.statements.set(p.statement, { op: pre.op, text: pre.text, decision: pre.decision, held: pre.held, approval: pre.approval });
       this.forward(f);
       this.queue.push({ expect: Expect.Parse, startedAt: now, masked: 0, rows: 0 });
       return;
@@ -513,7 +522,9 @@ export class PgSession {
   private onBind(f: Frame): void {
     const b = decodeBindHead(f);
     const st = this.statements.get(b.statement);
-    if (st?.held && !this.preApproved.has(f)) {
+    const pre = this.preApproved.get(f);
+    if (st && pre?.approval) st.approval = pre.approval;
+    if (st?.held && !pre) {
       // A statement approved once runs again only with parameters an approver saw.
       const now = performance.now();
       if (this.rt.approvals) return this.startHeld(f, { decision: st.held, op: st.op, text: st.text, statement: b.statement, now });
@@ -540,14 +551,20 @@ export class PgSession {
     }
     const stmt = portal?.stmt;
     this.forward(f);
-    this.queue.push({ expect: Expect.Execute, portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, startedAt: now, masked: 0, rows: 0 });
+    this.queue.push({ expect: Expect.Execute, portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, startedAt: now, sentAt: now, approval: stmt?.approval, masked: 0, rows: 0 });
   }
 
   /** Sends the server a statement that fails, so transaction and batch state end exactly as a real error would leave them. */
-  private deny(decision: Decision, expect: Expect.Query | Expect.Parse, now: number, text: string, op?: SqlOperation): void {
+  private deny(decision: Decision, expect: Expect.Query | Expect.Parse, now: number, text: string, op?: SqlOperation, approval?: AuditApproval): void {
     const failing = `/* agent-warden policy denial */ ${this.rt.denialMarker}`;
     this.upstreamOut.push(expect === Expect.Query ? encodeQuery(failing) : encodeParse('', failing));
-    this.queue.push({ expect, denial: decision, op, text, startedAt: now, masked: 0, rows: 0 });
+    this.queue.push({ expect, denial: decision, op, text, startedAt: now, approval, masked: 0, rows: 0 });
+  }
+
+  private takeApproval(): AuditApproval | undefined {
+    const a = this.lastApproval;
+    this.lastApproval = undefined;
+    return a;
   }
 
   /** A held simple Query: nothing more from the agent is read until the approver decides. */
@@ -559,9 +576,9 @@ export class PgSession {
         this.trackPrepared(op, text, approved);
         if (this.portals.size > 0 && touchesPortals(op)) this.portals.clear();
         this.forward(f);
-        this.queue.push({ expect: Expect.Query, op, decision: approved, text, startedAt: now, masked: 0, rows: 0 });
+        this.queue.push({ expect: Expect.Query, op, decision: approved, text, startedAt: now, sentAt: performance.now(), approval: this.takeApproval(), masked: 0, rows: 0 });
       } else {
-        this.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op);
+        this.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op, this.takeApproval());
       }
     });
   }
@@ -577,6 +594,7 @@ export class PgSession {
     this.flushUpstream();
     const abort = new AbortController();
     this.holdAbort = abort;
+    const waitStart = performance.now();
     gate
       .hold({
         target: this.rt.target,
@@ -590,6 +608,15 @@ export class PgSession {
       .then(
         (outcome) => {
           if (this.phase !== 'ready') return;
+          this.lastApproval = {
+            id: outcome.approvalId,
+            approved: outcome.approved,
+            reason: outcome.reason,
+            decidedBy: outcome.decidedBy,
+            waitStart: performance.timeOrigin + waitStart,
+            waitMs: performance.now() - waitStart,
+            spanId: newSpanId(),
+          };
           decided(outcome);
           if (this.holdAbort !== abort) return; // `decided` asked again
           this.holdAbort = undefined;
@@ -671,12 +698,12 @@ export class PgSession {
     this.held = undefined;
     const [trigger, ...rest] = h.frames;
     if (approved) {
-      const pre: PreApproved = { op: h.op, text: h.text, decision: { ...h.decision, reason }, held: h.decision };
+      const pre: PreApproved = { op: h.op, text: h.text, decision: { ...h.decision, reason }, held: h.decision, approval: this.takeApproval() };
       if (trigger.code === FE.Parse) this.preApproved.set(trigger, pre);
       for (const b of h.binds) this.preApproved.set(b, pre);
       this.replay.unshift(...h.frames);
     } else {
-      this.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op);
+      this.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op, this.takeApproval());
       this.discarding = true;
       this.replay.unshift(...rest);
     }
@@ -927,6 +954,7 @@ export class PgSession {
     if (plan === UNKNOWN_SHAPE) plan = head.plan = this.unknownShapePlan(f, masking);
     const r = maskDataRow(f, plan, masking);
     head.masked += r.count;
+    if (r.count > 0) tally(head, r.by);
     if (r.frame) this.clientOut.push(r.frame);
     else this.pass(f);
   }
@@ -961,6 +989,7 @@ export class PgSession {
     if (!head?.copyOut || !masking || masking.detectors.length === 0) return this.pass(f);
     const r = maskCopyData(f, masking);
     head.masked += r.count;
+    if (r.count > 0) tally(head, r.by);
     if (r.frame) this.clientOut.push(r.frame);
     else this.pass(f);
   }
@@ -1020,21 +1049,43 @@ export class PgSession {
     if (!p.op && !denial) return;
     const policy = this.rt.policy();
     const d = denial ?? p.decision;
+    const end = performance.now();
     this.rt.audit.statement({
       sessionId: this.id,
+      seq: ++this.seq,
+      startedAt: performance.timeOrigin + p.startedAt,
       target: this.rt.target,
       policy: policy.name,
-      text: p.text ?? '',
+      database: this.rt.spec().database,
+      text: this.maskText(p.text ?? ''),
       decision: denial ? 'deny' : p.masked > 0 ? 'mask' : (d?.action ?? 'allow'),
       rule: d?.rule,
       reason: d?.reason ?? '',
       kinds: p.op ? kindsOf(p.op) : [],
-      durationMs: performance.now() - p.startedAt,
+      durationMs: end - p.startedAt,
+      upstreamMs: denial || p.sentAt === undefined ? undefined : end - p.sentAt,
+      approval: p.approval,
       masked: p.masked,
+      maskedBy: p.maskedBy,
       rows: p.rows,
       error: p.error,
       identity: this.identity,
       protocol: p.expect === Expect.Query ? 'simple' : 'extended',
     });
   }
+
+  /** Values the policy's detectors find (a card number in a WHERE clause) never reach the audit trail. */
+  private maskText(text: string): string {
+    const masking = this.rt.masking();
+    if (!masking || masking.detectors.length === 0 || text === '') return text;
+    let out = text;
+    for (const d of masking.detectors) out = d.masker.mask(out).text;
+    return out;
+  }
+}
+
+function tally(p: PendingResponse, by: Record<string, number> | undefined): void {
+  if (!by) return;
+  const t = (p.maskedBy ??= {});
+  for (const k in by) t[k] = (t[k] ?? 0) + by[k];
 }

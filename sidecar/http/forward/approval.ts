@@ -16,5 +16,5 @@ export interface HeldHttpRequest {
 }
 
 export interface HttpApprovalGate {
-  hold(req: HeldHttpRequest): Promise<{ approved: boolean; reason: string }>;
+  hold(req: HeldHttpRequest): Promise<{ approved: boolean; reason: string; approvalId?: string; decidedBy?: string }>;
 }

@@ -18,6 +18,8 @@ import type { Decision, Identity, RuleAction } from '../../../common/policy/type
 import type { HttpApprovalGate } from './approval';
 import { errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
+import type { AuditApproval, AuditTrace } from '../../../common/audit/record';
+import { newSpanId } from '../../audit/ids';
 
 export type { HttpApprovalGate, HeldHttpRequest } from './approval';
 
@@ -44,6 +46,15 @@ export interface ForwardAuditEvent {
   error?: string;
   /** The address actually connected to, when known. */
   remoteAddress?: string;
+  /** The agent's connection and the request's order on it. */
+  session?: string;
+  seq?: number;
+  startedAt?: number;
+  trace?: AuditTrace;
+  identity?: Identity;
+  policy?: string;
+  /** The approval, for the audit record's child span. */
+  approvalRecord?: AuditApproval;
 }
 
 export interface ForwardProxyContext {
@@ -134,8 +145,8 @@ function upstreamFailure(err: Error & { code?: string }, host: string, port: num
 // ---------------------------------------------------------------------------------- deciding
 
 export type Authorized =
-  | { ok: true; decision: Decision; approval?: { approved: boolean; reason: string } }
-  | { ok: false; decision: Decision; approval?: { approved: boolean; reason: string }; message: string };
+  | { ok: true; decision: Decision; approval?: { approved: boolean; reason: string }; record?: AuditApproval }
+  | { ok: false; decision: Decision; approval?: { approved: boolean; reason: string }; record?: AuditApproval; message: string };
 
 function identityOf(ctx: ForwardProxyContext, req: http.IncomingMessage): Identity | Promise<Identity> {
   return typeof ctx.identity === 'function' ? ctx.identity(req) : ctx.identity;
@@ -196,6 +207,9 @@ function authorizeThen(
       ev.rule = auth.decision.rule;
       ev.reason = auth.ok ? auth.decision.reason : auth.message;
       ev.approval = auth.approval;
+      ev.approvalRecord = auth.record;
+      ev.identity = identity;
+      ev.policy = policy.namespace ? `${policy.namespace}/${policy.name}` : policy.name;
       if (!auth.ok) {
         deny(auth.decision, auth.message, auth.message);
         return;
@@ -241,15 +255,25 @@ export async function holdForApproval(
   if (!ctx.approvals) {
     return { ok: false, decision, message: `${decision.reason}, but no approval service is configured; denied` };
   }
-  let approval: { approved: boolean; reason: string };
+  let approval: { approved: boolean; reason: string; approvalId?: string; decidedBy?: string };
+  const waitStart = performance.now();
   try {
     approval = await ctx.approvals.hold({ operation: op, decision, identity, policy: { name: policy.name, namespace: policy.namespace }, signal });
     if (typeof approval?.approved !== 'boolean') throw new Error('the approval service gave no answer');
   } catch (e) {
     approval = { approved: false, reason: `approval failed: ${(e as Error)?.message ?? String(e)}` };
   }
-  if (approval.approved) return { ok: true, decision, approval };
-  return { ok: false, decision, approval, message: `${decision.reason}; approval denied: ${approval.reason}` };
+  const record: AuditApproval = {
+    id: approval.approvalId,
+    approved: approval.approved,
+    reason: approval.reason,
+    decidedBy: approval.decidedBy,
+    waitStart: performance.timeOrigin + waitStart,
+    waitMs: performance.now() - waitStart,
+    spanId: newSpanId(),
+  };
+  if (approval.approved) return { ok: true, decision, approval, record };
+  return { ok: false, decision, approval, record, message: `${decision.reason}; approval denied: ${approval.reason}` };
 }
 
 function addressMatched(hosts: HostMatcher, ip: string, port: number): boolean {
@@ -302,6 +326,7 @@ function startAudit(
 ): { ev: ForwardAuditEvent; emit: () => void } {
   const ev: ForwardAuditEvent = {
     ...fields,
+    startedAt: performance.timeOrigin + started,
     path: '',
     decision: 'deny',
     reason: '',

@@ -163,6 +163,9 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
             ...state.chunks.map((c) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { content: c }, finish_reason: null }] })),
             { id: 'chatcmpl-1', object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
           ];
+          // As OpenAI does with stream_options.include_usage: one last chunk, no choices, the usage.
+          const options = payload.stream_options as { include_usage?: boolean } | undefined;
+          if (options?.include_usage) events.push({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created, model, choices: [], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } });
           stream(res, path, events.map((e) => sse(null, e)), 'data: [DONE]\n\n');
           return;
         }

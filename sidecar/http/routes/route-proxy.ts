@@ -42,12 +42,34 @@ import type { HttpApprovalGate } from '../forward/approval';
 import { holdForApproval } from '../forward/forward-proxy';
 import { deniedRule, errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndHeaders } from '../headers';
+import type { AuditApproval, AuditGenAi, AuditPayload, AuditTrace } from '../../../common/audit/record';
+import { PayloadCapture } from '../../audit/capture';
+import { newSpanId } from '../../audit/ids';
+import { formatTraceparent, parseTraceparent, startTrace } from '../../audit/trace-context';
+import { createGenAiResponseTap, genAiFromRequest } from '../genai';
+import type { Socket } from 'node:net';
 import { IdentityError } from '../../../common/identity/errors';
 import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
 
 /** One proxied (or refused) HTTP request through a named route, for the audit trail. */
 export interface HttpAuditEvent {
+  /** The agent's connection, and the request's order on it. */
+  session: string;
+  seq: number;
+  /** Epoch milliseconds (fractional) when the request arrived. */
+  startedAt: number;
+  /** This request's span; its id was sent upstream in `traceparent`. */
+  trace: AuditTrace;
+  /** Upstream URL without query string. */
+  url?: string;
+  serverAddress?: string;
+  serverPort?: number;
+  upstreamMs?: number;
+  approval?: AuditApproval;
+  genAi?: AuditGenAi;
+  payload?: AuditPayload;
+  maskedBy?: Record<string, number>;
   target: string;
   policy: string;
   method: string;
@@ -83,6 +105,8 @@ export interface RouteHandlerContext {
    */
   verifyToken?: (token: string) => Promise<Identity>;
   audit(event: HttpAuditEvent): void;
+  /** Set while the audit trail cannot take more records: new requests are refused with this reason (fail closed). */
+  auditBlocked?(): string | undefined;
   /** The approval machinery; without it a hold is answered as a denial. */
   approvals?: HttpApprovalGate;
   limits?: RouteProxyLimits;
@@ -136,11 +160,29 @@ interface TargetPlan {
   needsBody: boolean;
 }
 
+type GenAiTap = ReturnType<typeof createGenAiResponseTap>;
+
 interface RequestState {
   target: string;
   method: string;
   path: string;
+  /** performance.now() when the request arrived. */
   start: number;
+  session: string;
+  seq: number;
+  trace: AuditTrace;
+  upstreamStart?: number;
+  upstreamMs?: number;
+  url?: string;
+  serverAddress?: string;
+  serverPort?: number;
+  approval?: AuditApproval;
+  genAi?: AuditGenAi;
+  tap?: GenAiTap;
+  /** Set when the policy records payloads (`audit.payloads`). */
+  requestCapture?: PayloadCapture;
+  responseCapture?: PayloadCapture;
+  maskedBy?: Record<string, number>;
   decision?: Decision;
   masked: number;
   error?: string;
@@ -218,8 +260,29 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     if (st.audited) return;
     st.audited = true;
     const d = st.decision;
+    let genAi = st.genAi;
+    if (genAi && st.tap) genAi = { ...genAi, ...st.tap.result() };
+    let payload: AuditPayload | undefined;
+    if (st.requestCapture || st.responseCapture) {
+      payload = {};
+      if (st.requestCapture) payload.request = st.requestCapture.text();
+      if (st.responseCapture) payload.response = st.responseCapture.text();
+      if (st.requestCapture?.truncated || st.responseCapture?.truncated) payload.truncated = true;
+    }
     try {
       ctx.audit({
+        session: st.session,
+        seq: st.seq,
+        startedAt: performance.timeOrigin + st.start,
+        trace: st.trace,
+        url: st.url,
+        serverAddress: st.serverAddress,
+        serverPort: st.serverPort,
+        upstreamMs: st.upstreamMs,
+        approval: st.approval,
+        genAi,
+        payload,
+        maskedBy: st.maskedBy,
         target: st.target,
         policy: policy?.name ?? '',
         method: st.method,
@@ -228,7 +291,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         decision: d && d.action === 'allow' && st.masked > 0 ? 'mask' : (d?.action ?? 'deny'),
         rule: d?.rule,
         reason: d?.reason ?? st.error ?? 'refused before a decision',
-        durationMs: Date.now() - st.start,
+        durationMs: performance.now() - st.start,
         masked: st.masked,
         error: st.error,
         identity: st.identity,
@@ -268,6 +331,10 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       throw new HttpError(404, 'unknown_route', `no HTTP route named "${parsed.target}"; routes: ${[...policy.targets].filter(([, t]) => t.http).map(([n]) => n).join(', ') || '(none)'}`);
     }
     const { spec: target, base, timeoutMs, maxBody, requestPlan } = tp;
+    const blocked = ctx.auditBlocked?.();
+    if (blocked) throw new HttpError(503, 'audit_unavailable', blocked);
+    const recordPayloads = policy.auditPayloads;
+    const llm = st.method === 'POST' && looksLikeGenAi(parsed.path);
 
     // --- request body: a declared length over the limit is refused before reading anything
     const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
@@ -277,7 +344,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       throw new HttpError(413, 'request_too_large', `request body of ${declared} bytes exceeds the limit of ${maxBody} bytes`);
     }
     let body: ParsedBody | undefined;
-    if (hasBody && tp.needsBody) {
+    if (hasBody && (tp.needsBody || llm || recordPayloads)) {
       // Body rules or request masking: read it (ask for it first if the agent is waiting) and
       // parse it as JSON whatever its Content-Type says (a missing or wrong type must not let a
       // body past a rule). Targets that need neither stream the body untouched (the hot path).
@@ -301,6 +368,10 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     };
     let decision = decide(policy, op, st.identity);
     st.decision = decision;
+    if (llm || body?.kind === 'json') {
+      st.genAi = genAiFromRequest(parsed.path, body?.kind === 'json' ? body.doc : undefined, target.baseUrl);
+      if (st.genAi) st.tap = createGenAiResponseTap();
+    }
     if (decision.action === 'hold') {
       const abort = new AbortController();
       const onClose = (): void => {
@@ -311,6 +382,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         // Same gate handling (and wording) as the forward proxy: no gate, or a failing one, denies.
         const port = Number(base.port) || (base.protocol === 'https:' ? 443 : 80);
         const auth = await holdForApproval({ approvals: ctx.approvals }, policy, { ...op, port }, decision, st.identity, abort.signal);
+        st.approval = auth.record;
         if (!auth.ok) {
           decision = { ...decision, reason: auth.message };
           st.decision = decision;
@@ -325,6 +397,11 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     // --- upstream request: headers, credential, URL
     const headers = endToEndHeaders(req.headers, tp.credentialHeaders);
     const url = upstreamUrl(base, parsed.rest, parsed.search);
+    // Our span parents the upstream's: the agent's trace shows the sidecar, then the API.
+    headers['traceparent'] = formatTraceparent(st.trace);
+    st.url = url.origin + url.pathname;
+    st.serverAddress = url.hostname;
+    st.serverPort = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
     injectCredential(ctx.secrets, target, headers, url);
 
     let buffered = body?.raw;
@@ -337,6 +414,11 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       if (masked.count > 0) delete headers['content-md5'];
     }
 
+    if (recordPayloads) {
+      st.requestCapture = new PayloadCapture();
+      st.responseCapture = new PayloadCapture();
+      if (buffered) st.requestCapture.add(buffered);
+    }
     let upBody: Readable | Buffer | undefined;
     if (buffered) {
       upBody = buffered;
@@ -357,6 +439,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     };
     res.once('close', onClose);
     let upstream: Dispatcher.ResponseData;
+    st.upstreamStart = performance.now();
     try {
       upstream = await dispatcherFor(timeoutMs).request({
         origin: url.origin,
@@ -374,6 +457,12 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       throw err;
     }
 
+    const upstreamStart = st.upstreamStart;
+    const upstreamDone = (): void => {
+      st.upstreamMs ??= performance.now() - upstreamStart;
+    };
+    upstream.body.once('end', upstreamDone);
+    upstream.body.once('close', upstreamDone);
     try {
       await respond(res, st, upstream, tp, op.method, responseRulesFor(policy, op, st.identity));
     } finally {
@@ -418,6 +507,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     if (!plan && (!inspect || kind === 'text')) kind = 'pass';
 
     if (kind === 'pass') {
+      observePassThrough(st, up.body, type, String(up.headers['content-encoding'] ?? 'identity'));
       res.writeHead(up.statusCode, headers);
       await pipeToClient(up.body, res);
       return;
@@ -429,6 +519,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       if (!decoded) {
         const e = unmaskable(`upstream of route "${st.target}" sent an event stream with content-encoding "${encoding}", which cannot be inspected`);
         if (e) throw e;
+        observePassThrough(st, up.body, type, encoding);
         res.writeHead(up.statusCode, headers);
         await pipeToClient(up.body, res);
         return;
@@ -454,6 +545,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     if (!plain) {
       const e = unmaskable(`response from route "${st.target}" has content-encoding "${encoding}", which cannot be inspected`);
       if (e) throw e;
+      st.responseCapture?.add(`(${raw.length} bytes, content-encoding ${encoding})`);
       res.writeHead(up.statusCode, headers);
       await new Promise<void>((resolve) => res.end(raw, () => resolve()));
       return;
@@ -469,10 +561,12 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         if (e) throw e;
         delete headers['content-encoding'];
         headers['content-length'] = String(plain.length);
+        st.responseCapture?.add(plain);
         res.writeHead(up.statusCode, headers);
         await new Promise<void>((resolve) => res.end(plain, () => resolve()));
         return;
       }
+      st.tap?.json(doc);
       const tooDeep = jsonTooDeep(doc);
       if (inspect) {
         // Decided on what the upstream said, before masking and before any byte is sent: a
@@ -494,6 +588,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         if (r.doc !== doc) changed = true;
         doc = r.doc;
         masked += r.count;
+        if (r.count > 0) countBy(st, m.rule, r.count);
       }
       if (changed) text = JSON.stringify(doc);
     } else {
@@ -501,6 +596,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         const r = m.masker.mask(text);
         text = r.text;
         masked += r.count;
+        if (r.count > 0) countBy(st, m.rule, r.count, r.detectors);
       }
     }
     st.masked = maskedInRequest + masked;
@@ -509,16 +605,23 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     delete headers['content-md5'];
     if (masked > 0) delete headers['etag'];
     headers['content-length'] = String(out.length);
+    st.responseCapture?.add(out);
     res.writeHead(up.statusCode, headers);
     await new Promise<void>((resolve) => res.end(out, () => resolve()));
   };
 
   const start = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
+    const conn = connectionOf(req.socket);
+    const tp = req.headers['traceparent'];
+    const ts = req.headers['tracestate'];
     const st: RequestState = {
       target: '',
       method: (req.method ?? 'GET').toUpperCase(),
       path: '',
-      start: Date.now(),
+      start: performance.now(),
+      session: conn.id,
+      seq: ++conn.seq,
+      trace: startTrace(tp === undefined ? undefined : parseTraceparent(String(tp), ts === undefined ? undefined : String(ts))),
       masked: 0,
       audited: false,
       expectContinue,
@@ -870,7 +973,9 @@ async function streamEvents(
   try {
     for await (const chunk of decoded) {
       const { passed, denied } = check(parser.push(chunk as Buffer));
+      if (st.tap) for (const it of passed) if (it.data !== null) st.tap.sseEvent(it.event ?? undefined, it.data);
       const out = pipe.push(passed);
+      if (out !== '') st.responseCapture?.add(out);
       if (denied) {
         st.decision = denied;
         return await finish(out + pipe.end() + sseDenial(denied));
@@ -897,6 +1002,56 @@ async function streamEvents(
     res.off('close', onClose);
     st.masked = maskedInRequest + pipe.masked();
   }
+}
+
+/** Per agent connection: an id for the audit records (their "session") and the requests' order on it. */
+const connections = new WeakMap<Socket, { id: string; seq: number }>();
+function connectionOf(socket: Socket): { id: string; seq: number } {
+  let c = connections.get(socket);
+  if (!c) connections.set(socket, (c = { id: `http-${newSpanId()}`, seq: 0 }));
+  return c;
+}
+
+/** LLM API calls, by path: their request body is read for the model name (gen_ai.request.model). */
+const GENAI_PATH = /\/(chat\/completions|completions|embeddings|responses|messages|generateContent|streamGenerateContent)$/;
+function looksLikeGenAi(path: string): boolean {
+  return GENAI_PATH.test(path);
+}
+
+function countBy(st: RequestState, rule: string, n: number, detectors?: readonly string[]): void {
+  const by = (st.maskedBy ??= {});
+  if (detectors && detectors.length > 0) {
+    for (const d of detectors) by[d] = (by[d] ?? 0) + Math.max(1, Math.floor(n / detectors.length));
+  } else {
+    by[rule] = (by[rule] ?? 0) + n;
+  }
+}
+
+/**
+ * A response passed through untouched (no masking, no response rules) is still read for the
+ * recording and for LLM usage (token counts): a copy of each chunk, never delaying the stream.
+ */
+function observePassThrough(st: RequestState, body: Readable, type: string, encoding: string): void {
+  const capture = st.responseCapture;
+  const tap = encoding === 'identity' ? st.tap : undefined;
+  if (!capture && !tap) return;
+  const sse = type.startsWith('text/event-stream');
+  const json = !sse && isJson(type);
+  const parser = tap && sse ? createSseParser() : undefined;
+  const jsonCopy = tap && json ? new PayloadCapture(4 * 1024 * 1024) : undefined;
+  body.on('data', (chunk: Buffer) => {
+    capture?.add(chunk);
+    if (parser) for (const b of parser.push(chunk)) if (b.data !== null) tap!.sseEvent(b.event ?? undefined, b.data);
+    jsonCopy?.add(chunk);
+  });
+  body.once('end', () => {
+    if (!jsonCopy || jsonCopy.truncated) return;
+    try {
+      tap!.json(JSON.parse(jsonCopy.text()));
+    } catch {
+      /* not JSON after all: no usage to read */
+    }
+  });
 }
 
 /**

@@ -1,0 +1,183 @@
+// Ships spooled audit records to the collector: reads what the collector has not acknowledged,
+// exports each record's spans and log record with the SDK's OTLP exporters, and moves the spool's
+// acknowledged mark only once both were accepted. A collector that is away is retried with
+// backoff, forever; nothing is dropped here (the spool decides what happens when it fills up).
+// A batch re-sent after a failure or a restart carries the same span ids and `warden.audit.id`,
+// so a collector (or the query) can drop the duplicate.
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import type { AuditRecord } from '../../common/audit/record';
+import { METRIC } from '../../common/audit/names';
+import type { Logger } from '../../common/log';
+import type { Metrics } from '../../common/metrics';
+import type { Exporters } from './exporters';
+import { toLogRecord, toSpans } from './to-otlp';
+
+/** What the shipper needs of the spool. */
+export interface ShipperSpool {
+  readUnacked(afterSeq: number, max: { records: number; bytes: number }): Array<{ seq: number; payload: Buffer }>;
+  ack(uptoSeq: number): void;
+  stats(): { ackedSeq: number; lastSeq: number };
+}
+
+export interface ShipperOptions {
+  spool: ShipperSpool;
+  exporters: Pick<Exporters, 'traces' | 'logs'>;
+  resource: Resource;
+  log: Logger;
+  metrics: Metrics;
+  /** Wait for more records before exporting a partial batch (default 200 ms). */
+  lingerMs?: number;
+  batchRecords?: number;
+  batchBytes?: number;
+  /** Backoff after a failed export: doubles from minBackoffMs to maxBackoffMs. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface Shipper {
+  /** New records were appended: ship them soon. */
+  kick(): void;
+  /** Resolves once everything appended so far was acknowledged, or after timeoutMs (false then). */
+  drain(timeoutMs: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+function exportWith<T>(exporter: { export(items: T[], cb: (r: ExportResult) => void): void }, items: T[]): Promise<void> {
+  if (items.length === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    exporter.export(items, (r) => {
+      if (r.code === ExportResultCode.SUCCESS) resolve();
+      else reject(r.error ?? new Error('export failed'));
+    });
+  });
+}
+
+export function startShipper(opts: ShipperOptions): Shipper {
+  const { spool, exporters, resource, log, metrics } = opts;
+  const linger = opts.lingerMs ?? 200;
+  const maxRecords = opts.batchRecords ?? 512;
+  const maxBytes = opts.batchBytes ?? 2 * 1024 * 1024;
+  const minBackoff = opts.minBackoffMs ?? 500;
+  const maxBackoff = opts.maxBackoffMs ?? 30_000;
+  const exported = metrics.counter(METRIC.exported, 'Audit records accepted by the collector, by signal.');
+  const failures = metrics.counter(METRIC.exportFailures, 'Failed exports of audit records, by signal.');
+  const unreadable = metrics.counter(METRIC.spoolDropped, 'Audit records dropped: spool full (drop-oldest) or not writable.');
+
+  let stopped = false;
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+  let backoff = 0;
+  let failingSince = 0;
+  let waiters: Array<() => void> = [];
+
+  const schedule = (ms: number): void => {
+    if (stopped || running || timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void run();
+    }, ms);
+    timer.unref?.();
+  };
+
+  const settleWaiters = (): void => {
+    const s = spool.stats();
+    if (s.ackedSeq < s.lastSeq) return;
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+
+  const shipOnce = async (): Promise<boolean> => {
+    const batch = spool.readUnacked(spool.stats().ackedSeq, { records: maxRecords, bytes: maxBytes });
+    if (batch.length === 0) return false;
+    const spans = [];
+    const logs = [];
+    for (const item of batch) {
+      let r: AuditRecord;
+      try {
+        r = JSON.parse(item.payload.toString('utf8')) as AuditRecord;
+      } catch {
+        unreadable.inc({ reason: 'unreadable' });
+        log.error('audit record in the spool is not readable; skipped', { seq: item.seq });
+        continue;
+      }
+      spans.push(...toSpans(r, resource));
+      logs.push(toLogRecord(r, resource));
+    }
+    try {
+      await exportWith(exporters.traces, spans);
+    } catch (err) {
+      failures.inc({ signal: 'traces' });
+      throw err;
+    }
+    exported.inc({ signal: 'traces' }, batch.length);
+    try {
+      await exportWith(exporters.logs, logs);
+    } catch (err) {
+      failures.inc({ signal: 'logs' });
+      throw err;
+    }
+    exported.inc({ signal: 'logs' }, batch.length);
+    spool.ack(batch[batch.length - 1].seq);
+    return true;
+  };
+
+  const run = async (): Promise<void> => {
+    if (stopped || running) return;
+    running = true;
+    try {
+      while (!stopped && (await shipOnce())) {
+        if (failingSince) {
+          log.info('audit export recovered', { outageSeconds: Math.round((Date.now() - failingSince) / 1000) });
+          failingSince = 0;
+        }
+        backoff = 0;
+      }
+      settleWaiters();
+    } catch (err) {
+      backoff = backoff === 0 ? minBackoff : Math.min(backoff * 2, maxBackoff);
+      if (!failingSince) {
+        failingSince = Date.now();
+        log.warn('audit export failed; records stay in the spool and are retried', { error: (err as Error).message, retryInMs: backoff });
+      }
+      running = false;
+      schedule(backoff);
+      return;
+    }
+    running = false;
+  };
+
+  return {
+    kick(): void {
+      if (backoff > 0) return; // retrying on its own schedule
+      schedule(linger);
+    },
+    drain(timeoutMs: number): Promise<boolean> {
+      const s = spool.stats();
+      if (s.ackedSeq >= s.lastSeq) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const t = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== done);
+          resolve(false);
+        }, timeoutMs);
+        const done = (): void => {
+          clearTimeout(t);
+          resolve(true);
+        };
+        waiters.push(done);
+        if (timer) {
+          clearTimeout(timer);
+          timer = undefined;
+        }
+        backoff = 0;
+        void run();
+      });
+    },
+    async stop(): Promise<void> {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await Promise.allSettled([exporters.traces.shutdown(), exporters.logs.shutdown()]);
+    },
+  };
+}

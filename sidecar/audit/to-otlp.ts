@@ -1,0 +1,194 @@
+// An audit record as OpenTelemetry data: the operation's span, a child span for an approval wait,
+// and one log record (the session recording) linked to the span. Pure: the shipper hands the
+// results to the SDK's OTLP exporters, which take exactly these ReadableSpan / ReadableLogRecord
+// shapes. Spans are built here from the spooled record, not by the SDK's Tracer, because the
+// record must survive the collector being away (the SDK keeps unexported spans in memory only).
+import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type SpanContext } from '@opentelemetry/api';
+import { SeverityNumber, type LogAttributes } from '@opentelemetry/api-logs';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { AuditRecord } from '../../common/audit/record';
+import { ATTR, SCOPE, SPAN } from '../../common/audit/names';
+
+const scope = { name: SCOPE.name, version: SCOPE.version };
+
+function hr(ms: number): HrTime {
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
+
+function ctx(traceId: string, spanId: string, flags: number, state?: string, remote = false): SpanContext {
+  void state;
+  return { traceId, spanId, traceFlags: flags & TraceFlags.SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: remote };
+}
+
+function set(attrs: Attributes, key: string, v: string | number | boolean | string[] | undefined): void {
+  if (v === undefined || v === '') return;
+  attrs[key] = v;
+}
+
+/** The attributes of the operation's span: OTel semantic conventions plus `warden.*`. */
+export function spanAttributes(r: AuditRecord): Attributes {
+  const a: Attributes = {};
+  set(a, ATTR.policy, r.policy);
+  set(a, ATTR.target, r.target);
+  set(a, ATTR.decision, r.decision);
+  set(a, ATTR.rule, r.rule);
+  set(a, ATTR.reason, r.reason);
+  a[ATTR.maskedCount] = r.masked;
+  set(a, ATTR.session, r.session);
+  a[ATTR.seq] = r.seq;
+  set(a, ATTR.auditId, r.id);
+  set(a, ATTR.subject, r.identity.subject);
+  if (r.identity.groups.length > 0) a[ATTR.groups] = r.identity.groups;
+  if (r.upstreamMs !== undefined) a[ATTR.upstreamMs] = Math.round(r.upstreamMs * 1000) / 1000;
+  if (r.approval) {
+    set(a, ATTR.approvalId, r.approval.id);
+    set(a, ATTR.approvalDecidedBy, r.approval.decidedBy);
+    set(a, ATTR.approvalOutcome, r.approval.approved ? 'approved' : 'denied');
+  }
+  if (r.db) {
+    a[ATTR.dbSystem] = r.db.system;
+    set(a, ATTR.dbNamespace, r.db.namespace);
+    set(a, ATTR.dbQueryText, r.db.text);
+    if (r.db.operations.length > 0) a[ATTR.dbOperation] = r.db.operations.length === 1 ? r.db.operations[0] : `BATCH ${r.db.operations[0]}`;
+    a[ATTR.dbRows] = r.db.rows;
+  }
+  if (r.http) {
+    set(a, ATTR.httpMethod, r.http.method);
+    if (r.http.status > 0) a[ATTR.httpStatus] = r.http.status;
+    set(a, ATTR.httpRoute, r.http.route);
+    set(a, ATTR.urlPath, r.http.path);
+    set(a, ATTR.urlFull, r.http.url);
+    set(a, ATTR.serverAddress, r.http.serverAddress);
+    if (r.http.serverPort) a[ATTR.serverPort] = r.http.serverPort;
+  }
+  if (r.genAi) {
+    set(a, ATTR.genAiProvider, r.genAi.provider);
+    set(a, ATTR.genAiSystem, r.genAi.provider);
+    set(a, ATTR.genAiOperation, r.genAi.operation);
+    set(a, ATTR.genAiRequestModel, r.genAi.requestModel);
+    set(a, ATTR.genAiResponseModel, r.genAi.responseModel);
+    set(a, ATTR.genAiResponseId, r.genAi.responseId);
+    if (r.genAi.inputTokens !== undefined) a[ATTR.genAiInputTokens] = r.genAi.inputTokens;
+    if (r.genAi.outputTokens !== undefined) a[ATTR.genAiOutputTokens] = r.genAi.outputTokens;
+    if (r.genAi.finishReasons?.length) a[ATTR.genAiFinishReasons] = r.genAi.finishReasons;
+  }
+  if (r.error) set(a, ATTR.errorType, errorType(r));
+  return a;
+}
+
+function errorType(r: AuditRecord): string {
+  if (r.http && r.http.status >= 400) return String(r.http.status);
+  return 'upstream_error';
+}
+
+function spanName(r: AuditRecord): string {
+  return r.kind === 'postgres' ? SPAN.postgres : r.kind === 'http' ? SPAN.http : SPAN.egress;
+}
+
+/** ERROR for denials (and approvals that ended in a denial) and upstream failures. */
+function status(r: AuditRecord): { code: SpanStatusCode; message?: string } {
+  if (r.decision === 'deny' || (r.approval && !r.approval.approved)) return { code: SpanStatusCode.ERROR, message: `denied: ${r.reason}` };
+  if (r.error) return { code: SpanStatusCode.ERROR, message: r.error };
+  if (r.http && r.http.status >= 500) return { code: SpanStatusCode.ERROR, message: `HTTP ${r.http.status}` };
+  return { code: SpanStatusCode.UNSET };
+}
+
+function span(fields: {
+  name: string;
+  context: SpanContext;
+  parent?: SpanContext;
+  start: number;
+  durationMs: number;
+  attributes: Attributes;
+  status: { code: SpanStatusCode; message?: string };
+  resource: Resource;
+}): ReadableSpan {
+  const end = fields.start + fields.durationMs;
+  return {
+    name: fields.name,
+    kind: SpanKind.SERVER,
+    spanContext: () => fields.context,
+    parentSpanContext: fields.parent,
+    startTime: hr(fields.start),
+    endTime: hr(end),
+    duration: hr(fields.durationMs),
+    status: fields.status,
+    attributes: fields.attributes,
+    links: [],
+    events: [],
+    ended: true,
+    resource: fields.resource,
+    instrumentationScope: scope,
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}
+
+export function toSpans(r: AuditRecord, resource: Resource): ReadableSpan[] {
+  const t = r.trace;
+  const own = ctx(t.traceId, t.spanId, t.flags, t.state);
+  const parent = t.parentSpanId ? ctx(t.traceId, t.parentSpanId, t.flags, t.state, true) : undefined;
+  const out = [span({ name: spanName(r), context: own, parent, start: r.start, durationMs: r.durationMs, attributes: spanAttributes(r), status: status(r), resource })];
+  if (r.approval) {
+    const a = r.approval;
+    const attrs: Attributes = { [ATTR.policy]: r.policy, [ATTR.target]: r.target, [ATTR.approvalOutcome]: a.approved ? 'approved' : 'denied' };
+    set(attrs, ATTR.rule, r.rule);
+    set(attrs, ATTR.approvalId, a.id);
+    set(attrs, ATTR.approvalDecidedBy, a.decidedBy);
+    set(attrs, ATTR.reason, a.reason);
+    out.push(
+      span({
+        name: SPAN.approvalWait,
+        context: ctx(t.traceId, a.spanId, t.flags),
+        parent: own,
+        start: a.waitStart,
+        durationMs: a.waitMs,
+        attributes: attrs,
+        status: a.approved ? { code: SpanStatusCode.UNSET } : { code: SpanStatusCode.ERROR, message: a.reason },
+        resource,
+      }),
+    );
+  }
+  return out;
+}
+
+/** The log record: what happened, with the masked payloads when the policy records them. */
+export function toLogRecord(r: AuditRecord, resource: Resource): ReadableLogRecord {
+  const attributes: LogAttributes = { ...(spanAttributes(r) as LogAttributes) };
+  if (r.maskedBy) for (const [k, n] of Object.entries(r.maskedBy)) attributes[`warden.masked.by.${k}`] = n;
+  const body: Record<string, unknown> = {
+    id: r.id,
+    kind: r.kind,
+    session: r.session,
+    seq: r.seq,
+    decision: r.decision,
+    rule: r.rule,
+    reason: r.reason,
+    subject: r.identity.subject,
+  };
+  if (r.db) body.statement = r.db.text;
+  if (r.db?.params) body.params = r.db.params;
+  if (r.http) body.request = `${r.http.method} ${r.http.path}`;
+  if (r.http) body.status = r.http.status;
+  if (r.payload?.request !== undefined) body.requestBody = r.payload.request;
+  if (r.payload?.response !== undefined) body.responseBody = r.payload.response;
+  if (r.payload?.truncated) body.truncated = true;
+  const denied = r.decision === 'deny' || (r.approval !== undefined && !r.approval.approved);
+  return {
+    hrTime: hr(r.start + r.durationMs),
+    hrTimeObserved: hr(r.start + r.durationMs),
+    spanContext: ctx(r.trace.traceId, r.trace.spanId, r.trace.flags),
+    severityNumber: denied || r.error ? SeverityNumber.WARN : SeverityNumber.INFO,
+    severityText: denied || r.error ? 'WARN' : 'INFO',
+    eventName: 'warden.audit',
+    body: body as ReadableLogRecord['body'],
+    resource,
+    instrumentationScope: scope,
+    attributes,
+    droppedAttributesCount: 0,
+  };
+}

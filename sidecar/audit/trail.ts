@@ -1,0 +1,103 @@
+// The audit trail: the spool that every record is written to before the agent sees its result,
+// the shipper that exports spooled records to the OTLP collector, and the metrics export. Opened
+// once per sidecar; records flow recorder.append -> spool -> shipper -> collector.
+import type { Resource } from '@opentelemetry/resources';
+import type { AuditRecord } from '../../common/audit/record';
+import { METRIC } from '../../common/audit/names';
+import type { Logger } from '../../common/log';
+import type { Metrics } from '../../common/metrics';
+import { createExporters, sidecarResource, type Exporters, type OtlpSettings } from './exporters';
+import { startOtlpMetrics, type OtlpMetricsHandle } from './otlp-metrics';
+import { startShipper, type Shipper } from './shipper';
+import type { AuditRecorder } from './sink';
+import { Spool, type WhenFull } from './spool';
+
+export interface AuditTrailOptions {
+  dir: string;
+  maxBytes: number;
+  /** Read at every refusal, so a policy reload changes it at once. */
+  whenFull(): WhenFull;
+  log: Logger;
+  metrics: Metrics;
+  /** Without OTLP settings records are kept for `warden replay` only and count as delivered at once. */
+  otlp?: OtlpSettings;
+  /** Tests pass exporters pointed at their receiver; default: from otlp. */
+  exporters?: Exporters;
+  resource?: Resource;
+  metricsIntervalMs?: number;
+  lingerMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface AuditTrail {
+  recorder: AuditRecorder;
+  spool: Spool;
+  /** Ships everything recorded so far (bounded by timeoutMs); true when all of it was acknowledged. */
+  drain(timeoutMs: number): Promise<boolean>;
+  close(graceMs: number): Promise<void>;
+}
+
+export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
+  const { log, metrics } = opts;
+  const spool = Spool.open({ dir: opts.dir, maxBytes: opts.maxBytes, whenFull: opts.whenFull(), log, metrics });
+  const blockedOps = metrics.counter(METRIC.spoolBlocked, 'Operations refused because the audit spool was full (whenSpoolFull: block).');
+  const resource = opts.resource ?? sidecarResource();
+  const exporters = opts.exporters ?? (opts.otlp ? createExporters(opts.otlp) : undefined);
+  let shipper: Shipper | undefined;
+  let otlpMetrics: OtlpMetricsHandle | undefined;
+  let ackTimer: NodeJS.Timeout | undefined;
+  if (exporters) {
+    shipper = startShipper({ spool, exporters, resource, log, metrics, lingerMs: opts.lingerMs, maxBackoffMs: opts.maxBackoffMs });
+    otlpMetrics = startOtlpMetrics({ metrics, resource, exporter: exporters.metrics, intervalMs: opts.metricsIntervalMs });
+    shipper.kick(); // records a previous run left unacknowledged
+  } else {
+    // Nobody to deliver to: records are kept for replay, and count as delivered (so they never block).
+    ackTimer = setInterval(() => {
+      const s = spool.stats();
+      if (s.lastSeq > s.ackedSeq) spool.ack(s.lastSeq);
+    }, 1000);
+    ackTimer.unref();
+  }
+
+  const syncMode = (): void => {
+    const wanted = opts.whenFull();
+    if (spool.whenFull !== wanted) spool.whenFull = wanted;
+  };
+
+  const recorder: AuditRecorder = {
+    append(record: AuditRecord): boolean {
+      syncMode();
+      const seq = spool.append(JSON.stringify(record));
+      if (seq === undefined) return false;
+      shipper?.kick();
+      return true;
+    },
+    blocked(): string | undefined {
+      if (!spool.full) return undefined;
+      syncMode();
+      if (spool.whenFull !== 'block') return undefined;
+      blockedOps.inc();
+      return 'the audit trail is full (the OpenTelemetry collector has been unreachable too long) and this policy blocks operations it cannot record (audit.whenSpoolFull: block)';
+    },
+  };
+
+  return {
+    recorder,
+    spool,
+    drain: (timeoutMs) => (shipper ? shipper.drain(timeoutMs) : Promise.resolve(true)),
+    async close(graceMs: number): Promise<void> {
+      if (ackTimer) clearInterval(ackTimer);
+      if (shipper) {
+        await shipper.drain(Math.min(graceMs, 5000));
+        await shipper.stop();
+      }
+      if (otlpMetrics) await otlpMetrics.flush().catch(() => undefined);
+      if (otlpMetrics) await otlpMetrics.stop().catch(() => undefined);
+      if (!exporters) {
+        const s = spool.stats();
+        if (s.lastSeq > s.ackedSeq) spool.ack(s.lastSeq);
+      }
+      await spool.close();
+    },
+  };
+}
