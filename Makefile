@@ -31,6 +31,7 @@ demo: build
 # pgbench and pgbouncer come from Debian packages; the bench skips a peer that is absent.
 bench: build
 	node dist/bench/pg-bench.js
+	node dist/bench/webhook.js
 	@if [ "$${BENCH_LARGE:-1}" != 0 ]; then node dist/bench/pg-large-result.js; fi
 
 # Tests in e2e/ build the image, start a kind cluster (Docker + kind) and install the chart; where

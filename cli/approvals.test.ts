@@ -1,4 +1,11 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { formatTable, runApprovalsCli } from './approvals';
+import { FakeApiServer } from '../operator/testing/fake-apiserver';
+import { startAdmissionProxy, type AdmissionProxy } from '../operator/approvals/testing-admission-proxy';
+import { createApprovalRequestAdmission } from '../operator/approvals/admission';
+import { KubeApprovalBackend } from '../sidecar/approvals/kube-backend';
 import { createApprovalGate } from '../sidecar/approvals/gate';
 import { LocalApprovalStore } from '../sidecar/approvals/local-store';
 import { sqlOperation } from '../sidecar/approvals/operation';
@@ -170,4 +177,135 @@ test('warden main dispatches approvals/approve/deny', async () => {
   } finally {
     write.mockRestore();
   }
+});
+
+describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests)', () => {
+  // Real client-node against the fake API server, with the real admission handlers in front of it.
+  const NS = 'agents';
+  const SA = `system:serviceaccount:${NS}:support-agent`;
+  const RULES: Record<string, { approvers: { users?: string[]; groups?: string[] }; required: number }> = {
+    'agents/agent-policy/deletes-need-approval': { approvers: { groups: ['sre'] }, required: 1 },
+    'agents/agent-policy/two-person': { approvers: { groups: ['sre'] }, required: 2 },
+  };
+  let fake: FakeApiServer;
+  let proxy: AdmissionProxy;
+  let backend: KubeApprovalBackend;
+  let dir: string;
+
+  /** A kubeconfig file that authenticates as `user`. */
+  function kubeconfigFor(user: string, groups: string[], namespace = NS): string {
+    const file = path.join(dir, `${user.replace(/[^a-z0-9]/gi, '_')}-${Math.random().toString(16).slice(2)}.json`);
+    fs.writeFileSync(file, proxy.kubeConfig(user, groups, namespace).exportConfig());
+    return file;
+  }
+  const kubectl = async (argv: string[], user = 'alice', groups = ['sre']): Promise<{ code: number; out: string; err: string }> => {
+    const c = capture();
+    const code = await runApprovalsCli([...argv, '--kubeconfig', kubeconfigFor(user, groups)], c.io, {});
+    return { code, out: c.out.join('\n'), err: c.err.join('\n') };
+  };
+
+  beforeEach(async () => {
+    fake = await FakeApiServer.start();
+    proxy = await startAdmissionProxy(fake, createApprovalRequestAdmission({ policyRule: (ns, p, r) => RULES[`${ns}/${p}/${r}`] }));
+    backend = new KubeApprovalBackend({ kubeConfig: proxy.kubeConfig(SA, [], NS), namespace: NS, rewatchDelayMs: 20 });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-cli-'));
+  });
+  afterEach(async () => {
+    await proxy.close();
+    await fake.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('full path: the sidecar holds, an approver approves with the CLI, the webhook records who, the hold is released', async () => {
+    const created: ApprovalRequest[] = [];
+    const gate = createApprovalGate(backend, { onCreated: (r) => created.push(r) });
+    const held = gate.hold({
+      target: 'orders-db',
+      policy: 'agent-policy',
+      rule: 'deletes-need-approval',
+      decision: { action: 'hold', rule: 'deletes-need-approval', reason: 'held', approval: { approvers: { groups: ['sre'] } } },
+      identity: agent,
+      operation: { sql: 'DELETE FROM orders WHERE id = 1' },
+      signal: new AbortController().signal,
+    });
+    while (created.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const name = created[0].id;
+
+    const list = await kubectl(['approvals', '-n', NS]);
+    expect(list.err).toBe('');
+    expect(list.out.split('\n')[0]).toMatch(/^NAME\s+AGE\s+EXPIRES\s+RULE\s+TARGET\s+REQUESTER\s+OPERATION$/);
+    expect(list.out.split('\n')[1]).toMatch(new RegExp(`^${name}\\s+\\d+s\\s+in (10m|9m\\d+s)\\s+deletes-need-approval\\s+orders-db\\s+${SA}\\s+DELETE FROM orders WHERE id = 1$`));
+
+    const r = await kubectl(['approve', name, '-n', NS, '--reason', 'ticket OPS-1'], 'alice', ['sre']);
+    expect(r).toEqual({ code: 0, out: `${name} approved: approved by alice (alice: ticket OPS-1)`, err: '' });
+    await expect(held).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ticket OPS-1)', approvalId: name, decidedBy: 'alice' });
+    const stored = fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, name) as { status: { decisions: Array<{ by: string }> } };
+    expect(stored.status.decisions.map((d) => d.by)).toEqual(['alice']);
+  });
+
+  test('refusals from the API server are printed verbatim: self-approval, non-approver, already decided, unknown name', async () => {
+    const a = await backend.create(newApprovalRequest({ policy: 'agent-policy' }));
+    const self = await kubectl(['approve', a.id, '-n', NS], SA, ['sre']);
+    expect(self.code).toBe(1);
+    // the mutating webhook already refuses (it derives the status); the validating one would too
+    expect(self.err).toBe(`warden approve: admission webhook "mutate.approvalrequests.agentwarden.io" denied the request: ${SA} made approval request ${a.id} and cannot decide it; another approver must`);
+    const outsider = await kubectl(['approve', a.id, '-n', NS], 'carol', ['dev']);
+    expect(outsider.err).toBe(
+      `warden approve: admission webhook "mutate.approvalrequests.agentwarden.io" denied the request: carol (groups: dev, system:authenticated) is not an approver for rule "deletes-need-approval"; approvers are groups sre`,
+    );
+    const deny = await kubectl(['deny', a.id, '-n', NS, '--reason', 'use a soft delete'], 'bob');
+    expect(deny).toEqual({ code: 0, out: `${a.id} denied: denied by bob: use a soft delete`, err: '' });
+    const again = await kubectl(['approve', a.id, '-n', NS], 'alice');
+    expect(again.err).toContain(`approval request ${a.id} is already denied by bob; approvals are single-use`);
+    const missing = await kubectl(['approve', 'ffffffffffffffffffffffff', '-n', NS]);
+    expect(missing).toMatchObject({ code: 1, err: 'warden approve: no ApprovalRequest "ffffffffffffffffffffffff" in namespace agents (list them with kubectl warden approvals -n agents)' });
+    expect((await kubectl(['deny', a.id, '-n', NS])).code).toBe(2);
+  });
+
+  test('two-person rule: two approvers deciding at the same moment both land (the loser of the race retries), then it is approved', async () => {
+    const a = await backend.create(newApprovalRequest({ policy: 'agent-policy', rule: 'two-person', required: 2 }));
+    const [x, y] = await Promise.all([kubectl(['approve', a.id, '-n', NS], 'alice'), kubectl(['approve', a.id, '-n', NS], 'bob')]);
+    expect([x.code, y.code]).toEqual([0, 0]);
+    const outs = [x.out, y.out].sort((p, q) => Number(p.startsWith('approval recorded')) - Number(q.startsWith('approval recorded')));
+    expect(outs[0]).toMatch(/^[0-9a-f]{24} approved: approved by (alice, bob|bob, alice)$/);
+    expect(outs[1]).toMatch(/^approval recorded for [0-9a-f]{24} as (alice|bob): 1 of 2 approvals; waiting for 1 more approver\(s\)$/);
+    await expect(backend.get(a.id)).resolves.toMatchObject({ state: 'approved' });
+  });
+
+  test('-A lists every namespace with a NAMESPACE column; --all includes decided ones; -o json', async () => {
+    const a = await backend.create(newApprovalRequest({ policy: 'agent-policy' }));
+    const b = await backend.create(newApprovalRequest({ policy: 'agent-policy' }));
+    await kubectl(['deny', b.id, '-n', NS, '--reason', 'no'], 'bob');
+    const pending = await kubectl(['approvals', 'list', '-A']);
+    expect(pending.out.split('\n')[0]).toMatch(/^NAMESPACE\s+NAME\s+AGE/);
+    expect(pending.out).toContain(`agents     ${a.id}`);
+    expect(pending.out).not.toContain(b.id);
+    const all = await kubectl(['approvals', '-n', NS, '--all', '-o', 'json']);
+    const items = JSON.parse(all.out) as Array<ApprovalRequest & { namespace: string }>;
+    expect(items.map((i) => [i.namespace, i.id, i.state]).sort()).toEqual([[NS, a.id, 'pending'], [NS, b.id, 'denied']].sort());
+    const other = await kubectl(['approvals', '-n', 'elsewhere']);
+    expect(other.out).toBe('No pending approval requests in namespace elsewhere.');
+  });
+
+  test('mode: kubectl-warden means Kubernetes; admin-API flags are refused there; an unreachable API server says so', async () => {
+    const c = capture();
+    const prev = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = kubeconfigFor('alice', ['sre']);
+    try {
+      expect(await runApprovalsCli(['approvals'], c.io, {}, { invokedAs: '/usr/local/bin/kubectl-warden' })).toBe(0);
+      expect(c.out.join('\n')).toBe('No pending approval requests in namespace agents.');
+    } finally {
+      if (prev === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = prev;
+    }
+    expect((await kubectl(['approve', 'x', '-n', NS, '--token', 't'])).err).toContain('--admin-addr and --token are for a standalone sidecar');
+    const dead = path.join(dir, 'dead.yaml');
+    fs.writeFileSync(dead, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: agents}}]\ncurrent-context: x\n');
+    const d = capture();
+    expect(await runApprovalsCli(['approvals', '--kubeconfig', dead], d.io, {})).toBe(1);
+    expect(d.err.join('\n')).toMatch(/^warden approvals: cannot reach the Kubernetes API server at http:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+    const e = capture();
+    expect(await runApprovalsCli(['approvals', '--kubeconfig', dead, '--context', 'nope'], e.io, {})).toBe(1);
+    expect(e.err.join('\n')).toBe('warden approvals: cannot load the kubeconfig: context "nope" is not in the kubeconfig');
+  });
 });

@@ -6,16 +6,20 @@ const USAGE = `Usage: warden <command> [options]
 
 Commands:
   sidecar --policy FILE [--secrets-dir DIR] [--admin-addr 127.0.0.1:15000] [--egress-addr 127.0.0.1:15001]
-          [--local-approvals]
+          [--local-approvals] [--health-addr HOST:PORT] [--spool-dir DIR] [--spool-max-bytes N]
                           run the data path for the AccessPolicy in FILE (--local-approvals: loopback
                           callers may decide holds as the local user; development and demos only)
   validate FILE...        check AccessPolicy YAML offline against the CRD schema
+  inject -f FILE|- --policy POLICY.yaml [--image IMAGE] [-o yaml|json]
+                          print the manifest with the sidecar injected, as the webhook would
   approvals list [-o json]
                           list held operations waiting for a decision (sidecar admin API)
   approve ID [--reason TEXT]
                           approve a held operation (token from --token or WARDEN_TOKEN)
   deny ID --reason TEXT   deny a held operation
   demo                    run the embedded demo (real PostgreSQL, sidecar, scripted agent)
+  replay SESSION [--spool-dir DIR] [-o text|json] | replay --list
+                          print a recorded session (or trace) from the audit spool, masked
   version                 print the version
 
 Run 'warden <command> --help' for a command's options.
@@ -35,12 +39,27 @@ async function sidecar(argv: string[]): Promise<number> {
       'admin-addr': { type: 'string', default: '127.0.0.1:15000' },
       'egress-addr': { type: 'string', default: '127.0.0.1:15001' },
       'local-approvals': { type: 'boolean', default: false },
+      'health-addr': { type: 'string' },
+      'spool-dir': { type: 'string' },
+      'spool-max-bytes': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help || !values.policy) {
-    io.stderr('Usage: warden sidecar --policy FILE [--secrets-dir DIR] [--admin-addr HOST:PORT] [--egress-addr HOST:PORT] [--local-approvals]');
+    io.stderr(
+      'Usage: warden sidecar --policy FILE [--secrets-dir DIR] [--admin-addr HOST:PORT] [--egress-addr HOST:PORT] [--local-approvals]\n' +
+        '                      [--health-addr HOST:PORT] [--spool-dir DIR] [--spool-max-bytes N]\n' +
+        '  --health-addr      serve only /healthz and /readyz here (kubelet probes reach the pod IP, not loopback)\n' +
+        '  --spool-dir        audit records are written here before the agent sees a result, and kept until the\n' +
+        '                     OpenTelemetry collector (OTEL_EXPORTER_OTLP_ENDPOINT) acknowledges them\n' +
+        '  --spool-max-bytes  bound on the spool (default 200 MiB); audit.whenSpoolFull says what happens when full',
+    );
     return values.help ? 0 : 2;
+  }
+  const spoolMaxBytes = values['spool-max-bytes'] === undefined ? undefined : Number(values['spool-max-bytes']);
+  if (spoolMaxBytes !== undefined && !(Number.isInteger(spoolMaxBytes) && spoolMaxBytes >= 1024 * 1024)) {
+    io.stderr(`--spool-max-bytes must be a whole number of bytes, at least 1048576 (1 MiB); got "${values['spool-max-bytes']}"`);
+    return 2;
   }
   const { startSidecar } = await import('../sidecar/main');
   const { PolicyLoadError } = await import('../common/policy/load');
@@ -52,6 +71,9 @@ async function sidecar(argv: string[]): Promise<number> {
       adminAddr: values['admin-addr']!,
       egressAddr: values['egress-addr']!,
       localApprovals: values['local-approvals'],
+      healthAddr: values['health-addr'],
+      spoolDir: values['spool-dir'] ?? process.env.WARDEN_SPOOL_DIR,
+      spoolMaxBytes,
     });
   } catch (err) {
     if (err instanceof PolicyLoadError) {
@@ -95,11 +117,19 @@ export async function main(argv: string[]): Promise<number> {
       return runValidate(rest, io);
     case 'demo':
       return demo(rest);
+    case 'inject': {
+      const { runInject } = await import('./inject');
+      return runInject(rest, io);
+    }
     case 'approvals':
     case 'approve':
     case 'deny': {
       const { runApprovalsCli } = await import('./approvals');
       return runApprovalsCli(argv, io);
+    }
+    case 'replay': {
+      const { runReplay } = await import('./replay');
+      return runReplay(rest, io);
     }
     case 'version':
     case '--version':

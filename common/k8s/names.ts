@@ -55,8 +55,11 @@ export const PATHS = {
 } as const;
 export const TOKEN_FILE = 'token';
 
-/** Sidecar ports (the contract's defaults). */
-export const PORTS = { admin: 15000, egress: 15001 } as const;
+/**
+ * Sidecar ports (the contract's defaults). `health`: only /healthz and /readyz, on all interfaces,
+ * for kubelet probes (the admin API stays on loopback).
+ */
+export const PORTS = { admin: 15000, egress: 15001, health: 15021 } as const;
 
 /** Environment the webhook sets on the sidecar (downward API and settings). */
 export const SIDECAR_ENV = {

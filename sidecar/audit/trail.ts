@@ -40,6 +40,9 @@ export interface AuditTrail {
 export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
   const { log, metrics } = opts;
   const spool = Spool.open({ dir: opts.dir, maxBytes: opts.maxBytes, whenFull: opts.whenFull(), log, metrics });
+  // Block mode refuses new operations while this much room is still left, so that the records of
+  // operations already running (pipelined statements, streams) always fit: none is ever lost.
+  const reserve = Math.max(4096, Math.min(Math.floor(opts.maxBytes / 8), 4 * 1024 * 1024));
   const blockedOps = metrics.counter(METRIC.spoolBlocked, 'Operations refused because the audit spool was full (whenSpoolFull: block).');
   const resource = opts.resource ?? sidecarResource();
   const exporters = opts.exporters ?? (opts.otlp ? createExporters(opts.otlp) : undefined);
@@ -73,7 +76,7 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
       return true;
     },
     blocked(): string | undefined {
-      if (!spool.full) return undefined;
+      if (!spool.full && spool.hasRoom(reserve)) return undefined;
       syncMode();
       if (spool.whenFull !== 'block') return undefined;
       blockedOps.inc();

@@ -1013,7 +1013,7 @@ function connectionOf(socket: Socket): { id: string; seq: number } {
 }
 
 /** LLM API calls, by path: their request body is read for the model name (gen_ai.request.model). */
-const GENAI_PATH = /\/(chat\/completions|completions|embeddings|responses|messages|generateContent|streamGenerateContent)$/;
+const GENAI_PATH = /(\/(chat\/completions|completions|embeddings|responses|messages)|:(generateContent|streamGenerateContent))$/;
 function looksLikeGenAi(path: string): boolean {
   return GENAI_PATH.test(path);
 }

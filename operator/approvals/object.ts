@@ -1,0 +1,106 @@
+// The ApprovalRequest custom resource as it travels over the API (crds/approvalrequest.yaml), and
+// the small pure helpers every reader of it shares. The sidecar's Kubernetes back end imports these
+// types only (type imports are erased), so the two processes still share no runtime code.
+import { API_VERSION, APPROVAL_REQUEST } from '../../common/k8s/names';
+
+export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled';
+export type Verdict = 'approve' | 'deny';
+export const FINAL_STATES: readonly ApprovalState[] = ['approved', 'denied', 'expired', 'cancelled'];
+
+export interface Subject {
+  subject: string;
+  groups?: string[];
+}
+
+export interface DecisionEntry {
+  /** Set by the mutating webhook from userInfo.username; a body value is overwritten. */
+  by?: string;
+  groups?: string[];
+  verdict: Verdict;
+  reason?: string;
+  /** RFC 3339, set by the mutating webhook. */
+  at?: string;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface ApprovalRequestSpec {
+  policy: string;
+  rule: string;
+  target?: string;
+  operation: { kind: 'sql' | 'http'; display: string; digest: string };
+  approvers: { users?: string[]; groups?: string[] };
+  required: number;
+  expiresAt: string;
+  /** Stamped by the mutating webhook from userInfo. */
+  requester?: Subject;
+  /** The caller the sidecar verified (its token's subject); cannot decide either. */
+  onBehalfOf?: Subject;
+}
+
+export interface ApprovalRequestStatus {
+  state?: ApprovalState;
+  decisions?: DecisionEntry[];
+  finalReason?: string;
+  conditions?: Condition[];
+}
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface ApprovalRequestObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: ApprovalRequestSpec;
+  status?: ApprovalRequestStatus;
+}
+
+export interface ApprovalRequestList {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: ApprovalRequestObject[];
+}
+
+/** The condition that says a request left pending (its lastTransitionTime drives TTL deletion). */
+export const DECIDED_CONDITION = 'Decided';
+
+export const APPROVAL_API = { group: API_VERSION.split('/')[0], version: API_VERSION.split('/')[1], plural: APPROVAL_REQUEST.plural } as const;
+
+/** An empty status means pending: the API server drops status on create, so a new object has none. */
+export function stateOf(obj: Pick<ApprovalRequestObject, 'status'>): ApprovalState {
+  return obj.status?.state ?? 'pending';
+}
+
+export function isFinal(state: ApprovalState): boolean {
+  return FINAL_STATES.includes(state);
+}
+
+/** `namespace/name`, for messages and logs. */
+export function refOf(obj: Pick<ApprovalRequestObject, 'metadata'>): string {
+  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name ?? '?'}` : (obj.metadata.name ?? '?');
+}
+
+/** Why a request expired; the sweeper writes it and the sidecar tells the agent. */
+export function expiredReason(obj: ApprovalRequestObject): string {
+  const approvals = (obj.status?.decisions ?? []).filter((d) => d.verdict === 'approve').length;
+  const got = approvals > 0 ? ` (${approvals} of ${obj.spec.required} approvals)` : '';
+  return `approval request ${obj.metadata.name ?? '?'} expired at ${obj.spec.expiresAt} without a decision${got}`;
+}

@@ -1,0 +1,140 @@
+// The operator's configuration file (`warden operator --config FILE`), rendered by the chart
+// (charts/agent-warden/templates/_helpers.tpl, agent-warden.operatorConfig):
+//
+//   sidecar: {image, imagePullPolicy, resources: {requests: {cpu, memory}, limits: {...}}, lockdownImage}
+//   lockdown: false                       # lock down every injected pod's egress
+//   otlp: {endpoint, protocol}            # handed to the sidecars
+//   webhook: {port: 9443, serviceName, secretName, certMode: self | cert-manager,
+//             mutatingName, validatingName}   # the configuration names default to serviceName
+//   approvals: {ttl: 24h}                 # decided ApprovalRequests are deleted after this
+//
+// parseOperatorConfig is pure (text in, config or errors naming the field out).
+import { parse } from 'yaml';
+import { parseDuration } from '../common/policy/syntax';
+import { InjectorConfigError, resolveInjectorConfig, type InjectorConfig } from './inject/config';
+
+export interface WebhookSettings {
+  port: number;
+  serviceName: string;
+  secretName: string;
+  certMode: 'self' | 'cert-manager';
+  mutatingName: string;
+  validatingName: string;
+}
+
+export interface OperatorConfig {
+  injector: InjectorConfig;
+  webhook: WebhookSettings;
+  approvals: { ttlMs: number };
+}
+
+export class OperatorConfigError extends Error {
+  readonly code = 'OPERATOR_CONFIG_INVALID';
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: invalid operator configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+const TOP_KEYS = ['sidecar', 'lockdown', 'otlp', 'webhook', 'approvals'];
+const SIDECAR_KEYS = ['image', 'imagePullPolicy', 'resources', 'lockdownImage', 'tokenAudience', 'tokenExpirationSeconds'];
+const WEBHOOK_KEYS = ['port', 'serviceName', 'secretName', 'certMode', 'mutatingName', 'validatingName'];
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+export function parseOperatorConfig(text: string, source: string, operatorNamespace: string): OperatorConfig {
+  let doc: unknown;
+  try {
+    doc = parse(text) ?? {};
+  } catch (e) {
+    throw new OperatorConfigError(source, [`YAML syntax error: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  const problems: string[] = [];
+  const root = section(doc, '', TOP_KEYS, problems);
+  const sidecar = section(root.sidecar, 'sidecar', SIDECAR_KEYS, problems);
+  const otlp = section(root.otlp, 'otlp', ['endpoint', 'protocol'], problems);
+  const webhookIn = section(root.webhook, 'webhook', WEBHOOK_KEYS, problems);
+  const approvalsIn = section(root.approvals, 'approvals', ['ttl'], problems);
+
+  if (typeof sidecar.image !== 'string' || sidecar.image === '') problems.push('sidecar.image: required (the warden image the webhook injects)');
+  if (root.lockdown !== undefined && typeof root.lockdown !== 'boolean') problems.push(`lockdown: must be true or false (got ${JSON.stringify(root.lockdown)})`);
+  const str = (v: unknown, field: string): string | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') problems.push(`${field}: must be a string (got ${JSON.stringify(v)})`);
+    return typeof v === 'string' ? v : undefined;
+  };
+
+  const port = webhookIn.port ?? 9443;
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) problems.push(`webhook.port: must be a port number 1-65535 (got ${JSON.stringify(port)})`);
+  const certMode = webhookIn.certMode ?? 'self';
+  if (certMode !== 'self' && certMode !== 'cert-manager') problems.push(`webhook.certMode: must be self or cert-manager (got ${JSON.stringify(certMode)})`);
+  const serviceName = str(webhookIn.serviceName, 'webhook.serviceName') ?? 'agent-warden-webhook';
+  const names = {
+    serviceName,
+    secretName: str(webhookIn.secretName, 'webhook.secretName') ?? `${serviceName}-tls`,
+    mutatingName: str(webhookIn.mutatingName, 'webhook.mutatingName') ?? serviceName,
+    validatingName: str(webhookIn.validatingName, 'webhook.validatingName') ?? serviceName,
+  };
+  if (!DNS_LABEL.test(names.serviceName)) problems.push(`webhook.serviceName: must be a DNS label (got ${JSON.stringify(names.serviceName)})`);
+  for (const k of ['secretName', 'mutatingName', 'validatingName'] as const) {
+    if (!DNS_SUBDOMAIN.test(names[k])) problems.push(`webhook.${k}: must be a DNS subdomain name (got ${JSON.stringify(names[k])})`);
+  }
+
+  let ttlMs = 24 * 3_600_000;
+  if (approvalsIn.ttl !== undefined) {
+    try {
+      ttlMs = parseDuration(String(approvalsIn.ttl));
+    } catch (e) {
+      problems.push(`approvals.ttl: ${(e as Error).message}`);
+    }
+  }
+
+  let injector: InjectorConfig | undefined;
+  if (problems.length === 0) {
+    try {
+      injector = resolveInjectorConfig({
+        image: sidecar.image as string,
+        imagePullPolicy: sidecar.imagePullPolicy as InjectorConfig['imagePullPolicy'],
+        resources: isObj(sidecar.resources) ? (sidecar.resources as unknown as InjectorConfig['resources']) : undefined,
+        lockdownImage: str(sidecar.lockdownImage, 'sidecar.lockdownImage'),
+        lockdownByDefault: root.lockdown as boolean | undefined,
+        operatorNamespace,
+        tokenAudience: str(sidecar.tokenAudience, 'sidecar.tokenAudience'),
+        tokenExpirationSeconds: sidecar.tokenExpirationSeconds as number | undefined,
+        otlpEndpoint: str(otlp.endpoint, 'otlp.endpoint'),
+        otlpProtocol: str(otlp.protocol, 'otlp.protocol'),
+      });
+    } catch (e) {
+      if (!(e instanceof InjectorConfigError)) throw e;
+      // The injector names its fields without the section; these live under sidecar/otlp here.
+      problems.push(...e.message.replace(/^invalid injector configuration: /, '').split('; ').map(prefixInjectorField));
+    }
+  }
+  if (problems.length > 0 || !injector) throw new OperatorConfigError(source, problems);
+  return { injector, webhook: { port: port as number, certMode: certMode as WebhookSettings['certMode'], ...names }, approvals: { ttlMs } };
+}
+
+function prefixInjectorField(p: string): string {
+  if (p.startsWith('otlpProtocol')) return p.replace(/^otlpProtocol/, 'otlp.protocol');
+  if (p.startsWith('otlpEndpoint')) return p.replace(/^otlpEndpoint/, 'otlp.endpoint');
+  if (p.startsWith('lockdownByDefault')) return p.replace(/^lockdownByDefault/, 'lockdown');
+  return `sidecar.${p}`;
+}
+
+/** An optional mapping with known keys; problems name unknown keys with their path. */
+function section(v: unknown, path: string, keys: string[], problems: string[]): Obj {
+  if (v === undefined || v === null) return {};
+  if (!isObj(v)) {
+    problems.push(`${path || 'the document'}: must be a mapping`);
+    return {};
+  }
+  for (const k of Object.keys(v)) {
+    if (!keys.includes(k)) problems.push(`${path ? `${path}.` : ''}${k}: unknown field (known: ${keys.join(', ')})`);
+  }
+  return v;
+}

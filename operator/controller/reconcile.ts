@@ -1,0 +1,254 @@
+// Reconcile, as a pure function: one AccessPolicy and what the informers observed around it in, the
+// desired ConfigMap, status and Events out. No API calls, no clock (the caller passes `now`).
+// An invalid policy yields no ConfigMap, so the sidecars keep running the last good one.
+import { createHash } from 'node:crypto';
+import { stringify } from 'yaml';
+import {
+  ANNOTATIONS,
+  API_VERSION,
+  ACCESS_POLICY,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  POLICY_CONFIGMAP_KEY,
+  POLICY_LABEL,
+  SIDECAR_CONTAINER,
+  policyConfigMapName,
+} from '../../common/k8s/names';
+import { formatPolicyError } from '../../common/policy/errors';
+import { validateAccessPolicy } from '../../common/policy/schema';
+import type { AccessPolicy } from '../../common/policy/types';
+import { selectorMatches } from '../inject/select';
+import { referencedSecrets } from '../inject/sidecar';
+import type { Condition, ConfigMapObject, EventSpec, ObjectReference, PodObject, PolicyObject, PolicyStatus } from './types';
+
+export const CONDITION_ACCEPTED = 'Accepted';
+export const CONDITION_READY = 'Ready';
+/** status.outdatedPods lists at most this many names; outdatedPodCount has the total. */
+export const MAX_LISTED_PODS = 20;
+const MAX_LISTED_ERRORS = 10;
+/** events.k8s.io/v1 rejects a note of 1 kB or more. */
+const MAX_EVENT_MESSAGE = 1000;
+
+export const REASONS = {
+  valid: 'Valid',
+  invalid: 'InvalidSpec',
+  rendered: 'Rendered',
+  secretMissing: 'SecretMissing',
+  overlapping: 'OverlappingPolicies',
+  outdated: 'SidecarOutdated',
+} as const;
+
+export interface ReconcileInput {
+  policy: PolicyObject;
+  /** Pods in the policy's namespace. */
+  pods: readonly PodObject[];
+  /** Names of the Secrets that exist in the policy's namespace (at least those it references). */
+  secrets: readonly string[];
+  /** The other AccessPolicies of the same namespace. */
+  otherPolicies: readonly PolicyObject[];
+  /** The config hash a pod injected for this policy today carries (operator/inject/hash.ts). */
+  expectedHash(policy: AccessPolicy): string;
+  now: Date;
+}
+
+export interface ReconcileResult {
+  /** The desired ConfigMap; undefined when the policy is invalid (leave the last good one alone). */
+  configMap?: ConfigMapObject;
+  status: PolicyStatus;
+  events: EventSpec[];
+  /** The validated policy (defaults applied), when valid. */
+  policy?: AccessPolicy;
+}
+
+export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
+  const { policy } = input;
+  const ref = policyRef(policy);
+  const generation = policy.metadata.generation;
+  const now = rfc3339(input.now);
+  const previous = policy.status ?? {};
+  const governed = input.pods.filter((p) => isRunning(p) && hasSidecar(p) && governs(policy, p));
+  const checked = validateAccessPolicy(normalisedDocument(policy, policy.spec));
+
+  if (!checked.ok) {
+    const lines = checked.errors.slice(0, MAX_LISTED_ERRORS).map(formatPolicyError);
+    if (checked.errors.length > MAX_LISTED_ERRORS) lines.push(`... and ${checked.errors.length - MAX_LISTED_ERRORS} more`);
+    const message = lines.join('; ');
+    return {
+      status: {
+        ...previous,
+        observedGeneration: generation,
+        governedPods: governed.length,
+        conditions: [
+          condition(previous, { type: CONDITION_ACCEPTED, status: 'False', reason: REASONS.invalid, message, observedGeneration: generation }, now),
+          condition(
+            previous,
+            { type: CONDITION_READY, status: 'False', reason: REASONS.invalid, message: 'the spec is invalid (see the Accepted condition); sidecars keep enforcing the last accepted version', observedGeneration: generation },
+            now,
+          ),
+        ],
+      },
+      events: [{ type: 'Warning', reason: REASONS.invalid, message: truncate(`AccessPolicy is invalid: ${message}`), involvedObject: ref }],
+    };
+  }
+
+  const valid = checked.policy;
+  const events: EventSpec[] = [];
+  const missing = referencedSecrets(valid).filter((s) => !input.secrets.includes(s));
+  for (const s of missing) {
+    events.push({ type: 'Warning', reason: REASONS.secretMissing, message: truncate(`Secret "${s}" referenced by ${secretFields(valid, s).join(', ')} does not exist in namespace ${policy.metadata.namespace ?? ''}`), involvedObject: ref });
+  }
+  events.push(...overlapEvents(policy, valid, input));
+
+  const expected = input.expectedHash(valid);
+  const outdated = governed
+    .filter((p) => p.metadata.annotations?.[ANNOTATIONS.configHash] !== expected)
+    .map((p) => p.metadata.name)
+    .sort();
+  if (outdated.length > 0) {
+    const listed = outdated.slice(0, MAX_LISTED_PODS).join(', ');
+    const more = outdated.length > MAX_LISTED_PODS ? ` and ${outdated.length - MAX_LISTED_PODS} more` : '';
+    events.push({
+      type: 'Warning',
+      reason: REASONS.outdated,
+      message: truncate(`${outdated.length} pod(s) run a sidecar injected with an older configuration and need a restart (kubectl rollout restart): ${listed}${more}`),
+      involvedObject: ref,
+    });
+  }
+
+  const ready: Omit<Condition, 'lastTransitionTime'> =
+    missing.length > 0
+      ? { type: CONDITION_READY, status: 'False', reason: REASONS.secretMissing, message: `missing Secret(s) in namespace ${policy.metadata.namespace ?? ''}: ${missing.join(', ')}; pods using this policy cannot start`, observedGeneration: generation }
+      : { type: CONDITION_READY, status: 'True', reason: REASONS.rendered, message: `rendered to ConfigMap ${policyConfigMapName(policy.metadata.name)}`, observedGeneration: generation };
+  return {
+    configMap: renderConfigMap(policy, valid),
+    policy: valid,
+    events,
+    status: {
+      observedGeneration: generation,
+      targetCount: valid.spec.targets.length,
+      governedPods: governed.length,
+      outdatedPods: outdated.slice(0, MAX_LISTED_PODS),
+      outdatedPodCount: outdated.length,
+      conditions: [
+        condition(previous, { type: CONDITION_ACCEPTED, status: 'True', reason: REASONS.valid, message: 'the spec passed schema and semantic validation', observedGeneration: generation }, now),
+        condition(previous, ready, now),
+      ],
+    },
+  };
+}
+
+/** The document the sidecar loads (`warden sidecar --policy FILE`): identity and spec, nothing else. */
+export function normalisedDocument(policy: PolicyObject, spec: unknown): Record<string, unknown> {
+  const m = policy.metadata;
+  const metadata: Record<string, unknown> = { name: m.name };
+  if (m.namespace !== undefined) metadata.namespace = m.namespace;
+  if (m.generation !== undefined) metadata.generation = m.generation;
+  if (m.uid !== undefined) metadata.uid = m.uid;
+  return { apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, metadata, spec };
+}
+
+export function renderConfigMap(policy: PolicyObject, valid: AccessPolicy): ConfigMapObject {
+  const m = policy.metadata;
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: policyConfigMapName(m.name),
+      namespace: m.namespace,
+      labels: { [POLICY_LABEL]: labelValue(m.name), [MANAGED_BY_LABEL]: MANAGED_BY },
+      ownerReferences: m.uid ? [{ apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, name: m.name, uid: m.uid, controller: true, blockOwnerDeletion: true }] : undefined,
+    },
+    data: { [POLICY_CONFIGMAP_KEY]: stringify(normalisedDocument(policy, valid.spec)) },
+  };
+}
+
+/**
+ * A condition with lastTransitionTime carried over when its status did not change, as
+ * meta.SetStatusCondition does: the time says when it became so, not when we last looked.
+ */
+export function condition(previous: PolicyStatus, next: Omit<Condition, 'lastTransitionTime'>, now: string): Condition {
+  const old = previous.conditions?.find((c) => c.type === next.type);
+  const lastTransitionTime = old && old.status === next.status && old.lastTransitionTime ? old.lastTransitionTime : now;
+  return { ...next, lastTransitionTime };
+}
+
+/** Label values are at most 63 characters: long names keep a prefix plus a hash. */
+export function labelValue(name: string): string {
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${name.slice(0, 54).replace(/[-.]+$/, '')}-${hash}`;
+}
+
+export function policyRef(policy: PolicyObject): ObjectReference {
+  return { apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, name: policy.metadata.name, namespace: policy.metadata.namespace, uid: policy.metadata.uid };
+}
+
+export function hasSidecar(pod: PodObject): boolean {
+  return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.name === SIDECAR_CONTAINER);
+}
+
+export function isRunning(pod: PodObject): boolean {
+  const phase = pod.status?.phase;
+  return pod.metadata.deletionTimestamp === undefined && phase !== 'Succeeded' && phase !== 'Failed';
+}
+
+/** The policy named in the pod's injected annotation; undefined when absent or unreadable. */
+export function injectedPolicyName(pod: PodObject): string | undefined {
+  const raw = pod.metadata.annotations?.[ANNOTATIONS.injected];
+  if (raw === undefined) return undefined;
+  try {
+    const name = (JSON.parse(raw) as { policy?: { name?: unknown } }).policy?.name;
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The injected annotation says which policy a sidecar enforces; the selector is the fallback. */
+function governs(policy: PolicyObject, pod: PodObject): boolean {
+  const named = injectedPolicyName(pod);
+  if (named !== undefined) return named === policy.metadata.name;
+  return selectorMatches(podSelectorOf(policy), pod.metadata.labels ?? {});
+}
+
+export function podSelectorOf(policy: PolicyObject): AccessPolicy['spec']['podSelector'] {
+  const spec = policy.spec as { podSelector?: AccessPolicy['spec']['podSelector'] } | undefined;
+  return spec?.podSelector;
+}
+
+/** One Warning per other policy that selects some of the same pods: a pod runs under one policy only. */
+function overlapEvents(policy: PolicyObject, valid: AccessPolicy, input: ReconcileInput): EventSpec[] {
+  const mine = input.pods.filter((p) => isRunning(p) && selectorMatches(valid.spec.podSelector, p.metadata.labels ?? {}));
+  const out: EventSpec[] = [];
+  for (const other of [...input.otherPolicies].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
+    if (other.metadata.name === policy.metadata.name) continue;
+    const both = mine.filter((p) => selectorMatches(podSelectorOf(other), p.metadata.labels ?? {})).map((p) => p.metadata.name).sort();
+    if (both.length === 0) continue;
+    const listed = both.slice(0, MAX_LISTED_PODS).join(', ') + (both.length > MAX_LISTED_PODS ? ` and ${both.length - MAX_LISTED_PODS} more` : '');
+    out.push({
+      type: 'Warning',
+      reason: REASONS.overlapping,
+      message: truncate(`AccessPolicy "${other.metadata.name}" also selects pod(s) ${listed}; a pod runs under exactly one policy, so new pods are refused: narrow spec.podSelector of one of them`),
+      involvedObject: policyRef(policy),
+    });
+  }
+  return out;
+}
+
+function secretFields(policy: AccessPolicy, secret: string): string[] {
+  const fields: string[] = [];
+  policy.spec.targets.forEach((t, i) => {
+    if (t.postgres?.credentialsSecret === secret) fields.push(`spec.targets[${i}].postgres.credentialsSecret`);
+    if (t.http?.credentialsSecret === secret) fields.push(`spec.targets[${i}].http.credentialsSecret`);
+  });
+  return fields;
+}
+
+function truncate(s: string): string {
+  return s.length <= MAX_EVENT_MESSAGE ? s : `${s.slice(0, MAX_EVENT_MESSAGE - 3)}...`;
+}
+
+/** RFC 3339 at second precision, as metav1.Time serialises. */
+export function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
+}

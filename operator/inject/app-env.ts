@@ -1,0 +1,101 @@
+// Env for the app containers: each target's `env` points at the sidecar, SDK API keys become
+// placeholders (the sidecar adds the real credential), and the proxy variables send everything else
+// through the sidecar's forward proxy. Injected values win over what the manifest set: an agent
+// that kept its own DATABASE_URL or OPENAI_API_KEY would walk around the sidecar.
+import { PORTS } from '../../common/k8s/names';
+import type { AccessPolicy, TargetSpec } from '../../common/policy/types';
+import type { Container, EnvVar } from './k8s-types';
+
+export const API_KEY_PLACEHOLDER = 'warden-injected-placeholder';
+export const PROXY_URL = `http://127.0.0.1:${PORTS.egress}`;
+export const NO_PROXY = '127.0.0.1,localhost,::1';
+
+/** SDK base-URL variables whose API-key variable must hold a placeholder (the SDKs refuse to start without one). */
+const API_KEY_FOR: Readonly<Record<string, string>> = {
+  OPENAI_BASE_URL: 'OPENAI_API_KEY',
+  ANTHROPIC_BASE_URL: 'ANTHROPIC_API_KEY',
+};
+
+export interface TargetEnv {
+  target: string;
+  kind: 'postgres' | 'http';
+  name: string;
+  value: string;
+}
+
+/**
+ * postgres: any user, no password, no TLS on loopback (the sidecar answers SSLRequest with 'N'; the
+ * upstream leg has its own TLS). The user name only labels the session.
+ */
+export function postgresUrl(listenPort: number, database: string): string {
+  return `postgresql://agent@127.0.0.1:${listenPort}/${encodeURIComponent(database)}?sslmode=disable`;
+}
+
+/**
+ * http: the route `http://127.0.0.1:15001/<target>`; the rest of the path is appended to the
+ * target's baseUrl. The OpenAI SDKs expect OPENAI_BASE_URL to end in /v1 (their default is
+ * https://api.openai.com/v1), so the route gets /v1 when the target's baseUrl does not already.
+ */
+export function routeUrl(target: TargetSpec): string {
+  const base = `${PROXY_URL}/${encodeURIComponent(target.name)}`;
+  if (target.env === 'OPENAI_BASE_URL' && target.http && !/\/v1\/?$/.test(safePath(target.http.baseUrl))) return `${base}/v1`;
+  return base;
+}
+
+function safePath(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return '';
+  }
+}
+
+export function targetEnv(policy: AccessPolicy): TargetEnv[] {
+  const out: TargetEnv[] = [];
+  for (const t of policy.spec.targets) {
+    if (!t.env) continue;
+    if (t.postgres) out.push({ target: t.name, kind: 'postgres', name: t.env, value: postgresUrl(t.postgres.listenPort, t.postgres.database) });
+    else if (t.http) out.push({ target: t.name, kind: 'http', name: t.env, value: routeUrl(t) });
+  }
+  return out;
+}
+
+/** Every variable the injector sets in app containers, in the order they are placed. */
+export function appEnv(policy: AccessPolicy): EnvVar[] {
+  const env: EnvVar[] = targetEnv(policy).map((t) => ({ name: t.name, value: t.value }));
+  const set = new Set(env.map((e) => e.name));
+  for (const e of [...env]) {
+    const key = API_KEY_FOR[e.name];
+    if (key !== undefined && !set.has(key)) {
+      env.push({ name: key, value: API_KEY_PLACEHOLDER });
+      set.add(key);
+    }
+  }
+  for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) {
+    if (!set.has(name)) env.push({ name, value: PROXY_URL });
+  }
+  for (const name of ['NO_PROXY', 'no_proxy']) {
+    if (!set.has(name)) env.push({ name, value: NO_PROXY });
+  }
+  return env;
+}
+
+/**
+ * Sets `env` in one container: a variable the container already defines is replaced in place (a
+ * secretKeyRef there is dropped with it); new ones go first, so the container's own `$(VAR)`
+ * references to them still expand. Returns the names that replaced the container's own values.
+ */
+export function applyEnv(container: Container, env: readonly EnvVar[]): string[] {
+  const existing = container.env ?? [];
+  const wanted = new Map(env.map((e) => [e.name, e]));
+  const replaced: string[] = [];
+  const kept = existing.map((e) => {
+    const w = wanted.get(e.name);
+    if (w === undefined) return e;
+    if (e.value !== w.value || e.valueFrom !== undefined) replaced.push(e.name);
+    wanted.delete(e.name);
+    return { name: w.name, value: w.value };
+  });
+  container.env = [...env.filter((e) => wanted.has(e.name)).map((e) => ({ ...e })), ...kept];
+  return replaced;
+}

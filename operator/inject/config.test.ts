@@ -1,0 +1,32 @@
+import { InjectorConfigError, resolveInjectorConfig } from './config';
+
+describe('resolveInjectorConfig', () => {
+  it('fills in defaults; the lockdown image defaults to the sidecar image', () => {
+    expect(resolveInjectorConfig({ image: 'ghcr.io/agent-warden/warden:0.1.0' })).toEqual({
+      image: 'ghcr.io/agent-warden/warden:0.1.0',
+      imagePullPolicy: 'IfNotPresent',
+      resources: { requests: { cpu: '50m', memory: '160Mi' }, limits: { memory: '384Mi' } },
+      lockdownImage: 'ghcr.io/agent-warden/warden:0.1.0',
+      lockdownByDefault: false,
+      operatorNamespace: 'agent-warden',
+      tokenAudience: '',
+      tokenExpirationSeconds: 3600,
+      otlpEndpoint: undefined,
+      otlpProtocol: undefined,
+    });
+  });
+
+  it('names every bad field', () => {
+    let err: unknown;
+    try {
+      resolveInjectorConfig({ image: '', imagePullPolicy: 'Sometimes' as 'Always', resources: { requests: { cpu: 'lots' }, limits: {} }, tokenExpirationSeconds: 60, otlpProtocol: 'udp' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InjectorConfigError);
+    const msg = (err as Error).message;
+    for (const field of ['image:', 'imagePullPolicy:', 'resources.requests.cpu:', 'tokenExpirationSeconds: must be an integer of at least 600', 'otlpProtocol:']) {
+      expect(msg).toContain(field);
+    }
+  });
+});

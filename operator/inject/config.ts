@@ -1,0 +1,98 @@
+// What the operator's chart values decide about every injected sidecar. The webhook reads it once
+// per request (config()), `warden inject` builds it from flags; both go through resolveInjectorConfig.
+
+export interface ResourceValues {
+  cpu?: string;
+  memory?: string;
+}
+
+export interface SidecarResources {
+  requests: ResourceValues;
+  limits: ResourceValues;
+}
+
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+
+export interface InjectorConfig {
+  /** The sidecar image (the `warden` binary), e.g. ghcr.io/agent-warden/warden:0.1.0. */
+  image: string;
+  imagePullPolicy: PullPolicy;
+  /** Defaults for the sidecar; pods override them with the ANNOTATIONS.cpuRequest... annotations. */
+  resources: SidecarResources;
+  /** Image of the iptables init container; the sidecar image unless set. */
+  lockdownImage: string;
+  /** Lock down every injected pod's egress, not only those that ask for it with the annotation. */
+  lockdownByDefault: boolean;
+  /** The operator's own namespace: never injected (the webhook must not depend on itself). */
+  operatorNamespace: string;
+  /** Audience of the sidecar's projected token; '' means the API server's own audience (it creates ApprovalRequests with it). */
+  tokenAudience: string;
+  tokenExpirationSeconds: number;
+  /** OTLP exporter settings handed to the sidecar; unset means the sidecar's defaults. */
+  otlpEndpoint?: string;
+  otlpProtocol?: string;
+}
+
+/** The chart's defaults (charts/agent-warden/values.yaml, sidecar.resources). */
+export const DEFAULT_RESOURCES: SidecarResources = {
+  requests: { cpu: '50m', memory: '160Mi' },
+  limits: { memory: '384Mi' },
+};
+
+/** The chart's image (one image for operator and sidecar); the tag is the release version. */
+export const DEFAULT_IMAGE_REPOSITORY = 'ghcr.io/agent-warden/agent-warden';
+
+/** Kubernetes accepts projected token lifetimes from 10 minutes up. */
+export const MIN_TOKEN_EXPIRATION_SECONDS = 600;
+
+/** A Kubernetes resource quantity (`100m`, `1.5`, `64Mi`, `1e3`). */
+export const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$/;
+
+const PULL_POLICIES: readonly PullPolicy[] = ['Always', 'IfNotPresent', 'Never'];
+
+export class InjectorConfigError extends Error {
+  readonly code = 'INJECTOR_CONFIG_INVALID';
+}
+
+/** Fills in defaults and checks every field; throws InjectorConfigError naming the bad field. */
+export function resolveInjectorConfig(input: Partial<InjectorConfig> & { image: string }): InjectorConfig {
+  const config: InjectorConfig = {
+    image: input.image,
+    imagePullPolicy: input.imagePullPolicy ?? 'IfNotPresent',
+    resources: {
+      requests: { ...DEFAULT_RESOURCES.requests, ...input.resources?.requests },
+      limits: { ...DEFAULT_RESOURCES.limits, ...input.resources?.limits },
+    },
+    lockdownImage: input.lockdownImage || input.image,
+    lockdownByDefault: input.lockdownByDefault ?? false,
+    operatorNamespace: input.operatorNamespace ?? 'agent-warden',
+    tokenAudience: input.tokenAudience ?? '',
+    tokenExpirationSeconds: input.tokenExpirationSeconds ?? 3600,
+    otlpEndpoint: input.otlpEndpoint || undefined,
+    otlpProtocol: input.otlpProtocol || undefined,
+  };
+  const problems = configProblems(config);
+  if (problems.length > 0) throw new InjectorConfigError(`invalid injector configuration: ${problems.join('; ')}`);
+  return config;
+}
+
+function configProblems(c: InjectorConfig): string[] {
+  const out: string[] = [];
+  if (!c.image || /\s/.test(c.image)) out.push(`image: must be a container image reference (got ${JSON.stringify(c.image)})`);
+  if (/\s/.test(c.lockdownImage)) out.push(`lockdownImage: must be a container image reference (got ${JSON.stringify(c.lockdownImage)})`);
+  if (!PULL_POLICIES.includes(c.imagePullPolicy)) out.push(`imagePullPolicy: must be one of ${PULL_POLICIES.join(', ')} (got ${JSON.stringify(c.imagePullPolicy)})`);
+  for (const kind of ['requests', 'limits'] as const) {
+    for (const res of ['cpu', 'memory'] as const) {
+      const v = c.resources[kind][res];
+      if (v !== undefined && !QUANTITY.test(v)) out.push(`resources.${kind}.${res}: not a Kubernetes quantity (got ${JSON.stringify(v)})`);
+    }
+  }
+  if (!c.operatorNamespace) out.push('operatorNamespace: must be set');
+  if (!Number.isInteger(c.tokenExpirationSeconds) || c.tokenExpirationSeconds < MIN_TOKEN_EXPIRATION_SECONDS) {
+    out.push(`tokenExpirationSeconds: must be an integer of at least ${MIN_TOKEN_EXPIRATION_SECONDS} (got ${c.tokenExpirationSeconds})`);
+  }
+  if (c.otlpProtocol !== undefined && !['grpc', 'http/protobuf', 'http/json'].includes(c.otlpProtocol)) {
+    out.push(`otlpProtocol: must be grpc, http/protobuf or http/json (got ${JSON.stringify(c.otlpProtocol)})`);
+  }
+  return out;
+}

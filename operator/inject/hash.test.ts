@@ -1,0 +1,47 @@
+import type { AccessPolicy } from '../../common/policy/types';
+import { fixturePolicies, testConfig } from './fixtures/fixtures';
+import { canonicalJson, injectionConfigHash } from './hash';
+
+const [support] = fixturePolicies();
+const edit = (f: (p: AccessPolicy) => void): AccessPolicy => {
+  const p = structuredClone(support);
+  f(p);
+  return p;
+};
+
+describe('injectionConfigHash', () => {
+  const base = injectionConfigHash(testConfig(), support);
+
+  it('is a short stable hex string', () => {
+    expect(base).toMatch(/^[0-9a-f]{16}$/);
+    expect(injectionConfigHash(testConfig(), structuredClone(support))).toBe(base);
+  });
+
+  it.each<[string, () => string]>([
+    ['sidecar image', () => injectionConfigHash(testConfig({ image: 'ghcr.io/agent-warden/warden:0.2.0' }), support)],
+    ['resources', () => injectionConfigHash(testConfig({ resources: { requests: { cpu: '200m' }, limits: {} } }), support)],
+    ['token audience', () => injectionConfigHash(testConfig({ tokenAudience: 'warden' }), support)],
+    ['OTLP endpoint', () => injectionConfigHash(testConfig({ otlpEndpoint: 'http://otel:4317' }), support)],
+    ['policy uid (deleted and re-created)', () => injectionConfigHash(testConfig(), edit((p) => (p.metadata.uid = 'another')))],
+    ['a target env var', () => injectionConfigHash(testConfig(), edit((p) => (p.spec.targets[0].env = 'PG_URL')))],
+    ['a listen port', () => injectionConfigHash(testConfig(), edit((p) => (p.spec.targets[0].postgres!.listenPort = 15440)))],
+    ['a credentials Secret', () => injectionConfigHash(testConfig(), edit((p) => (p.spec.targets[1].http!.credentialsSecret = 'openai-v2')))],
+  ])('changes with the %s', (_name, other) => {
+    expect(other()).not.toBe(base);
+  });
+
+  it('does not change with rules, masking columns or generation alone: the sidecar hot-reloads those', () => {
+    const changed = edit((p) => {
+      p.metadata.generation = 42;
+      p.spec.rules = [{ name: 'deny-all', action: 'deny', match: {} }];
+      p.spec.masking![0].columns = ['customers.email'];
+    });
+    expect(injectionConfigHash(testConfig(), changed)).toBe(base);
+  });
+});
+
+describe('canonicalJson', () => {
+  it('sorts keys at every level and drops undefined', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: undefined, x: 0 }], c: null } })).toBe('{"a":{"c":null,"d":[2,{"x":0,"z":1}]},"b":1}');
+  });
+});

@@ -1,0 +1,54 @@
+// The configuration hash written on every injected pod (ANNOTATIONS.configHash). The controller
+// recomputes it for the current policy and settings; a pod whose hash differs runs a stale sidecar
+// and needs a restart (a rollout) to pick up the change.
+import { createHash } from 'node:crypto';
+import type { AccessPolicy } from '../../common/policy/types';
+import type { InjectorConfig } from './config';
+import { appEnv } from './app-env';
+import { referencedSecrets } from './sidecar';
+
+/**
+ * Covers what ends up in the pod spec and cannot change under a running pod: the images, pull
+ * policy, resources, token settings, OTLP settings, and the policy's identity (namespace, name,
+ * uid) plus the parts of its spec that shape the pod (env vars set, Secrets mounted, listen ports,
+ * the hash-key mount, lockdown). Rules and masking are left out on purpose: the sidecar hot-reloads
+ * them from the ConfigMap, and marking every pod stale on each rule edit would force needless
+ * restarts.
+ */
+export function injectionConfigHash(config: InjectorConfig, policy: AccessPolicy): string {
+  const shape = {
+    v: 1,
+    image: config.image,
+    imagePullPolicy: config.imagePullPolicy,
+    resources: config.resources,
+    lockdownImage: config.lockdownImage,
+    lockdownByDefault: config.lockdownByDefault,
+    tokenAudience: config.tokenAudience,
+    tokenExpirationSeconds: config.tokenExpirationSeconds,
+    otlpEndpoint: config.otlpEndpoint ?? null,
+    otlpProtocol: config.otlpProtocol ?? null,
+    policy: {
+      namespace: policy.metadata.namespace ?? null,
+      name: policy.metadata.name,
+      uid: typeof policy.metadata.uid === 'string' ? policy.metadata.uid : null,
+      env: appEnv(policy),
+      secrets: referencedSecrets(policy),
+      listenPorts: policy.spec.targets.map((t) => t.postgres?.listenPort ?? null),
+      hashKey: (policy.spec.masking ?? []).some((m) => m.strategy === 'hash'),
+      lockdown: (policy.spec as { lockdown?: unknown }).lockdown === true,
+    },
+  };
+  return createHash('sha256').update(canonicalJson(shape)).digest('hex').slice(0, 16);
+}
+
+/** JSON with object keys sorted, so equal values always hash alike. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,97 @@
+// Optional egress lockdown: an init container that writes iptables rules into the pod's network
+// namespace so the app containers cannot reach the network except through the sidecar. Without
+// it the proxy env vars are a convention an agent can ignore; with it they are a fence.
+import { ANNOTATIONS, LOCKDOWN_CONTAINER, SIDECAR_UID } from '../../common/k8s/names';
+import type { AccessPolicy } from '../../common/policy/types';
+import type { InjectorConfig } from './config';
+import type { Container } from './k8s-types';
+
+/**
+ * Whether this pod is locked down: `spec.lockdown` on the policy (when the CRD grows the field),
+ * else the pod's annotation, else the injector's default. An annotation can turn lockdown on but
+ * never off when the policy or the default asks for it.
+ */
+export function lockdownWanted(policy: AccessPolicy, annotations: Record<string, string>, config: InjectorConfig): boolean {
+  const fromPolicy = (policy.spec as { lockdown?: unknown }).lockdown === true;
+  return fromPolicy || config.lockdownByDefault || annotations[ANNOTATIONS.lockdown] === 'true';
+}
+
+interface RuleParts {
+  head: string[];
+  dns: (nameserver: string) => string[];
+  tail: string[];
+}
+
+function ruleParts(uid: number): RuleParts {
+  return {
+    head: [
+      '*filter',
+      ':WARDEN_OUTPUT - [0:0]',
+      '-A OUTPUT -j WARDEN_OUTPUT',
+      '-A WARDEN_OUTPUT -o lo -j ACCEPT',
+      `-A WARDEN_OUTPUT -m owner --uid-owner ${uid} -j ACCEPT`,
+      '-A WARDEN_OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+    ],
+    dns: (ns) => [`-A WARDEN_OUTPUT -d ${ns} -p udp --dport 53 -j ACCEPT`, `-A WARDEN_OUTPUT -d ${ns} -p tcp --dport 53 -j ACCEPT`],
+    tail: ['-A WARDEN_OUTPUT -j REJECT', 'COMMIT'],
+  };
+}
+
+/**
+ * iptables-restore input for the filter table's OUTPUT chain. Allowed: loopback (the sidecar's
+ * listeners), anything the sidecar's UID sends, replies on connections others opened to the pod
+ * (probes, Services), and DNS to the pod's own nameservers only (port 53 to any host would be a
+ * tunnel). Everything else is rejected, so a client fails fast instead of hanging.
+ */
+export function lockdownRules(nameservers: readonly string[], uid: number = SIDECAR_UID): string {
+  const p = ruleParts(uid);
+  return [...p.head, ...nameservers.flatMap(p.dns), ...p.tail, ''].join('\n');
+}
+
+/**
+ * The shell script the init container runs: reads the nameservers from /etc/resolv.conf (the same
+ * file the app containers get), then loads IPv4 and IPv6 rules, the same lines lockdownRules
+ * writes. Without --noflush the filter table is replaced as a whole, so a re-run after a sandbox
+ * restart leaves exactly one copy of the rules.
+ */
+export function lockdownScript(uid: number = SIDECAR_UID): string {
+  const p = ruleParts(uid);
+  const quoted = (lines: string[]): string => lines.map((l) => `'${l}'`).join(' ');
+  const rules = (nsVar: string): string =>
+    `printf '%s\\n' ${quoted(p.head)}; ` +
+    `for ns in ${nsVar}; do printf '%s\\n' ${p.dns('$ns').map((l) => `"${l}"`).join(' ')}; done; ` +
+    `printf '%s\\n' ${quoted(p.tail)}`;
+  return [
+    'set -eu',
+    'ns4=""; ns6=""',
+    // `|| [ -n "$key" ]`: a last line without a newline still counts.
+    'while read -r key value _ || [ -n "$key" ]; do',
+    '  [ "$key" = nameserver ] || continue',
+    '  case "$value" in *:*) ns6="$ns6 $value" ;; *) ns4="$ns4 $value" ;; esac',
+    'done < "${WARDEN_RESOLV_CONF:-/etc/resolv.conf}"',
+    `{ ${rules('$ns4')}; } | iptables-restore`,
+    `{ ${rules('$ns6')}; } | ip6tables-restore`,
+    `echo "warden-lockdown: egress limited to loopback, DNS ($ns4$ns6) and UID ${uid}"`,
+    '',
+  ].join('\n');
+}
+
+export function lockdownContainer(config: InjectorConfig): Container {
+  return {
+    name: LOCKDOWN_CONTAINER,
+    image: config.lockdownImage,
+    imagePullPolicy: config.imagePullPolicy,
+    command: ['/bin/sh', '-c', lockdownScript()],
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+    securityContext: {
+      // iptables needs root in the pod's network namespace, and only these two capabilities.
+      runAsUser: 0,
+      runAsNonRoot: false,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}

@@ -1,0 +1,294 @@
+import { applyPatch, deepClone } from 'fast-json-patch';
+import { Pod as PodModel } from 'kubernetes-models/v1/Pod';
+import { ANNOTATIONS, LOCKDOWN_CONTAINER, PATHS, SIDECAR_CONTAINER } from '../../common/k8s/names';
+import type { AccessPolicy } from '../../common/policy/types';
+import { API_KEY_PLACEHOLDER } from './app-env';
+import { fixture, fixturePolicies, IMAGE, OPTED_IN, podFromWorkload, testConfig } from './fixtures/fixtures';
+import { injectionConfigHash } from './hash';
+import type { Container, Pod } from './k8s-types';
+import { injectPod, type InjectContext, type InjectedRecord, type InjectResult } from './mutate';
+
+const policies = fixturePolicies();
+const ctx = (over: Partial<InjectContext> = {}): InjectContext => ({ namespace: 'agents', namespaceLabels: OPTED_IN, policies, config: testConfig(), ...over });
+
+function injected(result: InjectResult): Extract<InjectResult, { outcome: 'injected' }> {
+  if (result.outcome !== 'injected') throw new Error(`expected injection, got ${result.outcome}: ${result.reason}`);
+  return result;
+}
+
+/** Applies the patch to a fresh copy of the original, as the API server does, and validates the result. */
+function patched(original: Pod, result: Extract<InjectResult, { outcome: 'injected' }>): Pod {
+  const out = applyPatch(deepClone(original), deepClone(result.patch), true, false).newDocument as Pod;
+  expect(out).toEqual(result.pod);
+  new PodModel(out as never).validate();
+  return out;
+}
+
+const appContainers = (pod: Pod): Container[] => [
+  ...(pod.spec!.initContainers ?? []).filter((c) => c.name !== SIDECAR_CONTAINER && c.name !== LOCKDOWN_CONTAINER),
+  ...pod.spec!.containers,
+];
+const env = (c: Container): Record<string, unknown> => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+const secretVolumes = (pod: Pod): Set<string> => new Set((pod.spec!.volumes ?? []).filter((v) => v.secret !== undefined || v.projected !== undefined).map((v) => v.name));
+
+/** The property the whole design rests on: credentials reach the sidecar only. */
+function expectNoCredentialsInApps(pod: Pod): void {
+  const secrets = secretVolumes(pod);
+  for (const c of appContainers(pod)) {
+    for (const m of c.volumeMounts ?? []) expect(secrets.has(m.name)).toBe(false);
+    for (const e of c.env ?? []) expect(JSON.stringify(e.valueFrom ?? {})).not.toContain('secretKeyRef');
+  }
+}
+
+describe('injectPod on real-looking pods', () => {
+  const cases: Array<[string, () => Pod, string]> = [
+    ['plain agent pod', () => fixture<Pod>('agent-pod.yaml'), 'support-agent'],
+    ['pod of a LangChain chart Deployment', () => podFromWorkload(fixture('langchain-deployment.yaml')), 'support-agent'],
+    ['pod with init containers', () => fixture<Pod>('pod-with-init.yaml'), 'support-agent'],
+    ['pod of a StatefulSet', () => podFromWorkload(fixture('statefulset.yaml')), 'support-agent'],
+    ['pod of a Job', () => podFromWorkload(fixture('job.yaml')), 'reports'],
+    ['pod of a CronJob', () => podFromWorkload(fixture('cronjob.yaml')), 'reports'],
+  ];
+
+  it.each(cases)('%s: patch applies, result is a valid Pod, sidecar first, credentials only in the sidecar', (_name, make, policyName) => {
+    const original = make();
+    const before = JSON.stringify(original);
+    const result = injected(injectPod(original, ctx()));
+    expect(JSON.stringify(original)).toBe(before); // the input is never mutated
+    expect(result.policy.metadata.name).toBe(policyName);
+    const pod = patched(original, result);
+
+    const [sidecar, ...rest] = pod.spec!.initContainers!;
+    expect(sidecar.name).toBe(SIDECAR_CONTAINER);
+    expect(sidecar.restartPolicy).toBe('Always');
+    expect(sidecar.image).toBe(IMAGE);
+    expect(rest.map((c) => c.name)).toEqual((original.spec!.initContainers ?? []).map((c) => c.name));
+    expect(pod.spec!.containers.map((c) => c.name)).toEqual(original.spec!.containers.map((c) => c.name));
+    expect(pod.spec!.containers.some((c) => c.name === SIDECAR_CONTAINER)).toBe(false);
+    // the user's volumes are untouched, ours are added with distinct names
+    const names = pod.spec!.volumes!.map((v) => v.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(pod.spec!.volumes!.slice(0, original.spec!.volumes?.length ?? 0)).toEqual(original.spec!.volumes ?? []);
+    expectNoCredentialsInApps(pod);
+    for (const c of appContainers(pod)) {
+      expect(env(c).HTTPS_PROXY).toBe('http://127.0.0.1:15001');
+      expect(env(c).NO_PROXY).toBe('127.0.0.1,localhost,::1');
+    }
+    const record = JSON.parse(pod.metadata!.annotations![ANNOTATIONS.injected]) as InjectedRecord;
+    expect(record.policy).toMatchObject({ namespace: 'agents', name: policyName });
+    expect(pod.metadata!.annotations![ANNOTATIONS.configHash]).toBe(injectionConfigHash(testConfig(), result.policy));
+  });
+
+  it('support agent: DATABASE_URL, OPENAI_BASE_URL and a placeholder key replace the Secret-fed values', () => {
+    const original = podFromWorkload(fixture('langchain-deployment.yaml'));
+    const result = injected(injectPod(original, ctx()));
+    const pod = patched(original, result);
+    const app = env(pod.spec!.containers[0]);
+    expect(app.DATABASE_URL).toBe('postgresql://agent@127.0.0.1:15432/crm?sslmode=disable');
+    expect(app.OPENAI_BASE_URL).toBe('http://127.0.0.1:15001/openai/v1');
+    expect(app.OPENAI_API_KEY).toBe(API_KEY_PLACEHOLDER);
+    expect(app.TICKETS_API_URL).toBe('http://127.0.0.1:15001/tickets');
+    // $(DATABASE_URL) in a later variable still expands: the kubelet only expands earlier names
+    const order = pod.spec!.containers[0].env!.map((e) => e.name);
+    expect(order.indexOf('DATABASE_URL')).toBeLessThan(order.indexOf('APP_DB'));
+    expect(result.warnings.join('\n')).toMatch(/container langserve: OPENAI_API_KEY, DATABASE_URL replaced/);
+    // init containers get the env too (they start after the sidecar)
+    expect(env(pod.spec!.initContainers![1]).DATABASE_URL).toBe(app.DATABASE_URL);
+    // the user's own warden-tmp volume keeps its name; ours gets another
+    expect(pod.spec!.volumes!.filter((v) => v.name === 'warden-tmp')).toEqual([{ name: 'warden-tmp', emptyDir: { medium: 'Memory' } }]);
+    expect(pod.spec!.volumes!.some((v) => v.name === 'warden-tmp-2' && v.emptyDir !== undefined)).toBe(true);
+  });
+
+  it('the sidecar mounts the policy ConfigMap, each referenced Secret, a projected token and scratch space', () => {
+    const original = fixture<Pod>('agent-pod.yaml');
+    const pod = patched(original, injected(injectPod(original, ctx())));
+    const sidecar = pod.spec!.initContainers![0];
+    const volumes = new Map(pod.spec!.volumes!.map((v) => [v.name, v]));
+    const mounts = Object.fromEntries(sidecar.volumeMounts!.map((m) => [m.mountPath, volumes.get(m.name)]));
+    expect(mounts[PATHS.policyDir]).toMatchObject({ configMap: { name: 'warden-policy-support-agent' } });
+    expect(mounts[`${PATHS.secretsDir}/crm-db`]).toMatchObject({ secret: { secretName: 'crm-db' } });
+    expect(mounts[`${PATHS.secretsDir}/openai`]).toMatchObject({ secret: { secretName: 'openai' } });
+    // masking uses the hash strategy: the optional key Secret
+    expect(mounts[`${PATHS.secretsDir}/warden-masking`]).toMatchObject({ secret: { secretName: 'warden-masking', optional: true } });
+    expect(mounts[PATHS.tokenDir]).toEqual({
+      name: 'warden-token',
+      projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3600, path: 'token' } }] },
+    });
+    expect(mounts[PATHS.spoolDir]).toMatchObject({ emptyDir: { sizeLimit: '256Mi' } });
+    expect(mounts['/tmp']).toMatchObject({ emptyDir: {} });
+    expect(sidecar.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 1337,
+      runAsGroup: 1337,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(sidecar.startupProbe).toMatchObject({ httpGet: { path: '/readyz', port: 15021 }, periodSeconds: 1, failureThreshold: 120 });
+    expect(sidecar.command).toEqual([
+      'warden', 'sidecar', '--policy', '/etc/warden/policy/policy.yaml', '--secrets-dir', '/var/run/warden/secrets',
+      '--admin-addr', '127.0.0.1:15000', '--health-addr', '0.0.0.0:15021', '--spool-dir', '/var/run/warden/spool',
+    ]);
+    expect(env(sidecar)).toMatchObject({
+      POD_NAME: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } },
+      POD_NAMESPACE: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+      WARDEN_APPROVALS: 'kubernetes',
+      OTEL_SERVICE_NAME: 'warden-sidecar',
+      OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE)',
+    });
+    expect(env(sidecar).OTEL_EXPORTER_OTLP_ENDPOINT).toBeUndefined();
+  });
+
+  it('warns about credentials the manifest still hands the agent directly', () => {
+    const original = fixture<Pod>('agent-pod.yaml');
+    original.spec!.containers[0].env!.push({ name: 'STRIPE_KEY', valueFrom: { secretKeyRef: { name: 'stripe', key: 'key' } } });
+    original.spec!.containers[0].envFrom = [{ secretRef: { name: 'legacy-creds' } }];
+    const result = injected(injectPod(original, ctx()));
+    expect(result.warnings).toContain('container agent: still gets Secret legacy-creds, stripe in its environment; the agent holds that credential directly');
+  });
+
+  it('resources come from the config, with per-pod annotation overrides', () => {
+    const original = podFromWorkload(fixture('langchain-deployment.yaml'));
+    const config = testConfig({ resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } } });
+    const pod = patched(original, injected(injectPod(original, ctx({ config }))));
+    expect(pod.spec!.initContainers![0].resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } });
+  });
+
+  it('a malformed resource annotation refuses the pod and names the annotation', () => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.cpuLimit]: 'two cores' };
+    expect(injectPod(pod, ctx())).toEqual({ outcome: 'refused', reason: expect.stringContaining(`annotation ${ANNOTATIONS.cpuLimit}: "two cores" is not a Kubernetes quantity`) });
+  });
+
+  it('OTLP settings reach the sidecar when configured, and a token audience when set', () => {
+    const original = fixture<Pod>('agent-pod.yaml');
+    const config = testConfig({ otlpEndpoint: 'http://otel-collector.observability:4318', otlpProtocol: 'http/protobuf', tokenAudience: 'agent-warden', tokenExpirationSeconds: 1800 });
+    const pod = patched(original, injected(injectPod(original, ctx({ config }))));
+    const sidecar = pod.spec!.initContainers![0];
+    expect(env(sidecar)).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' });
+    expect(pod.spec!.volumes!.find((v) => v.name === 'warden-token')).toEqual({
+      name: 'warden-token',
+      projected: { sources: [{ serviceAccountToken: { audience: 'agent-warden', expirationSeconds: 1800, path: 'token' } }] },
+    });
+  });
+
+  it('Jobs still complete: the sidecar is a native sidecar (init container, restartPolicy Always), never a regular container', () => {
+    for (const file of ['job.yaml', 'cronjob.yaml']) {
+      const original = podFromWorkload(fixture(file));
+      const pod = patched(original, injected(injectPod(original, ctx())));
+      expect(pod.spec!.restartPolicy).toBe(original.spec!.restartPolicy);
+      expect(pod.spec!.containers.map((c) => c.name)).toEqual(['report']);
+      expect(pod.spec!.initContainers![0]).toMatchObject({ name: SIDECAR_CONTAINER, restartPolicy: 'Always' });
+      const app = env(pod.spec!.containers[0]);
+      expect(app.ANTHROPIC_BASE_URL).toBe('http://127.0.0.1:15001/anthropic');
+      expect(app.ANTHROPIC_API_KEY).toBe(API_KEY_PLACEHOLDER);
+      expect(app.WAREHOUSE_DSN).toBe('postgresql://agent@127.0.0.1:15433/analytics?sslmode=disable');
+    }
+  });
+
+  it('the injected annotation records policy, image, targets and env names, never a value', () => {
+    const original = fixture<Pod>('agent-pod.yaml');
+    const pod = injected(injectPod(original, ctx())).pod;
+    const record = JSON.parse(pod.metadata!.annotations![ANNOTATIONS.injected]) as InjectedRecord;
+    expect(record).toEqual({
+      version: 1,
+      policy: { namespace: 'agents', name: 'support-agent', generation: 3, uid: '6f1c3e0a-2b7d-4c55-9d0e-0a1b2c3d4e5f' },
+      image: IMAGE,
+      lockdown: false,
+      targets: [
+        { name: 'crm', kind: 'postgres', env: 'DATABASE_URL' },
+        { name: 'openai', kind: 'http', env: 'OPENAI_BASE_URL' },
+        { name: 'tickets', kind: 'http', env: 'TICKETS_API_URL' },
+      ],
+      env: ['DATABASE_URL', 'OPENAI_BASE_URL', 'TICKETS_API_URL', 'OPENAI_API_KEY', 'HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'NO_PROXY', 'no_proxy'],
+      envPrecedence: 'injected',
+    });
+  });
+});
+
+describe('injectPod: idempotence and skips', () => {
+  it('injecting an injected pod yields no patch', () => {
+    const once = injected(injectPod(fixture<Pod>('pod-with-init.yaml'), ctx())).pod;
+    expect(injectPod(once, ctx())).toEqual({ outcome: 'skipped', reason: expect.stringContaining('already carries') });
+    // a sidecar container without the annotation (annotation stripped by some tool) also counts
+    delete once.metadata!.annotations![ANNOTATIONS.injected];
+    expect(injectPod(once, ctx())).toEqual({ outcome: 'skipped', reason: `pod already has a ${SIDECAR_CONTAINER} container` });
+  });
+
+  it('the same input always gives the same patch', () => {
+    const pod = podFromWorkload(fixture('langchain-deployment.yaml'));
+    expect(injected(injectPod(pod, ctx())).patch).toEqual(injected(injectPod(pod, ctx())).patch);
+  });
+
+  it.each<[string, Partial<InjectContext>, (p: Pod) => void, RegExp]>([
+    ['hostNetwork pod', {}, () => undefined, /hostNetwork/],
+    ['namespace not opted in', { namespaceLabels: { 'kubernetes.io/metadata.name': 'agents' } }, () => undefined, /not labelled agentwarden.io\/injection=enabled/],
+    ['operator namespace', { namespace: 'agent-warden' }, () => undefined, /operator's own namespace/],
+    ['kube-system', { namespace: 'kube-system' }, () => undefined, /system namespace/],
+    ['pod opted out', {}, (p) => (p.metadata!.labels!['agentwarden.io/inject'] = 'false'), /labelled agentwarden.io\/inject=false/],
+    ['no policy selects', {}, (p) => (p.metadata!.labels = { app: 'other' }), /no AccessPolicy in namespace agents selects this pod/],
+    ['policy in another namespace', { namespace: 'staging' }, () => undefined, /no AccessPolicy in namespace staging/],
+  ])('%s: skipped with a reason', (name, over, edit, reason) => {
+    const pod = fixture<Pod>(name === 'hostNetwork pod' ? 'hostnetwork-pod.yaml' : 'agent-pod.yaml');
+    edit(pod);
+    const result = injectPod(pod, ctx(over));
+    expect(result.outcome).toBe('skipped');
+    expect(result.outcome === 'skipped' && result.reason).toMatch(reason);
+  });
+});
+
+describe('injectPod: refusals (fail closed, say what to fix)', () => {
+  it('two policies selecting one pod: refused, naming both', () => {
+    const extra: AccessPolicy = structuredClone(policies[1]);
+    extra.metadata.name = 'catch-all';
+    extra.spec.podSelector = {};
+    const result = injectPod(fixture<Pod>('agent-pod.yaml'), ctx({ policies: [...policies, extra] }));
+    expect(result.outcome).toBe('refused');
+    expect(result.outcome === 'refused' && result.reason).toMatch(/AccessPolicies "catch-all" and "support-agent" in namespace agents all select this pod; .*narrow their spec.podSelector/);
+  });
+
+  it('an Istio-injected pod: refused, naming the port clash and the fix', () => {
+    const result = injectPod(fixture<Pod>('istio-pod.yaml'), ctx());
+    expect(result.outcome).toBe('refused');
+    expect(result.outcome === 'refused' && result.reason).toMatch(/istio-proxy.*15000, 15001 and 15021.*sidecar.istio.io\/inject: "false"/);
+  });
+
+  it('a container declaring one of the sidecar ports: refused, naming the container and port', () => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.spec!.containers[0].ports = [{ containerPort: 15432 }];
+    const result = injectPod(pod, ctx());
+    expect(result.outcome === 'refused' && result.reason).toBe(
+      'container agent declares port 15432, which the Agent Warden sidecar uses for its PostgreSQL listener for target crm; move the container to another port',
+    );
+  });
+});
+
+describe('injectPod: lockdown', () => {
+  it('the annotation adds the iptables init container before the sidecar', () => {
+    const original = fixture<Pod>('agent-pod.yaml');
+    original.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    const result = injected(injectPod(original, ctx()));
+    const pod = patched(original, result);
+    expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual([LOCKDOWN_CONTAINER, SIDECAR_CONTAINER]);
+    const lock = pod.spec!.initContainers![0];
+    expect(lock.restartPolicy).toBeUndefined();
+    expect(lock.image).toBe(IMAGE);
+    expect(lock.securityContext).toMatchObject({ runAsUser: 0, capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] } });
+    expect(JSON.parse(pod.metadata!.annotations![ANNOTATIONS.injected]).lockdown).toBe(true);
+  });
+
+  it('lockdown by default, with its own image', () => {
+    const original = fixture<Pod>('agent-pod.yaml');
+    const pod = patched(original, injected(injectPod(original, ctx({ config: testConfig({ lockdownByDefault: true, lockdownImage: 'registry.local/warden-iptables:1' }) }))));
+    expect(pod.spec!.initContainers![0]).toMatchObject({ name: LOCKDOWN_CONTAINER, image: 'registry.local/warden-iptables:1' });
+  });
+
+  it('refused when an app container runs as the sidecar UID (the rules would let it through)', () => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    pod.spec!.securityContext = { runAsUser: 1337 };
+    const result = injectPod(pod, ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(/container agent runs as UID 1337/);
+  });
+});

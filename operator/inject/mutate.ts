@@ -1,0 +1,186 @@
+// injectPod: the one pure function behind the webhook and `warden inject`. It decides (skip,
+// refuse or inject), mutates a deep copy, and returns the RFC 6902 patch from the original to it
+// (json-diff.ts; the tests check it against fast-json-patch's applyPatch and compare).
+import type { Operation } from 'fast-json-patch';
+import { ANNOTATIONS, LOCKDOWN_CONTAINER, PORTS, SIDECAR_UID } from '../../common/k8s/names';
+import type { AccessPolicy } from '../../common/policy/types';
+import { appEnv, applyEnv, targetEnv } from './app-env';
+import type { InjectorConfig } from './config';
+import { injectionConfigHash } from './hash';
+import { diffPatch } from './json-diff';
+import type { Container, Pod, PodSpec } from './k8s-types';
+import { lockdownContainer, lockdownWanted } from './lockdown';
+import { NameAllocator } from './names-alloc';
+import { skipReason } from './predicates';
+import { selectingPolicies } from './select';
+import { buildSidecar, InjectionError } from './sidecar';
+
+/** Format of the ANNOTATIONS.injected JSON. */
+export const INJECTED_ANNOTATION_VERSION = 1;
+
+export interface InjectContext {
+  /** The namespace the pod is created in. */
+  namespace: string;
+  namespaceLabels: Record<string, string> | undefined;
+  /** AccessPolicies of every namespace (the informer's cache); only the pod's namespace counts. */
+  policies: readonly AccessPolicy[];
+  config: InjectorConfig;
+}
+
+export type InjectResult =
+  | { outcome: 'injected'; pod: Pod; patch: Operation[]; policy: AccessPolicy; warnings: string[] }
+  | { outcome: 'skipped'; reason: string }
+  /** Not safe to create as it is: the webhook denies it with `reason`, which says what to fix. */
+  | { outcome: 'refused'; reason: string };
+
+/** What the injected annotation records. */
+export interface InjectedRecord {
+  version: number;
+  policy: { namespace: string; name: string; generation?: number; uid?: string };
+  image: string;
+  lockdown: boolean;
+  targets: Array<{ name: string; kind: 'postgres' | 'http'; env: string }>;
+  /** Every variable set in the app containers; their injected values replace the manifest's own. */
+  env: string[];
+  envPrecedence: 'injected';
+}
+
+export function injectPod(pod: Pod, ctx: InjectContext): InjectResult {
+  const reason = skipReason({ pod, namespace: ctx.namespace, namespaceLabels: ctx.namespaceLabels, config: ctx.config });
+  if (reason !== undefined) return { outcome: 'skipped', reason };
+  if (!pod.spec || !Array.isArray(pod.spec.containers)) return { outcome: 'refused', reason: 'pod has no spec.containers' };
+  const matches = selectingPolicies(ctx.policies, ctx.namespace, pod.metadata?.labels ?? {});
+  if (matches.length === 0) return { outcome: 'skipped', reason: `no AccessPolicy in namespace ${ctx.namespace} selects this pod` };
+  if (matches.length > 1) return { outcome: 'refused', reason: ambiguous(matches, ctx.namespace) };
+  try {
+    return inject(pod, matches[0], ctx.config);
+  } catch (err) {
+    if (err instanceof InjectionError) return { outcome: 'refused', reason: err.message };
+    throw err;
+  }
+}
+
+function ambiguous(policies: AccessPolicy[], namespace: string): string {
+  const names = policies.map((p) => p.metadata.name);
+  return (
+    `AccessPolicies ${names.map((n) => JSON.stringify(n)).join(' and ')} in namespace ${namespace} all select this pod; ` +
+    `a pod runs under exactly one policy: narrow their spec.podSelector so only one matches, ` +
+    `or merge them into one policy`
+  );
+}
+
+// Informer objects are replaced, never mutated, on change: identity is a safe cache key, and the
+// hash is a fifth of the handler's time otherwise.
+const hashCache = new WeakMap<AccessPolicy, { config: InjectorConfig; hash: string }>();
+
+function cachedConfigHash(config: InjectorConfig, policy: AccessPolicy): string {
+  const hit = hashCache.get(policy);
+  if (hit?.config === config) return hit.hash;
+  const hash = injectionConfigHash(config, policy);
+  hashCache.set(policy, { config, hash });
+  return hash;
+}
+
+function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): InjectResult {
+  // The pod came from JSON: a JSON round trip copies it faster than structuredClone.
+  const pod = JSON.parse(JSON.stringify(original)) as Pod;
+  const spec = pod.spec as PodSpec;
+  const annotations = pod.metadata?.annotations ?? {};
+  const lockdown = lockdownWanted(policy, annotations, config);
+  checkPorts(spec, policy);
+  if (lockdown) checkLockdownUids(spec);
+
+  const names = new NameAllocator((spec.volumes ?? []).map((v) => v.name));
+  const sidecar = buildSidecar({ policy, config, annotations, names });
+  const env = appEnv(policy);
+  const warnings: string[] = [];
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    const replaced = applyEnv(c, env);
+    if (replaced.length > 0) warnings.push(`container ${c.name}: ${replaced.join(', ')} replaced by Agent Warden (the sidecar's address wins)`);
+    const direct = secretsInEnv(c);
+    if (direct.length > 0) warnings.push(`container ${c.name}: still gets Secret ${direct.join(', ')} in its environment; the agent holds that credential directly`);
+  }
+  spec.initContainers = [...(lockdown ? [lockdownContainer(config)] : []), sidecar.container, ...(spec.initContainers ?? [])];
+  spec.volumes = [...(spec.volumes ?? []), ...sidecar.volumes];
+  if (spec.shareProcessNamespace === true) {
+    warnings.push('shareProcessNamespace is true: the app containers can see the sidecar\'s processes; turn it off for agent pods');
+  }
+
+  const record: InjectedRecord = {
+    version: INJECTED_ANNOTATION_VERSION,
+    policy: {
+      namespace: policy.metadata.namespace ?? '',
+      name: policy.metadata.name,
+      ...(policy.metadata.generation !== undefined ? { generation: policy.metadata.generation } : {}),
+      ...(typeof policy.metadata.uid === 'string' ? { uid: policy.metadata.uid } : {}),
+    },
+    image: config.image,
+    lockdown,
+    targets: targetEnv(policy).map((t) => ({ name: t.target, kind: t.kind, env: t.name })),
+    env: env.map((e) => e.name),
+    envPrecedence: 'injected',
+  };
+  pod.metadata = pod.metadata ?? {};
+  pod.metadata.annotations = {
+    ...pod.metadata.annotations,
+    [ANNOTATIONS.injected]: JSON.stringify(record),
+    [ANNOTATIONS.configHash]: cachedConfigHash(config, policy),
+  };
+  return { outcome: 'injected', pod, patch: diffPatch(original, pod), policy, warnings };
+}
+
+/** Secrets that reach a container's environment other than through the sidecar. */
+function secretsInEnv(c: Container): string[] {
+  const names = new Set<string>();
+  for (const e of c.env ?? []) {
+    const ref = (e.valueFrom as { secretKeyRef?: { name?: string } } | undefined)?.secretKeyRef;
+    if (ref?.name) names.add(ref.name);
+  }
+  for (const from of (c.envFrom ?? []) as Array<{ secretRef?: { name?: string } }>) {
+    if (from.secretRef?.name) names.add(from.secretRef.name);
+  }
+  return [...names].sort();
+}
+
+/**
+ * The sidecar binds these ports in the pod's shared network namespace; a container that already
+ * uses one would leave either the sidecar or the app crash-looping. Istio's proxy listens on
+ * 15000, 15001 and 15021 without declaring them.
+ */
+function checkPorts(spec: PodSpec, policy: AccessPolicy): void {
+  const ours = new Map<number, string>([
+    [PORTS.admin, 'admin API'],
+    [PORTS.egress, 'HTTP egress'],
+    [PORTS.health, 'health probes'],
+  ]);
+  for (const t of policy.spec.targets) if (t.postgres) ours.set(t.postgres.listenPort, `PostgreSQL listener for target ${t.name}`);
+  const all: Container[] = [...(spec.initContainers ?? []), ...spec.containers];
+  const istio = all.find((c) => c.name === 'istio-proxy');
+  if (istio) {
+    throw new InjectionError(
+      `pod has Istio's istio-proxy sidecar, which listens on ports ${PORTS.admin}, ${PORTS.egress} and ${PORTS.health} that the Agent Warden sidecar needs; ` +
+        `exclude agent pods from Istio injection (label sidecar.istio.io/inject: "false")`,
+    );
+  }
+  for (const c of all) {
+    for (const p of c.ports ?? []) {
+      const use = ours.get(p.containerPort);
+      if (use !== undefined) {
+        throw new InjectionError(`container ${c.name} declares port ${p.containerPort}, which the Agent Warden sidecar uses for its ${use}; move the container to another port`);
+      }
+    }
+  }
+}
+
+/** Lockdown exempts the sidecar's UID; an app container running as that UID would be exempt too. */
+function checkLockdownUids(spec: PodSpec): void {
+  const podUid = spec.securityContext?.runAsUser;
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if (c.name === LOCKDOWN_CONTAINER) continue;
+    if ((c.securityContext?.runAsUser ?? podUid) === SIDECAR_UID) {
+      throw new InjectionError(
+        `container ${c.name} runs as UID ${SIDECAR_UID}, the sidecar's UID, which egress lockdown lets through; run it as another user`,
+      );
+    }
+  }
+}

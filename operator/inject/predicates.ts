@@ -1,0 +1,69 @@
+// "Should we inject?" as an ordered list of small predicates. Each returns undefined to go on, or
+// the reason it says no, so every skip is logged and explained. Order matters only for which
+// reason is reported; each predicate alone is a sufficient reason to leave the pod alone.
+import { ANNOTATIONS, INJECTION_ENABLED, INJECTION_LABEL, INJECT_POD_LABEL, SIDECAR_CONTAINER } from '../../common/k8s/names';
+import type { InjectorConfig } from './config';
+import type { Pod } from './k8s-types';
+
+export interface PredicateInput {
+  pod: Pod;
+  /** The namespace the pod is created in (the request's, since a pod from a ReplicaSet carries none). */
+  namespace: string;
+  /** The namespace's labels; undefined when the namespace is unknown (not in the informer cache yet). */
+  namespaceLabels: Record<string, string> | undefined;
+  config: InjectorConfig;
+}
+
+export interface Predicate {
+  name: string;
+  /** undefined: no objection; a string: why the pod is not injected. */
+  check: (input: PredicateInput) => string | undefined;
+}
+
+/** Namespaces that hold the cluster's own machinery: injecting there could break the cluster. */
+export const SYSTEM_NAMESPACES: ReadonlySet<string> = new Set(['kube-system', 'kube-public', 'kube-node-lease']);
+
+export const PREDICATES: readonly Predicate[] = [
+  {
+    name: 'operator-namespace',
+    check: ({ namespace, config }) =>
+      namespace === config.operatorNamespace ? `namespace ${namespace} is the operator's own namespace` : undefined,
+  },
+  {
+    name: 'system-namespace',
+    check: ({ namespace }) => (SYSTEM_NAMESPACES.has(namespace) ? `namespace ${namespace} is a system namespace` : undefined),
+  },
+  {
+    name: 'namespace-opted-in',
+    check: ({ namespace, namespaceLabels }) =>
+      namespaceLabels?.[INJECTION_LABEL] === INJECTION_ENABLED
+        ? undefined
+        : `namespace ${namespace} is not labelled ${INJECTION_LABEL}=${INJECTION_ENABLED}`,
+  },
+  {
+    name: 'pod-opted-out',
+    check: ({ pod }) => (pod.metadata?.labels?.[INJECT_POD_LABEL] === 'false' ? `pod is labelled ${INJECT_POD_LABEL}=false` : undefined),
+  },
+  {
+    name: 'host-network',
+    // The sidecar's ports would be the node's ports, and lockdown rules would land on the node.
+    check: ({ pod }) => (pod.spec?.hostNetwork === true ? 'pod uses hostNetwork' : undefined),
+  },
+  {
+    name: 'already-injected',
+    check: ({ pod }) => {
+      if (pod.metadata?.annotations?.[ANNOTATIONS.injected] !== undefined) return `pod already carries the ${ANNOTATIONS.injected} annotation`;
+      const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+      return all.some((c) => c.name === SIDECAR_CONTAINER) ? `pod already has a ${SIDECAR_CONTAINER} container` : undefined;
+    },
+  },
+];
+
+/** The first predicate's objection, or undefined when every predicate lets the pod through. */
+export function skipReason(input: PredicateInput): string | undefined {
+  for (const p of PREDICATES) {
+    const reason = p.check(input);
+    if (reason !== undefined) return reason;
+  }
+  return undefined;
+}
