@@ -28,9 +28,10 @@ test: build
 demo: build
 	./bin/warden demo
 
-# pgbench and pgbouncer come from Debian packages; the bench skips a peer that is absent.
+# pgbench, pgbouncer and nginx come from Debian packages; the benches skip a peer that is absent.
 bench: build
 	node dist/bench/pg-bench.js
+	node dist/bench/http-bench.js
 	node dist/bench/webhook.js
 	@if [ "$${BENCH_LARGE:-1}" != 0 ]; then node dist/bench/pg-large-result.js; fi
 

@@ -31,6 +31,7 @@ import {
   startPgbouncer,
   startNodeRelay,
   startSidecarProcess,
+  startOtlpSink,
   table,
   type NodeRelay,
   type Pgbouncer,
@@ -54,8 +55,10 @@ const WARMUP = envNum('BENCH_WARMUP', 1);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map((s) => Math.max(1, Math.floor(Number(s))));
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const RELAY = process.env.BENCH_RELAY !== '0';
+/** BENCH_AUDIT=0 skips the sidecar with its audit trail on (spool + OTLP export of every statement). */
+const AUDIT = process.env.BENCH_AUDIT !== '0';
 
-type TargetName = 'direct' | 'sidecar' | 'pgbouncer' | 'node-relay';
+type TargetName = 'direct' | 'sidecar' | 'sidecar-audit' | 'pgbouncer' | 'node-relay';
 type Mode = 'simple' | 'prepared';
 const MODES: Mode[] = ['simple', 'prepared'];
 
@@ -215,10 +218,17 @@ async function main(): Promise<number> {
   if (pgbouncerBin) bouncer = await startPgbouncer({ bin: pgbouncerBin, pg, database: DATABASE });
   // Transparent: clients authenticate to PostgreSQL through it with the direct credentials.
   const relay: NodeRelay | undefined = RELAY ? await startNodeRelay({ targetPort: pg.port }) : undefined;
+  // The same sidecar with its audit trail on: every statement spooled (fsync'd in batches) and
+  // exported as a span and a log record to an OTLP collector in its own process.
+  const sink = AUDIT ? await startOtlpSink() : undefined;
+  const audited = sink
+    ? await startSidecarProcess({ pg, database: DATABASE, dir: makeTempDir('warden-bench-audit-'), args: ['--spool-dir', path.join(makeTempDir('warden-bench-spool-'), 'spool')], env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } })
+    : undefined;
 
   const targets: Target[] = [
     { name: 'direct', port: pg.port, user: pg.user, password: pg.password },
     { name: 'sidecar', port: sc.port, user: 'agent', pid: sc.pid },
+    ...(audited ? [{ name: 'sidecar-audit' as const, port: audited.port, user: 'agent', pid: audited.pid }] : []),
     ...(bouncer ? [{ name: 'pgbouncer' as const, port: bouncer.port, user: pg.user, password: pg.password, pid: bouncer.pid }] : []),
     ...(relay ? [{ name: 'node-relay' as const, port: relay.port, user: pg.user, password: pg.password, pid: relay.pid }] : []),
   ];
@@ -311,6 +321,7 @@ async function main(): Promise<number> {
     relayVsPgb?: number;
     addedAvgUs?: number;
     addedP50Us?: number;
+    auditVsOff?: number;
   }> = [];
   for (const { mode, clients } of configs) {
     const d = get(mode, clients, 'direct');
@@ -324,7 +335,9 @@ async function main(): Promise<number> {
     const relayVsPgb = n && b ? n.tps / b.tps : undefined;
     const addedAvgUs = clients === 1 && s && d ? (s.latencyAvgMs - d.latencyAvgMs) * 1000 : undefined;
     const addedP50Us = clients === 1 && s?.p50Us !== undefined && d?.p50Us !== undefined ? s.p50Us - d.p50Us : undefined;
-    ratios.push({ mode, clients, scVsDirect, scVsPgb, scVsRelay, relayVsDirect, relayVsPgb, addedAvgUs, addedP50Us });
+    const a = audited ? get(mode, clients, 'sidecar-audit') : undefined;
+    const auditVsOff = a && s ? a.tps / s.tps : undefined;
+    ratios.push({ mode, clients, scVsDirect, scVsPgb, scVsRelay, relayVsDirect, relayVsPgb, addedAvgUs, addedP50Us, auditVsOff });
     rows.push([
       `select-only ${mode}`,
       String(clients),
@@ -340,6 +353,7 @@ async function main(): Promise<number> {
       fmt(b?.latencyAvgMs, 3),
       addedAvgUs !== undefined ? fmt(addedAvgUs, 1) : '',
       addedP50Us !== undefined ? fmt(addedP50Us, 1) : '',
+      auditVsOff !== undefined ? fmt(auditVsOff, 2) + 'x' : '-',
     ]);
   }
   const out: string[] = [];
@@ -347,7 +361,7 @@ async function main(): Promise<number> {
   out.push(`Results (median of ${ROUNDS} rounds, ${SECONDS} s each; TPS without connection time; latencies in ms)`);
   out.push(
     table(
-      ['mode', 'clients', 'direct tps', 'sidecar tps', 'pgbouncer tps', 'relay tps', 'sc/direct', 'sc/pgb', 'sc/relay', 'lat direct', 'lat sidecar', 'lat pgb', 'added avg µs', 'added p50 µs'],
+      ['mode', 'clients', 'direct tps', 'sidecar tps', 'pgbouncer tps', 'relay tps', 'sc/direct', 'sc/pgb', 'sc/relay', 'lat direct', 'lat sidecar', 'lat pgb', 'added avg µs', 'added p50 µs', 'audit on/off'],
       rows,
       [false],
     ),
@@ -385,6 +399,12 @@ async function main(): Promise<number> {
     { target: 'sidecar >= pgbouncer TPS (every row)', value: minPgb !== undefined ? `worst ${fmt(minPgb, 2)}x` : 'pgbouncer skipped', ok: minPgb !== undefined ? minPgb >= 1 : undefined },
     { target: 'added p50 latency < 60 µs per query (1 client)', value: maxAddedP50 !== undefined ? `worst ${fmt(maxAddedP50, 1)} µs` : '-', ok: maxAddedP50 !== undefined ? maxAddedP50 < 60 : false },
     { target: 'sidecar RSS < 80 MB', value: `${hwmMb.toFixed(1)} MB`, ok: hwmMb > 0 && hwmMb < 80 },
+    ...(() => {
+      const a = ratios.map((r) => r.auditVsOff).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      if (!audited) return [{ target: 'audit on within 10% of audit off (every row)', value: 'skipped (BENCH_AUDIT=0)', ok: undefined }];
+      const worst = a.length ? Math.min(...a) : NaN;
+      return [{ target: 'audit on within 10% of audit off (every row)', value: `worst ${fmt(worst, 2)}x (${sink!.requests()} OTLP exports received)`, ok: Number.isFinite(worst) ? worst >= 0.9 : false }];
+    })(),
   ];
   out.push('');
   out.push('Targets:');

@@ -353,7 +353,16 @@ export function tcpAccepts(port: number): Promise<boolean> {
   });
 }
 
-export async function startSidecarProcess(opts: { pg: PgServer; database: string; dir: string; profile?: boolean }): Promise<SidecarProcess> {
+export async function startSidecarProcess(opts: {
+  pg: PgServer;
+  database: string;
+  dir: string;
+  profile?: boolean;
+  /** Extra `warden sidecar` flags (e.g. --spool-dir). */
+  args?: string[];
+  /** Extra environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
+  env?: Record<string, string>;
+}): Promise<SidecarProcess> {
   const { pg, database, dir } = opts;
   const secretsDir = path.join(dir, 'secrets');
   fs.mkdirSync(path.join(secretsDir, 'bench-db'), { recursive: true });
@@ -376,9 +385,9 @@ export async function startSidecarProcess(opts: { pg: PgServer; database: string
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir);
   }
   const child = track(
-    spawn(process.execPath, [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', '127.0.0.1:0'], {
+    spawn(process.execPath, [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', '127.0.0.1:0', ...(opts.args ?? [])], {
       stdio: ['ignore', logFd, logFd],
-      env: clientEnv(),
+      env: { ...clientEnv(), ...opts.env },
     }),
   );
   fs.closeSync(logFd);
@@ -600,4 +609,46 @@ export function table(header: string[], rows: string[][], rightAlign: boolean[] 
   const line = (cells: string[]): string =>
     cells.map((c, i) => (rightAlign[i] === false ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export interface OtlpSink {
+  url: string;
+  pid: number;
+  /** Export requests received so far (read from the sink's output). */
+  requests(): number;
+}
+
+/**
+ * A minimal OTLP/HTTP collector in its own process: reads each export and answers 200 with an empty
+ * (valid) protobuf response. The audit bench points a sidecar at it, so the figures include the
+ * spooling and the export of every record, not only building them.
+ */
+export async function startOtlpSink(): Promise<OtlpSink> {
+  const port = await freePort();
+  const code = `
+    let n = 0;
+    require('node:http').createServer((req, res) => {
+      req.on('data', () => {});
+      req.on('end', () => { n++; res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 }); res.end(); });
+    }).listen(${port}, '127.0.0.1', () => process.stdout.write('listening\\n'));
+    setInterval(() => process.stdout.write('requests ' + n + '\\n'), 500).unref();
+  `;
+  const child = track(spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out = (out + d.toString()).slice(-4096);
+  });
+  const deadline = Date.now() + 10_000;
+  while (!out.includes('listening')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('the OTLP sink did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    requests: () => {
+      const m = /requests (\d+)\n[^]*$/.exec(out);
+      return m ? Number(m[1]) : 0;
+    },
+  };
 }

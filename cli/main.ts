@@ -10,6 +10,8 @@ Commands:
                           run the data path for the AccessPolicy in FILE (--local-approvals: loopback
                           callers may decide holds as the local user; development and demos only)
   validate FILE...        check AccessPolicy YAML offline against the CRD schema
+  operator [--kubeconfig FILE] [--config FILE] [--admin-addr 0.0.0.0:8080] [--namespace NS]
+                          run the controller and admission webhooks (in cluster, or against KUBECONFIG)
   inject -f FILE|- --policy POLICY.yaml [--image IMAGE] [-o yaml|json]
                           print the manifest with the sidecar injected, as the webhook would
   approvals list [-o json]
@@ -117,6 +119,10 @@ export async function main(argv: string[]): Promise<number> {
       return runValidate(rest, io);
     case 'demo':
       return demo(rest);
+    case 'operator': {
+      const { runOperatorCli } = await import('../operator/cli');
+      return runOperatorCli(rest, io);
+    }
     case 'inject': {
       const { runInject } = await import('./inject');
       return runInject(rest, io);

@@ -95,14 +95,15 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
   }
 
   let injector: InjectorConfig | undefined;
-  if (problems.length === 0) {
+  // checked even when other sections are wrong, so one run names every mistake
+  if (typeof sidecar.image === 'string' && sidecar.image !== '') {
     try {
       injector = resolveInjectorConfig({
         image: sidecar.image as string,
         imagePullPolicy: sidecar.imagePullPolicy as InjectorConfig['imagePullPolicy'],
         resources: isObj(sidecar.resources) ? (sidecar.resources as unknown as InjectorConfig['resources']) : undefined,
         lockdownImage: str(sidecar.lockdownImage, 'sidecar.lockdownImage'),
-        lockdownByDefault: root.lockdown as boolean | undefined,
+        lockdownByDefault: typeof root.lockdown === 'boolean' ? root.lockdown : undefined,
         operatorNamespace,
         tokenAudience: str(sidecar.tokenAudience, 'sidecar.tokenAudience'),
         tokenExpirationSeconds: sidecar.tokenExpirationSeconds as number | undefined,

@@ -88,7 +88,7 @@ export interface RunningSidecar {
 
 /** The pod's own identity, from the downward-API env the operator injects. */
 export function podIdentity(): Identity {
-  const sa = process.env.WARDEN_SERVICE_ACCOUNT;
+  const sa = process.env.POD_SERVICE_ACCOUNT ?? process.env.WARDEN_SERVICE_ACCOUNT;
   const ns = process.env.WARDEN_POD_NAMESPACE ?? process.env.POD_NAMESPACE;
   if (sa && ns) return { subject: `system:serviceaccount:${ns}:${sa}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`], source: 'pod' };
   return { subject: `local:${os.userInfo().username}`, groups: [], source: 'local' };

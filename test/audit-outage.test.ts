@@ -148,7 +148,7 @@ test('spool full with whenSpoolFull: drop-oldest keeps serving and counts what i
 
   async function startProcess(policyFile: string, spool: string): Promise<{ child: ChildProcess; port: number }> {
     const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'warden'), 'sidecar', '--policy', policyFile, '--secrets-dir', path.join(dir, 'secrets'), '--admin-addr', '127.0.0.1:0', '--egress-addr', '127.0.0.1:0', '--spool-dir', spool], {
-      env: { ...process.env, NODE_OPTIONS: '', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
+      env: { ...process.env, NODE_OPTIONS: '', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=agent-7d9f,k8s.namespace.name=agents', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -162,7 +162,7 @@ test('spool full with whenSpoolFull: drop-oldest keeps serving and counts what i
     return { child, port: 0 };
   }
 
-  test('records of statements the agent saw complete survive a SIGKILL and are delivered after restart', async () => {
+  test('records of statements the agent saw complete survive a SIGKILL and are delivered after restart (OTLP http/json, resource from OTEL_RESOURCE_ATTRIBUTES)', async () => {
     const listenPort = 20000 + Math.floor(Math.random() * 20000);
     fs.mkdirSync(path.join(dir, 'secrets', 'crm-db'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'secrets', 'crm-db', 'username'), pg.user);
@@ -180,6 +180,11 @@ test('spool full with whenSpoolFull: drop-oldest keeps serving and counts what i
       await receiver.up();
       await receiver.waitFor(() => statementsArrived('crash-c').size === 40, 20_000);
       expect(statementsArrived('crash-c').size).toBe(40);
+      // The standard resource variables name the pod (the operator fills them from the downward API),
+      // and http/json export works as well as the default protobuf.
+      const span = receiver.spans().find((x) => String(x.attributes[ATTR.dbQueryText]).includes('crash-c'))!;
+      expect(span.resource).toMatchObject({ 'k8s.pod.name': 'agent-7d9f', 'k8s.namespace.name': 'agents', 'service.name': 'warden-sidecar' });
+      expect(receiver.raw().some((r) => r.contentType.startsWith('application/json'))).toBe(true);
     } finally {
       second.child.kill('SIGTERM');
       await new Promise((r) => second.child.once('exit', r));

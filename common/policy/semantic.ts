@@ -18,6 +18,7 @@ type Obj = Record<string, unknown>;
 export const RESERVED_PORTS: ReadonlyMap<number, string> = new Map([
   [15000, "the sidecar's admin API"],
   [15001, "the sidecar's HTTP egress"],
+  [15021, "the sidecar's health probe port"],
 ]);
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

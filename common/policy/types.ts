@@ -105,6 +105,8 @@ export interface MaskingSpec {
 
 export interface AccessPolicySpec {
   podSelector?: LabelSelector;
+  /** Iptables fence around the app containers' egress (injected pods). */
+  lockdown?: boolean;
   defaultAction?: DefaultAction;
   targets: TargetSpec[];
   rules?: RuleSpec[];

@@ -1,5 +1,7 @@
 import { applyPatch, type Operation } from 'fast-json-patch';
-import { createApprovalRequestAdmission, DEFAULT_OPERATOR_USERNAME, type ApprovalRuleInfo } from './admission';
+import { approvalRuleFromPolicy, createApprovalRequestAdmission, DEFAULT_OPERATOR_USERNAME, type ApprovalRuleInfo } from './admission';
+import YAML from 'yaml';
+import type { AccessPolicy } from '../../common/policy/types';
 import type { ApprovalRequestObject, DecisionEntry } from './object';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview, UserInfo } from '../webhook/types';
 
@@ -276,4 +278,31 @@ describe('other requests', () => {
     const anon = await admit({ operation: 'CREATE', userInfo: {}, object: newObject() });
     expect(anon.message).toContain('no authenticated user name');
   });
+});
+
+test('approvalRuleFromPolicy reads a hold rule from an AccessPolicy (defaults: count 1, timeout 10m)', () => {
+  const policy = YAML.parse(`apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata: {name: support-agent, namespace: agents}
+spec:
+  targets:
+    - name: crm
+      postgres: {host: db, database: crm, credentialsSecret: crm-db, listenPort: 15432}
+  rules:
+    - name: no-ddl
+      action: deny
+      match: {target: crm, sql: {statements: [DROP]}}
+    - name: deletes-need-approval
+      action: hold
+      approval: {approvers: {groups: [sre]}}
+      match: {target: crm, sql: {statements: [DELETE]}}
+    - name: two-person
+      action: hold
+      approval: {approvers: {users: [dana], groups: [sre]}, count: 2, timeout: 30m}
+      match: {target: crm, sql: {statements: [TRUNCATE]}}
+`) as AccessPolicy;
+  expect(approvalRuleFromPolicy(policy, 'deletes-need-approval')).toEqual({ approvers: { users: [], groups: ['sre'] }, required: 1, timeoutMs: 600_000 });
+  expect(approvalRuleFromPolicy(policy, 'two-person')).toEqual({ approvers: { users: ['dana'], groups: ['sre'] }, required: 2, timeoutMs: 1_800_000 });
+  expect(approvalRuleFromPolicy(policy, 'no-ddl')).toBeUndefined();
+  expect(approvalRuleFromPolicy(policy, 'missing')).toBeUndefined();
 });

@@ -8,6 +8,8 @@
 import { compare } from 'fast-json-patch';
 import type { AdmissionHandler, AdmissionRequest, AdmissionResponse, AdmissionReview, UserInfo } from '../webhook/types';
 import { APPROVAL_REQUEST, GROUP } from '../../common/k8s/names';
+import { parseDuration } from '../../common/policy/syntax';
+import type { AccessPolicy } from '../../common/policy/types';
 import {
   DECIDED_CONDITION,
   expiredReason,
@@ -31,6 +33,26 @@ export interface ApprovalRuleInfo {
   required: number;
   /** approval.timeout in ms, when the rule sets one: bounds spec.expiresAt. */
   timeoutMs?: number;
+}
+
+/** The sidecar's wait when a rule sets no approval.timeout (the contract's default). */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * `policyRule` for one AccessPolicy object (from the operator's informer cache): the hold rule's
+ * approvers, count and timeout, or undefined when the policy has no hold rule of that name.
+ */
+export function approvalRuleFromPolicy(policy: AccessPolicy, ruleName: string): ApprovalRuleInfo | undefined {
+  const rule = policy.spec?.rules?.find((r) => r.name === ruleName);
+  if (!rule || rule.action !== 'hold') return undefined;
+  const a = rule.approval ?? {};
+  let timeoutMs = DEFAULT_APPROVAL_TIMEOUT_MS;
+  try {
+    if (a.timeout !== undefined) timeoutMs = parseDuration(a.timeout);
+  } catch {
+    return undefined; // a policy that does not parse holds nothing the webhook can vouch for
+  }
+  return { approvers: { users: [...(a.approvers?.users ?? [])], groups: [...(a.approvers?.groups ?? [])] }, required: a.count ?? 1, timeoutMs };
 }
 
 export interface ApprovalAdmissionContext {

@@ -12,7 +12,7 @@ import { createKubeRest } from './kube-rest';
 import { expectedHashFor, injectedPod, injectorConfig, POLICY_YAML } from './testdata/fixtures';
 import type { PolicyStatus } from './types';
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -82,7 +82,7 @@ describe('PolicyController', () => {
   it('renders an applied policy into an owned ConfigMap and writes its status; an edit updates both', async () => {
     controller.start();
     await controller.waitForSync();
-    const created = fake.put(userPolicy());
+    const created = fake.put(userPolicy()) as Obj;
     await until(() => configMap() !== undefined && status().conditions?.find((c) => c.type === 'Ready')?.status === 'True');
 
     const cm = configMap()!;
@@ -144,7 +144,7 @@ describe('PolicyController', () => {
 
   it('counts governed pods and reports outdated sidecars when pods come and go', async () => {
     controller.start();
-    const created = fake.put(userPolicy());
+    const created = fake.put(userPolicy()) as Obj;
     await until(() => status().observedGeneration === 1);
     const asSeen = { ...YAML.parse(POLICY_YAML), metadata: { ...created.metadata } };
     const fresh = injectedPod('agent-fresh', asSeen) as unknown as Obj;

@@ -9,7 +9,7 @@ import { canonicalJson } from '../inject/hash';
 import { selectorMatches } from '../inject/select';
 import type { Applier } from './apply';
 import { Informer } from './informers';
-import { isNotFound, type KubeRest } from './kube-rest';
+import { isNotFound, KubeApiError, type KubeRest } from './kube-rest';
 import { WorkQueue } from './queue';
 import { injectedPolicyName, podSelectorOf, reconcilePolicy } from './reconcile';
 import type { ConfigMapObject, KubeObject, PodObject, PolicyObject, PolicyStatus } from './types';
@@ -187,6 +187,11 @@ export class PolicyController {
         });
         present.push(n);
       } catch (e) {
+        if (e instanceof KubeApiError && e.status === 403) {
+          // RBAC without Secret reads (the chart lets platform teams drop it): cannot check, so do not claim "missing"
+          present.push(n);
+          continue;
+        }
         if (!isNotFound(e)) throw e;
       }
     }

@@ -7,7 +7,7 @@ import type { InjectorConfig } from './config';
 import type { Container } from './k8s-types';
 
 /**
- * Whether this pod is locked down: `spec.lockdown` on the policy (when the CRD grows the field),
+ * Whether this pod is locked down: `spec.lockdown` on the policy,
  * else the pod's annotation, else the injector's default. An annotation can turn lockdown on but
  * never off when the policy or the default asks for it.
  */

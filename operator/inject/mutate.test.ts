@@ -112,7 +112,7 @@ describe('injectPod on real-looking pods', () => {
     expect(mounts[`${PATHS.secretsDir}/warden-masking`]).toMatchObject({ secret: { secretName: 'warden-masking', optional: true } });
     expect(mounts[PATHS.tokenDir]).toEqual({
       name: 'warden-token',
-      projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3600, path: 'token' } }] },
+      projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3600, path: 'token' } }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] },
     });
     expect(mounts[PATHS.spoolDir]).toMatchObject({ emptyDir: { sizeLimit: '256Mi' } });
     expect(mounts['/tmp']).toMatchObject({ emptyDir: {} });
@@ -169,7 +169,7 @@ describe('injectPod on real-looking pods', () => {
     expect(env(sidecar)).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' });
     expect(pod.spec!.volumes!.find((v) => v.name === 'warden-token')).toEqual({
       name: 'warden-token',
-      projected: { sources: [{ serviceAccountToken: { audience: 'agent-warden', expirationSeconds: 1800, path: 'token' } }] },
+      projected: { sources: [{ serviceAccountToken: { audience: 'agent-warden', expirationSeconds: 1800, path: 'token' } }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] },
     });
   });
 

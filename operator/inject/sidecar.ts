@@ -79,7 +79,14 @@ export function buildSidecar(input: SidecarInput): SidecarParts {
     add('warden-masking', { secret: { secretName: MASKING_SECRET, optional: true } }, `${PATHS.secretsDir}/${MASKING_SECRET}`, true);
   }
   add('warden-notify', { secret: { secretName: NOTIFY_SECRET, optional: true } }, `${PATHS.secretsDir}/${NOTIFY_SECRET}`, true);
-  add('warden-token', { projected: { sources: [{ serviceAccountToken: tokenProjection(config) }] } }, PATHS.tokenDir, true);
+  // The cluster CA rides along (kube-root-ca.crt exists in every namespace): the sidecar's API client
+  // verifies the API server with it, whether or not the pod automounts its service-account token.
+  add(
+    'warden-token',
+    { projected: { sources: [{ serviceAccountToken: tokenProjection(config) }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] } },
+    PATHS.tokenDir,
+    true,
+  );
   add('warden-spool', { emptyDir: { sizeLimit: SPOOL_SIZE } }, PATHS.spoolDir, false);
   add('warden-tmp', { emptyDir: { sizeLimit: TMP_SIZE } }, '/tmp', false);
   return { container: sidecarContainer(config, sidecarResources(config.resources, input.annotations), mounts), volumes };

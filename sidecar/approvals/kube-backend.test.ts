@@ -17,6 +17,7 @@ import type { Decision, Identity } from '../../common/policy/types';
 import { KubeApprovalBackend, kubeApprovalService, objectToRecord, sidecarKubeConfig } from './kube-backend';
 import { sqlDigest } from './operation';
 import { newApprovalRequest, startTestAdmin } from './test-helpers';
+import { startSidecarFixture, type SidecarFixture } from '../http/routes/sidecar-fixture';
 import type { ApprovalRequest } from './types';
 
 const NS = 'agents';
@@ -244,6 +245,62 @@ describe('the gate over the Kubernetes back end', () => {
     const noApi = kubeApprovalService({ log: silentLogger, env: { POD_NAMESPACE: NS } });
     const out2 = await noApi.gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
     expect(out2.reason).toContain('the Kubernetes API is not configured (neither KUBECONFIG nor KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT is set');
+  });
+});
+
+describe('a running sidecar with WARDEN_APPROVALS=kubernetes', () => {
+  test('a held HTTP request waits for an ApprovalRequest decision made with kubectl warden, then reaches the upstream', async () => {
+    const fake = await FakeApiServer.start();
+    const proxy = await startAdmissionProxy(fake, createApprovalRequestAdmission({ policyRule: (ns, p, r) => (`${ns}/${p}/${r}` === 'agents/kube-holds/embeddings-need-approval' ? { approvers: { groups: ['sre'] }, required: 1 } : undefined) }));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-kube-sidecar-'));
+    const saved = { ...process.env };
+    const kubeconfig = (user: string, groups: string[]): string => {
+      const file = path.join(dir, `${user.replace(/[^a-z]/g, '_')}.json`);
+      fs.writeFileSync(file, proxy.kubeConfig(user, groups, NS).exportConfig());
+      return file;
+    };
+    Object.assign(process.env, { WARDEN_APPROVALS: 'kubernetes', POD_NAMESPACE: NS, KUBECONFIG: kubeconfig(SA, []) });
+    let fx: SidecarFixture | undefined;
+    try {
+      fx = await startSidecarFixture({
+        secrets: { openai: { token: 'sk-upstream-key' } },
+        policy: (port) => `apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata: {name: kube-holds}
+spec:
+  defaultAction: allow
+  targets:
+    - name: openai
+      http: {baseUrl: "http://127.0.0.1:${port}", credentialsSecret: openai}
+  rules:
+    - name: embeddings-need-approval
+      action: hold
+      approval: {approvers: {groups: [sre]}, timeout: 30s}
+      match: {target: openai, http: {methods: [POST], paths: ["/v1/embeddings"]}}
+`,
+      });
+      const before = fx.upstream.requests.length;
+      const answer = fetch(`${fx.egress}/openai/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'e', input: 'hello' }) });
+      const obj = await until(async () => (await listObjects(proxy))[0]);
+      expect(obj.spec).toMatchObject({ policy: 'kube-holds', rule: 'embeddings-need-approval', target: 'openai', requester: { subject: SA } });
+      expect(obj.spec.operation.display).toMatch(/^POST .*\/v1\/embeddings/);
+      expect(fx.upstream.requests.length).toBe(before); // still held
+      const c: string[] = [];
+      const { runApprovalsCli } = await import('../../cli/approvals');
+      const code = await runApprovalsCli(['approve', obj.metadata.name!, '-n', NS, '--kubeconfig', kubeconfig('alice', ['sre'])], { stdout: (t) => void c.push(t), stderr: (t) => void c.push(t) }, {});
+      expect({ code, out: c.join('') }).toEqual({ code: 0, out: `${obj.metadata.name} approved: approved by alice` });
+      expect((await answer).status).toBe(200);
+      expect(fx.upstream.requests.length).toBe(before + 1);
+    } finally {
+      for (const k of ['WARDEN_APPROVALS', 'POD_NAMESPACE', 'KUBECONFIG']) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+      await fx?.close();
+      await proxy.close();
+      await fake.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

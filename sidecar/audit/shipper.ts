@@ -88,9 +88,10 @@ export function startShipper(opts: ShipperOptions): Shipper {
     for (const f of w) f();
   };
 
-  const shipOnce = async (): Promise<boolean> => {
+  /** Ships one batch; 'full' when there may be more waiting, 'partial' when the spool is drained. */
+  const shipOnce = async (): Promise<'none' | 'partial' | 'full'> => {
     const batch = spool.readUnacked(spool.stats().ackedSeq, { records: maxRecords, bytes: maxBytes });
-    if (batch.length === 0) return false;
+    if (batch.length === 0) return 'none';
     const spans = [];
     const logs = [];
     for (const item of batch) {
@@ -120,19 +121,25 @@ export function startShipper(opts: ShipperOptions): Shipper {
     }
     exported.inc({ signal: 'logs' }, batch.length);
     spool.ack(batch[batch.length - 1].seq);
-    return true;
+    return batch.length >= maxRecords ? 'full' : 'partial';
   };
 
   const run = async (): Promise<void> => {
     if (stopped || running) return;
     running = true;
     try {
-      while (!stopped && (await shipOnce())) {
-        if (failingSince) {
+      // Full batches go out back to back (catching up after an outage); a partial one ends the run,
+      // and the next waits for the linger time: batches stay large, acks (and exports) few.
+      for (;;) {
+        if (stopped) break;
+        const shipped = await shipOnce();
+        if (shipped !== 'none' && failingSince) {
           log.info('audit export recovered', { outageSeconds: Math.round((Date.now() - failingSince) / 1000) });
           failingSince = 0;
         }
         backoff = 0;
+        if (shipped !== 'full' && waiters.length === 0) break;
+        if (shipped === 'none') break;
       }
       settleWaiters();
     } catch (err) {
@@ -146,6 +153,9 @@ export function startShipper(opts: ShipperOptions): Shipper {
       return;
     }
     running = false;
+    // Records appended while this run was exporting (their kicks found it running).
+    const st = spool.stats();
+    if (st.lastSeq > st.ackedSeq) schedule(linger);
   };
 
   return {

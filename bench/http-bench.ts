@@ -1,0 +1,852 @@
+// `make bench` (HTTP part): requests/s and latency of an OpenAI-style JSON API called directly,
+// through the sidecar's egress route (its own process; a realistic policy: rule check, credential
+// injection, JSON response parsed and masked), through a second sidecar that also spools audit
+// records and exports spans and log records to an OTLP/HTTP receiver, and through nginx as a
+// reverse proxy when it is installed. Interleaved in rounds in one run; prints the median of the
+// rounds, the targets with PASS/MISS, and writes dist/bench-http-results.json.
+//
+// Every server and the load generator run in their own processes: this file is also their entry
+// point (`node dist/bench/http-bench.js --role upstream|sink|load ...`), so nothing competes with
+// the measured process inside the bench process itself.
+//
+// Environment: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 3), BENCH_CLIENTS
+// (connections, e.g. "1,8"), BENCH_WARMUP (seconds per target before the rounds, default 1),
+// BENCH_NGINX=0 (skip nginx), BENCH_HTTP=0 (skip this whole benchmark).
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Pool, request } from 'undici';
+import { freePort } from '../tools/pg-server';
+import {
+  checkInterrupted,
+  findExecutable,
+  fmt,
+  makeTempDir,
+  median,
+  onCleanup,
+  percentile,
+  procCpuSeconds,
+  procStatus,
+  runCmd,
+  runMain,
+  sleep,
+  table,
+  tcpAccepts,
+  track,
+} from './support';
+
+const TOKEN = 'sk-bench-0123456789';
+const EMAIL = 'jane.doe@example.com';
+const ROUTE = 'api';
+const CHAT_PATH = '/v1/chat/completions';
+const REQUEST_BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Who is the account owner?' }] });
+
+function envNum(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${v}"`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child roles
+
+/** Exits when a piped stdin closes (the bench died), so no child outlives the benchmark. */
+function exitWithParent(onExit: () => void): void {
+  process.on('SIGTERM', onExit);
+  process.on('SIGINT', onExit);
+  let pipe = false;
+  try {
+    const st = fs.fstatSync(0);
+    pipe = st.isFIFO() || st.isSocket();
+  } catch {
+    /* no stdin */
+  }
+  if (pipe) {
+    process.stdin.on('end', onExit);
+    process.stdin.on('error', onExit);
+    process.stdin.resume();
+  }
+}
+
+/** Pads a JSON document with a filler field to about `bytes` bytes. */
+function padJson(doc: Record<string, unknown>, bytes: number): Buffer {
+  const base = JSON.stringify({ ...doc, system_fingerprint: '' });
+  return Buffer.from(JSON.stringify({ ...doc, system_fingerprint: 'fp_' + 'x'.repeat(Math.max(0, bytes - base.length - 3)) }));
+}
+
+function upstreamBodies(): { chat: Buffer; items: Buffer } {
+  const chat = padJson(
+    {
+      id: 'chatcmpl-bench0001',
+      object: 'chat.completion',
+      created: 1_700_000_000,
+      model: 'gpt-4o-mini-2024-07-18',
+      choices: [
+        {
+          index: 0,
+          message: {
+            role: 'assistant',
+            content: `The account owner is Jane Doe. You can reach her at ${EMAIL} during business hours; she handles renewals, invoices and seat changes for the whole organisation.`,
+            refusal: null,
+          },
+          logprobs: null,
+          finish_reason: 'stop',
+        },
+      ],
+      usage: { prompt_tokens: 21, completion_tokens: 38, total_tokens: 59 },
+    },
+    1024,
+  );
+  const items = padJson(
+    {
+      object: 'list',
+      data: Array.from({ length: 6 }, (_, i) => ({ id: `item_${i}`, name: `Widget ${i}`, price_cents: 1999 + i, in_stock: i % 2 === 0 })),
+      has_more: false,
+    },
+    1024,
+  );
+  return { chat, items };
+}
+
+/** An OpenAI-style JSON API: credentials checked, keep-alive, ~1 KB responses. */
+function roleUpstream(): void {
+  const { chat, items } = upstreamBodies();
+  const json = (res: http.ServerResponse, status: number, body: Buffer): void => {
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+    res.end(body);
+  };
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      // Proves the sidecar injected the credential (the agent's requests carry none).
+      if (req.headers.authorization !== `Bearer ${TOKEN}`) return json(res, 401, Buffer.from('{"error":{"message":"bad token"}}'));
+      if (req.method === 'POST' && req.url === CHAT_PATH) return json(res, 200, chat);
+      if (req.method === 'GET' && req.url?.startsWith('/v1/items')) return json(res, 200, items);
+      return json(res, 404, Buffer.from('{"error":{"message":"not found"}}'));
+    });
+  });
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
+  listenAndAnnounce(server);
+}
+
+/** An OTLP/HTTP receiver: reads each body, answers an empty Export*ServiceResponse; GET /stats counts. */
+function roleSink(): void {
+  const counts: Record<string, { requests: number; bytes: number }> = {};
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/stats') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(counts));
+      return;
+    }
+    let bytes = 0;
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      const c = (counts[req.url ?? ''] ??= { requests: 0, bytes: 0 });
+      c.requests++;
+      c.bytes += bytes;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 });
+      res.end();
+    });
+  });
+  server.keepAliveTimeout = 120_000;
+  listenAndAnnounce(server);
+}
+
+function listenAndAnnounce(server: http.Server): void {
+  server.on('error', (err) => {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  });
+  server.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`));
+  exitWithParent(() => {
+    server.closeAllConnections();
+    process.exit(0);
+  });
+}
+
+export interface LoadResult {
+  /** Requests completed in the measured window. */
+  requests: number;
+  /** Requests completed in all, warm-up included (for CPU per request). */
+  totalRequests: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+  rps: number;
+  p50Us: number;
+  p99Us: number;
+  meanUs: number;
+}
+
+/** Closed-loop load: `connections` workers, one request in flight each, on an undici Pool. */
+async function roleLoad(args: string[]): Promise<void> {
+  const opt = (name: string): string => {
+    const i = args.indexOf(`--${name}`);
+    if (i < 0 || i + 1 >= args.length) throw new Error(`load: --${name} is required`);
+    return args[i + 1];
+  };
+  const url = new URL(opt('url'));
+  const connections = Number(opt('connections'));
+  const seconds = Number(opt('seconds'));
+  const warmup = Number(opt('warmup'));
+  const auth = args.includes('--auth');
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${TOKEN}` } : {}) };
+  const pool = new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  const startNs = process.hrtime.bigint();
+  const measureFrom = startNs + BigInt(Math.round(warmup * 1e9));
+  const endAt = measureFrom + BigInt(Math.round(seconds * 1e9));
+  const latencies: number[] = [];
+  let totalRequests = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const worker = async (): Promise<void> => {
+    while (process.hrtime.bigint() < endAt && errors < 100) {
+      const t0 = process.hrtime.bigint();
+      try {
+        const res = await pool.request({ path: url.pathname, method: 'POST', headers, body: REQUEST_BODY });
+        const body = await res.body.arrayBuffer();
+        if (res.statusCode !== 200) {
+          errors++;
+          firstError ??= `HTTP ${res.statusCode}: ${Buffer.from(body).toString('utf8').slice(0, 300)}`;
+          continue;
+        }
+      } catch (err) {
+        errors++;
+        firstError ??= (err as Error).message;
+        continue;
+      }
+      const t1 = process.hrtime.bigint();
+      totalRequests++;
+      if (t0 >= measureFrom && t1 <= endAt) latencies.push(Number(t1 - t0) / 1000);
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, () => worker()));
+  await pool.close();
+  const sorted = Float64Array.from(latencies).sort();
+  const measured = Math.max(1e-3, Math.min(Number(process.hrtime.bigint() - measureFrom), seconds * 1e9) / 1e9);
+  const result: LoadResult = {
+    requests: sorted.length,
+    totalRequests,
+    errors,
+    ...(firstError ? { firstError } : {}),
+    seconds: measured,
+    rps: sorted.length / measured,
+    p50Us: percentile(sorted, 50),
+    p99Us: percentile(sorted, 99),
+    meanUs: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length),
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Starting the children
+
+interface Child {
+  name: string;
+  pid: number;
+  port: number;
+  exited(): { code: number | null; signal: NodeJS.Signals | null } | null;
+  tail(lines?: number): string;
+  stop(): Promise<void>;
+}
+
+function benchEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  // No inherited telemetry settings: only the audit sidecar exports, and only to our sink.
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OTEL_') && !k.startsWith('PG')) env[k] = v;
+  return { ...env, LC_ALL: 'C', ...extra };
+}
+
+/** Common bookkeeping for a long-running child: output capture, exit, stop with SIGTERM then SIGKILL. */
+function supervise(name: string, child: ChildProcess, port: number | (() => number), logFile?: string): Child & { output(): string } {
+  let output = '';
+  const onData = (d: Buffer): void => {
+    output += d.toString('utf8');
+    if (output.length > 64_000) output = output.slice(-32_000);
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  const exitP = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve();
+    }),
+  );
+  const all = (): string => {
+    let log = '';
+    if (logFile) {
+      try {
+        log = fs.readFileSync(logFile, 'utf8');
+      } catch {
+        /* not there yet */
+      }
+    }
+    return log + output;
+  };
+  const stop = async (): Promise<void> => {
+    if (exit) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exitP;
+    clearTimeout(killer);
+  };
+  onCleanup(stop);
+  return {
+    name,
+    pid: child.pid!,
+    get port(): number {
+      return typeof port === 'function' ? port() : port;
+    },
+    exited: () => exit,
+    output: all,
+    tail: (n = 20) => all().trimEnd().split('\n').slice(-n).join('\n'),
+    stop,
+  };
+}
+
+async function waitFor(what: string, c: { exited(): unknown; tail(): string }, ready: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!c.exited()) {
+    if (await ready()) return;
+    if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs / 1000} s; output:\n${c.tail()}`);
+    await sleep(50);
+  }
+  throw new Error(`${what} exited during startup (${JSON.stringify(c.exited())}); output:\n${c.tail()}`);
+}
+
+/** Starts this file in another role; it prints "listening PORT" when ready. */
+async function startRole(role: 'upstream' | 'sink'): Promise<Child> {
+  // stdin stays a pipe: the child exits when it closes, even if this process is SIGKILLed.
+  const child = track(spawn(process.execPath, [__filename, '--role', role], { stdio: ['pipe', 'pipe', 'pipe'], env: benchEnv() }));
+  let port = 0;
+  const c = supervise(role, child, () => port);
+  await waitFor(role, c, () => {
+    const m = /^listening (\d+)$/m.exec(c.output());
+    if (m) port = Number(m[1]);
+    return port > 0;
+  });
+  return c;
+}
+
+function httpPolicy(upstreamPort: number): string {
+  return `apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: bench-http
+spec:
+  defaultAction: deny
+  targets:
+    - name: ${ROUTE}
+      http:
+        baseUrl: http://127.0.0.1:${upstreamPort}
+        credentialsSecret: api-token
+        auth:
+          header: Authorization
+          valuePrefix: "Bearer "
+  rules:
+    - name: no-file-uploads
+      action: deny
+      message: the agent may not upload files or delete anything
+      match:
+        target: ${ROUTE}
+        http:
+          methods: [POST, PUT, DELETE]
+          paths: ["/v1/files/**", "/v1/uploads/**", "/v1/items/**"]
+    - name: chat-and-reads
+      action: allow
+      match:
+        target: ${ROUTE}
+        http:
+          methods: [POST]
+          paths: ["/v1/**"]
+    - name: reads
+      action: allow
+      match:
+        target: ${ROUTE}
+        http:
+          methods: [GET]
+  masking:
+    - name: pii
+      detectors: [email]
+      strategy: redact
+`;
+}
+
+interface SidecarChild extends Child {
+  adminPort: number;
+  problemLines(): string[];
+}
+
+/** `warden sidecar` with an egress route to the upstream; optionally spooling and exporting audit. */
+async function startHttpSidecar(opts: { name: string; dir: string; upstreamPort: number; audit?: { spoolDir: string; otlpEndpoint: string } }): Promise<SidecarChild> {
+  const secretsDir = path.join(opts.dir, 'secrets');
+  fs.mkdirSync(path.join(secretsDir, 'api-token'), { recursive: true });
+  fs.writeFileSync(path.join(secretsDir, 'api-token', 'token'), TOKEN + '\n', { mode: 0o600 });
+  fs.mkdirSync(path.join(secretsDir, 'warden-masking'), { recursive: true });
+  fs.writeFileSync(path.join(secretsDir, 'warden-masking', 'hash-key'), 'bench-hash-key-' + process.pid);
+  const policyFile = path.join(opts.dir, 'policy.yaml');
+  fs.writeFileSync(policyFile, httpPolicy(opts.upstreamPort));
+  const port = await freePort();
+  const adminPort = await freePort();
+  const logFile = path.join(opts.dir, 'sidecar.log');
+  const logFd = fs.openSync(logFile, 'a');
+  const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
+  const args = [cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', `127.0.0.1:${port}`];
+  if (opts.audit) args.push('--spool-dir', opts.audit.spoolDir);
+  const env = benchEnv(opts.audit ? { OTEL_EXPORTER_OTLP_ENDPOINT: opts.audit.otlpEndpoint } : {});
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env }));
+  fs.closeSync(logFd);
+  const c = supervise(opts.name, child, port, logFile);
+  await waitFor(opts.name, c, async () => (await statusOf(`http://127.0.0.1:${adminPort}/readyz`)) === 200 && (await tcpAccepts(port)));
+  return {
+    ...c,
+    port,
+    adminPort,
+    problemLines: () =>
+      c
+        .output()
+        .split('\n')
+        .filter((l) => {
+          if (!l.trim()) return false;
+          try {
+            const j = JSON.parse(l) as { level?: string };
+            return j.level === 'warn' || j.level === 'error';
+          } catch {
+            return true;
+          }
+        }),
+  };
+}
+
+/** nginx as a reverse proxy with the same /api/ route shape; one process (master_process off) so its CPU is measurable. */
+async function startNginx(bin: string, upstreamPort: number): Promise<Child> {
+  const dir = makeTempDir('warden-bench-nginx-');
+  const port = await freePort();
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, d));
+  const asRoot = process.getuid?.() === 0;
+  fs.writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `${asRoot ? 'user root;\n' : ''}worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  upstream api {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 32;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location /${ROUTE}/ {
+      proxy_pass http://api/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer ${TOKEN}";
+    }
+  }
+}
+`,
+  );
+  // daemon and master_process come from -g: nginx rejects a directive set both in the file and in -g.
+  const child = track(spawn(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'], { stdio: ['ignore', 'pipe', 'pipe'], env: benchEnv() }));
+  const c = supervise('nginx', child, port, path.join(dir, 'error.log'));
+  await waitFor('nginx', c, () => tcpAccepts(port), 15_000);
+  return c;
+}
+
+function statusOf(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark
+
+type TargetName = 'direct' | 'sidecar' | 'sidecar-audit' | 'nginx';
+
+interface Target {
+  name: TargetName;
+  url: string;
+  /** Whether the agent sends the API key itself (direct), or the proxy attaches it. */
+  auth: boolean;
+  /** The proxy process, whose CPU time is attributed to the requests. */
+  proxy?: Child;
+}
+
+interface Run extends Partial<LoadResult> {
+  round: number;
+  clients: number;
+  target: TargetName;
+  proxyCpuUsPerReq?: number;
+  proxyRssMb?: number;
+  error?: string;
+}
+
+interface Summary {
+  clients: number;
+  target: TargetName;
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  p50Us: number;
+  p99Us: number;
+  proxyCpuUsPerReq?: number;
+  okRuns: number;
+}
+
+async function load(t: Target, clients: number, seconds: number, warmup: number): Promise<Omit<Run, 'round'>> {
+  const args = [__filename, '--role', 'load', '--url', t.url, '--connections', String(clients), '--seconds', String(seconds), '--warmup', String(warmup)];
+  if (t.auth) args.push('--auth');
+  const cpu0 = t.proxy ? procCpuSeconds(t.proxy.pid) : undefined;
+  const r = await runCmd(process.execPath, args, { env: benchEnv(), timeoutMs: (seconds + warmup + 60) * 1000 });
+  const cpu1 = t.proxy ? procCpuSeconds(t.proxy.pid) : undefined;
+  const base = { clients, target: t.name };
+  let res: LoadResult;
+  try {
+    res = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as LoadResult;
+  } catch {
+    return { ...base, error: `load generator exited ${r.code ?? r.signal}: ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ')}` };
+  }
+  const cpu = cpu0 !== undefined && cpu1 !== undefined && res.totalRequests > 0 ? { proxyCpuUsPerReq: ((cpu1 - cpu0) * 1e6) / res.totalRequests } : {};
+  const rss = t.proxy ? { proxyRssMb: (procStatus(t.proxy.pid)?.rssKb ?? 0) / 1024 } : {};
+  if (res.errors > 0) return { ...base, ...res, ...cpu, ...rss, error: `${res.errors} failed request(s); first: ${res.firstError}` };
+  return { ...base, ...res, ...cpu, ...rss };
+}
+
+/** Checks a target answers like the real thing: 200, and for the sidecars the e-mail masked and the deny rule firing. */
+async function checkTarget(t: Target): Promise<string[]> {
+  const problems: string[] = [];
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(t.auth ? { authorization: `Bearer ${TOKEN}` } : {}) };
+  const chat = await request(t.url, { method: 'POST', headers, body: REQUEST_BODY });
+  const text = await chat.body.text();
+  if (chat.statusCode !== 200) problems.push(`POST ${CHAT_PATH}: HTTP ${chat.statusCode}: ${text.slice(0, 300)}`);
+  else {
+    try {
+      JSON.parse(text);
+    } catch {
+      problems.push(`POST ${CHAT_PATH}: the response is not JSON: ${text.slice(0, 200)}`);
+    }
+    const isSidecar = t.name.startsWith('sidecar');
+    if (isSidecar && text.includes(EMAIL)) problems.push('the e-mail address in the response was NOT masked: is the masking rule applied?');
+    if (!isSidecar && !text.includes(EMAIL)) problems.push('the e-mail address is missing from the unproxied response');
+  }
+  const base = t.url.slice(0, -CHAT_PATH.length);
+  const items = await request(`${base}/v1/items`, { method: 'GET', headers });
+  await items.body.dump();
+  if (items.statusCode !== 200) problems.push(`GET /v1/items: HTTP ${items.statusCode}`);
+  if (t.name.startsWith('sidecar')) {
+    const del = await request(`${base}/v1/items/item_1`, { method: 'DELETE', headers });
+    const body = await del.body.text();
+    if (del.statusCode !== 403 || !body.includes('no-file-uploads')) problems.push(`DELETE /v1/items/item_1 was not denied by rule no-file-uploads: HTTP ${del.statusCode} ${body.slice(0, 200)}`);
+  }
+  return problems;
+}
+
+interface SinkStats {
+  [path: string]: { requests: number; bytes: number };
+}
+
+async function sinkStats(sink: Child): Promise<SinkStats> {
+  try {
+    const r = await request(`http://127.0.0.1:${sink.port}/stats`);
+    return (await r.body.json()) as SinkStats;
+  } catch {
+    return {};
+  }
+}
+
+/** Waits until the audit sidecar stops exporting (at most maxMs), so its backlog does not steal CPU from the next run. */
+async function waitForExportQuiet(sink: Child, maxMs = 2_000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  let last = JSON.stringify(await sinkStats(sink));
+  while (Date.now() < deadline) {
+    await sleep(300);
+    const now = JSON.stringify(await sinkStats(sink));
+    if (now === last) return;
+    last = now;
+  }
+}
+
+function rotate<T>(xs: T[], n: number): T[] {
+  const k = n % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    total += e.isDirectory() ? dirBytes(p) : fs.statSync(p).size;
+  }
+  return total;
+}
+
+async function main(): Promise<number> {
+  if (process.env.BENCH_HTTP === '0') {
+    process.stdout.write('HTTP bench skipped (BENCH_HTTP=0)\n');
+    return 0;
+  }
+  const t0 = Date.now();
+  const SECONDS = envNum('BENCH_SECONDS', 5);
+  const ROUNDS = Math.max(1, Math.floor(envNum('BENCH_ROUNDS', 3)));
+  const WARMUP = envNum('BENCH_WARMUP', 1);
+  const RUN_WARMUP = 0.3;
+  const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map((s) => Math.max(1, Math.floor(Number(s))));
+  if (CLIENTS.some((c) => !Number.isFinite(c))) throw new Error(`BENCH_CLIENTS must be a list of numbers, got "${process.env.BENCH_CLIENTS}"`);
+
+  const nginxBin = process.env.BENCH_NGINX === '0' ? undefined : (process.env.NGINX ?? findExecutable('nginx'));
+  if (!nginxBin) process.stdout.write(process.env.BENCH_NGINX === '0' ? 'nginx skipped (BENCH_NGINX=0)\n' : 'nginx not installed (apt-get install nginx-light): skipping peer\n');
+
+  const targetCount = 3 + (nginxBin ? 1 : 0);
+  const estimate = Math.round(CLIENTS.length * targetCount * ROUNDS * (SECONDS + RUN_WARMUP + 0.4) + targetCount * (WARMUP + 0.5) + 5);
+  process.stdout.write(
+    `HTTP: POST ${CHAT_PATH} (~1 KB JSON response), ${SECONDS} s per run, ${ROUNDS} rounds, connections ${CLIENTS.join('/')}, ${os.cpus().length} CPUs shared by load generator, proxy and upstream (about ${estimate} s)\n`,
+  );
+  const loadBefore = os.loadavg();
+  if (loadBefore[0] > 0.5) process.stdout.write(`note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before starting: other work on this machine adds noise\n`);
+
+  const upstream = await startRole('upstream');
+  const sink = await startRole('sink');
+  const scDir = makeTempDir('warden-bench-http-');
+  const auditDir = makeTempDir('warden-bench-http-audit-');
+  const spoolDir = path.join(auditDir, 'spool');
+  fs.mkdirSync(spoolDir);
+  const sc = await startHttpSidecar({ name: 'sidecar', dir: scDir, upstreamPort: upstream.port });
+  const sca = await startHttpSidecar({ name: 'sidecar-audit', dir: auditDir, upstreamPort: upstream.port, audit: { spoolDir, otlpEndpoint: `http://127.0.0.1:${sink.port}` } });
+  const nginx = nginxBin ? await startNginx(nginxBin, upstream.port) : undefined;
+
+  const route = (port: number): string => `http://127.0.0.1:${port}/${ROUTE}${CHAT_PATH}`;
+  const targets: Target[] = [
+    { name: 'direct', url: `http://127.0.0.1:${upstream.port}${CHAT_PATH}`, auth: true },
+    { name: 'sidecar', url: route(sc.port), auth: false, proxy: sc },
+    { name: 'sidecar-audit', url: route(sca.port), auth: false, proxy: sca },
+    ...(nginx ? [{ name: 'nginx' as const, url: route(nginx.port), auth: false, proxy: nginx }] : []),
+  ];
+  const children: Child[] = [upstream, sink, sc, sca, ...(nginx ? [nginx] : [])];
+  const assertAlive = (): void => {
+    for (const c of children) {
+      const ex = c.exited();
+      if (ex) throw new Error(`${c.name} exited (${JSON.stringify(ex)}); output tail:\n${c.tail()}`);
+    }
+  };
+
+  for (const t of targets) {
+    const problems = await checkTarget(t);
+    for (const p of problems) process.stdout.write(`WARNING: ${t.name}: ${p}\n`);
+  }
+
+  // Warm-up: JIT of the sidecars and the load generator's path, connection pools.
+  if (WARMUP > 0) {
+    for (const t of targets) {
+      checkInterrupted();
+      const w = await load(t, Math.max(...CLIENTS), WARMUP, 0);
+      checkInterrupted();
+      if (w.error) throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.proxy ? `\n${t.name} output tail:\n${t.proxy.tail()}` : ''}`);
+    }
+    await waitForExportQuiet(sink);
+  }
+
+  const runs: Run[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [ci, clients] of CLIENTS.entries()) {
+      for (const t of rotate(targets, round + ci)) {
+        checkInterrupted();
+        const r: Run = { round, ...(await load(t, clients, SECONDS, RUN_WARMUP)) };
+        checkInterrupted();
+        runs.push(r);
+        process.stdout.write(
+          `  round ${round + 1}/${ROUNDS}  c=${String(clients).padEnd(2)} ${t.name.padEnd(13)} ` +
+            (r.error && r.rps === undefined ? `ERROR ${r.error}` : `${fmt(r.rps).padStart(6)} req/s  p50 ${fmt(r.p50Us)} µs  p99 ${fmt(r.p99Us)} µs`) +
+            (r.proxyCpuUsPerReq !== undefined ? `  proxy CPU ${r.proxyCpuUsPerReq.toFixed(0)} µs/req` : '') +
+            (r.error && r.rps !== undefined ? `  ERROR ${r.error}` : '') +
+            '\n',
+        );
+        if (t.name === 'sidecar-audit') await waitForExportQuiet(sink);
+        assertAlive();
+      }
+    }
+  }
+
+  // Aggregate: median over rounds.
+  const summaries: Summary[] = [];
+  for (const clients of CLIENTS) {
+    for (const t of targets) {
+      const rs = runs.filter((r) => r.clients === clients && r.target === t.name && !r.error);
+      const cpu = rs.map((r) => r.proxyCpuUsPerReq).filter((x): x is number => x !== undefined);
+      summaries.push({
+        clients,
+        target: t.name,
+        rps: median(rs.map((r) => r.rps!)),
+        rpsMin: Math.min(...rs.map((r) => r.rps!)),
+        rpsMax: Math.max(...rs.map((r) => r.rps!)),
+        p50Us: median(rs.map((r) => r.p50Us!)),
+        p99Us: median(rs.map((r) => r.p99Us!)),
+        ...(cpu.length ? { proxyCpuUsPerReq: median(cpu) } : {}),
+        okRuns: rs.length,
+      });
+    }
+  }
+  const get = (clients: number, target: TargetName): Summary | undefined => summaries.find((s) => s.clients === clients && s.target === target);
+  const ratio = (a: number | undefined, b: number | undefined): number | undefined => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+  const x = (r: number | undefined): string => (r !== undefined && Number.isFinite(r) ? fmt(r, 2) + 'x' : '-');
+
+  const ratios: Array<{ clients: number; scVsDirect?: number; scVsNginx?: number; auditVsSc?: number; nginxVsDirect?: number; addedP50Us?: number; addedP50AuditUs?: number }> = [];
+  const rows: string[][] = [];
+  for (const clients of CLIENTS) {
+    const d = get(clients, 'direct');
+    const s = get(clients, 'sidecar');
+    const a = get(clients, 'sidecar-audit');
+    const n = nginx ? get(clients, 'nginx') : undefined;
+    const r = {
+      clients,
+      scVsDirect: ratio(s?.rps, d?.rps),
+      scVsNginx: n ? ratio(s?.rps, n.rps) : undefined,
+      auditVsSc: ratio(a?.rps, s?.rps),
+      nginxVsDirect: n ? ratio(n.rps, d?.rps) : undefined,
+      addedP50Us: clients === 1 && s && d ? s.p50Us - d.p50Us : undefined,
+      addedP50AuditUs: clients === 1 && a && d ? a.p50Us - d.p50Us : undefined,
+    };
+    ratios.push(r);
+    rows.push([
+      String(clients),
+      fmt(d?.rps),
+      fmt(s?.rps),
+      fmt(a?.rps),
+      fmt(n?.rps),
+      x(r.scVsDirect),
+      x(r.scVsNginx),
+      x(r.auditVsSc),
+      r.addedP50Us !== undefined ? fmt(r.addedP50Us) : '',
+      r.addedP50AuditUs !== undefined ? fmt(r.addedP50AuditUs) : '',
+    ]);
+  }
+  const out: string[] = [];
+  out.push('');
+  out.push(`HTTP results (median of ${ROUNDS} rounds, ${SECONDS} s each; requests/s; latencies in µs)`);
+  out.push(table(['conns', 'direct', 'sidecar', 'sc+audit', 'nginx', 'sc/direct', 'sc/nginx', 'audit/sc', 'added p50 sc', 'added p50 audit'], rows));
+  out.push('');
+  out.push('Per target: latency and proxy CPU per request (proxy process user+system time / requests, warm-up included):');
+  const detail: string[][] = [];
+  for (const clients of CLIENTS) {
+    for (const t of targets) {
+      const s = get(clients, t.name)!;
+      detail.push([
+        String(clients),
+        t.name,
+        s.okRuns ? `${fmt(s.rpsMin)}..${fmt(s.rpsMax)}` : '-',
+        fmt(s.p50Us),
+        fmt(s.p99Us),
+        s.proxyCpuUsPerReq !== undefined ? fmt(s.proxyCpuUsPerReq) : '',
+        `${s.okRuns}/${ROUNDS}`,
+      ]);
+    }
+  }
+  out.push(table(['conns', 'target', 'req/s range', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'ok runs'], detail, [true, false]));
+
+  const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS');
+  const audits = ratios.map((r) => r.auditVsSc ?? NaN);
+  const worstAudit = Math.min(...audits);
+  const targetsOut = [
+    { target: 'audit on within 10% of audit off (every row)', value: `worst ${x(worstAudit)}`, ok: Number.isFinite(worstAudit) ? worstAudit >= 0.9 : false },
+  ];
+  out.push('');
+  out.push('Targets:');
+  for (const t of targetsOut) out.push(`  ${verdict(t.ok)}  ${t.target.padEnd(48)} ${t.value}`);
+  for (const r of ratios) {
+    out.push(
+      `  info  c=${r.clients}: sidecar ${x(r.scVsDirect)} direct` +
+        (r.scVsNginx !== undefined ? `, ${x(r.scVsNginx)} nginx (nginx ${x(r.nginxVsDirect)} direct)` : ', nginx skipped') +
+        (r.addedP50Us !== undefined ? `; adds ${fmt(r.addedP50Us)} µs p50 (${fmt(r.addedP50AuditUs)} µs with audit)` : ''),
+    );
+  }
+
+  const sinkNow = await sinkStats(sink);
+  const exported = Object.entries(sinkNow)
+    .map(([p, c]) => `${p} ${c.requests} req / ${fmt(c.bytes / 1024)} KiB`)
+    .join(', ');
+  const spoolBytes = dirBytes(spoolDir);
+  out.push('');
+  out.push(`OTLP sink received: ${exported || 'nothing (the audit sidecar exported nothing!)'}; spool left ${fmt(spoolBytes / 1024)} KiB`);
+  const errors = runs.filter((r) => r.error);
+  if (errors.length) {
+    out.push('');
+    out.push(`${errors.length} run(s) failed:`);
+    for (const e of errors) out.push(`  round ${e.round + 1} c=${e.clients} ${e.target}: ${e.error}`);
+  }
+  const logProblems: Record<string, string[]> = {};
+  for (const s of [sc, sca]) {
+    const p = s.problemLines();
+    logProblems[s.name] = p.slice(-50);
+    if (p.length) {
+      out.push(`${s.name} logged ${p.length} warning/error line(s); last ones:`);
+      for (const l of p.slice(-5)) out.push('  ' + l.slice(0, 400));
+    } else out.push(`${s.name} log: no warnings or errors.`);
+  }
+  out.push(`Total time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  process.stdout.write(out.join('\n') + '\n');
+
+  const results = {
+    date: new Date().toISOString(),
+    settings: { seconds: SECONDS, rounds: ROUNDS, warmupSeconds: WARMUP, runWarmupSeconds: RUN_WARMUP, clients: CLIENTS, request: `POST ${CHAT_PATH}`, responseBytes: upstreamBodies().chat.length },
+    environment: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      node: process.version,
+      nginx: nginxBin ? ((await runCmd(nginxBin, ['-v'], { timeoutMs: 5000 })).stderr.trim() || 'unknown') : null,
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: os.loadavg(),
+    },
+    summary: summaries,
+    ratios,
+    targets: targetsOut.map((t) => ({ ...t, result: verdict(t.ok).trim() })),
+    otlpSink: sinkNow,
+    spoolBytesLeft: spoolBytes,
+    logProblems,
+    runs,
+  };
+  const jsonFile = path.resolve(__dirname, '..', 'bench-http-results.json');
+  fs.writeFileSync(jsonFile, JSON.stringify(results, null, 2) + '\n');
+  process.stdout.write(`Wrote ${path.relative(process.cwd(), jsonFile)}\n`);
+  return errors.length ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const roleAt = process.argv.indexOf('--role');
+if (roleAt >= 0) {
+  const role = process.argv[roleAt + 1];
+  if (role === 'upstream') roleUpstream();
+  else if (role === 'sink') roleSink();
+  else if (role === 'load')
+    roleLoad(process.argv.slice(roleAt + 2)).catch((err: Error) => {
+      process.stderr.write(`load: ${err.stack ?? err.message}\n`);
+      process.exit(1);
+    });
+  else {
+    process.stderr.write(`unknown role "${role}": upstream, sink or load\n`);
+    process.exit(2);
+  }
+} else {
+  runMain(main);
+}

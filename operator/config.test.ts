@@ -1,0 +1,80 @@
+import { OperatorConfigError, parseOperatorConfig } from './config';
+
+function problems(text: string): string[] {
+  try {
+    parseOperatorConfig(text, 'config.yaml', 'agent-warden');
+  } catch (e) {
+    if (e instanceof OperatorConfigError) return e.problems;
+    throw e;
+  }
+  return [];
+}
+
+describe('parseOperatorConfig', () => {
+  it('reads the file the chart renders, with defaults filled in', () => {
+    const c = parseOperatorConfig(
+      `
+sidecar:
+  image: ghcr.io/agent-warden/warden:0.2.0
+  imagePullPolicy: IfNotPresent
+  resources:
+    requests: {cpu: 50m, memory: 64Mi}
+    limits: {memory: 256Mi}
+lockdown: true
+otlp:
+  endpoint: "http://otel-collector.observability:4318"
+  protocol: "http/protobuf"
+webhook:
+  port: 9443
+  serviceName: agent-warden
+  secretName: agent-warden-webhook-tls
+  certMode: cert-manager
+approvals:
+  ttl: "24h"
+`,
+      'config.yaml',
+      'agent-warden',
+    );
+    expect(c.injector).toMatchObject({
+      image: 'ghcr.io/agent-warden/warden:0.2.0',
+      lockdownByDefault: true,
+      operatorNamespace: 'agent-warden',
+      otlpEndpoint: 'http://otel-collector.observability:4318',
+      otlpProtocol: 'http/protobuf',
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    });
+    expect(c.webhook).toEqual({ port: 9443, serviceName: 'agent-warden', secretName: 'agent-warden-webhook-tls', certMode: 'cert-manager', mutatingName: 'agent-warden', validatingName: 'agent-warden' });
+    expect(c.approvals.ttlMs).toBe(24 * 3_600_000);
+
+    const minimal = parseOperatorConfig('sidecar: {image: warden:1}', 'c', 'ops');
+    expect(minimal.webhook).toMatchObject({ port: 9443, certMode: 'self', serviceName: 'agent-warden-webhook', secretName: 'agent-warden-webhook-tls' });
+  });
+
+  it('names every bad field', () => {
+    expect(
+      problems(`
+sidecar:
+  image: warden:1
+  imagePullPolicy: Sometimes
+  resources: {requests: {cpu: lots}}
+  tag: latest
+lockdown: "yes"
+webhook: {port: 99999, certMode: vault}
+approvals: {ttl: forever}
+extra: 1
+`),
+    ).toEqual([
+      'extra: unknown field (known: sidecar, lockdown, otlp, webhook, approvals)',
+      'sidecar.tag: unknown field (known: image, imagePullPolicy, resources, lockdownImage, tokenAudience, tokenExpirationSeconds)',
+      'lockdown: must be true or false (got "yes")',
+      'webhook.port: must be a port number 1-65535 (got 99999)',
+      'webhook.certMode: must be self or cert-manager (got "vault")',
+      expect.stringMatching(/^approvals.ttl: "forever" is not a duration/),
+      expect.stringMatching(/^sidecar.imagePullPolicy: must be one of/),
+      'sidecar.resources.requests.cpu: not a Kubernetes quantity (got "lots")',
+    ]);
+    expect(problems('sidecar: {image: warden:1, imagePullPolicy: Sometimes}')).toEqual([expect.stringMatching(/^sidecar.imagePullPolicy: must be one of Always, IfNotPresent, Never/)]);
+    expect(problems('webhook: {}')).toEqual(['sidecar.image: required (the warden image the webhook injects)']);
+    expect(problems('sidecar: [')[0]).toMatch(/^YAML syntax error/);
+  });
+});
