@@ -398,7 +398,9 @@ async function startHttpSidecar(opts: { name: string; dir: string; upstreamPort:
   const logFile = path.join(opts.dir, 'sidecar.log');
   const logFd = fs.openSync(logFile, 'a');
   const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
-  const args = [cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', `127.0.0.1:${port}`];
+  // BENCH_SIDECAR_NODE_ARGS: extra node/V8 flags for the sidecar processes (e.g. --cpu-prof).
+  const nodeArgs = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const args = [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', `127.0.0.1:${port}`];
   if (opts.audit) args.push('--spool-dir', opts.audit.spoolDir);
   const env = benchEnv(opts.audit ? { OTEL_EXPORTER_OTLP_ENDPOINT: opts.audit.otlpEndpoint } : {});
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env }));

@@ -123,7 +123,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
       record(() =>
         postgresRecord(c, { namespace: e.database, text: e.text, operations: e.kinds, protocol: e.protocol, rows: e.rows, params: e.params }),
       );
-      if (e.decision === 'allow' && !e.error) return;
+      if ((e.decision === 'allow' || e.decision === 'mask') && !e.error) return; // routine: counted, recorded, not logged
       log.info('operation', {
         session: e.sessionId,
         target: e.target,
@@ -171,7 +171,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
           e.payload,
         ),
       );
-      if (e.decision === 'allow' && !e.error) return;
+      if ((e.decision === 'allow' || e.decision === 'mask') && !e.error) return; // routine: counted, recorded, not logged
       log.info('request', {
         target: e.target,
         policy: e.policy,
@@ -215,7 +215,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
           tunnel: e.kind === 'connect',
         }),
       );
-      if (e.decision === 'allow' && !e.error) return;
+      if (e.decision === 'allow' && !e.error) return; // routine: counted, recorded, not logged
       log.info('egress', { host: e.host, port: e.port, method: e.method, decision: e.decision, rule: e.rule, reason: e.reason, status: e.status, error: e.error });
     },
     blocked(): string | undefined {
