@@ -2,7 +2,7 @@
 // operation ends, and is what the spool stores.
 import type { AuditApproval, AuditDb, AuditGenAi, AuditHttp, AuditPayload, AuditRecord, AuditTrace } from '../../common/audit/record';
 import type { Identity } from '../../common/policy/types';
-import { newRecordId } from './ids';
+import { newRecordId, newSpanId } from './ids';
 import { startTrace, traceparentFromSql } from './trace-context';
 
 /** Longest statement text kept in a record (spans and logs carry it); longer ones are cut. */
@@ -71,4 +71,20 @@ export function httpRecord(kind: 'http' | 'egress', c: OperationCommon, trace: A
   if (genAi) r.genAi = genAi;
   if (payload) r.payload = payload;
   return r;
+}
+
+/** An approver's answer for the audit record (and its `warden.approval.wait` child span). */
+export function approvalRecord(
+  outcome: { approved: boolean; reason: string; approvalId?: string; decidedBy?: string },
+  waitStartedAt: number /* performance.now() */,
+): AuditApproval {
+  return {
+    id: outcome.approvalId,
+    approved: outcome.approved,
+    reason: outcome.reason,
+    decidedBy: outcome.decidedBy,
+    waitStart: performance.timeOrigin + waitStartedAt,
+    waitMs: performance.now() - waitStartedAt,
+    spanId: newSpanId(),
+  };
 }

@@ -52,6 +52,27 @@ export interface WardenAuditSink extends AuditSink {
   blocked(): string | undefined;
 }
 
+/** The fields every data path reports the same way. */
+function common(e: StatementEvent | HttpAuditEvent, session: string): OperationCommon {
+  return {
+    session,
+    seq: e.seq,
+    start: e.startedAt,
+    durationMs: e.durationMs,
+    upstreamMs: e.upstreamMs,
+    policy: e.policy,
+    target: e.target,
+    decision: e.decision,
+    rule: e.rule,
+    reason: e.reason,
+    identity: e.identity,
+    approval: e.approval,
+    masked: e.masked,
+    maskedBy: e.maskedBy,
+    error: e.error,
+  };
+}
+
 export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
   const { log, metrics, recorder } = opts;
   const ops = metrics.counter(METRIC.operations, 'Operations seen by the sidecar, by target, decision and rule.');
@@ -102,23 +123,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
 
   return {
     statement(e: StatementEvent): void {
-      const c: OperationCommon = {
-        session: e.sessionId,
-        seq: e.seq,
-        start: e.startedAt,
-        durationMs: e.durationMs,
-        upstreamMs: e.upstreamMs,
-        policy: e.policy,
-        target: e.target,
-        decision: e.decision,
-        rule: e.rule,
-        reason: e.reason,
-        identity: e.identity,
-        approval: e.approval,
-        masked: e.masked,
-        maskedBy: e.maskedBy,
-        error: e.error,
-      };
+      const c = common(e, e.sessionId);
       count(c, 'postgres');
       record(() =>
         postgresRecord(c, { namespace: e.database, text: e.text, operations: e.kinds, protocol: e.protocol, rows: e.rows, params: e.params }),
@@ -143,23 +148,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
       if (e.event !== 'connect' && e.event !== 'disconnect') log.warn('session', { ...e });
     },
     http(e: HttpAuditEvent): void {
-      const c: OperationCommon = {
-        session: e.session,
-        seq: e.seq,
-        start: e.startedAt,
-        durationMs: e.durationMs,
-        upstreamMs: e.upstreamMs,
-        policy: e.policy,
-        target: e.target,
-        decision: e.decision,
-        rule: e.rule,
-        reason: e.reason,
-        identity: e.identity,
-        approval: e.approval,
-        masked: e.masked,
-        maskedBy: e.maskedBy,
-        error: e.error,
-      };
+      const c = common(e, e.session);
       count(c, 'http');
       record(() =>
         httpRecord(

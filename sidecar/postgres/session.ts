@@ -50,7 +50,7 @@ import { filterStartupParams, isSafeClientEncoding } from './startup-params';
 import { guardStatements } from './guards';
 import { connectUpstream, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
 import type { AuditApproval } from '../../common/audit/record';
-import { newSpanId } from '../audit/ids';
+import { approvalRecord } from '../audit/records';
 
 /** An extended-protocol batch held from its held Parse (or Bind) up to Sync/Flush, none of it forwarded yet. */
 interface HeldBatch {
@@ -608,15 +608,7 @@ export class PgSession {
       .then(
         (outcome) => {
           if (this.phase !== 'ready') return;
-          this.lastApproval = {
-            id: outcome.approvalId,
-            approved: outcome.approved,
-            reason: outcome.reason,
-            decidedBy: outcome.decidedBy,
-            waitStart: performance.timeOrigin + waitStart,
-            waitMs: performance.now() - waitStart,
-            spanId: newSpanId(),
-          };
+          this.lastApproval = approvalRecord(outcome, waitStart);
           decided(outcome);
           if (this.holdAbort !== abort) return; // `decided` asked again
           this.holdAbort = undefined;

@@ -19,7 +19,7 @@ import type { HttpApprovalGate } from './approval';
 import { errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
 import type { AuditApproval, AuditTrace } from '../../../common/audit/record';
-import { newSpanId } from '../../audit/ids';
+import { approvalRecord } from '../../audit/records';
 
 export type { HttpApprovalGate, HeldHttpRequest } from './approval';
 
@@ -263,15 +263,7 @@ export async function holdForApproval(
   } catch (e) {
     approval = { approved: false, reason: `approval failed: ${(e as Error)?.message ?? String(e)}` };
   }
-  const record: AuditApproval = {
-    id: approval.approvalId,
-    approved: approval.approved,
-    reason: approval.reason,
-    decidedBy: approval.decidedBy,
-    waitStart: performance.timeOrigin + waitStart,
-    waitMs: performance.now() - waitStart,
-    spanId: newSpanId(),
-  };
+  const record = approvalRecord(approval, waitStart);
   if (approval.approved) return { ok: true, decision, approval, record };
   return { ok: false, decision, approval, record, message: `${decision.reason}; approval denied: ${approval.reason}` };
 }

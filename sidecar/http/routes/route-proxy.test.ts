@@ -78,10 +78,9 @@ function buildPolicy(): AccessPolicy {
 
 beforeAll(async () => {
   upstream = await startFakeOpenAI();
-  const probe = http.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  downPort = (probe.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  // Port 1 (tcpmux): nothing listens there. A port freed by closing a probe server could be taken
+  // by another suite running in parallel, and then "down" answers.
+  downPort = 1;
   secretsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-routes-'));
   fs.mkdirSync(path.join(secretsDir, 'openai'));
   fs.writeFileSync(path.join(secretsDir, 'openai', 'token'), SECRET + '\n');
