@@ -3,15 +3,17 @@
 // OTEL_EXPORTER_OTLP_HEADERS / _TIMEOUT / _COMPRESSION / certificates (read by the exporters
 // themselves), OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES for the resource.
 import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
-import { OTLPLogExporter as LogsProto } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as TracesProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import { defaultResource, envDetector, detectResources, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import type { LogRecordExporter } from '@opentelemetry/sdk-logs';
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import type { ExportResult } from '@opentelemetry/core';
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { AuditRecord } from '../../common/audit/record';
+import { encodeLogs, encodeTraces } from './otlp-encode';
+import { toLogRecord, toSpans } from './to-otlp';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
 
@@ -67,17 +69,53 @@ function endpoint(env: NodeJS.ProcessEnv, signal: 'TRACES' | 'LOGS' | 'METRICS')
   return url.href;
 }
 
+/** Exports audit records as one signal (their spans, or their log records). */
+export interface RecordExporter {
+  export(records: AuditRecord[], done: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
 export interface Exporters {
-  traces: SpanExporter;
-  logs: LogRecordExporter;
+  traces: RecordExporter;
+  logs: RecordExporter;
   metrics: PushMetricExporter;
 }
 
-export function createExporters(s: OtlpSettings): Exporters {
-  // Headers, timeout, compression and certificates still come from OTEL_EXPORTER_OTLP_* (read by the exporters).
+/**
+ * http/protobuf: the SDK's OTLP HTTP transport (headers, timeout, compression, certificates and
+ * retries from OTEL_EXPORTER_OTLP_*) with our own serializer, which encodes records directly
+ * (otlp-encode.ts). http/json: the SDK's JSON exporters over the records' ReadableSpans.
+ */
+function protobufExporter(signal: 'TRACES' | 'LOGS', url: string, encode: (r: AuditRecord[]) => Uint8Array): RecordExporter {
+  const path = signal === 'TRACES' ? 'v1/traces' : 'v1/logs';
+  const delegate = createOtlpHttpExportDelegate<AuditRecord[], unknown>(
+    convertLegacyHttpOptions({ url }, signal, path, { 'Content-Type': 'application/x-protobuf' }),
+    { serializeRequest: encode, deserializeResponse: () => ({}) },
+    signal === 'TRACES' ? 'otlp_http_span_exporter' : 'otlp_http_log_exporter',
+    { name: signal === 'TRACES' ? 'span' : 'log', countItems: (r: AuditRecord[]) => r.length },
+    undefined,
+  );
+  return new OTLPExporterBase<AuditRecord[]>(delegate);
+}
+
+export function createExporters(s: OtlpSettings, resource: Resource): Exporters {
+  let traces: RecordExporter;
+  if (s.traces.protocol === 'http/json') {
+    const sdk = new TracesJson({ url: s.traces.url });
+    traces = { export: (records, done) => sdk.export(records.flatMap((r) => toSpans(r, resource)), done), shutdown: () => sdk.shutdown() };
+  } else {
+    traces = protobufExporter('TRACES', s.traces.url, (records) => encodeTraces(records, resource));
+  }
+  let logs: RecordExporter;
+  if (s.logs.protocol === 'http/json') {
+    const sdk = new LogsJson({ url: s.logs.url });
+    logs = { export: (records, done) => sdk.export(records.map((r) => toLogRecord(r, resource)), done), shutdown: () => sdk.shutdown() };
+  } else {
+    logs = protobufExporter('LOGS', s.logs.url, (records) => encodeLogs(records, resource));
+  }
   return {
-    traces: s.traces.protocol === 'http/json' ? new TracesJson({ url: s.traces.url }) : new TracesProto({ url: s.traces.url }),
-    logs: s.logs.protocol === 'http/json' ? new LogsJson({ url: s.logs.url }) : new LogsProto({ url: s.logs.url }),
+    traces,
+    logs,
     metrics: s.metrics.protocol === 'http/json' ? new MetricsJson({ url: s.metrics.url }) : new MetricsProto({ url: s.metrics.url }),
   };
 }

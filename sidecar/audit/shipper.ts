@@ -11,7 +11,6 @@ import { METRIC } from '../../common/audit/names';
 import type { Logger } from '../../common/log';
 import type { Metrics } from '../../common/metrics';
 import type { Exporters } from './exporters';
-import { toLogRecord, toSpans } from './to-otlp';
 
 /** What the shipper needs of the spool. */
 export interface ShipperSpool {
@@ -54,7 +53,7 @@ function exportWith<T>(exporter: { export(items: T[], cb: (r: ExportResult) => v
 }
 
 export function startShipper(opts: ShipperOptions): Shipper {
-  const { spool, exporters, resource, log, metrics } = opts;
+  const { spool, exporters, log, metrics } = opts;
   const linger = opts.lingerMs ?? 200;
   const maxRecords = opts.batchRecords ?? 512;
   const maxBytes = opts.batchBytes ?? 2 * 1024 * 1024;
@@ -92,8 +91,7 @@ export function startShipper(opts: ShipperOptions): Shipper {
   const shipOnce = async (): Promise<'none' | 'partial' | 'full'> => {
     const batch = spool.readUnacked(spool.stats().ackedSeq, { records: maxRecords, bytes: maxBytes });
     if (batch.length === 0) return 'none';
-    const spans = [];
-    const logs = [];
+    const records: AuditRecord[] = [];
     for (const item of batch) {
       let r: AuditRecord;
       try {
@@ -103,18 +101,17 @@ export function startShipper(opts: ShipperOptions): Shipper {
         log.error('audit record in the spool is not readable; skipped', { seq: item.seq });
         continue;
       }
-      spans.push(...toSpans(r, resource));
-      logs.push(toLogRecord(r, resource));
+      records.push(r);
     }
     try {
-      await exportWith(exporters.traces, spans);
+      await exportWith(exporters.traces, records);
     } catch (err) {
       failures.inc({ signal: 'traces' });
       throw err;
     }
     exported.inc({ signal: 'traces' }, batch.length);
     try {
-      await exportWith(exporters.logs, logs);
+      await exportWith(exporters.logs, records);
     } catch (err) {
       failures.inc({ signal: 'logs' });
       throw err;

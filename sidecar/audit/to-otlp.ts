@@ -155,31 +155,32 @@ export function toSpans(r: AuditRecord, resource: Resource): ReadableSpan[] {
   return out;
 }
 
-/** The log record: what happened, with the masked payloads when the policy records them. */
-export function toLogRecord(r: AuditRecord, resource: Resource): ReadableLogRecord {
-  // Lean on purpose: the span carries the attributes and the log record links to it by trace and
-  // span id; serializing them twice doubled the export cost (profiled). The record keeps what a
-  // reader of logs alone needs to find and filter it.
-  const attributes: LogAttributes = { [ATTR.auditId]: r.id, [ATTR.decision]: r.decision, [ATTR.target]: r.target, [ATTR.policy]: r.policy };
-  if (r.rule) attributes[ATTR.rule] = r.rule;
-  if (r.maskedBy) for (const [k, n] of Object.entries(r.maskedBy)) attributes[`warden.masked.by.${k}`] = n;
-  const body: Record<string, unknown> = {
-    id: r.id,
-    kind: r.kind,
-    session: r.session,
-    seq: r.seq,
-    decision: r.decision,
-    rule: r.rule,
-    reason: r.reason,
-    subject: r.identity.subject,
-  };
+/** What a reader of logs alone needs; the span carries the rest (see toLogRecord). */
+export function logAttributes(r: AuditRecord): Record<string, string | number> {
+  const a: Record<string, string | number> = { [ATTR.auditId]: r.id, [ATTR.decision]: r.decision, [ATTR.target]: r.target, [ATTR.policy]: r.policy };
+  if (r.rule) a[ATTR.rule] = r.rule;
+  if (r.maskedBy) for (const [k, n] of Object.entries(r.maskedBy)) a[`warden.masked.by.${k}`] = n;
+  return a;
+}
+
+export function logBody(r: AuditRecord): Record<string, unknown> {
+  const body: Record<string, unknown> = { id: r.id, kind: r.kind, session: r.session, seq: r.seq, decision: r.decision, rule: r.rule, reason: r.reason, subject: r.identity.subject };
   if (r.db) body.statement = r.db.text;
   if (r.db?.params) body.params = r.db.params;
-  if (r.http) body.request = `${r.http.method} ${r.http.path}`;
-  if (r.http) body.status = r.http.status;
+  if (r.http) {
+    body.request = `${r.http.method} ${r.http.path}`;
+    body.status = r.http.status;
+  }
   if (r.payload?.request !== undefined) body.requestBody = r.payload.request;
   if (r.payload?.response !== undefined) body.responseBody = r.payload.response;
   if (r.payload?.truncated) body.truncated = true;
+  return body;
+}
+
+/** The log record: what happened, with the masked payloads when the policy records them. */
+export function toLogRecord(r: AuditRecord, resource: Resource): ReadableLogRecord {
+  // Lean on purpose: the span carries the attributes and the log record links to it by trace and
+  // span id; serializing them twice doubled the export cost (profiled).
   const denied = r.decision === 'deny' || (r.approval !== undefined && !r.approval.approved);
   return {
     hrTime: hr(r.start + r.durationMs),
@@ -188,10 +189,10 @@ export function toLogRecord(r: AuditRecord, resource: Resource): ReadableLogReco
     severityNumber: denied || r.error ? SeverityNumber.WARN : SeverityNumber.INFO,
     severityText: denied || r.error ? 'WARN' : 'INFO',
     eventName: 'warden.audit',
-    body: body as ReadableLogRecord['body'],
+    body: logBody(r) as ReadableLogRecord['body'],
     resource,
     instrumentationScope: scope,
-    attributes,
+    attributes: logAttributes(r) as LogAttributes,
     droppedAttributesCount: 0,
   };
 }

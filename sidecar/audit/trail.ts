@@ -45,7 +45,7 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
   const reserve = Math.max(4096, Math.min(Math.floor(opts.maxBytes / 8), 4 * 1024 * 1024));
   const blockedOps = metrics.counter(METRIC.spoolBlocked, 'Operations refused because the audit spool was full (whenSpoolFull: block).');
   const resource = opts.resource ?? sidecarResource();
-  const exporters = opts.exporters ?? (opts.otlp ? createExporters(opts.otlp) : undefined);
+  const exporters = opts.exporters ?? (opts.otlp ? createExporters(opts.otlp, resource) : undefined);
   let shipper: Shipper | undefined;
   let otlpMetrics: OtlpMetricsHandle | undefined;
   let ackTimer: NodeJS.Timeout | undefined;

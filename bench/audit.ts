@@ -1,0 +1,79 @@
+// `node dist/bench/audit.js`: the audit trail's cost per operation, stage by stage, in this process
+// (no network): building a record, appending it to the spool (JSON + one write), and what the
+// shipper does per record (parse, OTel span and log objects, OTLP protobuf serialization).
+// Complements pg-bench's `sidecar-audit` target, which measures the whole path end to end.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { silentLogger } from '../common/log';
+import { Metrics } from '../common/metrics';
+import type { AuditRecord } from '../common/audit/record';
+import { sidecarResource } from '../sidecar/audit/exporters';
+import { postgresRecord } from '../sidecar/audit/records';
+import { Spool } from '../sidecar/audit/spool';
+import { encodeLogs, encodeTraces } from '../sidecar/audit/otlp-encode';
+import { toLogRecord, toSpans } from '../sidecar/audit/to-otlp';
+
+const N = Number(process.env.BENCH_AUDIT_N ?? 50_000);
+
+function time(label: string, n: number, fn: (i: number) => void): number {
+  for (let i = 0; i < Math.min(n, 2000); i++) fn(i); // warm-up
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn(i);
+  const us = Number(process.hrtime.bigint() - t0) / 1000 / n;
+  process.stdout.write(`  ${label.padEnd(52)} ${us.toFixed(2).padStart(8)} µs/op\n`);
+  return us;
+}
+
+function main(): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-audit-bench-'));
+  const spool = Spool.open({ dir, maxBytes: 1024 * 1024 * 1024, whenFull: 'drop-oldest', log: silentLogger, metrics: new Metrics() });
+  const resource = sidecarResource({});
+  const identity = { subject: 'system:serviceaccount:agents:support-agent', groups: ['system:serviceaccounts'], source: 'pod' as const };
+  const make = (i: number): AuditRecord =>
+    postgresRecord(
+      { session: 'b7d3c0de-1111-4222-8333-944455556666', seq: i, start: Date.now(), durationMs: 0.21, upstreamMs: 0.12, policy: 'agents/support-agent', target: 'crm', decision: 'allow', reason: 'no rule matched; default action allow', identity, masked: 0 },
+      { namespace: 'crm', text: `SELECT abalance FROM pgbench_accounts WHERE aid = ${i}`, operations: ['SELECT'], protocol: 'simple', rows: 1 },
+    );
+  process.stdout.write(`Audit trail cost per operation (${N} operations, one process, no network)\n`);
+  const build = time('build the record', N, make);
+  const rec = make(1);
+  const json = JSON.stringify(rec);
+  const stringify = time('JSON.stringify', N, () => JSON.stringify(rec));
+  const append = time('spool.append (one write to the kernel)', N, () => spool.append(json));
+  const parse = time('shipper: JSON.parse', N, () => JSON.parse(json));
+  const objects = time('shipper: span + log record objects', N, () => {
+    toSpans(rec, resource);
+    toLogRecord(rec, resource);
+  });
+  const batch = 512;
+  const spans = Array.from({ length: batch }, () => toSpans(rec, resource)).flat();
+  const logs = Array.from({ length: batch }, () => toLogRecord(rec, resource));
+  const records = Array.from({ length: batch }, () => rec);
+  const quiet = (label: string, fn: () => void): number => {
+    const rounds = Math.max(5, Math.ceil(N / batch));
+    for (let i = 0; i < 3; i++) fn();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < rounds; i++) fn();
+    const us = Number(process.hrtime.bigint() - t0) / 1000 / rounds / batch;
+    process.stdout.write(`  ${label.padEnd(52)} ${us.toFixed(2).padStart(8)} µs/op\n`);
+    return us;
+  };
+  const sdk = quiet('shipper: SDK OTLP protobuf serializer (span + log)', () => {
+    ProtobufTraceSerializer.serializeRequest(spans);
+    ProtobufLogsSerializer.serializeRequest(logs);
+  });
+  const own = quiet('shipper: our OTLP encoder (span + log), used', () => {
+    encodeTraces(records, resource);
+    encodeLogs(records, resource);
+  });
+  process.stdout.write(`  ${'(the SDK path also needs the span + log objects)'.padEnd(52)}   ${(sdk + objects).toFixed(2)} µs/op in all\n`);
+  const hot = build + stringify + append;
+  const ship = parse + own;
+  process.stdout.write(`\n  on the data path (before the agent sees its result): ${hot.toFixed(1)} µs\n`);
+  process.stdout.write(`  in the shipper (off the request, same thread):       ${ship.toFixed(1)} µs\n`);
+  void spool.close().then(() => fs.rmSync(dir, { recursive: true, force: true }));
+}
+
+main();

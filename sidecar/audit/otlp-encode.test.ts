@@ -1,0 +1,81 @@
+// The hand-written OTLP encoder against the OpenTelemetry SDK's own serializer: both outputs are
+// decoded with the opentelemetry-proto definitions and must describe the same spans and log
+// records (ids, parentage, times, status, every attribute and value type, bodies).
+import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { AuditRecord } from '../../common/audit/record';
+import { decodeExport } from '../../test/support/otlp-proto/decode';
+import { encodeLogs, encodeTraces } from './otlp-encode';
+import { httpRecord, postgresRecord } from './records';
+import { startTrace } from './trace-context';
+
+const resource = resourceFromAttributes({ 'service.name': 'warden-sidecar', 'k8s.pod.name': 'agent-0', 'process.pid': 4242 });
+const identity = { subject: 'system:serviceaccount:agents:bot', groups: ['system:serviceaccounts', 'sre'], source: 'pod' as const };
+
+function samples(): AuditRecord[] {
+  const held = postgresRecord(
+    {
+      session: 's-1',
+      seq: 7,
+      start: 1_763_800_000_123.456,
+      durationMs: 2_500.25,
+      upstreamMs: 0.75,
+      policy: 'agents/support',
+      target: 'crm',
+      decision: 'hold',
+      rule: 'deletes-need-approval',
+      reason: 'approved: ticket OPS-7 ✓',
+      identity,
+      approval: { id: 'ab12', approved: true, reason: 'ticket OPS-7 ✓', decidedBy: 'alice', waitStart: 1_763_800_000_124, waitMs: 2_400.5, spanId: '1111222233334444' },
+      masked: 3,
+      maskedBy: { column: 2, email: 1 },
+    },
+    { namespace: 'crm', text: "DELETE FROM orders WHERE id = 3 /*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/", operations: ['DELETE'], protocol: 'extended', rows: 1, params: ['3', null] },
+  );
+  const denied = httpRecord(
+    'http',
+    { session: 'http-9', seq: 1, start: 1_763_800_001_000, durationMs: 1.5, policy: 'agents/support', target: 'openai', decision: 'deny', rule: 'no-admin', reason: 'admin API is off limits', identity, masked: 0, error: 'upstream said no' },
+    startTrace(undefined),
+    { method: 'POST', route: 'openai', path: '/v1/chat/completions', url: 'https://api.openai.com/v1/chat/completions', status: 403, serverAddress: 'api.openai.com', serverPort: 443 },
+    { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o-mini', inputTokens: 5, outputTokens: 7, finishReasons: ['stop', 'length'] },
+    { request: '{"model":"gpt-4o-mini"}', response: 'x'.repeat(300), truncated: true },
+  );
+  return [held, denied];
+}
+
+describe('encodeTraces / encodeLogs', () => {
+  test('spans decode to exactly what the SDK serializer produces for the same records', async () => {
+    const { toSpans } = await import('./to-otlp');
+    const records = samples();
+    const ours = decodeExport('traces', 'protobuf', Buffer.from(encodeTraces(records, resource))).spans;
+    const sdk = decodeExport('traces', 'protobuf', Buffer.from(ProtobufTraceSerializer.serializeRequest(records.flatMap((r) => toSpans(r, resource)))!)).spans;
+    expect(ours).toHaveLength(3); // two operations and one approval wait
+    expect(ours).toEqual(sdk);
+    const wait = ours.find((s) => s.name === 'warden.approval.wait')!;
+    expect(wait.parentSpanId).toBe(records[0].trace.spanId);
+    expect(ours[0].parentSpanId).toBe('00f067aa0ba902b7');
+    expect(ours[0].attributes['warden.identity.groups']).toEqual(['system:serviceaccounts', 'sre']);
+    expect(ours[0].resource['process.pid']).toBe(4242);
+  });
+
+  test('log records decode to what the SDK serializer produces', async () => {
+    const { toLogRecord } = await import('./to-otlp');
+    const records = samples();
+    const ours = decodeExport('logs', 'protobuf', Buffer.from(encodeLogs(records, resource))).logs;
+    const sdk = decodeExport('logs', 'protobuf', Buffer.from(ProtobufLogsSerializer.serializeRequest(records.map((r) => toLogRecord(r, resource)))!)).logs;
+    expect(ours).toEqual(sdk);
+    expect((ours[1].body as Record<string, unknown>).truncated).toBe(true);
+    expect(ours[0].attributes['warden.masked.by.column']).toBe(2);
+  });
+
+  test('long and non-ASCII strings and large batches keep their lengths right', () => {
+    const r = samples()[0];
+    const big = { ...r, db: { ...r.db!, text: 'é'.repeat(70_000) } };
+    const decoded = decodeExport('traces', 'protobuf', Buffer.from(encodeTraces(Array.from({ length: 300 }, () => big), resource))).spans;
+    expect(decoded).toHaveLength(600);
+    const text = String(decoded[598].attributes['db.query.text']);
+    expect(decoded[598].name).toBe('warden.postgres.query');
+    expect(text.length).toBe(70_000);
+    expect(text === 'é'.repeat(70_000)).toBe(true);
+  });
+});
