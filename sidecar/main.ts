@@ -262,7 +262,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     trail = openAuditTrail({
       dir,
       maxBytes: opts.spoolMaxBytes ?? 200 * 1024 * 1024,
-      whenFull: () => store.current.auditWhenSpoolFull,
+      whenFull: store.current.auditWhenSpoolFull,
       log,
       metrics,
       otlp,
@@ -331,6 +331,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   // Reloads apply one at a time: two overlapping reconciles could both try to bind a port.
   let reconciling: Promise<void> = Promise.resolve();
   const onReload = (p: CompiledPolicy): void => {
+    trail?.setWhenFull(p.auditWhenSpoolFull);
     reconciling = reconciling.then(() =>
       reconcile(p).then(
         () => {
@@ -358,6 +359,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     approvals: decisions.gate,
     audit: (e) => audit.http?.(e),
     auditBlocked: () => audit.blocked?.(),
+    auditRecords: trail !== undefined,
   });
   const egress = createEgressServer({
     routes,

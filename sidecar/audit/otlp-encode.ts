@@ -7,8 +7,8 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { AuditRecord } from '../../common/audit/record';
-import { ATTR, SCOPE, SPAN } from '../../common/audit/names';
-import { logAttributes, logBody, spanAttributes } from './to-otlp';
+import { SCOPE, SPAN } from '../../common/audit/names';
+import { approvalWaitAttributes, approvalWaitStatus, logAttributes, logBody, spanAttributes, spanName, spanStatus } from './to-otlp';
 
 /** A growable protobuf writer; nested messages reserve 5 bytes for their length and close up after. */
 class Writer {
@@ -207,7 +207,7 @@ function attributes(w: Writer, field: number, attrs: Attributes | Record<string,
   }
 }
 
-function resourceAndScope(w: Writer, resource: Resource): void {
+function writeResource(w: Writer, resource: Resource): void {
   w.begin(1); // resource
   attributes(w, 1, resource.attributes as Attributes);
   w.end();
@@ -226,18 +226,6 @@ function nanos(ms: number): bigint {
 }
 
 const SERVER = 2; // SpanKind SERVER in the proto enum (SPAN_KIND_SERVER = 2)
-const STATUS_ERROR = 2;
-
-function spanName(r: AuditRecord): string {
-  return r.kind === 'postgres' ? SPAN.postgres : r.kind === 'http' ? SPAN.http : SPAN.egress;
-}
-
-function statusOf(r: AuditRecord): { code: number; message?: string } {
-  if (r.decision === 'deny' || (r.approval && !r.approval.approved)) return { code: STATUS_ERROR, message: `denied: ${r.reason}` };
-  if (r.error) return { code: STATUS_ERROR, message: r.error };
-  if (r.http && r.http.status >= 500) return { code: STATUS_ERROR, message: `HTTP ${r.http.status}` };
-  return { code: 0 };
-}
 
 function span(w: Writer, s: { traceId: string; spanId: string; parent?: string; remoteParent: boolean; state?: string; name: string; start: number; durationMs: number; attrs: Attributes; status: { code: number; message?: string }; flags: number }): void {
   w.begin(2); // ScopeSpans.spans
@@ -266,20 +254,15 @@ function span(w: Writer, s: { traceId: string; spanId: string; parent?: string; 
 export function encodeTraces(records: readonly AuditRecord[], resource: Resource): Uint8Array {
   const w = new Writer();
   w.begin(1); // resource_spans
-  resourceAndScope(w, resource);
+  writeResource(w, resource);
   w.begin(2); // scope_spans
   scope(w);
   for (const r of records) {
     const t = r.trace;
-    span(w, { traceId: t.traceId, spanId: t.spanId, parent: t.parentSpanId, remoteParent: t.parentSpanId !== undefined, state: t.state, name: spanName(r), start: r.start, durationMs: r.durationMs, attrs: spanAttributes(r), status: statusOf(r), flags: t.flags });
+    span(w, { traceId: t.traceId, spanId: t.spanId, parent: t.parentSpanId, remoteParent: t.parentSpanId !== undefined, state: t.state, name: spanName(r), start: r.start, durationMs: r.durationMs, attrs: spanAttributes(r), status: spanStatus(r), flags: t.flags });
     if (r.approval) {
       const a = r.approval;
-      const attrs: Attributes = { [ATTR.policy]: r.policy, [ATTR.target]: r.target, [ATTR.approvalOutcome]: a.approved ? 'approved' : 'denied' };
-      if (r.rule) attrs[ATTR.rule] = r.rule;
-      if (a.id) attrs[ATTR.approvalId] = a.id;
-      if (a.decidedBy) attrs[ATTR.approvalDecidedBy] = a.decidedBy;
-      if (a.reason) attrs[ATTR.reason] = a.reason;
-      span(w, { traceId: t.traceId, spanId: a.spanId, parent: t.spanId, remoteParent: false, name: SPAN.approvalWait, start: a.waitStart, durationMs: a.waitMs, attrs, status: a.approved ? { code: 0 } : { code: STATUS_ERROR, message: a.reason }, flags: t.flags });
+      span(w, { traceId: t.traceId, spanId: a.spanId, parent: t.spanId, remoteParent: false, name: SPAN.approvalWait, start: a.waitStart, durationMs: a.waitMs, attrs: approvalWaitAttributes(r, a), status: approvalWaitStatus(a), flags: t.flags });
     }
   }
   w.end();
@@ -294,7 +277,7 @@ const SEVERITY_WARN = 13;
 export function encodeLogs(records: readonly AuditRecord[], resource: Resource): Uint8Array {
   const w = new Writer();
   w.begin(1); // resource_logs
-  resourceAndScope(w, resource);
+  writeResource(w, resource);
   w.begin(2); // scope_logs
   scope(w);
   for (const r of records) {

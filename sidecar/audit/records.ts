@@ -51,15 +51,14 @@ function base(kind: AuditRecord['kind'], c: OperationCommon, trace: AuditTrace):
   return r;
 }
 
-export function cut(text: string, max: number): { text: string; truncated: boolean } {
-  if (text.length <= max) return { text, truncated: false };
-  return { text: text.slice(0, max) + '…', truncated: true };
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(0, max) + '…';
 }
 
 /** A SQL statement: the trace parent comes from a sqlcommenter `traceparent` in the text, if any. */
 export function postgresRecord(c: OperationCommon, db: Omit<AuditDb, 'system'>, payload?: AuditPayload): AuditRecord {
   const r = base('postgres', c, startTrace(traceparentFromSql(db.text)));
-  r.db = { system: 'postgresql', ...db, text: cut(db.text, MAX_QUERY_TEXT).text };
+  r.db = { system: 'postgresql', ...db, text: cut(db.text, MAX_QUERY_TEXT) };
   if (payload) r.payload = payload;
   return r;
 }

@@ -5,7 +5,6 @@
 // A batch re-sent after a failure or a restart carries the same span ids and `warden.audit.id`,
 // so a collector (or the query) can drop the duplicate.
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { Resource } from '@opentelemetry/resources';
 import type { AuditRecord } from '../../common/audit/record';
 import { METRIC } from '../../common/audit/names';
 import type { Logger } from '../../common/log';
@@ -22,7 +21,6 @@ export interface ShipperSpool {
 export interface ShipperOptions {
   spool: ShipperSpool;
   exporters: Pick<Exporters, 'traces' | 'logs'>;
-  resource: Resource;
   log: Logger;
   metrics: Metrics;
   /** Wait for more records before exporting a partial batch (default 200 ms). */

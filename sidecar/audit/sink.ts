@@ -11,9 +11,9 @@ import type { AuditSink, SessionEvent, StatementEvent } from '../postgres/runtim
 import { httpRecord, postgresRecord, type OperationCommon } from './records';
 import { startTrace } from './trace-context';
 
-/** Where records go: the spool. `append` returns false when the record could not be stored. */
+/** Where records go: the spool (which counts and logs a record it refuses). */
 export interface AuditRecorder {
-  append(record: AuditRecord): boolean;
+  append(record: AuditRecord): void;
   /** Set while new operations must be refused (spool full, `whenFull: block`): the reason to give. */
   blocked(): string | undefined;
 }
@@ -76,14 +76,14 @@ function common(e: StatementEvent | HttpAuditEvent, session: string): OperationC
 export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
   const { log, metrics, recorder } = opts;
   const ops = metrics.counter(METRIC.operations, 'Operations seen by the sidecar, by target, decision and rule.');
-  const masked = metrics.counter(METRIC.masked, 'Values masked, by target and detector (column and json-path for rule-based masking).');
+  const masked = metrics.counter(METRIC.masked, 'Values masked, by target and detector (`column` for column rules, `json` for JSON bodies).');
   const sessions = metrics.counter(METRIC.sessions, 'Session lifecycle events, by target and event.');
   const approvals = metrics.counter(METRIC.approvals, 'Approval requests by outcome.');
   const wait = metrics.histogram(METRIC.approvalWait, 'Time operations waited for an approver, in seconds.');
   const duration = metrics.histogram(METRIC.operationDuration, 'Operation duration as the agent saw it, in seconds.');
   const added = metrics.histogram(METRIC.addedLatency, 'Latency the sidecar added to an operation (its duration minus upstream time and approval wait), in seconds.');
   const upstream = metrics.histogram(METRIC.upstreamLatency, 'Upstream time of an operation, in seconds.');
-  const lost = metrics.counter(METRIC.spoolDropped, 'Audit records dropped: spool full (drop-oldest) or not writable.');
+  const lost = metrics.counter(METRIC.spoolDropped, 'Audit records dropped, by reason: drop-oldest (spool full), refused (full in block mode, or the write failed), damaged (found on open), unwritable (could not be built).');
 
   const opSeries = cache<Inc>((l) => ops.bind({ target: l[0], decision: l[1], rule: l[2] }));
   const maskSeries = cache<Inc>((l) => masked.bind({ target: l[0], detector: l[1] }));
@@ -95,7 +95,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
     opSeries(c.target, c.decision, c.rule ?? '').inc();
     if (c.masked > 0) {
       if (c.maskedBy) for (const [d, n] of Object.entries(c.maskedBy)) maskSeries(c.target, d).inc(n);
-      else maskSeries(c.target, 'unknown').inc(c.masked);
+      else maskSeries(c.target, 'other').inc(c.masked);
     }
     durSeries(c.target, kind).observe(c.durationMs / 1000);
     const waited = c.approval?.waitMs ?? 0;
@@ -112,13 +112,14 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
 
   const record = (make: () => AuditRecord): void => {
     if (!recorder) return;
-    let ok = false;
+    // A record the spool refuses is counted there (reason "refused"); one that cannot even be built
+    // or written is counted here.
     try {
-      ok = recorder.append(make());
+      recorder.append(make());
     } catch (err) {
+      lost.inc({ reason: 'unwritable' });
       log.error('audit record could not be built', { error: (err as Error).message });
     }
-    if (!ok) lost.inc({ reason: 'unwritable' });
   };
 
   return {
@@ -126,7 +127,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
       const c = common(e, e.sessionId);
       count(c, 'postgres');
       record(() =>
-        postgresRecord(c, { namespace: e.database, text: e.text, operations: e.kinds, protocol: e.protocol, rows: e.rows, params: e.params }),
+        postgresRecord(c, { namespace: e.database, text: e.maskText(e.text), operations: e.kinds, protocol: e.protocol, rows: e.rows, params: e.params }),
       );
       if ((e.decision === 'allow' || e.decision === 'mask') && !e.error) return; // routine: counted, recorded, not logged
       log.info('operation', {

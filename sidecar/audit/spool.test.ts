@@ -229,7 +229,7 @@ describe('size bound', () => {
     expect(s.append('rec7')).toBeUndefined();
     expect(s.full).toBe(true);
     expect(s.stats().bytes).toBeLessThanOrEqual(120);
-    expect(metrics.counter(METRIC.spoolBlocked, '').get()).toBe(2);
+    expect(metrics.counter(METRIC.spoolDropped, '').get({ reason: 'refused' })).toBe(2);
     expect(lines.filter((l) => l.level === 'warn' && /full/.test(l.msg))).toHaveLength(1);
 
     s.ack(2); // the first segment holds 1..3: not yet reclaimable

@@ -139,7 +139,6 @@ export class Spool {
   /** Where the last readUnacked() stopped, so the next one continues without rescanning. */
   private readHint: { firstSeq: number; seq: number; offset: number } | undefined;
 
-  private readonly metricBlocked?: { inc(by?: number): void };
   private readonly metricDropped?: Counter;
   private readonly gaugeBytes?: { set(labels: Record<string, string>, v: number): void };
   private readonly gaugePending?: { set(labels: Record<string, string>, v: number): void };
@@ -162,8 +161,7 @@ export class Spool {
     this.releaseLock = state.release;
     if (opts.metrics) {
       const m = opts.metrics;
-      this.metricBlocked = m.counter(METRIC.spoolBlocked, 'Operations refused because the audit spool was full (whenFull: block).').bind({});
-      this.metricDropped = m.counter(METRIC.spoolDropped, 'Audit records dropped, by reason: drop-oldest (spool full), damaged (found on open), unwritable.');
+      this.metricDropped = m.counter(METRIC.spoolDropped, 'Audit records dropped, by reason: drop-oldest (spool full), refused (full in block mode, or the write failed), damaged (found on open), unwritable (could not be built).');
       this.gaugeBytes = m.gauge(METRIC.spoolBytes, 'Bytes of the audit spool on disk.');
       this.gaugePending = m.gauge(METRIC.spoolRecords, 'Audit records in the spool not yet acknowledged by the collector.');
       if (state.dropped > 0) this.metricDropped.inc({ reason: 'damaged' }, state.dropped);
@@ -428,7 +426,7 @@ export class Spool {
   }
 
   private refuse(): undefined {
-    this.metricBlocked?.inc();
+    this.metricDropped?.inc({ reason: 'refused' });
     this.blockedSinceFull += 1;
     if (!this.isFull && this.mode === 'block') this.setFull(true);
     return undefined;

@@ -8,8 +8,9 @@ import { SeverityNumber, type LogAttributes } from '@opentelemetry/api-logs';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import type { AuditRecord } from '../../common/audit/record';
+import type { AuditApproval, AuditRecord } from '../../common/audit/record';
 import { ATTR, SCOPE, SPAN } from '../../common/audit/names';
+import { TraceState } from '@opentelemetry/core';
 
 const scope = { name: SCOPE.name, version: SCOPE.version };
 
@@ -19,8 +20,9 @@ function hr(ms: number): HrTime {
 }
 
 function ctx(traceId: string, spanId: string, flags: number, state?: string, remote = false): SpanContext {
-  void state;
-  return { traceId, spanId, traceFlags: flags & TraceFlags.SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: remote };
+  const c: SpanContext = { traceId, spanId, traceFlags: flags & TraceFlags.SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: remote };
+  if (state) c.traceState = new TraceState(state);
+  return c;
 }
 
 function set(attrs: Attributes, key: string, v: string | number | boolean | string[] | undefined): void {
@@ -83,12 +85,12 @@ function errorType(r: AuditRecord): string {
   return 'upstream_error';
 }
 
-function spanName(r: AuditRecord): string {
+export function spanName(r: AuditRecord): string {
   return r.kind === 'postgres' ? SPAN.postgres : r.kind === 'http' ? SPAN.http : SPAN.egress;
 }
 
 /** ERROR for denials (and approvals that ended in a denial) and upstream failures. */
-function status(r: AuditRecord): { code: SpanStatusCode; message?: string } {
+export function spanStatus(r: AuditRecord): { code: SpanStatusCode; message?: string } {
   if (r.decision === 'deny' || (r.approval && !r.approval.approved)) return { code: SpanStatusCode.ERROR, message: `denied: ${r.reason}` };
   if (r.error) return { code: SpanStatusCode.ERROR, message: r.error };
   if (r.http && r.http.status >= 500) return { code: SpanStatusCode.ERROR, message: `HTTP ${r.http.status}` };
@@ -127,18 +129,27 @@ function span(fields: {
   };
 }
 
+/** The child span of a held operation: how long it waited, and who decided. */
+export function approvalWaitAttributes(r: AuditRecord, a: AuditApproval): Attributes {
+  const attrs: Attributes = { [ATTR.policy]: r.policy, [ATTR.target]: r.target, [ATTR.approvalOutcome]: a.approved ? 'approved' : 'denied' };
+  set(attrs, ATTR.rule, r.rule);
+  set(attrs, ATTR.approvalId, a.id);
+  set(attrs, ATTR.approvalDecidedBy, a.decidedBy);
+  set(attrs, ATTR.reason, a.reason);
+  return attrs;
+}
+
+export function approvalWaitStatus(a: AuditApproval): { code: SpanStatusCode; message?: string } {
+  return a.approved ? { code: SpanStatusCode.UNSET } : { code: SpanStatusCode.ERROR, message: a.reason };
+}
+
 export function toSpans(r: AuditRecord, resource: Resource): ReadableSpan[] {
   const t = r.trace;
   const own = ctx(t.traceId, t.spanId, t.flags, t.state);
   const parent = t.parentSpanId ? ctx(t.traceId, t.parentSpanId, t.flags, t.state, true) : undefined;
-  const out = [span({ name: spanName(r), context: own, parent, start: r.start, durationMs: r.durationMs, attributes: spanAttributes(r), status: status(r), resource })];
+  const out = [span({ name: spanName(r), context: own, parent, start: r.start, durationMs: r.durationMs, attributes: spanAttributes(r), status: spanStatus(r), resource })];
   if (r.approval) {
     const a = r.approval;
-    const attrs: Attributes = { [ATTR.policy]: r.policy, [ATTR.target]: r.target, [ATTR.approvalOutcome]: a.approved ? 'approved' : 'denied' };
-    set(attrs, ATTR.rule, r.rule);
-    set(attrs, ATTR.approvalId, a.id);
-    set(attrs, ATTR.approvalDecidedBy, a.decidedBy);
-    set(attrs, ATTR.reason, a.reason);
     out.push(
       span({
         name: SPAN.approvalWait,
@@ -146,8 +157,8 @@ export function toSpans(r: AuditRecord, resource: Resource): ReadableSpan[] {
         parent: own,
         start: a.waitStart,
         durationMs: a.waitMs,
-        attributes: attrs,
-        status: a.approved ? { code: SpanStatusCode.UNSET } : { code: SpanStatusCode.ERROR, message: a.reason },
+        attributes: approvalWaitAttributes(r, a),
+        status: approvalWaitStatus(a),
         resource,
       }),
     );

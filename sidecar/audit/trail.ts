@@ -15,8 +15,8 @@ import { Spool, type WhenFull } from './spool';
 export interface AuditTrailOptions {
   dir: string;
   maxBytes: number;
-  /** Read at every refusal, so a policy reload changes it at once. */
-  whenFull(): WhenFull;
+  /** The policy's audit.whenSpoolFull; a reload changes it with setWhenFull. */
+  whenFull: WhenFull;
   log: Logger;
   metrics: Metrics;
   /** Without OTLP settings records are kept for `warden replay` only and count as delivered at once. */
@@ -32,6 +32,8 @@ export interface AuditTrailOptions {
 export interface AuditTrail {
   recorder: AuditRecorder;
   spool: Spool;
+  /** A reloaded policy's audit.whenSpoolFull. */
+  setWhenFull(mode: WhenFull): void;
   /** Ships everything recorded so far (bounded by timeoutMs); true when all of it was acknowledged. */
   drain(timeoutMs: number): Promise<boolean>;
   close(graceMs: number): Promise<void>;
@@ -39,7 +41,7 @@ export interface AuditTrail {
 
 export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
   const { log, metrics } = opts;
-  const spool = Spool.open({ dir: opts.dir, maxBytes: opts.maxBytes, whenFull: opts.whenFull(), log, metrics });
+  const spool = Spool.open({ dir: opts.dir, maxBytes: opts.maxBytes, whenFull: opts.whenFull, log, metrics });
   // Block mode refuses new operations while this much room is still left, so that the records of
   // operations already running (pipelined statements, streams) always fit: none is ever lost.
   const reserve = Math.max(4096, Math.min(Math.floor(opts.maxBytes / 8), 4 * 1024 * 1024));
@@ -50,7 +52,7 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
   let otlpMetrics: OtlpMetricsHandle | undefined;
   let ackTimer: NodeJS.Timeout | undefined;
   if (exporters) {
-    shipper = startShipper({ spool, exporters, resource, log, metrics, lingerMs: opts.lingerMs, maxBackoffMs: opts.maxBackoffMs });
+    shipper = startShipper({ spool, exporters, log, metrics, lingerMs: opts.lingerMs, maxBackoffMs: opts.maxBackoffMs });
     otlpMetrics = startOtlpMetrics({ metrics, resource, exporter: exporters.metrics, intervalMs: opts.metricsIntervalMs });
     shipper.kick(); // records a previous run left unacknowledged
   } else {
@@ -62,22 +64,12 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
     ackTimer.unref();
   }
 
-  const syncMode = (): void => {
-    const wanted = opts.whenFull();
-    if (spool.whenFull !== wanted) spool.whenFull = wanted;
-  };
-
   const recorder: AuditRecorder = {
-    append(record: AuditRecord): boolean {
-      syncMode();
-      const seq = spool.append(JSON.stringify(record));
-      if (seq === undefined) return false;
-      shipper?.kick();
-      return true;
+    append(record: AuditRecord): void {
+      if (spool.append(JSON.stringify(record)) !== undefined) shipper?.kick();
     },
     blocked(): string | undefined {
       if (!spool.full && spool.hasRoom(reserve)) return undefined;
-      syncMode();
       if (spool.whenFull !== 'block') return undefined;
       blockedOps.inc();
       return 'the audit trail is full (the OpenTelemetry collector has been unreachable too long) and this policy blocks operations it cannot record (audit.whenSpoolFull: block)';
@@ -87,6 +79,9 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
   return {
     recorder,
     spool,
+    setWhenFull: (mode) => {
+      spool.whenFull = mode;
+    },
     drain: (timeoutMs) => (shipper ? shipper.drain(timeoutMs) : Promise.resolve(true)),
     async close(graceMs: number): Promise<void> {
       if (ackTimer) clearInterval(ackTimer);

@@ -9,6 +9,7 @@ import { encodeCopyData, encodeDataRow, type FieldDescription } from './protocol
 import type { Frame } from './protocol/frame-reader';
 import type { CatalogCache } from './catalog';
 import { ProtocolError } from './protocol/errors';
+import { tallyMasked } from '../../common/masking/tally';
 
 interface ColumnRule {
   rule: string;
@@ -247,7 +248,7 @@ function detectAll(value: Buffer, masking: TargetMasking, by: Record<string, num
     if (r) {
       current = r.buf;
       count += r.count;
-      attribute(by, r.detectors, r.count);
+      tallyMasked(by, r.detectors, r.count);
     }
   }
   return count > 0 ? { buf: current, count } : undefined;
@@ -259,23 +260,4 @@ export function maskCopyData(f: Frame, masking: TargetMasking): MaskResult {
   const masked = detectAll(f.buf.subarray(f.body, f.end), masking, by);
   if (!masked) return { count: 0 };
   return { frame: encodeCopyData(masked.buf), count: masked.count, by };
-}
-
-/**
- * Spreads one masking pass's count over the detectors that matched. The maskers report which
- * detectors fired, not how often each did: exact for the usual single-detector value, and an even
- * split (remainder to the first) when several fired in one value.
- */
-export function attribute(by: Record<string, number>, detectors: readonly string[], count: number): void {
-  if (detectors.length === 0) {
-    by.unknown = (by.unknown ?? 0) + count;
-    return;
-  }
-  const each = Math.floor(count / detectors.length);
-  let rest = count - each * detectors.length;
-  for (const d of detectors) {
-    const n = each + (rest > 0 ? 1 : 0);
-    if (rest > 0) rest--;
-    if (n > 0) by[d] = (by[d] ?? 0) + n;
-  }
 }

@@ -27,8 +27,13 @@ export interface StatementEvent {
   policy: string;
   /** The database (db.namespace). */
   database?: string;
-  /** The statement, with values the policy's detectors find masked. */
+  /** The statement as the agent sent it: mask it with maskText before it leaves the process. */
   text: string;
+  /**
+   * Masks what the policy's detectors find (a card number in a WHERE clause). Called only where the
+   * text is kept (the audit record), so a sidecar that keeps no records never pays for it.
+   */
+  maskText(text: string): string;
   /** Bound parameters, masked; only when the policy records payloads. */
   params?: Array<string | null>;
   /** From forwarding to the server's answer. */

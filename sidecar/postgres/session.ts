@@ -1049,7 +1049,8 @@ export class PgSession {
       target: this.rt.target,
       policy: policy.name,
       database: this.rt.spec().database,
-      text: this.maskText(p.text ?? ''),
+      text: p.text ?? '',
+      maskText: this.maskText,
       decision: denial ? 'deny' : p.masked > 0 ? 'mask' : (d?.action ?? 'allow'),
       rule: d?.rule,
       reason: d?.reason ?? '',
@@ -1067,13 +1068,13 @@ export class PgSession {
   }
 
   /** Values the policy's detectors find (a card number in a WHERE clause) never reach the audit trail. */
-  private maskText(text: string): string {
+  private readonly maskText = (text: string): string => {
     const masking = this.rt.masking();
     if (!masking || masking.detectors.length === 0 || text === '') return text;
     let out = text;
     for (const d of masking.detectors) out = d.masker.mask(out).text;
     return out;
-  }
+  };
 }
 
 function tally(p: PendingResponse, by: Record<string, number> | undefined): void {

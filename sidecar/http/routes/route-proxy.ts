@@ -44,6 +44,7 @@ import { deniedRule, errorBody, policyDeniedBody, sendJsonError } from '../error
 import { endToEndHeaders } from '../headers';
 import type { AuditApproval, AuditGenAi, AuditPayload, AuditTrace } from '../../../common/audit/record';
 import { PayloadCapture } from '../../audit/capture';
+import { tallyMasked } from '../../../common/masking/tally';
 import { newSpanId } from '../../audit/ids';
 import { formatTraceparent, parseTraceparent, startTrace } from '../../audit/trace-context';
 import { createGenAiResponseTap, genAiFromRequest } from '../genai';
@@ -107,6 +108,11 @@ export interface RouteHandlerContext {
   audit(event: HttpAuditEvent): void;
   /** Set while the audit trail cannot take more records: new requests are refused with this reason (fail closed). */
   auditBlocked?(): string | undefined;
+  /**
+   * Audit records are kept (a spool is open): read what only they use — LLM model and token usage
+   * (which means reading LLM request bodies) and the payload recordings. Off, none of that is done.
+   */
+  auditRecords?: boolean;
   /** The approval machinery; without it a hold is answered as a denial. */
   approvals?: HttpApprovalGate;
   limits?: RouteProxyLimits;
@@ -333,8 +339,8 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const { spec: target, base, timeoutMs, maxBody, requestPlan } = tp;
     const blocked = ctx.auditBlocked?.();
     if (blocked) throw new HttpError(503, 'audit_unavailable', blocked);
-    const recordPayloads = policy.auditPayloads;
-    const llm = st.method === 'POST' && looksLikeGenAi(parsed.path);
+    const recordPayloads = ctx.auditRecords === true && policy.auditPayloads;
+    const llm = ctx.auditRecords === true && st.method === 'POST' && looksLikeGenAi(parsed.path);
 
     // --- request body: a declared length over the limit is refused before reading anything
     const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
@@ -368,7 +374,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     };
     let decision = decide(policy, op, st.identity);
     st.decision = decision;
-    if (llm || body?.kind === 'json') {
+    if (llm || (ctx.auditRecords && body?.kind === 'json')) {
       st.genAi = genAiFromRequest(parsed.path, body?.kind === 'json' ? body.doc : undefined, target.baseUrl);
       if (st.genAi) st.tap = createGenAiResponseTap();
     }
@@ -588,7 +594,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         if (r.doc !== doc) changed = true;
         doc = r.doc;
         masked += r.count;
-        if (r.count > 0) countBy(st, m.rule, r.count);
+        if (r.count > 0) tallyMasked((st.maskedBy ??= {}), ['json'], r.count);
       }
       if (changed) text = JSON.stringify(doc);
     } else {
@@ -596,7 +602,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         const r = m.masker.mask(text);
         text = r.text;
         masked += r.count;
-        if (r.count > 0) countBy(st, m.rule, r.count, r.detectors);
+        if (r.count > 0) tallyMasked((st.maskedBy ??= {}), r.detectors, r.count);
       }
     }
     st.masked = maskedInRequest + masked;
@@ -1016,15 +1022,6 @@ function connectionOf(socket: Socket): { id: string; seq: number } {
 const GENAI_PATH = /(\/(chat\/completions|completions|embeddings|responses|messages)|:(generateContent|streamGenerateContent))$/;
 function looksLikeGenAi(path: string): boolean {
   return GENAI_PATH.test(path);
-}
-
-function countBy(st: RequestState, rule: string, n: number, detectors?: readonly string[]): void {
-  const by = (st.maskedBy ??= {});
-  if (detectors && detectors.length > 0) {
-    for (const d of detectors) by[d] = (by[d] ?? 0) + Math.max(1, Math.floor(n / detectors.length));
-  } else {
-    by[rule] = (by[rule] ?? 0) + n;
-  }
 }
 
 /**
