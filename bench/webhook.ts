@@ -5,28 +5,20 @@
 // Environment: BENCH_WEBHOOK_ITERATIONS (default 20000). Target: p99 under 5 ms for the handler.
 // Latencies are wall clock per call; on a shared, busy machine the tail is mostly preemption, so
 // the mean CPU time per call is printed too: it is what the handler itself costs.
-import fs from 'node:fs';
-import path from 'node:path';
-import YAML from 'yaml';
-import { INJECTION_ENABLED, INJECTION_LABEL } from '../common/k8s/names';
-import { parsePolicyYaml } from '../common/policy/load';
-import { findRepoRoot } from '../common/policy/schema';
 import type { AccessPolicy } from '../common/policy/types';
 import { resolveInjectorConfig } from '../operator/inject/config';
-import type { Pod, PodTemplate } from '../operator/inject/k8s-types';
-import { podTemplateOf } from '../operator/inject/workloads';
+import { fixture, fixturePolicies, OPTED_IN, podFromWorkload } from '../operator/inject/fixtures/fixtures';
+import type { Pod } from '../operator/inject/k8s-types';
 import { createPodMutator } from '../operator/webhook/pod-admission';
+import { admissionReview } from '../operator/webhook/testing';
 import type { AdmissionResponse, AdmissionReview } from '../operator/webhook/types';
 import { fmt, percentile, runMain, table } from './support';
 
 const TARGET_P99_MS = 5;
 
 function loadFixtures(): { pod: Pod; policies: AccessPolicy[] } {
-  const dir = path.join(findRepoRoot(), 'operator', 'inject', 'fixtures');
-  const deployment = YAML.parse(fs.readFileSync(path.join(dir, 'langchain-deployment.yaml'), 'utf8')) as Record<string, unknown>;
-  const template = podTemplateOf(deployment) as PodTemplate;
-  const pod: Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { ...template.metadata, generateName: 'support-agent-5f7b9c6d4-', namespace: 'agents' }, spec: template.spec };
-  const base = parsePolicyYaml(fs.readFileSync(path.join(dir, 'policies.yaml'), 'utf8'), 'policies.yaml').flatMap((d) => (d.status === 'valid' ? [d.policy] : []));
+  const pod = podFromWorkload(fixture('langchain-deployment.yaml'));
+  const base = fixturePolicies();
   // A busy cluster: many policies in other namespaces and some non-matching ones in this one.
   const others = Array.from({ length: 48 }, (_, i): AccessPolicy => {
     const p = structuredClone(base[i % base.length]);
@@ -59,22 +51,10 @@ async function main(): Promise<number> {
   const config = resolveInjectorConfig({ image: 'ghcr.io/agent-warden/agent-warden:bench' });
   const handler = createPodMutator({
     policies: () => policies,
-    namespaceLabels: () => ({ [INJECTION_LABEL]: INJECTION_ENABLED }),
+    namespaceLabels: () => OPTED_IN,
     config: () => config,
   });
-  const review: AdmissionReview = {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'agents',
-      operation: 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-      object: pod,
-    },
-  };
+  const review = admissionReview({ namespace: 'agents', object: pod });
   const body = JSON.stringify(review);
   const first = handler(JSON.parse(body) as AdmissionReview) as AdmissionResponse;
   if (!first.allowed || !first.patch) throw new Error(`the bench pod was not injected: ${JSON.stringify(first.status ?? first)}`);

@@ -7,12 +7,13 @@ import { parseArgs } from 'node:util';
 import YAML, { parseAllDocuments } from 'yaml';
 import { INJECTION_ENABLED, INJECTION_LABEL } from '../common/k8s/names';
 import { formatPolicyError } from '../common/policy/errors';
-import { parsePolicyYaml } from '../common/policy/load';
+import { loadPolicyFile, type PolicyDocument } from '../common/policy/load';
 import type { AccessPolicy } from '../common/policy/types';
 import { DEFAULT_IMAGE_REPOSITORY, InjectorConfigError, resolveInjectorConfig, type InjectorConfig } from '../operator/inject/config';
 import type { Pod } from '../operator/inject/k8s-types';
 import { injectPod } from '../operator/inject/mutate';
 import { podTemplateOf, withPodTemplate } from '../operator/inject/workloads';
+import { packageVersion } from './version';
 
 export interface InjectIo {
   stdout: (s: string) => void;
@@ -135,7 +136,7 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
 
   let config: InjectorConfig;
   try {
-    config = resolveInjectorConfig({ image: values.image ?? `${DEFAULT_IMAGE_REPOSITORY}:${await packageVersion()}`, lockdownByDefault: values.lockdown });
+    config = resolveInjectorConfig({ image: values.image ?? `${DEFAULT_IMAGE_REPOSITORY}:${packageVersion()}`, lockdownByDefault: values.lockdown });
   } catch (e) {
     if (!(e instanceof InjectorConfigError)) throw e;
     io.stderr(`warden inject: ${e.message}\n`);
@@ -169,13 +170,12 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
 }
 
 async function loadPolicies(file: string): Promise<AccessPolicy[] | string> {
-  let text: string;
+  let docs: PolicyDocument[];
   try {
-    text = await fs.readFile(file, 'utf8');
+    docs = await loadPolicyFile(file);
   } catch (e) {
     return `warden inject: ${file}: cannot read: ${(e as Error).message}\n`;
   }
-  const docs = parsePolicyYaml(text, file);
   const errors = docs.flatMap((d) => (d.status === 'invalid' ? d.errors.map((e) => `${file}: ${d.name !== undefined ? `AccessPolicy ${d.name}` : `document ${d.index + 1}`}: ${formatPolicyError(e)}\n`) : []));
   if (errors.length > 0) return errors.join('');
   return docs.flatMap((d) => (d.status === 'valid' ? [d.policy] : []));
@@ -217,13 +217,6 @@ async function readProcessStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-async function packageVersion(): Promise<string> {
-  const { readFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const { findRepoRoot } = await import('../common/policy/schema');
-  return (JSON.parse(readFileSync(join(findRepoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function isObj(v: unknown): v is Obj {

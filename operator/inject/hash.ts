@@ -35,7 +35,7 @@ export function injectionConfigHash(config: InjectorConfig, policy: AccessPolicy
       secrets: referencedSecrets(policy),
       listenPorts: policy.spec.targets.map((t) => t.postgres?.listenPort ?? null),
       hashKey: (policy.spec.masking ?? []).some((m) => m.strategy === 'hash'),
-      lockdown: (policy.spec as { lockdown?: unknown }).lockdown === true,
+      lockdown: policy.spec.lockdown === true,
     },
   };
   return createHash('sha256').update(canonicalJson(shape)).digest('hex').slice(0, 16);

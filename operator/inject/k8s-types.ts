@@ -1,13 +1,42 @@
-// The subset of core/v1 Pod that the injector reads and writes, as plain JSON (what an
-// AdmissionReview carries). Everything else passes through untouched, hence the index signatures.
+// The Kubernetes object shapes the operator reads and writes, as plain JSON (what an
+// AdmissionReview or the API server carries): metav1 metadata, the LabelSelector AccessPolicies use,
+// status conditions, and the subset of core/v1 Pod the injector touches. Everything else passes
+// through untouched, hence the index signatures. The one place for these shapes: the controller and
+// the approvals code import them from here.
+export type { LabelSelector } from '../../common/policy/types';
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
 export interface ObjectMeta {
   name?: string;
   generateName?: string;
   namespace?: string;
   uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
   [k: string]: unknown;
+}
+
+/** metav1.Condition, as status.conditions holds it. */
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
 }
 
 export interface EnvVar {

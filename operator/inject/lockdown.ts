@@ -12,7 +12,7 @@ import type { Container } from './k8s-types';
  * never off when the policy or the default asks for it.
  */
 export function lockdownWanted(policy: AccessPolicy, annotations: Record<string, string>, config: InjectorConfig): boolean {
-  const fromPolicy = (policy.spec as { lockdown?: unknown }).lockdown === true;
+  const fromPolicy = policy.spec.lockdown === true;
   return fromPolicy || config.lockdownByDefault || annotations[ANNOTATIONS.lockdown] === 'true';
 }
 

@@ -21,17 +21,22 @@ export interface Predicate {
 }
 
 /** Namespaces that hold the cluster's own machinery: injecting there could break the cluster. */
-export const SYSTEM_NAMESPACES: ReadonlySet<string> = new Set(['kube-system', 'kube-public', 'kube-node-lease']);
+const SYSTEM_NAMESPACES: ReadonlySet<string> = new Set(['kube-system', 'kube-public', 'kube-node-lease']);
+
+/**
+ * Why pods in `namespace` are never injected whatever its labels say (the operator's own namespace,
+ * where the webhook must not depend on itself, or a system namespace), or undefined.
+ */
+export function namespaceExemption(namespace: string, config: InjectorConfig): string | undefined {
+  if (namespace === config.operatorNamespace) return `namespace ${namespace} is the operator's own namespace`;
+  if (SYSTEM_NAMESPACES.has(namespace)) return `namespace ${namespace} is a system namespace`;
+  return undefined;
+}
 
 export const PREDICATES: readonly Predicate[] = [
   {
-    name: 'operator-namespace',
-    check: ({ namespace, config }) =>
-      namespace === config.operatorNamespace ? `namespace ${namespace} is the operator's own namespace` : undefined,
-  },
-  {
-    name: 'system-namespace',
-    check: ({ namespace }) => (SYSTEM_NAMESPACES.has(namespace) ? `namespace ${namespace} is a system namespace` : undefined),
+    name: 'exempt-namespace',
+    check: ({ namespace, config }) => namespaceExemption(namespace, config),
   },
   {
     name: 'namespace-opted-in',

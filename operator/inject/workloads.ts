@@ -13,8 +13,6 @@ const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
   CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
 };
 
-export const INJECTABLE_KINDS: readonly string[] = Object.keys(TEMPLATE_PATHS);
-
 /** The path from the object to its pod (template), or undefined for a kind that has none. */
 export function podTemplatePath(kind: unknown): readonly string[] | undefined {
   return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(TEMPLATE_PATHS, kind) ? TEMPLATE_PATHS[kind] : undefined;

@@ -27,6 +27,12 @@ describe('serviceDnsNames', () => {
 });
 
 describe('generateCa / issueServingCert', () => {
+  it('leaves no Reflect metadata stand-in behind once @peculiar/x509 has loaded', async () => {
+    await generateCa({ now: T0 });
+    expect((Reflect as { getMetadata?: unknown }).getMetadata).toBeUndefined();
+    expect((Reflect as { getOwnMetadata?: unknown }).getOwnMetadata).toBeUndefined();
+  });
+
   it('makes a one-year P-256 CA that verifies itself', async () => {
     const ca = await generateCa({ now: T0 });
     const c = new X509Certificate(ca.cert);

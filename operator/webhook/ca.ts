@@ -41,36 +41,27 @@ export interface CertPlan {
 let x509Module: typeof X509 | undefined;
 
 /**
- * @peculiar/x509 resolves its algorithms through tsyringe, which insists on a Reflect metadata
- * polyfill at load time. Only the three calls tsyringe makes are needed (its classes take no
- * constructor arguments), so a WeakMap stands in rather than a new dependency.
+ * @peculiar/x509 registers its algorithms with tsyringe, which refuses to load without a Reflect
+ * metadata polyfill and, while x509 loads, asks Reflect.getMetadata / getOwnMetadata for each
+ * registered class's constructor parameters. x509's classes take none and carry no metadata, so
+ * both answer undefined. The stand-in lives only while the module loads: left in place it would
+ * pass for reflect-metadata to any other code that feature-detects it.
  */
 function x509(): typeof X509 {
   if (x509Module) return x509Module;
-  type MetaReflect = typeof Reflect & {
-    getMetadata?: (k: unknown, t: object) => unknown;
-    getOwnMetadata?: (k: unknown, t: object) => unknown;
-    defineMetadata?: (k: unknown, v: unknown, t: object) => void;
-  };
-  const r = Reflect as MetaReflect;
-  if (!r.getMetadata) {
-    const store = new WeakMap<object, Map<unknown, unknown>>();
-    r.defineMetadata = (k, v, t): void => {
-      const m = store.get(t) ?? new Map<unknown, unknown>();
-      m.set(k, v);
-      store.set(t, m);
-    };
-    r.getOwnMetadata = (k, t): unknown => store.get(t)?.get(k);
-    r.getMetadata = (k, t): unknown => {
-      for (let o: object | null = t; o; o = Object.getPrototypeOf(o) as object | null) {
-        const m = store.get(o);
-        if (m?.has(k)) return m.get(k);
-      }
-      return undefined;
-    };
+  const r = Reflect as typeof Reflect & { getMetadata?: () => undefined; getOwnMetadata?: () => undefined };
+  const shim = r.getMetadata === undefined && r.getOwnMetadata === undefined;
+  if (shim) r.getMetadata = r.getOwnMetadata = (): undefined => undefined;
+  let mod: typeof X509;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require('@peculiar/x509') as typeof X509;
+  } finally {
+    if (shim) {
+      delete r.getMetadata;
+      delete r.getOwnMetadata;
+    }
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require('@peculiar/x509') as typeof X509;
   mod.cryptoProvider.set(nodeCrypto.webcrypto as unknown as Parameters<typeof mod.cryptoProvider.set>[0]);
   x509Module = mod;
   return mod;

@@ -6,6 +6,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../../common/log';
+import { apiStatus } from '../../common/k8s/api-error';
 import { MANAGED_BY, MANAGED_BY_LABEL } from '../../common/k8s/names';
 import { planCertificates, serviceDnsNames, type WebhookCertMaterial } from './ca';
 
@@ -131,23 +132,41 @@ function certSummary(pem: string): Record<string, unknown> {
   return { serial: c.serialNumber, notAfter: c.validTo, issuer: c.issuer.replace(/\n/g, ', ') };
 }
 
-interface Loop {
-  check(): Promise<void>;
-  stop(): void;
+interface Served {
+  tls(): { key: string; cert: string };
+  /** Serves cert and key from now on; true when they replace a different pair (never on the first call). */
+  update(cert: string, key: string): boolean;
 }
 
-/** Runs check every intervalMs, never two at once; failures are logged and the current cert kept. */
-function periodic(intervalMs: number, log: Logger, run: () => Promise<void>): Loop {
+function servedPair(): Served {
+  let current: { key: string; cert: string } | undefined;
+  return {
+    tls: () => current!,
+    update: (cert, key) => {
+      if (current && current.cert === cert && current.key === key) return false;
+      const replaced = current !== undefined;
+      current = { cert, key };
+      return replaced;
+    },
+  };
+}
+
+/**
+ * Runs one check (its failure fails the start), then one every checkIntervalMs, never two at once;
+ * later failures are logged and the current certificate kept.
+ */
+async function startChecks(opts: { log: Logger; checkIntervalMs?: number }, served: Served, run: () => Promise<void>): Promise<CertManager> {
   let running: Promise<void> | undefined;
   const check = (): Promise<void> => {
     running ??= run().finally(() => (running = undefined));
     return running;
   };
+  await check();
   const timer = setInterval(() => {
-    check().catch((err: unknown) => log.error('webhook certificate check failed; keeping the current certificate', { error: errorMessage(err) }));
-  }, intervalMs);
+    check().catch((err: unknown) => opts.log.error('webhook certificate check failed; keeping the current certificate', { error: errorMessage(err) }));
+  }, opts.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS);
   timer.unref();
-  return { check, stop: () => clearInterval(timer) };
+  return { tls: served.tls, check, stop: () => clearInterval(timer) };
 }
 
 /** Self-managed CA and serving certificate (or, with mode 'cert-manager', watchTlsSecret). */
@@ -157,7 +176,7 @@ export async function startCertManager(opts: CertManagerOptions): Promise<CertMa
   const now = opts.now ?? ((): Date => new Date());
   const dnsNames = serviceDnsNames(opts.serviceName, namespace);
   const where = `${namespace}/${secretName}`;
-  let served: { key: string; cert: string } | undefined;
+  const served = servedPair();
 
   const settleSecret = async (): Promise<WebhookCertMaterial> => {
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
@@ -193,17 +212,12 @@ export async function startCertManager(opts: CertManagerOptions): Promise<CertMa
     // Trust first, serve second: until the bundle is patched the old certificate keeps verifying.
     await trustBundle('mutating', opts.webhookConfigNames.mutating, m.caBundle);
     await trustBundle('validating', opts.webhookConfigNames.validating, m.caBundle);
-    if (served && served.cert === m.cert && served.key === m.key) return;
-    const first = served === undefined;
-    served = { cert: m.cert, key: m.key };
-    if (first) return;
+    if (!served.update(m.cert, m.key)) return;
     log.info('webhook serving certificate rotated', { secret: where, ...certSummary(m.cert) });
     notify(opts, log);
   };
 
-  await run();
-  const loop = periodic(opts.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS, log, run);
-  return { tls: () => served!, check: loop.check, stop: loop.stop };
+  return startChecks(opts, served, run);
 }
 
 function notify(opts: { onRotate(): void }, log: Logger): void {
@@ -223,7 +237,7 @@ export type WatchTlsSecretOptions = Pick<CertManagerOptions, 'client' | 'namespa
  */
 export async function watchTlsSecret(opts: WatchTlsSecretOptions): Promise<CertManager> {
   const where = `${opts.namespace}/${opts.secretName}`;
-  let served: { key: string; cert: string } | undefined;
+  const served = servedPair();
 
   const run = async (): Promise<void> => {
     const secret = await opts.client.readSecret(opts.namespace, opts.secretName);
@@ -232,39 +246,20 @@ export async function watchTlsSecret(opts: WatchTlsSecretOptions): Promise<CertM
     const key = secret.data[SECRET_KEYS.key];
     const problem = servingPairProblem(cert, key);
     if (problem) throw new Error(`webhook TLS Secret ${where}: ${problem}`);
-    if (served && served.cert === cert && served.key === key) return;
-    const first = served === undefined;
-    served = { cert, key };
-    if (first) return;
+    if (!served.update(cert, key)) return;
     opts.log.info('webhook serving certificate changed in its Secret', { secret: where, ...certSummary(cert) });
     notify(opts, opts.log);
   };
 
-  await run();
-  const loop = periodic(opts.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS, opts.log, run);
-  return { tls: () => served!, check: loop.check, stop: loop.stop };
+  return startChecks(opts, served, run);
 }
 
 // ---- CertClient over @kubernetes/client-node ----
 
-function statusCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
 /** The API server's own message from an ApiException (its Status body), never the request body. */
 function apiError(err: unknown, what: string): Error {
-  const code = statusCode(err);
-  if (code === undefined) return new Error(`${what}: ${errorMessage(err)}`, { cause: err });
-  let message = '';
-  const body = (err as { body?: unknown }).body;
-  try {
-    const status = (typeof body === 'string' ? JSON.parse(body) : body) as { message?: unknown } | undefined;
-    if (typeof status?.message === 'string') message = `: ${status.message}`;
-  } catch {
-    // not a Status: the code alone
-  }
-  return new Error(`${what}: HTTP ${code}${message}`, { cause: err });
+  const { code, message } = apiStatus(err);
+  return new Error(`${what}: ${code === undefined ? message : `HTTP ${code}: ${message}`}`, { cause: err });
 }
 
 function decodeData(data: Record<string, string> | undefined): Record<string, string> {
@@ -288,7 +283,7 @@ export function kubeCertClient(kc: KubeConfig): CertClient {
       try {
         return toTlsSecret(await core.readNamespacedSecret({ namespace, name }));
       } catch (err) {
-        if (statusCode(err) === 404) return undefined;
+        if (apiStatus(err).code === 404) return undefined;
         throw apiError(err, `read Secret ${namespace}/${name}`);
       }
     },
@@ -309,7 +304,7 @@ export function kubeCertClient(kc: KubeConfig): CertClient {
         return toTlsSecret(s);
       } catch (err) {
         // 409: AlreadyExists on create, Conflict on a stale resourceVersion.
-        if (statusCode(err) === 409) throw new CertConflictError(`${what}: another writer changed it first`, { cause: err });
+        if (apiStatus(err).code === 409) throw new CertConflictError(`${what}: another writer changed it first`, { cause: err });
         throw apiError(err, what);
       }
     },
@@ -320,7 +315,7 @@ export function kubeCertClient(kc: KubeConfig): CertClient {
           kind === 'mutating' ? await admission.readMutatingWebhookConfiguration({ name }) : await admission.readValidatingWebhookConfiguration({ name });
         return (cfg.webhooks ?? []).map((h) => ({ name: h.name, caBundle: h.clientConfig?.caBundle }));
       } catch (err) {
-        if (statusCode(err) === 404) return undefined;
+        if (apiStatus(err).code === 404) return undefined;
         throw apiError(err, `read ${kind} webhook configuration ${name}`);
       }
     },

@@ -7,7 +7,7 @@ import type { AccessPolicy } from '../../common/policy/types';
 import type { InjectorConfig } from '../inject/config';
 import type { Pod } from '../inject/k8s-types';
 import { injectPod } from '../inject/mutate';
-import { SYSTEM_NAMESPACES } from '../inject/predicates';
+import { namespaceExemption } from '../inject/predicates';
 import type { AdmissionHandler, AdmissionRequest, AdmissionResponse, AdmissionReview } from './types';
 
 export interface PodMutatorContext {
@@ -35,11 +35,12 @@ function mutatePodReview(review: AdmissionReview, ctx: PodMutatorContext, log: L
   let nsLabels: Record<string, string> | undefined;
   try {
     nsLabels = ctx.namespaceLabels(namespace);
+    const config = ctx.config();
     // The API server only calls this webhook for opted-in namespaces; one the cache has not seen yet
     // (just created) is most likely opted in too. Deny: the ReplicaSet or Job controller retries.
-    if (nsLabels === undefined && !exemptNamespace(namespace, ctx.config())) return deny(uid, 503, 'ServiceUnavailable', `Agent Warden: namespace ${JSON.stringify(namespace)} is not in the operator's cache yet; retry shortly`);
+    if (nsLabels === undefined && namespaceExemption(namespace, config) === undefined) return deny(uid, 503, 'ServiceUnavailable', `Agent Warden: namespace ${JSON.stringify(namespace)} is not in the operator's cache yet; retry shortly`);
     if (!pod || typeof pod !== 'object') return deny(uid, 400, 'BadRequest', 'AdmissionReview request.object is not a Pod');
-    const result = injectPod(pod, { namespace, namespaceLabels: nsLabels, policies: ctx.policies(), config: ctx.config() });
+    const result = injectPod(pod, { namespace, namespaceLabels: nsLabels, policies: ctx.policies(), config });
     switch (result.outcome) {
       case 'skipped':
         log.info('pod not injected', { ...who, reason: result.reason });
@@ -67,10 +68,6 @@ function mutatePodReview(review: AdmissionReview, ctx: PodMutatorContext, log: L
     if (nsLabels === undefined || nsLabels[INJECTION_LABEL] === INJECTION_ENABLED) return deny(uid, 500, 'InternalError', `Agent Warden could not inject the sidecar: ${message}`);
     return { uid, allowed: true, warnings: [`Agent Warden injection failed: ${message}`] };
   }
-}
-
-function exemptNamespace(namespace: string, config: InjectorConfig): boolean {
-  return namespace === config.operatorNamespace || SYSTEM_NAMESPACES.has(namespace);
 }
 
 function isPodCreate(req: AdmissionRequest): boolean {

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import { ACCESS_POLICY, API_VERSION } from '../../common/k8s/names';
 import { findRepoRoot } from '../../common/policy/schema';
 import { createPolicyValidator } from './policy-admission';
+import { admissionReview, requestType, REVIEW_UID } from './testing';
 import type { AdmissionResponse, AdmissionReview } from './types';
 
 const example = YAML.parse(fs.readFileSync(path.join(findRepoRoot(), 'examples', 'policy.yaml'), 'utf8')) as Record<string, unknown>;
@@ -24,30 +26,26 @@ function asStored(doc: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
+const ALICE = { username: 'alice@example.com', groups: ['platform', 'system:authenticated'] };
+
 function review(operation: 'CREATE' | 'UPDATE' | 'DELETE', object: unknown, subResource?: string): AdmissionReview {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'e911857d-c318-11e8-bbad-025000000001',
-      kind: { group: 'agentwarden.io', version: 'v1alpha1', kind: 'AccessPolicy' },
-      resource: { group: 'agentwarden.io', version: 'v1alpha1', resource: 'accesspolicies' },
-      subResource,
-      name: 'support-agent',
-      namespace: 'agents',
-      operation,
-      userInfo: { username: 'alice@example.com', groups: ['platform', 'system:authenticated'] },
-      object: operation === 'DELETE' ? null : object,
-      oldObject: operation === 'CREATE' ? null : object,
-    },
-  };
+  return admissionReview({
+    ...requestType(API_VERSION, ACCESS_POLICY.kind, ACCESS_POLICY.plural),
+    subResource,
+    name: 'support-agent',
+    namespace: 'agents',
+    operation,
+    userInfo: ALICE,
+    object: operation === 'DELETE' ? null : object,
+    oldObject: operation === 'CREATE' ? null : object,
+  });
 }
 
 const validate = (r: AdmissionReview): AdmissionResponse => createPolicyValidator()(JSON.parse(JSON.stringify(r))) as AdmissionResponse;
 
 describe('AccessPolicy validating webhook', () => {
   it('admits the example policy as the API server stores it (server metadata, status)', () => {
-    expect(validate(review('CREATE', asStored(example)))).toEqual({ uid: 'e911857d-c318-11e8-bbad-025000000001', allowed: true });
+    expect(validate(review('CREATE', asStored(example)))).toEqual({ uid: REVIEW_UID, allowed: true });
     expect(validate(review('UPDATE', asStored(example))).allowed).toBe(true);
   });
 

@@ -5,7 +5,8 @@ import { createLogger } from '../../common/log';
 import { Metrics } from '../../common/metrics';
 import { generateCa, issueServingCert, serviceDnsNames, type PemPair } from './ca';
 import { parseAdmissionReview, startWebhookServer, type WebhookServer } from './server';
-import type { AdmissionHandler, AdmissionReview } from './types';
+import { admissionReview } from './testing';
+import type { AdmissionHandler, AdmissionRequest, AdmissionReview } from './types';
 
 const HOST = 'warden-webhook.agent-warden.svc';
 const NAMES = serviceDnsNames('warden-webhook', 'agent-warden');
@@ -18,22 +19,8 @@ interface Reply {
   fingerprint: string;
 }
 
-function review(uid: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'agents',
-      name: 'agent-1',
-      operation: 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-      object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-1' } },
-      ...extra,
-    },
-  };
+function review(uid: string, extra: Partial<AdmissionRequest> = {}): AdmissionReview {
+  return admissionReview({ uid, namespace: 'agents', name: 'agent-1', object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-1' } }, ...extra });
 }
 
 interface PostOptions {
@@ -203,9 +190,10 @@ describe('startWebhookServer', () => {
     expect(rendered).toMatch(/warden_webhook_requests_total\{path="\/mutate",result="allowed"\} \d+/);
     expect(rendered).toMatch(/warden_webhook_requests_total\{path="\/mutate",result="too_large"\} 2/);
     expect(rendered).toMatch(/warden_webhook_requests_total\{path="unknown",result="not_found"\} 2/);
-    const count = metrics.counter('warden_webhook_duration_seconds_count', '').get({ path: '/mutate' });
+    const count = metrics.histogram('warden_webhook_duration_seconds', '').count({ path: '/mutate' });
     expect(count).toBeGreaterThanOrEqual(3);
-    expect(metrics.counter('warden_webhook_duration_seconds_bucket', '').get({ path: '/mutate', le: '+Inf' })).toBe(count);
+    expect(rendered).toContain(`warden_webhook_duration_seconds_bucket{path="/mutate",le="+Inf"} ${count}`);
+    expect(rendered).toMatch(/warden_webhook_duration_seconds_bucket\{path="\/mutate",le="0.005"\} \d+/);
   });
 
   it('refuses TLS below 1.2', async () => {

@@ -16,7 +16,7 @@ const KEEP_ALIVE_MS = 120_000;
 const REQUEST_TIMEOUT_MS = 35_000;
 const DRAIN_TIMEOUT_MS = 10_000;
 /** Upper bounds (seconds) of the duration histogram; the mutate handler aims at < 5 ms. */
-export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface WebhookServerOptions {
   port: number;
@@ -66,21 +66,13 @@ interface ServerMetrics {
   duration(path: string, seconds: number): void;
 }
 
-/** common/metrics has counters only: the histogram is cumulative `le` counters plus _sum and _count. */
 function serverMetrics(m: Metrics | undefined): ServerMetrics {
   if (!m) return { request: () => undefined, duration: () => undefined };
   const requests = m.counter('warden_webhook_requests_total', 'Admission webhook requests by path and result');
-  const buckets = m.counter('warden_webhook_duration_seconds_bucket', 'Admission review duration (cumulative histogram buckets)');
-  const sum = m.counter('warden_webhook_duration_seconds_sum', 'Admission review duration, total seconds');
-  const count = m.counter('warden_webhook_duration_seconds_count', 'Admission reviews timed');
+  const durations = m.histogram('warden_webhook_duration_seconds', 'Admission review duration', DURATION_BUCKETS);
   return {
     request: (path, result) => requests.inc({ path, result }),
-    duration: (path, s) => {
-      for (const le of DURATION_BUCKETS) if (s <= le) buckets.inc({ path, le: String(le) });
-      buckets.inc({ path, le: '+Inf' });
-      sum.inc({ path }, s);
-      count.inc({ path });
-    },
+    duration: (path, s) => durations.observe({ path }, s),
   };
 }
 
