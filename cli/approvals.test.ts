@@ -11,7 +11,8 @@ import { LocalApprovalStore } from '../sidecar/approvals/local-store';
 import { sqlOperation } from '../sidecar/approvals/operation';
 import { startTestAdmin, newApprovalRequest } from '../sidecar/approvals/test-helpers';
 import type { Identity } from '../common/policy/types';
-import type { ApprovalRequest, NewApprovalRequest } from '../sidecar/approvals/types';
+import type { ApprovalBackend, ApprovalRequest, NewApprovalRequest } from '../sidecar/approvals/types';
+import type { HoldOutcome } from '../sidecar/postgres/runtime';
 
 const agent: Identity = { subject: 'system:serviceaccount:shop:agent', groups: ['agents'], source: 'pod' };
 const TOKENS: Record<string, Identity> = {
@@ -21,6 +22,27 @@ const TOKENS: Record<string, Identity> = {
 
 function newReq(over: Partial<NewApprovalRequest> = {}): NewApprovalRequest {
   return newApprovalRequest({ operation: sqlOperation('DELETE FROM orders\n WHERE id = $1 AND note = $2 AND something_long = true', ['42', null]), timeoutMs: 10 * 60_000, ...over });
+}
+
+/** Holds a DELETE through the gate, as a sidecar would, and returns once its request is open. */
+async function holdDelete(backend: ApprovalBackend): Promise<{ held: Promise<HoldOutcome>; rec: ApprovalRequest }> {
+  const created: ApprovalRequest[] = [];
+  const held = createApprovalGate(backend, { onCreated: (r) => created.push(r) }).hold({
+    target: 'orders-db',
+    policy: 'agent-policy',
+    rule: 'deletes-need-approval',
+    decision: { action: 'hold', rule: 'deletes-need-approval', reason: 'held', approval: { approvers: { groups: ['sre'] } } },
+    identity: agent,
+    operation: { sql: 'DELETE FROM orders WHERE id = 1' },
+    signal: new AbortController().signal,
+  });
+  let ended = false;
+  void held.then(() => (ended = true), () => (ended = true));
+  while (created.length === 0) {
+    if (ended) throw new Error(`the hold ended before a request was opened: ${JSON.stringify(await held)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return { held, rec: created[0] };
 }
 
 function capture() {
@@ -79,23 +101,12 @@ describe('warden approvals / approve / deny', () => {
   });
 
   test('approve with --token releases the held operation (end to end through the gate)', async () => {
-    const created: ApprovalRequest[] = [];
-    const gate = createApprovalGate(store, { onCreated: (r) => created.push(r) });
-    const held = gate.hold({
-      target: 'orders-db',
-      policy: 'agent-policy',
-      rule: 'deletes-need-approval',
-      decision: { action: 'hold', rule: 'deletes-need-approval', reason: 'held', approval: { approvers: { groups: ['sre'] } } },
-      identity: agent,
-      operation: { sql: 'DELETE FROM orders WHERE id = 1' },
-      signal: new AbortController().signal,
-    });
-    while (created.length === 0) await new Promise((r) => setTimeout(r, 1));
-    const r = await run(['approve', created[0].id, '--reason', 'ticket OPS-1', '--token', 'tok-alice']);
+    const { held, rec } = await holdDelete(store);
+    const r = await run(['approve', rec.id, '--reason', 'ticket OPS-1', '--token', 'tok-alice']);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(r.out).toBe(`${created[0].id} approved: approved by alice (alice: ticket OPS-1)`);
-    await expect(held).resolves.toMatchObject({ approved: true, decidedBy: 'alice', approvalId: created[0].id });
+    expect(r.out).toBe(`${rec.id} approved: approved by alice (alice: ticket OPS-1)`);
+    await expect(held).resolves.toMatchObject({ approved: true, decidedBy: 'alice', approvalId: rec.id });
   });
 
   test('deny takes the token from WARDEN_TOKEN and requires --reason', async () => {
@@ -217,19 +228,8 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
   });
 
   test('full path: the sidecar holds, an approver approves with the CLI, the webhook records who, the hold is released', async () => {
-    const created: ApprovalRequest[] = [];
-    const gate = createApprovalGate(backend, { onCreated: (r) => created.push(r) });
-    const held = gate.hold({
-      target: 'orders-db',
-      policy: 'agent-policy',
-      rule: 'deletes-need-approval',
-      decision: { action: 'hold', rule: 'deletes-need-approval', reason: 'held', approval: { approvers: { groups: ['sre'] } } },
-      identity: agent,
-      operation: { sql: 'DELETE FROM orders WHERE id = 1' },
-      signal: new AbortController().signal,
-    });
-    while (created.length === 0) await new Promise((r) => setTimeout(r, 5));
-    const name = created[0].id;
+    const { held, rec } = await holdDelete(backend);
+    const name = rec.id;
 
     const list = await kubectl(['approvals', '-n', NS]);
     expect(list.err).toBe('');

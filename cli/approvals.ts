@@ -8,7 +8,8 @@ import path from 'node:path';
 import { parseAddr } from '../sidecar/admin-server';
 import { parseArgs } from 'node:util';
 import type { ApprovalRequest } from '../sidecar/approvals/types';
-import type { ApprovalRequestObject, ApprovalRequestList } from '../operator/approvals/object';
+import { APPROVAL_API, type ApprovalRequestObject, type ApprovalRequestList } from '../operator/approvals/object';
+import { apiStatus } from '../common/k8s/api-error';
 
 export interface CliIo {
   stdout(s: string): void;
@@ -236,7 +237,6 @@ async function localList(io: CliIo, values: Values, env: NodeJS.ProcessEnv): Pro
 
 // ---- Kubernetes ---------------------------------------------------------------------------------
 
-const AR = { group: 'agentwarden.io', version: 'v1alpha1', plural: 'approvalrequests' } as const;
 /** Optimistic-concurrency retries when another approver's decision lands at the same moment. */
 const CONFLICT_RETRIES = 5;
 
@@ -267,23 +267,6 @@ async function kubeClient(values: Values): Promise<KubeClient> {
   return { api: kc.makeApiClient(k8s.CustomObjectsApi), namespace, mergePatch: k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch), where: cluster.server };
 }
 
-function apiStatus(e: unknown): { code?: number; message: string; webhook: boolean } {
-  const err = e as { code?: unknown; body?: unknown; message?: string; cause?: { code?: string; message?: string } };
-  let body = err.body;
-  if (typeof body === 'string') {
-    try {
-      body = JSON.parse(body);
-    } catch {
-      // not a Status
-    }
-  }
-  const msg = (body as { message?: unknown } | undefined)?.message;
-  const code = typeof err.code === 'number' ? err.code : undefined;
-  if (typeof msg === 'string' && msg !== '') return { code, message: msg, webhook: msg.startsWith('admission webhook') };
-  const cause = err.cause?.code ?? err.cause?.message;
-  return { code, message: code !== undefined ? `the API server answered ${code}` : `${err.message ?? String(e)}${cause ? ` (${cause})` : ''}`, webhook: false };
-}
-
 function kubeError(c: KubeClient, e: unknown): CliError {
   const s = apiStatus(e);
   if (s.code === undefined) return new CliError(`cannot reach the Kubernetes API server at ${c.where}: ${s.message}`);
@@ -295,7 +278,7 @@ async function kubeList(io: CliIo, values: Values): Promise<number> {
   const all = values['all-namespaces'] === true;
   let res: ApprovalRequestList;
   try {
-    res = (all ? await c.api.listClusterCustomObject({ ...AR }) : await c.api.listNamespacedCustomObject({ ...AR, namespace: c.namespace })) as ApprovalRequestList;
+    res = (all ? await c.api.listClusterCustomObject({ ...APPROVAL_API }) : await c.api.listNamespacedCustomObject({ ...APPROVAL_API, namespace: c.namespace })) as ApprovalRequestList;
   } catch (e) {
     throw kubeError(c, e);
   }
@@ -324,7 +307,7 @@ async function kubeDecide(io: CliIo, values: Values, d: { name: string; verdict:
   for (let attempt = 0; ; attempt++) {
     let current: ApprovalRequestObject;
     try {
-      current = (await c.api.getNamespacedCustomObject({ ...AR, namespace: c.namespace, name: d.name })) as ApprovalRequestObject;
+      current = (await c.api.getNamespacedCustomObject({ ...APPROVAL_API, namespace: c.namespace, name: d.name })) as ApprovalRequestObject;
     } catch (e) {
       if (apiStatus(e).code === 404) throw new CliError(`no ApprovalRequest "${d.name}" in namespace ${c.namespace} (list them with kubectl warden approvals -n ${c.namespace})`);
       throw kubeError(c, e);
@@ -334,15 +317,16 @@ async function kubeDecide(io: CliIo, values: Values, d: { name: string; verdict:
     const decisions = [...(current.status?.decisions ?? []), { verdict: d.verdict, ...(d.reason ? { reason: d.reason } : {}) }];
     try {
       const updated = (await c.api.patchNamespacedCustomObjectStatus(
-        { ...AR, namespace: c.namespace, name: d.name, body: { metadata: { resourceVersion: current.metadata.resourceVersion }, status: { decisions } } },
+        { ...APPROVAL_API, namespace: c.namespace, name: d.name, body: { metadata: { resourceVersion: current.metadata.resourceVersion }, status: { decisions } } },
         c.mergePatch,
       )) as ApprovalRequestObject;
       const rec = objectToRecord(updated);
       printDecided(io, d.name, rec, values.output, rec.decisions.at(-1)?.by);
       return 0;
     } catch (e) {
+      // A 409 from the webhook is a refusal (already decided); any other 409 is a lost race: retry.
       const s = apiStatus(e);
-      if (s.code === 409 && !s.webhook && attempt < CONFLICT_RETRIES) continue;
+      if (s.code === 409 && !s.message.startsWith('admission webhook') && attempt < CONFLICT_RETRIES) continue;
       throw kubeError(c, e);
     }
   }

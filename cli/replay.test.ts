@@ -41,7 +41,7 @@ const records: AuditRecord[] = [
     decision: 'allow',
     rule: 'deletes-need-approval',
     reason: 'approved by bob',
-    approval: { id: 'ar-12', approved: true, reason: 'ticket 4411', decidedBy: 'bob@example.com', waitStart: T0, waitMs: 12_300, spanId: 'b'.repeat(16) },
+    approval: { id: 'ar-12', approved: true, outcome: 'approved', reason: 'ticket 4411', decidedBy: 'bob@example.com', waitStart: T0, waitMs: 12_300, spanId: 'b'.repeat(16) },
     db: { system: 'postgresql', text: 'DELETE FROM orders WHERE id = $1\x1b[2J', operations: ['DELETE'], protocol: 'extended', rows: 1, params: ['42'] },
   }),
   rec({ session: pg, seq: 4, decision: 'deny', rule: 'no-ddl', reason: 'DROP is not allowed by rule no-ddl', db: { system: 'postgresql', text: 'DROP TABLE customers', operations: ['DROP'], protocol: 'simple', rows: 0 } }),

@@ -22,6 +22,8 @@ export interface AuditTrace {
 export interface AuditApproval {
   id?: string;
   approved: boolean;
+  /** How the request ended: approved, denied (also: nobody could decide), expired, cancelled. */
+  outcome: 'approved' | 'denied' | 'expired' | 'cancelled';
   reason: string;
   decidedBy?: string;
   /** Epoch milliseconds when the hold started waiting. */

@@ -128,3 +128,11 @@ function parseBracket(
   }
   return fail('expected *, a non-negative index or a quoted name inside [ ]');
 }
+
+/** A duration in milliseconds the way policies write it: 10m, 90s, 250ms. */
+export function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

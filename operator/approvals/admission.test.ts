@@ -4,6 +4,8 @@ import YAML from 'yaml';
 import type { AccessPolicy } from '../../common/policy/types';
 import type { ApprovalRequestObject, DecisionEntry } from './object';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview, UserInfo } from '../webhook/types';
+import { admissionReview, requestType } from '../webhook/testing';
+import { API_VERSION, APPROVAL_REQUEST } from '../../common/k8s/names';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const SIDECAR: UserInfo = { username: 'system:serviceaccount:agents:support-agent', groups: ['system:serviceaccounts', 'system:serviceaccounts:agents', 'system:authenticated'] };
@@ -47,19 +49,10 @@ function stored(over: Partial<ApprovalRequestObject['spec']> = {}, status?: Appr
   return o;
 }
 
+const APPROVAL_REQUEST_TYPE = requestType(API_VERSION, APPROVAL_REQUEST.kind, APPROVAL_REQUEST.plural);
+
 function review(req: Partial<AdmissionRequest> & Pick<AdmissionRequest, 'operation' | 'userInfo'>): AdmissionReview {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'uid-1',
-      kind: { group: 'agentwarden.io', version: 'v1alpha1', kind: 'ApprovalRequest' },
-      resource: { group: 'agentwarden.io', version: 'v1alpha1', resource: 'approvalrequests' },
-      namespace: 'agents',
-      name: '0123456789abcdef01234567',
-      ...req,
-    },
-  };
+  return admissionReview({ uid: 'uid-1', ...APPROVAL_REQUEST_TYPE, namespace: 'agents', name: '0123456789abcdef01234567', ...req });
 }
 
 function patched(obj: unknown, res: AdmissionResponse): ApprovalRequestObject {

@@ -7,7 +7,7 @@
 // Derivation is a fixed point: applied to its own output it changes nothing.
 import { compare } from 'fast-json-patch';
 import type { AdmissionHandler, AdmissionRequest, AdmissionResponse, AdmissionReview, UserInfo } from '../webhook/types';
-import { APPROVAL_REQUEST, GROUP } from '../../common/k8s/names';
+import { APPROVAL_REQUEST, GROUP, VERSION } from '../../common/k8s/names';
 import { parseDuration } from '../../common/policy/syntax';
 import type { AccessPolicy } from '../../common/policy/types';
 import {
@@ -438,5 +438,5 @@ export function createApprovalRequestAdmission(ctx: ApprovalAdmissionContext): A
  * approvalrequests and approvalrequests/status. failurePolicy must be Fail.
  */
 export const APPROVAL_WEBHOOK_RULES = [
-  { apiGroups: [GROUP], apiVersions: ['v1alpha1'], operations: ['CREATE', 'UPDATE'], resources: [APPROVAL_REQUEST.plural, `${APPROVAL_REQUEST.plural}/status`], scope: 'Namespaced' },
+  { apiGroups: [GROUP], apiVersions: [VERSION], operations: ['CREATE', 'UPDATE'], resources: [APPROVAL_REQUEST.plural, `${APPROVAL_REQUEST.plural}/status`], scope: 'Namespaced' },
 ] as const;

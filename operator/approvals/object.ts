@@ -1,11 +1,14 @@
 // The ApprovalRequest custom resource as it travels over the API (crds/approvalrequest.yaml), and
-// the small pure helpers every reader of it shares. The sidecar's Kubernetes back end imports these
-// types only (type imports are erased), so the two processes still share no runtime code.
-import { API_VERSION, APPROVAL_REQUEST } from '../../common/k8s/names';
+// the small pure helpers every reader of it shares: the operator's webhook and sweeper, the
+// sidecar's Kubernetes back end and the CLI. Nothing here but names and pure functions.
+import { APPROVAL_REQUEST, GROUP, VERSION } from '../../common/k8s/names';
+import type { Condition, ObjectMeta } from '../inject/k8s-types';
+
+export type { Condition, ObjectMeta };
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled';
 export type Verdict = 'approve' | 'deny';
-export const FINAL_STATES: readonly ApprovalState[] = ['approved', 'denied', 'expired', 'cancelled'];
+const FINAL_STATES: readonly ApprovalState[] = ['approved', 'denied', 'expired', 'cancelled'];
 
 export interface Subject {
   subject: string;
@@ -20,15 +23,6 @@ export interface DecisionEntry {
   reason?: string;
   /** RFC 3339, set by the mutating webhook. */
   at?: string;
-}
-
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
 }
 
 export interface ApprovalRequestSpec {
@@ -52,18 +46,6 @@ export interface ApprovalRequestStatus {
   conditions?: Condition[];
 }
 
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-}
-
 export interface ApprovalRequestObject {
   apiVersion: string;
   kind: string;
@@ -82,7 +64,7 @@ export interface ApprovalRequestList {
 /** The condition that says a request left pending (its lastTransitionTime drives TTL deletion). */
 export const DECIDED_CONDITION = 'Decided';
 
-export const APPROVAL_API = { group: API_VERSION.split('/')[0], version: API_VERSION.split('/')[1], plural: APPROVAL_REQUEST.plural } as const;
+export const APPROVAL_API = { group: GROUP, version: VERSION, plural: APPROVAL_REQUEST.plural } as const;
 
 /** An empty status means pending: the API server drops status on create, so a new object has none. */
 export function stateOf(obj: Pick<ApprovalRequestObject, 'status'>): ApprovalState {
@@ -91,11 +73,6 @@ export function stateOf(obj: Pick<ApprovalRequestObject, 'status'>): ApprovalSta
 
 export function isFinal(state: ApprovalState): boolean {
   return FINAL_STATES.includes(state);
-}
-
-/** `namespace/name`, for messages and logs. */
-export function refOf(obj: Pick<ApprovalRequestObject, 'metadata'>): string {
-  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name ?? '?'}` : (obj.metadata.name ?? '?');
 }
 
 /** Why a request expired; the sweeper writes it and the sidecar tells the agent. */

@@ -14,6 +14,7 @@ import { applyPatch, type Operation } from 'fast-json-patch';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { FakeApiServer } from '../testing/fake-apiserver';
 import type { AdmissionResponse, AdmissionReview, UserInfo } from '../webhook/types';
+import { admissionReview, requestType } from '../webhook/testing';
 import type { ApprovalAdmission } from './admission';
 import { API_VERSION, APPROVAL_REQUEST, GROUP, VERSION } from '../../common/k8s/names';
 
@@ -30,6 +31,8 @@ export interface AdmissionProxy {
 }
 
 type Obj = Record<string, unknown>;
+
+const APPROVAL_REQUEST_TYPE = requestType(API_VERSION, APPROVAL_REQUEST.kind, APPROVAL_REQUEST.plural);
 
 const PATH = new RegExp(`^/apis/${GROUP.replace(/\./g, '\\.')}/${VERSION}/namespaces/([^/]+)/${APPROVAL_REQUEST.plural}(?:/([^/]+))?(?:/(status))?/?$`);
 
@@ -92,13 +95,10 @@ export async function startAdmissionProxy(fake: FakeApiServer, admission: Approv
     const candidate = await forward(fake.url, req.method!, dry.pathname + dry.search, headers, body);
     if (candidate.code >= 300) return candidate;
     let obj = candidate.body;
-    const review = (): AdmissionReview => ({
-      apiVersion: 'admission.k8s.io/v1',
-      kind: 'AdmissionReview',
-      request: {
+    const review = (): AdmissionReview =>
+      admissionReview({
         uid: randomUUID(),
-        kind: { group: GROUP, version: VERSION, kind: APPROVAL_REQUEST.kind },
-        resource: { group: GROUP, version: VERSION, resource: APPROVAL_REQUEST.plural },
+        ...APPROVAL_REQUEST_TYPE,
         ...(sub ? { subResource: sub } : {}),
         name: name ?? String((obj.metadata as Obj | undefined)?.name ?? ''),
         namespace,
@@ -106,8 +106,7 @@ export async function startAdmissionProxy(fake: FakeApiServer, admission: Approv
         userInfo: user,
         object: obj,
         oldObject: old ?? null,
-      },
-    });
+      });
     const mutated = await admit('mutate', review());
     if (!mutated.allowed) return deny(MUTATING_WEBHOOK, mutated);
     if (mutated.patch) {

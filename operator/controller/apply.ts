@@ -42,9 +42,8 @@ export function createApplier(opts: ApplierOptions): Applier {
     },
 
     async applyPolicyStatus(ref, status) {
-      const [group, version] = API_VERSION.split('/');
       const body = { apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, metadata: { name: ref.name, namespace: ref.namespace }, status };
-      await rest.request({ method: 'PATCH', path: `/apis/${group}/${version}/namespaces/${enc(ref.namespace)}/${ACCESS_POLICY.plural}/${enc(ref.name)}/status`, query, body, contentType: APPLY });
+      await rest.request({ method: 'PATCH', path: `/apis/${API_VERSION}/namespaces/${enc(ref.namespace)}/${ACCESS_POLICY.plural}/${enc(ref.name)}/status`, query, body, contentType: APPLY });
     },
 
     async emitEvent(ev) {

@@ -31,8 +31,7 @@ export interface ControllerOptions {
   now?: () => Date;
 }
 
-const [GROUP, VERSION] = API_VERSION.split('/');
-export const POLICIES_PATH = `/apis/${GROUP}/${VERSION}/${ACCESS_POLICY.plural}`;
+export const POLICIES_PATH = `/apis/${API_VERSION}/${ACCESS_POLICY.plural}`;
 
 /** Only what reconcile reads, so a cluster's worth of pods stays small in memory. */
 export function slimPod(raw: KubeObject): PodObject {

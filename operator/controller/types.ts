@@ -1,39 +1,18 @@
-// The Kubernetes object shapes the controller reads and writes: only the fields it uses.
+// The Kubernetes object shapes the controller reads and writes: only the fields it uses. Metadata
+// and conditions are the shared shapes from operator/inject/k8s-types.ts.
+import type { Condition, ObjectMeta as BaseObjectMeta } from '../inject/k8s-types';
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+export type { Condition };
 
-export interface ObjectMeta {
+/** Every object the controller lists or watches has a name. */
+export interface ObjectMeta extends BaseObjectMeta {
   name: string;
-  namespace?: string;
-  uid?: string;
-  generation?: number;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
-  deletionTimestamp?: string;
 }
 
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
   metadata: ObjectMeta;
-}
-
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
 }
 
 export interface PolicyStatus {

@@ -5,7 +5,7 @@ import { UNPARSEABLE_BODY } from '../../common/policy/engine';
 import type { Decision, Identity } from '../../common/policy/types';
 import type { ApprovalGate } from '../postgres/runtime';
 import type { HttpApprovalGate } from '../http/forward/approval';
-import type { ApprovalRequest } from './types';
+import type { ApprovalBackend, ApprovalRequest } from './types';
 
 const agent: Identity = { subject: 'system:serviceaccount:shop:agent', groups: ['agents'], source: 'pod' };
 const alice: Identity = { subject: 'alice', groups: ['sre'], source: 'token' };
@@ -13,6 +13,18 @@ const bob: Identity = { subject: 'bob', groups: ['sre'], source: 'token' };
 
 function decision(approval: Decision['approval'] = { approvers: { groups: ['sre'] }, timeout: '10m' }): Decision {
   return { action: 'hold', rule: 'deletes-need-approval', reason: 'rule "deletes-need-approval" holds DELETE', approval };
+}
+
+/** A back end that forwards to `store`; tests replace one method with a failing one. */
+function delegateTo(store: ApprovalBackend): ApprovalBackend {
+  return {
+    create: (r) => store.create(r),
+    get: (id) => store.get(id),
+    list: (f) => store.list(f),
+    decide: (...a) => store.decide(...a),
+    cancel: (id, reason) => store.cancel(id, reason),
+    wait: (id, signal) => store.wait(id, signal),
+  };
 }
 
 async function nextCreated(created: ApprovalRequest[], n = 1): Promise<ApprovalRequest> {
@@ -62,7 +74,7 @@ describe('createApprovalGate', () => {
     expect(rec.operation.display).toBe("DELETE FROM orders WHERE id = $1\n-- bound parameters:\n  $1 = '7'");
     expect(Date.parse(rec.expiresAt) - Date.parse(rec.createdAt)).toBe(600_000);
     await store.decide(rec.id, alice, 'approve', 'ok');
-    await expect(p).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ok)', approvalId: rec.id, decidedBy: 'alice' });
+    await expect(p).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ok)', approvalId: rec.id, decidedBy: 'alice', state: 'approved' });
   });
 
   test('default timeout is 10m when the rule has none; count is passed through', async () => {
@@ -87,7 +99,7 @@ describe('createApprovalGate', () => {
     expect(rec.operation.digest).toBe(httpDigest(op));
     expect(rec.operation.digest).not.toBe(httpDigest({ ...op, json: { charge: 'ch_1', amount: 5001 } }));
     await store.decide(rec.id, bob, 'deny', 'refunds go through finance');
-    await expect(p).resolves.toEqual({ approved: false, reason: 'denied by bob: refunds go through finance', approvalId: rec.id, decidedBy: 'bob' });
+    await expect(p).resolves.toEqual({ approved: false, reason: 'denied by bob: refunds go through finance', approvalId: rec.id, decidedBy: 'bob', state: 'denied' });
   });
 
   test('an HTTP body that is not valid JSON cannot be shown to an approver: denied without opening a request', async () => {
@@ -118,6 +130,7 @@ describe('createApprovalGate', () => {
     const out = await p;
     expect(out.approved).toBe(false);
     expect(out.reason).toMatch(/^approval request \S+ expired after 50ms without a decision$/);
+    expect(out.state).toBe('expired');
     expect(out.decidedBy).toBeUndefined();
   });
 
@@ -145,6 +158,24 @@ describe('createApprovalGate', () => {
     const out = await gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ timeout: 'soon' }), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
     expect(out.approved).toBe(false);
     expect(out.reason).toContain('approval timeout is invalid');
+  });
+
+  test('a back end that fails is a denial with the reason, never a rejected hold', async () => {
+    const failing: ApprovalBackend = { ...delegateTo(store), create: () => Promise.reject(new Error('the API server is away')) };
+    const out = await createApprovalGate(failing).hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
+    expect(out).toEqual({ approved: false, reason: 'rule "deletes-need-approval" holds DELETE, but the API server is away, so it is denied' });
+    // the store's own refusal of a bad request is a denial too
+    const bad = await gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ approvers: { groups: ['sre'] }, count: 0 }), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
+    expect(bad).toMatchObject({ approved: false, reason: expect.stringMatching(/^rule "deletes-need-approval" holds DELETE, but .*, so it is denied$/) });
+  });
+
+  test('a wait that fails is a denial, and the request is cancelled so nobody decides it', async () => {
+    const lost: ApprovalBackend = { ...delegateTo(store), wait: () => Promise.reject(new Error('watch lost')) };
+    const out = await createApprovalGate(lost, { onCreated: (r) => created.push(r) }).hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
+    const rec = await nextCreated(created);
+    expect(out).toEqual({ approved: false, approvalId: rec.id, reason: `rule "deletes-need-approval" holds DELETE, but approval request ${rec.id} could not be followed (watch lost), so it is denied` });
+    await new Promise((r) => setImmediate(r));
+    expect((await store.get(rec.id))!.state).toBe('cancelled');
   });
 
   test('a throwing onCreated hook does not block the hold', async () => {

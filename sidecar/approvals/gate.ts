@@ -31,6 +31,10 @@ export type CombinedApprovalGate = ApprovalGate &
     hold(req: HoldRequest | HeldHttpRequest): Promise<HoldOutcome>;
   };
 
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 function isHttp(req: HoldRequest | HeldHttpRequest): req is HeldHttpRequest {
   return (req.operation as { type?: string }).type === 'http';
 }
@@ -67,17 +71,25 @@ export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateO
       policy = req.policy;
       target = req.target;
     }
-    if (signal.aborted) return { approved: false, reason: 'cancelled: the agent disconnected before a decision' };
-    const rec = await backend.create({
-      policy,
-      rule: decision.rule ?? '',
-      target,
-      requester: { subject: identity.subject, groups: [...identity.groups] },
-      operation,
-      approvers: spec.approvers,
-      required: spec.count ?? 1,
-      timeoutMs,
-    });
+    if (signal.aborted) return { approved: false, reason: 'cancelled: the agent disconnected before a decision', state: 'cancelled' };
+    // A back end that fails (bad request, API server away) denies the hold with the reason: a
+    // rejected hold is an error the data path would have to interpret (PostgreSQL drops the
+    // connection on one), where a denial is an answer the agent can read.
+    let rec: ApprovalRequest;
+    try {
+      rec = await backend.create({
+        policy,
+        rule: decision.rule ?? '',
+        target,
+        requester: { subject: identity.subject, groups: [...identity.groups] },
+        operation,
+        approvers: spec.approvers,
+        required: spec.count ?? 1,
+        timeoutMs,
+      });
+    } catch (e) {
+      return { approved: false, reason: noApproverReason(decision.reason, errorMessage(e)) };
+    }
     try {
       opts.onCreated?.(rec);
     } catch {
@@ -89,15 +101,21 @@ export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateO
     let final: ApprovalRequest;
     try {
       final = await backend.wait(rec.id);
+    } catch (e) {
+      // nobody waits for this request any more: an approver must not decide it
+      onAbort();
+      return { approved: false, reason: noApproverReason(decision.reason, `approval request ${rec.id} could not be followed (${errorMessage(e)})`), approvalId: rec.id };
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
     const approvedBy = final.decisions.filter((d) => d.verdict === 'approve').map((d) => d.by);
     const deniedBy = final.decisions.filter((d) => d.verdict === 'deny').map((d) => d.by);
     const decidedBy = final.state === 'approved' ? approvedBy.join(',') : final.state === 'denied' ? deniedBy.join(',') : undefined;
+    const approved = final.state === 'approved' && final.operation.digest === operation.digest;
     return {
-      approved: final.state === 'approved' && final.operation.digest === operation.digest,
+      approved,
       reason: final.finalReason ?? final.state,
+      state: approved || final.state !== 'approved' ? (final.state as HoldOutcome['state']) : 'denied',
       approvalId: final.id,
       ...(decidedBy ? { decidedBy } : {}),
     };

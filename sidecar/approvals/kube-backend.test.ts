@@ -203,7 +203,7 @@ describe('the gate over the Kubernetes back end', () => {
     await new Promise((r) => setTimeout(r, 30));
     expect(settled).toBe(false);
     await approverDecides(proxy, obj.metadata.name!, 'alice');
-    await expect(held).resolves.toEqual({ approved: true, reason: 'approved by alice', approvalId: obj.metadata.name, decidedBy: 'alice' });
+    await expect(held).resolves.toEqual({ approved: true, reason: 'approved by alice', approvalId: obj.metadata.name, decidedBy: 'alice', state: 'approved' });
   });
 
   test('the agent going away cancels the request', async () => {

@@ -8,23 +8,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CustomObjectsApi, KubeConfig, PatchStrategy, Watch, setHeaderOptions } from '@kubernetes/client-node';
 import { API_VERSION, APPROVAL_REQUEST, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PATHS, SIDECAR_ENV, TOKEN_FILE, VERSION } from '../../common/k8s/names';
+import { apiErrorMessage, apiStatus } from '../../common/k8s/api-error';
 import { silentLogger, type Logger } from '../../common/log';
 import type { Identity } from '../../common/policy/types';
-import type { ApprovalRequestObject, ApprovalRequestList } from '../../operator/approvals/object';
+import { APPROVAL_API, isFinal, stateOf, type ApprovalRequestObject, type ApprovalRequestList } from '../../operator/approvals/object';
 import { createApprovalsHandler, type AdminHandler } from './admin-api';
-import { createApprovalGate, noApproverReason, type CombinedApprovalGate } from './gate';
+import { createApprovalGate, type CombinedApprovalGate } from './gate';
 import { LocalApprovalStore, newApprovalId } from './local-store';
 import {
   ApprovalError,
   type ApprovalBackend,
   type ApprovalRequest,
-  type ApprovalState,
   type ListFilter,
   type NewApprovalRequest,
   type Verdict,
 } from './types';
+import { formatDuration } from '../../common/policy/syntax';
 
-const FINAL: readonly ApprovalState[] = ['approved', 'denied', 'expired', 'cancelled'];
 const SERVICEACCOUNT_CA = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
 /** Label naming the pod whose sidecar opened the request (kubectl get ar -l agentwarden.io/pod=NAME). */
 export const POD_LABEL = `${GROUP}/pod`;
@@ -43,8 +43,7 @@ export function objectToRecord(obj: ApprovalRequestObject): ApprovalRequest {
     required: s.required,
     createdAt: obj.metadata.creationTimestamp ?? '',
     expiresAt: s.expiresAt,
-    // status is dropped on create, so a new object has none: that is pending
-    state: obj.status?.state ?? 'pending',
+    state: stateOf(obj),
     decisions: (obj.status?.decisions ?? []).map((d) => ({ by: d.by ?? '', groups: [...(d.groups ?? [])], verdict: d.verdict, reason: d.reason ?? '', at: d.at ?? '' })),
   };
   if (obj.status?.finalReason) rec.finalReason = obj.status.finalReason;
@@ -84,36 +83,6 @@ export function sidecarKubeConfig(opts: SidecarKubeConfigOptions = {}): KubeConf
   return kc;
 }
 
-/** The API server's own message (an admission refusal names its reason), else the transport error. */
-export function apiErrorMessage(e: unknown): string {
-  const err = e as { code?: unknown; body?: unknown; message?: string; cause?: { code?: string; message?: string } };
-  let body = err.body;
-  if (typeof body === 'string') {
-    try {
-      body = JSON.parse(body);
-    } catch {
-      // not JSON: fall through
-    }
-  }
-  const msg = (body as { message?: unknown } | undefined)?.message;
-  if (typeof msg === 'string' && msg !== '') return msg;
-  if (typeof err.code === 'number') return `the API server answered ${err.code}`;
-  const cause = err.cause?.code ?? err.cause?.message;
-  return cause ? `${err.message ?? 'request failed'} (${cause})` : (err.message ?? String(e));
-}
-
-function httpCode(e: unknown): number | undefined {
-  const c = (e as { code?: unknown }).code;
-  return typeof c === 'number' ? c : undefined;
-}
-
-function formatMs(ms: number): string {
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}
-
 function abortError(): Error {
   return Object.assign(new Error('wait aborted'), { name: 'AbortError' });
 }
@@ -143,17 +112,16 @@ export class KubeApprovalBackend implements ApprovalBackend {
   private readonly rewatchMs: number;
   private readonly local = new Map<string, Local>();
   private readonly mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  private readonly ref: { group: string; version: string; plural: string; namespace: string };
 
   constructor(private readonly opts: KubeApprovalBackendOptions) {
     this.api = opts.kubeConfig.makeApiClient(CustomObjectsApi);
     this.watcher = new Watch(opts.kubeConfig);
     this.log = opts.log ?? silentLogger;
     this.rewatchMs = opts.rewatchDelayMs ?? 1000;
+    this.ref = { ...APPROVAL_API, namespace: opts.namespace };
   }
 
-  private get ref(): { group: string; version: string; plural: string; namespace: string } {
-    return { group: GROUP, version: VERSION, plural: APPROVAL_REQUEST.plural, namespace: this.opts.namespace };
-  }
 
   async create(req: NewApprovalRequest): Promise<ApprovalRequest> {
     if (!(req.timeoutMs > 0) || !Number.isFinite(req.timeoutMs)) {
@@ -184,7 +152,7 @@ export class KubeApprovalBackend implements ApprovalBackend {
     const limit = this.opts.createTimeoutMs ?? 10_000;
     try {
       const timeout = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer from the API server within ${formatMs(limit)}`)), limit);
+        timer = setTimeout(() => reject(new Error(`no answer from the API server within ${formatDuration(limit)}`)), limit);
       });
       created = (await Promise.race([this.api.createNamespacedCustomObject({ ...this.ref, body }), timeout])) as ApprovalRequestObject;
     } catch (e) {
@@ -209,7 +177,7 @@ export class KubeApprovalBackend implements ApprovalBackend {
     try {
       return objectToRecord((await this.api.getNamespacedCustomObject({ ...this.ref, name: id })) as ApprovalRequestObject);
     } catch (e) {
-      if (httpCode(e) === 404) return undefined;
+      if (apiStatus(e).code === 404) return undefined;
       throw e;
     }
   }
@@ -263,7 +231,7 @@ export class KubeApprovalBackend implements ApprovalBackend {
       const finish = (rec: ApprovalRequest): void => {
         if (settled) return;
         cleanup();
-        if (FINAL.includes(rec.state)) this.local.delete(id);
+        if (isFinal(rec.state)) this.local.delete(id);
         resolve(rec);
       };
       const onAbort = (): void => {
@@ -279,7 +247,7 @@ export class KubeApprovalBackend implements ApprovalBackend {
         const ms = Math.max(0, Date.parse(rec.expiresAt) - Date.now());
         expiry = setTimeout(() => {
           const got = rec.required > 1 && last ? ` (${last.decisions.filter((d) => d.verdict === 'approve').length} of ${rec.required} approvals)` : '';
-          const after = entry.timeoutMs > 0 ? ` after ${formatMs(entry.timeoutMs)}` : ` at ${rec.expiresAt}`;
+          const after = entry.timeoutMs > 0 ? ` after ${formatDuration(entry.timeoutMs)}` : ` at ${rec.expiresAt}`;
           finish({ ...(last ?? rec), state: 'expired', finalReason: `approval request ${id} expired${after} without a decision${got}` });
         }, ms);
         expiry.unref?.();
@@ -288,7 +256,7 @@ export class KubeApprovalBackend implements ApprovalBackend {
         const rec = objectToRecord(obj);
         last = rec;
         armExpiry(rec);
-        if (FINAL.includes(rec.state)) finish(rec);
+        if (isFinal(rec.state)) finish(rec);
       };
       const again = (): void => {
         if (settled) return;
@@ -304,7 +272,7 @@ export class KubeApprovalBackend implements ApprovalBackend {
           rv = obj.metadata.resourceVersion;
         } catch (e) {
           if (settled) return;
-          if (httpCode(e) === 404) {
+          if (apiStatus(e).code === 404) {
             return finish({ ...(last ?? this.placeholder(id)), state: 'cancelled', finalReason: `approval request ${id} was deleted before a decision` });
           }
           this.log.warn('cannot read the approval request; retrying', { approval: id, error: apiErrorMessage(e) });
@@ -384,14 +352,13 @@ export function kubeApprovalService(opts: { log: Logger; env?: NodeJS.ProcessEnv
     }
   }
   if (why) log.error('Kubernetes approvals are unavailable; every hold is denied', { reason: why });
-  const inner = createApprovalGate(backend ?? new LocalApprovalStore(), {
+  // The gate turns a back end that fails (the object cannot be created) into a denial with the reason.
+  // Misconfigured: an empty store behind a gate that denies every hold and an API that lists nothing.
+  const store = backend ?? new LocalApprovalStore();
+  const gate = createApprovalGate(store, {
     undecidable: () => why,
     onCreated: (r) => log.info('operation held for approval', { approval: r.id, namespace, rule: r.rule, target: r.target, expiresAt: r.expiresAt }),
   });
-  // A failure to open or follow the request is a denial with the reason, never an error the data
-  // path would have to interpret (PostgreSQL would otherwise drop the connection).
-  const hold = (req: Parameters<CombinedApprovalGate['hold']>[0]): ReturnType<CombinedApprovalGate['hold']> =>
-    inner.hold(req).catch((e: unknown) => ({ approved: false, reason: noApproverReason(req.decision.reason, (e as Error).message) }));
-  const api = createApprovalsHandler({ backend: backend ?? new LocalApprovalStore(), acceptDecisions: false });
-  return { gate: { hold } as CombinedApprovalGate, api, backend };
+  const api = createApprovalsHandler({ backend: store, acceptDecisions: false });
+  return { gate, api, backend };
 }

@@ -11,6 +11,7 @@ import {
   type NewApprovalRequest,
   type Verdict,
 } from './types';
+import { formatDuration } from '../../common/policy/syntax';
 
 
 export interface LocalStoreOptions {
@@ -34,13 +35,6 @@ export function newApprovalId(): string {
 
 function copy(r: ApprovalRequest): ApprovalRequest {
   return structuredClone(r);
-}
-
-function formatMs(ms: number): string {
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
 }
 
 export class LocalApprovalStore implements ApprovalBackend {
@@ -197,7 +191,7 @@ export class LocalApprovalStore implements ApprovalBackend {
     if (e.rec.state !== 'pending') return;
     const ms = Date.parse(e.rec.expiresAt) - Date.parse(e.rec.createdAt);
     const got = e.rec.decisions.length > 0 ? ` (${e.rec.decisions.length} of ${e.rec.required} approvals)` : '';
-    this.finish(e, 'expired', `approval request ${e.rec.id} expired after ${formatMs(ms)} without a decision${got}`);
+    this.finish(e, 'expired', `approval request ${e.rec.id} expired after ${formatDuration(ms)} without a decision${got}`);
   }
 
   private finish(e: Entry, state: ApprovalState, reason: string): void {

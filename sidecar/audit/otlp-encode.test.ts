@@ -26,7 +26,7 @@ function samples(): AuditRecord[] {
       rule: 'deletes-need-approval',
       reason: 'approved: ticket OPS-7 ✓',
       identity,
-      approval: { id: 'ab12', approved: true, reason: 'ticket OPS-7 ✓', decidedBy: 'alice', waitStart: 1_763_800_000_124, waitMs: 2_400.5, spanId: '1111222233334444' },
+      approval: { id: 'ab12', approved: true, outcome: 'approved', reason: 'ticket OPS-7 ✓', decidedBy: 'alice', waitStart: 1_763_800_000_124, waitMs: 2_400.5, spanId: '1111222233334444' },
       masked: 3,
       maskedBy: { column: 2, email: 1 },
     },

@@ -2,6 +2,7 @@
 // operation ends, and is what the spool stores.
 import type { AuditApproval, AuditDb, AuditGenAi, AuditHttp, AuditPayload, AuditRecord, AuditTrace } from '../../common/audit/record';
 import type { Identity } from '../../common/policy/types';
+import type { HoldOutcome } from '../postgres/runtime';
 import { newRecordId, newSpanId } from './ids';
 import { startTrace, traceparentFromSql } from './trace-context';
 
@@ -74,12 +75,13 @@ export function httpRecord(kind: 'http' | 'egress', c: OperationCommon, trace: A
 
 /** An approver's answer for the audit record (and its `warden.approval.wait` child span). */
 export function approvalRecord(
-  outcome: { approved: boolean; reason: string; approvalId?: string; decidedBy?: string },
+  outcome: HoldOutcome,
   waitStartedAt: number /* performance.now() */,
 ): AuditApproval {
   return {
     id: outcome.approvalId,
     approved: outcome.approved,
+    outcome: outcome.state ?? (outcome.approved ? 'approved' : 'denied'),
     reason: outcome.reason,
     decidedBy: outcome.decidedBy,
     waitStart: performance.timeOrigin + waitStartedAt,

@@ -104,7 +104,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
       addSeries(c.target, kind).observe(Math.max(0, c.durationMs - c.upstreamMs - waited) / 1000);
     }
     if (c.approval) {
-      const outcome = c.approval.approved ? 'approved' : /expired|timed out/i.test(c.approval.reason) ? 'expired' : 'denied';
+      const outcome = c.approval.outcome;
       approvals.inc({ target: c.target, rule: c.rule ?? '', outcome });
       wait.observe({ target: c.target, rule: c.rule ?? '', outcome }, c.approval.waitMs / 1000);
     }

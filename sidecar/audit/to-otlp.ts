@@ -48,7 +48,7 @@ export function spanAttributes(r: AuditRecord): Attributes {
   if (r.approval) {
     set(a, ATTR.approvalId, r.approval.id);
     set(a, ATTR.approvalDecidedBy, r.approval.decidedBy);
-    set(a, ATTR.approvalOutcome, r.approval.approved ? 'approved' : 'denied');
+    set(a, ATTR.approvalOutcome, r.approval.outcome);
   }
   if (r.db) {
     a[ATTR.dbSystem] = r.db.system;
@@ -131,7 +131,7 @@ function span(fields: {
 
 /** The child span of a held operation: how long it waited, and who decided. */
 export function approvalWaitAttributes(r: AuditRecord, a: AuditApproval): Attributes {
-  const attrs: Attributes = { [ATTR.policy]: r.policy, [ATTR.target]: r.target, [ATTR.approvalOutcome]: a.approved ? 'approved' : 'denied' };
+  const attrs: Attributes = { [ATTR.policy]: r.policy, [ATTR.target]: r.target, [ATTR.approvalOutcome]: a.outcome };
   set(attrs, ATTR.rule, r.rule);
   set(attrs, ATTR.approvalId, a.id);
   set(attrs, ATTR.approvalDecidedBy, a.decidedBy);

@@ -85,6 +85,8 @@ export interface HoldRequest {
 export interface HoldOutcome {
   approved: boolean;
   reason: string;
+  /** How the approval request ended, when one was opened. */
+  state?: 'approved' | 'denied' | 'expired' | 'cancelled';
   approvalId?: string;
   decidedBy?: string;
 }

@@ -2,6 +2,7 @@
 // objects, the local admin API) implements it elsewhere; the proxy only waits on the promise.
 import type { Decision, Identity } from '../../../common/policy/types';
 import type { HttpOperationWithPort } from '../../../common/policy/engine';
+import type { HoldOutcome } from '../../postgres/runtime';
 
 export interface HeldHttpRequest {
   /** The operation exactly as decided (target '' for the forward proxy). */
@@ -16,5 +17,5 @@ export interface HeldHttpRequest {
 }
 
 export interface HttpApprovalGate {
-  hold(req: HeldHttpRequest): Promise<{ approved: boolean; reason: string; approvalId?: string; decidedBy?: string }>;
+  hold(req: HeldHttpRequest): Promise<HoldOutcome>;
 }
