@@ -238,7 +238,7 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
 
     const r = await kubectl(['approve', name, '-n', NS, '--reason', 'ticket OPS-1'], 'alice', ['sre']);
     expect(r).toEqual({ code: 0, out: `${name} approved: approved by alice (alice: ticket OPS-1)`, err: '' });
-    await expect(held).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ticket OPS-1)', approvalId: name, decidedBy: 'alice' });
+    await expect(held).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ticket OPS-1)', approvalId: name, decidedBy: 'alice', state: 'approved' });
     const stored = fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, name) as { status: { decisions: Array<{ by: string }> } };
     expect(stored.status.decisions.map((d) => d.by)).toEqual(['alice']);
   });
