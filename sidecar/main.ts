@@ -10,7 +10,7 @@ import { Metrics } from '../common/metrics';
 import type { CompiledPolicy } from '../common/policy/compile';
 import type { Identity } from '../common/policy/types';
 import { createAdminServer, parseAddr } from './admin-server';
-import { createAuditSink, type WardenAuditSink } from './audit/sink';
+import { createAuditSink } from './audit/sink';
 import { openAuditTrail, type AuditTrail } from './audit/trail';
 import { otlpSettingsFromEnv, type Exporters } from './audit/exporters';
 import { METRIC } from '../common/audit/names';
@@ -252,6 +252,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const classifier = createClassifier({ maxEntries: 10_000 });
   const secrets = new SecretStore(opts.secretsDir);
   const cancels = new CancelRegistry();
+  const identity = opts.identity ?? podIdentity();
+  const hashKey = hashKeyFrom(secrets, log);
+  const callerTokens = callerTokenVerifier(store, opts.identityVerifier);
+  const decisions = approvalService(opts, callerTokens, secrets, log);
+  // Opened last before the listeners: a start that fails earlier leaves no spool locked behind.
   let trail: AuditTrail | undefined;
   if (!opts.audit && (opts.spoolDir || otlp || opts.auditExporters)) {
     let dir = opts.spoolDir;
@@ -270,12 +275,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       ...opts.auditTiming,
     });
   }
-  const sink: WardenAuditSink | undefined = opts.audit ? undefined : createAuditSink({ log, metrics, recorder: trail?.recorder });
-  const audit: AuditSink = opts.audit ?? sink!;
-  const identity = opts.identity ?? podIdentity();
-  const hashKey = hashKeyFrom(secrets, log);
-  const callerTokens = callerTokenVerifier(store, opts.identityVerifier);
-  const decisions = approvalService(opts, callerTokens, secrets, log);
+  const audit: AuditSink = opts.audit ?? createAuditSink({ log, metrics, recorder: trail?.recorder });
   const reloads = metrics.counter(METRIC.policyReloads, 'Policy reload attempts, by result.');
   const active = metrics.gauge(METRIC.activeConnections, 'Open agent connections, by target.');
   const listeners = new Map<string, { listener: PostgresListener; port: number }>();

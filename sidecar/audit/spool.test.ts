@@ -5,7 +5,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { METRIC } from '../../common/audit/names';
-import { createLogger, type Logger } from '../../common/log';
+import { createLogger, silentLogger, type Logger } from '../../common/log';
 import { Metrics } from '../../common/metrics';
 import { SpoolLockedError } from './lock';
 import { readSpoolDir } from './segment';
@@ -435,4 +435,8 @@ describe('property: append / ack / reopen / read', () => {
       { numRuns: 40 },
     );
   });
+});
+
+test('a spool directory that cannot be created is a clear error, not a hang (mkdir under /proc)', () => {
+  expect(() => Spool.open({ dir: '/proc/warden-no-such-dir/spool', maxBytes: 1 << 20, whenFull: 'block', log: silentLogger })).toThrow(/cannot create audit spool directory \/proc\/warden-no-such-dir\/spool \(ENOENT: no such file/);
 });

@@ -101,7 +101,9 @@ function checkOptions(o: SpoolOptions): Required<Pick<SpoolOptions, 'segmentByte
 
 function describeFsError(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
-  return err.code ? `${err.code}: ${err.message}` : String(err.message ?? e);
+  // Node's fs messages already start with the code ("ENOENT: no such file or directory, mkdir ...").
+  if (err.code && !String(err.message).startsWith(err.code)) return `${err.code}: ${err.message}`;
+  return String(err.message ?? e);
 }
 
 export class Spool {
@@ -178,7 +180,7 @@ export class Spool {
     checkOptions(opts);
     const { dir, log } = opts;
     try {
-      fs.mkdirSync(dir, { recursive: true });
+      makeDir(dir);
     } catch (e) {
       throw new SpoolError('SPOOL_DIR', `cannot create audit spool directory ${dir} (${describeFsError(e)})`, { cause: e });
     }
@@ -609,4 +611,21 @@ function recoverSegments(dir: string, log: Logger): { segments: Segment[]; dropp
     segments.push({ file, firstSeq, count, bytes: state.validEnd });
   }
   return { segments, dropped };
+}
+
+/**
+ * mkdir -p without `fs.mkdirSync(dir, {recursive: true})`, which spins forever (Node 20) when the
+ * kernel answers ENOENT under a parent that exists, as under /proc or /sys.
+ */
+function makeDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && fs.statSync(dir).isDirectory()) return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir || fs.existsSync(parent)) throw e;
+    makeDir(parent);
+    fs.mkdirSync(dir);
+  }
 }
