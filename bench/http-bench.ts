@@ -5,36 +5,51 @@
 // reverse proxy when it is installed. Interleaved in rounds in one run; prints the median of the
 // rounds, the targets with PASS/MISS, and writes dist/bench-http-results.json.
 //
-// Every server and the load generator run in their own processes: this file is also their entry
-// point (`node dist/bench/http-bench.js --role upstream|sink|load ...`), so nothing competes with
-// the measured process inside the bench process itself.
+// Every server and the load generator run in their own processes: this file is also the entry
+// point of the upstream and the load generator (`node dist/bench/http-bench.js --role
+// upstream|load ...`), the OTLP receiver is bench/otlp-sink.ts, so nothing competes with the
+// measured process inside the bench process itself.
 //
 // Environment: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 3), BENCH_CLIENTS
 // (connections, e.g. "1,8"), BENCH_WARMUP (seconds per target before the rounds, default 1),
 // BENCH_NGINX=0 (skip nginx), BENCH_HTTP=0 (skip this whole benchmark).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Pool, request } from 'undici';
 import { freePort } from '../tools/pg-server';
+import { exitWithParent } from './child';
 import {
+  assertAlive,
+  benchEnv,
   checkInterrupted,
+  envClients,
+  envCount,
+  envNum,
   findExecutable,
   fmt,
   makeTempDir,
   median,
-  onCleanup,
   percentile,
   procCpuSeconds,
   procStatus,
+  rotate,
   runCmd,
   runMain,
   sleep,
+  startListeningChild,
+  startOtlpSink,
+  startSidecarProcess,
+  supervise,
   table,
   tcpAccepts,
   track,
+  waitUntilReady,
+  type OtlpSink,
+  type SidecarSetup,
+  type Supervised,
 } from './support';
 
 const TOKEN = 'sk-bench-0123456789';
@@ -43,34 +58,8 @@ const ROUTE = 'api';
 const CHAT_PATH = '/v1/chat/completions';
 const REQUEST_BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Who is the account owner?' }] });
 
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${v}"`);
-  return n;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Child roles
-
-/** Exits when a piped stdin closes (the bench died), so no child outlives the benchmark. */
-function exitWithParent(onExit: () => void): void {
-  process.on('SIGTERM', onExit);
-  process.on('SIGINT', onExit);
-  let pipe = false;
-  try {
-    const st = fs.fstatSync(0);
-    pipe = st.isFIFO() || st.isSocket();
-  } catch {
-    /* no stdin */
-  }
-  if (pipe) {
-    process.stdin.on('end', onExit);
-    process.stdin.on('error', onExit);
-    process.stdin.resume();
-  }
-}
 
 /** Pads a JSON document with a filler field to about `bytes` bytes. */
 function padJson(doc: Record<string, unknown>, bytes: number): Buffer {
@@ -120,8 +109,7 @@ function roleUpstream(): void {
     res.end(body);
   };
   const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    req.resume(); // the body is not needed, only its end
     req.on('end', () => {
       // Proves the sidecar injected the credential (the agent's requests carry none).
       if (req.headers.authorization !== `Bearer ${TOKEN}`) return json(res, 401, Buffer.from('{"error":{"message":"bad token"}}'));
@@ -132,29 +120,6 @@ function roleUpstream(): void {
   });
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 125_000;
-  listenAndAnnounce(server);
-}
-
-/** An OTLP/HTTP receiver: reads each body, answers an empty Export*ServiceResponse; GET /stats counts. */
-function roleSink(): void {
-  const counts: Record<string, { requests: number; bytes: number }> = {};
-  const server = http.createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/stats') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(counts));
-      return;
-    }
-    let bytes = 0;
-    req.on('data', (c: Buffer) => (bytes += c.length));
-    req.on('end', () => {
-      const c = (counts[req.url ?? ''] ??= { requests: 0, bytes: 0 });
-      c.requests++;
-      c.bytes += bytes;
-      res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 });
-      res.end();
-    });
-  });
-  server.keepAliveTimeout = 120_000;
   listenAndAnnounce(server);
 }
 
@@ -247,94 +212,6 @@ async function roleLoad(args: string[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Starting the children
 
-interface Child {
-  name: string;
-  pid: number;
-  port: number;
-  exited(): { code: number | null; signal: NodeJS.Signals | null } | null;
-  tail(lines?: number): string;
-  stop(): Promise<void>;
-}
-
-function benchEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  // No inherited telemetry settings: only the audit sidecar exports, and only to our sink.
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OTEL_') && !k.startsWith('PG')) env[k] = v;
-  return { ...env, LC_ALL: 'C', ...extra };
-}
-
-/** Common bookkeeping for a long-running child: output capture, exit, stop with SIGTERM then SIGKILL. */
-function supervise(name: string, child: ChildProcess, port: number | (() => number), logFile?: string): Child & { output(): string } {
-  let output = '';
-  const onData = (d: Buffer): void => {
-    output += d.toString('utf8');
-    if (output.length > 64_000) output = output.slice(-32_000);
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  const exitP = new Promise<void>((resolve) =>
-    child.once('exit', (code, signal) => {
-      exit = { code, signal };
-      resolve();
-    }),
-  );
-  const all = (): string => {
-    let log = '';
-    if (logFile) {
-      try {
-        log = fs.readFileSync(logFile, 'utf8');
-      } catch {
-        /* not there yet */
-      }
-    }
-    return log + output;
-  };
-  const stop = async (): Promise<void> => {
-    if (exit) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exitP;
-    clearTimeout(killer);
-  };
-  onCleanup(stop);
-  return {
-    name,
-    pid: child.pid!,
-    get port(): number {
-      return typeof port === 'function' ? port() : port;
-    },
-    exited: () => exit,
-    output: all,
-    tail: (n = 20) => all().trimEnd().split('\n').slice(-n).join('\n'),
-    stop,
-  };
-}
-
-async function waitFor(what: string, c: { exited(): unknown; tail(): string }, ready: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!c.exited()) {
-    if (await ready()) return;
-    if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs / 1000} s; output:\n${c.tail()}`);
-    await sleep(50);
-  }
-  throw new Error(`${what} exited during startup (${JSON.stringify(c.exited())}); output:\n${c.tail()}`);
-}
-
-/** Starts this file in another role; it prints "listening PORT" when ready. */
-async function startRole(role: 'upstream' | 'sink'): Promise<Child> {
-  // stdin stays a pipe: the child exits when it closes, even if this process is SIGKILLed.
-  const child = track(spawn(process.execPath, [__filename, '--role', role], { stdio: ['pipe', 'pipe', 'pipe'], env: benchEnv() }));
-  let port = 0;
-  const c = supervise(role, child, () => port);
-  await waitFor(role, c, () => {
-    const m = /^listening (\d+)$/m.exec(c.output());
-    if (m) port = Number(m[1]);
-    return port > 0;
-  });
-  return c;
-}
-
 function httpPolicy(upstreamPort: number): string {
   return `apiVersion: agentwarden.io/v1alpha1
 kind: AccessPolicy
@@ -379,56 +256,13 @@ spec:
 `;
 }
 
-interface SidecarChild extends Child {
-  adminPort: number;
-  problemLines(): string[];
-}
-
-/** `warden sidecar` with an egress route to the upstream; optionally spooling and exporting audit. */
-async function startHttpSidecar(opts: { name: string; dir: string; upstreamPort: number; audit?: { spoolDir: string; otlpEndpoint: string } }): Promise<SidecarChild> {
-  const secretsDir = path.join(opts.dir, 'secrets');
-  fs.mkdirSync(path.join(secretsDir, 'api-token'), { recursive: true });
-  fs.writeFileSync(path.join(secretsDir, 'api-token', 'token'), TOKEN + '\n', { mode: 0o600 });
-  fs.mkdirSync(path.join(secretsDir, 'warden-masking'), { recursive: true });
-  fs.writeFileSync(path.join(secretsDir, 'warden-masking', 'hash-key'), 'bench-hash-key-' + process.pid);
-  const policyFile = path.join(opts.dir, 'policy.yaml');
-  fs.writeFileSync(policyFile, httpPolicy(opts.upstreamPort));
-  const port = await freePort();
-  const adminPort = await freePort();
-  const logFile = path.join(opts.dir, 'sidecar.log');
-  const logFd = fs.openSync(logFile, 'a');
-  const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
-  // BENCH_SIDECAR_NODE_ARGS: extra node/V8 flags for the sidecar processes (e.g. --cpu-prof).
-  const nodeArgs = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const args = [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', `127.0.0.1:${port}`];
-  if (opts.audit) args.push('--spool-dir', opts.audit.spoolDir);
-  const env = benchEnv(opts.audit ? { OTEL_EXPORTER_OTLP_ENDPOINT: opts.audit.otlpEndpoint } : {});
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env }));
-  fs.closeSync(logFd);
-  const c = supervise(opts.name, child, port, logFile);
-  await waitFor(opts.name, c, async () => (await statusOf(`http://127.0.0.1:${adminPort}/readyz`)) === 200 && (await tcpAccepts(port)));
-  return {
-    ...c,
-    port,
-    adminPort,
-    problemLines: () =>
-      c
-        .output()
-        .split('\n')
-        .filter((l) => {
-          if (!l.trim()) return false;
-          try {
-            const j = JSON.parse(l) as { level?: string };
-            return j.level === 'warn' || j.level === 'error';
-          } catch {
-            return true;
-          }
-        }),
-  };
+/** `warden sidecar` serving an egress route to the upstream. */
+function httpSidecar(upstreamPort: number): SidecarSetup {
+  return { policy: () => httpPolicy(upstreamPort), secrets: { 'api-token/token': TOKEN + '\n' }, egress: true };
 }
 
 /** nginx as a reverse proxy with the same /api/ route shape; one process (master_process off) so its CPU is measurable. */
-async function startNginx(bin: string, upstreamPort: number): Promise<Child> {
+async function startNginx(bin: string, upstreamPort: number): Promise<Supervised & { port: number }> {
   const dir = makeTempDir('warden-bench-nginx-');
   const port = await freePort();
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, d));
@@ -466,20 +300,9 @@ http {
   );
   // daemon and master_process come from -g: nginx rejects a directive set both in the file and in -g.
   const child = track(spawn(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'], { stdio: ['ignore', 'pipe', 'pipe'], env: benchEnv() }));
-  const c = supervise('nginx', child, port, path.join(dir, 'error.log'));
-  await waitFor('nginx', c, () => tcpAccepts(port), 15_000);
-  return c;
-}
-
-function statusOf(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(0));
-  });
+  const c = supervise('nginx', child, { logFile: path.join(dir, 'error.log') });
+  await waitUntilReady(c, () => tcpAccepts(port), 15_000);
+  return { ...c, port };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,7 +316,7 @@ interface Target {
   /** Whether the agent sends the API key itself (direct), or the proxy attaches it. */
   auth: boolean;
   /** The proxy process, whose CPU time is attributed to the requests. */
-  proxy?: Child;
+  proxy?: Supervised;
 }
 
 interface Run extends Partial<LoadResult> {
@@ -565,34 +388,16 @@ async function checkTarget(t: Target): Promise<string[]> {
   return problems;
 }
 
-interface SinkStats {
-  [path: string]: { requests: number; bytes: number };
-}
-
-async function sinkStats(sink: Child): Promise<SinkStats> {
-  try {
-    const r = await request(`http://127.0.0.1:${sink.port}/stats`);
-    return (await r.body.json()) as SinkStats;
-  } catch {
-    return {};
-  }
-}
-
 /** Waits until the audit sidecar stops exporting (at most maxMs), so its backlog does not steal CPU from the next run. */
-async function waitForExportQuiet(sink: Child, maxMs = 2_000): Promise<void> {
+async function waitForExportQuiet(sink: OtlpSink, maxMs = 2_000): Promise<void> {
   const deadline = Date.now() + maxMs;
-  let last = JSON.stringify(await sinkStats(sink));
+  let last = JSON.stringify(await sink.stats());
   while (Date.now() < deadline) {
     await sleep(300);
-    const now = JSON.stringify(await sinkStats(sink));
+    const now = JSON.stringify(await sink.stats());
     if (now === last) return;
     last = now;
   }
-}
-
-function rotate<T>(xs: T[], n: number): T[] {
-  const k = n % xs.length;
-  return [...xs.slice(k), ...xs.slice(0, k)];
 }
 
 function dirBytes(dir: string): number {
@@ -611,11 +416,10 @@ async function main(): Promise<number> {
   }
   const t0 = Date.now();
   const SECONDS = envNum('BENCH_SECONDS', 5);
-  const ROUNDS = Math.max(1, Math.floor(envNum('BENCH_ROUNDS', 3)));
+  const ROUNDS = envCount('BENCH_ROUNDS', 3);
   const WARMUP = envNum('BENCH_WARMUP', 1);
   const RUN_WARMUP = 0.3;
-  const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map((s) => Math.max(1, Math.floor(Number(s))));
-  if (CLIENTS.some((c) => !Number.isFinite(c))) throw new Error(`BENCH_CLIENTS must be a list of numbers, got "${process.env.BENCH_CLIENTS}"`);
+  const CLIENTS = envClients();
 
   const nginxBin = process.env.BENCH_NGINX === '0' ? undefined : (process.env.NGINX ?? findExecutable('nginx'));
   if (!nginxBin) process.stdout.write(process.env.BENCH_NGINX === '0' ? 'nginx skipped (BENCH_NGINX=0)\n' : 'nginx not installed (apt-get install nginx-light): skipping peer\n');
@@ -628,14 +432,19 @@ async function main(): Promise<number> {
   const loadBefore = os.loadavg();
   if (loadBefore[0] > 0.5) process.stdout.write(`note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before starting: other work on this machine adds noise\n`);
 
-  const upstream = await startRole('upstream');
-  const sink = await startRole('sink');
-  const scDir = makeTempDir('warden-bench-http-');
+  const upstream = await startListeningChild('upstream', [__filename, '--role', 'upstream']);
+  const sink = await startOtlpSink();
   const auditDir = makeTempDir('warden-bench-http-audit-');
   const spoolDir = path.join(auditDir, 'spool');
   fs.mkdirSync(spoolDir);
-  const sc = await startHttpSidecar({ name: 'sidecar', dir: scDir, upstreamPort: upstream.port });
-  const sca = await startHttpSidecar({ name: 'sidecar-audit', dir: auditDir, upstreamPort: upstream.port, audit: { spoolDir, otlpEndpoint: `http://127.0.0.1:${sink.port}` } });
+  const sc = await startSidecarProcess({ ...httpSidecar(upstream.port), dir: makeTempDir('warden-bench-http-') });
+  const sca = await startSidecarProcess({
+    ...httpSidecar(upstream.port),
+    name: 'sidecar-audit',
+    dir: auditDir,
+    args: ['--spool-dir', spoolDir],
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url },
+  });
   const nginx = nginxBin ? await startNginx(nginxBin, upstream.port) : undefined;
 
   const route = (port: number): string => `http://127.0.0.1:${port}/${ROUTE}${CHAT_PATH}`;
@@ -645,13 +454,7 @@ async function main(): Promise<number> {
     { name: 'sidecar-audit', url: route(sca.port), auth: false, proxy: sca },
     ...(nginx ? [{ name: 'nginx' as const, url: route(nginx.port), auth: false, proxy: nginx }] : []),
   ];
-  const children: Child[] = [upstream, sink, sc, sca, ...(nginx ? [nginx] : [])];
-  const assertAlive = (): void => {
-    for (const c of children) {
-      const ex = c.exited();
-      if (ex) throw new Error(`${c.name} exited (${JSON.stringify(ex)}); output tail:\n${c.tail()}`);
-    }
-  };
+  const children: Supervised[] = [upstream, sink, sc, sca, ...(nginx ? [nginx] : [])];
 
   for (const t of targets) {
     const problems = await checkTarget(t);
@@ -685,7 +488,7 @@ async function main(): Promise<number> {
             '\n',
         );
         if (t.name === 'sidecar-audit') await waitForExportQuiet(sink);
-        assertAlive();
+        assertAlive(children);
       }
     }
   }
@@ -783,7 +586,7 @@ async function main(): Promise<number> {
     );
   }
 
-  const sinkNow = await sinkStats(sink);
+  const sinkNow = await sink.stats();
   const exported = Object.entries(sinkNow)
     .map(([p, c]) => `${p} ${c.requests} req / ${fmt(c.bytes / 1024)} KiB`)
     .join(', ');
@@ -839,14 +642,13 @@ const roleAt = process.argv.indexOf('--role');
 if (roleAt >= 0) {
   const role = process.argv[roleAt + 1];
   if (role === 'upstream') roleUpstream();
-  else if (role === 'sink') roleSink();
   else if (role === 'load')
     roleLoad(process.argv.slice(roleAt + 2)).catch((err: Error) => {
       process.stderr.write(`load: ${err.stack ?? err.message}\n`);
       process.exit(1);
     });
   else {
-    process.stderr.write(`unknown role "${role}": upstream, sink or load\n`);
+    process.stderr.write(`unknown role "${role}": upstream or load\n`);
     process.exit(2);
   }
 } else {

@@ -4,11 +4,11 @@
 // reader while the other side's buffer is full). It measures what Node.js socket I/O alone costs
 // on this machine, so the sidecar's parsing and policy overhead can be told apart from the runtime's.
 //
-// Usage: node dist/bench/node-relay.js <listenPort> <targetPort>
+// Usage: node dist/bench/node-relay.js <listenPort (0: any)> <targetPort>
 // Prints "listening <port>" on stdout once ready; exits on SIGTERM/SIGINT, or when a piped stdin
 // closes (the parent died), so it never outlives the benchmark.
-import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { exitWithParent } from './child';
 
 const HOST = '127.0.0.1';
 
@@ -64,19 +64,4 @@ function shutdown(): void {
   for (const s of sockets) s.destroy();
   process.exit(0);
 }
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
-// Started by the benchmark, stdin is a pipe the parent holds open: EOF means it is gone.
-// (A terminal or /dev/null on stdin is left alone, so the script can also be run by hand.)
-let stdinIsPipe = false;
-try {
-  const st = fs.fstatSync(0);
-  stdinIsPipe = st.isFIFO() || st.isSocket();
-} catch {
-  /* no stdin */
-}
-if (stdinIsPipe) {
-  process.stdin.on('end', shutdown);
-  process.stdin.on('error', shutdown);
-  process.stdin.resume();
-}
+exitWithParent(shutdown);

@@ -15,8 +15,12 @@ import type { PgServer } from '../tools/pg-server';
 import {
   PGBENCH,
   PSQL,
+  assertAlive,
   checkInterrupted,
   clientEnv,
+  envClients,
+  envCount,
+  envNum,
   fmt,
   findExecutable,
   hasExecutable,
@@ -25,38 +29,23 @@ import {
   percentile,
   procCpuSeconds,
   procStatus,
+  rotate,
   runCmd,
   runMain,
   startBenchPg,
   startPgbouncer,
+  pgSidecar,
+  sinkRequests,
   startNodeRelay,
   startSidecarProcess,
   startOtlpSink,
   table,
-  type NodeRelay,
   type Pgbouncer,
   type SidecarProcess,
+  type Supervised,
 } from './support';
 
 const DATABASE = 'bench';
-
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${v}"`);
-  return n;
-}
-
-const SECONDS = envNum('BENCH_SECONDS', 6);
-const ROUNDS = Math.max(1, Math.floor(envNum('BENCH_ROUNDS', 3)));
-const SCALE = Math.max(1, Math.floor(envNum('BENCH_SCALE', 10)));
-const WARMUP = envNum('BENCH_WARMUP', 1);
-const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map((s) => Math.max(1, Math.floor(Number(s))));
-const PROFILE = process.env.BENCH_PROFILE === '1';
-const RELAY = process.env.BENCH_RELAY !== '0';
-/** BENCH_AUDIT=0 skips the sidecar with its audit trail on (spool + OTLP export of every statement). */
-const AUDIT = process.env.BENCH_AUDIT !== '0';
 
 type TargetName = 'direct' | 'sidecar' | 'sidecar-audit' | 'pgbouncer' | 'node-relay';
 type Mode = 'simple' | 'prepared';
@@ -67,8 +56,8 @@ interface Target {
   port: number;
   user: string;
   password?: string;
-  /** Process whose CPU time we attribute to the proxy. */
-  pid?: number;
+  /** The proxy process: its CPU time is attributed to the transactions. */
+  proc?: Supervised;
 }
 
 interface Run {
@@ -142,9 +131,9 @@ async function pgbench(t: Target, mode: Mode, clients: number, seconds: number, 
   args.push('-h', '127.0.0.1', '-p', String(t.port), '-U', t.user);
   if (log) args.push('-l', '--log-prefix', path.join(log.dir, log.prefix));
   args.push(DATABASE);
-  const cpu0 = t.pid ? procCpuSeconds(t.pid) : undefined;
+  const cpu0 = t.proc ? procCpuSeconds(t.proc.pid) : undefined;
   const r = await runCmd(PGBENCH, args, { env: clientEnv(t.password), timeoutMs: (seconds + 60) * 1000, cwd: log?.dir });
-  const cpu1 = t.pid ? procCpuSeconds(t.pid) : undefined;
+  const cpu1 = t.proc ? procCpuSeconds(t.proc.pid) : undefined;
   const p = parsePgbench(r.stdout);
   const base = { mode, clients, target: t.name, ...p };
   const lat = log ? readLatencyLogs(log.dir, log.prefix) : undefined;
@@ -157,11 +146,6 @@ async function pgbench(t: Target, mode: Mode, clients: number, seconds: number, 
     return { ...base, ...extra, error: why };
   }
   return { ...base, ...extra };
-}
-
-function rotate<T>(xs: T[], n: number): T[] {
-  const k = n % xs.length;
-  return [...xs.slice(k), ...xs.slice(0, k)];
 }
 
 async function checkPolicyEnforced(sc: SidecarProcess): Promise<string | undefined> {
@@ -186,6 +170,16 @@ async function versionOf(file: string, args: string[]): Promise<string> {
 
 async function main(): Promise<number> {
   const t0 = Date.now();
+  // pgbench -T takes whole seconds.
+  const SECONDS = envNum('BENCH_SECONDS', 6, true);
+  const ROUNDS = envCount('BENCH_ROUNDS', 3);
+  const SCALE = envCount('BENCH_SCALE', 10);
+  const WARMUP = envNum('BENCH_WARMUP', 1, true);
+  const CLIENTS = envClients();
+  const PROFILE = process.env.BENCH_PROFILE === '1';
+  const RELAY = process.env.BENCH_RELAY !== '0';
+  /** BENCH_AUDIT=0 skips the sidecar with its audit trail on (spool + OTLP export of every statement). */
+  const AUDIT = process.env.BENCH_AUDIT !== '0';
   if (!hasExecutable(PGBENCH)) {
     process.stderr.write(`pgbench not found at ${PGBENCH} (apt-get install postgresql-client): cannot run the benchmark\n`);
     return 1;
@@ -196,7 +190,7 @@ async function main(): Promise<number> {
   if (!RELAY) process.stdout.write('node-relay skipped (BENCH_RELAY=0)\n');
 
   const configs = MODES.flatMap((mode) => CLIENTS.map((clients) => ({ mode, clients })));
-  const targetCount = 2 + (pgbouncerBin ? 1 : 0) + (RELAY ? 1 : 0);
+  const targetCount = 2 + (AUDIT ? 1 : 0) + (pgbouncerBin ? 1 : 0) + (RELAY ? 1 : 0);
   const estimate = Math.round(configs.length * targetCount * ROUNDS * (SECONDS + 0.5) + targetCount * MODES.length * (WARMUP + 0.5) + 25);
   process.stdout.write(
     `pgbench -S, scale ${SCALE}, ${SECONDS} s per run, ${ROUNDS} rounds, clients ${CLIENTS.join('/')}, ${os.cpus().length} CPUs shared by client, proxy and server (about ${estimate} s)\n`,
@@ -213,25 +207,32 @@ async function main(): Promise<number> {
   process.stdout.write(`initialized pgbench scale ${SCALE} in ${(init.ms / 1000).toFixed(1)} s\n`);
 
   const dir = makeTempDir('warden-bench-');
-  const sc = await startSidecarProcess({ pg, database: DATABASE, dir, profile: PROFILE });
+  const sc = await startSidecarProcess({ ...pgSidecar(pg, DATABASE), dir, profile: PROFILE });
   let bouncer: Pgbouncer | undefined;
   if (pgbouncerBin) bouncer = await startPgbouncer({ bin: pgbouncerBin, pg, database: DATABASE });
   // Transparent: clients authenticate to PostgreSQL through it with the direct credentials.
-  const relay: NodeRelay | undefined = RELAY ? await startNodeRelay({ targetPort: pg.port }) : undefined;
+  const relay = RELAY ? await startNodeRelay({ targetPort: pg.port }) : undefined;
   // The same sidecar with its audit trail on: every statement spooled (fsync'd in batches) and
   // exported as a span and a log record to an OTLP collector in its own process.
   const sink = AUDIT ? await startOtlpSink() : undefined;
   const audited = sink
-    ? await startSidecarProcess({ pg, database: DATABASE, dir: makeTempDir('warden-bench-audit-'), args: ['--spool-dir', path.join(makeTempDir('warden-bench-spool-'), 'spool')], env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } })
+    ? await startSidecarProcess({
+        ...pgSidecar(pg, DATABASE),
+        name: 'sidecar-audit',
+        dir: makeTempDir('warden-bench-audit-'),
+        args: ['--spool-dir', path.join(makeTempDir('warden-bench-spool-'), 'spool')],
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url },
+      })
     : undefined;
 
   const targets: Target[] = [
     { name: 'direct', port: pg.port, user: pg.user, password: pg.password },
-    { name: 'sidecar', port: sc.port, user: 'agent', pid: sc.pid },
-    ...(audited ? [{ name: 'sidecar-audit' as const, port: audited.port, user: 'agent', pid: audited.pid }] : []),
-    ...(bouncer ? [{ name: 'pgbouncer' as const, port: bouncer.port, user: pg.user, password: pg.password, pid: bouncer.pid }] : []),
-    ...(relay ? [{ name: 'node-relay' as const, port: relay.port, user: pg.user, password: pg.password, pid: relay.pid }] : []),
+    { name: 'sidecar', port: sc.port, user: 'agent', proc: sc },
+    ...(audited ? [{ name: 'sidecar-audit' as const, port: audited.port, user: 'agent', proc: audited }] : []),
+    ...(bouncer ? [{ name: 'pgbouncer' as const, port: bouncer.port, user: pg.user, password: pg.password, proc: bouncer }] : []),
+    ...(relay ? [{ name: 'node-relay' as const, port: relay.port, user: pg.user, password: pg.password, proc: relay }] : []),
   ];
+  const children = [...targets.flatMap((t) => (t.proc ? [t.proc] : [])), ...(sink ? [sink] : [])];
 
   const enforced = await checkPolicyEnforced(sc);
   if (enforced) process.stdout.write(`WARNING: ${enforced}\n`);
@@ -243,10 +244,7 @@ async function main(): Promise<number> {
         checkInterrupted();
         const w = await pgbench(t, mode, Math.max(...CLIENTS), WARMUP);
         checkInterrupted();
-        if (w.error) {
-          const tail = t.name === 'sidecar' ? `\nsidecar log tail:\n${sc.tail()}` : t.name === 'node-relay' && relay ? `\nnode-relay output:\n${relay.tail()}` : '';
-          throw new Error(`warm-up against ${t.name} failed: ${w.error}${tail}`);
-        }
+        if (w.error) throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.proc ? `\n${t.name} output tail:\n${t.proc.tail()}` : ''}`);
       }
     }
   }
@@ -271,11 +269,7 @@ async function main(): Promise<number> {
             (r.proxyCpuUsPerTx !== undefined ? `  proxy CPU ${r.proxyCpuUsPerTx.toFixed(1)} µs/tx` : '') +
             '\n',
         );
-        const ex = sc.exited();
-        if (ex) throw new Error(`the sidecar exited (${JSON.stringify(ex)}); log tail:\n${sc.tail()}`);
-        if (bouncer?.exited()) throw new Error(`pgbouncer exited; log tail:\n${bouncer.tail()}`);
-        const rex = relay?.exited();
-        if (rex) throw new Error(`node-relay exited (${JSON.stringify(rex)}); output:\n${relay!.tail()}`);
+        assertAlive(children);
       }
     }
   }
@@ -394,6 +388,7 @@ async function main(): Promise<number> {
   const minPgb = bouncer ? Math.min(...ratios.map((r) => r.scVsPgb ?? NaN)) : undefined;
   const addedP50 = ratios.filter((r) => r.addedP50Us !== undefined).map((r) => r.addedP50Us!);
   const maxAddedP50 = addedP50.length ? Math.max(...addedP50) : undefined;
+  const exports = sink ? sinkRequests(await sink.stats()) : 0;
   const targetsOut = [
     { target: 'sidecar >= 0.8x direct TPS (every row)', value: `worst ${fmt(minRatio, 2)}x`, ok: Number.isFinite(minRatio) ? minRatio >= 0.8 : false },
     { target: 'sidecar >= pgbouncer TPS (every row)', value: minPgb !== undefined ? `worst ${fmt(minPgb, 2)}x` : 'pgbouncer skipped', ok: minPgb !== undefined ? minPgb >= 1 : undefined },
@@ -403,7 +398,7 @@ async function main(): Promise<number> {
       const a = ratios.map((r) => r.auditVsOff).filter((x): x is number => x !== undefined && Number.isFinite(x));
       if (!audited) return [{ target: 'audit on within 10% of audit off (every row)', value: 'skipped (BENCH_AUDIT=0)', ok: undefined }];
       const worst = a.length ? Math.min(...a) : NaN;
-      return [{ target: 'audit on within 10% of audit off (every row)', value: `worst ${fmt(worst, 2)}x (${sink!.requests()} OTLP exports received)`, ok: Number.isFinite(worst) ? worst >= 0.9 : false }];
+      return [{ target: 'audit on within 10% of audit off (every row)', value: `worst ${fmt(worst, 2)}x (${exports} OTLP exports received)`, ok: Number.isFinite(worst) ? worst >= 0.9 : false }];
     })(),
   ];
   out.push('');
@@ -428,11 +423,12 @@ async function main(): Promise<number> {
   }
   const problems = sc.problemLines();
   out.push('');
-  if (problems.length) {
-    out.push(`Sidecar logged ${problems.length} warning/error line(s); last ones:`);
-    for (const l of problems.slice(-10)) out.push('  ' + l.slice(0, 400));
-  } else {
-    out.push('Sidecar log: no warnings or errors.');
+  for (const s of [sc, ...(audited ? [audited] : [])]) {
+    const p = s === sc ? problems : s.problemLines();
+    if (p.length) {
+      out.push(`${s.name} logged ${p.length} warning/error line(s); last ones:`);
+      for (const l of p.slice(-10)) out.push('  ' + l.slice(0, 400));
+    } else out.push(`${s.name} log: no warnings or errors.`);
   }
   const relayNoise = relay ? relay.tail(200).split('\n').filter((l) => l.trim() && !/^listening \d+$/.test(l)) : [];
   if (relayNoise.length) {

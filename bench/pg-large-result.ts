@@ -8,10 +8,12 @@ import {
   PSQL,
   checkInterrupted,
   clientEnv,
+  envCount,
   findExecutable,
   fmt,
   hasExecutable,
   makeTempDir,
+  pgSidecar,
   runCmd,
   runMain,
   startBenchPg,
@@ -21,8 +23,6 @@ import {
 } from './support';
 
 const DATABASE = 'bench';
-const ROWS = Number(process.env.BENCH_LARGE_ROWS ?? 1_000_000);
-const WIDTH = Number(process.env.BENCH_LARGE_WIDTH ?? 1000);
 
 async function main(): Promise<number> {
   if (process.env.BENCH_LARGE === '0') {
@@ -33,11 +33,13 @@ async function main(): Promise<number> {
     process.stderr.write(`psql not found at ${PSQL} (apt-get install postgresql-client): skipping the large-result benchmark\n`);
     return 0;
   }
+  const ROWS = envCount('BENCH_LARGE_ROWS', 1_000_000);
+  const WIDTH = envCount('BENCH_LARGE_WIDTH', 1000);
   const payloadMb = (ROWS * WIDTH) / 1e6;
   process.stdout.write(`\nLarge result: ${fmt(ROWS)} rows x ${WIDTH} bytes (${fmt(payloadMb)} MB payload) via psql to /dev/null, ${os.cpus().length} CPUs\n`);
   const pg: PgServer = await startBenchPg(DATABASE);
   const dir = makeTempDir('warden-bench-large-');
-  const sc = await startSidecarProcess({ pg, database: DATABASE, dir, profile: process.env.BENCH_PROFILE === '1' });
+  const sc = await startSidecarProcess({ ...pgSidecar(pg, DATABASE), dir, profile: process.env.BENCH_PROFILE === '1' });
   const pgbouncerBin = findExecutable('pgbouncer');
   if (!pgbouncerBin) process.stdout.write('pgbouncer not installed (apt-get install pgbouncer): skipping peer\n');
   const bouncer = pgbouncerBin ? await startPgbouncer({ bin: pgbouncerBin, pg, database: DATABASE }) : undefined;

@@ -24,19 +24,19 @@ const tempDirs = new Set<string>();
 let cleaning: Promise<void> | undefined;
 let interrupted = false;
 
-export class Interrupted extends Error {}
+class Interrupted extends Error {}
 
 /** Throws once Ctrl-C/SIGTERM was received, so loops stop starting new work. */
 export function checkInterrupted(): void {
   if (interrupted) throw new Interrupted('interrupted');
 }
 
-export function onCleanup(fn: CleanupFn): void {
+function onCleanup(fn: CleanupFn): void {
   cleanups.push(fn);
 }
 
 /** Runs the registered cleanups in reverse order, once. */
-export function cleanupAll(): Promise<void> {
+function cleanupAll(): Promise<void> {
   cleaning ??= (async () => {
     while (cleanups.length > 0) {
       const fn = cleanups.pop()!;
@@ -53,7 +53,7 @@ export function cleanupAll(): Promise<void> {
 }
 
 /** Ctrl-C / SIGTERM: clean up and exit; a hard exit still kills children and removes temp dirs. */
-export function installSignalHandlers(): void {
+function installSignalHandlers(): void {
   let signalled = false;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (signalled) return;
@@ -121,6 +121,28 @@ export function findExecutable(name: string, extra: string[] = []): string | und
     if (d && hasExecutable(path.join(d, name))) return path.join(d, name);
   }
   return undefined;
+}
+
+/** A non-negative number from the environment (`whole`: an integer); a clear error for anything else. */
+export function envNum(name: string, dflt: number, whole = false): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || (whole && !Number.isInteger(n))) throw new Error(`${name} must be a non-negative ${whole ? 'whole ' : ''}number, got "${v}"`);
+  return n;
+}
+
+/** A positive whole number from the environment (counts, rounds, sizes). */
+export function envCount(name: string, dflt: number): number {
+  return Math.max(1, Math.floor(envNum(name, dflt)));
+}
+
+/** BENCH_CLIENTS: a comma-separated list of connection counts, e.g. "1,8". */
+export function envClients(dflt = '1,8'): number[] {
+  const v = process.env.BENCH_CLIENTS || dflt;
+  const clients = v.split(',').map((s) => Math.floor(Number(s.trim())));
+  if (clients.some((c) => !Number.isFinite(c) || c < 1)) throw new Error(`BENCH_CLIENTS must be a comma-separated list of positive numbers, got "${v}"`);
+  return clients;
 }
 
 /** Environment for client tools: no inherited PG* settings, optionally a password. */
@@ -253,7 +275,7 @@ export async function startBenchPg(database: string): Promise<PgServer> {
 // ---------------------------------------------------------------------------------------------
 // The sidecar, as its own process
 
-export function benchPolicy(pg: PgServer, database: string, listenPort: number): string {
+function benchPolicy(pg: PgServer, database: string, listenPort: number): string {
   return `apiVersion: agentwarden.io/v1alpha1
 kind: AccessPolicy
 metadata:
@@ -312,18 +334,30 @@ spec:
 `;
 }
 
-export interface SidecarProcess {
-  pid: number;
+/** What a sidecar serves: its policy (given the port it listens on for agents) and secret files. */
+export interface SidecarSetup {
+  policy(port: number): string;
+  /** Files under --secrets-dir by relative path, e.g. `{ 'bench-db/password': '...' }`. */
+  secrets: Record<string, string>;
+  /** The port is the HTTP egress listener (--egress-addr), not a Postgres target's listenPort. */
+  egress?: boolean;
+}
+
+/** The sidecar in front of the bench database, with benchPolicy(). */
+export function pgSidecar(pg: PgServer, database: string): SidecarSetup {
+  return {
+    policy: (port) => benchPolicy(pg, database, port),
+    secrets: { 'bench-db/username': pg.user, 'bench-db/password': pg.password + '\n' },
+  };
+}
+
+export interface SidecarProcess extends Supervised {
   port: number;
   adminPort: number;
   logFile: string;
   rss: RssSampler;
-  /** Non-null once the process exited (unexpectedly, before stop()). */
-  exited(): { code: number | null; signal: NodeJS.Signals | null } | null;
   /** Log lines at warn/error level (or not JSON at all). */
   problemLines(): string[];
-  tail(lines?: number): string;
-  stop(): Promise<void>;
 }
 
 function httpStatus(port: number, pathname: string): Promise<number> {
@@ -353,27 +387,36 @@ export function tcpAccepts(port: number): Promise<boolean> {
   });
 }
 
-export async function startSidecarProcess(opts: {
-  pg: PgServer;
-  database: string;
-  dir: string;
-  profile?: boolean;
-  /** Extra `warden sidecar` flags (e.g. --spool-dir). */
-  args?: string[];
-  /** Extra environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
-  env?: Record<string, string>;
-}): Promise<SidecarProcess> {
-  const { pg, database, dir } = opts;
+/** Environment for the processes under test: no inherited PG* or OTEL_* settings (only a sidecar given an endpoint exports). */
+export function benchEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG') && !k.startsWith('OTEL_')) env[k] = v;
+  return { ...env, LC_ALL: 'C', ...extra };
+}
+
+export async function startSidecarProcess(
+  opts: SidecarSetup & {
+    dir: string;
+    /** For messages (default "sidecar"). */
+    name?: string;
+    profile?: boolean;
+    /** Extra `warden sidecar` flags (e.g. --spool-dir). */
+    args?: string[];
+    /** Extra environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
+    env?: Record<string, string>;
+  },
+): Promise<SidecarProcess> {
+  const { dir } = opts;
   const secretsDir = path.join(dir, 'secrets');
-  fs.mkdirSync(path.join(secretsDir, 'bench-db'), { recursive: true });
-  fs.writeFileSync(path.join(secretsDir, 'bench-db', 'username'), pg.user);
-  fs.writeFileSync(path.join(secretsDir, 'bench-db', 'password'), pg.password + '\n', { mode: 0o600 });
-  fs.mkdirSync(path.join(secretsDir, 'warden-masking'), { recursive: true });
-  fs.writeFileSync(path.join(secretsDir, 'warden-masking', 'hash-key'), 'bench-hash-key-' + process.pid);
+  const secrets = { ...opts.secrets, 'warden-masking/hash-key': 'bench-hash-key-' + process.pid };
+  for (const [rel, content] of Object.entries(secrets)) {
+    fs.mkdirSync(path.dirname(path.join(secretsDir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(secretsDir, rel), content, { mode: 0o600 });
+  }
   const port = await freePort();
   const adminPort = await freePort();
   const policyFile = path.join(dir, 'policy.yaml');
-  fs.writeFileSync(policyFile, benchPolicy(pg, database, port));
+  fs.writeFileSync(policyFile, opts.policy(port));
   const logFile = path.join(dir, 'sidecar.log');
   const logFd = fs.openSync(logFile, 'a');
   const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
@@ -384,58 +427,24 @@ export async function startSidecarProcess(opts: {
     fs.mkdirSync(profDir, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir);
   }
-  const child = track(
-    spawn(process.execPath, [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', '127.0.0.1:0', ...(opts.args ?? [])], {
-      stdio: ['ignore', logFd, logFd],
-      env: { ...clientEnv(), ...opts.env },
-    }),
-  );
+  const egress = `127.0.0.1:${opts.egress ? port : 0}`;
+  const args = [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', egress, ...(opts.args ?? [])];
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: benchEnv(opts.env) }));
   fs.closeSync(logFd);
-  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  const exitP = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exit = { code, signal };
-      resolve();
-    });
-  });
-  const readLog = (): string => {
-    try {
-      return fs.readFileSync(logFile, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const tail = (n = 20): string => readLog().trimEnd().split('\n').slice(-n).join('\n');
-  let stopped = false;
-  let rss: RssSampler | undefined;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    rss?.stop();
-    if (exit) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), opts.profile ? 20_000 : 5_000);
-    await exitP;
-    clearTimeout(killer);
-  };
-  onCleanup(stop);
-  const deadline = Date.now() + 30_000;
-  while (!exit) {
-    if ((await httpStatus(adminPort, '/readyz')) === 200 && (await tcpAccepts(port))) break;
-    if (Date.now() > deadline) throw new Error(`sidecar not ready after 30 s; log tail:\n${tail()}`);
-    await sleep(100);
-  }
-  if (exit) throw new Error(`sidecar exited during startup (${JSON.stringify(exit)}); log tail:\n${tail()}`);
-  rss = new RssSampler(child.pid!);
+  // A profiled sidecar needs time to write its profile on SIGTERM.
+  const c = supervise(opts.name ?? 'sidecar', child, { logFile, graceMs: opts.profile ? 20_000 : 5_000 });
+  await waitUntilReady(c, async () => (await httpStatus(adminPort, '/readyz')) === 200 && (await tcpAccepts(port)));
+  const rss = new RssSampler(child.pid!);
+  onCleanup(() => rss.stop());
   return {
-    pid: child.pid!,
+    ...c,
     port,
     adminPort,
     logFile,
     rss,
-    exited: () => exit,
     problemLines: () =>
-      readLog()
+      c
+        .output()
         .split('\n')
         .filter((l) => {
           if (!l.trim()) return false;
@@ -446,22 +455,118 @@ export async function startSidecarProcess(opts: {
             return true;
           }
         }),
-    tail,
+    stop: async () => {
+      rss.stop();
+      await c.stop();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long-running children
+
+export interface Supervised {
+  name: string;
+  pid: number;
+  /** Non-null once the process exited. */
+  exited(): { code: number | null; signal: NodeJS.Signals | null } | null;
+  /** The log file (if any) followed by what the process wrote to piped stdout/stderr. */
+  output(): string;
+  tail(lines?: number): string;
+  /** SIGTERM, then SIGKILL after the grace period; also runs at cleanup. */
+  stop(): Promise<void>;
+}
+
+/** Bookkeeping for a long-running child: output capture, exit, stop at cleanup. */
+export function supervise(name: string, child: ChildProcess, opts: { logFile?: string; graceMs?: number } = {}): Supervised {
+  let captured = '';
+  const onData = (d: Buffer): void => {
+    captured += d.toString('utf8');
+    if (captured.length > 64_000) captured = captured.slice(-32_000);
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  const exitP = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve();
+    }),
+  );
+  const output = (): string => {
+    let log = '';
+    if (opts.logFile) {
+      try {
+        log = fs.readFileSync(opts.logFile, 'utf8');
+      } catch {
+        /* not there (yet) */
+      }
+    }
+    return log + captured;
+  };
+  const stop = async (): Promise<void> => {
+    if (exit) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), opts.graceMs ?? 5_000);
+    await exitP;
+    clearTimeout(killer);
+  };
+  onCleanup(stop);
+  return {
+    name,
+    pid: child.pid!,
+    exited: () => exit,
+    output,
+    tail: (n = 20) => output().trimEnd().split('\n').slice(-n).join('\n'),
     stop,
   };
+}
+
+/** Polls `ready` until it says yes; throws with the child's output if it exits or times out first. */
+export async function waitUntilReady(c: Supervised, ready: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!c.exited()) {
+    if (await ready()) return;
+    if (Date.now() > deadline) throw new Error(`${c.name} not ready after ${timeoutMs / 1000} s; output tail:\n${c.tail()}`);
+    await sleep(50);
+  }
+  throw new Error(`${c.name} exited during startup (${JSON.stringify(c.exited())}); output tail:\n${c.tail()}`);
+}
+
+/** Throws if any of the children has exited (they should run until cleanup). */
+export function assertAlive(children: Supervised[]): void {
+  for (const c of children) {
+    const ex = c.exited();
+    if (ex) throw new Error(`${c.name} exited (${JSON.stringify(ex)}); output tail:\n${c.tail()}`);
+  }
+}
+
+/**
+ * Starts `node <args>` (a script that prints "listening <port>" once ready, e.g. after listening
+ * on port 0). stdin stays a pipe: the child exits when it closes (exitWithParent in bench/child.ts),
+ * even if this process is SIGKILLed.
+ */
+export async function startListeningChild(name: string, args: string[]): Promise<Supervised & { port: number }> {
+  const child = track(spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: benchEnv() }));
+  const c = supervise(name, child);
+  let port = 0;
+  await waitUntilReady(
+    c,
+    () => {
+      port = Number(/^listening (\d+)$/m.exec(c.output())?.[1] ?? 0);
+      return port > 0;
+    },
+    15_000,
+  );
+  return { ...c, port };
 }
 
 // ---------------------------------------------------------------------------------------------
 // pgbouncer
 
-export interface Pgbouncer {
-  pid: number;
+export interface Pgbouncer extends Supervised {
   port: number;
-  exited(): boolean;
-  tail(lines?: number): string;
-  stop(): Promise<void>;
 }
-
 
 export async function startPgbouncer(opts: { bin: string; pg: PgServer; database: string }): Promise<Pgbouncer> {
   const { pg, database } = opts;
@@ -498,93 +603,27 @@ log_disconnections = 0
   fs.writeFileSync(logFile, '');
   if (ids.uid !== undefined) for (const f of [dir, authFile, ini, logFile]) fs.chownSync(f, ids.uid, ids.gid!);
   const child = track(spawn(opts.bin, [ini], { ...ids, stdio: ['ignore', 'ignore', 'pipe'], env: clientEnv() }));
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  let exited = false;
-  const exitP = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  const tail = (n = 20): string => {
-    let log = '';
-    try {
-      log = fs.readFileSync(logFile, 'utf8');
-    } catch {
-      /* gone */
-    }
-    return (log + stderr).trimEnd().split('\n').slice(-n).join('\n');
-  };
-  const stop = async (): Promise<void> => {
-    if (exited) return;
-    child.kill('SIGTERM'); // immediate shutdown
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exitP;
-    clearTimeout(killer);
-  };
-  onCleanup(stop);
-  const deadline = Date.now() + 15_000;
-  while (!exited && !(await tcpAccepts(port))) {
-    if (Date.now() > deadline) throw new Error(`pgbouncer not listening after 15 s:\n${tail()}`);
-    await sleep(100);
-  }
-  if (exited) throw new Error(`pgbouncer exited during startup:\n${tail()}`);
-  return { pid: child.pid!, port, exited: () => exited, tail, stop };
+  // SIGTERM is pgbouncer's immediate shutdown.
+  const c = supervise('pgbouncer', child, { logFile });
+  await waitUntilReady(c, () => tcpAccepts(port), 15_000);
+  return { ...c, port };
 }
 
 // ---------------------------------------------------------------------------------------------
 // A bare Node.js TCP relay (bench/node-relay.ts), as its own process: the floor of Node socket I/O
 
-export interface NodeRelay {
-  pid: number;
-  port: number;
-  exited(): { code: number | null; signal: NodeJS.Signals | null } | null;
-  tail(lines?: number): string;
-  stop(): Promise<void>;
-}
-
-export async function startNodeRelay(opts: { targetPort: number }): Promise<NodeRelay> {
-  const port = await freePort();
-  const script = path.resolve(__dirname, 'node-relay.js');
-  // stdin stays a pipe: the relay exits when it closes, even if this process is SIGKILLed.
-  const child = track(spawn(process.execPath, [script, String(port), String(opts.targetPort)], { stdio: ['pipe', 'pipe', 'pipe'], env: clientEnv() }));
-  let output = '';
-  let ready = false;
-  const onData = (d: Buffer): void => {
-    output += d.toString('utf8');
-    if (output.length > 64_000) output = output.slice(-32_000);
-    if (/^listening \d+$/m.test(output)) ready = true;
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  const exitP = new Promise<void>((resolve) =>
-    child.once('exit', (code, signal) => {
-      exit = { code, signal };
-      resolve();
-    }),
-  );
-  const tail = (n = 20): string => output.trimEnd().split('\n').slice(-n).join('\n');
-  const stop = async (): Promise<void> => {
-    if (exit) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exitP;
-    clearTimeout(killer);
-  };
-  onCleanup(stop);
-  const deadline = Date.now() + 15_000;
-  while (!exit && !ready) {
-    if (Date.now() > deadline) throw new Error(`node-relay not listening after 15 s:\n${tail()}`);
-    await sleep(50);
-  }
-  if (exit) throw new Error(`node-relay exited during startup (${JSON.stringify(exit)}):\n${tail()}`);
-  return { pid: child.pid!, port, exited: () => exit, tail, stop };
+export function startNodeRelay(opts: { targetPort: number }): Promise<Supervised & { port: number }> {
+  return startListeningChild('node-relay', [path.resolve(__dirname, 'node-relay.js'), '0', String(opts.targetPort)]);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
+
+/** xs rotated left by n: each round starts with a different target, so none always runs first. */
+export function rotate<T>(xs: T[], n: number): T[] {
+  const k = n % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
 
 export function median(xs: number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -611,44 +650,35 @@ export function table(header: string[], rows: string[][], rightAlign: boolean[] 
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-export interface OtlpSink {
-  url: string;
-  pid: number;
-  /** Export requests received so far (read from the sink's output). */
-  requests(): number;
+export interface SinkStats {
+  [path: string]: { requests: number; bytes: number };
 }
 
-/**
- * A minimal OTLP/HTTP collector in its own process: reads each export and answers 200 with an empty
- * (valid) protobuf response. The audit bench points a sidecar at it, so the figures include the
- * spooling and the export of every record, not only building them.
- */
+export interface OtlpSink extends Supervised {
+  url: string;
+  /** Requests and bytes received so far, per path ({} if the sink does not answer). */
+  stats(): Promise<SinkStats>;
+}
+
+/** The OTLP/HTTP collector of bench/otlp-sink.ts, in its own process. */
 export async function startOtlpSink(): Promise<OtlpSink> {
-  const port = await freePort();
-  const code = `
-    let n = 0;
-    require('node:http').createServer((req, res) => {
-      req.on('data', () => {});
-      req.on('end', () => { n++; res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 }); res.end(); });
-    }).listen(${port}, '127.0.0.1', () => process.stdout.write('listening\\n'));
-    setInterval(() => process.stdout.write('requests ' + n + '\\n'), 500).unref();
-  `;
-  const child = track(spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] }));
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    out = (out + d.toString()).slice(-4096);
-  });
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('listening')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('the OTLP sink did not start');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const c = await startListeningChild('otlp-sink', [path.resolve(__dirname, 'otlp-sink.js')]);
+  const url = `http://127.0.0.1:${c.port}`;
   return {
-    url: `http://127.0.0.1:${port}`,
-    pid: child.pid!,
-    requests: () => {
-      const m = /requests (\d+)\n[^]*$/.exec(out);
-      return m ? Number(m[1]) : 0;
+    ...c,
+    url,
+    stats: async () => {
+      try {
+        const res = await fetch(`${url}/stats`);
+        return (await res.json()) as SinkStats;
+      } catch {
+        return {};
+      }
     },
   };
+}
+
+/** Total export requests in a stats snapshot. */
+export function sinkRequests(stats: SinkStats): number {
+  return Object.values(stats).reduce((n, s) => n + s.requests, 0);
 }

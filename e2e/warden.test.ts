@@ -81,14 +81,12 @@ describeE2e('Agent Warden on Kubernetes', () => {
     try {
       kubectl(cluster, ['apply', '-f', path.join(MANIFESTS, 'observability.yaml'), '-f', path.join(MANIFESTS, 'postgres.yaml')]);
       const img = image();
-      const hasDashboard = fs.existsSync(path.join(ROOT, 'charts', 'agent-warden', 'dashboards', 'warden.json'));
       helm(cluster, [
         'upgrade', '--install', RELEASE, path.join(ROOT, 'charts', 'agent-warden'),
         '--namespace', OPERATOR_NS, '--create-namespace',
         '--set', `image.repository=${img.repository}`, '--set', `image.tag=${img.tag}`,
         '--set', 'otlp.endpoint=http://otel-collector.observability.svc:4318', '--set', 'otlp.protocol=http/protobuf',
         '--set', 'sidecarRoleBindings[0].namespace=agents', '--set', 'sidecarRoleBindings[0].serviceAccount=support-agent',
-        '--set', `dashboards.enabled=${hasDashboard}`,
         '--wait', '--timeout', '5m',
       ]);
       kubectl(cluster, ['-n', 'data', 'rollout', 'status', 'deploy/crm-db', '--timeout=180s']);

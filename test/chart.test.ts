@@ -53,18 +53,13 @@ if (!found.ok) console.warn(`skipping the helm chart tests: ${found.reason}`);
 const describeHelm = found.ok ? describe : describe.skip;
 const HELM = found.ok ? found.tools.helm : '';
 
-// The dashboard JSON is another engineer's file; until it lands, renders turn the dashboard off and
-// the dashboard test checks that enabling it fails with a clear message instead.
-const HAS_DASHBOARD = fs.existsSync(path.join(CHART, 'dashboards', 'warden.json'));
-const BASE: Record<string, string> = HAS_DASHBOARD ? {} : { 'dashboards.enabled': 'false' };
-
 function helm(args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(HELM, args, { encoding: 'utf8', env: { ...process.env, HELM_CACHE_HOME: path.join(ROOT, 'node_modules', '.cache', 'helm') } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 function setArgs(values: Record<string, string>): string[] {
-  return Object.entries({ ...BASE, ...values }).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
+  return Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
 }
 
 function render(values: Record<string, string> = {}, extra: string[] = []): K8sObject[] {
@@ -375,15 +370,9 @@ describeHelm('helm chart', () => {
 
   test('dashboard ConfigMap: labelled for the Grafana sidecar when enabled, absent when disabled', () => {
     expect(render({ 'dashboards.enabled': 'false' }).filter((o) => o.metadata.name.endsWith('-dashboard'))).toEqual([]);
-    if (HAS_DASHBOARD) {
-      const cm = one(render({ 'dashboards.enabled': 'true' }), 'ConfigMap', `${RELEASE}-dashboard`);
-      expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
-      expect(JSON.parse(cm.data['agent-warden.json'])).toEqual(JSON.parse(fs.readFileSync(path.join(CHART, 'dashboards', 'warden.json'), 'utf8')));
-    } else {
-      const r = helm(['template', RELEASE, CHART, '--set', 'dashboards.enabled=true']);
-      expect(r.code).not.toBe(0);
-      expect(r.stderr).toContain('no dashboards/warden.json');
-    }
+    const cm = one(defaults, 'ConfigMap', `${RELEASE}-dashboard`);
+    expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
+    expect(JSON.parse(cm.data['agent-warden.json'])).toEqual(JSON.parse(fs.readFileSync(path.join(CHART, 'dashboards', 'warden.json'), 'utf8')));
   });
 
   test('the values schema rejects bad values, naming every field at once', () => {
@@ -398,7 +387,7 @@ describeHelm('helm chart', () => {
       ['otlp.protocol=thrift', "'/otlp/protocol'"],
       ['sidecarRoleBindings[0].namespace=Agents', "'/sidecarRoleBindings/0'"],
     ];
-    const r = helm(['template', RELEASE, CHART, ...setArgs({}), ...bad.flatMap(([set]) => ['--set', set])]);
+    const r = helm(['template', RELEASE, CHART, ...bad.flatMap(([set]) => ['--set', set])]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("values don't meet the specifications of the schema");
     for (const [set, message] of bad) expect({ set, named: r.stderr.includes(message) }).toEqual({ set, named: true });

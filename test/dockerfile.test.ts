@@ -20,7 +20,7 @@ interface Stage {
 }
 
 /** Dockerfile text → instructions (continuations joined, comments dropped). */
-export function parseDockerfile(text: string): Instruction[] {
+function parseDockerfile(text: string): Instruction[] {
   const out: Instruction[] = [];
   let pending: { text: string; line: number } | undefined;
   text.split('\n').forEach((raw, i) => {
@@ -237,5 +237,4 @@ describe('Dockerfile', () => {
     const main = fs.readFileSync(path.join(ROOT, 'cli', 'main.ts'), 'utf8');
     expect(main).not.toMatch(/^import[^\n]*from '\.\/demo'/m);
   });
-
 });

@@ -48,7 +48,7 @@ ValidatingWebhookConfiguration of the same name (different kinds may share a nam
 
 {{/*
 Which namespaces the webhooks see: never the operator's own (its pods must start even when no
-webhook answers). `extra` adds the injection opt-in for the pod webhook.
+webhook answers). The pod webhook adds the injection opt-in beside it.
 */}}
 {{- define "agent-warden.excludeOwnNamespace" -}}
 - key: kubernetes.io/metadata.name
