@@ -3,6 +3,7 @@
 import { BlockList, isIP } from 'node:net';
 import { parseJsonPath, type JsonPathSegment } from './syntax';
 import { domainToASCII } from 'node:url';
+import { FILE_FUNCTIONS, isStatementClass, type StatementClass } from './statement-classes';
 import type {
   Decision,
   AccessPolicy,
@@ -14,9 +15,14 @@ import type {
 } from './types';
 
 export interface CompiledSqlMatch {
+  /** Statement kinds named in `statements`. */
   statements?: Set<string>;
+  /** Statement classes named in `statements` (statement-classes.ts). */
+  classes?: StatementClass[];
   tables?: Matcher;
   functions?: Matcher;
+  /** The functions name a server-file function: COPY to/from a file or PROGRAM matches too. */
+  functionsCatchCopy?: boolean;
 }
 
 export interface CompiledHttpMatch {
@@ -161,10 +167,14 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
     // `secrets` table in another schema is caught as well, the safe direction). Allow rules
     // stay exact so they never grant more than they name.
     const widen = rule.action !== 'allow';
+    const named = m.sql.statements?.map((s) => s.toUpperCase());
+    const functions = m.sql.functions ? compileMatcher(widen ? withBareNames(m.sql.functions) : m.sql.functions) : undefined;
     out.sql = {
-      statements: m.sql.statements ? new Set(m.sql.statements.map((s) => s.toUpperCase())) : undefined,
+      statements: named ? new Set(named.filter((s) => !isStatementClass(s))) : undefined,
+      classes: named?.filter(isStatementClass),
       tables: m.sql.tables ? compileMatcher(widen ? withBareNames(m.sql.tables) : m.sql.tables) : undefined,
-      functions: m.sql.functions ? compileMatcher(widen ? withBareNames(m.sql.functions) : m.sql.functions) : undefined,
+      functions,
+      functionsCatchCopy: functions !== undefined && [...FILE_FUNCTIONS].some((f) => matcherHas(functions, f)),
     };
   }
   if (m.http) {

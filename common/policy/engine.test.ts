@@ -3,6 +3,7 @@ import { compilePolicy, globToRegExp } from './compile';
 import { decide, decideResponse, responseRulesFor, UNPARSEABLE_BODY } from './engine';
 import type { AccessPolicy, Identity, SqlOperation, SqlStatementInfo } from './types';
 import { SQL_KINDS } from '../../sidecar/postgres/classify/kinds';
+import { STATEMENT_CLASS_NAMES } from './statement-classes';
 import { loadCrdSchema } from './schema';
 
 const who: Identity = { subject: 'system:serviceaccount:agents:worker', groups: ['workers'], source: 'pod' };
@@ -86,11 +87,11 @@ test('unparseable statements follow the target setting, then the default action'
   expect(decide(policy({ defaultAction: 'deny' }), op, who)).toMatchObject({ action: 'deny', reason: expect.stringContaining('could not be parsed') });
 });
 
-test('the CRD lists exactly the statement kinds the classifier produces', () => {
+test('the CRD lists exactly the statement kinds the classifier produces, and the statement classes', () => {
   const schema = loadCrdSchema() as Record<string, any>;
   const spec = schema.properties.spec.properties;
   const items = spec.rules.items.properties.match.properties.sql.properties.statements.items;
-  expect([...items.enum].sort()).toEqual([...SQL_KINDS].sort());
+  expect([...items.enum].sort()).toEqual([...SQL_KINDS, ...STATEMENT_CLASS_NAMES].sort());
 });
 
 test('HTTP rules match on method, path and JSON body fields (tool names, model)', () => {

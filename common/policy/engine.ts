@@ -8,6 +8,7 @@
 import { hostMatcherHas, matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
 import type { Decision, HttpOperation, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
 import { JsonTooDeepError, selectJsonPath } from './jsonpath';
+import { COPY_FILE_FUNCTION, COPY_PROGRAM_FUNCTION, inStatementClass } from './statement-classes';
 import type { JsonPathSegment } from './syntax';
 
 /** An HTTP operation with the upstream port, for host patterns that name one (`example.com:443`). */
@@ -92,11 +93,17 @@ function decideSql(policy: CompiledPolicy, op: SqlOperation, caller: Caller): De
 }
 
 function decideStatement(policy: CompiledPolicy, target: string, stmt: SqlStatementInfo, caller: Caller): Decision {
+  let worst: Decision | undefined;
   for (const rule of policy.rules) {
     if (!appliesToTarget(rule, target) || !identityMatches(rule, caller)) continue;
-    if (sqlMatches(rule, stmt)) return rule.decision;
+    if (!sqlMatches(rule, stmt)) continue;
+    if (stmt.opaque !== true) return rule.decision;
+    // SQL we cannot see: assume the worst, so the strictest matching rule decides wherever it
+    // stands in the list (an earlier allow does not hide a later deny).
+    if (worst === undefined || SEVERITY[rule.action] > SEVERITY[worst.action]) worst = rule.decision;
+    if (worst.action === 'deny') break;
   }
-  return policy.defaultDecision;
+  return worst ?? policy.defaultDecision;
 }
 
 function appliesToTarget(rule: CompiledRule, target: string): boolean {
@@ -113,15 +120,38 @@ function identityMatches(rule: CompiledRule, caller: Caller): boolean {
   return true;
 }
 
-/** All criteria given must match (AND); within one criterion any value matches (OR). */
+/**
+ * All criteria given must match (AND); within one criterion any value matches (OR). `statements`
+ * matches a kind the statement runs or a class it belongs to (by kind or side-effect function).
+ *
+ * An opaque statement (DYNAMIC with SQL text we cannot see) could run anything, so every deny or
+ * hold rule's SQL criteria match it; an allow rule with SQL criteria matches it only when it names
+ * DYNAMIC itself, so no rule vouches for what it cannot see unless it says so.
+ */
 export function sqlMatches(rule: CompiledRule, stmt: SqlStatementInfo): boolean {
   const m: CompiledSqlMatch | undefined = rule.sql;
   if (rule.http !== undefined && m === undefined) return false;
   if (m === undefined) return true;
-  if (m.statements && !stmt.kinds.some((k) => m.statements!.has(k))) return false;
+  if (stmt.opaque === true) return rule.action !== 'allow' || m.statements?.has('DYNAMIC') === true;
+  if ((m.statements || m.classes) && !statementsMatch(m, stmt)) return false;
   if (m.tables && !stmt.tables.some((t) => matcherHas(m.tables!, t))) return false;
-  if (m.functions && !stmt.functions.some((f) => matcherHas(m.functions!, f))) return false;
+  if (m.functions && !functionsMatch(m, stmt)) return false;
   return true;
+}
+
+function statementsMatch(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {
+  if (m.statements && stmt.kinds.some((k) => m.statements!.has(k))) return true;
+  if (m.classes) for (const c of m.classes) if (inStatementClass(c, stmt.kinds, stmt.functions)) return true;
+  return false;
+}
+
+function functionsMatch(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {
+  for (const f of stmt.functions) {
+    if (matcherHas(m.functions!, f)) return true;
+    // A rule on server-file functions also catches COPY to/from a server file or PROGRAM.
+    if (m.functionsCatchCopy && (f === COPY_FILE_FUNCTION || f === COPY_PROGRAM_FUNCTION)) return true;
+  }
+  return false;
 }
 
 function httpMatches(rule: CompiledRule, op: Extract<Operation, { type: 'http' }>): boolean {

@@ -106,7 +106,7 @@ describe('validateAccessPolicy: schema', () => {
     ];
     const [e] = errorsOf(doc);
     expect(e.path).toBe('spec.rules[2].match.sql.statements[0]');
-    expect(e.message).toMatch(/^must be one of: SELECT, INSERT, UPDATE, DELETE, MERGE, COPY, DROP, .*, DYNAMIC, OTHER \(got "select"; did you mean "SELECT"\?\)$/);
+    expect(e.message).toMatch(/^must be one of: SELECT, INSERT, UPDATE, DELETE, MERGE, COPY, DROP, .*, DYNAMIC, OTHER, READ, WRITE, DDL, DCL, ADMIN, FILE \(got "select"; did you mean "SELECT"\?\)$/);
   });
 
   test.each([
@@ -262,7 +262,7 @@ describe('crds/accesspolicy.yaml', () => {
   test('statement kinds and detector names are the agreed lists', () => {
     const spec = schema.properties.spec.properties;
     expect(spec.rules.items.properties.match.properties.sql.properties.statements.items.enum.join(' ')).toBe(
-      'SELECT INSERT UPDATE DELETE MERGE COPY DROP TRUNCATE ALTER CREATE GRANT REVOKE DO CALL PREPARE EXECUTE DEALLOCATE SET RESET SHOW BEGIN COMMIT ROLLBACK SAVEPOINT RELEASE LOCK VACUUM ANALYZE CLUSTER REINDEX REFRESH COMMENT SECURITY_LABEL LISTEN NOTIFY UNLISTEN DISCARD EXPLAIN DECLARE FETCH MOVE CLOSE CHECKPOINT LOAD IMPORT REASSIGN DYNAMIC OTHER',
+      'SELECT INSERT UPDATE DELETE MERGE COPY DROP TRUNCATE ALTER CREATE GRANT REVOKE DO CALL PREPARE EXECUTE DEALLOCATE SET RESET SHOW BEGIN COMMIT ROLLBACK SAVEPOINT RELEASE LOCK VACUUM ANALYZE CLUSTER REINDEX REFRESH COMMENT SECURITY_LABEL LISTEN NOTIFY UNLISTEN DISCARD EXPLAIN DECLARE FETCH MOVE CLOSE CHECKPOINT LOAD IMPORT REASSIGN DYNAMIC OTHER READ WRITE DDL DCL ADMIN FILE',
     );
     expect(spec.masking.items.properties.detectors.items.enum).toEqual(['credit-card', 'email', 'us-ssn', 'phone', 'iban', 'secret-key']);
     expect(spec.defaultAction).toMatchObject({ enum: ['allow', 'deny'], default: 'deny' });

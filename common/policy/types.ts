@@ -173,6 +173,12 @@ export interface SqlStatementInfo {
   deallocates?: string;
   /** COPY direction, when kind is COPY. */
   copy?: 'to' | 'from';
+  /**
+   * Runs SQL the classifier cannot see (DYNAMIC with non-literal text: `query_to_xml($1, ...)`,
+   * EXECUTE of a computed string, a DO body it cannot read). Restrictive rules that name
+   * statements, classes, tables or functions match it whatever it shows.
+   */
+  opaque?: boolean;
 }
 
 export interface SqlOperation {

@@ -136,6 +136,10 @@ function embedPlpgsql(source: string, out: Collected, flags: { constSensitive: b
       }
     },
     addKind: (kind) => out.kinds.add(kind),
+    markOpaque: () => {
+      out.kinds.add('DYNAMIC');
+      out.opaque = true;
+    },
   });
 }
 
@@ -159,6 +163,7 @@ function toInfo(kind: string, c: Collected): SqlStatementInfo {
   // One name is the normal case. Several (only possible through SQL nested in strings) are joined
   // with NUL, which no identifier contains: the session then finds no such prepared statement and
   // refuses, rather than judging by one of them.
+  if (c.opaque) info.opaque = true;
   if (c.executes.size > 0) info.executes = [...c.executes].sort().join('\u0000');
   // Several DEALLOCATEs: forget them all (a later EXECUTE of any is then refused as unknown).
   if (c.deallocates.size > 0) info.deallocates = c.deallocates.size === 1 ? [...c.deallocates][0] : '*';

@@ -11,10 +11,12 @@ export interface Collected {
   executes: Set<string>;
   /** Prepared-statement names dropped (`DEALLOCATE p`); `*` for all. */
   deallocates: Set<string>;
+  /** Runs SQL text we could not see (DYNAMIC with a non-literal or unreadable text). */
+  opaque: boolean;
 }
 
 export function newCollected(): Collected {
-  return { kinds: new Set(), tables: new Set(), functions: new Set(), columns: new Set(), executes: new Set(), deallocates: new Set() };
+  return { kinds: new Set(), tables: new Set(), functions: new Set(), columns: new Set(), executes: new Set(), deallocates: new Set(), opaque: false };
 }
 
 /** `sval` of a `{String: {sval}}` node, else undefined. */

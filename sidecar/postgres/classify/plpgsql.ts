@@ -17,6 +17,8 @@ export interface PlpgsqlSink {
   /** Parse text and return the tree (for looking at an EXECUTE argument), or undefined. */
   parse(text: string): unknown;
   addKind(kind: string): void;
+  /** The statement runs SQL text we cannot see (EXECUTE of a computed string). */
+  markOpaque(): void;
 }
 
 /** Returns false if some SQL inside could not be parsed (the caller adds DYNAMIC). */
@@ -34,7 +36,9 @@ export function walkPlpgsql(tree: unknown, sink: PlpgsqlSink): boolean {
     const expr = obj.PLpgSQL_expr as { query?: unknown; parseMode?: unknown } | undefined;
     if (expr !== undefined) {
       const dynamic = key === 'dynquery' || (parentType !== undefined && parentType.includes('dyn'));
-      if (!expression(String(expr.query ?? ''), Number(expr.parseMode ?? 0), dynamic, sink)) ok = false;
+      // The expression that yields the SQL text (not the USING parameters).
+      const sqlText = key === 'dynquery' || (dynamic && key === 'query');
+      if (!expression(String(expr.query ?? ''), Number(expr.parseMode ?? 0), dynamic, sqlText, sink)) ok = false;
       continue;
     }
     const keys = Object.keys(obj);
@@ -48,20 +52,19 @@ export function walkPlpgsql(tree: unknown, sink: PlpgsqlSink): boolean {
   return ok;
 }
 
-function expression(query: string, mode: number, dynamic: boolean, sink: PlpgsqlSink): boolean {
+function expression(query: string, mode: number, dynamic: boolean, sqlText: boolean, sink: PlpgsqlSink): boolean {
   if (mode === RAW_PARSE_TYPE_NAME) return true;
   if (dynamic) sink.addKind('DYNAMIC');
   if (mode === RAW_PARSE_DEFAULT) return sink.sql(query);
   if (mode === RAW_PARSE_PLPGSQL_EXPR) {
     const text = `SELECT ${query}`;
-    if (dynamic) {
-      // EXECUTE 'drop table x': classify the literal as SQL as well (best effort).
+    if (sqlText) {
+      // EXECUTE 'drop table x': the literal is classified as SQL; anything else (a variable,
+      // format(...), a concatenation, a literal our parser rejects) runs text we cannot see.
       const tree = sink.parse(text) as { stmts?: Array<{ stmt?: { SelectStmt?: { targetList?: unknown[] } } }> } | undefined;
       const target = tree?.stmts?.[0]?.stmt?.SelectStmt?.targetList;
-      if (target?.length === 1) {
-        const lit = stringLiteral((target[0] as { ResTarget?: { val?: unknown } }).ResTarget?.val);
-        if (lit !== undefined) sink.sql(lit);
-      }
+      const lit = target?.length === 1 ? stringLiteral((target[0] as { ResTarget?: { val?: unknown } }).ResTarget?.val) : undefined;
+      if (lit === undefined || !sink.sql(lit)) sink.markOpaque();
     }
     return sink.sql(text);
   }

@@ -132,7 +132,8 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
       addColumnRef(out, obj.fields);
       const selected = nameParts(obj.fields).slice(1);
       addFieldSelections(out, selected);
-      if (selected.some((n) => isDynamicSqlFunction([n]))) out.kinds.add('DYNAMIC');
+      // `t.query_to_xml` runs query_to_xml(t): its text is a value we cannot see.
+      if (selected.some((n) => isDynamicSqlFunction([n]))) markOpaque(out);
       break;
     }
     case 'A_Indirection': {
@@ -218,9 +219,17 @@ function visitFunctionName(obj: Obj, parts: string[], ctx: WalkContext): void {
   }
 }
 
-function addRelationLiteral(text: string | undefined, ctx: WalkContext): void {
+/** False when the text is not a relation name. */
+function addRelationLiteral(text: string | undefined, ctx: WalkContext): boolean {
   const rel = text === undefined ? undefined : relationNameParts(text);
   if (rel !== undefined) addQualified(ctx.out.tables, rel);
+  return rel !== undefined;
+}
+
+/** DYNAMIC whose SQL we cannot see: restrictive rules assume the worst (engine `opaque`). */
+function markOpaque(out: Collected): void {
+  out.kinds.add('DYNAMIC');
+  out.opaque = true;
 }
 
 function visitDynamicCall(args: unknown[], ctx: WalkContext): void {
@@ -229,11 +238,31 @@ function visitDynamicCall(args: unknown[], ctx: WalkContext): void {
   // normalize to the same text but classify differently.
   ctx.flags.constSensitive = true;
   for (const arg of args) {
+    // Any argument that is not a constant may be (or build) the SQL text: `query_to_xml($1, ...)`,
+    // `dblink('conn', format(...))`. Which position holds the text differs per function, so every
+    // argument must be a constant for the call to count as seen.
+    if (!isConstant(arg)) {
+      markOpaque(ctx.out);
+      continue;
+    }
     const text = stringLiteral(arg);
     if (text === undefined) continue;
-    // The argument may be a query (query_to_xml) or a relation name (table_to_xml).
-    if (!ctx.embedSql(text)) addRelationLiteral(text, ctx);
+    // The argument may be a query (query_to_xml) or a relation name (table_to_xml); a literal
+    // that is neither (the server may parse what our parser cannot) is text we cannot see.
+    if (!ctx.embedSql(text) && !addRelationLiteral(text, ctx)) markOpaque(ctx.out);
   }
+}
+
+/** A constant of any type (string, number, boolean, NULL), looking through casts and named arguments. */
+function isConstant(node: unknown): boolean {
+  let n = node as Obj | undefined;
+  for (let i = 0; i < 8 && n !== null && typeof n === 'object'; i++) {
+    if (n.A_Const !== undefined) return true;
+    const next = (n.TypeCast as Obj | undefined)?.arg ?? (n.NamedArgExpr as Obj | undefined)?.arg;
+    if (next === undefined) return false;
+    n = next as Obj;
+  }
+  return false;
 }
 
 function visitTypeCast(obj: Obj, ctx: WalkContext): void {
@@ -275,9 +304,7 @@ function visitDo(obj: Obj, ctx: WalkContext): void {
   const language = (stringNode(opts.get('language')) ?? 'plpgsql').toLowerCase();
   const body = stringNode(opts.get('as'));
   // Code we cannot read (another language, or a body our parser rejects) runs unseen: DYNAMIC.
-  if (language !== 'plpgsql' || body === undefined || !ctx.embedPlpgsql(`DO ${dollarQuote(body)}`)) {
-    ctx.out.kinds.add('DYNAMIC');
-  }
+  if (language !== 'plpgsql' || body === undefined || !ctx.embedPlpgsql(`DO ${dollarQuote(body)}`)) markOpaque(ctx.out);
 }
 
 function visitCreateFunction(obj: Obj, ctx: WalkContext): void {
@@ -294,7 +321,7 @@ function visitCreateFunction(obj: Obj, ctx: WalkContext): void {
   else if (language === 'plpgsql') ok = ctx.embedPlpgsql(ctx.stmtText());
   // LANGUAGE internal AS 'pg_read_file_off_len' wraps a built-in under a new name.
   else if (language === 'internal') for (const b of bodies) ctx.out.functions.add(b.toLowerCase());
-  if (!ok) ctx.out.kinds.add('DYNAMIC');
+  if (!ok) markOpaque(ctx.out);
 }
 
 function defElems(list: unknown): Map<string, unknown> {
