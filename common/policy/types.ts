@@ -23,6 +23,10 @@ export interface PostgresTargetSpec {
   /** What to do with statements the PostgreSQL parser rejects; defaults to the policy's defaultAction. */
   unparseable?: DefaultAction;
   connectTimeout?: string;
+  /** Every upstream session runs with default_transaction_read_only = on; turning it off is refused. */
+  readOnly?: boolean;
+  /** Upstream connections the sidecar opens for this target (one kept for its catalog connection); default 20. */
+  maxConnections?: number;
 }
 
 export interface HttpAuthSpec {
@@ -179,6 +183,8 @@ export interface SqlStatementInfo {
    * statements, classes, tables or functions match it whatever it shows.
    */
   opaque?: boolean;
+  /** What in it could turn a read-only session read-write (`SET default_transaction_read_only = off`, `BEGIN READ WRITE`). */
+  readWrite?: string[];
 }
 
 export interface SqlOperation {

@@ -7,6 +7,8 @@ import type { TargetMasking } from './row-masking';
 export interface GuardContext {
   prepared: Map<string, { op: SqlOperation }>;
   masking: TargetMasking | undefined;
+  /** The target is `readOnly: true`: nothing may turn the session's read-only mode off. */
+  readOnly?: boolean;
 }
 
 export interface GuardResult {
@@ -33,7 +35,27 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       }
     }
   }
-  return { op: expanded ? { ...op, statements: expanded } : op };
+  const checked = expanded ? { ...op, statements: expanded } : op;
+  if (ctx.readOnly) {
+    const denial = readOnlyDenial(checked.statements);
+    if (denial) return { op: checked, denial };
+  }
+  return { op: checked };
+}
+
+/**
+ * On a readOnly target, whatever could turn default_transaction_read_only or transaction_read_only
+ * off is refused, and so is SQL the sidecar cannot see (it could do the same). The server enforces
+ * read-only itself; this keeps the agent from switching that off.
+ */
+function readOnlyDenial(statements: SqlStatementInfo[]): Decision | undefined {
+  for (const s of statements) {
+    const why = s.readWrite?.[0] ?? (s.opaque === true ? 'SQL text the sidecar cannot see (it could turn read-only mode off)' : undefined);
+    if (why !== undefined) {
+      return { action: 'deny', reason: `this target is read-only (readOnly: true): ${why} is refused` };
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -48,7 +48,7 @@ import { OutputBatch } from './output-batch';
 import type { HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
 import { filterStartupParams, isSafeClientEncoding } from './startup-params';
 import { guardStatements } from './guards';
-import { connectUpstream, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
+import { connectUpstream, READ_ONLY_PARAMETER, readOnlyStartupError, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
 import type { AuditApproval } from '../../common/audit/record';
 import { approvalRecord } from '../audit/records';
 
@@ -272,6 +272,8 @@ export class PgSession {
     }
     const filtered = filterStartupParams(packet.params);
     if (filtered.error) return this.fatal('42501', filtered.error, 'login-failed');
+    const readOnlyError = spec.readOnly === true ? readOnlyStartupError(filtered.params) : undefined;
+    if (readOnlyError) return this.fatal('42501', readOnlyError, 'login-failed');
     const verifyToken = this.rt.verifyToken;
     if (verifyToken) {
       // The caller's token, verified before anything reaches the database.
@@ -305,7 +307,13 @@ export class PgSession {
       return;
     }
     this.upstream = up;
-    const unsafe = this.checkParameter('client_encoding', up.parameters.get('client_encoding')) ?? this.checkParameter('standard_conforming_strings', up.parameters.get('standard_conforming_strings'));
+    const unsafe =
+      this.checkParameter('client_encoding', up.parameters.get('client_encoding')) ??
+      this.checkParameter('standard_conforming_strings', up.parameters.get('standard_conforming_strings')) ??
+      // The server must confirm read-only mode (it reports the setting at login since PostgreSQL 14).
+      (this.rt.spec().readOnly === true && up.parameters.get(READ_ONLY_PARAMETER) !== 'on'
+        ? `target "${this.rt.target}" is read-only, but the server did not confirm ${READ_ONLY_PARAMETER} = on`
+        : undefined);
     if (unsafe) return this.fatal('42501', unsafe, 'guard');
     const out: Buffer[] = [];
     const unrecognized = Object.keys(packet.params).filter((k) => k.startsWith('_pq_.'));
@@ -373,6 +381,9 @@ export class PgSession {
     }
     if (key === 'standard_conforming_strings' && value !== 'on') {
       return 'standard_conforming_strings was turned off: backslash escapes would make the server read statements differently from the policy check, closing the connection';
+    }
+    if (key === READ_ONLY_PARAMETER && value !== 'on' && this.rt.spec().readOnly === true) {
+      return `${READ_ONLY_PARAMETER} was turned off on a read-only target, closing the connection`;
     }
     return undefined;
   }
@@ -476,7 +487,7 @@ export class PgSession {
     }
     const auditBlocked = this.rt.audit.blocked?.();
     if (auditBlocked) return { op, decision: { action: 'deny', reason: auditBlocked } };
-    const checked = guardStatements(op, { prepared: this.statements, masking: this.rt.masking() });
+    const checked = guardStatements(op, { prepared: this.statements, masking: this.rt.masking(), readOnly: this.rt.spec().readOnly === true });
     if (checked.denial) return { op: checked.op, decision: checked.denial };
     return { op: checked.op, decision: decide(this.rt.policy(), checked.op, this.identity) };
   }

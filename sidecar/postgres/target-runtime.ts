@@ -12,7 +12,7 @@ import { ControlConnection } from './control-query';
 import { compileTargetMasking, type TargetMasking } from './row-masking';
 import { ShapeCache } from './shape-cache';
 import type { ApprovalGate, AuditSink, ClassifiedSql, TargetRuntime } from './runtime';
-import { connectUpstream, type UpstreamOptions } from './upstream';
+import { connectUpstream, withReadOnly, type UpstreamOptions } from './upstream';
 
 export interface TargetRuntimeOptions {
   target: string;
@@ -55,7 +55,7 @@ export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { 
         password: o.secrets.read(s.credentialsSecret, 'password'),
       },
       ca: s.tls === 'verify-full' ? o.secrets.readOptional(s.credentialsSecret, 'ca.crt') : undefined,
-      params,
+      params: s.readOnly === true ? withReadOnly(params) : params,
       timeoutMs: s.connectTimeout ? parseDuration(s.connectTimeout) : DEFAULT_CONNECT_TIMEOUT_MS,
       maxMessageBytes: o.maxMessageBytes,
     };

@@ -36,6 +36,21 @@ export interface UpstreamConnection {
   secretKey: Buffer;
 }
 
+/** The setting a `readOnly: true` target's sessions start with (on), sent as a startup parameter. */
+export const READ_ONLY_PARAMETER = 'default_transaction_read_only';
+
+/** An agent's startup parameter that would override read-only mode, as an error; undefined when fine. */
+export function readOnlyStartupError(params: Record<string, string>): string | undefined {
+  const v = params[READ_ONLY_PARAMETER];
+  if (v === undefined || /^\s*(on|true|yes|1)\s*$/i.test(v)) return undefined;
+  return `startup parameter ${READ_ONLY_PARAMETER}=${JSON.stringify(v)} is not allowed: this target is read-only`;
+}
+
+/** Startup parameters with read-only mode forced on (a startup parameter outranks role and database settings). */
+export function withReadOnly(params: Record<string, string>): Record<string, string> {
+  return { ...params, [READ_ONLY_PARAMETER]: 'on' };
+}
+
 /** A failure to reach or log in to the upstream; `message` is safe to show the agent (no secrets). */
 export class UpstreamError extends Error {
   constructor(

@@ -164,6 +164,7 @@ function toInfo(kind: string, c: Collected): SqlStatementInfo {
   // with NUL, which no identifier contains: the session then finds no such prepared statement and
   // refuses, rather than judging by one of them.
   if (c.opaque) info.opaque = true;
+  if (c.readWrite.size > 0) info.readWrite = [...c.readWrite].sort();
   if (c.executes.size > 0) info.executes = [...c.executes].sort().join('\u0000');
   // Several DEALLOCATEs: forget them all (a later EXECUTE of any is then refused as unknown).
   if (c.deallocates.size > 0) info.deallocates = c.deallocates.size === 1 ? [...c.deallocates][0] : '*';

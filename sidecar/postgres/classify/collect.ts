@@ -13,10 +13,12 @@ export interface Collected {
   deallocates: Set<string>;
   /** Runs SQL text we could not see (DYNAMIC with a non-literal or unreadable text). */
   opaque: boolean;
+  /** How the statement could turn a read-only session read-write (read-only.ts), if it could. */
+  readWrite: Set<string>;
 }
 
 export function newCollected(): Collected {
-  return { kinds: new Set(), tables: new Set(), functions: new Set(), columns: new Set(), executes: new Set(), deallocates: new Set(), opaque: false };
+  return { kinds: new Set(), tables: new Set(), functions: new Set(), columns: new Set(), executes: new Set(), deallocates: new Set(), opaque: false, readWrite: new Set() };
 }
 
 /** `sval` of a `{String: {sval}}` node, else undefined. */

@@ -17,6 +17,7 @@ import {
 } from './collect';
 import { isDynamicSqlFunction, RELATION_TEXT_FUNCTIONS } from './dynamic';
 import { isStatementType, stmtKind } from './kinds';
+import { setConfigTurnsOff, transactionTurnsOff, variableSetTurnsOff } from './read-only';
 
 export interface WalkContext {
   out: Collected;
@@ -205,13 +206,30 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
     case 'CreateFunctionStmt':
       visitCreateFunction(obj, ctx);
       break;
+    case 'VariableSetStmt':
+      // `SET x = on` and `SET x = off` normalize to the same text.
+      ctx.flags.constSensitive = true;
+      addReadWrite(out, variableSetTurnsOff(obj));
+      break;
+    case 'TransactionStmt':
+      ctx.flags.constSensitive = true;
+      addReadWrite(out, transactionTurnsOff(obj));
+      break;
   }
+}
+
+function addReadWrite(out: Collected, why: string | undefined): void {
+  if (why !== undefined) out.readWrite.add(why);
 }
 
 function visitFunctionName(obj: Obj, parts: string[], ctx: WalkContext): void {
   addQualified(ctx.out.functions, parts);
   if (parts.length === 0) return;
   const args = Array.isArray(obj.args) ? obj.args : [];
+  if (parts[parts.length - 1] === 'set_config') {
+    ctx.flags.constSensitive = true;
+    addReadWrite(ctx.out, setConfigTurnsOff(args));
+  }
   if (isDynamicSqlFunction(parts)) visitDynamicCall(args, ctx);
   else if (RELATION_TEXT_FUNCTIONS.has(parts[parts.length - 1])) {
     ctx.flags.constSensitive = true;

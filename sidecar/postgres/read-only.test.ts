@@ -1,0 +1,153 @@
+// `readOnly: true` on a postgres target, end to end against the real server: the policy here
+// ALLOWS writes, so a refused INSERT proves the server itself enforces read-only (25006), and
+// every way to switch read-only off is refused by the sidecar (42501) or ends the session.
+import { Client } from 'pg';
+import type { PgServer } from '../../tools/pg-server';
+import { startStack, type Stack } from '../../test/support/stack';
+
+const SETUP = `
+CREATE TABLE orders (id int, total numeric);
+INSERT INTO orders VALUES (1, 10);
+CREATE OR REPLACE FUNCTION make_rw() RETURNS text LANGUAGE plpgsql AS
+  $$ BEGIN RETURN set_config('default_transaction_read_only', 'off', false); END $$;
+`;
+
+function policy(pg: PgServer): string {
+  return `apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata: {name: ro}
+spec:
+  defaultAction: allow
+  targets:
+    - name: crm
+      postgres: {host: 127.0.0.1, port: ${pg.port}, database: crm, tls: disable, credentialsSecret: crm-db, listenPort: 15432, readOnly: true}
+`;
+}
+
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack({ setupSql: SETUP, policy });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function connect(extra: Record<string, string> = {}): Promise<Client> {
+  const c = new Client({ connectionString: stack.agentUrl(), ...extra });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+async function outcome(c: Client, text: string, extended = false): Promise<string> {
+  return c.query(extended ? { text, name: `s${Math.random().toString(36).slice(2)}` } : text).then(
+    () => 'EXECUTED',
+    (e: { code?: string; message: string }) => `${e.code} ${e.message}`,
+  );
+}
+
+async function count(): Promise<number> {
+  return Number((await stack.admin('SELECT count(*) AS n FROM orders'))[0].n);
+}
+
+test('the session starts read-only: an INSERT the policy allows is refused by the server (25006)', async () => {
+  const c = await connect();
+  try {
+    expect((await c.query('SHOW default_transaction_read_only')).rows).toEqual([{ default_transaction_read_only: 'on' }]);
+    expect(await outcome(c, 'INSERT INTO orders VALUES (2, 20)')).toMatch(/^25006 cannot execute INSERT in a read-only transaction/);
+    expect(await outcome(c, 'SELECT count(*) FROM orders')).toBe('EXECUTED');
+  } finally {
+    await c.end();
+  }
+  expect(await count()).toBe(1);
+});
+
+test.each([
+  'SET default_transaction_read_only = off',
+  'SET SESSION default_transaction_read_only TO false',
+  "SET default_transaction_read_only = 'of'",
+  'SET default_transaction_read_only = 0',
+  'SET default_transaction_read_only TO DEFAULT',
+  'RESET default_transaction_read_only',
+  'SET LOCAL transaction_read_only = off',
+  'SET transaction_read_only = off',
+  'RESET transaction_read_only',
+  "SELECT set_config('default_transaction_read_only', 'off', false)",
+  "SELECT pg_catalog.set_config('TRANSACTION_READ_ONLY', 'off', true)",
+  "SELECT set_config(n, 'off', false) FROM (VALUES ('default_transaction_read_only')) v(n)",
+  'BEGIN READ WRITE',
+  'BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE',
+  'START TRANSACTION READ WRITE',
+  'SET TRANSACTION READ WRITE',
+  'SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE',
+  "DO $$ BEGIN PERFORM set_config('default_transaction_read_only', 'off', false); END $$",
+  "DO $$ BEGIN EXECUTE 'SET default_transaction_read_only = off'; END $$",
+  "DO $$ DECLARE v text := 'off'; BEGIN EXECUTE 'SET default_transaction_read_only = ' || v; END $$",
+  "SELECT query_to_xml($q$SELECT set_config('default_transaction_read_only', 'off', false)$q$, true, false, '')",
+  "PREPARE rw AS SELECT set_config('default_transaction_read_only', 'off', false)",
+])('refused by the sidecar, in both protocols: %s', async (text) => {
+  const c = await connect();
+  try {
+    for (const extended of [false, true]) {
+      if (extended && /^(DO|PREPARE)/.test(text)) continue; // same text, classified the same way
+      expect(await outcome(c, text, extended)).toMatch(/^42501 agent-warden: .*read-only/);
+      await c.query('ROLLBACK').catch(() => undefined);
+      expect((await c.query('SHOW default_transaction_read_only')).rows[0].default_transaction_read_only).toBe('on');
+      expect(await outcome(c, 'INSERT INTO orders VALUES (3, 30)')).toMatch(/^25006/);
+    }
+  } finally {
+    await c.end();
+  }
+  expect(await count()).toBe(1);
+});
+
+test('what keeps it on passes: READ ONLY transactions, SET ... on, RESET ALL and DISCARD ALL (the start value is on)', async () => {
+  const c = await connect();
+  try {
+    for (const text of [
+      'BEGIN READ ONLY',
+      'COMMIT',
+      'START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY',
+      'ROLLBACK',
+      'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY',
+      'SET default_transaction_read_only = on',
+      "SELECT set_config('default_transaction_read_only', 'true', false)",
+      "SELECT set_config('application_name', 'x', false)",
+      'RESET ALL',
+      'DISCARD ALL',
+    ]) {
+      expect(`${text}: ${await outcome(c, text)}`).toBe(`${text}: EXECUTED`);
+      expect((await c.query('SHOW default_transaction_read_only')).rows[0].default_transaction_read_only).toBe('on');
+    }
+    expect(await outcome(c, 'INSERT INTO orders VALUES (4, 40)')).toMatch(/^25006/);
+  } finally {
+    await c.end();
+  }
+  expect(await count()).toBe(1);
+});
+
+test('a startup parameter that tries to turn it off is refused at login', async () => {
+  const err = await connect({ options: '-c default_transaction_read_only=off' }).then(
+    async (c) => {
+      await c.end();
+      return undefined;
+    },
+    (e: { code?: string; message: string }) => e,
+  );
+  expect(err).toMatchObject({ code: '42501', message: expect.stringContaining('default_transaction_read_only') });
+  // Asking for on is fine.
+  const c = await connect({ options: '-c default_transaction_read_only=on' });
+  expect(await outcome(c, 'INSERT INTO orders VALUES (5, 50)')).toMatch(/^25006/);
+  await c.end();
+});
+
+test('if the server ever reports it off (a function the sidecar cannot see into), the session ends', async () => {
+  const c = await connect();
+  const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
+  const r = await outcome(c, 'SELECT make_rw()');
+  expect(r).toMatch(/^42501 agent-warden: default_transaction_read_only was turned off/);
+  await ended;
+  expect(await count()).toBe(1);
+});
