@@ -4,6 +4,7 @@ import type { CompiledPolicy } from '../../common/policy/compile';
 import type { Decision, Identity, PostgresTargetSpec, SqlOperation } from '../../common/policy/types';
 import type { CatalogCache } from './catalog';
 import type { CancelRegistry } from './cancel-registry';
+import type { ConnectionSlots } from './connection-slots';
 import type { TargetMasking } from './row-masking';
 import type { ShapeCache } from './shape-cache';
 import type { UpstreamOptions } from './upstream';
@@ -118,4 +119,6 @@ export interface TargetRuntime {
   readonly maxMessageBytes: number;
   /** Nonce in the deliberately failing statement we send upstream in place of a denied one. */
   readonly denialMarker: string;
+  /** Upstream connection slots of this target (`maxConnections`); absent: unbounded. */
+  readonly slots?: ConnectionSlots;
 }

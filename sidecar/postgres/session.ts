@@ -163,6 +163,10 @@ export class PgSession {
   /** Who is asking: the pod's identity, or the subject of the token verified at login. */
   private identity: Identity;
   private passwordWaiter?: (password: string | undefined) => void;
+  /** Aborts waiting for a connection slot when the agent leaves first. */
+  private readonly slotWait = new AbortController();
+  /** Gives this session's upstream connection slot back (at close). */
+  private releaseSlot?: () => void;
 
   constructor(
     private readonly client: net.Socket,
@@ -184,6 +188,9 @@ export class PgSession {
     const wasReady = this.phase === 'ready';
     this.phase = 'closed';
     this.holdAbort?.abort(new Error(reason));
+    this.slotWait.abort();
+    this.releaseSlot?.();
+    this.releaseSlot = undefined;
     this.passwordWaiter?.(undefined);
     if (this.ourKey) this.rt.cancels.unregister(this.ourKey.processId);
     const up = this.upstream;
@@ -292,6 +299,16 @@ export class PgSession {
         return this.fatal('28P01', `target "${this.rt.target}": token refused: ${why}`, 'login-failed');
       }
       if (this.phase !== 'login') return;
+    }
+    if (this.rt.slots) {
+      // One upstream connection per session, within the target's maxConnections.
+      const slot = await this.rt.slots.acquire(this.slotWait.signal);
+      if ('refused' in slot) {
+        if (this.phase === 'closed') return;
+        return this.fatal('53300', `target "${this.rt.target}": ${slot.refused}`, 'login-failed');
+      }
+      this.releaseSlot = slot.release;
+      if (this.phase === 'closed') return slot.release();
     }
     let up: UpstreamConnection;
     try {

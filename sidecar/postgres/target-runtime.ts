@@ -8,6 +8,7 @@ import type { PolicyStore } from '../policy-store';
 import type { SecretStore } from '../secrets';
 import { CatalogCache } from './catalog';
 import type { CancelRegistry } from './cancel-registry';
+import { ConnectionSlots } from './connection-slots';
 import { ControlConnection } from './control-query';
 import { compileTargetMasking, type TargetMasking } from './row-masking';
 import { ShapeCache } from './shape-cache';
@@ -94,6 +95,7 @@ export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { 
     approvals: o.approvals,
     maxMessageBytes: o.maxMessageBytes,
     denialMarker: `WARDEN_DENIED_${randomBytes(6).toString('hex')}`,
+    slots: new ConnectionSlots(() => spec().maxConnections),
     close: () => {
       catalog.close();
       shapes.close();
