@@ -9,6 +9,8 @@ export interface GuardContext {
   masking: TargetMasking | undefined;
   /** The target is `readOnly: true`: nothing may turn the session's read-only mode off. */
   readOnly?: boolean;
+  /** The server reported default_transaction_read_only = on for this session. */
+  serverReadOnly?: boolean;
 }
 
 export interface GuardResult {
@@ -37,6 +39,10 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
   }
   const checked = expanded ? { ...op, statements: expanded } : op;
   if (ctx.readOnly) {
+    if (ctx.serverReadOnly !== true) {
+      // The policy was reloaded with readOnly after this session started without it.
+      return { op: checked, denial: { action: 'deny', reason: 'this target is read-only (readOnly: true) but this session did not start read-only; reconnect' } };
+    }
     const denial = readOnlyDenial(checked.statements);
     if (denial) return { op: checked, denial };
   }

@@ -2,6 +2,7 @@
 // client through the real sidecar to a real PostgreSQL whose role may do all of it. Each refused
 // statement must leave the database as it was.
 import { Client } from 'pg';
+import { STATEMENT_CLASS_NAMES, STATEMENT_CLASSES } from '../../common/policy/statement-classes';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 
 const SETUP = `
@@ -95,4 +96,28 @@ test('reads and literal dynamic SQL that only reads still pass', async () => {
   expect(String(xml.rows[0].x)).toContain('<id>1</id>');
   // Literal dynamic SQL is classified by its content: a DELETE inside is held like any DELETE.
   expect(await refusal("SELECT query_to_xml('DELETE FROM orders RETURNING id', true, false, '')")).toContain('rule "writes-need-approval"');
+});
+
+// Families of built-in functions with side effects, asked of the real server so a function a new
+// PostgreSQL release adds to a family fails this test until it is given a class.
+const SIDE_EFFECT_FAMILIES = `proname LIKE 'lo\\_%' OR proname IN ('lowrite', 'loread', 'nextval', 'setval', 'set_config', 'pg_notify')
+  OR proname LIKE 'pg\\_ls\\_%' OR proname LIKE 'pg\\_read\\_%file%' OR proname = 'pg_stat_file' OR proname LIKE '%advisory%'
+  OR proname LIKE 'pg\\_stat\\_reset%' OR proname LIKE 'pg\\_%replication\\_slot%' OR proname LIKE 'pg\\_logical\\_%'
+  OR proname LIKE 'pg\\_replication\\_origin\\_%' OR proname LIKE 'pg\\_backup\\_%' OR proname LIKE 'pg\\_wal\\_replay\\_%'
+  OR proname IN ('pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile', 'pg_promote',
+                 'pg_switch_wal', 'pg_create_restore_point', 'pg_log_backend_memory_contexts', 'pg_import_system_collations')`;
+/** Members of those families that only read. */
+const READS_IN_FAMILIES = new Set([
+  'pg_get_replication_slots', 'pg_stat_get_replication_slot', 'pg_replication_origin_oid', 'pg_replication_origin_progress',
+  'pg_replication_origin_session_is_setup', 'pg_replication_origin_session_progress',
+]);
+
+test('every side-effecting built-in function of the real server has exactly one class', async () => {
+  const rows = await stack.admin(`SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND (${SIDE_EFFECT_FAMILIES})`);
+  const names = rows.map((r) => String(r.proname)).filter((n) => !READS_IN_FAMILIES.has(n));
+  expect(names.length).toBeGreaterThan(60);
+  const wrong = names
+    .map((n) => [n, STATEMENT_CLASS_NAMES.filter((c) => STATEMENT_CLASSES[c].functions.includes(n))] as const)
+    .filter(([, cs]) => cs.length !== 1);
+  expect(wrong).toEqual([]);
 });

@@ -12,7 +12,7 @@ CREATE OR REPLACE FUNCTION make_rw() RETURNS text LANGUAGE plpgsql AS
   $$ BEGIN RETURN set_config('default_transaction_read_only', 'off', false); END $$;
 `;
 
-function policy(pg: PgServer): string {
+function policy(pg: PgServer, readOnly = true): string {
   return `apiVersion: agentwarden.io/v1alpha1
 kind: AccessPolicy
 metadata: {name: ro}
@@ -20,7 +20,7 @@ spec:
   defaultAction: allow
   targets:
     - name: crm
-      postgres: {host: 127.0.0.1, port: ${pg.port}, database: crm, tls: disable, credentialsSecret: crm-db, listenPort: 15432, readOnly: true}
+      postgres: {host: 127.0.0.1, port: ${pg.port}, database: crm, tls: disable, credentialsSecret: crm-db, listenPort: 15432, readOnly: ${readOnly}}
 `;
 }
 
@@ -149,5 +149,25 @@ test('if the server ever reports it off (a function the sidecar cannot see into)
   const r = await outcome(c, 'SELECT make_rw()');
   expect(r).toMatch(/^42501 agent-warden: default_transaction_read_only was turned off/);
   await ended;
+  expect(await count()).toBe(1);
+});
+
+test('a session that started before readOnly was switched on by a reload is refused until it reconnects', async () => {
+  stack.writePolicy(policy(stack.pg, false));
+  expect(stack.sidecar.store.check()).toBe(true);
+  const c = await connect();
+  try {
+    expect((await c.query('SHOW default_transaction_read_only')).rows[0].default_transaction_read_only).toBe('off');
+    stack.writePolicy(policy(stack.pg, true));
+    expect(stack.sidecar.store.check()).toBe(true);
+    expect(await outcome(c, 'INSERT INTO orders VALUES (6, 60)')).toMatch(/^42501 agent-warden: .*did not start read-only; reconnect/);
+    const fresh = await connect();
+    expect(await outcome(fresh, 'INSERT INTO orders VALUES (6, 60)')).toMatch(/^25006/);
+    await fresh.end();
+  } finally {
+    stack.writePolicy(policy(stack.pg, true));
+    stack.sidecar.store.check();
+    await c.end();
+  }
   expect(await count()).toBe(1);
 });

@@ -165,6 +165,8 @@ export class PgSession {
   private passwordWaiter?: (password: string | undefined) => void;
   /** Aborts waiting for a connection slot when the agent leaves first. */
   private readonly slotWait = new AbortController();
+  /** What the server last reported for default_transaction_read_only. */
+  private serverReadOnly = false;
   /** Gives this session's upstream connection slot back (at close). */
   private releaseSlot?: () => void;
 
@@ -328,6 +330,7 @@ export class PgSession {
       this.checkParameter('client_encoding', up.parameters.get('client_encoding')) ??
       this.checkParameter('standard_conforming_strings', up.parameters.get('standard_conforming_strings')) ??
       // The server must confirm read-only mode (it reports the setting at login since PostgreSQL 14).
+      this.checkParameter(READ_ONLY_PARAMETER, up.parameters.get(READ_ONLY_PARAMETER)) ??
       (this.rt.spec().readOnly === true && up.parameters.get(READ_ONLY_PARAMETER) !== 'on'
         ? `target "${this.rt.target}" is read-only, but the server did not confirm ${READ_ONLY_PARAMETER} = on`
         : undefined);
@@ -399,6 +402,7 @@ export class PgSession {
     if (key === 'standard_conforming_strings' && value !== 'on') {
       return 'standard_conforming_strings was turned off: backslash escapes would make the server read statements differently from the policy check, closing the connection';
     }
+    if (key === READ_ONLY_PARAMETER) this.serverReadOnly = value === 'on';
     if (key === READ_ONLY_PARAMETER && value !== 'on' && this.rt.spec().readOnly === true) {
       return `${READ_ONLY_PARAMETER} was turned off on a read-only target, closing the connection`;
     }
@@ -504,7 +508,12 @@ export class PgSession {
     }
     const auditBlocked = this.rt.audit.blocked?.();
     if (auditBlocked) return { op, decision: { action: 'deny', reason: auditBlocked } };
-    const checked = guardStatements(op, { prepared: this.statements, masking: this.rt.masking(), readOnly: this.rt.spec().readOnly === true });
+    const checked = guardStatements(op, {
+      prepared: this.statements,
+      masking: this.rt.masking(),
+      readOnly: this.rt.spec().readOnly === true,
+      serverReadOnly: this.serverReadOnly,
+    });
     if (checked.denial) return { op: checked.op, decision: checked.denial };
     return { op: checked.op, decision: decide(this.rt.policy(), checked.op, this.identity) };
   }
