@@ -8,6 +8,10 @@ import { startStack, type Stack } from '../../test/support/stack';
 const SETUP = `
 CREATE TABLE orders (id int, total numeric);
 INSERT INTO orders VALUES (1, 10);
+-- Database and role defaults that say off: the sidecar's startup parameter outranks both,
+-- and RESET ALL returns to it.
+ALTER DATABASE crm SET default_transaction_read_only = off;
+DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE crm SET default_transaction_read_only = off', current_user); END $$;
 CREATE OR REPLACE FUNCTION make_rw() RETURNS text LANGUAGE plpgsql AS
   $$ BEGIN RETURN set_config('default_transaction_read_only', 'off', false); END $$;
 `;
