@@ -10,7 +10,8 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     setupSql: `DROP TABLE IF EXISTS many; CREATE TABLE many (id int PRIMARY KEY); INSERT INTO many SELECT generate_series(1, ${N});`,
-    policy: (pg) => crmPolicy(pg, holdDeletesRule()),
+    // N agent connections at once: above the default maxConnections (20).
+    policy: (pg) => crmPolicy(pg, holdDeletesRule()).replace('listenPort: 15432', `listenPort: 15432\n        maxConnections: ${N + 1}`),
     sidecar: { localApprovals: true },
   });
 });
