@@ -119,3 +119,24 @@ test('the schema (warden validate) accepts class names and still names the field
   expect(e.path).toBe('spec.rules[0].match.sql.statements[1]');
   expect(e.message).toMatch(/^must be one of: .*READ, WRITE, DDL, DCL, ADMIN, FILE \(got "WRITES"; did you mean "WRITE"\?\)$/);
 });
+
+test('an allow rule vouches for the whole statement: every non-read kind named, and with classes every side-effect function', () => {
+  const reads = policy([{ name: 'reads', action: 'allow', match: { sql: { statements: ['READ'] } } }], 'deny');
+  expect(decide(reads, stmt(['SELECT']), who)).toMatchObject({ action: 'allow', rule: 'reads' });
+  expect(decide(reads, stmt(['EXPLAIN', 'SELECT']), who)).toMatchObject({ action: 'allow', rule: 'reads' });
+  // A writable CTE, a nextval call, a COPY to a server file: not reads, so the allow does not apply.
+  expect(decide(reads, stmt(['SELECT', 'DELETE']), who).action).toBe('deny');
+  expect(decide(reads, stmt(['SELECT'], { functions: ['nextval'] }), who).action).toBe('deny');
+  expect(decide(reads, stmt(['COPY', 'SELECT'], { functions: ['copy_file'] }), who).action).toBe('deny');
+  // Reads inside an allowed write are fine: a subquery in a DELETE.
+  const deletes = policy([{ name: 'deletes', action: 'allow', match: { sql: { statements: ['DELETE'] } } }], 'deny');
+  expect(decide(deletes, stmt(['DELETE', 'SELECT']), who)).toMatchObject({ action: 'allow', rule: 'deletes' });
+  expect(decide(deletes, stmt(['DELETE', 'DROP']), who).action).toBe('deny');
+  // Deny rules still match on any kind.
+  const noDelete = policy([{ name: 'no-delete', action: 'deny', match: { sql: { statements: ['DELETE'] } } }]);
+  expect(decide(noDelete, stmt(['SELECT', 'DELETE']), who)).toMatchObject({ action: 'deny', rule: 'no-delete' });
+  // Classes and kinds together.
+  const rw = policy([{ name: 'rw', action: 'allow', match: { sql: { statements: ['READ', 'WRITE'] } } }], 'deny');
+  expect(decide(rw, stmt(['SELECT', 'DELETE'], { functions: ['nextval'] }), who)).toMatchObject({ action: 'allow', rule: 'rw' });
+  expect(decide(rw, stmt(['SELECT'], { functions: ['pg_read_file'] }), who).action).toBe('deny');
+});

@@ -8,7 +8,7 @@
 import { hostMatcherHas, matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
 import type { Decision, HttpOperation, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
 import { JsonTooDeepError, selectJsonPath } from './jsonpath';
-import { COPY_FILE_FUNCTION, COPY_PROGRAM_FUNCTION, inStatementClass } from './statement-classes';
+import { classOfFunction, classOfKind, COPY_FILE_FUNCTION, COPY_PROGRAM_FUNCTION, inStatementClass } from './statement-classes';
 import type { JsonPathSegment } from './syntax';
 
 /** An HTTP operation with the upstream port, for host patterns that name one (`example.com:443`). */
@@ -134,6 +134,7 @@ export function sqlMatches(rule: CompiledRule, stmt: SqlStatementInfo): boolean 
   if (m === undefined) return true;
   if (stmt.opaque === true) return rule.action !== 'allow' || m.statements?.has('DYNAMIC') === true;
   if ((m.statements || m.classes) && !statementsMatch(m, stmt)) return false;
+  if (rule.action === 'allow' && (m.statements || m.classes) && !allowCoversStatement(m, stmt)) return false;
   if (m.tables && !stmt.tables.some((t) => matcherHas(m.tables!, t))) return false;
   if (m.functions && !functionsMatch(m, stmt)) return false;
   return true;
@@ -143,6 +144,29 @@ function statementsMatch(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {
   if (m.statements && stmt.kinds.some((k) => m.statements!.has(k))) return true;
   if (m.classes) for (const c of m.classes) if (inStatementClass(c, stmt.kinds, stmt.functions)) return true;
   return false;
+}
+
+/**
+ * An allow rule vouches for the whole statement, not one part of it: every kind the statement runs
+ * must be named (itself or through its class), except reads (a subquery inside an allowed DELETE);
+ * and when the rule names classes, every side-effect function it calls must be in one of them (or
+ * READ). So `allow [READ]` does not let `WITH d AS (DELETE ...) SELECT` or `SELECT nextval(...)`
+ * through, and `allow [SELECT]` does not allow `EXPLAIN ANALYZE DELETE`.
+ */
+function allowCoversStatement(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {
+  for (const k of stmt.kinds) {
+    if (m.statements?.has(k)) continue;
+    const cls = classOfKind(k);
+    if (cls === 'READ' || (cls !== undefined && m.classes?.includes(cls))) continue;
+    return false;
+  }
+  if (m.classes) {
+    for (const f of stmt.functions) {
+      const cls = classOfFunction(f);
+      if (cls !== undefined && cls !== 'READ' && !m.classes.includes(cls)) return false;
+    }
+  }
+  return true;
 }
 
 function functionsMatch(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {

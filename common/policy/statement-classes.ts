@@ -131,6 +131,23 @@ const CLASS_SETS: Record<StatementClass, { kinds: Set<string>; functions: Set<st
   STATEMENT_CLASS_NAMES.map((c) => [c, { kinds: new Set(STATEMENT_CLASSES[c].kinds), functions: new Set(STATEMENT_CLASSES[c].functions) }]),
 ) as Record<StatementClass, { kinds: Set<string>; functions: Set<string> }>;
 
+const KIND_CLASS = new Map<string, StatementClass>();
+const FUNCTION_CLASS = new Map<string, StatementClass>();
+for (const c of STATEMENT_CLASS_NAMES) {
+  for (const k of STATEMENT_CLASSES[c].kinds) KIND_CLASS.set(k, c);
+  for (const f of STATEMENT_CLASSES[c].functions) FUNCTION_CLASS.set(f, c);
+}
+
+/** The class of a statement kind (undefined for a kind the table does not know). */
+export function classOfKind(kind: string): StatementClass | undefined {
+  return KIND_CLASS.get(kind);
+}
+
+/** The class of a function with a side effect (by its last name part); undefined for other functions. */
+export function classOfFunction(name: string): StatementClass | undefined {
+  return FUNCTION_CLASS.get(lastPart(name));
+}
+
 function lastPart(name: string): string {
   const dot = name.lastIndexOf('.');
   return dot < 0 ? name : name.slice(dot + 1);
