@@ -121,3 +121,33 @@ test('every side-effecting built-in function of the real server has exactly one 
     .filter(([, cs]) => cs.length !== 1);
   expect(wrong).toEqual([]);
 });
+
+test('an allow rule does not vouch for writes hidden in a read: writable CTE, EXPLAIN ANALYZE, nextval', async () => {
+  const readOnlyRules = `  rules:
+    - name: reads
+      action: allow
+      match: {target: crm, sql: {statements: [READ]}}
+    - name: selects
+      action: allow
+      match: {target: crm, sql: {statements: [SELECT, EXPLAIN]}}
+`;
+  stack.writePolicy(crmPolicy(stack.pg, readOnlyRules, { defaultAction: 'deny' }));
+  expect(stack.sidecar.store.check()).toBe(true);
+  try {
+    const before = await state();
+    expect(await refusal('SELECT count(*) FROM orders')).toBe('EXECUTED');
+    expect(await refusal('EXPLAIN SELECT * FROM orders')).toBe('EXECUTED');
+    for (const text of [
+      'WITH d AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM d',
+      'EXPLAIN ANALYZE DELETE FROM orders',
+      "SELECT nextval('order_ids')",
+      "SELECT setval('order_ids', 1000)",
+    ]) {
+      expect(`${text}: ${await refusal(text)}`).toMatch(/: 42501 agent-warden: no rule matched; policy default is deny/);
+    }
+    expect(await state()).toBe(before);
+  } finally {
+    stack.writePolicy(crmPolicy(stack.pg, RULES));
+    stack.sidecar.store.check();
+  }
+});
