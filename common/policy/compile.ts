@@ -174,7 +174,9 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
       classes: named?.filter(isStatementClass),
       tables: m.sql.tables ? compileMatcher(widen ? withBareNames(m.sql.tables) : m.sql.tables) : undefined,
       functions,
-      functionsCatchCopy: functions !== undefined && [...FILE_FUNCTIONS].some((f) => matcherHas(functions, f)),
+      // Restrictive rules on server-file functions catch COPY to/from a file or PROGRAM too; an
+      // allow rule on pg_read_file must not start allowing COPY ... PROGRAM.
+      functionsCatchCopy: widen && functions !== undefined && [...FILE_FUNCTIONS].some((f) => matcherHas(functions, f)),
     };
   }
   if (m.http) {

@@ -58,6 +58,9 @@ test('rules on server-file functions also catch COPY to/from a file or PROGRAM',
     expect(decide(p, stmt(['COPY', 'SELECT'], { functions: ['copy_program'] }), who)).toMatchObject({ action: 'deny', rule: 'files' });
     expect(decide(p, stmt(['COPY', 'SELECT']), who).action).toBe('allow');
   }
+  // An allow rule on pg_read_file does not start allowing COPY ... PROGRAM.
+  const allowRead = policy([{ name: 'read-files', action: 'allow', match: { sql: { functions: ['pg_read_file'] } } }], 'deny');
+  expect(decide(allowRead, stmt(['COPY', 'SELECT'], { functions: ['copy_program'] }), who).action).toBe('deny');
   // A rule on other functions does not.
   const other = policy([{ name: 'seq', action: 'deny', match: { sql: { functions: ['nextval'] } } }]);
   expect(decide(other, stmt(['COPY', 'INSERT'], { functions: ['copy_file'] }), who).action).toBe('allow');
