@@ -91,6 +91,10 @@ test.each([
   "DO $$ DECLARE v text := 'off'; BEGIN EXECUTE 'SET default_transaction_read_only = ' || v; END $$",
   "SELECT query_to_xml($q$SELECT set_config('default_transaction_read_only', 'off', false)$q$, true, false, '')",
   "PREPARE rw AS SELECT set_config('default_transaction_read_only', 'off', false)",
+  // Another session does not start read-only: dblink would write there.
+  "SELECT dblink_exec('dbname=crm', 'DELETE FROM orders')",
+  "SELECT * FROM dblink('dbname=crm', 'DELETE FROM orders RETURNING id') AS t(id int)",
+  "SELECT dblink_connect('c', 'dbname=crm')",
 ])('refused by the sidecar, in both protocols: %s', async (text) => {
   const c = await connect();
   try {

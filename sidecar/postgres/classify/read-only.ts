@@ -66,3 +66,22 @@ export function setConfigTurnsOff(args: unknown[]): string | undefined {
   if (!READ_ONLY_SETTINGS.has(name.trim().toLowerCase())) return undefined;
   return isTrueConstant(args[1]) ? undefined : `set_config('${name.trim().toLowerCase()}', ...)`;
 }
+
+/**
+ * Functions that run SQL in another session (dblink's own connection, a background worker, a
+ * scheduled job): that session does not start read-only, so the server would not stop a write
+ * there. Matched on the unqualified name, except the pg_cron ones (schema `cron`).
+ */
+const OTHER_SESSION_FUNCTIONS: ReadonlySet<string> = new Set([
+  'dblink', 'dblink_exec', 'dblink_open', 'dblink_send_query', 'dblink_connect', 'dblink_connect_u', 'pg_background_launch',
+]);
+const CRON_FUNCTIONS: ReadonlySet<string> = new Set(['schedule', 'schedule_in_database', 'alter_job']);
+
+/** Why a call runs SQL outside this read-only session, or undefined. `parts` is the lower-cased name as written. */
+export function otherSessionCall(parts: string[]): string | undefined {
+  const name = parts[parts.length - 1];
+  if (OTHER_SESSION_FUNCTIONS.has(name) || (CRON_FUNCTIONS.has(name) && parts[parts.length - 2] === 'cron')) {
+    return `${name}(), which runs SQL in another session that is not read-only,`;
+  }
+  return undefined;
+}

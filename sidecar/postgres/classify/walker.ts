@@ -17,7 +17,7 @@ import {
 } from './collect';
 import { isDynamicSqlFunction, RELATION_TEXT_FUNCTIONS } from './dynamic';
 import { isStatementType, stmtKind } from './kinds';
-import { setConfigTurnsOff, transactionTurnsOff, variableSetTurnsOff } from './read-only';
+import { otherSessionCall, setConfigTurnsOff, transactionTurnsOff, variableSetTurnsOff } from './read-only';
 
 export interface WalkContext {
   out: Collected;
@@ -226,6 +226,7 @@ function visitFunctionName(obj: Obj, parts: string[], ctx: WalkContext): void {
   addQualified(ctx.out.functions, parts);
   if (parts.length === 0) return;
   const args = Array.isArray(obj.args) ? obj.args : [];
+  addReadWrite(ctx.out, otherSessionCall(parts));
   if (parts[parts.length - 1] === 'set_config') {
     ctx.flags.constSensitive = true;
     addReadWrite(ctx.out, setConfigTurnsOff(args));
