@@ -3,7 +3,11 @@
 // upstream and gives it back when it ends; beyond the limit it waits briefly in a bounded queue,
 // then is refused with SQLSTATE 53300 (too_many_connections), as the server itself would.
 
-/** `maxConnections` when the target does not say: well below PostgreSQL's usual max_connections of 100. */
+/**
+ * `maxConnections` when the target does not say. PostgreSQL's usual max_connections is 100 (3 of
+ * them reserved for superusers); 20 lets one agent pod run a normal connection pool (most default
+ * to 10) while four such pods plus the applications still fit, and no single pod takes them all.
+ */
 export const DEFAULT_MAX_CONNECTIONS = 20;
 /** Connections kept for the sidecar itself (the catalog connection that masking uses). */
 export const RESERVED_CONNECTIONS = 1;
