@@ -216,6 +216,17 @@ test('SQL PREPARE approved does not approve a protocol Bind of it with other par
   expect((await stack.admin(`SELECT count(*)::int AS n FROM ${t} WHERE id = 4`))[0].n).toBe(0);
 });
 
+test('SQL PREPARE sent in the extended protocol: the statement it creates is held at every Bind', async () => {
+  const t = await table('ext_prepare');
+  verdict = (d) => (d.startsWith('PREPARE') && !d.includes('-- bound parameters') ? 'approve' : 'deny');
+  const c = await connect();
+  const prepared = await c.run(1, fe.parse('', `PREPARE e(int) AS DELETE FROM ${t} WHERE id = $1`), fe.bind('', ''), fe.execute(), fe.sync());
+  expect(errorCodes(prepared)).toEqual([]);
+  expect(errorCodes(await c.run(1, fe.bind('', 'e', ['1']), fe.execute(), fe.sync()))).toEqual(['42501']);
+  expect(asked.at(-1)).toContain("$1 = '1'");
+  expect(await rows(t)).toBe(5);
+});
+
 test('SQL EXECUTE of a name whose PREPARE is still unanswered in the same write is refused, not guessed', async () => {
   const c = await connect();
   const out = await c.run(2, fe.query('PREPARE s AS SELECT 1'), fe.query('EXECUTE s'));

@@ -576,7 +576,10 @@ export class PgSession {
    */
   private waitForServer(f: Frame, statement: string): void {
     this.awaiting = statement;
-    this.replay.unshift(copyFrame(f));
+    const copy = copyFrame(f);
+    const pre = this.preApproved.get(f);
+    if (pre) this.preApproved.set(copy, pre);
+    this.replay.unshift(copy);
     this.clientBlocked = true;
     this.client.pause();
   }
