@@ -6,27 +6,12 @@
 import { Client } from 'pg';
 import postgres from 'postgres';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
-import { decideOverApi, holdDeletesRule } from '../../test/support/approvals';
+import { holdDeletesRule } from '../../test/support/approvals';
+import { AutoApprover, type Verdict } from '../../test/support/auto-approver';
 import { errorCodes, fe, field, firstColumn, WireClient } from '../../test/support/wire-client';
 
 let stack: Stack;
-/** How the approver answers; every request it saw, in order. */
-let verdict: (display: string) => 'approve' | 'deny' = () => 'deny';
-let asked: string[] = [];
-let deciding = true;
-let decider: Promise<void>;
-
-/** Approves what `verdict` says, as a human approver would, for as long as the suite runs. */
-async function approverLoop(): Promise<void> {
-  while (deciding) {
-    const pending = (await stack.sidecar.approvals!.list({ state: 'pending' })) ?? [];
-    for (const req of pending) {
-      asked.push(req.operation.display);
-      await decideOverApi(stack.sidecar, req.id, verdict(req.operation.display));
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+let approver: AutoApprover;
 
 beforeAll(async () => {
   stack = await startStack({
@@ -34,19 +19,23 @@ beforeAll(async () => {
     policy: (pg) => crmPolicy(pg, holdDeletesRule('5s')),
     sidecar: { localApprovals: true },
   });
-  decider = approverLoop();
+  approver = new AutoApprover(stack.sidecar);
 });
 
 afterAll(async () => {
-  deciding = false;
-  await decider;
+  await approver?.stop();
   await stack?.stop();
 });
 
+/** How the approver answers (set per test), and what it was asked. */
+let verdict: Verdict;
+let asked: string[];
+
 let client: WireClient | undefined;
 beforeEach(() => {
-  asked = [];
+  asked = approver.asked = [];
   verdict = () => 'deny';
+  approver.verdict = (d) => verdict(d);
 });
 afterEach(() => {
   client?.close();
@@ -235,6 +224,36 @@ test('SQL EXECUTE of a name whose PREPARE is still unanswered in the same write 
   expect(codes.length === 0 || (codes.length === 1 && codes[0] === '42501')).toBe(true);
   // once answered, it runs
   expect(firstColumn(await c.run(1, fe.query('EXECUTE s')))).toEqual(['1']);
+});
+
+test('a held Query approved after an earlier message of its batch failed is skipped, as the server skips it', async () => {
+  const t = await table('skip_query');
+  let decide = false;
+  verdict = () => (decide ? 'approve' : 'wait');
+  const c = await connect();
+  // The Describe fails (and is flushed) while the approver is still deciding about the DELETE.
+  c.send(fe.describe('S', 'missing'), fe.flush(), fe.query(`DELETE FROM ${t} WHERE id > 0`));
+  await new Promise((r) => setTimeout(r, 200));
+  decide = true;
+  const out = await c.run(1, fe.sync());
+  expect(errorCodes(out)).toEqual(['26000']);
+  expect(asked).toHaveLength(1);
+  expect(firstColumn(await c.run(1, fe.query('SELECT 42')))).toEqual(['42']);
+  expect(await rows(t)).toBe(5);
+});
+
+test('a held batch denied after an earlier message of its batch failed sends nothing more: the connection stays in step', async () => {
+  const t = await table('skip_batch');
+  let decide = false;
+  verdict = () => (decide ? 'deny' : 'wait');
+  const c = await connect();
+  c.send(fe.describe('S', 'missing'), fe.flush(), fe.parse('', `DELETE FROM ${t} WHERE id > $1`), fe.bind('', '', ['0']), fe.execute(), fe.sync());
+  await new Promise((r) => setTimeout(r, 200));
+  decide = true;
+  const out = await c.untilReady(1);
+  expect(errorCodes(out)).toEqual(['26000']);
+  expect(firstColumn(await c.run(1, fe.query('SELECT 42')))).toEqual(['42']);
+  expect(await rows(t)).toBe(5);
 });
 
 test('node-postgres: a held named statement runs once per approval; a denial leaves the connection usable', async () => {

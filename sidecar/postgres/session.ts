@@ -627,6 +627,12 @@ export class PgSession {
   private hold(f: Frame, decision: Decision, op: SqlOperation, text: string, now: number): void {
     if (!this.rt.approvals) return this.deny({ ...decision, action: 'deny', reason: noApprovalReason(decision) }, Expect.Query, now, text, op);
     this.askApprover(decision, { sql: text }, (outcome) => {
+      if (this.discarding) {
+        // An error earlier in the batch came in while the approver decided: the server skips this
+        // Query, so nothing may be sent for it (the server would not answer).
+        const d: Decision = { ...decision, action: outcome.approved ? decision.action : 'deny', reason: outcome.reason };
+        return this.skipped({ expect: Expect.Query, op, text, decision: d, startedAt: now, approval: this.takeApproval(), masked: 0, rows: 0 }, !outcome.approved);
+      }
       if (outcome.approved) {
         const approved: Decision = { ...decision, reason: outcome.reason };
         this.forward(f);
@@ -750,11 +756,22 @@ export class PgSession {
       if (trigger.code === FE.Parse) this.preApproved.set(trigger, pre);
       for (const b of h.binds) this.preApproved.set(b, pre);
       this.replay.unshift(...h.frames);
+    } else if (this.discarding) {
+      // An error earlier in the batch came in meanwhile: the server skips up to Sync, so do we.
+      const denial: Decision = { ...h.decision, action: 'deny', reason };
+      this.skipped({ expect: Expect.Parse, op: h.op, text: h.text, decision: denial, startedAt: h.now, approval: this.takeApproval(), masked: 0, rows: 0 }, true);
+      this.replay.unshift(...rest);
     } else {
       this.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op, this.takeApproval());
       this.discarding = true;
       this.replay.unshift(...rest);
     }
+  }
+
+  /** Audits a statement the server skips (an earlier error in its batch), which is never sent. */
+  private skipped(p: PendingResponse, denied: boolean): void {
+    p.error = 'skipped: an earlier statement of the batch failed';
+    this.finish(p, denied ? p.decision : undefined);
   }
 
   // ---------------------------------------------------------------- database -> agent
