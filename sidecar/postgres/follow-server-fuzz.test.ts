@@ -2,8 +2,10 @@
 // sequences of Parse, Bind, Describe, Execute, Close, Sync, Flush and SQL (PREPARE, DEALLOCATE,
 // DISCARD ALL, EXECUTE, transactions, failing statements) with clashing names go through the real
 // sidecar in one write each. DELETEs are held; the approver lets statements be prepared but denies
-// every execution. Whatever the sequence, the rows stay, and the connection stays in step.
-// FOLLOW_FUZZ_RUNS sets the number of sequences (default 40; `make fuzz` runs more).
+// every execution; a masked column must never come back in clear (a statement or portal mistaken
+// for another would be masked by the wrong row description). Whatever the sequence, the rows stay,
+// the secret stays masked, and the connection stays in step.
+// FOLLOW_FUZZ_RUNS sets the number of sequences (default 40; e.g. FOLLOW_FUZZ_RUNS=2000 for a long run).
 import fc from 'fast-check';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 import { holdDeletesRule } from '../../test/support/approvals';
@@ -13,14 +15,21 @@ import { fe, field, firstColumn, WireClient } from '../../test/support/wire-clie
 const RUNS = Number(process.env.FOLLOW_FUZZ_RUNS ?? 40);
 const TABLE = 'fuzz_rows';
 const ROWS = 5;
+const SECRET = 'card-4111-secret';
+const MASKING = `  masking:
+    - name: cards
+      columns: [fuzz_cards.card]
+      strategy: redact
+`;
 
 let stack: Stack;
 let approver: AutoApprover;
 
 beforeAll(async () => {
   stack = await startStack({
-    setupSql: `CREATE TABLE ${TABLE} (id int); INSERT INTO ${TABLE} SELECT generate_series(1, ${ROWS})`,
-    policy: (pg) => crmPolicy(pg, holdDeletesRule('5s')),
+    setupSql: `CREATE TABLE ${TABLE} (id int); INSERT INTO ${TABLE} SELECT generate_series(1, ${ROWS});
+      CREATE TABLE fuzz_cards (id int, card text); INSERT INTO fuzz_cards VALUES (1, '${SECRET}');`,
+    policy: (pg) => crmPolicy(pg, holdDeletesRule('5s') + MASKING),
     sidecar: { localApprovals: true },
   });
   approver = new AutoApprover(stack.sidecar);
@@ -34,7 +43,7 @@ afterAll(async () => {
 });
 
 const NAMES = ['', 'a', 'b'];
-const TEXTS = [`DELETE FROM ${TABLE} WHERE id > $1`, 'SELECT $1::int', 'SELECT 1 / $1::int', `DELETE FROM ${TABLE} WHERE id = $1 RETURNING id`, 'SELECT $1::int FROM nonexistent', `PREPARE b(int) AS DELETE FROM ${TABLE} WHERE id > $1`, 'DEALLOCATE a'];
+const TEXTS = [`DELETE FROM ${TABLE} WHERE id > $1`, 'SELECT $1::int', 'SELECT 1 / $1::int', `DELETE FROM ${TABLE} WHERE id = $1 RETURNING id`, 'SELECT $1::int FROM nonexistent', `PREPARE b(int) AS DELETE FROM ${TABLE} WHERE id > $1`, 'DEALLOCATE a', 'SELECT card, $1::int FROM fuzz_cards', 'SELECT $1::text AS card'];
 const QUERIES = [
   `PREPARE a(int) AS DELETE FROM ${TABLE} WHERE id > $1`,
   'PREPARE b(int) AS SELECT $1',
@@ -50,6 +59,9 @@ const QUERIES = [
   'SELECT 1/0',
   'CLOSE ALL',
   'DECLARE c CURSOR WITH HOLD FOR SELECT 1',
+  'DECLARE c CURSOR WITH HOLD FOR SELECT card FROM fuzz_cards',
+  'FETCH ALL FROM c',
+  'PREPARE b(int) AS SELECT card FROM fuzz_cards WHERE id = $1',
 ];
 
 const frame: fc.Arbitrary<Buffer> = fc.oneof(
@@ -67,7 +79,7 @@ async function rowCount(): Promise<number> {
   return (await stack.admin(`SELECT count(*)::int AS n FROM ${TABLE}`))[0].n as number;
 }
 
-test(`${RUNS} random pipelined sequences: no held DELETE runs unapproved, the connection stays in step`, async () => {
+test(`${RUNS} random pipelined sequences: no held DELETE runs unapproved, no masked value leaks, the connection stays in step`, async () => {
   const c = await WireClient.connect(stack.agentUrl());
   let marker = 0;
   try {
@@ -83,6 +95,8 @@ test(`${RUNS} random pipelined sequences: no held DELETE runs unapproved, the co
           const ms = c.take();
           const fatal = ms.find((m) => m.code === 'E' && field(m, 'S') === 'FATAL');
           if (fatal) throw new Error(`the session ended: ${field(fatal, 'M')}`);
+          const leak = ms.find((m) => m.code === 'D' && m.body.includes(SECRET));
+          if (leak) throw new Error('a masked value came back in clear');
           seen = seen.concat(firstColumn(ms).filter((v): v is string => v !== null));
           await new Promise((r) => setTimeout(r, 5));
         }
