@@ -1,11 +1,14 @@
 // Checks that hold whatever the policy says, because without them a rule could be sidestepped:
-// EXECUTE runs what was prepared (judged as such, unknown names refused), and COPY TO cannot
+// EXECUTE runs what was prepared (judged as such; names the server has not confirmed are refused), and COPY TO cannot
 // stream a table whose columns must be masked (COPY rows carry no column descriptions).
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
 import type { TargetMasking } from './row-masking';
 
+/** A prepared statement by name: known (undefined if there is none the sidecar can vouch for), or still being changed by an unanswered statement. */
+export type PreparedLookup = (name: string) => { kind: 'known'; value: { op: SqlOperation } | undefined } | { kind: 'wait' | 'unsure' };
+
 export interface GuardContext {
-  prepared: Map<string, { op: SqlOperation }>;
+  prepared: PreparedLookup;
   masking: TargetMasking | undefined;
   /** The target is `readOnly: true`: nothing may turn the session's read-only mode off. */
   readOnly?: boolean;
@@ -23,7 +26,12 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
   let expanded: SqlStatementInfo[] | undefined;
   for (const s of op.statements) {
     if (s.executes !== undefined) {
-      const p = ctx.prepared.get(s.executes);
+      const found = ctx.prepared(s.executes);
+      if (found.kind !== 'known') {
+        const reason = `EXECUTE of prepared statement "${s.executes}", which a statement not yet answered by the server prepares or deallocates, is refused; send it after the previous results arrive`;
+        return { op, denial: { action: 'deny', reason } };
+      }
+      const p = found.value;
       if (!p) {
         return { op, denial: { action: 'deny', reason: `EXECUTE of prepared statement "${s.executes}", which the sidecar has not seen prepared on this connection, is refused` } };
       }

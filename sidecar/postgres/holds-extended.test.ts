@@ -115,10 +115,18 @@ test('postgres.js: a held DELETE pipelined between two SELECTs waits alone; the 
       lastDone = true;
       return r;
     });
-    const req = await pendingApproval(stack.sidecar);
-    expect(req.operation.display).toContain("$1 = '8'");
+    // postgres.js parses and describes first: preparing a held statement is asked for on its own
+    // (nothing runs, and the server does not see it before that)...
+    const prep = await pendingApproval(stack.sidecar);
+    expect(prep.operation.display).toBe('DELETE FROM items WHERE id = $1');
     expect((await before)[0].n).toBe(1);
     expect(firstDone).toBe(true);
+    expect(await decideOverApi(stack.sidecar, prep.id, 'approve', 'ok')).toBe(200);
+    // ...then the execution, with its parameters
+    let req = await pendingApproval(stack.sidecar);
+    for (let i = 0; i < 100 && req.id === prep.id; i++) req = await pendingApproval(stack.sidecar);
+    expect(req.id).not.toBe(prep.id);
+    expect(req.operation.display).toContain("$1 = '8'");
     expect(lastDone).toBe(false);
     expect(await has(8)).toBe(true);
     expect(await decideOverApi(stack.sidecar, req.id, 'approve', 'ok')).toBe(200);

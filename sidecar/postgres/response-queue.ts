@@ -5,6 +5,9 @@ import type { AuditApproval } from '../../common/audit/record';
 import type { Decision, SqlOperation } from '../../common/policy/types';
 import type { RowShape } from './shape-cache';
 import type { RowPlan } from './row-masking';
+import type { Change, PortalState, StatementState } from './session-state';
+
+export type { PortalState, StatementState } from './session-state';
 
 export const enum Expect {
   Parse,
@@ -17,27 +20,6 @@ export const enum Expect {
   Query,
 }
 
-/** A prepared statement as the sidecar knows it: the state object is replaced whenever the name is parsed again. */
-export interface StatementState {
-  op: SqlOperation;
-  text: string;
-  decision: Decision;
-  shape?: RowShape;
-  /** The hold decision of a statement that needed approval: every Bind of it outside an approved batch is held again. */
-  held?: Decision;
-  /** The approval that let the latest Bind of it through (audit record). */
-  approval?: AuditApproval;
-}
-
-/** A portal as the sidecar knows it: each Bind makes a fresh one, so answers land on the portal they describe. */
-export interface PortalState {
-  /** The statement bound, as it was at Bind (undefined for a portal the sidecar did not see bound, e.g. a SQL cursor). */
-  stmt?: StatementState;
-  /** Result formats from Bind; empty once a portal Describe gave a shape that already carries them. */
-  formats: number[];
-  shape?: RowShape;
-}
-
 export interface PendingResponse {
   expect: Expect;
   /**
@@ -47,6 +29,8 @@ export interface PendingResponse {
   portal?: PortalState;
   /** Describe(S): the statement as it was when the message was sent. */
   statement?: StatementState;
+  /** What the message changes in the session model once the server confirms it. */
+  change?: Change;
   /** Set when we forwarded a deliberately failing message in place of a denied one. */
   denial?: Decision;
   /** A message the sidecar added on its own (a Describe for masking): its answers are swallowed. */
@@ -75,6 +59,9 @@ export class ResponseQueue {
   private items: PendingResponse[] = [];
   private head = 0;
 
+  /** `removed` sees every request as it leaves the queue, answered or skipped after an error. */
+  constructor(private readonly removed?: (p: PendingResponse) => void) {}
+
   push(p: PendingResponse): void {
     this.items.push(p);
   }
@@ -87,6 +74,7 @@ export class ResponseQueue {
     const p = this.items[this.head];
     if (p === undefined) return undefined;
     this.items[this.head++] = undefined as unknown as PendingResponse;
+    this.removed?.(p);
     // Compact occasionally so a long-lived connection does not grow the array forever.
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);

@@ -41,7 +41,8 @@ import {
 } from './protocol/frontend';
 import { FrameReader, type Frame } from './protocol/frame-reader';
 import { ProtocolError } from './protocol/errors';
-import { Expect, ResponseQueue, type PendingResponse, type PortalState, type StatementState } from './response-queue';
+import { Expect, ResponseQueue, type PendingResponse } from './response-queue';
+import { SessionState, sqlSteps, type Change, type Lookup, type PortalState, type StatementState } from './session-state';
 import { ActionKind, maskCopyData, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
 import { OutputBatch } from './output-batch';
@@ -123,10 +124,9 @@ function noApprovalReason(d: Decision): string {
   return `${d.reason}, but no approval service is configured for this sidecar, so it is denied`;
 }
 
-/** SQL that closes or opens cursors, which share the namespace of protocol-level portals. */
-function touchesPortals(op: SqlOperation): boolean {
-  for (const s of op.statements) if (s.kind === 'CLOSE' || s.kind === 'DECLARE') return true;
-  return false;
+/** The value of a name the sidecar can vouch for now, else undefined (Describe and Execute then fail closed: no shape, masked whole). */
+function known<T>(l: Lookup<T>): T | undefined {
+  return l.kind === 'known' ? l.value : undefined;
 }
 
 export class PgSession {
@@ -134,9 +134,11 @@ export class PgSession {
   private phase: Phase = 'startup';
   private readonly clientReader: FrameReader;
   private upstream?: UpstreamConnection;
-  private readonly queue = new ResponseQueue();
-  private readonly statements = new Map<string, StatementState>();
-  private readonly portals = new Map<string, PortalState>();
+  /** Prepared statements and portals as the server confirmed them. */
+  private readonly model = new SessionState();
+  private readonly queue = new ResponseQueue((p) => this.model.settle(p.change));
+  /** A Bind waiting for the server to answer earlier changes to its statement name (key: the name). */
+  private awaiting?: string;
   private discarding = false;
   private clientBlocked = false;
   private upstreamBlocked = false;
@@ -450,21 +452,21 @@ export class PgSession {
       case FE.Describe: {
         const d = decodeDescribe(f);
         this.forward(f);
-        if (d.kind === 'S') this.queue.push({ expect: Expect.DescribeStatement, statement: this.statements.get(d.target), startedAt: now, masked: 0, rows: 0 });
-        else this.queue.push({ expect: Expect.DescribePortal, portal: this.portals.get(d.target), startedAt: now, masked: 0, rows: 0 });
+        if (d.kind === 'S') this.queue.push({ expect: Expect.DescribeStatement, statement: known(this.model.statement(d.target)), startedAt: now, masked: 0, rows: 0 });
+        else this.queue.push({ expect: Expect.DescribePortal, portal: known(this.model.portal(d.target)), startedAt: now, masked: 0, rows: 0 });
         return;
       }
       case FE.Close: {
         const c = decodeClose(f);
-        if (c.kind === 'S') this.statements.delete(c.target);
-        else this.portals.delete(c.target);
+        const effect = c.kind === 'S' ? { kind: 'statement' as const, name: c.target, value: undefined } : { kind: 'portal' as const, name: c.target, value: undefined };
         this.forward(f);
-        this.queue.push({ expect: Expect.Close, startedAt: now, masked: 0, rows: 0 });
+        this.queue.push({ expect: Expect.Close, change: this.model.request([{ effect }], true), startedAt: now, masked: 0, rows: 0 });
         return;
       }
       case FE.Sync:
         this.discarding = false;
         this.forward(f);
+        this.model.sync();
         this.queue.push({ expect: Expect.Sync, startedAt: now, masked: 0, rows: 0 });
         return;
       case FE.Flush:
@@ -509,7 +511,7 @@ export class PgSession {
     const auditBlocked = this.rt.audit.blocked?.();
     if (auditBlocked) return { op, decision: { action: 'deny', reason: auditBlocked } };
     const checked = guardStatements(op, {
-      prepared: this.statements,
+      prepared: (name) => this.model.statement(name),
       masking: this.rt.masking(),
       readOnly: this.rt.spec().readOnly === true,
       serverReadOnly: this.serverReadOnly,
@@ -522,22 +524,16 @@ export class PgSession {
     const { op, decision } = this.decideOp(this.classify(text), text);
     if (decision.action === 'hold') return this.hold(f, decision, op, text, now);
     if (decision.action === 'deny') return this.deny(decision, Expect.Query, now, text, op);
-    this.trackPrepared(op, text, decision);
-    if (this.portals.size > 0 && touchesPortals(op)) this.portals.clear();
     this.forward(f);
-    this.queue.push({ expect: Expect.Query, op, decision, text, startedAt: now, sentAt: performance.now(), masked: 0, rows: 0 });
+    this.queue.push({ expect: Expect.Query, op, decision, text, change: this.sqlChange(op, text, false), startedAt: now, sentAt: performance.now(), masked: 0, rows: 0 });
   }
 
   private onParse(f: Frame, now: number): void {
     const p = decodeParse(f);
     const pre = this.preApproved.get(f);
     if (pre) {
-      // The held Parse, approved together with its parameters.
-      this.trackPrepared(pre.op, pre.text, pre.decision);
-      this.statements.set(p.statement, { op: pre.op, text: pre.text, decision: pre.decision, held: pre.held, approval: pre.approval });
-      this.forward(f);
-      this.queue.push({ expect: Expect.Parse, startedAt: now, masked: 0, rows: 0 });
-      return;
+      // The held Parse, approved (with the parameters of its Binds in the batch); each later Bind is held again.
+      return this.forwardParse(f, p.statement, { op: pre.op, text: pre.text, decision: pre.decision, held: pre.held }, now);
     }
     let { op, decision } = this.decideOp(this.classify(p.text), p.text);
     if (decision.action === 'hold') {
@@ -550,34 +546,93 @@ export class PgSession {
       this.discarding = true;
       return;
     }
-    if (this.portals.size > 0 && touchesPortals(op)) this.portals.clear();
-    this.statements.set(p.statement, { op, text: p.text, decision });
+    this.forwardParse(f, p.statement, { op, text: p.text, decision }, now);
+  }
+
+  /** The statement exists once the server's ParseComplete says so. */
+  private forwardParse(f: Frame, name: string, st: StatementState, now: number): void {
     this.forward(f);
-    this.queue.push({ expect: Expect.Parse, startedAt: now, masked: 0, rows: 0 });
+    const change = this.model.request([{ effect: { kind: 'statement', name, value: st } }], true);
+    this.queue.push({ expect: Expect.Parse, change, startedAt: now, masked: 0, rows: 0 });
+  }
+
+  /** What SQL PREPARE / DEALLOCATE / DISCARD / DECLARE / CLOSE in `op` change, once their CommandComplete confirms it. */
+  private sqlChange(op: SqlOperation | undefined, text: string, extended: boolean): Change | undefined {
+    if (!op?.statements) return undefined;
+    const steps = sqlSteps(op.statements, (body) => {
+      // A prepared statement is judged alone, whatever let the PREPARE through: an approved PREPARE
+      // of a held statement does not approve its executions.
+      const bodyOp: SqlOperation = { ...op, statements: [body] };
+      const decision = decide(this.rt.policy(), bodyOp, this.identity);
+      return { op: bodyOp, text, decision, held: decision.action === 'hold' ? decision : undefined };
+    });
+    return this.model.request(steps, extended);
   }
 
   private onBind(f: Frame): void {
     const b = decodeBindHead(f);
-    const st = this.statements.get(b.statement);
+    const found = this.model.statement(b.statement);
+    if (found.kind === 'wait') return this.waitForServer(f, b.statement);
+    const st = found.kind === 'known' ? found.value : undefined;
     const pre = this.preApproved.get(f);
-    if (st && pre?.approval) st.approval = pre.approval;
-    if (st?.held && !pre) {
-      // A statement approved once runs again only with parameters an approver saw.
-      const now = performance.now();
+    const now = performance.now();
+    if (!st) {
+      // The server might hold a statement of that name we never saw confirmed: never bind it blind.
+      const why =
+        found.kind === 'unsure'
+          ? `a statement still unanswered in the same batch changes prepared statement "${b.statement}"; send the Bind after its results arrive`
+          : `the sidecar has not seen the server confirm prepared statement "${b.statement}" on this connection`;
+      this.deny({ action: 'deny', reason: `Bind refused: ${why}` }, Expect.Parse, now, '');
+      this.discarding = true;
+      return;
+    }
+    if (st.decision.action === 'deny') {
+      this.deny(st.decision, Expect.Parse, now, st.text, st.op);
+      this.discarding = true;
+      return;
+    }
+    // An approval covers the Binds the approver saw, of the statement they saw, and nothing else.
+    const approved = pre !== undefined && pre.text === st.text;
+    if (st.held && !approved) {
+      // Each execution of a held statement is approved on its own, with its own parameters.
       if (this.rt.approvals) return this.startHeld(f, { decision: st.held, op: st.op, text: st.text, statement: b.statement, now });
       this.deny({ ...st.held, action: 'deny', reason: noApprovalReason(st.held) }, Expect.Parse, now, st.text, st.op);
       this.discarding = true;
       return;
     }
     // A fresh state per Bind: answers for an earlier portal of the same name must not land on this one.
-    this.portals.set(b.portal, { stmt: st, formats: b.resultFormats, shape: st?.shape });
+    const portal: PortalState = { stmt: st, formats: b.resultFormats, shape: st.shape, approval: approved ? pre.approval : undefined };
     this.forward(f);
-    this.queue.push({ expect: Expect.Bind, startedAt: 0, masked: 0, rows: 0 });
+    const change = this.model.request([{ effect: { kind: 'portal', name: b.portal, value: portal } }], true);
+    this.queue.push({ expect: Expect.Bind, change, startedAt: 0, masked: 0, rows: 0 });
+  }
+
+  /**
+   * The meaning of a name depends on answers to an earlier Sync group still on their way: read
+   * nothing more from the agent until they are in, then judge this frame again. Never a guess.
+   */
+  private waitForServer(f: Frame, statement: string): void {
+    this.awaiting = statement;
+    const copy = copyFrame(f);
+    const pre = this.preApproved.get(f);
+    if (pre) this.preApproved.set(copy, pre);
+    this.replay.unshift(copy);
+    this.clientBlocked = true;
+    this.client.pause();
+  }
+
+  /** After server messages: resumes the agent once the name being waited for is settled. */
+  private checkAwaiting(): void {
+    if (this.awaiting === undefined || this.model.statement(this.awaiting).kind === 'wait') return;
+    this.awaiting = undefined;
+    this.clientBlocked = false;
+    this.client.resume();
+    this.drainClient();
   }
 
   private onExecute(f: Frame, now: number): void {
     const e = decodeExecute(f);
-    let portal = this.portals.get(e.portal);
+    let portal = known(this.model.portal(e.portal));
     const masking = this.rt.masking();
     if (masking && (portal?.shape === undefined || portal.shape === NO_SHAPE)) {
       // Without a row description we cannot tell which columns to mask: ask the server for one. A
@@ -588,7 +643,8 @@ export class PgSession {
     }
     const stmt = portal?.stmt;
     this.forward(f);
-    this.queue.push({ expect: Expect.Execute, portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, startedAt: now, sentAt: now, approval: stmt?.approval, masked: 0, rows: 0 });
+    const change = this.sqlChange(stmt?.op, stmt?.text ?? '', true);
+    this.queue.push({ expect: Expect.Execute, portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, change, startedAt: now, sentAt: now, approval: portal?.approval, masked: 0, rows: 0 });
   }
 
   /** Sends the server a statement that fails, so transaction and batch state end exactly as a real error would leave them. */
@@ -608,12 +664,17 @@ export class PgSession {
   private hold(f: Frame, decision: Decision, op: SqlOperation, text: string, now: number): void {
     if (!this.rt.approvals) return this.deny({ ...decision, action: 'deny', reason: noApprovalReason(decision) }, Expect.Query, now, text, op);
     this.askApprover(decision, { sql: text }, (outcome) => {
+      if (this.discarding) {
+        // An error earlier in the batch came in while the approver decided: the server skips this
+        // Query, so nothing may be sent for it (the server would not answer).
+        const d: Decision = { ...decision, action: outcome.approved ? decision.action : 'deny', reason: outcome.reason };
+        return this.skipped({ expect: Expect.Query, op, text, decision: d, startedAt: now, approval: this.takeApproval(), masked: 0, rows: 0 }, !outcome.approved);
+      }
       if (outcome.approved) {
         const approved: Decision = { ...decision, reason: outcome.reason };
-        this.trackPrepared(op, text, approved);
-        if (this.portals.size > 0 && touchesPortals(op)) this.portals.clear();
         this.forward(f);
-        this.queue.push({ expect: Expect.Query, op, decision: approved, text, startedAt: now, sentAt: performance.now(), approval: this.takeApproval(), masked: 0, rows: 0 });
+        const change = this.sqlChange(op, text, false);
+        this.queue.push({ expect: Expect.Query, op, decision: approved, text, change, startedAt: now, sentAt: performance.now(), approval: this.takeApproval(), masked: 0, rows: 0 });
       } else {
         this.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op, this.takeApproval());
       }
@@ -711,8 +772,9 @@ export class PgSession {
   private askHeld(i: number): void {
     const h = this.held!;
     if (h.binds.length === 0) {
-      // Parsed and described only, nothing executes: let it through; each Bind of it is held later.
-      this.resolveHeld(true, h.decision.reason);
+      // Parsed (and described) only: it reaches the server only once approved, and each later Bind
+      // of it is held again with its own parameters.
+      this.askApprover(h.decision, { sql: h.text }, (outcome) => this.resolveHeld(outcome.approved, outcome.reason));
       return;
     }
     this.askApprover(h.decision, { sql: h.text, params: h.params[i] }, (outcome) => {
@@ -731,6 +793,11 @@ export class PgSession {
       if (trigger.code === FE.Parse) this.preApproved.set(trigger, pre);
       for (const b of h.binds) this.preApproved.set(b, pre);
       this.replay.unshift(...h.frames);
+    } else if (this.discarding) {
+      // An error earlier in the batch came in meanwhile: the server skips up to Sync, so do we.
+      const denial: Decision = { ...h.decision, action: 'deny', reason };
+      this.skipped({ expect: Expect.Parse, op: h.op, text: h.text, decision: denial, startedAt: h.now, approval: this.takeApproval(), masked: 0, rows: 0 }, true);
+      this.replay.unshift(...rest);
     } else {
       this.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op, this.takeApproval());
       this.discarding = true;
@@ -738,16 +805,10 @@ export class PgSession {
     }
   }
 
-  /** SQL-level PREPARE/DEALLOCATE share the namespace of protocol-level statements. */
-  private trackPrepared(op: SqlOperation, text: string, decision: Decision): void {
-    for (const s of op.statements) {
-      if (s.prepares !== undefined && s.preparedBody) this.statements.set(s.prepares, { op: { ...op, statements: [s.preparedBody] }, text, decision });
-      if (s.deallocates === '*') {
-        for (const k of [...this.statements.keys()]) if (k !== '') this.statements.delete(k);
-      } else if (s.deallocates !== undefined) {
-        this.statements.delete(s.deallocates);
-      }
-    }
+  /** Audits a statement the server skips (an earlier error in its batch), which is never sent. */
+  private skipped(p: PendingResponse, denied: boolean): void {
+    p.error = 'skipped: an earlier statement of the batch failed';
+    this.finish(p, denied ? p.decision : undefined);
   }
 
   // ---------------------------------------------------------------- database -> agent
@@ -771,6 +832,7 @@ export class PgSession {
       this.onServerFrame(f);
     }
     this.flushClient();
+    this.checkAwaiting();
   }
 
   private flushClient(): void {
@@ -800,15 +862,15 @@ export class PgSession {
       case BE.DataRow:
         return this.onDataRow(f);
       case BE.ParseComplete:
-        this.expectHead(Expect.Parse);
+        this.model.confirm(this.expectHead(Expect.Parse).change);
         this.queue.shift();
         return this.pass(f);
       case BE.BindComplete:
-        this.expectHead(Expect.Bind);
+        this.model.confirm(this.expectHead(Expect.Bind).change);
         this.queue.shift();
         return this.pass(f);
       case BE.CloseComplete:
-        this.expectHead(Expect.Close);
+        this.model.confirm(this.expectHead(Expect.Close).change);
         this.queue.shift();
         return this.pass(f);
       case BE.ParameterDescription: {
@@ -841,7 +903,7 @@ export class PgSession {
         this.expectHead(Expect.Sync, Expect.Query);
         this.queue.shift();
         // Portals end with the transaction (WITH HOLD cursors are described again when executed).
-        if (this.portals.size > 0 && decodeReadyForQuery(f) === 'I') this.portals.clear();
+        if (decodeReadyForQuery(f) === 'I') this.model.transactionEnd();
         return this.pass(f);
       }
       case BE.CopyOutResponse:
@@ -1027,6 +1089,7 @@ export class PgSession {
     const head = this.expectHead(Expect.Execute, Expect.Query);
     const tag = decodeCommandComplete(f);
     if (DDL.test(tag)) this.rt.catalog.invalidate();
+    this.model.confirmTag(head.change, tag);
     if (head.expect === Expect.Execute) {
       this.finish(this.queue.shift()!);
     } else {
