@@ -20,9 +20,14 @@ export interface PostgresTargetSpec {
   /** Secret with keys `username`, `password` (and optionally `ca.crt` for verify-full). */
   credentialsSecret: string;
   listenPort: number;
-  /** What to do with statements the PostgreSQL parser rejects; defaults to the policy's defaultAction. */
+  /**
+   * What to do with a statement the PostgreSQL parser rejects as a syntax error: `deny` (the
+   * default, whatever defaultAction says) or `allow`. A parser failure is denied either way.
+   */
   unparseable?: DefaultAction;
   connectTimeout?: string;
+  /** The largest statement (Query or Parse message) the sidecar classifies, bytes; larger gets 54000. */
+  maxStatementBytes?: number;
 }
 
 export interface HttpAuthSpec {
@@ -181,6 +186,8 @@ export interface SqlOperation {
   /** Empty when `parseError` is set. */
   statements: SqlStatementInfo[];
   parseError?: string;
+  /** With parseError: not a syntax error but a failure or limit of the parser; denied even with `unparseable: allow`. */
+  parserFailure?: boolean;
 }
 
 export interface HttpOperation {
