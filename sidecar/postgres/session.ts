@@ -45,7 +45,7 @@ import { Expect, ResponseQueue, type PendingResponse, type PortalState, type Sta
 import { ActionKind, maskCopyData, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
 import { OutputBatch } from './output-batch';
-import type { HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
+import type { ClassifiedSql, HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
 import { filterStartupParams, isSafeClientEncoding } from './startup-params';
 import { guardStatements } from './guards';
 import { connectUpstream, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
@@ -99,6 +99,13 @@ type Phase = 'startup' | 'login' | 'password' | 'ready' | 'closed';
 
 /** How long the agent has to answer the password request (PostgreSQL's authentication_timeout is 1 min). */
 const PASSWORD_TIMEOUT_MS = 60_000;
+
+/**
+ * What one held extended-protocol batch may buffer while it waits for its Sync and the approver
+ * (at least a statement of the target's maxStatementBytes and its Binds fit): a connection may not
+ * make the sidecar hold hundreds of MiB.
+ */
+export const MAX_HELD_BATCH_BYTES = 16 * 1024 * 1024;
 
 const DDL = /^(CREATE|ALTER|DROP|TRUNCATE|COMMENT|GRANT|REVOKE)\b/;
 const protectedCache = new WeakMap<readonly SqlStatementInfo[], { masking: TargetMasking; value: boolean }>();
@@ -163,12 +170,15 @@ export class PgSession {
   /** Who is asking: the pod's identity, or the subject of the token verified at login. */
   private identity: Identity;
   private passwordWaiter?: (password: string | undefined) => void;
+  /** The classification of the frame that waited for the parser worker, picked up when it is processed again. */
+  private classified?: { frame: Frame; op: SqlOperation };
 
   constructor(
     private readonly client: net.Socket,
     private readonly rt: TargetRuntime,
   ) {
-    this.clientReader = new FrameReader(rt.maxMessageBytes);
+    // Statements larger than the target classifies are refused from their header, never buffered.
+    this.clientReader = new FrameReader(rt.maxMessageBytes, (code) => (code === FE.Query || code === FE.Parse ? rt.maxStatementBytes() : undefined));
     this.identity = rt.identity;
     client.setNoDelay(true);
     client.on('data', (chunk) => this.onClientData(chunk));
@@ -220,6 +230,8 @@ export class PgSession {
     if (this.phase === 'closed') return;
     try {
       this.clientReader.push(chunk);
+      // Waiting (parser, approver): what is in flight is kept, nothing more is read (a drain event may have resumed us).
+      if (this.clientBlocked) this.client.pause();
       if (this.phase === 'startup') this.readStartup();
       else if (this.phase === 'password') this.readPassword();
       else if (this.phase === 'ready') this.drainClient();
@@ -408,8 +420,10 @@ export class PgSession {
     const now = f.code === FE.Query || f.code === FE.Parse || f.code === FE.Execute ? performance.now() : 0;
     switch (f.code) {
       case FE.Query:
+        if (f.skipped !== undefined) return this.refuseTooLarge(f.skipped, Expect.Query, now);
         return this.onQuery(f, decodeQuery(f), now);
       case FE.Parse:
+        if (f.skipped !== undefined) return this.refuseTooLarge(f.skipped, Expect.Parse, now);
         return this.onParse(f, now);
       case FE.Bind:
         return this.onBind(f);
@@ -455,9 +469,55 @@ export class PgSession {
     }
   }
 
-  private classify(text: string): SqlOperation {
+  /**
+   * The classification of the statement in `f`, or undefined while the parser worker is on it. The
+   * connection then reads nothing more: `f` goes back to the front of the replay queue and is
+   * processed again once the answer is in, so order is kept, while other connections keep flowing.
+   */
+  private classify(f: Frame, text: string): SqlOperation | undefined {
+    const ready = this.classified;
+    if (ready?.frame === f) {
+      this.classified = undefined;
+      return ready.op;
+    }
     const c = this.rt.classify(text);
-    return { type: 'sql', target: this.rt.target, statements: c.statements, parseError: c.parseError };
+    if (!(c instanceof Promise)) return this.toOp(c);
+    this.clientBlocked = true;
+    this.client.pause();
+    this.replay.unshift(f);
+    this.flushUpstream();
+    c.then(
+      (r) => r,
+      // Fail closed: a classification that did not finish is a parser failure.
+      (err: Error): ClassifiedSql => ({ statements: [], parseError: `classification failed: ${err.message}`, parserFailure: true }),
+    )
+      .then((r) => {
+        if (this.phase !== 'ready') return;
+        this.classified = { frame: f, op: this.toOp(r) };
+        this.clientBlocked = false;
+        this.client.resume();
+        this.drainClient();
+      })
+      .catch((err) => {
+        if (this.phase === 'ready') this.onProtocolError(err);
+      });
+    return undefined;
+  }
+
+  private toOp(c: ClassifiedSql): SqlOperation {
+    return { type: 'sql', target: this.rt.target, statements: c.statements, parseError: c.parseError, parserFailure: c.parserFailure };
+  }
+
+  /** A Query or Parse larger than the target's maxStatementBytes: its body was dropped unread (see FrameReader). */
+  private refuseTooLarge(length: number, expect: Expect.Query | Expect.Parse, now: number): void {
+    const limit = this.rt.maxStatementBytes();
+    const reason = `the statement (a message of ${length + 1} bytes) is larger than the ${limit} bytes the sidecar classifies for target "${this.rt.target}" (targets[].postgres.maxStatementBytes)`;
+    const failing = `/* agent-warden policy denial */ ${this.rt.denialMarker}`;
+    this.upstreamOut.push(expect === Expect.Query ? encodeQuery(failing) : encodeParse('', failing));
+    const text = `[a statement of ${length + 1} bytes, not read]`;
+    this.queue.push({ expect, denial: { action: 'deny', reason }, denialCode: '54000', text, startedAt: now, masked: 0, rows: 0 });
+    // The server skips to Sync after an error; we do the same with what the client sends.
+    if (expect === Expect.Parse) this.discarding = true;
   }
 
   private decideOp(op: SqlOperation, text: string): { op: SqlOperation; decision: Decision } {
@@ -482,7 +542,9 @@ export class PgSession {
   }
 
   private onQuery(f: Frame, text: string, now: number): void {
-    const { op, decision } = this.decideOp(this.classify(text), text);
+    const classified = this.classify(f, text);
+    if (!classified) return;
+    const { op, decision } = this.decideOp(classified, text);
     if (decision.action === 'hold') return this.hold(f, decision, op, text, now);
     if (decision.action === 'deny') return this.deny(decision, Expect.Query, now, text, op);
     this.trackPrepared(op, text, decision);
@@ -502,7 +564,9 @@ export class PgSession {
       this.queue.push({ expect: Expect.Parse, startedAt: now, masked: 0, rows: 0 });
       return;
     }
-    let { op, decision } = this.decideOp(this.classify(p.text), p.text);
+    const classified = this.classify(f, p.text);
+    if (!classified) return;
+    let { op, decision } = this.decideOp(classified, p.text);
     if (decision.action === 'hold') {
       if (this.rt.approvals) return this.startHeld(f, { decision, op, text: p.text, statement: p.statement, now });
       decision = { ...decision, action: 'deny', reason: noApprovalReason(decision) };
@@ -644,6 +708,14 @@ export class PgSession {
       this.onClientFrame(f);
       return;
     }
+    const limit = Math.max(MAX_HELD_BATCH_BYTES, this.rt.maxStatementBytes() + (1 << 20));
+    if (h.bytes + (f.end - f.start) > limit) {
+      // Refused before the frame is copied: the batch never holds more than the limit.
+      this.resolveHeld(false, `${h.decision.reason}; the held batch grew past ${limit} bytes before its Sync, so it is denied`);
+      // Processed after the batch's other frames (which the denial discards up to the Sync).
+      this.replay.splice(h.frames.length - 1, 0, f);
+      return;
+    }
     const copy = copyFrame(f);
     const first = h.frames.length === 0;
     h.frames.push(copy);
@@ -659,10 +731,6 @@ export class PgSession {
     } else if (f.code === FE.Close) {
       const c = decodeClose(copy);
       if (c.kind === 'S' && c.target === h.statement) h.bindsOpen = false;
-    }
-    if (h.bytes > Math.max(this.rt.maxMessageBytes, 1 << 20)) {
-      this.resolveHeld(false, `${h.decision.reason}; the held batch grew past ${Math.max(this.rt.maxMessageBytes, 1 << 20)} bytes before its Sync, so it is denied`);
-      return;
     }
     if (f.code === FE.Sync || f.code === FE.Flush) this.askHeld(0);
   }
@@ -1008,7 +1076,7 @@ export class PgSession {
     const head = this.queue.peek();
     if (head?.denial) {
       // The answer to our deliberately failing statement: tell the agent why instead.
-      this.clientOut.push(encodeErrorResponse(this.denialFields(head.denial)));
+      this.clientOut.push(encodeErrorResponse(this.denialFields(head.denial, head.denialCode)));
       this.finish(head, head.denial);
     } else {
       if (head) {
@@ -1026,11 +1094,11 @@ export class PgSession {
     }
   }
 
-  private denialFields(d: Decision): ErrorFields {
+  private denialFields(d: Decision, code = '42501'): ErrorFields {
     const policy = this.rt.policy().name;
     return {
       severity: 'ERROR',
-      code: '42501',
+      code,
       message: `agent-warden: ${d.reason}`,
       detail: `policy "${policy}", ${d.rule ? `rule "${d.rule}"` : 'default action'}, target "${this.rt.target}"`,
       hint: d.rule ? 'This statement is blocked by an AccessPolicy; ask your platform team if you need it.' : undefined,
