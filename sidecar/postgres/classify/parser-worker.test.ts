@@ -58,6 +58,30 @@ describe('parser worker', () => {
     expect(reasons[0]).toContain('longer than 5 ms');
   });
 
+  test('statements nested right up to the pre-scan limit classify in the worker', async () => {
+    c = createParserWorker();
+    const n = MAX_NESTING_DEPTH - 1;
+    for (const text of [
+      'SELECT ' + 'f('.repeat(n) + '1' + ')'.repeat(n),
+      'SELECT ' + 'NOT '.repeat(n) + 'true',
+      'SELECT 1' + '+1'.repeat(n),
+      'SELECT ' + '(SELECT '.repeat(n / 3) + '1' + ')'.repeat(n / 3),
+      'SELECT ' + 'ARRAY['.repeat(n / 2) + '1' + ']'.repeat(n / 2),
+    ]) {
+      expect(kinds(await c.classify(text))).toEqual(['SELECT']);
+    }
+    expect(c.stats().replaced).toBe(0);
+  });
+
+  test('a parser failure inside the worker (stack overflow) is refused and the worker replaced', async () => {
+    // A smaller stack than the sidecar's makes a statement within the pre-scan limit overflow for real.
+    c = createParserWorker({ resourceLimits: { stackSizeMb: 0.5 } });
+    const r = await c.classify('SELECT ' + 'f('.repeat(900) + '1' + ')'.repeat(900));
+    expect(r).toMatchObject({ parserFailure: true, parseError: expect.stringContaining('Maximum call stack size exceeded') });
+    expect(c.stats().replaced).toBe(1);
+    expect(kinds(await c.classify('DROP TABLE t'))).toEqual(['DROP']);
+  });
+
   test('after close, misses are refused', async () => {
     c = createParserWorker();
     await c.start();

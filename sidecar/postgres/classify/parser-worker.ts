@@ -22,6 +22,8 @@ const SPAWN_BUDGET_MS = 30_000;
  * the statement size cap, not this limit, is what keeps the parser's memory bounded.
  */
 const WORKER_HEAP_MB = 1024;
+/** The worker's stack: the tree walkers recurse once per nesting level, ~1 KB each; MAX_NESTING_DEPTH fits with room. */
+const WORKER_STACK_MB = 4;
 
 export interface ParserWorkerOptions {
   /** Entries per cache. Default 10000. */
@@ -138,7 +140,7 @@ export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClas
 
   const spawn = (): Thread => {
     const data: ParserThreadData = { maxEntries, maxTextLength };
-    const t: Thread = { worker: newWorker(data, { maxOldGenerationSizeMb: WORKER_HEAP_MB, ...options.resourceLimits }), ready: false };
+    const t: Thread = { worker: newWorker(data, { maxOldGenerationSizeMb: WORKER_HEAP_MB, stackSizeMb: WORKER_STACK_MB, ...options.resourceLimits }), ready: false };
     t.worker.unref();
     t.worker.on('message', (m: ParserReply) => onReply(t, m));
     t.worker.on('error', (err) => {
