@@ -177,8 +177,13 @@ export class PgSession {
     private readonly client: net.Socket,
     private readonly rt: TargetRuntime,
   ) {
-    // Statements larger than the target classifies are refused from their header, never buffered.
-    this.clientReader = new FrameReader(rt.maxMessageBytes, (code) => (code === FE.Query || code === FE.Parse ? rt.maxStatementBytes() : undefined));
+    // Statements larger than the target classifies, and any frame that would take a held batch past
+    // its limit, are refused from their header: their bodies are never buffered.
+    this.clientReader = new FrameReader(rt.maxMessageBytes, (code) => {
+      const held = this.held ? Math.max(0, this.heldLimit() - this.held.bytes - 5) : undefined;
+      const statement = code === FE.Query || code === FE.Parse ? rt.maxStatementBytes() : undefined;
+      return held === undefined ? statement : statement === undefined ? held : Math.min(held, statement);
+    });
     this.identity = rt.identity;
     client.setNoDelay(true);
     client.on('data', (chunk) => this.onClientData(chunk));
@@ -700,6 +705,11 @@ export class PgSession {
     this.bufferHeld(f);
   }
 
+  /** What one held batch may buffer: MAX_HELD_BATCH_BYTES, or more when the target allows larger statements. */
+  private heldLimit(): number {
+    return Math.max(MAX_HELD_BATCH_BYTES, this.rt.maxStatementBytes() + (1 << 20));
+  }
+
   private bufferHeld(f: Frame): void {
     const h = this.held!;
     if (f.code === FE.Terminate) {
@@ -708,8 +718,9 @@ export class PgSession {
       this.onClientFrame(f);
       return;
     }
-    const limit = Math.max(MAX_HELD_BATCH_BYTES, this.rt.maxStatementBytes() + (1 << 20));
-    if (h.bytes + (f.end - f.start) > limit) {
+    const limit = this.heldLimit();
+    const size = f.skipped !== undefined ? 1 + f.skipped : f.end - f.start;
+    if (h.bytes + size > limit) {
       // Refused before the frame is copied: the batch never holds more than the limit.
       this.resolveHeld(false, `${h.decision.reason}; the held batch grew past ${limit} bytes before its Sync, so it is denied`);
       // Processed after the batch's other frames (which the denial discards up to the Sync).
