@@ -68,6 +68,10 @@ test('serves the policy, answers health, readiness and metrics, and stops cleanl
     await c.connect();
     expect((await c.query('SELECT 40 + 2 AS n')).rows[0].n).toBe(42);
     await expect(c.query('DROP TABLE nothing')).rejects.toMatchObject({ code: '42501' });
+    // The compiled parser worker thread: a parser failure is refused, and so (by default) is a syntax error.
+    await expect(c.query(`SELECT 1${'+1'.repeat(12_000)}`)).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('could not be classified') });
+    await expect(c.query('SELEC 1')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('could not be parsed') });
+    expect((await c.query('SELECT 1 AS n WHERE true')).rows[0].n).toBe(1);
     await c.end();
     const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
     expect(metrics).toMatch(/warden_operations_total\{decision="deny",rule="no-ddl",target="crm"\} 1/);

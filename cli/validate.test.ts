@@ -111,3 +111,30 @@ test('usage errors exit 2', async () => {
   expect(option.code).toBe(2);
   expect(option.stderr.join('')).toMatch(/^warden validate: unknown option --strict\nusage: /);
 });
+
+test('unparseable: allow on a postgres target is valid but warned about (exit 0); maxStatementBytes is checked', async () => {
+  const doc = (extra: string): string => `apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: lenient
+spec:
+  targets:
+    - name: crm
+      postgres:
+        host: db
+        database: crm
+        credentialsSecret: crm-db
+        listenPort: 15432
+${extra}`;
+  const lenient = write('lenient.yaml', doc('        unparseable: allow\n        maxStatementBytes: 65536\n'));
+  const r = await run([lenient]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toEqual([`${lenient}: AccessPolicy lenient is valid\n`]);
+  expect(r.stderr).toEqual([`${lenient}: AccessPolicy lenient: warning: spec.targets[0].postgres.unparseable: allow (target "crm") forwards statements the sidecar's SQL parser rejects, unchecked by any rule; the server may accept them (deeper nesting, newer grammar)\n`]);
+  const strict = write('strict.yaml', doc('        unparseable: deny\n'));
+  expect(await run([strict])).toEqual({ code: 0, stdout: [`${strict}: AccessPolicy lenient is valid\n`], stderr: [] });
+  const tiny = write('tiny.yaml', doc('        maxStatementBytes: 10\n'));
+  const t = await run([tiny]);
+  expect(t.code).toBe(1);
+  expect(t.stderr[0]).toContain('spec.targets[0].postgres.maxStatementBytes');
+});

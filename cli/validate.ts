@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatPolicyError } from '../common/policy/errors';
 import { parsePolicyYaml, type PolicyDocument } from '../common/policy/load';
+import type { AccessPolicy } from '../common/policy/types';
 
 export interface ValidateOutput {
   /** Receives complete lines, each ending in "\n" (pass `(s) => process.stdout.write(s)`). */
@@ -73,6 +74,7 @@ function report(doc: PolicyDocument, out: ValidateOutput): void {
   switch (doc.status) {
     case 'valid':
       out.stdout(`${doc.source}: ${label} is valid\n`);
+      for (const w of warnings(doc.policy)) out.stderr(`${doc.source}: ${label}: warning: ${w}\n`);
       return;
     case 'skipped':
       out.stdout(`${doc.source}: skipped ${doc.kind}${doc.name !== undefined ? ` ${doc.name}` : ''} (not an AccessPolicy)\n`);
@@ -80,6 +82,19 @@ function report(doc: PolicyDocument, out: ValidateOutput): void {
     case 'invalid':
       for (const e of doc.errors) out.stderr(`${doc.source}: ${label}: ${formatPolicyError(e)}\n`);
   }
+}
+
+/** Valid but risky settings: reported, not failed (the exit code stays 0). */
+function warnings(policy: AccessPolicy): string[] {
+  const out: string[] = [];
+  for (const [i, t] of (policy.spec.targets ?? []).entries()) {
+    if (t.postgres?.unparseable === 'allow') {
+      out.push(
+        `spec.targets[${i}].postgres.unparseable: allow (target "${t.name}") forwards statements the sidecar's SQL parser rejects, unchecked by any rule; the server may accept them (deeper nesting, newer grammar)`,
+      );
+    }
+  }
+  return out;
 }
 
 function describeFsError(e: unknown): string {

@@ -16,10 +16,10 @@ import { otlpSettingsFromEnv, type Exporters } from './audit/exporters';
 import { METRIC } from '../common/audit/names';
 import { PolicyStore } from './policy-store';
 import { CancelRegistry } from './postgres/cancel-registry';
-import { initClassifier } from './postgres/classify/classify';
-import { createClassifier } from './postgres/classify/cache';
+import { createParserWorker } from './postgres/classify/parser-worker';
 import { PostgresListener } from './postgres/listener';
-import type { ApprovalGate, AuditSink } from './postgres/runtime';
+import type { ClassifyResult } from './postgres/classify/classify';
+import type { ApprovalGate, AuditSink, ClassifiedSql } from './postgres/runtime';
 import { createTargetRuntime } from './postgres/target-runtime';
 import { SecretStore } from './secrets';
 import { listenOn } from './listen';
@@ -235,6 +235,10 @@ function forwardCaller(
   };
 }
 
+function toClassifiedSql(r: ClassifyResult): ClassifiedSql {
+  return 'parseError' in r ? { statements: [], parseError: r.parseError, parserFailure: r.parserFailure } : r;
+}
+
 function closeServer(server: http.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
@@ -248,8 +252,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const log = opts.logger ?? createLogger({ component: 'sidecar' });
   const metrics = new Metrics();
   const store = new PolicyStore(opts.policyFile, log);
-  await initClassifier();
-  const classifier = createClassifier({ maxEntries: 10_000 });
+  // One parser worker thread for every target (started with the listeners, below).
+  const classifier = createParserWorker({
+    maxEntries: 10_000,
+    onReplace: (reason) => log.warn('the SQL parser worker was replaced', { reason }),
+  });
   const secrets = new SecretStore(opts.secretsDir);
   const cancels = new CancelRegistry();
   const identity = opts.identity ?? podIdentity();
@@ -290,7 +297,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       secrets,
       classify: (text) => {
         const r = classifier.classify(text);
-        return 'parseError' in r ? { statements: [], parseError: r.parseError } : r;
+        return r instanceof Promise ? r.then(toClassifiedSql) : toClassifiedSql(r);
       },
       cancels,
       identity,
@@ -392,6 +399,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     // Records of the last operations go out before the process ends (bounded by the grace time);
     // whatever the collector did not take stays in the spool for the next start.
     if (trail) await trail.close(Math.min(graceMs, 5000)).catch((err: Error) => log.error('closing the audit trail failed', { error: err.message }));
+    await classifier.close();
     for (const s of [admin, health]) {
       if (!s?.listening) continue;
       s.closeAllConnections();
@@ -403,6 +411,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   let adminPort: number;
   let healthPort: number | undefined;
   try {
+    // The sidecar does not start without a parser.
+    await classifier.start();
     await reconcile(store.current);
     store.on('reload', onReload);
     store.on('rejected', () => reloads.inc({ result: 'rejected' }));

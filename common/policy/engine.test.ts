@@ -81,10 +81,18 @@ test('restrictive rules naming qualified tables and functions also catch the bar
   expect(decide(p, sql(stmt('SELECT', { tables: ['reports', 'public.reports'] })), who)).toMatchObject({ action: 'allow', rule: 'allow-public-reports' });
 });
 
-test('unparseable statements follow the target setting, then the default action', () => {
+test('unparseable statements are denied whatever defaultAction says, unless the target allows them', () => {
   const op: SqlOperation = { type: 'sql', target: 'crm', statements: [], parseError: 'syntax error at or near "DR"' };
-  expect(decide(policy({ defaultAction: 'allow' }), op, who).action).toBe('allow');
+  const target = (unparseable?: 'allow' | 'deny'): Partial<AccessPolicy['spec']> => ({
+    targets: [{ name: 'crm', postgres: { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15432, unparseable } }],
+  });
+  expect(decide(policy({ defaultAction: 'allow' }), op, who)).toMatchObject({ action: 'deny', reason: expect.stringContaining('could not be parsed') });
   expect(decide(policy({ defaultAction: 'deny' }), op, who)).toMatchObject({ action: 'deny', reason: expect.stringContaining('could not be parsed') });
+  expect(decide(policy({ defaultAction: 'allow', ...target('deny') }), op, who).action).toBe('deny');
+  expect(decide(policy({ defaultAction: 'deny', ...target('allow') }), op, who).action).toBe('allow');
+  // A failure of the parser (not a syntax error) is denied even then.
+  const failed: SqlOperation = { ...op, parseError: 'the SQL parser failed: memory access out of bounds', parserFailure: true };
+  expect(decide(policy({ defaultAction: 'allow', ...target('allow') }), failed, who)).toMatchObject({ action: 'deny', reason: expect.stringContaining('could not be classified') });
 });
 
 test('the CRD lists exactly the statement kinds the classifier produces, and the statement classes', () => {

@@ -77,11 +77,15 @@ export function decideResponse(policy: CompiledPolicy, op: HttpOperation, identi
 
 function decideSql(policy: CompiledPolicy, op: SqlOperation, caller: Caller): Decision {
   if (op.parseError !== undefined) {
-    const target = policy.targets.get(op.target);
-    const fallback = target?.postgres?.unparseable ?? policy.defaultAction;
-    return fallback === 'allow'
-      ? { action: 'allow', reason: `statement could not be parsed (${op.parseError}); forwarded because the policy allows unparseable statements` }
-      : { action: 'deny', reason: `statement could not be parsed (${op.parseError}) and the policy denies what it cannot classify` };
+    // Fail closed whatever defaultAction says: the server accepts text our parser rejects (deeper
+    // nesting, future grammar), so forwarding it would run statements no rule has seen.
+    if (op.parserFailure) {
+      return { action: 'deny', reason: `statement could not be classified (${op.parseError}); refused whatever the target's unparseable setting says` };
+    }
+    if (policy.targets.get(op.target)?.postgres?.unparseable === 'allow') {
+      return { action: 'allow', reason: `statement could not be parsed (${op.parseError}); forwarded because the target sets unparseable: allow` };
+    }
+    return { action: 'deny', reason: `statement could not be parsed (${op.parseError}); the sidecar refuses what it cannot classify` };
   }
   let worst: Decision | undefined;
   for (const stmt of op.statements) {

@@ -20,13 +20,18 @@ export interface PostgresTargetSpec {
   /** Secret with keys `username`, `password` (and optionally `ca.crt` for verify-full). */
   credentialsSecret: string;
   listenPort: number;
-  /** What to do with statements the PostgreSQL parser rejects; defaults to the policy's defaultAction. */
+  /**
+   * What to do with a statement the PostgreSQL parser rejects as a syntax error: `deny` (the
+   * default, whatever defaultAction says) or `allow`. A parser failure is denied either way.
+   */
   unparseable?: DefaultAction;
   connectTimeout?: string;
   /** Every upstream session runs with default_transaction_read_only = on; turning it off is refused. */
   readOnly?: boolean;
   /** Upstream connections the sidecar opens for this target (one kept for its catalog connection); default 20. */
   maxConnections?: number;
+  /** The largest statement (Query or Parse message) the sidecar classifies, bytes; larger gets 54000. */
+  maxStatementBytes?: number;
 }
 
 export interface HttpAuthSpec {
@@ -193,6 +198,8 @@ export interface SqlOperation {
   /** Empty when `parseError` is set. */
   statements: SqlStatementInfo[];
   parseError?: string;
+  /** With parseError: not a syntax error but a failure or limit of the parser; denied even with `unparseable: allow`. */
+  parserFailure?: boolean;
 }
 
 export interface HttpOperation {

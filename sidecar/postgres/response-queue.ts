@@ -33,6 +33,8 @@ export interface PendingResponse {
   change?: Change;
   /** Set when we forwarded a deliberately failing message in place of a denied one. */
   denial?: Decision;
+  /** The SQLSTATE the agent gets for that denial; 42501 unless set (54000: statement too large). */
+  denialCode?: string;
   /** A message the sidecar added on its own (a Describe for masking): its answers are swallowed. */
   injected?: boolean;
   op?: SqlOperation;

@@ -15,6 +15,8 @@ import type { AuditApproval } from '../../common/audit/record';
 export interface ClassifiedSql {
   statements: SqlOperation['statements'];
   parseError?: string;
+  /** With parseError: the parser failed or refused (limit, crash, timeout), not a syntax error. */
+  parserFailure?: boolean;
 }
 
 /** One finished (or refused) operation, for the audit trail. */
@@ -102,7 +104,10 @@ export interface TargetRuntime {
   policy(): CompiledPolicy;
   spec(): PostgresTargetSpec;
   masking(): TargetMasking | undefined;
-  classify(text: string): ClassifiedSql;
+  /** Synchronous for a cache hit; a miss resolves when the parser worker answers (never rejects: failures are refusals). */
+  classify(text: string): ClassifiedSql | Promise<ClassifiedSql>;
+  /** The largest Query/Parse body classified (targets[].postgres.maxStatementBytes or its default). */
+  maxStatementBytes(): number;
   upstreamOptions(params: Record<string, string>): UpstreamOptions;
   readonly catalog: CatalogCache;
   readonly shapes: ShapeCache;

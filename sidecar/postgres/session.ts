@@ -46,7 +46,7 @@ import { SessionState, sqlSteps, type Change, type Lookup, type PortalState, typ
 import { ActionKind, maskCopyData, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
 import { OutputBatch } from './output-batch';
-import type { HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
+import type { ClassifiedSql, HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
 import { filterStartupParams, isSafeClientEncoding } from './startup-params';
 import { guardStatements } from './guards';
 import { connectUpstream, READ_ONLY_PARAMETER, readOnlyStartupError, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
@@ -100,6 +100,13 @@ type Phase = 'startup' | 'login' | 'password' | 'ready' | 'closed';
 
 /** How long the agent has to answer the password request (PostgreSQL's authentication_timeout is 1 min). */
 const PASSWORD_TIMEOUT_MS = 60_000;
+
+/**
+ * What one held extended-protocol batch may buffer while it waits for its Sync and the approver
+ * (at least a statement of the target's maxStatementBytes and its Binds fit): a connection may not
+ * make the sidecar hold hundreds of MiB.
+ */
+export const MAX_HELD_BATCH_BYTES = 16 * 1024 * 1024;
 
 const DDL = /^(CREATE|ALTER|DROP|TRUNCATE|COMMENT|GRANT|REVOKE)\b/;
 const protectedCache = new WeakMap<readonly SqlStatementInfo[], { masking: TargetMasking; value: boolean }>();
@@ -171,12 +178,20 @@ export class PgSession {
   private serverReadOnly = false;
   /** Gives this session's upstream connection slot back (at close). */
   private releaseSlot?: () => void;
+  /** The classification of the frame that waited for the parser worker, picked up when it is processed again. */
+  private classified?: { frame: Frame; op: SqlOperation };
 
   constructor(
     private readonly client: net.Socket,
     private readonly rt: TargetRuntime,
   ) {
-    this.clientReader = new FrameReader(rt.maxMessageBytes);
+    // Statements larger than the target classifies, and any frame that would take a held batch past
+    // its limit, are refused from their header: their bodies are never buffered.
+    this.clientReader = new FrameReader(rt.maxMessageBytes, (code) => {
+      const held = this.held ? Math.max(0, this.heldLimit() - this.held.bytes - 5) : undefined;
+      const statement = code === FE.Query || code === FE.Parse ? rt.maxStatementBytes() : undefined;
+      return held === undefined ? statement : statement === undefined ? held : Math.min(held, statement);
+    });
     this.identity = rt.identity;
     client.setNoDelay(true);
     client.on('data', (chunk) => this.onClientData(chunk));
@@ -231,6 +246,8 @@ export class PgSession {
     if (this.phase === 'closed') return;
     try {
       this.clientReader.push(chunk);
+      // Waiting (parser, approver): what is in flight is kept, nothing more is read (a drain event may have resumed us).
+      if (this.clientBlocked) this.client.pause();
       if (this.phase === 'startup') this.readStartup();
       else if (this.phase === 'password') this.readPassword();
       else if (this.phase === 'ready') this.drainClient();
@@ -442,8 +459,10 @@ export class PgSession {
     const now = f.code === FE.Query || f.code === FE.Parse || f.code === FE.Execute ? performance.now() : 0;
     switch (f.code) {
       case FE.Query:
+        if (f.skipped !== undefined) return this.refuseTooLarge(f.skipped, Expect.Query, now);
         return this.onQuery(f, decodeQuery(f), now);
       case FE.Parse:
+        if (f.skipped !== undefined) return this.refuseTooLarge(f.skipped, Expect.Parse, now);
         return this.onParse(f, now);
       case FE.Bind:
         return this.onBind(f);
@@ -489,9 +508,55 @@ export class PgSession {
     }
   }
 
-  private classify(text: string): SqlOperation {
+  /**
+   * The classification of the statement in `f`, or undefined while the parser worker is on it. The
+   * connection then reads nothing more: `f` goes back to the front of the replay queue and is
+   * processed again once the answer is in, so order is kept, while other connections keep flowing.
+   */
+  private classify(f: Frame, text: string): SqlOperation | undefined {
+    const ready = this.classified;
+    if (ready?.frame === f) {
+      this.classified = undefined;
+      return ready.op;
+    }
     const c = this.rt.classify(text);
-    return { type: 'sql', target: this.rt.target, statements: c.statements, parseError: c.parseError };
+    if (!(c instanceof Promise)) return this.toOp(c);
+    this.clientBlocked = true;
+    this.client.pause();
+    this.replay.unshift(f);
+    this.flushUpstream();
+    c.then(
+      (r) => r,
+      // Fail closed: a classification that did not finish is a parser failure.
+      (err: Error): ClassifiedSql => ({ statements: [], parseError: `classification failed: ${err.message}`, parserFailure: true }),
+    )
+      .then((r) => {
+        if (this.phase !== 'ready') return;
+        this.classified = { frame: f, op: this.toOp(r) };
+        this.clientBlocked = false;
+        this.client.resume();
+        this.drainClient();
+      })
+      .catch((err) => {
+        if (this.phase === 'ready') this.onProtocolError(err);
+      });
+    return undefined;
+  }
+
+  private toOp(c: ClassifiedSql): SqlOperation {
+    return { type: 'sql', target: this.rt.target, statements: c.statements, parseError: c.parseError, parserFailure: c.parserFailure };
+  }
+
+  /** A Query or Parse larger than the target's maxStatementBytes: its body was dropped unread (see FrameReader). */
+  private refuseTooLarge(length: number, expect: Expect.Query | Expect.Parse, now: number): void {
+    const limit = this.rt.maxStatementBytes();
+    const reason = `the statement (a message of ${length + 1} bytes) is larger than the ${limit} bytes the sidecar classifies for target "${this.rt.target}" (targets[].postgres.maxStatementBytes)`;
+    const failing = `/* agent-warden policy denial */ ${this.rt.denialMarker}`;
+    this.upstreamOut.push(expect === Expect.Query ? encodeQuery(failing) : encodeParse('', failing));
+    const text = `[a statement of ${length + 1} bytes, not read]`;
+    this.queue.push({ expect, denial: { action: 'deny', reason }, denialCode: '54000', text, startedAt: now, masked: 0, rows: 0 });
+    // The server skips to Sync after an error; we do the same with what the client sends.
+    if (expect === Expect.Parse) this.discarding = true;
   }
 
   private decideOp(op: SqlOperation, text: string): { op: SqlOperation; decision: Decision } {
@@ -521,7 +586,9 @@ export class PgSession {
   }
 
   private onQuery(f: Frame, text: string, now: number): void {
-    const { op, decision } = this.decideOp(this.classify(text), text);
+    const classified = this.classify(f, text);
+    if (!classified) return;
+    const { op, decision } = this.decideOp(classified, text);
     if (decision.action === 'hold') return this.hold(f, decision, op, text, now);
     if (decision.action === 'deny') return this.deny(decision, Expect.Query, now, text, op);
     this.forward(f);
@@ -535,7 +602,9 @@ export class PgSession {
       // The held Parse, approved (with the parameters of its Binds in the batch); each later Bind is held again.
       return this.forwardParse(f, p.statement, { op: pre.op, text: pre.text, decision: pre.decision, held: pre.held }, now);
     }
-    let { op, decision } = this.decideOp(this.classify(p.text), p.text);
+    const classified = this.classify(f, p.text);
+    if (!classified) return;
+    let { op, decision } = this.decideOp(classified, p.text);
     if (decision.action === 'hold') {
       if (this.rt.approvals) return this.startHeld(f, { decision, op, text: p.text, statement: p.statement, now });
       decision = { ...decision, action: 'deny', reason: noApprovalReason(decision) };
@@ -734,12 +803,26 @@ export class PgSession {
     this.bufferHeld(f);
   }
 
+  /** What one held batch may buffer: MAX_HELD_BATCH_BYTES, or more when the target allows larger statements. */
+  private heldLimit(): number {
+    return Math.max(MAX_HELD_BATCH_BYTES, this.rt.maxStatementBytes() + (1 << 20));
+  }
+
   private bufferHeld(f: Frame): void {
     const h = this.held!;
     if (f.code === FE.Terminate) {
       // The agent left before the batch was sent: none of it runs.
       this.held = undefined;
       this.onClientFrame(f);
+      return;
+    }
+    const limit = this.heldLimit();
+    const size = f.skipped !== undefined ? 1 + f.skipped : f.end - f.start;
+    if (h.bytes + size > limit) {
+      // Refused before the frame is copied: the batch never holds more than the limit.
+      this.resolveHeld(false, `${h.decision.reason}; the held batch grew past ${limit} bytes before its Sync, so it is denied`);
+      // Processed after the batch's other frames (which the denial discards up to the Sync).
+      this.replay.splice(h.frames.length - 1, 0, f);
       return;
     }
     const copy = copyFrame(f);
@@ -757,10 +840,6 @@ export class PgSession {
     } else if (f.code === FE.Close) {
       const c = decodeClose(copy);
       if (c.kind === 'S' && c.target === h.statement) h.bindsOpen = false;
-    }
-    if (h.bytes > Math.max(this.rt.maxMessageBytes, 1 << 20)) {
-      this.resolveHeld(false, `${h.decision.reason}; the held batch grew past ${Math.max(this.rt.maxMessageBytes, 1 << 20)} bytes before its Sync, so it is denied`);
-      return;
     }
     if (f.code === FE.Sync || f.code === FE.Flush) this.askHeld(0);
   }
@@ -1108,7 +1187,7 @@ export class PgSession {
     const head = this.queue.peek();
     if (head?.denial) {
       // The answer to our deliberately failing statement: tell the agent why instead.
-      this.clientOut.push(encodeErrorResponse(this.denialFields(head.denial)));
+      this.clientOut.push(encodeErrorResponse(this.denialFields(head.denial, head.denialCode)));
       this.finish(head, head.denial);
     } else {
       if (head) {
@@ -1126,11 +1205,11 @@ export class PgSession {
     }
   }
 
-  private denialFields(d: Decision): ErrorFields {
+  private denialFields(d: Decision, code = '42501'): ErrorFields {
     const policy = this.rt.policy().name;
     return {
       severity: 'ERROR',
-      code: '42501',
+      code,
       message: `agent-warden: ${d.reason}`,
       detail: `policy "${policy}", ${d.rule ? `rule "${d.rule}"` : 'default action'}, target "${this.rt.target}"`,
       hint: d.rule ? 'This statement is blocked by an AccessPolicy; ask your platform team if you need it.' : undefined,

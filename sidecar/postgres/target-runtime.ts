@@ -19,7 +19,7 @@ export interface TargetRuntimeOptions {
   target: string;
   store: PolicyStore;
   secrets: SecretStore;
-  classify(text: string): ClassifiedSql;
+  classify(text: string): ClassifiedSql | Promise<ClassifiedSql>;
   cancels: CancelRegistry;
   identity: Identity;
   /** Caller-token verification (spec.identity); read at each login so a reloaded policy applies. */
@@ -31,6 +31,8 @@ export interface TargetRuntimeOptions {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** targets[].postgres.maxStatementBytes when unset: parsing takes ~2 s and ~300 MB at worst per MiB. */
+export const DEFAULT_MAX_STATEMENT_BYTES = 1024 * 1024;
 
 export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { close(): void } {
   let maskingFor: CompiledPolicy | undefined;
@@ -83,6 +85,10 @@ export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { 
       return masking;
     },
     classify: o.classify,
+    maxStatementBytes: () => {
+      const s = o.store.current.targets.get(o.target)?.postgres ?? lastSpec;
+      return s?.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES;
+    },
     upstreamOptions,
     catalog,
     shapes,

@@ -11,8 +11,10 @@
 // Results are frozen: callers share them, and a mutation must not poison later decisions.
 import { normalizeSync } from 'libpg-query';
 import type { SqlStatementInfo } from '../../../common/policy/types';
-import { assertClassifierReady, classifyDetailed, cString, type ClassifyResult } from './classify';
+import { assertClassifierReady, classifyDetailed, cString, noteParserFailure, type ClassifyResult } from './classify';
 import { fastLiteralKey } from './fast-key';
+import { ParserFailure, rethrowFailure } from './failure';
+import { MAX_NESTING_DEPTH, nestingDepth } from './prescan';
 
 export interface ClassifierOptions {
   /** Entries per cache (exact and normalized). Default 10000. */
@@ -34,55 +36,143 @@ export interface Classifier {
   stats(): ClassifierStats;
 }
 
+/** What a classification adds to the caches beside its result. */
+export interface CacheHints {
+  /** The result read a constant's value (see DetailedClassification). */
+  constSensitive: boolean;
+  /** The text had a normalized key, so texts of its shape classify alike unless constSensitive. */
+  normalized: boolean;
+}
+
+/**
+ * The caches that answer without the parser: exact text and fastLiteralKey shape. The sidecar keeps
+ * them on the main thread (a hit stays synchronous); the normalized cache sits next to the parser.
+ */
+export class FrontCache {
+  private readonly exact: Lru<ClassifyResult>;
+  private readonly shaped: Lru<ClassifyResult>;
+  readonly counts = { exactHits: 0, normalizedHits: 0, misses: 0 };
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly maxTextLength: number,
+  ) {
+    this.exact = new Lru(maxEntries);
+    // Keyed by fastLiteralKey: skips the parser round trip for plain statements with new literals.
+    this.shaped = new Lru(maxEntries);
+  }
+
+  get exactSize(): number {
+    return this.exact.size;
+  }
+
+  cacheable(text: string): boolean {
+    return this.maxEntries > 0 && text.length <= this.maxTextLength;
+  }
+
+  /** A cached result, or the fast key to pass back to `store` after a miss. */
+  lookup(text: string): { hit: ClassifyResult } | { hit?: undefined; fast: string | undefined } {
+    const known = this.exact.get(text);
+    if (known !== undefined) {
+      this.counts.exactHits++;
+      return { hit: known };
+    }
+    const fast = this.cacheable(text) ? fastLiteralKey(text) : undefined;
+    if (fast !== undefined) {
+      const hit = this.shaped.get(fast);
+      if (hit !== undefined) {
+        this.counts.normalizedHits++;
+        return { hit };
+      }
+    }
+    return { fast };
+  }
+
+  /**
+   * Remembers a freshly classified result; returns it frozen. Parser failures are never stored.
+   * `text` undefined: a normalized hit, kept under its shape only (varying literals would churn the exact cache).
+   */
+  store(text: string | undefined, fast: string | undefined, result: ClassifyResult, hints: CacheHints): ClassifyResult {
+    const frozen = freezeResult(result);
+    if ('parseError' in frozen && frozen.parserFailure === true) return frozen;
+    if (fast !== undefined && hints.normalized && 'statements' in frozen && !hints.constSensitive) this.shaped.set(fast, frozen);
+    if (text !== undefined && this.cacheable(text)) this.exact.set(text, frozen);
+    return frozen;
+  }
+}
+
+/** The normalized-text cache, next to the parser (normalizing needs it): see the top of this file. */
+export class NormalizedCache {
+  private readonly normalized: Lru<ClassifyResult>;
+  hits = 0;
+
+  constructor(
+    maxEntries: number,
+    private readonly maxTextLength: number,
+  ) {
+    this.normalized = new Lru(maxEntries);
+  }
+
+  get size(): number {
+    return this.normalized.size;
+  }
+
+  /** Classifies `text`, through the normalized cache when it has a key. Throws ParserFailure. */
+  classify(text: string): { result: ClassifyResult; hints: CacheHints } {
+    const key = text.length <= this.maxTextLength && nestingDepth(cString(text)) <= MAX_NESTING_DEPTH ? normalizedKey(text) : undefined;
+    if (key !== undefined) {
+      const hit = this.normalized.get(key);
+      if (hit !== undefined) {
+        this.hits++;
+        return { result: hit, hints: { constSensitive: false, normalized: true } };
+      }
+    }
+    const detailed = classifyDetailed(text);
+    const result = freezeResult(detailed.result);
+    if (key !== undefined && 'statements' in result && !detailed.constSensitive) this.normalized.set(key, result);
+    return { result, hints: { constSensitive: detailed.constSensitive, normalized: key !== undefined } };
+  }
+}
+
+/** The refusal of a text the parser failed on; never cached. */
+export function failureResult(err: ParserFailure): ClassifyResult {
+  return Object.freeze({ parseError: err.message, parserFailure: true });
+}
+
+/**
+ * A synchronous classifier in this isolate (tests, benchmarks, the CLI). The sidecar uses the
+ * parser worker instead (parser-worker.ts), with the same caches split across the two threads.
+ */
 export function createClassifier(options: ClassifierOptions = {}): Classifier {
   const maxEntries = options.maxEntries ?? 10_000;
   const maxTextLength = options.maxTextLength ?? 16_384;
-  const exact = new Lru<ClassifyResult>(maxEntries);
-  const normalized = new Lru<ClassifyResult>(maxEntries);
-  // Keyed by fastLiteralKey: skips the parser round trip for plain statements with new literals.
-  const shaped = new Lru<ClassifyResult>(maxEntries);
-  const counts = { exactHits: 0, normalizedHits: 0, misses: 0 };
-  const cacheable = (text: string): boolean => maxEntries > 0 && text.length <= maxTextLength;
+  const front = new FrontCache(maxEntries, maxTextLength);
+  const normalized = new NormalizedCache(maxEntries, maxTextLength);
 
   function classify(text: string): ClassifyResult {
     assertClassifierReady();
-    const known = exact.get(text);
-    if (known !== undefined) {
-      counts.exactHits++;
-      return known;
+    const found = front.lookup(text);
+    if (found.hit !== undefined) return found.hit;
+    const before = normalized.hits;
+    let classified: { result: ClassifyResult; hints: CacheHints };
+    try {
+      classified = normalized.classify(text);
+    } catch (err) {
+      if (!(err instanceof ParserFailure)) throw err;
+      noteParserFailure(err);
+      return failureResult(err);
     }
-    const fast = cacheable(text) ? fastLiteralKey(text) : undefined;
-    if (fast !== undefined) {
-      const hit = shaped.get(fast);
-      if (hit !== undefined) {
-        counts.normalizedHits++;
-        return hit;
-      }
+    if (normalized.hits > before) {
+      front.counts.normalizedHits++;
+      return front.store(undefined, found.fast, classified.result, classified.hints);
     }
-    const key = cacheable(text) ? normalizedKey(text) : undefined;
-    if (key !== undefined) {
-      const hit = normalized.get(key);
-      if (hit !== undefined) {
-        counts.normalizedHits++;
-        if (fast !== undefined) shaped.set(fast, hit);
-        // Not stored under the exact text: varying literals would churn the exact cache for nothing.
-        return hit;
-      }
-    }
-    counts.misses++;
-    const detailed = classifyDetailed(text);
-    const result = freezeResult(detailed.result);
-    if (key !== undefined && 'statements' in result && !detailed.constSensitive) {
-      normalized.set(key, result);
-      if (fast !== undefined) shaped.set(fast, result);
-    }
-    if (cacheable(text)) exact.set(text, result);
-    return result;
+    front.counts.misses++;
+    return front.store(text, found.fast, classified.result, classified.hints);
   }
 
   return {
     classify,
-    stats: () => ({ ...counts, exactSize: exact.size, normalizedSize: normalized.size }),
+    stats: () => ({ ...front.counts, exactSize: front.exactSize, normalizedSize: normalized.size }),
   };
 }
 
@@ -97,7 +187,8 @@ export function normalizedKey(query: string): string | undefined {
   let norm: string;
   try {
     norm = normalizeSync(text);
-  } catch {
+  } catch (err) {
+    rethrowFailure(err);
     return undefined;
   }
   const firstParam = norm.indexOf('$');
@@ -105,7 +196,7 @@ export function normalizedKey(query: string): string | undefined {
   return text.startsWith(norm.slice(0, firstParam)) ? norm : undefined;
 }
 
-function freezeResult(result: ClassifyResult): ClassifyResult {
+export function freezeResult(result: ClassifyResult): ClassifyResult {
   if ('statements' in result) {
     for (const s of result.statements) freezeInfo(s);
     Object.freeze(result.statements);
@@ -123,7 +214,7 @@ function freezeInfo(s: SqlStatementInfo): void {
 }
 
 /** Bounded map evicting the oldest insertion first (a Map iterates in insertion order). */
-class Lru<V> {
+export class Lru<V> {
   private readonly map = new Map<string, V>();
   constructor(private readonly max: number) {}
 

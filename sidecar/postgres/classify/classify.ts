@@ -6,11 +6,26 @@
 import { loadModule, parsePlPgSQLSync, parseSync } from 'libpg-query';
 import type { SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
 import { newCollected, type Collected } from './collect';
+import { ParserFailure, rethrowFailure } from './failure';
+import { MAX_NESTING_DEPTH, nestingDepth } from './prescan';
 import { stmtKind } from './kinds';
 import { walkPlpgsql } from './plpgsql';
 import { walkTree, type WalkContext } from './walker';
 
-export type ClassifyResult = { statements: SqlStatementInfo[] } | { parseError: string };
+/**
+ * `parserFailure`: the text was not refused as a syntax error but because parsing it failed or was
+ * not attempted (nesting or size limit, stack overflow, out of memory, a crashed or slow parser).
+ * Such a statement is denied whatever the target's `unparseable` says.
+ */
+export type ClassifyResult = { statements: SqlStatementInfo[] } | { parseError: string; parserFailure?: boolean };
+
+/** The refusal of a text nested deeper than the pre-scan allows; a parser failure, not a syntax error. */
+export function nestingRefusal(depth: number): { parseError: string; parserFailure: true } {
+  return {
+    parseError: `the statement nests expressions deeper than the sidecar classifies (estimated ${depth} levels, limit ${MAX_NESTING_DEPTH})`,
+    parserFailure: true,
+  };
+}
 
 export interface DetailedClassification {
   result: ClassifyResult;
@@ -23,6 +38,8 @@ const MAX_EMBED_DEPTH = 8;
 
 let loading: Promise<void> | undefined;
 let loaded = false;
+/** Set by the first ParserFailure: this isolate's WASM instance is not trusted again (its owner replaces it). */
+let failed: string | undefined;
 
 /** Loads the parser (WASM) once; every classify function needs it. Safe to call repeatedly. */
 export function initClassifier(): Promise<void> {
@@ -36,6 +53,11 @@ export function initClassifier(): Promise<void> {
     },
   );
   return loading;
+}
+
+/** Records a ParserFailure met outside classifyDetailed (normalizing): the instance is not used again. */
+export function noteParserFailure(err: ParserFailure): void {
+  failed ??= err.message;
 }
 
 export function assertClassifierReady(): void {
@@ -53,18 +75,37 @@ export function toSqlOperation(target: string, result: ClassifyResult): SqlOpera
     : { type: 'sql', target, statements: result.statements };
 }
 
+/**
+ * Classifies one text. A failure of the parser itself (see ParserFailure) is thrown, never returned:
+ * the caller must then stop using this WASM instance (the worker that owns it exits).
+ */
 export function classifyDetailed(query: string): DetailedClassification {
   assertClassifierReady();
   const text = cString(query);
   const flags = { constSensitive: false };
   // libpg-query rejects '' although the server answers it with EmptyQueryResponse.
   if (text === '') return { result: { statements: [] }, constSensitive: false };
-  let tree: ParsedTree;
+  if (failed !== undefined) throw new ParserFailure(`the SQL parser failed earlier in this process (${failed}) and is not used again`);
+  const depth = nestingDepth(text);
+  if (depth > MAX_NESTING_DEPTH) return { result: nestingRefusal(depth), constSensitive: false };
   try {
-    tree = parseSync(text) as ParsedTree;
+    let tree: ParsedTree;
+    try {
+      tree = parseSync(text) as ParsedTree;
+    } catch (err) {
+      rethrowFailure(err);
+      return { result: { parseError: errorMessage(err) }, constSensitive: false };
+    }
+    return { result: { statements: walkStatements(tree, text, flags) }, constSensitive: flags.constSensitive };
   } catch (err) {
-    return { result: { parseError: errorMessage(err) }, constSensitive: false };
+    // The walkers recurse over the tree: a RangeError there is as much a parser failure as one inside it.
+    const failure = err instanceof ParserFailure ? err : new ParserFailure(`the SQL parser failed: ${errorMessage(err)}`, { cause: err });
+    failed = failure.message;
+    throw failure;
   }
+}
+
+function walkStatements(tree: ParsedTree, text: string, flags: { constSensitive: boolean }): SqlStatementInfo[] {
   const statements: SqlStatementInfo[] = [];
   for (const raw of tree.stmts ?? []) {
     const out = newCollected();
@@ -83,7 +124,7 @@ export function classifyDetailed(query: string): DetailedClassification {
     if (type === 'CopyStmt') info.copy = body.is_from === true ? 'from' : 'to';
     statements.push(info);
   }
-  return { result: { statements }, constSensitive: flags.constSensitive };
+  return statements;
 }
 
 interface RawStmt {
@@ -108,10 +149,12 @@ function context(out: Collected, flags: { constSensitive: boolean }, text: strin
 function embedSql(sql: string, out: Collected, flags: { constSensitive: boolean }, depth: number): boolean {
   if (depth > MAX_EMBED_DEPTH) return false;
   if (sql === '') return true;
+  if (nestingDepth(sql) > MAX_NESTING_DEPTH) return false;
   let tree: ParsedTree;
   try {
     tree = parseSync(sql) as ParsedTree;
-  } catch {
+  } catch (err) {
+    rethrowFailure(err);
     return false;
   }
   for (const raw of tree.stmts ?? []) walkTree(raw.stmt, context(out, flags, sql, raw, depth));
@@ -120,18 +163,22 @@ function embedSql(sql: string, out: Collected, flags: { constSensitive: boolean 
 
 function embedPlpgsql(source: string, out: Collected, flags: { constSensitive: boolean }, depth: number): boolean {
   if (depth > MAX_EMBED_DEPTH) return false;
+  if (nestingDepth(source) > MAX_NESTING_DEPTH) return false;
   let tree: unknown;
   try {
     tree = parsePlPgSQLSync(source);
-  } catch {
+  } catch (err) {
+    rethrowFailure(err);
     return false;
   }
   return walkPlpgsql(tree, {
     sql: (text) => embedSql(text, out, flags, depth + 1),
     parse: (text) => {
+      if (nestingDepth(text) > MAX_NESTING_DEPTH) return undefined;
       try {
         return parseSync(text);
-      } catch {
+      } catch (err) {
+        rethrowFailure(err);
         return undefined;
       }
     },

@@ -1,5 +1,6 @@
-// Public surface of the SQL classifier. Call `initClassifier()` once at startup (it loads the
-// parser's WASM), then use `createClassifier()` on the hot path or `classifySql()` directly.
+// Public surface of the SQL classifier. The sidecar uses `createParserWorker()` (the parser in one
+// worker thread, caches on the calling thread). In-process: call `initClassifier()` once (it loads
+// the parser's WASM), then use `createClassifier()` or `classifySql()`.
 export { initClassifier, classifySql, classifyDetailed, toSqlOperation } from './classify';
 export type { ClassifyResult, DetailedClassification } from './classify';
 export { createClassifier, normalizedKey } from './cache';
@@ -7,3 +8,6 @@ export type { Classifier, ClassifierOptions, ClassifierStats } from './cache';
 export { SQL_KINDS } from './kinds';
 export type { SqlKind } from './kinds';
 export { DYNAMIC_SQL_FUNCTIONS } from './dynamic';
+export { createParserWorker, PARSE_TIME_BUDGET_MS } from './parser-worker';
+export type { AsyncClassifier, ParserWorkerOptions, ParserWorkerStats } from './parser-worker';
+export { MAX_NESTING_DEPTH } from './prescan';

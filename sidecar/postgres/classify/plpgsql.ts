@@ -4,6 +4,7 @@
 // statements run a computed string: those add DYNAMIC, and their text is classified too when it is
 // a plain string literal.
 import { scanSync } from 'libpg-query';
+import { rethrowFailure } from './failure';
 import { stringLiteral } from './walker';
 
 /** RawParseMode values PL/pgSQL stores with each expression (src/include/parser/parser.h). */
@@ -80,7 +81,8 @@ function assignmentSplit(query: string): { start: number; end: number } | undefi
   let tokens;
   try {
     tokens = scanSync(query).tokens;
-  } catch {
+  } catch (err) {
+    rethrowFailure(err);
     return undefined;
   }
   // Scanner offsets are UTF-8 byte offsets.

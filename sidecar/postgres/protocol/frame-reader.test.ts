@@ -497,3 +497,45 @@ describe('FrameReader + decodeFrontend on hostile input', () => {
     );
   });
 });
+
+describe('FrameReader skip limit (statements too large to classify)', () => {
+  const QUERY = 0x51;
+  const PARSE = 0x50;
+  const LIMIT = 100;
+  const limitFor = (code: number): number | undefined => (code === QUERY || code === PARSE ? LIMIT : undefined);
+  // A Query whose body (text + NUL) is exactly LIMIT bytes, one a byte larger, and a large COPY row (no limit).
+  const atLimit = copy(serialize.query('x'.repeat(LIMIT - 1)));
+  const past = copy(serialize.query('y'.repeat(LIMIT)));
+  const row = copy(serialize.copyData(Buffer.alloc(3 * LIMIT, 0x61)));
+  const stream = [atLimit, past, copy(serialize.sync()), row, copy(serialize.query('select 1'))];
+
+  test.each(chunkings(stream, CUTS))('returns a header-only frame for the larger one and keeps the rest intact, chunked %s', (_label, chunks) => {
+    const reader = new FrameReader(1 << 20, limitFor);
+    const seen: Array<{ code: number; skipped?: number; bytes: Buffer }> = [];
+    for (const c of chunks) {
+      reader.push(c);
+      for (let f = reader.next(); f; f = reader.next()) seen.push({ code: f.code, skipped: f.skipped, bytes: Buffer.from(f.buf.subarray(f.start, f.end)) });
+    }
+    expect(seen.map((s) => s.skipped)).toEqual([undefined, past.length - 1, undefined, undefined, undefined]);
+    expect(seen[0].bytes).toEqual(atLimit);
+    expect(seen[1]).toMatchObject({ code: QUERY, bytes: past.subarray(0, 5) });
+    expect(seen.slice(2).map((s) => s.bytes)).toEqual(stream.slice(2));
+    expect(reader.pending).toBe(0);
+  });
+
+  test('a skipped body is never buffered, even past the message size limit', () => {
+    const reader = new FrameReader(1000, limitFor);
+    const header = Buffer.alloc(5);
+    header[0] = QUERY;
+    header.writeInt32BE(4 + 50_000_000, 1);
+    reader.push(header);
+    expect(reader.next()).toMatchObject({ code: QUERY, skipped: 4 + 50_000_000 });
+    for (let sent = 0; sent < 50_000_000; sent += 1 << 20) {
+      reader.push(Buffer.alloc(Math.min(1 << 20, 50_000_000 - sent), 0x20));
+      expect(reader.pending).toBe(0);
+      expect(reader.next()).toBeNull();
+    }
+    reader.push(copy(serialize.sync()));
+    expect(reader.next()).toMatchObject({ code: 0x53 });
+  });
+});

@@ -13,6 +13,11 @@ export interface Frame {
   body: number;
   /** Offset just past the frame. */
   end: number;
+  /**
+   * Set on a frame whose body was skipped unread because it was larger than the caller allows for
+   * its type (see FrameReader's `skipLimit`): the declared length. `buf` then holds only the header.
+   */
+  skipped?: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -24,11 +29,29 @@ export class FrameReader {
   // are there (see `have`): re-joining on every push made a large message in small chunks quadratic.
   private more: Buffer[] = [];
   private moreLength = 0;
+  /** Bytes of a skipped frame still to come: dropped as they arrive. */
+  private skipping = 0;
 
-  /** `maxLength` bounds one message (length field included) so a hostile peer cannot make us buffer without limit. */
-  constructor(private readonly maxLength: number) {}
+  /**
+   * `maxLength` bounds one message (length field included) so a hostile peer cannot make us buffer
+   * without limit. `skipLimit(code)`, when it returns a number, is the largest body accepted for
+   * that message type: a larger one is returned at once as a header-only frame marked `skipped`,
+   * and its body is dropped as it arrives, so it is refused without ever being held in memory.
+   */
+  constructor(
+    private readonly maxLength: number,
+    private readonly skipLimit?: (code: number) => number | undefined,
+  ) {}
 
   push(chunk: Buffer): void {
+    if (this.skipping > 0) {
+      if (chunk.length <= this.skipping) {
+        this.skipping -= chunk.length;
+        return;
+      }
+      chunk = chunk.subarray(this.skipping);
+      this.skipping = 0;
+    }
     if (this.off >= this.buf.length && this.more.length === 0) {
       this.buf = chunk;
       this.off = 0;
@@ -61,6 +84,8 @@ export class FrameReader {
     const code = this.buf[this.off];
     const len = this.buf.readInt32BE(this.off + 1);
     if (len < 4) throw new ProtocolError(`invalid message length ${len} for message type 0x${code.toString(16)}`);
+    const limit = this.skipLimit?.(code);
+    if (limit !== undefined && len - 4 > limit) return this.skip(code, len);
     if (len > this.maxLength) {
       throw new ProtocolError(`message of ${len} bytes exceeds the limit of ${this.maxLength} bytes`, 'message_too_large');
     }
@@ -68,6 +93,35 @@ export class FrameReader {
     const start = this.off;
     this.off += 1 + len;
     return { code, buf: this.buf, start, body: start + 5, end: this.off };
+  }
+
+  /** Drops the frame at `off` (what has arrived now, the rest as it comes) and returns its header. */
+  private skip(code: number, len: number): Frame {
+    const header = Buffer.from(this.buf.subarray(this.off, this.off + 5));
+    let left = 1 + len;
+    const inBuf = Math.min(left, this.buf.length - this.off);
+    this.off += inBuf;
+    left -= inBuf;
+    while (left > 0 && this.more.length > 0) {
+      const c = this.more[0];
+      if (c.length <= left) {
+        left -= c.length;
+        this.moreLength -= c.length;
+        this.more.shift();
+      } else {
+        this.more[0] = c.subarray(left);
+        this.moreLength -= left;
+        left = 0;
+      }
+    }
+    if (this.off >= this.buf.length && this.more.length > 0) {
+      this.buf = this.more.length === 1 ? this.more[0] : Buffer.concat(this.more);
+      this.off = 0;
+      this.more = [];
+      this.moreLength = 0;
+    }
+    this.skipping = left;
+    return { code, buf: header, start: 0, body: 5, end: 5, skipped: len };
   }
 
   /** The next startup-phase packet (no type byte), or null when more bytes are needed. */

@@ -1,0 +1,21 @@
+// Messages between the main thread and the parser worker thread.
+import type { CacheHints } from './cache';
+import type { ClassifyResult } from './classify';
+
+export interface ParserThreadData {
+  maxEntries: number;
+  maxTextLength: number;
+}
+
+export interface ParserRequest {
+  id: number;
+  text: string;
+}
+
+export type ParserReply =
+  | { type: 'ready' }
+  /** The parser could not be loaded: the thread is useless. */
+  | { type: 'failed'; message: string }
+  | { type: 'result'; id: number; result: ClassifyResult; hints: CacheHints; normalizedHit: boolean }
+  /** The parser itself failed on this text: the thread must be replaced. */
+  | { type: 'failure'; id: number; message: string };
