@@ -173,6 +173,20 @@ export interface SqlStatementInfo {
   deallocates?: string;
   /** COPY direction, when kind is COPY. */
   copy?: 'to' | 'from';
+  /** A whole row is read as one value (`SELECT c FROM customers c`, `to_jsonb(c)`, `c.*` inside an expression): every column of it is read. */
+  wholeRow?: true;
+  /** `COPY ... TO`: a SELECT with the same output columns (described to mask the rows by column) and the COPY's data format options. */
+  copyOut?: CopyOutInfo;
+}
+
+export interface CopyOutInfo {
+  select: string;
+  format: 'text' | 'csv' | 'binary';
+  delimiter?: string;
+  quote?: string;
+  escape?: string;
+  null?: string;
+  header?: boolean;
 }
 
 export interface SqlOperation {

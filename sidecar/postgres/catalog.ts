@@ -2,6 +2,7 @@
 // column masking rules are written in. Lookups go over a separate control connection with the
 // sidecar's own credentials and are cached: OIDs are stable, names change only with DDL.
 import type { ControlConnection } from './control-query';
+import type { FieldDescription } from './protocol/backend';
 
 export interface TableInfo {
   schema: string;
@@ -82,6 +83,13 @@ export class CatalogCache {
       t.columns.set(Number(attnum), attname!);
     }
     for (const oid of oids) this.entries.set(oid, { info: found.get(oid) ?? null, at: now });
+  }
+
+  /** The result columns of `sql` as the control connection's session resolves its names (COPY's query). */
+  async describe(sql: string): Promise<FieldDescription[]> {
+    if (this.unavailable) throw new Error('the catalog is unavailable after a failed lookup; retrying shortly');
+    const client = await this.control();
+    return client.describe(sql);
   }
 
   private control(): Promise<ControlConnection> {

@@ -1,8 +1,14 @@
 // Checks that hold whatever the policy says, because without them a rule could be sidestepped:
-// EXECUTE runs what was prepared (judged as such, unknown names refused), and COPY TO cannot
-// stream a table whose columns must be masked (COPY rows carry no column descriptions).
+// EXECUTE runs what was prepared (judged as such, unknown names refused), a COPY TO whose columns
+// must be masked runs only in a format the sidecar can mask by column, and the planner's
+// statistics (sample values of every column) are not readable where columns are masked.
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
-import type { TargetMasking } from './row-masking';
+import { hasMaskedColumns, readsProtectedColumn, type TargetMasking } from './row-masking';
+
+/** Functions whose argument leaves by another channel than result rows (a notification, a reported setting). */
+const SIDE_CHANNEL_FUNCTIONS = ['pg_notify', 'set_config'];
+/** Catalogs holding sample values of columns (most common values, histogram bounds, MCV lists). */
+const STATISTICS_RELATIONS = ['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data'];
 
 export interface GuardContext {
   prepared: Map<string, { op: SqlOperation }>;
@@ -26,24 +32,38 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       expanded ??= [...op.statements];
       expanded.push(...p.op.statements);
     }
-    if (s.kind === 'COPY' && s.copy === 'to' && ctx.masking && ctx.masking.columnRules.length > 0) {
-      const hit = s.tables.find((t) => ctx.masking!.columnRules.some((r) => coversTable(r, t)));
-      if (hit) {
-        return { op, denial: { action: 'deny', reason: `COPY ... TO of table "${hit}", which has masked columns, is refused; use SELECT so the columns can be masked` } };
+    const masking = ctx.masking;
+    if (masking && masking.columnRules.length > 0) {
+      const stats = s.tables.find((t) => STATISTICS_RELATIONS.includes(t.split('.').pop()!));
+      if (stats) {
+        return { op, denial: { action: 'deny', reason: `reading planner statistics ("${stats}") is refused: they hold sample values of columns this target masks` } };
       }
+      const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(f.split('.').pop()!));
+      if (side && readsProtectedColumn(masking, [s])) {
+        return { op, denial: { action: 'deny', reason: `${side}() in a statement that reads masked columns is refused: its value would leave unmasked` } };
+      }
+    }
+    if (s.kind === 'COPY' && s.copy === 'to' && masking) {
+      const denial = guardCopyOut(s, masking);
+      if (denial) return { op, denial };
     }
   }
   return { op: expanded ? { ...op, statements: expanded } : op };
 }
 
 /**
- * Could a column rule apply to this table as the statement names it? An unqualified name may live
- * in any schema on the session's search_path, so only a qualified name can rule a schema out.
+ * COPY TO rows carry no column descriptions: the session describes `copyOut.select` to learn them
+ * and masks text and CSV rows by column. Binary rows cannot be masked (no types to tell text from
+ * numbers, no room for a marker), so a binary COPY that would need it is refused before it starts.
  */
-function coversTable(rule: { schema?: RegExp; table: RegExp }, name: string): boolean {
-  const parts = name.split('.');
-  const table = parts[parts.length - 1];
-  if (!rule.table.test(table)) return false;
-  if (rule.schema && parts.length >= 2 && !rule.schema.test(parts[parts.length - 2])) return false;
-  return true;
+function guardCopyOut(s: SqlStatementInfo, masking: TargetMasking): Decision | undefined {
+  const byColumn = masking.columnRules.length > 0 && (s.tables.some((t) => hasMaskedColumns(masking, t)) || readsProtectedColumn(masking, [s]));
+  if (!byColumn && masking.detectors.length === 0) return undefined;
+  if (s.copyOut?.format === 'binary') {
+    return { action: 'deny', reason: 'COPY ... TO in binary format cannot be masked by the sidecar (this target masks columns or content); use text or CSV format, or SELECT' };
+  }
+  if (byColumn && s.copyOut === undefined) {
+    return { action: 'deny', reason: 'COPY ... TO that reads masked columns is refused: the sidecar could not tell which columns it writes; use SELECT so the columns can be masked' };
+  }
+  return undefined;
 }

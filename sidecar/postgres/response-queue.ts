@@ -5,6 +5,7 @@ import type { AuditApproval } from '../../common/audit/record';
 import type { Decision, SqlOperation } from '../../common/policy/types';
 import type { RowShape } from './shape-cache';
 import type { RowPlan } from './row-masking';
+import type { CopyPlan } from './copy-masking';
 
 export const enum Expect {
   Parse,
@@ -59,6 +60,10 @@ export interface PendingResponse {
   shape?: RowShape;
   plan?: RowPlan;
   copyOut?: boolean;
+  /** COPY TO STDOUT in text/CSV whose columns are masked: the running COPY's plan. */
+  copyPlan?: CopyPlan;
+  /** COPY TO STDOUT results started so far (a Query may run several). */
+  copies?: number;
   startedAt: number;
   /** The approver's answer that let this statement through, or denied it. */
   approval?: AuditApproval;

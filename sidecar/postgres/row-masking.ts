@@ -3,7 +3,7 @@
 // Rows without any masked column are forwarded as the original bytes.
 import { globToRegExp } from '../../common/policy/compile';
 import { parseColumnPattern } from '../../common/policy/syntax';
-import type { MaskingSpec, MaskStrategy } from '../../common/policy/types';
+import type { MaskingSpec, MaskStrategy, SqlStatementInfo } from '../../common/policy/types';
 import { createTextMasker, maskWhole, type TextMasker } from '../../common/masking/masker';
 import { encodeCopyData, encodeDataRow, type FieldDescription } from './protocol/backend';
 import type { Frame } from './protocol/frame-reader';
@@ -62,12 +62,17 @@ const UNSCANNED_TEXT_TYPES = new Set([16, 21, 23, 26, 700, 701, 1082, 1083, 1114
 // Types whose binary form is their UTF-8 text (jsonb adds one version byte): safe to scan or replace.
 const TEXTUAL_BINARY_TYPES = new Set([25, 1043, 1042, 19, 114, 142, 705]);
 const JSONB = 3802;
+const JSON_TYPE = 114;
 // User-defined types (citext, enums, domains over text) start here; their text form is free text.
 const FIRST_USER_OID = 16384;
 
-/** Can a masked value (`[REDACTED]`, `****1111`) stand in for this type without breaking the client's decoder? */
-function holdsText(typeOid: number): boolean {
-  return TEXTUAL_BINARY_TYPES.has(typeOid) || typeOid === JSONB || typeOid >= FIRST_USER_OID;
+/**
+ * Can a masked value (`[REDACTED]`, `****1111`) stand in for this type without breaking the client's
+ * decoder? In binary format a user-defined type may be a composite or an array, whose bytes are a
+ * structure, not text.
+ */
+function holdsText(typeOid: number, format: number): boolean {
+  return TEXTUAL_BINARY_TYPES.has(typeOid) || typeOid === JSONB || (format === 0 && typeOid >= FIRST_USER_OID);
 }
 
 export const enum ActionKind {
@@ -83,6 +88,8 @@ export interface ColumnAction {
   nullify?: boolean;
   /** Bytes to skip before the text (jsonb binary version byte). */
   skip: number;
+  /** json/jsonb: the masked value goes out as a JSON string, so the client can still parse it. */
+  json?: boolean;
 }
 
 export interface RowPlan {
@@ -122,12 +129,37 @@ export interface PlanInput {
   readsProtected: boolean;
 }
 
-/** Does a statement that references these column names touch a column a rule protects? */
-export function readsProtectedColumn(masking: TargetMasking, statements: ReadonlyArray<{ columns: readonly string[] }>): boolean {
+type StatementColumns = Pick<SqlStatementInfo, 'columns' | 'tables' | 'wholeRow'>;
+
+/**
+ * Does a statement touch a column a rule protects: by name, or by reading a whole row (`to_jsonb(c)`,
+ * `SELECT c FROM customers c`) of a table that has protected columns?
+ */
+export function readsProtectedColumn(masking: TargetMasking, statements: readonly StatementColumns[]): boolean {
   if (masking.columnRules.length === 0) return false;
   if (masking.anyProtectedName) return true;
-  for (const s of statements) for (const c of s.columns) if (masking.protectedNames.has(c)) return true;
+  for (const s of statements) {
+    for (const c of s.columns) if (masking.protectedNames.has(c)) return true;
+    if (s.wholeRow && s.tables.some((t) => hasMaskedColumns(masking, t))) return true;
+  }
   return false;
+}
+
+/** Could a column rule apply to a table of this name (as a statement writes it)? */
+export function hasMaskedColumns(masking: TargetMasking, name: string): boolean {
+  return masking.columnRules.some((r) => coversTable(r, name));
+}
+
+/**
+ * Could a column rule apply to this table as the statement names it? An unqualified name may live
+ * in any schema on the session's search_path, so only a qualified name can rule a schema out.
+ */
+function coversTable(rule: { schema?: RegExp; table: RegExp }, name: string): boolean {
+  const parts = name.split('.');
+  const table = parts[parts.length - 1];
+  if (!rule.table.test(table)) return false;
+  if (rule.schema && parts.length >= 2 && !rule.schema.test(parts[parts.length - 2])) return false;
+  return true;
 }
 
 function formatOf(i: number, field: FieldDescription, formats?: number[]): number {
@@ -154,6 +186,8 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
       } else if (t !== null) {
         const col = t.columns.get(f.columnAttr);
         if (col !== undefined) rule = columnRuleFor(masking, t.schema, t.table, col);
+        // Column 0 is the whole row (`SELECT c FROM customers c`): it carries every masked column of the table.
+        else if (f.columnAttr === 0 && [...t.columns.values()].some((c) => columnRuleFor(masking, t.schema, t.table, c))) rule = FAIL_CLOSED;
       }
     } else if (f.tableOid === 0 && usesProtected) {
       // A computed column in a query that reads a protected column (`upper(card_number)`, `card_number || ''`):
@@ -161,7 +195,8 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
       rule = FAIL_CLOSED;
     }
     if (rule) {
-      actions[i] = { kind: ActionKind.Whole, strategy: rule.strategy, nullify: !holdsText(f.typeOid), skip };
+      const json = f.typeOid === JSONB || f.typeOid === JSON_TYPE;
+      actions[i] = { kind: ActionKind.Whole, strategy: rule.strategy, nullify: !holdsText(f.typeOid, format), skip, json };
       active = true;
     } else if (masking.detectors.length > 0 && textual && !(format === 0 && UNSCANNED_TEXT_TYPES.has(f.typeOid))) {
       actions[i] = { kind: ActionKind.Detect, skip };
@@ -204,9 +239,11 @@ export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): Ma
     let replacement: Buffer | null | undefined;
     const text = buf.subarray(start + action.skip, pos);
     if (action.kind === ActionKind.Whole) {
-      replacement = action.nullify
-        ? null
-        : Buffer.from(maskWhole(text.toString('utf8'), action.strategy!, masking.hashKey), 'utf8');
+      if (action.nullify) replacement = null;
+      else {
+        const masked = maskWhole(text.toString('utf8'), action.strategy!, masking.hashKey);
+        replacement = Buffer.from(action.json ? JSON.stringify(masked) : masked, 'utf8');
+      }
       count++;
       by ??= {};
       by.column = (by.column ?? 0) + 1;
@@ -240,7 +277,7 @@ function readAll(f: Frame, n: number): Array<Buffer | null> {
 }
 
 /** Runs every detector rule over one value; undefined when nothing matched. */
-function detectAll(value: Buffer, masking: TargetMasking, by: Record<string, number>): { buf: Buffer; count: number } | undefined {
+export function detectAll(value: Buffer, masking: TargetMasking, by: Record<string, number>): { buf: Buffer; count: number } | undefined {
   let current = value;
   let count = 0;
   for (const d of masking.detectors) {

@@ -5,7 +5,7 @@
 // is parsed again and merged into the statement that carries it.
 import { loadModule, parsePlPgSQLSync, parseSync } from 'libpg-query';
 import type { SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
-import { newCollected, type Collected } from './collect';
+import { newCollected, readsWholeRow, type Collected } from './collect';
 import { stmtKind } from './kinds';
 import { walkPlpgsql } from './plpgsql';
 import { walkTree, type WalkContext } from './walker';
@@ -162,6 +162,8 @@ function toInfo(kind: string, c: Collected): SqlStatementInfo {
   if (c.executes.size > 0) info.executes = [...c.executes].sort().join('\u0000');
   // Several DEALLOCATEs: forget them all (a later EXECUTE of any is then refused as unknown).
   if (c.deallocates.size > 0) info.deallocates = c.deallocates.size === 1 ? [...c.deallocates][0] : '*';
+  if (readsWholeRow(c)) info.wholeRow = true;
+  if (c.copyOut) info.copyOut = c.copyOut;
   return info;
 }
 
