@@ -12,7 +12,12 @@ const SHIFT_FROM = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const SHIFT_TO = 'bcdefghijklmnopqrstuvwxyza1234567890';
 
 const SETUP = `
-DROP TABLE IF EXISTS customers, notes CASCADE;
+DROP TABLE IF EXISTS customers, notes, accounts CASCADE;
+DROP SCHEMA IF EXISTS vault CASCADE;
+CREATE SCHEMA vault;
+CREATE TABLE vault.accounts (id int, token text);
+INSERT INTO vault.accounts VALUES (1, '${SECRET}');
+CREATE TABLE accounts (id int, token text);
 CREATE TABLE customers (id int PRIMARY KEY, name text, secret_code text UNIQUE, card_number text, balance int8, email text, notes text);
 INSERT INTO customers VALUES (1, 'Ada', '${SECRET}', '${CARD}', 987654, 'ada@example.com', 'likes tea');
 CREATE TABLE notes (id int, body text);
@@ -23,7 +28,7 @@ ANALYZE customers;
 
 const MASKING = `  masking:
     - name: secrets
-      columns: [customers.secret_code, customers.card_number, customers.balance]
+      columns: [customers.secret_code, customers.card_number, customers.balance, vault.accounts.token]
       strategy: redact
     - name: pii
       detectors: [credit-card]
@@ -287,6 +292,19 @@ describe('COPY TO STDOUT', () => {
     expect(leaks(r.bytes)).toEqual([]);
   });
 
+  test("an unqualified table the agent's search_path resolves to a protected schema is masked", async () => {
+    const a = await agent();
+    try {
+      await a.client.query('SET search_path = vault');
+      a.reset();
+      await a.client.query('COPY accounts TO STDOUT');
+      expect(copyText(a.received())).toBe('1\t[REDACTED]\n');
+      expect(leaks(a.received())).toEqual([]);
+    } finally {
+      await a.client.end();
+    }
+  });
+
   test('binary COPY of a masked table is refused before it starts; the connection goes on', async () => {
     const a = await agent();
     try {
@@ -296,5 +314,40 @@ describe('COPY TO STDOUT', () => {
     } finally {
       await a.client.end();
     }
+  });
+});
+
+describe('content detectors on values the text scan used to miss', () => {
+  // Card numbers in free text (no column rule), carried as something other than plain text.
+  test.each([
+    [`SELECT row('card ${CARD}', 1) AS v FROM notes`, 'binary'],
+    [`SELECT ARRAY['card ${CARD}'] AS v FROM notes`, 'binary'],
+    [`SELECT to_tsvector('simple', 'card ${CARD}') AS v FROM notes`, 'binary'],
+    [`SELECT convert_to('card ${CARD}', 'UTF8') AS v FROM notes`, 'text'],
+    [`SELECT convert_to('card ${CARD}', 'UTF8') AS v FROM notes`, 'binary'],
+    [`SELECT ${CARD}::int8 AS v FROM notes`, 'binary'],
+    [`SELECT ${CARD}::numeric AS v FROM notes`, 'binary'],
+  ])('%s (%s format)', async (sql, format) => {
+    const binary = format === 'binary';
+    const r = await run(sql, binary);
+    expect(r.error).toBeUndefined();
+    expect(r.rows).toHaveLength(1);
+    expect(leaks(r.bytes)).toEqual([]);
+    const v = r.rows[0].v;
+    expect(v === null || !asText(v).includes(CARD)).toBe(true);
+    // As the server encodes it in binary: int8 big-endian, numeric in base-10000 groups 4111 1111 1111 1111.
+    expect(r.bytes.includes(Buffer.from('000e9b08a568f1c7', 'hex'))).toBe(false);
+    expect(r.bytes.includes(Buffer.from('100f045704570457', 'hex'))).toBe(false);
+  });
+
+  test('ordinary values of those types pass unchanged', async () => {
+    const r = await run("SELECT row('plain', 1) AS r, ARRAY['a', 'b'] AS a, 42::int8 AS i, 12.5::numeric AS n, convert_to('hi', 'UTF8') AS b FROM notes", true);
+    expect(r.rows[0].i).not.toBeNull();
+    expect(r.rows[0].n).not.toBeNull();
+    expect(r.rows[0].r).not.toBeNull();
+    expect(r.rows[0].a).not.toBeNull();
+    expect(asText(r.rows[0].b)).toBe('hi');
+    const t = await run("SELECT convert_to('hi', 'UTF8') AS b FROM notes");
+    expect(asText(t.rows[0].b)).toBe('hi');
   });
 });

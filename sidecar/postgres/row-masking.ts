@@ -81,8 +81,17 @@ export const enum ActionKind {
   Detect = 2,
 }
 
+/**
+ * How a detector scan reads a value that is not plain UTF-8 text: `int8`/`numeric` binary as their
+ * decimal digits, `bytea-hex` text as the bytes it spells, `raw` (any other binary value: records,
+ * arrays, tsvector...) as its bytes, text inside included. A match in a value that cannot hold a
+ * marker makes it NULL.
+ */
+export type ScanAs = 'int8' | 'numeric' | 'bytea-hex' | 'raw';
+
 export interface ColumnAction {
   kind: ActionKind;
+  scan?: ScanAs;
   strategy?: MaskStrategy;
   /** Whole-value replacement for a non-textual type: SQL NULL, since any bytes would break the client's decoder. */
   nullify?: boolean;
@@ -145,6 +154,22 @@ export function readsProtectedColumn(masking: TargetMasking, statements: readonl
   return false;
 }
 
+const schemaFree = new WeakMap<TargetMasking, TargetMasking>();
+
+/**
+ * The same rules with their schemas ignored. COPY's columns are described on the control
+ * connection, whose search_path may resolve an unqualified name to another schema than the agent's
+ * session would: masking every table of a protected name is the safe side of that doubt.
+ */
+export function ignoringSchemas(masking: TargetMasking): TargetMasking {
+  let m = schemaFree.get(masking);
+  if (!m) {
+    m = { ...masking, columnRules: masking.columnRules.map((r) => ({ ...r, schema: undefined })) };
+    schemaFree.set(masking, m);
+  }
+  return m;
+}
+
 /** Could a column rule apply to a table of this name (as a statement writes it)? */
 export function hasMaskedColumns(masking: TargetMasking, name: string): boolean {
   return masking.columnRules.some((r) => coversTable(r, name));
@@ -201,11 +226,70 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
     } else if (masking.detectors.length > 0 && textual && !(format === 0 && UNSCANNED_TEXT_TYPES.has(f.typeOid))) {
       actions[i] = { kind: ActionKind.Detect, skip };
       active = true;
+    } else if (masking.detectors.length > 0 && scanAs(f.typeOid, format) !== undefined) {
+      actions[i] = { kind: ActionKind.Detect, skip: 0, scan: scanAs(f.typeOid, format) };
+      active = true;
     } else {
       actions[i] = NONE;
     }
   }
   return { actions, active };
+}
+
+const INT8 = 20;
+const NUMERIC = 1700;
+const BYTEA = 17;
+
+/** Values the plain text scan misses but that can carry what detectors look for. */
+function scanAs(typeOid: number, format: number): ScanAs | undefined {
+  if (format === 0) return typeOid === BYTEA ? 'bytea-hex' : undefined;
+  if (typeOid === INT8) return 'int8';
+  if (typeOid === NUMERIC) return 'numeric';
+  if (typeOid === BYTEA) return 'raw';
+  return UNSCANNED_TEXT_TYPES.has(typeOid) ? undefined : 'raw';
+}
+
+/** Binary numeric (ndigits, weight, sign, dscale, base-10000 digits) as decimal text. */
+function numericText(b: Buffer): string | undefined {
+  if (b.length < 8) return undefined;
+  const ndigits = b.readInt16BE(0);
+  const weight = b.readInt16BE(2);
+  if (b.length !== 8 + 2 * ndigits || ndigits < 0) return undefined;
+  let out = '';
+  for (let i = 0; i < ndigits; i++) {
+    const d = String(b.readInt16BE(8 + 2 * i));
+    out += i === 0 && weight >= 0 ? d : d.padStart(4, '0');
+    if (i === weight && i + 1 < ndigits) out += '.';
+  }
+  // Groups between the last digit and the decimal point are zeros.
+  for (let i = ndigits; i <= weight; i++) out += '0000';
+  return out;
+}
+
+/** Detector scan of a value read per `scan`: the replacement (null = SQL NULL) or undefined when nothing matched. */
+function detectSpecial(value: Buffer, scan: ScanAs, masking: TargetMasking, by: Record<string, number>): { value: Buffer | null; count: number } | undefined {
+  switch (scan) {
+    case 'int8': {
+      if (value.length !== 8) return undefined;
+      const r = detectAll(Buffer.from(value.readBigInt64BE(0).toString(), 'latin1'), masking, by);
+      return r ? { value: null, count: r.count } : undefined;
+    }
+    case 'numeric': {
+      const text = numericText(value);
+      const r = text === undefined ? undefined : detectAll(Buffer.from(text, 'latin1'), masking, by);
+      return r ? { value: null, count: r.count } : undefined;
+    }
+    case 'bytea-hex': {
+      const hex = value.toString('latin1');
+      if (!hex.startsWith('\\x')) return undefined;
+      const r = detectAll(Buffer.from(hex.slice(2), 'hex'), masking, by);
+      return r ? { value: Buffer.from(`\\x${r.buf.toString('hex')}`, 'latin1'), count: r.count } : undefined;
+    }
+    case 'raw': {
+      const r = detectAll(value, masking, by);
+      return r ? { value: null, count: r.count } : undefined;
+    }
+  }
 }
 
 export interface MaskResult {
@@ -247,6 +331,12 @@ export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): Ma
       count++;
       by ??= {};
       by.column = (by.column ?? 0) + 1;
+    } else if (action.scan !== undefined) {
+      const masked = detectSpecial(text, action.scan, masking, (by ??= {}));
+      if (masked) {
+        replacement = masked.value;
+        count += masked.count;
+      }
     } else {
       const masked = detectAll(text, masking, (by ??= {}));
       if (masked) {

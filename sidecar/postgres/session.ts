@@ -43,7 +43,7 @@ import {
 import { FrameReader, type Frame } from './protocol/frame-reader';
 import { ProtocolError } from './protocol/errors';
 import { Expect, ResponseQueue, type PendingResponse, type PortalState, type StatementState } from './response-queue';
-import { ActionKind, detectAll, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
+import { ActionKind, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
 import { copyPlan, maskCopyRow, type CopyPlan } from './copy-masking';
 import { maskNoticeMessage, maskNotification, maskParameterValue } from './notice-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
@@ -1018,7 +1018,7 @@ export class PgSession {
       if (fields.length !== width) throw new Error(`the COPY writes ${width} columns, its query describes ${fields.length}`);
       const missing = missingTables(fields, masking, this.rt.catalog);
       if (missing.length > 0) await this.rt.catalog.load(missing);
-      return planRow({ fields, formats: [0], readsProtected }, masking, this.rt.catalog);
+      return planRow({ fields, formats: [0], readsProtected }, ignoringSchemas(masking), this.rt.catalog);
     };
     const done = (rowPlan: RowPlan): void => {
       this.copyReady = { frame: f, plan: copyPlan(info, rowPlan) };
