@@ -3,7 +3,7 @@
 // must be masked runs only in a format the sidecar can mask by column, and the planner's
 // statistics (sample values of every column) are not readable where columns are masked.
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
-import { hasMaskedColumns, readsProtectedColumn, type TargetMasking } from './row-masking';
+import { readsProtectedColumn, touchesMaskedColumns, type TargetMasking } from './row-masking';
 
 /** Functions whose argument leaves by another channel than result rows (a notification, a reported setting). */
 const SIDE_CHANNEL_FUNCTIONS = ['pg_notify', 'set_config'];
@@ -57,7 +57,7 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
  * numbers, no room for a marker), so a binary COPY that would need it is refused before it starts.
  */
 function guardCopyOut(s: SqlStatementInfo, masking: TargetMasking): Decision | undefined {
-  const byColumn = masking.columnRules.length > 0 && (s.tables.some((t) => hasMaskedColumns(masking, t)) || readsProtectedColumn(masking, [s]));
+  const byColumn = touchesMaskedColumns(masking, s);
   if (!byColumn && masking.detectors.length === 0) return undefined;
   if (s.copyOut?.format === 'binary') {
     return { action: 'deny', reason: 'COPY ... TO in binary format cannot be masked by the sidecar (this target masks columns or content); use text or CSV format, or SELECT' };

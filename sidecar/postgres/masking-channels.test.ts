@@ -18,7 +18,7 @@ CREATE SCHEMA vault;
 CREATE TABLE vault.accounts (id int, token text);
 INSERT INTO vault.accounts VALUES (1, '${SECRET}');
 CREATE TABLE accounts (id int, token text);
-CREATE TABLE customers (id int PRIMARY KEY, name text, secret_code text UNIQUE, card_number text, balance int8, email text, notes text);
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, secret_code text UNIQUE, card_number text, balance int8, email text, notes text);
 INSERT INTO customers VALUES (1, 'Ada', '${SECRET}', '${CARD}', 987654, 'ada@example.com', 'likes tea');
 CREATE TABLE notes (id int, body text);
 INSERT INTO notes VALUES (1, 'plain note');
@@ -161,11 +161,18 @@ describe('errors and notices', () => {
   });
 
   test('a constraint violation detail (Key (secret_code)=(...)) is redacted, the constraint name kept', async () => {
-    const r = await run('INSERT INTO customers (id, secret_code) SELECT id + 1000, secret_code FROM customers WHERE id = 1');
+    const r = await run('INSERT INTO customers (id, name, secret_code) SELECT id + 1000, name, secret_code FROM customers WHERE id = 1');
     expect(r.error).toMatchObject({ code: '23505', constraint: 'customers_secret_code_key' });
     expect(r.error!.detail).toBeDefined();
     expect(leaks(r.bytes)).toEqual([]);
   });
+});
+
+test('a failing-row detail of a statement that only names the table is redacted', async () => {
+  const r = await run('UPDATE customers SET name = NULL WHERE id = 1');
+  expect(r.error).toMatchObject({ code: '23502' });
+  expect(r.error!.detail).toBeDefined();
+  expect(leaks(r.bytes, ['987654'])).toEqual([]);
 });
 
 describe('notifications and parameter status', () => {
@@ -289,6 +296,15 @@ describe('COPY TO STDOUT', () => {
     const r = await run(`COPY (SELECT id, translate(secret_code, '${SHIFT_FROM}', '${SHIFT_TO}'), name FROM customers WHERE id = 1) TO STDOUT (FORMAT csv)`);
     expect(r.error).toBeUndefined();
     expect(copyText(r.bytes)).toBe('1,"[REDACTED]",Ada\n');
+    expect(leaks(r.bytes)).toEqual([]);
+  });
+
+  test('several COPYs in one query are each masked by their own columns', async () => {
+    const r = await run("COPY (SELECT 'x', 1) TO '/dev/null'; COPY customers (name, secret_code) TO STDOUT; COPY (SELECT secret_code, email FROM customers WHERE id = 1) TO STDOUT (FORMAT csv)");
+    expect(r.error).toBeUndefined();
+    const out = copyText(r.bytes);
+    expect(out.startsWith('Ada\t[REDACTED]\n')).toBe(true);
+    expect(out.endsWith('"[REDACTED]",ada@example.com\n')).toBe(true);
     expect(leaks(r.bytes)).toEqual([]);
   });
 

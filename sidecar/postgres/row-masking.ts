@@ -170,6 +170,12 @@ export function ignoringSchemas(masking: TargetMasking): TargetMasking {
   return m;
 }
 
+/** Does the statement name a table with masked columns, or read a protected column (COPY must then be masked by column)? */
+export function touchesMaskedColumns(masking: TargetMasking, s: Pick<SqlStatementInfo, 'columns' | 'tables' | 'wholeRow'>): boolean {
+  if (masking.columnRules.length === 0) return false;
+  return s.tables.some((t) => hasMaskedColumns(masking, t)) || readsProtectedColumn(masking, [s]);
+}
+
 /** Could a column rule apply to a table of this name (as a statement writes it)? */
 export function hasMaskedColumns(masking: TargetMasking, name: string): boolean {
   return masking.columnRules.some((r) => coversTable(r, name));

@@ -43,7 +43,7 @@ import {
 import { FrameReader, type Frame } from './protocol/frame-reader';
 import { ProtocolError } from './protocol/errors';
 import { Expect, ResponseQueue, type PendingResponse, type PortalState, type StatementState } from './response-queue';
-import { ActionKind, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
+import { ActionKind, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, touchesMaskedColumns, type RowPlan, type TargetMasking } from './row-masking';
 import { copyPlan, maskCopyRow, type CopyPlan } from './copy-masking';
 import { maskNoticeMessage, maskNotification, maskParameterValue } from './notice-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
@@ -982,13 +982,14 @@ export class PgSession {
       // COPY is already running, and anything but ending the session would leave agent and server out of step.
       return this.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar; use text or CSV format, or SELECT', 'guard');
     }
-    if (columns) {
+    const stmt = columns ? this.copyStatement(head) : undefined;
+    if (columns && (stmt === undefined || touchesMaskedColumns(masking, stmt))) {
       const ready = this.copyReady;
       if (ready?.frame !== f) return this.describeCopy(f, head, response.columnFormats.length, masking);
       this.copyReady = undefined;
       head.copyPlan = ready.plan;
-      head.copies = (head.copies ?? 0) + 1;
     }
+    if (columns) head.copies = (head.copies ?? 0) + 1;
     head.copyOut = true;
     this.pass(f);
   }
@@ -1072,6 +1073,16 @@ export class PgSession {
     return head?.op !== undefined && this.readsProtected(masking, head.op);
   }
 
+  /**
+   * Errors and notices are redacted also when the statement only names a table with masked columns:
+   * the server quotes rows it rejects (`Failing row contains (...)`, `Key (...)=(...) is duplicated`)
+   * whatever columns the statement names.
+   */
+  private strictErrorsFor(head: PendingResponse | undefined, masking: TargetMasking): boolean {
+    if (head?.op === undefined) return false;
+    return this.readsProtected(masking, head.op) || head.op.statements.some((s) => touchesMaskedColumns(masking, s));
+  }
+
   private onParameterStatus(f: Frame): void {
     const p = decodeParameterStatus(f);
     const unsafe = this.checkParameter(p.key, p.value);
@@ -1092,7 +1103,7 @@ export class PgSession {
     const masking = this.rt.masking();
     if (!masking) return this.pass(f);
     const head = this.queue.peek();
-    this.pushMasked(f, head, maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictFor(head, masking)));
+    this.pushMasked(f, head, maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking)));
   }
 
   private onNotification(f: Frame): void {
@@ -1138,7 +1149,7 @@ export class PgSession {
       this.finish(head, head.denial);
     } else {
       const masking = this.rt.masking();
-      const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictFor(head, masking)) : { count: 0 };
+      const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking)) : { count: 0 };
       if (head) {
         // The audit record keeps the message as the agent sees it.
         head.error = (masked.frame ? decodeNoticeFields({ ...f, buf: masked.frame, start: 0, body: 5, end: masked.frame.length }) : decodeNoticeFields(f)).M ?? 'error';
