@@ -232,6 +232,15 @@ describe('whole rows and transforms', () => {
     'SELECT t FROM (SELECT * FROM customers WHERE id = 1) t',
     'WITH x AS (SELECT * FROM customers WHERE id = 1) SELECT x FROM x',
     `SELECT translate(c::text, '${SHIFT_FROM}', '${SHIFT_TO}') FROM customers c WHERE c.id = 1`,
+    "SELECT format('%s', c) FROM customers c WHERE c.id = 1",
+    "SELECT json_build_object('a', c) FROM customers c WHERE c.id = 1",
+    'SELECT (SELECT c FROM customers c WHERE c.id = 1)',
+    'SELECT j FROM customers c JOIN LATERAL to_jsonb(c) j ON true WHERE c.id = 1',
+    "SELECT jsonb_path_query(to_jsonb(c), '$.secret_code') FROM customers c WHERE c.id = 1",
+    'UPDATE customers SET name = name WHERE id = 1 RETURNING customers',
+    // SQL run from text: what it reads cannot be seen, so its outputs are masked whole.
+    "SELECT query_to_xml('select * from customers where id = 1', true, false, '')",
+    "SELECT table_to_xml('customers', true, false, '') FROM customers WHERE id = 1",
   ];
   // Computed from a protected column by name: masked whole already; kept so it stays that way.
   const BY_NAME = [
@@ -267,7 +276,7 @@ describe('COPY TO STDOUT', () => {
   test('COPY of a table is masked by column in text format; other columns are exact', async () => {
     const r = await run('COPY customers TO STDOUT');
     expect(r.error).toBeUndefined();
-    const first = copyText(r.bytes).split('\n')[0];
+    const first = copyText(r.bytes).split('\n').find((l) => l.startsWith('1\t'))!;
     expect(first.split('\t')).toEqual(['1', 'Ada', '[REDACTED]', '[REDACTED]', '\\N', 'ada@example.com', 'likes tea']);
     expect(leaks(r.bytes, ['987654'])).toEqual([]);
   });
@@ -282,7 +291,7 @@ describe('COPY TO STDOUT', () => {
   test('COPY table (columns) in CSV keeps quoting of the columns it does not mask', async () => {
     const r = await run('COPY customers (id, name, secret_code) TO STDOUT (FORMAT csv)');
     expect(r.error).toBeUndefined();
-    expect(copyText(r.bytes).split('\n')[0]).toBe('1,Ada,"[REDACTED]"');
+    expect(copyText(r.bytes).split('\n')).toContain('1,Ada,"[REDACTED]"');
     expect(leaks(r.bytes)).toEqual([]);
   });
 
@@ -303,7 +312,7 @@ describe('COPY TO STDOUT', () => {
     const r = await run("COPY (SELECT 'x', 1) TO '/dev/null'; COPY customers (name, secret_code) TO STDOUT; COPY (SELECT secret_code, email FROM customers WHERE id = 1) TO STDOUT (FORMAT csv)");
     expect(r.error).toBeUndefined();
     const out = copyText(r.bytes);
-    expect(out.startsWith('Ada\t[REDACTED]\n')).toBe(true);
+    expect(out.split('\n')).toContain('Ada\t[REDACTED]');
     expect(out.endsWith('"[REDACTED]",ada@example.com\n')).toBe(true);
     expect(leaks(r.bytes)).toEqual([]);
   });

@@ -138,7 +138,7 @@ export interface PlanInput {
   readsProtected: boolean;
 }
 
-type StatementColumns = Pick<SqlStatementInfo, 'columns' | 'tables' | 'wholeRow'>;
+type StatementColumns = Pick<SqlStatementInfo, 'columns' | 'tables' | 'wholeRow'> & { kinds?: readonly string[] };
 
 /**
  * Does a statement touch a column a rule protects: by name, or by reading a whole row (`to_jsonb(c)`,
@@ -148,6 +148,8 @@ export function readsProtectedColumn(masking: TargetMasking, statements: readonl
   if (masking.columnRules.length === 0) return false;
   if (masking.anyProtectedName) return true;
   for (const s of statements) {
+    // SQL run from text (query_to_xml, schema_to_xml, cursor_to_xml, EXECUTE in DO): we cannot see what it reads.
+    if (s.kinds?.includes('DYNAMIC')) return true;
     for (const c of s.columns) if (masking.protectedNames.has(c)) return true;
     if (s.wholeRow && s.tables.some((t) => hasMaskedColumns(masking, t))) return true;
   }
@@ -171,7 +173,7 @@ export function ignoringSchemas(masking: TargetMasking): TargetMasking {
 }
 
 /** Does the statement name a table with masked columns, or read a protected column (COPY must then be masked by column)? */
-export function touchesMaskedColumns(masking: TargetMasking, s: Pick<SqlStatementInfo, 'columns' | 'tables' | 'wholeRow'>): boolean {
+export function touchesMaskedColumns(masking: TargetMasking, s: StatementColumns): boolean {
   if (masking.columnRules.length === 0) return false;
   return s.tables.some((t) => hasMaskedColumns(masking, t)) || readsProtectedColumn(masking, [s]);
 }
