@@ -144,6 +144,14 @@ describe('errors and notices', () => {
     }
   });
 
+  test('a value turned into a name (::regclass) is redacted; a name the agent wrote stays in the message', async () => {
+    const r = await run('SELECT secret_code::regclass FROM customers WHERE id = 1');
+    expect(r.error).toMatchObject({ code: '42P01' });
+    expect(leaks(r.bytes)).toEqual([]);
+    const typo = await run('SELECT secret_cod FROM customers');
+    expect(typo.error).toMatchObject({ code: '42703', message: 'column "secret_cod" does not exist' });
+  });
+
   test('a value the detectors know is masked in an error of any statement', async () => {
     const r = await run(`SELECT '${CARD}'::int`);
     expect(r.error).toMatchObject({ code: '22003' });

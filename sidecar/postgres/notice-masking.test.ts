@@ -38,6 +38,18 @@ test('strict: a server message keeps its wording with quoted values redacted; de
   expect(r.frame!.toString()).not.toContain('zq8842');
 });
 
+test('strict: quoted names the statement itself contains stay, so the agent can fix its query', () => {
+  const f = errorFrame([['S', 'ERROR'], ['C', '42703'], ['M', 'column "nmae" does not exist']]);
+  expect(mask(f, true).frame).toBeDefined();
+  const r = maskNoticeMessage(f[0], f, 5, f.length, masking, true, 'SELECT NMAE FROM customers');
+  expect(r.frame).toBeUndefined();
+  const v = errorFrame([['S', 'ERROR'], ['C', '42P01'], ['M', 'relation "zq8842" does not exist']]);
+  expect(fieldsOf(maskNoticeMessage(v[0], v, 5, v.length, masking, true, 'SELECT secret::regclass FROM customers').frame!).M).toBe('relation "[REDACTED]" does not exist');
+  // Outside class 42 a quoted part is data, even when the statement happens to contain it.
+  const d = errorFrame([['S', 'ERROR'], ['C', '22P02'], ['M', 'invalid input syntax for type integer: "1234"']]);
+  expect(fieldsOf(maskNoticeMessage(d[0], d, 5, d.length, masking, true, "SELECT pin::int FROM t -- '1234'").frame!).M).toBe('invalid input syntax for type integer: "[REDACTED]"');
+});
+
 test('strict: a message raised from a function (it has a context) goes whole, names too', () => {
   const f = errorFrame([['S', 'ERROR'], ['C', 'P0001'], ['M', 'boom zq8842'], ['W', 'PL/pgSQL function inline_code_block line 1 at RAISE'], ['n', 'zq8842']]);
   const out = fieldsOf(mask(f, true).frame!);

@@ -50,9 +50,16 @@ function encodeFields(code: number, fields: Array<[number, string]>): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** Server messages quote the values they echo (`value "..." is out of range`): those parts are redacted. */
-function redactQuoted(message: string): string {
-  return message.replace(/"(?:[^"]|"")*"/g, `"${REDACTED}"`);
+/**
+ * Server messages quote the values they echo (`value "..." is out of range`): those parts are
+ * redacted, except names the statement itself contains (`column "nmae" does not exist` names what the
+ * agent wrote, and the agent needs it to fix the query).
+ */
+function redactQuoted(message: string, sqlState: string | undefined, statement: string | undefined): string {
+  // Only for class 42 (syntax error or access rule violation), which names objects: in other
+  // classes (22 data exception, 23 integrity) the quoted part is data.
+  const known = sqlState?.startsWith('42') ? statement?.toLowerCase() : undefined;
+  return message.replace(/"((?:[^"]|"")*)"/g, (quoted, inner: string) => (inner !== '' && known?.includes(inner.toLowerCase()) ? quoted : `"${REDACTED}"`));
 }
 
 /** Runs the detectors over one string; undefined when nothing matched. */
@@ -63,10 +70,12 @@ export function detectText(text: string, masking: TargetMasking, by: Record<stri
 }
 
 /** An ErrorResponse or NoticeResponse frame body (`buf[start..end)` after the 5-byte header). */
-export function maskNoticeMessage(code: number, buf: Buffer, start: number, end: number, masking: TargetMasking, strict: boolean): MaskedMessage {
+/** `statement`: the text of the statement the message answers, when strict (see redactQuoted). */
+export function maskNoticeMessage(code: number, buf: Buffer, start: number, end: number, masking: TargetMasking, strict: boolean, statement?: string): MaskedMessage {
   const fields = readFields(buf, start, end);
   // Raised from inside a function (RAISE, plperl's elog): the message and names are the function's own text.
   const fromFunction = fields.some(([t]) => String.fromCharCode(t) === CONTEXT);
+  const sqlState = fields.find(([t]) => String.fromCharCode(t) === 'C')?.[1];
   const by: Record<string, number> = {};
   let count = 0;
   let changed = false;
@@ -76,7 +85,7 @@ export function maskNoticeMessage(code: number, buf: Buffer, start: number, end:
     let value = field[1];
     if (strict) {
       // A server message keeps its wording with the quoted values redacted; a function's own text goes whole.
-      if (t === MESSAGE && !fromFunction) value = redactQuoted(value);
+      if (t === MESSAGE && !fromFunction) value = redactQuoted(value, sqlState, statement);
       else if (!(NAME_FIELDS.has(t) && !fromFunction)) value = REDACTED;
       if (value !== field[1]) {
         by.column = (by.column ?? 0) + 1;

@@ -1103,7 +1103,7 @@ export class PgSession {
     const masking = this.rt.masking();
     if (!masking) return this.pass(f);
     const head = this.queue.peek();
-    this.pushMasked(f, head, maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking)));
+    this.pushMasked(f, head, maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking), head?.text));
   }
 
   private onNotification(f: Frame): void {
@@ -1149,7 +1149,7 @@ export class PgSession {
       this.finish(head, head.denial);
     } else {
       const masking = this.rt.masking();
-      const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking)) : { count: 0 };
+      const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking), head?.text) : { count: 0 };
       if (head) {
         // The audit record keeps the message as the agent sees it.
         head.error = (masked.frame ? decodeNoticeFields({ ...f, buf: masked.frame, start: 0, body: 5, end: masked.frame.length }) : decodeNoticeFields(f)).M ?? 'error';
