@@ -5,7 +5,7 @@ import { globToRegExp } from '../../common/policy/compile';
 import { parseColumnPattern } from '../../common/policy/syntax';
 import type { MaskingSpec, MaskStrategy, SqlStatementInfo } from '../../common/policy/types';
 import { createTextMasker, maskWhole, type TextMasker } from '../../common/masking/masker';
-import { encodeCopyData, encodeDataRow, type FieldDescription } from './protocol/backend';
+import { encodeDataRow, type FieldDescription } from './protocol/backend';
 import type { Frame } from './protocol/frame-reader';
 import type { CatalogCache } from './catalog';
 import { ProtocolError } from './protocol/errors';
@@ -387,12 +387,4 @@ export function detectAll(value: Buffer, masking: TargetMasking, by: Record<stri
     }
   }
   return count > 0 ? { buf: current, count } : undefined;
-}
-
-/** COPY TO STDOUT in text/CSV format: each CopyData carries rows as text; only detectors apply. */
-export function maskCopyData(f: Frame, masking: TargetMasking): MaskResult {
-  const by: Record<string, number> = {};
-  const masked = detectAll(f.buf.subarray(f.body, f.end), masking, by);
-  if (!masked) return { count: 0 };
-  return { frame: encodeCopyData(masked.buf), count: masked.count, by };
 }

@@ -977,13 +977,14 @@ export class PgSession {
       return this.pass(f);
     }
     const columns = masking.columnRules.length > 0;
-    if (response.format === 1 && (columns || masking.detectors.length > 0)) {
+    const stmt = columns ? this.copyStatement(head) : undefined;
+    const byColumn = columns && (stmt === undefined || touchesMaskedColumns(masking, stmt));
+    if (response.format === 1 && (byColumn || masking.detectors.length > 0)) {
       // The guard refuses a binary COPY that needs masking before it runs; this is the backstop. The
       // COPY is already running, and anything but ending the session would leave agent and server out of step.
       return this.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar; use text or CSV format, or SELECT', 'guard');
     }
-    const stmt = columns ? this.copyStatement(head) : undefined;
-    if (columns && (stmt === undefined || touchesMaskedColumns(masking, stmt))) {
+    if (byColumn) {
       const ready = this.copyReady;
       if (ready?.frame !== f) return this.describeCopy(f, head, response.columnFormats.length, masking);
       this.copyReady = undefined;
@@ -1034,7 +1035,8 @@ export class PgSession {
     };
     plan().then(done, (err: Error) => {
       if (this.phase === 'ready') {
-        const message = `describing a COPY's columns failed (${err.message}): every column it writes is replaced by NULL`;
+        // The server's message may quote the agent's own constants: the detectors run over it as over statement text.
+        const message = this.maskText(`describing a COPY's columns failed (${err.message}): every column it writes is replaced by NULL`);
         this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event: 'catalog-error', message });
       }
       const all = { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 };
