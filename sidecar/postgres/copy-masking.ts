@@ -13,7 +13,7 @@ export interface CopyPlan {
   quote: number;
   escape: number;
   nullMarker: string;
-  /** The next row is the CSV header line: names, passed untouched. */
+  /** The next row is the header line (CSV, and text since PostgreSQL 15): names, passed untouched. */
   header: boolean;
 }
 
@@ -31,7 +31,7 @@ export function copyPlan(info: CopyOutInfo, plan: RowPlan): CopyPlan {
     quote,
     escape: info.escape !== undefined ? info.escape.charCodeAt(0) : quote,
     nullMarker: info.null ?? (csv ? '' : '\\N'),
-    header: csv && info.header === true,
+    header: info.header === true,
   };
 }
 

@@ -296,6 +296,12 @@ describe('COPY TO STDOUT', () => {
     expect(leaks(r.bytes, ['987654'])).toEqual([]);
   });
 
+  test('a header line in text format passes untouched', async () => {
+    const r = await run('COPY (SELECT name, secret_code, balance FROM customers WHERE id = 1) TO STDOUT (HEADER)');
+    expect(r.error).toBeUndefined();
+    expect(copyText(r.bytes)).toBe('name\tsecret_code\tbalance\nAda\t[REDACTED]\t\\N\n');
+  });
+
   test('COPY table (columns) in CSV keeps quoting of the columns it does not mask', async () => {
     const r = await run('COPY customers (id, name, secret_code) TO STDOUT (FORMAT csv)');
     expect(r.error).toBeUndefined();
