@@ -175,6 +175,12 @@ export interface SqlStatementInfo {
   copy?: 'to' | 'from';
   /** A whole row is read as one value (`SELECT c FROM customers c`, `to_jsonb(c)`, `c.*` inside an expression): every column of it is read. */
   wholeRow?: true;
+  /** Stores what a query reads into a relation (CREATE TABLE AS, SELECT INTO, CREATE VIEW, INSERT ... SELECT, MERGE, CREATE RULE). */
+  stores?: true;
+  /** A `*` column reference somewhere (`SELECT *` reads every column, masked ones included). */
+  star?: true;
+  /** UPDATE: column names read by the SET values (`SET notes = card_number`). */
+  setColumns?: string[];
   /** `COPY ... TO`: a SELECT with the same output columns (described to mask the rows by column) and the COPY's data format options. */
   copyOut?: CopyOutInfo;
 }

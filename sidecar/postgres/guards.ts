@@ -3,7 +3,7 @@
 // must be masked runs only in a format the sidecar can mask by column, and the planner's
 // statistics (sample values of every column) are not readable where columns are masked.
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
-import { readsProtectedColumn, touchesMaskedColumns, type TargetMasking } from './row-masking';
+import { hasMaskedColumns, readsProtectedColumn, touchesMaskedColumns, type TargetMasking } from './row-masking';
 
 /** Functions whose argument leaves by another channel than result rows (a notification, a reported setting). */
 const SIDE_CHANNEL_FUNCTIONS = ['pg_notify', 'set_config'];
@@ -38,6 +38,8 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       if (stats) {
         return { op, denial: { action: 'deny', reason: `reading planner statistics ("${stats}") is refused: they hold sample values of columns this target masks` } };
       }
+      const stored = storesMaskedData(s, masking);
+      if (stored) return { op, denial: { action: 'deny', reason: stored } };
       const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(f.split('.').pop()!));
       if (side && readsProtectedColumn(masking, [s])) {
         return { op, denial: { action: 'deny', reason: `${side}() in a statement that reads masked columns is refused: its value would leave unmasked` } };
@@ -49,6 +51,24 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
     }
   }
   return { op: expanded ? { ...op, statements: expanded } : op };
+}
+
+/**
+ * Masking applies to what is read from the tables its rules name. Copying masked columns into another
+ * relation (a table, a view, another column) would let them be read back unmasked, so a statement
+ * that stores what it reads from masked columns is refused.
+ */
+function storesMaskedData(s: SqlStatementInfo, masking: TargetMasking): string | undefined {
+  if (s.stores && (readsProtectedColumn(masking, [s]) || (s.star && s.tables.some((t) => hasMaskedColumns(masking, t))))) {
+    return 'storing data read from masked columns into a table or view is refused: it could be read back unmasked';
+  }
+  const set = s.setColumns;
+  // `*`: a SET value reads a whole row (`SET notes = c::text`, `row(c.*)`).
+  const wholeRow = set?.includes('*') === true && s.tables.some((t) => hasMaskedColumns(masking, t));
+  if (set && (wholeRow || masking.anyProtectedName || s.kinds.includes('DYNAMIC') || set.some((c) => masking.protectedNames.has(c)))) {
+    return 'an UPDATE that copies masked columns into other columns is refused: they could be read back unmasked';
+  }
+  return undefined;
 }
 
 /**

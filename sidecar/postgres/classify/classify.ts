@@ -5,7 +5,7 @@
 // is parsed again and merged into the statement that carries it.
 import { loadModule, parsePlPgSQLSync, parseSync } from 'libpg-query';
 import type { SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
-import { newCollected, readsWholeRow, type Collected } from './collect';
+import { newCollected, readsWholeRow, setColumnsOf, type Collected } from './collect';
 import { stmtKind } from './kinds';
 import { walkPlpgsql } from './plpgsql';
 import { walkTree, type WalkContext } from './walker';
@@ -164,6 +164,9 @@ function toInfo(kind: string, c: Collected): SqlStatementInfo {
   if (c.deallocates.size > 0) info.deallocates = c.deallocates.size === 1 ? [...c.deallocates][0] : '*';
   if (readsWholeRow(c)) info.wholeRow = true;
   if (c.copyOut) info.copyOut = c.copyOut;
+  if (c.stores) info.stores = true;
+  if (c.star) info.star = true;
+  if (c.setColumns.size > 0) info.setColumns = setColumnsOf(c);
   return info;
 }
 

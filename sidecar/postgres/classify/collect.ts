@@ -19,6 +19,11 @@ export interface Collected {
   /** A `*` inside an expression (`to_jsonb(c.*)`): a whole row as one value. */
   starInExpr: boolean;
   copyOut?: CopyOutInfo;
+  stores: boolean;
+  star: boolean;
+  setColumns: Set<string>;
+  /** One-part references in UPDATE SET values (a whole row when one names a relation). */
+  setBareRefs: Set<string>;
 }
 
 export function newCollected(): Collected {
@@ -32,6 +37,10 @@ export function newCollected(): Collected {
     rowNames: new Set(),
     bareRefs: new Set(),
     starInExpr: false,
+    stores: false,
+    star: false,
+    setColumns: new Set(),
+    setBareRefs: new Set(),
   };
 }
 
@@ -71,6 +80,13 @@ export function addRangeVar(c: Collected, rv: Record<string, unknown>): void {
   }
   addQualified(c.tables, parts);
   if (parts.length > 0) c.rowNames.add(parts[parts.length - 1]);
+}
+
+/** Names the UPDATE SET values read; `*` stands for a whole row. */
+export function setColumnsOf(c: Collected): string[] {
+  const out = new Set(c.setColumns);
+  for (const r of c.setBareRefs) if (c.rowNames.has(r)) out.add('*');
+  return [...out].sort();
 }
 
 /** Does the statement read some row as one value? Only known once the whole tree was walked (aliases follow their use). */

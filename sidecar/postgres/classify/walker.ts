@@ -119,6 +119,7 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
   if (obj.action === 'ONCONFLICT_UPDATE') out.kinds.add('UPDATE');
   // SELECT ... INTO creates a table; seen here too because a UNION keeps it on a bare branch.
   if (obj.intoClause !== undefined) {
+    out.stores = true;
     out.kinds.add('CREATE');
     out.kinds.add('SELECT');
   }
@@ -137,6 +138,7 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
   if (type === undefined) return;
   if (isStatementType(type)) {
     out.kinds.add(stmtKind(type, obj));
+    visitStore(type, obj, out);
     visitStatement(type, obj, ctx);
     return;
   }
@@ -144,7 +146,10 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
     case 'ColumnRef': {
       addColumnRef(out, obj.fields);
       const parts = nameParts(obj.fields);
-      if (parts[parts.length - 1] === '*' && !expandedStars.has(obj)) out.starInExpr = true;
+      if (parts[parts.length - 1] === '*') {
+        out.star = true;
+        if (!expandedStars.has(obj)) out.starInExpr = true;
+      }
       const selected = parts.slice(1);
       addFieldSelections(out, selected);
       if (selected.some((n) => isDynamicSqlFunction([n]))) out.kinds.add('DYNAMIC');
@@ -222,6 +227,46 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
     case 'CreateFunctionStmt':
       visitCreateFunction(obj, ctx);
       break;
+  }
+}
+
+/** Statements that store what a query reads into a relation, where column masking no longer applies. */
+const STORING_STATEMENTS = new Set(['CreateTableAsStmt', 'ViewStmt', 'RuleStmt', 'MergeStmt']);
+
+function visitStore(type: string, obj: Obj, out: Collected): void {
+  if (STORING_STATEMENTS.has(type)) out.stores = true;
+  if (type === 'InsertStmt') {
+    // INSERT ... VALUES of constants and parameters stores only what the agent sent.
+    const select = (obj.selectStmt as { SelectStmt?: Obj } | undefined)?.SelectStmt;
+    if (select !== undefined && (select.valuesLists === undefined || /"(ColumnRef|SubLink)"/.test(JSON.stringify(select.valuesLists)))) out.stores = true;
+    const conflict = obj.onConflictClause as Obj | undefined;
+    const target = obj.relation as Obj | undefined;
+    // ON CONFLICT DO UPDATE SET ... = EXCLUDED.x stores the proposed row (the agent's own values), unless the table is named so.
+    const excludedIsProposed = target?.relname !== 'excluded' && (target?.alias as Obj | undefined)?.aliasname !== 'excluded';
+    if (conflict !== undefined) addSetValues(conflict.targetList, out, excludedIsProposed);
+  }
+  if (type === 'UpdateStmt') addSetValues(obj.targetList, out, false);
+}
+
+/** Column names read by SET values (not WHERE: a protected column there filters rows, it is copied nowhere). */
+function addSetValues(targetList: unknown, out: Collected, skipExcluded: boolean): void {
+  if (!Array.isArray(targetList)) return;
+  const values: unknown[] = targetList.map((t) => (t as { ResTarget?: { val?: unknown } } | null)?.ResTarget?.val);
+  while (values.length > 0) {
+    const v = values.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      values.push(...v);
+      continue;
+    }
+    const ref = (v as { ColumnRef?: { fields?: unknown } }).ColumnRef;
+    if (ref !== undefined) {
+      const names = nameParts(ref.fields);
+      if (skipExcluded && names.length === 2 && names[0] === 'excluded') continue;
+      for (const n of names) out.setColumns.add(n);
+      if (names.length === 1) out.setBareRefs.add(names[0]);
+    }
+    for (const k in v) values.push((v as Obj)[k]);
   }
 }
 
