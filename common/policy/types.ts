@@ -187,6 +187,8 @@ export interface SqlStatementInfo {
 
 export interface CopyOutInfo {
   select: string;
+  /** `COPY table TO` without a column list: every column except generated ones (which `select` includes). */
+  wholeTable?: true;
   format: 'text' | 'csv' | 'binary';
   delimiter?: string;
   quote?: string;

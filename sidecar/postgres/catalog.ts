@@ -92,6 +92,13 @@ export class CatalogCache {
     return client.describe(sql);
   }
 
+  /** Attribute numbers of a table's generated columns, which `COPY table TO` leaves out. */
+  async generatedColumns(oid: number): Promise<Set<number>> {
+    const client = await this.control();
+    const rows = await client.query(`SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = ${oid >>> 0} AND attnum > 0 AND attgenerated <> ''`);
+    return new Set(rows.map(([n]) => Number(n)));
+  }
+
   private control(): Promise<ControlConnection> {
     if (this.client?.isOpen) return Promise.resolve(this.client);
     this.connecting ??= this.opts.connect().then(

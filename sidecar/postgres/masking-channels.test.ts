@@ -18,6 +18,9 @@ CREATE SCHEMA vault;
 CREATE TABLE vault.accounts (id int, token text);
 INSERT INTO vault.accounts VALUES (1, '${SECRET}');
 CREATE TABLE accounts (id int, token text);
+DROP TABLE IF EXISTS gen;
+CREATE TABLE gen (id int, secret_code text, shout text GENERATED ALWAYS AS (upper(secret_code)) STORED, tail text);
+INSERT INTO gen (id, secret_code, tail) VALUES (1, '${SECRET}', 'end');
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, secret_code text UNIQUE, card_number text, balance int8, email text, notes text);
 INSERT INTO customers VALUES (1, 'Ada', '${SECRET}', '${CARD}', 987654, 'ada@example.com', 'likes tea');
 CREATE TABLE notes (id int, body text);
@@ -29,7 +32,7 @@ ANALYZE customers;
 
 const MASKING = `  masking:
     - name: secrets
-      columns: [customers.secret_code, customers.card_number, customers.balance, vault.accounts.token]
+      columns: [customers.secret_code, customers.card_number, customers.balance, vault.accounts.token, gen.secret_code, gen.shout]
       strategy: redact
     - name: pii
       detectors: [credit-card]
@@ -323,6 +326,12 @@ describe('COPY TO STDOUT', () => {
     expect(r.error).toBeUndefined();
     expect(copyText(r.bytes)).toBe("id;secret_code;balance;notes\n1;'[REDACTED]';nil;likes tea\n");
     expect(leaks(r.bytes, ['987654'])).toEqual([]);
+  });
+
+  test('COPY of a table with generated columns (which COPY leaves out) is masked by column', async () => {
+    const r = await run('COPY gen TO STDOUT');
+    expect(r.error).toBeUndefined();
+    expect(copyText(r.bytes)).toBe('1\t[REDACTED]\tend\n');
   });
 
   test('a header line in text format passes untouched', async () => {

@@ -1016,7 +1016,11 @@ export class PgSession {
     const readsProtected = head.op ? this.readsProtected(masking, head.op) : true;
     const plan = async (): Promise<RowPlan> => {
       if (!stmt) throw new Error('the COPY statement was not classified');
-      const fields = await this.rt.catalog.describe(info.select);
+      let fields = await this.rt.catalog.describe(info.select);
+      if (fields.length !== width && info.wholeTable && fields.length > 0 && fields[0].tableOid !== 0) {
+        const generated = await this.rt.catalog.generatedColumns(fields[0].tableOid);
+        fields = fields.filter((x) => !generated.has(x.columnAttr));
+      }
       if (fields.length !== width) throw new Error(`the COPY writes ${width} columns, its query describes ${fields.length}`);
       const missing = missingTables(fields, masking, this.rt.catalog);
       if (missing.length > 0) await this.rt.catalog.load(missing);

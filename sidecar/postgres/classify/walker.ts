@@ -289,6 +289,7 @@ function visitCopyOut(obj: Obj, ctx: WalkContext): void {
   if (select === undefined) return;
   const opts = defElems(obj.options);
   const info: CopyOutInfo = { select, format: 'text' };
+  if (obj.relation !== undefined && obj.relation !== null && !(Array.isArray(obj.attlist) && obj.attlist.length > 0)) info.wholeTable = true;
   const format = stringNode(opts.get('format'))?.toLowerCase();
   if (format === 'csv' || format === 'binary') info.format = format;
   for (const k of ['delimiter', 'quote', 'escape', 'null'] as const) {

@@ -34,7 +34,7 @@ test.each(['SELECT * FROM customers', 'SELECT c.* FROM customers c', 'SELECT c.i
 );
 
 test('COPY TO STDOUT: the SELECT to describe and the format options', () => {
-  expect(first('COPY customers TO STDOUT').copyOut).toEqual({ select: 'SELECT * FROM "customers"', format: 'text' });
+  expect(first('COPY customers TO STDOUT').copyOut).toEqual({ select: 'SELECT * FROM "customers"', format: 'text', wholeTable: true });
   expect(first('COPY billing."Cards" (id, "Card") TO STDOUT WITH CSV HEADER').copyOut).toEqual({
     select: 'SELECT "id", "Card" FROM "billing"."Cards"',
     format: 'csv',
