@@ -12,6 +12,7 @@ const SHIFT_FROM = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const SHIFT_TO = 'bcdefghijklmnopqrstuvwxyza1234567890';
 
 const SETUP = `
+DROP MATERIALIZED VIEW IF EXISTS customer_codes_m;
 DROP TABLE IF EXISTS customers, notes, accounts CASCADE;
 DROP SCHEMA IF EXISTS vault CASCADE;
 CREATE SCHEMA vault;
@@ -28,6 +29,11 @@ INSERT INTO notes VALUES (1, 'plain note');
 INSERT INTO customers VALUES (2000, 'Up', upper('${SECRET}'), NULL, NULL, NULL, NULL);
 INSERT INTO customers SELECT g, 'n' || (g % 3), 'zz' || g, NULL, g % 5, NULL, 'x' FROM generate_series(2, 300) g;
 ANALYZE customers;
+CREATE VIEW customer_codes AS SELECT id, name, secret_code AS code FROM customers;
+CREATE VIEW customer_codes_2 AS SELECT * FROM customer_codes;
+CREATE VIEW customer_rows AS SELECT c AS r FROM customers c;
+CREATE VIEW customer_names AS SELECT id, name FROM customers;
+CREATE MATERIALIZED VIEW customer_codes_m AS SELECT id, secret_code FROM customers;
 `;
 
 const MASKING = `  masking:
@@ -309,6 +315,26 @@ describe('whole rows and transforms', () => {
       expect(asText(n.rows[0].j)).toContain('plain note');
       expect(asText(n.rows[0].n)).toContain('plain note');
     }
+  });
+});
+
+describe('views', () => {
+  // Created by the database owner, not through the sidecar: RowDescription names the view's columns.
+  test.each(['SELECT * FROM customer_codes WHERE id = 1', 'SELECT * FROM customer_codes_2 WHERE id = 1', 'SELECT r FROM customer_rows', 'SELECT * FROM customer_codes_m WHERE id = 1'])(
+    '%s: columns of a view that reads masked columns are masked',
+    async (sql) => {
+      for (const binary of [false, true]) {
+        const r = await run(sql, binary);
+        expect(r.error).toBeUndefined();
+        expect(r.rows.length).toBeGreaterThan(0);
+        expect(leaks(r.bytes, binary ? [BALANCE_BIN] : ['987654'])).toEqual([]);
+      }
+    },
+  );
+
+  test('a view of unmasked columns only is not masked', async () => {
+    const r = await run('SELECT name FROM customer_names WHERE id = 1');
+    expect(r.rows[0].name).toBe('Ada');
   });
 });
 
