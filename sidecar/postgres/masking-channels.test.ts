@@ -204,6 +204,10 @@ describe('masked data stays where the rules apply', () => {
     'UPDATE customers SET notes = secret_code WHERE id = 1',
     'UPDATE customers SET notes = (SELECT c::text FROM customers c WHERE c.id = 1) WHERE id = 1',
     "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET notes = customers.secret_code",
+    "CREATE FUNCTION pg_temp.leak() RETURNS text LANGUAGE sql AS 'SELECT secret_code FROM customers LIMIT 1'",
+    'CREATE FUNCTION pg_temp.leak2() RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN (SELECT c::text FROM customers c LIMIT 1); END$$',
+    'ALTER TABLE customers ADD COLUMN leak text GENERATED ALWAYS AS (secret_code) STORED',
+    'DO $$BEGIN INSERT INTO notes SELECT id, secret_code FROM customers; END$$',
   ])('%s is refused', async (sql) => {
     const r = await run(`BEGIN; ${sql}; ROLLBACK`);
     expect(r.error).toMatchObject({ code: '42501', message: expect.stringContaining('read back unmasked') });
@@ -215,6 +219,8 @@ describe('masked data stays where the rules apply', () => {
     'INSERT INTO notes SELECT id, name FROM customers WHERE id = 1',
     "INSERT INTO customers (id, name, secret_code) VALUES (1, 'Ada', 'new') ON CONFLICT (id) DO UPDATE SET secret_code = EXCLUDED.secret_code",
     "INSERT INTO customers (id, name, secret_code) VALUES (5000, 'New', 'fresh-secret')",
+    "CREATE FUNCTION pg_temp.names() RETURNS text LANGUAGE sql AS 'SELECT name FROM customers LIMIT 1'",
+    'ALTER TABLE customers ADD COLUMN shout text GENERATED ALWAYS AS (upper(name)) STORED',
   ])('%s is allowed (it copies no masked column)', async (sql) => {
     const r = await run(`BEGIN; ${sql}; ROLLBACK`);
     expect(r.error).toBeUndefined();

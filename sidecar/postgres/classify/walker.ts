@@ -230,8 +230,11 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
   }
 }
 
-/** Statements that store what a query reads into a relation, where column masking no longer applies. */
-const STORING_STATEMENTS = new Set(['CreateTableAsStmt', 'ViewStmt', 'RuleStmt', 'MergeStmt']);
+/**
+ * Statements that store what a query reads somewhere column masking no longer applies: a relation,
+ * a function body (`SELECT leak()` returns what it reads), a generated column (ALTER TABLE).
+ */
+const STORING_STATEMENTS = new Set(['CreateTableAsStmt', 'ViewStmt', 'RuleStmt', 'MergeStmt', 'CreateFunctionStmt', 'AlterTableStmt']);
 
 function visitStore(type: string, obj: Obj, out: Collected): void {
   if (STORING_STATEMENTS.has(type)) out.stores = true;
