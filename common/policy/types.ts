@@ -190,6 +190,28 @@ export interface SqlStatementInfo {
   opaque?: boolean;
   /** What in it could turn a read-only session read-write (`SET default_transaction_read_only = off`, `BEGIN READ WRITE`). */
   readWrite?: string[];
+  /** A whole row is read as one value (`SELECT c FROM customers c`, `to_jsonb(c)`, `c.*` inside an expression): every column of it is read. */
+  wholeRow?: true;
+  /** Stores what a query reads into a relation (CREATE TABLE AS, SELECT INTO, CREATE VIEW, INSERT ... SELECT, MERGE, CREATE RULE). */
+  stores?: true;
+  /** A `*` column reference somewhere (`SELECT *` reads every column, masked ones included). */
+  star?: true;
+  /** UPDATE: column names read by the SET values (`SET notes = card_number`). */
+  setColumns?: string[];
+  /** `COPY ... TO`: a SELECT with the same output columns (described to mask the rows by column) and the COPY's data format options. */
+  copyOut?: CopyOutInfo;
+}
+
+export interface CopyOutInfo {
+  select: string;
+  /** `COPY table TO` without a column list: every column except generated ones (which `select` includes). */
+  wholeTable?: true;
+  format: 'text' | 'csv' | 'binary';
+  delimiter?: string;
+  quote?: string;
+  escape?: string;
+  null?: string;
+  header?: boolean;
 }
 
 export interface SqlOperation {

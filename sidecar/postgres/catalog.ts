@@ -2,12 +2,15 @@
 // column masking rules are written in. Lookups go over a separate control connection with the
 // sidecar's own credentials and are cached: OIDs are stable, names change only with DDL.
 import type { ControlConnection } from './control-query';
+import type { FieldDescription } from './protocol/backend';
 
 export interface TableInfo {
   schema: string;
   table: string;
   /** Column names by attribute number. */
   columns: Map<number, string>;
+  /** A view or materialized view: the base-table columns its definition reads (through other views too). */
+  sources?: Array<{ schema: string; table: string; column: string }>;
 }
 
 export interface CatalogOptions {
@@ -27,6 +30,31 @@ const query = (oids: number[]): string => `SELECT c.oid::int8, n.nspname, c.reln
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   WHERE c.oid IN (${oids.map((o) => String(o >>> 0)).join(',')})`;
+
+// Views store a query, not data: RowDescription names the view's columns, so masking follows the
+// view's dependencies (pg_depend of its rewrite rule) down to base-table columns. A whole-row
+// reference (refobjsubid 0) reads every column of the table.
+const viewSources = (oids: number[]): string => `WITH RECURSIVE deps(root, rel, att) AS (
+    SELECT v.oid, d.refobjid, d.refobjsubid
+    FROM pg_catalog.pg_class v
+    JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid
+    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> v.oid
+    WHERE v.oid IN (${oids.map((o) => String(o >>> 0)).join(',')}) AND v.relkind IN ('v', 'm')
+  UNION
+    SELECT deps.root, d.refobjid, d.refobjsubid
+    FROM deps
+    JOIN pg_catalog.pg_class c ON c.oid = deps.rel AND c.relkind IN ('v', 'm')
+    JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid
+    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> c.oid
+  )
+  SELECT DISTINCT deps.root::int8, n.nspname, c.relname, a.attname
+  FROM deps
+  JOIN pg_catalog.pg_class c ON c.oid = deps.rel
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
+    AND (a.attnum = deps.att OR (deps.att = 0 AND a.attnum > 0))`;
 
 export class CatalogCache {
   private readonly entries = new Map<number, { info: TableInfo | null; at: number }>();
@@ -61,9 +89,11 @@ export class CatalogCache {
   async load(oids: number[]): Promise<void> {
     if (this.unavailable) throw new Error('the catalog is unavailable after a failed lookup; retrying shortly');
     let rows: Array<Array<string | null>>;
+    let sourceRows: Array<Array<string | null>>;
     try {
       const client = await this.control();
       rows = await client.query(query(oids));
+      sourceRows = await client.query(viewSources(oids));
     } catch (err) {
       this.failedAt = Date.now();
       this.drop();
@@ -81,7 +111,25 @@ export class CatalogCache {
       }
       t.columns.set(Number(attnum), attname!);
     }
+    for (const [oidText, schema, table, column] of sourceRows) {
+      const t = found.get(Number(oidText));
+      if (t) (t.sources ??= []).push({ schema: schema!, table: table!, column: column! });
+    }
     for (const oid of oids) this.entries.set(oid, { info: found.get(oid) ?? null, at: now });
+  }
+
+  /** The result columns of `sql` as the control connection's session resolves its names (COPY's query). */
+  async describe(sql: string): Promise<FieldDescription[]> {
+    if (this.unavailable) throw new Error('the catalog is unavailable after a failed lookup; retrying shortly');
+    const client = await this.control();
+    return client.describe(sql);
+  }
+
+  /** Attribute numbers of a table's generated columns, which `COPY table TO` leaves out. */
+  async generatedColumns(oid: number): Promise<Set<number>> {
+    const client = await this.control();
+    const rows = await client.query(`SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = ${oid >>> 0} AND attnum > 0 AND attgenerated <> ''`);
+    return new Set(rows.map(([n]) => Number(n)));
   }
 
   private control(): Promise<ControlConnection> {

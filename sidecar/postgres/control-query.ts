@@ -1,8 +1,8 @@
-// A minimal simple-protocol query runner over an upstream connection the sidecar owns (catalog
-// lookups). Values come back in text format; one query at a time.
+// A minimal query runner over an upstream connection the sidecar owns (catalog lookups, describing
+// a COPY's query). Values come back in text format; one request at a time.
 import { BE } from './protocol/codes';
-import { decodeDataRow, decodeNoticeFields } from './protocol/backend';
-import { encodeQuery, encodeTerminate } from './protocol/frontend';
+import { decodeDataRow, decodeNoticeFields, decodeRowDescription, type FieldDescription } from './protocol/backend';
+import { encodeDescribe, encodeParse, encodeQuery, encodeSync, encodeTerminate } from './protocol/frontend';
 import type { UpstreamConnection } from './upstream';
 
 /** A catalog query answers in milliseconds; one that hangs must not hold result rows back forever. */
@@ -26,16 +26,24 @@ export class ControlConnection {
 
   /** Runs `sql` (simple protocol) and returns rows of text values. */
   query(sql: string): Promise<Array<Array<string | null>>> {
-    const run = this.busy.then(() => this.run(sql));
+    const run = this.busy.then(() => this.run(encodeQuery(sql)).then((r) => r.rows));
     this.busy = run.catch(() => undefined);
     return run;
   }
 
-  private run(sql: string): Promise<Array<Array<string | null>>> {
+  /** Parses and describes `sql` (unnamed statement, nothing executed): its result columns, empty for none. */
+  describe(sql: string): Promise<FieldDescription[]> {
+    const run = this.busy.then(() => this.run(Buffer.concat([encodeParse('', sql), encodeDescribe('S', ''), encodeSync()])).then((r) => r.fields));
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private run(request: Buffer): Promise<{ rows: Array<Array<string | null>>; fields: FieldDescription[] }> {
     return new Promise((resolve, reject) => {
       if (this.closed) return reject(new Error('control connection is closed'));
       const { socket, reader } = this.conn;
       const rows: Array<Array<string | null>> = [];
+      let fields: FieldDescription[] = [];
       let error: Error | undefined;
       // On timeout the connection is closed: a late answer must not be read as the next query's.
       const timer = setTimeout(() => {
@@ -48,11 +56,12 @@ export class ControlConnection {
         socket.off('close', onClose);
         socket.pause();
         if (err) reject(err);
-        else resolve(rows);
+        else resolve({ rows, fields });
       };
       const drain = (): void => {
         for (let f = reader.next(); f; f = reader.next()) {
-          if (f.code === BE.DataRow) rows.push(decodeDataRow(f).map((v) => (v === null ? null : v.toString('utf8'))));
+          if (f.code === BE.RowDescription) fields = decodeRowDescription(f);
+          else if (f.code === BE.DataRow) rows.push(decodeDataRow(f).map((v) => (v === null ? null : v.toString('utf8'))));
           else if (f.code === BE.ErrorResponse) error = new Error(decodeNoticeFields(f).M ?? 'query failed');
           else if (f.code === BE.ReadyForQuery) return finish(error);
         }
@@ -70,7 +79,7 @@ export class ControlConnection {
       socket.on('data', onData);
       socket.once('close', onClose);
       socket.resume();
-      socket.write(encodeQuery(sql));
+      socket.write(request);
     });
   }
 

@@ -1,8 +1,15 @@
 // Checks that hold whatever the policy says, because without them a rule could be sidestepped:
-// EXECUTE runs what was prepared (judged as such; names the server has not confirmed are refused), and COPY TO cannot
-// stream a table whose columns must be masked (COPY rows carry no column descriptions).
+// EXECUTE runs what was prepared (judged as such; names the server has not confirmed are refused),
+// a COPY TO whose columns must be masked runs only in a format the sidecar can mask by column, the
+// planner's statistics (sample values of every column) are not readable where columns are masked,
+// and a readOnly target's session cannot be switched read-write.
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
-import type { TargetMasking } from './row-masking';
+import { hasMaskedColumns, readsProtectedColumn, touchesMaskedColumns, type TargetMasking } from './row-masking';
+
+/** Functions whose argument leaves by another channel than result rows (a notification, a reported setting). */
+const SIDE_CHANNEL_FUNCTIONS = ['pg_notify', 'set_config'];
+/** Catalogs holding sample values of columns (most common values, histogram bounds, MCV lists). */
+const STATISTICS_RELATIONS = ['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data'];
 
 /** A prepared statement by name: known (undefined if there is none the sidecar can vouch for), or still being changed by an unanswered statement. */
 export type PreparedLookup = (name: string) => { kind: 'known'; value: { op: SqlOperation } | undefined } | { kind: 'wait' | 'unsure' };
@@ -38,11 +45,22 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       expanded ??= [...op.statements];
       expanded.push(...p.op.statements);
     }
-    if (s.kind === 'COPY' && s.copy === 'to' && ctx.masking && ctx.masking.columnRules.length > 0) {
-      const hit = s.tables.find((t) => ctx.masking!.columnRules.some((r) => coversTable(r, t)));
-      if (hit) {
-        return { op, denial: { action: 'deny', reason: `COPY ... TO of table "${hit}", which has masked columns, is refused; use SELECT so the columns can be masked` } };
+    const masking = ctx.masking;
+    if (masking && masking.columnRules.length > 0) {
+      const stats = s.tables.find((t) => STATISTICS_RELATIONS.includes(t.split('.').pop()!));
+      if (stats) {
+        return { op, denial: { action: 'deny', reason: `reading planner statistics ("${stats}") is refused: they hold sample values of columns this target masks` } };
       }
+      const stored = storesMaskedData(s, masking);
+      if (stored) return { op, denial: { action: 'deny', reason: stored } };
+      const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(f.split('.').pop()!));
+      if (side && readsProtectedColumn(masking, [s])) {
+        return { op, denial: { action: 'deny', reason: `${side}() in a statement that reads masked columns is refused: its value would leave unmasked` } };
+      }
+    }
+    if (s.kind === 'COPY' && s.copy === 'to' && masking) {
+      const denial = guardCopyOut(s, masking);
+      if (denial) return { op, denial };
     }
   }
   const checked = expanded ? { ...op, statements: expanded } : op;
@@ -73,13 +91,36 @@ function readOnlyDenial(statements: SqlStatementInfo[]): Decision | undefined {
 }
 
 /**
- * Could a column rule apply to this table as the statement names it? An unqualified name may live
- * in any schema on the session's search_path, so only a qualified name can rule a schema out.
+ * Masking applies to what is read from the tables its rules name. Copying masked columns into another
+ * relation (a table, a view, another column) would let them be read back unmasked, so a statement
+ * that stores what it reads from masked columns is refused.
  */
-function coversTable(rule: { schema?: RegExp; table: RegExp }, name: string): boolean {
-  const parts = name.split('.');
-  const table = parts[parts.length - 1];
-  if (!rule.table.test(table)) return false;
-  if (rule.schema && parts.length >= 2 && !rule.schema.test(parts[parts.length - 2])) return false;
-  return true;
+function storesMaskedData(s: SqlStatementInfo, masking: TargetMasking): string | undefined {
+  if (s.stores && (readsProtectedColumn(masking, [s]) || (s.star && s.tables.some((t) => hasMaskedColumns(masking, t))))) {
+    return 'storing data read from masked columns into a table or view is refused: it could be read back unmasked';
+  }
+  const set = s.setColumns;
+  // `*`: a SET value reads a whole row (`SET notes = c::text`, `row(c.*)`).
+  const wholeRow = set?.includes('*') === true && s.tables.some((t) => hasMaskedColumns(masking, t));
+  if (set && (wholeRow || masking.anyProtectedName || s.kinds.includes('DYNAMIC') || set.some((c) => masking.protectedNames.has(c)))) {
+    return 'an UPDATE that copies masked columns into other columns is refused: they could be read back unmasked';
+  }
+  return undefined;
+}
+
+/**
+ * COPY TO rows carry no column descriptions: the session describes `copyOut.select` to learn them
+ * and masks text and CSV rows by column. Binary rows cannot be masked (no types to tell text from
+ * numbers, no room for a marker), so a binary COPY that would need it is refused before it starts.
+ */
+function guardCopyOut(s: SqlStatementInfo, masking: TargetMasking): Decision | undefined {
+  const byColumn = touchesMaskedColumns(masking, s);
+  if (!byColumn && masking.detectors.length === 0) return undefined;
+  if (s.copyOut?.format === 'binary') {
+    return { action: 'deny', reason: 'COPY ... TO in binary format cannot be masked by the sidecar (this target masks columns or content); use text or CSV format, or SELECT' };
+  }
+  if (byColumn && s.copyOut === undefined) {
+    return { action: 'deny', reason: 'COPY ... TO that reads masked columns is refused: the sidecar could not tell which columns it writes; use SELECT so the columns can be masked' };
+  }
+  return undefined;
 }

@@ -8,6 +8,7 @@ import type { RowPlan } from './row-masking';
 import type { Change, PortalState, StatementState } from './session-state';
 
 export type { PortalState, StatementState } from './session-state';
+import type { CopyPlan } from './copy-masking';
 
 export const enum Expect {
   Parse,
@@ -45,6 +46,10 @@ export interface PendingResponse {
   shape?: RowShape;
   plan?: RowPlan;
   copyOut?: boolean;
+  /** COPY TO STDOUT in text/CSV whose columns are masked: the running COPY's plan. */
+  copyPlan?: CopyPlan;
+  /** COPY TO STDOUT results started so far (a Query may run several). */
+  copies?: number;
   startedAt: number;
   /** The approver's answer that let this statement through, or denied it. */
   approval?: AuditApproval;

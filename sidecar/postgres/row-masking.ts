@@ -3,9 +3,9 @@
 // Rows without any masked column are forwarded as the original bytes.
 import { globToRegExp } from '../../common/policy/compile';
 import { parseColumnPattern } from '../../common/policy/syntax';
-import type { MaskingSpec, MaskStrategy } from '../../common/policy/types';
+import type { MaskingSpec, MaskStrategy, SqlStatementInfo } from '../../common/policy/types';
 import { createTextMasker, maskWhole, type TextMasker } from '../../common/masking/masker';
-import { encodeCopyData, encodeDataRow, type FieldDescription } from './protocol/backend';
+import { encodeDataRow, type FieldDescription } from './protocol/backend';
 import type { Frame } from './protocol/frame-reader';
 import type { CatalogCache } from './catalog';
 import { ProtocolError } from './protocol/errors';
@@ -62,12 +62,17 @@ const UNSCANNED_TEXT_TYPES = new Set([16, 21, 23, 26, 700, 701, 1082, 1083, 1114
 // Types whose binary form is their UTF-8 text (jsonb adds one version byte): safe to scan or replace.
 const TEXTUAL_BINARY_TYPES = new Set([25, 1043, 1042, 19, 114, 142, 705]);
 const JSONB = 3802;
+const JSON_TYPE = 114;
 // User-defined types (citext, enums, domains over text) start here; their text form is free text.
 const FIRST_USER_OID = 16384;
 
-/** Can a masked value (`[REDACTED]`, `****1111`) stand in for this type without breaking the client's decoder? */
-function holdsText(typeOid: number): boolean {
-  return TEXTUAL_BINARY_TYPES.has(typeOid) || typeOid === JSONB || typeOid >= FIRST_USER_OID;
+/**
+ * Can a masked value (`[REDACTED]`, `****1111`) stand in for this type without breaking the client's
+ * decoder? In binary format a user-defined type may be a composite or an array, whose bytes are a
+ * structure, not text.
+ */
+function holdsText(typeOid: number, format: number): boolean {
+  return TEXTUAL_BINARY_TYPES.has(typeOid) || typeOid === JSONB || (format === 0 && typeOid >= FIRST_USER_OID);
 }
 
 export const enum ActionKind {
@@ -76,13 +81,24 @@ export const enum ActionKind {
   Detect = 2,
 }
 
+/**
+ * How a detector scan reads a value that is not plain UTF-8 text: `int8`/`numeric` binary as their
+ * decimal digits, `bytea-hex` text as the bytes it spells, `raw` (any other binary value: records,
+ * arrays, tsvector...) as its bytes, text inside included. A match in a value that cannot hold a
+ * marker makes it NULL.
+ */
+export type ScanAs = 'int8' | 'numeric' | 'bytea-hex' | 'raw';
+
 export interface ColumnAction {
   kind: ActionKind;
+  scan?: ScanAs;
   strategy?: MaskStrategy;
   /** Whole-value replacement for a non-textual type: SQL NULL, since any bytes would break the client's decoder. */
   nullify?: boolean;
   /** Bytes to skip before the text (jsonb binary version byte). */
   skip: number;
+  /** json/jsonb: the masked value goes out as a JSON string, so the client can still parse it. */
+  json?: boolean;
 }
 
 export interface RowPlan {
@@ -122,12 +138,61 @@ export interface PlanInput {
   readsProtected: boolean;
 }
 
-/** Does a statement that references these column names touch a column a rule protects? */
-export function readsProtectedColumn(masking: TargetMasking, statements: ReadonlyArray<{ columns: readonly string[] }>): boolean {
+type StatementColumns = Pick<SqlStatementInfo, 'columns' | 'tables' | 'wholeRow'> & { kinds?: readonly string[] };
+
+/**
+ * Does a statement touch a column a rule protects: by name, or by reading a whole row (`to_jsonb(c)`,
+ * `SELECT c FROM customers c`) of a table that has protected columns?
+ */
+export function readsProtectedColumn(masking: TargetMasking, statements: readonly StatementColumns[]): boolean {
   if (masking.columnRules.length === 0) return false;
   if (masking.anyProtectedName) return true;
-  for (const s of statements) for (const c of s.columns) if (masking.protectedNames.has(c)) return true;
+  for (const s of statements) {
+    // SQL run from text (query_to_xml, schema_to_xml, cursor_to_xml, EXECUTE in DO): we cannot see what it reads.
+    if (s.kinds?.includes('DYNAMIC')) return true;
+    for (const c of s.columns) if (masking.protectedNames.has(c)) return true;
+    if (s.wholeRow && s.tables.some((t) => hasMaskedColumns(masking, t))) return true;
+  }
   return false;
+}
+
+const schemaFree = new WeakMap<TargetMasking, TargetMasking>();
+
+/**
+ * The same rules with their schemas ignored. COPY's columns are described on the control
+ * connection, whose search_path may resolve an unqualified name to another schema than the agent's
+ * session would: masking every table of a protected name is the safe side of that doubt.
+ */
+export function ignoringSchemas(masking: TargetMasking): TargetMasking {
+  let m = schemaFree.get(masking);
+  if (!m) {
+    m = { ...masking, columnRules: masking.columnRules.map((r) => ({ ...r, schema: undefined })) };
+    schemaFree.set(masking, m);
+  }
+  return m;
+}
+
+/** Does the statement name a table with masked columns, or read a protected column (COPY must then be masked by column)? */
+export function touchesMaskedColumns(masking: TargetMasking, s: StatementColumns): boolean {
+  if (masking.columnRules.length === 0) return false;
+  return s.tables.some((t) => hasMaskedColumns(masking, t)) || readsProtectedColumn(masking, [s]);
+}
+
+/** Could a column rule apply to a table of this name (as a statement writes it)? */
+export function hasMaskedColumns(masking: TargetMasking, name: string): boolean {
+  return masking.columnRules.some((r) => coversTable(r, name));
+}
+
+/**
+ * Could a column rule apply to this table as the statement names it? An unqualified name may live
+ * in any schema on the session's search_path, so only a qualified name can rule a schema out.
+ */
+function coversTable(rule: { schema?: RegExp; table: RegExp }, name: string): boolean {
+  const parts = name.split('.');
+  const table = parts[parts.length - 1];
+  if (!rule.table.test(table)) return false;
+  if (rule.schema && parts.length >= 2 && !rule.schema.test(parts[parts.length - 2])) return false;
+  return true;
 }
 
 function formatOf(i: number, field: FieldDescription, formats?: number[]): number {
@@ -154,6 +219,10 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
       } else if (t !== null) {
         const col = t.columns.get(f.columnAttr);
         if (col !== undefined) rule = columnRuleFor(masking, t.schema, t.table, col);
+        // A view that reads a masked column: which of its columns carries it is not known, so all are masked.
+        if (!rule && t.sources?.some((src) => columnRuleFor(masking, src.schema, src.table, src.column))) rule = FAIL_CLOSED;
+        // Column 0 is the whole row (`SELECT c FROM customers c`): it carries every masked column of the table.
+        else if (f.columnAttr === 0 && [...t.columns.values()].some((c) => columnRuleFor(masking, t.schema, t.table, c))) rule = FAIL_CLOSED;
       }
     } else if (f.tableOid === 0 && usesProtected) {
       // A computed column in a query that reads a protected column (`upper(card_number)`, `card_number || ''`):
@@ -161,16 +230,76 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
       rule = FAIL_CLOSED;
     }
     if (rule) {
-      actions[i] = { kind: ActionKind.Whole, strategy: rule.strategy, nullify: !holdsText(f.typeOid), skip };
+      const json = f.typeOid === JSONB || f.typeOid === JSON_TYPE;
+      actions[i] = { kind: ActionKind.Whole, strategy: rule.strategy, nullify: !holdsText(f.typeOid, format), skip, json };
       active = true;
     } else if (masking.detectors.length > 0 && textual && !(format === 0 && UNSCANNED_TEXT_TYPES.has(f.typeOid))) {
       actions[i] = { kind: ActionKind.Detect, skip };
+      active = true;
+    } else if (masking.detectors.length > 0 && scanAs(f.typeOid, format) !== undefined) {
+      actions[i] = { kind: ActionKind.Detect, skip: 0, scan: scanAs(f.typeOid, format) };
       active = true;
     } else {
       actions[i] = NONE;
     }
   }
   return { actions, active };
+}
+
+const INT8 = 20;
+const NUMERIC = 1700;
+const BYTEA = 17;
+
+/** Values the plain text scan misses but that can carry what detectors look for. */
+function scanAs(typeOid: number, format: number): ScanAs | undefined {
+  if (format === 0) return typeOid === BYTEA ? 'bytea-hex' : undefined;
+  if (typeOid === INT8) return 'int8';
+  if (typeOid === NUMERIC) return 'numeric';
+  if (typeOid === BYTEA) return 'raw';
+  return UNSCANNED_TEXT_TYPES.has(typeOid) ? undefined : 'raw';
+}
+
+/** Binary numeric (ndigits, weight, sign, dscale, base-10000 digits) as decimal text. */
+function numericText(b: Buffer): string | undefined {
+  if (b.length < 8) return undefined;
+  const ndigits = b.readInt16BE(0);
+  const weight = b.readInt16BE(2);
+  if (b.length !== 8 + 2 * ndigits || ndigits < 0) return undefined;
+  let out = '';
+  for (let i = 0; i < ndigits; i++) {
+    const d = String(b.readInt16BE(8 + 2 * i));
+    out += i === 0 && weight >= 0 ? d : d.padStart(4, '0');
+    if (i === weight && i + 1 < ndigits) out += '.';
+  }
+  // Groups between the last digit and the decimal point are zeros.
+  for (let i = ndigits; i <= weight; i++) out += '0000';
+  return out;
+}
+
+/** Detector scan of a value read per `scan`: the replacement (null = SQL NULL) or undefined when nothing matched. */
+function detectSpecial(value: Buffer, scan: ScanAs, masking: TargetMasking, by: Record<string, number>): { value: Buffer | null; count: number } | undefined {
+  switch (scan) {
+    case 'int8': {
+      if (value.length !== 8) return undefined;
+      const r = detectAll(Buffer.from(value.readBigInt64BE(0).toString(), 'latin1'), masking, by);
+      return r ? { value: null, count: r.count } : undefined;
+    }
+    case 'numeric': {
+      const text = numericText(value);
+      const r = text === undefined ? undefined : detectAll(Buffer.from(text, 'latin1'), masking, by);
+      return r ? { value: null, count: r.count } : undefined;
+    }
+    case 'bytea-hex': {
+      const hex = value.toString('latin1');
+      if (!hex.startsWith('\\x')) return undefined;
+      const r = detectAll(Buffer.from(hex.slice(2), 'hex'), masking, by);
+      return r ? { value: Buffer.from(`\\x${r.buf.toString('hex')}`, 'latin1'), count: r.count } : undefined;
+    }
+    case 'raw': {
+      const r = detectAll(value, masking, by);
+      return r ? { value: null, count: r.count } : undefined;
+    }
+  }
 }
 
 export interface MaskResult {
@@ -204,12 +333,20 @@ export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): Ma
     let replacement: Buffer | null | undefined;
     const text = buf.subarray(start + action.skip, pos);
     if (action.kind === ActionKind.Whole) {
-      replacement = action.nullify
-        ? null
-        : Buffer.from(maskWhole(text.toString('utf8'), action.strategy!, masking.hashKey), 'utf8');
+      if (action.nullify) replacement = null;
+      else {
+        const masked = maskWhole(text.toString('utf8'), action.strategy!, masking.hashKey);
+        replacement = Buffer.from(action.json ? JSON.stringify(masked) : masked, 'utf8');
+      }
       count++;
       by ??= {};
       by.column = (by.column ?? 0) + 1;
+    } else if (action.scan !== undefined) {
+      const masked = detectSpecial(text, action.scan, masking, (by ??= {}));
+      if (masked) {
+        replacement = masked.value;
+        count += masked.count;
+      }
     } else {
       const masked = detectAll(text, masking, (by ??= {}));
       if (masked) {
@@ -240,7 +377,7 @@ function readAll(f: Frame, n: number): Array<Buffer | null> {
 }
 
 /** Runs every detector rule over one value; undefined when nothing matched. */
-function detectAll(value: Buffer, masking: TargetMasking, by: Record<string, number>): { buf: Buffer; count: number } | undefined {
+export function detectAll(value: Buffer, masking: TargetMasking, by: Record<string, number>): { buf: Buffer; count: number } | undefined {
   let current = value;
   let count = 0;
   for (const d of masking.detectors) {
@@ -252,12 +389,4 @@ function detectAll(value: Buffer, masking: TargetMasking, by: Record<string, num
     }
   }
   return count > 0 ? { buf: current, count } : undefined;
-}
-
-/** COPY TO STDOUT in text/CSV format: each CopyData carries rows as text; only detectors apply. */
-export function maskCopyData(f: Frame, masking: TargetMasking): MaskResult {
-  const by: Record<string, number> = {};
-  const masked = detectAll(f.buf.subarray(f.body, f.end), masking, by);
-  if (!masked) return { count: 0 };
-  return { frame: encodeCopyData(masked.buf), count: masked.count, by };
 }

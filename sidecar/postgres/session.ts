@@ -18,6 +18,7 @@ import {
   encodeAuthenticationCleartext,
   encodeAuthenticationOk,
   encodeBackendKeyData,
+  encodeCopyData,
   encodeErrorResponse,
   encodeNegotiateProtocolVersion,
   encodeParameterStatus,
@@ -43,7 +44,9 @@ import { FrameReader, type Frame } from './protocol/frame-reader';
 import { ProtocolError } from './protocol/errors';
 import { Expect, ResponseQueue, type PendingResponse } from './response-queue';
 import { SessionState, sqlSteps, type Change, type Lookup, type PortalState, type StatementState } from './session-state';
-import { ActionKind, maskCopyData, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from './row-masking';
+import { ActionKind, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, touchesMaskedColumns, type RowPlan, type TargetMasking } from './row-masking';
+import { copyPlan, maskCopyRow, type CopyPlan } from './copy-masking';
+import { maskNoticeMessage, maskNotification, maskParameterValue } from './notice-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
 import { OutputBatch } from './output-batch';
 import type { ClassifiedSql, HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
@@ -167,6 +170,8 @@ export class PgSession {
   /** The last RowDescription seen and its shape: sessions mostly repeat one query. */
   private lastShapeBytes?: Buffer;
   private lastShape?: RowShape;
+  /** A CopyOutResponse whose COPY has been described: processed again with this plan. */
+  private copyReady?: { frame: Frame; plan: CopyPlan };
   /** A RowDescription whose catalog lookup failed: it gets a one-off shape that masks the unknown tables' columns. */
   private catalogFailed?: Frame;
   /** Who is asking: the pod's identity, or the subject of the token verified at login. */
@@ -989,12 +994,12 @@ export class PgSession {
         return this.onCopyOut(f);
       case BE.CopyData:
         return this.onCopyData(f);
-      case BE.ParameterStatus: {
-        const p = decodeParameterStatus(f);
-        const unsafe = this.checkParameter(p.key, p.value);
-        if (unsafe) return this.fatal('42501', unsafe, 'guard');
-        return this.pass(f);
-      }
+      case BE.ParameterStatus:
+        return this.onParameterStatus(f);
+      case BE.NoticeResponse:
+        return this.onNotice(f);
+      case BE.NotificationResponse:
+        return this.onNotification(f);
       default:
         return this.pass(f);
     }
@@ -1144,24 +1149,161 @@ export class PgSession {
   private onCopyOut(f: Frame): void {
     const head = this.expectHead(Expect.Execute, Expect.Query);
     const masking = this.rt.masking();
-    if (masking && masking.detectors.length > 0 && decodeCopyResponse(f).format === 1) {
-      // Binary COPY rows carry no types to tell text from numbers: they cannot be scanned. The COPY is
-      // already running, and anything but ending the session would leave agent and server out of step.
-      return this.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar (content detectors apply to this target); use text or CSV format, or SELECT', 'guard');
+    const response = decodeCopyResponse(f);
+    if (!masking) {
+      head.copyOut = true;
+      return this.pass(f);
     }
+    const columns = masking.columnRules.length > 0;
+    const stmt = columns ? this.copyStatement(head) : undefined;
+    const byColumn = columns && (stmt === undefined || touchesMaskedColumns(masking, stmt));
+    if (response.format === 1 && (byColumn || masking.detectors.length > 0)) {
+      // The guard refuses a binary COPY that needs masking before it runs; this is the backstop. The
+      // COPY is already running, and anything but ending the session would leave agent and server out of step.
+      return this.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar; use text or CSV format, or SELECT', 'guard');
+    }
+    if (byColumn) {
+      const ready = this.copyReady;
+      if (ready?.frame !== f) return this.describeCopy(f, head, response.columnFormats.length, masking);
+      this.copyReady = undefined;
+      head.copyPlan = ready.plan;
+    }
+    if (columns) head.copies = (head.copies ?? 0) + 1;
     head.copyOut = true;
     this.pass(f);
+  }
+
+  /** The COPY TO statement of `head` that this CopyOutResponse starts (a Query may run several). */
+  private copyStatement(head: PendingResponse): SqlStatementInfo | undefined {
+    const copies = head.op?.statements.filter((s) => s.kind === 'COPY' && s.copyOut !== undefined) ?? [];
+    return copies[head.copies ?? 0];
+  }
+
+  /**
+   * Pauses the server stream while the COPY's query is described on the control connection, then
+   * processes the CopyOutResponse again with a plan. When the columns cannot be learnt, every one is
+   * replaced by the NULL marker (fail closed).
+   */
+  private describeCopy(f: Frame, head: PendingResponse, width: number, masking: TargetMasking): void {
+    const stmt = this.copyStatement(head);
+    const info = stmt?.copyOut ?? { select: '', format: 'text' as const };
+    this.upstreamBlocked = true;
+    this.pendingUpstreamFrame = f;
+    this.upstream!.socket.pause();
+    this.flushClient();
+    const readsProtected = head.op ? this.readsProtected(masking, head.op) : true;
+    const plan = async (): Promise<RowPlan> => {
+      if (!stmt) throw new Error('the COPY statement was not classified');
+      let fields = await this.rt.catalog.describe(info.select);
+      if (fields.length !== width && info.wholeTable && fields.length > 0 && fields[0].tableOid !== 0) {
+        const generated = await this.rt.catalog.generatedColumns(fields[0].tableOid);
+        fields = fields.filter((x) => !generated.has(x.columnAttr));
+      }
+      if (fields.length !== width) throw new Error(`the COPY writes ${width} columns, its query describes ${fields.length}`);
+      const missing = missingTables(fields, masking, this.rt.catalog);
+      if (missing.length > 0) await this.rt.catalog.load(missing);
+      return planRow({ fields, formats: [0], readsProtected }, ignoringSchemas(masking), this.rt.catalog);
+    };
+    const done = (rowPlan: RowPlan): void => {
+      this.copyReady = { frame: f, plan: copyPlan(info, rowPlan) };
+      this.upstreamBlocked = false;
+      if (this.phase !== 'ready') return;
+      this.upstream!.socket.resume();
+      try {
+        this.drainUpstream();
+      } catch (err) {
+        this.onProtocolError(err);
+      }
+    };
+    plan().then(done, (err: Error) => {
+      if (this.phase === 'ready') {
+        // The server's message may quote the agent's own constants: the detectors run over it as over statement text.
+        const message = this.maskText(`describing a COPY's columns failed (${err.message}): every column it writes is replaced by NULL`);
+        this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event: 'catalog-error', message });
+      }
+      const all = { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 };
+      done({ active: true, actions: Array.from({ length: width }, () => all) });
+    });
   }
 
   private onCopyData(f: Frame): void {
     const head = this.queue.peek();
     const masking = this.rt.masking();
-    if (!head?.copyOut || !masking || masking.detectors.length === 0) return this.pass(f);
-    const r = maskCopyData(f, masking);
-    head.masked += r.count;
-    if (r.count > 0) tally(head, r.by);
-    if (r.frame) this.clientOut.push(r.frame);
-    else this.pass(f);
+    if (!head?.copyOut || !masking || (masking.detectors.length === 0 && !head.copyPlan)) return this.pass(f);
+    let data = f.buf.subarray(f.body, f.end);
+    let count = 0;
+    const by: Record<string, number> = {};
+    if (head.copyPlan) {
+      const r = maskCopyRow(data, head.copyPlan, masking);
+      if (r) {
+        data = r.data;
+        count += r.count;
+        by.column = r.count;
+      }
+    }
+    const d = masking.detectors.length > 0 ? detectAll(data, masking, by) : undefined;
+    if (d) {
+      data = d.buf;
+      count += d.count;
+    }
+    if (count === 0) return this.pass(f);
+    head.masked += count;
+    tally(head, by);
+    this.clientOut.push(encodeCopyData(data));
+  }
+
+  /** Whether the statement a server message belongs to reads a protected column: its values are redacted whole. */
+  private strictFor(head: PendingResponse | undefined, masking: TargetMasking): boolean {
+    return head?.op !== undefined && this.readsProtected(masking, head.op);
+  }
+
+  /**
+   * Errors and notices are redacted also when the statement only names a table with masked columns:
+   * the server quotes rows it rejects (`Failing row contains (...)`, `Key (...)=(...) is duplicated`)
+   * whatever columns the statement names.
+   */
+  private strictErrorsFor(head: PendingResponse | undefined, masking: TargetMasking): boolean {
+    if (head?.op === undefined) return false;
+    return this.readsProtected(masking, head.op) || head.op.statements.some((s) => touchesMaskedColumns(masking, s));
+  }
+
+  private onParameterStatus(f: Frame): void {
+    const p = decodeParameterStatus(f);
+    const unsafe = this.checkParameter(p.key, p.value);
+    if (unsafe) return this.fatal('42501', unsafe, 'guard');
+    const masking = this.rt.masking();
+    if (!masking) return this.pass(f);
+    const head = this.queue.peek();
+    const r = maskParameterValue(p.value, masking, this.strictFor(head, masking));
+    if (r.count === 0) return this.pass(f);
+    if (head) {
+      head.masked += r.count;
+      tally(head, r.by);
+    }
+    this.clientOut.push(encodeParameterStatus(p.key, r.value));
+  }
+
+  private onNotice(f: Frame): void {
+    const masking = this.rt.masking();
+    if (!masking) return this.pass(f);
+    const head = this.queue.peek();
+    this.pushMasked(f, head, maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking), head?.text));
+  }
+
+  private onNotification(f: Frame): void {
+    const masking = this.rt.masking();
+    if (!masking) return this.pass(f);
+    const head = this.queue.peek();
+    this.pushMasked(f, head, maskNotification(f.buf, f.body, f.end, masking, this.strictFor(head, masking)));
+  }
+
+  private pushMasked(f: Frame, head: PendingResponse | undefined, r: { frame?: Buffer; count: number; by?: Record<string, number> }): void {
+    if (!r.frame) return this.pass(f);
+    if (head) {
+      head.masked += r.count;
+      tally(head, r.by);
+    }
+    this.clientOut.push(r.frame);
   }
 
   private onCommandComplete(f: Frame): void {
@@ -1176,6 +1318,7 @@ export class PgSession {
       head.shape = undefined;
       head.plan = undefined;
       head.copyOut = false;
+      head.copyPlan = undefined;
       head.rows = 0;
       head.masked = 0;
       head.startedAt = performance.now();
@@ -1190,11 +1333,19 @@ export class PgSession {
       this.clientOut.push(encodeErrorResponse(this.denialFields(head.denial, head.denialCode)));
       this.finish(head, head.denial);
     } else {
+      const masking = this.rt.masking();
+      const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking), head?.text) : { count: 0 };
       if (head) {
-        head.error = decodeNoticeFields(f).M ?? 'error';
+        // The audit record keeps the message as the agent sees it.
+        head.error = (masked.frame ? decodeNoticeFields({ ...f, buf: masked.frame, start: 0, body: 5, end: masked.frame.length }) : decodeNoticeFields(f)).M ?? 'error';
+        if (masked.count > 0) {
+          head.masked += masked.count;
+          tally(head, masked.by);
+        }
         if (head.op) this.finish(head);
       }
-      this.pass(f);
+      if (masked.frame) this.clientOut.push(masked.frame);
+      else this.pass(f);
     }
     if (head && head.expect !== Expect.Query) {
       // The server now skips everything up to the client's next Sync. When that Sync is not here

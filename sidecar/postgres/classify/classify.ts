@@ -5,7 +5,7 @@
 // is parsed again and merged into the statement that carries it.
 import { loadModule, parsePlPgSQLSync, parseSync } from 'libpg-query';
 import type { SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
-import { newCollected, type Collected } from './collect';
+import { newCollected, readsWholeRow, setColumnsOf, type Collected } from './collect';
 import { ParserFailure, rethrowFailure } from './failure';
 import { MAX_NESTING_DEPTH, nestingDepth } from './prescan';
 import { stmtKind } from './kinds';
@@ -210,11 +210,16 @@ function toInfo(kind: string, c: Collected): SqlStatementInfo {
   // One name is the normal case. Several (only possible through SQL nested in strings) are joined
   // with NUL, which no identifier contains: the session then finds no such prepared statement and
   // refuses, rather than judging by one of them.
-  if (c.opaque) info.opaque = true;
-  if (c.readWrite.size > 0) info.readWrite = [...c.readWrite].sort();
   if (c.executes.size > 0) info.executes = [...c.executes].sort().join('\u0000');
   // Several DEALLOCATEs: forget them all (a later EXECUTE of any is then refused as unknown).
   if (c.deallocates.size > 0) info.deallocates = c.deallocates.size === 1 ? [...c.deallocates][0] : '*';
+  if (c.opaque) info.opaque = true;
+  if (c.readWrite.size > 0) info.readWrite = [...c.readWrite].sort();
+  if (readsWholeRow(c)) info.wholeRow = true;
+  if (c.copyOut) info.copyOut = c.copyOut;
+  if (c.stores) info.stores = true;
+  if (c.star) info.star = true;
+  if (c.setColumns.size > 0) info.setColumns = setColumnsOf(c);
   return info;
 }
 

@@ -1,6 +1,7 @@
 // What a walk over one statement accumulates, and the name helpers that fill it.
 // Names are lower-cased: PostgreSQL folds unquoted identifiers, and a quoted "Secrets" matching a
 // rule for `secrets` is a false deny we accept rather than a miss.
+import type { CopyOutInfo } from '../../../common/policy/types';
 
 export interface Collected {
   kinds: Set<string>;
@@ -15,10 +16,38 @@ export interface Collected {
   opaque: boolean;
   /** How the statement could turn a read-only session read-write (read-only.ts), if it could. */
   readWrite: Set<string>;
+  /** Relation names and aliases in scope somewhere in the statement (a bare column reference to one is a whole row). */
+  rowNames: Set<string>;
+  /** One-part column references (`c` in `SELECT c FROM customers c`). */
+  bareRefs: Set<string>;
+  /** A `*` inside an expression (`to_jsonb(c.*)`): a whole row as one value. */
+  starInExpr: boolean;
+  copyOut?: CopyOutInfo;
+  stores: boolean;
+  star: boolean;
+  setColumns: Set<string>;
+  /** One-part references in UPDATE SET values (a whole row when one names a relation). */
+  setBareRefs: Set<string>;
 }
 
 export function newCollected(): Collected {
-  return { kinds: new Set(), tables: new Set(), functions: new Set(), columns: new Set(), executes: new Set(), deallocates: new Set(), opaque: false, readWrite: new Set() };
+  return {
+    kinds: new Set(),
+    tables: new Set(),
+    functions: new Set(),
+    columns: new Set(),
+    executes: new Set(),
+    deallocates: new Set(),
+    opaque: false,
+    readWrite: new Set(),
+    rowNames: new Set(),
+    bareRefs: new Set(),
+    starInExpr: false,
+    stores: false,
+    star: false,
+    setColumns: new Set(),
+    setBareRefs: new Set(),
+  };
 }
 
 /** `sval` of a `{String: {sval}}` node, else undefined. */
@@ -56,6 +85,21 @@ export function addRangeVar(c: Collected, rv: Record<string, unknown>): void {
     if (typeof v === 'string' && v !== '') parts.push(v.toLowerCase());
   }
   addQualified(c.tables, parts);
+  if (parts.length > 0) c.rowNames.add(parts[parts.length - 1]);
+}
+
+/** Names the UPDATE SET values read; `*` stands for a whole row. */
+export function setColumnsOf(c: Collected): string[] {
+  const out = new Set(c.setColumns);
+  for (const r of c.setBareRefs) if (c.rowNames.has(r)) out.add('*');
+  return [...out].sort();
+}
+
+/** Does the statement read some row as one value? Only known once the whole tree was walked (aliases follow their use). */
+export function readsWholeRow(c: Collected): boolean {
+  if (c.starInExpr) return true;
+  for (const r of c.bareRefs) if (c.rowNames.has(r)) return true;
+  return false;
 }
 
 /** Column name (last part) plus the qualified form as written (`c.card_number`, `c.*`). */
@@ -64,6 +108,7 @@ export function addColumnRef(c: Collected, fields: unknown): void {
   if (parts.length === 0) return;
   c.columns.add(parts[parts.length - 1]);
   if (parts.length > 1) c.columns.add(parts.join('.'));
+  else c.bareRefs.add(parts[0]);
 }
 
 /** Parses a relation name given as text (`'public.secrets'::regclass`), quoting rules included. */

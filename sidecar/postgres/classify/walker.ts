@@ -15,6 +15,8 @@ import {
   stringNode,
   type Collected,
 } from './collect';
+import { scanSync } from 'libpg-query';
+import type { CopyOutInfo } from '../../../common/policy/types';
 import { isDynamicSqlFunction, RELATION_TEXT_FUNCTIONS } from './dynamic';
 import { isStatementType, stmtKind } from './kinds';
 import { otherSessionCall, setConfigTurnsOff, transactionTurnsOff, variableSetTurnsOff } from './read-only';
@@ -118,20 +120,38 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
   if (obj.action === 'ONCONFLICT_UPDATE') out.kinds.add('UPDATE');
   // SELECT ... INTO creates a table; seen here too because a UNION keeps it on a bare branch.
   if (obj.intoClause !== undefined) {
+    out.stores = true;
     out.kinds.add('CREATE');
     out.kinds.add('SELECT');
   }
   visitObjectNames(obj, out);
+  // FROM customers c, (SELECT ...) s, WITH x AS (...): names a bare column reference may read as a whole row.
+  const alias = (obj.alias as { aliasname?: unknown } | undefined)?.aliasname;
+  if (typeof alias === 'string') out.rowNames.add(alias.toLowerCase());
+  if (typeof obj.ctename === 'string') out.rowNames.add(obj.ctename.toLowerCase());
+  // A select-list `*` / `c.*` is expanded into plain columns, which RowDescription traces to their table.
+  if (Array.isArray(obj.targetList)) {
+    for (const t of obj.targetList) {
+      const ref = (t as { ResTarget?: { val?: { ColumnRef?: object } } } | null)?.ResTarget?.val?.ColumnRef;
+      if (ref !== undefined) expandedStars.add(ref);
+    }
+  }
   if (type === undefined) return;
   if (isStatementType(type)) {
     out.kinds.add(stmtKind(type, obj));
+    visitStore(type, obj, out);
     visitStatement(type, obj, ctx);
     return;
   }
   switch (type) {
     case 'ColumnRef': {
       addColumnRef(out, obj.fields);
-      const selected = nameParts(obj.fields).slice(1);
+      const parts = nameParts(obj.fields);
+      if (parts[parts.length - 1] === '*') {
+        out.star = true;
+        if (!expandedStars.has(obj)) out.starInExpr = true;
+      }
+      const selected = parts.slice(1);
       addFieldSelections(out, selected);
       // `t.query_to_xml` runs query_to_xml(t): its text is a value we cannot see.
       if (selected.some((n) => isDynamicSqlFunction([n]))) markOpaque(out);
@@ -169,11 +189,14 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
   const out = ctx.out;
   switch (type) {
     case 'CopyStmt':
-      // COPY t FROM writes rows into t; COPY t TO reads all of t.
+      // COPY t FROM writes rows into t; COPY t TO reads all of t. The file name is a constant, and
+      // `FROM ''` parses like `FROM STDIN` (protobuf omits empty strings): never shared by normalized text.
+      ctx.flags.constSensitive = true;
       if (obj.is_from === true) out.kinds.add('INSERT');
       else if (obj.relation !== undefined) out.kinds.add('SELECT');
       if (obj.is_program === true) out.functions.add('copy_program');
       else if (typeof obj.filename === 'string') out.functions.add('copy_file');
+      else if (obj.is_from !== true) visitCopyOut(obj, ctx);
       break;
     case 'AlterDefaultPrivilegesStmt': {
       const action = obj.action as Obj | undefined;
@@ -220,6 +243,117 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
 
 function addReadWrite(out: Collected, why: string | undefined): void {
   if (why !== undefined) out.readWrite.add(why);
+}
+
+/**
+ * Statements that store what a query reads somewhere column masking no longer applies: a relation,
+ * a function body (`SELECT leak()` returns what it reads), a generated column (ALTER TABLE).
+ */
+const STORING_STATEMENTS = new Set(['CreateTableAsStmt', 'ViewStmt', 'RuleStmt', 'MergeStmt', 'CreateFunctionStmt', 'AlterTableStmt']);
+
+function visitStore(type: string, obj: Obj, out: Collected): void {
+  if (STORING_STATEMENTS.has(type)) out.stores = true;
+  if (type === 'InsertStmt') {
+    // INSERT ... VALUES of constants and parameters stores only what the agent sent.
+    const select = (obj.selectStmt as { SelectStmt?: Obj } | undefined)?.SelectStmt;
+    if (select !== undefined && (select.valuesLists === undefined || /"(ColumnRef|SubLink)"/.test(JSON.stringify(select.valuesLists)))) out.stores = true;
+    const conflict = obj.onConflictClause as Obj | undefined;
+    const target = obj.relation as Obj | undefined;
+    // ON CONFLICT DO UPDATE SET ... = EXCLUDED.x stores the proposed row (the agent's own values), unless the table is named so.
+    const excludedIsProposed = target?.relname !== 'excluded' && (target?.alias as Obj | undefined)?.aliasname !== 'excluded';
+    if (conflict !== undefined) addSetValues(conflict.targetList, out, excludedIsProposed);
+  }
+  if (type === 'UpdateStmt') addSetValues(obj.targetList, out, false);
+}
+
+/** Column names read by SET values (not WHERE: a protected column there filters rows, it is copied nowhere). */
+function addSetValues(targetList: unknown, out: Collected, skipExcluded: boolean): void {
+  if (!Array.isArray(targetList)) return;
+  const values: unknown[] = targetList.map((t) => (t as { ResTarget?: { val?: unknown } } | null)?.ResTarget?.val);
+  while (values.length > 0) {
+    const v = values.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      values.push(...v);
+      continue;
+    }
+    const ref = (v as { ColumnRef?: { fields?: unknown } }).ColumnRef;
+    if (ref !== undefined) {
+      const names = nameParts(ref.fields);
+      if (skipExcluded && names.length === 2 && names[0] === 'excluded') continue;
+      for (const n of names) out.setColumns.add(n);
+      if (names.length === 1) out.setBareRefs.add(names[0]);
+    }
+    for (const k in v) values.push((v as Obj)[k]);
+  }
+}
+
+/** Star column references that a select list expands (not whole-row values); per parse tree. */
+const expandedStars = new WeakSet<object>();
+
+/** `COPY t (cols) TO STDOUT` / `COPY (query) TO STDOUT`: what to describe to learn the columns, and the data format. */
+function visitCopyOut(obj: Obj, ctx: WalkContext): void {
+  let select: string | undefined;
+  if (obj.relation !== undefined && obj.relation !== null) {
+    const rel = obj.relation as Obj;
+    const parts = ['catalogname', 'schemaname', 'relname'].map((k) => rel[k]).filter((v): v is string => typeof v === 'string' && v !== '');
+    const cols = Array.isArray(obj.attlist) ? obj.attlist.map(stringNode).filter((v): v is string => v !== undefined) : [];
+    select = `SELECT ${cols.length > 0 ? cols.map(quoteIdent).join(', ') : '*'} FROM ${parts.map(quoteIdent).join('.')}`;
+  } else if (obj.query !== undefined) {
+    // The query as written (its constants matter), so the result must not be shared across constants.
+    ctx.flags.constSensitive = true;
+    select = parenthesizedQuery(ctx.stmtText());
+  }
+  if (select === undefined) return;
+  const opts = defElems(obj.options);
+  const info: CopyOutInfo = { select, format: 'text' };
+  if (obj.relation !== undefined && obj.relation !== null && !(Array.isArray(obj.attlist) && obj.attlist.length > 0)) info.wholeTable = true;
+  const format = stringNode(opts.get('format'))?.toLowerCase();
+  if (format === 'csv' || format === 'binary') info.format = format;
+  for (const k of ['delimiter', 'quote', 'escape', 'null'] as const) {
+    const v = stringNode(opts.get(k));
+    if (v !== undefined) info[k] = v;
+  }
+  if (opts.has('header')) info.header = defElemTrue(opts.get('header'));
+  ctx.out.copyOut = info;
+}
+
+/** HEADER, HEADER true/on/1/match: a bare option has no argument. */
+function defElemTrue(arg: unknown): boolean {
+  if (arg === undefined || arg === null) return true;
+  const b = (arg as { Boolean?: { boolval?: boolean } }).Boolean;
+  if (b !== undefined) return b.boolval === true;
+  const i = (arg as { Integer?: { ival?: number } }).Integer;
+  if (i !== undefined) return (i.ival ?? 0) !== 0;
+  const s = stringNode(arg)?.toLowerCase();
+  return s !== undefined && s !== 'false' && s !== 'off' && s !== '0';
+}
+
+/** The text between COPY's first parenthesis and its match, found with the real scanner (comments, strings). */
+function parenthesizedQuery(stmt: string): string | undefined {
+  let tokens: Array<{ start: number; end: number; text: string }>;
+  try {
+    tokens = scanSync(stmt).tokens;
+  } catch {
+    return undefined;
+  }
+  const bytes = Buffer.from(stmt, 'utf8');
+  let depth = 0;
+  let start = -1;
+  for (const t of tokens) {
+    if (t.text === '(') {
+      if (depth === 0) start = t.end;
+      depth++;
+    } else if (t.text === ')') {
+      depth--;
+      if (depth === 0 && start >= 0) return bytes.subarray(start, t.start).toString('utf8');
+    }
+  }
+  return undefined;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 function visitFunctionName(obj: Obj, parts: string[], ctx: WalkContext): void {
