@@ -159,7 +159,12 @@ export class FuzzWorld {
         let c = conns[step.conn];
         if (!c || c.closed) {
           if (c) retired.push(c);
-          c = await WireClient.connect(port, 'crm');
+          try {
+            c = await connectPatiently(port);
+          } catch (e) {
+            violations.push({ kind: 'sidecar-unresponsive', detail: `step ${i + 1}: a new agent connection failed: ${(e as Error).message}` });
+            break;
+          }
           conns[step.conn] = c;
         }
         const mark = `fz-mark-${++this.marker}`;
@@ -234,7 +239,7 @@ export class FuzzWorld {
   private async checkControl(): Promise<Violation[]> {
     let c: WireClient;
     try {
-      c = await WireClient.connect(this.stack.port, 'crm');
+      c = await connectPatiently(this.stack.port);
     } catch (e) {
       return [{ kind: 'sidecar-unresponsive', detail: `a fresh connection failed after the program: ${(e as Error).message}` }];
     }
@@ -262,6 +267,21 @@ export class FuzzWorld {
   }
 }
 
+/** How long a new connection may be refused (the previous program's connections still closing, a connection limit) before the sidecar counts as unresponsive. */
+export const CONNECT_PATIENCE_MS = 3000;
+
+async function connectPatiently(port: number): Promise<WireClient> {
+  const deadline = Date.now() + CONNECT_PATIENCE_MS;
+  for (;;) {
+    try {
+      return await WireClient.connect(port, 'crm');
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 function dedupe(vs: Violation[]): Violation[] {
   const seen = new Set<string>();
   return vs.filter((v) => (seen.has(v.kind) ? false : (seen.add(v.kind), true)));
@@ -269,14 +289,16 @@ function dedupe(vs: Violation[]): Violation[] {
 
 /**
  * Ledger rows an approved request allows to delete, read from what the approver saw: a literal
- * `id = N`, `EXECUTE lp(N)`, or `id = $1` with its bound parameter. A PREPARE allows none.
+ * `id = N`, `EXECUTE lp(N)`, or `id = $1` with its bound parameter. A PREPARE (no parameters
+ * bound yet) allows none.
  */
 export function authorizedRows(display: string): number[] {
   const out: number[] = [];
   for (const m of display.matchAll(/(?<!PREPARE\s+\w+\s*\(int\)\s+AS\s+)DELETE\s+FROM\s+ledger\s+WHERE\s+id\s*=\s*(\d+)/gi)) out.push(Number(m[1]));
   for (const m of display.matchAll(/EXECUTE\s+lp\s*\(\s*(\d+)\s*\)/gi)) out.push(Number(m[1]));
-  if (/DELETE\s+FROM\s+ledger\s+WHERE\s+id\s*=\s*\$1/i.test(display) && !/^\s*PREPARE\b/i.test(display)) {
-    const bound = /\$1 = '(\d+)'/.exec(display);
+  // Bound parameters mean an execution (a SQL PREPARE has none), whatever text the display starts with.
+  if (/DELETE\s+FROM\s+ledger\s+WHERE\s+id\s*=\s*\$1/i.test(display)) {
+    const bound = /^\s*\$1 = '(\d+)'$/m.exec(display);
     if (bound) out.push(Number(bound[1]));
   }
   return out.filter((n) => n >= 1 && n <= LEDGER_ROWS);
