@@ -12,6 +12,7 @@ import { Client } from 'pg';
 import { crmPolicy, startStack, type Stack } from '../support/stack';
 import type { Identity } from '../../common/policy/types';
 import { APPROVED_RULE, CANARY_ROWS, LEDGER_ROWS, POLICY_RULES, SECRET, SETUP_SQL, type Step } from './generators';
+import { startWatchdog, type Watchdog } from './watchdog';
 import { errorFields, WireClient, type BackendMessage, type Msg } from './wire';
 
 /** How long one step may take before the connection counts as stuck (holds are decided in ms). */
@@ -90,6 +91,7 @@ export class FuzzWorld {
   approvals = { approved: 0, denied: 0 };
   private marker = 0;
   private admin!: Client;
+  private watchdog?: Watchdog;
 
   private constructor(readonly stack: Stack) {}
 
@@ -99,11 +101,13 @@ export class FuzzWorld {
     w.admin = new Client({ connectionString: stack.pg.url('crm') });
     await w.admin.connect();
     w.startApprover();
+    w.watchdog = startWatchdog();
     return w;
   }
 
   async stop(): Promise<void> {
     clearInterval(this.approverTimer);
+    await this.watchdog?.stop();
     await this.admin.end().catch(() => undefined);
     await this.stack.stop();
   }

@@ -46,6 +46,11 @@ export const SEEDS: Seed[] = [
     ],
   },
   {
+    // Found by the random phase (FUZZ_SEED=4242): the approver is shown "EXECUTE lp(34)" and row 17 goes.
+    name: 'protocol-prepared statement run by SQL EXECUTE (the approver sees only the name and arguments)',
+    program: [proto(0, 'approval', { k: 'Parse', name: 'lp', sql: 'DELETE FROM ledger WHERE id = 17' }), q(0, 'approval', 'EXECUTE lp(34)')],
+  },
+  {
     name: 'whole-row references to the masked table (text and binary)',
     program: [
       q(0, 'secret-read', 'SELECT v FROM vault v', 'SELECT v.* FROM vault v', 'SELECT to_jsonb(v) FROM vault v', 'SELECT row(v.*) FROM vault v', 'SELECT array_agg(v) FROM vault v'),
@@ -93,5 +98,21 @@ export const SEEDS: Seed[] = [
   {
     name: 'parser poisoning by deep NOT nesting, then DROP from another connection',
     program: [q(0, 'parser', ...Array.from({ length: 60 }, () => DEEP_NOT)), q(1, 'parser', 'DROP TABLE canary'), q(1, 'parser', 'DELETE FROM canary')],
+  },
+];
+
+/**
+ * Bypasses the fuzzer found that issue 10 does not list: the masked column read through an object
+ * the agent creates (the sidecar masks by table.column, and the result names the new relation).
+ * Open: pg-unlisted.test.ts runs each as an expected failure, so it turns red once fixed and
+ * belongs in SEEDS from then on.
+ */
+export const UNLISTED_SEEDS: Seed[] = [
+  { name: 'masked column through a VIEW the agent creates', program: [q(0, 'secret-read', 'CREATE VIEW fz_v AS SELECT secret FROM vault', 'SELECT * FROM fz_v')] },
+  { name: 'masked column through a MATERIALIZED VIEW', program: [q(0, 'secret-read', 'CREATE MATERIALIZED VIEW fz_m AS SELECT secret FROM vault', 'SELECT * FROM fz_m')] },
+  { name: 'masked column copied by CREATE TABLE AS, then read', program: [q(0, 'secret-read', 'CREATE TABLE fz_c AS SELECT secret FROM vault', 'SELECT * FROM fz_c')] },
+  {
+    name: 'masked column through a SQL function the agent creates',
+    program: [q(0, 'secret-read', "CREATE FUNCTION fz_f() RETURNS text LANGUAGE sql AS 'SELECT secret FROM vault LIMIT 1'", 'SELECT fz_f()')],
   },
 ];
