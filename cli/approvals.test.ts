@@ -8,7 +8,8 @@ import { createApprovalRequestAdmission } from '../operator/approvals/admission'
 import { KubeApprovalBackend } from '../sidecar/approvals/kube-backend';
 import { createApprovalGate } from '../sidecar/approvals/gate';
 import { LocalApprovalStore } from '../sidecar/approvals/local-store';
-import { sqlOperation } from '../sidecar/approvals/operation';
+import { sqlDigest, sqlOperation } from '../sidecar/approvals/operation';
+import type { ApprovalRequestObject } from '../operator/approvals/object';
 import { startTestAdmin, newApprovalRequest } from '../sidecar/approvals/test-helpers';
 import type { Identity } from '../common/policy/types';
 import type { ApprovalBackend, ApprovalRequest, NewApprovalRequest } from '../sidecar/approvals/types';
@@ -241,6 +242,27 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
     await expect(held).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ticket OPS-1)', approvalId: name, decidedBy: 'alice', state: 'approved' });
     const stored = fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, name) as { status: { decisions: Array<{ by: string }> } };
     expect(stored.status.decisions.map((d) => d.by)).toEqual(['alice']);
+  });
+
+  test('spoofing (issue 10 §6): the stored object, kubectl warden approvals (table, -o json) and approve show hidden characters escaped', async () => {
+    const RAW_HIDDEN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
+    const sql = 'DELETE FROM orders WHERE id > 0 /*\u202e 3 = di EREHW \u202c\x1b[2K\r*/';
+    // Through the data path's own operation builder, and raw, as a back end given any display would get it.
+    const viaGate = await backend.create(newApprovalRequest({ policy: 'agent-policy', operation: sqlOperation(sql) }));
+    const raw = await backend.create(newApprovalRequest({ policy: 'agent-policy', operation: { kind: 'sql', display: sql, digest: sqlDigest(sql) } }));
+    for (const rec of [viaGate, raw]) {
+      const obj = fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, rec.id) as unknown as ApprovalRequestObject;
+      expect(obj.spec.operation.display).not.toMatch(RAW_HIDDEN);
+      expect(obj.spec.operation.display).toContain('WHERE id > 0 /*\\u202e 3 = di EREHW \\u202c\\x1b[2K\\r\n*/');
+      expect(obj.spec.operation.digest).toBe(sqlDigest(sql));
+    }
+    const table = await kubectl(['approvals', '-n', NS]);
+    expect(table.out).not.toMatch(RAW_HIDDEN);
+    expect(table.out.split('\n')).toHaveLength(3);
+    const json = await kubectl(['approvals', '-n', NS, '-o', 'json']);
+    expect(json.out).not.toMatch(RAW_HIDDEN);
+    const r = await kubectl(['deny', raw.id, '-n', NS, '--reason', 'no\u202e'], 'bob');
+    expect(r).toEqual({ code: 0, out: `${raw.id} denied: denied by bob: no\\u202e`, err: '' });
   });
 
   test('refusals from the API server are printed verbatim: self-approval, non-approver, already decided, unknown name', async () => {

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import type { ApprovalRequest } from '../sidecar/approvals/types';
 import { APPROVAL_API, type ApprovalRequestObject, type ApprovalRequestList } from '../operator/approvals/object';
 import { apiStatus } from '../common/k8s/api-error';
+import { displaySafe, displaySafeJson } from '../common/display-escape';
 
 export interface CliIo {
   stdout(s: string): void;
@@ -94,8 +95,9 @@ function ago(ms: number): string {
   return `${h}h${m % 60 ? `${m % 60}m` : ''}`;
 }
 
+/** One line of at most n characters; hidden characters escaped first, so none survives the cut. */
 function truncate(s: string, n: number): string {
-  const one = s.replace(/\s+/g, ' ').trim();
+  const one = displaySafe(s).replace(/\s+/g, ' ').trim();
   return one.length > n ? `${one.slice(0, n - 1)}…` : one;
 }
 
@@ -115,7 +117,9 @@ export function formatTable(items: ApprovalRequest[], now = Date.now(), all = fa
     const expires = r.state === 'pending' ? (left > 0 ? `in ${ago(left)}` : 'now') : r.state;
     const votes = r.required > 1 ? ` [${r.decisions.filter((d) => d.verdict === 'approve').length}/${r.required}]` : '';
     const age = r.createdAt ? ago(now - Date.parse(r.createdAt)) : '-';
-    return [...(ns ? [ns(r)] : []), r.id, age, expires, r.rule + votes, r.target || '-', r.requester.subject || '-', truncate(r.operation.display, OPERATION_WIDTH)];
+    const cells = [...(ns ? [ns(r)] : []), r.id, age, expires, r.rule + votes, r.target || '-', r.requester.subject || '-'];
+    // Every cell: the objects may come from anywhere a user can create them, not only a sidecar.
+    return [...cells.map((c) => displaySafe(c).replace(/\s+/g, ' ')), truncate(r.operation.display, OPERATION_WIDTH)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
@@ -143,12 +147,12 @@ export interface ApprovalsCliOptions {
 
 function printDecided(io: CliIo, id: string, rec: ApprovalRequest, output: string | undefined, who?: string): void {
   if (output === 'json') {
-    io.stdout(JSON.stringify(rec, null, 2));
+    io.stdout(displaySafeJson(rec, 2));
   } else if (rec.state === 'pending') {
     const n = rec.decisions.filter((d) => d.verdict === 'approve').length;
-    io.stdout(`approval recorded for ${id}${who ? ` as ${who}` : ''}: ${n} of ${rec.required} approvals; waiting for ${rec.required - n} more approver(s)`);
+    io.stdout(displaySafe(`approval recorded for ${id}${who ? ` as ${who}` : ''}: ${n} of ${rec.required} approvals; waiting for ${rec.required - n} more approver(s)`));
   } else {
-    io.stdout(`${id} ${rec.state}: ${rec.finalReason ?? rec.state}`);
+    io.stdout(displaySafe(`${id} ${rec.state}: ${rec.finalReason ?? rec.state}`));
   }
 }
 
@@ -220,7 +224,7 @@ export async function runApprovalsCli(argv: string[], io: CliIo, env: NodeJS.Pro
     throw new CliError(`unknown command "${cmd}"\n\n${USAGE}`, 2);
   } catch (e) {
     if (e instanceof CliError) {
-      io.stderr(`warden ${cmd}: ${e.message}`);
+      io.stderr(`warden ${cmd}: ${displaySafe(e.message)}`);
       return e.exitCode;
     }
     throw e;
@@ -231,7 +235,7 @@ async function localList(io: CliIo, values: Values, env: NodeJS.ProcessEnv): Pro
   const addr = values['admin-addr'] ?? DEFAULT_ADMIN_ADDR;
   const token = values.token ?? (env.WARDEN_TOKEN || undefined);
   const body = (await call(addr, `/approvals${values.all ? '?state=all' : ''}`, { token })) as { items: ApprovalRequest[] };
-  io.stdout(values.output === 'json' ? JSON.stringify(body.items, null, 2) : formatTable(body.items, Date.now(), values.all === true));
+  io.stdout(values.output === 'json' ? displaySafeJson(body.items, 2) : formatTable(body.items, Date.now(), values.all === true));
   return 0;
 }
 
@@ -293,7 +297,7 @@ async function kubeList(io: CliIo, values: Values): Promise<number> {
     .filter((r) => values.all === true || r.state === 'pending')
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   if (values.output === 'json') {
-    io.stdout(JSON.stringify(items.map((r) => ({ namespace: namespaces.get(r), ...r })), null, 2));
+    io.stdout(displaySafeJson(items.map((r) => ({ namespace: namespaces.get(r), ...r })), 2));
   } else {
     const table = formatTable(items, Date.now(), values.all === true, { idHeader: 'NAME', ...(all ? { namespaceOf: (r: ApprovalRequest) => namespaces.get(r) ?? '' } : {}) });
     io.stdout(items.length === 0 && !all ? `${table.replace(/\.$/, '')} in namespace ${c.namespace}.` : table);

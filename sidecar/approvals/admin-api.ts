@@ -9,6 +9,7 @@ import type { Identity } from '../../common/policy/types';
 import { ApprovalError, type ApprovalBackend, type ApprovalState, type Verdict } from './types';
 import type { AdminHandler } from '../admin-server';
 import { parseBearer } from '../../common/identity/extract';
+import { displaySafeJson } from '../../common/display-escape';
 
 export const LOCAL_APPROVERS_GROUP = 'local-approvers';
 const MAX_BODY = 64 * 1024;
@@ -41,7 +42,8 @@ class HttpError extends Error {
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, null, 2) + '\n';
+  // Lossless: hidden characters become JSON \u escapes, so `curl` prints nothing a terminal acts on.
+  const text = displaySafeJson(body, 2) + '\n';
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(text);
 }

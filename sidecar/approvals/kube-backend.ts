@@ -24,6 +24,7 @@ import {
   type Verdict,
 } from './types';
 import { formatDuration } from '../../common/policy/syntax';
+import { displaySafe } from '../../common/display-escape';
 
 const SERVICEACCOUNT_CA = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
 /** Label naming the pod whose sidecar opened the request (kubectl get ar -l agentwarden.io/pod=NAME). */
@@ -138,7 +139,9 @@ export class KubeApprovalBackend implements ApprovalBackend {
         policy: req.policy,
         rule: req.rule,
         target: req.target,
-        operation: { ...req.operation },
+        // `kubectl get` prints the display raw (a printer column and -o yaml alike): escaped again
+        // here in case a caller built the operation without sqlOperation/httpOperation.
+        operation: { ...req.operation, display: displaySafe(req.operation.display) },
         approvers: { users: [...(req.approvers?.users ?? [])], groups: [...(req.approvers?.groups ?? [])] },
         required,
         expiresAt: new Date(Date.now() + req.timeoutMs).toISOString(),

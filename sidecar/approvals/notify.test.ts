@@ -297,6 +297,38 @@ describe('approval notifier', () => {
     }
   });
 
+  test('spoofing (issue 10 §6): control, bidi and invisible characters reach neither receiver raw, parsed or not', async () => {
+    const RAW_HIDDEN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200c-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
+    const rx = await receiver(answer(200));
+    try {
+      const n = createNotifier([{ kind: 'webhook', url: rx.url }, { kind: 'slack', url: rx.url }]);
+      // A display built without the data path's escaping (the notifier escapes again), and a requester and reason with hidden characters.
+      const req = request({
+        requester: { subject: 'agent\u202e', groups: [] },
+        operation: { kind: 'sql', display: 'DELETE FROM t WHERE id > 0 /*\u202e 3 = di EREHW \x1b[2K\r*/', digest: 'c'.repeat(64) },
+        state: 'denied',
+        decisions: [{ by: 'alice', groups: [], verdict: 'deny', reason: 'no\u2066', at: '2030-01-01T00:01:00.000Z' }],
+        finalReason: 'denied by alice: no\u2066',
+      });
+      n.notify(req, 'decided');
+      await n.idle();
+      expect(rx.got).toHaveLength(2);
+      for (const got of rx.got) {
+        expect(got.body).not.toMatch(RAW_HIDDEN);
+        expect(JSON.stringify(JSON.parse(got.body), (_k, v: unknown) => (typeof v === 'string' ? v.replace(/\u200b/g, '') : v))).not.toMatch(RAW_HIDDEN);
+      }
+      const webhook = JSON.parse(rx.got.find((g) => !g.body.includes('"blocks"'))!.body) as { approval: ApprovalRequest };
+      expect(webhook.approval.operation.display).toBe('DELETE FROM t WHERE id > 0 /*\\u202e 3 = di EREHW \\x1b[2K\\r\n*/');
+      expect(webhook.approval.operation.digest).toBe('c'.repeat(64));
+      expect(webhook.approval.requester.subject).toBe('agent\\u202e');
+      expect(webhook.approval.finalReason).toBe('denied by alice: no\\u2066');
+      const slack = rx.got.find((g) => g.body.includes('"blocks"'))!.body;
+      expect(slack).toContain('WHERE id &gt; 0 /*\\\\u202e 3 = di EREHW');
+    } finally {
+      await rx.close();
+    }
+  });
+
   test('Slack: huge operation stays within the 3000-character section limit; decided shows decisions, no commands', async () => {
     const rx = await receiver(answer(200));
     try {

@@ -11,6 +11,8 @@
 //   { "type": "approval.created" | "approval.decided" | "approval.expired" | "approval.cancelled",
 //     "approval": <ApprovalRequest, operation.display truncated to 4 KiB>,
 //     "sentAt": <RFC 3339> }
+//   Every string is display-safe: control, bidi and invisible characters are shown as \x1b,
+//   \u202e, … (common/display-escape.ts), so a receiver that renders them shows no other text.
 // Headers:
 //   x-warden-event       the type above
 //   x-warden-delivery    unique id of this delivery, identical on every retry (dedupe on it)
@@ -29,6 +31,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '../../common/log';
 import type { ApprovalRequest } from './types';
+import { displaySafeDeep, displaySafeJson } from '../../common/display-escape';
 
 export type NotifyEvent = 'created' | 'decided' | 'expired' | 'cancelled';
 
@@ -82,9 +85,13 @@ function truncateChars(s: string, max: number): string {
   return s.slice(0, end) + marker;
 }
 
-/** The request as sent to receivers: a deep copy with the operation display bounded. */
+/**
+ * The request as sent to receivers: a deep copy with every string display-safe (receivers render
+ * it in chat, mail or a browser, where control and bidi characters would hide or reorder text)
+ * and the operation display bounded.
+ */
 function snapshot(req: ApprovalRequest): ApprovalRequest {
-  const copy = structuredClone(req);
+  const copy = displaySafeDeep(req);
   copy.operation = { ...copy.operation, display: truncateUtf8(copy.operation.display, MAX_DISPLAY_BYTES) };
   return copy;
 }
@@ -94,7 +101,7 @@ export function webhookSignature(secret: string, timestamp: string, body: string
 }
 
 export function webhookPayload(req: ApprovalRequest, event: NotifyEvent, sentAt = new Date()): string {
-  return JSON.stringify({ type: `approval.${event}`, approval: snapshot(req), sentAt: sentAt.toISOString() });
+  return displaySafeJson({ type: `approval.${event}`, approval: snapshot(req), sentAt: sentAt.toISOString() });
 }
 
 /** Slack mrkdwn control characters. */
@@ -221,7 +228,7 @@ export function createNotifier(targets: NotifyTarget[], opts: NotifierOptions = 
     const host = safeHost(p.url);
     const fields = { target: p.target.kind, host, event: type, approval: req.id, delivery };
     // The body is built once: the payload (sentAt included) is identical on every retry.
-    const body = p.target.kind === 'slack' ? JSON.stringify(slackPayload(req, event)) : webhookPayload(req, event);
+    const body = p.target.kind === 'slack' ? displaySafeJson(slackPayload(req, event)) : webhookPayload(req, event);
     let last = '';
     for (let attempt = 0; attempt <= retries; attempt++) {
       let retryAfter: number | undefined;

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { HttpOperationWithPort } from '../../common/policy/engine';
 import type { ApprovalOperation } from './types';
+import { escapeForDisplay } from '../../common/display-escape';
 
 const BODY_EXCERPT = 2000;
 
@@ -15,6 +16,20 @@ export function sqlDigest(sql: string, params?: ReadonlyArray<string | null>): s
   return sha256(JSON.stringify({ kind: 'sql', sql, params: params ?? [] }));
 }
 
+/** Starts the line `shown` adds (SQL and HTTP alike): a comment, so SQL stays SQL. */
+export const ESCAPE_NOTE_PREFIX = '-- warden:';
+
+/**
+ * What the approver reads, with every character that could hide, move or reorder text shown as an
+ * escape (display only: the digest binds the original), and a closing line saying so when there
+ * were any, so a `\u202e` in the display is known to stand for a hidden character.
+ */
+function shown(display: string): string {
+  const { text, escaped } = escapeForDisplay(display);
+  if (escaped === 0) return text;
+  return `${text}\n${ESCAPE_NOTE_PREFIX} ${escaped} invisible or control character(s) shown as \\x.., \\u.. or \\r escapes; the approval covers the original text`;
+}
+
 /** SQL text, then each bound parameter on its own line (`$1 = 'x'`, `$2 = NULL`). */
 export function sqlOperation(sql: string, params?: ReadonlyArray<string | null>): ApprovalOperation {
   let display = sql;
@@ -22,7 +37,7 @@ export function sqlOperation(sql: string, params?: ReadonlyArray<string | null>)
     const lines = params.map((p, i) => `  $${i + 1} = ${p === null ? 'NULL' : `'${p.replace(/'/g, "''")}'`}`);
     display += `\n-- bound parameters:\n${lines.join('\n')}`;
   }
-  return { kind: 'sql', display, digest: sqlDigest(sql, params) };
+  return { kind: 'sql', display: shown(display), digest: sqlDigest(sql, params) };
 }
 
 /** Headers are deliberately left out of both: the sidecar injects credentials there. */
@@ -49,5 +64,5 @@ export function httpOperation(op: HttpOperationWithPort): ApprovalOperation {
     const body = JSON.stringify(op.json, null, 2);
     display += `\n\n${body.length > BODY_EXCERPT ? `${body.slice(0, BODY_EXCERPT)}\n… (${body.length - BODY_EXCERPT} more characters)` : body}`;
   }
-  return { kind: 'http', display, digest: httpDigest(op) };
+  return { kind: 'http', display: shown(display), digest: httpDigest(op) };
 }
