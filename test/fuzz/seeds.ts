@@ -94,25 +94,18 @@ export const SEEDS: Seed[] = [
     name: 'writable CTE and multi-statement strings against the canary',
     program: [q(0, 'canary-write', 'WITH d AS (DELETE FROM canary RETURNING *) SELECT count(*) FROM d', "SELECT 'a;'; DELETE FROM canary", 'SELECT 1; DELETE FROM canary; SELECT 2')],
   },
-  // Last: on a sidecar that is vulnerable, it breaks the parser for the rest of the process.
-  {
-    name: 'parser poisoning by deep NOT nesting, then DROP from another connection',
-    program: [q(0, 'parser', ...Array.from({ length: 60 }, () => DEEP_NOT)), q(1, 'parser', 'DROP TABLE canary'), q(1, 'parser', 'DELETE FROM canary')],
-  },
-];
-
-/**
- * Bypasses the fuzzer found that issue 10 does not list: the masked column read through an object
- * the agent creates (the sidecar masks by table.column, and the result names the new relation).
- * Open: pg-unlisted.test.ts runs each as an expected failure, so it turns red once fixed and
- * belongs in SEEDS from then on.
- */
-export const UNLISTED_SEEDS: Seed[] = [
+  // Found by this fuzzer beyond the issue's list: the masked column read back through an object the
+  // agent creates (a view, a table, a function), whose result names the new relation.
   { name: 'masked column through a VIEW the agent creates', program: [q(0, 'secret-read', 'CREATE VIEW fz_v AS SELECT secret FROM vault', 'SELECT * FROM fz_v')] },
   { name: 'masked column through a MATERIALIZED VIEW', program: [q(0, 'secret-read', 'CREATE MATERIALIZED VIEW fz_m AS SELECT secret FROM vault', 'SELECT * FROM fz_m')] },
   { name: 'masked column copied by CREATE TABLE AS, then read', program: [q(0, 'secret-read', 'CREATE TABLE fz_c AS SELECT secret FROM vault', 'SELECT * FROM fz_c')] },
   {
     name: 'masked column through a SQL function the agent creates',
     program: [q(0, 'secret-read', "CREATE FUNCTION fz_f() RETURNS text LANGUAGE sql AS 'SELECT secret FROM vault LIMIT 1'", 'SELECT fz_f()')],
+  },
+  // Last: on a sidecar that is vulnerable, it breaks the parser for the rest of the process.
+  {
+    name: 'parser poisoning by deep NOT nesting, then DROP from another connection',
+    program: [q(0, 'parser', ...Array.from({ length: 60 }, () => DEEP_NOT)), q(1, 'parser', 'DROP TABLE canary'), q(1, 'parser', 'DELETE FROM canary')],
   },
 ];
