@@ -32,6 +32,7 @@ import { jsonTooDeep, JsonTooDeepError } from '../../policy/jsonpath';
 import type { JsonPathSegment } from '../../policy/syntax';
 import type { TextMasker } from '../masker';
 import { createHeldText, type HeldText } from './held-text';
+import { findDuplicateKey } from './json-duplicates';
 import { maskJsonDocument } from './json';
 import { planEvent, type SseFormat, type SynthEvent, type TextField } from './sse-formats';
 import { createSseParser, serializeBlock, serializeEvent, type SseBlock } from './sse-parser';
@@ -85,14 +86,18 @@ export interface SseItem {
 /** Parses one block's data (once, for the rule check and every masker). */
 export function sseItem(block: SseBlock): SseItem {
   let doc: unknown = NOT_JSON;
+  let dirty = false;
   if (block.data !== null) {
     try {
       doc = JSON.parse(block.data);
+      // A repeated key: the parse (last value wins) is what gets checked and masked, so it is
+      // what is sent; the upstream's text could carry an unmasked first value.
+      dirty = findDuplicateKey(block.data) !== undefined;
     } catch {
       /* not JSON: masked as text */
     }
   }
-  return { block, event: block.event, data: block.data, doc, dirty: false };
+  return { block, event: block.event, data: block.data, doc, dirty };
 }
 
 export function serializeItem(item: SseItem): string {
