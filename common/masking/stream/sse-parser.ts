@@ -107,18 +107,19 @@ function parseLine(line: string): SseLine {
  * are replaced (at the first one) by `data`, split on newlines. Synthesised or rewritten
  * events use LF, which every client accepts.
  */
-export function serializeBlock(block: SseBlock, data: string): string {
+export function serializeBlock(block: SseBlock, data: string | null): string {
   let out = '';
   let wrote = false;
   for (const l of block.lines) {
     if (l.name !== 'data') {
       out += l.text + '\n';
-    } else if (!wrote) {
+    } else if (!wrote && data !== null) {
       out += dataLines(data);
       wrote = true;
     }
   }
-  if (!wrote) out += dataLines(data);
+  // A block without data (comments only) gets none: an empty data line would dispatch an event.
+  if (!wrote && data !== null) out += dataLines(data);
   return block.complete ? out + '\n' : out;
 }
 
