@@ -436,3 +436,200 @@ describe('the unspecified addresses count as loopback in host rules', () => {
     expect(status).toBe(403);
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+describe('masking coverage', () => {
+  const CARD = '4111 1111 1111 1111';
+  const EMAIL = 'jane.doe@example.com';
+
+  test('JSON object keys are masked (a map keyed by email)', async () => {
+    behaviours.set('keyed', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ customers: { [EMAIL]: { plan: 'pro' }, 'bob@example.com': { plan: 'free' } } }));
+    });
+    const text = await (await undiciFetch(`${egress}/masked/keyed`)).text();
+    expect(text).not.toContain(EMAIL);
+    expect(text).not.toContain('bob@example.com');
+    expect(Object.values(JSON.parse(text).customers)).toEqual([{ plan: 'pro' }, { plan: 'free' }]);
+  });
+
+  test('SSE comment, id: and event: lines, and lines that are no field, are masked', async () => {
+    behaviours.set('lines', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`: debug ${EMAIL}\n\nid: ${CARD}\nevent: card-${CARD}\ndata: {"ok":1}\n\n{"text":"${CARD}"}\n\ndata: [DONE]\n\n`);
+    });
+    const text = await (await undiciFetch(`${egress}/masked/lines`)).text();
+    expect(text).not.toContain(EMAIL);
+    expect(text).not.toContain(CARD);
+    expect(text).toContain('data: {"ok":1}');
+    expect(text).toContain(': debug [REDACTED]');
+  });
+
+  test('response headers that carry data are masked; framing headers are left alone', async () => {
+    behaviours.set('hdrs', (_req, _b, res) => {
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        'content-disposition': `attachment; filename="${EMAIL}.csv"`,
+        location: `/customers/${CARD.replace(/ /g, '')}`,
+        'x-customer-email': EMAIL,
+        'cache-control': 'max-age=4111111111111111',
+      });
+      res.end('ok');
+    });
+    const r = await undiciRequest(`${egress}/masked/hdrs`);
+    await r.body.text();
+    expect(JSON.stringify(r.headers)).not.toContain(EMAIL);
+    expect(r.headers.location).toBe('/customers/[REDACTED]');
+    expect(r.headers['cache-control']).toBe('max-age=4111111111111111');
+  });
+
+  test.each([
+    ['utf-16le', (s: string) => Buffer.from(s, 'utf16le')],
+    ['utf-16be', (s: string) => Buffer.from(s, 'utf16le').swap16()],
+    ['iso-8859-1', (s: string) => Buffer.from(s, 'latin1')],
+  ] as const)('a text body in %s is decoded as declared, masked, and sent as UTF-8', async (charset, encode) => {
+    behaviours.set('cs', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': `text/plain; charset=${charset}` });
+      res.end(encode(`Café card ${CARD} for ${EMAIL}`));
+    });
+    const res = await undiciFetch(`${egress}/masked/cs`);
+    expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await res.text()).toBe('Café card [REDACTED] for [REDACTED]');
+  });
+
+  test('UTF-16 JSON and event streams too; an unknown charset is refused', async () => {
+    behaviours.set('cs16', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-16le' });
+      res.end(Buffer.from(JSON.stringify({ note: CARD }), 'utf16le'));
+    });
+    expect(await (await undiciFetch(`${egress}/masked/cs16`)).json()).toEqual({ note: '[REDACTED]' });
+    behaviours.set('sse16', async (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-16le' });
+      const bytes = Buffer.from(`data: {"note":"${CARD}"}\n\ndata: [DONE]\n\n`, 'utf16le');
+      res.write(bytes.subarray(0, 11)); // splits a UTF-16 code unit
+      await sleep(20);
+      res.end(bytes.subarray(11));
+    });
+    const sse = await (await undiciFetch(`${egress}/masked/sse16`)).text();
+    expect(sse).toBe('data: {"note":"[REDACTED]"}\n\ndata: [DONE]\n\n');
+    behaviours.set('csx', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=x-made-up' });
+      res.end(CARD);
+    });
+    const refused = await raw('/masked/csx');
+    expect(refused.status).toBe(502);
+    expect(refused.text).not.toContain('4111');
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('streamed values split across events and lines are masked (generic hold-back)', () => {
+  const CARD = '4111 1111 1111 1111';
+  /** The card split in two, with text around it. */
+  const pieces = ['Card: 4111 11', '11 1111 1111 ok'];
+
+  async function streamOut(behaviour: string, contentType: string, lines: string[]): Promise<{ text: string; firstAt: number; lastSentAt: number }> {
+    let lastSentAt = 0;
+    behaviours.set(behaviour, async (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': contentType });
+      for (const l of lines) {
+        res.write(l);
+        await sleep(15);
+      }
+      lastSentAt = performance.now();
+      res.end();
+    });
+    const res = await undiciFetch(`${egress}/masked/${behaviour}`);
+    let text = '';
+    let firstAt = 0;
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      if (firstAt === 0) firstAt = performance.now();
+      text += decoder.decode(chunk, { stream: true });
+    }
+    return { text, firstAt, lastSentAt };
+  }
+
+  const joined = (text: string, pick: (o: any) => string | undefined, sse: boolean): string =>
+    text
+      .split('\n')
+      .filter((l) => l.trim() !== '' && (!sse || l.startsWith('data: {')))
+      .map((l) => pick(JSON.parse(sse ? l.slice(6) : l)) ?? '')
+      .join('');
+
+  test('Ollama NDJSON (/api/chat), the card split across lines and chunks, streamed line by line', async () => {
+    const lines = pieces.map((p) => JSON.stringify({ model: 'llama3', message: { role: 'assistant', content: p }, done: false }) + '\n');
+    lines.push(JSON.stringify({ model: 'llama3', message: { role: 'assistant', content: '' }, done: true, eval_count: 5 }) + '\n');
+    // The first line also split mid-way, across two writes.
+    const split = [lines[0].slice(0, 20), lines[0].slice(20), ...lines.slice(1)];
+    const out = await streamOut('ollama', 'application/x-ndjson', split);
+    expect(out.text).not.toContain('4111');
+    expect(joined(out.text, (o) => o.message?.content, false)).toBe('Card: [REDACTED] ok');
+    // Each line is valid JSON, and the last one still says done.
+    const parsed = out.text.trim().split('\n').map((l) => JSON.parse(l));
+    expect(parsed.at(-1)).toMatchObject({ done: true });
+    expect(out.firstAt).toBeLessThan(out.lastSentAt); // streamed, not buffered whole
+  });
+
+  test('Ollama /api/generate (`response`) too', async () => {
+    const lines = [...pieces.map((p) => JSON.stringify({ response: p, done: false }) + '\n'), JSON.stringify({ response: '', done: true }) + '\n'];
+    const out = await streamOut('generate', 'application/x-ndjson', lines);
+    expect(joined(out.text, (o) => o.response, false)).toBe('Card: [REDACTED] ok');
+  });
+
+  test('OpenAI legacy completions (choices[].text)', async () => {
+    const ev = (text: string, finish: string | null) => `data: ${JSON.stringify({ id: 'c', object: 'text_completion', choices: [{ index: 0, text, finish_reason: finish }] })}\n\n`;
+    const out = await streamOut('legacy', 'text/event-stream', [ev(pieces[0], null), ev(pieces[1], null), ev('', 'stop'), 'data: [DONE]\n\n']);
+    expect(out.text).not.toContain('4111');
+    expect(joined(out.text, (o) => o.choices?.[0]?.text, true)).toBe('Card: [REDACTED] ok');
+  });
+
+  test('Gemini streamGenerateContent (candidates[].content.parts[].text), the last chunk carrying text and finishReason', async () => {
+    const ev = (text: string, finish?: string) => `data: ${JSON.stringify({ candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0, ...(finish ? { finishReason: finish } : {}) }] })}\r\n\r\n`;
+    const out = await streamOut('gemini', 'text/event-stream', [ev(pieces[0]), ev(pieces[1], 'STOP')]);
+    expect(out.text).not.toContain('4111');
+    expect(joined(out.text, (o) => o.candidates?.[0]?.content?.parts?.[0]?.text, true)).toBe('Card: [REDACTED] ok');
+  });
+
+  test('TGI token stream (token.text), generated_text in the final event masked whole', async () => {
+    const ev = (text: string, final: boolean) => `data:${JSON.stringify({ index: 1, token: { id: 1, text, logprob: 0, special: false }, generated_text: final ? `${pieces.join('')}` : null, details: null })}\n\n`;
+    const out = await streamOut('tgi', 'text/event-stream', [ev(pieces[0], false), ev(pieces[1], false), ev('', true)]);
+    expect(out.text).not.toContain('4111');
+    expect(out.text).not.toContain(CARD);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('limits', () => {
+  const body = (size: number): string => {
+    const head = '{"model":"ok","pad":"';
+    return head + 'x'.repeat(size - head.length - 2) + '"}';
+  };
+
+  test('the forward proxy reads a judged body of MAX_FORWARD_BODY_BYTES, and refuses one byte more (413)', async () => {
+    const { MAX_FORWARD_BODY_BYTES } = await import('./forward/forward-proxy');
+    const at = await viaProxy('/v1/x', { method: 'POST', body: body(MAX_FORWARD_BODY_BYTES) });
+    expect(at.status).toBe(200);
+    expect(seen[0].body.length).toBe(MAX_FORWARD_BODY_BYTES);
+    const past = await viaProxy('/v1/x', { method: 'POST', body: body(MAX_FORWARD_BODY_BYTES + 1) });
+    expect(past.status).toBe(413);
+    expect(seen).toHaveLength(1);
+  });
+
+  test('an NDJSON line is held up to MAX_NDJSON_LINE_CHARS; past it the stream ends with an error line', async () => {
+    const { MAX_NDJSON_LINE_CHARS } = await import('./routes/route-proxy');
+    const send = (n: number): Behaviour => async (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      const line = body(n);
+      res.write(line.slice(0, n - 10));
+      await sleep(20);
+      res.end(line.slice(n - 10) + '\n');
+    };
+    behaviours.set('big', send(MAX_NDJSON_LINE_CHARS));
+    const at = await (await undiciFetch(`${egress}/masked/big`)).text();
+    expect(at.length).toBe(MAX_NDJSON_LINE_CHARS + 1);
+    behaviours.set('big', send(MAX_NDJSON_LINE_CHARS + 20));
+    const past = await (await undiciFetch(`${egress}/masked/big`)).text();
+    expect(JSON.parse(past.trim()).error.type).toBe('unmaskable_response');
+  });
+});

@@ -19,10 +19,18 @@
 // checked before the output carrying it is written — a match writes
 // `event: error` + the policy_denied body instead and ends the stream.
 //
-// Masked responses by type: JSON and event streams are parsed (jsonPaths and detectors), text/*
-// and NDJSON are masked as text, buffered whole within the masked-response limit (NDJSON is not
-// streamed line by line); any other type (octet-stream, multipart, images) cannot be masked and
-// is refused with 502 unmaskable_response unless the target says `unparseable: allow`.
+// Masked responses by type: JSON, event streams and NDJSON (streamed line by line) are parsed
+// (jsonPaths and detectors, object keys included; streamed text held back across events and
+// lines), text/* is masked as text, buffered whole within the masked-response limit; bodies are
+// decoded in the charset they declare (charset.ts) and sent as UTF-8; response headers that can
+// carry data are masked too (header-masking.ts); any other type (octet-stream, multipart,
+// images) cannot be masked and is refused with 502 unmaskable_response unless the target says
+// `unparseable: allow`. A JSON response with a repeated key is re-serialised from the parse that
+// was checked and masked.
+//
+// Whatever the policy masks: a route that injects a credential scrubs it from every response
+// (credential-scrub.ts), headers and bodies, streamed or not. Request paths, method overrides
+// and JSON bodies are read by request-view.ts, shared with the forward proxy.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -31,8 +39,9 @@ import * as zlib from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
 import { createTextMasker, type TextMasker } from '../../../common/masking/masker';
 import { maskJsonDocument } from '../../../common/masking/stream/json';
-import { createSseEventMasker, createSsePipeline, NOT_JSON, sseItem, type SseItem } from '../../../common/masking/stream/sse';
-import { createSseParser, type SseBlock } from '../../../common/masking/stream/sse-parser';
+import { createSseEventMasker, createSsePipeline, NOT_JSON, serializeItem, sseItem, type SseItem } from '../../../common/masking/stream/sse';
+import { createSseParser } from '../../../common/masking/stream/sse-parser';
+import { createNdjsonReader, NdjsonLineTooLongError, serializeNdjsonItem } from '../../../common/masking/stream/ndjson';
 import type { CompiledPolicy, CompiledRule } from '../../../common/policy/compile';
 import { decide, decideResponseWith, responseRulesFor, UNPARSEABLE_BODY } from '../../../common/policy/engine';
 import { jsonTooDeep, JsonTooDeepError } from '../../../common/policy/jsonpath';
@@ -53,6 +62,8 @@ import { IdentityError } from '../../../common/identity/errors';
 import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
 import { createCredentialScrubber, type CredentialScrubber } from './credential-scrub';
+import { maskResponseHeaders } from './header-masking';
+import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
 import { describeKey, findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type ParsedJsonBody } from '../request-view';
 
@@ -513,12 +524,19 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const headers = endToEndHeaders(up.headers);
     const scrub = st.scrub;
     if (scrub) st.masked += scrub.headers(headers);
+    if (plan) {
+      const n = maskResponseHeaders(headers, plan.maskers);
+      if (n > 0) {
+        st.masked += n;
+        tallyMasked((st.maskedBy ??= {}), ['headers'], n);
+      }
+    }
     /** A body the injected credential cannot be scrubbed from is never passed on, whatever `unparseable` says. */
     const unscrubbable = (encoding: string): HttpError =>
       new HttpError(502, 'unmaskable_response', `response from route "${st.target}" has content-encoding "${encoding}", so the injected credential cannot be scrubbed from it`);
     const noBody = method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200 || up.headers['content-length'] === '0';
     const type = String(up.headers['content-type'] ?? '').toLowerCase();
-    let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isJson(type) ? 'json' : type.startsWith('text/') || type.includes('ndjson') ? 'text' : 'opaque';
+    let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isNdjson(type) ? 'ndjson' : isJson(type) ? 'json' : type.startsWith('text/') ? 'text' : 'opaque';
     if (kind === 'opaque') {
       if (plan) {
         // octet-stream, multipart, images, no Content-Type: nothing the maskers can read.
@@ -551,7 +569,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     }
 
     const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
-    if (kind === 'sse') {
+    if (kind === 'sse' || kind === 'ndjson') {
       const decoded = decodeStream(up.body, encoding);
       if (!decoded) {
         if (scrub) throw unscrubbable(encoding);
@@ -566,7 +584,17 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       delete headers['content-encoding'];
       headers['cache-control'] = headers['cache-control'] ?? 'no-cache';
       headers['x-accel-buffering'] = 'no';
-      await streamEvents(res, st, decoded, up.statusCode, headers, plan, inspect ? responseRules : undefined, st.masked);
+      // Read in the charset it declares (clients may honour it), sent as UTF-8.
+      const charset = declaredCharset(String(up.headers['content-type'] ?? ''));
+      let events: Readable = decoded;
+      if (!isUtf8(charset)) {
+        const decoder = decoderFor(charset!);
+        if (!decoder) throw new HttpError(502, 'unmaskable_response', `event stream of route "${st.target}" declares charset "${charset}", which cannot be decoded, so it cannot be masked`);
+        events = decoded.pipe(transcodeToUtf8(decoder));
+        decoded.once('error', (e) => events.destroy(e));
+        headers['content-type'] = withUtf8Charset(String(up.headers['content-type']));
+      }
+      await streamEvents(res, st, events, up.statusCode, headers, plan, inspect ? responseRules : undefined, st.masked, kind === 'ndjson' ? NDJSON_FRAMING : SSE_FRAMING);
       return;
     }
 
@@ -589,9 +617,35 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       await new Promise<void>((resolve) => res.end(raw, () => resolve()));
       return;
     }
-    let text = plain.toString('utf8');
     let masked = 0;
     let rewritten = false;
+    // Decoded as declared (a byte-order mark wins), sent as UTF-8.
+    const charset = bomCharset(plain) ?? declaredCharset(String(up.headers['content-type'] ?? ''));
+    let text: string;
+    if (isUtf8(charset)) {
+      text = plain.toString('utf8');
+    } else {
+      const decoder = decoderFor(charset!);
+      let decodedText: string | undefined;
+      try {
+        decodedText = decoder?.decode(plain);
+      } catch {
+        /* bytes invalid in that charset */
+      }
+      if (decodedText === undefined) {
+        const e = unmaskable(`response from route "${st.target}" declares charset "${charset}" but cannot be decoded in it, so it cannot be masked`);
+        if (e) throw e;
+        const sent = scrubBytes(plain, st);
+        delete headers['content-encoding'];
+        headers['content-length'] = String(sent.length);
+        res.writeHead(up.statusCode, headers);
+        await new Promise<void>((resolve) => res.end(sent, () => resolve()));
+        return;
+      }
+      text = decodedText;
+      rewritten = true;
+      headers['content-type'] = withUtf8Charset(String(up.headers['content-type'] ?? 'text/plain'));
+    }
     if (kind === 'json' && text.trim() !== '') {
       let doc: unknown;
       try {
@@ -735,6 +789,12 @@ function upstreamUrl(base: URL, rest: string, search: string): URL {
   return url;
 }
 
+/** Newline-delimited JSON (Ollama, JSON Lines): streamed line by line. */
+function isNdjson(type: string): boolean {
+  const t = type.split(';')[0].trim();
+  return t.includes('ndjson') || t === 'application/jsonl' || t === 'application/x-jsonlines' || t === 'application/json-lines';
+}
+
 function isJson(contentType: string | string[] | undefined): boolean {
   const t = String(contentType ?? '').toLowerCase().split(';')[0].trim();
   return t === 'application/json' || t.endsWith('+json');
@@ -781,6 +841,43 @@ function checkItem(item: SseItem, rules: readonly CompiledRule[]): Decision | un
   if (doc === NOT_JSON || doc === null || typeof doc !== 'object') return undefined;
   return decideResponseWith(rules, jsonTooDeep(doc) ? UNPARSEABLE_BODY : doc);
 }
+
+/** How a stream is cut into events and written back: SSE events, or NDJSON lines. */
+interface StreamFraming {
+  name: string;
+  /** Events as they complete, each parsed only when called (after a denial, later ones never are). */
+  reader(): { push(chunk: Buffer): Array<() => SseItem>; end(): Array<() => SseItem> };
+  serialize(item: SseItem): string;
+  /** What the stream ends with when a response rule denies an event. */
+  denial(d: Decision): string;
+  /** What the stream ends with when it cannot be masked (an error body). */
+  error(body: string): string;
+}
+
+const SSE_FRAMING: StreamFraming = {
+  name: 'event stream',
+  reader() {
+    const p = createSseParser();
+    return { push: (c) => p.push(c).map((b) => () => sseItem(b)), end: () => p.end().map((b) => () => sseItem(b)) };
+  },
+  serialize: serializeItem,
+  denial: (d) => sseDenial(d),
+  error: (body) => `event: error\ndata: ${body}\n\n`,
+};
+
+/** NDJSON lines, each at most MAX_NDJSON_LINE_CHARS long (a longer one ends the stream with an error line). */
+export const MAX_NDJSON_LINE_CHARS = 1024 * 1024;
+
+const NDJSON_FRAMING: StreamFraming = {
+  name: 'NDJSON stream',
+  reader() {
+    const r = createNdjsonReader(MAX_NDJSON_LINE_CHARS);
+    return { push: (c) => r.push(c).map((it) => () => it), end: () => r.end().map((it) => () => it) };
+  },
+  serialize: serializeNdjsonItem,
+  denial: (d) => policyDeniedBody(d, d.reason) + '\n',
+  error: (body) => body + '\n',
+};
 
 /** The SSE form of the 403 body: what a streamed response ends with when a response rule denies it. */
 function sseDenial(d: Decision): string {
@@ -1017,14 +1114,18 @@ async function streamEvents(
   plan: MaskPlan | null,
   rules: readonly CompiledRule[] | undefined,
   maskedInRequest: number,
+  framing: StreamFraming = SSE_FRAMING,
 ): Promise<void> {
-  const parser = createSseParser();
-  const pipe = createSsePipeline((plan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths })));
-  /** Parses each block once; the events before the first denied one, and the denial (later ones are not even parsed). */
-  const check = (blocks: readonly SseBlock[]): { passed: SseItem[]; denied?: Decision } => {
+  const parser = framing.reader();
+  const pipe = createSsePipeline(
+    (plan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths })),
+    framing.serialize,
+  );
+  /** The events before the first denied one, and the denial (later ones are not even checked). */
+  const check = (items: ReadonlyArray<() => SseItem>): { passed: SseItem[]; denied?: Decision } => {
     const passed: SseItem[] = [];
-    for (const b of blocks) {
-      const item = sseItem(b);
+    for (const read of items) {
+      const item = read();
       const denied = rules ? checkItem(item, rules) : undefined;
       if (denied) return { passed, denied };
       passed.push(item);
@@ -1054,7 +1155,7 @@ async function streamEvents(
       if (out !== '') st.responseCapture?.add(out);
       if (denied) {
         st.decision = denied;
-        return await finish(out + pipe.end() + sseDenial(denied));
+        return await finish(out + pipe.end() + framing.denial(denied));
       }
       const sent = scrub ? scrub.push(out) : out;
       if (sent !== '' && !res.write(sent)) await drained(res);
@@ -1065,14 +1166,14 @@ async function streamEvents(
     const out = pipe.push(passed.filter((b) => b.block?.complete));
     if (denied) {
       st.decision = denied;
-      return await finish(out + pipe.end() + sseDenial(denied));
+      return await finish(out + pipe.end() + framing.denial(denied));
     }
     await finish(out + pipe.end(passed.filter((b) => !b.block?.complete)));
   } catch (err) {
     if (agentGone) return;
-    if (err instanceof JsonTooDeepError) {
-      st.error = `event stream refused: ${err.message}`;
-      return await finish(`event: error\ndata: ${errorBody('unmaskable_response', `an event of route "${st.target}" is ${err.message}, so it cannot be masked`)}\n\n`);
+    if (err instanceof JsonTooDeepError || err instanceof NdjsonLineTooLongError) {
+      st.error = `${framing.name} refused: ${err.message}`;
+      return await finish(framing.error(errorBody('unmaskable_response', `an event of route "${st.target}" is ${err.message}, so it cannot be masked`)));
     }
     throw err;
   } finally {
