@@ -236,6 +236,31 @@ describe('the injected credential never comes back', () => {
     expect(text).toContain('data: [DONE]');
   });
 
+  test.each([
+    ['OpenAI chat deltas', (t: string) => JSON.stringify({ choices: [{ index: 0, delta: { content: t }, finish_reason: null }] })],
+    ['a format nobody modelled', (t: string) => JSON.stringify({ seq: 1, output: { text: t } })],
+  ])('the key split across SSE events (%s) is found whole', async (_name, event) => {
+    behaviours.set('split', async (req, _b, res) => {
+      const auth = String(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const cuts = [0, 12, 13, 25, auth.length];
+      for (let i = 0; i + 1 < cuts.length; i++) {
+        res.write(`data: ${event(auth.slice(cuts[i], cuts[i + 1]))}\n\n`);
+        await sleep(10);
+      }
+      res.end('data: [DONE]\n\n');
+    });
+    const text = await (await undiciFetch(`${egress}/echo/split`)).text();
+    const pieces = text
+      .split('\n')
+      .filter((l) => l.startsWith('data: {'))
+      .map((l) => JSON.parse(l.slice(6)) as { choices?: Array<{ delta: { content: string } }>; output?: { text: string } })
+      .map((o) => o.choices?.[0].delta.content ?? o.output?.text ?? '');
+    expect(pieces.join('')).toBe('[REDACTED:credential]');
+    expect(text).not.toContain(TOKEN.slice(0, 8));
+    expect(text).not.toContain(TOKEN.slice(-8));
+  });
+
   test('the same event stream on a masked route, and gzip-compressed bodies', async () => {
     behaviours.set('sse', async (req, _b, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });

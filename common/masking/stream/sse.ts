@@ -38,6 +38,7 @@ import { planEvent, type SseFormat, type SynthEvent, type TextField } from './ss
 import { createSseParser, serializeBlock, serializeEvent, type SseBlock } from './sse-parser';
 
 export type { SseFormat } from './sse-formats';
+export type { HeldText } from './held-text';
 
 export interface SseMaskerOptions {
   masker: TextMasker;
@@ -50,6 +51,8 @@ export interface SseMaskerOptions {
    */
   holdBackChars?: number;
   format?: SseFormat;
+  /** The hold-back window of one slot; default createHeldText(masker, holdBackChars). For maskers that are not detectors (the credential scrubber). */
+  heldText?: () => HeldText;
 }
 
 export interface SseMaskerStats {
@@ -192,6 +195,7 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
   const { masker } = opts;
   const jsonPaths = opts.jsonPaths ?? [];
   const format = opts.format ?? 'auto';
+  const newHeld = opts.heldText ?? ((): HeldText => createHeldText(masker, opts.holdBackChars));
   const slots = new Map<string, Slot>();
   let masked = 0; // generic masks plus those of slots already ended
   let maxHeld = 0;
@@ -229,7 +233,7 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
   const onField = (f: TextField, sequenced: boolean): string => {
     let slot = slots.get(f.slot);
     if (slot === undefined) {
-      slot = { held: createHeldText(masker, opts.holdBackChars), synth: f.synth, sequenced };
+      slot = { held: newHeld(), synth: f.synth, sequenced };
       slots.set(f.slot, slot);
     }
     slot.synth = f.synth; // the newest event is the best template (ids, model, created)
@@ -287,7 +291,7 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
       if (ending(f.slot)) {
         // Its text joins the flush, which goes out before this event.
         extra.set(f.slot, (extra.get(f.slot) ?? '') + f.text);
-        if (!slots.has(f.slot)) slots.set(f.slot, { held: createHeldText(masker, opts.holdBackChars), synth: f.synth, sequenced: plan.sequenced });
+        if (!slots.has(f.slot)) slots.set(f.slot, { held: newHeld(), synth: f.synth, sequenced: plan.sequenced });
         next = '';
       } else {
         next = onField(f, plan.sequenced);

@@ -15,6 +15,11 @@
 // `bytes` on raw bytes read as latin1 (one char per byte: binary-safe, and a UTF-8 needle matches
 // its UTF-8 bytes exactly), for bodies passed through without being decoded as text.
 
+import { compileDetectors } from '../../../common/masking/detectors';
+import type { TextMasker } from '../../../common/masking/masker';
+import { createSseEventMasker, type HeldText, type SseEventMasker } from '../../../common/masking/stream/sse';
+import type { DetectorName } from '../../../common/policy/types';
+
 /** What a scrubbed credential becomes. */
 export const CREDENTIAL_REDACTED = '[REDACTED:credential]';
 
@@ -28,6 +33,8 @@ export interface StreamScrub {
   end(): string;
   /** Credentials scrubbed so far. */
   readonly count: number;
+  /** Characters held back now. */
+  readonly held: number;
 }
 
 export interface CredentialScrubber {
@@ -39,6 +46,12 @@ export interface CredentialScrubber {
   byteStream(): StreamScrub;
   /** Scrubs header values in place; a header whose name contains the credential is dropped. Returns the count. */
   headers(h: Record<string, string | string[]>): number;
+  /**
+   * An event masker for SSE and NDJSON streams: the credential is scrubbed from every string of
+   * every event (keys too) and, in streamed text fields, held back across events like a detector
+   * match, so a key an upstream echoes split over several events is found whole.
+   */
+  eventMasker(): SseEventMasker;
 }
 
 /** undefined when there is nothing to scrub (no credential injected). */
@@ -75,6 +88,7 @@ export function createCredentialScrubber(values: readonly string[]): CredentialS
     },
     textStream: () => streamScrub(textNeedles, textRe),
     byteStream: () => streamScrub(byteNeedles, byteRe),
+    eventMasker: () => createSseEventMasker({ masker: asTextMasker(text, textNeedles), heldText: () => asHeldText(streamScrub(textNeedles, textRe)) }),
     headers(h) {
       let count = 0;
       for (const name of Object.keys(h)) {
@@ -185,6 +199,44 @@ function streamScrub(needles: readonly string[], re: RegExp): StreamScrub {
     },
     get count() {
       return count;
+    },
+    get held() {
+      return pending.length;
+    },
+  };
+}
+
+/** The scrubber as a TextMasker (no detectors): what the event maskers call on whole strings. */
+function asTextMasker(text: (s: string) => { text: string; count: number }, needles: readonly string[]): TextMasker {
+  const NONE: readonly DetectorName[] = [];
+  const HIT: readonly DetectorName[] = ['secret-key'];
+  return {
+    detectors: NONE,
+    strategy: 'redact',
+    maxMatchLength: needles.length > 0 ? needles[0].length : 0,
+    mask(s) {
+      const r = text(s);
+      return { text: r.text, count: r.count, detectors: r.count > 0 ? HIT : NONE };
+    },
+    maskUtf8(buf) {
+      const r = text(buf.toString('utf8'));
+      return r.count > 0 ? { buf: Buffer.from(r.text, 'utf8'), count: r.count, detectors: HIT } : null;
+    },
+    maskValue: () => CREDENTIAL_REDACTED,
+    maskWhole: () => CREDENTIAL_REDACTED,
+    compiled: compileDetectors([]),
+  };
+}
+
+function asHeldText(scrub: StreamScrub): HeldText {
+  return {
+    push: (t) => scrub.push(t),
+    flush: () => scrub.end(),
+    get held() {
+      return scrub.held;
+    },
+    get masked() {
+      return scrub.count;
     },
   };
 }

@@ -545,8 +545,10 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       }
       kind = 'pass';
     }
-    // Without masking, only what response rules can read (JSON, event streams) is inspected.
-    if (!plan && (!inspect || kind === 'text')) kind = 'pass';
+    // Without masking, only what response rules can read (JSON, event streams) is inspected; event
+    // streams of a route with a credential are read too, to scrub it across events.
+    const streamed = kind === 'sse' || kind === 'ndjson';
+    if (!plan && (!inspect || kind === 'text') && !(scrub && streamed)) kind = 'pass';
 
     if (kind === 'pass' && scrub && !noBody) {
       // Whatever the type: an echo of the request headers can be anywhere in it.
@@ -1117,10 +1119,10 @@ async function streamEvents(
   framing: StreamFraming = SSE_FRAMING,
 ): Promise<void> {
   const parser = framing.reader();
-  const pipe = createSsePipeline(
-    (plan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths })),
-    framing.serialize,
-  );
+  const maskers = (plan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths }));
+  // The injected credential, last: held back across events like a detector match.
+  if (st.scrub) maskers.push(st.scrub.eventMasker());
+  const pipe = createSsePipeline(maskers, framing.serialize);
   /** The events before the first denied one, and the denial (later ones are not even checked). */
   const check = (items: ReadonlyArray<() => SseItem>): { passed: SseItem[]; denied?: Decision } => {
     const passed: SseItem[] = [];
