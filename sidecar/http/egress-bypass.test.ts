@@ -643,18 +643,38 @@ describe('limits', () => {
 
   test('an NDJSON line is held up to MAX_NDJSON_LINE_CHARS; past it the stream ends with an error line', async () => {
     const { MAX_NDJSON_LINE_CHARS } = await import('./routes/route-proxy');
-    const send = (n: number): Behaviour => async (_req, _b, res) => {
+    const send = (n: number, terminate: boolean): Behaviour => async (_req, _b, res) => {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       const line = body(n);
-      res.write(line.slice(0, n - 10));
+      res.write(line.slice(0, n >> 1));
       await sleep(20);
-      res.end(line.slice(n - 10) + '\n');
+      res.end(line.slice(n >> 1) + (terminate ? '\n' : ''));
     };
-    behaviours.set('big', send(MAX_NDJSON_LINE_CHARS));
+    behaviours.set('big', send(MAX_NDJSON_LINE_CHARS, true));
     const at = await (await undiciFetch(`${egress}/masked/big`)).text();
     expect(at.length).toBe(MAX_NDJSON_LINE_CHARS + 1);
-    behaviours.set('big', send(MAX_NDJSON_LINE_CHARS + 20));
+    // Never terminated: however the transport chunks it, more than the limit is held.
+    behaviours.set('big', send(MAX_NDJSON_LINE_CHARS + 1, false));
     const past = await (await undiciFetch(`${egress}/masked/big`)).text();
     expect(JSON.parse(past.trim()).error.type).toBe('unmaskable_response');
   });
+});
+
+test('an event stream that never completes an event is buffered up to MAX_SSE_EVENT_BYTES, then refused', async () => {
+  const { MAX_SSE_EVENT_BYTES } = await import('./routes/route-proxy');
+  const send = (n: number, terminate: boolean): Behaviour => async (_req, _b, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const line = 'data: ' + 'x'.repeat(n - 6);
+    res.write(line.slice(0, n >> 1));
+    await sleep(20);
+    res.write(line.slice(n >> 1));
+    await sleep(20);
+    res.end(terminate ? '\n\n' : '');
+  };
+  behaviours.set('long', send(MAX_SSE_EVENT_BYTES, true));
+  const at = await (await undiciFetch(`${egress}/masked/long`)).text();
+  expect(at.length).toBe(MAX_SSE_EVENT_BYTES + 2);
+  behaviours.set('long', send(MAX_SSE_EVENT_BYTES + 1, false));
+  const past = await (await undiciFetch(`${egress}/masked/long`)).text();
+  expect(past).toMatch(/^event: error\ndata: \{"error":\{"type":"unmaskable_response"/);
 });

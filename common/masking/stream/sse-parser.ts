@@ -37,6 +37,8 @@ export function createSseParser(): SseParser {
   let buf = '';
   let raw = '';
   let lines: SseLine[] = [];
+  /** Characters at the start of buf already known to hold no line terminator (a long line is not rescanned per chunk). */
+  let clean = 0;
 
   const finish = (complete: boolean): SseBlock => {
     let data: string | null = null;
@@ -56,14 +58,21 @@ export function createSseParser(): SseParser {
     let pos = 0;
     const n = buf.length;
     while (pos < n) {
-      let i = pos;
+      let i = pos === 0 ? clean : pos;
       while (i < n && buf.charCodeAt(i) !== 10 && buf.charCodeAt(i) !== 13) i++;
-      if (i === n) break; // no terminator yet
+      if (i === n) {
+        clean = n - pos; // no terminator yet
+        break;
+      }
       let eol = 1;
       if (buf.charCodeAt(i) === 13) {
-        if (i + 1 === n && !final) break; // CR at the end: maybe the first half of CRLF
+        if (i + 1 === n && !final) {
+          clean = i - pos; // CR at the end: maybe the first half of CRLF
+          break;
+        }
         if (buf.charCodeAt(i + 1) === 10) eol = 2;
       }
+      clean = 0;
       const line = buf.slice(pos, i);
       raw += buf.slice(pos, i + eol);
       pos = i + eol;

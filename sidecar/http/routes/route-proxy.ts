@@ -856,11 +856,29 @@ interface StreamFraming {
   error(body: string): string;
 }
 
+/**
+ * Most bytes an event stream may send without completing an event. A stream that is not SSE
+ * (one long line, no blank lines) would otherwise be buffered without end; past this it is
+ * refused (the stream ends with an `event: error`).
+ */
+export const MAX_SSE_EVENT_BYTES = 10 * 1024 * 1024;
+
+class StreamEventTooLargeError extends Error {}
+
 const SSE_FRAMING: StreamFraming = {
   name: 'event stream',
   reader() {
     const p = createSseParser();
-    return { push: (c) => p.push(c).map((b) => () => sseItem(b)), end: () => p.end().map((b) => () => sseItem(b)) };
+    let pending = 0;
+    return {
+      push(c) {
+        const blocks = p.push(c);
+        pending = blocks.length > 0 ? 0 : pending + c.length;
+        if (pending > MAX_SSE_EVENT_BYTES) throw new StreamEventTooLargeError(`an event longer than ${MAX_SSE_EVENT_BYTES} bytes`);
+        return blocks.map((b) => () => sseItem(b));
+      },
+      end: () => p.end().map((b) => () => sseItem(b)),
+    };
   },
   serialize: serializeItem,
   denial: (d) => sseDenial(d),
@@ -1173,7 +1191,7 @@ async function streamEvents(
     await finish(out + pipe.end(passed.filter((b) => !b.block?.complete)));
   } catch (err) {
     if (agentGone) return;
-    if (err instanceof JsonTooDeepError || err instanceof NdjsonLineTooLongError) {
+    if (err instanceof JsonTooDeepError || err instanceof NdjsonLineTooLongError || err instanceof StreamEventTooLargeError) {
       st.error = `${framing.name} refused: ${err.message}`;
       return await finish(framing.error(errorBody('unmaskable_response', `an event of route "${st.target}" is ${err.message}, so it cannot be masked`)));
     }
