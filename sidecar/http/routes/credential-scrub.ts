@@ -70,6 +70,8 @@ export function createCredentialScrubber(values: readonly string[]): CredentialS
   const textNeedles = finish(textForms);
   const byteNeedles = finish(byteForms);
   const textRe = alternation(textNeedles);
+  // Header names arrive lower-cased.
+  const nameRe = new RegExp(textRe.source, 'i');
   const byteRe = alternation(byteNeedles);
   const replace = (re: RegExp, s: string): { text: string; count: number } => {
     let count = 0;
@@ -92,7 +94,7 @@ export function createCredentialScrubber(values: readonly string[]): CredentialS
     headers(h) {
       let count = 0;
       for (const name of Object.keys(h)) {
-        if (text(name).count > 0) {
+        if (nameRe.test(name)) {
           delete h[name];
           count++;
           continue;
@@ -186,11 +188,19 @@ function streamScrub(needles: readonly string[], re: RegExp): StreamScrub {
   return {
     push(text) {
       if (text === '') return '';
-      // Replace whole matches first: a needle fully inside pending is never held.
-      const all = scrub(pending + text);
-      const cut = holdFrom(all);
+      const all = pending + text;
+      // Held: the tail that may still become a needle, and any match reaching into it (a longer
+      // spelling, the padded base64 of a core already seen, may still complete there).
+      let cut = holdFrom(all);
+      re.lastIndex = 0;
+      for (let m = re.exec(all); m !== null; m = re.exec(all)) {
+        if (m.index + m[0].length > cut) {
+          cut = Math.min(cut, m.index);
+          break;
+        }
+      }
       pending = all.slice(cut);
-      return all.slice(0, cut);
+      return scrub(all.slice(0, cut));
     },
     end() {
       const out = scrub(pending);
