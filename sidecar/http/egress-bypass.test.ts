@@ -188,6 +188,9 @@ describe('the injected credential never comes back', () => {
     expect(seen[0].headers.authorization).toBe(`Bearer ${TOKEN}`); // it was injected
     expect(leaks(text, TOKEN)).toEqual([]);
     expect(JSON.parse(text).headers.authorization).toBe('[REDACTED:credential]');
+    await sleep(20);
+    expect(audits.at(-1)).toMatchObject({ target: 'echo', decision: 'mask', maskedBy: { credential: 1 } });
+    expect(JSON.stringify(audits.at(-1))).not.toContain(TOKEN);
   });
 
   test('echoed in response headers, raw, base64 and URL-encoded (undici request)', async () => {

@@ -523,7 +523,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     };
     const headers = endToEndHeaders(up.headers);
     const scrub = st.scrub;
-    if (scrub) st.masked += scrub.headers(headers);
+    if (scrub) countScrubbed(st, scrub.headers(headers));
     if (plan) {
       const n = maskResponseHeaders(headers, plan.maskers);
       if (n > 0) {
@@ -1060,8 +1060,15 @@ function decodeBuffer(buf: Buffer, encoding: string, limit: number): Buffer | un
 function scrubBytes(buf: Buffer, st: RequestState): Buffer {
   if (!st.scrub) return buf;
   const r = st.scrub.bytes(buf);
-  st.masked += r.count;
+  countScrubbed(st, r.count);
   return r.buf;
+}
+
+/** Scrubbed credentials count as masked values, tallied as `credential` (warden_masked_values_total). */
+function countScrubbed(st: RequestState, n: number): void {
+  if (n === 0) return;
+  st.masked += n;
+  tallyMasked((st.maskedBy ??= {}), ['credential'], n);
 }
 
 /** Scrubs the credential from a byte stream, holding back only what could still become one. */
@@ -1069,7 +1076,7 @@ function scrubTransform(scrubber: CredentialScrubber, st: RequestState): Transfo
   const scrub = scrubber.byteStream();
   let counted = 0;
   const count = (): void => {
-    st.masked += scrub.count - counted;
+    countScrubbed(st, scrub.count - counted);
     counted = scrub.count;
   };
   return new Transform({
@@ -1198,7 +1205,8 @@ async function streamEvents(
     throw err;
   } finally {
     res.off('close', onClose);
-    st.masked = maskedInRequest + pipe.masked() + (scrub?.count ?? 0);
+    st.masked = maskedInRequest + pipe.masked();
+    if (scrub) countScrubbed(st, scrub.count);
   }
 }
 
