@@ -15,9 +15,9 @@
 //   - `;params` are dropped from each segment for judging (Tomcat, Jetty and Spring route
 //     `/admin;x=1/users` as `/admin/users`); the forwarded path keeps them as sent;
 //   - segments are percent-decoded once (`/%61dmin` is `/admin`);
-//   - dot segments (`.`, `..`, also `%2e%2e` and `..;x`), encoded slashes (`%2F`, `%5C`, `\`)
-//     and double encoding (`%252e`: a segment still holding `%XX` after decoding, which a
-//     second decode would change) are refused.
+//   - dot segments (`.`, `..`, also `%2e%2e` and `..;x`), encoded slashes (`%2F`, `%5C`, `\`),
+//     encoded control characters (`%00`, `%0a`) and double encoding (`%252e`: a segment still
+//     holding `%XX` after decoding, which a second decode would change) are refused.
 import { findDuplicateKey } from '../../common/masking/stream/json-duplicates';
 import { jsonTooDeep } from '../../common/policy/jsonpath';
 
@@ -75,6 +75,8 @@ export function normalizeRequestPath(rawPath: string): NormalizedPath {
     if (/%[0-9a-f]{2}/i.test(d)) throw new AmbiguousRequestError('double percent-encoding is not allowed in paths');
     if (d === '.' || d === '..') throw new AmbiguousRequestError('dot segments are not allowed in paths');
     if (d.includes('/') || d.includes('\\')) throw new AmbiguousRequestError('encoded slashes are not allowed in paths');
+    // A NUL or line break ends the path early for some servers (C strings, line-based logs and parsers).
+    if (/[\x00-\x1f\x7f]/.test(d)) throw new AmbiguousRequestError('control characters are not allowed in paths');
     if (d !== '') judged.push(d);
   }
   const trailing = rawPath.endsWith('/') && segments.length > 0 ? '/' : '';

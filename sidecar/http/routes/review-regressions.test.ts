@@ -361,6 +361,8 @@ describe('smuggling corpus: paths, method overrides, repeated JSON keys', () => 
     ['encoded dot segment', 'GET', '/plain/x/%2e%2e/admin', {}, undefined, 400],
     ['double-encoded dot segment', 'GET', '/plain/x/%252e%252e/admin', {}, undefined, 400],
     ['double-encoded letter', 'GET', '/plain/%2561dmin', {}, undefined, 400],
+    ['encoded NUL after the segment', 'GET', '/plain/admin%00/users', {}, undefined, 400],
+    ['encoded line break', 'GET', '/plain/admin%0a/users', {}, undefined, 400],
     ['X-HTTP-Method-Override', 'POST', '/plain/items/1', { 'x-http-method-override': 'DELETE' }, undefined, 403],
     ['X-Method-Override (lower case value)', 'POST', '/plain/items/1', { 'x-method-override': 'delete' }, undefined, 403],
     ['X-HTTP-Method', 'PUT', '/plain/items/1', { 'x-http-method': 'DELETE' }, undefined, 403],
