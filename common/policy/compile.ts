@@ -419,6 +419,26 @@ function normalizeHostCached(host: string): string | undefined {
 export function hostMatcherHas(m: HostMatcher, host: string, port?: number): boolean {
   const h = normalizeHostCached(host);
   if (h === undefined) return false;
+  if (normalizedHostMatches(m, h, port)) return true;
+  // Connecting to an unspecified address reaches this host: a rule about loopback covers it.
+  for (const alias of unspecifiedAliases(h)) if (normalizedHostMatches(m, alias, port)) return true;
+  return false;
+}
+
+/**
+ * The unspecified addresses (`0.0.0.0`, `::`, and every spelling that normalises to them: `0`,
+ * `0x0`, `[::]`, `::ffff:0.0.0.0`) reach the local host when connected to, so host rules treat
+ * them as loopback: the names they also answer to; [] for any other (normalised) host.
+ */
+export function unspecifiedAliases(normalized: string): readonly string[] {
+  return UNSPECIFIED.has(normalized) ? LOOPBACK_ALIASES : [];
+}
+
+/** normalizeHost's output for the unspecified addresses (IPv4, IPv6, IPv4-mapped IPv6). */
+const UNSPECIFIED: ReadonlySet<string> = new Set(['0.0.0.0', '::', '::ffff:0:0']);
+const LOOPBACK_ALIASES: readonly string[] = Object.freeze(['127.0.0.1', '::1', 'localhost']);
+
+function normalizedHostMatches(m: HostMatcher, h: string, port?: number): boolean {
   if (m.any || (port !== undefined && m.anyPorts.has(port))) return true;
   const fam = isIP(h);
   if (fam !== 0) {

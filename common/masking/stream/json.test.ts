@@ -38,11 +38,19 @@ describe('maskJsonDocument', () => {
     expect(d.orders[0]).toEqual({ email: '[REDACTED]', total: '[REDACTED]' });
   });
 
-  it('does not mask keys and never mutates; returns the same object when nothing changed', () => {
-    const clean = { 'alice@example.com': 'hi', list: [1, 'two'] };
-    const r = maskJsonDocument(clean, { masker, jsonPaths: paths('$.nothing') });
-    expect(r.doc).toBe(clean);
-    expect(r.count).toBe(0);
+  it('masks keys that carry data (order kept, collisions suffixed), never mutates; the same object when nothing changed', () => {
+    const keyed = { 'alice@example.com': 'hi', list: [1, 'two'], 'bob@example.com': { n: 1 }, '[REDACTED]': 0 };
+    const r = maskJsonDocument(keyed, { masker, jsonPaths: paths('$.nothing') });
+    expect(Object.keys(r.doc as object)).toEqual(['[REDACTED] #2', 'list', '[REDACTED] #3', '[REDACTED]']);
+    expect(r.doc).toEqual({ '[REDACTED] #2': 'hi', list: [1, 'two'], '[REDACTED] #3': { n: 1 }, '[REDACTED]': 0 });
+    expect(r.count).toBe(2);
+    expect(Object.keys(keyed)).toContain('alice@example.com');
+    // jsonPaths select by the original key.
+    expect(maskJsonDocument({ 'c 4111 1111 1111 1111': 'x' }, { masker, jsonPaths: paths("$['c 4111 1111 1111 1111']") }).doc).toEqual({ 'c [REDACTED]': '[REDACTED]' });
+    const clean = { name: 'hi', list: [1, 'two'] };
+    const r0 = maskJsonDocument(clean, { masker, jsonPaths: paths('$.nothing') });
+    expect(r0.doc).toBe(clean);
+    expect(r0.count).toBe(0);
     const before = JSON.stringify(doc);
     const r2 = maskJsonDocument(doc, { masker, jsonPaths: paths('$..email') }) as any;
     expect(JSON.stringify(doc)).toBe(before);

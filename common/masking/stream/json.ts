@@ -9,8 +9,11 @@
 //     number would leak it). null stays null (nothing to hide). A selected object or array
 //     keeps its shape and every scalar inside it is masked whole, so `$..address` hides all of
 //     an address without breaking clients that expect an object there.
-//   - every other string *value* goes through the detectors (masker.mask). Object keys are not
-//     masked: they are schema, and rewriting them would break the document's meaning.
+//   - every other string *value* goes through the detectors (masker.mask), and so does every
+//     object key: keys are usually schema, but a map keyed by email or card number (`{"jane@x.io":
+//     {...}}`) carries data in them. A masked key that collides with another key of the same
+//     object gets a ` #2`, ` #3`... suffix, so no member is lost. jsonPaths select by the
+//     original keys.
 // The input is never mutated; unchanged subtrees are shared, and the very same document object
 // is returned when nothing changed (callers then forward the original bytes).
 
@@ -80,9 +83,36 @@ function walk(node: unknown, states: PathStates, w: Walk, selected: boolean, dep
   }
   const obj = node as Record<string, unknown>;
   let copy: Record<string, unknown> | null = null;
+  let renamed: Map<string, string> | null = null;
   for (const key of Object.keys(obj)) {
     const v = walk(obj[key], stepStates(states, w.paths, key), w, isSelected, depth + 1);
     if (v !== obj[key]) (copy ??= { ...obj })[key] = v;
+    if (w.detectors) {
+      const k = w.masker.mask(key);
+      if (k.count > 0) {
+        w.count += k.count;
+        (renamed ??= new Map()).set(key, k.text);
+      }
+    }
   }
+  if (renamed) return renameKeys(copy ?? obj, renamed);
   return copy ?? node;
+}
+
+/** A copy of obj with keys renamed, in the same order; a name already taken gets a ` #n` suffix. */
+export function renameKeys(obj: Record<string, unknown>, renamed: ReadonlyMap<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const taken = new Set(Object.keys(obj).filter((k) => !renamed.has(k)));
+  for (const key of Object.keys(obj)) {
+    let name = renamed.get(key);
+    if (name === undefined) {
+      name = key;
+    } else {
+      const base = name;
+      for (let n = 2; taken.has(name); n++) name = `${base} #${n}`;
+      taken.add(name);
+    }
+    Object.defineProperty(out, name, { value: obj[key], enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }

@@ -6,7 +6,8 @@
 import type { DetectorName } from '../../policy/types';
 import { DETECTOR_NAMES, findMatches } from '../detectors';
 import { createTextMasker, type TextMasker } from '../masker';
-import { createSseMasker } from './sse';
+import { createNdjsonReader, serializeNdjsonItem } from './ndjson';
+import { createSseEventMasker, createSseMasker, createSsePipeline } from './sse';
 import { byteChunks, readClient, stream, type Fmt } from './sse-testkit';
 
 const hashKey = Buffer.from('0123456789abcdef0123456789abcdef');
@@ -115,6 +116,42 @@ describe.each(CONFIGS)('split-value corpus: $name', (config) => {
     expect(cases).toBeGreaterThan(full.length);
   });
 });
+
+// Streams no format planner models by name (sse-formats.ts planGeneric) and OpenAI legacy
+// completions, and Ollama's NDJSON: every two-way split of every value, and byte-chunked.
+describe('split-value corpus: generically read formats', () => {
+  it.each(CORPUS)('%s %s: no leak at any two-way split (legacy completions, Gemini, TGI, Ollama NDJSON)', (detector, value) => {
+    const m = only(detector);
+    const full = PREFIX + value + SUFFIX;
+    const expected = m.mask(full).text;
+    for (let i = 0; i <= full.length; i++) {
+      const deltas = [full.slice(0, i), full.slice(i)];
+      for (const fmt of ['legacy', 'gemini', 'tgi'] as Fmt[]) {
+        const out = emit(fmt, deltas, m);
+        const text = readClient(out).text;
+        if (text !== expected || out.includes(value)) throw new Error(`${fmt} ${JSON.stringify(deltas)} -> ${JSON.stringify(text)}`);
+      }
+      const nd = ollama(deltas, m, [7, 3]);
+      if (nd !== expected) throw new Error(`ndjson ${JSON.stringify(deltas)} -> ${JSON.stringify(nd)}`);
+    }
+    for (const fmt of ['legacy', 'gemini', 'tgi'] as Fmt[]) expect(readClient(emit(fmt, full.split(/(?=[ \-@.])/), m, undefined, [5])).text).toBe(expected);
+  });
+});
+
+/** Ollama /api/chat NDJSON through the event maskers, byte-chunked; the client-assembled content. */
+function ollama(deltas: string[], m: TextMasker, sizes: number[]): string {
+  const src = [...deltas.map((d) => ({ message: { role: 'assistant', content: d }, done: false })), { message: { role: 'assistant', content: '' }, done: true }]
+    .map((o) => JSON.stringify(o) + '\n')
+    .join('');
+  const reader = createNdjsonReader(1 << 20);
+  const pipe = createSsePipeline([createSseEventMasker({ masker: m })], serializeNdjsonItem);
+  let out = '';
+  for (const c of byteChunks(src, sizes)) out += pipe.push(reader.push(c));
+  out += pipe.push(reader.end()) + pipe.end();
+  const lines = out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { message: { content: string }; done: boolean });
+  if (!lines[lines.length - 1].done) throw new Error('the done line is not last');
+  return lines.map((l) => l.message.content).join('');
+}
 
 describe('below the safe window', () => {
   it('a window shorter than a shape needs for recognition can leak its first characters', () => {

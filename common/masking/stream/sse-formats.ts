@@ -11,6 +11,16 @@
 //   Anthropic Messages       event: content_block_delta  {"index":i,"delta":{"type":"text_delta","text":..}}
 //                            (input_json_delta.partial_json, thinking_delta.thinking);
 //                            content_block_stop ends block i, message_stop ends all
+//   OpenAI legacy completions {"choices":[{"index":0,"text":"...","finish_reason":null}]}
+//   anything else (generic)  Gemini {"candidates":[{"content":{"parts":[{"text":".."}]},"finishReason":..}]},
+//                            TGI {"token":{"text":".."},"generated_text":null}, Ollama NDJSON
+//                            {"message":{"content":".."},"done":false} / {"response":"..","done":false},
+//                            and formats nobody modelled: every string under a text-like key
+//                            (GENERIC_TEXT_KEYS) is a slot named by its path; an object with a
+//                            non-null finish_reason/finishReason ends the slots below it, and
+//                            `done: true` or a final TGI event (generated_text or details set)
+//                            ends all. The flush event is a copy of the slot's latest event with
+//                            the other text fields emptied and its end markers cleared.
 
 export type SseFormat = 'auto' | 'openai' | 'anthropic';
 
@@ -47,8 +57,78 @@ export function planEvent(obj: unknown, event: string | null, format: SseFormat)
     if (Array.isArray(obj.choices)) return planChat(obj);
     if (typeof obj.type === 'string' && obj.type.startsWith('response.')) return planResponses(obj);
   }
-  if (format !== 'openai' && typeof obj.type === 'string') return planAnthropic(obj, event);
-  return EMPTY;
+  if (format !== 'openai' && typeof obj.type === 'string' && ANTHROPIC_TYPES.has(obj.type)) return planAnthropic(obj, event);
+  return planGeneric(obj, event);
+}
+
+const ANTHROPIC_TYPES: ReadonlySet<string> = new Set([
+  'message_start',
+  'message_delta',
+  'message_stop',
+  'content_block_start',
+  'content_block_delta',
+  'content_block_stop',
+  'ping',
+  'error',
+]);
+
+/** Keys whose string values are streamed text in formats not modelled above. */
+export const GENERIC_TEXT_KEYS: ReadonlySet<string> = new Set(['text', 'content', 'response', 'delta', 'partial_json', 'arguments', 'thinking', 'reasoning', 'output_text']);
+/** Deepest nesting searched for text fields (Gemini's is 5). */
+const GENERIC_MAX_DEPTH = 8;
+
+function planGeneric(obj: Json, event: string | null): EventPlan {
+  const fields: TextField[] = [];
+  const ends: string[] = [];
+  if (obj.done === true || typeof obj.generated_text === 'string' || (obj.details !== null && obj.details !== undefined)) ends.push('g:');
+  const template = (slot: string): ((t: string) => SynthEvent) => (t) => {
+    const copy = JSON.parse(JSON.stringify(obj)) as Json;
+    fillGeneric(copy, 'g:', slot, t, 0);
+    return { event, data: copy };
+  };
+  const visit = (node: Json | unknown[], path: string, depth: number): void => {
+    if (depth > GENERIC_MAX_DEPTH) return;
+    if (!Array.isArray(node) && ((node.finish_reason !== null && node.finish_reason !== undefined) || (node.finishReason !== null && node.finishReason !== undefined))) {
+      ends.push(path);
+    }
+    const keys = Array.isArray(node) ? node.map((_, i) => i) : Object.keys(node);
+    for (const k of keys) {
+      const v = (node as Record<string | number, unknown>)[k];
+      const p = `${path}${String(k)}.`;
+      if (typeof v === 'string' && !Array.isArray(node) && GENERIC_TEXT_KEYS.has(k as string)) {
+        const slot = p.slice(0, -1);
+        fields.push({ slot, text: v, owner: node, key: k as string, synth: template(slot) });
+      } else if (typeof v === 'object' && v !== null) {
+        visit(v as Json | unknown[], p, depth + 1);
+      }
+    }
+  };
+  visit(obj, 'g:', 0);
+  return { fields, ends, sequenced: false };
+}
+
+/** In a copy of an event: the slot's text field set to text, every other text field emptied, end markers cleared. */
+function fillGeneric(node: Json | unknown[], path: string, slot: string, text: string, depth: number): void {
+  if (depth > GENERIC_MAX_DEPTH) return;
+  if (!Array.isArray(node)) {
+    if (node.finish_reason !== undefined) node.finish_reason = null;
+    delete node.finishReason;
+    if (node.done === true) node.done = false;
+    if (depth === 0) {
+      if (typeof node.generated_text === 'string') node.generated_text = null;
+      if (node.details !== undefined) node.details = null;
+    }
+  }
+  const keys = Array.isArray(node) ? node.map((_, i) => i) : Object.keys(node);
+  for (const k of keys) {
+    const v = (node as Record<string | number, unknown>)[k];
+    const p = `${path}${String(k)}.`;
+    if (typeof v === 'string' && !Array.isArray(node) && GENERIC_TEXT_KEYS.has(k as string)) {
+      (node as Json)[k as string] = p.slice(0, -1) === slot ? text : '';
+    } else if (typeof v === 'object' && v !== null) {
+      fillGeneric(v as Json | unknown[], p, slot, text, depth + 1);
+    }
+  }
 }
 
 const CHAT_TEXT_KEYS = ['content', 'refusal', 'reasoning_content', 'reasoning'];
@@ -61,6 +141,10 @@ function planChat(obj: Json): EventPlan {
     if (!isObj(choice)) return;
     const idx = typeof choice.index === 'number' ? choice.index : pos;
     const chunk = (delta: Json): SynthEvent => ({ event: null, data: { ...top, choices: [{ index: idx, delta, finish_reason: null }] } });
+    if (typeof choice.text === 'string') {
+      // Legacy completions: the choice itself carries the text.
+      fields.push({ slot: `oc:${idx}:text`, text: choice.text, owner: choice, key: 'text', synth: (t) => ({ event: null, data: { ...top, choices: [{ index: idx, text: t, finish_reason: null }] } }) });
+    }
     const delta = choice.delta;
     if (isObj(delta)) {
       for (const key of CHAT_TEXT_KEYS) {

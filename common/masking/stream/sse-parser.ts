@@ -37,6 +37,8 @@ export function createSseParser(): SseParser {
   let buf = '';
   let raw = '';
   let lines: SseLine[] = [];
+  /** Characters at the start of buf already known to hold no line terminator (a long line is not rescanned per chunk). */
+  let clean = 0;
 
   const finish = (complete: boolean): SseBlock => {
     let data: string | null = null;
@@ -56,14 +58,21 @@ export function createSseParser(): SseParser {
     let pos = 0;
     const n = buf.length;
     while (pos < n) {
-      let i = pos;
+      let i = pos === 0 ? clean : pos;
       while (i < n && buf.charCodeAt(i) !== 10 && buf.charCodeAt(i) !== 13) i++;
-      if (i === n) break; // no terminator yet
+      if (i === n) {
+        clean = n - pos; // no terminator yet
+        break;
+      }
       let eol = 1;
       if (buf.charCodeAt(i) === 13) {
-        if (i + 1 === n && !final) break; // CR at the end: maybe the first half of CRLF
+        if (i + 1 === n && !final) {
+          clean = i - pos; // CR at the end: maybe the first half of CRLF
+          break;
+        }
         if (buf.charCodeAt(i + 1) === 10) eol = 2;
       }
+      clean = 0;
       const line = buf.slice(pos, i);
       raw += buf.slice(pos, i + eol);
       pos = i + eol;
@@ -107,18 +116,19 @@ function parseLine(line: string): SseLine {
  * are replaced (at the first one) by `data`, split on newlines. Synthesised or rewritten
  * events use LF, which every client accepts.
  */
-export function serializeBlock(block: SseBlock, data: string): string {
+export function serializeBlock(block: SseBlock, data: string | null): string {
   let out = '';
   let wrote = false;
   for (const l of block.lines) {
     if (l.name !== 'data') {
       out += l.text + '\n';
-    } else if (!wrote) {
+    } else if (!wrote && data !== null) {
       out += dataLines(data);
       wrote = true;
     }
   }
-  if (!wrote) out += dataLines(data);
+  // A block without data (comments only) gets none: an empty data line would dispatch an event.
+  if (!wrote && data !== null) out += dataLines(data);
   return block.complete ? out + '\n' : out;
 }
 

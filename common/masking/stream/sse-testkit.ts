@@ -1,7 +1,9 @@
 // Test helpers (no jest imports): build LLM SSE streams and read back what a client would see.
 import { createSseParser } from './sse-parser';
 
-export type Fmt = 'openai' | 'responses' | 'anthropic';
+export type Fmt = 'openai' | 'responses' | 'anthropic' | GenericFmt;
+/** Formats the maskers read generically (sse-formats.ts planGeneric), plus OpenAI legacy completions. */
+export type GenericFmt = 'legacy' | 'gemini' | 'tgi';
 
 const ID = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1700000000, model: 'gpt-4o-mini' };
 
@@ -34,8 +36,41 @@ export function responsesStream(deltas: string[]): string {
   return s + ev({ type: 'response.completed', response: { id: 'resp_1', status: 'completed' } });
 }
 
+/** OpenAI legacy completions: choices[].text, a final event with finish_reason. */
+export function legacyStream(deltas: string[]): string {
+  const ev = (text: string, finish: string | null): string => `data: ${JSON.stringify({ id: 'cmpl-1', object: 'text_completion', model: 'gpt-3.5-turbo-instruct', choices: [{ index: 0, text, logprobs: null, finish_reason: finish }] })}\n\n`;
+  return deltas.map((d) => ev(d, null)).join('') + ev('', 'length') + 'data: [DONE]\n\n';
+}
+
+/** Gemini streamGenerateContent?alt=sse: the last chunk carries text and finishReason. */
+export function geminiStream(deltas: string[]): string {
+  const ev = (text: string, last: boolean): string =>
+    `data: ${JSON.stringify({ candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0, ...(last ? { finishReason: 'STOP' } : {}) }], modelVersion: 'gemini-2.0-flash' })}\r\n\r\n`;
+  return deltas.map((d, i) => ev(d, i === deltas.length - 1)).join('');
+}
+
+/** Hugging Face TGI /generate_stream: token.text per event, generated_text in the last. */
+export function tgiStream(deltas: string[]): string {
+  const ev = (text: string, i: number, final: string | null): string =>
+    `data:${JSON.stringify({ index: i, token: { id: i, text, logprob: -0.1, special: false }, generated_text: final, details: null })}\n\n`;
+  return deltas.map((d, i) => ev(d, i, null)).join('') + ev('', deltas.length, deltas.join(''));
+}
+
 export function stream(fmt: Fmt, deltas: string[]): string {
-  return fmt === 'openai' ? openaiStream(deltas) : fmt === 'anthropic' ? anthropicStream(deltas) : responsesStream(deltas);
+  switch (fmt) {
+    case 'openai':
+      return openaiStream(deltas);
+    case 'anthropic':
+      return anthropicStream(deltas);
+    case 'responses':
+      return responsesStream(deltas);
+    case 'legacy':
+      return legacyStream(deltas);
+    case 'gemini':
+      return geminiStream(deltas);
+    case 'tgi':
+      return tgiStream(deltas);
+  }
 }
 
 export interface ClientView {
@@ -69,6 +104,9 @@ export function readClient(sse: string): ClientView {
 }
 
 function deltaText(d: Record<string, any>): string | null {
+  if (Array.isArray(d.choices) && typeof d.choices[0]?.text === 'string') return d.choices[0].text;
+  if (Array.isArray(d.candidates)) return d.candidates[0]?.content?.parts?.[0]?.text ?? null;
+  if (d.token !== undefined) return d.token?.text ?? null;
   if (Array.isArray(d.choices)) return typeof d.choices[0]?.delta?.content === 'string' ? d.choices[0].delta.content : null;
   if (d.type === 'response.output_text.delta') return d.delta;
   if (d.type === 'content_block_delta') return d.delta?.text ?? null;

@@ -32,11 +32,13 @@ import { jsonTooDeep, JsonTooDeepError } from '../../policy/jsonpath';
 import type { JsonPathSegment } from '../../policy/syntax';
 import type { TextMasker } from '../masker';
 import { createHeldText, type HeldText } from './held-text';
-import { maskJsonDocument } from './json';
+import { findDuplicateKey } from './json-duplicates';
+import { maskJsonDocument, renameKeys } from './json';
 import { planEvent, type SseFormat, type SynthEvent, type TextField } from './sse-formats';
 import { createSseParser, serializeBlock, serializeEvent, type SseBlock } from './sse-parser';
 
 export type { SseFormat } from './sse-formats';
+export type { HeldText } from './held-text';
 
 export interface SseMaskerOptions {
   masker: TextMasker;
@@ -49,6 +51,8 @@ export interface SseMaskerOptions {
    */
   holdBackChars?: number;
   format?: SseFormat;
+  /** The hold-back window of one slot; default createHeldText(masker, holdBackChars). For maskers that are not detectors (the credential scrubber). */
+  heldText?: () => HeldText;
 }
 
 export interface SseMaskerStats {
@@ -85,20 +89,24 @@ export interface SseItem {
 /** Parses one block's data (once, for the rule check and every masker). */
 export function sseItem(block: SseBlock): SseItem {
   let doc: unknown = NOT_JSON;
+  let dirty = false;
   if (block.data !== null) {
     try {
       doc = JSON.parse(block.data);
+      // A repeated key: the parse (last value wins) is what gets checked and masked, so it is
+      // what is sent; the upstream's text could carry an unmasked first value.
+      dirty = findDuplicateKey(block.data) !== undefined;
     } catch {
       /* not JSON: masked as text */
     }
   }
-  return { block, event: block.event, data: block.data, doc, dirty: false };
+  return { block, event: block.event, data: block.data, doc, dirty };
 }
 
 export function serializeItem(item: SseItem): string {
   if (!item.dirty && item.block) return item.block.raw;
-  const data = item.doc !== NOT_JSON ? JSON.stringify(item.doc) : (item.data ?? '');
-  return item.block ? serializeBlock(item.block, data) : serializeEvent(item.event, data);
+  const data = item.doc !== NOT_JSON ? JSON.stringify(item.doc) : item.data;
+  return item.block ? serializeBlock(item.block, data) : serializeEvent(item.event, data ?? '');
 }
 
 /** One masking rule over parsed events. */
@@ -122,7 +130,8 @@ export interface SsePipeline {
   masked(): number;
 }
 
-export function createSsePipeline(maskers: readonly SseEventMasker[]): SsePipeline {
+/** serialize: how an item is written (default SSE; ndjson.ts serializeNdjsonItem for NDJSON). */
+export function createSsePipeline(maskers: readonly SseEventMasker[], serialize: (item: SseItem) => string = serializeItem): SsePipeline {
   const through = (items: SseItem[], from: number): SseItem[] => {
     for (let i = from; i < maskers.length; i++) {
       const next: SseItem[] = [];
@@ -134,15 +143,15 @@ export function createSsePipeline(maskers: readonly SseEventMasker[]): SsePipeli
   return {
     push(items) {
       let out = '';
-      for (const it of items) for (const o of through([it], 0)) out += serializeItem(o);
+      for (const it of items) for (const o of through([it], 0)) out += serialize(o);
       return out;
     },
     end(tail = []) {
       let out = '';
-      for (let i = 0; i < maskers.length; i++) for (const o of through(maskers[i].flush(), i + 1)) out += serializeItem(o);
+      for (let i = 0; i < maskers.length; i++) for (const o of through(maskers[i].flush(), i + 1)) out += serialize(o);
       for (let it of tail) {
         for (const m of maskers) it = m.maskTail(it);
-        out += serializeItem(it);
+        out += serialize(it);
       }
       return out;
     },
@@ -186,6 +195,7 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
   const { masker } = opts;
   const jsonPaths = opts.jsonPaths ?? [];
   const format = opts.format ?? 'auto';
+  const newHeld = opts.heldText ?? ((): HeldText => createHeldText(masker, opts.holdBackChars));
   const slots = new Map<string, Slot>();
   let masked = 0; // generic masks plus those of slots already ended
   let maxHeld = 0;
@@ -223,7 +233,7 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
   const onField = (f: TextField, sequenced: boolean): string => {
     let slot = slots.get(f.slot);
     if (slot === undefined) {
-      slot = { held: createHeldText(masker, opts.holdBackChars), synth: f.synth, sequenced };
+      slot = { held: newHeld(), synth: f.synth, sequenced };
       slots.set(f.slot, slot);
     }
     slot.synth = f.synth; // the newest event is the best template (ids, model, created)
@@ -244,7 +254,17 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
     return item;
   };
 
+  /** Non-data lines of a read block: masked as text (they reach readers that show the raw stream). */
+  const maskLines = (item: SseItem): void => {
+    if (!item.block) return;
+    const n = maskOtherLines(item.block, masker);
+    if (n === 0) return;
+    masked += n;
+    item.dirty = true;
+  };
+
   const push = (item: SseItem): SseItem[] => {
+    maskLines(item);
     if (item.doc === NOT_JSON) {
       if (item.data === null) return [item];
       if (item.data.trim() === '[DONE]') return [...endSlots([''], new Map()), item];
@@ -271,7 +291,7 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
       if (ending(f.slot)) {
         // Its text joins the flush, which goes out before this event.
         extra.set(f.slot, (extra.get(f.slot) ?? '') + f.text);
-        if (!slots.has(f.slot)) slots.set(f.slot, { held: createHeldText(masker, opts.holdBackChars), synth: f.synth, sequenced: plan.sequenced });
+        if (!slots.has(f.slot)) slots.set(f.slot, { held: newHeld(), synth: f.synth, sequenced: plan.sequenced });
         next = '';
       } else {
         next = onField(f, plan.sequenced);
@@ -292,7 +312,10 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
   return {
     push,
     flush: () => endSlots([''], new Map()),
-    maskTail: maskText,
+    maskTail: (item) => {
+      maskLines(item);
+      return maskText(item);
+    },
     stats() {
       let live = 0;
       for (const s of slots.values()) live += s.held.masked;
@@ -320,9 +343,44 @@ function maskStringsInPlace(holder: { root: unknown }, masker: TextMasker, skip:
     } else if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) visit(v, i);
     } else if (typeof v === 'object' && v !== null) {
-      for (const k of Object.keys(v)) visit(v as Record<string, unknown>, k);
+      const o = v as Record<string, unknown>;
+      let renamed: Map<string, string> | null = null;
+      for (const k of Object.keys(o)) {
+        visit(o, k);
+        const r = masker.mask(k);
+        if (r.count > 0) {
+          count(r.count);
+          (renamed ??= new Map()).set(k, r.text);
+        }
+      }
+      if (renamed) {
+        // Keys carry data too (a map keyed by email). Renamed in place: slot fields hold this object.
+        const entries = Object.entries(renameKeys(o, renamed));
+        for (const k of Object.keys(o)) delete o[k];
+        for (const [k, val] of entries) Object.defineProperty(o, k, { value: val, enumerable: true, writable: true, configurable: true });
+        changed = true;
+      }
     }
   };
   visit(holder, 'root');
   return changed;
+}
+
+/**
+ * Every line of a block but its data lines (comments, `id:`, `event:`, `retry:`, and lines that
+ * are no field at all, which a naive reader still sees) masked as text, in place. Returns the count.
+ */
+export function maskOtherLines(block: SseBlock, masker: TextMasker): number {
+  let n = 0;
+  for (const l of block.lines) {
+    if (l.name === 'data') continue;
+    const r = masker.mask(l.text);
+    if (r.count === 0) continue;
+    n += r.count;
+    l.text = r.text;
+    const colon = r.text.indexOf(':');
+    l.name = colon < 0 ? r.text : r.text.slice(0, colon);
+    l.value = colon < 0 ? '' : r.text.slice(colon + 1).replace(/^ /, '');
+  }
+  return n;
 }

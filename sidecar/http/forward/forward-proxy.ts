@@ -11,7 +11,7 @@ import * as dns from 'node:dns';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { normalizeHost, type CompiledPolicy, type HostMatcher } from '../../../common/policy/compile';
+import { normalizeHost, unspecifiedAliases, type CompiledPolicy, type HostMatcher } from '../../../common/policy/compile';
 import { decide, type HttpOperationWithPort } from '../../../common/policy/engine';
 import { IdentityError } from '../../../common/identity/errors';
 import type { Decision, Identity, RuleAction } from '../../../common/policy/types';
@@ -20,6 +20,9 @@ import { errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
 import type { AuditApproval, AuditTrace } from '../../../common/audit/record';
 import { approvalRecord } from '../../audit/records';
+import { describeKey } from '../../../common/masking/stream/json-duplicates';
+import { UNPARSEABLE_BODY } from '../../../common/policy/engine';
+import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type NormalizedPath } from '../request-view';
 
 export type { HttpApprovalGate, HeldHttpRequest } from './approval';
 
@@ -200,8 +203,9 @@ function authorizeThen(
   ev: ForwardAuditEvent,
   deny: (decision: Decision, message: string, reason: string) => void,
   proceed: () => void,
+  methods: readonly string[] = [op.method],
 ): void {
-  authorize(ctx, policy, op, identity, signal)
+  authorize(ctx, policy, op, identity, signal, methods)
     .then((auth) => {
       ev.decision = auth.decision.action;
       ev.rule = auth.decision.rule;
@@ -233,8 +237,10 @@ export async function authorize(
   op: HttpOperationWithPort,
   identity: Identity,
   signal: AbortSignal,
+  /** Every method the upstream may act on (request-view.ts methodsToJudge); default op.method. */
+  methods: readonly string[] = [op.method],
 ): Promise<Authorized> {
-  const decision = decide(policy, op, identity);
+  const decision = strictest(methods.map((method) => decide(policy, { ...op, method }, identity)));
   if (decision.action === 'allow') return { ok: true, decision };
   if (decision.action === 'deny') return { ok: false, decision, message: decision.reason };
   return holdForApproval(ctx, policy, op, decision, identity, signal);
@@ -269,10 +275,16 @@ export async function holdForApproval(
 }
 
 function addressMatched(hosts: HostMatcher, ip: string, port: number): boolean {
-  const type = net.isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-  if (hosts.addresses.check(ip, type)) return true;
-  const byPort = hosts.addressesByPort.get(port);
-  return byPort !== undefined && byPort.check(ip, type);
+  const check = (a: string): boolean => {
+    const type = net.isIP(a) === 6 ? 'ipv6' : 'ipv4';
+    if (hosts.addresses.check(a, type)) return true;
+    const byPort = hosts.addressesByPort.get(port);
+    return byPort !== undefined && byPort.check(a, type);
+  };
+  if (check(ip)) return true;
+  // A name resolving to 0.0.0.0 or :: reaches this host: loopback address rules cover it.
+  const n = normalizeHost(ip);
+  return n !== undefined && unspecifiedAliases(n).some((a) => net.isIP(a) !== 0 && check(a));
 }
 
 /**
@@ -552,6 +564,19 @@ export function handleAbsoluteForm(
   ev.host = host ?? url.hostname;
   ev.port = port;
   ev.path = url.pathname;
+  // Judged and forwarded from the path as sent (the URL parser would already have resolved
+  // `..` and kept `%2F`, `;params` and encodings the rules would not see through).
+  let reqPath: NormalizedPath;
+  let methods: string[];
+  try {
+    reqPath = normalizeRequestPath(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/i.exec(req.url ?? '')?.[1] ?? '/');
+    methods = methodsToJudge(ev.method, req.headers);
+  } catch (err) {
+    if (!(err instanceof AmbiguousRequestError)) throw err;
+    reject(400, errorBody('bad_request', err.message), err.message);
+    return;
+  }
+  ev.path = reqPath.judged;
   if (host === undefined) {
     reject(400, errorBody('bad_request', `invalid host "${url.hostname}"`), 'invalid host');
     return;
@@ -578,22 +603,103 @@ export function handleAbsoluteForm(
   withPolicyAndIdentity(ctx, req, failed, unauthenticated, (policy, identity) => {
     const headersForMatch = { ...req.headers };
     delete headersForMatch['proxy-authorization'];
-    const op: HttpOperationWithPort = { type: 'http', target: '', method: ev.method, path: url.pathname, host, port, headers: headersForMatch };
+    const op: HttpOperationWithPort = { type: 'http', target: '', method: methods[0], path: reqPath.judged, host, port, headers: headersForMatch };
     const abort = new AbortController();
     res.once('close', () => abort.abort());
+    const upstreamPath = reqPath.forwarded + url.search;
 
-    authorizeThen(ctx, policy, op, identity, abort.signal, ev, deny, () => {
-      if (res.destroyed || req.socket.destroyed) {
-        ev.outcome = 'error';
-        ev.error = 'client closed before the request was forwarded';
-        emit();
+    const decideAndForward = (body: Buffer | undefined): void =>
+      authorizeThen(
+        ctx,
+        policy,
+        op,
+        identity,
+        abort.signal,
+        ev,
+        deny,
+        () => {
+          if (res.destroyed || req.socket.destroyed) {
+            ev.outcome = 'error';
+            ev.error = 'client closed before the request was forwarded';
+            emit();
+            return;
+          }
+          // `Expect: 100-continue`: the agent sends its body only once the request is allowed.
+          if (opts.expectContinue && body === undefined) res.writeContinue();
+          forward(ctx, policy, op, identity, { url, path: upstreamPath, host, port, body }, req, res, ev, emit);
+        },
+        methods,
+      );
+
+    if (!hasBody(req) || !rulesReadBody(policy)) {
+      decideAndForward(undefined);
+      return;
+    }
+    // A rule matches on JSON body fields: read the body (bounded) and judge it, as the routes do.
+    if (opts.expectContinue) res.writeContinue();
+    readBody(req, MAX_FORWARD_BODY_BYTES).then(
+      (raw) => {
+        const parsed = parseJsonBody(raw);
+        if (parsed.kind === 'duplicate') {
+          const msg = `request body repeats the key ${describeKey(parsed.key)} in one object; parsers disagree on which value counts, so it is refused`;
+          reject(400, errorBody('duplicate_json_key', msg), msg);
+          return;
+        }
+        // Not JSON, or nested too deep to check: restrictive rules on body fields match (fail closed).
+        op.json = parsed.kind === 'json' ? parsed.doc : parsed.kind === 'empty' ? undefined : UNPARSEABLE_BODY;
+        decideAndForward(raw);
+      },
+      (err: Error) => {
+        const tooLarge = err instanceof BodyTooLargeError;
+        reject(tooLarge ? 413 : 400, errorBody(tooLarge ? 'request_too_large' : 'bad_request', err.message), err.message);
+      },
+    );
+  });
+}
+
+/** Largest request body the forward proxy reads to judge JSON body rules (413 above). */
+export const MAX_FORWARD_BODY_BYTES = 10 * 1024 * 1024;
+
+class BodyTooLargeError extends Error {}
+
+function hasBody(req: http.IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && Number(cl) > 0);
+}
+
+/** Whether a rule that applies to the forward proxy (no target) matches on JSON body fields. */
+function rulesReadBody(policy: CompiledPolicy): boolean {
+  return policy.rules.some((r) => (r.target === undefined || r.target === '') && (r.http?.json?.length ?? 0) > 0);
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        reject(new BodyTooLargeError(`request body exceeds the limit of ${limit} bytes`));
         return;
       }
-      // `Expect: 100-continue`: the agent sends its body only once the request is allowed.
-      if (opts.expectContinue) res.writeContinue();
-      forward(ctx, policy, op, identity, url, host, port, req, res, ev, emit);
-    });
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
   });
+}
+
+interface UpstreamTarget {
+  url: URL;
+  /** Path and query as judged (request-view.ts normalizeRequestPath). */
+  path: string;
+  host: string;
+  port: number;
+  /** The body, when it was read to be judged: sent as read. */
+  body?: Buffer;
 }
 
 function forward(
@@ -601,21 +707,24 @@ function forward(
   policy: CompiledPolicy,
   op: HttpOperationWithPort,
   identity: Identity,
-  url: URL,
-  host: string,
-  port: number,
+  target: UpstreamTarget,
   req: http.IncomingMessage,
   res: http.ServerResponse,
   ev: ForwardAuditEvent,
   emit: () => void,
 ): void {
+  const { url, host, port, body } = target;
   const headers = forwardHeaders(req.rawHeaders);
   headers.host = url.host;
+  if (body !== undefined) {
+    delete headers['transfer-encoding'];
+    headers['content-length'] = String(body.length);
+  }
   const upReq = http.request({
     host,
     port,
     method: req.method,
-    path: `${url.pathname}${url.search}`,
+    path: target.path,
     headers,
     agent: ctx.agent ?? defaultAgent,
     lookup: guardedLookup(ctx.lookup ?? (dns.lookup as net.LookupFunction), policy, op, identity),
@@ -663,13 +772,18 @@ function forward(
 
     up.pipe(res);
   });
-  req.on('data', (c: Buffer) => (ev.bytesUp += c.length));
-  req.on('error', (e) => {
-    // e.g. an invalid chunk size: the upstream request is aborted, never completed.
-    ev.error ??= `client: ${e.message}`;
-    upReq.destroy(e);
-  });
-  req.pipe(upReq);
+  if (body !== undefined) {
+    ev.bytesUp += body.length;
+    upReq.end(body);
+  } else {
+    req.on('data', (c: Buffer) => (ev.bytesUp += c.length));
+    req.on('error', (e) => {
+      // e.g. an invalid chunk size: the upstream request is aborted, never completed.
+      ev.error ??= `client: ${e.message}`;
+      upReq.destroy(e);
+    });
+    req.pipe(upReq);
+  }
   res.once('close', () => {
     if (!res.writableFinished) upReq.destroy();
     emit();

@@ -85,3 +85,17 @@ test('engine: hosts rules with target "" and a port, first match wins, default a
   expect(decide(p, op('x.internal', 80, 'POST'), who)).toMatchObject({ action: 'hold', rule: 'posts-held' });
   expect(decide(p, op('x.internal', 80, 'GET'), who).rule).toBeUndefined();
 });
+
+test('the unspecified addresses (0.0.0.0, ::, and their other spellings) count as loopback', () => {
+  const byAddress = m(['127.0.0.0/8']);
+  const byV6 = m(['::1']);
+  const byName = m(['localhost']);
+  for (const h of ['0.0.0.0', '0', '0x0', '00.0.0.0', '::', '[::]', '0:0:0:0:0:0:0:0', '::ffff:0.0.0.0']) {
+    expect([h, hostMatcherHas(byAddress, h), hostMatcherHas(byV6, h), hostMatcherHas(byName, h)]).toEqual([h, true, true, true]);
+  }
+  // Ports still apply, and other addresses are not loopback.
+  expect(hostMatcherHas(m(['127.0.0.1:8080']), '0.0.0.0', 8080)).toBe(true);
+  expect(hostMatcherHas(m(['127.0.0.1:8080']), '0.0.0.0', 80)).toBe(false);
+  expect(hostMatcherHas(byAddress, '0.0.0.1')).toBe(false);
+  expect(hostMatcherHas(byV6, '::2')).toBe(false);
+});

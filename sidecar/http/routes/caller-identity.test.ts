@@ -108,7 +108,8 @@ test('group rule: a supervisor may DELETE, a worker may not', async () => {
   expect(r.status).toBe(200);
   expect(fx.upstream.requests.at(-1)!.method).toBe('DELETE');
   expect(JSON.stringify(fx.upstream.requests.at(-1)!.headers)).not.toContain(sup);
-  expect(fx.events.at(-1)).toMatchObject({ decision: 'allow', rule: 'supervisors-may-delete', identity: { subject: 'supervisor-agent' } });
+  // 'mask': the fake upstream echoes the injected key, which is scrubbed from the answer.
+  expect(fx.events.at(-1)).toMatchObject({ decision: 'mask', rule: 'supervisors-may-delete', identity: { subject: 'supervisor-agent' } });
 });
 
 describe('forward proxy (absolute-form and CONNECT): the token travels in Proxy-Authorization', () => {

@@ -340,3 +340,47 @@ describe('denials', () => {
     expect(received[0].headers['x-keep']).toBe('yes');
   });
 });
+
+// Issue 10 §5: what the rules judge is what the upstream acts on. Each request here reached the
+// upstream before (as something no rule denied); now it is refused before any byte leaves.
+describe('smuggling corpus: paths, method overrides, repeated JSON keys', () => {
+  beforeEach(() =>
+    setPolicy({
+      rules: [
+        { name: 'no-delete', action: 'deny', match: { target: 'plain', http: { methods: ['DELETE'] } } },
+        { name: 'no-admin', action: 'deny', match: { target: 'plain', http: { paths: ['/admin', '/admin/**'] } } },
+        { name: 'no-gpt4', action: 'deny', match: { target: 'plain', http: { json: [{ path: '$..model', values: ['gpt-4'] }] } } },
+      ],
+    }),
+  );
+
+  it.each([
+    ['matrix parameter', 'GET', '/plain/admin;a=b/users', {}, undefined, 403],
+    ['matrix parameter on the last segment', 'GET', '/plain/admin;jsessionid=1', {}, undefined, 403],
+    ['dot-dot with a matrix parameter', 'GET', '/plain/x/..;/admin', {}, undefined, 400],
+    ['encoded dot segment', 'GET', '/plain/x/%2e%2e/admin', {}, undefined, 400],
+    ['double-encoded dot segment', 'GET', '/plain/x/%252e%252e/admin', {}, undefined, 400],
+    ['double-encoded letter', 'GET', '/plain/%2561dmin', {}, undefined, 400],
+    ['encoded NUL after the segment', 'GET', '/plain/admin%00/users', {}, undefined, 400],
+    ['encoded line break', 'GET', '/plain/admin%0a/users', {}, undefined, 400],
+    ['X-HTTP-Method-Override', 'POST', '/plain/items/1', { 'x-http-method-override': 'DELETE' }, undefined, 403],
+    ['X-Method-Override (lower case value)', 'POST', '/plain/items/1', { 'x-method-override': 'delete' }, undefined, 403],
+    ['X-HTTP-Method', 'PUT', '/plain/items/1', { 'x-http-method': 'DELETE' }, undefined, 403],
+    ['disagreeing overrides', 'POST', '/plain/items/1', { 'x-http-method-override': 'GET', 'x-http-method': 'DELETE' }, undefined, 400],
+    ['an override that is no method', 'POST', '/plain/items/1', { 'x-http-method-override': 'DELETE /admin' }, undefined, 400],
+    ['repeated key, forbidden value first', 'POST', '/plain/v1/chat', {}, '{"model":"gpt-4","model":"gpt-4o-mini"}', 400],
+    ['repeated key spelled with an escape', 'POST', '/plain/v1/chat', {}, '{"model":"gpt-4","\\u006dodel":"ok"}', 400],
+    ['repeated key deep inside', 'POST', '/plain/v1/chat', {}, '{"a":[{"b":{"model":"gpt-4","model":"ok"}}]}', 400],
+  ] as const)('%s', async (_name, method, pathname, headers, body, status) => {
+    const r = await send(pathname, { method, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, body });
+    expect(r.status).toBe(status);
+    expect(received).toHaveLength(0);
+  });
+
+  it('the same shapes without anything forbidden still pass, as sent', async () => {
+    const r = await send('/plain/items;v=2/1', { method: 'POST', headers: { 'x-http-method-override': 'PATCH' }, body: '{"model":"ok","other":{"model":"ok"}}' });
+    expect(r.status).toBe(200);
+    expect(received[0].url).toBe('/items;v=2/1');
+    expect(received[0].headers['x-http-method-override']).toBe('PATCH');
+  });
+});

@@ -198,7 +198,9 @@ describe('undici fetch and curl', () => {
     ]);
     const echo = JSON.parse(stdout);
     expect(echo.url).toBe('/echo/x?a=1');
-    expect(echo.headers.authorization).toBe(`Bearer ${SECRET}`);
+    // Injected upstream; the echo of it never reaches the agent (credential-scrub.ts).
+    expect(upstream.requests.at(-1)!.headers.authorization).toBe(`Bearer ${SECRET}`);
+    expect(echo.headers.authorization).toBe('[REDACTED:credential]');
     expect(echo.headers['x-api-key']).toBeUndefined();
     expect(echo.headers['api-key']).toBeUndefined();
     expect(echo.headers['x-secret-hop']).toBeUndefined();
@@ -210,13 +212,16 @@ describe('undici fetch and curl', () => {
   test('auth styles: custom header, query parameter, basic', async () => {
     const keyed = (await get('/keyed/y', { headers: { 'x-api-key': AGENT_KEY } })).json();
     expect(keyed.url).toBe('/echo/y');
-    expect(keyed.headers['x-api-key']).toBe(SECRET);
+    expect(upstream.requests.at(-1)!.headers['x-api-key']).toBe(SECRET);
+    expect(keyed.headers['x-api-key']).toBe('[REDACTED:credential]');
     expect(keyed.headers.authorization).toBeUndefined();
     const q = (await get('/query/echo?key=agent&x=2')).json();
-    expect(new URL(q.url, 'http://h').searchParams.getAll('key')).toEqual([SECRET]);
+    expect(new URL(upstream.requests.at(-1)!.url!, 'http://h').searchParams.getAll('key')).toEqual([SECRET]);
+    expect(new URL(q.url, 'http://h').searchParams.getAll('key')).toEqual(['[REDACTED:credential]']);
     expect(new URL(q.url, 'http://h').searchParams.get('x')).toBe('2');
     const b = (await get('/basic/echo', { headers: { authorization: 'Basic Zm9vOmJhcg==' } })).json();
-    expect(b.headers.authorization).toBe('Basic ' + Buffer.from(`svc-user:svc-pass-${SECRET}`).toString('base64'));
+    expect(upstream.requests.at(-1)!.headers.authorization).toBe('Basic ' + Buffer.from(`svc-user:svc-pass-${SECRET}`).toString('base64'));
+    expect(b.headers.authorization).toBe('[REDACTED:credential]');
   });
 
   test('upstream connections are pooled (keep-alive)', async () => {

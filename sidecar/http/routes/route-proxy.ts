@@ -19,10 +19,18 @@
 // checked before the output carrying it is written — a match writes
 // `event: error` + the policy_denied body instead and ends the stream.
 //
-// Masked responses by type: JSON and event streams are parsed (jsonPaths and detectors), text/*
-// and NDJSON are masked as text, buffered whole within the masked-response limit (NDJSON is not
-// streamed line by line); any other type (octet-stream, multipart, images) cannot be masked and
-// is refused with 502 unmaskable_response unless the target says `unparseable: allow`.
+// Masked responses by type: JSON, event streams and NDJSON (streamed line by line) are parsed
+// (jsonPaths and detectors, object keys included; streamed text held back across events and
+// lines), text/* is masked as text, buffered whole within the masked-response limit; bodies are
+// decoded in the charset they declare (charset.ts) and sent as UTF-8; response headers that can
+// carry data are masked too (header-masking.ts); any other type (octet-stream, multipart,
+// images) cannot be masked and is refused with 502 unmaskable_response unless the target says
+// `unparseable: allow`. A JSON response with a repeated key is re-serialised from the parse that
+// was checked and masked.
+//
+// Whatever the policy masks: a route that injects a credential scrubs it from every response
+// (credential-scrub.ts), headers and bodies, streamed or not. Request paths, method overrides
+// and JSON bodies are read by request-view.ts, shared with the forward proxy.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -31,8 +39,9 @@ import * as zlib from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
 import { createTextMasker, type TextMasker } from '../../../common/masking/masker';
 import { maskJsonDocument } from '../../../common/masking/stream/json';
-import { createSseEventMasker, createSsePipeline, NOT_JSON, sseItem, type SseItem } from '../../../common/masking/stream/sse';
-import { createSseParser, type SseBlock } from '../../../common/masking/stream/sse-parser';
+import { createSseEventMasker, createSsePipeline, NOT_JSON, serializeItem, sseItem, type SseItem } from '../../../common/masking/stream/sse';
+import { createSseParser } from '../../../common/masking/stream/sse-parser';
+import { createNdjsonReader, NdjsonLineTooLongError, serializeNdjsonItem } from '../../../common/masking/stream/ndjson';
 import type { CompiledPolicy, CompiledRule } from '../../../common/policy/compile';
 import { decide, decideResponseWith, responseRulesFor, UNPARSEABLE_BODY } from '../../../common/policy/engine';
 import { jsonTooDeep, JsonTooDeepError } from '../../../common/policy/jsonpath';
@@ -52,6 +61,11 @@ import type { Socket } from 'node:net';
 import { IdentityError } from '../../../common/identity/errors';
 import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
+import { createCredentialScrubber, type CredentialScrubber } from './credential-scrub';
+import { maskResponseHeaders } from './header-masking';
+import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
+import { describeKey, findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
+import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type ParsedJsonBody } from '../request-view';
 
 /** One proxied (or refused) HTTP request through a named route, for the audit trail. */
 export interface HttpAuditEvent {
@@ -196,6 +210,8 @@ interface RequestState {
   expectContinue: boolean;
   /** Who is asking: the pod's identity, or the verified token's subject. */
   identity: Identity;
+  /** Set when a credential was injected: it is scrubbed from everything the upstream answers. */
+  scrub?: CredentialScrubber;
 }
 
 export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
@@ -362,17 +378,25 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     }
 
     // --- decide
+    let methods: string[];
+    try {
+      methods = methodsToJudge(req.method ?? 'GET', req.headers);
+    } catch (err) {
+      if (err instanceof AmbiguousRequestError) throw new HttpError(400, 'bad_request', err.message);
+      throw err;
+    }
     const op: HttpOperation = {
       type: 'http',
       target: parsed.target,
-      method: (req.method ?? 'GET').toUpperCase(),
+      // A method override is what the upstream acts on: judged as that, and as the request line's.
+      method: methods[0],
       path: parsed.path,
       host: base.hostname,
       headers: req.headers,
       // Not JSON, or nested too deep to check: restrictive rules on body fields match (fail closed).
       json: body === undefined || body.kind === 'empty' ? undefined : body.kind === 'json' ? body.doc : UNPARSEABLE_BODY,
     };
-    let decision = decide(policy, op, st.identity);
+    let decision = strictest(methods.map((method) => decide(policy, { ...op, method }, st.identity)));
     st.decision = decision;
     if (llm || (ctx.auditRecords && body?.kind === 'json')) {
       st.genAi = genAiFromRequest(parsed.path, body?.kind === 'json' ? body.doc : undefined, target.baseUrl);
@@ -408,7 +432,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     st.url = url.origin + url.pathname;
     st.serverAddress = url.hostname;
     st.serverPort = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
-    injectCredential(ctx.secrets, target, headers, url);
+    st.scrub = createCredentialScrubber(injectCredential(ctx.secrets, target, headers, url));
 
     let buffered = body?.raw;
     if (body && requestPlan) {
@@ -450,7 +474,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       upstream = await dispatcherFor(timeoutMs).request({
         origin: url.origin,
         path: url.pathname + url.search,
-        method: op.method as Dispatcher.HttpMethod,
+        method: st.method as Dispatcher.HttpMethod,
         headers,
         body: upBody,
         headersTimeout: timeoutMs,
@@ -470,7 +494,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     upstream.body.once('end', upstreamDone);
     upstream.body.once('close', upstreamDone);
     try {
-      await respond(res, st, upstream, tp, op.method, responseRulesFor(policy, op, st.identity));
+      await respond(res, st, upstream, tp, st.method, responseRulesFor(policy, op, st.identity));
     } finally {
       res.off('close', onClose);
       // A body not read to its end (refused as too large or unmaskable, a denial, an error, the
@@ -498,9 +522,21 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       return undefined;
     };
     const headers = endToEndHeaders(up.headers);
+    const scrub = st.scrub;
+    if (scrub) countScrubbed(st, scrub.headers(headers));
+    if (plan) {
+      const n = maskResponseHeaders(headers, plan.maskers);
+      if (n > 0) {
+        st.masked += n;
+        tallyMasked((st.maskedBy ??= {}), ['headers'], n);
+      }
+    }
+    /** A body the injected credential cannot be scrubbed from is never passed on, whatever `unparseable` says. */
+    const unscrubbable = (encoding: string): HttpError =>
+      new HttpError(502, 'unmaskable_response', `response from route "${st.target}" has content-encoding "${encoding}", so the injected credential cannot be scrubbed from it`);
     const noBody = method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200 || up.headers['content-length'] === '0';
     const type = String(up.headers['content-type'] ?? '').toLowerCase();
-    let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isJson(type) ? 'json' : type.startsWith('text/') || type.includes('ndjson') ? 'text' : 'opaque';
+    let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isNdjson(type) ? 'ndjson' : isJson(type) ? 'json' : type.startsWith('text/') ? 'text' : 'opaque';
     if (kind === 'opaque') {
       if (plan) {
         // octet-stream, multipart, images, no Content-Type: nothing the maskers can read.
@@ -509,9 +545,24 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       }
       kind = 'pass';
     }
-    // Without masking, only what response rules can read (JSON, event streams) is inspected.
-    if (!plan && (!inspect || kind === 'text')) kind = 'pass';
+    // Without masking, only what response rules can read (JSON, event streams) is inspected; event
+    // streams of a route with a credential are read too, to scrub it across events.
+    const streamed = kind === 'sse' || kind === 'ndjson';
+    if (!plan && (!inspect || kind === 'text') && !(scrub && streamed)) kind = 'pass';
 
+    if (kind === 'pass' && scrub && !noBody) {
+      // Whatever the type: an echo of the request headers can be anywhere in it.
+      const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
+      const decoded = decodeStream(up.body, encoding);
+      if (!decoded) throw unscrubbable(encoding);
+      for (const h of ['content-length', 'content-encoding', 'content-md5', 'etag']) delete headers[h];
+      const scrubbed = decoded.pipe(scrubTransform(scrub, st));
+      decoded.once('error', (e) => scrubbed.destroy(e));
+      observePassThrough(st, scrubbed, type, 'identity');
+      res.writeHead(up.statusCode, headers);
+      await pipeToClient(scrubbed, res);
+      return;
+    }
     if (kind === 'pass') {
       observePassThrough(st, up.body, type, String(up.headers['content-encoding'] ?? 'identity'));
       res.writeHead(up.statusCode, headers);
@@ -520,9 +571,10 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     }
 
     const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
-    if (kind === 'sse') {
+    if (kind === 'sse' || kind === 'ndjson') {
       const decoded = decodeStream(up.body, encoding);
       if (!decoded) {
+        if (scrub) throw unscrubbable(encoding);
         const e = unmaskable(`upstream of route "${st.target}" sent an event stream with content-encoding "${encoding}", which cannot be inspected`);
         if (e) throw e;
         observePassThrough(st, up.body, type, encoding);
@@ -534,7 +586,17 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       delete headers['content-encoding'];
       headers['cache-control'] = headers['cache-control'] ?? 'no-cache';
       headers['x-accel-buffering'] = 'no';
-      await streamEvents(res, st, decoded, up.statusCode, headers, plan, inspect ? responseRules : undefined, maskedInRequest);
+      // Read in the charset it declares (clients may honour it), sent as UTF-8.
+      const charset = declaredCharset(String(up.headers['content-type'] ?? ''));
+      let events: Readable = decoded;
+      if (!isUtf8(charset)) {
+        const decoder = decoderFor(charset!);
+        if (!decoder) throw new HttpError(502, 'unmaskable_response', `event stream of route "${st.target}" declares charset "${charset}", which cannot be decoded, so it cannot be masked`);
+        events = decoded.pipe(transcodeToUtf8(decoder));
+        decoded.once('error', (e) => events.destroy(e));
+        headers['content-type'] = withUtf8Charset(String(up.headers['content-type']));
+      }
+      await streamEvents(res, st, events, up.statusCode, headers, plan, inspect ? responseRules : undefined, st.masked, kind === 'ndjson' ? NDJSON_FRAMING : SSE_FRAMING);
       return;
     }
 
@@ -549,6 +611,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" exceeds the ${maxMasked}-byte limit for masked responses once decompressed`);
     }
     if (!plain) {
+      if (scrub) throw unscrubbable(encoding);
       const e = unmaskable(`response from route "${st.target}" has content-encoding "${encoding}", which cannot be inspected`);
       if (e) throw e;
       st.responseCapture?.add(`(${raw.length} bytes, content-encoding ${encoding})`);
@@ -556,8 +619,35 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       await new Promise<void>((resolve) => res.end(raw, () => resolve()));
       return;
     }
-    let text = plain.toString('utf8');
     let masked = 0;
+    let rewritten = false;
+    // Decoded as declared (a byte-order mark wins), sent as UTF-8.
+    const charset = bomCharset(plain) ?? declaredCharset(String(up.headers['content-type'] ?? ''));
+    let text: string;
+    if (isUtf8(charset)) {
+      text = plain.toString('utf8');
+    } else {
+      const decoder = decoderFor(charset!);
+      let decodedText: string | undefined;
+      try {
+        decodedText = decoder?.decode(plain);
+      } catch {
+        /* bytes invalid in that charset */
+      }
+      if (decodedText === undefined) {
+        const e = unmaskable(`response from route "${st.target}" declares charset "${charset}" but cannot be decoded in it, so it cannot be masked`);
+        if (e) throw e;
+        const sent = scrubBytes(plain, st);
+        delete headers['content-encoding'];
+        headers['content-length'] = String(sent.length);
+        res.writeHead(up.statusCode, headers);
+        await new Promise<void>((resolve) => res.end(sent, () => resolve()));
+        return;
+      }
+      text = decodedText;
+      rewritten = true;
+      headers['content-type'] = withUtf8Charset(String(up.headers['content-type'] ?? 'text/plain'));
+    }
     if (kind === 'json' && text.trim() !== '') {
       let doc: unknown;
       try {
@@ -566,10 +656,11 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         const e = unmaskable(`response from route "${st.target}" says it is JSON but does not parse, so it cannot be ${plan ? 'masked' : 'checked against response rules'}`);
         if (e) throw e;
         delete headers['content-encoding'];
-        headers['content-length'] = String(plain.length);
-        st.responseCapture?.add(plain);
+        const sent = scrubBytes(plain, st);
+        headers['content-length'] = String(sent.length);
+        st.responseCapture?.add(sent);
         res.writeHead(up.statusCode, headers);
-        await new Promise<void>((resolve) => res.end(plain, () => resolve()));
+        await new Promise<void>((resolve) => res.end(sent, () => resolve()));
         return;
       }
       st.tap?.json(doc);
@@ -588,7 +679,11 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         const e = unmaskable(`response from route "${st.target}" is ${new JsonTooDeepError().message}, so it cannot be masked`);
         if (e) throw e;
       }
-      let changed = false;
+      // A repeated key: what was checked and masked is the parse (last value wins), so that is what is sent.
+      let changed = findDuplicateKey(text) !== undefined;
+      if (changed && tooDeep) {
+        throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" repeats a JSON key and is ${new JsonTooDeepError().message}, so it cannot be re-serialised`);
+      }
       for (const m of tooDeep ? [] : (plan?.maskers ?? [])) {
         const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths });
         if (r.doc !== doc) changed = true;
@@ -596,7 +691,10 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         masked += r.count;
         if (r.count > 0) tallyMasked((st.maskedBy ??= {}), ['json'], r.count);
       }
-      if (changed) text = JSON.stringify(doc);
+      if (changed) {
+        text = JSON.stringify(doc);
+        rewritten = true;
+      }
     } else {
       for (const m of plan?.maskers ?? []) {
         const r = m.masker.mask(text);
@@ -605,11 +703,11 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         if (r.count > 0) tallyMasked((st.maskedBy ??= {}), r.detectors, r.count);
       }
     }
-    st.masked = maskedInRequest + masked;
-    const out = masked > 0 ? Buffer.from(text, 'utf8') : plain;
+    st.masked += masked;
+    const out = scrubBytes(masked > 0 || rewritten ? Buffer.from(text, 'utf8') : plain, st);
     delete headers['content-encoding'];
     delete headers['content-md5'];
-    if (masked > 0) delete headers['etag'];
+    if (st.masked > maskedInRequest) delete headers['etag'];
     headers['content-length'] = String(out.length);
     st.responseCapture?.add(out);
     res.writeHead(up.statusCode, headers);
@@ -657,39 +755,32 @@ interface ParsedRoute {
 }
 
 /**
- * `/openai/v1/chat?x=1` → target `openai`, path `/v1/chat`. The path rules see is the path the
- * upstream gets: repeated slashes are collapsed, and dot segments or encoded slashes (which an
- * upstream might resolve differently from the rule) are refused, so `/v1/chat/../files` cannot
- * slip past a rule on `/v1/files/**`.
+ * `/openai/v1/chat?x=1` → target `openai`, path `/v1/chat`. The path rules see is read the way
+ * upstreams read it (request-view.ts normalizeRequestPath: decoded, `;params` dropped, `//`
+ * collapsed); what could mean two things (dot segments, encoded slashes, double encoding) is
+ * refused, so `/v1/chat/../files` or `/v1/%2566iles` cannot slip past a rule on `/v1/files/**`.
  */
 export function parseRoute(url: string): ParsedRoute {
   if (!url.startsWith('/')) throw new HttpError(400, 'bad_request', 'expected a route path like /<route>/<path>');
   const q = url.indexOf('?');
   const rawPath = q >= 0 ? url.slice(0, q) : url;
   const search = q >= 0 ? url.slice(q) : '';
-  const segments = rawPath.split('/').filter((s) => s !== '');
-  if (segments.length === 0) throw new HttpError(404, 'unknown_route', 'no route named in the path; use /<route>/<path>');
+  const first = /^\/*([^/]+)/.exec(rawPath);
+  if (!first) throw new HttpError(404, 'unknown_route', 'no route named in the path; use /<route>/<path>');
   let target: string;
   try {
-    target = decodeURIComponent(segments[0]);
+    target = decodeURIComponent(first[1]);
   } catch {
     throw new HttpError(400, 'bad_request', 'malformed percent-encoding in the path');
   }
-  const rest = segments.slice(1);
-  const decoded: string[] = [];
-  for (const s of rest) {
-    if (/%2f|%5c/i.test(s) || s.includes('\\')) throw new HttpError(400, 'bad_request', 'encoded slashes are not allowed in route paths');
-    let d: string;
-    try {
-      d = decodeURIComponent(s);
-    } catch {
-      throw new HttpError(400, 'bad_request', 'malformed percent-encoding in the path');
-    }
-    if (d === '.' || d === '..') throw new HttpError(400, 'bad_request', 'dot segments are not allowed in route paths');
-    decoded.push(d);
+  let p;
+  try {
+    p = normalizeRequestPath(rawPath.slice(first[0].length));
+  } catch (err) {
+    if (err instanceof AmbiguousRequestError) throw new HttpError(400, 'bad_request', err.message.replace(/in paths$/, 'in route paths'));
+    throw err;
   }
-  const trailing = rawPath.endsWith('/') && rest.length > 0 ? '/' : '';
-  return { target, path: '/' + decoded.join('/') + trailing, rest: rest.join('/') + trailing, search };
+  return { target, path: p.judged, rest: p.forwarded.slice(1), search };
 }
 
 function upstreamUrl(base: URL, rest: string, search: string): URL {
@@ -700,33 +791,44 @@ function upstreamUrl(base: URL, rest: string, search: string): URL {
   return url;
 }
 
+/** Newline-delimited JSON (Ollama, JSON Lines): streamed line by line. */
+function isNdjson(type: string): boolean {
+  const t = type.split(';')[0].trim();
+  return t.includes('ndjson') || t === 'application/jsonl' || t === 'application/x-jsonlines' || t === 'application/json-lines';
+}
+
 function isJson(contentType: string | string[] | undefined): boolean {
   const t = String(contentType ?? '').toLowerCase().split(';')[0].trim();
   return t === 'application/json' || t.endsWith('+json');
 }
 
-/** Injects the target's credential into headers or the URL; throws 503 naming the secret when it is missing. */
-function injectCredential(secrets: SecretStore, target: HttpTargetSpec, headers: Record<string, string | string[]>, url: URL): void {
+/**
+ * Injects the target's credential into headers or the URL; throws 503 naming the secret when it is
+ * missing. Returns the secret values it sent (what the response is scrubbed of).
+ */
+function injectCredential(secrets: SecretStore, target: HttpTargetSpec, headers: Record<string, string | string[]>, url: URL): string[] {
   const secret = target.credentialsSecret;
-  if (!secret) return;
+  if (!secret) return [];
   const auth = target.auth ?? {};
   try {
     if (auth.basic) {
       const user = secrets.read(secret, 'username');
       const pass = secrets.read(secret, 'password');
-      headers[(auth.header ?? 'authorization').toLowerCase()] = 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
-      return;
+      const value = 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
+      headers[(auth.header ?? 'authorization').toLowerCase()] = value;
+      return [pass, `${user}:${pass}`, value];
     }
     const token = secrets.read(secret, 'token');
     if (/[\r\n\0]/.test(token)) throw new SecretError(`credential "token" of secret "${secret}" contains a line break`);
     if (auth.queryParam) {
       url.searchParams.delete(auth.queryParam);
       url.searchParams.append(auth.queryParam, token);
-      return;
+      return [token];
     }
     const header = (auth.header ?? 'Authorization').toLowerCase();
     const prefix = auth.valuePrefix ?? (header === 'authorization' ? 'Bearer ' : '');
     headers[header] = prefix + token;
+    return prefix === '' ? [token] : [token, prefix + token];
   } catch (err) {
     if (err instanceof SecretError) {
       throw new HttpError(503, 'credential_unavailable', `the credential for this route (secret "${secret}") is unavailable: ${err.message}`, { secret });
@@ -741,6 +843,61 @@ function checkItem(item: SseItem, rules: readonly CompiledRule[]): Decision | un
   if (doc === NOT_JSON || doc === null || typeof doc !== 'object') return undefined;
   return decideResponseWith(rules, jsonTooDeep(doc) ? UNPARSEABLE_BODY : doc);
 }
+
+/** How a stream is cut into events and written back: SSE events, or NDJSON lines. */
+interface StreamFraming {
+  name: string;
+  /** Events as they complete, each parsed only when called (after a denial, later ones never are). */
+  reader(): { push(chunk: Buffer): Array<() => SseItem>; end(): Array<() => SseItem> };
+  serialize(item: SseItem): string;
+  /** What the stream ends with when a response rule denies an event. */
+  denial(d: Decision): string;
+  /** What the stream ends with when it cannot be masked (an error body). */
+  error(body: string): string;
+}
+
+/**
+ * Most bytes an event stream may send without completing an event. A stream that is not SSE
+ * (one long line, no blank lines) would otherwise be buffered without end; past this it is
+ * refused (the stream ends with an `event: error`).
+ */
+export const MAX_SSE_EVENT_BYTES = 10 * 1024 * 1024;
+
+class StreamEventTooLargeError extends Error {}
+
+const SSE_FRAMING: StreamFraming = {
+  name: 'event stream',
+  reader() {
+    const p = createSseParser();
+    let pending = 0;
+    return {
+      push(c) {
+        const blocks = p.push(c);
+        pending = blocks.length > 0 ? 0 : pending + c.length;
+        if (pending > MAX_SSE_EVENT_BYTES) throw new StreamEventTooLargeError(`an event longer than ${MAX_SSE_EVENT_BYTES} bytes`);
+        return blocks.map((b) => () => sseItem(b));
+      },
+      end: () => p.end().map((b) => () => sseItem(b)),
+    };
+  },
+  serialize: serializeItem,
+  denial: (d) => sseDenial(d),
+  error: (body) => `event: error\ndata: ${body}\n\n`,
+};
+
+/** NDJSON lines, each at most MAX_NDJSON_LINE_CHARS long (a longer one ends the stream with an error line). */
+export const MAX_NDJSON_LINE_CHARS = 1024 * 1024;
+
+const NDJSON_FRAMING: StreamFraming = {
+  name: 'NDJSON stream',
+  reader() {
+    const r = createNdjsonReader(MAX_NDJSON_LINE_CHARS);
+    return { push: (c) => r.push(c).map((it) => () => it), end: () => r.end().map((it) => () => it) };
+  },
+  serialize: serializeNdjsonItem,
+  denial: (d) => policyDeniedBody(d, d.reason) + '\n',
+  error: (body) => body + '\n',
+};
 
 /** The SSE form of the 403 body: what a streamed response ends with when a response rule denies it. */
 function sseDenial(d: Decision): string {
@@ -816,21 +973,16 @@ function readLimited(stream: Readable, limit: number, status: 413 | 502, message
 }
 
 /** A request body read for rules or masking. */
-type ParsedBody =
-  | { kind: 'empty'; raw: Buffer }
-  | { kind: 'json'; raw: Buffer; doc: unknown }
-  /** Not JSON (whatever the Content-Type said), or JSON nested beyond the JSONPath depth limit. */
-  | { kind: 'unparseable'; raw: Buffer; tooDeep: boolean };
+type ParsedBody = Exclude<ParsedJsonBody, { kind: 'duplicate' }>;
 
+/**
+ * A body JSON.parse accepts but that repeats a key in one object is refused (400): the rules and
+ * the maskers see the last value, upstreams that keep the first would act on one nobody judged.
+ */
 function parseBody(raw: Buffer): ParsedBody {
-  if (raw.length === 0) return { kind: 'empty', raw };
-  let doc: unknown;
-  try {
-    doc = JSON.parse(raw.toString('utf8'));
-  } catch {
-    return { kind: 'unparseable', raw, tooDeep: false };
-  }
-  return jsonTooDeep(doc) ? { kind: 'unparseable', raw, tooDeep: true } : { kind: 'json', raw, doc };
+  const b = parseJsonBody(raw);
+  if (b.kind !== 'duplicate') return b;
+  throw new HttpError(400, 'duplicate_json_key', `request body repeats the key ${describeKey(b.key)} in one object; parsers disagree on which value counts, so it is refused`);
 }
 
 /** Passes bytes through until `limit`, then fails with a 413 HttpError. */
@@ -904,6 +1056,43 @@ function decodeBuffer(buf: Buffer, encoding: string, limit: number): Buffer | un
   }
 }
 
+/** The credential scrubbed from a buffered body (counted as masked). */
+function scrubBytes(buf: Buffer, st: RequestState): Buffer {
+  if (!st.scrub) return buf;
+  const r = st.scrub.bytes(buf);
+  countScrubbed(st, r.count);
+  return r.buf;
+}
+
+/** Scrubbed credentials count as masked values, tallied as `credential` (warden_masked_values_total). */
+function countScrubbed(st: RequestState, n: number): void {
+  if (n === 0) return;
+  st.masked += n;
+  tallyMasked((st.maskedBy ??= {}), ['credential'], n);
+}
+
+/** Scrubs the credential from a byte stream, holding back only what could still become one. */
+function scrubTransform(scrubber: CredentialScrubber, st: RequestState): Transform {
+  const scrub = scrubber.byteStream();
+  let counted = 0;
+  const count = (): void => {
+    countScrubbed(st, scrub.count - counted);
+    counted = scrub.count;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      const out = scrub.push(chunk.toString('latin1'));
+      count();
+      cb(null, out === '' ? undefined : Buffer.from(out, 'latin1'));
+    },
+    flush(cb: TransformCallback) {
+      const out = scrub.end();
+      count();
+      cb(null, out === '' ? undefined : Buffer.from(out, 'latin1'));
+    },
+  });
+}
+
 /** Streams body to the agent; resolves when sent, or when the agent went away (body destroyed). */
 async function pipeToClient(body: Readable, res: ServerResponse): Promise<void> {
   try {
@@ -952,21 +1141,30 @@ async function streamEvents(
   plan: MaskPlan | null,
   rules: readonly CompiledRule[] | undefined,
   maskedInRequest: number,
+  framing: StreamFraming = SSE_FRAMING,
 ): Promise<void> {
-  const parser = createSseParser();
-  const pipe = createSsePipeline((plan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths })));
-  /** Parses each block once; the events before the first denied one, and the denial (later ones are not even parsed). */
-  const check = (blocks: readonly SseBlock[]): { passed: SseItem[]; denied?: Decision } => {
+  const parser = framing.reader();
+  const maskers = (plan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths }));
+  // The injected credential, last: held back across events like a detector match.
+  if (st.scrub) maskers.push(st.scrub.eventMasker());
+  const pipe = createSsePipeline(maskers, framing.serialize);
+  /** The events before the first denied one, and the denial (later ones are not even checked). */
+  const check = (items: ReadonlyArray<() => SseItem>): { passed: SseItem[]; denied?: Decision } => {
     const passed: SseItem[] = [];
-    for (const b of blocks) {
-      const item = sseItem(b);
+    for (const read of items) {
+      const item = read();
       const denied = rules ? checkItem(item, rules) : undefined;
       if (denied) return { passed, denied };
       passed.push(item);
     }
     return { passed };
   };
-  const finish = (text: string): Promise<void> => new Promise((resolve) => res.end(text, () => resolve()));
+  // The injected credential is scrubbed from the text as it goes out, across writes.
+  const scrub = st.scrub?.textStream();
+  const finish = (text: string): Promise<void> => {
+    const last = scrub ? scrub.push(text) + scrub.end() : text;
+    return new Promise((resolve) => res.end(last, () => resolve()));
+  };
   let agentGone = false;
   const onClose = (): void => {
     if (res.writableFinished) return;
@@ -984,9 +1182,10 @@ async function streamEvents(
       if (out !== '') st.responseCapture?.add(out);
       if (denied) {
         st.decision = denied;
-        return await finish(out + pipe.end() + sseDenial(denied));
+        return await finish(out + pipe.end() + framing.denial(denied));
       }
-      if (out !== '' && !res.write(out)) await drained(res);
+      const sent = scrub ? scrub.push(out) : out;
+      if (sent !== '' && !res.write(sent)) await drained(res);
       if (agentGone) return;
     }
     if (agentGone) return;
@@ -994,19 +1193,20 @@ async function streamEvents(
     const out = pipe.push(passed.filter((b) => b.block?.complete));
     if (denied) {
       st.decision = denied;
-      return await finish(out + pipe.end() + sseDenial(denied));
+      return await finish(out + pipe.end() + framing.denial(denied));
     }
     await finish(out + pipe.end(passed.filter((b) => !b.block?.complete)));
   } catch (err) {
     if (agentGone) return;
-    if (err instanceof JsonTooDeepError) {
-      st.error = `event stream refused: ${err.message}`;
-      return await finish(`event: error\ndata: ${errorBody('unmaskable_response', `an event of route "${st.target}" is ${err.message}, so it cannot be masked`)}\n\n`);
+    if (err instanceof JsonTooDeepError || err instanceof NdjsonLineTooLongError || err instanceof StreamEventTooLargeError) {
+      st.error = `${framing.name} refused: ${err.message}`;
+      return await finish(framing.error(errorBody('unmaskable_response', `an event of route "${st.target}" is ${err.message}, so it cannot be masked`)));
     }
     throw err;
   } finally {
     res.off('close', onClose);
     st.masked = maskedInRequest + pipe.masked();
+    if (scrub) countScrubbed(st, scrub.count);
   }
 }
 

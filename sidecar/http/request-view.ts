@@ -1,0 +1,118 @@
+// What the upstream will act on, for the rules: one reading of a request's method, path and JSON
+// body, shared by the named routes and the forward proxy so both judge the same request the
+// same way.
+//
+// Method overrides. `X-HTTP-Method-Override`, `X-Method-Override` and `X-HTTP-Method` make many
+// frameworks (Google APIs, ASP.NET, Express's method-override) act on another method than the
+// request line's: `POST` + `X-HTTP-Method-Override: DELETE` deletes. They are forwarded as sent
+// and the request is judged as BOTH methods, the strictest decision winning (deny over hold over
+// allow): an upstream that honours the header and one that ignores it are both covered. Overrides
+// that disagree with each other, or are not a method token, are refused (400).
+//
+// Paths. The path rules see is decoded and normalised the way the upstream frameworks most
+// likely to be fooled read it; anything that could still mean two things is refused (400):
+//   - repeated slashes collapse (`//admin` is `/admin`), in the judged and the forwarded path;
+//   - `;params` are dropped from each segment for judging (Tomcat, Jetty and Spring route
+//     `/admin;x=1/users` as `/admin/users`); the forwarded path keeps them as sent;
+//   - segments are percent-decoded once (`/%61dmin` is `/admin`);
+//   - dot segments (`.`, `..`, also `%2e%2e` and `..;x`), encoded slashes (`%2F`, `%5C`, `\`),
+//     encoded control characters (`%00`, `%0a`) and double encoding (`%252e`: a segment still
+//     holding `%XX` after decoding, which a second decode would change) are refused.
+import { findDuplicateKey } from '../../common/masking/stream/json-duplicates';
+import { jsonTooDeep } from '../../common/policy/jsonpath';
+
+/** The request headers that override the method, lower case. */
+export const METHOD_OVERRIDE_HEADERS: readonly string[] = ['x-http-method-override', 'x-method-override', 'x-http-method'];
+
+/** A request the sidecar refuses to judge because it could mean two things (answered 400). */
+export class AmbiguousRequestError extends Error {
+  readonly code = 'EWARDEN_AMBIGUOUS_REQUEST';
+}
+
+const METHOD_TOKEN = /^[A-Za-z]+$/;
+
+/**
+ * The methods to judge: the request line's, and the override's when one is given (first). Throws
+ * AmbiguousRequestError for overrides that disagree or are not a method name.
+ */
+export function methodsToJudge(method: string, headers: Record<string, string | string[] | undefined>): string[] {
+  const wire = method.toUpperCase();
+  let override: string | undefined;
+  for (const name of METHOD_OVERRIDE_HEADERS) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) {
+      const m = one.trim();
+      if (!METHOD_TOKEN.test(m)) throw new AmbiguousRequestError(`${name} "${m.slice(0, 32)}" is not a method name`);
+      const up = m.toUpperCase();
+      if (override !== undefined && override !== up) throw new AmbiguousRequestError(`method overrides disagree (${override} and ${up})`);
+      override = up;
+    }
+  }
+  return override === undefined || override === wire ? [wire] : [override, wire];
+}
+
+export interface NormalizedPath {
+  /** What the rules match: decoded, `;params` dropped, `//` collapsed; starts with `/`. */
+  judged: string;
+  /** What is forwarded: the segments as sent (encoding and `;params` kept), `//` collapsed; starts with `/`. */
+  forwarded: string;
+}
+
+/** Normalises a raw request path (no query string); throws AmbiguousRequestError naming what was refused. */
+export function normalizeRequestPath(rawPath: string): NormalizedPath {
+  const segments = rawPath.split('/').filter((s) => s !== '');
+  const judged: string[] = [];
+  for (const s of segments) {
+    if (/%2f|%5c/i.test(s) || s.includes('\\')) throw new AmbiguousRequestError('encoded slashes are not allowed in paths');
+    const semi = s.indexOf(';');
+    let d: string;
+    try {
+      d = decodeURIComponent(semi >= 0 ? s.slice(0, semi) : s);
+    } catch {
+      throw new AmbiguousRequestError('malformed percent-encoding in the path');
+    }
+    if (/%[0-9a-f]{2}/i.test(d)) throw new AmbiguousRequestError('double percent-encoding is not allowed in paths');
+    if (d === '.' || d === '..') throw new AmbiguousRequestError('dot segments are not allowed in paths');
+    if (d.includes('/') || d.includes('\\')) throw new AmbiguousRequestError('encoded slashes are not allowed in paths');
+    // A NUL or line break ends the path early for some servers (C strings, line-based logs and parsers).
+    if (/[\x00-\x1f\x7f]/.test(d)) throw new AmbiguousRequestError('control characters are not allowed in paths');
+    if (d !== '') judged.push(d);
+  }
+  const trailing = rawPath.endsWith('/') && segments.length > 0 ? '/' : '';
+  return { judged: '/' + judged.join('/') + trailing, forwarded: '/' + segments.join('/') + trailing };
+}
+
+/** A request body read for the rules. */
+export type ParsedJsonBody =
+  | { kind: 'empty'; raw: Buffer }
+  | { kind: 'json'; raw: Buffer; doc: unknown }
+  /** Not JSON (whatever the Content-Type said), or JSON nested beyond the JSONPath depth limit. */
+  | { kind: 'unparseable'; raw: Buffer; tooDeep: boolean }
+  /** JSON that repeats a key within one object: refused, parsers disagree on its meaning. */
+  | { kind: 'duplicate'; raw: Buffer; key: string };
+
+/** Parses a body as JSON whatever its Content-Type says (a wrong or missing type must not let it past a rule). */
+export function parseJsonBody(raw: Buffer): ParsedJsonBody {
+  if (raw.length === 0) return { kind: 'empty', raw };
+  const text = raw.toString('utf8');
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return { kind: 'unparseable', raw, tooDeep: false };
+  }
+  const key = findDuplicateKey(text);
+  if (key !== undefined) return { kind: 'duplicate', raw, key };
+  return jsonTooDeep(doc) ? { kind: 'unparseable', raw, tooDeep: true } : { kind: 'json', raw, doc };
+}
+
+type Action = 'allow' | 'hold' | 'deny';
+const STRICTNESS: Record<Action, number> = { allow: 0, hold: 1, deny: 2 };
+
+/** The strictest of several decisions (deny over hold over allow; the first among equals). */
+export function strictest<D extends { action: Action }>(decisions: readonly D[]): D {
+  let best = decisions[0];
+  for (const d of decisions) if (STRICTNESS[d.action] > STRICTNESS[best.action]) best = d;
+  return best;
+}

@@ -1,0 +1,49 @@
+// Response headers carry data too: `Content-Disposition: attachment; filename="jane@corp.io.csv"`,
+// `Location: /customers/4111111111111111`, custom `X-*` headers with a record's fields. On a route
+// whose responses are masked, every header value goes through the same detectors as the body,
+// except the framing and caching headers below, whose values are protocol, not data (and whose
+// rewriting could break the response: a masked Content-Length or ETag).
+import type { TextMasker } from '../../../common/masking/masker';
+
+/** Response headers whose values are never masked. Lower case. */
+export const FRAMING_HEADERS: ReadonlySet<string> = new Set([
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-language',
+  'content-range',
+  'accept-ranges',
+  'transfer-encoding',
+  'date',
+  'expires',
+  'last-modified',
+  'age',
+  'etag',
+  'cache-control',
+  'pragma',
+  'vary',
+  'retry-after',
+  'strict-transport-security',
+  'traceparent',
+  'tracestate',
+]);
+
+/** Masks header values in place with each masker; returns the number of values masked. */
+export function maskResponseHeaders(headers: Record<string, string | string[]>, maskers: ReadonlyArray<{ masker: TextMasker }>): number {
+  let count = 0;
+  const mask = (v: string): string => {
+    let text = v;
+    for (const { masker } of maskers) {
+      const r = masker.mask(text);
+      text = r.text;
+      count += r.count;
+    }
+    return text;
+  };
+  for (const name of Object.keys(headers)) {
+    if (FRAMING_HEADERS.has(name)) continue;
+    const v = headers[name];
+    headers[name] = Array.isArray(v) ? v.map(mask) : mask(v);
+  }
+  return count;
+}
