@@ -1,6 +1,9 @@
 // `readOnly: true` on a postgres target, end to end against the real server: the policy here
 // ALLOWS writes, so a refused INSERT proves the server itself enforces read-only (25006), and
 // every way to switch read-only off is refused by the sidecar (42501) or ends the session.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Client } from 'pg';
 import type { PgServer } from '../../tools/pg-server';
 import { startStack, type Stack } from '../../test/support/stack';
@@ -109,6 +112,28 @@ test.each([
     await c.end();
   }
   expect(await count()).toBe(1);
+});
+
+test('what the server allows in a read-only transaction but runs outside it is refused: COPY ... PROGRAM, ALTER SYSTEM', async () => {
+  // The role may run programs (superuser): COPY TO PROGRAM is allowed in a read-only transaction,
+  // and the command (here a marker file; `psql -c 'DELETE ...'` alike) runs outside the session.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ro-program-'));
+  fs.chmodSync(dir, 0o777);
+  const marker = path.join(dir, 'ran');
+  const c = await connect();
+  try {
+    for (const extended of [false, true]) {
+      expect(await outcome(c, `COPY (SELECT 1) TO PROGRAM 'cat > ${marker}'`, extended)).toMatch(/^42501 agent-warden: .*read-only.*COPY \.\.\. PROGRAM/);
+      expect(await outcome(c, "ALTER SYSTEM SET work_mem = '7MB'", extended)).toMatch(/^42501 agent-warden: .*read-only.*ALTER SYSTEM/);
+    }
+    expect(await outcome(c, `DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''cat > ${marker}'''; END $$`)).toMatch(/^42501 agent-warden: .*read-only/);
+    expect(await outcome(c, "DO $$ BEGIN EXECUTE 'ALTER SYSTEM SET work_mem = ''7MB'''; END $$")).toMatch(/^42501 agent-warden: .*read-only/);
+  } finally {
+    await c.end();
+  }
+  expect(fs.existsSync(marker)).toBe(false);
+  expect((await stack.admin("SELECT count(*) AS n FROM pg_file_settings WHERE name = 'work_mem'"))[0].n).toBe('0');
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('what keeps it on passes: READ ONLY transactions, SET ... on, RESET ALL and DISCARD ALL (the start value is on)', async () => {

@@ -85,3 +85,20 @@ export function otherSessionCall(parts: string[]): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * COPY TO/FROM PROGRAM runs a shell command as the server's OS user, outside this session: the
+ * server allows COPY ... TO PROGRAM in a read-only transaction, and the command may write anything
+ * (`psql -c 'DELETE ...'`).
+ */
+export function copyProgramTurnsOff(): string {
+  return 'COPY ... PROGRAM, which runs a command outside this read-only session,';
+}
+
+/**
+ * ALTER SYSTEM is allowed in a read-only transaction, but it rewrites the server's configuration
+ * for every later session (settings that run programs, such as archive_command, included).
+ */
+export function alterSystemTurnsOff(): string {
+  return "ALTER SYSTEM, which changes the server's configuration outside this read-only session,";
+}

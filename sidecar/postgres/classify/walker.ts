@@ -19,7 +19,7 @@ import { scanSync } from 'libpg-query';
 import type { CopyOutInfo } from '../../../common/policy/types';
 import { isDynamicSqlFunction, RELATION_TEXT_FUNCTIONS } from './dynamic';
 import { isStatementType, stmtKind } from './kinds';
-import { otherSessionCall, setConfigTurnsOff, transactionTurnsOff, variableSetTurnsOff } from './read-only';
+import { alterSystemTurnsOff, copyProgramTurnsOff, otherSessionCall, setConfigTurnsOff, transactionTurnsOff, variableSetTurnsOff } from './read-only';
 
 export interface WalkContext {
   out: Collected;
@@ -194,8 +194,10 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
       ctx.flags.constSensitive = true;
       if (obj.is_from === true) out.kinds.add('INSERT');
       else if (obj.relation !== undefined) out.kinds.add('SELECT');
-      if (obj.is_program === true) out.functions.add('copy_program');
-      else if (typeof obj.filename === 'string') out.functions.add('copy_file');
+      if (obj.is_program === true) {
+        out.functions.add('copy_program');
+        addReadWrite(out, copyProgramTurnsOff());
+      } else if (typeof obj.filename === 'string') out.functions.add('copy_file');
       else if (obj.is_from !== true) visitCopyOut(obj, ctx);
       break;
     case 'AlterDefaultPrivilegesStmt': {
@@ -228,6 +230,9 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
       break;
     case 'CreateFunctionStmt':
       visitCreateFunction(obj, ctx);
+      break;
+    case 'AlterSystemStmt':
+      addReadWrite(out, alterSystemTurnsOff());
       break;
     case 'VariableSetStmt':
       // `SET x = on` and `SET x = off` normalize to the same text.
