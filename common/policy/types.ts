@@ -212,6 +212,8 @@ export interface CopyOutInfo {
   escape?: string;
   null?: string;
   header?: boolean;
+  /** The ENCODING option as written: the rows are converted to it, not to the session's UTF8. */
+  encoding?: string;
 }
 
 export interface SqlOperation {

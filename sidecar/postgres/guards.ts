@@ -4,6 +4,7 @@
 // planner's statistics (sample values of every column) are not readable where columns are masked,
 // and a readOnly target's session cannot be switched read-write.
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
+import { isSafeClientEncoding } from './startup-params';
 import { hasMaskedColumns, readsProtectedColumn, touchesMaskedColumns, type TargetMasking } from './row-masking';
 
 /** Functions whose argument leaves by another channel than result rows (a notification, a reported setting). */
@@ -114,6 +115,12 @@ function storesMaskedData(s: SqlStatementInfo, masking: TargetMasking): string |
  * numbers, no room for a marker), so a binary COPY that would need it is refused before it starts.
  */
 function guardCopyOut(s: SqlStatementInfo, masking: TargetMasking): Decision | undefined {
+  const encoding = s.copyOut?.encoding;
+  if (encoding !== undefined && !isSafeClientEncoding(encoding) && (masking.columnRules.length > 0 || masking.detectors.length > 0)) {
+    // Rows are split and scanned as UTF8. In Shift JIS, Big5 or GBK the second byte of a character
+    // can be a delimiter or a backslash the server leaves unescaped, so fields would shift.
+    return { action: 'deny', reason: `COPY ... TO with ENCODING '${encoding}' cannot be masked by the sidecar (this target masks columns or content); leave ENCODING out (the session is UTF8)` };
+  }
   const byColumn = touchesMaskedColumns(masking, s);
   if (!byColumn && masking.detectors.length === 0) return undefined;
   if (s.copyOut?.format === 'binary') {

@@ -315,7 +315,7 @@ function visitCopyOut(obj: Obj, ctx: WalkContext): void {
   if (obj.relation !== undefined && obj.relation !== null && !(Array.isArray(obj.attlist) && obj.attlist.length > 0)) info.wholeTable = true;
   const format = stringNode(opts.get('format'))?.toLowerCase();
   if (format === 'csv' || format === 'binary') info.format = format;
-  for (const k of ['delimiter', 'quote', 'escape', 'null'] as const) {
+  for (const k of ['delimiter', 'quote', 'escape', 'null', 'encoding'] as const) {
     const v = stringNode(opts.get(k));
     if (v !== undefined) info[k] = v;
   }
