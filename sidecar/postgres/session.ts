@@ -1155,19 +1155,21 @@ export class PgSession {
       return this.pass(f);
     }
     const columns = masking.columnRules.length > 0;
-    const stmt = columns ? this.copyStatement(head) : undefined;
-    const byColumn = columns && (stmt === undefined || touchesMaskedColumns(masking, stmt));
-    if (response.format === 1 && (byColumn || masking.detectors.length > 0)) {
-      // The guard refuses a binary COPY that needs masking before it runs; this is the backstop. The
-      // COPY is already running, and anything but ending the session would leave agent and server out of step.
-      return this.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar; use text or CSV format, or SELECT', 'guard');
-    }
-    if (byColumn) {
+    let plan: CopyPlan | undefined;
+    if (columns) {
+      // Described whatever the statement names: a view (or a view over a view) carries masked columns
+      // under its own name, and only the described columns tell.
       const ready = this.copyReady;
       if (ready?.frame !== f) return this.describeCopy(f, head, response.columnFormats.length, masking);
       this.copyReady = undefined;
-      head.copyPlan = ready.plan;
+      plan = ready.plan;
     }
+    if (response.format === 1 && (plan?.plan.active === true || masking.detectors.length > 0)) {
+      // The guard refuses a binary COPY that names masked columns before it runs; this is the backstop.
+      // The COPY is already running, and anything but ending the session would leave agent and server out of step.
+      return this.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar; use text or CSV format, or SELECT', 'guard');
+    }
+    if (plan?.plan.active === true) head.copyPlan = plan;
     if (columns) head.copies = (head.copies ?? 0) + 1;
     head.copyOut = true;
     this.pass(f);
