@@ -198,6 +198,8 @@ export interface SqlStatementInfo {
   star?: true;
   /** UPDATE: column names read by the SET values (`SET notes = card_number`). */
   setColumns?: string[];
+  /** Relations a RENAME or SET SCHEMA renames or moves (their columns too), as written; `schema:<name>` for a renamed schema. */
+  renames?: string[];
   /** `COPY ... TO`: a SELECT with the same output columns (described to mask the rows by column) and the COPY's data format options. */
   copyOut?: CopyOutInfo;
 }

@@ -52,6 +52,12 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       if (stats) {
         return { op, denial: { action: 'deny', reason: `reading planner statistics ("${stats}") is refused: they hold sample values of columns this target masks` } };
       }
+      if (s.opaque === true) {
+        // What it runs could store masked columns in a table or function read back unmasked later.
+        return { op, denial: { action: 'deny', reason: 'SQL text the sidecar cannot see (EXECUTE of a computed string, a non-literal DYNAMIC call) is refused where columns are masked: it could copy them where masking no longer applies' } };
+      }
+      const renamed = renamesMasked(s, masking);
+      if (renamed) return { op, denial: { action: 'deny', reason: `renaming or moving "${renamed}" is refused: the masking rules name it, and under another name its columns would be read unmasked` } };
       const stored = storesMaskedData(s, masking);
       if (stored) return { op, denial: { action: 'deny', reason: stored } };
       const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(f.split('.').pop()!));
@@ -105,6 +111,26 @@ function storesMaskedData(s: SqlStatementInfo, masking: TargetMasking): string |
   const wholeRow = set?.includes('*') === true && s.tables.some((t) => hasMaskedColumns(masking, t));
   if (set && (wholeRow || masking.anyProtectedName || s.kinds.includes('DYNAMIC') || set.some((c) => masking.protectedNames.has(c)))) {
     return 'an UPDATE that copies masked columns into other columns is refused: they could be read back unmasked';
+  }
+  return undefined;
+}
+
+/**
+ * The table, schema or column a rename or SET SCHEMA takes away from a name the masking rules use
+ * (rules follow names; the catalog then reports the new one), or undefined.
+ */
+function renamesMasked(s: SqlStatementInfo, masking: TargetMasking): string | undefined {
+  for (const r of s.renames ?? []) {
+    if (r.startsWith('schema:')) {
+      const schema = r.slice('schema:'.length);
+      // Every rule whose table could live in that schema: unqualified rules match any schema.
+      if (masking.columnRules.some((rule) => rule.schema === undefined || rule.schema.test(schema))) return schema;
+    } else if (r.startsWith('column:')) {
+      const [, column, relation] = /^column:([^:]*):(.*)$/s.exec(r) ?? [];
+      if (hasMaskedColumns(masking, relation ?? '') && (masking.anyProtectedName || masking.protectedNames.has(column ?? ''))) return `${relation}.${column}`;
+    } else if (hasMaskedColumns(masking, r)) {
+      return r;
+    }
   }
   return undefined;
 }

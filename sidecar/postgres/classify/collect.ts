@@ -23,6 +23,8 @@ export interface Collected {
   /** A `*` inside an expression (`to_jsonb(c.*)`): a whole row as one value. */
   starInExpr: boolean;
   copyOut?: CopyOutInfo;
+  /** What a RENAME / SET SCHEMA renames or moves (see SqlStatementInfo.renames). */
+  renames: Set<string>;
   stores: boolean;
   star: boolean;
   setColumns: Set<string>;
@@ -43,6 +45,7 @@ export function newCollected(): Collected {
     rowNames: new Set(),
     bareRefs: new Set(),
     starInExpr: false,
+    renames: new Set(),
     stores: false,
     star: false,
     setColumns: new Set(),

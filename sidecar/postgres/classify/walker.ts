@@ -231,6 +231,10 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
     case 'CreateFunctionStmt':
       visitCreateFunction(obj, ctx);
       break;
+    case 'RenameStmt':
+    case 'AlterObjectSchemaStmt':
+      visitRename(type, obj, out);
+      break;
     case 'AlterSystemStmt':
       addReadWrite(out, alterSystemTurnsOff());
       break;
@@ -244,6 +248,30 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
       addReadWrite(out, transactionTurnsOff(obj));
       break;
   }
+}
+
+/** Renamed object kinds whose name masking rules use: relations, their columns, schemas. */
+const RENAMED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE']);
+
+/**
+ * Masking rules name schemas, tables and columns: a rename takes the data away from the name.
+ * Recorded as `schema:<name>`, `column:<column>:<relation>` or the relation as written.
+ */
+function visitRename(type: string, obj: Obj, out: Collected): void {
+  const kind = String(type === 'RenameStmt' ? obj.renameType : obj.objectType);
+  if (kind === 'OBJECT_SCHEMA') {
+    if (typeof obj.subname === 'string') out.renames.add(`schema:${obj.subname}`);
+    return;
+  }
+  const rel = obj.relation as Obj | undefined;
+  if (rel === undefined || rel === null) return;
+  const name = ['catalogname', 'schemaname', 'relname']
+    .map((k) => rel[k])
+    .filter((v): v is string => typeof v === 'string' && v !== '')
+    .join('.')
+    .toLowerCase();
+  if (kind === 'OBJECT_COLUMN') out.renames.add(`column:${String(obj.subname ?? '').toLowerCase()}:${name}`);
+  else if (RENAMED_RELATIONS.has(kind)) out.renames.add(name);
 }
 
 function addReadWrite(out: Collected, why: string | undefined): void {

@@ -1,0 +1,74 @@
+// Masked columns stored where masking no longer applies, through the real sidecar to a real
+// PostgreSQL: SQL the sidecar cannot see (EXECUTE of a computed string) creating a table or a
+// function, and renaming the table, its schema or its column away from the names the rules use.
+// Each step is refused, and nothing read back carries the protected value.
+import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
+import { WireClient, fe } from '../../test/support/wire-client';
+
+const SECRET = 'zqsecret8842';
+const SETUP = `
+CREATE SCHEMA vault;
+CREATE TABLE vault.accounts (id int, token text);
+INSERT INTO vault.accounts VALUES (1, '${SECRET}');
+CREATE TABLE customers (id int PRIMARY KEY, name text, secret_code text);
+INSERT INTO customers VALUES (1, 'Ada', '${SECRET}');
+CREATE TABLE notes (id int, body text);
+`;
+const MASKING = `  masking:
+    - name: secrets
+      columns: [customers.secret_code, vault.accounts.token]
+      strategy: redact
+`;
+
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack({ setupSql: SETUP, policy: (pg) => crmPolicy(pg, MASKING) });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** Runs each statement as a simple Query; returns what the agent received for each, as text. */
+async function run(...sql: string[]): Promise<string[]> {
+  const w = await WireClient.connect(stack.agentUrl());
+  const out: string[] = [];
+  for (const s of sql) {
+    w.send(fe.query(s));
+    const messages = await w.untilReady(1);
+    out.push(messages.map((m) => `${m.code}:${m.body.toString('latin1')}`).join('|'));
+  }
+  w.send(Buffer.from([0x58, 0, 0, 0, 4]));
+  return out;
+}
+
+const REFUSED = /^E:.*C42501\0Magent-warden: /;
+
+test.each([
+  ["DO $$ BEGIN EXECUTE 'CREATE TABLE stash AS SELECT secret' || '_code AS x FROM customers'; END $$", 'SELECT * FROM stash'],
+  ["DO $$ BEGIN EXECUTE 'CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS ''SELECT secret' || '_code FROM customers'''; END $$", 'SELECT leak()'],
+  ["DO $$ BEGIN EXECUTE 'INSERT INTO notes SELECT id, secret' || '_code FROM customers'; END $$", 'SELECT body FROM notes'],
+])('SQL the sidecar cannot see is refused where columns are masked: %s', async (store, readBack) => {
+  const [stored, read] = await run(store, readBack);
+  expect(stored).toMatch(REFUSED);
+  expect(read.includes(SECRET)).toBe(false);
+});
+
+test.each([
+  ['ALTER TABLE customers RENAME COLUMN secret_code TO code', 'SELECT code FROM customers'],
+  ['ALTER TABLE customers RENAME secret_code TO code', 'SELECT code FROM customers'],
+  ['ALTER TABLE customers RENAME TO clients', 'SELECT secret_code FROM clients'],
+  ['ALTER TABLE IF EXISTS public.customers RENAME TO clients', 'SELECT secret_code FROM clients'],
+  ['ALTER SCHEMA vault RENAME TO safe', 'SELECT token FROM safe.accounts'],
+  ['ALTER TABLE vault.accounts SET SCHEMA public', 'SELECT token FROM public.accounts'],
+])('renaming a table, column or schema the masking rules name is refused: %s', async (rename, readBack) => {
+  const [renamed, read] = await run(rename, readBack);
+  expect(renamed).toMatch(REFUSED);
+  expect(read.includes(SECRET)).toBe(false);
+});
+
+test('renaming tables without masked columns, and other ALTERs of masked tables, pass', async () => {
+  const out = await run('ALTER TABLE notes RENAME TO notes2', 'ALTER TABLE notes2 RENAME TO notes', 'ALTER TABLE customers ADD COLUMN extra int', 'ALTER TABLE customers RENAME COLUMN extra TO extra2');
+  for (const r of out) expect(r).toMatch(/^C:ALTER TABLE/);
+});
