@@ -40,7 +40,7 @@ export const STATEMENT_CLASSES: Readonly<Record<StatementClass, StatementClassEn
   WRITE: {
     description:
       'Changes data or state other sessions see: DML, TRUNCATE, REFRESH, CALL and DO (code run to act), ' +
-      'locks, notifications, sequences, large-object writes, dblink_exec.',
+      'locks (LOCK TABLE, and SELECT ... FOR UPDATE/SHARE, which counts as LOCK), notifications, sequences, large-object writes, dblink_exec.',
     kinds: ['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'TRUNCATE', 'REFRESH', 'CALL', 'DO', 'LOCK', 'NOTIFY'],
     functions: [
       // Sequences.

@@ -151,3 +151,34 @@ test('an allow rule does not vouch for writes hidden in a read: writable CTE, EX
     stack.sidecar.store.check();
   }
 });
+
+test('an allow [READ] rule does not vouch for row locks: SELECT ... FOR UPDATE / FOR SHARE is LOCK (WRITE), like LOCK TABLE', async () => {
+  stack.writePolicy(crmPolicy(stack.pg, '  rules:\n    - name: reads\n      action: allow\n      match: {target: crm, sql: {statements: [READ]}}\n', { defaultAction: 'deny' }));
+  expect(stack.sidecar.store.check()).toBe(true);
+  const holder = new Client({ connectionString: stack.agentUrl() });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    for (const text of [
+      'SELECT * FROM orders FOR UPDATE',
+      'SELECT id FROM orders WHERE id = 1 FOR NO KEY UPDATE SKIP LOCKED',
+      'SELECT * FROM orders FOR SHARE',
+      'SELECT * FROM (SELECT * FROM orders FOR KEY SHARE) o',
+      'DECLARE c CURSOR FOR SELECT * FROM orders FOR UPDATE',
+    ]) {
+      const r = await holder.query(text).then(
+        () => 'EXECUTED',
+        (e: { code?: string; message: string }) => `${e.code} ${e.message}`,
+      );
+      expect(`${text}: ${r}`).toBe(`${text}: 42501 agent-warden: no rule matched; policy default is deny`);
+      await holder.query('ROLLBACK');
+      await holder.query('BEGIN');
+    }
+    expect(await holder.query('SELECT count(*)::int AS n FROM orders').then((r) => r.rows)).toEqual([{ n: 2 }]);
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    await holder.end();
+    stack.writePolicy(crmPolicy(stack.pg, RULES));
+    stack.sidecar.store.check();
+  }
+});

@@ -144,6 +144,10 @@ function visit(type: string | undefined, obj: Obj, ctx: WalkContext): void {
     return;
   }
   switch (type) {
+    case 'LockingClause':
+      // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE lock rows other sessions then wait on, like LOCK TABLE.
+      out.kinds.add('LOCK');
+      break;
     case 'ColumnRef': {
       addColumnRef(out, obj.fields);
       const parts = nameParts(obj.fields);
