@@ -56,7 +56,48 @@ const viewSources = (oids: number[]): string => `WITH RECURSIVE deps(root, rel, 
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
     AND (a.attnum = deps.att OR (deps.att = 0 AND a.attnum > 0))`;
 
+/** A view or materialized view of the database and the base-table columns it reads. */
+export interface ViewInfo {
+  schema: string;
+  name: string;
+  sources: Array<{ schema: string; table: string; column: string }>;
+}
+
+// Every view and materialized view outside the system schemas, with the base-table columns it
+// reads (through other views too): a statement that names one reading a masked column is treated
+// like one that names the column itself.
+const allViewSources = `WITH RECURSIVE deps(root, rel, att) AS (
+    SELECT v.oid, d.refobjid, d.refobjsubid
+    FROM pg_catalog.pg_class v
+    JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+    JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid
+    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> v.oid
+    WHERE v.relkind IN ('v', 'm') AND vn.nspname NOT IN ('pg_catalog', 'information_schema')
+  UNION
+    SELECT deps.root, d.refobjid, d.refobjsubid
+    FROM deps
+    JOIN pg_catalog.pg_class c ON c.oid = deps.rel AND c.relkind IN ('v', 'm')
+    JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid
+    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> c.oid
+  )
+  SELECT DISTINCT vn.nspname, v.relname, n.nspname, c.relname, a.attname
+  FROM deps
+  JOIN pg_catalog.pg_class v ON v.oid = deps.root
+  JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+  JOIN pg_catalog.pg_class c ON c.oid = deps.rel
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
+    AND (a.attnum = deps.att OR (deps.att = 0 AND a.attnum > 0))`;
+
 export class CatalogCache {
+  /** Every view with its sources (see allViewSources), or 'unavailable' after a failed lookup. */
+  private views?: { list: readonly ViewInfo[] | 'unavailable'; at: number };
+  private viewsLoading?: Promise<void>;
+  /** Bumped by invalidate(): a view list loaded across a DDL is not kept. */
+  private viewsGeneration = 0;
+
   private readonly entries = new Map<number, { info: TableInfo | null; at: number }>();
   private client: ControlConnection | undefined;
   private connecting: Promise<ControlConnection> | undefined;
@@ -78,6 +119,8 @@ export class CatalogCache {
   /** DDL went through: names may have changed. */
   invalidate(): void {
     this.entries.clear();
+    this.views = undefined;
+    this.viewsGeneration++;
     this.opts.onInvalidate?.();
   }
 
@@ -116,6 +159,42 @@ export class CatalogCache {
       if (t) (t.sources ??= []).push({ schema: schema!, table: table!, column: column! });
     }
     for (const oid of oids) this.entries.set(oid, { info: found.get(oid) ?? null, at: now });
+  }
+
+  /**
+   * The database's views and what they read: the list (a new array after each reload), 'unavailable'
+   * while a failed lookup is recent, or a promise that settles once it is loaded (it never rejects).
+   */
+  viewList(): readonly ViewInfo[] | 'unavailable' | Promise<void> {
+    const v = this.views;
+    const ttl = v?.list === 'unavailable' ? (this.opts.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS) : this.opts.ttlMs;
+    if (v && Date.now() - v.at <= ttl) return v.list;
+    this.viewsLoading ??= this.loadViews().finally(() => {
+      this.viewsLoading = undefined;
+    });
+    return this.viewsLoading;
+  }
+
+  private async loadViews(): Promise<void> {
+    const generation = this.viewsGeneration;
+    try {
+      const client = await this.control();
+      const rows = await client.query(allViewSources);
+      const byName = new Map<string, ViewInfo>();
+      for (const [vs, vn, schema, table, column] of rows) {
+        const key = `${vs}.${vn}`;
+        let view = byName.get(key);
+        if (!view) {
+          view = { schema: vs!, name: vn!, sources: [] };
+          byName.set(key, view);
+        }
+        view.sources.push({ schema: schema!, table: table!, column: column! });
+      }
+      if (generation === this.viewsGeneration) this.views = { list: [...byName.values()], at: Date.now() };
+    } catch {
+      this.views = { list: 'unavailable', at: Date.now() };
+      this.drop();
+    }
   }
 
   /** The result columns of `sql` as the control connection's session resolves its names (COPY's query). */

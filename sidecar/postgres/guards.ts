@@ -5,7 +5,7 @@
 // and a readOnly target's session cannot be switched read-write.
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
 import { isSafeClientEncoding } from './startup-params';
-import { hasMaskedColumns, readsProtectedColumn, touchesMaskedColumns, type TargetMasking } from './row-masking';
+import { hasMaskedColumns, protectedRelation, readsProtectedColumn, touchesMaskedColumns, type TargetMasking } from './row-masking';
 
 /** Functions whose argument leaves by another channel than result rows (a notification, a reported setting). */
 const SIDE_CHANNEL_FUNCTIONS = ['pg_notify', 'set_config'];
@@ -109,7 +109,9 @@ function storesMaskedData(s: SqlStatementInfo, masking: TargetMasking): string |
   const set = s.setColumns;
   // `*`: a SET value reads a whole row (`SET notes = c::text`, `row(c.*)`).
   const wholeRow = set?.includes('*') === true && s.tables.some((t) => hasMaskedColumns(masking, t));
-  if (set && (wholeRow || masking.anyProtectedName || s.kinds.includes('DYNAMIC') || set.some((c) => masking.protectedNames.has(c)))) {
+  // A view over masked columns: its column names are not the protected ones.
+  const view = set !== undefined && s.tables.some((t) => protectedRelation(masking, t));
+  if (set && (wholeRow || view || masking.anyProtectedName || s.kinds.includes('DYNAMIC') || set.some((c) => masking.protectedNames.has(c)))) {
     return 'an UPDATE that copies masked columns into other columns is refused: they could be read back unmasked';
   }
   return undefined;

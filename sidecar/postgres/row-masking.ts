@@ -7,7 +7,7 @@ import type { MaskingSpec, MaskStrategy, SqlStatementInfo } from '../../common/p
 import { createTextMasker, maskWhole, type TextMasker } from '../../common/masking/masker';
 import { encodeDataRow, type FieldDescription } from './protocol/backend';
 import type { Frame } from './protocol/frame-reader';
-import type { CatalogCache } from './catalog';
+import type { CatalogCache, ViewInfo } from './catalog';
 import { ProtocolError } from './protocol/errors';
 import { tallyMasked } from '../../common/masking/tally';
 
@@ -26,6 +26,39 @@ export interface TargetMasking {
   protectedNames: Set<string>;
   anyProtectedName: boolean;
   hashKey: Buffer;
+  /**
+   * Lower-cased names of views that read a protected column (from the catalog): naming one counts
+   * as naming the column. `all`: the catalog could not list them, so every relation counts.
+   */
+  protectedRelations?: ReadonlySet<string> | 'all';
+}
+
+const withViewsCache = new WeakMap<TargetMasking, { list: readonly ViewInfo[] | 'unavailable'; derived: TargetMasking }>();
+
+/** `masking` with the views that read its protected columns (see TargetMasking.protectedRelations). */
+export function withViews(masking: TargetMasking, list: readonly ViewInfo[] | 'unavailable'): TargetMasking {
+  const cached = withViewsCache.get(masking);
+  if (cached?.list === list) return cached.derived;
+  let protectedRelations: ReadonlySet<string> | 'all' = 'all';
+  if (list !== 'unavailable') {
+    const names = new Set<string>();
+    for (const v of list) {
+      if (v.sources.some((src) => columnRuleFor(masking, src.schema, src.table, src.column))) names.add(v.name.toLowerCase());
+    }
+    protectedRelations = names;
+  }
+  const derived = { ...masking, protectedRelations };
+  withViewsCache.set(masking, { list, derived });
+  return derived;
+}
+
+/** Does a relation name, as a statement writes it, name a view over protected columns? */
+export function protectedRelation(masking: TargetMasking, name: string): boolean {
+  const p = masking.protectedRelations;
+  if (p === undefined) return false;
+  if (p === 'all') return true;
+  const parts = name.split('.');
+  return p.has(parts[parts.length - 1]);
 }
 
 export function compileTargetMasking(specs: MaskingSpec[], target: string, hashKey: Buffer): TargetMasking | undefined {
@@ -151,6 +184,7 @@ export function readsProtectedColumn(masking: TargetMasking, statements: readonl
     // SQL run from text (query_to_xml, schema_to_xml, cursor_to_xml, EXECUTE in DO): we cannot see what it reads.
     if (s.kinds?.includes('DYNAMIC')) return true;
     for (const c of s.columns) if (masking.protectedNames.has(c)) return true;
+    if (s.tables.some((t) => protectedRelation(masking, t))) return true;
     if (s.wholeRow && s.tables.some((t) => hasMaskedColumns(masking, t))) return true;
   }
   return false;
@@ -180,7 +214,7 @@ export function touchesMaskedColumns(masking: TargetMasking, s: StatementColumns
 
 /** Could a column rule apply to a table of this name (as a statement writes it)? */
 export function hasMaskedColumns(masking: TargetMasking, name: string): boolean {
-  return masking.columnRules.some((r) => coversTable(r, name));
+  return masking.columnRules.some((r) => coversTable(r, name)) || (masking.columnRules.length > 0 && protectedRelation(masking, name));
 }
 
 /**

@@ -44,7 +44,7 @@ import { FrameReader, type Frame } from './protocol/frame-reader';
 import { ProtocolError } from './protocol/errors';
 import { Expect, ResponseQueue, type PendingResponse } from './response-queue';
 import { SessionState, sqlSteps, type Change, type Lookup, type PortalState, type StatementState } from './session-state';
-import { ActionKind, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, touchesMaskedColumns, type RowPlan, type TargetMasking } from './row-masking';
+import { ActionKind, withViews, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, touchesMaskedColumns, type RowPlan, type TargetMasking } from './row-masking';
 import { copyPlan, maskCopyRow, type CopyPlan } from './copy-masking';
 import { maskNoticeMessage, maskNotification, maskParameterValue } from './notice-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
@@ -185,6 +185,8 @@ export class PgSession {
   private releaseSlot?: () => void;
   /** The classification of the frame that waited for the parser worker, picked up when it is processed again. */
   private classified?: { frame: Frame; op: SqlOperation };
+  /** The masking last derived with a loaded view list (see masking()). */
+  private lastMasking?: TargetMasking;
 
   constructor(
     private readonly client: net.Socket,
@@ -548,6 +550,43 @@ export class PgSession {
     return undefined;
   }
 
+  /**
+   * The target's masking with the database's views over masked columns (naming one counts as naming
+   * the column). While the list reloads after DDL the last one is used; before any is known, every
+   * relation counts (fail closed). Statements wait for a fresh list before they are judged (viewsReady).
+   */
+  private masking(): TargetMasking | undefined {
+    const m = this.rt.masking();
+    if (!m || m.columnRules.length === 0) return m;
+    const list = this.rt.catalog.viewList();
+    if (!(list instanceof Promise)) return (this.lastMasking = withViews(m, list));
+    const last = this.lastMasking;
+    return last !== undefined && withViews(m, 'unavailable').columnRules === last.columnRules ? last : withViews(m, 'unavailable');
+  }
+
+  /** False while the view list loads: `f` is processed again once it is in (like a classification). */
+  private viewsReady(f: Frame): boolean {
+    const m = this.rt.masking();
+    if (!m || m.columnRules.length === 0) return true;
+    const list = this.rt.catalog.viewList();
+    if (!(list instanceof Promise)) return true;
+    this.clientBlocked = true;
+    this.client.pause();
+    this.replay.unshift(f);
+    this.flushUpstream();
+    list
+      .then(() => {
+        if (this.phase !== 'ready') return;
+        this.clientBlocked = false;
+        this.client.resume();
+        this.drainClient();
+      })
+      .catch((err) => {
+        if (this.phase === 'ready') this.onProtocolError(err);
+      });
+    return false;
+  }
+
   private toOp(c: ClassifiedSql): SqlOperation {
     return { type: 'sql', target: this.rt.target, statements: c.statements, parseError: c.parseError, parserFailure: c.parserFailure };
   }
@@ -582,7 +621,7 @@ export class PgSession {
     if (auditBlocked) return { op, decision: { action: 'deny', reason: auditBlocked } };
     const checked = guardStatements(op, {
       prepared: (name) => this.model.statement(name),
-      masking: this.rt.masking(),
+      masking: this.masking(),
       readOnly: this.rt.spec().readOnly === true,
       serverReadOnly: this.serverReadOnly,
     });
@@ -591,6 +630,7 @@ export class PgSession {
   }
 
   private onQuery(f: Frame, text: string, now: number): void {
+    if (!this.viewsReady(f)) return;
     const classified = this.classify(f, text);
     if (!classified) return;
     const { op, decision } = this.decideOp(classified, text);
@@ -607,6 +647,7 @@ export class PgSession {
       // The held Parse, approved (with the parameters of its Binds in the batch); each later Bind is held again.
       return this.forwardParse(f, p.statement, { op: pre.op, text: pre.text, decision: pre.decision, held: pre.held }, now);
     }
+    if (!this.viewsReady(f)) return;
     const classified = this.classify(f, p.text);
     if (!classified) return;
     let { op, decision } = this.decideOp(classified, p.text);
@@ -707,7 +748,7 @@ export class PgSession {
   private onExecute(f: Frame, now: number): void {
     const e = decodeExecute(f);
     let portal = known(this.model.portal(e.portal));
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (masking && (portal?.shape === undefined || portal.shape === NO_SHAPE)) {
       // Without a row description we cannot tell which columns to mask: ask the server for one. A
       // portal we did not see bound (a SQL cursor) is described at every Execute, never remembered.
@@ -1027,7 +1068,7 @@ export class PgSession {
 
   /** The decoded shape of a RowDescription, from the cache when this exact description was seen before. */
   private shapeOf(f: Frame): RowShape | undefined {
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (!masking) return NO_SHAPE;
     const bytes = f.buf.subarray(f.body, f.end);
     if (this.lastShape && this.lastShapeBytes!.equals(bytes) && this.rt.shapes.has(this.lastShape)) return this.lastShape;
@@ -1097,7 +1138,7 @@ export class PgSession {
   }
 
   private planFor(head: PendingResponse): RowPlan {
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (!masking) return (head.plan = NO_MASKING);
     let shape = head.shape;
     let formats: number[] | undefined;
@@ -1124,7 +1165,7 @@ export class PgSession {
     head.rows++;
     let plan = head.plan ?? this.planFor(head);
     if (!plan.active) return this.pass(f);
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (!masking) return this.pass(f);
     if (plan === UNKNOWN_SHAPE) plan = head.plan = this.unknownShapePlan(f, masking);
     const r = maskDataRow(f, plan, masking);
@@ -1148,7 +1189,7 @@ export class PgSession {
 
   private onCopyOut(f: Frame): void {
     const head = this.expectHead(Expect.Execute, Expect.Query);
-    const masking = this.rt.masking();
+    const masking = this.masking();
     const response = decodeCopyResponse(f);
     if (!masking) {
       head.copyOut = true;
@@ -1230,7 +1271,7 @@ export class PgSession {
 
   private onCopyData(f: Frame): void {
     const head = this.queue.peek();
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (!head?.copyOut || !masking || (masking.detectors.length === 0 && !head.copyPlan)) return this.pass(f);
     let data = f.buf.subarray(f.body, f.end);
     let count = 0;
@@ -1273,7 +1314,7 @@ export class PgSession {
     const p = decodeParameterStatus(f);
     const unsafe = this.checkParameter(p.key, p.value);
     if (unsafe) return this.fatal('42501', unsafe, 'guard');
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (!masking) return this.pass(f);
     const head = this.queue.peek();
     const r = maskParameterValue(p.value, masking, this.strictFor(head, masking));
@@ -1286,14 +1327,14 @@ export class PgSession {
   }
 
   private onNotice(f: Frame): void {
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (!masking) return this.pass(f);
     const head = this.queue.peek();
     this.pushMasked(f, head, maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking), head?.text));
   }
 
   private onNotification(f: Frame): void {
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (!masking) return this.pass(f);
     const head = this.queue.peek();
     this.pushMasked(f, head, maskNotification(f.buf, f.body, f.end, masking, this.strictFor(head, masking)));
@@ -1335,7 +1376,7 @@ export class PgSession {
       this.clientOut.push(encodeErrorResponse(this.denialFields(head.denial, head.denialCode)));
       this.finish(head, head.denial);
     } else {
-      const masking = this.rt.masking();
+      const masking = this.masking();
       const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking), head?.text) : { count: 0 };
       if (head) {
         // The audit record keeps the message as the agent sees it.
@@ -1401,7 +1442,7 @@ export class PgSession {
 
   /** Values the policy's detectors find (a card number in a WHERE clause) never reach the audit trail. */
   private readonly maskText = (text: string): string => {
-    const masking = this.rt.masking();
+    const masking = this.masking();
     if (!masking || masking.detectors.length === 0 || text === '') return text;
     let out = text;
     for (const d of masking.detectors) out = d.masker.mask(out).text;
