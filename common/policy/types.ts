@@ -200,6 +200,8 @@ export interface SqlStatementInfo {
   setColumns?: string[];
   /** Relations a RENAME or SET SCHEMA renames or moves (their columns too), as written; `schema:<name>` for a renamed schema. */
   renames?: string[];
+  /** Relations a CREATE TRIGGER attaches a trigger to, as written (its function gets their whole rows). */
+  triggers?: string[];
   /** `COPY ... TO`: a SELECT with the same output columns (described to mask the rows by column) and the COPY's data format options. */
   copyOut?: CopyOutInfo;
 }

@@ -56,6 +56,10 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
         // What it runs could store masked columns in a table or function read back unmasked later.
         return { op, denial: { action: 'deny', reason: 'SQL text the sidecar cannot see (EXECUTE of a computed string, a non-literal DYNAMIC call) is refused where columns are masked: it could copy them where masking no longer applies' } };
       }
+      const triggered = s.triggers?.find((t) => hasMaskedColumns(masking, t));
+      if (triggered) {
+        return { op, denial: { action: 'deny', reason: `a trigger on "${triggered}" is refused: its function would get whole rows, masked columns included` } };
+      }
       const renamed = renamesMasked(s, masking);
       if (renamed) return { op, denial: { action: 'deny', reason: `renaming or moving "${renamed}" is refused: the masking rules name it, and under another name its columns would be read unmasked` } };
       const stored = storesMaskedData(s, masking);

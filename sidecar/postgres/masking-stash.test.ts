@@ -72,3 +72,22 @@ test('renaming tables without masked columns, and other ALTERs of masked tables,
   const out = await run('ALTER TABLE notes RENAME TO notes2', 'ALTER TABLE notes2 RENAME TO notes', 'ALTER TABLE customers ADD COLUMN extra int', 'ALTER TABLE customers RENAME COLUMN extra TO extra2');
   for (const r of out) expect(r).toMatch(/^C:ALTER TABLE/);
 });
+
+test('a trigger on a table with masked columns is refused: its function gets whole rows (NEW, OLD), masked columns included', async () => {
+  const [fn, listen, trigger, update, notes] = await run(
+    "CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO notes VALUES (1, row_to_json(NEW)::text); PERFORM pg_notify('c', NEW::text); RETURN NEW; END $$",
+    'LISTEN c',
+    'CREATE TRIGGER t AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION trg()',
+    'UPDATE customers SET name = name',
+    'SELECT body FROM notes',
+  );
+  expect(fn).toMatch(/^C:CREATE FUNCTION/);
+  expect(listen).toMatch(/^C:LISTEN/);
+  expect(trigger).toMatch(REFUSED);
+  for (const r of [update, notes]) expect(r.includes(SECRET)).toBe(false);
+  for (const sql of ['CREATE CONSTRAINT TRIGGER t2 AFTER INSERT ON customers FOR EACH ROW EXECUTE FUNCTION trg()', 'CREATE TRIGGER t3 BEFORE DELETE ON public.customers FOR EACH ROW EXECUTE FUNCTION trg()']) {
+    expect((await run(sql))[0]).toMatch(REFUSED);
+  }
+  // Tables without masked columns keep their triggers.
+  expect((await run('CREATE TRIGGER t4 AFTER UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION trg()'))[0]).toMatch(/^C:CREATE TRIGGER/);
+});

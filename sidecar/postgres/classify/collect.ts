@@ -25,6 +25,8 @@ export interface Collected {
   copyOut?: CopyOutInfo;
   /** What a RENAME / SET SCHEMA renames or moves (see SqlStatementInfo.renames). */
   renames: Set<string>;
+  /** Relations a CREATE TRIGGER attaches a trigger to. */
+  triggers: Set<string>;
   stores: boolean;
   star: boolean;
   setColumns: Set<string>;
@@ -46,6 +48,7 @@ export function newCollected(): Collected {
     bareRefs: new Set(),
     starInExpr: false,
     renames: new Set(),
+    triggers: new Set(),
     stores: false,
     star: false,
     setColumns: new Set(),

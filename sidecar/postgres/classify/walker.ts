@@ -235,6 +235,11 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
     case 'CreateFunctionStmt':
       visitCreateFunction(obj, ctx);
       break;
+    case 'CreateTrigStmt': {
+      const name = relationName(obj.relation as Obj | undefined);
+      if (name !== undefined) out.triggers.add(name);
+      break;
+    }
     case 'RenameStmt':
     case 'AlterObjectSchemaStmt':
       visitRename(type, obj, out);
@@ -267,15 +272,20 @@ function visitRename(type: string, obj: Obj, out: Collected): void {
     if (typeof obj.subname === 'string') out.renames.add(`schema:${obj.subname}`);
     return;
   }
-  const rel = obj.relation as Obj | undefined;
-  if (rel === undefined || rel === null) return;
-  const name = ['catalogname', 'schemaname', 'relname']
+  const name = relationName(obj.relation as Obj | undefined);
+  if (name === undefined) return;
+  if (kind === 'OBJECT_COLUMN') out.renames.add(`column:${String(obj.subname ?? '').toLowerCase()}:${name}`);
+  else if (RENAMED_RELATIONS.has(kind)) out.renames.add(name);
+}
+
+/** A RangeVar's name as written, lower case (`public.customers`). */
+function relationName(rel: Obj | undefined | null): string | undefined {
+  if (rel === undefined || rel === null) return undefined;
+  return ['catalogname', 'schemaname', 'relname']
     .map((k) => rel[k])
     .filter((v): v is string => typeof v === 'string' && v !== '')
     .join('.')
     .toLowerCase();
-  if (kind === 'OBJECT_COLUMN') out.renames.add(`column:${String(obj.subname ?? '').toLowerCase()}:${name}`);
-  else if (RENAMED_RELATIONS.has(kind)) out.renames.add(name);
 }
 
 function addReadWrite(out: Collected, why: string | undefined): void {
