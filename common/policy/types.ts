@@ -202,6 +202,8 @@ export interface SqlStatementInfo {
   renames?: string[];
   /** Relations a CREATE TRIGGER attaches a trigger to, as written (its function gets their whole rows). */
   triggers?: string[];
+  /** CREATE FUNCTION / PROCEDURE: `kinds` and `functions` include what its body runs. */
+  definesFunction?: true;
   /** `COPY ... TO`: a SELECT with the same output columns (described to mask the rows by column) and the COPY's data format options. */
   copyOut?: CopyOutInfo;
 }

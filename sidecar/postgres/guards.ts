@@ -5,6 +5,7 @@
 // and a readOnly target's session cannot be switched read-write.
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
 import { isSafeClientEncoding } from './startup-params';
+import { STATEMENT_CLASSES, STATEMENT_CLASS_NAMES } from '../../common/policy/statement-classes';
 import { hasMaskedColumns, protectedRelation, readsProtectedColumn, touchesMaskedColumns, type TargetMasking } from './row-masking';
 
 /** Functions whose argument leaves by another channel than result rows (a notification, a reported setting). */
@@ -55,6 +56,10 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       if (s.opaque === true) {
         // What it runs could store masked columns in a table or function read back unmasked later.
         return { op, denial: { action: 'deny', reason: 'SQL text the sidecar cannot see (EXECUTE of a computed string, a non-literal DYNAMIC call) is refused where columns are masked: it could copy them where masking no longer applies' } };
+      }
+      const effect = s.definesFunction === true ? functionSideEffect(s) : undefined;
+      if (effect !== undefined) {
+        return { op, denial: { action: 'deny', reason: `a function whose body ${effect} is refused where columns are masked: called with a masked column, it would store or send the value where masking no longer applies` } };
       }
       const triggered = s.triggers?.find((t) => hasMaskedColumns(masking, t));
       if (triggered) {
@@ -119,6 +124,21 @@ function storesMaskedData(s: SqlStatementInfo, masking: TargetMasking): string |
     return 'an UPDATE that copies masked columns into other columns is refused: they could be read back unmasked';
   }
   return undefined;
+}
+
+/** Statement kinds a function body may run where columns are masked: reads, the CREATE itself and SET (constants only, as in `SET search_path`). */
+const READ_KINDS: ReadonlySet<string> = new Set([...STATEMENT_CLASSES.READ.kinds, 'CREATE', 'SET']);
+/** Built-in functions with a side effect: every class but READ. */
+const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set(
+  STATEMENT_CLASS_NAMES.filter((c) => c !== 'READ').flatMap((c) => STATEMENT_CLASSES[c].functions),
+);
+
+/** What a function body does besides reading (a write, a notification, a setting), or undefined. */
+function functionSideEffect(s: SqlStatementInfo): string | undefined {
+  const kind = s.kinds.find((k) => !READ_KINDS.has(k));
+  if (kind !== undefined) return `runs ${kind}`;
+  const fn = s.functions.find((f) => SIDE_EFFECT_FUNCTIONS.has(f.split('.').pop()!));
+  return fn !== undefined ? `calls ${fn}()` : undefined;
 }
 
 /**

@@ -220,6 +220,7 @@ function toInfo(kind: string, c: Collected): SqlStatementInfo {
   if (c.stores) info.stores = true;
   if (c.renames.size > 0) info.renames = [...c.renames].sort();
   if (c.triggers.size > 0) info.triggers = [...c.triggers].sort();
+  if (c.definesFunction) info.definesFunction = true;
   if (c.star) info.star = true;
   if (c.setColumns.size > 0) info.setColumns = setColumnsOf(c);
   return info;

@@ -27,6 +27,8 @@ export interface Collected {
   renames: Set<string>;
   /** Relations a CREATE TRIGGER attaches a trigger to. */
   triggers: Set<string>;
+  /** CREATE FUNCTION / PROCEDURE: the kinds and functions collected include its body's. */
+  definesFunction: boolean;
   stores: boolean;
   star: boolean;
   setColumns: Set<string>;
@@ -49,6 +51,7 @@ export function newCollected(): Collected {
     starInExpr: false,
     renames: new Set(),
     triggers: new Set(),
+    definesFunction: false,
     stores: false,
     star: false,
     setColumns: new Set(),

@@ -509,6 +509,7 @@ function visitDo(obj: Obj, ctx: WalkContext): void {
 
 function visitCreateFunction(obj: Obj, ctx: WalkContext): void {
   ctx.flags.constSensitive = true;
+  ctx.out.definesFunction = true;
   const opts = defElems(obj.options);
   const language = (stringNode(opts.get('language')) ?? 'sql').toLowerCase();
   // AS 'body' is a List of one String (two for C: file, symbol). BEGIN ATOMIC bodies are parsed
