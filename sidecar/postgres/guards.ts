@@ -69,9 +69,11 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       if (renamed) return { op, denial: { action: 'deny', reason: `renaming or moving "${renamed}" is refused: the masking rules name it, and under another name its columns would be read unmasked` } };
       const stored = storesMaskedData(s, masking);
       if (stored) return { op, denial: { action: 'deny', reason: stored } };
-      const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(f.split('.').pop()!));
+      // Any side effect fed a masked value can be read back from what it changed (a large object, a
+      // sequence, a lock, a notification, a setting).
+      const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(f.split('.').pop()!) || SIDE_EFFECT_FUNCTIONS.has(f.split('.').pop()!));
       if (side && readsProtectedColumn(masking, [s])) {
-        return { op, denial: { action: 'deny', reason: `${side}() in a statement that reads masked columns is refused: its value would leave unmasked` } };
+        return { op, denial: { action: 'deny', reason: `${side}() in a statement that reads masked columns is refused: what it changes would carry the masked value unmasked` } };
       }
     }
     if (s.kind === 'COPY' && s.copy === 'to' && masking) {

@@ -13,6 +13,7 @@ INSERT INTO vault.accounts VALUES (1, '${SECRET}');
 CREATE TABLE customers (id int PRIMARY KEY, name text, secret_code text);
 INSERT INTO customers VALUES (1, 'Ada', '${SECRET}');
 CREATE TABLE notes (id int, body text);
+CREATE SEQUENCE order_ids;
 `;
 const MASKING = `  masking:
     - name: secrets
@@ -110,4 +111,16 @@ test('functions that only read (and set constants) can still be created', async 
   );
   expect(a).toMatch(/^C:CREATE FUNCTION/);
   expect(b).toMatch(/^C:CREATE FUNCTION/);
+});
+
+test.each([
+  ["SELECT lo_from_bytea(4242, convert_to(secret_code, 'UTF8')) FROM customers", "SELECT convert_from(lo_get(4242), 'UTF8')"],
+  ["SELECT setval('order_ids', ascii(secret_code)) FROM customers", 'SELECT last_value FROM order_ids'],
+  ['SELECT pg_advisory_lock(ascii(secret_code)) FROM customers', "SELECT objid FROM pg_locks WHERE locktype = 'advisory'"],
+  ["SELECT pg_logical_emit_message(false, 'x', secret_code) FROM customers", 'SELECT 1'],
+])('a side-effect function fed a masked column is refused (the value would be read back from the object it changes): %s', async (write, readBack) => {
+  const [written, read] = await run(write, readBack);
+  expect(written).toMatch(REFUSED);
+  expect(read.includes(SECRET)).toBe(false);
+  expect(read.includes('\u0000\u0000\u0000\u0003122')).toBe(false); // ascii('z'), the first character
 });
