@@ -83,6 +83,10 @@ export const SEEDS: Seed[] = [
     program: [q(0, 'secret-read', 'COPY vault TO STDOUT', 'COPY (SELECT note, secret FROM vault) TO STDOUT WITH (FORMAT csv)', 'COPY vault TO STDOUT WITH (FORMAT binary)')],
   },
   {
+    name: 'masked column written into a large object by a side-effect built-in, read back with lo_get',
+    program: [q(0, 'secret-read', "SELECT lo_from_bytea(4242, convert_to(secret, 'UTF8')) FROM vault WHERE id = 1", "SELECT convert_from(lo_get(4242), 'UTF8')")],
+  },
+  {
     name: 'statistics of the masked column (pg_stats)',
     program: [q(0, 'secret-read', 'ANALYZE vault', "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'vault'")],
   },
