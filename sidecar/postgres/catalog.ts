@@ -11,6 +11,8 @@ export interface TableInfo {
   columns: Map<number, string>;
   /** A view or materialized view: the base-table columns its definition reads (through other views too). */
   sources?: Array<{ schema: string; table: string; column: string }>;
+  /** Tables it inherits from (a partition's parents included): their column rules apply to its columns of the same name. */
+  ancestors?: Array<{ schema: string; table: string }>;
 }
 
 export interface CatalogOptions {
@@ -91,6 +93,30 @@ const allViewSources = `WITH RECURSIVE deps(root, rel, att) AS (
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
     AND (a.attnum = deps.att OR (deps.att = 0 AND a.attnum > 0))`;
 
+// Inheritance children and partitions hold their ancestors' rows under their own name.
+const ancestorsOf = (oids: number[]): string => `WITH RECURSIVE anc(child, parent) AS (
+    SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits WHERE inhrelid IN (${oids.map((o) => String(o >>> 0)).join(',')})
+  UNION
+    SELECT anc.child, i.inhparent FROM anc JOIN pg_catalog.pg_inherits i ON i.inhrelid = anc.parent
+  )
+  SELECT anc.child::int8, n.nspname, c.relname
+  FROM anc JOIN pg_catalog.pg_class c ON c.oid = anc.parent JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
+
+// Every inheritance child and partition with its ancestors' columns: listed with the views, as a
+// relation that reads them.
+const allInherited = `WITH RECURSIVE anc(child, parent) AS (
+    SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits
+  UNION
+    SELECT anc.child, i.inhparent FROM anc JOIN pg_catalog.pg_inherits i ON i.inhrelid = anc.parent
+  )
+  SELECT DISTINCT cn.nspname, c.relname, pn.nspname, p.relname, a.attname
+  FROM anc
+  JOIN pg_catalog.pg_class c ON c.oid = anc.child
+  JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+  JOIN pg_catalog.pg_class p ON p.oid = anc.parent
+  JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped`;
+
 export class CatalogCache {
   /** Every view with its sources (see allViewSources), or 'unavailable' after a failed lookup. */
   private views?: { list: readonly ViewInfo[] | 'unavailable'; at: number };
@@ -133,10 +159,12 @@ export class CatalogCache {
     if (this.unavailable) throw new Error('the catalog is unavailable after a failed lookup; retrying shortly');
     let rows: Array<Array<string | null>>;
     let sourceRows: Array<Array<string | null>>;
+    let ancestorRows: Array<Array<string | null>>;
     try {
       const client = await this.control();
       rows = await client.query(query(oids));
       sourceRows = await client.query(viewSources(oids));
+      ancestorRows = await client.query(ancestorsOf(oids));
     } catch (err) {
       this.failedAt = Date.now();
       this.drop();
@@ -157,6 +185,10 @@ export class CatalogCache {
     for (const [oidText, schema, table, column] of sourceRows) {
       const t = found.get(Number(oidText));
       if (t) (t.sources ??= []).push({ schema: schema!, table: table!, column: column! });
+    }
+    for (const [oidText, schema, table] of ancestorRows) {
+      const t = found.get(Number(oidText));
+      if (t) (t.ancestors ??= []).push({ schema: schema!, table: table! });
     }
     for (const oid of oids) this.entries.set(oid, { info: found.get(oid) ?? null, at: now });
   }
@@ -179,7 +211,7 @@ export class CatalogCache {
     const generation = this.viewsGeneration;
     try {
       const client = await this.control();
-      const rows = await client.query(allViewSources);
+      const rows = [...(await client.query(allViewSources)), ...(await client.query(allInherited))];
       const byName = new Map<string, ViewInfo>();
       for (const [vs, vn, schema, table, column] of rows) {
         const key = `${vs}.${vn}`;

@@ -253,6 +253,8 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
       } else if (t !== null) {
         const col = t.columns.get(f.columnAttr);
         if (col !== undefined) rule = columnRuleFor(masking, t.schema, t.table, col);
+        // A partition or inheritance child: its ancestors' rules apply to the columns it inherits.
+        if (!rule && col !== undefined) for (const a of t.ancestors ?? []) rule ??= columnRuleFor(masking, a.schema, a.table, col);
         // A view that reads a masked column: which of its columns carries it is not known, so all are masked.
         if (!rule && t.sources?.some((src) => columnRuleFor(masking, src.schema, src.table, src.column))) rule = FAIL_CLOSED;
         // Column 0 is the whole row (`SELECT c FROM customers c`): it carries every masked column of the table.
