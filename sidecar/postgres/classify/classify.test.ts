@@ -217,6 +217,15 @@ describe('CREATE FUNCTION bodies', () => {
     expect(one("CREATE FUNCTION r(text) RETURNS text LANGUAGE internal AS 'pg_read_file_off_len'").functions).toContain('pg_read_file_off_len');
   });
 
+  test('a body in C or another language the sidecar cannot read is opaque DYNAMIC (it can wrap any library function)', () => {
+    for (const text of [
+      "CREATE FUNCTION dx(text, text) RETURNS text LANGUAGE c AS '$libdir/dblink', 'dblink_exec'",
+      "CREATE FUNCTION p() RETURNS int LANGUAGE plpython3u AS 'return 1'",
+    ]) {
+      expect(one(text)).toMatchObject({ kinds: expect.arrayContaining(['DYNAMIC']), opaque: true });
+    }
+  });
+
   test('an unparseable SQL body is DYNAMIC', () => {
     expect(one("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'not sql at all'").kinds).toContain('DYNAMIC');
   });

@@ -522,6 +522,9 @@ function visitCreateFunction(obj: Obj, ctx: WalkContext): void {
   else if (language === 'plpgsql') ok = ctx.embedPlpgsql(ctx.stmtText());
   // LANGUAGE internal AS 'pg_read_file_off_len' wraps a built-in under a new name.
   else if (language === 'internal') for (const b of bodies) ctx.out.functions.add(b.toLowerCase());
+  // C (`AS '$libdir/dblink', 'dblink_exec'` wraps any library function) and the other languages
+  // run code we cannot read.
+  else ok = false;
   if (!ok) markOpaque(ctx.out);
 }
 
