@@ -9,7 +9,7 @@ const SETUP = 'CREATE EXTENSION IF NOT EXISTS dblink; CREATE TABLE orders (id in
 const RULES = `  rules:
     - name: no-dblink
       action: deny
-      match: {target: crm, sql: {functions: [dblink_exec]}}
+      match: {target: crm, sql: {functions: [dblink_exec, pg_read_file]}}
 `;
 
 let stack: Stack;
@@ -54,4 +54,10 @@ test('SQL and PL/pgSQL functions are still read and judged by what they run', as
   expect(sql).toMatch(/^C:CREATE FUNCTION/);
   expect(plpgsql).toMatch(/^C:CREATE FUNCTION/);
   expect(wraps).toMatch(/^E:.*denied by rule "no-dblink"/);
+});
+
+test('a LANGUAGE internal wrapper is refused too: its symbol (pg_read_file_all) is not the name the rule uses', async () => {
+  const [created, called] = await run("CREATE FUNCTION rf(text) RETURNS text LANGUAGE internal AS 'pg_read_file_all'", "SELECT rf('postgresql.conf')");
+  expect(created).toMatch(/^E:.*C42501\0Magent-warden: denied by rule "no-dblink"/);
+  expect(called).toMatch(/^E:/);
 });

@@ -520,11 +520,13 @@ function visitCreateFunction(obj: Obj, ctx: WalkContext): void {
   let ok = true;
   if (language === 'sql') ok = bodies.every((b) => ctx.embedSql(b));
   else if (language === 'plpgsql') ok = ctx.embedPlpgsql(ctx.stmtText());
-  // LANGUAGE internal AS 'pg_read_file_off_len' wraps a built-in under a new name.
-  else if (language === 'internal') for (const b of bodies) ctx.out.functions.add(b.toLowerCase());
-  // C (`AS '$libdir/dblink', 'dblink_exec'` wraps any library function) and the other languages
-  // run code we cannot read.
-  else ok = false;
+  // LANGUAGE internal AS 'pg_read_file_all' wraps a built-in under a new name, and its symbol is
+  // not the SQL name rules use (pg_read_file): recorded, and opaque like C (`AS '$libdir/dblink',
+  // 'dblink_exec'` wraps any library function) and the other languages, whose code we cannot read.
+  else {
+    if (language === 'internal') for (const b of bodies) ctx.out.functions.add(b.toLowerCase());
+    ok = false;
+  }
   if (!ok) markOpaque(ctx.out);
 }
 
