@@ -57,6 +57,11 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
         // What it runs could store masked columns in a table or function read back unmasked later.
         return { op, denial: { action: 'deny', reason: 'SQL text the sidecar cannot see (EXECUTE of a computed string, a non-literal DYNAMIC call) is refused where columns are masked: it could copy them where masking no longer applies' } };
       }
+      // CREATE OPERATOR / AGGREGATE / CAST over a side-effect built-in: later statements call it without naming it.
+      const defined = (s.kind === 'CREATE' || s.kind === 'ALTER') && s.tables.length === 0 ? s.functions.find((f) => SIDE_EFFECT_FUNCTIONS.has(f.split('.').pop()!)) : undefined;
+      if (defined !== undefined && s.definesFunction !== true) {
+        return { op, denial: { action: 'deny', reason: `an object that calls ${defined}() is refused where columns are masked: used on a masked column, it would store or send the value where masking no longer applies` } };
+      }
       const effect = s.definesFunction === true ? functionSideEffect(s) : undefined;
       if (effect !== undefined) {
         return { op, denial: { action: 'deny', reason: `a function whose body ${effect} is refused where columns are masked: called with a masked column, it would store or send the value where masking no longer applies` } };

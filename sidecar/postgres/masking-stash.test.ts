@@ -124,3 +124,14 @@ test.each([
   expect(read.includes(SECRET)).toBe(false);
   expect(read.includes('\u0000\u0000\u0000\u0003122')).toBe(false); // ascii('z'), the first character
 });
+
+test('an operator over a side-effect built-in is refused where columns are masked (it would be called without being named)', async () => {
+  const [created, used, read] = await run(
+    'CREATE OPERATOR ==> (LEFTARG = oid, RIGHTARG = bytea, FUNCTION = lo_from_bytea)',
+    "SELECT 4243 ==> convert_to(secret_code, 'UTF8') FROM customers",
+    "SELECT convert_from(lo_get(4243), 'UTF8')",
+  );
+  expect(created).toMatch(REFUSED);
+  expect(used).toMatch(/^E:/);
+  expect(read.includes(SECRET)).toBe(false);
+});

@@ -61,3 +61,13 @@ test('a LANGUAGE internal wrapper is refused too: its symbol (pg_read_file_all) 
   expect(created).toMatch(/^E:.*C42501\0Magent-warden: denied by rule "no-dblink"/);
   expect(called).toMatch(/^E:/);
 });
+
+test.each([
+  'CREATE OPERATOR !!! (RIGHTARG = text, FUNCTION = pg_read_file)',
+  'CREATE OPERATOR !!! (RIGHTARG = text, PROCEDURE = pg_catalog.pg_read_file)',
+  'CREATE AGGREGATE first_file(text) (SFUNC = textcat, STYPE = text, FINALFUNC = pg_read_file)',
+])('a function an operator or aggregate calls is judged like a call: %s', async (create) => {
+  const [created, called] = await run(create, "SELECT !!! 'postgresql.conf'");
+  expect(created).toMatch(/^E:.*C42501\0Magent-warden: denied by rule "no-dblink"/);
+  expect(called).toMatch(/^E:/);
+});

@@ -235,6 +235,17 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
     case 'CreateFunctionStmt':
       visitCreateFunction(obj, ctx);
       break;
+    case 'DefineStmt':
+      // CREATE OPERATOR / AGGREGATE / TYPE ... (FUNCTION = f, SFUNC = f, ...): the object calls f
+      // whenever it is used, without naming it.
+      for (const item of Array.isArray(obj.definition) ? obj.definition : []) {
+        const d = (item as { DefElem?: { defname?: string; arg?: unknown } } | null)?.DefElem;
+        if (d?.defname === undefined || !DEFINED_FUNCTION_OPTIONS.has(d.defname)) continue;
+        const arg = d.arg as { TypeName?: { names?: unknown }; List?: { items?: unknown } } | undefined;
+        const parts = nameParts(arg?.TypeName?.names ?? arg?.List?.items);
+        if (parts.length > 0) addQualified(out.functions, parts);
+      }
+      break;
     case 'CreateTrigStmt': {
       const name = relationName(obj.relation as Obj | undefined);
       if (name !== undefined) out.triggers.add(name);
@@ -258,6 +269,14 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
       break;
   }
 }
+
+/** DefineStmt options that name a function the defined object calls (operators, aggregates, types, text search). */
+const DEFINED_FUNCTION_OPTIONS: ReadonlySet<string> = new Set([
+  'function', 'procedure', 'restrict', 'join',
+  'sfunc', 'finalfunc', 'combinefunc', 'serialfunc', 'deserialfunc', 'msfunc', 'minvfunc', 'mfinalfunc',
+  'input', 'output', 'receive', 'send', 'typmod_in', 'typmod_out', 'analyze', 'subscript',
+  'start', 'gettoken', 'end', 'lextypes', 'headline', 'init', 'lexize',
+]);
 
 /** Renamed object kinds whose name masking rules use: relations, their columns, schemas. */
 const RENAMED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE']);
