@@ -88,6 +88,8 @@ export const STATEMENT_CLASSES: Readonly<Record<StatementClass, StatementClassEn
       'pg_stat_reset', 'pg_stat_reset_shared', 'pg_stat_reset_single_table_counters', 'pg_stat_reset_single_function_counters',
       'pg_stat_reset_slru', 'pg_stat_reset_replication_slot', 'pg_stat_reset_subscription_stats', 'pg_stat_reset_backend_stats',
       'pg_import_system_collations',
+      // Index maintenance (like VACUUM): they write index pages.
+      'brin_summarize_new_values', 'brin_summarize_range', 'brin_desummarize_range', 'gin_clean_pending_list',
     ],
   },
   FILE: {

@@ -9,6 +9,9 @@ const SETUP = `
 CREATE TABLE orders (id int, total numeric);
 CREATE SEQUENCE order_ids;
 INSERT INTO orders VALUES (1, 10), (2, 20);
+CREATE INDEX orders_brin ON orders USING brin (id);
+CREATE TABLE docs (t tsvector);
+CREATE INDEX orders_gin ON docs USING gin (t);
 `;
 
 const RULES = `  rules:
@@ -105,7 +108,8 @@ const SIDE_EFFECT_FAMILIES = `proname LIKE 'lo\\_%' OR proname IN ('lowrite', 'l
   OR proname LIKE 'pg\\_stat\\_reset%' OR proname LIKE 'pg\\_%replication\\_slot%' OR proname LIKE 'pg\\_logical\\_%'
   OR proname LIKE 'pg\\_replication\\_origin\\_%' OR proname LIKE 'pg\\_backup\\_%' OR proname LIKE 'pg\\_wal\\_replay\\_%'
   OR proname IN ('pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile', 'pg_promote',
-                 'pg_switch_wal', 'pg_create_restore_point', 'pg_log_backend_memory_contexts', 'pg_import_system_collations')`;
+                 'pg_switch_wal', 'pg_create_restore_point', 'pg_log_backend_memory_contexts', 'pg_import_system_collations')
+  OR proname LIKE 'brin\\_%summarize%' OR proname = 'gin_clean_pending_list'`;
 /** Members of those families that only read. */
 const READS_IN_FAMILIES = new Set([
   'pg_get_replication_slots', 'pg_stat_get_replication_slot', 'pg_replication_origin_oid', 'pg_replication_origin_progress',
@@ -152,7 +156,7 @@ test('an allow rule does not vouch for writes hidden in a read: writable CTE, EX
   }
 });
 
-test('an allow [READ] rule does not vouch for row locks: SELECT ... FOR UPDATE / FOR SHARE is LOCK (WRITE), like LOCK TABLE', async () => {
+test('an allow [READ] rule does not vouch for row locks (SELECT ... FOR UPDATE / FOR SHARE is LOCK, WRITE) or index maintenance functions (ADMIN)', async () => {
   stack.writePolicy(crmPolicy(stack.pg, '  rules:\n    - name: reads\n      action: allow\n      match: {target: crm, sql: {statements: [READ]}}\n', { defaultAction: 'deny' }));
   expect(stack.sidecar.store.check()).toBe(true);
   const holder = new Client({ connectionString: stack.agentUrl() });
@@ -164,6 +168,8 @@ test('an allow [READ] rule does not vouch for row locks: SELECT ... FOR UPDATE /
       'SELECT id FROM orders WHERE id = 1 FOR NO KEY UPDATE SKIP LOCKED',
       'SELECT * FROM orders FOR SHARE',
       'SELECT * FROM (SELECT * FROM orders FOR KEY SHARE) o',
+      "SELECT brin_summarize_new_values('orders_brin')",
+      "SELECT gin_clean_pending_list('orders_gin')",
       'DECLARE c CURSOR FOR SELECT * FROM orders FOR UPDATE',
     ]) {
       const r = await holder.query(text).then(
