@@ -56,3 +56,12 @@ test('their other columns stay in clear', async () => {
   expect(await received('SELECT name FROM customers_p1a')).toContain('Ada');
   expect(await received('SELECT note FROM accounts_old')).toContain('kept');
 });
+
+test.each([
+  ['ALTER TABLE customers DETACH PARTITION customers_p1', 'SELECT secret_code FROM customers_p1a'],
+  ['ALTER TABLE customers_p1 DETACH PARTITION customers_p1a', 'SELECT secret_code FROM customers_p1a'],
+  ['ALTER TABLE accounts_old NO INHERIT accounts', 'SELECT token FROM accounts_old'],
+])('taking a partition or child away from its masked ancestor is refused: %s', async (detach, readBack) => {
+  expect(await received(detach)).toMatch(/^E:.*C42501\0Magent-warden: /);
+  expect((await received(readBack)).toLowerCase()).not.toContain(SECRET);
+});
