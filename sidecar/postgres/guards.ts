@@ -72,6 +72,12 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       }
       const renamed = renamesMasked(s, masking);
       if (renamed) return { op, denial: { action: 'deny', reason: `renaming or moving "${renamed}" is refused: the masking rules name it, and under another name its columns would be read unmasked` } };
+      // Values longer than ~2 kB are stored out of line, in the table's TOAST relation, which the
+      // superuser can read directly (chunk_data) under a name no rule uses.
+      const toast = s.tables.find((t) => t.startsWith('pg_toast.') || t.split('.').pop()!.startsWith('pg_toast_'));
+      if (toast) {
+        return { op, denial: { action: 'deny', reason: `reading a TOAST relation ("${toast}") is refused where columns are masked: it holds long values of those columns` } };
+      }
       const stored = storesMaskedData(s, masking);
       if (stored) return { op, denial: { action: 'deny', reason: stored } };
       // Any side effect fed a masked value can be read back from what it changed (a large object, a

@@ -14,10 +14,13 @@ CREATE TABLE customers (id int PRIMARY KEY, name text, secret_code text);
 INSERT INTO customers VALUES (1, 'Ada', '${SECRET}');
 CREATE TABLE notes (id int, body text);
 CREATE SEQUENCE order_ids;
+CREATE TABLE documents (id int, body text);
+ALTER TABLE documents ALTER COLUMN body SET STORAGE EXTERNAL;
+INSERT INTO documents VALUES (1, '${SECRET}' || repeat('x', 3000));
 `;
 const MASKING = `  masking:
     - name: secrets
-      columns: [customers.secret_code, vault.accounts.token]
+      columns: [customers.secret_code, vault.accounts.token, documents.body]
       strategy: redact
 `;
 
@@ -134,4 +137,14 @@ test('an operator over a side-effect built-in is refused where columns are maske
   expect(created).toMatch(REFUSED);
   expect(used).toMatch(/^E:/);
   expect(read.includes(SECRET)).toBe(false);
+});
+
+test("a masked table's TOAST relation (where long values are stored out of line) is refused where columns are masked", async () => {
+  const [{ t }] = await stack.admin("SELECT reltoastrelid::regclass::text AS t FROM pg_class WHERE relname = 'documents'");
+  expect(String(t)).toMatch(/^pg_toast\.pg_toast_\d+$/);
+  for (const sql of [`SELECT chunk_data FROM ${t}`, `SELECT convert_from(chunk_data, 'UTF8') FROM ${t}`, `COPY ${t} TO STDOUT`]) {
+    const [r] = await run(sql);
+    expect(r).toMatch(REFUSED);
+    expect(r.includes(SECRET) || r.includes(Buffer.from(SECRET).toString('hex'))).toBe(false);
+  }
 });
