@@ -74,6 +74,16 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       if (renamed) return { op, denial: { action: 'deny', reason: `renaming or moving "${renamed}" is refused: the masking rules name it, and under another name its columns would be read unmasked` } };
       // Values longer than ~2 kB are stored out of line, in the table's TOAST relation, which the
       // superuser can read directly (chunk_data) under a name no rule uses.
+      // The server's files hold the tables' data as stored (the heap files of masked tables among
+      // them): reading them, or running a program that can, is refused. Writing a file is judged by
+      // what is written (the side-effect check below).
+      const file = s.functions.find((f) => {
+        const name = f.split('.').pop()!;
+        return FILE_READ_FUNCTIONS.has(name) || (name === 'copy_file' && s.copy !== 'to');
+      });
+      if (file) {
+        return { op, denial: { action: 'deny', reason: `${file}() is refused where columns are masked: the server's files hold those columns unmasked` } };
+      }
       const toast = s.tables.find((t) => t.startsWith('pg_toast.') || t.split('.').pop()!.startsWith('pg_toast_'));
       if (toast) {
         return { op, denial: { action: 'deny', reason: `reading a TOAST relation ("${toast}") is refused where columns are masked: it holds long values of those columns` } };
@@ -141,6 +151,10 @@ function storesMaskedData(s: SqlStatementInfo, masking: TargetMasking): string |
 
 /** Statement kinds a function body may run where columns are masked: reads, the CREATE itself and SET (constants only, as in `SET search_path`). */
 const READ_KINDS: ReadonlySet<string> = new Set([...STATEMENT_CLASSES.READ.kinds, 'CREATE', 'SET']);
+/** Server-file functions that read files or run a program (which can); COPY FROM a file is checked by its direction. */
+const FILE_READ_FUNCTIONS: ReadonlySet<string> = new Set(
+  STATEMENT_CLASSES.FILE.functions.filter((f) => f.startsWith('pg_read_') || f === 'lo_import' || f === 'copy_program'),
+);
 /** Built-in functions with a side effect: every class but READ. */
 const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set(
   STATEMENT_CLASS_NAMES.filter((c) => c !== 'READ').flatMap((c) => STATEMENT_CLASSES[c].functions),

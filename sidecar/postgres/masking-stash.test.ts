@@ -148,3 +148,15 @@ test("a masked table's TOAST relation (where long values are stored out of line)
     expect(r.includes(SECRET) || r.includes(Buffer.from(SECRET).toString('hex'))).toBe(false);
   }
 });
+
+test.each([
+  ["SELECT encode(pg_read_binary_file(pg_relation_filepath('customers')), 'escape')", 'SELECT 1'],
+  ["SELECT lo_import(pg_relation_filepath('customers'), 4250)", "SELECT encode(lo_get(4250), 'escape')"],
+  ["COPY notes (body) FROM PROGRAM 'cat global/pg_control'", 'SELECT body FROM notes'],
+  ["COPY notes (body) FROM '/etc/hostname'", 'SELECT body FROM notes'],
+])("server files (a masked table's heap file) are refused where columns are masked: %s", async (read, readBack) => {
+  await stack.admin('CHECKPOINT');
+  const [r, back] = await run(read, readBack);
+  expect(r).toMatch(REFUSED);
+  expect(r.includes(SECRET) || back.includes(SECRET)).toBe(false);
+});
