@@ -87,6 +87,10 @@ export const SEEDS: Seed[] = [
     program: [q(0, 'secret-read', "SELECT lo_from_bytea(4242, convert_to(secret, 'UTF8')) FROM vault WHERE id = 1", "SELECT convert_from(lo_get(4242), 'UTF8')")],
   },
   {
+    name: "masked column read from the table's heap file on the server (pg_read_binary_file)",
+    program: [q(0, 'secret-read', 'CHECKPOINT', "SELECT encode(pg_read_binary_file(pg_relation_filepath('vault')), 'escape')")],
+  },
+  {
     name: 'statistics of the masked column (pg_stats)',
     program: [q(0, 'secret-read', 'ANALYZE vault', "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'vault'")],
   },
