@@ -10,6 +10,8 @@ import { hasMaskedColumns, protectedRelation, readsProtectedColumn, touchesMaske
 
 /** Functions whose argument leaves by another channel than result rows (a notification, a reported setting). */
 const SIDE_CHANNEL_FUNCTIONS = ['pg_notify', 'set_config'];
+/** pageinspect functions that read raw pages of a relation named by text (tables, and indexes whose keys are column values). */
+const RAW_PAGE_FUNCTIONS = ['get_raw_page', 'bt_page_items', 'bt_multi_page_items'];
 /** Catalogs holding sample values of columns (most common values, histogram bounds, MCV lists). */
 const STATISTICS_RELATIONS = ['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data'];
 
@@ -83,6 +85,10 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       });
       if (file) {
         return { op, denial: { action: 'deny', reason: `${file}() is refused where columns are masked: the server's files hold those columns unmasked` } };
+      }
+      const raw = s.functions.find((f) => RAW_PAGE_FUNCTIONS.includes(f.split('.').pop()!));
+      if (raw) {
+        return { op, denial: { action: 'deny', reason: `${raw}() is refused where columns are masked: raw table and index pages hold those columns unmasked` } };
       }
       const toast = s.tables.find((t) => t.startsWith('pg_toast.') || t.split('.').pop()!.startsWith('pg_toast_'));
       if (toast) {

@@ -160,3 +160,14 @@ test.each([
   expect(r).toMatch(REFUSED);
   expect(r.includes(SECRET) || back.includes(SECRET)).toBe(false);
 });
+
+test.each([
+  "SELECT encode(get_raw_page('customers', 0), 'escape')",
+  "SELECT t_data FROM heap_page_items(get_raw_page('customers', 0))",
+  "SELECT data FROM bt_page_items('customers_secret_idx', 1)",
+])('raw pages (pageinspect) are refused where columns are masked: %s', async (sql) => {
+  await stack.admin('CREATE EXTENSION IF NOT EXISTS pageinspect; CREATE INDEX IF NOT EXISTS customers_secret_idx ON customers (secret_code)');
+  const [r] = await run(sql);
+  expect(r).toMatch(REFUSED);
+  expect(r.includes(SECRET) || r.includes(Buffer.from(SECRET).toString('hex'))).toBe(false);
+});
