@@ -21,6 +21,7 @@ import { PostgresListener } from './postgres/listener';
 import type { ClassifyResult } from './postgres/classify/classify';
 import type { ApprovalGate, AuditSink, ClassifiedSql } from './postgres/runtime';
 import { createTargetRuntime } from './postgres/target-runtime';
+import { DEFAULT_LARGE_MESSAGE_BUDGET_BYTES, MessageBudget } from './postgres/message-budget';
 import { SecretStore } from './secrets';
 import { listenOn } from './listen';
 import { createApprovalsHandler, type AdminHandler } from './approvals/admin-api';
@@ -43,6 +44,8 @@ export interface SidecarOptions {
   /** Overrides listen ports (tests: `{crm: 0}` picks a free port). */
   portOverrides?: Record<string, number>;
   maxMessageBytes?: number;
+  /** Bytes of large client messages all PostgreSQL connections together may buffer (tests lower it). */
+  largeMessageBudgetBytes?: number;
   logger?: Logger;
   audit?: AuditSink;
   approvals?: ApprovalGate;
@@ -83,6 +86,8 @@ export interface RunningSidecar {
   /** The audit spool and shipper, when records are kept. */
   audit?: AuditTrail;
   healthPort?: number;
+  /** What all PostgreSQL connections together buffer of large client messages now. */
+  messageBudget: MessageBudget;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -259,6 +264,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   });
   const secrets = new SecretStore(opts.secretsDir);
   const cancels = new CancelRegistry();
+  const messageBudget = new MessageBudget(opts.largeMessageBudgetBytes ?? DEFAULT_LARGE_MESSAGE_BUDGET_BYTES);
   const identity = opts.identity ?? podIdentity();
   const hashKey = hashKeyFrom(secrets, log);
   const callerTokens = callerTokenVerifier(store, opts.identityVerifier);
@@ -306,6 +312,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       approvals: decisions.gate,
       hashKey,
       maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
+      messageBudget,
     });
     const listener = new PostgresListener(rt, log, (n) => active.set({ target: name }, n));
     let port: number;
@@ -426,5 +433,5 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   }
   log.info('sidecar ready', { policy: store.current.name, admin: `${adminAt.host}:${adminPort}`, egress: `${egressAt.host}:${egressPort}`, targets: [...ports.keys()] });
 
-  return { ports, adminPort, egressPort, store, approvals: decisions.store, metrics, audit: trail, healthPort, stop };
+  return { ports, adminPort, egressPort, store, approvals: decisions.store, metrics, audit: trail, healthPort, messageBudget, stop };
 }

@@ -8,6 +8,7 @@ import type { ConnectionSlots } from './connection-slots';
 import type { TargetMasking } from './row-masking';
 import type { ShapeCache } from './shape-cache';
 import type { UpstreamOptions } from './upstream';
+import type { LargeMessageBudget } from './protocol/frame-reader';
 import type { HttpAuditEvent } from '../http/routes/route-proxy';
 import type { ForwardAuditEvent } from '../http/forward/forward-proxy';
 import type { AuditApproval } from '../../common/audit/record';
@@ -124,6 +125,8 @@ export interface TargetRuntime {
   readonly maxMessageBytes: number;
   /** Nonce in the deliberately failing statement we send upstream in place of a denied one. */
   readonly denialMarker: string;
+  /** Shared by every connection of the process: how many bytes of large client messages may be buffered at once. */
+  readonly messageBudget?: LargeMessageBudget;
   /** Upstream connection slots of this target (`maxConnections`); absent: unbounded. */
   readonly slots?: ConnectionSlots;
 }

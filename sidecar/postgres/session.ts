@@ -34,6 +34,7 @@ import {
   decodeParse,
   decodeQuery,
   decodeStartup,
+  encodeCopyFail,
   encodeDescribe,
   encodeParse,
   encodeQuery,
@@ -198,7 +199,7 @@ export class PgSession {
       const held = this.held ? Math.max(0, this.heldLimit() - this.held.bytes - 5) : undefined;
       const statement = code === FE.Query || code === FE.Parse ? rt.maxStatementBytes() : undefined;
       return held === undefined ? statement : statement === undefined ? held : Math.min(held, statement);
-    });
+    }, rt.messageBudget);
     this.identity = rt.identity;
     client.setNoDelay(true);
     client.on('data', (chunk) => this.onClientData(chunk));
@@ -213,6 +214,7 @@ export class PgSession {
     if (this.phase === 'closed') return;
     const wasReady = this.phase === 'ready';
     this.phase = 'closed';
+    this.clientReader.dispose();
     this.holdAbort?.abort(new Error(reason));
     this.slotWait.abort();
     this.releaseSlot?.();
@@ -463,6 +465,7 @@ export class PgSession {
   private onClientFrame(f: Frame): void {
     if (this.held) return this.bufferHeld(f);
     if (this.discarding && f.code !== FE.Sync) return;
+    if (f.overBudget) return this.refuseOverBudget(f);
     const now = f.code === FE.Query || f.code === FE.Parse || f.code === FE.Execute ? performance.now() : 0;
     switch (f.code) {
       case FE.Query:
@@ -591,14 +594,40 @@ export class PgSession {
     return { type: 'sql', target: this.rt.target, statements: c.statements, parseError: c.parseError, parserFailure: c.parserFailure };
   }
 
+  /**
+   * A large message the shared budget could not hold, dropped unread (see message-budget.ts): the
+   * statement or Bind it belongs to fails as a real error would; a COPY it feeds is failed upstream.
+   */
+  private refuseOverBudget(f: Frame): void {
+    const reason = `the sidecar is already holding its limit of large messages for all connections, so this ${f.skipped! + 1}-byte message was refused unread; retry later or send smaller messages`;
+    const now = performance.now();
+    switch (f.code) {
+      case FE.Query:
+        return this.refuseTooLarge(f.skipped!, Expect.Query, now, reason, '53200');
+      case FE.CopyData:
+        // The server answers CopyFail with an ErrorResponse naming this message, and then drops the
+        // rest of the client's copy data itself.
+        this.upstreamOut.push(encodeCopyFail(`agent-warden: ${reason}`));
+        return;
+      case FE.Parse:
+      case FE.Bind:
+      case FE.Describe:
+      case FE.Close:
+      case FE.Execute:
+        return this.refuseTooLarge(f.skipped!, Expect.Parse, now, reason, '53200');
+      default:
+        return this.fatal('53200', reason);
+    }
+  }
+
   /** A Query or Parse larger than the target's maxStatementBytes: its body was dropped unread (see FrameReader). */
-  private refuseTooLarge(length: number, expect: Expect.Query | Expect.Parse, now: number): void {
+  private refuseTooLarge(length: number, expect: Expect.Query | Expect.Parse, now: number, why?: string, code = '54000'): void {
     const limit = this.rt.maxStatementBytes();
-    const reason = `the statement (a message of ${length + 1} bytes) is larger than the ${limit} bytes the sidecar classifies for target "${this.rt.target}" (targets[].postgres.maxStatementBytes)`;
+    const reason = why ?? `the statement (a message of ${length + 1} bytes) is larger than the ${limit} bytes the sidecar classifies for target "${this.rt.target}" (targets[].postgres.maxStatementBytes)`;
     const failing = `/* agent-warden policy denial */ ${this.rt.denialMarker}`;
     this.upstreamOut.push(expect === Expect.Query ? encodeQuery(failing) : encodeParse('', failing));
-    const text = `[a statement of ${length + 1} bytes, not read]`;
-    this.queue.push({ expect, denial: { action: 'deny', reason }, denialCode: '54000', text, startedAt: now, masked: 0, rows: 0 });
+    const text = `[a message of ${length + 1} bytes, not read]`;
+    this.queue.push({ expect, denial: { action: 'deny', reason }, denialCode: code, text, startedAt: now, masked: 0, rows: 0 });
     // The server skips to Sync after an error; we do the same with what the client sends.
     if (expect === Expect.Parse) this.discarding = true;
   }

@@ -13,6 +13,7 @@ import { ControlConnection } from './control-query';
 import { compileTargetMasking, type TargetMasking } from './row-masking';
 import { ShapeCache } from './shape-cache';
 import type { ApprovalGate, AuditSink, ClassifiedSql, TargetRuntime } from './runtime';
+import type { LargeMessageBudget } from './protocol/frame-reader';
 import { connectUpstream, withReadOnly, type UpstreamOptions } from './upstream';
 
 export interface TargetRuntimeOptions {
@@ -28,6 +29,8 @@ export interface TargetRuntimeOptions {
   approvals?: ApprovalGate;
   hashKey: Buffer;
   maxMessageBytes: number;
+  /** Shared by every target's connections (see message-budget.ts). */
+  messageBudget?: LargeMessageBudget;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -100,6 +103,7 @@ export function createTargetRuntime(o: TargetRuntimeOptions): TargetRuntime & { 
     audit: o.audit,
     approvals: o.approvals,
     maxMessageBytes: o.maxMessageBytes,
+    messageBudget: o.messageBudget,
     denialMarker: `WARDEN_DENIED_${randomBytes(6).toString('hex')}`,
     slots: new ConnectionSlots(() => spec().maxConnections),
     close: () => {

@@ -539,3 +539,72 @@ describe('FrameReader skip limit (statements too large to classify)', () => {
     expect(reader.next()).toMatchObject({ code: 0x53 });
   });
 });
+
+describe('FrameReader shared budget (large messages)', () => {
+  const budget = (total: number): { largeBytes: number; used: number; reserve(n: number): boolean; release(n: number): void } => ({
+    largeBytes: 100,
+    used: 0,
+    reserve(n) {
+      if (this.used + n > total) return false;
+      this.used += n;
+      return true;
+    },
+    release(n) {
+      this.used -= n;
+    },
+  });
+  const bind = (bodyBytes: number): Buffer => msg(0x42, Buffer.alloc(bodyBytes, 0x61));
+
+  test('a message at the large threshold does not draw from the budget', () => {
+    const b = budget(0);
+    const r = new FrameReader(1 << 20, undefined, b);
+    r.push(bind(100 - 4));
+    const f = r.next();
+    expect(f?.skipped).toBeUndefined();
+    expect(f?.end).toBe(101);
+    expect(b.used).toBe(0);
+  });
+
+  test('a large message is reserved when its header arrives and released once the next frame is asked for', () => {
+    const b = budget(1000);
+    const r = new FrameReader(1 << 20, undefined, b);
+    const frame = bind(500);
+    r.push(frame.subarray(0, 10));
+    expect(r.next()).toBeNull();
+    expect(b.used).toBe(504);
+    expect(r.next()).toBeNull(); // asked again while incomplete: reserved once
+    expect(b.used).toBe(504);
+    r.push(frame.subarray(10));
+    const f = r.next();
+    expect(f?.end! - f?.start!).toBe(frame.length);
+    expect(b.used).toBe(504);
+    expect(r.next()).toBeNull();
+    expect(b.used).toBe(0);
+  });
+
+  test('past the budget the message is returned as a header marked overBudget and its body dropped unread', () => {
+    const b = budget(1000);
+    const holder = new FrameReader(1 << 20, undefined, b);
+    holder.push(bind(700).subarray(0, 5));
+    expect(holder.next()).toBeNull();
+    expect(b.used).toBe(704);
+    const r = new FrameReader(1 << 20, undefined, b);
+    for (const chunk of splitAt(Buffer.concat([bind(400), msg(0x53)]), [5, 200])) r.push(chunk);
+    const f = r.next();
+    expect(f).toMatchObject({ code: 0x42, skipped: 404, overBudget: true });
+    expect(r.next()).toMatchObject({ code: 0x53 });
+    expect(b.used).toBe(704);
+    holder.dispose();
+    expect(b.used).toBe(0);
+  });
+
+  test('exactly the remaining budget is accepted', () => {
+    const b = budget(1000);
+    const r = new FrameReader(1 << 20, undefined, b);
+    r.push(bind(996));
+    expect(r.next()?.skipped).toBeUndefined();
+    expect(b.used).toBe(1000);
+    r.dispose();
+    expect(b.used).toBe(0);
+  });
+});

@@ -18,6 +18,16 @@ export interface Frame {
    * its type (see FrameReader's `skipLimit`): the declared length. `buf` then holds only the header.
    */
   skipped?: number;
+  /** With `skipped`: refused because the shared budget for large messages was spent, not for its type's limit. */
+  overBudget?: true;
+}
+
+/** A budget for large messages shared with other readers (see sidecar/postgres/message-budget.ts). */
+export interface LargeMessageBudget {
+  /** Messages larger than this (length field included) draw from the budget. */
+  readonly largeBytes: number;
+  reserve(bytes: number): boolean;
+  release(bytes: number): void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -31,6 +41,10 @@ export class FrameReader {
   private moreLength = 0;
   /** Bytes of a skipped frame still to come: dropped as they arrive. */
   private skipping = 0;
+  /** Budget reserved for the large frame being assembled at `off`. */
+  private assembling = 0;
+  /** Budget reserved for the large frame last returned: released at the next call (it has been handled). */
+  private returned = 0;
 
   /**
    * `maxLength` bounds one message (length field included) so a hostile peer cannot make us buffer
@@ -41,7 +55,15 @@ export class FrameReader {
   constructor(
     private readonly maxLength: number,
     private readonly skipLimit?: (code: number) => number | undefined,
+    private readonly budget?: LargeMessageBudget,
   ) {}
+
+  /** Gives back what this reader holds of the shared budget (the connection is gone). */
+  dispose(): void {
+    this.budget?.release(this.assembling + this.returned);
+    this.assembling = 0;
+    this.returned = 0;
+  }
 
   push(chunk: Buffer): void {
     if (this.skipping > 0) {
@@ -80,18 +102,31 @@ export class FrameReader {
 
   /** The next complete typed frame, or null when more bytes are needed. */
   next(): Frame | null {
+    if (this.returned > 0) {
+      this.budget!.release(this.returned);
+      this.returned = 0;
+    }
     if (!this.have(5)) return null;
     const code = this.buf[this.off];
     const len = this.buf.readInt32BE(this.off + 1);
     if (len < 4) throw new ProtocolError(`invalid message length ${len} for message type 0x${code.toString(16)}`);
-    const limit = this.skipLimit?.(code);
-    if (limit !== undefined && len - 4 > limit) return this.skip(code, len);
+    if (this.assembling === 0) {
+      const limit = this.skipLimit?.(code);
+      if (limit !== undefined && len - 4 > limit) return this.skip(code, len);
+    }
     if (len > this.maxLength) {
       throw new ProtocolError(`message of ${len} bytes exceeds the limit of ${this.maxLength} bytes`, 'message_too_large');
+    }
+    if (this.budget && len > this.budget.largeBytes && this.assembling === 0) {
+      // Reserved once, when the header arrives: a message the budget cannot hold is never buffered.
+      if (!this.budget.reserve(len)) return { ...this.skip(code, len), overBudget: true };
+      this.assembling = len;
     }
     if (!this.have(1 + len)) return null;
     const start = this.off;
     this.off += 1 + len;
+    this.returned = this.assembling;
+    this.assembling = 0;
     return { code, buf: this.buf, start, body: start + 5, end: this.off };
   }
 

@@ -233,6 +233,10 @@ export function encodeParse(statement: string, text: string, paramTypes: number[
   return w.flush(FE.Parse);
 }
 
+export function encodeCopyFail(message: string): Buffer {
+  return new Writer(message.length + 16).cstring(message).flush(FE.CopyFail);
+}
+
 export function encodeDescribe(kind: 'S' | 'P', target: string): Buffer {
   return new Writer(32).int8(kind.charCodeAt(0)).cstring(target).flush(FE.Describe);
 }
