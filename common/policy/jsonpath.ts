@@ -103,9 +103,22 @@ function step(node: unknown, seg: JsonPathSegment, out: unknown[]): void {
     pushAll(out, Array.isArray(node) ? node : Object.values(node));
   } else if (seg.type === 'index') {
     if (Array.isArray(node) && seg.index < node.length) out.push(node[seg.index]);
-  } else if (!Array.isArray(node) && Object.prototype.hasOwnProperty.call(node, seg.name)) {
-    out.push((node as Record<string, unknown>)[seg.name]);
+  } else if (!Array.isArray(node)) {
+    // Every key equal to the name once case-folded: Go's encoding/json (and others) read
+    // `"MODEL"` into the field tagged `model`, so a rule on `$.model` must see it too.
+    const want = foldKey(seg.name);
+    for (const k of Object.keys(node)) if (k === seg.name || foldKey(k) === want) out.push((node as Record<string, unknown>)[k]);
   }
+}
+
+/**
+ * A JSON object key under Unicode case folding, as the case-insensitive parsers compare them (Go
+ * encoding/json: simple folding, so `ſ` U+017F is `s` and `K` U+212A is `k`). Upper- then
+ * lower-casing gets those; it folds a few more (`ß` as `ss`), which only makes matching stricter.
+ */
+export function foldKey(key: string): string {
+  // ASCII lower case is the common case: no allocation beyond toLowerCase.
+  return /^[\x00-\x7f]*$/.test(key) ? key.toLowerCase() : key.toUpperCase().toLowerCase();
 }
 
 /** `..x`: x applied at this node and every node below it (iterative, document order). */

@@ -102,7 +102,8 @@ export function parseJsonBody(raw: Buffer): ParsedJsonBody {
   } catch {
     return { kind: 'unparseable', raw, tooDeep: false };
   }
-  const key = findDuplicateKey(text);
+  // Case-folded: `{"model":"ok","Model":"x"}` is one key, read last-wins, to Go upstreams.
+  const key = findDuplicateKey(text, { foldCase: true });
   if (key !== undefined) return { kind: 'duplicate', raw, key };
   return jsonTooDeep(doc) ? { kind: 'unparseable', raw, tooDeep: true } : { kind: 'json', raw, doc };
 }

@@ -1,0 +1,161 @@
+// Red-team pass over the HTTP egress path (issue 10 §5), end to end through the sidecar's egress
+// port (started in-process with startSidecar), with real clients (undici, raw node:http) and a real
+// Node HTTP upstream on port 0 that records what reached it. Each test here failed on the code
+// before the fix it proves.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fetch as undiciFetch } from 'undici';
+import { silentLogger } from '../../common/log';
+import { startSidecar, type RunningSidecar } from '../main';
+
+interface Seen {
+  method?: string;
+  url?: string;
+  body: string;
+}
+type Behaviour = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => void | Promise<void>;
+
+let upstream: http.Server;
+let upPort: number;
+let sidecar: RunningSidecar;
+let egress: string;
+let dir: string;
+const seen: Seen[] = [];
+const behaviours = new Map<string, Behaviour>();
+
+/** The upstream: `/<behaviour>/...` picks what it does; everything it received is in `seen`. */
+function startUpstream(): Promise<number> {
+  upstream = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      seen.push({ method: req.method, url: req.url, body: body.toString('utf8') });
+      const name = (req.url ?? '/').split(/[/?]/).find((s) => behaviours.has(s));
+      const b = name ? behaviours.get(name) : undefined;
+      if (!b) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: true }));
+        return;
+      }
+      void Promise.resolve(b(req, body, res)).catch(() => res.destroy());
+    });
+  });
+  return new Promise((r) => upstream.listen(0, '127.0.0.1', () => r((upstream.address() as AddressInfo).port)));
+}
+
+function policyYaml(port: number): string {
+  const base = `http://127.0.0.1:${port}`;
+  return `apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata: {name: egress-redteam}
+spec:
+  defaultAction: allow
+  targets:
+    - name: rules
+      http: {baseUrl: ${base}, timeout: 5s}
+    - name: masked
+      http: {baseUrl: ${base}, timeout: 5s}
+  rules:
+    - name: no-forbidden-model
+      action: deny
+      match: {http: {json: [{path: $.model, values: [forbidden]}]}}
+    - name: no-streaming
+      action: deny
+      match: {http: {json: [{path: $.stream, values: ["true"]}]}}
+  masking:
+    - name: pii
+      targets: [masked]
+      detectors: [credit-card, email, us-ssn]
+      strategy: redact
+`;
+}
+
+beforeAll(async () => {
+  upPort = await startUpstream();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-egress-redteam-'));
+  fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'policy.yaml'), policyYaml(upPort));
+  sidecar = await startSidecar({
+    policyFile: path.join(dir, 'policy.yaml'),
+    secretsDir: path.join(dir, 'secrets'),
+    adminAddr: '127.0.0.1:0',
+    egressAddr: '127.0.0.1:0',
+    portOverrides: {},
+    logger: silentLogger,
+    audit: { statement: () => undefined, session: () => undefined, http: () => undefined },
+  });
+  egress = `http://127.0.0.1:${sidecar.egressPort}`;
+});
+
+afterAll(async () => {
+  await sidecar?.stop(100);
+  upstream?.closeAllConnections();
+  await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  seen.length = 0;
+  behaviours.clear();
+});
+
+/** Raw HTTP/1.1 to the egress port (path exactly as given: origin-form or absolute-form). */
+function raw(target: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: sidecar.egressPort, path: target, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+describe('JSON keys that differ only in case (Go encoding/json matches struct fields case-insensitively)', () => {
+  // Go's encoding/json (Ollama, most Go services) puts `"MODEL"`, `"Model"`, and even `"ſtream"`
+  // (U+017F folds to s) into the field tagged `json:"model"`/`"stream"`, the last one winning.
+  const single = [
+    ['upper case', '{"MODEL":"forbidden"}', 'no-forbidden-model'],
+    ['mixed case', '{"mOdEl":"forbidden"}', 'no-forbidden-model'],
+    ['Unicode simple folding (long s)', '{"model":"ok","ſtream":true}', 'no-streaming'],
+  ] as const;
+
+  test.each(single)('a lone key spelled in another case (%s) meets the rule on that key (route)', async (_n, body, rule) => {
+    const r = await undiciFetch(`${egress}/rules/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(r.status).toBe(403);
+    expect(((await r.json()) as { error: { rule: string } }).error.rule).toBe(rule);
+    expect(seen).toHaveLength(0);
+  });
+
+  const collisions = ['{"model":"ok","Model":"forbidden"}', '{"Model":"forbidden","model":"ok"}', '{"a":[{"x":1,"X":2}],"model":"ok"}', '{"\u212Aey":1,"key":2}'];
+  test.each(collisions)('keys of one object that collide once case-folded (%s) are refused with 400 (route and forward proxy)', async (body) => {
+    const r = await undiciFetch(`${egress}/rules/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { type: string } }).error.type).toBe('duplicate_json_key');
+    const f = await raw(`http://127.0.0.1:${upPort}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(f.status).toBe(400);
+    expect(JSON.parse(f.text).error.type).toBe('duplicate_json_key');
+    expect(seen).toHaveLength(0);
+  });
+
+  test('the forward proxy judges a lone upper-case key like the route', async () => {
+    const f = await raw(`http://127.0.0.1:${upPort}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"MODEL":"forbidden"}' });
+    expect(f.status).toBe(403);
+    expect(JSON.parse(f.text).error.rule).toBe('no-forbidden-model');
+    expect(seen).toHaveLength(0);
+  });
+
+  test('distinct keys and clean bodies still pass, forwarded as sent', async () => {
+    const body = '{"model":"ok","models":["a"],"Stream":false}';
+    const r = await undiciFetch(`${egress}/rules/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(r.status).toBe(200);
+    expect(seen[0].body).toBe(body);
+  });
+});
