@@ -159,3 +159,32 @@ describe('JSON keys that differ only in case (Go encoding/json matches struct fi
     expect(seen[0].body).toBe(body);
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+describe('numbers carry data too: a card number sent as a JSON number is masked', () => {
+  const CARD = 4111111111111111;
+  const serve = (type: string, body: string): Behaviour => (_req, _b, res) => {
+    res.writeHead(200, { 'content-type': type });
+    res.end(body);
+  };
+
+  test('in a JSON body (undici fetch)', async () => {
+    behaviours.set('num', serve('application/json', `{"customer":{"card":${CARD},"visits":42,"score":4.5}}`));
+    const text = await (await undiciFetch(`${egress}/masked/num`)).text();
+    expect(text).not.toContain('4111111111111111');
+    const doc = JSON.parse(text) as { customer: { card: unknown; visits: unknown; score: unknown } };
+    expect(doc.customer).toMatchObject({ visits: 42, score: 4.5 });
+    expect(typeof doc.customer.card).toBe('string');
+  });
+
+  test('in an event stream and in NDJSON lines', async () => {
+    behaviours.set('numsse', serve('text/event-stream', `data: {"card":${CARD},"n":1}\n\ndata: [DONE]\n\n`));
+    const sse = await (await undiciFetch(`${egress}/masked/numsse`)).text();
+    expect(sse).not.toContain('4111111111111111');
+    expect(sse).toContain('"n":1');
+    behaviours.set('numnd', serve('application/x-ndjson', `{"card":${CARD}}\n{"card":[${CARD}],"n":2}\n`));
+    const nd = await (await undiciFetch(`${egress}/masked/numnd`)).text();
+    expect(nd).not.toContain('4111111111111111');
+    expect(nd).toContain('"n":2');
+  });
+});

@@ -33,7 +33,7 @@ import type { JsonPathSegment } from '../../policy/syntax';
 import type { TextMasker } from '../masker';
 import { createHeldText, type HeldText } from './held-text';
 import { findDuplicateKey } from './json-duplicates';
-import { maskJsonDocument, renameKeys } from './json';
+import { maskJsonDocument, maskNumberText, renameKeys } from './json';
 import { planEvent, type SseFormat, type SynthEvent, type TextField } from './sse-formats';
 import { createSseParser, serializeBlock, serializeEvent, type SseBlock } from './sse-parser';
 
@@ -336,6 +336,13 @@ function maskStringsInPlace(holder: { root: unknown }, masker: TextMasker, skip:
       if (skip.some((f) => f.owner === owner && f.key === key)) return;
       const r = masker.mask(v);
       if (r.count > 0) {
+        (owner as Record<string | number, unknown>)[key] = r.text;
+        count(r.count);
+        changed = true;
+      }
+    } else if (typeof v === 'number') {
+      const r = maskNumberText(v, masker);
+      if (r) {
         (owner as Record<string | number, unknown>)[key] = r.text;
         count(r.count);
         changed = true;
