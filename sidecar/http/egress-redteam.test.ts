@@ -188,3 +188,42 @@ describe('numbers carry data too: a card number sent as a JSON number is masked'
     expect(nd).toContain('"n":2');
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+describe('streamed values split across events are masked whole', () => {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const stream = (type: string, parts: string[]): Behaviour => async (_req, _b, res) => {
+    res.writeHead(200, { 'content-type': type });
+    for (const p of parts) {
+      res.write(p);
+      await sleep(15);
+    }
+    res.end();
+  };
+
+  test('plain-text SSE data (`data: <token>`), the card split over events', async () => {
+    behaviours.set('plain', stream('text/event-stream', ['data: card 4111 1111\n\n', 'data:  1111 1111\n\n', 'data: , thanks\n\n']));
+    const text = await (await undiciFetch(`${egress}/masked/plain`)).text();
+    const joined = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.replace(/^data: ?/, '')).join('');
+    expect(joined.replace(/\s/g, '')).not.toContain('4111111111111111');
+    expect(joined).toContain('card ');
+    expect(joined).toContain(', thanks');
+  });
+
+  test.each([
+    ['Anthropic legacy completions (SSE `completion`)', 'text/event-stream', (t: string) => `event: completion\ndata: ${JSON.stringify({ type: 'completion', completion: t, stop_reason: null })}\n\n`],
+    ['Bedrock Llama via NDJSON (`generation`)', 'application/x-ndjson', (t: string) => JSON.stringify({ generation: t }) + '\n'],
+  ])('%s', async (_n, type, ev) => {
+    behaviours.set('fmt', stream(type, [ev('card 4111 1111'), ev(' 1111 1111'), ev(' done')]));
+    const text = await (await undiciFetch(`${egress}/masked/fmt`)).text();
+    const pieces = text
+      .split('\n')
+      .map((l) => l.replace(/^data: ?/, ''))
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { completion?: string; generation?: string });
+    const joined = pieces.map((p) => p.completion ?? p.generation ?? '').join('');
+    expect(joined.replace(/\s/g, '')).not.toContain('4111111111111111');
+    expect(joined).toContain('card ');
+    expect(joined).toContain(' done');
+  });
+});

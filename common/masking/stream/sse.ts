@@ -185,6 +185,8 @@ interface Slot {
   held: HeldText;
   synth: (text: string) => SynthEvent;
   sequenced: boolean;
+  /** Set for the plain-text data of events of this name (not JSON): released as text events. */
+  plain?: { event: string | null };
 }
 
 /**
@@ -219,6 +221,10 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
       masked += slot.held.masked;
       slots.delete(key);
       if (text === '') continue;
+      if (slot.plain) {
+        out.push({ block: null, event: slot.plain.event, data: text, doc: NOT_JSON, dirty: true });
+        continue;
+      }
       const ev = slot.synth(text);
       if (slot.sequenced) {
         ev.data.sequence_number = lastSeq + 1;
@@ -240,6 +246,27 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
     const released = slot.held.push(f.text);
     if (slot.held.held > maxHeld) maxHeld = slot.held.held;
     return released;
+  };
+
+  /**
+   * Plain-text data (not JSON) is streamed text too (`data: <token>` streams): held back per event
+   * name like a text field, so a value split across events is masked whole. What an event cannot
+   * release yet goes out with a later one (or at the end, as an event of its own).
+   */
+  const holdPlain = (item: SseItem & { data: string }): SseItem => {
+    const key = `p:${item.event ?? ''}`;
+    let slot = slots.get(key);
+    if (slot === undefined) {
+      slot = { held: newHeld(), synth: () => ({ event: item.event, data: {} }), sequenced: false, plain: { event: item.event } };
+      slots.set(key, slot);
+    }
+    const released = slot.held.push(item.data);
+    if (slot.held.held > maxHeld) maxHeld = slot.held.held;
+    if (released !== item.data) {
+      item.data = released;
+      item.dirty = true;
+    }
+    return item;
   };
 
   const maskText = (item: SseItem): SseItem => {
@@ -268,7 +295,7 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
     if (item.doc === NOT_JSON) {
       if (item.data === null) return [item];
       if (item.data.trim() === '[DONE]') return [...endSlots([''], new Map()), item];
-      return [maskText(item)];
+      return [holdPlain(item as SseItem & { data: string })];
     }
     let obj = item.doc;
     if (jsonTooDeep(obj)) throw new JsonTooDeepError();
