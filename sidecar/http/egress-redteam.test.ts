@@ -11,6 +11,9 @@ import { fetch as undiciFetch } from 'undici';
 import { silentLogger } from '../../common/log';
 import { startSidecar, type RunningSidecar } from '../main';
 
+/** A base64-style key with the characters HTML-safe JSON encoders escape (`+`, `&`, `<`). */
+const TOKEN = 'Zq8Wd3+Rt6Yh1Uj4Ik7/Ol0Pa2&Sx5Dc<9Fv==';
+
 interface Seen {
   method?: string;
   url?: string;
@@ -59,6 +62,8 @@ spec:
       http: {baseUrl: ${base}, timeout: 5s}
     - name: masked
       http: {baseUrl: ${base}, timeout: 5s}
+    - name: echo
+      http: {baseUrl: ${base}, credentialsSecret: api, timeout: 5s, auth: {header: X-Api-Key}}
   rules:
     - name: no-forbidden-model
       action: deny
@@ -77,7 +82,8 @@ spec:
 beforeAll(async () => {
   upPort = await startUpstream();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-egress-redteam-'));
-  fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'secrets', 'api'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'secrets', 'api', 'token'), TOKEN);
   fs.writeFileSync(path.join(dir, 'policy.yaml'), policyYaml(upPort));
   sidecar = await startSidecar({
     policyFile: path.join(dir, 'policy.yaml'),
@@ -225,5 +231,31 @@ describe('streamed values split across events are masked whole', () => {
     expect(joined.replace(/\s/g, '')).not.toContain('4111111111111111');
     expect(joined).toContain('card ');
     expect(joined).toContain(' done');
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('the injected credential echoed by HTML-safe JSON encoders', () => {
+  /** `\uXXXX` for the characters the encoder escapes. */
+  const escape = (v: string, chars: RegExp, upper: boolean): string =>
+    JSON.stringify(v)
+      .slice(1, -1)
+      .replace(chars, (c) => '\\u' + (upper ? c.charCodeAt(0).toString(16).toUpperCase() : c.charCodeAt(0).toString(16)).padStart(4, '0'));
+
+  test.each([
+    // System.Text.Json's default encoder (ASP.NET Core): `+`, `&`, `<`, `>`, `'`, `` ` `` as upper-case \u.
+    ['ASP.NET Core (System.Text.Json)', (v: string) => escape(v, /[+&<>'`]/g, true)],
+    // Go encoding/json: `<`, `>`, `&` as lower-case \u.
+    ['Go (encoding/json)', (v: string) => escape(v, /[<>&]/g, false)],
+  ])('%s', async (_n, encode) => {
+    behaviours.set('headers', (req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`{"headers":{"x-api-key":"${encode(String(req.headers['x-api-key']))}"}}`);
+    });
+    const res = await undiciFetch(`${egress}/echo/headers`);
+    const text = await res.text();
+    const echoed = (JSON.parse(text) as { headers: Record<string, string> }).headers['x-api-key'];
+    expect(echoed).not.toContain(TOKEN.slice(8, 24));
+    expect(echoed).toBe('[REDACTED:credential]');
   });
 });
