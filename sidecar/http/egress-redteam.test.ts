@@ -259,3 +259,35 @@ describe('the injected credential echoed by HTML-safe JSON encoders', () => {
     expect(echoed).toBe('[REDACTED:credential]');
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+describe('a __proto__ key hides members from the rules that JavaScript upstreams read', () => {
+  // The upstream copies the body as many Express handlers do: Object.assign runs the __proto__
+  // setter, so the copy inherits {model: "forbidden"} while JSON.parse's object has no `model`.
+  const assignModel: Behaviour = (_req, body, res) => {
+    const params = Object.assign({}, JSON.parse(body.toString('utf8'))) as { model?: string };
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ actedOnModel: params.model ?? null }));
+  };
+
+  test.each(['{"__proto__":{"model":"forbidden"}}', '{"messages":[],"\\u005f_proto__":{"model":"forbidden"}}', '{"a":{"__proto__":{"x":1}}}'])(
+    '%s is refused with 400 (route and forward proxy)',
+    async (body) => {
+      behaviours.set('assign', assignModel);
+      const r = await undiciFetch(`${egress}/rules/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { type: string } }).error.type).toBe('prototype_json_key');
+      const f = await raw(`http://127.0.0.1:${upPort}/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(f.status).toBe(400);
+      expect(JSON.parse(f.text).error.type).toBe('prototype_json_key');
+      expect(seen).toHaveLength(0);
+    },
+  );
+
+  test('a body naming __proto__ only in a value passes', async () => {
+    behaviours.set('assign', assignModel);
+    const r = await undiciFetch(`${egress}/rules/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"ok","note":"__proto__"}' });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ actedOnModel: 'ok' });
+  });
+});

@@ -18,7 +18,7 @@
 //   - dot segments (`.`, `..`, also `%2e%2e` and `..;x`), encoded slashes (`%2F`, `%5C`, `\`),
 //     encoded control characters (`%00`, `%0a`) and double encoding (`%252e`: a segment still
 //     holding `%XX` after decoding, which a second decode would change) are refused.
-import { findDuplicateKey } from '../../common/masking/stream/json-duplicates';
+import { describeKey, findDuplicateKey } from '../../common/masking/stream/json-duplicates';
 import { jsonTooDeep } from '../../common/policy/jsonpath';
 
 /** The request headers that override the method, lower case. */
@@ -89,8 +89,12 @@ export type ParsedJsonBody =
   | { kind: 'json'; raw: Buffer; doc: unknown }
   /** Not JSON (whatever the Content-Type said), or JSON nested beyond the JSONPath depth limit. */
   | { kind: 'unparseable'; raw: Buffer; tooDeep: boolean }
-  /** JSON that repeats a key within one object: refused, parsers disagree on its meaning. */
-  | { kind: 'duplicate'; raw: Buffer; key: string };
+  /**
+   * JSON refused (400 with this error type): a key repeated within one object (parsers disagree on
+   * which value counts), or a `__proto__` key (JavaScript upstreams that copy the body with
+   * Object.assign or a merge read its members as the body's own).
+   */
+  | { kind: 'refused'; raw: Buffer; type: 'duplicate_json_key' | 'prototype_json_key'; message: string };
 
 /** Parses a body as JSON whatever its Content-Type says (a wrong or missing type must not let it past a rule). */
 export function parseJsonBody(raw: Buffer): ParsedJsonBody {
@@ -104,8 +108,29 @@ export function parseJsonBody(raw: Buffer): ParsedJsonBody {
   }
   // Case-folded: `{"model":"ok","Model":"x"}` is one key, read last-wins, to Go upstreams.
   const key = findDuplicateKey(text, { foldCase: true });
-  if (key !== undefined) return { kind: 'duplicate', raw, key };
-  return jsonTooDeep(doc) ? { kind: 'unparseable', raw, tooDeep: true } : { kind: 'json', raw, doc };
+  if (key !== undefined) {
+    const message = `request body repeats the key ${describeKey(key)} in one object; parsers disagree on which value counts, so it is refused`;
+    return { kind: 'refused', raw, type: 'duplicate_json_key', message };
+  }
+  if (jsonTooDeep(doc)) return { kind: 'unparseable', raw, tooDeep: true };
+  // `{"__proto__":{"model":"x"}}` has no `model` for the rules; `Object.assign({}, body).model` is "x".
+  if ((text.includes('__proto__') || text.includes('\\u')) && hasProtoKey(doc)) {
+    const message = 'request body has a "__proto__" key; JavaScript upstreams that copy the body read its members as the body\'s own, so it is refused';
+    return { kind: 'refused', raw, type: 'prototype_json_key', message };
+  }
+  return { kind: 'json', raw, doc };
+}
+
+/** Whether some object in doc has an own `__proto__` key (iterative; doc is within the depth limit). */
+function hasProtoKey(doc: unknown): boolean {
+  const stack: unknown[] = [doc];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (!Array.isArray(node) && Object.prototype.hasOwnProperty.call(node, '__proto__')) return true;
+    for (const v of Array.isArray(node) ? node : Object.values(node)) if (v !== null && typeof v === 'object') stack.push(v);
+  }
+  return false;
 }
 
 type Action = 'allow' | 'hold' | 'deny';

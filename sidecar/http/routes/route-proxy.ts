@@ -64,7 +64,7 @@ import { SecretError, type SecretStore } from '../../secrets';
 import { createCredentialScrubber, type CredentialScrubber } from './credential-scrub';
 import { maskResponseHeaders } from './header-masking';
 import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
-import { describeKey, findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
+import { findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type ParsedJsonBody } from '../request-view';
 
 /** One proxied (or refused) HTTP request through a named route, for the audit trail. */
@@ -973,16 +973,16 @@ function readLimited(stream: Readable, limit: number, status: 413 | 502, message
 }
 
 /** A request body read for rules or masking. */
-type ParsedBody = Exclude<ParsedJsonBody, { kind: 'duplicate' }>;
+type ParsedBody = Exclude<ParsedJsonBody, { kind: 'refused' }>;
 
 /**
- * A body JSON.parse accepts but that repeats a key in one object is refused (400): the rules and
- * the maskers see the last value, upstreams that keep the first would act on one nobody judged.
+ * A body JSON.parse accepts but that upstreams may read otherwise (a key repeated in one object,
+ * a `__proto__` key) is refused (400): the upstream would act on values nobody judged.
  */
 function parseBody(raw: Buffer): ParsedBody {
   const b = parseJsonBody(raw);
-  if (b.kind !== 'duplicate') return b;
-  throw new HttpError(400, 'duplicate_json_key', `request body repeats the key ${describeKey(b.key)} in one object; parsers disagree on which value counts, so it is refused`);
+  if (b.kind !== 'refused') return b;
+  throw new HttpError(400, b.type, b.message);
 }
 
 /** Passes bytes through until `limit`, then fails with a 413 HttpError. */
