@@ -291,3 +291,37 @@ describe('a __proto__ key hides members from the rules that JavaScript upstreams
     expect(await r.json()).toEqual({ actedOnModel: 'ok' });
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+describe('a body that is JSON to the sidecar but a form to the upstream', () => {
+  // `"x&model=forbidden&y="` is valid JSON (a string: no `model` for the rules) and, as
+  // application/x-www-form-urlencoded, the fields {x, model: "forbidden", y} to the upstream.
+  const formModel: Behaviour = (req, body, res) => {
+    const type = String(req.headers['content-type'] ?? '');
+    const model = type.startsWith('application/x-www-form-urlencoded') ? new URLSearchParams(body.toString('utf8')).get('model') : null;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ actedOnModel: model }));
+  };
+
+  test.each(['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded; charset=utf-8', 'multipart/form-data; boundary=x'])(
+    'a JSON string body sent as %s meets the deny rule on body fields (route and forward proxy)',
+    async (type) => {
+      behaviours.set('form', formModel);
+      const body = '"x&model=forbidden&y="';
+      const r = await undiciFetch(`${egress}/rules/form`, { method: 'POST', headers: { 'content-type': type }, body });
+      expect(r.status).toBe(403);
+      expect(((await r.json()) as { error: { rule: string } }).error.rule).toBe('no-forbidden-model');
+      const f = await raw(`http://127.0.0.1:${upPort}/form`, { method: 'POST', headers: { 'content-type': type }, body });
+      expect(f.status).toBe(403);
+      expect(seen).toHaveLength(0);
+    },
+  );
+
+  test('the same JSON sent as JSON (or text/plain) is judged as JSON and passes', async () => {
+    behaviours.set('form', formModel);
+    for (const type of ['application/json', 'text/plain']) {
+      const r = await undiciFetch(`${egress}/rules/form`, { method: 'POST', headers: { 'content-type': type }, body: '{"model":"ok"}' });
+      expect(r.status).toBe(200);
+    }
+  });
+});

@@ -96,9 +96,14 @@ export type ParsedJsonBody =
    */
   | { kind: 'refused'; raw: Buffer; type: 'duplicate_json_key' | 'prototype_json_key'; message: string };
 
-/** Parses a body as JSON whatever its Content-Type says (a wrong or missing type must not let it past a rule). */
-export function parseJsonBody(raw: Buffer): ParsedJsonBody {
+/**
+ * Parses a body as JSON whatever its Content-Type says (a wrong or missing type must not let it
+ * past a rule), except a form type: the upstream reads a form whatever the bytes look like, and
+ * `"x&model=y"` is JSON (a string) to us but the field `model` to it, so a form is unparseable.
+ */
+export function parseJsonBody(raw: Buffer, contentType?: string | string[]): ParsedJsonBody {
   if (raw.length === 0) return { kind: 'empty', raw };
+  if (isFormType(contentType)) return { kind: 'unparseable', raw, tooDeep: false };
   const text = raw.toString('utf8');
   let doc: unknown;
   try {
@@ -119,6 +124,12 @@ export function parseJsonBody(raw: Buffer): ParsedJsonBody {
     return { kind: 'refused', raw, type: 'prototype_json_key', message };
   }
   return { kind: 'json', raw, doc };
+}
+
+/** application/x-www-form-urlencoded and multipart/*: what form parsers read. */
+function isFormType(contentType: string | string[] | undefined): boolean {
+  const t = String(contentType ?? '').toLowerCase().split(';')[0].trim();
+  return t === 'application/x-www-form-urlencoded' || t.startsWith('multipart/');
 }
 
 /** Whether some object in doc has an own `__proto__` key (iterative; doc is within the depth limit). */

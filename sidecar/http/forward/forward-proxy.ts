@@ -638,7 +638,7 @@ export function handleAbsoluteForm(
     if (opts.expectContinue) res.writeContinue();
     readBody(req, MAX_FORWARD_BODY_BYTES).then(
       (raw) => {
-        const parsed = parseJsonBody(raw);
+        const parsed = parseJsonBody(raw, req.headers['content-type']);
         if (parsed.kind === 'refused') {
           reject(400, errorBody(parsed.type, parsed.message), parsed.message);
           return;

@@ -6,8 +6,8 @@
 //
 // Per request: resolve the target (404 unknown_route), read the body when the target needs it
 // (a rule matches on body fields, or request bodies are masked: whatever the Content-Type says,
-// the body is parsed as JSON, and one that is not JSON counts as unparseable, so restrictive body
-// rules match; other targets stream the body untouched), decide with the engine (403 policy_denied; a hold
+// the body is parsed as JSON, and one that is not JSON, or is sent as a form, counts as
+// unparseable, so restrictive body rules match; other targets stream the body untouched), decide with the engine (403 policy_denied; a hold
 // waits on the approval gate), drop every credential the agent sent and inject the target's
 // (503 credential_unavailable when the secret is missing), forward over a pooled undici Agent, and
 // stream the response back, masked when the policy masks this target. Upstream failures answer
@@ -374,7 +374,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         res.writeContinue();
         st.expectContinue = false;
       }
-      body = parseBody(await readLimited(req, maxBody, 413));
+      body = parseBody(await readLimited(req, maxBody, 413), req.headers['content-type']);
     }
 
     // --- decide
@@ -979,8 +979,8 @@ type ParsedBody = Exclude<ParsedJsonBody, { kind: 'refused' }>;
  * A body JSON.parse accepts but that upstreams may read otherwise (a key repeated in one object,
  * a `__proto__` key) is refused (400): the upstream would act on values nobody judged.
  */
-function parseBody(raw: Buffer): ParsedBody {
-  const b = parseJsonBody(raw);
+function parseBody(raw: Buffer, contentType: string | undefined): ParsedBody {
+  const b = parseJsonBody(raw, contentType);
   if (b.kind !== 'refused') return b;
   throw new HttpError(400, b.type, b.message);
 }
