@@ -258,6 +258,22 @@ describe('the injected credential echoed by HTML-safe JSON encoders', () => {
     expect(echoed).not.toContain(TOKEN.slice(8, 24));
     expect(echoed).toBe('[REDACTED:credential]');
   });
+
+  test.each([
+    // An HTML error page quoting the request: Go's html/template writes `+` as `&#43;`, `&` as `&amp;`.
+    ['HTML (html/template)', 'text/html', (v: string) => `<pre>x-api-key: ${v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/\+/g, '&#43;')}</pre>`],
+    ['HTML (numeric references)', 'text/html', (v: string) => `<td>${v.replace(/[&<+]/g, (c) => `&#${c.charCodeAt(0)};`)}</td>`],
+    ['a hex dump of the request', 'text/plain', (v: string) => `headers: ${Buffer.from(`x-api-key: ${v}`).toString('hex')}`],
+  ])('%s', async (_n, type, render) => {
+    behaviours.set('page', (req, _b, res) => {
+      res.writeHead(500, { 'content-type': type });
+      res.end(render(String(req.headers['x-api-key'])));
+    });
+    const text = await (await undiciFetch(`${egress}/echo/page`)).text();
+    expect(text).toContain('[REDACTED:credential]');
+    expect(text).not.toContain('Rt6Yh1Uj4Ik7');
+    expect(text.toLowerCase()).not.toContain(Buffer.from('Rt6Yh1Uj4Ik7').toString('hex'));
+  });
 });
 
 // ------------------------------------------------------------------------------------------------
