@@ -71,6 +71,9 @@ spec:
     - name: no-streaming
       action: deny
       match: {http: {json: [{path: $.stream, values: ["true"]}]}}
+    - name: no-export
+      action: deny
+      match: {http: {methods: [GET], paths: ["/export"]}}
   masking:
     - name: pii
       targets: [masked]
@@ -339,5 +342,36 @@ describe('a body that is JSON to the sidecar but a form to the upstream', () => 
       const r = await undiciFetch(`${egress}/rules/form`, { method: 'POST', headers: { 'content-type': type }, body: '{"model":"ok"}' });
       expect(r.status).toBe(200);
     }
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('HEAD runs the GET handler upstream', () => {
+  // Flask, Express, Spring, Rails and Go's ServeMux all answer HEAD by running the GET handler
+  // (side effects included) and dropping the body; checked against a real Flask app.
+  let exports = 0;
+  const exportView: Behaviour = (req, _b, res) => {
+    if (req.method === 'GET' || req.method === 'HEAD') exports++;
+    res.writeHead(200, { 'content-type': 'application/json', 'x-rows': '3' });
+    res.end(req.method === 'HEAD' ? undefined : '{"rows":3}');
+  };
+
+  test.each(['HEAD', 'head'])('a rule denying GET denies HEAD (%s) too, route and forward proxy', async (method) => {
+    behaviours.set('export', exportView);
+    exports = 0;
+    expect((await raw('/rules/export', { method: 'GET' })).status).toBe(403);
+    const r = await raw('/rules/export', { method });
+    expect(r.status).toBe(403);
+    const f = await raw(`http://127.0.0.1:${upPort}/export`, { method });
+    expect(f.status).toBe(403);
+    expect(seen).toHaveLength(0);
+    expect(exports).toBe(0);
+  });
+
+  test('as a method override too; HEAD elsewhere passes', async () => {
+    behaviours.set('export', exportView);
+    expect((await raw('/rules/export', { method: 'POST', headers: { 'x-http-method-override': 'HEAD' } })).status).toBe(403);
+    expect((await raw('/rules/other', { method: 'HEAD' })).status).toBe(200);
+    expect(seen.map((x) => x.method)).toEqual(['HEAD']);
   });
 });

@@ -9,6 +9,9 @@
 // allow): an upstream that honours the header and one that ignores it are both covered. Overrides
 // that disagree with each other, or are not a method token, are refused (400).
 //
+// HEAD. Frameworks answer HEAD by running the GET handler (and dropping the body), so HEAD is
+// judged as HEAD and as GET, the strictest decision winning, like an override.
+//
 // Paths. The path rules see is decoded and normalised the way the upstream frameworks most
 // likely to be fooled read it; anything that could still mean two things is refused (400):
 //   - repeated slashes collapse (`//admin` is `/admin`), in the judged and the forwarded path;
@@ -32,8 +35,9 @@ export class AmbiguousRequestError extends Error {
 const METHOD_TOKEN = /^[A-Za-z]+$/;
 
 /**
- * The methods to judge: the request line's, and the override's when one is given (first). Throws
- * AmbiguousRequestError for overrides that disagree or are not a method name.
+ * The methods to judge: the request line's, and the override's when one is given (first); GET
+ * too when either is HEAD. Throws AmbiguousRequestError for overrides that disagree or are not a
+ * method name.
  */
 export function methodsToJudge(method: string, headers: Record<string, string | string[] | undefined>): string[] {
   const wire = method.toUpperCase();
@@ -49,7 +53,11 @@ export function methodsToJudge(method: string, headers: Record<string, string | 
       override = up;
     }
   }
-  return override === undefined || override === wire ? [wire] : [override, wire];
+  const methods = override === undefined || override === wire ? [wire] : [override, wire];
+  // HEAD runs the GET handler in nearly every framework (Flask, Express, Spring, Rails, Go's
+  // ServeMux), side effects included: it is judged as GET too.
+  if (methods.includes('HEAD') && !methods.includes('GET')) methods.push('GET');
+  return methods;
 }
 
 export interface NormalizedPath {
