@@ -375,3 +375,31 @@ describe('HEAD runs the GET handler upstream', () => {
     expect(seen.map((x) => x.method)).toEqual(['HEAD']);
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+describe('percent-encoded data in response headers', () => {
+  test('Content-Disposition filename* (RFC 5987) and a Location query carrying an email and a card are masked', async () => {
+    behaviours.set('enc', (_req, _b, res) => {
+      res.writeHead(302, {
+        'content-type': 'text/plain',
+        // What browsers and SDKs decode for the file name: alice@example.com.csv.
+        'content-disposition': `attachment; filename="export.csv"; filename*=UTF-8''${encodeURIComponent('alice@example.com')}.csv`,
+        location: `/search?email=${encodeURIComponent('alice+tag@example.com')}&card=${encodeURIComponent('4111 1111 1111 1111')}&page=2`,
+      });
+      res.end('ok');
+    });
+    const r = await raw('/masked/enc');
+    expect(r.status).toBe(302);
+    const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: sidecar.egressPort, path: '/masked/enc', agent: false }, (res) => {
+        res.resume();
+        resolve(res.headers);
+      }).on('error', reject);
+    });
+    const all = decodeURIComponent(JSON.stringify(headers));
+    expect(all).not.toContain('alice');
+    expect(all.replace(/\D/g, '')).not.toContain('4111111111111111');
+    expect(headers.location).toMatch(/^\/search\?email=.*&card=.*&page=2$/);
+    expect(headers['content-disposition']).toMatch(/^attachment; filename="export.csv"; filename\*=UTF-8''/);
+  });
+});
