@@ -403,3 +403,23 @@ describe('percent-encoded data in response headers', () => {
     expect(headers['content-disposition']).toMatch(/^attachment; filename="export.csv"; filename\*=UTF-8''/);
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+describe('HTML character references spell data the reader decodes', () => {
+  /** WordPress's antispambot(): each character randomly as itself, a decimal or a hex reference. */
+  const antispambot = (s: string): string =>
+    [...s].map((c, i) => (i % 3 === 0 ? `&#${c.charCodeAt(0)};` : i % 3 === 1 ? `&#x${c.charCodeAt(0).toString(16)};` : c)).join('');
+
+  test('an obfuscated e-mail address and a card spaced with &#32; in an HTML page are masked', async () => {
+    behaviours.set('staff', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<p>Contact <a href="mailto:${antispambot('alice@example.com')}">${antispambot('alice@example.com')}</a>, card 4111&#32;1111&#32;1111&#32;1111 &amp; more</p>`);
+    });
+    const text = await (await undiciFetch(`${egress}/masked/staff`)).text();
+    const decoded = text.replace(/&#(\d+);/g, (_m, d: string) => String.fromCharCode(Number(d))).replace(/&#x([0-9a-f]+);/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+    expect(decoded).not.toContain('alice');
+    expect(decoded.replace(/\D/g, '')).not.toContain('4111111111111111');
+    expect(text).toContain('<p>Contact <a href="mailto:');
+    expect(text).toContain('&amp; more</p>');
+  });
+});

@@ -21,7 +21,8 @@
 //
 // Masked responses by type: JSON, event streams and NDJSON (streamed line by line) are parsed
 // (jsonPaths and detectors, object keys included; streamed text held back across events and
-// lines), text/* is masked as text, buffered whole within the masked-response limit; bodies are
+// lines), text/* is masked as text (HTML and XML also with character references decoded,
+// html-entities.ts), buffered whole within the masked-response limit; bodies are
 // decoded in the charset they declare (charset.ts) and sent as UTF-8; response headers that can
 // carry data are masked too (header-masking.ts); any other type (octet-stream, multipart,
 // images) cannot be masked and is refused with 502 unmaskable_response unless the target says
@@ -63,6 +64,7 @@ import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
 import { createCredentialScrubber, type CredentialScrubber } from './credential-scrub';
 import { maskResponseHeaders } from './header-masking';
+import { maskEntityRuns, readsCharacterReferences } from './html-entities';
 import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
 import { findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type ParsedJsonBody } from '../request-view';
@@ -696,11 +698,18 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         rewritten = true;
       }
     } else {
+      const references = readsCharacterReferences(type);
       for (const m of plan?.maskers ?? []) {
         const r = m.masker.mask(text);
         text = r.text;
         masked += r.count;
         if (r.count > 0) tallyMasked((st.maskedBy ??= {}), r.detectors, r.count);
+        if (!references) continue;
+        // `&#97;lice&#64;x.io` is an address to whoever reads the HTML.
+        const e = maskEntityRuns(text, m.masker);
+        text = e.text;
+        masked += e.count;
+        if (e.count > 0) tallyMasked((st.maskedBy ??= {}), e.detectors, e.count);
       }
     }
     st.masked += masked;
