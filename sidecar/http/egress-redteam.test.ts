@@ -26,6 +26,10 @@ let upPort: number;
 let sidecar: RunningSidecar;
 let egress: string;
 let dir: string;
+/** Another local service, behind a rule that names it as localhost:<port>. */
+let local: http.Server;
+let localPort: number;
+let localHits = 0;
 const seen: Seen[] = [];
 const behaviours = new Map<string, Behaviour>();
 
@@ -74,6 +78,9 @@ spec:
     - name: no-export
       action: deny
       match: {http: {methods: [GET], paths: ["/export"]}}
+    - name: no-localhost
+      action: deny
+      match: {http: {hosts: ["localhost:${localPort}"]}}
   masking:
     - name: pii
       targets: [masked]
@@ -84,6 +91,11 @@ spec:
 
 beforeAll(async () => {
   upPort = await startUpstream();
+  local = http.createServer((_req, res) => {
+    localHits++;
+    res.end('reached');
+  });
+  localPort = await new Promise<number>((r) => local.listen(0, '127.0.0.1', () => r((local.address() as AddressInfo).port)));
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-egress-redteam-'));
   fs.mkdirSync(path.join(dir, 'secrets', 'api'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'secrets', 'api', 'token'), TOKEN);
@@ -104,6 +116,8 @@ afterAll(async () => {
   await sidecar?.stop(100);
   upstream?.closeAllConnections();
   await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
+  local?.closeAllConnections();
+  await new Promise<void>((r) => (local ? local.close(() => r()) : r()));
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -421,5 +435,26 @@ describe('HTML character references spell data the reader decodes', () => {
     expect(decoded.replace(/\D/g, '')).not.toContain('4111111111111111');
     expect(text).toContain('<p>Contact <a href="mailto:');
     expect(text).toContain('&amp; more</p>');
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('a host rule naming localhost', () => {
+  test('covers 127.0.0.1 and its other spellings on the forward proxy, absolute-form and CONNECT', async () => {
+    for (const h of ['127.0.0.1', '127.1', '2130706433', '[::ffff:127.0.0.1]', 'localhost']) {
+      const r = await raw(`http://${h}:${localPort}/x`);
+      expect([h, r.status, JSON.parse(r.text).error.rule]).toEqual([h, 403, 'no-localhost']);
+    }
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: sidecar.egressPort, method: 'CONNECT', path: `127.0.0.1:${localPort}`, agent: false });
+      req.on('connect', (res, socket) => {
+        socket.destroy();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(403);
+    expect(localHits).toBe(0);
   });
 });
