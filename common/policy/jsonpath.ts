@@ -106,27 +106,14 @@ function step(node: unknown, seg: JsonPathSegment, out: unknown[]): void {
   } else if (!Array.isArray(node)) {
     // Every key equal to the name once case-folded: Go's encoding/json (and others) read
     // `"MODEL"` into the field tagged `model`, so a rule on `$.model` must see it too.
-    const keys = foldedKeysOf(node).get(foldKey(seg.name));
-    if (keys) for (const k of keys) out.push((node as Record<string, unknown>)[k]);
-  }
-}
-
-/** Per object: its keys by folded spelling, built once however many rules and paths look. */
-const foldedKeys = new WeakMap<object, Map<string, string[]>>();
-
-function foldedKeysOf(node: object): Map<string, string[]> {
-  let m = foldedKeys.get(node);
-  if (m === undefined) {
-    m = new Map();
+    const name = seg.name;
+    let want: string | undefined;
     for (const k of Object.keys(node)) {
-      const f = foldKey(k);
-      const same = m.get(f);
-      if (same) same.push(k);
-      else m.set(f, [k]);
+      // Simple case folding keeps the length (`ſ`, `K` included): only keys as long can be equal.
+      if (k.length !== name.length) continue;
+      if (k === name || foldKey(k) === (want ??= foldKey(name))) out.push((node as Record<string, unknown>)[k]);
     }
-    foldedKeys.set(node, m);
   }
-  return m;
 }
 
 /**

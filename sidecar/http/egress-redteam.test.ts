@@ -78,6 +78,9 @@ spec:
     - name: no-export
       action: deny
       match: {http: {methods: [GET], paths: ["/export"]}}
+    - name: no-delete-tool
+      action: deny
+      match: {http: {json: [{path: $.params.name, values: [delete_db]}]}}
     - name: no-localhost
       action: deny
       match: {http: {hosts: ["localhost:${localPort}"]}}
@@ -456,5 +459,43 @@ describe('a host rule naming localhost', () => {
     });
     expect(status).toBe(403);
     expect(localHits).toBe(0);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('JSON-RPC batches (an array of calls) are judged call by call', () => {
+  // JSON-RPC 2.0 servers (MCP streamable HTTP 2025-03-26, Ethereum nodes, ...) run every call of a
+  // batch; a rule on `$.params.name` must see each one, not the array.
+  const executed: string[] = [];
+  const rpc: Behaviour = (_req, body, res) => {
+    const msg = JSON.parse(body.toString('utf8')) as unknown;
+    const calls = (Array.isArray(msg) ? msg : [msg]) as Array<{ id: number; params?: { name?: string } }>;
+    for (const c of calls) executed.push(c.params?.name ?? '');
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(calls.map((c) => ({ jsonrpc: '2.0', id: c.id, result: {} }))));
+  };
+  const call = (id: number, name: string): object => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+  test.each([
+    ['a batch of one', [call(1, 'delete_db')]],
+    ['a forbidden call after an allowed one', [call(1, 'list_tables'), call(2, 'delete_db')]],
+  ])('%s meets the deny rule (route and forward proxy)', async (_n, batch) => {
+    behaviours.set('mcp', rpc);
+    executed.length = 0;
+    const body = JSON.stringify(batch);
+    const r = await undiciFetch(`${egress}/rules/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(r.status).toBe(403);
+    expect(((await r.json()) as { error: { rule: string } }).error.rule).toBe('no-delete-tool');
+    const f = await raw(`http://127.0.0.1:${upPort}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(f.status).toBe(403);
+    expect(executed).toEqual([]);
+  });
+
+  test('a batch of allowed calls passes', async () => {
+    behaviours.set('mcp', rpc);
+    executed.length = 0;
+    const r = await undiciFetch(`${egress}/rules/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([call(1, 'list_tables'), call(2, 'describe')]) });
+    expect(r.status).toBe(200);
+    expect(executed).toEqual(['list_tables', 'describe']);
   });
 });
