@@ -21,6 +21,12 @@
 //   - dot segments (`.`, `..`, also `%2e%2e` and `..;x`), encoded slashes (`%2F`, `%5C`, `\`),
 //     encoded control characters (`%00`, `%0a`) and double encoding (`%252e`: a segment still
 //     holding `%XX` after decoding, which a second decode would change) are refused.
+//
+// JSON bodies (parseJsonBody) are judged as JSON whatever the Content-Type says, except forms
+// (the upstream reads a form field from `"x&model=y"`, a JSON string to us). Refused (400) where
+// upstream parsers read something else than JSON.parse: a key repeated in one object, also once
+// case-folded (Go's encoding/json reads `"Model"` into the field `model`, last one winning), and a
+// `__proto__` key (JavaScript upstreams that copy the body with Object.assign inherit its members).
 import { describeKey, findDuplicateKey } from '../../common/masking/stream/json-duplicates';
 import { jsonTooDeep } from '../../common/policy/jsonpath';
 
