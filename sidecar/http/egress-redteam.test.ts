@@ -499,3 +499,37 @@ describe('JSON-RPC batches (an array of calls) are judged call by call', () => {
     expect(executed).toEqual(['list_tables', 'describe']);
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+describe('Range requests on a masked route', () => {
+  // A file served with range support (Flask send_file, Express static, S3, nginx): each range is
+  // masked alone, so a card cut at the range boundary comes back whole once the agent joins them.
+  const CSV = 'name,card\nalice,4111 1111 1111 1111\n';
+  const ranged: Behaviour = (req, _b, res) => {
+    const m = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
+    if (!m) {
+      res.writeHead(200, { 'content-type': 'text/csv', 'accept-ranges': 'bytes' });
+      res.end(CSV);
+      return;
+    }
+    const from = Number(m[1]);
+    const to = m[2] === '' ? CSV.length - 1 : Number(m[2]);
+    res.writeHead(206, { 'content-type': 'text/csv', 'content-range': `bytes ${from}-${to}/${CSV.length}` });
+    res.end(CSV.slice(from, to + 1));
+  };
+
+  test('the range is not forwarded: the whole document is masked and sent', async () => {
+    behaviours.set('export.csv', ranged);
+    const first = await raw('/masked/export.csv', { headers: { range: 'bytes=0-25' } });
+    const second = await raw('/masked/export.csv', { headers: { range: 'bytes=26-', 'if-range': '"x"' } });
+    expect((first.text + second.text).replace(/\D/g, '')).not.toContain('4111111111111111');
+    expect([first.status, second.status]).toEqual([200, 200]);
+    expect(first.text).toBe('name,card\nalice,[REDACTED]\n');
+  });
+
+  test('routes that mask nothing keep range requests', async () => {
+    behaviours.set('export.csv', ranged);
+    const r = await raw('/rules/export.csv', { headers: { range: 'bytes=0-3' } });
+    expect([r.status, r.text]).toEqual([206, 'name']);
+  });
+});

@@ -428,6 +428,12 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
 
     // --- upstream request: headers, credential, URL
     const headers = endToEndHeaders(req.headers, tp.credentialHeaders);
+    if (tp.responsePlan) {
+      // Each range would be masked alone: a value cut at a range boundary would come back whole
+      // once the agent joins the parts. The whole document is asked for, and masked.
+      delete headers['range'];
+      delete headers['if-range'];
+    }
     const url = upstreamUrl(base, parsed.rest, parsed.search);
     // Our span parents the upstream's: the agent's trace shows the sidecar, then the API.
     headers['traceparent'] = formatTraceparent(st.trace);
