@@ -68,7 +68,12 @@ spec:
       http: {baseUrl: ${base}, timeout: 5s}
     - name: echo
       http: {baseUrl: ${base}, credentialsSecret: api, timeout: 5s, auth: {header: X-Api-Key}}
+    - name: checked
+      http: {baseUrl: ${base}, timeout: 5s, unparseable: allow}
   rules:
+    - name: no-secret-plans
+      action: deny
+      match: {target: checked, http: {response: {json: [{path: $.plan, values: [secret]}]}}}
     - name: no-forbidden-model
       action: deny
       match: {http: {json: [{path: $.model, values: [forbidden]}]}}
@@ -525,6 +530,24 @@ describe('Range requests on a masked route', () => {
     expect((first.text + second.text).replace(/\D/g, '')).not.toContain('4111111111111111');
     expect([first.status, second.status]).toEqual([200, 200]);
     expect(first.text).toBe('name,card\nalice,[REDACTED]\n');
+  });
+
+  test('nor on a route with response rules (a range of JSON does not parse, so it would pass unchecked under unparseable: allow)', async () => {
+    const DOC = '{"plan":"secret","steps":[1,2,3]}';
+    behaviours.set('plan.json', (req, _b, res) => {
+      const m = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
+      if (!m) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(DOC);
+        return;
+      }
+      const to = m[2] === '' ? DOC.length - 1 : Number(m[2]);
+      res.writeHead(206, { 'content-type': 'application/json', 'content-range': `bytes ${m[1]}-${to}/${DOC.length}` });
+      res.end(DOC.slice(Number(m[1]), to + 1));
+    });
+    const parts = await Promise.all(['bytes=0-9', 'bytes=10-'].map((range) => raw('/checked/plan.json', { headers: { range } })));
+    expect(parts.map((p) => p.status)).toEqual([403, 403]);
+    expect(parts.map((p) => p.text).join('')).not.toContain('"plan":"secret"');
   });
 
   test('routes that mask nothing keep range requests', async () => {

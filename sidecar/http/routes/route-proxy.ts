@@ -428,9 +428,10 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
 
     // --- upstream request: headers, credential, URL
     const headers = endToEndHeaders(req.headers, tp.credentialHeaders);
-    if (tp.responsePlan) {
-      // Each range would be masked alone: a value cut at a range boundary would come back whole
-      // once the agent joins the parts. The whole document is asked for, and masked.
+    const responseRules = responseRulesFor(policy, op, st.identity);
+    if (tp.responsePlan || responseRules.length > 0) {
+      // Each range would be masked (or checked) alone: a value cut at a range boundary would come
+      // back whole once the agent joins the parts. The whole document is asked for, and inspected.
       delete headers['range'];
       delete headers['if-range'];
     }
@@ -502,7 +503,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     upstream.body.once('end', upstreamDone);
     upstream.body.once('close', upstreamDone);
     try {
-      await respond(res, st, upstream, tp, st.method, responseRulesFor(policy, op, st.identity));
+      await respond(res, st, upstream, tp, st.method, responseRules);
     } finally {
       res.off('close', onClose);
       // A body not read to its end (refused as too large or unmaskable, a denial, an error, the
