@@ -40,7 +40,8 @@ export function segmentMatches(seg: JsonPathSegment, key: string | number): bool
     case 'wildcard':
       return true;
     case 'name':
-      return typeof key === 'string' && key === seg.name;
+      // Case-folded, as for rules (step below): `$..salary` also masks a Go or .NET `"Salary"`.
+      return typeof key === 'string' && (key === seg.name || (key.length === seg.name.length && foldKey(key) === foldKey(seg.name)));
     case 'index':
       return typeof key === 'number' && key === seg.index;
   }

@@ -94,6 +94,10 @@ spec:
       targets: [masked]
       detectors: [credit-card, email, us-ssn]
       strategy: redact
+    - name: pay
+      targets: [masked]
+      jsonPaths: ["$..salary"]
+      strategy: redact
 `;
 }
 
@@ -554,5 +558,23 @@ describe('Range requests on a masked route', () => {
     behaviours.set('export.csv', ranged);
     const r = await raw('/rules/export.csv', { headers: { range: 'bytes=0-3' } });
     expect([r.status, r.text]).toEqual([206, 'name']);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('masking jsonPaths read keys case-folded', () => {
+  test('`$..salary` masks "Salary" (Go structs without json tags, PascalCase .NET serializers), in bodies and streams', async () => {
+    behaviours.set('emp', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"Employees":[{"Name":"Bo","Salary":120000},{"name":"Al","SALARY":"95k","salary_band":"B"}]}');
+    });
+    const doc = (await (await undiciFetch(`${egress}/masked/emp`)).json()) as { Employees: Array<Record<string, unknown>> };
+    expect(doc.Employees[0]).toEqual({ Name: 'Bo', Salary: '[REDACTED]' });
+    expect(doc.Employees[1]).toEqual({ name: 'Al', SALARY: '[REDACTED]', salary_band: 'B' });
+    behaviours.set('empsse', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('data: {"Salary":120000}\n\n');
+    });
+    expect(await (await undiciFetch(`${egress}/masked/empsse`)).text()).not.toContain('120000');
   });
 });
