@@ -7,6 +7,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { fetch as undiciFetch } from 'undici';
 import { silentLogger } from '../../common/log';
 import { startSidecar, type RunningSidecar } from '../main';
@@ -576,5 +577,21 @@ describe('masking jsonPaths read keys case-folded', () => {
       res.end('data: {"Salary":120000}\n\n');
     });
     expect(await (await undiciFetch(`${egress}/masked/empsse`)).text()).not.toContain('120000');
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('deflate as servers send it', () => {
+  test.each([
+    ['raw deflate', (b: Buffer) => zlib.deflateRawSync(b)],
+    ['zlib-wrapped deflate', (b: Buffer) => zlib.deflateSync(b)],
+  ])('a streamed %s body is decoded and scrubbed (not torn off after the headers)', async (_n, deflate) => {
+    behaviours.set('dump', (req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'deflate' });
+      res.end(deflate(Buffer.from(`x-api-key: ${String(req.headers['x-api-key'])}\n`)));
+    });
+    const r = await undiciFetch(`${egress}/echo/dump`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('x-api-key: [REDACTED:credential]\n');
   });
 });

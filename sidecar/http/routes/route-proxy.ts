@@ -34,7 +34,7 @@
 // and JSON bodies are read by request-view.ts, shared with the forward proxy.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
@@ -1029,8 +1029,7 @@ function decodeStream(body: Readable, encoding: string): Readable | undefined {
       decoder = zlib.createGunzip();
       break;
     case 'deflate':
-      decoder = zlib.createInflate();
-      break;
+      return inflateEither(body);
     case 'br':
       decoder = zlib.createBrotliDecompress();
       break;
@@ -1040,6 +1039,36 @@ function decodeStream(body: Readable, encoding: string): Readable | undefined {
   return pipelineCb(body, decoder, () => {
     /* errors reach the reader through the destroyed decoder */
   });
+}
+
+/**
+ * `deflate` as servers send it: zlib-wrapped (RFC 9110), or raw (some servers), told apart by the
+ * zlib header (CM 8, check bits a multiple of 31) of the first bytes, as decodeBuffer does by
+ * trying both. The decoder chosen, the body goes through it in a pipeline (backpressure kept).
+ */
+function inflateEither(body: Readable): Readable {
+  const out = new PassThrough();
+  let head = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    head = Buffer.concat([head, chunk]);
+    if (head.length < 2) return;
+    body.off('data', onData);
+    body.off('end', onEnd);
+    body.pause();
+    body.unshift(head);
+    const wrapped = (head[0] & 0x0f) === 8 && ((head[0] << 8) | head[1]) % 31 === 0;
+    pipelineCb(body, wrapped ? zlib.createInflate() : zlib.createInflateRaw(), out, () => {
+      /* errors reach the reader through the destroyed output */
+    });
+  };
+  const onEnd = (): void => {
+    if (head.length > 0) out.destroy(new Error('truncated deflate stream'));
+    else out.end();
+  };
+  body.on('data', onData);
+  body.once('end', onEnd);
+  body.once('error', (e) => out.destroy(e));
+  return out;
 }
 
 /** Decoded bytes; undefined for an unknown encoding or corrupt data. Throws when the output would exceed limit. */
