@@ -369,6 +369,17 @@ export function compileHostMatcher(patterns: string[]): HostMatcher {
       case 'name':
         if (p.port === undefined) m.names.add(p.host);
         else m.namesWithPort.add(`${p.host}:${p.port}`);
+        if (p.host === 'localhost') {
+          // `localhost` is the loopback addresses (fixed, never looked up): `127.1` or `[::1]`
+          // must not walk past a rule that names it.
+          let list = m.addresses;
+          if (p.port !== undefined) {
+            list = m.addressesByPort.get(p.port) ?? new BlockList();
+            m.addressesByPort.set(p.port, list);
+          }
+          list.addSubnet('127.0.0.0', 8, 'ipv4');
+          list.addAddress('::1', 'ipv6');
+        }
         break;
       case 'wildcard': {
         const h = p.host;

@@ -202,7 +202,7 @@ function httpMatches(rule: CompiledRule, op: Extract<Operation, { type: 'http' }
 
 /**
  * A body criterion matches when the path selects a value in `values` (any selected value, when no
- * values are listed). A request without a JSON body does not match; one that claimed JSON but did
+ * values are listed); for restrictive rules, in the body or in any element of a top-level array. A request without a JSON body does not match; one that claimed JSON but did
  * not parse cannot be checked, so restrictive rules treat it as a match (fail closed) and allow
  * rules as no match.
  */
@@ -216,6 +216,11 @@ function jsonCriterionMatches(
   let selected: unknown[];
   try {
     selected = selectJsonPath(body, j.segments);
+    // A top-level array is a batch (JSON-RPC 2.0: MCP, Ethereum nodes) whose every element the
+    // server acts on as a request of its own: restrictive rules also look into each one.
+    if (rule.action !== 'allow' && Array.isArray(body)) {
+      for (const element of body) for (const v of selectJsonPath(element, j.segments)) selected.push(v);
+    }
   } catch (err) {
     // Too deep to search: like an unparseable body, restrictive rules match (fail closed).
     if (err instanceof JsonTooDeepError) return rule.action !== 'allow';

@@ -40,7 +40,8 @@ export function segmentMatches(seg: JsonPathSegment, key: string | number): bool
     case 'wildcard':
       return true;
     case 'name':
-      return typeof key === 'string' && key === seg.name;
+      // Case-folded, as for rules (step below): `$..salary` also masks a Go or .NET `"Salary"`.
+      return typeof key === 'string' && (key === seg.name || (key.length === seg.name.length && foldKey(key) === foldKey(seg.name)));
     case 'index':
       return typeof key === 'number' && key === seg.index;
   }
@@ -103,9 +104,27 @@ function step(node: unknown, seg: JsonPathSegment, out: unknown[]): void {
     pushAll(out, Array.isArray(node) ? node : Object.values(node));
   } else if (seg.type === 'index') {
     if (Array.isArray(node) && seg.index < node.length) out.push(node[seg.index]);
-  } else if (!Array.isArray(node) && Object.prototype.hasOwnProperty.call(node, seg.name)) {
-    out.push((node as Record<string, unknown>)[seg.name]);
+  } else if (!Array.isArray(node)) {
+    // Every key equal to the name once case-folded: Go's encoding/json (and others) read
+    // `"MODEL"` into the field tagged `model`, so a rule on `$.model` must see it too.
+    const name = seg.name;
+    let want: string | undefined;
+    for (const k of Object.keys(node)) {
+      // Simple case folding keeps the length (`ſ`, `K` included): only keys as long can be equal.
+      if (k.length !== name.length) continue;
+      if (k === name || foldKey(k) === (want ??= foldKey(name))) out.push((node as Record<string, unknown>)[k]);
+    }
   }
+}
+
+/**
+ * A JSON object key under Unicode case folding, as the case-insensitive parsers compare them (Go
+ * encoding/json: simple folding, so `ſ` U+017F is `s` and `K` U+212A is `k`). Upper- then
+ * lower-casing gets those; it folds a few more (`ß` as `ss`), which only makes matching stricter.
+ */
+export function foldKey(key: string): string {
+  // ASCII lower case is the common case: no allocation beyond toLowerCase.
+  return /^[\x00-\x7f]*$/.test(key) ? key.toLowerCase() : key.toUpperCase().toLowerCase();
 }
 
 /** `..x`: x applied at this node and every node below it (iterative, document order). */

@@ -92,8 +92,8 @@ spec:
       match: {http: {paths: ["/admin", "/admin/**"]}}
     - name: no-loopback
       action: deny
-      # Not 127.0.0.1 itself: the routes' upstream is there.
-      match: {http: {hosts: ["::1", "localhost"]}}
+      # Not 127.0.0.1 itself (nor localhost, which covers it): the routes' upstream is there.
+      match: {http: {hosts: ["::1"]}}
   masking:
     - name: pii
       targets: [masked, echo-masked]
@@ -676,7 +676,9 @@ test('an event stream that never completes an event is buffered up to MAX_SSE_EV
   };
   behaviours.set('long', send(MAX_SSE_EVENT_BYTES, true));
   const at = await (await undiciFetch(`${egress}/masked/long`)).text();
-  expect(at.length).toBe(MAX_SSE_EVENT_BYTES + 2);
+  // Plain-text data is held back like streamed text: its tail may come as an event of its own.
+  const data = at.split('\n\n').filter((e) => e !== '').map((e) => e.replace(/^data: ?/, '')).join('');
+  expect(data.length).toBe(MAX_SSE_EVENT_BYTES - 6);
   behaviours.set('long', send(MAX_SSE_EVENT_BYTES + 1, false));
   const past = await (await undiciFetch(`${egress}/masked/long`)).text();
   expect(past).toMatch(/^event: error\ndata: \{"error":\{"type":"unmaskable_response"/);

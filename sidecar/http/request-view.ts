@@ -9,6 +9,9 @@
 // allow): an upstream that honours the header and one that ignores it are both covered. Overrides
 // that disagree with each other, or are not a method token, are refused (400).
 //
+// HEAD. Frameworks answer HEAD by running the GET handler (and dropping the body), so HEAD is
+// judged as HEAD and as GET, the strictest decision winning, like an override.
+//
 // Paths. The path rules see is decoded and normalised the way the upstream frameworks most
 // likely to be fooled read it; anything that could still mean two things is refused (400):
 //   - repeated slashes collapse (`//admin` is `/admin`), in the judged and the forwarded path;
@@ -18,7 +21,13 @@
 //   - dot segments (`.`, `..`, also `%2e%2e` and `..;x`), encoded slashes (`%2F`, `%5C`, `\`),
 //     encoded control characters (`%00`, `%0a`) and double encoding (`%252e`: a segment still
 //     holding `%XX` after decoding, which a second decode would change) are refused.
-import { findDuplicateKey } from '../../common/masking/stream/json-duplicates';
+//
+// JSON bodies (parseJsonBody) are judged as JSON whatever the Content-Type says, except forms
+// (the upstream reads a form field from `"x&model=y"`, a JSON string to us). Refused (400) where
+// upstream parsers read something else than JSON.parse: a key repeated in one object, also once
+// case-folded (Go's encoding/json reads `"Model"` into the field `model`, last one winning), and a
+// `__proto__` key (JavaScript upstreams that copy the body with Object.assign inherit its members).
+import { describeKey, findDuplicateKey } from '../../common/masking/stream/json-duplicates';
 import { jsonTooDeep } from '../../common/policy/jsonpath';
 
 /** The request headers that override the method, lower case. */
@@ -32,8 +41,9 @@ export class AmbiguousRequestError extends Error {
 const METHOD_TOKEN = /^[A-Za-z]+$/;
 
 /**
- * The methods to judge: the request line's, and the override's when one is given (first). Throws
- * AmbiguousRequestError for overrides that disagree or are not a method name.
+ * The methods to judge: the request line's, and the override's when one is given (first); GET
+ * too when either is HEAD. Throws AmbiguousRequestError for overrides that disagree or are not a
+ * method name.
  */
 export function methodsToJudge(method: string, headers: Record<string, string | string[] | undefined>): string[] {
   const wire = method.toUpperCase();
@@ -49,7 +59,11 @@ export function methodsToJudge(method: string, headers: Record<string, string | 
       override = up;
     }
   }
-  return override === undefined || override === wire ? [wire] : [override, wire];
+  const methods = override === undefined || override === wire ? [wire] : [override, wire];
+  // HEAD runs the GET handler in nearly every framework (Flask, Express, Spring, Rails, Go's
+  // ServeMux), side effects included: it is judged as GET too.
+  if (methods.includes('HEAD') && !methods.includes('GET')) methods.push('GET');
+  return methods;
 }
 
 export interface NormalizedPath {
@@ -89,12 +103,21 @@ export type ParsedJsonBody =
   | { kind: 'json'; raw: Buffer; doc: unknown }
   /** Not JSON (whatever the Content-Type said), or JSON nested beyond the JSONPath depth limit. */
   | { kind: 'unparseable'; raw: Buffer; tooDeep: boolean }
-  /** JSON that repeats a key within one object: refused, parsers disagree on its meaning. */
-  | { kind: 'duplicate'; raw: Buffer; key: string };
+  /**
+   * JSON refused (400 with this error type): a key repeated within one object (parsers disagree on
+   * which value counts), or a `__proto__` key (JavaScript upstreams that copy the body with
+   * Object.assign or a merge read its members as the body's own).
+   */
+  | { kind: 'refused'; raw: Buffer; type: 'duplicate_json_key' | 'prototype_json_key'; message: string };
 
-/** Parses a body as JSON whatever its Content-Type says (a wrong or missing type must not let it past a rule). */
-export function parseJsonBody(raw: Buffer): ParsedJsonBody {
+/**
+ * Parses a body as JSON whatever its Content-Type says (a wrong or missing type must not let it
+ * past a rule), except a form type: the upstream reads a form whatever the bytes look like, and
+ * `"x&model=y"` is JSON (a string) to us but the field `model` to it, so a form is unparseable.
+ */
+export function parseJsonBody(raw: Buffer, contentType?: string | string[]): ParsedJsonBody {
   if (raw.length === 0) return { kind: 'empty', raw };
+  if (isFormType(contentType)) return { kind: 'unparseable', raw, tooDeep: false };
   const text = raw.toString('utf8');
   let doc: unknown;
   try {
@@ -102,9 +125,37 @@ export function parseJsonBody(raw: Buffer): ParsedJsonBody {
   } catch {
     return { kind: 'unparseable', raw, tooDeep: false };
   }
-  const key = findDuplicateKey(text);
-  if (key !== undefined) return { kind: 'duplicate', raw, key };
-  return jsonTooDeep(doc) ? { kind: 'unparseable', raw, tooDeep: true } : { kind: 'json', raw, doc };
+  // Case-folded: `{"model":"ok","Model":"x"}` is one key, read last-wins, to Go upstreams.
+  const key = findDuplicateKey(text, { foldCase: true });
+  if (key !== undefined) {
+    const message = `request body repeats the key ${describeKey(key)} in one object; parsers disagree on which value counts, so it is refused`;
+    return { kind: 'refused', raw, type: 'duplicate_json_key', message };
+  }
+  if (jsonTooDeep(doc)) return { kind: 'unparseable', raw, tooDeep: true };
+  // `{"__proto__":{"model":"x"}}` has no `model` for the rules; `Object.assign({}, body).model` is "x".
+  if ((text.includes('__proto__') || text.includes('\\u')) && hasProtoKey(doc)) {
+    const message = 'request body has a "__proto__" key; JavaScript upstreams that copy the body read its members as the body\'s own, so it is refused';
+    return { kind: 'refused', raw, type: 'prototype_json_key', message };
+  }
+  return { kind: 'json', raw, doc };
+}
+
+/** application/x-www-form-urlencoded and multipart/*: what form parsers read. */
+function isFormType(contentType: string | string[] | undefined): boolean {
+  const t = String(contentType ?? '').toLowerCase().split(';')[0].trim();
+  return t === 'application/x-www-form-urlencoded' || t.startsWith('multipart/');
+}
+
+/** Whether some object in doc has an own `__proto__` key (iterative; doc is within the depth limit). */
+function hasProtoKey(doc: unknown): boolean {
+  const stack: unknown[] = [doc];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (!Array.isArray(node) && Object.prototype.hasOwnProperty.call(node, '__proto__')) return true;
+    for (const v of Array.isArray(node) ? node : Object.values(node)) if (v !== null && typeof v === 'object') stack.push(v);
+  }
+  return false;
 }
 
 type Action = 'allow' | 'hold' | 'deny';

@@ -6,11 +6,19 @@
 //
 //   findDuplicateKey('{"a":1,"\u0061":2}')  // 'a': keys are compared after unescaping
 //
+// Requests are also checked with `foldCase`: keys equal once case-folded (`"model"` and `"Model"`)
+// are one key to Go's encoding/json, which matches struct fields case-insensitively (last wins).
+//
 // One pass, an explicit stack (no recursion, so nesting depth costs no stack), over text that
 // JSON.parse has already accepted (so it does not validate).
 
-/** The first key repeated within one object (unescaped), or undefined. `text` must be valid JSON. */
-export function findDuplicateKey(text: string): string | undefined {
+import { foldKey } from '../../policy/jsonpath';
+
+/**
+ * The first key repeated within one object (unescaped), or undefined. `text` must be valid JSON.
+ * With `foldCase`, keys are compared case-folded (jsonpath.ts foldKey).
+ */
+export function findDuplicateKey(text: string, opts: { foldCase?: boolean } = {}): string | undefined {
   // Fast path: no object can repeat a key when there are fewer than two colons.
   if (text.indexOf(':') === text.lastIndexOf(':')) return undefined;
   /** Per open container: the keys seen (object), or null (array). */
@@ -35,8 +43,9 @@ export function findDuplicateKey(text: string): string | undefined {
       const top = stack.length > 0 ? stack[stack.length - 1] : null;
       if (expectKey && top) {
         const key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
-        if (top.has(key)) return key;
-        top.add(key);
+        const seenAs = opts.foldCase ? foldKey(key) : key;
+        if (top.has(seenAs)) return key;
+        top.add(seenAs);
         expectKey = false;
       }
       i = j;

@@ -9,7 +9,8 @@
 //     number would leak it). null stays null (nothing to hide). A selected object or array
 //     keeps its shape and every scalar inside it is masked whole, so `$..address` hides all of
 //     an address without breaking clients that expect an object there.
-//   - every other string *value* goes through the detectors (masker.mask), and so does every
+//   - every other string *value* goes through the detectors (masker.mask), and so do numbers
+//     (their digits: a card stored as a JSON number; a match becomes the masked string) and every
 //     object key: keys are usually schema, but a map keyed by email or card number (`{"jane@x.io":
 //     {...}}`) carries data in them. A masked key that collides with another key of the same
 //     object gets a ` #2`, ` #3`... suffix, so no member is lost. jsonPaths select by the
@@ -53,6 +54,25 @@ export function maskJsonDocument(doc: unknown, opts: MaskJsonOptions): MaskJsonR
   return { doc: out, count: w.count };
 }
 
+/**
+ * A number through the detectors, as its digits: a card or SSN stored as a JSON number
+ * (`{"card":4111111111111111}`) is data like its string. A match becomes the masked string.
+ */
+function maskNumber(node: number | bigint, w: Walk): unknown {
+  const r = maskNumberText(node, w.masker);
+  if (r === undefined) return node;
+  w.count += r.count;
+  return r.text;
+}
+
+/** The masked text of a number when a detector matches its digits; undefined otherwise. */
+export function maskNumberText(n: number | bigint, masker: TextMasker): { text: string; count: number } | undefined {
+  // Fewer than 6 digits is no detector's match (and most numbers are small): skip the scan.
+  if (typeof n === 'number' && Math.abs(n) < 100_000) return undefined;
+  const r = masker.mask(String(n));
+  return r.count > 0 ? { text: r.text, count: r.count } : undefined;
+}
+
 function walk(node: unknown, states: PathStates, w: Walk, selected: boolean, depth: number): unknown {
   const isSelected = selected || selectedIn(states, w.paths);
   if (node === null || node === undefined) return node;
@@ -67,7 +87,7 @@ function walk(node: unknown, states: PathStates, w: Walk, selected: boolean, dep
     return r.text;
   }
   if (typeof node === 'number' || typeof node === 'boolean' || typeof node === 'bigint') {
-    if (!isSelected) return node;
+    if (!isSelected) return typeof node === 'boolean' || !w.detectors ? node : maskNumber(node, w);
     w.count++;
     return w.masker.maskWhole(String(node));
   }

@@ -73,7 +73,22 @@ const ANTHROPIC_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /** Keys whose string values are streamed text in formats not modelled above. */
-export const GENERIC_TEXT_KEYS: ReadonlySet<string> = new Set(['text', 'content', 'response', 'delta', 'partial_json', 'arguments', 'thinking', 'reasoning', 'output_text']);
+// `completion`: Anthropic's legacy Text Completions stream; `generation` (Llama, Cohere) and
+// `outputText` (Titan) as Bedrock streams them, also behind gateways.
+export const GENERIC_TEXT_KEYS: ReadonlySet<string> = new Set([
+  'text',
+  'content',
+  'response',
+  'delta',
+  'partial_json',
+  'arguments',
+  'thinking',
+  'reasoning',
+  'output_text',
+  'completion',
+  'generation',
+  'outputText',
+]);
 /** Deepest nesting searched for text fields (Gemini's is 5). */
 const GENERIC_MAX_DEPTH = 8;
 

@@ -112,9 +112,23 @@ describe('Responses API and Anthropic specifics', () => {
 });
 
 describe('other streams', () => {
-  it('masks non-JSON data per event and unknown JSON string values', () => {
+  it('masks non-JSON data (held back per event name, as streamed text) and unknown JSON string values', () => {
     const out = run('event: log\ndata: card 4111111111111111\n\ndata: {"note":{"mail":"a@example.com"},"n":1}\n\n');
-    expect(out).toBe('event: log\ndata: card [REDACTED]\n\ndata: {"note":{"mail":"[REDACTED]"},"n":1}\n\n');
+    // The card could still grow at the end of the first event: it goes out, masked, at the end.
+    expect(out).toBe('event: log\ndata: card\n\ndata: {"note":{"mail":"[REDACTED]"},"n":1}\n\nevent: log\ndata:  [REDACTED]\n\n');
+  });
+
+  it('plain-text data split across events is masked whole, the text of each event name kept in order', () => {
+    const out = run('data: mail a@exa\n\nevent: log\ndata: x\n\ndata: mple.com now\n\ndata: [DONE]\n\n');
+    const events = out.split('\n\n').filter((e) => e !== '');
+    const text = (name: string | null): string =>
+      events
+        .filter((e) => (name === null ? !e.startsWith('event:') : e.startsWith(`event: ${name}\n`)))
+        .map((e) => e.replace(/^event: .*\n/, '').replace(/^data: ?/, ''))
+        .join('');
+    expect(text(null)).toBe('mail [REDACTED] now[DONE]');
+    expect(text('log')).toBe('x');
+    expect(out.endsWith('data: [DONE]\n\n')).toBe(true);
   });
 
   it('counts masks and reports the largest hold-back', () => {

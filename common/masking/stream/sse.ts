@@ -33,7 +33,7 @@ import type { JsonPathSegment } from '../../policy/syntax';
 import type { TextMasker } from '../masker';
 import { createHeldText, type HeldText } from './held-text';
 import { findDuplicateKey } from './json-duplicates';
-import { maskJsonDocument, renameKeys } from './json';
+import { maskJsonDocument, maskNumberText, renameKeys } from './json';
 import { planEvent, type SseFormat, type SynthEvent, type TextField } from './sse-formats';
 import { createSseParser, serializeBlock, serializeEvent, type SseBlock } from './sse-parser';
 
@@ -185,6 +185,8 @@ interface Slot {
   held: HeldText;
   synth: (text: string) => SynthEvent;
   sequenced: boolean;
+  /** Set for the plain-text data of events of this name (not JSON): released as text events. */
+  plain?: { event: string | null };
 }
 
 /**
@@ -219,6 +221,10 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
       masked += slot.held.masked;
       slots.delete(key);
       if (text === '') continue;
+      if (slot.plain) {
+        out.push({ block: null, event: slot.plain.event, data: text, doc: NOT_JSON, dirty: true });
+        continue;
+      }
       const ev = slot.synth(text);
       if (slot.sequenced) {
         ev.data.sequence_number = lastSeq + 1;
@@ -240,6 +246,27 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
     const released = slot.held.push(f.text);
     if (slot.held.held > maxHeld) maxHeld = slot.held.held;
     return released;
+  };
+
+  /**
+   * Plain-text data (not JSON) is streamed text too (`data: <token>` streams): held back per event
+   * name like a text field, so a value split across events is masked whole. What an event cannot
+   * release yet goes out with a later one (or at the end, as an event of its own).
+   */
+  const holdPlain = (item: SseItem & { data: string }): SseItem => {
+    const key = `p:${item.event ?? ''}`;
+    let slot = slots.get(key);
+    if (slot === undefined) {
+      slot = { held: newHeld(), synth: () => ({ event: item.event, data: {} }), sequenced: false, plain: { event: item.event } };
+      slots.set(key, slot);
+    }
+    const released = slot.held.push(item.data);
+    if (slot.held.held > maxHeld) maxHeld = slot.held.held;
+    if (released !== item.data) {
+      item.data = released;
+      item.dirty = true;
+    }
+    return item;
   };
 
   const maskText = (item: SseItem): SseItem => {
@@ -268,7 +295,7 @@ export function createSseEventMasker(opts: SseMaskerOptions): SseEventMasker {
     if (item.doc === NOT_JSON) {
       if (item.data === null) return [item];
       if (item.data.trim() === '[DONE]') return [...endSlots([''], new Map()), item];
-      return [maskText(item)];
+      return [holdPlain(item as SseItem & { data: string })];
     }
     let obj = item.doc;
     if (jsonTooDeep(obj)) throw new JsonTooDeepError();
@@ -336,6 +363,13 @@ function maskStringsInPlace(holder: { root: unknown }, masker: TextMasker, skip:
       if (skip.some((f) => f.owner === owner && f.key === key)) return;
       const r = masker.mask(v);
       if (r.count > 0) {
+        (owner as Record<string | number, unknown>)[key] = r.text;
+        count(r.count);
+        changed = true;
+      }
+    } else if (typeof v === 'number') {
+      const r = maskNumberText(v, masker);
+      if (r) {
         (owner as Record<string | number, unknown>)[key] = r.text;
         count(r.count);
         changed = true;

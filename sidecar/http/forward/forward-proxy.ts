@@ -20,7 +20,6 @@ import { errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
 import type { AuditApproval, AuditTrace } from '../../../common/audit/record';
 import { approvalRecord } from '../../audit/records';
-import { describeKey } from '../../../common/masking/stream/json-duplicates';
 import { UNPARSEABLE_BODY } from '../../../common/policy/engine';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type NormalizedPath } from '../request-view';
 
@@ -639,10 +638,9 @@ export function handleAbsoluteForm(
     if (opts.expectContinue) res.writeContinue();
     readBody(req, MAX_FORWARD_BODY_BYTES).then(
       (raw) => {
-        const parsed = parseJsonBody(raw);
-        if (parsed.kind === 'duplicate') {
-          const msg = `request body repeats the key ${describeKey(parsed.key)} in one object; parsers disagree on which value counts, so it is refused`;
-          reject(400, errorBody('duplicate_json_key', msg), msg);
+        const parsed = parseJsonBody(raw, req.headers['content-type']);
+        if (parsed.kind === 'refused') {
+          reject(400, errorBody(parsed.type, parsed.message), parsed.message);
           return;
         }
         // Not JSON, or nested too deep to check: restrictive rules on body fields match (fail closed).

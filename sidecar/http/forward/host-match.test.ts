@@ -99,3 +99,14 @@ test('the unspecified addresses (0.0.0.0, ::, and their other spellings) count a
   expect(hostMatcherHas(byAddress, '0.0.0.1')).toBe(false);
   expect(hostMatcherHas(byV6, '::2')).toBe(false);
 });
+
+test('a rule naming localhost covers the loopback addresses (any spelling), with its port', () => {
+  const byName = m(['localhost']);
+  for (const h of ['127.0.0.1', '127.1', '2130706433', '127.0.0.2', '::1', '[::1]', '::ffff:127.0.0.1', 'LOCALHOST', 'localhost.']) {
+    expect([h, hostMatcherHas(byName, h, 80)]).toEqual([h, true]);
+  }
+  expect(hostMatcherHas(byName, '128.0.0.1')).toBe(false);
+  expect(hostMatcherHas(byName, '::2')).toBe(false);
+  expect(hostMatcherHas(m(['localhost:8080']), '127.0.0.1', 8080)).toBe(true);
+  expect(hostMatcherHas(m(['localhost:8080']), '127.0.0.1', 80)).toBe(false);
+});

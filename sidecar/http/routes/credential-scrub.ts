@@ -2,8 +2,9 @@
 // (debug endpoints, httpbin-style `/anything`, error pages quoting the request) would hand the
 // agent the real key the sidecar injected. Every response of a route with a credential is scrubbed
 // of the secret's value in the spellings an echo produces: as sent (with and without the header's
-// value prefix), JSON-escaped, URL-encoded (percent and form encoding), base64 and base64url (the
-// whole value, and the part of it that is the same at any offset inside a longer base64 text), and
+// value prefix), JSON-escaped (also as HTML-safe encoders escape it: `\u002B` for `+`),
+// HTML-escaped, hex, URL-encoded (percent and form encoding), base64 and base64url (the whole
+// value, and the part of it that is the same at any offset inside a longer base64 text), and
 // UTF-16 (bytes only). Headers and bodies alike, streams included: a value split across chunks is
 // held back until it can no longer complete (a stream keeps at most the longest form minus one
 // character).
@@ -123,13 +124,50 @@ function textSpellings(v: string): string[] {
   const derived: string[] = [];
   const json = JSON.stringify(v).slice(1, -1);
   derived.push(json, json.replace(/\//g, '\\/'));
+  derived.push(...htmlSafeJsonSpellings(json), ...htmlSpellings(v));
   const pct = encodeURIComponent(v);
   derived.push(pct, pct.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), pct.replace(/%20/g, '+'));
   derived.push(encodeURI(v));
   const bytes = Buffer.from(v, 'utf8');
+  const hex = bytes.toString('hex');
+  derived.push(hex, hex.toUpperCase());
   for (const b64 of base64Spellings(bytes)) derived.push(b64, b64.replace(/\+/g, '-').replace(/\//g, '_'), encodeURIComponent(b64));
   for (const d of derived) if (d.length >= MIN_DERIVED_FORM_CHARS) out.push(d);
   return out;
+}
+
+/**
+ * The JSON spellings of HTML-safe encoders, which escape more than JSON.stringify: ASP.NET Core's
+ * System.Text.Json (`+ & < > ' \``, `"` and non-ASCII as upper-case `\u00XX`), Go's
+ * encoding/json (`< > &` as lower-case `\u003c`), Python's ensure_ascii (non-ASCII, lower case).
+ * `json` is the JSON.stringify spelling without its quotes.
+ */
+function htmlSafeJsonSpellings(json: string): string[] {
+  const u = (c: string, upper: boolean): string => {
+    const hex = c.charCodeAt(0).toString(16).padStart(4, '0');
+    return '\\u' + (upper ? hex.toUpperCase() : hex);
+  };
+  const dotnet = json.replace(/\\"/g, '"').replace(/[+&<>'`"\u0080-\uffff]/g, (c) => u(c, true));
+  const go = json.replace(/[<>&\u2028\u2029]/g, (c) => u(c, false));
+  const ascii = json.replace(/[\u0080-\uffff]/g, (c) => u(c, false));
+  return [dotnet, go, ascii].filter((f) => f !== json);
+}
+
+/**
+ * The value escaped for HTML, as error pages and templates quoting the request write it: the
+ * named entities, and the numeric ones Go's html/template and others use (`+` as `&#43;`).
+ */
+function htmlSpellings(v: string): string[] {
+  if (!/[&<>"'+]/.test(v)) return [];
+  const basic = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+  const escapers: Array<Record<string, string> | ((c: string) => string)> = [
+    { ...basic, '"': '&quot;', "'": '&#x27;' }, // Python html.escape
+    { ...basic, '"': '&#34;', "'": '&#39;' }, // Go html.EscapeString
+    { ...basic, '"': '&#34;', "'": '&#39;', '+': '&#43;' }, // Go html/template
+    (c) => `&#${c.charCodeAt(0)};`,
+    (c) => `&#x${c.charCodeAt(0).toString(16)};`,
+  ];
+  return escapers.map((e) => v.replace(/[&<>"'+]/g, (c) => (typeof e === 'function' ? e(c) : (e[c] ?? c))));
 }
 
 /**

@@ -2,7 +2,8 @@
 // `Location: /customers/4111111111111111`, custom `X-*` headers with a record's fields. On a route
 // whose responses are masked, every header value goes through the same detectors as the body,
 // except the framing and caching headers below, whose values are protocol, not data (and whose
-// rewriting could break the response: a masked Content-Length or ETag).
+// rewriting could break the response: a masked Content-Length or ETag). Percent-encoded runs
+// (URLs, RFC 5987 `filename*`) are masked decoded too.
 import type { TextMasker } from '../../../common/masking/masker';
 
 /** Response headers whose values are never masked. Lower case. */
@@ -28,10 +29,16 @@ export const FRAMING_HEADERS: ReadonlySet<string> = new Set([
   'tracestate',
 ]);
 
+/**
+ * A run of URL characters holding a percent-escape: a query value, a path segment, an RFC 5987
+ * `filename*` (the delimiters around such values end it; `+` stays literal, as in addresses).
+ */
+const ENCODED_RUN = /[^\s;,&=?/'"<>]*%[0-9A-Fa-f]{2}[^\s;,&=?/'"<>]*/g;
+
 /** Masks header values in place with each masker; returns the number of values masked. */
 export function maskResponseHeaders(headers: Record<string, string | string[]>, maskers: ReadonlyArray<{ masker: TextMasker }>): number {
   let count = 0;
-  const mask = (v: string): string => {
+  const maskText = (v: string): string => {
     let text = v;
     for (const { masker } of maskers) {
       const r = masker.mask(text);
@@ -40,6 +47,19 @@ export function maskResponseHeaders(headers: Record<string, string | string[]>, 
     }
     return text;
   };
+  // Headers carry URLs and RFC 5987 values, percent-encoded (`Location: /x?email=a%40b.io`,
+  // `filename*=UTF-8''a%40b.io.csv`): each encoded run is decoded, masked, and re-encoded.
+  const mask = (v: string): string =>
+    maskText(v).replace(ENCODED_RUN, (run) => {
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(run);
+      } catch {
+        return run; // not UTF-8 once decoded: no text for the detectors to read
+      }
+      const masked = maskText(decoded);
+      return masked === decoded ? run : encodeURIComponent(masked);
+    });
   for (const name of Object.keys(headers)) {
     if (FRAMING_HEADERS.has(name)) continue;
     const v = headers[name];

@@ -6,8 +6,8 @@
 //
 // Per request: resolve the target (404 unknown_route), read the body when the target needs it
 // (a rule matches on body fields, or request bodies are masked: whatever the Content-Type says,
-// the body is parsed as JSON, and one that is not JSON counts as unparseable, so restrictive body
-// rules match; other targets stream the body untouched), decide with the engine (403 policy_denied; a hold
+// the body is parsed as JSON, and one that is not JSON, or is sent as a form, counts as
+// unparseable, so restrictive body rules match; other targets stream the body untouched), decide with the engine (403 policy_denied; a hold
 // waits on the approval gate), drop every credential the agent sent and inject the target's
 // (503 credential_unavailable when the secret is missing), forward over a pooled undici Agent, and
 // stream the response back, masked when the policy masks this target. Upstream failures answer
@@ -21,7 +21,8 @@
 //
 // Masked responses by type: JSON, event streams and NDJSON (streamed line by line) are parsed
 // (jsonPaths and detectors, object keys included; streamed text held back across events and
-// lines), text/* is masked as text, buffered whole within the masked-response limit; bodies are
+// lines), text/* is masked as text (HTML and XML also with character references decoded,
+// html-entities.ts), buffered whole within the masked-response limit; bodies are
 // decoded in the charset they declare (charset.ts) and sent as UTF-8; response headers that can
 // carry data are masked too (header-masking.ts); any other type (octet-stream, multipart,
 // images) cannot be masked and is refused with 502 unmaskable_response unless the target says
@@ -33,7 +34,7 @@
 // and JSON bodies are read by request-view.ts, shared with the forward proxy.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
@@ -63,8 +64,9 @@ import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
 import { createCredentialScrubber, type CredentialScrubber } from './credential-scrub';
 import { maskResponseHeaders } from './header-masking';
+import { maskEntityRuns, readsCharacterReferences } from './html-entities';
 import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
-import { describeKey, findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
+import { findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type ParsedJsonBody } from '../request-view';
 
 /** One proxied (or refused) HTTP request through a named route, for the audit trail. */
@@ -374,7 +376,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         res.writeContinue();
         st.expectContinue = false;
       }
-      body = parseBody(await readLimited(req, maxBody, 413));
+      body = parseBody(await readLimited(req, maxBody, 413), req.headers['content-type']);
     }
 
     // --- decide
@@ -426,6 +428,13 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
 
     // --- upstream request: headers, credential, URL
     const headers = endToEndHeaders(req.headers, tp.credentialHeaders);
+    const responseRules = responseRulesFor(policy, op, st.identity);
+    if (tp.responsePlan || responseRules.length > 0) {
+      // Each range would be masked (or checked) alone: a value cut at a range boundary would come
+      // back whole once the agent joins the parts. The whole document is asked for, and inspected.
+      delete headers['range'];
+      delete headers['if-range'];
+    }
     const url = upstreamUrl(base, parsed.rest, parsed.search);
     // Our span parents the upstream's: the agent's trace shows the sidecar, then the API.
     headers['traceparent'] = formatTraceparent(st.trace);
@@ -494,7 +503,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     upstream.body.once('end', upstreamDone);
     upstream.body.once('close', upstreamDone);
     try {
-      await respond(res, st, upstream, tp, st.method, responseRulesFor(policy, op, st.identity));
+      await respond(res, st, upstream, tp, st.method, responseRules);
     } finally {
       res.off('close', onClose);
       // A body not read to its end (refused as too large or unmaskable, a denial, an error, the
@@ -696,11 +705,18 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         rewritten = true;
       }
     } else {
+      const references = readsCharacterReferences(type);
       for (const m of plan?.maskers ?? []) {
         const r = m.masker.mask(text);
         text = r.text;
         masked += r.count;
         if (r.count > 0) tallyMasked((st.maskedBy ??= {}), r.detectors, r.count);
+        if (!references) continue;
+        // `&#97;lice&#64;x.io` is an address to whoever reads the HTML.
+        const e = maskEntityRuns(text, m.masker);
+        text = e.text;
+        masked += e.count;
+        if (e.count > 0) tallyMasked((st.maskedBy ??= {}), e.detectors, e.count);
       }
     }
     st.masked += masked;
@@ -973,16 +989,16 @@ function readLimited(stream: Readable, limit: number, status: 413 | 502, message
 }
 
 /** A request body read for rules or masking. */
-type ParsedBody = Exclude<ParsedJsonBody, { kind: 'duplicate' }>;
+type ParsedBody = Exclude<ParsedJsonBody, { kind: 'refused' }>;
 
 /**
- * A body JSON.parse accepts but that repeats a key in one object is refused (400): the rules and
- * the maskers see the last value, upstreams that keep the first would act on one nobody judged.
+ * A body JSON.parse accepts but that upstreams may read otherwise (a key repeated in one object,
+ * a `__proto__` key) is refused (400): the upstream would act on values nobody judged.
  */
-function parseBody(raw: Buffer): ParsedBody {
-  const b = parseJsonBody(raw);
-  if (b.kind !== 'duplicate') return b;
-  throw new HttpError(400, 'duplicate_json_key', `request body repeats the key ${describeKey(b.key)} in one object; parsers disagree on which value counts, so it is refused`);
+function parseBody(raw: Buffer, contentType: string | undefined): ParsedBody {
+  const b = parseJsonBody(raw, contentType);
+  if (b.kind !== 'refused') return b;
+  throw new HttpError(400, b.type, b.message);
 }
 
 /** Passes bytes through until `limit`, then fails with a 413 HttpError. */
@@ -1013,8 +1029,7 @@ function decodeStream(body: Readable, encoding: string): Readable | undefined {
       decoder = zlib.createGunzip();
       break;
     case 'deflate':
-      decoder = zlib.createInflate();
-      break;
+      return inflateEither(body);
     case 'br':
       decoder = zlib.createBrotliDecompress();
       break;
@@ -1024,6 +1039,36 @@ function decodeStream(body: Readable, encoding: string): Readable | undefined {
   return pipelineCb(body, decoder, () => {
     /* errors reach the reader through the destroyed decoder */
   });
+}
+
+/**
+ * `deflate` as servers send it: zlib-wrapped (RFC 9110), or raw (some servers), told apart by the
+ * zlib header (CM 8, check bits a multiple of 31) of the first bytes, as decodeBuffer does by
+ * trying both. The decoder chosen, the body goes through it in a pipeline (backpressure kept).
+ */
+function inflateEither(body: Readable): Readable {
+  const out = new PassThrough();
+  let head = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    head = Buffer.concat([head, chunk]);
+    if (head.length < 2) return;
+    body.off('data', onData);
+    body.off('end', onEnd);
+    body.pause();
+    body.unshift(head);
+    const wrapped = (head[0] & 0x0f) === 8 && ((head[0] << 8) | head[1]) % 31 === 0;
+    pipelineCb(body, wrapped ? zlib.createInflate() : zlib.createInflateRaw(), out, () => {
+      /* errors reach the reader through the destroyed output */
+    });
+  };
+  const onEnd = (): void => {
+    if (head.length > 0) out.destroy(new Error('truncated deflate stream'));
+    else out.end();
+  };
+  body.on('data', onData);
+  body.once('end', onEnd);
+  body.once('error', (e) => out.destroy(e));
+  return out;
 }
 
 /** Decoded bytes; undefined for an unknown encoding or corrupt data. Throws when the output would exceed limit. */
