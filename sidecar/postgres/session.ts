@@ -654,8 +654,10 @@ export class PgSession {
       readOnly: this.rt.spec().readOnly === true,
       serverReadOnly: this.serverReadOnly,
     });
-    if (checked.denial) return { op: checked.op, decision: checked.denial };
-    return { op: checked.op, decision: decide(this.rt.policy(), checked.op, this.identity) };
+    const decision = decide(this.rt.policy(), checked.op, this.identity);
+    // Both refuse: the policy's rule is the answer the agent and the audit trail can act on.
+    if (checked.denial && decision.action !== 'deny') return { op: checked.op, decision: checked.denial };
+    return { op: checked.op, decision };
   }
 
   private onQuery(f: Frame, text: string, now: number): void {
