@@ -531,26 +531,42 @@ export class PgSession {
     }
     const c = this.rt.classify(text);
     if (!(c instanceof Promise)) return this.toOp(c);
-    this.clientBlocked = true;
-    this.client.pause();
-    this.replay.unshift(f);
-    this.flushUpstream();
-    c.then(
-      (r) => r,
+    const answered = c.catch(
       // Fail closed: a classification that did not finish is a parser failure.
       (err: Error): ClassifiedSql => ({ statements: [], parseError: `classification failed: ${err.message}`, parserFailure: true }),
-    )
-      .then((r) => {
+    );
+    this.retryAfter(f, answered, (r) => (this.classified = { frame: f, op: this.toOp(r) }));
+    return undefined;
+  }
+
+  /**
+   * Reads nothing more from the agent until `settled` resolves; then `f` is processed again, ahead of
+   * anything newer, so order is kept while other connections keep flowing.
+   */
+  private retryAfter<T>(f: Frame, settled: Promise<T>, onValue?: (value: T) => void): void {
+    this.blockClient();
+    this.replay.unshift(f);
+    this.flushUpstream();
+    settled
+      .then((v) => {
         if (this.phase !== 'ready') return;
-        this.classified = { frame: f, op: this.toOp(r) };
-        this.clientBlocked = false;
-        this.client.resume();
-        this.drainClient();
+        onValue?.(v);
+        this.unblockClient();
       })
       .catch((err) => {
         if (this.phase === 'ready') this.onProtocolError(err);
       });
-    return undefined;
+  }
+
+  private blockClient(): void {
+    this.clientBlocked = true;
+    this.client.pause();
+  }
+
+  private unblockClient(): void {
+    this.clientBlocked = false;
+    this.client.resume();
+    this.drainClient();
   }
 
   /**
@@ -558,13 +574,16 @@ export class PgSession {
    * the column). While the list reloads after DDL the last one is used; before any is known, every
    * relation counts (fail closed). Statements wait for a fresh list before they are judged (viewsReady).
    */
+  // Per-row paths (DataRow, CopyData, audit text) take rt.masking(): the view list matters only to
+  // judging a statement and planning its result, and reading it there would reload it from a row.
   private masking(): TargetMasking | undefined {
     const m = this.rt.masking();
     if (!m || m.columnRules.length === 0) return m;
     const list = this.rt.catalog.viewList();
     if (!(list instanceof Promise)) return (this.lastMasking = withViews(m, list));
+    // The last list, as long as it was derived from the same policy's masking.
     const last = this.lastMasking;
-    return last !== undefined && withViews(m, 'unavailable').columnRules === last.columnRules ? last : withViews(m, 'unavailable');
+    return last !== undefined && last.columnRules === m.columnRules ? last : withViews(m, 'unavailable');
   }
 
   /** False while the view list loads: `f` is processed again once it is in (like a classification). */
@@ -573,20 +592,7 @@ export class PgSession {
     if (!m || m.columnRules.length === 0) return true;
     const list = this.rt.catalog.viewList();
     if (!(list instanceof Promise)) return true;
-    this.clientBlocked = true;
-    this.client.pause();
-    this.replay.unshift(f);
-    this.flushUpstream();
-    list
-      .then(() => {
-        if (this.phase !== 'ready') return;
-        this.clientBlocked = false;
-        this.client.resume();
-        this.drainClient();
-      })
-      .catch((err) => {
-        if (this.phase === 'ready') this.onProtocolError(err);
-      });
+    this.retryAfter(f, list);
     return false;
   }
 
@@ -624,10 +630,7 @@ export class PgSession {
   private refuseTooLarge(length: number, expect: Expect.Query | Expect.Parse, now: number, why?: string, code = '54000'): void {
     const limit = this.rt.maxStatementBytes();
     const reason = why ?? `the statement (a message of ${length + 1} bytes) is larger than the ${limit} bytes the sidecar classifies for target "${this.rt.target}" (targets[].postgres.maxStatementBytes)`;
-    const failing = `/* agent-warden policy denial */ ${this.rt.denialMarker}`;
-    this.upstreamOut.push(expect === Expect.Query ? encodeQuery(failing) : encodeParse('', failing));
-    const text = `[a message of ${length + 1} bytes, not read]`;
-    this.queue.push({ expect, denial: { action: 'deny', reason }, denialCode: code, text, startedAt: now, masked: 0, rows: 0 });
+    this.deny({ action: 'deny', reason }, expect, now, `[a message of ${length + 1} bytes, not read]`).denialCode = code;
     // The server skips to Sync after an error; we do the same with what the client sends.
     if (expect === Expect.Parse) this.discarding = true;
   }
@@ -666,7 +669,10 @@ export class PgSession {
     if (!classified) return;
     const { op, decision } = this.decideOp(classified, text);
     if (decision.action === 'hold') return this.hold(f, decision, op, text, now);
-    if (decision.action === 'deny') return this.deny(decision, Expect.Query, now, text, op);
+    if (decision.action === 'deny') {
+      this.deny(decision, Expect.Query, now, text, op);
+      return;
+    }
     this.forward(f);
     this.queue.push({ expect: Expect.Query, op, decision, text, change: this.sqlChange(op, text, false), startedAt: now, sentAt: performance.now(), masked: 0, rows: 0 });
   }
@@ -763,17 +769,14 @@ export class PgSession {
     const pre = this.preApproved.get(f);
     if (pre) this.preApproved.set(copy, pre);
     this.replay.unshift(copy);
-    this.clientBlocked = true;
-    this.client.pause();
+    this.blockClient();
   }
 
   /** After server messages: resumes the agent once the name being waited for is settled. */
   private checkAwaiting(): void {
     if (this.awaiting === undefined || this.model.statement(this.awaiting).kind === 'wait') return;
     this.awaiting = undefined;
-    this.clientBlocked = false;
-    this.client.resume();
-    this.drainClient();
+    this.unblockClient();
   }
 
   private onExecute(f: Frame, now: number): void {
@@ -794,10 +797,12 @@ export class PgSession {
   }
 
   /** Sends the server a statement that fails, so transaction and batch state end exactly as a real error would leave them. */
-  private deny(decision: Decision, expect: Expect.Query | Expect.Parse, now: number, text: string, op?: SqlOperation, approval?: AuditApproval): void {
+  private deny(decision: Decision, expect: Expect.Query | Expect.Parse, now: number, text: string, op?: SqlOperation, approval?: AuditApproval): PendingResponse {
     const failing = `/* agent-warden policy denial */ ${this.rt.denialMarker}`;
     this.upstreamOut.push(expect === Expect.Query ? encodeQuery(failing) : encodeParse('', failing));
-    this.queue.push({ expect, denial: decision, op, text, startedAt: now, approval, masked: 0, rows: 0 });
+    const pending: PendingResponse = { expect, denial: decision, op, text, startedAt: now, approval, masked: 0, rows: 0 };
+    this.queue.push(pending);
+    return pending;
   }
 
   private takeApproval(): AuditApproval | undefined {
@@ -808,7 +813,10 @@ export class PgSession {
 
   /** A held simple Query: nothing more from the agent is read until the approver decides. */
   private hold(f: Frame, decision: Decision, op: SqlOperation, text: string, now: number): void {
-    if (!this.rt.approvals) return this.deny({ ...decision, action: 'deny', reason: noApprovalReason(decision) }, Expect.Query, now, text, op);
+    if (!this.rt.approvals) {
+      this.deny({ ...decision, action: 'deny', reason: noApprovalReason(decision) }, Expect.Query, now, text, op);
+      return;
+    }
     this.askApprover(decision, { sql: text }, (outcome) => {
       if (this.discarding) {
         // An error earlier in the batch came in while the approver decided: the server skips this
@@ -833,8 +841,7 @@ export class PgSession {
    */
   private askApprover(decision: Decision, operation: HoldRequest['operation'], decided: (outcome: HoldOutcome) => void): void {
     const gate = this.rt.approvals!;
-    this.clientBlocked = true;
-    this.client.pause();
+    this.blockClient();
     this.flushUpstream();
     const abort = new AbortController();
     this.holdAbort = abort;
@@ -856,9 +863,7 @@ export class PgSession {
           decided(outcome);
           if (this.holdAbort !== abort) return; // `decided` asked again
           this.holdAbort = undefined;
-          this.clientBlocked = false;
-          this.client.resume();
-          this.drainClient();
+          this.unblockClient();
         },
         (err: Error) => {
           // The agent left while waiting (the wait was aborted): nothing to report to anyone.
@@ -1099,7 +1104,7 @@ export class PgSession {
 
   /** The decoded shape of a RowDescription, from the cache when this exact description was seen before. */
   private shapeOf(f: Frame): RowShape | undefined {
-    const masking = this.masking();
+    const masking = this.rt.masking();
     if (!masking) return NO_SHAPE;
     const bytes = f.buf.subarray(f.body, f.end);
     if (this.lastShape && this.lastShapeBytes!.equals(bytes) && this.rt.shapes.has(this.lastShape)) return this.lastShape;
@@ -1130,20 +1135,6 @@ export class PgSession {
 
   /** Pauses the server stream until the catalog names the tables this result comes from. */
   private waitForCatalog(f: Frame, oids: number[]): void {
-    this.upstreamBlocked = true;
-    this.pendingUpstreamFrame = f;
-    this.upstream!.socket.pause();
-    this.flushClient();
-    const resume = (): void => {
-      this.upstreamBlocked = false;
-      if (this.phase !== 'ready') return;
-      this.upstream!.socket.resume();
-      try {
-        this.drainUpstream();
-      } catch (err) {
-        this.onProtocolError(err);
-      }
-    };
     const failed = (err: Error): void => {
       if (this.phase === 'ready') {
         const message = `catalog lookup for tables ${oids.join(', ')} failed (${err.message}): their columns are masked whole until it succeeds`;
@@ -1151,9 +1142,35 @@ export class PgSession {
       }
       // Processed once more, without waiting again (the catalog backs off after a failure).
       this.catalogFailed = f;
-      resume();
     };
-    this.rt.catalog.load(oids).then(resume, failed);
+    this.retryServerFrameAfter(f, this.rt.catalog.load(oids).then(() => undefined, failed));
+  }
+
+  /**
+   * Reads nothing more from the server until `settled` (which handles its own failures) is done;
+   * then `f` is processed again, ahead of anything newer.
+   */
+  private retryServerFrameAfter(f: Frame, settled: Promise<void>): void {
+    this.upstreamBlocked = true;
+    this.pendingUpstreamFrame = f;
+    this.upstream!.socket.pause();
+    this.flushClient();
+    settled.then(
+      () => {
+        this.upstreamBlocked = false;
+        if (this.phase !== 'ready') return;
+        this.upstream!.socket.resume();
+        try {
+          this.drainUpstream();
+        } catch (err) {
+          this.onProtocolError(err);
+        }
+      },
+      // Unexpected (the callers handle their own failures): end the session rather than stall it.
+      (err: unknown) => {
+        if (this.phase === 'ready') this.onProtocolError(err);
+      },
+    );
   }
 
   /** Cached per classification: the same statement runs over and over on one connection. */
@@ -1196,7 +1213,7 @@ export class PgSession {
     head.rows++;
     let plan = head.plan ?? this.planFor(head);
     if (!plan.active) return this.pass(f);
-    const masking = this.masking();
+    const masking = this.rt.masking();
     if (!masking) return this.pass(f);
     if (plan === UNKNOWN_SHAPE) plan = head.plan = this.unknownShapePlan(f, masking);
     const r = maskDataRow(f, plan, masking);
@@ -1261,10 +1278,6 @@ export class PgSession {
   private describeCopy(f: Frame, head: PendingResponse, width: number, masking: TargetMasking): void {
     const stmt = this.copyStatement(head);
     const info = stmt?.copyOut ?? { select: '', format: 'text' as const };
-    this.upstreamBlocked = true;
-    this.pendingUpstreamFrame = f;
-    this.upstream!.socket.pause();
-    this.flushClient();
     const readsProtected = head.op ? this.readsProtected(masking, head.op) : true;
     const plan = async (): Promise<RowPlan> => {
       if (!stmt) throw new Error('the COPY statement was not classified');
@@ -1278,31 +1291,26 @@ export class PgSession {
       if (missing.length > 0) await this.rt.catalog.load(missing);
       return planRow({ fields, formats: [0], readsProtected }, ignoringSchemas(masking), this.rt.catalog);
     };
-    const done = (rowPlan: RowPlan): void => {
-      this.copyReady = { frame: f, plan: copyPlan(info, rowPlan) };
-      this.upstreamBlocked = false;
-      if (this.phase !== 'ready') return;
-      this.upstream!.socket.resume();
-      try {
-        this.drainUpstream();
-      } catch (err) {
-        this.onProtocolError(err);
-      }
-    };
-    plan().then(done, (err: Error) => {
+    const nullAll = (err: Error): RowPlan => {
       if (this.phase === 'ready') {
         // The server's message may quote the agent's own constants: the detectors run over it as over statement text.
         const message = this.maskText(`describing a COPY's columns failed (${err.message}): every column it writes is replaced by NULL`);
         this.rt.audit.session({ sessionId: this.id, target: this.rt.target, event: 'catalog-error', message });
       }
       const all = { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 };
-      done({ active: true, actions: Array.from({ length: width }, () => all) });
-    });
+      return { active: true, actions: Array.from({ length: width }, () => all) };
+    };
+    const planned = plan()
+      .catch(nullAll)
+      .then((rowPlan) => {
+        this.copyReady = { frame: f, plan: copyPlan(info, rowPlan) };
+      });
+    this.retryServerFrameAfter(f, planned);
   }
 
   private onCopyData(f: Frame): void {
     const head = this.queue.peek();
-    const masking = this.masking();
+    const masking = this.rt.masking();
     if (!head?.copyOut || !masking || (masking.detectors.length === 0 && !head.copyPlan)) return this.pass(f);
     let data = f.buf.subarray(f.body, f.end);
     let count = 0;
@@ -1349,12 +1357,7 @@ export class PgSession {
     if (!masking) return this.pass(f);
     const head = this.queue.peek();
     const r = maskParameterValue(p.value, masking, this.strictFor(head, masking));
-    if (r.count === 0) return this.pass(f);
-    if (head) {
-      head.masked += r.count;
-      tally(head, r.by);
-    }
-    this.clientOut.push(encodeParameterStatus(p.key, r.value));
+    this.pushMasked(f, head, { ...r, frame: r.count > 0 ? encodeParameterStatus(p.key, r.value) : undefined });
   }
 
   private onNotice(f: Frame): void {
@@ -1473,7 +1476,7 @@ export class PgSession {
 
   /** Values the policy's detectors find (a card number in a WHERE clause) never reach the audit trail. */
   private readonly maskText = (text: string): string => {
-    const masking = this.masking();
+    const masking = this.rt.masking();
     if (!masking || masking.detectors.length === 0 || text === '') return text;
     let out = text;
     for (const d of masking.detectors) out = d.masker.mask(out).text;
