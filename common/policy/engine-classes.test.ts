@@ -143,3 +143,17 @@ test('an allow rule vouches for the whole statement: every non-read kind named, 
   expect(decide(rw, stmt(['SELECT', 'DELETE'], { functions: ['nextval'] }), who)).toMatchObject({ action: 'allow', rule: 'rw' });
   expect(decide(rw, stmt(['SELECT'], { functions: ['pg_read_file'] }), who).action).toBe('deny');
 });
+
+test('an allow rule naming only kinds does not vouch for side-effect functions either', () => {
+  const selects = policy([{ name: 'selects', action: 'allow', match: { sql: { statements: ['SELECT'] } } }], 'deny');
+  expect(decide(selects, stmt(['SELECT'], { functions: ['lower'] }), who)).toMatchObject({ action: 'allow', rule: 'selects' });
+  expect(decide(selects, stmt(['SELECT'], { functions: ['lo_get'] }), who)).toMatchObject({ action: 'allow', rule: 'selects' });
+  for (const f of ['nextval', 'pg_catalog.pg_read_file', 'pg_terminate_backend']) {
+    expect(decide(selects, stmt(['SELECT'], { functions: [f] }), who).action).toBe('deny');
+  }
+  // Naming the class, or allowing the function itself, lets it through.
+  const withWrite = policy([{ name: 'sw', action: 'allow', match: { sql: { statements: ['SELECT', 'WRITE'] } } }], 'deny');
+  expect(decide(withWrite, stmt(['SELECT'], { functions: ['nextval'] }), who)).toMatchObject({ action: 'allow', rule: 'sw' });
+  const seq = policy([{ name: 'seq', action: 'allow', match: { sql: { functions: ['nextval'] } } }], 'deny');
+  expect(decide(seq, stmt(['SELECT'], { functions: ['nextval'] }), who)).toMatchObject({ action: 'allow', rule: 'seq' });
+});

@@ -153,9 +153,10 @@ function statementsMatch(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {
 /**
  * An allow rule vouches for the whole statement, not one part of it: every kind the statement runs
  * must be named (itself or through its class), except reads (a subquery inside an allowed DELETE);
- * and when the rule names classes, every side-effect function it calls must be in one of them (or
- * READ). So `allow [READ]` does not let `WITH d AS (DELETE ...) SELECT` or `SELECT nextval(...)`
- * through, and `allow [SELECT]` does not allow `EXPLAIN ANALYZE DELETE`.
+ * and every side-effect function it calls must be in a class the rule names (or READ), whether the
+ * rule names classes or only kinds. So `allow [READ]` does not let `WITH d AS (DELETE ...) SELECT`
+ * or `SELECT nextval(...)` through, and `allow [SELECT]` allows neither `EXPLAIN ANALYZE DELETE`
+ * nor `SELECT pg_read_file(...)`.
  */
 function allowCoversStatement(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {
   for (const k of stmt.kinds) {
@@ -164,11 +165,9 @@ function allowCoversStatement(m: CompiledSqlMatch, stmt: SqlStatementInfo): bool
     if (cls === 'READ' || (cls !== undefined && m.classes?.includes(cls))) continue;
     return false;
   }
-  if (m.classes) {
-    for (const f of stmt.functions) {
-      const cls = classOfFunction(f);
-      if (cls !== undefined && cls !== 'READ' && !m.classes.includes(cls)) return false;
-    }
+  for (const f of stmt.functions) {
+    const cls = classOfFunction(f);
+    if (cls !== undefined && cls !== 'READ' && m.classes?.includes(cls) !== true) return false;
   }
   return true;
 }
