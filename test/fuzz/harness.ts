@@ -13,7 +13,8 @@ import { crmPolicy, startStack, type Stack } from '../support/stack';
 import type { Identity } from '../../common/policy/types';
 import { APPROVED_RULE, CANARY_ROWS, LEDGER_ROWS, POLICY_RULES, SECRET, SETUP_SQL, type Step } from './generators';
 import { startWatchdog, type Watchdog } from './watchdog';
-import { errorFields, WireClient, type BackendMessage, type Msg } from './wire';
+import { errorFields, type BackendMessage } from '../support/wire-client';
+import { WireClient, type Msg } from './wire';
 
 /** How long one step may take before the connection counts as stuck (holds are decided in ms). */
 export const STEP_TIMEOUT_MS = 4000;
