@@ -85,6 +85,21 @@ export function findLeaks(received: Buffer, messages: BackendMessage[], sent: Bu
   return out;
 }
 
+/** A FuzzWorld started before the suite's tests and stopped after them; call the result inside a test. */
+export function useFuzzWorld(): () => FuzzWorld {
+  let world: FuzzWorld | undefined;
+  beforeAll(async () => {
+    world = await FuzzWorld.start();
+  }, 120_000);
+  afterAll(async () => {
+    await world?.stop();
+  });
+  return () => {
+    if (!world) throw new Error('the fuzz world did not start');
+    return world;
+  };
+}
+
 export class FuzzWorld {
   private approverTimer?: NodeJS.Timeout;
   /** Ledger row ids each approved request allowed to delete (a multiset). */
