@@ -100,6 +100,12 @@ test('an allow rule with SQL criteria vouches for opaque DYNAMIC only when it na
   expect(d.rule).toBeUndefined();
   const dyn = policy([{ name: 'dyn', action: 'allow', match: { sql: { statements: ['DYNAMIC'] } } }], 'deny');
   expect(decide(dyn, opaque, who)).toMatchObject({ action: 'allow', rule: 'dyn' });
+  // Naming DYNAMIC does not void the rule's other criteria: tables, other kinds, side-effect functions.
+  const onReports = policy([{ name: 'dr', action: 'allow', match: { sql: { statements: ['DYNAMIC'], tables: ['reports'] } } }], 'deny');
+  expect(decide(onReports, stmt(['SELECT', 'DYNAMIC'], { tables: ['reports'], opaque: true }), who)).toMatchObject({ action: 'allow', rule: 'dr' });
+  expect(decide(onReports, stmt(['SELECT', 'DYNAMIC'], { tables: ['secrets'], opaque: true }), who).action).toBe('deny');
+  expect(decide(dyn, stmt(['DELETE', 'DYNAMIC'], { opaque: true }), who).action).toBe('deny');
+  expect(decide(dyn, stmt(['SELECT', 'DYNAMIC'], { functions: ['query_to_xml', 'nextval'], opaque: true }), who).action).toBe('deny');
   // An allow rule with no SQL criteria (identity or target only) allows everything, opaque included.
   const everyone = policy([{ name: 'all', action: 'allow', match: { target: 'crm' } }], 'deny');
   expect(decide(everyone, opaque, who)).toMatchObject({ action: 'allow', rule: 'all' });

@@ -130,13 +130,18 @@ function identityMatches(rule: CompiledRule, caller: Caller): boolean {
  *
  * An opaque statement (DYNAMIC with SQL text we cannot see) could run anything, so every deny or
  * hold rule's SQL criteria match it; an allow rule with SQL criteria matches it only when it names
- * DYNAMIC itself, so no rule vouches for what it cannot see unless it says so.
+ * DYNAMIC itself (so no rule vouches for what it cannot see unless it says so) and its other
+ * criteria (tables, functions, the statement's other kinds) match what can be seen.
  */
 export function sqlMatches(rule: CompiledRule, stmt: SqlStatementInfo): boolean {
   const m: CompiledSqlMatch | undefined = rule.sql;
   if (rule.http !== undefined && m === undefined) return false;
   if (m === undefined) return true;
-  if (stmt.opaque === true) return rule.action !== 'allow' || m.statements?.has('DYNAMIC') === true;
+  if (stmt.opaque === true) {
+    if (rule.action !== 'allow') return true;
+    // An allow rule must name DYNAMIC, and its other criteria still bound what it vouches for.
+    if (m.statements?.has('DYNAMIC') !== true) return false;
+  }
   if ((m.statements || m.classes) && !statementsMatch(m, stmt)) return false;
   if (rule.action === 'allow' && (m.statements || m.classes) && !allowCoversStatement(m, stmt)) return false;
   if (m.tables && !stmt.tables.some((t) => matcherHas(m.tables!, t))) return false;
