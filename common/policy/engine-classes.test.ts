@@ -100,6 +100,12 @@ test('an allow rule with SQL criteria vouches for opaque DYNAMIC only when it na
   expect(d.rule).toBeUndefined();
   const dyn = policy([{ name: 'dyn', action: 'allow', match: { sql: { statements: ['DYNAMIC'] } } }], 'deny');
   expect(decide(dyn, opaque, who)).toMatchObject({ action: 'allow', rule: 'dyn' });
+  // Naming DYNAMIC does not void the rule's other criteria: tables, other kinds, side-effect functions.
+  const onReports = policy([{ name: 'dr', action: 'allow', match: { sql: { statements: ['DYNAMIC'], tables: ['reports'] } } }], 'deny');
+  expect(decide(onReports, stmt(['SELECT', 'DYNAMIC'], { tables: ['reports'], opaque: true }), who)).toMatchObject({ action: 'allow', rule: 'dr' });
+  expect(decide(onReports, stmt(['SELECT', 'DYNAMIC'], { tables: ['secrets'], opaque: true }), who).action).toBe('deny');
+  expect(decide(dyn, stmt(['DELETE', 'DYNAMIC'], { opaque: true }), who).action).toBe('deny');
+  expect(decide(dyn, stmt(['SELECT', 'DYNAMIC'], { functions: ['query_to_xml', 'nextval'], opaque: true }), who).action).toBe('deny');
   // An allow rule with no SQL criteria (identity or target only) allows everything, opaque included.
   const everyone = policy([{ name: 'all', action: 'allow', match: { target: 'crm' } }], 'deny');
   expect(decide(everyone, opaque, who)).toMatchObject({ action: 'allow', rule: 'all' });
@@ -142,4 +148,18 @@ test('an allow rule vouches for the whole statement: every non-read kind named, 
   const rw = policy([{ name: 'rw', action: 'allow', match: { sql: { statements: ['READ', 'WRITE'] } } }], 'deny');
   expect(decide(rw, stmt(['SELECT', 'DELETE'], { functions: ['nextval'] }), who)).toMatchObject({ action: 'allow', rule: 'rw' });
   expect(decide(rw, stmt(['SELECT'], { functions: ['pg_read_file'] }), who).action).toBe('deny');
+});
+
+test('an allow rule naming only kinds does not vouch for side-effect functions either', () => {
+  const selects = policy([{ name: 'selects', action: 'allow', match: { sql: { statements: ['SELECT'] } } }], 'deny');
+  expect(decide(selects, stmt(['SELECT'], { functions: ['lower'] }), who)).toMatchObject({ action: 'allow', rule: 'selects' });
+  expect(decide(selects, stmt(['SELECT'], { functions: ['lo_get'] }), who)).toMatchObject({ action: 'allow', rule: 'selects' });
+  for (const f of ['nextval', 'pg_catalog.pg_read_file', 'pg_terminate_backend']) {
+    expect(decide(selects, stmt(['SELECT'], { functions: [f] }), who).action).toBe('deny');
+  }
+  // Naming the class, or allowing the function itself, lets it through.
+  const withWrite = policy([{ name: 'sw', action: 'allow', match: { sql: { statements: ['SELECT', 'WRITE'] } } }], 'deny');
+  expect(decide(withWrite, stmt(['SELECT'], { functions: ['nextval'] }), who)).toMatchObject({ action: 'allow', rule: 'sw' });
+  const seq = policy([{ name: 'seq', action: 'allow', match: { sql: { functions: ['nextval'] } } }], 'deny');
+  expect(decide(seq, stmt(['SELECT'], { functions: ['nextval'] }), who)).toMatchObject({ action: 'allow', rule: 'seq' });
 });

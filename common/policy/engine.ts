@@ -130,13 +130,18 @@ function identityMatches(rule: CompiledRule, caller: Caller): boolean {
  *
  * An opaque statement (DYNAMIC with SQL text we cannot see) could run anything, so every deny or
  * hold rule's SQL criteria match it; an allow rule with SQL criteria matches it only when it names
- * DYNAMIC itself, so no rule vouches for what it cannot see unless it says so.
+ * DYNAMIC itself (so no rule vouches for what it cannot see unless it says so) and its other
+ * criteria (tables, functions, the statement's other kinds) match what can be seen.
  */
 export function sqlMatches(rule: CompiledRule, stmt: SqlStatementInfo): boolean {
   const m: CompiledSqlMatch | undefined = rule.sql;
   if (rule.http !== undefined && m === undefined) return false;
   if (m === undefined) return true;
-  if (stmt.opaque === true) return rule.action !== 'allow' || m.statements?.has('DYNAMIC') === true;
+  if (stmt.opaque === true) {
+    if (rule.action !== 'allow') return true;
+    // An allow rule must name DYNAMIC, and its other criteria still bound what it vouches for.
+    if (m.statements?.has('DYNAMIC') !== true) return false;
+  }
   if ((m.statements || m.classes) && !statementsMatch(m, stmt)) return false;
   if (rule.action === 'allow' && (m.statements || m.classes) && !allowCoversStatement(m, stmt)) return false;
   if (m.tables && !stmt.tables.some((t) => matcherHas(m.tables!, t))) return false;
@@ -153,9 +158,10 @@ function statementsMatch(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {
 /**
  * An allow rule vouches for the whole statement, not one part of it: every kind the statement runs
  * must be named (itself or through its class), except reads (a subquery inside an allowed DELETE);
- * and when the rule names classes, every side-effect function it calls must be in one of them (or
- * READ). So `allow [READ]` does not let `WITH d AS (DELETE ...) SELECT` or `SELECT nextval(...)`
- * through, and `allow [SELECT]` does not allow `EXPLAIN ANALYZE DELETE`.
+ * and every side-effect function it calls must be in a class the rule names (or READ), whether the
+ * rule names classes or only kinds. So `allow [READ]` does not let `WITH d AS (DELETE ...) SELECT`
+ * or `SELECT nextval(...)` through, and `allow [SELECT]` allows neither `EXPLAIN ANALYZE DELETE`
+ * nor `SELECT pg_read_file(...)`.
  */
 function allowCoversStatement(m: CompiledSqlMatch, stmt: SqlStatementInfo): boolean {
   for (const k of stmt.kinds) {
@@ -164,11 +170,9 @@ function allowCoversStatement(m: CompiledSqlMatch, stmt: SqlStatementInfo): bool
     if (cls === 'READ' || (cls !== undefined && m.classes?.includes(cls))) continue;
     return false;
   }
-  if (m.classes) {
-    for (const f of stmt.functions) {
-      const cls = classOfFunction(f);
-      if (cls !== undefined && cls !== 'READ' && !m.classes.includes(cls)) return false;
-    }
+  for (const f of stmt.functions) {
+    const cls = classOfFunction(f);
+    if (cls !== undefined && cls !== 'READ' && m.classes?.includes(cls) !== true) return false;
   }
   return true;
 }

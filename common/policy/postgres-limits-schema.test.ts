@@ -1,5 +1,5 @@
-// The schema (and so `warden validate`, the sidecar and the API server) accepts readOnly and
-// maxConnections on postgres targets and names the field of a bad value.
+// The schema (and so `warden validate`, the sidecar and the API server) accepts readOnly,
+// maxConnections and maxStatementBytes on postgres targets and names the field of a bad value.
 import { validateAccessPolicy } from './schema';
 
 function doc(postgres: Record<string, unknown>): unknown {
@@ -16,10 +16,12 @@ function errors(postgres: Record<string, unknown>): Array<{ path: string; messag
   return r.ok ? [] : r.errors;
 }
 
-test('readOnly and maxConnections are accepted', () => {
+test('readOnly, maxConnections and maxStatementBytes are accepted at their limits', () => {
   expect(errors({ readOnly: true, maxConnections: 20 })).toEqual([]);
   expect(errors({ readOnly: false, maxConnections: 1 })).toEqual([]);
   expect(errors({ maxConnections: 10000 })).toEqual([]);
+  expect(errors({ maxStatementBytes: 1024 })).toEqual([]);
+  expect(errors({ maxStatementBytes: 268435456 })).toEqual([]);
 });
 
 test.each([
@@ -28,6 +30,9 @@ test.each([
   [{ maxConnections: 10001 }, 'spec.targets[0].postgres.maxConnections'],
   [{ maxConnections: 2.5 }, 'spec.targets[0].postgres.maxConnections'],
   [{ maxConnections: '20' }, 'spec.targets[0].postgres.maxConnections'],
+  [{ maxStatementBytes: 1023 }, 'spec.targets[0].postgres.maxStatementBytes'],
+  [{ maxStatementBytes: 268435457 }, 'spec.targets[0].postgres.maxStatementBytes'],
+  [{ maxStatementBytes: 4096.5 }, 'spec.targets[0].postgres.maxStatementBytes'],
 ])('%j is refused with an error naming the field', (postgres, path) => {
   const e = errors(postgres);
   expect(e.length).toBeGreaterThan(0);

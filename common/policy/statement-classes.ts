@@ -121,23 +121,18 @@ export function isStatementClass(name: string): name is StatementClass {
 /** The server-file functions: a rule naming any of them also catches COPY to/from a file or PROGRAM. */
 export const FILE_FUNCTIONS: ReadonlySet<string> = new Set(STATEMENT_CLASSES.FILE.functions);
 
-/** Is a statement with these kinds and functions in the class? Functions are matched by their last name part. */
-export function inStatementClass(cls: StatementClass, kinds: readonly string[], functions: readonly string[]): boolean {
-  const entry = CLASS_SETS[cls];
-  for (const k of kinds) if (entry.kinds.has(k)) return true;
-  for (const f of functions) if (entry.functions.has(lastPart(f))) return true;
-  return false;
-}
-
-const CLASS_SETS: Record<StatementClass, { kinds: Set<string>; functions: Set<string> }> = Object.fromEntries(
-  STATEMENT_CLASS_NAMES.map((c) => [c, { kinds: new Set(STATEMENT_CLASSES[c].kinds), functions: new Set(STATEMENT_CLASSES[c].functions) }]),
-) as Record<StatementClass, { kinds: Set<string>; functions: Set<string> }>;
-
+// Each kind and function is in exactly one class (statement-classes.test.ts), so one map each answers both
+// "which class is this in" and "is this statement in that class".
 const KIND_CLASS = new Map<string, StatementClass>();
 const FUNCTION_CLASS = new Map<string, StatementClass>();
 for (const c of STATEMENT_CLASS_NAMES) {
   for (const k of STATEMENT_CLASSES[c].kinds) KIND_CLASS.set(k, c);
   for (const f of STATEMENT_CLASSES[c].functions) FUNCTION_CLASS.set(f, c);
+}
+
+/** Is a statement with these kinds and functions in the class? Functions are matched by their last name part. */
+export function inStatementClass(cls: StatementClass, kinds: readonly string[], functions: readonly string[]): boolean {
+  return kinds.some((k) => KIND_CLASS.get(k) === cls) || functions.some((f) => classOfFunction(f) === cls);
 }
 
 /** The class of a statement kind (undefined for a kind the table does not know). */

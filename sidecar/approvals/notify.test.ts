@@ -1,42 +1,20 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../common/log';
 import { createApprovalGate } from './gate';
 import { LocalApprovalStore } from './local-store';
 import { createNotifier, MAX_DISPLAY_BYTES, parseRetryAfter, truncateUtf8 } from './notify';
 import type { ApprovalRequest } from './types';
-
-interface Received {
-  at: number;
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
+import { startReceiver, type Receiver } from '../../test/support/http-receiver';
 
 /** A real receiver on 127.0.0.1:0; `respond` decides each answer by call index (undefined: never answer). */
-async function receiver(respond: (n: number, res: http.ServerResponse) => void | undefined): Promise<{ url: string; host: string; got: Received[]; close(): Promise<void> }> {
-  const got: Received[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      got.push({ at: Date.now(), path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      respond(got.length - 1, res);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+async function receiver(respond: (n: number, res: http.ServerResponse) => void | undefined): Promise<Receiver & { url: string; host: string }> {
+  const rx = await startReceiver(respond);
   return {
+    ...rx,
     // Secret-bearing path and query, as a Slack webhook URL has.
-    url: `http://127.0.0.1:${port}/services/T000/B000/SECRETPATH?token=SECRETQUERY`,
-    host: `127.0.0.1:${port}`,
-    got,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
+    url: `http://127.0.0.1:${rx.port}/services/T000/B000/SECRETPATH?token=SECRETQUERY`,
+    host: `127.0.0.1:${rx.port}`,
   };
 }
 

@@ -3,12 +3,11 @@
 // and JSON), the admin API, the webhook and Slack notifications; the approval still binds, and
 // releases, the original bytes. Real sidecar, real PostgreSQL, real HTTP receivers.
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { runApprovalsCli } from '../../cli/approvals';
 import { decideOverApi, holdDeletesRule, pendingApprovals } from '../../test/support/approvals';
+import { startReceiver, type Received, type Receiver } from '../../test/support/http-receiver';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 import { sqlDigest } from './operation';
 import type { ApprovalRequest } from './types';
@@ -35,27 +34,12 @@ const SPOOFS: Array<{ name: string; sql: string; shows: string }> = [
   },
 ];
 
-interface Delivery {
-  url: string;
-  body: string;
-}
-
 let stack: Stack;
-let receiver: http.Server;
-const deliveries: Delivery[] = [];
+let receiver: Receiver;
 
 beforeAll(async () => {
-  receiver = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      deliveries.push({ url: req.url ?? '', body });
-      res.end('ok');
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  const port = (receiver.address() as AddressInfo).port;
+  receiver = await startReceiver();
+  const port = receiver.port;
   stack = await startStack({
     setupSql: 'DROP TABLE IF EXISTS notes; CREATE TABLE notes (id int); INSERT INTO notes SELECT generate_series(1, 5);',
     policy: (pg) => crmPolicy(pg, holdDeletesRule()),
@@ -70,7 +54,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  await new Promise<void>((r) => receiver.close(() => r()));
+  await receiver?.close();
 });
 
 async function cli(argv: string[]): Promise<string> {
@@ -81,9 +65,9 @@ async function cli(argv: string[]): Promise<string> {
   return out.join('\n');
 }
 
-async function deliveriesFor(id: string, count: number): Promise<Delivery[]> {
+async function deliveriesFor(id: string, count: number): Promise<Received[]> {
   for (let i = 0; i < 500; i++) {
-    const mine = deliveries.filter((d) => d.body.includes(id));
+    const mine = receiver.got.filter((d) => d.body.includes(id));
     if (mine.length >= count) return mine;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -124,9 +108,9 @@ test.each(SPOOFS)('$name: escaped everywhere an approver reads it; approving run
       expect(d.body).not.toMatch(RAW_HIDDEN);
       expect(textsOf(JSON.parse(d.body)).join('\n')).not.toMatch(RAW_HIDDEN);
     }
-    const webhook = JSON.parse(created.find((d) => d.url === '/webhook')!.body) as { approval: ApprovalRequest };
+    const webhook = JSON.parse(created.find((d) => d.path === '/webhook')!.body) as { approval: ApprovalRequest };
     expect(webhook.approval.operation.display.startsWith(shows)).toBe(true);
-    const slack = created.find((d) => d.url === '/slack')!.body;
+    const slack = created.find((d) => d.path === '/slack')!.body;
     expect(textsOf(JSON.parse(slack)).join('\n')).toContain('DELETE FROM notes WHERE id &gt; 0 /*\\');
 
     // The approval releases the statement as the agent sent it: every row goes, not just id 3.

@@ -13,7 +13,8 @@ import { crmPolicy, startStack, type Stack } from '../support/stack';
 import type { Identity } from '../../common/policy/types';
 import { APPROVED_RULE, CANARY_ROWS, LEDGER_ROWS, POLICY_RULES, SECRET, SETUP_SQL, type Step } from './generators';
 import { startWatchdog, type Watchdog } from './watchdog';
-import { errorFields, WireClient, type BackendMessage, type Msg } from './wire';
+import { errorFields, type BackendMessage } from '../support/wire-client';
+import { WireClient, type Msg } from './wire';
 
 /** How long one step may take before the connection counts as stuck (holds are decided in ms). */
 export const STEP_TIMEOUT_MS = 4000;
@@ -82,6 +83,21 @@ export function findLeaks(received: Buffer, messages: BackendMessage[], sent: Bu
     out.push({ kind: `secret-leak(${form} via ${via})`, detail: `the masked value appeared ${form === 'plain' ? 'as is' : `${form}-encoded`} in ${via}` });
   }
   return out;
+}
+
+/** A FuzzWorld started before the suite's tests and stopped after them; call the result inside a test. */
+export function useFuzzWorld(): () => FuzzWorld {
+  let world: FuzzWorld | undefined;
+  beforeAll(async () => {
+    world = await FuzzWorld.start();
+  }, 120_000);
+  afterAll(async () => {
+    await world?.stop();
+  });
+  return () => {
+    if (!world) throw new Error('the fuzz world did not start');
+    return world;
+  };
 }
 
 export class FuzzWorld {

@@ -1,21 +1,14 @@
 // The bypasses issue 10 lists (seeds.ts), each run through the real sidecar to the real
 // PostgreSQL under the differential oracle (harness.ts). Its own file, so a seed that breaks the
 // sidecar for everyone (parser poisoning) cannot spoil the random phase's results.
-import { FuzzWorld } from './harness';
+import { useFuzzWorld } from './harness';
 import { POISONED, report } from './runner';
 import { SEEDS } from './seeds';
 
-let world: FuzzWorld;
-
-beforeAll(async () => {
-  world = await FuzzWorld.start();
-}, 120_000);
-
-afterAll(async () => {
-  await world?.stop();
-});
+const fuzzWorld = useFuzzWorld();
 
 test(`seeded with the bypasses of issue 10 (${SEEDS.length} programs)`, async () => {
+  const world = fuzzWorld();
   const failures: string[] = [];
   const started = Date.now();
   let poisonedBy: string | undefined;

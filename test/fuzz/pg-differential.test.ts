@@ -7,24 +7,17 @@
 // that fired (its class), the families of statements involved, and the minimal sequence.
 import fc from 'fast-check';
 import { arbProgram, type Step } from './generators';
-import { FuzzWorld, showProgram, tagsOf } from './harness';
+import { showProgram, tagsOf, useFuzzWorld } from './harness';
 import { intEnv, POISONED, report, shrink } from './runner';
 
 const SEED = intEnv('FUZZ_SEED', 20261207);
 const ITERATIONS = intEnv('FUZZ_ITERATIONS', 80);
 const TIME_LIMIT_MS = intEnv('FUZZ_TIME_LIMIT_S', 0) * 1000;
 
-let world: FuzzWorld;
-
-beforeAll(async () => {
-  world = await FuzzWorld.start();
-}, 120_000);
-
-afterAll(async () => {
-  await world?.stop();
-});
+const fuzzWorld = useFuzzWorld();
 
 test('random hostile sequences through the sidecar (seeded; failures minimised)', async () => {
+  const world = fuzzWorld();
   const started = Date.now();
   const deadline = TIME_LIMIT_MS > 0 ? started + TIME_LIMIT_MS : Infinity;
   const found = new Map<string, string>();

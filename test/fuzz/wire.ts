@@ -2,6 +2,7 @@
 // socket, every byte the server side sends kept for the leak oracle.
 import * as net from 'node:net';
 import { byte, cstr, int16, int32, msg } from '../../sidecar/postgres/protocol/test-bytes';
+import { errorFields, readBackendMessages, startupMessage, type BackendMessage } from '../support/wire-client';
 
 /** One frontend message, as data: programs are printed and shrunk in this form. */
 export type Msg =
@@ -49,28 +50,9 @@ export function encode(m: Msg): Buffer {
   }
 }
 
-export interface BackendMessage {
-  code: string;
-  body: Buffer;
-}
-
-/** Fields of an ErrorResponse/NoticeResponse body, by field code. */
-export function errorFields(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const code = String.fromCharCode(body[i]);
-    const end = body.indexOf(0, i + 1);
-    if (end < 0) break;
-    out[code] = body.toString('utf8', i + 1, end);
-    i = end + 1;
-  }
-  return out;
-}
-
 /** A protocol-level client of the sidecar: no library between the fuzzer and the wire. */
 export class WireClient {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   readonly messages: BackendMessage[] = [];
   /** Every byte received, for the leak oracle. */
   readonly received: Buffer[] = [];
@@ -85,13 +67,7 @@ export class WireClient {
     sock.on('data', (d: Buffer) => {
       this.received.push(d);
       this.lastDataAt = Date.now();
-      this.buf = Buffer.concat([this.buf, d]);
-      while (this.buf.length >= 5) {
-        const len = this.buf.readInt32BE(1);
-        if (this.buf.length < 1 + len) break;
-        this.messages.push({ code: String.fromCharCode(this.buf[0]), body: this.buf.subarray(5, 1 + len) });
-        this.buf = this.buf.subarray(1 + len);
-      }
+      this.buf = readBackendMessages(Buffer.concat([this.buf, d]), this.messages);
       this.wake();
     });
     sock.on('error', () => undefined);
@@ -113,8 +89,7 @@ export class WireClient {
       sock.once('connect', () => resolve());
       sock.once('error', reject);
     });
-    const params = Buffer.concat([cstr('user'), cstr(user), cstr('database'), cstr(database), cstr('')]);
-    c.write(Buffer.concat([int32(8 + params.length), int32(196608), params]));
+    c.write(startupMessage(user, database));
     const ok = await c.until((m) => m.some((x) => x.code === 'Z' || x.code === 'E'), timeoutMs);
     if (!ok || !c.messages.some((x) => x.code === 'Z')) {
       const err = c.messages.find((x) => x.code === 'E');

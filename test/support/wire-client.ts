@@ -29,20 +29,30 @@ export const fe = {
   query: (sql: string): Buffer => msg('Q', cstr(sql)),
 };
 
+/** Moves every complete backend message at the start of `buf` into `out`; returns the bytes left over. */
+export function readBackendMessages(buf: Buffer, out: BackendMessage[]): Buffer {
+  while (buf.length >= 5) {
+    const len = buf.readInt32BE(1);
+    if (buf.length < len + 1) break;
+    out.push({ code: String.fromCharCode(buf[0]), body: buf.subarray(5, len + 1) });
+    buf = buf.subarray(len + 1);
+  }
+  return buf;
+}
+
+/** A protocol 3.0 StartupMessage for `user` and `database`. */
+export function startupMessage(user: string, database: string): Buffer {
+  return startupPacket(Buffer.concat([int32(196608), cstr('user'), cstr(user), cstr('database'), cstr(database), cstr('')]));
+}
+
 export class WireClient {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   /** Messages received since the last `take`. */
   private messages: BackendMessage[] = [];
 
   private constructor(private readonly sock: net.Socket) {
     sock.on('data', (d) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      while (this.buf.length >= 5) {
-        const len = this.buf.readInt32BE(1);
-        if (this.buf.length < len + 1) break;
-        this.messages.push({ code: String.fromCharCode(this.buf[0]), body: this.buf.subarray(5, len + 1) });
-        this.buf = this.buf.subarray(len + 1);
-      }
+      this.buf = readBackendMessages(Buffer.concat([this.buf, d]), this.messages);
     });
     sock.on('error', () => undefined);
   }
@@ -52,8 +62,7 @@ export class WireClient {
     const sock = net.connect(Number(u.port), u.hostname);
     await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject));
     const c = new WireClient(sock);
-    const params = Buffer.concat([cstr('user'), cstr(decodeURIComponent(u.username)), cstr('database'), cstr(u.pathname.slice(1)), cstr('')]);
-    sock.write(startupPacket(Buffer.concat([int32(196608), params])));
+    sock.write(startupMessage(decodeURIComponent(u.username), u.pathname.slice(1)));
     await c.untilReady(1);
     c.take();
     return c;
@@ -95,16 +104,23 @@ export function errorCodes(ms: BackendMessage[]): string[] {
   return ms.filter((m) => m.code === 'E').map((m) => field(m, 'C') ?? '?');
 }
 
-/** A field of an ErrorResponse/NoticeResponse. */
-export function field(m: BackendMessage, type: string): string | undefined {
+/** Fields of an ErrorResponse/NoticeResponse body, by field code. */
+export function errorFields(body: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
   let i = 0;
-  while (i < m.body.length && m.body[i] !== 0) {
-    const t = String.fromCharCode(m.body[i]);
-    const end = m.body.indexOf(0, i + 1);
-    if (t === type) return m.body.toString('utf8', i + 1, end);
+  while (i < body.length && body[i] !== 0) {
+    const code = String.fromCharCode(body[i]);
+    const end = body.indexOf(0, i + 1);
+    if (end < 0) break;
+    out[code] ??= body.toString('utf8', i + 1, end);
     i = end + 1;
   }
-  return undefined;
+  return out;
+}
+
+/** A field of an ErrorResponse/NoticeResponse. */
+export function field(m: BackendMessage, type: string): string | undefined {
+  return errorFields(m.body)[type];
 }
 
 /** The text values of the first column of every DataRow. */
