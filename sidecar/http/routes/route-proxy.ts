@@ -62,7 +62,7 @@ import type { Socket } from 'node:net';
 import { IdentityError } from '../../../common/identity/errors';
 import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
-import { createCredentialScrubber, type CredentialScrubber } from './credential-scrub';
+import { createScrubberSlot, type CredentialScrubber } from './credential-scrub';
 import { maskResponseHeaders } from './header-masking';
 import { maskEntityRuns, readsCharacterReferences } from './html-entities';
 import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
@@ -180,6 +180,8 @@ interface TargetPlan {
   responsePlan: MaskPlan | null;
   /** A rule on this target matches on request body fields, or request bodies are masked: read and parse the body. */
   needsBody: boolean;
+  /** The scrubber for the credential values injected, rebuilt only when they change. */
+  scrubberFor: (values: readonly string[]) => CredentialScrubber | undefined;
 }
 
 type GenAiTap = ReturnType<typeof createGenAiResponseTap>;
@@ -275,6 +277,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       requestPlan,
       responsePlan: maskPlanFor(policy, name, 'response'),
       needsBody: bodyRules || requestPlan !== null,
+      scrubberFor: createScrubberSlot(),
     };
     perPolicy.set(name, tp);
     return tp;
@@ -441,7 +444,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     st.url = url.origin + url.pathname;
     st.serverAddress = url.hostname;
     st.serverPort = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
-    st.scrub = createCredentialScrubber(injectCredential(ctx.secrets, target, headers, url));
+    st.scrub = tp.scrubberFor(injectCredential(ctx.secrets, target, headers, url));
 
     let buffered = body?.raw;
     if (body && requestPlan) {
