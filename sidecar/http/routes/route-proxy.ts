@@ -67,6 +67,7 @@ import { maskResponseHeaders } from './header-masking';
 import { maskEntityRuns, readsCharacterReferences } from './html-entities';
 import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
 import { findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
+import { readLimited } from '../read-limited';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type ParsedJsonBody } from '../request-view';
 
 /** One proxied (or refused) HTTP request through a named route, for the audit trail. */
@@ -379,7 +380,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         res.writeContinue();
         st.expectContinue = false;
       }
-      body = parseBody(await readLimited(req, maxBody, 413), req.headers['content-type']);
+      body = parseBody(await readBounded(req, maxBody, 413), req.headers['content-type']);
     }
 
     // --- decide
@@ -613,7 +614,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     }
 
     // JSON and text: buffer (bounded), decode, mask, send with a fresh length.
-    const raw = await readLimited(up.body, maxMasked, 502, `response from route "${st.target}" exceeds the ${maxMasked}-byte limit for masked responses`);
+    const raw = await readBounded(up.body, maxMasked, 502, `response from route "${st.target}" exceeds the ${maxMasked}-byte limit for masked responses`);
     let plain: Buffer | undefined;
     try {
       plain = decodeBuffer(raw, encoding, maxMasked);
@@ -966,29 +967,14 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: HttpError): voi
 }
 
 /**
- * Reads a stream into memory; an HttpError once it exceeds `limit`: 413 for the agent's request
+ * A stream read into memory; an HttpError once it exceeds `limit`: 413 for the agent's request
  * (left paused, so the error can still be answered on its connection), 502 unmaskable_response
  * for an upstream body (destroyed, releasing its connection).
  */
-function readLimited(stream: Readable, limit: number, status: 413 | 502, message = `body exceeds the limit of ${limit} bytes`): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer): void => {
-      size += c.length;
-      if (size > limit) {
-        stream.off('data', onData);
-        if (status === 413) stream.pause();
-        else stream.destroy();
-        reject(status === 413 ? new HttpError(413, 'request_too_large', message) : new HttpError(502, 'unmaskable_response', message));
-        return;
-      }
-      chunks.push(c);
-    };
-    stream.on('data', onData);
-    stream.once('end', () => resolve(Buffer.concat(chunks, size)));
-    stream.once('error', reject);
-  });
+function readBounded(stream: Readable, limit: number, status: 413 | 502, message = `body exceeds the limit of ${limit} bytes`): Promise<Buffer> {
+  return status === 413
+    ? readLimited(stream, limit, () => new HttpError(413, 'request_too_large', message), 'pause')
+    : readLimited(stream, limit, () => new HttpError(502, 'unmaskable_response', message), 'destroy');
 }
 
 /** A request body read for rules or masking. */
