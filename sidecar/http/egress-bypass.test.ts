@@ -7,12 +7,10 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { fetch as undiciFetch, request as undiciRequest } from 'undici';
-import { silentLogger } from '../../common/log';
-import { startSidecar, type RunningSidecar } from '../main';
+import type { RunningSidecar } from '../main';
 import type { HttpAuditEvent } from './routes/route-proxy';
+import { startSidecarFromFiles, type SidecarFromFiles } from './routes/sidecar-fixture';
 
 const TOKEN = 'sk-live-Zq8Wd3Rt6Yh1Uj4Ik7Ol0Pa2Sx5Dc9Fv';
 const USER = 'svc-reporting';
@@ -30,9 +28,9 @@ let upstream: http.Server;
 let upPort: number;
 let sidecar: RunningSidecar;
 let egress: string;
-let dir: string;
+let started: SidecarFromFiles;
 const seen: Seen[] = [];
-const audits: HttpAuditEvent[] = [];
+let audits: HttpAuditEvent[] = [];
 const behaviours = new Map<string, Behaviour>();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -104,31 +102,17 @@ spec:
 
 beforeAll(async () => {
   upPort = await startUpstream();
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-egress-bypass-'));
-  const secrets = path.join(dir, 'secrets');
-  fs.mkdirSync(path.join(secrets, 'api'), { recursive: true });
-  fs.mkdirSync(path.join(secrets, 'basic'), { recursive: true });
-  fs.writeFileSync(path.join(secrets, 'api', 'token'), TOKEN);
-  fs.writeFileSync(path.join(secrets, 'basic', 'username'), USER);
-  fs.writeFileSync(path.join(secrets, 'basic', 'password'), PASSWORD);
-  fs.writeFileSync(path.join(dir, 'policy.yaml'), policyYaml(upPort));
-  sidecar = await startSidecar({
-    policyFile: path.join(dir, 'policy.yaml'),
-    secretsDir: secrets,
-    adminAddr: '127.0.0.1:0',
-    egressAddr: '127.0.0.1:0',
-    portOverrides: {},
-    logger: silentLogger,
-    audit: { statement: () => undefined, session: () => undefined, http: (e) => audits.push(e) },
+  started = await startSidecarFromFiles({
+    policy: policyYaml(upPort),
+    secrets: { api: { token: TOKEN }, basic: { username: USER, password: PASSWORD } },
   });
-  egress = `http://127.0.0.1:${sidecar.egressPort}`;
+  ({ sidecar, egress, events: audits } = started);
 });
 
 afterAll(async () => {
-  await sidecar?.stop(100);
+  await started?.close();
   upstream?.closeAllConnections();
   await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 beforeEach(() => {

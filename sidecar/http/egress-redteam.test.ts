@@ -2,15 +2,12 @@
 // port (started in-process with startSidecar), with real clients (undici, raw node:http) and a real
 // Node HTTP upstream on port 0 that records what reached it. Each test here failed on the code
 // before the fix it proves.
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { fetch as undiciFetch } from 'undici';
-import { silentLogger } from '../../common/log';
-import { startSidecar, type RunningSidecar } from '../main';
+import type { RunningSidecar } from '../main';
+import { startSidecarFromFiles, type SidecarFromFiles } from './routes/sidecar-fixture';
 
 /** A base64-style key with the characters HTML-safe JSON encoders escape (`+`, `&`, `<`). */
 const TOKEN = 'Zq8Wd3+Rt6Yh1Uj4Ik7/Ol0Pa2&Sx5Dc<9Fv==';
@@ -26,7 +23,7 @@ let upstream: http.Server;
 let upPort: number;
 let sidecar: RunningSidecar;
 let egress: string;
-let dir: string;
+let started: SidecarFromFiles;
 /** Another local service, behind a rule that names it as localhost:<port>. */
 let local: http.Server;
 let localPort: number;
@@ -109,29 +106,16 @@ beforeAll(async () => {
     res.end('reached');
   });
   localPort = await new Promise<number>((r) => local.listen(0, '127.0.0.1', () => r((local.address() as AddressInfo).port)));
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-egress-redteam-'));
-  fs.mkdirSync(path.join(dir, 'secrets', 'api'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'secrets', 'api', 'token'), TOKEN);
-  fs.writeFileSync(path.join(dir, 'policy.yaml'), policyYaml(upPort));
-  sidecar = await startSidecar({
-    policyFile: path.join(dir, 'policy.yaml'),
-    secretsDir: path.join(dir, 'secrets'),
-    adminAddr: '127.0.0.1:0',
-    egressAddr: '127.0.0.1:0',
-    portOverrides: {},
-    logger: silentLogger,
-    audit: { statement: () => undefined, session: () => undefined, http: () => undefined },
-  });
-  egress = `http://127.0.0.1:${sidecar.egressPort}`;
+  started = await startSidecarFromFiles({ policy: policyYaml(upPort), secrets: { api: { token: TOKEN } } });
+  ({ sidecar, egress } = started);
 });
 
 afterAll(async () => {
-  await sidecar?.stop(100);
+  await started?.close();
   upstream?.closeAllConnections();
   await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
   local?.closeAllConnections();
   await new Promise<void>((r) => (local ? local.close(() => r()) : r()));
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 beforeEach(() => {
