@@ -8,18 +8,12 @@ import * as zlib from 'node:zlib';
 import { fetch as undiciFetch } from 'undici';
 import type { RunningSidecar } from '../main';
 import { startSidecarFromFiles, type SidecarFromFiles } from './routes/sidecar-fixture';
+import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from './behaviour-upstream';
 
 /** A base64-style key with the characters HTML-safe JSON encoders escape (`+`, `&`, `<`). */
 const TOKEN = 'Zq8Wd3+Rt6Yh1Uj4Ik7/Ol0Pa2&Sx5Dc<9Fv==';
 
-interface Seen {
-  method?: string;
-  url?: string;
-  body: string;
-}
-type Behaviour = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => void | Promise<void>;
-
-let upstream: http.Server;
+let upstream: BehaviourUpstream;
 let upPort: number;
 let sidecar: RunningSidecar;
 let egress: string;
@@ -28,29 +22,8 @@ let started: SidecarFromFiles;
 let local: http.Server;
 let localPort: number;
 let localHits = 0;
-const seen: Seen[] = [];
-const behaviours = new Map<string, Behaviour>();
-
-/** The upstream: `/<behaviour>/...` picks what it does; everything it received is in `seen`. */
-function startUpstream(): Promise<number> {
-  upstream = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      seen.push({ method: req.method, url: req.url, body: body.toString('utf8') });
-      const name = (req.url ?? '/').split(/[/?]/).find((s) => behaviours.has(s));
-      const b = name ? behaviours.get(name) : undefined;
-      if (!b) {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: true }));
-        return;
-      }
-      void Promise.resolve(b(req, body, res)).catch(() => res.destroy());
-    });
-  });
-  return new Promise((r) => upstream.listen(0, '127.0.0.1', () => r((upstream.address() as AddressInfo).port)));
-}
+let seen: SeenRequest[];
+let behaviours: Map<string, Behaviour>;
 
 function policyYaml(port: number): string {
   const base = `http://127.0.0.1:${port}`;
@@ -100,7 +73,8 @@ spec:
 }
 
 beforeAll(async () => {
-  upPort = await startUpstream();
+  upstream = await startBehaviourUpstream();
+  ({ port: upPort, seen, behaviours } = upstream);
   local = http.createServer((_req, res) => {
     localHits++;
     res.end('reached');
@@ -112,15 +86,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await started?.close();
-  upstream?.closeAllConnections();
-  await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
+  await upstream?.close();
   local?.closeAllConnections();
   await new Promise<void>((r) => (local ? local.close(() => r()) : r()));
 });
 
 beforeEach(() => {
-  seen.length = 0;
-  behaviours.clear();
+  upstream.reset();
 });
 
 /** Raw HTTP/1.1 to the egress port (path exactly as given: origin-form or absolute-form). */
