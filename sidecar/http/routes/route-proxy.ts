@@ -563,9 +563,9 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const streamed = kind === 'sse' || kind === 'ndjson';
     if (!plan && (!inspect || kind === 'text') && !(scrub && streamed)) kind = 'pass';
 
+    const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
     if (kind === 'pass' && scrub && !noBody) {
       // Whatever the type: an echo of the request headers can be anywhere in it.
-      const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
       const decoded = decodeStream(up.body, encoding);
       if (!decoded) throw unscrubbable(encoding);
       for (const h of ['content-length', 'content-encoding', 'content-md5', 'etag']) delete headers[h];
@@ -577,13 +577,12 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       return;
     }
     if (kind === 'pass') {
-      observePassThrough(st, up.body, type, String(up.headers['content-encoding'] ?? 'identity'));
+      observePassThrough(st, up.body, type, encoding);
       res.writeHead(up.statusCode, headers);
       await pipeToClient(up.body, res);
       return;
     }
 
-    const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
     if (kind === 'sse' || kind === 'ndjson') {
       const decoded = decodeStream(up.body, encoding);
       if (!decoded) {
