@@ -22,7 +22,7 @@ import type { AuditApproval, AuditTrace } from '../../../common/audit/record';
 import { approvalRecord } from '../../audit/records';
 import { UNPARSEABLE_BODY } from '../../../common/policy/engine';
 import { readLimited } from '../read-limited';
-import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type NormalizedPath } from '../request-view';
+import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, strictest, type NormalizedPath } from '../request-view';
 
 export type { HttpApprovalGate, HeldHttpRequest } from './approval';
 
@@ -631,7 +631,7 @@ export function handleAbsoluteForm(
         methods,
       );
 
-    if (!hasBody(req) || !rulesReadBody(policy)) {
+    if (!hasBody(req) || !rulesReadBody(policy, '')) {
       decideAndForward(undefined);
       return;
     }
@@ -664,11 +664,6 @@ class BodyTooLargeError extends Error {}
 function hasBody(req: http.IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && Number(cl) > 0);
-}
-
-/** Whether a rule that applies to the forward proxy (no target) matches on JSON body fields. */
-function rulesReadBody(policy: CompiledPolicy): boolean {
-  return policy.rules.some((r) => (r.target === undefined || r.target === '') && (r.http?.json?.length ?? 0) > 0);
 }
 
 interface UpstreamTarget {

@@ -68,7 +68,7 @@ import { maskEntityRuns, readsCharacterReferences } from './html-entities';
 import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
 import { findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
 import { readLimited } from '../read-limited';
-import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type ParsedJsonBody } from '../request-view';
+import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, strictest, type ParsedJsonBody } from '../request-view';
 
 /** One proxied (or refused) HTTP request through a named route, for the audit trail. */
 export interface HttpAuditEvent {
@@ -264,7 +264,6 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const spec = policy.targets.get(name)?.http;
     if (!spec) return undefined;
     const requestPlan = maskPlanFor(policy, name, 'request');
-    const bodyRules = policy.rules.some((r) => (r.target === undefined || r.target === name) && (r.http?.json?.length ?? 0) > 0);
     const credentialHeaders = new Set(AGENT_CREDENTIALS);
     if (spec.auth?.header) credentialHeaders.add(spec.auth.header.toLowerCase());
     tp = {
@@ -277,7 +276,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       credentialHeaders,
       requestPlan,
       responsePlan: maskPlanFor(policy, name, 'response'),
-      needsBody: bodyRules || requestPlan !== null,
+      needsBody: rulesReadBody(policy, name) || requestPlan !== null,
       scrubberFor: createScrubberSlot(),
     };
     perPolicy.set(name, tp);
