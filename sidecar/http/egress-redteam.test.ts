@@ -385,6 +385,22 @@ describe('percent-encoded data in response headers', () => {
     expect(headers.location).toMatch(/^\/search\?email=.*&card=.*&page=2$/);
     expect(headers['content-disposition']).toMatch(/^attachment; filename="export.csv"; filename\*=UTF-8''/);
   });
+
+  test('a percent-encoded run with an escape that is not UTF-8 is masked all the same', async () => {
+    // `%FF` makes decodeURIComponent throw: the run was passed unread, and the address with it.
+    behaviours.set('bad', (_req, _b, res) => {
+      res.writeHead(302, { 'content-type': 'text/plain', location: '/search?q=alice%40example.com%FF&page=2' });
+      res.end('ok');
+    });
+    const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: sidecar.egressPort, path: '/masked/bad', agent: false }, (res) => {
+        res.resume();
+        resolve(res.headers);
+      }).on('error', reject);
+    });
+    expect(headers.location).not.toMatch(/alice/i);
+    expect(headers.location).toMatch(/^\/search\?q=.*&page=2$/);
+  });
 });
 
 // ------------------------------------------------------------------------------------------------
