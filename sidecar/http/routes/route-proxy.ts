@@ -690,17 +690,21 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         const e = unmaskable(`response from route "${st.target}" is ${new JsonTooDeepError().message}, so it cannot be masked`);
         if (e) throw e;
       }
-      // A repeated key: what was checked and masked is the parse (last value wins), so that is what is sent.
-      let changed = findDuplicateKey(text) !== undefined;
-      if (changed && tooDeep) {
-        throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" repeats a JSON key and is ${new JsonTooDeepError().message}, so it cannot be re-serialised`);
-      }
+      let changed = false;
       for (const m of tooDeep ? [] : (plan?.maskers ?? [])) {
         const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths });
         if (r.doc !== doc) changed = true;
         doc = r.doc;
         masked += r.count;
         if (r.count > 0) tallyMasked((st.maskedBy ??= {}), ['json'], r.count);
+      }
+      // A repeated key: what was checked and masked is the parse (last value wins), so that is what
+      // is sent. Looked for only when the parse is not being sent anyway (a second pass over the text).
+      if (!changed && findDuplicateKey(text) !== undefined) {
+        if (tooDeep) {
+          throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" repeats a JSON key and is ${new JsonTooDeepError().message}, so it cannot be re-serialised`);
+        }
+        changed = true;
       }
       if (changed) {
         text = JSON.stringify(doc);
