@@ -6,57 +6,26 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { fetch as undiciFetch, request as undiciRequest } from 'undici';
-import { silentLogger } from '../../common/log';
-import { startSidecar, type RunningSidecar } from '../main';
+import type { RunningSidecar } from '../main';
 import type { HttpAuditEvent } from './routes/route-proxy';
+import { startSidecarFromFiles, type SidecarFromFiles } from './routes/sidecar-fixture';
+import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from './behaviour-upstream';
 
 const TOKEN = 'sk-live-Zq8Wd3Rt6Yh1Uj4Ik7Ol0Pa2Sx5Dc9Fv';
 const USER = 'svc-reporting';
 const PASSWORD = 'pw-Hx7!Qm2$Lr9#Tz4';
 
-interface Seen {
-  method?: string;
-  url?: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-type Behaviour = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => void | Promise<void>;
-
-let upstream: http.Server;
+let upstream: BehaviourUpstream;
 let upPort: number;
 let sidecar: RunningSidecar;
 let egress: string;
-let dir: string;
-const seen: Seen[] = [];
-const audits: HttpAuditEvent[] = [];
-const behaviours = new Map<string, Behaviour>();
+let started: SidecarFromFiles;
+let seen: SeenRequest[];
+let audits: HttpAuditEvent[] = [];
+let behaviours: Map<string, Behaviour>;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The upstream: `/<behaviour>/...` picks what it does; everything it received is in `seen`. */
-function startUpstream(): Promise<number> {
-  upstream = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      seen.push({ method: req.method, url: req.url, headers: req.headers, body: body.toString('utf8') });
-      const name = (req.url ?? '/').split('/').filter((s) => s !== '').find((s) => behaviours.has(s.split(/[;?]/)[0]));
-      const b = name ? behaviours.get(name.split(/[;?]/)[0]) : undefined;
-      if (!b) {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: true, method: req.method, url: req.url }));
-        return;
-      }
-      void Promise.resolve(b(req, body, res)).catch(() => res.destroy());
-    });
-  });
-  return new Promise((r) => upstream.listen(0, '127.0.0.1', () => r((upstream.address() as AddressInfo).port)));
-}
 
 function policyYaml(port: number): string {
   const base = `http://127.0.0.1:${port}`;
@@ -103,37 +72,22 @@ spec:
 }
 
 beforeAll(async () => {
-  upPort = await startUpstream();
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-egress-bypass-'));
-  const secrets = path.join(dir, 'secrets');
-  fs.mkdirSync(path.join(secrets, 'api'), { recursive: true });
-  fs.mkdirSync(path.join(secrets, 'basic'), { recursive: true });
-  fs.writeFileSync(path.join(secrets, 'api', 'token'), TOKEN);
-  fs.writeFileSync(path.join(secrets, 'basic', 'username'), USER);
-  fs.writeFileSync(path.join(secrets, 'basic', 'password'), PASSWORD);
-  fs.writeFileSync(path.join(dir, 'policy.yaml'), policyYaml(upPort));
-  sidecar = await startSidecar({
-    policyFile: path.join(dir, 'policy.yaml'),
-    secretsDir: secrets,
-    adminAddr: '127.0.0.1:0',
-    egressAddr: '127.0.0.1:0',
-    portOverrides: {},
-    logger: silentLogger,
-    audit: { statement: () => undefined, session: () => undefined, http: (e) => audits.push(e) },
+  upstream = await startBehaviourUpstream();
+  ({ port: upPort, seen, behaviours } = upstream);
+  started = await startSidecarFromFiles({
+    policy: policyYaml(upPort),
+    secrets: { api: { token: TOKEN }, basic: { username: USER, password: PASSWORD } },
   });
-  egress = `http://127.0.0.1:${sidecar.egressPort}`;
+  ({ sidecar, egress, events: audits } = started);
 });
 
 afterAll(async () => {
-  await sidecar?.stop(100);
-  upstream?.closeAllConnections();
-  await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
-  fs.rmSync(dir, { recursive: true, force: true });
+  await started?.close();
+  await upstream?.close();
 });
 
 beforeEach(() => {
-  seen.length = 0;
-  behaviours.clear();
+  upstream.reset();
 });
 
 /** Raw HTTP/1.1 to the egress port (paths and headers exactly as given). */

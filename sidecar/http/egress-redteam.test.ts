@@ -2,58 +2,28 @@
 // port (started in-process with startSidecar), with real clients (undici, raw node:http) and a real
 // Node HTTP upstream on port 0 that records what reached it. Each test here failed on the code
 // before the fix it proves.
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { fetch as undiciFetch } from 'undici';
-import { silentLogger } from '../../common/log';
-import { startSidecar, type RunningSidecar } from '../main';
+import type { RunningSidecar } from '../main';
+import { startSidecarFromFiles, type SidecarFromFiles } from './routes/sidecar-fixture';
+import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from './behaviour-upstream';
 
 /** A base64-style key with the characters HTML-safe JSON encoders escape (`+`, `&`, `<`). */
 const TOKEN = 'Zq8Wd3+Rt6Yh1Uj4Ik7/Ol0Pa2&Sx5Dc<9Fv==';
 
-interface Seen {
-  method?: string;
-  url?: string;
-  body: string;
-}
-type Behaviour = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => void | Promise<void>;
-
-let upstream: http.Server;
+let upstream: BehaviourUpstream;
 let upPort: number;
 let sidecar: RunningSidecar;
 let egress: string;
-let dir: string;
+let started: SidecarFromFiles;
 /** Another local service, behind a rule that names it as localhost:<port>. */
 let local: http.Server;
 let localPort: number;
 let localHits = 0;
-const seen: Seen[] = [];
-const behaviours = new Map<string, Behaviour>();
-
-/** The upstream: `/<behaviour>/...` picks what it does; everything it received is in `seen`. */
-function startUpstream(): Promise<number> {
-  upstream = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      seen.push({ method: req.method, url: req.url, body: body.toString('utf8') });
-      const name = (req.url ?? '/').split(/[/?]/).find((s) => behaviours.has(s));
-      const b = name ? behaviours.get(name) : undefined;
-      if (!b) {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: true }));
-        return;
-      }
-      void Promise.resolve(b(req, body, res)).catch(() => res.destroy());
-    });
-  });
-  return new Promise((r) => upstream.listen(0, '127.0.0.1', () => r((upstream.address() as AddressInfo).port)));
-}
+let seen: SeenRequest[];
+let behaviours: Map<string, Behaviour>;
 
 function policyYaml(port: number): string {
   const base = `http://127.0.0.1:${port}`;
@@ -103,40 +73,26 @@ spec:
 }
 
 beforeAll(async () => {
-  upPort = await startUpstream();
+  upstream = await startBehaviourUpstream();
+  ({ port: upPort, seen, behaviours } = upstream);
   local = http.createServer((_req, res) => {
     localHits++;
     res.end('reached');
   });
   localPort = await new Promise<number>((r) => local.listen(0, '127.0.0.1', () => r((local.address() as AddressInfo).port)));
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-egress-redteam-'));
-  fs.mkdirSync(path.join(dir, 'secrets', 'api'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'secrets', 'api', 'token'), TOKEN);
-  fs.writeFileSync(path.join(dir, 'policy.yaml'), policyYaml(upPort));
-  sidecar = await startSidecar({
-    policyFile: path.join(dir, 'policy.yaml'),
-    secretsDir: path.join(dir, 'secrets'),
-    adminAddr: '127.0.0.1:0',
-    egressAddr: '127.0.0.1:0',
-    portOverrides: {},
-    logger: silentLogger,
-    audit: { statement: () => undefined, session: () => undefined, http: () => undefined },
-  });
-  egress = `http://127.0.0.1:${sidecar.egressPort}`;
+  started = await startSidecarFromFiles({ policy: policyYaml(upPort), secrets: { api: { token: TOKEN } } });
+  ({ sidecar, egress } = started);
 });
 
 afterAll(async () => {
-  await sidecar?.stop(100);
-  upstream?.closeAllConnections();
-  await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
+  await started?.close();
+  await upstream?.close();
   local?.closeAllConnections();
   await new Promise<void>((r) => (local ? local.close(() => r()) : r()));
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 beforeEach(() => {
-  seen.length = 0;
-  behaviours.clear();
+  upstream.reset();
 });
 
 /** Raw HTTP/1.1 to the egress port (path exactly as given: origin-form or absolute-form). */
@@ -428,6 +384,22 @@ describe('percent-encoded data in response headers', () => {
     expect(all.replace(/\D/g, '')).not.toContain('4111111111111111');
     expect(headers.location).toMatch(/^\/search\?email=.*&card=.*&page=2$/);
     expect(headers['content-disposition']).toMatch(/^attachment; filename="export.csv"; filename\*=UTF-8''/);
+  });
+
+  test('a percent-encoded run with an escape that is not UTF-8 is masked all the same', async () => {
+    // `%FF` makes decodeURIComponent throw: the run was passed unread, and the address with it.
+    behaviours.set('bad', (_req, _b, res) => {
+      res.writeHead(302, { 'content-type': 'text/plain', location: '/search?q=alice%40example.com%FF&page=2' });
+      res.end('ok');
+    });
+    const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: sidecar.egressPort, path: '/masked/bad', agent: false }, (res) => {
+        res.resume();
+        resolve(res.headers);
+      }).on('error', reject);
+    });
+    expect(headers.location).not.toMatch(/alice/i);
+    expect(headers.location).toMatch(/^\/search\?q=.*&page=2$/);
   });
 });
 

@@ -28,6 +28,7 @@
 // case-folded (Go's encoding/json reads `"Model"` into the field `model`, last one winning), and a
 // `__proto__` key (JavaScript upstreams that copy the body with Object.assign inherit its members).
 import { describeKey, findDuplicateKey } from '../../common/masking/stream/json-duplicates';
+import type { CompiledPolicy } from '../../common/policy/compile';
 import { jsonTooDeep } from '../../common/policy/jsonpath';
 
 /** The request headers that override the method, lower case. */
@@ -95,6 +96,14 @@ export function normalizeRequestPath(rawPath: string): NormalizedPath {
   }
   const trailing = rawPath.endsWith('/') && segments.length > 0 ? '/' : '';
   return { judged: '/' + judged.join('/') + trailing, forwarded: '/' + segments.join('/') + trailing };
+}
+
+/**
+ * Whether a rule that applies to `target` (a named route; '' for the forward proxy) matches on
+ * JSON request body fields: then the body is read and judged.
+ */
+export function rulesReadBody(policy: CompiledPolicy, target: string): boolean {
+  return policy.rules.some((r) => (r.target === undefined || r.target === target) && (r.http?.json?.length ?? 0) > 0);
 }
 
 /** A request body read for the rules. */

@@ -21,7 +21,8 @@ import { endToEndRawHeaders } from '../headers';
 import type { AuditApproval, AuditTrace } from '../../../common/audit/record';
 import { approvalRecord } from '../../audit/records';
 import { UNPARSEABLE_BODY } from '../../../common/policy/engine';
-import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type NormalizedPath } from '../request-view';
+import { readLimited } from '../read-limited';
+import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, strictest, type NormalizedPath } from '../request-view';
 
 export type { HttpApprovalGate, HeldHttpRequest } from './approval';
 
@@ -630,13 +631,13 @@ export function handleAbsoluteForm(
         methods,
       );
 
-    if (!hasBody(req) || !rulesReadBody(policy)) {
+    if (!hasBody(req) || !rulesReadBody(policy, '')) {
       decideAndForward(undefined);
       return;
     }
     // A rule matches on JSON body fields: read the body (bounded) and judge it, as the routes do.
     if (opts.expectContinue) res.writeContinue();
-    readBody(req, MAX_FORWARD_BODY_BYTES).then(
+    readLimited(req, MAX_FORWARD_BODY_BYTES, () => new BodyTooLargeError(`request body exceeds the limit of ${MAX_FORWARD_BODY_BYTES} bytes`), 'pause').then(
       (raw) => {
         const parsed = parseJsonBody(raw, req.headers['content-type']);
         if (parsed.kind === 'refused') {
@@ -663,31 +664,6 @@ class BodyTooLargeError extends Error {}
 function hasBody(req: http.IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && Number(cl) > 0);
-}
-
-/** Whether a rule that applies to the forward proxy (no target) matches on JSON body fields. */
-function rulesReadBody(policy: CompiledPolicy): boolean {
-  return policy.rules.some((r) => (r.target === undefined || r.target === '') && (r.http?.json?.length ?? 0) > 0);
-}
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer): void => {
-      size += c.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        reject(new BodyTooLargeError(`request body exceeds the limit of ${limit} bytes`));
-        return;
-      }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks, size)));
-    req.once('error', reject);
-  });
 }
 
 interface UpstreamTarget {

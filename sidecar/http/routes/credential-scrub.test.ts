@@ -1,4 +1,4 @@
-import { createCredentialScrubber, CREDENTIAL_REDACTED, MIN_DERIVED_FORM_CHARS } from './credential-scrub';
+import { createCredentialScrubber, createScrubberSlot, CREDENTIAL_REDACTED, MIN_DERIVED_FORM_CHARS } from './credential-scrub';
 
 const TOKEN = 'sk-test-9fQ2wE7rT4yU1iO8pA5sD3fG';
 const scrubber = createCredentialScrubber([TOKEN, `Bearer ${TOKEN}`])!;
@@ -54,5 +54,15 @@ describe('credential scrubber', () => {
     expect(short.text('abc YWJj').text).toBe(`${CREDENTIAL_REDACTED} YWJj`);
     expect(MIN_DERIVED_FORM_CHARS).toBe(8);
     expect(createCredentialScrubber([''])).toBeUndefined();
+  });
+
+  it('a slot reuses its scrubber while the values stay the same, and follows a rotated secret', () => {
+    const slot = createScrubberSlot();
+    const first = slot([TOKEN, `Bearer ${TOKEN}`])!;
+    expect(slot([TOKEN, `Bearer ${TOKEN}`])).toBe(first);
+    const rotated = slot(['sk-rotated-0123456789'])!;
+    expect(rotated).not.toBe(first);
+    expect(rotated.text(`old ${TOKEN} new sk-rotated-0123456789`).text).toBe(`old ${TOKEN} new ${CREDENTIAL_REDACTED}`);
+    expect(slot([])).toBeUndefined();
   });
 });

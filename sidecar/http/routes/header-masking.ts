@@ -51,12 +51,7 @@ export function maskResponseHeaders(headers: Record<string, string | string[]>, 
   // `filename*=UTF-8''a%40b.io.csv`): each encoded run is decoded, masked, and re-encoded.
   const mask = (v: string): string =>
     maskText(v).replace(ENCODED_RUN, (run) => {
-      let decoded: string;
-      try {
-        decoded = decodeURIComponent(run);
-      } catch {
-        return run; // not UTF-8 once decoded: no text for the detectors to read
-      }
+      const decoded = percentDecodeLenient(run);
       const masked = maskText(decoded);
       return masked === decoded ? run : encodeURIComponent(masked);
     });
@@ -66,4 +61,24 @@ export function maskResponseHeaders(headers: Record<string, string | string[]>, 
     headers[name] = Array.isArray(v) ? v.map(mask) : mask(v);
   }
   return count;
+}
+
+/**
+ * A percent-encoded run decoded as UTF-8, leniently: an escape that is not UTF-8 (`%FF`), or a
+ * stray `%`, does not stop the detectors reading the rest of the run (it becomes U+FFFD, or stays
+ * as written). decodeURIComponent throws on those, and the whole run went past unread.
+ */
+function percentDecodeLenient(run: string): string {
+  try {
+    return decodeURIComponent(run);
+  } catch {
+    const parts: Buffer[] = [];
+    let last = 0;
+    for (const m of run.matchAll(/%([0-9A-Fa-f]{2})/g)) {
+      parts.push(Buffer.from(run.slice(last, m.index), 'utf8'), Buffer.from([parseInt(m[1], 16)]));
+      last = m.index + 3;
+    }
+    parts.push(Buffer.from(run.slice(last), 'utf8'));
+    return Buffer.concat(parts).toString('utf8');
+  }
 }

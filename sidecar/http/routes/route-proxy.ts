@@ -62,12 +62,13 @@ import type { Socket } from 'node:net';
 import { IdentityError } from '../../../common/identity/errors';
 import { bearerFromHeaders } from '../../../common/identity/extract';
 import { SecretError, type SecretStore } from '../../secrets';
-import { createCredentialScrubber, type CredentialScrubber } from './credential-scrub';
+import { createScrubberSlot, type CredentialScrubber } from './credential-scrub';
 import { maskResponseHeaders } from './header-masking';
 import { maskEntityRuns, readsCharacterReferences } from './html-entities';
 import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withUtf8Charset } from './charset';
 import { findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
-import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, strictest, type ParsedJsonBody } from '../request-view';
+import { readLimited } from '../read-limited';
+import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, strictest, type ParsedJsonBody } from '../request-view';
 
 /** One proxied (or refused) HTTP request through a named route, for the audit trail. */
 export interface HttpAuditEvent {
@@ -180,6 +181,8 @@ interface TargetPlan {
   responsePlan: MaskPlan | null;
   /** A rule on this target matches on request body fields, or request bodies are masked: read and parse the body. */
   needsBody: boolean;
+  /** The scrubber for the credential values injected, rebuilt only when they change. */
+  scrubberFor: (values: readonly string[]) => CredentialScrubber | undefined;
 }
 
 type GenAiTap = ReturnType<typeof createGenAiResponseTap>;
@@ -261,7 +264,6 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const spec = policy.targets.get(name)?.http;
     if (!spec) return undefined;
     const requestPlan = maskPlanFor(policy, name, 'request');
-    const bodyRules = policy.rules.some((r) => (r.target === undefined || r.target === name) && (r.http?.json?.length ?? 0) > 0);
     const credentialHeaders = new Set(AGENT_CREDENTIALS);
     if (spec.auth?.header) credentialHeaders.add(spec.auth.header.toLowerCase());
     tp = {
@@ -274,7 +276,8 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       credentialHeaders,
       requestPlan,
       responsePlan: maskPlanFor(policy, name, 'response'),
-      needsBody: bodyRules || requestPlan !== null,
+      needsBody: rulesReadBody(policy, name) || requestPlan !== null,
+      scrubberFor: createScrubberSlot(),
     };
     perPolicy.set(name, tp);
     return tp;
@@ -376,7 +379,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         res.writeContinue();
         st.expectContinue = false;
       }
-      body = parseBody(await readLimited(req, maxBody, 413), req.headers['content-type']);
+      body = parseBody(await readBounded(req, maxBody, 413), req.headers['content-type']);
     }
 
     // --- decide
@@ -441,7 +444,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     st.url = url.origin + url.pathname;
     st.serverAddress = url.hostname;
     st.serverPort = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
-    st.scrub = createCredentialScrubber(injectCredential(ctx.secrets, target, headers, url));
+    st.scrub = tp.scrubberFor(injectCredential(ctx.secrets, target, headers, url));
 
     let buffered = body?.raw;
     if (body && requestPlan) {
@@ -559,9 +562,9 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     const streamed = kind === 'sse' || kind === 'ndjson';
     if (!plan && (!inspect || kind === 'text') && !(scrub && streamed)) kind = 'pass';
 
+    const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
     if (kind === 'pass' && scrub && !noBody) {
       // Whatever the type: an echo of the request headers can be anywhere in it.
-      const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
       const decoded = decodeStream(up.body, encoding);
       if (!decoded) throw unscrubbable(encoding);
       for (const h of ['content-length', 'content-encoding', 'content-md5', 'etag']) delete headers[h];
@@ -573,13 +576,12 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
       return;
     }
     if (kind === 'pass') {
-      observePassThrough(st, up.body, type, String(up.headers['content-encoding'] ?? 'identity'));
+      observePassThrough(st, up.body, type, encoding);
       res.writeHead(up.statusCode, headers);
       await pipeToClient(up.body, res);
       return;
     }
 
-    const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
     if (kind === 'sse' || kind === 'ndjson') {
       const decoded = decodeStream(up.body, encoding);
       if (!decoded) {
@@ -610,7 +612,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
     }
 
     // JSON and text: buffer (bounded), decode, mask, send with a fresh length.
-    const raw = await readLimited(up.body, maxMasked, 502, `response from route "${st.target}" exceeds the ${maxMasked}-byte limit for masked responses`);
+    const raw = await readBounded(up.body, maxMasked, 502, `response from route "${st.target}" exceeds the ${maxMasked}-byte limit for masked responses`);
     let plain: Buffer | undefined;
     try {
       plain = decodeBuffer(raw, encoding, maxMasked);
@@ -688,17 +690,21 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
         const e = unmaskable(`response from route "${st.target}" is ${new JsonTooDeepError().message}, so it cannot be masked`);
         if (e) throw e;
       }
-      // A repeated key: what was checked and masked is the parse (last value wins), so that is what is sent.
-      let changed = findDuplicateKey(text) !== undefined;
-      if (changed && tooDeep) {
-        throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" repeats a JSON key and is ${new JsonTooDeepError().message}, so it cannot be re-serialised`);
-      }
+      let changed = false;
       for (const m of tooDeep ? [] : (plan?.maskers ?? [])) {
         const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths });
         if (r.doc !== doc) changed = true;
         doc = r.doc;
         masked += r.count;
         if (r.count > 0) tallyMasked((st.maskedBy ??= {}), ['json'], r.count);
+      }
+      // A repeated key: what was checked and masked is the parse (last value wins), so that is what
+      // is sent. Looked for only when the parse is not being sent anyway (a second pass over the text).
+      if (!changed && findDuplicateKey(text) !== undefined) {
+        if (tooDeep) {
+          throw new HttpError(502, 'unmaskable_response', `response from route "${st.target}" repeats a JSON key and is ${new JsonTooDeepError().message}, so it cannot be re-serialised`);
+        }
+        changed = true;
       }
       if (changed) {
         text = JSON.stringify(doc);
@@ -963,29 +969,14 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: HttpError): voi
 }
 
 /**
- * Reads a stream into memory; an HttpError once it exceeds `limit`: 413 for the agent's request
+ * A stream read into memory; an HttpError once it exceeds `limit`: 413 for the agent's request
  * (left paused, so the error can still be answered on its connection), 502 unmaskable_response
  * for an upstream body (destroyed, releasing its connection).
  */
-function readLimited(stream: Readable, limit: number, status: 413 | 502, message = `body exceeds the limit of ${limit} bytes`): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer): void => {
-      size += c.length;
-      if (size > limit) {
-        stream.off('data', onData);
-        if (status === 413) stream.pause();
-        else stream.destroy();
-        reject(status === 413 ? new HttpError(413, 'request_too_large', message) : new HttpError(502, 'unmaskable_response', message));
-        return;
-      }
-      chunks.push(c);
-    };
-    stream.on('data', onData);
-    stream.once('end', () => resolve(Buffer.concat(chunks, size)));
-    stream.once('error', reject);
-  });
+function readBounded(stream: Readable, limit: number, status: 413 | 502, message = `body exceeds the limit of ${limit} bytes`): Promise<Buffer> {
+  return status === 413
+    ? readLimited(stream, limit, () => new HttpError(413, 'request_too_large', message), 'pause')
+    : readLimited(stream, limit, () => new HttpError(502, 'unmaskable_response', message), 'destroy');
 }
 
 /** A request body read for rules or masking. */
