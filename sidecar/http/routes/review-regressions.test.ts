@@ -258,13 +258,19 @@ describe('event streams', () => {
       const gz = zlib.createGzip();
       gz.on('data', (c: Buffer) => res.write(c));
       gz.write('data: {"a":"hello"}\n\n');
-      gz.flush(() => setTimeout(() => res.socket?.destroy(), 50));
+      // The upstream dies once the agent has the first event (or after 3 s): a fixed delay raced the sidecar on loaded machines.
+      gz.flush(() => void Promise.race([sawFirst, new Promise((r) => setTimeout(r, 3000))]).then(() => res.socket?.destroy()));
     };
+    let firstSeen: () => void = () => undefined;
+    const sawFirst = new Promise<void>((r) => (firstSeen = r));
     const started = Date.now();
     const outcome = await new Promise<string>((resolve) => {
       const req = http.get({ host: '127.0.0.1', port, path: '/masked/v1/stream', agent: false }, (res) => {
         let text = '';
-        res.on('data', (c: Buffer) => (text += c));
+        res.on('data', (c: Buffer) => {
+          text += c;
+          if (text.includes('hello')) firstSeen();
+        });
         res.on('end', () => resolve(`end ${text}`));
         res.on('error', () => resolve(`error ${text}`));
         res.on('aborted', () => resolve(`aborted ${text}`));
