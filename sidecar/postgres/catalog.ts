@@ -27,22 +27,25 @@ export interface CatalogOptions {
 const DEFAULT_RETRY_AFTER_MS = 5_000;
 
 // OIDs are integers we format ourselves, so inlining them in the simple protocol is safe.
+const oidList = (oids: number[]): string => oids.map((o) => String(o >>> 0)).join(',');
+
 const query = (oids: number[]): string => `SELECT c.oid::int8, n.nspname, c.relname, a.attnum, a.attname
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-  WHERE c.oid IN (${oids.map((o) => String(o >>> 0)).join(',')})`;
+  WHERE c.oid IN (${oidList(oids)})`;
 
 // Views store a query, not data: RowDescription names the view's columns, so masking follows the
 // view's dependencies (pg_depend of its rewrite rule) down to base-table columns. A whole-row
-// reference (refobjsubid 0) reads every column of the table.
-const viewSources = (oids: number[]): string => `WITH RECURSIVE deps(root, rel, att) AS (
+// reference (refobjsubid 0) reads every column of the table. `deps(root, rel, att)`: every relation
+// and column the views `v` (joined with `rootJoin`, chosen by `rootWhere`) read, through other views too.
+const viewDeps = (rootJoin: string, rootWhere: string): string => `WITH RECURSIVE deps(root, rel, att) AS (
     SELECT v.oid, d.refobjid, d.refobjsubid
-    FROM pg_catalog.pg_class v
+    FROM pg_catalog.pg_class v${rootJoin}
     JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid
     JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
       AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> v.oid
-    WHERE v.oid IN (${oids.map((o) => String(o >>> 0)).join(',')}) AND v.relkind IN ('v', 'm')
+    WHERE ${rootWhere} AND v.relkind IN ('v', 'm')
   UNION
     SELECT deps.root, d.refobjid, d.refobjsubid
     FROM deps
@@ -50,13 +53,18 @@ const viewSources = (oids: number[]): string => `WITH RECURSIVE deps(root, rel, 
     JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid
     JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
       AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> c.oid
-  )
-  SELECT DISTINCT deps.root::int8, n.nspname, c.relname, a.attname
-  FROM deps
-  JOIN pg_catalog.pg_class c ON c.oid = deps.rel
+  )`;
+
+/** The columns `deps.rel` / `deps.att` name (a whole-row reference: all of them). */
+const DEPS_COLUMNS = `JOIN pg_catalog.pg_class c ON c.oid = deps.rel
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
     AND (a.attnum = deps.att OR (deps.att = 0 AND a.attnum > 0))`;
+
+const viewSources = (oids: number[]): string => `${viewDeps('', `v.oid IN (${oidList(oids)})`)}
+  SELECT DISTINCT deps.root::int8, n.nspname, c.relname, a.attname
+  FROM deps
+  ${DEPS_COLUMNS}`;
 
 /** A view or materialized view of the database and the base-table columns it reads. */
 export interface ViewInfo {
@@ -68,34 +76,17 @@ export interface ViewInfo {
 // Every view and materialized view outside the system schemas, with the base-table columns it
 // reads (through other views too): a statement that names one reading a masked column is treated
 // like one that names the column itself.
-const allViewSources = `WITH RECURSIVE deps(root, rel, att) AS (
-    SELECT v.oid, d.refobjid, d.refobjsubid
-    FROM pg_catalog.pg_class v
-    JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
-    JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid
-    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> v.oid
-    WHERE v.relkind IN ('v', 'm') AND vn.nspname NOT IN ('pg_catalog', 'information_schema')
-  UNION
-    SELECT deps.root, d.refobjid, d.refobjsubid
-    FROM deps
-    JOIN pg_catalog.pg_class c ON c.oid = deps.rel AND c.relkind IN ('v', 'm')
-    JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid
-    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> c.oid
-  )
+const allViewSources = `${viewDeps(`
+    JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace`, "vn.nspname NOT IN ('pg_catalog', 'information_schema')")}
   SELECT DISTINCT vn.nspname, v.relname, n.nspname, c.relname, a.attname
   FROM deps
   JOIN pg_catalog.pg_class v ON v.oid = deps.root
   JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
-  JOIN pg_catalog.pg_class c ON c.oid = deps.rel
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
-    AND (a.attnum = deps.att OR (deps.att = 0 AND a.attnum > 0))`;
+  ${DEPS_COLUMNS}`;
 
 // Inheritance children and partitions hold their ancestors' rows under their own name.
 const ancestorsOf = (oids: number[]): string => `WITH RECURSIVE anc(child, parent) AS (
-    SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits WHERE inhrelid IN (${oids.map((o) => String(o >>> 0)).join(',')})
+    SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits WHERE inhrelid IN (${oidList(oids)})
   UNION
     SELECT anc.child, i.inhparent FROM anc JOIN pg_catalog.pg_inherits i ON i.inhrelid = anc.parent
   )

@@ -15,6 +15,9 @@ const RAW_PAGE_FUNCTIONS = ['get_raw_page', 'bt_page_items', 'bt_multi_page_item
 /** Catalogs holding sample values of columns (most common values, histogram bounds, MCV lists). */
 const STATISTICS_RELATIONS = ['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data'];
 
+/** The last part of a qualified name (`pg_catalog.pg_stats` → `pg_stats`): rules for built-ins name them bare. */
+const unqualified = (name: string): string => name.slice(name.lastIndexOf('.') + 1);
+
 /** A prepared statement by name: known (undefined if there is none the sidecar can vouch for), or still being changed by an unanswered statement. */
 export type PreparedLookup = (name: string) => { kind: 'known'; value: { op: SqlOperation } | undefined } | { kind: 'wait' | 'unsure' };
 
@@ -51,7 +54,7 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
     }
     const masking = ctx.masking;
     if (masking && masking.columnRules.length > 0) {
-      const stats = s.tables.find((t) => STATISTICS_RELATIONS.includes(t.split('.').pop()!));
+      const stats = s.tables.find((t) => STATISTICS_RELATIONS.includes(unqualified(t)));
       if (stats) {
         return { op, denial: { action: 'deny', reason: `reading planner statistics ("${stats}") is refused: they hold sample values of columns this target masks` } };
       }
@@ -60,7 +63,7 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
         return { op, denial: { action: 'deny', reason: 'SQL text the sidecar cannot see (EXECUTE of a computed string, a non-literal DYNAMIC call) is refused where columns are masked: it could copy them where masking no longer applies' } };
       }
       // CREATE OPERATOR / AGGREGATE / CAST over a side-effect built-in: later statements call it without naming it.
-      const defined = (s.kind === 'CREATE' || s.kind === 'ALTER') && s.tables.length === 0 ? s.functions.find((f) => SIDE_EFFECT_FUNCTIONS.has(f.split('.').pop()!)) : undefined;
+      const defined = (s.kind === 'CREATE' || s.kind === 'ALTER') && s.tables.length === 0 ? s.functions.find((f) => SIDE_EFFECT_FUNCTIONS.has(unqualified(f))) : undefined;
       if (defined !== undefined && s.definesFunction !== true) {
         return { op, denial: { action: 'deny', reason: `an object that calls ${defined}() is refused where columns are masked: used on a masked column, it would store or send the value where masking no longer applies` } };
       }
@@ -80,17 +83,17 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       // them): reading them, or running a program that can, is refused. Writing a file is judged by
       // what is written (the side-effect check below).
       const file = s.functions.find((f) => {
-        const name = f.split('.').pop()!;
+        const name = unqualified(f);
         return FILE_READ_FUNCTIONS.has(name) || (name === 'copy_file' && s.copy !== 'to');
       });
       if (file) {
         return { op, denial: { action: 'deny', reason: `${file}() is refused where columns are masked: the server's files hold those columns unmasked` } };
       }
-      const raw = s.functions.find((f) => RAW_PAGE_FUNCTIONS.includes(f.split('.').pop()!));
+      const raw = s.functions.find((f) => RAW_PAGE_FUNCTIONS.includes(unqualified(f)));
       if (raw) {
         return { op, denial: { action: 'deny', reason: `${raw}() is refused where columns are masked: raw table and index pages hold those columns unmasked` } };
       }
-      const toast = s.tables.find((t) => t.startsWith('pg_toast.') || t.split('.').pop()!.startsWith('pg_toast_'));
+      const toast = s.tables.find((t) => t.startsWith('pg_toast.') || unqualified(t).startsWith('pg_toast_'));
       if (toast) {
         return { op, denial: { action: 'deny', reason: `reading a TOAST relation ("${toast}") is refused where columns are masked: it holds long values of those columns` } };
       }
@@ -98,7 +101,7 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       if (stored) return { op, denial: { action: 'deny', reason: stored } };
       // Any side effect fed a masked value can be read back from what it changed (a large object, a
       // sequence, a lock, a notification, a setting).
-      const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(f.split('.').pop()!) || SIDE_EFFECT_FUNCTIONS.has(f.split('.').pop()!));
+      const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(unqualified(f)) || SIDE_EFFECT_FUNCTIONS.has(unqualified(f)));
       if (side && readsProtectedColumn(masking, [s])) {
         return { op, denial: { action: 'deny', reason: `${side}() in a statement that reads masked columns is refused: what it changes would carry the masked value unmasked` } };
       }
@@ -170,7 +173,7 @@ const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set(
 function functionSideEffect(s: SqlStatementInfo): string | undefined {
   const kind = s.kinds.find((k) => !READ_KINDS.has(k));
   if (kind !== undefined) return `runs ${kind}`;
-  const fn = s.functions.find((f) => SIDE_EFFECT_FUNCTIONS.has(f.split('.').pop()!));
+  const fn = s.functions.find((f) => SIDE_EFFECT_FUNCTIONS.has(unqualified(f)));
   return fn !== undefined ? `calls ${fn}()` : undefined;
 }
 

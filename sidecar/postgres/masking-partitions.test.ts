@@ -2,7 +2,7 @@
 // the real sidecar to a real PostgreSQL: the rules of the table they inherit from apply to them
 // (read directly, computed from, copied out), column by column.
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
-import { WireClient, fe } from '../../test/support/wire-client';
+import { queryTexts } from '../../test/support/wire-client';
 
 const SECRET = 'zqsecret8842';
 const SETUP = `
@@ -31,11 +31,7 @@ afterAll(async () => {
 });
 
 async function received(sql: string): Promise<string> {
-  const w = await WireClient.connect(stack.agentUrl());
-  w.send(fe.query(sql));
-  const messages = await w.untilReady(1);
-  w.send(Buffer.from([0x58, 0, 0, 0, 4]));
-  return messages.map((m) => `${m.code}:${m.body.toString('latin1')}`).join('|');
+  return (await queryTexts(stack.agentUrl(), sql))[0];
 }
 
 test.each([

@@ -3,7 +3,7 @@
 // function, and renaming the table, its schema or its column away from the names the rules use.
 // Each step is refused, and nothing read back carries the protected value.
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
-import { WireClient, fe } from '../../test/support/wire-client';
+import { queryTexts } from '../../test/support/wire-client';
 
 const SECRET = 'zqsecret8842';
 const SETUP = `
@@ -36,15 +36,7 @@ afterAll(async () => {
 
 /** Runs each statement as a simple Query; returns what the agent received for each, as text. */
 async function run(...sql: string[]): Promise<string[]> {
-  const w = await WireClient.connect(stack.agentUrl());
-  const out: string[] = [];
-  for (const s of sql) {
-    w.send(fe.query(s));
-    const messages = await w.untilReady(1);
-    out.push(messages.map((m) => `${m.code}:${m.body.toString('latin1')}`).join('|'));
-  }
-  w.send(Buffer.from([0x58, 0, 0, 0, 4]));
-  return out;
+  return queryTexts(stack.agentUrl(), ...sql);
 }
 
 const REFUSED = /^E:.*C42501\0Magent-warden: /;

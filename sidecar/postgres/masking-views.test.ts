@@ -2,7 +2,7 @@
 // as naming the column, so what is computed from it, the errors and notices it causes and what it
 // would store elsewhere are masked or refused like the column's own. Every received byte is searched.
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
-import { WireClient, fe } from '../../test/support/wire-client';
+import { queryTexts } from '../../test/support/wire-client';
 
 const SECRET = 'zqsecret8842';
 const SETUP = `
@@ -32,11 +32,7 @@ afterAll(async () => {
 
 /** What the agent receives for `sql` (a simple Query), as text. */
 async function received(sql: string): Promise<string> {
-  const w = await WireClient.connect(stack.agentUrl());
-  w.send(fe.query(sql));
-  const messages = await w.untilReady(1);
-  w.send(Buffer.from([0x58, 0, 0, 0, 4]));
-  return messages.map((m) => `${m.code}:${m.body.toString('latin1')}`).join('|');
+  return (await queryTexts(stack.agentUrl(), sql))[0];
 }
 
 /** The secret in any letter case (upper() and lower() keep it readable). */

@@ -7,6 +7,7 @@
 // working and the frame stays well-formed.
 import { BE } from './protocol/codes';
 import { ProtocolError } from './protocol/errors';
+import { Writer } from './protocol/writer';
 import { detectAll, type TargetMasking } from './row-masking';
 
 export const REDACTED = '[REDACTED]';
@@ -40,14 +41,9 @@ function readFields(buf: Buffer, start: number, end: number): Array<[number, str
 }
 
 function encodeFields(code: number, fields: Array<[number, string]>): Buffer {
-  const parts: Buffer[] = [];
-  for (const [t, v] of fields) parts.push(Buffer.from([t]), Buffer.from(v, 'utf8'), Buffer.from([0]));
-  parts.push(Buffer.from([0]));
-  const body = Buffer.concat(parts);
-  const head = Buffer.alloc(5);
-  head[0] = code;
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
+  const w = new Writer();
+  for (const [t, v] of fields) w.int8(t).cstring(v);
+  return w.int8(0).flush(code);
 }
 
 /**
@@ -130,12 +126,7 @@ export function maskNotification(buf: Buffer, start: number, end: number, maskin
     else payload = d.text;
   }
   if (count === 0) return { count: 0 };
-  const body = Buffer.concat([Buffer.alloc(4), Buffer.from(channel, 'utf8'), Buffer.from([0]), Buffer.from(payload, 'utf8'), Buffer.from([0])]);
-  body.writeInt32BE(pid, 0);
-  const head = Buffer.alloc(5);
-  head[0] = BE.NotificationResponse;
-  head.writeInt32BE(body.length + 4, 1);
-  return { frame: Buffer.concat([head, body]), count, by };
+  return { frame: new Writer().int32(pid).cstring(channel).cstring(payload).flush(BE.NotificationResponse), count, by };
 }
 
 /** ParameterStatus value (`set_config('application_name', ...)` reports it back). */

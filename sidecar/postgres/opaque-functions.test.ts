@@ -3,7 +3,7 @@
 // sidecar to a real PostgreSQL whose role may create it: such a body is SQL the sidecar cannot see,
 // and matches every rule that names statements, classes or functions.
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
-import { WireClient, fe } from '../../test/support/wire-client';
+import { queryTexts } from '../../test/support/wire-client';
 
 const SETUP = 'CREATE EXTENSION IF NOT EXISTS dblink; CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2);';
 const RULES = `  rules:
@@ -23,14 +23,7 @@ afterAll(async () => {
 });
 
 async function run(...sql: string[]): Promise<string[]> {
-  const w = await WireClient.connect(stack.agentUrl());
-  const out: string[] = [];
-  for (const s of sql) {
-    w.send(fe.query(s));
-    out.push((await w.untilReady(1)).map((m) => `${m.code}:${m.body.toString('latin1')}`).join('|'));
-  }
-  w.send(Buffer.from([0x58, 0, 0, 0, 4]));
-  return out;
+  return queryTexts(stack.agentUrl(), ...sql);
 }
 
 test('a C-language wrapper of a denied function is refused, and nothing runs through it', async () => {

@@ -99,6 +99,21 @@ export class WireClient {
   }
 }
 
+/**
+ * Runs each statement as a simple Query on one new connection to `url`; returns what came back for
+ * each as text (`code:body|...`, bodies as latin1 so every byte can be searched).
+ */
+export async function queryTexts(url: string, ...sql: string[]): Promise<string[]> {
+  const w = await WireClient.connect(url);
+  const out: string[] = [];
+  for (const s of sql) {
+    w.send(fe.query(s));
+    out.push((await w.untilReady(1)).map((m) => `${m.code}:${m.body.toString('latin1')}`).join('|'));
+  }
+  w.send(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
+  return out;
+}
+
 /** The SQLSTATE codes of the ErrorResponses among `ms`, in order. */
 export function errorCodes(ms: BackendMessage[]): string[] {
   return ms.filter((m) => m.code === 'E').map((m) => field(m, 'C') ?? '?');

@@ -82,6 +82,14 @@ describe('parser worker', () => {
     expect(kinds(await c.classify('DROP TABLE t'))).toEqual(['DROP']);
   });
 
+  test('a replaced worker starts with an empty normalized cache, and the stats say so', async () => {
+    c = createParserWorker({ resourceLimits: { stackSizeMb: 0.5 } });
+    await c.classify('SELECT * FROM t WHERE id = 1');
+    expect(c.stats().normalizedSize).toBe(1);
+    await c.classify('SELECT ' + 'f('.repeat(900) + '1' + ')'.repeat(900));
+    expect(c.stats()).toMatchObject({ replaced: 1, normalizedSize: 0 });
+  });
+
   test('after close, misses are refused', async () => {
     c = createParserWorker();
     await c.start();

@@ -74,6 +74,7 @@ export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClas
   let thread: Thread | undefined;
   let nextId = 1;
   let replaced = 0;
+  /** Entries in the worker's normalized cache, counted here (the worker holds it). */
   let normalizedSize = 0;
   let closed = false;
   let startWaiter: { resolve(): void; reject(err: Error): void } | undefined;
@@ -91,6 +92,7 @@ export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClas
       t.worker.on('error', () => undefined); // a late error of a terminated worker is no news
       void t.worker.terminate();
       replaced++;
+      normalizedSize = 0; // that cache lived in the worker
       options.onReplace?.(reason);
     }
     const job = current;

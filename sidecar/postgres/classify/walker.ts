@@ -322,7 +322,7 @@ function visitStore(type: string, obj: Obj, out: Collected): void {
   if (type === 'InsertStmt') {
     // INSERT ... VALUES of constants and parameters stores only what the agent sent.
     const select = (obj.selectStmt as { SelectStmt?: Obj } | undefined)?.SelectStmt;
-    if (select !== undefined && (select.valuesLists === undefined || /"(ColumnRef|SubLink)"/.test(JSON.stringify(select.valuesLists)))) out.stores = true;
+    if (select !== undefined && (select.valuesLists === undefined || containsNode(select.valuesLists, READING_NODES))) out.stores = true;
     const conflict = obj.onConflictClause as Obj | undefined;
     const target = obj.relation as Obj | undefined;
     // ON CONFLICT DO UPDATE SET ... = EXCLUDED.x stores the proposed row (the agent's own values), unless the table is named so.
@@ -330,6 +330,27 @@ function visitStore(type: string, obj: Obj, out: Collected): void {
     if (conflict !== undefined) addSetValues(conflict.targetList, out, excludedIsProposed);
   }
   if (type === 'UpdateStmt') addSetValues(obj.targetList, out, false);
+}
+
+/** Nodes through which a VALUES list reads stored data (a column, a subquery). */
+const READING_NODES: ReadonlySet<string> = new Set(['ColumnRef', 'SubLink']);
+
+/** Does `tree` hold a node of one of `types`? Walked without serializing it: a bulk INSERT's VALUES can be large. */
+function containsNode(tree: unknown, types: ReadonlySet<string>): boolean {
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      stack.push(...v);
+      continue;
+    }
+    for (const k in v) {
+      if (types.has(k)) return true;
+      stack.push((v as Obj)[k]);
+    }
+  }
+  return false;
 }
 
 /** Column names read by SET values (not WHERE: a protected column there filters rows, it is copied nowhere). */
