@@ -9,70 +9,13 @@ import type { TargetMasking } from './row-masking';
 import type { ShapeCache } from './shape-cache';
 import type { UpstreamOptions } from './upstream';
 import type { LargeMessageBudget } from './protocol/frame-reader';
-import type { HttpAuditEvent } from '../http/routes/route-proxy';
-import type { ForwardAuditEvent } from '../http/forward/forward-proxy';
-import type { AuditApproval } from '../../common/audit/record';
+import type { AuditSink } from '../audit/events';
 
 export interface ClassifiedSql {
   statements: SqlOperation['statements'];
   parseError?: string;
   /** With parseError: the parser failed or refused (limit, crash, timeout), not a syntax error. */
   parserFailure?: boolean;
-}
-
-/** One finished (or refused) operation, for the audit trail. */
-export interface StatementEvent {
-  sessionId: string;
-  /** Order within the session, from 1. */
-  seq: number;
-  /** Epoch milliseconds (fractional) when the statement arrived. */
-  startedAt: number;
-  target: string;
-  policy: string;
-  /** The database (db.namespace). */
-  database?: string;
-  /** The statement as the agent sent it: mask it with maskText before it leaves the process. */
-  text: string;
-  /**
-   * Masks what the policy's detectors find (a card number in a WHERE clause). Called only where the
-   * text is kept (the audit record), so a sidecar that keeps no records never pays for it.
-   */
-  maskText(text: string): string;
-  /** Bound parameters, masked; only when the policy records payloads. */
-  params?: Array<string | null>;
-  /** From forwarding to the server's answer. */
-  upstreamMs?: number;
-  approval?: AuditApproval;
-  maskedBy?: Record<string, number>;
-  decision: Decision['action'] | 'mask';
-  rule?: string;
-  reason: string;
-  kinds: string[];
-  durationMs: number;
-  masked: number;
-  rows: number;
-  error?: string;
-  identity: Identity;
-  protocol: 'simple' | 'extended';
-}
-
-export interface SessionEvent {
-  sessionId: string;
-  target: string;
-  /** `catalog-error`: table names for masking could not be looked up; the affected columns were masked whole. */
-  event: 'connect' | 'disconnect' | 'login-failed' | 'protocol-error' | 'guard' | 'catalog-error';
-  message?: string;
-}
-
-export interface AuditSink {
-  statement(e: StatementEvent): void;
-  /** Set while new operations must be refused because the audit trail cannot record them (fail closed). */
-  blocked?(): string | undefined;
-  session(e: SessionEvent): void;
-  /** A request through a named HTTP route. */
-  http?(e: HttpAuditEvent): void;
-  /** A request or tunnel through the forward proxy. */
-  egress?(e: ForwardAuditEvent): void;
 }
 
 export interface HoldRequest {

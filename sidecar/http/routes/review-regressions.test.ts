@@ -12,7 +12,8 @@ import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compi
 import type { AccessPolicySpec, Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
 import type { HttpApprovalGate } from '../forward/approval';
-import { createRouteHandler, type HttpAuditEvent, type RouteHandler } from './route-proxy';
+import { createRouteHandler, type RouteHandler } from './route-proxy';
+import type { HttpAuditEvent } from '../../audit/events';
 
 const identity: Identity = { subject: 'agent', groups: [], source: 'pod' };
 
