@@ -19,7 +19,8 @@ import { CancelRegistry } from './postgres/cancel-registry';
 import { createParserWorker } from './postgres/classify/parser-worker';
 import { PostgresListener } from './postgres/listener';
 import type { ClassifyResult } from './postgres/classify/classify';
-import type { ApprovalGate, ClassifiedSql } from './postgres/runtime';
+import type { ClassifiedSql } from './postgres/runtime';
+import type { ApprovalGate, HttpApprovalGate } from './approvals/hold';
 import type { AuditSink } from './audit/events';
 import { createTargetRuntime } from './postgres/target-runtime';
 import { DEFAULT_LARGE_MESSAGE_BUDGET_BYTES, MessageBudget } from './postgres/message-budget';
@@ -29,7 +30,6 @@ import { createApprovalsHandler, type AdminHandler } from './approvals/admin-api
 import { createApprovalGate } from './approvals/gate';
 import { LocalApprovalStore } from './approvals/local-store';
 import { createNotifier, type Notifier, type NotifyTarget } from './approvals/notify';
-import type { HttpApprovalGate } from './http/forward/approval';
 import { IdentityError } from '../common/identity/errors';
 import { bearerFromHeaders } from '../common/identity/extract';
 import { createTokenVerifier, type TokenVerifier, type TokenVerifierOptions } from '../common/identity/verifier';

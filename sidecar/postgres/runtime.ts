@@ -1,7 +1,7 @@
 // What a PostgreSQL session needs from the sidecar around it. The listener builds one per target;
 // the policy, target spec and masking are read on every statement so hot reloads apply at once.
 import type { CompiledPolicy } from '../../common/policy/compile';
-import type { Decision, Identity, PostgresTargetSpec, SqlOperation } from '../../common/policy/types';
+import type { Identity, PostgresTargetSpec, SqlOperation } from '../../common/policy/types';
 import type { CatalogCache } from './catalog';
 import type { CancelRegistry } from './cancel-registry';
 import type { ConnectionSlots } from './connection-slots';
@@ -10,37 +10,13 @@ import type { ShapeCache } from './shape-cache';
 import type { UpstreamOptions } from './upstream';
 import type { LargeMessageBudget } from './protocol/frame-reader';
 import type { AuditSink } from '../audit/events';
+import type { ApprovalGate } from '../approvals/hold';
 
 export interface ClassifiedSql {
   statements: SqlOperation['statements'];
   parseError?: string;
   /** With parseError: the parser failed or refused (limit, crash, timeout), not a syntax error. */
   parserFailure?: boolean;
-}
-
-export interface HoldRequest {
-  target: string;
-  policy: string;
-  rule: string;
-  decision: Decision;
-  identity: Identity;
-  /** Exactly what will run if approved: the SQL text and its bound parameters. */
-  operation: { sql: string; params?: Array<string | null> };
-  signal: AbortSignal;
-}
-
-export interface HoldOutcome {
-  approved: boolean;
-  reason: string;
-  /** How the approval request ended, when one was opened. */
-  state?: 'approved' | 'denied' | 'expired' | 'cancelled';
-  approvalId?: string;
-  decidedBy?: string;
-}
-
-/** The approval machinery (built separately) plugs in here; without it a hold is a denial. */
-export interface ApprovalGate {
-  hold(req: HoldRequest): Promise<HoldOutcome>;
 }
 
 export interface TargetRuntime {

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compile';
 import type { AccessPolicySpec, Identity } from '../../../common/policy/types';
-import type { HttpApprovalGate, HeldHttpRequest } from './approval';
+import type { HttpApprovalGate, HeldHttpRequest } from '../../approvals/hold';
 import { createForwardProxyServer, type ForwardProxyContext } from './forward-proxy';
 import type { ForwardAuditEvent } from '../../audit/events';
 

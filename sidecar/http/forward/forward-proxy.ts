@@ -15,7 +15,7 @@ import { normalizeHost, unspecifiedAliases, type CompiledPolicy, type HostMatche
 import { decide, type HttpOperationWithPort } from '../../../common/policy/engine';
 import { IdentityError } from '../../../common/identity/errors';
 import type { Decision, Identity } from '../../../common/policy/types';
-import type { HttpApprovalGate } from './approval';
+import type { HttpApprovalGate } from '../../approvals/hold';
 import { errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
 import type { AuditApproval } from '../../../common/audit/record';
@@ -24,8 +24,6 @@ import { approvalRecord } from '../../audit/records';
 import { UNPARSEABLE_BODY } from '../../../common/policy/engine';
 import { readLimited } from '../read-limited';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, strictest, type NormalizedPath } from '../request-view';
-
-export type { HttpApprovalGate, HeldHttpRequest } from './approval';
 
 export interface ForwardProxyContext {
   /** The current compiled policy (hot-reloaded); throwing denies (fail closed). */

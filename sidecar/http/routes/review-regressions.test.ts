@@ -11,7 +11,7 @@ import * as zlib from 'node:zlib';
 import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compile';
 import type { AccessPolicySpec, Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
-import type { HttpApprovalGate } from '../forward/approval';
+import type { HttpApprovalGate } from '../../approvals/hold';
 import { createRouteHandler, type RouteHandler } from './route-proxy';
 import type { HttpAuditEvent } from '../../audit/events';
 

@@ -48,7 +48,7 @@ import { decide, decideResponseWith, responseRulesFor, UNPARSEABLE_BODY } from '
 import { jsonTooDeep, JsonTooDeepError } from '../../../common/policy/jsonpath';
 import { parseDuration, parseJsonPath, type JsonPathSegment } from '../../../common/policy/syntax';
 import type { Decision, HttpOperation, HttpTargetSpec, Identity } from '../../../common/policy/types';
-import type { HttpApprovalGate } from '../forward/approval';
+import type { HttpApprovalGate } from '../../approvals/hold';
 import { holdForApproval } from '../forward/forward-proxy';
 import { deniedRule, errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndHeaders } from '../headers';
