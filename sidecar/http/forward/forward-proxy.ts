@@ -15,7 +15,7 @@ import { normalizeHost, unspecifiedAliases, type CompiledPolicy, type HostMatche
 import { decide, type HttpOperationWithPort } from '../../../common/policy/engine';
 import { IdentityError } from '../../../common/identity/errors';
 import type { Decision, Identity } from '../../../common/policy/types';
-import type { HttpApprovalGate } from '../../approvals/hold';
+import { noApproverReason, type HttpApprovalGate } from '../../approvals/hold';
 import { errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
 import type { AuditApproval } from '../../../common/audit/record';
@@ -224,7 +224,7 @@ export async function holdForApproval(
   signal: AbortSignal,
 ): Promise<Authorized> {
   if (!ctx.approvals) {
-    return { ok: false, decision, message: `${decision.reason}, but no approval service is configured; denied` };
+    return { ok: false, decision, message: noApproverReason(decision.reason) };
   }
   let approval: { approved: boolean; reason: string; approvalId?: string; decidedBy?: string };
   const waitStart = performance.now();
