@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../common/log';
 import { Metrics } from '../common/metrics';
 import type { CompiledPolicy } from '../common/policy/compile';
 import type { Identity } from '../common/policy/types';
-import { createAdminServer, parseAddr } from './admin-server';
+import { createAdminServer, parseAddr } from '../common/admin-server';
 import { createAuditSink } from './audit/sink';
 import { openAuditTrail, type AuditTrail } from './audit/trail';
 import { otlpSettingsFromEnv, type Exporters } from './audit/exporters';

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import type { Identity } from '../../common/policy/types';
 import type { ApprovalState, Verdict } from '../../common/approvals/object';
 import { ApprovalError, type ApprovalBackend } from './types';
-import type { AdminHandler } from '../admin-server';
+import type { AdminHandler } from '../../common/admin-server';
 import { parseBearer } from '../../common/identity/extract';
 import { displaySafeJson } from '../../common/display-escape';
 
