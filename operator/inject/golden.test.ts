@@ -55,7 +55,7 @@ const CASES: GoldenCase[] = [
   { name: 'init-containers', title: 'init containers run after the sidecar and get its env', outcome: 'injected' },
   { name: 'own-native-sidecar', title: "the pod's own native sidecar starts after ours", outcome: 'injected' },
   { name: 'env-replaced', title: 'DATABASE_URL, OPENAI_*, HTTP(S)_PROXY and NO_PROXY of the manifest are replaced', outcome: 'injected' },
-  { name: 'env-duplicate-name', title: 'an env var defined twice (pins what happens to the second: see the input)', outcome: 'injected' },
+  { name: 'env-duplicate-name', title: 'an env var defined twice: every definition is replaced, the Secret reference dropped', outcome: 'injected' },
   { name: 'many-targets', title: 'several postgres and http targets, a shared Secret, a volume name clash', outcome: 'injected' },
   { name: 'forward-proxy-only', title: 'a forward-proxy-only policy: proxy variables, no Secret', outcome: 'injected' },
   { name: 'lockdown-annotation', title: 'lockdown asked for by the pod annotation', outcome: 'injected' },
