@@ -2,6 +2,8 @@
 // by a MetricProducer that reads the same registry /metrics renders (cumulative temporality), so
 // Prometheus scrapes and OTLP pushes always agree.
 import { ValueType } from '@opentelemetry/api';
+import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import type { Resource } from '@opentelemetry/resources';
 import {
   AggregationTemporality,
@@ -16,6 +18,12 @@ import {
 import type { HrTime } from '@opentelemetry/api';
 import { SCOPE } from '../../common/audit/names';
 import type { Metrics } from '../../common/metrics';
+import type { OtlpSignalSettings } from './otlp-settings';
+
+/** The OTLP metrics exporter for these settings (http/protobuf or http/json). */
+export function createMetricExporter(s: OtlpSignalSettings): PushMetricExporter {
+  return s.protocol === 'http/json' ? new MetricsJson({ url: s.url }) : new MetricsProto({ url: s.url });
+}
 
 function hrNow(): HrTime {
   const ms = performance.timeOrigin + performance.now();

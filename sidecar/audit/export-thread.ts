@@ -1,0 +1,57 @@
+// The audit export thread (node:worker_threads): reads the records the main thread spooled,
+// decodes them, encodes OTLP and exports them, and moves the acknowledged mark. Everything the
+// export needs — the OTLP exporters, the OpenTelemetry SDK transport, the protobuf encoder — is
+// loaded here only, never on the main thread. Started and restarted by export-worker.ts.
+import { parentPort, workerData } from 'node:worker_threads';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { Logger } from '../../common/log';
+import type { Labels } from '../../common/metrics';
+import { createRecordExporters } from './exporters';
+import { startShipper, type ShipperMetrics } from './shipper';
+import { SpoolTail } from './spool-tail';
+import type { ExportThreadData, FromThread, ToThread } from './export-worker';
+
+const port = parentPort!;
+const data = workerData as ExportThreadData;
+const post = (m: FromThread): void => port.postMessage(m);
+
+// Logs and counters go to the main thread's logger and registry (one message per event: per
+// export batch at most, never per record).
+function relayLogger(fields: Record<string, unknown> = {}): Logger {
+  const at =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (msg: string, f?: Record<string, unknown>): void =>
+      post({ t: 'log', level, msg, fields: { ...fields, ...f } });
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (f) => relayLogger({ ...fields, ...f }) };
+}
+
+const metrics: ShipperMetrics = {
+  counter: (name, help) => ({ inc: (labels?: Labels, by = 1) => post({ t: 'inc', name, help, labels: labels ?? {}, by }) }),
+};
+
+const log = relayLogger();
+const tail = new SpoolTail(data.dir, data.progress, log);
+const exporters = createRecordExporters(data.otlp, resourceFromAttributes(data.resource));
+const shipper = startShipper({ spool: tail, exporters, log, metrics, lingerMs: data.lingerMs, maxBackoffMs: data.maxBackoffMs });
+
+// New records are noticed by polling the shared mark every linger interval: the main thread sends
+// nothing per record. Records a previous run (or a crashed thread) left unacknowledged go first.
+const linger = data.lingerMs ?? 200;
+const poll = setInterval(() => {
+  const s = tail.stats();
+  if (s.lastSeq > s.ackedSeq) shipper.kick();
+}, linger);
+shipper.kick();
+
+port.on('message', (m: ToThread) => {
+  if (m.t === 'drain') {
+    void shipper.drain(m.timeoutMs);
+  } else if (m.t === 'stop') {
+    clearInterval(poll);
+    void shipper.stop().finally(() => {
+      post({ t: 'stopped' });
+      port.close();
+    });
+  }
+});
+post({ t: 'ready' });
