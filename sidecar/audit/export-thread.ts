@@ -1,12 +1,14 @@
 // The audit export thread (node:worker_threads): reads the records the main thread spooled,
-// decodes them, encodes OTLP and exports them, and moves the acknowledged mark. Everything the
-// export needs — the OTLP exporters, the OpenTelemetry SDK transport, the protobuf encoder — is
-// loaded here only, never on the main thread. Started and restarted by export-worker.ts.
+// decodes them, encodes OTLP and exports them, and moves the acknowledged mark; it also runs the
+// OTLP metrics export from the registry snapshots the main thread posts. Everything the export
+// needs — the OTLP exporters, the OpenTelemetry SDKs, the protobuf encoder — is loaded here only,
+// never on the main thread. Started and restarted by export-worker.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Logger } from '../../common/log';
-import type { Labels } from '../../common/metrics';
+import type { Labels, MetricsSnapshot } from '../../common/metrics';
 import { createRecordExporters } from './exporters';
+import { createMetricExporter, startOtlpMetrics } from './otlp-metrics';
 import { startShipper, type ShipperMetrics } from './shipper';
 import { SpoolTail } from './spool-tail';
 import type { ExportThreadData, FromThread, ToThread } from './export-worker';
@@ -31,7 +33,12 @@ const metrics: ShipperMetrics = {
 
 const log = relayLogger();
 const tail = new SpoolTail(data.dir, data.progress, log);
-const exporters = createRecordExporters(data.otlp, resourceFromAttributes(data.resource));
+const resource = resourceFromAttributes(data.resource);
+const exporters = createRecordExporters(data.otlp, resource);
+let snapshot: MetricsSnapshot = { counters: [], histograms: [] };
+const otlpMetrics = data.metrics
+  ? startOtlpMetrics({ metrics: { snapshot: () => snapshot }, resource, exporter: createMetricExporter(data.metrics.settings), intervalMs: data.metrics.intervalMs })
+  : undefined;
 const shipper = startShipper({ spool: tail, exporters, log, metrics, lingerMs: data.lingerMs, maxBackoffMs: data.maxBackoffMs });
 
 // New records are noticed by polling the shared mark every linger interval: the main thread sends
@@ -44,11 +51,14 @@ const poll = setInterval(() => {
 shipper.kick();
 
 port.on('message', (m: ToThread) => {
-  if (m.t === 'drain') {
+  if (m.t === 'metrics') {
+    snapshot = m.snapshot;
+  } else if (m.t === 'drain') {
     void shipper.drain(m.timeoutMs);
   } else if (m.t === 'stop') {
     clearInterval(poll);
-    void shipper.stop().finally(() => {
+    const metricsDone = otlpMetrics ? otlpMetrics.flush().then(() => otlpMetrics.stop()).catch(() => undefined) : Promise.resolve();
+    void Promise.allSettled([metricsDone, shipper.stop()]).finally(() => {
       post({ t: 'stopped' });
       port.close();
     });

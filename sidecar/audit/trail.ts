@@ -1,5 +1,5 @@
 // The audit trail: the spool that every record is written to before the agent sees its result,
-// the export thread that ships spooled records to the OTLP collector, and the metrics export.
+// the export thread that ships spooled records (and the metrics) to the OTLP collector.
 // Opened once per sidecar.
 //
 // Records flow: recorder.append (main thread: encode once, binary.ts; one write to the kernel,
@@ -20,9 +20,9 @@ import type { Metrics } from '../../common/metrics';
 import { encodeRecord } from './binary';
 import type { Exporters } from './exporters';
 import { startExportThread, type ExportThread } from './export-worker';
-import { createMetricExporter, startOtlpMetrics, type OtlpMetricsHandle } from './otlp-metrics';
+import type { OtlpMetricsHandle } from './otlp-metrics';
 import { sidecarResource, type OtlpSettings } from './otlp-settings';
-import { startShipper, type Shipper } from './shipper';
+import type { Shipper } from './shipper';
 import type { AuditRecorder } from './sink';
 import { Spool, type WhenFull } from './spool';
 import { SpoolTail } from './spool-tail';
@@ -73,6 +73,11 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
   let ackTimer: NodeJS.Timeout | undefined;
   if (opts.exporters) {
     // In-process export (tests' own exporters): the same reading and acknowledging as the thread.
+    // Loaded here only, so a sidecar's main thread never loads the shipper or the metrics SDK.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startShipper } = require('./shipper') as typeof import('./shipper');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startOtlpMetrics } = require('./otlp-metrics') as typeof import('./otlp-metrics');
     const tail = new SpoolTail(opts.dir, spool.shareProgress(), log);
     shipper = startShipper({ spool: tail, exporters: opts.exporters, log, metrics, lingerMs: opts.lingerMs, maxBackoffMs: opts.maxBackoffMs });
     const s = shipper;
@@ -92,13 +97,13 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
         resource: { ...resource!.attributes },
         lingerMs: opts.lingerMs,
         maxBackoffMs: opts.maxBackoffMs,
+        metrics: { settings: opts.otlp.metrics, intervalMs: opts.metricsIntervalMs ?? 15_000 },
       },
       log,
       metrics,
       // Acknowledgements move the spool's gauges (and can unblock a full spool) as they happen.
       onActivity: () => void spool.stats(),
     });
-    otlpMetrics = startOtlpMetrics({ metrics, resource: resource!, exporter: createMetricExporter(opts.otlp.metrics), intervalMs: opts.metricsIntervalMs });
   } else {
     // Nobody to deliver to: records are kept for replay, and count as delivered (so they never block).
     ackTimer = setInterval(() => {
