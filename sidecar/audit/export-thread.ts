@@ -59,6 +59,7 @@ port.on('message', (m: ToThread) => {
     clearInterval(poll);
     const metricsDone = otlpMetrics ? otlpMetrics.flush().then(() => otlpMetrics.stop()).catch(() => undefined) : Promise.resolve();
     void Promise.allSettled([metricsDone, shipper.stop()]).finally(() => {
+      tail.close();
       post({ t: 'stopped' });
       port.close();
     });

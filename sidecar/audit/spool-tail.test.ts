@@ -58,6 +58,18 @@ describe('SpoolTail (the export thread reading the spool the main thread writes)
     expect(spool.append('after')).toBe(last + 1);
   });
 
+  test('the cursor file follows the shared mark at most once a second, and on close', () => {
+    const spool = openSpool();
+    const tail = new SpoolTail(spool.dir, spool.shareProgress(), silentLogger);
+    for (let i = 1; i <= 5; i++) spool.append(`c${i}`);
+    tail.ack(2);
+    tail.ack(4);
+    expect(spool.stats().ackedSeq).toBe(4); // the main thread sees it at once
+    expect(readCursor(spool.dir, silentLogger)).toBe(2); // the file lags (a restart re-sends, never loses)
+    tail.close();
+    expect(readCursor(spool.dir, silentLogger)).toBe(4);
+  });
+
   test('records dropped by the writer (drop-oldest) are skipped, not waited for', () => {
     const spool = openSpool({ maxBytes: 400, segmentBytes: 100, whenFull: 'drop-oldest' });
     const tail = new SpoolTail(spool.dir, spool.shareProgress(), silentLogger);

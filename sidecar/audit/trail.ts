@@ -71,6 +71,7 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
   let shipper: Shipper | undefined;
   let otlpMetrics: OtlpMetricsHandle | undefined;
   let ackTimer: NodeJS.Timeout | undefined;
+  let tail: SpoolTail | undefined;
   if (opts.exporters) {
     // In-process export (tests' own exporters): the same reading and acknowledging as the thread.
     // Loaded here only, so a sidecar's main thread never loads the shipper or the metrics SDK.
@@ -78,11 +79,11 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
     const { startShipper } = require('./shipper') as typeof import('./shipper');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { startOtlpMetrics } = require('./otlp-metrics') as typeof import('./otlp-metrics');
-    const tail = new SpoolTail(opts.dir, spool.shareProgress(), log);
-    shipper = startShipper({ spool: tail, exporters: opts.exporters, log, metrics, lingerMs: opts.lingerMs, maxBackoffMs: opts.maxBackoffMs });
+    const t = (tail = new SpoolTail(opts.dir, spool.shareProgress(), log));
+    shipper = startShipper({ spool: t, exporters: opts.exporters, log, metrics, lingerMs: opts.lingerMs, maxBackoffMs: opts.maxBackoffMs });
     const s = shipper;
     ackTimer = setInterval(() => {
-      const st = tail.stats();
+      const st = t.stats();
       if (st.lastSeq > st.ackedSeq) s.kick();
     }, opts.lingerMs ?? 200);
     ackTimer.unref();
@@ -142,6 +143,7 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
       if (shipper) {
         await shipper.drain(Math.min(graceMs, 5000));
         await shipper.stop();
+        tail?.close();
       }
       if (otlpMetrics) await otlpMetrics.flush().catch(() => undefined);
       if (otlpMetrics) await otlpMetrics.stop().catch(() => undefined);
