@@ -158,7 +158,7 @@ export function startExportThread(opts: ExportThreadOptions): ExportThread {
  * A small young generation: the thread's garbage is short-lived export batches, and the default
  * semi-spaces stayed resident under load (measured: process RSS after 12k records 115 -> 104 MB).
  */
-const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4 };
+const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 8 };
 
 /**
  * The thread's script. From dist/ it is the compiled export-thread.js beside this file. Under the

@@ -1,8 +1,6 @@
 // OTLP exporters of audit records (spans and log records). Loaded only by the export thread
 // (export-thread.ts), never on the sidecar's main thread: the settings and the resource are in
 // otlp-settings.ts, the metrics exporter in otlp-metrics.ts.
-import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
-import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
 import type { Resource } from '@opentelemetry/resources';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
@@ -50,6 +48,9 @@ function protobufExporter(signal: 'TRACES' | 'LOGS', url: string, encode: (r: Au
 export function createRecordExporters(s: Pick<OtlpSettings, 'traces' | 'logs'>, resource: Resource): RecordExporters {
   let traces: RecordExporter;
   if (s.traces.protocol === 'http/json') {
+    // The SDK's JSON exporters (and the transformer they bring) load only when asked for: memory.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { OTLPTraceExporter: TracesJson } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
     const sdk = new TracesJson({ url: s.traces.url });
     traces = { export: (records, done) => sdk.export(records.flatMap((r) => toSpans(r, resource)), done), shutdown: () => sdk.shutdown() };
   } else {
@@ -57,6 +58,8 @@ export function createRecordExporters(s: Pick<OtlpSettings, 'traces' | 'logs'>, 
   }
   let logs: RecordExporter;
   if (s.logs.protocol === 'http/json') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { OTLPLogExporter: LogsJson } = require('@opentelemetry/exporter-logs-otlp-http') as typeof import('@opentelemetry/exporter-logs-otlp-http');
     const sdk = new LogsJson({ url: s.logs.url });
     logs = { export: (records, done) => sdk.export(records.map((r) => toLogRecord(r, resource)), done), shutdown: () => sdk.shutdown() };
   } else {

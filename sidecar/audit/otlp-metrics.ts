@@ -2,8 +2,6 @@
 // by a MetricProducer that reads the same registry /metrics renders (cumulative temporality), so
 // Prometheus scrapes and OTLP pushes always agree.
 import { ValueType } from '@opentelemetry/api';
-import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import type { Resource } from '@opentelemetry/resources';
 import {
   AggregationTemporality,
@@ -20,9 +18,16 @@ import { SCOPE } from '../../common/audit/names';
 import type { Metrics, MetricsSnapshot } from '../../common/metrics';
 import type { OtlpSignalSettings } from './otlp-settings';
 
-/** The OTLP metrics exporter for these settings (http/protobuf or http/json). */
+/** The OTLP metrics exporter for these settings (http/protobuf or http/json); only that one is loaded. */
 export function createMetricExporter(s: OtlpSignalSettings): PushMetricExporter {
-  return s.protocol === 'http/json' ? new MetricsJson({ url: s.url }) : new MetricsProto({ url: s.url });
+  if (s.protocol === 'http/json') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
+    return new OTLPMetricExporter({ url: s.url });
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto');
+  return new OTLPMetricExporter({ url: s.url });
 }
 
 function hrNow(): HrTime {
