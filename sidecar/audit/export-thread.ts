@@ -7,8 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Logger } from '../../common/log';
 import type { Labels, MetricsSnapshot } from '../../common/metrics';
-import { createRecordExporters } from './exporters';
-import { createMetricExporter, startOtlpMetrics } from './otlp-metrics';
+import { createProtobufMetricsExporter, createRecordExporters } from './exporters';
 import { startShipper, type ShipperMetrics } from './shipper';
 import { SpoolTail } from './spool-tail';
 import type { ExportThreadData, FromThread, ToThread } from './export-worker';
@@ -36,9 +35,40 @@ const tail = new SpoolTail(data.dir, data.progress, log);
 const resource = resourceFromAttributes(data.resource);
 const exporters = createRecordExporters(data.otlp, resource);
 let snapshot: MetricsSnapshot = { counters: [], histograms: [] };
-const otlpMetrics = data.metrics
-  ? startOtlpMetrics({ metrics: { snapshot: () => snapshot }, resource, exporter: createMetricExporter(data.metrics.settings), intervalMs: data.metrics.intervalMs })
-  : undefined;
+const otlpMetrics = data.metrics ? startMetrics(data.metrics) : undefined;
+
+/**
+ * The metrics export: http/protobuf with our encoder on a plain timer (no metrics SDK loaded);
+ * http/json through the SDK's reader and JSON exporter, loaded only then.
+ */
+function startMetrics(m: NonNullable<ExportThreadData['metrics']>): { flush(): Promise<void>; stop(): Promise<void> } {
+  if (m.settings.protocol === 'http/json') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { createMetricExporter, startOtlpMetrics } = require('./otlp-metrics') as typeof import('./otlp-metrics');
+    return startOtlpMetrics({ metrics: { snapshot: () => snapshot }, resource, exporter: createMetricExporter(m.settings), intervalMs: m.intervalMs });
+  }
+  const exporter = createProtobufMetricsExporter(m.settings.url, resource, data.startedAt);
+  const send = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (snapshot.counters.length === 0 && snapshot.histograms.length === 0) return resolve();
+      exporter.export(snapshot, (r) => {
+        if (r.error) log.debug('audit: metrics export failed', { error: r.error.message });
+        resolve();
+      });
+    });
+  let sending: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    sending = sending.then(send);
+  }, m.intervalMs);
+  return {
+    flush: () => (sending = sending.then(send)),
+    stop: async () => {
+      clearInterval(timer);
+      await sending;
+      await exporter.shutdown();
+    },
+  };
+}
 const shipper = startShipper({ spool: tail, exporters, log, metrics, lingerMs: data.lingerMs, maxBackoffMs: data.maxBackoffMs });
 
 // New records are noticed by polling the shared mark every linger interval: the main thread sends

@@ -25,6 +25,8 @@ export interface ExportThreadData {
    * registry stays on the main thread, where the data paths count and Prometheus scrapes).
    */
   metrics?: { settings: OtlpSignalSettings; intervalMs: number };
+  /** Epoch ms the sidecar started: the start of the cumulative metric points. */
+  startedAt: number;
 }
 
 export type ToThread = { t: 'drain'; timeoutMs: number } | { t: 'stop' } | { t: 'metrics'; snapshot: MetricsSnapshot };

@@ -7,7 +7,8 @@ import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentel
 import type { ExportResult } from '@opentelemetry/core';
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import type { AuditRecord } from '../../common/audit/record';
-import { encodeLogs, encodeTraces } from './otlp-encode';
+import type { MetricsSnapshot } from '../../common/metrics';
+import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encode';
 import type { OtlpSettings } from './otlp-settings';
 import { toLogRecord, toSpans } from './to-otlp';
 
@@ -66,4 +67,26 @@ export function createRecordExporters(s: Pick<OtlpSettings, 'traces' | 'logs'>, 
     logs = protobufExporter('LOGS', s.logs.url, (records) => encodeLogs(records, resource));
   }
   return { traces, logs };
+}
+
+/** Exports registry snapshots as OTLP metrics. */
+export interface SnapshotExporter {
+  export(snapshot: MetricsSnapshot, done: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * http/protobuf metrics with our encoder (otlp-encode.ts) over the SDK's HTTP transport, as for
+ * spans and logs: the metrics SDK and the proto exporter's protobuf runtime stay unloaded.
+ * Timestamps: points are cumulative from startMs.
+ */
+export function createProtobufMetricsExporter(url: string, resource: Resource, startMs: number): SnapshotExporter {
+  const delegate = createOtlpHttpExportDelegate<MetricsSnapshot, unknown>(
+    convertLegacyHttpOptions({ url }, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
+    { serializeRequest: (snap) => encodeMetrics(snap, resource, startMs, performance.timeOrigin + performance.now()), deserializeResponse: () => ({}) },
+    'otlp_http_metric_exporter',
+    { name: 'metric_data_point', countItems: (snap: MetricsSnapshot) => snap.counters.length + snap.histograms.length },
+    undefined,
+  );
+  return new OTLPExporterBase<MetricsSnapshot>(delegate);
 }

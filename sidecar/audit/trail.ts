@@ -99,6 +99,7 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
         lingerMs: opts.lingerMs,
         maxBackoffMs: opts.maxBackoffMs,
         metrics: { settings: opts.otlp.metrics, intervalMs: opts.metricsIntervalMs ?? 15_000 },
+        startedAt: performance.timeOrigin + performance.now(),
       },
       log,
       metrics,
