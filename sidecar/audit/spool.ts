@@ -151,8 +151,6 @@ export class Spool {
   /** Set by shareProgress(): [PROGRESS_LAST] written here, [PROGRESS_ACKED] by the export thread. */
   private shared: BigInt64Array | undefined;
 
-  /** Where the last readUnacked() stopped, so the next one continues without rescanning. */
-  private readHint: { firstSeq: number; seq: number; offset: number } | undefined;
 
   private readonly metricDropped?: Counter;
   private readonly gaugeBytes?: { set(labels: Record<string, string>, v: number): void };
@@ -271,31 +269,6 @@ export class Spool {
     if (this.shared !== undefined) Atomics.store(this.shared, PROGRESS_LAST, BigInt(seq));
     if (this.syncTimer === undefined) this.scheduleSync();
     return seq;
-  }
-
-  /**
-   * Records after `afterSeq`, in order, at most `max.records` of them and `max.bytes` of payload
-   * (but always at least one record when there is one, however large).
-   */
-  readUnacked(afterSeq: number, max: { records: number; bytes: number }): SpoolEntry[] {
-    const out: SpoolEntry[] = [];
-    let bytes = 0;
-    for (const seg of this.segments.slice()) {
-      if (seg.count === 0 || lastSeqOf(seg) <= afterSeq) continue;
-      if (out.length >= max.records) break;
-      const hint = this.readHint;
-      const resume = hint && hint.firstSeq === seg.firstSeq && hint.seq === afterSeq ? hint : undefined;
-      const state = newScanState();
-      for (const f of readFrames(seg.file, { firstSeq: seg.firstSeq, offset: resume?.offset, seq: resume ? afterSeq + 1 : undefined, limit: seg.bytes, state })) {
-        if (f.seq <= afterSeq) continue;
-        if (out.length >= max.records || (out.length > 0 && bytes + f.payload.length > max.bytes)) return out;
-        out.push({ seq: f.seq, payload: Buffer.from(f.payload) });
-        bytes += f.payload.length;
-        this.readHint = { firstSeq: seg.firstSeq, seq: f.seq, offset: f.end };
-      }
-      if (state.status === 'corrupt') this.log.error('audit spool segment is damaged: skipping the rest of it', { file: seg.file, offset: state.validEnd, reason: state.reason });
-    }
-    return out;
   }
 
   /** Records everything up to `uptoSeq` as delivered, durably. Acknowledged segments become reclaimable. */
@@ -505,7 +478,6 @@ export class Spool {
     this.segments.push(seg);
     this.active = seg;
     this.dirDirty = true;
-    this.readHint = undefined;
     if (this.syncTimer === undefined) this.scheduleSync();
   }
 
