@@ -7,10 +7,10 @@
 // the mean CPU time per call is printed too: it is what the handler itself costs.
 import type { AccessPolicy } from '../common/policy/types';
 import { resolveInjectorConfig } from '../operator/inject/config';
-import { fixture, fixturePolicies, OPTED_IN, podFromWorkload } from '../operator/inject/fixtures/fixtures';
+import { fixture, fixturePolicies, OPTED_IN, podFromWorkload } from '../test/support/operator/inject-fixtures';
 import type { Pod } from '../operator/inject/k8s-types';
 import { createPodMutator } from '../operator/webhook/pod-admission';
-import { admissionReview } from '../operator/webhook/testing';
+import { admissionReview } from '../test/support/operator/admission-review';
 import type { AdmissionResponse, AdmissionReview } from '../operator/webhook/types';
 import { fmt, percentile, runMain, table } from './support';
 
