@@ -5,7 +5,7 @@
 // Forward proxy: the token travels only in Proxy-Authorization; 407 when missing or refused.
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { makeKey, TestIssuer, type IssuerKey } from '../../../common/identity/testdata/issuer';
+import { makeKey, TestIssuer, type IssuerKey } from '../../../test/support/common/oidc-issuer';
 import { startSidecarFixture, type SidecarFixture } from './sidecar-fixture';
 
 const AUD = 'agent-warden';
