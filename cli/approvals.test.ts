@@ -10,7 +10,7 @@ import { createApprovalGate } from '../sidecar/approvals/gate';
 import { LocalApprovalStore } from '../sidecar/approvals/local-store';
 import { sqlDigest, sqlOperation } from '../sidecar/approvals/operation';
 import type { ApprovalRequestObject } from '../operator/approvals/object';
-import { startTestAdmin, newApprovalRequest } from '../sidecar/approvals/test-helpers';
+import { startTestAdmin, newApprovalRequest } from '../test/support/sidecar/approvals-admin';
 import type { Identity } from '../common/policy/types';
 import type { ApprovalBackend, ApprovalRequest, NewApprovalRequest } from '../sidecar/approvals/types';
 import type { HoldOutcome } from '../sidecar/postgres/runtime';

@@ -16,8 +16,8 @@ import { silentLogger } from '../../common/log';
 import type { Decision, Identity } from '../../common/policy/types';
 import { KubeApprovalBackend, kubeApprovalService, objectToRecord, sidecarKubeConfig } from './kube-backend';
 import { sqlDigest } from './operation';
-import { newApprovalRequest, startTestAdmin } from './test-helpers';
-import { startSidecarFixture, type SidecarFixture } from '../http/routes/sidecar-fixture';
+import { newApprovalRequest, startTestAdmin } from '../../test/support/sidecar/approvals-admin';
+import { startSidecarFixture, type SidecarFixture } from '../../test/support/sidecar/sidecar-fixture';
 import type { ApprovalRequest } from './types';
 
 const NS = 'agents';

@@ -6,7 +6,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { makeKey, TestIssuer, type IssuerKey } from '../../../test/support/common/oidc-issuer';
-import { startSidecarFixture, type SidecarFixture } from './sidecar-fixture';
+import { startSidecarFixture, type SidecarFixture } from '../../../test/support/sidecar/sidecar-fixture';
 
 const AUD = 'agent-warden';
 const UPSTREAM_KEY = 'sk-real-upstream-key-0123456789';

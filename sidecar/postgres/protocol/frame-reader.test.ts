@@ -6,7 +6,7 @@ import { serialize } from 'pg-protocol';
 import { ProtocolError } from './errors';
 import { FrameReader, type Frame } from './frame-reader';
 import { decodeFrontend } from './frontend';
-import { chunkings, copy, msg, splitAt, type ChunkingOptions } from './test-bytes';
+import { chunkings, copy, msg, splitAt, type ChunkingOptions } from '../../../test/support/sidecar/pg-bytes';
 
 // ---- local helpers (independent of the code under test) ----
 
