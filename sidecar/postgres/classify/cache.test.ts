@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { runBench } from './bench';
+import { runBench } from '../../../bench/classify';
 import { createClassifier, normalizedKey } from './cache';
 import { classifyDetailed, classifySql, initClassifier, type ClassifyResult } from './classify';
 

@@ -1,8 +1,8 @@
-// Microbenchmark of the classifier: `npx tsc -p tsconfig.json && node dist/sidecar/postgres/classify/bench.js`
+// Microbenchmark of the classifier: `npx tsc -p tsconfig.dev.json && node dist-dev/bench/classify.js`
 // (also run, with smaller counts, by cache.test.ts). Prints microseconds per classify call.
 import { parseSync, normalizeSync } from 'libpg-query';
-import { createClassifier } from './cache';
-import { classifySql, initClassifier } from './classify';
+import { createClassifier } from '../sidecar/postgres/classify/cache';
+import { classifySql, initClassifier } from '../sidecar/postgres/classify/classify';
 
 export interface BenchResult {
   parseUs: number;
