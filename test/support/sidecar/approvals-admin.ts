@@ -3,7 +3,7 @@
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Metrics } from '../../../common/metrics';
-import { createAdminServer } from '../../../sidecar/admin-server';
+import { createAdminServer } from '../../../common/admin-server';
 import { createApprovalsHandler, type ApprovalsApiOptions } from '../../../sidecar/approvals/admin-api';
 import { sqlOperation } from '../../../sidecar/approvals/operation';
 import type { NewApprovalRequest } from '../../../sidecar/approvals/types';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { silentLogger } from '../../../common/log';
 import { startSidecar, type RunningSidecar, type SidecarOptions } from '../../../sidecar/main';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
-import type { HttpAuditEvent } from '../../../sidecar/http/routes/route-proxy';
+import type { HttpAuditEvent } from '../../../sidecar/audit/events';
 
 export interface SidecarFixture {
   upstream: FakeOpenAI;
