@@ -1,4 +1,4 @@
-// `node dist/bench/audit.js`: the audit trail's cost per operation, stage by stage, in this process
+// `node dist-dev/bench/audit.js`: the audit trail's cost per operation, stage by stage, in this process
 // (no network): on the main thread, building a record, encoding it (binary.ts; JSON.stringify, the
 // format before it, for comparison) and appending it to the spool (one write); in the export
 // thread, decoding it and the OTLP protobuf serialization.
