@@ -6,7 +6,19 @@ import { startTrace } from './trace-context';
 const identity = { subject: 'system:serviceaccount:agents:support', groups: ['system:serviceaccounts', 'agents'], source: 'pod' as const };
 
 function common(over: Partial<OperationCommon> = {}): OperationCommon {
-  return { session: 's-1', seq: 7, start: 1736933400123.456, durationMs: 0.2125, policy: 'agents/p', target: 'crm', decision: 'allow', reason: 'no rule matched', identity, masked: 0, ...over };
+  return {
+    session: 's-1',
+    seq: 7,
+    start: 1736933400123.456,
+    durationMs: 0.2125,
+    policy: 'agents/p',
+    target: 'crm',
+    decision: 'allow',
+    reason: 'no rule matched',
+    identity,
+    masked: 0,
+    ...over,
+  };
 }
 
 function roundTrip(r: AuditRecord): AuditRecord {
@@ -21,14 +33,41 @@ function roundTrip(r: AuditRecord): AuditRecord {
 
 describe('binary audit records', () => {
   test('a plain PostgreSQL record round-trips key for key', () => {
-    roundTrip(postgresRecord(common({ upstreamMs: 0.11 }), { namespace: 'crm', text: 'SELECT 1', operations: ['SELECT'], protocol: 'simple', rows: 1 }));
+    roundTrip(
+      postgresRecord(common({ upstreamMs: 0.11 }), {
+        namespace: 'crm',
+        text: 'SELECT 1',
+        operations: ['SELECT'],
+        protocol: 'simple',
+        rows: 1,
+      }),
+    );
   });
 
   test('every optional part round-trips: rule, approval, maskedBy, error, params with nulls, payload, non-ASCII text', () => {
-    const approval = { ...approvalRecord({ approved: false, approvalId: 'ap-1', reason: 'no', decidedBy: 'alice@example.com', state: 'denied' } as never, performance.now() - 5) };
+    const approval = {
+      ...approvalRecord(
+        { approved: false, approvalId: 'ap-1', reason: 'no', decidedBy: 'alice@example.com', state: 'denied' } as never,
+        performance.now() - 5,
+      ),
+    };
     const r = postgresRecord(
-      common({ rule: 'deny-writes', decision: 'deny', approval, masked: 3, maskedBy: { column: 2, 'credit-card': 1 }, error: 'ERROR: boom — ünïcödé' }),
-      { namespace: undefined, text: `/*traceparent='00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01'*/ UPDATE t SET x = 'é€𝄞' ` + 'y'.repeat(300), operations: ['UPDATE', 'SELECT'], protocol: 'extended', rows: 0, params: ['1', null, 'x'.repeat(200)] },
+      common({
+        rule: 'deny-writes',
+        decision: 'deny',
+        approval,
+        masked: 3,
+        maskedBy: { column: 2, 'credit-card': 1 },
+        error: 'ERROR: boom — ünïcödé',
+      }),
+      {
+        namespace: undefined,
+        text: `/*traceparent='00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01'*/ UPDATE t SET x = 'é€𝄞' ` + 'y'.repeat(300),
+        operations: ['UPDATE', 'SELECT'],
+        protocol: 'extended',
+        rows: 0,
+        params: ['1', null, 'x'.repeat(200)],
+      },
       { request: 'req ✓', response: 'x'.repeat(70_000), truncated: true },
     );
     expect(r.trace.parentSpanId).toBeDefined();
@@ -42,12 +81,30 @@ describe('binary audit records', () => {
         'http',
         common({ upstreamMs: 12.5, masked: 1 }),
         trace,
-        { method: 'POST', route: 'openai', path: '/v1/chat/completions', url: 'https://api.openai.com/v1/chat/completions', status: 200, serverAddress: 'api.openai.com', serverPort: 443 },
+        {
+          method: 'POST',
+          route: 'openai',
+          path: '/v1/chat/completions',
+          url: 'https://api.openai.com/v1/chat/completions',
+          status: 200,
+          serverAddress: 'api.openai.com',
+          serverPort: 443,
+        },
         { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o', inputTokens: 12, finishReasons: ['stop'], streamed: true },
         { request: '{"a":1}' },
       ),
     );
-    roundTrip(httpRecord('egress', common({ seq: 0 }), startTrace(undefined), { method: 'CONNECT', route: 'example.com', path: '', status: 200, serverAddress: 'example.com', serverPort: 443, tunnel: true }));
+    roundTrip(
+      httpRecord('egress', common({ seq: 0 }), startTrace(undefined), {
+        method: 'CONNECT',
+        route: 'example.com',
+        path: '',
+        status: 200,
+        serverAddress: 'example.com',
+        serverPort: 443,
+        tunnel: true,
+      }),
+    );
   });
 
   test('a spool written as JSON by an older sidecar still decodes', () => {

@@ -127,12 +127,7 @@ function str(s: string): void {
   pos += 4 + len;
 }
 
-/**
- * The record in the spool format. The result is a view into a buffer reused by the next call:
- * copy it (Spool.append does) before encoding another record.
- */
-export function encodeRecord(r: AuditRecord): Buffer {
-  pos = 0;
+function presence(r: AuditRecord): number {
   const t = r.trace;
   let bits = 0;
   if (r.upstreamMs !== undefined) bits |= OPT_UPSTREAM;
@@ -146,6 +141,17 @@ export function encodeRecord(r: AuditRecord): Buffer {
   if (r.http !== undefined) bits |= OPT_HTTP;
   if (r.genAi !== undefined) bits |= OPT_GENAI;
   if (r.payload !== undefined) bits |= OPT_PAYLOAD;
+  return bits;
+}
+
+/**
+ * The record in the spool format. The result is a view into a buffer reused by the next call:
+ * copy it (Spool.append does) before encoding another record.
+ */
+export function encodeRecord(r: AuditRecord): Buffer {
+  pos = 0;
+  const t = r.trace;
+  const bits = presence(r);
   u8(FORMAT_BINARY_V1);
   u16(bits);
   str(r.id);
@@ -171,66 +177,73 @@ export function encodeRecord(r: AuditRecord): Buffer {
   for (let i = 0; i < groups.length; i++) str(groups[i]);
   f64(r.masked);
   if (bits & OPT_APPROVAL) str(JSON.stringify(r.approval));
-  if (bits & OPT_MASKED_BY) {
-    const by = r.maskedBy!;
-    let n = 0;
-    for (const k in by) if (by[k] !== undefined) n++;
-    u32(n);
-    for (const k in by) {
-      if (by[k] === undefined) continue;
-      str(k);
-      f64(by[k]);
-    }
-  }
+  if (bits & OPT_MASKED_BY) encodeCounts(r.maskedBy!);
   if (bits & OPT_ERROR) str(r.error!);
-  if (bits & OPT_DB) {
-    const db = r.db!;
-    u8((db.namespace !== undefined ? DB_NAMESPACE : 0) | (db.params !== undefined ? DB_PARAMS : 0));
-    str(db.system);
-    if (db.namespace !== undefined) str(db.namespace);
-    str(db.text);
-    u32(db.operations.length);
-    for (let i = 0; i < db.operations.length; i++) str(db.operations[i]);
-    str(db.protocol);
-    f64(db.rows);
-    if (db.params !== undefined) {
-      u32(db.params.length);
-      for (const p of db.params) {
-        if (p === null || p === undefined) u8(0);
-        else {
-          u8(1);
-          str(p);
-        }
-      }
+  if (bits & OPT_DB) encodeDb(r.db!);
+  if (bits & OPT_HTTP) encodeHttp(r.http!);
+  if (bits & OPT_GENAI) str(JSON.stringify(r.genAi));
+  if (bits & OPT_PAYLOAD) encodePayload(r.payload!);
+  return buf.subarray(0, pos);
+}
+
+function encodeCounts(by: Record<string, number>): void {
+  let n = 0;
+  for (const k in by) if (by[k] !== undefined) n++;
+  u32(n);
+  for (const k in by) {
+    if (by[k] === undefined) continue;
+    str(k);
+    f64(by[k]);
+  }
+}
+
+function encodeDb(db: NonNullable<AuditRecord['db']>): void {
+  u8((db.namespace !== undefined ? DB_NAMESPACE : 0) | (db.params !== undefined ? DB_PARAMS : 0));
+  str(db.system);
+  if (db.namespace !== undefined) str(db.namespace);
+  str(db.text);
+  u32(db.operations.length);
+  for (let i = 0; i < db.operations.length; i++) str(db.operations[i]);
+  str(db.protocol);
+  f64(db.rows);
+  if (db.params === undefined) return;
+  u32(db.params.length);
+  for (const p of db.params) {
+    if (p === null || p === undefined) u8(0);
+    else {
+      u8(1);
+      str(p);
     }
   }
-  if (bits & OPT_HTTP) {
-    const h = r.http!;
-    u8(
-      (h.route !== undefined ? HTTP_ROUTE : 0) |
-        (h.url !== undefined ? HTTP_URL : 0) |
-        (h.serverAddress !== undefined ? HTTP_ADDRESS : 0) |
-        (h.serverPort !== undefined ? HTTP_PORT : 0) |
-        (h.tunnel !== undefined ? HTTP_TUNNEL : 0),
-    );
-    str(h.method);
-    if (h.route !== undefined) str(h.route);
-    str(h.path);
-    if (h.url !== undefined) str(h.url);
-    f64(h.status);
-    if (h.serverAddress !== undefined) str(h.serverAddress);
-    if (h.serverPort !== undefined) f64(h.serverPort);
-    if (h.tunnel !== undefined) u8(h.tunnel ? 1 : 0);
-  }
-  if (bits & OPT_GENAI) str(JSON.stringify(r.genAi));
-  if (bits & OPT_PAYLOAD) {
-    const p = r.payload!;
-    u8((p.request !== undefined ? PAYLOAD_REQUEST : 0) | (p.response !== undefined ? PAYLOAD_RESPONSE : 0) | (p.truncated !== undefined ? PAYLOAD_TRUNCATED : 0));
-    if (p.request !== undefined) str(p.request);
-    if (p.response !== undefined) str(p.response);
-    if (p.truncated !== undefined) u8(p.truncated ? 1 : 0);
-  }
-  return buf.subarray(0, pos);
+}
+
+function encodeHttp(h: NonNullable<AuditRecord['http']>): void {
+  u8(
+    (h.route !== undefined ? HTTP_ROUTE : 0) |
+      (h.url !== undefined ? HTTP_URL : 0) |
+      (h.serverAddress !== undefined ? HTTP_ADDRESS : 0) |
+      (h.serverPort !== undefined ? HTTP_PORT : 0) |
+      (h.tunnel !== undefined ? HTTP_TUNNEL : 0),
+  );
+  str(h.method);
+  if (h.route !== undefined) str(h.route);
+  str(h.path);
+  if (h.url !== undefined) str(h.url);
+  f64(h.status);
+  if (h.serverAddress !== undefined) str(h.serverAddress);
+  if (h.serverPort !== undefined) f64(h.serverPort);
+  if (h.tunnel !== undefined) u8(h.tunnel ? 1 : 0);
+}
+
+function encodePayload(p: NonNullable<AuditRecord['payload']>): void {
+  u8(
+    (p.request !== undefined ? PAYLOAD_REQUEST : 0) |
+      (p.response !== undefined ? PAYLOAD_RESPONSE : 0) |
+      (p.truncated !== undefined ? PAYLOAD_TRUNCATED : 0),
+  );
+  if (p.request !== undefined) str(p.request);
+  if (p.response !== undefined) str(p.response);
+  if (p.truncated !== undefined) u8(p.truncated ? 1 : 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,47 +345,53 @@ function decodeBinary(b: Buffer): AuditRecord {
     r.maskedBy = by;
   }
   if (bits & OPT_ERROR) r.error = rd.str();
-  if (bits & OPT_DB) {
-    const f = rd.u8();
-    const db = { system: rd.str() } as NonNullable<AuditRecord['db']>;
-    if (f & DB_NAMESPACE) db.namespace = rd.str();
-    db.text = rd.str();
-    const ops: string[] = [];
-    for (let n = rd.u32(); n > 0; n--) ops.push(rd.str());
-    db.operations = ops;
-    db.protocol = rd.str() as 'simple' | 'extended';
-    db.rows = rd.f64();
-    if (f & DB_PARAMS) {
-      const params: Array<string | null> = [];
-      for (let n = rd.u32(); n > 0; n--) params.push(rd.u8() ? rd.str() : null);
-      db.params = params;
-    }
-    r.db = db;
-  }
-  if (bits & OPT_HTTP) {
-    const f = rd.u8();
-    const h: Partial<NonNullable<AuditRecord['http']>> = {};
-    h.method = rd.str();
-    if (f & HTTP_ROUTE) h.route = rd.str();
-    h.path = rd.str();
-    if (f & HTTP_URL) h.url = rd.str();
-    h.status = rd.f64();
-    if (f & HTTP_ADDRESS) h.serverAddress = rd.str();
-    if (f & HTTP_PORT) h.serverPort = rd.f64();
-    if (f & HTTP_TUNNEL) h.tunnel = rd.u8() === 1;
-    r.http = h as AuditRecord['http'];
-  }
+  if (bits & OPT_DB) r.db = decodeDb(rd);
+  if (bits & OPT_HTTP) r.http = decodeHttp(rd);
   if (bits & OPT_GENAI) r.genAi = rd.json();
-  if (bits & OPT_PAYLOAD) {
-    const f = rd.u8();
-    const p: NonNullable<AuditRecord['payload']> = {};
-    if (f & PAYLOAD_REQUEST) p.request = rd.str();
-    if (f & PAYLOAD_RESPONSE) p.response = rd.str();
-    if (f & PAYLOAD_TRUNCATED) p.truncated = rd.u8() === 1;
-    r.payload = p;
-  }
+  if (bits & OPT_PAYLOAD) r.payload = decodePayload(rd);
   if (rd.pos !== b.length) throw new RecordFormatError(`audit record has ${b.length - rd.pos} bytes left over after decoding`);
   return r;
+}
+
+function decodeDb(rd: Reader): NonNullable<AuditRecord['db']> {
+  const f = rd.u8();
+  const db = { system: rd.str() } as NonNullable<AuditRecord['db']>;
+  if (f & DB_NAMESPACE) db.namespace = rd.str();
+  db.text = rd.str();
+  const ops: string[] = [];
+  for (let n = rd.u32(); n > 0; n--) ops.push(rd.str());
+  db.operations = ops;
+  db.protocol = rd.str() as 'simple' | 'extended';
+  db.rows = rd.f64();
+  if (f & DB_PARAMS) {
+    const params: Array<string | null> = [];
+    for (let n = rd.u32(); n > 0; n--) params.push(rd.u8() ? rd.str() : null);
+    db.params = params;
+  }
+  return db;
+}
+
+function decodeHttp(rd: Reader): NonNullable<AuditRecord['http']> {
+  const f = rd.u8();
+  const h: Partial<NonNullable<AuditRecord['http']>> = {};
+  h.method = rd.str();
+  if (f & HTTP_ROUTE) h.route = rd.str();
+  h.path = rd.str();
+  if (f & HTTP_URL) h.url = rd.str();
+  h.status = rd.f64();
+  if (f & HTTP_ADDRESS) h.serverAddress = rd.str();
+  if (f & HTTP_PORT) h.serverPort = rd.f64();
+  if (f & HTTP_TUNNEL) h.tunnel = rd.u8() === 1;
+  return h as NonNullable<AuditRecord['http']>;
+}
+
+function decodePayload(rd: Reader): NonNullable<AuditRecord['payload']> {
+  const f = rd.u8();
+  const p: NonNullable<AuditRecord['payload']> = {};
+  if (f & PAYLOAD_REQUEST) p.request = rd.str();
+  if (f & PAYLOAD_RESPONSE) p.response = rd.str();
+  if (f & PAYLOAD_TRUNCATED) p.truncated = rd.u8() === 1;
+  return p;
 }
 
 /**

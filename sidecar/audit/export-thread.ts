@@ -45,7 +45,12 @@ function startMetrics(m: NonNullable<ExportThreadData['metrics']>): { flush(): P
   if (m.settings.protocol === 'http/json') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { createMetricExporter, startOtlpMetrics } = require('./otlp-metrics') as typeof import('./otlp-metrics');
-    return startOtlpMetrics({ metrics: { snapshot: () => snapshot }, resource, exporter: createMetricExporter(m.settings), intervalMs: m.intervalMs });
+    return startOtlpMetrics({
+      metrics: { snapshot: () => snapshot },
+      resource,
+      exporter: createMetricExporter(m.settings),
+      intervalMs: m.intervalMs,
+    });
   }
   const exporter = createProtobufMetricsExporter(m.settings.url, resource, data.startedAt);
   const send = (): Promise<void> =>
@@ -87,7 +92,12 @@ port.on('message', (m: ToThread) => {
     void shipper.drain(m.timeoutMs);
   } else if (m.t === 'stop') {
     clearInterval(poll);
-    const metricsDone = otlpMetrics ? otlpMetrics.flush().then(() => otlpMetrics.stop()).catch(() => undefined) : Promise.resolve();
+    const metricsDone = otlpMetrics
+      ? otlpMetrics
+          .flush()
+          .then(() => otlpMetrics.stop())
+          .catch(() => undefined)
+      : Promise.resolve();
     void Promise.allSettled([metricsDone, shipper.stop()]).finally(() => {
       tail.close();
       post({ t: 'stopped' });

@@ -103,7 +103,10 @@ export function startExportThread(opts: ExportThreadOptions): ExportThread {
       if (stopping) return;
       restartDelay = Date.now() - startedAt > STABLE_MS ? MIN_RESTART_MS : Math.min(restartDelay * 2, MAX_RESTART_MS);
       restarts += 1;
-      log.error('audit export thread stopped; restarting it (records not yet acknowledged are read again from the spool)', { exitCode: code, restartInMs: restartDelay });
+      log.error('audit export thread stopped; restarting it (records not yet acknowledged are read again from the spool)', {
+        exitCode: code,
+        restartInMs: restartDelay,
+      });
       restartTimer = setTimeout(start, restartDelay);
       restartTimer.unref();
     });

@@ -31,7 +31,8 @@ export class OtlpConfigError extends Error {
 function protocol(env: NodeJS.ProcessEnv, signal: 'TRACES' | 'LOGS' | 'METRICS'): OtlpProtocol {
   const raw = (env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim();
   if (raw === 'http/protobuf' || raw === 'http/json') return raw;
-  const name = env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] !== undefined ? `OTEL_EXPORTER_OTLP_${signal}_PROTOCOL` : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const name =
+    env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] !== undefined ? `OTEL_EXPORTER_OTLP_${signal}_PROTOCOL` : 'OTEL_EXPORTER_OTLP_PROTOCOL';
   throw new OtlpConfigError(`${name}="${raw}" is not supported: use http/protobuf (the default) or http/json`);
 }
 
@@ -58,7 +59,8 @@ function endpoint(env: NodeJS.ProcessEnv, signal: 'TRACES' | 'LOGS' | 'METRICS')
   } catch {
     throw new OtlpConfigError(`${name} is not a URL: "${raw}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OtlpConfigError(`${name} must be an http or https URL, not "${url.protocol}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new OtlpConfigError(`${name} must be an http or https URL, not "${url.protocol}"`);
   return url.href;
 }
 

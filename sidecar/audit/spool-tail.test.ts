@@ -12,7 +12,13 @@ const spools: Spool[] = [];
 function openSpool(over: { maxBytes?: number; segmentBytes?: number; whenFull?: 'block' | 'drop-oldest' } = {}): Spool {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-tail-'));
   dirs.push(dir);
-  const s = Spool.open({ dir, maxBytes: over.maxBytes ?? 1 << 20, segmentBytes: over.segmentBytes, whenFull: over.whenFull ?? 'block', log: silentLogger });
+  const s = Spool.open({
+    dir,
+    maxBytes: over.maxBytes ?? 1 << 20,
+    segmentBytes: over.segmentBytes,
+    whenFull: over.whenFull ?? 'block',
+    log: silentLogger,
+  });
   spools.push(s);
   return s;
 }

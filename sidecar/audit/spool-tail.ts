@@ -71,7 +71,12 @@ export class SpoolTail {
         bytes += f.payload.length;
         this.hint = { file: seg.file, firstSeq: seg.firstSeq, seq: f.seq + 1, offset: f.end };
       }
-      if (state.status === 'corrupt') this.log.error('audit spool segment is damaged: skipping the rest of it', { file: seg.file, offset: state.validEnd, reason: state.reason });
+      if (state.status === 'corrupt')
+        this.log.error('audit spool segment is damaged: skipping the rest of it', {
+          file: seg.file,
+          offset: state.validEnd,
+          reason: state.reason,
+        });
     }
     return out;
   }
