@@ -3,11 +3,11 @@
 // and masking result rows on their way back.
 import { randomUUID } from 'node:crypto';
 import type * as net from 'node:net';
-import { decide } from '../../common/policy/engine';
-import { IdentityError } from '../../common/identity/errors';
-import { tokenFromPassword } from '../../common/identity/extract';
-import type { Decision, Identity, SqlOperation, SqlStatementInfo } from '../../common/policy/types';
-import { BE, FE } from './protocol/codes';
+import { decide } from '../../../common/policy/engine';
+import { IdentityError } from '../../../common/identity/errors';
+import { tokenFromPassword } from '../../../common/identity/extract';
+import type { Decision, Identity, SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
+import { BE, FE } from '../protocol/codes';
 import {
   decodeCommandComplete,
   decodeCopyResponse,
@@ -24,7 +24,7 @@ import {
   encodeParameterStatus,
   encodeReadyForQuery,
   type ErrorFields,
-} from './protocol/backend';
+} from '../protocol/backend';
 import {
   decodeBind,
   decodeBindHead,
@@ -40,22 +40,22 @@ import {
   encodeQuery,
   encodeTerminate,
   type StartupPacket,
-} from './protocol/frontend';
-import { FrameReader, type Frame } from './protocol/frame-reader';
-import { ProtocolError } from './protocol/errors';
-import { Expect, ResponseQueue, type PendingResponse } from './response-queue';
-import { SessionState, sqlSteps, type Change, type Lookup, type PortalState, type StatementState } from './session-state';
-import { ActionKind, withViews, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, touchesMaskedColumns, type RowPlan, type TargetMasking } from './row-masking';
-import { copyPlan, maskCopyRow, type CopyPlan } from './copy-masking';
-import { maskNoticeMessage, maskNotification, maskParameterValue } from './notice-masking';
-import { ShapeCache, type RowShape } from './shape-cache';
-import { OutputBatch } from './output-batch';
-import type { ClassifiedSql, HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
-import { filterStartupParams, isSafeClientEncoding } from './startup-params';
-import { guardStatements } from './guards';
-import { connectUpstream, READ_ONLY_PARAMETER, readOnlyStartupError, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
-import type { AuditApproval } from '../../common/audit/record';
-import { approvalRecord } from '../audit/records';
+} from '../protocol/frontend';
+import { FrameReader, type Frame } from '../protocol/frame-reader';
+import { ProtocolError } from '../protocol/errors';
+import { Expect, ResponseQueue, type PendingResponse } from '../response-queue';
+import { SessionState, sqlSteps, type Change, type Lookup, type PortalState, type StatementState } from '../session-state';
+import { ActionKind, withViews, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, touchesMaskedColumns, type RowPlan, type TargetMasking } from '../row-masking';
+import { copyPlan, maskCopyRow, type CopyPlan } from '../copy-masking';
+import { maskNoticeMessage, maskNotification, maskParameterValue } from '../notice-masking';
+import { ShapeCache, type RowShape } from '../shape-cache';
+import { OutputBatch } from '../output-batch';
+import type { ClassifiedSql, HoldOutcome, HoldRequest, TargetRuntime } from '../runtime';
+import { filterStartupParams, isSafeClientEncoding } from '../startup-params';
+import { guardStatements } from '../guards';
+import { connectUpstream, READ_ONLY_PARAMETER, readOnlyStartupError, sendCancel, UpstreamError, type UpstreamConnection } from '../upstream';
+import type { AuditApproval } from '../../../common/audit/record';
+import { approvalRecord } from '../../audit/records';
 
 /** An extended-protocol batch held from its held Parse (or Bind) up to Sync/Flush, none of it forwarded yet. */
 interface HeldBatch {
