@@ -4,18 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import type * as net from 'node:net';
 import { decide } from '../../../common/policy/engine';
-import type { Decision, Identity, SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
+import type { Decision, Identity, SqlOperation } from '../../../common/policy/types';
 import { BE, FE } from '../protocol/codes';
 import {
   decodeCommandComplete,
-  decodeCopyResponse,
   decodeNoticeFields,
-  decodeParameterStatus,
   decodeReadyForQuery,
-  decodeRowDescription,
-  encodeCopyData,
   encodeErrorResponse,
-  encodeParameterStatus,
   type ErrorFields,
 } from '../protocol/backend';
 import {
@@ -35,10 +30,8 @@ import { FrameReader, type Frame } from '../protocol/frame-reader';
 import { ProtocolError } from '../protocol/errors';
 import { Expect, ResponseQueue, type PendingResponse } from '../response-queue';
 import { SessionState, sqlSteps, type Change, type Lookup, type PortalState, type StatementState } from '../session-state';
-import { ActionKind, withViews, detectAll, ignoringSchemas, maskDataRow, missingTables, NO_MASKING, planRow, readsProtectedColumn, touchesMaskedColumns, type RowPlan, type TargetMasking } from '../row-masking';
-import { copyPlan, maskCopyRow, type CopyPlan } from '../copy-masking';
-import { maskNoticeMessage, maskNotification, maskParameterValue } from '../notice-masking';
-import { ShapeCache, type RowShape } from '../shape-cache';
+import { withViews, type TargetMasking } from '../row-masking';
+import { maskNoticeMessage } from '../notice-masking';
 import { OutputBatch } from '../output-batch';
 import type { ClassifiedSql, TargetRuntime } from '../runtime';
 import { guardStatements } from '../guards';
@@ -47,16 +40,12 @@ import type { AuditApproval } from '../../../common/audit/record';
 import { SessionAudit, tally } from './session-audit';
 import { Login } from './login';
 import { copyFrame, HeldBatches, noApprovalReason } from './held-batch';
+import { NO_FORMATS, NO_SHAPE, ResultShapes } from './result-shapes';
+import { ResultMasking } from './result-masking';
 
 type Phase = 'startup' | 'login' | 'password' | 'ready' | 'closed';
 
 const DDL = /^(CREATE|ALTER|DROP|TRUNCATE|COMMENT|GRANT|REVOKE)\b/;
-const protectedCache = new WeakMap<readonly SqlStatementInfo[], { masking: TargetMasking; value: boolean }>();
-/** Stand-in shape when no masking applies: nothing to decode or plan. */
-const NO_SHAPE: RowShape = ShapeCache.transient([]);
-/** The plan of rows whose shape is unknown (never expected): built per result from the first row, masking everything. */
-const UNKNOWN_SHAPE: RowPlan = { actions: [], active: true };
-const NO_FORMATS: number[] = [];
 
 /** The value of a name the sidecar can vouch for now, else undefined (Describe and Execute then fail closed: no shape, masked whole). */
 function known<T>(l: Lookup<T>): T | undefined {
@@ -67,6 +56,8 @@ export class PgSession {
   readonly id = randomUUID();
   readonly login: Login;
   readonly holds: HeldBatches;
+  readonly shapes: ResultShapes;
+  readonly masker: ResultMasking;
   readonly audit: SessionAudit;
   phase: Phase = 'startup';
   readonly clientReader: FrameReader;
@@ -84,13 +75,6 @@ export class PgSession {
   readonly replay: Frame[] = [];
   readonly clientOut = new OutputBatch();
   readonly upstreamOut = new OutputBatch();
-  /** The last RowDescription seen and its shape: sessions mostly repeat one query. */
-  lastShapeBytes?: Buffer;
-  lastShape?: RowShape;
-  /** A CopyOutResponse whose COPY has been described: processed again with this plan. */
-  copyReady?: { frame: Frame; plan: CopyPlan };
-  /** A RowDescription whose catalog lookup failed: it gets a one-off shape that masks the unknown tables' columns. */
-  catalogFailed?: Frame;
   /** Who is asking: the pod's identity, or the subject of the token verified at login. */
   identity: Identity;
   /** The classification of the frame that waited for the parser worker, picked up when it is processed again. */
@@ -112,6 +96,8 @@ export class PgSession {
     this.identity = rt.identity;
     this.login = new Login(this);
     this.holds = new HeldBatches(this);
+    this.shapes = new ResultShapes(this);
+    this.masker = new ResultMasking(this);
     this.audit = new SessionAudit(this);
     client.setNoDelay(true);
     client.on('data', (chunk) => this.onClientData(chunk));
@@ -603,7 +589,7 @@ export class PgSession {
   onServerFrame(f: Frame): void {
     switch (f.code) {
       case BE.DataRow:
-        return this.onDataRow(f);
+        return this.masker.onDataRow(f);
       case BE.ParseComplete:
         this.model.confirm(this.expectHead(Expect.Parse).change);
         this.queue.shift();
@@ -622,7 +608,7 @@ export class PgSession {
         return;
       }
       case BE.RowDescription:
-        return this.onRowDescription(f);
+        return this.shapes.onRowDescription(f);
       case BE.NoData: {
         const head = this.expectHead(Expect.DescribeStatement, Expect.DescribePortal);
         this.queue.shift();
@@ -650,82 +636,18 @@ export class PgSession {
         return this.pass(f);
       }
       case BE.CopyOutResponse:
-        return this.onCopyOut(f);
+        return this.masker.onCopyOut(f);
       case BE.CopyData:
-        return this.onCopyData(f);
+        return this.masker.onCopyData(f);
       case BE.ParameterStatus:
-        return this.onParameterStatus(f);
+        return this.masker.onParameterStatus(f);
       case BE.NoticeResponse:
-        return this.onNotice(f);
+        return this.masker.onNotice(f);
       case BE.NotificationResponse:
-        return this.onNotification(f);
+        return this.masker.onNotification(f);
       default:
         return this.pass(f);
     }
-  }
-
-  onRowDescription(f: Frame): void {
-    const head = this.expectHead(Expect.Query, Expect.DescribeStatement, Expect.DescribePortal);
-    const shape = this.shapeOf(f);
-    if (!shape) return; // waiting for the catalog; this frame is processed again afterwards
-    if (head.expect === Expect.Query) {
-      head.shape = shape;
-      head.plan = undefined;
-      return this.pass(f);
-    }
-    this.queue.shift();
-    // Written into the state captured when the Describe was sent, never looked up by name now.
-    if (head.expect === Expect.DescribeStatement) {
-      if (head.statement) head.statement.shape = shape;
-    } else if (head.portal) {
-      head.portal.shape = shape;
-      head.portal.formats = NO_FORMATS; // a portal's description already carries the bound formats
-    }
-    if (!head.injected) this.pass(f);
-  }
-
-  /** The decoded shape of a RowDescription, from the cache when this exact description was seen before. */
-  shapeOf(f: Frame): RowShape | undefined {
-    const masking = this.rt.masking();
-    if (!masking) return NO_SHAPE;
-    const bytes = f.buf.subarray(f.body, f.end);
-    if (this.lastShape && this.lastShapeBytes!.equals(bytes) && this.rt.shapes.has(this.lastShape)) return this.lastShape;
-    const key = bytes.toString('latin1');
-    const cached = this.rt.shapes.get(key);
-    if (cached) return this.remember(bytes, cached);
-    const fields = decodeRowDescription(f);
-    const missing = missingTables(fields, masking, this.rt.catalog);
-    if (missing.length > 0) {
-      if (this.catalogFailed === f || this.rt.catalog.unavailable) {
-        // The catalog cannot name these tables now: a one-off shape, neither cached nor remembered,
-        // whose plan masks every column of the unknown tables (planRow fails closed on them).
-        this.catalogFailed = undefined;
-        return ShapeCache.transient(fields);
-      }
-      this.waitForCatalog(f, missing);
-      return undefined;
-    }
-    return this.remember(bytes, this.rt.shapes.add(key, fields));
-  }
-
-  remember(bytes: Buffer, shape: RowShape): RowShape {
-    // A copy: the frame's buffer is the chunk it arrived in, which we must not keep alive.
-    this.lastShapeBytes = Buffer.from(bytes);
-    this.lastShape = shape;
-    return shape;
-  }
-
-  /** Pauses the server stream until the catalog names the tables this result comes from. */
-  waitForCatalog(f: Frame, oids: number[]): void {
-    const failed = (err: Error): void => {
-      if (this.phase === 'ready') {
-        const message = `catalog lookup for tables ${oids.join(', ')} failed (${err.message}): their columns are masked whole until it succeeds`;
-        this.audit.session('catalog-error', message);
-      }
-      // Processed once more, without waiting again (the catalog backs off after a failure).
-      this.catalogFailed = f;
-    };
-    this.retryServerFrameAfter(f, this.rt.catalog.load(oids).then(() => undefined, failed));
   }
 
   /**
@@ -753,216 +675,6 @@ export class PgSession {
         if (this.phase === 'ready') this.onProtocolError(err);
       },
     );
-  }
-
-  /** Cached per classification: the same statement runs over and over on one connection. */
-  readsProtected(masking: TargetMasking, op: SqlOperation): boolean {
-    let byMasking = protectedCache.get(op.statements);
-    if (!byMasking || byMasking.masking !== masking) {
-      // FETCH reads a cursor declared earlier, whose query we do not have here: its computed columns are masked.
-      const value = readsProtectedColumn(masking, op.statements) || (masking.columnRules.length > 0 && op.statements.some((s) => s.kind === 'FETCH'));
-      byMasking = { masking, value };
-      protectedCache.set(op.statements, byMasking);
-    }
-    return byMasking.value;
-  }
-
-  planFor(head: PendingResponse): RowPlan {
-    const masking = this.masking();
-    if (!masking) return (head.plan = NO_MASKING);
-    let shape = head.shape;
-    let formats: number[] | undefined;
-    if (head.expect === Expect.Execute) {
-      shape = head.portal?.shape;
-      formats = head.portal?.formats;
-    }
-    if (!shape || shape === NO_SHAPE) return (head.plan = UNKNOWN_SHAPE);
-    // An Execute of a portal we did not see bound (a SQL cursor) may compute from protected columns.
-    const readsProtected = head.op ? this.readsProtected(masking, head.op) : masking.columnRules.length > 0;
-    const variant = formats && formats.length > 0 ? `${readsProtected ? 1 : 0}:${formats.join(',')}` : readsProtected ? '1:' : '0:';
-    // A shape the cache dropped since (masking or catalog changed) is taken back with its plans cleared.
-    if (!shape.transient && !this.rt.shapes.has(shape)) this.rt.shapes.adopt(shape);
-    let plan = shape.plans.get(variant);
-    if (!plan) {
-      plan = planRow({ fields: shape.fields, formats, readsProtected }, masking, this.rt.catalog);
-      if (!shape.transient) shape.plans.set(variant, plan);
-    }
-    return (head.plan = plan);
-  }
-
-  onDataRow(f: Frame): void {
-    const head = this.expectHead(Expect.Execute, Expect.Query);
-    head.rows++;
-    let plan = head.plan ?? this.planFor(head);
-    if (!plan.active) return this.pass(f);
-    const masking = this.rt.masking();
-    if (!masking) return this.pass(f);
-    if (plan === UNKNOWN_SHAPE) plan = head.plan = this.unknownShapePlan(f, masking);
-    const r = maskDataRow(f, plan, masking);
-    head.masked += r.count;
-    if (r.count > 0) tally(head, r.by);
-    if (r.frame) this.clientOut.push(r.frame);
-    else this.pass(f);
-  }
-
-  /**
-   * Rows whose description we never saw (fail closed): with column rules every value is replaced by
-   * NULL, the one value valid for any type; with detectors only, every value is scanned.
-   */
-  unknownShapePlan(f: Frame, masking: TargetMasking): RowPlan {
-    if (f.end - f.body < 2) throw new ProtocolError('DataRow is too short');
-    const n = f.buf.readInt16BE(f.body);
-    const action =
-      masking.columnRules.length > 0 ? { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 } : { kind: ActionKind.Detect, skip: 0 };
-    return { active: true, actions: Array.from({ length: n }, () => action) };
-  }
-
-  onCopyOut(f: Frame): void {
-    const head = this.expectHead(Expect.Execute, Expect.Query);
-    const masking = this.masking();
-    const response = decodeCopyResponse(f);
-    if (!masking) {
-      head.copyOut = true;
-      return this.pass(f);
-    }
-    const columns = masking.columnRules.length > 0;
-    let plan: CopyPlan | undefined;
-    if (columns) {
-      // Described whatever the statement names: a view (or a view over a view) carries masked columns
-      // under its own name, and only the described columns tell.
-      const ready = this.copyReady;
-      if (ready?.frame !== f) return this.describeCopy(f, head, response.columnFormats.length, masking);
-      this.copyReady = undefined;
-      plan = ready.plan;
-    }
-    if (response.format === 1 && (plan?.plan.active === true || masking.detectors.length > 0)) {
-      // The guard refuses a binary COPY that names masked columns before it runs; this is the backstop.
-      // The COPY is already running, and anything but ending the session would leave agent and server out of step.
-      return this.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar; use text or CSV format, or SELECT', 'guard');
-    }
-    if (plan?.plan.active === true) head.copyPlan = plan;
-    if (columns) head.copies = (head.copies ?? 0) + 1;
-    head.copyOut = true;
-    this.pass(f);
-  }
-
-  /** The COPY TO statement of `head` that this CopyOutResponse starts (a Query may run several). */
-  copyStatement(head: PendingResponse): SqlStatementInfo | undefined {
-    const copies = head.op?.statements.filter((s) => s.kind === 'COPY' && s.copyOut !== undefined) ?? [];
-    return copies[head.copies ?? 0];
-  }
-
-  /**
-   * Pauses the server stream while the COPY's query is described on the control connection, then
-   * processes the CopyOutResponse again with a plan. When the columns cannot be learnt, every one is
-   * replaced by the NULL marker (fail closed).
-   */
-  describeCopy(f: Frame, head: PendingResponse, width: number, masking: TargetMasking): void {
-    const stmt = this.copyStatement(head);
-    const info = stmt?.copyOut ?? { select: '', format: 'text' as const };
-    const readsProtected = head.op ? this.readsProtected(masking, head.op) : true;
-    const plan = async (): Promise<RowPlan> => {
-      if (!stmt) throw new Error('the COPY statement was not classified');
-      let fields = await this.rt.catalog.describe(info.select);
-      if (fields.length !== width && info.wholeTable && fields.length > 0 && fields[0].tableOid !== 0) {
-        const generated = await this.rt.catalog.generatedColumns(fields[0].tableOid);
-        fields = fields.filter((x) => !generated.has(x.columnAttr));
-      }
-      if (fields.length !== width) throw new Error(`the COPY writes ${width} columns, its query describes ${fields.length}`);
-      const missing = missingTables(fields, masking, this.rt.catalog);
-      if (missing.length > 0) await this.rt.catalog.load(missing);
-      return planRow({ fields, formats: [0], readsProtected }, ignoringSchemas(masking), this.rt.catalog);
-    };
-    const nullAll = (err: Error): RowPlan => {
-      if (this.phase === 'ready') {
-        // The server's message may quote the agent's own constants: the detectors run over it as over statement text.
-        const message = this.audit.maskText(`describing a COPY's columns failed (${err.message}): every column it writes is replaced by NULL`);
-        this.audit.session('catalog-error', message);
-      }
-      const all = { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 };
-      return { active: true, actions: Array.from({ length: width }, () => all) };
-    };
-    const planned = plan()
-      .catch(nullAll)
-      .then((rowPlan) => {
-        this.copyReady = { frame: f, plan: copyPlan(info, rowPlan) };
-      });
-    this.retryServerFrameAfter(f, planned);
-  }
-
-  onCopyData(f: Frame): void {
-    const head = this.queue.peek();
-    const masking = this.rt.masking();
-    if (!head?.copyOut || !masking || (masking.detectors.length === 0 && !head.copyPlan)) return this.pass(f);
-    let data = f.buf.subarray(f.body, f.end);
-    let count = 0;
-    const by: Record<string, number> = {};
-    if (head.copyPlan) {
-      const r = maskCopyRow(data, head.copyPlan, masking);
-      if (r) {
-        data = r.data;
-        count += r.count;
-        by.column = r.count;
-      }
-    }
-    const d = masking.detectors.length > 0 ? detectAll(data, masking, by) : undefined;
-    if (d) {
-      data = d.buf;
-      count += d.count;
-    }
-    if (count === 0) return this.pass(f);
-    head.masked += count;
-    tally(head, by);
-    this.clientOut.push(encodeCopyData(data));
-  }
-
-  /** Whether the statement a server message belongs to reads a protected column: its values are redacted whole. */
-  strictFor(head: PendingResponse | undefined, masking: TargetMasking): boolean {
-    return head?.op !== undefined && this.readsProtected(masking, head.op);
-  }
-
-  /**
-   * Errors and notices are redacted also when the statement only names a table with masked columns:
-   * the server quotes rows it rejects (`Failing row contains (...)`, `Key (...)=(...) is duplicated`)
-   * whatever columns the statement names.
-   */
-  strictErrorsFor(head: PendingResponse | undefined, masking: TargetMasking): boolean {
-    if (head?.op === undefined) return false;
-    return this.readsProtected(masking, head.op) || head.op.statements.some((s) => touchesMaskedColumns(masking, s));
-  }
-
-  onParameterStatus(f: Frame): void {
-    const p = decodeParameterStatus(f);
-    const unsafe = this.login.checkParameter(p.key, p.value);
-    if (unsafe) return this.fatal('42501', unsafe, 'guard');
-    const masking = this.masking();
-    if (!masking) return this.pass(f);
-    const head = this.queue.peek();
-    const r = maskParameterValue(p.value, masking, this.strictFor(head, masking));
-    this.pushMasked(f, head, { ...r, frame: r.count > 0 ? encodeParameterStatus(p.key, r.value) : undefined });
-  }
-
-  onNotice(f: Frame): void {
-    const masking = this.masking();
-    if (!masking) return this.pass(f);
-    const head = this.queue.peek();
-    this.pushMasked(f, head, maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking), head?.text));
-  }
-
-  onNotification(f: Frame): void {
-    const masking = this.masking();
-    if (!masking) return this.pass(f);
-    const head = this.queue.peek();
-    this.pushMasked(f, head, maskNotification(f.buf, f.body, f.end, masking, this.strictFor(head, masking)));
-  }
-
-  pushMasked(f: Frame, head: PendingResponse | undefined, r: { frame?: Buffer; count: number; by?: Record<string, number> }): void {
-    if (!r.frame) return this.pass(f);
-    if (head) {
-      head.masked += r.count;
-      tally(head, r.by);
-    }
-    this.clientOut.push(r.frame);
   }
 
   onCommandComplete(f: Frame): void {
@@ -993,7 +705,7 @@ export class PgSession {
       this.audit.finish(head, head.denial);
     } else {
       const masking = this.masking();
-      const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.strictErrorsFor(head, masking), head?.text) : { count: 0 };
+      const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.masker.strictErrorsFor(head, masking), head?.text) : { count: 0 };
       if (head) {
         // The audit record keeps the message as the agent sees it.
         head.error = (masked.frame ? decodeNoticeFields({ ...f, buf: masked.frame, start: 0, body: 5, end: masked.frame.length }) : decodeNoticeFields(f)).M ?? 'error';
