@@ -91,11 +91,11 @@ export class HeldBatches {
   /** A held simple Query: nothing more from the agent is read until the approver decides. */
   hold(f: Frame, decision: Decision, op: SqlOperation, text: string, now: number): void {
     if (!this.s.rt.approvals) {
-      this.s.deny({ ...decision, action: 'deny', reason: noApprovalReason(decision) }, Expect.Query, now, text, op);
+      this.s.clientFrames.deny({ ...decision, action: 'deny', reason: noApprovalReason(decision) }, Expect.Query, now, text, op);
       return;
     }
     this.askApprover(decision, { sql: text }, (outcome) => {
-      if (this.s.discarding) {
+      if (this.s.clientFrames.discarding) {
         // An error earlier in the batch came in while the approver decided: the server skips this
         // Query, so nothing may be sent for it (the server would not answer).
         const d: Decision = { ...decision, action: outcome.approved ? decision.action : 'deny', reason: outcome.reason };
@@ -104,10 +104,10 @@ export class HeldBatches {
       if (outcome.approved) {
         const approved: Decision = { ...decision, reason: outcome.reason };
         this.s.forward(f);
-        const change = this.s.sqlChange(op, text, false);
+        const change = this.s.clientFrames.sqlChange(op, text, false);
         this.s.queue.push({ expect: Expect.Query, op, decision: approved, text, change, startedAt: now, sentAt: performance.now(), approval: this.takeApproval(), masked: 0, rows: 0 });
       } else {
-        this.s.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op, this.takeApproval());
+        this.s.clientFrames.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op, this.takeApproval());
       }
     });
   }
@@ -172,7 +172,7 @@ export class HeldBatches {
     if (f.code === FE.Terminate) {
       // The agent left before the batch was sent: none of it runs.
       this.held = undefined;
-      this.s.onClientFrame(f);
+      this.s.clientFrames.onFrame(f);
       return;
     }
     const limit = this.heldLimit();
@@ -231,14 +231,14 @@ export class HeldBatches {
       if (trigger.code === FE.Parse) this.preApproved.set(trigger, pre);
       for (const b of h.binds) this.preApproved.set(b, pre);
       this.s.replay.unshift(...h.frames);
-    } else if (this.s.discarding) {
+    } else if (this.s.clientFrames.discarding) {
       // An error earlier in the batch came in meanwhile: the server skips up to Sync, so do we.
       const denial: Decision = { ...h.decision, action: 'deny', reason };
       this.s.audit.skipped({ expect: Expect.Parse, op: h.op, text: h.text, decision: denial, startedAt: h.now, approval: this.takeApproval(), masked: 0, rows: 0 }, true);
       this.s.replay.unshift(...rest);
     } else {
-      this.s.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op, this.takeApproval());
-      this.s.discarding = true;
+      this.s.clientFrames.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op, this.takeApproval());
+      this.s.clientFrames.discarding = true;
       this.s.replay.unshift(...rest);
     }
   }

@@ -20,18 +20,19 @@ export class ResultMasking {
   constructor(private readonly s: PgSession) {}
 
   onDataRow(f: Frame): void {
-    const head = this.s.expectHead(Expect.Execute, Expect.Query);
+    const s = this.s;
+    const head = s.expectHead(Expect.Execute, Expect.Query);
     head.rows++;
-    let plan = head.plan ?? this.s.shapes.planFor(head);
-    if (!plan.active) return this.s.pass(f);
-    const masking = this.s.rt.masking();
-    if (!masking) return this.s.pass(f);
+    let plan = head.plan ?? s.shapes.planFor(head);
+    if (!plan.active) return s.pass(f);
+    const masking = s.rt.masking();
+    if (!masking) return s.pass(f);
     if (plan === UNKNOWN_SHAPE) plan = head.plan = this.unknownShapePlan(f, masking);
     const r = maskDataRow(f, plan, masking);
     head.masked += r.count;
     if (r.count > 0) tally(head, r.by);
-    if (r.frame) this.s.clientOut.push(r.frame);
-    else this.s.pass(f);
+    if (r.frame) s.clientOut.push(r.frame);
+    else s.pass(f);
   }
 
   /**
