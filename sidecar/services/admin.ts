@@ -2,7 +2,7 @@
 // (/healthz and /readyz only, for the kubelet, which cannot reach loopback).
 import type * as http from 'node:http';
 import type { Metrics } from '../../common/metrics';
-import { createAdminServer, type AdminHandler } from '../admin-server';
+import { createAdminServer, type AdminHandler } from '../../common/admin-server';
 import { closeServer } from './close-server';
 
 export interface AdminServers {

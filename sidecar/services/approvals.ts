@@ -2,8 +2,7 @@
 // (Kubernetes ApprovalRequests, or the standalone store with its admin API and notifications).
 import type { Logger } from '../../common/log';
 import { IdentityError } from '../../common/identity/errors';
-import type { ApprovalGate } from '../postgres/runtime';
-import type { HttpApprovalGate } from '../http/forward/approval';
+import type { ApprovalGate, HttpApprovalGate } from '../approvals/hold';
 import { createApprovalsHandler, type AdminHandler } from '../approvals/admin-api';
 import { createApprovalGate } from '../approvals/gate';
 import { LocalApprovalStore } from '../approvals/local-store';

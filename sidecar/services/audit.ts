@@ -8,7 +8,7 @@ import type { Metrics } from '../../common/metrics';
 import { createAuditSink } from '../audit/sink';
 import { openAuditTrail, type AuditTrail } from '../audit/trail';
 import type { Exporters, OtlpSettings } from '../audit/exporters';
-import type { AuditSink } from '../postgres/runtime';
+import type { AuditSink } from '../audit/events';
 import type { PolicyStore } from '../policy-store';
 
 export interface AuditServiceOptions {

@@ -10,7 +10,9 @@ import { createParserWorker, type AsyncClassifier } from '../postgres/classify/p
 import type { ClassifyResult } from '../postgres/classify/classify';
 import { PostgresListener } from '../postgres/listener';
 import type { MessageBudget } from '../postgres/message-budget';
-import type { ApprovalGate, AuditSink, ClassifiedSql } from '../postgres/runtime';
+import type { ClassifiedSql } from '../postgres/runtime';
+import type { ApprovalGate } from '../approvals/hold';
+import type { AuditSink } from '../audit/events';
 import { createTargetRuntime } from '../postgres/target-runtime';
 import type { PolicyStore } from '../policy-store';
 import type { SecretStore } from '../secrets';

@@ -14,51 +14,16 @@ import type { Duplex } from 'node:stream';
 import { normalizeHost, unspecifiedAliases, type CompiledPolicy, type HostMatcher } from '../../../common/policy/compile';
 import { decide, type HttpOperationWithPort } from '../../../common/policy/engine';
 import { IdentityError } from '../../../common/identity/errors';
-import type { Decision, Identity, RuleAction } from '../../../common/policy/types';
-import type { HttpApprovalGate } from './approval';
+import type { Decision, Identity } from '../../../common/policy/types';
+import { noApproverReason, type HttpApprovalGate } from '../../approvals/hold';
 import { errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
-import type { AuditApproval, AuditTrace } from '../../../common/audit/record';
+import type { AuditApproval } from '../../../common/audit/record';
+import type { ForwardAuditEvent } from '../../audit/events';
 import { approvalRecord } from '../../audit/records';
 import { UNPARSEABLE_BODY } from '../../../common/policy/engine';
 import { readLimited } from '../read-limited';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, strictest, type NormalizedPath } from '../request-view';
-
-export type { HttpApprovalGate, HeldHttpRequest } from './approval';
-
-/** One record per forward-proxy request or tunnel, emitted when it ends. */
-export interface ForwardAuditEvent {
-  kind: 'connect' | 'http';
-  method: string;
-  /** Normalised host (lower case, IDNA, no brackets); the raw text when it could not be parsed. */
-  host: string;
-  port: number;
-  path: string;
-  /** The engine's action ('hold' when it was held, whatever the approver said). */
-  decision: RuleAction;
-  rule?: string;
-  reason: string;
-  approval?: { approved: boolean; reason: string };
-  /** forwarded: the tunnel was established / the request sent upstream. */
-  outcome: 'forwarded' | 'denied' | 'error';
-  /** Status the agent got (200 for an established tunnel; 0 when the connection just closed). */
-  status: number;
-  bytesUp: number;
-  bytesDown: number;
-  durationMs: number;
-  error?: string;
-  /** The address actually connected to, when known. */
-  remoteAddress?: string;
-  /** The agent's connection and the request's order on it. */
-  session?: string;
-  seq?: number;
-  startedAt?: number;
-  trace?: AuditTrace;
-  identity?: Identity;
-  policy?: string;
-  /** The approval, for the audit record's child span. */
-  approvalRecord?: AuditApproval;
-}
 
 export interface ForwardProxyContext {
   /** The current compiled policy (hot-reloaded); throwing denies (fail closed). */
@@ -259,7 +224,7 @@ export async function holdForApproval(
   signal: AbortSignal,
 ): Promise<Authorized> {
   if (!ctx.approvals) {
-    return { ok: false, decision, message: `${decision.reason}, but no approval service is configured; denied` };
+    return { ok: false, decision, message: noApproverReason(decision.reason) };
   }
   let approval: { approved: boolean; reason: string; approvalId?: string; decidedBy?: string };
   const waitStart = performance.now();

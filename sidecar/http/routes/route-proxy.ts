@@ -48,12 +48,13 @@ import { decide, decideResponseWith, responseRulesFor, UNPARSEABLE_BODY } from '
 import { jsonTooDeep, JsonTooDeepError } from '../../../common/policy/jsonpath';
 import { parseDuration, parseJsonPath, type JsonPathSegment } from '../../../common/policy/syntax';
 import type { Decision, HttpOperation, HttpTargetSpec, Identity } from '../../../common/policy/types';
-import type { HttpApprovalGate } from '../forward/approval';
+import type { HttpApprovalGate } from '../../approvals/hold';
 import { holdForApproval } from '../forward/forward-proxy';
 import { deniedRule, errorBody, policyDeniedBody, sendJsonError } from '../errors';
 import { endToEndHeaders } from '../headers';
 import type { AuditApproval, AuditGenAi, AuditPayload, AuditTrace } from '../../../common/audit/record';
 import { PayloadCapture } from '../../audit/capture';
+import type { HttpAuditEvent } from '../../audit/events';
 import { tallyMasked } from '../../../common/masking/tally';
 import { newSpanId } from '../../audit/ids';
 import { formatTraceparent, parseTraceparent, startTrace } from '../../audit/trace-context';
@@ -69,40 +70,6 @@ import { bomCharset, declaredCharset, decoderFor, isUtf8, transcodeToUtf8, withU
 import { findDuplicateKey } from '../../../common/masking/stream/json-duplicates';
 import { readLimited } from '../read-limited';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, strictest, type ParsedJsonBody } from '../request-view';
-
-/** One proxied (or refused) HTTP request through a named route, for the audit trail. */
-export interface HttpAuditEvent {
-  /** The agent's connection, and the request's order on it. */
-  session: string;
-  seq: number;
-  /** Epoch milliseconds (fractional) when the request arrived. */
-  startedAt: number;
-  /** This request's span; its id was sent upstream in `traceparent`. */
-  trace: AuditTrace;
-  /** Upstream URL without query string. */
-  url?: string;
-  serverAddress?: string;
-  serverPort?: number;
-  upstreamMs?: number;
-  approval?: AuditApproval;
-  genAi?: AuditGenAi;
-  payload?: AuditPayload;
-  maskedBy?: Record<string, number>;
-  target: string;
-  policy: string;
-  method: string;
-  /** The path as decided (`/v1/chat/completions`), without the query string. */
-  path: string;
-  status: number;
-  decision: Decision['action'] | 'mask';
-  rule?: string;
-  reason: string;
-  durationMs: number;
-  /** Values masked in the response. */
-  masked: number;
-  error?: string;
-  identity: Identity;
-}
 
 export interface RouteProxyLimits {
   /** Largest request body accepted (413 above); default 10 MiB. */

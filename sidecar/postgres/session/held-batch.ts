@@ -8,7 +8,7 @@ import { FE } from '../protocol/codes';
 import { decodeBind, decodeBindHead, decodeClose, decodeParse } from '../protocol/frontend';
 import type { Frame } from '../protocol/frame-reader';
 import { Expect } from '../response-queue';
-import type { HoldOutcome, HoldRequest } from '../runtime';
+import { noApproverReason, type HoldOutcome, type HoldRequest } from '../../approvals/hold';
 import type { PgSession } from './index';
 
 /**
@@ -19,7 +19,7 @@ import type { PgSession } from './index';
 export const MAX_HELD_BATCH_BYTES = 16 * 1024 * 1024;
 
 export function noApprovalReason(d: Decision): string {
-  return `${d.reason}, but no approval service is configured for this sidecar, so it is denied`;
+  return noApproverReason(d.reason);
 }
 
 /** An extended-protocol batch held from its held Parse (or Bind) up to Sync/Flush, none of it forwarded yet. */

@@ -3,7 +3,7 @@
 // only where a record keeps it.
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
 import { Expect, type PendingResponse } from '../response-queue';
-import type { SessionEvent } from '../runtime';
+import type { SessionEvent } from '../../audit/events';
 import type { PgSession } from './index';
 
 const kindsCache = new WeakMap<readonly SqlStatementInfo[], string[]>();
