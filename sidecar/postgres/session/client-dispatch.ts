@@ -16,7 +16,7 @@ import type { ClassifiedSql } from '../runtime';
 import { guardStatements } from '../guards';
 import { copyFrame, noApprovalReason } from './held-batch';
 import { NO_FORMATS, NO_SHAPE } from './result-shapes';
-import type { PgSession } from './index';
+import type { PgSession } from '../session';
 
 /** The value of a name the sidecar can vouch for now, else undefined (Describe and Execute then fail closed: no shape, masked whole). */
 function known<T>(l: Lookup<T>): T | undefined {

@@ -9,7 +9,7 @@ import { decodeBind, decodeBindHead, decodeClose, decodeParse } from '../protoco
 import type { Frame } from '../protocol/frame-reader';
 import { Expect } from '../response-queue';
 import { noApproverReason, type HoldOutcome, type HoldRequest } from '../../approvals/hold';
-import type { PgSession } from './index';
+import type { PgSession } from '../session';
 
 /**
  * What one held extended-protocol batch may buffer while it waits for its Sync and the approver

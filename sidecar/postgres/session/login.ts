@@ -15,7 +15,7 @@ import {
 import { decodeStartup, type StartupPacket } from '../protocol/frontend';
 import { filterStartupParams, isSafeClientEncoding } from '../startup-params';
 import { connectUpstream, READ_ONLY_PARAMETER, readOnlyStartupError, UpstreamError, type UpstreamConnection } from '../upstream';
-import type { PgSession } from './index';
+import type { PgSession } from '../session';
 
 /** How long the agent has to answer the password request (PostgreSQL's authentication_timeout is 1 min). */
 const PASSWORD_TIMEOUT_MS = 60_000;

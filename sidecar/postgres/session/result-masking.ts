@@ -11,7 +11,7 @@ import { copyPlan, maskCopyRow, type CopyPlan } from '../copy-masking';
 import { maskNoticeMessage, maskNotification, maskParameterValue } from '../notice-masking';
 import { readsProtectedOf, UNKNOWN_SHAPE } from './result-shapes';
 import { tally } from './session-audit';
-import type { PgSession } from './index';
+import type { PgSession } from '../session';
 
 export class ResultMasking {
   /** A CopyOutResponse whose COPY has been described: processed again with this plan. */

@@ -7,7 +7,7 @@ import type { Frame } from '../protocol/frame-reader';
 import { Expect, type PendingResponse } from '../response-queue';
 import { missingTables, NO_MASKING, planRow, readsProtectedColumn, type RowPlan, type TargetMasking } from '../row-masking';
 import { ShapeCache, type RowShape } from '../shape-cache';
-import type { PgSession } from './index';
+import type { PgSession } from '../session';
 
 /** Stand-in shape when no masking applies: nothing to decode or plan. */
 export const NO_SHAPE: RowShape = ShapeCache.transient([]);

@@ -8,7 +8,7 @@ import type { Frame } from '../protocol/frame-reader';
 import { Expect } from '../response-queue';
 import { maskNoticeMessage } from '../notice-masking';
 import { tally } from './session-audit';
-import type { PgSession } from './index';
+import type { PgSession } from '../session';
 
 const DDL = /^(CREATE|ALTER|DROP|TRUNCATE|COMMENT|GRANT|REVOKE)\b/;
 

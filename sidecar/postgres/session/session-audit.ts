@@ -4,7 +4,7 @@
 import type { Decision, SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
 import { Expect, type PendingResponse } from '../response-queue';
 import type { SessionEvent } from '../../audit/events';
-import type { PgSession } from './index';
+import type { PgSession } from '../session';
 
 const kindsCache = new WeakMap<readonly SqlStatementInfo[], string[]>();
 

@@ -5,32 +5,32 @@
 // This file is the coordinator: it owns the two sockets, their frame readers and output batches,
 // the queue of requests awaiting the server's answers and the model of the session the server
 // confirmed, and the few helpers that pause one direction while something is awaited. Each job is
-// a class beside it, holding its own state and called directly on the per-frame paths (no events,
-// no per-frame closures): login.ts (startup and login), client-dispatch.ts (agent -> database:
+// a class in session/, holding its own state and called directly on the per-frame paths (no
+// events, no per-frame closures): login.ts (startup and login), client-dispatch.ts (agent -> database:
 // classify, decide, deny), held-batch.ts (holds and the approver), server-dispatch.ts (database ->
 // agent: confirmations and errors), result-shapes.ts (RowDescription shapes and row plans),
 // result-masking.ts (rows, COPY, notices) and session-audit.ts (audit records).
 import { randomUUID } from 'node:crypto';
 import type * as net from 'node:net';
-import type { Identity } from '../../../common/policy/types';
-import { FE } from '../protocol/codes';
-import { encodeErrorResponse } from '../protocol/backend';
-import { encodeTerminate } from '../protocol/frontend';
-import { FrameReader, type Frame } from '../protocol/frame-reader';
-import { ProtocolError } from '../protocol/errors';
-import { Expect, ResponseQueue, type PendingResponse } from '../response-queue';
-import { SessionState } from '../session-state';
-import { withViews, type TargetMasking } from '../row-masking';
-import { OutputBatch } from '../output-batch';
-import type { TargetRuntime } from '../runtime';
-import { sendCancel, type UpstreamConnection } from '../upstream';
-import { SessionAudit } from './session-audit';
-import { Login } from './login';
-import { ClientDispatch } from './client-dispatch';
-import { ServerDispatch } from './server-dispatch';
-import { HeldBatches } from './held-batch';
-import { ResultShapes } from './result-shapes';
-import { ResultMasking } from './result-masking';
+import type { Identity } from '../../common/policy/types';
+import { FE } from './protocol/codes';
+import { encodeErrorResponse } from './protocol/backend';
+import { encodeTerminate } from './protocol/frontend';
+import { FrameReader, type Frame } from './protocol/frame-reader';
+import { ProtocolError } from './protocol/errors';
+import { Expect, ResponseQueue, type PendingResponse } from './response-queue';
+import { SessionState } from './session-state';
+import { withViews, type TargetMasking } from './row-masking';
+import { OutputBatch } from './output-batch';
+import type { TargetRuntime } from './runtime';
+import { sendCancel, type UpstreamConnection } from './upstream';
+import { SessionAudit } from './session/session-audit';
+import { Login } from './session/login';
+import { ClientDispatch } from './session/client-dispatch';
+import { ServerDispatch } from './session/server-dispatch';
+import { HeldBatches } from './session/held-batch';
+import { ResultShapes } from './session/result-shapes';
+import { ResultMasking } from './session/result-masking';
 
 type Phase = 'startup' | 'login' | 'password' | 'ready' | 'closed';
 
