@@ -12,7 +12,15 @@ export interface AdminServers {
   close(): Promise<void>;
 }
 
-export function createAdminServers(o: { metrics: Metrics; ready(): { ok: boolean; reason?: string }; api?: AdminHandler; withHealth: boolean }): AdminServers {
+export interface AdminServersOptions {
+  metrics: Metrics;
+  ready: () => { ok: boolean; reason?: string };
+  api?: AdminHandler;
+  /** Also a probe port (/healthz and /readyz only). */
+  withHealth: boolean;
+}
+
+export function createAdminServers(o: AdminServersOptions): AdminServers {
   const admin = createAdminServer({ metrics: o.metrics, ready: o.ready, extra: o.api ? [o.api] : [] });
   const health = o.withHealth ? createAdminServer({ metrics: o.metrics, ready: o.ready, healthOnly: true }) : undefined;
   const close = async (): Promise<void> => {

@@ -68,6 +68,7 @@ export function approvalService(opts: ApprovalServiceOptions): ApprovalService {
   if (process.env.WARDEN_APPROVALS === 'kubernetes') {
     // Holds become ApprovalRequest objects (the operator sets this). Loaded lazily so that a
     // standalone sidecar never loads the Kubernetes client.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, synchronously
     const { kubeApprovalService } = require('../approvals/kube-backend') as typeof import('../approvals/kube-backend');
     return kubeApprovalService({ log });
   }

@@ -5,7 +5,6 @@
 // resolved only through what the server confirmed.
 import { decide } from '../../../common/policy/engine';
 import type { Decision, SqlOperation } from '../../../common/policy/types';
-import type { AuditApproval } from '../../../common/audit/record';
 import { FE } from '../protocol/codes';
 import { decodeBindHead, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery, encodeCopyFail, encodeDescribe, encodeParse, encodeQuery } from '../protocol/frontend';
 import type { Frame } from '../protocol/frame-reader';
@@ -212,7 +211,9 @@ export class ClientDispatch {
     if (!this.viewsReady(f)) return;
     const classified = this.classify(f, p.text);
     if (!classified) return;
-    let { op, decision } = this.decideOp(classified, p.text);
+    const decided = this.decideOp(classified, p.text);
+    const op = decided.op;
+    let decision = decided.decision;
     if (decision.action === 'hold') {
       if (this.s.rt.approvals) return this.s.holds.startHeld(f, { decision, op, text: p.text, statement: p.statement, now });
       decision = { ...decision, action: 'deny', reason: noApprovalReason(decision) };
@@ -321,11 +322,14 @@ export class ClientDispatch {
     this.s.queue.push({ expect: Expect.Execute, portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, change, startedAt: now, sentAt: now, approval: portal?.approval, masked: 0, rows: 0 });
   }
 
-  /** Sends the server a statement that fails, so transaction and batch state end exactly as a real error would leave them. */
-  deny(decision: Decision, expect: Expect.Query | Expect.Parse, now: number, text: string, op?: SqlOperation, approval?: AuditApproval): PendingResponse {
+  /**
+   * Sends the server a statement that fails, so transaction and batch state end exactly as a real
+   * error would leave them. The caller sets `approval` on the result when an approver denied it.
+   */
+  deny(decision: Decision, expect: Expect.Query | Expect.Parse, now: number, text: string, op?: SqlOperation): PendingResponse {
     const failing = `/* agent-warden policy denial */ ${this.s.rt.denialMarker}`;
     this.s.upstreamOut.push(expect === Expect.Query ? encodeQuery(failing) : encodeParse('', failing));
-    const pending: PendingResponse = { expect, denial: decision, op, text, startedAt: now, approval, masked: 0, rows: 0 };
+    const pending: PendingResponse = { expect, denial: decision, op, text, startedAt: now, approval: undefined, masked: 0, rows: 0 };
     this.s.queue.push(pending);
     return pending;
   }

@@ -107,7 +107,7 @@ export class HeldBatches {
         const change = this.s.clientFrames.sqlChange(op, text, false);
         this.s.queue.push({ expect: Expect.Query, op, decision: approved, text, change, startedAt: now, sentAt: performance.now(), approval: this.takeApproval(), masked: 0, rows: 0 });
       } else {
-        this.s.clientFrames.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op, this.takeApproval());
+        this.s.clientFrames.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op).approval = this.takeApproval();
       }
     });
   }
@@ -237,7 +237,7 @@ export class HeldBatches {
       this.s.audit.skipped({ expect: Expect.Parse, op: h.op, text: h.text, decision: denial, startedAt: h.now, approval: this.takeApproval(), masked: 0, rows: 0 }, true);
       this.s.replay.unshift(...rest);
     } else {
-      this.s.clientFrames.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op, this.takeApproval());
+      this.s.clientFrames.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op).approval = this.takeApproval();
       this.s.clientFrames.discarding = true;
       this.s.replay.unshift(...rest);
     }

@@ -70,15 +70,8 @@ export class Login {
   }
 
   private async login(packet: Extract<StartupPacket, { name: 'startup' }>): Promise<void> {
-    const spec = this.s.rt.spec();
-    const db = packet.params.database;
-    if (db !== undefined && db !== spec.database && db !== packet.params.user) {
-      return this.s.fatal('3D000', `database "${db}" is not served on this port; target "${this.s.rt.target}" serves database "${spec.database}"`, 'login-failed');
-    }
-    const filtered = filterStartupParams(packet.params);
-    if (filtered.error) return this.s.fatal('42501', filtered.error, 'login-failed');
-    const readOnlyError = spec.readOnly === true ? readOnlyStartupError(filtered.params) : undefined;
-    if (readOnlyError) return this.s.fatal('42501', readOnlyError, 'login-failed');
+    const params = this.startupParams(packet);
+    if (!params) return;
     const verifyToken = this.s.rt.verifyToken;
     if (verifyToken) {
       // The caller's token, verified before anything reaches the database.
@@ -110,7 +103,7 @@ export class Login {
     }
     let up: UpstreamConnection;
     try {
-      up = await connectUpstream(this.s.rt.upstreamOptions(filtered.params));
+      up = await connectUpstream(this.s.rt.upstreamOptions(params));
     } catch (err) {
       const e = err instanceof UpstreamError ? err : new UpstreamError((err as Error).message, '08006');
       return this.s.fatal(e.sqlState, `target "${this.s.rt.target}": ${e.message}`, 'login-failed');
@@ -121,6 +114,32 @@ export class Login {
       up.socket.destroy();
       return;
     }
+    this.upstreamUp(up, packet);
+  }
+
+  /** The parameters passed upstream, or undefined when the startup packet is refused (the session then ends). */
+  private startupParams(packet: Extract<StartupPacket, { name: 'startup' }>): Record<string, string> | undefined {
+    const spec = this.s.rt.spec();
+    const db = packet.params.database;
+    if (db !== undefined && db !== spec.database && db !== packet.params.user) {
+      this.s.fatal('3D000', `database "${db}" is not served on this port; target "${this.s.rt.target}" serves database "${spec.database}"`, 'login-failed');
+      return undefined;
+    }
+    const filtered = filterStartupParams(packet.params);
+    if (filtered.error) {
+      this.s.fatal('42501', filtered.error, 'login-failed');
+      return undefined;
+    }
+    const readOnlyError = spec.readOnly === true ? readOnlyStartupError(filtered.params) : undefined;
+    if (readOnlyError) {
+      this.s.fatal('42501', readOnlyError, 'login-failed');
+      return undefined;
+    }
+    return filtered.params;
+  }
+
+  /** Logged in upstream: checks the server's settings, answers the agent's startup and starts relaying. */
+  private upstreamUp(up: UpstreamConnection, packet: Extract<StartupPacket, { name: 'startup' }>): void {
     this.s.upstream = up;
     const unsafe =
       this.checkParameter('client_encoding', up.parameters.get('client_encoding')) ??
