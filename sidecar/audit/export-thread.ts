@@ -8,6 +8,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Logger } from '../../common/log';
 import type { Labels, MetricsSnapshot } from '../../common/metrics';
 import { createProtobufMetricsExporter, createRecordExporters } from './exporters';
+import { sidecarResource } from './otlp-settings';
 import { startShipper, type ShipperMetrics } from './shipper';
 import { SpoolTail } from './spool-tail';
 import type { ExportThreadData, FromThread, ToThread } from './export-worker';
@@ -32,7 +33,7 @@ const metrics: ShipperMetrics = {
 
 const log = relayLogger();
 const tail = new SpoolTail(data.dir, data.progress, log);
-const resource = resourceFromAttributes(data.resource);
+const resource = data.resource ? resourceFromAttributes(data.resource) : sidecarResource();
 const exporters = createRecordExporters(data.otlp, resource);
 let snapshot: MetricsSnapshot = { counters: [], histograms: [] };
 const otlpMetrics = data.metrics ? startMetrics(data.metrics) : undefined;

@@ -16,8 +16,8 @@ export interface ExportThreadData {
   dir: string;
   progress: SharedArrayBuffer;
   otlp: Pick<OtlpSettings, 'traces' | 'logs'>;
-  /** The resource's attributes (a Resource object does not cross threads). */
-  resource: Attributes;
+  /** A given resource's attributes (a Resource object does not cross threads); default: sidecarResource(). */
+  resource?: Attributes;
   lingerMs?: number;
   maxBackoffMs?: number;
   /**

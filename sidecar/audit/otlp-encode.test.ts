@@ -39,8 +39,10 @@ function samples(): AuditRecord[] {
     { session: 'http-9', seq: 1, start: 1_763_800_001_000, durationMs: 1.5, policy: 'agents/support', target: 'openai', decision: 'deny', rule: 'no-admin', reason: 'admin API is off limits', identity, masked: 0, error: 'upstream said no' },
     startTrace(undefined),
     { method: 'POST', route: 'openai', path: '/v1/chat/completions', url: 'https://api.openai.com/v1/chat/completions', status: 403, serverAddress: 'api.openai.com', serverPort: 443 },
-    { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o-mini', inputTokens: 5, outputTokens: 7, finishReasons: ['stop', 'length'] },
-    { request: '{"model":"gpt-4o-mini"}', response: 'x'.repeat(300), truncated: true },
+    {
+      genAi: { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o-mini', inputTokens: 5, outputTokens: 7, finishReasons: ['stop', 'length'] },
+      payload: { request: '{"model":"gpt-4o-mini"}', response: 'x'.repeat(300), truncated: true },
+    },
   );
   return [held, denied];
 }

@@ -158,7 +158,8 @@ function anyValue(w: Writer, field: number, v: unknown): void {
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (x !== undefined) keyValue(w, 1, k, x);
     w.end();
   } else {
-    w.string(1, String(v));
+    // What is left (bigint, symbol, function) never occurs in a record; a bigint keeps its digits.
+    w.string(1, typeof v === 'bigint' ? v.toString() : '');
   }
   w.end();
 }
@@ -224,7 +225,7 @@ function attributes(w: Writer, field: number, attrs: Attributes | Record<string,
 
 function writeResource(w: Writer, resource: Resource): void {
   w.begin(1); // resource
-  attributes(w, 1, resource.attributes as Attributes);
+  attributes(w, 1, resource.attributes);
   w.end();
 }
 

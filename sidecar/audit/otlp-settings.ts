@@ -6,7 +6,7 @@
 // OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf by default, http/json), OTEL_EXPORTER_OTLP_HEADERS /
 // _TIMEOUT / _COMPRESSION / certificates (read by the exporters themselves), OTEL_SERVICE_NAME and
 // OTEL_RESOURCE_ATTRIBUTES for the resource.
-import { defaultResource, envDetector, detectResources, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { Resource } from '@opentelemetry/resources';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
 
@@ -66,6 +66,10 @@ function endpoint(env: NodeJS.ProcessEnv, signal: 'TRACES' | 'LOGS' | 'METRICS')
 
 /** service.name defaults to warden-sidecar; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override. */
 export function sidecarResource(env: NodeJS.ProcessEnv = process.env): Resource {
+  // Loaded when called (in the export thread): the main thread needs no OpenTelemetry package.
+  const { defaultResource, envDetector, detectResources, resourceFromAttributes } =
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
   const detected = detectResources({ detectors: [envDetector] });
   const base = defaultResource().merge(resourceFromAttributes({ 'service.name': 'warden-sidecar', 'service.version': '0.1.0' }));
   const own = resourceFromAttributes(env.OTEL_SERVICE_NAME ? { 'service.name': env.OTEL_SERVICE_NAME } : {});

@@ -66,7 +66,6 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
   // operations already running (pipelined statements, streams) always fit: none is ever lost.
   const reserve = Math.max(4096, Math.min(Math.floor(opts.maxBytes / 8), 4 * 1024 * 1024));
   const blockedOps = metrics.counter(METRIC.spoolBlocked, 'Operations refused because the audit spool was full (whenSpoolFull: block).');
-  const resource = opts.resource ?? (opts.otlp || opts.exporters ? sidecarResource() : undefined);
   let thread: ExportThread | undefined;
   let shipper: Shipper | undefined;
   let otlpMetrics: OtlpMetricsHandle | undefined;
@@ -88,14 +87,15 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
     }, opts.lingerMs ?? 200);
     ackTimer.unref();
     s.kick();
-    otlpMetrics = startOtlpMetrics({ metrics, resource: resource!, exporter: opts.exporters.metrics, intervalMs: opts.metricsIntervalMs });
+    otlpMetrics = startOtlpMetrics({ metrics, resource: opts.resource ?? sidecarResource(), exporter: opts.exporters.metrics, intervalMs: opts.metricsIntervalMs });
   } else if (opts.otlp) {
     thread = startExportThread({
       data: {
         dir: opts.dir,
         progress: spool.shareProgress(),
         otlp: { traces: opts.otlp.traces, logs: opts.otlp.logs },
-        resource: { ...resource!.attributes },
+        // The thread builds the default resource itself (from the same environment).
+        resource: opts.resource ? { ...opts.resource.attributes } : undefined,
         lingerMs: opts.lingerMs,
         maxBackoffMs: opts.maxBackoffMs,
         metrics: { settings: opts.otlp.metrics, intervalMs: opts.metricsIntervalMs ?? 15_000 },
