@@ -31,6 +31,7 @@ import { injectCredentialStage } from '../stages/inject-credential';
 import { maskRequestStage } from '../stages/mask-request';
 import { maskResponseHeadersStage } from '../stages/mask-response-headers';
 import { readBodyStage } from '../stages/read-body';
+import { routeOperationStage } from '../stages/route-operation';
 import { respondStage } from '../stages/respond';
 import { responseRulesStage } from '../stages/response-rules';
 import { runStages, type Stage } from '../stages/stage';
@@ -119,6 +120,7 @@ const ROUTE_STAGES: readonly Stage<RouteExchange>[] = [
   identifyStage, // caller identity first: an unauthenticated caller learns nothing else (not even the routes)
   targetStage,
   readBodyStage,
+  routeOperationStage,
   decideStage,
   genAiStage,
   holdStage, // deny, or wait for approval

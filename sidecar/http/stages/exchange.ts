@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import type { AuditApproval, AuditGenAi, AuditTrace } from '../../../common/audit/record';
 import { tallyMasked } from '../../../common/masking/tally';
 import type { CompiledPolicy, CompiledRule } from '../../../common/policy/compile';
+import type { HttpOperationWithPort } from '../../../common/policy/engine';
 import type { Decision, HttpOperation, Identity } from '../../../common/policy/types';
 import type { PayloadCapture } from '../../audit/capture';
 import type { SecretStore } from '../../secrets';
@@ -16,6 +17,7 @@ import type { GenAiResponseTap } from '../genai';
 import type { ParsedJsonBody } from '../request-view';
 import type { HttpAuditEvent } from '../routes/route-proxy';
 import type { CredentialScrubber } from '../routes/credential-scrub';
+import type { Judgement } from './decide';
 import type { TargetPlan, TargetPlans } from './target-plan';
 import type { UpstreamClients } from './forward-upstream';
 
@@ -75,7 +77,7 @@ export type ParsedBody = Exclude<ParsedJsonBody, { kind: 'refused' }>;
 
 const NO_RULES: readonly CompiledRule[] = [];
 
-export class RouteExchange {
+export class RouteExchange implements Judgement {
   /** performance.now() when the request arrived. */
   readonly start = performance.now();
   readonly method: string;
@@ -105,6 +107,7 @@ export class RouteExchange {
   op: HttpOperation | undefined = undefined;
   decision: Decision | undefined = undefined;
   approval: AuditApproval | undefined = undefined;
+  approvalAnswer: { approved: boolean; reason: string } | undefined = undefined;
   genAi: AuditGenAi | undefined = undefined;
   tap: GenAiResponseTap | undefined = undefined;
   /** Response rules that apply to this request (`match.http.response`). */
@@ -151,6 +154,27 @@ export class RouteExchange {
     this.method = (req.method ?? 'GET').toUpperCase();
     this.identity = services.options.identity;
     this.expectContinue = expectContinue;
+  }
+
+  get approvals(): HttpApprovalGate | undefined {
+    return this.services.options.approvals;
+  }
+
+  /** The operation as held: with the port of the route's base URL. */
+  heldOperation(): HttpOperationWithPort {
+    const base = this.plan!.base;
+    return { ...this.op!, port: Number(base.port) || (base.protocol === 'https:' ? 443 : 80) };
+  }
+
+  /** Aborts a hold when the agent goes away before its answer was sent. */
+  watchAgent(): { signal: AbortSignal; done(): void } {
+    const res = this.res;
+    const abort = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.once('close', onClose);
+    return { signal: abort.signal, done: () => res.off('close', onClose) };
   }
 
   /** Sends `100 Continue` if the agent is waiting for it (once the request may go on). */
