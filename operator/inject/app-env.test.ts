@@ -67,4 +67,22 @@ describe('applyEnv', () => {
     ]);
     expect(replaced).toEqual(['OPENAI_API_KEY']); // HTTPS_PROXY already had our value
   });
+
+  it('replaces every definition of an injected name: a second DATABASE_URL would otherwise win in the container', () => {
+    const c: Container = {
+      name: 'agent',
+      env: [
+        { name: 'DATABASE_URL', value: 'postgresql://placeholder' },
+        { name: 'LOG_LEVEL', value: 'debug' },
+        { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'crm-db', key: 'url' } } },
+      ],
+    };
+    const replaced = applyEnv(c, [{ name: 'DATABASE_URL', value: 'postgresql://agent@127.0.0.1:15432/crm' }]);
+    expect(c.env).toEqual([
+      { name: 'DATABASE_URL', value: 'postgresql://agent@127.0.0.1:15432/crm' },
+      { name: 'LOG_LEVEL', value: 'debug' },
+    ]);
+    expect(c.env?.some((e) => e.valueFrom !== undefined)).toBe(false);
+    expect(replaced).toEqual(['DATABASE_URL']);
+  });
 });

@@ -88,14 +88,22 @@ export function appEnv(policy: AccessPolicy): EnvVar[] {
 export function applyEnv(container: Container, env: readonly EnvVar[]): string[] {
   const existing = container.env ?? [];
   const wanted = new Map(env.map((e) => [e.name, e]));
-  const replaced: string[] = [];
-  const kept = existing.map((e) => {
+  const placed = new Set<string>();
+  const replaced = new Set<string>();
+  const kept: EnvVar[] = [];
+  for (const e of existing) {
     const w = wanted.get(e.name);
-    if (w === undefined) return e;
-    if (e.value !== w.value || e.valueFrom !== undefined) replaced.push(e.name);
-    wanted.delete(e.name);
-    return { name: w.name, value: w.value };
-  });
-  container.env = [...env.filter((e) => wanted.has(e.name)).map((e) => ({ ...e })), ...kept];
-  return replaced;
+    if (w === undefined) {
+      kept.push(e);
+      continue;
+    }
+    if (e.value !== w.value || e.valueFrom !== undefined) replaced.add(e.name);
+    // A name defined twice: the container gets the last definition, so every one is ours and
+    // only the first place keeps it (a second Secret reference would hand the agent the real value).
+    if (placed.has(e.name)) continue;
+    placed.add(e.name);
+    kept.push({ name: w.name, value: w.value });
+  }
+  container.env = [...env.filter((e) => !placed.has(e.name)).map((e) => ({ ...e })), ...kept];
+  return [...replaced];
 }
