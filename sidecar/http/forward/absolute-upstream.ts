@@ -17,7 +17,8 @@ import type { Identity } from '../../../common/policy/types';
 import { sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
 import { guardedLookup, type AddressDeniedError } from './address-guard';
-import type { ForwardAuditEvent, ForwardProxyContext } from './forward-proxy';
+import type { ForwardProxyContext } from './exchange';
+import type { ForwardAuditEvent } from './forward-proxy';
 import { ConnectTimeoutError, ResponseTimeoutError, upstreamFailure } from './upstream-failure';
 
 const defaultAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });

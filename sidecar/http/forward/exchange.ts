@@ -1,4 +1,4 @@
-// The per-request (or per-tunnel) context of the forward proxy, carried through the shared
+// The forward proxy's options, and its per-request (or per-tunnel) context, carried through the shared
 // decide and hold stages (../stages/decide.ts, ../stages/hold.ts), and its audit record.
 import type { AuditApproval } from '../../../common/audit/record';
 import type { CompiledPolicy } from '../../../common/policy/compile';
@@ -6,7 +6,35 @@ import type { HttpOperationWithPort } from '../../../common/policy/engine';
 import type { Decision, Identity } from '../../../common/policy/types';
 import type { Judgement } from '../stages/decide';
 import type { HttpApprovalGate } from './approval';
+import type * as http from 'node:http';
+import type * as net from 'node:net';
 import type { ForwardAuditEvent } from './forward-proxy';
+
+export interface ForwardProxyContext {
+  /** The current compiled policy (hot-reloaded); throwing denies (fail closed). */
+  policy(): CompiledPolicy;
+  /**
+   * The caller: a fixed identity (the pod's), or one computed per request. A function may return a
+   * promise (verifying the caller's Proxy-Authorization token); a rejection is answered with 407
+   * Proxy Authentication Required, its IdentityError message saying which check failed.
+   */
+  identity: Identity | ((req: http.IncomingMessage) => Identity | Promise<Identity>);
+  /** TCP connect timeout (DNS included), answered with 504. */
+  connectTimeoutMs: number;
+  /**
+   * Absolute-form requests: longest the upstream may stay silent (no response headers yet, or no
+   * bytes of the response body) before the request is abandoned; 504 when nothing was sent yet.
+   * Default 60 s.
+   */
+  responseTimeoutMs?: number;
+  audit(event: ForwardAuditEvent): void;
+  /** Without a gate, a held request is denied saying that no approval service is configured. */
+  approvals?: HttpApprovalGate;
+  /** DNS lookup (default dns.lookup); resolved addresses are checked against address rules. */
+  lookup?: net.LookupFunction;
+  /** Agent for absolute-form upstream requests (default: a shared keep-alive agent). */
+  agent?: http.Agent;
+}
 
 const NO_WATCH = (): void => undefined;
 

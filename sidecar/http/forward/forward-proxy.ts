@@ -14,7 +14,6 @@
 // and, allowed, on to the tunnel (tunnel.ts) or the upstream request (absolute-upstream.ts).
 // Synchronous unless the caller's token is verified, the body is read, or the request is held.
 import * as http from 'node:http';
-import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { normalizeHost, type CompiledPolicy } from '../../../common/policy/compile';
 import { UNPARSEABLE_BODY, type HttpOperationWithPort } from '../../../common/policy/engine';
@@ -27,9 +26,10 @@ import { holdStage } from '../stages/hold';
 import { tokenRefused } from '../stages/identify';
 import { readRequestBody } from '../stages/read-body';
 import { runStages, type Stage } from '../stages/stage';
-import type { HttpApprovalGate } from './approval';
 import { forwardAbsolute } from './absolute-upstream';
-import { ForwardExchange, startAudit } from './exchange';
+import { ForwardExchange, startAudit, type ForwardProxyContext } from './exchange';
+
+export type { ForwardProxyContext } from './exchange';
 import { openTunnel } from './tunnel';
 
 export type { HttpApprovalGate, HeldHttpRequest } from './approval';
@@ -66,32 +66,6 @@ export interface ForwardAuditEvent {
   policy?: string;
   /** The approval, for the audit record's child span. */
   approvalRecord?: AuditApproval;
-}
-
-export interface ForwardProxyContext {
-  /** The current compiled policy (hot-reloaded); throwing denies (fail closed). */
-  policy(): CompiledPolicy;
-  /**
-   * The caller: a fixed identity (the pod's), or one computed per request. A function may return a
-   * promise (verifying the caller's Proxy-Authorization token); a rejection is answered with 407
-   * Proxy Authentication Required, its IdentityError message saying which check failed.
-   */
-  identity: Identity | ((req: http.IncomingMessage) => Identity | Promise<Identity>);
-  /** TCP connect timeout (DNS included), answered with 504. */
-  connectTimeoutMs: number;
-  /**
-   * Absolute-form requests: longest the upstream may stay silent (no response headers yet, or no
-   * bytes of the response body) before the request is abandoned; 504 when nothing was sent yet.
-   * Default 60 s.
-   */
-  responseTimeoutMs?: number;
-  audit(event: ForwardAuditEvent): void;
-  /** Without a gate, a held request is denied saying that no approval service is configured. */
-  approvals?: HttpApprovalGate;
-  /** DNS lookup (default dns.lookup); resolved addresses are checked against address rules. */
-  lookup?: net.LookupFunction;
-  /** Agent for absolute-form upstream requests (default: a shared keep-alive agent). */
-  agent?: http.Agent;
 }
 
 /** Whether a request on the egress port is a forward-proxy request (absolute-form target). */

@@ -10,7 +10,8 @@ import type { HttpOperationWithPort } from '../../../common/policy/engine';
 import type { Identity } from '../../../common/policy/types';
 import { writeRawError } from '../errors';
 import { guardedLookup, type AddressDeniedError } from './address-guard';
-import type { ForwardAuditEvent, ForwardProxyContext } from './forward-proxy';
+import type { ForwardProxyContext } from './exchange';
+import type { ForwardAuditEvent } from './forward-proxy';
 import { ConnectTimeoutError, upstreamFailure } from './upstream-failure';
 
 export interface Tunnel {
