@@ -9,11 +9,11 @@ import { KubeApprovalBackend } from '../sidecar/approvals/kube-backend';
 import { createApprovalGate } from '../sidecar/approvals/gate';
 import { LocalApprovalStore } from '../sidecar/approvals/local-store';
 import { sqlDigest, sqlOperation } from '../sidecar/approvals/operation';
-import type { ApprovalRequestObject } from '../operator/approvals/object';
+import type { ApprovalRequestObject } from '../common/approvals/object';
 import { startTestAdmin, newApprovalRequest } from '../sidecar/approvals/test-helpers';
 import type { Identity } from '../common/policy/types';
 import type { ApprovalBackend, ApprovalRequest, NewApprovalRequest } from '../sidecar/approvals/types';
-import type { HoldOutcome } from '../sidecar/postgres/runtime';
+import type { HoldOutcome } from '../sidecar/approvals/hold';
 
 const agent: Identity = { subject: 'system:serviceaccount:shop:agent', groups: ['agents'], source: 'pod' };
 const TOKENS: Record<string, Identity> = {

@@ -5,10 +5,10 @@
 // admission webhook records who decided (from the caller's credentials) and refuses what is not
 // allowed, and its refusal is printed as it comes.
 import path from 'node:path';
-import { parseAddr } from '../sidecar/admin-server';
+import { parseAddr } from '../common/admin-server';
 import { parseArgs } from 'node:util';
 import type { ApprovalRequest } from '../sidecar/approvals/types';
-import { APPROVAL_API, type ApprovalRequestObject, type ApprovalRequestList } from '../operator/approvals/object';
+import { APPROVAL_API, type ApprovalRequestObject, type ApprovalRequestList } from '../common/approvals/object';
 import { apiStatus } from '../common/k8s/api-error';
 import { displaySafe, displaySafeJson } from '../common/display-escape';
 

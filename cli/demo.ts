@@ -11,7 +11,7 @@ import { startSidecar, type RunningSidecar } from '../sidecar/main';
 import { LOCAL_APPROVERS_GROUP } from '../sidecar/approvals/admin-api';
 import type { ApprovalRequest } from '../sidecar/approvals/types';
 import { runApprovalsCli } from './approvals';
-import type { StatementEvent } from '../sidecar/postgres/runtime';
+import type { StatementEvent } from '../sidecar/audit/events';
 import { startPgServer } from '../tools/pg-server';
 import { startDemoLlm, type DemoLlm } from './demo-llm';
 

@@ -12,7 +12,7 @@ import { Metrics } from '../common/metrics';
 import { parseDuration } from '../common/policy/syntax';
 import { validateAccessPolicy } from '../common/policy/schema';
 import type { AccessPolicy } from '../common/policy/types';
-import { createAdminServer, parseAddr } from '../sidecar/admin-server';
+import { createAdminServer, parseAddr } from '../common/admin-server';
 import { createApprovalRequestAdmission, type ApprovalRuleInfo } from './approvals/admission';
 import { startApprovalSweeper, type ApprovalSweeper } from './approvals/gc';
 import { parseOperatorConfig, type OperatorConfig } from './config';

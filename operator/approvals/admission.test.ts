@@ -2,7 +2,7 @@ import { applyPatch, type Operation } from 'fast-json-patch';
 import { approvalRuleFromPolicy, createApprovalRequestAdmission, DEFAULT_OPERATOR_USERNAME, type ApprovalRuleInfo } from './admission';
 import YAML from 'yaml';
 import type { AccessPolicy } from '../../common/policy/types';
-import type { ApprovalRequestObject, DecisionEntry } from './object';
+import type { ApprovalRequestObject, DecisionEntry } from '../../common/approvals/object';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview, UserInfo } from '../webhook/types';
 import { admissionReview, requestType } from '../webhook/testing';
 import { API_VERSION, APPROVAL_REQUEST } from '../../common/k8s/names';

@@ -20,7 +20,7 @@ import {
   type ApprovalState,
   type Condition,
   type DecisionEntry,
-} from './object';
+} from '../../common/approvals/object';
 
 /** The operator's own identity: it may expire (and cancel) requests. */
 export const DEFAULT_OPERATOR_USERNAME = 'system:serviceaccount:agent-warden:agent-warden-operator';

@@ -3,7 +3,7 @@ import { FakeApiServer } from '../testing/fake-apiserver';
 import { silentLogger } from '../../common/log';
 import { createApprovalRequestAdmission, DEFAULT_OPERATOR_USERNAME } from './admission';
 import { finishedAt, startApprovalSweeper, sweepApprovalRequests } from './gc';
-import type { ApprovalRequestObject } from './object';
+import type { ApprovalRequestObject } from '../../common/approvals/object';
 import { startAdmissionProxy, type AdmissionProxy } from './testing-admission-proxy';
 
 const NOW = new Date('2026-03-01T12:00:00Z');

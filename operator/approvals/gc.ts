@@ -2,7 +2,7 @@
 // a clock in, a plan out); `startApprovalSweeper` is the thin shell the operator runs periodically.
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from '../../common/log';
-import { APPROVAL_API, DECIDED_CONDITION, expiredReason, isFinal, stateOf, type ApprovalRequestList, type ApprovalRequestObject } from './object';
+import { APPROVAL_API, DECIDED_CONDITION, expiredReason, isFinal, stateOf, type ApprovalRequestList, type ApprovalRequestObject } from '../../common/approvals/object';
 
 export interface ObjectRef {
   namespace: string;

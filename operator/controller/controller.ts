@@ -5,8 +5,8 @@ import { ANNOTATIONS, ACCESS_POLICY, API_VERSION, MANAGED_BY, MANAGED_BY_LABEL, 
 import type { Logger } from '../../common/log';
 import type { Metrics } from '../../common/metrics';
 import type { AccessPolicy } from '../../common/policy/types';
-import { canonicalJson } from '../inject/hash';
-import { selectorMatches } from '../inject/select';
+import { canonicalJson } from '../../common/k8s/canonical-json';
+import { selectorMatches } from '../../common/k8s/selector';
 import type { Applier } from './apply';
 import { Informer } from './informers';
 import { isNotFound, KubeApiError, type KubeRest } from './kube-rest';

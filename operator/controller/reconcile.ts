@@ -17,8 +17,8 @@ import {
 import { formatPolicyError } from '../../common/policy/errors';
 import { validateAccessPolicy } from '../../common/policy/schema';
 import type { AccessPolicy } from '../../common/policy/types';
-import { selectorMatches } from '../inject/select';
-import { referencedSecrets } from '../inject/sidecar';
+import { referencedSecrets } from '../../common/k8s/referenced-secrets';
+import { selectorMatches } from '../../common/k8s/selector';
 import type { Condition, ConfigMapObject, EventSpec, ObjectReference, PodObject, PolicyObject, PolicyStatus } from './types';
 
 export const CONDITION_ACCEPTED = 'Accepted';

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import type { AccessPolicy } from '../../common/policy/types';
 import type { InjectorConfig } from './config';
 import { appEnv } from './app-env';
-import { referencedSecrets } from './sidecar';
+import { canonicalJson } from '../../common/k8s/canonical-json';
+import { referencedSecrets } from '../../common/k8s/referenced-secrets';
 
 /**
  * Covers what ends up in the pod spec and cannot change under a running pod: the images, pull
@@ -39,16 +40,4 @@ export function injectionConfigHash(config: InjectorConfig, policy: AccessPolicy
     },
   };
   return createHash('sha256').update(canonicalJson(shape)).digest('hex').slice(0, 16);
-}
-
-/** JSON with object keys sorted, so equal values always hash alike. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }

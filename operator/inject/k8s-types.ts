@@ -4,40 +4,8 @@
 // through untouched, hence the index signatures. The one place for these shapes: the controller and
 // the approvals code import them from here.
 export type { LabelSelector } from '../../common/policy/types';
-
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
-
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
-  [k: string]: unknown;
-}
-
-/** metav1.Condition, as status.conditions holds it. */
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
+export type { Condition, ObjectMeta, OwnerReference } from '../../common/k8s/meta';
+import type { ObjectMeta } from '../../common/k8s/meta';
 
 export interface EnvVar {
   name: string;

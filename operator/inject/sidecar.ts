@@ -12,6 +12,7 @@ import {
   TOKEN_FILE,
   policyConfigMapName,
 } from '../../common/k8s/names';
+import { referencedSecrets } from '../../common/k8s/referenced-secrets';
 import type { AccessPolicy } from '../../common/policy/types';
 import { QUANTITY, type InjectorConfig, type ResourceValues, type SidecarResources } from './config';
 import type { Container, EnvVar, Volume, VolumeMount } from './k8s-types';
@@ -50,16 +51,6 @@ export function sidecarCommand(): string[] {
     '--health-addr', `0.0.0.0:${PORTS.health}`,
     '--spool-dir', PATHS.spoolDir,
   ];
-}
-
-/** Secrets the policy's targets reference, each once, in a stable order. */
-export function referencedSecrets(policy: AccessPolicy): string[] {
-  const names = new Set<string>();
-  for (const t of policy.spec.targets) {
-    if (t.postgres?.credentialsSecret) names.add(t.postgres.credentialsSecret);
-    if (t.http?.credentialsSecret) names.add(t.http.credentialsSecret);
-  }
-  return [...names].sort();
 }
 
 export function buildSidecar(input: SidecarInput): SidecarParts {

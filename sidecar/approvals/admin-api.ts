@@ -6,8 +6,9 @@
 import type * as http from 'node:http';
 import * as os from 'node:os';
 import type { Identity } from '../../common/policy/types';
-import { ApprovalError, type ApprovalBackend, type ApprovalState, type Verdict } from './types';
-import type { AdminHandler } from '../admin-server';
+import type { ApprovalState, Verdict } from '../../common/approvals/object';
+import { ApprovalError, type ApprovalBackend } from './types';
+import type { AdminHandler } from '../../common/admin-server';
 import { parseBearer } from '../../common/identity/extract';
 import { displaySafeJson } from '../../common/display-escape';
 

@@ -3,8 +3,7 @@ import { LocalApprovalStore } from './local-store';
 import { httpDigest, sqlDigest } from './operation';
 import { UNPARSEABLE_BODY } from '../../common/policy/engine';
 import type { Decision, Identity } from '../../common/policy/types';
-import type { ApprovalGate } from '../postgres/runtime';
-import type { HttpApprovalGate } from '../http/forward/approval';
+import type { ApprovalGate, HttpApprovalGate } from './hold';
 import type { ApprovalBackend, ApprovalRequest } from './types';
 
 const agent: Identity = { subject: 'system:serviceaccount:shop:agent', groups: ['agents'], source: 'pod' };

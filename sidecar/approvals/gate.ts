@@ -2,8 +2,7 @@
 // the data path. One object implements both ApprovalGate (PostgreSQL) and HttpApprovalGate (HTTP).
 import { parseDuration } from '../../common/policy/syntax';
 import { UNPARSEABLE_BODY } from '../../common/policy/engine';
-import type { ApprovalGate, HoldOutcome, HoldRequest } from '../postgres/runtime';
-import type { HeldHttpRequest, HttpApprovalGate } from '../http/forward/approval';
+import { noApproverReason, type ApprovalGate, type HeldHttpRequest, type HoldOutcome, type HoldRequest, type HttpApprovalGate } from './hold';
 import { httpOperation, sqlOperation } from './operation';
 import type { ApprovalBackend, ApprovalOperation, ApprovalRequest } from './types';
 
@@ -19,11 +18,6 @@ export interface ApprovalGateOptions {
    * Checked per hold, so a reload that adds `spec.identity` makes holds decidable at once.
    */
   undecidable?(): string | undefined;
-}
-
-/** The one wording every data path uses when a hold cannot be decided by anyone. */
-export function noApproverReason(ruleReason: string, why = 'no approval service is configured for this sidecar'): string {
-  return `${ruleReason}, but ${why}, so it is denied`;
 }
 
 export type CombinedApprovalGate = ApprovalGate &

@@ -10,7 +10,7 @@ import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@
 import { FakeApiServer } from '../../operator/testing/fake-apiserver';
 import { createApprovalRequestAdmission, DEFAULT_OPERATOR_USERNAME, type ApprovalRuleInfo } from '../../operator/approvals/admission';
 import { startApprovalSweeper } from '../../operator/approvals/gc';
-import type { ApprovalRequestObject } from '../../operator/approvals/object';
+import type { ApprovalRequestObject } from '../../common/approvals/object';
 import { startAdmissionProxy, type AdmissionProxy } from '../../operator/approvals/testing-admission-proxy';
 import { silentLogger } from '../../common/log';
 import type { Decision, Identity } from '../../common/policy/types';

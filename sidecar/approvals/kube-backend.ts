@@ -11,7 +11,7 @@ import { API_VERSION, APPROVAL_REQUEST, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PAT
 import { apiErrorMessage, apiStatus } from '../../common/k8s/api-error';
 import { silentLogger, type Logger } from '../../common/log';
 import type { Identity } from '../../common/policy/types';
-import { APPROVAL_API, isFinal, stateOf, type ApprovalRequestObject, type ApprovalRequestList } from '../../operator/approvals/object';
+import { APPROVAL_API, isFinal, stateOf, type ApprovalRequestObject, type ApprovalRequestList, type Verdict } from '../../common/approvals/object';
 import { createApprovalsHandler, type AdminHandler } from './admin-api';
 import { createApprovalGate, type CombinedApprovalGate } from './gate';
 import { LocalApprovalStore, newApprovalId } from './local-store';
@@ -21,7 +21,6 @@ import {
   type ApprovalRequest,
   type ListFilter,
   type NewApprovalRequest,
-  type Verdict,
 } from './types';
 import { formatDuration } from '../../common/policy/syntax';
 import { displaySafe } from '../../common/display-escape';

@@ -1,15 +1,14 @@
 // In-memory approval store for a standalone sidecar (and the demo). Every decision rule lives in
 // `decide`, so the admin API, the CLI and tests cannot get around them.
 import { randomBytes } from 'node:crypto';
+import type { ApprovalState, Verdict } from '../../common/approvals/object';
 import type { Identity } from '../../common/policy/types';
 import {
   ApprovalError,
   type ApprovalBackend,
   type ApprovalRequest,
-  type ApprovalState,
   type ListFilter,
   type NewApprovalRequest,
-  type Verdict,
 } from './types';
 import { formatDuration } from '../../common/policy/syntax';
 

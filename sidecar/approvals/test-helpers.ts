@@ -3,7 +3,7 @@
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Metrics } from '../../common/metrics';
-import { createAdminServer } from '../admin-server';
+import { createAdminServer } from '../../common/admin-server';
 import { createApprovalsHandler, type ApprovalsApiOptions } from './admin-api';
 import { sqlOperation } from './operation';
 import type { NewApprovalRequest } from './types';

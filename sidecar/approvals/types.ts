@@ -2,10 +2,8 @@
 // store in the sidecar (standalone mode, admin API) and, later, Kubernetes ApprovalRequest
 // objects (the operator). Everything here is plain JSON-serialisable data so that a record can be
 // a custom resource's spec/status without translation; times are RFC 3339 strings.
+import type { ApprovalState, Verdict } from '../../common/approvals/object';
 import type { Identity } from '../../common/policy/types';
-
-export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled';
-export type Verdict = 'approve' | 'deny';
 
 export interface ApprovalDecision {
   /** Subject of the approver who decided (from a verified token, the local OS user, or admission userInfo). */

@@ -2,7 +2,7 @@
 // operation ends, and is what the spool stores.
 import type { AuditApproval, AuditDb, AuditGenAi, AuditHttp, AuditPayload, AuditRecord, AuditTrace } from '../../common/audit/record';
 import type { Identity } from '../../common/policy/types';
-import type { HoldOutcome } from '../postgres/runtime';
+import type { HoldOutcome } from '../approvals/hold';
 import { newRecordId, newSpanId } from './ids';
 import { startTrace, traceparentFromSql } from './trace-context';
 

@@ -5,9 +5,7 @@ import { METRIC } from '../../common/audit/names';
 import type { AuditRecord } from '../../common/audit/record';
 import type { Logger } from '../../common/log';
 import type { Metrics } from '../../common/metrics';
-import type { ForwardAuditEvent } from '../http/forward/forward-proxy';
-import type { HttpAuditEvent } from '../http/routes/route-proxy';
-import type { AuditSink, SessionEvent, StatementEvent } from '../postgres/runtime';
+import type { AuditSink, ForwardAuditEvent, HttpAuditEvent, SessionEvent, StatementEvent } from './events';
 import { httpRecord, postgresRecord, type OperationCommon } from './records';
 import { startTrace } from './trace-context';
 

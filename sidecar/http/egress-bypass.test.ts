@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { fetch as undiciFetch, request as undiciRequest } from 'undici';
 import type { RunningSidecar } from '../main';
-import type { HttpAuditEvent } from './routes/route-proxy';
+import type { HttpAuditEvent } from '../audit/events';
 import { startSidecarFromFiles, type SidecarFromFiles } from './routes/sidecar-fixture';
 import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from './behaviour-upstream';
 

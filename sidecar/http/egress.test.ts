@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import OpenAI from 'openai';
 import type { RunningSidecar } from '../main';
 import type { FakeOpenAI } from './routes/fake-openai';
-import type { HttpAuditEvent } from './routes/route-proxy';
+import type { HttpAuditEvent } from '../audit/events';
 import { startSidecarFixture, type SidecarFixture } from './routes/sidecar-fixture';
 
 let fx: SidecarFixture;

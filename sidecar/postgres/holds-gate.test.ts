@@ -5,7 +5,7 @@ import { Client } from 'pg';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 import { holdDeletesRule } from '../../test/support/approvals';
 import { cstr, int16, int32, msg } from './protocol/test-bytes';
-import type { ApprovalGate, HoldOutcome, HoldRequest } from './runtime';
+import type { ApprovalGate, HoldOutcome, HoldRequest } from '../approvals/hold';
 
 let stack: Stack;
 const requests: HoldRequest[] = [];

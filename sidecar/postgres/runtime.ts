@@ -1,7 +1,7 @@
 // What a PostgreSQL session needs from the sidecar around it. The listener builds one per target;
 // the policy, target spec and masking are read on every statement so hot reloads apply at once.
 import type { CompiledPolicy } from '../../common/policy/compile';
-import type { Decision, Identity, PostgresTargetSpec, SqlOperation } from '../../common/policy/types';
+import type { Identity, PostgresTargetSpec, SqlOperation } from '../../common/policy/types';
 import type { CatalogCache } from './catalog';
 import type { CancelRegistry } from './cancel-registry';
 import type { ConnectionSlots } from './connection-slots';
@@ -9,95 +9,14 @@ import type { TargetMasking } from './row-masking';
 import type { ShapeCache } from './shape-cache';
 import type { UpstreamOptions } from './upstream';
 import type { LargeMessageBudget } from './protocol/frame-reader';
-import type { HttpAuditEvent } from '../http/routes/route-proxy';
-import type { ForwardAuditEvent } from '../http/forward/forward-proxy';
-import type { AuditApproval } from '../../common/audit/record';
+import type { AuditSink } from '../audit/events';
+import type { ApprovalGate } from '../approvals/hold';
 
 export interface ClassifiedSql {
   statements: SqlOperation['statements'];
   parseError?: string;
   /** With parseError: the parser failed or refused (limit, crash, timeout), not a syntax error. */
   parserFailure?: boolean;
-}
-
-/** One finished (or refused) operation, for the audit trail. */
-export interface StatementEvent {
-  sessionId: string;
-  /** Order within the session, from 1. */
-  seq: number;
-  /** Epoch milliseconds (fractional) when the statement arrived. */
-  startedAt: number;
-  target: string;
-  policy: string;
-  /** The database (db.namespace). */
-  database?: string;
-  /** The statement as the agent sent it: mask it with maskText before it leaves the process. */
-  text: string;
-  /**
-   * Masks what the policy's detectors find (a card number in a WHERE clause). Called only where the
-   * text is kept (the audit record), so a sidecar that keeps no records never pays for it.
-   */
-  maskText(text: string): string;
-  /** Bound parameters, masked; only when the policy records payloads. */
-  params?: Array<string | null>;
-  /** From forwarding to the server's answer. */
-  upstreamMs?: number;
-  approval?: AuditApproval;
-  maskedBy?: Record<string, number>;
-  decision: Decision['action'] | 'mask';
-  rule?: string;
-  reason: string;
-  kinds: string[];
-  durationMs: number;
-  masked: number;
-  rows: number;
-  error?: string;
-  identity: Identity;
-  protocol: 'simple' | 'extended';
-}
-
-export interface SessionEvent {
-  sessionId: string;
-  target: string;
-  /** `catalog-error`: table names for masking could not be looked up; the affected columns were masked whole. */
-  event: 'connect' | 'disconnect' | 'login-failed' | 'protocol-error' | 'guard' | 'catalog-error';
-  message?: string;
-}
-
-export interface AuditSink {
-  statement(e: StatementEvent): void;
-  /** Set while new operations must be refused because the audit trail cannot record them (fail closed). */
-  blocked?(): string | undefined;
-  session(e: SessionEvent): void;
-  /** A request through a named HTTP route. */
-  http?(e: HttpAuditEvent): void;
-  /** A request or tunnel through the forward proxy. */
-  egress?(e: ForwardAuditEvent): void;
-}
-
-export interface HoldRequest {
-  target: string;
-  policy: string;
-  rule: string;
-  decision: Decision;
-  identity: Identity;
-  /** Exactly what will run if approved: the SQL text and its bound parameters. */
-  operation: { sql: string; params?: Array<string | null> };
-  signal: AbortSignal;
-}
-
-export interface HoldOutcome {
-  approved: boolean;
-  reason: string;
-  /** How the approval request ended, when one was opened. */
-  state?: 'approved' | 'denied' | 'expired' | 'cancelled';
-  approvalId?: string;
-  decidedBy?: string;
-}
-
-/** The approval machinery (built separately) plugs in here; without it a hold is a denial. */
-export interface ApprovalGate {
-  hold(req: HoldRequest): Promise<HoldOutcome>;
 }
 
 export interface TargetRuntime {

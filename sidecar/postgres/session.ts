@@ -50,7 +50,8 @@ import { copyPlan, maskCopyRow, type CopyPlan } from './copy-masking';
 import { maskNoticeMessage, maskNotification, maskParameterValue } from './notice-masking';
 import { ShapeCache, type RowShape } from './shape-cache';
 import { OutputBatch } from './output-batch';
-import type { ClassifiedSql, HoldOutcome, HoldRequest, TargetRuntime } from './runtime';
+import type { ClassifiedSql, TargetRuntime } from './runtime';
+import { noApproverReason, type HoldOutcome, type HoldRequest } from '../approvals/hold';
 import { filterStartupParams, isSafeClientEncoding } from './startup-params';
 import { guardStatements } from './guards';
 import { connectUpstream, READ_ONLY_PARAMETER, readOnlyStartupError, sendCancel, UpstreamError, type UpstreamConnection } from './upstream';
@@ -132,7 +133,7 @@ const UNKNOWN_SHAPE: RowPlan = { actions: [], active: true };
 const NO_FORMATS: number[] = [];
 
 function noApprovalReason(d: Decision): string {
-  return `${d.reason}, but no approval service is configured for this sidecar, so it is denied`;
+  return noApproverReason(d.reason);
 }
 
 /** The value of a name the sidecar can vouch for now, else undefined (Describe and Execute then fail closed: no shape, masked whole). */

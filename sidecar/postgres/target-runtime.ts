@@ -12,7 +12,9 @@ import { ConnectionSlots } from './connection-slots';
 import { ControlConnection } from './control-query';
 import { compileTargetMasking, type TargetMasking } from './row-masking';
 import { ShapeCache } from './shape-cache';
-import type { ApprovalGate, AuditSink, ClassifiedSql, TargetRuntime } from './runtime';
+import type { ClassifiedSql, TargetRuntime } from './runtime';
+import type { ApprovalGate } from '../approvals/hold';
+import type { AuditSink } from '../audit/events';
 import type { LargeMessageBudget } from './protocol/frame-reader';
 import { connectUpstream, withReadOnly, type UpstreamOptions } from './upstream';
 

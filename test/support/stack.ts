@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import { silentLogger } from '../../common/log';
 import { startSidecar, type RunningSidecar, type SidecarOptions } from '../../sidecar/main';
-import type { StatementEvent, SessionEvent, AuditSink } from '../../sidecar/postgres/runtime';
+import type { StatementEvent, SessionEvent, AuditSink } from '../../sidecar/audit/events';
 import { startPgServer, type PgServer } from '../../tools/pg-server';
 
 export interface Stack {

@@ -18,7 +18,7 @@ import { sendJsonError } from '../errors';
 import { endToEndRawHeaders } from '../headers';
 import { guardedLookup, type AddressDeniedError } from './address-guard';
 import type { ForwardProxyContext } from './exchange';
-import type { ForwardAuditEvent } from './forward-proxy';
+import type { ForwardAuditEvent } from '../../audit/events';
 import { ConnectTimeoutError, ResponseTimeoutError, upstreamFailure } from './upstream-failure';
 
 const defaultAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });

@@ -5,10 +5,10 @@ import type { CompiledPolicy } from '../../../common/policy/compile';
 import type { HttpOperationWithPort } from '../../../common/policy/engine';
 import type { Decision, Identity } from '../../../common/policy/types';
 import type { Judgement } from '../stages/decide';
-import type { HttpApprovalGate } from './approval';
+import type { HttpApprovalGate } from '../../approvals/hold';
 import type * as http from 'node:http';
 import type * as net from 'node:net';
-import type { ForwardAuditEvent } from './forward-proxy';
+import type { ForwardAuditEvent } from '../../audit/events';
 
 export interface ForwardProxyContext {
   /** The current compiled policy (hot-reloaded); throwing denies (fail closed). */

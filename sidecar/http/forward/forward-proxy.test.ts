@@ -8,8 +8,9 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compile';
 import type { AccessPolicySpec, Identity } from '../../../common/policy/types';
-import type { HttpApprovalGate, HeldHttpRequest } from './approval';
-import { createForwardProxyServer, type ForwardAuditEvent, type ForwardProxyContext } from './forward-proxy';
+import type { HttpApprovalGate, HeldHttpRequest } from '../../approvals/hold';
+import { createForwardProxyServer, type ForwardProxyContext } from './forward-proxy';
+import type { ForwardAuditEvent } from '../../audit/events';
 
 const who: Identity = { subject: 'system:serviceaccount:agents:worker', groups: [], source: 'pod' };
 let dir: string;

@@ -17,8 +17,8 @@ import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { normalizeHost, type CompiledPolicy } from '../../../common/policy/compile';
 import { UNPARSEABLE_BODY, type HttpOperationWithPort } from '../../../common/policy/engine';
-import type { Identity, RuleAction } from '../../../common/policy/types';
-import type { AuditApproval, AuditTrace } from '../../../common/audit/record';
+import type { Identity } from '../../../common/policy/types';
+import type { ForwardAuditEvent } from '../../audit/events';
 import { errorBody, HttpError, httpErrorBody, policyDeniedBody, sendJsonError, writeRawError } from '../errors';
 import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, type NormalizedPath } from '../request-view';
 import { decideStage } from '../stages/decide';
@@ -31,42 +31,6 @@ import { ForwardExchange, startAudit, type ForwardProxyContext } from './exchang
 
 export type { ForwardProxyContext } from './exchange';
 import { openTunnel } from './tunnel';
-
-export type { HttpApprovalGate, HeldHttpRequest } from './approval';
-
-/** One record per forward-proxy request or tunnel, emitted when it ends. */
-export interface ForwardAuditEvent {
-  kind: 'connect' | 'http';
-  method: string;
-  /** Normalised host (lower case, IDNA, no brackets); the raw text when it could not be parsed. */
-  host: string;
-  port: number;
-  path: string;
-  /** The engine's action ('hold' when it was held, whatever the approver said). */
-  decision: RuleAction;
-  rule?: string;
-  reason: string;
-  approval?: { approved: boolean; reason: string };
-  /** forwarded: the tunnel was established / the request sent upstream. */
-  outcome: 'forwarded' | 'denied' | 'error';
-  /** Status the agent got (200 for an established tunnel; 0 when the connection just closed). */
-  status: number;
-  bytesUp: number;
-  bytesDown: number;
-  durationMs: number;
-  error?: string;
-  /** The address actually connected to, when known. */
-  remoteAddress?: string;
-  /** The agent's connection and the request's order on it. */
-  session?: string;
-  seq?: number;
-  startedAt?: number;
-  trace?: AuditTrace;
-  identity?: Identity;
-  policy?: string;
-  /** The approval, for the audit record's child span. */
-  approvalRecord?: AuditApproval;
-}
 
 /** Whether a request on the egress port is a forward-proxy request (absolute-form target). */
 export function isAbsoluteForm(req: http.IncomingMessage): boolean {

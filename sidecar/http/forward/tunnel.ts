@@ -11,7 +11,7 @@ import type { Identity } from '../../../common/policy/types';
 import { writeRawError } from '../errors';
 import { guardedLookup, type AddressDeniedError } from './address-guard';
 import type { ForwardProxyContext } from './exchange';
-import type { ForwardAuditEvent } from './forward-proxy';
+import type { ForwardAuditEvent } from '../../audit/events';
 import { ConnectTimeoutError, upstreamFailure } from './upstream-failure';
 
 export interface Tunnel {

@@ -10,7 +10,8 @@ import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compi
 import type { Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
-import { createRouteHandler, type HttpAuditEvent, type RouteHandler } from './route-proxy';
+import { createRouteHandler, type RouteHandler } from './route-proxy';
+import type { HttpAuditEvent } from '../../audit/events';
 
 const identity: Identity = { subject: 'agent', groups: [], source: 'pod' };
 const CARD = '4111 1111 1111 1111';

@@ -13,7 +13,8 @@ import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compi
 import type { AccessPolicy, Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
-import { createRouteHandler, type HttpAuditEvent, type RouteHandler } from './route-proxy';
+import { createRouteHandler, type RouteHandler } from './route-proxy';
+import type { HttpAuditEvent } from '../../audit/events';
 
 const SECRET = 'sk-real-SECRET-resp-rules';
 const RULE_MESSAGE = 'the model asked for a forbidden tool';

@@ -11,8 +11,9 @@ import * as zlib from 'node:zlib';
 import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compile';
 import type { AccessPolicySpec, Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
-import type { HttpApprovalGate } from '../forward/approval';
-import { createRouteHandler, type HttpAuditEvent, type RouteHandler } from './route-proxy';
+import type { HttpApprovalGate } from '../../approvals/hold';
+import { createRouteHandler, type RouteHandler } from './route-proxy';
+import type { HttpAuditEvent } from '../../audit/events';
 
 const identity: Identity = { subject: 'agent', groups: [], source: 'pod' };
 

@@ -10,9 +10,10 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compile';
 import type { AccessPolicy, Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
-import type { HttpApprovalGate } from '../forward/approval';
+import type { HttpApprovalGate } from '../../approvals/hold';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
-import { createRouteHandler, parseRoute, type HttpAuditEvent, type RouteHandler } from './route-proxy';
+import { createRouteHandler, parseRoute, type RouteHandler } from './route-proxy';
+import type { HttpAuditEvent } from '../../audit/events';
 
 const run = promisify(execFile);
 const SECRET = 'sk-real-SECRET-7f3a9c';

@@ -14,8 +14,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type { AuditApproval, AuditGenAi, AuditPayload, AuditTrace } from '../../../common/audit/record';
-import type { Decision, Identity } from '../../../common/policy/types';
 import { newSpanId } from '../../audit/ids';
 import { parseTraceparent, startTrace } from '../../audit/trace-context';
 import { HttpError, sendHttpError } from '../errors';
@@ -40,40 +38,6 @@ import { upstreamRequestStage } from '../stages/upstream-request';
 
 export type { RouteHandlerContext, RouteProxyLimits } from '../stages/exchange';
 export { MAX_NDJSON_LINE_CHARS, MAX_SSE_EVENT_BYTES } from '../stages/respond-events';
-
-/** One proxied (or refused) HTTP request through a named route, for the audit trail. */
-export interface HttpAuditEvent {
-  /** The agent's connection, and the request's order on it. */
-  session: string;
-  seq: number;
-  /** Epoch milliseconds (fractional) when the request arrived. */
-  startedAt: number;
-  /** This request's span; its id was sent upstream in `traceparent`. */
-  trace: AuditTrace;
-  /** Upstream URL without query string. */
-  url?: string;
-  serverAddress?: string;
-  serverPort?: number;
-  upstreamMs?: number;
-  approval?: AuditApproval;
-  genAi?: AuditGenAi;
-  payload?: AuditPayload;
-  maskedBy?: Record<string, number>;
-  target: string;
-  policy: string;
-  method: string;
-  /** The path as decided (`/v1/chat/completions`), without the query string. */
-  path: string;
-  status: number;
-  decision: Decision['action'] | 'mask';
-  rule?: string;
-  reason: string;
-  durationMs: number;
-  /** Values masked in the response. */
-  masked: number;
-  error?: string;
-  identity: Identity;
-}
 
 export type RouteHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
   /** For `server.on('checkContinue', ...)`: sends `100 Continue` only once the request is allowed. */

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { silentLogger } from '../../../common/log';
 import { startSidecar, type RunningSidecar, type SidecarOptions } from '../../main';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
-import type { HttpAuditEvent } from './route-proxy';
+import type { HttpAuditEvent } from '../../audit/events';
 
 export interface SidecarFixture {
   upstream: FakeOpenAI;

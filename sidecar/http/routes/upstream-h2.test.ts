@@ -16,7 +16,8 @@ import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compi
 import type { Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
-import { createRouteHandler, type HttpAuditEvent, type RouteHandler } from './route-proxy';
+import { createRouteHandler, type RouteHandler } from './route-proxy';
+import type { HttpAuditEvent } from '../../audit/events';
 
 const TOKEN = 'sk-real-h2-upstream-key-0123456789';
 const identity: Identity = { subject: 'system:serviceaccount:agents:h2', groups: [], source: 'pod' };

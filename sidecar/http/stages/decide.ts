@@ -6,7 +6,7 @@ import type { AuditApproval } from '../../../common/audit/record';
 import type { CompiledPolicy } from '../../../common/policy/compile';
 import { decide, type HttpOperationWithPort } from '../../../common/policy/engine';
 import type { Decision, HttpOperation, Identity } from '../../../common/policy/types';
-import type { HttpApprovalGate } from '../forward/approval';
+import type { HttpApprovalGate } from '../../approvals/hold';
 import { strictest } from '../request-view';
 import type { Stage } from './stage';
 

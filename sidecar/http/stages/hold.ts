@@ -7,7 +7,7 @@ import type { HttpOperationWithPort } from '../../../common/policy/engine';
 import type { Decision, Identity } from '../../../common/policy/types';
 import { approvalRecord } from '../../audit/records';
 import { denial } from '../errors';
-import type { HttpApprovalGate } from '../forward/approval';
+import { noApproverReason, type HttpApprovalGate } from '../../approvals/hold';
 import type { Judgement } from './decide';
 import type { Stage } from './stage';
 
@@ -51,7 +51,7 @@ async function holdForApproval(
   signal: AbortSignal,
 ): Promise<Held> {
   if (!gate) {
-    return { ok: false, message: `${decision.reason}, but no approval service is configured; denied` };
+    return { ok: false, message: noApproverReason(decision.reason) };
   }
   let approval: { approved: boolean; reason: string; approvalId?: string; decidedBy?: string };
   const waitStart = performance.now();

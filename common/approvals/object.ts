@@ -1,8 +1,8 @@
 // The ApprovalRequest custom resource as it travels over the API (crds/approvalrequest.yaml), and
 // the small pure helpers every reader of it shares: the operator's webhook and sweeper, the
 // sidecar's Kubernetes back end and the CLI. Nothing here but names and pure functions.
-import { APPROVAL_REQUEST, GROUP, VERSION } from '../../common/k8s/names';
-import type { Condition, ObjectMeta } from '../inject/k8s-types';
+import { APPROVAL_REQUEST, GROUP, VERSION } from '../k8s/names';
+import type { Condition, ObjectMeta } from '../k8s/meta';
 
 export type { Condition, ObjectMeta };
 

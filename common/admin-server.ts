@@ -2,7 +2,7 @@
 // here too (separate module) — remember the agent shares this loopback, so nothing here may
 // reveal credentials or accept decisions without the approver's proof.
 import * as http from 'node:http';
-import type { Metrics } from '../common/metrics';
+import type { Metrics } from './metrics';
 
 export interface AdminRoutes {
   ready(): { ok: boolean; reason?: string };
