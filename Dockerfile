@@ -11,6 +11,8 @@ WORKDIR /src
 # and `npm ci` then refuses it; the lock file still pins every version.
 COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
+# Exactly the directories tsconfig.json compiles: production code only (test support and the
+# benches build through tsconfig.dev.json and never reach dist/; test/build.test.ts checks both).
 COPY tsconfig.json ./
 COPY common ./common
 COPY sidecar ./sidecar

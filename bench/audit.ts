@@ -1,4 +1,4 @@
-// `node dist/bench/audit.js`: the audit trail's cost per operation, stage by stage, in this process
+// `node dist-dev/bench/audit.js`: the audit trail's cost per operation, stage by stage, in this process
 // (no network): building a record, appending it to the spool (JSON + one write), and what the
 // shipper does per record (parse, OTel span and log objects, OTLP protobuf serialization).
 // Complements pg-bench's `sidecar-audit` target, which measures the whole path end to end.

@@ -3,10 +3,10 @@
 // injection, JSON response parsed and masked), through a second sidecar that also spools audit
 // records and exports spans and log records to an OTLP/HTTP receiver, and through nginx as a
 // reverse proxy when it is installed. Interleaved in rounds in one run; prints the median of the
-// rounds, the targets with PASS/MISS, and writes dist/bench-http-results.json.
+// rounds, the targets with PASS/MISS, and writes dist-dev/bench-http-results.json.
 //
 // Every server and the load generator run in their own processes: this file is also the entry
-// point of the upstream and the load generator (`node dist/bench/http-bench.js --role
+// point of the upstream and the load generator (`node dist-dev/bench/http-bench.js --role
 // upstream|load ...`), the OTLP receiver is bench/otlp-sink.ts, so nothing competes with the
 // measured process inside the bench process itself.
 //

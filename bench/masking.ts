@@ -1,5 +1,5 @@
 // Micro-benchmark for common/masking: CPU time per value on the paths the data plane uses.
-//   npx tsc -p tsconfig.json && node dist/bench/masking.js
+//   npx tsc -p tsconfig.dev.json && node dist-dev/bench/masking.js
 // Each case runs over a corpus of values; the figure is the best of several rounds of CPU
 // time (process.cpuUsage), which stays meaningful on a shared, busy machine where wall-clock
 // medians swing by 2x. Two reference loops calibrate the machine: compare against them.

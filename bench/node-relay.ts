@@ -4,7 +4,7 @@
 // reader while the other side's buffer is full). It measures what Node.js socket I/O alone costs
 // on this machine, so the sidecar's parsing and policy overhead can be told apart from the runtime's.
 //
-// Usage: node dist/bench/node-relay.js <listenPort (0: any)> <targetPort>
+// Usage: node dist-dev/bench/node-relay.js <listenPort (0: any)> <targetPort>
 // Prints "listening <port>" on stdout once ready; exits on SIGTERM/SIGINT, or when a piped stdin
 // closes (the parent died), so it never outlives the benchmark.
 import * as net from 'node:net';

@@ -3,7 +3,7 @@
 // planner), through pgbouncer, and through node-relay (bench/node-relay.ts: a bare Node.js TCP
 // relay in its own process, no protocol parsing, the floor of Node socket I/O on this machine),
 // interleaved in rounds in the same run. Prints a table with the median of the rounds, the
-// project's targets with PASS/MISS, and writes dist/bench-results.json.
+// project's targets with PASS/MISS, and writes dist-dev/bench-results.json.
 //
 // Environment: BENCH_SECONDS (per pgbench run), BENCH_ROUNDS, BENCH_SCALE, BENCH_WARMUP (seconds
 // per target and mode), BENCH_CLIENTS (e.g. "1,8"), BENCH_PROFILE=1 (sidecar --cpu-prof into

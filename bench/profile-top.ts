@@ -1,5 +1,5 @@
 // Top self-time functions of a V8 .cpuprofile (as written by `node --cpu-prof`, e.g. the sidecar's
-// under BENCH_PROFILE=1): `node dist/bench/profile-top.js FILE.cpuprofile [N]`.
+// under BENCH_PROFILE=1): `node dist-dev/bench/profile-top.js FILE.cpuprofile [N]`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -35,7 +35,7 @@ export function topSelf(profile: Profile, n = 25, by: 'function' | 'file' = 'fun
     const cf = byId.get(id)!.callFrame;
     if (cf.functionName === '(idle)') continue;
     total += us;
-    const file = cf.url ? cf.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^\/.*\/dist\//, 'dist/') : '';
+    const file = cf.url ? cf.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^\/.*\/(dist(?:-dev)?)\//, '$1/') : '';
     const name =
       by === 'file'
         ? file.replace(/^node:.*/, 'node: (core modules)') || `(native/VM: ${cf.functionName || 'anonymous'})`
@@ -51,7 +51,7 @@ export function topSelf(profile: Profile, n = 25, by: 'function' | 'file' = 'fun
 if (require.main === module) {
   const [file, count] = process.argv.slice(2);
   if (!file) {
-    process.stderr.write('usage: node dist/bench/profile-top.js FILE.cpuprofile [N]\n');
+    process.stderr.write('usage: node dist-dev/bench/profile-top.js FILE.cpuprofile [N]\n');
     process.exit(2);
   }
   const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile;

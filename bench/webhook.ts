@@ -1,16 +1,16 @@
 // Latency of the Pod mutating webhook's handler for a typical agent pod (a LangChain chart
 // Deployment's pod: init container, probes, Secret-fed env, volumes) against a cache of 50
 // AccessPolicies. The API server waits for this on every pod creation in opted-in namespaces.
-//   npx tsc -p tsconfig.json && node dist/bench/webhook.js
+//   npx tsc -p tsconfig.dev.json && node dist-dev/bench/webhook.js
 // Environment: BENCH_WEBHOOK_ITERATIONS (default 20000). Target: p99 under 5 ms for the handler.
 // Latencies are wall clock per call; on a shared, busy machine the tail is mostly preemption, so
 // the mean CPU time per call is printed too: it is what the handler itself costs.
 import type { AccessPolicy } from '../common/policy/types';
 import { resolveInjectorConfig } from '../operator/inject/config';
-import { fixture, fixturePolicies, OPTED_IN, podFromWorkload } from '../operator/inject/fixtures/fixtures';
+import { fixture, fixturePolicies, OPTED_IN, podFromWorkload } from '../test/support/operator/inject-fixtures';
 import type { Pod } from '../operator/inject/k8s-types';
 import { createPodMutator } from '../operator/webhook/pod-admission';
-import { admissionReview } from '../operator/webhook/testing';
+import { admissionReview } from '../test/support/operator/admission-review';
 import type { AdmissionResponse, AdmissionReview } from '../operator/webhook/types';
 import { fmt, percentile, runMain, table } from './support';
 

@@ -8,7 +8,7 @@ import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { Pod as PodModel } from 'kubernetes-models/v1/Pod';
 import { ANNOTATIONS, SIDECAR_CONTAINER } from '../common/k8s/names';
-import { FIXTURES_DIR, fixture, fixturePolicies, IMAGE, OPTED_IN, podFromWorkload, testConfig } from '../operator/inject/fixtures/fixtures';
+import { FIXTURES_DIR, fixture, fixturePolicies, IMAGE, OPTED_IN, podFromWorkload, testConfig } from '../test/support/operator/inject-fixtures';
 import type { Pod, PodTemplate } from '../operator/inject/k8s-types';
 import { injectPod } from '../operator/inject/mutate';
 import { podTemplateOf } from '../operator/inject/workloads';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runOperatorCli } from './cli';
 import { LEASE_NAME } from './main';
-import { FakeApiServer } from './testing/fake-apiserver';
+import { FakeApiServer } from '../test/support/operator/fake-apiserver';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {

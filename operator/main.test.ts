@@ -4,9 +4,9 @@ import * as https from 'node:https';
 import YAML from 'yaml';
 import { silentLogger } from '../common/log';
 import { parseOperatorConfig } from './config';
-import { POLICY_YAML } from './controller/testdata/fixtures';
+import { POLICY_YAML } from '../test/support/operator/controller-fixtures';
 import { LEASE_NAME, startOperator, type RunningOperator } from './main';
-import { FakeApiServer } from './testing/fake-apiserver';
+import { FakeApiServer } from '../test/support/operator/fake-apiserver';
 
 const CONFIG = `
 sidecar:

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import OpenAI from 'openai';
 import { Client } from 'pg';
 import { ATTR, METRIC, SPAN } from '../common/audit/names';
-import { startFakeOpenAI, type FakeOpenAI } from '../sidecar/http/routes/fake-openai';
+import { startFakeOpenAI, type FakeOpenAI } from './support/sidecar/fake-openai';
 import { crmPolicy, startPg, startStack, type Stack } from './support/stack';
 import { decideOverApi, pendingApproval } from './support/approvals';
 import { startOtlpReceiver, type FlatSpan, type OtlpReceiver } from './support/otlp-receiver';

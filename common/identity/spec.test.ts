@@ -17,7 +17,7 @@ function policy(identity: unknown): Record<string, unknown> {
 }
 
 function celFailures(docs: unknown[]): Array<Array<{ path: string; message: string }>> {
-  const out = execFileSync(process.execPath, [path.join(__dirname, '../policy/testdata/cel-eval.mjs')], {
+  const out = execFileSync(process.execPath, [path.join(__dirname, '../../test/support/common/cel-eval.mjs')], {
     input: JSON.stringify({ crd: loadCrdSchema(), docs }),
     encoding: 'utf8',
   });

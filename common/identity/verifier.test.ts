@@ -3,8 +3,8 @@ import { SignJWT } from 'jose';
 import { createTokenVerifier, IdentityError, resolveIdentitySpec } from '.';
 import type { IdentityErrorCode, TokenVerifierOptions } from '.';
 import type { IdentitySpec } from '../policy/types';
-import { makeKey, TestIssuer } from './testdata/issuer';
-import type { IssuerKey } from './testdata/issuer';
+import { makeKey, TestIssuer } from '../../test/support/common/oidc-issuer';
+import type { IssuerKey } from '../../test/support/common/oidc-issuer';
 
 const AUD = 'agent-warden';
 let issuer: TestIssuer;

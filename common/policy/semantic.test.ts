@@ -269,7 +269,7 @@ describe('semantic checks', () => {
 // CEL twin that fails on the same document (and that the CEL rules pass a valid policy).
 describe('CEL rules in the CRD agree with the semantic checks', () => {
   function celFailures(docs: unknown[]): { parseErrors: unknown[]; results: Array<Array<{ path: string; message: string }>> } {
-    const out = execFileSync(process.execPath, [path.join(__dirname, 'testdata/cel-eval.mjs')], {
+    const out = execFileSync(process.execPath, [path.join(__dirname, '../../test/support/common/cel-eval.mjs')], {
       input: JSON.stringify({ crd: loadCrdSchema(), docs }),
       encoding: 'utf8',
     });

@@ -4,7 +4,7 @@ import YAML from 'yaml';
 import type { AccessPolicy } from '../../common/policy/types';
 import type { ApprovalRequestObject, DecisionEntry } from '../../common/approvals/object';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview, UserInfo } from '../webhook/types';
-import { admissionReview, requestType } from '../webhook/testing';
+import { admissionReview, requestType } from '../../test/support/operator/admission-review';
 import { API_VERSION, APPROVAL_REQUEST } from '../../common/k8s/names';
 
 const NOW = new Date('2026-03-01T12:00:00Z');

@@ -1,10 +1,10 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { FakeApiServer } from '../testing/fake-apiserver';
+import { FakeApiServer } from '../../test/support/operator/fake-apiserver';
 import { silentLogger } from '../../common/log';
 import { createApprovalRequestAdmission, DEFAULT_OPERATOR_USERNAME } from './admission';
 import { finishedAt, startApprovalSweeper, sweepApprovalRequests } from './gc';
 import type { ApprovalRequestObject } from '../../common/approvals/object';
-import { startAdmissionProxy, type AdmissionProxy } from './testing-admission-proxy';
+import { startAdmissionProxy, type AdmissionProxy } from '../../test/support/operator/admission-proxy';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const TTL = 60 * 60_000;

@@ -5,11 +5,11 @@ import { POLICY_CONFIGMAP_KEY } from '../../common/k8s/names';
 import { createLogger, silentLogger } from '../../common/log';
 import { Metrics } from '../../common/metrics';
 import { parsePolicyYaml } from '../../common/policy/load';
-import { FakeApiServer } from '../testing/fake-apiserver';
+import { FakeApiServer } from '../../test/support/operator/fake-apiserver';
 import { createApplier } from './apply';
 import { PolicyController } from './controller';
 import { createKubeRest } from './kube-rest';
-import { expectedHashFor, injectedPod, injectorConfig, POLICY_YAML } from './testdata/fixtures';
+import { expectedHashFor, injectedPod, injectorConfig, POLICY_YAML } from '../../test/support/operator/controller-fixtures';
 import type { PolicyStatus } from './types';
 
 type Obj = Record<string, any>;

@@ -1,7 +1,7 @@
 // The list/watch loop against the fake API server's real wire format: resume, 410 Gone, stalls
 // and API server restarts, without losing an update.
 import { silentLogger } from '../../common/log';
-import { FakeApiServer } from '../testing/fake-apiserver';
+import { FakeApiServer } from '../../test/support/operator/fake-apiserver';
 import { Informer, type InformerEvent } from './informers';
 import { createKubeRest } from './kube-rest';
 import type { KubeObject } from './types';

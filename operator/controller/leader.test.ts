@@ -1,7 +1,7 @@
 // Two electors against one fake API server: exactly one leads; a graceful stop hands over at once,
 // a crashed leader only after its Lease expired.
 import { silentLogger } from '../../common/log';
-import { FakeApiServer } from '../testing/fake-apiserver';
+import { FakeApiServer } from '../../test/support/operator/fake-apiserver';
 import { createKubeRest } from './kube-rest';
 import { LeaderElector } from './leader';
 

@@ -1,7 +1,7 @@
 import { ANNOTATIONS, MANAGED_BY, MANAGED_BY_LABEL, POLICY_CONFIGMAP_KEY, POLICY_LABEL } from '../../common/k8s/names';
 import { parsePolicyYaml } from '../../common/policy/load';
 import { condition, labelValue, MAX_LISTED_PODS, reconcilePolicy, type ReconcileInput } from './reconcile';
-import { expectedHashFor, injectedPod, injectorConfig, plainPod, policyObject } from './testdata/fixtures';
+import { expectedHashFor, injectedPod, injectorConfig, plainPod, policyObject } from '../../test/support/operator/controller-fixtures';
 import type { PodObject } from './types';
 
 const NOW = new Date('2025-06-01T12:00:00.123Z');

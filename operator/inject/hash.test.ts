@@ -1,5 +1,5 @@
 import type { AccessPolicy } from '../../common/policy/types';
-import { fixturePolicies, testConfig } from './fixtures/fixtures';
+import { fixturePolicies, testConfig } from '../../test/support/operator/inject-fixtures';
 import { injectionConfigHash } from './hash';
 
 const [support] = fixturePolicies();

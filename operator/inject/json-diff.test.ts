@@ -1,5 +1,5 @@
 import { applyPatch, compare, deepClone } from 'fast-json-patch';
-import { fixture, fixturePolicies, OPTED_IN, podFromWorkload, testConfig } from './fixtures/fixtures';
+import { fixture, fixturePolicies, OPTED_IN, podFromWorkload, testConfig } from '../../test/support/operator/inject-fixtures';
 import { diffPatch } from './json-diff';
 import type { Pod } from './k8s-types';
 import { injectPod } from './mutate';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AccessPolicy } from '../../common/policy/types';
-import { testConfig } from './fixtures/fixtures';
+import { testConfig } from '../../test/support/operator/inject-fixtures';
 import { lockdownContainer, lockdownRules, lockdownScript, lockdownWanted } from './lockdown';
 
 describe('lockdown rules', () => {

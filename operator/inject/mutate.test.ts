@@ -3,7 +3,7 @@ import { Pod as PodModel } from 'kubernetes-models/v1/Pod';
 import { ANNOTATIONS, LOCKDOWN_CONTAINER, PATHS, SIDECAR_CONTAINER } from '../../common/k8s/names';
 import type { AccessPolicy } from '../../common/policy/types';
 import { API_KEY_PLACEHOLDER } from './app-env';
-import { fixture, fixturePolicies, IMAGE, OPTED_IN, podFromWorkload, testConfig } from './fixtures/fixtures';
+import { fixture, fixturePolicies, IMAGE, OPTED_IN, podFromWorkload, testConfig } from '../../test/support/operator/inject-fixtures';
 import { injectionConfigHash } from './hash';
 import type { Container, Pod } from './k8s-types';
 import { injectPod, type InjectContext, type InjectedRecord, type InjectResult } from './mutate';

@@ -1,5 +1,5 @@
 import { ANNOTATIONS } from '../../common/k8s/names';
-import { OPTED_IN, testConfig } from './fixtures/fixtures';
+import { OPTED_IN, testConfig } from '../../test/support/operator/inject-fixtures';
 import type { Pod } from './k8s-types';
 import { PREDICATES, skipReason, type PredicateInput } from './predicates';
 

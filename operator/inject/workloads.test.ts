@@ -1,4 +1,4 @@
-import { fixture } from './fixtures/fixtures';
+import { fixture } from '../../test/support/operator/inject-fixtures';
 import { podTemplateOf, podTemplatePath, withPodTemplate } from './workloads';
 
 describe('pod templates of workloads', () => {

@@ -3,7 +3,7 @@ import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { applyPatch, type Operation } from 'fast-json-patch';
 import { createLogger, silentLogger } from '../../common/log';
-import { DEFAULT_RESOURCES, FakeApiServer } from '../testing/fake-apiserver';
+import { DEFAULT_RESOURCES, FakeApiServer } from '../../test/support/operator/fake-apiserver';
 import { splitPemBundle } from './ca';
 import {
   CertConflictError,

@@ -2,7 +2,7 @@ import { applyPatch, type Operation } from 'fast-json-patch';
 import { Pod as PodModel } from 'kubernetes-models/v1/Pod';
 import { createLogger } from '../../common/log';
 import { ANNOTATIONS, SIDECAR_CONTAINER } from '../../common/k8s/names';
-import { fixture, fixturePolicies, OPTED_IN, podFromWorkload, podReview, testConfig } from '../inject/fixtures/fixtures';
+import { fixture, fixturePolicies, OPTED_IN, podFromWorkload, podReview, testConfig } from '../../test/support/operator/inject-fixtures';
 import type { Pod } from '../inject/k8s-types';
 import { createPodMutator, type PodMutatorContext } from './pod-admission';
 import type { AdmissionResponse, AdmissionReview } from './types';

@@ -4,7 +4,7 @@ import YAML from 'yaml';
 import { ACCESS_POLICY, API_VERSION } from '../../common/k8s/names';
 import { findRepoRoot } from '../../common/policy/schema';
 import { createPolicyValidator } from './policy-admission';
-import { admissionReview, requestType, REVIEW_UID } from './testing';
+import { admissionReview, requestType, REVIEW_UID } from '../../test/support/operator/admission-review';
 import type { AdmissionResponse, AdmissionReview } from './types';
 
 const example = YAML.parse(fs.readFileSync(path.join(findRepoRoot(), 'examples', 'policy.yaml'), 'utf8')) as Record<string, unknown>;

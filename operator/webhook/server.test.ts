@@ -5,7 +5,7 @@ import { createLogger } from '../../common/log';
 import { Metrics } from '../../common/metrics';
 import { generateCa, issueServingCert, serviceDnsNames, type PemPair } from './ca';
 import { parseAdmissionReview, startWebhookServer, type WebhookServer } from './server';
-import { admissionReview } from './testing';
+import { admissionReview } from '../../test/support/operator/admission-review';
 import type { AdmissionHandler, AdmissionRequest, AdmissionReview } from './types';
 
 const HOST = 'warden-webhook.agent-warden.svc';

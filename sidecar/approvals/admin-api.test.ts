@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { LocalApprovalStore } from './local-store';
-import { startTestAdmin, newApprovalRequest } from './test-helpers';
+import { startTestAdmin, newApprovalRequest } from '../../test/support/sidecar/approvals-admin';
 import type { ApprovalsApiOptions } from './admin-api';
 import type { Identity } from '../../common/policy/types';
 import type { NewApprovalRequest } from './types';

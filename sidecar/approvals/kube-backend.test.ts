@@ -1,5 +1,5 @@
 // The Kubernetes back end against the fake API server, with the real admission handlers run in
-// front of it (operator/approvals/testing-admission-proxy.ts) and real client-node clients for the
+// front of it (test/support/operator/admission-proxy.ts) and real client-node clients for the
 // sidecar, the approvers and the operator's sweeper.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,17 +7,17 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import * as http from 'node:http';
 import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { FakeApiServer } from '../../operator/testing/fake-apiserver';
+import { FakeApiServer } from '../../test/support/operator/fake-apiserver';
 import { createApprovalRequestAdmission, DEFAULT_OPERATOR_USERNAME, type ApprovalRuleInfo } from '../../operator/approvals/admission';
 import { startApprovalSweeper } from '../../operator/approvals/gc';
 import type { ApprovalRequestObject } from '../../common/approvals/object';
-import { startAdmissionProxy, type AdmissionProxy } from '../../operator/approvals/testing-admission-proxy';
+import { startAdmissionProxy, type AdmissionProxy } from '../../test/support/operator/admission-proxy';
 import { silentLogger } from '../../common/log';
 import type { Decision, Identity } from '../../common/policy/types';
 import { KubeApprovalBackend, kubeApprovalService, objectToRecord, sidecarKubeConfig } from './kube-backend';
 import { sqlDigest } from './operation';
-import { newApprovalRequest, startTestAdmin } from './test-helpers';
-import { startSidecarFixture, type SidecarFixture } from '../http/routes/sidecar-fixture';
+import { newApprovalRequest, startTestAdmin } from '../../test/support/sidecar/approvals-admin';
+import { startSidecarFixture, type SidecarFixture } from '../../test/support/sidecar/sidecar-fixture';
 import type { ApprovalRequest } from './types';
 
 const NS = 'agents';

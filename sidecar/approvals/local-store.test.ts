@@ -3,7 +3,7 @@ import { sqlOperation } from './operation';
 import { ApprovalError, type NewApprovalRequest } from './types';
 import type { Identity } from '../../common/policy/types';
 
-import { newApprovalRequest } from './test-helpers';
+import { newApprovalRequest } from '../../test/support/sidecar/approvals-admin';
 
 const agent: Identity = { subject: 'system:serviceaccount:shop:agent', groups: ['agents'], source: 'pod' };
 const alice: Identity = { subject: 'alice', groups: ['sre'], source: 'token' };

@@ -9,8 +9,8 @@ import * as http from 'node:http';
 import { fetch as undiciFetch, request as undiciRequest } from 'undici';
 import type { RunningSidecar } from '../main';
 import type { HttpAuditEvent } from '../audit/events';
-import { startSidecarFromFiles, type SidecarFromFiles } from './routes/sidecar-fixture';
-import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from './behaviour-upstream';
+import { startSidecarFromFiles, type SidecarFromFiles } from '../../test/support/sidecar/sidecar-fixture';
+import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from '../../test/support/sidecar/behaviour-upstream';
 
 const TOKEN = 'sk-live-Zq8Wd3Rt6Yh1Uj4Ik7Ol0Pa2Sx5Dc9Fv';
 const USER = 'svc-reporting';

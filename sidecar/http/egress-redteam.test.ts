@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
 import { fetch as undiciFetch } from 'undici';
 import type { RunningSidecar } from '../main';
-import { startSidecarFromFiles, type SidecarFromFiles } from './routes/sidecar-fixture';
-import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from './behaviour-upstream';
+import { startSidecarFromFiles, type SidecarFromFiles } from '../../test/support/sidecar/sidecar-fixture';
+import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from '../../test/support/sidecar/behaviour-upstream';
 
 /** A base64-style key with the characters HTML-safe JSON encoders escape (`+`, `&`, `<`). */
 const TOKEN = 'Zq8Wd3+Rt6Yh1Uj4Ik7/Ol0Pa2&Sx5Dc<9Fv==';

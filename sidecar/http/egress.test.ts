@@ -3,9 +3,9 @@
 import * as http from 'node:http';
 import OpenAI from 'openai';
 import type { RunningSidecar } from '../main';
-import type { FakeOpenAI } from './routes/fake-openai';
+import type { FakeOpenAI } from '../../test/support/sidecar/fake-openai';
 import type { HttpAuditEvent } from '../audit/events';
-import { startSidecarFixture, type SidecarFixture } from './routes/sidecar-fixture';
+import { startSidecarFixture, type SidecarFixture } from '../../test/support/sidecar/sidecar-fixture';
 
 let fx: SidecarFixture;
 let upstream: FakeOpenAI;

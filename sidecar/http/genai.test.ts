@@ -7,7 +7,7 @@ import type { ResponseStreamEvent } from 'openai/resources/responses/responses';
 import type { AuditGenAi } from '../../common/audit/record';
 import { createSseParser } from '../../common/masking/stream/sse-parser';
 import { createGenAiResponseTap, genAiFromRequest, providerFromBaseUrl } from './genai';
-import { startFakeOpenAI, type FakeOpenAI } from './routes/fake-openai';
+import { startFakeOpenAI, type FakeOpenAI } from '../../test/support/sidecar/fake-openai';
 
 describe('genAiFromRequest', () => {
   const openai = 'https://api.openai.com';

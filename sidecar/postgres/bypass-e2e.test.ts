@@ -4,7 +4,7 @@
 import { Client } from 'pg';
 import { stringify } from 'yaml';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
-import { MUST_ALLOW, MUST_STOP, policyDoc } from './classify/bypass-corpus';
+import { MUST_ALLOW, MUST_STOP, policyDoc } from '../../test/support/sidecar/bypass-corpus';
 
 const SETUP = `
 CREATE TABLE customers (id int PRIMARY KEY, name text, note text);

@@ -3,7 +3,7 @@
 // connects upstream, and decides each statement for the token's subject and groups.
 import * as net from 'node:net';
 import { Client } from 'pg';
-import { makeKey, TestIssuer, type IssuerKey } from '../../common/identity/testdata/issuer';
+import { makeKey, TestIssuer, type IssuerKey } from '../../test/support/common/oidc-issuer';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 
 const AUD = 'agent-warden';

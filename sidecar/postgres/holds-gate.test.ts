@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import { Client } from 'pg';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 import { holdDeletesRule } from '../../test/support/approvals';
-import { cstr, int16, int32, msg } from './protocol/test-bytes';
+import { cstr, int16, int32, msg } from '../../test/support/sidecar/pg-bytes';
 import type { ApprovalGate, HoldOutcome, HoldRequest } from '../approvals/hold';
 
 let stack: Stack;

@@ -4,7 +4,7 @@
 import * as net from 'node:net';
 import postgres from 'postgres';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
-import { cstr, int16, int32, msg } from './protocol/test-bytes';
+import { cstr, int16, int32, msg } from '../../test/support/sidecar/pg-bytes';
 
 const SETUP = `
 DROP TABLE IF EXISTS customers, notes CASCADE;

@@ -5,7 +5,7 @@
 import { Client } from 'pg';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 import { errorCodes, fe, field, firstColumn, WireClient } from '../../test/support/wire-client';
-import { cstr, int16, int32, msg } from './protocol/test-bytes';
+import { cstr, int16, int32, msg } from '../../test/support/sidecar/pg-bytes';
 import { LARGE_MESSAGE_BYTES } from './message-budget';
 
 const BUDGET = 4 * LARGE_MESSAGE_BYTES;

@@ -4,7 +4,7 @@
 import { createTextMasker } from '../../common/masking/masker';
 import { decodeNoticeFields } from './protocol/backend';
 import { ProtocolError } from './protocol/errors';
-import { cstr, int32, msg } from './protocol/test-bytes';
+import { cstr, int32, msg } from '../../test/support/sidecar/pg-bytes';
 import { maskNoticeMessage, maskNotification, maskParameterValue } from './notice-masking';
 import type { TargetMasking } from './row-masking';
 

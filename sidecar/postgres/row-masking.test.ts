@@ -1,6 +1,6 @@
 // DataRow decoding in the masker: a malformed row is a protocol error, never a crash or a misread.
 import { ProtocolError } from './protocol/errors';
-import { int16, int32, msg } from './protocol/test-bytes';
+import { int16, int32, msg } from '../../test/support/sidecar/pg-bytes';
 import { ActionKind, maskDataRow, type TargetMasking } from './row-masking';
 
 const masking: TargetMasking = { columnRules: [], detectors: [], protectedNames: new Set(), anyProtectedName: false, hashKey: Buffer.alloc(32) };

@@ -1,7 +1,7 @@
 // The upstream login against hostile or broken servers: a stand-in server speaking just enough of
 // the protocol to misbehave in one specific way each time.
 import * as net from 'node:net';
-import { authRequest, msg } from './protocol/test-bytes';
+import { authRequest, msg } from '../../test/support/sidecar/pg-bytes';
 import { connectUpstream, sendCancel, type UpstreamOptions } from './upstream';
 
 async function fakeServer(onData: (sock: net.Socket, n: number, data: Buffer) => void): Promise<{ port: number; close(): void }> {

@@ -1,7 +1,7 @@
 // The fuzzer's client: hand-built frontend frames (independent of the sidecar's codec) on a raw
 // socket, every byte the server side sends kept for the leak oracle.
 import * as net from 'node:net';
-import { byte, cstr, int16, int32, msg } from '../../sidecar/postgres/protocol/test-bytes';
+import { byte, cstr, int16, int32, msg } from '../support/sidecar/pg-bytes';
 import { errorFields, readBackendMessages, startupMessage, type BackendMessage } from '../support/wire-client';
 
 /** One frontend message, as data: programs are printed and shrunk in this form. */

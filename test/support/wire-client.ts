@@ -1,7 +1,7 @@
 // A raw PostgreSQL wire client for end-to-end tests: sends hand-built frames (any order, any
 // pipelining) and reads the server's messages back. Independent of the sidecar's codec.
 import * as net from 'node:net';
-import { cstr, int16, int32, msg, startupPacket } from '../../sidecar/postgres/protocol/test-bytes';
+import { cstr, int16, int32, msg, startupPacket } from './sidecar/pg-bytes';
 
 export interface BackendMessage {
   code: string;

@@ -7,7 +7,7 @@ import { DETECTOR_NAMES, compileDetectors, findMatches, holdFrom } from '../dete
 import { createTextMasker, type TextMasker } from '../masker';
 import { createHeldText } from './held-text';
 import { createSseMasker } from './sse';
-import { readClient, stream, type Fmt, splitText } from './sse-testkit';
+import { readClient, stream, type Fmt, splitText } from '../../../test/support/common/sse-testkit';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
 const hashKey = Buffer.from('tight-hold-test-key-0123456789');

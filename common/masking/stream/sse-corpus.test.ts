@@ -8,7 +8,7 @@ import { DETECTOR_NAMES, findMatches } from '../detectors';
 import { createTextMasker, type TextMasker } from '../masker';
 import { createNdjsonReader, serializeNdjsonItem } from './ndjson';
 import { createSseEventMasker, createSseMasker, createSsePipeline } from './sse';
-import { byteChunks, readClient, stream, type Fmt } from './sse-testkit';
+import { byteChunks, readClient, stream, type Fmt } from '../../../test/support/common/sse-testkit';
 
 const hashKey = Buffer.from('0123456789abcdef0123456789abcdef');
 const PREFIX = 'Here is the value you asked for: ';

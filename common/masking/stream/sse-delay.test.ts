@@ -5,7 +5,7 @@ import type { DetectorName } from '../../policy/types';
 import { DETECTOR_NAMES } from '../detectors';
 import { createTextMasker } from '../masker';
 import { createSseMasker } from './sse';
-import { readClient, stream } from './sse-testkit';
+import { readClient, stream } from '../../../test/support/common/sse-testkit';
 
 const hashKey = Buffer.from('0123456789abcdef0123456789abcdef');
 const TEXT =

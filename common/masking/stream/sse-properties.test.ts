@@ -8,7 +8,7 @@ import type { DetectorName, MaskStrategy } from '../../policy/types';
 import { DETECTOR_NAMES, findMatches } from '../detectors';
 import { createTextMasker } from '../masker';
 import { createSseMasker } from './sse';
-import { byteChunks, readClient, stream, type Fmt, splitText } from './sse-testkit';
+import { byteChunks, readClient, stream, type Fmt, splitText } from '../../../test/support/common/sse-testkit';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
 const hashKey = Buffer.from('property-test-key-0123456789');

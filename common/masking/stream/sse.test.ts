@@ -1,7 +1,7 @@
 import { DETECTOR_NAMES } from '../detectors';
 import { createTextMasker } from '../masker';
 import { createSseMasker } from './sse';
-import { byteChunks, readClient, stream, type Fmt } from './sse-testkit';
+import { byteChunks, readClient, stream, type Fmt } from '../../../test/support/common/sse-testkit';
 
 const hashKey = Buffer.from('0123456789abcdef0123456789abcdef');
 const masker = createTextMasker({ detectors: DETECTOR_NAMES, strategy: 'redact', hashKey });

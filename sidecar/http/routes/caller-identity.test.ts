@@ -5,8 +5,8 @@
 // Forward proxy: the token travels only in Proxy-Authorization; 407 when missing or refused.
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { makeKey, TestIssuer, type IssuerKey } from '../../../common/identity/testdata/issuer';
-import { startSidecarFixture, type SidecarFixture } from './sidecar-fixture';
+import { makeKey, TestIssuer, type IssuerKey } from '../../../test/support/common/oidc-issuer';
+import { startSidecarFixture, type SidecarFixture } from '../../../test/support/sidecar/sidecar-fixture';
 
 const AUD = 'agent-warden';
 const UPSTREAM_KEY = 'sk-real-upstream-key-0123456789';

@@ -1,7 +1,7 @@
 // A held HTTP request through a running sidecar with the standalone approval store: the agent's
 // request stays open until an approver decides through the admin API.
 import { decideOverApi, pendingApproval } from '../../../test/support/approvals';
-import { startSidecarFixture, type SidecarFixture } from './sidecar-fixture';
+import { startSidecarFixture, type SidecarFixture } from '../../../test/support/sidecar/sidecar-fixture';
 
 let fx: SidecarFixture;
 

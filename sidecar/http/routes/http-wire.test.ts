@@ -3,7 +3,7 @@
 // never reach the upstream; HTTP/1.1 keep-alive with pipelining, `Expect: 100-continue`, and an
 // oversized header block.
 import * as net from 'node:net';
-import { startSidecarFixture, type SidecarFixture } from './sidecar-fixture';
+import { startSidecarFixture, type SidecarFixture } from '../../../test/support/sidecar/sidecar-fixture';
 
 let fx: SidecarFixture;
 

@@ -11,7 +11,7 @@ import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compi
 import type { AccessPolicy, Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
 import type { HttpApprovalGate } from '../../approvals/hold';
-import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
+import { startFakeOpenAI, type FakeOpenAI } from '../../../test/support/sidecar/fake-openai';
 import { createRouteHandler, parseRoute, type RouteHandler } from './route-proxy';
 import type { HttpAuditEvent } from '../../audit/events';
 

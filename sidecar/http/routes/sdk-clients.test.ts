@@ -6,7 +6,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { ChatOpenAI } from '@langchain/openai';
 import OpenAI from 'openai';
-import { startSidecarFixture, type SidecarFixture } from './sidecar-fixture';
+import { startSidecarFixture, type SidecarFixture } from '../../../test/support/sidecar/sidecar-fixture';
 
 const OPENAI_KEY = 'sk-real-openai-key-0123456789abcdef';
 const ANTHROPIC_KEY = 'sk-ant-real-anthropic-key-0123456789';

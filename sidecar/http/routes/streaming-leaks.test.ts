@@ -5,7 +5,7 @@
 // content chunk reaches the client before the upstream has sent its last event. The measured
 // extra delay (sidecar vs direct) is printed at the end.
 import OpenAI from 'openai';
-import { startSidecarFixture, type SidecarFixture } from './sidecar-fixture';
+import { startSidecarFixture, type SidecarFixture } from '../../../test/support/sidecar/sidecar-fixture';
 
 const KEY = 'sk-real-openai-key-0123456789abcdef';
 const PREFIX = 'Customer record: ';

@@ -15,7 +15,7 @@ import { Agent } from 'undici';
 import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compile';
 import type { Identity } from '../../../common/policy/types';
 import { SecretStore } from '../../secrets';
-import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
+import { startFakeOpenAI, type FakeOpenAI } from '../../../test/support/sidecar/fake-openai';
 import { createRouteHandler, type RouteHandler } from './route-proxy';
 import type { HttpAuditEvent } from '../../audit/events';
 

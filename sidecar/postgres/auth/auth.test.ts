@@ -6,7 +6,7 @@ import { serialize } from 'pg-protocol';
 import type { AuthenticationMessage } from '../protocol/backend';
 import { decodeAuthentication } from '../protocol/backend';
 import { FrameReader } from '../protocol/frame-reader';
-import { arbText, authRequest } from '../protocol/test-bytes';
+import { arbText, authRequest } from '../../../test/support/sidecar/pg-bytes';
 import { cleartextAuth } from './cleartext';
 import { authMethodFor, AuthError } from './index';
 import { md5Auth } from './md5';

@@ -7,7 +7,7 @@ import { serialize } from 'pg-protocol';
 import type { AuthenticationMessage } from '../protocol/backend';
 import { decodeAuthentication } from '../protocol/backend';
 import { FrameReader } from '../protocol/frame-reader';
-import { authRequest } from '../protocol/test-bytes';
+import { authRequest } from '../../../test/support/sidecar/pg-bytes';
 import { authMethodFor, AuthError } from './index';
 import { scramSha256Auth } from './scram';
 

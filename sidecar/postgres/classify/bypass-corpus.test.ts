@@ -4,7 +4,7 @@
 import { compilePolicy, type CompiledPolicy } from '../../../common/policy/compile';
 import { decide } from '../../../common/policy/engine';
 import type { Decision, Identity } from '../../../common/policy/types';
-import { MUST_ALLOW, MUST_STOP, policyDoc } from './bypass-corpus';
+import { MUST_ALLOW, MUST_STOP, policyDoc } from '../../../test/support/sidecar/bypass-corpus';
 import { createClassifier } from './cache';
 import { classifySql, initClassifier, toSqlOperation } from './classify';
 

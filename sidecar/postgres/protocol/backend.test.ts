@@ -29,7 +29,7 @@ import {
   encodeReadyForQuery,
   type ErrorFields,
 } from './backend';
-import { arbText, byte, chunkings, cstr, int16, int32, msg, splitAt, uint32 } from './test-bytes';
+import { arbText, byte, chunkings, cstr, int16, int32, msg, splitAt, uint32 } from '../../../test/support/sidecar/pg-bytes';
 
 // ---- local helpers (independent of the code under test) ----
 

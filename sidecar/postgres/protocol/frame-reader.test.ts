@@ -6,7 +6,7 @@ import { serialize } from 'pg-protocol';
 import { ProtocolError } from './errors';
 import { FrameReader, type Frame } from './frame-reader';
 import { decodeFrontend } from './frontend';
-import { chunkings, copy, msg, splitAt, type ChunkingOptions } from './test-bytes';
+import { chunkings, copy, msg, splitAt, type ChunkingOptions } from '../../../test/support/sidecar/pg-bytes';
 
 // ---- local helpers (independent of the code under test) ----
 
@@ -576,7 +576,7 @@ describe('FrameReader shared budget (large messages)', () => {
     expect(b.used).toBe(504);
     r.push(frame.subarray(10));
     const f = r.next();
-    expect(f?.end! - f?.start!).toBe(frame.length);
+    expect(f!.end - f!.start).toBe(frame.length);
     expect(b.used).toBe(504);
     expect(r.next()).toBeNull();
     expect(b.used).toBe(0);

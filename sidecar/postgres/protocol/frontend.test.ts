@@ -30,7 +30,7 @@ import {
   type FrontendMessage,
   type StartupPacket,
 } from './frontend';
-import { arbText, chunkings, copy, cstr, int16, int32, msg, splitAt, startupPacket, type ChunkingOptions } from './test-bytes';
+import { arbText, chunkings, copy, cstr, int16, int32, msg, splitAt, startupPacket, type ChunkingOptions } from '../../../test/support/sidecar/pg-bytes';
 
 // ---- local helpers (independent of the code under test) ----
 

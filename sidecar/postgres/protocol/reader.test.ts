@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { ProtocolError } from './errors';
 import { BodyReader } from './reader';
-import { msg, startupPacket } from './test-bytes';
+import { msg, startupPacket } from '../../../test/support/sidecar/pg-bytes';
 import { Writer } from './writer';
 
 // A body of 12 bytes inside a buffer whose surrounding bytes would satisfy an unchecked read.

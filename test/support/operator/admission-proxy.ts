@@ -12,11 +12,11 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { applyPatch, type Operation } from 'fast-json-patch';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { FakeApiServer } from '../testing/fake-apiserver';
-import type { AdmissionResponse, AdmissionReview, UserInfo } from '../webhook/types';
-import { admissionReview, requestType } from '../webhook/testing';
-import type { ApprovalAdmission } from './admission';
-import { API_VERSION, APPROVAL_REQUEST, GROUP, VERSION } from '../../common/k8s/names';
+import type { FakeApiServer } from './fake-apiserver';
+import type { AdmissionResponse, AdmissionReview, UserInfo } from '../../../operator/webhook/types';
+import { admissionReview, requestType } from './admission-review';
+import type { ApprovalAdmission } from '../../../operator/approvals/admission';
+import { API_VERSION, APPROVAL_REQUEST, GROUP, VERSION } from '../../../common/k8s/names';
 
 export const MUTATING_WEBHOOK = 'mutate.approvalrequests.agentwarden.io';
 export const VALIDATING_WEBHOOK = 'validate.approvalrequests.agentwarden.io';

@@ -2,11 +2,11 @@
 // handler mounted, on 127.0.0.1:0.
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Metrics } from '../../common/metrics';
-import { createAdminServer } from '../../common/admin-server';
-import { createApprovalsHandler, type ApprovalsApiOptions } from './admin-api';
-import { sqlOperation } from './operation';
-import type { NewApprovalRequest } from './types';
+import { Metrics } from '../../../common/metrics';
+import { createAdminServer } from '../../../common/admin-server';
+import { createApprovalsHandler, type ApprovalsApiOptions } from '../../../sidecar/approvals/admin-api';
+import { sqlOperation } from '../../../sidecar/approvals/operation';
+import type { NewApprovalRequest } from '../../../sidecar/approvals/types';
 
 export async function startTestAdmin(opts: ApprovalsApiOptions): Promise<{ server: http.Server; addr: string; close(): Promise<void> }> {
   const server = createAdminServer({ ready: () => ({ ok: true }), metrics: new Metrics(), extra: [createApprovalsHandler(opts)] });

@@ -1,5 +1,5 @@
 // Test helpers (no jest imports): build LLM SSE streams and read back what a client would see.
-import { createSseParser } from './sse-parser';
+import { createSseParser } from '../../../common/masking/stream/sse-parser';
 
 export type Fmt = 'openai' | 'responses' | 'anthropic' | GenericFmt;
 /** Formats the maskers read generically (sse-formats.ts planGeneric), plus OpenAI legacy completions. */

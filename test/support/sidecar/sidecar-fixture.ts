@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../../common/log';
-import { startSidecar, type RunningSidecar, type SidecarOptions } from '../../main';
+import { startSidecar, type RunningSidecar, type SidecarOptions } from '../../../sidecar/main';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai';
-import type { HttpAuditEvent } from '../../audit/events';
+import type { HttpAuditEvent } from '../../../sidecar/audit/events';
 
 export interface SidecarFixture {
   upstream: FakeOpenAI;

@@ -1,8 +1,8 @@
-// Microbenchmark of the classifier: `npx tsc -p tsconfig.json && node dist/sidecar/postgres/classify/bench.js`
+// Microbenchmark of the classifier: `npx tsc -p tsconfig.dev.json && node dist-dev/bench/classify.js`
 // (also run, with smaller counts, by cache.test.ts). Prints microseconds per classify call.
 import { parseSync, normalizeSync } from 'libpg-query';
-import { createClassifier } from './cache';
-import { classifySql, initClassifier } from './classify';
+import { createClassifier } from '../sidecar/postgres/classify/cache';
+import { classifySql, initClassifier } from '../sidecar/postgres/classify/classify';
 
 export interface BenchResult {
   parseUs: number;
@@ -39,6 +39,6 @@ export async function runBench(n = 20_000): Promise<BenchResult> {
 
 if (require.main === module) {
   void runBench().then((r) => {
-    for (const [k, v] of Object.entries(r)) console.log(`${k.padEnd(20)} ${v.toFixed(2)} µs`);
+    for (const [k, v] of Object.entries(r) as Array<[string, number]>) console.log(`${k.padEnd(20)} ${v.toFixed(2)} µs`);
   });
 }

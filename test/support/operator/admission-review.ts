@@ -1,6 +1,6 @@
 // AdmissionReview v1 requests as the API server sends them, for tests and benches: one builder
 // instead of a hand-written envelope in every suite.
-import type { AdmissionRequest, AdmissionReview, GroupVersionKind, GroupVersionResource, UserInfo } from './types';
+import type { AdmissionRequest, AdmissionReview, GroupVersionKind, GroupVersionResource, UserInfo } from '../../../operator/webhook/types';
 
 /** The uid admissionReview() uses unless told otherwise (from the Kubernetes docs' example). */
 export const REVIEW_UID = '705ab4f5-6393-11e8-b7cc-42010a800002';

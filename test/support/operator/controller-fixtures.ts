@@ -4,11 +4,11 @@ import YAML from 'yaml';
 import { INJECTION_ENABLED, INJECTION_LABEL } from '../../../common/k8s/names';
 import { validateAccessPolicy } from '../../../common/policy/schema';
 import type { AccessPolicy } from '../../../common/policy/types';
-import { resolveInjectorConfig, type InjectorConfig } from '../../inject/config';
-import { injectionConfigHash } from '../../inject/hash';
-import type { Pod } from '../../inject/k8s-types';
-import { injectPod } from '../../inject/mutate';
-import type { PodObject, PolicyObject } from '../types';
+import { resolveInjectorConfig, type InjectorConfig } from '../../../operator/inject/config';
+import { injectionConfigHash } from '../../../operator/inject/hash';
+import type { Pod } from '../../../operator/inject/k8s-types';
+import { injectPod } from '../../../operator/inject/mutate';
+import type { PodObject, PolicyObject } from '../../../operator/controller/types';
 
 export const POLICY_YAML = `
 apiVersion: agentwarden.io/v1alpha1
