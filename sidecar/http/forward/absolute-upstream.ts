@@ -53,7 +53,7 @@ export function forwardAbsolute(ctx: ForwardProxyContext, a: AbsoluteRequest, re
     path: a.path,
     headers,
     agent: ctx.agent ?? defaultAgent,
-    lookup: guardedLookup(ctx.lookup ?? (dns.lookup as net.LookupFunction), a.policy, a.op, a.identity),
+    lookup: guardedLookup(ctx.lookup ?? dns.lookup, a.policy, a.op, a.identity),
   });
   let timer: NodeJS.Timeout | undefined;
   upReq.on('socket', (s: net.Socket) => {

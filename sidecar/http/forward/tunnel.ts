@@ -33,7 +33,7 @@ export function openTunnel(ctx: ForwardProxyContext, t: Tunnel): void {
   const upstream = net.connect({
     host: target.host,
     port: target.port,
-    lookup: guardedLookup(ctx.lookup ?? (dns.lookup as net.LookupFunction), t.policy, t.op, t.identity),
+    lookup: guardedLookup(ctx.lookup ?? dns.lookup, t.policy, t.op, t.identity),
   });
   let established = false;
   const timer = setTimeout(() => upstream.destroy(new ConnectTimeoutError('connect timeout')), ctx.connectTimeoutMs);

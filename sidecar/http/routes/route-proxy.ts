@@ -12,10 +12,7 @@
 // Request paths, method overrides and JSON bodies are read by request-view.ts, shared with the
 // forward proxy.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { newSpanId } from '../../audit/ids';
-import { parseTraceparent, startTrace } from '../../audit/trace-context';
 import { HttpError, sendHttpError } from '../errors';
 import { AmbiguousRequestError, normalizeRequestPath } from '../request-view';
 import { auditWhenDone, capturePayloadsStage } from '../stages/audit';
@@ -106,11 +103,7 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
   };
 
   const start = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
-    const conn = connectionOf(req.socket);
-    const tp = req.headers['traceparent'];
-    const ts = req.headers['tracestate'];
-    const trace = startTrace(tp === undefined ? undefined : parseTraceparent(String(tp), ts === undefined ? undefined : String(ts)));
-    void handle(new RouteExchange(req, res, services, conn.id, ++conn.seq, trace, expectContinue));
+    void handle(new RouteExchange(req, res, services, expectContinue));
   };
 
   const handler = ((req: IncomingMessage, res: ServerResponse) => start(req, res, false)) as RouteHandler;
@@ -167,12 +160,4 @@ export function parseRoute(url: string): ParsedRoute {
     throw err;
   }
   return { target, path: p.judged, rest: p.forwarded.slice(1), search };
-}
-
-/** Per agent connection: an id for the audit records (their "session") and the requests' order on it. */
-const connections = new WeakMap<Socket, { id: string; seq: number }>();
-function connectionOf(socket: Socket): { id: string; seq: number } {
-  let c = connections.get(socket);
-  if (!c) connections.set(socket, (c = { id: `http-${newSpanId()}`, seq: 0 }));
-  return c;
 }

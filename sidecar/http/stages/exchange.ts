@@ -3,6 +3,7 @@
 // record needs. One object per request, every field initialised here (one shape), so stages take
 // one argument instead of six to eight.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { AuditApproval, AuditGenAi, AuditTrace } from '../../../common/audit/record';
@@ -11,6 +12,8 @@ import type { CompiledPolicy, CompiledRule } from '../../../common/policy/compil
 import type { HttpOperationWithPort } from '../../../common/policy/engine';
 import type { Decision, HttpOperation, Identity } from '../../../common/policy/types';
 import type { PayloadCapture } from '../../audit/capture';
+import { newSpanId } from '../../audit/ids';
+import { parseTraceparent, startTrace } from '../../audit/trace-context';
 import type { SecretStore } from '../../secrets';
 import type { HttpApprovalGate } from '../../approvals/hold';
 import type { GenAiResponseTap } from '../genai';
@@ -142,15 +145,24 @@ export class RouteExchange implements Judgement {
   error: string | undefined = undefined;
   audited = false;
 
+  /** The agent's connection (the record's "session"), and the request's order on it. */
+  readonly session: string;
+  readonly seq: number;
+  /** This request's span, a child of the agent's `traceparent` when it sent one. */
+  readonly trace: AuditTrace;
+
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     readonly services: RouteServices,
-    readonly session: string,
-    readonly seq: number,
-    readonly trace: AuditTrace,
     expectContinue: boolean,
   ) {
+    const conn = connectionOf(req.socket);
+    this.session = conn.id;
+    this.seq = ++conn.seq;
+    const tp = req.headers['traceparent'];
+    const ts = req.headers['tracestate'];
+    this.trace = startTrace(tp === undefined ? undefined : parseTraceparent(String(tp), ts === undefined ? undefined : String(ts)));
     this.method = (req.method ?? 'GET').toUpperCase();
     this.identity = services.options.identity;
     this.expectContinue = expectContinue;
@@ -215,6 +227,14 @@ export class RouteExchange implements Judgement {
     // agent gone) would hold the upstream connection until bodyTimeout: release it now.
     if (body && !body.readableEnded) release(body);
   }
+}
+
+/** Per agent connection: an id for the audit records (their "session") and the requests' order on it. */
+const connections = new WeakMap<Socket, { id: string; seq: number }>();
+function connectionOf(socket: Socket): { id: string; seq: number } {
+  let c = connections.get(socket);
+  if (!c) connections.set(socket, (c = { id: `http-${newSpanId()}`, seq: 0 }));
+  return c;
 }
 
 /** Destroys an upstream body not read to its end (its connection is released); its abort error is expected. */

@@ -73,7 +73,7 @@ async function forwardUpstream(ex: RouteExchange): Promise<void> {
     upstream = await ex.services.clients.for(timeoutMs).request({
       origin: url.origin,
       path: url.pathname + url.search,
-      method: ex.method as Dispatcher.HttpMethod,
+      method: ex.method,
       headers,
       body: upBody,
       headersTimeout: timeoutMs,

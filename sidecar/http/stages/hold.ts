@@ -2,12 +2,10 @@
 // while the agent waits, and goes on only when approved. No gate, or a gate that fails, denies
 // (fail closed), in the same words on named routes and the forward proxy.
 import type { AuditApproval } from '../../../common/audit/record';
-import type { CompiledPolicy } from '../../../common/policy/compile';
-import type { HttpOperationWithPort } from '../../../common/policy/engine';
-import type { Decision, Identity } from '../../../common/policy/types';
+import type { Decision } from '../../../common/policy/types';
 import { approvalRecord } from '../../audit/records';
 import { denial } from '../errors';
-import { noApproverReason, type HttpApprovalGate } from '../../approvals/hold';
+import { noApproverReason } from '../../approvals/hold';
 import type { Judgement } from './decide';
 import type { Stage } from './stage';
 
@@ -24,7 +22,7 @@ export const holdStage: Stage<Judgement> = {
 async function hold(ex: Judgement, decision: Decision): Promise<void> {
   const watch = ex.watchAgent();
   try {
-    const auth = await holdForApproval(ex.approvals, ex.policy!, ex.heldOperation(), decision, ex.identity, watch.signal);
+    const auth = await holdForApproval(ex, decision, watch.signal);
     ex.approval = auth.record;
     ex.approvalAnswer = auth.approval;
     if (!auth.ok) {
@@ -42,21 +40,16 @@ type Held = { ok: boolean; approval?: { approved: boolean; reason: string }; rec
  * A held decision: waits on the approval gate. No gate, or a gate that fails (rejects, or answers
  * nothing usable), is a denial (fail closed) whose message says so; never rejects.
  */
-async function holdForApproval(
-  gate: HttpApprovalGate | undefined,
-  policy: CompiledPolicy,
-  op: HttpOperationWithPort,
-  decision: Decision,
-  identity: Identity,
-  signal: AbortSignal,
-): Promise<Held> {
+async function holdForApproval(ex: Judgement, decision: Decision, signal: AbortSignal): Promise<Held> {
+  const gate = ex.approvals;
+  const policy = ex.policy!;
   if (!gate) {
     return { ok: false, message: noApproverReason(decision.reason) };
   }
   let approval: { approved: boolean; reason: string; approvalId?: string; decidedBy?: string };
   const waitStart = performance.now();
   try {
-    approval = await gate.hold({ operation: op, decision, identity, policy: { name: policy.name, namespace: policy.namespace }, signal });
+    approval = await gate.hold({ operation: ex.heldOperation(), decision, identity: ex.identity, policy: { name: policy.name, namespace: policy.namespace }, signal });
     if (typeof approval?.approved !== 'boolean') throw new Error('the approval service gave no answer');
   } catch (e) {
     approval = { approved: false, reason: `approval failed: ${(e as Error)?.message ?? String(e)}` };

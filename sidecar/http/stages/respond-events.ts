@@ -5,7 +5,7 @@
 // forwarded before it could be checked. Read in the charset the stream declares, sent as UTF-8.
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { createSseEventMasker, createSsePipeline, serializeItem, sseItem, type SseItem } from '../../../common/masking/stream/sse';
+import { createSseEventMasker, createSsePipeline, serializeItem, sseItem, type SseEventMasker, type SseItem } from '../../../common/masking/stream/sse';
 import { createSseParser } from '../../../common/masking/stream/sse-parser';
 import { createNdjsonReader, NdjsonLineTooLongError, serializeNdjsonItem } from '../../../common/masking/stream/ndjson';
 import type { CompiledRule } from '../../../common/policy/compile';
@@ -61,7 +61,7 @@ interface StreamFraming {
   name: string;
   /** Events as they complete, each parsed only when called (after a denial, later ones never are). */
   reader(): { push(chunk: Buffer): Array<() => SseItem>; end(): Array<() => SseItem> };
-  serialize(item: SseItem): string;
+  serialize: (item: SseItem) => string;
   /** What the stream ends with when a response rule denies an event. */
   denial(d: Decision): string;
   /** What the stream ends with when it cannot be masked (an error body). */
@@ -115,6 +115,13 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+/** The masking rules' maskers, then the injected credential (held back across events like a detector match). */
+function eventMaskers(ex: RouteExchange): SseEventMasker[] {
+  const maskers = (ex.plan!.responsePlan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths }));
+  if (ex.scrub) maskers.push(ex.scrub.eventMasker());
+  return maskers;
+}
+
 /**
  * An event stream to the agent. On a denial the events before it are still sent (the maskers
  * release what they held, masked), then `event: error` + the policy_denied body; nothing from the
@@ -126,10 +133,7 @@ async function streamEvents(ex: RouteExchange, decoded: Readable, framing: Strea
   const maskedBefore = ex.masked;
   const rules: readonly CompiledRule[] | undefined = ex.responseRules.length > 0 ? ex.responseRules : undefined;
   const parser = framing.reader();
-  const maskers = (ex.plan!.responsePlan?.maskers ?? []).map((m) => createSseEventMasker({ masker: m.masker, jsonPaths: m.jsonPaths }));
-  // The injected credential, last: held back across events like a detector match.
-  if (ex.scrub) maskers.push(ex.scrub.eventMasker());
-  const pipe = createSsePipeline(maskers, framing.serialize);
+  const pipe = createSsePipeline(eventMaskers(ex), framing.serialize);
   /** The events before the first denied one, and the denial (later ones are not even checked). */
   const check = (items: ReadonlyArray<() => SseItem>): { passed: SseItem[]; denied?: Decision } => {
     const passed: SseItem[] = [];

@@ -48,7 +48,7 @@ export class TargetPlans {
   /** The target's plan, or undefined when the policy has no HTTP route of that name. */
   get(policy: CompiledPolicy, name: string): TargetPlan | undefined {
     let perPolicy = this.plans.get(policy);
-    if (!perPolicy) this.plans.set(policy, (perPolicy = new Map()));
+    if (!perPolicy) this.plans.set(policy, (perPolicy = new Map<string, TargetPlan>()));
     let tp = perPolicy.get(name);
     if (tp) return tp;
     const spec = policy.targets.get(name)?.http;
