@@ -104,6 +104,13 @@ describe('encodeTraces / encodeLogs', () => {
     expect(logs[2].attributes['warden.masked.by.7']).toBe(1);
   });
 
+  test('ids are written as bytes whatever the case of their hex digits', () => {
+    const r = samples()[0];
+    const upper = { ...r, trace: { ...r.trace, traceId: r.trace.traceId.toUpperCase(), spanId: r.trace.spanId.toUpperCase() } };
+    expect(Buffer.from(encodeTraces([upper], resource)).equals(Buffer.from(encodeTraces([r], resource)))).toBe(true);
+    expect(Buffer.from(encodeLogs([upper], resource)).equals(Buffer.from(encodeLogs([r], resource)))).toBe(true);
+  });
+
   test('long and non-ASCII strings and large batches keep their lengths right', () => {
     const r = samples()[0];
     const big = { ...r, db: { ...r.db!, text: 'é'.repeat(70_000) } };

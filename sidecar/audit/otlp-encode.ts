@@ -73,7 +73,31 @@ class Writer {
     this.pos += b.length;
   }
 
+  /** Trace and span ids: hex pairs decoded by hand (Buffer#write 'hex' costs a native call and an encoding lookup per id). */
   hexBytes(field: number, hex: string): void {
+    const n = hex.length >>> 1;
+    if ((hex.length & 1) === 0 && n < 128) {
+      this.ensure(n + 2);
+      const buf = this.buf;
+      const p = this.pos + 2;
+      let ok = true;
+      for (let i = 0; i < n; i++) {
+        const hi = hexDigit(hex.charCodeAt(2 * i));
+        const lo = hexDigit(hex.charCodeAt(2 * i + 1));
+        if ((hi | lo) < 0) {
+          ok = false;
+          break;
+        }
+        buf[p + i] = (hi << 4) | lo;
+      }
+      if (ok) {
+        buf[this.pos] = (field << 3) | 2;
+        buf[this.pos + 1] = n;
+        this.pos = p + n;
+        return;
+      }
+    }
+    // Not hex (never for our ids): as Buffer#write does it.
     this.tag(field, 2);
     this.varint(hex.length / 2);
     this.ensure(hex.length / 2);
@@ -243,6 +267,14 @@ class Writer {
     if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(64 * 1024);
     return out;
   }
+}
+
+/** A hex digit's value, -1 for anything else. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  c |= 0x20; // lower case
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
 }
 
 /** The encoders' writer, reused (they run synchronously, one at a time). */
