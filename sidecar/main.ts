@@ -1,5 +1,6 @@
 // `warden sidecar`: loads the policy, opens one listener per postgres target and the admin port,
 // hot-reloads policy changes (reconciling listeners), and shuts down gracefully on SIGTERM.
+import './runtime-flags';
 import { createHash, randomBytes } from 'node:crypto';
 import type * as http from 'node:http';
 import * as os from 'node:os';
