@@ -33,11 +33,16 @@ demo: build
 build-dev: install
 	npx tsc -p tsconfig.dev.json
 
+# `make bench` (~5 min): PostgreSQL (pgbench), HTTP (saturation and a fixed rate), the sidecar's
+# start and memory, then ONE table of them all (bench/summary.ts; dist-dev/bench-summary.json).
+# Longer runs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_STARTS (see each file's header).
+# BENCH_EXTRA=1 adds the webhook latency and a 1 GB result streamed through the sidecar.
 bench: build-dev
 	node dist-dev/bench/pg-bench.js
 	node dist-dev/bench/http-bench.js
-	node dist-dev/bench/webhook.js
-	@if [ "$${BENCH_LARGE:-1}" != 0 ]; then node dist-dev/bench/pg-large-result.js; fi
+	node dist-dev/bench/startup.js
+	node dist-dev/bench/summary.js
+	@if [ "$${BENCH_EXTRA:-0}" = 1 ]; then node dist-dev/bench/webhook.js && node dist-dev/bench/pg-large-result.js; fi
 
 # The differential fuzzer (test/fuzz) for longer: hostile SQL and protocol sequences through the
 # real sidecar to a real PostgreSQL, checked against the policy. `make test` runs it briefly.
