@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all install build build-dev test demo bench lint clean e2e chart-crds fuzz policy-validator
+.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator
 
 all: build
 
@@ -17,8 +17,19 @@ install: node_modules/.installed
 build: install
 	npx tsc -p tsconfig.json
 
+# What CI checks besides the tests: types (tests included), then the ESLint rules and layer zones
+# of eslint.config.mjs. Existing violations recorded in eslint-suppressions.json do not fail it;
+# new ones do (`npx eslint --prune-suppressions` once some are fixed).
 lint: install
 	npx tsc -p tsconfig.test.json
+	npx eslint --max-warnings 0 .
+
+# Rewrites the TypeScript and JavaScript in the house style (.prettierrc.json, .editorconfig).
+format: install
+	npx prettier --write --log-level warn .
+
+format-check: install
+	npx prettier --check --log-level warn .
 
 test: build
 	npx tsc -p tsconfig.test.json

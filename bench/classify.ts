@@ -39,6 +39,6 @@ export async function runBench(n = 20_000): Promise<BenchResult> {
 
 if (require.main === module) {
   void runBench().then((r) => {
-    for (const [k, v] of Object.entries(r)) console.log(`${k.padEnd(20)} ${v.toFixed(2)} µs`);
+    for (const [k, v] of Object.entries(r) as Array<[string, number]>) console.log(`${k.padEnd(20)} ${v.toFixed(2)} µs`);
   });
 }

@@ -63,7 +63,8 @@ function installSignalHandlers(): void {
     process.stderr.write(`\nbench: ${sig}: cleaning up...\n`);
     const hard = setTimeout(() => process.exit(130), 15_000);
     hard.unref();
-    cleanupAll().finally(() => process.exit(130));
+    // Dropped on purpose: the process exits in finally, whether or not the cleanup failed.
+    void cleanupAll().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -76,7 +77,8 @@ function installSignalHandlers(): void {
 /** Runs main with cleanup on success, error and signals; sets the exit code. */
 export function runMain(main: () => Promise<number>): void {
   installSignalHandlers();
-  main()
+  // Dropped on purpose: a failing cleanup surfaces as an unhandled rejection, which ends the run in error.
+  void main()
     .then(
       (code) => code,
       (err: Error) => {

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Client } from 'pg';
+import { Client, type QueryResult } from 'pg';
 import { parseDocument } from 'yaml';
 import { silentLogger } from '../common/log';
 import { findRepoRoot } from '../common/policy/schema';
@@ -190,8 +190,9 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
         else if (masked > 0) tally.masked++;
         else tally.allowed++;
         io.stdout(`   ${step.decide ? 'HELD -> APPROVED, ran' : masked > 0 ? `MASKED  (${masked} values)` : 'ALLOWED'}`);
-        const rows = Array.isArray(r) ? r[r.length - 1].rows : r.rows;
-        for (const row of rows.slice(0, 5)) io.stdout('     ' + Object.values(row as Record<string, unknown>).map((v) => pad(String(v), 4)).join(' | '));
+        // A statement list answers with one result per statement: show the last.
+        const rows = ((Array.isArray(r) ? r[r.length - 1] : r) as QueryResult<Record<string, unknown>>).rows;
+        for (const row of rows.slice(0, 5)) io.stdout('     ' + Object.values(row).map((v) => pad(String(v), 4)).join(' | '));
       } catch (err) {
         const e = err as { message: string; detail?: string };
         const held = step.decide !== undefined;
@@ -205,8 +206,8 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     await httpSteps(io, sidecar.egressPort, llm, tally);
     const check = new Client({ connectionString: pg.url('crm') });
     await check.connect();
-    const tables = (await check.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n;
-    const orders = (await check.query('SELECT count(*)::int AS n FROM orders')).rows[0].n;
+    const tables = (await check.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n;
+    const orders = (await check.query<{ n: number }>('SELECT count(*)::int AS n FROM orders')).rows[0].n;
     await check.end();
     io.stdout(`summary: ${tally.allowed} allowed, ${tally.masked} masked, ${tally.denied} denied, ${tally.held} held (decided by the local approver through \`warden approve|deny\`)`);
     // Only the approved DELETE (the one order under 20) may have changed anything.

@@ -10,7 +10,6 @@ import { formatPolicyError } from '../common/policy/errors';
 import { loadPolicyFile, type PolicyDocument } from '../common/policy/load';
 import type { AccessPolicy } from '../common/policy/types';
 import { DEFAULT_IMAGE_REPOSITORY, InjectorConfigError, resolveInjectorConfig, type InjectorConfig } from '../operator/inject/config';
-import type { Pod } from '../operator/inject/k8s-types';
 import { injectPod } from '../operator/inject/mutate';
 import { podTemplateOf, withPodTemplate } from '../operator/inject/workloads';
 import { packageVersion } from './version';
@@ -69,7 +68,7 @@ function injectOne(doc: unknown, opts: InjectOptions, out: InjectOutcome): unkno
     return doc;
   }
   const namespace = typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : opts.defaultNamespace;
-  const result = injectPod(template as Pod, {
+  const result = injectPod(template, {
     namespace,
     // Offline there is no namespace object: assume it is opted in, which is what the user asks for.
     namespaceLabels: { [INJECTION_LABEL]: INJECTION_ENABLED },
@@ -114,7 +113,7 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
     io.stdout(`${USAGE}\n`);
     return 0;
   }
-  const problem = !values.filename ? 'missing -f FILE' : !values.policy?.length ? 'missing --policy FILE' : !['yaml', 'json'].includes(values.output!) ? `unknown output format "${values.output}" (yaml or json)` : undefined;
+  const problem = !values.filename ? 'missing -f FILE' : !values.policy?.length ? 'missing --policy FILE' : !['yaml', 'json'].includes(values.output) ? `unknown output format "${values.output}" (yaml or json)` : undefined;
   if (problem) {
     io.stderr(`warden inject: ${problem}\n${USAGE}\n`);
     return 2;

@@ -70,8 +70,8 @@ async function sidecar(argv: string[]): Promise<number> {
     running = await startSidecar({
       policyFile: values.policy,
       secretsDir: values['secrets-dir'],
-      adminAddr: values['admin-addr']!,
-      egressAddr: values['egress-addr']!,
+      adminAddr: values['admin-addr'],
+      egressAddr: values['egress-addr'],
       localApprovals: values['local-approvals'],
       healthAddr: values['health-addr'],
       spoolDir: values['spool-dir'] ?? process.env.WARDEN_SPOOL_DIR,
@@ -101,6 +101,7 @@ async function demo(argv: string[]): Promise<number> {
 
 async function packageVersion(): Promise<string> {
   const { readFileSync } = await import('node:fs');
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- node:path's functions do not use `this`
   const { join } = await import('node:path');
   const { findRepoRoot } = await import('../common/policy/schema');
   return (JSON.parse(readFileSync(join(findRepoRoot(), 'package.json'), 'utf8')) as { version: string }).version;

@@ -145,7 +145,6 @@ export function nearestSessions(id: string, sessions: SessionSummary[], n = 5): 
 
 // Recorded text comes from the agent and its upstreams: control characters (terminal escapes) and
 // bidirectional overrides must not reach the reader's terminal as such.
-// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 function clean(s: string): string {

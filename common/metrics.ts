@@ -48,7 +48,7 @@ class HistogramCell {
     readonly labels: Labels,
     readonly bounds: readonly number[],
   ) {
-    this.counts = new Array(bounds.length + 1).fill(0);
+    this.counts = new Array<number>(bounds.length + 1).fill(0);
   }
   observe(v: number): void {
     const b = this.bounds;

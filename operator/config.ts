@@ -88,6 +88,7 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
   let ttlMs = 24 * 3_600_000;
   if (approvalsIn.ttl !== undefined) {
     try {
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a non-string ttl is stringified and refused by parseDuration
       ttlMs = parseDuration(String(approvalsIn.ttl));
     } catch (e) {
       problems.push(`approvals.ttl: ${(e as Error).message}`);
@@ -99,7 +100,7 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
   if (typeof sidecar.image === 'string' && sidecar.image !== '') {
     try {
       injector = resolveInjectorConfig({
-        image: sidecar.image as string,
+        image: sidecar.image,
         imagePullPolicy: sidecar.imagePullPolicy as InjectorConfig['imagePullPolicy'],
         resources: isObj(sidecar.resources) ? (sidecar.resources as unknown as InjectorConfig['resources']) : undefined,
         lockdownImage: str(sidecar.lockdownImage, 'sidecar.lockdownImage'),

@@ -184,7 +184,7 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
     throw err;
   }
   // Keep draining stderr so a chatty server never blocks on a full pipe.
-  proc.stderr!.resume();
+  proc.stderr.resume();
   const server: PgServer = {
     host: '127.0.0.1',
     port,

@@ -201,6 +201,7 @@ function timeOf(seconds: unknown): string {
 }
 
 function describeKid(kid: unknown): string {
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a token header's kid of any shape is named as it came
   return kid === undefined ? 'without a key id' : `with key id ${JSON.stringify(String(kid).slice(0, 64))}`;
 }
 

@@ -59,7 +59,7 @@ export interface TextMasker {
    */
   maskUtf8(buf: Buffer): MaskedBytes | null;
   /** The strategy's replacement for one value the given detector matched (for callers that found the match in a wider context). */
-  maskValue(value: string, detector: DetectorName): string;
+  maskValue: (value: string, detector: DetectorName) => string;
   /** The strategy's replacement for a value that is sensitive whatever it contains (a jsonPath selected it), with this masker's own key. */
   maskWhole(value: string): string;
   /** The compiled detectors (for the streaming hold-back, which scans with the same ones). */

@@ -125,6 +125,7 @@ export function describeValue(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- numbers and booleans here; objects returned above
   return String(v);
 }
 

@@ -269,7 +269,7 @@ export function normalizeHost(host: string): string | undefined {
       return undefined;
     }
   }
-  if (/[\/?#@\s:\[\]%]/.test(h)) return undefined;
+  if (/[/?#@\s:[\]%]/.test(h)) return undefined;
   let out: string;
   try {
     // The URL host parser applies IDNA (domainToASCII) and the WHATWG IPv4 number forms

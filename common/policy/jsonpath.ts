@@ -27,7 +27,7 @@ export function jsonTooDeep(doc: unknown, limit: number = MAX_JSON_DEPTH): boole
     if (depth > limit) return true;
     const children = Array.isArray(node) ? node : Object.values(node as object);
     for (let i = 0; i < children.length; i++) {
-      const c = children[i];
+      const c: unknown = children[i];
       if (c !== null && typeof c === 'object') stack.push([c, depth + 1]);
     }
   }

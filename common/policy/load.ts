@@ -123,7 +123,7 @@ function lineOf(doc: Document, e: PolicyError, lines: LineCounter): number | und
   const segments: PathSegment[] = parsePath(e.path);
   if (e.field !== undefined) segments.push(e.field);
   let node: unknown = doc.contents;
-  let offset = (doc.contents?.range?.[0] ?? undefined) as number | undefined;
+  let offset = doc.contents?.range?.[0] ?? undefined;
   for (const seg of segments) {
     if (isMap(node)) {
       const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));

@@ -34,7 +34,7 @@ export function findRepoRoot(start: string = __dirname): string {
 
 function readPackageName(file: string): string | undefined {
   try {
-    const name: unknown = JSON.parse(fs.readFileSync(file, 'utf8')).name;
+    const name = (JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: unknown }).name;
     return typeof name === 'string' ? name : undefined;
   } catch {
     return undefined;

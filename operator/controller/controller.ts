@@ -19,7 +19,7 @@ export interface ControllerOptions {
   log: Logger;
   metrics: Metrics;
   applier: Applier;
-  expectedHash(policy: AccessPolicy): string;
+  expectedHash: (policy: AccessPolicy) => string;
   isLeader(): boolean;
   workers?: number;
   /** Every policy is reconciled again this often (catches what no watch reports). */

@@ -98,7 +98,7 @@ function pemBody(pem: string): Buffer {
 }
 
 async function newKeyPair(): Promise<{ keys: CryptoKeyPair; keyPem: string }> {
-  const keys = (await subtle().generateKey(EC_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = await subtle().generateKey(EC_ALG, true, ['sign', 'verify']);
   const pkcs8 = await subtle().exportKey('pkcs8', keys.privateKey);
   return { keys, keyPem: toPem(pkcs8, 'PRIVATE KEY') };
 }

@@ -76,7 +76,7 @@ export interface CertManagerOptions {
   log: Logger;
   /** Called after the served certificate changed (wire to server.reloadTls). */
   onRotate(): void;
-  now?(): Date;
+  now?: () => Date;
   checkIntervalMs?: number;
   /** cert-manager: read the Secret cert-manager maintains, write and patch nothing. */
   mode?: CertMode;
@@ -133,7 +133,7 @@ function certSummary(pem: string): Record<string, unknown> {
 }
 
 interface Served {
-  tls(): { key: string; cert: string };
+  tls: () => { key: string; cert: string };
   /** Serves cert and key from now on; true when they replace a different pair (never on the first call). */
   update(cert: string, key: string): boolean;
 }

@@ -4,7 +4,7 @@
 import { Client } from 'pg';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 import { decideOverApi, holdDeletesRule, pendingApproval } from '../../test/support/approvals';
-import { MAX_HELD_BATCH_BYTES } from './session';
+import { MAX_HELD_BATCH_BYTES } from './session/held-batch';
 
 let stack: Stack;
 

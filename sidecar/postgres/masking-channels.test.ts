@@ -3,7 +3,7 @@
 // transforms in text and binary format, statistics, COPY. The received bytes are searched for the
 // protected values in every form a transform could give them.
 import * as net from 'node:net';
-import { Client } from 'pg';
+import { Client, type QueryConfig } from 'pg';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
 
 const SECRET = 'zqsecret8842';
@@ -132,7 +132,7 @@ async function run(sql: string, binary = false): Promise<RunResult> {
   try {
     a.reset();
     try {
-      const r = await a.client.query({ text: sql, ...(binary ? { queryMode: 'extended' } : {}) } as never);
+      const r = await a.client.query({ text: sql, ...(binary ? { queryMode: 'extended' } : {}) } as QueryConfig);
       await new Promise((res) => setImmediate(res));
       return { bytes: a.received(), rows: (r as { rows?: Array<Record<string, unknown>> }).rows ?? [], notices };
     } catch (e) {

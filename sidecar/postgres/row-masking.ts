@@ -237,7 +237,7 @@ function formatOf(i: number, field: FieldDescription, formats?: number[]): numbe
 export function planRow(input: PlanInput, masking: TargetMasking, catalog: CatalogCache): RowPlan {
   const { fields } = input;
   const usesProtected = input.readsProtected;
-  const actions: ColumnAction[] = new Array(fields.length);
+  const actions = new Array<ColumnAction>(fields.length);
   let active = false;
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i];
@@ -399,7 +399,7 @@ export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): Ma
 }
 
 function readAll(f: Frame, n: number): Array<Buffer | null> {
-  const out: Array<Buffer | null> = new Array(n);
+  const out = new Array<Buffer | null>(n);
   let pos = f.body + 2;
   for (let i = 0; i < n; i++) {
     if (pos + 4 > f.end) throw new ProtocolError('DataRow ends before its last column');

@@ -22,7 +22,7 @@ export interface TargetRuntimeOptions {
   target: string;
   store: PolicyStore;
   secrets: SecretStore;
-  classify(text: string): ClassifiedSql | Promise<ClassifiedSql>;
+  classify: (text: string) => ClassifiedSql | Promise<ClassifiedSql>;
   cancels: CancelRegistry;
   identity: Identity;
   /** Caller-token verification (spec.identity); read at each login so a reloaded policy applies. */

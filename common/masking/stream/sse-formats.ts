@@ -33,7 +33,7 @@ export interface TextField {
   owner: Json;
   key: string;
   /** Build a new event for this slot carrying `text`, shaped like this one. */
-  synth(text: string): SynthEvent;
+  synth: (text: string) => SynthEvent;
 }
 
 export interface SynthEvent {
@@ -139,7 +139,7 @@ function fillGeneric(node: Json | unknown[], path: string, slot: string, text: s
     const v = (node as Record<string | number, unknown>)[k];
     const p = `${path}${String(k)}.`;
     if (typeof v === 'string' && !Array.isArray(node) && GENERIC_TEXT_KEYS.has(k as string)) {
-      (node as Json)[k as string] = p.slice(0, -1) === slot ? text : '';
+      node[k as string] = p.slice(0, -1) === slot ? text : '';
     } else if (typeof v === 'object' && v !== null) {
       fillGeneric(v as Json | unknown[], p, slot, text, depth + 1);
     }
@@ -164,7 +164,7 @@ function planChat(obj: Json): EventPlan {
     if (isObj(delta)) {
       for (const key of CHAT_TEXT_KEYS) {
         if (typeof delta[key] === 'string') {
-          fields.push({ slot: `oc:${idx}:${key}`, text: delta[key] as string, owner: delta, key, synth: (t) => chunk({ [key]: t }) });
+          fields.push({ slot: `oc:${idx}:${key}`, text: delta[key], owner: delta, key, synth: (t) => chunk({ [key]: t }) });
         }
       }
       if (Array.isArray(delta.tool_calls)) {
@@ -204,6 +204,7 @@ function planResponses(obj: Json): EventPlan {
   const dot = type.lastIndexOf('.');
   const family = type.slice(0, dot);
   if (!RESPONSES_DELTAS.includes(family)) return { fields: [], ends: [], sequenced };
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- upstream JSON of any shape makes the slot key; only equality matters
   const slot = `r:${family}:${String(obj.item_id)}:${String(obj.output_index)}:${String(obj.content_index ?? obj.summary_index ?? '')}`;
   const kind = type.slice(dot + 1);
   if (kind === 'done') return { fields: [], ends: [slot], sequenced };
@@ -234,7 +235,7 @@ function planAnthropic(obj: Json, event: string | null): EventPlan {
     fields: [
       {
         slot: `a:${idx}:${key}`,
-        text: obj.delta[key] as string,
+        text: obj.delta[key],
         owner: obj.delta,
         key,
         synth: (t) => ({ event: event ?? 'content_block_delta', data: { type: 'content_block_delta', index: idx, delta: { type: dtype, [key]: t } } }),

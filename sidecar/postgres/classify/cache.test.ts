@@ -149,7 +149,6 @@ describe('normalized-key soundness (property)', () => {
 
 test('benchmark (prints µs per classify)', async () => {
   const r = await runBench(5000);
-  // eslint-disable-next-line no-console
   console.log(Object.entries(r).map(([k, v]) => `${k}: ${v.toFixed(2)} µs`).join('\n'));
   expect(r.exactHitUs).toBeLessThan(r.missUs);
   expect(r.normalizedHitUs).toBeLessThan(r.missUs);

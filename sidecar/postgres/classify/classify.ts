@@ -91,7 +91,7 @@ export function classifyDetailed(query: string): DetailedClassification {
   try {
     let tree: ParsedTree;
     try {
-      tree = parseSync(text) as ParsedTree;
+      tree = parseSync(text);
     } catch (err) {
       rethrowFailure(err);
       return { result: { parseError: errorMessage(err) }, constSensitive: false };
@@ -152,7 +152,7 @@ function embedSql(sql: string, out: Collected, flags: { constSensitive: boolean 
   if (nestingDepth(sql) > MAX_NESTING_DEPTH) return false;
   let tree: ParsedTree;
   try {
-    tree = parseSync(sql) as ParsedTree;
+    tree = parseSync(sql);
   } catch (err) {
     rethrowFailure(err);
     return false;

@@ -39,6 +39,7 @@ export function walkPlpgsql(tree: unknown, sink: PlpgsqlSink): boolean {
       const dynamic = key === 'dynquery' || (parentType !== undefined && parentType.includes('dyn'));
       // The expression that yields the SQL text (not the USING parameters).
       const sqlText = key === 'dynquery' || (dynamic && key === 'query');
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- libpg-query's JSON: query is a string when present
       if (!expression(String(expr.query ?? ''), Number(expr.parseMode ?? 0), dynamic, sqlText, sink)) ok = false;
       continue;
     }

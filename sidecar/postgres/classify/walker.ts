@@ -293,6 +293,7 @@ function visitRename(type: string, obj: Obj, out: Collected): void {
   }
   const name = relationName(obj.relation as Obj | undefined);
   if (name === undefined) return;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- libpg-query's JSON: subname is a string when present
   if (kind === 'OBJECT_COLUMN') out.renames.add(`column:${String(obj.subname ?? '').toLowerCase()}:${name}`);
   else if (RENAMED_RELATIONS.has(kind)) out.renames.add(name);
 }
@@ -342,7 +343,7 @@ function containsNode(tree: unknown, types: ReadonlySet<string>): boolean {
     const v = stack.pop();
     if (v === null || typeof v !== 'object') continue;
     if (Array.isArray(v)) {
-      stack.push(...v);
+      stack.push(...(v as unknown[]));
       continue;
     }
     for (const k in v) {
@@ -361,7 +362,7 @@ function addSetValues(targetList: unknown, out: Collected, skipExcluded: boolean
     const v = values.pop();
     if (v === null || typeof v !== 'object') continue;
     if (Array.isArray(v)) {
-      values.push(...v);
+      values.push(...(v as unknown[]));
       continue;
     }
     const ref = (v as { ColumnRef?: { fields?: unknown } }).ColumnRef;
@@ -520,7 +521,7 @@ function visitObjectNames(obj: Obj, out: Collected): void {
   let objType: string | undefined;
   for (const f of OBJECT_TYPE_FIELDS) {
     if (typeof obj[f] === 'string') {
-      objType = obj[f] as string;
+      objType = obj[f];
       break;
     }
   }

@@ -78,7 +78,7 @@ export function decodeDataRow(f: Frame): Array<Buffer | null> {
   const r = new BodyReader(f.buf, f.body, f.end);
   const n = r.int16('column count');
   if (n < 0) throw new ProtocolError('negative column count in DataRow');
-  const values: Array<Buffer | null> = new Array(n);
+  const values = new Array<Buffer | null>(n);
   for (let i = 0; i < n; i++) {
     const len = r.int32('column length');
     values[i] = len === -1 ? null : r.bytes(len, 'column value');

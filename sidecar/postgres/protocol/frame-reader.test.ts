@@ -576,7 +576,7 @@ describe('FrameReader shared budget (large messages)', () => {
     expect(b.used).toBe(504);
     r.push(frame.subarray(10));
     const f = r.next();
-    expect(f?.end! - f?.start!).toBe(frame.length);
+    expect(f!.end - f!.start).toBe(frame.length);
     expect(b.used).toBe(504);
     expect(r.next()).toBeNull();
     expect(b.used).toBe(0);
