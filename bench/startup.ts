@@ -10,7 +10,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { freePort } from '../tools/pg-server';
 import { topSelf } from './profile-top';
-import { envCount, envNum, fmt, makeTempDir, median, procStatus, runMain, sleep, startOtlpSink, startSidecarProcess, type SidecarSetup } from './support';
+import {
+  envCount,
+  envNum,
+  fmt,
+  makeTempDir,
+  median,
+  procStatus,
+  runMain,
+  sleep,
+  startOtlpSink,
+  startSidecarProcess,
+  type SidecarSetup,
+} from './support';
 
 function typicalSidecar(pgPort: number, apiPort: number): SidecarSetup {
   return {
@@ -94,7 +106,8 @@ function printProfile(ms: number): void {
   if (!newest) return;
   const p = JSON.parse(fs.readFileSync(newest, 'utf8'));
   process.stdout.write(`profiled start (${fmt(ms)} ms to ready, main thread; ${newest}); self time by file:\n`);
-  for (const r of topSelf(p, 15, 'file')) process.stdout.write(`${r.ms.toFixed(0).padStart(8)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.name}\n`);
+  for (const r of topSelf(p, 15, 'file'))
+    process.stdout.write(`${r.ms.toFixed(0).padStart(8)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.name}\n`);
 }
 
 async function main(): Promise<number> {
@@ -105,7 +118,10 @@ async function main(): Promise<number> {
     `Startup (spawn to /readyz 200, typical policy, audit on): median ${fmt(r.startMs)} ms of ${STARTS} (${r.starts.map((t) => fmt(t)).join(', ')}); idle RSS ${fmt(r.idleRssMb, 1)} MB\n`,
   );
   const jsonFile = path.resolve(__dirname, '..', 'bench-startup-results.json');
-  fs.writeFileSync(jsonFile, JSON.stringify({ date: new Date().toISOString(), settings: { starts: STARTS, idleSeconds: IDLE }, ...r }, null, 2) + '\n');
+  fs.writeFileSync(
+    jsonFile,
+    JSON.stringify({ date: new Date().toISOString(), settings: { starts: STARTS, idleSeconds: IDLE }, ...r }, null, 2) + '\n',
+  );
   return 0;
 }
 

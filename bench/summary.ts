@@ -69,20 +69,36 @@ interface Row {
 }
 
 function row(measure: string, point: string, v: Omit<Row, 'measure' | 'point' | 'onVsPeer' | 'onVsFloor' | 'onVsOff'>): Row {
-  const r = (a?: number, b?: number): number | undefined => (a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : undefined);
+  const r = (a?: number, b?: number): number | undefined =>
+    a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : undefined;
   return { measure, point, ...v, onVsPeer: r(v.on, v.peer), onVsFloor: r(v.on, v.floor), onVsOff: r(v.on, v.off) };
 }
 
-export function summarize(): { rows: Row[]; memory: Record<string, number | undefined>; startup?: StartupResults; targets: Array<{ target: string; value: string; ok?: boolean }>; sources: Record<string, string | null> } {
+export function summarize(): {
+  rows: Row[];
+  memory: Record<string, number | undefined>;
+  startup?: StartupResults;
+  targets: Array<{ target: string; value: string; ok?: boolean }>;
+  sources: Record<string, string | null>;
+} {
   const pg = read<PgResults>('bench-results.json');
   const http = read<HttpResults>('bench-http-results.json');
   const startup = read<StartupResults>('bench-startup-results.json');
   const rows: Row[] = [];
   const pgPoints = pg ? [...new Set(pg.summary.map((s) => `${s.mode} c=${s.clients}`))] : [];
-  const pgGet = (point: string, target: string): PgSummary | undefined => pg?.summary.find((s) => `${s.mode} c=${s.clients}` === point && s.target === target);
+  const pgGet = (point: string, target: string): PgSummary | undefined =>
+    pg?.summary.find((s) => `${s.mode} c=${s.clients}` === point && s.target === target);
   for (const p of pgPoints) {
     const v = (t: string, k: 'tps' | 'proxyCpuUsPerTx'): number | undefined => pgGet(p, t)?.[k];
-    rows.push(row('pg TPS', p, { direct: v('direct', 'tps'), peer: v('pgbouncer', 'tps'), floor: v('node-relay', 'tps'), off: v('sidecar', 'tps'), on: v('sidecar-audit', 'tps') }));
+    rows.push(
+      row('pg TPS', p, {
+        direct: v('direct', 'tps'),
+        peer: v('pgbouncer', 'tps'),
+        floor: v('node-relay', 'tps'),
+        off: v('sidecar', 'tps'),
+        on: v('sidecar-audit', 'tps'),
+      }),
+    );
   }
   for (const p of pgPoints) {
     const v = (t: string): number | undefined => pgGet(p, t)?.proxyCpuUsPerTx;
@@ -128,7 +144,12 @@ export function summarize(): { rows: Row[]; memory: Record<string, number | unde
   const c1 = hGet('c=1', 'sidecar-audit');
   const c1d = hGet('c=1', 'direct');
   const addedP50 = c1 && c1d ? c1.p50Us - c1d.p50Us : undefined;
-  const t = (target: string, value: number | undefined, show: string, ok: (v: number) => boolean): { target: string; value: string; ok?: boolean } => ({
+  const t = (
+    target: string,
+    value: number | undefined,
+    show: string,
+    ok: (v: number) => boolean,
+  ): { target: string; value: string; ok?: boolean } => ({
     target,
     value: value === undefined ? 'not measured' : show,
     ok: value === undefined ? undefined : ok(value),
@@ -162,14 +183,42 @@ function main(): void {
   const s = summarize();
   const num = (v?: number, d = 0): string => (v === undefined || !Number.isFinite(v) ? '' : fmt(v, d));
   const x = (v?: number): string => (v === undefined ? '' : `${fmt(v, 2)}x`);
-  const rows = s.rows.map((r) => [r.measure, r.point, num(r.direct), num(r.peer), num(r.floor), num(r.off), num(r.on), x(r.onVsPeer), x(r.onVsFloor), x(r.onVsOff)]);
+  const rows = s.rows.map((r) => [
+    r.measure,
+    r.point,
+    num(r.direct),
+    num(r.peer),
+    num(r.floor),
+    num(r.off),
+    num(r.on),
+    x(r.onVsPeer),
+    x(r.onVsFloor),
+    x(r.onVsOff),
+  ]);
   rows.push(['RSS MB idle', 'start, typical policy', '', '', '', '', num(s.memory.idleRssMb, 1), '', '', '']);
-  rows.push(['RSS MB peak', 'pg bench / http bench', '', '', '', '', `${num(s.memory.peakRssPgMb, 1)} / ${num(s.memory.peakRssHttpMb, 1)}`, '', '', '']);
-  if (s.startup) rows.push(['start ms to /readyz', `median of ${s.startup.starts.length}`, '', '', '', '', num(s.startup.startMs), '', '', '']);
+  rows.push([
+    'RSS MB peak',
+    'pg bench / http bench',
+    '',
+    '',
+    '',
+    '',
+    `${num(s.memory.peakRssPgMb, 1)} / ${num(s.memory.peakRssHttpMb, 1)}`,
+    '',
+    '',
+    '',
+  ]);
+  if (s.startup)
+    rows.push(['start ms to /readyz', `median of ${s.startup.starts.length}`, '', '', '', '', num(s.startup.startMs), '', '', '']);
   const out: string[] = [''];
   out.push('Summary: peer = pgbouncer (pg) / nginx (http); Node floor = bare Node relay (pg) / node:http + undici proxy (http);');
   out.push('sidecar = one process, all its threads; on = audit on (spool + OTLP export). CPU = proxy process CPU per operation.');
-  out.push(table(['measure', 'point', 'direct', 'peer', 'Node floor', 'sidecar off', 'sidecar on', 'on/peer', 'on/floor', 'on/off'], rows, [false, false]));
+  out.push(
+    table(['measure', 'point', 'direct', 'peer', 'Node floor', 'sidecar off', 'sidecar on', 'on/peer', 'on/floor', 'on/off'], rows, [
+      false,
+      false,
+    ]),
+  );
   out.push('');
   out.push('Targets (issue 12, same-run ratios, audit on):');
   for (const t of s.targets) out.push(`  ${t.ok === undefined ? 'n/a ' : t.ok ? 'PASS' : 'MISS'}  ${t.target.padEnd(52)} ${t.value}`);

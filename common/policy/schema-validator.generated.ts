@@ -1,5 +1,5 @@
-// @ts-nocheck
 /* eslint-disable */
+// @ts-nocheck
 // GENERATED from crds/accesspolicy.yaml by standaloneValidatorSource() (common/policy/schema.ts): do not edit.
 // Regenerate with `make policy-validator` after changing the CRD, toAjvSchema or the ajv options.
 export const CRD_SHA256 = '6d1e60c9b3f762b8e28d82a241e447312579a581fe416061c2ff158281d4cf67';

@@ -15,7 +15,7 @@ test('the precompiled validator is generated from the current CRD, toAjvSchema a
   expect(fs.readFileSync(FILE, 'utf8') === source).toBe(true);
 });
 
-test('the validator in use is the precompiled one: ajv\'s compiler is not even loaded', () => {
+test("the validator in use is the precompiled one: ajv's compiler is not even loaded", () => {
   jest.isolateModules(() => {
     jest.doMock('ajv', () => {
       throw new Error('ajv compiler loaded');
@@ -23,7 +23,9 @@ test('the validator in use is the precompiled one: ajv\'s compiler is not even l
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const schema = require('./schema') as typeof import('./schema');
     const validate = schema.getSchemaValidator();
-    expect(validate({ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', metadata: { name: 'p' }, spec: { defaultAction: 'block' } })).toBe(false);
+    expect(
+      validate({ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', metadata: { name: 'p' }, spec: { defaultAction: 'block' } }),
+    ).toBe(false);
     expect(validate.errors?.some((e) => e.instancePath === '/spec/defaultAction')).toBe(true);
   });
   // eslint-disable-next-line @typescript-eslint/no-require-imports

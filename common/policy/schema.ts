@@ -126,6 +126,7 @@ let cachedValidator: ValidateFunction | undefined;
 /** ajv with the options and formats the validator is compiled with (at runtime, or ahead of time by standaloneValidatorSource). */
 function newAjv(standalone: boolean): Ajv {
   // Loaded only here: the precompiled validator needs none of ajv's compiler (~60 ms to load).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, synchronously
   const { default: AjvClass, _ } = require('ajv') as typeof import('ajv');
   const code = standalone ? { code: { source: true, formats: _`require("./schema-formats").formats` } } : {};
   const ajv = new AjvClass({ allErrors: true, useDefaults: true, verbose: true, strict: true, allowUnionTypes: true, ...code });
@@ -150,6 +151,7 @@ export function crdSha256(): string {
  */
 export function getSchemaValidator(): ValidateFunction {
   if (cachedValidator) return cachedValidator;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, synchronously
   const generated = require('./schema-validator.generated') as { CRD_SHA256: string; createValidator(): ValidateFunction };
   cachedValidator = generated.CRD_SHA256 === crdSha256() ? generated.createValidator() : newAjv(false).compile(ajvSchema());
   return cachedValidator;
@@ -159,11 +161,12 @@ export function getSchemaValidator(): ValidateFunction {
 export function standaloneValidatorSource(): string {
   const ajv = newAjv(true);
   const validate = ajv.compile(ajvSchema());
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, synchronously
   const { default: standaloneCode } = require('ajv/dist/standalone') as typeof import('ajv/dist/standalone');
   const code = standaloneCode(ajv, validate);
   return [
-    '// @ts-nocheck',
     '/* eslint-disable */',
+    '// @ts-nocheck',
     '// GENERATED from crds/accesspolicy.yaml by standaloneValidatorSource() (common/policy/schema.ts): do not edit.',
     '// Regenerate with `make policy-validator` after changing the CRD, toAjvSchema or the ajv options.',
     `export const CRD_SHA256 = '${crdSha256()}';`,
