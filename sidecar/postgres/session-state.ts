@@ -31,6 +31,12 @@ export interface PortalState {
   /** Result formats from Bind; empty once a portal Describe gave a shape that already carries them. */
   formats: number[];
   shape?: RowShape;
+  /**
+   * The client's own Describe of this very portal was forwarded (after its Bind, before any
+   * Execute): the server answers it before any row of an Execute, so that answer gives the shape
+   * and no Describe of ours is needed. Set on the fresh state of one Bind only.
+   */
+  described?: boolean;
   /** The approval that let this portal's Bind through (audit record of its Execute). */
   approval?: AuditApproval;
 }

@@ -53,7 +53,13 @@ export class ClientDispatch {
         const d = decodeDescribe(f);
         s.forward(f);
         if (d.kind === 'S') s.queue.push({ expect: Expect.DescribeStatement, statement: known(s.model.statement(d.target)), startedAt: now, masked: 0, rows: 0 });
-        else s.queue.push({ expect: Expect.DescribePortal, portal: known(s.model.portal(d.target)), startedAt: now, masked: 0, rows: 0 });
+        else {
+          const portal = known(s.model.portal(d.target));
+          // Answered (RowDescription or NoData) before the rows of any later Execute of this portal
+          // state; if it fails, the server skips everything up to Sync, that Execute included.
+          if (portal) portal.described = true;
+          s.queue.push({ expect: Expect.DescribePortal, portal, startedAt: now, masked: 0, rows: 0 });
+        }
         return;
       }
       case FE.Close: {
@@ -309,9 +315,11 @@ export class ClientDispatch {
     const e = decodeExecute(f);
     let portal = known(this.s.model.portal(e.portal));
     const masking = this.s.masking();
-    if (masking && (portal?.shape === undefined || portal.shape === NO_SHAPE)) {
+    if (masking && portal?.described !== true && (portal?.shape === undefined || portal.shape === NO_SHAPE)) {
       // Without a row description we cannot tell which columns to mask: ask the server for one. A
       // portal we did not see bound (a SQL cursor) is described at every Execute, never remembered.
+      // Not when the client described this portal itself (pgbench, libpq's PQexecPrepared): the
+      // server's answer to that Describe lands on the same state before the rows do.
       portal ??= { formats: NO_FORMATS };
       this.s.upstreamOut.push(encodeDescribe('P', e.portal));
       this.s.queue.push({ expect: Expect.DescribePortal, portal, injected: true, startedAt: now, masked: 0, rows: 0 });
