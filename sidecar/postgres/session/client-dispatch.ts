@@ -49,19 +49,8 @@ export class ClientDispatch {
         return this.onBind(f);
       case FE.Execute:
         return this.onExecute(f, now);
-      case FE.Describe: {
-        const d = decodeDescribe(f);
-        s.forward(f);
-        if (d.kind === 'S') s.queue.push({ expect: Expect.DescribeStatement, statement: known(s.model.statement(d.target)), startedAt: now, masked: 0, rows: 0 });
-        else {
-          const portal = known(s.model.portal(d.target));
-          // Answered (RowDescription or NoData) before the rows of any later Execute of this portal
-          // state; if it fails, the server skips everything up to Sync, that Execute included.
-          if (portal) portal.described = true;
-          s.queue.push({ expect: Expect.DescribePortal, portal, startedAt: now, masked: 0, rows: 0 });
-        }
-        return;
-      }
+      case FE.Describe:
+        return this.onDescribe(f, now);
       case FE.Close: {
         const c = decodeClose(f);
         const effect = c.kind === 'S' ? { kind: 'statement' as const, name: c.target, value: undefined } : { kind: 'portal' as const, name: c.target, value: undefined };
@@ -93,6 +82,21 @@ export class ClientDispatch {
       default:
         throw new ProtocolError(`unexpected message type "${String.fromCharCode(f.code)}" (0x${f.code.toString(16)}) from the client`);
     }
+  }
+
+  private onDescribe(f: Frame, now: number): void {
+    const s = this.s;
+    const d = decodeDescribe(f);
+    s.forward(f);
+    if (d.kind === 'S') {
+      s.queue.push({ expect: Expect.DescribeStatement, statement: known(s.model.statement(d.target)), startedAt: now, masked: 0, rows: 0 });
+      return;
+    }
+    const portal = known(s.model.portal(d.target));
+    // Answered (RowDescription or NoData) before the rows of any later Execute of this portal
+    // state; if it fails, the server skips everything up to Sync, that Execute included.
+    if (portal) portal.described = true;
+    s.queue.push({ expect: Expect.DescribePortal, portal, startedAt: now, masked: 0, rows: 0 });
   }
 
   /**
