@@ -4,7 +4,8 @@
 // state end exactly as a real error would leave them. Names (prepared statements, portals) are
 // resolved only through what the server confirmed.
 import { decide } from '../../../common/policy/engine';
-import type { Decision, SqlOperation } from '../../../common/policy/types';
+import type { Decision, Identity, SqlOperation } from '../../../common/policy/types';
+import type { TargetMasking } from '../row-masking';
 import { FE } from '../protocol/codes';
 import { decodeBindHead, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery, encodeCopyFail, encodeDescribe, encodeParse, encodeQuery } from '../protocol/frontend';
 import type { Frame } from '../protocol/frame-reader';
@@ -16,6 +17,15 @@ import { guardStatements } from '../guards';
 import { copyFrame, noApprovalReason } from './held-batch';
 import { NO_FORMATS, NO_SHAPE } from './result-shapes';
 import type { PgSession } from '../session';
+
+interface DecisionMemo {
+  policy: object;
+  masking: TargetMasking | undefined;
+  readOnly: boolean;
+  serverReadOnly: boolean;
+  identity: Identity;
+  result: { op: SqlOperation; decision: Decision };
+}
 
 /** The value of a name the sidecar can vouch for now, else undefined (Describe and Execute then fail closed: no shape, masked whole). */
 function known<T>(l: Lookup<T>): T | undefined {
@@ -29,6 +39,13 @@ export class ClientDispatch {
   private awaiting?: string;
   /** The classification of the frame that waited for the parser worker, picked up when it is processed again. */
   private classified?: { frame: Frame; op: SqlOperation };
+  private readonly ops = new WeakMap<ClassifiedSql, SqlOperation>();
+  /**
+   * The guards' and the policy's answer per operation, valid only for the policy, masking (view
+   * list included), identity and read-only state it was made under: a hot reload (a new policy
+   * object) applies to the very next statement. Never for EXECUTE, whose meaning is this session's.
+   */
+  private readonly decided = new WeakMap<SqlOperation, DecisionMemo>();
 
   constructor(private readonly s: PgSession) {}
 
@@ -131,7 +148,14 @@ export class ClientDispatch {
   }
 
   private toOp(c: ClassifiedSql): SqlOperation {
-    return { type: 'sql', target: this.s.rt.target, statements: c.statements, parseError: c.parseError, parserFailure: c.parserFailure };
+    // One operation per classification (the classifier hands out its cached, frozen result for a
+    // text seen before), so the decision memo below and the per-statements caches hit.
+    let op = this.ops.get(c);
+    if (!op) {
+      op = { type: 'sql', target: this.s.rt.target, statements: c.statements, parseError: c.parseError, parserFailure: c.parserFailure };
+      this.ops.set(c, op);
+    }
+    return op;
   }
 
   /**
@@ -185,16 +209,21 @@ export class ClientDispatch {
     }
     const auditBlocked = this.s.rt.audit.blocked?.();
     if (auditBlocked) return { op, decision: { action: 'deny', reason: auditBlocked } };
-    const checked = guardStatements(op, {
-      prepared: (name) => this.s.model.statement(name),
-      masking: this.s.masking(),
-      readOnly: this.s.rt.spec().readOnly === true,
-      serverReadOnly: this.s.login.serverReadOnly,
-    });
-    const decision = decide(this.s.rt.policy(), checked.op, this.s.identity);
+    const policy = this.s.rt.policy();
+    const masking = this.s.masking();
+    const readOnly = this.s.rt.spec().readOnly === true;
+    const serverReadOnly = this.s.login.serverReadOnly;
+    const identity = this.s.identity;
+    const memo = this.decided.get(op);
+    if (memo && memo.policy === policy && memo.masking === masking && memo.readOnly === readOnly && memo.serverReadOnly === serverReadOnly && memo.identity === identity) {
+      return memo.result;
+    }
+    const checked = guardStatements(op, { prepared: (name) => this.s.model.statement(name), masking, readOnly, serverReadOnly });
+    const decision = decide(policy, checked.op, identity);
     // Both refuse: the policy's rule is the answer the agent and the audit trail can act on.
-    if (checked.denial && decision.action !== 'deny') return { op: checked.op, decision: checked.denial };
-    return { op: checked.op, decision };
+    const result = checked.denial && decision.action !== 'deny' ? { op: checked.op, decision: checked.denial } : { op: checked.op, decision };
+    if (!op.statements.some((st) => st.executes !== undefined)) this.decided.set(op, { policy, masking, readOnly, serverReadOnly, identity, result });
+    return result;
   }
 
   private onQuery(f: Frame, text: string, now: number): void {
