@@ -4,7 +4,7 @@
 // state end exactly as a real error would leave them. Names (prepared statements, portals) are
 // resolved only through what the server confirmed.
 import { decide } from '../../../common/policy/engine';
-import type { Decision, Identity, SqlOperation } from '../../../common/policy/types';
+import type { Decision, Identity, SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
 import type { TargetMasking } from '../row-masking';
 import { FE } from '../protocol/codes';
 import { decodeBindHead, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery, encodeCopyFail, encodeDescribe, encodeParse, encodeQuery } from '../protocol/frontend';
@@ -25,6 +25,11 @@ interface DecisionMemo {
   serverReadOnly: boolean;
   identity: Identity;
   result: { op: SqlOperation; decision: Decision };
+}
+
+/** Whether sqlSteps() makes a step of `s` (PREPARE, DEALLOCATE, DISCARD, DECLARE, CLOSE). */
+function changesNames(s: SqlStatementInfo): boolean {
+  return (s.prepares !== undefined && s.preparedBody !== undefined) || s.deallocates !== undefined || s.kind === 'DECLARE' || s.kind === 'CLOSE';
 }
 
 /** The value of a name the sidecar can vouch for now, else undefined (Describe and Execute then fail closed: no shape, masked whole). */
@@ -275,7 +280,8 @@ export class ClientDispatch {
 
   /** What SQL PREPARE / DEALLOCATE / DISCARD / DECLARE / CLOSE in `op` change, once their CommandComplete confirms it. */
   sqlChange(op: SqlOperation | undefined, text: string, extended: boolean): Change | undefined {
-    if (!op?.statements) return undefined;
+    // Most statements change no name: no steps to build (this runs for every Query and Execute).
+    if (!op?.statements || !op.statements.some(changesNames)) return undefined;
     const steps = sqlSteps(op.statements, (body) => {
       // A prepared statement is judged alone, whatever let the PREPARE through: an approved PREPARE
       // of a held statement does not approve its executions.
