@@ -4,7 +4,7 @@
 import * as http from 'node:http';
 import { handleAbsoluteForm, handleConnect, isAbsoluteForm, type ForwardProxyContext } from './forward/forward-proxy';
 import type { RouteHandler } from './routes/route-proxy';
-import { errorBody } from './errors';
+import { errorBody, writeRawError } from './errors';
 
 export interface EgressServerOptions {
   routes: RouteHandler;
@@ -35,8 +35,7 @@ export function createEgressServer(o: EgressServerOptions): http.Server {
     const body = tooLarge
       ? errorBody('headers_too_large', 'request headers exceed the size limit')
       : errorBody('bad_request', 'malformed HTTP request (conflicting lengths, folded headers or bad chunking are refused)');
-    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    writeRawError(socket, tooLarge ? 431 : 400, body);
   });
   return server;
 }

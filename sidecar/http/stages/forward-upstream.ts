@@ -1,0 +1,112 @@
+// Forward upstream: the request goes out over a pooled undici Agent per timeout (HTTP/2 where the
+// server offers it over TLS, HTTP/1.1 otherwise) — the read body as sent (masked), or the agent's
+// body streamed through, bounded by the target's limit. The agent going away aborts it; nothing
+// waits past the target's timeout (headers and body). Upstream failures become 502/504 answers
+// naming the target (asRouteError).
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import { HttpError } from '../errors';
+import type { RouteExchange } from './exchange';
+import { limitBytes } from './read-body';
+import type { Stage } from './stage';
+
+/** The pooled upstream connections of one route handler, one Agent per timeout. */
+export class UpstreamClients {
+  private readonly agents = new Map<number, Agent>();
+
+  /** override: a dispatcher used instead (tests); per-request timeouts still apply. */
+  constructor(private readonly override?: Dispatcher) {}
+
+  for(timeoutMs: number): Dispatcher {
+    if (this.override) return this.override;
+    let a = this.agents.get(timeoutMs);
+    if (!a) {
+      a = new Agent({
+        keepAliveTimeout: 30_000,
+        allowH2: true, // HTTP/2 upstream where the server offers it over TLS (ALPN); HTTP/1.1 otherwise
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        connect: { timeout: timeoutMs, rejectUnauthorized: true },
+      });
+      this.agents.set(timeoutMs, a);
+    }
+    return a;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.close()));
+    this.agents.clear();
+  }
+}
+
+export const forwardUpstreamStage: Stage<RouteExchange> = {
+  name: 'forward-upstream',
+  run: forwardUpstream,
+};
+
+async function forwardUpstream(ex: RouteExchange): Promise<void> {
+  const { req, res } = ex;
+  const headers = ex.upstreamHeaders;
+  const { timeoutMs, maxBody } = ex.plan!;
+  let upBody: Readable | Buffer | undefined;
+  const buffered = ex.bufferedBody;
+  if (buffered) {
+    upBody = buffered;
+    headers['content-length'] = String(buffered.length);
+  } else if (ex.hasBody) {
+    ex.continueBody();
+    const limited = limitBytes(maxBody);
+    upBody = req.pipe(limited);
+    req.on('error', (e) => limited.destroy(e));
+  }
+
+  const abort = new AbortController();
+  const onClose = (): void => {
+    if (!res.writableFinished) abort.abort();
+  };
+  res.once('close', onClose);
+  const url = ex.upstreamUrl!;
+  const upstreamStart = performance.now();
+  ex.upstreamStart = upstreamStart;
+  let upstream: Dispatcher.ResponseData;
+  try {
+    upstream = await ex.services.clients.for(timeoutMs).request({
+      origin: url.origin,
+      path: url.pathname + url.search,
+      method: ex.method,
+      headers,
+      body: upBody,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: abort.signal,
+    });
+  } catch (err) {
+    res.off('close', onClose);
+    if (upBody && typeof (upBody as Readable).destroy === 'function') (upBody as Readable).destroy();
+    throw err;
+  }
+  // Removed, and the body released if unread, once the answer is sent (RouteExchange.releaseUpstream).
+  ex.onAgentClose = onClose;
+  ex.upstream = upstream;
+  const upstreamDone = (): void => {
+    ex.upstreamMs ??= performance.now() - upstreamStart;
+  };
+  upstream.body.once('end', upstreamDone);
+  upstream.body.once('close', upstreamDone);
+}
+
+/** Any failure of a named-route request as the agent's answer: HttpErrors as they are, upstream failures as 502/504/499/400. */
+export function asRouteError(err: unknown, target: string): HttpError {
+  if (err instanceof HttpError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  const name = (err as { name?: string }).name ?? '';
+  const cause = (err as { cause?: { code?: string } }).cause?.code;
+  if (/TIMEOUT/.test(code) || code === 'ETIMEDOUT') {
+    return new HttpError(504, 'upstream_timeout', `upstream of route "${target}" did not answer in time (${code})`, { target });
+  }
+  if (name === 'AbortError' || code === 'UND_ERR_ABORTED') {
+    return new HttpError(499, 'client_closed', 'the agent closed the request');
+  }
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return new HttpError(400, 'bad_request', 'request body does not match its content-length');
+  return new HttpError(502, 'upstream_unavailable', `upstream of route "${target}" is unavailable (${code || cause || name || 'error'})`, { target });
+}
