@@ -223,3 +223,55 @@ test('binary COPY TO output, which detectors cannot scan, is refused before it s
     c.close();
   }
 });
+
+test('a portal the client describes itself gets no Describe of ours, and no row gets through unmasked around that', async () => {
+  const c = await RawClient.connect();
+  try {
+    const descriptions = (ms: Message[]): number => ms.filter((m) => m.code === 'T').length;
+    // libpq's PQexecPrepared: Bind, Describe portal, Execute, Sync. One RowDescription, masked rows.
+    c.send(parse('ps', 'SELECT name, balance FROM customers WHERE id = 1'), sync());
+    await c.untilReady();
+    c.send(bind('', 'ps'), describe('P', ''), execute(''), sync());
+    let ms = await c.untilReady();
+    expect(errors(ms)).toEqual([]);
+    expect(descriptions(ms)).toBe(1);
+    expect(rows(ms)).toEqual([['Ada', null]]);
+    // The described portal is bound again, to a statement reading the protected column, before the
+    // Execute: that is a new portal, which nobody described.
+    c.send(parse('pn', 'SELECT name FROM customers WHERE id = 1'), bind('', 'pn'), describe('P', ''), parse('pb', 'SELECT balance FROM customers WHERE id = 1'), bind('', 'pb'), execute(''), sync());
+    ms = await c.untilReady();
+    expect(errors(ms)).toEqual([]);
+    expect(rows(ms)).toEqual([[null]]);
+    // The unnamed statement parsed again with another column list in the same pipeline.
+    c.send(parse('', 'SELECT name FROM customers WHERE id = 1'), bind('', ''), describe('P', ''), execute(''), parse('', 'SELECT balance, name FROM customers WHERE id = 1'), bind('', ''), execute(''), sync());
+    ms = await c.untilReady();
+    expect(errors(ms)).toEqual([]);
+    expect(rows(ms)).toEqual([['Ada'], [null, 'Ada']]);
+    // DISCARD ALL, then the name prepared again over the protected column, pipelined behind it.
+    c.send(query('DISCARD ALL'));
+    await c.untilReady();
+    c.send(parse('ps', 'SELECT balance FROM customers WHERE id = 1'), bind('', 'ps'), execute(''), sync());
+    ms = await c.untilReady();
+    expect(errors(ms)).toEqual([]);
+    expect(rows(ms)).toEqual([[null]]);
+    // The table changes between executions of a described portal: each Describe is answered afresh.
+    c.send(query('ALTER TABLE customers ADD COLUMN extra int DEFAULT 7'));
+    await c.untilReady();
+    c.send(parse('star', 'SELECT * FROM customers WHERE id = 1'), bind('', 'star'), describe('P', ''), execute(''), sync());
+    ms = await c.untilReady();
+    expect(errors(ms)).toEqual([]);
+    expect(rows(ms)).toEqual([['1', 'Ada', null, '7']]);
+    c.send(query('ALTER TABLE customers DROP COLUMN extra'));
+    await c.untilReady();
+    // The cached plan of `star` no longer matches: the server refuses it, and nothing unmasked passes.
+    c.send(bind('', 'star'), describe('P', ''), execute(''), sync());
+    ms = await c.untilReady();
+    expect(rows(ms).every((r) => r[2] === null)).toBe(true);
+    c.send(parse('star2', 'SELECT * FROM customers WHERE id = 1'), bind('', 'star2'), describe('P', ''), execute(''), sync());
+    ms = await c.untilReady();
+    expect(errors(ms)).toEqual([]);
+    expect(rows(ms)).toEqual([['1', 'Ada', null]]);
+  } finally {
+    c.close();
+  }
+});

@@ -225,6 +225,9 @@ describe('hot reload', () => {
     const c = await agent();
     try {
       expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBeGreaterThanOrEqual(0);
+      // The same text twice: its decision is memoised by the session, and must not outlive the reload.
+      await c.query('SELECT count(*) FROM orders');
+      await c.query('SELECT count(*) FROM orders');
       const stricter = crmPolicy(stack.pg, RULES + `    - name: no-orders
       action: deny
       match: {target: crm, sql: {tables: [orders]}}

@@ -82,6 +82,12 @@ export class ResponseQueue {
     if (p === undefined) return undefined;
     this.items[this.head++] = undefined as unknown as PendingResponse;
     this.removed?.(p);
+    // Empty again (every transaction's end): start over instead of growing and copying the array.
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+      return p;
+    }
     // Compact occasionally so a long-lived connection does not grow the array forever.
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);

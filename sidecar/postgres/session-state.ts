@@ -31,6 +31,12 @@ export interface PortalState {
   /** Result formats from Bind; empty once a portal Describe gave a shape that already carries them. */
   formats: number[];
   shape?: RowShape;
+  /**
+   * The client's own Describe of this very portal was forwarded (after its Bind, before any
+   * Execute): the server answers it before any row of an Execute, so that answer gives the shape
+   * and no Describe of ours is needed. Set on the fresh state of one Bind only.
+   */
+  described?: boolean;
   /** The approval that let this portal's Bind through (audit record of its Execute). */
   approval?: AuditApproval;
 }
@@ -140,16 +146,19 @@ export class SessionState {
 
   /** ReadyForQuery outside a transaction block: the server dropped every portal. */
   transactionEnd(): void {
-    this.portals.clear();
+    if (this.portals.size > 0) this.portals.clear();
   }
 
   statement(name: string): Lookup<StatementState> {
     const lists = [this.pending.get(`S:${name}`), name === '' ? undefined : this.pending.get('S*')];
+    // Nothing unconfirmed touches the name (a Bind of a statement prepared earlier): no scan.
+    if (lists[0] === undefined && lists[1] === undefined) return { kind: 'known', value: this.statements.get(name) };
     return this.lookup(lists, (e) => touchesStatement(e, name), this.statements.get(name), (e) => (e.kind === 'statement' ? e.value : undefined));
   }
 
   portal(name: string): Lookup<PortalState> {
     const lists = [this.pending.get(`P:${name}`), this.pending.get('P*')];
+    if (lists[0] === undefined && lists[1] === undefined) return { kind: 'known', value: this.portals.get(name) };
     return this.lookup(lists, (e) => touchesPortal(e, name), this.portals.get(name), (e) => (e.kind === 'portal' ? e.value : undefined));
   }
 

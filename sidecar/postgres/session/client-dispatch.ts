@@ -4,7 +4,8 @@
 // state end exactly as a real error would leave them. Names (prepared statements, portals) are
 // resolved only through what the server confirmed.
 import { decide } from '../../../common/policy/engine';
-import type { Decision, SqlOperation } from '../../../common/policy/types';
+import type { Decision, Identity, SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
+import type { TargetMasking } from '../row-masking';
 import { FE } from '../protocol/codes';
 import { decodeBindHead, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery, encodeCopyFail, encodeDescribe, encodeParse, encodeQuery } from '../protocol/frontend';
 import type { Frame } from '../protocol/frame-reader';
@@ -16,6 +17,20 @@ import { guardStatements } from '../guards';
 import { copyFrame, noApprovalReason } from './held-batch';
 import { NO_FORMATS, NO_SHAPE } from './result-shapes';
 import type { PgSession } from '../session';
+
+interface DecisionMemo {
+  policy: object;
+  masking: TargetMasking | undefined;
+  readOnly: boolean;
+  serverReadOnly: boolean;
+  identity: Identity;
+  result: { op: SqlOperation; decision: Decision };
+}
+
+/** Whether sqlSteps() makes a step of `s` (PREPARE, DEALLOCATE, DISCARD, DECLARE, CLOSE). */
+function changesNames(s: SqlStatementInfo): boolean {
+  return (s.prepares !== undefined && s.preparedBody !== undefined) || s.deallocates !== undefined || s.kind === 'DECLARE' || s.kind === 'CLOSE';
+}
 
 /** The value of a name the sidecar can vouch for now, else undefined (Describe and Execute then fail closed: no shape, masked whole). */
 function known<T>(l: Lookup<T>): T | undefined {
@@ -29,6 +44,13 @@ export class ClientDispatch {
   private awaiting?: string;
   /** The classification of the frame that waited for the parser worker, picked up when it is processed again. */
   private classified?: { frame: Frame; op: SqlOperation };
+  private readonly ops = new WeakMap<ClassifiedSql, SqlOperation>();
+  /**
+   * The guards' and the policy's answer per operation, valid only for the policy, masking (view
+   * list included), identity and read-only state it was made under: a hot reload (a new policy
+   * object) applies to the very next statement. Never for EXECUTE, whose meaning is this session's.
+   */
+  private readonly decided = new WeakMap<SqlOperation, DecisionMemo>();
 
   constructor(private readonly s: PgSession) {}
 
@@ -49,13 +71,8 @@ export class ClientDispatch {
         return this.onBind(f);
       case FE.Execute:
         return this.onExecute(f, now);
-      case FE.Describe: {
-        const d = decodeDescribe(f);
-        s.forward(f);
-        if (d.kind === 'S') s.queue.push({ expect: Expect.DescribeStatement, statement: known(s.model.statement(d.target)), startedAt: now, masked: 0, rows: 0 });
-        else s.queue.push({ expect: Expect.DescribePortal, portal: known(s.model.portal(d.target)), startedAt: now, masked: 0, rows: 0 });
-        return;
-      }
+      case FE.Describe:
+        return this.onDescribe(f, now);
       case FE.Close: {
         const c = decodeClose(f);
         const effect = c.kind === 'S' ? { kind: 'statement' as const, name: c.target, value: undefined } : { kind: 'portal' as const, name: c.target, value: undefined };
@@ -87,6 +104,21 @@ export class ClientDispatch {
       default:
         throw new ProtocolError(`unexpected message type "${String.fromCharCode(f.code)}" (0x${f.code.toString(16)}) from the client`);
     }
+  }
+
+  private onDescribe(f: Frame, now: number): void {
+    const s = this.s;
+    const d = decodeDescribe(f);
+    s.forward(f);
+    if (d.kind === 'S') {
+      s.queue.push({ expect: Expect.DescribeStatement, statement: known(s.model.statement(d.target)), startedAt: now, masked: 0, rows: 0 });
+      return;
+    }
+    const portal = known(s.model.portal(d.target));
+    // Answered (RowDescription or NoData) before the rows of any later Execute of this portal
+    // state; if it fails, the server skips everything up to Sync, that Execute included.
+    if (portal) portal.described = true;
+    s.queue.push({ expect: Expect.DescribePortal, portal, startedAt: now, masked: 0, rows: 0 });
   }
 
   /**
@@ -121,7 +153,14 @@ export class ClientDispatch {
   }
 
   private toOp(c: ClassifiedSql): SqlOperation {
-    return { type: 'sql', target: this.s.rt.target, statements: c.statements, parseError: c.parseError, parserFailure: c.parserFailure };
+    // One operation per classification (the classifier hands out its cached, frozen result for a
+    // text seen before), so the decision memo below and the per-statements caches hit.
+    let op = this.ops.get(c);
+    if (!op) {
+      op = { type: 'sql', target: this.s.rt.target, statements: c.statements, parseError: c.parseError, parserFailure: c.parserFailure };
+      this.ops.set(c, op);
+    }
+    return op;
   }
 
   /**
@@ -175,16 +214,21 @@ export class ClientDispatch {
     }
     const auditBlocked = this.s.rt.audit.blocked?.();
     if (auditBlocked) return { op, decision: { action: 'deny', reason: auditBlocked } };
-    const checked = guardStatements(op, {
-      prepared: (name) => this.s.model.statement(name),
-      masking: this.s.masking(),
-      readOnly: this.s.rt.spec().readOnly === true,
-      serverReadOnly: this.s.login.serverReadOnly,
-    });
-    const decision = decide(this.s.rt.policy(), checked.op, this.s.identity);
+    const policy = this.s.rt.policy();
+    const masking = this.s.masking();
+    const readOnly = this.s.rt.spec().readOnly === true;
+    const serverReadOnly = this.s.login.serverReadOnly;
+    const identity = this.s.identity;
+    const memo = this.decided.get(op);
+    if (memo && memo.policy === policy && memo.masking === masking && memo.readOnly === readOnly && memo.serverReadOnly === serverReadOnly && memo.identity === identity) {
+      return memo.result;
+    }
+    const checked = guardStatements(op, { prepared: (name) => this.s.model.statement(name), masking, readOnly, serverReadOnly });
+    const decision = decide(policy, checked.op, identity);
     // Both refuse: the policy's rule is the answer the agent and the audit trail can act on.
-    if (checked.denial && decision.action !== 'deny') return { op: checked.op, decision: checked.denial };
-    return { op: checked.op, decision };
+    const result = checked.denial && decision.action !== 'deny' ? { op: checked.op, decision: checked.denial } : { op: checked.op, decision };
+    if (!op.statements.some((st) => st.executes !== undefined)) this.decided.set(op, { policy, masking, readOnly, serverReadOnly, identity, result });
+    return result;
   }
 
   private onQuery(f: Frame, text: string, now: number): void {
@@ -236,7 +280,8 @@ export class ClientDispatch {
 
   /** What SQL PREPARE / DEALLOCATE / DISCARD / DECLARE / CLOSE in `op` change, once their CommandComplete confirms it. */
   sqlChange(op: SqlOperation | undefined, text: string, extended: boolean): Change | undefined {
-    if (!op?.statements) return undefined;
+    // Most statements change no name: no steps to build (this runs for every Query and Execute).
+    if (!op?.statements || !op.statements.some(changesNames)) return undefined;
     const steps = sqlSteps(op.statements, (body) => {
       // A prepared statement is judged alone, whatever let the PREPARE through: an approved PREPARE
       // of a held statement does not approve its executions.
@@ -309,9 +354,11 @@ export class ClientDispatch {
     const e = decodeExecute(f);
     let portal = known(this.s.model.portal(e.portal));
     const masking = this.s.masking();
-    if (masking && (portal?.shape === undefined || portal.shape === NO_SHAPE)) {
+    if (masking && portal?.described !== true && (portal?.shape === undefined || portal.shape === NO_SHAPE)) {
       // Without a row description we cannot tell which columns to mask: ask the server for one. A
       // portal we did not see bound (a SQL cursor) is described at every Execute, never remembered.
+      // Not when the client described this portal itself (pgbench, libpq's PQexecPrepared): the
+      // server's answer to that Describe lands on the same state before the rows do.
       portal ??= { formats: NO_FORMATS };
       this.s.upstreamOut.push(encodeDescribe('P', e.portal));
       this.s.queue.push({ expect: Expect.DescribePortal, portal, injected: true, startedAt: now, masked: 0, rows: 0 });
