@@ -55,9 +55,15 @@ async function forwardUpstream(ex: RouteExchange): Promise<void> {
     headers['content-length'] = String(buffered.length);
   } else if (ex.hasBody) {
     ex.continueBody();
-    const limited = limitBytes(maxBody);
-    upBody = req.pipe(limited);
-    req.on('error', (e) => limited.destroy(e));
+    if (req.headers['transfer-encoding'] === undefined) {
+      // A declared length (read-body.ts refused one over the limit): node's parser ends the body
+      // at that length, so it cannot grow past the limit and goes out without a Transform.
+      upBody = req;
+    } else {
+      const limited = limitBytes(maxBody);
+      upBody = req.pipe(limited);
+      req.on('error', (e) => limited.destroy(e));
+    }
   }
 
   const abort = new AbortController();
@@ -82,7 +88,8 @@ async function forwardUpstream(ex: RouteExchange): Promise<void> {
     });
   } catch (err) {
     res.off('close', onClose);
-    if (upBody && typeof (upBody as Readable).destroy === 'function') (upBody as Readable).destroy();
+    // The limiting Transform is ours to drop; the agent's request stays, so the error can be answered on its connection.
+    if (upBody && upBody !== req && typeof (upBody as Readable).destroy === 'function') (upBody as Readable).destroy();
     throw err;
   }
   // Removed, and the body released if unread, once the answer is sent (RouteExchange.releaseUpstream).
