@@ -6,22 +6,9 @@ import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 
 const root = import.meta.dirname;
 
-// Test support: never part of the shipped tree (common, sidecar, operator, cli, tools). The last
-// globs name the test doubles that still sit beside production code until they move under test/.
-const testSupport = [
-  'test/**',
-  'bench/**',
-  'e2e/**',
-  '**/*.test.ts',
-  '**/testing/**',
-  '**/testing.ts',
-  '**/testing-*.ts',
-  '**/fake-*.ts',
-  '**/*-fixture.ts',
-  '**/test-helpers.ts',
-  '**/test-bytes.ts',
-  '**/*-testkit.ts',
-];
+// Test support: never part of the shipped tree (common, sidecar, operator, cli, tools). Test
+// doubles live under test/support/ (one convention); test data sits in testdata/ beside its code.
+const testSupport = ['test/**', 'bench/**', 'e2e/**', '**/*.test.ts', '**/testdata/**'];
 const shipped = ['common', 'sidecar', 'operator', 'cli', 'tools'];
 
 // The layers. A zone forbids files under `target` to import anything under `from`.
@@ -71,27 +58,12 @@ const testSupportZone = {
 };
 
 // Files that are tests or test support: they may import anything, and their functions are not a
-// module boundary. The doubles still beside production code are listed until they move under test/.
-const testFiles = [
-  '**/*.test.ts',
-  'test/**/*.ts',
-  'bench/**/*.ts',
-  'e2e/**/*.ts',
-  '**/testing/**/*.ts',
-  '**/testing.ts',
-  '**/testing-*.ts',
-  '**/fake-*.ts',
-  '**/*-fixture.ts',
-  '**/test-helpers.ts',
-  '**/test-bytes.ts',
-  '**/*-testkit.ts',
-  '**/fixtures/**/*.ts',
-  '**/testdata/**/*.ts',
-];
+// module boundary.
+const testFiles = ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts', 'e2e/**/*.ts', '**/testdata/**/*.ts'];
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tmp/**', 'bench/profiles/**', 'charts/**'],
+    ignores: ['dist/**', 'dist-dev/**', 'node_modules/**', 'coverage/**', '.tmp/**', 'bench/profiles/**', 'charts/**'],
   },
   {
     files: ['**/*.ts'],

@@ -1,6 +1,7 @@
 // `node dist-dev/bench/audit.js`: the audit trail's cost per operation, stage by stage, in this process
-// (no network): building a record, appending it to the spool (JSON + one write), and what the
-// shipper does per record (parse, OTel span and log objects, OTLP protobuf serialization).
+// (no network): on the main thread, building a record, encoding it (binary.ts; JSON.stringify, the
+// format before it, for comparison) and appending it to the spool (one write); in the export
+// thread, decoding it and the OTLP protobuf serialization.
 // Complements pg-bench's `sidecar-audit` target, which measures the whole path end to end.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -9,9 +10,10 @@ import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/
 import { silentLogger } from '../common/log';
 import { Metrics } from '../common/metrics';
 import type { AuditRecord } from '../common/audit/record';
-import { sidecarResource } from '../sidecar/audit/exporters';
+import { sidecarResource } from '../sidecar/audit/otlp-settings';
 import { postgresRecord } from '../sidecar/audit/records';
 import { Spool } from '../sidecar/audit/spool';
+import { decodeRecord, encodeRecord } from '../sidecar/audit/binary';
 import { encodeLogs, encodeTraces } from '../sidecar/audit/otlp-encode';
 import { toLogRecord, toSpans } from '../sidecar/audit/to-otlp';
 
@@ -40,10 +42,15 @@ function main(): void {
   const build = time('build the record', N, make);
   const rec = make(1);
   const json = JSON.stringify(rec);
-  const stringify = time('JSON.stringify', N, () => JSON.stringify(rec));
-  const append = time('spool.append (one write to the kernel)', N, () => spool.append(json));
-  const parse = time('shipper: JSON.parse', N, () => JSON.parse(json));
-  const objects = time('shipper: span + log record objects', N, () => {
+  time('JSON.stringify (the format before binary.ts)', N, () => JSON.stringify(rec));
+  const encode = time('encodeRecord (binary), used', N, () => encodeRecord(rec));
+  time('spool.append(JSON string) + stringify, before', N, () => spool.append(JSON.stringify(rec)));
+  const append = time('spool.append(encodeRecord(r)) (one write), used', N, () => spool.append(encodeRecord(rec)));
+  const bin = Buffer.from(encodeRecord(rec));
+  process.stdout.write(`  ${'record size: JSON / binary'.padEnd(52)} ${Buffer.byteLength(json)} / ${bin.length} bytes\n`);
+  time('export thread: JSON.parse (before)', N, () => JSON.parse(json));
+  const parse = time('export thread: decodeRecord (binary), used', N, () => decodeRecord(bin));
+  const objects = time('export thread: span + log objects (http/json only)', N, () => {
     toSpans(rec, resource);
     toLogRecord(rec, resource);
   });
@@ -60,19 +67,19 @@ function main(): void {
     process.stdout.write(`  ${label.padEnd(52)} ${us.toFixed(2).padStart(8)} µs/op\n`);
     return us;
   };
-  const sdk = quiet('shipper: SDK OTLP protobuf serializer (span + log)', () => {
+  const sdk = quiet('export thread: SDK OTLP protobuf serializer (span + log)', () => {
     ProtobufTraceSerializer.serializeRequest(spans);
     ProtobufLogsSerializer.serializeRequest(logs);
   });
-  const own = quiet('shipper: our OTLP encoder (span + log), used', () => {
+  const own = quiet('export thread: our OTLP encoder (span + log), used', () => {
     encodeTraces(records, resource);
     encodeLogs(records, resource);
   });
   process.stdout.write(`  ${'(the SDK path also needs the span + log objects)'.padEnd(52)}   ${(sdk + objects).toFixed(2)} µs/op in all\n`);
-  const hot = build + stringify + append;
+  const hot = build + append;
   const ship = parse + own;
-  process.stdout.write(`\n  on the data path (before the agent sees its result): ${hot.toFixed(1)} µs\n`);
-  process.stdout.write(`  in the shipper (off the request, same thread):       ${ship.toFixed(1)} µs\n`);
+  process.stdout.write(`\n  on the main thread (build + encode + write):         ${hot.toFixed(1)} µs  (encode alone ${encode.toFixed(1)})\n`);
+  process.stdout.write(`  in the export thread (decode + OTLP encode):         ${ship.toFixed(1)} µs\n`);
   void spool.close().then(() => fs.rmSync(dir, { recursive: true, force: true }));
 }
 

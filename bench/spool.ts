@@ -1,9 +1,10 @@
 // Micro-benchmark for the audit spool's hot path: Spool.append() of 300-byte records.
 //   npx tsc -p tsconfig.dev.json && node dist-dev/bench/spool.js [--dir DIR] [--records N]
-// Each round appends N records (as a string, the way the audit pipeline hands over JSON, and as a
-// Buffer), yielding to the event loop every 1000 appends so the batched fsync runs as it would in
-// the sidecar. The figure is the best round; both wall-clock and CPU time are printed because on a
-// shared machine wall-clock swings while CPU time stays put.
+// Each round appends N records (as a string, the way the audit trail handed over JSON before, and as
+// a Buffer, the way it hands over binary records now: sidecar/audit/binary.ts), yielding to the
+// event loop every 1000 appends so the batched fsync runs as it would in the sidecar. The figure is
+// the best round; both wall-clock and CPU time are printed because on a shared machine wall-clock
+// swings while CPU time stays put.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

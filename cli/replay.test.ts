@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AuditRecord } from '../common/audit/record';
 import { silentLogger } from '../common/log';
+import { encodeRecord } from '../sidecar/audit/binary';
 import { Spool } from '../sidecar/audit/spool';
 import { main } from './main';
 import { nearestSessions, runReplay, summarizeSessions } from './replay';
@@ -79,10 +80,11 @@ beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-replay-'));
   // The sidecar keeps running (and holding the lock) while replay reads.
   writer = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1024, whenFull: 'block', log: silentLogger });
+  // The first record as a sidecar before the binary format wrote it (JSON): still replayed the same.
   writer.append(JSON.stringify(records[0]));
   writer.append('not json at all');
-  for (const r of records.slice(1)) writer.append(JSON.stringify(r));
-  writer.append(JSON.stringify(records[1])); // an export replayed after a crash: same id
+  for (const r of records.slice(1)) writer.append(encodeRecord(r));
+  writer.append(encodeRecord(records[1])); // an export replayed after a crash: same id
   writer.ack(3); // acknowledged records are still shown
 });
 

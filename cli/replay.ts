@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { AuditRecord } from '../common/audit/record';
 import { PATHS } from '../common/k8s/names';
+import { decodeRecord } from '../sidecar/audit/binary';
 import { readSpoolDir, type SpoolEntry } from '../sidecar/audit/segment';
 
 export interface ReplayIo {
@@ -60,7 +61,10 @@ function isAuditRecord(v: unknown): v is AuditRecord {
   );
 }
 
-/** Parses spool payloads as AuditRecord JSON; anything else is counted, not fatal. */
+/**
+ * Decodes spool payloads: the binary format (sidecar/audit/binary.ts), or the JSON one that
+ * sidecars before it wrote, so an older spool replays the same; anything else is counted, not fatal.
+ */
 export function parseRecords(entries: Iterable<SpoolEntry>, keep: (payload: Buffer) => boolean = () => true): { records: ReplayRecord[]; invalid: number } {
   const records: ReplayRecord[] = [];
   let invalid = 0;
@@ -68,7 +72,7 @@ export function parseRecords(entries: Iterable<SpoolEntry>, keep: (payload: Buff
     if (!keep(e.payload)) continue;
     let v: unknown;
     try {
-      v = JSON.parse(e.payload.toString('utf8'));
+      v = decodeRecord(e.payload);
     } catch {
       v = undefined;
     }
@@ -301,7 +305,7 @@ export async function runReplay(argv: string[], io: ReplayIo, env: NodeJS.Proces
       return 0;
     }
     const id = positionals[0];
-    // Cheap pre-filter: a matching record carries the id verbatim (ids need no JSON escaping).
+    // Cheap pre-filter: a matching record carries the id verbatim, in either format (ids need no JSON escaping).
     const needle = /^[\w.:-]+$/.test(id) ? Buffer.from(id) : undefined;
     const { records, invalid } = readAll(dir, needle ? (p) => p.includes(needle) : undefined);
     const selected = selectSession(records, id);

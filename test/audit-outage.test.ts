@@ -10,6 +10,8 @@ import { Client } from 'pg';
 import { ATTR, METRIC, SPAN } from '../common/audit/names';
 import { crmPolicy, startPg, startStack, type Stack } from './support/stack';
 import { startOtlpReceiver, type OtlpReceiver } from './support/otlp-receiver';
+import { decodeRecord } from '../sidecar/audit/binary';
+import { readSpoolDir } from '../sidecar/audit/segment';
 import type { PgServer } from '../tools/pg-server';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -133,6 +135,44 @@ test('spool full with whenSpoolFull: drop-oldest keeps serving and counts what i
     expect([...arrived].some((t) => t.includes("'full-d-299'"))).toBe(true);
     expect(arrived.size).toBeLessThan(300);
     expect(stack.sidecar.audit!.spool.stats().dropped).toBe(dropped);
+  } finally {
+    await receiver.up().catch(() => undefined);
+    await stack.stop();
+  }
+});
+
+test('a statement\'s record is in the spool file (the kernel) by the time the agent has its result', async () => {
+  const stack = await stackWith('    payloads: false\n', {});
+  try {
+    const dir = stack.sidecar.audit!.spool.dir;
+    const c = new Client({ connectionString: stack.agentUrl() });
+    await c.connect();
+    for (let i = 0; i < 20; i++) {
+      await c.query(`SELECT 'in-kernel-${i}' AS m`);
+      // Read the segment files the moment the answer is here, as another process would.
+      const texts = [...readSpoolDir(dir)].map((e) => decodeRecord(e.payload).db?.text ?? '');
+      expect(texts.some((t) => t.includes(`'in-kernel-${i}'`))).toBe(true);
+    }
+    await c.end();
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('the export thread dies mid-outage: it is restarted and every record still arrives (re-read from the spool)', async () => {
+  const stack = await stackWith('    payloads: false\n', {});
+  try {
+    const thread = stack.sidecar.audit!.exportThread!;
+    expect(thread).toBeDefined();
+    await receiver.down();
+    await runStatements(stack.agentUrl(), 'thread-k', 30);
+    await thread.kill();
+    await runStatements(stack.agentUrl(), 'thread-l', 10);
+    await receiver.up();
+    await receiver.waitFor(() => statementsArrived('thread-k').size === 30 && statementsArrived('thread-l').size === 10, 20_000);
+    expect(thread.restarts).toBeGreaterThanOrEqual(1);
+    expect(await stack.sidecar.audit!.drain(5000)).toBe(true);
+    expect(stack.sidecar.audit!.spool.stats().pending).toBe(0);
   } finally {
     await receiver.up().catch(() => undefined);
     await stack.stop();

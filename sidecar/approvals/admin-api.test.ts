@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import * as os from 'node:os';
 import { LocalApprovalStore } from './local-store';
 import { startTestAdmin, newApprovalRequest } from '../../test/support/sidecar/approvals-admin';
 import type { ApprovalsApiOptions } from './admin-api';
@@ -100,7 +101,7 @@ describe('approvals admin API', () => {
     const r = await env.req('POST', `/approvals/${a.id}/approve`, {});
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe('not_an_approver');
-    expect(r.body.error.message).toContain(require('node:os').userInfo().username);
+    expect(r.body.error.message).toContain(os.userInfo().username);
   });
 
   test('localApprovals: a local user equal to the requester cannot approve', async () => {

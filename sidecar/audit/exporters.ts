@@ -1,73 +1,18 @@
-// OTLP exporters from the standard environment: OTEL_EXPORTER_OTLP_ENDPOINT (and the per-signal
-// *_ENDPOINT variables), OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf by default, http/json),
-// OTEL_EXPORTER_OTLP_HEADERS / _TIMEOUT / _COMPRESSION / certificates (read by the exporters
-// themselves), OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES for the resource.
-import { OTLPLogExporter as LogsJson } from '@opentelemetry/exporter-logs-otlp-http';
-import { OTLPMetricExporter as MetricsJson } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as MetricsProto } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { OTLPTraceExporter as TracesJson } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, envDetector, detectResources, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+// OTLP exporters of audit records (spans and log records). Loaded only by the export thread
+// (export-thread.ts), never on the sidecar's main thread: the settings and the resource are in
+// otlp-settings.ts, the metrics exporter in otlp-metrics.ts.
+import type { Resource } from '@opentelemetry/resources';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import type { ExportResult } from '@opentelemetry/core';
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import type { AuditRecord } from '../../common/audit/record';
-import { encodeLogs, encodeTraces } from './otlp-encode';
+import type { MetricsSnapshot } from '../../common/metrics';
+import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encode';
+import type { OtlpSettings } from './otlp-settings';
 import { toLogRecord, toSpans } from './to-otlp';
 
-export type OtlpProtocol = 'http/protobuf' | 'http/json';
-
-export interface OtlpSignalSettings {
-  protocol: OtlpProtocol;
-  url: string;
-}
-
-export interface OtlpSettings {
-  traces: OtlpSignalSettings;
-  logs: OtlpSignalSettings;
-  metrics: OtlpSignalSettings;
-}
-
-export class OtlpConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'OtlpConfigError';
-  }
-}
-
-function protocol(env: NodeJS.ProcessEnv, signal: 'TRACES' | 'LOGS' | 'METRICS'): OtlpProtocol {
-  const raw = (env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim();
-  if (raw === 'http/protobuf' || raw === 'http/json') return raw;
-  const name = env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] !== undefined ? `OTEL_EXPORTER_OTLP_${signal}_PROTOCOL` : 'OTEL_EXPORTER_OTLP_PROTOCOL';
-  throw new OtlpConfigError(`${name}="${raw}" is not supported: use http/protobuf (the default) or http/json`);
-}
-
-/**
- * The OTLP settings, or undefined when no collector is configured (no endpoint, or
- * OTEL_SDK_DISABLED=true): records are then kept in the spool for `warden replay` only.
- */
-export function otlpSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): OtlpSettings | undefined {
-  if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return undefined;
-  const any = ['', 'TRACES_', 'LOGS_', 'METRICS_'].some((s) => (env[`OTEL_EXPORTER_OTLP_${s}ENDPOINT`] ?? '').trim() !== '');
-  if (!any) return undefined;
-  const signal = (name: 'TRACES' | 'LOGS' | 'METRICS'): OtlpSignalSettings => ({ protocol: protocol(env, name), url: endpoint(env, name) });
-  return { traces: signal('TRACES'), logs: signal('LOGS'), metrics: signal('METRICS') };
-}
-
-/** Per the OTLP exporter spec: a signal's own endpoint is used as is; the shared one gets /v1/<signal>. */
-function endpoint(env: NodeJS.ProcessEnv, signal: 'TRACES' | 'LOGS' | 'METRICS'): string {
-  const own = (env[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`] ?? '').trim();
-  const raw = own || `${(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').trim().replace(/\/+$/, '')}/v1/${signal.toLowerCase()}`;
-  const name = own ? `OTEL_EXPORTER_OTLP_${signal}_ENDPOINT` : 'OTEL_EXPORTER_OTLP_ENDPOINT';
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new OtlpConfigError(`${name} is not a URL: "${raw}"`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OtlpConfigError(`${name} must be an http or https URL, not "${url.protocol}"`);
-  return url.href;
-}
+export { OtlpConfigError, otlpSettingsFromEnv, sidecarResource, type OtlpProtocol, type OtlpSettings, type OtlpSignalSettings } from './otlp-settings';
 
 /** Exports audit records as one signal (their spans, or their log records). */
 export interface RecordExporter {
@@ -80,6 +25,9 @@ export interface Exporters {
   logs: RecordExporter;
   metrics: PushMetricExporter;
 }
+
+/** The span and log exporters (the export thread's part; metrics stay with the registry). */
+export type RecordExporters = Pick<Exporters, 'traces' | 'logs'>;
 
 /**
  * http/protobuf: the SDK's OTLP HTTP transport (headers, timeout, compression, certificates and
@@ -98,9 +46,12 @@ function protobufExporter(signal: 'TRACES' | 'LOGS', url: string, encode: (r: Au
   return new OTLPExporterBase<AuditRecord[]>(delegate);
 }
 
-export function createExporters(s: OtlpSettings, resource: Resource): Exporters {
+export function createRecordExporters(s: Pick<OtlpSettings, 'traces' | 'logs'>, resource: Resource): RecordExporters {
   let traces: RecordExporter;
   if (s.traces.protocol === 'http/json') {
+    // The SDK's JSON exporters (and the transformer they bring) load only when asked for: memory.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { OTLPTraceExporter: TracesJson } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
     const sdk = new TracesJson({ url: s.traces.url });
     traces = { export: (records, done) => sdk.export(records.flatMap((r) => toSpans(r, resource)), done), shutdown: () => sdk.shutdown() };
   } else {
@@ -108,22 +59,34 @@ export function createExporters(s: OtlpSettings, resource: Resource): Exporters 
   }
   let logs: RecordExporter;
   if (s.logs.protocol === 'http/json') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { OTLPLogExporter: LogsJson } = require('@opentelemetry/exporter-logs-otlp-http') as typeof import('@opentelemetry/exporter-logs-otlp-http');
     const sdk = new LogsJson({ url: s.logs.url });
     logs = { export: (records, done) => sdk.export(records.map((r) => toLogRecord(r, resource)), done), shutdown: () => sdk.shutdown() };
   } else {
     logs = protobufExporter('LOGS', s.logs.url, (records) => encodeLogs(records, resource));
   }
-  return {
-    traces,
-    logs,
-    metrics: s.metrics.protocol === 'http/json' ? new MetricsJson({ url: s.metrics.url }) : new MetricsProto({ url: s.metrics.url }),
-  };
+  return { traces, logs };
 }
 
-/** service.name defaults to warden-sidecar; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override. */
-export function sidecarResource(env: NodeJS.ProcessEnv = process.env): Resource {
-  const detected = detectResources({ detectors: [envDetector] });
-  const base = defaultResource().merge(resourceFromAttributes({ 'service.name': 'warden-sidecar', 'service.version': '0.1.0' }));
-  const own = resourceFromAttributes(env.OTEL_SERVICE_NAME ? { 'service.name': env.OTEL_SERVICE_NAME } : {});
-  return base.merge(detected).merge(own);
+/** Exports registry snapshots as OTLP metrics. */
+export interface SnapshotExporter {
+  export(snapshot: MetricsSnapshot, done: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * http/protobuf metrics with our encoder (otlp-encode.ts) over the SDK's HTTP transport, as for
+ * spans and logs: the metrics SDK and the proto exporter's protobuf runtime stay unloaded.
+ * Timestamps: points are cumulative from startMs.
+ */
+export function createProtobufMetricsExporter(url: string, resource: Resource, startMs: number): SnapshotExporter {
+  const delegate = createOtlpHttpExportDelegate<MetricsSnapshot, unknown>(
+    convertLegacyHttpOptions({ url }, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
+    { serializeRequest: (snap) => encodeMetrics(snap, resource, startMs, performance.timeOrigin + performance.now()), deserializeResponse: () => ({}) },
+    'otlp_http_metric_exporter',
+    { name: 'metric_data_point', countItems: (snap: MetricsSnapshot) => snap.counters.length + snap.histograms.length },
+    undefined,
+  );
+  return new OTLPExporterBase<MetricsSnapshot>(delegate);
 }

@@ -1,11 +1,13 @@
 // The hand-written OTLP encoder against the OpenTelemetry SDK's own serializer: both outputs are
 // decoded with the opentelemetry-proto definitions and must describe the same spans and log
 // records (ids, parentage, times, status, every attribute and value type, bodies).
-import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { ProtobufLogsSerializer, ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { Metrics } from '../../common/metrics';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { AuditRecord } from '../../common/audit/record';
 import { decodeExport } from '../../test/support/otlp-proto/decode';
-import { encodeLogs, encodeTraces } from './otlp-encode';
+import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encode';
+import { registryProducer } from './otlp-metrics';
 import { httpRecord, postgresRecord } from './records';
 import { startTrace } from './trace-context';
 
@@ -37,8 +39,10 @@ function samples(): AuditRecord[] {
     { session: 'http-9', seq: 1, start: 1_763_800_001_000, durationMs: 1.5, policy: 'agents/support', target: 'openai', decision: 'deny', rule: 'no-admin', reason: 'admin API is off limits', identity, masked: 0, error: 'upstream said no' },
     startTrace(undefined),
     { method: 'POST', route: 'openai', path: '/v1/chat/completions', url: 'https://api.openai.com/v1/chat/completions', status: 403, serverAddress: 'api.openai.com', serverPort: 443 },
-    { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o-mini', inputTokens: 5, outputTokens: 7, finishReasons: ['stop', 'length'] },
-    { request: '{"model":"gpt-4o-mini"}', response: 'x'.repeat(300), truncated: true },
+    {
+      genAi: { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o-mini', inputTokens: 5, outputTokens: 7, finishReasons: ['stop', 'length'] },
+      payload: { request: '{"model":"gpt-4o-mini"}', response: 'x'.repeat(300), truncated: true },
+    },
   );
   return [held, denied];
 }
@@ -77,5 +81,26 @@ describe('encodeTraces / encodeLogs', () => {
     expect(decoded[598].name).toBe('warden.postgres.query');
     expect(text.length).toBe(70_000);
     expect(text === 'é'.repeat(70_000)).toBe(true);
+  });
+});
+
+describe('encodeMetrics', () => {
+  test('a registry snapshot decodes to what the SDK serializer produces from the registry producer', async () => {
+    const m = new Metrics();
+    m.counter('warden_operations_total', 'ops').inc({ target: 'crm', decision: 'allow' }, 3);
+    m.counter('warden_operations_total', 'ops').inc({ target: 'crm', decision: 'deny' });
+    m.gauge('warden_spool_bytes', 'bytes').set({}, 4096);
+    m.histogram('warden_added_latency_seconds', 'added').observe({ target: 'crm' }, 0.0004);
+    m.histogram('warden_added_latency_seconds', 'added').observe({ target: 'crm' }, 0.02);
+    const start = 1_763_800_000_000.5;
+    const now = 1_763_800_015_000.25;
+    const ours = decodeExport('metrics', 'protobuf', Buffer.from(encodeMetrics(m.snapshot(), resource, start, now))).metrics;
+    const hr = (ms: number): [number, number] => [Math.floor(ms / 1000), Math.round((ms - Math.floor(ms / 1000) * 1000) * 1e6)];
+    const collected = await registryProducer(m, resource, hr(start)).collect();
+    const sm = collected.resourceMetrics.scopeMetrics[0];
+    for (const metric of sm.metrics) for (const p of metric.dataPoints) (p as { endTime: [number, number] }).endTime = hr(now);
+    const sdk = decodeExport('metrics', 'protobuf', Buffer.from(ProtobufMetricsSerializer.serializeRequest(collected.resourceMetrics)!)).metrics;
+    expect(ours.length).toBe(3);
+    expect(ours).toEqual(sdk);
   });
 });

@@ -7,6 +7,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { AuditRecord } from '../../common/audit/record';
+import type { MetricsSnapshot } from '../../common/metrics';
 import { SCOPE, SPAN } from '../../common/audit/names';
 import { approvalWaitAttributes, approvalWaitStatus, logAttributes, logBody, spanAttributes, spanName, spanStatus } from './to-otlp';
 
@@ -73,6 +74,20 @@ class Writer {
     this.ensure(4);
     this.buf.writeUInt32LE(v >>> 0, this.pos);
     this.pos += 4;
+  }
+
+  /** A fixed64 without its tag (inside a packed repeated field). */
+  raw64(v: bigint): void {
+    this.ensure(8);
+    this.buf.writeBigUInt64LE(v, this.pos);
+    this.pos += 8;
+  }
+
+  /** A double without its tag (inside a packed repeated field). */
+  rawDouble(v: number): void {
+    this.ensure(8);
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
   }
 
   double(field: number, v: number): void {
@@ -143,7 +158,8 @@ function anyValue(w: Writer, field: number, v: unknown): void {
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (x !== undefined) keyValue(w, 1, k, x);
     w.end();
   } else {
-    w.string(1, String(v));
+    // What is left (bigint, symbol, function) never occurs in a record; a bigint keeps its digits.
+    w.string(1, typeof v === 'bigint' ? v.toString() : '');
   }
   w.end();
 }
@@ -209,7 +225,7 @@ function attributes(w: Writer, field: number, attrs: Attributes | Record<string,
 
 function writeResource(w: Writer, resource: Resource): void {
   w.begin(1); // resource
-  attributes(w, 1, resource.attributes as Attributes);
+  attributes(w, 1, resource.attributes);
   w.end();
 }
 
@@ -296,6 +312,79 @@ export function encodeLogs(records: readonly AuditRecord[], resource: Resource):
     w.hexBytes(10, r.trace.spanId);
     w.fixed64(11, time);
     w.string(12, 'warden.audit');
+    w.end();
+  }
+  w.end();
+  w.end();
+  return w.result();
+}
+
+const TEMPORALITY_CUMULATIVE = 2;
+
+/**
+ * ExportMetricsServiceRequest for a registry snapshot, as the SDK's reader over registryProducer
+ * (otlp-metrics.ts) sends it: monotonic counters as cumulative sums, gauges as gauges, histograms
+ * with explicit bounds, every value a double, no min/max. Hand-written so the export thread needs
+ * neither the metrics SDK nor the protobuf runtime of the SDK's proto exporter (memory).
+ */
+export function encodeMetrics(snap: MetricsSnapshot, resource: Resource, startMs: number, nowMs: number): Uint8Array {
+  const w = new Writer();
+  const start = nanos(startMs);
+  const now = nanos(nowMs);
+  w.begin(1); // resource_metrics
+  writeResource(w, resource);
+  w.begin(2); // scope_metrics
+  scope(w);
+  for (const c of snap.counters) {
+    if (c.points.length === 0) continue;
+    w.begin(2); // metrics
+    w.string(1, c.name);
+    w.string(2, c.help);
+    w.begin(c.monotonic ? 7 : 5); // sum | gauge
+    for (const p of c.points) {
+      w.begin(1); // data_points (NumberDataPoint)
+      attributes(w, 7, p.labels);
+      w.fixed64(2, start);
+      w.fixed64(3, now);
+      w.double(4, p.value);
+      w.end();
+    }
+    if (c.monotonic) {
+      w.tag(2, 0);
+      w.varint(TEMPORALITY_CUMULATIVE);
+      w.tag(3, 0);
+      w.varint(1);
+    }
+    w.end();
+    w.end();
+  }
+  for (const h of snap.histograms) {
+    if (h.points.length === 0) continue;
+    w.begin(2); // metrics
+    w.string(1, h.name);
+    w.string(2, h.help);
+    w.string(3, 's');
+    w.begin(9); // histogram
+    for (const p of h.points) {
+      w.begin(1); // data_points (HistogramDataPoint)
+      attributes(w, 9, p.labels);
+      w.fixed64(2, start);
+      w.fixed64(3, now);
+      w.fixed64(4, BigInt(p.count));
+      w.double(5, p.sum);
+      w.begin(6); // bucket_counts, packed fixed64
+      for (const n of p.counts) {
+        w.raw64(BigInt(n));
+      }
+      w.end();
+      w.begin(7); // explicit_bounds, packed double
+      for (const b of h.bounds) w.rawDouble(b);
+      w.end();
+      w.end();
+    }
+    w.tag(2, 0);
+    w.varint(TEMPORALITY_CUMULATIVE);
+    w.end();
     w.end();
   }
   w.end();

@@ -15,7 +15,20 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { HrTime } from '@opentelemetry/api';
 import { SCOPE } from '../../common/audit/names';
-import type { Metrics } from '../../common/metrics';
+import type { Metrics, MetricsSnapshot } from '../../common/metrics';
+import type { OtlpSignalSettings } from './otlp-settings';
+
+/** The OTLP metrics exporter for these settings (http/protobuf or http/json); only that one is loaded. */
+export function createMetricExporter(s: OtlpSignalSettings): PushMetricExporter {
+  if (s.protocol === 'http/json') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
+    return new OTLPMetricExporter({ url: s.url });
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto');
+  return new OTLPMetricExporter({ url: s.url });
+}
 
 function hrNow(): HrTime {
   const ms = performance.timeOrigin + performance.now();
@@ -24,7 +37,7 @@ function hrNow(): HrTime {
 }
 
 /** Converts the registry to OTLP metric data; pure apart from the clock. */
-export function registryProducer(metrics: Metrics, resource: Resource, startTime: HrTime = hrNow()): MetricProducer {
+export function registryProducer(metrics: Pick<Metrics, 'snapshot'> | { snapshot(): MetricsSnapshot }, resource: Resource, startTime: HrTime = hrNow()): MetricProducer {
   return {
     collect: async (): Promise<CollectionResult> => {
       const snap = metrics.snapshot();
@@ -65,7 +78,7 @@ export interface OtlpMetricsHandle {
   stop(): Promise<void>;
 }
 
-export function startOtlpMetrics(opts: { metrics: Metrics; resource: Resource; exporter: PushMetricExporter; intervalMs?: number }): OtlpMetricsHandle {
+export function startOtlpMetrics(opts: { metrics: Pick<Metrics, 'snapshot'>; resource: Resource; exporter: PushMetricExporter; intervalMs?: number }): OtlpMetricsHandle {
   const reader = new PeriodicExportingMetricReader({
     exporter: opts.exporter,
     exportIntervalMillis: opts.intervalMs ?? 15_000,

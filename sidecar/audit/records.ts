@@ -65,11 +65,17 @@ export function postgresRecord(c: OperationCommon, db: Omit<AuditDb, 'system'>, 
 }
 
 /** An HTTP request: its trace was started when the request arrived (it was propagated upstream). */
-export function httpRecord(kind: 'http' | 'egress', c: OperationCommon, trace: AuditTrace, http: AuditHttp, genAi?: AuditGenAi, payload?: AuditPayload): AuditRecord {
+export function httpRecord(
+  kind: 'http' | 'egress',
+  c: OperationCommon,
+  trace: AuditTrace,
+  http: AuditHttp,
+  extra: { genAi?: AuditGenAi; payload?: AuditPayload } = {},
+): AuditRecord {
   const r = base(kind, c, trace);
   r.http = http;
-  if (genAi) r.genAi = genAi;
-  if (payload) r.payload = payload;
+  if (extra.genAi) r.genAi = extra.genAi;
+  if (extra.payload) r.payload = extra.payload;
   return r;
 }
 

@@ -1,5 +1,6 @@
-// Ships spooled audit records to the collector: reads what the collector has not acknowledged,
-// exports each record's spans and log record with the SDK's OTLP exporters, and moves the spool's
+// Ships spooled audit records to the collector (in the export thread, export-thread.ts): reads
+// what the collector has not acknowledged from the spool files (spool-tail.ts), decodes them
+// (binary.ts), exports each record's spans and log record over OTLP, and moves the spool's
 // acknowledged mark only once both were accepted. A collector that is away is retried with
 // backoff, forever; nothing is dropped here (the spool decides what happens when it fills up).
 // A batch re-sent after a failure or a restart carries the same span ids and `warden.audit.id`,
@@ -8,8 +9,14 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { AuditRecord } from '../../common/audit/record';
 import { METRIC } from '../../common/audit/names';
 import type { Logger } from '../../common/log';
-import type { Metrics } from '../../common/metrics';
-import type { Exporters } from './exporters';
+import type { Labels } from '../../common/metrics';
+import { decodeRecord } from './binary';
+import type { RecordExporters } from './exporters';
+
+/** The counters the shipper moves (the registry, or in the export thread a relay to it). */
+export interface ShipperMetrics {
+  counter(name: string, help: string): { inc(labels?: Labels, by?: number): void };
+}
 
 /** What the shipper needs of the spool. */
 export interface ShipperSpool {
@@ -20,9 +27,9 @@ export interface ShipperSpool {
 
 export interface ShipperOptions {
   spool: ShipperSpool;
-  exporters: Pick<Exporters, 'traces' | 'logs'>;
+  exporters: RecordExporters;
   log: Logger;
-  metrics: Metrics;
+  metrics: ShipperMetrics;
   /** Wait for more records before exporting a partial batch (default 200 ms). */
   lingerMs?: number;
   batchRecords?: number;
@@ -93,7 +100,7 @@ export function startShipper(opts: ShipperOptions): Shipper {
     for (const item of batch) {
       let r: AuditRecord;
       try {
-        r = JSON.parse(item.payload.toString('utf8')) as AuditRecord;
+        r = decodeRecord(item.payload);
       } catch {
         unreadable.inc({ reason: 'unreadable' });
         log.error('audit record in the spool is not readable; skipped', { seq: item.seq });

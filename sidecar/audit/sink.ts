@@ -155,8 +155,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
           c,
           e.trace,
           { method: e.method, route: e.target, path: e.path, url: e.url, status: e.status, serverAddress: e.serverAddress, serverPort: e.serverPort },
-          e.genAi,
-          e.payload,
+          { genAi: e.genAi, payload: e.payload },
         ),
       );
       if ((e.decision === 'allow' || e.decision === 'mask') && !e.error) return; // routine: counted, recorded, not logged

@@ -10,6 +10,12 @@ import { Metrics } from '../../common/metrics';
 import { SpoolLockedError } from './lock';
 import { readSpoolDir } from './segment';
 import { Spool, SpoolError, type SpoolOptions } from './spool';
+import { SpoolTail } from './spool-tail';
+
+/** What the export thread reads (spool-tail.ts): the main thread's Spool never reads records back. */
+function unacked(s: Spool, afterSeq: number, max: { records: number; bytes: number }): Array<{ seq: number; payload: Buffer }> {
+  return new SpoolTail(s.dir, s.shareProgress(), silentLogger).readUnacked(afterSeq, max);
+}
 
 type Line = Record<string, unknown> & { level: string; msg: string };
 
@@ -71,16 +77,16 @@ describe('append, read, ack', () => {
     expect(s.append(Buffer.from('two'))).toBe(2);
     expect(s.append('{"x":"drei ü"}')).toBe(3);
 
-    expect(text(s.readUnacked(0, ALL))).toEqual(['one', 'two', '{"x":"drei ü"}']);
+    expect(text(unacked(s, 0, ALL))).toEqual(['one', 'two', '{"x":"drei ü"}']);
     // Paging: by count, by bytes (always at least one record), continuing from the last seq.
-    expect(s.readUnacked(0, { records: 2, bytes: 1e6 }).map((e) => e.seq)).toEqual([1, 2]);
-    expect(s.readUnacked(2, { records: 2, bytes: 1e6 }).map((e) => e.seq)).toEqual([3]);
-    expect(s.readUnacked(0, { records: 10, bytes: 1 }).map((e) => e.seq)).toEqual([1]);
-    expect(s.readUnacked(0, { records: 10, bytes: 6 }).map((e) => e.seq)).toEqual([1, 2]);
+    expect(unacked(s, 0, { records: 2, bytes: 1e6 }).map((e) => e.seq)).toEqual([1, 2]);
+    expect(unacked(s, 2, { records: 2, bytes: 1e6 }).map((e) => e.seq)).toEqual([3]);
+    expect(unacked(s, 0, { records: 10, bytes: 1 }).map((e) => e.seq)).toEqual([1]);
+    expect(unacked(s, 0, { records: 10, bytes: 6 }).map((e) => e.seq)).toEqual([1, 2]);
 
     s.ack(2);
     expect(fs.readFileSync(path.join(dir, 'cursor'), 'utf8')).toBe('2\n');
-    expect(text(s.readUnacked(2, ALL))).toEqual(['{"x":"drei ü"}']);
+    expect(text(unacked(s, 2, ALL))).toEqual(['{"x":"drei ü"}']);
     expect(s.stats()).toEqual({ bytes: expect.any(Number), segments: 1, firstSeq: 1, lastSeq: 3, ackedSeq: 2, pending: 1, dropped: 0 });
     s.ack(1); // going back is ignored
     s.ack(99); // past the end is clamped
@@ -101,10 +107,10 @@ describe('append, read, ack', () => {
     const s = spool({ dir, segmentBytes: 100 });
     for (let i = 1; i <= 20; i++) s.append(`record number ${i}`);
     expect(segFiles(dir).length).toBeGreaterThan(3);
-    expect(s.readUnacked(0, ALL).map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(unacked(s, 0, ALL).map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     const pages: number[] = [];
     for (let after = 0; ; ) {
-      const page = s.readUnacked(after, { records: 3, bytes: 1e6 });
+      const page = unacked(s, after, { records: 3, bytes: 1e6 });
       if (page.length === 0) break;
       pages.push(...page.map((e) => e.seq));
       after = page[page.length - 1].seq;
@@ -138,10 +144,10 @@ describe('recovery', () => {
     s.ack(4);
     s = await reopen(s, { dir, segmentBytes: 64 });
     expect(s.stats()).toMatchObject({ lastSeq: 6, ackedSeq: 4, pending: 2 });
-    expect(text(s.readUnacked(s.stats().ackedSeq, ALL))).toEqual(['r5', 'r6']);
+    expect(text(unacked(s, s.stats().ackedSeq, ALL))).toEqual(['r5', 'r6']);
     expect(s.append('r7')).toBe(7);
     s = await reopen(s, { dir, segmentBytes: 64 });
-    expect(text(s.readUnacked(4, ALL))).toEqual(['r5', 'r6', 'r7']);
+    expect(text(unacked(s, 4, ALL))).toEqual(['r5', 'r6', 'r7']);
   });
 
   it('continues after the cursor when every segment is gone', async () => {
@@ -173,7 +179,7 @@ describe('recovery', () => {
     const { log, lines } = capture();
     s = spool({ dir, log });
     expect(fs.statSync(seg).size).toBe(good);
-    expect(text(s.readUnacked(0, ALL))).toEqual(['kept 1', 'kept 2']);
+    expect(text(unacked(s, 0, ALL))).toEqual(['kept 1', 'kept 2']);
     expect(s.append('after')).toBe(3);
     expect(lines.find((l) => l.level === 'warn' && /cut off/.test(l.msg))).toMatchObject({ file: seg, droppedBytes: 20 + 13 });
     expect(fs.readFileSync(path.join(dir, 'lock'), 'utf8')).toBe(`${process.pid}\n`);
@@ -189,7 +195,7 @@ describe('recovery', () => {
     const { log, lines } = capture();
     s = spool({ dir, log });
     expect(s.stats().ackedSeq).toBe(0);
-    expect(text(s.readUnacked(0, ALL))).toEqual(['a']);
+    expect(text(unacked(s, 0, ALL))).toEqual(['a']);
     expect(lines.some((l) => l.level === 'warn' && /cursor is unreadable/.test(l.msg))).toBe(true);
   });
 
@@ -207,7 +213,7 @@ describe('recovery', () => {
     const { log, lines } = capture();
     const metrics = new Metrics();
     s = spool({ dir, segmentBytes: 60, log, metrics });
-    expect(text(s.readUnacked(0, ALL))).toEqual(['rec1', 'rec4', 'rec5', 'rec6', 'rec7', 'rec8', 'rec9']);
+    expect(text(unacked(s, 0, ALL))).toEqual(['rec1', 'rec4', 'rec5', 'rec6', 'rec7', 'rec8', 'rec9']);
     expect(s.stats()).toMatchObject({ dropped: 2, pending: 7, lastSeq: 9 });
     expect(metrics.counter(METRIC.spoolDropped, '').get({ reason: 'damaged' })).toBe(2);
     expect(lines.find((l) => l.level === 'error')).toMatchObject({ file: first, offset: 20, droppedBytes: 40, droppedRecords: 2, reason: 'checksum mismatch' });
@@ -254,7 +260,7 @@ describe('size bound', () => {
     // that of segment 4..6.
     expect(s.full).toBe(false);
     expect(s.stats()).toMatchObject({ dropped: 5, firstSeq: 7, lastSeq: 10 });
-    expect(text(s.readUnacked(1, ALL))).toEqual([rec(7), rec(8), rec(9), rec(10)]);
+    expect(text(unacked(s, 1, ALL))).toEqual([rec(7), rec(8), rec(9), rec(10)]);
     expect(metrics.counter(METRIC.spoolDropped, '').get({ reason: 'drop-oldest' })).toBe(5);
     const warns = lines.filter((l) => l.level === 'warn' && /dropped/.test(l.msg));
     expect(warns.map((l) => [l.dropped, l.fromSeq, l.toSeq])).toEqual([
@@ -395,7 +401,7 @@ describe('property: append / ack / reopen / read', () => {
         const readAll = (records: number, bytes: number): void => {
           const seen: number[] = [];
           for (let after = acked; ; ) {
-            const page = s.readUnacked(after, { records, bytes });
+            const page = unacked(s, after, { records, bytes });
             if (page.length === 0) break;
             for (const e of page) {
               expect(e.seq).toBeGreaterThan(after);

@@ -12,6 +12,11 @@
 // returns, so a crash of the process loses nothing the agent was answered for; fsync runs in
 // batches on a timer (and on close), so a power loss can lose at most one interval.
 //
+// Shared progress (shareProgress()): the export thread reads records from the segment files itself
+// (spool-tail.ts) and moves the acknowledged mark; this object, on the main thread, publishes the
+// last sequence number written and reads the acknowledged one through a SharedArrayBuffer, so
+// neither side sends a message per record.
+//
 // Recovery on open: every segment is scanned. An incomplete or invalid frame ends the segment:
 // the bytes from there on are cut off and logged (a torn tail after a crash is the usual case).
 // In a segment that is not the last, records after the damage cannot be found again without their
@@ -58,6 +63,11 @@ export interface SpoolStats {
   /** Unacknowledged records dropped by this process (drop-oldest, or damage found on open). */
   dropped: number;
 }
+
+/** Slots of the shared progress array (BigInt64Array over a SharedArrayBuffer). */
+export const PROGRESS_LAST = 0;
+export const PROGRESS_ACKED = 1;
+export const PROGRESS_SLOTS = 2;
 
 export class SpoolError extends Error {
   constructor(
@@ -138,8 +148,9 @@ export class Spool {
   /** Descriptors of segments closed for appending and not yet fsynced. */
   private retired: number[] = [];
 
-  /** Where the last readUnacked() stopped, so the next one continues without rescanning. */
-  private readHint: { firstSeq: number; seq: number; offset: number } | undefined;
+  /** Set by shareProgress(): [PROGRESS_LAST] written here, [PROGRESS_ACKED] by the export thread. */
+  private shared: BigInt64Array | undefined;
+
 
   private readonly metricDropped?: Counter;
   private readonly gaugeBytes?: { set(labels: Record<string, string>, v: number): void };
@@ -255,33 +266,9 @@ export class Spool {
     this.active.bytes += frameLen;
     this.totalBytes += frameLen;
     this.dirty = true;
+    if (this.shared !== undefined) Atomics.store(this.shared, PROGRESS_LAST, BigInt(seq));
     if (this.syncTimer === undefined) this.scheduleSync();
     return seq;
-  }
-
-  /**
-   * Records after `afterSeq`, in order, at most `max.records` of them and `max.bytes` of payload
-   * (but always at least one record when there is one, however large).
-   */
-  readUnacked(afterSeq: number, max: { records: number; bytes: number }): SpoolEntry[] {
-    const out: SpoolEntry[] = [];
-    let bytes = 0;
-    for (const seg of this.segments.slice()) {
-      if (seg.count === 0 || lastSeqOf(seg) <= afterSeq) continue;
-      if (out.length >= max.records) break;
-      const hint = this.readHint;
-      const resume = hint && hint.firstSeq === seg.firstSeq && hint.seq === afterSeq ? hint : undefined;
-      const state = newScanState();
-      for (const f of readFrames(seg.file, { firstSeq: seg.firstSeq, offset: resume?.offset, seq: resume ? afterSeq + 1 : undefined, limit: seg.bytes, state })) {
-        if (f.seq <= afterSeq) continue;
-        if (out.length >= max.records || (out.length > 0 && bytes + f.payload.length > max.bytes)) return out;
-        out.push({ seq: f.seq, payload: Buffer.from(f.payload) });
-        bytes += f.payload.length;
-        this.readHint = { firstSeq: seg.firstSeq, seq: f.seq, offset: f.end };
-      }
-      if (state.status === 'corrupt') this.log.error('audit spool segment is damaged: skipping the rest of it', { file: seg.file, offset: state.validEnd, reason: state.reason });
-    }
-    return out;
   }
 
   /** Records everything up to `uptoSeq` as delivered, durably. Acknowledged segments become reclaimable. */
@@ -291,6 +278,7 @@ export class Spool {
     if (!(upto > this.ackedSeq)) return;
     writeCursor(this.dir, upto);
     this.ackedSeq = upto;
+    if (this.shared !== undefined) Atomics.store(this.shared, PROGRESS_ACKED, BigInt(upto));
     // Space is taken back lazily by the next append; a blocked spool can take records again now.
     const oldest = this.segments[0];
     if (this.isFull && oldest.count > 0 && lastSeqOf(oldest) <= upto) this.setFull(false);
@@ -308,6 +296,7 @@ export class Spool {
    * with room kept for the records of operations already running (their records must fit).
    */
   hasRoom(bytes: number): boolean {
+    this.refreshAck();
     let free = this.maxBytes - this.totalBytes;
     for (const seg of this.segments) {
       if (free >= bytes) return true;
@@ -328,10 +317,12 @@ export class Spool {
 
   /** True while records are being refused ('block' mode with only unacknowledged data on disk). */
   get full(): boolean {
+    this.refreshAck();
     return this.isFull;
   }
 
   stats(): SpoolStats {
+    this.refreshAck();
     let pending = 0;
     let firstSeq = 0;
     for (const s of this.segments) {
@@ -359,6 +350,20 @@ export class Spool {
         if (f.seq >= from) yield { seq: f.seq, payload: Buffer.from(f.payload) };
       }
     }
+  }
+
+  /**
+   * Hands the progress marks to another thread: from now on the last sequence number written is
+   * published in the returned buffer, and the acknowledged one is read from it (the export thread
+   * writes the cursor file and then the mark). Idempotent.
+   */
+  shareProgress(): SharedArrayBuffer {
+    if (this.shared === undefined) {
+      this.shared = new BigInt64Array(new SharedArrayBuffer(PROGRESS_SLOTS * 8));
+      Atomics.store(this.shared, PROGRESS_LAST, BigInt(this.nextSeq - 1));
+      Atomics.store(this.shared, PROGRESS_ACKED, BigInt(this.ackedSeq));
+    }
+    return this.shared.buffer as SharedArrayBuffer;
   }
 
   /** fsyncs everything appended so far. */
@@ -390,6 +395,18 @@ export class Spool {
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  /** Takes in an acknowledgement the export thread made (one atomic load when there is none). */
+  private refreshAck(): void {
+    if (this.shared === undefined) return;
+    const acked = Number(Atomics.load(this.shared, PROGRESS_ACKED));
+    if (!(acked > this.ackedSeq)) return;
+    this.ackedSeq = Math.min(acked, this.nextSeq - 1);
+    // As in ack(): space is taken back lazily by the next append; a blocked spool takes records again.
+    const oldest = this.segments[0];
+    if (this.isFull && oldest.count > 0 && lastSeqOf(oldest) <= this.ackedSeq) this.setFull(false);
+    this.publish();
+  }
 
   /** Makes the scratch buffer hold a frame with `payloadBytes` of payload. */
   private reserve(payloadBytes: number): void {
@@ -461,7 +478,6 @@ export class Spool {
     this.segments.push(seg);
     this.active = seg;
     this.dirDirty = true;
-    this.readHint = undefined;
     if (this.syncTimer === undefined) this.scheduleSync();
   }
 
@@ -471,6 +487,7 @@ export class Spool {
    * left in 'block' mode.
    */
   private makeRoom(frameLen: number): boolean {
+    this.refreshAck();
     while (this.totalBytes + frameLen > this.maxBytes) {
       const oldest = this.segments[0];
       const acked = oldest.count === 0 || lastSeqOf(oldest) <= this.ackedSeq;

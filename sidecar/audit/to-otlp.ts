@@ -4,7 +4,7 @@
 // shapes. Spans are built here from the spooled record, not by the SDK's Tracer, because the
 // record must survive the collector being away (the SDK keeps unexported spans in memory only).
 import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type SpanContext } from '@opentelemetry/api';
-import { SeverityNumber, type LogAttributes } from '@opentelemetry/api-logs';
+import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
@@ -203,7 +203,7 @@ export function toLogRecord(r: AuditRecord, resource: Resource): ReadableLogReco
     body: logBody(r) as ReadableLogRecord['body'],
     resource,
     instrumentationScope: scope,
-    attributes: logAttributes(r) as LogAttributes,
+    attributes: logAttributes(r),
     droppedAttributesCount: 0,
   };
 }

@@ -124,7 +124,7 @@ function curlAvailable(): boolean {
 }
 
 function curl(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => execFile('curl', ['-s', '--max-time', '5', ...args], (err, stdout) => (err ? reject(err) : resolve(stdout))));
+  return new Promise((resolve, reject) => execFile('curl', ['-s', '--max-time', '5', ...args], (err, stdout) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(stdout))));
 }
 
 // ------------------------------------------------------------------------------------------------

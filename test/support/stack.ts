@@ -1,5 +1,6 @@
 // Test fixture: a real PostgreSQL (SCRAM, optional TLS), a policy and secrets on disk, and a
 // sidecar in-process with its listeners on free ports. Everything is torn down by stop().
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -129,7 +130,7 @@ ${extra}`;
 /** psql is a real client we test with where it is installed (Debian: postgresql-client). */
 export const hasPsql: boolean = (() => {
   try {
-    return require('node:child_process').spawnSync('psql', ['--version']).status === 0;
+    return spawnSync('psql', ['--version']).status === 0;
   } catch {
     return false;
   }

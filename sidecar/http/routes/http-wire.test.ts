@@ -66,12 +66,15 @@ function exchange(parts: string[], opts: { idleMs?: number; gapMs?: number } = {
       if (e.code === 'ECONNRESET' || e.code === 'EPIPE') return; // 'close' follows
       reject(e);
     });
-    sock.on('connect', async () => {
-      arm();
+    const writeParts = async (): Promise<void> => {
       for (const [i, p] of parts.entries()) {
         if (i > 0 && opts.gapMs) await new Promise((r) => setTimeout(r, opts.gapMs));
         if (!sock.destroyed) sock.write(p);
       }
+    };
+    sock.on('connect', () => {
+      arm();
+      writeParts().catch(reject);
     });
   });
 }
