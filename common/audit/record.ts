@@ -2,7 +2,8 @@
 // route, a request or tunnel through the forward proxy). It is what the spool stores and what the
 // exporter turns into one OTel span (plus a child span for an approval wait) and one OTel log
 // record, so everything an SRE reads — traces, logs, `warden replay` — comes from the same data.
-// Plain JSON only: it crosses a process restart through the spool.
+// Plain data only (no classes, no functions): the spool stores it in a compact binary form
+// (sidecar/audit/binary.ts) that decodes back to exactly this shape, and `warden replay` prints it.
 
 export type AuditDecision = 'allow' | 'deny' | 'hold' | 'mask';
 
