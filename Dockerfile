@@ -31,11 +31,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1337 warden \
  && useradd --uid 1337 --gid 1337 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin warden
-# MALLOC_ARENA_MAX and a small young generation keep each sidecar's RSS down (~40 MB, see the
-# README's benchmark notes); the operator is not hurt by either.
+# The sidecar's memory settings (the same as the injected container's env, SIDECAR_RUNTIME_ENV in
+# operator/inject/sidecar.ts): at most 2 glibc malloc arenas and 1 MB V8 semi-spaces. The third,
+# --liftoff-only, is refused in NODE_OPTIONS: `warden sidecar` sets it itself. See the README's
+# benchmark section for what each buys; the operator is not hurt by either.
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
-    NODE_OPTIONS=--max-semi-space-size=2
+    NODE_OPTIONS=--max-semi-space-size=1
 WORKDIR /app
 # package.json marks the package root (common/policy/schema.ts finds crds/ from it) and carries
 # the version `warden --version` prints; crds/ holds the schema the sidecar validates policies with.

@@ -1,18 +1,22 @@
-// `make bench` (HTTP part): requests/s and latency of an OpenAI-style JSON API called directly,
-// through the sidecar's egress route (its own process; a realistic policy: rule check, credential
-// injection, JSON response parsed and masked), through a second sidecar that also spools audit
-// records and exports spans and log records to an OTLP/HTTP receiver, and through nginx as a
-// reverse proxy when it is installed. Interleaved in rounds in one run; prints the median of the
-// rounds, the targets with PASS/MISS, and writes dist-dev/bench-http-results.json.
+// `make bench` (HTTP part): requests/s, latency and proxy CPU per request of an OpenAI-style JSON
+// API called directly, through nginx as a reverse proxy (when installed), through a bare Node.js
+// proxy (bench/node-proxy.ts: node:http + undici, no policy: the floor of a Node proxy) and
+// through the sidecar's egress route with its audit trail on (its own process; a realistic policy:
+// rule check, credential injection, JSON response parsed and masked, every request spooled and
+// exported to an OTLP receiver). Each at saturation (closed loop, BENCH_CLIENTS connections) and
+// at a fixed rate (open loop, wrk2-style: BENCH_RATE requests/s whether or not answers came back).
+// Interleaved in rounds in one run; prints the median of the rounds and writes
+// dist-dev/bench-http-results.json (bench/summary.ts merges it into the one table).
 //
 // Every server and the load generator run in their own processes: this file is also the entry
 // point of the upstream and the load generator (`node dist-dev/bench/http-bench.js --role
 // upstream|load ...`), the OTLP receiver is bench/otlp-sink.ts, so nothing competes with the
 // measured process inside the bench process itself.
 //
-// Environment: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 3), BENCH_CLIENTS
-// (connections, e.g. "1,8"), BENCH_WARMUP (seconds per target before the rounds, default 1),
-// BENCH_NGINX=0 (skip nginx), BENCH_HTTP=0 (skip this whole benchmark).
+// Environment: BENCH_HTTP_SECONDS or BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (default 2),
+// BENCH_CLIENTS (connections, e.g. "1,8"), BENCH_RATE (requests/s, default 500; 0 skips),
+// BENCH_WARMUP (seconds per target before the rounds, default 1), BENCH_HTTP_AUDIT_OFF=1 (the
+// sidecar with audit off too), BENCH_NGINX=0 (skip nginx), BENCH_HTTP=0 (skip this benchmark).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -161,6 +165,7 @@ async function roleLoad(args: string[]): Promise<void> {
   const seconds = Number(opt('seconds'));
   const warmup = Number(opt('warmup'));
   const auth = args.includes('--auth');
+  const rate = args.includes('--rate') ? Number(opt('rate')) : 0;
   const headers: Record<string, string> = { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${TOKEN}` } : {}) };
   const pool = new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
   const startNs = process.hrtime.bigint();
@@ -191,7 +196,65 @@ async function roleLoad(args: string[]): Promise<void> {
       if (t0 >= measureFrom && t1 <= endAt) latencies.push(Number(t1 - t0) / 1000);
     }
   };
-  await Promise.all(Array.from({ length: connections }, () => worker()));
+  // Open loop (wrk2-style): request i is sent at start + i/rate whether or not earlier ones have
+  // answered (a request waiting for a free connection waits in the pool, and that counts), so a
+  // proxy that falls behind shows its queueing in the tail instead of slowing the client down (no
+  // coordinated omission). Latency counts from when the request was handed to the pool: the
+  // client's timer lateness (up to ~1 ms; it sleeps between sends) is not the proxy's.
+  const openLoop = async (): Promise<void> => {
+    const intervalNs = 1e9 / rate;
+    let next = 0;
+    let outstanding = 0;
+    let done: () => void = () => {};
+    const allDone = new Promise<void>((r) => (done = r));
+    let scheduling = true;
+    const fire = (due: bigint): void => {
+      outstanding++;
+      const t0 = process.hrtime.bigint();
+      pool
+        .request({ path: url.pathname, method: 'POST', headers, body: REQUEST_BODY })
+        .then(async (res) => {
+          const body = await res.body.arrayBuffer();
+          if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${Buffer.from(body).toString('utf8').slice(0, 300)}`);
+          const t1 = process.hrtime.bigint();
+          totalRequests++;
+          if (due >= measureFrom && due < endAt) latencies.push(Number(t1 - t0) / 1000);
+        })
+        .catch((err: Error) => {
+          errors++;
+          firstError ??= err.message;
+        })
+        .finally(() => {
+          outstanding--;
+          if (!scheduling && outstanding === 0) done();
+        });
+    };
+    while (scheduling) {
+      const now = process.hrtime.bigint();
+      for (;;) {
+        const due = startNs + BigInt(Math.round(next * intervalNs));
+        if (due >= endAt) {
+          scheduling = false;
+          break;
+        }
+        if (due > now) break;
+        next++;
+        if (outstanding >= 10_000 || errors >= 100) {
+          errors++;
+          firstError ??= 'more than 10000 requests outstanding: the target cannot keep up';
+          continue;
+        }
+        fire(due);
+      }
+      if (scheduling) {
+        const waitMs = Number(startNs + BigInt(Math.round(next * intervalNs)) - process.hrtime.bigint()) / 1e6;
+        await new Promise((r) => setTimeout(r, Math.max(0, Math.floor(waitMs))));
+      }
+    }
+    if (outstanding > 0) await Promise.race([allDone, new Promise((r) => setTimeout(r, 5_000))]);
+  };
+  if (rate > 0) await openLoop();
+  else await Promise.all(Array.from({ length: connections }, () => worker()));
   await pool.close();
   const sorted = Float64Array.from(latencies).sort();
   const measured = Math.max(1e-3, Math.min(Number(process.hrtime.bigint() - measureFrom), seconds * 1e9) / 1e9);
@@ -308,7 +371,7 @@ http {
 // ---------------------------------------------------------------------------------------------
 // The benchmark
 
-type TargetName = 'direct' | 'sidecar' | 'sidecar-audit' | 'nginx';
+type TargetName = 'direct' | 'nginx' | 'node-proxy' | 'sidecar' | 'sidecar-audit';
 
 interface Target {
   name: TargetName;
@@ -319,17 +382,26 @@ interface Target {
   proxy?: Supervised;
 }
 
+/** Saturation: `clients` connections, one request in flight each; rate: an open-loop client at `rate` requests/s. */
+interface Mode {
+  label: string;
+  clients: number;
+  rate?: number;
+}
+
 interface Run extends Partial<LoadResult> {
   round: number;
-  clients: number;
+  mode: string;
   target: TargetName;
   proxyCpuUsPerReq?: number;
   proxyRssMb?: number;
   error?: string;
 }
 
-interface Summary {
+export interface HttpSummary {
+  mode: string;
   clients: number;
+  rate?: number;
   target: TargetName;
   rps: number;
   rpsMin: number;
@@ -340,13 +412,14 @@ interface Summary {
   okRuns: number;
 }
 
-async function load(t: Target, clients: number, seconds: number, warmup: number): Promise<Omit<Run, 'round'>> {
-  const args = [__filename, '--role', 'load', '--url', t.url, '--connections', String(clients), '--seconds', String(seconds), '--warmup', String(warmup)];
+async function load(t: Target, mode: Mode, seconds: number, warmup: number): Promise<Omit<Run, 'round'>> {
+  const args = [__filename, '--role', 'load', '--url', t.url, '--connections', String(mode.clients), '--seconds', String(seconds), '--warmup', String(warmup)];
+  if (mode.rate) args.push('--rate', String(mode.rate));
   if (t.auth) args.push('--auth');
   const cpu0 = t.proxy ? procCpuSeconds(t.proxy.pid) : undefined;
   const r = await runCmd(process.execPath, args, { env: benchEnv(), timeoutMs: (seconds + warmup + 60) * 1000 });
   const cpu1 = t.proxy ? procCpuSeconds(t.proxy.pid) : undefined;
-  const base = { clients, target: t.name };
+  const base = { mode: mode.label, target: t.name };
   let res: LoadResult;
   try {
     res = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as LoadResult;
@@ -415,19 +488,23 @@ async function main(): Promise<number> {
     return 0;
   }
   const t0 = Date.now();
-  const SECONDS = envNum('BENCH_SECONDS', 5);
-  const ROUNDS = envCount('BENCH_ROUNDS', 3);
+  const SECONDS = envNum('BENCH_HTTP_SECONDS', envNum('BENCH_SECONDS', 3));
+  const ROUNDS = envCount('BENCH_ROUNDS', 2);
   const WARMUP = envNum('BENCH_WARMUP', 1);
+  const RATE = envNum('BENCH_RATE', 500);
   const RUN_WARMUP = 0.3;
   const CLIENTS = envClients();
+  /** The sidecar with its audit trail off too (BENCH_HTTP_AUDIT_OFF=1): what the trail costs. */
+  const AUDIT_OFF = process.env.BENCH_HTTP_AUDIT_OFF === '1';
+  const modes: Mode[] = [...CLIENTS.map((c) => ({ label: `c=${c}`, clients: c })), ...(RATE > 0 ? [{ label: `${RATE}/s`, clients: 16, rate: RATE }] : [])];
 
   const nginxBin = process.env.BENCH_NGINX === '0' ? undefined : (process.env.NGINX ?? findExecutable('nginx'));
   if (!nginxBin) process.stdout.write(process.env.BENCH_NGINX === '0' ? 'nginx skipped (BENCH_NGINX=0)\n' : 'nginx not installed (apt-get install nginx-light): skipping peer\n');
 
-  const targetCount = 3 + (nginxBin ? 1 : 0);
-  const estimate = Math.round(CLIENTS.length * targetCount * ROUNDS * (SECONDS + RUN_WARMUP + 0.4) + targetCount * (WARMUP + 0.5) + 5);
+  const targetCount = 3 + (AUDIT_OFF ? 1 : 0) + (nginxBin ? 1 : 0);
+  const estimate = Math.round(modes.length * targetCount * ROUNDS * (SECONDS + RUN_WARMUP + 0.5) + targetCount * (WARMUP + 0.5) + 5);
   process.stdout.write(
-    `HTTP: POST ${CHAT_PATH} (~1 KB JSON response), ${SECONDS} s per run, ${ROUNDS} rounds, connections ${CLIENTS.join('/')}, ${os.cpus().length} CPUs shared by load generator, proxy and upstream (about ${estimate} s)\n`,
+    `HTTP: POST ${CHAT_PATH} (~1 KB JSON response), ${SECONDS} s per run, ${ROUNDS} rounds, ${modes.map((m) => m.label).join(' / ')}, ${os.cpus().length} CPUs shared by load generator, proxy and upstream (about ${estimate} s)\n`,
   );
   const loadBefore = os.loadavg();
   if (loadBefore[0] > 0.5) process.stdout.write(`note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before starting: other work on this machine adds noise\n`);
@@ -437,7 +514,6 @@ async function main(): Promise<number> {
   const auditDir = makeTempDir('warden-bench-http-audit-');
   const spoolDir = path.join(auditDir, 'spool');
   fs.mkdirSync(spoolDir);
-  const sc = await startSidecarProcess({ ...httpSidecar(upstream.port), dir: makeTempDir('warden-bench-http-') });
   const sca = await startSidecarProcess({
     ...httpSidecar(upstream.port),
     name: 'sidecar-audit',
@@ -445,27 +521,31 @@ async function main(): Promise<number> {
     args: ['--spool-dir', spoolDir],
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url },
   });
+  const sc = AUDIT_OFF ? await startSidecarProcess({ ...httpSidecar(upstream.port), dir: makeTempDir('warden-bench-http-') }) : undefined;
   const nginx = nginxBin ? await startNginx(nginxBin, upstream.port) : undefined;
+  const nodeProxy = await startListeningChild('node-proxy', [path.resolve(__dirname, 'node-proxy.js'), '0', `http://127.0.0.1:${upstream.port}`, `Bearer ${TOKEN}`]);
 
   const route = (port: number): string => `http://127.0.0.1:${port}/${ROUTE}${CHAT_PATH}`;
   const targets: Target[] = [
     { name: 'direct', url: `http://127.0.0.1:${upstream.port}${CHAT_PATH}`, auth: true },
-    { name: 'sidecar', url: route(sc.port), auth: false, proxy: sc },
-    { name: 'sidecar-audit', url: route(sca.port), auth: false, proxy: sca },
     ...(nginx ? [{ name: 'nginx' as const, url: route(nginx.port), auth: false, proxy: nginx }] : []),
+    { name: 'node-proxy', url: route(nodeProxy.port), auth: false, proxy: nodeProxy },
+    ...(sc ? [{ name: 'sidecar' as const, url: route(sc.port), auth: false, proxy: sc }] : []),
+    { name: 'sidecar-audit', url: route(sca.port), auth: false, proxy: sca },
   ];
-  const children: Supervised[] = [upstream, sink, sc, sca, ...(nginx ? [nginx] : [])];
+  const children: Supervised[] = [upstream, sink, sca, nodeProxy, ...(sc ? [sc] : []), ...(nginx ? [nginx] : [])];
 
   for (const t of targets) {
     const problems = await checkTarget(t);
     for (const p of problems) process.stdout.write(`WARNING: ${t.name}: ${p}\n`);
   }
+  const idleRssMb = (procStatus(sca.pid)?.rssKb ?? 0) / 1024;
 
-  // Warm-up: JIT of the sidecars and the load generator's path, connection pools.
+  // Warm-up: JIT of the proxies and the load generator's path, connection pools.
   if (WARMUP > 0) {
     for (const t of targets) {
       checkInterrupted();
-      const w = await load(t, Math.max(...CLIENTS), WARMUP, 0);
+      const w = await load(t, { label: 'warm-up', clients: Math.max(...CLIENTS) }, WARMUP, 0);
       checkInterrupted();
       if (w.error) throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.proxy ? `\n${t.name} output tail:\n${t.proxy.tail()}` : ''}`);
     }
@@ -474,14 +554,14 @@ async function main(): Promise<number> {
 
   const runs: Run[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [ci, clients] of CLIENTS.entries()) {
-      for (const t of rotate(targets, round + ci)) {
+    for (const [mi, mode] of modes.entries()) {
+      for (const t of rotate(targets, round + mi)) {
         checkInterrupted();
-        const r: Run = { round, ...(await load(t, clients, SECONDS, RUN_WARMUP)) };
+        const r: Run = { round, ...(await load(t, mode, SECONDS, RUN_WARMUP)) };
         checkInterrupted();
         runs.push(r);
         process.stdout.write(
-          `  round ${round + 1}/${ROUNDS}  c=${String(clients).padEnd(2)} ${t.name.padEnd(13)} ` +
+          `  round ${round + 1}/${ROUNDS}  ${mode.label.padEnd(6)} ${t.name.padEnd(13)} ` +
             (r.error && r.rps === undefined ? `ERROR ${r.error}` : `${fmt(r.rps).padStart(6)} req/s  p50 ${fmt(r.p50Us)} µs  p99 ${fmt(r.p99Us)} µs`) +
             (r.proxyCpuUsPerReq !== undefined ? `  proxy CPU ${r.proxyCpuUsPerReq.toFixed(0)} µs/req` : '') +
             (r.error && r.rps !== undefined ? `  ERROR ${r.error}` : '') +
@@ -492,15 +572,18 @@ async function main(): Promise<number> {
       }
     }
   }
+  const peakRssMb = sca.rss.hwmMb();
 
   // Aggregate: median over rounds.
-  const summaries: Summary[] = [];
-  for (const clients of CLIENTS) {
+  const summaries: HttpSummary[] = [];
+  for (const mode of modes) {
     for (const t of targets) {
-      const rs = runs.filter((r) => r.clients === clients && r.target === t.name && !r.error);
+      const rs = runs.filter((r) => r.mode === mode.label && r.target === t.name && !r.error);
       const cpu = rs.map((r) => r.proxyCpuUsPerReq).filter((x): x is number => x !== undefined);
       summaries.push({
-        clients,
+        mode: mode.label,
+        clients: mode.clients,
+        ...(mode.rate ? { rate: mode.rate } : {}),
         target: t.name,
         rps: median(rs.map((r) => r.rps!)),
         rpsMin: Math.min(...rs.map((r) => r.rps!)),
@@ -512,95 +595,32 @@ async function main(): Promise<number> {
       });
     }
   }
-  const get = (clients: number, target: TargetName): Summary | undefined => summaries.find((s) => s.clients === clients && s.target === target);
-  const ratio = (a: number | undefined, b: number | undefined): number | undefined => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
-  const x = (r: number | undefined): string => (r !== undefined && Number.isFinite(r) ? fmt(r, 2) + 'x' : '-');
-
-  const ratios: Array<{ clients: number; scVsDirect?: number; scVsNginx?: number; auditVsSc?: number; nginxVsDirect?: number; addedP50Us?: number; addedP50AuditUs?: number }> = [];
-  const rows: string[][] = [];
-  for (const clients of CLIENTS) {
-    const d = get(clients, 'direct');
-    const s = get(clients, 'sidecar');
-    const a = get(clients, 'sidecar-audit');
-    const n = nginx ? get(clients, 'nginx') : undefined;
-    const r = {
-      clients,
-      scVsDirect: ratio(s?.rps, d?.rps),
-      scVsNginx: n ? ratio(s?.rps, n.rps) : undefined,
-      auditVsSc: ratio(a?.rps, s?.rps),
-      nginxVsDirect: n ? ratio(n.rps, d?.rps) : undefined,
-      addedP50Us: clients === 1 && s && d ? s.p50Us - d.p50Us : undefined,
-      addedP50AuditUs: clients === 1 && a && d ? a.p50Us - d.p50Us : undefined,
-    };
-    ratios.push(r);
-    rows.push([
-      String(clients),
-      fmt(d?.rps),
-      fmt(s?.rps),
-      fmt(a?.rps),
-      fmt(n?.rps),
-      x(r.scVsDirect),
-      x(r.scVsNginx),
-      x(r.auditVsSc),
-      r.addedP50Us !== undefined ? fmt(r.addedP50Us) : '',
-      r.addedP50AuditUs !== undefined ? fmt(r.addedP50AuditUs) : '',
-    ]);
-  }
   const out: string[] = [];
   out.push('');
-  out.push(`HTTP results (median of ${ROUNDS} rounds, ${SECONDS} s each; requests/s; latencies in µs)`);
-  out.push(table(['conns', 'direct', 'sidecar', 'sc+audit', 'nginx', 'sc/direct', 'sc/nginx', 'audit/sc', 'added p50 sc', 'added p50 audit'], rows));
-  out.push('');
-  out.push('Per target: latency and proxy CPU per request (proxy process user+system time / requests, warm-up included):');
-  const detail: string[][] = [];
-  for (const clients of CLIENTS) {
-    for (const t of targets) {
-      const s = get(clients, t.name)!;
-      detail.push([
-        String(clients),
-        t.name,
-        s.okRuns ? `${fmt(s.rpsMin)}..${fmt(s.rpsMax)}` : '-',
-        fmt(s.p50Us),
-        fmt(s.p99Us),
-        s.proxyCpuUsPerReq !== undefined ? fmt(s.proxyCpuUsPerReq) : '',
-        `${s.okRuns}/${ROUNDS}`,
-      ]);
-    }
-  }
-  out.push(table(['conns', 'target', 'req/s range', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'ok runs'], detail, [true, false]));
-
-  const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS');
-  const audits = ratios.map((r) => r.auditVsSc ?? NaN);
-  const worstAudit = Math.min(...audits);
-  const targetsOut = [
-    { target: 'audit on within 10% of audit off (every row)', value: `worst ${x(worstAudit)}`, ok: Number.isFinite(worstAudit) ? worstAudit >= 0.9 : false },
-  ];
-  out.push('');
-  out.push('Targets:');
-  for (const t of targetsOut) out.push(`  ${verdict(t.ok)}  ${t.target.padEnd(48)} ${t.value}`);
-  for (const r of ratios) {
-    out.push(
-      `  info  c=${r.clients}: sidecar ${x(r.scVsDirect)} direct` +
-        (r.scVsNginx !== undefined ? `, ${x(r.scVsNginx)} nginx (nginx ${x(r.nginxVsDirect)} direct)` : ', nginx skipped') +
-        (r.addedP50Us !== undefined ? `; adds ${fmt(r.addedP50Us)} µs p50 (${fmt(r.addedP50AuditUs)} µs with audit)` : ''),
-    );
-  }
-
+  out.push(`HTTP results (median of ${ROUNDS} rounds, ${SECONDS} s each; proxy CPU = proxy process user+system time / requests, warm-up included)`);
+  out.push(
+    table(
+      ['mode', 'target', 'req/s', 'req/s range', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'ok runs'],
+      summaries.map((s) => [s.mode, s.target, fmt(s.rps), s.okRuns ? `${fmt(s.rpsMin)}..${fmt(s.rpsMax)}` : '-', fmt(s.p50Us), fmt(s.p99Us), s.proxyCpuUsPerReq !== undefined ? fmt(s.proxyCpuUsPerReq) : '', `${s.okRuns}/${ROUNDS}`]),
+      [false, false],
+    ),
+  );
   const sinkNow = await sink.stats();
   const exported = Object.entries(sinkNow)
     .map(([p, c]) => `${p} ${c.requests} req / ${fmt(c.bytes / 1024)} KiB`)
     .join(', ');
   const spoolBytes = dirBytes(spoolDir);
   out.push('');
+  out.push(`sidecar-audit RSS: ${fmt(idleRssMb, 1)} MB idle, ${fmt(peakRssMb, 1)} MB peak (VmHWM)`);
   out.push(`OTLP sink received: ${exported || 'nothing (the audit sidecar exported nothing!)'}; spool left ${fmt(spoolBytes / 1024)} KiB`);
   const errors = runs.filter((r) => r.error);
   if (errors.length) {
     out.push('');
     out.push(`${errors.length} run(s) failed:`);
-    for (const e of errors) out.push(`  round ${e.round + 1} c=${e.clients} ${e.target}: ${e.error}`);
+    for (const e of errors) out.push(`  round ${e.round + 1} ${e.mode} ${e.target}: ${e.error}`);
   }
   const logProblems: Record<string, string[]> = {};
-  for (const s of [sc, sca]) {
+  for (const s of [sca, ...(sc ? [sc] : [])]) {
     const p = s.problemLines();
     logProblems[s.name] = p.slice(-50);
     if (p.length) {
@@ -613,7 +633,7 @@ async function main(): Promise<number> {
 
   const results = {
     date: new Date().toISOString(),
-    settings: { seconds: SECONDS, rounds: ROUNDS, warmupSeconds: WARMUP, runWarmupSeconds: RUN_WARMUP, clients: CLIENTS, request: `POST ${CHAT_PATH}`, responseBytes: upstreamBodies().chat.length },
+    settings: { seconds: SECONDS, rounds: ROUNDS, warmupSeconds: WARMUP, runWarmupSeconds: RUN_WARMUP, modes, request: `POST ${CHAT_PATH}`, responseBytes: upstreamBodies().chat.length },
     environment: {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model,
@@ -623,8 +643,7 @@ async function main(): Promise<number> {
       loadAverageAfter: os.loadavg(),
     },
     summary: summaries,
-    ratios,
-    targets: targetsOut.map((t) => ({ ...t, result: verdict(t.ok).trim() })),
+    sidecarAudit: { idleRssMb, peakRssMb },
     otlpSink: sinkNow,
     spoolBytesLeft: spoolBytes,
     logProblems,

@@ -2,10 +2,10 @@
 // realistic policy: every statement is parsed and classified, every row goes through the masking
 // planner), through pgbouncer, and through node-relay (bench/node-relay.ts: a bare Node.js TCP
 // relay in its own process, no protocol parsing, the floor of Node socket I/O on this machine),
-// interleaved in rounds in the same run. Prints a table with the median of the rounds, the
-// project's targets with PASS/MISS, and writes dist-dev/bench-results.json.
+// interleaved in rounds in the same run. Prints a table with the median of the rounds and writes
+// dist-dev/bench-results.json (bench/summary.ts merges it into the one table).
 //
-// Environment: BENCH_SECONDS (per pgbench run), BENCH_ROUNDS, BENCH_SCALE, BENCH_WARMUP (seconds
+// Environment: BENCH_SECONDS (per pgbench run, default 3), BENCH_ROUNDS (default 2), BENCH_SCALE, BENCH_WARMUP (seconds
 // per target and mode), BENCH_CLIENTS (e.g. "1,8"), BENCH_PROFILE=1 (sidecar --cpu-prof into
 // bench/profiles/), BENCH_RELAY=0 (skip node-relay).
 import * as fs from 'node:fs';
@@ -171,8 +171,8 @@ async function versionOf(file: string, args: string[]): Promise<string> {
 async function main(): Promise<number> {
   const t0 = Date.now();
   // pgbench -T takes whole seconds.
-  const SECONDS = envNum('BENCH_SECONDS', 6, true);
-  const ROUNDS = envCount('BENCH_ROUNDS', 3);
+  const SECONDS = envNum('BENCH_SECONDS', 3, true);
+  const ROUNDS = envCount('BENCH_ROUNDS', 2);
   const SCALE = envCount('BENCH_SCALE', 10);
   const WARMUP = envNum('BENCH_WARMUP', 1, true);
   const CLIENTS = envClients();
@@ -276,6 +276,7 @@ async function main(): Promise<number> {
 
   const hwmMb = sc.rss.hwmMb();
   const peakSampledMb = sc.rss.maxSampledMb();
+  const auditRss = audited ? { idleRssMb: audited.rss.initialMb, peakRssMb: audited.rss.hwmMb(), startMs: audited.startMs } : undefined;
 
   // Aggregate: median over rounds.
   const summaries: Summary[] = [];
@@ -381,6 +382,7 @@ async function main(): Promise<number> {
   out.push(table(['mode', 'clients', 'target', 'tps range', 'p50 µs', 'p99 µs', 'proxy CPU µs/tx', 'ok runs'], detailRows, [false, true, false]));
   out.push('');
   out.push(`Sidecar memory: peak RSS ${hwmMb.toFixed(1)} MB (VmHWM), highest sampled VmRSS ${peakSampledMb.toFixed(1)} MB (idle after start ${sc.rss.initialMb.toFixed(1)} MB, after warm-up ${rssAfterWarmup.toFixed(1)} MB)`);
+  if (auditRss) out.push(`Sidecar with audit on: peak RSS ${auditRss.peakRssMb.toFixed(1)} MB (VmHWM), idle after start ${auditRss.idleRssMb.toFixed(1)} MB`);
 
   // Targets.
   const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS');
@@ -458,6 +460,7 @@ async function main(): Promise<number> {
     summary: summaries,
     ratios,
     sidecar: { peakRssMb: hwmMb, peakSampledRssMb: peakSampledMb, idleRssMb: sc.rss.initialMb, rssAfterWarmupMb: rssAfterWarmup, logProblems: problems.slice(-50) },
+    sidecarAudit: auditRss ?? null,
     targets: targetsOut.map((t) => ({ ...t, result: verdict(t.ok).trim() })),
     nodeRelay: relay ? { worst: relayInfo[0]?.r ?? null, best: relayInfo[1]?.r ?? relayInfo[0]?.r ?? null } : null,
     runs,

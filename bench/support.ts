@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
+import { SIDECAR_RUNTIME_ENV } from '../operator/inject/sidecar';
 import { freePort, runAsIds, startPgServer, type PgServer } from '../tools/pg-server';
 
 export const PGBENCH = process.env.PGBENCH ?? '/usr/bin/pgbench';
@@ -355,6 +356,8 @@ export function pgSidecar(pg: PgServer, database: string): SidecarSetup {
 
 export interface SidecarProcess extends Supervised {
   port: number;
+  /** Process start (spawn) to the first /readyz 200 with the agent port accepting, in ms. */
+  startMs: number;
   adminPort: number;
   logFile: string;
   rss: RssSampler;
@@ -387,6 +390,17 @@ export function tcpAccepts(port: number): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
+}
+
+/**
+ * The runtime settings the sidecar ships with (the Dockerfile's ENV, the injected container's env
+ * in operator/inject/sidecar.ts, the README's standalone command), so the bench measures what
+ * ships: glibc keeps at most 2 malloc arenas and V8's young generation stays at 1 MB semi-spaces.
+ * (--liftoff-only, the third memory setting, is not allowed in NODE_OPTIONS: the sidecar sets it
+ * itself, sidecar/runtime-flags.ts.) BENCH_SHIPPED_ENV=0 leaves them out, to see what they buy.
+ */
+export function shippedSidecarEnv(): Record<string, string> {
+  return process.env.BENCH_SHIPPED_ENV === '0' ? {} : { ...SIDECAR_RUNTIME_ENV };
 }
 
 /** Environment for the processes under test: no inherited PG* or OTEL_* settings (only a sidecar given an endpoint exports). */
@@ -431,16 +445,20 @@ export async function startSidecarProcess(
   }
   const egress = `127.0.0.1:${opts.egress ? port : 0}`;
   const args = [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', egress, ...(opts.args ?? [])];
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: benchEnv(opts.env) }));
+  const t0 = process.hrtime.bigint();
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: benchEnv({ ...shippedSidecarEnv(), ...opts.env }) }));
   fs.closeSync(logFd);
   // A profiled sidecar needs time to write its profile on SIGTERM.
   const c = supervise(opts.name ?? 'sidecar', child, { logFile, graceMs: opts.profile ? 20_000 : 5_000 });
-  await waitUntilReady(c, async () => (await httpStatus(adminPort, '/readyz')) === 200 && (await tcpAccepts(port)));
+  // Polled every 5 ms: the time to ready is one of the figures.
+  await waitUntilReady(c, async () => (await httpStatus(adminPort, '/readyz')) === 200 && (await tcpAccepts(port)), 30_000, 5);
+  const startMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const rss = new RssSampler(child.pid!);
   onCleanup(() => rss.stop());
   return {
     ...c,
     port,
+    startMs,
     adminPort,
     logFile,
     rss,
@@ -525,12 +543,12 @@ export function supervise(name: string, child: ChildProcess, opts: { logFile?: s
 }
 
 /** Polls `ready` until it says yes; throws with the child's output if it exits or times out first. */
-export async function waitUntilReady(c: Supervised, ready: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+export async function waitUntilReady(c: Supervised, ready: () => Promise<boolean> | boolean, timeoutMs = 30_000, pollMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!c.exited()) {
     if (await ready()) return;
     if (Date.now() > deadline) throw new Error(`${c.name} not ready after ${timeoutMs / 1000} s; output tail:\n${c.tail()}`);
-    await sleep(50);
+    await sleep(pollMs);
   }
   throw new Error(`${c.name} exited during startup (${JSON.stringify(c.exited())}); output tail:\n${c.tail()}`);
 }

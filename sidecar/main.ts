@@ -1,6 +1,7 @@
 // `warden sidecar`: loads the policy, opens one listener per postgres target and the admin port,
 // hot-reloads policy changes (reconciling listeners), and shuts down gracefully on SIGTERM.
 // This file only reads the options and wires the services (sidecar/services/) together.
+import './runtime-flags';
 import { createLogger, type Logger } from '../common/log';
 import { Metrics } from '../common/metrics';
 import type { Identity } from '../common/policy/types';

@@ -18,7 +18,7 @@
 // (system:serviceaccounts, system:serviceaccounts:NS). In-cluster discovery needs the cluster CA and
 // usually a bearer token: pass a `fetch` that adds both.
 
-import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
+import type * as Jose from 'jose';
 import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey, JWTVerifyOptions, KeyLike } from 'jose';
 import type { Identity, IdentitySpec } from '../policy/types';
 import { IdentityError } from './errors';
@@ -56,7 +56,20 @@ export interface TokenVerifier {
   verify(token: string): Promise<Identity>;
 }
 
+// jose (~25 ms of a start and ~1 MB) is loaded by the first verifier, so a sidecar whose policy
+// has no spec.identity never loads it. Everything below that uses these runs after that.
+let createLocalJWKSet: typeof Jose.createLocalJWKSet;
+let decodeProtectedHeader: typeof Jose.decodeProtectedHeader;
+let jwtVerify: typeof Jose.jwtVerify;
+let joseErrors: typeof Jose.errors;
+function loadJose(): void {
+  if (joseErrors) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, synchronously
+  ({ createLocalJWKSet, decodeProtectedHeader, jwtVerify, errors: joseErrors } = require('jose') as typeof Jose);
+}
+
 export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptions = {}): TokenVerifier {
+  loadJose();
   const allowInsecure = opts.allowInsecureLoopback === true;
   const cfg = resolveIdentitySpec(spec, allowInsecure);
   const now = opts.now ?? Date.now;
@@ -126,7 +139,7 @@ export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptio
     return identityFrom(payload, cfg);
   }
 
-  async function verifyWithCandidates(token: string, multi: joseErrors.JWKSMultipleMatchingKeys, options: JWTVerifyOptions): Promise<JWTPayload> {
+  async function verifyWithCandidates(token: string, multi: Jose.errors.JWKSMultipleMatchingKeys, options: JWTVerifyOptions): Promise<JWTPayload> {
     // Several keys fit the header (no kid, same kty): try each; a signature mismatch moves on.
     for await (const key of multi as unknown as AsyncIterable<KeyLike>) {
       try {

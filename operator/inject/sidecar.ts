@@ -22,6 +22,16 @@ export const HEALTH_PORT_NAME = 'warden-health';
 /** Optional Secrets the sidecar reads when present (sidecar/main.ts): the masking hash key, hold notifications. */
 export const MASKING_SECRET = 'warden-masking';
 export const NOTIFY_SECRET = 'warden-notify';
+/**
+ * The sidecar's memory settings, also the image's ENV (Dockerfile) and the README's standalone
+ * command: at most 2 glibc malloc arenas, and 1 MB V8 semi-spaces (a small young generation). The
+ * third setting, --liftoff-only, V8 refuses in NODE_OPTIONS; `warden sidecar` sets it itself
+ * (sidecar/runtime-flags.ts). Set on the container too, so a custom image keeps the budget.
+ */
+export const SIDECAR_RUNTIME_ENV: Readonly<Record<'MALLOC_ARENA_MAX' | 'NODE_OPTIONS', string>> = {
+  MALLOC_ARENA_MAX: '2',
+  NODE_OPTIONS: '--max-semi-space-size=1',
+};
 const SPOOL_SIZE = '256Mi';
 const TMP_SIZE = '64Mi';
 
@@ -135,6 +145,7 @@ function sidecarEnv(config: InjectorConfig): EnvVar[] {
     { name: 'OTEL_SERVICE_NAME', value: SIDECAR_CONTAINER },
     // $(VAR) is expanded by the kubelet from the variables defined above.
     { name: 'OTEL_RESOURCE_ATTRIBUTES', value: `k8s.pod.name=$(${SIDECAR_ENV.podName}),k8s.namespace.name=$(${SIDECAR_ENV.podNamespace})` },
+    ...Object.entries(SIDECAR_RUNTIME_ENV).map(([name, value]) => ({ name, value })),
   ];
   if (config.otlpEndpoint) env.push({ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: config.otlpEndpoint });
   if (config.otlpProtocol) env.push({ name: 'OTEL_EXPORTER_OTLP_PROTOCOL', value: config.otlpProtocol });

@@ -9,7 +9,7 @@ import type { Logger } from '../../common/log';
 import type { Labels, MetricsSnapshot } from '../../common/metrics';
 import { createProtobufMetricsExporter, createRecordExporters } from './exporters';
 import { sidecarResource } from './otlp-settings';
-import { startShipper, type ShipperMetrics } from './shipper';
+import { DEFAULT_LINGER_MS, startShipper, type ShipperMetrics } from './shipper';
 import { SpoolTail } from './spool-tail';
 import type { ExportThreadData, FromThread, ToThread } from './export-worker';
 
@@ -79,7 +79,7 @@ const shipper = startShipper({ spool: tail, exporters, log, metrics, lingerMs: d
 
 // New records are noticed by polling the shared mark every linger interval: the main thread sends
 // nothing per record. Records a previous run (or a crashed thread) left unacknowledged go first.
-const linger = data.lingerMs ?? 200;
+const linger = data.lingerMs ?? DEFAULT_LINGER_MS;
 const poll = setInterval(() => {
   const s = tail.stats();
   if (s.lastSeq > s.ackedSeq) shipper.kick();

@@ -72,6 +72,45 @@ describe('encodeTraces / encodeLogs', () => {
     expect(ours[0].attributes['warden.masked.by.column']).toBe(2);
   });
 
+  test('edge values (empty strings, nulls, short non-ASCII, a denied wait, batches, counts by detector) match the SDK serializer', async () => {
+    const { toLogRecord, toSpans } = await import('./to-otlp');
+    const odd = postgresRecord(
+      {
+        session: '',
+        seq: 0,
+        start: 1_763_800_002_000 + 0.999_999, // rounds up to the next millisecond
+        durationMs: 0,
+        policy: 'agents/support',
+        target: 'crm',
+        decision: 'hold',
+        reason: '',
+        identity: { subject: 'ü', groups: [], source: 'pod' as const },
+        approval: { approved: false, outcome: 'expired', reason: 'nobody answered é', waitStart: 1_763_800_002_000.5, waitMs: 0.25, spanId: '5555666677778888' },
+        masked: 0,
+        maskedBy: { '7': 1, 'json-path': 0 },
+      },
+      { text: 'SELECT 1; SELECT \'é\'', operations: ['SELECT', 'SELECT'], protocol: 'simple', rows: 0, params: [null, '', 'ß'] },
+    );
+    const records = [...samples(), odd, odd];
+    const spans = decodeExport('traces', 'protobuf', Buffer.from(encodeTraces(records, resource))).spans;
+    const sdkSpans = decodeExport('traces', 'protobuf', Buffer.from(ProtobufTraceSerializer.serializeRequest(records.flatMap((r) => toSpans(r, resource)))!)).spans;
+    expect(spans).toEqual(sdkSpans);
+    const logs = decodeExport('logs', 'protobuf', Buffer.from(encodeLogs(records, resource))).logs;
+    const sdkLogs = decodeExport('logs', 'protobuf', Buffer.from(ProtobufLogsSerializer.serializeRequest(records.map((r) => toLogRecord(r, resource)))!)).logs;
+    // The SDK writes a body key holding undefined (no rule) as an empty value; ours leaves it out,
+    // as the record's JSON does (and as the encoder always has).
+    for (const l of sdkLogs) if ((l.body as Record<string, unknown>).rule === null) delete (l.body as Record<string, unknown>).rule;
+    expect(logs).toEqual(sdkLogs);
+    expect(logs[2].attributes['warden.masked.by.7']).toBe(1);
+  });
+
+  test('ids are written as bytes whatever the case of their hex digits', () => {
+    const r = samples()[0];
+    const upper = { ...r, trace: { ...r.trace, traceId: r.trace.traceId.toUpperCase(), spanId: r.trace.spanId.toUpperCase() } };
+    expect(Buffer.from(encodeTraces([upper], resource)).equals(Buffer.from(encodeTraces([r], resource)))).toBe(true);
+    expect(Buffer.from(encodeLogs([upper], resource)).equals(Buffer.from(encodeLogs([r], resource)))).toBe(true);
+  });
+
   test('long and non-ASCII strings and large batches keep their lengths right', () => {
     const r = samples()[0];
     const big = { ...r, db: { ...r.db!, text: 'é'.repeat(70_000) } };

@@ -6,16 +6,25 @@
 // output with those definitions and compares it with the SDK serializer's.
 import type { Attributes } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
-import type { AuditRecord } from '../../common/audit/record';
+import type { AuditApproval, AuditRecord } from '../../common/audit/record';
 import type { MetricsSnapshot } from '../../common/metrics';
-import { SCOPE, SPAN } from '../../common/audit/names';
-import { approvalWaitAttributes, approvalWaitStatus, logAttributes, logBody, spanAttributes, spanName, spanStatus } from './to-otlp';
+import { ATTR, SCOPE, SPAN } from '../../common/audit/names';
+import { spanName, spanStatus } from './to-otlp';
+
+/** A key's bytes inside a KeyValue: field 1 (key), its length, its UTF-8. */
+type KeyBytes = Uint8Array;
 
 /** A growable protobuf writer; nested messages reserve 5 bytes for their length and close up after. */
 class Writer {
   buf = Buffer.allocUnsafe(64 * 1024);
   pos = 0;
   private readonly stack: number[] = [];
+
+  /** Starts a new message in the same buffer (the encoders reuse one writer: no regrowing per batch). */
+  reset(): void {
+    this.pos = 0;
+    this.stack.length = 0;
+  }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -55,7 +64,40 @@ class Writer {
     }
   }
 
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length);
+    const buf = this.buf;
+    const p = this.pos;
+    if (b.length < 64) for (let i = 0; i < b.length; i++) buf[p + i] = b[i];
+    else buf.set(b, p);
+    this.pos += b.length;
+  }
+
+  /** Trace and span ids: hex pairs decoded by hand (Buffer#write 'hex' costs a native call and an encoding lookup per id). */
   hexBytes(field: number, hex: string): void {
+    const n = hex.length >>> 1;
+    if ((hex.length & 1) === 0 && n < 128) {
+      this.ensure(n + 2);
+      const buf = this.buf;
+      const p = this.pos + 2;
+      let ok = true;
+      for (let i = 0; i < n; i++) {
+        const hi = hexDigit(hex.charCodeAt(2 * i));
+        const lo = hexDigit(hex.charCodeAt(2 * i + 1));
+        if ((hi | lo) < 0) {
+          ok = false;
+          break;
+        }
+        buf[p + i] = (hi << 4) | lo;
+      }
+      if (ok) {
+        buf[this.pos] = (field << 3) | 2;
+        buf[this.pos + 1] = n;
+        this.pos = p + n;
+        return;
+      }
+    }
+    // Not hex (never for our ids): as Buffer#write does it.
     this.tag(field, 2);
     this.varint(hex.length / 2);
     this.ensure(hex.length / 2);
@@ -66,6 +108,26 @@ class Writer {
     this.tag(field, 1);
     this.ensure(8);
     this.buf.writeBigUInt64LE(nanos, this.pos);
+    this.pos += 8;
+  }
+
+  /**
+   * A time as fixed64 nanoseconds from epoch milliseconds (fractional): the same value as
+   * nanos(ms), without BigInt arithmetic (profiled: BigInt per timestamp cost ~1 µs per record).
+   */
+  time(field: number, ms: number): void {
+    const whole = Math.floor(ms);
+    const frac = Math.round((ms - whole) * 1e6);
+    // whole * 1e6 + frac in two 32-bit halves, every step exact in a double.
+    const lo32 = whole % 4294967296;
+    const hi32 = Math.floor(whole / 4294967296);
+    const low = lo32 * 1e6 + frac; // < 2^53
+    const lo = low % 4294967296;
+    const hi = hi32 * 1e6 + Math.floor(low / 4294967296);
+    this.tag(field, 1);
+    this.ensure(8);
+    this.buf.writeUInt32LE(lo, this.pos);
+    this.buf.writeUInt32LE(hi, this.pos + 4);
     this.pos += 8;
   }
 
@@ -133,9 +195,94 @@ class Writer {
     this.pos -= 5 - n;
   }
 
-  result(): Uint8Array {
-    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.pos).slice();
+  /**
+   * A KeyValue (as field `field`) with a string value. Short ASCII, nearly every attribute, in one
+   * pass: every length then fits one byte and is filled in after the copy.
+   */
+  kvString(field: number, key: KeyBytes, s: string): void {
+    const n = s.length;
+    const klen = key.length;
+    if (klen + n + 4 < 128) {
+      this.ensure(klen + n + 6);
+      const buf = this.buf;
+      let p = this.pos;
+      buf[p++] = (field << 3) | 2;
+      const totalAt = p++;
+      for (let i = 0; i < klen; i++) buf[p++] = key[i];
+      buf[p++] = 0x12; // KeyValue.value
+      buf[p++] = n + 2;
+      buf[p++] = 0x0a; // AnyValue.string_value
+      buf[p++] = n;
+      let ascii = true;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) {
+          ascii = false;
+          break;
+        }
+        buf[p + i] = c;
+      }
+      if (ascii) {
+        buf[totalAt] = klen + 2 + n + 2;
+        this.pos = p + n;
+        return;
+      }
+    }
+    const vlen = utf8Length(s);
+    const inner = 1 + varintSize(vlen) + vlen;
+    this.tag(field, 2);
+    this.varint(klen + 1 + varintSize(inner) + inner);
+    this.bytes(key);
+    this.tag(2, 2);
+    this.varint(inner);
+    this.tag(1, 2);
+    this.varint(vlen);
+    this.raw(s, vlen);
   }
+
+  /** A KeyValue with any value (null: an empty AnyValue, as the SDK writes it). */
+  kv(field: number, key: KeyBytes, v: unknown): void {
+    if (typeof v === 'string') return this.kvString(field, key, v);
+    if (typeof v === 'number' && v >= 0 && Number.isSafeInteger(v)) {
+      const inner = 1 + varintSize(v);
+      this.tag(field, 2);
+      this.varint(key.length + 1 + varintSize(inner) + inner);
+      this.bytes(key);
+      this.tag(2, 2);
+      this.varint(inner);
+      this.tag(3, 0);
+      this.varint(v);
+      return;
+    }
+    this.begin(field);
+    this.bytes(key);
+    anyValue(this, 2, v);
+    this.end();
+  }
+
+  /** A copy of what was written (the exporter keeps it for retries; the buffer is reused). */
+  result(): Uint8Array {
+    const out = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.pos).slice();
+    // A batch of huge records does not keep its buffer for good.
+    if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(64 * 1024);
+    return out;
+  }
+}
+
+/** A hex digit's value, -1 for anything else. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  c |= 0x20; // lower case
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
+/** The encoders' writer, reused (they run synchronously, one at a time). */
+const shared = new Writer();
+
+function writer(): Writer {
+  shared.reset();
+  return shared;
 }
 
 function anyValue(w: Writer, field: number, v: unknown): void {
@@ -179,41 +326,37 @@ function utf8Length(s: string): number {
   return s.length;
 }
 
-function keyValue(w: Writer, field: number, key: string, v: unknown): void {
-  // Strings and small non-negative integers, the common case, have lengths known up front: no
-  // reserve-and-shift for the two nested messages.
-  if (typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) {
-    const klen = utf8Length(key);
-    let inner: number;
-    let vlen = 0;
-    if (typeof v === 'string') {
-      vlen = utf8Length(v);
-      inner = 1 + varintSize(vlen) + vlen;
-    } else {
-      inner = 1 + varintSize(v);
-    }
-    const total = 1 + varintSize(klen) + klen + 1 + varintSize(inner) + inner;
-    w.tag(field, 2);
-    w.varint(total);
-    w.tag(1, 2);
-    w.varint(klen);
-    w.raw(key, klen);
-    w.tag(2, 2);
-    w.varint(inner);
-    if (typeof v === 'string') {
-      w.tag(1, 2);
-      w.varint(vlen);
-      w.raw(v, vlen);
-    } else {
-      w.tag(3, 0);
-      w.varint(v);
-    }
-    return;
+/** A key's encoded bytes (field 1 of KeyValue), built once per key name. */
+function encodeKey(k: string): KeyBytes {
+  const len = Buffer.byteLength(k);
+  const out = Buffer.allocUnsafe(1 + varintSize(len) + len);
+  let p = 0;
+  out[p++] = 0x0a;
+  let v = len;
+  while (v > 0x7f) {
+    out[p++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
   }
-  w.begin(field);
-  w.string(1, key);
-  anyValue(w, 2, v);
-  w.end();
+  out[p++] = v;
+  out.write(k, p, 'utf8');
+  return out;
+}
+
+const keyCache = new Map<string, KeyBytes>();
+/** Key names seen at run time (resource, labels, detector names) are cached up to this many. */
+const KEY_CACHE_MAX = 1024;
+
+function keyBytes(k: string): KeyBytes {
+  let b = keyCache.get(k);
+  if (b === undefined) {
+    b = encodeKey(k);
+    if (keyCache.size < KEY_CACHE_MAX) keyCache.set(k, b);
+  }
+  return b;
+}
+
+function keyValue(w: Writer, field: number, key: string, v: unknown): void {
+  w.kv(field, keyBytes(key), v);
 }
 
 function attributes(w: Writer, field: number, attrs: Attributes | Record<string, unknown>): void {
@@ -223,17 +366,33 @@ function attributes(w: Writer, field: number, attrs: Attributes | Record<string,
   }
 }
 
+/** The resource message's bytes, per resource (constant once its attributes are settled). */
+const resourceCache = new WeakMap<Resource, Uint8Array>();
+
 function writeResource(w: Writer, resource: Resource): void {
-  w.begin(1); // resource
-  attributes(w, 1, resource.attributes);
-  w.end();
+  let b = resourceCache.get(resource);
+  if (b === undefined) {
+    const tmp = new Writer();
+    tmp.begin(1); // resource
+    attributes(tmp, 1, resource.attributes);
+    tmp.end();
+    b = tmp.result();
+    if (!resource.asyncAttributesPending) resourceCache.set(resource, b);
+  }
+  w.bytes(b);
 }
 
+const SCOPE_BYTES = ((): Uint8Array => {
+  const tmp = new Writer();
+  tmp.begin(1);
+  tmp.string(1, SCOPE.name);
+  tmp.string(2, SCOPE.version);
+  tmp.end();
+  return tmp.result();
+})();
+
 function scope(w: Writer): void {
-  w.begin(1);
-  w.string(1, SCOPE.name);
-  w.string(2, SCOPE.version);
-  w.end();
+  w.bytes(SCOPE_BYTES);
 }
 
 function nanos(ms: number): bigint {
@@ -242,43 +401,144 @@ function nanos(ms: number): bigint {
 }
 
 const SERVER = 2; // SpanKind SERVER in the proto enum (SPAN_KIND_SERVER = 2)
+const STATUS_ERROR = 2;
 
-function span(w: Writer, s: { traceId: string; spanId: string; parent?: string; remoteParent: boolean; state?: string; name: string; start: number; durationMs: number; attrs: Attributes; status: { code: number; message?: string }; flags: number }): void {
+/** Every fixed attribute key, encoded once. */
+const K = Object.fromEntries(Object.entries(ATTR).map(([name, key]) => [name, encodeKey(key)])) as Record<keyof typeof ATTR, KeyBytes>;
+
+/** Span.attributes */
+const SPAN_ATTR = 9;
+
+/** An attribute set only when it has a value (to-otlp.ts's `set`: not undefined, not ''). */
+function opt(w: Writer, field: number, key: KeyBytes, v: unknown): void {
+  if (v === undefined || v === '' || v === null) return;
+  w.kv(field, key, v);
+}
+
+/** An attribute assigned as it is (skipped only when undefined or null, as attributes() did). */
+function put(w: Writer, field: number, key: KeyBytes, v: unknown): void {
+  if (v === undefined || v === null) return;
+  w.kv(field, key, v);
+}
+
+/**
+ * The operation span's attributes, written straight from the record: the same keys, order and
+ * values as to-otlp.ts's spanAttributes() (kept for the http/json path; the test compares the two
+ * through the SDK serializer), without building the object first.
+ */
+function spanAttributes(w: Writer, r: AuditRecord): void {
+  const F = SPAN_ATTR;
+  opt(w, F, K.policy, r.policy);
+  opt(w, F, K.target, r.target);
+  opt(w, F, K.decision, r.decision);
+  opt(w, F, K.rule, r.rule);
+  opt(w, F, K.reason, r.reason);
+  put(w, F, K.maskedCount, r.masked);
+  opt(w, F, K.session, r.session);
+  put(w, F, K.seq, r.seq);
+  opt(w, F, K.auditId, r.id);
+  opt(w, F, K.subject, r.identity.subject);
+  if (r.identity.groups.length > 0) put(w, F, K.groups, r.identity.groups);
+  if (r.upstreamMs !== undefined) put(w, F, K.upstreamMs, Math.round(r.upstreamMs * 1000) / 1000);
+  if (r.approval) {
+    opt(w, F, K.approvalId, r.approval.id);
+    opt(w, F, K.approvalDecidedBy, r.approval.decidedBy);
+    opt(w, F, K.approvalOutcome, r.approval.outcome);
+  }
+  const db = r.db;
+  if (db) {
+    put(w, F, K.dbSystem, db.system);
+    opt(w, F, K.dbNamespace, db.namespace);
+    opt(w, F, K.dbQueryText, db.text);
+    if (db.operations.length > 0) put(w, F, K.dbOperation, db.operations.length === 1 ? db.operations[0] : `BATCH ${db.operations[0]}`);
+    put(w, F, K.dbRows, db.rows);
+  }
+  const h = r.http;
+  if (h) {
+    opt(w, F, K.httpMethod, h.method);
+    if (h.status > 0) put(w, F, K.httpStatus, h.status);
+    opt(w, F, K.httpRoute, h.route);
+    opt(w, F, K.urlPath, h.path);
+    opt(w, F, K.urlFull, h.url);
+    opt(w, F, K.serverAddress, h.serverAddress);
+    if (h.serverPort) put(w, F, K.serverPort, h.serverPort);
+  }
+  const g = r.genAi;
+  if (g) {
+    opt(w, F, K.genAiProvider, g.provider);
+    opt(w, F, K.genAiOperation, g.operation);
+    opt(w, F, K.genAiRequestModel, g.requestModel);
+    opt(w, F, K.genAiResponseModel, g.responseModel);
+    opt(w, F, K.genAiResponseId, g.responseId);
+    if (g.inputTokens !== undefined) put(w, F, K.genAiInputTokens, g.inputTokens);
+    if (g.outputTokens !== undefined) put(w, F, K.genAiOutputTokens, g.outputTokens);
+    if (g.finishReasons?.length) put(w, F, K.genAiFinishReasons, g.finishReasons);
+  }
+  if (r.error) opt(w, F, K.errorType, r.http && r.http.status >= 400 ? String(r.http.status) : 'upstream_error');
+}
+
+/** The approval-wait span's attributes: to-otlp.ts's approvalWaitAttributes(), written directly. */
+function approvalWaitAttributes(w: Writer, r: AuditRecord, a: AuditApproval): void {
+  const F = SPAN_ATTR;
+  put(w, F, K.policy, r.policy);
+  put(w, F, K.target, r.target);
+  put(w, F, K.approvalOutcome, a.outcome);
+  opt(w, F, K.rule, r.rule);
+  opt(w, F, K.approvalId, a.id);
+  opt(w, F, K.approvalDecidedBy, a.decidedBy);
+  opt(w, F, K.reason, a.reason);
+}
+
+/** Opens a span: its ids (then spanTimes, the attributes, spanTail). */
+function spanIds(w: Writer, traceId: string, spanId: string, state: string | undefined, parent: string | undefined): void {
   w.begin(2); // ScopeSpans.spans
-  w.hexBytes(1, s.traceId);
-  w.hexBytes(2, s.spanId);
-  if (s.state) w.string(3, s.state);
-  if (s.parent) w.hexBytes(4, s.parent);
-  w.string(5, s.name);
+  w.hexBytes(1, traceId);
+  w.hexBytes(2, spanId);
+  if (state) w.string(3, state);
+  if (parent) w.hexBytes(4, parent);
+}
+
+function spanTimes(w: Writer, name: string, start: number, durationMs: number): void {
+  w.string(5, name);
   w.tag(6, 0);
   w.varint(SERVER);
-  w.fixed64(7, nanos(s.start));
-  w.fixed64(8, nanos(s.start + s.durationMs));
-  attributes(w, 9, s.attrs);
-  if (s.status.code !== 0) {
+  w.time(7, start);
+  w.time(8, start + durationMs);
+}
+
+function spanTail(w: Writer, status: { code: number; message?: string }, flags: number, remoteParent: boolean): void {
+  if (status.code !== 0) {
     w.begin(15);
-    if (s.status.message) w.string(2, s.status.message);
+    if (status.message) w.string(2, status.message);
     w.tag(3, 0);
-    w.varint(s.status.code);
+    w.varint(status.code);
     w.end();
   }
-  w.fixed32(16, (s.flags & 0xff) | (s.remoteParent ? 0x300 : 0x100)); // W3C flags + the "parent is remote" bits
+  w.fixed32(16, (flags & 0xff) | (remoteParent ? 0x300 : 0x100)); // W3C flags + the "parent is remote" bits
   w.end();
 }
 
+const UNSET = { code: 0 };
+
 /** ExportTraceServiceRequest for these records: one span each, plus the approval-wait child spans. */
 export function encodeTraces(records: readonly AuditRecord[], resource: Resource): Uint8Array {
-  const w = new Writer();
+  const w = writer();
   w.begin(1); // resource_spans
   writeResource(w, resource);
   w.begin(2); // scope_spans
   scope(w);
   for (const r of records) {
     const t = r.trace;
-    span(w, { traceId: t.traceId, spanId: t.spanId, parent: t.parentSpanId, remoteParent: t.parentSpanId !== undefined, state: t.state, name: spanName(r), start: r.start, durationMs: r.durationMs, attrs: spanAttributes(r), status: spanStatus(r), flags: t.flags });
-    if (r.approval) {
-      const a = r.approval;
-      span(w, { traceId: t.traceId, spanId: a.spanId, parent: t.spanId, remoteParent: false, name: SPAN.approvalWait, start: a.waitStart, durationMs: a.waitMs, attrs: approvalWaitAttributes(r, a), status: approvalWaitStatus(a), flags: t.flags });
+    spanIds(w, t.traceId, t.spanId, t.state, t.parentSpanId);
+    spanTimes(w, spanName(r), r.start, r.durationMs);
+    spanAttributes(w, r);
+    spanTail(w, spanStatus(r), t.flags, t.parentSpanId !== undefined);
+    const a = r.approval;
+    if (a) {
+      spanIds(w, t.traceId, a.spanId, undefined, t.spanId);
+      spanTimes(w, SPAN.approvalWait, a.waitStart, a.waitMs);
+      approvalWaitAttributes(w, r, a);
+      spanTail(w, a.approved ? UNSET : { code: STATUS_ERROR, message: a.reason }, t.flags, false);
     }
   }
   w.end();
@@ -289,9 +549,57 @@ export function encodeTraces(records: readonly AuditRecord[], resource: Resource
 const SEVERITY_INFO = 9;
 const SEVERITY_WARN = 13;
 
+const B = Object.fromEntries(
+  ['id', 'kind', 'session', 'seq', 'decision', 'rule', 'reason', 'subject', 'statement', 'params', 'request', 'status', 'requestBody', 'responseBody', 'truncated'].map((k) => [k, encodeKey(k)]),
+) as Record<string, KeyBytes>;
+
+/** A body entry: kept unless undefined (null: an empty value), as anyValue() writes an object. */
+function body(w: Writer, key: KeyBytes, v: unknown): void {
+  if (v !== undefined) w.kv(1, key, v);
+}
+
+/** The log body: to-otlp.ts's logBody() as a kvlist, written directly. */
+function logBody(w: Writer, r: AuditRecord): void {
+  w.begin(5); // LogRecord.body
+  w.begin(6); // AnyValue.kvlist_value
+  body(w, B.id, r.id);
+  body(w, B.kind, r.kind);
+  body(w, B.session, r.session);
+  body(w, B.seq, r.seq);
+  body(w, B.decision, r.decision);
+  body(w, B.rule, r.rule);
+  body(w, B.reason, r.reason);
+  body(w, B.subject, r.identity.subject);
+  if (r.db) body(w, B.statement, r.db.text);
+  if (r.db?.params) body(w, B.params, r.db.params);
+  if (r.http) {
+    body(w, B.request, `${r.http.method} ${r.http.path}`);
+    body(w, B.status, r.http.status);
+  }
+  if (r.payload?.request !== undefined) body(w, B.requestBody, r.payload.request);
+  if (r.payload?.response !== undefined) body(w, B.responseBody, r.payload.response);
+  if (r.payload?.truncated) body(w, B.truncated, true);
+  w.end();
+  w.end();
+}
+
+/** LogRecord.attributes */
+const LOG_ATTR = 6;
+
+/** The log record's attributes: to-otlp.ts's logAttributes(), written directly. */
+function logAttributes(w: Writer, r: AuditRecord): void {
+  const F = LOG_ATTR;
+  put(w, F, K.auditId, r.id);
+  put(w, F, K.decision, r.decision);
+  put(w, F, K.target, r.target);
+  put(w, F, K.policy, r.policy);
+  if (r.rule) put(w, F, K.rule, r.rule);
+  if (r.maskedBy) for (const k of Object.keys(r.maskedBy)) put(w, F, keyBytes(`warden.masked.by.${k}`), r.maskedBy[k]);
+}
+
 /** ExportLogsServiceRequest: one log record per audit record, linked to its span. */
 export function encodeLogs(records: readonly AuditRecord[], resource: Resource): Uint8Array {
-  const w = new Writer();
+  const w = writer();
   w.begin(1); // resource_logs
   writeResource(w, resource);
   w.begin(2); // scope_logs
@@ -299,18 +607,18 @@ export function encodeLogs(records: readonly AuditRecord[], resource: Resource):
   for (const r of records) {
     const denied = r.decision === 'deny' || (r.approval !== undefined && !r.approval.approved);
     const warn = denied || r.error !== undefined;
-    const time = nanos(r.start + r.durationMs);
+    const time = r.start + r.durationMs;
     w.begin(2); // log_records
-    w.fixed64(1, time);
+    w.time(1, time);
     w.tag(2, 0);
     w.varint(warn ? SEVERITY_WARN : SEVERITY_INFO);
     w.string(3, warn ? 'WARN' : 'INFO');
-    anyValue(w, 5, logBody(r));
-    attributes(w, 6, logAttributes(r));
+    logBody(w, r);
+    logAttributes(w, r);
     w.fixed32(8, r.trace.flags & 0xff);
     w.hexBytes(9, r.trace.traceId);
     w.hexBytes(10, r.trace.spanId);
-    w.fixed64(11, time);
+    w.time(11, time);
     w.string(12, 'warden.audit');
     w.end();
   }
@@ -328,7 +636,7 @@ const TEMPORALITY_CUMULATIVE = 2;
  * neither the metrics SDK nor the protobuf runtime of the SDK's proto exporter (memory).
  */
 export function encodeMetrics(snap: MetricsSnapshot, resource: Resource, startMs: number, nowMs: number): Uint8Array {
-  const w = new Writer();
+  const w = writer();
   const start = nanos(startMs);
   const now = nanos(nowMs);
   w.begin(1); // resource_metrics

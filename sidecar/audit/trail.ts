@@ -84,7 +84,7 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
     ackTimer = setInterval(() => {
       const st = t.stats();
       if (st.lastSeq > st.ackedSeq) s.kick();
-    }, opts.lingerMs ?? 200);
+    }, opts.lingerMs ?? 500); // shipper.ts's DEFAULT_LINGER_MS (not imported: the main thread never loads the shipper)
     ackTimer.unref();
     s.kick();
     otlpMetrics = startOtlpMetrics({ metrics, resource: opts.resource ?? sidecarResource(), exporter: opts.exporters.metrics, intervalMs: opts.metricsIntervalMs });
