@@ -74,8 +74,19 @@ export interface NormalizedPath {
   forwarded: string;
 }
 
+/**
+ * A path the normalisation leaves as it is: `/`-separated non-empty segments of unreserved and
+ * sub-delim characters, none `.` or `..` (no `%`, `;`, `\\`, control characters, `//`). Most
+ * requests; checked in one linear match (each segment starts at its `/`).
+ */
+const PLAIN_PATH = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9\-._~!$&'()*+,=:@]+)*\/?$/;
+
 /** Normalises a raw request path (no query string); throws AmbiguousRequestError naming what was refused. */
 export function normalizeRequestPath(rawPath: string): NormalizedPath {
+  if (PLAIN_PATH.test(rawPath)) {
+    const p = rawPath === '' ? '/' : rawPath;
+    return { judged: p, forwarded: p };
+  }
   const segments = rawPath.split('/').filter((s) => s !== '');
   const judged: string[] = [];
   for (const s of segments) {

@@ -3,6 +3,7 @@
 // body streamed through, bounded by the target's limit. The agent going away aborts it; nothing
 // waits past the target's timeout (headers and body). Upstream failures become 502/504 answers
 // naming the target (asRouteError).
+import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { HttpError } from '../errors';
@@ -39,6 +40,15 @@ export class UpstreamClients {
   }
 }
 
+/**
+ * What undici aborts the upstream request on when the agent goes away: undici takes an
+ * EventEmitter as `signal` (`once('abort')`, then RequestAbortedError), far cheaper per request
+ * than an AbortController and its EventTarget signal.
+ */
+class AgentGone extends EventEmitter {
+  aborted = false;
+}
+
 export const forwardUpstreamStage: Stage<RouteExchange> = {
   name: 'forward-upstream',
   run: forwardUpstream,
@@ -55,14 +65,22 @@ async function forwardUpstream(ex: RouteExchange): Promise<void> {
     headers['content-length'] = String(buffered.length);
   } else if (ex.hasBody) {
     ex.continueBody();
-    const limited = limitBytes(maxBody);
-    upBody = req.pipe(limited);
-    req.on('error', (e) => limited.destroy(e));
+    if (req.headers['transfer-encoding'] === undefined) {
+      // A declared length (read-body.ts refused one over the limit): node's parser ends the body
+      // at that length, so it cannot grow past the limit and goes out without a Transform.
+      upBody = req;
+    } else {
+      const limited = limitBytes(maxBody);
+      upBody = req.pipe(limited);
+      req.on('error', (e) => limited.destroy(e));
+    }
   }
 
-  const abort = new AbortController();
+  const gone = new AgentGone();
   const onClose = (): void => {
-    if (!res.writableFinished) abort.abort();
+    if (res.writableFinished) return;
+    gone.aborted = true;
+    gone.emit('abort');
   };
   res.once('close', onClose);
   const url = ex.upstreamUrl!;
@@ -78,11 +96,12 @@ async function forwardUpstream(ex: RouteExchange): Promise<void> {
       body: upBody,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
-      signal: abort.signal,
+      signal: gone,
     });
   } catch (err) {
     res.off('close', onClose);
-    if (upBody && typeof (upBody as Readable).destroy === 'function') (upBody as Readable).destroy();
+    // The limiting Transform is ours to drop; the agent's request stays, so the error can be answered on its connection.
+    if (upBody && upBody !== req && typeof (upBody as Readable).destroy === 'function') (upBody as Readable).destroy();
     throw err;
   }
   // Removed, and the body released if unread, once the answer is sent (RouteExchange.releaseUpstream).

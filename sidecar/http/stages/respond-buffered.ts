@@ -11,6 +11,7 @@ import { jsonTooDeep, JsonTooDeepError } from '../../../common/policy/jsonpath';
 import { denial, HttpError } from '../errors';
 import { bomCharset, declaredCharset, decoderFor, isUtf8, withUtf8Charset } from '../routes/charset';
 import { maskEntityRuns, readsCharacterReferences } from '../routes/html-entities';
+import { jsonMaskingIsNoop } from './body-scan';
 import { decodeBuffer, readUpstreamBody } from './decompress';
 import type { RouteExchange } from './exchange';
 import { checkDocument } from './response-rules';
@@ -43,7 +44,7 @@ export async function respondBuffered(ex: RouteExchange, json: boolean, type: st
     headers['content-length'] = String(sent.length);
     return send(ex, sent);
   }
-  const masked = json && decoded.text.trim() !== '' ? maskJson(ex, decoded.text) : maskText(ex, decoded.text, type);
+  const masked = json && decoded.text.trim() !== '' ? maskJson(ex, decoded.text, decoded.rewritten ? undefined : plain) : maskText(ex, decoded.text, type);
   if (masked === undefined) {
     // JSON that does not parse, passed as it came (`unparseable: allow`).
     delete headers['content-encoding'];
@@ -95,9 +96,10 @@ interface MaskedText {
 
 /**
  * A JSON document: checked against the response rules, then masked; undefined when it does not
- * parse and the target passes it unmasked.
+ * parse and the target passes it unmasked. utf8: the bytes of text when they are UTF-8 as received
+ * (then a byte scan can rule out every masker before the walk, body-scan.ts).
  */
-function maskJson(ex: RouteExchange, text: string): MaskedText | undefined {
+function maskJson(ex: RouteExchange, text: string, utf8: Buffer | undefined): MaskedText | undefined {
   const plan = ex.plan!.responsePlan;
   let doc: unknown;
   try {
@@ -125,7 +127,9 @@ function maskJson(ex: RouteExchange, text: string): MaskedText | undefined {
   }
   let changed = false;
   let count = 0;
-  for (const m of tooDeep ? [] : (plan?.maskers ?? [])) {
+  // Nothing a masker looks for in the bytes: no walk (the parse above still judged the document).
+  const maskers = tooDeep || !plan || (utf8 !== undefined && jsonMaskingIsNoop(utf8, plan.maskers)) ? [] : plan.maskers;
+  for (const m of maskers) {
     const r = maskJsonDocument(doc, { masker: m.masker, jsonPaths: m.jsonPaths });
     if (r.doc !== doc) changed = true;
     doc = r.doc;
