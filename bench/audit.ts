@@ -35,8 +35,26 @@ function main(): void {
   const identity = { subject: 'system:serviceaccount:agents:support-agent', groups: ['system:serviceaccounts'], source: 'pod' as const };
   const make = (i: number): AuditRecord =>
     postgresRecord(
-      { session: 'b7d3c0de-1111-4222-8333-944455556666', seq: i, start: Date.now(), durationMs: 0.21, upstreamMs: 0.12, policy: 'agents/support-agent', target: 'crm', decision: 'allow', reason: 'no rule matched; default action allow', identity, masked: 0 },
-      { namespace: 'crm', text: `SELECT abalance FROM pgbench_accounts WHERE aid = ${i}`, operations: ['SELECT'], protocol: 'simple', rows: 1 },
+      {
+        session: 'b7d3c0de-1111-4222-8333-944455556666',
+        seq: i,
+        start: Date.now(),
+        durationMs: 0.21,
+        upstreamMs: 0.12,
+        policy: 'agents/support-agent',
+        target: 'crm',
+        decision: 'allow',
+        reason: 'no rule matched; default action allow',
+        identity,
+        masked: 0,
+      },
+      {
+        namespace: 'crm',
+        text: `SELECT abalance FROM pgbench_accounts WHERE aid = ${i}`,
+        operations: ['SELECT'],
+        protocol: 'simple',
+        rows: 1,
+      },
     );
   process.stdout.write(`Audit trail cost per operation (${N} operations, one process, no network)\n`);
   const build = time('build the record', N, make);
@@ -78,7 +96,9 @@ function main(): void {
   process.stdout.write(`  ${'(the SDK path also needs the span + log objects)'.padEnd(52)}   ${(sdk + objects).toFixed(2)} µs/op in all\n`);
   const hot = build + append;
   const ship = parse + own;
-  process.stdout.write(`\n  on the main thread (build + encode + write):         ${hot.toFixed(1)} µs  (encode alone ${encode.toFixed(1)})\n`);
+  process.stdout.write(
+    `\n  on the main thread (build + encode + write):         ${hot.toFixed(1)} µs  (encode alone ${encode.toFixed(1)})\n`,
+  );
   process.stdout.write(`  in the export thread (decode + OTLP encode):         ${ship.toFixed(1)} µs\n`);
   void spool.close().then(() => fs.rmSync(dir, { recursive: true, force: true }));
 }

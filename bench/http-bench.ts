@@ -362,7 +362,12 @@ http {
 `,
   );
   // daemon and master_process come from -g: nginx rejects a directive set both in the file and in -g.
-  const child = track(spawn(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'], { stdio: ['ignore', 'pipe', 'pipe'], env: benchEnv() }));
+  const child = track(
+    spawn(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: benchEnv(),
+    }),
+  );
   const c = supervise('nginx', child, { logFile: path.join(dir, 'error.log') });
   await waitUntilReady(c, () => tcpAccepts(port), 15_000);
   return { ...c, port };
@@ -413,7 +418,19 @@ export interface HttpSummary {
 }
 
 async function load(t: Target, mode: Mode, seconds: number, warmup: number): Promise<Omit<Run, 'round'>> {
-  const args = [__filename, '--role', 'load', '--url', t.url, '--connections', String(mode.clients), '--seconds', String(seconds), '--warmup', String(warmup)];
+  const args = [
+    __filename,
+    '--role',
+    'load',
+    '--url',
+    t.url,
+    '--connections',
+    String(mode.clients),
+    '--seconds',
+    String(seconds),
+    '--warmup',
+    String(warmup),
+  ];
   if (mode.rate) args.push('--rate', String(mode.rate));
   if (t.auth) args.push('--auth');
   const cpu0 = t.proxy ? procCpuSeconds(t.proxy.pid) : undefined;
@@ -424,9 +441,15 @@ async function load(t: Target, mode: Mode, seconds: number, warmup: number): Pro
   try {
     res = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as LoadResult;
   } catch {
-    return { ...base, error: `load generator exited ${r.code ?? r.signal}: ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ')}` };
+    return {
+      ...base,
+      error: `load generator exited ${r.code ?? r.signal}: ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ')}`,
+    };
   }
-  const cpu = cpu0 !== undefined && cpu1 !== undefined && res.totalRequests > 0 ? { proxyCpuUsPerReq: ((cpu1 - cpu0) * 1e6) / res.totalRequests } : {};
+  const cpu =
+    cpu0 !== undefined && cpu1 !== undefined && res.totalRequests > 0
+      ? { proxyCpuUsPerReq: ((cpu1 - cpu0) * 1e6) / res.totalRequests }
+      : {};
   const rss = t.proxy ? { proxyRssMb: (procStatus(t.proxy.pid)?.rssKb ?? 0) / 1024 } : {};
   if (res.errors > 0) return { ...base, ...res, ...cpu, ...rss, error: `${res.errors} failed request(s); first: ${res.firstError}` };
   return { ...base, ...res, ...cpu, ...rss };
@@ -456,7 +479,8 @@ async function checkTarget(t: Target): Promise<string[]> {
   if (t.name.startsWith('sidecar')) {
     const del = await request(`${base}/v1/items/item_1`, { method: 'DELETE', headers });
     const body = await del.body.text();
-    if (del.statusCode !== 403 || !body.includes('no-file-uploads')) problems.push(`DELETE /v1/items/item_1 was not denied by rule no-file-uploads: HTTP ${del.statusCode} ${body.slice(0, 200)}`);
+    if (del.statusCode !== 403 || !body.includes('no-file-uploads'))
+      problems.push(`DELETE /v1/items/item_1 was not denied by rule no-file-uploads: HTTP ${del.statusCode} ${body.slice(0, 200)}`);
   }
   return problems;
 }
@@ -496,10 +520,18 @@ async function main(): Promise<number> {
   const CLIENTS = envClients();
   /** The sidecar with its audit trail off too (BENCH_HTTP_AUDIT_OFF=1): what the trail costs. */
   const AUDIT_OFF = process.env.BENCH_HTTP_AUDIT_OFF === '1';
-  const modes: Mode[] = [...CLIENTS.map((c) => ({ label: `c=${c}`, clients: c })), ...(RATE > 0 ? [{ label: `${RATE}/s`, clients: 16, rate: RATE }] : [])];
+  const modes: Mode[] = [
+    ...CLIENTS.map((c) => ({ label: `c=${c}`, clients: c })),
+    ...(RATE > 0 ? [{ label: `${RATE}/s`, clients: 16, rate: RATE }] : []),
+  ];
 
   const nginxBin = process.env.BENCH_NGINX === '0' ? undefined : (process.env.NGINX ?? findExecutable('nginx'));
-  if (!nginxBin) process.stdout.write(process.env.BENCH_NGINX === '0' ? 'nginx skipped (BENCH_NGINX=0)\n' : 'nginx not installed (apt-get install nginx-light): skipping peer\n');
+  if (!nginxBin)
+    process.stdout.write(
+      process.env.BENCH_NGINX === '0'
+        ? 'nginx skipped (BENCH_NGINX=0)\n'
+        : 'nginx not installed (apt-get install nginx-light): skipping peer\n',
+    );
 
   const targetCount = 3 + (AUDIT_OFF ? 1 : 0) + (nginxBin ? 1 : 0);
   const estimate = Math.round(modes.length * targetCount * ROUNDS * (SECONDS + RUN_WARMUP + 0.5) + targetCount * (WARMUP + 0.5) + 5);
@@ -507,7 +539,10 @@ async function main(): Promise<number> {
     `HTTP: POST ${CHAT_PATH} (~1 KB JSON response), ${SECONDS} s per run, ${ROUNDS} rounds, ${modes.map((m) => m.label).join(' / ')}, ${os.cpus().length} CPUs shared by load generator, proxy and upstream (about ${estimate} s)\n`,
   );
   const loadBefore = os.loadavg();
-  if (loadBefore[0] > 0.5) process.stdout.write(`note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before starting: other work on this machine adds noise\n`);
+  if (loadBefore[0] > 0.5)
+    process.stdout.write(
+      `note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before starting: other work on this machine adds noise\n`,
+    );
 
   const upstream = await startListeningChild('upstream', [__filename, '--role', 'upstream']);
   const sink = await startOtlpSink();
@@ -523,7 +558,12 @@ async function main(): Promise<number> {
   });
   const sc = AUDIT_OFF ? await startSidecarProcess({ ...httpSidecar(upstream.port), dir: makeTempDir('warden-bench-http-') }) : undefined;
   const nginx = nginxBin ? await startNginx(nginxBin, upstream.port) : undefined;
-  const nodeProxy = await startListeningChild('node-proxy', [path.resolve(__dirname, 'node-proxy.js'), '0', `http://127.0.0.1:${upstream.port}`, `Bearer ${TOKEN}`]);
+  const nodeProxy = await startListeningChild('node-proxy', [
+    path.resolve(__dirname, 'node-proxy.js'),
+    '0',
+    `http://127.0.0.1:${upstream.port}`,
+    `Bearer ${TOKEN}`,
+  ]);
 
   const route = (port: number): string => `http://127.0.0.1:${port}/${ROUTE}${CHAT_PATH}`;
   const targets: Target[] = [
@@ -547,7 +587,8 @@ async function main(): Promise<number> {
       checkInterrupted();
       const w = await load(t, { label: 'warm-up', clients: Math.max(...CLIENTS) }, WARMUP, 0);
       checkInterrupted();
-      if (w.error) throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.proxy ? `\n${t.name} output tail:\n${t.proxy.tail()}` : ''}`);
+      if (w.error)
+        throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.proxy ? `\n${t.name} output tail:\n${t.proxy.tail()}` : ''}`);
     }
     await waitForExportQuiet(sink);
   }
@@ -562,7 +603,9 @@ async function main(): Promise<number> {
         runs.push(r);
         process.stdout.write(
           `  round ${round + 1}/${ROUNDS}  ${mode.label.padEnd(6)} ${t.name.padEnd(13)} ` +
-            (r.error && r.rps === undefined ? `ERROR ${r.error}` : `${fmt(r.rps).padStart(6)} req/s  p50 ${fmt(r.p50Us)} µs  p99 ${fmt(r.p99Us)} µs`) +
+            (r.error && r.rps === undefined
+              ? `ERROR ${r.error}`
+              : `${fmt(r.rps).padStart(6)} req/s  p50 ${fmt(r.p50Us)} µs  p99 ${fmt(r.p99Us)} µs`) +
             (r.proxyCpuUsPerReq !== undefined ? `  proxy CPU ${r.proxyCpuUsPerReq.toFixed(0)} µs/req` : '') +
             (r.error && r.rps !== undefined ? `  ERROR ${r.error}` : '') +
             '\n',
@@ -597,11 +640,22 @@ async function main(): Promise<number> {
   }
   const out: string[] = [];
   out.push('');
-  out.push(`HTTP results (median of ${ROUNDS} rounds, ${SECONDS} s each; proxy CPU = proxy process user+system time / requests, warm-up included)`);
+  out.push(
+    `HTTP results (median of ${ROUNDS} rounds, ${SECONDS} s each; proxy CPU = proxy process user+system time / requests, warm-up included)`,
+  );
   out.push(
     table(
       ['mode', 'target', 'req/s', 'req/s range', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'ok runs'],
-      summaries.map((s) => [s.mode, s.target, fmt(s.rps), s.okRuns ? `${fmt(s.rpsMin)}..${fmt(s.rpsMax)}` : '-', fmt(s.p50Us), fmt(s.p99Us), s.proxyCpuUsPerReq !== undefined ? fmt(s.proxyCpuUsPerReq) : '', `${s.okRuns}/${ROUNDS}`]),
+      summaries.map((s) => [
+        s.mode,
+        s.target,
+        fmt(s.rps),
+        s.okRuns ? `${fmt(s.rpsMin)}..${fmt(s.rpsMax)}` : '-',
+        fmt(s.p50Us),
+        fmt(s.p99Us),
+        s.proxyCpuUsPerReq !== undefined ? fmt(s.proxyCpuUsPerReq) : '',
+        `${s.okRuns}/${ROUNDS}`,
+      ]),
       [false, false],
     ),
   );
@@ -633,12 +687,20 @@ async function main(): Promise<number> {
 
   const results = {
     date: new Date().toISOString(),
-    settings: { seconds: SECONDS, rounds: ROUNDS, warmupSeconds: WARMUP, runWarmupSeconds: RUN_WARMUP, modes, request: `POST ${CHAT_PATH}`, responseBytes: upstreamBodies().chat.length },
+    settings: {
+      seconds: SECONDS,
+      rounds: ROUNDS,
+      warmupSeconds: WARMUP,
+      runWarmupSeconds: RUN_WARMUP,
+      modes,
+      request: `POST ${CHAT_PATH}`,
+      responseBytes: upstreamBodies().chat.length,
+    },
     environment: {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model,
       node: process.version,
-      nginx: nginxBin ? ((await runCmd(nginxBin, ['-v'], { timeoutMs: 5000 })).stderr.trim() || 'unknown') : null,
+      nginx: nginxBin ? (await runCmd(nginxBin, ['-v'], { timeoutMs: 5000 })).stderr.trim() || 'unknown' : null,
       loadAverageBefore: loadBefore,
       loadAverageAfter: os.loadavg(),
     },

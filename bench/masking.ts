@@ -61,7 +61,9 @@ function measure(values: readonly string[], run: (i: number) => unknown): number
 function row(label: string, values: readonly string[], run: (i: number) => unknown): void {
   const ns = measure(values, run);
   const avgBytes = values.reduce((a, v) => a + Buffer.byteLength(v), 0) / values.length;
-  console.log(`${label.padEnd(46)} ${ns.toFixed(0).padStart(6)} ns/value   ${(ns / avgBytes).toFixed(1).padStart(5)} ns/byte  (${values.length} values, avg ${avgBytes.toFixed(0)} B)`);
+  console.log(
+    `${label.padEnd(46)} ${ns.toFixed(0).padStart(6)} ns/value   ${(ns / avgBytes).toFixed(1).padStart(5)} ns/byte  (${values.length} values, avg ${avgBytes.toFixed(0)} B)`,
+  );
 }
 
 function suite(name: string, m: TextMasker): void {

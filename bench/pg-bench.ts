@@ -126,7 +126,13 @@ function readLatencyLogs(dir: string, prefix: string): Float64Array {
   return arr;
 }
 
-async function pgbench(t: Target, mode: Mode, clients: number, seconds: number, log?: { dir: string; prefix: string }): Promise<Omit<Run, 'round'>> {
+async function pgbench(
+  t: Target,
+  mode: Mode,
+  clients: number,
+  seconds: number,
+  log?: { dir: string; prefix: string },
+): Promise<Omit<Run, 'round'>> {
   const args = ['-n', '-S', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds)];
   args.push('-h', '127.0.0.1', '-p', String(t.port), '-U', t.user);
   if (log) args.push('-l', '--log-prefix', path.join(log.dir, log.prefix));
@@ -150,10 +156,14 @@ async function pgbench(t: Target, mode: Mode, clients: number, seconds: number, 
 
 async function checkPolicyEnforced(sc: SidecarProcess): Promise<string | undefined> {
   // A denied statement proves the sidecar is parsing and enforcing, not just relaying bytes.
-  const r = await runCmd(PSQL, ['-X', '-q', '-h', '127.0.0.1', '-p', String(sc.port), '-U', 'agent', '-d', DATABASE, '-c', 'TRUNCATE pgbench_history'], {
-    env: clientEnv(),
-    timeoutMs: 15_000,
-  });
+  const r = await runCmd(
+    PSQL,
+    ['-X', '-q', '-h', '127.0.0.1', '-p', String(sc.port), '-U', 'agent', '-d', DATABASE, '-c', 'TRUNCATE pgbench_history'],
+    {
+      env: clientEnv(),
+      timeoutMs: 15_000,
+    },
+  );
   if (r.code === 0) return 'TRUNCATE through the sidecar was NOT denied: is the policy applied?';
   if (!/no-ddl/.test(r.stderr)) return `unexpected answer to a denied statement: ${r.stderr.trim()}`;
   return undefined;
@@ -197,7 +207,10 @@ async function main(): Promise<number> {
   );
 
   const loadBefore = os.loadavg();
-  if (loadBefore[0] > 0.5) process.stdout.write(`note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before starting: other work on this machine adds noise\n`);
+  if (loadBefore[0] > 0.5)
+    process.stdout.write(
+      `note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before starting: other work on this machine adds noise\n`,
+    );
   const pg: PgServer = await startBenchPg(DATABASE);
   const init = await runCmd(PGBENCH, ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(pg.port), '-U', pg.user, DATABASE], {
     env: clientEnv(pg.password),
@@ -244,7 +257,8 @@ async function main(): Promise<number> {
         checkInterrupted();
         const w = await pgbench(t, mode, Math.max(...CLIENTS), WARMUP);
         checkInterrupted();
-        if (w.error) throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.proc ? `\n${t.name} output tail:\n${t.proc.tail()}` : ''}`);
+        if (w.error)
+          throw new Error(`warm-up against ${t.name} failed: ${w.error}${t.proc ? `\n${t.name} output tail:\n${t.proc.tail()}` : ''}`);
       }
     }
   }
@@ -356,7 +370,23 @@ async function main(): Promise<number> {
   out.push(`Results (median of ${ROUNDS} rounds, ${SECONDS} s each; TPS without connection time; latencies in ms)`);
   out.push(
     table(
-      ['mode', 'clients', 'direct tps', 'sidecar tps', 'pgbouncer tps', 'relay tps', 'sc/direct', 'sc/pgb', 'sc/relay', 'lat direct', 'lat sidecar', 'lat pgb', 'added avg µs', 'added p50 µs', 'audit on/off'],
+      [
+        'mode',
+        'clients',
+        'direct tps',
+        'sidecar tps',
+        'pgbouncer tps',
+        'relay tps',
+        'sc/direct',
+        'sc/pgb',
+        'sc/relay',
+        'lat direct',
+        'lat sidecar',
+        'lat pgb',
+        'added avg µs',
+        'added p50 µs',
+        'audit on/off',
+      ],
       rows,
       [false],
     ),
@@ -379,10 +409,17 @@ async function main(): Promise<number> {
       ]);
     }
   }
-  out.push(table(['mode', 'clients', 'target', 'tps range', 'p50 µs', 'p99 µs', 'proxy CPU µs/tx', 'ok runs'], detailRows, [false, true, false]));
+  out.push(
+    table(['mode', 'clients', 'target', 'tps range', 'p50 µs', 'p99 µs', 'proxy CPU µs/tx', 'ok runs'], detailRows, [false, true, false]),
+  );
   out.push('');
-  out.push(`Sidecar memory: peak RSS ${hwmMb.toFixed(1)} MB (VmHWM), highest sampled VmRSS ${peakSampledMb.toFixed(1)} MB (idle after start ${sc.rss.initialMb.toFixed(1)} MB, after warm-up ${rssAfterWarmup.toFixed(1)} MB)`);
-  if (auditRss) out.push(`Sidecar with audit on: peak RSS ${auditRss.peakRssMb.toFixed(1)} MB (VmHWM), idle after start ${auditRss.idleRssMb.toFixed(1)} MB`);
+  out.push(
+    `Sidecar memory: peak RSS ${hwmMb.toFixed(1)} MB (VmHWM), highest sampled VmRSS ${peakSampledMb.toFixed(1)} MB (idle after start ${sc.rss.initialMb.toFixed(1)} MB, after warm-up ${rssAfterWarmup.toFixed(1)} MB)`,
+  );
+  if (auditRss)
+    out.push(
+      `Sidecar with audit on: peak RSS ${auditRss.peakRssMb.toFixed(1)} MB (VmHWM), idle after start ${auditRss.idleRssMb.toFixed(1)} MB`,
+    );
 
   // Targets.
   const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS');
@@ -392,15 +429,33 @@ async function main(): Promise<number> {
   const maxAddedP50 = addedP50.length ? Math.max(...addedP50) : undefined;
   const exports = sink ? sinkRequests(await sink.stats()) : 0;
   const targetsOut = [
-    { target: 'sidecar >= 0.8x direct TPS (every row)', value: `worst ${fmt(minRatio, 2)}x`, ok: Number.isFinite(minRatio) ? minRatio >= 0.8 : false },
-    { target: 'sidecar >= pgbouncer TPS (every row)', value: minPgb !== undefined ? `worst ${fmt(minPgb, 2)}x` : 'pgbouncer skipped', ok: minPgb !== undefined ? minPgb >= 1 : undefined },
-    { target: 'added p50 latency < 60 µs per query (1 client)', value: maxAddedP50 !== undefined ? `worst ${fmt(maxAddedP50, 1)} µs` : '-', ok: maxAddedP50 !== undefined ? maxAddedP50 < 60 : false },
+    {
+      target: 'sidecar >= 0.8x direct TPS (every row)',
+      value: `worst ${fmt(minRatio, 2)}x`,
+      ok: Number.isFinite(minRatio) ? minRatio >= 0.8 : false,
+    },
+    {
+      target: 'sidecar >= pgbouncer TPS (every row)',
+      value: minPgb !== undefined ? `worst ${fmt(minPgb, 2)}x` : 'pgbouncer skipped',
+      ok: minPgb !== undefined ? minPgb >= 1 : undefined,
+    },
+    {
+      target: 'added p50 latency < 60 µs per query (1 client)',
+      value: maxAddedP50 !== undefined ? `worst ${fmt(maxAddedP50, 1)} µs` : '-',
+      ok: maxAddedP50 !== undefined ? maxAddedP50 < 60 : false,
+    },
     { target: 'sidecar RSS < 80 MB', value: `${hwmMb.toFixed(1)} MB`, ok: hwmMb > 0 && hwmMb < 80 },
     ...(() => {
       const a = ratios.map((r) => r.auditVsOff).filter((x): x is number => x !== undefined && Number.isFinite(x));
       if (!audited) return [{ target: 'audit on within 10% of audit off (every row)', value: 'skipped (BENCH_AUDIT=0)', ok: undefined }];
       const worst = a.length ? Math.min(...a) : NaN;
-      return [{ target: 'audit on within 10% of audit off (every row)', value: `worst ${fmt(worst, 2)}x (${exports} OTLP exports received)`, ok: Number.isFinite(worst) ? worst >= 0.9 : false }];
+      return [
+        {
+          target: 'audit on within 10% of audit off (every row)',
+          value: `worst ${fmt(worst, 2)}x (${exports} OTLP exports received)`,
+          ok: Number.isFinite(worst) ? worst >= 0.9 : false,
+        },
+      ];
     })(),
   ];
   out.push('');
@@ -410,10 +465,14 @@ async function main(): Promise<number> {
   const relayRows = ratios
     .filter((r) => r.relayVsDirect !== undefined && Number.isFinite(r.relayVsDirect))
     .sort((a, b) => a.relayVsDirect! - b.relayVsDirect!);
-  const relayInfo = relayRows.length ? [{ which: 'worst', r: relayRows[0] }, ...(relayRows.length > 1 ? [{ which: 'best', r: relayRows[relayRows.length - 1] }] : [])] : [];
+  const relayInfo = relayRows.length
+    ? [{ which: 'worst', r: relayRows[0] }, ...(relayRows.length > 1 ? [{ which: 'best', r: relayRows[relayRows.length - 1] }] : [])]
+    : [];
   for (const { which, r } of relayInfo) {
     const vsPgb = r.relayVsPgb !== undefined ? `, ${fmt(r.relayVsPgb, 2)}x pgbouncer` : ' (pgbouncer skipped)';
-    out.push(`  info  ${`node-relay (no parsing) reaches ${fmt(r.relayVsDirect, 2)}x direct${vsPgb}`.padEnd(62)} ${which} row: ${r.mode} c=${r.clients}`);
+    out.push(
+      `  info  ${`node-relay (no parsing) reaches ${fmt(r.relayVsDirect, 2)}x direct${vsPgb}`.padEnd(62)} ${which} row: ${r.mode} c=${r.clients}`,
+    );
   }
   if (relay && !relayInfo.length) out.push('  info  node-relay: no successful runs');
 
@@ -432,7 +491,12 @@ async function main(): Promise<number> {
       for (const l of p.slice(-10)) out.push('  ' + l.slice(0, 400));
     } else out.push(`${s.name} log: no warnings or errors.`);
   }
-  const relayNoise = relay ? relay.tail(200).split('\n').filter((l) => l.trim() && !/^listening \d+$/.test(l)) : [];
+  const relayNoise = relay
+    ? relay
+        .tail(200)
+        .split('\n')
+        .filter((l) => l.trim() && !/^listening \d+$/.test(l))
+    : [];
   if (relayNoise.length) {
     out.push('node-relay printed:');
     for (const l of relayNoise.slice(-10)) out.push('  ' + l.slice(0, 400));
@@ -459,7 +523,13 @@ async function main(): Promise<number> {
     },
     summary: summaries,
     ratios,
-    sidecar: { peakRssMb: hwmMb, peakSampledRssMb: peakSampledMb, idleRssMb: sc.rss.initialMb, rssAfterWarmupMb: rssAfterWarmup, logProblems: problems.slice(-50) },
+    sidecar: {
+      peakRssMb: hwmMb,
+      peakSampledRssMb: peakSampledMb,
+      idleRssMb: sc.rss.initialMb,
+      rssAfterWarmupMb: rssAfterWarmup,
+      logProblems: problems.slice(-50),
+    },
     sidecarAudit: auditRss ?? null,
     targets: targetsOut.map((t) => ({ ...t, result: verdict(t.ok).trim() })),
     nodeRelay: relay ? { worst: relayInfo[0]?.r ?? null, best: relayInfo[1]?.r ?? relayInfo[0]?.r ?? null } : null,

@@ -36,7 +36,9 @@ async function main(): Promise<number> {
   const ROWS = envCount('BENCH_LARGE_ROWS', 1_000_000);
   const WIDTH = envCount('BENCH_LARGE_WIDTH', 1000);
   const payloadMb = (ROWS * WIDTH) / 1e6;
-  process.stdout.write(`\nLarge result: ${fmt(ROWS)} rows x ${WIDTH} bytes (${fmt(payloadMb)} MB payload) via psql to /dev/null, ${os.cpus().length} CPUs\n`);
+  process.stdout.write(
+    `\nLarge result: ${fmt(ROWS)} rows x ${WIDTH} bytes (${fmt(payloadMb)} MB payload) via psql to /dev/null, ${os.cpus().length} CPUs\n`,
+  );
   const pg: PgServer = await startBenchPg(DATABASE);
   const dir = makeTempDir('warden-bench-large-');
   const sc = await startSidecarProcess({ ...pgSidecar(pg, DATABASE), dir, profile: process.env.BENCH_PROFILE === '1' });
@@ -61,10 +63,33 @@ async function main(): Promise<number> {
       sc.rss.resetSampled();
       rssBeforeMb = sc.rss.maxSampledMb();
     }
-    const r = await runCmd(PSQL, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(t.port), '-U', t.user, '-d', DATABASE, '-o', '/dev/null', '-c', sql], {
-      env: clientEnv(t.password),
-      timeoutMs: 300_000,
-    });
+    const r = await runCmd(
+      PSQL,
+      [
+        '-X',
+        '-q',
+        '-A',
+        '-t',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(t.port),
+        '-U',
+        t.user,
+        '-d',
+        DATABASE,
+        '-o',
+        '/dev/null',
+        '-c',
+        sql,
+      ],
+      {
+        env: clientEnv(t.password),
+        timeoutMs: 300_000,
+      },
+    );
     if (t.name === 'sidecar') {
       sc.rss.sample();
       sidecarPeakMb = sc.rss.maxSampledMb();
@@ -82,8 +107,11 @@ async function main(): Promise<number> {
   const hwmMb = sc.rss.hwmMb();
   const out: string[] = [];
   out.push(table(['target', 'seconds', 'MB/s', ''], rows, [false, true, true, false]));
-  if (direct && side && !direct.error && !side.error) out.push(`sidecar throughput ${(side.mbPerSec / direct.mbPerSec).toFixed(2)}x direct`);
-  out.push(`Sidecar RSS: idle ${idleMb.toFixed(1)} MB, highest sampled during the sidecar run ${sidecarPeakMb.toFixed(1)} MB, VmHWM ${hwmMb.toFixed(1)} MB`);
+  if (direct && side && !direct.error && !side.error)
+    out.push(`sidecar throughput ${(side.mbPerSec / direct.mbPerSec).toFixed(2)}x direct`);
+  out.push(
+    `Sidecar RSS: idle ${idleMb.toFixed(1)} MB, highest sampled during the sidecar run ${sidecarPeakMb.toFixed(1)} MB, VmHWM ${hwmMb.toFixed(1)} MB`,
+  );
   // Bounded = the growth while streaming is a small fraction of the result, not proportional to it.
   const growthMb = sidecarPeakMb - rssBeforeMb;
   const bounded = growthMb < payloadMb / 4;

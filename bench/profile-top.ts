@@ -35,7 +35,12 @@ export function topSelf(profile: Profile, n = 25, by: 'function' | 'file' = 'fun
     const cf = byId.get(id)!.callFrame;
     if (cf.functionName === '(idle)') continue;
     total += us;
-    const file = cf.url ? cf.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^\/.*\/(dist(?:-dev)?)\//, '$1/') : '';
+    const file = cf.url
+      ? cf.url
+          .replace(/^file:\/\//, '')
+          .replace(/^.*\/node_modules\//, 'node_modules/')
+          .replace(/^\/.*\/(dist(?:-dev)?)\//, '$1/')
+      : '';
     const name =
       by === 'file'
         ? file.replace(/^node:.*/, 'node: (core modules)') || `(native/VM: ${cf.functionName || 'anonymous'})`
@@ -56,9 +61,13 @@ if (require.main === module) {
   }
   const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile;
   const busy = topSelf(profile, 1e9).reduce((a, r) => a + r.ms, 0);
-  process.stdout.write(`${path.basename(file)}: ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s profiled, ${(busy / 1000).toFixed(1)} s busy (percentages are of busy time)\n`);
+  process.stdout.write(
+    `${path.basename(file)}: ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s profiled, ${(busy / 1000).toFixed(1)} s busy (percentages are of busy time)\n`,
+  );
   process.stdout.write('\nBy function (self time):\n');
-  for (const r of topSelf(profile, Number(count ?? 25))) process.stdout.write(`${r.ms.toFixed(0).padStart(8)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.name}\n`);
+  for (const r of topSelf(profile, Number(count ?? 25)))
+    process.stdout.write(`${r.ms.toFixed(0).padStart(8)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.name}\n`);
   process.stdout.write('\nBy file (self time):\n');
-  for (const r of topSelf(profile, 15, 'file')) process.stdout.write(`${r.ms.toFixed(0).padStart(8)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.name}\n`);
+  for (const r of topSelf(profile, 15, 'file'))
+    process.stdout.write(`${r.ms.toFixed(0).padStart(8)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.name}\n`);
 }

@@ -28,7 +28,7 @@ function record(i: number): string {
 async function round(spool: Spool, payloads: Array<string | Buffer>, n: number): Promise<Round> {
   const cpu0 = process.cpuUsage();
   let busyNs = 0n;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     const s = process.hrtime.bigint();
     const end = Math.min(n, i + 1000);
     for (; i < end; i++) {
@@ -50,7 +50,9 @@ function report(label: string, n: number, rounds: Round[]): void {
   process.stdout.write(
     `${label.padEnd(22)} ${Math.round(1e6 / perWall)
       .toLocaleString('en-US')
-      .padStart(11)} appends/s  ${perWall.toFixed(2).padStart(6)} µs/append (wall)  ${perCpu.toFixed(2).padStart(6)} µs/append (cpu, incl. fsync batches)\n`,
+      .padStart(
+        11,
+      )} appends/s  ${perWall.toFixed(2).padStart(6)} µs/append (wall)  ${perCpu.toFixed(2).padStart(6)} µs/append (cpu, incl. fsync batches)\n`,
   );
 }
 
@@ -60,7 +62,9 @@ async function main(): Promise<void> {
   const base = values.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'warden-bench-spool-'));
   const strings = Array.from({ length: 64 }, (_, i) => record(i));
   const buffers = strings.map((s) => Buffer.from(s));
-  process.stdout.write(`audit spool: ${n} appends of ${Buffer.byteLength(strings[0])}-byte records per round, best of ${ROUNDS}, in ${base}\n`);
+  process.stdout.write(
+    `audit spool: ${n} appends of ${Buffer.byteLength(strings[0])}-byte records per round, best of ${ROUNDS}, in ${base}\n`,
+  );
   try {
     for (const [label, payloads] of [
       ['append(string)', strings],

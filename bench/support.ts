@@ -131,7 +131,8 @@ export function envNum(name: string, dflt: number, whole = false): number {
   const v = process.env[name];
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (whole && !Number.isInteger(n))) throw new Error(`${name} must be a non-negative ${whole ? 'whole ' : ''}number, got "${v}"`);
+  if (!Number.isFinite(n) || n < 0 || (whole && !Number.isInteger(n)))
+    throw new Error(`${name} must be a non-negative ${whole ? 'whole ' : ''}number, got "${v}"`);
   return n;
 }
 
@@ -144,7 +145,8 @@ export function envCount(name: string, dflt: number): number {
 export function envClients(dflt = '1,8'): number[] {
   const v = process.env.BENCH_CLIENTS || dflt;
   const clients = v.split(',').map((s) => Math.floor(Number(s.trim())));
-  if (clients.some((c) => !Number.isFinite(c) || c < 1)) throw new Error(`BENCH_CLIENTS must be a comma-separated list of positive numbers, got "${v}"`);
+  if (clients.some((c) => !Number.isFinite(c) || c < 1))
+    throw new Error(`BENCH_CLIENTS must be a comma-separated list of positive numbers, got "${v}"`);
   return clients;
 }
 
@@ -165,7 +167,11 @@ export interface CmdResult {
   ms: number;
 }
 
-export function runCmd(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<CmdResult> {
+export function runCmd(
+  file: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+): Promise<CmdResult> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = track(spawn(file, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -444,9 +450,24 @@ export async function startSidecarProcess(
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir);
   }
   const egress = `127.0.0.1:${opts.egress ? port : 0}`;
-  const args = [...nodeArgs, cli, 'sidecar', '--policy', policyFile, '--secrets-dir', secretsDir, '--admin-addr', `127.0.0.1:${adminPort}`, '--egress-addr', egress, ...(opts.args ?? [])];
+  const args = [
+    ...nodeArgs,
+    cli,
+    'sidecar',
+    '--policy',
+    policyFile,
+    '--secrets-dir',
+    secretsDir,
+    '--admin-addr',
+    `127.0.0.1:${adminPort}`,
+    '--egress-addr',
+    egress,
+    ...(opts.args ?? []),
+  ];
   const t0 = process.hrtime.bigint();
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: benchEnv({ ...shippedSidecarEnv(), ...opts.env }) }));
+  const child = track(
+    spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: benchEnv({ ...shippedSidecarEnv(), ...opts.env }) }),
+  );
   fs.closeSync(logFd);
   // A profiled sidecar needs time to write its profile on SIGTERM.
   const c = supervise(opts.name ?? 'sidecar', child, { logFile, graceMs: opts.profile ? 20_000 : 5_000 });
@@ -543,7 +564,12 @@ export function supervise(name: string, child: ChildProcess, opts: { logFile?: s
 }
 
 /** Polls `ready` until it says yes; throws with the child's output if it exits or times out first. */
-export async function waitUntilReady(c: Supervised, ready: () => Promise<boolean> | boolean, timeoutMs = 30_000, pollMs = 50): Promise<void> {
+export async function waitUntilReady(
+  c: Supervised,
+  ready: () => Promise<boolean> | boolean,
+  timeoutMs = 30_000,
+  pollMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!c.exited()) {
     if (await ready()) return;

@@ -22,7 +22,11 @@ const TOKENS: Record<string, Identity> = {
 };
 
 function newReq(over: Partial<NewApprovalRequest> = {}): NewApprovalRequest {
-  return newApprovalRequest({ operation: sqlOperation('DELETE FROM orders\n WHERE id = $1 AND note = $2 AND something_long = true', ['42', null]), timeoutMs: 10 * 60_000, ...over });
+  return newApprovalRequest({
+    operation: sqlOperation('DELETE FROM orders\n WHERE id = $1 AND note = $2 AND something_long = true', ['42', null]),
+    timeoutMs: 10 * 60_000,
+    ...over,
+  });
 }
 
 /** Holds a DELETE through the gate, as a sidecar would, and returns once its request is open. */
@@ -38,7 +42,10 @@ async function holdDelete(backend: ApprovalBackend): Promise<{ held: Promise<Hol
     signal: new AbortController().signal,
   });
   let ended = false;
-  void held.then(() => (ended = true), () => (ended = true));
+  void held.then(
+    () => (ended = true),
+    () => (ended = true),
+  );
   while (created.length === 0) {
     if (ended) throw new Error(`the hold ended before a request was opened: ${JSON.stringify(await held)}`);
     await new Promise((r) => setTimeout(r, 5));
@@ -57,7 +64,11 @@ describe('warden approvals / approve / deny', () => {
   let admin: Awaited<ReturnType<typeof startTestAdmin>>;
   const run = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
     const c = capture();
-    return runApprovalsCli([...argv, '--admin-addr', admin.addr], c.io, env).then((code) => ({ code, out: c.out.join('\n'), err: c.err.join('\n') }));
+    return runApprovalsCli([...argv, '--admin-addr', admin.addr], c.io, env).then((code) => ({
+      code,
+      out: c.out.join('\n'),
+      err: c.err.join('\n'),
+    }));
   };
 
   beforeEach(async () => {
@@ -235,11 +246,21 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
     const list = await kubectl(['approvals', '-n', NS]);
     expect(list.err).toBe('');
     expect(list.out.split('\n')[0]).toMatch(/^NAME\s+AGE\s+EXPIRES\s+RULE\s+TARGET\s+REQUESTER\s+OPERATION$/);
-    expect(list.out.split('\n')[1]).toMatch(new RegExp(`^${name}\\s+\\d+s\\s+in (10m|9m\\d+s)\\s+deletes-need-approval\\s+orders-db\\s+${SA}\\s+DELETE FROM orders WHERE id = 1$`));
+    expect(list.out.split('\n')[1]).toMatch(
+      new RegExp(
+        `^${name}\\s+\\d+s\\s+in (10m|9m\\d+s)\\s+deletes-need-approval\\s+orders-db\\s+${SA}\\s+DELETE FROM orders WHERE id = 1$`,
+      ),
+    );
 
     const r = await kubectl(['approve', name, '-n', NS, '--reason', 'ticket OPS-1'], 'alice', ['sre']);
     expect(r).toEqual({ code: 0, out: `${name} approved: approved by alice (alice: ticket OPS-1)`, err: '' });
-    await expect(held).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ticket OPS-1)', approvalId: name, decidedBy: 'alice', state: 'approved' });
+    await expect(held).resolves.toEqual({
+      approved: true,
+      reason: 'approved by alice (alice: ticket OPS-1)',
+      approvalId: name,
+      decidedBy: 'alice',
+      state: 'approved',
+    });
     const stored = fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, name) as { status: { decisions: Array<{ by: string }> } };
     expect(stored.status.decisions.map((d) => d.by)).toEqual(['alice']);
   });
@@ -249,7 +270,9 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
     const sql = 'DELETE FROM orders WHERE id > 0 /*\u202e 3 = di EREHW \u202c\x1b[2K\r*/';
     // Through the data path's own operation builder, and raw, as a back end given any display would get it.
     const viaGate = await backend.create(newApprovalRequest({ policy: 'agent-policy', operation: sqlOperation(sql) }));
-    const raw = await backend.create(newApprovalRequest({ policy: 'agent-policy', operation: { kind: 'sql', display: sql, digest: sqlDigest(sql) } }));
+    const raw = await backend.create(
+      newApprovalRequest({ policy: 'agent-policy', operation: { kind: 'sql', display: sql, digest: sqlDigest(sql) } }),
+    );
     for (const rec of [viaGate, raw]) {
       const obj = fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, rec.id) as unknown as ApprovalRequestObject;
       expect(obj.spec.operation.display).not.toMatch(RAW_HIDDEN);
@@ -270,7 +293,9 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
     const self = await kubectl(['approve', a.id, '-n', NS], SA, ['sre']);
     expect(self.code).toBe(1);
     // the mutating webhook already refuses (it derives the status); the validating one would too
-    expect(self.err).toBe(`warden approve: admission webhook "mutate.approvalrequests.agentwarden.io" denied the request: ${SA} made approval request ${a.id} and cannot decide it; another approver must`);
+    expect(self.err).toBe(
+      `warden approve: admission webhook "mutate.approvalrequests.agentwarden.io" denied the request: ${SA} made approval request ${a.id} and cannot decide it; another approver must`,
+    );
     const outsider = await kubectl(['approve', a.id, '-n', NS], 'carol', ['dev']);
     expect(outsider.err).toBe(
       `warden approve: admission webhook "mutate.approvalrequests.agentwarden.io" denied the request: carol (groups: dev, system:authenticated) is not an approver for rule "deletes-need-approval"; approvers are groups sre`,
@@ -280,7 +305,10 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
     const again = await kubectl(['approve', a.id, '-n', NS], 'alice');
     expect(again.err).toContain(`approval request ${a.id} is already denied by bob; approvals are single-use`);
     const missing = await kubectl(['approve', 'ffffffffffffffffffffffff', '-n', NS]);
-    expect(missing).toMatchObject({ code: 1, err: 'warden approve: no ApprovalRequest "ffffffffffffffffffffffff" in namespace agents (list them with kubectl warden approvals -n agents)' });
+    expect(missing).toMatchObject({
+      code: 1,
+      err: 'warden approve: no ApprovalRequest "ffffffffffffffffffffffff" in namespace agents (list them with kubectl warden approvals -n agents)',
+    });
     expect((await kubectl(['deny', a.id, '-n', NS])).code).toBe(2);
   });
 
@@ -304,7 +332,12 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
     expect(pending.out).not.toContain(b.id);
     const all = await kubectl(['approvals', '-n', NS, '--all', '-o', 'json']);
     const items = JSON.parse(all.out) as Array<ApprovalRequest & { namespace: string }>;
-    expect(items.map((i) => [i.namespace, i.id, i.state]).sort()).toEqual([[NS, a.id, 'pending'], [NS, b.id, 'denied']].sort());
+    expect(items.map((i) => [i.namespace, i.id, i.state]).sort()).toEqual(
+      [
+        [NS, a.id, 'pending'],
+        [NS, b.id, 'denied'],
+      ].sort(),
+    );
     const other = await kubectl(['approvals', '-n', 'elsewhere']);
     expect(other.out).toBe('No pending approval requests in namespace elsewhere.');
   });
@@ -320,12 +353,19 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
       if (prev === undefined) delete process.env.KUBECONFIG;
       else process.env.KUBECONFIG = prev;
     }
-    expect((await kubectl(['approve', 'x', '-n', NS, '--token', 't'])).err).toContain('--admin-addr and --token are for a standalone sidecar');
+    expect((await kubectl(['approve', 'x', '-n', NS, '--token', 't'])).err).toContain(
+      '--admin-addr and --token are for a standalone sidecar',
+    );
     const dead = path.join(dir, 'dead.yaml');
-    fs.writeFileSync(dead, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: agents}}]\ncurrent-context: x\n');
+    fs.writeFileSync(
+      dead,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: agents}}]\ncurrent-context: x\n',
+    );
     const d = capture();
     expect(await runApprovalsCli(['approvals', '--kubeconfig', dead], d.io, {})).toBe(1);
-    expect(d.err.join('\n')).toMatch(/^warden approvals: cannot reach the Kubernetes API server at http:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+    expect(d.err.join('\n')).toMatch(
+      /^warden approvals: cannot reach the Kubernetes API server at http:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/,
+    );
     const e = capture();
     expect(await runApprovalsCli(['approvals', '--kubeconfig', dead, '--context', 'nope'], e.io, {})).toBe(1);
     expect(e.err.join('\n')).toBe('warden approvals: cannot load the kubeconfig: context "nope" is not in the kubeconfig');

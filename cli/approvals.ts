@@ -50,11 +50,7 @@ function baseUrl(addr: string): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-async function call(
-  addr: string,
-  path: string,
-  init: { method?: string; body?: unknown; token?: string },
-): Promise<unknown> {
+async function call(addr: string, path: string, init: { method?: string; body?: unknown; token?: string }): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (init.token) headers.authorization = `Bearer ${init.token}`;
   if (init.body !== undefined) headers['content-type'] = 'application/json';
@@ -150,14 +146,23 @@ function printDecided(io: CliIo, id: string, rec: ApprovalRequest, output: strin
     io.stdout(displaySafeJson(rec, 2));
   } else if (rec.state === 'pending') {
     const n = rec.decisions.filter((d) => d.verdict === 'approve').length;
-    io.stdout(displaySafe(`approval recorded for ${id}${who ? ` as ${who}` : ''}: ${n} of ${rec.required} approvals; waiting for ${rec.required - n} more approver(s)`));
+    io.stdout(
+      displaySafe(
+        `approval recorded for ${id}${who ? ` as ${who}` : ''}: ${n} of ${rec.required} approvals; waiting for ${rec.required - n} more approver(s)`,
+      ),
+    );
   } else {
     io.stdout(displaySafe(`${id} ${rec.state}: ${rec.finalReason ?? rec.state}`));
   }
 }
 
 /** argv starts with the command: ['approvals', 'list', ...], ['approve', ID, ...] or ['deny', ID, ...]. */
-export async function runApprovalsCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv = process.env, opts: ApprovalsCliOptions = {}): Promise<number> {
+export async function runApprovalsCli(
+  argv: string[],
+  io: CliIo,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: ApprovalsCliOptions = {},
+): Promise<number> {
   const [cmd, ...rest] = argv;
   let parsed;
   try {
@@ -203,11 +208,13 @@ export async function runApprovalsCli(argv: string[], io: CliIo, env: NodeJS.Pro
     }
     if (cmd === 'approvals') {
       const sub = positionals[0] ?? 'list';
-      if (sub !== 'list' || positionals.length > 1) throw new CliError(`unknown approvals subcommand "${positionals.join(' ')}"\n\n${USAGE}`, 2);
+      if (sub !== 'list' || positionals.length > 1)
+        throw new CliError(`unknown approvals subcommand "${positionals.join(' ')}"\n\n${USAGE}`, 2);
       return kube ? await kubeList(io, values) : await localList(io, values, env);
     }
     if (cmd === 'approve' || cmd === 'deny') {
-      if (positionals.length !== 1) throw new CliError(`warden ${cmd} needs exactly one approval request ${kube ? 'NAME' : 'ID'}\n\n${USAGE}`, 2);
+      if (positionals.length !== 1)
+        throw new CliError(`warden ${cmd} needs exactly one approval request ${kube ? 'NAME' : 'ID'}\n\n${USAGE}`, 2);
       const reason = values.reason ?? '';
       if (cmd === 'deny' && reason.trim() === '') throw new CliError('warden deny needs --reason TEXT: the agent is told why', 2);
       if (kube) {
@@ -217,7 +224,11 @@ export async function runApprovalsCli(argv: string[], io: CliIo, env: NodeJS.Pro
       const id = positionals[0];
       const addr = values['admin-addr'] ?? DEFAULT_ADMIN_ADDR;
       const token = values.token ?? (env.WARDEN_TOKEN || undefined);
-      const rec = (await call(addr, `/approvals/${encodeURIComponent(id)}/${cmd}`, { method: 'POST', body: { reason }, token })) as ApprovalRequest;
+      const rec = (await call(addr, `/approvals/${encodeURIComponent(id)}/${cmd}`, {
+        method: 'POST',
+        body: { reason },
+        token,
+      })) as ApprovalRequest;
       printDecided(io, id, rec, values.output);
       return 0;
     }
@@ -268,7 +279,12 @@ async function kubeClient(values: Values): Promise<KubeClient> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new CliError('the kubeconfig has no current cluster; pass --context or --kubeconfig');
   const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
-  return { api: kc.makeApiClient(k8s.CustomObjectsApi), namespace, mergePatch: k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch), where: cluster.server };
+  return {
+    api: kc.makeApiClient(k8s.CustomObjectsApi),
+    namespace,
+    mergePatch: k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    where: cluster.server,
+  };
 }
 
 function kubeError(c: KubeClient, e: unknown): CliError {
@@ -282,7 +298,11 @@ async function kubeList(io: CliIo, values: Values): Promise<number> {
   const all = values['all-namespaces'] === true;
   let res: ApprovalRequestList;
   try {
-    res = (all ? await c.api.listClusterCustomObject({ ...APPROVAL_API }) : await c.api.listNamespacedCustomObject({ ...APPROVAL_API, namespace: c.namespace })) as ApprovalRequestList;
+    res = (
+      all
+        ? await c.api.listClusterCustomObject({ ...APPROVAL_API })
+        : await c.api.listNamespacedCustomObject({ ...APPROVAL_API, namespace: c.namespace })
+    ) as ApprovalRequestList;
   } catch (e) {
     throw kubeError(c, e);
   }
@@ -297,9 +317,17 @@ async function kubeList(io: CliIo, values: Values): Promise<number> {
     .filter((r) => values.all === true || r.state === 'pending')
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   if (values.output === 'json') {
-    io.stdout(displaySafeJson(items.map((r) => ({ namespace: namespaces.get(r), ...r })), 2));
+    io.stdout(
+      displaySafeJson(
+        items.map((r) => ({ namespace: namespaces.get(r), ...r })),
+        2,
+      ),
+    );
   } else {
-    const table = formatTable(items, Date.now(), values.all === true, { idHeader: 'NAME', ...(all ? { namespaceOf: (r: ApprovalRequest) => namespaces.get(r) ?? '' } : {}) });
+    const table = formatTable(items, Date.now(), values.all === true, {
+      idHeader: 'NAME',
+      ...(all ? { namespaceOf: (r: ApprovalRequest) => namespaces.get(r) ?? '' } : {}),
+    });
     io.stdout(items.length === 0 && !all ? `${table.replace(/\.$/, '')} in namespace ${c.namespace}.` : table);
   }
   return 0;
@@ -313,7 +341,10 @@ async function kubeDecide(io: CliIo, values: Values, d: { name: string; verdict:
     try {
       current = (await c.api.getNamespacedCustomObject({ ...APPROVAL_API, namespace: c.namespace, name: d.name })) as ApprovalRequestObject;
     } catch (e) {
-      if (apiStatus(e).code === 404) throw new CliError(`no ApprovalRequest "${d.name}" in namespace ${c.namespace} (list them with kubectl warden approvals -n ${c.namespace})`);
+      if (apiStatus(e).code === 404)
+        throw new CliError(
+          `no ApprovalRequest "${d.name}" in namespace ${c.namespace} (list them with kubectl warden approvals -n ${c.namespace})`,
+        );
       throw kubeError(c, e);
     }
     // Append one entry with who-decided left out: the admission webhook fills it in from our
@@ -321,7 +352,12 @@ async function kubeDecide(io: CliIo, values: Values, d: { name: string; verdict:
     const decisions = [...(current.status?.decisions ?? []), { verdict: d.verdict, ...(d.reason ? { reason: d.reason } : {}) }];
     try {
       const updated = (await c.api.patchNamespacedCustomObjectStatus(
-        { ...APPROVAL_API, namespace: c.namespace, name: d.name, body: { metadata: { resourceVersion: current.metadata.resourceVersion }, status: { decisions } } },
+        {
+          ...APPROVAL_API,
+          namespace: c.namespace,
+          name: d.name,
+          body: { metadata: { resourceVersion: current.metadata.resourceVersion }, status: { decisions } },
+        },
         c.mergePatch,
       )) as ApprovalRequestObject;
       const rec = objectToRecord(updated);

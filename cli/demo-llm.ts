@@ -21,7 +21,16 @@ export async function startDemoLlm(): Promise<DemoLlm> {
           id: 'chatcmpl-demo',
           object: 'chat.completion',
           model: 'demo-model',
-          choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'Ada Lovelace can be reached at ada@example.com; her card on file is 4111 1111 1111 1111.' } }],
+          choices: [
+            {
+              index: 0,
+              finish_reason: 'stop',
+              message: {
+                role: 'assistant',
+                content: 'Ada Lovelace can be reached at ada@example.com; her card on file is 4111 1111 1111 1111.',
+              },
+            },
+          ],
         });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(body);

@@ -40,10 +40,13 @@ interface Step {
 }
 
 const STEPS: Step[] = [
-  { title: 'read customers (columns masked, PII in notes detected)', sql: 'SELECT id, name, email, card_number, ssn, notes FROM customers ORDER BY id' },
+  {
+    title: 'read customers (columns masked, PII in notes detected)',
+    sql: 'SELECT id, name, email, card_number, ssn, notes FROM customers ORDER BY id',
+  },
   { title: 'aggregate orders', sql: 'SELECT count(*) AS orders, sum(total) AS revenue FROM orders' },
   { title: 'try to drop a table', sql: 'DROP TABLE customers' },
-  { title: 'try to read a server file', sql: "SELECT pg_catalog.\"pg_read_file\"('/etc/passwd')" },
+  { title: 'try to read a server file', sql: 'SELECT pg_catalog."pg_read_file"(\'/etc/passwd\')' },
   { title: 'hide a DROP after a harmless SELECT', sql: 'SELECT 1; /* cleanup */ dRoP TABLE orders' },
   { title: 'try an anonymous code block', sql: "DO $$ BEGIN EXECUTE 'DELETE FROM orders'; END $$" },
   {
@@ -86,14 +89,18 @@ const LLM_TOKEN = 'sk-demo-real-key-kept-by-the-sidecar';
 async function decideHeld(io: Io, sidecar: RunningSidecar, decide: NonNullable<Step['decide']>, running: Promise<unknown>): Promise<void> {
   let pending: ApprovalRequest | undefined;
   let settled = false;
-  running.then(() => (settled = true), () => (settled = true));
+  running.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   for (let i = 0; i < 200 && !pending && !settled; i++) {
     pending = (await sidecar.approvals?.list({ state: 'pending' }))?.[0];
     if (!pending) await new Promise((r) => setTimeout(r, 25));
   }
   if (!pending) return;
   io.stdout(`   HELD    approval request ${pending.id} (rule "${pending.rule}"), the agent's statement waits`);
-  const cmd = decide.verdict === 'approve' ? ['approve', pending.id, '--reason', decide.reason] : ['deny', pending.id, '--reason', decide.reason];
+  const cmd =
+    decide.verdict === 'approve' ? ['approve', pending.id, '--reason', decide.reason] : ['deny', pending.id, '--reason', decide.reason];
   io.stdout(`   approver> warden ${cmd.map((c) => (c.includes(' ') ? `"${c}"` : c)).join(' ')}`);
   const out: string[] = [];
   const capture = { stdout: (t: string) => void out.push(t.trimEnd()), stderr: (t: string) => void out.push(t.trimEnd()) };
@@ -104,7 +111,9 @@ async function decideHeld(io: Io, sidecar: RunningSidecar, decide: NonNullable<S
 async function httpSteps(io: Io, egressPort: number, llm: DemoLlm, tally: Record<string, number>): Promise<void> {
   const base = `http://127.0.0.1:${egressPort}/openai`;
   io.stdout(`the agent's OpenAI client uses base URL ${base}/v1 with api key "warden-managed"\n`);
-  io.stdout(`${STEPS.length + 1}. ask the LLM about a customer (response masked on its way back)\n   agent> POST /openai/v1/chat/completions`);
+  io.stdout(
+    `${STEPS.length + 1}. ask the LLM about a customer (response masked on its way back)\n   agent> POST /openai/v1/chat/completions`,
+  );
   const chat = await fetch(`${base}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: 'Bearer warden-managed' },
@@ -116,12 +125,16 @@ async function httpSteps(io: Io, egressPort: number, llm: DemoLlm, tally: Record
   tally[masked ? 'masked' : 'allowed']++;
   io.stdout(`   ${masked ? 'MASKED ' : 'ALLOWED'}  ${content}`);
   const seen = llm.seenAuthorization.at(-1) ?? '';
-  io.stdout(`   the API received the sidecar's credential (${seen === `Bearer ${LLM_TOKEN}` ? 'Bearer sk-demo-…, not the placeholder' : 'UNEXPECTED'})\n`);
+  io.stdout(
+    `   the API received the sidecar's credential (${seen === `Bearer ${LLM_TOKEN}` ? 'Bearer sk-demo-…, not the placeholder' : 'UNEXPECTED'})\n`,
+  );
   io.stdout(`${STEPS.length + 2}. try to upload a file to the LLM provider\n   agent> POST /openai/v1/files`);
   const upload = await fetch(`${base}/v1/files`, { method: 'POST', body: 'secret training data' });
   const body = (await upload.json()) as { error?: { rule?: string; message?: string } };
   if (upload.status === 403) tally.denied++;
-  io.stdout(`   ${upload.status === 403 ? 'DENIED' : `HTTP ${upload.status}`}  ${body.error?.message ?? ''} (rule "${body.error?.rule ?? ''}")\n`);
+  io.stdout(
+    `   ${upload.status === 403 ? 'DENIED' : `HTTP ${upload.status}`}  ${body.error?.message ?? ''} (rule "${body.error?.rule ?? ''}")\n`,
+  );
 }
 
 function pad(s: string, n: number): string {
@@ -145,7 +158,9 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     const crm = new Client({ connectionString: pg.url('crm') });
     await crm.connect();
     await crm.query(CRM_SQL);
-    await crm.query('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO support_agent; GRANT CREATE ON SCHEMA public TO support_agent');
+    await crm.query(
+      'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO support_agent; GRANT CREATE ON SCHEMA public TO support_agent',
+    );
     await crm.end();
 
     const secrets = path.join(dir, 'secrets', 'crm-db');
@@ -192,7 +207,13 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
         io.stdout(`   ${step.decide ? 'HELD -> APPROVED, ran' : masked > 0 ? `MASKED  (${masked} values)` : 'ALLOWED'}`);
         // A statement list answers with one result per statement: show the last.
         const rows = ((Array.isArray(r) ? r[r.length - 1] : r) as QueryResult<Record<string, unknown>>).rows;
-        for (const row of rows.slice(0, 5)) io.stdout('     ' + Object.values(row).map((v) => pad(String(v), 4)).join(' | '));
+        for (const row of rows.slice(0, 5))
+          io.stdout(
+            '     ' +
+              Object.values(row)
+                .map((v) => pad(String(v), 4))
+                .join(' | '),
+          );
       } catch (err) {
         const e = err as { message: string; detail?: string };
         const held = step.decide !== undefined;
@@ -209,7 +230,9 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     const tables = (await check.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n;
     const orders = (await check.query<{ n: number }>('SELECT count(*)::int AS n FROM orders')).rows[0].n;
     await check.end();
-    io.stdout(`summary: ${tally.allowed} allowed, ${tally.masked} masked, ${tally.denied} denied, ${tally.held} held (decided by the local approver through \`warden approve|deny\`)`);
+    io.stdout(
+      `summary: ${tally.allowed} allowed, ${tally.masked} masked, ${tally.denied} denied, ${tally.held} held (decided by the local approver through \`warden approve|deny\`)`,
+    );
     // Only the approved DELETE (the one order under 20) may have changed anything.
     const intact = tables === 2 && orders === 3;
     io.stdout(

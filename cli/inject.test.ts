@@ -8,7 +8,15 @@ import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { Pod as PodModel } from 'kubernetes-models/v1/Pod';
 import { ANNOTATIONS, SIDECAR_CONTAINER } from '../common/k8s/names';
-import { FIXTURES_DIR, fixture, fixturePolicies, IMAGE, OPTED_IN, podFromWorkload, testConfig } from '../test/support/operator/inject-fixtures';
+import {
+  FIXTURES_DIR,
+  fixture,
+  fixturePolicies,
+  IMAGE,
+  OPTED_IN,
+  podFromWorkload,
+  testConfig,
+} from '../test/support/operator/inject-fixtures';
 import type { Pod, PodTemplate } from '../operator/inject/k8s-types';
 import { injectPod } from '../operator/inject/mutate';
 import { podTemplateOf } from '../operator/inject/workloads';
@@ -56,7 +64,12 @@ spec:
 `;
 
 const manifest = (): string =>
-  [SERVICE, ...['langchain-deployment.yaml', 'statefulset.yaml', 'job.yaml', 'cronjob.yaml', 'hostnetwork-pod.yaml', 'agent-pod.yaml'].map((f) => fs.readFileSync(fx(f), 'utf8'))].join('---\n');
+  [
+    SERVICE,
+    ...['langchain-deployment.yaml', 'statefulset.yaml', 'job.yaml', 'cronjob.yaml', 'hostnetwork-pod.yaml', 'agent-pod.yaml'].map((f) =>
+      fs.readFileSync(fx(f), 'utf8'),
+    ),
+  ].join('---\n');
 
 const sidecarOf = (t: PodTemplate | undefined): unknown => t?.spec?.initContainers?.find((c) => c.name === SIDECAR_CONTAINER);
 
@@ -95,7 +108,10 @@ describe('warden inject', () => {
     expect(fromTemplate.spec).toEqual(webhook.pod.spec);
     expect(fromTemplate.metadata!.annotations).toEqual(webhook.pod.metadata!.annotations);
     // and the webhook then leaves that pod alone
-    expect(injectPod(fromTemplate, { namespace: 'agents', namespaceLabels: OPTED_IN, policies: fixturePolicies(), config: testConfig() }).outcome).toBe('skipped');
+    expect(
+      injectPod(fromTemplate, { namespace: 'agents', namespaceLabels: OPTED_IN, policies: fixturePolicies(), config: testConfig() })
+        .outcome,
+    ).toBe('skipped');
   });
 
   it('is idempotent: injecting its own output changes nothing', async () => {
@@ -107,7 +123,10 @@ describe('warden inject', () => {
   });
 
   it('reads standard input with -f - and prints JSON with -o json', async () => {
-    const r = await run(['-f', '-', '--policy', POLICY, '--image', IMAGE, '-o', 'json', '--lockdown'], fs.readFileSync(fx('agent-pod.yaml'), 'utf8'));
+    const r = await run(
+      ['-f', '-', '--policy', POLICY, '--image', IMAGE, '-o', 'json', '--lockdown'],
+      fs.readFileSync(fx('agent-pod.yaml'), 'utf8'),
+    );
     expect(r.code).toBe(0);
     const pod = JSON.parse(r.stdout) as Pod;
     new PodModel(pod as never).validate();
@@ -120,11 +139,13 @@ describe('warden inject', () => {
     const r = await run(['-f', write('list.json', JSON.stringify(list)), '--policy', POLICY, '-o', 'json']);
     const out = JSON.parse(r.stdout) as { kind: string; items: Pod[] };
     expect(out.kind).toBe('List');
-    expect(out.items[0].spec!.initContainers![0].image).toBe(`ghcr.io/agent-warden/agent-warden:${JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version}`);
+    expect(out.items[0].spec!.initContainers![0].image).toBe(
+      `ghcr.io/agent-warden/agent-warden:${JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version}`,
+    );
     expect(out.items[1]).toEqual(YAML.parse(SERVICE));
   });
 
-  it('objects without a namespace are taken to be in the policies\' namespace, or --namespace', async () => {
+  it("objects without a namespace are taken to be in the policies' namespace, or --namespace", async () => {
     const pod = fixture<Pod>('agent-pod.yaml');
     delete pod.metadata!.namespace;
     const file = write('nons.yaml', YAML.stringify(pod));
@@ -139,13 +160,46 @@ describe('warden inject', () => {
     ['no --policy', () => ['-f', fx('agent-pod.yaml')], 2, /missing --policy FILE/],
     ['unknown option', () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '--inject-harder'], 2, /Unknown option '--inject-harder'/],
     ['bad output format', () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '-o', 'xml'], 2, /unknown output format "xml"/],
-    ['bad image', () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '--image', 'not an image'], 2, /image: must be a container image reference/],
+    [
+      'bad image',
+      () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '--image', 'not an image'],
+      2,
+      /image: must be a container image reference/,
+    ],
     ['missing manifest', () => ['-f', path.join(dir, 'nope.yaml'), '--policy', POLICY], 1, /nope.yaml: cannot read/],
-    ['YAML syntax error', () => ['-f', write('bad.yaml', 'kind: Pod\nmetadata: {name: x\n'), '--policy', POLICY], 1, /bad.yaml: YAML syntax error at line \d+/],
-    ['a scalar document', () => ['-f', write('scalar.yaml', 'just text\n'), '--policy', POLICY], 1, /document 1 is not a Kubernetes object/],
-    ['invalid policy', () => ['-f', fx('agent-pod.yaml'), '--policy', write('badpolicy.yaml', 'apiVersion: agentwarden.io/v1alpha1\nkind: AccessPolicy\nmetadata: {name: p}\nspec:\n  defaultAction: block\n  targets: []\n')], 1, /badpolicy.yaml: AccessPolicy p: spec.defaultAction: must be one of: allow, deny/],
+    [
+      'YAML syntax error',
+      () => ['-f', write('bad.yaml', 'kind: Pod\nmetadata: {name: x\n'), '--policy', POLICY],
+      1,
+      /bad.yaml: YAML syntax error at line \d+/,
+    ],
+    [
+      'a scalar document',
+      () => ['-f', write('scalar.yaml', 'just text\n'), '--policy', POLICY],
+      1,
+      /document 1 is not a Kubernetes object/,
+    ],
+    [
+      'invalid policy',
+      () => [
+        '-f',
+        fx('agent-pod.yaml'),
+        '--policy',
+        write(
+          'badpolicy.yaml',
+          'apiVersion: agentwarden.io/v1alpha1\nkind: AccessPolicy\nmetadata: {name: p}\nspec:\n  defaultAction: block\n  targets: []\n',
+        ),
+      ],
+      1,
+      /badpolicy.yaml: AccessPolicy p: spec.defaultAction: must be one of: allow, deny/,
+    ],
     ['no policy in the file', () => ['-f', fx('agent-pod.yaml'), '--policy', fx('agent-pod.yaml')], 1, /no AccessPolicy in/],
-    ['a pod the webhook would refuse', () => ['-f', fx('istio-pod.yaml'), '--policy', POLICY], 1, /Pod\/support-agent-7d9f8b6c5-\*: pod has Istio's istio-proxy sidecar/],
+    [
+      'a pod the webhook would refuse',
+      () => ['-f', fx('istio-pod.yaml'), '--policy', POLICY],
+      1,
+      /Pod\/support-agent-7d9f8b6c5-\*: pod has Istio's istio-proxy sidecar/,
+    ],
   ])('%s: exits non-zero (2 usage, 1 input) with a clear message and no manifest', async (_name, args, code, message) => {
     const r = await run(args());
     expect(r.code).toBe(code);

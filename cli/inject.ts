@@ -51,7 +51,9 @@ export interface InjectOutcome {
 /** Pure: documents in, documents out, with a note for each skip and an error for each refusal. */
 export function injectDocuments(docs: readonly unknown[], opts: InjectOptions): InjectOutcome {
   const out: InjectOutcome = { documents: [], notes: [], errors: [] };
-  const policies = opts.policies.map((p) => (p.metadata.namespace ? p : { ...p, metadata: { ...p.metadata, namespace: opts.defaultNamespace } }));
+  const policies = opts.policies.map((p) =>
+    p.metadata.namespace ? p : { ...p, metadata: { ...p.metadata, namespace: opts.defaultNamespace } },
+  );
   for (const doc of docs) out.documents.push(injectOne(doc, { ...opts, policies }, out));
   return out;
 }
@@ -113,7 +115,13 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
     io.stdout(`${USAGE}\n`);
     return 0;
   }
-  const problem = !values.filename ? 'missing -f FILE' : !values.policy?.length ? 'missing --policy FILE' : !['yaml', 'json'].includes(values.output) ? `unknown output format "${values.output}" (yaml or json)` : undefined;
+  const problem = !values.filename
+    ? 'missing -f FILE'
+    : !values.policy?.length
+      ? 'missing --policy FILE'
+      : !['yaml', 'json'].includes(values.output)
+        ? `unknown output format "${values.output}" (yaml or json)`
+        : undefined;
   if (problem) {
     io.stderr(`warden inject: ${problem}\n${USAGE}\n`);
     return 2;
@@ -135,7 +143,10 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
 
   let config: InjectorConfig;
   try {
-    config = resolveInjectorConfig({ image: values.image ?? `${DEFAULT_IMAGE_REPOSITORY}:${packageVersion()}`, lockdownByDefault: values.lockdown });
+    config = resolveInjectorConfig({
+      image: values.image ?? `${DEFAULT_IMAGE_REPOSITORY}:${packageVersion()}`,
+      lockdownByDefault: values.lockdown,
+    });
   } catch (e) {
     if (!(e instanceof InjectorConfigError)) throw e;
     io.stderr(`warden inject: ${e.message}\n`);
@@ -175,7 +186,13 @@ async function loadPolicies(file: string): Promise<AccessPolicy[] | string> {
   } catch (e) {
     return `warden inject: ${file}: cannot read: ${(e as Error).message}\n`;
   }
-  const errors = docs.flatMap((d) => (d.status === 'invalid' ? d.errors.map((e) => `${file}: ${d.name !== undefined ? `AccessPolicy ${d.name}` : `document ${d.index + 1}`}: ${formatPolicyError(e)}\n`) : []));
+  const errors = docs.flatMap((d) =>
+    d.status === 'invalid'
+      ? d.errors.map(
+          (e) => `${file}: ${d.name !== undefined ? `AccessPolicy ${d.name}` : `document ${d.index + 1}`}: ${formatPolicyError(e)}\n`,
+        )
+      : [],
+  );
   if (errors.length > 0) return errors.join('');
   return docs.flatMap((d) => (d.status === 'valid' ? [d.policy] : []));
 }

@@ -34,18 +34,53 @@ const pg = 'pg-7f3a9c';
 const web = 'http-41b2';
 const records: AuditRecord[] = [
   // Written out of session order: replay sorts by the record's seq.
-  rec({ session: pg, seq: 2, db: { system: 'postgresql', text: 'SELECT name, card FROM customers', operations: ['SELECT'], protocol: 'simple', rows: 2 }, decision: 'mask', masked: 2, maskedBy: { column: 1, 'credit-card': 1 }, payload: { response: 'alice | ************1111' } }),
-  rec({ session: pg, seq: 1, db: { system: 'postgresql', text: 'SET search_path = crm', operations: ['SET'], protocol: 'simple', rows: 0 } }),
+  rec({
+    session: pg,
+    seq: 2,
+    db: { system: 'postgresql', text: 'SELECT name, card FROM customers', operations: ['SELECT'], protocol: 'simple', rows: 2 },
+    decision: 'mask',
+    masked: 2,
+    maskedBy: { column: 1, 'credit-card': 1 },
+    payload: { response: 'alice | ************1111' },
+  }),
+  rec({
+    session: pg,
+    seq: 1,
+    db: { system: 'postgresql', text: 'SET search_path = crm', operations: ['SET'], protocol: 'simple', rows: 0 },
+  }),
   rec({
     session: pg,
     seq: 3,
     decision: 'allow',
     rule: 'deletes-need-approval',
     reason: 'approved by bob',
-    approval: { id: 'ar-12', approved: true, outcome: 'approved', reason: 'ticket 4411', decidedBy: 'bob@example.com', waitStart: T0, waitMs: 12_300, spanId: 'b'.repeat(16) },
-    db: { system: 'postgresql', text: 'DELETE FROM orders WHERE id = $1\x1b[2J', operations: ['DELETE'], protocol: 'extended', rows: 1, params: ['42'] },
+    approval: {
+      id: 'ar-12',
+      approved: true,
+      outcome: 'approved',
+      reason: 'ticket 4411',
+      decidedBy: 'bob@example.com',
+      waitStart: T0,
+      waitMs: 12_300,
+      spanId: 'b'.repeat(16),
+    },
+    db: {
+      system: 'postgresql',
+      text: 'DELETE FROM orders WHERE id = $1\x1b[2J',
+      operations: ['DELETE'],
+      protocol: 'extended',
+      rows: 1,
+      params: ['42'],
+    },
   }),
-  rec({ session: pg, seq: 4, decision: 'deny', rule: 'no-ddl', reason: 'DROP is not allowed by rule no-ddl', db: { system: 'postgresql', text: 'DROP TABLE customers', operations: ['DROP'], protocol: 'simple', rows: 0 } }),
+  rec({
+    session: pg,
+    seq: 4,
+    decision: 'deny',
+    rule: 'no-ddl',
+    reason: 'DROP is not allowed by rule no-ddl',
+    db: { system: 'postgresql', text: 'DROP TABLE customers', operations: ['DROP'], protocol: 'simple', rows: 0 },
+  }),
   rec({
     session: web,
     seq: 1,
@@ -54,12 +89,26 @@ const records: AuditRecord[] = [
     target: 'openai',
     trace: { traceId: 'c'.repeat(32), spanId: '1'.repeat(16), flags: 1 },
     http: { method: 'POST', route: 'openai', path: '/v1/chat/completions', status: 200 },
-    genAi: { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o', responseModel: 'gpt-4o-2024-08-06', inputTokens: 120, outputTokens: 40 },
+    genAi: {
+      provider: 'openai',
+      operation: 'chat',
+      requestModel: 'gpt-4o',
+      responseModel: 'gpt-4o-2024-08-06',
+      inputTokens: 120,
+      outputTokens: 40,
+    },
     payload: { request: '{"messages":[{"content":"card [REDACTED]"}]}', response: '{"choices":[]}', truncated: true },
   }),
 ];
 // The same trace continues in the postgres session's last statement.
-records.push(rec({ session: pg, seq: 5, trace: { traceId: 'c'.repeat(32), spanId: '2'.repeat(16), flags: 1 }, db: { system: 'postgresql', text: 'SELECT 1', operations: ['SELECT'], protocol: 'simple', rows: 1 } }));
+records.push(
+  rec({
+    session: pg,
+    seq: 5,
+    trace: { traceId: 'c'.repeat(32), spanId: '2'.repeat(16), flags: 1 },
+    db: { system: 'postgresql', text: 'SELECT 1', operations: ['SELECT'], protocol: 'simple', rows: 1 },
+  }),
+);
 
 let dir: string;
 let writer: Spool;
@@ -100,7 +149,9 @@ describe('warden replay SESSION', () => {
     expect(stderr).toBe('');
     const blocks = stdout.split('\n#').slice(1);
     expect(blocks.map((b) => b.split(' ')[0])).toEqual(['1', '2', '3', '4', '5']);
-    expect(stdout).toMatch(/^session pg-7f3a9c {2}postgres, policy agents\/support-agent\n {2}5 operations, 2025-01-15T09:30:01.000Z \.\. /);
+    expect(stdout).toMatch(
+      /^session pg-7f3a9c {2}postgres, policy agents\/support-agent\n {2}5 operations, 2025-01-15T09:30:01.000Z \.\. /,
+    );
     expect(blocks[1]).toContain('2  2025-01-15T09:30:02.000Z  postgres crm  mask  (4.3 ms)');
     expect(blocks[1]).toContain('    sql       SELECT name, card FROM customers');
     expect(blocks[1]).toContain('    result    2 rows, 2 values masked (column 1, credit-card 1)');
@@ -135,18 +186,22 @@ describe('warden replay SESSION', () => {
   it('prints NDJSON records with -o json, each record once', async () => {
     const { code, stdout } = await replay(pg, '-o', 'json');
     expect(code).toBe(0);
-    const lines = stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+    const lines = stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditRecord);
     const want = records.filter((r) => r.session === pg).sort((a, b) => a.seq - b.seq);
     expect(lines).toEqual(want);
   });
-
 });
 
 describe('errors', () => {
   it('exits 1 and lists the nearest sessions for an unknown id', async () => {
     const { code, stderr } = await replay('pg-7f3a9d');
     expect(code).toBe(1);
-    expect(stderr).toBe(`warden replay: no session or trace "pg-7f3a9d" in the audit spool at ${dir}; nearest: ${pg}, ${web} (warden replay --list shows all 2)\n`);
+    expect(stderr).toBe(
+      `warden replay: no session or trace "pg-7f3a9d" in the audit spool at ${dir}; nearest: ${pg}, ${web} (warden replay --list shows all 2)\n`,
+    );
   });
 
   it('does not take a prefix for an id, but names the session it belongs to', async () => {
@@ -180,15 +235,38 @@ describe('warden replay --list', () => {
     expect(stderr).toBe('warden replay: skipped 1 spool record that is not an audit record\n');
     const [header, first, second] = stdout.trimEnd().split('\n');
     expect(header.split(/\s+/)).toEqual(['SESSION', 'KIND', 'TARGET', 'FIRST', 'LAST', 'OPS', 'DENIED', 'HELD', 'SUBJECT']);
-    expect(first.split(/\s+/)).toEqual([pg, 'postgres', 'crm', '2025-01-15T09:30:01.000Z', '2025-01-15T09:30:05.004Z', '5', '1', '1', 'system:serviceaccount:agents:support']);
+    expect(first.split(/\s+/)).toEqual([
+      pg,
+      'postgres',
+      'crm',
+      '2025-01-15T09:30:01.000Z',
+      '2025-01-15T09:30:05.004Z',
+      '5',
+      '1',
+      '1',
+      'system:serviceaccount:agents:support',
+    ]);
     expect(second.split(/\s+/).slice(0, 3)).toEqual([web, 'http', 'openai']);
   });
 
   it('prints one JSON object per session with -o json', async () => {
     const { stdout } = await replay('--list', '-o', 'json');
-    const sessions = stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+    const sessions = stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(sessions).toEqual([
-      { session: pg, kind: 'postgres', targets: ['crm'], subject: 'system:serviceaccount:agents:support', first: T0 + 1000, last: T0 + 5000 + 4.25, operations: 5, denied: 1, held: 1 },
+      {
+        session: pg,
+        kind: 'postgres',
+        targets: ['crm'],
+        subject: 'system:serviceaccount:agents:support',
+        first: T0 + 1000,
+        last: T0 + 5000 + 4.25,
+        operations: 5,
+        denied: 1,
+        held: 1,
+      },
       expect.objectContaining({ session: web, operations: 1 }),
     ]);
   });
@@ -196,7 +274,9 @@ describe('warden replay --list', () => {
 
 describe('pure helpers', () => {
   it('ranks a pasted prefix and a typo above unrelated ids', () => {
-    const sessions = summarizeSessions(['abc123', 'zzz999', 'abd124'].map((session, i) => ({ spoolSeq: i, record: rec({ session, seq: 1 }) })));
+    const sessions = summarizeSessions(
+      ['abc123', 'zzz999', 'abd124'].map((session, i) => ({ spoolSeq: i, record: rec({ session, seq: 1 }) })),
+    );
     expect(nearestSessions('abc1', sessions)).toEqual(['abc123', 'abd124', 'zzz999']);
     expect(nearestSessions('abd123', sessions, 2)).toEqual(['abc123', 'abd124']);
   });

@@ -65,7 +65,10 @@ function isAuditRecord(v: unknown): v is AuditRecord {
  * Decodes spool payloads: the binary format (sidecar/audit/binary.ts), or the JSON one that
  * sidecars before it wrote, so an older spool replays the same; anything else is counted, not fatal.
  */
-export function parseRecords(entries: Iterable<SpoolEntry>, keep: (payload: Buffer) => boolean = () => true): { records: ReplayRecord[]; invalid: number } {
+export function parseRecords(
+  entries: Iterable<SpoolEntry>,
+  keep: (payload: Buffer) => boolean = () => true,
+): { records: ReplayRecord[]; invalid: number } {
   const records: ReplayRecord[] = [];
   let invalid = 0;
   for (const e of entries) {
@@ -107,7 +110,18 @@ export function summarizeSessions(records: ReplayRecord[]): SessionSummary[] {
   for (const { record: r } of records) {
     let s = by.get(r.session);
     if (!s) {
-      s = { session: r.session, kind: r.kind, targets: [], subject: r.identity?.subject ?? '', first: r.start, last: r.start, operations: 0, denied: 0, held: 0, ids: new Set() };
+      s = {
+        session: r.session,
+        kind: r.kind,
+        targets: [],
+        subject: r.identity?.subject ?? '',
+        first: r.start,
+        last: r.start,
+        operations: 0,
+        denied: 0,
+        held: 0,
+        ids: new Set(),
+      };
       by.set(r.session, s);
     }
     if (s.ids.has(r.id)) continue;
@@ -177,12 +191,18 @@ export function formatOperation(r: AuditRecord): string {
   const lines: string[] = [];
   const what = r.kind === 'postgres' ? 'postgres' : r.kind === 'egress' ? 'egress' : 'http';
   lines.push(`#${r.seq}  ${iso(r.start)}  ${what} ${clean(r.target)}  ${r.decision}  (${duration(r.durationMs)})`);
-  if (r.identity) lines.push(field('identity', `${r.identity.subject}${r.identity.groups?.length ? ` [groups: ${r.identity.groups.join(', ')}]` : ''}`));
+  if (r.identity)
+    lines.push(field('identity', `${r.identity.subject}${r.identity.groups?.length ? ` [groups: ${r.identity.groups.join(', ')}]` : ''}`));
   lines.push(field('decision', `${r.decision}${r.rule ? ` by rule ${r.rule}` : ''}${r.reason ? `: ${r.reason}` : ''}`));
   if (r.approval) {
     const a = r.approval;
     const who = a.decidedBy ? ` by ${a.decidedBy}` : '';
-    lines.push(field('approval', `${a.id ?? '(no id)'} ${a.approved ? 'approved' : 'not approved'}${who} after ${duration(a.waitMs)}${a.reason ? `: ${a.reason}` : ''}`));
+    lines.push(
+      field(
+        'approval',
+        `${a.id ?? '(no id)'} ${a.approved ? 'approved' : 'not approved'}${who} after ${duration(a.waitMs)}${a.reason ? `: ${a.reason}` : ''}`,
+      ),
+    );
   }
   if (r.db) {
     lines.push(field('sql', r.db.text));
@@ -190,20 +210,32 @@ export function formatOperation(r: AuditRecord): string {
   }
   if (r.http) {
     const h = r.http;
-    const target = h.tunnel ? `CONNECT ${h.serverAddress ?? h.route ?? ''}${h.serverPort ? `:${h.serverPort}` : ''}` : `${h.method} ${h.path}`;
+    const target = h.tunnel
+      ? `CONNECT ${h.serverAddress ?? h.route ?? ''}${h.serverPort ? `:${h.serverPort}` : ''}`
+      : `${h.method} ${h.path}`;
     lines.push(field('http', `${target} -> ${h.status}${h.url ? `  (${h.url})` : ''}`));
   }
   const result: string[] = [];
   if (r.db) result.push(`${r.db.rows} row${r.db.rows === 1 ? '' : 's'}`);
   if (r.masked > 0) {
-    const by = r.maskedBy ? ` (${Object.entries(r.maskedBy).map(([k, n]) => `${k} ${n}`).join(', ')})` : '';
+    const by = r.maskedBy
+      ? ` (${Object.entries(r.maskedBy)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')})`
+      : '';
     result.push(`${r.masked} value${r.masked === 1 ? '' : 's'} masked${by}`);
   }
   if (result.length) lines.push(field('result', result.join(', ')));
   if (r.genAi) {
     const g = r.genAi;
-    const model = g.responseModel && g.responseModel !== g.requestModel ? `${g.requestModel ?? '?'} -> ${g.responseModel}` : (g.requestModel ?? g.responseModel ?? '');
-    const tokens = g.inputTokens !== undefined || g.outputTokens !== undefined ? `, tokens in ${g.inputTokens ?? '?'} / out ${g.outputTokens ?? '?'}` : '';
+    const model =
+      g.responseModel && g.responseModel !== g.requestModel
+        ? `${g.requestModel ?? '?'} -> ${g.responseModel}`
+        : (g.requestModel ?? g.responseModel ?? '');
+    const tokens =
+      g.inputTokens !== undefined || g.outputTokens !== undefined
+        ? `, tokens in ${g.inputTokens ?? '?'} / out ${g.outputTokens ?? '?'}`
+        : '';
     lines.push(field('gen_ai', [g.provider, g.operation, model].filter(Boolean).join(' ') + tokens + (g.streamed ? ', streamed' : '')));
   }
   if (r.payload?.request !== undefined) lines.push(field('request', r.payload.request));
@@ -228,7 +260,19 @@ export function formatReplay(id: string, selected: ReplayRecord[]): string {
 export function formatSessionList(sessions: SessionSummary[]): string {
   if (sessions.length === 0) return 'No sessions in the spool.';
   const header = ['SESSION', 'KIND', 'TARGET', 'FIRST', 'LAST', 'OPS', 'DENIED', 'HELD', 'SUBJECT'];
-  const rows = sessions.map((s) => [s.session, s.kind, s.targets.join(','), iso(s.first), iso(s.last), String(s.operations), String(s.denied), String(s.held), s.subject].map(clean));
+  const rows = sessions.map((s) =>
+    [
+      s.session,
+      s.kind,
+      s.targets.join(','),
+      iso(s.first),
+      iso(s.last),
+      String(s.operations),
+      String(s.denied),
+      String(s.held),
+      s.subject,
+    ].map(clean),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');
@@ -312,7 +356,9 @@ export async function runReplay(argv: string[], io: ReplayIo, env: NodeJS.Proces
     if (selected.length === 0) {
       const all = summarizeSessions(readAll(dir).records);
       const near = nearestSessions(id, all);
-      const hint = near.length ? `; nearest: ${near.join(', ')} (warden replay --list shows all ${all.length})` : '; the spool holds no sessions';
+      const hint = near.length
+        ? `; nearest: ${near.join(', ')} (warden replay --list shows all ${all.length})`
+        : '; the spool holds no sessions';
       throw new ReplayError(`no session or trace "${clean(id)}" in the audit spool at ${dir}${hint}`);
     }
     warnInvalid(io, invalid);
@@ -328,5 +374,8 @@ export async function runReplay(argv: string[], io: ReplayIo, env: NodeJS.Proces
 }
 
 function warnInvalid(io: ReplayIo, invalid: number): void {
-  if (invalid > 0) io.stderr(`warden replay: skipped ${invalid} spool ${invalid === 1 ? 'record that is not an audit record' : 'records that are not audit records'}\n`);
+  if (invalid > 0)
+    io.stderr(
+      `warden replay: skipped ${invalid} spool ${invalid === 1 ? 'record that is not an audit record' : 'records that are not audit records'}\n`,
+    );
 }

@@ -55,12 +55,28 @@ test('serves the policy, answers health, readiness and metrics, and stops cleanl
   const listen = await freePort();
   const admin = await freePort();
   const policyFile = path.join(dir, 'policy.yaml');
-  fs.writeFileSync(policyFile, crmPolicy(pg, `  rules:
+  fs.writeFileSync(
+    policyFile,
+    crmPolicy(
+      pg,
+      `  rules:
     - name: no-ddl
       action: deny
       match: {sql: {statements: [DROP]}}
-`).replace('listenPort: 15432', `listenPort: ${listen}`));
-  const cli = startCli(['sidecar', '--policy', policyFile, '--secrets-dir', path.join(dir, 'secrets'), '--admin-addr', `127.0.0.1:${admin}`, '--egress-addr', '127.0.0.1:0']);
+`,
+    ).replace('listenPort: 15432', `listenPort: ${listen}`),
+  );
+  const cli = startCli([
+    'sidecar',
+    '--policy',
+    policyFile,
+    '--secrets-dir',
+    path.join(dir, 'secrets'),
+    '--admin-addr',
+    `127.0.0.1:${admin}`,
+    '--egress-addr',
+    '127.0.0.1:0',
+  ]);
   try {
     expect((await waitFor(`http://127.0.0.1:${admin}/healthz`, 15_000)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${admin}/readyz`)).status).toBe(200);
@@ -69,7 +85,10 @@ test('serves the policy, answers health, readiness and metrics, and stops cleanl
     expect((await c.query('SELECT 40 + 2 AS n')).rows[0].n).toBe(42);
     await expect(c.query('DROP TABLE nothing')).rejects.toMatchObject({ code: '42501' });
     // The compiled parser worker thread: a parser failure is refused, and so (by default) is a syntax error.
-    await expect(c.query(`SELECT 1${'+1'.repeat(12_000)}`)).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('could not be classified') });
+    await expect(c.query(`SELECT 1${'+1'.repeat(12_000)}`)).rejects.toMatchObject({
+      code: '42501',
+      message: expect.stringContaining('could not be classified'),
+    });
     await expect(c.query('SELEC 1')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('could not be parsed') });
     expect((await c.query('SELECT 1 AS n WHERE true')).rows[0].n).toBe(1);
     await c.end();
@@ -86,12 +105,28 @@ test('serves the policy, answers health, readiness and metrics, and stops cleanl
 
 test('an invalid policy stops startup with field-named errors and exit code 1', async () => {
   const bad = path.join(dir, 'bad.yaml');
-  fs.writeFileSync(bad, crmPolicy(pg, `  rules:
+  fs.writeFileSync(
+    bad,
+    crmPolicy(
+      pg,
+      `  rules:
     - name: oops
       action: explode
       match: {sql: {statements: [DROPP]}}
-`));
-  const cli = startCli(['sidecar', '--policy', bad, '--secrets-dir', path.join(dir, 'secrets'), '--admin-addr', '127.0.0.1:0', '--egress-addr', '127.0.0.1:0']);
+`,
+    ),
+  );
+  const cli = startCli([
+    'sidecar',
+    '--policy',
+    bad,
+    '--secrets-dir',
+    path.join(dir, 'secrets'),
+    '--admin-addr',
+    '127.0.0.1:0',
+    '--egress-addr',
+    '127.0.0.1:0',
+  ]);
   expect(await cli.exited).toBe(1);
   expect(cli.output()).toContain('spec.rules[0].action');
   expect(cli.output()).toContain('spec.rules[0].match.sql.statements[0]');

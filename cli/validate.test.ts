@@ -53,7 +53,9 @@ test('the invalid example: exit 1, one line per mistake naming the field', async
       'spec.masking[0].targets[0]: target "billing" is not defined in spec.targets (defined: crm, openai) (line 59)',
     ]),
   );
-  expect(lines.find((l) => l.startsWith('spec.rules[0].match.sql.statements[1]: '))).toMatch(/: must be one of: SELECT, INSERT, .* \(got "drop-table"\) \(line 32\)$/);
+  expect(lines.find((l) => l.startsWith('spec.rules[0].match.sql.statements[1]: '))).toMatch(
+    /: must be one of: SELECT, INSERT, .* \(got "drop-table"\) \(line 32\)$/,
+  );
   // reported in file order
   const lineNumbers = lines.map((l) => Number(/\(line (\d+)\)$/.exec(l)?.[1]));
   expect(lineNumbers).toEqual([...lineNumbers].sort((a, b) => a - b));
@@ -63,12 +65,17 @@ test('a YAML syntax error names the line', async () => {
   const file = write('broken.yaml', 'apiVersion: agentwarden.io/v1alpha1\nkind: AccessPolicy\nmetadata:\n  name: x\n spec: {}\n');
   const { code, stderr } = await run([file]);
   expect(code).toBe(1);
-  expect(stderr[0]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: document 1: YAML syntax error at line 5, column \\d+: `));
+  expect(stderr[0]).toMatch(
+    new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: document 1: YAML syntax error at line 5, column \\d+: `),
+  );
 });
 
 test('several documents and files: each reported, worst exit code wins', async () => {
   const good = fs.readFileSync(example, 'utf8');
-  const multi = write('multi.yaml', `${good}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\n${good.replace('name: support-agent', 'name: other').replace('strategy: last4', 'strategy: blur')}`);
+  const multi = write(
+    'multi.yaml',
+    `${good}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\n${good.replace('name: support-agent', 'name: other').replace('strategy: last4', 'strategy: blur')}`,
+  );
   const { code, stdout, stderr } = await run([example, multi]);
   expect(code).toBe(1);
   expect(stdout).toEqual([
@@ -76,7 +83,13 @@ test('several documents and files: each reported, worst exit code wins', async (
     `${multi}: AccessPolicy support-agent is valid\n`,
     `${multi}: skipped ConfigMap settings (not an AccessPolicy)\n`,
   ]);
-  expect(stderr).toEqual([expect.stringMatching(new RegExp(`^.*multi\\.yaml: AccessPolicy other: spec\\.masking\\[0\\]\\.strategy: must be one of: redact, last4, hash \\(got "blur"\\) \\(line \\d+\\)\\n$`))]);
+  expect(stderr).toEqual([
+    expect.stringMatching(
+      new RegExp(
+        `^.*multi\\.yaml: AccessPolicy other: spec\\.masking\\[0\\]\\.strategy: must be one of: redact, last4, hash \\(got "blur"\\) \\(line \\d+\\)\\n$`,
+      ),
+    ),
+  ]);
 });
 
 test('a directory is expanded to its YAML files', async () => {
@@ -85,7 +98,10 @@ test('a directory is expanded to its YAML files', async () => {
   write('notes.txt', 'not yaml');
   const { code, stdout } = await run([dir]);
   expect(code).toBe(0);
-  expect(stdout).toEqual([`${path.join(dir, 'a.yaml')}: AccessPolicy support-agent is valid\n`, `${path.join(dir, 'b.yml')}: AccessPolicy support-agent is valid\n`]);
+  expect(stdout).toEqual([
+    `${path.join(dir, 'a.yaml')}: AccessPolicy support-agent is valid\n`,
+    `${path.join(dir, 'b.yml')}: AccessPolicy support-agent is valid\n`,
+  ]);
 });
 
 test('unreadable files exit 2, and the other files are still checked', async () => {
@@ -130,7 +146,9 @@ ${extra}`;
   const r = await run([lenient]);
   expect(r.code).toBe(0);
   expect(r.stdout).toEqual([`${lenient}: AccessPolicy lenient is valid\n`]);
-  expect(r.stderr).toEqual([`${lenient}: AccessPolicy lenient: warning: spec.targets[0].postgres.unparseable: allow (target "crm") forwards statements the sidecar's SQL parser rejects, unchecked by any rule; the server may accept them (deeper nesting, newer grammar)\n`]);
+  expect(r.stderr).toEqual([
+    `${lenient}: AccessPolicy lenient: warning: spec.targets[0].postgres.unparseable: allow (target "crm") forwards statements the sidecar's SQL parser rejects, unchecked by any rule; the server may accept them (deeper nesting, newer grammar)\n`,
+  ]);
   const strict = write('strict.yaml', doc('        unparseable: deny\n'));
   expect(await run([strict])).toEqual({ code: 0, stdout: [`${strict}: AccessPolicy lenient is valid\n`], stderr: [] });
   const tiny = write('tiny.yaml', doc('        maxStatementBytes: 10\n'));

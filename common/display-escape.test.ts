@@ -108,6 +108,9 @@ describe('displaySafeJson', () => {
 
 describe('displaySafeDeep', () => {
   test('escapes every string, keeps numbers, booleans and null', () => {
-    expect(displaySafeDeep({ a: ['\x1b', 1, null, true], b: { c: '\u202e' } })).toEqual({ a: ['\\x1b', 1, null, true], b: { c: '\\u202e' } });
+    expect(displaySafeDeep({ a: ['\x1b', 1, null, true], b: { c: '\u202e' } })).toEqual({
+      a: ['\\x1b', 1, null, true],
+      b: { c: '\\u202e' },
+    });
   });
 });

@@ -20,7 +20,13 @@ export function createLogger(
   let min = ORDER[level];
   if (min === undefined) {
     min = ORDER.info;
-    write(JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg: `unknown log level "${level}" (WARDEN_LOG_LEVEL): using info; choose debug, info, warn or error` }));
+    write(
+      JSON.stringify({
+        time: new Date().toISOString(),
+        level: 'warn',
+        msg: `unknown log level "${level}" (WARDEN_LOG_LEVEL): using info; choose debug, info, warn or error`,
+      }),
+    );
   }
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[lvl] < min) return;

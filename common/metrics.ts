@@ -38,7 +38,9 @@ class Series {
 }
 
 /** Default buckets (seconds): sub-millisecond proxy overhead up to ten-minute approval waits. */
-export const DEFAULT_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600];
+export const DEFAULT_BUCKETS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600,
+];
 
 class HistogramCell {
   readonly counts: number[];
@@ -85,7 +87,12 @@ export interface Histogram {
 /** A point-in-time copy of every series, for exporters. */
 export interface MetricsSnapshot {
   counters: Array<{ name: string; help: string; monotonic: boolean; points: Array<{ labels: Labels; value: number }> }>;
-  histograms: Array<{ name: string; help: string; bounds: readonly number[]; points: Array<{ labels: Labels; counts: number[]; sum: number; count: number }> }>;
+  histograms: Array<{
+    name: string;
+    help: string;
+    bounds: readonly number[];
+    points: Array<{ labels: Labels; counts: number[]; sum: number; count: number }>;
+  }>;
 }
 
 export interface Counter {
@@ -120,7 +127,10 @@ export class Metrics {
     };
   }
 
-  gauge(name: string, help: string): { set(labels: Labels, v: number): void; add(labels: Labels, d: number): void; get(labels?: Labels): number } {
+  gauge(
+    name: string,
+    help: string,
+  ): { set(labels: Labels, v: number): void; add(labels: Labels, d: number): void; get(labels?: Labels): number } {
     const s = this.get(name, help, 'gauge');
     return { set: (l, v) => s.set(l, v), add: (l, d) => s.add(l, d), get: (labels = {}) => s.get(labels) };
   }

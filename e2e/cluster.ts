@@ -22,7 +22,13 @@ export interface Cluster {
 }
 
 export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): RunResult {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    env: opts.env ?? process.env,
+    input: opts.input,
+    timeout: opts.timeoutMs ?? 300_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
@@ -62,13 +68,22 @@ export function helm(c: Cluster, args: string[]): string {
 
 /** `sh -c SCRIPT` in a container, so the container's own env ($DATABASE_URL) is expanded there. */
 export function execIn(c: Cluster, target: { namespace: string; pod: string; container: string }, script: string): RunResult {
-  return run(c.tools.kubectl, ['exec', '-n', target.namespace, target.pod, '-c', target.container, '--', 'sh', '-c', script], { env: c.env, timeoutMs: 120_000 });
+  return run(c.tools.kubectl, ['exec', '-n', target.namespace, target.pod, '-c', target.container, '--', 'sh', '-c', script], {
+    env: c.env,
+    timeoutMs: 120_000,
+  });
 }
 
 /** The same, in the background: for a statement that waits on a human's approval. */
-export function execInBackground(c: Cluster, target: { namespace: string; pod: string; container: string }, script: string): Promise<RunResult> {
+export function execInBackground(
+  c: Cluster,
+  target: { namespace: string; pod: string; container: string },
+  script: string,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(c.tools.kubectl, ['exec', '-n', target.namespace, target.pod, '-c', target.container, '--', 'sh', '-c', script], { env: c.env });
+    const child = spawn(c.tools.kubectl, ['exec', '-n', target.namespace, target.pod, '-c', target.container, '--', 'sh', '-c', script], {
+      env: c.env,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -79,7 +94,11 @@ export function execInBackground(c: Cluster, target: { namespace: string; pod: s
 }
 
 /** Polls `check` until it returns a value (not undefined) or the deadline passes. */
-export async function eventually<T>(what: string, check: () => T | undefined, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => T | undefined,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
   let last: unknown;
   for (;;) {

@@ -38,11 +38,13 @@ export function planE2e(p: Probes): E2ePlan {
   if (p.env.WARDEN_E2E_CLUSTER === 'existing') {
     if (!p.cluster.ok) return { run: false, reason: `WARDEN_E2E_CLUSTER=existing but no cluster answers: ${p.cluster.detail}` };
     const image = p.env.WARDEN_E2E_IMAGE;
-    if (!image) return { run: false, reason: 'WARDEN_E2E_CLUSTER=existing needs WARDEN_E2E_IMAGE (an Agent Warden image the cluster can pull)' };
+    if (!image)
+      return { run: false, reason: 'WARDEN_E2E_CLUSTER=existing needs WARDEN_E2E_IMAGE (an Agent Warden image the cluster can pull)' };
     return { run: true, mode: 'existing', tools: p.tools.tools, image };
   }
   if (!p.docker.ok) return { run: false, reason: `no Docker engine (kind runs its nodes in Docker): ${p.docker.detail}` };
-  if (!p.kind.ok) return { run: false, reason: `no kind binary: ${p.kind.detail} (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)` };
+  if (!p.kind.ok)
+    return { run: false, reason: `no kind binary: ${p.kind.detail} (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)` };
   return {
     run: true,
     mode: 'kind',
@@ -55,7 +57,8 @@ export function planE2e(p: Probes): E2ePlan {
 
 function probe(cmd: string, args: string[], timeoutMs = 15_000): Probe {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs });
-  if (r.error) return { ok: false, detail: `${cmd}: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on PATH' : r.error.message}` };
+  if (r.error)
+    return { ok: false, detail: `${cmd}: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on PATH' : r.error.message}` };
   if (r.status !== 0) return { ok: false, detail: `\`${cmd} ${args.join(' ')}\` exited ${r.status}: ${lastLine(r.stderr || r.stdout)}` };
   return { ok: true, detail: lastLine(r.stdout) };
 }

@@ -52,7 +52,12 @@ function image(): { repository: string; tag: string } {
 function setUpKind(): Cluster {
   if (!plan.run || plan.mode !== 'kind') throw new Error('not a kind plan');
   const existing = must('kind', ['get', 'clusters']).split('\n').includes(plan.clusterName);
-  if (!existing) must('kind', ['create', 'cluster', '--name', plan.clusterName, '--config', path.join(__dirname, 'kind-config.yaml'), '--wait', '180s'], { timeoutMs: 600_000 });
+  if (!existing)
+    must(
+      'kind',
+      ['create', 'cluster', '--name', plan.clusterName, '--config', path.join(__dirname, 'kind-config.yaml'), '--wait', '180s'],
+      { timeoutMs: 600_000 },
+    );
   createdCluster = !existing;
   must('docker', ['build', '-t', plan.image, ROOT], { timeoutMs: 1_200_000 });
   must('kind', ['load', 'docker-image', plan.image, '--name', plan.clusterName], { timeoutMs: 600_000 });
@@ -82,12 +87,28 @@ describeE2e('Agent Warden on Kubernetes', () => {
       kubectl(cluster, ['apply', '-f', path.join(MANIFESTS, 'observability.yaml'), '-f', path.join(MANIFESTS, 'postgres.yaml')]);
       const img = image();
       helm(cluster, [
-        'upgrade', '--install', RELEASE, path.join(ROOT, 'charts', 'agent-warden'),
-        '--namespace', OPERATOR_NS, '--create-namespace',
-        '--set', `image.repository=${img.repository}`, '--set', `image.tag=${img.tag}`,
-        '--set', 'otlp.endpoint=http://otel-collector.observability.svc:4318', '--set', 'otlp.protocol=http/protobuf',
-        '--set', 'sidecarRoleBindings[0].namespace=agents', '--set', 'sidecarRoleBindings[0].serviceAccount=support-agent',
-        '--wait', '--timeout', '5m',
+        'upgrade',
+        '--install',
+        RELEASE,
+        path.join(ROOT, 'charts', 'agent-warden'),
+        '--namespace',
+        OPERATOR_NS,
+        '--create-namespace',
+        '--set',
+        `image.repository=${img.repository}`,
+        '--set',
+        `image.tag=${img.tag}`,
+        '--set',
+        'otlp.endpoint=http://otel-collector.observability.svc:4318',
+        '--set',
+        'otlp.protocol=http/protobuf',
+        '--set',
+        'sidecarRoleBindings[0].namespace=agents',
+        '--set',
+        'sidecarRoleBindings[0].serviceAccount=support-agent',
+        '--wait',
+        '--timeout',
+        '5m',
       ]);
       kubectl(cluster, ['-n', 'data', 'rollout', 'status', 'deploy/crm-db', '--timeout=180s']);
       kubectl(cluster, ['-n', 'observability', 'rollout', 'status', 'deploy/otel-collector', '--timeout=180s']);
@@ -130,7 +151,7 @@ describeE2e('Agent Warden on Kubernetes', () => {
     expect(env.stdout).not.toContain('e2e-not-a-real-secret');
   }, 300_000);
 
-  test('a denied statement gets SQLSTATE 42501 and the connection is not the database\'s', () => {
+  test("a denied statement gets SQLSTATE 42501 and the connection is not the database's", () => {
     const r = execIn(cluster, AGENT, `${PSQL} -c 'DROP TABLE customers'`);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/ERROR:\s+42501: .*agent-warden/);
@@ -169,11 +190,15 @@ describeE2e('Agent Warden on Kubernetes', () => {
     expect(pods.items[0].spec.initContainers[0].name).toBe(SIDECAR_CONTAINER);
   }, 300_000);
 
-  test('the sidecar\'s spans arrive at the OpenTelemetry collector', async () => {
-    const logs = await eventually('a warden.postgres.query span in the collector log', () => {
-      const out = kubectl(cluster, ['logs', '-n', 'observability', 'deploy/otel-collector', '--tail', '-1']);
-      return out.includes('warden.postgres.query') ? out : undefined;
-    }, { timeoutMs: 90_000 });
+  test("the sidecar's spans arrive at the OpenTelemetry collector", async () => {
+    const logs = await eventually(
+      'a warden.postgres.query span in the collector log',
+      () => {
+        const out = kubectl(cluster, ['logs', '-n', 'observability', 'deploy/otel-collector', '--tail', '-1']);
+        return out.includes('warden.postgres.query') ? out : undefined;
+      },
+      { timeoutMs: 90_000 },
+    );
     expect(logs).toMatch(/warden\.decision: Str\((deny|allow|hold|mask)\)/);
     expect(logs).not.toContain('e2e-not-a-real-secret');
   }, 120_000);

@@ -36,7 +36,10 @@ describe('warden operator', () => {
     expect(await runOperatorCli(['--bogus'], io)).toBe(2);
     expect(stderr.join('')).toContain("Unknown option '--bogus'");
     const kubeconfig = path.join(dir, 'kubeconfig');
-    fs.writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+    fs.writeFileSync(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
     stderr = [];
     expect(await runOperatorCli(['--kubeconfig', kubeconfig], io)).toBe(1);
     expect(stderr.join('')).toContain('no operator configuration: pass --config FILE');
@@ -55,8 +58,13 @@ describe('warden operator', () => {
       const config = path.join(dir, 'config.yaml');
       fs.writeFileSync(config, `sidecar: {image: "ghcr.io/agent-warden/warden:0.2.0"}\nwebhook: {port: ${await freePort()}}\n`);
       const signals = new EventEmitter();
-      const exit = runOperatorCli(['--kubeconfig', kubeconfig, '--config', config, '--admin-addr', '127.0.0.1:0', '--namespace', 'agent-warden'], io, signals);
-      const lease = (): { spec?: { holderIdentity?: string } } | undefined => fake.object('coordination.k8s.io/v1', 'Lease', 'agent-warden', LEASE_NAME) as never;
+      const exit = runOperatorCli(
+        ['--kubeconfig', kubeconfig, '--config', config, '--admin-addr', '127.0.0.1:0', '--namespace', 'agent-warden'],
+        io,
+        signals,
+      );
+      const lease = (): { spec?: { holderIdentity?: string } } | undefined =>
+        fake.object('coordination.k8s.io/v1', 'Lease', 'agent-warden', LEASE_NAME) as never;
       for (let i = 0; i < 500 && !lease()?.spec?.holderIdentity; i++) await new Promise((r) => setTimeout(r, 10));
       expect(lease()?.spec?.holderIdentity).toBeTruthy();
       signals.emit('SIGTERM');

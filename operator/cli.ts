@@ -44,7 +44,12 @@ export async function runOperatorCli(argv: string[], io: OperatorCliIo, signals:
   signals.once('SIGINT', requested);
   let running;
   try {
-    running = await startOperator({ kubeconfigPath: values.kubeconfig, configPath: values.config, adminAddr: values['admin-addr'], namespace: values.namespace });
+    running = await startOperator({
+      kubeconfigPath: values.kubeconfig,
+      configPath: values.config,
+      adminAddr: values['admin-addr'],
+      namespace: values.namespace,
+    });
   } catch (e) {
     signals.removeListener('SIGTERM', requested);
     signals.removeListener('SIGINT', requested);

@@ -43,11 +43,23 @@ approvals:
       otlpProtocol: 'http/protobuf',
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     });
-    expect(c.webhook).toEqual({ port: 9443, serviceName: 'agent-warden', secretName: 'agent-warden-webhook-tls', certMode: 'cert-manager', mutatingName: 'agent-warden', validatingName: 'agent-warden' });
+    expect(c.webhook).toEqual({
+      port: 9443,
+      serviceName: 'agent-warden',
+      secretName: 'agent-warden-webhook-tls',
+      certMode: 'cert-manager',
+      mutatingName: 'agent-warden',
+      validatingName: 'agent-warden',
+    });
     expect(c.approvals.ttlMs).toBe(24 * 3_600_000);
 
     const minimal = parseOperatorConfig('sidecar: {image: warden:1}', 'c', 'ops');
-    expect(minimal.webhook).toMatchObject({ port: 9443, certMode: 'self', serviceName: 'agent-warden-webhook', secretName: 'agent-warden-webhook-tls' });
+    expect(minimal.webhook).toMatchObject({
+      port: 9443,
+      certMode: 'self',
+      serviceName: 'agent-warden-webhook',
+      secretName: 'agent-warden-webhook-tls',
+    });
   });
 
   it('names every bad field', () => {
@@ -73,7 +85,9 @@ extra: 1
       expect.stringMatching(/^sidecar.imagePullPolicy: must be one of/),
       'sidecar.resources.requests.cpu: not a Kubernetes quantity (got "lots")',
     ]);
-    expect(problems('sidecar: {image: warden:1, imagePullPolicy: Sometimes}')).toEqual([expect.stringMatching(/^sidecar.imagePullPolicy: must be one of Always, IfNotPresent, Never/)]);
+    expect(problems('sidecar: {image: warden:1, imagePullPolicy: Sometimes}')).toEqual([
+      expect.stringMatching(/^sidecar.imagePullPolicy: must be one of Always, IfNotPresent, Never/),
+    ]);
     expect(problems('webhook: {}')).toEqual(['sidecar.image: required (the warden image the webhook injects)']);
     expect(problems('sidecar: [')[0]).toMatch(/^YAML syntax error/);
   });

@@ -61,8 +61,10 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
   const webhookIn = section(root.webhook, 'webhook', WEBHOOK_KEYS, problems);
   const approvalsIn = section(root.approvals, 'approvals', ['ttl'], problems);
 
-  if (typeof sidecar.image !== 'string' || sidecar.image === '') problems.push('sidecar.image: required (the warden image the webhook injects)');
-  if (root.lockdown !== undefined && typeof root.lockdown !== 'boolean') problems.push(`lockdown: must be true or false (got ${JSON.stringify(root.lockdown)})`);
+  if (typeof sidecar.image !== 'string' || sidecar.image === '')
+    problems.push('sidecar.image: required (the warden image the webhook injects)');
+  if (root.lockdown !== undefined && typeof root.lockdown !== 'boolean')
+    problems.push(`lockdown: must be true or false (got ${JSON.stringify(root.lockdown)})`);
   const str = (v: unknown, field: string): string | undefined => {
     if (v === undefined) return undefined;
     if (typeof v !== 'string') problems.push(`${field}: must be a string (got ${JSON.stringify(v)})`);
@@ -70,9 +72,11 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
   };
 
   const port = webhookIn.port ?? 9443;
-  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) problems.push(`webhook.port: must be a port number 1-65535 (got ${JSON.stringify(port)})`);
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)
+    problems.push(`webhook.port: must be a port number 1-65535 (got ${JSON.stringify(port)})`);
   const certMode = webhookIn.certMode ?? 'self';
-  if (certMode !== 'self' && certMode !== 'cert-manager') problems.push(`webhook.certMode: must be self or cert-manager (got ${JSON.stringify(certMode)})`);
+  if (certMode !== 'self' && certMode !== 'cert-manager')
+    problems.push(`webhook.certMode: must be self or cert-manager (got ${JSON.stringify(certMode)})`);
   const serviceName = str(webhookIn.serviceName, 'webhook.serviceName') ?? 'agent-warden-webhook';
   const names = {
     serviceName,
@@ -80,7 +84,8 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
     mutatingName: str(webhookIn.mutatingName, 'webhook.mutatingName') ?? serviceName,
     validatingName: str(webhookIn.validatingName, 'webhook.validatingName') ?? serviceName,
   };
-  if (!DNS_LABEL.test(names.serviceName)) problems.push(`webhook.serviceName: must be a DNS label (got ${JSON.stringify(names.serviceName)})`);
+  if (!DNS_LABEL.test(names.serviceName))
+    problems.push(`webhook.serviceName: must be a DNS label (got ${JSON.stringify(names.serviceName)})`);
   for (const k of ['secretName', 'mutatingName', 'validatingName'] as const) {
     if (!DNS_SUBDOMAIN.test(names[k])) problems.push(`webhook.${k}: must be a DNS subdomain name (got ${JSON.stringify(names[k])})`);
   }
@@ -114,7 +119,12 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
     } catch (e) {
       if (!(e instanceof InjectorConfigError)) throw e;
       // The injector names its fields without the section; these live under sidecar/otlp here.
-      problems.push(...e.message.replace(/^invalid injector configuration: /, '').split('; ').map(prefixInjectorField));
+      problems.push(
+        ...e.message
+          .replace(/^invalid injector configuration: /, '')
+          .split('; ')
+          .map(prefixInjectorField),
+      );
     }
   }
   if (problems.length > 0 || !injector) throw new OperatorConfigError(source, problems);

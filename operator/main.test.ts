@@ -32,11 +32,14 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
 
 function review(port: number, path: string, body: unknown): Promise<{ status: number; body: Record<string, any> }> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port, path, method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
+    const req = https.request(
+      { host: '127.0.0.1', port, path, method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify(body));
   });
@@ -67,7 +70,8 @@ describe('startOperator', () => {
   beforeEach(async () => {
     fake = await FakeApiServer.start({ bookmarkIntervalMs: 200 });
     fake.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'agents', labels: { 'agentwarden.io/injection': 'enabled' } } });
-    for (const s of ['crm-db', 'openai']) fake.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: s, namespace: 'agents' }, data: {} });
+    for (const s of ['crm-db', 'openai'])
+      fake.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: s, namespace: 'agents' }, data: {} });
   });
 
   afterEach(async () => {
@@ -91,18 +95,33 @@ describe('startOperator', () => {
     const p = YAML.parse(POLICY_YAML);
     fake.put({ ...p, metadata: { name: p.metadata.name, namespace: 'agents' } });
     await until(() => fake.object('v1', 'ConfigMap', 'agents', 'warden-policy-support-agent') !== undefined);
-    await until(() => (a.controller.policies.list().length === 1 && b.controller.policies.list().length === 1));
+    await until(() => a.controller.policies.list().length === 1 && b.controller.policies.list().length === 1);
 
     // the follower's webhook answers too (the webhook Secret is shared through the API server)
-    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent', namespace: 'agents', labels: { app: 'support-agent' } }, spec: { containers: [{ name: 'agent', image: 'x' }] } };
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'agent', namespace: 'agents', labels: { app: 'support-agent' } },
+      spec: { containers: [{ name: 'agent', image: 'x' }] },
+    };
     const res = await review(b.webhookPort!, '/mutate-pods', {
       apiVersion: 'admission.k8s.io/v1',
       kind: 'AdmissionReview',
-      request: { uid: 'u1', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, namespace: 'agents', operation: 'CREATE', userInfo: { username: 'me' }, object: pod },
+      request: {
+        uid: 'u1',
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        namespace: 'agents',
+        operation: 'CREATE',
+        userInfo: { username: 'me' },
+        object: pod,
+      },
     });
     expect(res.status).toBe(200);
     expect(res.body.response).toMatchObject({ uid: 'u1', allowed: true, patchType: 'JSONPatch' });
-    expect(fake.objectsOf('v1', 'Secret', 'agent-warden').map((s) => (s.metadata as { name: string }).name)).toEqual(['agent-warden-webhook-tls']);
+    expect(fake.objectsOf('v1', 'Secret', 'agent-warden').map((s) => (s.metadata as { name: string }).name)).toEqual([
+      'agent-warden-webhook-tls',
+    ]);
 
     // graceful stop: the Lease is released and the other replica takes over at once
     const stoppedAt = Date.now();
@@ -117,7 +136,11 @@ describe('startOperator', () => {
     const edited = fake.object('agentwarden.io/v1alpha1', 'AccessPolicy', 'agents', 'support-agent')!;
     (edited.spec as { defaultAction: string }).defaultAction = 'deny';
     fake.put(edited);
-    await until(() => (fake.object('agentwarden.io/v1alpha1', 'AccessPolicy', 'agents', 'support-agent')!.status as { observedGeneration?: number })?.observedGeneration === 2);
+    await until(
+      () =>
+        (fake.object('agentwarden.io/v1alpha1', 'AccessPolicy', 'agents', 'support-agent')!.status as { observedGeneration?: number })
+          ?.observedGeneration === 2,
+    );
   });
 
   it('is alive but not ready while the API server is down, and ready once it is back', async () => {

@@ -96,7 +96,13 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     resyncMs: t.resyncMs,
     informer: { stallTimeoutMs: t.stallTimeoutMs, backoffInitialMs: t.backoffInitialMs },
   });
-  const namespaces = new Informer<KubeObject>({ rest, log, path: '/api/v1/namespaces', stallTimeoutMs: t.stallTimeoutMs, backoffInitialMs: t.backoffInitialMs });
+  const namespaces = new Informer<KubeObject>({
+    rest,
+    log,
+    path: '/api/v1/namespaces',
+    stallTimeoutMs: t.stallTimeoutMs,
+    backoffInitialMs: t.backoffInitialMs,
+  });
   controller.start();
   namespaces.start();
 
@@ -113,7 +119,12 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     onStartedLeading: () => {
       leaderGauge.set({}, 1);
       controller.enqueueAll();
-      sweeper = startApprovalSweeper({ client: kc.makeApiClient(CustomObjectsApi), log: log.child({ part: 'approvals-gc' }), ttlMs: config.approvals.ttlMs, intervalMs: 60_000 });
+      sweeper = startApprovalSweeper({
+        client: kc.makeApiClient(CustomObjectsApi),
+        log: log.child({ part: 'approvals-gc' }),
+        ttlMs: config.approvals.ttlMs,
+        intervalMs: 60_000,
+      });
     },
     onStoppedLeading: () => {
       leaderGauge.set({}, 0);
@@ -130,7 +141,8 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     await elector?.stop();
   };
   try {
-    if (opts.webhooks !== false) webhook = await startWebhooks({ kc, rest, config, namespace, log, metrics, host: opts.webhookHost, controller, namespaces });
+    if (opts.webhooks !== false)
+      webhook = await startWebhooks({ kc, rest, config, namespace, log, metrics, host: opts.webhookHost, controller, namespaces });
   } catch (e) {
     await cleanupOnFailure();
     throw e;
@@ -153,7 +165,12 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     await cleanupOnFailure();
     throw new Error(`admin server cannot listen on ${opts.adminAddr ?? '0.0.0.0:8080'}: ${e.message}`);
   });
-  log.info('operator started', { identity, namespace, adminPort: (admin.address() as AddressInfo).port, webhookPort: webhook?.server.port });
+  log.info('operator started', {
+    identity,
+    namespace,
+    adminPort: (admin.address() as AddressInfo).port,
+    webhookPort: webhook?.server.port,
+  });
 
   return {
     adminPort: (admin.address() as AddressInfo).port,
@@ -193,13 +210,19 @@ interface WebhookDeps {
 
 async function startWebhooks(d: WebhookDeps): Promise<{ server: WebhookServer; certs: CertManager }> {
   const policies = validPolicies(() => d.controller.policies.list());
-  const approvals = createApprovalRequestAdmission({ policyRule: (ns, name, rule) => holdRule(policies().find((p) => p.metadata.namespace === ns && p.metadata.name === name), rule) });
+  const approvals = createApprovalRequestAdmission({
+    policyRule: (ns, name, rule) =>
+      holdRule(
+        policies().find((p) => p.metadata.namespace === ns && p.metadata.name === name),
+        rule,
+      ),
+  });
   const handlers: Record<string, AdmissionHandler> = {
     '/mutate-pods': createPodMutator({
       policies,
       namespaceLabels: (ns) => {
         const n = d.namespaces.get(undefined, ns);
-        return n ? n.metadata.labels ?? {} : undefined;
+        return n ? (n.metadata.labels ?? {}) : undefined;
       },
       config: () => d.config.injector,
       log: d.log.child({ part: 'pod-webhook' }),
@@ -220,7 +243,14 @@ async function startWebhooks(d: WebhookDeps): Promise<{ server: WebhookServer; c
     onRotate: () => server?.reloadTls(),
   });
   try {
-    server = await startWebhookServer({ port: d.config.webhook.port, host: d.host, tls: () => certs.tls(), handlers, log: d.log.child({ part: 'webhook' }), metrics: d.metrics });
+    server = await startWebhookServer({
+      port: d.config.webhook.port,
+      host: d.host,
+      tls: () => certs.tls(),
+      handlers,
+      log: d.log.child({ part: 'webhook' }),
+      metrics: d.metrics,
+    });
   } catch (e) {
     certs.stop();
     throw e;
@@ -262,7 +292,8 @@ export function loadKubeConfig(file?: string): KubeConfig {
   if (file) kc.loadFromFile(file);
   else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
   else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) throw new Error(`no Kubernetes cluster configured${file ? ` in ${file}` : ''}: pass --kubeconfig, set KUBECONFIG, or run in a cluster`);
+  if (!kc.getCurrentCluster())
+    throw new Error(`no Kubernetes cluster configured${file ? ` in ${file}` : ''}: pass --kubeconfig, set KUBECONFIG, or run in a cluster`);
   return kc;
 }
 

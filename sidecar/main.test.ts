@@ -20,7 +20,9 @@ afterEach(() => {
 
 function policy(listenPort: number): string {
   const file = path.join(dir, 'policy.yaml');
-  fs.writeFileSync(file, `apiVersion: agentwarden.io/v1alpha1
+  fs.writeFileSync(
+    file,
+    `apiVersion: agentwarden.io/v1alpha1
 kind: AccessPolicy
 metadata: {name: lifecycle}
 spec:
@@ -28,7 +30,8 @@ spec:
   targets:
     - name: crm
       postgres: {host: 127.0.0.1, port: 5432, database: crm, tls: disable, credentialsSecret: crm-db, listenPort: ${listenPort}}
-`);
+`,
+  );
   return file;
 }
 
@@ -42,7 +45,9 @@ async function bindable(port: number): Promise<boolean> {
 
 test('a bad address fails the start before anything is opened', async () => {
   const listen = await freePort();
-  await expect(startSidecar({ policyFile: policy(listen), adminAddr: 'localhost:abc', egressAddr: '127.0.0.1:0', logger: silentLogger })).rejects.toThrow(/invalid address "localhost:abc"/);
+  await expect(
+    startSidecar({ policyFile: policy(listen), adminAddr: 'localhost:abc', egressAddr: '127.0.0.1:0', logger: silentLogger }),
+  ).rejects.toThrow(/invalid address "localhost:abc"/);
   expect(await bindable(listen)).toBe(true);
 });
 
@@ -52,7 +57,9 @@ test('a port already taken fails the start and releases what was opened', async 
   await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
   const egressPort = (taken.address() as net.AddressInfo).port;
   try {
-    await expect(startSidecar({ policyFile: policy(listen), adminAddr: '127.0.0.1:0', egressAddr: `127.0.0.1:${egressPort}`, logger: silentLogger })).rejects.toThrow(/EADDRINUSE/);
+    await expect(
+      startSidecar({ policyFile: policy(listen), adminAddr: '127.0.0.1:0', egressAddr: `127.0.0.1:${egressPort}`, logger: silentLogger }),
+    ).rejects.toThrow(/EADDRINUSE/);
     expect(await bindable(listen)).toBe(true);
   } finally {
     taken.close();

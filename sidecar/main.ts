@@ -129,7 +129,16 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     log,
     metrics,
   });
-  const egress = createHttpEgress({ store, secrets, identity, callerTokens, hashKey, approvals: decisions.gate, audit, auditRecords: trail !== undefined });
+  const egress = createHttpEgress({
+    store,
+    secrets,
+    identity,
+    callerTokens,
+    hashKey,
+    approvals: decisions.gate,
+    audit,
+    auditRecords: trail !== undefined,
+  });
   const admin = createAdminServers({ metrics, ready: reloads.ready, api: decisions.api, withHealth: healthAt !== undefined });
 
   /**
@@ -142,10 +151,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     decisions.store?.close();
     await Promise.all([egress.drain(graceMs), postgres.close(graceMs)]);
     await egress.closeRoutes();
-    if (decisions.notifier) await Promise.race([decisions.notifier.idle(), new Promise((r) => setTimeout(r, Math.min(graceMs, 2000)).unref())]);
+    if (decisions.notifier)
+      await Promise.race([decisions.notifier.idle(), new Promise((r) => setTimeout(r, Math.min(graceMs, 2000)).unref())]);
     // Records of the last operations go out before the process ends (bounded by the grace time);
     // whatever the collector did not take stays in the spool for the next start.
-    if (trail) await trail.close(Math.min(graceMs, 5000)).catch((err: Error) => log.error('closing the audit trail failed', { error: err.message }));
+    if (trail)
+      await trail.close(Math.min(graceMs, 5000)).catch((err: Error) => log.error('closing the audit trail failed', { error: err.message }));
     await classifier.close();
     await admin.close();
   };
@@ -169,7 +180,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     throw err;
   }
   const ports = postgres.ports;
-  log.info('sidecar ready', { policy: store.current.name, admin: `${adminAt.host}:${adminPort}`, egress: `${egressAt.host}:${egressPort}`, targets: [...ports.keys()] });
+  log.info('sidecar ready', {
+    policy: store.current.name,
+    admin: `${adminAt.host}:${adminPort}`,
+    egress: `${egressAt.host}:${egressPort}`,
+    targets: [...ports.keys()],
+  });
 
   return { ports, adminPort, egressPort, store, approvals: decisions.store, metrics, audit: trail, healthPort, messageBudget, stop };
 }

@@ -65,7 +65,16 @@ export class SecretStore {
       return undefined;
     }
     const c = this.cache.get(file);
-    if (c && c.settled && c.ino === st.ino && c.dev === st.dev && c.size === st.size && c.mtimeMs === st.mtimeMs && c.ctimeMs === st.ctimeMs) return c.value;
+    if (
+      c &&
+      c.settled &&
+      c.ino === st.ino &&
+      c.dev === st.dev &&
+      c.size === st.size &&
+      c.mtimeMs === st.mtimeMs &&
+      c.ctimeMs === st.ctimeMs
+    )
+      return c.value;
     const now = Date.now();
     let raw: string;
     try {

@@ -56,9 +56,16 @@ const policy = (db: PgServer): string =>
   );
 
 async function spanWhere(pred: (s: FlatSpan) => boolean, what: string): Promise<FlatSpan> {
-  await receiver.waitFor((r) => r.spans().some(pred), 10_000).catch(() => {
-    throw new Error(`no span ${what}; got: ${receiver.spans().map((s) => `${s.name} ${JSON.stringify(s.attributes[ATTR.dbQueryText] ?? s.attributes[ATTR.urlPath])}`).join(' | ')}`);
-  });
+  await receiver
+    .waitFor((r) => r.spans().some(pred), 10_000)
+    .catch(() => {
+      throw new Error(
+        `no span ${what}; got: ${receiver
+          .spans()
+          .map((s) => `${s.name} ${JSON.stringify(s.attributes[ATTR.dbQueryText] ?? s.attributes[ATTR.urlPath])}`)
+          .join(' | ')}`,
+      );
+    });
   return receiver.spans().find(pred)!;
 }
 
@@ -99,7 +106,10 @@ describe('PostgreSQL operations as spans and log records', () => {
     await c.connect();
     await c.query(`SELECT name FROM customers WHERE id = 2 /*traceparent='00-${TRACE}-${PARENT}-01'*/`);
     await c.end();
-    const span = await spanWhere((s) => s.name === SPAN.postgres && String(s.attributes[ATTR.dbQueryText]).includes('WHERE id = 2'), 'for the traced SELECT');
+    const span = await spanWhere(
+      (s) => s.name === SPAN.postgres && String(s.attributes[ATTR.dbQueryText]).includes('WHERE id = 2'),
+      'for the traced SELECT',
+    );
     expect(span.traceId).toBe(TRACE);
     expect(span.parentSpanId).toBe(PARENT);
     expect(span.attributes).toMatchObject({
@@ -126,7 +136,10 @@ describe('PostgreSQL operations as spans and log records', () => {
     const r = await c.query(`SELECT id, email, card FROM customers WHERE card <> '4012 8888 8888 1881' ORDER BY id`);
     await c.end();
     expect(r.rows[0].email).not.toContain('ada@example.com');
-    const span = await spanWhere((s) => s.name === SPAN.postgres && String(s.attributes[ATTR.dbQueryText]).includes('ORDER BY id'), 'for the masked SELECT');
+    const span = await spanWhere(
+      (s) => s.name === SPAN.postgres && String(s.attributes[ATTR.dbQueryText]).includes('ORDER BY id'),
+      'for the masked SELECT',
+    );
     expect(span.attributes[ATTR.decision]).toBe('mask');
     expect(Number(span.attributes[ATTR.maskedCount])).toBeGreaterThanOrEqual(4);
     expect(String(span.attributes[ATTR.dbQueryText])).not.toContain('4012 8888 8888 1881');
@@ -143,7 +156,10 @@ describe('PostgreSQL operations as spans and log records', () => {
     await c.connect();
     await expect(c.query('DROP TABLE customers')).rejects.toMatchObject({ code: '42501' });
     await c.end();
-    const span = await spanWhere((s) => s.name === SPAN.postgres && s.attributes[ATTR.decision] === 'deny' && s.attributes[ATTR.rule] === 'no-ddl', 'for the denied DROP');
+    const span = await spanWhere(
+      (s) => s.name === SPAN.postgres && s.attributes[ATTR.decision] === 'deny' && s.attributes[ATTR.rule] === 'no-ddl',
+      'for the denied DROP',
+    );
     expect(span.status.code).toBe(2);
     expect(span.status.message).toContain('denied');
     await receiver.waitFor((r) => r.logs().some((l) => l.spanId === span.spanId), 10_000);
@@ -174,12 +190,23 @@ describe('PostgreSQL operations as spans and log records', () => {
 
 describe('HTTP requests as spans', () => {
   const client = (headers: Record<string, string> = {}): OpenAI =>
-    new OpenAI({ apiKey: 'placeholder', baseURL: `http://127.0.0.1:${stack.sidecar.egressPort}/openai/v1`, defaultHeaders: headers, maxRetries: 0 });
+    new OpenAI({
+      apiKey: 'placeholder',
+      baseURL: `http://127.0.0.1:${stack.sidecar.egressPort}/openai/v1`,
+      defaultHeaders: headers,
+      maxRetries: 0,
+    });
 
   test('an LLM call: parented by the agent traceparent, propagated upstream with our span id, gen_ai.* attributes', async () => {
-    const out = await client({ traceparent: `00-${TRACE}-${PARENT}-01` }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const out = await client({ traceparent: `00-${TRACE}-${PARENT}-01` }).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(out.usage?.prompt_tokens).toBe(5);
-    const span = await spanWhere((s) => s.name === SPAN.http && s.attributes[ATTR.genAiRequestModel] === 'gpt-4o-mini' && s.parentSpanId === PARENT, 'for the chat completion');
+    const span = await spanWhere(
+      (s) => s.name === SPAN.http && s.attributes[ATTR.genAiRequestModel] === 'gpt-4o-mini' && s.parentSpanId === PARENT,
+      'for the chat completion',
+    );
     expect(span.traceId).toBe(TRACE);
     expect(span.attributes).toMatchObject({
       [ATTR.httpMethod]: 'POST',
@@ -194,24 +221,42 @@ describe('HTTP requests as spans', () => {
   });
 
   test('a streamed LLM call: token usage read from the stream', async () => {
-    const stream = await client().chat.completions.create({ model: 'gpt-stream-test', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
+    const stream = await client().chat.completions.create({
+      model: 'gpt-stream-test',
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
     expect(text).toBe('Hello from the fake model.');
-    const span = await spanWhere((s) => s.name === SPAN.http && s.attributes[ATTR.genAiRequestModel] === 'gpt-stream-test', 'for the streamed completion');
+    const span = await spanWhere(
+      (s) => s.name === SPAN.http && s.attributes[ATTR.genAiRequestModel] === 'gpt-stream-test',
+      'for the streamed completion',
+    );
     expect(span.attributes[ATTR.genAiInputTokens]).toBe(5);
     expect(span.attributes[ATTR.genAiOutputTokens]).toBe(5);
   });
 
   test('a denied request: 403 for the agent, span status ERROR, the masked payload recorded in the log record', async () => {
-    const res = await fetch(`http://127.0.0.1:${stack.sidecar.egressPort}/openai/v1/admin/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ owner: 'eve@example.com' }) });
+    const res = await fetch(`http://127.0.0.1:${stack.sidecar.egressPort}/openai/v1/admin/keys`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ owner: 'eve@example.com' }),
+    });
     expect(res.status).toBe(403);
     await res.arrayBuffer();
     const span = await spanWhere((s) => s.name === SPAN.http && s.attributes[ATTR.rule] === 'no-admin-api', 'for the denied request');
     expect(span.status.code).toBe(2);
-    const ok = await client().chat.completions.create({ model: 'payload-check', messages: [{ role: 'user', content: 'mail me at zed@example.com' }] });
+    const ok = await client().chat.completions.create({
+      model: 'payload-check',
+      messages: [{ role: 'user', content: 'mail me at zed@example.com' }],
+    });
     expect(ok.choices[0].message.content).toBeDefined();
-    const llm = await spanWhere((s) => s.name === SPAN.http && s.attributes[ATTR.genAiRequestModel] === 'payload-check', 'for the payload check');
+    const llm = await spanWhere(
+      (s) => s.name === SPAN.http && s.attributes[ATTR.genAiRequestModel] === 'payload-check',
+      'for the payload check',
+    );
     await receiver.waitFor((r) => r.logs().some((l) => l.spanId === llm.spanId), 10_000);
     const body = receiver.logs().find((l) => l.spanId === llm.spanId)!.body as Record<string, string>;
     expect(body.requestBody).toContain('payload-check');
@@ -224,14 +269,28 @@ describe('metrics and secrets', () => {
   test('metrics arrive over OTLP with the operation, masking and latency series', async () => {
     const want = ['crm/deny/no-ddl', 'crm/hold/deletes-need-approval', 'openai/deny/no-admin-api'];
     const latest = (): string[] =>
-      (receiver.metrics().filter((m) => m.name === METRIC.operations).at(-1)?.dataPoints ?? []).map((p) => `${p.attributes.target}/${p.attributes.decision}/${p.attributes.rule}`);
+      (
+        receiver
+          .metrics()
+          .filter((m) => m.name === METRIC.operations)
+          .at(-1)?.dataPoints ?? []
+      ).map((p) => `${p.attributes.target}/${p.attributes.decision}/${p.attributes.rule}`);
     // Metrics go out every 300 ms here: wait for an export taken after the last operation above.
-    await receiver.waitFor((r) => r.metrics().some((m) => m.name === METRIC.approvalWait) && want.every((w) => latest().includes(w)), 10_000);
+    await receiver.waitFor(
+      (r) => r.metrics().some((m) => m.name === METRIC.approvalWait) && want.every((w) => latest().includes(w)),
+      10_000,
+    );
     const labels = latest();
     expect(labels).toEqual(expect.arrayContaining(['crm/deny/no-ddl', 'crm/hold/deletes-need-approval', 'openai/deny/no-admin-api']));
-    const masked = receiver.metrics().filter((m) => m.name === METRIC.masked).at(-1)!;
+    const masked = receiver
+      .metrics()
+      .filter((m) => m.name === METRIC.masked)
+      .at(-1)!;
     expect(masked.dataPoints.map((p) => p.attributes.detector)).toEqual(expect.arrayContaining(['column', 'email']));
-    const added = receiver.metrics().filter((m) => m.name === METRIC.addedLatency).at(-1)!;
+    const added = receiver
+      .metrics()
+      .filter((m) => m.name === METRIC.addedLatency)
+      .at(-1)!;
     expect(added.type).toBe('histogram');
     // and the same series on /metrics for Prometheus
     const text = await (await fetch(`http://127.0.0.1:${stack.sidecar.adminPort}/metrics`)).text();

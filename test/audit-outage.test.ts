@@ -45,7 +45,12 @@ function arrivals(marker: string): Map<string, number> {
 
 /** Distinct statements (by their text) whose span arrived. */
 function statementsArrived(marker: string): Set<string> {
-  return new Set(receiver.spans().filter((s) => s.name === SPAN.postgres && String(s.attributes[ATTR.dbQueryText]).includes(marker)).map((s) => String(s.attributes[ATTR.dbQueryText])));
+  return new Set(
+    receiver
+      .spans()
+      .filter((s) => s.name === SPAN.postgres && String(s.attributes[ATTR.dbQueryText]).includes(marker))
+      .map((s) => String(s.attributes[ATTR.dbQueryText])),
+  );
 }
 
 async function runStatements(url: string, marker: string, n: number): Promise<void> {
@@ -59,7 +64,12 @@ function stackWith(extraAudit: string, sidecar: Record<string, unknown>): Promis
   return startStack(
     {
       policy: (db) => crmPolicy(db, `  audit:\n${extraAudit}`),
-      sidecar: { audit: undefined, env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }, auditTiming: { lingerMs: 10, maxBackoffMs: 200, metricsIntervalMs: 60_000 }, ...sidecar },
+      sidecar: {
+        audit: undefined,
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
+        auditTiming: { lingerMs: 10, maxBackoffMs: 200, metricsIntervalMs: 60_000 },
+        ...sidecar,
+      },
     },
     pg,
   );
@@ -141,7 +151,7 @@ test('spool full with whenSpoolFull: drop-oldest keeps serving and counts what i
   }
 });
 
-test('a statement\'s record is in the spool file (the kernel) by the time the agent has its result', async () => {
+test("a statement's record is in the spool file (the kernel) by the time the agent has its result", async () => {
   const stack = await stackWith('    payloads: false\n', {});
   try {
     const dir = stack.sidecar.audit!.spool.dir;
@@ -187,10 +197,33 @@ test('the export thread dies mid-outage: it is restarted and every record still 
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   async function startProcess(policyFile: string, spool: string): Promise<{ child: ChildProcess; port: number }> {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'warden'), 'sidecar', '--policy', policyFile, '--secrets-dir', path.join(dir, 'secrets'), '--admin-addr', '127.0.0.1:0', '--egress-addr', '127.0.0.1:0', '--spool-dir', spool], {
-      env: { ...process.env, NODE_OPTIONS: '', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=agent-7d9f,k8s.namespace.name=agents', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(ROOT, 'bin', 'warden'),
+        'sidecar',
+        '--policy',
+        policyFile,
+        '--secrets-dir',
+        path.join(dir, 'secrets'),
+        '--admin-addr',
+        '127.0.0.1:0',
+        '--egress-addr',
+        '127.0.0.1:0',
+        '--spool-dir',
+        spool,
+      ],
+      {
+        env: {
+          ...process.env,
+          NODE_OPTIONS: '',
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=agent-7d9f,k8s.namespace.name=agents',
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -208,7 +241,10 @@ test('the export thread dies mid-outage: it is restarted and every record still 
     fs.writeFileSync(path.join(dir, 'secrets', 'crm-db', 'username'), pg.user);
     fs.writeFileSync(path.join(dir, 'secrets', 'crm-db', 'password'), pg.password);
     const policyFile = path.join(dir, 'policy.yaml');
-    fs.writeFileSync(policyFile, crmPolicy(pg, '').replace('listenPort: 15432', `listenPort: ${listenPort}`).replace('database: crm', 'database: postgres'));
+    fs.writeFileSync(
+      policyFile,
+      crmPolicy(pg, '').replace('listenPort: 15432', `listenPort: ${listenPort}`).replace('database: crm', 'database: postgres'),
+    );
     const spool = path.join(dir, 'spool');
     await receiver.down();
     const first = await startProcess(policyFile, spool);
@@ -223,7 +259,11 @@ test('the export thread dies mid-outage: it is restarted and every record still 
       // The standard resource variables name the pod (the operator fills them from the downward API),
       // and http/json export works as well as the default protobuf.
       const span = receiver.spans().find((x) => String(x.attributes[ATTR.dbQueryText]).includes('crash-c'))!;
-      expect(span.resource).toMatchObject({ 'k8s.pod.name': 'agent-7d9f', 'k8s.namespace.name': 'agents', 'service.name': 'warden-sidecar' });
+      expect(span.resource).toMatchObject({
+        'k8s.pod.name': 'agent-7d9f',
+        'k8s.namespace.name': 'agents',
+        'service.name': 'warden-sidecar',
+      });
       expect(receiver.raw().some((r) => r.contentType.startsWith('application/json'))).toBe(true);
     } finally {
       second.child.kill('SIGTERM');
@@ -234,7 +274,13 @@ test('the export thread dies mid-outage: it is restarted and every record still 
 
 test('no OTLP endpoint: records still go to the spool (for replay) and never block', async () => {
   const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-replay-only-'));
-  const stack = await startStack({ policy: (db) => crmPolicy(db, '  audit:\n    whenSpoolFull: block\n'), sidecar: { audit: undefined, spoolDir, spoolMaxBytes: 48 * 1024 } }, pg);
+  const stack = await startStack(
+    {
+      policy: (db) => crmPolicy(db, '  audit:\n    whenSpoolFull: block\n'),
+      sidecar: { audit: undefined, spoolDir, spoolMaxBytes: 48 * 1024 },
+    },
+    pg,
+  );
   try {
     await runStatements(stack.agentUrl(), 'local-only', 5);
     expect(stack.sidecar.audit!.spool.stats().lastSeq).toBeGreaterThanOrEqual(5);

@@ -9,7 +9,16 @@ const ROOT = path.resolve(__dirname, '..');
 
 function parseConfig(name: string): ts.ParsedCommandLine {
   const file = path.join(ROOT, name);
-  const parsed = ts.getParsedCommandLineOfConfigFile(file, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')); } });
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    file,
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
+    },
+  );
   if (!parsed) throw new Error(`cannot read ${name}`);
   return parsed;
 }
@@ -29,7 +38,16 @@ const DOUBLE_NAME = /(^|[/-])(tests?|testing|testkit|testdata|fakes?|fixtures?|b
 
 describe('the shipped build (tsconfig.json → dist/)', () => {
   test('compiles production code, and the demo that ships with the CLI', () => {
-    expect(compiled).toEqual(expect.arrayContaining(['cli/main.ts', 'sidecar/main.ts', 'operator/main.ts', 'cli/demo.ts', 'cli/demo-llm.ts', 'tools/pg-server.ts']));
+    expect(compiled).toEqual(
+      expect.arrayContaining([
+        'cli/main.ts',
+        'sidecar/main.ts',
+        'operator/main.ts',
+        'cli/demo.ts',
+        'cli/demo-llm.ts',
+        'tools/pg-server.ts',
+      ]),
+    );
   });
 
   test('compiles no test support, bench, e2e code or test', () => {
@@ -53,7 +71,9 @@ describe('the shipped build (tsconfig.json → dist/)', () => {
   test('the image builds from exactly the directories tsconfig.json compiles', () => {
     const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const buildStage = dockerfile.split(/^FROM /m)[1];
-    const copied = [...buildStage.matchAll(/^COPY (?!--)(\S+) /gm)].map((m) => m[1]).filter((s) => fs.statSync(path.join(ROOT, s)).isDirectory());
+    const copied = [...buildStage.matchAll(/^COPY (?!--)(\S+) /gm)]
+      .map((m) => m[1])
+      .filter((s) => fs.statSync(path.join(ROOT, s)).isDirectory());
     const included = (shipped.raw as { include: string[] }).include;
     expect([...copied].sort()).toEqual([...included].sort());
   });

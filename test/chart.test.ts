@@ -36,8 +36,14 @@ interface PolicyRule {
 
 describe('chart CRDs', () => {
   test('are byte-identical copies of crds/ (run `make chart-crds` after editing a CRD)', () => {
-    const source = fs.readdirSync(path.join(ROOT, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
-    const copies = fs.readdirSync(path.join(CHART, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
+    const source = fs
+      .readdirSync(path.join(ROOT, 'crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
+    const copies = fs
+      .readdirSync(path.join(CHART, 'crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
     expect(copies).toEqual(source);
     expect(source).toEqual(expect.arrayContaining(['accesspolicy.yaml', 'approvalrequest.yaml']));
     for (const file of source) {
@@ -54,7 +60,10 @@ const describeHelm = found.ok ? describe : describe.skip;
 const HELM = found.ok ? found.tools.helm : '';
 
 function helm(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(HELM, args, { encoding: 'utf8', env: { ...process.env, HELM_CACHE_HOME: path.join(ROOT, 'node_modules', '.cache', 'helm') } });
+  const r = spawnSync(HELM, args, {
+    encoding: 'utf8',
+    env: { ...process.env, HELM_CACHE_HOME: path.join(ROOT, 'node_modules', '.cache', 'helm') },
+  });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -117,12 +126,20 @@ describeHelm('helm chart', () => {
   test('helm lint --strict passes in both certificate modes', () => {
     for (const mode of ['self', 'cert-manager']) {
       const r = helm(['lint', '--strict', CHART, '--namespace', NS, ...setArgs({ 'webhook.certMode': mode })]);
-      expect({ mode, code: r.code, out: r.stdout + r.stderr }).toEqual({ mode, code: 0, out: expect.stringContaining('0 chart(s) failed') });
+      expect({ mode, code: r.code, out: r.stdout + r.stderr }).toEqual({
+        mode,
+        code: 0,
+        out: expect.stringContaining('0 chart(s) failed'),
+      });
     }
   });
 
   test('every rendered object (CRDs included) is valid against the Kubernetes schemas', () => {
-    const objects = [...render({ 'sidecarRoleBindings[0].namespace': 'agents', 'sidecarRoleBindings[0].serviceAccount': 'support-agent' }, ['--include-crds'])];
+    const objects = [
+      ...render({ 'sidecarRoleBindings[0].namespace': 'agents', 'sidecarRoleBindings[0].serviceAccount': 'support-agent' }, [
+        '--include-crds',
+      ]),
+    ];
     const kinds = new Set<string>();
     for (const obj of objects) {
       const key = `${obj.apiVersion}/${obj.kind}`;
@@ -135,11 +152,15 @@ describeHelm('helm chart', () => {
       }
       kinds.add(obj.kind);
     }
-    expect([...kinds].sort()).toEqual(expect.arrayContaining(['CustomResourceDefinition', 'Deployment', 'PodDisruptionBudget', 'RoleBinding', 'Service']));
-    expect(objects.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata.name).sort()).toEqual([
-      'accesspolicies.agentwarden.io',
-      'approvalrequests.agentwarden.io',
-    ]);
+    expect([...kinds].sort()).toEqual(
+      expect.arrayContaining(['CustomResourceDefinition', 'Deployment', 'PodDisruptionBudget', 'RoleBinding', 'Service']),
+    );
+    expect(
+      objects
+        .filter((o) => o.kind === 'CustomResourceDefinition')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(['accesspolicies.agentwarden.io', 'approvalrequests.agentwarden.io']);
   });
 
   test('the operator Deployment: 2 replicas, non-root, read-only, probes, downward API, spread', () => {
@@ -152,15 +173,29 @@ describeHelm('helm chart', () => {
     expect(pod.containers).toHaveLength(1);
     expect(c.image).toBe('ghcr.io/agent-warden/agent-warden:0.1.0');
     expect(c.args.slice(0, 3)).toEqual(['operator', '--config', '/etc/warden-operator/config.yaml']);
-    expect(c.securityContext).toEqual({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(c.securityContext).toEqual({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http-metrics' });
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http-metrics' });
-    expect(c.ports).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'http-metrics', containerPort: 8080 }), expect.objectContaining({ name: 'https-webhook', containerPort: 9443 })]));
-    const env = Object.fromEntries((c.env as Array<{ name: string; valueFrom?: any }>).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
+    expect(c.ports).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'http-metrics', containerPort: 8080 }),
+        expect.objectContaining({ name: 'https-webhook', containerPort: 9443 }),
+      ]),
+    );
+    const env = Object.fromEntries(
+      (c.env as Array<{ name: string; valueFrom?: any }>).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
+    );
     expect(env).toMatchObject({ POD_NAMESPACE: 'metadata.namespace', POD_NAME: 'metadata.name' });
     expect(c.volumeMounts).toEqual(expect.arrayContaining([expect.objectContaining({ mountPath: '/etc/warden-operator' })]));
     expect(pod.volumes.find((v: any) => v.name === 'config').configMap.name).toBe(`${RELEASE}-config`);
-    expect(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
+    expect(
+      pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector.matchLabels,
+    ).toEqual(deploy.spec.selector.matchLabels);
     expect(pod.topologySpreadConstraints[0].labelSelector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
     expect(deploy.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -198,14 +233,21 @@ describeHelm('helm chart', () => {
     expect(one(defaults, 'ValidatingWebhookConfiguration').metadata.name).toBe(config.webhook.serviceName);
   });
 
-  test('otlp settings reach the operator config and the operator\'s own environment', () => {
-    const objects = render({ 'otlp.endpoint': 'http://otel-collector.observability:4318', 'otlp.protocol': 'http/protobuf', lockdown: 'true', 'image.tag': 'dev' });
+  test("otlp settings reach the operator config and the operator's own environment", () => {
+    const objects = render({
+      'otlp.endpoint': 'http://otel-collector.observability:4318',
+      'otlp.protocol': 'http/protobuf',
+      lockdown: 'true',
+      'image.tag': 'dev',
+    });
     const config = operatorConfig(objects);
     expect(config.otlp).toEqual({ endpoint: 'http://otel-collector.observability:4318', protocol: 'http/protobuf' });
     expect(config.lockdown).toBe(true);
     expect(config.sidecar.image).toBe('ghcr.io/agent-warden/agent-warden:dev');
     const env = one(objects, 'Deployment').spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
-    expect(env).toEqual(expect.arrayContaining([{ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector.observability:4318' }]));
+    expect(env).toEqual(
+      expect.arrayContaining([{ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector.observability:4318' }]),
+    );
     expect(one(objects, 'Deployment').spec.template.metadata.annotations['checksum/config']).not.toBe(
       one(defaults, 'Deployment').spec.template.metadata.annotations['checksum/config'],
     );
@@ -219,7 +261,8 @@ describeHelm('helm chart', () => {
       }
     }
     for (const { owner, rule } of rulesOf(defaults, 'ClusterRole')) {
-      if (rule.resources?.includes('secrets')) expect({ role: owner.metadata.name, verbs: rule.verbs }).toEqual({ role: owner.metadata.name, verbs: ['get', 'list', 'watch'] });
+      if (rule.resources?.includes('secrets'))
+        expect({ role: owner.metadata.name, verbs: rule.verbs }).toEqual({ role: owner.metadata.name, verbs: ['get', 'list', 'watch'] });
       if (rule.resources?.some((r) => r.endsWith('webhookconfigurations'))) expect(rule.resourceNames).toEqual([webhookName]);
     }
     const secretWrites = all.filter(({ rule }) => rule.resources?.includes('secrets') && rule.verbs.some((v) => SECRET_WRITES.includes(v)));
@@ -246,7 +289,9 @@ describeHelm('helm chart', () => {
     const operatorRules = one(defaults, 'ClusterRole', `${RELEASE}-operator`).rules as PolicyRule[];
     for (const needed of OPERATOR_APPROVALS_RULES) {
       for (const verb of needed.verbs) {
-        const granted = operatorRules.some((r) => r.apiGroups?.includes(needed.apiGroups[0]) && r.resources?.includes(needed.resources[0]) && r.verbs.includes(verb));
+        const granted = operatorRules.some(
+          (r) => r.apiGroups?.includes(needed.apiGroups[0]) && r.resources?.includes(needed.resources[0]) && r.verbs.includes(verb),
+        );
         expect({ resource: needed.resources[0], verb, granted }).toEqual({ resource: needed.resources[0], verb, granted: true });
       }
     }
@@ -265,7 +310,12 @@ describeHelm('helm chart', () => {
 
   test('webhooks fail closed, time out, skip the operator namespace, and serve the four paths', () => {
     const hooks = webhooks(render({ 'webhook.timeoutSeconds': '7' }));
-    expect(hooks.map((h) => h.clientConfig.service.path).sort()).toEqual(['/mutate-approvalrequests', '/mutate-pods', '/validate-accesspolicies', '/validate-approvalrequests']);
+    expect(hooks.map((h) => h.clientConfig.service.path).sort()).toEqual([
+      '/mutate-approvalrequests',
+      '/mutate-pods',
+      '/validate-accesspolicies',
+      '/validate-approvalrequests',
+    ]);
     for (const h of hooks) {
       expect(h).toMatchObject({ failurePolicy: 'Fail', sideEffects: 'None', timeoutSeconds: 7, admissionReviewVersions: ['v1'] });
       expect(h.clientConfig.service).toMatchObject({ name: webhookName, namespace: NS, port: 443 });
@@ -273,8 +323,14 @@ describeHelm('helm chart', () => {
       expect(h.namespaceSelector.matchExpressions).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS] });
     }
     const pods = hooks.find((h) => h.clientConfig.service.path === '/mutate-pods')!;
-    expect(pods.rules).toEqual([{ apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'], scope: 'Namespaced' }]);
-    expect(pods.namespaceSelector.matchExpressions).toContainEqual({ key: 'agentwarden.io/injection', operator: 'In', values: ['enabled'] });
+    expect(pods.rules).toEqual([
+      { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'], scope: 'Namespaced' },
+    ]);
+    expect(pods.namespaceSelector.matchExpressions).toContainEqual({
+      key: 'agentwarden.io/injection',
+      operator: 'In',
+      values: ['enabled'],
+    });
     expect(pods.objectSelector.matchExpressions).toEqual([{ key: 'agentwarden.io/inject', operator: 'NotIn', values: ['false'] }]);
     expect(pods.reinvocationPolicy).toBe('IfNeeded');
     for (const h of hooks.filter((x) => /approvalrequests$/.test(x.clientConfig.service.path))) {
@@ -300,7 +356,8 @@ describeHelm('helm chart', () => {
       ['admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', 'validatingwebhookconfigurations', false],
     ];
     const resources: ApiResource[] = kinds.map(([groupVersion, kind, plural, namespaced]) => ({ groupVersion, kind, plural, namespaced }));
-    const caFor = (kind: string): string => Buffer.from(`-----BEGIN CERTIFICATE-----\n${kind} CA\n-----END CERTIFICATE-----\n`).toString('base64');
+    const caFor = (kind: string): string =>
+      Buffer.from(`-----BEGIN CERTIFICATE-----\n${kind} CA\n-----END CERTIFICATE-----\n`).toString('base64');
     const live = (kind: string): unknown => ({
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind,
@@ -310,7 +367,10 @@ describeHelm('helm chart', () => {
         labels: { 'app.kubernetes.io/managed-by': 'Helm' },
         annotations: { 'meta.helm.sh/release-name': RELEASE, 'meta.helm.sh/release-namespace': NS },
       },
-      webhooks: [{ name: 'first.agentwarden.io', clientConfig: { caBundle: caFor(kind) } }, { name: 'second.agentwarden.io', clientConfig: {} }],
+      webhooks: [
+        { name: 'first.agentwarden.io', clientConfig: { caBundle: caFor(kind) } },
+        { name: 'second.agentwarden.io', clientConfig: {} },
+      ],
     });
     const server = await startLookupApiServer(resources, {
       [`/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${webhookName}`]: live('MutatingWebhookConfiguration'),
@@ -319,15 +379,34 @@ describeHelm('helm chart', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chart-lookup-'));
     try {
       fs.writeFileSync(path.join(dir, 'kubeconfig'), server.kubeconfig);
-      const args = ['template', RELEASE, CHART, '--namespace', NS, ...setArgs({ 'dashboards.enabled': 'false' }), '--dry-run=server', '--disable-openapi-validation'];
+      const args = [
+        'template',
+        RELEASE,
+        CHART,
+        '--namespace',
+        NS,
+        ...setArgs({ 'dashboards.enabled': 'false' }),
+        '--dry-run=server',
+        '--disable-openapi-validation',
+      ];
       // Async: the stand-in answers from this process's event loop.
       const stdout = await new Promise<string>((resolve, reject) => {
-        execFile(HELM, args, { env: { ...process.env, KUBECONFIG: path.join(dir, 'kubeconfig') }, maxBuffer: 16 << 20 }, (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)));
+        execFile(
+          HELM,
+          args,
+          { env: { ...process.env, KUBECONFIG: path.join(dir, 'kubeconfig') }, maxBuffer: 16 << 20 },
+          (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
+        );
       });
-      const objects = YAML.parseAllDocuments(stdout).map((d) => d.toJS() as K8sObject).filter(Boolean);
+      const objects = YAML.parseAllDocuments(stdout)
+        .map((d) => d.toJS() as K8sObject)
+        .filter(Boolean);
       for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
         const cfg = one(objects, kind);
-        expect({ kind, bundles: cfg.webhooks.map((w: any) => w.clientConfig.caBundle) }).toEqual({ kind, bundles: cfg.webhooks.map(() => caFor(kind)) });
+        expect({ kind, bundles: cfg.webhooks.map((w: any) => w.clientConfig.caBundle) }).toEqual({
+          kind,
+          bundles: cfg.webhooks.map(() => caFor(kind)),
+        });
       }
       expect(server.requests).toContain(`GET /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${webhookName}`);
     } finally {
@@ -354,7 +433,11 @@ describeHelm('helm chart', () => {
     expect(defaults.filter((o) => o.kind === 'Certificate' || o.kind === 'Issuer')).toEqual([]);
     expect(one(defaults, 'MutatingWebhookConfiguration').metadata.annotations).toBeUndefined();
 
-    const own = render({ 'webhook.certMode': 'cert-manager', 'webhook.certManager.issuerRef.kind': 'ClusterIssuer', 'webhook.certManager.issuerRef.name': 'corp-ca' });
+    const own = render({
+      'webhook.certMode': 'cert-manager',
+      'webhook.certManager.issuerRef.kind': 'ClusterIssuer',
+      'webhook.certManager.issuerRef.name': 'corp-ca',
+    });
     expect(own.filter((o) => o.kind === 'Issuer')).toEqual([]);
     expect(one(own, 'Certificate').spec.issuerRef).toEqual({ name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
   });
@@ -372,7 +455,9 @@ describeHelm('helm chart', () => {
     expect(render({ 'dashboards.enabled': 'false' }).filter((o) => o.metadata.name.endsWith('-dashboard'))).toEqual([]);
     const cm = one(defaults, 'ConfigMap', `${RELEASE}-dashboard`);
     expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
-    expect(JSON.parse(cm.data['agent-warden.json'])).toEqual(JSON.parse(fs.readFileSync(path.join(CHART, 'dashboards', 'warden.json'), 'utf8')));
+    expect(JSON.parse(cm.data['agent-warden.json'])).toEqual(
+      JSON.parse(fs.readFileSync(path.join(CHART, 'dashboards', 'warden.json'), 'utf8')),
+    );
   });
 
   test('the values schema rejects bad values, naming every field at once', () => {

@@ -60,9 +60,16 @@ const dash = JSON.parse(raw) as Dashboard;
 const panels = dash.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
 const dataPanels = panels.filter((p) => p.type !== 'row');
 const variables = new Map(dash.templating.list.map((v) => [v.name, v]));
-const promTargets = dataPanels.flatMap((p) => (p.targets ?? []).filter((t) => t.expr !== undefined).map((t) => ({ panel: p.title, expr: t.expr! })));
+const promTargets = dataPanels.flatMap((p) =>
+  (p.targets ?? []).filter((t) => t.expr !== undefined).map((t) => ({ panel: p.title, expr: t.expr! })),
+);
 /** The series selector of each `label_values(SELECTOR, label)` variable query. */
-const varExprs = dash.templating.list.filter((v) => v.type === 'query').map((v) => ({ panel: `variable ${v.name}`, expr: /^label_values\((.*), \w+\)$/.exec(String(v.definition))?.[1] ?? String(v.definition) }));
+const varExprs = dash.templating.list
+  .filter((v) => v.type === 'query')
+  .map((v) => ({
+    panel: `variable ${v.name}`,
+    expr: /^label_values\((.*), \w+\)$/.exec(String(v.definition))?.[1] ?? String(v.definition),
+  }));
 
 const HISTOGRAMS = new Set<string>([METRIC.approvalWait, METRIC.operationDuration, METRIC.addedLatency, METRIC.upstreamLatency]);
 /** Series names Prometheus really has: counters and gauges as named, histograms only with their suffixes. */
@@ -77,7 +84,8 @@ function metricNames(expr: string): string[] {
   const keywords = new Set(['or', 'and', 'unless', 'bool', 'offset', 'by', 'without', 'on', 'ignoring']);
   const names: string[] = [];
   // an identifier followed by `(` is a function call
-  for (const m of withoutRanges.matchAll(/(?<![\w$.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?/g)) if (!m[2] && !keywords.has(m[1])) names.push(m[1]);
+  for (const m of withoutRanges.matchAll(/(?<![\w$.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?/g))
+    if (!m[2] && !keywords.has(m[1])) names.push(m[1]);
   return names;
 }
 
@@ -121,7 +129,9 @@ describe('dashboard shape', () => {
   });
 
   test('every data panel and target uses a datasource template variable, never a fixed uid', () => {
-    const datasourceVars = new Map([...variables.values()].filter((v) => v.type === 'datasource').map((v) => [`\${${v.name}}`, String(v.query)]));
+    const datasourceVars = new Map(
+      [...variables.values()].filter((v) => v.type === 'datasource').map((v) => [`\${${v.name}}`, String(v.query)]),
+    );
     expect([...datasourceVars.values()].sort()).toEqual(['prometheus', 'tempo']);
     for (const p of dataPanels) {
       expect({ panel: p.title, uid: datasourceVars.has(p.datasource?.uid ?? '') }).toEqual({ panel: p.title, uid: true });
@@ -156,7 +166,9 @@ describe('dashboard shape', () => {
 
 describe('PromQL', () => {
   test('the metric name parser finds names and ignores functions, labels and variables', () => {
-    expect(metricNames('histogram_quantile(0.99, sum by (le, kind) (rate(foo_bucket{target=~"$target", x="bar_total"}[$__rate_interval])))')).toEqual(['foo_bucket']);
+    expect(
+      metricNames('histogram_quantile(0.99, sum by (le, kind) (rate(foo_bucket{target=~"$target", x="bar_total"}[$__rate_interval])))'),
+    ).toEqual(['foo_bucket']);
     expect(metricNames('sum(increase(a_total{x="1"}[$__range])) or vector(0)')).toEqual(['a_total']);
     expect(metricNames('sum by (t) (rate(a_sum[5m])) / sum by (t) (rate(a_count[5m]))')).toEqual(['a_sum', 'a_count']);
   });
@@ -172,7 +184,21 @@ describe('PromQL', () => {
 
   test('the dashboard covers every metric an SRE needs', () => {
     const all = new Set(promTargets.flatMap((t) => metricNames(t.expr)).map((n) => n.replace(/_(bucket|sum|count)$/, '')));
-    for (const m of [METRIC.operations, METRIC.masked, METRIC.approvalWait, METRIC.approvals, METRIC.addedLatency, METRIC.upstreamLatency, METRIC.operationDuration, METRIC.activeConnections, METRIC.spoolBytes, METRIC.spoolRecords, METRIC.spoolDropped, METRIC.spoolBlocked, METRIC.exportFailures]) {
+    for (const m of [
+      METRIC.operations,
+      METRIC.masked,
+      METRIC.approvalWait,
+      METRIC.approvals,
+      METRIC.addedLatency,
+      METRIC.upstreamLatency,
+      METRIC.operationDuration,
+      METRIC.activeConnections,
+      METRIC.spoolBytes,
+      METRIC.spoolRecords,
+      METRIC.spoolDropped,
+      METRIC.spoolBlocked,
+      METRIC.exportFailures,
+    ]) {
       expect({ metric: m, shown: all.has(m) }).toEqual({ metric: m, shown: true });
     }
   });
@@ -181,7 +207,11 @@ describe('PromQL', () => {
     const quantiles = promTargets.filter((t) => t.expr.includes('histogram_quantile'));
     expect(quantiles.length).toBeGreaterThanOrEqual(7);
     for (const { panel, expr } of quantiles) {
-      expect({ panel, expr, ok: /histogram_quantile\(0?\.\d+, sum by \(([^)]*\b)?le\b[^)]*\) \(rate\(warden_[a-z_]+_bucket\{/.test(expr) }).toEqual({ panel, expr, ok: true });
+      expect({
+        panel,
+        expr,
+        ok: /histogram_quantile\(0?\.\d+, sum by \(([^)]*\b)?le\b[^)]*\) \(rate\(warden_[a-z_]+_bucket\{/.test(expr),
+      }).toEqual({ panel, expr, ok: true });
     }
     const titles = quantiles.map((q) => q.panel);
     expect(titles).toEqual(expect.arrayContaining(['Added latency p50 / p99', 'Upstream latency p50 / p99', 'Approval wait p50 / p99']));
@@ -190,7 +220,11 @@ describe('PromQL', () => {
   test('counters are read through rate or increase, and selectors filter by the template variables', () => {
     for (const { panel, expr } of promTargets) {
       for (const m of expr.matchAll(/(warden_[a-z_]+_total)\{([^}]*)\}/g)) {
-        expect({ panel, expr, counterInRate: new RegExp(`(rate|increase)\\(${m[1]}\\{`).test(expr) }).toEqual({ panel, expr, counterInRate: true });
+        expect({ panel, expr, counterInRate: new RegExp(`(rate|increase)\\(${m[1]}\\{`).test(expr) }).toEqual({
+          panel,
+          expr,
+          counterInRate: true,
+        });
         expect(m[2]).toContain('namespace=~"$namespace"');
         expect(m[2]).toContain('pod=~"$pod"');
       }
@@ -203,7 +237,9 @@ describe('PromQL', () => {
     expect(decisions.targets![0].expr).toMatch(/^sum by \(rule, decision\) \(rate\(warden_operations_total\{/);
     const denials = dataPanels.filter((p) => /Denied|Held|Denials and holds/.test(p.title));
     expect(denials.map((p) => p.type).sort()).toEqual(['stat', 'stat', 'timeseries']);
-    expect(denials.flatMap((p) => p.targets!.map((t) => t.expr)).join(' ')).toMatch(/decision="deny".*decision="hold".*decision=~"deny\|hold"/s);
+    expect(denials.flatMap((p) => p.targets!.map((t) => t.expr)).join(' ')).toMatch(
+      /decision="deny".*decision="hold".*decision=~"deny\|hold"/s,
+    );
     const masked = dataPanels.find((p) => p.title === 'Masked values by detector')!;
     expect(masked.targets![0].expr).toMatch(/sum by \(detector\)/);
   });
@@ -226,7 +262,10 @@ describe('Tempo', () => {
       const url = new URL(link.url, 'http://grafana.local');
       expect(url.pathname).toBe('/explore');
       // Grafana interpolates ${...} before following the link; emulate it for the rule and decision
-      const panes = JSON.parse(url.searchParams.get('panes')!) as Record<string, { datasource: string; queries: Target[]; range: { from: string; to: string } }>;
+      const panes = JSON.parse(url.searchParams.get('panes')!) as Record<
+        string,
+        { datasource: string; queries: Target[]; range: { from: string; to: string } }
+      >;
       const pane = Object.values(panes)[0];
       expect(pane.datasource).toBe('${tempo}');
       expect(pane.range).toEqual({ from: '${__from}', to: '${__to}' });

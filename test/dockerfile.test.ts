@@ -113,7 +113,9 @@ const contextCopies = instructions
   .filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD')
   .map((i) => ({ ins: i, ...copyArgs(i.args) }))
   .filter((c) => !c.flags.some((f) => f.startsWith('--from')));
-const copiedSourceDirs = contextCopies.flatMap((c) => c.sources).filter((s) => fs.existsSync(path.join(ROOT, s)) && fs.statSync(path.join(ROOT, s)).isDirectory());
+const copiedSourceDirs = contextCopies
+  .flatMap((c) => c.sources)
+  .filter((s) => fs.existsSync(path.join(ROOT, s)) && fs.statSync(path.join(ROOT, s)).isDirectory());
 
 describe('parseDockerfile', () => {
   test('joins continuation lines and drops comments', () => {
@@ -132,7 +134,9 @@ describe('Dockerfile', () => {
     for (const s of allStages) expect(s.from).toMatch(/^node:24-[a-z]+-slim(@sha256:[0-9a-f]{64})?$/);
     expect(final.name).toBeUndefined();
     // The runtime stage takes the build output, not the build tools.
-    const fromBuild = final.instructions.filter((i) => i.keyword === 'COPY' && i.args.includes('--from=build')).map((i) => copyArgs(i.args).dest);
+    const fromBuild = final.instructions
+      .filter((i) => i.keyword === 'COPY' && i.args.includes('--from=build'))
+      .map((i) => copyArgs(i.args).dest);
     expect(fromBuild).toEqual(expect.arrayContaining(['./node_modules', './dist', './package.json']));
     const build = allStages[0].instructions.map((i) => i.args).join('\n');
     expect(build).toMatch(/npm prune --omit=dev/);
@@ -166,7 +170,10 @@ describe('Dockerfile', () => {
   });
 
   test('sets the memory settings that keep sidecar RSS down', () => {
-    const env = final.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
+    const env = final.instructions
+      .filter((i) => i.keyword === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
     // The same settings as the injected sidecar container's env.
     for (const [name, value] of Object.entries(SIDECAR_RUNTIME_ENV)) expect(env).toContain(`${name}=${value}`);
   });
@@ -179,7 +186,8 @@ describe('Dockerfile', () => {
 
   test('passes no secrets: no build ARGs, no secret-looking ENV, no credential files copied', () => {
     expect(instructions.filter((i) => i.keyword === 'ARG')).toEqual([]);
-    for (const i of instructions.filter((x) => x.keyword === 'ENV')) expect(i.args).not.toMatch(/(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|CREDENTIAL)/i);
+    for (const i of instructions.filter((x) => x.keyword === 'ENV'))
+      expect(i.args).not.toMatch(/(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|CREDENTIAL)/i);
     for (const c of contextCopies) for (const s of c.sources) expect(s).not.toMatch(/(^|\/)(\.npmrc|\.env|secrets?)(\/|$)/);
     expect(dockerignore).toEqual(expect.arrayContaining(['.git', 'node_modules', 'dist', '.env', '.npmrc']));
   });
@@ -188,7 +196,11 @@ describe('Dockerfile', () => {
     expect(contextCopies.length).toBeGreaterThan(0);
     for (const c of contextCopies) {
       for (const src of c.sources) {
-        expect({ src, exists: fs.existsSync(path.join(ROOT, src)), ignored: ignoredBy(dockerignore, src) }).toEqual({ src, exists: true, ignored: false });
+        expect({ src, exists: fs.existsSync(path.join(ROOT, src)), ignored: ignoredBy(dockerignore, src) }).toEqual({
+          src,
+          exists: true,
+          ignored: false,
+        });
       }
     }
     // The runtime layout findRepoRoot() and the sidecar's schema loader rely on.
@@ -204,9 +216,14 @@ describe('Dockerfile', () => {
         if (ignoredBy(dockerignore, rel)) continue;
         for (const spec of runtimeImports(fs.readFileSync(file, 'utf8')).filter((s) => s.startsWith('.'))) {
           const base = path.resolve(path.dirname(file), spec);
-          const target = ['.ts', '/index.ts', '.js', '.json', ''].map((ext) => base + ext).find((p) => fs.existsSync(p) && fs.statSync(p).isFile());
+          const target = ['.ts', '/index.ts', '.js', '.json', '']
+            .map((ext) => base + ext)
+            .find((p) => fs.existsSync(p) && fs.statSync(p).isFile());
           const targetRel = target && path.relative(ROOT, target);
-          const inside = targetRel !== undefined && copiedSourceDirs.some((d) => targetRel.startsWith(d + path.sep)) && !ignoredBy(dockerignore, targetRel);
+          const inside =
+            targetRel !== undefined &&
+            copiedSourceDirs.some((d) => targetRel.startsWith(d + path.sep)) &&
+            !ignoredBy(dockerignore, targetRel);
           if (!inside) missing.push(`${rel} imports ${spec}`);
         }
       }
@@ -215,7 +232,9 @@ describe('Dockerfile', () => {
   });
 
   test('code reachable from the `warden` command imports only production dependencies (dev ones are pruned)', () => {
-    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean }>;
+    };
     const builtins = new Set(builtinModules);
     const offenders: string[] = [];
     // Follow relative imports (static and dynamic) from the CLI entry point. The demo (embedded

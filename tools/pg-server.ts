@@ -89,11 +89,27 @@ function makeOwnedTempDir(prefix: string, ids: RunAs): string {
 function writeSelfSignedCert(dataDir: string, ids: RunAs): void {
   const key = path.join(dataDir, 'server.key');
   const crt = path.join(dataDir, 'server.crt');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout', key, '-out', crt,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      crt,
+    ],
+    { stdio: 'ignore' },
+  );
   fs.chmodSync(key, 0o600);
   if (ids.uid !== undefined) {
     fs.chownSync(key, ids.uid, ids.gid!);
@@ -118,7 +134,11 @@ function binDirFor(ids: RunAs): string {
   const binDir = embeddedPgBinDir();
   if (ids.uid === undefined || reachableByOthers(binDir)) return binDir;
   const native = path.dirname(binDir);
-  const stamp = createHash('sha256').update(native).update(String(fs.statSync(path.join(binDir, 'postgres')).mtimeMs)).digest('hex').slice(0, 12);
+  const stamp = createHash('sha256')
+    .update(native)
+    .update(String(fs.statSync(path.join(binDir, 'postgres')).mtimeMs))
+    .digest('hex')
+    .slice(0, 12);
   const cache = path.join(os.tmpdir(), `warden-embedded-pg-${stamp}`);
   if (!fs.existsSync(path.join(cache, 'bin', 'postgres'))) {
     // Copied aside and renamed into place: parallel test workers never see half a copy.
@@ -152,10 +172,19 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
   fs.writeFileSync(pwFile, password + '\n', { mode: 0o600 });
   if (ids.uid !== undefined) fs.chownSync(pwFile, ids.uid, ids.gid!);
   try {
-    execFileSync(path.join(binDir, 'initdb'), [
-      `--pgdata=${dataDir}`, '--auth=scram-sha-256', `--username=${user}`, `--pwfile=${pwFile}`,
-      '--encoding=UTF8', '--locale=C', '--no-sync',
-    ], { ...ids, stdio: 'pipe', env: { ...process.env, LC_ALL: 'C' } });
+    execFileSync(
+      path.join(binDir, 'initdb'),
+      [
+        `--pgdata=${dataDir}`,
+        '--auth=scram-sha-256',
+        `--username=${user}`,
+        `--pwfile=${pwFile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
+      { ...ids, stdio: 'pipe', env: { ...process.env, LC_ALL: 'C' } },
+    );
   } catch (err) {
     fs.rmSync(root, { recursive: true, force: true });
     throw new Error(`initdb failed: ${((err as { stderr?: Buffer }).stderr ?? '').toString().slice(-2000) || (err as Error).message}`);

@@ -32,7 +32,14 @@ test('a minimal identity block is valid and gets its defaults', () => {
   const r = validateAccessPolicy(policy(good));
   expect(r.ok).toBe(true);
   if (r.ok) expect(r.policy.spec.identity).toEqual({ ...good, subjectClaim: 'sub', groupsClaim: 'groups', clockSkew: '30s' });
-  const full = { ...good, jwksUri: 'https://idp.example.com/keys', subjectClaim: 'email', groupsClaim: 'roles', clockSkew: '5m', maxTokenAge: '1h' };
+  const full = {
+    ...good,
+    jwksUri: 'https://idp.example.com/keys',
+    subjectClaim: 'email',
+    groupsClaim: 'roles',
+    clockSkew: '5m',
+    maxTokenAge: '1h',
+  };
   expect(validateAccessPolicy(policy(full)).ok).toBe(true);
   expect(celFailures([policy(good), policy(full)])).toEqual([[], []]);
 });

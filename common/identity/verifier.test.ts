@@ -27,7 +27,10 @@ beforeEach(() => {
 });
 
 function verifier(spec: Partial<IdentitySpec> = {}, opts: TokenVerifierOptions = {}) {
-  return createTokenVerifier({ issuer: issuer.url, audiences: [AUD], ...spec }, { allowInsecureLoopback: true, now: () => clockMs, ...opts });
+  return createTokenVerifier(
+    { issuer: issuer.url, audiences: [AUD], ...spec },
+    { allowInsecureLoopback: true, now: () => clockMs, ...opts },
+  );
 }
 
 function claims(extra: Record<string, unknown> = {}) {
@@ -115,7 +118,16 @@ describe('valid tokens', () => {
     });
     expect(issuer.counts).toEqual({ discovery: 0, jwks: 1 });
     // the same token aimed at another audience (the API server's default) is refused
-    const forApiServer = await issuer.sign({ iss: k8sIssuer, aud: ['https://kubernetes.default.svc.cluster.local'], sub: 'system:serviceaccount:agents:support-agent', iat: nowS(), exp: nowS() + 3600 }, rsa);
+    const forApiServer = await issuer.sign(
+      {
+        iss: k8sIssuer,
+        aud: ['https://kubernetes.default.svc.cluster.local'],
+        sub: 'system:serviceaccount:agents:support-agent',
+        iat: nowS(),
+        exp: nowS() + 3600,
+      },
+      rsa,
+    );
     await rejection(v.verify(forApiServer), 'wrong_audience', forApiServer);
   });
 });
@@ -126,7 +138,9 @@ describe('lifetime and clock skew', () => {
     const stale = await issuer.sign(claims({ iat: nowS() - 600, exp: nowS() - 31 }));
     const e = await rejection(v.verify(stale), 'expired', stale);
     expect(e.message).toMatch(/expired \(exp 2026-01-01T11:59:29\.000Z/);
-    await expect(v.verify(await issuer.sign(claims({ iat: nowS() - 600, exp: nowS() - 20 })))).resolves.toMatchObject({ subject: 'worker-agent' });
+    await expect(v.verify(await issuer.sign(claims({ iat: nowS() - 600, exp: nowS() - 20 })))).resolves.toMatchObject({
+      subject: 'worker-agent',
+    });
   });
 
   test('not valid before (nbf) beyond the skew is refused; within it passes', async () => {
@@ -295,7 +309,10 @@ describe('fail closed when keys are unavailable', () => {
   test('JWKS endpoint down (connection refused), and expired cache with the issuer gone', async () => {
     const dead = await TestIssuer.start([key1]);
     const token = await dead.sign(claims());
-    const v = createTokenVerifier({ issuer: dead.url, audiences: [AUD] }, { allowInsecureLoopback: true, now: () => clockMs, failureBackoffMs: 0 });
+    const v = createTokenVerifier(
+      { issuer: dead.url, audiences: [AUD] },
+      { allowInsecureLoopback: true, now: () => clockMs, failureBackoffMs: 0 },
+    );
     await expect(v.verify(token)).resolves.toBeDefined();
     await dead.stop();
     await expect(v.verify(token)).resolves.toBeDefined(); // fresh cache keeps working
@@ -312,7 +329,10 @@ describe('fail closed when keys are unavailable', () => {
     );
     await rejection(bad.verify(await issuer.sign(claims())), 'jwks_unavailable');
     const fakeFetch = (async () => new Response('{"keys": 5}', { status: 200 })) as typeof fetch;
-    const v2 = createTokenVerifier({ issuer: issuer.url, audiences: [AUD], jwksUri: `${issuer.url}/keys` }, { allowInsecureLoopback: true, now: () => clockMs, fetch: fakeFetch });
+    const v2 = createTokenVerifier(
+      { issuer: issuer.url, audiences: [AUD], jwksUri: `${issuer.url}/keys` },
+      { allowInsecureLoopback: true, now: () => clockMs, fetch: fakeFetch },
+    );
     expect((await rejection(v2.verify(await issuer.sign(claims())), 'jwks_unavailable')).message).toContain('no "keys" array');
   });
 });
@@ -321,16 +341,27 @@ describe('spec checks', () => {
   test('issuer and jwksUri must be https (http only on loopback with allowInsecureLoopback)', () => {
     expect(() => createTokenVerifier({ issuer: 'http://idp.example.com', audiences: [AUD] })).toThrow('must be an https:// URL');
     expect(() => createTokenVerifier({ issuer: 'http://127.0.0.1:1', audiences: [AUD] })).toThrow('must be an https:// URL');
-    expect(() => createTokenVerifier({ issuer: 'https://idp.example.com', audiences: [AUD], jwksUri: 'http://idp.example.com/keys' }, { allowInsecureLoopback: true })).toThrow(
-      'jwksUri',
-    );
+    expect(() =>
+      createTokenVerifier(
+        { issuer: 'https://idp.example.com', audiences: [AUD], jwksUri: 'http://idp.example.com/keys' },
+        { allowInsecureLoopback: true },
+      ),
+    ).toThrow('jwksUri');
     expect(() => createTokenVerifier({ issuer: 'https://idp.example.com', audiences: [] })).toThrow('audiences');
   });
 
   test('clockSkew defaults to 30s and is at most 5m; maxTokenAge must be positive', () => {
-    expect(resolveIdentitySpec({ issuer: 'https://idp.example.com', audiences: [AUD] })).toMatchObject({ clockSkewMs: 30_000, subjectClaim: 'sub', groupsClaim: 'groups' });
+    expect(resolveIdentitySpec({ issuer: 'https://idp.example.com', audiences: [AUD] })).toMatchObject({
+      clockSkewMs: 30_000,
+      subjectClaim: 'sub',
+      groupsClaim: 'groups',
+    });
     expect(resolveIdentitySpec({ issuer: 'https://idp.example.com', audiences: [AUD], clockSkew: '5m' }).clockSkewMs).toBe(300_000);
-    expect(() => resolveIdentitySpec({ issuer: 'https://idp.example.com', audiences: [AUD], clockSkew: '5m1s' })).toThrow('more than the allowed 5m');
-    expect(() => resolveIdentitySpec({ issuer: 'https://idp.example.com', audiences: [AUD], maxTokenAge: '0s' })).toThrow('longer than zero');
+    expect(() => resolveIdentitySpec({ issuer: 'https://idp.example.com', audiences: [AUD], clockSkew: '5m1s' })).toThrow(
+      'more than the allowed 5m',
+    );
+    expect(() => resolveIdentitySpec({ issuer: 'https://idp.example.com', audiences: [AUD], maxTokenAge: '0s' })).toThrow(
+      'longer than zero',
+    );
   });
 });

@@ -28,7 +28,16 @@ export { DEFAULT_CLOCK_SKEW_MS, MAX_CLOCK_SKEW_MS, resolveIdentitySpec } from '.
 
 /** Asymmetric JWS algorithms the verifier accepts; `none` and HS* never are. */
 export const ACCEPTED_ALGORITHMS: readonly string[] = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
 ];
 
 const MAX_TOKEN_CHARS = 16 * 1024;
@@ -103,7 +112,8 @@ export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptio
     if (typeof token !== 'string' || token.trim() === '') throw new IdentityError('missing_token', 'no token was presented');
     token = token.trim();
     if (token.length > MAX_TOKEN_CHARS) throw new IdentityError('malformed_token', `token is longer than ${MAX_TOKEN_CHARS} characters`);
-    if (token.split('.').length !== 3) throw new IdentityError('malformed_token', 'token is not a signed JWT (expected three dot-separated parts)');
+    if (token.split('.').length !== 3)
+      throw new IdentityError('malformed_token', 'token is not a signed JWT (expected three dot-separated parts)');
     let alg: unknown;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -134,12 +144,19 @@ export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptio
     }
     // jose checks iat only under maxTokenAge; a token from the future is refused in any case.
     if (typeof payload.iat === 'number' && payload.iat * 1000 > now() + cfg.clockSkewMs) {
-      throw new IdentityError('not_yet_valid', `token was issued in the future (iat ${timeOf(payload.iat)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`);
+      throw new IdentityError(
+        'not_yet_valid',
+        `token was issued in the future (iat ${timeOf(payload.iat)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`,
+      );
     }
     return identityFrom(payload, cfg);
   }
 
-  async function verifyWithCandidates(token: string, multi: Jose.errors.JWKSMultipleMatchingKeys, options: JWTVerifyOptions): Promise<JWTPayload> {
+  async function verifyWithCandidates(
+    token: string,
+    multi: Jose.errors.JWKSMultipleMatchingKeys,
+    options: JWTVerifyOptions,
+  ): Promise<JWTPayload> {
     // Several keys fit the header (no kid, same kty): try each; a signature mismatch moves on.
     for await (const key of multi as unknown as AsyncIterable<KeyLike>) {
       try {
@@ -168,7 +185,10 @@ function identityFrom(payload: JWTPayload, cfg: ResolvedSpec): Identity {
   } else if (Array.isArray(raw) && raw.every((g) => typeof g === 'string')) {
     groups = raw.filter((g) => g !== '');
   } else {
-    throw new IdentityError('malformed_token', `token's "${cfg.groupsClaim}" claim is neither an array of strings nor a space-separated string`);
+    throw new IdentityError(
+      'malformed_token',
+      `token's "${cfg.groupsClaim}" claim is neither an array of strings nor a space-separated string`,
+    );
   }
   return { subject, groups: [...new Set(groups)], source: 'token' };
 }
@@ -182,7 +202,8 @@ function serviceAccountGroups(subject: string): string[] {
 function toIdentityError(e: unknown, cfg: ResolvedSpec): IdentityError {
   if (e instanceof IdentityError) return e;
   if (e instanceof joseErrors.JWTExpired) {
-    if (e.claim === 'iat') return new IdentityError('too_old', `token was issued (iat) longer ago than maxTokenAge allows (${cfg.maxTokenAgeMs! / 1000}s)`);
+    if (e.claim === 'iat')
+      return new IdentityError('too_old', `token was issued (iat) longer ago than maxTokenAge allows (${cfg.maxTokenAgeMs! / 1000}s)`);
     return new IdentityError('expired', `token expired (exp ${timeOf(e.payload.exp)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`);
   }
   if (e instanceof joseErrors.JWTClaimValidationFailed) {
@@ -190,9 +211,15 @@ function toIdentityError(e: unknown, cfg: ResolvedSpec): IdentityError {
     if (e.reason === 'invalid') return new IdentityError('malformed_token', `token's "${e.claim}" claim is not a number`);
     switch (e.claim) {
       case 'nbf':
-        return new IdentityError('not_yet_valid', `token is not valid yet (nbf ${timeOf(e.payload.nbf)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`);
+        return new IdentityError(
+          'not_yet_valid',
+          `token is not valid yet (nbf ${timeOf(e.payload.nbf)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`,
+        );
       case 'iat':
-        return new IdentityError('not_yet_valid', `token was issued in the future (iat ${timeOf(e.payload.iat)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`);
+        return new IdentityError(
+          'not_yet_valid',
+          `token was issued in the future (iat ${timeOf(e.payload.iat)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`,
+        );
       case 'iss':
         return new IdentityError('wrong_issuer', `token issuer (iss) is not ${cfg.issuer}`);
       case 'aud':
@@ -201,8 +228,10 @@ function toIdentityError(e: unknown, cfg: ResolvedSpec): IdentityError {
         return new IdentityError('malformed_token', `token's "${e.claim}" claim failed its check`);
     }
   }
-  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return new IdentityError('bad_signature', "token signature does not verify with the issuer's key");
-  if (e instanceof joseErrors.JOSEAlgNotAllowed) return new IdentityError('bad_signature', 'token algorithm is not accepted; only asymmetric signatures are');
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed)
+    return new IdentityError('bad_signature', "token signature does not verify with the issuer's key");
+  if (e instanceof joseErrors.JOSEAlgNotAllowed)
+    return new IdentityError('bad_signature', 'token algorithm is not accepted; only asymmetric signatures are');
   if (e instanceof joseErrors.JWKSNoMatchingKey) return unknownKey(undefined);
   if (e instanceof joseErrors.JWKSInvalid) return new IdentityError('jwks_unavailable', `the issuer's JWK Set is unusable: ${e.message}`);
   if (e instanceof joseErrors.JOSEError) return new IdentityError('malformed_token', `token is malformed (${e.code})`);
@@ -274,7 +303,10 @@ class KeyCache {
         return keys;
       })
       .catch((e: unknown) => {
-        const error = e instanceof IdentityError ? e : new IdentityError('jwks_unavailable', `the issuer's keys could not be fetched (${(e as Error)?.message ?? e})`);
+        const error =
+          e instanceof IdentityError
+            ? e
+            : new IdentityError('jwks_unavailable', `the issuer's keys could not be fetched (${(e as Error)?.message ?? e})`);
         this.lastFailure = { at: this.o.now(), error };
         throw error;
       })
@@ -302,7 +334,10 @@ class KeyCache {
     const url = `${this.cfg.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
     const doc = (await this.fetchJson(url, 'OIDC discovery document')) as { issuer?: unknown; jwks_uri?: unknown };
     if (doc.issuer !== this.cfg.issuer) {
-      throw new IdentityError('jwks_unavailable', `OIDC discovery document at ${url} names issuer ${JSON.stringify(doc.issuer)}, not ${this.cfg.issuer}`);
+      throw new IdentityError(
+        'jwks_unavailable',
+        `OIDC discovery document at ${url} names issuer ${JSON.stringify(doc.issuer)}, not ${this.cfg.issuer}`,
+      );
     }
     if (typeof doc.jwks_uri !== 'string') throw new IdentityError('jwks_unavailable', `OIDC discovery document at ${url} has no jwks_uri`);
     try {
@@ -317,7 +352,11 @@ class KeyCache {
   private async fetchJson(url: string, what: string): Promise<object> {
     let res: Response;
     try {
-      res = await this.o.fetch(url, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(this.o.timeoutMs) });
+      res = await this.o.fetch(url, {
+        headers: { accept: 'application/json' },
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
     } catch (e) {
       const cause = (e as { cause?: { code?: string } })?.cause?.code ?? (e as Error)?.name ?? 'error';
       throw new IdentityError('jwks_unavailable', `${what} at ${url} could not be fetched (${cause})`);
@@ -336,8 +375,8 @@ class KeyCache {
     } catch {
       throw new IdentityError('jwks_unavailable', `${what} at ${url} is not JSON`);
     }
-    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new IdentityError('jwks_unavailable', `${what} at ${url} is not a JSON object`);
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+      throw new IdentityError('jwks_unavailable', `${what} at ${url} is not a JSON object`);
     return doc;
   }
 }
-

@@ -17,7 +17,11 @@ describe('selectorMatches (metav1.LabelSelector semantics)', () => {
     ['NotIn on a missing key holds', { matchExpressions: [{ key: 'team', operator: 'NotIn', values: ['a'] }] }, true],
     ['Exists', { matchExpressions: [{ key: 'app.kubernetes.io/version', operator: 'Exists' }] }, true],
     ['DoesNotExist', { matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] }, false],
-    ['labels and expressions are ANDed', { matchLabels: { app: 'support-agent' }, matchExpressions: [{ key: 'team', operator: 'Exists' }] }, false],
+    [
+      'labels and expressions are ANDed',
+      { matchLabels: { app: 'support-agent' }, matchExpressions: [{ key: 'team', operator: 'Exists' }] },
+      false,
+    ],
     ['unknown operator selects nothing', { matchExpressions: [{ key: 'tier', operator: 'Matches' as 'In', values: ['backend'] }] }, false],
   ])('%s', (_name, selector, expected) => {
     expect(selectorMatches(selector, labels)).toBe(expected);

@@ -3,16 +3,7 @@
 // is not glued to a preceding letter or digit), and validated in place without slicing.
 
 import { ibanChecksumValid, ibanLength, luhnValid } from './checksums';
-import {
-  BIT_CARD,
-  BIT_IBAN,
-  BIT_PHONE,
-  BIT_SSN,
-  type DetectorMatch,
-  gluedAt,
-  isAlnum,
-  isDigit,
-} from './scan-util';
+import { BIT_CARD, BIT_IBAN, BIT_PHONE, BIT_SSN, type DetectorMatch, gluedAt, isAlnum, isDigit } from './scan-util';
 
 // Scratch for card digit groups. Scanning is synchronous, so one module-level buffer is safe
 // and saves an allocation per candidate.

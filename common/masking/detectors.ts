@@ -156,7 +156,7 @@ export function holdFrom(text: string, d: CompiledDetectors, matches?: readonly 
   if (d.bits & BIT_EMAIL) hold = Math.min(hold, emailHoldFrom(text));
   if (d.bits & BIT_SECRET) hold = Math.min(hold, secretsHoldFrom(text));
   const ms = matches ?? (d.bits !== 0 && mightMatch(text, d) ? scanMatches(text, d) : []);
-  for (let prev = -1; prev !== hold; ) {
+  for (let prev = -1; prev !== hold;) {
     prev = hold;
     for (const m of ms) {
       if (m.start < hold && (m.end >= n || m.end > hold)) hold = m.start;

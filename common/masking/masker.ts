@@ -9,14 +9,7 @@
 
 import { isAscii, isUtf8 } from 'node:buffer';
 import type { DetectorName, MaskStrategy } from '../policy/types';
-import {
-  type CompiledDetectors,
-  compileDetectors,
-  maxMatchLength,
-  mightMatch,
-  mightMatchUtf8,
-  scanMatches,
-} from './detectors';
+import { type CompiledDetectors, compileDetectors, maxMatchLength, mightMatch, mightMatchUtf8, scanMatches } from './detectors';
 import { applyStrategy, assertHashKey, assertStrategy } from './strategies';
 
 export interface TextMaskerSpec {
@@ -92,7 +85,16 @@ export function createTextMasker(spec: TextMaskerSpec): TextMasker {
   const maskValue = (value: string, detector: DetectorName): string => applyStrategy(strategy, value, detector, key);
   const whole = (value: string): string => applyStrategy(strategy, value, undefined, key);
 
-  return { detectors: compiled.names, strategy, maxMatchLength: maxMatchLength(compiled.names), mask, maskUtf8, maskValue, maskWhole: whole, compiled };
+  return {
+    detectors: compiled.names,
+    strategy,
+    maxMatchLength: maxMatchLength(compiled.names),
+    mask,
+    maskUtf8,
+    maskValue,
+    maskWhole: whole,
+    compiled,
+  };
 }
 
 /**

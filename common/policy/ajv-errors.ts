@@ -12,18 +12,17 @@ export const PATTERN_DESCRIPTIONS: Record<string, string> = {
   '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$': 'must be a duration like 30s, 10m or 1h30m, in units ms, s, m and h',
   '^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$':
     'must be a host name or an IP address, without scheme or port',
-  '^https?://[^\\s/?#]+(/[^\\s?#]*)?$':
-    'must be an http:// or https:// URL without query string or fragment, like https://api.openai.com',
+  '^https?://[^\\s/?#]+(/[^\\s?#]*)?$': 'must be an http:// or https:// URL without query string or fragment, like https://api.openai.com',
   "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$": 'must be an HTTP header name, like Authorization or x-api-key',
   '^[^\\r\\n]*$': 'must not contain line breaks',
   '^[A-Za-z0-9_.~-]+$': 'must be a URL query parameter name of letters, digits, "_", ".", "~" and "-"',
-  '^[A-Za-z_][A-Za-z0-9_]*$':
-    'must be an environment variable name: letters, digits and "_", not starting with a digit',
+  '^[A-Za-z_][A-Za-z0-9_]*$': 'must be an environment variable name: letters, digits and "_", not starting with a digit',
   '^[A-Za-z_*][A-Za-z0-9_$*]*(\\.[A-Za-z_*][A-Za-z0-9_$*]*)?$':
     'must be a name or schema.name of letters, digits, "_" and "$", with "*" as a wildcard',
   '^[A-Z]+$': 'must be an upper-case HTTP method, like GET or POST',
   '^/[^\\s?#]*$': 'must be a path starting with "/", without spaces, query string or fragment',
-  '^[A-Za-z0-9*.:/\\[\\]-]+$': 'must be a host like api.example.com or *.example.com, an IP address, or a CIDR range like 10.0.0.0/8, optionally with :port',
+  '^[A-Za-z0-9*.:/\\[\\]-]+$':
+    'must be a host like api.example.com or *.example.com, an IP address, or a CIDR range like 10.0.0.0/8, optionally with :port',
   '^\\$': 'must be a JSONPath starting with $, like $.model or $..email',
   '^[A-Za-z_*][A-Za-z0-9_$*]*(\\.[A-Za-z_*][A-Za-z0-9_$*]*){1,2}$':
     'must be table.column or schema.table.column, like customers.card_number, with "*" as a wildcard',
@@ -80,7 +79,9 @@ function describeValueError(e: ErrorObject): string {
         : `must be one of: ${allowed.join(', ')} (got ${got}${extra})`;
     }
     case 'type': {
-      const types = String(p.type).split(',').map((t) => TYPE_WORDS[t] ?? t);
+      const types = String(p.type)
+        .split(',')
+        .map((t) => TYPE_WORDS[t] ?? t);
       return `must be ${types.join(' or ')} (got ${got})`;
     }
     case 'pattern': {

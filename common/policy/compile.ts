@@ -4,15 +4,7 @@ import { BlockList, isIP } from 'node:net';
 import { parseJsonPath, type JsonPathSegment } from './syntax';
 import { domainToASCII } from 'node:url';
 import { FILE_FUNCTIONS, isStatementClass, type StatementClass } from './statement-classes';
-import type {
-  Decision,
-  AccessPolicy,
-  ApprovalSpec,
-  DefaultAction,
-  MaskingSpec,
-  RuleAction,
-  TargetSpec,
-} from './types';
+import type { Decision, AccessPolicy, ApprovalSpec, DefaultAction, MaskingSpec, RuleAction, TargetSpec } from './types';
 
 export interface CompiledSqlMatch {
   /** Statement kinds named in `statements`. */

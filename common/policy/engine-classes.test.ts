@@ -12,7 +12,11 @@ function policy(rules: RuleSpec[], defaultAction: 'allow' | 'deny' = 'allow'): R
     apiVersion: 'agentwarden.io/v1alpha1',
     kind: 'AccessPolicy',
     metadata: { name: 'p' },
-    spec: { defaultAction, targets: [{ name: 'crm', postgres: { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15432 } }], rules },
+    spec: {
+      defaultAction,
+      targets: [{ name: 'crm', postgres: { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15432 } }],
+      rules,
+    },
   };
   return compilePolicy(doc);
 }
@@ -37,7 +41,9 @@ test('a class matches by a side-effect function, qualified or not', () => {
     { name: 'no-files', action: 'deny', match: { sql: { statements: ['FILE'] } } },
   ]);
   expect(decide(p, stmt(['SELECT'], { functions: ['nextval'] }), who)).toMatchObject({ action: 'hold', rule: 'hold-writes' });
-  expect(decide(p, stmt(['SELECT'], { functions: ['pg_catalog.pg_terminate_backend', 'pg_terminate_backend'] }), who)).toMatchObject({ rule: 'no-admin' });
+  expect(decide(p, stmt(['SELECT'], { functions: ['pg_catalog.pg_terminate_backend', 'pg_terminate_backend'] }), who)).toMatchObject({
+    rule: 'no-admin',
+  });
   expect(decide(p, stmt(['SELECT'], { functions: ['set_config'] }), who)).toMatchObject({ rule: 'no-admin' });
   expect(decide(p, stmt(['SELECT'], { functions: ['lo_export'] }), who)).toMatchObject({ rule: 'no-files' });
   expect(decide(p, stmt(['COPY', 'SELECT'], { functions: ['copy_program'] }), who)).toMatchObject({ rule: 'no-files' });
@@ -79,11 +85,14 @@ test('opaque DYNAMIC matches every deny and hold rule that names statements, cla
 
 test('for opaque DYNAMIC an earlier allow rule does not hide a later deny or hold', () => {
   const opaque = stmt(['SELECT', 'DYNAMIC'], { functions: ['query_to_xml'], opaque: true });
-  const p = policy([
-    { name: 'reads', action: 'allow', match: { sql: { statements: ['SELECT'] } } },
-    { name: 'hold-deletes', action: 'hold', match: { sql: { statements: ['DELETE'] } } },
-    { name: 'no-drop', action: 'deny', match: { sql: { statements: ['DROP'] } } },
-  ], 'deny');
+  const p = policy(
+    [
+      { name: 'reads', action: 'allow', match: { sql: { statements: ['SELECT'] } } },
+      { name: 'hold-deletes', action: 'hold', match: { sql: { statements: ['DELETE'] } } },
+      { name: 'no-drop', action: 'deny', match: { sql: { statements: ['DROP'] } } },
+    ],
+    'deny',
+  );
   expect(decide(p, opaque, who)).toMatchObject({ action: 'deny', rule: 'no-drop' });
   const holdOnly = policy([
     { name: 'reads', action: 'allow', match: { sql: { statements: ['READ'] } } },
@@ -102,7 +111,10 @@ test('an allow rule with SQL criteria vouches for opaque DYNAMIC only when it na
   expect(decide(dyn, opaque, who)).toMatchObject({ action: 'allow', rule: 'dyn' });
   // Naming DYNAMIC does not void the rule's other criteria: tables, other kinds, side-effect functions.
   const onReports = policy([{ name: 'dr', action: 'allow', match: { sql: { statements: ['DYNAMIC'], tables: ['reports'] } } }], 'deny');
-  expect(decide(onReports, stmt(['SELECT', 'DYNAMIC'], { tables: ['reports'], opaque: true }), who)).toMatchObject({ action: 'allow', rule: 'dr' });
+  expect(decide(onReports, stmt(['SELECT', 'DYNAMIC'], { tables: ['reports'], opaque: true }), who)).toMatchObject({
+    action: 'allow',
+    rule: 'dr',
+  });
   expect(decide(onReports, stmt(['SELECT', 'DYNAMIC'], { tables: ['secrets'], opaque: true }), who).action).toBe('deny');
   expect(decide(dyn, stmt(['DELETE', 'DYNAMIC'], { opaque: true }), who).action).toBe('deny');
   expect(decide(dyn, stmt(['SELECT', 'DYNAMIC'], { functions: ['query_to_xml', 'nextval'], opaque: true }), who).action).toBe('deny');

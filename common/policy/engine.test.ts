@@ -56,7 +56,11 @@ test('criteria combine with AND, values with OR; rules can be limited to subject
     defaultAction: 'allow',
     rules: [
       { name: 'supervisor-may-delete', action: 'allow', match: { subjects: ['*:supervisor'], sql: { statements: ['DELETE'] } } },
-      { name: 'workers-no-delete-orders', action: 'deny', match: { groups: ['workers'], sql: { statements: ['DELETE', 'UPDATE'], tables: ['orders'] } } },
+      {
+        name: 'workers-no-delete-orders',
+        action: 'deny',
+        match: { groups: ['workers'], sql: { statements: ['DELETE', 'UPDATE'], tables: ['orders'] } },
+      },
     ],
   });
   const del = sql(stmt('DELETE', { tables: ['orders'] }));
@@ -64,7 +68,10 @@ test('criteria combine with AND, values with OR; rules can be limited to subject
   const other = decide(p, sql(stmt('DELETE', { tables: ['customers'] })), who);
   expect(other.action).toBe('allow');
   expect(other.rule).toBeUndefined();
-  expect(decide(p, del, { ...who, subject: 'system:serviceaccount:agents:supervisor' })).toMatchObject({ action: 'allow', rule: 'supervisor-may-delete' });
+  expect(decide(p, del, { ...who, subject: 'system:serviceaccount:agents:supervisor' })).toMatchObject({
+    action: 'allow',
+    rule: 'supervisor-may-delete',
+  });
 });
 
 test('restrictive rules naming qualified tables and functions also catch the bare names; allow rules stay exact', () => {
@@ -76,9 +83,15 @@ test('restrictive rules naming qualified tables and functions also catch the bar
       { name: 'no-reports', action: 'deny', match: { sql: { tables: ['reports'] } } },
     ],
   });
-  expect(decide(p, sql(stmt('SELECT', { tables: ['secrets'], functions: ['pg_read_file'] })), who)).toMatchObject({ action: 'deny', rule: 'no-secrets' });
+  expect(decide(p, sql(stmt('SELECT', { tables: ['secrets'], functions: ['pg_read_file'] })), who)).toMatchObject({
+    action: 'deny',
+    rule: 'no-secrets',
+  });
   expect(decide(p, sql(stmt('SELECT', { tables: ['reports'] })), who)).toMatchObject({ action: 'deny', rule: 'no-reports' });
-  expect(decide(p, sql(stmt('SELECT', { tables: ['reports', 'public.reports'] })), who)).toMatchObject({ action: 'allow', rule: 'allow-public-reports' });
+  expect(decide(p, sql(stmt('SELECT', { tables: ['reports', 'public.reports'] })), who)).toMatchObject({
+    action: 'allow',
+    rule: 'allow-public-reports',
+  });
 });
 
 test('unparseable statements are denied whatever defaultAction says, unless the target allows them', () => {
@@ -86,13 +99,22 @@ test('unparseable statements are denied whatever defaultAction says, unless the 
   const target = (unparseable?: 'allow' | 'deny'): Partial<AccessPolicy['spec']> => ({
     targets: [{ name: 'crm', postgres: { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15432, unparseable } }],
   });
-  expect(decide(policy({ defaultAction: 'allow' }), op, who)).toMatchObject({ action: 'deny', reason: expect.stringContaining('could not be parsed') });
-  expect(decide(policy({ defaultAction: 'deny' }), op, who)).toMatchObject({ action: 'deny', reason: expect.stringContaining('could not be parsed') });
+  expect(decide(policy({ defaultAction: 'allow' }), op, who)).toMatchObject({
+    action: 'deny',
+    reason: expect.stringContaining('could not be parsed'),
+  });
+  expect(decide(policy({ defaultAction: 'deny' }), op, who)).toMatchObject({
+    action: 'deny',
+    reason: expect.stringContaining('could not be parsed'),
+  });
   expect(decide(policy({ defaultAction: 'allow', ...target('deny') }), op, who).action).toBe('deny');
   expect(decide(policy({ defaultAction: 'deny', ...target('allow') }), op, who).action).toBe('allow');
   // A failure of the parser (not a syntax error) is denied even then.
   const failed: SqlOperation = { ...op, parseError: 'the SQL parser failed: memory access out of bounds', parserFailure: true };
-  expect(decide(policy({ defaultAction: 'allow', ...target('allow') }), failed, who)).toMatchObject({ action: 'deny', reason: expect.stringContaining('could not be classified') });
+  expect(decide(policy({ defaultAction: 'allow', ...target('allow') }), failed, who)).toMatchObject({
+    action: 'deny',
+    reason: expect.stringContaining('could not be classified'),
+  });
 });
 
 test('the CRD lists exactly the statement kinds the classifier produces, and the statement classes', () => {
@@ -107,12 +129,28 @@ test('HTTP rules match on method, path and JSON body fields (tool names, model)'
     defaultAction: 'allow',
     targets: [{ name: 'openai', http: { baseUrl: 'https://api.openai.com' } }],
     rules: [
-      { name: 'no-shell-tool', action: 'deny', match: { target: 'openai', http: { methods: ['POST'], paths: ['/v1/chat/**'], json: [{ path: '$.tools[*].function.name', values: ['run_shell'] }] } } },
+      {
+        name: 'no-shell-tool',
+        action: 'deny',
+        match: {
+          target: 'openai',
+          http: { methods: ['POST'], paths: ['/v1/chat/**'], json: [{ path: '$.tools[*].function.name', values: ['run_shell'] }] },
+        },
+      },
       { name: 'no-gpt4', action: 'deny', match: { target: 'openai', http: { json: [{ path: '$.model', values: ['gpt-4'] }] } } },
     ],
   });
-  const op = (json: unknown, path = '/v1/chat/completions', method = 'POST') => ({ type: 'http' as const, target: 'openai', method, path, headers: {}, json });
-  expect(decide(p, op({ model: 'gpt-4o-mini', tools: [{ function: { name: 'search' } }, { function: { name: 'run_shell' } }] }), who)).toMatchObject({ action: 'deny', rule: 'no-shell-tool' });
+  const op = (json: unknown, path = '/v1/chat/completions', method = 'POST') => ({
+    type: 'http' as const,
+    target: 'openai',
+    method,
+    path,
+    headers: {},
+    json,
+  });
+  expect(
+    decide(p, op({ model: 'gpt-4o-mini', tools: [{ function: { name: 'search' } }, { function: { name: 'run_shell' } }] }), who),
+  ).toMatchObject({ action: 'deny', rule: 'no-shell-tool' });
   expect(decide(p, op({ model: 'gpt-4o-mini', tools: [{ function: { name: 'search' } }] }), who).action).toBe('allow');
   expect(decide(p, op({ model: 'gpt-4' }, '/v1/embeddings'), who)).toMatchObject({ action: 'deny', rule: 'no-gpt4' });
   expect(decide(p, op(undefined, '/v1/models', 'GET'), who).action).toBe('allow');
@@ -144,17 +182,41 @@ describe('response rules (match.http.response)', () => {
         name: 'no-db-deletes',
         action: 'deny',
         message: 'the model may not call delete_database',
-        match: { target: 'openai', http: { methods: ['POST'], paths: ['/v1/**'], response: { json: [{ path: '$..tool_calls[*].function.name', values: ['delete_database'] }] } } },
+        match: {
+          target: 'openai',
+          http: {
+            methods: ['POST'],
+            paths: ['/v1/**'],
+            response: { json: [{ path: '$..tool_calls[*].function.name', values: ['delete_database'] }] },
+          },
+        },
       },
       {
         name: 'workers-no-tools-on-gpt4',
         action: 'deny',
-        match: { groups: ['workers'], http: { json: [{ path: '$.model', values: ['gpt-4'] }], response: { json: [{ path: '$.content[*].name' }, { path: '$.model', values: ['gpt-4'] }] } } },
+        match: {
+          groups: ['workers'],
+          http: {
+            json: [{ path: '$.model', values: ['gpt-4'] }],
+            response: { json: [{ path: '$.content[*].name' }, { path: '$.model', values: ['gpt-4'] }] },
+          },
+        },
       },
     ],
   });
-  const op = (json: unknown, target = 'openai', path = '/v1/chat/completions', method = 'POST') => ({ type: 'http' as const, target, method, path, headers: {}, json });
-  const toolCall = (name: string) => ({ choices: [{ index: 0, message: { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name, arguments: '{}' } }] } }] });
+  const op = (json: unknown, target = 'openai', path = '/v1/chat/completions', method = 'POST') => ({
+    type: 'http' as const,
+    target,
+    method,
+    path,
+    headers: {},
+    json,
+  });
+  const toolCall = (name: string) => ({
+    choices: [
+      { index: 0, message: { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name, arguments: '{}' } }] } },
+    ],
+  });
   const delta = (name: string) => ({ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { name } }] } }] });
 
   test('the request-phase decision skips response rules, even when they would be the only match', () => {
@@ -165,7 +227,11 @@ describe('response rules (match.http.response)', () => {
   });
 
   test('first deny rule whose request and response criteria match; independent of the rule that allowed the request', () => {
-    expect(decideResponse(p, op({ model: 'm' }), who, toolCall('delete_database'))).toEqual({ action: 'deny', rule: 'no-db-deletes', reason: 'the model may not call delete_database' });
+    expect(decideResponse(p, op({ model: 'm' }), who, toolCall('delete_database'))).toEqual({
+      action: 'deny',
+      rule: 'no-db-deletes',
+      reason: 'the model may not call delete_database',
+    });
     // $..tool_calls also reaches streamed deltas
     expect(decideResponse(p, op({ model: 'm' }), who, delta('delete_database'))).toMatchObject({ rule: 'no-db-deletes' });
     expect(decideResponse(p, op({ model: 'm' }), who, toolCall('get_weather'))).toBeUndefined();
@@ -182,10 +248,16 @@ describe('response rules (match.http.response)', () => {
 
   test('request JSON, identity and every response criterion must match (AND)', () => {
     const anthropic = { model: 'gpt-4', content: [{ type: 'tool_use', name: 'anything' }] };
-    expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, anthropic)).toMatchObject({ action: 'deny', rule: 'workers-no-tools-on-gpt4', reason: 'response denied by rule "workers-no-tools-on-gpt4"' });
+    expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, anthropic)).toMatchObject({
+      action: 'deny',
+      rule: 'workers-no-tools-on-gpt4',
+      reason: 'response denied by rule "workers-no-tools-on-gpt4"',
+    });
     expect(decideResponse(p, op({ model: 'gpt-4o' }, 'other'), who, anthropic)).toBeUndefined();
     expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), { ...who, groups: ['others'] }, anthropic)).toBeUndefined();
-    expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, { ...anthropic, content: [{ type: 'text', text: 'hi' }] })).toBeUndefined();
+    expect(
+      decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, { ...anthropic, content: [{ type: 'text', text: 'hi' }] }),
+    ).toBeUndefined();
     expect(decideResponse(p, op({ model: 'gpt-4' }, 'other'), who, { ...anthropic, model: 'gpt-4o' })).toBeUndefined();
   });
 });
@@ -198,11 +270,27 @@ test('MCP JSON-RPC calls are matched by method and tool name', () => {
       {
         name: 'no-repo-deletion',
         action: 'deny',
-        match: { target: 'github-mcp', http: { methods: ['POST'], json: [{ path: '$.method', values: ['tools/call'] }, { path: '$.params.name', values: ['delete_repository'] }] } },
+        match: {
+          target: 'github-mcp',
+          http: {
+            methods: ['POST'],
+            json: [
+              { path: '$.method', values: ['tools/call'] },
+              { path: '$.params.name', values: ['delete_repository'] },
+            ],
+          },
+        },
       },
     ],
   });
-  const call = (name: string) => ({ type: 'http' as const, target: 'github-mcp', method: 'POST', path: '/mcp', headers: {}, json: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } } });
+  const call = (name: string) => ({
+    type: 'http' as const,
+    target: 'github-mcp',
+    method: 'POST',
+    path: '/mcp',
+    headers: {},
+    json: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } },
+  });
   expect(decide(p, call('delete_repository'), who)).toMatchObject({ action: 'deny', rule: 'no-repo-deletion' });
   expect(decide(p, call('list_issues'), who).action).toBe('allow');
   const list = { ...call('x'), json: { jsonrpc: '2.0', id: 8, method: 'tools/list' } };
@@ -219,7 +307,10 @@ test('a restrictive schema.* rule does not widen to every unqualified name; subj
   });
   expect(decide(p, sql(stmt('SELECT', { tables: ['customers'] })), who).action).toBe('allow');
   expect(decide(p, sql(stmt('SELECT', { tables: ['audit.log', 'log'] })), who)).toMatchObject({ action: 'deny', rule: 'no-audit-schema' });
-  expect(decide(p, sql(stmt('SELECT')), { ...who, subject: 'jane.doe@contractors.example.com' })).toMatchObject({ action: 'deny', rule: 'no-contractors' });
+  expect(decide(p, sql(stmt('SELECT')), { ...who, subject: 'jane.doe@contractors.example.com' })).toMatchObject({
+    action: 'deny',
+    rule: 'no-contractors',
+  });
 });
 
 test('decisions are built once per rule and shared', () => {
@@ -239,5 +330,8 @@ test('a body too deep to search matches restrictive body rules (fail closed), ne
   });
   let deep: unknown = { name: 'ok' };
   for (let i = 0; i < 1000; i++) deep = { next: deep };
-  expect(decide(p, { type: 'http', target: 'api', method: 'POST', path: '/', headers: {}, json: deep }, who)).toMatchObject({ action: 'deny', rule: 'no-shell' });
+  expect(decide(p, { type: 'http', target: 'api', method: 'POST', path: '/', headers: {}, json: deep }, who)).toMatchObject({
+    action: 'deny',
+    rule: 'no-shell',
+  });
 });

@@ -80,10 +80,16 @@ function decideSql(policy: CompiledPolicy, op: SqlOperation, caller: Caller): De
     // Fail closed whatever defaultAction says: the server accepts text our parser rejects (deeper
     // nesting, future grammar), so forwarding it would run statements no rule has seen.
     if (op.parserFailure) {
-      return { action: 'deny', reason: `statement could not be classified (${op.parseError}); refused whatever the target's unparseable setting says` };
+      return {
+        action: 'deny',
+        reason: `statement could not be classified (${op.parseError}); refused whatever the target's unparseable setting says`,
+      };
     }
     if (policy.targets.get(op.target)?.postgres?.unparseable === 'allow') {
-      return { action: 'allow', reason: `statement could not be parsed (${op.parseError}); forwarded because the target sets unparseable: allow` };
+      return {
+        action: 'allow',
+        reason: `statement could not be parsed (${op.parseError}); forwarded because the target sets unparseable: allow`,
+      };
     }
     return { action: 'deny', reason: `statement could not be parsed (${op.parseError}); the sidecar refuses what it cannot classify` };
   }
@@ -210,11 +216,7 @@ function httpMatches(rule: CompiledRule, op: Extract<Operation, { type: 'http' }
  * not parse cannot be checked, so restrictive rules treat it as a match (fail closed) and allow
  * rules as no match.
  */
-function jsonCriterionMatches(
-  rule: CompiledRule,
-  j: { segments: JsonPathSegment[]; values?: Set<string> },
-  body: unknown,
-): boolean {
+function jsonCriterionMatches(rule: CompiledRule, j: { segments: JsonPathSegment[]; values?: Set<string> }, body: unknown): boolean {
   if (body === UNPARSEABLE_BODY) return rule.action !== 'allow';
   if (body === undefined) return false; // no JSON body: nothing for the criterion to select
   let selected: unknown[];

@@ -42,7 +42,6 @@ export function parsePath(path: string): PathSegment[] {
   return segments;
 }
 
-
 /** Drops exact duplicates, which overlapping checks can produce, keeping the first occurrence. */
 export function dedupeErrors(errors: PolicyError[]): PolicyError[] {
   const seen = new Set<string>();

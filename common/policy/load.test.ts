@@ -56,7 +56,11 @@ describe('parsePolicyYaml', () => {
 
   test('a wrong kind in our API group is an error, not skipped', () => {
     const doc = only(parsePolicyYaml(POLICY.replace('kind: AccessPolicy', 'kind: AccessPolicies'), 'p.yaml'));
-    expect(doc.status === 'invalid' && doc.errors[0]).toMatchObject({ path: 'kind', message: expect.stringMatching(/^must be AccessPolicy/), line: 2 });
+    expect(doc.status === 'invalid' && doc.errors[0]).toMatchObject({
+      path: 'kind',
+      message: expect.stringMatching(/^must be AccessPolicy/),
+      line: 2,
+    });
   });
 
   test('YAML syntax errors are reported with a line and column', () => {
@@ -69,8 +73,13 @@ describe('parsePolicyYaml', () => {
   });
 
   test('duplicate keys are a YAML error (the later one would silently win)', () => {
-    const doc = only(parsePolicyYaml(POLICY.replace('        database: crm\n', '        database: crm\n        database: other\n'), 'p.yaml'));
-    expect(doc.status === 'invalid' && doc.errors[0]).toMatchObject({ message: expect.stringMatching(/^YAML syntax error at line 11, column 9: .*unique/i), line: 11 });
+    const doc = only(
+      parsePolicyYaml(POLICY.replace('        database: crm\n', '        database: crm\n        database: other\n'), 'p.yaml'),
+    );
+    expect(doc.status === 'invalid' && doc.errors[0]).toMatchObject({
+      message: expect.stringMatching(/^YAML syntax error at line 11, column 9: .*unique/i),
+      line: 11,
+    });
   });
 
   test('an empty file has no document', () => {
@@ -81,7 +90,10 @@ describe('parsePolicyYaml', () => {
   });
 
   test('alias bombs are refused', () => {
-    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 8 }, (_, i) => `${'bcdefghi'[i]}: &${'bcdefghi'[i]} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`)].join('\n');
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      ...Array.from({ length: 8 }, (_, i) => `${'bcdefghi'[i]}: &${'bcdefghi'[i]} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`),
+    ].join('\n');
     const doc = only(parsePolicyYaml(bomb, 'bomb.yaml'));
     expect(doc.status === 'invalid' && doc.errors[0].message).toMatch(/^cannot read YAML: .*alias/i);
   });
@@ -110,7 +122,9 @@ describe('loading files', () => {
     const err = await loadAccessPolicy(bad).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PolicyLoadError);
     expect((err as PolicyLoadError).code).toBe('POLICY_INVALID');
-    expect((err as PolicyLoadError).message).toContain("spec.targets[0].postgres.listenPort: port 15000 is used by the sidecar's admin API; choose another listenPort (line 12)");
+    expect((err as PolicyLoadError).message).toContain(
+      "spec.targets[0].postgres.listenPort: port 15000 is used by the sidecar's admin API; choose another listenPort (line 12)",
+    );
 
     const two = path.join(dir, 'two.yaml');
     fs.writeFileSync(two, `${POLICY}---\n${POLICY.replace('name: one', 'name: two')}`);

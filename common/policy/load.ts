@@ -128,7 +128,7 @@ function lineOf(doc: Document, e: PolicyError, lines: LineCounter): number | und
     if (isMap(node)) {
       const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
       if (!pair) break;
-      offset = isScalar(pair.key) ? pair.key.range?.[0] ?? offset : offset;
+      offset = isScalar(pair.key) ? (pair.key.range?.[0] ?? offset) : offset;
       node = pair.value;
     } else if (isSeq(node) && typeof seg === 'number' && node.items[seg] !== undefined) {
       const item = node.items[seg];

@@ -14,9 +14,7 @@ function minimal(): Record<string, any> {
     kind: 'AccessPolicy',
     metadata: { name: 'support-agent', namespace: 'agents' },
     spec: {
-      targets: [
-        { name: 'crm', postgres: { host: 'crm-db.data.svc', database: 'crm', credentialsSecret: 'crm-db', listenPort: 15432 } },
-      ],
+      targets: [{ name: 'crm', postgres: { host: 'crm-db.data.svc', database: 'crm', credentialsSecret: 'crm-db', listenPort: 15432 } }],
     },
   };
 }
@@ -73,9 +71,17 @@ describe('validateAccessPolicy: schema', () => {
     doc.spec.foo = 1;
     doc.specs = {};
     const errors = errorsOf(doc);
-    expect(errors).toContainEqual({ path: 'spec.targets[0].postgres', field: 'hots', message: 'unknown field "hots" (did you mean "host"?)' });
-    expect(errors).toContainEqual(expect.objectContaining({ path: 'spec', field: 'foo', message: expect.stringMatching(/^unknown field "foo"/) }));
-    expect(errors).toContainEqual(expect.objectContaining({ path: '', field: 'specs', message: 'unknown field "specs" (did you mean "spec"?)' }));
+    expect(errors).toContainEqual({
+      path: 'spec.targets[0].postgres',
+      field: 'hots',
+      message: 'unknown field "hots" (did you mean "host"?)',
+    });
+    expect(errors).toContainEqual(
+      expect.objectContaining({ path: 'spec', field: 'foo', message: expect.stringMatching(/^unknown field "foo"/) }),
+    );
+    expect(errors).toContainEqual(
+      expect.objectContaining({ path: '', field: 'specs', message: 'unknown field "specs" (did you mean "spec"?)' }),
+    );
   });
 
   test('names a missing required field', () => {
@@ -92,7 +98,9 @@ describe('validateAccessPolicy: schema', () => {
     const errors = errorsOf(doc);
     expect(errors).toContainEqual({ path: 'apiVersion', message: 'must be agentwarden.io/v1alpha1 (got "agentwarden.io/v1")' });
     expect(errors).toContainEqual({ path: 'kind', message: 'must be AccessPolicy (got "AccessPolcy"; did you mean "AccessPolicy"?)' });
-    expect(errors).toContainEqual(expect.objectContaining({ path: 'metadata.name', message: expect.stringMatching(/^must be a Kubernetes object name/) }));
+    expect(errors).toContainEqual(
+      expect.objectContaining({ path: 'metadata.name', message: expect.stringMatching(/^must be a Kubernetes object name/) }),
+    );
     delete doc.metadata.name;
     expect(errorsOf(doc)).toContainEqual({ path: 'metadata', field: 'name', message: 'required field "name" is missing' });
   });
@@ -106,21 +114,51 @@ describe('validateAccessPolicy: schema', () => {
     ];
     const [e] = errorsOf(doc);
     expect(e.path).toBe('spec.rules[2].match.sql.statements[0]');
-    expect(e.message).toMatch(/^must be one of: SELECT, INSERT, UPDATE, DELETE, MERGE, COPY, DROP, .*, DYNAMIC, OTHER, READ, WRITE, DDL, DCL, ADMIN, FILE \(got "select"; did you mean "SELECT"\?\)$/);
+    expect(e.message).toMatch(
+      /^must be one of: SELECT, INSERT, UPDATE, DELETE, MERGE, COPY, DROP, .*, DYNAMIC, OTHER, READ, WRITE, DDL, DCL, ADMIN, FILE \(got "select"; did you mean "SELECT"\?\)$/,
+    );
   });
 
   test.each([
     ['spec.defaultAction', (d: any) => (d.spec.defaultAction = 'block'), 'must be one of: allow, deny (got "block")'],
-    ['spec.targets[0].postgres.tls', (d: any) => (d.spec.targets[0].postgres.tls = 'on'), 'must be one of: disable, prefer, require, verify-full (got "on")'],
-    ['spec.targets[0].postgres.listenPort', (d: any) => (d.spec.targets[0].postgres.listenPort = 70000), 'must be between 1 and 65535 (got 70000)'],
+    [
+      'spec.targets[0].postgres.tls',
+      (d: any) => (d.spec.targets[0].postgres.tls = 'on'),
+      'must be one of: disable, prefer, require, verify-full (got "on")',
+    ],
+    [
+      'spec.targets[0].postgres.listenPort',
+      (d: any) => (d.spec.targets[0].postgres.listenPort = 70000),
+      'must be between 1 and 65535 (got 70000)',
+    ],
     ['spec.targets[0].postgres.port', (d: any) => (d.spec.targets[0].postgres.port = 0), 'must be between 1 and 65535 (got 0)'],
-    ['spec.targets[0].postgres.listenPort', (d: any) => (d.spec.targets[0].postgres.listenPort = '15432'), 'must be a whole number (got "15432")'],
-    ['spec.targets[0].postgres.database', (d: any) => (d.spec.targets[0].postgres.database = null), 'must be a string (got an empty value)'],
+    [
+      'spec.targets[0].postgres.listenPort',
+      (d: any) => (d.spec.targets[0].postgres.listenPort = '15432'),
+      'must be a whole number (got "15432")',
+    ],
+    [
+      'spec.targets[0].postgres.database',
+      (d: any) => (d.spec.targets[0].postgres.database = null),
+      'must be a string (got an empty value)',
+    ],
     ['spec.targets', (d: any) => (d.spec.targets = []), 'must list at least one item'],
     ['spec.targets', (d: any) => (d.spec.targets = { crm: {} }), 'must be a list (got a mapping)'],
-    ['spec.targets[0].name', (d: any) => (d.spec.targets[0].name = 'CRM'), 'must be a lowercase name of letters, digits and "-", starting and ending with a letter or digit, like crm-db (got "CRM")'],
-    ['spec.targets[0].env', (d: any) => (d.spec.targets[0].env = 'DATABASE-URL'), 'must be an environment variable name: letters, digits and "_", not starting with a digit (got "DATABASE-URL")'],
-    ['spec.targets[0].postgres.connectTimeout', (d: any) => (d.spec.targets[0].postgres.connectTimeout = '10 seconds'), 'must be a duration like 30s, 10m or 1h30m, in units ms, s, m and h (got "10 seconds")'],
+    [
+      'spec.targets[0].name',
+      (d: any) => (d.spec.targets[0].name = 'CRM'),
+      'must be a lowercase name of letters, digits and "-", starting and ending with a letter or digit, like crm-db (got "CRM")',
+    ],
+    [
+      'spec.targets[0].env',
+      (d: any) => (d.spec.targets[0].env = 'DATABASE-URL'),
+      'must be an environment variable name: letters, digits and "_", not starting with a digit (got "DATABASE-URL")',
+    ],
+    [
+      'spec.targets[0].postgres.connectTimeout',
+      (d: any) => (d.spec.targets[0].postgres.connectTimeout = '10 seconds'),
+      'must be a duration like 30s, 10m or 1h30m, in units ms, s, m and h (got "10 seconds")',
+    ],
   ])('%s: %s', (pathExpected, mutate, message) => {
     const doc = minimal();
     mutate(doc);
@@ -154,7 +192,10 @@ describe('validateAccessPolicy: schema', () => {
   test('map keys that are not identifiers are bracketed in paths', () => {
     const doc = minimal();
     doc.spec.podSelector = { matchLabels: { 'app.kubernetes.io/name': 5 } };
-    expect(errorsOf(doc)).toContainEqual({ path: 'spec.podSelector.matchLabels[app.kubernetes.io/name]', message: 'must be a string (got 5)' });
+    expect(errorsOf(doc)).toContainEqual({
+      path: 'spec.podSelector.matchLabels[app.kubernetes.io/name]',
+      message: 'must be a string (got 5)',
+    });
   });
 
   test('status written by the operator validates', () => {
@@ -164,12 +205,24 @@ describe('validateAccessPolicy: schema', () => {
       targetCount: 1,
       governedPods: 2,
       outdatedPods: ['agent-1'],
-      conditions: [{ type: 'Ready', status: 'True', reason: 'Rendered', message: 'ok', lastTransitionTime: '2024-01-31T12:00:00Z', observedGeneration: 3 }],
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Rendered',
+          message: 'ok',
+          lastTransitionTime: '2024-01-31T12:00:00Z',
+          observedGeneration: 3,
+        },
+      ],
     };
     policyOf(doc);
     doc.status.conditions[0].lastTransitionTime = 'yesterday';
     expect(errorsOf(doc)).toEqual([
-      { path: 'status.conditions[0].lastTransitionTime', message: 'must be an RFC 3339 timestamp, like 2024-01-31T12:00:00Z (got "yesterday")' },
+      {
+        path: 'status.conditions[0].lastTransitionTime',
+        message: 'must be an RFC 3339 timestamp, like 2024-01-31T12:00:00Z (got "yesterday")',
+      },
     ]);
   });
 });
@@ -205,7 +258,12 @@ describe('crds/accesspolicy.yaml', () => {
     expect(crd.kind).toBe('CustomResourceDefinition');
     expect(crd.metadata.name).toBe('accesspolicies.agentwarden.io');
     expect(crd.spec.scope).toBe('Namespaced');
-    expect(crd.spec.names).toMatchObject({ kind: 'AccessPolicy', plural: 'accesspolicies', shortNames: ['ap', 'awp'], categories: ['agentwarden'] });
+    expect(crd.spec.names).toMatchObject({
+      kind: 'AccessPolicy',
+      plural: 'accesspolicies',
+      shortNames: ['ap', 'awp'],
+      categories: ['agentwarden'],
+    });
     const [v] = crd.spec.versions;
     expect(v).toMatchObject({ name: 'v1alpha1', served: true, storage: true, subresources: { status: {} } });
     expect(v.additionalPrinterColumns.map((c: Schema) => c.name)).toEqual(['Ready', 'Reason', 'Default', 'Targets', 'Governed', 'Age']);
@@ -214,7 +272,8 @@ describe('crds/accesspolicy.yaml', () => {
   test('every property has a type and a description; objects are structural', () => {
     const problems: string[] = [];
     walk(schema, '', (s, at) => {
-      if (s.type === undefined && !s['x-kubernetes-int-or-string'] && !s['x-kubernetes-preserve-unknown-fields']) problems.push(`${at}: no type`);
+      if (s.type === undefined && !s['x-kubernetes-int-or-string'] && !s['x-kubernetes-preserve-unknown-fields'])
+        problems.push(`${at}: no type`);
       // metadata is the API server's: a CRD may not even describe it
       const exempt = at.endsWith('[]') || at.endsWith('{}') || at === 'metadata';
       if (!exempt && !s.description) problems.push(`${at || '(root)'}: no description`);
@@ -242,7 +301,8 @@ describe('crds/accesspolicy.yaml', () => {
   test('keyed lists have required keys and every default satisfies its own schema', () => {
     walk(schema, '', (s, at) => {
       if (s['x-kubernetes-list-type'] === 'map') {
-        for (const key of s['x-kubernetes-list-map-keys']) expect({ at, required: s.items.required }).toEqual({ at, required: expect.arrayContaining([key]) });
+        for (const key of s['x-kubernetes-list-map-keys'])
+          expect({ at, required: s.items.required }).toEqual({ at, required: expect.arrayContaining([key]) });
       }
       if (s.default !== undefined) {
         if (s.enum) expect(s.enum).toContain(s.default);

@@ -15,7 +15,11 @@ function base(): Record<string, any> {
     metadata: { name: 'p' },
     spec: {
       targets: [
-        { name: 'crm', postgres: { host: '127.0.0.1', database: 'crm', credentialsSecret: 'crm-db', listenPort: 15432 }, env: 'DATABASE_URL' },
+        {
+          name: 'crm',
+          postgres: { host: '127.0.0.1', database: 'crm', credentialsSecret: 'crm-db', listenPort: 15432 },
+          env: 'DATABASE_URL',
+        },
         { name: 'openai', http: { baseUrl: 'https://api.openai.com', credentialsSecret: 'openai' }, env: 'OPENAI_BASE_URL' },
       ],
       rules: [],
@@ -129,9 +133,15 @@ describe('semantic checks', () => {
     doc.spec.targets.push({ name: 'b', postgres: { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15000 } });
     doc.spec.targets.push({ name: 'c', postgres: { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15001 } });
     expect(errorsOf(doc)).toEqual([
-      { path: 'spec.targets[2].postgres.listenPort', message: 'listenPort 15432 is already used by spec.targets[0]; each postgres target needs its own port' },
+      {
+        path: 'spec.targets[2].postgres.listenPort',
+        message: 'listenPort 15432 is already used by spec.targets[0]; each postgres target needs its own port',
+      },
       { path: 'spec.targets[3].postgres.listenPort', message: "port 15000 is used by the sidecar's admin API; choose another listenPort" },
-      { path: 'spec.targets[4].postgres.listenPort', message: "port 15001 is used by the sidecar's HTTP egress; choose another listenPort" },
+      {
+        path: 'spec.targets[4].postgres.listenPort',
+        message: "port 15001 is used by the sidecar's HTTP egress; choose another listenPort",
+      },
     ]);
   });
 
@@ -176,7 +186,10 @@ describe('semantic checks', () => {
       { path: 'spec.rules[0].match.target', message: 'target "payments" is not defined in spec.targets (defined: crm, openai)' },
       { path: 'spec.rules[1].match.sql', message: 'sql matches apply only to postgres targets, but "openai" is an http target' },
       { path: 'spec.rules[2].match.http', message: 'http matches apply only to http targets, but "crm" is a postgres target' },
-      { path: 'spec.rules[3].match', message: 'has both sql and http; a rule matches either SQL statements or HTTP requests (split it into two rules)' },
+      {
+        path: 'spec.rules[3].match',
+        message: 'has both sql and http; a rule matches either SQL statements or HTTP requests (split it into two rules)',
+      },
     ]);
   });
 
@@ -184,7 +197,9 @@ describe('semantic checks', () => {
     const doc = base();
     doc.spec.targets.shift();
     doc.spec.rules = [{ name: 'a', action: 'deny', match: { sql: { statements: ['DROP'] } } }];
-    expect(errorsOf(doc)).toEqual([{ path: 'spec.rules[0].match.sql', message: 'sql match can never apply: the policy has no postgres target' }]);
+    expect(errorsOf(doc)).toEqual([
+      { path: 'spec.rules[0].match.sql', message: 'sql match can never apply: the policy has no postgres target' },
+    ]);
   });
 
   test('hold rules need approvers; approval only on hold rules', () => {
@@ -198,8 +213,16 @@ describe('semantic checks', () => {
       { name: 'f', action: 'hold', approval: { approvers: { groups: ['sre'] }, count: 2, timeout: '0s' }, match: {} },
     ];
     expect(errorsOf(doc)).toEqual([
-      { path: 'spec.rules[0]', field: 'approval', message: 'required field "approval" is missing: a rule with action "hold" needs someone to approve' },
-      { path: 'spec.rules[1].approval', field: 'approvers', message: 'required field "approvers" is missing: name at least one user or group who can approve' },
+      {
+        path: 'spec.rules[0]',
+        field: 'approval',
+        message: 'required field "approval" is missing: a rule with action "hold" needs someone to approve',
+      },
+      {
+        path: 'spec.rules[1].approval',
+        field: 'approvers',
+        message: 'required field "approvers" is missing: name at least one user or group who can approve',
+      },
       { path: 'spec.rules[2].approval.approvers', message: 'must name at least one user or group who can approve' },
       { path: 'spec.rules[3].approval.count', message: 'needs 2 different approvers but only 1 user(s) are listed and no groups' },
       { path: 'spec.rules[4].approval', message: 'approval is only used by rules with action "hold" (this rule\'s action is "deny")' },
@@ -217,8 +240,14 @@ describe('semantic checks', () => {
       // the schema's pattern catches the column first; schema errors come before semantic ones
       { path: 'spec.masking[1].columns[1]', message: expect.stringMatching(/^must be table\.column/) },
       { path: 'spec.masking[0]', message: 'masks nothing: set at least one of detectors, columns or jsonPaths' },
-      { path: 'spec.masking[1].jsonPaths[1]', message: 'JSONPath "$.a[b]": expected *, a non-negative index or a quoted name inside [ ] at position 4' },
-      { path: 'spec.masking[1].jsonPaths[2]', message: '"$" would mask the whole body; select the fields to mask, like $.card or $..email' },
+      {
+        path: 'spec.masking[1].jsonPaths[1]',
+        message: 'JSONPath "$.a[b]": expected *, a non-negative index or a quoted name inside [ ] at position 4',
+      },
+      {
+        path: 'spec.masking[1].jsonPaths[2]',
+        message: '"$" would mask the whole body; select the fields to mask, like $.card or $..email',
+      },
       { path: 'spec.masking[1].targets[1]', message: 'target "billing" is not defined in spec.targets (defined: crm, openai)' },
     ]);
   });
@@ -226,7 +255,14 @@ describe('semantic checks', () => {
   test('http match headers and json paths', () => {
     const doc = base();
     doc.spec.rules = [
-      { name: 'a', action: 'deny', match: { target: 'openai', http: { headers: { 'bad header': '*' }, json: [{ path: '$.tools[*].function.name', values: ['x'] }, { path: '$.[' }] } } },
+      {
+        name: 'a',
+        action: 'deny',
+        match: {
+          target: 'openai',
+          http: { headers: { 'bad header': '*' }, json: [{ path: '$.tools[*].function.name', values: ['x'] }, { path: '$.[' }] },
+        },
+      },
     ];
     expect(errorsOf(doc)).toEqual([
       { path: 'spec.rules[0].match.http.headers', message: '"bad header" is not a valid HTTP header name' },
@@ -251,7 +287,9 @@ describe('semantic checks', () => {
 
   test('semantic checks also run when the schema fails, without repeating its errors', () => {
     const doc = base();
-    doc.spec.rules = [{ name: 'a', action: 'hold', match: { target: 'nope' }, approval: { approvers: { groups: ['sre'] }, timeout: '10 minutes' } }];
+    doc.spec.rules = [
+      { name: 'a', action: 'hold', match: { target: 'nope' }, approval: { approvers: { groups: ['sre'] }, timeout: '10 minutes' } },
+    ];
     doc.spec.targets[0].postgres.bogus = true;
     const errors = errorsOf(doc);
     expect(errors.map((e) => e.path)).toEqual(['spec.targets[0].postgres', 'spec.rules[0].approval.timeout', 'spec.rules[0].match.target']);
@@ -283,16 +321,28 @@ describe('CEL rules in the CRD agree with the semantic checks', () => {
     ['sql and http in one match', (d) => d.spec.rules.push({ name: 'a', action: 'deny', match: { sql: {}, http: {} } })],
     ['unknown masking target', (d) => d.spec.masking.push({ name: 'm', detectors: ['email'], targets: ['nope'] })],
     ['masking without anything to mask', (d) => d.spec.masking.push({ name: 'm' })],
-    ['duplicate listen port', (d) => d.spec.targets.push({ name: 'b', postgres: { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15432 } })],
+    [
+      'duplicate listen port',
+      (d) => d.spec.targets.push({ name: 'b', postgres: { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15432 } }),
+    ],
     ['reserved listen port', (d) => (d.spec.targets[0].postgres.listenPort = 15001)],
     ['duplicate env', (d) => (d.spec.targets[1].env = 'DATABASE_URL')],
     ['target with both kinds', (d) => (d.spec.targets[1].postgres = { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 1 })],
     ['target with neither kind', (d) => d.spec.targets.push({ name: 'x' })],
     ['duplicate rule names', (d) => d.spec.rules.push({ name: 'a', action: 'deny', match: {} }, { name: 'a', action: 'deny', match: {} })],
     ['hold without approval', (d) => d.spec.rules.push({ name: 'a', action: 'hold', match: {} })],
-    ['hold with empty approvers', (d) => d.spec.rules.push({ name: 'a', action: 'hold', approval: { approvers: { users: [] } }, match: {} })],
-    ['approval on a deny rule', (d) => d.spec.rules.push({ name: 'a', action: 'deny', approval: { approvers: { users: ['x'] } }, match: {} })],
-    ['zero timeout', (d) => d.spec.rules.push({ name: 'a', action: 'hold', approval: { approvers: { users: ['x'] }, timeout: '0m' }, match: {} })],
+    [
+      'hold with empty approvers',
+      (d) => d.spec.rules.push({ name: 'a', action: 'hold', approval: { approvers: { users: [] } }, match: {} }),
+    ],
+    [
+      'approval on a deny rule',
+      (d) => d.spec.rules.push({ name: 'a', action: 'deny', approval: { approvers: { users: ['x'] } }, match: {} }),
+    ],
+    [
+      'zero timeout',
+      (d) => d.spec.rules.push({ name: 'a', action: 'hold', approval: { approvers: { users: ['x'] }, timeout: '0m' }, match: {} }),
+    ],
     ['auth without credentialsSecret', (d) => (d.spec.targets[1].http = { baseUrl: 'https://x.example', auth: { header: 'X' } })],
     ['two auth ways', (d) => (d.spec.targets[1].http.auth = { header: 'X', basic: true })],
     ['valuePrefix without header', (d) => (d.spec.targets[1].http.auth = { queryParam: 'k', valuePrefix: 'x' })],
@@ -326,19 +376,33 @@ describe('match.http.response', () => {
   test('is only allowed on deny rules, named at the field; its paths are checked', () => {
     const doc = base();
     doc.spec.rules = [
-      { name: 'ok', action: 'deny', match: { target: 'openai', http: { response: { json: [{ path: '$..tool_calls[*].function.name', values: ['delete_database'] }] } } } },
-      { name: 'held', action: 'hold', approval: { approvers: { groups: ['sre'] } }, match: { target: 'openai', http: { response: { json: [{ path: '$.content[*].name' }] } } } },
+      {
+        name: 'ok',
+        action: 'deny',
+        match: {
+          target: 'openai',
+          http: { response: { json: [{ path: '$..tool_calls[*].function.name', values: ['delete_database'] }] } },
+        },
+      },
+      {
+        name: 'held',
+        action: 'hold',
+        approval: { approvers: { groups: ['sre'] } },
+        match: { target: 'openai', http: { response: { json: [{ path: '$.content[*].name' }] } } },
+      },
       { name: 'allowed', action: 'allow', match: { http: { response: { json: [{ path: '$.x' }] } } } },
       { name: 'bad-path', action: 'deny', match: { http: { response: { json: [{ path: '$.a[' }] } } } },
     ];
     const errors = checkSemantics(doc);
     expect(errors).toContainEqual({
       path: 'spec.rules[1].match.http.response',
-      message: 'response criteria are only allowed on rules with action "deny" (this rule\'s action is "hold"); split the rule or make it deny',
+      message:
+        'response criteria are only allowed on rules with action "deny" (this rule\'s action is "hold"); split the rule or make it deny',
     });
     expect(errors).toContainEqual({
       path: 'spec.rules[2].match.http.response',
-      message: 'response criteria are only allowed on rules with action "deny" (this rule\'s action is "allow"); split the rule or make it deny',
+      message:
+        'response criteria are only allowed on rules with action "deny" (this rule\'s action is "allow"); split the rule or make it deny',
     });
     expect(errors.filter((e) => e.path.startsWith('spec.rules[3].match.http.response.json[0].path'))).toHaveLength(1);
     expect(errors.filter((e) => e.path.startsWith('spec.rules[0]'))).toEqual([]);
@@ -346,7 +410,13 @@ describe('match.http.response', () => {
 
   test('the CRD schema accepts the shape and bounds it', () => {
     const doc = base();
-    doc.spec.rules = [{ name: 'ok', action: 'deny', match: { target: 'openai', http: { response: { json: [{ path: '$.content_block.name', values: ['delete_database'] }] } } } }];
+    doc.spec.rules = [
+      {
+        name: 'ok',
+        action: 'deny',
+        match: { target: 'openai', http: { response: { json: [{ path: '$.content_block.name', values: ['delete_database'] }] } } },
+      },
+    ];
     expect(errorsOf(doc)).toEqual([]);
     doc.spec.rules[0].match.http.response = { json: [] };
     expect(errorsOf(doc).length).toBeGreaterThan(0);
@@ -363,7 +433,7 @@ describe('spec.identity and duration bounds', () => {
     spec: { targets: [{ name: 'api', http: { baseUrl: 'https://api.example.com' } }], ...extra },
   });
 
-  test('the token verifier\'s checks run offline too, naming the field', () => {
+  test("the token verifier's checks run offline too, naming the field", () => {
     expect(checkSemantics(base({ identity: { issuer: 'http://idp.example.com', audiences: ['warden'] } }))).toEqual([
       expect.objectContaining({ path: 'spec.identity.issuer', message: expect.stringContaining('https://') }),
     ]);
@@ -375,7 +445,16 @@ describe('spec.identity and duration bounds', () => {
 
   test('an approval timeout longer than a timer can wait is refused', () => {
     const errors = checkSemantics(
-      base({ rules: [{ name: 'r', action: 'hold', approval: { approvers: { groups: ['sre'] }, timeout: '1000h' }, match: { target: 'api', http: { methods: ['POST'] } } }] }),
+      base({
+        rules: [
+          {
+            name: 'r',
+            action: 'hold',
+            approval: { approvers: { groups: ['sre'] }, timeout: '1000h' },
+            match: { target: 'api', http: { methods: ['POST'] } },
+          },
+        ],
+      }),
     );
     expect(errors).toEqual([expect.objectContaining({ path: 'spec.rules[0].approval.timeout', message: expect.stringContaining('576h') })]);
   });

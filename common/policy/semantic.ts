@@ -40,13 +40,7 @@ export function checkSemantics(doc: unknown): PolicyError[] {
   const spec = obj(obj(doc)?.spec);
   if (!spec) return [];
   const ctx: Context = { spec, targets: Array.isArray(spec.targets) ? targetIndex(spec.targets) : undefined };
-  return [
-    ...checkTargets(ctx),
-    ...checkRules(ctx),
-    ...checkMasking(ctx),
-    ...checkSelector(spec),
-    ...checkIdentity(spec),
-  ];
+  return [...checkTargets(ctx), ...checkRules(ctx), ...checkMasking(ctx), ...checkSelector(spec), ...checkIdentity(spec)];
 }
 
 function targetIndex(list: unknown[]): Map<string, TargetInfo> {
@@ -55,7 +49,12 @@ function targetIndex(list: unknown[]): Map<string, TargetInfo> {
     const o = obj(t);
     const name = str(o?.name);
     if (name === undefined || out.has(name)) return;
-    const kind = o?.postgres !== undefined && o?.http === undefined ? 'postgres' : o?.http !== undefined && o?.postgres === undefined ? 'http' : 'unknown';
+    const kind =
+      o?.postgres !== undefined && o?.http === undefined
+        ? 'postgres'
+        : o?.http !== undefined && o?.postgres === undefined
+          ? 'http'
+          : 'unknown';
     out.set(name, { index, name, kind });
   });
   return out;
@@ -81,7 +80,9 @@ function checkTargets(ctx: Context): PolicyError[] {
     const env = str(t.env);
     if (env !== undefined) {
       if (!ENV_NAME.test(env)) {
-        errors.push(err([...at, 'env'], `"${env}" is not a valid environment variable name: use letters, digits and "_", not starting with a digit`));
+        errors.push(
+          err([...at, 'env'], `"${env}" is not a valid environment variable name: use letters, digits and "_", not starting with a digit`),
+        );
       } else if (envs.has(env)) {
         errors.push(err([...at, 'env'], `env ${env} is already set by spec.targets[${envs.get(env)}]; each target needs its own variable`));
       } else envs.set(env, i);
@@ -107,7 +108,9 @@ function checkPostgres(pg: Obj, at: PathSegment[], ports: Map<number, number>): 
     if (reserved) {
       errors.push(err(portAt, `port ${port} is used by ${reserved}; choose another listenPort`));
     } else if (ports.has(port)) {
-      errors.push(err(portAt, `listenPort ${port} is already used by spec.targets[${ports.get(port)}]; each postgres target needs its own port`));
+      errors.push(
+        err(portAt, `listenPort ${port} is already used by spec.targets[${ports.get(port)}]; each postgres target needs its own port`),
+      );
     } else ports.set(port, at[2] as number);
   }
   errors.push(...checkDuration(pg.connectTimeout, [...at, 'connectTimeout']));
@@ -122,7 +125,11 @@ function checkHttpTarget(http: Obj, at: PathSegment[]): PolicyError[] {
   if (http.credentialsSecret === undefined) {
     errors.push(err(authAt, 'auth needs credentialsSecret: the credential it attaches comes from that Secret'));
   }
-  const ways = [auth.header !== undefined && 'header', auth.queryParam !== undefined && 'queryParam', auth.basic === true && 'basic'].filter(Boolean);
+  const ways = [
+    auth.header !== undefined && 'header',
+    auth.queryParam !== undefined && 'queryParam',
+    auth.basic === true && 'basic',
+  ].filter(Boolean);
   if (ways.length > 1) errors.push(err(authAt, `sets ${ways.join(' and ')}; set only one of header, queryParam or basic`));
   if (auth.valuePrefix !== undefined && auth.header === undefined) {
     errors.push(err([...authAt, 'valuePrefix'], 'valuePrefix is only used together with header'));
@@ -194,7 +201,8 @@ function checkApproval(rule: Obj, at: PathSegment[]): PolicyError[] {
   const errors = checkDuration(approval.timeout, [...at, 'approval', 'timeout']);
   const approvers = obj(approval.approvers);
   if (!approvers) {
-    if (approval.approvers === undefined) errors.push(missing([...at, 'approval'], 'approvers', 'name at least one user or group who can approve'));
+    if (approval.approvers === undefined)
+      errors.push(missing([...at, 'approval'], 'approvers', 'name at least one user or group who can approve'));
     return errors;
   }
   const users = list(approvers.users);
@@ -204,7 +212,12 @@ function checkApproval(rule: Obj, at: PathSegment[]): PolicyError[] {
   }
   const count = approval.count;
   if (typeof count === 'number' && groups.length === 0 && users.length > 0 && count > new Set(users).size) {
-    errors.push(err([...at, 'approval', 'count'], `needs ${count} different approvers but only ${new Set(users).size} user(s) are listed and no groups`));
+    errors.push(
+      err(
+        [...at, 'approval', 'count'],
+        `needs ${count} different approvers but only ${new Set(users).size} user(s) are listed and no groups`,
+      ),
+    );
   }
   return errors;
 }

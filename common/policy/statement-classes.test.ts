@@ -16,13 +16,36 @@ import {
 
 /** Side-effecting functions the issue names; each must have exactly one class. */
 const SIDE_EFFECT_FUNCTIONS = [
-  'nextval', 'setval',
-  'lo_create', 'lo_creat', 'lo_open', 'lo_unlink', 'lo_put', 'lo_from_bytea', 'lowrite', 'lo_truncate', 'lo_truncate64',
-  'lo_import', 'lo_export',
-  'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile', 'set_config', 'dblink_exec',
-  'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_stat_file',
-  'pg_advisory_lock', 'pg_advisory_xact_lock', 'pg_try_advisory_lock', 'pg_advisory_unlock_all',
-  'pg_notify', COPY_FILE_FUNCTION, COPY_PROGRAM_FUNCTION,
+  'nextval',
+  'setval',
+  'lo_create',
+  'lo_creat',
+  'lo_open',
+  'lo_unlink',
+  'lo_put',
+  'lo_from_bytea',
+  'lowrite',
+  'lo_truncate',
+  'lo_truncate64',
+  'lo_import',
+  'lo_export',
+  'pg_terminate_backend',
+  'pg_cancel_backend',
+  'pg_reload_conf',
+  'pg_rotate_logfile',
+  'set_config',
+  'dblink_exec',
+  'pg_read_file',
+  'pg_read_binary_file',
+  'pg_ls_dir',
+  'pg_stat_file',
+  'pg_advisory_lock',
+  'pg_advisory_xact_lock',
+  'pg_try_advisory_lock',
+  'pg_advisory_unlock_all',
+  'pg_notify',
+  COPY_FILE_FUNCTION,
+  COPY_PROGRAM_FUNCTION,
 ];
 
 function classesOfKind(kind: string): StatementClass[] {
@@ -73,7 +96,10 @@ test('docs/policy-reference.md shows exactly the class table in the code', () =>
   expect(m).not.toBeNull();
   const table = statementClassesMarkdown();
   if (process.env.UPDATE_DOCS === '1' && m![2] !== table) {
-    fs.writeFileSync(file, doc.replace(re, (_all, begin: string, _old: string, end: string) => `${begin}${table}${end}`));
+    fs.writeFileSync(
+      file,
+      doc.replace(re, (_all, begin: string, _old: string, end: string) => `${begin}${table}${end}`),
+    );
     return;
   }
   expect(m![2]).toBe(table);

@@ -8,7 +8,10 @@ import { admissionReview, requestType } from '../../test/support/operator/admiss
 import { API_VERSION, APPROVAL_REQUEST } from '../../common/k8s/names';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
-const SIDECAR: UserInfo = { username: 'system:serviceaccount:agents:support-agent', groups: ['system:serviceaccounts', 'system:serviceaccounts:agents', 'system:authenticated'] };
+const SIDECAR: UserInfo = {
+  username: 'system:serviceaccount:agents:support-agent',
+  groups: ['system:serviceaccounts', 'system:serviceaccounts:agents', 'system:authenticated'],
+};
 const ALICE: UserInfo = { username: 'alice', groups: ['sre', 'system:authenticated'] };
 const BOB: UserInfo = { username: 'bob', groups: ['sre', 'system:authenticated'] };
 const CAROL: UserInfo = { username: 'carol', groups: ['dev', 'system:authenticated'] };
@@ -28,7 +31,13 @@ function newObject(over: Partial<ApprovalRequestObject['spec']> = {}): ApprovalR
   return {
     apiVersion: 'agentwarden.io/v1alpha1',
     kind: 'ApprovalRequest',
-    metadata: { name: '0123456789abcdef01234567', namespace: 'agents', creationTimestamp: '2026-03-01T11:59:00Z', resourceVersion: '7', generation: 1 },
+    metadata: {
+      name: '0123456789abcdef01234567',
+      namespace: 'agents',
+      creationTimestamp: '2026-03-01T11:59:00Z',
+      resourceVersion: '7',
+      generation: 1,
+    },
     spec: {
       policy: 'agents/support-agent',
       rule: 'deletes-need-approval',
@@ -63,7 +72,9 @@ function patched(obj: unknown, res: AdmissionResponse): ApprovalRequestObject {
 }
 
 /** The API server's sequence: mutate, apply its patch, validate the result. */
-async function admit(req: Partial<AdmissionRequest> & Pick<AdmissionRequest, 'operation' | 'userInfo'>): Promise<{ ok: boolean; message?: string; code?: number; object?: ApprovalRequestObject }> {
+async function admit(
+  req: Partial<AdmissionRequest> & Pick<AdmissionRequest, 'operation' | 'userInfo'>,
+): Promise<{ ok: boolean; message?: string; code?: number; object?: ApprovalRequestObject }> {
   const m = await admission.mutate(review(req));
   expect(m.uid).toBe('uid-1');
   if (!m.allowed) return { ok: false, message: m.status?.message, code: m.status?.code };
@@ -107,15 +118,32 @@ describe('CREATE', () => {
     expect(missing.status?.message).toContain('spec.requester is missing');
   });
 
-  test('approvers and required must be the AccessPolicy rule\'s own', async () => {
-    const friendly = await admit({ operation: 'CREATE', userInfo: SIDECAR, object: newObject({ approvers: { users: ['friend'], groups: ['sre'] } }) });
+  test("approvers and required must be the AccessPolicy rule's own", async () => {
+    const friendly = await admit({
+      operation: 'CREATE',
+      userInfo: SIDECAR,
+      object: newObject({ approvers: { users: ['friend'], groups: ['sre'] } }),
+    });
     expect(friendly.ok).toBe(false);
     expect(friendly.message).toBe(
       'spec.approvers (users [friend], groups [sre]) do not match rule "deletes-need-approval" of AccessPolicy agents/support-agent (users [], groups [sre]); a request must name the rule\'s own approvers',
     );
-    const fewer = await admit({ operation: 'CREATE', userInfo: SIDECAR, object: newObject({ rule: 'two-person', approvers: { users: ['dana'], groups: ['sre'] }, required: 1, expiresAt: '2026-03-02T00:00:00Z' }) });
+    const fewer = await admit({
+      operation: 'CREATE',
+      userInfo: SIDECAR,
+      object: newObject({
+        rule: 'two-person',
+        approvers: { users: ['dana'], groups: ['sre'] },
+        required: 1,
+        expiresAt: '2026-03-02T00:00:00Z',
+      }),
+    });
     expect(fewer.message).toBe('spec.required is 1 but rule "two-person" of AccessPolicy agents/support-agent needs 2 approval(s)');
-    const ok = await admit({ operation: 'CREATE', userInfo: SIDECAR, object: newObject({ rule: 'two-person', approvers: { groups: ['sre'], users: ['dana'] }, required: 2 }) });
+    const ok = await admit({
+      operation: 'CREATE',
+      userInfo: SIDECAR,
+      object: newObject({ rule: 'two-person', approvers: { groups: ['sre'], users: ['dana'] }, required: 2 }),
+    });
     expect(ok.ok).toBe(true);
   });
 
@@ -131,7 +159,10 @@ describe('CREATE', () => {
       expect(r.ok).toBe(false);
       expect(r.message).toContain(msg);
     }
-    const preApproved = { ...newObject(), status: { state: 'approved' as const, decisions: [{ by: 'alice', verdict: 'approve' as const }] } };
+    const preApproved = {
+      ...newObject(),
+      status: { state: 'approved' as const, decisions: [{ by: 'alice', verdict: 'approve' as const }] },
+    };
     const r = await admit({ operation: 'CREATE', userInfo: SIDECAR, object: preApproved });
     expect(r.message).toContain('a new approval request must be pending with no decisions');
     // a bare policy name means the request's own namespace
@@ -141,24 +172,61 @@ describe('CREATE', () => {
 
 describe('status UPDATE: decisions', () => {
   test('the decider comes from userInfo even when the body claims someone else', async () => {
-    const r = await decide(stored(), ALICE, { by: 'mallory', groups: ['admins'], verdict: 'approve', reason: ' ticket OPS-1 ', at: '2020-01-01T00:00:00Z' });
+    const r = await decide(stored(), ALICE, {
+      by: 'mallory',
+      groups: ['admins'],
+      verdict: 'approve',
+      reason: ' ticket OPS-1 ',
+      at: '2020-01-01T00:00:00Z',
+    });
     expect(r.ok).toBe(true);
     expect(r.object!.status).toEqual({
       state: 'approved',
-      decisions: [{ by: 'alice', groups: ['sre', 'system:authenticated'], verdict: 'approve', reason: 'ticket OPS-1', at: NOW.toISOString() }],
+      decisions: [
+        { by: 'alice', groups: ['sre', 'system:authenticated'], verdict: 'approve', reason: 'ticket OPS-1', at: NOW.toISOString() },
+      ],
       finalReason: 'approved by alice (alice: ticket OPS-1)',
-      conditions: [{ type: 'Decided', status: 'True', reason: 'Approved', message: 'approved by alice (alice: ticket OPS-1)', lastTransitionTime: NOW.toISOString(), observedGeneration: 1 }],
+      conditions: [
+        {
+          type: 'Decided',
+          status: 'True',
+          reason: 'Approved',
+          message: 'approved by alice (alice: ticket OPS-1)',
+          lastTransitionTime: NOW.toISOString(),
+          observedGeneration: 1,
+        },
+      ],
     });
   });
 
   test('the validating webhook alone refuses a forged decider or a state that does not follow', async () => {
     const old = stored();
-    const forged = { ...structuredClone(old), status: { state: 'approved' as const, decisions: [{ by: 'bob', groups: ['sre'], verdict: 'approve' as const, reason: '', at: NOW.toISOString() }], finalReason: 'approved by bob' } };
-    const v = await admission.validate(review({ operation: 'UPDATE', subResource: 'status', userInfo: ALICE, object: forged, oldObject: old }));
+    const forged = {
+      ...structuredClone(old),
+      status: {
+        state: 'approved' as const,
+        decisions: [{ by: 'bob', groups: ['sre'], verdict: 'approve' as const, reason: '', at: NOW.toISOString() }],
+        finalReason: 'approved by bob',
+      },
+    };
+    const v = await admission.validate(
+      review({ operation: 'UPDATE', subResource: 'status', userInfo: ALICE, object: forged, oldObject: old }),
+    );
     expect(v.allowed).toBe(false);
-    expect(v.status?.message).toBe('status.decisions[0].by is set by the admission webhook from the authenticated user and the time ("alice"), not "bob"');
+    expect(v.status?.message).toBe(
+      'status.decisions[0].by is set by the admission webhook from the authenticated user and the time ("alice"), not "bob"',
+    );
     const wrongState = await admission.validate(
-      review({ operation: 'UPDATE', subResource: 'status', userInfo: ALICE, object: { ...structuredClone(old), status: { decisions: [{ by: 'alice', groups: ALICE.groups, verdict: 'approve', reason: '', at: NOW.toISOString() }] } }, oldObject: old }),
+      review({
+        operation: 'UPDATE',
+        subResource: 'status',
+        userInfo: ALICE,
+        object: {
+          ...structuredClone(old),
+          status: { decisions: [{ by: 'alice', groups: ALICE.groups, verdict: 'approve', reason: '', at: NOW.toISOString() }] },
+        },
+        oldObject: old,
+      }),
     );
     expect(wrongState.status?.message).toContain('status.state does not follow from the decisions (expected "approved")');
   });
@@ -166,20 +234,28 @@ describe('status UPDATE: decisions', () => {
   test('mutating is a fixed point: applied to its own output it patches nothing', async () => {
     const old = stored();
     const r = await decide(old, ALICE, { verdict: 'approve' });
-    const again = await admission.mutate(review({ operation: 'UPDATE', subResource: 'status', userInfo: ALICE, object: r.object, oldObject: old }));
+    const again = await admission.mutate(
+      review({ operation: 'UPDATE', subResource: 'status', userInfo: ALICE, object: r.object, oldObject: old }),
+    );
     expect(again).toEqual({ uid: 'uid-1', allowed: true });
   });
 
   test('self-approval is refused, for the creator and for the caller it acted for', async () => {
     const r = await decide(stored({ approvers: { users: [SIDECAR.username!], groups: ['sre'] } }), SIDECAR, { verdict: 'approve' });
-    expect(r).toMatchObject({ ok: false, code: 403, message: `${SIDECAR.username} made approval request 0123456789abcdef01234567 and cannot decide it; another approver must` });
+    expect(r).toMatchObject({
+      ok: false,
+      code: 403,
+      message: `${SIDECAR.username} made approval request 0123456789abcdef01234567 and cannot decide it; another approver must`,
+    });
     const onBehalf = await decide(stored({ onBehalfOf: { subject: 'alice' } }), ALICE, { verdict: 'approve' });
     expect(onBehalf.message).toBe('alice made approval request 0123456789abcdef01234567 and cannot decide it; another approver must');
   });
 
   test('a non-approver is refused with the list of approvers', async () => {
     const r = await decide(stored(), CAROL, { verdict: 'approve' });
-    expect(r.message).toBe('carol (groups: dev, system:authenticated) is not an approver for rule "deletes-need-approval"; approvers are groups sre');
+    expect(r.message).toBe(
+      'carol (groups: dev, system:authenticated) is not an approver for rule "deletes-need-approval"; approvers are groups sre',
+    );
     const none = await decide(stored({ approvers: {} }), ALICE, { verdict: 'approve' });
     expect(none.message).toBe('rule "deletes-need-approval" lists no approvers, so no one can approve request 0123456789abcdef01234567');
   });
@@ -190,17 +266,29 @@ describe('status UPDATE: decisions', () => {
     expect(first.object!.status).toMatchObject({ state: 'pending', decisions: [{ by: 'alice' }] });
     expect(first.object!.status?.finalReason).toBeUndefined();
     const twice = await decide(first.object!, ALICE, { verdict: 'approve' });
-    expect(twice).toMatchObject({ ok: false, code: 409, message: 'alice already decided approval request 0123456789abcdef01234567; it needs 2 distinct approvers' });
+    expect(twice).toMatchObject({
+      ok: false,
+      code: 409,
+      message: 'alice already decided approval request 0123456789abcdef01234567; it needs 2 distinct approvers',
+    });
     const second = await decide(first.object!, { username: 'dana', groups: [] }, { verdict: 'approve' });
     expect(second.object!.status).toMatchObject({ state: 'approved', finalReason: 'approved by alice, dana (alice: ok)' });
     const late = await decide(second.object!, BOB, { verdict: 'deny', reason: 'no' });
-    expect(late).toMatchObject({ ok: false, code: 409, message: 'approval request 0123456789abcdef01234567 is already approved by alice, dana; approvals are single-use' });
+    expect(late).toMatchObject({
+      ok: false,
+      code: 409,
+      message: 'approval request 0123456789abcdef01234567 is already approved by alice, dana; approvals are single-use',
+    });
   });
 
   test('deny needs a reason and ends the request', async () => {
     expect((await decide(stored(), BOB, { verdict: 'deny', reason: '  ' })).message).toBe('a denial needs a reason; the agent is told it');
     const r = await decide(stored(), BOB, { verdict: 'deny', reason: 'use a soft delete' });
-    expect(r.object!.status).toMatchObject({ state: 'denied', finalReason: 'denied by bob: use a soft delete', conditions: [{ type: 'Decided', reason: 'Denied' }] });
+    expect(r.object!.status).toMatchObject({
+      state: 'denied',
+      finalReason: 'denied by bob: use a soft delete',
+      conditions: [{ type: 'Decided', reason: 'Denied' }],
+    });
   });
 
   test('earlier decisions cannot change; one decision per update', async () => {
@@ -213,31 +301,53 @@ describe('status UPDATE: decisions', () => {
       'status.decisions[0] was changed; recorded decisions cannot be changed or removed',
     );
     const removed = { ...structuredClone(first), status: { ...first.status, decisions: [] } };
-    expect((await admit({ operation: 'UPDATE', subResource: 'status', userInfo: BOB, object: removed, oldObject: first })).message).toContain('lost entries');
+    expect(
+      (await admit({ operation: 'UPDATE', subResource: 'status', userInfo: BOB, object: removed, oldObject: first })).message,
+    ).toContain('lost entries');
     const two = { ...structuredClone(old), status: { decisions: [{ verdict: 'approve' as const }, { verdict: 'approve' as const }] } };
-    expect((await admit({ operation: 'UPDATE', subResource: 'status', userInfo: BOB, object: two, oldObject: old })).message).toBe('exactly one decision may be added per update; this one adds 2');
+    expect((await admit({ operation: 'UPDATE', subResource: 'status', userInfo: BOB, object: two, oldObject: old })).message).toBe(
+      'exactly one decision may be added per update; this one adds 2',
+    );
   });
 
   test('no decision after expiresAt, even while still pending', async () => {
     const r = await decide(stored({ expiresAt: '2026-03-01T11:59:59Z' }), ALICE, { verdict: 'approve' });
-    expect(r).toMatchObject({ ok: false, code: 409, message: 'approval request 0123456789abcdef01234567 expired at 2026-03-01T11:59:59Z; it can no longer be decided' });
+    expect(r).toMatchObject({
+      ok: false,
+      code: 409,
+      message: 'approval request 0123456789abcdef01234567 expired at 2026-03-01T11:59:59Z; it can no longer be decided',
+    });
   });
 });
 
 describe('status UPDATE: cancel, expire, direct state changes', () => {
   test('the requester may cancel its own pending request; others may not', async () => {
-    const r = await setStatus(stored(), SIDECAR, { state: 'cancelled', finalReason: 'cancelled: the agent disconnected before a decision' });
-    expect(r.object!.status).toMatchObject({ state: 'cancelled', finalReason: 'cancelled: the agent disconnected before a decision', conditions: [{ type: 'Decided', reason: 'Cancelled' }] });
+    const r = await setStatus(stored(), SIDECAR, {
+      state: 'cancelled',
+      finalReason: 'cancelled: the agent disconnected before a decision',
+    });
+    expect(r.object!.status).toMatchObject({
+      state: 'cancelled',
+      finalReason: 'cancelled: the agent disconnected before a decision',
+      conditions: [{ type: 'Decided', reason: 'Cancelled' }],
+    });
     const other = await setStatus(stored(), ALICE, { state: 'cancelled' });
-    expect(other.message).toBe(`only the requester (${SIDECAR.username}) or the operator may cancel approval request 0123456789abcdef01234567; alice may not`);
+    expect(other.message).toBe(
+      `only the requester (${SIDECAR.username}) or the operator may cancel approval request 0123456789abcdef01234567; alice may not`,
+    );
     const approved = (await decide(stored(), ALICE, { verdict: 'approve' })).object!;
-    expect((await setStatus(approved, SIDECAR, { state: 'cancelled' })).message).toBe('approval request 0123456789abcdef01234567 is already approved; its state cannot change');
+    expect((await setStatus(approved, SIDECAR, { state: 'cancelled' })).message).toBe(
+      'approval request 0123456789abcdef01234567 is already approved; its state cannot change',
+    );
   });
 
   test('only the operator expires, and only once expiresAt has passed', async () => {
     const due = stored({ expiresAt: '2026-03-01T11:59:00Z' });
     const r = await setStatus(due, OPERATOR, { state: 'expired' });
-    expect(r.object!.status).toMatchObject({ state: 'expired', finalReason: 'approval request 0123456789abcdef01234567 expired at 2026-03-01T11:59:00Z without a decision' });
+    expect(r.object!.status).toMatchObject({
+      state: 'expired',
+      finalReason: 'approval request 0123456789abcdef01234567 expired at 2026-03-01T11:59:00Z without a decision',
+    });
     expect((await setStatus(due, SIDECAR, { state: 'expired' })).message).toContain('only the operator expires approval requests');
     expect((await setStatus(stored({ expiresAt: '2026-03-01T12:05:00Z' }), OPERATOR, { state: 'expired' })).message).toBe(
       'approval request 0123456789abcdef01234567 does not expire until 2026-03-01T12:05:00Z',
@@ -294,8 +404,16 @@ spec:
       approval: {approvers: {users: [dana], groups: [sre]}, count: 2, timeout: 30m}
       match: {target: crm, sql: {statements: [TRUNCATE]}}
 `) as AccessPolicy;
-  expect(approvalRuleFromPolicy(policy, 'deletes-need-approval')).toEqual({ approvers: { users: [], groups: ['sre'] }, required: 1, timeoutMs: 600_000 });
-  expect(approvalRuleFromPolicy(policy, 'two-person')).toEqual({ approvers: { users: ['dana'], groups: ['sre'] }, required: 2, timeoutMs: 1_800_000 });
+  expect(approvalRuleFromPolicy(policy, 'deletes-need-approval')).toEqual({
+    approvers: { users: [], groups: ['sre'] },
+    required: 1,
+    timeoutMs: 600_000,
+  });
+  expect(approvalRuleFromPolicy(policy, 'two-person')).toEqual({
+    approvers: { users: ['dana'], groups: ['sre'] },
+    required: 2,
+    timeoutMs: 1_800_000,
+  });
   expect(approvalRuleFromPolicy(policy, 'no-ddl')).toBeUndefined();
   expect(approvalRuleFromPolicy(policy, 'missing')).toBeUndefined();
 });

@@ -52,7 +52,11 @@ export function approvalRuleFromPolicy(policy: AccessPolicy, ruleName: string): 
   } catch {
     return undefined; // a policy that does not parse holds nothing the webhook can vouch for
   }
-  return { approvers: { users: [...(a.approvers?.users ?? [])], groups: [...(a.approvers?.groups ?? [])] }, required: a.count ?? 1, timeoutMs };
+  return {
+    approvers: { users: [...(a.approvers?.users ?? [])], groups: [...(a.approvers?.groups ?? [])] },
+    required: a.count ?? 1,
+    timeoutMs,
+  };
 }
 
 export interface ApprovalAdmissionContext {
@@ -127,7 +131,9 @@ function splitPolicy(policy: string, namespace: string): { namespace: string; na
   if (i < 0) return { namespace, name: policy };
   const ns = policy.slice(0, i);
   if (ns !== namespace) {
-    throw new Refusal(`spec.policy "${policy}" names an AccessPolicy in namespace ${ns}; an ApprovalRequest must name a policy in its own namespace (${namespace})`);
+    throw new Refusal(
+      `spec.policy "${policy}" names an AccessPolicy in namespace ${ns}; an ApprovalRequest must name a policy in its own namespace (${namespace})`,
+    );
   }
   return { namespace: ns, name: policy.slice(i + 1) };
 }
@@ -154,20 +160,32 @@ export function stampRequester(obj: ApprovalRequestObject, user: UserInfo): Appr
 }
 
 /** Every CREATE rule except the requester stamp; throws Refusal. */
-export async function checkCreate(obj: ApprovalRequestObject, opts: { user: UserInfo; namespace: string; ctx: ApprovalAdmissionContext; now: Date }): Promise<void> {
+export async function checkCreate(
+  obj: ApprovalRequestObject,
+  opts: { user: UserInfo; namespace: string; ctx: ApprovalAdmissionContext; now: Date },
+): Promise<void> {
   const { user, namespace, ctx, now } = opts;
   const spec = obj.spec;
   if (!spec || typeof spec !== 'object') throw new Refusal('spec is required', 400);
   const name = username(user);
-  if (!spec.requester) throw new Refusal(`spec.requester is missing; the mutating webhook stamps it from the authenticated user (${name}), so the webhook is not running`, 400);
+  if (!spec.requester)
+    throw new Refusal(
+      `spec.requester is missing; the mutating webhook stamps it from the authenticated user (${name}), so the webhook is not running`,
+      400,
+    );
   if (spec.requester.subject !== name || !sameSet(spec.requester.groups, user.groups)) {
-    throw new Refusal(`spec.requester (${spec.requester.subject} ${list(spec.requester.groups)}) is not the authenticated user (${name} ${list(user.groups)}); nobody can make an approval request in someone else's name`);
+    throw new Refusal(
+      `spec.requester (${spec.requester.subject} ${list(spec.requester.groups)}) is not the authenticated user (${name} ${list(user.groups)}); nobody can make an approval request in someone else's name`,
+    );
   }
   if (typeof spec.policy !== 'string' || spec.policy === '') throw new Refusal('spec.policy is required', 400);
   if (typeof spec.rule !== 'string' || spec.rule === '') throw new Refusal('spec.rule is required', 400);
   const pol = splitPolicy(spec.policy, namespace);
   const rule = await ctx.policyRule(pol.namespace, pol.name, spec.rule);
-  if (!rule) throw new Refusal(`AccessPolicy ${pol.namespace}/${pol.name} has no hold rule "${spec.rule}"; an approval request must name the rule that held it`);
+  if (!rule)
+    throw new Refusal(
+      `AccessPolicy ${pol.namespace}/${pol.name} has no hold rule "${spec.rule}"; an approval request must name the rule that held it`,
+    );
   const a = spec.approvers ?? {};
   if (!sameSet(a.users, rule.approvers.users) || !sameSet(a.groups, rule.approvers.groups)) {
     throw new Refusal(
@@ -175,13 +193,18 @@ export async function checkCreate(obj: ApprovalRequestObject, opts: { user: User
     );
   }
   if (spec.required !== rule.required) {
-    throw new Refusal(`spec.required is ${spec.required} but rule "${spec.rule}" of AccessPolicy ${pol.namespace}/${pol.name} needs ${rule.required} approval(s)`);
+    throw new Refusal(
+      `spec.required is ${spec.required} but rule "${spec.rule}" of AccessPolicy ${pol.namespace}/${pol.name} needs ${rule.required} approval(s)`,
+    );
   }
   const expires = Date.parse(spec.expiresAt);
   if (Number.isNaN(expires)) throw new Refusal(`spec.expiresAt "${spec.expiresAt}" is not an RFC 3339 time`, 400);
   if (expires <= now.getTime()) throw new Refusal(`spec.expiresAt ${spec.expiresAt} is already past`, 400);
   if (rule.timeoutMs !== undefined && expires > now.getTime() + rule.timeoutMs + CLOCK_SKEW_MS) {
-    throw new Refusal(`spec.expiresAt ${spec.expiresAt} is later than rule "${spec.rule}" allows (timeout ${rule.timeoutMs}ms from now)`, 400);
+    throw new Refusal(
+      `spec.expiresAt ${spec.expiresAt} is later than rule "${spec.rule}" allows (timeout ${rule.timeoutMs}ms from now)`,
+      400,
+    );
   }
   const st = obj.status;
   if (st && (stateOf(obj) !== 'pending' || (st.decisions?.length ?? 0) > 0 || st.finalReason)) {
@@ -204,7 +227,13 @@ function keepTime(claimed: string | undefined, now: Date): string {
   return Number.isFinite(t) && Math.abs(t - now.getTime()) <= CLOCK_SKEW_MS ? (claimed as string) : now.toISOString();
 }
 
-const CONDITION_REASON: Record<ApprovalState, string> = { pending: 'Pending', approved: 'Approved', denied: 'Denied', expired: 'Expired', cancelled: 'Cancelled' };
+const CONDITION_REASON: Record<ApprovalState, string> = {
+  pending: 'Pending',
+  approved: 'Approved',
+  denied: 'Denied',
+  expired: 'Expired',
+  cancelled: 'Cancelled',
+};
 
 function withDecided(u: StatusUpdate, state: ApprovalState, finalReason: string): Condition[] {
   const others = (u.old.status?.conditions ?? []).filter((c) => c.type !== DECIDED_CONDITION);
@@ -235,9 +264,13 @@ function checkDecider(u: StatusUpdate, name: string, entry: DecisionEntry): void
   const state = stateOf(old);
   if (state !== 'pending') {
     const by = [...new Set((old.status?.decisions ?? []).map((d) => d.by).filter(Boolean))];
-    throw new Refusal(`approval request ${id} is already ${state}${by.length && state !== 'cancelled' && state !== 'expired' ? ` by ${by.join(', ')}` : ''}; approvals are single-use`, 409);
+    throw new Refusal(
+      `approval request ${id} is already ${state}${by.length && state !== 'cancelled' && state !== 'expired' ? ` by ${by.join(', ')}` : ''}; approvals are single-use`,
+      409,
+    );
   }
-  if (u.now.getTime() >= Date.parse(spec.expiresAt)) throw new Refusal(`approval request ${id} expired at ${spec.expiresAt}; it can no longer be decided`, 409);
+  if (u.now.getTime() >= Date.parse(spec.expiresAt))
+    throw new Refusal(`approval request ${id} expired at ${spec.expiresAt}; it can no longer be decided`, 409);
   if (name === spec.requester?.subject || name === spec.onBehalfOf?.subject) {
     throw new Refusal(`${name} made approval request ${id} and cannot decide it; another approver must`);
   }
@@ -254,9 +287,11 @@ function checkDecider(u: StatusUpdate, name: string, entry: DecisionEntry): void
   if ((old.status?.decisions ?? []).some((d) => d.by === name)) {
     throw new Refusal(`${name} already decided approval request ${id}; it needs ${spec.required} distinct approvers`, 409);
   }
-  if (entry.verdict !== 'approve' && entry.verdict !== 'deny') throw new Refusal(`a decision's verdict must be approve or deny, not "${String(entry.verdict)}"`, 400);
-  if (entry.reason !== undefined && typeof entry.reason !== 'string') throw new Refusal('a decision\'s reason must be a string', 400);
-  if (entry.verdict === 'deny' && (entry.reason ?? '').trim() === '') throw new Refusal('a denial needs a reason; the agent is told it', 400);
+  if (entry.verdict !== 'approve' && entry.verdict !== 'deny')
+    throw new Refusal(`a decision's verdict must be approve or deny, not "${String(entry.verdict)}"`, 400);
+  if (entry.reason !== undefined && typeof entry.reason !== 'string') throw new Refusal("a decision's reason must be a string", 400);
+  if (entry.verdict === 'deny' && (entry.reason ?? '').trim() === '')
+    throw new Refusal('a denial needs a reason; the agent is told it', 400);
 }
 
 /** State and finalReason that follow from the decisions (the same wording as the local store). */
@@ -266,7 +301,10 @@ function outcome(decisions: DecisionEntry[], required: number): { state: Approva
   const approvals = decisions.filter((d) => d.verdict === 'approve');
   if (approvals.length < required) return { state: 'pending' };
   const reasons = approvals.filter((d) => d.reason).map((d) => `${d.by}: ${d.reason}`);
-  return { state: 'approved', finalReason: `approved by ${approvals.map((d) => d.by).join(', ')}${reasons.length ? ` (${reasons.join('; ')})` : ''}` };
+  return {
+    state: 'approved',
+    finalReason: `approved by ${approvals.map((d) => d.by).join(', ')}${reasons.length ? ` (${reasons.join('; ')})` : ''}`,
+  };
 }
 
 function normalise(st: ApprovalRequestStatus | undefined): ApprovalRequestStatus {
@@ -291,16 +329,24 @@ export function desiredStatus(u: StatusUpdate): ApprovalRequestStatus {
   const oldDecisions = oldStatus.decisions ?? [];
   const decisions = body.decisions ?? [];
   for (let i = 0; i < Math.min(oldDecisions.length, decisions.length); i++) {
-    if (canonical(oldDecisions[i]) !== canonical(decisions[i])) throw new Refusal(`status.decisions[${i}] was changed; recorded decisions cannot be changed or removed`);
+    if (canonical(oldDecisions[i]) !== canonical(decisions[i]))
+      throw new Refusal(`status.decisions[${i}] was changed; recorded decisions cannot be changed or removed`);
   }
-  if (decisions.length < oldDecisions.length) throw new Refusal('status.decisions lost entries; recorded decisions cannot be changed or removed');
+  if (decisions.length < oldDecisions.length)
+    throw new Refusal('status.decisions lost entries; recorded decisions cannot be changed or removed');
   const added = decisions.length - oldDecisions.length;
   if (added > 1) throw new Refusal(`exactly one decision may be added per update; this one adds ${added}`, 400);
 
   if (added === 1) {
     const entry = decisions[decisions.length - 1];
     checkDecider(u, name, entry);
-    const stamped: DecisionEntry = { by: name, groups: [...(u.user.groups ?? [])], verdict: entry.verdict, reason: (entry.reason ?? '').trim(), at: keepTime(entry.at, u.now) };
+    const stamped: DecisionEntry = {
+      by: name,
+      groups: [...(u.user.groups ?? [])],
+      verdict: entry.verdict,
+      reason: (entry.reason ?? '').trim(),
+      at: keepTime(entry.at, u.now),
+    };
     const all = [...oldDecisions, stamped];
     const result = outcome(all, u.old.spec.required);
     const out: ApprovalRequestStatus = { ...oldStatus, state: result.state, decisions: all };
@@ -324,13 +370,16 @@ export function desiredStatus(u: StatusUpdate): ApprovalRequestStatus {
   const isOperator = name === u.operatorUsername;
   if (to === 'cancelled') {
     if (!isOperator && name !== u.old.spec.requester?.subject) {
-      throw new Refusal(`only the requester (${u.old.spec.requester?.subject ?? 'unknown'}) or the operator may cancel approval request ${id}; ${name} may not`);
+      throw new Refusal(
+        `only the requester (${u.old.spec.requester?.subject ?? 'unknown'}) or the operator may cancel approval request ${id}; ${name} may not`,
+      );
     }
     const reason = body.finalReason?.trim() || `cancelled by ${name}`;
     return { ...oldStatus, state: 'cancelled', finalReason: reason, conditions: withDecided(u, 'cancelled', reason) };
   }
   if (to === 'expired') {
-    if (!isOperator) throw new Refusal(`only the operator expires approval requests; ${name} may not set approval request ${id} to expired`);
+    if (!isOperator)
+      throw new Refusal(`only the operator expires approval requests; ${name} may not set approval request ${id} to expired`);
     if (u.now.getTime() + CLOCK_SKEW_MS < Date.parse(u.old.spec.expiresAt)) {
       throw new Refusal(`approval request ${id} does not expire until ${u.old.spec.expiresAt}`, 409);
     }
@@ -363,7 +412,10 @@ function firstDifference(body: ApprovalRequestStatus, want: ApprovalRequestStatu
 
 function checkResource(req: AdmissionRequest): void {
   if (req.resource?.group !== GROUP || req.resource.resource !== APPROVAL_REQUEST.plural) {
-    throw new Refusal(`this webhook handles ${APPROVAL_REQUEST.plural}.${GROUP} only, not ${req.resource?.resource}.${req.resource?.group}`, 400);
+    throw new Refusal(
+      `this webhook handles ${APPROVAL_REQUEST.plural}.${GROUP} only, not ${req.resource?.resource}.${req.resource?.group}`,
+      400,
+    );
   }
 }
 
@@ -438,5 +490,11 @@ export function createApprovalRequestAdmission(ctx: ApprovalAdmissionContext): A
  * approvalrequests and approvalrequests/status. failurePolicy must be Fail.
  */
 export const APPROVAL_WEBHOOK_RULES = [
-  { apiGroups: [GROUP], apiVersions: [VERSION], operations: ['CREATE', 'UPDATE'], resources: [APPROVAL_REQUEST.plural, `${APPROVAL_REQUEST.plural}/status`], scope: 'Namespaced' },
+  {
+    apiGroups: [GROUP],
+    apiVersions: [VERSION],
+    operations: ['CREATE', 'UPDATE'],
+    resources: [APPROVAL_REQUEST.plural, `${APPROVAL_REQUEST.plural}/status`],
+    scope: 'Namespaced',
+  },
 ] as const;

@@ -13,7 +13,12 @@ const crd = YAML.parse(fs.readFileSync(path.join(findRepoRoot(), 'crds', 'approv
     group: string;
     scope: string;
     names: { kind: string; plural: string; shortNames: string[] };
-    versions: Array<{ name: string; subresources?: Schema; additionalPrinterColumns: Array<{ name: string; jsonPath: string }>; schema: { openAPIV3Schema: Schema } }>;
+    versions: Array<{
+      name: string;
+      subresources?: Schema;
+      additionalPrinterColumns: Array<{ name: string; jsonPath: string }>;
+      schema: { openAPIV3Schema: Schema };
+    }>;
   };
 };
 const version = crd.spec.versions[0];
@@ -50,10 +55,16 @@ function sample(): Record<string, any> {
 
 test('names, scope, subresource and printer columns', () => {
   expect(crd.metadata.name).toBe('approvalrequests.agentwarden.io');
-  expect(crd.spec).toMatchObject({ group: 'agentwarden.io', scope: 'Namespaced', names: { kind: 'ApprovalRequest', plural: 'approvalrequests' } });
+  expect(crd.spec).toMatchObject({
+    group: 'agentwarden.io',
+    scope: 'Namespaced',
+    names: { kind: 'ApprovalRequest', plural: 'approvalrequests' },
+  });
   expect(crd.spec.names.shortNames).toEqual(expect.arrayContaining(['ar', 'approval']));
   expect(version).toMatchObject({ name: 'v1alpha1', served: true, storage: true, subresources: { status: {} } });
-  expect(version.additionalPrinterColumns.map((c) => c.name)).toEqual(expect.arrayContaining(['State', 'Rule', 'Requester', 'Age', 'Expires']));
+  expect(version.additionalPrinterColumns.map((c) => c.name)).toEqual(
+    expect.arrayContaining(['State', 'Rule', 'Requester', 'Age', 'Expires']),
+  );
   const spec = (schema.properties as Schema).spec as Schema;
   expect(spec['x-kubernetes-validations']).toEqual([expect.objectContaining({ rule: 'self == oldSelf' })]);
 });
@@ -76,7 +87,16 @@ test('a new request and a decided one validate', () => {
     state: 'approved',
     decisions: [{ by: 'alice', groups: ['sre'], verdict: 'approve', reason: 'ok', at: '2026-03-01T12:01:00.123Z' }],
     finalReason: 'approved by alice (alice: ok)',
-    conditions: [{ type: 'Decided', status: 'True', reason: 'Approved', message: 'approved by alice', lastTransitionTime: '2026-03-01T12:01:00.123Z', observedGeneration: 1 }],
+    conditions: [
+      {
+        type: 'Decided',
+        status: 'True',
+        reason: 'Approved',
+        message: 'approved by alice',
+        lastTransitionTime: '2026-03-01T12:01:00.123Z',
+        observedGeneration: 1,
+      },
+    ],
   };
   expect(check(decided)).toEqual([]);
   // a freshly created object: requester not yet stamped is a schema error (the webhook must run)
@@ -92,7 +112,10 @@ test('malformed objects are refused with the field named', () => {
     [(o) => (o.spec.required = 0), '/spec/required must be >= 1'],
     [(o) => (o.spec.approver = { users: ['x'] }), '/spec must NOT have additional properties'],
     [(o) => (o.status = { state: 'maybe' }), '/status/state must be equal to one of the allowed values'],
-    [(o) => (o.status = { decisions: [{ by: 'a', verdict: 'yes' }] }), '/status/decisions/0/verdict must be equal to one of the allowed values'],
+    [
+      (o) => (o.status = { decisions: [{ by: 'a', verdict: 'yes' }] }),
+      '/status/decisions/0/verdict must be equal to one of the allowed values',
+    ],
     [(o) => (o.spec.expiresAt = 'tomorrow'), '/spec/expiresAt must match format "date-time"'],
   ];
   for (const [mutate, msg] of cases) {

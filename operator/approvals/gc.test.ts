@@ -9,7 +9,10 @@ import { startAdmissionProxy, type AdmissionProxy } from '../../test/support/ope
 const NOW = new Date('2026-03-01T12:00:00Z');
 const TTL = 60 * 60_000;
 
-function obj(name: string, over: { expiresAt?: string; status?: ApprovalRequestObject['status']; created?: string } = {}): ApprovalRequestObject {
+function obj(
+  name: string,
+  over: { expiresAt?: string; status?: ApprovalRequestObject['status']; created?: string } = {},
+): ApprovalRequestObject {
   return {
     apiVersion: 'agentwarden.io/v1alpha1',
     kind: 'ApprovalRequest',
@@ -46,8 +49,18 @@ describe('sweepApprovalRequests (pure)', () => {
       TTL,
     );
     expect(plan.expire).toEqual([
-      { namespace: 'agents', name: 'due', resourceVersion: '5', finalReason: 'approval request due expired at 2026-03-01T11:59:59Z without a decision (1 of 1 approvals)' },
-      { namespace: 'agents', name: 'fresh-status', resourceVersion: '5', finalReason: 'approval request fresh-status expired at 2026-03-01T11:00:00Z without a decision' },
+      {
+        namespace: 'agents',
+        name: 'due',
+        resourceVersion: '5',
+        finalReason: 'approval request due expired at 2026-03-01T11:59:59Z without a decision (1 of 1 approvals)',
+      },
+      {
+        namespace: 'agents',
+        name: 'fresh-status',
+        resourceVersion: '5',
+        finalReason: 'approval request fresh-status expired at 2026-03-01T11:00:00Z without a decision',
+      },
     ]);
     expect(plan.delete).toEqual([]);
   });
@@ -70,8 +83,12 @@ describe('sweepApprovalRequests (pure)', () => {
   });
 
   test('finishedAt falls back from the condition to the last decision to creation', () => {
-    expect(finishedAt(obj('a', { status: { state: 'denied', decisions: [{ verdict: 'deny', at: '2026-03-01T11:00:00Z' }] } }))).toBe(Date.parse('2026-03-01T11:00:00Z'));
-    expect(finishedAt(obj('b', { status: { state: 'cancelled' }, created: '2026-03-01T09:00:00Z' }))).toBe(Date.parse('2026-03-01T09:00:00Z'));
+    expect(finishedAt(obj('a', { status: { state: 'denied', decisions: [{ verdict: 'deny', at: '2026-03-01T11:00:00Z' }] } }))).toBe(
+      Date.parse('2026-03-01T11:00:00Z'),
+    );
+    expect(finishedAt(obj('b', { status: { state: 'cancelled' }, created: '2026-03-01T09:00:00Z' }))).toBe(
+      Date.parse('2026-03-01T09:00:00Z'),
+    );
   });
 
   test('an unreadable expiry fails closed: the request expires', () => {
@@ -86,7 +103,10 @@ describe('startApprovalSweeper against the fake API server (through the admissio
   beforeEach(async () => {
     fake = await FakeApiServer.start();
     now = new Date();
-    proxy = await startAdmissionProxy(fake, createApprovalRequestAdmission({ policyRule: () => ({ approvers: { groups: ['sre'] }, required: 1 }), now: () => now }));
+    proxy = await startAdmissionProxy(
+      fake,
+      createApprovalRequestAdmission({ policyRule: () => ({ approvers: { groups: ['sre'] }, required: 1 }), now: () => now }),
+    );
   });
   afterEach(async () => {
     await proxy.close();
@@ -99,8 +119,17 @@ describe('startApprovalSweeper against the fake API server (through the admissio
     delete body.spec.requester; // stamped by the webhook
     delete (body.metadata as Record<string, unknown>).resourceVersion;
     delete (body.metadata as Record<string, unknown>).creationTimestamp;
-    await sidecar.createNamespacedCustomObject({ group: 'agentwarden.io', version: 'v1alpha1', namespace: 'agents', plural: 'approvalrequests', body });
-    fake.put({ ...obj('kept', { expiresAt: new Date(now.getTime() + 3_600_000).toISOString() }), metadata: { name: 'kept', namespace: 'agents' } } as unknown as Record<string, unknown>);
+    await sidecar.createNamespacedCustomObject({
+      group: 'agentwarden.io',
+      version: 'v1alpha1',
+      namespace: 'agents',
+      plural: 'approvalrequests',
+      body,
+    });
+    fake.put({
+      ...obj('kept', { expiresAt: new Date(now.getTime() + 3_600_000).toISOString() }),
+      metadata: { name: 'kept', namespace: 'agents' },
+    } as unknown as Record<string, unknown>);
 
     const client = proxy.kubeConfig(DEFAULT_OPERATOR_USERNAME, ['system:serviceaccounts']).makeApiClient(CustomObjectsApi);
     const sweeper = startApprovalSweeper({ client, log: silentLogger, ttlMs: 60_000, intervalMs: 3_600_000, now: () => now });
@@ -110,7 +139,11 @@ describe('startApprovalSweeper against the fake API server (through the admissio
       const first = await sweeper.sweepNow();
       expect(first.expire.map((e) => e.name)).toEqual(['due']);
       const stored = fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', 'agents', 'due') as unknown as ApprovalRequestObject;
-      expect(stored.status).toMatchObject({ state: 'expired', finalReason: expect.stringMatching(/^approval request due expired at .* without a decision$/), conditions: [{ type: 'Decided', reason: 'Expired' }] });
+      expect(stored.status).toMatchObject({
+        state: 'expired',
+        finalReason: expect.stringMatching(/^approval request due expired at .* without a decision$/),
+        conditions: [{ type: 'Decided', reason: 'Expired' }],
+      });
       expect(stored.spec.requester?.subject).toBe('system:serviceaccount:agents:agent');
       now = new Date(now.getTime() + 61_000);
       const second = await sweeper.sweepNow();
@@ -127,12 +160,25 @@ describe('startApprovalSweeper against the fake API server (through the admissio
     const body = obj('race', { expiresAt: new Date(now.getTime() + 1000).toISOString() });
     delete body.spec.requester;
     delete (body.metadata as Record<string, unknown>).resourceVersion;
-    await sidecar.createNamespacedCustomObject({ group: 'agentwarden.io', version: 'v1alpha1', namespace: 'agents', plural: 'approvalrequests', body });
+    await sidecar.createNamespacedCustomObject({
+      group: 'agentwarden.io',
+      version: 'v1alpha1',
+      namespace: 'agents',
+      plural: 'approvalrequests',
+      body,
+    });
     const stale = fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', 'agents', 'race') as unknown as ApprovalRequestObject;
     // alice approves in time
     const alice = proxy.kubeConfig('alice', ['sre']).makeApiClient(CustomObjectsApi);
     await alice.patchNamespacedCustomObjectStatus(
-      { group: 'agentwarden.io', version: 'v1alpha1', namespace: 'agents', plural: 'approvalrequests', name: 'race', body: { status: { decisions: [{ verdict: 'approve' }] } } },
+      {
+        group: 'agentwarden.io',
+        version: 'v1alpha1',
+        namespace: 'agents',
+        plural: 'approvalrequests',
+        name: 'race',
+        body: { status: { decisions: [{ verdict: 'approve' }] } },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     // the sweeper acts on a list taken before the approval (a one-call seam stands in for the
@@ -144,7 +190,9 @@ describe('startApprovalSweeper against the fake API server (through the admissio
     try {
       expect(await sweeper.sweepNow()).toEqual({ expire: [], delete: [] });
       expect(list).toHaveBeenCalled();
-      expect((fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', 'agents', 'race') as unknown as ApprovalRequestObject).status?.state).toBe('approved');
+      expect(
+        (fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', 'agents', 'race') as unknown as ApprovalRequestObject).status?.state,
+      ).toBe('approved');
     } finally {
       sweeper.stop();
     }

@@ -2,7 +2,15 @@
 // a clock in, a plan out); `startApprovalSweeper` is the thin shell the operator runs periodically.
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from '../../common/log';
-import { APPROVAL_API, DECIDED_CONDITION, expiredReason, isFinal, stateOf, type ApprovalRequestList, type ApprovalRequestObject } from '../../common/approvals/object';
+import {
+  APPROVAL_API,
+  DECIDED_CONDITION,
+  expiredReason,
+  isFinal,
+  stateOf,
+  type ApprovalRequestList,
+  type ApprovalRequestObject,
+} from '../../common/approvals/object';
 
 export interface ObjectRef {
   namespace: string;
@@ -19,7 +27,12 @@ export interface SweepPlan {
 /** When the request left pending: the Decided condition, else the last decision, else its expiry or creation. */
 export function finishedAt(obj: ApprovalRequestObject): number {
   const cond = obj.status?.conditions?.find((c) => c.type === DECIDED_CONDITION);
-  const candidates = [cond?.lastTransitionTime, obj.status?.decisions?.at(-1)?.at, stateOf(obj) === 'expired' ? obj.spec?.expiresAt : undefined, obj.metadata.creationTimestamp];
+  const candidates = [
+    cond?.lastTransitionTime,
+    obj.status?.decisions?.at(-1)?.at,
+    stateOf(obj) === 'expired' ? obj.spec?.expiresAt : undefined,
+    obj.metadata.creationTimestamp,
+  ];
   for (const c of candidates) {
     const t = c === undefined ? NaN : Date.parse(c);
     if (Number.isFinite(t)) return t;
@@ -37,7 +50,8 @@ export function sweepApprovalRequests(objects: readonly ApprovalRequestObject[],
     if (state === 'pending') {
       const expires = Date.parse(obj.spec?.expiresAt ?? '');
       // An unreadable expiry fails closed: the request expires now.
-      if (!(now.getTime() < expires)) plan.expire.push({ ...ref, resourceVersion: obj.metadata.resourceVersion, finalReason: expiredReason(obj) });
+      if (!(now.getTime() < expires))
+        plan.expire.push({ ...ref, resourceVersion: obj.metadata.resourceVersion, finalReason: expiredReason(obj) });
     } else if (isFinal(state) && finishedAt(obj) + ttlMs <= now.getTime()) {
       plan.delete.push(ref);
     }
@@ -75,9 +89,11 @@ export function startApprovalSweeper(opts: ApprovalSweeperOptions): ApprovalSwee
   let stopped = false;
 
   async function list(): Promise<ApprovalRequestObject[]> {
-    const res = (opts.namespace
-      ? await client.listNamespacedCustomObject({ group, version, plural, namespace: opts.namespace })
-      : await client.listClusterCustomObject({ group, version, plural })) as ApprovalRequestList;
+    const res = (
+      opts.namespace
+        ? await client.listNamespacedCustomObject({ group, version, plural, namespace: opts.namespace })
+        : await client.listClusterCustomObject({ group, version, plural })
+    ) as ApprovalRequestList;
     return res.items ?? [];
   }
 
@@ -88,7 +104,14 @@ export function startApprovalSweeper(opts: ApprovalSweeperOptions): ApprovalSwee
       try {
         // resourceVersion makes this conditional: a decision that landed since the list wins (409).
         await client.patchNamespacedCustomObjectStatus(
-          { group, version, plural, namespace: e.namespace, name: e.name, body: { metadata: { resourceVersion: e.resourceVersion }, status: { state: 'expired', finalReason: e.finalReason } } },
+          {
+            group,
+            version,
+            plural,
+            namespace: e.namespace,
+            name: e.name,
+            body: { metadata: { resourceVersion: e.resourceVersion }, status: { state: 'expired', finalReason: e.finalReason } },
+          },
           mergePatch,
         );
         done.expire.push(e);
@@ -106,7 +129,11 @@ export function startApprovalSweeper(opts: ApprovalSweeperOptions): ApprovalSwee
         log.debug('approval request deleted after its TTL', { approval: `${d.namespace}/${d.name}` });
       } catch (err) {
         if (httpCode(err) === 404) continue;
-        log.warn('cannot delete approval request', { approval: `${d.namespace}/${d.name}`, code: httpCode(err), error: (err as Error).message });
+        log.warn('cannot delete approval request', {
+          approval: `${d.namespace}/${d.name}`,
+          code: httpCode(err),
+          error: (err as Error).message,
+        });
       }
     }
     return done;
@@ -122,7 +149,9 @@ export function startApprovalSweeper(opts: ApprovalSweeperOptions): ApprovalSwee
 
   const tick = (): void => {
     if (stopped) return;
-    sweepNow().catch((err: unknown) => log.warn('approval sweep failed; retrying next interval', { code: httpCode(err), error: (err as Error).message }));
+    sweepNow().catch((err: unknown) =>
+      log.warn('approval sweep failed; retrying next interval', { code: httpCode(err), error: (err as Error).message }),
+    );
   };
   const timer = setInterval(tick, opts.intervalMs);
   timer.unref?.();

@@ -1,4 +1,11 @@
-import { APPROVER_RULES, OPERATOR_APPROVALS_RULES, SIDECAR_APPROVALS_RULES, approverClusterRole, sidecarApprovalsRole, type PolicyRule } from './rbac';
+import {
+  APPROVER_RULES,
+  OPERATOR_APPROVALS_RULES,
+  SIDECAR_APPROVALS_RULES,
+  approverClusterRole,
+  sidecarApprovalsRole,
+  type PolicyRule,
+} from './rbac';
 
 /** Every (group, resource, verb) a rule set grants. */
 function grants(rules: readonly PolicyRule[]): string[] {
@@ -32,7 +39,12 @@ test('the sidecar may create, read and watch requests and patch status (cancel) 
 
 test('approvers read requests and patch status; they cannot create, update or delete requests', () => {
   const g = grants(APPROVER_RULES);
-  expect(g).toEqual(['agentwarden.io/approvalrequests/status:patch', 'agentwarden.io/approvalrequests:get', 'agentwarden.io/approvalrequests:list', 'agentwarden.io/approvalrequests:watch']);
+  expect(g).toEqual([
+    'agentwarden.io/approvalrequests/status:patch',
+    'agentwarden.io/approvalrequests:get',
+    'agentwarden.io/approvalrequests:list',
+    'agentwarden.io/approvalrequests:watch',
+  ]);
   expect(approverClusterRole()).toMatchObject({ kind: 'ClusterRole', metadata: { name: 'agent-warden-approver' } });
 });
 

@@ -50,10 +50,20 @@ export interface RoleObject {
 
 /** Bind it to the agent's service account with a RoleBinding in the same namespace. */
 export function sidecarApprovalsRole(namespace: string): RoleObject {
-  return { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: SIDECAR_APPROVALS_ROLE_NAME, namespace, labels: { ...LABELS } }, rules: structuredClone([...SIDECAR_APPROVALS_RULES]) };
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: SIDECAR_APPROVALS_ROLE_NAME, namespace, labels: { ...LABELS } },
+    rules: structuredClone([...SIDECAR_APPROVALS_RULES]),
+  };
 }
 
 /** Bind to approver groups with a ClusterRoleBinding, or per namespace with RoleBindings. */
 export function approverClusterRole(): RoleObject {
-  return { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: APPROVER_CLUSTER_ROLE_NAME, labels: { ...LABELS } }, rules: structuredClone([...APPROVER_RULES]) };
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: APPROVER_CLUSTER_ROLE_NAME, labels: { ...LABELS } },
+    rules: structuredClone([...APPROVER_RULES]),
+  };
 }

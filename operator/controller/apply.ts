@@ -38,12 +38,24 @@ export function createApplier(opts: ApplierOptions): Applier {
   return {
     async applyConfigMap(cm) {
       const { namespace, name } = cm.metadata;
-      await rest.request({ method: 'PATCH', path: `/api/v1/namespaces/${enc(namespace)}/configmaps/${enc(name)}`, query, body: cm, contentType: APPLY });
+      await rest.request({
+        method: 'PATCH',
+        path: `/api/v1/namespaces/${enc(namespace)}/configmaps/${enc(name)}`,
+        query,
+        body: cm,
+        contentType: APPLY,
+      });
     },
 
     async applyPolicyStatus(ref, status) {
       const body = { apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, metadata: { name: ref.name, namespace: ref.namespace }, status };
-      await rest.request({ method: 'PATCH', path: `/apis/${API_VERSION}/namespaces/${enc(ref.namespace)}/${ACCESS_POLICY.plural}/${enc(ref.name)}/status`, query, body, contentType: APPLY });
+      await rest.request({
+        method: 'PATCH',
+        path: `/apis/${API_VERSION}/namespaces/${enc(ref.namespace)}/${ACCESS_POLICY.plural}/${enc(ref.name)}/status`,
+        query,
+        body,
+        contentType: APPLY,
+      });
     },
 
     async emitEvent(ev) {
@@ -65,7 +77,12 @@ export function createApplier(opts: ApplierOptions): Applier {
         note: ev.message,
         regarding: ev.involvedObject,
       };
-      await rest.request({ method: 'POST', path: `/apis/events.k8s.io/v1/namespaces/${enc(namespace)}/events`, body, contentType: 'application/json' });
+      await rest.request({
+        method: 'POST',
+        path: `/apis/events.k8s.io/v1/namespaces/${enc(namespace)}/events`,
+        body,
+        contentType: 'application/json',
+      });
       sent.delete(k);
       sent.set(k, t);
       // forget the oldest (Map keeps insertion order)

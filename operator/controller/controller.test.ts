@@ -39,7 +39,12 @@ function userPolicy(): Obj {
 }
 
 function secret(name: string): Obj {
-  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'agents' }, data: { password: Buffer.from('s3cret').toString('base64') } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: 'agents' },
+    data: { password: Buffer.from('s3cret').toString('base64') },
+  };
 }
 
 describe('PolicyController', () => {
@@ -52,7 +57,8 @@ describe('PolicyController', () => {
   const configMap = (): Obj | undefined => fake.object('v1', 'ConfigMap', 'agents', 'warden-policy-support-agent');
   const settled = (): Promise<void> => settledOn(fake);
   const status = (): PolicyStatus => (policy().status ?? {}) as PolicyStatus;
-  const events = (reason?: string): Obj[] => fake.objectsOf('events.k8s.io/v1', 'Event', 'agents').filter((e) => !reason || e.reason === reason);
+  const events = (reason?: string): Obj[] =>
+    fake.objectsOf('events.k8s.io/v1', 'Event', 'agents').filter((e) => !reason || e.reason === reason);
 
   beforeEach(async () => {
     fake = await FakeApiServer.start({ bookmarkIntervalMs: 100 });
@@ -86,12 +92,23 @@ describe('PolicyController', () => {
     await until(() => configMap() !== undefined && status().conditions?.find((c) => c.type === 'Ready')?.status === 'True');
 
     const cm = configMap()!;
-    expect(cm.metadata.ownerReferences).toEqual([{ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', name: 'support-agent', uid: created.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+    expect(cm.metadata.ownerReferences).toEqual([
+      {
+        apiVersion: 'agentwarden.io/v1alpha1',
+        kind: 'AccessPolicy',
+        name: 'support-agent',
+        uid: created.metadata.uid,
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
     expect(cm.metadata.managedFields[0]).toMatchObject({ manager: 'agent-warden-operator', operation: 'Apply' });
     const docs = parsePolicyYaml(cm.data[POLICY_CONFIGMAP_KEY], 'cm');
     expect(docs[0].status).toBe('valid');
     expect(status()).toMatchObject({ observedGeneration: 1, targetCount: 2, governedPods: 0, outdatedPodCount: 0 });
-    expect(policy().metadata.managedFields.find((m: Obj) => m.subresource === 'status')).toMatchObject({ manager: 'agent-warden-operator' });
+    expect(policy().metadata.managedFields.find((m: Obj) => m.subresource === 'status')).toMatchObject({
+      manager: 'agent-warden-operator',
+    });
 
     // the user edits the spec: generation 2 → new ConfigMap content and observedGeneration
     const edited = policy();
@@ -133,7 +150,11 @@ describe('PolicyController', () => {
     await until(() => status().conditions?.find((c) => c.type === 'Ready')?.reason === 'SecretMissing');
     await until(() => events('SecretMissing').length === 1);
     const ev = events('SecretMissing')[0];
-    expect(ev).toMatchObject({ type: 'Warning', reportingController: 'agentwarden.io/operator', regarding: { kind: 'AccessPolicy', name: 'support-agent' } });
+    expect(ev).toMatchObject({
+      type: 'Warning',
+      reportingController: 'agentwarden.io/operator',
+      regarding: { kind: 'AccessPolicy', name: 'support-agent' },
+    });
     expect(ev.note).toContain('Secret "openai"');
     controller.enqueueAll();
     await new Promise((r) => setTimeout(r, 300)); // several re-checks happen (secretRecheckMs 100)

@@ -40,8 +40,19 @@ export function slimPod(raw: KubeObject): PodObject {
   const annotations: Record<string, string> = {};
   for (const k of [ANNOTATIONS.injected, ANNOTATIONS.configHash]) if (m.annotations?.[k] !== undefined) annotations[k] = m.annotations[k];
   return {
-    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels, annotations, deletionTimestamp: m.deletionTimestamp },
-    spec: { containers: (pod.spec?.containers ?? []).map((c) => ({ name: c.name })), initContainers: (pod.spec?.initContainers ?? []).map((c) => ({ name: c.name })) },
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      labels: m.labels,
+      annotations,
+      deletionTimestamp: m.deletionTimestamp,
+    },
+    spec: {
+      containers: (pod.spec?.containers ?? []).map((c) => ({ name: c.name })),
+      initContainers: (pod.spec?.initContainers ?? []).map((c) => ({ name: c.name })),
+    },
     status: { phase: pod.status?.phase },
   };
 }
@@ -60,7 +71,11 @@ export class PolicyController {
     const common = { rest: opts.rest, log: opts.log, ...opts.informer };
     this.policies = new Informer<PolicyObject>({ ...common, path: POLICIES_PATH });
     this.pods = new Informer<PodObject>({ ...common, path: '/api/v1/pods', transform: slimPod });
-    this.configMaps = new Informer<ConfigMapObject>({ ...common, path: '/api/v1/configmaps', labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` });
+    this.configMaps = new Informer<ConfigMapObject>({
+      ...common,
+      path: '/api/v1/configmaps',
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
+    });
     this.queue = new WorkQueue(opts.queue);
     this.reconciles = opts.metrics.counter('warden_operator_reconciles_total', 'AccessPolicy reconciles by result (success, error).');
     this.depth = opts.metrics.gauge('warden_operator_queue_depth', 'AccessPolicy keys waiting to be reconciled.');
@@ -71,7 +86,8 @@ export class PolicyController {
       this.updateDepth();
     });
     this.configMaps.on((_type, cm) => {
-      for (const o of cm.metadata.ownerReferences ?? []) if (o.kind === ACCESS_POLICY.kind && o.apiVersion === API_VERSION) this.enqueue(cm.metadata.namespace, o.name);
+      for (const o of cm.metadata.ownerReferences ?? [])
+        if (o.kind === ACCESS_POLICY.kind && o.apiVersion === API_VERSION) this.enqueue(cm.metadata.namespace, o.name);
     });
   }
 
@@ -169,7 +185,9 @@ export class PolicyController {
     if (!sameStatus(result.status, policy.status)) await this.opts.applier.applyPolicyStatus({ namespace, name }, result.status);
     for (const ev of result.events) {
       // Events are best effort: a failure to record one must not fail (and retry) the reconcile.
-      await this.opts.applier.emitEvent(ev).catch((e: Error) => this.opts.log.warn('could not record Event', { policy: key, reason: ev.reason, error: e.message }));
+      await this.opts.applier
+        .emitEvent(ev)
+        .catch((e: Error) => this.opts.log.warn('could not record Event', { policy: key, reason: ev.reason, error: e.message }));
     }
     if (result.policy && secrets.length < secretRefs(policy.spec).length) this.queue.addAfter(key, this.opts.secretRecheckMs ?? 30_000);
   }
@@ -211,7 +229,11 @@ function secretRefs(spec: unknown): string[] {
 
 function sameConfigMap(want: ConfigMapObject, have: ConfigMapObject | undefined): boolean {
   if (!have) return false;
-  const pick = (c: ConfigMapObject): unknown => ({ data: c.data, labels: c.metadata.labels, owners: (c.metadata.ownerReferences ?? []).map((o) => o.uid) });
+  const pick = (c: ConfigMapObject): unknown => ({
+    data: c.data,
+    labels: c.metadata.labels,
+    owners: (c.metadata.ownerReferences ?? []).map((o) => o.uid),
+  });
   return canonicalJson(pick(want)) === canonicalJson(pick(have));
 }
 

@@ -9,7 +9,12 @@ import type { KubeObject } from './types';
 type CM = KubeObject & { data?: Record<string, string> };
 
 function cm(name: string, v: string): Record<string, unknown> {
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'agents', labels: { 'app.kubernetes.io/managed-by': 'agent-warden' } }, data: { v } };
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: 'agents', labels: { 'app.kubernetes.io/managed-by': 'agent-warden' } },
+    data: { v },
+  };
 }
 
 async function until(cond: () => boolean, ms = 4000): Promise<void> {
@@ -76,10 +81,21 @@ describe('Informer', () => {
     fake.remove('v1', 'ConfigMap', 'agents', 'b');
     fake.put(cm('c', '1'));
     fake.compactHistory();
-    await until(() => informer.get('agents', 'a')?.data?.v === '2' && informer.get('agents', 'b') === undefined && informer.get('agents', 'c') !== undefined);
+    await until(
+      () =>
+        informer.get('agents', 'a')?.data?.v === '2' &&
+        informer.get('agents', 'b') === undefined &&
+        informer.get('agents', 'c') !== undefined,
+    );
     expect(informer.stats.gone).toBeGreaterThanOrEqual(1);
     expect(informer.stats.lists).toBe(2);
-    expect(events.slice(2)).toEqual(expect.arrayContaining([['update', 'a', '2'], ['delete', 'b', '1'], ['add', 'c', '1']]));
+    expect(events.slice(2)).toEqual(
+      expect.arrayContaining([
+        ['update', 'a', '2'],
+        ['delete', 'b', '1'],
+        ['add', 'c', '1'],
+      ]),
+    );
     // and the new watch works
     fake.put(cm('a', '3'));
     await until(() => informer.get('agents', 'a')?.data?.v === '3');

@@ -49,7 +49,14 @@ export interface KubeRest {
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export function createKubeRest(kc: KubeConfig): KubeRest {
-  async function open(opts: { method: string; path: string; query?: Record<string, string | undefined>; contentType?: string; accept?: string; signal?: AbortSignal }): Promise<http.ClientRequest> {
+  async function open(opts: {
+    method: string;
+    path: string;
+    query?: Record<string, string | undefined>;
+    contentType?: string;
+    accept?: string;
+    signal?: AbortSignal;
+  }): Promise<http.ClientRequest> {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     const url = new URL(cluster.server.replace(/\/$/, '') + opts.path);
@@ -76,7 +83,9 @@ export function createKubeRest(kc: KubeConfig): KubeRest {
   return {
     async request<T>(opts: RequestOptions): Promise<T> {
       const req = await open(opts);
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`${opts.method} ${opts.path}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.setTimeout(REQUEST_TIMEOUT_MS, () =>
+        req.destroy(new Error(`${opts.method} ${opts.path}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
+      );
       const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
       return new Promise<T>((resolve, reject) => {
         let answered = false;

@@ -77,7 +77,10 @@ export class LeaderElector {
     try {
       await this.release();
     } catch (e) {
-      this.opts.log.warn('could not release the leader Lease; the next leader waits for it to expire', { lease: this.leaseName(), error: (e as Error).message });
+      this.opts.log.warn('could not release the leader Lease; the next leader waits for it to expire', {
+        lease: this.leaseName(),
+        error: (e as Error).message,
+      });
     }
     this.setLeader(false);
   }
@@ -132,7 +135,13 @@ export class LeaderElector {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name: this.opts.name, namespace: this.opts.namespace },
-        spec: { holderIdentity: this.opts.identity, leaseDurationSeconds: this.duration, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
+        spec: {
+          holderIdentity: this.opts.identity,
+          leaseDurationSeconds: this.duration,
+          acquireTime: stamp,
+          renewTime: stamp,
+          leaseTransitions: 0,
+        },
       };
       try {
         await this.opts.rest.request({ method: 'POST', path: this.path(), body: lease, contentType: 'application/json' });
@@ -156,7 +165,7 @@ export class LeaderElector {
         holderIdentity: this.opts.identity,
         leaseDurationSeconds: this.duration,
         renewTime: stamp,
-        acquireTime: mine ? spec.acquireTime ?? stamp : stamp,
+        acquireTime: mine ? (spec.acquireTime ?? stamp) : stamp,
         leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
       },
     };
@@ -173,7 +182,10 @@ export class LeaderElector {
   private async release(): Promise<void> {
     const current = await this.opts.rest.request<Lease>({ method: 'GET', path: this.path(this.opts.name) });
     if (current.spec?.holderIdentity !== this.opts.identity) return;
-    const next: Lease = { ...current, spec: { ...current.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date(this.now())) } };
+    const next: Lease = {
+      ...current,
+      spec: { ...current.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date(this.now())) },
+    };
     await this.opts.rest.request({ method: 'PUT', path: this.path(this.opts.name), body: next, contentType: 'application/json' });
   }
 }

@@ -7,7 +7,15 @@ import type { PodObject } from './types';
 const NOW = new Date('2025-06-01T12:00:00.123Z');
 
 function input(over: Partial<ReconcileInput> = {}): ReconcileInput {
-  return { policy: policyObject(), pods: [], secrets: ['crm-db', 'openai'], otherPolicies: [], expectedHash: expectedHashFor(), now: NOW, ...over };
+  return {
+    policy: policyObject(),
+    pods: [],
+    secrets: ['crm-db', 'openai'],
+    otherPolicies: [],
+    expectedHash: expectedHashFor(),
+    now: NOW,
+    ...over,
+  };
 }
 
 describe('reconcilePolicy', () => {
@@ -19,7 +27,16 @@ describe('reconcilePolicy', () => {
       name: 'warden-policy-support-agent',
       namespace: 'agents',
       labels: { [POLICY_LABEL]: 'support-agent', [MANAGED_BY_LABEL]: MANAGED_BY },
-      ownerReferences: [{ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', name: 'support-agent', uid: policy.metadata.uid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: 'agentwarden.io/v1alpha1',
+          kind: 'AccessPolicy',
+          name: 'support-agent',
+          uid: policy.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     });
     // the real loader (what `warden sidecar --policy FILE` runs) accepts the rendered text
     const docs = parsePolicyYaml(cm.data[POLICY_CONFIGMAP_KEY], 'configmap');
@@ -32,8 +49,22 @@ describe('reconcilePolicy', () => {
 
     expect(r.status).toMatchObject({ observedGeneration: 3, targetCount: 2, governedPods: 0, outdatedPods: [], outdatedPodCount: 0 });
     expect(r.status.conditions).toEqual([
-      { type: 'Accepted', status: 'True', reason: 'Valid', message: expect.any(String), lastTransitionTime: '2025-06-01T12:00:00Z', observedGeneration: 3 },
-      { type: 'Ready', status: 'True', reason: 'Rendered', message: 'rendered to ConfigMap warden-policy-support-agent', lastTransitionTime: '2025-06-01T12:00:00Z', observedGeneration: 3 },
+      {
+        type: 'Accepted',
+        status: 'True',
+        reason: 'Valid',
+        message: expect.any(String),
+        lastTransitionTime: '2025-06-01T12:00:00Z',
+        observedGeneration: 3,
+      },
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Rendered',
+        message: 'rendered to ConfigMap warden-policy-support-agent',
+        lastTransitionTime: '2025-06-01T12:00:00Z',
+        observedGeneration: 3,
+      },
     ]);
     expect(r.events).toEqual([]);
   });
@@ -52,7 +83,13 @@ describe('reconcilePolicy', () => {
     expect(accepted.message).toContain('spec.defaultAction');
     expect(r.status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
     expect(r.status.observedGeneration).toBe(4);
-    expect(r.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'InvalidSpec', involvedObject: expect.objectContaining({ kind: 'AccessPolicy', name: 'support-agent' }) })]);
+    expect(r.events).toEqual([
+      expect.objectContaining({
+        type: 'Warning',
+        reason: 'InvalidSpec',
+        involvedObject: expect.objectContaining({ kind: 'AccessPolicy', name: 'support-agent' }),
+      }),
+    ]);
   });
 
   it('reports a missing Secret as Ready False and a Warning Event naming it and the field', () => {
@@ -67,14 +104,24 @@ describe('reconcilePolicy', () => {
         type: 'Warning',
         reason: 'SecretMissing',
         message: 'Secret "openai" referenced by spec.targets[1].http.credentialsSecret does not exist in namespace agents',
-        involvedObject: { apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', name: 'support-agent', namespace: 'agents', uid: policyObject().metadata.uid },
+        involvedObject: {
+          apiVersion: 'agentwarden.io/v1alpha1',
+          kind: 'AccessPolicy',
+          name: 'support-agent',
+          namespace: 'agents',
+          uid: policyObject().metadata.uid,
+        },
       },
     ]);
   });
 
   it('warns on both policies when two select the same pod', () => {
     const a = policyObject();
-    const b = policyObject({ name: 'catch-all', uid: '11111111-2222-3333-4444-555555555555', spec: { ...(a.spec as object), podSelector: {} } });
+    const b = policyObject({
+      name: 'catch-all',
+      uid: '11111111-2222-3333-4444-555555555555',
+      spec: { ...(a.spec as object), podSelector: {} },
+    });
     const pods = [plainPod('agent-1') as unknown as PodObject, plainPod('unrelated', { app: 'other' }) as unknown as PodObject];
     const ra = reconcilePolicy(input({ policy: a, pods, otherPolicies: [b] }));
     const rb = reconcilePolicy(input({ policy: b, pods, otherPolicies: [a] }));
@@ -116,13 +163,19 @@ describe('reconcilePolicy', () => {
       ['Ready', '2025-06-01T12:00:00Z', 5],
     ]);
     const third = reconcilePolicy(input({ policy: { ...policy, status: second.status }, secrets: [], now: later }));
-    expect(third.status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', lastTransitionTime: '2025-06-02T00:00:00Z' });
+    expect(third.status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      lastTransitionTime: '2025-06-02T00:00:00Z',
+    });
     expect(third.status.conditions!.find((c) => c.type === 'Accepted')?.lastTransitionTime).toBe('2025-06-01T12:00:00Z');
   });
 
   it('condition() and labelValue() follow the API conventions', () => {
     const prev = { conditions: [{ type: 'Ready', status: 'True' as const, reason: 'A', message: 'a', lastTransitionTime: 'T0' }] };
-    expect(condition(prev, { type: 'Ready', status: 'True', reason: 'B', message: 'b' }, 'T1')).toMatchObject({ reason: 'B', lastTransitionTime: 'T0' });
+    expect(condition(prev, { type: 'Ready', status: 'True', reason: 'B', message: 'b' }, 'T1')).toMatchObject({
+      reason: 'B',
+      lastTransitionTime: 'T0',
+    });
     expect(condition(prev, { type: 'Ready', status: 'False', reason: 'B', message: 'b' }, 'T1').lastTransitionTime).toBe('T1');
     const long = 'a'.repeat(100);
     expect(labelValue(long)).toHaveLength(63);

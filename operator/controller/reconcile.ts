@@ -79,10 +79,20 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
         observedGeneration: generation,
         governedPods: governed.length,
         conditions: [
-          condition(previous, { type: CONDITION_ACCEPTED, status: 'False', reason: REASONS.invalid, message, observedGeneration: generation }, now),
           condition(
             previous,
-            { type: CONDITION_READY, status: 'False', reason: REASONS.invalid, message: 'the spec is invalid (see the Accepted condition); sidecars keep enforcing the last accepted version', observedGeneration: generation },
+            { type: CONDITION_ACCEPTED, status: 'False', reason: REASONS.invalid, message, observedGeneration: generation },
+            now,
+          ),
+          condition(
+            previous,
+            {
+              type: CONDITION_READY,
+              status: 'False',
+              reason: REASONS.invalid,
+              message: 'the spec is invalid (see the Accepted condition); sidecars keep enforcing the last accepted version',
+              observedGeneration: generation,
+            },
             now,
           ),
         ],
@@ -95,7 +105,14 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
   const events: EventSpec[] = [];
   const missing = referencedSecrets(valid).filter((s) => !input.secrets.includes(s));
   for (const s of missing) {
-    events.push({ type: 'Warning', reason: REASONS.secretMissing, message: truncate(`Secret "${s}" referenced by ${secretFields(valid, s).join(', ')} does not exist in namespace ${policy.metadata.namespace ?? ''}`), involvedObject: ref });
+    events.push({
+      type: 'Warning',
+      reason: REASONS.secretMissing,
+      message: truncate(
+        `Secret "${s}" referenced by ${secretFields(valid, s).join(', ')} does not exist in namespace ${policy.metadata.namespace ?? ''}`,
+      ),
+      involvedObject: ref,
+    });
   }
   events.push(...overlapEvents(policy, valid, input));
 
@@ -110,15 +127,29 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
     events.push({
       type: 'Warning',
       reason: REASONS.outdated,
-      message: truncate(`${outdated.length} pod(s) run a sidecar injected with an older configuration and need a restart (kubectl rollout restart): ${listed}${more}`),
+      message: truncate(
+        `${outdated.length} pod(s) run a sidecar injected with an older configuration and need a restart (kubectl rollout restart): ${listed}${more}`,
+      ),
       involvedObject: ref,
     });
   }
 
   const ready: Omit<Condition, 'lastTransitionTime'> =
     missing.length > 0
-      ? { type: CONDITION_READY, status: 'False', reason: REASONS.secretMissing, message: `missing Secret(s) in namespace ${policy.metadata.namespace ?? ''}: ${missing.join(', ')}; pods using this policy cannot start`, observedGeneration: generation }
-      : { type: CONDITION_READY, status: 'True', reason: REASONS.rendered, message: `rendered to ConfigMap ${policyConfigMapName(policy.metadata.name)}`, observedGeneration: generation };
+      ? {
+          type: CONDITION_READY,
+          status: 'False',
+          reason: REASONS.secretMissing,
+          message: `missing Secret(s) in namespace ${policy.metadata.namespace ?? ''}: ${missing.join(', ')}; pods using this policy cannot start`,
+          observedGeneration: generation,
+        }
+      : {
+          type: CONDITION_READY,
+          status: 'True',
+          reason: REASONS.rendered,
+          message: `rendered to ConfigMap ${policyConfigMapName(policy.metadata.name)}`,
+          observedGeneration: generation,
+        };
   return {
     configMap: renderConfigMap(policy, valid),
     policy: valid,
@@ -130,7 +161,17 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
       outdatedPods: outdated.slice(0, MAX_LISTED_PODS),
       outdatedPodCount: outdated.length,
       conditions: [
-        condition(previous, { type: CONDITION_ACCEPTED, status: 'True', reason: REASONS.valid, message: 'the spec passed schema and semantic validation', observedGeneration: generation }, now),
+        condition(
+          previous,
+          {
+            type: CONDITION_ACCEPTED,
+            status: 'True',
+            reason: REASONS.valid,
+            message: 'the spec passed schema and semantic validation',
+            observedGeneration: generation,
+          },
+          now,
+        ),
         condition(previous, ready, now),
       ],
     },
@@ -156,7 +197,9 @@ export function renderConfigMap(policy: PolicyObject, valid: AccessPolicy): Conf
       name: policyConfigMapName(m.name),
       namespace: m.namespace,
       labels: { [POLICY_LABEL]: labelValue(m.name), [MANAGED_BY_LABEL]: MANAGED_BY },
-      ownerReferences: m.uid ? [{ apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, name: m.name, uid: m.uid, controller: true, blockOwnerDeletion: true }] : undefined,
+      ownerReferences: m.uid
+        ? [{ apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, name: m.name, uid: m.uid, controller: true, blockOwnerDeletion: true }]
+        : undefined,
     },
     data: { [POLICY_CONFIGMAP_KEY]: stringify(normalisedDocument(policy, valid.spec)) },
   };
@@ -180,7 +223,13 @@ export function labelValue(name: string): string {
 }
 
 export function policyRef(policy: PolicyObject): ObjectReference {
-  return { apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, name: policy.metadata.name, namespace: policy.metadata.namespace, uid: policy.metadata.uid };
+  return {
+    apiVersion: API_VERSION,
+    kind: ACCESS_POLICY.kind,
+    name: policy.metadata.name,
+    namespace: policy.metadata.namespace,
+    uid: policy.metadata.uid,
+  };
 }
 
 export function hasSidecar(pod: PodObject): boolean {
@@ -222,13 +271,19 @@ function overlapEvents(policy: PolicyObject, valid: AccessPolicy, input: Reconci
   const out: EventSpec[] = [];
   for (const other of [...input.otherPolicies].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
     if (other.metadata.name === policy.metadata.name) continue;
-    const both = mine.filter((p) => selectorMatches(podSelectorOf(other), p.metadata.labels ?? {})).map((p) => p.metadata.name).sort();
+    const both = mine
+      .filter((p) => selectorMatches(podSelectorOf(other), p.metadata.labels ?? {}))
+      .map((p) => p.metadata.name)
+      .sort();
     if (both.length === 0) continue;
-    const listed = both.slice(0, MAX_LISTED_PODS).join(', ') + (both.length > MAX_LISTED_PODS ? ` and ${both.length - MAX_LISTED_PODS} more` : '');
+    const listed =
+      both.slice(0, MAX_LISTED_PODS).join(', ') + (both.length > MAX_LISTED_PODS ? ` and ${both.length - MAX_LISTED_PODS} more` : '');
     out.push({
       type: 'Warning',
       reason: REASONS.overlapping,
-      message: truncate(`AccessPolicy "${other.metadata.name}" also selects pod(s) ${listed}; a pod runs under exactly one policy, so new pods are refused: narrow spec.podSelector of one of them`),
+      message: truncate(
+        `AccessPolicy "${other.metadata.name}" also selects pod(s) ${listed}; a pod runs under exactly one policy, so new pods are refused: narrow spec.podSelector of one of them`,
+      ),
       involvedObject: policyRef(policy),
     });
   }

@@ -27,13 +27,32 @@ describe('target URLs', () => {
 });
 
 describe('appEnv', () => {
-  const policy = (targets: TargetSpec[]): AccessPolicy => ({ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', metadata: { name: 'p' }, spec: { targets } });
+  const policy = (targets: TargetSpec[]): AccessPolicy => ({
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'p' },
+    spec: { targets },
+  });
 
   it('target env first, then placeholder keys, then proxy variables', () => {
-    const env = appEnv(policy([http('openai', 'https://api.openai.com', 'OPENAI_BASE_URL'), http('anthropic', 'https://api.anthropic.com', 'ANTHROPIC_BASE_URL'), http('quiet', 'https://x.example')]));
+    const env = appEnv(
+      policy([
+        http('openai', 'https://api.openai.com', 'OPENAI_BASE_URL'),
+        http('anthropic', 'https://api.anthropic.com', 'ANTHROPIC_BASE_URL'),
+        http('quiet', 'https://x.example'),
+      ]),
+    );
     expect(env.map((e) => e.name)).toEqual([
-      'OPENAI_BASE_URL', 'ANTHROPIC_BASE_URL', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY',
-      'HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'NO_PROXY', 'no_proxy',
+      'OPENAI_BASE_URL',
+      'ANTHROPIC_BASE_URL',
+      'OPENAI_API_KEY',
+      'ANTHROPIC_API_KEY',
+      'HTTP_PROXY',
+      'HTTPS_PROXY',
+      'http_proxy',
+      'https_proxy',
+      'NO_PROXY',
+      'no_proxy',
     ]);
     expect(env.find((e) => e.name === 'ANTHROPIC_API_KEY')?.value).toBe(API_KEY_PLACEHOLDER);
   });

@@ -54,7 +54,8 @@ export function targetEnv(policy: AccessPolicy): TargetEnv[] {
   const out: TargetEnv[] = [];
   for (const t of policy.spec.targets) {
     if (!t.env) continue;
-    if (t.postgres) out.push({ target: t.name, kind: 'postgres', name: t.env, value: postgresUrl(t.postgres.listenPort, t.postgres.database) });
+    if (t.postgres)
+      out.push({ target: t.name, kind: 'postgres', name: t.env, value: postgresUrl(t.postgres.listenPort, t.postgres.database) });
     else if (t.http) out.push({ target: t.name, kind: 'http', name: t.env, value: routeUrl(t) });
   }
   return out;

@@ -19,13 +19,25 @@ describe('resolveInjectorConfig', () => {
   it('names every bad field', () => {
     let err: unknown;
     try {
-      resolveInjectorConfig({ image: '', imagePullPolicy: 'Sometimes' as 'Always', resources: { requests: { cpu: 'lots' }, limits: {} }, tokenExpirationSeconds: 60, otlpProtocol: 'udp' });
+      resolveInjectorConfig({
+        image: '',
+        imagePullPolicy: 'Sometimes' as 'Always',
+        resources: { requests: { cpu: 'lots' }, limits: {} },
+        tokenExpirationSeconds: 60,
+        otlpProtocol: 'udp',
+      });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(InjectorConfigError);
     const msg = (err as Error).message;
-    for (const field of ['image:', 'imagePullPolicy:', 'resources.requests.cpu:', 'tokenExpirationSeconds: must be an integer of at least 600', 'otlpProtocol:']) {
+    for (const field of [
+      'image:',
+      'imagePullPolicy:',
+      'resources.requests.cpu:',
+      'tokenExpirationSeconds: must be an integer of at least 600',
+      'otlpProtocol:',
+    ]) {
       expect(msg).toContain(field);
     }
   });

@@ -80,7 +80,8 @@ function configProblems(c: InjectorConfig): string[] {
   const out: string[] = [];
   if (!c.image || /\s/.test(c.image)) out.push(`image: must be a container image reference (got ${JSON.stringify(c.image)})`);
   if (/\s/.test(c.lockdownImage)) out.push(`lockdownImage: must be a container image reference (got ${JSON.stringify(c.lockdownImage)})`);
-  if (!PULL_POLICIES.includes(c.imagePullPolicy)) out.push(`imagePullPolicy: must be one of ${PULL_POLICIES.join(', ')} (got ${JSON.stringify(c.imagePullPolicy)})`);
+  if (!PULL_POLICIES.includes(c.imagePullPolicy))
+    out.push(`imagePullPolicy: must be one of ${PULL_POLICIES.join(', ')} (got ${JSON.stringify(c.imagePullPolicy)})`);
   for (const kind of ['requests', 'limits'] as const) {
     for (const res of ['cpu', 'memory'] as const) {
       const v = c.resources[kind][res];

@@ -55,7 +55,11 @@ const CASES: GoldenCase[] = [
   { name: 'init-containers', title: 'init containers run after the sidecar and get its env', outcome: 'injected' },
   { name: 'own-native-sidecar', title: "the pod's own native sidecar starts after ours", outcome: 'injected' },
   { name: 'env-replaced', title: 'DATABASE_URL, OPENAI_*, HTTP(S)_PROXY and NO_PROXY of the manifest are replaced', outcome: 'injected' },
-  { name: 'env-duplicate-name', title: 'an env var defined twice: every definition is replaced, the Secret reference dropped', outcome: 'injected' },
+  {
+    name: 'env-duplicate-name',
+    title: 'an env var defined twice: every definition is replaced, the Secret reference dropped',
+    outcome: 'injected',
+  },
   { name: 'many-targets', title: 'several postgres and http targets, a shared Secret, a volume name clash', outcome: 'injected' },
   { name: 'forward-proxy-only', title: 'a forward-proxy-only policy: proxy variables, no Secret', outcome: 'injected' },
   { name: 'lockdown-annotation', title: 'lockdown asked for by the pod annotation', outcome: 'injected' },
@@ -140,7 +144,10 @@ describe('injector golden files (testdata/golden)', () => {
       it('the input is not modified, and injecting the output again changes nothing', () => {
         expect(input).toEqual(YAML.parse(readText(`${c.name}.yaml`)));
         const again = injectPod(podTemplateOf(run.output) as Pod, contextFor(run.output, c));
-        expect(again).toEqual({ outcome: 'skipped', reason: expect.stringMatching(/already carries the agentwarden.io\/injected annotation/) });
+        expect(again).toEqual({
+          outcome: 'skipped',
+          reason: expect.stringMatching(/already carries the agentwarden.io\/injected annotation/),
+        });
       });
 
       it('the webhook, patching the pod a controller creates, gets the same pod', () => {
@@ -203,7 +210,9 @@ function podOf(obj: Obj): Pod {
       ...structuredClone(template.metadata ?? {}),
       generateName: `${meta.name}-`,
       namespace: meta.namespace,
-      ownerReferences: [{ apiVersion: 'v1', kind: String(obj.kind), name: meta.name, uid: '00000000-0000-4000-8000-000000000001', controller: true }],
+      ownerReferences: [
+        { apiVersion: 'v1', kind: String(obj.kind), name: meta.name, uid: '00000000-0000-4000-8000-000000000001', controller: true },
+      ],
     },
     spec: structuredClone(template.spec!),
   };
@@ -228,7 +237,8 @@ function deepMerge(base: Obj, over: Obj): Obj {
 
 function loadPolicies(): AccessPolicy[] {
   return parsePolicyYaml(readText('policies.yaml'), 'policies.yaml').map((d) => {
-    if (d.status !== 'valid') throw new Error(`testdata/golden/policies.yaml: document ${d.index + 1} is not a valid AccessPolicy: ${JSON.stringify(d)}`);
+    if (d.status !== 'valid')
+      throw new Error(`testdata/golden/policies.yaml: document ${d.index + 1} is not a valid AccessPolicy: ${JSON.stringify(d)}`);
     return d.policy;
   });
 }
@@ -250,7 +260,8 @@ function compareGolden(name: string, run: CaseRun): void {
   try {
     expect(actual).toBe(expected);
   } catch (e) {
-    (e as Error).message = `${path.relative(process.cwd(), file)} differs from the injector's output (- expected, + received). If the change is intended, regenerate with UPDATE_GOLDEN=1 and review the diff.\n\n${(e as Error).message}`;
+    (e as Error).message =
+      `${path.relative(process.cwd(), file)} differs from the injector's output (- expected, + received). If the change is intended, regenerate with UPDATE_GOLDEN=1 and review the diff.\n\n${(e as Error).message}`;
     throw e;
   }
 }
@@ -276,7 +287,12 @@ function comparable(header: string[], manifest: unknown): string {
 
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
-  if (isObj(value)) return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys(value[k])]));
+  if (isObj(value))
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys(value[k])]),
+    );
   return value;
 }
 

@@ -22,10 +22,38 @@ describe('injectionConfigHash', () => {
     ['resources', () => injectionConfigHash(testConfig({ resources: { requests: { cpu: '200m' }, limits: {} } }), support)],
     ['token audience', () => injectionConfigHash(testConfig({ tokenAudience: 'warden' }), support)],
     ['OTLP endpoint', () => injectionConfigHash(testConfig({ otlpEndpoint: 'http://otel:4317' }), support)],
-    ['policy uid (deleted and re-created)', () => injectionConfigHash(testConfig(), edit((p) => (p.metadata.uid = 'another')))],
-    ['a target env var', () => injectionConfigHash(testConfig(), edit((p) => (p.spec.targets[0].env = 'PG_URL')))],
-    ['a listen port', () => injectionConfigHash(testConfig(), edit((p) => (p.spec.targets[0].postgres!.listenPort = 15440)))],
-    ['a credentials Secret', () => injectionConfigHash(testConfig(), edit((p) => (p.spec.targets[1].http!.credentialsSecret = 'openai-v2')))],
+    [
+      'policy uid (deleted and re-created)',
+      () =>
+        injectionConfigHash(
+          testConfig(),
+          edit((p) => (p.metadata.uid = 'another')),
+        ),
+    ],
+    [
+      'a target env var',
+      () =>
+        injectionConfigHash(
+          testConfig(),
+          edit((p) => (p.spec.targets[0].env = 'PG_URL')),
+        ),
+    ],
+    [
+      'a listen port',
+      () =>
+        injectionConfigHash(
+          testConfig(),
+          edit((p) => (p.spec.targets[0].postgres!.listenPort = 15440)),
+        ),
+    ],
+    [
+      'a credentials Secret',
+      () =>
+        injectionConfigHash(
+          testConfig(),
+          edit((p) => (p.spec.targets[1].http!.credentialsSecret = 'openai-v2')),
+        ),
+    ],
   ])('changes with the %s', (_name, other) => {
     expect(other()).not.toBe(base);
   });

@@ -4,7 +4,8 @@ import { diffPatch } from './json-diff';
 import type { Pod } from './k8s-types';
 import { injectPod } from './mutate';
 
-const apply = (doc: unknown, ops: ReturnType<typeof diffPatch>): unknown => applyPatch(deepClone(doc), deepClone(ops), true, false).newDocument;
+const apply = (doc: unknown, ops: ReturnType<typeof diffPatch>): unknown =>
+  applyPatch(deepClone(doc), deepClone(ops), true, false).newDocument;
 
 describe('diffPatch', () => {
   const cases: Array<[string, unknown, unknown]> = [
@@ -15,7 +16,11 @@ describe('diffPatch', () => {
     ['keys that need escaping', { m: { 'a/b': 1, 'c~d': 2 } }, { m: { 'a/b': 2, 'e/f~g': 3 } }],
     ['append to a list', { l: [1, 2] }, { l: [1, 2, 3, 4] }],
     ['shrink a list', { l: [1, 2, 3] }, { l: [1] }],
-    ['named insert first and middle, with edits', { l: [{ name: 'a', v: 1 }, { name: 'b' }] }, { l: [{ name: 's' }, { name: 'a', v: 2 }, { name: 'x' }, { name: 'b', w: 1 }] }],
+    [
+      'named insert first and middle, with edits',
+      { l: [{ name: 'a', v: 1 }, { name: 'b' }] },
+      { l: [{ name: 's' }, { name: 'a', v: 2 }, { name: 'x' }, { name: 'b', w: 1 }] },
+    ],
     ['named reorder falls back', { l: [{ name: 'a' }, { name: 'b' }] }, { l: [{ name: 'b' }, { name: 'a' }, { name: 'c' }] }],
     ['duplicate names fall back', { l: [{ name: 'a' }, { name: 'a', v: 1 }] }, { l: [{ name: 'x' }, { name: 'a' }, { name: 'a', v: 2 }] }],
     ['named removal falls back', { l: [{ name: 'a' }, { name: 'b' }] }, { l: [{ name: 'c' }, { name: 'd' }, { name: 'a' }] }],
@@ -33,24 +38,42 @@ describe('diffPatch', () => {
   });
 
   it('putting a container first is one add at index 0, not a rewrite of the existing ones', () => {
-    const before = { initContainers: [{ name: 'migrate', image: 'm' }, { name: 'fetch', image: 'f' }] };
+    const before = {
+      initContainers: [
+        { name: 'migrate', image: 'm' },
+        { name: 'fetch', image: 'f' },
+      ],
+    };
     const after = { initContainers: [{ name: 'warden-sidecar', image: 'w' }, ...before.initContainers] };
     expect(diffPatch(before, after)).toEqual([{ op: 'add', path: '/initContainers/0', value: { name: 'warden-sidecar', image: 'w' } }]);
   });
 
-  it.each(['agent-pod.yaml', 'pod-with-init.yaml'])('injecting %s: the patch is smaller than compare()\'s and applies to the same pod', (file) => {
-    const original = fixture<Pod>(file);
-    const result = injectPod(original, { namespace: 'agents', namespaceLabels: OPTED_IN, policies: fixturePolicies(), config: testConfig() });
-    if (result.outcome !== 'injected') throw new Error(result.outcome);
-    const ours = diffPatch(original, result.pod);
-    const theirs = compare(original, result.pod);
-    expect(apply(original, ours)).toEqual(apply(original, theirs));
-    expect(ours.length).toBeLessThanOrEqual(theirs.length);
-  });
+  it.each(['agent-pod.yaml', 'pod-with-init.yaml'])(
+    "injecting %s: the patch is smaller than compare()'s and applies to the same pod",
+    (file) => {
+      const original = fixture<Pod>(file);
+      const result = injectPod(original, {
+        namespace: 'agents',
+        namespaceLabels: OPTED_IN,
+        policies: fixturePolicies(),
+        config: testConfig(),
+      });
+      if (result.outcome !== 'injected') throw new Error(result.outcome);
+      const ours = diffPatch(original, result.pod);
+      const theirs = compare(original, result.pod);
+      expect(apply(original, ours)).toEqual(apply(original, theirs));
+      expect(ours.length).toBeLessThanOrEqual(theirs.length);
+    },
+  );
 
   it('a Deployment pod: every op on the init containers is an add or an env change, never a rename', () => {
     const original = podFromWorkload(fixture('langchain-deployment.yaml'));
-    const result = injectPod(original, { namespace: 'agents', namespaceLabels: OPTED_IN, policies: fixturePolicies(), config: testConfig() });
+    const result = injectPod(original, {
+      namespace: 'agents',
+      namespaceLabels: OPTED_IN,
+      policies: fixturePolicies(),
+      config: testConfig(),
+    });
     if (result.outcome !== 'injected') throw new Error(result.outcome);
     const paths = result.patch.filter((o) => o.path.startsWith('/spec/initContainers')).map((o) => `${o.op} ${o.path}`);
     expect(paths).toEqual(['add /spec/initContainers/0', 'add /spec/initContainers/1/env']);

@@ -70,7 +70,8 @@ function alignByName(a: Json[], b: Json[]): Array<number | undefined> | undefine
   let j = 0;
   for (const name of bn) {
     if (j < an.length && name === an[j]) out.push(j++);
-    else if (an.includes(name)) return undefined; // reordered
+    else if (an.includes(name))
+      return undefined; // reordered
     else out.push(undefined);
   }
   return j === an.length ? out : undefined;

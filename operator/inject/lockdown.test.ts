@@ -30,8 +30,15 @@ describe('lockdown script (run by /bin/sh with stand-in iptables-restore binarie
   let dir: string;
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-lockdown-'));
-    for (const [bin, out] of [['iptables-restore', 'v4'], ['ip6tables-restore', 'v6']]) {
-      fs.writeFileSync(path.join(dir, bin), `#!/bin/sh\n[ "$#" -eq 0 ] || { echo "unexpected args: $*" >&2; exit 2; }\ncat > "${path.join(dir, out)}"\n`, { mode: 0o755 });
+    for (const [bin, out] of [
+      ['iptables-restore', 'v4'],
+      ['ip6tables-restore', 'v6'],
+    ]) {
+      fs.writeFileSync(
+        path.join(dir, bin),
+        `#!/bin/sh\n[ "$#" -eq 0 ] || { echo "unexpected args: $*" >&2; exit 2; }\ncat > "${path.join(dir, out)}"\n`,
+        { mode: 0o755 },
+      );
     }
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -47,7 +54,9 @@ describe('lockdown script (run by /bin/sh with stand-in iptables-restore binarie
   }
 
   it('feeds iptables-restore and ip6tables-restore exactly the rules, with the pod resolv.conf nameservers', () => {
-    const out = run('search agents.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\nnameserver fd00:10:96::a\noptions ndots:5\n');
+    const out = run(
+      'search agents.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\nnameserver fd00:10:96::a\noptions ndots:5\n',
+    );
     expect(out.v4).toBe(lockdownRules(['10.96.0.10']));
     expect(out.v6).toBe(lockdownRules(['fd00:10:96::a']));
     expect(out.stdout).toContain('warden-lockdown: egress limited');
@@ -62,7 +71,12 @@ describe('lockdown script (run by /bin/sh with stand-in iptables-restore binarie
 
 describe('lockdown container and switch', () => {
   const policy = (lockdown?: boolean): AccessPolicy =>
-    ({ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', metadata: { name: 'p' }, spec: { targets: [], ...(lockdown !== undefined ? { lockdown } : {}) } }) as AccessPolicy;
+    ({
+      apiVersion: 'agentwarden.io/v1alpha1',
+      kind: 'AccessPolicy',
+      metadata: { name: 'p' },
+      spec: { targets: [], ...(lockdown !== undefined ? { lockdown } : {}) },
+    }) as AccessPolicy;
 
   it('on by policy field, config default or pod annotation; an annotation cannot turn it off', () => {
     expect(lockdownWanted(policy(), {}, testConfig())).toBe(false);
@@ -76,6 +90,10 @@ describe('lockdown container and switch', () => {
     const c = lockdownContainer(testConfig());
     expect(c.restartPolicy).toBeUndefined();
     expect(c.command?.slice(0, 2)).toEqual(['/bin/sh', '-c']);
-    expect(c.securityContext).toMatchObject({ runAsUser: 0, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] } });
+    expect(c.securityContext).toMatchObject({
+      runAsUser: 0,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
+    });
   });
 });

@@ -59,7 +59,10 @@ export function lockdownScript(uid: number = SIDECAR_UID): string {
   const quoted = (lines: string[]): string => lines.map((l) => `'${l}'`).join(' ');
   const rules = (nsVar: string): string =>
     `printf '%s\\n' ${quoted(p.head)}; ` +
-    `for ns in ${nsVar}; do printf '%s\\n' ${p.dns('$ns').map((l) => `"${l}"`).join(' ')}; done; ` +
+    `for ns in ${nsVar}; do printf '%s\\n' ${p
+      .dns('$ns')
+      .map((l) => `"${l}"`)
+      .join(' ')}; done; ` +
     `printf '%s\\n' ${quoted(p.tail)}`;
   return [
     'set -eu',

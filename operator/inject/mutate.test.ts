@@ -9,7 +9,13 @@ import type { Container, Pod } from './k8s-types';
 import { injectPod, type InjectContext, type InjectedRecord, type InjectResult } from './mutate';
 
 const policies = fixturePolicies();
-const ctx = (over: Partial<InjectContext> = {}): InjectContext => ({ namespace: 'agents', namespaceLabels: OPTED_IN, policies, config: testConfig(), ...over });
+const ctx = (over: Partial<InjectContext> = {}): InjectContext => ({
+  namespace: 'agents',
+  namespaceLabels: OPTED_IN,
+  policies,
+  config: testConfig(),
+  ...over,
+});
 
 function injected(result: InjectResult): Extract<InjectResult, { outcome: 'injected' }> {
   if (result.outcome !== 'injected') throw new Error(`expected injection, got ${result.outcome}: ${result.reason}`);
@@ -29,7 +35,8 @@ const appContainers = (pod: Pod): Container[] => [
   ...pod.spec!.containers,
 ];
 const env = (c: Container): Record<string, unknown> => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
-const secretVolumes = (pod: Pod): Set<string> => new Set((pod.spec!.volumes ?? []).filter((v) => v.secret !== undefined || v.projected !== undefined).map((v) => v.name));
+const secretVolumes = (pod: Pod): Set<string> =>
+  new Set((pod.spec!.volumes ?? []).filter((v) => v.secret !== undefined || v.projected !== undefined).map((v) => v.name));
 
 /** The property the whole design rests on: credentials reach the sidecar only. */
 function expectNoCredentialsInApps(pod: Pod): void {
@@ -112,7 +119,12 @@ describe('injectPod on real-looking pods', () => {
     expect(mounts[`${PATHS.secretsDir}/warden-masking`]).toMatchObject({ secret: { secretName: 'warden-masking', optional: true } });
     expect(mounts[PATHS.tokenDir]).toEqual({
       name: 'warden-token',
-      projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3600, path: 'token' } }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] },
+      projected: {
+        sources: [
+          { serviceAccountToken: { expirationSeconds: 3600, path: 'token' } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        ],
+      },
     });
     expect(mounts[PATHS.spoolDir]).toMatchObject({ emptyDir: { sizeLimit: '256Mi' } });
     expect(mounts['/tmp']).toMatchObject({ emptyDir: {} });
@@ -127,8 +139,18 @@ describe('injectPod on real-looking pods', () => {
     });
     expect(sidecar.startupProbe).toMatchObject({ httpGet: { path: '/readyz', port: 15021 }, periodSeconds: 1, failureThreshold: 120 });
     expect(sidecar.command).toEqual([
-      'warden', 'sidecar', '--policy', '/etc/warden/policy/policy.yaml', '--secrets-dir', '/var/run/warden/secrets',
-      '--admin-addr', '127.0.0.1:15000', '--health-addr', '0.0.0.0:15021', '--spool-dir', '/var/run/warden/spool',
+      'warden',
+      'sidecar',
+      '--policy',
+      '/etc/warden/policy/policy.yaml',
+      '--secrets-dir',
+      '/var/run/warden/secrets',
+      '--admin-addr',
+      '127.0.0.1:15000',
+      '--health-addr',
+      '0.0.0.0:15021',
+      '--spool-dir',
+      '/var/run/warden/spool',
     ]);
     expect(env(sidecar)).toMatchObject({
       POD_NAME: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } },
@@ -145,31 +167,52 @@ describe('injectPod on real-looking pods', () => {
     original.spec!.containers[0].env!.push({ name: 'STRIPE_KEY', valueFrom: { secretKeyRef: { name: 'stripe', key: 'key' } } });
     original.spec!.containers[0].envFrom = [{ secretRef: { name: 'legacy-creds' } }];
     const result = injected(injectPod(original, ctx()));
-    expect(result.warnings).toContain('container agent: still gets Secret legacy-creds, stripe in its environment; the agent holds that credential directly');
+    expect(result.warnings).toContain(
+      'container agent: still gets Secret legacy-creds, stripe in its environment; the agent holds that credential directly',
+    );
   });
 
   it('resources come from the config, with per-pod annotation overrides', () => {
     const original = podFromWorkload(fixture('langchain-deployment.yaml'));
     const config = testConfig({ resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } } });
     const pod = patched(original, injected(injectPod(original, ctx({ config }))));
-    expect(pod.spec!.initContainers![0].resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } });
+    expect(pod.spec!.initContainers![0].resources).toEqual({
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { cpu: '1', memory: '512Mi' },
+    });
   });
 
   it('a malformed resource annotation refuses the pod and names the annotation', () => {
     const pod = fixture<Pod>('agent-pod.yaml');
     pod.metadata!.annotations = { [ANNOTATIONS.cpuLimit]: 'two cores' };
-    expect(injectPod(pod, ctx())).toEqual({ outcome: 'refused', reason: expect.stringContaining(`annotation ${ANNOTATIONS.cpuLimit}: "two cores" is not a Kubernetes quantity`) });
+    expect(injectPod(pod, ctx())).toEqual({
+      outcome: 'refused',
+      reason: expect.stringContaining(`annotation ${ANNOTATIONS.cpuLimit}: "two cores" is not a Kubernetes quantity`),
+    });
   });
 
   it('OTLP settings reach the sidecar when configured, and a token audience when set', () => {
     const original = fixture<Pod>('agent-pod.yaml');
-    const config = testConfig({ otlpEndpoint: 'http://otel-collector.observability:4318', otlpProtocol: 'http/protobuf', tokenAudience: 'agent-warden', tokenExpirationSeconds: 1800 });
+    const config = testConfig({
+      otlpEndpoint: 'http://otel-collector.observability:4318',
+      otlpProtocol: 'http/protobuf',
+      tokenAudience: 'agent-warden',
+      tokenExpirationSeconds: 1800,
+    });
     const pod = patched(original, injected(injectPod(original, ctx({ config }))));
     const sidecar = pod.spec!.initContainers![0];
-    expect(env(sidecar)).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' });
+    expect(env(sidecar)).toMatchObject({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    });
     expect(pod.spec!.volumes!.find((v) => v.name === 'warden-token')).toEqual({
       name: 'warden-token',
-      projected: { sources: [{ serviceAccountToken: { audience: 'agent-warden', expirationSeconds: 1800, path: 'token' } }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] },
+      projected: {
+        sources: [
+          { serviceAccountToken: { audience: 'agent-warden', expirationSeconds: 1800, path: 'token' } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        ],
+      },
     });
   });
 
@@ -201,7 +244,18 @@ describe('injectPod on real-looking pods', () => {
         { name: 'openai', kind: 'http', env: 'OPENAI_BASE_URL' },
         { name: 'tickets', kind: 'http', env: 'TICKETS_API_URL' },
       ],
-      env: ['DATABASE_URL', 'OPENAI_BASE_URL', 'TICKETS_API_URL', 'OPENAI_API_KEY', 'HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'NO_PROXY', 'no_proxy'],
+      env: [
+        'DATABASE_URL',
+        'OPENAI_BASE_URL',
+        'TICKETS_API_URL',
+        'OPENAI_API_KEY',
+        'HTTP_PROXY',
+        'HTTPS_PROXY',
+        'http_proxy',
+        'https_proxy',
+        'NO_PROXY',
+        'no_proxy',
+      ],
       envPrecedence: 'injected',
     });
   });
@@ -223,7 +277,12 @@ describe('injectPod: idempotence and skips', () => {
 
   it.each<[string, Partial<InjectContext>, (p: Pod) => void, RegExp]>([
     ['hostNetwork pod', {}, () => undefined, /hostNetwork/],
-    ['namespace not opted in', { namespaceLabels: { 'kubernetes.io/metadata.name': 'agents' } }, () => undefined, /not labelled agentwarden.io\/injection=enabled/],
+    [
+      'namespace not opted in',
+      { namespaceLabels: { 'kubernetes.io/metadata.name': 'agents' } },
+      () => undefined,
+      /not labelled agentwarden.io\/injection=enabled/,
+    ],
     ['operator namespace', { namespace: 'agent-warden' }, () => undefined, /operator's own namespace/],
     ['kube-system', { namespace: 'kube-system' }, () => undefined, /system namespace/],
     ['pod opted out', {}, (p) => (p.metadata!.labels!['agentwarden.io/inject'] = 'false'), /labelled agentwarden.io\/inject=false/],
@@ -245,7 +304,9 @@ describe('injectPod: refusals (fail closed, say what to fix)', () => {
     extra.spec.podSelector = {};
     const result = injectPod(fixture<Pod>('agent-pod.yaml'), ctx({ policies: [...policies, extra] }));
     expect(result.outcome).toBe('refused');
-    expect(result.outcome === 'refused' && result.reason).toMatch(/AccessPolicies "catch-all" and "support-agent" in namespace agents all select this pod; .*narrow their spec.podSelector/);
+    expect(result.outcome === 'refused' && result.reason).toMatch(
+      /AccessPolicies "catch-all" and "support-agent" in namespace agents all select this pod; .*narrow their spec.podSelector/,
+    );
   });
 
   it('an Istio-injected pod: refused, naming the port clash and the fix', () => {
@@ -280,7 +341,12 @@ describe('injectPod: lockdown', () => {
 
   it('lockdown by default, with its own image', () => {
     const original = fixture<Pod>('agent-pod.yaml');
-    const pod = patched(original, injected(injectPod(original, ctx({ config: testConfig({ lockdownByDefault: true, lockdownImage: 'registry.local/warden-iptables:1' }) }))));
+    const pod = patched(
+      original,
+      injected(
+        injectPod(original, ctx({ config: testConfig({ lockdownByDefault: true, lockdownImage: 'registry.local/warden-iptables:1' }) })),
+      ),
+    );
     expect(pod.spec!.initContainers![0]).toMatchObject({ name: LOCKDOWN_CONTAINER, image: 'registry.local/warden-iptables:1' });
   });
 

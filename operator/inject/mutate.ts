@@ -96,14 +96,18 @@ function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): In
   const warnings: string[] = [];
   for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
     const replaced = applyEnv(c, env);
-    if (replaced.length > 0) warnings.push(`container ${c.name}: ${replaced.join(', ')} replaced by Agent Warden (the sidecar's address wins)`);
+    if (replaced.length > 0)
+      warnings.push(`container ${c.name}: ${replaced.join(', ')} replaced by Agent Warden (the sidecar's address wins)`);
     const direct = secretsInEnv(c);
-    if (direct.length > 0) warnings.push(`container ${c.name}: still gets Secret ${direct.join(', ')} in its environment; the agent holds that credential directly`);
+    if (direct.length > 0)
+      warnings.push(
+        `container ${c.name}: still gets Secret ${direct.join(', ')} in its environment; the agent holds that credential directly`,
+      );
   }
   spec.initContainers = [...(lockdown ? [lockdownContainer(config)] : []), sidecar.container, ...(spec.initContainers ?? [])];
   spec.volumes = [...(spec.volumes ?? []), ...sidecar.volumes];
   if (spec.shareProcessNamespace === true) {
-    warnings.push('shareProcessNamespace is true: the app containers can see the sidecar\'s processes; turn it off for agent pods');
+    warnings.push("shareProcessNamespace is true: the app containers can see the sidecar's processes; turn it off for agent pods");
   }
 
   const record: InjectedRecord = {
@@ -166,7 +170,9 @@ function checkPorts(spec: PodSpec, policy: AccessPolicy): void {
     for (const p of c.ports ?? []) {
       const use = ours.get(p.containerPort);
       if (use !== undefined) {
-        throw new InjectionError(`container ${c.name} declares port ${p.containerPort}, which the Agent Warden sidecar uses for its ${use}; move the container to another port`);
+        throw new InjectionError(
+          `container ${c.name} declares port ${p.containerPort}, which the Agent Warden sidecar uses for its ${use}; move the container to another port`,
+        );
       }
     }
   }

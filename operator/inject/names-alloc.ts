@@ -23,7 +23,10 @@ export class NameAllocator {
 
 /** Lower case, dots and other characters to dashes; too long a name keeps a hash of the whole. */
 export function toLabel(raw: string): string {
-  const clean = raw.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
+  const clean = raw
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^-+|-+$/g, '');
   if (clean.length <= MAX_LABEL) return clean;
   const digest = createHash('sha256').update(raw).digest('hex').slice(0, 8);
   return `${clean.slice(0, MAX_LABEL - 9).replace(/-+$/, '')}-${digest}`;

@@ -4,7 +4,13 @@ import type { Pod } from './k8s-types';
 import { PREDICATES, skipReason, type PredicateInput } from './predicates';
 
 const pod = (): Pod => ({ metadata: { name: 'a', labels: { app: 'x' } }, spec: { containers: [{ name: 'agent', image: 'x' }] } });
-const input = (over: Partial<PredicateInput> = {}): PredicateInput => ({ pod: pod(), namespace: 'agents', namespaceLabels: OPTED_IN, config: testConfig(), ...over });
+const input = (over: Partial<PredicateInput> = {}): PredicateInput => ({
+  pod: pod(),
+  namespace: 'agents',
+  namespaceLabels: OPTED_IN,
+  config: testConfig(),
+  ...over,
+});
 
 describe('injection predicates', () => {
   it('an ordinary pod in an opted-in namespace passes every predicate', () => {
@@ -20,12 +26,28 @@ describe('injection predicates', () => {
     ['operator namespace', { namespace: 'agent-warden' }, "namespace agent-warden is the operator's own namespace"],
     ['kube-public', { namespace: 'kube-public' }, 'namespace kube-public is a system namespace'],
     ['label missing', { namespaceLabels: {} }, 'namespace agents is not labelled agentwarden.io/injection=enabled'],
-    ['label disabled', { namespaceLabels: { 'agentwarden.io/injection': 'disabled' } }, 'namespace agents is not labelled agentwarden.io/injection=enabled'],
+    [
+      'label disabled',
+      { namespaceLabels: { 'agentwarden.io/injection': 'disabled' } },
+      'namespace agents is not labelled agentwarden.io/injection=enabled',
+    ],
     ['unknown namespace', { namespaceLabels: undefined }, 'namespace agents is not labelled agentwarden.io/injection=enabled'],
-    ['pod opt-out', { pod: { ...pod(), metadata: { labels: { 'agentwarden.io/inject': 'false' } } } }, 'pod is labelled agentwarden.io/inject=false'],
+    [
+      'pod opt-out',
+      { pod: { ...pod(), metadata: { labels: { 'agentwarden.io/inject': 'false' } } } },
+      'pod is labelled agentwarden.io/inject=false',
+    ],
     ['hostNetwork', { pod: { ...pod(), spec: { hostNetwork: true, containers: [] } } }, 'pod uses hostNetwork'],
-    ['annotation present', { pod: { ...pod(), metadata: { annotations: { [ANNOTATIONS.injected]: '{}' } } } }, 'pod already carries the agentwarden.io/injected annotation'],
-    ['sidecar present (native)', { pod: { ...pod(), spec: { containers: [], initContainers: [{ name: 'warden-sidecar' }] } } }, 'pod already has a warden-sidecar container'],
+    [
+      'annotation present',
+      { pod: { ...pod(), metadata: { annotations: { [ANNOTATIONS.injected]: '{}' } } } },
+      'pod already carries the agentwarden.io/injected annotation',
+    ],
+    [
+      'sidecar present (native)',
+      { pod: { ...pod(), spec: { containers: [], initContainers: [{ name: 'warden-sidecar' }] } } },
+      'pod already has a warden-sidecar container',
+    ],
   ])('%s', (_name, over, reason) => {
     expect(skipReason(input(over))).toBe(reason);
   });

@@ -57,7 +57,8 @@ export const PREDICATES: readonly Predicate[] = [
   {
     name: 'already-injected',
     check: ({ pod }: PredicateInput): string | undefined => {
-      if (pod.metadata?.annotations?.[ANNOTATIONS.injected] !== undefined) return `pod already carries the ${ANNOTATIONS.injected} annotation`;
+      if (pod.metadata?.annotations?.[ANNOTATIONS.injected] !== undefined)
+        return `pod already carries the ${ANNOTATIONS.injected} annotation`;
       const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
       return all.some((c) => c.name === SIDECAR_CONTAINER) ? `pod already has a ${SIDECAR_CONTAINER} container` : undefined;
     },

@@ -54,12 +54,18 @@ export interface SidecarInput {
 
 export function sidecarCommand(): string[] {
   return [
-    'warden', 'sidecar',
-    '--policy', `${PATHS.policyDir}/${POLICY_CONFIGMAP_KEY}`,
-    '--secrets-dir', PATHS.secretsDir,
-    '--admin-addr', `127.0.0.1:${PORTS.admin}`,
-    '--health-addr', `0.0.0.0:${PORTS.health}`,
-    '--spool-dir', PATHS.spoolDir,
+    'warden',
+    'sidecar',
+    '--policy',
+    `${PATHS.policyDir}/${POLICY_CONFIGMAP_KEY}`,
+    '--secrets-dir',
+    PATHS.secretsDir,
+    '--admin-addr',
+    `127.0.0.1:${PORTS.admin}`,
+    '--health-addr',
+    `0.0.0.0:${PORTS.health}`,
+    '--spool-dir',
+    PATHS.spoolDir,
   ];
 }
 
@@ -84,7 +90,14 @@ export function buildSidecar(input: SidecarInput): SidecarParts {
   // verifies the API server with it, whether or not the pod automounts its service-account token.
   add(
     'warden-token',
-    { projected: { sources: [{ serviceAccountToken: tokenProjection(config) }, { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] } },
+    {
+      projected: {
+        sources: [
+          { serviceAccountToken: tokenProjection(config) },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        ],
+      },
+    },
     PATHS.tokenDir,
     true,
   );

@@ -34,7 +34,12 @@ class MemoryCertClient implements CertClient {
   private rv = 1;
   readonly configs: Record<WebhookKind, { webhooks: { name: string; clientConfig: { caBundle?: string } }[] }> = {
     mutating: { webhooks: [{ name: 'pods.agentwarden.io', clientConfig: {} }] },
-    validating: { webhooks: [{ name: 'policies.agentwarden.io', clientConfig: { caBundle: b64('stale') } }, { name: 'approvals.agentwarden.io', clientConfig: {} }] },
+    validating: {
+      webhooks: [
+        { name: 'policies.agentwarden.io', clientConfig: { caBundle: b64('stale') } },
+        { name: 'approvals.agentwarden.io', clientConfig: {} },
+      ],
+    },
   };
   readonly writes: { ok: boolean; resourceVersion?: string }[] = [];
   readonly patches: JsonPatchOp[][] = [];
@@ -118,7 +123,16 @@ describe('startCertManager (self-signed) against an in-memory client', () => {
   afterEach(() => managers.splice(0).forEach((m) => m.stop()));
 
   const start = async (client: CertClient, c: { now(): Date }, onRotate: () => void = () => undefined): Promise<CertManager> => {
-    const m = await startCertManager({ client, namespace: NS, secretName: SECRET, serviceName: 'warden-webhook', webhookConfigNames: CONFIGS, log: silentLogger, onRotate, now: c.now });
+    const m = await startCertManager({
+      client,
+      namespace: NS,
+      secretName: SECRET,
+      serviceName: 'warden-webhook',
+      webhookConfigNames: CONFIGS,
+      log: silentLogger,
+      onRotate,
+      now: c.now,
+    });
     managers.push(m);
     return m;
   };
@@ -207,12 +221,36 @@ describe('startCertManager (self-signed) against an in-memory client', () => {
 describe('startCertManager (cert-manager mode)', () => {
   it('serves the Secret cert-manager keeps, patches nothing, and reloads when it changes', async () => {
     const issuer = new MemoryCertClient();
-    const seed = await startCertManager({ client: issuer, namespace: NS, secretName: SECRET, serviceName: 'warden-webhook', webhookConfigNames: CONFIGS, log: silentLogger, onRotate: () => undefined });
+    const seed = await startCertManager({
+      client: issuer,
+      namespace: NS,
+      secretName: SECRET,
+      serviceName: 'warden-webhook',
+      webhookConfigNames: CONFIGS,
+      log: silentLogger,
+      onRotate: () => undefined,
+    });
     seed.stop();
     const client = new MemoryCertClient();
-    client.secret = { data: { 'tls.crt': issuer.secret!.data['tls.crt'], 'tls.key': issuer.secret!.data['tls.key'], 'ca.crt': issuer.secret!.data['ca.crt'] }, resourceVersion: '7' };
+    client.secret = {
+      data: {
+        'tls.crt': issuer.secret!.data['tls.crt'],
+        'tls.key': issuer.secret!.data['tls.key'],
+        'ca.crt': issuer.secret!.data['ca.crt'],
+      },
+      resourceVersion: '7',
+    };
     let rotated = 0;
-    const m = await startCertManager({ mode: 'cert-manager', client, namespace: NS, secretName: SECRET, serviceName: 'ignored', webhookConfigNames: CONFIGS, log: silentLogger, onRotate: () => rotated++ });
+    const m = await startCertManager({
+      mode: 'cert-manager',
+      client,
+      namespace: NS,
+      secretName: SECRET,
+      serviceName: 'ignored',
+      webhookConfigNames: CONFIGS,
+      log: silentLogger,
+      onRotate: () => rotated++,
+    });
     try {
       expect(m.tls().cert).toBe(issuer.secret!.data['tls.crt']);
       expect(client.writes).toEqual([]);
@@ -222,7 +260,16 @@ describe('startCertManager (cert-manager mode)', () => {
       await expect(m.check()).rejects.toThrow(/do not parse/);
       expect(m.tls().cert).toBe(issuer.secret!.data['tls.crt']);
 
-      const next = await startCertManager({ client: new MemoryCertClient(), namespace: NS, secretName: SECRET, serviceName: 'warden-webhook', webhookConfigNames: CONFIGS, log: silentLogger, onRotate: () => undefined, checkIntervalMs: 3_600_000 });
+      const next = await startCertManager({
+        client: new MemoryCertClient(),
+        namespace: NS,
+        secretName: SECRET,
+        serviceName: 'warden-webhook',
+        webhookConfigNames: CONFIGS,
+        log: silentLogger,
+        onRotate: () => undefined,
+        checkIntervalMs: 3_600_000,
+      });
       next.stop();
       client.secret = { data: { 'tls.crt': next.tls().cert, 'tls.key': next.tls().key }, resourceVersion: '9' };
       await m.check();
@@ -235,7 +282,16 @@ describe('startCertManager (cert-manager mode)', () => {
 
   it('refuses to start without the Secret', async () => {
     await expect(
-      startCertManager({ mode: 'cert-manager', client: new MemoryCertClient(), namespace: NS, secretName: SECRET, serviceName: 's', webhookConfigNames: CONFIGS, log: silentLogger, onRotate: () => undefined }),
+      startCertManager({
+        mode: 'cert-manager',
+        client: new MemoryCertClient(),
+        namespace: NS,
+        secretName: SECRET,
+        serviceName: 's',
+        webhookConfigNames: CONFIGS,
+        log: silentLogger,
+        onRotate: () => undefined,
+      }),
     ).rejects.toThrow(`webhook TLS Secret ${NS}/${SECRET} not found`);
   });
 });
@@ -243,8 +299,20 @@ describe('startCertManager (cert-manager mode)', () => {
 describe('kubeCertClient against the fake API server', () => {
   let fake: FakeApiServer;
   const webhookResources = [
-    { group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mutatingwebhookconfigurations', kind: 'MutatingWebhookConfiguration', namespaced: false },
-    { group: 'admissionregistration.k8s.io', version: 'v1', plural: 'validatingwebhookconfigurations', kind: 'ValidatingWebhookConfiguration', namespaced: false },
+    {
+      group: 'admissionregistration.k8s.io',
+      version: 'v1',
+      plural: 'mutatingwebhookconfigurations',
+      kind: 'MutatingWebhookConfiguration',
+      namespaced: false,
+    },
+    {
+      group: 'admissionregistration.k8s.io',
+      version: 'v1',
+      plural: 'validatingwebhookconfigurations',
+      kind: 'ValidatingWebhookConfiguration',
+      namespaced: false,
+    },
   ];
   const webhook = (name: string, caBundle?: string): Record<string, unknown> => ({
     name,
@@ -260,7 +328,12 @@ describe('kubeCertClient against the fake API server', () => {
   });
   beforeEach(() => {
     fake.remove('v1', 'Secret', NS, SECRET);
-    fake.put({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: CONFIGS.mutating }, webhooks: [webhook('pods.agentwarden.io')] });
+    fake.put({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: CONFIGS.mutating },
+      webhooks: [webhook('pods.agentwarden.io')],
+    });
     fake.put({
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingWebhookConfiguration',
@@ -282,12 +355,24 @@ describe('kubeCertClient against the fake API server', () => {
     expect(stored.data).toEqual({ 'tls.crt': b64('C'), 'tls.key': b64('K') });
     expect((stored.metadata as { labels: Record<string, string> }).labels).toEqual({ 'app.kubernetes.io/managed-by': 'agent-warden' });
 
-    await expect(client.writeSecret({ namespace: NS, name: SECRET, data: { 'tls.crt': 'X', 'tls.key': 'Y' } })).rejects.toBeInstanceOf(CertConflictError);
-    const replaced = await client.writeSecret({ namespace: NS, name: SECRET, data: { 'tls.crt': 'C2', 'tls.key': 'K2' }, resourceVersion: created.resourceVersion });
-    expect(replaced.data['tls.crt']).toBe('C2');
-    await expect(client.writeSecret({ namespace: NS, name: SECRET, data: { 'tls.crt': 'C3', 'tls.key': 'K3' }, resourceVersion: created.resourceVersion })).rejects.toBeInstanceOf(
+    await expect(client.writeSecret({ namespace: NS, name: SECRET, data: { 'tls.crt': 'X', 'tls.key': 'Y' } })).rejects.toBeInstanceOf(
       CertConflictError,
     );
+    const replaced = await client.writeSecret({
+      namespace: NS,
+      name: SECRET,
+      data: { 'tls.crt': 'C2', 'tls.key': 'K2' },
+      resourceVersion: created.resourceVersion,
+    });
+    expect(replaced.data['tls.crt']).toBe('C2');
+    await expect(
+      client.writeSecret({
+        namespace: NS,
+        name: SECRET,
+        data: { 'tls.crt': 'C3', 'tls.key': 'K3' },
+        resourceVersion: created.resourceVersion,
+      }),
+    ).rejects.toBeInstanceOf(CertConflictError);
     expect((await client.readSecret(NS, SECRET))?.data['tls.crt']).toBe('C2');
   });
 
@@ -303,7 +388,9 @@ describe('kubeCertClient against the fake API server', () => {
     const patchReq = fake.requests.filter((r) => r.method === 'PATCH').at(-1);
     expect(patchReq?.contentType).toBe('application/json-patch+json');
     // A patch computed against a reordered list fails its test op instead of mislabelling a webhook.
-    await expect(client.patchWebhooks('mutating', CONFIGS.mutating, caBundlePatch([{ name: 'someone-else' }], b64('X')))).rejects.toThrow(/HTTP 422/);
+    await expect(client.patchWebhooks('mutating', CONFIGS.mutating, caBundlePatch([{ name: 'someone-else' }], b64('X')))).rejects.toThrow(
+      /HTTP 422/,
+    );
   });
 
   it('two managers racing through the API create one Secret, patch the CA in, and serve it over TLS', async () => {
@@ -311,7 +398,15 @@ describe('kubeCertClient against the fake API server', () => {
     const log = createLogger({}, 'debug', (l) => lines.push(l));
     const gate = readGate(2);
     const start = (): Promise<CertManager> =>
-      startCertManager({ client: gate(kubeCertClient(fake.kubeConfig())), namespace: NS, secretName: SECRET, serviceName: 'warden-webhook', webhookConfigNames: CONFIGS, log, onRotate: () => undefined });
+      startCertManager({
+        client: gate(kubeCertClient(fake.kubeConfig())),
+        namespace: NS,
+        secretName: SECRET,
+        serviceName: 'warden-webhook',
+        webhookConfigNames: CONFIGS,
+        log,
+        onRotate: () => undefined,
+      });
     const mark = fake.requests.length;
     const [a, b] = await Promise.all([start(), start()]);
     a.stop();
@@ -324,18 +419,38 @@ describe('kubeCertClient against the fake API server', () => {
     const caPem = unb64((stored.data as Record<string, string>)['ca.crt']);
     expect(unb64((stored.data as Record<string, string>)['tls.crt'])).toBe(a.tls().cert);
     for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
-      const cfg = fake.object('admissionregistration.k8s.io/v1', kind, undefined, kind.startsWith('M') ? CONFIGS.mutating : CONFIGS.validating)!;
+      const cfg = fake.object(
+        'admissionregistration.k8s.io/v1',
+        kind,
+        undefined,
+        kind.startsWith('M') ? CONFIGS.mutating : CONFIGS.validating,
+      )!;
       for (const h of cfg.webhooks as { clientConfig: { caBundle: string } }[]) expect(unb64(h.clientConfig.caBundle)).toBe(caPem);
     }
     // No log line carries key material.
     expect(lines.join('\n')).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
 
     // The API server's view: dial the Service name, trust exactly the patched caBundle.
-    const server = await startWebhookServer({ port: 0, host: '127.0.0.1', tls: a.tls, handlers: { '/mutate': (r) => ({ uid: r.request!.uid, allowed: true }) }, log: silentLogger });
+    const server = await startWebhookServer({
+      port: 0,
+      host: '127.0.0.1',
+      tls: a.tls,
+      handlers: { '/mutate': (r) => ({ uid: r.request!.uid, allowed: true }) },
+      log: silentLogger,
+    });
     try {
       const status = await new Promise<number>((resolve, reject) => {
         const req = https.request(
-          { host: '127.0.0.1', port: server.port, servername: 'warden-webhook.agent-warden.svc', ca: caPem, path: '/mutate', method: 'POST', headers: { 'content-type': 'application/json' }, agent: false },
+          {
+            host: '127.0.0.1',
+            port: server.port,
+            servername: 'warden-webhook.agent-warden.svc',
+            ca: caPem,
+            path: '/mutate',
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            agent: false,
+          },
           (res) => {
             res.resume();
             resolve(res.statusCode ?? 0);
@@ -348,7 +463,9 @@ describe('kubeCertClient against the fake API server', () => {
       // And a name the certificate does not carry is refused.
       await expect(
         new Promise((resolve, reject) => {
-          const s = tls.connect({ host: '127.0.0.1', port: server.port, servername: 'evil.example.com', ca: caPem }, () => resolve(s.end()));
+          const s = tls.connect({ host: '127.0.0.1', port: server.port, servername: 'evil.example.com', ca: caPem }, () =>
+            resolve(s.end()),
+          );
           s.on('error', reject);
         }),
       ).rejects.toThrow(/does not match|altnames/i);
@@ -359,17 +476,40 @@ describe('kubeCertClient against the fake API server', () => {
 
   it('keeps a valid Secret it finds and only fixes the caBundle', async () => {
     const seed = new MemoryCertClient();
-    const m0 = await startCertManager({ client: seed, namespace: NS, secretName: SECRET, serviceName: 'warden-webhook', webhookConfigNames: CONFIGS, log: silentLogger, onRotate: () => undefined });
+    const m0 = await startCertManager({
+      client: seed,
+      namespace: NS,
+      secretName: SECRET,
+      serviceName: 'warden-webhook',
+      webhookConfigNames: CONFIGS,
+      log: silentLogger,
+      onRotate: () => undefined,
+    });
     m0.stop();
     const material = seed.secret!.data;
     await kubeCertClient(fake.kubeConfig()).writeSecret({ namespace: NS, name: SECRET, data: material });
     const before = fake.object('v1', 'Secret', NS, SECRET)!;
-    const m = await startCertManager({ client: kubeCertClient(fake.kubeConfig()), namespace: NS, secretName: SECRET, serviceName: 'warden-webhook', webhookConfigNames: CONFIGS, log: silentLogger, onRotate: () => undefined });
+    const m = await startCertManager({
+      client: kubeCertClient(fake.kubeConfig()),
+      namespace: NS,
+      secretName: SECRET,
+      serviceName: 'warden-webhook',
+      webhookConfigNames: CONFIGS,
+      log: silentLogger,
+      onRotate: () => undefined,
+    });
     m.stop();
     expect(m.tls().cert).toBe(material['tls.crt']);
-    expect((fake.object('v1', 'Secret', NS, SECRET)!.metadata as { resourceVersion: string }).resourceVersion).toBe((before.metadata as { resourceVersion: string }).resourceVersion);
+    expect((fake.object('v1', 'Secret', NS, SECRET)!.metadata as { resourceVersion: string }).resourceVersion).toBe(
+      (before.metadata as { resourceVersion: string }).resourceVersion,
+    );
     const cfg = fake.object('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', undefined, CONFIGS.validating)!;
     for (const h of cfg.webhooks as { clientConfig: { caBundle: string } }[]) expect(h.clientConfig.caBundle).toBe(b64(material['ca.crt']));
-    expect(toSecretData({ caBundle: 'A', caKey: 'B', cert: 'C', key: 'D' })).toEqual({ 'ca.crt': 'A', 'ca.key': 'B', 'tls.crt': 'C', 'tls.key': 'D' });
+    expect(toSecretData({ caBundle: 'A', caKey: 'B', cert: 'C', key: 'D' })).toEqual({
+      'ca.crt': 'A',
+      'ca.key': 'B',
+      'tls.crt': 'C',
+      'tls.key': 'D',
+    });
   });
 });

@@ -4,7 +4,14 @@
 // re-read and use its certificate), makes both webhook configurations trust the Secret's CA bundle,
 // then hot-reloads the server. In cert-manager mode it only reads the Secret cert-manager keeps.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import type { Logger } from '../../common/log';
 import { apiStatus } from '../../common/k8s/api-error';
 import { MANAGED_BY, MANAGED_BY_LABEL } from '../../common/k8s/names';
@@ -155,7 +162,11 @@ function servedPair(): Served {
  * Runs one check (its failure fails the start), then one every checkIntervalMs, never two at once;
  * later failures are logged and the current certificate kept.
  */
-async function startChecks(opts: { log: Logger; checkIntervalMs?: number }, served: Served, run: () => Promise<void>): Promise<CertManager> {
+async function startChecks(
+  opts: { log: Logger; checkIntervalMs?: number },
+  served: Served,
+  run: () => Promise<void>,
+): Promise<CertManager> {
   let running: Promise<void> | undefined;
   const check = (): Promise<void> => {
     running ??= run().finally(() => (running = undefined));
@@ -163,7 +174,9 @@ async function startChecks(opts: { log: Logger; checkIntervalMs?: number }, serv
   };
   await check();
   const timer = setInterval(() => {
-    check().catch((err: unknown) => opts.log.error('webhook certificate check failed; keeping the current certificate', { error: errorMessage(err) }));
+    check().catch((err: unknown) =>
+      opts.log.error('webhook certificate check failed; keeping the current certificate', { error: errorMessage(err) }),
+    );
   }, opts.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS);
   timer.unref();
   return { tls: served.tls, check, stop: () => clearInterval(timer) };
@@ -184,7 +197,12 @@ export async function startCertManager(opts: CertManagerOptions): Promise<CertMa
       const plan = await planCertificates(secret ? fromSecretData(secret.data) : undefined, { dnsNames, now: now() });
       if (!plan.changed) return plan.material;
       try {
-        await client.writeSecret({ namespace, name: secretName, data: toSecretData(plan.material), resourceVersion: secret?.resourceVersion });
+        await client.writeSecret({
+          namespace,
+          name: secretName,
+          data: toSecretData(plan.material),
+          resourceVersion: secret?.resourceVersion,
+        });
         log.info('webhook certificates written', { secret: where, reason: plan.reason, ...certSummary(plan.material.cert) });
         return plan.material;
       } catch (err) {
@@ -228,7 +246,10 @@ function notify(opts: { onRotate(): void }, log: Logger): void {
   }
 }
 
-export type WatchTlsSecretOptions = Pick<CertManagerOptions, 'client' | 'namespace' | 'secretName' | 'log' | 'onRotate' | 'checkIntervalMs'>;
+export type WatchTlsSecretOptions = Pick<
+  CertManagerOptions,
+  'client' | 'namespace' | 'secretName' | 'log' | 'onRotate' | 'checkIntervalMs'
+>;
 
 /**
  * Serves the certificate someone else (cert-manager) keeps in a kubernetes.io/tls Secret; patches
@@ -293,7 +314,12 @@ export function kubeCertClient(kc: KubeConfig): CertClient {
         apiVersion: 'v1',
         kind: 'Secret',
         type: 'kubernetes.io/tls',
-        metadata: { name: w.name, namespace: w.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY }, ...(w.resourceVersion ? { resourceVersion: w.resourceVersion } : {}) },
+        metadata: {
+          name: w.name,
+          namespace: w.namespace,
+          labels: { [MANAGED_BY_LABEL]: MANAGED_BY },
+          ...(w.resourceVersion ? { resourceVersion: w.resourceVersion } : {}),
+        },
         data: Object.fromEntries(Object.entries(w.data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
       };
       const what = `${w.resourceVersion ? 'replace' : 'create'} Secret ${w.namespace}/${w.name}`;
@@ -312,7 +338,9 @@ export function kubeCertClient(kc: KubeConfig): CertClient {
     async readWebhooks(kind, name) {
       try {
         const cfg =
-          kind === 'mutating' ? await admission.readMutatingWebhookConfiguration({ name }) : await admission.readValidatingWebhookConfiguration({ name });
+          kind === 'mutating'
+            ? await admission.readMutatingWebhookConfiguration({ name })
+            : await admission.readValidatingWebhookConfiguration({ name });
         return (cfg.webhooks ?? []).map((h) => ({ name: h.name, caBundle: h.clientConfig?.caBundle }));
       } catch (err) {
         if (apiStatus(err).code === 404) return undefined;

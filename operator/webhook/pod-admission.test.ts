@@ -32,13 +32,23 @@ describe('pod mutating webhook', () => {
     const pod = podFromWorkload(fixture('langchain-deployment.yaml'));
     const logs: string[] = [];
     const res = handler({}, logs)(podReview(pod));
-    expect(res).toMatchObject({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true, auditAnnotations: { policy: 'agents/support-agent' } });
+    expect(res).toMatchObject({
+      uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+      allowed: true,
+      auditAnnotations: { policy: 'agents/support-agent' },
+    });
     expect(res.warnings).toEqual([expect.stringContaining('container langserve: OPENAI_API_KEY, DATABASE_URL replaced')]);
     const out = applyPatch(structuredClone(pod), decodePatch(res), true, false).newDocument as Pod;
     new PodModel(out as never).validate();
     expect(out.spec!.initContainers![0]).toMatchObject({ name: SIDECAR_CONTAINER, restartPolicy: 'Always' });
     expect(out.metadata!.annotations![ANNOTATIONS.injected]).toBeDefined();
-    expect(JSON.parse(logs[0])).toMatchObject({ level: 'info', msg: 'pod injected', namespace: 'agents', pod: 'support-agent-5f7b9c6d4-*', policy: 'agents/support-agent' });
+    expect(JSON.parse(logs[0])).toMatchObject({
+      level: 'info',
+      msg: 'pod injected',
+      namespace: 'agents',
+      pod: 'support-agent-5f7b9c6d4-*',
+      policy: 'agents/support-agent',
+    });
     // the log line names no credential and no env value
     expect(logs.join('\n')).not.toMatch(/secretKeyRef|postgresql:\/\//);
   });
@@ -48,7 +58,11 @@ describe('pod mutating webhook', () => {
     const first = handler()(podReview(pod));
     const injected = applyPatch(structuredClone(pod), decodePatch(first), true, false).newDocument as Pod;
     const again = handler()(podReview(injected));
-    expect(again).toEqual({ uid: expect.any(String), allowed: true, auditAnnotations: { skipped: expect.stringContaining('already carries') } });
+    expect(again).toEqual({
+      uid: expect.any(String),
+      allowed: true,
+      auditAnnotations: { skipped: expect.stringContaining('already carries') },
+    });
   });
 
   it.each<[string, () => Pod, string]>([
@@ -67,7 +81,11 @@ describe('pod mutating webhook', () => {
   it('an Istio-injected pod is denied with the reason and the fix', () => {
     const res = handler()(podReview(fixture<Pod>('istio-pod.yaml')));
     expect(res.allowed).toBe(false);
-    expect(res.status).toMatchObject({ code: 403, reason: 'Forbidden', message: expect.stringMatching(/^Agent Warden: pod has Istio's istio-proxy sidecar/) });
+    expect(res.status).toMatchObject({
+      code: 403,
+      reason: 'Forbidden',
+      message: expect.stringMatching(/^Agent Warden: pod has Istio's istio-proxy sidecar/),
+    });
   });
 
   it('two policies selecting the pod: denied, naming both', () => {
@@ -80,17 +98,31 @@ describe('pod mutating webhook', () => {
 
   it('a namespace missing from the cache: denied so the controller retries, never admitted unguarded', () => {
     const res = handler()(podReview(fixture<Pod>('agent-pod.yaml'), 'brand-new'));
-    expect(res).toMatchObject({ allowed: false, status: { code: 503, message: expect.stringContaining('"brand-new" is not in the operator\'s cache yet') } });
+    expect(res).toMatchObject({
+      allowed: false,
+      status: { code: 503, message: expect.stringContaining('"brand-new" is not in the operator\'s cache yet') },
+    });
   });
 
   it('never throws: an internal error denies in an opted-in namespace and allows (with a warning) elsewhere', () => {
-    const broken = handler({ policies: () => { throw new Error('informer not synced'); } });
+    const broken = handler({
+      policies: () => {
+        throw new Error('informer not synced');
+      },
+    });
     expect(broken(podReview(fixture<Pod>('agent-pod.yaml'), 'agents'))).toMatchObject({
       allowed: false,
       status: { code: 500, message: 'Agent Warden could not inject the sidecar: informer not synced' },
     });
-    expect(broken(podReview(fixture<Pod>('agent-pod.yaml'), 'default'))).toMatchObject({ allowed: true, warnings: ['Agent Warden injection failed: informer not synced'] });
-    const badConfig = handler({ config: () => { throw new Error('image: must be set'); } });
+    expect(broken(podReview(fixture<Pod>('agent-pod.yaml'), 'default'))).toMatchObject({
+      allowed: true,
+      warnings: ['Agent Warden injection failed: informer not synced'],
+    });
+    const badConfig = handler({
+      config: () => {
+        throw new Error('image: must be set');
+      },
+    });
     expect(badConfig(podReview(fixture<Pod>('agent-pod.yaml'))).allowed).toBe(false);
   });
 
@@ -103,6 +135,10 @@ describe('pod mutating webhook', () => {
   });
 
   it('a review without a request is refused, not thrown', () => {
-    expect(handler()({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' })).toMatchObject({ uid: '', allowed: false, status: { code: 400 } });
+    expect(handler()({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' })).toMatchObject({
+      uid: '',
+      allowed: false,
+      status: { code: 400 },
+    });
   });
 });

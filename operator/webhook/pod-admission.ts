@@ -38,7 +38,13 @@ function mutatePodReview(review: AdmissionReview, ctx: PodMutatorContext, log: L
     const config = ctx.config();
     // The API server only calls this webhook for opted-in namespaces; one the cache has not seen yet
     // (just created) is most likely opted in too. Deny: the ReplicaSet or Job controller retries.
-    if (nsLabels === undefined && namespaceExemption(namespace, config) === undefined) return deny(uid, 503, 'ServiceUnavailable', `Agent Warden: namespace ${JSON.stringify(namespace)} is not in the operator's cache yet; retry shortly`);
+    if (nsLabels === undefined && namespaceExemption(namespace, config) === undefined)
+      return deny(
+        uid,
+        503,
+        'ServiceUnavailable',
+        `Agent Warden: namespace ${JSON.stringify(namespace)} is not in the operator's cache yet; retry shortly`,
+      );
     if (!pod || typeof pod !== 'object') return deny(uid, 400, 'BadRequest', 'AdmissionReview request.object is not a Pod');
     const result = injectPod(pod, { namespace, namespaceLabels: nsLabels, policies: ctx.policies(), config });
     switch (result.outcome) {
@@ -65,7 +71,8 @@ function mutatePodReview(review: AdmissionReview, ctx: PodMutatorContext, log: L
     const message = (err as Error)?.message ?? String(err);
     log.error('injection failed', { ...who, error: message });
     // Fail closed where injection was asked for (or cannot be ruled out); elsewhere an injector bug must not block pods.
-    if (nsLabels === undefined || nsLabels[INJECTION_LABEL] === INJECTION_ENABLED) return deny(uid, 500, 'InternalError', `Agent Warden could not inject the sidecar: ${message}`);
+    if (nsLabels === undefined || nsLabels[INJECTION_LABEL] === INJECTION_ENABLED)
+      return deny(uid, 500, 'InternalError', `Agent Warden could not inject the sidecar: ${message}`);
     return { uid, allowed: true, warnings: [`Agent Warden injection failed: ${message}`] };
   }
 }

@@ -20,7 +20,16 @@ function asStored(doc: Record<string, unknown>): Record<string, unknown> {
       resourceVersion: '918273',
       generation: 2,
       creationTimestamp: '2025-05-01T09:00:00Z',
-      managedFields: [{ manager: 'kubectl-client-side-apply', operation: 'Update', apiVersion: 'agentwarden.io/v1alpha1', time: '2025-05-01T09:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:spec': {} } }],
+      managedFields: [
+        {
+          manager: 'kubectl-client-side-apply',
+          operation: 'Update',
+          apiVersion: 'agentwarden.io/v1alpha1',
+          time: '2025-05-01T09:00:00Z',
+          fieldsType: 'FieldsV1',
+          fieldsV1: { 'f:spec': {} },
+        },
+      ],
     },
     status: { observedGeneration: 1, conditions: [] },
   };

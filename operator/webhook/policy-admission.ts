@@ -23,7 +23,7 @@ export function validatePolicyReview(review: AdmissionReview): AdmissionResponse
     const result = validateAccessPolicy(req.object);
     if (result.ok) return { uid, allowed: true };
     const meta = (req.object as { metadata?: { name?: unknown } } | null | undefined)?.metadata;
-    const name = typeof meta?.name === 'string' ? meta.name : req.name ?? '';
+    const name = typeof meta?.name === 'string' ? meta.name : (req.name ?? '');
     const lines = result.errors.slice(0, MAX_LISTED_ERRORS).map(formatPolicyError);
     if (result.errors.length > MAX_LISTED_ERRORS) lines.push(`... and ${result.errors.length - MAX_LISTED_ERRORS} more`);
     return {
@@ -33,6 +33,14 @@ export function validatePolicyReview(review: AdmissionReview): AdmissionResponse
     };
   } catch (err) {
     // Fail closed: a policy we cannot check must not reach the sidecars.
-    return { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `Agent Warden could not validate the AccessPolicy: ${(err as Error).message}` } };
+    return {
+      uid,
+      allowed: false,
+      status: {
+        code: 500,
+        reason: 'InternalError',
+        message: `Agent Warden could not validate the AccessPolicy: ${(err as Error).message}`,
+      },
+    };
   }
 }

@@ -20,7 +20,13 @@ interface Reply {
 }
 
 function review(uid: string, extra: Partial<AdmissionRequest> = {}): AdmissionReview {
-  return admissionReview({ uid, namespace: 'agents', name: 'agent-1', object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-1' } }, ...extra });
+  return admissionReview({
+    uid,
+    namespace: 'agents',
+    name: 'agent-1',
+    object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-1' } },
+    ...extra,
+  });
 }
 
 interface PostOptions {
@@ -40,14 +46,29 @@ function post(o: PostOptions): Promise<Reply> {
     const headers: Record<string, string> = { 'content-type': o.contentType ?? 'application/json' };
     if (!o.chunked) headers['content-length'] = String(Buffer.byteLength(body));
     const req = https.request(
-      { host: '127.0.0.1', port: o.port, servername: HOST, ca: o.ca, path: o.path ?? '/mutate', method: o.method ?? 'POST', headers, agent: o.agent ?? false },
+      {
+        host: '127.0.0.1',
+        port: o.port,
+        servername: HOST,
+        ca: o.ca,
+        path: o.path ?? '/mutate',
+        method: o.method ?? 'POST',
+        headers,
+        agent: o.agent ?? false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         const peer = (res.socket as tls.TLSSocket).getPeerCertificate();
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString();
-          resolve({ status: res.statusCode ?? 0, body: text, json: () => JSON.parse(text), reusedSocket: req.reusedSocket, fingerprint: peer.fingerprint256 });
+          resolve({
+            status: res.statusCode ?? 0,
+            body: text,
+            json: () => JSON.parse(text),
+            reusedSocket: req.reusedSocket,
+            fingerprint: peer.fingerprint256,
+          });
         });
       },
     );
@@ -70,7 +91,9 @@ describe('parseAdmissionReview', () => {
     };
     expect(err('{nope')).toMatch(/not valid JSON/);
     expect(err('[]')).toMatch(/not a JSON object/);
-    expect(err(JSON.stringify({ ...review('u'), apiVersion: 'admission.k8s.io/v1beta1' }))).toMatch(/apiVersion must be admission.k8s.io\/v1/);
+    expect(err(JSON.stringify({ ...review('u'), apiVersion: 'admission.k8s.io/v1beta1' }))).toMatch(
+      /apiVersion must be admission.k8s.io\/v1/,
+    );
     expect(err(JSON.stringify({ ...review('u'), kind: 'Pod' }))).toMatch(/kind must be AdmissionReview/);
     expect(err(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }))).toMatch(/request is missing/);
     expect(err(JSON.stringify(review('')))).toMatch(/request.uid is missing/);
@@ -136,7 +159,11 @@ describe('startWebhookServer', () => {
 
   it('passes a denial through with its message', async () => {
     const r = await post({ port: server.port, ca: ca.cert, path: '/validate', body: JSON.stringify(review('uid-v')) });
-    expect(r.json().response).toEqual({ uid: 'uid-v', allowed: false, status: { code: 403, message: 'spec.rules[0].action: must be allow, deny or hold' } });
+    expect(r.json().response).toEqual({
+      uid: 'uid-v',
+      allowed: false,
+      status: { code: 403, message: 'spec.rules[0].action: must be allow, deny or hold' },
+    });
   });
 
   it('denies when the handler throws or rejects, and logs the uid, kind, namespace/name and duration', async () => {
@@ -149,7 +176,14 @@ describe('startWebhookServer', () => {
       expect(resp?.status?.message).toMatch(/agent-warden webhook failed: (policy cache not synced|lookup failed)/);
     }
     const logged = lines.find((l) => l.msg === 'admission handler failed' && l.uid === 'uid/throws');
-    expect(logged).toMatchObject({ level: 'error', kind: 'Pod', namespace: 'agents', name: 'agent-1', operation: 'CREATE', error: 'policy cache not synced' });
+    expect(logged).toMatchObject({
+      level: 'error',
+      kind: 'Pod',
+      namespace: 'agents',
+      name: 'agent-1',
+      operation: 'CREATE',
+      error: 'policy cache not synced',
+    });
     expect(typeof logged?.durationMs).toBe('number');
     expect(metrics.counter('warden_webhook_requests_total', '').get({ path: '/throws', result: 'error' })).toBe(1);
   });
@@ -181,7 +215,12 @@ describe('startWebhookServer', () => {
     expect(get.status).toBe(405);
     const text = await post({ port: server.port, ca: ca.cert, body: JSON.stringify(review('t')), contentType: 'text/plain' });
     expect(text.status).toBe(415);
-    const withCharset = await post({ port: server.port, ca: ca.cert, body: JSON.stringify(review('cs')), contentType: 'application/json; charset=utf-8' });
+    const withCharset = await post({
+      port: server.port,
+      ca: ca.cert,
+      body: JSON.stringify(review('cs')),
+      contentType: 'application/json; charset=utf-8',
+    });
     expect(withCharset.status).toBe(200);
   });
 
@@ -199,7 +238,10 @@ describe('startWebhookServer', () => {
   it('refuses TLS below 1.2', async () => {
     await expect(
       new Promise((resolve, reject) => {
-        const s = tls.connect({ host: '127.0.0.1', port: server.port, servername: HOST, ca: ca.cert, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }, () => resolve(s.getProtocol()));
+        const s = tls.connect(
+          { host: '127.0.0.1', port: server.port, servername: HOST, ca: ca.cert, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' },
+          () => resolve(s.getProtocol()),
+        );
         s.on('error', reject);
       }),
     ).rejects.toThrow();

@@ -48,7 +48,8 @@ export function parseAdmissionReview(body: Buffer | string): ParsedReview {
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return { ok: false, error: 'body is not a JSON object' };
   const r = doc as Record<string, unknown>;
-  if (r.apiVersion !== 'admission.k8s.io/v1') return { ok: false, error: `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(r.apiVersion)}` };
+  if (r.apiVersion !== 'admission.k8s.io/v1')
+    return { ok: false, error: `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(r.apiVersion)}` };
   if (r.kind !== 'AdmissionReview') return { ok: false, error: `kind must be AdmissionReview, got ${JSON.stringify(r.kind)}` };
   const req = r.request as Record<string, unknown> | undefined;
   if (!req || typeof req !== 'object' || Array.isArray(req)) return { ok: false, error: 'request is missing' };

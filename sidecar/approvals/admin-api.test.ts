@@ -146,7 +146,11 @@ describe('approvals admin API', () => {
     const r = await env.req('POST', `/approvals/${a.id}/deny`, {}, 'tok-alice');
     expect(r.status).toBe(400);
     expect(r.body.error.code).toBe('reason_required');
-    const bad = await fetch(`${env.base}/approvals/${a.id}/approve`, { method: 'POST', headers: { authorization: 'Bearer tok-alice' }, body: '{nope' });
+    const bad = await fetch(`${env.base}/approvals/${a.id}/approve`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer tok-alice' },
+      body: '{nope',
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as any).error.code).toBe('invalid_json');
     const wrong = await env.req('POST', `/approvals/${a.id}/approve`, { digest: 'f'.repeat(64) }, 'tok-alice');

@@ -74,7 +74,8 @@ async function readJson(req: http.IncomingMessage): Promise<Record<string, unkno
   } catch {
     throw new HttpError(400, 'invalid_json', 'request body is not valid JSON; send {"reason": "..."}');
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'invalid_json', 'request body must be a JSON object');
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new HttpError(400, 'invalid_json', 'request body must be a JSON object');
   return v as Record<string, unknown>;
 }
 
@@ -83,7 +84,11 @@ export function createApprovalsHandler(opts: ApprovalsApiOptions): AdminHandler 
 
   async function approver(req: http.IncomingMessage): Promise<Identity> {
     if (opts.acceptDecisions === false) {
-      throw new HttpError(403, 'decisions_disabled', 'this sidecar accepts no decisions on its admin API; decide through the ApprovalRequest object (kubectl warden approve|deny)');
+      throw new HttpError(
+        403,
+        'decisions_disabled',
+        'this sidecar accepts no decisions on its admin API; decide through the ApprovalRequest object (kubectl warden approve|deny)',
+      );
     }
     const auth = req.headers.authorization;
     const token = typeof auth === 'string' ? parseBearer(auth) : undefined;
@@ -103,7 +108,11 @@ export function createApprovalsHandler(opts: ApprovalsApiOptions): AdminHandler 
       return { subject: opts.localUser ?? os.userInfo().username, groups: [LOCAL_APPROVERS_GROUP], source: 'local' };
     }
     if (token !== undefined) {
-      throw new HttpError(403, 'approver_identity_required', 'this sidecar cannot verify approver tokens (the policy has no spec.identity issuer), so it accepts no decisions');
+      throw new HttpError(
+        403,
+        'approver_identity_required',
+        'this sidecar cannot verify approver tokens (the policy has no spec.identity issuer), so it accepts no decisions',
+      );
     }
     throw new HttpError(
       403,
@@ -141,7 +150,8 @@ export function createApprovalsHandler(opts: ApprovalsApiOptions): AdminHandler 
       const body = await readJson(req);
       const reason = body.reason === undefined ? '' : body.reason;
       if (typeof reason !== 'string') throw new HttpError(400, 'invalid_request', 'reason must be a string');
-      if (verdict === 'deny' && reason.trim() === '') throw new HttpError(400, 'reason_required', 'a denial needs a reason; the agent is told it');
+      if (verdict === 'deny' && reason.trim() === '')
+        throw new HttpError(400, 'reason_required', 'a denial needs a reason; the agent is told it');
       const digest = body.digest;
       if (digest !== undefined && typeof digest !== 'string') throw new HttpError(400, 'invalid_request', 'digest must be a string');
       const who = await approver(req);

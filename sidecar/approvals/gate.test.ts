@@ -73,11 +73,25 @@ describe('createApprovalGate', () => {
     expect(rec.operation.display).toBe("DELETE FROM orders WHERE id = $1\n-- bound parameters:\n  $1 = '7'");
     expect(Date.parse(rec.expiresAt) - Date.parse(rec.createdAt)).toBe(600_000);
     await store.decide(rec.id, alice, 'approve', 'ok');
-    await expect(p).resolves.toEqual({ approved: true, reason: 'approved by alice (alice: ok)', approvalId: rec.id, decidedBy: 'alice', state: 'approved' });
+    await expect(p).resolves.toEqual({
+      approved: true,
+      reason: 'approved by alice (alice: ok)',
+      approvalId: rec.id,
+      decidedBy: 'alice',
+      state: 'approved',
+    });
   });
 
   test('default timeout is 10m when the rule has none; count is passed through', async () => {
-    const p = gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ approvers: { groups: ['sre'] }, count: 2 }), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
+    const p = gate.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision({ approvers: { groups: ['sre'] }, count: 2 }),
+      identity: agent,
+      operation: { sql: 'DELETE FROM x' },
+      signal: new AbortController().signal,
+    });
     const rec = await nextCreated(created);
     expect(Date.parse(rec.expiresAt) - Date.parse(rec.createdAt)).toBe(600_000);
     expect(rec.required).toBe(2);
@@ -87,8 +101,23 @@ describe('createApprovalGate', () => {
   });
 
   test('HTTP hold: METHOD URL + body excerpt, digest of what will run, namespaced policy; deny includes the reason', async () => {
-    const op = { type: 'http' as const, target: '', method: 'post', host: 'api.stripe.com', port: 443, path: '/v1/refunds', headers: { authorization: 'Bearer sk_live_secret' }, json: { charge: 'ch_1', amount: 5000 } };
-    const p = gate.hold({ operation: op, decision: decision(), identity: agent, policy: { name: 'agent-policy', namespace: 'shop' }, signal: new AbortController().signal });
+    const op = {
+      type: 'http' as const,
+      target: '',
+      method: 'post',
+      host: 'api.stripe.com',
+      port: 443,
+      path: '/v1/refunds',
+      headers: { authorization: 'Bearer sk_live_secret' },
+      json: { charge: 'ch_1', amount: 5000 },
+    };
+    const p = gate.hold({
+      operation: op,
+      decision: decision(),
+      identity: agent,
+      policy: { name: 'agent-policy', namespace: 'shop' },
+      signal: new AbortController().signal,
+    });
     const rec = await nextCreated(created);
     expect(rec.policy).toBe('shop/agent-policy');
     expect(rec.operation.kind).toBe('http');
@@ -98,25 +127,54 @@ describe('createApprovalGate', () => {
     expect(rec.operation.digest).toBe(httpDigest(op));
     expect(rec.operation.digest).not.toBe(httpDigest({ ...op, json: { charge: 'ch_1', amount: 5001 } }));
     await store.decide(rec.id, bob, 'deny', 'refunds go through finance');
-    await expect(p).resolves.toEqual({ approved: false, reason: 'denied by bob: refunds go through finance', approvalId: rec.id, decidedBy: 'bob', state: 'denied' });
+    await expect(p).resolves.toEqual({
+      approved: false,
+      reason: 'denied by bob: refunds go through finance',
+      approvalId: rec.id,
+      decidedBy: 'bob',
+      state: 'denied',
+    });
   });
 
   test('an HTTP body that is not valid JSON cannot be shown to an approver: denied without opening a request', async () => {
     const op = { type: 'http' as const, target: 'api', method: 'POST', path: '/x', headers: {}, json: UNPARSEABLE_BODY };
-    const out = await gate.hold({ operation: op, decision: decision(), identity: agent, policy: { name: 'p' }, signal: new AbortController().signal });
+    const out = await gate.hold({
+      operation: op,
+      decision: decision(),
+      identity: agent,
+      policy: { name: 'p' },
+      signal: new AbortController().signal,
+    });
     expect(out).toMatchObject({ approved: false, reason: expect.stringContaining('not valid JSON') });
     expect(await store.list({ state: 'pending' })).toEqual([]);
   });
 
   test('with nobody able to decide, a hold is denied at once, saying why', async () => {
     const closed = createApprovalGate(new LocalApprovalStore(), { undecidable: () => 'nobody can decide holds here' });
-    const out = await closed.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
-    expect(out).toEqual({ approved: false, reason: 'rule "deletes-need-approval" holds DELETE, but nobody can decide holds here, so it is denied' });
+    const out = await closed.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'DELETE FROM x' },
+      signal: new AbortController().signal,
+    });
+    expect(out).toEqual({
+      approved: false,
+      reason: 'rule "deletes-need-approval" holds DELETE, but nobody can decide holds here, so it is denied',
+    });
   });
 
   test('a large HTTP body is shown as an excerpt', async () => {
     const op = { type: 'http' as const, target: 'api', method: 'PUT', path: '/x', headers: {}, json: { blob: 'a'.repeat(5000) } };
-    const p = gate.hold({ operation: op, decision: decision(), identity: agent, policy: { name: 'p' }, signal: new AbortController().signal });
+    const p = gate.hold({
+      operation: op,
+      decision: decision(),
+      identity: agent,
+      policy: { name: 'p' },
+      signal: new AbortController().signal,
+    });
     const rec = await nextCreated(created);
     expect(rec.operation.display.length).toBeLessThan(2200);
     expect(rec.operation.display).toContain('more characters)');
@@ -125,7 +183,15 @@ describe('createApprovalGate', () => {
   });
 
   test('expiry resolves as a denial that says it expired', async () => {
-    const p = gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ approvers: { groups: ['sre'] }, timeout: '50ms' }), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
+    const p = gate.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision({ approvers: { groups: ['sre'] }, timeout: '50ms' }),
+      identity: agent,
+      operation: { sql: 'DELETE FROM x' },
+      signal: new AbortController().signal,
+    });
     const out = await p;
     expect(out.approved).toBe(false);
     expect(out.reason).toMatch(/^approval request \S+ expired after 50ms without a decision$/);
@@ -135,7 +201,15 @@ describe('createApprovalGate', () => {
 
   test('the agent disconnecting (signal) cancels the request', async () => {
     const ac = new AbortController();
-    const p = gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: ac.signal });
+    const p = gate.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'DELETE FROM x' },
+      signal: ac.signal,
+    });
     const rec = await nextCreated(created);
     ac.abort();
     const out = await p;
@@ -148,44 +222,114 @@ describe('createApprovalGate', () => {
   test('an already aborted signal opens no request', async () => {
     const ac = new AbortController();
     ac.abort();
-    const out = await gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'x' }, signal: ac.signal });
+    const out = await gate.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'x' },
+      signal: ac.signal,
+    });
     expect(out.approved).toBe(false);
     expect(await store.list()).toEqual([]);
   });
 
   test('an invalid timeout fails closed', async () => {
-    const out = await gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ timeout: 'soon' }), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
+    const out = await gate.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision({ timeout: 'soon' }),
+      identity: agent,
+      operation: { sql: 'x' },
+      signal: new AbortController().signal,
+    });
     expect(out.approved).toBe(false);
     expect(out.reason).toContain('approval timeout is invalid');
   });
 
   test('a back end that fails is a denial with the reason, never a rejected hold', async () => {
     const failing: ApprovalBackend = { ...delegateTo(store), create: () => Promise.reject(new Error('the API server is away')) };
-    const out = await createApprovalGate(failing).hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
-    expect(out).toEqual({ approved: false, reason: 'rule "deletes-need-approval" holds DELETE, but the API server is away, so it is denied' });
+    const out = await createApprovalGate(failing).hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'x' },
+      signal: new AbortController().signal,
+    });
+    expect(out).toEqual({
+      approved: false,
+      reason: 'rule "deletes-need-approval" holds DELETE, but the API server is away, so it is denied',
+    });
     // the store's own refusal of a bad request is a denial too
-    const bad = await gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ approvers: { groups: ['sre'] }, count: 0 }), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
-    expect(bad).toMatchObject({ approved: false, reason: expect.stringMatching(/^rule "deletes-need-approval" holds DELETE, but .*, so it is denied$/) });
+    const bad = await gate.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision({ approvers: { groups: ['sre'] }, count: 0 }),
+      identity: agent,
+      operation: { sql: 'x' },
+      signal: new AbortController().signal,
+    });
+    expect(bad).toMatchObject({
+      approved: false,
+      reason: expect.stringMatching(/^rule "deletes-need-approval" holds DELETE, but .*, so it is denied$/),
+    });
   });
 
   test('a wait that fails is a denial, and the request is cancelled so nobody decides it', async () => {
     const lost: ApprovalBackend = { ...delegateTo(store), wait: () => Promise.reject(new Error('watch lost')) };
-    const out = await createApprovalGate(lost, { onCreated: (r) => created.push(r) }).hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
+    const out = await createApprovalGate(lost, { onCreated: (r) => created.push(r) }).hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'x' },
+      signal: new AbortController().signal,
+    });
     const rec = await nextCreated(created);
-    expect(out).toEqual({ approved: false, approvalId: rec.id, reason: `rule "deletes-need-approval" holds DELETE, but approval request ${rec.id} could not be followed (watch lost), so it is denied` });
+    expect(out).toEqual({
+      approved: false,
+      approvalId: rec.id,
+      reason: `rule "deletes-need-approval" holds DELETE, but approval request ${rec.id} could not be followed (watch lost), so it is denied`,
+    });
     await new Promise((r) => setImmediate(r));
     expect((await store.get(rec.id))!.state).toBe('cancelled');
   });
 
   test('a throwing onCreated hook does not block the hold', async () => {
-    const g = createApprovalGate(store, { onCreated: () => { throw new Error('webhook down'); } });
-    const p = g.hold({ target: 't', policy: 'p', rule: 'r', decision: decision({ approvers: { groups: ['sre'] }, timeout: '30ms' }), identity: agent, operation: { sql: 'x' }, signal: new AbortController().signal });
+    const g = createApprovalGate(store, {
+      onCreated: () => {
+        throw new Error('webhook down');
+      },
+    });
+    const p = g.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision({ approvers: { groups: ['sre'] }, timeout: '30ms' }),
+      identity: agent,
+      operation: { sql: 'x' },
+      signal: new AbortController().signal,
+    });
     await expect(p).resolves.toMatchObject({ approved: false });
   });
 
   test('100 concurrent holds are decided independently', async () => {
     const holds = Array.from({ length: 100 }, (_, i) =>
-      gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: `DELETE FROM t WHERE id = ${i}` }, signal: new AbortController().signal }),
+      gate.hold({
+        target: 't',
+        policy: 'p',
+        rule: 'r',
+        decision: decision(),
+        identity: agent,
+        operation: { sql: `DELETE FROM t WHERE id = ${i}` },
+        signal: new AbortController().signal,
+      }),
     );
     await nextCreated(created, 100);
     const byDisplay = new Map(created.map((r) => [r.operation.display, r.id]));

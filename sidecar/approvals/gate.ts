@@ -2,7 +2,14 @@
 // the data path. One object implements both ApprovalGate (PostgreSQL) and HttpApprovalGate (HTTP).
 import { parseDuration } from '../../common/policy/syntax';
 import { UNPARSEABLE_BODY } from '../../common/policy/engine';
-import { noApproverReason, type ApprovalGate, type HeldHttpRequest, type HoldOutcome, type HoldRequest, type HttpApprovalGate } from './hold';
+import {
+  noApproverReason,
+  type ApprovalGate,
+  type HeldHttpRequest,
+  type HoldOutcome,
+  type HoldRequest,
+  type HttpApprovalGate,
+} from './hold';
 import { httpOperation, sqlOperation } from './operation';
 import type { ApprovalBackend, ApprovalOperation, ApprovalRequest } from './types';
 
@@ -55,7 +62,10 @@ export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateO
     if (isHttp(req)) {
       // An approver must see what they approve; a body we could not parse cannot be shown or bound.
       if (req.operation.json === UNPARSEABLE_BODY) {
-        return { approved: false, reason: `${decision.reason}, but its body is not valid JSON, so it cannot be shown to an approver; denied` };
+        return {
+          approved: false,
+          reason: `${decision.reason}, but its body is not valid JSON, so it cannot be shown to an approver; denied`,
+        };
       }
       operation = httpOperation(req.operation);
       policy = req.policy.namespace ? `${req.policy.namespace}/${req.policy.name}` : req.policy.name;
@@ -98,7 +108,11 @@ export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateO
     } catch (e) {
       // nobody waits for this request any more: an approver must not decide it
       onAbort();
-      return { approved: false, reason: noApproverReason(decision.reason, `approval request ${rec.id} could not be followed (${errorMessage(e)})`), approvalId: rec.id };
+      return {
+        approved: false,
+        reason: noApproverReason(decision.reason, `approval request ${rec.id} could not be followed (${errorMessage(e)})`),
+        approvalId: rec.id,
+      };
     } finally {
       signal.removeEventListener('abort', onAbort);
     }

@@ -29,7 +29,10 @@ const RULES: Record<string, ApprovalRuleInfo> = {
 const agent: Identity = { subject: 'user@example.com', groups: ['support'], source: 'token' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
-function decision(rule = 'deletes-need-approval', approval: Decision['approval'] = { approvers: { groups: ['sre'] }, timeout: '10m' }): Decision {
+function decision(
+  rule = 'deletes-need-approval',
+  approval: Decision['approval'] = { approvers: { groups: ['sre'] }, timeout: '10m' },
+): Decision {
   return { action: 'hold', rule, reason: `rule "${rule}" holds DELETE`, approval };
 }
 
@@ -47,15 +50,24 @@ describe('KubeApprovalBackend', () => {
   let fake: FakeApiServer;
   let proxy: AdmissionProxy;
   let backend: KubeApprovalBackend;
-  const stored = (name: string): ApprovalRequestObject | undefined => fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, name) as unknown as ApprovalRequestObject | undefined;
+  const stored = (name: string): ApprovalRequestObject | undefined =>
+    fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, name) as unknown as ApprovalRequestObject | undefined;
   const approver = (user: string, groups = ['sre']): CustomObjectsApi => proxy.kubeConfig(user, groups, NS).makeApiClient(CustomObjectsApi);
   const decide = (as: CustomObjectsApi, name: string, decisions: unknown[]): Promise<unknown> =>
-    as.patchNamespacedCustomObjectStatus({ group: 'agentwarden.io', version: 'v1alpha1', plural: 'approvalrequests', namespace: NS, name, body: { status: { decisions } } }, mergePatch);
+    as.patchNamespacedCustomObjectStatus(
+      { group: 'agentwarden.io', version: 'v1alpha1', plural: 'approvalrequests', namespace: NS, name, body: { status: { decisions } } },
+      mergePatch,
+    );
 
   beforeEach(async () => {
     fake = await FakeApiServer.start({ bookmarkIntervalMs: 50 });
     proxy = await startAdmissionProxy(fake, createApprovalRequestAdmission({ policyRule: (ns, p, r) => RULES[`${ns}/${p}/${r}`] }));
-    backend = new KubeApprovalBackend({ kubeConfig: proxy.kubeConfig(SA, [`system:serviceaccounts:${NS}`], NS), namespace: NS, podName: 'support-agent-0', rewatchDelayMs: 20 });
+    backend = new KubeApprovalBackend({
+      kubeConfig: proxy.kubeConfig(SA, [`system:serviceaccounts:${NS}`], NS),
+      namespace: NS,
+      podName: 'support-agent-0',
+      rewatchDelayMs: 20,
+    });
   });
   afterEach(async () => {
     await proxy.close();
@@ -63,9 +75,19 @@ describe('KubeApprovalBackend', () => {
   });
 
   test('create: one object per hold, requester stamped by the webhook, the caller kept as onBehalfOf, marked pending', async () => {
-    const rec = await backend.create(newApprovalRequest({ policy: 'agent-policy', requester: { subject: agent.subject, groups: agent.groups } }));
+    const rec = await backend.create(
+      newApprovalRequest({ policy: 'agent-policy', requester: { subject: agent.subject, groups: agent.groups } }),
+    );
     expect(rec.id).toMatch(/^[0-9a-f]{24}$/);
-    expect(rec).toMatchObject({ state: 'pending', policy: 'agent-policy', rule: 'deletes-need-approval', target: 'orders-db', requester: { subject: SA }, approvers: { users: [], groups: ['sre'] }, required: 1 });
+    expect(rec).toMatchObject({
+      state: 'pending',
+      policy: 'agent-policy',
+      rule: 'deletes-need-approval',
+      target: 'orders-db',
+      requester: { subject: SA },
+      approvers: { users: [], groups: ['sre'] },
+      required: 1,
+    });
     const obj = await until(() => (stored(rec.id)?.status?.state === 'pending' ? stored(rec.id) : undefined));
     expect(obj.metadata.labels).toEqual({ 'app.kubernetes.io/managed-by': 'agent-warden', 'agentwarden.io/pod': 'support-agent-0' });
     expect(obj.spec.requester).toEqual({ subject: SA, groups: [`system:serviceaccounts:${NS}`, 'system:authenticated'] });
@@ -81,15 +103,23 @@ describe('KubeApprovalBackend', () => {
     await decide(approver('alice'), rec.id, [{ by: 'mallory', verdict: 'approve', reason: 'ticket OPS-1' }]);
     const final = await waiting;
     expect(final).toMatchObject({ state: 'approved', finalReason: 'approved by alice (alice: ticket OPS-1)' });
-    expect(final.decisions).toEqual([{ by: 'alice', groups: ['sre', 'system:authenticated'], verdict: 'approve', reason: 'ticket OPS-1', at: expect.any(String) }]);
+    expect(final.decisions).toEqual([
+      { by: 'alice', groups: ['sre', 'system:authenticated'], verdict: 'approve', reason: 'ticket OPS-1', at: expect.any(String) },
+    ]);
   });
 
   test('self-approval and non-approvers are refused by the API server; a denial resolves the wait', async () => {
     const rec = await backend.create(newApprovalRequest({ policy: 'agent-policy' }));
     const waiting = backend.wait(rec.id);
     const self = proxy.kubeConfig(SA, ['sre'], NS).makeApiClient(CustomObjectsApi);
-    await expect(decide(self, rec.id, [{ verdict: 'approve' }])).rejects.toMatchObject({ code: 403, body: expect.stringContaining(`${SA} made approval request ${rec.id} and cannot decide it`) });
-    await expect(decide(approver('carol', ['dev']), rec.id, [{ verdict: 'approve' }])).rejects.toMatchObject({ code: 403, body: expect.stringContaining('carol (groups: dev, system:authenticated) is not an approver') });
+    await expect(decide(self, rec.id, [{ verdict: 'approve' }])).rejects.toMatchObject({
+      code: 403,
+      body: expect.stringContaining(`${SA} made approval request ${rec.id} and cannot decide it`),
+    });
+    await expect(decide(approver('carol', ['dev']), rec.id, [{ verdict: 'approve' }])).rejects.toMatchObject({
+      code: 403,
+      body: expect.stringContaining('carol (groups: dev, system:authenticated) is not an approver'),
+    });
     await decide(approver('bob'), rec.id, [{ verdict: 'deny', reason: 'use a soft delete' }]);
     await expect(waiting).resolves.toMatchObject({ state: 'denied', finalReason: 'denied by bob: use a soft delete' });
   });
@@ -100,14 +130,16 @@ describe('KubeApprovalBackend', () => {
     const waiting = backend.wait(rec.id).finally(() => (done = true));
     await decide(approver('alice'), rec.id, [{ verdict: 'approve' }]);
     const one = stored(rec.id)!;
-    await expect(decide(approver('alice'), rec.id, [...one.status!.decisions!, { verdict: 'approve' }])).rejects.toMatchObject({ code: 409 });
+    await expect(decide(approver('alice'), rec.id, [...one.status!.decisions!, { verdict: 'approve' }])).rejects.toMatchObject({
+      code: 409,
+    });
     await new Promise((r) => setTimeout(r, 50));
     expect(done).toBe(false);
     await decide(approver('bob'), rec.id, [...one.status!.decisions!, { verdict: 'approve' }]);
     await expect(waiting).resolves.toMatchObject({ state: 'approved', finalReason: 'approved by alice, bob' });
   });
 
-  test('expiry by the operator\'s sweeper resolves the wait as expired', async () => {
+  test("expiry by the operator's sweeper resolves the wait as expired", async () => {
     const rec = await backend.create(newApprovalRequest({ policy: 'agent-policy', timeoutMs: 60_000 }));
     const waiting = backend.wait(rec.id);
     await until(() => (stored(rec.id)?.status?.state === 'pending' ? true : undefined)); // the sidecar's own write settled
@@ -115,18 +147,30 @@ describe('KubeApprovalBackend', () => {
     // the sweeper's clock and the webhook's clock both run ahead: the request is due
     const proxy2 = await startAdmissionProxy(fake, createApprovalRequestAdmission({ policyRule: () => undefined, now: () => later }));
     try {
-      const sweeper = startApprovalSweeper({ client: proxy2.kubeConfig(DEFAULT_OPERATOR_USERNAME).makeApiClient(CustomObjectsApi), log: silentLogger, ttlMs: 60_000, intervalMs: 3_600_000, now: () => later });
+      const sweeper = startApprovalSweeper({
+        client: proxy2.kubeConfig(DEFAULT_OPERATOR_USERNAME).makeApiClient(CustomObjectsApi),
+        log: silentLogger,
+        ttlMs: 60_000,
+        intervalMs: 3_600_000,
+        now: () => later,
+      });
       expect((await sweeper.sweepNow()).expire.map((e) => e.name)).toEqual([rec.id]);
       sweeper.stop();
     } finally {
       await proxy2.close();
     }
-    await expect(waiting).resolves.toMatchObject({ state: 'expired', finalReason: expect.stringMatching(new RegExp(`^approval request ${rec.id} expired at .* without a decision$`)) });
+    await expect(waiting).resolves.toMatchObject({
+      state: 'expired',
+      finalReason: expect.stringMatching(new RegExp(`^approval request ${rec.id} expired at .* without a decision$`)),
+    });
   });
 
   test('expiry is also enforced locally when nobody expires the object', async () => {
     const rec = await backend.create(newApprovalRequest({ policy: 'agent-policy', timeoutMs: 150 }));
-    await expect(backend.wait(rec.id)).resolves.toMatchObject({ state: 'expired', finalReason: `approval request ${rec.id} expired after 150ms without a decision` });
+    await expect(backend.wait(rec.id)).resolves.toMatchObject({
+      state: 'expired',
+      finalReason: `approval request ${rec.id} expired after 150ms without a decision`,
+    });
   });
 
   test('the wait survives a restarted API server and a compacted watch history (re-watch)', async () => {
@@ -159,12 +203,17 @@ describe('KubeApprovalBackend', () => {
     const waiting = backend.wait(rec.id);
     await until(() => (fake.watchCount('approvalrequests') > 0 ? true : undefined));
     fake.remove('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, rec.id);
-    await expect(waiting).resolves.toMatchObject({ state: 'cancelled', finalReason: `approval request ${rec.id} was deleted before a decision` });
+    await expect(waiting).resolves.toMatchObject({
+      state: 'cancelled',
+      finalReason: `approval request ${rec.id} was deleted before a decision`,
+    });
   });
 
   test('decisions are refused here; the admin API lists the objects and points at kubectl warden', async () => {
     const rec = await backend.create(newApprovalRequest({ policy: 'agent-policy' }));
-    await expect(backend.decide(rec.id, { subject: 'alice', groups: ['sre'], source: 'token' }, 'approve', '')).rejects.toThrow(`kubectl warden approve|deny ${rec.id} -n ${NS}`);
+    await expect(backend.decide(rec.id, { subject: 'alice', groups: ['sre'], source: 'token' }, 'approve', '')).rejects.toThrow(
+      `kubectl warden approve|deny ${rec.id} -n ${NS}`,
+    );
     const svc = kubeApprovalService({ log: silentLogger, env: { POD_NAMESPACE: NS }, kubeConfig: proxy.kubeConfig(SA, [], NS) });
     const admin = await startTestAdmin({ backend: svc.backend!, acceptDecisions: false });
     try {
@@ -192,37 +241,83 @@ describe('the gate over the Kubernetes back end', () => {
   });
 
   test('holds a SQL statement until an approver approves through the API, then releases exactly it', async () => {
-    const svc = kubeApprovalService({ log: silentLogger, env: { POD_NAMESPACE: NS }, kubeConfig: proxy.kubeConfig(SA, [], NS), rewatchDelayMs: 20 });
+    const svc = kubeApprovalService({
+      log: silentLogger,
+      env: { POD_NAMESPACE: NS },
+      kubeConfig: proxy.kubeConfig(SA, [], NS),
+      rewatchDelayMs: 20,
+    });
     let settled = false;
     const held = svc.gate
-      .hold({ target: 'orders-db', policy: 'agent-policy', rule: 'deletes-need-approval', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM orders WHERE id = $1', params: ['7'] }, signal: new AbortController().signal })
+      .hold({
+        target: 'orders-db',
+        policy: 'agent-policy',
+        rule: 'deletes-need-approval',
+        decision: decision(),
+        identity: agent,
+        operation: { sql: 'DELETE FROM orders WHERE id = $1', params: ['7'] },
+        signal: new AbortController().signal,
+      })
       .finally(() => (settled = true));
     const obj = await until(async () => (await listObjects(proxy))[0]);
-    expect(obj.spec.operation).toEqual({ kind: 'sql', display: "DELETE FROM orders WHERE id = $1\n-- bound parameters:\n  $1 = '7'", digest: sqlDigest('DELETE FROM orders WHERE id = $1', ['7']) });
+    expect(obj.spec.operation).toEqual({
+      kind: 'sql',
+      display: "DELETE FROM orders WHERE id = $1\n-- bound parameters:\n  $1 = '7'",
+      digest: sqlDigest('DELETE FROM orders WHERE id = $1', ['7']),
+    });
     expect(Date.parse(obj.spec.expiresAt) - Date.now()).toBeGreaterThan(590_000);
     await new Promise((r) => setTimeout(r, 30));
     expect(settled).toBe(false);
     await approverDecides(proxy, obj.metadata.name!, 'alice');
-    await expect(held).resolves.toEqual({ approved: true, reason: 'approved by alice', approvalId: obj.metadata.name, decidedBy: 'alice', state: 'approved' });
+    await expect(held).resolves.toEqual({
+      approved: true,
+      reason: 'approved by alice',
+      approvalId: obj.metadata.name,
+      decidedBy: 'alice',
+      state: 'approved',
+    });
   });
 
   test('the agent going away cancels the request', async () => {
-    const svc = kubeApprovalService({ log: silentLogger, env: { POD_NAMESPACE: NS }, kubeConfig: proxy.kubeConfig(SA, [], NS), rewatchDelayMs: 20 });
+    const svc = kubeApprovalService({
+      log: silentLogger,
+      env: { POD_NAMESPACE: NS },
+      kubeConfig: proxy.kubeConfig(SA, [], NS),
+      rewatchDelayMs: 20,
+    });
     const ac = new AbortController();
-    const held = svc.gate.hold({ target: 'orders-db', policy: 'agent-policy', rule: 'deletes-need-approval', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM orders' }, signal: ac.signal });
+    const held = svc.gate.hold({
+      target: 'orders-db',
+      policy: 'agent-policy',
+      rule: 'deletes-need-approval',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'DELETE FROM orders' },
+      signal: ac.signal,
+    });
     const name = await until(async () => (await listObjects(proxy))[0]?.metadata.name);
     ac.abort();
     await expect(held).resolves.toMatchObject({ approved: false, reason: 'cancelled: the agent disconnected before a decision' });
-    expect(objectToRecord(fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, name) as unknown as ApprovalRequestObject).state).toBe('cancelled');
+    expect(
+      objectToRecord(fake.object('agentwarden.io/v1alpha1', 'ApprovalRequest', NS, name) as unknown as ApprovalRequestObject).state,
+    ).toBe('cancelled');
   });
 
-  test('an approval request the webhook refuses (approvers not the rule\'s) is a denial naming why', async () => {
+  test("an approval request the webhook refuses (approvers not the rule's) is a denial naming why", async () => {
     const svc = kubeApprovalService({ log: silentLogger, env: { POD_NAMESPACE: NS }, kubeConfig: proxy.kubeConfig(SA, [], NS) });
     const out = await svc.gate.hold({
-      target: 'orders-db', policy: 'agent-policy', rule: 'deletes-need-approval', decision: decision('deletes-need-approval', { approvers: { users: ['friend'] } }), identity: agent, operation: { sql: 'DELETE FROM orders' }, signal: new AbortController().signal,
+      target: 'orders-db',
+      policy: 'agent-policy',
+      rule: 'deletes-need-approval',
+      decision: decision('deletes-need-approval', { approvers: { users: ['friend'] } }),
+      identity: agent,
+      operation: { sql: 'DELETE FROM orders' },
+      signal: new AbortController().signal,
     });
     expect(out.approved).toBe(false);
-    expect(out.reason).toMatch(/^rule "deletes-need-approval" holds DELETE, but the approval request could not be created in namespace agents \(admission webhook "validate\.approvalrequests\.agentwarden\.io" denied the request: spec\.approvers \(users \[friend\], groups \[\]\) do not match rule/);
+    expect(out.reason).toMatch(
+      /^rule "deletes-need-approval" holds DELETE, but the approval request could not be created in namespace agents \(admission webhook "validate\.approvalrequests\.agentwarden\.io" denied the request: spec\.approvers \(users \[friend\], groups \[\]\) do not match rule/,
+    );
     expect(out.reason).toMatch(/, so it is denied$/);
   });
 
@@ -232,26 +327,72 @@ describe('the gate over the Kubernetes back end', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     const kc = new KubeConfig();
-    kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }], users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
     const svc = kubeApprovalService({ log: silentLogger, env: { POD_NAMESPACE: NS }, kubeConfig: kc });
-    const out = await svc.gate.hold({ target: 'orders-db', policy: 'agent-policy', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM orders' }, signal: new AbortController().signal });
-    expect(out).toEqual({ approved: false, reason: expect.stringMatching(/^rule "deletes-need-approval" holds DELETE, but the approval request could not be created in namespace agents \(.*ECONNREFUSED.*\), so it is denied$/) });
+    const out = await svc.gate.hold({
+      target: 'orders-db',
+      policy: 'agent-policy',
+      rule: 'r',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'DELETE FROM orders' },
+      signal: new AbortController().signal,
+    });
+    expect(out).toEqual({
+      approved: false,
+      reason: expect.stringMatching(
+        /^rule "deletes-need-approval" holds DELETE, but the approval request could not be created in namespace agents \(.*ECONNREFUSED.*\), so it is denied$/,
+      ),
+    });
   });
 
   test('misconfiguration denies every hold with the reason', async () => {
     const noNs = kubeApprovalService({ log: silentLogger, env: {} });
-    const out = await noNs.gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
-    expect(out).toEqual({ approved: false, reason: 'rule "deletes-need-approval" holds DELETE, but WARDEN_APPROVALS=kubernetes needs POD_NAMESPACE, the namespace to create ApprovalRequests in, so it is denied' });
+    const out = await noNs.gate.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'DELETE FROM x' },
+      signal: new AbortController().signal,
+    });
+    expect(out).toEqual({
+      approved: false,
+      reason:
+        'rule "deletes-need-approval" holds DELETE, but WARDEN_APPROVALS=kubernetes needs POD_NAMESPACE, the namespace to create ApprovalRequests in, so it is denied',
+    });
     const noApi = kubeApprovalService({ log: silentLogger, env: { POD_NAMESPACE: NS } });
-    const out2 = await noApi.gate.hold({ target: 't', policy: 'p', rule: 'r', decision: decision(), identity: agent, operation: { sql: 'DELETE FROM x' }, signal: new AbortController().signal });
-    expect(out2.reason).toContain('the Kubernetes API is not configured (neither KUBECONFIG nor KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT is set');
+    const out2 = await noApi.gate.hold({
+      target: 't',
+      policy: 'p',
+      rule: 'r',
+      decision: decision(),
+      identity: agent,
+      operation: { sql: 'DELETE FROM x' },
+      signal: new AbortController().signal,
+    });
+    expect(out2.reason).toContain(
+      'the Kubernetes API is not configured (neither KUBECONFIG nor KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT is set',
+    );
   });
 });
 
 describe('a running sidecar with WARDEN_APPROVALS=kubernetes', () => {
   test('a held HTTP request waits for an ApprovalRequest decision made with kubectl warden, then reaches the upstream', async () => {
     const fake = await FakeApiServer.start();
-    const proxy = await startAdmissionProxy(fake, createApprovalRequestAdmission({ policyRule: (ns, p, r) => (`${ns}/${p}/${r}` === 'agents/kube-holds/embeddings-need-approval' ? { approvers: { groups: ['sre'] }, required: 1 } : undefined) }));
+    const proxy = await startAdmissionProxy(
+      fake,
+      createApprovalRequestAdmission({
+        policyRule: (ns, p, r) =>
+          `${ns}/${p}/${r}` === 'agents/kube-holds/embeddings-need-approval' ? { approvers: { groups: ['sre'] }, required: 1 } : undefined,
+      }),
+    );
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-kube-sidecar-'));
     const saved = { ...process.env };
     const kubeconfig = (user: string, groups: string[]): string => {
@@ -280,14 +421,27 @@ spec:
 `,
       });
       const before = fx.upstream.requests.length;
-      const answer = fetch(`${fx.egress}/openai/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'e', input: 'hello' }) });
+      const answer = fetch(`${fx.egress}/openai/v1/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'e', input: 'hello' }),
+      });
       const obj = await until(async () => (await listObjects(proxy))[0]);
-      expect(obj.spec).toMatchObject({ policy: 'kube-holds', rule: 'embeddings-need-approval', target: 'openai', requester: { subject: SA } });
+      expect(obj.spec).toMatchObject({
+        policy: 'kube-holds',
+        rule: 'embeddings-need-approval',
+        target: 'openai',
+        requester: { subject: SA },
+      });
       expect(obj.spec.operation.display).toMatch(/^POST .*\/v1\/embeddings/);
       expect(fx.upstream.requests.length).toBe(before); // still held
       const c: string[] = [];
       const { runApprovalsCli } = await import('../../cli/approvals');
-      const code = await runApprovalsCli(['approve', obj.metadata.name!, '-n', NS, '--kubeconfig', kubeconfig('alice', ['sre'])], { stdout: (t) => void c.push(t), stderr: (t) => void c.push(t) }, {});
+      const code = await runApprovalsCli(
+        ['approve', obj.metadata.name!, '-n', NS, '--kubeconfig', kubeconfig('alice', ['sre'])],
+        { stdout: (t) => void c.push(t), stderr: (t) => void c.push(t) },
+        {},
+      );
       expect({ code, out: c.join('') }).toEqual({ code: 0, out: `${obj.metadata.name} approved: approved by alice` });
       expect((await answer).status).toBe(200);
       expect(fx.upstream.requests.length).toBe(before + 1);
@@ -313,7 +467,10 @@ describe('sidecarKubeConfig', () => {
 
   test('KUBECONFIG wins', () => {
     const file = path.join(dir, 'config');
-    fs.writeFileSync(file, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://example.test:6443"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+    fs.writeFileSync(
+      file,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://example.test:6443"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
     expect(sidecarKubeConfig({ env: { KUBECONFIG: file } }).getCurrentCluster()?.server).toBe('https://example.test:6443');
   });
 
@@ -321,27 +478,50 @@ describe('sidecarKubeConfig', () => {
     fs.writeFileSync(path.join(dir, 'token'), 'projected-token');
     fs.writeFileSync(path.join(dir, 'ca.crt'), '-----BEGIN CERTIFICATE-----\n');
     const kc = sidecarKubeConfig({ env: { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' }, tokenDir: dir });
-    expect(kc.getCurrentCluster()).toMatchObject({ server: 'https://10.0.0.1:443', caFile: path.join(dir, 'ca.crt'), skipTLSVerify: false });
+    expect(kc.getCurrentCluster()).toMatchObject({
+      server: 'https://10.0.0.1:443',
+      caFile: path.join(dir, 'ca.crt'),
+      skipTLSVerify: false,
+    });
     expect(kc.getCurrentUser()?.authProvider).toEqual({ name: 'tokenFile', config: { tokenFile: path.join(dir, 'token') } });
-    expect(sidecarKubeConfig({ env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, tokenDir: dir }).getCurrentCluster()?.server).toBe('https://[fd00::1]:443');
+    expect(
+      sidecarKubeConfig({ env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, tokenDir: dir }).getCurrentCluster()
+        ?.server,
+    ).toBe('https://[fd00::1]:443');
   });
 
   test('what is missing is named', () => {
     const env = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
     expect(() => sidecarKubeConfig({ env, tokenDir: dir })).toThrow(`no service account token at ${path.join(dir, 'token')}`);
     fs.writeFileSync(path.join(dir, 'token'), 't');
-    expect(() => sidecarKubeConfig({ env, tokenDir: dir, caFiles: [path.join(dir, 'nope.crt')] })).toThrow(`no cluster CA certificate (looked at ${path.join(dir, 'nope.crt')})`);
+    expect(() => sidecarKubeConfig({ env, tokenDir: dir, caFiles: [path.join(dir, 'nope.crt')] })).toThrow(
+      `no cluster CA certificate (looked at ${path.join(dir, 'nope.crt')})`,
+    );
   });
 });
 
 async function listObjects(proxy: AdmissionProxy): Promise<ApprovalRequestObject[]> {
   const api = proxy.kubeConfig('alice', ['sre'], NS).makeApiClient(CustomObjectsApi);
-  return ((await api.listNamespacedCustomObject({ group: 'agentwarden.io', version: 'v1alpha1', namespace: NS, plural: 'approvalrequests' })) as { items: ApprovalRequestObject[] }).items;
+  return (
+    (await api.listNamespacedCustomObject({ group: 'agentwarden.io', version: 'v1alpha1', namespace: NS, plural: 'approvalrequests' })) as {
+      items: ApprovalRequestObject[];
+    }
+  ).items;
 }
 
 async function approverDecides(proxy: AdmissionProxy, name: string, user: string): Promise<void> {
   await proxy
     .kubeConfig(user, ['sre'], NS)
     .makeApiClient(CustomObjectsApi)
-    .patchNamespacedCustomObjectStatus({ group: 'agentwarden.io', version: 'v1alpha1', namespace: NS, plural: 'approvalrequests', name, body: { status: { decisions: [{ verdict: 'approve' }] } } }, mergePatch);
+    .patchNamespacedCustomObjectStatus(
+      {
+        group: 'agentwarden.io',
+        version: 'v1alpha1',
+        namespace: NS,
+        plural: 'approvalrequests',
+        name,
+        body: { status: { decisions: [{ verdict: 'approve' }] } },
+      },
+      mergePatch,
+    );
 }

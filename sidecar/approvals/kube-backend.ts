@@ -7,21 +7,32 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CustomObjectsApi, KubeConfig, PatchStrategy, Watch, setHeaderOptions } from '@kubernetes/client-node';
-import { API_VERSION, APPROVAL_REQUEST, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PATHS, SIDECAR_ENV, TOKEN_FILE, VERSION } from '../../common/k8s/names';
+import {
+  API_VERSION,
+  APPROVAL_REQUEST,
+  GROUP,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  PATHS,
+  SIDECAR_ENV,
+  TOKEN_FILE,
+  VERSION,
+} from '../../common/k8s/names';
 import { apiErrorMessage, apiStatus } from '../../common/k8s/api-error';
 import { silentLogger, type Logger } from '../../common/log';
 import type { Identity } from '../../common/policy/types';
-import { APPROVAL_API, isFinal, stateOf, type ApprovalRequestObject, type ApprovalRequestList, type Verdict } from '../../common/approvals/object';
+import {
+  APPROVAL_API,
+  isFinal,
+  stateOf,
+  type ApprovalRequestObject,
+  type ApprovalRequestList,
+  type Verdict,
+} from '../../common/approvals/object';
 import { createApprovalsHandler, type AdminHandler } from './admin-api';
 import { createApprovalGate, type CombinedApprovalGate } from './gate';
 import { LocalApprovalStore, newApprovalId } from './local-store';
-import {
-  ApprovalError,
-  type ApprovalBackend,
-  type ApprovalRequest,
-  type ListFilter,
-  type NewApprovalRequest,
-} from './types';
+import { ApprovalError, type ApprovalBackend, type ApprovalRequest, type ListFilter, type NewApprovalRequest } from './types';
 import { formatDuration } from '../../common/policy/syntax';
 import { displaySafe } from '../../common/display-escape';
 
@@ -44,7 +55,13 @@ export function objectToRecord(obj: ApprovalRequestObject): ApprovalRequest {
     createdAt: obj.metadata.creationTimestamp ?? '',
     expiresAt: s.expiresAt,
     state: stateOf(obj),
-    decisions: (obj.status?.decisions ?? []).map((d) => ({ by: d.by ?? '', groups: [...(d.groups ?? [])], verdict: d.verdict, reason: d.reason ?? '', at: d.at ?? '' })),
+    decisions: (obj.status?.decisions ?? []).map((d) => ({
+      by: d.by ?? '',
+      groups: [...(d.groups ?? [])],
+      verdict: d.verdict,
+      reason: d.reason ?? '',
+      at: d.at ?? '',
+    })),
   };
   if (obj.status?.finalReason) rec.finalReason = obj.status.finalReason;
   return rec;
@@ -72,14 +89,20 @@ export function sidecarKubeConfig(opts: SidecarKubeConfigOptions = {}): KubeConf
   }
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT;
-  if (!host || !port) throw new Error('neither KUBECONFIG nor KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT is set, so the Kubernetes API server is unknown');
+  if (!host || !port)
+    throw new Error(
+      'neither KUBECONFIG nor KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT is set, so the Kubernetes API server is unknown',
+    );
   const tokenFile = path.join(opts.tokenDir ?? PATHS.tokenDir, TOKEN_FILE);
   if (!fs.existsSync(tokenFile)) throw new Error(`no service account token at ${tokenFile} (the projected token volume is missing)`);
   const caFiles = opts.caFiles ?? [path.join(opts.tokenDir ?? PATHS.tokenDir, 'ca.crt'), SERVICEACCOUNT_CA];
   const caFile = caFiles.find((f) => fs.existsSync(f));
   if (!caFile) throw new Error(`no cluster CA certificate (looked at ${caFiles.join(', ')})`);
   const server = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  kc.loadFromClusterAndUser({ name: 'in-cluster', server, caFile, skipTLSVerify: false }, { name: 'warden-sidecar', authProvider: { name: 'tokenFile', config: { tokenFile } } });
+  kc.loadFromClusterAndUser(
+    { name: 'in-cluster', server, caFile, skipTLSVerify: false },
+    { name: 'warden-sidecar', authProvider: { name: 'tokenFile', config: { tokenFile } } },
+  );
   return kc;
 }
 
@@ -122,18 +145,22 @@ export class KubeApprovalBackend implements ApprovalBackend {
     this.ref = { ...APPROVAL_API, namespace: opts.namespace };
   }
 
-
   async create(req: NewApprovalRequest): Promise<ApprovalRequest> {
     if (!(req.timeoutMs > 0) || !Number.isFinite(req.timeoutMs)) {
       throw new ApprovalError('invalid_request', `approval timeout must be a positive duration, got ${req.timeoutMs}ms`);
     }
     const required = req.required ?? 1;
-    if (!Number.isInteger(required) || required < 1) throw new ApprovalError('invalid_request', `approval count must be a positive integer, got ${required}`);
+    if (!Number.isInteger(required) || required < 1)
+      throw new ApprovalError('invalid_request', `approval count must be a positive integer, got ${required}`);
     const id = newApprovalId();
     const body: ApprovalRequestObject = {
       apiVersion: API_VERSION,
       kind: APPROVAL_REQUEST.kind,
-      metadata: { name: id, namespace: this.opts.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY, ...(this.opts.podName ? { [POD_LABEL]: this.opts.podName } : {}) } },
+      metadata: {
+        name: id,
+        namespace: this.opts.namespace,
+        labels: { [MANAGED_BY_LABEL]: MANAGED_BY, ...(this.opts.podName ? { [POD_LABEL]: this.opts.podName } : {}) },
+      },
       spec: {
         policy: req.policy,
         rule: req.rule,
@@ -171,7 +198,10 @@ export class KubeApprovalBackend implements ApprovalBackend {
   private markPending(obj: ApprovalRequestObject): void {
     const name = obj.metadata.name!;
     void this.api
-      .patchNamespacedCustomObjectStatus({ ...this.ref, name, body: { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: { state: 'pending' } } }, this.mergePatch)
+      .patchNamespacedCustomObjectStatus(
+        { ...this.ref, name, body: { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: { state: 'pending' } } },
+        this.mergePatch,
+      )
       .catch((e: unknown) => this.log.debug('could not mark the approval request pending', { approval: name, error: apiErrorMessage(e) }));
   }
 
@@ -193,14 +223,20 @@ export class KubeApprovalBackend implements ApprovalBackend {
   }
 
   async decide(id: string, _decider: Identity, _verdict: Verdict, _reason?: string): Promise<ApprovalRequest> {
-    throw new ApprovalError('invalid_request', `decisions on approval request ${id} go through the Kubernetes API: kubectl warden approve|deny ${id} -n ${this.opts.namespace}`);
+    throw new ApprovalError(
+      'invalid_request',
+      `decisions on approval request ${id} go through the Kubernetes API: kubectl warden approve|deny ${id} -n ${this.opts.namespace}`,
+    );
   }
 
   async cancel(id: string, reason = 'the agent disconnected before a decision'): Promise<ApprovalRequest | undefined> {
     const finalReason = `cancelled: ${reason}`;
     let rec: ApprovalRequest | undefined;
     try {
-      const obj = (await this.api.patchNamespacedCustomObjectStatus({ ...this.ref, name: id, body: { status: { state: 'cancelled', finalReason } } }, this.mergePatch)) as ApprovalRequestObject;
+      const obj = (await this.api.patchNamespacedCustomObjectStatus(
+        { ...this.ref, name: id, body: { status: { state: 'cancelled', finalReason } } },
+        this.mergePatch,
+      )) as ApprovalRequestObject;
       rec = objectToRecord(obj);
     } catch (e) {
       // Already decided (the webhook refuses), gone, or the API is away: nobody waits for the answer.
@@ -248,7 +284,10 @@ export class KubeApprovalBackend implements ApprovalBackend {
         if (expiry !== undefined) return;
         const ms = Math.max(0, Date.parse(rec.expiresAt) - Date.now());
         expiry = setTimeout(() => {
-          const got = rec.required > 1 && last ? ` (${last.decisions.filter((d) => d.verdict === 'approve').length} of ${rec.required} approvals)` : '';
+          const got =
+            rec.required > 1 && last
+              ? ` (${last.decisions.filter((d) => d.verdict === 'approve').length} of ${rec.required} approvals)`
+              : '';
           const after = entry.timeoutMs > 0 ? ` after ${formatDuration(entry.timeoutMs)}` : ` at ${rec.expiresAt}`;
           finish({ ...(last ?? rec), state: 'expired', finalReason: `approval request ${id} expired${after} without a decision${got}` });
         }, ms);
@@ -275,7 +314,11 @@ export class KubeApprovalBackend implements ApprovalBackend {
         } catch (e) {
           if (settled) return;
           if (apiStatus(e).code === 404) {
-            return finish({ ...(last ?? this.placeholder(id)), state: 'cancelled', finalReason: `approval request ${id} was deleted before a decision` });
+            return finish({
+              ...(last ?? this.placeholder(id)),
+              state: 'cancelled',
+              finalReason: `approval request ${id} was deleted before a decision`,
+            });
           }
           this.log.warn('cannot read the approval request; retrying', { approval: id, error: apiErrorMessage(e) });
           return again();
@@ -288,7 +331,12 @@ export class KubeApprovalBackend implements ApprovalBackend {
             { fieldSelector: `metadata.name=${id}`, resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: 300 },
             (type: string, obj: ApprovalRequestObject) => {
               if (type === 'ADDED' || type === 'MODIFIED') seen(obj);
-              else if (type === 'DELETED') finish({ ...(last ?? objectToRecord(obj)), state: 'cancelled', finalReason: `approval request ${id} was deleted before a decision` });
+              else if (type === 'DELETED')
+                finish({
+                  ...(last ?? objectToRecord(obj)),
+                  state: 'cancelled',
+                  finalReason: `approval request ${id} was deleted before a decision`,
+                });
               // ERROR (410 Expired and the like) ends the stream; `done` then starts over with a fresh GET
             },
             (err: unknown) => {
@@ -337,7 +385,12 @@ export interface KubeApprovalService {
  * token, no CA) denies every hold with the reason instead of failing the sidecar's start; an
  * approval request that cannot be created denies that hold, saying why.
  */
-export function kubeApprovalService(opts: { log: Logger; env?: NodeJS.ProcessEnv; kubeConfig?: KubeConfig; rewatchDelayMs?: number }): KubeApprovalService {
+export function kubeApprovalService(opts: {
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  kubeConfig?: KubeConfig;
+  rewatchDelayMs?: number;
+}): KubeApprovalService {
   const env = opts.env ?? process.env;
   const { log } = opts;
   let backend: KubeApprovalBackend | undefined;
@@ -348,7 +401,13 @@ export function kubeApprovalService(opts: { log: Logger; env?: NodeJS.ProcessEnv
   } else {
     try {
       const kubeConfig = opts.kubeConfig ?? sidecarKubeConfig({ env });
-      backend = new KubeApprovalBackend({ kubeConfig, namespace, podName: env[SIDECAR_ENV.podName], log, rewatchDelayMs: opts.rewatchDelayMs });
+      backend = new KubeApprovalBackend({
+        kubeConfig,
+        namespace,
+        podName: env[SIDECAR_ENV.podName],
+        log,
+        rewatchDelayMs: opts.rewatchDelayMs,
+      });
     } catch (e) {
       why = `the Kubernetes API is not configured (${(e as Error).message})`;
     }
@@ -359,7 +418,8 @@ export function kubeApprovalService(opts: { log: Logger; env?: NodeJS.ProcessEnv
   const store = backend ?? new LocalApprovalStore();
   const gate = createApprovalGate(store, {
     undecidable: () => why,
-    onCreated: (r) => log.info('operation held for approval', { approval: r.id, namespace, rule: r.rule, target: r.target, expiresAt: r.expiresAt }),
+    onCreated: (r) =>
+      log.info('operation held for approval', { approval: r.id, namespace, rule: r.rule, target: r.target, expiresAt: r.expiresAt }),
   });
   const api = createApprovalsHandler({ backend: store, acceptDecisions: false });
   return { gate, api, backend };

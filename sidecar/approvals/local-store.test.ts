@@ -12,7 +12,12 @@ const carol: Identity = { subject: 'carol', groups: [], source: 'token' };
 const mallory: Identity = { subject: 'mallory', groups: ['dev'], source: 'token' };
 
 function newReq(over: Partial<NewApprovalRequest> = {}): NewApprovalRequest {
-  return newApprovalRequest({ policy: 'shop/agent-policy', operation: sqlOperation('DELETE FROM orders WHERE id = $1', ['42']), approvers: { groups: ['sre'], users: ['carol'] }, ...over });
+  return newApprovalRequest({
+    policy: 'shop/agent-policy',
+    operation: sqlOperation('DELETE FROM orders WHERE id = $1', ['42']),
+    approvers: { groups: ['sre'], users: ['carol'] },
+    ...over,
+  });
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -204,11 +209,19 @@ describe('LocalApprovalStore', () => {
   });
 
   test('100 concurrent holds are decided independently', async () => {
-    const recs = await Promise.all(Array.from({ length: 100 }, (_, i) => store.create(newReq({ operation: sqlOperation(`DELETE FROM t WHERE id = ${i}`) }))));
+    const recs = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => store.create(newReq({ operation: sqlOperation(`DELETE FROM t WHERE id = ${i}`) }))),
+    );
     expect(new Set(recs.map((r) => r.id)).size).toBe(100);
     const waits = recs.map((r) => store.wait(r.id));
     await Promise.all(
-      recs.map((r, i) => (i % 3 === 0 ? store.decide(r.id, alice, 'approve', `ok ${i}`) : i % 3 === 1 ? store.decide(r.id, bob, 'deny', `no ${i}`) : store.cancel(r.id))),
+      recs.map((r, i) =>
+        i % 3 === 0
+          ? store.decide(r.id, alice, 'approve', `ok ${i}`)
+          : i % 3 === 1
+            ? store.decide(r.id, bob, 'deny', `no ${i}`)
+            : store.cancel(r.id),
+      ),
     );
     const finals = await Promise.all(waits);
     finals.forEach((f, i) => {

@@ -3,15 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import type { ApprovalState, Verdict } from '../../common/approvals/object';
 import type { Identity } from '../../common/policy/types';
-import {
-  ApprovalError,
-  type ApprovalBackend,
-  type ApprovalRequest,
-  type ListFilter,
-  type NewApprovalRequest,
-} from './types';
+import { ApprovalError, type ApprovalBackend, type ApprovalRequest, type ListFilter, type NewApprovalRequest } from './types';
 import { formatDuration } from '../../common/policy/syntax';
-
 
 export interface LocalStoreOptions {
   /** How long a final record stays readable (GET, list) before it is forgotten. Default 15 minutes. */
@@ -97,16 +90,26 @@ export class LocalApprovalStore implements ApprovalBackend {
     if (!e) throw new ApprovalError('not_found', `no approval request "${id}" (unknown, or decided long ago and forgotten)`);
     this.expireIfDue(e);
     const r = e.rec;
-    if (r.state === 'expired') throw new ApprovalError('expired', `approval request ${id} expired at ${r.expiresAt}; it can no longer be decided`);
+    if (r.state === 'expired')
+      throw new ApprovalError('expired', `approval request ${id} expired at ${r.expiresAt}; it can no longer be decided`);
     if (r.state !== 'pending') {
       const by = r.decisions.length > 0 ? ` by ${[...new Set(r.decisions.map((d) => d.by))].join(', ')}` : '';
-      throw new ApprovalError('already_decided', `approval request ${id} is already ${r.state}${r.state === 'cancelled' ? '' : by}; approvals are single-use`);
+      throw new ApprovalError(
+        'already_decided',
+        `approval request ${id} is already ${r.state}${r.state === 'cancelled' ? '' : by}; approvals are single-use`,
+      );
     }
     if (expectedDigest !== undefined && expectedDigest !== r.operation.digest) {
-      throw new ApprovalError('digest_mismatch', `approval request ${id} is for a different operation (digest ${r.operation.digest}, not ${expectedDigest})`);
+      throw new ApprovalError(
+        'digest_mismatch',
+        `approval request ${id} is for a different operation (digest ${r.operation.digest}, not ${expectedDigest})`,
+      );
     }
     if (decider.subject === r.requester.subject) {
-      throw new ApprovalError('self_approval', `${decider.subject} made approval request ${id} and cannot decide it; another approver must`);
+      throw new ApprovalError(
+        'self_approval',
+        `${decider.subject} made approval request ${id} and cannot decide it; another approver must`,
+      );
     }
     const byUser = r.approvers.users.includes(decider.subject);
     const byGroup = decider.groups.some((g) => r.approvers.groups.includes(g));
@@ -123,7 +126,10 @@ export class LocalApprovalStore implements ApprovalBackend {
       );
     }
     if (r.decisions.some((d) => d.by === decider.subject)) {
-      throw new ApprovalError('already_voted', `${decider.subject} already decided approval request ${id}; it needs ${r.required} distinct approvers`);
+      throw new ApprovalError(
+        'already_voted',
+        `${decider.subject} already decided approval request ${id}; it needs ${r.required} distinct approvers`,
+      );
     }
     r.decisions.push({ by: decider.subject, groups: [...decider.groups], verdict, reason, at: new Date().toISOString() });
     if (verdict === 'deny') {
@@ -132,7 +138,11 @@ export class LocalApprovalStore implements ApprovalBackend {
       const approvers = r.decisions.filter((d) => d.verdict === 'approve');
       if (approvers.length >= r.required) {
         const reasons = approvers.filter((d) => d.reason).map((d) => `${d.by}: ${d.reason}`);
-        this.finish(e, 'approved', `approved by ${approvers.map((d) => d.by).join(', ')}${reasons.length ? ` (${reasons.join('; ')})` : ''}`);
+        this.finish(
+          e,
+          'approved',
+          `approved by ${approvers.map((d) => d.by).join(', ')}${reasons.length ? ` (${reasons.join('; ')})` : ''}`,
+        );
       } else {
         this.opts.onChange?.(copy(r));
       }

@@ -8,7 +8,9 @@ import type { ApprovalRequest } from './types';
 import { startReceiver, type Receiver } from '../../test/support/http-receiver';
 
 /** A real receiver on 127.0.0.1:0; `respond` decides each answer by call index (undefined: never answer). */
-async function receiver(respond: (n: number, res: http.ServerResponse) => void | undefined): Promise<Receiver & { url: string; host: string }> {
+async function receiver(
+  respond: (n: number, res: http.ServerResponse) => void | undefined,
+): Promise<Receiver & { url: string; host: string }> {
   const rx = await startReceiver(respond);
   return {
     ...rx,
@@ -18,10 +20,12 @@ async function receiver(respond: (n: number, res: http.ServerResponse) => void |
   };
 }
 
-const answer = (status: number, headers: Record<string, string> = {}) => (_n: number, res: http.ServerResponse) => {
-  res.writeHead(status, headers);
-  res.end(status < 300 ? 'ok' : 'nope');
-};
+const answer =
+  (status: number, headers: Record<string, string> = {}) =>
+  (_n: number, res: http.ServerResponse) => {
+    res.writeHead(status, headers);
+    res.end(status < 300 ? 'ok' : 'nope');
+  };
 
 function capture(): { log: ReturnType<typeof createLogger>; lines: string[]; parsed(): Array<Record<string, unknown>> } {
   const lines: string[] = [];
@@ -71,12 +75,21 @@ describe('approval notifier', () => {
       expect(headers['x-warden-delivery']).toMatch(/^[0-9a-f-]{36}$/);
       const ts = String(headers['x-warden-timestamp']);
       expect(Math.abs(Number(ts) - Date.now() / 1000)).toBeLessThan(5);
-      const expected = Buffer.from('sha256=' + createHmac('sha256', 's3cr3t').update(ts + '.' + body).digest('hex'));
+      const expected = Buffer.from(
+        'sha256=' +
+          createHmac('sha256', 's3cr3t')
+            .update(ts + '.' + body)
+            .digest('hex'),
+      );
       const sig = Buffer.from(String(headers['x-warden-signature']));
       expect(sig.length).toBe(expected.length);
       expect(timingSafeEqual(sig, expected)).toBe(true);
       // A wrong secret or a tampered body does not verify.
-      expect(createHmac('sha256', 'other').update(ts + '.' + body).digest('hex')).not.toBe(sig.toString().slice(7));
+      expect(
+        createHmac('sha256', 'other')
+          .update(ts + '.' + body)
+          .digest('hex'),
+      ).not.toBe(sig.toString().slice(7));
       const parsed = JSON.parse(body);
       expect(parsed.type).toBe('approval.created');
       expect(parsed.approval).toEqual(req);
@@ -132,7 +145,12 @@ describe('approval notifier', () => {
       expect(new Set(rx.got.map((g) => g.body)).size).toBe(1);
       for (const g of rx.got) {
         const ts = String(g.headers['x-warden-timestamp']);
-        expect(g.headers['x-warden-signature']).toBe('sha256=' + createHmac('sha256', 'k').update(ts + '.' + g.body).digest('hex'));
+        expect(g.headers['x-warden-signature']).toBe(
+          'sha256=' +
+            createHmac('sha256', 'k')
+              .update(ts + '.' + g.body)
+              .digest('hex'),
+        );
       }
       expect(cap.parsed().filter((l) => l.level === 'warn')).toEqual([]);
       expect(cap.parsed().some((l) => l.msg === 'approval notification delivered' && l.attempts === 3)).toBe(true);
@@ -180,7 +198,12 @@ describe('approval notifier', () => {
     const rx = await receiver(() => undefined);
     const cap = capture();
     try {
-      const n = createNotifier([{ kind: 'webhook', url: rx.url, secret: 'x' }], { log: cap.log, timeoutMs: 200, retries: 1, backoffMs: 10 });
+      const n = createNotifier([{ kind: 'webhook', url: rx.url, secret: 'x' }], {
+        log: cap.log,
+        timeoutMs: 200,
+        retries: 1,
+        backoffMs: 10,
+      });
       const t0 = performance.now();
       n.notify(request(), 'created');
       const callMs = performance.now() - t0;
@@ -193,7 +216,9 @@ describe('approval notifier', () => {
       expect(total).toBeGreaterThanOrEqual(380);
       expect(total).toBeLessThan(3000);
       const warns = cap.parsed().filter((l) => l.level === 'warn');
-      expect(warns).toEqual([expect.objectContaining({ msg: 'approval notification failed', error: 'timeout', attempts: 2, host: rx.host })]);
+      expect(warns).toEqual([
+        expect.objectContaining({ msg: 'approval notification failed', error: 'timeout', attempts: 2, host: rx.host }),
+      ]);
       noSecretsLogged(cap.lines);
     } finally {
       await rx.close();
@@ -230,7 +255,15 @@ describe('approval notifier', () => {
     const bad = createNotifier([{ kind: 'webhook', url: 'https://hooks.example.com/' }], {
       retries: 0,
       fetch: () => Promise.reject(new Error('down')),
-      log: { ...cap.log, warn: () => { throw new Error('logger down'); }, debug: () => { throw new Error('logger down'); } },
+      log: {
+        ...cap.log,
+        warn: () => {
+          throw new Error('logger down');
+        },
+        debug: () => {
+          throw new Error('logger down');
+        },
+      },
     });
     expect(() => bad.notify(request(), 'created')).not.toThrow();
     expect(() => bad.notify(null as unknown as ApprovalRequest, 'created')).not.toThrow();
@@ -241,15 +274,19 @@ describe('approval notifier', () => {
   });
 
   test('a bad target URL fails at construction without echoing it', () => {
-    expect(() => createNotifier([{ kind: 'slack', url: 'not a url SECRETPATH' }])).toThrow(/^notification target 0 \(slack\): invalid URL$/);
-    expect(() => createNotifier([{ kind: 'webhook', url: 'ftp://h.example/SECRETPATH' }])).toThrow('notification target 0 (webhook, host h.example): URL must be http or https');
+    expect(() => createNotifier([{ kind: 'slack', url: 'not a url SECRETPATH' }])).toThrow(
+      /^notification target 0 \(slack\): invalid URL$/,
+    );
+    expect(() => createNotifier([{ kind: 'webhook', url: 'ftp://h.example/SECRETPATH' }])).toThrow(
+      'notification target 0 (webhook, host h.example): URL must be http or https',
+    );
   });
 
   test('Slack payload: text and blocks with rule, target, requester, expiry, operation code block and commands', async () => {
     const rx = await receiver(answer(200));
     try {
       const n = createNotifier([{ kind: 'slack', url: rx.url }]);
-      const req = request({ operation: { kind: 'sql', display: 'DELETE FROM t WHERE a < 3 AND note = \'```\'', digest: 'c'.repeat(64) } });
+      const req = request({ operation: { kind: 'sql', display: "DELETE FROM t WHERE a < 3 AND note = '```'", digest: 'c'.repeat(64) } });
       n.notify(req, 'created');
       await n.idle();
       expect(rx.got).toHaveLength(1);
@@ -279,7 +316,10 @@ describe('approval notifier', () => {
     const RAW_HIDDEN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200c-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
     const rx = await receiver(answer(200));
     try {
-      const n = createNotifier([{ kind: 'webhook', url: rx.url }, { kind: 'slack', url: rx.url }]);
+      const n = createNotifier([
+        { kind: 'webhook', url: rx.url },
+        { kind: 'slack', url: rx.url },
+      ]);
       // A display built without the data path's escaping (the notifier escapes again), and a requester and reason with hidden characters.
       const req = request({
         requester: { subject: 'agent\u202e', groups: [] },
@@ -293,7 +333,9 @@ describe('approval notifier', () => {
       expect(rx.got).toHaveLength(2);
       for (const got of rx.got) {
         expect(got.body).not.toMatch(RAW_HIDDEN);
-        expect(JSON.stringify(JSON.parse(got.body), (_k, v: unknown) => (typeof v === 'string' ? v.replace(/\u200b/g, '') : v))).not.toMatch(RAW_HIDDEN);
+        expect(
+          JSON.stringify(JSON.parse(got.body), (_k, v: unknown) => (typeof v === 'string' ? v.replace(/\u200b/g, '') : v)),
+        ).not.toMatch(RAW_HIDDEN);
       }
       const webhook = JSON.parse(rx.got.find((g) => !g.body.includes('"blocks"'))!.body) as { approval: ApprovalRequest };
       expect(webhook.approval.operation.display).toBe('DELETE FROM t WHERE id > 0 /*\\u202e 3 = di EREHW \\x1b[2K\\r\n*/');

@@ -150,10 +150,17 @@ export function slackPayload(req: ApprovalRequest, event: NotifyEvent, now = Dat
 
   // A ``` inside the operation would close the code block: break it with a zero-width space.
   const opBody = esc(r.operation.display.replace(/```/g, '``\u200b`'));
-  const opText = truncateChars(`*Operation* (${r.operation.kind}, digest ${r.operation.digest.slice(0, 12)}…):\n\`\`\`${opBody}`, SLACK_SECTION_MAX - 3) + '```';
+  const opText =
+    truncateChars(
+      `*Operation* (${r.operation.kind}, digest ${r.operation.digest.slice(0, 12)}…):\n\`\`\`${opBody}`,
+      SLACK_SECTION_MAX - 3,
+    ) + '```';
 
   const blocks: unknown[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: truncateChars(`*${esc(headline[event])}* — approval ${code(r.id)}`, SLACK_SECTION_MAX) } },
+    {
+      type: 'section',
+      text: { type: 'mrkdwn', text: truncateChars(`*${esc(headline[event])}* — approval ${code(r.id)}`, SLACK_SECTION_MAX) },
+    },
     { type: 'section', fields },
     { type: 'section', text: { type: 'mrkdwn', text: opText } },
   ];
@@ -163,7 +170,9 @@ export function slackPayload(req: ApprovalRequest, event: NotifyEvent, now = Dat
       text: { type: 'mrkdwn', text: `Approve: ${code(`warden approve ${r.id}`)}\nDeny: ${code(`warden deny ${r.id} --reason "..."`)}` },
     });
   } else {
-    const lines = r.decisions.map((d) => `• ${esc(d.by)} ${d.verdict === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${esc(d.reason)}` : ''}`);
+    const lines = r.decisions.map(
+      (d) => `• ${esc(d.by)} ${d.verdict === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${esc(d.reason)}` : ''}`,
+    );
     if (r.finalReason) lines.push(esc(r.finalReason));
     if (lines.length) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncateChars(lines.join('\n'), SLACK_SECTION_MAX) } });
   }
@@ -241,7 +250,13 @@ export function createNotifier(targets: NotifyTarget[], opts: NotifierOptions = 
         if (p.target.secret) headers['x-warden-signature'] = webhookSignature(p.target.secret, ts, body);
       }
       try {
-        const res = await doFetch(p.url.href, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+        const res = await doFetch(p.url.href, {
+          method: 'POST',
+          headers,
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(timeoutMs),
+        });
         await res.body?.cancel().catch(() => undefined);
         if (res.status >= 200 && res.status < 300) {
           log.debug('approval notification delivered', { ...fields, status: res.status, attempts: attempt + 1 });
@@ -275,14 +290,27 @@ export function createNotifier(targets: NotifyTarget[], opts: NotifierOptions = 
       const snap = structuredClone(req);
       for (const p of prepared) {
         if (inFlight.size >= maxInFlight) {
-          log.warn('approval notification dropped: too many in flight', { target: p.target.kind, host: safeHost(p.url), approval: snap.id, inFlight: inFlight.size });
+          log.warn('approval notification dropped: too many in flight', {
+            target: p.target.kind,
+            host: safeHost(p.url),
+            approval: snap.id,
+            inFlight: inFlight.size,
+          });
           continue;
         }
         const delivery = randomUUID();
         // Start on a later tick: nothing of the delivery (payload, signing, fetch) runs on the caller's stack.
         const task: Promise<void> = sleep(0)
           .then(() => deliver(p, event, snap, delivery))
-          .catch((e) => log.warn('approval notification failed', { target: p.target.kind, host: safeHost(p.url), approval: snap.id, delivery, error: describeError(e) }))
+          .catch((e) =>
+            log.warn('approval notification failed', {
+              target: p.target.kind,
+              host: safeHost(p.url),
+              approval: snap.id,
+              delivery,
+              error: describeError(e),
+            }),
+          )
           .catch(() => undefined) // a throwing logger must not become an unhandled rejection
           .finally(() => inFlight.delete(task));
         inFlight.add(task);

@@ -60,7 +60,11 @@ afterAll(async () => {
 async function cli(argv: string[]): Promise<string> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runApprovalsCli([...argv, '--admin-addr', `127.0.0.1:${stack.sidecar.adminPort}`], { stdout: (s) => void out.push(s), stderr: (s) => void err.push(s) }, {});
+  const code = await runApprovalsCli(
+    [...argv, '--admin-addr', `127.0.0.1:${stack.sidecar.adminPort}`],
+    { stdout: (s) => void out.push(s), stderr: (s) => void err.push(s) },
+    {},
+  );
   expect({ code, err }).toEqual({ code: 0, err: [] });
   return out.join('\n');
 }
@@ -85,7 +89,9 @@ test.each(SPOOFS)('$name: escaped everywhere an approver reads it; approving run
 
     // The record: escaped display, a note that says so, the digest of the original text.
     expect(rec.operation.display.startsWith(shows)).toBe(true);
-    expect(rec.operation.display).toMatch(/\n-- warden: \d+ invisible or control character\(s\) shown as .* escapes; the approval covers the original text$/);
+    expect(rec.operation.display).toMatch(
+      /\n-- warden: \d+ invisible or control character\(s\) shown as .* escapes; the approval covers the original text$/,
+    );
     expect(rec.operation.digest).toBe(sqlDigest(sql));
 
     // warden approvals list: the table is one line per request, with nothing raw in it.

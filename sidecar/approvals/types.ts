@@ -120,4 +120,3 @@ export interface ApprovalBackend {
    */
   wait(id: string, signal?: AbortSignal): Promise<ApprovalRequest>;
 }
-

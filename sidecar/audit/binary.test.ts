@@ -90,7 +90,17 @@ describe('binary audit records', () => {
           serverAddress: 'api.openai.com',
           serverPort: 443,
         },
-        { genAi: { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o', inputTokens: 12, finishReasons: ['stop'], streamed: true }, payload: { request: '{"a":1}' } },
+        {
+          genAi: {
+            provider: 'openai',
+            operation: 'chat',
+            requestModel: 'gpt-4o',
+            inputTokens: 12,
+            finishReasons: ['stop'],
+            streamed: true,
+          },
+          payload: { request: '{"a":1}' },
+        },
       ),
     );
     roundTrip(

@@ -26,7 +26,10 @@ export function readCursor(dir: string, log: Logger): number {
   const m = /^(\d{1,16})\n?$/.exec(text);
   const n = m ? Number(m[1]) : NaN;
   if (!Number.isSafeInteger(n)) {
-    log.warn('audit spool cursor is unreadable: records still in the spool will be sent again', { file: path.join(dir, CURSOR_FILE), bytes: text.length });
+    log.warn('audit spool cursor is unreadable: records still in the spool will be sent again', {
+      file: path.join(dir, CURSOR_FILE),
+      bytes: text.length,
+    });
     return 0;
   }
   return n;

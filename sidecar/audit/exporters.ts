@@ -12,7 +12,14 @@ import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encode';
 import type { OtlpSettings } from './otlp-settings';
 import { toLogRecord, toSpans } from './to-otlp';
 
-export { OtlpConfigError, otlpSettingsFromEnv, sidecarResource, type OtlpProtocol, type OtlpSettings, type OtlpSignalSettings } from './otlp-settings';
+export {
+  OtlpConfigError,
+  otlpSettingsFromEnv,
+  sidecarResource,
+  type OtlpProtocol,
+  type OtlpSettings,
+  type OtlpSignalSettings,
+} from './otlp-settings';
 
 /** Exports audit records as one signal (their spans, or their log records). */
 export interface RecordExporter {
@@ -50,19 +57,35 @@ export function createRecordExporters(s: Pick<OtlpSettings, 'traces' | 'logs'>, 
   let traces: RecordExporter;
   if (s.traces.protocol === 'http/json') {
     // The SDK's JSON exporters (and the transformer they bring) load only when asked for: memory.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { OTLPTraceExporter: TracesJson } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
+    const { OTLPTraceExporter: TracesJson } =
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
     const sdk = new TracesJson({ url: s.traces.url });
-    traces = { export: (records, done) => sdk.export(records.flatMap((r) => toSpans(r, resource)), done), shutdown: () => sdk.shutdown() };
+    traces = {
+      export: (records, done) =>
+        sdk.export(
+          records.flatMap((r) => toSpans(r, resource)),
+          done,
+        ),
+      shutdown: () => sdk.shutdown(),
+    };
   } else {
     traces = protobufExporter('TRACES', s.traces.url, (records) => encodeTraces(records, resource));
   }
   let logs: RecordExporter;
   if (s.logs.protocol === 'http/json') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { OTLPLogExporter: LogsJson } = require('@opentelemetry/exporter-logs-otlp-http') as typeof import('@opentelemetry/exporter-logs-otlp-http');
+    const { OTLPLogExporter: LogsJson } =
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@opentelemetry/exporter-logs-otlp-http') as typeof import('@opentelemetry/exporter-logs-otlp-http');
     const sdk = new LogsJson({ url: s.logs.url });
-    logs = { export: (records, done) => sdk.export(records.map((r) => toLogRecord(r, resource)), done), shutdown: () => sdk.shutdown() };
+    logs = {
+      export: (records, done) =>
+        sdk.export(
+          records.map((r) => toLogRecord(r, resource)),
+          done,
+        ),
+      shutdown: () => sdk.shutdown(),
+    };
   } else {
     logs = protobufExporter('LOGS', s.logs.url, (records) => encodeLogs(records, resource));
   }
@@ -83,7 +106,10 @@ export interface SnapshotExporter {
 export function createProtobufMetricsExporter(url: string, resource: Resource, startMs: number): SnapshotExporter {
   const delegate = createOtlpHttpExportDelegate<MetricsSnapshot, unknown>(
     convertLegacyHttpOptions({ url }, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
-    { serializeRequest: (snap) => encodeMetrics(snap, resource, startMs, performance.timeOrigin + performance.now()), deserializeResponse: () => ({}) },
+    {
+      serializeRequest: (snap) => encodeMetrics(snap, resource, startMs, performance.timeOrigin + performance.now()),
+      deserializeResponse: () => ({}),
+    },
     'otlp_http_metric_exporter',
     { name: 'metric_data_point', countItems: (snap: MetricsSnapshot) => snap.counters.length + snap.histograms.length },
     undefined,

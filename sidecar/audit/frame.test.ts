@@ -56,6 +56,9 @@ describe('decodeFrame', () => {
     const zeros = Buffer.alloc(64);
     expect(decodeFrame(zeros, 0, zeros.length, 1).status).toBe('corrupt');
     const garbage = Buffer.alloc(32, 0xff);
-    expect(decodeFrame(garbage, 0, garbage.length, 1)).toEqual({ status: 'corrupt', reason: `length ${0xffffffff} exceeds ${MAX_PAYLOAD_BYTES}` });
+    expect(decodeFrame(garbage, 0, garbage.length, 1)).toEqual({
+      status: 'corrupt',
+      reason: `length ${0xffffffff} exceeds ${MAX_PAYLOAD_BYTES}`,
+    });
   });
 });

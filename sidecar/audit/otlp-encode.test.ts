@@ -28,19 +28,63 @@ function samples(): AuditRecord[] {
       rule: 'deletes-need-approval',
       reason: 'approved: ticket OPS-7 ✓',
       identity,
-      approval: { id: 'ab12', approved: true, outcome: 'approved', reason: 'ticket OPS-7 ✓', decidedBy: 'alice', waitStart: 1_763_800_000_124, waitMs: 2_400.5, spanId: '1111222233334444' },
+      approval: {
+        id: 'ab12',
+        approved: true,
+        outcome: 'approved',
+        reason: 'ticket OPS-7 ✓',
+        decidedBy: 'alice',
+        waitStart: 1_763_800_000_124,
+        waitMs: 2_400.5,
+        spanId: '1111222233334444',
+      },
       masked: 3,
       maskedBy: { column: 2, email: 1 },
     },
-    { namespace: 'crm', text: "DELETE FROM orders WHERE id = 3 /*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/", operations: ['DELETE'], protocol: 'extended', rows: 1, params: ['3', null] },
+    {
+      namespace: 'crm',
+      text: "DELETE FROM orders WHERE id = 3 /*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/",
+      operations: ['DELETE'],
+      protocol: 'extended',
+      rows: 1,
+      params: ['3', null],
+    },
   );
   const denied = httpRecord(
     'http',
-    { session: 'http-9', seq: 1, start: 1_763_800_001_000, durationMs: 1.5, policy: 'agents/support', target: 'openai', decision: 'deny', rule: 'no-admin', reason: 'admin API is off limits', identity, masked: 0, error: 'upstream said no' },
-    startTrace(undefined),
-    { method: 'POST', route: 'openai', path: '/v1/chat/completions', url: 'https://api.openai.com/v1/chat/completions', status: 403, serverAddress: 'api.openai.com', serverPort: 443 },
     {
-      genAi: { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o-mini', inputTokens: 5, outputTokens: 7, finishReasons: ['stop', 'length'] },
+      session: 'http-9',
+      seq: 1,
+      start: 1_763_800_001_000,
+      durationMs: 1.5,
+      policy: 'agents/support',
+      target: 'openai',
+      decision: 'deny',
+      rule: 'no-admin',
+      reason: 'admin API is off limits',
+      identity,
+      masked: 0,
+      error: 'upstream said no',
+    },
+    startTrace(undefined),
+    {
+      method: 'POST',
+      route: 'openai',
+      path: '/v1/chat/completions',
+      url: 'https://api.openai.com/v1/chat/completions',
+      status: 403,
+      serverAddress: 'api.openai.com',
+      serverPort: 443,
+    },
+    {
+      genAi: {
+        provider: 'openai',
+        operation: 'chat',
+        requestModel: 'gpt-4o-mini',
+        inputTokens: 5,
+        outputTokens: 7,
+        finishReasons: ['stop', 'length'],
+      },
       payload: { request: '{"model":"gpt-4o-mini"}', response: 'x'.repeat(300), truncated: true },
     },
   );
@@ -52,7 +96,11 @@ describe('encodeTraces / encodeLogs', () => {
     const { toSpans } = await import('./to-otlp');
     const records = samples();
     const ours = decodeExport('traces', 'protobuf', Buffer.from(encodeTraces(records, resource))).spans;
-    const sdk = decodeExport('traces', 'protobuf', Buffer.from(ProtobufTraceSerializer.serializeRequest(records.flatMap((r) => toSpans(r, resource)))!)).spans;
+    const sdk = decodeExport(
+      'traces',
+      'protobuf',
+      Buffer.from(ProtobufTraceSerializer.serializeRequest(records.flatMap((r) => toSpans(r, resource)))!),
+    ).spans;
     expect(ours).toHaveLength(3); // two operations and one approval wait
     expect(ours).toEqual(sdk);
     const wait = ours.find((s) => s.name === 'warden.approval.wait')!;
@@ -66,7 +114,11 @@ describe('encodeTraces / encodeLogs', () => {
     const { toLogRecord } = await import('./to-otlp');
     const records = samples();
     const ours = decodeExport('logs', 'protobuf', Buffer.from(encodeLogs(records, resource))).logs;
-    const sdk = decodeExport('logs', 'protobuf', Buffer.from(ProtobufLogsSerializer.serializeRequest(records.map((r) => toLogRecord(r, resource)))!)).logs;
+    const sdk = decodeExport(
+      'logs',
+      'protobuf',
+      Buffer.from(ProtobufLogsSerializer.serializeRequest(records.map((r) => toLogRecord(r, resource)))!),
+    ).logs;
     expect(ours).toEqual(sdk);
     expect((ours[1].body as Record<string, unknown>).truncated).toBe(true);
     expect(ours[0].attributes['warden.masked.by.column']).toBe(2);
@@ -85,18 +137,33 @@ describe('encodeTraces / encodeLogs', () => {
         decision: 'hold',
         reason: '',
         identity: { subject: 'ü', groups: [], source: 'pod' as const },
-        approval: { approved: false, outcome: 'expired', reason: 'nobody answered é', waitStart: 1_763_800_002_000.5, waitMs: 0.25, spanId: '5555666677778888' },
+        approval: {
+          approved: false,
+          outcome: 'expired',
+          reason: 'nobody answered é',
+          waitStart: 1_763_800_002_000.5,
+          waitMs: 0.25,
+          spanId: '5555666677778888',
+        },
         masked: 0,
         maskedBy: { '7': 1, 'json-path': 0 },
       },
-      { text: 'SELECT 1; SELECT \'é\'', operations: ['SELECT', 'SELECT'], protocol: 'simple', rows: 0, params: [null, '', 'ß'] },
+      { text: "SELECT 1; SELECT 'é'", operations: ['SELECT', 'SELECT'], protocol: 'simple', rows: 0, params: [null, '', 'ß'] },
     );
     const records = [...samples(), odd, odd];
     const spans = decodeExport('traces', 'protobuf', Buffer.from(encodeTraces(records, resource))).spans;
-    const sdkSpans = decodeExport('traces', 'protobuf', Buffer.from(ProtobufTraceSerializer.serializeRequest(records.flatMap((r) => toSpans(r, resource)))!)).spans;
+    const sdkSpans = decodeExport(
+      'traces',
+      'protobuf',
+      Buffer.from(ProtobufTraceSerializer.serializeRequest(records.flatMap((r) => toSpans(r, resource)))!),
+    ).spans;
     expect(spans).toEqual(sdkSpans);
     const logs = decodeExport('logs', 'protobuf', Buffer.from(encodeLogs(records, resource))).logs;
-    const sdkLogs = decodeExport('logs', 'protobuf', Buffer.from(ProtobufLogsSerializer.serializeRequest(records.map((r) => toLogRecord(r, resource)))!)).logs;
+    const sdkLogs = decodeExport(
+      'logs',
+      'protobuf',
+      Buffer.from(ProtobufLogsSerializer.serializeRequest(records.map((r) => toLogRecord(r, resource)))!),
+    ).logs;
     // The SDK writes a body key holding undefined (no rule) as an empty value; ours leaves it out,
     // as the record's JSON does (and as the encoder always has).
     for (const l of sdkLogs) if ((l.body as Record<string, unknown>).rule === null) delete (l.body as Record<string, unknown>).rule;
@@ -114,7 +181,16 @@ describe('encodeTraces / encodeLogs', () => {
   test('long and non-ASCII strings and large batches keep their lengths right', () => {
     const r = samples()[0];
     const big = { ...r, db: { ...r.db!, text: 'é'.repeat(70_000) } };
-    const decoded = decodeExport('traces', 'protobuf', Buffer.from(encodeTraces(Array.from({ length: 300 }, () => big), resource))).spans;
+    const decoded = decodeExport(
+      'traces',
+      'protobuf',
+      Buffer.from(
+        encodeTraces(
+          Array.from({ length: 300 }, () => big),
+          resource,
+        ),
+      ),
+    ).spans;
     expect(decoded).toHaveLength(600);
     const text = String(decoded[598].attributes['db.query.text']);
     expect(decoded[598].name).toBe('warden.postgres.query');
@@ -138,7 +214,11 @@ describe('encodeMetrics', () => {
     const collected = await registryProducer(m, resource, hr(start)).collect();
     const sm = collected.resourceMetrics.scopeMetrics[0];
     for (const metric of sm.metrics) for (const p of metric.dataPoints) (p as { endTime: [number, number] }).endTime = hr(now);
-    const sdk = decodeExport('metrics', 'protobuf', Buffer.from(ProtobufMetricsSerializer.serializeRequest(collected.resourceMetrics)!)).metrics;
+    const sdk = decodeExport(
+      'metrics',
+      'protobuf',
+      Buffer.from(ProtobufMetricsSerializer.serializeRequest(collected.resourceMetrics)!),
+    ).metrics;
     expect(ours.length).toBe(3);
     expect(ours).toEqual(sdk);
   });

@@ -550,7 +550,23 @@ const SEVERITY_INFO = 9;
 const SEVERITY_WARN = 13;
 
 const B = Object.fromEntries(
-  ['id', 'kind', 'session', 'seq', 'decision', 'rule', 'reason', 'subject', 'statement', 'params', 'request', 'status', 'requestBody', 'responseBody', 'truncated'].map((k) => [k, encodeKey(k)]),
+  [
+    'id',
+    'kind',
+    'session',
+    'seq',
+    'decision',
+    'rule',
+    'reason',
+    'subject',
+    'statement',
+    'params',
+    'request',
+    'status',
+    'requestBody',
+    'responseBody',
+    'truncated',
+  ].map((k) => [k, encodeKey(k)]),
 ) as Record<string, KeyBytes>;
 
 /** A body entry: kept unless undefined (null: an empty value), as anyValue() writes an object. */

@@ -21,12 +21,14 @@ import type { OtlpSignalSettings } from './otlp-settings';
 /** The OTLP metrics exporter for these settings (http/protobuf or http/json); only that one is loaded. */
 export function createMetricExporter(s: OtlpSignalSettings): PushMetricExporter {
   if (s.protocol === 'http/json') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
+    const { OTLPMetricExporter } =
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
     return new OTLPMetricExporter({ url: s.url });
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto');
+  const { OTLPMetricExporter } =
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto');
   return new OTLPMetricExporter({ url: s.url });
 }
 
@@ -37,7 +39,11 @@ function hrNow(): HrTime {
 }
 
 /** Converts the registry to OTLP metric data; pure apart from the clock. */
-export function registryProducer(metrics: Pick<Metrics, 'snapshot'> | { snapshot(): MetricsSnapshot }, resource: Resource, startTime: HrTime = hrNow()): MetricProducer {
+export function registryProducer(
+  metrics: Pick<Metrics, 'snapshot'> | { snapshot(): MetricsSnapshot },
+  resource: Resource,
+  startTime: HrTime = hrNow(),
+): MetricProducer {
   return {
     collect: async (): Promise<CollectionResult> => {
       const snap = metrics.snapshot();
@@ -48,9 +54,20 @@ export function registryProducer(metrics: Pick<Metrics, 'snapshot'> | { snapshot
         const dataPoints = c.points.map((p) => ({ startTime, endTime: now, attributes: p.labels, value: p.value }));
         const descriptor = { name: c.name, description: c.help, unit: '', valueType: ValueType.DOUBLE };
         if (c.monotonic) {
-          out.push({ descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.SUM, dataPoints, isMonotonic: true });
+          out.push({
+            descriptor,
+            aggregationTemporality: AggregationTemporality.CUMULATIVE,
+            dataPointType: DataPointType.SUM,
+            dataPoints,
+            isMonotonic: true,
+          });
         } else {
-          out.push({ descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.GAUGE, dataPoints });
+          out.push({
+            descriptor,
+            aggregationTemporality: AggregationTemporality.CUMULATIVE,
+            dataPointType: DataPointType.GAUGE,
+            dataPoints,
+          });
         }
       }
       for (const h of snap.histograms) {
@@ -67,7 +84,10 @@ export function registryProducer(metrics: Pick<Metrics, 'snapshot'> | { snapshot
           })),
         });
       }
-      return { resourceMetrics: { resource, scopeMetrics: [{ scope: { name: SCOPE.name, version: SCOPE.version }, metrics: out }] }, errors: [] };
+      return {
+        resourceMetrics: { resource, scopeMetrics: [{ scope: { name: SCOPE.name, version: SCOPE.version }, metrics: out }] },
+        errors: [],
+      };
     },
   };
 }
@@ -78,7 +98,12 @@ export interface OtlpMetricsHandle {
   stop(): Promise<void>;
 }
 
-export function startOtlpMetrics(opts: { metrics: Pick<Metrics, 'snapshot'>; resource: Resource; exporter: PushMetricExporter; intervalMs?: number }): OtlpMetricsHandle {
+export function startOtlpMetrics(opts: {
+  metrics: Pick<Metrics, 'snapshot'>;
+  resource: Resource;
+  exporter: PushMetricExporter;
+  intervalMs?: number;
+}): OtlpMetricsHandle {
   const reader = new PeriodicExportingMetricReader({
     exporter: opts.exporter,
     exportIntervalMillis: opts.intervalMs ?? 15_000,

@@ -80,10 +80,7 @@ export function httpRecord(
 }
 
 /** An approver's answer for the audit record (and its `warden.approval.wait` child span). */
-export function approvalRecord(
-  outcome: HoldOutcome,
-  waitStartedAt: number /* performance.now() */,
-): AuditApproval {
+export function approvalRecord(outcome: HoldOutcome, waitStartedAt: number /* performance.now() */): AuditApproval {
   return {
     id: outcome.approvalId,
     approved: outcome.approved,

@@ -74,14 +74,23 @@ function common(e: StatementEvent | HttpAuditEvent, session: string): OperationC
 export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
   const { log, metrics, recorder } = opts;
   const ops = metrics.counter(METRIC.operations, 'Operations seen by the sidecar, by target, decision and rule.');
-  const masked = metrics.counter(METRIC.masked, 'Values masked, by target and detector (`column` for column rules, `json` for JSON bodies).');
+  const masked = metrics.counter(
+    METRIC.masked,
+    'Values masked, by target and detector (`column` for column rules, `json` for JSON bodies).',
+  );
   const sessions = metrics.counter(METRIC.sessions, 'Session lifecycle events, by target and event.');
   const approvals = metrics.counter(METRIC.approvals, 'Approval requests by outcome.');
   const wait = metrics.histogram(METRIC.approvalWait, 'Time operations waited for an approver, in seconds.');
   const duration = metrics.histogram(METRIC.operationDuration, 'Operation duration as the agent saw it, in seconds.');
-  const added = metrics.histogram(METRIC.addedLatency, 'Latency the sidecar added to an operation (its duration minus upstream time and approval wait), in seconds.');
+  const added = metrics.histogram(
+    METRIC.addedLatency,
+    'Latency the sidecar added to an operation (its duration minus upstream time and approval wait), in seconds.',
+  );
   const upstream = metrics.histogram(METRIC.upstreamLatency, 'Upstream time of an operation, in seconds.');
-  const lost = metrics.counter(METRIC.spoolDropped, 'Audit records dropped, by reason: drop-oldest (spool full), refused (full in block mode, or the write failed), damaged (found on open), unwritable (could not be built).');
+  const lost = metrics.counter(
+    METRIC.spoolDropped,
+    'Audit records dropped, by reason: drop-oldest (spool full), refused (full in block mode, or the write failed), damaged (found on open), unwritable (could not be built).',
+  );
 
   const opSeries = cache<Inc>((l) => ops.bind({ target: l[0], decision: l[1], rule: l[2] }));
   const maskSeries = cache<Inc>((l) => masked.bind({ target: l[0], detector: l[1] }));
@@ -125,7 +134,14 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
       const c = common(e, e.sessionId);
       count(c, 'postgres');
       record(() =>
-        postgresRecord(c, { namespace: e.database, text: e.maskText(e.text), operations: e.kinds, protocol: e.protocol, rows: e.rows, params: e.params }),
+        postgresRecord(c, {
+          namespace: e.database,
+          text: e.maskText(e.text),
+          operations: e.kinds,
+          protocol: e.protocol,
+          rows: e.rows,
+          params: e.params,
+        }),
       );
       if ((e.decision === 'allow' || e.decision === 'mask') && !e.error) return; // routine: counted, recorded, not logged
       log.info('operation', {
@@ -154,7 +170,15 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
           'http',
           c,
           e.trace,
-          { method: e.method, route: e.target, path: e.path, url: e.url, status: e.status, serverAddress: e.serverAddress, serverPort: e.serverPort },
+          {
+            method: e.method,
+            route: e.target,
+            path: e.path,
+            url: e.url,
+            status: e.status,
+            serverAddress: e.serverAddress,
+            serverPort: e.serverPort,
+          },
           { genAi: e.genAi, payload: e.payload },
         ),
       );
@@ -203,7 +227,16 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
         }),
       );
       if (e.decision === 'allow' && !e.error) return; // routine: counted, recorded, not logged
-      log.info('egress', { host: e.host, port: e.port, method: e.method, decision: e.decision, rule: e.rule, reason: e.reason, status: e.status, error: e.error });
+      log.info('egress', {
+        host: e.host,
+        port: e.port,
+        method: e.method,
+        decision: e.decision,
+        rule: e.rule,
+        reason: e.reason,
+        status: e.status,
+        error: e.error,
+      });
     },
     blocked(): string | undefined {
       return recorder?.blocked();

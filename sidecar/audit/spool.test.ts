@@ -61,7 +61,11 @@ async function reopen(s: Spool, opts: Partial<SpoolOptions> & { dir: string }): 
 }
 
 const text = (entries: Array<{ payload: Buffer }>): string[] => entries.map((e) => e.payload.toString());
-const segFiles = (dir: string): string[] => fs.readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+const segFiles = (dir: string): string[] =>
+  fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.seg'))
+    .sort();
 const ALL = { records: 1e9, bytes: 1e12 };
 
 afterEach(async () => {
@@ -98,7 +102,9 @@ describe('append, read, ack', () => {
     await s.close();
     // On disk: the documented framing, one segment named by its first seq.
     expect(segFiles(dir)).toEqual(['00000000000000000001.seg']);
-    expect(fs.readFileSync(path.join(dir, '00000000000000000001.seg'))).toEqual(Buffer.concat([frame(1, 'one'), frame(2, 'two'), frame(3, '{"x":"drei ü"}')]));
+    expect(fs.readFileSync(path.join(dir, '00000000000000000001.seg'))).toEqual(
+      Buffer.concat([frame(1, 'one'), frame(2, 'two'), frame(3, '{"x":"drei ü"}')]),
+    );
     expect(fs.existsSync(path.join(dir, 'lock'))).toBe(false);
   });
 
@@ -109,7 +115,7 @@ describe('append, read, ack', () => {
     expect(segFiles(dir).length).toBeGreaterThan(3);
     expect(unacked(s, 0, ALL).map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     const pages: number[] = [];
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const page = unacked(s, after, { records: 3, bytes: 1e6 });
       if (page.length === 0) break;
       pages.push(...page.map((e) => e.seq));
@@ -131,7 +137,9 @@ describe('append, read, ack', () => {
   it('refuses a record that can never fit, and bad options, naming the field', () => {
     const s = spool({ dir: tmpDir(), maxBytes: 100, segmentBytes: 50 });
     expect(() => s.append('x'.repeat(200))).toThrow(/audit record of 200 bytes cannot fit in the spool \(maxBytes 100/);
-    expect(() => spool({ dir: tmpDir(), maxBytes: 100, segmentBytes: 200 })).toThrow(/segmentBytes must be an integer above 16 and at most maxBytes \(100\), not 200/);
+    expect(() => spool({ dir: tmpDir(), maxBytes: 100, segmentBytes: 200 })).toThrow(
+      /segmentBytes must be an integer above 16 and at most maxBytes \(100\), not 200/,
+    );
     expect(() => spool({ dir: tmpDir(), whenFull: 'sometimes' as 'block' })).toThrow(/whenFull must be "block" or "drop-oldest"/);
   });
 });
@@ -216,7 +224,13 @@ describe('recovery', () => {
     expect(text(unacked(s, 0, ALL))).toEqual(['rec1', 'rec4', 'rec5', 'rec6', 'rec7', 'rec8', 'rec9']);
     expect(s.stats()).toMatchObject({ dropped: 2, pending: 7, lastSeq: 9 });
     expect(metrics.counter(METRIC.spoolDropped, '').get({ reason: 'damaged' })).toBe(2);
-    expect(lines.find((l) => l.level === 'error')).toMatchObject({ file: first, offset: 20, droppedBytes: 40, droppedRecords: 2, reason: 'checksum mismatch' });
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({
+      file: first,
+      offset: 20,
+      droppedBytes: 40,
+      droppedRecords: 2,
+      reason: 'checksum mismatch',
+    });
     expect(fs.statSync(first).size).toBe(20);
   });
 });
@@ -387,7 +401,14 @@ describe('property: append / ack / reopen / read', () => {
     { arbitrary: fc.record({ t: fc.constant('append' as const), size: fc.integer({ min: 0, max: 80 }) }), weight: 6 },
     { arbitrary: fc.record({ t: fc.constant('ack' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) }), weight: 2 },
     { arbitrary: fc.record({ t: fc.constant('reopen' as const) }), weight: 1 },
-    { arbitrary: fc.record({ t: fc.constant('read' as const), records: fc.integer({ min: 1, max: 8 }), bytes: fc.integer({ min: 1, max: 600 }) }), weight: 2 },
+    {
+      arbitrary: fc.record({
+        t: fc.constant('read' as const),
+        records: fc.integer({ min: 1, max: 8 }),
+        bytes: fc.integer({ min: 1, max: 600 }),
+      }),
+      weight: 2,
+    },
   );
 
   it('never loses an unacknowledged record and never returns one twice', async () => {
@@ -400,7 +421,7 @@ describe('property: append / ack / reopen / read', () => {
         let acked = 0;
         const readAll = (records: number, bytes: number): void => {
           const seen: number[] = [];
-          for (let after = acked; ; ) {
+          for (let after = acked; ;) {
             const page = unacked(s, after, { records, bytes });
             if (page.length === 0) break;
             for (const e of page) {
@@ -444,5 +465,7 @@ describe('property: append / ack / reopen / read', () => {
 });
 
 test('a spool directory that cannot be created is a clear error, not a hang (mkdir under /proc)', () => {
-  expect(() => Spool.open({ dir: '/proc/warden-no-such-dir/spool', maxBytes: 1 << 20, whenFull: 'block', log: silentLogger })).toThrow(/cannot create audit spool directory \/proc\/warden-no-such-dir\/spool \(ENOENT: no such file/);
+  expect(() => Spool.open({ dir: '/proc/warden-no-such-dir/spool', maxBytes: 1 << 20, whenFull: 'block', log: silentLogger })).toThrow(
+    /cannot create audit spool directory \/proc\/warden-no-such-dir\/spool \(ENOENT: no such file/,
+  );
 });

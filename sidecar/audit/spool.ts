@@ -98,14 +98,17 @@ function checkOptions(o: SpoolOptions): Required<Pick<SpoolOptions, 'segmentByte
   const bad = (field: string, why: string): never => {
     throw new SpoolError('SPOOL_OPTIONS', `audit spool: ${field} ${why}`);
   };
-  if (!Number.isSafeInteger(o.maxBytes) || o.maxBytes <= FRAME_HEADER_BYTES) bad('maxBytes', `must be an integer above ${FRAME_HEADER_BYTES}, not ${o.maxBytes}`);
+  if (!Number.isSafeInteger(o.maxBytes) || o.maxBytes <= FRAME_HEADER_BYTES)
+    bad('maxBytes', `must be an integer above ${FRAME_HEADER_BYTES}, not ${o.maxBytes}`);
   const segmentBytes = o.segmentBytes ?? Math.max(FRAME_HEADER_BYTES + 1, Math.min(MAX_DEFAULT_SEGMENT_BYTES, Math.floor(o.maxBytes / 8)));
   if (!Number.isSafeInteger(segmentBytes) || segmentBytes <= FRAME_HEADER_BYTES || segmentBytes > o.maxBytes) {
     bad('segmentBytes', `must be an integer above ${FRAME_HEADER_BYTES} and at most maxBytes (${o.maxBytes}), not ${segmentBytes}`);
   }
-  if (o.whenFull !== 'block' && o.whenFull !== 'drop-oldest') bad('whenFull', `must be "block" or "drop-oldest", not "${String(o.whenFull)}"`);
+  if (o.whenFull !== 'block' && o.whenFull !== 'drop-oldest')
+    bad('whenFull', `must be "block" or "drop-oldest", not "${String(o.whenFull)}"`);
   const fsyncIntervalMs = o.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS;
-  if (!(fsyncIntervalMs >= 0) || !Number.isFinite(fsyncIntervalMs)) bad('fsyncIntervalMs', `must be a number of milliseconds >= 0, not ${fsyncIntervalMs}`);
+  if (!(fsyncIntervalMs >= 0) || !Number.isFinite(fsyncIntervalMs))
+    bad('fsyncIntervalMs', `must be a number of milliseconds >= 0, not ${fsyncIntervalMs}`);
   return { segmentBytes, fsyncIntervalMs };
 }
 
@@ -151,12 +154,14 @@ export class Spool {
   /** Set by shareProgress(): [PROGRESS_LAST] written here, [PROGRESS_ACKED] by the export thread. */
   private shared: BigInt64Array | undefined;
 
-
   private readonly metricDropped?: Counter;
   private readonly gaugeBytes?: { set(labels: Record<string, string>, v: number): void };
   private readonly gaugePending?: { set(labels: Record<string, string>, v: number): void };
 
-  private constructor(opts: SpoolOptions, state: { segments: Segment[]; fd: number; ackedSeq: number; nextSeq: number; dropped: number; release: () => void }) {
+  private constructor(
+    opts: SpoolOptions,
+    state: { segments: Segment[]; fd: number; ackedSeq: number; nextSeq: number; dropped: number; release: () => void },
+  ) {
     const checked = checkOptions(opts);
     this.dir = opts.dir;
     this.maxBytes = opts.maxBytes;
@@ -174,7 +179,10 @@ export class Spool {
     this.releaseLock = state.release;
     if (opts.metrics) {
       const m = opts.metrics;
-      this.metricDropped = m.counter(METRIC.spoolDropped, 'Audit records dropped, by reason: drop-oldest (spool full), refused (full in block mode, or the write failed), damaged (found on open), unwritable (could not be built).');
+      this.metricDropped = m.counter(
+        METRIC.spoolDropped,
+        'Audit records dropped, by reason: drop-oldest (spool full), refused (full in block mode, or the write failed), damaged (found on open), unwritable (could not be built).',
+      );
       this.gaugeBytes = m.gauge(METRIC.spoolBytes, 'Bytes of the audit spool on disk.');
       this.gaugePending = m.gauge(METRIC.spoolRecords, 'Audit records in the spool not yet acknowledged by the collector.');
       if (state.dropped > 0) this.metricDropped.inc({ reason: 'damaged' }, state.dropped);
@@ -307,7 +315,8 @@ export class Spool {
   }
 
   set whenFull(mode: WhenFull) {
-    if (mode !== 'block' && mode !== 'drop-oldest') throw new SpoolError('SPOOL_OPTIONS', `audit spool: whenFull must be "block" or "drop-oldest", not "${String(mode)}"`);
+    if (mode !== 'block' && mode !== 'drop-oldest')
+      throw new SpoolError('SPOOL_OPTIONS', `audit spool: whenFull must be "block" or "drop-oldest", not "${String(mode)}"`);
     if (mode === this.mode) return;
     this.mode = mode;
     this.log.info('audit spool: whenFull changed', { dir: this.dir, whenFull: mode });
@@ -438,9 +447,17 @@ export class Spool {
     try {
       fs.ftruncateSync(this.fd, this.active.bytes);
     } catch (e) {
-      this.log.error('audit spool: cannot cut back a failed write; the next open will drop the torn record', { file: this.active.file, error: describeFsError(e) });
+      this.log.error('audit spool: cannot cut back a failed write; the next open will drop the torn record', {
+        file: this.active.file,
+        error: describeFsError(e),
+      });
     }
-    this.log.error('audit spool write failed: refusing the operation', { file: this.active.file, wrote: written, of: frameLen, error: error === undefined ? 'short write' : describeFsError(error) });
+    this.log.error('audit spool write failed: refusing the operation', {
+      file: this.active.file,
+      wrote: written,
+      of: frameLen,
+      error: error === undefined ? 'short write' : describeFsError(error),
+    });
     return false;
   }
 
@@ -457,14 +474,21 @@ export class Spool {
     const s = this.stats();
     if (full) {
       this.blockedSinceFull = 1;
-      this.log.warn('audit spool is full of unacknowledged records: refusing new operations until the collector catches up (whenFull: block)', {
+      this.log.warn(
+        'audit spool is full of unacknowledged records: refusing new operations until the collector catches up (whenFull: block)',
+        {
+          dir: this.dir,
+          bytes: s.bytes,
+          maxBytes: this.maxBytes,
+          pending: s.pending,
+        },
+      );
+    } else {
+      this.log.warn('audit spool has room again: accepting operations', {
         dir: this.dir,
-        bytes: s.bytes,
-        maxBytes: this.maxBytes,
+        refused: this.blockedSinceFull,
         pending: s.pending,
       });
-    } else {
-      this.log.warn('audit spool has room again: accepting operations', { dir: this.dir, refused: this.blockedSinceFull, pending: s.pending });
       this.blockedSinceFull = 0;
     }
   }
@@ -588,7 +612,10 @@ function recoverSegments(dir: string, log: Logger): { segments: Segment[]; dropp
     const { file, firstSeq } = files[i];
     const prev = segments[segments.length - 1];
     if (prev && firstSeq <= lastSeqOf(prev)) {
-      throw new SpoolError('SPOOL_CORRUPT', `audit spool ${dir}: segment ${path.basename(file)} overlaps ${path.basename(prev.file)}; move one of them away`);
+      throw new SpoolError(
+        'SPOOL_CORRUPT',
+        `audit spool ${dir}: segment ${path.basename(file)} overlaps ${path.basename(prev.file)}; move one of them away`,
+      );
     }
     const state = newScanState();
     let count = 0;

@@ -20,7 +20,12 @@ function hr(ms: number): HrTime {
 }
 
 function ctx(traceId: string, spanId: string, flags: number, state?: string, remote = false): SpanContext {
-  const c: SpanContext = { traceId, spanId, traceFlags: flags & TraceFlags.SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: remote };
+  const c: SpanContext = {
+    traceId,
+    spanId,
+    traceFlags: flags & TraceFlags.SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE,
+    isRemote: remote,
+  };
   if (state) c.traceState = new TraceState(state);
   return c;
 }
@@ -147,7 +152,18 @@ export function toSpans(r: AuditRecord, resource: Resource): ReadableSpan[] {
   const t = r.trace;
   const own = ctx(t.traceId, t.spanId, t.flags, t.state);
   const parent = t.parentSpanId ? ctx(t.traceId, t.parentSpanId, t.flags, t.state, true) : undefined;
-  const out = [span({ name: spanName(r), context: own, parent, start: r.start, durationMs: r.durationMs, attributes: spanAttributes(r), status: spanStatus(r), resource })];
+  const out = [
+    span({
+      name: spanName(r),
+      context: own,
+      parent,
+      start: r.start,
+      durationMs: r.durationMs,
+      attributes: spanAttributes(r),
+      status: spanStatus(r),
+      resource,
+    }),
+  ];
   if (r.approval) {
     const a = r.approval;
     out.push(
@@ -168,14 +184,28 @@ export function toSpans(r: AuditRecord, resource: Resource): ReadableSpan[] {
 
 /** What a reader of logs alone needs; the span carries the rest (see toLogRecord). */
 export function logAttributes(r: AuditRecord): Record<string, string | number> {
-  const a: Record<string, string | number> = { [ATTR.auditId]: r.id, [ATTR.decision]: r.decision, [ATTR.target]: r.target, [ATTR.policy]: r.policy };
+  const a: Record<string, string | number> = {
+    [ATTR.auditId]: r.id,
+    [ATTR.decision]: r.decision,
+    [ATTR.target]: r.target,
+    [ATTR.policy]: r.policy,
+  };
   if (r.rule) a[ATTR.rule] = r.rule;
   if (r.maskedBy) for (const [k, n] of Object.entries(r.maskedBy)) a[`warden.masked.by.${k}`] = n;
   return a;
 }
 
 export function logBody(r: AuditRecord): Record<string, unknown> {
-  const body: Record<string, unknown> = { id: r.id, kind: r.kind, session: r.session, seq: r.seq, decision: r.decision, rule: r.rule, reason: r.reason, subject: r.identity.subject };
+  const body: Record<string, unknown> = {
+    id: r.id,
+    kind: r.kind,
+    session: r.session,
+    seq: r.seq,
+    decision: r.decision,
+    rule: r.rule,
+    reason: r.reason,
+    subject: r.identity.subject,
+  };
   if (r.db) body.statement = r.db.text;
   if (r.db?.params) body.params = r.db.params;
   if (r.http) {

@@ -87,7 +87,12 @@ export function openAuditTrail(opts: AuditTrailOptions): AuditTrail {
     }, opts.lingerMs ?? 500); // shipper.ts's DEFAULT_LINGER_MS (not imported: the main thread never loads the shipper)
     ackTimer.unref();
     s.kick();
-    otlpMetrics = startOtlpMetrics({ metrics, resource: opts.resource ?? sidecarResource(), exporter: opts.exporters.metrics, intervalMs: opts.metricsIntervalMs });
+    otlpMetrics = startOtlpMetrics({
+      metrics,
+      resource: opts.resource ?? sidecarResource(),
+      exporter: opts.exporters.metrics,
+      intervalMs: opts.metricsIntervalMs,
+    });
   } else if (opts.otlp) {
     thread = startExportThread({
       data: {

@@ -10,7 +10,12 @@ import { fetch as undiciFetch, request as undiciRequest } from 'undici';
 import type { RunningSidecar } from '../main';
 import type { HttpAuditEvent } from '../audit/events';
 import { startSidecarFromFiles, type SidecarFromFiles } from '../../test/support/sidecar/sidecar-fixture';
-import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from '../../test/support/sidecar/behaviour-upstream';
+import {
+  startBehaviourUpstream,
+  type Behaviour,
+  type BehaviourUpstream,
+  type SeenRequest,
+} from '../../test/support/sidecar/behaviour-upstream';
 
 const TOKEN = 'sk-live-Zq8Wd3Rt6Yh1Uj4Ik7Ol0Pa2Sx5Dc9Fv';
 const USER = 'svc-reporting';
@@ -91,17 +96,23 @@ beforeEach(() => {
 });
 
 /** Raw HTTP/1.1 to the egress port (paths and headers exactly as given). */
-function raw(pathname: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string; bytes: Buffer }> {
+function raw(
+  pathname: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string; bytes: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: sidecar.egressPort, path: pathname, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const bytes = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: bytes.toString('utf8'), bytes });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: sidecar.egressPort, path: pathname, method: opts.method ?? 'GET', headers: opts.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const bytes = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: bytes.toString('utf8'), bytes });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -124,7 +135,11 @@ function curlAvailable(): boolean {
 }
 
 function curl(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => execFile('curl', ['-s', '--max-time', '5', ...args], (err, stdout) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(stdout))));
+  return new Promise((resolve, reject) =>
+    execFile('curl', ['-s', '--max-time', '5', ...args], (err, stdout) =>
+      err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(stdout),
+    ),
+  );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -279,10 +294,26 @@ describe('the injected credential never comes back', () => {
     const { default: OpenAI } = await import('openai');
     behaviours.set('completions', (req, _b, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'x-debug-auth': String(req.headers.authorization) });
-      res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: `your key is ${String(req.headers.authorization)}` }, finish_reason: 'stop' }] }));
+      res.end(
+        JSON.stringify({
+          id: 'c1',
+          object: 'chat.completion',
+          created: 1,
+          model: 'm',
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: `your key is ${String(req.headers.authorization)}` },
+              finish_reason: 'stop',
+            },
+          ],
+        }),
+      );
     });
     const client = new OpenAI({ baseURL: `${egress}/echo/v1`, apiKey: 'warden-managed', maxRetries: 0, timeout: 5000 });
-    const { data, response } = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    const { data, response } = await client.chat.completions
+      .create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })
+      .withResponse();
     expect(data.choices[0].message.content).toBe('your key is [REDACTED:credential]');
     expect(response.headers.get('x-debug-auth')).toBe('[REDACTED:credential]');
   });
@@ -309,14 +340,22 @@ describe('what is judged is what is sent: repeated JSON keys', () => {
   ] as const;
 
   test.each(bodies)('a request body with a repeated key (%s) is refused with 400 on a route (undici fetch)', async (_n, body) => {
-    const res = await undiciFetch(`${egress}/rules/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const res = await undiciFetch(`${egress}/rules/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { type: string; message: string } }).error).toMatchObject({ type: 'duplicate_json_key' });
     expect(seen).toHaveLength(0);
   });
 
   test('the same on the forward proxy (absolute-form)', async () => {
-    const r = await viaProxy('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[0][1] });
+    const r = await viaProxy('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: bodies[0][1],
+    });
     expect(r.status).toBe(400);
     expect(JSON.parse(r.text).error.type).toBe('duplicate_json_key');
     expect(seen).toHaveLength(0);
@@ -348,15 +387,18 @@ describe('what is judged is what is sent: repeated JSON keys', () => {
 });
 
 describe('rules see what the upstream will act on', () => {
-  test.each(['X-HTTP-Method-Override', 'X-Method-Override', 'X-HTTP-Method'])('POST + %s: DELETE is judged as DELETE (route and forward proxy)', async (header) => {
-    const r = await undiciFetch(`${egress}/rules/items/1`, { method: 'POST', headers: { [header]: 'delete' } });
-    expect(r.status).toBe(403);
-    expect(((await r.json()) as { error: { rule: string } }).error.rule).toBe('no-delete');
-    const f = await viaProxy('/items/1', { method: 'POST', headers: { [header]: 'DELETE' } });
-    expect(f.status).toBe(403);
-    expect(JSON.parse(f.text).error.rule).toBe('no-delete');
-    expect(seen).toHaveLength(0);
-  });
+  test.each(['X-HTTP-Method-Override', 'X-Method-Override', 'X-HTTP-Method'])(
+    'POST + %s: DELETE is judged as DELETE (route and forward proxy)',
+    async (header) => {
+      const r = await undiciFetch(`${egress}/rules/items/1`, { method: 'POST', headers: { [header]: 'delete' } });
+      expect(r.status).toBe(403);
+      expect(((await r.json()) as { error: { rule: string } }).error.rule).toBe('no-delete');
+      const f = await viaProxy('/items/1', { method: 'POST', headers: { [header]: 'DELETE' } });
+      expect(f.status).toBe(403);
+      expect(JSON.parse(f.text).error.rule).toBe('no-delete');
+      expect(seen).toHaveLength(0);
+    },
+  );
 
   test('overrides that disagree are refused; an override to an allowed method passes and is forwarded', async () => {
     const r = await raw('/rules/items/1', { method: 'POST', headers: { 'x-http-method-override': 'PUT', 'x-method-override': 'DELETE' } });
@@ -377,18 +419,29 @@ describe('rules see what the upstream will act on', () => {
     expect([400, 403]).toContain(r.status);
     expect(seen).toHaveLength(0);
   });
-  test.each(['/x/%2e%2e/admin', '/x/..;/admin', '/x/%252e%252e/admin', '/admin%2Fusers', '/x/%2e%2e%2fadmin'])('%s is refused with 400 on both', async (p) => {
-    expect((await raw(`/rules${p}`)).status).toBe(400);
-    expect((await viaProxy(p)).status).toBe(400);
-    expect(seen).toHaveLength(0);
-  });
+  test.each(['/x/%2e%2e/admin', '/x/..;/admin', '/x/%252e%252e/admin', '/admin%2Fusers', '/x/%2e%2e%2fadmin'])(
+    '%s is refused with 400 on both',
+    async (p) => {
+      expect((await raw(`/rules${p}`)).status).toBe(400);
+      expect((await viaProxy(p)).status).toBe(400);
+      expect(seen).toHaveLength(0);
+    },
+  );
 
   test('JSON body rules apply to forward-proxy requests (whatever the content type)', async () => {
-    const denied = await viaProxy('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"model":"forbidden"}' });
+    const denied = await viaProxy('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{"model":"forbidden"}',
+    });
     expect(denied.status).toBe(403);
     expect(JSON.parse(denied.text).error.rule).toBe('no-forbidden-model');
     expect(seen).toHaveLength(0);
-    const ok = await viaProxy('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"ok"}' });
+    const ok = await viaProxy('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"ok"}',
+    });
     expect(ok.status).toBe(200);
     expect(seen[0].body).toBe('{"model":"ok"}');
   });
@@ -510,7 +563,11 @@ describe('streamed values split across events and lines are masked (generic hold
   /** The card split in two, with text around it. */
   const pieces = ['Card: 4111 11', '11 1111 1111 ok'];
 
-  async function streamOut(behaviour: string, contentType: string, lines: string[]): Promise<{ text: string; firstAt: number; lastSentAt: number }> {
+  async function streamOut(
+    behaviour: string,
+    contentType: string,
+    lines: string[],
+  ): Promise<{ text: string; firstAt: number; lastSentAt: number }> {
     let lastSentAt = 0;
     behaviours.set(behaviour, async (_req, _b, res) => {
       res.writeHead(200, { 'content-type': contentType });
@@ -548,33 +605,47 @@ describe('streamed values split across events and lines are masked (generic hold
     expect(out.text).not.toContain('4111');
     expect(joined(out.text, (o) => o.message?.content, false)).toBe('Card: [REDACTED] ok');
     // Each line is valid JSON, and the last one still says done.
-    const parsed = out.text.trim().split('\n').map((l) => JSON.parse(l));
+    const parsed = out.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(parsed.at(-1)).toMatchObject({ done: true });
     expect(out.firstAt).toBeLessThan(out.lastSentAt); // streamed, not buffered whole
   });
 
   test('Ollama /api/generate (`response`) too', async () => {
-    const lines = [...pieces.map((p) => JSON.stringify({ response: p, done: false }) + '\n'), JSON.stringify({ response: '', done: true }) + '\n'];
+    const lines = [
+      ...pieces.map((p) => JSON.stringify({ response: p, done: false }) + '\n'),
+      JSON.stringify({ response: '', done: true }) + '\n',
+    ];
     const out = await streamOut('generate', 'application/x-ndjson', lines);
     expect(joined(out.text, (o) => o.response, false)).toBe('Card: [REDACTED] ok');
   });
 
   test('OpenAI legacy completions (choices[].text)', async () => {
-    const ev = (text: string, finish: string | null) => `data: ${JSON.stringify({ id: 'c', object: 'text_completion', choices: [{ index: 0, text, finish_reason: finish }] })}\n\n`;
-    const out = await streamOut('legacy', 'text/event-stream', [ev(pieces[0], null), ev(pieces[1], null), ev('', 'stop'), 'data: [DONE]\n\n']);
+    const ev = (text: string, finish: string | null) =>
+      `data: ${JSON.stringify({ id: 'c', object: 'text_completion', choices: [{ index: 0, text, finish_reason: finish }] })}\n\n`;
+    const out = await streamOut('legacy', 'text/event-stream', [
+      ev(pieces[0], null),
+      ev(pieces[1], null),
+      ev('', 'stop'),
+      'data: [DONE]\n\n',
+    ]);
     expect(out.text).not.toContain('4111');
     expect(joined(out.text, (o) => o.choices?.[0]?.text, true)).toBe('Card: [REDACTED] ok');
   });
 
   test('Gemini streamGenerateContent (candidates[].content.parts[].text), the last chunk carrying text and finishReason', async () => {
-    const ev = (text: string, finish?: string) => `data: ${JSON.stringify({ candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0, ...(finish ? { finishReason: finish } : {}) }] })}\r\n\r\n`;
+    const ev = (text: string, finish?: string) =>
+      `data: ${JSON.stringify({ candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0, ...(finish ? { finishReason: finish } : {}) }] })}\r\n\r\n`;
     const out = await streamOut('gemini', 'text/event-stream', [ev(pieces[0]), ev(pieces[1], 'STOP')]);
     expect(out.text).not.toContain('4111');
     expect(joined(out.text, (o) => o.candidates?.[0]?.content?.parts?.[0]?.text, true)).toBe('Card: [REDACTED] ok');
   });
 
   test('TGI token stream (token.text), generated_text in the final event masked whole', async () => {
-    const ev = (text: string, final: boolean) => `data:${JSON.stringify({ index: 1, token: { id: 1, text, logprob: 0, special: false }, generated_text: final ? `${pieces.join('')}` : null, details: null })}\n\n`;
+    const ev = (text: string, final: boolean) =>
+      `data:${JSON.stringify({ index: 1, token: { id: 1, text, logprob: 0, special: false }, generated_text: final ? `${pieces.join('')}` : null, details: null })}\n\n`;
     const out = await streamOut('tgi', 'text/event-stream', [ev(pieces[0], false), ev(pieces[1], false), ev('', true)]);
     expect(out.text).not.toContain('4111');
     expect(out.text).not.toContain(CARD);
@@ -600,13 +671,15 @@ describe('limits', () => {
 
   test('an NDJSON line is held up to MAX_NDJSON_LINE_CHARS; past it the stream ends with an error line', async () => {
     const { MAX_NDJSON_LINE_CHARS } = await import('./routes/route-proxy');
-    const send = (n: number, terminate: boolean): Behaviour => async (_req, _b, res) => {
-      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      const line = body(n);
-      res.write(line.slice(0, n >> 1));
-      await sleep(20);
-      res.end(line.slice(n >> 1) + (terminate ? '\n' : ''));
-    };
+    const send =
+      (n: number, terminate: boolean): Behaviour =>
+      async (_req, _b, res) => {
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        const line = body(n);
+        res.write(line.slice(0, n >> 1));
+        await sleep(20);
+        res.end(line.slice(n >> 1) + (terminate ? '\n' : ''));
+      };
     behaviours.set('big', send(MAX_NDJSON_LINE_CHARS, true));
     const at = await (await undiciFetch(`${egress}/masked/big`)).text();
     expect(at.length).toBe(MAX_NDJSON_LINE_CHARS + 1);
@@ -619,19 +692,25 @@ describe('limits', () => {
 
 test('an event stream that never completes an event is buffered up to MAX_SSE_EVENT_BYTES, then refused', async () => {
   const { MAX_SSE_EVENT_BYTES } = await import('./routes/route-proxy');
-  const send = (n: number, terminate: boolean): Behaviour => async (_req, _b, res) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    const line = 'data: ' + 'x'.repeat(n - 6);
-    res.write(line.slice(0, n >> 1));
-    await sleep(20);
-    res.write(line.slice(n >> 1));
-    await sleep(20);
-    res.end(terminate ? '\n\n' : '');
-  };
+  const send =
+    (n: number, terminate: boolean): Behaviour =>
+    async (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const line = 'data: ' + 'x'.repeat(n - 6);
+      res.write(line.slice(0, n >> 1));
+      await sleep(20);
+      res.write(line.slice(n >> 1));
+      await sleep(20);
+      res.end(terminate ? '\n\n' : '');
+    };
   behaviours.set('long', send(MAX_SSE_EVENT_BYTES, true));
   const at = await (await undiciFetch(`${egress}/masked/long`)).text();
   // Plain-text data is held back like streamed text: its tail may come as an event of its own.
-  const data = at.split('\n\n').filter((e) => e !== '').map((e) => e.replace(/^data: ?/, '')).join('');
+  const data = at
+    .split('\n\n')
+    .filter((e) => e !== '')
+    .map((e) => e.replace(/^data: ?/, ''))
+    .join('');
   expect(data.length).toBe(MAX_SSE_EVENT_BYTES - 6);
   behaviours.set('long', send(MAX_SSE_EVENT_BYTES + 1, false));
   const past = await (await undiciFetch(`${egress}/masked/long`)).text();

@@ -8,7 +8,12 @@ import * as zlib from 'node:zlib';
 import { fetch as undiciFetch } from 'undici';
 import type { RunningSidecar } from '../main';
 import { startSidecarFromFiles, type SidecarFromFiles } from '../../test/support/sidecar/sidecar-fixture';
-import { startBehaviourUpstream, type Behaviour, type BehaviourUpstream, type SeenRequest } from '../../test/support/sidecar/behaviour-upstream';
+import {
+  startBehaviourUpstream,
+  type Behaviour,
+  type BehaviourUpstream,
+  type SeenRequest,
+} from '../../test/support/sidecar/behaviour-upstream';
 
 /** A base64-style key with the characters HTML-safe JSON encoders escape (`+`, `&`, `<`). */
 const TOKEN = 'Zq8Wd3+Rt6Yh1Uj4Ik7/Ol0Pa2&Sx5Dc<9Fv==';
@@ -96,14 +101,20 @@ beforeEach(() => {
 });
 
 /** Raw HTTP/1.1 to the egress port (path exactly as given: origin-form or absolute-form). */
-function raw(target: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; text: string }> {
+function raw(
+  target: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: sidecar.egressPort, path: target, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: sidecar.egressPort, path: target, method: opts.method ?? 'GET', headers: opts.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -126,19 +137,31 @@ describe('JSON keys that differ only in case (Go encoding/json matches struct fi
     expect(seen).toHaveLength(0);
   });
 
-  const collisions = ['{"model":"ok","Model":"forbidden"}', '{"Model":"forbidden","model":"ok"}', '{"a":[{"x":1,"X":2}],"model":"ok"}', '{"\u212Aey":1,"key":2}'];
-  test.each(collisions)('keys of one object that collide once case-folded (%s) are refused with 400 (route and forward proxy)', async (body) => {
-    const r = await undiciFetch(`${egress}/rules/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    expect(r.status).toBe(400);
-    expect(((await r.json()) as { error: { type: string } }).error.type).toBe('duplicate_json_key');
-    const f = await raw(`http://127.0.0.1:${upPort}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    expect(f.status).toBe(400);
-    expect(JSON.parse(f.text).error.type).toBe('duplicate_json_key');
-    expect(seen).toHaveLength(0);
-  });
+  const collisions = [
+    '{"model":"ok","Model":"forbidden"}',
+    '{"Model":"forbidden","model":"ok"}',
+    '{"a":[{"x":1,"X":2}],"model":"ok"}',
+    '{"\u212Aey":1,"key":2}',
+  ];
+  test.each(collisions)(
+    'keys of one object that collide once case-folded (%s) are refused with 400 (route and forward proxy)',
+    async (body) => {
+      const r = await undiciFetch(`${egress}/rules/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { type: string } }).error.type).toBe('duplicate_json_key');
+      const f = await raw(`http://127.0.0.1:${upPort}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(f.status).toBe(400);
+      expect(JSON.parse(f.text).error.type).toBe('duplicate_json_key');
+      expect(seen).toHaveLength(0);
+    },
+  );
 
   test('the forward proxy judges a lone upper-case key like the route', async () => {
-    const f = await raw(`http://127.0.0.1:${upPort}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"MODEL":"forbidden"}' });
+    const f = await raw(`http://127.0.0.1:${upPort}/api/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"MODEL":"forbidden"}',
+    });
     expect(f.status).toBe(403);
     expect(JSON.parse(f.text).error.rule).toBe('no-forbidden-model');
     expect(seen).toHaveLength(0);
@@ -155,10 +178,12 @@ describe('JSON keys that differ only in case (Go encoding/json matches struct fi
 // ------------------------------------------------------------------------------------------------
 describe('numbers carry data too: a card number sent as a JSON number is masked', () => {
   const CARD = 4111111111111111;
-  const serve = (type: string, body: string): Behaviour => (_req, _b, res) => {
-    res.writeHead(200, { 'content-type': type });
-    res.end(body);
-  };
+  const serve =
+    (type: string, body: string): Behaviour =>
+    (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': type });
+      res.end(body);
+    };
 
   test('in a JSON body (undici fetch)', async () => {
     behaviours.set('num', serve('application/json', `{"customer":{"card":${CARD},"visits":42,"score":4.5}}`));
@@ -184,26 +209,36 @@ describe('numbers carry data too: a card number sent as a JSON number is masked'
 // ------------------------------------------------------------------------------------------------
 describe('streamed values split across events are masked whole', () => {
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-  const stream = (type: string, parts: string[]): Behaviour => async (_req, _b, res) => {
-    res.writeHead(200, { 'content-type': type });
-    for (const p of parts) {
-      res.write(p);
-      await sleep(15);
-    }
-    res.end();
-  };
+  const stream =
+    (type: string, parts: string[]): Behaviour =>
+    async (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': type });
+      for (const p of parts) {
+        res.write(p);
+        await sleep(15);
+      }
+      res.end();
+    };
 
   test('plain-text SSE data (`data: <token>`), the card split over events', async () => {
     behaviours.set('plain', stream('text/event-stream', ['data: card 4111 1111\n\n', 'data:  1111 1111\n\n', 'data: , thanks\n\n']));
     const text = await (await undiciFetch(`${egress}/masked/plain`)).text();
-    const joined = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.replace(/^data: ?/, '')).join('');
+    const joined = text
+      .split('\n')
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.replace(/^data: ?/, ''))
+      .join('');
     expect(joined.replace(/\s/g, '')).not.toContain('4111111111111111');
     expect(joined).toContain('card ');
     expect(joined).toContain(', thanks');
   });
 
   test.each([
-    ['Anthropic legacy completions (SSE `completion`)', 'text/event-stream', (t: string) => `event: completion\ndata: ${JSON.stringify({ type: 'completion', completion: t, stop_reason: null })}\n\n`],
+    [
+      'Anthropic legacy completions (SSE `completion`)',
+      'text/event-stream',
+      (t: string) => `event: completion\ndata: ${JSON.stringify({ type: 'completion', completion: t, stop_reason: null })}\n\n`,
+    ],
     ['Bedrock Llama via NDJSON (`generation`)', 'application/x-ndjson', (t: string) => JSON.stringify({ generation: t }) + '\n'],
   ])('%s', async (_n, type, ev) => {
     behaviours.set('fmt', stream(type, [ev('card 4111 1111'), ev(' 1111 1111'), ev(' done')]));
@@ -247,7 +282,11 @@ describe('the injected credential echoed by HTML-safe JSON encoders', () => {
 
   test.each([
     // An HTML error page quoting the request: Go's html/template writes `+` as `&#43;`, `&` as `&amp;`.
-    ['HTML (html/template)', 'text/html', (v: string) => `<pre>x-api-key: ${v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/\+/g, '&#43;')}</pre>`],
+    [
+      'HTML (html/template)',
+      'text/html',
+      (v: string) => `<pre>x-api-key: ${v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/\+/g, '&#43;')}</pre>`,
+    ],
     ['HTML (numeric references)', 'text/html', (v: string) => `<td>${v.replace(/[&<+]/g, (c) => `&#${c.charCodeAt(0)};`)}</td>`],
     ['a hex dump of the request', 'text/plain', (v: string) => `headers: ${Buffer.from(`x-api-key: ${v}`).toString('hex')}`],
   ])('%s', async (_n, type, render) => {
@@ -272,23 +311,28 @@ describe('a __proto__ key hides members from the rules that JavaScript upstreams
     res.end(JSON.stringify({ actedOnModel: params.model ?? null }));
   };
 
-  test.each(['{"__proto__":{"model":"forbidden"}}', '{"messages":[],"\\u005f_proto__":{"model":"forbidden"}}', '{"a":{"__proto__":{"x":1}}}'])(
-    '%s is refused with 400 (route and forward proxy)',
-    async (body) => {
-      behaviours.set('assign', assignModel);
-      const r = await undiciFetch(`${egress}/rules/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-      expect(r.status).toBe(400);
-      expect(((await r.json()) as { error: { type: string } }).error.type).toBe('prototype_json_key');
-      const f = await raw(`http://127.0.0.1:${upPort}/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-      expect(f.status).toBe(400);
-      expect(JSON.parse(f.text).error.type).toBe('prototype_json_key');
-      expect(seen).toHaveLength(0);
-    },
-  );
+  test.each([
+    '{"__proto__":{"model":"forbidden"}}',
+    '{"messages":[],"\\u005f_proto__":{"model":"forbidden"}}',
+    '{"a":{"__proto__":{"x":1}}}',
+  ])('%s is refused with 400 (route and forward proxy)', async (body) => {
+    behaviours.set('assign', assignModel);
+    const r = await undiciFetch(`${egress}/rules/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { type: string } }).error.type).toBe('prototype_json_key');
+    const f = await raw(`http://127.0.0.1:${upPort}/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(f.status).toBe(400);
+    expect(JSON.parse(f.text).error.type).toBe('prototype_json_key');
+    expect(seen).toHaveLength(0);
+  });
 
   test('a body naming __proto__ only in a value passes', async () => {
     behaviours.set('assign', assignModel);
-    const r = await undiciFetch(`${egress}/rules/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"ok","note":"__proto__"}' });
+    const r = await undiciFetch(`${egress}/rules/assign`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"ok","note":"__proto__"}',
+    });
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ actedOnModel: 'ok' });
   });
@@ -374,10 +418,12 @@ describe('percent-encoded data in response headers', () => {
     const r = await raw('/masked/enc');
     expect(r.status).toBe(302);
     const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: sidecar.egressPort, path: '/masked/enc', agent: false }, (res) => {
-        res.resume();
-        resolve(res.headers);
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: sidecar.egressPort, path: '/masked/enc', agent: false }, (res) => {
+          res.resume();
+          resolve(res.headers);
+        })
+        .on('error', reject);
     });
     const all = decodeURIComponent(JSON.stringify(headers));
     expect(all).not.toContain('alice');
@@ -393,10 +439,12 @@ describe('percent-encoded data in response headers', () => {
       res.end('ok');
     });
     const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: sidecar.egressPort, path: '/masked/bad', agent: false }, (res) => {
-        res.resume();
-        resolve(res.headers);
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: sidecar.egressPort, path: '/masked/bad', agent: false }, (res) => {
+          res.resume();
+          resolve(res.headers);
+        })
+        .on('error', reject);
     });
     expect(headers.location).not.toMatch(/alice/i);
     expect(headers.location).toMatch(/^\/search\?q=.*&page=2$/);
@@ -412,10 +460,14 @@ describe('HTML character references spell data the reader decodes', () => {
   test('an obfuscated e-mail address and a card spaced with &#32; in an HTML page are masked', async () => {
     behaviours.set('staff', (_req, _b, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(`<p>Contact <a href="mailto:${antispambot('alice@example.com')}">${antispambot('alice@example.com')}</a>, card 4111&#32;1111&#32;1111&#32;1111 &amp; more</p>`);
+      res.end(
+        `<p>Contact <a href="mailto:${antispambot('alice@example.com')}">${antispambot('alice@example.com')}</a>, card 4111&#32;1111&#32;1111&#32;1111 &amp; more</p>`,
+      );
     });
     const text = await (await undiciFetch(`${egress}/masked/staff`)).text();
-    const decoded = text.replace(/&#(\d+);/g, (_m, d: string) => String.fromCharCode(Number(d))).replace(/&#x([0-9a-f]+);/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+    const decoded = text
+      .replace(/&#(\d+);/g, (_m, d: string) => String.fromCharCode(Number(d)))
+      .replace(/&#x([0-9a-f]+);/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
     expect(decoded).not.toContain('alice');
     expect(decoded.replace(/\D/g, '')).not.toContain('4111111111111111');
     expect(text).toContain('<p>Contact <a href="mailto:');
@@ -431,7 +483,13 @@ describe('a host rule naming localhost', () => {
       expect([h, r.status, JSON.parse(r.text).error.rule]).toEqual([h, 403, 'no-localhost']);
     }
     const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: sidecar.egressPort, method: 'CONNECT', path: `127.0.0.1:${localPort}`, agent: false });
+      const req = http.request({
+        host: '127.0.0.1',
+        port: sidecar.egressPort,
+        method: 'CONNECT',
+        path: `127.0.0.1:${localPort}`,
+        agent: false,
+      });
       req.on('connect', (res, socket) => {
         socket.destroy();
         resolve(res.statusCode ?? 0);
@@ -476,7 +534,11 @@ describe('JSON-RPC batches (an array of calls) are judged call by call', () => {
   test('a batch of allowed calls passes', async () => {
     behaviours.set('mcp', rpc);
     executed.length = 0;
-    const r = await undiciFetch(`${egress}/rules/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([call(1, 'list_tables'), call(2, 'describe')]) });
+    const r = await undiciFetch(`${egress}/rules/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([call(1, 'list_tables'), call(2, 'describe')]),
+    });
     expect(r.status).toBe(200);
     expect(executed).toEqual(['list_tables', 'describe']);
   });

@@ -3,9 +3,15 @@ import { denial, errorBody, HttpError, httpErrorBody, writeRawError } from './er
 
 describe('the one error-response module', () => {
   it('an HttpError body: the error type, message and extra fields; a denial names its rule (defaultAction without one)', () => {
-    expect(JSON.parse(httpErrorBody(new HttpError(503, 'credential_unavailable', 'gone', { secret: 's' })))).toEqual({ error: { type: 'credential_unavailable', message: 'gone', secret: 's' } });
-    expect(JSON.parse(httpErrorBody(denial({ action: 'deny', rule: 'no-files', reason: 'files are off' })))).toEqual({ error: { type: 'policy_denied', rule: 'no-files', message: 'files are off' } });
-    expect(JSON.parse(httpErrorBody(denial({ action: 'deny', reason: 'default' })))).toEqual({ error: { type: 'policy_denied', rule: 'defaultAction', message: 'default' } });
+    expect(JSON.parse(httpErrorBody(new HttpError(503, 'credential_unavailable', 'gone', { secret: 's' })))).toEqual({
+      error: { type: 'credential_unavailable', message: 'gone', secret: 's' },
+    });
+    expect(JSON.parse(httpErrorBody(denial({ action: 'deny', rule: 'no-files', reason: 'files are off' })))).toEqual({
+      error: { type: 'policy_denied', rule: 'no-files', message: 'files are off' },
+    });
+    expect(JSON.parse(httpErrorBody(denial({ action: 'deny', reason: 'default' })))).toEqual({
+      error: { type: 'policy_denied', rule: 'defaultAction', message: 'default' },
+    });
   });
 
   it('a raw-socket answer (CONNECT refusals, malformed requests): status line, JSON, length, extra headers, connection closed', () => {

@@ -48,7 +48,9 @@ export function denial(d: Decision): HttpError {
 
 /** The JSON body of an HttpError. */
 export function httpErrorBody(e: HttpError): string {
-  return e.type === 'policy_denied' ? policyDeniedBody({ rule: e.extra.rule as string | undefined }, e.message) : errorBody(e.type, e.message, e.extra);
+  return e.type === 'policy_denied'
+    ? policyDeniedBody({ rule: e.extra.rule as string | undefined }, e.message)
+    : errorBody(e.type, e.message, e.extra);
 }
 
 /**
@@ -56,12 +58,21 @@ export function httpErrorBody(e: HttpError): string {
  * a cut connection rather than a corrupt body). closeConnection: the request body was not read,
  * so the connection cannot be reused.
  */
-export function sendJsonError(res: ServerResponse, status: number, body: string, opts: { headers?: Record<string, string>; closeConnection?: boolean } = {}): void {
+export function sendJsonError(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  opts: { headers?: Record<string, string>; closeConnection?: boolean } = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const headers: Record<string, string> = { ...opts.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+  const headers: Record<string, string> = {
+    ...opts.headers,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+  };
   if (opts.closeConnection) headers['connection'] = 'close';
   res.writeHead(status, headers);
   res.end(body);
@@ -91,5 +102,7 @@ export function writeRawError(socket: Duplex, status: number, body: string, head
   const b = Buffer.from(body);
   let extra = '';
   for (const k in headers) extra += `${k}: ${headers[k]}\r\n`;
-  socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${b.length}\r\n${extra}connection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${b.length}\r\n${extra}connection: close\r\n\r\n${body}`,
+  );
 }

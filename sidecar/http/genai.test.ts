@@ -12,18 +12,90 @@ import { startFakeOpenAI, type FakeOpenAI } from '../../test/support/sidecar/fak
 describe('genAiFromRequest', () => {
   const openai = 'https://api.openai.com';
   test.each<[string, string, unknown, string | undefined, AuditGenAi | undefined]>([
-    ['OpenAI chat', '/v1/chat/completions', { model: 'gpt-4o-mini', messages: [] }, openai, { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o-mini' }],
-    ['OpenAI chat, streamed', '/v1/chat/completions', { model: 'gpt-4o', stream: true, stream_options: { include_usage: true } }, openai, { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o', streamed: true }],
-    ['legacy completions', '/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'x' }, openai, { provider: 'openai', operation: 'text_completion', requestModel: 'gpt-3.5-turbo-instruct' }],
-    ['embeddings', '/v1/embeddings', { model: 'text-embedding-3-small', input: 'x' }, openai, { provider: 'openai', operation: 'embeddings', requestModel: 'text-embedding-3-small' }],
-    ['Responses API', '/v1/responses', { model: 'gpt-4.1', input: 'x', stream: true }, openai, { provider: 'openai', operation: 'chat', requestModel: 'gpt-4.1', streamed: true }],
-    ['Anthropic messages', '/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 10, messages: [] }, 'https://api.anthropic.com', { provider: 'anthropic', operation: 'chat', requestModel: 'claude-sonnet-4-5' }],
-    ['Anthropic path on an unknown host', '/v1/messages', { model: 'claude-haiku-4-5', stream: true }, 'http://127.0.0.1:9999', { provider: 'anthropic', operation: 'chat', requestModel: 'claude-haiku-4-5', streamed: true }],
-    ['OpenAI path on an unknown host (compatible server)', '/v1/chat/completions', { model: 'llama3' }, 'http://vllm.ml.svc:8000', { provider: 'openai', operation: 'chat', requestModel: 'llama3' }],
-    ['route with a base path', '/openai/v1/chat/completions?x=1', { model: 'm' }, undefined, { provider: 'openai', operation: 'chat', requestModel: 'm' }],
-    ['Azure deployment (model from the path)', '/openai/deployments/prod-gpt4o/chat/completions?api-version=2024-10-21', { messages: [] }, 'https://contoso.openai.azure.com', { provider: 'azure.ai.openai', operation: 'chat', requestModel: 'prod-gpt4o' }],
-    ['Gemini', '/v1beta/models/gemini-2.5-flash:generateContent', { contents: [] }, 'https://generativelanguage.googleapis.com', { provider: 'gcp.gemini', operation: 'generate_content', requestModel: 'gemini-2.5-flash' }],
-    ['Gemini, streamed', '/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse', { contents: [] }, 'https://generativelanguage.googleapis.com', { provider: 'gcp.gemini', operation: 'generate_content', requestModel: 'gemini-2.5-pro', streamed: true }],
+    [
+      'OpenAI chat',
+      '/v1/chat/completions',
+      { model: 'gpt-4o-mini', messages: [] },
+      openai,
+      { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o-mini' },
+    ],
+    [
+      'OpenAI chat, streamed',
+      '/v1/chat/completions',
+      { model: 'gpt-4o', stream: true, stream_options: { include_usage: true } },
+      openai,
+      { provider: 'openai', operation: 'chat', requestModel: 'gpt-4o', streamed: true },
+    ],
+    [
+      'legacy completions',
+      '/v1/completions',
+      { model: 'gpt-3.5-turbo-instruct', prompt: 'x' },
+      openai,
+      { provider: 'openai', operation: 'text_completion', requestModel: 'gpt-3.5-turbo-instruct' },
+    ],
+    [
+      'embeddings',
+      '/v1/embeddings',
+      { model: 'text-embedding-3-small', input: 'x' },
+      openai,
+      { provider: 'openai', operation: 'embeddings', requestModel: 'text-embedding-3-small' },
+    ],
+    [
+      'Responses API',
+      '/v1/responses',
+      { model: 'gpt-4.1', input: 'x', stream: true },
+      openai,
+      { provider: 'openai', operation: 'chat', requestModel: 'gpt-4.1', streamed: true },
+    ],
+    [
+      'Anthropic messages',
+      '/v1/messages',
+      { model: 'claude-sonnet-4-5', max_tokens: 10, messages: [] },
+      'https://api.anthropic.com',
+      { provider: 'anthropic', operation: 'chat', requestModel: 'claude-sonnet-4-5' },
+    ],
+    [
+      'Anthropic path on an unknown host',
+      '/v1/messages',
+      { model: 'claude-haiku-4-5', stream: true },
+      'http://127.0.0.1:9999',
+      { provider: 'anthropic', operation: 'chat', requestModel: 'claude-haiku-4-5', streamed: true },
+    ],
+    [
+      'OpenAI path on an unknown host (compatible server)',
+      '/v1/chat/completions',
+      { model: 'llama3' },
+      'http://vllm.ml.svc:8000',
+      { provider: 'openai', operation: 'chat', requestModel: 'llama3' },
+    ],
+    [
+      'route with a base path',
+      '/openai/v1/chat/completions?x=1',
+      { model: 'm' },
+      undefined,
+      { provider: 'openai', operation: 'chat', requestModel: 'm' },
+    ],
+    [
+      'Azure deployment (model from the path)',
+      '/openai/deployments/prod-gpt4o/chat/completions?api-version=2024-10-21',
+      { messages: [] },
+      'https://contoso.openai.azure.com',
+      { provider: 'azure.ai.openai', operation: 'chat', requestModel: 'prod-gpt4o' },
+    ],
+    [
+      'Gemini',
+      '/v1beta/models/gemini-2.5-flash:generateContent',
+      { contents: [] },
+      'https://generativelanguage.googleapis.com',
+      { provider: 'gcp.gemini', operation: 'generate_content', requestModel: 'gemini-2.5-flash' },
+    ],
+    [
+      'Gemini, streamed',
+      '/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse',
+      { contents: [] },
+      'https://generativelanguage.googleapis.com',
+      { provider: 'gcp.gemini', operation: 'generate_content', requestModel: 'gemini-2.5-pro', streamed: true },
+    ],
     ['generic body with a model', '/api/generate', { model: 'mistral', prompt: 'x' }, 'http://ollama:11434', { requestModel: 'mistral' }],
     ['generic body at a known host', '/v1/audio/speech', { model: 'tts-1' }, openai, { provider: 'openai', requestModel: 'tts-1' }],
     ['known path, body not JSON', '/v1/chat/completions', undefined, openai, { provider: 'openai', operation: 'chat' }],
@@ -77,13 +149,23 @@ describe('response tap against the fake OpenAI/Anthropic upstream', () => {
   });
 
   const call = async (path: string, body: unknown): Promise<{ type: string; text: string }> => {
-    const res = await fetch(`http://127.0.0.1:${fake.port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`http://127.0.0.1:${fake.port}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { type: res.headers.get('content-type') ?? '', text: await res.text() };
   };
 
   test('OpenAI chat completion (JSON)', async () => {
     const { text } = await call('/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
-    expect(tapJson(JSON.parse(text))).toEqual({ responseId: 'chatcmpl-1', responseModel: 'gpt-4o-mini', inputTokens: 5, outputTokens: 7, finishReasons: ['stop'] });
+    expect(tapJson(JSON.parse(text))).toEqual({
+      responseId: 'chatcmpl-1',
+      responseModel: 'gpt-4o-mini',
+      inputTokens: 5,
+      outputTokens: 7,
+      finishReasons: ['stop'],
+    });
   });
 
   test('OpenAI chat stream without include_usage: id, model and finish reason, no tokens', async () => {
@@ -93,9 +175,20 @@ describe('response tap against the fake OpenAI/Anthropic upstream', () => {
   });
 
   test('OpenAI chat stream with include_usage: tokens from the final chunk', async () => {
-    const { text } = await call('/v1/chat/completions', { model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true }, messages: [] });
+    const { text } = await call('/v1/chat/completions', {
+      model: 'gpt-4o-mini',
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [],
+    });
     expect(text).toContain('"usage":{"prompt_tokens":5,"completion_tokens":5');
-    expect(tapSse(text)).toEqual({ responseId: 'chatcmpl-1', responseModel: 'gpt-4o-mini', inputTokens: 5, outputTokens: 5, finishReasons: ['stop'] });
+    expect(tapSse(text)).toEqual({
+      responseId: 'chatcmpl-1',
+      responseModel: 'gpt-4o-mini',
+      inputTokens: 5,
+      outputTokens: 5,
+      finishReasons: ['stop'],
+    });
   });
 
   test('OpenAI chat stream that calls a tool ends with tool_calls', async () => {
@@ -119,7 +212,13 @@ describe('response tap against the fake OpenAI/Anthropic upstream', () => {
 
   test('Anthropic message, JSON and streamed (message_start + message_delta)', async () => {
     const json = await call('/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 100, messages: [] });
-    const expected = { responseId: 'msg_01FakeAnthropic', responseModel: 'claude-sonnet-4-5', inputTokens: 12, outputTokens: 7, finishReasons: ['end_turn'] };
+    const expected = {
+      responseId: 'msg_01FakeAnthropic',
+      responseModel: 'claude-sonnet-4-5',
+      inputTokens: 12,
+      outputTokens: 7,
+      finishReasons: ['end_turn'],
+    };
     expect(tapJson(JSON.parse(json.text))).toEqual(expected);
     const streamed = await call('/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 100, messages: [], stream: true });
     expect(streamed.text).toContain('event: message_delta');
@@ -149,9 +248,21 @@ describe('response tap on SDK-typed streams', () => {
       chunk([{ index: 1, delta: {}, logprobs: null, finish_reason: 'length' }]),
       chunk([{ index: 0, delta: { content: 'Hello' }, logprobs: null, finish_reason: null }]),
       chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]),
-      chunk([], { prompt_tokens: 19, completion_tokens: 10, total_tokens: 29, prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 } }),
+      chunk([], {
+        prompt_tokens: 19,
+        completion_tokens: 10,
+        total_tokens: 29,
+        prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+      }),
     ];
-    expect(tapSse(sse(chunks.map((data) => ({ data })), 'data: [DONE]\n\n'))).toEqual({
+    expect(
+      tapSse(
+        sse(
+          chunks.map((data) => ({ data })),
+          'data: [DONE]\n\n',
+        ),
+      ),
+    ).toEqual({
       responseId: 'chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT',
       responseModel: 'gpt-4o-2024-08-06',
       inputTokens: 19,
@@ -164,7 +275,16 @@ describe('response tap on SDK-typed streams', () => {
     const events = [
       chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
       // content that mentions the keys, quoted as JSON escapes them
-      ...Array.from({ length: 99 }, (_, i) => chunk([{ index: 0, delta: { content: i === 5 ? 'say "usage": {x} and "finish_reason": "stop"' : ` word${i}` }, logprobs: null, finish_reason: null }])),
+      ...Array.from({ length: 99 }, (_, i) =>
+        chunk([
+          {
+            index: 0,
+            delta: { content: i === 5 ? 'say "usage": {x} and "finish_reason": "stop"' : ` word${i}` },
+            logprobs: null,
+            finish_reason: null,
+          },
+        ]),
+      ),
       chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]),
       chunk([], { prompt_tokens: 3, completion_tokens: 100, total_tokens: 103 }),
     ];
@@ -197,7 +317,18 @@ describe('response tap on SDK-typed streams', () => {
           stop_reason: null,
           stop_sequence: null,
           stop_details: null,
-          usage: { input_tokens: 472, cache_creation_input_tokens: 100, cache_read_input_tokens: 2000, output_tokens: 2, cache_creation: null, inference_geo: null, output_tokens_details: null, server_tool_use: null, service_tier: 'standard', speed: 'standard' },
+          usage: {
+            input_tokens: 472,
+            cache_creation_input_tokens: 100,
+            cache_read_input_tokens: 2000,
+            output_tokens: 2,
+            cache_creation: null,
+            inference_geo: null,
+            output_tokens_details: null,
+            server_tool_use: null,
+            service_tier: 'standard',
+            speed: 'standard',
+          },
         },
       },
       { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '', citations: null } },
@@ -207,14 +338,27 @@ describe('response tap on SDK-typed streams', () => {
       {
         type: 'message_delta',
         delta: { stop_reason: 'max_tokens', stop_sequence: null, container: null, stop_details: null },
-        usage: { output_tokens: 89, input_tokens: null, cache_creation_input_tokens: null, cache_read_input_tokens: null, output_tokens_details: null, server_tool_use: null },
+        usage: {
+          output_tokens: 89,
+          input_tokens: null,
+          cache_creation_input_tokens: null,
+          cache_read_input_tokens: null,
+          output_tokens_details: null,
+          server_tool_use: null,
+        },
       },
       { type: 'message_stop' },
     ];
     const text = sse([{ event: 'ping', data: { type: 'ping' } }, ...events.map((data) => ({ event: data.type, data }))]);
     const parse = jest.spyOn(JSON, 'parse');
     try {
-      expect(tapSse(text)).toEqual({ responseId: 'msg_014p7gG3wDgGV9EUtLvnow3U', responseModel: 'claude-sonnet-4-5-20250929', inputTokens: 2572, outputTokens: 89, finishReasons: ['max_tokens'] });
+      expect(tapSse(text)).toEqual({
+        responseId: 'msg_014p7gG3wDgGV9EUtLvnow3U',
+        responseModel: 'claude-sonnet-4-5-20250929',
+        inputTokens: 2572,
+        outputTokens: 89,
+        finishReasons: ['max_tokens'],
+      });
       expect(parse).toHaveBeenCalledTimes(2);
     } finally {
       parse.mockRestore();
@@ -222,27 +366,71 @@ describe('response tap on SDK-typed streams', () => {
   });
 
   test('Responses stream that ends incomplete reports why', () => {
-    const response = { id: 'resp_67ccd2bed1ec8190', object: 'response', created_at: created, model: 'o4-mini-2025-04-16', status: 'in_progress', output: [], usage: null };
+    const response = {
+      id: 'resp_67ccd2bed1ec8190',
+      object: 'response',
+      created_at: created,
+      model: 'o4-mini-2025-04-16',
+      status: 'in_progress',
+      output: [],
+      usage: null,
+    };
     const events = [
       { type: 'response.created', sequence_number: 0, response },
-      { type: 'response.output_text.delta', sequence_number: 1, item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'Hi', logprobs: [] },
+      {
+        type: 'response.output_text.delta',
+        sequence_number: 1,
+        item_id: 'msg_1',
+        output_index: 0,
+        content_index: 0,
+        delta: 'Hi',
+        logprobs: [],
+      },
       {
         type: 'response.incomplete',
         sequence_number: 2,
-        response: { ...response, status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' }, usage: { input_tokens: 30, output_tokens: 16, total_tokens: 46, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 16 } } },
+        response: {
+          ...response,
+          status: 'incomplete',
+          incomplete_details: { reason: 'max_output_tokens' },
+          usage: {
+            input_tokens: 30,
+            output_tokens: 16,
+            total_tokens: 46,
+            input_tokens_details: { cached_tokens: 0 },
+            output_tokens_details: { reasoning_tokens: 16 },
+          },
+        },
       },
     ] as unknown as ResponseStreamEvent[]; // trimmed Response objects (the fake upstream test covers the full one)
-    expect(tapSse(sse(events.map((data) => ({ event: data.type, data }))))).toEqual({ responseId: 'resp_67ccd2bed1ec8190', responseModel: 'o4-mini-2025-04-16', inputTokens: 30, outputTokens: 16, finishReasons: ['max_output_tokens'] });
+    expect(tapSse(sse(events.map((data) => ({ event: data.type, data }))))).toEqual({
+      responseId: 'resp_67ccd2bed1ec8190',
+      responseModel: 'o4-mini-2025-04-16',
+      inputTokens: 30,
+      outputTokens: 16,
+      finishReasons: ['max_output_tokens'],
+    });
   });
 
   test('Gemini generateContent, JSON and SSE (usageMetadata, finishReason, modelVersion)', () => {
     const body = (text: string, finishReason?: string, candidatesTokenCount?: number): unknown => ({
       candidates: [{ content: { parts: [{ text }], role: 'model' }, ...(finishReason ? { finishReason } : {}), index: 0 }],
-      usageMetadata: { promptTokenCount: 8, ...(candidatesTokenCount ? { candidatesTokenCount } : {}), totalTokenCount: 8 + (candidatesTokenCount ?? 0), thoughtsTokenCount: 4 },
+      usageMetadata: {
+        promptTokenCount: 8,
+        ...(candidatesTokenCount ? { candidatesTokenCount } : {}),
+        totalTokenCount: 8 + (candidatesTokenCount ?? 0),
+        thoughtsTokenCount: 4,
+      },
       modelVersion: 'gemini-2.5-flash',
       responseId: 'mAitaLmkHPPlz7IPvtfUqQ4',
     });
-    const expected = { responseId: 'mAitaLmkHPPlz7IPvtfUqQ4', responseModel: 'gemini-2.5-flash', inputTokens: 8, outputTokens: 16, finishReasons: ['STOP'] };
+    const expected = {
+      responseId: 'mAitaLmkHPPlz7IPvtfUqQ4',
+      responseModel: 'gemini-2.5-flash',
+      inputTokens: 8,
+      outputTokens: 16,
+      finishReasons: ['STOP'],
+    };
     expect(tapJson(body('Hello there', 'STOP', 12))).toEqual(expected);
     expect(tapSse(sse([{ data: body('Hello') }, { data: body(' there', 'STOP', 12) }]))).toEqual(expected);
   });

@@ -48,7 +48,13 @@ const AZURE_DEPLOYMENT = /\/openai\/deployments\/([^/]+)\//;
 /** Recognises an LLM API by its path; matched on the suffix, so a route or API-version prefix does not matter. */
 function shapeOfPath(path: string): PathShape | undefined {
   const gemini = GEMINI_PATH.exec(path);
-  if (gemini) return { provider: 'gcp.gemini', operation: 'generate_content', model: gemini[1], streamed: gemini[2] === 'streamGenerateContent' || undefined };
+  if (gemini)
+    return {
+      provider: 'gcp.gemini',
+      operation: 'generate_content',
+      model: gemini[1],
+      streamed: gemini[2] === 'streamGenerateContent' || undefined,
+    };
   const model = AZURE_DEPLOYMENT.exec(path)?.[1];
   if (path.endsWith('/chat/completions')) return { provider: 'openai', operation: 'chat', model };
   if (path.endsWith('/completions')) return { provider: 'openai', operation: 'text_completion', model };
@@ -99,7 +105,15 @@ const CARRIES_END = /"(?:usage|usageMetadata|finish_reason|finishReason|stop_rea
 /** Events that never carry ids, usage or finish reasons (the bulk of every stream). */
 const SKIP_EVENTS = new Set(['ping', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_stop']);
 /** Events that carry the response envelope: the first and the last of each stream kind. */
-const PARSE_EVENTS = new Set(['message_start', 'message_delta', 'response.created', 'response.completed', 'response.incomplete', 'response.failed', 'error']);
+const PARSE_EVENTS = new Set([
+  'message_start',
+  'message_delta',
+  'response.created',
+  'response.completed',
+  'response.incomplete',
+  'response.failed',
+  'error',
+]);
 
 /**
  * Collects response id, model, usage and finish reasons from the response.
@@ -163,7 +177,14 @@ export function createGenAiResponseTap(): GenAiResponseTap {
     setIdModel(r);
     setUsage(r.usage);
     // No finish_reason in this API: completed ends like `stop`, incomplete says why.
-    const reason = r.status === 'completed' ? 'stop' : r.status === 'incomplete' ? (str(isObj(r.incomplete_details) ? r.incomplete_details.reason : undefined) ?? 'incomplete') : r.status === 'failed' ? 'error' : undefined;
+    const reason =
+      r.status === 'completed'
+        ? 'stop'
+        : r.status === 'incomplete'
+          ? (str(isObj(r.incomplete_details) ? r.incomplete_details.reason : undefined) ?? 'incomplete')
+          : r.status === 'failed'
+            ? 'error'
+            : undefined;
     if (reason) finish.set(0, reason);
   };
 

@@ -154,7 +154,8 @@ export function parseJsonBody(raw: Buffer, contentType?: string | string[]): Par
   if (jsonTooDeep(doc)) return { kind: 'unparseable', raw, tooDeep: true };
   // `{"__proto__":{"model":"x"}}` has no `model` for the rules; `Object.assign({}, body).model` is "x".
   if ((text.includes('__proto__') || text.includes('\\u')) && hasProtoKey(doc)) {
-    const message = 'request body has a "__proto__" key; JavaScript upstreams that copy the body read its members as the body\'s own, so it is refused';
+    const message =
+      'request body has a "__proto__" key; JavaScript upstreams that copy the body read its members as the body\'s own, so it is refused';
     return { kind: 'refused', raw, type: 'prototype_json_key', message };
   }
   return { kind: 'json', raw, doc };
@@ -162,7 +163,10 @@ export function parseJsonBody(raw: Buffer, contentType?: string | string[]): Par
 
 /** application/x-www-form-urlencoded and multipart/*: what form parsers read. */
 function isFormType(contentType: string | string[] | undefined): boolean {
-  const t = String(contentType ?? '').toLowerCase().split(';')[0].trim();
+  const t = String(contentType ?? '')
+    .toLowerCase()
+    .split(';')[0]
+    .trim();
   return t === 'application/x-www-form-urlencoded' || t.startsWith('multipart/');
 }
 

@@ -55,7 +55,10 @@ test(`none of the ${MUST_STOP.length} corpus statements gets through, in either 
           (e: { code?: string; message: string; detail?: string }) => e,
         );
         const ok = err && err.code === '42501' && err.message.startsWith('agent-warden') && (err.detail ?? '').includes(`rule "${rule}"`);
-        if (!ok) leaks.push(`${extended ? 'extended' : 'simple'} ${action} ${rule}: ${text} -> ${err ? `${err.code} ${err.message}` : 'EXECUTED'}`);
+        if (!ok)
+          leaks.push(
+            `${extended ? 'extended' : 'simple'} ${action} ${rule}: ${text} -> ${err ? `${err.code} ${err.message}` : 'EXECUTED'}`,
+          );
         if (err?.code !== '42501') await c.query('ROLLBACK').catch(() => undefined);
       }
     }
@@ -73,7 +76,10 @@ test('the allowed statements are not stopped by the sidecar', async () => {
   try {
     for (const text of MUST_ALLOW) {
       if (/^COPY .* FROM STDIN/i.test(text)) continue; // needs a copy stream; covered by the classifier test
-      const err = await c.query(text).then(() => undefined, (e: { message: string }) => e);
+      const err = await c.query(text).then(
+        () => undefined,
+        (e: { message: string }) => e,
+      );
       if (err && err.message.startsWith('agent-warden')) stopped.push(`${text} -> ${err.message}`);
       await c.query('ROLLBACK').catch(() => undefined);
     }

@@ -76,7 +76,11 @@ test('a supervisor token may DELETE: the statement is allowed and audited under 
     expect((await c.query('DELETE FROM items WHERE id = 1')).rowCount).toBe(1);
     expect(await count()).toBe(9);
     const ev = stack.events.find((e) => e.text.includes('WHERE id = 1'));
-    expect(ev).toMatchObject({ decision: 'allow', rule: 'supervisors-may-delete', identity: { subject: 'supervisor-agent', groups: ['supervisors'], source: 'token' } });
+    expect(ev).toMatchObject({
+      decision: 'allow',
+      rule: 'supervisors-may-delete',
+      identity: { subject: 'supervisor-agent', groups: ['supervisors'], source: 'token' },
+    });
   } finally {
     await c.end();
   }
@@ -126,7 +130,10 @@ test('a forged token (another key under the same kid): 28P01 naming the signatur
 });
 
 test('a token for another audience, or garbage, is refused too', async () => {
-  expect(await loginError(client(await token('supervisor-agent', { aud: 'someone-else' })))).toMatchObject({ code: '28P01', message: expect.stringMatching(/audience/) });
+  expect(await loginError(client(await token('supervisor-agent', { aud: 'someone-else' })))).toMatchObject({
+    code: '28P01',
+    message: expect.stringMatching(/audience/),
+  });
   expect(await loginError(client('not-a-jwt'))).toMatchObject({ code: '28P01' });
 });
 

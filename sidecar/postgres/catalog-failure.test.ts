@@ -13,7 +13,11 @@ beforeAll(async () => {
       CREATE TABLE customers (id int PRIMARY KEY, name text, balance int8);
       INSERT INTO customers VALUES (1, 'Ada', 100);`,
     // One connection for the role: the agent's session takes it, so the catalog's own login fails.
-    role: { name: 'one_conn', password: 'one-conn-pw-1', grants: 'GRANT ALL ON customers TO one_conn; ALTER ROLE one_conn CONNECTION LIMIT 1' },
+    role: {
+      name: 'one_conn',
+      password: 'one-conn-pw-1',
+      grants: 'GRANT ALL ON customers TO one_conn; ALTER ROLE one_conn CONNECTION LIMIT 1',
+    },
     policy: (pg) =>
       crmPolicy(
         pg,

@@ -76,8 +76,11 @@ export interface ViewInfo {
 // Every view and materialized view outside the system schemas, with the base-table columns it
 // reads (through other views too): a statement that names one reading a masked column is treated
 // like one that names the column itself.
-const allViewSources = `${viewDeps(`
-    JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace`, "vn.nspname NOT IN ('pg_catalog', 'information_schema')")}
+const allViewSources = `${viewDeps(
+  `
+    JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace`,
+  "vn.nspname NOT IN ('pg_catalog', 'information_schema')",
+)}
   SELECT DISTINCT vn.nspname, v.relname, n.nspname, c.relname, a.attname
   FROM deps
   JOIN pg_catalog.pg_class v ON v.oid = deps.root
@@ -230,7 +233,9 @@ export class CatalogCache {
   /** Attribute numbers of a table's generated columns, which `COPY table TO` leaves out. */
   async generatedColumns(oid: number): Promise<Set<number>> {
     const client = await this.control();
-    const rows = await client.query(`SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = ${oid >>> 0} AND attnum > 0 AND attgenerated <> ''`);
+    const rows = await client.query(
+      `SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = ${oid >>> 0} AND attnum > 0 AND attgenerated <> ''`,
+    );
     return new Set(rows.map(([n]) => Number(n)));
   }
 

@@ -33,7 +33,9 @@ export class ControlConnection {
 
   /** Parses and describes `sql` (unnamed statement, nothing executed): its result columns, empty for none. */
   describe(sql: string): Promise<FieldDescription[]> {
-    const run = this.busy.then(() => this.run(Buffer.concat([encodeParse('', sql), encodeDescribe('S', ''), encodeSync()])).then((r) => r.fields));
+    const run = this.busy.then(() =>
+      this.run(Buffer.concat([encodeParse('', sql), encodeDescribe('S', ''), encodeSync()])).then((r) => r.fields),
+    );
     this.busy = run.catch(() => undefined);
     return run;
   }

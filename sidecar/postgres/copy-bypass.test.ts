@@ -62,7 +62,11 @@ test.each([
 });
 
 test('a COPY of tables without masked columns is not changed (binary too)', async () => {
-  for (const sql of ['COPY orders TO STDOUT', 'COPY (SELECT o.note FROM orders o) TO STDOUT (FORMAT csv)', 'COPY orders TO STDOUT (FORMAT binary)']) {
+  for (const sql of [
+    'COPY orders TO STDOUT',
+    'COPY (SELECT o.note FROM orders o) TO STDOUT (FORMAT csv)',
+    'COPY orders TO STDOUT (FORMAT binary)',
+  ]) {
     const { messages } = await received(sql);
     expect(messages.filter((m) => m.code === 'E')).toEqual([]);
     expect(Buffer.concat(messages.filter((m) => m.code === 'd').map((m) => m.body)).includes('plain')).toBe(true);
@@ -73,12 +77,15 @@ test.each([
   `COPY (SELECT l.a, c.secret_code, l.b, c.name FROM customers c, labels l) TO STDOUT (DELIMITER '|', ENCODING 'SJIS')`,
   `COPY (SELECT l.a, c.secret_code, l.b, c.name FROM customers c, labels l) TO STDOUT (FORMAT csv, DELIMITER '|', ENCODING 'SJIS')`,
   `COPY (SELECT l.a, c.secret_code FROM customers c, labels l) TO STDOUT (ENCODING 'LATIN1')`,
-])('a COPY in an encoding other than UTF8 is refused where columns are masked (multibyte characters hide delimiters and escapes): %s', async (sql) => {
-  const { bytes, messages } = await received(sql);
-  expect(bytes.includes(SECRET)).toBe(false);
-  const error = messages.find((m) => m.code === 'E');
-  expect(error?.body.toString()).toMatch(/42501.*agent-warden: COPY .*ENCODING/s);
-});
+])(
+  'a COPY in an encoding other than UTF8 is refused where columns are masked (multibyte characters hide delimiters and escapes): %s',
+  async (sql) => {
+    const { bytes, messages } = await received(sql);
+    expect(bytes.includes(SECRET)).toBe(false);
+    const error = messages.find((m) => m.code === 'E');
+    expect(error?.body.toString()).toMatch(/42501.*agent-warden: COPY .*ENCODING/s);
+  },
+);
 
 test('COPY ... ENCODING UTF8 (any spelling) passes and is masked', async () => {
   const { bytes, messages } = await received(`COPY (SELECT name, secret_code FROM customers) TO STDOUT (ENCODING 'utf-8')`);

@@ -3,7 +3,13 @@
 import { copyPlan, maskCopyRow } from './copy-masking';
 import { ActionKind, type RowPlan, type TargetMasking } from './row-masking';
 
-const masking: TargetMasking = { columnRules: [], detectors: [], protectedNames: new Set(), anyProtectedName: false, hashKey: Buffer.alloc(32) };
+const masking: TargetMasking = {
+  columnRules: [],
+  detectors: [],
+  protectedNames: new Set(),
+  anyProtectedName: false,
+  hashKey: Buffer.alloc(32),
+};
 const NONE = { kind: ActionKind.None, skip: 0 };
 const WHOLE = { kind: ActionKind.Whole, strategy: 'last4' as const, skip: 0 };
 const NULLIFY = { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 };

@@ -110,7 +110,12 @@ function decodeCsv(raw: Buffer, p: CopyPlan): string {
     if (!inQuotes) {
       if (b === p.quote) inQuotes = true;
       else out.push(b);
-    } else if (b === p.escape && i + 1 < raw.length && (raw[i + 1] === p.quote || raw[i + 1] === p.escape) && !(p.escape === p.quote && raw[i + 1] !== p.quote)) {
+    } else if (
+      b === p.escape &&
+      i + 1 < raw.length &&
+      (raw[i + 1] === p.quote || raw[i + 1] === p.escape) &&
+      !(p.escape === p.quote && raw[i + 1] !== p.quote)
+    ) {
       out.push(raw[++i]);
     } else if (b === p.quote) inQuotes = false;
     else out.push(b);

@@ -43,7 +43,17 @@ afterAll(async () => {
 });
 
 const NAMES = ['', 'a', 'b'];
-const TEXTS = [`DELETE FROM ${TABLE} WHERE id > $1`, 'SELECT $1::int', 'SELECT 1 / $1::int', `DELETE FROM ${TABLE} WHERE id = $1 RETURNING id`, 'SELECT $1::int FROM nonexistent', `PREPARE b(int) AS DELETE FROM ${TABLE} WHERE id > $1`, 'DEALLOCATE a', 'SELECT card, $1::int FROM fuzz_cards', 'SELECT $1::text AS card'];
+const TEXTS = [
+  `DELETE FROM ${TABLE} WHERE id > $1`,
+  'SELECT $1::int',
+  'SELECT 1 / $1::int',
+  `DELETE FROM ${TABLE} WHERE id = $1 RETURNING id`,
+  'SELECT $1::int FROM nonexistent',
+  `PREPARE b(int) AS DELETE FROM ${TABLE} WHERE id > $1`,
+  'DEALLOCATE a',
+  'SELECT card, $1::int FROM fuzz_cards',
+  'SELECT $1::text AS card',
+];
 const QUERIES = [
   `PREPARE a(int) AS DELETE FROM ${TABLE} WHERE id > $1`,
   'PREPARE b(int) AS SELECT $1',
@@ -66,7 +76,9 @@ const QUERIES = [
 
 const frame: fc.Arbitrary<Buffer> = fc.oneof(
   fc.record({ n: fc.constantFrom(...NAMES), t: fc.constantFrom(...TEXTS) }).map(({ n, t }) => fe.parse(n, t)),
-  fc.record({ p: fc.constantFrom('', 'c'), n: fc.constantFrom(...NAMES), v: fc.constantFrom('0', '1', 'x') }).map(({ p, n, v }) => fe.bind(p, n, [v])),
+  fc
+    .record({ p: fc.constantFrom('', 'c'), n: fc.constantFrom(...NAMES), v: fc.constantFrom('0', '1', 'x') })
+    .map(({ p, n, v }) => fe.bind(p, n, [v])),
   fc.constantFrom('', 'c').map((p) => fe.execute(p)),
   fc.record({ k: fc.constantFrom<'S' | 'P'>('S', 'P'), n: fc.constantFrom(...NAMES, 'c') }).map(({ k, n }) => fe.close(k, n)),
   fc.record({ k: fc.constantFrom<'S' | 'P'>('S', 'P'), n: fc.constantFrom(...NAMES, 'c') }).map(({ k, n }) => fe.describe(k, n)),

@@ -94,7 +94,16 @@ test('pipelined in one write: Parse, Sync, duplicate Parse, Sync, Bind, Execute,
 
 test('pipelined in one write, harmless: a statement parsed in one Sync group is bound in the next', async () => {
   const c = await connect();
-  const out = await c.run(3, fe.parse('q', 'SELECT $1::int + 1'), fe.sync(), fe.bind('', 'q', ['41']), fe.execute(), fe.sync(), fe.close('S', 'q'), fe.sync());
+  const out = await c.run(
+    3,
+    fe.parse('q', 'SELECT $1::int + 1'),
+    fe.sync(),
+    fe.bind('', 'q', ['41']),
+    fe.execute(),
+    fe.sync(),
+    fe.close('S', 'q'),
+    fe.sync(),
+  );
   expect(errorCodes(out)).toEqual([]);
   expect(firstColumn(out)).toEqual(['42']);
 });
@@ -129,7 +138,12 @@ test('a Close the server skips (after an error in its batch) keeps the statement
   expect(errorCodes(await c.run(1, fe.close('S', 'p'), fe.sync()))).toEqual([]);
   const refused = await c.run(1, fe.bind('', 'p', ['0']), fe.execute(), fe.sync());
   expect(errorCodes(refused)).toEqual(['42501']);
-  expect(field(refused.find((m) => m.code === 'E')!, 'M')).toContain('has not seen the server confirm prepared statement "p"');
+  expect(
+    field(
+      refused.find((m) => m.code === 'E')!,
+      'M',
+    ),
+  ).toContain('has not seen the server confirm prepared statement "p"');
   expect(await rows(t)).toBe(5);
 });
 
@@ -209,7 +223,13 @@ test('SQL PREPARE sent in the extended protocol: the statement it creates is hel
   const t = await table('ext_prepare');
   verdict = (d) => (d.startsWith('PREPARE') && !d.includes('-- bound parameters') ? 'approve' : 'deny');
   const c = await connect();
-  const prepared = await c.run(1, fe.parse('', `PREPARE e(int) AS DELETE FROM ${t} WHERE id = $1`), fe.bind('', ''), fe.execute(), fe.sync());
+  const prepared = await c.run(
+    1,
+    fe.parse('', `PREPARE e(int) AS DELETE FROM ${t} WHERE id = $1`),
+    fe.bind('', ''),
+    fe.execute(),
+    fe.sync(),
+  );
   expect(errorCodes(prepared)).toEqual([]);
   expect(errorCodes(await c.run(1, fe.bind('', 'e', ['1']), fe.execute(), fe.sync()))).toEqual(['42501']);
   expect(asked.at(-1)).toContain("$1 = '1'");
@@ -251,7 +271,14 @@ test('a held batch denied after an earlier message of its batch failed sends not
   let decide = false;
   verdict = () => (decide ? 'deny' : 'wait');
   const c = await connect();
-  c.send(fe.describe('S', 'missing'), fe.flush(), fe.parse('', `DELETE FROM ${t} WHERE id > $1`), fe.bind('', '', ['0']), fe.execute(), fe.sync());
+  c.send(
+    fe.describe('S', 'missing'),
+    fe.flush(),
+    fe.parse('', `DELETE FROM ${t} WHERE id > $1`),
+    fe.bind('', '', ['0']),
+    fe.execute(),
+    fe.sync(),
+  );
   await new Promise((r) => setTimeout(r, 200));
   decide = true;
   const out = await c.untilReady(1);

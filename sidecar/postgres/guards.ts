@@ -47,7 +47,13 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       }
       const p = found.value;
       if (!p) {
-        return { op, denial: { action: 'deny', reason: `EXECUTE of prepared statement "${s.executes}", which the sidecar has not seen prepared on this connection, is refused` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `EXECUTE of prepared statement "${s.executes}", which the sidecar has not seen prepared on this connection, is refused`,
+          },
+        };
       }
       expanded ??= [...op.statements];
       expanded.push(...p.op.statements);
@@ -56,27 +62,68 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
     if (masking && masking.columnRules.length > 0) {
       const stats = s.tables.find((t) => STATISTICS_RELATIONS.includes(unqualified(t)));
       if (stats) {
-        return { op, denial: { action: 'deny', reason: `reading planner statistics ("${stats}") is refused: they hold sample values of columns this target masks` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `reading planner statistics ("${stats}") is refused: they hold sample values of columns this target masks`,
+          },
+        };
       }
       if (s.opaque === true) {
         // What it runs could store masked columns in a table or function read back unmasked later.
-        return { op, denial: { action: 'deny', reason: 'SQL text the sidecar cannot see (EXECUTE of a computed string, a non-literal DYNAMIC call) is refused where columns are masked: it could copy them where masking no longer applies' } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason:
+              'SQL text the sidecar cannot see (EXECUTE of a computed string, a non-literal DYNAMIC call) is refused where columns are masked: it could copy them where masking no longer applies',
+          },
+        };
       }
       // CREATE OPERATOR / AGGREGATE / CAST over a side-effect built-in: later statements call it without naming it.
-      const defined = (s.kind === 'CREATE' || s.kind === 'ALTER') && s.tables.length === 0 ? s.functions.find((f) => SIDE_EFFECT_FUNCTIONS.has(unqualified(f))) : undefined;
+      const defined =
+        (s.kind === 'CREATE' || s.kind === 'ALTER') && s.tables.length === 0
+          ? s.functions.find((f) => SIDE_EFFECT_FUNCTIONS.has(unqualified(f)))
+          : undefined;
       if (defined !== undefined && s.definesFunction !== true) {
-        return { op, denial: { action: 'deny', reason: `an object that calls ${defined}() is refused where columns are masked: used on a masked column, it would store or send the value where masking no longer applies` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `an object that calls ${defined}() is refused where columns are masked: used on a masked column, it would store or send the value where masking no longer applies`,
+          },
+        };
       }
       const effect = s.definesFunction === true ? functionSideEffect(s) : undefined;
       if (effect !== undefined) {
-        return { op, denial: { action: 'deny', reason: `a function whose body ${effect} is refused where columns are masked: called with a masked column, it would store or send the value where masking no longer applies` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `a function whose body ${effect} is refused where columns are masked: called with a masked column, it would store or send the value where masking no longer applies`,
+          },
+        };
       }
       const triggered = s.triggers?.find((t) => hasMaskedColumns(masking, t));
       if (triggered) {
-        return { op, denial: { action: 'deny', reason: `a trigger on "${triggered}" is refused: its function would get whole rows, masked columns included` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `a trigger on "${triggered}" is refused: its function would get whole rows, masked columns included`,
+          },
+        };
       }
       const renamed = renamesMasked(s, masking);
-      if (renamed) return { op, denial: { action: 'deny', reason: `renaming or moving "${renamed}" is refused: the masking rules name it, and under another name its columns would be read unmasked` } };
+      if (renamed)
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `renaming or moving "${renamed}" is refused: the masking rules name it, and under another name its columns would be read unmasked`,
+          },
+        };
       // Values longer than ~2 kB are stored out of line, in the table's TOAST relation, which the
       // superuser can read directly (chunk_data) under a name no rule uses.
       // The server's files hold the tables' data as stored (the heap files of masked tables among
@@ -87,15 +134,33 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
         return FILE_READ_FUNCTIONS.has(name) || (name === 'copy_file' && s.copy !== 'to');
       });
       if (file) {
-        return { op, denial: { action: 'deny', reason: `${file}() is refused where columns are masked: the server's files hold those columns unmasked` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `${file}() is refused where columns are masked: the server's files hold those columns unmasked`,
+          },
+        };
       }
       const raw = s.functions.find((f) => RAW_PAGE_FUNCTIONS.includes(unqualified(f)));
       if (raw) {
-        return { op, denial: { action: 'deny', reason: `${raw}() is refused where columns are masked: raw table and index pages hold those columns unmasked` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `${raw}() is refused where columns are masked: raw table and index pages hold those columns unmasked`,
+          },
+        };
       }
       const toast = s.tables.find((t) => t.startsWith('pg_toast.') || unqualified(t).startsWith('pg_toast_'));
       if (toast) {
-        return { op, denial: { action: 'deny', reason: `reading a TOAST relation ("${toast}") is refused where columns are masked: it holds long values of those columns` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `reading a TOAST relation ("${toast}") is refused where columns are masked: it holds long values of those columns`,
+          },
+        };
       }
       const stored = storesMaskedData(s, masking);
       if (stored) return { op, denial: { action: 'deny', reason: stored } };
@@ -103,7 +168,13 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
       // sequence, a lock, a notification, a setting).
       const side = s.functions.find((f) => SIDE_CHANNEL_FUNCTIONS.includes(unqualified(f)) || SIDE_EFFECT_FUNCTIONS.has(unqualified(f)));
       if (side && readsProtectedColumn(masking, [s])) {
-        return { op, denial: { action: 'deny', reason: `${side}() in a statement that reads masked columns is refused: what it changes would carry the masked value unmasked` } };
+        return {
+          op,
+          denial: {
+            action: 'deny',
+            reason: `${side}() in a statement that reads masked columns is refused: what it changes would carry the masked value unmasked`,
+          },
+        };
       }
     }
     if (s.kind === 'COPY' && s.copy === 'to' && masking) {
@@ -115,7 +186,10 @@ export function guardStatements(op: SqlOperation, ctx: GuardContext): GuardResul
   if (ctx.readOnly) {
     if (ctx.serverReadOnly !== true) {
       // The policy was reloaded with readOnly after this session started without it.
-      return { op: checked, denial: { action: 'deny', reason: 'this target is read-only (readOnly: true) but this session did not start read-only; reconnect' } };
+      return {
+        op: checked,
+        denial: { action: 'deny', reason: 'this target is read-only (readOnly: true) but this session did not start read-only; reconnect' },
+      };
     }
     const denial = readOnlyDenial(checked.statements);
     if (denial) return { op: checked, denial };
@@ -152,7 +226,10 @@ function storesMaskedData(s: SqlStatementInfo, masking: TargetMasking): string |
   const wholeRow = set?.includes('*') === true && s.tables.some((t) => hasMaskedColumns(masking, t));
   // A view over masked columns: its column names are not the protected ones.
   const view = set !== undefined && s.tables.some((t) => protectedRelation(masking, t));
-  if (set && (wholeRow || view || masking.anyProtectedName || s.kinds.includes('DYNAMIC') || set.some((c) => masking.protectedNames.has(c)))) {
+  if (
+    set &&
+    (wholeRow || view || masking.anyProtectedName || s.kinds.includes('DYNAMIC') || set.some((c) => masking.protectedNames.has(c)))
+  ) {
     return 'an UPDATE that copies masked columns into other columns is refused: they could be read back unmasked';
   }
   return undefined;
@@ -189,7 +266,8 @@ function renamesMasked(s: SqlStatementInfo, masking: TargetMasking): string | un
       if (masking.columnRules.some((rule) => rule.schema === undefined || rule.schema.test(schema))) return schema;
     } else if (r.startsWith('column:')) {
       const [, column, relation] = /^column:([^:]*):(.*)$/s.exec(r) ?? [];
-      if (hasMaskedColumns(masking, relation ?? '') && (masking.anyProtectedName || masking.protectedNames.has(column ?? ''))) return `${relation}.${column}`;
+      if (hasMaskedColumns(masking, relation ?? '') && (masking.anyProtectedName || masking.protectedNames.has(column ?? '')))
+        return `${relation}.${column}`;
     } else if (hasMaskedColumns(masking, r)) {
       return r;
     }
@@ -207,15 +285,26 @@ function guardCopyOut(s: SqlStatementInfo, masking: TargetMasking): Decision | u
   if (encoding !== undefined && !isSafeClientEncoding(encoding) && (masking.columnRules.length > 0 || masking.detectors.length > 0)) {
     // Rows are split and scanned as UTF8. In Shift JIS, Big5 or GBK the second byte of a character
     // can be a delimiter or a backslash the server leaves unescaped, so fields would shift.
-    return { action: 'deny', reason: `COPY ... TO with ENCODING '${encoding}' cannot be masked by the sidecar (this target masks columns or content); leave ENCODING out (the session is UTF8)` };
+    return {
+      action: 'deny',
+      reason: `COPY ... TO with ENCODING '${encoding}' cannot be masked by the sidecar (this target masks columns or content); leave ENCODING out (the session is UTF8)`,
+    };
   }
   const byColumn = touchesMaskedColumns(masking, s);
   if (!byColumn && masking.detectors.length === 0) return undefined;
   if (s.copyOut?.format === 'binary') {
-    return { action: 'deny', reason: 'COPY ... TO in binary format cannot be masked by the sidecar (this target masks columns or content); use text or CSV format, or SELECT' };
+    return {
+      action: 'deny',
+      reason:
+        'COPY ... TO in binary format cannot be masked by the sidecar (this target masks columns or content); use text or CSV format, or SELECT',
+    };
   }
   if (byColumn && s.copyOut === undefined) {
-    return { action: 'deny', reason: 'COPY ... TO that reads masked columns is refused: the sidecar could not tell which columns it writes; use SELECT so the columns can be masked' };
+    return {
+      action: 'deny',
+      reason:
+        'COPY ... TO that reads masked columns is refused: the sidecar could not tell which columns it writes; use SELECT so the columns can be masked',
+    };
   }
   return undefined;
 }

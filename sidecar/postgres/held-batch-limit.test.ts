@@ -21,7 +21,8 @@ afterAll(async () => {
 });
 
 /** A held DELETE whose one parameter is `size` bytes: the batch (Parse, Bind, Describe, Execute, Sync) is a little larger. */
-const heldDelete = (c: Client, size: number): Promise<unknown> => c.query('DELETE FROM items WHERE id = 1 AND note IS DISTINCT FROM $1', ['x'.repeat(size)]);
+const heldDelete = (c: Client, size: number): Promise<unknown> =>
+  c.query('DELETE FROM items WHERE id = 1 AND note IS DISTINCT FROM $1', ['x'.repeat(size)]);
 
 test('a batch just under the limit is held for the approver', async () => {
   const c = new Client({ connectionString: stack.agentUrl() });
@@ -92,7 +93,13 @@ test('a 100 MiB Bind in a held batch is refused from its header, not buffered', 
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     try {
-      await write(Buffer.concat([msg('P', Buffer.concat([cstr(''), cstr('DELETE FROM items WHERE note IS DISTINCT FROM $1'), Buffer.from([0, 0])])), header, bindHead]));
+      await write(
+        Buffer.concat([
+          msg('P', Buffer.concat([cstr(''), cstr('DELETE FROM items WHERE note IS DISTINCT FROM $1'), Buffer.from([0, 0])])),
+          header,
+          bindHead,
+        ]),
+      );
       const chunk = Buffer.alloc(1024 * 1024, 0x78);
       for (let sent = 0; sent < value; sent += chunk.length) await write(chunk);
       await write(Buffer.concat([Buffer.from([0, 0]), msg('E', Buffer.concat([cstr(''), Buffer.alloc(4)])), msg('S', Buffer.alloc(0))]));

@@ -164,7 +164,13 @@ test('two held statements in one batch are asked one after the other; a denial f
     expect(pred()).toBe(true);
   };
   await new Promise((r) => sock.once('connect', r));
-  const params = Buffer.concat([cstr('user'), cstr(decodeURIComponent(url.username)), cstr('database'), cstr(url.pathname.slice(1)), cstr('')]);
+  const params = Buffer.concat([
+    cstr('user'),
+    cstr(decodeURIComponent(url.username)),
+    cstr('database'),
+    cstr(url.pathname.slice(1)),
+    cstr(''),
+  ]);
   const startup = Buffer.alloc(8);
   startup.writeInt32BE(8 + params.length);
   startup.writeInt32BE(196608, 4);
@@ -173,7 +179,17 @@ test('two held statements in one batch are asked one after the other; a denial f
   received = Buffer.alloc(0);
   const parse = (sql: string): Buffer => msg('P', Buffer.concat([cstr(''), cstr(sql), int16(0)]));
   const execute = msg('E', Buffer.concat([cstr(''), Buffer.alloc(4)]));
-  sock.write(Buffer.concat([parse('DELETE FROM items WHERE id = $1'), bind('9'), execute, parse('DELETE FROM items WHERE id = $1 + 1'), bind('9'), execute, msg('S', Buffer.alloc(0))]));
+  sock.write(
+    Buffer.concat([
+      parse('DELETE FROM items WHERE id = $1'),
+      bind('9'),
+      execute,
+      parse('DELETE FROM items WHERE id = $1 + 1'),
+      bind('9'),
+      execute,
+      msg('S', Buffer.alloc(0)),
+    ]),
+  );
   try {
     const req1 = await pendingApproval(stack.sidecar);
     expect(req1.operation.display).toContain('WHERE id = $1\n');

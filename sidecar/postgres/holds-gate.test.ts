@@ -62,9 +62,17 @@ async function rawSession(): Promise<{ sock: net.Socket; received: () => string;
 
 test('a batch binding the held statement twice asks once per bind, each with its own parameters', async () => {
   const s = await rawSession();
-  const batch = Buffer.concat([msg('P', cstr(''), cstr('DELETE FROM items WHERE id = $1'), int16(0)), bind('1'), msg('E', cstr(''), int32(0)), bind('2'), msg('E', cstr(''), int32(0)), msg('S')]);
+  const batch = Buffer.concat([
+    msg('P', cstr(''), cstr('DELETE FROM items WHERE id = $1'), int16(0)),
+    bind('1'),
+    msg('E', cstr(''), int32(0)),
+    bind('2'),
+    msg('E', cstr(''), int32(0)),
+    msg('S'),
+  ]);
   try {
-    answer = async (req) => (req.operation.params?.[0] === '1' ? { approved: true, reason: 'one is fine' } : { approved: false, reason: 'not two' });
+    answer = async (req) =>
+      req.operation.params?.[0] === '1' ? { approved: true, reason: 'one is fine' } : { approved: false, reason: 'not two' };
     s.sock.write(batch);
     await waitUntil(() => s.received().includes('Z\0\0\0\x05I'));
     expect(requests.map((r) => r.operation)).toEqual([
@@ -90,7 +98,8 @@ test('a batch binding the held statement twice asks once per bind, each with its
 });
 
 test('an agent leaving during the wait ends the session quietly, without a protocol-error event', async () => {
-  answer = (req) => new Promise((_resolve, reject) => req.signal.addEventListener('abort', () => reject(new Error('aborted by the session'))));
+  answer = (req) =>
+    new Promise((_resolve, reject) => req.signal.addEventListener('abort', () => reject(new Error('aborted by the session'))));
   const before = stack.sessions.length;
   const s = await rawSession();
   s.sock.write(msg('Q', cstr('DELETE FROM items WHERE id = 5')));

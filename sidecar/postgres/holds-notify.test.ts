@@ -54,7 +54,8 @@ test('the approver is notified (signed JSON), then of the decision', async () =>
     for (let i = 0; i < 200 && deliveries.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(deliveries.length).toBeGreaterThanOrEqual(1);
     const created = deliveries[0];
-    const expected = 'sha256=' + createHmac('sha256', 'signing-key').update(`${created.headers['x-warden-timestamp']}.${created.body}`).digest('hex');
+    const expected =
+      'sha256=' + createHmac('sha256', 'signing-key').update(`${created.headers['x-warden-timestamp']}.${created.body}`).digest('hex');
     expect(created.headers['x-warden-signature']).toBe(expected);
     const payload = JSON.parse(created.body) as { type: string; approval: { id: string; rule: string; operation: { display: string } } };
     expect(payload.type).toBe('approval.created');

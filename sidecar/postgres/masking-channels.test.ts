@@ -51,7 +51,13 @@ function forms(v: string): string[] {
     const i = SHIFT_FROM.indexOf(ch);
     return i < 0 ? ch : SHIFT_TO[i];
   });
-  return [v, [...v].reverse().join(''), Buffer.from(v).toString('base64').replace(/=+$/, ''), Buffer.from(v).toString('hex'), shifted.join('')];
+  return [
+    v,
+    [...v].reverse().join(''),
+    Buffer.from(v).toString('base64').replace(/=+$/, ''),
+    Buffer.from(v).toString('hex'),
+    shifted.join(''),
+  ];
 }
 const FORBIDDEN = [...forms(SECRET), ...forms(CARD)];
 // balance 987654 as int8 big-endian bytes and as text
@@ -95,7 +101,7 @@ function leaks(bytes: Buffer, extra: Array<string | Buffer> = []): string[] {
 /** Backend messages in a received byte stream (after startup every message has a type and a length). */
 function messages(bytes: Buffer): Array<{ code: string; body: Buffer }> {
   const out: Array<{ code: string; body: Buffer }> = [];
-  for (let pos = 0; pos + 5 <= bytes.length; ) {
+  for (let pos = 0; pos + 5 <= bytes.length;) {
     const len = bytes.readInt32BE(pos + 1);
     out.push({ code: String.fromCharCode(bytes[pos]), body: bytes.subarray(pos + 5, pos + 1 + len) });
     pos += 1 + len;
@@ -169,11 +175,15 @@ describe('errors and notices', () => {
   });
 
   test('RAISE NOTICE / EXCEPTION with DETAIL and HINT from a block that reads a protected column', async () => {
-    const notice = await run("DO $$DECLARE v text; BEGIN SELECT secret_code INTO v FROM customers WHERE id = 1; RAISE NOTICE 'value %', v; END$$");
+    const notice = await run(
+      "DO $$DECLARE v text; BEGIN SELECT secret_code INTO v FROM customers WHERE id = 1; RAISE NOTICE 'value %', v; END$$",
+    );
     expect(notice.error).toBeUndefined();
     expect(notice.notices).toHaveLength(1);
     expect(leaks(notice.bytes)).toEqual([]);
-    const raised = await run("DO $$DECLARE v text; BEGIN SELECT secret_code INTO v FROM customers WHERE id = 1; RAISE EXCEPTION 'boom %', v USING DETAIL = v, HINT = v, ERRCODE = '22012'; END$$");
+    const raised = await run(
+      "DO $$DECLARE v text; BEGIN SELECT secret_code INTO v FROM customers WHERE id = 1; RAISE EXCEPTION 'boom %', v USING DETAIL = v, HINT = v, ERRCODE = '22012'; END$$",
+    );
     expect(raised.error).toMatchObject({ code: '22012' });
     expect(leaks(raised.bytes)).toEqual([]);
   });
@@ -246,7 +256,10 @@ describe('notifications and parameter status', () => {
   });
 
   test('pg_notify and set_config of a protected column are refused: those values leave outside the rows', async () => {
-    for (const sql of ["SELECT pg_notify('ch', secret_code) FROM customers", "SELECT set_config('application_name', secret_code, false) FROM customers"]) {
+    for (const sql of [
+      "SELECT pg_notify('ch', secret_code) FROM customers",
+      "SELECT set_config('application_name', secret_code, false) FROM customers",
+    ]) {
       const r = await run(sql);
       expect(r.error).toMatchObject({ code: '42501', message: expect.stringContaining('reads masked columns') });
       expect(leaks(r.bytes)).toEqual([]);
@@ -262,14 +275,15 @@ describe('notifications and parameter status', () => {
 });
 
 describe('statistics', () => {
-  test.each(["SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'customers'", 'SELECT stavalues1::text FROM pg_catalog.pg_statistic', 'SELECT * FROM pg_stats_ext'])(
-    '%s is refused with a reason',
-    async (sql) => {
-      const r = await run(sql);
-      expect(r.error).toMatchObject({ code: '42501', message: expect.stringContaining('planner statistics') });
-      expect(leaks(r.bytes)).toEqual([]);
-    },
-  );
+  test.each([
+    "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'customers'",
+    'SELECT stavalues1::text FROM pg_catalog.pg_statistic',
+    'SELECT * FROM pg_stats_ext',
+  ])('%s is refused with a reason', async (sql) => {
+    const r = await run(sql);
+    expect(r.error).toMatchObject({ code: '42501', message: expect.stringContaining('planner statistics') });
+    expect(leaks(r.bytes)).toEqual([]);
+  });
 });
 
 describe('whole rows and transforms', () => {
@@ -303,7 +317,12 @@ describe('whole rows and transforms', () => {
     "SELECT convert_to(card_number, 'UTF8') FROM customers WHERE id = 1",
     'SELECT reverse(secret_code) FROM customers WHERE id = 1',
   ];
-  test.each([...WHOLE_ROW, ...BY_NAME].flatMap((q) => [[q, 'text'], [q, 'binary']]))('%s (%s format): no protected value in any form', async (sql, format) => {
+  test.each(
+    [...WHOLE_ROW, ...BY_NAME].flatMap((q) => [
+      [q, 'text'],
+      [q, 'binary'],
+    ]),
+  )('%s (%s format): no protected value in any form', async (sql, format) => {
     const binary = format === 'binary';
     const r = await run(sql, binary);
     expect(r.error).toBeUndefined();
@@ -326,17 +345,19 @@ describe('whole rows and transforms', () => {
 
 describe('views', () => {
   // Created by the database owner, not through the sidecar: RowDescription names the view's columns.
-  test.each(['SELECT * FROM customer_codes WHERE id = 1', 'SELECT * FROM customer_codes_2 WHERE id = 1', 'SELECT r FROM customer_rows', 'SELECT * FROM customer_codes_m WHERE id = 1'])(
-    '%s: columns of a view that reads masked columns are masked',
-    async (sql) => {
-      for (const binary of [false, true]) {
-        const r = await run(sql, binary);
-        expect(r.error).toBeUndefined();
-        expect(r.rows.length).toBeGreaterThan(0);
-        expect(leaks(r.bytes, binary ? [BALANCE_BIN] : ['987654'])).toEqual([]);
-      }
-    },
-  );
+  test.each([
+    'SELECT * FROM customer_codes WHERE id = 1',
+    'SELECT * FROM customer_codes_2 WHERE id = 1',
+    'SELECT r FROM customer_rows',
+    'SELECT * FROM customer_codes_m WHERE id = 1',
+  ])('%s: columns of a view that reads masked columns are masked', async (sql) => {
+    for (const binary of [false, true]) {
+      const r = await run(sql, binary);
+      expect(r.error).toBeUndefined();
+      expect(r.rows.length).toBeGreaterThan(0);
+      expect(leaks(r.bytes, binary ? [BALANCE_BIN] : ['987654'])).toEqual([]);
+    }
+  });
 
   test('a view of unmasked columns only is not masked', async () => {
     const r = await run('SELECT name FROM customer_names WHERE id = 1');
@@ -348,13 +369,17 @@ describe('COPY TO STDOUT', () => {
   test('COPY of a table is masked by column in text format; other columns are exact', async () => {
     const r = await run('COPY customers TO STDOUT');
     expect(r.error).toBeUndefined();
-    const first = copyText(r.bytes).split('\n').find((l) => l.startsWith('1\t'))!;
+    const first = copyText(r.bytes)
+      .split('\n')
+      .find((l) => l.startsWith('1\t'))!;
     expect(first.split('\t')).toEqual(['1', 'Ada', '[REDACTED]', '[REDACTED]', '\\N', 'ada@example.com', 'likes tea']);
     expect(leaks(r.bytes, ['987654'])).toEqual([]);
   });
 
   test('CSV with HEADER, a custom delimiter, quote and NULL marker', async () => {
-    const r = await run(`COPY (SELECT id, secret_code, balance, notes FROM customers WHERE id = 1) TO STDOUT WITH (FORMAT csv, HEADER, DELIMITER ';', QUOTE '''', NULL 'nil')`);
+    const r = await run(
+      `COPY (SELECT id, secret_code, balance, notes FROM customers WHERE id = 1) TO STDOUT WITH (FORMAT csv, HEADER, DELIMITER ';', QUOTE '''', NULL 'nil')`,
+    );
     expect(r.error).toBeUndefined();
     expect(copyText(r.bytes)).toBe("id;secret_code;balance;notes\n1;'[REDACTED]';nil;likes tea\n");
     expect(leaks(r.bytes, ['987654'])).toEqual([]);
@@ -386,14 +411,18 @@ describe('COPY TO STDOUT', () => {
   });
 
   test('COPY (query) computing from a protected column is masked whole', async () => {
-    const r = await run(`COPY (SELECT id, translate(secret_code, '${SHIFT_FROM}', '${SHIFT_TO}'), name FROM customers WHERE id = 1) TO STDOUT (FORMAT csv)`);
+    const r = await run(
+      `COPY (SELECT id, translate(secret_code, '${SHIFT_FROM}', '${SHIFT_TO}'), name FROM customers WHERE id = 1) TO STDOUT (FORMAT csv)`,
+    );
     expect(r.error).toBeUndefined();
     expect(copyText(r.bytes)).toBe('1,"[REDACTED]",Ada\n');
     expect(leaks(r.bytes)).toEqual([]);
   });
 
   test('several COPYs in one query are each masked by their own columns', async () => {
-    const r = await run("COPY (SELECT 'x', 1) TO '/dev/null'; COPY customers (name, secret_code) TO STDOUT; COPY (SELECT secret_code, email FROM customers WHERE id = 1) TO STDOUT (FORMAT csv)");
+    const r = await run(
+      "COPY (SELECT 'x', 1) TO '/dev/null'; COPY customers (name, secret_code) TO STDOUT; COPY (SELECT secret_code, email FROM customers WHERE id = 1) TO STDOUT (FORMAT csv)",
+    );
     expect(r.error).toBeUndefined();
     const out = copyText(r.bytes);
     expect(out.split('\n')).toContain('Ada\t[REDACTED]');
@@ -417,7 +446,10 @@ describe('COPY TO STDOUT', () => {
   test('binary COPY of a masked table is refused before it starts; the connection goes on', async () => {
     const a = await agent();
     try {
-      await expect(a.client.query('COPY customers TO STDOUT (FORMAT binary)')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('binary format') });
+      await expect(a.client.query('COPY customers TO STDOUT (FORMAT binary)')).rejects.toMatchObject({
+        code: '42501',
+        message: expect.stringContaining('binary format'),
+      });
       const r = await a.client.query('SELECT name FROM customers WHERE id = 1');
       expect(r.rows[0].name).toBe('Ada');
     } finally {
@@ -450,7 +482,10 @@ describe('content detectors on values the text scan used to miss', () => {
   });
 
   test('ordinary values of those types pass unchanged', async () => {
-    const r = await run("SELECT row('plain', 1) AS r, ARRAY['a', 'b'] AS a, 42::int8 AS i, 12.5::numeric AS n, convert_to('hi', 'UTF8') AS b FROM notes", true);
+    const r = await run(
+      "SELECT row('plain', 1) AS r, ARRAY['a', 'b'] AS a, 42::int8 AS i, 12.5::numeric AS n, convert_to('hi', 'UTF8') AS b FROM notes",
+      true,
+    );
     expect(r.rows[0].i).not.toBeNull();
     expect(r.rows[0].n).not.toBeNull();
     expect(r.rows[0].r).not.toBeNull();

@@ -122,7 +122,13 @@ test('pipelined batches on the unnamed portal each get their own masking plan (r
   const c = await RawClient.connect();
   try {
     // Both statements are described first, so their portals start with a known shape.
-    c.send(parse('sa', 'SELECT balance FROM customers WHERE id = 1'), parse('sb', 'SELECT name FROM customers WHERE id = 1'), describe('S', 'sa'), describe('S', 'sb'), sync());
+    c.send(
+      parse('sa', 'SELECT balance FROM customers WHERE id = 1'),
+      parse('sb', 'SELECT name FROM customers WHERE id = 1'),
+      describe('S', 'sa'),
+      describe('S', 'sb'),
+      sync(),
+    );
     await c.untilReady();
     c.send(bind('', 'sa'), execute(''), sync(), bind('', 'sb'), execute(''), sync());
     const ms = await c.untilReady(2);
@@ -138,7 +144,10 @@ test('postgres.js: Promise.all of two prepared queries on one connection does no
   try {
     // First run prepares (and describes) both statements; the second run pipelines them.
     for (let i = 0; i < 3; i++) {
-      const [a, b] = await Promise.all([sql`SELECT balance FROM customers WHERE id = ${1}`, sql`SELECT name FROM customers WHERE id = ${1}`]);
+      const [a, b] = await Promise.all([
+        sql`SELECT balance FROM customers WHERE id = ${1}`,
+        sql`SELECT name FROM customers WHERE id = ${1}`,
+      ]);
       expect(a[0].balance).toBeNull();
       expect(b[0].name).toBe('Ada');
     }
@@ -150,7 +159,13 @@ test('postgres.js: Promise.all of two prepared queries on one connection does no
 test('an error before the client Sync: what the server skips is skipped here too, later rows are still masked', async () => {
   const c = await RawClient.connect();
   try {
-    c.send(parse('sa', 'SELECT balance FROM customers WHERE id = 1'), parse('sb', 'SELECT name FROM customers WHERE id = 1'), describe('S', 'sa'), describe('S', 'sb'), sync());
+    c.send(
+      parse('sa', 'SELECT balance FROM customers WHERE id = 1'),
+      parse('sb', 'SELECT name FROM customers WHERE id = 1'),
+      describe('S', 'sa'),
+      describe('S', 'sb'),
+      sync(),
+    );
     await c.untilReady();
     c.send(parse('', 'SELECT 1/0'), bind('', ''), execute(''), flush());
     await c.waitFor((m) => m.some((x) => x.code === 'E'));
@@ -206,7 +221,10 @@ test('binary COPY TO output, which detectors cannot scan, is refused before it s
   try {
     c.send(query('COPY (SELECT body FROM notes) TO STDOUT'));
     let ms = await c.untilReady();
-    const data = ms.filter((m) => m.code === 'd').map((m) => m.body.toString('utf8')).join('');
+    const data = ms
+      .filter((m) => m.code === 'd')
+      .map((m) => m.body.toString('utf8'))
+      .join('');
     expect(data).not.toContain('ada@example.com');
     c.messages.length = 0;
     c.send(query('COPY (SELECT body FROM notes) TO STDOUT (FORMAT binary)'));
@@ -238,12 +256,29 @@ test('a portal the client describes itself gets no Describe of ours, and no row 
     expect(rows(ms)).toEqual([['Ada', null]]);
     // The described portal is bound again, to a statement reading the protected column, before the
     // Execute: that is a new portal, which nobody described.
-    c.send(parse('pn', 'SELECT name FROM customers WHERE id = 1'), bind('', 'pn'), describe('P', ''), parse('pb', 'SELECT balance FROM customers WHERE id = 1'), bind('', 'pb'), execute(''), sync());
+    c.send(
+      parse('pn', 'SELECT name FROM customers WHERE id = 1'),
+      bind('', 'pn'),
+      describe('P', ''),
+      parse('pb', 'SELECT balance FROM customers WHERE id = 1'),
+      bind('', 'pb'),
+      execute(''),
+      sync(),
+    );
     ms = await c.untilReady();
     expect(errors(ms)).toEqual([]);
     expect(rows(ms)).toEqual([[null]]);
     // The unnamed statement parsed again with another column list in the same pipeline.
-    c.send(parse('', 'SELECT name FROM customers WHERE id = 1'), bind('', ''), describe('P', ''), execute(''), parse('', 'SELECT balance, name FROM customers WHERE id = 1'), bind('', ''), execute(''), sync());
+    c.send(
+      parse('', 'SELECT name FROM customers WHERE id = 1'),
+      bind('', ''),
+      describe('P', ''),
+      execute(''),
+      parse('', 'SELECT balance, name FROM customers WHERE id = 1'),
+      bind('', ''),
+      execute(''),
+      sync(),
+    );
     ms = await c.untilReady();
     expect(errors(ms)).toEqual([]);
     expect(rows(ms)).toEqual([['Ada'], [null, 'Ada']]);

@@ -43,7 +43,10 @@ const REFUSED = /^E:.*C42501\0Magent-warden: /;
 
 test.each([
   ["DO $$ BEGIN EXECUTE 'CREATE TABLE stash AS SELECT secret' || '_code AS x FROM customers'; END $$", 'SELECT * FROM stash'],
-  ["DO $$ BEGIN EXECUTE 'CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS ''SELECT secret' || '_code FROM customers'''; END $$", 'SELECT leak()'],
+  [
+    "DO $$ BEGIN EXECUTE 'CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS ''SELECT secret' || '_code FROM customers'''; END $$",
+    'SELECT leak()',
+  ],
   ["DO $$ BEGIN EXECUTE 'INSERT INTO notes SELECT id, secret' || '_code FROM customers'; END $$", 'SELECT body FROM notes'],
 ])('SQL the sidecar cannot see is refused where columns are masked: %s', async (store, readBack) => {
   const [stored, read] = await run(store, readBack);
@@ -65,13 +68,20 @@ test.each([
 });
 
 test('renaming tables without masked columns, and other ALTERs of masked tables, pass', async () => {
-  const out = await run('ALTER TABLE notes RENAME TO notes2', 'ALTER TABLE notes2 RENAME TO notes', 'ALTER TABLE customers ADD COLUMN extra int', 'ALTER TABLE customers RENAME COLUMN extra TO extra2');
+  const out = await run(
+    'ALTER TABLE notes RENAME TO notes2',
+    'ALTER TABLE notes2 RENAME TO notes',
+    'ALTER TABLE customers ADD COLUMN extra int',
+    'ALTER TABLE customers RENAME COLUMN extra TO extra2',
+  );
   for (const r of out) expect(r).toMatch(/^C:ALTER TABLE/);
 });
 
 test('a trigger on a table with masked columns is refused: its function gets whole rows (NEW, OLD), masked columns included', async () => {
   // The trigger function exists already (created outside the sidecar).
-  await stack.admin("CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO notes VALUES (1, row_to_json(NEW)::text); PERFORM pg_notify('c', NEW::text); RETURN NEW; END $$");
+  await stack.admin(
+    "CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO notes VALUES (1, row_to_json(NEW)::text); PERFORM pg_notify('c', NEW::text); RETURN NEW; END $$",
+  );
   const [listen, trigger, update, notes] = await run(
     'LISTEN c',
     'CREATE TRIGGER t AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION trg()',
@@ -81,7 +91,10 @@ test('a trigger on a table with masked columns is refused: its function gets who
   expect(listen).toMatch(/^C:LISTEN/);
   expect(trigger).toMatch(REFUSED);
   for (const r of [update, notes]) expect(r.includes(SECRET)).toBe(false);
-  for (const sql of ['CREATE CONSTRAINT TRIGGER t2 AFTER INSERT ON customers FOR EACH ROW EXECUTE FUNCTION trg()', 'CREATE TRIGGER t3 BEFORE DELETE ON public.customers FOR EACH ROW EXECUTE FUNCTION trg()']) {
+  for (const sql of [
+    'CREATE CONSTRAINT TRIGGER t2 AFTER INSERT ON customers FOR EACH ROW EXECUTE FUNCTION trg()',
+    'CREATE TRIGGER t3 BEFORE DELETE ON public.customers FOR EACH ROW EXECUTE FUNCTION trg()',
+  ]) {
     expect((await run(sql))[0]).toMatch(REFUSED);
   }
   // Tables without masked columns keep their triggers.
@@ -89,15 +102,24 @@ test('a trigger on a table with masked columns is refused: its function gets who
 });
 
 test.each([
-  ["CREATE FUNCTION keep(t text) RETURNS text LANGUAGE sql AS 'INSERT INTO notes VALUES (9, $1) RETURNING body'", 'SELECT keep(secret_code) FROM customers'],
-  ['CREATE FUNCTION keep(t text) RETURNS bool LANGUAGE plpgsql AS $$ BEGIN INSERT INTO notes VALUES (9, t); RETURN true; END $$', 'SELECT name FROM customers WHERE keep(secret_code)'],
+  [
+    "CREATE FUNCTION keep(t text) RETURNS text LANGUAGE sql AS 'INSERT INTO notes VALUES (9, $1) RETURNING body'",
+    'SELECT keep(secret_code) FROM customers',
+  ],
+  [
+    'CREATE FUNCTION keep(t text) RETURNS bool LANGUAGE plpgsql AS $$ BEGIN INSERT INTO notes VALUES (9, t); RETURN true; END $$',
+    'SELECT name FROM customers WHERE keep(secret_code)',
+  ],
   ["CREATE FUNCTION keep(t text) RETURNS void LANGUAGE sql AS 'SELECT pg_notify(''c'', $1)'", 'SELECT keep(secret_code) FROM customers'],
   ["CREATE PROCEDURE keep(t text) LANGUAGE sql AS 'UPDATE notes SET body = t'", 'CALL keep((SELECT secret_code FROM customers))'],
-])('a function whose body writes or sends is refused where columns are masked (a masked argument would leave through it): %s', async (create, use) => {
-  const [created, , read] = await run(create, use, 'SELECT body FROM notes');
-  expect(created).toMatch(REFUSED);
-  expect(read.includes(SECRET)).toBe(false);
-});
+])(
+  'a function whose body writes or sends is refused where columns are masked (a masked argument would leave through it): %s',
+  async (create, use) => {
+    const [created, , read] = await run(create, use, 'SELECT body FROM notes');
+    expect(created).toMatch(REFUSED);
+    expect(read.includes(SECRET)).toBe(false);
+  },
+);
 
 test('functions that only read (and set constants) can still be created', async () => {
   const [a, b] = await run(
@@ -113,12 +135,15 @@ test.each([
   ["SELECT setval('order_ids', ascii(secret_code)) FROM customers", 'SELECT last_value FROM order_ids'],
   ['SELECT pg_advisory_lock(ascii(secret_code)) FROM customers', "SELECT objid FROM pg_locks WHERE locktype = 'advisory'"],
   ["SELECT pg_logical_emit_message(false, 'x', secret_code) FROM customers", 'SELECT 1'],
-])('a side-effect function fed a masked column is refused (the value would be read back from the object it changes): %s', async (write, readBack) => {
-  const [written, read] = await run(write, readBack);
-  expect(written).toMatch(REFUSED);
-  expect(read.includes(SECRET)).toBe(false);
-  expect(read.includes('\u0000\u0000\u0000\u0003122')).toBe(false); // ascii('z'), the first character
-});
+])(
+  'a side-effect function fed a masked column is refused (the value would be read back from the object it changes): %s',
+  async (write, readBack) => {
+    const [written, read] = await run(write, readBack);
+    expect(written).toMatch(REFUSED);
+    expect(read.includes(SECRET)).toBe(false);
+    expect(read.includes('\u0000\u0000\u0000\u0003122')).toBe(false); // ascii('z'), the first character
+  },
+);
 
 test('an operator over a side-effect built-in is refused where columns are masked (it would be called without being named)', async () => {
   const [created, used, read] = await run(
@@ -158,7 +183,9 @@ test.each([
   "SELECT t_data FROM heap_page_items(get_raw_page('customers', 0))",
   "SELECT data FROM bt_page_items('customers_secret_idx', 1)",
 ])('raw pages (pageinspect) are refused where columns are masked: %s', async (sql) => {
-  await stack.admin('CREATE EXTENSION IF NOT EXISTS pageinspect; CREATE INDEX IF NOT EXISTS customers_secret_idx ON customers (secret_code)');
+  await stack.admin(
+    'CREATE EXTENSION IF NOT EXISTS pageinspect; CREATE INDEX IF NOT EXISTS customers_secret_idx ON customers (secret_code)',
+  );
   const [r] = await run(sql);
   expect(r).toMatch(REFUSED);
   expect(r.includes(SECRET) || r.includes(Buffer.from(SECRET).toString('hex'))).toBe(false);

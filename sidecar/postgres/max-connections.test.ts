@@ -45,7 +45,9 @@ async function tryConnect(c: Client): Promise<{ code?: string; message: string }
 }
 
 async function backends(): Promise<number> {
-  const rows = await stack.admin("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'crm' AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+  const rows = await stack.admin(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'crm' AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+  );
   return Number(rows[0].n);
 }
 
@@ -64,7 +66,10 @@ test('at the limit a second agent waits, then gets 53300 from the sidecar; the d
   const started = Date.now();
   const err = await tryConnect(b);
   const waited = Date.now() - started;
-  expect(err).toMatchObject({ code: '53300', message: expect.stringMatching(/^agent-warden: .*all 1 agent connections .*maxConnections 2/) });
+  expect(err).toMatchObject({
+    code: '53300',
+    message: expect.stringMatching(/^agent-warden: .*all 1 agent connections .*maxConnections 2/),
+  });
   expect(waited).toBeGreaterThanOrEqual(SLOT_WAIT_MS - 100);
   expect(waited).toBeLessThan(SLOT_WAIT_MS + 3000);
   expect(await backends()).toBe(before + 1);

@@ -75,7 +75,9 @@ test('a stalled connection holding the budget: another large Bind is refused wit
     expect(field(e, 'M')).toContain('refused unread');
     expect(firstColumn(await w.run(1, fe.query('SELECT 42')))).toEqual(['42']);
     // Small messages never wait for the budget.
-    expect(firstColumn(await w.run(1, fe.parse('', 'SELECT $1::text'), fe.bind('', '', ['small']), fe.execute(), fe.sync()))).toEqual(['small']);
+    expect(firstColumn(await w.run(1, fe.parse('', 'SELECT $1::text'), fe.bind('', '', ['small']), fe.execute(), fe.sync()))).toEqual([
+      'small',
+    ]);
   } finally {
     w.close();
   }
@@ -104,7 +106,12 @@ test('a CopyData chunk past the budget fails the COPY upstream: nothing is copie
     w.send(msg('d', row), msg('d', Buffer.from('6\tsmall\n')), msg('c'));
     const out = await w.untilReady(1);
     expect(errorCodes(out)).toEqual(['57014']);
-    expect(field(out.find((m) => m.code === 'E')!, 'M')).toContain('agent-warden');
+    expect(
+      field(
+        out.find((m) => m.code === 'E')!,
+        'M',
+      ),
+    ).toContain('agent-warden');
     expect(firstColumn(await w.run(1, fe.query('SELECT 7')))).toEqual(['7']);
   } finally {
     w.close();

@@ -55,7 +55,9 @@ function redactQuoted(message: string, sqlState: string | undefined, statement: 
   // Only for class 42 (syntax error or access rule violation), which names objects: in other
   // classes (22 data exception, 23 integrity) the quoted part is data.
   const known = sqlState?.startsWith('42') ? statement?.toLowerCase() : undefined;
-  return message.replace(/"((?:[^"]|"")*)"/g, (quoted, inner: string) => (inner !== '' && known?.includes(inner.toLowerCase()) ? quoted : `"${REDACTED}"`));
+  return message.replace(/"((?:[^"]|"")*)"/g, (quoted, inner: string) =>
+    inner !== '' && known?.includes(inner.toLowerCase()) ? quoted : `"${REDACTED}"`,
+  );
 }
 
 /** Runs the detectors over one string; undefined when nothing matched. */
@@ -67,7 +69,15 @@ export function detectText(text: string, masking: TargetMasking, by: Record<stri
 
 /** An ErrorResponse or NoticeResponse frame body (`buf[start..end)` after the 5-byte header). */
 /** `statement`: the text of the statement the message answers, when strict (see redactQuoted). */
-export function maskNoticeMessage(code: number, buf: Buffer, start: number, end: number, masking: TargetMasking, strict: boolean, statement?: string): MaskedMessage {
+export function maskNoticeMessage(
+  code: number,
+  buf: Buffer,
+  start: number,
+  end: number,
+  masking: TargetMasking,
+  strict: boolean,
+  statement?: string,
+): MaskedMessage {
   const fields = readFields(buf, start, end);
   // Raised from inside a function (RAISE, plperl's elog): the message and names are the function's own text.
   const fromFunction = fields.some(([t]) => String.fromCharCode(t) === CONTEXT);
@@ -130,7 +140,11 @@ export function maskNotification(buf: Buffer, start: number, end: number, maskin
 }
 
 /** ParameterStatus value (`set_config('application_name', ...)` reports it back). */
-export function maskParameterValue(value: string, masking: TargetMasking, strict: boolean): { value: string; count: number; by?: Record<string, number> } {
+export function maskParameterValue(
+  value: string,
+  masking: TargetMasking,
+  strict: boolean,
+): { value: string; count: number; by?: Record<string, number> } {
   if (strict && value !== '') return { value: REDACTED, count: 1, by: { column: 1 } };
   const by: Record<string, number> = {};
   const d = detectText(value, masking, by);

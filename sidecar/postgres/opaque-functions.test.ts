@@ -50,7 +50,10 @@ test('SQL and PL/pgSQL functions are still read and judged by what they run', as
 });
 
 test('a LANGUAGE internal wrapper is refused too: its symbol (pg_read_file_all) is not the name the rule uses', async () => {
-  const [created, called] = await run("CREATE FUNCTION rf(text) RETURNS text LANGUAGE internal AS 'pg_read_file_all'", "SELECT rf('postgresql.conf')");
+  const [created, called] = await run(
+    "CREATE FUNCTION rf(text) RETURNS text LANGUAGE internal AS 'pg_read_file_all'",
+    "SELECT rf('postgresql.conf')",
+  );
   expect(created).toMatch(/^E:.*C42501\0Magent-warden: denied by rule "no-dblink"/);
   expect(called).toMatch(/^E:/);
 });

@@ -22,7 +22,10 @@ const LIMIT = 64 * 1024;
 /** The target as configured: under `defaultAction: allow`, syntax errors allowed or not. */
 function policy(stack: Pick<Stack, 'pg'>, opts: { unparseable?: 'allow'; maxStatementBytes?: number } = {}): string {
   let doc = crmPolicy(stack.pg, RULES, { defaultAction: 'allow' });
-  const extra = [opts.unparseable ? `        unparseable: ${opts.unparseable}\n` : '', opts.maxStatementBytes ? `        maxStatementBytes: ${opts.maxStatementBytes}\n` : ''].join('');
+  const extra = [
+    opts.unparseable ? `        unparseable: ${opts.unparseable}\n` : '',
+    opts.maxStatementBytes ? `        maxStatementBytes: ${opts.maxStatementBytes}\n` : '',
+  ].join('');
   doc = doc.replace('        listenPort: 15432\n', `        listenPort: 15432\n${extra}`);
   return doc;
 }

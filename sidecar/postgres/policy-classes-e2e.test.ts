@@ -112,12 +112,18 @@ const SIDE_EFFECT_FAMILIES = `proname LIKE 'lo\\_%' OR proname IN ('lowrite', 'l
   OR proname LIKE 'brin\\_%summarize%' OR proname = 'gin_clean_pending_list'`;
 /** Members of those families that only read. */
 const READS_IN_FAMILIES = new Set([
-  'pg_get_replication_slots', 'pg_stat_get_replication_slot', 'pg_replication_origin_oid', 'pg_replication_origin_progress',
-  'pg_replication_origin_session_is_setup', 'pg_replication_origin_session_progress',
+  'pg_get_replication_slots',
+  'pg_stat_get_replication_slot',
+  'pg_replication_origin_oid',
+  'pg_replication_origin_progress',
+  'pg_replication_origin_session_is_setup',
+  'pg_replication_origin_session_progress',
 ]);
 
 test('every side-effecting built-in function of the real server has exactly one class', async () => {
-  const rows = await stack.admin(`SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND (${SIDE_EFFECT_FAMILIES})`);
+  const rows = await stack.admin(
+    `SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND (${SIDE_EFFECT_FAMILIES})`,
+  );
   const names = rows.map((r) => String(r.proname)).filter((n) => !READS_IN_FAMILIES.has(n));
   expect(names.length).toBeGreaterThan(60);
   const wrong = names
@@ -157,7 +163,11 @@ test('an allow rule does not vouch for writes hidden in a read: writable CTE, EX
 });
 
 test('an allow [READ] rule does not vouch for row locks (SELECT ... FOR UPDATE / FOR SHARE is LOCK, WRITE) or index maintenance functions (ADMIN)', async () => {
-  stack.writePolicy(crmPolicy(stack.pg, '  rules:\n    - name: reads\n      action: allow\n      match: {target: crm, sql: {statements: [READ]}}\n', { defaultAction: 'deny' }));
+  stack.writePolicy(
+    crmPolicy(stack.pg, '  rules:\n    - name: reads\n      action: allow\n      match: {target: crm, sql: {statements: [READ]}}\n', {
+      defaultAction: 'deny',
+    }),
+  );
   expect(stack.sidecar.store.check()).toBe(true);
   const holder = new Client({ connectionString: stack.agentUrl() });
   await holder.connect();

@@ -79,7 +79,9 @@ describe('relaying', () => {
   test('postgres.js pipelines several queries over one connection', async () => {
     const sql = postgres(stack.agentUrl(), { max: 1 });
     try {
-      const results = await Promise.all([1, 2, 3, 4, 5].map((i) => sql`SELECT ${i}::int AS n, name FROM customers WHERE id = ${(i % 2) + 1}`));
+      const results = await Promise.all(
+        [1, 2, 3, 4, 5].map((i) => sql`SELECT ${i}::int AS n, name FROM customers WHERE id = ${(i % 2) + 1}`),
+      );
       expect(results.map((r) => r[0].n)).toEqual([1, 2, 3, 4, 5]);
     } finally {
       await sql.end();
@@ -113,7 +115,10 @@ describe('denials', () => {
       await expect(c.query('DROP TABLE customers')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('no-ddl') });
       const r = await c.query('SELECT count(*)::int AS n FROM customers');
       expect(r.rows[0].n).toBe(2);
-      await expect(c.query('SELECT * FROM secrets WHERE id = $1', [1])).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('no-secrets') });
+      await expect(c.query('SELECT * FROM secrets WHERE id = $1', [1])).rejects.toMatchObject({
+        code: '42501',
+        message: expect.stringContaining('no-secrets'),
+      });
       expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
     } finally {
       await c.end();
@@ -123,7 +128,9 @@ describe('denials', () => {
   test('one denied statement in a multi-statement string denies the whole string before any of it runs', async () => {
     const c = await agent();
     try {
-      await expect(c.query("INSERT INTO orders (customer_id, total) VALUES (99, 1); SELECT pg_read_file('/etc/passwd')")).rejects.toMatchObject({ code: '42501' });
+      await expect(
+        c.query("INSERT INTO orders (customer_id, total) VALUES (99, 1); SELECT pg_read_file('/etc/passwd')"),
+      ).rejects.toMatchObject({ code: '42501' });
       const r = await c.query('SELECT count(*)::int AS n FROM orders WHERE customer_id = 99');
       expect(r.rows[0].n).toBe(0);
     } finally {
@@ -194,7 +201,9 @@ describe('denials', () => {
     const c = await agent();
     c.on('error', () => undefined);
     try {
-      await expect(c.query("SELECT set_config('standard_conforming_strings', 'off', false)")).rejects.toThrow(/standard_conforming_strings/);
+      await expect(c.query("SELECT set_config('standard_conforming_strings', 'off', false)")).rejects.toThrow(
+        /standard_conforming_strings/,
+      );
     } finally {
       await c.end().catch(() => undefined);
     }
@@ -228,14 +237,23 @@ describe('hot reload', () => {
       // The same text twice: its decision is memoised by the session, and must not outlive the reload.
       await c.query('SELECT count(*) FROM orders');
       await c.query('SELECT count(*) FROM orders');
-      const stricter = crmPolicy(stack.pg, RULES + `    - name: no-orders
+      const stricter = crmPolicy(
+        stack.pg,
+        RULES +
+          `    - name: no-orders
       action: deny
       match: {target: crm, sql: {tables: [orders]}}
-`);
+`,
+      );
       stack.writePolicy(stricter.replace('listenPort: 15432', 'listenPort: 15432'));
       expect(stack.sidecar.store.check()).toBe(true);
-      await expect(c.query('SELECT count(*) FROM orders')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('no-orders') });
-      stack.writePolicy(stricter.replace('action: deny\n      match: {target: crm, sql: {tables: [orders]}}', 'action: explode\n      match: {}'));
+      await expect(c.query('SELECT count(*) FROM orders')).rejects.toMatchObject({
+        code: '42501',
+        message: expect.stringContaining('no-orders'),
+      });
+      stack.writePolicy(
+        stricter.replace('action: deny\n      match: {target: crm, sql: {tables: [orders]}}', 'action: explode\n      match: {}'),
+      );
       expect(stack.sidecar.store.check()).toBe(false);
       await expect(c.query('SELECT count(*) FROM orders')).rejects.toMatchObject({ code: '42501' });
     } finally {

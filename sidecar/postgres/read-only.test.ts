@@ -123,11 +123,17 @@ test('what the server allows in a read-only transaction but runs outside it is r
   const c = await connect();
   try {
     for (const extended of [false, true]) {
-      expect(await outcome(c, `COPY (SELECT 1) TO PROGRAM 'cat > ${marker}'`, extended)).toMatch(/^42501 agent-warden: .*read-only.*COPY \.\.\. PROGRAM/);
+      expect(await outcome(c, `COPY (SELECT 1) TO PROGRAM 'cat > ${marker}'`, extended)).toMatch(
+        /^42501 agent-warden: .*read-only.*COPY \.\.\. PROGRAM/,
+      );
       expect(await outcome(c, "ALTER SYSTEM SET work_mem = '7MB'", extended)).toMatch(/^42501 agent-warden: .*read-only.*ALTER SYSTEM/);
     }
-    expect(await outcome(c, `DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''cat > ${marker}'''; END $$`)).toMatch(/^42501 agent-warden: .*read-only/);
-    expect(await outcome(c, "DO $$ BEGIN EXECUTE 'ALTER SYSTEM SET work_mem = ''7MB'''; END $$")).toMatch(/^42501 agent-warden: .*read-only/);
+    expect(await outcome(c, `DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''cat > ${marker}'''; END $$`)).toMatch(
+      /^42501 agent-warden: .*read-only/,
+    );
+    expect(await outcome(c, "DO $$ BEGIN EXECUTE 'ALTER SYSTEM SET work_mem = ''7MB'''; END $$")).toMatch(
+      /^42501 agent-warden: .*read-only/,
+    );
   } finally {
     await c.end();
   }

@@ -81,7 +81,10 @@ test('rotated credentials apply to the next connection without a restart; a wron
   await stack.admin("ALTER ROLE app_user PASSWORD 'second-secret-2'");
   fs.writeFileSync(pwFile, 'wrong-password-xyz');
   const bad = new Client({ connectionString: stack.agentUrl() });
-  const err = await bad.connect().then(() => undefined, (e: Error & { code?: string }) => e);
+  const err = await bad.connect().then(
+    () => undefined,
+    (e: Error & { code?: string }) => e,
+  );
   expect(err).toBeDefined();
   expect(err!.message).toMatch(/password authentication failed|authentication/);
   expect(err!.message).not.toContain('wrong-password-xyz');
@@ -124,7 +127,10 @@ test('tls: require against a server without TLS is refused', async () => {
   const port = await freePort();
   const fake = net.createServer((s) => s.once('data', () => s.write('N')));
   await new Promise<void>((r) => fake.listen(port, '127.0.0.1', r));
-  const other = await startStack({ policy: (pg) => crmPolicy(pg, '', { tls: 'require' }).replace(`port: ${pg.port}`, `port: ${port}`) }, stack.pg);
+  const other = await startStack(
+    { policy: (pg) => crmPolicy(pg, '', { tls: 'require' }).replace(`port: ${pg.port}`, `port: ${port}`) },
+    stack.pg,
+  );
   try {
     const c = new Client({ connectionString: other.agentUrl() });
     await expect(c.connect()).rejects.toThrow(/does not support TLS, but the target requires it/);
@@ -163,7 +169,9 @@ test('an agent that disconnects mid-query has its backend query cancelled', asyn
   let running = 1;
   for (let i = 0; i < 30 && running > 0; i++) {
     await new Promise((r) => setTimeout(r, 100));
-    const rows = await stack.admin("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'vanishing-agent' AND state = 'active'");
+    const rows = await stack.admin(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'vanishing-agent' AND state = 'active'",
+    );
     running = rows[0].n as number;
   }
   expect(running).toBe(0);
@@ -207,7 +215,9 @@ test('a large result streams through without being buffered whole', async () => 
     const before = process.memoryUsage().rss;
     let rows = 0;
     // ~100 MB through the proxy; node-postgres holds the rows, so count them in a cursor-less way.
-    const r = await c.query({ text: "SELECT count(*)::int8 AS n, sum(length(x))::int8 AS bytes FROM (SELECT repeat('y', 1000) AS x FROM generate_series(1, 100000)) s" });
+    const r = await c.query({
+      text: "SELECT count(*)::int8 AS n, sum(length(x))::int8 AS bytes FROM (SELECT repeat('y', 1000) AS x FROM generate_series(1, 100000)) s",
+    });
     rows = Number(r.rows[0].n);
     expect(rows).toBe(100000);
     const sql = postgres(stack.agentUrl(), { max: 1 });

@@ -3,7 +3,13 @@ import { ProtocolError } from './protocol/errors';
 import { int16, int32, msg } from '../../test/support/sidecar/pg-bytes';
 import { ActionKind, maskDataRow, type TargetMasking } from './row-masking';
 
-const masking: TargetMasking = { columnRules: [], detectors: [], protectedNames: new Set(), anyProtectedName: false, hashKey: Buffer.alloc(32) };
+const masking: TargetMasking = {
+  columnRules: [],
+  detectors: [],
+  protectedNames: new Set(),
+  anyProtectedName: false,
+  hashKey: Buffer.alloc(32),
+};
 const plan = { active: true, actions: [{ kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 }] };
 const frame = (b: Buffer) => ({ code: 0x44, buf: b, start: 0, body: 5, end: b.length });
 

@@ -258,7 +258,8 @@ export function planRow(input: PlanInput, masking: TargetMasking, catalog: Catal
         // A view that reads a masked column: which of its columns carries it is not known, so all are masked.
         if (!rule && t.sources?.some((src) => columnRuleFor(masking, src.schema, src.table, src.column))) rule = FAIL_CLOSED;
         // Column 0 is the whole row (`SELECT c FROM customers c`): it carries every masked column of the table.
-        else if (f.columnAttr === 0 && [...t.columns.values()].some((c) => columnRuleFor(masking, t.schema, t.table, c))) rule = FAIL_CLOSED;
+        else if (f.columnAttr === 0 && [...t.columns.values()].some((c) => columnRuleFor(masking, t.schema, t.table, c)))
+          rule = FAIL_CLOSED;
       }
     } else if (f.tableOid === 0 && usesProtected) {
       // A computed column in a query that reads a protected column (`upper(card_number)`, `card_number || ''`):
@@ -313,7 +314,12 @@ function numericText(b: Buffer): string | undefined {
 }
 
 /** Detector scan of a value read per `scan`: the replacement (null = SQL NULL) or undefined when nothing matched. */
-function detectSpecial(value: Buffer, scan: ScanAs, masking: TargetMasking, by: Record<string, number>): { value: Buffer | null; count: number } | undefined {
+function detectSpecial(
+  value: Buffer,
+  scan: ScanAs,
+  masking: TargetMasking,
+  by: Record<string, number>,
+): { value: Buffer | null; count: number } | undefined {
   switch (scan) {
     case 'int8': {
       if (value.length !== 8) return undefined;
@@ -392,7 +398,8 @@ export function maskDataRow(f: Frame, plan: RowPlan, masking: TargetMasking): Ma
     }
     if (replacement === undefined) continue;
     if (!values) values = readAll(f, n);
-    values[i] = replacement === null || action.skip === 0 ? replacement : Buffer.concat([buf.subarray(start, start + action.skip), replacement]);
+    values[i] =
+      replacement === null || action.skip === 0 ? replacement : Buffer.concat([buf.subarray(start, start + action.skip), replacement]);
   }
   if (!values) return { count };
   return { frame: encodeDataRow(values), count, by };

@@ -1,8 +1,19 @@
 import type { SqlStatementInfo } from '../../common/policy/types';
 import { SessionState, sqlSteps, type StatementState } from './session-state';
 
-const st = (text: string): StatementState => ({ op: { type: 'sql', target: 't', statements: [] }, text, decision: { action: 'allow', reason: '' } });
-const info = (kind: string, extra: Partial<SqlStatementInfo> = {}): SqlStatementInfo => ({ kind, kinds: [kind], tables: [], functions: [], columns: [], ...extra });
+const st = (text: string): StatementState => ({
+  op: { type: 'sql', target: 't', statements: [] },
+  text,
+  decision: { action: 'allow', reason: '' },
+});
+const info = (kind: string, extra: Partial<SqlStatementInfo> = {}): SqlStatementInfo => ({
+  kind,
+  kinds: [kind],
+  tables: [],
+  functions: [],
+  columns: [],
+  ...extra,
+});
 const parse = (m: SessionState, name: string, s: StatementState) => m.request([{ effect: { kind: 'statement', name, value: s } }], true);
 const close = (m: SessionState, name: string) => m.request([{ effect: { kind: 'statement', name, value: undefined } }], true);
 
@@ -106,7 +117,10 @@ describe('statements follow the server', () => {
     m.transactionEnd();
     expect(m.portal('c')).toEqual({ kind: 'known', value: undefined });
     m.confirm(m.request([{ effect: { kind: 'portal', name: 'c', value: p } }], true));
-    const closeAll = m.request(sqlSteps([info('CLOSE')], () => st('')), false);
+    const closeAll = m.request(
+      sqlSteps([info('CLOSE')], () => st('')),
+      false,
+    );
     m.confirmTag(closeAll, 'CLOSE CURSOR ALL');
     expect(m.portalNames).toEqual([]);
   });

@@ -153,13 +153,23 @@ export class SessionState {
     const lists = [this.pending.get(`S:${name}`), name === '' ? undefined : this.pending.get('S*')];
     // Nothing unconfirmed touches the name (a Bind of a statement prepared earlier): no scan.
     if (lists[0] === undefined && lists[1] === undefined) return { kind: 'known', value: this.statements.get(name) };
-    return this.lookup(lists, (e) => touchesStatement(e, name), this.statements.get(name), (e) => (e.kind === 'statement' ? e.value : undefined));
+    return this.lookup(
+      lists,
+      (e) => touchesStatement(e, name),
+      this.statements.get(name),
+      (e) => (e.kind === 'statement' ? e.value : undefined),
+    );
   }
 
   portal(name: string): Lookup<PortalState> {
     const lists = [this.pending.get(`P:${name}`), this.pending.get('P*')];
     if (lists[0] === undefined && lists[1] === undefined) return { kind: 'known', value: this.portals.get(name) };
-    return this.lookup(lists, (e) => touchesPortal(e, name), this.portals.get(name), (e) => (e.kind === 'portal' ? e.value : undefined));
+    return this.lookup(
+      lists,
+      (e) => touchesPortal(e, name),
+      this.portals.get(name),
+      (e) => (e.kind === 'portal' ? e.value : undefined),
+    );
   }
 
   /** Confirmed statements, for tests and the audit. */
@@ -171,7 +181,12 @@ export class SessionState {
     return [...this.portals.keys()];
   }
 
-  private lookup<T>(lists: Array<Change[] | undefined>, touches: (e: Effect) => boolean, confirmed: T | undefined, valueOf: (e: Effect) => T | undefined): Lookup<T> {
+  private lookup<T>(
+    lists: Array<Change[] | undefined>,
+    touches: (e: Effect) => boolean,
+    confirmed: T | undefined,
+    valueOf: (e: Effect) => T | undefined,
+  ): Lookup<T> {
     // The newest unconfirmed change to the name decides.
     let newest: { c: Change; effect: Effect } | undefined;
     for (const list of lists) {

@@ -70,11 +70,15 @@ export class PgSession {
   ) {
     // Statements larger than the target classifies, and any frame that would take a held batch past
     // its limit, are refused from their header: their bodies are never buffered.
-    this.clientReader = new FrameReader(rt.maxMessageBytes, (code) => {
-      const held = this.holds.held ? Math.max(0, this.holds.heldLimit() - this.holds.held.bytes - 5) : undefined;
-      const statement = code === FE.Query || code === FE.Parse ? rt.maxStatementBytes() : undefined;
-      return held === undefined ? statement : statement === undefined ? held : Math.min(held, statement);
-    }, rt.messageBudget);
+    this.clientReader = new FrameReader(
+      rt.maxMessageBytes,
+      (code) => {
+        const held = this.holds.held ? Math.max(0, this.holds.heldLimit() - this.holds.held.bytes - 5) : undefined;
+        const statement = code === FE.Query || code === FE.Parse ? rt.maxStatementBytes() : undefined;
+        return held === undefined ? statement : statement === undefined ? held : Math.min(held, statement);
+      },
+      rt.messageBudget,
+    );
     this.identity = rt.identity;
     this.login = new Login(this);
     this.clientFrames = new ClientDispatch(this);

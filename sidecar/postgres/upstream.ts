@@ -5,12 +5,7 @@ import * as tls from 'node:tls';
 import type { TlsMode } from '../../common/policy/types';
 import { authMethodFor, AuthError, type AuthMethod, type Credentials } from './auth';
 import { BE } from './protocol/codes';
-import {
-  decodeAuthentication,
-  decodeBackendKeyData,
-  decodeNoticeFields,
-  decodeParameterStatus,
-} from './protocol/backend';
+import { decodeAuthentication, decodeBackendKeyData, decodeNoticeFields, decodeParameterStatus } from './protocol/backend';
 import { encodeCancelRequest, encodeSslRequest, encodeStartup } from './protocol/frontend';
 import { FrameReader, type Frame } from './protocol/frame-reader';
 
@@ -111,7 +106,10 @@ async function negotiateTls(sock: net.Socket, opts: UpstreamOptions): Promise<ne
   if (answer.length !== 1) throw new UpstreamError('server sent unexpected data after the TLS answer', '08P01');
   if (answer[0] === 0x4e /* N */) {
     if (opts.tls === 'prefer') return sock;
-    throw new UpstreamError(`server at ${opts.host}:${opts.port} does not support TLS, but the target requires it (tls: ${opts.tls})`, '08001');
+    throw new UpstreamError(
+      `server at ${opts.host}:${opts.port} does not support TLS, but the target requires it (tls: ${opts.tls})`,
+      '08001',
+    );
   }
   if (answer[0] !== 0x53 /* S */) throw new UpstreamError('invalid answer to SSLRequest', '08P01');
   const verify = opts.tls === 'verify-full';
@@ -250,7 +248,10 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
             const e = decodeNoticeFields(f);
             const state = e.C ?? '08006';
             // The server's message names the role but never the password; pass it on with context.
-            throw new UpstreamError(`upstream refused the login: ${e.M ?? 'unknown error'} (SQLSTATE ${state})`, state === '28P01' || state === '28000' ? '08004' : state);
+            throw new UpstreamError(
+              `upstream refused the login: ${e.M ?? 'unknown error'} (SQLSTATE ${state})`,
+              state === '28P01' || state === '28000' ? '08004' : state,
+            );
           }
           case BE.NoticeResponse:
           case BE.NegotiateProtocolVersion:
@@ -268,7 +269,8 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
   } catch (err) {
     socket.destroy();
     if (err instanceof UpstreamError) throw err;
-    if (err instanceof AuthError) throw new UpstreamError(`authentication with the database failed: ${err.message}`, '08004', { cause: err });
+    if (err instanceof AuthError)
+      throw new UpstreamError(`authentication with the database failed: ${err.message}`, '08004', { cause: err });
     throw new UpstreamError(`login to the database failed: ${(err as Error).message}`, '08006', { cause: err });
   }
 }

@@ -96,7 +96,8 @@ export function approvalService(opts: ApprovalServiceOptions): ApprovalService {
     // the same verifier (and JWKS cache) callers' tokens use, following policy reloads
     verifyToken: (t) => {
       const verify = callerTokens();
-      if (!verify) return Promise.reject(new IdentityError('missing_token', 'this policy has no spec.identity, so no approver token can be verified'));
+      if (!verify)
+        return Promise.reject(new IdentityError('missing_token', 'this policy has no spec.identity, so no approver token can be verified'));
       return verify(t);
     },
     onDecision: (id, by, verdict) => log.info('approval decided', { approval: id, by: by.subject, verdict }),

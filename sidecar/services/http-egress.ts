@@ -48,7 +48,13 @@ export function createHttpEgress(o: HttpEgressOptions): HttpEgress {
   });
   const server = createEgressServer({
     routes,
-    forward: { policy: () => store.current, identity: forwardCaller(callerTokens, o.identity), connectTimeoutMs: 10_000, approvals: o.approvals, audit: (e) => audit.egress?.(e) },
+    forward: {
+      policy: () => store.current,
+      identity: forwardCaller(callerTokens, o.identity),
+      connectTimeoutMs: 10_000,
+      approvals: o.approvals,
+      audit: (e) => audit.egress?.(e),
+    },
   });
   const drain = async (graceMs: number): Promise<void> => {
     const closed = server.listening ? closeServer(server) : Promise.resolve();

@@ -15,7 +15,12 @@ export type CallerTokens = () => ((token: string) => Promise<Identity>) | undefi
 export function podIdentity(): Identity {
   const sa = process.env.POD_SERVICE_ACCOUNT ?? process.env.WARDEN_SERVICE_ACCOUNT;
   const ns = process.env.WARDEN_POD_NAMESPACE ?? process.env.POD_NAMESPACE;
-  if (sa && ns) return { subject: `system:serviceaccount:${ns}:${sa}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`], source: 'pod' };
+  if (sa && ns)
+    return {
+      subject: `system:serviceaccount:${ns}:${sa}`,
+      groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`],
+      source: 'pod',
+    };
   return { subject: `local:${os.userInfo().username}`, groups: [], source: 'local' };
 }
 
@@ -50,7 +55,12 @@ export function forwardCaller(callerTokens: CallerTokens, pod: Identity): (req: 
     if (!verify) return pod;
     const token = bearerFromHeaders({ 'proxy-authorization': req.headers['proxy-authorization'] });
     if (token === undefined) {
-      return Promise.reject(new IdentityError('missing_token', "no token: this policy requires the caller's JWT as Proxy-Authorization (Bearer, or Basic with the token as the password)"));
+      return Promise.reject(
+        new IdentityError(
+          'missing_token',
+          "no token: this policy requires the caller's JWT as Proxy-Authorization (Bearer, or Basic with the token as the password)",
+        ),
+      );
     }
     return verify(token);
   };

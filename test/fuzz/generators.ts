@@ -66,7 +66,9 @@ export interface Tagged {
   sql: string;
 }
 
-const t = (tag: string) => (sql: string): Tagged => ({ tag, sql });
+const t =
+  (tag: string) =>
+  (sql: string): Tagged => ({ tag, sql });
 
 // ---- statement families -------------------------------------------------------------------------
 
@@ -101,7 +103,7 @@ const canaryWrite: fc.Arbitrary<Tagged> = fc
       "DO $$DECLARE q text := 'DELETE FROM canary'; BEGIN EXECUTE q; END$$",
       'PREPARE fzc AS DELETE FROM canary',
       'EXECUTE fzc',
-      "SELECT 1; DELETE FROM canary; SELECT 2",
+      'SELECT 1; DELETE FROM canary; SELECT 2',
       "SELECT 'a;'; DELETE FROM canary",
       'SELECT $x$;$x$; DELETE FROM canary',
       'CREATE TABLE fz_ctas AS SELECT * FROM canary; DELETE FROM canary',
@@ -194,7 +196,19 @@ const session: fc.Arbitrary<Tagged> = fc
   .map(t('session'));
 
 const failing: fc.Arbitrary<Tagged> = fc
-  .constantFrom('SELECT 1/0', 'SELECT * FROM no_such_table', 'SELEC 1', "SELECT '", '/* unterminated', 'SELECT $$', 'DELETE FROM', ';', '', ' ', 'SELECT 1; SELEC 2; DELETE FROM canary')
+  .constantFrom(
+    'SELECT 1/0',
+    'SELECT * FROM no_such_table',
+    'SELEC 1',
+    "SELECT '",
+    '/* unterminated',
+    'SELECT $$',
+    'DELETE FROM',
+    ';',
+    '',
+    ' ',
+    'SELECT 1; SELEC 2; DELETE FROM canary',
+  )
   .map(t('failing'));
 
 /** Parser stress; the big sizes are rare (the poisoning seed repeats them on purpose). */
@@ -222,7 +236,12 @@ const parser: fc.Arbitrary<Tagged> = fc
 /** Comments, case and whitespace tricks around any statement. */
 function disguised(a: fc.Arbitrary<Tagged>): fc.Arbitrary<Tagged> {
   return fc
-    .tuple(a, fc.constantFrom('', '/* x */ ', '-- c\n', '/* /* nested */ */ ', '\t\n ', '/*;*/'), fc.constantFrom('', ';', ' -- tail', '/**/;', ';;'), fc.boolean())
+    .tuple(
+      a,
+      fc.constantFrom('', '/* x */ ', '-- c\n', '/* /* nested */ */ ', '\t\n ', '/*;*/'),
+      fc.constantFrom('', ';', ' -- tail', '/**/;', ';;'),
+      fc.boolean(),
+    )
     .map(([s, pre, post, mixCase]) => ({ tag: s.tag, sql: `${pre}${mixCase ? mixKeywordCase(s.sql) : s.sql}${post}` }));
 }
 
@@ -268,12 +287,19 @@ const PARAM = fc.oneof(LEDGER_IDS.map(String), fc.constantFrom('0', 'x', null, '
 
 /** The parameterised statements Bind works on. */
 const paramSql: fc.Arbitrary<Tagged> = fc
-  .constantFrom('DELETE FROM ledger WHERE id = $1', 'DELETE FROM canary WHERE id = $1', 'SELECT secret FROM vault WHERE id = $1::int', 'SELECT $1::text')
+  .constantFrom(
+    'DELETE FROM ledger WHERE id = $1',
+    'DELETE FROM canary WHERE id = $1',
+    'SELECT secret FROM vault WHERE id = $1::int',
+    'SELECT $1::text',
+  )
   .map(t('protocol'));
 
 const protoMsg: fc.Arbitrary<{ tag?: string; msg: Msg }> = fc.oneof(
   {
-    arbitrary: fc.tuple(fc.constantFrom(...NAMES), fc.oneof({ arbitrary: anySql, weight: 3 }, { arbitrary: paramSql, weight: 2 })).map(([name, s]) => ({ tag: s.tag, msg: { k: 'Parse', name, sql: s.sql } as Msg })),
+    arbitrary: fc
+      .tuple(fc.constantFrom(...NAMES), fc.oneof({ arbitrary: anySql, weight: 3 }, { arbitrary: paramSql, weight: 2 }))
+      .map(([name, s]) => ({ tag: s.tag, msg: { k: 'Parse', name, sql: s.sql } as Msg })),
     weight: 4,
   },
   {
@@ -282,24 +308,47 @@ const protoMsg: fc.Arbitrary<{ tag?: string; msg: Msg }> = fc.oneof(
       .map(([portal, stmt, params, binary]) => ({ msg: { k: 'Bind', portal, stmt, params, binary } as Msg })),
     weight: 3,
   },
-  { arbitrary: fc.tuple(fc.constantFrom(...PORTALS), fc.constantFrom(0, 0, 1)).map(([portal, maxRows]) => ({ msg: { k: 'Execute', portal, maxRows } as Msg })), weight: 3 },
-  { arbitrary: fc.tuple(fc.constantFrom<'S' | 'P'>('S', 'P'), fc.constantFrom(...NAMES, ...PORTALS)).map(([what, name]) => ({ msg: { k: 'Describe', what, name } as Msg })), weight: 1 },
-  { arbitrary: fc.tuple(fc.constantFrom<'S' | 'P'>('S', 'P'), fc.constantFrom(...NAMES, ...PORTALS)).map(([what, name]) => ({ msg: { k: 'Close', what, name } as Msg })), weight: 1 },
+  {
+    arbitrary: fc
+      .tuple(fc.constantFrom(...PORTALS), fc.constantFrom(0, 0, 1))
+      .map(([portal, maxRows]) => ({ msg: { k: 'Execute', portal, maxRows } as Msg })),
+    weight: 3,
+  },
+  {
+    arbitrary: fc
+      .tuple(fc.constantFrom<'S' | 'P'>('S', 'P'), fc.constantFrom(...NAMES, ...PORTALS))
+      .map(([what, name]) => ({ msg: { k: 'Describe', what, name } as Msg })),
+    weight: 1,
+  },
+  {
+    arbitrary: fc
+      .tuple(fc.constantFrom<'S' | 'P'>('S', 'P'), fc.constantFrom(...NAMES, ...PORTALS))
+      .map(([what, name]) => ({ msg: { k: 'Close', what, name } as Msg })),
+    weight: 1,
+  },
   { arbitrary: fc.constant({ msg: { k: 'Sync' } as Msg }), weight: 2 },
   { arbitrary: fc.constant({ msg: { k: 'Flush' } as Msg }), weight: 1 },
   { arbitrary: anySql.map((s) => ({ tag: s.tag, msg: { k: 'Query', sql: s.sql } as Msg })), weight: 1 },
 );
 
-const queryStep: fc.Arbitrary<Step> = fc.tuple(fc.constantFrom<0 | 1>(0, 1), anySql).map(([conn, s]) => ({ conn, msgs: [{ k: 'Query', sql: s.sql }], families: [s.tag] }));
+const queryStep: fc.Arbitrary<Step> = fc
+  .tuple(fc.constantFrom<0 | 1>(0, 1), anySql)
+  .map(([conn, s]) => ({ conn, msgs: [{ k: 'Query', sql: s.sql }], families: [s.tag] }));
 
-const protocolStep: fc.Arbitrary<Step> = fc.tuple(fc.constantFrom<0 | 1>(0, 1), fc.array(protoMsg, { minLength: 1, maxLength: 7 })).map(([conn, ms]) => ({
-  conn,
-  msgs: ms.map((m) => m.msg),
-  families: ms.map((m) => m.tag ?? ''),
-}));
+const protocolStep: fc.Arbitrary<Step> = fc
+  .tuple(fc.constantFrom<0 | 1>(0, 1), fc.array(protoMsg, { minLength: 1, maxLength: 7 }))
+  .map(([conn, ms]) => ({
+    conn,
+    msgs: ms.map((m) => m.msg),
+    families: ms.map((m) => m.tag ?? ''),
+  }));
 
 const copyStep: fc.Arbitrary<Step> = fc
-  .tuple(fc.constantFrom<0 | 1>(0, 1), fc.constantFrom('COPY canary FROM STDIN', 'COPY fz_t FROM STDIN', 'COPY canary (id, v) FROM STDIN WITH (FORMAT csv)'), fc.constantFrom<'done' | 'fail' | 'none'>('done', 'fail', 'none'))
+  .tuple(
+    fc.constantFrom<0 | 1>(0, 1),
+    fc.constantFrom('COPY canary FROM STDIN', 'COPY fz_t FROM STDIN', 'COPY canary (id, v) FROM STDIN WITH (FORMAT csv)'),
+    fc.constantFrom<'done' | 'fail' | 'none'>('done', 'fail', 'none'),
+  )
   .map(([conn, sql, end]) => ({
     conn,
     families: ['copy', 'copy', 'copy'].slice(0, end === 'none' ? 2 : 3),

@@ -75,12 +75,17 @@ export function findLeaks(received: Buffer, messages: BackendMessage[], sent: Bu
   const seen = new Set<string>();
   for (const { form, needle } of FORMS) {
     if (!text.includes(needle) || sentText.includes(needle)) continue;
-    const carriers = messages.filter((m) => m.body.toString('latin1').toLowerCase().includes(needle)).map((m) => MESSAGE_NAMES[m.code] ?? `'${m.code}'`);
+    const carriers = messages
+      .filter((m) => m.body.toString('latin1').toLowerCase().includes(needle))
+      .map((m) => MESSAGE_NAMES[m.code] ?? `'${m.code}'`);
     const via = carriers.length ? [...new Set(carriers)].join('+') : 'split across messages';
     const key = `${form} via ${via}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ kind: `secret-leak(${form} via ${via})`, detail: `the masked value appeared ${form === 'plain' ? 'as is' : `${form}-encoded`} in ${via}` });
+    out.push({
+      kind: `secret-leak(${form} via ${via})`,
+      detail: `the masked value appeared ${form === 'plain' ? 'as is' : `${form}-encoded`} in ${via}`,
+    });
   }
   return out;
 }
@@ -162,7 +167,9 @@ export class FuzzWorld {
       await this.admin.query(SETUP_SQL);
     } catch {
       // a backend of an earlier program still holds a lock: end it, then rebuild
-      await this.admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'crm' AND pid <> pg_backend_pid() AND state <> 'idle'");
+      await this.admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'crm' AND pid <> pg_backend_pid() AND state <> 'idle'",
+      );
       await this.admin.query(SETUP_SQL);
     }
   }
@@ -182,7 +189,10 @@ export class FuzzWorld {
           try {
             c = await connectPatiently(port);
           } catch (e) {
-            violations.push({ kind: 'sidecar-unresponsive', detail: `step ${i + 1}: a new agent connection failed: ${(e as Error).message}` });
+            violations.push({
+              kind: 'sidecar-unresponsive',
+              detail: `step ${i + 1}: a new agent connection failed: ${(e as Error).message}`,
+            });
             break;
           }
           conns[step.conn] = c;
@@ -192,14 +202,17 @@ export class FuzzWorld {
         const from = c.messages.length;
         const client = c;
         const done = await c.until((m) => {
-          for (let j = from; j < m.length; j++) if (m[j].code === 'D' && m[j].body.includes(mark)) return m.slice(j).some((x) => x.code === 'Z');
+          for (let j = from; j < m.length; j++)
+            if (m[j].code === 'D' && m[j].body.includes(mark)) return m.slice(j).some((x) => x.code === 'Z');
           // In a failed transaction the marker cannot answer with a row: the last message is then
           // ReadyForQuery with status E, and nothing follows.
           const last = m.at(-1);
           return m.length > from && last?.code === 'Z' && last.body[0] === 0x45 && Date.now() - client.lastDataAt >= QUIET_MS;
         }, STEP_TIMEOUT_MS);
         if (!done) {
-          notes.push(`step ${i + 1}: connection ${step.conn} ${c.closed ? 'was closed by the sidecar' : `did not answer within ${STEP_TIMEOUT_MS} ms`}`);
+          notes.push(
+            `step ${i + 1}: connection ${step.conn} ${c.closed ? 'was closed by the sidecar' : `did not answer within ${STEP_TIMEOUT_MS} ms`}`,
+          );
           if (!c.closed) c.destroy();
         }
       }
@@ -217,24 +230,35 @@ export class FuzzWorld {
   private async checkDatabase(): Promise<Violation[]> {
     // Held statements still in flight when their connection ended are cancelled, never run later.
     const out: Violation[] = [];
-    const tables = await this.admin.query<{ relname: string }>("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'");
+    const tables = await this.admin.query<{ relname: string }>(
+      "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'",
+    );
     const have = new Set(tables.rows.map((r) => r.relname));
     for (const name of ['canary', 'vault', 'ledger']) {
-      if (!have.has(name)) out.push({ kind: `${name}-dropped`, detail: `table ${name} is gone (DROP/ALTER ... RENAME is denied by rule no-ddl)` });
+      if (!have.has(name))
+        out.push({ kind: `${name}-dropped`, detail: `table ${name} is gone (DROP/ALTER ... RENAME is denied by rule no-ddl)` });
     }
     if (have.has('canary')) {
       const r = await this.admin.query<{ n: number; sum: string; cols: string }>(
         "SELECT count(*)::int AS n, coalesce(md5(string_agg(id || '=' || v, ',' ORDER BY id)), '') AS sum, (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'canary'::regclass AND attnum > 0 AND NOT attisdropped) AS cols FROM canary",
       );
-      const want = await this.admin.query<{ sum: string }>(`SELECT md5(string_agg(g || '=row-' || g, ',' ORDER BY g)) AS sum FROM generate_series(1, ${CANARY_ROWS}) g`);
+      const want = await this.admin.query<{ sum: string }>(
+        `SELECT md5(string_agg(g || '=row-' || g, ',' ORDER BY g)) AS sum FROM generate_series(1, ${CANARY_ROWS}) g`,
+      );
       const got = r.rows[0];
       if (got.n !== CANARY_ROWS || got.sum !== want.rows[0].sum || got.cols !== 'id,v') {
-        out.push({ kind: 'canary-changed', detail: `canary has ${got.n} rows (want ${CANARY_ROWS}), columns ${got.cols}, checksum ${got.sum === want.rows[0].sum ? 'intact' : 'changed'}; its writes are denied or held-then-denied` });
+        out.push({
+          kind: 'canary-changed',
+          detail: `canary has ${got.n} rows (want ${CANARY_ROWS}), columns ${got.cols}, checksum ${got.sum === want.rows[0].sum ? 'intact' : 'changed'}; its writes are denied or held-then-denied`,
+        });
       }
     }
     if (have.has('vault')) {
-      const r = await this.admin.query<{ s: string }>("SELECT string_agg(id || '=' || coalesce(secret, 'NULL') || '/' || coalesce(note, 'NULL'), ',' ORDER BY id) AS s FROM vault");
-      if (r.rows[0].s !== `1=${SECRET}/first,2=${SECRET}/second,3=not-the-secret/third`) out.push({ kind: 'vault-changed', detail: 'vault differs from its setup; its writes are denied or held-then-denied' });
+      const r = await this.admin.query<{ s: string }>(
+        "SELECT string_agg(id || '=' || coalesce(secret, 'NULL') || '/' || coalesce(note, 'NULL'), ',' ORDER BY id) AS s FROM vault",
+      );
+      if (r.rows[0].s !== `1=${SECRET}/first,2=${SECRET}/second,3=not-the-secret/third`)
+        out.push({ kind: 'vault-changed', detail: 'vault differs from its setup; its writes are denied or held-then-denied' });
     }
     if (have.has('ledger')) {
       const log = await this.admin.query<{ id: number }>('SELECT id FROM ledger_log');
@@ -266,7 +290,9 @@ export class FuzzWorld {
     const out: Violation[] = [];
     try {
       c.send([{ k: 'Query', sql: "SELECT 'fz-alive'" }]);
-      if (!(await c.until((m) => m.some((x) => x.code === 'D' && x.body.includes('fz-alive')) && m.at(-1)?.code === 'Z', STEP_TIMEOUT_MS))) {
+      if (
+        !(await c.until((m) => m.some((x) => x.code === 'D' && x.body.includes('fz-alive')) && m.at(-1)?.code === 'Z', STEP_TIMEOUT_MS))
+      ) {
         out.push({ kind: 'sidecar-unresponsive', detail: 'SELECT on a fresh connection got no answer after the program' });
         return out;
       }
@@ -277,7 +303,10 @@ export class FuzzWorld {
       const err = c.messages.slice(from).find((m) => m.code === 'E');
       const f = err ? errorFields(err.body) : {};
       if (f.C !== '42501' || !`${f.M} ${f.D ?? ''}`.includes('no-ddl')) {
-        out.push({ kind: 'policy-off-after-program', detail: `a DROP TABLE on a fresh connection was not denied by rule no-ddl (got ${err ? `${f.C} ${f.M}` : 'no error'})` });
+        out.push({
+          kind: 'policy-off-after-program',
+          detail: `a DROP TABLE on a fresh connection was not denied by rule no-ddl (got ${err ? `${f.C} ${f.M}` : 'no error'})`,
+        });
       }
     } finally {
       await c.end();
@@ -314,7 +343,8 @@ function dedupe(vs: Violation[]): Violation[] {
  */
 export function authorizedRows(display: string): number[] {
   const out: number[] = [];
-  for (const m of display.matchAll(/(?<!PREPARE\s+\w+\s*\(int\)\s+AS\s+)DELETE\s+FROM\s+ledger\s+WHERE\s+id\s*=\s*(\d+)/gi)) out.push(Number(m[1]));
+  for (const m of display.matchAll(/(?<!PREPARE\s+\w+\s*\(int\)\s+AS\s+)DELETE\s+FROM\s+ledger\s+WHERE\s+id\s*=\s*(\d+)/gi))
+    out.push(Number(m[1]));
   for (const m of display.matchAll(/EXECUTE\s+lp\s*\(\s*(\d+)\s*\)/gi)) out.push(Number(m[1]));
   // Bound parameters mean an execution (a SQL PREPARE has none), whatever text the display starts with.
   if (/DELETE\s+FROM\s+ledger\s+WHERE\s+id\s*=\s*\$1/i.test(display)) {
@@ -363,7 +393,7 @@ export function showProgram(program: Step[]): string {
 /** Repeated messages once, with a count. */
 function runs(items: string[]): string[] {
   const out: string[] = [];
-  for (let i = 0; i < items.length; ) {
+  for (let i = 0; i < items.length;) {
     let j = i;
     while (j < items.length && items[j] === items[i]) j++;
     out.push(j - i > 1 ? `${items[i]} ×${j - i}` : items[i]);

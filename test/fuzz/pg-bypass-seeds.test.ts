@@ -24,5 +24,3 @@ test(`seeded with the bypasses of issue 10 (${SEEDS.length} programs)`, async ()
   );
   expect(failures).toEqual([]);
 }, 300_000);
-
-

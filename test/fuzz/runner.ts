@@ -30,7 +30,11 @@ export function report(title: string, program: Step[], r: RunResult): string {
 }
 
 /** Greedy, bounded minimisation: drop steps, then messages, while the same oracle still fires. */
-export async function shrink(world: FuzzWorld, program: Step[], kind: string): Promise<{ program: Step[]; result: RunResult; runs: number }> {
+export async function shrink(
+  world: FuzzWorld,
+  program: Step[],
+  kind: string,
+): Promise<{ program: Step[]; result: RunResult; runs: number }> {
   let best = program;
   let result = await world.run(best);
   let runs = 1;
@@ -46,10 +50,13 @@ export async function shrink(world: FuzzWorld, program: Step[], kind: string): P
   for (let i = best.length - 1; i >= 0; i--) await still(best.filter((_s, j) => j !== i));
   for (let i = 0; i < best.length; i++) {
     for (let m = best[i].msgs.length - 1; m >= 0; m--) {
-      await still(best.map((s, j) => (j === i ? { ...s, msgs: s.msgs.filter((_x, k) => k !== m), families: s.families.filter((_x, k) => k !== m) } : s)));
+      await still(
+        best.map((s, j) =>
+          j === i ? { ...s, msgs: s.msgs.filter((_x, k) => k !== m), families: s.families.filter((_x, k) => k !== m) } : s,
+        ),
+      );
     }
   }
   if (best.some((s) => s.conn === 1)) await still(best.map((s) => ({ ...s, conn: 0 as const })));
   return { program: best, result, runs };
 }
-

@@ -29,7 +29,12 @@ export async function pendingApproval(sidecar: RunningSidecar): Promise<Approval
 }
 
 /** POST /approvals/ID/approve|deny on the sidecar's admin port; returns the HTTP status. */
-export async function decideOverApi(sidecar: RunningSidecar, id: string, verdict: 'approve' | 'deny', reason = `${verdict} in test`): Promise<number> {
+export async function decideOverApi(
+  sidecar: RunningSidecar,
+  id: string,
+  verdict: 'approve' | 'deny',
+  reason = `${verdict} in test`,
+): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${sidecar.adminPort}/approvals/${id}/${verdict}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -18,7 +18,9 @@ export interface Receiver {
 }
 
 /** `respond` answers each request by its index in `got` (leave `res` open to never answer); default 200 ok. */
-export async function startReceiver(respond: (n: number, res: http.ServerResponse) => void = (_n, res) => void res.end('ok')): Promise<Receiver> {
+export async function startReceiver(
+  respond: (n: number, res: http.ServerResponse) => void = (_n, res) => void res.end('ok'),
+): Promise<Receiver> {
   const got: Received[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];

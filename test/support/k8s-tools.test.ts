@@ -65,7 +65,9 @@ test('lists and reads stored and deflated entries, with an archive comment', () 
 });
 
 test('refuses what is not a zip, and an entry whose size does not match', () => {
-  expect(() => listZipEntries(Buffer.from('not a zip at all, just some text that is long enough'))).toThrow('no end-of-central-directory record');
+  expect(() => listZipEntries(Buffer.from('not a zip at all, just some text that is long enough'))).toThrow(
+    'no end-of-central-directory record',
+  );
   const zip = buildZip([{ name: 'a', data: Buffer.from('abc'), deflate: true }]);
   const [entry] = listZipEntries(zip);
   expect(() => readZipEntry(zip, { ...entry, size: 4 })).toThrow('zip entry a: expected 4 bytes, got 3');

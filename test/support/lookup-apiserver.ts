@@ -41,7 +41,13 @@ function discovery(resources: ApiResource[]): Map<string, unknown> {
       kind: 'APIResourceList',
       apiVersion: 'v1',
       groupVersion: gv,
-      resources: list.map((r) => ({ name: r.plural, singularName: r.kind.toLowerCase(), namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'] })),
+      resources: list.map((r) => ({
+        name: r.plural,
+        singularName: r.kind.toLowerCase(),
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+      })),
     });
   }
   return docs;
@@ -61,7 +67,17 @@ export async function startLookupApiServer(resources: ApiResource[], objects: Re
       return;
     }
     res.statusCode = 404;
-    res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `${p} not found`, reason: 'NotFound', code: 404 }));
+    res.end(
+      JSON.stringify({
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: `${p} not found`,
+        reason: 'NotFound',
+        code: 404,
+      }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -131,7 +131,14 @@ test('decodes a counter, a histogram and a gauge from the real metric exporters'
     const hist = byName.get('warden_added_latency_seconds')!;
     expect(hist).toMatchObject({ type: 'histogram', unit: 's' });
     expect(hist.dataPoints).toHaveLength(1);
-    expect(hist.dataPoints[0]).toMatchObject({ attributes: { target: 'crm', kind: 'postgres' }, count: 2, bucketCounts: [1, 0, 1, 0], explicitBounds: [0.005, 0.1, 1], min: 0.003, max: 0.2 });
+    expect(hist.dataPoints[0]).toMatchObject({
+      attributes: { target: 'crm', kind: 'postgres' },
+      count: 2,
+      bucketCounts: [1, 0, 1, 0],
+      explicitBounds: [0.005, 0.1, 1],
+      min: 0.003,
+      max: 0.2,
+    });
     expect(hist.dataPoints[0].sum).toBeCloseTo(0.203);
     expect(byName.get('warden_audit_spool_bytes')).toMatchObject({ type: 'gauge', dataPoints: [expect.objectContaining({ value: 4096 })] });
   }

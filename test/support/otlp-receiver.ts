@@ -7,7 +7,16 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
-import { decodeExport, exportResponse, type DecodedExport, type FlatLog, type FlatMetric, type FlatSpan, type OtlpEncoding, type OtlpSignal } from './otlp-proto/decode';
+import {
+  decodeExport,
+  exportResponse,
+  type DecodedExport,
+  type FlatLog,
+  type FlatMetric,
+  type FlatSpan,
+  type OtlpEncoding,
+  type OtlpSignal,
+} from './otlp-proto/decode';
 
 export type { AttrValue, Attributes, FlatDataPoint, FlatLog, FlatMetric, FlatScope, FlatSpan } from './otlp-proto/decode';
 
@@ -166,7 +175,9 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
       const deadline = Date.now() + timeoutMs;
       while (!predicate(receiver)) {
         if (Date.now() > deadline) {
-          throw new Error(`OTLP receiver: condition not met within ${timeoutMs}ms (requests=${requests}, spans=${spans.length}, logs=${logs.length}, metrics=${metrics.length})`);
+          throw new Error(
+            `OTLP receiver: condition not met within ${timeoutMs}ms (requests=${requests}, spans=${spans.length}, logs=${logs.length}, metrics=${metrics.length})`,
+          );
         }
         await new Promise((r) => setTimeout(r, 10));
       }

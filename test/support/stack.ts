@@ -56,7 +56,9 @@ export async function startStack(opts: StackOptions, shared?: PgServer): Promise
   let user = pg.user;
   let password = pg.password;
   if (opts.role) {
-    await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${opts.role.name}') THEN CREATE ROLE ${opts.role.name} LOGIN PASSWORD '${opts.role.password}'; END IF; END $$`);
+    await db.query(
+      `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${opts.role.name}') THEN CREATE ROLE ${opts.role.name} LOGIN PASSWORD '${opts.role.password}'; END IF; END $$`,
+    );
     if (opts.role.grants) await db.query(opts.role.grants);
     user = opts.role.name;
     password = opts.role.password;

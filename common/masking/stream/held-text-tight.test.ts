@@ -14,18 +14,78 @@ const hashKey = Buffer.from('tight-hold-test-key-0123456789');
 
 const PEM = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx7Qz9/+abc=\nQmFzZTY0Ym9keQ==\n-----END RSA PRIVATE KEY-----';
 const VALUES = [
-  '4111 1111 1111 1111', '4111-1111-1111-1111', '5555555555554444', '3782 822463 10005', 'alice@example.com',
-  'Bob.Smith+x@mail.example.co.uk', '123-45-6789', '+14155552671', '(415) 555-2671', '+44 20 7946 0958', '1-415-555-2671',
-  'DE89370400440532013000', 'GB82 WEST 1234 5698 7654 32', 'sk-proj-Ab3dEf6hIj9kLmNoPqRsTuVwXyZ012345', 'AKIAIOSFODNN7EXAMPLE',
-  'ghp_abcdefghijklmnopqrstuvwxyz0123456789', 'github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz', 'sk_live_4eC39HqLyjWDarjtT1zdp7dc',
-  'xoxb-1234567890-abcdefghij', 'AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6y',
-  'password=hunter2hunter2', 'password = "correct horse battery"', 'DB_PASSWORD=s3cr3t;', '"api_key": "abc123xyz"', "passwd: 'p@ss w0rd'",
-  'client_secret=>tok3n', 'password=null', 'password=****', 'password=', '\\"password\\": \\"inner\\"', 'access-token: abc.def/ghi+jkl==',
-  'https://admin:pa55w0rd@db.example.com/x', 'postgres://u:p@h:5432/db', PEM, '-----BEGIN PUBLIC KEY-----',
+  '4111 1111 1111 1111',
+  '4111-1111-1111-1111',
+  '5555555555554444',
+  '3782 822463 10005',
+  'alice@example.com',
+  'Bob.Smith+x@mail.example.co.uk',
+  '123-45-6789',
+  '+14155552671',
+  '(415) 555-2671',
+  '+44 20 7946 0958',
+  '1-415-555-2671',
+  'DE89370400440532013000',
+  'GB82 WEST 1234 5698 7654 32',
+  'sk-proj-Ab3dEf6hIj9kLmNoPqRsTuVwXyZ012345',
+  'AKIAIOSFODNN7EXAMPLE',
+  'ghp_abcdefghijklmnopqrstuvwxyz0123456789',
+  'github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz',
+  'sk_live_4eC39HqLyjWDarjtT1zdp7dc',
+  'xoxb-1234567890-abcdefghij',
+  'AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe',
+  'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6y',
+  'password=hunter2hunter2',
+  'password = "correct horse battery"',
+  'DB_PASSWORD=s3cr3t;',
+  '"api_key": "abc123xyz"',
+  "passwd: 'p@ss w0rd'",
+  'client_secret=>tok3n',
+  'password=null',
+  'password=****',
+  'password=',
+  '\\"password\\": \\"inner\\"',
+  'access-token: abc.def/ghi+jkl==',
+  'https://admin:pa55w0rd@db.example.com/x',
+  'postgres://u:p@h:5432/db',
+  PEM,
+  '-----BEGIN PUBLIC KEY-----',
 ];
 const WORDS = [
-  'the', 'order', 'shipped', 'on', 'time', 'pass', 'word', 'key', 'api', 'BEGIN', '-----', '@', ':', '=', '.', ',', '42', '2024',
-  '(', ')', '+', 'DE', 'sk', 'eyJ', 'null', '\n', '\\n', '"', 'é', '👍', 'https://', 'x', 'I', 'A1',
+  'the',
+  'order',
+  'shipped',
+  'on',
+  'time',
+  'pass',
+  'word',
+  'key',
+  'api',
+  'BEGIN',
+  '-----',
+  '@',
+  ':',
+  '=',
+  '.',
+  ',',
+  '42',
+  '2024',
+  '(',
+  ')',
+  '+',
+  'DE',
+  'sk',
+  'eyJ',
+  'null',
+  '\n',
+  '\\n',
+  '"',
+  'é',
+  '👍',
+  'https://',
+  'x',
+  'I',
+  'A1',
 ];
 const GLUE = [' ', ' ', ' ', '', '\n', ', ', '. '];
 /** Split points are also forced inside these, at a random offset. */
@@ -40,7 +100,15 @@ const part = fc.oneof(
   { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...VALUES), fc.constantFrom(...GLUE_AFTER_VALUE)) },
 );
 const text = fc.array(part, { minLength: 1, maxLength: 16 }).map((ps) => ps.map(([p, g]) => p + g).join(''));
-const detectorSets: DetectorName[][] = [[...DETECTOR_NAMES], ['credit-card'], ['secret-key'], ['email'], ['us-ssn', 'phone'], ['iban', 'credit-card'], ['email', 'secret-key']];
+const detectorSets: DetectorName[][] = [
+  [...DETECTOR_NAMES],
+  ['credit-card'],
+  ['secret-key'],
+  ['email'],
+  ['us-ssn', 'phone'],
+  ['iban', 'credit-card'],
+  ['email', 'secret-key'],
+];
 const strategies: MaskStrategy[] = ['redact', 'last4', 'hash'];
 
 function cutPoints(full: string, random: number[], inside: number[]): number[] {
@@ -102,16 +170,23 @@ describe('tight hold-back', () => {
     // Stronger than the end-to-end check: after every delta, the released output so far is a
     // prefix of the final masked text.
     fc.assert(
-      fc.property(text, fc.array(fc.nat(2000), { maxLength: 20 }), fc.array(fc.nat(64), { maxLength: 8 }), fc.constantFrom(...detectorSets), (full, random, inside, detectors) => {
-        const m = createTextMasker({ detectors, strategy: 'redact', hashKey });
-        const expected = m.mask(full).text;
-        const h = createHeldText(m);
-        let out = '';
-        for (const d of splitText(full, cutPoints(full, random, inside))) {
-          out += h.push(d);
-          if (!expected.startsWith(out)) throw new Error(`released ${JSON.stringify(out)} is not a prefix of ${JSON.stringify(expected)}`);
-        }
-      }),
+      fc.property(
+        text,
+        fc.array(fc.nat(2000), { maxLength: 20 }),
+        fc.array(fc.nat(64), { maxLength: 8 }),
+        fc.constantFrom(...detectorSets),
+        (full, random, inside, detectors) => {
+          const m = createTextMasker({ detectors, strategy: 'redact', hashKey });
+          const expected = m.mask(full).text;
+          const h = createHeldText(m);
+          let out = '';
+          for (const d of splitText(full, cutPoints(full, random, inside))) {
+            out += h.push(d);
+            if (!expected.startsWith(out))
+              throw new Error(`released ${JSON.stringify(out)} is not a prefix of ${JSON.stringify(expected)}`);
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -125,15 +200,19 @@ describe('tight hold-back', () => {
     ['JWT', 'token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6y ok', ['secret-key']],
     ['email', 'mail ops-team@payments.example.net.', [...DETECTOR_NAMES]],
     ['phone with parenthesised group', 'call +44 (0)20 7946 0958 now', ['phone']],
-  ] as Array<[string, string, DetectorName[]]>)('%s: every two- and three-way split assembles to masker.mask(full)', (_, full, detectors) => {
-    const m = createTextMasker({ detectors, strategy: 'redact', hashKey });
-    const expected = m.mask(full).text;
-    expect(expected).not.toBe(full);
-    for (let i = 1; i < full.length; i++) {
-      expect(viaHeldText(m, [full.slice(0, i), full.slice(i)])).toBe(expected);
-      for (let j = i + 1; j < full.length; j += 3) expect(viaHeldText(m, [full.slice(0, i), full.slice(i, j), full.slice(j)])).toBe(expected);
-    }
-  });
+  ] as Array<[string, string, DetectorName[]]>)(
+    '%s: every two- and three-way split assembles to masker.mask(full)',
+    (_, full, detectors) => {
+      const m = createTextMasker({ detectors, strategy: 'redact', hashKey });
+      const expected = m.mask(full).text;
+      expect(expected).not.toBe(full);
+      for (let i = 1; i < full.length; i++) {
+        expect(viaHeldText(m, [full.slice(0, i), full.slice(i)])).toBe(expected);
+        for (let j = i + 1; j < full.length; j += 3)
+          expect(viaHeldText(m, [full.slice(0, i), full.slice(i, j), full.slice(j)])).toBe(expected);
+      }
+    },
+  );
 
   it('a value that only matches after its neighbour is masked (second PEM block glued to the first) does not leak', () => {
     // Leaked before the pass-by-pass replay: the streaming scan saw "-----" before the second

@@ -12,7 +12,10 @@ const paths = (...p: string[]) => p.map(parseJsonPath);
 describe('maskJsonDocument', () => {
   const doc = {
     user: { email: 'x', name: 'Ann', ssn: 123456789, vip: true, note: 'card 4111 1111 1111 1111' },
-    orders: [{ email: 'a@b.io', total: 5 }, { email: null, items: [{ email: 'deep' }] }],
+    orders: [
+      { email: 'a@b.io', total: 5 },
+      { email: null, items: [{ email: 'deep' }] },
+    ],
     'odd key': 'plain',
   };
 
@@ -20,7 +23,10 @@ describe('maskJsonDocument', () => {
     const r = maskJsonDocument(doc, { masker, jsonPaths: paths('$..email') });
     expect(r.doc).toEqual({
       user: { email: '[REDACTED]', name: 'Ann', ssn: 123456789, vip: true, note: 'card [REDACTED]' },
-      orders: [{ email: '[REDACTED]', total: 5 }, { email: null, items: [{ email: '[REDACTED]' }] }],
+      orders: [
+        { email: '[REDACTED]', total: 5 },
+        { email: null, items: [{ email: '[REDACTED]' }] },
+      ],
       'odd key': 'plain',
     });
     expect(r.count).toBe(4); // three emails whole + one card; null is not counted
@@ -46,7 +52,9 @@ describe('maskJsonDocument', () => {
     expect(r.count).toBe(2);
     expect(Object.keys(keyed)).toContain('alice@example.com');
     // jsonPaths select by the original key.
-    expect(maskJsonDocument({ 'c 4111 1111 1111 1111': 'x' }, { masker, jsonPaths: paths("$['c 4111 1111 1111 1111']") }).doc).toEqual({ 'c [REDACTED]': '[REDACTED]' });
+    expect(maskJsonDocument({ 'c 4111 1111 1111 1111': 'x' }, { masker, jsonPaths: paths("$['c 4111 1111 1111 1111']") }).doc).toEqual({
+      'c [REDACTED]': '[REDACTED]',
+    });
     const clean = { name: 'hi', list: [1, 'two'] };
     const r0 = maskJsonDocument(clean, { masker, jsonPaths: paths('$.nothing') });
     expect(r0.doc).toBe(clean);

@@ -79,7 +79,8 @@ function emit(fmt: Fmt, deltas: string[], m: TextMasker, holdBackChars?: number,
 function splits(full: string, from: number, to: number, threeWay: boolean): string[][] {
   const out: string[][] = [];
   for (let i = 0; i <= full.length; i++) out.push([full.slice(0, i), full.slice(i)]);
-  if (threeWay) for (let i = from; i <= to; i++) for (let j = i; j <= to; j++) out.push([full.slice(0, i), full.slice(i, j), full.slice(j)]);
+  if (threeWay)
+    for (let i = from; i <= to; i++) for (let j = i; j <= to; j++) out.push([full.slice(0, i), full.slice(i, j), full.slice(j)]);
   out.push([...full]); // one code unit per delta (surrogate halves included)
   out.push(full.split(/(?=[ \-@.])/)); // token-like: "4111", " 1111", " 1111", " 1111"
   return out;
@@ -134,13 +135,17 @@ describe('split-value corpus: generically read formats', () => {
       const nd = ollama(deltas, m, [7, 3]);
       if (nd !== expected) throw new Error(`ndjson ${JSON.stringify(deltas)} -> ${JSON.stringify(nd)}`);
     }
-    for (const fmt of ['legacy', 'gemini', 'tgi'] as Fmt[]) expect(readClient(emit(fmt, full.split(/(?=[ \-@.])/), m, undefined, [5])).text).toBe(expected);
+    for (const fmt of ['legacy', 'gemini', 'tgi'] as Fmt[])
+      expect(readClient(emit(fmt, full.split(/(?=[ \-@.])/), m, undefined, [5])).text).toBe(expected);
   });
 });
 
 /** Ollama /api/chat NDJSON through the event maskers, byte-chunked; the client-assembled content. */
 function ollama(deltas: string[], m: TextMasker, sizes: number[]): string {
-  const src = [...deltas.map((d) => ({ message: { role: 'assistant', content: d }, done: false })), { message: { role: 'assistant', content: '' }, done: true }]
+  const src = [
+    ...deltas.map((d) => ({ message: { role: 'assistant', content: d }, done: false })),
+    { message: { role: 'assistant', content: '' }, done: true },
+  ]
     .map((o) => JSON.stringify(o) + '\n')
     .join('');
   const reader = createNdjsonReader(1 << 20);
@@ -148,7 +153,10 @@ function ollama(deltas: string[], m: TextMasker, sizes: number[]): string {
   let out = '';
   for (const c of byteChunks(src, sizes)) out += pipe.push(reader.push(c));
   out += pipe.push(reader.end()) + pipe.end();
-  const lines = out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { message: { content: string }; done: boolean });
+  const lines = out
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { message: { content: string }; done: boolean });
   if (!lines[lines.length - 1].done) throw new Error('the done line is not last');
   return lines.map((l) => l.message.content).join('');
 }

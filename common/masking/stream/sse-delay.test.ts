@@ -58,7 +58,9 @@ describe('added streaming delay (simulated, a delta every 20 ms)', () => {
       ['credit-card only (window 23)', measure(['credit-card'])],
       ['all detectors, holdBackChars 64 (below the safe bound)', measure([...DETECTOR_NAMES], 64)],
     ];
-    const lines = rows.map(([name, d]) => `${name}: maxHeldChars=${d.maxHeldChars} p50=${d.p50}ms max=${d.max}ms firstEvent=${d.firstEventMs}ms`);
+    const lines = rows.map(
+      ([name, d]) => `${name}: maxHeldChars=${d.maxHeldChars} p50=${d.p50}ms max=${d.max}ms firstEvent=${d.firstEventMs}ms`,
+    );
     console.log(`SSE hold-back delay, ${TEXT.length} chars in 4-char deltas every ${INTERVAL_MS} ms:\n` + lines.join('\n'));
     for (const [, d] of rows) expect(d.firstEventMs).toBe(0); // the first event is never held
     const cardOnly = rows[2][1];

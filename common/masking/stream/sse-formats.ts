@@ -96,14 +96,19 @@ function planGeneric(obj: Json, event: string | null): EventPlan {
   const fields: TextField[] = [];
   const ends: string[] = [];
   if (obj.done === true || typeof obj.generated_text === 'string' || (obj.details !== null && obj.details !== undefined)) ends.push('g:');
-  const template = (slot: string): ((t: string) => SynthEvent) => (t) => {
-    const copy = JSON.parse(JSON.stringify(obj)) as Json;
-    fillGeneric(copy, 'g:', slot, t, 0);
-    return { event, data: copy };
-  };
+  const template =
+    (slot: string): ((t: string) => SynthEvent) =>
+    (t) => {
+      const copy = JSON.parse(JSON.stringify(obj)) as Json;
+      fillGeneric(copy, 'g:', slot, t, 0);
+      return { event, data: copy };
+    };
   const visit = (node: Json | unknown[], path: string, depth: number): void => {
     if (depth > GENERIC_MAX_DEPTH) return;
-    if (!Array.isArray(node) && ((node.finish_reason !== null && node.finish_reason !== undefined) || (node.finishReason !== null && node.finishReason !== undefined))) {
+    if (
+      !Array.isArray(node) &&
+      ((node.finish_reason !== null && node.finish_reason !== undefined) || (node.finishReason !== null && node.finishReason !== undefined))
+    ) {
       ends.push(path);
     }
     const keys = Array.isArray(node) ? node.map((_, i) => i) : Object.keys(node);
@@ -158,7 +163,13 @@ function planChat(obj: Json): EventPlan {
     const chunk = (delta: Json): SynthEvent => ({ event: null, data: { ...top, choices: [{ index: idx, delta, finish_reason: null }] } });
     if (typeof choice.text === 'string') {
       // Legacy completions: the choice itself carries the text.
-      fields.push({ slot: `oc:${idx}:text`, text: choice.text, owner: choice, key: 'text', synth: (t) => ({ event: null, data: { ...top, choices: [{ index: idx, text: t, finish_reason: null }] } }) });
+      fields.push({
+        slot: `oc:${idx}:text`,
+        text: choice.text,
+        owner: choice,
+        key: 'text',
+        synth: (t) => ({ event: null, data: { ...top, choices: [{ index: idx, text: t, finish_reason: null }] } }),
+      });
     }
     const delta = choice.delta;
     if (isObj(delta)) {
@@ -238,7 +249,10 @@ function planAnthropic(obj: Json, event: string | null): EventPlan {
         text: obj.delta[key],
         owner: obj.delta,
         key,
-        synth: (t) => ({ event: event ?? 'content_block_delta', data: { type: 'content_block_delta', index: idx, delta: { type: dtype, [key]: t } } }),
+        synth: (t) => ({
+          event: event ?? 'content_block_delta',
+          data: { type: 'content_block_delta', index: idx, delta: { type: dtype, [key]: t } },
+        }),
       },
     ],
     ends: [],

@@ -43,10 +43,20 @@ describe('OpenAI chat specifics', () => {
 
   it('keeps separate choices apart and flushes each at its finish_reason', () => {
     let src = '';
-    for (const [a, b] of [['card 4111', 'mail bob@'], [' 1111 1111', 'example.com'], [' 1111 ok', ' bye']]) {
-      src += chunk([{ index: 0, delta: { content: a }, finish_reason: null }, { index: 1, delta: { content: b }, finish_reason: null }]);
+    for (const [a, b] of [
+      ['card 4111', 'mail bob@'],
+      [' 1111 1111', 'example.com'],
+      [' 1111 ok', ' bye'],
+    ]) {
+      src += chunk([
+        { index: 0, delta: { content: a }, finish_reason: null },
+        { index: 1, delta: { content: b }, finish_reason: null },
+      ]);
     }
-    src += chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]) + chunk([{ index: 1, delta: {}, finish_reason: 'stop' }]) + 'data: [DONE]\n\n';
+    src +=
+      chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]) +
+      chunk([{ index: 1, delta: {}, finish_reason: 'stop' }]) +
+      'data: [DONE]\n\n';
     const texts = ['', ''];
     for (const e of readClient(run(src)).events) for (const c of (e.data as any).choices) texts[c.index] += c.delta.content ?? '';
     expect(texts).toEqual(['card [REDACTED] ok', 'mail [REDACTED] bye']);
@@ -57,7 +67,9 @@ describe('OpenAI chat specifics', () => {
 
   it('masks tool call arguments split across deltas, and text in the finishing chunk', () => {
     const args = ['{"to":"', 'al', 'ice@exa', 'mple.com","card":"5555', '-5555-5555-4444"}'];
-    let src = chunk([{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'send', arguments: '' } }] } }]);
+    let src = chunk([
+      { index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'send', arguments: '' } }] } },
+    ]);
     for (const a of args) src += chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: a } }] } }]);
     src += chunk([{ index: 0, delta: { content: 'done sk-proj-' }, finish_reason: null }]);
     src += chunk([{ index: 0, delta: { content: 'Ab3dEf6hIj9kLmNoPqRsTuVwXyZ012345' }, finish_reason: 'tool_calls' }]) + 'data: [DONE]\n\n';
@@ -73,7 +85,10 @@ describe('OpenAI chat specifics', () => {
   });
 
   it('masks refusal deltas and CRLF streams', () => {
-    const src = chunk([{ index: 0, delta: { refusal: '123-45' } }]).replace(/\n/g, '\r\n') + chunk([{ index: 0, delta: { refusal: '-6789 no' } }]) + 'data: [DONE]\r\n\r\n';
+    const src =
+      chunk([{ index: 0, delta: { refusal: '123-45' } }]).replace(/\n/g, '\r\n') +
+      chunk([{ index: 0, delta: { refusal: '-6789 no' } }]) +
+      'data: [DONE]\r\n\r\n';
     let refusal = '';
     for (const e of readClient(run(src)).events) refusal += (e.data as any).choices[0].delta.refusal ?? '';
     expect(refusal).toBe('[REDACTED] no');
@@ -103,7 +118,8 @@ describe('Responses API and Anthropic specifics', () => {
   it('masks input_json_delta partial_json per content block', () => {
     const ev = (o: unknown) => `event: content_block_delta\ndata: ${JSON.stringify(o)}\n\n`;
     let src = '';
-    for (const p of ['{"ssn": "078-', '05-1120"}']) src += ev({ type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: p } });
+    for (const p of ['{"ssn": "078-', '05-1120"}'])
+      src += ev({ type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: p } });
     src += 'event: content_block_stop\ndata: {"type":"content_block_stop","index":1}\n\n';
     let json = '';
     for (const e of readClient(run(src)).events) json += (e.data as any).delta?.partial_json ?? '';

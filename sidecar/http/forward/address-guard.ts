@@ -12,7 +12,10 @@ import type { Decision, Identity } from '../../../common/policy/types';
 /** The resolved address an address rule denies or holds. */
 export class AddressDeniedError extends Error {
   code = 'EWARDEN_ADDRESS_DENIED';
-  constructor(readonly decision: Decision, readonly address: string) {
+  constructor(
+    readonly decision: Decision,
+    readonly address: string,
+  ) {
     super(decision.reason);
   }
 }
@@ -41,16 +44,25 @@ function addressDenial(policy: CompiledPolicy, op: HttpOperationWithPort, identi
 }
 
 /** base, with every address it resolves checked against the address rules (AddressDeniedError). */
-export function guardedLookup(base: net.LookupFunction, policy: CompiledPolicy, op: HttpOperationWithPort, identity: Identity): net.LookupFunction {
+export function guardedLookup(
+  base: net.LookupFunction,
+  policy: CompiledPolicy,
+  op: HttpOperationWithPort,
+  identity: Identity,
+): net.LookupFunction {
   return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
-    (base as unknown as (h: string, o: dns.LookupOptions, cb: (...args: unknown[]) => void) => void)(hostname, options, (err, address, family) => {
-      if (err) return callback(err);
-      const list = Array.isArray(address) ? (address as dns.LookupAddress[]).map((a) => a.address) : [address as string];
-      for (const ip of list) {
-        const d = addressDenial(policy, op, identity, ip);
-        if (d) return callback(new AddressDeniedError(d, ip));
-      }
-      callback(null, address, family);
-    });
+    (base as unknown as (h: string, o: dns.LookupOptions, cb: (...args: unknown[]) => void) => void)(
+      hostname,
+      options,
+      (err, address, family) => {
+        if (err) return callback(err);
+        const list = Array.isArray(address) ? (address as dns.LookupAddress[]).map((a) => a.address) : [address as string];
+        for (const ip of list) {
+          const d = addressDenial(policy, op, identity, ip);
+          if (d) return callback(new AddressDeniedError(d, ip));
+        }
+        callback(null, address, family);
+      },
+    );
   }) as net.LookupFunction;
 }

@@ -33,7 +33,12 @@ const ctx: ForwardProxyContext = {
 };
 
 function policy(spec: Partial<AccessPolicySpec>): CompiledPolicy {
-  return compilePolicy({ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', metadata: { name: 'egress' }, spec: { targets: [], ...spec } });
+  return compilePolicy({
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'egress' },
+    spec: { targets: [], ...spec },
+  });
 }
 
 function listen(server: net.Server): Promise<number> {
@@ -46,15 +51,36 @@ const toLoopback: net.LookupFunction = ((_h: string, opts: { all?: boolean }, cb
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fwd-proxy-'));
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
-  ], { stdio: 'ignore' });
-  tlsServer = tls.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) }, (s) => {
-    s.on('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\ntls-ok'));
-    s.on('error', () => {});
-  });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  tlsServer = tls.createServer(
+    { key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) },
+    (s) => {
+      s.on('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\ntls-ok'));
+      s.on('error', () => {});
+    },
+  );
   tlsServer.on('connection', () => tlsAccepts++);
   tlsPort = await listen(tlsServer);
   upstream = http.createServer((req, res) => {
@@ -62,7 +88,12 @@ beforeAll(async () => {
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       upRequests.push({ method: req.method, url: req.url, headers: req.headers, body });
-      res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=77' });
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        connection: 'keep-alive, x-secret-hop',
+        'x-secret-hop': '1',
+        'keep-alive': 'timeout=77',
+      });
       res.end(`echo ${req.method} ${req.url} ${body}`);
     });
     req.on('error', () => {});
@@ -113,7 +144,12 @@ function raw(text: string): Promise<string> {
   });
 }
 
-function get(url: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+  body?: string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: proxyPort, method, path: url, headers, agent: false }, (res) => {
       let b = '';
@@ -130,25 +166,53 @@ const until = async (cond: () => boolean): Promise<void> => {
 };
 
 test('allowed CONNECT tunnels real TLS end to end (curl -k -x), and the tunnel is audited', async () => {
-  current = policy({ defaultAction: 'deny', rules: [{ name: 'local-tls', action: 'allow', match: { http: { hosts: [`localhost:${tlsPort}`] } } }] });
+  current = policy({
+    defaultAction: 'deny',
+    rules: [{ name: 'local-tls', action: 'allow', match: { http: { hosts: [`localhost:${tlsPort}`] } } }],
+  });
   const r = await curl(['-k', '-x', `http://127.0.0.1:${proxyPort}`, `https://localhost:${tlsPort}/`]);
   expect(r.stderr).toBe('');
   expect(r.stdout).toBe('tls-ok');
   await until(() => events.length > 0);
   expect(events).toHaveLength(1);
-  expect(events[0]).toMatchObject({ kind: 'connect', method: 'CONNECT', host: 'localhost', port: tlsPort, decision: 'allow', rule: 'local-tls', outcome: 'forwarded', status: 200 });
+  expect(events[0]).toMatchObject({
+    kind: 'connect',
+    method: 'CONNECT',
+    host: 'localhost',
+    port: tlsPort,
+    decision: 'allow',
+    rule: 'local-tls',
+    outcome: 'forwarded',
+    status: 200,
+  });
   expect(events[0].bytesUp).toBeGreaterThan(100); // ClientHello and more
   expect(events[0].bytesDown).toBeGreaterThan(100); // certificate and more
 });
 
 test('denied CONNECT: 403 with the contract body, and the target never sees a connection', async () => {
-  current = policy({ defaultAction: 'allow', rules: [{ name: 'no-local', action: 'deny', message: 'local TLS is off limits', match: { http: { hosts: ['localhost', '127.0.0.0/8'] } } }] });
+  current = policy({
+    defaultAction: 'allow',
+    rules: [
+      { name: 'no-local', action: 'deny', message: 'local TLS is off limits', match: { http: { hosts: ['localhost', '127.0.0.0/8'] } } },
+    ],
+  });
   const before = tlsAccepts;
-  const r = await curl(['-k', '-o', '/dev/null', '-w', '%{http_connect}', '-x', `http://127.0.0.1:${proxyPort}`, `https://localhost:${tlsPort}/`]);
+  const r = await curl([
+    '-k',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_connect}',
+    '-x',
+    `http://127.0.0.1:${proxyPort}`,
+    `https://localhost:${tlsPort}/`,
+  ]);
   expect(r.stdout).toBe('403');
   const answer = await raw(`CONNECT 127.0.0.1:${tlsPort} HTTP/1.1\r\nHost: 127.0.0.1:${tlsPort}\r\n\r\n`);
   expect(answer).toMatch(/^HTTP\/1.1 403 Forbidden\r\n/);
-  expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: { type: 'policy_denied', rule: 'no-local', message: 'local TLS is off limits' } });
+  expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+    error: { type: 'policy_denied', rule: 'no-local', message: 'local TLS is off limits' },
+  });
   await new Promise((res) => setTimeout(res, 50));
   expect(tlsAccepts).toBe(before);
   expect(events.map((e) => [e.decision, e.rule, e.status, e.outcome])).toEqual([
@@ -178,7 +242,18 @@ test('absolute-form GET/POST allowed: forwarded with hop-by-hop headers stripped
   const p = await get(`http://127.0.0.1:${upPort}/submit`, { 'content-type': 'text/plain' }, 'POST', 'hello body');
   expect(p.body).toBe('echo POST /submit hello body');
   await until(() => events.length === 2);
-  expect(events[1]).toMatchObject({ kind: 'http', method: 'POST', host: '127.0.0.1', port: upPort, path: '/submit', decision: 'allow', rule: 'loopback', status: 200, outcome: 'forwarded', bytesUp: 10 });
+  expect(events[1]).toMatchObject({
+    kind: 'http',
+    method: 'POST',
+    host: '127.0.0.1',
+    port: upPort,
+    path: '/submit',
+    decision: 'allow',
+    rule: 'loopback',
+    status: 200,
+    outcome: 'forwarded',
+    bytesUp: 10,
+  });
   expect(events[1].bytesDown).toBe('echo POST /submit hello body'.length);
 });
 
@@ -186,7 +261,9 @@ test('absolute-form denied by defaultAction: 403 naming defaultAction, nothing s
   const before = upAccepts;
   const r = await get(`http://127.0.0.1:${upPort}/x`);
   expect(r.status).toBe(403);
-  expect(JSON.parse(r.body)).toEqual({ error: { type: 'policy_denied', rule: 'defaultAction', message: 'no rule matched; policy default is deny' } });
+  expect(JSON.parse(r.body)).toEqual({
+    error: { type: 'policy_denied', rule: 'defaultAction', message: 'no rule matched; policy default is deny' },
+  });
   expect(upAccepts).toBe(before);
   expect(events[0]).toMatchObject({ decision: 'deny', outcome: 'denied', status: 403 });
   current = policy({ defaultAction: 'allow' });
@@ -204,7 +281,10 @@ test('wildcard rules: *.example.com allows subdomains of any depth, not the apex
 });
 
 test('CIDR rules: allow by range; a name that resolves into a denied range is refused before connecting', async () => {
-  current = policy({ defaultAction: 'deny', rules: [{ name: 'loopback-range', action: 'allow', match: { http: { hosts: ['127.0.0.0/8'] } } }] });
+  current = policy({
+    defaultAction: 'deny',
+    rules: [{ name: 'loopback-range', action: 'allow', match: { http: { hosts: ['127.0.0.0/8'] } } }],
+  });
   expect((await get(`http://127.0.0.1:${upPort}/`)).status).toBe(200);
   expect((await get(`http://2130706433:${upPort}/`)).status).toBe(200); // 127.0.0.1 written as a number
   ctx.lookup = toLoopback;
@@ -232,7 +312,11 @@ test('unreachable host: 502 naming the host; connect timeout: 504', async () => 
   current = policy({ defaultAction: 'allow' });
   const c = await raw(`CONNECT 127.0.0.1:${deadPort} HTTP/1.1\r\n\r\n`);
   expect(c).toMatch(/^HTTP\/1.1 502 /);
-  expect(JSON.parse(c.slice(c.indexOf('\r\n\r\n') + 4)).error).toMatchObject({ type: 'upstream_unreachable', host: '127.0.0.1', port: deadPort });
+  expect(JSON.parse(c.slice(c.indexOf('\r\n\r\n') + 4)).error).toMatchObject({
+    type: 'upstream_unreachable',
+    host: '127.0.0.1',
+    port: deadPort,
+  });
   const g = await get(`http://127.0.0.1:${deadPort}/`);
   expect(g.status).toBe(502);
   expect(g.body).toMatch(/cannot reach 127.0.0.1/);
@@ -245,7 +329,12 @@ test('unreachable host: 502 naming the host; connect timeout: 504', async () => 
   expect((await get('http://slow.example/')).status).toBe(504);
   expect(Date.now() - t0).toBeLessThan(1500);
   await until(() => events.length === 4);
-  expect(events.map((e) => [e.status, e.outcome])).toEqual([[502, 'error'], [502, 'error'], [504, 'error'], [504, 'error']]);
+  expect(events.map((e) => [e.status, e.outcome])).toEqual([
+    [502, 'error'],
+    [502, 'error'],
+    [504, 'error'],
+    [504, 'error'],
+  ]);
 });
 
 test('request smuggling shapes answer 400 and never reach the upstream', async () => {
@@ -273,7 +362,10 @@ test('hold: without a gate it is a 403 saying so; with a gate, approval forwards
   current = policy({ defaultAction: 'deny', rules: [{ name: 'ask-first', action: 'hold', match: { http: { hosts: ['127.0.0.1'] } } }] });
   const r = await get(`http://127.0.0.1:${upPort}/`);
   expect(r.status).toBe(403);
-  expect(JSON.parse(r.body).error).toMatchObject({ rule: 'ask-first', message: expect.stringMatching(/no approval service is configured/) });
+  expect(JSON.parse(r.body).error).toMatchObject({
+    rule: 'ask-first',
+    message: expect.stringMatching(/no approval service is configured/),
+  });
   const held: HeldHttpRequest[] = [];
   let answer = { approved: true, reason: 'ok by alice' };
   const gate: HttpApprovalGate = { hold: async (h) => (held.push(h), answer) };

@@ -20,7 +20,14 @@ import { UNPARSEABLE_BODY, type HttpOperationWithPort } from '../../../common/po
 import type { Identity } from '../../../common/policy/types';
 import type { ForwardAuditEvent } from '../../audit/events';
 import { errorBody, HttpError, httpErrorBody, policyDeniedBody, sendJsonError, writeRawError } from '../errors';
-import { AmbiguousRequestError, methodsToJudge, normalizeRequestPath, parseJsonBody, rulesReadBody, type NormalizedPath } from '../request-view';
+import {
+  AmbiguousRequestError,
+  methodsToJudge,
+  normalizeRequestPath,
+  parseJsonBody,
+  rulesReadBody,
+  type NormalizedPath,
+} from '../request-view';
 import { decideStage } from '../stages/decide';
 import { holdStage } from '../stages/hold';
 import { tokenRefused } from '../stages/identify';
@@ -89,7 +96,13 @@ const JUDGE: readonly Stage<ForwardExchange>[] = [decideStage, holdStage];
  * HttpError is answered as it says; any other failure (the decision itself failed, or sending
  * on did) denies, saying so (fail closed).
  */
-function judgeThen(ex: ForwardExchange, stages: readonly Stage<ForwardExchange>[], ev: ForwardAuditEvent, refuse: Refuse, proceed: () => void): void {
+function judgeThen(
+  ex: ForwardExchange,
+  stages: readonly Stage<ForwardExchange>[],
+  ev: ForwardAuditEvent,
+  refuse: Refuse,
+  proceed: () => void,
+): void {
   const settle = (err: unknown): void => {
     if (ex.decision) ex.record(ev);
     if (err === undefined) {
@@ -120,7 +133,12 @@ function judgeThen(ex: ForwardExchange, stages: readonly Stage<ForwardExchange>[
 }
 
 /** Reads the body to judge JSON body rules (bounded, 413 above), as the routes do; refuses what upstreams may read otherwise. */
-function judgedBodyStage(req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean, read: { body?: Buffer }): Stage<ForwardExchange> {
+function judgedBodyStage(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  expectContinue: boolean,
+  read: { body?: Buffer },
+): Stage<ForwardExchange> {
   return {
     name: 'read-body',
     async run(ex) {
@@ -158,7 +176,12 @@ export function handleConnect(req: http.IncomingMessage, clientSocket: Duplex, h
   const started = performance.now();
   const authority = req.url ?? '';
   const target = parseConnectAuthority(authority);
-  const { ev, emit } = startAudit(ctx, started, { kind: 'connect', method: 'CONNECT', host: target?.host ?? authority, port: target?.port ?? 0 });
+  const { ev, emit } = startAudit(ctx, started, {
+    kind: 'connect',
+    method: 'CONNECT',
+    host: target?.host ?? authority,
+    port: target?.port ?? 0,
+  });
   clientSocket.on('error', (e) => {
     ev.error ??= `client: ${e.message}`;
   });
@@ -192,7 +215,15 @@ export function handleConnect(req: http.IncomingMessage, clientSocket: Duplex, h
       emit();
       return;
     }
-    const op: HttpOperationWithPort = { type: 'http', target: '', method: 'CONNECT', path: '', host: target.host, port: target.port, headers: req.headers };
+    const op: HttpOperationWithPort = {
+      type: 'http',
+      target: '',
+      method: 'CONNECT',
+      path: '',
+      host: target.host,
+      port: target.port,
+      headers: req.headers,
+    };
     const ex = new ForwardExchange(ctx.approvals, policy, identity, op, [op.method]);
     const onEarlyClose = (): void => ex.abort.abort();
     clientSocket.once('close', onEarlyClose);
@@ -225,7 +256,8 @@ function smugglingProblem(req: http.IncomingMessage): string | undefined {
   if (te > 1) return 'more than one Transfer-Encoding header';
   if (cl > 0 && te > 0) return 'both Content-Length and Transfer-Encoding';
   const teValue = req.headers['transfer-encoding'];
-  if (teValue !== undefined && teValue.trim().toLowerCase() !== 'chunked') return `unsupported Transfer-Encoding "${teValue}" (only chunked)`;
+  if (teValue !== undefined && teValue.trim().toLowerCase() !== 'chunked')
+    return `unsupported Transfer-Encoding "${teValue}" (only chunked)`;
   return undefined;
 }
 
@@ -307,12 +339,21 @@ export function handleAbsoluteForm(
   withPolicyAndIdentity(ctx, req, failed, unauthenticated, (policy, identity) => {
     const headersForMatch = { ...req.headers };
     delete headersForMatch['proxy-authorization'];
-    const op: HttpOperationWithPort = { type: 'http', target: '', method: methods[0], path: reqPath.judged, host, port, headers: headersForMatch };
+    const op: HttpOperationWithPort = {
+      type: 'http',
+      target: '',
+      method: methods[0],
+      path: reqPath.judged,
+      host,
+      port,
+      headers: headersForMatch,
+    };
     const ex = new ForwardExchange(ctx.approvals, policy, identity, op, methods);
     res.once('close', () => ex.abort.abort());
     const read: { body?: Buffer } = {};
     // A rule matches on JSON body fields: read the body (bounded) and judge it, as the routes do.
-    const stages = hasBody(req) && rulesReadBody(policy, '') ? [judgedBodyStage(req, res, opts.expectContinue === true, read), ...JUDGE] : JUDGE;
+    const stages =
+      hasBody(req) && rulesReadBody(policy, '') ? [judgedBodyStage(req, res, opts.expectContinue === true, read), ...JUDGE] : JUDGE;
     judgeThen(ex, stages, ev, reject, () => {
       if (res.destroyed || req.socket.destroyed) {
         ev.outcome = 'error';
@@ -322,7 +363,12 @@ export function handleAbsoluteForm(
       }
       // `Expect: 100-continue`: the agent sends its body only once the request is allowed.
       if (opts.expectContinue && read.body === undefined) res.writeContinue();
-      forwardAbsolute(ctx, { policy, op, identity, url, path: reqPath.forwarded + url.search, host, port, body: read.body, ev, emit }, req, res);
+      forwardAbsolute(
+        ctx,
+        { policy, op, identity, url, path: reqPath.forwarded + url.search, host, port, body: read.body, ev, emit },
+        req,
+        res,
+      );
     });
   });
 }

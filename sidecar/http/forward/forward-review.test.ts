@@ -10,11 +10,17 @@ import type { RouteHandler } from '../routes/route-proxy';
 import { createForwardProxyServer, type ForwardProxyContext } from './forward-proxy';
 
 const who: Identity = { subject: 'agent', groups: [], source: 'pod' };
-const listen = (s: net.Server): Promise<number> => new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as net.AddressInfo).port)));
+const listen = (s: net.Server): Promise<number> =>
+  new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as net.AddressInfo).port)));
 const close = (s: net.Server): Promise<void> => new Promise((r) => s.close(() => r()));
 
 function policy(defaultAction: 'allow' | 'deny'): CompiledPolicy {
-  return compilePolicy({ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', metadata: { name: 'fwd' }, spec: { defaultAction, targets: [] } });
+  return compilePolicy({
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'fwd' },
+    spec: { defaultAction, targets: [] },
+  });
 }
 
 function get(port: number, url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -32,7 +38,13 @@ function get(port: number, url: string, headers: Record<string, string> = {}): P
 it('answers 504 when the upstream accepts the request but never responds', async () => {
   const silent = http.createServer(() => undefined); // reads the request, never answers
   const upPort = await listen(silent);
-  const ctx: ForwardProxyContext = { policy: () => policy('allow'), identity: who, connectTimeoutMs: 1000, responseTimeoutMs: 300, audit: () => undefined };
+  const ctx: ForwardProxyContext = {
+    policy: () => policy('allow'),
+    identity: who,
+    connectTimeoutMs: 1000,
+    responseTimeoutMs: 300,
+    audit: () => undefined,
+  };
   const proxy = createForwardProxyServer(ctx);
   const port = await listen(proxy);
   try {
@@ -70,15 +82,28 @@ it('does not echo a failing verifier’s internal message in the 407', async () 
 
 it('sends 100 Continue for an absolute-form request only once it is allowed', async () => {
   let current = policy('deny');
-  const routes = Object.assign(() => undefined, { checkContinue: () => undefined, close: async () => undefined }) as unknown as RouteHandler;
-  const egress = createEgressServer({ routes, forward: { policy: () => current, identity: who, connectTimeoutMs: 1000, audit: () => undefined } });
+  const routes = Object.assign(() => undefined, {
+    checkContinue: () => undefined,
+    close: async () => undefined,
+  }) as unknown as RouteHandler;
+  const egress = createEgressServer({
+    routes,
+    forward: { policy: () => current, identity: who, connectTimeoutMs: 1000, audit: () => undefined },
+  });
   const port = await listen(egress);
   const upstream = http.createServer((req, res) => req.resume().on('end', () => res.end('ok')));
   const upPort = await listen(upstream);
   const attempt = (): Promise<{ status: number; continued: boolean }> =>
     new Promise((resolve, reject) => {
       let continued = false;
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `http://127.0.0.1:${upPort}/x`, headers: { expect: '100-continue', 'content-length': '2' }, agent: false });
+      const req = http.request({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `http://127.0.0.1:${upPort}/x`,
+        headers: { expect: '100-continue', 'content-length': '2' },
+        agent: false,
+      });
       req.on('continue', () => {
         continued = true;
         req.end('hi');

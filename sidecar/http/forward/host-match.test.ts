@@ -73,9 +73,22 @@ test('engine: hosts rules with target "" and a port, first match wins, default a
     { name: 'llm', action: 'allow', match: { http: { hosts: ['*.openai.com:443'] } } },
     { name: 'posts-held', action: 'hold', match: { http: { methods: ['POST'], hosts: ['*.internal'] } } },
   ];
-  const p = compilePolicy({ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', metadata: { name: 'p' }, spec: { targets: [], rules } });
+  const p = compilePolicy({
+    apiVersion: 'agentwarden.io/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name: 'p' },
+    spec: { targets: [], rules },
+  });
   const who: Identity = { subject: 's', groups: [], source: 'pod' };
-  const op = (host: string, port: number, method = 'CONNECT'): HttpOperationWithPort => ({ type: 'http', target: '', method, path: '', host, port, headers: {} });
+  const op = (host: string, port: number, method = 'CONNECT'): HttpOperationWithPort => ({
+    type: 'http',
+    target: '',
+    method,
+    path: '',
+    host,
+    port,
+    headers: {},
+  });
   expect(decide(p, op('169.254.169.254', 80), who)).toMatchObject({ action: 'deny', rule: 'no-metadata' });
   expect(decide(p, op('Metadata.Google.Internal.', 80), who)).toMatchObject({ action: 'deny', rule: 'no-metadata' });
   expect(decide(p, op('api.openai.com', 443), who)).toMatchObject({ action: 'allow', rule: 'llm' });

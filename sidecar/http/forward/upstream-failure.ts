@@ -11,7 +11,11 @@ export class ResponseTimeoutError extends Error {
 }
 
 /** Maps a connection failure to the agent's answer. */
-export function upstreamFailure(err: Error & { code?: string }, host: string, port: number): { status: number; body: string; message: string } {
+export function upstreamFailure(
+  err: Error & { code?: string },
+  host: string,
+  port: number,
+): { status: number; body: string; message: string } {
   if (err instanceof AddressDeniedError) {
     const message = `${host} resolves to ${err.address}: ${err.decision.reason}`;
     return { status: 403, body: policyDeniedBody(err.decision, message), message };

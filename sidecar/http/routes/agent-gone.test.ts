@@ -29,7 +29,10 @@ beforeAll(async () => {
     apiVersion: 'agentwarden.io/v1alpha1',
     kind: 'AccessPolicy',
     metadata: { name: 'agent-gone' },
-    spec: { defaultAction: 'allow', targets: [{ name: 'svc', http: { baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, timeout: '30s' } }] },
+    spec: {
+      defaultAction: 'allow',
+      targets: [{ name: 'svc', http: { baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, timeout: '30s' } }],
+    },
   });
   handler = createRouteHandler({ policy: () => policy, secrets: new SecretStore(undefined), identity, audit: (e) => audits.push(e) });
   server = http.createServer(handler);

@@ -113,11 +113,21 @@ test('group rule: a supervisor may DELETE, a worker may not', async () => {
 });
 
 describe('forward proxy (absolute-form and CONNECT): the token travels in Proxy-Authorization', () => {
-  function viaProxy(method: string, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  function viaProxy(
+    method: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
     const egress = new URL(fx.egress);
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { host: egress.hostname, port: egress.port, method, path: `http://127.0.0.1:${fx.upstream.port}/echo/items/7`, headers: { ...headers, host: `127.0.0.1:${fx.upstream.port}` }, agent: false },
+        {
+          host: egress.hostname,
+          port: egress.port,
+          method,
+          path: `http://127.0.0.1:${fx.upstream.port}/echo/items/7`,
+          headers: { ...headers, host: `127.0.0.1:${fx.upstream.port}` },
+          agent: false,
+        },
         (res) => {
           let body = '';
           res.setEncoding('utf8');
@@ -134,7 +144,9 @@ describe('forward proxy (absolute-form and CONNECT): the token travels in Proxy-
     const egress = new URL(fx.egress);
     return new Promise((resolve, reject) => {
       const s = net.connect(Number(egress.port), egress.hostname, () => {
-        const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+        const extra = Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('');
         s.write(`CONNECT 127.0.0.1:${fx.upstream.port} HTTP/1.1\r\nHost: 127.0.0.1:${fx.upstream.port}\r\n${extra}\r\n`);
       });
       let raw = '';

@@ -24,10 +24,18 @@ describe('credential scrubber', () => {
   });
 
   it('byte streams: split inside UTF-8 and UTF-16 spellings, binary around it', () => {
-    const bytes = Buffer.concat([Buffer.from([0, 255, 1]), Buffer.from(`é${TOKEN}é`, 'utf8'), Buffer.from(TOKEN, 'utf16le'), Buffer.from([0xfe])]);
+    const bytes = Buffer.concat([
+      Buffer.from([0, 255, 1]),
+      Buffer.from(`é${TOKEN}é`, 'utf8'),
+      Buffer.from(TOKEN, 'utf16le'),
+      Buffer.from([0xfe]),
+    ]);
     for (let i = 0; i <= bytes.length; i += 3) {
       const s = scrubber.byteStream();
-      const out = Buffer.from(s.push(bytes.subarray(0, i).toString('latin1')) + s.push(bytes.subarray(i).toString('latin1')) + s.end(), 'latin1');
+      const out = Buffer.from(
+        s.push(bytes.subarray(0, i).toString('latin1')) + s.push(bytes.subarray(i).toString('latin1')) + s.end(),
+        'latin1',
+      );
       expect(out.includes(Buffer.from(TOKEN))).toBe(false);
       expect(out.includes(Buffer.from(TOKEN, 'utf16le'))).toBe(false);
       expect(s.count).toBe(2);
@@ -44,7 +52,11 @@ describe('credential scrubber', () => {
   });
 
   it('headers: values scrubbed, a header named after the credential dropped', () => {
-    const h: Record<string, string | string[]> = { 'x-echo': `Bearer ${TOKEN}`, [`x-${TOKEN.toLowerCase()}`]: '1', 'set-cookie': [`a=${TOKEN}`, 'b=2'] };
+    const h: Record<string, string | string[]> = {
+      'x-echo': `Bearer ${TOKEN}`,
+      [`x-${TOKEN.toLowerCase()}`]: '1',
+      'set-cookie': [`a=${TOKEN}`, 'b=2'],
+    };
     expect(scrubber.headers(h)).toBe(3);
     expect(h).toEqual({ 'x-echo': CREDENTIAL_REDACTED, 'set-cookie': [`a=${CREDENTIAL_REDACTED}`, 'b=2'] });
   });

@@ -91,7 +91,8 @@ export function createCredentialScrubber(values: readonly string[]): CredentialS
     },
     textStream: () => streamScrub(textNeedles, textRe),
     byteStream: () => streamScrub(byteNeedles, byteRe),
-    eventMasker: () => createSseEventMasker({ masker: asTextMasker(text, textNeedles), heldText: () => asHeldText(streamScrub(textNeedles, textRe)) }),
+    eventMasker: () =>
+      createSseEventMasker({ masker: asTextMasker(text, textNeedles), heldText: () => asHeldText(streamScrub(textNeedles, textRe)) }),
     headers(h) {
       let count = 0;
       for (const name of Object.keys(h)) {
@@ -144,7 +145,11 @@ function textSpellings(v: string): string[] {
   derived.push(json, json.replace(/\//g, '\\/'));
   derived.push(...htmlSafeJsonSpellings(json), ...htmlSpellings(v));
   const pct = encodeURIComponent(v);
-  derived.push(pct, pct.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), pct.replace(/%20/g, '+'));
+  derived.push(
+    pct,
+    pct.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+    pct.replace(/%20/g, '+'),
+  );
   derived.push(encodeURI(v));
   const bytes = Buffer.from(v, 'utf8');
   const hex = bytes.toString('hex');

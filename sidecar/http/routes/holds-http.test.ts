@@ -32,7 +32,8 @@ afterAll(async () => {
 
 test('approved: the held request is forwarded and its answer returns; denied: 403 with the reason', async () => {
   const url = `http://127.0.0.1:${fx.sidecar.egressPort}/openai/v1/embeddings`;
-  const send = (): Promise<Response> => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'e', input: 'hello' }) });
+  const send = (): Promise<Response> =>
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'e', input: 'hello' }) });
   const before = fx.upstream.requests.length;
   const first = send();
   const req = await pendingApproval(fx.sidecar);
@@ -46,6 +47,8 @@ test('approved: the held request is forwarded and its answer returns; denied: 40
   await decideOverApi(fx.sidecar, (await pendingApproval(fx.sidecar)).id, 'deny');
   const denied = await second;
   expect(denied.status).toBe(403);
-  expect(await denied.json()).toMatchObject({ error: { type: 'policy_denied', rule: 'batches-need-approval', message: expect.stringContaining('deny in test') } });
+  expect(await denied.json()).toMatchObject({
+    error: { type: 'policy_denied', rule: 'batches-need-approval', message: expect.stringContaining('deny in test') },
+  });
   expect(fx.upstream.requests.length).toBe(before + 1);
 });

@@ -130,7 +130,10 @@ async function expectRefused(request: string): Promise<ParsedResponse | undefine
   const before = fx.upstream.arrivals;
   const ex = await exchange([request]);
   const responses = parseResponses(ex.raw);
-  if (process.env.WIRE_DEBUG) process.stdout.write(`${JSON.stringify(request.slice(0, 90))} -> ${responses.map((r) => r.status).join(',') || 'no response'}${ex.closed ? ', closed' : ''}\n`);
+  if (process.env.WIRE_DEBUG)
+    process.stdout.write(
+      `${JSON.stringify(request.slice(0, 90))} -> ${responses.map((r) => r.status).join(',') || 'no response'}${ex.closed ? ', closed' : ''}\n`,
+    );
   if (responses.length === 0) expect(ex.closed).toBe(true);
   else {
     expect(responses).toHaveLength(1); // nothing answered for a smuggled second request
@@ -146,24 +149,38 @@ describe('request smuggling shapes on the route path are refused before the upst
   const smuggled = 'GET /svc/echo/smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
 
   test('both Content-Length and Transfer-Encoding (CL.TE / TE.CL)', async () => {
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`);
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n${smuggled}`);
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`,
+    );
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n${smuggled}`,
+    );
   });
 
   test('duplicate, conflicting Content-Length', async () => {
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nContent-Length: 45\r\n\r\nbody${smuggled}`);
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nContent-Length: 45\r\n\r\nbody${smuggled}`,
+    );
     await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4, 45\r\n\r\nbody${smuggled}`);
   });
 
   test('obs-fold (a header line continued on the next line)', async () => {
     await expectRefused(`GET /svc/echo HTTP/1.1\r\nHost: x\r\nX-Folded: first\r\n  second\r\n\r\n`);
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n`);
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n`,
+    );
   });
 
   test('invalid chunk size (JSON body, which the route reads before deciding)', async () => {
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n`);
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n{}\r\n0\r\n\r\n`);
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n`);
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n`,
+    );
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n{}\r\n0\r\n\r\n`,
+    );
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n`,
+    );
   });
 
   test('invalid chunk size after a valid chunk of a streamed (non-JSON) body: 400, and the upstream request never completes', async () => {
@@ -172,7 +189,10 @@ describe('request smuggling shapes on the route path are refused before the upst
     // aborted (never completed), and nothing after the bad chunk is forwarded.
     const before = fx.upstream.requests.length;
     const ex = await exchange(
-      [`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`, `ZZ\r\nab\r\n0\r\n\r\nGET /svc/echo/smuggled HTTP/1.1\r\nHost: x\r\n\r\n`],
+      [
+        `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`,
+        `ZZ\r\nab\r\n0\r\n\r\nGET /svc/echo/smuggled HTTP/1.1\r\nHost: x\r\n\r\n`,
+      ],
       { gapMs: 150 },
     );
     expect(parseResponses(ex.raw).map((r) => r.status)).toEqual([400]);
@@ -182,8 +202,12 @@ describe('request smuggling shapes on the route path are refused before the upst
   });
 
   test('Transfer-Encoding: gzip without chunked', async () => {
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n${smuggled}`);
-    await expectRefused(`POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n${smuggled}`);
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n${smuggled}`,
+    );
+    await expectRefused(
+      `POST /svc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n${smuggled}`,
+    );
   });
 
   test('the refusal is the JSON bad_request body and closes the connection', async () => {
@@ -197,7 +221,8 @@ describe('HTTP/1.1 from the agent', () => {
   test('keep-alive: two requests pipelined on one connection are both answered, in order, one upstream request each', async () => {
     const before = fx.upstream.requests.length;
     const ex = await exchange([
-      'POST /svc/echo/first HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello' + 'GET /svc/echo/second HTTP/1.1\r\nHost: x\r\n\r\n',
+      'POST /svc/echo/first HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello' +
+        'GET /svc/echo/second HTTP/1.1\r\nHost: x\r\n\r\n',
     ]);
     expect(ex.closed).toBe(false); // still open: keep-alive
     const rs = parseResponses(ex.raw);
@@ -208,7 +233,14 @@ describe('HTTP/1.1 from the agent', () => {
   });
 
   test('keep-alive: sequential requests reuse the agent connection', async () => {
-    const ex = await exchange(['GET /svc/echo/1 HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /svc/echo/2 HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /svc/echo/3 HTTP/1.1\r\nHost: x\r\n\r\n'], { gapMs: 50 });
+    const ex = await exchange(
+      [
+        'GET /svc/echo/1 HTTP/1.1\r\nHost: x\r\n\r\n',
+        'GET /svc/echo/2 HTTP/1.1\r\nHost: x\r\n\r\n',
+        'GET /svc/echo/3 HTTP/1.1\r\nHost: x\r\n\r\n',
+      ],
+      { gapMs: 50 },
+    );
     expect(parseResponses(ex.raw).map((r) => [r.status, JSON.parse(r.body).url])).toEqual([
       [200, '/echo/1'],
       [200, '/echo/2'],
@@ -220,7 +252,10 @@ describe('HTTP/1.1 from the agent', () => {
     for (const type of ['application/json', 'application/octet-stream']) {
       const body = '{"model":"m","input":"x"}';
       const ex = await exchange(
-        [`POST /svc/echo/continue HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`, body],
+        [
+          `POST /svc/echo/continue HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+          body,
+        ],
         { gapMs: 150, idleMs: 2000 }, // the body only after the interim response would have come; generous idle for loaded machines
       );
       expect(ex.raw.startsWith('HTTP/1.1 100 Continue\r\n\r\n')).toBe(true);
@@ -233,7 +268,9 @@ describe('HTTP/1.1 from the agent', () => {
 
   test('Expect: 100-continue on a denied request: 403 without 100 Continue, the body never sent', async () => {
     const before = fx.upstream.arrivals;
-    const ex = await exchange([`POST /svc/echo/files/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n`]);
+    const ex = await exchange([
+      `POST /svc/echo/files/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n`,
+    ]);
     const rs = parseResponses(ex.raw);
     expect(rs.map((r) => r.status)).toEqual([403]);
     expect(JSON.parse(rs[0].body)).toMatchObject({ error: { type: 'policy_denied', rule: 'no-files' } });

@@ -142,13 +142,27 @@ describe.each(['llm', 'raw'])('route "%s"', (route) => {
     const before = upstream.requests.length;
     const err = await sdk(route)
       .chat.completions.create({ model: 'tool-caller', messages })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
     expect((err as InstanceType<typeof OpenAI.PermissionDeniedError>).status).toBe(403);
-    expect((err as InstanceType<typeof OpenAI.PermissionDeniedError>).error).toEqual({ type: 'policy_denied', rule: 'no-delete-database', message: RULE_MESSAGE });
+    expect((err as InstanceType<typeof OpenAI.PermissionDeniedError>).error).toEqual({
+      type: 'policy_denied',
+      rule: 'no-delete-database',
+      message: RULE_MESSAGE,
+    });
     // The request was forwarded (the rule is about the answer), so the upstream did answer.
     expect(upstream.requests.length).toBe(before + 1);
-    expect(await lastAudit()).toMatchObject({ target: route, path: '/v1/chat/completions', status: 403, decision: 'deny', rule: 'no-delete-database', reason: RULE_MESSAGE });
+    expect(await lastAudit()).toMatchObject({
+      target: route,
+      path: '/v1/chat/completions',
+      status: 403,
+      decision: 'deny',
+      rule: 'no-delete-database',
+      reason: RULE_MESSAGE,
+    });
 
     // Byte for byte: the contract body, nothing of the upstream's answer.
     audits.length = 0;
@@ -180,11 +194,21 @@ describe.each(['llm', 'raw'])('route "%s"', (route) => {
     }
     // The SDK surfaces the error event as an APIError carrying the policy_denied body.
     expect(err).toBeInstanceOf(OpenAI.APIError);
-    expect((err as InstanceType<typeof OpenAI.APIError>).error).toEqual({ type: 'policy_denied', rule: 'no-delete-database', message: RULE_MESSAGE });
+    expect((err as InstanceType<typeof OpenAI.APIError>).error).toEqual({
+      type: 'policy_denied',
+      rule: 'no-delete-database',
+      message: RULE_MESSAGE,
+    });
     // What came before the tool call did stream; no tool call ever did.
     expect(seen.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('Sure.');
     expect(seen.some((c) => c.choices[0]?.delta?.tool_calls !== undefined)).toBe(false);
-    expect(await lastAudit()).toMatchObject({ target: route, status: 200, decision: 'deny', rule: 'no-delete-database', reason: RULE_MESSAGE });
+    expect(await lastAudit()).toMatchObject({
+      target: route,
+      status: 200,
+      decision: 'deny',
+      rule: 'no-delete-database',
+      reason: RULE_MESSAGE,
+    });
 
     audits.length = 0;
     const r = await post(route, { model: 'tool-caller', messages, stream: true });
@@ -193,7 +217,11 @@ describe.each(['llm', 'raw'])('route "%s"', (route) => {
     expect(r.text).not.toContain('tool_calls');
     expect(r.text).not.toContain('[DONE]');
     expect(r.text).toContain('"content":"Sure."');
-    expect(r.text.endsWith(`event: error\ndata: ${JSON.stringify({ error: { type: 'policy_denied', rule: 'no-delete-database', message: RULE_MESSAGE } })}\n\n`)).toBe(true);
+    expect(
+      r.text.endsWith(
+        `event: error\ndata: ${JSON.stringify({ error: { type: 'policy_denied', rule: 'no-delete-database', message: RULE_MESSAGE } })}\n\n`,
+      ),
+    ).toBe(true);
     await lastAudit();
   });
 

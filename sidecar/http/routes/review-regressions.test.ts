@@ -61,12 +61,15 @@ interface Reply {
 
 function send(pathname: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: pathname, method: opts.method ?? 'POST', headers: opts.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path: pathname, method: opts.method ?? 'POST', headers: opts.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -152,14 +155,18 @@ describe('body rules whatever the Content-Type (fail closed)', () => {
 
   it('a body nested beyond the depth limit fails closed (403, not a 502)', async () => {
     const deep = '['.repeat(300) + '{"model":"gpt-4"}' + ']'.repeat(300);
-    setPolicy({ rules: [{ name: 'no-gpt4', action: 'deny', match: { target: 'plain', http: { json: [{ path: '$..model', values: ['gpt-4'] }] } } }] });
+    setPolicy({
+      rules: [{ name: 'no-gpt4', action: 'deny', match: { target: 'plain', http: { json: [{ path: '$..model', values: ['gpt-4'] }] } } }],
+    });
     const r = await send('/plain/v1/chat', { headers: { 'content-type': 'application/json' }, body: deep });
     expect(r.status).toBe(403);
     expect(received).toHaveLength(0);
   });
 
   it('a target without body rules or request masking streams any body untouched (no parsing)', async () => {
-    setPolicy({ rules: [{ name: 'no-gpt4', action: 'deny', match: { target: 'masked', http: { json: [{ path: '$.model', values: ['gpt-4'] }] } } }] });
+    setPolicy({
+      rules: [{ name: 'no-gpt4', action: 'deny', match: { target: 'masked', http: { json: [{ path: '$.model', values: ['gpt-4'] }] } } }],
+    });
     const r = await send('/plain/v1/upload', { headers: { 'content-type': 'application/octet-stream' }, body: 'model=gpt-4\x00\x01' });
     expect(r.status).toBe(200);
     expect(received[0].body.toString('latin1')).toBe('model=gpt-4\x00\x01');
@@ -190,7 +197,10 @@ describe('request masking whatever the Content-Type', () => {
   });
 
   it('refuses JSON nested beyond the depth limit as unmaskable (422), not a 502', async () => {
-    const r = await send('/masked/v1/chat', { headers: { 'content-type': 'application/json' }, body: '['.repeat(300) + '"bob@example.com"' + ']'.repeat(300) });
+    const r = await send('/masked/v1/chat', {
+      headers: { 'content-type': 'application/json' },
+      body: '['.repeat(300) + '"bob@example.com"' + ']'.repeat(300),
+    });
     expect(r.status).toBe(422);
     expect(err(r).message).toMatch(/nested deeper than/);
   });
@@ -300,7 +310,13 @@ describe('event streams', () => {
 
   it('runs the response rule and several masking rules over one parse of each event', async () => {
     setPolicy({
-      rules: [{ name: 'no-shell', action: 'deny', match: { target: 'masked', http: { response: { json: [{ path: '$..name', values: ['shell'] }] } } } }],
+      rules: [
+        {
+          name: 'no-shell',
+          action: 'deny',
+          match: { target: 'masked', http: { response: { json: [{ path: '$..name', values: ['shell'] }] } } },
+        },
+      ],
       masking: [
         { name: 'emails', detectors: ['email'], targets: ['masked'] },
         { name: 'paths', jsonPaths: ['$..ssn'], targets: ['masked'] },
@@ -328,7 +344,11 @@ describe('denials', () => {
     gate = { hold: () => Promise.reject(new Error('approval store down')) };
     const r = await send('/plain/v1/x', { method: 'GET' });
     expect(r.status).toBe(403);
-    expect(err(r)).toMatchObject({ type: 'policy_denied', rule: 'ask', message: expect.stringMatching(/approval failed: approval store down/) });
+    expect(err(r)).toMatchObject({
+      type: 'policy_denied',
+      rule: 'ask',
+      message: expect.stringMatching(/approval failed: approval store down/),
+    });
     expect(received).toHaveLength(0);
   });
 
@@ -385,7 +405,11 @@ describe('smuggling corpus: paths, method overrides, repeated JSON keys', () => 
   });
 
   it('the same shapes without anything forbidden still pass, as sent', async () => {
-    const r = await send('/plain/items;v=2/1', { method: 'POST', headers: { 'x-http-method-override': 'PATCH' }, body: '{"model":"ok","other":{"model":"ok"}}' });
+    const r = await send('/plain/items;v=2/1', {
+      method: 'POST',
+      headers: { 'x-http-method-override': 'PATCH' },
+      body: '{"model":"ok","other":{"model":"ok"}}',
+    });
     expect(r.status).toBe(200);
     expect(received[0].url).toBe('/items;v=2/1');
     expect(received[0].headers['x-http-method-override']).toBe('PATCH');

@@ -135,7 +135,11 @@ describe('official openai SDK through the route', () => {
   });
 
   test('streaming chat completion arrives as deltas (unmasked route: event for event)', async () => {
-    const stream = await sdk('warden-managed', 'raw').chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    const stream = await sdk('warden-managed', 'raw').chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+    });
     const deltas: string[] = [];
     for await (const chunk of stream) deltas.push(chunk.choices[0]?.delta?.content ?? '');
     bodies.push(deltas.join(''));
@@ -147,7 +151,11 @@ describe('official openai SDK through the route', () => {
     upstream.chunks = Array.from({ length: 120 }, (_, i) => ` w${i}`);
     upstream.chunkDelayMs = 1;
     try {
-      const stream = await sdk().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+      const stream = await sdk().chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      });
       const deltas: string[] = [];
       for await (const chunk of stream) deltas.push(chunk.choices[0]?.delta?.content ?? '');
       bodies.push(deltas.join(''));
@@ -193,8 +201,16 @@ describe('undici fetch and curl', () => {
     // curl, because fetch refuses to send Connection itself.
     const { stdout } = await run('curl', [
       '-sS',
-      ...['authorization: Bearer ' + AGENT_KEY, 'x-api-key: ' + AGENT_KEY, 'api-key: ' + AGENT_KEY, 'connection: keep-alive, x-secret-hop', 'x-secret-hop: 1', 'x-trace: kept', 'proxy-authorization: Basic eDp5', 'te: trailers']
-        .flatMap((h) => ['-H', h]),
+      ...[
+        'authorization: Bearer ' + AGENT_KEY,
+        'x-api-key: ' + AGENT_KEY,
+        'api-key: ' + AGENT_KEY,
+        'connection: keep-alive, x-secret-hop',
+        'x-secret-hop: 1',
+        'x-trace: kept',
+        'proxy-authorization: Basic eDp5',
+        'te: trailers',
+      ].flatMap((h) => ['-H', h]),
       `http://127.0.0.1:${port}/openai/echo/x?a=1`,
     ]);
     const echo = JSON.parse(stdout);
@@ -238,7 +254,10 @@ describe('undici fetch and curl', () => {
     const r = await get('/openai/gzip-json', { headers: { 'accept-encoding': 'gzip' } });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-encoding')).toBeNull();
-    expect(r.json()).toEqual({ note: 'call me at [REDACTED] or pay with [REDACTED]', nested: [{ contact: 'call me at [REDACTED] or pay with [REDACTED]' }] });
+    expect(r.json()).toEqual({
+      note: 'call me at [REDACTED] or pay with [REDACTED]',
+      nested: [{ contact: 'call me at [REDACTED] or pay with [REDACTED]' }],
+    });
     const t = await get('/openai/text');
     expect(t.text).toBe('call me at [REDACTED] or pay with [REDACTED]');
   });
@@ -255,9 +274,12 @@ describe('undici fetch and curl', () => {
     const before = upstream.requests.length;
     const { stdout } = await run('curl', [
       '-sS',
-      '-H', 'content-type: application/json',
-      '-H', `authorization: Bearer ${AGENT_KEY}`,
-      '--data', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+      '-H',
+      'content-type: application/json',
+      '-H',
+      `authorization: Bearer ${AGENT_KEY}`,
+      '--data',
+      JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
       `http://127.0.0.1:${port}/openai/v1/chat/completions`,
     ]);
     bodies.push(stdout);
@@ -268,10 +290,28 @@ describe('undici fetch and curl', () => {
   test('curl: Expect 100-continue; a denied upload is refused before its body is sent', async () => {
     const file = path.join(secretsDir, 'upload.bin');
     fs.writeFileSync(file, Buffer.alloc(32 * 1024, 7));
-    const ok = await run('curl', ['-sS', '-H', 'Expect: 100-continue', '-H', 'content-type: application/octet-stream', '--data-binary', `@${file}`, `http://127.0.0.1:${port}/openai/echo/up`]);
+    const ok = await run('curl', [
+      '-sS',
+      '-H',
+      'Expect: 100-continue',
+      '-H',
+      'content-type: application/octet-stream',
+      '--data-binary',
+      `@${file}`,
+      `http://127.0.0.1:${port}/openai/echo/up`,
+    ]);
     expect(JSON.parse(ok.stdout).bodyBytes).toBe(32 * 1024);
     const before = upstream.requests.length;
-    const denied = await run('curl', ['-sS', '-w', '\n%{http_code}', '-H', 'Expect: 100-continue', '--data-binary', `@${file}`, `http://127.0.0.1:${port}/openai/v1/files/upload`]);
+    const denied = await run('curl', [
+      '-sS',
+      '-w',
+      '\n%{http_code}',
+      '-H',
+      'Expect: 100-continue',
+      '--data-binary',
+      `@${file}`,
+      `http://127.0.0.1:${port}/openai/v1/files/upload`,
+    ]);
     bodies.push(denied.stdout);
     expect(denied.stdout.split('\n').at(-1)).toBe('403');
     expect(upstream.requests.length).toBe(before);
@@ -281,7 +321,11 @@ describe('undici fetch and curl', () => {
 describe('policy, limits and failures', () => {
   test('deny: 403 with the contract body, upstream never called', async () => {
     const before = upstream.requests.length;
-    const r = await get('/openai/v1/files/abc', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"purpose":"x"}' });
+    const r = await get('/openai/v1/files/abc', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"purpose":"x"}',
+    });
     expect(r.status).toBe(403);
     expect(r.json()).toEqual({ error: { type: 'policy_denied', rule: 'no-files', message: 'denied by rule "no-files"' } });
     expect(upstream.requests.length).toBe(before);
@@ -351,7 +395,12 @@ describe('policy, limits and failures', () => {
         c.close();
       },
     });
-    const b = await get('/openai/echo', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: stream, duplex: 'half' } as never);
+    const b = await get('/openai/echo', {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: stream,
+      duplex: 'half',
+    } as never);
     expect(b.status).toBe(413);
     expect(upstream.requests.slice(before).every((r) => r.body.length <= 64 * 1024)).toBe(true);
   });

@@ -64,7 +64,16 @@ const targetStage: Stage<RouteExchange> = {
     const policy = ex.policy!;
     const plan = ex.services.plans.get(policy, ex.target);
     if (!plan) {
-      throw new HttpError(404, 'unknown_route', `no HTTP route named "${ex.target}"; routes: ${[...policy.targets].filter(([, t]) => t.http).map(([n]) => n).join(', ') || '(none)'}`);
+      throw new HttpError(
+        404,
+        'unknown_route',
+        `no HTTP route named "${ex.target}"; routes: ${
+          [...policy.targets]
+            .filter(([, t]) => t.http)
+            .map(([n]) => n)
+            .join(', ') || '(none)'
+        }`,
+      );
     }
     ex.plan = plan;
     const options = ex.services.options;

@@ -81,7 +81,11 @@ describe('openai SDK', () => {
   });
 
   test('chat completions, stream: true', async () => {
-    const stream = await openai().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    const stream = await openai().chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+    });
     let text = '';
     let finish: string | null = null;
     let n = 0;
@@ -130,7 +134,8 @@ describe('openai SDK', () => {
       if (ev.type === 'response.output_text.done') done = ev.text;
       if (ev.type === 'response.completed') {
         // output_text is an SDK convenience that raw stream events do not carry: read the items.
-        for (const item of ev.response.output) if (item.type === 'message') for (const c of item.content) if (c.type === 'output_text') completed += c.text;
+        for (const item of ev.response.output)
+          if (item.type === 'message') for (const c of item.content) if (c.type === 'output_text') completed += c.text;
       }
     }
     expect(collapse(types)).toEqual([
@@ -174,7 +179,13 @@ describe('openai SDK', () => {
 
 describe('LangChain ChatOpenAI', () => {
   const model = (): ChatOpenAI =>
-    new ChatOpenAI({ model: 'gpt-4o-mini', apiKey: 'warden-managed', maxRetries: 0, timeout: 5000, configuration: { baseURL: `${fx.egress}/openai/v1` } });
+    new ChatOpenAI({
+      model: 'gpt-4o-mini',
+      apiKey: 'warden-managed',
+      maxRetries: 0,
+      timeout: 5000,
+      configuration: { baseURL: `${fx.egress}/openai/v1` },
+    });
 
   test('invoke', async () => {
     const msg = await model().invoke('hi');
@@ -197,7 +208,8 @@ describe('LangChain ChatOpenAI', () => {
 });
 
 describe('Anthropic-compatible route (auth: {header: x-api-key})', () => {
-  const anthropic = (): Anthropic => new Anthropic({ baseURL: `${fx.egress}/anthropic`, apiKey: 'warden-managed', maxRetries: 0, timeout: 5000 });
+  const anthropic = (): Anthropic =>
+    new Anthropic({ baseURL: `${fx.egress}/anthropic`, apiKey: 'warden-managed', maxRetries: 0, timeout: 5000 });
 
   function lastAnthropicRequest() {
     const seen = fx.upstream.requests.at(-1)!;
@@ -211,7 +223,11 @@ describe('Anthropic-compatible route (auth: {header: x-api-key})', () => {
   }
 
   test('@anthropic-ai/sdk messages.create', async () => {
-    const r = await anthropic().messages.create({ model: 'fake-claude-model', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+    const r = await anthropic().messages.create({
+      model: 'fake-claude-model',
+      max_tokens: 64,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(r.content).toEqual([{ type: 'text', text: 'Hello from the fake model.' }]);
     expect(r.stop_reason).toBe('end_turn');
     expect(lastAnthropicRequest().headers['anthropic-version']).toBeDefined();

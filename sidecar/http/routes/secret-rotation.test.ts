@@ -32,7 +32,8 @@ function publishKubernetesWay(secretDir: string, files: Record<string, string>):
   const tmp = path.join(secretDir, '..data_tmp');
   fs.symlinkSync(gen, tmp);
   fs.renameSync(tmp, path.join(secretDir, '..data')); // atomic swap, as the kubelet does
-  for (const k of Object.keys(files)) if (!fs.existsSync(path.join(secretDir, k))) fs.symlinkSync(path.join('..data', k), path.join(secretDir, k));
+  for (const k of Object.keys(files))
+    if (!fs.existsSync(path.join(secretDir, k))) fs.symlinkSync(path.join('..data', k), path.join(secretDir, k));
 }
 
 beforeAll(async () => {

@@ -48,7 +48,9 @@ function split(value: string, parts: 2 | 3 | 'many'): string[] {
   return pieces;
 }
 
-const CASES = VALUES.flatMap(({ kind, value }) => ([2, 3, 'many'] as const).map((parts) => ({ name: `${kind} split ${parts}`, value, chunks: split(value, parts) })));
+const CASES = VALUES.flatMap(({ kind, value }) =>
+  ([2, 3, 'many'] as const).map((parts) => ({ name: `${kind} split ${parts}`, value, chunks: split(value, parts) })),
+);
 
 let fx: SidecarFixture;
 const viaSidecar: Array<{ ttfc: number; total: number; firstLag: number; placeholderLag: number }> = [];
@@ -110,7 +112,11 @@ async function streamVia(baseURL: string, chunks: string[], delayMs: number): Pr
   fx.upstream.chunkDelayMs = delayMs;
   const client = new OpenAI({ baseURL, apiKey: 'warden-managed', maxRetries: 0, timeout: 5000 });
   const start = performance.now();
-  const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'record?' }], stream: true });
+  const stream = await client.chat.completions.create({
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'record?' }],
+    stream: true,
+  });
   const received: Streamed['received'] = [];
   let text = '';
   for await (const chunk of stream) {

@@ -47,7 +47,13 @@ function answer(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
-    const s: Seen = { httpVersion: req.httpVersion, method: req.method ?? '', url: req.url ?? '', headers: req.headers as http.IncomingHttpHeaders, body: Buffer.concat(chunks).toString() };
+    const s: Seen = {
+      httpVersion: req.httpVersion,
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers as http.IncomingHttpHeaders,
+      body: Buffer.concat(chunks).toString(),
+    };
     seen.push(s);
     if (req.url === '/slow') {
       const t = setTimeout(() => res.end('late'), 3000);
@@ -58,8 +64,13 @@ function answer(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       const deltas = ['Card ', '4111 11', '11 1111 1', '111', ' on file.'];
       const write = (chunk: string): unknown => (res as http.ServerResponse).write(chunk); // both response types take a string
-      for (const d of deltas) write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: d }, finish_reason: null }] })}\n\n`);
-      write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+      for (const d of deltas)
+        write(
+          `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: d }, finish_reason: null }] })}\n\n`,
+        );
+      write(
+        `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`,
+      );
       res.end('data: [DONE]\n\n');
       return;
     }
@@ -91,7 +102,13 @@ async function proxyWith(dispatcher: Agent): Promise<number> {
       masking: [{ name: 'pii', detectors: ['credit-card'], strategy: 'redact' }],
     },
   });
-  const handler: RouteHandler = createRouteHandler({ policy: () => policy, secrets: new SecretStore(path.join(dir, 'secrets')), identity, audit: (e) => audits.push(e), dispatcher });
+  const handler: RouteHandler = createRouteHandler({
+    policy: () => policy,
+    secrets: new SecretStore(path.join(dir, 'secrets')),
+    identity,
+    audit: (e) => audits.push(e),
+    dispatcher,
+  });
   const server = http.createServer(handler);
   server.on('checkContinue', handler.checkContinue);
   const port = await listen(server);
@@ -108,7 +125,25 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-h2-'));
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+    ],
     { stdio: 'ignore' },
   );
   key = fs.readFileSync(path.join(dir, 'key.pem'));
@@ -139,7 +174,9 @@ describe('Agent({ allowH2: true, connect: { ca } }) as the route dispatcher', ()
   });
 
   test('GET reaches the upstream over HTTP/2, with the credential injected and the agent key dropped', async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/h2/echo/a?x=1`, { headers: { authorization: 'Bearer warden-managed', connection: 'keep-alive' } });
+    const res = await fetch(`http://127.0.0.1:${port}/h2/echo/a?x=1`, {
+      headers: { authorization: 'Bearer warden-managed', connection: 'keep-alive' },
+    });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ httpVersion: '2.0', method: 'GET', url: '/echo/a?x=1' });
     const s = seen.at(-1)!;
@@ -151,7 +188,11 @@ describe('Agent({ allowH2: true, connect: { ca } }) as the route dispatcher', ()
 
   test('POST with a JSON body and with a streamed (octet-stream, chunked) body over HTTP/2', async () => {
     const json = JSON.stringify({ model: 'm', input: 'x'.repeat(5000) });
-    const r1 = await fetch(`http://127.0.0.1:${port}/h2/echo/json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: json });
+    const r1 = await fetch(`http://127.0.0.1:${port}/h2/echo/json`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: json,
+    });
     expect(await r1.json()).toMatchObject({ httpVersion: '2.0', method: 'POST', bodyBytes: json.length });
     expect(seen.at(-1)!.body).toBe(json);
 
@@ -164,23 +205,37 @@ describe('Agent({ allowH2: true, connect: { ca } }) as the route dispatcher', ()
         c.enqueue(new TextEncoder().encode(p));
       },
     });
-    const r2 = await fetch(`http://127.0.0.1:${port}/h2/echo/stream`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body, duplex: 'half' } as RequestInit);
+    const r2 = await fetch(`http://127.0.0.1:${port}/h2/echo/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
     expect(await r2.json()).toMatchObject({ httpVersion: '2.0', method: 'POST', bodyBytes: 'alpha-beta-gamma'.length });
     expect(seen.at(-1)!.body).toBe('alpha-beta-gamma');
   });
 
   test('an SSE answer over HTTP/2 is masked (card split across deltas)', async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/h2/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","stream":true}' });
+    const res = await fetch(`http://127.0.0.1:${port}/h2/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"m","stream":true}',
+    });
     const raw = await res.text();
     expect(seen.at(-1)!.httpVersion).toBe('2.0');
     let text = '';
-    for (const m of raw.matchAll(/^data: (\{.*\})$/gm)) text += (JSON.parse(m[1]) as { choices: Array<{ delta: { content?: string } }> }).choices[0].delta.content ?? '';
+    for (const m of raw.matchAll(/^data: (\{.*\})$/gm))
+      text += (JSON.parse(m[1]) as { choices: Array<{ delta: { content?: string } }> }).choices[0].delta.content ?? '';
     expect(text).toBe('Card [REDACTED] on file.');
     expect(audits.at(-1)).toMatchObject({ target: 'h2', decision: 'mask', status: 200 });
   });
 
   test('several concurrent requests multiplex over HTTP/2', async () => {
-    const rs = await Promise.all(Array.from({ length: 10 }, (_, i) => fetch(`http://127.0.0.1:${port}/h2/echo/m${i}`).then((r) => r.json() as Promise<{ httpVersion: string; url: string }>)));
+    const rs = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        fetch(`http://127.0.0.1:${port}/h2/echo/m${i}`).then((r) => r.json() as Promise<{ httpVersion: string; url: string }>),
+      ),
+    );
     expect(rs.map((r) => r.httpVersion)).toEqual(Array(10).fill('2.0'));
     expect(rs.map((r) => r.url).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `/echo/m${i}`).sort());
   });

@@ -39,6 +39,11 @@ export const decideStage: Stage<Judgement> = {
 };
 
 /** The strictest decision for op over every method the upstream may act on. */
-export function decideMethods<O extends HttpOperation>(policy: CompiledPolicy, op: O, methods: readonly string[], identity: Identity): Decision {
+export function decideMethods<O extends HttpOperation>(
+  policy: CompiledPolicy,
+  op: O,
+  methods: readonly string[],
+  identity: Identity,
+): Decision {
   return strictest(methods.map((method) => decide(policy, { ...op, method }, identity)));
 }

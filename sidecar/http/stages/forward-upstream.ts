@@ -126,6 +126,9 @@ export function asRouteError(err: unknown, target: string): HttpError {
   if (name === 'AbortError' || code === 'UND_ERR_ABORTED') {
     return new HttpError(499, 'client_closed', 'the agent closed the request');
   }
-  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return new HttpError(400, 'bad_request', 'request body does not match its content-length');
-  return new HttpError(502, 'upstream_unavailable', `upstream of route "${target}" is unavailable (${code || cause || name || 'error'})`, { target });
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH')
+    return new HttpError(400, 'bad_request', 'request body does not match its content-length');
+  return new HttpError(502, 'upstream_unavailable', `upstream of route "${target}" is unavailable (${code || cause || name || 'error'})`, {
+    target,
+  });
 }

@@ -49,7 +49,13 @@ async function holdForApproval(ex: Judgement, decision: Decision, signal: AbortS
   let approval: { approved: boolean; reason: string; approvalId?: string; decidedBy?: string };
   const waitStart = performance.now();
   try {
-    approval = await gate.hold({ operation: ex.heldOperation(), decision, identity: ex.identity, policy: { name: policy.name, namespace: policy.namespace }, signal });
+    approval = await gate.hold({
+      operation: ex.heldOperation(),
+      decision,
+      identity: ex.identity,
+      policy: { name: policy.name, namespace: policy.namespace },
+      signal,
+    });
     if (typeof approval?.approved !== 'boolean') throw new Error('the approval service gave no answer');
   } catch (e) {
     approval = { approved: false, reason: `approval failed: ${(e as Error)?.message ?? String(e)}` };

@@ -22,7 +22,13 @@ export const identifyStage: Stage<RouteExchange> = {
 async function authenticate(ex: RouteExchange, verifyToken: (token: string) => Promise<Identity>): Promise<void> {
   const token = bearerFromHeaders(ex.req.headers);
   if (token === undefined) {
-    throw new HttpError(401, 'unauthenticated', "no token: this policy requires the caller's JWT as Proxy-Authorization or Authorization: Bearer", {}, { 'www-authenticate': 'Bearer' });
+    throw new HttpError(
+      401,
+      'unauthenticated',
+      "no token: this policy requires the caller's JWT as Proxy-Authorization or Authorization: Bearer",
+      {},
+      { 'www-authenticate': 'Bearer' },
+    );
   }
   try {
     ex.identity = await verifyToken(token);

@@ -44,7 +44,12 @@ function injectCredential(secrets: SecretStore, target: HttpTargetSpec, headers:
     return prefix === '' ? [token] : [token, prefix + token];
   } catch (err) {
     if (err instanceof SecretError) {
-      throw new HttpError(503, 'credential_unavailable', `the credential for this route (secret "${secret}") is unavailable: ${err.message}`, { secret });
+      throw new HttpError(
+        503,
+        'credential_unavailable',
+        `the credential for this route (secret "${secret}") is unavailable: ${err.message}`,
+        { secret },
+      );
     }
     throw err;
   }

@@ -20,7 +20,13 @@ export const maskRequestStage: Stage<RouteExchange> = {
     const requestPlan = ex.plan!.requestPlan;
     if (!body || !requestPlan) return;
     const headers = ex.req.headers;
-    const masked = maskRequestBody(body, String(headers['content-type'] ?? ''), String(headers['content-encoding'] ?? 'identity'), requestPlan, ex.plan!.allowUnparseable);
+    const masked = maskRequestBody(
+      body,
+      String(headers['content-type'] ?? ''),
+      String(headers['content-encoding'] ?? 'identity'),
+      requestPlan,
+      ex.plan!.allowUnparseable,
+    );
     if (masked.error) ex.error = masked.error;
     ex.bufferedBody = masked.body;
     ex.masked += masked.count;
@@ -53,7 +59,8 @@ function maskRequestBody(parsed: ParsedBody, contentType: string, encoding: stri
   const type = contentType.toLowerCase().split(';')[0].trim();
   if (parsed.tooDeep) return refuse(`request body is ${new JsonTooDeepError().message}`);
   if (isJson(type)) return refuse('request body says it is JSON but does not parse');
-  if (!type.startsWith('text/')) return refuse(`request body of content-type "${type || '(none)'}" is not JSON or text, so it cannot be masked`);
+  if (!type.startsWith('text/'))
+    return refuse(`request body of content-type "${type || '(none)'}" is not JSON or text, so it cannot be masked`);
   let text = body.toString('utf8');
   for (const m of plan.maskers) {
     const r = m.masker.mask(text);

@@ -2,7 +2,10 @@
 
 /** application/json and every `+json` type. */
 export function isJson(contentType: string | string[] | undefined): boolean {
-  const t = String(contentType ?? '').toLowerCase().split(';')[0].trim();
+  const t = String(contentType ?? '')
+    .toLowerCase()
+    .split(';')[0]
+    .trim();
   return t === 'application/json' || t.endsWith('+json');
 }
 

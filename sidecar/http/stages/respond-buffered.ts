@@ -21,14 +21,22 @@ export async function respondBuffered(ex: RouteExchange, json: boolean, type: st
   const up = ex.upstream!;
   const maxMasked = ex.plan!.maxMasked;
   const headers = ex.responseHeaders;
-  const raw = await readUpstreamBody(up.body, maxMasked, `response from route "${ex.target}" exceeds the ${maxMasked}-byte limit for masked responses`);
+  const raw = await readUpstreamBody(
+    up.body,
+    maxMasked,
+    `response from route "${ex.target}" exceeds the ${maxMasked}-byte limit for masked responses`,
+  );
   let plain: Buffer | undefined;
   try {
     plain = decodeBuffer(raw, encoding, maxMasked);
   } catch {
     // Over the limit once decompressed (a decompression bomb): refused like an over-size body,
     // whatever `unparseable` says: it is not unparseable, it is too large.
-    throw new HttpError(502, 'unmaskable_response', `response from route "${ex.target}" exceeds the ${maxMasked}-byte limit for masked responses once decompressed`);
+    throw new HttpError(
+      502,
+      'unmaskable_response',
+      `response from route "${ex.target}" exceeds the ${maxMasked}-byte limit for masked responses once decompressed`,
+    );
   }
   if (!plain) {
     if (ex.scrub) throw unscrubbable(ex, encoding);
@@ -44,7 +52,10 @@ export async function respondBuffered(ex: RouteExchange, json: boolean, type: st
     headers['content-length'] = String(sent.length);
     return send(ex, sent);
   }
-  const masked = json && decoded.text.trim() !== '' ? maskJson(ex, decoded.text, decoded.rewritten ? undefined : plain) : maskText(ex, decoded.text, type);
+  const masked =
+    json && decoded.text.trim() !== ''
+      ? maskJson(ex, decoded.text, decoded.rewritten ? undefined : plain)
+      : maskText(ex, decoded.text, type);
   if (masked === undefined) {
     // JSON that does not parse, passed as it came (`unparseable: allow`).
     delete headers['content-encoding'];
@@ -79,7 +90,10 @@ function decodeText(ex: RouteExchange, plain: Buffer): { text: string; rewritten
     /* bytes invalid in that charset */
   }
   if (decodedText === undefined) {
-    const e = unmaskable(ex, `response from route "${ex.target}" declares charset "${charset}" but cannot be decoded in it, so it cannot be masked`);
+    const e = unmaskable(
+      ex,
+      `response from route "${ex.target}" declares charset "${charset}" but cannot be decoded in it, so it cannot be masked`,
+    );
     if (e) throw e;
     return undefined;
   }
@@ -105,7 +119,10 @@ function maskJson(ex: RouteExchange, text: string, utf8: Buffer | undefined): Ma
   try {
     doc = JSON.parse(text);
   } catch {
-    const e = unmaskable(ex, `response from route "${ex.target}" says it is JSON but does not parse, so it cannot be ${plan ? 'masked' : 'checked against response rules'}`);
+    const e = unmaskable(
+      ex,
+      `response from route "${ex.target}" says it is JSON but does not parse, so it cannot be ${plan ? 'masked' : 'checked against response rules'}`,
+    );
     if (e) throw e;
     return undefined;
   }
@@ -140,7 +157,11 @@ function maskJson(ex: RouteExchange, text: string, utf8: Buffer | undefined): Ma
   // is sent. Looked for only when the parse is not being sent anyway (a second pass over the text).
   if (!changed && findDuplicateKey(text) !== undefined) {
     if (tooDeep) {
-      throw new HttpError(502, 'unmaskable_response', `response from route "${ex.target}" repeats a JSON key and is ${new JsonTooDeepError().message}, so it cannot be re-serialised`);
+      throw new HttpError(
+        502,
+        'unmaskable_response',
+        `response from route "${ex.target}" repeats a JSON key and is ${new JsonTooDeepError().message}, so it cannot be re-serialised`,
+      );
     }
     changed = true;
   }

@@ -5,7 +5,14 @@
 // forwarded before it could be checked. Read in the charset the stream declares, sent as UTF-8.
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { createSseEventMasker, createSsePipeline, serializeItem, sseItem, type SseEventMasker, type SseItem } from '../../../common/masking/stream/sse';
+import {
+  createSseEventMasker,
+  createSsePipeline,
+  serializeItem,
+  sseItem,
+  type SseEventMasker,
+  type SseItem,
+} from '../../../common/masking/stream/sse';
 import { createSseParser } from '../../../common/masking/stream/sse-parser';
 import { createNdjsonReader, NdjsonLineTooLongError, serializeNdjsonItem } from '../../../common/masking/stream/ndjson';
 import type { CompiledRule } from '../../../common/policy/compile';
@@ -35,7 +42,10 @@ export function respondEvents(ex: RouteExchange, kind: 'sse' | 'ndjson', type: s
   const decoded = decodeStream(up.body, encoding);
   if (!decoded) {
     if (ex.scrub) throw unscrubbable(ex, encoding);
-    const e = unmaskable(ex, `upstream of route "${ex.target}" sent an event stream with content-encoding "${encoding}", which cannot be inspected`);
+    const e = unmaskable(
+      ex,
+      `upstream of route "${ex.target}" sent an event stream with content-encoding "${encoding}", which cannot be inspected`,
+    );
     if (e) throw e;
     return passUntouched(ex, type, encoding);
   }
@@ -48,7 +58,12 @@ export function respondEvents(ex: RouteExchange, kind: 'sse' | 'ndjson', type: s
   let events: Readable = decoded;
   if (!isUtf8(charset)) {
     const decoder = decoderFor(charset!);
-    if (!decoder) throw new HttpError(502, 'unmaskable_response', `event stream of route "${ex.target}" declares charset "${charset}", which cannot be decoded, so it cannot be masked`);
+    if (!decoder)
+      throw new HttpError(
+        502,
+        'unmaskable_response',
+        `event stream of route "${ex.target}" declares charset "${charset}", which cannot be decoded, so it cannot be masked`,
+      );
     events = decoded.pipe(transcodeToUtf8(decoder));
     decoded.once('error', (e) => events.destroy(e));
     headers['content-type'] = withUtf8Charset(String(up.headers['content-type']));
@@ -186,7 +201,9 @@ async function streamEvents(ex: RouteExchange, decoded: Readable, framing: Strea
     if (agentGone) return;
     if (err instanceof JsonTooDeepError || err instanceof NdjsonLineTooLongError || err instanceof StreamEventTooLargeError) {
       ex.error = `${framing.name} refused: ${err.message}`;
-      return await finish(framing.error(errorBody('unmaskable_response', `an event of route "${ex.target}" is ${err.message}, so it cannot be masked`)));
+      return await finish(
+        framing.error(errorBody('unmaskable_response', `an event of route "${ex.target}" is ${err.message}, so it cannot be masked`)),
+      );
     }
     throw err;
   } finally {

@@ -21,9 +21,20 @@ export const respondStage: Stage<RouteExchange> = {
     const plan = ex.plan!.responsePlan;
     /** Response rules to check on each parsed document; none means nothing needs inspecting. */
     const inspect = ex.responseRules.length > 0;
-    const noBody = ex.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200 || up.headers['content-length'] === '0';
+    const noBody =
+      ex.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200 || up.headers['content-length'] === '0';
     const type = String(up.headers['content-type'] ?? '').toLowerCase();
-    let kind = noBody ? 'pass' : type.startsWith('text/event-stream') ? 'sse' : isNdjson(type) ? 'ndjson' : isJson(type) ? 'json' : type.startsWith('text/') ? 'text' : 'opaque';
+    let kind = noBody
+      ? 'pass'
+      : type.startsWith('text/event-stream')
+        ? 'sse'
+        : isNdjson(type)
+          ? 'ndjson'
+          : isJson(type)
+            ? 'json'
+            : type.startsWith('text/')
+              ? 'text'
+              : 'opaque';
     if (kind === 'opaque') {
       if (plan) {
         // octet-stream, multipart, images, no Content-Type: nothing the maskers can read.
@@ -35,7 +46,9 @@ export const respondStage: Stage<RouteExchange> = {
     const streamed = kind === 'sse' || kind === 'ndjson';
     if (!plan && (!inspect || kind === 'text') && !(ex.scrub && streamed)) kind = 'pass';
 
-    const encoding = String(up.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
+    const encoding = String(up.headers['content-encoding'] ?? 'identity')
+      .toLowerCase()
+      .trim();
     if (kind === 'pass') return respondPass(ex, type, encoding, noBody);
     if (kind === 'sse' || kind === 'ndjson') return respondEvents(ex, kind, type, encoding);
     return respondBuffered(ex, kind === 'json', type, encoding);

@@ -81,7 +81,11 @@ export class TargetPlans {
       if (dir !== direction && dir !== 'both') continue;
       const jsonPaths = (s.jsonPaths ?? []).map(parseJsonPath);
       if ((s.detectors ?? []).length === 0 && jsonPaths.length === 0) continue; // column-only rules are for SQL
-      maskers.push({ rule: s.name, masker: createTextMasker({ detectors: s.detectors ?? [], strategy: s.strategy ?? 'redact', hashKey: this.hashKey }), jsonPaths });
+      maskers.push({
+        rule: s.name,
+        masker: createTextMasker({ detectors: s.detectors ?? [], strategy: s.strategy ?? 'redact', hashKey: this.hashKey }),
+        jsonPaths,
+      });
     }
     return maskers.length > 0 ? { maskers } : null;
   }

@@ -11,5 +11,9 @@ export function unmaskable(ex: RouteExchange, message: string): HttpError | unde
 
 /** A body the injected credential cannot be scrubbed from is never passed on, whatever `unparseable` says. */
 export function unscrubbable(ex: RouteExchange, encoding: string): HttpError {
-  return new HttpError(502, 'unmaskable_response', `response from route "${ex.target}" has content-encoding "${encoding}", so the injected credential cannot be scrubbed from it`);
+  return new HttpError(
+    502,
+    'unmaskable_response',
+    `response from route "${ex.target}" has content-encoding "${encoding}", so the injected credential cannot be scrubbed from it`,
+  );
 }

@@ -43,7 +43,7 @@ describe('md5Auth', () => {
     expect(out).toEqual(Buffer.from(serialize.password(expectedMd5('postgres', 'postgres', salt))));
   });
 
-  test('property: any user, password and salt give PostgreSQL\'s answer, as pg-protocol frames it', () => {
+  test("property: any user, password and salt give PostgreSQL's answer, as pg-protocol frames it", () => {
     fc.assert(
       fc.property(arbText(20), arbText(20), fc.uint8Array({ minLength: 4, maxLength: 4 }), (user, password, saltBytes) => {
         const salt = Buffer.from(saltBytes);
@@ -107,7 +107,9 @@ describe('authMethodFor', () => {
   });
 
   test('a SASL continuation or final without a start is unsupported, naming the message', () => {
-    expect(() => authMethodFor({ name: 'authSaslContinue', data: Buffer.from('r=x') }, creds)).toThrow('server requested an unsupported authentication method (authSaslContinue)');
+    expect(() => authMethodFor({ name: 'authSaslContinue', data: Buffer.from('r=x') }, creds)).toThrow(
+      'server requested an unsupported authentication method (authSaslContinue)',
+    );
     expect(() => authMethodFor({ name: 'authSaslFinal', data: Buffer.from('v=x') }, creds)).toThrow(AuthError);
     expect(() => authMethodFor({ name: 'authOk' }, creds)).toThrow(/unsupported authentication method \(authOk\)/);
   });

@@ -18,6 +18,8 @@ export function authMethodFor(first: AuthenticationMessage, creds: Credentials):
     case 'authCleartext':
       return cleartextAuth(creds);
     default:
-      throw new AuthError(`server requested an unsupported authentication method (${first.name === 'authOther' ? `code ${first.code}` : first.name})`);
+      throw new AuthError(
+        `server requested an unsupported authentication method (${first.name === 'authOther' ? `code ${first.code}` : first.name})`,
+      );
   }
 }

@@ -44,7 +44,8 @@ function serverCheck(v: Verifier, clientFirstBare: string, serverFirst: string, 
 
 // ---- hand-built wire messages (no Writer from the code under test) ----
 
-const saslMechanisms = (...ms: string[]): Buffer => authRequest(10, Buffer.concat([...ms.map((m) => Buffer.from(m + '\0')), Buffer.from([0])]));
+const saslMechanisms = (...ms: string[]): Buffer =>
+  authRequest(10, Buffer.concat([...ms.map((m) => Buffer.from(m + '\0')), Buffer.from([0])]));
 
 /** Decodes one server message through the real FrameReader + decoder, split in two chunks. */
 function fromWire(bytes: Buffer): AuthenticationMessage {
@@ -104,7 +105,7 @@ describe('scramSha256Auth', () => {
     return { auth, first, clientFinal, server: serverCheck(v, clientFirstBare, serverFirst, clientFinal) };
   }
 
-  test('RFC 7677 vector with PostgreSQL\'s empty user name: exact messages and a proof the server accepts', () => {
+  test("RFC 7677 vector with PostgreSQL's empty user name: exact messages and a proof the server accepts", () => {
     const { auth, first, clientFinal, server } = exchange();
     expect(first).toEqual({ mechanism: 'SCRAM-SHA-256', data: `n,,n=,r=${RFC.clientNonce}` });
     // The proof differs from the RFC's (the auth message has "n=" instead of "n=user"): computed independently.
@@ -141,7 +142,7 @@ describe('scramSha256Auth', () => {
     expect(() => auth.respond(fromWire(authRequest(12, Buffer.from(final))))).toThrow(AuthError);
   });
 
-  test('a server error e= throws with the server\'s reason', () => {
+  test("a server error e= throws with the server's reason", () => {
     const { auth } = exchange();
     expect(() => auth.respond(fromWire(authRequest(12, Buffer.from('e=invalid-proof'))))).toThrow(/SCRAM server error: invalid-proof/);
   });
@@ -180,7 +181,9 @@ describe('scramSha256Auth', () => {
 
   test('only SCRAM-SHA-256-PLUS offered: a clear error naming the mechanisms', () => {
     const auth = scramSha256Auth({ username: 'u', password: 'p' });
-    expect(() => auth.respond(fromWire(saslMechanisms('SCRAM-SHA-256-PLUS')))).toThrow('server offers SASL mechanisms [SCRAM-SHA-256-PLUS], none supported');
+    expect(() => auth.respond(fromWire(saslMechanisms('SCRAM-SHA-256-PLUS')))).toThrow(
+      'server offers SASL mechanisms [SCRAM-SHA-256-PLUS], none supported',
+    );
   });
 
   test('a final message before the challenge throws', () => {
@@ -197,7 +200,9 @@ describe('scramSha256Auth', () => {
 
   test('the SASLInitialResponse is the message pg-protocol builds for the same data', () => {
     const auth = scramSha256Auth({ username: 'u', password: 'p' }, 'abcdef');
-    expect(auth.respond(fromWire(saslMechanisms('SCRAM-SHA-256')))).toEqual(Buffer.from(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', 'n,,n=,r=abcdef')));
+    expect(auth.respond(fromWire(saslMechanisms('SCRAM-SHA-256')))).toEqual(
+      Buffer.from(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', 'n,,n=,r=abcdef')),
+    );
   });
 
   test('the default client nonce is random, printable and without commas', () => {

@@ -17,7 +17,11 @@ const saltedCache = new Map<string, Buffer>();
 function saltedPassword(password: string, salt: Buffer, iterations: number): Buffer {
   // Fixed-size digests of each part keep the key unambiguous (salt bytes followed by the iteration
   // digits would let (S, 496) and (S+"4", 96) collide).
-  const key = createHash('sha256').update(sha256(Buffer.from(password))).update(sha256(salt)).update(String(iterations)).digest('hex');
+  const key = createHash('sha256')
+    .update(sha256(Buffer.from(password)))
+    .update(sha256(salt))
+    .update(String(iterations))
+    .digest('hex');
   let v = saltedCache.get(key);
   if (!v) {
     v = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
@@ -57,7 +61,8 @@ export function scramSha256Auth(creds: Credentials, nonce: string = randomBytes(
           const r = attrs.get('r');
           const s = attrs.get('s');
           const i = Number(attrs.get('i'));
-          if (!r || !r.startsWith(nonce) || r.length === nonce.length) throw new AuthError('SCRAM server nonce does not extend the client nonce');
+          if (!r || !r.startsWith(nonce) || r.length === nonce.length)
+            throw new AuthError('SCRAM server nonce does not extend the client nonce');
           if (!s || !Number.isInteger(i) || i < 1) throw new AuthError('SCRAM server-first-message lacks salt or iteration count');
           // A hostile server could ask for 2^31 iterations and stall the event loop for minutes.
           if (i > MAX_ITERATIONS) throw new AuthError(`SCRAM iteration count ${i} exceeds the limit of ${MAX_ITERATIONS}`);

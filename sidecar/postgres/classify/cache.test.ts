@@ -96,19 +96,29 @@ const TEMPLATES = [
   'SET search_path TO ?',
   'COPY t FROM ?',
   'SELECT ?; SELECT ?',
-  "NOTIFY c, ?",
+  'NOTIFY c, ?',
   'PREPARE p AS SELECT ?',
 ];
 const PAYLOADS = [
-  'SELECT 1', 'DELETE FROM orders', 'DROP TABLE x', 'secrets', 'public.orders', 'BEGIN DELETE FROM x; END',
-  "BEGIN EXECUTE 'TRUNCATE t'; END", 'BEGIN RETURN 1; END', 'garbage ((', '', "it's", 'dbname=crm',
+  'SELECT 1',
+  'DELETE FROM orders',
+  'DROP TABLE x',
+  'secrets',
+  'public.orders',
+  'BEGIN DELETE FROM x; END',
+  "BEGIN EXECUTE 'TRUNCATE t'; END",
+  'BEGIN RETURN 1; END',
+  'garbage ((',
+  '',
+  "it's",
+  'dbname=crm',
 ];
 const constant = fc.oneof(
   fc.integer({ min: -1000, max: 100000 }).map(String),
   fc.constantFrom('1.5', 'true', 'NULL', "B'101'", '$1'),
-  fc.constantFrom(...PAYLOADS).chain((s) =>
-    fc.constantFrom(`'${s.replace(/'/g, "''")}'`, `$q$${s}$q$`, `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`),
-  ),
+  fc
+    .constantFrom(...PAYLOADS)
+    .chain((s) => fc.constantFrom(`'${s.replace(/'/g, "''")}'`, `$q$${s}$q$`, `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`)),
 );
 const fill = (t: string, cs: string[]): string => {
   let i = 0;
@@ -149,7 +159,11 @@ describe('normalized-key soundness (property)', () => {
 
 test('benchmark (prints µs per classify)', async () => {
   const r = await runBench(5000);
-  console.log(Object.entries(r).map(([k, v]) => `${k}: ${v.toFixed(2)} µs`).join('\n'));
+  console.log(
+    Object.entries(r)
+      .map(([k, v]) => `${k}: ${v.toFixed(2)} µs`)
+      .join('\n'),
+  );
   expect(r.exactHitUs).toBeLessThan(r.missUs);
   expect(r.normalizedHitUs).toBeLessThan(r.missUs);
 });

@@ -117,7 +117,10 @@ describe('nested kinds', () => {
     ['CREATE TABLE a AS EXECUTE p', ['CREATE', 'EXECUTE']],
     ['PREPARE p AS DELETE FROM a', ['PREPARE', 'DELETE']],
     ['MERGE INTO a USING b ON a.id = b.id WHEN MATCHED THEN DELETE', ['MERGE', 'DELETE']],
-    ['MERGE INTO a USING b ON a.id = b.id WHEN MATCHED THEN UPDATE SET x = 1 WHEN NOT MATCHED THEN INSERT VALUES (1)', ['MERGE', 'INSERT', 'UPDATE']],
+    [
+      'MERGE INTO a USING b ON a.id = b.id WHEN MATCHED THEN UPDATE SET x = 1 WHEN NOT MATCHED THEN INSERT VALUES (1)',
+      ['MERGE', 'INSERT', 'UPDATE'],
+    ],
     ['INSERT INTO a VALUES (1) ON CONFLICT (id) DO UPDATE SET x = 1', ['INSERT', 'SELECT', 'UPDATE']],
     ['INSERT INTO a VALUES (1) ON CONFLICT DO NOTHING', ['INSERT', 'SELECT']],
     ['CREATE RULE r AS ON INSERT TO a DO ALSO DELETE FROM b', ['CREATE', 'DELETE']],
@@ -168,7 +171,7 @@ describe('DO blocks', () => {
   test('OPEN ... FOR EXECUTE and FOR ... IN EXECUTE are DYNAMIC', () => {
     expect(one("DO $$DECLARE c refcursor; BEGIN OPEN c FOR EXECUTE 'SELECT 1'; END$$").kinds).toContain('DYNAMIC');
     expect(one("DO $$DECLARE r record; BEGIN FOR r IN EXECUTE 'SELECT 1' LOOP END LOOP; END$$").kinds).toContain('DYNAMIC');
-    expect(one("DO $$BEGIN RETURN; END$$").kinds).not.toContain('DYNAMIC');
+    expect(one('DO $$BEGIN RETURN; END$$').kinds).not.toContain('DYNAMIC');
   });
 
   test('nested DO inside EXECUTE inside DO', () => {
@@ -182,7 +185,7 @@ describe('DO blocks', () => {
   });
 
   test('assignment targets and values are both read', () => {
-    const s = one('DO $$DECLARE a int[]; BEGIN a[(SELECT count(*) FROM pg_shadow)] := length(pg_read_file(\'x\')); END$$');
+    const s = one("DO $$DECLARE a int[]; BEGIN a[(SELECT count(*) FROM pg_shadow)] := length(pg_read_file('x')); END$$");
     expect(s.tables).toContain('pg_shadow');
     expect(s.functions).toEqual(expect.arrayContaining(['count', 'length', 'pg_read_file']));
   });
@@ -214,7 +217,9 @@ describe('CREATE FUNCTION bodies', () => {
   });
 
   test('LANGUAGE internal wraps a built-in under a new name', () => {
-    expect(one("CREATE FUNCTION r(text) RETURNS text LANGUAGE internal AS 'pg_read_file_off_len'").functions).toContain('pg_read_file_off_len');
+    expect(one("CREATE FUNCTION r(text) RETURNS text LANGUAGE internal AS 'pg_read_file_off_len'").functions).toContain(
+      'pg_read_file_off_len',
+    );
   });
 
   test('a body in C or another language the sidecar cannot read is opaque DYNAMIC (it can wrap any library function)', () => {
@@ -235,7 +240,11 @@ describe('DYNAMIC functions', () => {
   test.each([
     ["SELECT query_to_xml('DELETE FROM orders', true, false, '')", ['DELETE'], ['orders']],
     ["SELECT query_to_xmlschema('SELECT * FROM secrets', true, false, '')", [], ['secrets']],
-    ["SELECT query_to_xml_and_xmlschema(query => 'SELECT * FROM secrets', nulls => true, tableforest => false, targetns => '')", [], ['secrets']],
+    [
+      "SELECT query_to_xml_and_xmlschema(query => 'SELECT * FROM secrets', nulls => true, tableforest => false, targetns => '')",
+      [],
+      ['secrets'],
+    ],
     ["SELECT table_to_xml('public.secrets', true, false, '')", [], ['secrets', 'public.secrets']],
     ["SELECT table_to_xml('\"Secrets\"'::regclass, true, false, '')", [], ['secrets']],
     ["SELECT * FROM ts_stat('SELECT body FROM notes')", [], ['notes']],
@@ -298,8 +307,8 @@ describe('tables', () => {
     ['CREATE VIEW v AS SELECT * FROM a', ['v', 'a']],
     ['WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT 1 FROM a) SELECT * FROM r', ['a', 'r']],
     ["SELECT 'a'::regclass, 's.\"B\"'::regclass, 'c'::text::regclass", ['a', 'b', 's.b', 'c']],
-    ['SELECT * FROM XMLTABLE(\'/r\' PASSING (SELECT x FROM a) COLUMNS c text)', ['a']],
-    ['SELECT * FROM JSON_TABLE((SELECT j FROM a), \'$[*]\' COLUMNS (c text PATH \'$.c\'))', ['a']],
+    ["SELECT * FROM XMLTABLE('/r' PASSING (SELECT x FROM a) COLUMNS c text)", ['a']],
+    ["SELECT * FROM JSON_TABLE((SELECT j FROM a), '$[*]' COLUMNS (c text PATH '$.c'))", ['a']],
   ])('%s', (text, tables) => {
     expect(one(text).tables).toEqual(expect.arrayContaining(tables));
   });
@@ -317,9 +326,9 @@ describe('functions', () => {
     ['SELECT pg_catalog."pg_read_file"(\'x\')', ['pg_read_file', 'pg_catalog.pg_read_file']],
     ['SELECT U&"pg\\005fread\\005ffile"(\'x\')', ['pg_read_file']],
     ["SELECT * FROM pg_ls_dir('.')", ['pg_ls_dir']],
-    ["SELECT * FROM a, LATERAL pg_ls_dir(a.d)", ['pg_ls_dir']],
+    ['SELECT * FROM a, LATERAL pg_ls_dir(a.d)', ['pg_ls_dir']],
     ['CALL s.proc(1)', ['proc', 's.proc']],
-    ['CREATE TABLE t (a text DEFAULT pg_read_file(\'x\') CHECK (length(a) > lo_import(\'y\')))', ['pg_read_file', 'length', 'lo_import']],
+    ["CREATE TABLE t (a text DEFAULT pg_read_file('x') CHECK (length(a) > lo_import('y')))", ['pg_read_file', 'length', 'lo_import']],
     ['CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW EXECUTE FUNCTION s.trig()', ['trig', 's.trig']],
     ['CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION evt()', ['evt']],
     ['DROP FUNCTION pg_read_file(text)', ['pg_read_file']],
@@ -331,7 +340,7 @@ describe('functions', () => {
     ['SELECT x FROM a GROUP BY GROUPING SETS ((f1(x)), (f2(x))) HAVING f3() > 0', ['f1', 'f2', 'f3']],
     ['SELECT * FROM a TABLESAMPLE SYSTEM (f())', ['f']],
     ['SELECT ARRAY[f1()], ROW(f2()), COALESCE(f3(), f4())', ['f1', 'f2', 'f3', 'f4']],
-    ['SELECT JSON_OBJECT(\'k\': f())', ['f']],
+    ["SELECT JSON_OBJECT('k': f())", ['f']],
   ])('%s', (text, functions) => {
     expect(one(text).functions).toEqual(expect.arrayContaining(functions));
   });
@@ -364,7 +373,9 @@ describe('columns', () => {
 
 describe('lexical edge cases', () => {
   test('strings, comments and dollar quotes hide nothing and invent nothing', () => {
-    const s = one("SELECT 'DROP TABLE a', $$DELETE FROM b$$, E'\\'; DROP TABLE c; --', $t$ $$ $t$ /* DROP /* nested */ TABLE d */ -- DROP TABLE e\n FROM f");
+    const s = one(
+      "SELECT 'DROP TABLE a', $$DELETE FROM b$$, E'\\'; DROP TABLE c; --', $t$ $$ $t$ /* DROP /* nested */ TABLE d */ -- DROP TABLE e\n FROM f",
+    );
     expect(s.kinds).toEqual(['SELECT']);
     expect(s.tables).toEqual(['f']);
   });
@@ -459,14 +470,47 @@ describe('fields the session uses for prepared statements and COPY', () => {
 });
 
 describe('robustness', () => {
-  const TOKENS = ['SELECT', 'DELETE', 'FROM', 'secrets', 'DO', '$$', "'", '"', ';', '(', ')', '::regclass', 'query_to_xml', 'E\'\\\'', '/*', '*/', '--', '\n', 'BEGIN', 'END', 'EXECUTE', ',', '1', 'U&"a"', '.', '*'];
+  const TOKENS = [
+    'SELECT',
+    'DELETE',
+    'FROM',
+    'secrets',
+    'DO',
+    '$$',
+    "'",
+    '"',
+    ';',
+    '(',
+    ')',
+    '::regclass',
+    'query_to_xml',
+    "E'\\'",
+    '/*',
+    '*/',
+    '--',
+    '\n',
+    'BEGIN',
+    'END',
+    'EXECUTE',
+    ',',
+    '1',
+    'U&"a"',
+    '.',
+    '*',
+  ];
 
   test('arbitrary input yields statements or a parse error, never an exception', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.array(fc.constantFrom(...TOKENS)).map((t) => t.join(' '))), (text) => {
-        const r = classifySql(text);
-        expect('statements' in r || typeof r.parseError === 'string').toBe(true);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.array(fc.constantFrom(...TOKENS)).map((t) => t.join(' ')),
+        ),
+        (text) => {
+          const r = classifySql(text);
+          expect('statements' in r || typeof r.parseError === 'string').toBe(true);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -19,7 +19,7 @@ test.each([
   "SELECT query_to_xml('SELECT 1' || '', true, false, '')",
   "SELECT dblink('dbname=crm', format('DELETE FROM %I', 'orders'))",
   "SELECT dblink_exec('dbname=crm', $1)",
-  "SELECT q.query_to_xml FROM queries q",
+  'SELECT q.query_to_xml FROM queries q',
   "DO $$ DECLARE t text := 'orders'; BEGIN EXECUTE format('DELETE FROM %I', t); END $$",
   "DO $$ DECLARE s text := 'DELETE FROM orders'; BEGIN EXECUTE s; END $$",
   "DO $$ BEGIN RETURN QUERY EXECUTE 'SEL' || 'ECT 1'; END $$",

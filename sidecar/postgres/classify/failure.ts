@@ -26,5 +26,6 @@ export function isSyntaxError(err: unknown): boolean {
 /** Re-throws a failure of the parser itself as a ParserFailure (fail closed); returns for a syntax error. */
 export function rethrowFailure(err: unknown): void {
   if (err instanceof ParserFailure) throw err;
-  if (!isSyntaxError(err)) throw new ParserFailure(`the SQL parser failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  if (!isSyntaxError(err))
+    throw new ParserFailure(`the SQL parser failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }

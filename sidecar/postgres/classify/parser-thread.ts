@@ -26,7 +26,8 @@ port.on('message', (m: ParserRequest) => {
     const { result, hints } = cache.classify(m.text);
     reply({ type: 'result', id: m.id, result, hints, normalizedHit: cache.hits > hitsBefore });
   } catch (err) {
-    const message = err instanceof ParserFailure ? err.message : `the SQL parser failed: ${err instanceof Error ? err.message : String(err)}`;
+    const message =
+      err instanceof ParserFailure ? err.message : `the SQL parser failed: ${err instanceof Error ? err.message : String(err)}`;
     reply({ type: 'failure', id: m.id, message });
   }
 });

@@ -142,7 +142,10 @@ export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClas
 
   const spawn = (): Thread => {
     const data: ParserThreadData = { maxEntries, maxTextLength };
-    const t: Thread = { worker: newWorker(data, { maxOldGenerationSizeMb: WORKER_HEAP_MB, stackSizeMb: WORKER_STACK_MB, ...options.resourceLimits }), ready: false };
+    const t: Thread = {
+      worker: newWorker(data, { maxOldGenerationSizeMb: WORKER_HEAP_MB, stackSizeMb: WORKER_STACK_MB, ...options.resourceLimits }),
+      ready: false,
+    };
     t.worker.unref();
     t.worker.on('message', (m: ParserReply) => onReply(t, m));
     t.worker.on('error', (err) => {

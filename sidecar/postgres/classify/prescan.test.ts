@@ -16,7 +16,7 @@ describe('nestingDepth', () => {
     expect(nestingDepth(make(L + 1))).toBeGreaterThan(L);
   });
 
-  test("the AND of a BETWEEN does not hide the chain around it", () => {
+  test('the AND of a BETWEEN does not hide the chain around it', () => {
     const inner = 'NOT '.repeat(L / 2) + 'x BETWEEN 1 AND ';
     expect(nestingDepth('SELECT ' + inner + '(' + inner + '(' + inner + '2))')).toBeGreaterThan(L);
   });

@@ -17,7 +17,23 @@
 export const MAX_NESTING_DEPTH = 1000;
 
 /** Keywords that build one more level around what follows or precedes them. */
-const NESTING_KEYWORDS = new Set(['not', 'is', 'like', 'ilike', 'similar', 'between', 'collate', 'at', 'case', 'array', 'in', 'escape', 'overlaps', 'isnull', 'notnull']);
+const NESTING_KEYWORDS = new Set([
+  'not',
+  'is',
+  'like',
+  'ilike',
+  'similar',
+  'between',
+  'collate',
+  'at',
+  'case',
+  'array',
+  'in',
+  'escape',
+  'overlaps',
+  'isnull',
+  'notnull',
+]);
 
 const enum C {
   Quote = 0x27,
@@ -72,7 +88,8 @@ export function nestingDepth(text: string, limit = MAX_NESTING_DEPTH): number {
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === C.Quote) {
-      const escapes = i > 0 && (text.charCodeAt(i - 1) === C.E || text.charCodeAt(i - 1) === C.LowerE) && (i < 2 || !identPart(text.charCodeAt(i - 2)));
+      const escapes =
+        i > 0 && (text.charCodeAt(i - 1) === C.E || text.charCodeAt(i - 1) === C.LowerE) && (i < 2 || !identPart(text.charCodeAt(i - 2)));
       i = skipQuoted(text, i + 1, C.Quote, escapes);
     } else if (c === C.DoubleQuote) {
       i = skipQuoted(text, i + 1, C.DoubleQuote, false);
@@ -149,7 +166,8 @@ function skipQuoted(text: string, i: number, quote: number, backslashEscapes: bo
     if (backslashEscapes && c === C.Backslash) {
       i += 2;
     } else if (c === quote) {
-      if (text.charCodeAt(i + 1) === quote) i += 2; // doubled quote
+      if (text.charCodeAt(i + 1) === quote)
+        i += 2; // doubled quote
       else return i + 1;
     } else {
       i++;

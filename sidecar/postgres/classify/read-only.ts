@@ -73,7 +73,13 @@ export function setConfigTurnsOff(args: unknown[]): string | undefined {
  * there. Matched on the unqualified name, except the pg_cron ones (schema `cron`).
  */
 const OTHER_SESSION_FUNCTIONS: ReadonlySet<string> = new Set([
-  'dblink', 'dblink_exec', 'dblink_open', 'dblink_send_query', 'dblink_connect', 'dblink_connect_u', 'pg_background_launch',
+  'dblink',
+  'dblink_exec',
+  'dblink_open',
+  'dblink_send_query',
+  'dblink_connect',
+  'dblink_connect_u',
+  'pg_background_launch',
 ]);
 const CRON_FUNCTIONS: ReadonlySet<string> = new Set(['schedule', 'schedule_in_database', 'alter_job']);
 

@@ -6,20 +6,19 @@
 // typed fields (`InsertStmt.relation`, `CallStmt.funccall`, `SelectStmt.larg`...). Bare bodies
 // carry no type tag, so what matters for security is recognised by shape (a `relname` string is a
 // relation, a `funcname` list is a function name), which works for both.
-import {
-  addColumnRef,
-  addQualified,
-  addRangeVar,
-  nameParts,
-  relationNameParts,
-  stringNode,
-  type Collected,
-} from './collect';
+import { addColumnRef, addQualified, addRangeVar, nameParts, relationNameParts, stringNode, type Collected } from './collect';
 import { scanSync } from 'libpg-query';
 import type { CopyOutInfo } from '../../../common/policy/types';
 import { isDynamicSqlFunction, RELATION_TEXT_FUNCTIONS } from './dynamic';
 import { isStatementType, stmtKind } from './kinds';
-import { alterSystemTurnsOff, copyProgramTurnsOff, otherSessionCall, setConfigTurnsOff, transactionTurnsOff, variableSetTurnsOff } from './read-only';
+import {
+  alterSystemTurnsOff,
+  copyProgramTurnsOff,
+  otherSessionCall,
+  setConfigTurnsOff,
+  transactionTurnsOff,
+  variableSetTurnsOff,
+} from './read-only';
 
 export interface WalkContext {
   out: Collected;
@@ -41,12 +40,15 @@ type Obj = Record<string, unknown>;
 
 /** Relation-like object types whose name lists (DROP/COMMENT/... `objects`) name a relation. */
 const RELATION_OBJECTS = new Set([
-  'OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE', 'OBJECT_INDEX',
+  'OBJECT_TABLE',
+  'OBJECT_VIEW',
+  'OBJECT_MATVIEW',
+  'OBJECT_FOREIGN_TABLE',
+  'OBJECT_SEQUENCE',
+  'OBJECT_INDEX',
 ]);
 /** Object types named `table.member`: the relation is every part but the last. */
-const RELATION_MEMBER_OBJECTS = new Set([
-  'OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT',
-]);
+const RELATION_MEMBER_OBJECTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT']);
 const OBJECT_TYPE_FIELDS = ['removeType', 'objtype', 'objectType', 'renameType'];
 
 const COMMAND_TYPES: Record<string, string> = {
@@ -272,10 +274,33 @@ function visitStatement(type: string, obj: Obj, ctx: WalkContext): void {
 
 /** DefineStmt options that name a function the defined object calls (operators, aggregates, types, text search). */
 const DEFINED_FUNCTION_OPTIONS: ReadonlySet<string> = new Set([
-  'function', 'procedure', 'restrict', 'join',
-  'sfunc', 'finalfunc', 'combinefunc', 'serialfunc', 'deserialfunc', 'msfunc', 'minvfunc', 'mfinalfunc',
-  'input', 'output', 'receive', 'send', 'typmod_in', 'typmod_out', 'analyze', 'subscript',
-  'start', 'gettoken', 'end', 'lextypes', 'headline', 'init', 'lexize',
+  'function',
+  'procedure',
+  'restrict',
+  'join',
+  'sfunc',
+  'finalfunc',
+  'combinefunc',
+  'serialfunc',
+  'deserialfunc',
+  'msfunc',
+  'minvfunc',
+  'mfinalfunc',
+  'input',
+  'output',
+  'receive',
+  'send',
+  'typmod_in',
+  'typmod_out',
+  'analyze',
+  'subscript',
+  'start',
+  'gettoken',
+  'end',
+  'lextypes',
+  'headline',
+  'init',
+  'lexize',
 ]);
 
 /** Renamed object kinds whose name masking rules use: relations, their columns, schemas. */
@@ -395,7 +420,8 @@ function visitCopyOut(obj: Obj, ctx: WalkContext): void {
   if (select === undefined) return;
   const opts = defElems(obj.options);
   const info: CopyOutInfo = { select, format: 'text' };
-  if (obj.relation !== undefined && obj.relation !== null && !(Array.isArray(obj.attlist) && obj.attlist.length > 0)) info.wholeTable = true;
+  if (obj.relation !== undefined && obj.relation !== null && !(Array.isArray(obj.attlist) && obj.attlist.length > 0))
+    info.wholeTable = true;
   const format = stringNode(opts.get('format'))?.toLowerCase();
   if (format === 'csv' || format === 'binary') info.format = format;
   for (const k of ['delimiter', 'quote', 'escape', 'null', 'encoding'] as const) {

@@ -21,17 +21,20 @@ test.each([
   'SELECT t FROM (SELECT * FROM customers) t',
   'WITH x AS (SELECT * FROM customers) SELECT x FROM x',
   'SELECT card_number(c) FROM customers c',
-  "DO $$DECLARE v text; BEGIN SELECT c::text INTO v FROM customers c; END$$",
+  'DO $$DECLARE v text; BEGIN SELECT c::text INTO v FROM customers c; END$$',
 ])('%s reads a whole row', (sql) => {
   expect(first(sql).wholeRow).toBe(true);
 });
 
-test.each(['SELECT * FROM customers', 'SELECT c.* FROM customers c', 'SELECT c.id, name FROM customers c', 'SELECT count(*) FROM customers', 'SELECT id FROM customers WHERE EXISTS (SELECT * FROM orders)'])(
-  '%s reads columns, not whole rows',
-  (sql) => {
-    expect(first(sql).wholeRow).toBeUndefined();
-  },
-);
+test.each([
+  'SELECT * FROM customers',
+  'SELECT c.* FROM customers c',
+  'SELECT c.id, name FROM customers c',
+  'SELECT count(*) FROM customers',
+  'SELECT id FROM customers WHERE EXISTS (SELECT * FROM orders)',
+])('%s reads columns, not whole rows', (sql) => {
+  expect(first(sql).wholeRow).toBeUndefined();
+});
 
 test('COPY TO STDOUT: the SELECT to describe and the format options', () => {
   expect(first('COPY customers TO STDOUT').copyOut).toEqual({ select: 'SELECT * FROM "customers"', format: 'text', wholeTable: true });
@@ -40,7 +43,10 @@ test('COPY TO STDOUT: the SELECT to describe and the format options', () => {
     format: 'csv',
     header: true,
   });
-  expect(first("COPY (SELECT ')' /* ( */, x FROM t) TO STDOUT (FORMAT csv, DELIMITER ';', QUOTE '''', ESCAPE '\\', NULL 'nil', HEADER false)").copyOut).toEqual({
+  expect(
+    first("COPY (SELECT ')' /* ( */, x FROM t) TO STDOUT (FORMAT csv, DELIMITER ';', QUOTE '''', ESCAPE '\\', NULL 'nil', HEADER false)")
+      .copyOut,
+  ).toEqual({
     select: "SELECT ')' /* ( */, x FROM t",
     format: 'csv',
     delimiter: ';',
@@ -80,9 +86,17 @@ test('UPDATE: the columns its SET values read, `*` for a whole row; WHERE is not
 });
 
 test('INSERT ... ON CONFLICT DO UPDATE: EXCLUDED is the proposed row; the existing row is what is read', () => {
-  expect(first('INSERT INTO customers (id, card_number) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET card_number = EXCLUDED.card_number').setColumns).toBeUndefined();
-  expect(first('INSERT INTO customers (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET notes = customers.card_number').setColumns).toEqual(['card_number', 'customers']);
-  expect(first('INSERT INTO customers AS excluded (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET notes = excluded.card_number').setColumns).toEqual(['card_number', 'excluded']);
+  expect(
+    first('INSERT INTO customers (id, card_number) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET card_number = EXCLUDED.card_number')
+      .setColumns,
+  ).toBeUndefined();
+  expect(first('INSERT INTO customers (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET notes = customers.card_number').setColumns).toEqual([
+    'card_number',
+    'customers',
+  ]);
+  expect(
+    first('INSERT INTO customers AS excluded (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET notes = excluded.card_number').setColumns,
+  ).toEqual(['card_number', 'excluded']);
 });
 
 test('star marks any `*` column reference', () => {

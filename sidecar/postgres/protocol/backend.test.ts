@@ -83,7 +83,13 @@ const pick = (m: BackendMessage, keys: string[]): Record<string, unknown> => {
 // ---- encoders, parsed by pg-protocol ----
 
 describe('backend encoders, parsed by pg-protocol', () => {
-  const denial: ErrorFields = { severity: 'ERROR', code: '42501', message: 'denied by policy "no-ddl": DROP is not allowed', detail: 'rule no-ddl', hint: 'ask an SRE ☃' };
+  const denial: ErrorFields = {
+    severity: 'ERROR',
+    code: '42501',
+    message: 'denied by policy "no-ddl": DROP is not allowed',
+    detail: 'rule no-ddl',
+    hint: 'ask an SRE ☃',
+  };
   const fatal: ErrorFields = { severity: 'FATAL', code: '28P01', message: 'password authentication failed' };
   const notice: ErrorFields = { severity: 'WARNING', code: '01000', message: 'rows masked', detail: 'email' };
 
@@ -119,7 +125,13 @@ describe('backend encoders, parsed by pg-protocol', () => {
     for (const [, chunks] of chunkings([bytes])) {
       const [m] = pgParse(chunks);
       expect(m.name).toBe('notice');
-      expect(pick(m, ['message', 'severity', 'code', 'detail', 'hint'])).toEqual({ message: 'rows masked', severity: 'WARNING', code: '01000', detail: 'email', hint: undefined });
+      expect(pick(m, ['message', 'severity', 'code', 'detail', 'hint'])).toEqual({
+        message: 'rows masked',
+        severity: 'WARNING',
+        code: '01000',
+        detail: 'email',
+        hint: undefined,
+      });
     }
   });
 
@@ -140,14 +152,25 @@ describe('backend encoders, parsed by pg-protocol', () => {
   test('ParameterStatus', () => {
     const bytes = encodeParameterStatus('application_name', 'wärden ☃');
     const [m] = pgParse(splitAt(bytes, [3, 9]));
-    expect(pick(m, ['name', 'parameterName', 'parameterValue'])).toEqual({ name: 'parameterStatus', parameterName: 'application_name', parameterValue: 'wärden ☃' });
+    expect(pick(m, ['name', 'parameterName', 'parameterValue'])).toEqual({
+      name: 'parameterStatus',
+      parameterName: 'application_name',
+      parameterValue: 'wärden ☃',
+    });
     const long = encodeParameterStatus('k'.repeat(300), 'v'.repeat(600));
-    expect(pick(pgParse([long])[0], ['parameterName', 'parameterValue'])).toEqual({ parameterName: 'k'.repeat(300), parameterValue: 'v'.repeat(600) });
+    expect(pick(pgParse([long])[0], ['parameterName', 'parameterValue'])).toEqual({
+      parameterName: 'k'.repeat(300),
+      parameterValue: 'v'.repeat(600),
+    });
   });
 
   test('BackendKeyData', () => {
     const bytes = encodeBackendKeyData(0x7fffffff, int32(-123456));
-    expect(pick(pgParse([bytes])[0], ['name', 'processID', 'secretKey'])).toEqual({ name: 'backendKeyData', processID: 0x7fffffff, secretKey: -123456 });
+    expect(pick(pgParse([bytes])[0], ['name', 'processID', 'secretKey'])).toEqual({
+      name: 'backendKeyData',
+      processID: 0x7fffffff,
+      secretKey: -123456,
+    });
     // Protocol 3.2: longer secret key; pg-protocol reads only 4 bytes of it, so check by hand.
     const key = Buffer.alloc(32, 0xab);
     expect(encodeBackendKeyData(12, key)).toEqual(msg('K', int32(12), key));
@@ -158,7 +181,11 @@ describe('backend encoders, parsed by pg-protocol', () => {
     const bytes = encodeDataRow(values);
     for (const [, chunks] of chunkings([bytes])) {
       const [m] = pgParse(chunks);
-      expect(pick(m, ['name', 'fieldCount', 'fields'])).toEqual({ name: 'dataRow', fieldCount: 5, fields: ['1', null, '', 'ünï', 'x'.repeat(1000)] });
+      expect(pick(m, ['name', 'fieldCount', 'fields'])).toEqual({
+        name: 'dataRow',
+        fieldCount: 5,
+        fields: ['1', null, '', 'ünï', 'x'.repeat(1000)],
+      });
     }
     expect(pick(pgParse([encodeDataRow([])])[0], ['fieldCount', 'fields'])).toEqual({ fieldCount: 0, fields: [] });
   });
@@ -173,7 +200,9 @@ describe('backend encoders, parsed by pg-protocol', () => {
 
   test('NegotiateProtocolVersion (no pg-protocol parser: compared with hand-built bytes)', () => {
     expect(encodeNegotiateProtocolVersion(0, [])).toEqual(msg('v', int32(0), int32(0)));
-    expect(encodeNegotiateProtocolVersion(0, ['_pq_.foo', '_pq_.' + 'b'.repeat(100)])).toEqual(msg('v', int32(0), int32(2), cstr('_pq_.foo'), cstr('_pq_.' + 'b'.repeat(100))));
+    expect(encodeNegotiateProtocolVersion(0, ['_pq_.foo', '_pq_.' + 'b'.repeat(100)])).toEqual(
+      msg('v', int32(0), int32(2), cstr('_pq_.foo'), cstr('_pq_.' + 'b'.repeat(100))),
+    );
   });
 
   test.each(
@@ -206,16 +235,26 @@ describe('backend encoders, parsed by pg-protocol', () => {
   });
 
   test('property: DataRow values round-trip through pg-protocol for any chunking', () => {
-    const arbValue = fc.oneof(fc.constant(null), arbText(30, true).map((s) => Buffer.from(s, 'utf8')));
+    const arbValue = fc.oneof(
+      fc.constant(null),
+      arbText(30, true).map((s) => Buffer.from(s, 'utf8')),
+    );
     fc.assert(
-      fc.property(fc.array(fc.array(arbValue, { maxLength: 8 }), { minLength: 1, maxLength: 4 }), fc.array(fc.nat({ max: 500 }), { maxLength: 6 }), (rows, cuts) => {
-        const all = Buffer.concat(rows.map((r) => encodeDataRow(r)));
-        const got = pgParse(splitAt(all, cuts)).map((m) => (m as unknown as { fields: unknown[] }).fields);
-        same(got, rows.map((r) => r.map((v) => (v === null ? null : v.toString('utf8')))));
-        // And our own decoder agrees, on the same chunking.
-        const ours = ourParse(splitAt(all, cuts), (f) => decodeDataRow(f).map((v) => (v ? Buffer.from(v) : null)));
-        same(ours, rows);
-      }),
+      fc.property(
+        fc.array(fc.array(arbValue, { maxLength: 8 }), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.nat({ max: 500 }), { maxLength: 6 }),
+        (rows, cuts) => {
+          const all = Buffer.concat(rows.map((r) => encodeDataRow(r)));
+          const got = pgParse(splitAt(all, cuts)).map((m) => (m as unknown as { fields: unknown[] }).fields);
+          same(
+            got,
+            rows.map((r) => r.map((v) => (v === null ? null : v.toString('utf8')))),
+          );
+          // And our own decoder agrees, on the same chunking.
+          const ours = ourParse(splitAt(all, cuts), (f) => decodeDataRow(f).map((v) => (v ? Buffer.from(v) : null)));
+          same(ours, rows);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -223,13 +262,20 @@ describe('backend encoders, parsed by pg-protocol', () => {
   test('property: ErrorResponse/NoticeResponse/ParameterStatus text round-trips through pg-protocol', () => {
     const text = arbText(40);
     fc.assert(
-      fc.property(text.filter((s) => s !== ''), text, text, text, fc.constantFrom('ERROR', 'FATAL', 'WARNING', 'NOTICE') as fc.Arbitrary<ErrorFields['severity']>, (message, detail, key, value, severity) => {
-        const e: ErrorFields = { severity, code: '42501', message, detail: detail || undefined };
-        const [m] = pgParse([encodeErrorResponse(e)]);
-        same(pick(m, ['message', 'severity', 'code', 'detail']), { message, severity, code: '42501', detail: detail || undefined });
-        const [p] = pgParse([encodeParameterStatus(key, value)]);
-        same(pick(p, ['parameterName', 'parameterValue']), { parameterName: key, parameterValue: value });
-      }),
+      fc.property(
+        text.filter((s) => s !== ''),
+        text,
+        text,
+        text,
+        fc.constantFrom('ERROR', 'FATAL', 'WARNING', 'NOTICE') as fc.Arbitrary<ErrorFields['severity']>,
+        (message, detail, key, value, severity) => {
+          const e: ErrorFields = { severity, code: '42501', message, detail: detail || undefined };
+          const [m] = pgParse([encodeErrorResponse(e)]);
+          same(pick(m, ['message', 'severity', 'code', 'detail']), { message, severity, code: '42501', detail: detail || undefined });
+          const [p] = pgParse([encodeParameterStatus(key, value)]);
+          same(pick(p, ['parameterName', 'parameterValue']), { parameterName: key, parameterValue: value });
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -283,8 +329,22 @@ describe('backend decoders on hand-built messages', () => {
   });
 
   test('ErrorResponse / NoticeResponse fields', () => {
-    const bytes = msg('E', byte('S'), cstr('ERROR'), byte('C'), cstr('42P01'), byte('M'), cstr('relation "x" does not exist'), byte('P'), cstr('15'), byte(0));
-    expect(run([bytes, msg('N', byte(0))], decodeNoticeFields)).toEqual([{ S: 'ERROR', C: '42P01', M: 'relation "x" does not exist', P: '15' }, {}]);
+    const bytes = msg(
+      'E',
+      byte('S'),
+      cstr('ERROR'),
+      byte('C'),
+      cstr('42P01'),
+      byte('M'),
+      cstr('relation "x" does not exist'),
+      byte('P'),
+      cstr('15'),
+      byte(0),
+    );
+    expect(run([bytes, msg('N', byte(0))], decodeNoticeFields)).toEqual([
+      { S: 'ERROR', C: '42P01', M: 'relation "x" does not exist', P: '15' },
+      {},
+    ]);
   });
 
   test('ReadyForQuery, ParameterStatus, BackendKeyData, CommandComplete, CopyIn/OutResponse', () => {
@@ -361,8 +421,12 @@ describe('backend decoders on hand-built messages', () => {
     const arbBody = fc.oneof(
       fc.uint8Array({ maxLength: 80 }).map((u) => Buffer.from(u)),
       // Plausible prefixes make the decoders go deeper before failing.
-      fc.tuple(fc.integer({ min: -2, max: 40 }), fc.uint8Array({ maxLength: 60 })).map(([n, u]) => Buffer.concat([int16(n), Buffer.from(u)])),
-      fc.tuple(fc.constantFrom(0, 3, 5, 10, 11, 12), fc.uint8Array({ maxLength: 40 })).map(([n, u]) => Buffer.concat([int32(n), Buffer.from(u)])),
+      fc
+        .tuple(fc.integer({ min: -2, max: 40 }), fc.uint8Array({ maxLength: 60 }))
+        .map(([n, u]) => Buffer.concat([int16(n), Buffer.from(u)])),
+      fc
+        .tuple(fc.constantFrom(0, 3, 5, 10, 11, 12), fc.uint8Array({ maxLength: 40 }))
+        .map(([n, u]) => Buffer.concat([int32(n), Buffer.from(u)])),
     );
     fc.assert(
       fc.property(arbBody, fc.uint8Array({ maxLength: 8 }), (body, trailer) => {

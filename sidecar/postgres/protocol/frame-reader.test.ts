@@ -76,7 +76,7 @@ const STREAM: Buffer[] = [
   copy(serialize.flush()),
   copy(serialize.copyData(Buffer.alloc(300, 0x61))),
   copy(serialize.copyDone()),
-  copy(serialize.query('select \'héllo ☃ 𝄞\'')),
+  copy(serialize.query("select 'héllo ☃ 𝄞'")),
   copy(serialize.end()),
 ];
 
@@ -265,7 +265,10 @@ describe('FrameReader length limit', () => {
 });
 
 describe('FrameReader.nextStartup (code-less packets)', () => {
-  const PACKETS: Buffer[] = [copy(serialize.requestSsl()), copy(serialize.startup({ user: 'agent', database: 'crm', application_name: 'x' }))];
+  const PACKETS: Buffer[] = [
+    copy(serialize.requestSsl()),
+    copy(serialize.startup({ user: 'agent', database: 'crm', application_name: 'x' })),
+  ];
 
   test.each(chunkings(PACKETS, CUTS))('yields the same packets when chunked %s', (_label, chunks) => {
     const reader = new FrameReader(1 << 20);
@@ -369,7 +372,14 @@ const arbValidMessage: fc.Arbitrary<Buffer> = fc.oneof(
     .record({ name: fc.string({ maxLength: 10 }), text: fc.string({ maxLength: 40 }), types: fc.array(fc.nat(), { maxLength: 4 }) })
     .map((p) => copy(serialize.parse({ name: p.name.replace(/\0/g, ''), text: p.text.replace(/\0/g, ''), types: p.types }))),
   fc
-    .array(fc.oneof(fc.constant(null), fc.string({ maxLength: 10 }), fc.uint8Array({ maxLength: 10 }).map((u) => Buffer.from(u))), { maxLength: 4 })
+    .array(
+      fc.oneof(
+        fc.constant(null),
+        fc.string({ maxLength: 10 }),
+        fc.uint8Array({ maxLength: 10 }).map((u) => Buffer.from(u)),
+      ),
+      { maxLength: 4 },
+    )
     .map((values) => copy(serialize.bind({ portal: 'p', statement: 's', values }))),
   fc.string({ maxLength: 10 }).map((n) => copy(serialize.execute({ portal: n.replace(/\0/g, ''), rows: 5 }))),
   fc.constantFrom('S' as const, 'P' as const).map((type) => copy(serialize.describe({ type, name: 'x' }))),
@@ -477,12 +487,17 @@ describe('FrameReader + decodeFrontend on hostile input', () => {
 
   test('property: mutated valid streams (flips, truncation, lying or huge lengths, insertions, deletions) raise only ProtocolError', () => {
     fc.assert(
-      fc.property(fc.array(arbValidMessage, { minLength: 1, maxLength: 5 }), fc.array(arbMutation, { minLength: 1, maxLength: 3 }), arbCuts, (msgs, muts, cuts) => {
-        const buf = mutate(msgs, muts);
-        const whole = feed([buf]);
-        const split = feed(splitAt(buf, cuts));
-        sameOutcome(split, whole);
-      }),
+      fc.property(
+        fc.array(arbValidMessage, { minLength: 1, maxLength: 5 }),
+        fc.array(arbMutation, { minLength: 1, maxLength: 3 }),
+        arbCuts,
+        (msgs, muts, cuts) => {
+          const buf = mutate(msgs, muts);
+          const whole = feed([buf]);
+          const split = feed(splitAt(buf, cuts));
+          sameOutcome(split, whole);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -509,19 +524,23 @@ describe('FrameReader skip limit (statements too large to classify)', () => {
   const row = copy(serialize.copyData(Buffer.alloc(3 * LIMIT, 0x61)));
   const stream = [atLimit, past, copy(serialize.sync()), row, copy(serialize.query('select 1'))];
 
-  test.each(chunkings(stream, CUTS))('returns a header-only frame for the larger one and keeps the rest intact, chunked %s', (_label, chunks) => {
-    const reader = new FrameReader(1 << 20, limitFor);
-    const seen: Array<{ code: number; skipped?: number; bytes: Buffer }> = [];
-    for (const c of chunks) {
-      reader.push(c);
-      for (let f = reader.next(); f; f = reader.next()) seen.push({ code: f.code, skipped: f.skipped, bytes: Buffer.from(f.buf.subarray(f.start, f.end)) });
-    }
-    expect(seen.map((s) => s.skipped)).toEqual([undefined, past.length - 1, undefined, undefined, undefined]);
-    expect(seen[0].bytes).toEqual(atLimit);
-    expect(seen[1]).toMatchObject({ code: QUERY, bytes: past.subarray(0, 5) });
-    expect(seen.slice(2).map((s) => s.bytes)).toEqual(stream.slice(2));
-    expect(reader.pending).toBe(0);
-  });
+  test.each(chunkings(stream, CUTS))(
+    'returns a header-only frame for the larger one and keeps the rest intact, chunked %s',
+    (_label, chunks) => {
+      const reader = new FrameReader(1 << 20, limitFor);
+      const seen: Array<{ code: number; skipped?: number; bytes: Buffer }> = [];
+      for (const c of chunks) {
+        reader.push(c);
+        for (let f = reader.next(); f; f = reader.next())
+          seen.push({ code: f.code, skipped: f.skipped, bytes: Buffer.from(f.buf.subarray(f.start, f.end)) });
+      }
+      expect(seen.map((s) => s.skipped)).toEqual([undefined, past.length - 1, undefined, undefined, undefined]);
+      expect(seen[0].bytes).toEqual(atLimit);
+      expect(seen[1]).toMatchObject({ code: QUERY, bytes: past.subarray(0, 5) });
+      expect(seen.slice(2).map((s) => s.bytes)).toEqual(stream.slice(2));
+      expect(reader.pending).toBe(0);
+    },
+  );
 
   test('a skipped body is never buffered, even past the message size limit', () => {
     const reader = new FrameReader(1000, limitFor);

@@ -30,7 +30,18 @@ import {
   type FrontendMessage,
   type StartupPacket,
 } from './frontend';
-import { arbText, chunkings, copy, cstr, int16, int32, msg, splitAt, startupPacket, type ChunkingOptions } from '../../../test/support/sidecar/pg-bytes';
+import {
+  arbText,
+  chunkings,
+  copy,
+  cstr,
+  int16,
+  int32,
+  msg,
+  splitAt,
+  startupPacket,
+  type ChunkingOptions,
+} from '../../../test/support/sidecar/pg-bytes';
 
 // ---- local helpers (independent of the code under test) ----
 
@@ -102,7 +113,10 @@ describe('decodeFrontend on pg-protocol messages', () => {
     ],
     [copy(serialize.parse({ text: 'select 1' })), { name: 'parse', statement: '', text: 'select 1', paramTypes: [] }],
     // OIDs are unsigned 32-bit.
-    [copy(serialize.parse({ text: 'x', types: [0xffffffff, 0x80000000] })), { name: 'parse', statement: '', text: 'x', paramTypes: [0xffffffff, 0x80000000] }],
+    [
+      copy(serialize.parse({ text: 'x', types: [0xffffffff, 0x80000000] })),
+      { name: 'parse', statement: '', text: 'x', paramTypes: [0xffffffff, 0x80000000] },
+    ],
     [
       copy(serialize.bind({ portal: 'p1', statement: 's1', values: ['abc', null, Buffer.from([0, 255]), ''] })),
       {
@@ -145,14 +159,24 @@ describe('decodeFrontend on pg-protocol messages', () => {
     expect(normalize(decodeFrontend(embedded(bytes)))).toEqual(expected);
   });
 
-  test.each(chunkings(CASES.map((c) => c[0]), CUTS))('the whole pipeline in one stream, chunked %s', (_label, chunks) => {
+  test.each(
+    chunkings(
+      CASES.map((c) => c[0]),
+      CUTS,
+    ),
+  )('the whole pipeline in one stream, chunked %s', (_label, chunks) => {
     expect(decodeAll(chunks)).toEqual(CASES.map((c) => c[1]));
   });
 
   test('per-message decoders agree with decodeFrontend', () => {
     const frame = (b: Buffer): Frame => embedded(b);
     expect(decodeQuery(frame(copy(serialize.query('q'))))).toBe('q');
-    expect(decodeParse(frame(copy(serialize.parse({ name: 'a', text: 'b', types: [1] }))))).toEqual({ name: 'parse', statement: 'a', text: 'b', paramTypes: [1] });
+    expect(decodeParse(frame(copy(serialize.parse({ name: 'a', text: 'b', types: [1] }))))).toEqual({
+      name: 'parse',
+      statement: 'a',
+      text: 'b',
+      paramTypes: [1],
+    });
     const bind = copy(serialize.bind({ portal: 'p', statement: 's', values: ['1'], binary: true }));
     expect(decodeBindHead(frame(bind))).toEqual({ portal: 'p', statement: 's', resultFormats: [1] });
     expect(decodeBind(frame(bind)).params).toEqual([Buffer.from('1')]);
@@ -181,7 +205,10 @@ describe('decodeFrontend rejects malformed messages with ProtocolError', () => {
     ['Bind with negative format count', msg(0x42, Buffer.concat([cstr(''), cstr(''), int16(-1)]))],
     ['Bind with negative parameter count', msg(0x42, Buffer.concat([cstr(''), cstr(''), int16(0), int16(-3)]))],
     ['Bind with parameter length -2', msg(0x42, Buffer.concat([cstr(''), cstr(''), int16(0), int16(1), int32(-2), int16(0)]))],
-    ['Bind with parameter length past the end', msg(0x42, Buffer.concat([cstr(''), cstr(''), int16(0), int16(1), int32(0x7fffffff), int16(0)]))],
+    [
+      'Bind with parameter length past the end',
+      msg(0x42, Buffer.concat([cstr(''), cstr(''), int16(0), int16(1), int32(0x7fffffff), int16(0)])),
+    ],
     ['Bind without result formats', msg(0x42, Buffer.concat([cstr(''), cstr(''), int16(0), int16(0)]))],
     ['Execute without row limit', msg(0x45, cstr(''))],
     ['Execute with trailing bytes', msg(0x45, Buffer.concat([cstr(''), int32(0), Buffer.from([0])]))],
@@ -203,7 +230,10 @@ describe('decodeFrontend rejects malformed messages with ProtocolError', () => {
     // Also through the FrameReader, split byte by byte.
     const reader = new FrameReader(1 << 16);
     let f: Frame | null = null;
-    for (const c of splitAt(bytes, Array.from({ length: bytes.length }, (_, i) => i))) {
+    for (const c of splitAt(
+      bytes,
+      Array.from({ length: bytes.length }, (_, i) => i),
+    )) {
       reader.push(c);
       f = reader.next() ?? f;
     }
@@ -216,12 +246,14 @@ describe('decodeFrontend rejects malformed messages with ProtocolError', () => {
 
 describe('frontend encoders match pg-protocol byte for byte', () => {
   test('Query', () => {
-    for (const t of ['', 'select 1', 'select \'☃𝄞\'', 'x'.repeat(1000)]) expect(encodeQuery(t)).toEqual(copy(serialize.query(t)));
+    for (const t of ['', 'select 1', "select '☃𝄞'", 'x'.repeat(1000)]) expect(encodeQuery(t)).toEqual(copy(serialize.query(t)));
   });
 
   test('Parse', () => {
     expect(encodeParse('', 'select 1')).toEqual(copy(serialize.parse({ text: 'select 1' })));
-    expect(encodeParse('s', 'select $1', [23, 0xffffffff])).toEqual(copy(serialize.parse({ name: 's', text: 'select $1', types: [23, 0xffffffff] })));
+    expect(encodeParse('s', 'select $1', [23, 0xffffffff])).toEqual(
+      copy(serialize.parse({ name: 's', text: 'select $1', types: [23, 0xffffffff] })),
+    );
     expect(encodeParse('ü', 'é'.repeat(300))).toEqual(copy(serialize.parse({ name: 'ü', text: 'é'.repeat(300) })));
   });
 
@@ -239,7 +271,9 @@ describe('frontend encoders match pg-protocol byte for byte', () => {
   test('PasswordMessage, SASLInitialResponse, SASLResponse', () => {
     expect(encodePassword('pw')).toEqual(copy(serialize.password('pw')));
     expect(encodePassword('md5' + 'a'.repeat(32))).toEqual(copy(serialize.password('md5' + 'a'.repeat(32))));
-    expect(encodeSaslInitial('SCRAM-SHA-256', Buffer.from('n,,n=,r=abc'))).toEqual(copy(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', 'n,,n=,r=abc')));
+    expect(encodeSaslInitial('SCRAM-SHA-256', Buffer.from('n,,n=,r=abc'))).toEqual(
+      copy(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', 'n,,n=,r=abc')),
+    );
     expect(encodeSaslResponse(Buffer.from('c=biws,r=x,p=y'))).toEqual(copy(serialize.sendSCRAMClientFinalMessage('c=biws,r=x,p=y')));
   });
 
@@ -274,7 +308,12 @@ describe('frontend encoders match pg-protocol byte for byte', () => {
 describe('decodeStartup', () => {
   test('StartupMessage from pg-protocol, any chunking', () => {
     const bytes = copy(serialize.startup({ user: 'agent', database: 'crm', options: '-c search_path=x' }));
-    const expected: StartupPacket = { name: 'startup', major: 3, minor: 0, params: { user: 'agent', database: 'crm', options: '-c search_path=x', client_encoding: 'UTF8' } };
+    const expected: StartupPacket = {
+      name: 'startup',
+      major: 3,
+      minor: 0,
+      params: { user: 'agent', database: 'crm', options: '-c search_path=x', client_encoding: 'UTF8' },
+    };
     for (const [, chunks] of chunkings([bytes], CUTS)) {
       const reader = new FrameReader(1024);
       const got: StartupPacket[] = [];
@@ -290,7 +329,11 @@ describe('decodeStartup', () => {
   test('SSLRequest, GSSENCRequest, CancelRequest', () => {
     expect(decodeStartup(startupFrame(copy(serialize.requestSsl())))).toEqual({ name: 'sslRequest' });
     expect(decodeStartup(startupFrame(startupPacket(int32(80877104))))).toEqual({ name: 'gssEncRequest' });
-    expect(decodeStartup(startupFrame(copy(serialize.cancel(99, -2))))).toEqual({ name: 'cancelRequest', processId: 99, secretKey: int32(-2) });
+    expect(decodeStartup(startupFrame(copy(serialize.cancel(99, -2))))).toEqual({
+      name: 'cancelRequest',
+      processId: 99,
+      secretKey: int32(-2),
+    });
     // The secret key is a copy: it survives reuse of the input buffer.
     const f = startupFrame(copy(serialize.cancel(1, 0x0a0b0c0d)));
     const d = decodeStartup(f) as Extract<StartupPacket, { name: 'cancelRequest' }>;
@@ -317,7 +360,10 @@ describe('decodeStartup', () => {
   });
 
   test('property: random startup packets raise only ProtocolError', () => {
-    const arbVersion = fc.oneof(fc.constantFrom(196608, 196610, 80877103, 80877104, 80877102, 131072, 0, -1), fc.integer({ min: -0x80000000, max: 0x7fffffff }));
+    const arbVersion = fc.oneof(
+      fc.constantFrom(196608, 196610, 80877103, 80877104, 80877102, 131072, 0, -1),
+      fc.integer({ min: -0x80000000, max: 0x7fffffff }),
+    );
     fc.assert(
       fc.property(arbVersion, fc.uint8Array({ maxLength: 120 }), fc.uint8Array({ maxLength: 8 }), (version, rest, trailer) => {
         const bytes = startupPacket(Buffer.concat([int32(version), Buffer.from(rest)]));
@@ -453,7 +499,15 @@ describe('round trips from pg-protocol', () => {
     fc.assert(
       fc.property(fc.array(arbCase, { minLength: 1, maxLength: 4 }), (cases) => {
         const all = Buffer.concat(cases.map((c) => c.bytes));
-        same(decodeAll(splitAt(all, Array.from({ length: all.length }, (_, i) => i))), cases.map((c) => c.expected));
+        same(
+          decodeAll(
+            splitAt(
+              all,
+              Array.from({ length: all.length }, (_, i) => i),
+            ),
+          ),
+          cases.map((c) => c.expected),
+        );
       }),
       { numRuns: 50 },
     );
@@ -462,20 +516,25 @@ describe('round trips from pg-protocol', () => {
   test('property: any frontend frame body (random code and bytes) decodes or raises ProtocolError, never reads past end', () => {
     const codes = [0x51, 0x50, 0x42, 0x45, 0x44, 0x43, 0x53, 0x48, 0x58, 0x64, 0x63, 0x66, 0x46, 0x70];
     fc.assert(
-      fc.property(fc.oneof(fc.constantFrom(...codes), fc.integer({ min: 0, max: 255 })), fc.uint8Array({ maxLength: 60 }), fc.uint8Array({ maxLength: 10 }), (code, body, trailer) => {
-        const bytes = msg(code, Buffer.from(body));
-        const f = embedded(bytes, Buffer.from(trailer));
-        let m: FrontendMessage;
-        try {
-          m = decodeFrontend(f);
-        } catch (e) {
-          if (!(e instanceof ProtocolError)) throw e;
-          return;
-        }
-        // Whatever decoded must also decode from an exact-size buffer: no byte past `end` mattered.
-        const exact: Frame = { code, buf: bytes, start: 0, body: 5, end: bytes.length };
-        expect(normalize(decodeFrontend(exact))).toEqual(normalize(m));
-      }),
+      fc.property(
+        fc.oneof(fc.constantFrom(...codes), fc.integer({ min: 0, max: 255 })),
+        fc.uint8Array({ maxLength: 60 }),
+        fc.uint8Array({ maxLength: 10 }),
+        (code, body, trailer) => {
+          const bytes = msg(code, Buffer.from(body));
+          const f = embedded(bytes, Buffer.from(trailer));
+          let m: FrontendMessage;
+          try {
+            m = decodeFrontend(f);
+          } catch (e) {
+            if (!(e instanceof ProtocolError)) throw e;
+            return;
+          }
+          // Whatever decoded must also decode from an exact-size buffer: no byte past `end` mattered.
+          const exact: Frame = { code, buf: bytes, start: 0, body: 5, end: bytes.length };
+          expect(normalize(decodeFrontend(exact))).toEqual(normalize(m));
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -73,7 +73,8 @@ describe('BodyReader', () => {
         for (const o of ops) {
           try {
             const v = typeof o === 'number' ? r.bytes(o) : r[o]();
-            if (Buffer.isBuffer(v) && (v.byteOffset < buf.byteOffset + PRE.length || v.byteOffset + v.length > buf.byteOffset + end)) throw new Error('view outside the body');
+            if (Buffer.isBuffer(v) && (v.byteOffset < buf.byteOffset + PRE.length || v.byteOffset + v.length > buf.byteOffset + end))
+              throw new Error('view outside the body');
           } catch (e) {
             if (!(e instanceof ProtocolError)) throw e;
           }
@@ -88,7 +89,12 @@ describe('BodyReader', () => {
 describe('Writer', () => {
   test('grows past its initial size and frames typed and startup messages', () => {
     const long = 'é'.repeat(100); // 200 UTF-8 bytes
-    const w = new Writer(8).int8(1).int16(-2).int32(0x01020304).cstring(long).bytes(Buffer.from([9, 9]));
+    const w = new Writer(8)
+      .int8(1)
+      .int16(-2)
+      .int32(0x01020304)
+      .cstring(long)
+      .bytes(Buffer.from([9, 9]));
     const body = Buffer.concat([Buffer.from([1, 0xff, 0xfe, 1, 2, 3, 4]), Buffer.from(long, 'utf8'), Buffer.from([0, 9, 9])]);
     expect(w.flush(0x51)).toEqual(msg(0x51, body));
 

@@ -7,7 +7,18 @@ import { decide } from '../../../common/policy/engine';
 import type { Decision, Identity, SqlOperation, SqlStatementInfo } from '../../../common/policy/types';
 import type { TargetMasking } from '../row-masking';
 import { FE } from '../protocol/codes';
-import { decodeBindHead, decodeClose, decodeDescribe, decodeExecute, decodeParse, decodeQuery, encodeCopyFail, encodeDescribe, encodeParse, encodeQuery } from '../protocol/frontend';
+import {
+  decodeBindHead,
+  decodeClose,
+  decodeDescribe,
+  decodeExecute,
+  decodeParse,
+  decodeQuery,
+  encodeCopyFail,
+  encodeDescribe,
+  encodeParse,
+  encodeQuery,
+} from '../protocol/frontend';
 import type { Frame } from '../protocol/frame-reader';
 import { ProtocolError } from '../protocol/errors';
 import { Expect, type PendingResponse } from '../response-queue';
@@ -29,7 +40,9 @@ interface DecisionMemo {
 
 /** Whether sqlSteps() makes a step of `s` (PREPARE, DEALLOCATE, DISCARD, DECLARE, CLOSE). */
 function changesNames(s: SqlStatementInfo): boolean {
-  return (s.prepares !== undefined && s.preparedBody !== undefined) || s.deallocates !== undefined || s.kind === 'DECLARE' || s.kind === 'CLOSE';
+  return (
+    (s.prepares !== undefined && s.preparedBody !== undefined) || s.deallocates !== undefined || s.kind === 'DECLARE' || s.kind === 'CLOSE'
+  );
 }
 
 /** The value of a name the sidecar can vouch for now, else undefined (Describe and Execute then fail closed: no shape, masked whole). */
@@ -75,7 +88,10 @@ export class ClientDispatch {
         return this.onDescribe(f, now);
       case FE.Close: {
         const c = decodeClose(f);
-        const effect = c.kind === 'S' ? { kind: 'statement' as const, name: c.target, value: undefined } : { kind: 'portal' as const, name: c.target, value: undefined };
+        const effect =
+          c.kind === 'S'
+            ? { kind: 'statement' as const, name: c.target, value: undefined }
+            : { kind: 'portal' as const, name: c.target, value: undefined };
         s.forward(f);
         s.queue.push({ expect: Expect.Close, change: s.model.request([{ effect }], true), startedAt: now, masked: 0, rows: 0 });
         return;
@@ -99,7 +115,12 @@ export class ClientDispatch {
         return;
       case FE.FunctionCall:
         // Fast-path calls name a function by OID, which no rule can see: refuse them.
-        this.deny({ action: 'deny', reason: 'fast-path function calls (FunctionCall message) are not allowed through the sidecar' }, Expect.Query, now, 'function call');
+        this.deny(
+          { action: 'deny', reason: 'fast-path function calls (FunctionCall message) are not allowed through the sidecar' },
+          Expect.Query,
+          now,
+          'function call',
+        );
         return;
       default:
         throw new ProtocolError(`unexpected message type "${String.fromCharCode(f.code)}" (0x${f.code.toString(16)}) from the client`);
@@ -192,7 +213,9 @@ export class ClientDispatch {
   /** A Query or Parse larger than the target's maxStatementBytes: its body was dropped unread (see FrameReader). */
   private refuseTooLarge(length: number, expect: Expect.Query | Expect.Parse, now: number, why?: string, code = '54000'): void {
     const limit = this.s.rt.maxStatementBytes();
-    const reason = why ?? `the statement (a message of ${length + 1} bytes) is larger than the ${limit} bytes the sidecar classifies for target "${this.s.rt.target}" (targets[].postgres.maxStatementBytes)`;
+    const reason =
+      why ??
+      `the statement (a message of ${length + 1} bytes) is larger than the ${limit} bytes the sidecar classifies for target "${this.s.rt.target}" (targets[].postgres.maxStatementBytes)`;
     this.deny({ action: 'deny', reason }, expect, now, `[a message of ${length + 1} bytes, not read]`).denialCode = code;
     // The server skips to Sync after an error; we do the same with what the client sends.
     if (expect === Expect.Parse) this.discarding = true;
@@ -208,7 +231,8 @@ export class ClientDispatch {
         op,
         decision: {
           action: 'deny',
-          reason: 'a statement containing backslashes cannot be pipelined behind unfinished statements (they could change how the server reads backslashes); send it after the previous results arrive',
+          reason:
+            'a statement containing backslashes cannot be pipelined behind unfinished statements (they could change how the server reads backslashes); send it after the previous results arrive',
         },
       };
     }
@@ -220,14 +244,23 @@ export class ClientDispatch {
     const serverReadOnly = this.s.login.serverReadOnly;
     const identity = this.s.identity;
     const memo = this.decided.get(op);
-    if (memo && memo.policy === policy && memo.masking === masking && memo.readOnly === readOnly && memo.serverReadOnly === serverReadOnly && memo.identity === identity) {
+    if (
+      memo &&
+      memo.policy === policy &&
+      memo.masking === masking &&
+      memo.readOnly === readOnly &&
+      memo.serverReadOnly === serverReadOnly &&
+      memo.identity === identity
+    ) {
       return memo.result;
     }
     const checked = guardStatements(op, { prepared: (name) => this.s.model.statement(name), masking, readOnly, serverReadOnly });
     const decision = decide(policy, checked.op, identity);
     // Both refuse: the policy's rule is the answer the agent and the audit trail can act on.
-    const result = checked.denial && decision.action !== 'deny' ? { op: checked.op, decision: checked.denial } : { op: checked.op, decision };
-    if (!op.statements.some((st) => st.executes !== undefined)) this.decided.set(op, { policy, masking, readOnly, serverReadOnly, identity, result });
+    const result =
+      checked.denial && decision.action !== 'deny' ? { op: checked.op, decision: checked.denial } : { op: checked.op, decision };
+    if (!op.statements.some((st) => st.executes !== undefined))
+      this.decided.set(op, { policy, masking, readOnly, serverReadOnly, identity, result });
     return result;
   }
 
@@ -242,7 +275,17 @@ export class ClientDispatch {
       return;
     }
     this.s.forward(f);
-    this.s.queue.push({ expect: Expect.Query, op, decision, text, change: this.sqlChange(op, text, false), startedAt: now, sentAt: performance.now(), masked: 0, rows: 0 });
+    this.s.queue.push({
+      expect: Expect.Query,
+      op,
+      decision,
+      text,
+      change: this.sqlChange(op, text, false),
+      startedAt: now,
+      sentAt: performance.now(),
+      masked: 0,
+      rows: 0,
+    });
   }
 
   private onParse(f: Frame, now: number): void {
@@ -318,7 +361,8 @@ export class ClientDispatch {
     const approved = pre !== undefined && pre.text === st.text;
     if (st.held && !approved) {
       // Each execution of a held statement is approved on its own, with its own parameters.
-      if (this.s.rt.approvals) return this.s.holds.startHeld(f, { decision: st.held, op: st.op, text: st.text, statement: b.statement, now });
+      if (this.s.rt.approvals)
+        return this.s.holds.startHeld(f, { decision: st.held, op: st.op, text: st.text, statement: b.statement, now });
       this.deny({ ...st.held, action: 'deny', reason: noApprovalReason(st.held) }, Expect.Parse, now, st.text, st.op);
       this.discarding = true;
       return;
@@ -366,7 +410,19 @@ export class ClientDispatch {
     const stmt = portal?.stmt;
     this.s.forward(f);
     const change = this.sqlChange(stmt?.op, stmt?.text ?? '', true);
-    this.s.queue.push({ expect: Expect.Execute, portal, op: stmt?.op, decision: stmt?.decision, text: stmt?.text, change, startedAt: now, sentAt: now, approval: portal?.approval, masked: 0, rows: 0 });
+    this.s.queue.push({
+      expect: Expect.Execute,
+      portal,
+      op: stmt?.op,
+      decision: stmt?.decision,
+      text: stmt?.text,
+      change,
+      startedAt: now,
+      sentAt: now,
+      approval: portal?.approval,
+      masked: 0,
+      rows: 0,
+    });
   }
 
   /**

@@ -99,15 +99,30 @@ export class HeldBatches {
         // An error earlier in the batch came in while the approver decided: the server skips this
         // Query, so nothing may be sent for it (the server would not answer).
         const d: Decision = { ...decision, action: outcome.approved ? decision.action : 'deny', reason: outcome.reason };
-        return this.s.audit.skipped({ expect: Expect.Query, op, text, decision: d, startedAt: now, approval: this.takeApproval(), masked: 0, rows: 0 }, !outcome.approved);
+        return this.s.audit.skipped(
+          { expect: Expect.Query, op, text, decision: d, startedAt: now, approval: this.takeApproval(), masked: 0, rows: 0 },
+          !outcome.approved,
+        );
       }
       if (outcome.approved) {
         const approved: Decision = { ...decision, reason: outcome.reason };
         this.s.forward(f);
         const change = this.s.clientFrames.sqlChange(op, text, false);
-        this.s.queue.push({ expect: Expect.Query, op, decision: approved, text, change, startedAt: now, sentAt: performance.now(), approval: this.takeApproval(), masked: 0, rows: 0 });
+        this.s.queue.push({
+          expect: Expect.Query,
+          op,
+          decision: approved,
+          text,
+          change,
+          startedAt: now,
+          sentAt: performance.now(),
+          approval: this.takeApproval(),
+          masked: 0,
+          rows: 0,
+        });
       } else {
-        this.s.clientFrames.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op).approval = this.takeApproval();
+        this.s.clientFrames.deny({ ...decision, action: 'deny', reason: outcome.reason }, Expect.Query, now, text, op).approval =
+          this.takeApproval();
       }
     });
   }
@@ -227,14 +242,32 @@ export class HeldBatches {
     this.held = undefined;
     const [trigger, ...rest] = h.frames;
     if (approved) {
-      const pre: PreApproved = { op: h.op, text: h.text, decision: { ...h.decision, reason }, held: h.decision, approval: this.takeApproval() };
+      const pre: PreApproved = {
+        op: h.op,
+        text: h.text,
+        decision: { ...h.decision, reason },
+        held: h.decision,
+        approval: this.takeApproval(),
+      };
       if (trigger.code === FE.Parse) this.preApproved.set(trigger, pre);
       for (const b of h.binds) this.preApproved.set(b, pre);
       this.s.replay.unshift(...h.frames);
     } else if (this.s.clientFrames.discarding) {
       // An error earlier in the batch came in meanwhile: the server skips up to Sync, so do we.
       const denial: Decision = { ...h.decision, action: 'deny', reason };
-      this.s.audit.skipped({ expect: Expect.Parse, op: h.op, text: h.text, decision: denial, startedAt: h.now, approval: this.takeApproval(), masked: 0, rows: 0 }, true);
+      this.s.audit.skipped(
+        {
+          expect: Expect.Parse,
+          op: h.op,
+          text: h.text,
+          decision: denial,
+          startedAt: h.now,
+          approval: this.takeApproval(),
+          masked: 0,
+          rows: 0,
+        },
+        true,
+      );
       this.s.replay.unshift(...rest);
     } else {
       this.s.clientFrames.deny({ ...h.decision, action: 'deny', reason }, Expect.Parse, h.now, h.text, h.op).approval = this.takeApproval();

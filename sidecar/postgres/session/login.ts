@@ -42,7 +42,11 @@ export class Login {
   }
 
   readStartup(): void {
-    for (let f = this.s.clientReader.nextStartup(); f && this.s.phase === 'startup'; f = this.s.phase === 'startup' ? this.s.clientReader.nextStartup() : null) {
+    for (
+      let f = this.s.clientReader.nextStartup();
+      f && this.s.phase === 'startup';
+      f = this.s.phase === 'startup' ? this.s.clientReader.nextStartup() : null
+    ) {
       const packet = decodeStartup(f);
       this.onStartupPacket(packet);
     }
@@ -79,7 +83,11 @@ export class Login {
       if (this.s.phase !== 'login') return;
       const token = tokenFromPassword(password);
       if (token === undefined) {
-        return this.s.fatal('28P01', `target "${this.s.rt.target}": no token: this policy requires the caller's JWT as the password`, 'login-failed');
+        return this.s.fatal(
+          '28P01',
+          `target "${this.s.rt.target}": no token: this policy requires the caller's JWT as the password`,
+          'login-failed',
+        );
       }
       try {
         this.s.identity = await verifyToken(token);
@@ -122,7 +130,11 @@ export class Login {
     const spec = this.s.rt.spec();
     const db = packet.params.database;
     if (db !== undefined && db !== spec.database && db !== packet.params.user) {
-      this.s.fatal('3D000', `database "${db}" is not served on this port; target "${this.s.rt.target}" serves database "${spec.database}"`, 'login-failed');
+      this.s.fatal(
+        '3D000',
+        `database "${db}" is not served on this port; target "${this.s.rt.target}" serves database "${spec.database}"`,
+        'login-failed',
+      );
       return undefined;
     }
     const filtered = filterStartupParams(packet.params);
@@ -173,7 +185,8 @@ export class Login {
   private askPassword(): Promise<string | undefined> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        if (this.s.phase === 'password') this.s.fatal('28P01', `target "${this.s.rt.target}": no password sent within ${PASSWORD_TIMEOUT_MS / 1000}s`, 'login-failed');
+        if (this.s.phase === 'password')
+          this.s.fatal('28P01', `target "${this.s.rt.target}": no password sent within ${PASSWORD_TIMEOUT_MS / 1000}s`, 'login-failed');
       }, PASSWORD_TIMEOUT_MS);
       timer.unref();
       this.passwordWaiter = (password) => {

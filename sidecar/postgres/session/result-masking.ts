@@ -6,7 +6,17 @@ import { decodeCopyResponse, decodeParameterStatus, encodeCopyData, encodeParame
 import type { Frame } from '../protocol/frame-reader';
 import { ProtocolError } from '../protocol/errors';
 import { Expect, type PendingResponse } from '../response-queue';
-import { ActionKind, detectAll, ignoringSchemas, maskDataRow, missingTables, planRow, touchesMaskedColumns, type RowPlan, type TargetMasking } from '../row-masking';
+import {
+  ActionKind,
+  detectAll,
+  ignoringSchemas,
+  maskDataRow,
+  missingTables,
+  planRow,
+  touchesMaskedColumns,
+  type RowPlan,
+  type TargetMasking,
+} from '../row-masking';
 import { copyPlan, maskCopyRow, type CopyPlan } from '../copy-masking';
 import { maskNoticeMessage, maskNotification, maskParameterValue } from '../notice-masking';
 import { readsProtectedOf, UNKNOWN_SHAPE } from './result-shapes';
@@ -43,7 +53,9 @@ export class ResultMasking {
     if (f.end - f.body < 2) throw new ProtocolError('DataRow is too short');
     const n = f.buf.readInt16BE(f.body);
     const action =
-      masking.columnRules.length > 0 ? { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 } : { kind: ActionKind.Detect, skip: 0 };
+      masking.columnRules.length > 0
+        ? { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 }
+        : { kind: ActionKind.Detect, skip: 0 };
     return { active: true, actions: Array.from({ length: n }, () => action) };
   }
 
@@ -68,7 +80,11 @@ export class ResultMasking {
     if (response.format === 1 && (plan?.plan.active === true || masking.detectors.length > 0)) {
       // The guard refuses a binary COPY that names masked columns before it runs; this is the backstop.
       // The COPY is already running, and anything but ending the session would leave agent and server out of step.
-      return this.s.fatal('42501', 'COPY ... TO in binary format cannot be masked by the sidecar; use text or CSV format, or SELECT', 'guard');
+      return this.s.fatal(
+        '42501',
+        'COPY ... TO in binary format cannot be masked by the sidecar; use text or CSV format, or SELECT',
+        'guard',
+      );
     }
     if (plan?.plan.active === true) head.copyPlan = plan;
     if (columns) head.copies = (head.copies ?? 0) + 1;
@@ -106,7 +122,9 @@ export class ResultMasking {
     const nullAll = (err: Error): RowPlan => {
       if (this.s.phase === 'ready') {
         // The server's message may quote the agent's own constants: the detectors run over it as over statement text.
-        const message = this.s.audit.maskText(`describing a COPY's columns failed (${err.message}): every column it writes is replaced by NULL`);
+        const message = this.s.audit.maskText(
+          `describing a COPY's columns failed (${err.message}): every column it writes is replaced by NULL`,
+        );
         this.s.audit.session('catalog-error', message);
       }
       const all = { kind: ActionKind.Whole, strategy: 'redact' as const, nullify: true, skip: 0 };

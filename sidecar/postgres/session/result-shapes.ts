@@ -25,7 +25,8 @@ export function readsProtectedOf(masking: TargetMasking, op: SqlOperation): bool
   let byMasking = protectedCache.get(op.statements);
   if (!byMasking || byMasking.masking !== masking) {
     // FETCH reads a cursor declared earlier, whose query we do not have here: its computed columns are masked.
-    const value = readsProtectedColumn(masking, op.statements) || (masking.columnRules.length > 0 && op.statements.some((s) => s.kind === 'FETCH'));
+    const value =
+      readsProtectedColumn(masking, op.statements) || (masking.columnRules.length > 0 && op.statements.some((s) => s.kind === 'FETCH'));
     byMasking = { masking, value };
     protectedCache.set(op.statements, byMasking);
   }
@@ -102,7 +103,10 @@ export class ResultShapes {
       // Processed once more, without waiting again (the catalog backs off after a failure).
       this.catalogFailed = f;
     };
-    this.s.retryServerFrameAfter(f, this.s.rt.catalog.load(oids).then(() => undefined, failed));
+    this.s.retryServerFrameAfter(
+      f,
+      this.s.rt.catalog.load(oids).then(() => undefined, failed),
+    );
   }
 
   planFor(head: PendingResponse): RowPlan {

@@ -108,10 +108,16 @@ export class ServerDispatch {
       this.s.audit.finish(head, head.denial);
     } else {
       const masking = this.s.masking();
-      const masked = masking ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.s.masker.strictErrorsFor(head, masking), head?.text) : { count: 0 };
+      const masked = masking
+        ? maskNoticeMessage(f.code, f.buf, f.body, f.end, masking, this.s.masker.strictErrorsFor(head, masking), head?.text)
+        : { count: 0 };
       if (head) {
         // The audit record keeps the message as the agent sees it.
-        head.error = (masked.frame ? decodeNoticeFields({ ...f, buf: masked.frame, start: 0, body: 5, end: masked.frame.length }) : decodeNoticeFields(f)).M ?? 'error';
+        head.error =
+          (masked.frame
+            ? decodeNoticeFields({ ...f, buf: masked.frame, start: 0, body: 5, end: masked.frame.length })
+            : decodeNoticeFields(f)
+          ).M ?? 'error';
         if (masked.count > 0) {
           head.masked += masked.count;
           tally(head, masked.by);

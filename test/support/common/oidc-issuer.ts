@@ -47,7 +47,11 @@ export class TestIssuer {
       }
       if (req.url === '/.well-known/openid-configuration') {
         this.counts.discovery++;
-        this.json(res, { issuer: this.discoveryIssuer ?? this.url, jwks_uri: `${this.url}/keys`, id_token_signing_alg_values_supported: ['ES256', 'RS256'] });
+        this.json(res, {
+          issuer: this.discoveryIssuer ?? this.url,
+          jwks_uri: `${this.url}/keys`,
+          id_token_signing_alg_values_supported: ['ES256', 'RS256'],
+        });
       } else if (req.url === '/keys') {
         this.counts.jwks++;
         this.json(res, { keys: this.published.map((k) => k.publicJwk) });
@@ -69,7 +73,9 @@ export class TestIssuer {
 
   /** Sign a token with `key` (default: the first published key); iss defaults to this issuer. */
   async sign(claims: JWTPayload, key: IssuerKey = this.published[0], header: Record<string, unknown> = {}): Promise<string> {
-    return new SignJWT({ iss: this.url, ...claims }).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT', ...header }).sign(key.privateKey);
+    return new SignJWT({ iss: this.url, ...claims })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT', ...header })
+      .sign(key.privateKey);
   }
 
   async stop(): Promise<void> {

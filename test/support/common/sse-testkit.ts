@@ -17,7 +17,10 @@ export function openaiStream(deltas: string[], eol = '\n'): string {
 
 export function anthropicStream(deltas: string[]): string {
   const ev = (name: string, o: unknown): string => `event: ${name}\ndata: ${JSON.stringify(o)}\n\n`;
-  let s = ev('message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', content: [], model: 'claude' } });
+  let s = ev('message_start', {
+    type: 'message_start',
+    message: { id: 'msg_1', type: 'message', role: 'assistant', content: [], model: 'claude' },
+  });
   s += ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
   s += ev('ping', { type: 'ping' });
   for (const d of deltas) s += ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: d } });
@@ -28,7 +31,8 @@ export function anthropicStream(deltas: string[]): string {
 
 export function responsesStream(deltas: string[]): string {
   let seq = 0;
-  const ev = (o: Record<string, unknown>): string => `event: ${String(o.type)}\ndata: ${JSON.stringify({ ...o, sequence_number: seq++ })}\n\n`;
+  const ev = (o: Record<string, unknown>): string =>
+    `event: ${String(o.type)}\ndata: ${JSON.stringify({ ...o, sequence_number: seq++ })}\n\n`;
   const base = { item_id: 'msg_1', output_index: 0, content_index: 0 };
   let s = ev({ type: 'response.created', response: { id: 'resp_1', status: 'in_progress' } });
   for (const d of deltas) s += ev({ type: 'response.output_text.delta', ...base, delta: d });
@@ -38,7 +42,8 @@ export function responsesStream(deltas: string[]): string {
 
 /** OpenAI legacy completions: choices[].text, a final event with finish_reason. */
 export function legacyStream(deltas: string[]): string {
-  const ev = (text: string, finish: string | null): string => `data: ${JSON.stringify({ id: 'cmpl-1', object: 'text_completion', model: 'gpt-3.5-turbo-instruct', choices: [{ index: 0, text, logprobs: null, finish_reason: finish }] })}\n\n`;
+  const ev = (text: string, finish: string | null): string =>
+    `data: ${JSON.stringify({ id: 'cmpl-1', object: 'text_completion', model: 'gpt-3.5-turbo-instruct', choices: [{ index: 0, text, logprobs: null, finish_reason: finish }] })}\n\n`;
   return deltas.map((d) => ev(d, null)).join('') + ev('', 'length') + 'data: [DONE]\n\n';
 }
 

@@ -34,7 +34,9 @@ type Obj = Record<string, unknown>;
 
 const APPROVAL_REQUEST_TYPE = requestType(API_VERSION, APPROVAL_REQUEST.kind, APPROVAL_REQUEST.plural);
 
-const PATH = new RegExp(`^/apis/${GROUP.replace(/\./g, '\\.')}/${VERSION}/namespaces/([^/]+)/${APPROVAL_REQUEST.plural}(?:/([^/]+))?(?:/(status))?/?$`);
+const PATH = new RegExp(
+  `^/apis/${GROUP.replace(/\./g, '\\.')}/${VERSION}/namespaces/([^/]+)/${APPROVAL_REQUEST.plural}(?:/([^/]+))?(?:/(status))?/?$`,
+);
 
 function send(res: http.ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -53,11 +55,24 @@ async function readBody(req: http.IncomingMessage): Promise<Buffer> {
 }
 
 /** One request to the fake; resolves with its status and parsed body. */
-function forward(fakeUrl: string, method: string, path: string, headers: http.OutgoingHttpHeaders, body?: Buffer | string): Promise<{ code: number; body: Obj }> {
+function forward(
+  fakeUrl: string,
+  method: string,
+  path: string,
+  headers: http.OutgoingHttpHeaders,
+  body?: Buffer | string,
+): Promise<{ code: number; body: Obj }> {
   return new Promise((resolve, reject) => {
-    const r = http.request(`${fakeUrl}${path}`, { method, headers: { ...headers, 'content-length': body ? Buffer.byteLength(body) : 0 } }, (res) => {
-      readBody(res).then((b) => resolve({ code: res.statusCode ?? 500, body: b.length ? (JSON.parse(b.toString('utf8')) as Obj) : {} }), reject);
-    });
+    const r = http.request(
+      `${fakeUrl}${path}`,
+      { method, headers: { ...headers, 'content-length': body ? Buffer.byteLength(body) : 0 } },
+      (res) => {
+        readBody(res).then(
+          (b) => resolve({ code: res.statusCode ?? 500, body: b.length ? (JSON.parse(b.toString('utf8')) as Obj) : {} }),
+          reject,
+        );
+      },
+    );
     r.on('error', reject);
     r.end(body);
   });
@@ -67,10 +82,7 @@ export async function startAdmissionProxy(fake: FakeApiServer, admission: Approv
   const users = new Map<string, UserInfo>();
   const reviews: AdmissionReview[] = [];
 
-  async function admit(
-    handler: 'mutate' | 'validate',
-    review: AdmissionReview,
-  ): Promise<AdmissionResponse> {
+  async function admit(handler: 'mutate' | 'validate', review: AdmissionReview): Promise<AdmissionResponse> {
     reviews.push(structuredClone(review));
     return admission[handler](review);
   }
@@ -86,7 +98,13 @@ export async function startAdmissionProxy(fake: FakeApiServer, admission: Approv
     }
   }
 
-  async function admitAndWrite(req: http.IncomingMessage, user: UserInfo, m: RegExpExecArray, url: URL, body: Buffer): Promise<{ code: number; body: Obj; retryable?: boolean }> {
+  async function admitAndWrite(
+    req: http.IncomingMessage,
+    user: UserInfo,
+    m: RegExpExecArray,
+    url: URL,
+    body: Buffer,
+  ): Promise<{ code: number; body: Obj; retryable?: boolean }> {
     const [, namespace, name, sub] = m;
     const headers = { 'content-type': req.headers['content-type'] ?? 'application/json', accept: 'application/json' };
     const dry = new URL(url.toString());
@@ -110,7 +128,12 @@ export async function startAdmissionProxy(fake: FakeApiServer, admission: Approv
     const mutated = await admit('mutate', review());
     if (!mutated.allowed) return deny(MUTATING_WEBHOOK, mutated);
     if (mutated.patch) {
-      obj = applyPatch(structuredClone(obj), JSON.parse(Buffer.from(mutated.patch, 'base64').toString('utf8')) as Operation[], true, false).newDocument;
+      obj = applyPatch(
+        structuredClone(obj),
+        JSON.parse(Buffer.from(mutated.patch, 'base64').toString('utf8')) as Operation[],
+        true,
+        false,
+      ).newDocument;
     }
     const validated = await admit('validate', review());
     if (!validated.allowed) return deny(VALIDATING_WEBHOOK, validated);
@@ -118,13 +141,26 @@ export async function startAdmissionProxy(fake: FakeApiServer, admission: Approv
     // Written as a replace with the resourceVersion the change was computed from: a write that
     // landed in between is a 409, as with the real API server's optimistic concurrency.
     (obj.metadata as Obj).resourceVersion = (old?.metadata as Obj | undefined)?.resourceVersion;
-    const out = await forward(fake.url, 'PUT', url.pathname, { 'content-type': 'application/json', accept: 'application/json' }, JSON.stringify(obj));
+    const out = await forward(
+      fake.url,
+      'PUT',
+      url.pathname,
+      { 'content-type': 'application/json', accept: 'application/json' },
+      JSON.stringify(obj),
+    );
     return { ...out, retryable: true };
   }
 
   function deny(webhook: string, r: AdmissionResponse): { code: number; body: Obj } {
     const code = r.status?.code ?? 400;
-    return { code, body: statusBody(code, r.status?.reason ?? 'BadRequest', `admission webhook "${webhook}" denied the request: ${r.status?.message ?? ''}`) };
+    return {
+      code,
+      body: statusBody(
+        code,
+        r.status?.reason ?? 'BadRequest',
+        `admission webhook "${webhook}" denied the request: ${r.status?.message ?? ''}`,
+      ),
+    };
   }
 
   function pipe(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -12,7 +12,11 @@ export const REPLICASET_CONTROLLER: UserInfo = {
 };
 
 /** request.kind and request.resource for objects of `apiVersion` (`v1`, `agentwarden.io/v1alpha1`). */
-export function requestType(apiVersion: string, kind: string, resource: string): { kind: GroupVersionKind; resource: GroupVersionResource } {
+export function requestType(
+  apiVersion: string,
+  kind: string,
+  resource: string,
+): { kind: GroupVersionKind; resource: GroupVersionResource } {
   const slash = apiVersion.indexOf('/');
   const group = slash < 0 ? '' : apiVersion.slice(0, slash);
   const version = apiVersion.slice(slash + 1);

@@ -1,7 +1,15 @@
 // The fake API server, driven by the real @kubernetes/client-node clients and by raw HTTP for the
 // watch wire format, so other suites can trust what it says.
 import * as http from 'node:http';
-import { ApiException, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { FakeApiServer } from './fake-apiserver';
 
 const AP = { group: 'agentwarden.io', version: 'v1alpha1', plural: 'accesspolicies' };
@@ -76,28 +84,45 @@ describe('FakeApiServer', () => {
     expect(pod.metadata?.name).toMatch(/^agent-[a-z0-9]{5}$/);
     expect(pod.metadata?.uid).toBeTruthy();
     expect(pod.metadata?.resourceVersion).toBeTruthy();
-    await core.createNamespacedPod({ namespace: 'agents', body: { metadata: { name: 'other', labels: { app: 'b' } }, spec: { containers: [] } } });
+    await core.createNamespacedPod({
+      namespace: 'agents',
+      body: { metadata: { name: 'other', labels: { app: 'b' } }, spec: { containers: [] } },
+    });
     const list = await core.listNamespacedPod({ namespace: 'agents', labelSelector: 'app in (a)' });
     expect(list.items.map((p) => p.metadata?.name)).toEqual([pod.metadata?.name]);
     expect(list.metadata?.resourceVersion).toBe(fake.resourceVersion);
     const byField = await core.listPodForAllNamespaces({ fieldSelector: 'metadata.name=other' });
     expect(byField.items).toHaveLength(1);
     expect(await status(core.readNamespacedConfigMap({ name: 'nope', namespace: 'agents' }))).toBe(404);
-    expect(await status(core.createNamespacedPod({ namespace: 'agents', body: { metadata: { name: 'other' }, spec: { containers: [] } } }))).toBe(409);
+    expect(
+      await status(core.createNamespacedPod({ namespace: 'agents', body: { metadata: { name: 'other' }, spec: { containers: [] } } })),
+    ).toBe(409);
   });
 
   it('keeps status and spec apart on a custom resource with a /status subresource', async () => {
     const co = fake.kubeConfig().makeApiClient(CustomObjectsApi);
-    const created = (await co.createNamespacedCustomObject({ ...AP, namespace: 'agents', body: { ...policy('p'), status: { governedPods: 9 } } })) as KubernetesObject & { status?: unknown };
+    const created = (await co.createNamespacedCustomObject({
+      ...AP,
+      namespace: 'agents',
+      body: { ...policy('p'), status: { governedPods: 9 } },
+    })) as KubernetesObject & { status?: unknown };
     expect(created.metadata?.generation).toBe(1);
     expect(created.status).toBeUndefined(); // status is ignored on create
 
     const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-    const withStatus = (await co.patchNamespacedCustomObjectStatus({ ...AP, namespace: 'agents', name: 'p', body: { status: { governedPods: 2 } } }, merge)) as { metadata: { generation: number }; status: unknown };
+    const withStatus = (await co.patchNamespacedCustomObjectStatus(
+      { ...AP, namespace: 'agents', name: 'p', body: { status: { governedPods: 2 } } },
+      merge,
+    )) as { metadata: { generation: number }; status: unknown };
     expect(withStatus.status).toEqual({ governedPods: 2 });
     expect(withStatus.metadata.generation).toBe(1);
 
-    const specChanged = (await co.patchNamespacedCustomObject({ ...AP, namespace: 'agents', name: 'p', body: [{ op: 'add', path: '/spec/defaultAction', value: 'deny' }] })) as {
+    const specChanged = (await co.patchNamespacedCustomObject({
+      ...AP,
+      namespace: 'agents',
+      name: 'p',
+      body: [{ op: 'add', path: '/spec/defaultAction', value: 'deny' }],
+    })) as {
       metadata: { generation: number; resourceVersion: string };
       status: unknown;
     };
@@ -108,17 +133,33 @@ describe('FakeApiServer', () => {
     const stale = { ...policy('p'), metadata: { name: 'p', namespace: 'agents', resourceVersion: created.metadata?.resourceVersion } };
     expect(await status(co.replaceNamespacedCustomObject({ ...AP, namespace: 'agents', name: 'p', body: stale }))).toBe(409);
     expect(await status(co.replaceNamespacedCustomObject({ ...AP, namespace: 'agents', name: 'p', body: policy('p') }))).toBe(422);
-    const fresh = { ...policy('p', { targets: [], defaultAction: 'allow' }), metadata: { name: 'p', namespace: 'agents', resourceVersion: specChanged.metadata.resourceVersion }, status: { governedPods: 100 } };
-    const replaced = (await co.replaceNamespacedCustomObject({ ...AP, namespace: 'agents', name: 'p', body: fresh })) as { metadata: { generation: number }; status: unknown };
+    const fresh = {
+      ...policy('p', { targets: [], defaultAction: 'allow' }),
+      metadata: { name: 'p', namespace: 'agents', resourceVersion: specChanged.metadata.resourceVersion },
+      status: { governedPods: 100 },
+    };
+    const replaced = (await co.replaceNamespacedCustomObject({ ...AP, namespace: 'agents', name: 'p', body: fresh })) as {
+      metadata: { generation: number };
+      status: unknown;
+    };
     expect(replaced.metadata.generation).toBe(3);
     expect(replaced.status).toEqual({ governedPods: 2 }); // the main resource ignores status
   });
 
   it('does server-side apply with managedFields, no-op re-apply, removal of dropped fields and conflicts', async () => {
     const objs = fake.kubeConfig().makeApiClient(KubernetesObjectApi);
-    const cm: KubernetesObject & { data: Record<string, string> } = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm', namespace: 'agents' }, data: { a: '1', b: '2' } };
+    const cm: KubernetesObject & { data: Record<string, string> } = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'cm', namespace: 'agents' },
+      data: { a: '1', b: '2' },
+    };
     const first = await objs.patch(cm, undefined, undefined, 'mgr-a', true, PatchStrategy.ServerSideApply);
-    expect(first.metadata?.managedFields?.[0]).toMatchObject({ manager: 'mgr-a', operation: 'Apply', fieldsV1: { 'f:data': { 'f:a': {}, 'f:b': {} } } });
+    expect(first.metadata?.managedFields?.[0]).toMatchObject({
+      manager: 'mgr-a',
+      operation: 'Apply',
+      fieldsV1: { 'f:data': { 'f:a': {}, 'f:b': {} } },
+    });
     const again = await objs.patch(cm, undefined, undefined, 'mgr-a', true, PatchStrategy.ServerSideApply);
     expect(again.metadata?.resourceVersion).toBe(first.metadata?.resourceVersion);
 
@@ -138,11 +179,17 @@ describe('FakeApiServer', () => {
     await core.createNamespacedConfigMap({ namespace: 'agents', body: { metadata: { name: 'x', labels: { keep: 'yes' } } } });
     const rv = fake.resourceVersion;
     await core.createNamespacedConfigMap({ namespace: 'agents', body: { metadata: { name: 'y', labels: { keep: 'yes' } } } });
-    const w = rawWatch(fake, `/api/v1/namespaces/agents/configmaps?watch=1&resourceVersion=${rv}&allowWatchBookmarks=true&labelSelector=keep%3Dyes`);
+    const w = rawWatch(
+      fake,
+      `/api/v1/namespaces/agents/configmaps?watch=1&resourceVersion=${rv}&allowWatchBookmarks=true&labelSelector=keep%3Dyes`,
+    );
     await until(() => w.events.some((e) => e.type === 'ADDED'));
     expect(w.events[0]).toMatchObject({ type: 'ADDED', object: { metadata: { name: 'y' } } });
 
-    await core.patchNamespacedConfigMap({ name: 'x', namespace: 'agents', body: { metadata: { labels: { keep: 'no' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await core.patchNamespacedConfigMap(
+      { name: 'x', namespace: 'agents', body: { metadata: { labels: { keep: 'no' } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     await until(() => w.events.some((e) => e.type === 'DELETED'));
     expect(w.events.find((e) => e.type === 'DELETED')?.object.metadata.name).toBe('x');
     await until(() => w.events.some((e) => e.type === 'BOOKMARK'));

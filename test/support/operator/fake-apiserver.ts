@@ -47,8 +47,26 @@ export const DEFAULT_RESOURCES: ResourceDef[] = [
   { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true },
   { group: 'events.k8s.io', version: 'v1', plural: 'events', kind: 'Event', namespaced: true },
   { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true },
-  { group: 'agentwarden.io', version: 'v1alpha1', plural: 'accesspolicies', kind: 'AccessPolicy', namespaced: true, status: true, requireResourceVersionOnUpdate: true, returnDeletedObject: true },
-  { group: 'agentwarden.io', version: 'v1alpha1', plural: 'approvalrequests', kind: 'ApprovalRequest', namespaced: true, status: true, requireResourceVersionOnUpdate: true, returnDeletedObject: true },
+  {
+    group: 'agentwarden.io',
+    version: 'v1alpha1',
+    plural: 'accesspolicies',
+    kind: 'AccessPolicy',
+    namespaced: true,
+    status: true,
+    requireResourceVersionOnUpdate: true,
+    returnDeletedObject: true,
+  },
+  {
+    group: 'agentwarden.io',
+    version: 'v1alpha1',
+    plural: 'approvalrequests',
+    kind: 'ApprovalRequest',
+    namespaced: true,
+    status: true,
+    requireResourceVersionOnUpdate: true,
+    returnDeletedObject: true,
+  },
 ];
 
 export interface FakeApiServerOptions {
@@ -233,7 +251,11 @@ export class FakeApiServer {
     const next = structuredClone(obj);
     const em = meta(existing);
     // the server owns identity and generation: a spec change bumps it, as on any write
-    Object.assign(meta(next), { uid: em.uid, creationTimestamp: em.creationTimestamp, generation: specPart(next) !== specPart(existing) ? Number(em.generation ?? 1) + 1 : em.generation });
+    Object.assign(meta(next), {
+      uid: em.uid,
+      creationTimestamp: em.creationTimestamp,
+      generation: specPart(next) !== specPart(existing) ? Number(em.generation ?? 1) + 1 : em.generation,
+    });
     return this.commit(res, existing, next);
   }
 
@@ -247,7 +269,9 @@ export class FakeApiServer {
   /** Every stored object of a kind (optionally of one namespace), copies. */
   objectsOf(apiVersion: string, kind: string, namespace?: string): Obj[] {
     const res = this.resourceFor(apiVersion, kind);
-    return [...this.store(res).values()].filter((o) => namespace === undefined || meta(o).namespace === namespace).map((o) => structuredClone(o));
+    return [...this.store(res).values()]
+      .filter((o) => namespace === undefined || meta(o).namespace === namespace)
+      .map((o) => structuredClone(o));
   }
 
   /** Deletes directly (no request), sending the watch event. */
@@ -304,7 +328,14 @@ export class FakeApiServer {
     const query = Object.fromEntries(url.searchParams.entries());
     const body = await readBody(req);
     const watch = req.method === 'GET' && (query.watch === 'true' || query.watch === '1');
-    const entry: RequestLogEntry = { method: req.method ?? 'GET', path: url.pathname, query, contentType: req.headers['content-type'], status: 200, watch };
+    const entry: RequestLogEntry = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      contentType: req.headers['content-type'],
+      status: 200,
+      watch,
+    };
     this.requests.push(entry);
     res.on('finish', () => (entry.status = res.statusCode));
     try {
@@ -343,7 +374,9 @@ export class FakeApiServer {
     const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
     const resources = rs.flatMap((r) => [
       { name: r.plural, singularName: r.kind.toLowerCase(), namespaced: r.namespaced, kind: r.kind, verbs },
-      ...(r.status ? [{ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] }] : []),
+      ...(r.status
+        ? [{ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] }]
+        : []),
     ]);
     return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
   }
@@ -405,7 +438,9 @@ export class FakeApiServer {
     const fields = parseSelector(query.fieldSelector, parseFieldSelector);
     const items = [...this.store(t.res).values()]
       .filter((o) => this.matches({ res: t.res, namespace: t.namespace, labels, fields }, o))
-      .sort((a, b) => objKey(meta(a).namespace as string, String(meta(a).name)).localeCompare(objKey(meta(b).namespace as string, String(meta(b).name))))
+      .sort((a, b) =>
+        objKey(meta(a).namespace as string, String(meta(a).name)).localeCompare(objKey(meta(b).namespace as string, String(meta(b).name))),
+      )
       .map((o) => structuredClone(o));
     return { kind: `${t.res.kind}List`, apiVersion: apiVersionOf(t.res), metadata: { resourceVersion: String(this.rv) }, items };
   }
@@ -415,7 +450,11 @@ export class FakeApiServer {
     this.checkKind(t.res, obj);
     if (t.res.namespaced) {
       if (m.namespace !== undefined && m.namespace !== t.namespace) {
-        throw new ApiError(400, 'BadRequest', `the namespace of the provided object (${String(m.namespace)}) does not match the namespace sent on the request (${t.namespace})`);
+        throw new ApiError(
+          400,
+          'BadRequest',
+          `the namespace of the provided object (${String(m.namespace)}) does not match the namespace sent on the request (${t.namespace})`,
+        );
       }
       m.namespace = t.namespace;
     }
@@ -423,7 +462,12 @@ export class FakeApiServer {
     if (!m.name) throw invalid(t.res, '', 'metadata.name: Required value: name or generateName is required');
     if (t.res.status) delete obj.status;
     if (this.store(t.res).has(objKey(t.namespace, String(m.name)))) {
-      throw new ApiError(409, 'AlreadyExists', `${t.res.plural}${t.res.group ? '.' + t.res.group : ''} "${String(m.name)}" already exists`, { name: m.name, group: t.res.group, kind: t.res.plural });
+      throw new ApiError(
+        409,
+        'AlreadyExists',
+        `${t.res.plural}${t.res.group ? '.' + t.res.group : ''} "${String(m.name)}" already exists`,
+        { name: m.name, group: t.res.group, kind: t.res.plural },
+      );
     }
     if (query.dryRun === 'All') return obj;
     return structuredClone(this.insert(t.res, obj));
@@ -433,7 +477,8 @@ export class FakeApiServer {
     this.checkKind(t.res, obj);
     const existing = this.mustGet(t);
     const m = meta(obj);
-    if (m.name !== t.name) throw new ApiError(400, 'BadRequest', `the name of the object (${String(m.name)}) does not match the name on the URL (${t.name})`);
+    if (m.name !== t.name)
+      throw new ApiError(400, 'BadRequest', `the name of the object (${String(m.name)}) does not match the name on the URL (${t.name})`);
     const rv = m.resourceVersion;
     if ((rv === undefined || rv === '') && t.res.requireResourceVersionOnUpdate) {
       throw invalid(t.res, t.name!, 'metadata.resourceVersion: Invalid value: 0x0: must be specified for an update');
@@ -452,15 +497,24 @@ export class FakeApiServer {
       try {
         patched = applyPatch(structuredClone(existing), parseJson(body) as unknown as Operation[], true, false).newDocument as Obj;
       } catch (e) {
-        throw new ApiError(422, 'Invalid', `the server rejected our request due to an error in our request: ${(e as Error).message.split('\n')[0]}`);
+        throw new ApiError(
+          422,
+          'Invalid',
+          `the server rejected our request due to an error in our request: ${(e as Error).message.split('\n')[0]}`,
+        );
       }
     } else if (contentType === 'application/merge-patch+json' || contentType === 'application/strategic-merge-patch+json') {
       patched = mergePatch(structuredClone(existing), parseJson(body)) as Obj;
     } else {
-      throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`);
+      throw new ApiError(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`,
+      );
     }
     const pm = meta(patched);
-    if (pm.name !== t.name || (t.res.namespaced && pm.namespace !== t.namespace)) throw new ApiError(400, 'BadRequest', 'metadata.name and metadata.namespace cannot be changed by a patch');
+    if (pm.name !== t.name || (t.res.namespaced && pm.namespace !== t.namespace))
+      throw new ApiError(400, 'BadRequest', 'metadata.name and metadata.namespace cannot be changed by a patch');
     if (pm.resourceVersion !== undefined && pm.resourceVersion !== meta(existing).resourceVersion) throw conflict(t.res, t.name!);
     const next = this.merged(t, existing, patched);
     if (query.dryRun === 'All') return [200, next];
@@ -468,7 +522,8 @@ export class FakeApiServer {
   }
 
   private apply(t: Target, body: string, query: Record<string, string>): [number, Obj] {
-    if (!query.fieldManager) throw invalid(t.res, t.name!, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
+    if (!query.fieldManager)
+      throw invalid(t.res, t.name!, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
     let applied: unknown;
     try {
       applied = parseYaml(body);
@@ -478,9 +533,11 @@ export class FakeApiServer {
     if (!isObj(applied)) throw new ApiError(400, 'BadRequest', 'apply patch must be an object');
     this.checkKind(t.res, applied, true);
     const am = meta(applied);
-    if (am.name !== t.name) throw new ApiError(400, 'BadRequest', `the name of the object (${String(am.name)}) does not match the name on the URL (${t.name})`);
+    if (am.name !== t.name)
+      throw new ApiError(400, 'BadRequest', `the name of the object (${String(am.name)}) does not match the name on the URL (${t.name})`);
     if (t.res.namespaced) {
-      if (am.namespace !== undefined && am.namespace !== t.namespace) throw new ApiError(400, 'BadRequest', 'the namespace of the object does not match the namespace on the URL');
+      if (am.namespace !== undefined && am.namespace !== t.namespace)
+        throw new ApiError(400, 'BadRequest', 'the namespace of the object does not match the namespace on the URL');
       am.namespace = t.namespace;
     }
     const existing = this.store(t.res).get(objKey(t.namespace, t.name!));
@@ -492,9 +549,21 @@ export class FakeApiServer {
         applied.metadata = { name: am.name, ...(am.namespace !== undefined ? { namespace: am.namespace } : {}) };
       } else delete applied.status;
     }
-    const result = serverSideApply({ existing, applied, manager: query.fieldManager, force: query.force === 'true', subresource: t.subresource, now: new Date().toISOString() });
+    const result = serverSideApply({
+      existing,
+      applied,
+      manager: query.fieldManager,
+      force: query.force === 'true',
+      subresource: t.subresource,
+      now: new Date().toISOString(),
+    });
     if (!result.ok) {
-      throw new ApiError(409, 'Conflict', `Apply failed with ${result.conflicts.length} conflict${result.conflicts.length > 1 ? 's' : ''}: ${result.conflicts.join('; ')}`, { name: t.name, group: t.res.group, kind: t.res.plural });
+      throw new ApiError(
+        409,
+        'Conflict',
+        `Apply failed with ${result.conflicts.length} conflict${result.conflicts.length > 1 ? 's' : ''}: ${result.conflicts.join('; ')}`,
+        { name: t.name, group: t.res.group, kind: t.res.plural },
+      );
     }
     if (!existing) {
       if (query.dryRun === 'All') return [201, result.object];
@@ -510,7 +579,13 @@ export class FakeApiServer {
     const existing = this.mustGet(t);
     const deleted = this.deleteStored(t.res, key, existing);
     if (t.res.returnDeletedObject) return structuredClone(deleted);
-    return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name: t.name, group: t.res.group, kind: t.res.plural, uid: meta(existing).uid } };
+    return {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Success',
+      details: { name: t.name, group: t.res.group, kind: t.res.plural, uid: meta(existing).uid },
+    };
   }
 
   // ---- storage ----
@@ -581,7 +656,11 @@ export class FakeApiServer {
 
   private checkKind(res: ResourceDef, obj: Obj, required = false): void {
     if ((obj.kind !== undefined || required) && obj.kind !== res.kind) {
-      throw new ApiError(400, 'BadRequest', `the object's kind "${String(obj.kind)}" does not match the resource ${res.plural} (${res.kind})`);
+      throw new ApiError(
+        400,
+        'BadRequest',
+        `the object's kind "${String(obj.kind)}" does not match the resource ${res.plural} (${res.kind})`,
+      );
     }
     if ((obj.apiVersion !== undefined || required) && obj.apiVersion !== apiVersionOf(res)) {
       throw new ApiError(400, 'BadRequest', `the object's apiVersion "${String(obj.apiVersion)}" does not match ${apiVersionOf(res)}`);
@@ -633,7 +712,11 @@ export class FakeApiServer {
     res.on('close', () => this.endWatch(w, false));
     if (query.allowWatchBookmarks === 'true' || query.allowWatchBookmarks === '1') {
       const timer = setInterval(() => {
-        if (!w.stalled) write(res, { type: 'BOOKMARK', object: { kind: t.res.kind, apiVersion: apiVersionOf(t.res), metadata: { resourceVersion: String(this.rv) } } });
+        if (!w.stalled)
+          write(res, {
+            type: 'BOOKMARK',
+            object: { kind: t.res.kind, apiVersion: apiVersionOf(t.res), metadata: { resourceVersion: String(this.rv) } },
+          });
       }, this.bookmarkIntervalMs);
       w.timers.push(timer);
     }
@@ -715,7 +798,12 @@ function notFound(res: ResourceDef, name: string): ApiError {
 
 function conflict(res: ResourceDef, name: string): ApiError {
   const gr = `${res.plural}${res.group ? '.' + res.group : ''}`;
-  return new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${gr} "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, group: res.group, kind: res.plural });
+  return new ApiError(
+    409,
+    'Conflict',
+    `Operation cannot be fulfilled on ${gr} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+    { name, group: res.group, kind: res.plural },
+  );
 }
 
 function invalid(res: ResourceDef, name: string, message: string): ApiError {

@@ -22,7 +22,17 @@ export interface ManagedFieldsEntry {
 type Path = string[];
 
 /** Fields the server owns: never part of any manager's set. */
-const SYSTEM_META = new Set(['name', 'namespace', 'resourceVersion', 'uid', 'generation', 'creationTimestamp', 'managedFields', 'selfLink', 'deletionTimestamp']);
+const SYSTEM_META = new Set([
+  'name',
+  'namespace',
+  'resourceVersion',
+  'uid',
+  'generation',
+  'creationTimestamp',
+  'managedFields',
+  'selfLink',
+  'deletionTimestamp',
+]);
 const LIST_MAP_KEYS = ['uid', 'type', 'name'];
 
 export function isObj(v: unknown): v is Obj {
@@ -174,9 +184,12 @@ export function serverSideApply(input: ApplyInput): ApplyResult {
   const object = structuredClone(input.existing);
   const meta = object.metadata as Obj;
   const entries = (Array.isArray(meta.managedFields) ? meta.managedFields : []) as ManagedFieldsEntry[];
-  const isMine = (e: ManagedFieldsEntry): boolean => e.manager === manager && (e.subresource ?? '') === (subresource ?? '') && e.operation === 'Apply';
+  const isMine = (e: ManagedFieldsEntry): boolean =>
+    e.manager === manager && (e.subresource ?? '') === (subresource ?? '') && e.operation === 'Apply';
   const mine = entries.find(isMine);
-  const others = entries.filter((e) => !isMine(e)).map((e) => ({ e, paths: new Map(fromFieldsV1(e.fieldsV1).map((p) => [pathKey(p), p])) }));
+  const others = entries
+    .filter((e) => !isMine(e))
+    .map((e) => ({ e, paths: new Map(fromFieldsV1(e.fieldsV1).map((p) => [pathKey(p), p])) }));
 
   const conflicts: string[] = [];
   for (const p of newPaths) {

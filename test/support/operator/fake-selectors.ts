@@ -27,7 +27,15 @@ function splitTop(s: string): string[] {
 export function parseLabelSelector(s: string): Requirement[] {
   return splitTop(s).map((term) => {
     let m = /^([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(term);
-    if (m) return { key: m[1], op: m[2] as 'in' | 'notin', values: m[3].split(',').map((v) => v.trim()).filter((v) => v !== '') };
+    if (m)
+      return {
+        key: m[1],
+        op: m[2] as 'in' | 'notin',
+        values: m[3]
+          .split(',')
+          .map((v) => v.trim())
+          .filter((v) => v !== ''),
+      };
     m = /^([^\s!=]+)\s*(==|=|!=)\s*([^\s]*)$/.exec(term);
     if (m) return { key: m[1], op: m[2] === '!=' ? 'neq' : 'eq', value: m[3] };
     m = /^!\s*([^\s!=]+)$/.exec(term);

@@ -292,8 +292,17 @@ function flatSpan(s: Obj, ctx: { resource: Attributes; scope: FlatScope; ids: Id
     endMs: nsToMs(endNs),
     status: { code: num(status.code) ?? 0, message: str(status.message) },
     attributes: attributes(s.attributes, ids),
-    events: list(s.events).map((e) => ({ name: String(e.name ?? ''), timeNs: big(e.timeUnixNano), attributes: attributes(e.attributes, ids) })),
-    links: list(s.links).map((l) => ({ traceId: id(l.traceId, ids) ?? '', spanId: id(l.spanId, ids) ?? '', traceState: str(l.traceState), attributes: attributes(l.attributes, ids) })),
+    events: list(s.events).map((e) => ({
+      name: String(e.name ?? ''),
+      timeNs: big(e.timeUnixNano),
+      attributes: attributes(e.attributes, ids),
+    })),
+    links: list(s.links).map((l) => ({
+      traceId: id(l.traceId, ids) ?? '',
+      spanId: id(l.spanId, ids) ?? '',
+      traceState: str(l.traceState),
+      attributes: attributes(l.attributes, ids),
+    })),
   };
 }
 
@@ -355,7 +364,11 @@ function flattenMetrics(doc: Obj): FlatMetric[] {
 }
 
 function dataPoint(p: Obj): FlatDataPoint {
-  const point: FlatDataPoint = { attributes: attributes(p.attributes, 'hex'), startNs: big(p.startTimeUnixNano), timeNs: big(p.timeUnixNano) };
+  const point: FlatDataPoint = {
+    attributes: attributes(p.attributes, 'hex'),
+    startNs: big(p.startTimeUnixNano),
+    timeNs: big(p.timeUnixNano),
+  };
   const value = num(p.asDouble) ?? num(p.asInt);
   if (value !== undefined) point.value = value;
   if (p.count !== undefined) point.count = num(p.count);

@@ -24,10 +24,11 @@ const json = opts.protocol === 'http/json';
 /** Records each export's result code (0 success, 1 failed) on a real exporter, leaving it otherwise as is. */
 function recording(exporter, results) {
   const send = exporter.export.bind(exporter);
-  exporter.export = (items, done) => send(items, (r) => {
-    results.push(r.code);
-    done(r);
-  });
+  exporter.export = (items, done) =>
+    send(items, (r) => {
+      results.push(r.code);
+      done(r);
+    });
   return exporter;
 }
 
@@ -38,7 +39,13 @@ async function spans(results) {
   const tracer = provider.getTracer('agent-warden', '0.1.0');
   const parent = tracer.startSpan('warden.postgres.query', {
     kind: SpanKind.SERVER,
-    attributes: { 'warden.decision': 'deny', 'db.response.returned_rows': 3, 'warden.upstream.duration_ms': 1.5, 'warden.masked': true, 'warden.identity.groups': ['sre', 'dev'] },
+    attributes: {
+      'warden.decision': 'deny',
+      'db.response.returned_rows': 3,
+      'warden.upstream.duration_ms': 1.5,
+      'warden.masked': true,
+      'warden.identity.groups': ['sre', 'dev'],
+    },
   });
   parent.addEvent('masked', { detector: 'credit-card' });
   parent.setStatus({ code: SpanStatusCode.ERROR, message: 'denied by rule no-ddl' });
@@ -78,7 +85,10 @@ async function metrics(results) {
   const ops = meter.createCounter('warden_operations_total');
   ops.add(2, { target: 'crm', decision: 'deny', rule: 'no-ddl' });
   ops.add(5, { target: 'crm', decision: 'allow', rule: '' });
-  const latency = meter.createHistogram('warden_added_latency_seconds', { unit: 's', advice: { explicitBucketBoundaries: [0.005, 0.1, 1] } });
+  const latency = meter.createHistogram('warden_added_latency_seconds', {
+    unit: 's',
+    advice: { explicitBucketBoundaries: [0.005, 0.1, 1] },
+  });
   latency.record(0.003, { target: 'crm', kind: 'postgres' });
   latency.record(0.2, { target: 'crm', kind: 'postgres' });
   meter.createObservableGauge('warden_audit_spool_bytes').addCallback((r) => r.observe(4096));

@@ -31,7 +31,10 @@ export async function startBehaviourUpstream(): Promise<BehaviourUpstream> {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       seen.push({ method: req.method, url: req.url, headers: req.headers, body: body.toString('utf8') });
-      const name = (req.url ?? '/').split('/').map((s) => s.split(/[;?]/)[0]).find((s) => behaviours.has(s));
+      const name = (req.url ?? '/')
+        .split('/')
+        .map((s) => s.split(/[;?]/)[0])
+        .find((s) => behaviours.has(s));
       const b = name === undefined ? undefined : behaviours.get(name);
       if (!b) {
         res.writeHead(200, { 'content-type': 'application/json' });

@@ -11,20 +11,44 @@ export function policyDoc(defaultAction: 'allow' | 'deny'): AccessPolicy {
       defaultAction,
       targets: [{ name: 'crm', postgres: { host: 'db', database: 'crm', credentialsSecret: 's', listenPort: 15432 } }],
       rules: [
-        { name: 'no-ddl', action: 'deny', match: { target: 'crm', sql: { statements: ['DROP', 'TRUNCATE', 'ALTER', 'GRANT', 'REVOKE', 'CREATE'] } } },
+        {
+          name: 'no-ddl',
+          action: 'deny',
+          match: { target: 'crm', sql: { statements: ['DROP', 'TRUNCATE', 'ALTER', 'GRANT', 'REVOKE', 'CREATE'] } },
+        },
         {
           name: 'no-file-access',
           action: 'deny',
           match: {
             target: 'crm',
             sql: {
-              functions: ['pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_stat_file', 'lo_import', 'lo_export', 'dblink', 'dblink_exec', 'copy_program', 'copy_file'],
+              functions: [
+                'pg_read_file',
+                'pg_read_binary_file',
+                'pg_ls_dir',
+                'pg_stat_file',
+                'lo_import',
+                'lo_export',
+                'dblink',
+                'dblink_exec',
+                'copy_program',
+                'copy_file',
+              ],
             },
           },
         },
         { name: 'no-dynamic', action: 'deny', match: { target: 'crm', sql: { statements: ['DO', 'CALL', 'DYNAMIC'] } } },
-        { name: 'no-secrets', action: 'deny', match: { target: 'crm', sql: { tables: ['secrets', 'pg_shadow', 'pg_authid', 'pg_catalog.pg_authid'] } } },
-        { name: 'writes-need-approval', action: 'hold', approval: { approvers: { groups: ['sre'] } }, match: { target: 'crm', sql: { statements: ['DELETE', 'UPDATE', 'MERGE'] } } },
+        {
+          name: 'no-secrets',
+          action: 'deny',
+          match: { target: 'crm', sql: { tables: ['secrets', 'pg_shadow', 'pg_authid', 'pg_catalog.pg_authid'] } },
+        },
+        {
+          name: 'writes-need-approval',
+          action: 'hold',
+          approval: { approvers: { groups: ['sre'] } },
+          match: { target: 'crm', sql: { statements: ['DELETE', 'UPDATE', 'MERGE'] } },
+        },
       ],
     },
   };
@@ -122,7 +146,7 @@ export const MUST_STOP: Array<[string, Expect]> = [
   ["SELECT database_to_xml(true, false, '')", DYN],
   ["SELECT * FROM crosstab('SELECT * FROM orders') AS t(a text)", DYN],
   ["EXPLAIN ANALYZE SELECT query_to_xml($$delete from orders$$, true, true, '')", DYN],
-  ['SELECT cursor_to_xml(c, 10, false, false, \'\') FROM (VALUES (\'c\'::refcursor)) v(c)', DDL],
+  ["SELECT cursor_to_xml(c, 10, false, false, '') FROM (VALUES ('c'::refcursor)) v(c)", DDL],
   // Protected tables, however they are reached.
   ['SELECT * FROM secrets', SECRET],
   ['TABLE secrets', SECRET],
@@ -208,4 +232,3 @@ export const MUST_ALLOW: string[] = [
   ';',
   '',
 ];
-

@@ -111,7 +111,13 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      state.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, remotePort: req.socket.remotePort ?? 0 });
+      state.requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+        remotePort: req.socket.remotePort ?? 0,
+      });
       const path = (req.url ?? '/').split('?')[0];
       let payload: Record<string, unknown> = {};
       if (body.length > 0 && String(req.headers['content-type'] ?? '').includes('json')) {
@@ -128,7 +134,13 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
         const tool = model === 'tool-caller' ? 'delete_database' : model.slice('tool-caller:'.length);
         const args = '{"name":"prod"}';
         if (payload.stream === true) {
-          const chunk = (delta: unknown, finish: string | null = null): unknown => ({ id: 'chatcmpl-tool', object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finish }] });
+          const chunk = (delta: unknown, finish: string | null = null): unknown => ({
+            id: 'chatcmpl-tool',
+            object: 'chat.completion.chunk',
+            created,
+            model,
+            choices: [{ index: 0, delta, finish_reason: finish }],
+          });
           const events: unknown[] = [
             chunk({ role: 'assistant', content: '' }),
             chunk({ content: 'Sure.' }),
@@ -137,7 +149,12 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
             chunk({ tool_calls: [{ index: 0, function: { arguments: args.slice(8) } }] }),
             chunk({}, 'tool_calls'),
           ];
-          stream(res, path, events.map((e) => sse(null, e)), 'data: [DONE]\n\n');
+          stream(
+            res,
+            path,
+            events.map((e) => sse(null, e)),
+            'data: [DONE]\n\n',
+          );
           return;
         }
         return json(res, 200, {
@@ -148,7 +165,12 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
           choices: [
             {
               index: 0,
-              message: { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 'call_fake1', type: 'function', function: { name: tool, arguments: args } }] },
+              message: {
+                role: 'assistant',
+                content: null,
+                refusal: null,
+                tool_calls: [{ id: 'call_fake1', type: 'function', function: { name: tool, arguments: args } }],
+              },
               logprobs: null,
               finish_reason: 'tool_calls',
             },
@@ -159,14 +181,45 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
       if (req.method === 'POST' && path === '/v1/chat/completions') {
         if (payload.stream === true) {
           const events: unknown[] = [
-            { id: 'chatcmpl-1', object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
-            ...state.chunks.map((c) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { content: c }, finish_reason: null }] })),
-            { id: 'chatcmpl-1', object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
+            {
+              id: 'chatcmpl-1',
+              object: 'chat.completion.chunk',
+              created,
+              model,
+              choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }],
+            },
+            ...state.chunks.map((c) => ({
+              id: 'chatcmpl-1',
+              object: 'chat.completion.chunk',
+              created,
+              model,
+              choices: [{ index: 0, delta: { content: c }, finish_reason: null }],
+            })),
+            {
+              id: 'chatcmpl-1',
+              object: 'chat.completion.chunk',
+              created,
+              model,
+              choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+            },
           ];
           // As OpenAI does with stream_options.include_usage: one last chunk, no choices, the usage.
           const options = payload.stream_options as { include_usage?: boolean } | undefined;
-          if (options?.include_usage) events.push({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created, model, choices: [], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } });
-          stream(res, path, events.map((e) => sse(null, e)), 'data: [DONE]\n\n');
+          if (options?.include_usage)
+            events.push({
+              id: 'chatcmpl-1',
+              object: 'chat.completion.chunk',
+              created,
+              model,
+              choices: [],
+              usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 },
+            });
+          stream(
+            res,
+            path,
+            events.map((e) => sse(null, e)),
+            'data: [DONE]\n\n',
+          );
           return;
         }
         return json(res, 200, {
@@ -174,7 +227,9 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
           object: 'chat.completion',
           created,
           model,
-          choices: [{ index: 0, message: { role: 'assistant', content: state.reply, refusal: null }, logprobs: null, finish_reason: 'stop' }],
+          choices: [
+            { index: 0, message: { role: 'assistant', content: state.reply, refusal: null }, logprobs: null, finish_reason: 'stop' },
+          ],
           usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 },
         });
       }
@@ -215,7 +270,16 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
           tools: [],
           top_p: 1,
           truncation: 'disabled',
-          usage: status === 'completed' ? { input_tokens: 9, input_tokens_details: { cached_tokens: 0 }, output_tokens: 7, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 16 } : null,
+          usage:
+            status === 'completed'
+              ? {
+                  input_tokens: 9,
+                  input_tokens_details: { cached_tokens: 0 },
+                  output_tokens: 7,
+                  output_tokens_details: { reasoning_tokens: 0 },
+                  total_tokens: 16,
+                }
+              : null,
           user: null,
           metadata: {},
         });
@@ -226,7 +290,10 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
         const events = [
           ev('response.created', { response: response('in_progress', []) }),
           ev('response.in_progress', { response: response('in_progress', []) }),
-          ev('response.output_item.added', { output_index: 0, item: { id: msgId, type: 'message', status: 'in_progress', role: 'assistant', content: [] } }),
+          ev('response.output_item.added', {
+            output_index: 0,
+            item: { id: msgId, type: 'message', status: 'in_progress', role: 'assistant', content: [] },
+          }),
           ev('response.content_part.added', { ...at, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } }),
           ...state.chunks.map((delta) => ev('response.output_text.delta', { ...at, delta, logprobs: [] })),
           ev('response.output_text.done', { ...at, text, logprobs: [] }),
@@ -241,15 +308,30 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
         const msg = { id: 'msg_01FakeAnthropic', type: 'message', role: 'assistant', model };
         const usage = { input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 7 };
         if (payload.stream !== true) {
-          return json(res, 200, { ...msg, content: [{ type: 'text', text: state.reply }], stop_reason: 'end_turn', stop_sequence: null, usage });
+          return json(res, 200, {
+            ...msg,
+            content: [{ type: 'text', text: state.reply }],
+            stop_reason: 'end_turn',
+            stop_sequence: null,
+            usage,
+          });
         }
         const events = [
-          sse('message_start', { type: 'message_start', message: { ...msg, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }),
+          sse('message_start', {
+            type: 'message_start',
+            message: { ...msg, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } },
+          }),
           sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
           sse('ping', { type: 'ping' }),
-          ...state.chunks.map((text) => sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } })),
+          ...state.chunks.map((text) =>
+            sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }),
+          ),
           sse('content_block_stop', { type: 'content_block_stop', index: 0 }),
-          sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 7 } }),
+          sse('message_delta', {
+            type: 'message_delta',
+            delta: { stop_reason: 'end_turn', stop_sequence: null },
+            usage: { output_tokens: 7 },
+          }),
           sse('message_stop', { type: 'message_stop' }),
         ];
         stream(res, path, events);

@@ -92,7 +92,10 @@ export interface ChunkingOptions {
 }
 
 // Labelled chunkings of the concatenated `msgs`: whole, near the start, middle, near the end, byte by byte, around every boundary (plus start+4, at-boundaries and two-halves@b with `more`).
-export function chunkings(msgs: Buffer[], { start = [1, 2], around = [-1, 3], more = false }: ChunkingOptions = {}): Array<[string, Buffer[]]> {
+export function chunkings(
+  msgs: Buffer[],
+  { start = [1, 2], around = [-1, 3], more = false }: ChunkingOptions = {},
+): Array<[string, Buffer[]]> {
   const buf = Buffer.concat(msgs);
   const n = buf.length;
   const bounds = boundariesOf(msgs);
@@ -102,8 +105,20 @@ export function chunkings(msgs: Buffer[], { start = [1, 2], around = [-1, 3], mo
     ...(more ? [['start+4', splitAt(buf, [4])] as [string, Buffer[]]] : []),
     ['middle', splitAt(buf, [n >> 1])],
     ['end', splitAt(buf, [n - 1])],
-    ['byte-by-byte', splitAt(buf, Array.from({ length: n }, (_, i) => i))],
-    ['across-boundaries', splitAt(buf, bounds.flatMap((b) => around.map((d) => b + d)))],
+    [
+      'byte-by-byte',
+      splitAt(
+        buf,
+        Array.from({ length: n }, (_, i) => i),
+      ),
+    ],
+    [
+      'across-boundaries',
+      splitAt(
+        buf,
+        bounds.flatMap((b) => around.map((d) => b + d)),
+      ),
+    ],
   ];
   if (more) {
     out.push(['at-boundaries', splitAt(buf, bounds)]);
