@@ -18,11 +18,12 @@ build: install
 	npx tsc -p tsconfig.json
 
 # What CI checks besides the tests: types (tests included), then the ESLint rules and layer zones
-# of eslint.config.mjs. Existing violations recorded in eslint-suppressions.json do not fail it;
+# of eslint.config.mjs, then the formatting (Prettier). Existing violations recorded in eslint-suppressions.json do not fail it;
 # new ones do (`npx eslint --prune-suppressions` once some are fixed).
 lint: install
 	npx tsc -p tsconfig.test.json
 	npx eslint --max-warnings 0 .
+	npx prettier --check --log-level warn .
 
 # Rewrites the TypeScript and JavaScript in the house style (.prettierrc.json, .editorconfig).
 format: install
