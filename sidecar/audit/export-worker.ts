@@ -3,14 +3,13 @@
 // this side starts it, restarts it when it dies (records it had not acknowledged are still on
 // disk and are read again by the next one: nothing is lost, some may be sent twice with the same
 // ids), relays its logs and counters, and waits for it on drain and shutdown.
-import fs from 'node:fs';
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Attributes } from '@opentelemetry/api';
 import type { Logger } from '../../common/log';
 import type { Labels, Metrics, MetricsSnapshot } from '../../common/metrics';
 import type { OtlpSettings, OtlpSignalSettings } from './otlp-settings';
 import { PROGRESS_ACKED, PROGRESS_LAST } from './spool';
+import { startThreadScript } from '../thread-script';
 
 export interface ExportThreadData {
   dir: string;
@@ -82,7 +81,7 @@ export function startExportThread(opts: ExportThreadOptions): ExportThread {
   const start = (): void => {
     restartTimer = undefined;
     if (stopping) return;
-    const w = newWorker(data);
+    const w = startThreadScript(__dirname, 'export-thread', data, RESOURCE_LIMITS);
     worker = w;
     startedAt = Date.now();
     w.unref(); // the sidecar's shutdown stops it; it must not keep a process alive on its own
@@ -164,26 +163,3 @@ export function startExportThread(opts: ExportThreadOptions): ExportThread {
  * semi-spaces stayed resident under load (measured: process RSS after 12k records 115 -> 104 MB).
  */
 const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 8 };
-
-/**
- * The thread's script. From dist/ it is the compiled export-thread.js beside this file. Under the
- * test runner this file is TypeScript compiled in memory, and so must the thread be: it gets a
- * bootstrap that compiles .ts files with swc (a dev dependency) as it requires them.
- */
-function newWorker(workerData: ExportThreadData): Worker {
-  const compiled = path.join(__dirname, 'export-thread.js');
-  if (fs.existsSync(compiled)) return new Worker(compiled, { workerData, resourceLimits: RESOURCE_LIMITS });
-  const source = path.join(__dirname, 'export-thread.ts');
-  const bootstrap = `
-    const fs = require('node:fs');
-    const swc = require(${JSON.stringify(require.resolve('@swc/core'))});
-    require.extensions['.ts'] = (m, filename) => {
-      const out = swc.transformSync(fs.readFileSync(filename, 'utf8'), {
-        filename, jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' },
-      });
-      m._compile(out.code, filename);
-    };
-    require(${JSON.stringify(source)});
-  `;
-  return new Worker(bootstrap, { eval: true, workerData, resourceLimits: RESOURCE_LIMITS });
-}

@@ -4,9 +4,8 @@
 // sent it, and a parser that fails is thrown away with its thread instead of poisoning every later
 // parse. Fail closed: a worker that crashes, runs out of memory or exceeds the time budget is
 // terminated and replaced, and the statement it was parsing is refused as a parser failure.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import type { Worker, ResourceLimits } from 'node:worker_threads';
+import { startThreadScript } from '../../thread-script';
 import { FrontCache, type CacheHints, type ClassifierStats } from './cache';
 import type { ClassifyResult } from './classify';
 import type { ParserReply, ParserThreadData } from './parser-protocol';
@@ -143,7 +142,11 @@ export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClas
   const spawn = (): Thread => {
     const data: ParserThreadData = { maxEntries, maxTextLength };
     const t: Thread = {
-      worker: newWorker(data, { maxOldGenerationSizeMb: WORKER_HEAP_MB, stackSizeMb: WORKER_STACK_MB, ...options.resourceLimits }),
+      worker: startThreadScript(__dirname, 'parser-thread', data, {
+        maxOldGenerationSizeMb: WORKER_HEAP_MB,
+        stackSizeMb: WORKER_STACK_MB,
+        ...options.resourceLimits,
+      }),
       ready: false,
     };
     t.worker.unref();
@@ -217,27 +220,4 @@ export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClas
     },
     stats: () => ({ ...front.counts, exactSize: front.exactSize, normalizedSize, replaced }),
   };
-}
-
-/**
- * The worker thread. From dist/ it is the compiled parser-thread.js beside this file. Under the
- * test runner this file is TypeScript compiled in memory, and so must the thread be: it gets a
- * bootstrap that compiles .ts files with swc (a dev dependency) as it requires them.
- */
-function newWorker(workerData: ParserThreadData, resourceLimits: ResourceLimits): Worker {
-  const compiled = path.join(__dirname, 'parser-thread.js');
-  if (fs.existsSync(compiled)) return new Worker(compiled, { workerData, resourceLimits });
-  const source = path.join(__dirname, 'parser-thread.ts');
-  const bootstrap = `
-    const fs = require('node:fs');
-    const swc = require(${JSON.stringify(require.resolve('@swc/core'))});
-    require.extensions['.ts'] = (m, filename) => {
-      const out = swc.transformSync(fs.readFileSync(filename, 'utf8'), {
-        filename, jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' },
-      });
-      m._compile(out.code, filename);
-    };
-    require(${JSON.stringify(source)});
-  `;
-  return new Worker(bootstrap, { eval: true, workerData, resourceLimits });
 }
