@@ -28,6 +28,7 @@
 // decoder still reads them, so records left unacknowledged by an older sidecar are exported after
 // an upgrade and `warden replay` shows them.
 import type { AuditRecord } from '../../common/audit/record';
+import { copyAscii } from './ascii';
 
 export const FORMAT_BINARY_V1 = 0xb1;
 const JSON_OPEN_BRACE = 0x7b;
@@ -105,16 +106,7 @@ function str(s: string): void {
   // Short ASCII (nearly every field) by hand: a native call costs more than the loop.
   if (n < 128) {
     ensure(4 + n);
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c > 0x7f) {
-        ascii = false;
-        break;
-      }
-      buf[pos + 4 + i] = c;
-    }
-    if (ascii) {
+    if (copyAscii(buf, pos + 4, s)) {
       buf.writeUInt32LE(n, pos);
       pos += 4 + n;
       return;

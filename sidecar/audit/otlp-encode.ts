@@ -10,6 +10,7 @@ import type { AuditApproval, AuditRecord } from '../../common/audit/record';
 import type { MetricsSnapshot } from '../../common/metrics';
 import { ATTR, SCOPE, SPAN } from '../../common/audit/names';
 import { spanName, spanStatus } from './to-otlp';
+import { copyAscii } from './ascii';
 
 /** A key's bytes inside a KeyValue: field 1 (key), its length, its UTF-8. */
 type KeyBytes = Uint8Array;
@@ -213,16 +214,7 @@ class Writer {
       buf[p++] = n + 2;
       buf[p++] = 0x0a; // AnyValue.string_value
       buf[p++] = n;
-      let ascii = true;
-      for (let i = 0; i < n; i++) {
-        const c = s.charCodeAt(i);
-        if (c > 0x7f) {
-          ascii = false;
-          break;
-        }
-        buf[p + i] = c;
-      }
-      if (ascii) {
+      if (copyAscii(buf, p, s)) {
         buf[totalAt] = klen + 2 + n + 2;
         this.pos = p + n;
         return;
