@@ -10,7 +10,9 @@
 // more characters to be present (`sk-`, `AKIA`, `password:`), so a run of the text cannot trigger
 // where the whole text does not. Numbers are masked through their digits (`4.111111111111111e15`
 // is a card), and a digit in the text fires every digit detector. A jsonPath masks whatever it
-// selects, so a rule with jsonPaths always takes the slow way.
+// selects, so a rule with jsonPaths always takes the slow way. A detector whose pre-check would
+// look behind for a quote (or anything the JSON syntax adds around a string) breaks this argument:
+// such a detector must make this function return false.
 import { mightMatchUtf8 } from '../../../common/masking/detectors';
 import type { MaskPlan } from './target-plan';
 
