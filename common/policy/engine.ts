@@ -19,6 +19,8 @@ const SEVERITY: Record<Decision['action'], number> = { allow: 0, hold: 1, deny: 
 export function decide(policy: CompiledPolicy, op: Operation, identity: Identity): Decision {
   const caller: Caller = { subject: identity.subject.toLowerCase(), groups: identity.groups };
   if (op.type === 'sql') return decideSql(policy, op, caller);
+  // Until match.mcp is compiled (issue 13), an MCP message is refused: fail closed.
+  if (op.type === 'mcp') return { action: 'deny', reason: 'MCP messages are not judged by this sidecar yet' };
   for (const rule of policy.rules) {
     if (!appliesToTarget(rule, op.target) || rule.sql !== undefined || rule.http?.response !== undefined) continue;
     if (!identityMatches(rule, caller)) continue;

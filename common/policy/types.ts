@@ -52,10 +52,36 @@ export interface HttpTargetSpec {
   unparseable?: DefaultAction;
 }
 
+/** A tool definition the policy vouches for: `fingerprint` as the sidecar reports it (`sha256:<64 hex>`). */
+export interface McpToolPin {
+  tool: string;
+  fingerprint: string;
+}
+
+/**
+ * An MCP server reached over streamable HTTP. The agent's endpoint is
+ * `http://127.0.0.1:<egress>/<target>`; every JSON-RPC message is judged by `match.mcp` rules.
+ */
+export interface McpTargetSpec {
+  /** The server's streamable-HTTP endpoint (http or https). */
+  url: string;
+  /** Secret with key `token`, injected as `auth` says (the agent's own Authorization is dropped). */
+  credentialsSecret?: string;
+  auth?: HttpAuthSpec;
+  timeout?: string;
+  /** Request body limit and buffered-response limit, bytes. */
+  maxBodyBytes?: number;
+  /** Hide and refuse a tool whose definition changed since first listed (default true). */
+  pinToolDefinitions?: boolean;
+  /** Definitions the policy vouches for; a pinned tool must match its pin from the first listing on. */
+  pins?: McpToolPin[];
+}
+
 export interface TargetSpec {
   name: string;
   postgres?: PostgresTargetSpec;
   http?: HttpTargetSpec;
+  mcp?: McpTargetSpec;
   env?: string;
 }
 
@@ -79,10 +105,21 @@ export interface HttpMatch {
   response?: { json: Array<{ path: string; values?: string[] }> };
 }
 
+/**
+ * Conditions on one MCP JSON-RPC message. `tools` (name globs) and `arguments` (paths relative to
+ * the call's arguments object, the shape of `http.json`) only match `tools/call`.
+ */
+export interface McpMatch {
+  methods?: string[];
+  tools?: string[];
+  arguments?: Array<{ path: string; values?: string[] }>;
+}
+
 export interface RuleMatch {
   target?: string;
   sql?: SqlMatch;
   http?: HttpMatch;
+  mcp?: McpMatch;
   subjects?: string[];
   groups?: string[];
 }
@@ -242,7 +279,21 @@ export interface HttpOperation {
   json?: unknown;
 }
 
-export type Operation = SqlOperation | HttpOperation;
+/** One MCP JSON-RPC message from the agent (each message of a batch is its own operation). */
+export interface McpOperation {
+  type: 'mcp';
+  target: string;
+  /** The JSON-RPC method (`tools/call`, `tools/list`, `resources/read`, `notifications/initialized`); `''` for a response the client sends. */
+  method: string;
+  /** `tools/call`: params.name. */
+  tool?: string;
+  /** `tools/call`: params.arguments (undefined when absent). */
+  arguments?: unknown;
+  /** `resources/read`: params.uri; `prompts/get`: params.name (for audit and display). */
+  resource?: string;
+}
+
+export type Operation = SqlOperation | HttpOperation | McpOperation;
 
 export interface Decision {
   action: RuleAction;
