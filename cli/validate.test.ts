@@ -46,7 +46,7 @@ test('the invalid example: exit 1, one line per mistake naming the field', async
       'spec.defaultAction: must be one of: allow, deny (got "block") (line 10)',
       'spec.targets[0].postgres: unknown field "hots" (did you mean "host"?) (line 14)',
       "spec.targets[0].postgres.listenPort: port 15000 is used by the sidecar's admin API; choose another listenPort (line 17)",
-      'spec.targets[1]: sets both postgres and http; a target is exactly one of them (split it into two targets) (line 18)',
+      'spec.targets[1]: sets both postgres and http; a target is exactly one of postgres, http or mcp (split it into separate targets) (line 18)',
       'spec.rules[1].name: duplicate rule name "no-ddl" (also used by spec.rules[0]) (line 33)',
       'spec.rules[1].match.target: target "payments" is not defined in spec.targets (defined: crm, openai) (line 36)',
       'spec.rules[2]: required field "approval" is missing: a rule with action "hold" needs someone to approve (line 39)',
