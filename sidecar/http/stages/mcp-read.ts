@@ -9,6 +9,9 @@ import type { RouteExchange } from './exchange';
 import { readRequestBody } from './read-body';
 import type { Stage } from './stage';
 
+/** Most messages in one batch: each is judged and may be answered, so a huge batch would cost every other caller CPU. */
+export const MAX_BATCH_MESSAGES = 1000;
+
 export const mcpReadStage: Stage<RouteExchange> = {
   name: 'mcp-read',
   run(ex) {
@@ -45,6 +48,11 @@ async function readMessages(ex: RouteExchange, maxBody: number): Promise<void> {
   const mcp = ex.mcp!;
   mcp.batch = Array.isArray(parsed.value);
   const elements = mcp.batch ? (parsed.value as unknown[]) : [parsed.value];
+  if (elements.length > MAX_BATCH_MESSAGES) {
+    throw new HttpError(400, 'invalid_request', `a batch of ${elements.length} messages exceeds the limit of ${MAX_BATCH_MESSAGES}`, {
+      code: -32600,
+    });
+  }
   for (const el of elements) {
     const message = classifyMessage(el);
     mcp.verdicts.push({ message, decision: undefined });
