@@ -144,6 +144,8 @@ describe('event streams', () => {
     expect(text).not.toContain('delete_customer');
     expect(text).toContain('id: after-e41');
     expect(upstream.seen[upstream.seen.length - 1].headers['last-event-id']).toBe('e41');
+    await new Promise((r) => setImmediate(r));
+    expect(proxy.audits[proxy.audits.length - 1]).toMatchObject({ target: 'get', method: 'GET', decision: 'allow' });
   });
 });
 
