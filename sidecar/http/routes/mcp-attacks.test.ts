@@ -158,6 +158,31 @@ describe('judged as the server reads it', () => {
   });
 });
 
+describe('differential: the same bytes straight to the server', () => {
+  async function direct(body: string): Promise<unknown> {
+    const r = await request(fixture.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': VERSION },
+      body,
+    });
+    return r.body.json();
+  }
+
+  it.each([
+    ['an escaped name', '{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"delete\\u005fcustomer","arguments":{"id":"1"}}}'],
+    [
+      'a repeated name',
+      '{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"search_customers","name":"delete_customer","arguments":{"id":"1"}}}',
+    ],
+  ])('%s deletes when sent straight to the server, and never through the sidecar', async (_what, body) => {
+    expect(await direct(body)).toMatchObject({ id: 30, result: { content: [{ text: 'deleted 1' }] } });
+    const calls = fixture.methods().filter((m) => m === 'tools/call:delete_customer').length;
+    const a = await send(body);
+    expect(a.json).toMatchObject({ id: a.status === 400 ? null : 30 });
+    expect(fixture.methods().filter((m) => m === 'tools/call:delete_customer')).toHaveLength(calls);
+  });
+});
+
 describe('batches', () => {
   it('sends nothing of a batch holding a denied call, and answers each request', async () => {
     const body = `[${call(10, 'search_customers', { query: 'a' })},${call(11, 'delete_customer', { id: '1' })},{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}]`;
