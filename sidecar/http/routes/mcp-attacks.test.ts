@@ -3,6 +3,7 @@
 // JSON-RPC. Against the official SDK server in stateless mode, spoken to as the stateless
 // 2026-07-28 revision (MCP-Protocol-Version header, no session). Each refusal is checked on the
 // server's side too: nothing it refused reached the server.
+import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import type { AccessPolicySpec } from '../../../common/policy/types';
 import { startMcpFixture, type McpFixture } from '../../../test/support/mcp/mcp-server';
@@ -247,6 +248,18 @@ describe('answers', () => {
     expect(a.headers['content-type']).toBe('text/event-stream');
     const data = /^event: message\ndata: (.*)\n\n$/.exec(a.text);
     expect(JSON.parse(data![1])).toMatchObject({ id: 20, result: { isError: true } });
+  });
+
+  it('refuses a compressed request body (it would be read otherwise than judged)', async () => {
+    const before = fixture.received.length;
+    const r = await request(proxy.url('crm'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', accept: 'application/json' },
+      body: gzipSync(call(23, 'delete_customer')),
+    });
+    expect(r.statusCode).toBe(415);
+    expect(await r.body.json()).toMatchObject({ error: { code: -32600, data: { type: 'unsupported_encoding' } } });
+    expect(fixture.received.length).toBe(before);
   });
 
   it('has one endpoint and three methods', async () => {

@@ -1,7 +1,8 @@
 // Read the MCP request (decision 6 of issue 13). POST: the body is read whole (bounded by the
 // target's limit) and parsed by the strict reader; what it refuses is answered 400 with a JSON-RPC
-// parse error; each message (every element of a batch) is classified. GET (the server's event
-// stream) and DELETE (session end) carry no body and pass. Any other method is 405.
+// parse error; each message (every element of a batch) is classified. A compressed body is refused
+// (415): what is judged must be what the server reads. GET (the server's event stream) and DELETE
+// (session end) carry no body and pass. Any other method is 405.
 import { HttpError } from '../errors';
 import { classifyMessage, idKey } from '../../mcp/messages';
 import { readStrictJson } from '../../mcp/strict-json';
@@ -32,6 +33,15 @@ export const mcpReadStage: Stage<RouteExchange> = {
         {},
         { allow: 'GET, POST, DELETE' },
       );
+    }
+    const encoding = String(req.headers['content-encoding'] ?? 'identity')
+      .trim()
+      .toLowerCase();
+    if (encoding !== 'identity') {
+      // The bytes judged must be the message the server reads: a compressed body is not read here, so it is refused.
+      throw new HttpError(415, 'unsupported_encoding', `MCP request bodies are read as sent; content-encoding "${encoding}" is refused`, {
+        code: -32600,
+      });
     }
     if (declared !== undefined && declared > maxBody) {
       throw new HttpError(413, 'request_too_large', `request body of ${declared} bytes exceeds the limit of ${maxBody} bytes`);
