@@ -179,6 +179,29 @@ describe('JSON answers', () => {
     expect(a.text).not.toContain('delete_customer');
   });
 
+  it('keeps the status of an error answer that is not JSON, withholding its body', async () => {
+    upstream.behaviours.set('html', (_req, _body, res) => {
+      res.writeHead(405, { 'content-type': 'text/plain' });
+      res.end('GET not supported for alice.smith@example.com');
+    });
+    const r = await request(proxy.url('html'), { method: 'GET', headers: { accept: 'text/event-stream' } });
+    expect(r.statusCode).toBe(405);
+    const text = await r.body.text();
+    expect(text).not.toContain('alice');
+    expect(JSON.parse(text)).toMatchObject({ error: { data: { type: 'upstream_error', target: 'html' } } });
+  });
+
+  it('refuses a redirect (a client following it would bypass the sidecar)', async () => {
+    upstream.behaviours.set('html', (_req, _body, res) => {
+      res.writeHead(307, { location: 'http://tools.elsewhere.example/mcp' });
+      res.end();
+    });
+    const r = await request(proxy.url('html'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: LIST });
+    expect(r.statusCode).toBe(502);
+    expect(r.headers['location']).toBeUndefined();
+    expect(await r.body.text()).toContain('redirect');
+  });
+
   it('passes an empty 202', async () => {
     upstream.behaviours.set('empty202', (_req, _body, res) => {
       res.writeHead(202);

@@ -32,6 +32,10 @@ export const mcpRespondStage: Stage<RouteExchange> = {
       .toLowerCase()
       .trim();
     const noBody = up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200 || up.headers['content-length'] === '0';
+    // A client that follows a redirect would talk to the server without the sidecar.
+    if (up.statusCode >= 300 && up.statusCode < 400 && up.statusCode !== 304) {
+      throw refusal(ex, `it is a redirect (status ${up.statusCode}), which is not followed`);
+    }
     if (noBody) return respondEmpty(ex);
     if (type.startsWith('text/event-stream')) return respondEvents(ex, encoding);
     if (isJson(type)) return respondJson(ex, encoding);
@@ -61,7 +65,14 @@ async function respondOther(ex: RouteExchange, type: string): Promise<void> {
     `the answer of MCP server "${ex.target}" exceeds the limit of ${limit} bytes`,
   );
   if (body.length > 0) {
-    throw refusal(ex, `it has content-type "${type || '(none)'}" (status ${ex.upstream!.statusCode}), which is not JSON-RPC`);
+    const status = ex.upstream!.statusCode;
+    const why = `it has content-type "${type || '(none)'}" (status ${status}), which is not JSON-RPC`;
+    // An error status is kept (clients act on 404 and 405), its body, which nothing could mask, is not.
+    if (status >= 400) {
+      ex.error = `MCP response refused: ${why}`;
+      throw new HttpError(status, 'upstream_error', `the answer of MCP server "${ex.target}" was withheld: ${why}`, { target: ex.target });
+    }
+    throw refusal(ex, why);
   }
   return respondEmpty(ex);
 }
