@@ -5,22 +5,14 @@
 //   2. masking of every string in results, errors and server requests/notifications
 //      (mcp-results: sidecar/mcp/mask-messages.ts, plugged in as one more factory here).
 // The injected credential is scrubbed from the serialised text afterwards (mcp-respond.ts).
-import { decide } from '../../../common/policy/engine';
+import { mcpToolVisible } from '../../../common/policy/engine';
 import { filterToolsResult } from '../../mcp/list-filter';
 import { MessageRefusedError, type ServerMessage, type ServerMessageHook } from '../../mcp/hooks';
 import { toolFingerprint } from '../../mcp/fingerprint';
 import { PinLimitError } from '../../mcp/pins';
-import type { CompiledPolicy } from '../../../common/policy/compile';
-import type { Identity } from '../../../common/policy/types';
 import type { RouteExchange } from './exchange';
 
 export type ServerMessageHookFactory = (ex: RouteExchange) => ServerMessageHook | undefined;
-
-/** Whether a caller may see a tool in a listing (decision 1 of issue 13). */
-// TODO(mcp-policy): common/policy/engine.ts mcpToolVisible once it lands on main.
-function toolVisible(policy: CompiledPolicy, target: string, tool: string, identity: Identity): boolean {
-  return decide(policy, { type: 'mcp', target, method: 'tools/call', tool }, identity).action !== 'deny';
-}
 
 /** A response that is (or, answering an unknown request, looks like) a tools/list result. */
 function isToolsList(m: ServerMessage): boolean {
@@ -55,7 +47,7 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
             return false;
           }
         }
-        return toolVisible(ex.policy!, ex.target, tool.name, ex.identity);
+        return mcpToolVisible(ex.policy!, ex.target, tool.name, ex.identity);
       });
       return filtered.hidden.length === 0 ? m.value : { ...m.value, result: filtered.result };
     },
