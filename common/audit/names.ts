@@ -60,7 +60,7 @@ export const ATTR = {
   // warden's own: a tool definition that changed (pinning), and the size of the agent's batch
   mcpPinTools: 'warden.mcp.pin.tools',
   mcpPinExpected: 'warden.mcp.pin.expected',
-  mcpPinListed: 'warden.mcp.pin.listed',
+  mcpPinActual: 'warden.mcp.pin.actual',
   mcpBatch: 'warden.mcp.batch.size',
 } as const;
 

@@ -101,7 +101,7 @@ export interface AuditMcp {
   /** The tool's result said isError: true (error.type `tool_error`). */
   toolError?: boolean;
   /** Tools whose definition no longer matches what was first listed or pinned (hidden or refused). */
-  pinChanges?: Array<{ tool: string; expected: string; listed: string }>;
+  pinChanges?: Array<{ tool: string; expected: string; actual: string }>;
   /** Messages in the agent's batch, when the message came in one. */
   batch?: number;
 }

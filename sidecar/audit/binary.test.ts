@@ -128,7 +128,7 @@ describe('binary audit records', () => {
           sessionId: 'ab'.repeat(16),
           protocolVersion: '2025-11-25',
           toolError: true,
-          pinChanges: [{ tool: 'search_customers', expected: `sha256:${'a'.repeat(64)}`, listed: `sha256:${'b'.repeat(64)}` }],
+          pinChanges: [{ tool: 'search_customers', expected: `sha256:${'a'.repeat(64)}`, actual: `sha256:${'b'.repeat(64)}` }],
           batch: 2,
         },
       }),

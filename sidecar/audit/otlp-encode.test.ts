@@ -200,7 +200,7 @@ describe('encodeTraces / encodeLogs', () => {
           requestId: '8',
           tool: 'delete_customer',
           toolError: true,
-          pinChanges: [{ tool: 'delete_customer', expected: 'sha256:aa', listed: 'sha256:bb' }],
+          pinChanges: [{ tool: 'delete_customer', expected: 'sha256:aa', actual: 'sha256:bb' }],
         },
       },
     );
@@ -232,7 +232,7 @@ describe('encodeTraces / encodeLogs', () => {
       'error.type': '-32002',
     });
     expect(spans[1].attributes['gen_ai.operation.name']).toBeUndefined();
-    expect(spans[2].attributes).toMatchObject({ 'error.type': 'tool_error', 'warden.mcp.pin.listed': ['sha256:bb'] });
+    expect(spans[2].attributes).toMatchObject({ 'error.type': 'tool_error', 'warden.mcp.pin.actual': ['sha256:bb'] });
     const logs = decodeExport('logs', 'protobuf', Buffer.from(encodeLogs(records, resource))).logs;
     const sdkLogs = decodeExport(
       'logs',

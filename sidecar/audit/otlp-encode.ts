@@ -493,8 +493,8 @@ function spanAttributes(w: Writer, r: AuditRecord): void {
       put(
         w,
         F,
-        K.mcpPinListed,
-        m.pinChanges.map((p) => p.listed),
+        K.mcpPinActual,
+        m.pinChanges.map((p) => p.actual),
       );
     }
     if (m.batch !== undefined) put(w, F, K.mcpBatch, m.batch);

@@ -100,7 +100,7 @@ function mcpAttributes(a: Attributes, m: AuditMcp): void {
   if (m.pinChanges?.length) {
     a[ATTR.mcpPinTools] = m.pinChanges.map((p) => p.tool);
     a[ATTR.mcpPinExpected] = m.pinChanges.map((p) => p.expected);
-    a[ATTR.mcpPinListed] = m.pinChanges.map((p) => p.listed);
+    a[ATTR.mcpPinActual] = m.pinChanges.map((p) => p.actual);
   }
   if (m.batch !== undefined) a[ATTR.mcpBatch] = m.batch;
 }
