@@ -13,6 +13,7 @@ import { PinLimitError } from '../../mcp/pins';
 import type { CompiledPolicy } from '../../../common/policy/compile';
 import type { Identity } from '../../../common/policy/types';
 import type { RouteExchange } from './exchange';
+import { answerFactsHook } from './mcp-mask-hooks';
 
 export type ServerMessageHookFactory = (ex: RouteExchange) => ServerMessageHook | undefined;
 
@@ -63,7 +64,7 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
 };
 
 /** The hooks, in order (a factory returns undefined when it has nothing to do for this route). */
-export const SERVER_MESSAGE_HOOKS: readonly ServerMessageHookFactory[] = [toolsListHook];
+export const SERVER_MESSAGE_HOOKS: readonly ServerMessageHookFactory[] = [toolsListHook, answerFactsHook];
 
 export function serverMessageHooks(ex: RouteExchange): ServerMessageHook[] {
   const out: ServerMessageHook[] = [];

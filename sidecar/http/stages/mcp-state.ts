@@ -26,4 +26,10 @@ export class McpExchange {
   readonly pinChanges: McpPinChange[] = [];
   /** The id of a single request, for error answers; null otherwise. */
   id: JsonRpcId | null = null;
+
+  // --- holds, audit (mcp-hold.ts, mcp-mask-hooks.ts, mcp-audit.ts)
+  /** The tools/call that waited for an approver; its verdict is now allow (approved) or still hold (not approved). */
+  heldVerdict: Verdict | undefined = undefined;
+  /** How each answer ended (error code, tool error), by idKey of the request it answers. */
+  readonly outcomes = new Map<string, { errorCode?: number; toolError?: boolean }>();
 }
