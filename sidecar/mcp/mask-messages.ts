@@ -154,7 +154,7 @@ function asMessage(message: unknown): Record<string, unknown> {
  * blob (base64 hides everything), no jsonPath to apply and nothing a detector's pre-check fires on
  * (the argument of sidecar/http/stages/body-scan.ts, which the HTTP path uses the same way).
  */
-function maskingIsNoop(raw: Buffer, plan: McpMaskPlan): boolean {
+export function maskingIsNoop(raw: Buffer, plan: McpMaskPlan): boolean {
   if (raw.indexOf(BACKSLASH) !== -1 || raw.indexOf('"blob"') !== -1) return false;
   for (const m of plan.maskers) {
     if (m.jsonPaths.length > 0) return false;

@@ -36,6 +36,7 @@ import { TargetPlans } from '../stages/target-plan';
 import { upstreamRequestStage } from '../stages/upstream-request';
 import { mcpAnswerStage } from '../stages/mcp-answer';
 import { mcpJudgeStage } from '../stages/mcp-judge';
+import { mcpMaskRequestStage } from '../stages/mcp-mask-request';
 import { mcpReadStage } from '../stages/mcp-read';
 import { mcpRespondStage } from '../stages/mcp-respond';
 import { mcpTargetStage } from '../stages/mcp-target';
@@ -129,6 +130,7 @@ const MCP_STAGES: readonly Stage<RouteExchange>[] = [
   mcpTargetStage,
   mcpReadStage,
   mcpJudgeStage,
+  mcpMaskRequestStage, // arguments masked before a hold shows them and before they are sent
   mcpAnswerStage(MCP_FORWARD_STAGES),
 ];
 

@@ -27,7 +27,9 @@ export class McpExchange {
   /** The id of a single request, for error answers; null otherwise. */
   id: JsonRpcId | null = null;
 
-  // --- holds, audit (mcp-hold.ts, mcp-mask-hooks.ts, mcp-audit.ts)
+  // --- masking, holds, audit (mcp-mask-request.ts, mcp-hold.ts, mcp-mask-hooks.ts, mcp-audit.ts)
+  /** The messages as sent, when request masking changed any (else the body went as it came). */
+  sent: unknown[] | undefined = undefined;
   /** The tools/call that waited for an approver; its verdict is now allow (approved) or still hold (not approved). */
   heldVerdict: Verdict | undefined = undefined;
   /** How each answer ended (error code, tool error), by idKey of the request it answers. */
