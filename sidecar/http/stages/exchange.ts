@@ -22,6 +22,8 @@ import type { HttpAuditEvent } from '../../audit/events';
 import type { CredentialScrubber } from '../routes/credential-scrub';
 import type { Judgement } from './decide';
 import type { TargetPlan, TargetPlans } from './target-plan';
+import type { McpExchange } from './mcp-state';
+import type { ToolPins } from '../../mcp/pins';
 import type { UpstreamClients } from './forward-upstream';
 
 export interface RouteProxyLimits {
@@ -64,6 +66,8 @@ export interface RouteServices {
   readonly options: RouteHandlerContext;
   readonly plans: TargetPlans;
   readonly clients: UpstreamClients;
+  /** MCP tool definitions seen per target (pinning), for the life of the process. */
+  readonly mcpPins: ToolPins;
 }
 
 export interface ParsedRoute {
@@ -115,6 +119,8 @@ export class RouteExchange implements Judgement {
   tap: GenAiResponseTap | undefined = undefined;
   /** Response rules that apply to this request (`match.http.response`). */
   responseRules: readonly CompiledRule[] = NO_RULES;
+  /** An MCP route's messages, their verdicts and answer (stages/mcp-*.ts); undefined on HTTP routes. */
+  mcp: McpExchange | undefined = undefined;
 
   // --- upstream request
   upstreamHeaders: Record<string, string | string[]> = {};
