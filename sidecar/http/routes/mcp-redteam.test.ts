@@ -6,7 +6,7 @@
 //
 // Upstreams: the official SDK server behind the SDK's own Express app (createMcpExpressApp, which
 // reads bodies with express.json()), and a raw Node upstream that answers whatever a test asks.
-import type * as http from 'node:http';
+import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -14,9 +14,13 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
 import { z } from 'zod';
-import type { AccessPolicySpec } from '../../../common/policy/types';
+import type { AccessPolicySpec, Identity } from '../../../common/policy/types';
+import { createApprovalGate } from '../../approvals/gate';
+import { LocalApprovalStore } from '../../approvals/local-store';
+import type { ApprovalRequest } from '../../approvals/types';
 import { startBehaviourUpstream, type BehaviourUpstream } from '../../../test/support/sidecar/behaviour-upstream';
 import { startMcpProxy, type McpProxy } from '../../../test/support/mcp/mcp-proxy';
+import { startSidecarFromFiles, type SidecarFromFiles } from '../../../test/support/sidecar/sidecar-fixture';
 
 const EMAIL = 'alice.smith@example.com';
 const CARD = '4111 1111 1111 1111';
@@ -558,5 +562,169 @@ describe('hostile agent: the tools/list filter and request ids', () => {
   it.failing('ids 1 and 1.0 (the same id once parsed) do not either', async () => {
     const a = await post(proxy.url('b'), '[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":1.0,"method":"ping"}]');
     expect(a.text).not.toContain('delete_customer');
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// Around the route: the MCP server's URL through the sidecar's own forward proxy
+// ------------------------------------------------------------------------------------------------
+
+describe('hostile agent: the MCP server through the forward proxy (HTTP_PROXY) instead of its route', () => {
+  let upstream: BehaviourUpstream;
+  let started: SidecarFromFiles;
+
+  beforeAll(async () => {
+    upstream = await startBehaviourUpstream();
+    upstream.behaviours.set('mcp', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: `deleted; owner ${EMAIL}` }] } }));
+    });
+    started = await startSidecarFromFiles({
+      policy: `apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata: {name: mcp-red, namespace: agents}
+spec:
+  defaultAction: allow
+  targets:
+    - name: crm
+      mcp: {url: "http://127.0.0.1:${upstream.port}/mcp", timeout: 5s}
+  rules:
+    - name: no-deletes
+      action: deny
+      match: {target: crm, mcp: {tools: ["delete_*"]}}
+  masking:
+    - name: pii
+      detectors: [email]
+      strategy: redact
+`,
+      secrets: {},
+    });
+  });
+  afterAll(async () => {
+    await started?.close();
+    await upstream?.close();
+  });
+
+  const viaProxy = (path: string, body: string): Promise<{ status: number; text: string }> =>
+    new Promise((resolve, reject) => {
+      const egress = new URL(started.egress);
+      const req = http.request(
+        {
+          host: egress.hostname,
+          port: egress.port,
+          method: 'POST',
+          path,
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  it('the route denies the call (baseline)', async () => {
+    const before = upstream.seen.length;
+    const a = await viaProxy('/crm', call(1, 'delete_customer', { id: '1' }));
+    expect(a.text).toContain('no-deletes');
+    expect(upstream.seen.length).toBe(before);
+  });
+
+  // FINDING 7: the forward proxy judges an absolute-form request to the MCP server's own URL as
+  // plain HTTP egress (target '', no MCP rule applies), so with defaultAction allow the agent
+  // reaches the server around every MCP rule, list filter and pin (it lacks only the injected
+  // credential, which an unauthenticated server does not need).
+  it.failing('an absolute-form request to the MCP server URL is not a way around the MCP rules', async () => {
+    const before = upstream.seen.length;
+    await viaProxy(`http://127.0.0.1:${upstream.port}/mcp`, call(1, 'delete_customer', { id: '1' }));
+    expect(upstream.seen.slice(before).map((q) => q.body)).toEqual([]);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// Holds: what the approver sees, and what one approval releases
+// ------------------------------------------------------------------------------------------------
+
+describe('hostile agent: held calls', () => {
+  let upstream: BehaviourUpstream;
+  let proxy: McpProxy;
+  let store: LocalApprovalStore;
+  const approver: Identity = { subject: 'alice', groups: ['sre'], source: 'token' };
+
+  beforeAll(async () => {
+    upstream = await startBehaviourUpstream();
+    upstream.behaviours.set('h', (_req, body, res) => {
+      const m = JSON.parse(body.toString('utf8')) as { id: number };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'ran' }] } }));
+    });
+    store = new LocalApprovalStore();
+    const spec: AccessPolicySpec = {
+      defaultAction: 'allow',
+      targets: [{ name: 'h', mcp: { url: `http://127.0.0.1:${upstream.port}/h`, timeout: '10s' } }],
+      rules: [
+        {
+          name: 'prod-needs-approval',
+          action: 'hold',
+          approval: { approvers: { groups: ['sre'] }, timeout: '1m' },
+          match: { target: 'h', mcp: { tools: ['run_query'], arguments: [{ path: '$.database', values: ['prod'] }] } },
+        },
+      ],
+    };
+    proxy = await startMcpProxy({ spec, extra: { mcpApprovals: createApprovalGate(store), mcpHeartbeatMs: 50 } });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await upstream?.close();
+    store?.close();
+  });
+
+  async function pendingOne(): Promise<ApprovalRequest> {
+    for (let i = 0; i < 500; i++) {
+      const p = await store.list({ state: 'pending' });
+      if (p.length > 0) return p[0];
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error('no pending approval request');
+  }
+  const runs = (): number => upstream.seen.filter((q) => q.body.includes('run_query')).length;
+
+  it('two identical held calls need two approvals; one approval runs one call once', async () => {
+    const before = runs();
+    const args = { database: 'prod', sql: 'DELETE FROM t' };
+    const first = post(proxy.url('h'), call(1, 'run_query', args), { accept: 'application/json' });
+    const a = await pendingOne();
+    const second = post(proxy.url('h'), call(1, 'run_query', args), { accept: 'application/json' });
+    let b: ApprovalRequest | undefined;
+    for (let i = 0; i < 500 && !b; i++) {
+      b = (await store.list({ state: 'pending' })).find((r) => r.id !== a.id);
+      if (!b) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(b).toBeDefined();
+    await store.decide(a.id, approver, 'approve', 'ok');
+    expect((await first).text).toContain('ran');
+    expect(runs() - before).toBe(1);
+    await store.decide(b!.id, approver, 'deny', 'no');
+    expect((await second).text).toContain('not approved');
+    expect(runs() - before).toBe(1);
+  });
+
+  // FINDING 8: the approver sees the arguments as indented JSON cut at 2000 characters
+  // (approvals/operation.ts mcpOperation). The agent orders the keys: a long harmless one first,
+  // the statement that matters after the cut. The approver sees "… (N more characters)", and
+  // `warden approvals list` / the ApprovalRequest have nothing more to show: approving means
+  // approving text nobody could read.
+  it.failing('the approver can see every argument of the held call', async () => {
+    const args = { note: 'routine maintenance '.repeat(120), database: 'prod', sql: 'DROP TABLE customers' };
+    const p = post(proxy.url('h'), call(2, 'run_query', args), { accept: 'application/json' });
+    const r = await pendingOne();
+    const shown = r.operation.display;
+    await store.decide(r.id, approver, 'deny', 'test over');
+    await p;
+    expect(shown).toContain('DROP TABLE customers');
   });
 });
