@@ -9,6 +9,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -404,6 +405,21 @@ describe('hostile server: every string the agent gets is masked', () => {
     const q = upstream.seen[before];
     expect(q.headers.authorization).toBe(`Bearer ${TOKEN}`);
     expect(q.headers['proxy-authorization']).toBeUndefined();
+  });
+
+  // FINDING 9: a `blob` that is not UTF-8 is passed as it is (only the base64 text meets the
+  // detectors), whatever its mimeType says. A text resource in UTF-16 (Excel's "Unicode text"
+  // CSV export, with its BOM) or gzip-compressed carries the PII to the agent unmasked, though the
+  // sidecar could tell from the mimeType that it is text it cannot read (fail closed: refuse).
+  it.failing.each([
+    ['a UTF-16LE CSV', 'text/csv', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`name,email\nAlice,${EMAIL}\n`, 'utf16le')])],
+    ['a UTF-16LE text without a BOM', 'text/plain', Buffer.from(`email ${EMAIL}`, 'utf16le')],
+    ['a gzip-compressed JSON', 'application/json', gzipSync(JSON.stringify({ email: EMAIL }))],
+  ])('does not pass PII in a resource blob holding %s', async (_what, mimeType, bytes) => {
+    const blob = bytes.toString('base64');
+    upstream.behaviours.set('t', json({ jsonrpc: '2.0', id: 1, result: { contents: [{ uri: 'file:///export.csv', mimeType, blob }] } }));
+    const a = await post(proxy.url('t'), '{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///export.csv"}}');
+    expect(a.text).not.toContain(blob);
   });
 
   it('masks a JSON body answered with 202', async () => {
