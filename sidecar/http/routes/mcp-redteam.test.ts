@@ -154,6 +154,20 @@ describe('hostile agent, SDK server behind createMcpExpressApp (express.json)', 
   });
 
   it.each([
+    ['long s in an argument key (Go reads databa\u017fe as database)', '{"database":"dev","databa\u017fe":"prod","sql":"x"}'],
+    ['a Kelvin sign in a key', '{"id":"1","\u212a":"1","k":"2"}'],
+    ['long s in "arguments"', null],
+  ])('refuses keys that fold together under Unicode simple folding: %s', async (_what, args) => {
+    const body =
+      args === null
+        ? '{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"search_customers","arguments":{"query":"a"},"argument\u017f":{"query":"b"}}}'
+        : `{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"search_customers","arguments":${args}}}`;
+    const a = await post(proxy.url('crm'), body);
+    expect(a.status).toBe(400);
+    expect(ran).toEqual([]);
+  });
+
+  it.each([
     ['text/plain', 'text/plain'],
     ['a charset the server cannot read', 'application/json; charset=latin1'],
     ['a duplicated Content-Type parameter', 'application/json; charset=utf-8; charset=utf-7'],
