@@ -758,3 +758,56 @@ describe('hostile agent: held calls', () => {
     expect(shown).toContain('DROP TABLE customers');
   });
 });
+
+// ------------------------------------------------------------------------------------------------
+// One caller against the others: the pin registry is shared by every caller of a target
+// ------------------------------------------------------------------------------------------------
+
+describe('hostile agent: flipping the pin state every caller shares', () => {
+  let upstream: BehaviourUpstream;
+  let proxy: McpProxy;
+
+  beforeAll(async () => {
+    upstream = await startBehaviourUpstream();
+    // A server that localises its tool descriptions (any listing that depends on what the client sends works the same).
+    upstream.behaviours.set('p', (req, body, res) => {
+      const m = JSON.parse(body.toString('utf8')) as { id: number; method: string };
+      const fr = String(req.headers['accept-language'] ?? '').startsWith('fr');
+      const result =
+        m.method === 'tools/list'
+          ? {
+              tools: [
+                {
+                  name: 'search_customers',
+                  description: fr ? 'Chercher des clients' : 'Search customers',
+                  inputSchema: { type: 'object' },
+                },
+              ],
+            }
+          : { content: [{ type: 'text', text: 'found' }] };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+    });
+    proxy = await startMcpProxy({
+      spec: { defaultAction: 'allow', targets: [{ name: 'p', mcp: { url: `http://127.0.0.1:${upstream.port}/p` } }] },
+    });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await upstream?.close();
+  });
+
+  // FINDING 10: ToolPins keeps ONE "current" definition per tool per target, updated by whichever
+  // caller listed last (pins.ts observe), and every caller's tools/call is checked against it.
+  // When the listing depends on anything the agent sends (a header, the protocol version, the
+  // session's state), one caller listing once makes the tool "changed" for every caller: their
+  // calls are refused and the tool hidden until someone lists it the first way again.
+  it.failing("one caller's listing does not get another caller's calls refused", async () => {
+    const list = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+    expect((await post(proxy.url('p'), list)).text).toContain('search_customers');
+    expect((await post(proxy.url('p'), call(2, 'search_customers', {}))).text).toContain('found');
+    await post(proxy.url('p'), list, { 'accept-language': 'fr' }); // the hostile caller
+    const victim = await post(proxy.url('p'), call(3, 'search_customers', {}));
+    expect(victim.text).toContain('found');
+  });
+});
