@@ -109,9 +109,12 @@ describe('hostile agent, SDK server behind createMcpExpressApp (express.json)', 
   // iconv-lite knows, UTF-7 included); the sidecar judges the bytes as UTF-8. In UTF-7 "+AF8-" is
   // "_", so the sidecar sees a call of "delete+AF8-customer" (no rule matches, default allow) and
   // the server runs delete_customer.
-  it.failing('a body declared as charset=utf-7 does not smuggle a denied tool name past the judge', async () => {
-    const body = call(3, 'delete+AF8-customer', { id: '42' });
-    const a = await post(proxy.url('crm'), body, { 'content-type': 'application/json; charset=utf-7' });
+  it.failing.each([
+    ['utf-7', 'delete+AF8-customer'],
+    ['UTF-7', 'delete+AF8-customer'],
+    ['utf-7-imap', 'delete&AF8-customer'],
+  ])('a body declared as charset=%s does not smuggle a denied tool name past the judge', async (charset, name) => {
+    const a = await post(proxy.url('crm'), call(3, name, { id: '42' }), { 'content-type': `application/json; charset=${charset}` });
     expect(ran).toEqual([]);
     expect(a.text).not.toContain('deleted 42');
   });
@@ -170,11 +173,11 @@ describe('hostile agent, SDK server behind createMcpExpressApp (express.json)', 
   it.each([
     ['text/plain', 'text/plain'],
     ['a charset the server cannot read', 'application/json; charset=latin1'],
-    ['a duplicated Content-Type parameter', 'application/json; charset=utf-8; charset=utf-7'],
-  ])('a Content-Type of %s does not get a denied call through', async (_what, type) => {
-    await post(proxy.url('crm'), call(19, 'delete+AF8-customer', { id: '1' }).replace('delete+AF8-customer', 'delete_customer'), {
-      'content-type': type,
-    });
+    ['a duplicated charset parameter', 'application/json; charset=utf-8; charset=utf-7'],
+    ['a quoted utf-8 charset', 'application/json; charset="utf-8"'],
+    ['UTF-8 in upper case', 'application/json; charset=UTF-8'],
+  ])('a UTF-7 spelled name with a Content-Type of %s does not run the denied tool', async (_what, type) => {
+    await post(proxy.url('crm'), call(19, 'delete+AF8-customer', { id: '1' }), { 'content-type': type });
     expect(ran).toEqual([]);
   });
 
