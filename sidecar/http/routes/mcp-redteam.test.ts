@@ -488,9 +488,9 @@ describe('hostile server: every string the agent gets is masked', () => {
     expectNoPii(a.text);
   });
 
-  it('masks response headers (Mcp-Session-Id and others) and scrubs the token from them', async () => {
+  it('masks response headers and scrubs the token from them', async () => {
     upstream.behaviours.set('t', (_req, _b, res) => {
-      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': EMAIL, 'x-debug': `auth ${TOKEN}` });
+      res.writeHead(200, { 'content-type': 'application/json', 'x-customer': EMAIL, 'x-debug': `auth ${TOKEN}` });
       res.end('{"jsonrpc":"2.0","id":1,"result":{"content":[]}}');
     });
     const r = await request(proxy.url('t'), {
@@ -500,6 +500,7 @@ describe('hostile server: every string the agent gets is masked', () => {
     });
     await r.body.text();
     expect(JSON.stringify(r.headers)).not.toContain(TOKEN);
+    expectNoPii(JSON.stringify(r.headers));
   });
 
   it('scrubs the token echoed in a JSON text, an escaped string and an SSE field', async () => {
