@@ -6,11 +6,16 @@
 //
 // Upstreams: the official SDK server behind the SDK's own Express app (createMcpExpressApp, which
 // reads bodies with express.json()), and a raw Node upstream that answers whatever a test asks.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
@@ -813,5 +818,86 @@ describe('hostile agent: flipping the pin state every caller shares', () => {
     await post(proxy.url('p'), list, { 'accept-language': 'fr' }); // the hostile caller
     const victim = await post(proxy.url('p'), call(3, 'search_customers', {}));
     expect(victim.text).toContain('found');
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// One caller against the others: long-lived streams on a shared HTTP/2 upstream session
+// ------------------------------------------------------------------------------------------------
+
+describe('hostile agent: GET streams against an HTTP/2 MCP server with few concurrent streams', () => {
+  let dir: string;
+  let server: http2.Http2SecureServer;
+  let proxy: McpProxy;
+  let dispatcher: Agent;
+  const open: http2.Http2ServerResponse[] = [];
+  const versions: string[] = [];
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-mcp-red-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+      ].concat(['-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')]),
+      { stdio: 'ignore' },
+    );
+    const key = fs.readFileSync(path.join(dir, 'key.pem'));
+    const cert = fs.readFileSync(path.join(dir, 'cert.pem'));
+    server = http2.createSecureServer({ key, cert, settings: { maxConcurrentStreams: 4 } }, (req, res) => {
+      if (req.method === 'GET') {
+        // The server's event stream: open until the client goes.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': open\n\n');
+        open.push(res);
+        versions.push(req.httpVersion);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const m = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: number };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'found' }] } }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    // The route's own Agent options (forward-upstream.ts UpstreamClients), trusting the test certificate.
+    dispatcher = new Agent({ keepAliveTimeout: 30_000, allowH2: true, connect: { ca: cert, rejectUnauthorized: true } });
+    proxy = await startMcpProxy({
+      spec: { defaultAction: 'allow', targets: [{ name: 'h2', mcp: { url: `https://127.0.0.1:${port}/mcp`, timeout: '30s' } }] },
+      extra: { dispatcher },
+    });
+  });
+  afterAll(async () => {
+    for (const r of open) r.stream.close();
+    await proxy?.close();
+    await dispatcher?.close();
+    await new Promise<void>((r) => server?.close(() => r()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("another caller's call is answered while one caller holds as many GET streams as the server allows", async () => {
+    const streams: Array<Awaited<ReturnType<typeof request>>> = [];
+    for (let i = 0; i < 4; i++) streams.push(await request(proxy.url('h2'), { method: 'GET', headers: { accept: 'text/event-stream' } }));
+    const victim = await Promise.race([
+      post(proxy.url('h2'), call(1, 'search_customers', {})).then((a) => a.text),
+      new Promise<string>((r) => setTimeout(() => r('stalled'), 3000)),
+    ]);
+    for (const s of streams) s.body.destroy();
+    expect(open.length).toBe(4); // the attack was in place: 4 event streams held open over HTTP/2
+    expect(versions.every((v) => v === '2.0')).toBe(true);
+    expect(victim).toContain('found');
   });
 });
