@@ -2,25 +2,19 @@
 // created per response. In order:
 //   1. tools-list: a tools/list result keeps only the tools this caller may call (mcpToolVisible)
 //      whose definition did not change (pins); nextCursor and everything else untouched;
-//   2. masking of every string in results, errors and server requests/notifications
-//      (mcp-results: sidecar/mcp/mask-messages.ts, plugged in as one more factory here).
+//   2. answer-facts: how each answer ended, for the audit record (mcp-mask-hooks.ts);
+//   3. mask: every string in results, errors and server requests/notifications
+//      (mcp-mask-hooks.ts over sidecar/mcp/mask-messages.ts).
 // The injected credential is scrubbed from the serialised text afterwards (mcp-respond.ts).
-import { decide } from '../../../common/policy/engine';
+import { mcpToolVisible } from '../../../common/policy/engine';
 import { filterToolsResult } from '../../mcp/list-filter';
 import { MessageRefusedError, type ServerMessage, type ServerMessageHook } from '../../mcp/hooks';
 import { toolFingerprint } from '../../mcp/fingerprint';
 import { PinLimitError } from '../../mcp/pins';
-import type { CompiledPolicy } from '../../../common/policy/compile';
-import type { Identity } from '../../../common/policy/types';
 import type { RouteExchange } from './exchange';
+import { answerFactsHook, maskMessagesHook } from './mcp-mask-hooks';
 
 export type ServerMessageHookFactory = (ex: RouteExchange) => ServerMessageHook | undefined;
-
-/** Whether a caller may see a tool in a listing (decision 1 of issue 13). */
-// TODO(mcp-policy): common/policy/engine.ts mcpToolVisible once it lands on main.
-function toolVisible(policy: CompiledPolicy, target: string, tool: string, identity: Identity): boolean {
-  return decide(policy, { type: 'mcp', target, method: 'tools/call', tool }, identity).action !== 'deny';
-}
 
 /** A response that is (or, answering an unknown request, looks like) a tools/list result. */
 function isToolsList(m: ServerMessage): boolean {
@@ -55,7 +49,7 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
             return false;
           }
         }
-        return toolVisible(ex.policy!, ex.target, tool.name, ex.identity);
+        return mcpToolVisible(ex.policy!, ex.target, tool.name, ex.identity);
       });
       return filtered.hidden.length === 0 ? m.value : { ...m.value, result: filtered.result };
     },
@@ -63,7 +57,7 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
 };
 
 /** The hooks, in order (a factory returns undefined when it has nothing to do for this route). */
-export const SERVER_MESSAGE_HOOKS: readonly ServerMessageHookFactory[] = [toolsListHook];
+export const SERVER_MESSAGE_HOOKS: readonly ServerMessageHookFactory[] = [toolsListHook, answerFactsHook, maskMessagesHook];
 
 export function serverMessageHooks(ex: RouteExchange): ServerMessageHook[] {
   const out: ServerMessageHook[] = [];
