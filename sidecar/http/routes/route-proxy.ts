@@ -15,7 +15,7 @@
 // forward proxy.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { HttpError, sendHttpError, sendJsonError } from '../errors';
+import { HttpError, httpErrorBody, sendHttpError, sendJsonError } from '../errors';
 import { AmbiguousRequestError, normalizeRequestPath } from '../request-view';
 import { auditWhenDone, capturePayloadsStage } from '../stages/audit';
 import { decideStage } from '../stages/decide';
@@ -36,6 +36,8 @@ import { TargetPlans } from '../stages/target-plan';
 import { upstreamRequestStage } from '../stages/upstream-request';
 import { mcpAnswerStage } from '../stages/mcp-answer';
 import { mcpJudgeStage } from '../stages/mcp-judge';
+import { mcpHoldStage } from '../stages/mcp-hold';
+import { mcpMaskRequestStage } from '../stages/mcp-mask-request';
 import { mcpReadStage } from '../stages/mcp-read';
 import { mcpRespondStage } from '../stages/mcp-respond';
 import { mcpTargetStage } from '../stages/mcp-target';
@@ -129,6 +131,8 @@ const MCP_STAGES: readonly Stage<RouteExchange>[] = [
   mcpTargetStage,
   mcpReadStage,
   mcpJudgeStage,
+  mcpMaskRequestStage, // arguments masked before a hold shows them and before they are sent
+  mcpHoldStage,
   mcpAnswerStage(MCP_FORWARD_STAGES),
 ];
 
@@ -165,12 +169,22 @@ async function handle(ex: RouteExchange): Promise<void> {
     if (!res.headersSent) {
       if (ex.mcp) sendMcpError(ex, e);
       else sendHttpError(req, res, e);
+    } else if (ex.mcp?.stream && !res.writableEnded) {
+      await endHeldStream(ex, e);
     } else {
       res.destroy();
     }
   } finally {
     auditWhenDone(ex);
   }
+}
+
+/** A refusal after a held call's event stream opened: the call's JSON-RPC error, an `error` event, the end. */
+function endHeldStream(ex: RouteExchange, e: HttpError): Promise<void> {
+  const { code, ...extra } = e.extra;
+  const rpcCode = typeof code === 'number' ? code : MCP_SIDECAR_ERROR;
+  const message = rpcError(ex.mcp!.id, rpcCode, e.message, { type: e.type, ...extra });
+  return ex.mcp!.stream!.end([message], `event: error\ndata: ${httpErrorBody(e)}\n\n`);
 }
 
 /** An MCP route's refusal as JSON-RPC (HTTP status kept; the error's type and fields in error.data). */

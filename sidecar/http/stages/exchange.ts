@@ -15,7 +15,7 @@ import type { PayloadCapture } from '../../audit/capture';
 import { newSpanId } from '../../audit/ids';
 import { parseTraceparent, startTrace } from '../../audit/trace-context';
 import type { SecretStore } from '../../secrets';
-import type { HttpApprovalGate } from '../../approvals/hold';
+import type { HttpApprovalGate, McpApprovalGate } from '../../approvals/hold';
 import type { GenAiResponseTap } from '../genai';
 import type { ParsedJsonBody } from '../request-view';
 import type { HttpAuditEvent } from '../../audit/events';
@@ -54,6 +54,10 @@ export interface RouteHandlerContext {
   auditRecords?: boolean;
   /** The approval machinery; without it a hold is answered as a denial. */
   approvals?: HttpApprovalGate;
+  /** The approval machinery for held MCP tool calls (the same gate); without it such a hold is a denial. */
+  mcpApprovals?: McpApprovalGate;
+  /** Interval of the heartbeat a held MCP call sends on its event stream; default 10 s (tests: shorter). */
+  mcpHeartbeatMs?: number;
   limits?: RouteProxyLimits;
   /** HMAC key for the `hash` masking strategy; a random per-process key by default. */
   hashKey?: Buffer;

@@ -28,6 +28,9 @@ export function mcpAnswerStage(forward: readonly Stage<RouteExchange>[]): Stage<
 /** Writes a JSON-RPC answer the sidecar composed (or an empty 202). */
 export function sendAnswer(ex: RouteExchange, status: number, body: unknown): Promise<void> {
   const { res } = ex;
+  // A held call's event stream is open already (mcp-hold.ts): the answer goes there.
+  const stream = ex.mcp?.stream;
+  if (stream) return stream.end(body === undefined ? [] : Array.isArray(body) ? body : [body]);
   return new Promise((resolve) => {
     if (body === undefined) {
       res.writeHead(status, { 'content-length': '0' });

@@ -2,8 +2,9 @@
 // created per response. In order:
 //   1. tools-list: a tools/list result keeps only the tools this caller may call (mcpToolVisible)
 //      whose definition did not change (pins); nextCursor and everything else untouched;
-//   2. masking of every string in results, errors and server requests/notifications
-//      (mcp-results: sidecar/mcp/mask-messages.ts, plugged in as one more factory here).
+//   2. answer-facts: how each answer ended, for the audit record (mcp-mask-hooks.ts);
+//   3. mask: every string in results, errors and server requests/notifications
+//      (mcp-mask-hooks.ts over sidecar/mcp/mask-messages.ts).
 // The injected credential is scrubbed from the serialised text afterwards (mcp-respond.ts).
 import { mcpToolVisible } from '../../../common/policy/engine';
 import { filterToolsResult } from '../../mcp/list-filter';
@@ -11,6 +12,7 @@ import { MessageRefusedError, type ServerMessage, type ServerMessageHook } from 
 import { toolFingerprint } from '../../mcp/fingerprint';
 import { PinLimitError } from '../../mcp/pins';
 import type { RouteExchange } from './exchange';
+import { answerFactsHook, maskMessagesHook } from './mcp-mask-hooks';
 
 export type ServerMessageHookFactory = (ex: RouteExchange) => ServerMessageHook | undefined;
 
@@ -55,7 +57,7 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
 };
 
 /** The hooks, in order (a factory returns undefined when it has nothing to do for this route). */
-export const SERVER_MESSAGE_HOOKS: readonly ServerMessageHookFactory[] = [toolsListHook];
+export const SERVER_MESSAGE_HOOKS: readonly ServerMessageHookFactory[] = [toolsListHook, answerFactsHook, maskMessagesHook];
 
 export function serverMessageHooks(ex: RouteExchange): ServerMessageHook[] {
   const out: ServerMessageHook[] = [];

@@ -50,6 +50,8 @@ function refusal(ex: RouteExchange, why: string): HttpError {
 }
 
 function respondEmpty(ex: RouteExchange): Promise<void> {
+  const stream = ex.mcp!.stream;
+  if (stream) throw refusal(ex, `it sent no answer to the call (status ${ex.upstream!.statusCode})`);
   const headers = ex.responseHeaders;
   delete headers['content-encoding'];
   ex.res.writeHead(ex.upstream!.statusCode, headers);
@@ -142,6 +144,9 @@ async function respondJson(ex: RouteExchange, encoding: string): Promise<void> {
     text = s.text;
   }
   ex.responseCapture?.add(text);
+  // A held call's event stream is open (mcp-hold.ts): the JSON answer goes there, one event per message.
+  const stream = ex.mcp!.stream;
+  if (stream) return stream.end(asMessages(JSON.parse(text)));
   const headers = ex.responseHeaders;
   delete headers['content-encoding'];
   delete headers['etag'];
@@ -150,6 +155,11 @@ async function respondJson(ex: RouteExchange, encoding: string): Promise<void> {
   headers['content-length'] = String(Buffer.byteLength(text));
   ex.res.writeHead(up.statusCode, headers);
   return endResponse(ex.res, text);
+}
+
+/** The messages of a JSON answer (one, or an array of them), for an event stream. */
+function asMessages(doc: unknown): unknown[] {
+  return Array.isArray(doc) ? doc : [doc];
 }
 
 function endResponse(res: ServerResponse, text: string): Promise<void> {
@@ -235,8 +245,10 @@ async function respondEvents(ex: RouteExchange, encoding: string): Promise<void>
     agentGone = true;
     decoded.destroy();
   };
-  res.writeHead(up.statusCode, headers);
-  res.flushHeaders();
+  if (!ex.mcp!.stream) {
+    res.writeHead(up.statusCode, headers);
+    res.flushHeaders();
+  }
   res.once('close', onClose);
   try {
     for await (const chunk of decoded) {

@@ -1,6 +1,7 @@
 // What the MCP stages keep on the exchange (RouteExchange.mcp), one object per MCP request.
 import type { Answer, Verdict } from '../../mcp/answer';
 import type { JsonRpcId } from '../../mcp/messages';
+import type { HeldStream } from './mcp-stream';
 
 export interface McpPinChange {
   tool: string;
@@ -26,4 +27,14 @@ export class McpExchange {
   readonly pinChanges: McpPinChange[] = [];
   /** The id of a single request, for error answers; null otherwise. */
   id: JsonRpcId | null = null;
+
+  // --- masking, holds, audit (mcp-mask-request.ts, mcp-hold.ts, mcp-mask-hooks.ts, mcp-audit.ts)
+  /** The messages as sent, when request masking changed any (else the body went as it came). */
+  sent: unknown[] | undefined = undefined;
+  /** The tools/call that waited for an approver; its verdict is now allow (approved) or still hold (not approved). */
+  heldVerdict: Verdict | undefined = undefined;
+  /** The held call's event stream, open since the hold began: its answer is written there. */
+  stream: HeldStream | undefined = undefined;
+  /** How each answer ended (error code, tool error), by idKey of the request it answers. */
+  readonly outcomes = new Map<string, { errorCode?: number; toolError?: boolean }>();
 }
