@@ -95,7 +95,7 @@ async function forwardUpstream(ex: RouteExchange): Promise<void> {
       headers,
       body: upBody,
       headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
+      bodyTimeout: ex.upstreamIdle ?? timeoutMs,
       signal: gone,
     });
   } catch (err) {
