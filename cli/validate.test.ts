@@ -196,6 +196,10 @@ spec:
     - name: narrow
       action: deny
       match: {mcp: {tools: [drop_*]}}
+    - name: held-reads
+      action: hold
+      approval: {approvers: {groups: [sre]}}
+      match: {mcp: {methods: [tools/call, resources/read]}}
 `,
   );
   const r = await run([risky]);
@@ -204,5 +208,6 @@ spec:
     'spec.targets[0].mcp.pinToolDefinitions: false (target "tools") lets the server change a tool\'s description or schema after the agent first saw it, unnoticed',
     'spec.rules[1] (deny rule "closed") matches every MCP message on "tools", initialize and tools/list included: the callers it applies to cannot connect; name mcp.tools or mcp.methods to narrow it',
     'spec.rules[2] (hold rule "held") matches every MCP message on every mcp target, initialize and tools/list included: the callers it applies to cannot connect; name mcp.tools or mcp.methods to narrow it',
+    'spec.rules[4].match.mcp.methods (hold rule "held-reads"): only tools/call can wait for approval; resources/read will be refused instead',
   ]);
 });

@@ -105,7 +105,8 @@ function warnings(policy: AccessPolicy): string[] {
 
 /**
  * A deny or hold rule on an MCP target with no methods, tools or arguments matches every message,
- * initialize and tools/list included: the callers it applies to cannot even connect.
+ * initialize and tools/list included: the callers it applies to cannot even connect. Only a single
+ * tools/call can wait for approval: a hold rule naming other methods refuses those messages.
  */
 function mcpRuleWarnings(policy: AccessPolicy): string[] {
   const mcpTargets = new Set(policy.spec.targets.filter((t) => t.mcp).map((t) => t.name));
@@ -114,7 +115,16 @@ function mcpRuleWarnings(policy: AccessPolicy): string[] {
     const m = rule.match;
     if (rule.action === 'allow' || m.sql || m.http) continue;
     const onMcp = m.mcp !== undefined || (m.target !== undefined && mcpTargets.has(m.target));
-    if (!onMcp || m.mcp?.methods || m.mcp?.tools || m.mcp?.arguments) continue;
+    if (!onMcp || m.mcp?.tools || m.mcp?.arguments) continue;
+    const others = m.mcp?.methods?.filter((x) => x !== 'tools/call');
+    if (others !== undefined) {
+      if (rule.action === 'hold' && others.length > 0) {
+        out.push(
+          `spec.rules[${i}].match.mcp.methods (hold rule "${rule.name}"): only tools/call can wait for approval; ${others.join(', ')} will be refused instead`,
+        );
+      }
+      continue;
+    }
     const where = m.target !== undefined ? `"${m.target}"` : 'every mcp target';
     out.push(
       `spec.rules[${i}] (${rule.action} rule "${rule.name}") matches every MCP message on ${where}, initialize and tools/list included: the callers it applies to cannot connect; name mcp.tools or mcp.methods to narrow it`,

@@ -6,23 +6,15 @@
 //   3. mask: every string in results, errors and server requests/notifications
 //      (mcp-mask-hooks.ts over sidecar/mcp/mask-messages.ts).
 // The injected credential is scrubbed from the serialised text afterwards (mcp-respond.ts).
-import { decide } from '../../../common/policy/engine';
+import { mcpToolVisible } from '../../../common/policy/engine';
 import { filterToolsResult } from '../../mcp/list-filter';
 import { MessageRefusedError, type ServerMessage, type ServerMessageHook } from '../../mcp/hooks';
 import { toolFingerprint } from '../../mcp/fingerprint';
 import { PinLimitError } from '../../mcp/pins';
-import type { CompiledPolicy } from '../../../common/policy/compile';
-import type { Identity } from '../../../common/policy/types';
 import type { RouteExchange } from './exchange';
 import { answerFactsHook, maskMessagesHook } from './mcp-mask-hooks';
 
 export type ServerMessageHookFactory = (ex: RouteExchange) => ServerMessageHook | undefined;
-
-/** Whether a caller may see a tool in a listing (decision 1 of issue 13). */
-// TODO(mcp-policy): common/policy/engine.ts mcpToolVisible once it lands on main.
-function toolVisible(policy: CompiledPolicy, target: string, tool: string, identity: Identity): boolean {
-  return decide(policy, { type: 'mcp', target, method: 'tools/call', tool }, identity).action !== 'deny';
-}
 
 /** A response that is (or, answering an unknown request, looks like) a tools/list result. */
 function isToolsList(m: ServerMessage): boolean {
@@ -57,7 +49,7 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
             return false;
           }
         }
-        return toolVisible(ex.policy!, ex.target, tool.name, ex.identity);
+        return mcpToolVisible(ex.policy!, ex.target, tool.name, ex.identity);
       });
       return filtered.hidden.length === 0 ? m.value : { ...m.value, result: filtered.result };
     },

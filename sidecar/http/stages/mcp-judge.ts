@@ -14,7 +14,11 @@ export const mcpJudgeStage: Stage<RouteExchange> = {
   name: 'mcp-judge',
   run(ex) {
     const mcp = ex.mcp!;
-    if (mcp.verdicts.length === 0) return; // GET, DELETE: nothing sent to judge
+    if (mcp.verdicts.length === 0) {
+      // GET (the server's event stream, its messages masked like any answer) and DELETE (session end) carry no message to judge.
+      ex.decision = { action: 'allow', reason: `MCP ${ex.method} passes (no message to judge)` };
+      return;
+    }
     const policy = ex.policy!;
     const plan = ex.plan!;
     const pinning = plan.mcp!.spec.pinToolDefinitions !== false;

@@ -1,13 +1,17 @@
 // Read the MCP request (decision 6 of issue 13). POST: the body is read whole (bounded by the
 // target's limit) and parsed by the strict reader; what it refuses is answered 400 with a JSON-RPC
-// parse error; each message (every element of a batch) is classified. GET (the server's event
-// stream) and DELETE (session end) carry no body and pass. Any other method is 405.
+// parse error; each message (every element of a batch) is classified. A compressed body is refused
+// (415): what is judged must be what the server reads. GET (the server's event stream) and DELETE
+// (session end) carry no body and pass. Any other method is 405.
 import { HttpError } from '../errors';
 import { classifyMessage, idKey } from '../../mcp/messages';
 import { readStrictJson } from '../../mcp/strict-json';
 import type { RouteExchange } from './exchange';
 import { readRequestBody } from './read-body';
 import type { Stage } from './stage';
+
+/** Most messages in one batch: each is judged and may be answered, so a huge batch would cost every other caller CPU. */
+export const MAX_BATCH_MESSAGES = 1000;
 
 export const mcpReadStage: Stage<RouteExchange> = {
   name: 'mcp-read',
@@ -30,6 +34,15 @@ export const mcpReadStage: Stage<RouteExchange> = {
         { allow: 'GET, POST, DELETE' },
       );
     }
+    const encoding = String(req.headers['content-encoding'] ?? 'identity')
+      .trim()
+      .toLowerCase();
+    if (encoding !== 'identity') {
+      // The bytes judged must be the message the server reads: a compressed body is not read here, so it is refused.
+      throw new HttpError(415, 'unsupported_encoding', `MCP request bodies are read as sent; content-encoding "${encoding}" is refused`, {
+        code: -32600,
+      });
+    }
     if (declared !== undefined && declared > maxBody) {
       throw new HttpError(413, 'request_too_large', `request body of ${declared} bytes exceeds the limit of ${maxBody} bytes`);
     }
@@ -45,6 +58,11 @@ async function readMessages(ex: RouteExchange, maxBody: number): Promise<void> {
   const mcp = ex.mcp!;
   mcp.batch = Array.isArray(parsed.value);
   const elements = mcp.batch ? (parsed.value as unknown[]) : [parsed.value];
+  if (elements.length > MAX_BATCH_MESSAGES) {
+    throw new HttpError(400, 'invalid_request', `a batch of ${elements.length} messages exceeds the limit of ${MAX_BATCH_MESSAGES}`, {
+      code: -32600,
+    });
+  }
   for (const el of elements) {
     const message = classifyMessage(el);
     mcp.verdicts.push({ message, decision: undefined });

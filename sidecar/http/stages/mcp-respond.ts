@@ -10,7 +10,7 @@
 // an `event: error`, then its end.
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { createSseParser, serializeBlock, type SseBlock } from '../../../common/masking/stream/sse-parser';
+import { createSseParser, type SseBlock } from '../../../common/masking/stream/sse-parser';
 import { jsonTooDeep, MAX_JSON_DEPTH } from '../../../common/policy/jsonpath';
 import { MCP_RESPONSE_REFUSED, rpcError } from '../../mcp/denials';
 import { MessageRefusedError, runHooks, serverMessageKind, type ServerMessageHook } from '../../mcp/hooks';
@@ -32,6 +32,10 @@ export const mcpRespondStage: Stage<RouteExchange> = {
       .toLowerCase()
       .trim();
     const noBody = up.statusCode === 204 || up.statusCode === 304 || up.statusCode < 200 || up.headers['content-length'] === '0';
+    // A client that follows a redirect would talk to the server without the sidecar.
+    if (up.statusCode >= 300 && up.statusCode < 400 && up.statusCode !== 304) {
+      throw refusal(ex, `it is a redirect (status ${up.statusCode}), which is not followed`);
+    }
     if (noBody) return respondEmpty(ex);
     if (type.startsWith('text/event-stream')) return respondEvents(ex, encoding);
     if (isJson(type)) return respondJson(ex, encoding);
@@ -63,7 +67,14 @@ async function respondOther(ex: RouteExchange, type: string): Promise<void> {
     `the answer of MCP server "${ex.target}" exceeds the limit of ${limit} bytes`,
   );
   if (body.length > 0) {
-    throw refusal(ex, `it has content-type "${type || '(none)'}" (status ${ex.upstream!.statusCode}), which is not JSON-RPC`);
+    const status = ex.upstream!.statusCode;
+    const why = `it has content-type "${type || '(none)'}" (status ${status}), which is not JSON-RPC`;
+    // An error status is kept (clients act on 404 and 405), its body, which nothing could mask, is not.
+    if (status >= 400) {
+      ex.error = `MCP response refused: ${why}`;
+      throw new HttpError(status, 'upstream_error', `the answer of MCP server "${ex.target}" was withheld: ${why}`, { target: ex.target });
+    }
+    throw refusal(ex, why);
   }
   return respondEmpty(ex);
 }
@@ -170,6 +181,30 @@ function drained(res: ServerResponse): Promise<void> {
 
 class EventTooLargeError extends MessageRefusedError {}
 
+/**
+ * An event as the agent gets it: its `id`, `event` and `retry` fields, then the data (the message
+ * as the hooks passed it). Comments and other fields are not messages the hooks could mask: a
+ * comment is kept only as an empty one (a keep-alive), other fields are dropped.
+ */
+function serializeEventFields(b: SseBlock, data: string | null): string {
+  let out = '';
+  let comment = false;
+  for (const l of b.lines) {
+    if (l.name === 'id' || l.name === 'event' || l.name === 'retry') out += `${l.name}: ${l.value}\n`;
+    else if (l.name === '' && !comment) comment = true;
+  }
+  if (data !== null)
+    out +=
+      data === ''
+        ? 'data: \n'
+        : data
+            .split('\n')
+            .map((d) => `data: ${d}\n`)
+            .join('');
+  else if (comment) out = ':\n' + out;
+  return out === '' ? '' : out + '\n';
+}
+
 async function respondEvents(ex: RouteExchange, encoding: string): Promise<void> {
   const up = ex.upstream!;
   const decoded: Readable | undefined = decodeStream(up.body, encoding);
@@ -186,13 +221,15 @@ async function respondEvents(ex: RouteExchange, encoding: string): Promise<void>
   const pending = new Map<string, JsonRpcId>();
   for (const v of ex.mcp!.verdicts) if (v.message.kind === 'request') pending.set(idKey(v.message.id), v.message.id);
   let unterminated = 0;
+  /** Events of the current chunk that passed the hooks, not sent yet. */
+  let passed = '';
 
   const eventText = (b: SseBlock): string => {
-    if (b.data === null || b.data === '') return b.raw; // comments, priming events (id, retry): nothing to mask
+    if (b.data === null || b.data === '') return serializeEventFields(b, b.data); // keep-alives, priming events (id, retry)
     const r = passMessage(ex, hooks, parseServerJson(b.data));
     const id = r?.id;
     if ((typeof id === 'string' || typeof id === 'number') && serverMessageKind(r) === 'response') pending.delete(idKey(id));
-    return r ? serializeBlock(b, JSON.stringify(r)) : '';
+    return r ? serializeEventFields(b, JSON.stringify(r)) : '';
   };
   const send = async (text: string): Promise<void> => {
     const out = scrub ? scrub.push(text) : text;
@@ -218,23 +255,23 @@ async function respondEvents(ex: RouteExchange, encoding: string): Promise<void>
       const blocks = parser.push(chunk as Buffer);
       unterminated = blocks.length > 0 ? 0 : unterminated + (chunk as Buffer).length;
       if (unterminated > MAX_SSE_EVENT_BYTES) throw new EventTooLargeError(`an event is longer than ${MAX_SSE_EVENT_BYTES} bytes`);
-      let text = '';
-      for (const b of blocks) text += eventText(b);
-      await send(text);
+      for (const b of blocks) passed += eventText(b);
+      await send(passed);
+      passed = '';
       if (agentGone) return;
     }
     if (agentGone) return;
     // An unterminated last event is discarded by clients: not sent.
-    let text = '';
-    for (const b of parser.end()) if (b.complete) text += eventText(b);
+    for (const b of parser.end()) if (b.complete) passed += eventText(b);
     for (const h of hooks) h.end?.();
-    await finish(text);
+    await finish(passed);
   } catch (err) {
     if (agentGone) return;
     if (!(err instanceof MessageRefusedError)) throw err;
     const why = `the answer of MCP server "${ex.target}" was refused: ${err.message}`;
     ex.error = `MCP response refused: ${err.message}`;
-    let text = '';
+    // The events of this chunk before the refused one still go, then the refusal.
+    let text = passed;
     for (const id of pending.values()) text += `event: message\ndata: ${JSON.stringify(rpcError(id, MCP_RESPONSE_REFUSED, why))}\n\n`;
     text += `event: error\ndata: ${errorBody('unmaskable_response', why, { target: ex.target })}\n\n`;
     await finish(text);
