@@ -205,10 +205,10 @@ export function procStatus(pid: number): { rssKb: number; hwmKb: number } | unde
 }
 
 let clkTck: number | undefined;
-/** CPU time (user+system) of a process in seconds. */
-export function procCpuSeconds(pid: number): number | undefined {
+/** CPU time (user+system) of a process in seconds; with `thread`, of that thread only (its main thread: thread = pid). */
+export function procCpuSeconds(pid: number, thread?: number): number | undefined {
   try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const s = fs.readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state): utime is field 14, stime field 15.
     const ticks = Number(fields[11]) + Number(fields[12]);
