@@ -45,13 +45,15 @@ demo: build
 build-dev: install
 	npx tsc -p tsconfig.dev.json
 
-# `make bench` (~5 min): PostgreSQL (pgbench), HTTP (saturation and a fixed rate), the sidecar's
-# start and memory, then ONE table of them all (bench/summary.ts; dist-dev/bench-summary.json).
+# `make bench` (~6 min): PostgreSQL (pgbench), HTTP (saturation and a fixed rate), MCP tools/call
+# (JSON and SSE answers), the sidecar's start and memory, then ONE table of them all
+# (bench/summary.ts; dist-dev/bench-summary.json).
 # Longer runs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_STARTS (see each file's header).
 # BENCH_EXTRA=1 adds the webhook latency and a 1 GB result streamed through the sidecar.
 bench: build-dev
 	node dist-dev/bench/pg-bench.js
 	node dist-dev/bench/http-bench.js
+	node dist-dev/bench/mcp-bench.js
 	node dist-dev/bench/startup.js
 	node dist-dev/bench/summary.js
 	@if [ "$${BENCH_EXTRA:-0}" = 1 ]; then node dist-dev/bench/webhook.js && node dist-dev/bench/pg-large-result.js; fi

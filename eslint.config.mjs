@@ -46,6 +46,11 @@ const layerZones = [
       'The PostgreSQL and HTTP paths never import each other: contracts live in sidecar/audit/ or sidecar/approvals/, helpers in common/.',
   },
   {
+    target: 'sidecar/mcp',
+    from: ['sidecar/http', 'sidecar/postgres', 'sidecar/services'],
+    message: 'sidecar/mcp/ holds the pure MCP pieces: it imports common/ and the contracts in sidecar/audit/ and sidecar/approvals/ only.',
+  },
+  {
     target: ['sidecar/audit', 'sidecar/approvals'],
     from: ['sidecar/postgres', 'sidecar/http'],
     message: 'Audit and approvals are contracts the data paths import; they import neither data path.',

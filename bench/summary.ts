@@ -1,5 +1,6 @@
-// The last step of `make bench`: merges what pg-bench, http-bench and startup wrote
-// (dist-dev/bench-results.json, bench-http-results.json, bench-startup-results.json) into ONE
+// The last step of `make bench`: merges what pg-bench, http-bench, mcp-bench and startup wrote
+// (dist-dev/bench-results.json, bench-http-results.json, bench-mcp-results.json,
+// bench-startup-results.json) into ONE
 // table, the issue-12 targets with PASS/MISS, and dist-dev/bench-summary.json (the same figures, to
 // compare runs: `node dist-dev/bench/summary.js` can be re-run on older files). Every ratio is
 // between figures of the same run, peers interleaved with the sidecar in rounds.
@@ -47,6 +48,11 @@ interface HttpResults {
   summary: HttpRow[];
   sidecarAudit: { idleRssMb: number; peakRssMb: number };
 }
+interface McpResults {
+  date: string;
+  summary: Array<HttpRow & { answers: string }>;
+  sidecarAudit: { peakRssMb: number };
+}
 interface StartupResults {
   date: string;
   startMs: number;
@@ -84,6 +90,7 @@ export function summarize(): {
   const pg = read<PgResults>('bench-results.json');
   const http = read<HttpResults>('bench-http-results.json');
   const startup = read<StartupResults>('bench-startup-results.json');
+  const mcp = read<McpResults>('bench-mcp-results.json');
   const rows: Row[] = [];
   const pgPoints = pg ? [...new Set(pg.summary.map((s) => `${s.mode} c=${s.clients}`))] : [];
   const pgGet = (point: string, target: string): PgSummary | undefined =>
@@ -119,6 +126,7 @@ export function summarize(): {
   for (const m of httpModes) rows.push(hRow('http p50 µs', m, 'p50Us'));
   for (const m of httpModes) rows.push(hRow('http p99 µs', m, 'p99Us'));
   for (const m of httpModes) rows.push(hRow('http CPU µs/req', m, 'proxyCpuUsPerReq'));
+  rows.push(...mcpRows(mcp));
 
   const peaks = [pg?.sidecarAudit?.peakRssMb, http?.sidecarAudit?.peakRssMb].filter((x): x is number => x !== undefined);
   const memory = {
@@ -175,8 +183,37 @@ export function summarize(): {
     memory,
     startup,
     targets,
-    sources: { pg: pg?.date ?? null, http: http?.date ?? null, startup: startup?.date ?? null },
+    sources: { pg: pg?.date ?? null, http: http?.date ?? null, startup: startup?.date ?? null, mcp: mcp?.date ?? null },
   };
+}
+
+/** MCP tools/call (bench/mcp-bench.ts): direct, the Node floor and the sidecar with audit on; no peer, no audit-off run. */
+function mcpRows(mcp: McpResults | undefined): Row[] {
+  if (!mcp) return [];
+  const modes = [...new Set(mcp.summary.map((s) => s.mode))];
+  const get = (mode: string, target: string): HttpRow | undefined => mcp.summary.find((s) => s.mode === mode && s.target === target);
+  const mRow = (measure: string, mode: string, k: 'rps' | 'p50Us' | 'p99Us' | 'proxyCpuUsPerReq'): Row =>
+    row(measure, mode, {
+      ...(k === 'proxyCpuUsPerReq' ? {} : { direct: get(mode, 'direct')?.[k] }),
+      floor: get(mode, 'node-proxy')?.[k],
+      on: get(mode, 'sidecar-audit')?.[k],
+    });
+  const added = (mode: string): Row => {
+    const on = get(mode, 'sidecar-audit')?.p50Us;
+    const direct = get(mode, 'direct')?.p50Us;
+    const floor = get(mode, 'node-proxy')?.p50Us;
+    return row('mcp added p50 µs', mode, {
+      floor: floor !== undefined && direct !== undefined ? floor - direct : undefined,
+      on: on !== undefined && direct !== undefined ? on - direct : undefined,
+    });
+  };
+  return [
+    ...modes.map((m) => mRow('mcp calls/s', m, 'rps')),
+    ...modes.map((m) => mRow('mcp p50 µs', m, 'p50Us')),
+    ...modes.filter((m) => m.endsWith('c=1')).map(added),
+    ...modes.map((m) => mRow('mcp p99 µs', m, 'p99Us')),
+    ...modes.map((m) => mRow('mcp CPU µs/call', m, 'proxyCpuUsPerReq')),
+  ];
 }
 
 function main(): void {
@@ -211,7 +248,9 @@ function main(): void {
   if (s.startup)
     rows.push(['start ms to /readyz', `median of ${s.startup.starts.length}`, '', '', '', '', num(s.startup.startMs), '', '', '']);
   const out: string[] = [''];
-  out.push('Summary: peer = pgbouncer (pg) / nginx (http); Node floor = bare Node relay (pg) / node:http + undici proxy (http);');
+  out.push(
+    'Summary: peer = pgbouncer (pg) / nginx (http); Node floor = bare Node relay (pg) / node:http + undici proxy (http, mcp); mcp = tools/call;',
+  );
   out.push('sidecar = one process, all its threads; on = audit on (spool + OTLP export). CPU = proxy process CPU per operation.');
   out.push(
     table(['measure', 'point', 'direct', 'peer', 'Node floor', 'sidecar off', 'sidecar on', 'on/peer', 'on/floor', 'on/off'], rows, [

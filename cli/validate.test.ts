@@ -46,15 +46,15 @@ test('the invalid example: exit 1, one line per mistake naming the field', async
       'spec.defaultAction: must be one of: allow, deny (got "block") (line 10)',
       'spec.targets[0].postgres: unknown field "hots" (did you mean "host"?) (line 14)',
       "spec.targets[0].postgres.listenPort: port 15000 is used by the sidecar's admin API; choose another listenPort (line 17)",
-      'spec.targets[1]: sets both postgres and http; a target is exactly one of them (split it into two targets) (line 18)',
-      'spec.rules[1].name: duplicate rule name "no-ddl" (also used by spec.rules[0]) (line 33)',
-      'spec.rules[1].match.target: target "payments" is not defined in spec.targets (defined: crm, openai) (line 36)',
-      'spec.rules[2]: required field "approval" is missing: a rule with action "hold" needs someone to approve (line 39)',
-      'spec.masking[0].targets[0]: target "billing" is not defined in spec.targets (defined: crm, openai) (line 59)',
+      'spec.targets[1]: sets both postgres and http; a target is exactly one of postgres, http or mcp (split it into separate targets) (line 18)',
+      'spec.rules[1].name: duplicate rule name "no-ddl" (also used by spec.rules[0]) (line 40)',
+      'spec.rules[1].match.target: target "payments" is not defined in spec.targets (defined: crm, openai, crm-tools) (line 43)',
+      'spec.rules[2]: required field "approval" is missing: a rule with action "hold" needs someone to approve (line 46)',
+      'spec.masking[0].targets[0]: target "billing" is not defined in spec.targets (defined: crm, openai, crm-tools) (line 73)',
     ]),
   );
   expect(lines.find((l) => l.startsWith('spec.rules[0].match.sql.statements[1]: '))).toMatch(
-    /: must be one of: SELECT, INSERT, .* \(got "drop-table"\) \(line 32\)$/,
+    /: must be one of: SELECT, INSERT, .* \(got "drop-table"\) \(line 39\)$/,
   );
   // reported in file order
   const lineNumbers = lines.map((l) => Number(/\(line (\d+)\)$/.exec(l)?.[1]));
@@ -155,4 +155,59 @@ ${extra}`;
   const t = await run([tiny]);
   expect(t.code).toBe(1);
   expect(t.stderr[0]).toContain('spec.targets[0].postgres.maxStatementBytes');
+});
+
+test('MCP: the example is valid; invalid match.mcp and mcp targets are named by field; risky settings are warned about', async () => {
+  const mcpExample = path.join(root, 'examples/mcp-policy.yaml');
+  expect(await run([mcpExample])).toEqual({ code: 0, stdout: [`${mcpExample}: AccessPolicy crm-agent is valid\n`], stderr: [] });
+  const { stderr } = await run([invalidExample]);
+  const lines = stderr.map((l) => l.slice(`${invalidExample}: AccessPolicy broken-agent: `.length).trimEnd());
+  expect(lines).toEqual(
+    expect.arrayContaining([
+      'spec.targets[2].mcp.auth: auth needs credentialsSecret: the credential it attaches comes from that Secret (line 29)',
+      'spec.targets[2].mcp.pins[0].fingerprint: must be a tool fingerprint: sha256: and 64 lower-case hex digits, as the sidecar reports it (got "3f2a9c") (line 32)',
+      'spec.rules[4].match.mcp: mcp matches apply only to mcp targets, but "crm" is a postgres target (line 65)',
+      'spec.rules[4].match.mcp.tools: tools only match tools/call, but methods does not include tools/call (resources/read): the rule would never match; add tools/call to methods or drop tools (line 67)',
+    ]),
+  );
+  const risky = write(
+    'risky.yaml',
+    `apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: risky
+spec:
+  targets:
+    - name: tools
+      mcp:
+        url: http://127.0.0.1:9000/mcp
+        pinToolDefinitions: false
+  rules:
+    - name: sre-only
+      action: allow
+      match: {target: tools, groups: [sre]}
+    - name: closed
+      action: deny
+      match: {target: tools}
+    - name: held
+      action: hold
+      approval: {approvers: {groups: [sre]}}
+      match: {mcp: {}}
+    - name: narrow
+      action: deny
+      match: {mcp: {tools: [drop_*]}}
+    - name: held-reads
+      action: hold
+      approval: {approvers: {groups: [sre]}}
+      match: {mcp: {methods: [tools/call, resources/read]}}
+`,
+  );
+  const r = await run([risky]);
+  expect(r.code).toBe(0);
+  expect(r.stderr.map((l) => l.slice(`${risky}: AccessPolicy risky: warning: `.length).trimEnd())).toEqual([
+    'spec.targets[0].mcp.pinToolDefinitions: false (target "tools") lets the server change a tool\'s description or schema after the agent first saw it, unnoticed',
+    'spec.rules[1] (deny rule "closed") matches every MCP message on "tools", initialize and tools/list included: the callers it applies to cannot connect; name mcp.tools or mcp.methods to narrow it',
+    'spec.rules[2] (hold rule "held") matches every MCP message on every mcp target, initialize and tools/list included: the callers it applies to cannot connect; name mcp.tools or mcp.methods to narrow it',
+    'spec.rules[4].match.mcp.methods (hold rule "held-reads"): only tools/call can wait for approval; resources/read will be refused instead',
+  ]);
 });

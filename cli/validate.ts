@@ -93,6 +93,42 @@ function warnings(policy: AccessPolicy): string[] {
         `spec.targets[${i}].postgres.unparseable: allow (target "${t.name}") forwards statements the sidecar's SQL parser rejects, unchecked by any rule; the server may accept them (deeper nesting, newer grammar)`,
       );
     }
+    if (t.mcp?.pinToolDefinitions === false) {
+      out.push(
+        `spec.targets[${i}].mcp.pinToolDefinitions: false (target "${t.name}") lets the server change a tool's description or schema after the agent first saw it, unnoticed`,
+      );
+    }
+  }
+  out.push(...mcpRuleWarnings(policy));
+  return out;
+}
+
+/**
+ * A deny or hold rule on an MCP target with no methods, tools or arguments matches every message,
+ * initialize and tools/list included: the callers it applies to cannot even connect. Only a single
+ * tools/call can wait for approval: a hold rule naming other methods refuses those messages.
+ */
+function mcpRuleWarnings(policy: AccessPolicy): string[] {
+  const mcpTargets = new Set(policy.spec.targets.filter((t) => t.mcp).map((t) => t.name));
+  const out: string[] = [];
+  for (const [i, rule] of (policy.spec.rules ?? []).entries()) {
+    const m = rule.match;
+    if (rule.action === 'allow' || m.sql || m.http) continue;
+    const onMcp = m.mcp !== undefined || (m.target !== undefined && mcpTargets.has(m.target));
+    if (!onMcp || m.mcp?.tools || m.mcp?.arguments) continue;
+    const others = m.mcp?.methods?.filter((x) => x !== 'tools/call');
+    if (others !== undefined) {
+      if (rule.action === 'hold' && others.length > 0) {
+        out.push(
+          `spec.rules[${i}].match.mcp.methods (hold rule "${rule.name}"): only tools/call can wait for approval; ${others.join(', ')} will be refused instead`,
+        );
+      }
+      continue;
+    }
+    const where = m.target !== undefined ? `"${m.target}"` : 'every mcp target';
+    out.push(
+      `spec.rules[${i}] (${rule.action} rule "${rule.name}") matches every MCP message on ${where}, initialize and tools/list included: the callers it applies to cannot connect; name mcp.tools or mcp.methods to narrow it`,
+    );
   }
   return out;
 }

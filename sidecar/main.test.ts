@@ -98,3 +98,31 @@ test('a reload that cannot be applied makes the sidecar unready until one that c
     expect(await bindable(pg)).toBe(true);
   }
 });
+
+test('a policy without postgres targets starts no SQL parser; the first postgres target starts it', async () => {
+  const file = path.join(dir, 'policy.yaml');
+  fs.writeFileSync(
+    file,
+    `apiVersion: agentwarden.io/v1alpha1
+kind: AccessPolicy
+metadata: {name: http-only}
+spec:
+  defaultAction: allow
+  targets:
+    - name: api
+      http: {baseUrl: "http://127.0.0.1:1"}
+`,
+  );
+  const sidecar = await startSidecar({ policyFile: file, adminAddr: '127.0.0.1:0', egressAddr: '127.0.0.1:0', logger: silentLogger });
+  try {
+    expect(sidecar.sqlParserStarted()).toBe(false);
+    const port = await freePort();
+    policy(port);
+    sidecar.store.check();
+    for (let i = 0; i < 250 && !sidecar.ports.has('crm'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(sidecar.ports.get('crm')).toBe(port);
+    expect(sidecar.sqlParserStarted()).toBe(true);
+  } finally {
+    await sidecar.stop(100);
+  }
+});

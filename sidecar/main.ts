@@ -81,6 +81,8 @@ export interface RunningSidecar {
   healthPort?: number;
   /** What all PostgreSQL connections together buffer of large client messages now. */
   messageBudget: MessageBudget;
+  /** Whether the SQL parser worker runs (only once the policy has a postgres target: ~10 MB). */
+  sqlParserStarted(): boolean;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -93,7 +95,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const log = opts.logger ?? createLogger({ component: 'sidecar' });
   const metrics = new Metrics();
   const store = new PolicyStore(opts.policyFile, log);
-  // One parser worker thread for every target (started with the listeners, below).
+  // One parser worker thread for every postgres target, started with the first one's listener.
   const classifier = createSqlClassifier(log);
   const secrets = new SecretStore(opts.secretsDir);
   const messageBudget = new MessageBudget(opts.largeMessageBudgetBytes ?? DEFAULT_LARGE_MESSAGE_BUDGET_BYTES);
@@ -165,8 +167,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   let adminPort: number;
   let healthPort: number | undefined;
   try {
-    // The sidecar does not start without a parser.
-    await classifier.start();
+    // The first postgres listener starts the parser: with one, the sidecar does not start without a parser.
     await postgres.reconcile(store.current);
     reloads.watch(
       (p) => postgres.reconcile(p),
@@ -187,5 +188,17 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     targets: [...ports.keys()],
   });
 
-  return { ports, adminPort, egressPort, store, approvals: decisions.store, metrics, audit: trail, healthPort, messageBudget, stop };
+  return {
+    ports,
+    adminPort,
+    egressPort,
+    store,
+    approvals: decisions.store,
+    metrics,
+    audit: trail,
+    healthPort,
+    messageBudget,
+    sqlParserStarted: () => postgres.parserStarted,
+    stop,
+  };
 }

@@ -29,7 +29,7 @@ export interface ApprovalRequestSpec {
   policy: string;
   rule: string;
   target?: string;
-  operation: { kind: 'sql' | 'http'; display: string; digest: string };
+  operation: { kind: 'sql' | 'http' | 'mcp'; display: string; digest: string };
   approvers: { users?: string[]; groups?: string[] };
   required: number;
   expiresAt: string;

@@ -6,6 +6,7 @@ export const SPAN = {
   postgres: 'warden.postgres.query',
   http: 'warden.http.request',
   egress: 'warden.egress.request',
+  mcp: 'warden.mcp.request',
   approvalWait: 'warden.approval.wait',
 } as const;
 
@@ -48,6 +49,19 @@ export const ATTR = {
   genAiInputTokens: 'gen_ai.usage.input_tokens',
   genAiOutputTokens: 'gen_ai.usage.output_tokens',
   genAiFinishReasons: 'gen_ai.response.finish_reasons',
+  genAiToolName: 'gen_ai.tool.name',
+  genAiPromptName: 'gen_ai.prompt.name',
+  mcpMethod: 'mcp.method.name',
+  mcpSession: 'mcp.session.id',
+  mcpProtocolVersion: 'mcp.protocol.version',
+  mcpResourceUri: 'mcp.resource.uri',
+  jsonrpcRequestId: 'jsonrpc.request.id',
+  rpcStatusCode: 'rpc.response.status_code',
+  // warden's own: a tool definition that changed (pinning), and the size of the agent's batch
+  mcpPinTools: 'warden.mcp.pin.tools',
+  mcpPinExpected: 'warden.mcp.pin.expected',
+  mcpPinActual: 'warden.mcp.pin.actual',
+  mcpBatch: 'warden.mcp.batch.size',
 } as const;
 
 /** Prometheus metric names (also exported over OTLP under the same names). */

@@ -77,6 +77,35 @@ export interface AuditGenAi {
   streamed?: boolean;
 }
 
+/** An MCP JSON-RPC message (OpenTelemetry's MCP conventions); each message of a batch has its own record. */
+export interface AuditMcp {
+  /** mcp.method.name: `tools/call`, `tools/list`, ...; '' for a response the agent sent. */
+  method: string;
+  /** jsonrpc.request.id, as a string; absent for notifications. */
+  requestId?: string;
+  /** gen_ai.tool.name (tools/call). */
+  tool?: string;
+  /** gen_ai.prompt.name (prompts/get). */
+  prompt?: string;
+  /** mcp.resource.uri (resources/read, resources/subscribe). */
+  resource?: string;
+  /**
+   * mcp.session.id: the first 32 hex of the SHA-256 of the Mcp-Session-Id header, never the id
+   * itself (whoever holds the id can continue the session).
+   */
+  sessionId?: string;
+  /** mcp.protocol.version (the MCP-Protocol-Version header). */
+  protocolVersion?: string;
+  /** The JSON-RPC error code of the answer (rpc.response.status_code, error.type). */
+  errorCode?: number;
+  /** The tool's result said isError: true (error.type `tool_error`). */
+  toolError?: boolean;
+  /** Tools whose definition no longer matches what was first listed or pinned (hidden or refused). */
+  pinChanges?: Array<{ tool: string; expected: string; actual: string }>;
+  /** Messages in the agent's batch, when the message came in one. */
+  batch?: number;
+}
+
 export interface AuditPayload {
   /** The request as the sidecar forwarded it (or would have), masked. */
   request?: string;
@@ -120,4 +149,5 @@ export interface AuditRecord {
   http?: AuditHttp;
   genAi?: AuditGenAi;
   payload?: AuditPayload;
+  mcp?: AuditMcp;
 }

@@ -8,6 +8,7 @@ export function referencedSecrets(policy: AccessPolicy): string[] {
   for (const t of policy.spec.targets) {
     if (t.postgres?.credentialsSecret) names.add(t.postgres.credentialsSecret);
     if (t.http?.credentialsSecret) names.add(t.http.credentialsSecret);
+    if (t.mcp?.credentialsSecret) names.add(t.mcp.credentialsSecret);
   }
   return [...names].sort();
 }

@@ -29,6 +29,7 @@ export const PATTERN_DESCRIPTIONS: Record<string, string> = {
   '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$':
     'must be a condition type in CamelCase, like Ready',
   '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$': 'must be a reason in CamelCase, like PolicyRendered',
+  '^sha256:[0-9a-f]{64}$': 'must be a tool fingerprint: sha256: and 64 lower-case hex digits, as the sidecar reports it',
 };
 
 const TYPE_WORDS: Record<string, string> = {

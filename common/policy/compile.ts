@@ -27,6 +27,16 @@ export interface CompiledHttpMatch {
   response?: { json: Array<CompiledJsonCriterion> };
 }
 
+/** `match.mcp`. `tools` and `arguments` only match `tools/call` (an operation with a tool). */
+export interface CompiledMcpMatch {
+  /** Exact JSON-RPC method names (case-sensitive, as servers read them). */
+  methods?: Set<string>;
+  /** Tool name globs (`*` any run of characters); case-insensitive for deny and hold rules, exact case for allow rules. */
+  tools?: Matcher;
+  /** Conditions on the call's arguments object, as `http.json` on a body. */
+  arguments?: CompiledJsonCriterion[];
+}
+
 export interface CompiledJsonCriterion {
   path: string;
   segments: JsonPathSegment[];
@@ -39,6 +49,7 @@ export interface CompiledRule {
   target?: string;
   sql?: CompiledSqlMatch;
   http?: CompiledHttpMatch;
+  mcp?: CompiledMcpMatch;
   subjects?: Matcher;
   groups?: Set<string>;
   approval?: ApprovalSpec;
@@ -55,6 +66,8 @@ export interface CompiledPolicy {
   defaultDecision: Decision;
   targets: Map<string, TargetSpec>;
   rules: CompiledRule[];
+  /** Per MCP target, the tool definitions the policy vouches for: tool name → `sha256:<hex>` (empty map when none). */
+  mcpPins: Map<string, ReadonlyMap<string, string>>;
   masking: MaskingSpec[];
   auditPayloads: boolean;
   /** What the sidecar does when the audit spool is full. */
@@ -78,6 +91,17 @@ export function compileMatcher(patterns: string[], separator = '.'): Matcher {
   for (const raw of patterns) {
     const p = raw.toLowerCase();
     if (p.includes('*')) globs.push(globToRegExp(p, separator));
+    else exact.add(p);
+  }
+  return { exact, globs };
+}
+
+/** Like compileMatcher, but exact case: values are compared as given, not lower-cased. */
+export function compileCaseSensitiveMatcher(patterns: string[], separator: string): Matcher {
+  const exact = new Set<string>();
+  const globs: RegExp[] = [];
+  for (const p of patterns) {
+    if (p.includes('*')) globs.push(new RegExp(globToRegExp(p, separator).source));
     else exact.add(p);
   }
   return { exact, globs };
@@ -130,6 +154,7 @@ export function compilePolicy(policy: AccessPolicy): CompiledPolicy {
     defaultDecision: Object.freeze({ action: defaultAction, reason: `no rule matched; policy default is ${defaultAction}` }),
     targets,
     rules: (spec.rules ?? []).map(compileRule),
+    mcpPins: compileMcpPins(spec.targets),
     masking: spec.masking ?? [],
     auditPayloads: spec.audit?.payloads ?? false,
     auditWhenSpoolFull: spec.audit?.whenSpoolFull ?? 'block',
@@ -186,8 +211,26 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
       response: m.http.response ? { json: (m.http.response.json ?? []).map(compileJsonCriterion) } : undefined,
     };
   }
+  if (m.mcp) {
+    // MCP tool names are case-sensitive on the server. A deny or hold on `delete_*` also catches
+    // `Delete_user` (the safe direction); an allow rule vouches only for the exact names it lists.
+    const tools = m.mcp.tools;
+    out.mcp = {
+      methods: m.mcp.methods ? new Set(m.mcp.methods) : undefined,
+      tools: tools ? (rule.action === 'allow' ? compileCaseSensitiveMatcher(tools, '\u0000') : compileMatcher(tools, '\u0000')) : undefined,
+      arguments: m.mcp.arguments?.map(compileJsonCriterion),
+    };
+  }
   if (m.subjects) out.subjects = compileMatcher(m.subjects, '\u0000');
   if (m.groups) out.groups = new Set(m.groups);
+  return out;
+}
+
+function compileMcpPins(targets: TargetSpec[]): Map<string, ReadonlyMap<string, string>> {
+  const out = new Map<string, ReadonlyMap<string, string>>();
+  for (const t of targets) {
+    if (t.mcp) out.set(t.name, new Map((t.mcp.pins ?? []).map((p) => [p.tool, p.fingerprint])));
+  }
   return out;
 }
 

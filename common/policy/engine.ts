@@ -5,8 +5,13 @@
 // Rules with `match.http.response` (deny only) are about what the upstream returns: `decide` skips
 // them (they cannot match before there is a response), and `decideResponse` checks them against
 // each parsed response document (a JSON body, or one event's JSON data in an event stream).
+//
+// MCP messages (issue 13): only rules without sql/http criteria can match them, and a rule with
+// `match.mcp` matches nothing else. Protocol plumbing (initialize, ping, notifications, the list
+// methods, responses the client sends) is allowed when no rule matches, whatever defaultAction
+// says, so a deny-by-default policy still lets the agent connect and see what it may call.
 import { hostMatcherHas, matcherHas, type CompiledPolicy, type CompiledRule, type CompiledSqlMatch } from './compile';
-import type { Decision, HttpOperation, Identity, Operation, SqlOperation, SqlStatementInfo } from './types';
+import type { Decision, HttpOperation, Identity, McpOperation, Operation, SqlOperation, SqlStatementInfo } from './types';
 import { JsonTooDeepError, selectJsonPath } from './jsonpath';
 import { classOfFunction, classOfKind, COPY_FILE_FUNCTION, COPY_PROGRAM_FUNCTION, inStatementClass } from './statement-classes';
 import type { JsonPathSegment } from './syntax';
@@ -19,10 +24,10 @@ const SEVERITY: Record<Decision['action'], number> = { allow: 0, hold: 1, deny: 
 export function decide(policy: CompiledPolicy, op: Operation, identity: Identity): Decision {
   const caller: Caller = { subject: identity.subject.toLowerCase(), groups: identity.groups };
   if (op.type === 'sql') return decideSql(policy, op, caller);
-  // Until match.mcp is compiled (issue 13), an MCP message is refused: fail closed.
-  if (op.type === 'mcp') return { action: 'deny', reason: 'MCP messages are not judged by this sidecar yet' };
+  if (op.type === 'mcp') return decideMcp(policy, op, caller);
   for (const rule of policy.rules) {
-    if (!appliesToTarget(rule, op.target) || rule.sql !== undefined || rule.http?.response !== undefined) continue;
+    if (!appliesToTarget(rule, op.target) || rule.sql !== undefined || rule.mcp !== undefined || rule.http?.response !== undefined)
+      continue;
     if (!identityMatches(rule, caller)) continue;
     if (rule.http === undefined || httpMatches(rule, op)) return rule.decision;
   }
@@ -76,6 +81,94 @@ export function decideResponseWith(rules: readonly CompiledRule[], responseDoc: 
 export function decideResponse(policy: CompiledPolicy, op: HttpOperation, identity: Identity, responseDoc: unknown): Decision | undefined {
   return decideResponseWith(responseRulesFor(policy, op, identity), responseDoc);
 }
+
+// ---- MCP
+
+/** Methods that only set up, keep alive or list: allowed when no rule matches, whatever defaultAction says. */
+const MCP_PLUMBING: ReadonlySet<string> = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'resources/list',
+  'resources/templates/list',
+  'prompts/list',
+  '', // a response the client sends (to a server's sampling, elicitation or roots request)
+]);
+
+export function isMcpPlumbing(method: string): boolean {
+  return MCP_PLUMBING.has(method) || method.startsWith('notifications/');
+}
+
+const MCP_PLUMBING_DECISION: Decision = Object.freeze({ action: 'allow', reason: 'MCP protocol message; no rule matched' });
+
+function decideMcp(policy: CompiledPolicy, op: McpOperation, caller: Caller): Decision {
+  for (const rule of policy.rules) {
+    if (!appliesToTarget(rule, op.target) || rule.sql !== undefined || rule.http !== undefined) continue;
+    if (!identityMatches(rule, caller)) continue;
+    if (rule.mcp === undefined || mcpMatches(rule, op)) return rule.decision;
+  }
+  return isMcpPlumbing(op.method) ? MCP_PLUMBING_DECISION : policy.defaultDecision;
+}
+
+function mcpMatches(rule: CompiledRule, op: McpOperation): boolean {
+  const m = rule.mcp!;
+  if (m.methods && !m.methods.has(op.method)) return false;
+  if (m.tools || m.arguments) {
+    if (op.tool === undefined) return false;
+    if (m.tools && !mcpToolMatches(rule, op.tool)) return false;
+    if (m.arguments) {
+      for (const j of m.arguments) if (!argumentCriterionMatches(rule, j, op.arguments)) return false;
+    }
+  }
+  return true;
+}
+
+function mcpToolMatches(rule: CompiledRule, tool: string): boolean {
+  return matcherHas(rule.mcp!.tools!, rule.action === 'allow' ? tool : tool.toLowerCase());
+}
+
+/**
+ * `http.json` on the arguments object: absent arguments select nothing; arguments too deep to
+ * search (or marked unparseable) match restrictive rules and no allow rule (fail closed).
+ */
+function argumentCriterionMatches(rule: CompiledRule, j: { segments: JsonPathSegment[]; values?: Set<string> }, args: unknown): boolean {
+  if (args === UNPARSEABLE_BODY) return rule.action !== 'allow';
+  if (args === undefined) return false;
+  let selected: unknown[];
+  try {
+    selected = selectJsonPath(args, j.segments);
+  } catch (err) {
+    if (err instanceof JsonTooDeepError) return rule.action !== 'allow';
+    throw err;
+  }
+  if (!j.values) return selected.length > 0;
+  return selected.some((v) => (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') && j.values!.has(String(v)));
+}
+
+/**
+ * Whether `tools/list` shows `tool` to this caller: the rules are walked as for a `tools/call` of
+ * it. A rule with argument conditions cannot say for every call: allow or hold shows the tool
+ * (some call may pass), deny keeps walking. A rule without them decides: deny hides, allow and hold
+ * show. No rule: shown when defaultAction is allow.
+ */
+export function mcpToolVisible(policy: CompiledPolicy, target: string, tool: string, identity: Identity): boolean {
+  const caller: Caller = { subject: identity.subject.toLowerCase(), groups: identity.groups };
+  for (const rule of policy.rules) {
+    if (!appliesToTarget(rule, target) || rule.sql !== undefined || rule.http !== undefined) continue;
+    if (!identityMatches(rule, caller)) continue;
+    const m = rule.mcp;
+    if (m?.methods && !m.methods.has('tools/call')) continue;
+    if (m?.tools && !mcpToolMatches(rule, tool)) continue;
+    if (m?.arguments) {
+      if (rule.action === 'deny') continue;
+      return true;
+    }
+    return rule.action !== 'deny';
+  }
+  return policy.defaultAction === 'allow';
+}
+
+// ---- SQL
 
 function decideSql(policy: CompiledPolicy, op: SqlOperation, caller: Caller): Decision {
   if (op.parseError !== undefined) {
@@ -143,7 +236,7 @@ function identityMatches(rule: CompiledRule, caller: Caller): boolean {
  */
 export function sqlMatches(rule: CompiledRule, stmt: SqlStatementInfo): boolean {
   const m: CompiledSqlMatch | undefined = rule.sql;
-  if (rule.http !== undefined && m === undefined) return false;
+  if ((rule.http !== undefined || rule.mcp !== undefined) && m === undefined) return false;
   if (m === undefined) return true;
   if (stmt.opaque === true) {
     if (rule.action !== 'allow') return true;

@@ -150,8 +150,11 @@ describe('semantic checks', () => {
     doc.spec.targets[1].postgres = { host: 'h', database: 'd', credentialsSecret: 's', listenPort: 15433 };
     doc.spec.targets.push({ name: 'empty' });
     expect(errorsOf(doc)).toEqual([
-      { path: 'spec.targets[1]', message: 'sets both postgres and http; a target is exactly one of them (split it into two targets)' },
-      { path: 'spec.targets[2]', message: 'must set one of postgres or http' },
+      {
+        path: 'spec.targets[1]',
+        message: 'sets both postgres and http; a target is exactly one of postgres, http or mcp (split it into separate targets)',
+      },
+      { path: 'spec.targets[2]', message: 'must set one of postgres, http or mcp' },
     ]);
   });
 
@@ -188,7 +191,8 @@ describe('semantic checks', () => {
       { path: 'spec.rules[2].match.http', message: 'http matches apply only to http targets, but "crm" is a postgres target' },
       {
         path: 'spec.rules[3].match',
-        message: 'has both sql and http; a rule matches either SQL statements or HTTP requests (split it into two rules)',
+        message:
+          'has both sql and http; a rule matches SQL statements, HTTP requests or MCP messages, one of them (split it into separate rules)',
       },
     ]);
   });

@@ -27,7 +27,7 @@ const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 interface TargetInfo {
   index: number;
   name: string;
-  kind: 'postgres' | 'http' | 'unknown';
+  kind: 'postgres' | 'http' | 'mcp' | 'unknown';
 }
 
 interface Context {
@@ -49,18 +49,15 @@ function targetIndex(list: unknown[]): Map<string, TargetInfo> {
     const o = obj(t);
     const name = str(o?.name);
     if (name === undefined || out.has(name)) return;
-    const kind =
-      o?.postgres !== undefined && o?.http === undefined
-        ? 'postgres'
-        : o?.http !== undefined && o?.postgres === undefined
-          ? 'http'
-          : 'unknown';
-    out.set(name, { index, name, kind });
+    const kinds = TARGET_KINDS.filter((k) => o?.[k] !== undefined);
+    out.set(name, { index, name, kind: kinds.length === 1 ? kinds[0] : 'unknown' });
   });
   return out;
 }
 
 // ---- targets
+
+const TARGET_KINDS = ['postgres', 'http', 'mcp'] as const;
 
 function checkTargets(ctx: Context): PolicyError[] {
   const errors: PolicyError[] = [];
@@ -77,6 +74,8 @@ function checkTargets(ctx: Context): PolicyError[] {
     if (pg) errors.push(...checkPostgres(pg, [...at, 'postgres'], ports));
     const http = obj(t.http);
     if (http) errors.push(...checkHttpTarget(http, [...at, 'http']));
+    const mcp = obj(t.mcp);
+    if (mcp) errors.push(...checkMcpTarget(mcp, [...at, 'mcp']));
     const env = str(t.env);
     if (env !== undefined) {
       if (!ENV_NAME.test(env)) {
@@ -92,10 +91,11 @@ function checkTargets(ctx: Context): PolicyError[] {
 }
 
 function exactlyOneKind(t: Obj, at: PathSegment[]): PolicyError[] {
-  const hasPg = t.postgres !== undefined;
-  const hasHttp = t.http !== undefined;
-  if (hasPg && hasHttp) return [err(at, 'sets both postgres and http; a target is exactly one of them (split it into two targets)')];
-  if (!hasPg && !hasHttp) return [err(at, 'must set one of postgres or http')];
+  const set = TARGET_KINDS.filter((k) => t[k] !== undefined);
+  if (set.length > 1) {
+    return [err(at, `sets both ${set.join(' and ')}; a target is exactly one of postgres, http or mcp (split it into separate targets)`)];
+  }
+  if (set.length === 0) return [err(at, 'must set one of postgres, http or mcp')];
   return [];
 }
 
@@ -137,6 +137,42 @@ function checkHttpTarget(http: Obj, at: PathSegment[]): PolicyError[] {
   return errors;
 }
 
+/** An mcp target: the http target's checks (timeout, auth), a url the sidecar can reach, and pins it can compare. */
+function checkMcpTarget(mcp: Obj, at: PathSegment[]): PolicyError[] {
+  const errors = checkHttpTarget(mcp, at);
+  const url = str(mcp.url);
+  if (url !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      errors.push(
+        err([...at, 'url'], `"${url}" is not a URL; give the server's streamable-HTTP endpoint, like https://tools.internal/mcp`),
+      );
+    }
+    if (parsed && parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      errors.push(err([...at, 'url'], `"${url}" must be an http:// or https:// URL`));
+    }
+  }
+  const pins = list(mcp.pins);
+  if (pins.length > 0 && mcp.pinToolDefinitions === false) {
+    errors.push(err([...at, 'pins'], 'pins are only checked when pinToolDefinitions is true; remove them or turn pinning on'));
+  }
+  const seen = new Map<string, number>();
+  pins.forEach((raw, i) => {
+    const pin = obj(raw);
+    const tool = str(pin?.tool);
+    if (tool === undefined) return;
+    const prev = seen.get(tool);
+    if (prev !== undefined) {
+      errors.push(
+        err([...at, 'pins', i, 'tool'], `tool "${tool}" is already pinned by ${formatPath([...at, 'pins', prev])}; pin each tool once`),
+      );
+    } else seen.set(tool, i);
+  });
+  return errors;
+}
+
 // ---- rules
 
 function checkRules(ctx: Context): PolicyError[] {
@@ -159,19 +195,9 @@ function checkRule(ctx: Context, rule: Obj, at: PathSegment[]): PolicyError[] {
   if (target !== undefined && ctx.targets && !info) {
     errors.push(err([...matchAt, 'target'], `target "${target}" is not defined in spec.targets${knownNames(ctx.targets)}`));
   }
-  if (match.sql !== undefined && match.http !== undefined) {
-    errors.push(err(matchAt, 'has both sql and http; a rule matches either SQL statements or HTTP requests (split it into two rules)'));
-  }
-  if (match.sql !== undefined) {
-    if (info?.kind === 'http') {
-      errors.push(err([...matchAt, 'sql'], `sql matches apply only to postgres targets, but "${info.name}" is an http target`));
-    } else if (target === undefined && ctx.targets && ![...ctx.targets.values()].some((t) => t.kind === 'postgres')) {
-      errors.push(err([...matchAt, 'sql'], 'sql match can never apply: the policy has no postgres target'));
-    }
-  }
-  if (match.http !== undefined && info?.kind === 'postgres') {
-    errors.push(err([...matchAt, 'http'], `http matches apply only to http targets, but "${info.name}" is a postgres target`));
-  }
+  errors.push(...checkMatchKinds(ctx, match, matchAt, info));
+  const mcp = obj(match.mcp);
+  if (mcp) errors.push(...checkMcpMatch(mcp, [...matchAt, 'mcp']));
   const http = obj(match.http);
   if (http) errors.push(...checkHttpMatch(http, [...matchAt, 'http']));
   // Mirrors the CEL rule on rules[]: a response cannot be held (the agent is already waiting on
@@ -183,6 +209,41 @@ function checkRule(ctx: Context, rule: Obj, at: PathSegment[]): PolicyError[] {
         `response criteria are only allowed on rules with action "deny" (this rule's action is "${rule.action}"); split the rule or make it deny`,
       ),
     );
+  }
+  return errors;
+}
+
+/** What each match kind applies to; sql and mcp rules without a target need some target of their kind (http ones have the forward proxy). */
+const MATCH_KINDS = [
+  { key: 'sql', target: 'postgres', targetless: true },
+  { key: 'http', target: 'http', targetless: false },
+  { key: 'mcp', target: 'mcp', targetless: true },
+] as const;
+
+function checkMatchKinds(ctx: Context, match: Obj, matchAt: PathSegment[], info: TargetInfo | undefined): PolicyError[] {
+  const errors: PolicyError[] = [];
+  const kinds = MATCH_KINDS.filter((k) => match[k.key] !== undefined).map((k) => k.key);
+  if (kinds.length > 1) {
+    errors.push(
+      err(
+        matchAt,
+        `has both ${kinds.join(' and ')}; a rule matches SQL statements, HTTP requests or MCP messages, one of them (split it into separate rules)`,
+      ),
+    );
+  }
+  for (const k of MATCH_KINDS) {
+    if (match[k.key] === undefined) continue;
+    if (info !== undefined && info.kind !== 'unknown' && info.kind !== k.target) {
+      const article = info.kind === 'postgres' ? 'a' : 'an';
+      errors.push(
+        err(
+          [...matchAt, k.key],
+          `${k.key} matches apply only to ${k.target} targets, but "${info.name}" is ${article} ${info.kind} target`,
+        ),
+      );
+    } else if (k.targetless && match.target === undefined && ctx.targets && ![...ctx.targets.values()].some((t) => t.kind === k.target)) {
+      errors.push(err([...matchAt, k.key], `${k.key} match can never apply: the policy has no ${k.target} target`));
+    }
   }
   return errors;
 }
@@ -241,6 +302,32 @@ function checkHttpMatch(http: Obj, at: PathSegment[]): PolicyError[] {
   list(obj(http.response)?.json).forEach((raw, i) => {
     const path = str(obj(raw)?.path);
     if (path !== undefined) errors.push(...checkJsonPath(path, [...at, 'response', 'json', i, 'path'], true));
+  });
+  return errors;
+}
+
+/** `tools` and `arguments` only match tools/call: with methods that leave it out the rule never matches. */
+function checkMcpMatch(mcp: Obj, at: PathSegment[]): PolicyError[] {
+  const errors: PolicyError[] = [];
+  const methods = list(mcp.methods);
+  if (methods.length > 0 && !methods.includes('tools/call')) {
+    for (const field of ['tools', 'arguments'] as const) {
+      if (mcp[field] !== undefined) {
+        errors.push(
+          err(
+            [...at, field],
+            `${field} only match tools/call, but methods does not include tools/call (${methods.map(String).join(', ')}): the rule would never match; add tools/call to methods or drop ${field}`,
+          ),
+        );
+      }
+    }
+  }
+  list(mcp.tools).forEach((raw, i) => {
+    if (typeof raw === 'string' && raw.trim() === '') errors.push(err([...at, 'tools', i], 'a tool name pattern cannot be empty'));
+  });
+  list(mcp.arguments).forEach((raw, i) => {
+    const path = str(obj(raw)?.path);
+    if (path !== undefined) errors.push(...checkJsonPath(path, [...at, 'arguments', i, 'path'], true));
   });
   return errors;
 }

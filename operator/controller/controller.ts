@@ -221,8 +221,11 @@ function secretRefs(spec: unknown): string[] {
   const targets = (spec as { targets?: unknown } | undefined)?.targets;
   if (!Array.isArray(targets)) return [];
   const names = new Set<string>();
-  for (const t of targets as Array<{ postgres?: { credentialsSecret?: unknown }; http?: { credentialsSecret?: unknown } }>) {
-    for (const s of [t?.postgres?.credentialsSecret, t?.http?.credentialsSecret]) if (typeof s === 'string' && s !== '') names.add(s);
+  type Ref = { credentialsSecret?: unknown };
+  for (const t of targets as Array<{ postgres?: Ref; http?: Ref; mcp?: Ref }>) {
+    for (const s of [t?.postgres?.credentialsSecret, t?.http?.credentialsSecret, t?.mcp?.credentialsSecret]) {
+      if (typeof s === 'string' && s !== '') names.add(s);
+    }
   }
   return [...names].sort();
 }

@@ -115,6 +115,21 @@ describe('reconcilePolicy', () => {
     ]);
   });
 
+  it('a missing MCP credential Secret is reported with its field too', () => {
+    const good = policyObject();
+    const spec = structuredClone(good.spec) as { targets: unknown[] };
+    spec.targets.push({ name: 'crm-tools', mcp: { url: 'https://tools.internal/mcp', credentialsSecret: 'crm-tools' } });
+    const r = reconcilePolicy(input({ policy: policyObject({ spec }), secrets: ['crm-db', 'openai'] }));
+    expect(r.status.conditions!.find((c) => c.type === 'Accepted')?.status).toBe('True');
+    expect(r.status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'SecretMissing' });
+    expect(r.events).toEqual([
+      expect.objectContaining({
+        reason: 'SecretMissing',
+        message: `Secret "crm-tools" referenced by spec.targets[${spec.targets.length - 1}].mcp.credentialsSecret does not exist in namespace agents`,
+      }),
+    ]);
+  });
+
   it('warns on both policies when two select the same pod', () => {
     const a = policyObject();
     const b = policyObject({

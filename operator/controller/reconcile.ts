@@ -295,6 +295,7 @@ function secretFields(policy: AccessPolicy, secret: string): string[] {
   policy.spec.targets.forEach((t, i) => {
     if (t.postgres?.credentialsSecret === secret) fields.push(`spec.targets[${i}].postgres.credentialsSecret`);
     if (t.http?.credentialsSecret === secret) fields.push(`spec.targets[${i}].http.credentialsSecret`);
+    if (t.mcp?.credentialsSecret === secret) fields.push(`spec.targets[${i}].mcp.credentialsSecret`);
   });
   return fields;
 }

@@ -1,6 +1,6 @@
 import { parse } from 'pg-connection-string';
 import type { AccessPolicy, TargetSpec } from '../../common/policy/types';
-import { API_KEY_PLACEHOLDER, appEnv, applyEnv, postgresUrl, routeUrl } from './app-env';
+import { API_KEY_PLACEHOLDER, appEnv, applyEnv, mcpUrl, postgresUrl, routeUrl, targetEnv } from './app-env';
 import type { Container } from './k8s-types';
 
 const http = (name: string, baseUrl: string, env?: string): TargetSpec => ({ name, http: { baseUrl }, env });
@@ -23,6 +23,31 @@ describe('target URLs', () => {
     expect(routeUrl(http('openai', 'https://api.openai.com', 'OPENAI_BASE_URL'))).toBe('http://127.0.0.1:15001/openai/v1');
     expect(routeUrl(http('openai', 'https://api.openai.com/v1', 'OPENAI_BASE_URL'))).toBe('http://127.0.0.1:15001/openai');
     expect(routeUrl(http('claude', 'https://api.anthropic.com', 'ANTHROPIC_BASE_URL'))).toBe('http://127.0.0.1:15001/claude');
+  });
+});
+
+describe('mcp targets', () => {
+  it('the env is the MCP endpoint on the sidecar, whatever the server url; no API-key placeholder', () => {
+    const mcp: TargetSpec = { name: 'crm-tools', mcp: { url: 'https://tools.internal/mcp/v1' }, env: 'CRM_TOOLS_MCP_URL' };
+    expect(mcpUrl(mcp)).toBe('http://127.0.0.1:15001/crm-tools');
+    const policy: AccessPolicy = {
+      apiVersion: 'agentwarden.io/v1alpha1',
+      kind: 'AccessPolicy',
+      metadata: { name: 'p' },
+      spec: { targets: [mcp] },
+    };
+    expect(targetEnv(policy)).toEqual([
+      { target: 'crm-tools', kind: 'mcp', name: 'CRM_TOOLS_MCP_URL', value: 'http://127.0.0.1:15001/crm-tools' },
+    ]);
+    expect(appEnv(policy).map((e) => e.name)).toEqual([
+      'CRM_TOOLS_MCP_URL',
+      'HTTP_PROXY',
+      'HTTPS_PROXY',
+      'http_proxy',
+      'https_proxy',
+      'NO_PROXY',
+      'no_proxy',
+    ]);
   });
 });
 

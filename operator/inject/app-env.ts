@@ -18,7 +18,7 @@ const API_KEY_FOR: Readonly<Record<string, string>> = {
 
 export interface TargetEnv {
   target: string;
-  kind: 'postgres' | 'http';
+  kind: 'postgres' | 'http' | 'mcp';
   name: string;
   value: string;
 }
@@ -42,6 +42,11 @@ export function routeUrl(target: TargetSpec): string {
   return base;
 }
 
+/** mcp: the agent's MCP endpoint `http://127.0.0.1:15001/<target>`, which the sidecar forwards to the target's url. */
+export function mcpUrl(target: TargetSpec): string {
+  return `${PROXY_URL}/${encodeURIComponent(target.name)}`;
+}
+
 function safePath(url: string): string {
   try {
     return new URL(url).pathname;
@@ -57,6 +62,7 @@ export function targetEnv(policy: AccessPolicy): TargetEnv[] {
     if (t.postgres)
       out.push({ target: t.name, kind: 'postgres', name: t.env, value: postgresUrl(t.postgres.listenPort, t.postgres.database) });
     else if (t.http) out.push({ target: t.name, kind: 'http', name: t.env, value: routeUrl(t) });
+    else if (t.mcp) out.push({ target: t.name, kind: 'mcp', name: t.env, value: mcpUrl(t) });
   }
   return out;
 }

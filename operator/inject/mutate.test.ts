@@ -358,3 +358,47 @@ describe('injectPod: lockdown', () => {
     expect(result.outcome === 'refused' && result.reason).toMatch(/container agent runs as UID 1337/);
   });
 });
+
+describe('mcp targets', () => {
+  it('the agent gets the MCP endpoint in its env; the credential Secret is mounted into the sidecar only', () => {
+    const withMcp = fixturePolicies().map((p) => {
+      if (p.metadata.name !== 'support-agent') return p;
+      const targets = [
+        ...p.spec.targets,
+        {
+          name: 'crm-tools',
+          mcp: {
+            url: 'https://tools.internal/mcp',
+            credentialsSecret: 'crm-tools',
+            auth: { header: 'Authorization', valuePrefix: 'Bearer ' },
+          },
+          env: 'CRM_TOOLS_MCP_URL',
+        },
+      ];
+      return { ...p, spec: { ...p.spec, targets } };
+    });
+    const original = fixture<Pod>('agent-pod.yaml');
+    const result = injected(injectPod(original, ctx({ policies: withMcp })));
+    const pod = patched(original, result);
+    for (const c of appContainers(pod)) expect(env(c).CRM_TOOLS_MCP_URL).toBe('http://127.0.0.1:15001/crm-tools');
+    const sidecar = pod.spec!.initContainers![0];
+    const volumes = new Map(pod.spec!.volumes!.map((v) => [v.name, v]));
+    const mounts = Object.fromEntries(sidecar.volumeMounts!.map((m) => [m.mountPath, volumes.get(m.name)]));
+    expect(mounts[`${PATHS.secretsDir}/crm-tools`]).toMatchObject({ secret: { secretName: 'crm-tools' } });
+    expectNoCredentialsInApps(pod);
+    const record = JSON.parse(pod.metadata!.annotations![ANNOTATIONS.injected]) as InjectedRecord;
+    expect(record.targets).toContainEqual({ name: 'crm-tools', kind: 'mcp', env: 'CRM_TOOLS_MCP_URL' });
+    // A changed MCP credential Secret name changes the injection hash (pods get restarted for it).
+    const renamed = withMcp.map((p) =>
+      p.metadata.name !== 'support-agent'
+        ? p
+        : {
+            ...p,
+            spec: { ...p.spec, targets: p.spec.targets.map((t) => (t.mcp ? { ...t, mcp: { ...t.mcp, credentialsSecret: 'other' } } : t)) },
+          },
+    );
+    const before = withMcp.find((p) => p.metadata.name === 'support-agent')!;
+    const after = renamed.find((p) => p.metadata.name === 'support-agent')!;
+    expect(injectionConfigHash(testConfig(), before)).not.toBe(injectionConfigHash(testConfig(), after));
+  });
+});

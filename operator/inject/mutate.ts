@@ -39,7 +39,7 @@ export interface InjectedRecord {
   policy: { namespace: string; name: string; generation?: number; uid?: string };
   image: string;
   lockdown: boolean;
-  targets: Array<{ name: string; kind: 'postgres' | 'http'; env: string }>;
+  targets: Array<{ name: string; kind: 'postgres' | 'http' | 'mcp'; env: string }>;
   /** Every variable set in the app containers; their injected values replace the manifest's own. */
   env: string[];
   envPrecedence: 'injected';

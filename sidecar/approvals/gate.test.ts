@@ -1,9 +1,9 @@
 import { createApprovalGate } from './gate';
 import { LocalApprovalStore } from './local-store';
-import { httpDigest, sqlDigest } from './operation';
+import { httpDigest, mcpDigest, sqlDigest } from './operation';
 import { UNPARSEABLE_BODY } from '../../common/policy/engine';
 import type { Decision, Identity } from '../../common/policy/types';
-import type { ApprovalGate, HttpApprovalGate } from './hold';
+import type { ApprovalGate, HttpApprovalGate, McpApprovalGate } from './hold';
 import type { ApprovalBackend, ApprovalRequest } from './types';
 
 const agent: Identity = { subject: 'system:serviceaccount:shop:agent', groups: ['agents'], source: 'pod' };
@@ -45,7 +45,9 @@ describe('createApprovalGate', () => {
   test('implements both gate interfaces', () => {
     const pg: ApprovalGate = gate;
     const http: HttpApprovalGate = gate;
+    const mcp: McpApprovalGate = gate;
     expect(pg.hold).toBe(http.hold);
+    expect(mcp.hold).toBe(http.hold);
   });
 
   test('SQL hold: request carries policy, rule, target, requester, operation, approvers, 10m expiry; approve resolves', async () => {
@@ -134,6 +136,44 @@ describe('createApprovalGate', () => {
       decidedBy: 'bob',
       state: 'denied',
     });
+  });
+
+  test('MCP hold: target, tool and arguments shown, digest of the call; approve releases it, deny carries the reason', async () => {
+    const op = {
+      type: 'mcp' as const,
+      target: 'crm-tools',
+      method: 'tools/call',
+      tool: 'run_query',
+      arguments: { database: 'prod', sql: 'DELETE FROM customers WHERE id = 7' },
+    };
+    const p = gate.hold({
+      operation: op,
+      decision: decision(),
+      identity: agent,
+      policy: { name: 'p', namespace: 'agents' },
+      signal: new AbortController().signal,
+    });
+    const rec = await nextCreated(created);
+    expect(rec.policy).toBe('agents/p');
+    expect(rec.target).toBe('crm-tools');
+    expect(rec.operation.kind).toBe('mcp');
+    expect(rec.operation.display).toMatch(/^tools\/call run_query on MCP server "crm-tools"\narguments:\n\{/);
+    expect(rec.operation.display).toContain('"database": "prod"');
+    expect(rec.operation.digest).toBe(mcpDigest(op));
+    await store.decide(rec.id, alice, 'approve', 'ok');
+    await expect(p).resolves.toMatchObject({ approved: true, state: 'approved', approvalId: rec.id, decidedBy: 'alice' });
+
+    const again = gate.hold({
+      operation: op,
+      decision: decision(),
+      identity: agent,
+      policy: { name: 'p' },
+      signal: new AbortController().signal,
+    });
+    const rec2 = await nextCreated(created, 2);
+    expect(rec2.id).not.toBe(rec.id); // an approval releases one call: the same call again is a new request
+    await store.decide(rec2.id, bob, 'deny', 'not on prod');
+    await expect(again).resolves.toMatchObject({ approved: false, reason: 'denied by bob: not on prod', state: 'denied' });
   });
 
   test('an HTTP body that is not valid JSON cannot be shown to an approver: denied without opening a request', async () => {

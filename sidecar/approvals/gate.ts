@@ -1,16 +1,19 @@
 // Turns a hold from either data path into an approval request, waits for the outcome and answers
-// the data path. One object implements both ApprovalGate (PostgreSQL) and HttpApprovalGate (HTTP).
+// the data path. One object implements ApprovalGate (PostgreSQL), HttpApprovalGate (HTTP) and
+// McpApprovalGate (MCP).
 import { parseDuration } from '../../common/policy/syntax';
 import { UNPARSEABLE_BODY } from '../../common/policy/engine';
 import {
   noApproverReason,
   type ApprovalGate,
   type HeldHttpRequest,
+  type HeldMcpRequest,
   type HoldOutcome,
   type HoldRequest,
   type HttpApprovalGate,
+  type McpApprovalGate,
 } from './hold';
-import { httpOperation, sqlOperation } from './operation';
+import { httpOperation, mcpOperation, sqlOperation } from './operation';
 import type { ApprovalBackend, ApprovalOperation, ApprovalRequest } from './types';
 
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 10 * 60_000;
@@ -27,23 +30,34 @@ export interface ApprovalGateOptions {
   undecidable?(): string | undefined;
 }
 
+type AnyHold = HoldRequest | HeldHttpRequest | HeldMcpRequest;
+
 export type CombinedApprovalGate = ApprovalGate &
-  HttpApprovalGate & {
-    hold(req: HoldRequest | HeldHttpRequest): Promise<HoldOutcome>;
+  HttpApprovalGate &
+  McpApprovalGate & {
+    hold(req: AnyHold): Promise<HoldOutcome>;
   };
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-function isHttp(req: HoldRequest | HeldHttpRequest): req is HeldHttpRequest {
+function isHttp(req: AnyHold): req is HeldHttpRequest {
   return (req.operation as { type?: string }).type === 'http';
+}
+
+function isMcp(req: AnyHold): req is HeldMcpRequest {
+  return (req.operation as { type?: string }).type === 'mcp';
+}
+
+function policyName(p: { name: string; namespace?: string }): string {
+  return p.namespace ? `${p.namespace}/${p.name}` : p.name;
 }
 
 export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateOptions = {}): CombinedApprovalGate {
   const defaultTimeout = opts.defaultTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
 
-  async function hold(req: HoldRequest | HeldHttpRequest): Promise<HoldOutcome> {
+  async function hold(req: AnyHold): Promise<HoldOutcome> {
     const { decision, identity, signal } = req;
     const why = opts.undecidable?.();
     if (why !== undefined) return { approved: false, reason: noApproverReason(decision.reason, why) };
@@ -68,7 +82,11 @@ export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateO
         };
       }
       operation = httpOperation(req.operation);
-      policy = req.policy.namespace ? `${req.policy.namespace}/${req.policy.name}` : req.policy.name;
+      policy = policyName(req.policy);
+      target = req.operation.target;
+    } else if (isMcp(req)) {
+      operation = mcpOperation(req.operation);
+      policy = policyName(req.policy);
       target = req.operation.target;
     } else {
       operation = sqlOperation(req.operation.sql, req.operation.params);

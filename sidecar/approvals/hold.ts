@@ -1,9 +1,10 @@
 // The hold contract: what a data path hands over when the policy says `hold` (HoldRequest from the
-// PostgreSQL session, HeldHttpRequest from the HTTP routes and forward proxy), what it gets back
+// PostgreSQL session, HeldHttpRequest from the HTTP routes and forward proxy, HeldMcpRequest from
+// the MCP routes), what it gets back
 // (HoldOutcome), the gates it waits on, and the one wording of "nobody can approve this".
 // gate.ts implements both gates; the data paths only wait on the promise.
 import type { HttpOperationWithPort } from '../../common/policy/engine';
-import type { Decision, Identity } from '../../common/policy/types';
+import type { Decision, Identity, McpOperation } from '../../common/policy/types';
 
 export interface HoldRequest {
   target: string;
@@ -44,6 +45,24 @@ export interface HeldHttpRequest {
 
 export interface HttpApprovalGate {
   hold(req: HeldHttpRequest): Promise<HoldOutcome>;
+}
+
+export interface HeldMcpRequest {
+  /**
+   * The call exactly as it will be sent if approved: `arguments` after request masking (what the
+   * approver sees and what the approval's digest binds, operation.ts mcpDigest).
+   */
+  operation: McpOperation;
+  /** The engine's decision (action 'hold', with the rule and its approval spec). */
+  decision: Decision;
+  identity: Identity;
+  policy: { name: string; namespace?: string };
+  /** Aborted when the agent gives up before a decision. */
+  signal: AbortSignal;
+}
+
+export interface McpApprovalGate {
+  hold(req: HeldMcpRequest): Promise<HoldOutcome>;
 }
 
 /** The one wording every data path uses when a hold cannot be decided by anyone. */

@@ -2,7 +2,9 @@
 // be forwarded if approved; a data path can recompute it before forwarding to prove that the
 // operation it releases is the one that was approved.
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../common/k8s/canonical-json';
 import type { HttpOperationWithPort } from '../../common/policy/engine';
+import type { McpOperation } from '../../common/policy/types';
 import type { ApprovalOperation } from './types';
 import { escapeForDisplay } from '../../common/display-escape';
 
@@ -65,4 +67,26 @@ export function httpOperation(op: HttpOperationWithPort): ApprovalOperation {
     display += `\n\n${body.length > BODY_EXCERPT ? `${body.slice(0, BODY_EXCERPT)}\n… (${body.length - BODY_EXCERPT} more characters)` : body}`;
   }
   return { kind: 'http', display: shown(display), digest: httpDigest(op) };
+}
+
+/**
+ * An MCP call: sha256 of the canonical JSON (sorted keys, so the agent's key order does not
+ * matter) of {target, tool, arguments} for tools/call; other held requests bind their method and
+ * resource too. `arguments` as they will be sent (after request masking).
+ */
+export function mcpDigest(op: Pick<McpOperation, 'target' | 'method' | 'tool' | 'arguments' | 'resource'>): string {
+  if (op.method === 'tools/call') return sha256(canonicalJson({ target: op.target, tool: op.tool ?? '', arguments: op.arguments }));
+  return sha256(canonicalJson({ target: op.target, method: op.method, resource: op.resource, arguments: op.arguments }));
+}
+
+/** `tools/call run_query on MCP server "crm-tools"`, then the arguments as indented JSON (an excerpt past 2000 characters). */
+export function mcpOperation(op: McpOperation): ApprovalOperation {
+  const what =
+    op.method === 'tools/call' ? `tools/call ${op.tool ?? ''}` : `${op.method}${op.resource !== undefined ? ` ${op.resource}` : ''}`;
+  let display = `${what} on MCP server "${op.target}"`;
+  if (op.arguments !== undefined) {
+    const args = JSON.stringify(op.arguments, null, 2);
+    display += `\narguments:\n${args.length > BODY_EXCERPT ? `${args.slice(0, BODY_EXCERPT)}\n… (${args.length - BODY_EXCERPT} more characters)` : args}`;
+  }
+  return { kind: 'mcp', display: shown(display), digest: mcpDigest(op) };
 }

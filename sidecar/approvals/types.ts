@@ -16,8 +16,8 @@ export interface ApprovalDecision {
 }
 
 export interface ApprovalOperation {
-  kind: 'sql' | 'http';
-  /** Shown to the approver in full: SQL with its bound parameters, or METHOD URL and a body excerpt. */
+  kind: 'sql' | 'http' | 'mcp';
+  /** Shown to the approver in full: SQL with its bound parameters, METHOD URL and a body excerpt, or an MCP call with its arguments. */
   display: string;
   /** SHA-256 hex of exactly what will run (see digest.ts); an approval is bound to it. */
   digest: string;

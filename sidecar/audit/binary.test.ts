@@ -116,6 +116,26 @@ describe('binary audit records', () => {
     );
   });
 
+  test('MCP records round-trip (the mcp block after the payload)', () => {
+    const http = { method: 'POST', route: 'crm-tools', path: '/', status: 200 };
+    roundTrip(
+      httpRecord('http', common({ masked: 2 }), startTrace(undefined), http, {
+        payload: { request: '{"jsonrpc":"2.0"}', response: '{}' },
+        mcp: {
+          method: 'tools/call',
+          requestId: '7',
+          tool: 'search_customers',
+          sessionId: 'ab'.repeat(16),
+          protocolVersion: '2025-11-25',
+          toolError: true,
+          pinChanges: [{ tool: 'search_customers', expected: `sha256:${'a'.repeat(64)}`, actual: `sha256:${'b'.repeat(64)}` }],
+          batch: 2,
+        },
+      }),
+    );
+    roundTrip(httpRecord('http', common(), startTrace(undefined), http, { mcp: { method: '' } }));
+  });
+
   test('a spool written as JSON by an older sidecar still decodes', () => {
     const r = postgresRecord(common(), { text: 'SELECT 2', operations: ['SELECT'], protocol: 'simple', rows: 1 });
     expect(decodeRecord(Buffer.from(JSON.stringify(r)))).toEqual(JSON.parse(JSON.stringify(r)));

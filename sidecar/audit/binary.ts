@@ -17,8 +17,9 @@
 //   [http: u8 bits, str method, [str route], str path, [str url], f64 status, [str serverAddress], [f64 serverPort], [u8 tunnel]]
 //   [json genAi]
 //   [payload: u8 bits, [str request], [str response], [u8 truncated]]
-// where str is u32 byte length + UTF-8 and json is a str holding JSON (the approval and gen_ai
-// parts are rare and open-ended: their key order must survive for replay's `-o json`).
+//   [json mcp]
+// where str is u32 byte length + UTF-8 and json is a str holding JSON (the approval, gen_ai and
+// mcp parts are small and open-ended: their key order must survive for replay's `-o json`).
 //
 // Decoding rebuilds the object with the keys in the order records.ts creates them, so
 // JSON.stringify(decode(encode(r))) === JSON.stringify(r) (binary.test.ts). Keys holding
@@ -44,6 +45,7 @@ const OPT_DB = 1 << 7;
 const OPT_HTTP = 1 << 8;
 const OPT_GENAI = 1 << 9;
 const OPT_PAYLOAD = 1 << 10;
+const OPT_MCP = 1 << 11;
 
 const DB_NAMESPACE = 1;
 const DB_PARAMS = 2;
@@ -133,6 +135,7 @@ function presence(r: AuditRecord): number {
   if (r.http !== undefined) bits |= OPT_HTTP;
   if (r.genAi !== undefined) bits |= OPT_GENAI;
   if (r.payload !== undefined) bits |= OPT_PAYLOAD;
+  if (r.mcp !== undefined) bits |= OPT_MCP;
   return bits;
 }
 
@@ -175,6 +178,7 @@ export function encodeRecord(r: AuditRecord): Buffer {
   if (bits & OPT_HTTP) encodeHttp(r.http!);
   if (bits & OPT_GENAI) str(JSON.stringify(r.genAi));
   if (bits & OPT_PAYLOAD) encodePayload(r.payload!);
+  if (bits & OPT_MCP) str(JSON.stringify(r.mcp));
   return buf.subarray(0, pos);
 }
 
@@ -341,6 +345,7 @@ function decodeBinary(b: Buffer): AuditRecord {
   if (bits & OPT_HTTP) r.http = decodeHttp(rd);
   if (bits & OPT_GENAI) r.genAi = rd.json();
   if (bits & OPT_PAYLOAD) r.payload = decodePayload(rd);
+  if (bits & OPT_MCP) r.mcp = rd.json();
   if (rd.pos !== b.length) throw new RecordFormatError(`audit record has ${b.length - rd.pos} bytes left over after decoding`);
   return r;
 }

@@ -1,7 +1,7 @@
 // The audit contract: what each data path reports about the operations it handled, and the sink it
 // reports to. The PostgreSQL session emits StatementEvent/SessionEvent, the named HTTP routes
 // HttpAuditEvent, the forward proxy ForwardAuditEvent; sink.ts turns them into audit records.
-import type { AuditApproval, AuditGenAi, AuditPayload, AuditTrace } from '../../common/audit/record';
+import type { AuditApproval, AuditGenAi, AuditMcp, AuditPayload, AuditTrace } from '../../common/audit/record';
 import type { Decision, Identity, RuleAction } from '../../common/policy/types';
 
 /** One finished (or refused) operation, for the audit trail. */
@@ -76,6 +76,8 @@ export interface HttpAuditEvent {
   approval?: AuditApproval;
   genAi?: AuditGenAi;
   payload?: AuditPayload;
+  /** An MCP message (one event per JSON-RPC message of the request). */
+  mcp?: AuditMcp;
   maskedBy?: Record<string, number>;
   target: string;
   policy: string;

@@ -171,6 +171,80 @@ describe('encodeTraces / encodeLogs', () => {
     expect(logs[2].attributes['warden.masked.by.7']).toBe(1);
   });
 
+  test('MCP records: the MCP and GenAI attributes, span name and status match the SDK serializer', async () => {
+    const { toLogRecord, toSpans } = await import('./to-otlp');
+    const c = {
+      session: 'http-1',
+      seq: 1,
+      start: 1_763_800_003_000,
+      durationMs: 3,
+      policy: 'agents/support',
+      target: 'crm-tools',
+      identity,
+    };
+    const http = { method: 'POST', route: 'crm-tools', path: '/', status: 200 };
+    const call = httpRecord('http', { ...c, decision: 'mask', reason: 'masked', masked: 2 }, startTrace(undefined), http, {
+      mcp: { method: 'tools/call', requestId: '7', tool: 'search_customers', sessionId: 'ab'.repeat(16), protocolVersion: '2025-11-25' },
+    });
+    const failed = httpRecord('http', { ...c, decision: 'allow', reason: 'allowed', masked: 0 }, startTrace(undefined), http, {
+      mcp: { method: 'resources/read', requestId: 'r-1', resource: 'crm://customers/1', errorCode: -32002, batch: 2 },
+    });
+    const toolError = httpRecord(
+      'http',
+      { ...c, decision: 'deny', rule: 'no-deletes', reason: 'denied', masked: 0 },
+      startTrace(undefined),
+      http,
+      {
+        mcp: {
+          method: 'tools/call',
+          requestId: '8',
+          tool: 'delete_customer',
+          toolError: true,
+          pinChanges: [{ tool: 'delete_customer', expected: 'sha256:aa', actual: 'sha256:bb' }],
+        },
+      },
+    );
+    const note = httpRecord('http', { ...c, decision: 'allow', reason: 'plumbing', masked: 0 }, startTrace(undefined), http, {
+      mcp: { method: 'notifications/initialized', prompt: undefined },
+    });
+    const records = [call, failed, toolError, note];
+    const spans = decodeExport('traces', 'protobuf', Buffer.from(encodeTraces(records, resource))).spans;
+    const sdk = decodeExport(
+      'traces',
+      'protobuf',
+      Buffer.from(ProtobufTraceSerializer.serializeRequest(records.flatMap((r) => toSpans(r, resource)))!),
+    ).spans;
+    expect(spans).toEqual(sdk);
+    expect(spans[0].name).toBe('warden.mcp.request');
+    expect(spans[0].attributes).toMatchObject({
+      'mcp.method.name': 'tools/call',
+      'gen_ai.tool.name': 'search_customers',
+      'gen_ai.operation.name': 'execute_tool',
+      'jsonrpc.request.id': '7',
+      'mcp.session.id': 'ab'.repeat(16),
+      'mcp.protocol.version': '2025-11-25',
+      'warden.decision': 'mask',
+    });
+    expect(spans[0].attributes['error.type']).toBeUndefined();
+    expect(spans[1].attributes).toMatchObject({
+      'mcp.resource.uri': 'crm://customers/1',
+      'rpc.response.status_code': '-32002',
+      'error.type': '-32002',
+    });
+    expect(spans[1].attributes['gen_ai.operation.name']).toBeUndefined();
+    expect(spans[2].attributes).toMatchObject({ 'error.type': 'tool_error', 'warden.mcp.pin.actual': ['sha256:bb'] });
+    const logs = decodeExport('logs', 'protobuf', Buffer.from(encodeLogs(records, resource))).logs;
+    const sdkLogs = decodeExport(
+      'logs',
+      'protobuf',
+      Buffer.from(ProtobufLogsSerializer.serializeRequest(records.map((r) => toLogRecord(r, resource)))!),
+    ).logs;
+    for (const l of sdkLogs) if ((l.body as Record<string, unknown>).rule === null) delete (l.body as Record<string, unknown>).rule;
+    expect(logs).toEqual(sdkLogs);
+    expect((logs[0].body as Record<string, unknown>).mcp).toBe('tools/call search_customers');
+    expect((logs[3].body as Record<string, unknown>).mcp).toBe('notifications/initialized');
+  });
+
   test('ids are written as bytes whatever the case of their hex digits', () => {
     const r = samples()[0];
     const upper = { ...r, trace: { ...r.trace, traceId: r.trace.traceId.toUpperCase(), spanId: r.trace.spanId.toUpperCase() } };

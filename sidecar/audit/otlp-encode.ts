@@ -9,7 +9,7 @@ import type { Resource } from '@opentelemetry/resources';
 import type { AuditApproval, AuditRecord } from '../../common/audit/record';
 import type { MetricsSnapshot } from '../../common/metrics';
 import { ATTR, SCOPE, SPAN } from '../../common/audit/names';
-import { spanName, spanStatus } from './to-otlp';
+import { errorType, mcpSummary, spanName, spanStatus } from './to-otlp';
 import { copyAscii } from './ascii';
 
 /** A key's bytes inside a KeyValue: field 1 (key), its length, its UTF-8. */
@@ -466,7 +466,40 @@ function spanAttributes(w: Writer, r: AuditRecord): void {
     if (g.outputTokens !== undefined) put(w, F, K.genAiOutputTokens, g.outputTokens);
     if (g.finishReasons?.length) put(w, F, K.genAiFinishReasons, g.finishReasons);
   }
-  if (r.error) opt(w, F, K.errorType, r.http && r.http.status >= 400 ? String(r.http.status) : 'upstream_error');
+  const m = r.mcp;
+  if (m) {
+    opt(w, F, K.mcpMethod, m.method);
+    opt(w, F, K.jsonrpcRequestId, m.requestId);
+    opt(w, F, K.mcpSession, m.sessionId);
+    opt(w, F, K.mcpProtocolVersion, m.protocolVersion);
+    opt(w, F, K.mcpResourceUri, m.resource);
+    opt(w, F, K.genAiToolName, m.tool);
+    opt(w, F, K.genAiPromptName, m.prompt);
+    if (m.method === 'tools/call') put(w, F, K.genAiOperation, 'execute_tool');
+    if (m.errorCode !== undefined) put(w, F, K.rpcStatusCode, String(m.errorCode));
+    if (m.pinChanges?.length) {
+      put(
+        w,
+        F,
+        K.mcpPinTools,
+        m.pinChanges.map((p) => p.tool),
+      );
+      put(
+        w,
+        F,
+        K.mcpPinExpected,
+        m.pinChanges.map((p) => p.expected),
+      );
+      put(
+        w,
+        F,
+        K.mcpPinActual,
+        m.pinChanges.map((p) => p.actual),
+      );
+    }
+    if (m.batch !== undefined) put(w, F, K.mcpBatch, m.batch);
+  }
+  if (r.error || m) opt(w, F, K.errorType, errorType(r));
 }
 
 /** The approval-wait span's attributes: to-otlp.ts's approvalWaitAttributes(), written directly. */
@@ -558,6 +591,7 @@ const B = Object.fromEntries(
     'requestBody',
     'responseBody',
     'truncated',
+    'mcp',
   ].map((k) => [k, encodeKey(k)]),
 ) as Record<string, KeyBytes>;
 
@@ -584,6 +618,7 @@ function logBody(w: Writer, r: AuditRecord): void {
     body(w, B.request, `${r.http.method} ${r.http.path}`);
     body(w, B.status, r.http.status);
   }
+  if (r.mcp) body(w, B.mcp, mcpSummary(r.mcp));
   if (r.payload?.request !== undefined) body(w, B.requestBody, r.payload.request);
   if (r.payload?.response !== undefined) body(w, B.responseBody, r.payload.response);
   if (r.payload?.truncated) body(w, B.truncated, true);

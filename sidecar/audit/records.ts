@@ -1,6 +1,15 @@
 // Data-path events to audit records. Pure apart from ids: a record is built once, when the
 // operation ends, and is what the spool stores.
-import type { AuditApproval, AuditDb, AuditGenAi, AuditHttp, AuditPayload, AuditRecord, AuditTrace } from '../../common/audit/record';
+import type {
+  AuditApproval,
+  AuditDb,
+  AuditGenAi,
+  AuditHttp,
+  AuditMcp,
+  AuditPayload,
+  AuditRecord,
+  AuditTrace,
+} from '../../common/audit/record';
 import type { Identity } from '../../common/policy/types';
 import type { HoldOutcome } from '../approvals/hold';
 import { newRecordId, newSpanId } from './ids';
@@ -70,12 +79,13 @@ export function httpRecord(
   c: OperationCommon,
   trace: AuditTrace,
   http: AuditHttp,
-  extra: { genAi?: AuditGenAi; payload?: AuditPayload } = {},
+  extra: { genAi?: AuditGenAi; payload?: AuditPayload; mcp?: AuditMcp } = {},
 ): AuditRecord {
   const r = base(kind, c, trace);
   r.http = http;
   if (extra.genAi) r.genAi = extra.genAi;
   if (extra.payload) r.payload = extra.payload;
+  if (extra.mcp) r.mcp = extra.mcp;
   return r;
 }
 

@@ -164,7 +164,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
     },
     http(e: HttpAuditEvent): void {
       const c = common(e, e.session);
-      count(c, 'http');
+      count(c, e.mcp ? 'mcp' : 'http');
       record(() =>
         httpRecord(
           'http',
@@ -179,7 +179,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
             serverAddress: e.serverAddress,
             serverPort: e.serverPort,
           },
-          { genAi: e.genAi, payload: e.payload },
+          { genAi: e.genAi, payload: e.payload, mcp: e.mcp },
         ),
       );
       if ((e.decision === 'allow' || e.decision === 'mask') && !e.error) return; // routine: counted, recorded, not logged
@@ -188,6 +188,7 @@ export function createAuditSink(opts: AuditSinkOptions): WardenAuditSink {
         policy: e.policy,
         method: e.method,
         path: e.path,
+        ...(e.mcp ? { mcp: e.mcp.method, tool: e.mcp.tool } : {}),
         status: e.status,
         decision: e.decision,
         rule: e.rule,

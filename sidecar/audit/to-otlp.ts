@@ -8,7 +8,7 @@ import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import type { AuditApproval, AuditRecord } from '../../common/audit/record';
+import type { AuditApproval, AuditMcp, AuditRecord } from '../../common/audit/record';
 import { ATTR, SCOPE, SPAN } from '../../common/audit/names';
 import { TraceState } from '@opentelemetry/core';
 
@@ -81,16 +81,40 @@ export function spanAttributes(r: AuditRecord): Attributes {
     if (r.genAi.outputTokens !== undefined) a[ATTR.genAiOutputTokens] = r.genAi.outputTokens;
     if (r.genAi.finishReasons?.length) a[ATTR.genAiFinishReasons] = r.genAi.finishReasons;
   }
-  if (r.error) set(a, ATTR.errorType, errorType(r));
+  if (r.mcp) mcpAttributes(a, r.mcp);
+  set(a, ATTR.errorType, errorType(r));
   return a;
 }
 
-function errorType(r: AuditRecord): string {
-  if (r.http && r.http.status >= 400) return String(r.http.status);
-  return 'upstream_error';
+/** OpenTelemetry's MCP span attributes (gen_ai.operation.name `execute_tool` for tools/call). */
+function mcpAttributes(a: Attributes, m: AuditMcp): void {
+  set(a, ATTR.mcpMethod, m.method);
+  set(a, ATTR.jsonrpcRequestId, m.requestId);
+  set(a, ATTR.mcpSession, m.sessionId);
+  set(a, ATTR.mcpProtocolVersion, m.protocolVersion);
+  set(a, ATTR.mcpResourceUri, m.resource);
+  set(a, ATTR.genAiToolName, m.tool);
+  set(a, ATTR.genAiPromptName, m.prompt);
+  if (m.method === 'tools/call') a[ATTR.genAiOperation] = 'execute_tool';
+  if (m.errorCode !== undefined) a[ATTR.rpcStatusCode] = String(m.errorCode);
+  if (m.pinChanges?.length) {
+    a[ATTR.mcpPinTools] = m.pinChanges.map((p) => p.tool);
+    a[ATTR.mcpPinExpected] = m.pinChanges.map((p) => p.expected);
+    a[ATTR.mcpPinActual] = m.pinChanges.map((p) => p.actual);
+  }
+  if (m.batch !== undefined) a[ATTR.mcpBatch] = m.batch;
+}
+
+/** error.type: the upstream failure, else an MCP message's JSON-RPC error code or `tool_error`; undefined when none. */
+export function errorType(r: AuditRecord): string | undefined {
+  if (r.error) return r.http && r.http.status >= 400 ? String(r.http.status) : 'upstream_error';
+  if (r.mcp?.errorCode !== undefined) return String(r.mcp.errorCode);
+  if (r.mcp?.toolError) return 'tool_error';
+  return undefined;
 }
 
 export function spanName(r: AuditRecord): string {
+  if (r.mcp) return SPAN.mcp;
   return r.kind === 'postgres' ? SPAN.postgres : r.kind === 'http' ? SPAN.http : SPAN.egress;
 }
 
@@ -99,6 +123,8 @@ export function spanStatus(r: AuditRecord): { code: SpanStatusCode; message?: st
   if (r.decision === 'deny' || (r.approval && !r.approval.approved)) return { code: SpanStatusCode.ERROR, message: `denied: ${r.reason}` };
   if (r.error) return { code: SpanStatusCode.ERROR, message: r.error };
   if (r.http && r.http.status >= 500) return { code: SpanStatusCode.ERROR, message: `HTTP ${r.http.status}` };
+  if (r.mcp?.errorCode !== undefined) return { code: SpanStatusCode.ERROR, message: `JSON-RPC error ${r.mcp.errorCode}` };
+  if (r.mcp?.toolError) return { code: SpanStatusCode.ERROR, message: 'tool_error' };
   return { code: SpanStatusCode.UNSET };
 }
 
@@ -212,10 +238,17 @@ export function logBody(r: AuditRecord): Record<string, unknown> {
     body.request = `${r.http.method} ${r.http.path}`;
     body.status = r.http.status;
   }
+  if (r.mcp) body.mcp = mcpSummary(r.mcp);
   if (r.payload?.request !== undefined) body.requestBody = r.payload.request;
   if (r.payload?.response !== undefined) body.responseBody = r.payload.response;
   if (r.payload?.truncated) body.truncated = true;
   return body;
+}
+
+/** `tools/call run_query`, `resources/read crm://x`, `tools/list`: what an MCP message was, in the log body. */
+export function mcpSummary(m: AuditMcp): string {
+  const what = m.tool ?? m.prompt ?? m.resource;
+  return what === undefined ? m.method || '(response)' : `${m.method} ${what}`;
 }
 
 /** The log record: what happened, with the masked payloads when the policy records them. */

@@ -1,6 +1,7 @@
 // Resolves RowDescription's (table OID, column number) to schema.table.column names, which
 // column masking rules are written in. Lookups go over a separate control connection with the
 // sidecar's own credentials and are cached: OIDs are stable, names change only with DDL.
+import { OBJECT_BYTES, SLOT_BYTES, stringBytes } from './bounded-cache';
 import type { ControlConnection } from './control-query';
 import type { FieldDescription } from './protocol/backend';
 
@@ -22,7 +23,14 @@ export interface CatalogOptions {
   onInvalidate?: () => void;
   /** After a failed lookup, lookups fail at once for this long instead of reconnecting for every result. */
   retryAfterMs?: number;
+  /**
+   * Estimated bytes of table entries kept (default 4 MiB): a client creating tables without end
+   * cannot grow it further. The oldest entries go first, never those of the load in progress.
+   */
+  maxBytes?: number;
 }
+
+export const DEFAULT_CATALOG_BYTES = 4 * 1024 * 1024;
 
 const DEFAULT_RETRY_AFTER_MS = 5_000;
 
@@ -118,7 +126,9 @@ export class CatalogCache {
   /** Bumped by invalidate(): a view list loaded across a DDL is not kept. */
   private viewsGeneration = 0;
 
-  private readonly entries = new Map<number, { info: TableInfo | null; at: number }>();
+  private readonly entries = new Map<number, { info: TableInfo | null; at: number; bytes: number }>();
+  /** Estimated bytes of `entries`. */
+  private entryBytes = 0;
   private client: ControlConnection | undefined;
   private connecting: Promise<ControlConnection> | undefined;
   private failedAt = Number.NEGATIVE_INFINITY;
@@ -130,15 +140,28 @@ export class CatalogCache {
     const e = this.entries.get(oid);
     if (!e) return undefined;
     if (Date.now() - e.at > this.opts.ttlMs) {
-      this.entries.delete(oid);
+      this.delete(oid);
       return undefined;
     }
     return e.info;
   }
 
+  /** Estimated bytes of the table entries held (never above maxBytes but for one load's own entries). */
+  get bytes(): number {
+    return this.entryBytes;
+  }
+
+  private delete(oid: number): void {
+    const e = this.entries.get(oid);
+    if (!e) return;
+    this.entries.delete(oid);
+    this.entryBytes -= e.bytes;
+  }
+
   /** DDL went through: names may have changed. */
   invalidate(): void {
     this.entries.clear();
+    this.entryBytes = 0;
     this.views = undefined;
     this.viewsGeneration++;
     this.opts.onInvalidate?.();
@@ -184,7 +207,21 @@ export class CatalogCache {
       const t = found.get(Number(oidText));
       if (t) (t.ancestors ??= []).push({ schema: schema!, table: table! });
     }
-    for (const oid of oids) this.entries.set(oid, { info: found.get(oid) ?? null, at: now });
+    for (const oid of oids) {
+      this.delete(oid);
+      const info = found.get(oid) ?? null;
+      const bytes = tableBytes(info);
+      this.entries.set(oid, { info, at: now, bytes });
+      this.entryBytes += bytes;
+    }
+    // Oldest first (a Map iterates in insertion order); this load's entries were just inserted, so
+    // they are last and the caller waiting for them finds them.
+    const max = this.opts.maxBytes ?? DEFAULT_CATALOG_BYTES;
+    const keep = new Set(oids);
+    for (const oid of this.entries.keys()) {
+      if (this.entryBytes <= max || keep.has(oid)) break;
+      this.delete(oid);
+    }
   }
 
   /**
@@ -266,4 +303,15 @@ export class CatalogCache {
     this.client = undefined;
     c?.close();
   }
+}
+
+/** An upper estimate of the heap a table entry holds (its Map entry included). */
+function tableBytes(t: TableInfo | null): number {
+  let n = 96;
+  if (!t) return n;
+  n += OBJECT_BYTES + stringBytes(t.schema) + stringBytes(t.table) + OBJECT_BYTES;
+  for (const name of t.columns.values()) n += 4 * SLOT_BYTES + stringBytes(name);
+  for (const x of t.sources ?? []) n += OBJECT_BYTES + stringBytes(x.schema) + stringBytes(x.table) + stringBytes(x.column);
+  for (const x of t.ancestors ?? []) n += OBJECT_BYTES + stringBytes(x.schema) + stringBytes(x.table);
+  return n;
 }

@@ -2,7 +2,7 @@
 // (Kubernetes ApprovalRequests, or the standalone store with its admin API and notifications).
 import type { Logger } from '../../common/log';
 import { IdentityError } from '../../common/identity/errors';
-import type { ApprovalGate, HttpApprovalGate } from '../approvals/hold';
+import type { ApprovalGate, HttpApprovalGate, McpApprovalGate } from '../approvals/hold';
 import { createApprovalsHandler, type AdminHandler } from '../approvals/admin-api';
 import { createApprovalGate } from '../approvals/gate';
 import { LocalApprovalStore } from '../approvals/local-store';
@@ -11,7 +11,7 @@ import type { SecretStore } from '../secrets';
 import type { CallerTokens } from './identity';
 
 export interface ApprovalService {
-  gate: ApprovalGate & HttpApprovalGate;
+  gate: ApprovalGate & HttpApprovalGate & McpApprovalGate;
   store?: LocalApprovalStore;
   api?: AdminHandler;
   notifier?: Notifier;
@@ -64,7 +64,7 @@ function approvalNotifier(secrets: SecretStore, log: Logger): Notifier | undefin
  */
 export function approvalService(opts: ApprovalServiceOptions): ApprovalService {
   const { callerTokens, secrets, log } = opts;
-  if (opts.approvals) return { gate: opts.approvals as ApprovalGate & HttpApprovalGate };
+  if (opts.approvals) return { gate: opts.approvals as ApprovalGate & HttpApprovalGate & McpApprovalGate };
   if (process.env.WARDEN_APPROVALS === 'kubernetes') {
     // Holds become ApprovalRequest objects (the operator sets this). Loaded lazily so that a
     // standalone sidecar never loads the Kubernetes client.

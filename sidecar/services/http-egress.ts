@@ -3,7 +3,7 @@ import type * as http from 'node:http';
 import type { Identity } from '../../common/policy/types';
 import { createEgressServer } from '../http/egress-server';
 import { createRouteHandler } from '../http/routes/route-proxy';
-import type { ApprovalGate, HttpApprovalGate } from '../approvals/hold';
+import type { ApprovalGate, HttpApprovalGate, McpApprovalGate } from '../approvals/hold';
 import type { AuditSink } from '../audit/events';
 import type { PolicyStore } from '../policy-store';
 import type { SecretStore } from '../secrets';
@@ -16,7 +16,7 @@ export interface HttpEgressOptions {
   identity: Identity;
   callerTokens: CallerTokens;
   hashKey: Buffer;
-  approvals: ApprovalGate & HttpApprovalGate;
+  approvals: ApprovalGate & HttpApprovalGate & McpApprovalGate;
   audit: AuditSink;
   /** Whether audit records are kept (the route handler then records masked payloads when asked). */
   auditRecords: boolean;
@@ -42,6 +42,7 @@ export function createHttpEgress(o: HttpEgressOptions): HttpEgress {
     },
     hashKey: o.hashKey,
     approvals: o.approvals,
+    mcpApprovals: o.approvals,
     audit: (e) => audit.http?.(e),
     auditBlocked: () => audit.blocked?.(),
     auditRecords: o.auditRecords,

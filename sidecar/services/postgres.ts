@@ -54,6 +54,8 @@ export class PostgresListeners {
   private readonly cancels = new CancelRegistry();
   private readonly active: ReturnType<Metrics['gauge']>;
   private stopping = false;
+  /** The parser worker's start, begun with the first listener: a policy without postgres targets never pays for it. */
+  private parser: Promise<void> | undefined;
 
   constructor(private readonly o: PostgresServiceOptions) {
     this.active = o.metrics.gauge(METRIC.activeConnections, 'Open agent connections, by target.');
@@ -77,6 +79,11 @@ export class PostgresListeners {
     }
   }
 
+  /** Whether the SQL parser worker was started (it is with the first postgres target). */
+  get parserStarted(): boolean {
+    return this.parser !== undefined;
+  }
+
   /** No listener is opened any more (a reconcile under way stops at the next target). */
   stopOpening(): void {
     this.stopping = true;
@@ -87,7 +94,18 @@ export class PostgresListeners {
     await Promise.all([...this.listeners.values()].map((l) => l.listener.close(graceMs)));
   }
 
+  /** Starts the parser worker once; a failed start is tried again by the next listener to open. */
+  private startParser(): Promise<void> {
+    this.parser ??= this.o.classifier.start().catch((err: Error) => {
+      this.parser = undefined;
+      throw err;
+    });
+    return this.parser;
+  }
+
   private async open(name: string, listenPort: number): Promise<void> {
+    // No listener without a parser: a target whose statements cannot be classified is not served.
+    await this.startParser();
     const o = this.o;
     const classifier = o.classifier;
     const rt = createTargetRuntime({

@@ -1,11 +1,13 @@
 // Named-route reverse proxy: `http://127.0.0.1:15001/<target>/<rest>` → `<baseUrl>/<rest>` for
-// every `http` target of the policy.
+// every `http` target of the policy, and `http://127.0.0.1:15001/<target>` → the server's URL for
+// every `mcp` target (MCP_STAGES: every JSON-RPC message judged, every server message through the
+// per-message hooks; stages/mcp-*.ts, pure pieces in ../../mcp/).
 //
 //   const handler = createRouteHandler({ policy: () => store.current, secrets, identity, audit });
 //   server.on('request', handler); server.on('checkContinue', handler.checkContinue);
 //
 // This file is the composition: each request becomes a RouteExchange (stages/exchange.ts) that
-// goes through ROUTE_STAGES in order, each concern one file under ../stages/. A stage refuses by
+// goes through ROUTE_STAGES (or MCP_STAGES) in order, each concern one file under ../stages/. A stage refuses by
 // throwing an HttpError (../errors.ts), answered here; anything else is mapped by asRouteError
 // (upstream failures: 502/504 naming the target). Fails closed throughout: nothing reaches the
 // upstream before it was decided, nothing reaches the agent before it was masked and checked.
@@ -13,7 +15,7 @@
 // forward proxy.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { HttpError, sendHttpError } from '../errors';
+import { HttpError, httpErrorBody, sendHttpError, sendJsonError } from '../errors';
 import { AmbiguousRequestError, normalizeRequestPath } from '../request-view';
 import { auditWhenDone, capturePayloadsStage } from '../stages/audit';
 import { decideStage } from '../stages/decide';
@@ -32,6 +34,16 @@ import { responseRulesStage } from '../stages/response-rules';
 import { runStages, type Stage } from '../stages/stage';
 import { TargetPlans } from '../stages/target-plan';
 import { upstreamRequestStage } from '../stages/upstream-request';
+import { mcpAnswerStage } from '../stages/mcp-answer';
+import { mcpJudgeStage } from '../stages/mcp-judge';
+import { mcpHoldStage } from '../stages/mcp-hold';
+import { mcpMaskRequestStage } from '../stages/mcp-mask-request';
+import { mcpReadStage } from '../stages/mcp-read';
+import { mcpRespondStage } from '../stages/mcp-respond';
+import { mcpTargetStage } from '../stages/mcp-target';
+import { mcpUpstreamRequestStage } from '../stages/mcp-upstream-request';
+import { ToolPins } from '../../mcp/pins';
+import { rpcError, MCP_PARSE_ERROR, MCP_SIDECAR_ERROR } from '../../mcp/denials';
 
 export type { RouteHandlerContext, RouteProxyLimits } from '../stages/exchange';
 export { MAX_NDJSON_LINE_CHARS, MAX_SSE_EVENT_BYTES } from '../stages/respond-events';
@@ -44,15 +56,12 @@ export type RouteHandler = ((req: IncomingMessage, res: ServerResponse) => void)
 };
 
 /** Which route, by the first path segment; the path after it as rules see it (parseRoute). */
-const routeStage: Stage<RouteExchange> = {
-  name: 'route',
-  run(ex) {
-    const route = parseRoute(ex.req.url ?? '/');
-    ex.route = route;
-    ex.target = route.target;
-    ex.path = route.path;
-  },
-};
+function selectRoute(ex: RouteExchange): void {
+  const route = parseRoute(ex.req.url ?? '/');
+  ex.route = route;
+  ex.target = route.target;
+  ex.path = route.path;
+}
 
 /**
  * The route's target plan (404 unknown_route, listing the routes, once the caller is known); a
@@ -69,7 +78,7 @@ const targetStage: Stage<RouteExchange> = {
         'unknown_route',
         `no HTTP route named "${ex.target}"; routes: ${
           [...policy.targets]
-            .filter(([, t]) => t.http)
+            .filter(([, t]) => t.http || t.mcp)
             .map(([n]) => n)
             .join(', ') || '(none)'
         }`,
@@ -84,9 +93,8 @@ const targetStage: Stage<RouteExchange> = {
   },
 };
 
-/** The named-route pipeline, in order. A new concern is a new stage file placed here. */
+/** The named-route pipeline (after selectRoute), in order. A new concern is a new stage file placed here. */
 const ROUTE_STAGES: readonly Stage<RouteExchange>[] = [
-  routeStage,
   identifyStage, // caller identity first: an unauthenticated caller learns nothing else (not even the routes)
   targetStage,
   readBodyStage,
@@ -104,11 +112,36 @@ const ROUTE_STAGES: readonly Stage<RouteExchange>[] = [
   respondStage,
 ];
 
+/**
+ * After the messages were judged and every one allowed: the request goes upstream and the answer
+ * comes back through the per-message hooks (mcp-answer.ts runs these, or answers itself).
+ */
+const MCP_FORWARD_STAGES: readonly Stage<RouteExchange>[] = [
+  mcpUpstreamRequestStage,
+  injectCredentialStage,
+  capturePayloadsStage,
+  forwardUpstreamStage,
+  maskResponseHeadersStage,
+  mcpRespondStage,
+];
+
+/** The pipeline of a route whose target is an `mcp` target. */
+const MCP_STAGES: readonly Stage<RouteExchange>[] = [
+  identifyStage, // the caller first, as on HTTP routes
+  mcpTargetStage,
+  mcpReadStage,
+  mcpJudgeStage,
+  mcpMaskRequestStage, // arguments masked before a hold shows them and before they are sent
+  mcpHoldStage,
+  mcpAnswerStage(MCP_FORWARD_STAGES),
+];
+
 export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
   const services: RouteServices = {
     options: ctx,
     plans: new TargetPlans(ctx.limits, ctx.hashKey ?? randomBytes(32)),
     clients: new UpstreamClients(ctx.dispatcher),
+    mcpPins: new ToolPins(),
   };
 
   const start = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
@@ -123,9 +156,10 @@ export function createRouteHandler(ctx: RouteHandlerContext): RouteHandler {
 
 async function handle(ex: RouteExchange): Promise<void> {
   const { req, res } = ex;
-  ex.policy = ex.services.options.policy();
+  const policy = (ex.policy = ex.services.options.policy());
   try {
-    const pending = runStages(ROUTE_STAGES, ex);
+    selectRoute(ex); // which route, then its pipeline: MCP targets have their own
+    const pending = runStages(policy.targets.get(ex.target)?.mcp ? MCP_STAGES : ROUTE_STAGES, ex);
     if (pending) await pending;
     ex.releaseUpstream();
   } catch (err) {
@@ -133,13 +167,33 @@ async function handle(ex: RouteExchange): Promise<void> {
     const e = asRouteError(err, ex.target);
     ex.error = ex.error ?? e.message;
     if (!res.headersSent) {
-      sendHttpError(req, res, e);
+      if (ex.mcp) sendMcpError(ex, e);
+      else sendHttpError(req, res, e);
+    } else if (ex.mcp?.stream && !res.writableEnded) {
+      await endHeldStream(ex, e);
     } else {
       res.destroy();
     }
   } finally {
     auditWhenDone(ex);
   }
+}
+
+/** A refusal after a held call's event stream opened: the call's JSON-RPC error, an `error` event, the end. */
+function endHeldStream(ex: RouteExchange, e: HttpError): Promise<void> {
+  const { code, ...extra } = e.extra;
+  const rpcCode = typeof code === 'number' ? code : MCP_SIDECAR_ERROR;
+  const message = rpcError(ex.mcp!.id, rpcCode, e.message, { type: e.type, ...extra });
+  return ex.mcp!.stream!.end([message], `event: error\ndata: ${httpErrorBody(e)}\n\n`);
+}
+
+/** An MCP route's refusal as JSON-RPC (HTTP status kept; the error's type and fields in error.data). */
+function sendMcpError(ex: RouteExchange, e: HttpError): void {
+  const { code, ...extra } = e.extra;
+  const rpcCode = typeof code === 'number' ? code : e.type === 'parse_error' ? MCP_PARSE_ERROR : MCP_SIDECAR_ERROR;
+  const body = JSON.stringify(rpcError(ex.mcp!.id, rpcCode, e.message, { type: e.type, ...extra }));
+  sendJsonError(ex.res, e.status, body, { headers: e.headers, closeConnection: !ex.req.complete });
+  if (!ex.req.complete) ex.req.resume();
 }
 
 /**

@@ -15,13 +15,15 @@ import type { PayloadCapture } from '../../audit/capture';
 import { newSpanId } from '../../audit/ids';
 import { parseTraceparent, startTrace } from '../../audit/trace-context';
 import type { SecretStore } from '../../secrets';
-import type { HttpApprovalGate } from '../../approvals/hold';
+import type { HttpApprovalGate, McpApprovalGate } from '../../approvals/hold';
 import type { GenAiResponseTap } from '../genai';
 import type { ParsedJsonBody } from '../request-view';
 import type { HttpAuditEvent } from '../../audit/events';
 import type { CredentialScrubber } from '../routes/credential-scrub';
 import type { Judgement } from './decide';
 import type { TargetPlan, TargetPlans } from './target-plan';
+import type { McpExchange } from './mcp-state';
+import type { ToolPins } from '../../mcp/pins';
 import type { UpstreamClients } from './forward-upstream';
 
 export interface RouteProxyLimits {
@@ -52,6 +54,10 @@ export interface RouteHandlerContext {
   auditRecords?: boolean;
   /** The approval machinery; without it a hold is answered as a denial. */
   approvals?: HttpApprovalGate;
+  /** The approval machinery for held MCP tool calls (the same gate); without it such a hold is a denial. */
+  mcpApprovals?: McpApprovalGate;
+  /** Interval of the heartbeat a held MCP call sends on its event stream; default 10 s (tests: shorter). */
+  mcpHeartbeatMs?: number;
   limits?: RouteProxyLimits;
   /** HMAC key for the `hash` masking strategy; a random per-process key by default. */
   hashKey?: Buffer;
@@ -64,6 +70,8 @@ export interface RouteServices {
   readonly options: RouteHandlerContext;
   readonly plans: TargetPlans;
   readonly clients: UpstreamClients;
+  /** MCP tool definitions seen per target (pinning), for the life of the process. */
+  readonly mcpPins: ToolPins;
 }
 
 export interface ParsedRoute {
@@ -115,6 +123,8 @@ export class RouteExchange implements Judgement {
   tap: GenAiResponseTap | undefined = undefined;
   /** Response rules that apply to this request (`match.http.response`). */
   responseRules: readonly CompiledRule[] = NO_RULES;
+  /** An MCP route's messages, their verdicts and answer (stages/mcp-*.ts); undefined on HTTP routes. */
+  mcp: McpExchange | undefined = undefined;
 
   // --- upstream request
   upstreamHeaders: Record<string, string | string[]> = {};

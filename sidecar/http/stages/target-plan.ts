@@ -3,7 +3,7 @@
 import { createTextMasker, type TextMasker } from '../../../common/masking/masker';
 import type { CompiledPolicy } from '../../../common/policy/compile';
 import { parseDuration, parseJsonPath, type JsonPathSegment } from '../../../common/policy/syntax';
-import type { HttpTargetSpec } from '../../../common/policy/types';
+import type { HttpTargetSpec, McpTargetSpec } from '../../../common/policy/types';
 import { rulesReadBody } from '../request-view';
 import { createScrubberSlot, type CredentialScrubber } from '../routes/credential-scrub';
 
@@ -26,10 +26,14 @@ export interface TargetPlan {
   needsBody: boolean;
   /** The scrubber for the credential values injected, rebuilt only when they change. */
   scrubberFor: (values: readonly string[]) => CredentialScrubber | undefined;
+  /** An MCP target (routes/route-proxy.ts runs MCP_STAGES): its spec and the policy's pins by tool. */
+  mcp?: { spec: McpTargetSpec; pins: ReadonlyMap<string, string> };
 }
 
 const MiB = 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** Plans of MCP targets are cached under this prefix (no target name contains a NUL). */
+const MCP_KEY = '\0mcp:';
 const AGENT_CREDENTIALS = ['authorization', 'x-api-key', 'api-key', 'proxy-authorization'];
 
 export class TargetPlans {
@@ -70,6 +74,42 @@ export class TargetPlans {
       scrubberFor: createScrubberSlot(),
     };
     perPolicy.set(name, tp);
+    return tp;
+  }
+
+  /** The plan of an MCP target (`spec` holds its URL as baseUrl and its credential), or undefined. */
+  getMcp(policy: CompiledPolicy, name: string): TargetPlan | undefined {
+    let perPolicy = this.plans.get(policy);
+    if (!perPolicy) this.plans.set(policy, (perPolicy = new Map<string, TargetPlan>()));
+    const key = MCP_KEY + name;
+    let tp = perPolicy.get(key);
+    if (tp) return tp;
+    const mcp = policy.targets.get(name)?.mcp;
+    if (!mcp) return undefined;
+    const spec: HttpTargetSpec = {
+      baseUrl: mcp.url,
+      credentialsSecret: mcp.credentialsSecret,
+      auth: mcp.auth,
+      timeout: mcp.timeout,
+      maxBodyBytes: mcp.maxBodyBytes,
+    };
+    const credentialHeaders = new Set(AGENT_CREDENTIALS);
+    if (spec.auth?.header) credentialHeaders.add(spec.auth.header.toLowerCase());
+    tp = {
+      spec,
+      base: new URL(mcp.url),
+      timeoutMs: spec.timeout ? parseDuration(spec.timeout) : DEFAULT_TIMEOUT_MS,
+      maxBody: spec.maxBodyBytes ?? this.defaultMaxBody,
+      maxMasked: spec.maxBodyBytes ?? this.defaultMaxMasked,
+      allowUnparseable: false, // an MCP answer that cannot be read or masked is always refused
+      credentialHeaders,
+      requestPlan: this.maskPlan(policy, name, 'request'),
+      responsePlan: this.maskPlan(policy, name, 'response'),
+      needsBody: true, // every JSON-RPC message is judged
+      scrubberFor: createScrubberSlot(),
+      mcp: { spec: mcp, pins: new Map((mcp.pins ?? []).map((p) => [p.tool, p.fingerprint])) },
+    };
+    perPolicy.set(key, tp);
     return tp;
   }
 

@@ -1,11 +1,8 @@
 // Messages between the main thread and the parser worker thread.
-import type { CacheHints } from './cache';
+import type { CacheHints, CacheLimits } from './front-cache';
 import type { ClassifyResult } from './classify';
 
-export interface ParserThreadData {
-  maxEntries: number;
-  maxTextLength: number;
-}
+export type ParserThreadData = CacheLimits;
 
 export interface ParserRequest {
   id: number;

@@ -11,7 +11,7 @@ import type { ParserReply, ParserRequest, ParserThreadData } from './parser-prot
 const port = parentPort;
 if (!port) throw new Error('parser-thread must run in a worker thread');
 const data = workerData as ParserThreadData;
-const cache = new NormalizedCache(data.maxEntries, data.maxTextLength);
+const cache = new NormalizedCache(data);
 
 const reply = (m: ParserReply): void => port.postMessage(m);
 

@@ -6,7 +6,7 @@
 // terminated and replaced, and the statement it was parsing is refused as a parser failure.
 import type { Worker, ResourceLimits } from 'node:worker_threads';
 import { startThreadScript } from '../../thread-script';
-import { FrontCache, type CacheHints, type ClassifierStats } from './cache';
+import { cacheLimits, FrontCache, type CacheHints, type ClassifierStats } from './front-cache';
 import type { ClassifyResult } from './classify';
 import type { ParserReply, ParserThreadData } from './parser-protocol';
 
@@ -27,6 +27,8 @@ const WORKER_STACK_MB = 4;
 export interface ParserWorkerOptions {
   /** Entries per cache. Default 10000. */
   maxEntries?: number;
+  /** Estimated bytes per cache (the two on this thread and the worker's). Default 4 MiB. */
+  maxBytes?: number;
   /** Texts longer than this (characters) are classified but not cached. Default 16384. */
   maxTextLength?: number;
   timeBudgetMs?: number;
@@ -63,10 +65,10 @@ interface Thread {
 }
 
 export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClassifier {
-  const maxEntries = options.maxEntries ?? 10_000;
-  const maxTextLength = options.maxTextLength ?? 16_384;
+  const limits = cacheLimits(options);
+  const maxEntries = limits.maxEntries;
   const budget = options.timeBudgetMs ?? PARSE_TIME_BUDGET_MS;
-  const front = new FrontCache(maxEntries, maxTextLength);
+  const front = new FrontCache(limits);
   const queue: Job[] = [];
   let current: Job | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -140,7 +142,7 @@ export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClas
   };
 
   const spawn = (): Thread => {
-    const data: ParserThreadData = { maxEntries, maxTextLength };
+    const data: ParserThreadData = limits;
     const t: Thread = {
       worker: startThreadScript(__dirname, 'parser-thread', data, {
         maxOldGenerationSizeMb: WORKER_HEAP_MB,
@@ -218,6 +220,6 @@ export function createParserWorker(options: ParserWorkerOptions = {}): AsyncClas
         await t.worker.terminate();
       }
     },
-    stats: () => ({ ...front.counts, exactSize: front.exactSize, normalizedSize, replaced }),
+    stats: () => ({ ...front.counts, exactSize: front.exactSize, normalizedSize, frontBytes: front.bytes, replaced }),
   };
 }

@@ -127,7 +127,7 @@ export class ResultShapes {
     let plan = shape.plans.get(variant);
     if (!plan) {
       plan = planRow({ fields: shape.fields, formats, readsProtected }, masking, this.s.rt.catalog);
-      if (!shape.transient) shape.plans.set(variant, plan);
+      this.s.rt.shapes.storePlan(shape, variant, plan);
     }
     return (head.plan = plan);
   }

@@ -1,0 +1,324 @@
+// Masking of MCP JSON-RPC messages, both ways (issue 13, decision 7). Pure: a parsed message and
+// the target's masking plan in, the masked message and a count out; the very same object comes
+// back when nothing changed (the caller then forwards the bytes as they came).
+//
+//   server → agent   maskServerMessage(msg, plan): every string (and number, and object key) of
+//                    the message's payload — `result`, `error`, `params` of server notifications
+//                    and requests (content[].text, structuredContent, embedded resources,
+//                    resources/read contents, logging and progress messages, sampling and
+//                    elicitation requests) — goes through the response maskers.
+//   agent → server   maskClientMessage(msg, plan): the arguments of tools/call and prompts/get,
+//                    completion values, the agent's answers to server requests (sampling and
+//                    elicitation results) and notification payloads go through the request
+//                    maskers. Method, tool name and resource URI are judged and routed on, so
+//                    they are never rewritten.
+//
+// What is not masked (protocol plumbing the peer must get back byte for byte, or the protocol
+// breaks): `jsonrpc`, `id` and `method`; and at the top of a payload `nextCursor`, `cursor`,
+// `protocolVersion`, `progressToken`, `requestId`, `_meta.progressToken`.
+//
+// jsonPaths of a masking rule are evaluated from each payload (`$.content[0].text` on a result)
+// and again from each document a tool returns: `structuredContent`, and every `text` that is a
+// JSON object or array (tools usually serialise their structured output as text too): such a
+// text is parsed, masked as a document (jsonPaths from its own root, then the detectors on every
+// decoded string, so `jane\u0040x.io` is found) and re-serialised when it changed or repeated a
+// key. A `blob` (base64) that decodes to UTF-8 is masked as such a text and re-encoded.
+//
+// Fails closed: a message that is not an object, nests deeper than MAX_JSON_DEPTH, or whose
+// JSON text nests too deep throws McpUnmaskableError; the caller refuses the message.
+import { isUtf8 } from 'node:buffer';
+import { mightMatchUtf8 } from '../../common/masking/detectors';
+import type { TextMasker } from '../../common/masking/masker';
+import { maskJsonDocument, maskNumberText, renameKeys } from '../../common/masking/stream/json';
+import { findDuplicateKey } from '../../common/masking/stream/json-duplicates';
+import {
+  jsonTooDeep,
+  JsonTooDeepError,
+  MAX_JSON_DEPTH,
+  selectedIn,
+  startStates,
+  stepStates,
+  type PathStates,
+} from '../../common/policy/jsonpath';
+import type { JsonPathSegment } from '../../common/policy/syntax';
+
+/** One masking rule as the target applies it (the shape of the HTTP routes' MaskPlan). */
+export interface McpMasker {
+  rule: string;
+  masker: TextMasker;
+  jsonPaths: readonly (readonly JsonPathSegment[])[];
+}
+
+export interface McpMaskPlan {
+  maskers: readonly McpMasker[];
+}
+
+export interface MaskedMessage {
+  /** The masked message; the very same object when nothing changed. */
+  message: unknown;
+  /** Values masked. */
+  count: number;
+}
+
+/** A message the maskers cannot vouch for: refused, never passed unmasked. */
+export class McpUnmaskableError extends Error {
+  readonly code = 'EMCP_UNMASKABLE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'McpUnmaskableError';
+  }
+}
+
+const ENVELOPE = new Set(['jsonrpc', 'id', 'method']);
+/** Top-level payload keys the peer echoes or routes on (pagination, version, progress, cancellation). */
+const PLUMBING = new Set(['nextCursor', 'cursor', 'protocolVersion', 'progressToken', 'requestId']);
+/** Strings that may hold a whole document (a tool's JSON output as text, a resource's contents). */
+const TEXT_KEY = 'text';
+const BLOB_KEY = 'blob';
+/** A tool's structured output: jsonPaths also apply from its root. */
+const STRUCTURED_KEY = 'structuredContent';
+const BACKSLASH = 0x5c;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+const UNCHANGED_NONE = (message: unknown): MaskedMessage => ({ message, count: 0 });
+
+/**
+ * A message from the MCP server (a response, a notification or a request) through the response
+ * maskers. `raw`, the message's own bytes when the caller has them, lets a byte scan skip the walk
+ * when no masker can match anything in them.
+ */
+export function maskServerMessage(message: unknown, plan: McpMaskPlan | null | undefined, raw?: Buffer): MaskedMessage {
+  if (!plan || plan.maskers.length === 0) return UNCHANGED_NONE(message);
+  const msg = asMessage(message);
+  if (raw !== undefined && maskingIsNoop(raw, plan)) return UNCHANGED_NONE(message);
+  let out: Record<string, unknown> | null = null;
+  let count = 0;
+  for (const key of Object.keys(msg)) {
+    if (ENVELOPE.has(key)) continue;
+    const r = maskPayload(msg[key], plan, true);
+    count += r.count;
+    if (r.message !== msg[key]) (out ??= copyOf(msg))[key] = r.message;
+  }
+  return { message: out ?? message, count };
+}
+
+/**
+ * A message from the agent through the request maskers: arguments of tools/call and prompts/get
+ * (jsonPaths from the arguments object, as `match.mcp.arguments`), completion/complete's argument
+ * and context, the payload of a notification, and the result or error of the agent's answer to a
+ * server request. Other requests (initialize, lists, resources/read, ...) carry nothing but what
+ * they are judged and routed on, and pass unchanged.
+ */
+export function maskClientMessage(message: unknown, plan: McpMaskPlan | null | undefined, raw?: Buffer): MaskedMessage {
+  if (!plan || plan.maskers.length === 0) return UNCHANGED_NONE(message);
+  const msg = asMessage(message);
+  if (raw !== undefined && maskingIsNoop(raw, plan)) return UNCHANGED_NONE(message);
+  const method = msg.method;
+  if (method === undefined) return maskServerMessage(msg, plan); // a response: result/error, as a payload
+  if (typeof method !== 'string') throw new McpUnmaskableError('MCP message has a method that is not a string');
+  if (msg.id === undefined) return maskServerMessage(msg, plan); // a notification: its params, plumbing kept
+  const params = msg.params;
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) return UNCHANGED_NONE(message);
+  const fields = CLIENT_FIELDS[method];
+  if (!fields) return UNCHANGED_NONE(message);
+  const p = params as Record<string, unknown>;
+  let outParams: Record<string, unknown> | null = null;
+  let count = 0;
+  for (const field of fields) {
+    if (!(field in p)) continue;
+    const r = maskPayload(p[field], plan, false);
+    count += r.count;
+    if (r.message !== p[field]) (outParams ??= copyOf(p))[field] = r.message;
+  }
+  if (!outParams) return { message, count };
+  return { message: { ...msg, params: outParams }, count };
+}
+
+/** The params fields of agent requests that carry the agent's data (each masked from its own root). */
+const CLIENT_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  'tools/call': ['arguments'],
+  'prompts/get': ['arguments'],
+  'completion/complete': ['argument', 'context'],
+};
+
+function asMessage(message: unknown): Record<string, unknown> {
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+    throw new McpUnmaskableError('MCP message is not a JSON object, so it cannot be masked');
+  }
+  if (jsonTooDeep(message, MAX_JSON_DEPTH)) throw new McpUnmaskableError(`MCP message is ${new JsonTooDeepError().message}`);
+  return message as Record<string, unknown>;
+}
+
+/**
+ * No masker can change a message whose bytes hold no backslash (no escape hides a character), no
+ * blob (base64 hides everything), no jsonPath to apply and nothing a detector's pre-check fires on
+ * (the argument of sidecar/http/stages/body-scan.ts, which the HTTP path uses the same way).
+ */
+export function maskingIsNoop(raw: Buffer, plan: McpMaskPlan): boolean {
+  if (raw.indexOf(BACKSLASH) !== -1 || raw.indexOf('"blob"') !== -1) return false;
+  for (const m of plan.maskers) {
+    if (m.jsonPaths.length > 0) return false;
+    if (mightMatchUtf8(raw, m.masker.compiled)) return false;
+  }
+  return true;
+}
+
+function copyOf(obj: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  // defineProperty: a `__proto__` key stays a key (JSON.parse makes it one), not the prototype.
+  for (const k of Object.keys(obj)) Object.defineProperty(out, k, { value: obj[k], enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
+/** One payload (result, error, params, arguments) through every masker in turn; `plumbing`: keep its protocol keys. */
+function maskPayload(payload: unknown, plan: McpMaskPlan, plumbing: boolean): MaskedMessage {
+  let doc = payload;
+  let count = 0;
+  for (const m of plan.maskers) {
+    const w: Walk = { m, count: 0 };
+    doc = walk(doc, startStates(m.jsonPaths), w, { selected: false, depth: 1, key: undefined, top: plumbing });
+    count += w.count;
+  }
+  return { message: doc, count };
+}
+
+interface Walk {
+  m: McpMasker;
+  count: number;
+}
+
+interface At {
+  /** An enclosing value was selected by a jsonPath: everything below is masked whole. */
+  selected: boolean;
+  depth: number;
+  /** The key this node is the value of (undefined for array elements and the payload itself). */
+  key: string | undefined;
+  /** This node is a message's payload itself (its plumbing keys are kept). */
+  top: boolean;
+}
+
+function walk(node: unknown, states: PathStates, w: Walk, at: At): unknown {
+  const paths = w.m.jsonPaths;
+  const selected = at.selected || selectedIn(states, paths);
+  if (node === null || node === undefined || typeof node === 'boolean') {
+    return selected && typeof node === 'boolean' ? whole(String(node), w) : node;
+  }
+  if (typeof node === 'string') {
+    if (selected) return whole(node, w);
+    if (at.key === TEXT_KEY || at.key === BLOB_KEY) {
+      const doc = at.key === TEXT_KEY ? maskJsonText(node, w) : maskBlob(node, w);
+      if (doc !== undefined) return doc;
+    }
+    const r = w.m.masker.mask(node);
+    w.count += r.count;
+    return r.text;
+  }
+  if (typeof node === 'number' || typeof node === 'bigint') {
+    if (selected) return whole(String(node), w);
+    const r = maskNumberText(node, w.m.masker);
+    if (r === undefined) return node;
+    w.count += r.count;
+    return r.text;
+  }
+  if (typeof node !== 'object') return node;
+  if (at.depth > MAX_JSON_DEPTH) throw new McpUnmaskableError(`MCP message is ${new JsonTooDeepError().message}`);
+  if (Array.isArray(node)) {
+    let copy: unknown[] | null = null;
+    for (let i = 0; i < node.length; i++) {
+      const v = walk(node[i], stepStates(states, paths, i), w, { selected, depth: at.depth + 1, key: undefined, top: false });
+      if (v !== node[i]) (copy ??= node.slice())[i] = v;
+    }
+    return copy ?? node;
+  }
+  return walkObject(node as Record<string, unknown>, states, w, { ...at, selected });
+}
+
+function walkObject(obj: Record<string, unknown>, states: PathStates, w: Walk, at: At): unknown {
+  const paths = w.m.jsonPaths;
+  let copy: Record<string, unknown> | null = null;
+  let renamed: Map<string, string> | null = null;
+  for (const key of Object.keys(obj)) {
+    if (isPlumbing(at, key)) continue;
+    let next = stepStates(states, paths, key);
+    // A tool's structured output is a document of its own: jsonPaths also apply from its root.
+    if (key === STRUCTURED_KEY) next = unionStates(next, startStates(paths));
+    const v = walk(obj[key], next, w, { selected: at.selected, depth: at.depth + 1, key, top: false });
+    if (v !== obj[key]) (copy ??= copyOf(obj))[key] = v;
+    const k = w.m.masker.mask(key);
+    if (k.count > 0) {
+      w.count += k.count;
+      (renamed ??= new Map()).set(key, k.text);
+    }
+  }
+  if (renamed) return renameKeys(copy ?? obj, renamed);
+  return copy ?? obj;
+}
+
+/** Keys the peer needs back as they were: at the payload's top, and `_meta.progressToken` there. */
+function isPlumbing(at: At, key: string): boolean {
+  if (at.top) return PLUMBING.has(key);
+  return at.depth === 2 && at.key === '_meta' && key === 'progressToken';
+}
+
+function unionStates(a: PathStates, b: PathStates): PathStates {
+  return a.map((s, p) => {
+    const merged = [...s];
+    for (const i of b[p]) if (!merged.includes(i)) merged.push(i);
+    return merged;
+  });
+}
+
+function whole(value: string, w: Walk): string {
+  w.count++;
+  return w.m.masker.maskWhole(value);
+}
+
+/**
+ * A `text` holding a JSON object or array, masked as a document of its own; undefined when it is
+ * not one (then it is masked as text). Re-serialised when masking changed it or a key repeats
+ * (what was masked is the parse, where the last value wins).
+ */
+function maskJsonText(text: string, w: Walk): string | undefined {
+  const doc = parseDocument(text);
+  if (doc === undefined) return undefined;
+  if (jsonTooDeep(doc)) throw new McpUnmaskableError(`a JSON text in the MCP message is ${new JsonTooDeepError().message}`);
+  const r = maskJsonDocument(doc, { masker: w.m.masker, jsonPaths: w.m.jsonPaths });
+  w.count += r.count;
+  if (r.doc === doc && findDuplicateKey(text) === undefined) return text;
+  return JSON.stringify(r.doc);
+}
+
+function parseDocument(text: string): unknown {
+  let i = 0;
+  while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++;
+  if (text[i] !== '{' && text[i] !== '[') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A base64 `blob` whose bytes are UTF-8 text: masked as a text (or a JSON document) and
+ * re-encoded when that changed it; undefined for binary content (then the base64 string itself
+ * only goes through the detectors).
+ */
+function maskBlob(blob: string, w: Walk): string | undefined {
+  // Only canonical base64: Buffer.from skips what is not base64, so "call 4155552671" would decode
+  // to noise and its plain text would never meet a detector.
+  if (blob.length % 4 !== 0 || !BASE64.test(blob)) return undefined;
+  const bytes = Buffer.from(blob, 'base64');
+  if (bytes.length === 0 || !isUtf8(bytes)) return undefined;
+  const text = bytes.toString('utf8');
+  const asDoc = maskJsonText(text, w);
+  let masked: string;
+  if (asDoc !== undefined) {
+    masked = asDoc;
+  } else {
+    const r = w.m.masker.mask(text);
+    w.count += r.count;
+    masked = r.text;
+  }
+  return masked === text ? blob : Buffer.from(masked, 'utf8').toString('base64');
+}
