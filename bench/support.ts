@@ -426,6 +426,8 @@ export async function startSidecarProcess(
     args?: string[];
     /** Extra environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
     env?: Record<string, string>;
+    /** Another build's cli/main.js (a same-run baseline); this build's by default. */
+    cli?: string;
   },
 ): Promise<SidecarProcess> {
   const { dir } = opts;
@@ -441,7 +443,7 @@ export async function startSidecarProcess(
   fs.writeFileSync(policyFile, opts.policy(port));
   const logFile = path.join(dir, 'sidecar.log');
   const logFd = fs.openSync(logFile, 'a');
-  const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
+  const cli = opts.cli ?? path.resolve(__dirname, '..', 'cli', 'main.js');
   // BENCH_SIDECAR_NODE_ARGS: extra node/V8 flags for the sidecar process (experiments).
   const nodeArgs: string[] = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   if (opts.profile) {
