@@ -560,7 +560,10 @@ describe('hostile agent: the tools/list filter and request ids', () => {
     });
     const spec: AccessPolicySpec = {
       defaultAction: 'allow',
-      targets: [{ name: 'b', mcp: { url: `http://127.0.0.1:${upstream.port}/b` } }],
+      targets: [
+        { name: 'b', mcp: { url: `http://127.0.0.1:${upstream.port}/b` } },
+        { name: 'g', mcp: { url: `http://127.0.0.1:${upstream.port}/g` } },
+      ],
       rules: [{ name: 'no-deletes', action: 'deny', match: { mcp: { tools: ['delete_*'] } } }],
     };
     proxy = await startMcpProxy({ spec });
@@ -578,6 +581,26 @@ describe('hostile agent: the tools/list filter and request ids', () => {
 
   it('hides it in a batched listing', async () => {
     const a = await post(proxy.url('b'), '[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"ping"}]');
+    expect(a.text).toContain('search_customers');
+    expect(a.text).not.toContain('delete_customer');
+  });
+
+  it.each([
+    ['a GET stream', 'GET'],
+    ['the stream of a POST that asked for something else', 'POST'],
+  ])('filters a tools/list answer the server sends on %s (an id this request never sent)', async (_what, method) => {
+    upstream.behaviours.set('g', (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(
+        `data: ${JSON.stringify({ jsonrpc: '2.0', id: 77, result: { tools: TOOLS } })}\n\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n`,
+      );
+    });
+    const a = await post(
+      proxy.url('g'),
+      '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+      { accept: 'application/json, text/event-stream' },
+      method,
+    );
     expect(a.text).toContain('search_customers');
     expect(a.text).not.toContain('delete_customer');
   });
