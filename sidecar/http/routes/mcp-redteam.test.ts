@@ -775,6 +775,24 @@ describe('hostile agent: held calls', () => {
     expect(runs() - before).toBe(1);
   });
 
+  // O3 (the lead's decision at 13:27: bound and shown): params of the held call other than its
+  // name and arguments are forwarded once approved, but neither shown to the approver nor bound
+  // by the digest (approvals/operation.ts mcpDigest takes target, tool and arguments only).
+  it.failing('the approver sees the _meta the held call carries to the server', async () => {
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { name: 'run_query', arguments: { database: 'prod', sql: 'SELECT 1' }, _meta: { dryRun: false, impersonate: 'root' } },
+    });
+    const p = post(proxy.url('h'), body, { accept: 'application/json' });
+    const r = await pendingOne();
+    const shown = r.operation.display;
+    await store.decide(r.id, approver, 'deny', 'test over');
+    await p;
+    expect(shown).toContain('impersonate');
+  });
+
   // FINDING 8: the approver sees the arguments as indented JSON cut at 2000 characters
   // (approvals/operation.ts mcpOperation). The agent orders the keys: a long harmless one first,
   // the statement that matters after the cut. The approver sees "… (N more characters)", and
