@@ -1,7 +1,7 @@
 // The Helm chart, rendered by the real helm binary and checked as Kubernetes objects: what the
 // operator is told (its config), least-privilege RBAC, fail-closed webhooks that spare the
 // operator's own namespace, both certificate modes, the optional parts, and the values schema.
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,20 +13,9 @@ import * as policyV1 from 'kubernetes-models/policy/v1';
 import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as core from 'kubernetes-models/v1';
 import { APPROVER_CLUSTER_ROLE_NAME, APPROVER_RULES, OPERATOR_APPROVALS_RULES, SIDECAR_APPROVALS_RULES } from '../operator/approvals/rbac';
-import { findK8sTools } from './support/k8s-tools';
+import { CHART, HELM, helm, k8sTools, NS, one, operatorConfig, RELEASE, render, ROOT, setArgs, type K8sObject } from './support/chart/helm';
 import { startLookupApiServer, type ApiResource } from './support/lookup-apiserver';
 
-const ROOT = path.resolve(__dirname, '..');
-const CHART = path.join(ROOT, 'charts', 'agent-warden');
-const NS = 'warden-system';
-const RELEASE = 'agent-warden';
-
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [key: string]: any; // rendered manifests are read field by field
-}
 interface PolicyRule {
   apiGroups?: string[];
   resources?: string[];
@@ -54,40 +43,8 @@ describe('chart CRDs', () => {
   });
 });
 
-const found = findK8sTools();
-if (!found.ok) console.warn(`skipping the helm chart tests: ${found.reason}`);
-const describeHelm = found.ok ? describe : describe.skip;
-const HELM = found.ok ? found.tools.helm : '';
-
-function helm(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(HELM, args, {
-    encoding: 'utf8',
-    env: { ...process.env, HELM_CACHE_HOME: path.join(ROOT, 'node_modules', '.cache', 'helm') },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function setArgs(values: Record<string, string>): string[] {
-  return Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
-}
-
-function render(values: Record<string, string> = {}, extra: string[] = []): K8sObject[] {
-  const r = helm(['template', RELEASE, CHART, '--namespace', NS, ...setArgs(values), ...extra]);
-  if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`);
-  return YAML.parseAllDocuments(r.stdout)
-    .map((d) => d.toJS() as K8sObject | null)
-    .filter((o): o is K8sObject => o !== null);
-}
-
-function one(objects: K8sObject[], kind: string, name?: string): K8sObject {
-  const matches = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
-  if (matches.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${matches.length}`);
-  return matches[0];
-}
-
-function operatorConfig(objects: K8sObject[]): Record<string, any> {
-  return YAML.parse(one(objects, 'ConfigMap', `${RELEASE}-config`).data['config.yaml']);
-}
+if (!k8sTools.ok) console.warn(`skipping the helm chart tests: ${k8sTools.reason}`);
+const describeHelm = k8sTools.ok ? describe : describe.skip;
 
 function webhooks(objects: K8sObject[]): Array<Record<string, any>> {
   return objects
@@ -120,7 +77,7 @@ const MODELS: Record<string, Model> = {
 };
 
 describeHelm('helm chart', () => {
-  const defaults = found.ok ? render() : [];
+  const defaults = k8sTools.ok ? render() : [];
   const webhookName = `${RELEASE}-webhook`;
 
   test('helm lint --strict passes in both certificate modes', () => {
