@@ -76,10 +76,11 @@ e2e: build chart-crds
 	WARDEN_E2E=1 npx jest --ci --runInBand --verbose --roots '<rootDir>/e2e' --testTimeout=1800000
 
 # crds/ is the one source of truth; Helm does not follow symlinks out of a chart, so the chart
-# carries copies. test/chart.test.ts fails when they drift: run this after editing a CRD.
+# carries copies (in its crds subchart, which crds.install switches). test/chart.test.ts fails
+# when they drift: run this after editing a CRD.
 chart-crds:
-	rm -f charts/agent-warden/crds/*.yaml
-	cp crds/*.yaml charts/agent-warden/crds/
+	rm -f charts/agent-warden/charts/crds/crds/*.yaml
+	cp crds/*.yaml charts/agent-warden/charts/crds/crds/
 
 # The sidecar validates policies with ajv's standalone code generated from the CRD ahead of time
 # (common/policy/schema-validator.generated.ts; compiling at start cost ~200 ms and ~10 MB).

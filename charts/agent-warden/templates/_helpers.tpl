@@ -1,32 +1,59 @@
-{{/* Base name of the operator's objects: the release name when it already says agent-warden. */}}
+{{/* The chart's name, or nameOverride: the app.kubernetes.io/name label and part of fullname. */}}
+{{- define "agent-warden.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Base name of the operator's objects: fullnameOverride, else the release name when it already says
+the name, else release-name. Capped at 50 so suffixes like -webhook-tls stay within 63.
+*/}}
 {{- define "agent-warden.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "agent-warden.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "agent-warden.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "agent-warden.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{- define "agent-warden.selectorLabels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "agent-warden.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end -}}
 
+{{/*
+The one image of the operator and of every injected sidecar: repository@digest when image.digest
+is set (the digest pins it; the tag is then left out), else repository:tag (tag defaults to the
+chart's appVersion).
+*/}}
 {{- define "agent-warden.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+{{- end -}}
 
+{{/* The operator's ServiceAccount: created as fullname-operator unless named; an existing one must be named. */}}
 {{- define "agent-warden.serviceAccountName" -}}
-{{- printf "%s-operator" (include "agent-warden.fullname" .) -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (printf "%s-operator" (include "agent-warden.fullname" .)) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false (the operator's RBAC is bound to it)" .Values.serviceAccount.name -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
