@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import * as apps from 'kubernetes-models/apps/v1';
 import { parseOperatorConfig } from '../operator/config';
+import { otlpSettingsFromEnv } from '../sidecar/audit/otlp-settings';
 import {
   CHART,
   HELM,
@@ -288,6 +289,50 @@ describeHelm('chart values: the image', () => {
       const objects = render(values);
       const parsed = parseOperatorConfig(operatorConfigText(objects), 'config.yaml', NS);
       expect(parsed.injector.image).toBe(operatorContainer(objects).image);
+    }
+  });
+});
+
+describeHelm('chart values: what the sidecar would refuse, the schema refuses', () => {
+  const schemaAccepts = (key: string, value: string): boolean =>
+    helm(['template', RELEASE, CHART, '--set-string', `${key}=${value}`, '--show-only', 'templates/operator-config.yaml']).code === 0;
+  const sidecarAccepts = (env: NodeJS.ProcessEnv): boolean => {
+    try {
+      otlpSettingsFromEnv(env);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  test('otlp.protocol: grpc (which the sidecar has no exporter for) is refused; both HTTP encodings pass', () => {
+    const endpoint = 'http://otel-collector.observability:4318';
+    for (const protocol of ['grpc', 'http/protobuf', 'http/json', 'HTTP/JSON', 'thrift']) {
+      const sidecar = sidecarAccepts({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: protocol });
+      expect({ protocol, schema: schemaAccepts('otlp.protocol', protocol) }).toEqual({ protocol, schema: sidecar });
+    }
+    expect(sidecarAccepts({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toBe(false);
+  });
+
+  test('otlp.endpoint: what the schema admits the sidecar accepts; credentials and queries in the URL are refused', () => {
+    const samples: Array<[string, boolean]> = [
+      ['http://otel-collector.observability:4318', true],
+      ['https://otlp-gateway-prod-eu-west-2.grafana.net/otlp', true],
+      ['https://api.honeycomb.io', true],
+      ['http://10.0.0.7:4318/', true],
+      ['otel-collector:4318', false], // no scheme: the sidecar reads "otel-collector:" as one
+      ['grpc://otel-collector:4317', false],
+      ['http://otel-collector:99999', false],
+      ['http://otel collector:4318', false],
+      ['http://', false],
+      ['https://user:api-key@otlp.example.com', false], // the sidecar takes it, but it would sit in every pod spec
+      ['https://otlp.example.com/?api-key=x', false], // the sidecar would append /v1/traces after the query
+    ];
+    for (const [endpoint, expected] of samples) {
+      const schema = schemaAccepts('otlp.endpoint', endpoint);
+      expect({ endpoint, schema }).toEqual({ endpoint, schema: expected });
+      if (schema)
+        expect({ endpoint, sidecar: sidecarAccepts({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint }) }).toEqual({ endpoint, sidecar: true });
     }
   });
 });
