@@ -41,4 +41,12 @@ describe('resolveInjectorConfig', () => {
       expect(msg).toContain(field);
     }
   });
+
+  it('refuses otlpProtocol grpc, which the sidecar has no exporter for (it would fail in every pod instead)', () => {
+    expect(() => resolveInjectorConfig({ image: 'i:1', otlpProtocol: 'grpc' })).toThrow(
+      /otlpProtocol: must be http\/protobuf or http\/json/,
+    );
+    for (const otlpProtocol of ['http/protobuf', 'http/json'])
+      expect(resolveInjectorConfig({ image: 'i:1', otlpProtocol }).otlpProtocol).toBe(otlpProtocol);
+  });
 });

@@ -92,8 +92,12 @@ function configProblems(c: InjectorConfig): string[] {
   if (!Number.isInteger(c.tokenExpirationSeconds) || c.tokenExpirationSeconds < MIN_TOKEN_EXPIRATION_SECONDS) {
     out.push(`tokenExpirationSeconds: must be an integer of at least ${MIN_TOKEN_EXPIRATION_SECONDS} (got ${c.tokenExpirationSeconds})`);
   }
-  if (c.otlpProtocol !== undefined && !['grpc', 'http/protobuf', 'http/json'].includes(c.otlpProtocol)) {
-    out.push(`otlpProtocol: must be grpc, http/protobuf or http/json (got ${JSON.stringify(c.otlpProtocol)})`);
+  // What the sidecar's exporters speak (sidecar/audit/otlp-settings.ts): it has no OTLP/gRPC exporter
+  // and would refuse to start, so a grpc setting is refused here, once, instead of in every pod.
+  if (c.otlpProtocol !== undefined && !['http/protobuf', 'http/json'].includes(c.otlpProtocol)) {
+    out.push(
+      `otlpProtocol: must be http/protobuf or http/json; the sidecar has no OTLP/gRPC exporter (got ${JSON.stringify(c.otlpProtocol)})`,
+    );
   }
   return out;
 }
