@@ -47,11 +47,11 @@ test('an existing cluster needs an answer from the API server and a pullable ima
     reason: 'WARDEN_E2E_CLUSTER=existing but no cluster answers: connection refused',
   });
   expect(planE2e(probes({ env, cluster: yes })).run).toBe(false);
-  expect(planE2e(probes({ env: { ...env, WARDEN_E2E_IMAGE: 'registry.example/warden:1' }, cluster: yes }))).toEqual({
+  expect(planE2e(probes({ env: { ...env, WARDEN_E2E_IMAGE: 'registry.example/agent-warden:1' }, cluster: yes }))).toEqual({
     run: true,
     mode: 'existing',
     tools,
-    image: 'registry.example/warden:1',
+    image: 'registry.example/agent-warden:1',
   });
 });
 

@@ -56,7 +56,7 @@ describe('warden operator', () => {
       const kubeconfig = path.join(dir, 'kubeconfig');
       fs.writeFileSync(kubeconfig, fake.kubeConfig().exportConfig());
       const config = path.join(dir, 'config.yaml');
-      fs.writeFileSync(config, `sidecar: {image: "ghcr.io/agent-warden/warden:0.2.0"}\nwebhook: {port: ${await freePort()}}\n`);
+      fs.writeFileSync(config, `sidecar: {image: "ghcr.io/agent-warden/agent-warden:0.2.0"}\nwebhook: {port: ${await freePort()}}\n`);
       const signals = new EventEmitter();
       const exit = runOperatorCli(
         ['--kubeconfig', kubeconfig, '--config', config, '--admin-addr', '127.0.0.1:0', '--namespace', 'agent-warden'],

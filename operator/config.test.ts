@@ -15,7 +15,7 @@ describe('parseOperatorConfig', () => {
     const c = parseOperatorConfig(
       `
 sidecar:
-  image: ghcr.io/agent-warden/warden:0.2.0
+  image: ghcr.io/agent-warden/agent-warden:0.2.0
   imagePullPolicy: IfNotPresent
   resources:
     requests: {cpu: 50m, memory: 64Mi}
@@ -36,7 +36,7 @@ approvals:
       'agent-warden',
     );
     expect(c.injector).toMatchObject({
-      image: 'ghcr.io/agent-warden/warden:0.2.0',
+      image: 'ghcr.io/agent-warden/agent-warden:0.2.0',
       lockdownByDefault: true,
       operatorNamespace: 'agent-warden',
       otlpEndpoint: 'http://otel-collector.observability:4318',
@@ -53,7 +53,7 @@ approvals:
     });
     expect(c.approvals.ttlMs).toBe(24 * 3_600_000);
 
-    const minimal = parseOperatorConfig('sidecar: {image: warden:1}', 'c', 'ops');
+    const minimal = parseOperatorConfig('sidecar: {image: agent-warden:1}', 'c', 'ops');
     expect(minimal.webhook).toMatchObject({
       port: 9443,
       certMode: 'self',
@@ -66,7 +66,7 @@ approvals:
     expect(
       problems(`
 sidecar:
-  image: warden:1
+  image: agent-warden:1
   imagePullPolicy: Sometimes
   resources: {requests: {cpu: lots}}
   tag: latest
@@ -85,7 +85,7 @@ extra: 1
       expect.stringMatching(/^sidecar.imagePullPolicy: must be one of/),
       'sidecar.resources.requests.cpu: not a Kubernetes quantity (got "lots")',
     ]);
-    expect(problems('sidecar: {image: warden:1, imagePullPolicy: Sometimes}')).toEqual([
+    expect(problems('sidecar: {image: agent-warden:1, imagePullPolicy: Sometimes}')).toEqual([
       expect.stringMatching(/^sidecar.imagePullPolicy: must be one of Always, IfNotPresent, Never/),
     ]);
     expect(problems('webhook: {}')).toEqual(['sidecar.image: required (the warden image the webhook injects)']);

@@ -10,7 +10,7 @@ import { FakeApiServer } from '../test/support/operator/fake-apiserver';
 
 const CONFIG = `
 sidecar:
-  image: ghcr.io/agent-warden/warden:0.2.0
+  image: ghcr.io/agent-warden/agent-warden:0.2.0
 webhook:
   serviceName: agent-warden-webhook
 approvals:

@@ -169,7 +169,7 @@ describe('PolicyController', () => {
     await until(() => status().observedGeneration === 1);
     const asSeen = { ...YAML.parse(POLICY_YAML), metadata: { ...created.metadata } };
     const fresh = injectedPod('agent-fresh', asSeen) as unknown as Obj;
-    const old = injectedPod('agent-old', asSeen, injectorConfig('ghcr.io/agent-warden/warden:0.0.9')) as unknown as Obj;
+    const old = injectedPod('agent-old', asSeen, injectorConfig('ghcr.io/agent-warden/agent-warden:0.0.9')) as unknown as Obj;
     fake.put(fresh);
     fake.put(old);
     await until(() => status().governedPods === 2);

@@ -150,7 +150,7 @@ describe('reconcilePolicy', () => {
 
   it('counts governed pods and lists those injected with an older configuration (bounded)', () => {
     const policy = policyObject();
-    const old = injectorConfig('ghcr.io/agent-warden/warden:0.1.0');
+    const old = injectorConfig('ghcr.io/agent-warden/agent-warden:0.1.0');
     const current = [injectedPod('fresh-1', policy), injectedPod('fresh-2', policy)];
     const outdated = Array.from({ length: 25 }, (_, i) => injectedPod(`old-${String(i).padStart(2, '0')}`, policy, old));
     const finished = { ...injectedPod('done', policy, old), status: { phase: 'Succeeded' } };

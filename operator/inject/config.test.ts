@@ -2,11 +2,11 @@ import { InjectorConfigError, resolveInjectorConfig } from './config';
 
 describe('resolveInjectorConfig', () => {
   it('fills in defaults; the lockdown image defaults to the sidecar image', () => {
-    expect(resolveInjectorConfig({ image: 'ghcr.io/agent-warden/warden:0.1.0' })).toEqual({
-      image: 'ghcr.io/agent-warden/warden:0.1.0',
+    expect(resolveInjectorConfig({ image: 'ghcr.io/agent-warden/agent-warden:0.1.0' })).toEqual({
+      image: 'ghcr.io/agent-warden/agent-warden:0.1.0',
       imagePullPolicy: 'IfNotPresent',
       resources: { requests: { cpu: '50m', memory: '160Mi' }, limits: { memory: '384Mi' } },
-      lockdownImage: 'ghcr.io/agent-warden/warden:0.1.0',
+      lockdownImage: 'ghcr.io/agent-warden/agent-warden:0.1.0',
       lockdownByDefault: false,
       operatorNamespace: 'agent-warden',
       tokenAudience: '',

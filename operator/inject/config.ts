@@ -14,7 +14,7 @@ export interface SidecarResources {
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
 
 export interface InjectorConfig {
-  /** The sidecar image (the `warden` binary), e.g. ghcr.io/agent-warden/warden:0.1.0. */
+  /** The sidecar image (the `warden` binary), e.g. ghcr.io/agent-warden/agent-warden:0.1.0. */
   image: string;
   imagePullPolicy: PullPolicy;
   /** Defaults for the sidecar; pods override them with the ANNOTATIONS.cpuRequest... annotations. */

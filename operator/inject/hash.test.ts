@@ -18,7 +18,7 @@ describe('injectionConfigHash', () => {
   });
 
   it.each<[string, () => string]>([
-    ['sidecar image', () => injectionConfigHash(testConfig({ image: 'ghcr.io/agent-warden/warden:0.2.0' }), support)],
+    ['sidecar image', () => injectionConfigHash(testConfig({ image: 'ghcr.io/agent-warden/agent-warden:0.2.0' }), support)],
     ['resources', () => injectionConfigHash(testConfig({ resources: { requests: { cpu: '200m' }, limits: {} } }), support)],
     ['token audience', () => injectionConfigHash(testConfig({ tokenAudience: 'warden' }), support)],
     ['OTLP endpoint', () => injectionConfigHash(testConfig({ otlpEndpoint: 'http://otel:4317' }), support)],

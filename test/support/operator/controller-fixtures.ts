@@ -61,7 +61,7 @@ export function validated(p: PolicyObject): AccessPolicy {
   return r.policy;
 }
 
-export function injectorConfig(image = 'ghcr.io/agent-warden/warden:0.2.0'): InjectorConfig {
+export function injectorConfig(image = 'ghcr.io/agent-warden/agent-warden:0.2.0'): InjectorConfig {
   return resolveInjectorConfig({ image, operatorNamespace: 'agent-warden' });
 }
 
