@@ -91,4 +91,38 @@ extra: 1
     expect(problems('webhook: {}')).toEqual(['sidecar.image: required (the warden image the webhook injects)']);
     expect(problems('sidecar: [')[0]).toMatch(/^YAML syntax error/);
   });
+
+  it('reads the OTLP headers Secret and CA ConfigMap for hosted collectors, and refuses them without https', () => {
+    const c = parseOperatorConfig(
+      `
+sidecar: {image: agent-warden:1}
+otlp:
+  endpoint: https://otlp.example.com
+  headersSecret: {name: warden-otlp, key: headers}
+  caConfigMap: {name: otlp-ca, key: ca.crt}
+`,
+      'config.yaml',
+      'agent-warden',
+    );
+    expect(c.injector).toMatchObject({
+      otlpEndpoint: 'https://otlp.example.com',
+      otlpHeadersSecret: { name: 'warden-otlp', key: 'headers' },
+      otlpCaConfigMap: { name: 'otlp-ca', key: 'ca.crt' },
+    });
+    expect(
+      problems(`
+sidecar: {image: agent-warden:1}
+otlp:
+  endpoint: http://otel-collector:4318
+  headersSecret: {name: Warden_OTLP, key: "a b", extra: 1}
+  caConfigMap: {name: otlp-ca, key: ca.crt}
+`),
+    ).toEqual([
+      'otlp.headersSecret.extra: unknown field (known: name, key)',
+      'otlp.headersSecret.name: must be a DNS subdomain name (got "Warden_OTLP")',
+      'otlp.headersSecret.key: must be a Secret/ConfigMap key (got "a b")',
+      'otlp.headersSecret: needs an https:// otlpEndpoint (got "http://otel-collector:4318")',
+      'otlp.caConfigMap: needs an https:// otlpEndpoint (got "http://otel-collector:4318")',
+    ]);
+  });
 });

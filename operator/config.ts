@@ -3,7 +3,9 @@
 //
 //   sidecar: {image, imagePullPolicy, resources: {requests: {cpu, memory}, limits: {...}}, lockdownImage}
 //   lockdown: false                       # lock down every injected pod's egress
-//   otlp: {endpoint, protocol}            # handed to the sidecars
+//   otlp: {endpoint, protocol,            # handed to the sidecars
+//          headersSecret: {name, key},    # OTEL_EXPORTER_OTLP_HEADERS from a Secret in each agent namespace
+//          caConfigMap: {name, key}}      # the collector's CA from a ConfigMap in each agent namespace
 //   webhook: {port: 9443, serviceName, secretName, certMode: self | cert-manager,
 //             mutatingName, validatingName}   # the configuration names default to serviceName
 //   approvals: {ttl: 24h}                 # decided ApprovalRequests are deleted after this
@@ -11,7 +13,7 @@
 // parseOperatorConfig is pure (text in, config or errors naming the field out).
 import { parse } from 'yaml';
 import { parseDuration } from '../common/policy/syntax';
-import { InjectorConfigError, resolveInjectorConfig, type InjectorConfig } from './inject/config';
+import { InjectorConfigError, resolveInjectorConfig, type InjectorConfig, type KeyRef } from './inject/config';
 
 export interface WebhookSettings {
   port: number;
@@ -57,7 +59,7 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
   const problems: string[] = [];
   const root = section(doc, '', TOP_KEYS, problems);
   const sidecar = section(root.sidecar, 'sidecar', SIDECAR_KEYS, problems);
-  const otlp = section(root.otlp, 'otlp', ['endpoint', 'protocol'], problems);
+  const otlp = section(root.otlp, 'otlp', ['endpoint', 'protocol', 'headersSecret', 'caConfigMap'], problems);
   const webhookIn = section(root.webhook, 'webhook', WEBHOOK_KEYS, problems);
   const approvalsIn = section(root.approvals, 'approvals', ['ttl'], problems);
 
@@ -115,6 +117,8 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
         tokenExpirationSeconds: sidecar.tokenExpirationSeconds as number | undefined,
         otlpEndpoint: str(otlp.endpoint, 'otlp.endpoint'),
         otlpProtocol: str(otlp.protocol, 'otlp.protocol'),
+        otlpHeadersSecret: keyRef(otlp.headersSecret, 'otlp.headersSecret', problems),
+        otlpCaConfigMap: keyRef(otlp.caConfigMap, 'otlp.caConfigMap', problems),
       });
     } catch (e) {
       if (!(e instanceof InjectorConfigError)) throw e;
@@ -134,8 +138,17 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
 function prefixInjectorField(p: string): string {
   if (p.startsWith('otlpProtocol')) return p.replace(/^otlpProtocol/, 'otlp.protocol');
   if (p.startsWith('otlpEndpoint')) return p.replace(/^otlpEndpoint/, 'otlp.endpoint');
+  if (p.startsWith('otlpHeadersSecret')) return p.replace(/^otlpHeadersSecret/, 'otlp.headersSecret');
+  if (p.startsWith('otlpCaConfigMap')) return p.replace(/^otlpCaConfigMap/, 'otlp.caConfigMap');
   if (p.startsWith('lockdownByDefault')) return p.replace(/^lockdownByDefault/, 'lockdown');
   return `sidecar.${p}`;
+}
+
+/** An optional {name, key} mapping; the injector checks the values. */
+function keyRef(v: unknown, path: string, problems: string[]): KeyRef | undefined {
+  if (v === undefined || v === null) return undefined;
+  const ref = section(v, path, ['name', 'key'], problems);
+  return isObj(v) ? { name: ref.name as string, key: ref.key as string } : undefined;
 }
 
 /** An optional mapping with known keys; problems name unknown keys with their path. */

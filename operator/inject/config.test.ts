@@ -42,6 +42,20 @@ describe('resolveInjectorConfig', () => {
     }
   });
 
+  it('checks the OTLP headers Secret and CA ConfigMap references, and wants https for them', () => {
+    const headers = { name: 'warden-otlp', key: 'headers' };
+    expect(
+      resolveInjectorConfig({ image: 'i:1', otlpEndpoint: 'https://otlp.example.com', otlpHeadersSecret: headers }).otlpHeadersSecret,
+    ).toEqual(headers);
+    expect(() => resolveInjectorConfig({ image: 'i:1', otlpEndpoint: 'http://otel:4318', otlpHeadersSecret: headers })).toThrow(
+      /otlpHeadersSecret: needs an https:\/\/ otlpEndpoint/,
+    );
+    expect(() => resolveInjectorConfig({ image: 'i:1', otlpHeadersSecret: headers })).toThrow(/otlpHeadersSecret: needs an https/);
+    expect(() =>
+      resolveInjectorConfig({ image: 'i:1', otlpEndpoint: 'https://o.example', otlpCaConfigMap: { name: 'x/y', key: '' } }),
+    ).toThrow(/otlpCaConfigMap.name: must be a DNS subdomain name.*otlpCaConfigMap.key: must be a Secret\/ConfigMap key/);
+  });
+
   it('refuses otlpProtocol grpc, which the sidecar has no exporter for (it would fail in every pod instead)', () => {
     expect(() => resolveInjectorConfig({ image: 'i:1', otlpProtocol: 'grpc' })).toThrow(
       /otlpProtocol: must be http\/protobuf or http\/json/,

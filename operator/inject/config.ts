@@ -13,6 +13,12 @@ export interface SidecarResources {
 
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
 
+/** One key of a Secret or ConfigMap that must exist in every agent namespace. */
+export interface KeyRef {
+  name: string;
+  key: string;
+}
+
 export interface InjectorConfig {
   /** The sidecar image (the `warden` binary), e.g. ghcr.io/agent-warden/agent-warden:0.1.0. */
   image: string;
@@ -31,6 +37,13 @@ export interface InjectorConfig {
   /** OTLP exporter settings handed to the sidecar; unset means the sidecar's defaults. */
   otlpEndpoint?: string;
   otlpProtocol?: string;
+  /**
+   * A Secret key holding OTEL_EXPORTER_OTLP_HEADERS (`api-key=…,x-team=…`), e.g. a hosted
+   * collector's API key: handed to the sidecar as a secretKeyRef, so it never sits in a pod spec.
+   */
+  otlpHeadersSecret?: KeyRef;
+  /** A ConfigMap key holding the collector's CA certificate (PEM): mounted, and named by OTEL_EXPORTER_OTLP_CERTIFICATE. */
+  otlpCaConfigMap?: KeyRef;
 }
 
 /** The chart's defaults (charts/agent-warden/values.yaml, sidecar.resources). */
@@ -49,6 +62,9 @@ export const MIN_TOKEN_EXPIRATION_SECONDS = 600;
 export const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$/;
 
 const PULL_POLICIES: readonly PullPolicy[] = ['Always', 'IfNotPresent', 'Never'];
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** What Kubernetes admits as a Secret or ConfigMap data key. */
+const CONFIG_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 
 export class InjectorConfigError extends Error {
   readonly code = 'INJECTOR_CONFIG_INVALID';
@@ -70,6 +86,8 @@ export function resolveInjectorConfig(input: Partial<InjectorConfig> & { image: 
     tokenExpirationSeconds: input.tokenExpirationSeconds ?? 3600,
     otlpEndpoint: input.otlpEndpoint || undefined,
     otlpProtocol: input.otlpProtocol || undefined,
+    otlpHeadersSecret: input.otlpHeadersSecret,
+    otlpCaConfigMap: input.otlpCaConfigMap,
   };
   const problems = configProblems(config);
   if (problems.length > 0) throw new InjectorConfigError(`invalid injector configuration: ${problems.join('; ')}`);
@@ -98,6 +116,20 @@ function configProblems(c: InjectorConfig): string[] {
     out.push(
       `otlpProtocol: must be http/protobuf or http/json; the sidecar has no OTLP/gRPC exporter (got ${JSON.stringify(c.otlpProtocol)})`,
     );
+  }
+  for (const [field, ref] of [
+    ['otlpHeadersSecret', c.otlpHeadersSecret],
+    ['otlpCaConfigMap', c.otlpCaConfigMap],
+  ] as const) {
+    if (ref === undefined) continue;
+    if (typeof ref.name !== 'string' || !DNS_SUBDOMAIN.test(ref.name))
+      out.push(`${field}.name: must be a DNS subdomain name (got ${JSON.stringify(ref.name)})`);
+    if (typeof ref.key !== 'string' || !CONFIG_KEY.test(ref.key))
+      out.push(`${field}.key: must be a Secret/ConfigMap key (got ${JSON.stringify(ref.key)})`);
+    // Headers carry credentials and a CA only means something over TLS: plain http would send the
+    // key in the clear (and ignore the CA).
+    if (!c.otlpEndpoint?.startsWith('https://'))
+      out.push(`${field}: needs an https:// otlpEndpoint (got ${JSON.stringify(c.otlpEndpoint ?? '')})`);
   }
   return out;
 }

@@ -23,6 +23,22 @@ describe('injectionConfigHash', () => {
     ['token audience', () => injectionConfigHash(testConfig({ tokenAudience: 'warden' }), support)],
     ['OTLP endpoint', () => injectionConfigHash(testConfig({ otlpEndpoint: 'http://otel:4317' }), support)],
     [
+      'OTLP headers Secret',
+      () =>
+        injectionConfigHash(
+          testConfig({ otlpEndpoint: 'https://otlp.example.com', otlpHeadersSecret: { name: 'warden-otlp', key: 'headers' } }),
+          support,
+        ),
+    ],
+    [
+      'OTLP CA ConfigMap',
+      () =>
+        injectionConfigHash(
+          testConfig({ otlpEndpoint: 'https://otlp.example.com', otlpCaConfigMap: { name: 'otlp-ca', key: 'ca.crt' } }),
+          support,
+        ),
+    ],
+    [
       'policy uid (deleted and re-created)',
       () =>
         injectionConfigHash(
@@ -56,6 +72,11 @@ describe('injectionConfigHash', () => {
     ],
   ])('changes with the %s', (_name, other) => {
     expect(other()).not.toBe(base);
+  });
+
+  it('is unchanged by the OTLP headers/CA settings while they are unset (pods injected before them stay current)', () => {
+    // The golden files (golden.test.ts) hold the hashes written before these settings existed.
+    expect(injectionConfigHash({ ...testConfig(), otlpHeadersSecret: undefined, otlpCaConfigMap: undefined }, support)).toBe(base);
   });
 
   it('does not change with rules, masking columns or generation alone: the sidecar hot-reloads those', () => {

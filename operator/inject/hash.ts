@@ -28,6 +28,9 @@ export function injectionConfigHash(config: InjectorConfig, policy: AccessPolicy
     tokenExpirationSeconds: config.tokenExpirationSeconds,
     otlpEndpoint: config.otlpEndpoint ?? null,
     otlpProtocol: config.otlpProtocol ?? null,
+    // Only when set, so that pods injected before these settings existed keep their hash.
+    ...(config.otlpHeadersSecret ? { otlpHeadersSecret: config.otlpHeadersSecret } : {}),
+    ...(config.otlpCaConfigMap ? { otlpCaConfigMap: config.otlpCaConfigMap } : {}),
     policy: {
       namespace: policy.metadata.namespace ?? null,
       name: policy.metadata.name,

@@ -216,6 +216,33 @@ describe('injectPod on real-looking pods', () => {
     });
   });
 
+  it('a hosted collector: headers from a Secret (never a literal in the pod spec) and the CA from a ConfigMap, sidecar only', () => {
+    const original = fixture<Pod>('agent-pod.yaml');
+    const config = testConfig({
+      otlpEndpoint: 'https://otlp.example.com',
+      otlpHeadersSecret: { name: 'warden-otlp', key: 'headers' },
+      otlpCaConfigMap: { name: 'otlp-ca', key: 'ca.crt' },
+    });
+    const pod = patched(original, injected(injectPod(original, ctx({ config }))));
+    const sidecar = pod.spec!.initContainers![0];
+    expect(env(sidecar)).toMatchObject({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com',
+      OTEL_EXPORTER_OTLP_HEADERS: { secretKeyRef: { name: 'warden-otlp', key: 'headers' } },
+      OTEL_EXPORTER_OTLP_CERTIFICATE: '/etc/warden/otlp-ca/ca.crt',
+    });
+    expect(pod.spec!.volumes!.find((v) => v.name === 'warden-otlp-ca')).toEqual({
+      name: 'warden-otlp-ca',
+      configMap: { name: 'otlp-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
+    expect(sidecar.volumeMounts).toContainEqual({ name: 'warden-otlp-ca', mountPath: '/etc/warden/otlp-ca', readOnly: true });
+    // The app containers get neither the headers nor the CA.
+    for (const c of pod.spec!.containers) {
+      expect(Object.keys(env(c)).filter((k) => k.startsWith('OTEL_EXPORTER_OTLP'))).toEqual([]);
+      expect((c.volumeMounts ?? []).filter((m) => m.name === 'warden-otlp-ca')).toEqual([]);
+    }
+    expect(JSON.stringify(pod)).not.toMatch(/api-key/i);
+  });
+
   it('Jobs still complete: the sidecar is a native sidecar (init container, restartPolicy Always), never a regular container', () => {
     for (const file of ['job.yaml', 'cronjob.yaml']) {
       const original = podFromWorkload(fixture(file));

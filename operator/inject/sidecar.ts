@@ -32,6 +32,9 @@ export const SIDECAR_RUNTIME_ENV: Readonly<Record<'MALLOC_ARENA_MAX' | 'NODE_OPT
   MALLOC_ARENA_MAX: '2',
   NODE_OPTIONS: '--max-semi-space-size=1',
 };
+/** Where the OTLP collector's CA (otlpCaConfigMap) is mounted; OTEL_EXPORTER_OTLP_CERTIFICATE names the file. */
+export const OTLP_CA_DIR = '/etc/warden/otlp-ca';
+const OTLP_CA_FILE = 'ca.crt';
 const SPOOL_SIZE = '256Mi';
 const TMP_SIZE = '64Mi';
 
@@ -101,6 +104,11 @@ export function buildSidecar(input: SidecarInput): SidecarParts {
     PATHS.tokenDir,
     true,
   );
+  if (config.otlpCaConfigMap) {
+    // items: a ConfigMap without the key keeps the pod from starting, rather than exporting unverified.
+    const { name, key } = config.otlpCaConfigMap;
+    add('warden-otlp-ca', { configMap: { name, items: [{ key, path: OTLP_CA_FILE }] } }, OTLP_CA_DIR, true);
+  }
   add('warden-spool', { emptyDir: { sizeLimit: SPOOL_SIZE } }, PATHS.spoolDir, false);
   add('warden-tmp', { emptyDir: { sizeLimit: TMP_SIZE } }, '/tmp', false);
   return { container: sidecarContainer(config, sidecarResources(config.resources, input.annotations), mounts), volumes };
@@ -162,6 +170,13 @@ function sidecarEnv(config: InjectorConfig): EnvVar[] {
   ];
   if (config.otlpEndpoint) env.push({ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: config.otlpEndpoint });
   if (config.otlpProtocol) env.push({ name: 'OTEL_EXPORTER_OTLP_PROTOCOL', value: config.otlpProtocol });
+  // The OTel exporters the sidecar uses read these standard variables (sidecar/audit/exporters.ts).
+  // The headers come from the Secret (not optional: a missing one keeps the pod from starting).
+  if (config.otlpHeadersSecret) {
+    const { name, key } = config.otlpHeadersSecret;
+    env.push({ name: 'OTEL_EXPORTER_OTLP_HEADERS', valueFrom: { secretKeyRef: { name, key } } });
+  }
+  if (config.otlpCaConfigMap) env.push({ name: 'OTEL_EXPORTER_OTLP_CERTIFICATE', value: `${OTLP_CA_DIR}/${OTLP_CA_FILE}` });
   return env;
 }
 
