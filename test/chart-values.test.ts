@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import * as apps from 'kubernetes-models/apps/v1';
 import { parseOperatorConfig } from '../operator/config';
+import { NameAllocator } from '../operator/inject/names-alloc';
+import { buildSidecar } from '../operator/inject/sidecar';
 import { otlpSettingsFromEnv } from '../sidecar/audit/otlp-settings';
 import {
   CHART,
@@ -21,9 +23,11 @@ import {
   RELEASE,
   render,
   ROOT,
+  setArgs,
   type K8sObject,
 } from './support/chart/helm';
 import { startLookupApiServer, type ApiResource } from './support/lookup-apiserver';
+import { fixturePolicies } from './support/operator/inject-fixtures';
 
 if (!k8sTools.ok) console.warn(`skipping the helm chart value tests: ${k8sTools.reason}`);
 const describeHelm = k8sTools.ok ? describe : describe.skip;
@@ -334,6 +338,67 @@ describeHelm('chart values: what the sidecar would refuse, the schema refuses', 
       if (schema)
         expect({ endpoint, sidecar: sidecarAccepts({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint }) }).toEqual({ endpoint, sidecar: true });
     }
+  });
+});
+
+describeHelm('chart values: OTLP to a hosted collector (headers, private CA)', () => {
+  const hosted = {
+    'otlp.endpoint': 'https://otlp-gateway-prod-eu-west-2.grafana.net/otlp',
+    'otlp.headers.secretName': 'warden-otlp',
+    'otlp.tls.caConfigMap': 'corp-ca',
+    'otlp.tls.caKey': 'root.pem',
+  };
+
+  test('the operator injects the headers as a secretKeyRef and mounts the CA, from what the chart renders', () => {
+    const objects = render(hosted);
+    expect(operatorConfig(objects).otlp).toEqual({
+      endpoint: hosted['otlp.endpoint'],
+      protocol: 'http/protobuf',
+      headersSecret: { name: 'warden-otlp', key: 'headers' },
+      caConfigMap: { name: 'corp-ca', key: 'root.pem' },
+    });
+    const { injector } = parseOperatorConfig(operatorConfigText(objects), 'config.yaml', NS);
+    const sidecar = buildSidecar({ policy: fixturePolicies()[0], config: injector, annotations: {}, names: new NameAllocator([]) });
+    const env = Object.fromEntries((sidecar.container.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+    expect(env).toMatchObject({
+      OTEL_EXPORTER_OTLP_ENDPOINT: hosted['otlp.endpoint'],
+      OTEL_EXPORTER_OTLP_HEADERS: { secretKeyRef: { name: 'warden-otlp', key: 'headers' } },
+      OTEL_EXPORTER_OTLP_CERTIFICATE: '/etc/warden/otlp-ca/ca.crt',
+    });
+    expect(sidecar.volumes).toContainEqual({
+      name: 'warden-otlp-ca',
+      configMap: { name: 'corp-ca', items: [{ key: 'root.pem', path: 'ca.crt' }] },
+    });
+    // The operator itself gets none of it (it exports nothing over OTLP).
+    expect(operatorContainer(objects).env.filter((e: { name: string }) => e.name.startsWith('OTEL_'))).toEqual([]);
+    // NOTES (shown by `helm install`) say what must exist in each agent namespace.
+    const install = helm(['install', RELEASE, CHART, '--namespace', NS, '--dry-run=client', ...setArgs(hosted)]);
+    expect(install.code).toBe(0);
+    expect(install.stdout).toContain("kubectl -n agents create secret generic warden-otlp --from-literal=headers='x-api-key=...'");
+    expect(install.stdout).toContain('kubectl -n agents create configmap corp-ca --from-file=root.pem=collector-ca.pem');
+  });
+
+  test('without the settings the operator config carries neither (and the defaults render as before)', () => {
+    const otlp = operatorConfig(render({ 'otlp.endpoint': 'https://otlp.example.com' })).otlp;
+    expect(otlp).toEqual({ endpoint: 'https://otlp.example.com', protocol: 'http/protobuf' });
+  });
+
+  test('the schema refuses headers or a CA without an https endpoint, and malformed names', () => {
+    const refused = (values: Record<string, string>): string => {
+      const r = helm(['template', RELEASE, CHART, ...Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`])]);
+      expect(r.code).not.toBe(0);
+      return r.stderr;
+    };
+    expect(refused({ 'otlp.endpoint': 'http://otel-collector.observability:4318', 'otlp.headers.secretName': 'warden-otlp' })).toContain(
+      "does not match pattern '^https://'",
+    );
+    expect(refused({ 'otlp.tls.caConfigMap': 'corp-ca' })).toContain("'/otlp/endpoint'");
+    expect(refused({ 'otlp.endpoint': 'https://o.example.com', 'otlp.headers.secretName': 'Warden_OTLP' })).toContain(
+      '/otlp/headers/secretName',
+    );
+    expect(refused({ 'otlp.endpoint': 'https://o.example.com', 'otlp.tls.caConfigMap': 'ca', 'otlp.tls.caKey': 'a b' })).toContain(
+      '/otlp/tls/caKey',
+    );
   });
 });
 

@@ -123,6 +123,12 @@ lockdown: {{ .Values.lockdown }}
 otlp:
   endpoint: {{ .Values.otlp.endpoint | quote }}
   protocol: {{ .Values.otlp.protocol | quote }}
+  {{- with .Values.otlp.headers.secretName }}
+  headersSecret: {name: {{ . | quote }}, key: {{ $.Values.otlp.headers.secretKey | quote }}}
+  {{- end }}
+  {{- with .Values.otlp.tls.caConfigMap }}
+  caConfigMap: {name: {{ . | quote }}, key: {{ $.Values.otlp.tls.caKey | quote }}}
+  {{- end }}
 {{- end }}
 webhook:
   port: {{ .Values.webhook.port }}
