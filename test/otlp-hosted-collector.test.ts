@@ -59,6 +59,7 @@ function record(): AuditRecord {
       policy: 'agents/support',
       target: 'openai',
       decision: 'allow',
+      reason: 'allowed by rule read-models',
       identity: { subject: 'system:serviceaccount:agents:bot', groups: [], source: 'pod' },
       masked: 0,
     },
