@@ -20,6 +20,7 @@ import {
   one,
   operatorConfig,
   operatorConfigText,
+  parseManifests,
   RELEASE,
   render,
   ROOT,
@@ -127,6 +128,22 @@ describeHelm('chart values: CRDs', () => {
     expect(crdNames(render({ 'crds.install': 'false' }, ['--include-crds']))).toEqual([]);
     // Only crds/ directories (which --skip-crds skips) hold them, never a template.
     expect(crdNames(render())).toEqual([]);
+  });
+
+  test('the packaged chart carries the subchart: `helm show crds` and --include-crds list both', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chart-package-'));
+    try {
+      expect(helm(['package', CHART, '-d', dir]).code).toBe(0);
+      const [tgz] = fs.readdirSync(dir).map((f) => path.join(dir, f));
+      expect(crdNames(parseManifests(helm(['show', 'crds', tgz]).stdout))).toEqual([
+        'accesspolicies.agentwarden.io',
+        'approvalrequests.agentwarden.io',
+      ]);
+      const r = helm(['template', RELEASE, tgz, '--namespace', NS, '--include-crds']);
+      expect(crdNames(parseManifests(r.stdout))).toEqual(['accesspolicies.agentwarden.io', 'approvalrequests.agentwarden.io']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('helm install creates the CRDs, and neither --skip-crds nor crds.install=false does', async () => {

@@ -429,6 +429,7 @@ describeHelm('helm chart', () => {
       ['approvals.ttl=a day', "'/approvals/ttl'"],
       ['otlp.protocol=thrift', "'/otlp/protocol'"],
       ['image.digest=sha256:abc', "'/image/digest'"],
+      ['image.tag=0.1.0@sha256:abc', "'/image/tag'"], // pin with image.digest instead
       ['nameOverride=Warden', "'/nameOverride'"],
       ['fullnameOverride=x_y', "'/fullnameOverride'"],
       ['operator.priorityClassName=high', "'operator'"], // moved to the top level
