@@ -1,5 +1,6 @@
-// `warden demo`: a real PostgreSQL with a CRM full of PII, the sidecar enforcing
-// examples/policy.yaml, and a scripted agent. Prints what was allowed, masked, denied and held.
+// `warden demo`: a real PostgreSQL with a CRM full of PII, a sample LLM API and a sample MCP server,
+// the sidecar enforcing examples/policy.yaml plus the crm-tools MCP target and rules of
+// examples/mcp-policy.yaml, and a scripted agent. Prints what was allowed, masked, denied and held.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,6 +15,8 @@ import { runApprovalsCli } from './approvals';
 import type { StatementEvent } from '../sidecar/audit/events';
 import { startPgServer } from '../tools/pg-server';
 import { startDemoLlm, type DemoLlm } from './demo-llm';
+import { mcpSteps } from './demo-mcp';
+import { startDemoMcp } from './demo-mcp-server';
 
 interface Io {
   stdout(s: string): void;
@@ -36,7 +39,7 @@ interface Step {
   title: string;
   sql: string;
   /** For a held statement: what the demo's approver decides with `warden approve|deny`. */
-  decide?: { verdict: 'approve' | 'deny'; reason: string };
+  decide?: { verdict: 'approve' | 'deny'; reason: string; showList?: boolean };
 }
 
 const STEPS: Step[] = [
@@ -61,8 +64,17 @@ const STEPS: Step[] = [
   },
 ];
 
-function demoPolicy(root: string, pgPort: number, listenPort: number, llmPort: number): string {
+type YamlSeq = { items: unknown[]; add(v: unknown): void };
+
+function demoPolicy(root: string, pgPort: number, listenPort: number, llmPort: number, mcpUrl: string): string {
   const doc = parseDocument(fs.readFileSync(path.join(root, 'examples', 'policy.yaml'), 'utf8'));
+  // The MCP server's target, rules and masking come from examples/mcp-policy.yaml, pointed at the sample server.
+  const mcp = parseDocument(fs.readFileSync(path.join(root, 'examples', 'mcp-policy.yaml'), 'utf8'));
+  mcp.setIn(['spec', 'targets', 0, 'mcp', 'url'], mcpUrl);
+  for (const key of ['targets', 'rules', 'masking']) {
+    const into = doc.getIn(['spec', key]) as YamlSeq;
+    for (const item of (mcp.getIn(['spec', key]) as YamlSeq).items) into.add(item);
+  }
   const targets = doc.getIn(['spec', 'targets']) as { items: Array<{ get(k: string): unknown }> };
   for (const t of targets.items) {
     const pg = t.get('postgres') as { set(k: string, v: unknown): void } | undefined;
@@ -84,6 +96,7 @@ function demoPolicy(root: string, pgPort: number, listenPort: number, llmPort: n
 }
 
 const LLM_TOKEN = 'sk-demo-real-key-kept-by-the-sidecar';
+const MCP_TOKEN = 'mcp-demo-token-kept-by-the-sidecar';
 
 /** Waits for the held statement's approval request, then decides it the way an approver would: `warden approve|deny`. */
 async function decideHeld(io: Io, sidecar: RunningSidecar, decide: NonNullable<Step['decide']>, running: Promise<unknown>): Promise<void> {
@@ -98,7 +111,15 @@ async function decideHeld(io: Io, sidecar: RunningSidecar, decide: NonNullable<S
     if (!pending) await new Promise((r) => setTimeout(r, 25));
   }
   if (!pending) return;
-  io.stdout(`   HELD    approval request ${pending.id} (rule "${pending.rule}"), the agent's statement waits`);
+  io.stdout(`   HELD    approval request ${pending.id} (rule "${pending.rule}"), the agent waits`);
+  if (decide.showList) {
+    // What the approver sees first: the pending request with what it would run.
+    io.stdout('   approver> warden approvals list');
+    const listed: string[] = [];
+    const into = { stdout: (t: string) => void listed.push(t.trimEnd()), stderr: (t: string) => void listed.push(t.trimEnd()) };
+    await runApprovalsCli(['approvals', 'list', '--admin-addr', `127.0.0.1:${sidecar.adminPort}`], into, {});
+    for (const line of listed.join('\n').split('\n')) io.stdout(`   ${line}`);
+  }
   const cmd =
     decide.verdict === 'approve' ? ['approve', pending.id, '--reason', decide.reason] : ['deny', pending.id, '--reason', decide.reason];
   io.stdout(`   approver> warden ${cmd.map((c) => (c.includes(' ') ? `"${c}"` : c)).join(' ')}`);
@@ -149,6 +170,7 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-'));
   let stop: (() => Promise<void>) | undefined;
   let stopLlm: (() => Promise<void>) | undefined;
+  let stopMcp: (() => Promise<void>) | undefined;
   try {
     const su = new Client({ connectionString: pg.url() });
     await su.connect();
@@ -172,7 +194,11 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     stopLlm = () => llm.close();
     fs.mkdirSync(path.join(dir, 'secrets', 'openai'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'secrets', 'openai', 'token'), LLM_TOKEN);
-    fs.writeFileSync(policyFile, demoPolicy(root, pg.port, 15432, llm.port)); // listenPort is overridden below: any free port
+    const mcpServer = await startDemoMcp();
+    stopMcp = () => mcpServer.close();
+    fs.mkdirSync(path.join(dir, 'secrets', 'crm-tools'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'secrets', 'crm-tools', 'token'), MCP_TOKEN);
+    fs.writeFileSync(policyFile, demoPolicy(root, pg.port, 15432, llm.port, mcpServer.url)); // listenPort is overridden below: any free port
 
     const events: StatementEvent[] = [];
     const sidecar = await startSidecar({
@@ -187,7 +213,9 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     });
     stop = () => sidecar.stop(500);
     const port = sidecar.ports.get('crm')!;
-    io.stdout(`sidecar enforcing policy "${sidecar.store.current.name}" (examples/policy.yaml) on 127.0.0.1:${port}`);
+    io.stdout(
+      `sidecar enforcing policy "${sidecar.store.current.name}" (examples/policy.yaml + the MCP target of examples/mcp-policy.yaml) on 127.0.0.1:${port}`,
+    );
     io.stdout(`the agent connects to postgresql://agent@127.0.0.1:${port}/crm: no password; the sidecar holds the credential\n`);
 
     const agent = new Client({ connectionString: `postgresql://agent@127.0.0.1:${port}/crm` });
@@ -225,6 +253,15 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
     }
     await agent.end();
     await httpSteps(io, sidecar.egressPort, llm, tally);
+    const mcpUnexpected = await mcpSteps({
+      io,
+      endpoint: `http://127.0.0.1:${sidecar.egressPort}/crm-tools`,
+      server: mcpServer,
+      token: MCP_TOKEN,
+      first: STEPS.length + 3,
+      tally,
+      decideHeld: (decide, running) => decideHeld(io, sidecar, decide, running),
+    });
     const check = new Client({ connectionString: pg.url('crm') });
     await check.connect();
     const tables = (await check.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n;
@@ -240,10 +277,12 @@ export async function runDemo(_argv: string[], io: Io): Promise<number> {
         ? `database afterwards: ${tables} tables, ${orders} orders: nothing the policy forbids reached it.`
         : `database afterwards: ${tables} tables, ${orders} orders: UNEXPECTED (expected 2 tables and 3 orders)`,
     );
-    return intact ? 0 : 1;
+    for (const u of mcpUnexpected) io.stdout(`UNEXPECTED: ${u}`);
+    return intact && mcpUnexpected.length === 0 ? 0 : 1;
   } finally {
     await stop?.();
     await stopLlm?.();
+    await stopMcp?.();
     await pg.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

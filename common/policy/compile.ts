@@ -66,8 +66,6 @@ export interface CompiledPolicy {
   defaultDecision: Decision;
   targets: Map<string, TargetSpec>;
   rules: CompiledRule[];
-  /** Per MCP target, the tool definitions the policy vouches for: tool name → `sha256:<hex>` (empty map when none). */
-  mcpPins: Map<string, ReadonlyMap<string, string>>;
   masking: MaskingSpec[];
   auditPayloads: boolean;
   /** What the sidecar does when the audit spool is full. */
@@ -154,7 +152,6 @@ export function compilePolicy(policy: AccessPolicy): CompiledPolicy {
     defaultDecision: Object.freeze({ action: defaultAction, reason: `no rule matched; policy default is ${defaultAction}` }),
     targets,
     rules: (spec.rules ?? []).map(compileRule),
-    mcpPins: compileMcpPins(spec.targets),
     masking: spec.masking ?? [],
     auditPayloads: spec.audit?.payloads ?? false,
     auditWhenSpoolFull: spec.audit?.whenSpoolFull ?? 'block',
@@ -223,14 +220,6 @@ function compileRule(rule: NonNullable<AccessPolicy['spec']['rules']>[number]): 
   }
   if (m.subjects) out.subjects = compileMatcher(m.subjects, '\u0000');
   if (m.groups) out.groups = new Set(m.groups);
-  return out;
-}
-
-function compileMcpPins(targets: TargetSpec[]): Map<string, ReadonlyMap<string, string>> {
-  const out = new Map<string, ReadonlyMap<string, string>>();
-  for (const t of targets) {
-    if (t.mcp) out.set(t.name, new Map((t.mcp.pins ?? []).map((p) => [p.tool, p.fingerprint])));
-  }
   return out;
 }
 

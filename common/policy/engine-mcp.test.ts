@@ -386,10 +386,3 @@ describe('mcpToolVisible', () => {
     }
   });
 });
-
-test('compiled pins: per MCP target, tool → fingerprint', () => {
-  const p = policy([]);
-  expect(p.mcpPins.get('crm-tools')?.get('run_query')).toBe(`sha256:${'a'.repeat(64)}`);
-  expect(p.mcpPins.get('wiki')?.size).toBe(0);
-  expect(p.mcpPins.has('api')).toBe(false);
-});
