@@ -22,7 +22,7 @@ function header(ex: RouteExchange, name: string): string | undefined {
 
 export function mcpAuditEvents(ex: RouteExchange, whole: HttpAuditEvent): HttpAuditEvent[] {
   const mcp = ex.mcp!;
-  if (mcp.verdicts.length === 0) return [streamOrEnd(ex, whole)];
+  if (mcp.verdicts.length === 0) return [whole]; // GET, DELETE: mcp-judge.ts records them as allowed
   const req = {
     sessionId: header(ex, 'mcp-session-id'),
     protocolVersion: header(ex, 'mcp-protocol-version'),
@@ -39,20 +39,6 @@ export function mcpAuditEvents(ex: RouteExchange, whole: HttpAuditEvent): HttpAu
     if (pins.length > 0) block.pinChanges = pins;
     return messageEvent(ex, whole, v, block, i);
   });
-}
-
-/**
- * GET (the server's stream) and DELETE carry no message to judge: passed through, they are
- * allowed (or masked) operations; refused before that (an unknown route, an audit trail that is
- * full, a failing server), they keep the refusal the whole request recorded.
- */
-function streamOrEnd(ex: RouteExchange, whole: HttpAuditEvent): HttpAuditEvent {
-  if (ex.decision !== undefined || ex.upstream === undefined) return whole;
-  return {
-    ...whole,
-    decision: whole.masked > 0 ? 'mask' : 'allow',
-    reason: `MCP ${ex.method} passes: it carries no JSON-RPC message to judge`,
-  };
 }
 
 function messageEvent(ex: RouteExchange, whole: HttpAuditEvent, v: Verdict, mcp: AuditMcp, i: number): HttpAuditEvent {
