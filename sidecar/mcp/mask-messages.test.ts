@@ -132,12 +132,12 @@ describe('maskServerMessage', () => {
     const progress = {
       jsonrpc: '2.0',
       method: 'notifications/progress',
-      params: { progressToken: '4155552671', progress: 1, total: 2, message: `mailing ${MAIL}` },
+      params: { progressToken: 'p-1', progress: 1, total: 2, message: `mailing ${MAIL}` },
     };
     expect(maskServerMessage(progress, plan()).message).toEqual({
       jsonrpc: '2.0',
       method: 'notifications/progress',
-      params: { progressToken: '4155552671', progress: 1, total: 2, message: 'mailing [REDACTED]' },
+      params: { progressToken: 'p-1', progress: 1, total: 2, message: 'mailing [REDACTED]' },
     });
     const sampling = {
       jsonrpc: '2.0',
@@ -155,25 +155,31 @@ describe('maskServerMessage', () => {
     expect((maskServerMessage(elicit, plan()).message as any).params.message).toBe('Confirm card [REDACTED]?');
   });
 
-  it('keeps the plumbing: ids, cursors, protocol version, _meta.progressToken', () => {
+  it('masks cursors and tokens of a server like any value; refuses an id or method it cannot rewrite', () => {
+    // A cursor may be the last row's key: masked (pagination then fails, closed, rather than leak).
     const msg = {
       jsonrpc: '2.0',
-      id: '4111111111111111',
+      id: 3,
       result: {
         tools: [{ name: 'search', description: `ask ${MAIL}` }],
-        nextCursor: '4111111111111111',
-        _meta: { progressToken: 4155552671 },
+        nextCursor: `last=${MAIL}`,
+        _meta: { progressToken: 4111111111111111 },
       },
     };
     expect(maskServerMessage(msg, plan()).message).toEqual({
       jsonrpc: '2.0',
-      id: '4111111111111111',
+      id: 3,
       result: {
         tools: [{ name: 'search', description: 'ask [REDACTED]' }],
-        nextCursor: '4111111111111111',
-        _meta: { progressToken: 4155552671 },
+        nextCursor: 'last=[REDACTED]',
+        _meta: { progressToken: '[REDACTED]' },
       },
     });
+    expect(() => maskServerMessage({ jsonrpc: '2.0', id: MAIL, method: 'sampling/createMessage', params: {} }, plan())).toThrow(
+      McpUnmaskableError,
+    );
+    expect(() => maskServerMessage({ jsonrpc: '2.0', method: 'notifications/123-45-6789' }, plan())).toThrow(McpUnmaskableError);
+    expect(() => maskServerMessage({ jsonrpc: '2.0', id: '4111111111111111', result: {} }, plan())).toThrow(McpUnmaskableError);
     const init = toolResult({ protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'crm', version: '1.0.0' } });
     expect(maskServerMessage(init, plan()).message).toBe(init);
   });
@@ -259,8 +265,42 @@ describe('maskClientMessage', () => {
       id: 'srv-1',
       result: { action: 'accept', content: { card: '[REDACTED]' } },
     });
-    const cancelled = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: '4155552671', reason: `by ${MAIL}` } };
-    expect((maskClientMessage(cancelled, plan()).message as any).params).toEqual({ requestId: '4155552671', reason: 'by [REDACTED]' });
+    const cancelled = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'r-1', reason: `by ${MAIL}` } };
+    expect((maskClientMessage(cancelled, plan()).message as any).params).toEqual({ requestId: 'r-1', reason: 'by [REDACTED]' });
+  });
+
+  it('masks every other params value of a request (_meta, made-up keys and methods, clientInfo), keeping what is routed on', () => {
+    const c = maskClientMessage(
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'search', arguments: {}, extra: MAIL, _meta: { progressToken: 4155552671, note: MAIL } },
+      },
+      plan(),
+    );
+    expect((c.message as any).params).toEqual({
+      name: 'search',
+      arguments: {},
+      extra: '[REDACTED]',
+      _meta: { progressToken: 4155552671, note: '[REDACTED]' },
+    });
+    const made = maskClientMessage({ jsonrpc: '2.0', id: 2, method: 'x/exfil', params: { data: MAIL } }, plan());
+    expect((made.message as any).params).toEqual({ data: '[REDACTED]' });
+    const init = maskClientMessage(
+      {
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: MAIL, version: '1' } },
+      },
+      plan(),
+    );
+    expect((init.message as any).params).toEqual({
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: '[REDACTED]', version: '1' },
+    });
   });
 
   it('returns the same object when nothing changed, and refuses what it cannot read', () => {

@@ -70,8 +70,12 @@ export class McpUnmaskableError extends Error {
 }
 
 const ENVELOPE = new Set(['jsonrpc', 'id', 'method']);
-/** Top-level payload keys the peer echoes or routes on (pagination, version, progress, cancellation). */
-const PLUMBING = new Set(['nextCursor', 'cursor', 'protocolVersion', 'progressToken', 'requestId']);
+/**
+ * params keys of the agent's requests that are judged or routed on (the tool or prompt name, the
+ * resource URI, the list cursor, the protocol version), never rewritten; everything else the agent
+ * sends goes through the request maskers.
+ */
+const ROUTED = new Set(['name', 'uri', 'cursor', 'protocolVersion']);
 /** Strings that may hold a whole document (a tool's JSON output as text, a resource's contents). */
 const TEXT_KEY = 'text';
 const BLOB_KEY = 'blob';
@@ -91,15 +95,31 @@ export function maskServerMessage(message: unknown, plan: McpMaskPlan | null | u
   if (!plan || plan.maskers.length === 0) return UNCHANGED_NONE(message);
   const msg = asMessage(message);
   if (raw !== undefined && maskingIsNoop(raw, plan)) return UNCHANGED_NONE(message);
+  refuseSensitiveEnvelope(msg, plan);
   let out: Record<string, unknown> | null = null;
   let count = 0;
   for (const key of Object.keys(msg)) {
     if (ENVELOPE.has(key)) continue;
-    const r = maskPayload(msg[key], plan, true);
+    const r = maskPayload(msg[key], plan, undefined);
     count += r.count;
     if (r.message !== msg[key]) (out ??= copyOf(msg))[key] = r.message;
   }
   return { message: out ?? message, count };
+}
+
+/**
+ * A message's id and method route it (a response to its request, a request to its handler): they
+ * cannot be rewritten, so one in which a detector finds something is refused.
+ */
+function refuseSensitiveEnvelope(msg: Record<string, unknown>, plan: McpMaskPlan): void {
+  for (const key of ['id', 'method']) {
+    const v = msg[key];
+    const text = typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
+    if (text === undefined) continue;
+    for (const m of plan.maskers) {
+      if (m.masker.mask(text).count > 0) throw new McpUnmaskableError(`an MCP message's ${key} holds a value the policy masks`);
+    }
+  }
 }
 
 /**
@@ -119,19 +139,24 @@ export function maskClientMessage(message: unknown, plan: McpMaskPlan | null | u
   if (msg.id === undefined) return maskServerMessage(msg, plan); // a notification: its params, plumbing kept
   const params = msg.params;
   if (params === null || typeof params !== 'object' || Array.isArray(params)) return UNCHANGED_NONE(message);
-  const fields = CLIENT_FIELDS[method];
-  if (!fields) return UNCHANGED_NONE(message);
+  const fields = CLIENT_FIELDS[method] ?? [];
   const p = params as Record<string, unknown>;
   let outParams: Record<string, unknown> | null = null;
   let count = 0;
+  // The agent's data fields, each from its own root (jsonPaths as `match.mcp.arguments` reads them).
   for (const field of fields) {
     if (!(field in p)) continue;
-    const r = maskPayload(p[field], plan, false);
+    const r = maskPayload(p[field], plan, undefined);
     count += r.count;
     if (r.message !== p[field]) (outParams ??= copyOf(p))[field] = r.message;
   }
-  if (!outParams) return { message, count };
-  return { message: { ...msg, params: outParams }, count };
+  // Everything else but what is routed on (`_meta`, made-up keys and methods, clientInfo).
+  const skip = new Set([...ROUTED, ...fields]);
+  const rest = maskPayload(outParams ?? p, plan, skip);
+  count += rest.count;
+  const finalParams = rest.message as Record<string, unknown>;
+  if (finalParams === p) return { message, count };
+  return { message: { ...msg, params: finalParams }, count };
 }
 
 /** The params fields of agent requests that carry the agent's data (each masked from its own root). */
@@ -170,13 +195,13 @@ function copyOf(obj: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** One payload (result, error, params, arguments) through every masker in turn; `plumbing`: keep its protocol keys. */
-function maskPayload(payload: unknown, plan: McpMaskPlan, plumbing: boolean): MaskedMessage {
+/** One payload (result, error, params, arguments) through every masker in turn; `keep`: its top-level keys left as they are. */
+function maskPayload(payload: unknown, plan: McpMaskPlan, keep: ReadonlySet<string> | undefined): MaskedMessage {
   let doc = payload;
   let count = 0;
   for (const m of plan.maskers) {
     const w: Walk = { m, count: 0 };
-    doc = walk(doc, startStates(m.jsonPaths), w, { selected: false, depth: 1, key: undefined, top: plumbing });
+    doc = walk(doc, startStates(m.jsonPaths), w, { selected: false, depth: 1, key: undefined, keep });
     count += w.count;
   }
   return { message: doc, count };
@@ -193,8 +218,8 @@ interface At {
   depth: number;
   /** The key this node is the value of (undefined for array elements and the payload itself). */
   key: string | undefined;
-  /** This node is a message's payload itself (its plumbing keys are kept). */
-  top: boolean;
+  /** Keys of this node left as they are (the routed params of an agent request); undefined below the top. */
+  keep: ReadonlySet<string> | undefined;
 }
 
 function walk(node: unknown, states: PathStates, w: Walk, at: At): unknown {
@@ -225,7 +250,7 @@ function walk(node: unknown, states: PathStates, w: Walk, at: At): unknown {
   if (Array.isArray(node)) {
     let copy: unknown[] | null = null;
     for (let i = 0; i < node.length; i++) {
-      const v = walk(node[i], stepStates(states, paths, i), w, { selected, depth: at.depth + 1, key: undefined, top: false });
+      const v = walk(node[i], stepStates(states, paths, i), w, { selected, depth: at.depth + 1, key: undefined, keep: undefined });
       if (v !== node[i]) (copy ??= node.slice())[i] = v;
     }
     return copy ?? node;
@@ -238,11 +263,17 @@ function walkObject(obj: Record<string, unknown>, states: PathStates, w: Walk, a
   let copy: Record<string, unknown> | null = null;
   let renamed: Map<string, string> | null = null;
   for (const key of Object.keys(obj)) {
-    if (isPlumbing(at, key)) continue;
+    if (at.keep?.has(key) || (at.keep && key === '_meta')) {
+      if (key === '_meta') {
+        const v = walkMeta(obj[key], states, w, at);
+        if (v !== obj[key]) (copy ??= copyOf(obj))[key] = v;
+      }
+      continue;
+    }
     let next = stepStates(states, paths, key);
     // A tool's structured output is a document of its own: jsonPaths also apply from its root.
     if (key === STRUCTURED_KEY) next = unionStates(next, startStates(paths));
-    const v = walk(obj[key], next, w, { selected: at.selected, depth: at.depth + 1, key, top: false });
+    const v = walk(obj[key], next, w, { selected: at.selected, depth: at.depth + 1, key, keep: undefined });
     if (v !== obj[key]) (copy ??= copyOf(obj))[key] = v;
     const k = w.m.masker.mask(key);
     if (k.count > 0) {
@@ -254,11 +285,26 @@ function walkObject(obj: Record<string, unknown>, states: PathStates, w: Walk, a
   return copy ?? obj;
 }
 
-/** Keys the peer needs back as they were: at the payload's top, and `_meta.progressToken` there. */
-function isPlumbing(at: At, key: string): boolean {
-  if (at.top) return PLUMBING.has(key);
-  return at.depth === 2 && at.key === '_meta' && key === 'progressToken';
+/** An agent request's `_meta`: masked, but its progressToken (the server echoes it in progress notifications) kept. */
+function walkMeta(meta: unknown, states: PathStates, w: Walk, at: At): unknown {
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
+    return walk(meta, stepStates(states, w.m.jsonPaths, '_meta'), w, {
+      selected: at.selected,
+      depth: at.depth + 1,
+      key: '_meta',
+      keep: undefined,
+    });
+  }
+  const next = stepStates(states, w.m.jsonPaths, '_meta');
+  return walkObject(meta as Record<string, unknown>, next, w, {
+    selected: at.selected,
+    depth: at.depth + 1,
+    key: '_meta',
+    keep: PROGRESS_TOKEN,
+  });
 }
+
+const PROGRESS_TOKEN: ReadonlySet<string> = new Set(['progressToken']);
 
 function unionStates(a: PathStates, b: PathStates): PathStates {
   return a.map((s, p) => {

@@ -285,7 +285,7 @@ describe('hostile server: every string the agent gets is masked', () => {
   // object, any notification's params — and `_meta.progressToken` under any payload. A server
   // puts PII there (a cursor that is the last row's email, or any extra key with that name) and
   // the agent reads it unmasked.
-  it.failing.each([
+  it.each([
     ['a tool result nextCursor', { result: { content: [{ type: 'text', text: 'ok' }], nextCursor: EMAIL } }],
     ['a tools/list nextCursor', { result: { tools: [], nextCursor: `last=${EMAIL}` } }],
     ['a requestId in a tool result', { result: { content: [], requestId: SSN } }],
@@ -317,7 +317,7 @@ describe('hostile server: every string the agent gets is masked', () => {
   // FINDING 4: the `id` and `method` of server→client messages are never masked (ENVELOPE keys):
   // a server request or notification can carry PII in its method name or its id, and a response
   // in an id the agent never sent.
-  it.failing.each([
+  it.each([
     ['a server request id', `data: {"jsonrpc":"2.0","id":"${EMAIL}","method":"sampling/createMessage","params":{}}\n\n`],
     ['a notification method', `data: {"jsonrpc":"2.0","method":"notifications/${SSN}","params":{}}\n\n`],
     ['the id of a response to no request', `data: {"jsonrpc":"2.0","id":"${EMAIL}","result":{}}\n\n`],
@@ -379,7 +379,7 @@ describe('hostile server: every string the agent gets is masked', () => {
   // prompts/get `arguments` and completion values; everything else the agent sends a server in a
   // request — `params._meta`, any other params key, the params of a method it makes up — reaches
   // the server unmasked, so PII the agent holds can be exfiltrated to the MCP server.
-  it.failing.each([
+  it.each([
     [
       'tools/call params._meta',
       '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_customers","arguments":{},"_meta":{"note":"EMAIL"}}}',
