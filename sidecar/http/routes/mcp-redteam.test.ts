@@ -778,7 +778,7 @@ describe('hostile agent: held calls', () => {
   // O3 (the lead's decision at 13:27: bound and shown): params of the held call other than its
   // name and arguments are forwarded once approved, but neither shown to the approver nor bound
   // by the digest (approvals/operation.ts mcpDigest takes target, tool and arguments only).
-  it.failing('the approver sees the _meta the held call carries to the server', async () => {
+  it('the approver sees the _meta the held call carries to the server', async () => {
     const body = JSON.stringify({
       jsonrpc: '2.0',
       id: 3,
@@ -798,7 +798,7 @@ describe('hostile agent: held calls', () => {
   // the statement that matters after the cut. The approver sees "… (N more characters)", and
   // `warden approvals list` / the ApprovalRequest have nothing more to show: approving means
   // approving text nobody could read.
-  it.failing('the approver can see every argument of the held call', async () => {
+  it('the approver can see every argument of the held call', async () => {
     const args = { note: 'routine maintenance '.repeat(120), database: 'prod', sql: 'DROP TABLE customers' };
     const p = post(proxy.url('h'), call(2, 'run_query', args), { accept: 'application/json' });
     const r = await pendingOne();
