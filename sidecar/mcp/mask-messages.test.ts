@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { createTextMasker } from '../../common/masking/masker';
 import { hashToken } from '../../common/masking/strategies';
 import { parseJsonPath } from '../../common/policy/syntax';
@@ -104,6 +105,25 @@ describe('maskServerMessage', () => {
     expect(JSON.parse(Buffer.from(contents[2].blob, 'base64').toString())).toEqual({ card: '[REDACTED]' });
     expect(contents[3].blob).toBe(png);
     expect(contents[0].uri).toBe('crm://customers/1');
+  });
+
+  it('masks UTF-16 text blobs (with their mark) and refuses a text blob it cannot read', () => {
+    const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`name,email\nAlice,${MAIL}\n`, 'utf16le')]).toString('base64');
+    const r = maskServerMessage(toolResult({ contents: [{ uri: 'file:///a.csv', mimeType: 'text/csv', blob: le }] }), plan());
+    const out = Buffer.from((r.message as any).result.contents[0].blob, 'base64');
+    expect([out[0], out[1]]).toEqual([0xff, 0xfe]);
+    expect(out.subarray(2).toString('utf16le')).toBe('name,email\nAlice,[REDACTED]\n');
+    const noMark = Buffer.from(`email ${MAIL}`, 'utf16le').toString('base64');
+    expect(() => maskServerMessage(toolResult({ contents: [{ uri: 'x', mimeType: 'text/plain', blob: noMark }] }), plan())).toThrow(
+      McpUnmaskableError,
+    );
+    const gz = gzipSync(JSON.stringify({ email: MAIL })).toString('base64');
+    expect(() => maskServerMessage(toolResult({ contents: [{ uri: 'x', mimeType: 'application/json', blob: gz }] }), plan())).toThrow(
+      /cannot be read as text/,
+    );
+    // binary content of a binary type passes as it is
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0xff]).toString('base64');
+    expect(maskServerMessage(toolResult({ contents: [{ uri: 'x', mimeType: 'image/png', blob: png }] }), plan()).count).toBe(0);
   });
 
   it('masks a "blob" that is not base64 as text, so plain text cannot hide in one', () => {

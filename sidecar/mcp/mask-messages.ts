@@ -220,6 +220,8 @@ interface At {
   key: string | undefined;
   /** Keys of this node left as they are (the routed params of an agent request); undefined below the top. */
   keep: ReadonlySet<string> | undefined;
+  /** A `blob`'s sibling `mimeType`, when the node is a blob. */
+  mime?: string;
 }
 
 function walk(node: unknown, states: PathStates, w: Walk, at: At): unknown {
@@ -231,7 +233,7 @@ function walk(node: unknown, states: PathStates, w: Walk, at: At): unknown {
   if (typeof node === 'string') {
     if (selected) return whole(node, w);
     if (at.key === TEXT_KEY || at.key === BLOB_KEY) {
-      const doc = at.key === TEXT_KEY ? maskJsonText(node, w) : maskBlob(node, w);
+      const doc = at.key === TEXT_KEY ? maskJsonText(node, w) : maskBlob(node, w, at.mime);
       if (doc !== undefined) return doc;
     }
     const r = w.m.masker.mask(node);
@@ -273,7 +275,8 @@ function walkObject(obj: Record<string, unknown>, states: PathStates, w: Walk, a
     let next = stepStates(states, paths, key);
     // A tool's structured output is a document of its own: jsonPaths also apply from its root.
     if (key === STRUCTURED_KEY) next = unionStates(next, startStates(paths));
-    const v = walk(obj[key], next, w, { selected: at.selected, depth: at.depth + 1, key, keep: undefined });
+    const mime = key === BLOB_KEY && typeof obj.mimeType === 'string' ? obj.mimeType : undefined;
+    const v = walk(obj[key], next, w, { selected: at.selected, depth: at.depth + 1, key, keep: undefined, mime });
     if (v !== obj[key]) (copy ??= copyOf(obj))[key] = v;
     const k = w.m.masker.mask(key);
     if (k.count > 0) {
@@ -345,18 +348,70 @@ function parseDocument(text: string): unknown {
   }
 }
 
+/** A mimeType that says the bytes are text (what a detector must be able to read). */
+const TEXT_MIME = /^(text\/|application\/(json|xml|csv|x-ndjson|yaml|x-yaml|javascript|sql)\b)|\+(json|xml)\b/i;
+
+type TextEncodingName = 'utf8' | 'utf8-bom' | 'utf16le' | 'utf16be';
+
 /**
- * A base64 `blob` whose bytes are UTF-8 text: masked as a text (or a JSON document) and
- * re-encoded when that changed it; undefined for binary content (then the base64 string itself
- * only goes through the detectors).
+ * The text in a blob's bytes: UTF-8 (with or without its byte-order mark) or UTF-16 with its
+ * byte-order mark. undefined for anything else: binary, or text it cannot read (UTF-16 without a
+ * mark, UTF-32, compressed); NUL bytes mean it is not UTF-8 text.
  */
-function maskBlob(blob: string, w: Walk): string | undefined {
+function decodeBlob(bytes: Buffer): { text: string; enc: TextEncodingName } | undefined {
+  if (
+    bytes.length >= 4 &&
+    ((bytes[0] === 0xff && bytes[1] === 0xfe && bytes[2] === 0 && bytes[3] === 0) || (bytes[0] === 0 && bytes[1] === 0))
+  )
+    return undefined;
+  if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xfe) return { text: bytes.subarray(2).toString('utf16le'), enc: 'utf16le' };
+  if (bytes.length >= 2 && bytes[0] === 0xfe && bytes[1] === 0xff) {
+    const swapped = Buffer.from(bytes.subarray(2));
+    if (swapped.length % 2 !== 0) return undefined;
+    return { text: swapped.swap16().toString('utf16le'), enc: 'utf16be' };
+  }
+  if (!isUtf8(bytes) || bytes.includes(0)) return undefined;
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf)
+    return { text: bytes.subarray(3).toString('utf8'), enc: 'utf8-bom' };
+  return { text: bytes.toString('utf8'), enc: 'utf8' };
+}
+
+function encodeBlob(text: string, enc: TextEncodingName): Buffer {
+  switch (enc) {
+    case 'utf8':
+      return Buffer.from(text, 'utf8');
+    case 'utf8-bom':
+      return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+    case 'utf16le':
+      return Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    case 'utf16be':
+      return Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]);
+  }
+}
+
+/**
+ * A base64 `blob` holding text (UTF-8, or UTF-16 with its byte-order mark): masked as a text (or
+ * a JSON document) and re-encoded as it came when that changed it. Binary content gives undefined
+ * (then the base64 string itself only goes through the detectors); a blob whose mimeType says
+ * text but whose bytes cannot be read as text (compressed, UTF-16 without a mark, UTF-32) is
+ * refused: it would pass unmasked.
+ */
+function maskBlob(blob: string, w: Walk, mime: string | undefined): string | undefined {
   // Only canonical base64: Buffer.from skips what is not base64, so "call 4155552671" would decode
   // to noise and its plain text would never meet a detector.
   if (blob.length % 4 !== 0 || !BASE64.test(blob)) return undefined;
   const bytes = Buffer.from(blob, 'base64');
-  if (bytes.length === 0 || !isUtf8(bytes)) return undefined;
-  const text = bytes.toString('utf8');
+  if (bytes.length === 0) return undefined;
+  const decoded = decodeBlob(bytes);
+  if (!decoded) {
+    if (mime !== undefined && TEXT_MIME.test(mime)) {
+      throw new McpUnmaskableError(
+        `a blob of type ${mime} cannot be read as text (compressed, or an encoding without a byte-order mark), so it cannot be masked`,
+      );
+    }
+    return undefined;
+  }
+  const text = decoded.text;
   const asDoc = maskJsonText(text, w);
   let masked: string;
   if (asDoc !== undefined) {
@@ -366,5 +421,5 @@ function maskBlob(blob: string, w: Walk): string | undefined {
     w.count += r.count;
     masked = r.text;
   }
-  return masked === text ? blob : Buffer.from(masked, 'utf8').toString('base64');
+  return masked === text ? blob : encodeBlob(masked, decoded.enc).toString('base64');
 }

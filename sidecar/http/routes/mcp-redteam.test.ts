@@ -433,7 +433,7 @@ describe('hostile server: every string the agent gets is masked', () => {
   // detectors), whatever its mimeType says. A text resource in UTF-16 (Excel's "Unicode text"
   // CSV export, with its BOM) or gzip-compressed carries the PII to the agent unmasked, though the
   // sidecar could tell from the mimeType that it is text it cannot read (fail closed: refuse).
-  it.failing.each([
+  it.each([
     ['a UTF-16LE CSV', 'text/csv', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`name,email\nAlice,${EMAIL}\n`, 'utf16le')])],
     ['a UTF-16LE text without a BOM', 'text/plain', Buffer.from(`email ${EMAIL}`, 'utf16le')],
     ['a gzip-compressed JSON', 'application/json', gzipSync(JSON.stringify({ email: EMAIL }))],
