@@ -3,6 +3,8 @@
 // format before it, for comparison) and appending it to the spool (one write); in the export
 // thread, decoding it and the OTLP protobuf serialization.
 // Complements pg-bench's `sidecar-audit` target, which measures the whole path end to end.
+// The sidecar runs with 1 MB semi-spaces (bench/support.ts shippedSidecarEnv): to measure the export
+// thread's batch lines as it runs, `node --max-semi-space-size=1 dist-dev/bench/audit.js`.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,7 +16,7 @@ import { sidecarResource } from '../sidecar/audit/otlp-settings';
 import { postgresRecord } from '../sidecar/audit/records';
 import { Spool } from '../sidecar/audit/spool';
 import { decodeRecord, encodeRecord } from '../sidecar/audit/binary';
-import { encodeLogs, encodeTraces } from '../sidecar/audit/otlp-encode';
+import { BatchEncoder, encodeLogs, encodeTraces } from '../sidecar/audit/otlp-encode';
 import { toLogRecord, toSpans } from '../sidecar/audit/to-otlp';
 
 const N = Number(process.env.BENCH_AUDIT_N ?? 50_000);
@@ -67,7 +69,7 @@ function main(): void {
   const bin = Buffer.from(encodeRecord(rec));
   process.stdout.write(`  ${'record size: JSON / binary'.padEnd(52)} ${Buffer.byteLength(json)} / ${bin.length} bytes\n`);
   time('export thread: JSON.parse (before)', N, () => JSON.parse(json));
-  const parse = time('export thread: decodeRecord (binary), used', N, () => decodeRecord(bin));
+  time('export thread: decodeRecord (binary), used', N, () => decodeRecord(bin));
   const objects = time('export thread: span + log objects (http/json only)', N, () => {
     toSpans(rec, resource);
     toLogRecord(rec, resource);
@@ -89,17 +91,42 @@ function main(): void {
     ProtobufTraceSerializer.serializeRequest(spans);
     ProtobufLogsSerializer.serializeRequest(logs);
   });
-  const own = quiet('export thread: our OTLP encoder (span + log), used', () => {
+  quiet('export thread: our OTLP encoder (span + log)', () => {
     encodeTraces(records, resource);
     encodeLogs(records, resource);
   });
+  // A shipper batch (1,024 distinct records): decoded whole and then encoded (before), or each record
+  // decoded and written to both requests in one pass (BatchEncoder, used). Run with the shipped
+  // --max-semi-space-size=1 to see what keeping the decoded batch alive costs in collections.
+  const bins = Array.from({ length: 1024 }, (_, i) => Buffer.from(encodeRecord(make(i))));
+  const perBatch = (label: string, fn: () => void): number => {
+    const rounds = Math.max(5, Math.ceil(N / bins.length));
+    for (let i = 0; i < 3; i++) fn();
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < rounds; i++) fn();
+    const t = process.cpuUsage(t0);
+    const us = (t.user + t.system) / rounds / bins.length;
+    process.stdout.write(`  ${label.padEnd(52)} ${us.toFixed(2).padStart(8)} µs/op (CPU, GC threads included)\n`);
+    return us;
+  };
+  perBatch('export thread: decode the batch, then encode (before)', () => {
+    const rs = bins.map((b) => decodeRecord(b));
+    encodeTraces(rs, resource);
+    encodeLogs(rs, resource);
+  });
+  const enc = new BatchEncoder(resource);
+  const onePass = perBatch('export thread: decode + BatchEncoder, one pass (used)', () => {
+    enc.begin();
+    for (const b of bins) enc.add(decodeRecord(b));
+    enc.finish();
+  });
   process.stdout.write(`  ${'(the SDK path also needs the span + log objects)'.padEnd(52)}   ${(sdk + objects).toFixed(2)} µs/op in all\n`);
   const hot = build + append;
-  const ship = parse + own;
+  const ship = onePass;
   process.stdout.write(
     `\n  on the main thread (build + encode + write):         ${hot.toFixed(1)} µs  (encode alone ${encode.toFixed(1)})\n`,
   );
-  process.stdout.write(`  in the export thread (decode + OTLP encode):         ${ship.toFixed(1)} µs\n`);
+  process.stdout.write(`  in the export thread (decode + OTLP encode):         ${ship.toFixed(1)} µs  (one pass over a batch; CPU)\n`);
   void spool.close().then(() => fs.rmSync(dir, { recursive: true, force: true }));
 }
 

@@ -16,7 +16,10 @@
 // Environment: BENCH_HTTP_SECONDS or BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (default 2),
 // BENCH_CLIENTS (connections, e.g. "1,8"), BENCH_RATE (requests/s, default 500; 0 skips),
 // BENCH_WARMUP (seconds per target before the rounds, default 1), BENCH_HTTP_AUDIT_OFF=1 (the
-// sidecar with audit off too), BENCH_NGINX=0 (skip nginx), BENCH_HTTP=0 (skip this benchmark).
+// sidecar with audit off too), BENCH_NGINX=0 (skip nginx), BENCH_HTTP=0 (skip this benchmark),
+// BENCH_PROFILE=1 (the audit sidecar runs under --cpu-prof, profiles in bench/profiles/; read them
+// with dist-dev/bench/profile-top.js), BENCH_HTTP_BASELINE=<dir> (also a sidecar with audit on from
+// another build, e.g. a copy of dist-dev/ made before a change: target "baseline-audit", same run).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -376,7 +379,7 @@ http {
 // ---------------------------------------------------------------------------------------------
 // The benchmark
 
-type TargetName = 'direct' | 'nginx' | 'node-proxy' | 'sidecar' | 'sidecar-audit';
+type TargetName = 'direct' | 'nginx' | 'node-proxy' | 'sidecar' | 'sidecar-audit' | 'baseline-audit';
 
 interface Target {
   name: TargetName;
@@ -468,7 +471,7 @@ async function checkTarget(t: Target): Promise<string[]> {
     } catch {
       problems.push(`POST ${CHAT_PATH}: the response is not JSON: ${text.slice(0, 200)}`);
     }
-    const isSidecar = t.name.startsWith('sidecar');
+    const isSidecar = t.name.startsWith('sidecar') || t.name === 'baseline-audit';
     if (isSidecar && text.includes(EMAIL)) problems.push('the e-mail address in the response was NOT masked: is the masking rule applied?');
     if (!isSidecar && !text.includes(EMAIL)) problems.push('the e-mail address is missing from the unproxied response');
   }
@@ -476,7 +479,7 @@ async function checkTarget(t: Target): Promise<string[]> {
   const items = await request(`${base}/v1/items`, { method: 'GET', headers });
   await items.body.dump();
   if (items.statusCode !== 200) problems.push(`GET /v1/items: HTTP ${items.statusCode}`);
-  if (t.name.startsWith('sidecar')) {
+  if (t.name.startsWith('sidecar') || t.name === 'baseline-audit') {
     const del = await request(`${base}/v1/items/item_1`, { method: 'DELETE', headers });
     const body = await del.body.text();
     if (del.statusCode !== 403 || !body.includes('no-file-uploads'))
@@ -520,6 +523,10 @@ async function main(): Promise<number> {
   const CLIENTS = envClients();
   /** The sidecar with its audit trail off too (BENCH_HTTP_AUDIT_OFF=1): what the trail costs. */
   const AUDIT_OFF = process.env.BENCH_HTTP_AUDIT_OFF === '1';
+  /** Another build's sidecar beside this one (BENCH_HTTP_BASELINE=<its dist-dev>): before/after in one run. */
+  const BASELINE = process.env.BENCH_HTTP_BASELINE ? path.resolve(process.env.BENCH_HTTP_BASELINE, 'cli', 'main.js') : undefined;
+  if (BASELINE && !fs.existsSync(BASELINE)) throw new Error(`BENCH_HTTP_BASELINE: ${BASELINE} does not exist`);
+  const PROFILE = process.env.BENCH_PROFILE === '1';
   const modes: Mode[] = [
     ...CLIENTS.map((c) => ({ label: `c=${c}`, clients: c })),
     ...(RATE > 0 ? [{ label: `${RATE}/s`, clients: 16, rate: RATE }] : []),
@@ -533,7 +540,7 @@ async function main(): Promise<number> {
         : 'nginx not installed (apt-get install nginx-light): skipping peer\n',
     );
 
-  const targetCount = 3 + (AUDIT_OFF ? 1 : 0) + (nginxBin ? 1 : 0);
+  const targetCount = 3 + (AUDIT_OFF ? 1 : 0) + (BASELINE ? 1 : 0) + (nginxBin ? 1 : 0);
   const estimate = Math.round(modes.length * targetCount * ROUNDS * (SECONDS + RUN_WARMUP + 0.5) + targetCount * (WARMUP + 0.5) + 5);
   process.stdout.write(
     `HTTP: POST ${CHAT_PATH} (~1 KB JSON response), ${SECONDS} s per run, ${ROUNDS} rounds, ${modes.map((m) => m.label).join(' / ')}, ${os.cpus().length} CPUs shared by load generator, proxy and upstream (about ${estimate} s)\n`,
@@ -555,7 +562,21 @@ async function main(): Promise<number> {
     dir: auditDir,
     args: ['--spool-dir', spoolDir],
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url },
+    profile: PROFILE,
   });
+  const baseDir = makeTempDir('warden-bench-http-baseline-');
+  const baseSpool = path.join(baseDir, 'spool');
+  fs.mkdirSync(baseSpool);
+  const base = BASELINE
+    ? await startSidecarProcess({
+        ...httpSidecar(upstream.port),
+        name: 'baseline-audit',
+        dir: baseDir,
+        cli: BASELINE,
+        args: ['--spool-dir', baseSpool],
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url },
+      })
+    : undefined;
   const sc = AUDIT_OFF ? await startSidecarProcess({ ...httpSidecar(upstream.port), dir: makeTempDir('warden-bench-http-') }) : undefined;
   const nginx = nginxBin ? await startNginx(nginxBin, upstream.port) : undefined;
   const nodeProxy = await startListeningChild('node-proxy', [
@@ -572,8 +593,9 @@ async function main(): Promise<number> {
     { name: 'node-proxy', url: route(nodeProxy.port), auth: false, proxy: nodeProxy },
     ...(sc ? [{ name: 'sidecar' as const, url: route(sc.port), auth: false, proxy: sc }] : []),
     { name: 'sidecar-audit', url: route(sca.port), auth: false, proxy: sca },
+    ...(base ? [{ name: 'baseline-audit' as const, url: route(base.port), auth: false, proxy: base }] : []),
   ];
-  const children: Supervised[] = [upstream, sink, sca, nodeProxy, ...(sc ? [sc] : []), ...(nginx ? [nginx] : [])];
+  const children: Supervised[] = [upstream, sink, sca, nodeProxy, ...(sc ? [sc] : []), ...(base ? [base] : []), ...(nginx ? [nginx] : [])];
 
   for (const t of targets) {
     const problems = await checkTarget(t);
@@ -610,7 +632,7 @@ async function main(): Promise<number> {
             (r.error && r.rps !== undefined ? `  ERROR ${r.error}` : '') +
             '\n',
         );
-        if (t.name === 'sidecar-audit') await waitForExportQuiet(sink);
+        if (t.name === 'sidecar-audit' || t.name === 'baseline-audit') await waitForExportQuiet(sink);
         assertAlive(children);
       }
     }
@@ -674,7 +696,7 @@ async function main(): Promise<number> {
     for (const e of errors) out.push(`  round ${e.round + 1} ${e.mode} ${e.target}: ${e.error}`);
   }
   const logProblems: Record<string, string[]> = {};
-  for (const s of [sca, ...(sc ? [sc] : [])]) {
+  for (const s of [sca, ...(sc ? [sc] : []), ...(base ? [base] : [])]) {
     const p = s.problemLines();
     logProblems[s.name] = p.slice(-50);
     if (p.length) {

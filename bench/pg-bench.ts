@@ -72,6 +72,8 @@ interface Run {
   p50Us?: number;
   p99Us?: number;
   proxyCpuUsPerTx?: number;
+  /** The proxy's main thread only (the sidecar's parser and audit export threads, V8's GC helpers left out). */
+  mainCpuUsPerTx?: number;
   /** Sidecar VmRSS right after the run. */
   sidecarRssMb?: number;
   error?: string;
@@ -88,6 +90,7 @@ interface Summary {
   p50Us?: number;
   p99Us?: number;
   proxyCpuUsPerTx?: number;
+  mainCpuUsPerTx?: number;
   okRuns: number;
 }
 
@@ -138,14 +141,19 @@ async function pgbench(
   if (log) args.push('-l', '--log-prefix', path.join(log.dir, log.prefix));
   args.push(DATABASE);
   const cpu0 = t.proc ? procCpuSeconds(t.proc.pid) : undefined;
+  const main0 = t.proc ? procCpuSeconds(t.proc.pid, t.proc.pid) : undefined;
   const r = await runCmd(PGBENCH, args, { env: clientEnv(t.password), timeoutMs: (seconds + 60) * 1000, cwd: log?.dir });
   const cpu1 = t.proc ? procCpuSeconds(t.proc.pid) : undefined;
+  const main1 = t.proc ? procCpuSeconds(t.proc.pid, t.proc.pid) : undefined;
   const p = parsePgbench(r.stdout);
   const base = { mode, clients, target: t.name, ...p };
   const lat = log ? readLatencyLogs(log.dir, log.prefix) : undefined;
   const extra = {
     ...(lat && lat.length > 0 ? { p50Us: percentile(lat, 50), p99Us: percentile(lat, 99) } : {}),
     ...(cpu0 !== undefined && cpu1 !== undefined && p.transactions > 0 ? { proxyCpuUsPerTx: ((cpu1 - cpu0) * 1e6) / p.transactions } : {}),
+    ...(main0 !== undefined && main1 !== undefined && p.transactions > 0
+      ? { mainCpuUsPerTx: ((main1 - main0) * 1e6) / p.transactions }
+      : {}),
   };
   if (r.code !== 0 || !Number.isFinite(p.tps) || p.failed > 0) {
     const why = `pgbench exited ${r.code ?? r.signal}${p.failed ? `, ${p.failed} failed transactions` : ''}: ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ')}`;
@@ -281,6 +289,7 @@ async function main(): Promise<number> {
             (r.error ? `ERROR ${r.error}` : `${fmt(r.tps).padStart(7)} tps  ${r.latencyAvgMs.toFixed(3)} ms avg`) +
             (r.p50Us !== undefined ? `  p50 ${fmt(r.p50Us)} µs` : '') +
             (r.proxyCpuUsPerTx !== undefined ? `  proxy CPU ${r.proxyCpuUsPerTx.toFixed(1)} µs/tx` : '') +
+            (r.mainCpuUsPerTx !== undefined ? ` (main thread ${r.mainCpuUsPerTx.toFixed(1)})` : '') +
             '\n',
         );
         assertAlive(children);
@@ -312,6 +321,7 @@ async function main(): Promise<number> {
         p50Us: opt(rs.map((r) => r.p50Us)),
         p99Us: opt(rs.map((r) => r.p99Us)),
         proxyCpuUsPerTx: opt(rs.map((r) => r.proxyCpuUsPerTx)),
+        mainCpuUsPerTx: opt(rs.map((r) => r.mainCpuUsPerTx)),
         okRuns: rs.length,
       });
     }
@@ -392,7 +402,9 @@ async function main(): Promise<number> {
     ),
   );
   out.push('');
-  out.push('Per-transaction detail at 1 client (p50/p99 from pgbench -l) and proxy CPU per transaction:');
+  out.push(
+    'Per-transaction detail at 1 client (p50/p99 from pgbench -l) and proxy CPU per transaction (the whole process, and its main thread alone):',
+  );
   const detailRows: string[][] = [];
   for (const { mode, clients } of configs) {
     for (const t of targets) {
@@ -405,12 +417,17 @@ async function main(): Promise<number> {
         s.p50Us !== undefined ? fmt(s.p50Us) : '',
         s.p99Us !== undefined ? fmt(s.p99Us) : '',
         s.proxyCpuUsPerTx !== undefined ? fmt(s.proxyCpuUsPerTx, 1) : '',
+        s.mainCpuUsPerTx !== undefined ? fmt(s.mainCpuUsPerTx, 1) : '',
         `${s.okRuns}/${ROUNDS}`,
       ]);
     }
   }
   out.push(
-    table(['mode', 'clients', 'target', 'tps range', 'p50 µs', 'p99 µs', 'proxy CPU µs/tx', 'ok runs'], detailRows, [false, true, false]),
+    table(['mode', 'clients', 'target', 'tps range', 'p50 µs', 'p99 µs', 'proxy CPU µs/tx', 'main thread', 'ok runs'], detailRows, [
+      false,
+      true,
+      false,
+    ]),
   );
   out.push('');
   out.push(
@@ -454,6 +471,23 @@ async function main(): Promise<number> {
           target: 'audit on within 10% of audit off (every row)',
           value: `worst ${fmt(worst, 2)}x (${exports} OTLP exports received)`,
           ok: Number.isFinite(worst) ? worst >= 0.9 : false,
+        },
+      ];
+    })(),
+    ...(() => {
+      // Issue 12: the sidecar's main thread (audit on when measured, else off) within 1.3x the bare relay's, row by row.
+      const who: TargetName = audited ? 'sidecar-audit' : 'sidecar';
+      const rs = configs.flatMap(({ mode, clients }) => {
+        const a = get(mode, clients, who)?.mainCpuUsPerTx;
+        const b = get(mode, clients, 'node-relay')?.mainCpuUsPerTx;
+        return a !== undefined && b !== undefined && b > 0 ? [a / b] : [];
+      });
+      const worst = rs.length ? Math.max(...rs) : undefined;
+      return [
+        {
+          target: `${who} main-thread CPU/tx <= 1.3x node-relay (every row)`,
+          value: worst !== undefined ? `worst ${fmt(worst, 2)}x` : 'no relay figures',
+          ok: worst !== undefined ? worst <= 1.3 : undefined,
         },
       ];
     })(),

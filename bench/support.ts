@@ -205,10 +205,10 @@ export function procStatus(pid: number): { rssKb: number; hwmKb: number } | unde
 }
 
 let clkTck: number | undefined;
-/** CPU time (user+system) of a process in seconds. */
-export function procCpuSeconds(pid: number): number | undefined {
+/** CPU time (user+system) of a process in seconds; with `thread`, of that thread only (its main thread: thread = pid). */
+export function procCpuSeconds(pid: number, thread?: number): number | undefined {
   try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const s = fs.readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state): utime is field 14, stime field 15.
     const ticks = Number(fields[11]) + Number(fields[12]);
@@ -426,6 +426,8 @@ export async function startSidecarProcess(
     args?: string[];
     /** Extra environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
     env?: Record<string, string>;
+    /** Another build's cli/main.js (a same-run baseline); this build's by default. */
+    cli?: string;
   },
 ): Promise<SidecarProcess> {
   const { dir } = opts;
@@ -441,7 +443,7 @@ export async function startSidecarProcess(
   fs.writeFileSync(policyFile, opts.policy(port));
   const logFile = path.join(dir, 'sidecar.log');
   const logFd = fs.openSync(logFile, 'a');
-  const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
+  const cli = opts.cli ?? path.resolve(__dirname, '..', 'cli', 'main.js');
   // BENCH_SIDECAR_NODE_ARGS: extra node/V8 flags for the sidecar process (experiments).
   const nodeArgs: string[] = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   if (opts.profile) {

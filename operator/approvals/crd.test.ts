@@ -103,6 +103,10 @@ test('a new request and a decided one validate', () => {
   const unstamped = sample();
   delete unstamped.spec.requester;
   expect(check(unstamped)).toEqual(["/spec must have required property 'requester'"]);
+  // a held MCP tool call (issue 13)
+  const mcp = sample();
+  mcp.spec.operation.kind = 'mcp';
+  expect(check(mcp)).toEqual([]);
 });
 
 test('malformed objects are refused with the field named', () => {

@@ -8,7 +8,7 @@ import type { ExportResult } from '@opentelemetry/core';
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import type { AuditRecord } from '../../common/audit/record';
 import type { MetricsSnapshot } from '../../common/metrics';
-import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encode';
+import { BatchEncoder, encodeLogs, encodeMetrics, encodeTraces } from './otlp-encode';
 import type { OtlpSettings } from './otlp-settings';
 import { toLogRecord, toSpans } from './to-otlp';
 
@@ -33,28 +33,51 @@ export interface Exporters {
   metrics: PushMetricExporter;
 }
 
-/** The span and log exporters (the export thread's part; metrics stay with the registry). */
-export type RecordExporters = Pick<Exporters, 'traces' | 'logs'>;
+/** Records already serialized by a BatchEncoder: the request body and how many records it holds. */
+export interface EncodedBatch {
+  encoded: Uint8Array;
+  count: number;
+}
+
+/** An exporter that also takes request bodies serialized beforehand. */
+export interface EncodedExporter {
+  export(batch: EncodedBatch, done: (result: ExportResult) => void): void;
+}
+
+/**
+ * The span and log exporters (the export thread's part; metrics stay with the registry). `encoded`
+ * is there when both signals are http/protobuf: the shipper then writes both requests while it
+ * decodes the batch (BatchEncoder) instead of decoding all of it first.
+ */
+export type RecordExporters = Pick<Exporters, 'traces' | 'logs'> & {
+  encoded?: { encoder: BatchEncoder; traces: EncodedExporter; logs: EncodedExporter };
+};
 
 /**
  * http/protobuf: the SDK's OTLP HTTP transport (headers, timeout, compression, certificates and
  * retries from OTEL_EXPORTER_OTLP_*) with our own serializer, which encodes records directly
  * (otlp-encode.ts). http/json: the SDK's JSON exporters over the records' ReadableSpans.
  */
-function protobufExporter(signal: 'TRACES' | 'LOGS', url: string, encode: (r: AuditRecord[]) => Uint8Array): RecordExporter {
+function protobufExporter(
+  signal: 'TRACES' | 'LOGS',
+  url: string,
+  encode: (r: AuditRecord[]) => Uint8Array,
+): RecordExporter & EncodedExporter {
   const path = signal === 'TRACES' ? 'v1/traces' : 'v1/logs';
-  const delegate = createOtlpHttpExportDelegate<AuditRecord[], unknown>(
+  const delegate = createOtlpHttpExportDelegate<AuditRecord[] | EncodedBatch, unknown>(
     convertLegacyHttpOptions({ url }, signal, path, { 'Content-Type': 'application/x-protobuf' }),
-    { serializeRequest: encode, deserializeResponse: () => ({}) },
+    { serializeRequest: (b) => (Array.isArray(b) ? encode(b) : b.encoded), deserializeResponse: () => ({}) },
     signal === 'TRACES' ? 'otlp_http_span_exporter' : 'otlp_http_log_exporter',
-    { name: signal === 'TRACES' ? 'span' : 'log', countItems: (r: AuditRecord[]) => r.length },
+    { name: signal === 'TRACES' ? 'span' : 'log', countItems: (b) => (Array.isArray(b) ? b.length : b.count) },
     undefined,
   );
-  return new OTLPExporterBase<AuditRecord[]>(delegate);
+  return new OTLPExporterBase<AuditRecord[] | EncodedBatch>(delegate);
 }
 
 export function createRecordExporters(s: Pick<OtlpSettings, 'traces' | 'logs'>, resource: Resource): RecordExporters {
   let traces: RecordExporter;
+  let tracesPb: EncodedExporter | undefined;
+  let logsPb: EncodedExporter | undefined;
   if (s.traces.protocol === 'http/json') {
     // The SDK's JSON exporters (and the transformer they bring) load only when asked for: memory.
     const { OTLPTraceExporter: TracesJson } =
@@ -70,7 +93,7 @@ export function createRecordExporters(s: Pick<OtlpSettings, 'traces' | 'logs'>, 
       shutdown: () => sdk.shutdown(),
     };
   } else {
-    traces = protobufExporter('TRACES', s.traces.url, (records) => encodeTraces(records, resource));
+    traces = tracesPb = protobufExporter('TRACES', s.traces.url, (records) => encodeTraces(records, resource));
   }
   let logs: RecordExporter;
   if (s.logs.protocol === 'http/json') {
@@ -87,8 +110,9 @@ export function createRecordExporters(s: Pick<OtlpSettings, 'traces' | 'logs'>, 
       shutdown: () => sdk.shutdown(),
     };
   } else {
-    logs = protobufExporter('LOGS', s.logs.url, (records) => encodeLogs(records, resource));
+    logs = logsPb = protobufExporter('LOGS', s.logs.url, (records) => encodeLogs(records, resource));
   }
+  if (tracesPb && logsPb) return { traces, logs, encoded: { encoder: new BatchEncoder(resource), traces: tracesPb, logs: logsPb } };
   return { traces, logs };
 }
 

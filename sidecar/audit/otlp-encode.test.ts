@@ -6,7 +6,7 @@ import { Metrics } from '../../common/metrics';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { AuditRecord } from '../../common/audit/record';
 import { decodeExport } from '../../test/support/otlp-proto/decode';
-import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encode';
+import { BatchEncoder, encodeLogs, encodeMetrics, encodeTraces } from './otlp-encode';
 import { registryProducer } from './otlp-metrics';
 import { httpRecord, postgresRecord } from './records';
 import { startTrace } from './trace-context';
@@ -270,6 +270,21 @@ describe('encodeTraces / encodeLogs', () => {
     expect(decoded[598].name).toBe('warden.postgres.query');
     expect(text.length).toBe(70_000);
     expect(text === 'é'.repeat(70_000)).toBe(true);
+  });
+
+  test('BatchEncoder writes the same bytes as encodeTraces and encodeLogs, batch after batch', () => {
+    const enc = new BatchEncoder(resource);
+    const base = samples();
+    const big = { ...base[0], db: { ...base[0].db!, text: 'é'.repeat(40_000) } };
+    // A large batch (the writers grow), then a small one (they are reused), then an empty one.
+    for (const records of [[...base, big, ...base, big], base, []]) {
+      enc.begin();
+      for (const r of records) enc.add(r);
+      expect(enc.count).toBe(records.length);
+      const out = enc.finish();
+      expect(Buffer.from(out.traces).equals(Buffer.from(encodeTraces(records, resource)))).toBe(true);
+      expect(Buffer.from(out.logs).equals(Buffer.from(encodeLogs(records, resource)))).toBe(true);
+    }
   });
 });
 

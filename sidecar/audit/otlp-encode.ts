@@ -545,29 +545,41 @@ function spanTail(w: Writer, status: { code: number; message?: string }, flags: 
 
 const UNSET = { code: 0 };
 
+/** Opens a request (traces or logs: the same two levels): the resource, then its one scope. */
+function openRequest(w: Writer, resource: Resource): void {
+  w.begin(1); // resource_spans / resource_logs
+  writeResource(w, resource);
+  w.begin(2); // scope_spans / scope_logs
+  scope(w);
+}
+
+function closeRequest(w: Writer): void {
+  w.end();
+  w.end();
+}
+
+/** A record's span, plus its approval-wait child span. */
+function writeSpans(w: Writer, r: AuditRecord): void {
+  const t = r.trace;
+  spanIds(w, t.traceId, t.spanId, t.state, t.parentSpanId);
+  spanTimes(w, spanName(r), r.start, r.durationMs);
+  spanAttributes(w, r);
+  spanTail(w, spanStatus(r), t.flags, t.parentSpanId !== undefined);
+  const a = r.approval;
+  if (a) {
+    spanIds(w, t.traceId, a.spanId, undefined, t.spanId);
+    spanTimes(w, SPAN.approvalWait, a.waitStart, a.waitMs);
+    approvalWaitAttributes(w, r, a);
+    spanTail(w, a.approved ? UNSET : { code: STATUS_ERROR, message: a.reason }, t.flags, false);
+  }
+}
+
 /** ExportTraceServiceRequest for these records: one span each, plus the approval-wait child spans. */
 export function encodeTraces(records: readonly AuditRecord[], resource: Resource): Uint8Array {
   const w = writer();
-  w.begin(1); // resource_spans
-  writeResource(w, resource);
-  w.begin(2); // scope_spans
-  scope(w);
-  for (const r of records) {
-    const t = r.trace;
-    spanIds(w, t.traceId, t.spanId, t.state, t.parentSpanId);
-    spanTimes(w, spanName(r), r.start, r.durationMs);
-    spanAttributes(w, r);
-    spanTail(w, spanStatus(r), t.flags, t.parentSpanId !== undefined);
-    const a = r.approval;
-    if (a) {
-      spanIds(w, t.traceId, a.spanId, undefined, t.spanId);
-      spanTimes(w, SPAN.approvalWait, a.waitStart, a.waitMs);
-      approvalWaitAttributes(w, r, a);
-      spanTail(w, a.approved ? UNSET : { code: STATUS_ERROR, message: a.reason }, t.flags, false);
-    }
-  }
-  w.end();
-  w.end();
+  openRequest(w, resource);
+  for (const r of records) writeSpans(w, r);
+  closeRequest(w);
   return w.result();
 }
 
@@ -640,34 +652,71 @@ function logAttributes(w: Writer, r: AuditRecord): void {
   if (r.maskedBy) for (const k of Object.keys(r.maskedBy)) put(w, F, keyBytes(`warden.masked.by.${k}`), r.maskedBy[k]);
 }
 
+/** A record's log record, linked to its span. */
+function writeLogRecord(w: Writer, r: AuditRecord): void {
+  const denied = r.decision === 'deny' || (r.approval !== undefined && !r.approval.approved);
+  const warn = denied || r.error !== undefined;
+  const time = r.start + r.durationMs;
+  w.begin(2); // log_records
+  w.time(1, time);
+  w.tag(2, 0);
+  w.varint(warn ? SEVERITY_WARN : SEVERITY_INFO);
+  w.string(3, warn ? 'WARN' : 'INFO');
+  logBody(w, r);
+  logAttributes(w, r);
+  w.fixed32(8, r.trace.flags & 0xff);
+  w.hexBytes(9, r.trace.traceId);
+  w.hexBytes(10, r.trace.spanId);
+  w.time(11, time);
+  w.string(12, 'warden.audit');
+  w.end();
+}
+
 /** ExportLogsServiceRequest: one log record per audit record, linked to its span. */
 export function encodeLogs(records: readonly AuditRecord[], resource: Resource): Uint8Array {
   const w = writer();
-  w.begin(1); // resource_logs
-  writeResource(w, resource);
-  w.begin(2); // scope_logs
-  scope(w);
-  for (const r of records) {
-    const denied = r.decision === 'deny' || (r.approval !== undefined && !r.approval.approved);
-    const warn = denied || r.error !== undefined;
-    const time = r.start + r.durationMs;
-    w.begin(2); // log_records
-    w.time(1, time);
-    w.tag(2, 0);
-    w.varint(warn ? SEVERITY_WARN : SEVERITY_INFO);
-    w.string(3, warn ? 'WARN' : 'INFO');
-    logBody(w, r);
-    logAttributes(w, r);
-    w.fixed32(8, r.trace.flags & 0xff);
-    w.hexBytes(9, r.trace.traceId);
-    w.hexBytes(10, r.trace.spanId);
-    w.time(11, time);
-    w.string(12, 'warden.audit');
-    w.end();
-  }
-  w.end();
-  w.end();
+  openRequest(w, resource);
+  for (const r of records) writeLogRecord(w, r);
+  closeRequest(w);
   return w.result();
+}
+
+/**
+ * Both requests of an export batch (the same bytes as encodeTraces and encodeLogs), written record
+ * by record as the batch is decoded: each decoded record is garbage as soon as it is written.
+ * Decoding the whole batch first kept ~1,000 records alive across young-generation collections
+ * (1 MB semi-spaces): they were promoted and collected by mark-compacts (--trace-gc under
+ * pg-bench, prepared c=8: 13 mark-compacts in the export thread's isolate in 5 s, scavenges
+ * freeing 48 MB of 134).
+ */
+export class BatchEncoder {
+  private readonly traces = new Writer();
+  private readonly logs = new Writer();
+  /** Records added since begin(). */
+  count = 0;
+
+  constructor(private readonly resource: Resource) {}
+
+  begin(): void {
+    this.traces.reset();
+    this.logs.reset();
+    this.count = 0;
+    openRequest(this.traces, this.resource);
+    openRequest(this.logs, this.resource);
+  }
+
+  add(r: AuditRecord): void {
+    writeSpans(this.traces, r);
+    writeLogRecord(this.logs, r);
+    this.count++;
+  }
+
+  /** The two request bodies (copies: the writers are reused by the next batch). */
+  finish(): { traces: Uint8Array; logs: Uint8Array } {
+    closeRequest(this.traces);
+    closeRequest(this.logs);
+    return { traces: this.traces.result(), logs: this.logs.result() };
+  }
 }
 
 const TEMPORALITY_CUMULATIVE = 2;

@@ -56,8 +56,8 @@ export interface Shipper {
 export const DEFAULT_LINGER_MS = 500;
 export const DEFAULT_BATCH_RECORDS = 1024;
 
-function exportWith<T>(exporter: { export(items: T[], cb: (r: ExportResult) => void): void }, items: T[]): Promise<void> {
-  if (items.length === 0) return Promise.resolve();
+function exportWith<T>(exporter: { export(items: T, cb: (r: ExportResult) => void): void }, items: T): Promise<void> {
+  if (Array.isArray(items) && items.length === 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
     exporter.export(items, (r) => {
       if (r.code === ExportResultCode.SUCCESS) resolve();
@@ -101,11 +101,8 @@ export function startShipper(opts: ShipperOptions): Shipper {
     for (const f of w) f();
   };
 
-  /** Ships one batch; 'full' when there may be more waiting, 'partial' when the spool is drained. */
-  const shipOnce = async (): Promise<'none' | 'partial' | 'full'> => {
-    const batch = spool.readUnacked(spool.stats().ackedSeq, { records: maxRecords, bytes: maxBytes });
-    if (batch.length === 0) return 'none';
-    const records: AuditRecord[] = [];
+  /** The batch's records, decoded; an unreadable one is counted, logged and skipped. */
+  const decodeEach = (batch: Array<{ seq: number; payload: Buffer }>, each: (r: AuditRecord) => void): void => {
     for (const item of batch) {
       let r: AuditRecord;
       try {
@@ -115,17 +112,41 @@ export function startShipper(opts: ShipperOptions): Shipper {
         log.error('audit record in the spool is not readable; skipped', { seq: item.seq });
         continue;
       }
-      records.push(r);
+      each(r);
+    }
+  };
+
+  /** Ships one batch; 'full' when there may be more waiting, 'partial' when the spool is drained. */
+  const shipOnce = async (): Promise<'none' | 'partial' | 'full'> => {
+    const batch = spool.readUnacked(spool.stats().ackedSeq, { records: maxRecords, bytes: maxBytes });
+    if (batch.length === 0) return 'none';
+    let sendTraces: () => Promise<void>;
+    let sendLogs: () => Promise<void>;
+    const pb = exporters.encoded;
+    if (pb) {
+      // Both requests written while decoding: no decoded record outlives its own encoding.
+      const enc = pb.encoder;
+      enc.begin();
+      decodeEach(batch, (r) => enc.add(r));
+      const count = enc.count;
+      const { traces, logs } = enc.finish();
+      sendTraces = () => (count > 0 ? exportWith(pb.traces, { encoded: traces, count }) : Promise.resolve());
+      sendLogs = () => (count > 0 ? exportWith(pb.logs, { encoded: logs, count }) : Promise.resolve());
+    } else {
+      const records: AuditRecord[] = [];
+      decodeEach(batch, (r) => records.push(r));
+      sendTraces = () => exportWith(exporters.traces, records);
+      sendLogs = () => exportWith(exporters.logs, records);
     }
     try {
-      await exportWith(exporters.traces, records);
+      await sendTraces();
     } catch (err) {
       failures.inc({ signal: 'traces' });
       throw err;
     }
     exported.inc({ signal: 'traces' }, batch.length);
     try {
-      await exportWith(exporters.logs, records);
+      await sendLogs();
     } catch (err) {
       failures.inc({ signal: 'logs' });
       throw err;

@@ -41,4 +41,12 @@ describe('the one hop-by-hop filter (named routes and forward proxy)', () => {
     };
     expect(endToEndHeaders(parsed, new Set(['authorization']))).toEqual({ 'x-keep': 'a' });
   });
+
+  it('Connection: keep-alive alone (the fast path) and in any case: keep-alive dropped, a Connection: close still names its header', () => {
+    for (const connection of ['keep-alive', 'Keep-Alive', 'KEEP-ALIVE']) {
+      expect(endToEndHeaders({ connection, 'keep-alive': 'timeout=5', 'x-keep': 'a' })).toEqual({ 'x-keep': 'a' });
+    }
+    expect(endToEndHeaders({ connection: 'keep-alive-x', 'keep-alive-x': '1', 'x-keep': 'a' })).toEqual({ 'x-keep': 'a' });
+    expect(endToEndHeaders({ connection: 'close', close: '1', 'x-keep': 'a' })).toEqual({ 'x-keep': 'a' });
+  });
 });

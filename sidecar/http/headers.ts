@@ -34,7 +34,11 @@ function connectionNames(values: Iterable<string>): Set<string> | undefined {
 /** h (node's parsed headers, lower-case names) without hop-by-hop headers and without alsoDrop. */
 export function endToEndHeaders(h: Headers, alsoDrop?: ReadonlySet<string>): Record<string, string | string[]> {
   const conn = h['connection'];
-  const named = conn === undefined ? undefined : connectionNames(Array.isArray(conn) ? conn : [conn]);
+  // `Connection: keep-alive` (what most clients send) names only a header that is dropped anyway: no set to build.
+  const named =
+    conn === undefined || (typeof conn === 'string' && conn.length === 10 && conn.toLowerCase() === 'keep-alive')
+      ? undefined
+      : connectionNames(Array.isArray(conn) ? conn : [conn]);
   const out: Record<string, string | string[]> = {};
   for (const k of Object.keys(h)) {
     const v = h[k];

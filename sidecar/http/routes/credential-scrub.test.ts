@@ -42,6 +42,28 @@ describe('credential scrubber', () => {
     }
   });
 
+  it('bytes: a body without a zero byte skips the UTF-16 spellings, one with a zero byte anywhere still finds them', () => {
+    const plain = Buffer.from(`{"echo":"Bearer ${TOKEN}","b64":"${Buffer.from(TOKEN).toString('base64')}"}`);
+    const r = scrubber.bytes(plain);
+    expect(r.count).toBe(2);
+    expect(r.buf.toString()).toBe(`{"echo":"${CREDENTIAL_REDACTED}","b64":"${CREDENTIAL_REDACTED}"}`);
+    for (const utf16 of [Buffer.from(TOKEN, 'utf16le'), Buffer.from(TOKEN, 'utf16le').swap16()]) {
+      const mixed = Buffer.concat([Buffer.from(`x ${TOKEN} `), utf16, Buffer.from(' y')]);
+      const m = scrubber.bytes(mixed);
+      expect(m.count).toBe(2);
+      expect(m.buf.includes(utf16)).toBe(false);
+      expect(m.buf.includes(Buffer.from(TOKEN))).toBe(false);
+    }
+    // A value with no character below U+0100 has UTF-16 spellings without a zero byte: always searched.
+    const wide = '密钥密钥密钥密钥';
+    const ws = createCredentialScrubber([wide])!;
+    const be = Buffer.from(wide, 'utf16le').swap16();
+    expect(be.includes(0)).toBe(false);
+    const w = ws.bytes(Buffer.concat([Buffer.from('a '), be, Buffer.from(' b')]));
+    expect(w.count).toBe(1);
+    expect(w.buf.includes(be)).toBe(false);
+  });
+
   it('holds back only what could still become the credential', () => {
     const s = scrubber.textStream();
     expect(s.push('hello world')).toBe('hello world');

@@ -4,6 +4,7 @@
 // back as a tool error with the approver's reason and never reaches the server. While the
 // approver decides, the agent's event stream gets a heartbeat: progress notifications for its
 // progressToken (so the SDK client's request timeout keeps being reset), else SSE comments.
+import * as net from 'node:net';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { AccessPolicySpec, Identity } from '../../../common/policy/types';
 import { createApprovalGate } from '../../approvals/gate';
@@ -202,5 +203,43 @@ describe('held MCP calls over raw HTTP', () => {
     expect(await store.list({ state: 'pending' })).toEqual([]);
     const text = await res.text();
     expect(text).toContain('approval is not available inside a batch');
+  });
+});
+
+describe('a held call whose server fails once approved', () => {
+  it('ends the open event stream with a JSON-RPC error for the call and an error event', async () => {
+    // An "MCP server" that drops every connection: the approved call cannot be forwarded.
+    const server = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/mcp`;
+    const store = new LocalApprovalStore();
+    const proxy = await startMcpProxy({ spec: spec(url), extra: { mcpApprovals: createApprovalGate(store), mcpHeartbeatMs: 30 } });
+    try {
+      const res = fetch(proxy.url('crm'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 9,
+          method: 'tools/call',
+          params: { name: 'run_query', arguments: { database: 'prod', sql: 'x' } },
+        }),
+      });
+      const [req] = await pending(store);
+      await store.decide(req.id, alice, 'approve', 'ok');
+      const text = await (await res).text();
+      const messages = text
+        .split('\n\n')
+        .filter((e) => e.startsWith('event: message'))
+        .map((e) => JSON.parse(e.slice('event: message\ndata: '.length)));
+      expect(messages).toEqual([
+        { jsonrpc: '2.0', id: 9, error: expect.objectContaining({ code: expect.any(Number), message: expect.stringContaining('crm') }) },
+      ]);
+      expect(text).toContain('event: error');
+    } finally {
+      await proxy.close();
+      store.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

@@ -35,7 +35,10 @@ const BEHAVIOURS = [
 function spec(port: number): AccessPolicySpec {
   return {
     defaultAction: 'allow',
-    targets: BEHAVIOURS.map((b) => ({ name: b, mcp: { url: `http://127.0.0.1:${port}/${b}`, credentialsSecret: 'tools' } })),
+    targets: [
+      ...BEHAVIOURS.map((b) => ({ name: b, mcp: { url: `http://127.0.0.1:${port}/${b}`, credentialsSecret: 'tools' } })),
+      { name: 'quiet', mcp: { url: `http://127.0.0.1:${port}/quiet`, timeout: '300ms' } },
+    ],
     rules: [{ name: 'no-deletes', action: 'deny', match: { mcp: { tools: ['delete_*'] } } }],
   };
 }
@@ -146,6 +149,38 @@ describe('event streams', () => {
     expect(upstream.seen[upstream.seen.length - 1].headers['last-event-id']).toBe('e41');
     await new Promise((r) => setImmediate(r));
     expect(proxy.audits[proxy.audits.length - 1]).toMatchObject({ target: 'get', method: 'GET', decision: 'allow' });
+  });
+});
+
+describe('idle limits', () => {
+  const quietly = (res: http.ServerResponse): void => {
+    sse(res);
+    res.flushHeaders();
+    // undici checks body timeouts about once a second: well past the target's 300 ms
+    const t = setTimeout(() => res.end(event({ jsonrpc: '2.0', id: 1, result: { tools: TOOLS } })), 2500);
+    res.once('close', () => clearTimeout(t));
+  };
+
+  it('lets the server GET stream stay silent past the target timeout', async () => {
+    upstream.behaviours.set('quiet', (_req, _body, res) => quietly(res));
+    const r = await request(proxy.url('quiet'), { method: 'GET', headers: { accept: 'text/event-stream' } });
+    const text = await r.body.text();
+    expect(text).toContain('search_customers');
+    expect(text).not.toContain('delete_customer');
+  });
+
+  it('ends a POST answer silent past the target timeout with an error for its request', async () => {
+    upstream.behaviours.set('quiet', (_req, _body, res) => quietly(res));
+    const r = await request(proxy.url('quiet'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: LIST,
+    });
+    const text = await r.body.text();
+    expect(messagesOf(text)).toEqual([
+      { jsonrpc: '2.0', id: 1, error: { code: -32000, message: expect.stringContaining('"quiet" did not answer in time') as string } },
+    ]);
+    expect(text).toMatch(/event: error\ndata: .*upstream_timeout/);
   });
 });
 

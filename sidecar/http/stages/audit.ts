@@ -43,7 +43,7 @@ export function auditRoute(ex: RouteExchange, status: number): void {
 export function routeEvent(ex: RouteExchange, status: number): HttpAuditEvent {
   const d = ex.decision;
   let genAi = ex.genAi;
-  if (genAi && ex.tap) genAi = { ...genAi, ...ex.tap.result() };
+  if (genAi && ex.tap) genAi = ex.tap.result(genAi);
   let payload: AuditPayload | undefined;
   if (ex.requestCapture || ex.responseCapture) {
     payload = {};

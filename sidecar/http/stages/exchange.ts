@@ -134,6 +134,8 @@ export class RouteExchange implements Judgement {
   /** Set when a credential was injected: it is scrubbed from everything the upstream answers. */
   scrub: CredentialScrubber | undefined = undefined;
   upstream: Dispatcher.ResponseData | undefined = undefined;
+  /** How long the upstream body may stay silent, ms (0: no limit); the target's timeout when unset. */
+  upstreamIdle: number | undefined = undefined;
   /** Aborts the upstream request when the agent goes away; removed once the answer is sent. */
   onAgentClose: (() => void) | undefined = undefined;
 

@@ -12,12 +12,13 @@ import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { createSseParser, type SseBlock } from '../../../common/masking/stream/sse-parser';
 import { jsonTooDeep, MAX_JSON_DEPTH } from '../../../common/policy/jsonpath';
-import { MCP_RESPONSE_REFUSED, rpcError } from '../../mcp/denials';
+import { MCP_RESPONSE_REFUSED, MCP_SIDECAR_ERROR, rpcError } from '../../mcp/denials';
 import { MessageRefusedError, runHooks, serverMessageKind, type ServerMessageHook } from '../../mcp/hooks';
 import { idKey, type JsonRpcId } from '../../mcp/messages';
 import { errorBody, HttpError } from '../errors';
 import { decodeBuffer, decodeStream, readUpstreamBody } from './decompress';
 import type { RouteExchange } from './exchange';
+import { asRouteError } from './forward-upstream';
 import { serverMessageHooks } from './mcp-hooks';
 import { isJson } from './media-types';
 import { MAX_SSE_EVENT_BYTES } from './respond-events';
@@ -182,6 +183,22 @@ function drained(res: ServerResponse): Promise<void> {
 class EventTooLargeError extends MessageRefusedError {}
 
 /**
+ * How a stream ends when an answer is refused (it cannot be read or masked) or failed (the
+ * upstream timed out or went away): the requests still unanswered get an error rather than waiting
+ * for an answer that will not come, then an `event: error`.
+ */
+function streamFailure(ex: RouteExchange, err: unknown, unanswered: Iterable<JsonRpcId>): string {
+  const refused = err instanceof MessageRefusedError;
+  const failure = refused ? undefined : asRouteError(err, ex.target);
+  const why = failure?.message ?? `the answer of MCP server "${ex.target}" was refused: ${(err as Error).message}`;
+  ex.error = failure ? why : `MCP response refused: ${(err as Error).message}`;
+  const code = refused ? MCP_RESPONSE_REFUSED : MCP_SIDECAR_ERROR;
+  let text = '';
+  for (const id of unanswered) text += `event: message\ndata: ${JSON.stringify(rpcError(id, code, why))}\n\n`;
+  return text + `event: error\ndata: ${errorBody(failure?.type ?? 'unmaskable_response', why, { target: ex.target })}\n\n`;
+}
+
+/**
  * An event as the agent gets it: its `id`, `event` and `retry` fields, then the data (the message
  * as the hooks passed it). Comments and other fields are not messages the hooks could mask: a
  * comment is kept only as an empty one (a keep-alive), other fields are dropped.
@@ -267,14 +284,7 @@ async function respondEvents(ex: RouteExchange, encoding: string): Promise<void>
     await finish(passed);
   } catch (err) {
     if (agentGone) return;
-    if (!(err instanceof MessageRefusedError)) throw err;
-    const why = `the answer of MCP server "${ex.target}" was refused: ${err.message}`;
-    ex.error = `MCP response refused: ${err.message}`;
-    // The events of this chunk before the refused one still go, then the refusal.
-    let text = passed;
-    for (const id of pending.values()) text += `event: message\ndata: ${JSON.stringify(rpcError(id, MCP_RESPONSE_REFUSED, why))}\n\n`;
-    text += `event: error\ndata: ${errorBody('unmaskable_response', why, { target: ex.target })}\n\n`;
-    await finish(text);
+    await finish(passed + streamFailure(ex, err, pending.values()));
   } finally {
     res.off('close', onClose);
     if (scrub) ex.countScrubbed(scrub.count);

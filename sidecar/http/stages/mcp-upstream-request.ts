@@ -19,6 +19,9 @@ export const mcpUpstreamRequestStage: Stage<RouteExchange> = {
     delete headers['if-range'];
     headers['accept-encoding'] = 'identity';
     headers['traceparent'] = formatTraceparent(ex.trace);
+    // The server's GET stream is silent until it has something to say: no idle limit (the agent
+    // going away still ends it). Other answers fall silent no longer than the target's timeout.
+    if (ex.method === 'GET') ex.upstreamIdle = 0;
     const url = new URL(plan.base.href);
     ex.upstreamHeaders = headers;
     ex.upstreamUrl = url;

@@ -35,6 +35,8 @@ export interface McpFixture {
   url: string;
   port: number;
   received: ReceivedRequest[];
+  /** The ids delete_customer actually deleted (the effect, as the server's own tool code saw it). */
+  deleted: string[];
   /** JSON-RPC methods received (each message of a batch), in order; tools/call as `tools/call:<name>`. */
   methods(): string[];
   /** Changes get_weather's description on every session (the server sends notifications/tools/list_changed). */
@@ -56,6 +58,7 @@ export interface McpFixtureOptions {
 
 export async function startMcpFixture(opts: McpFixtureOptions = {}): Promise<McpFixture> {
   const received: ReceivedRequest[] = [];
+  const deleted: string[] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const weatherTools = new Set<RegisteredTool>();
   let weatherDescription = WEATHER_DESCRIPTION;
@@ -70,9 +73,10 @@ export async function startMcpFixture(opts: McpFixtureOptions = {}): Promise<Mcp
         structuredContent: { customers: [{ name: query, email: CUSTOMER_EMAIL, card: CUSTOMER_CARD }] },
       }),
     );
-    server.registerTool('delete_customer', { description: 'Delete a customer', inputSchema: { id: z.string() } }, ({ id }) => ({
-      content: [{ type: 'text', text: `deleted ${id}` }],
-    }));
+    server.registerTool('delete_customer', { description: 'Delete a customer', inputSchema: { id: z.string() } }, ({ id }) => {
+      deleted.push(id);
+      return { content: [{ type: 'text', text: `deleted ${id}` }] };
+    });
     server.registerTool(
       'run_query',
       { description: 'Run a SQL query', inputSchema: { database: z.string(), sql: z.string() } },
@@ -178,6 +182,7 @@ export async function startMcpFixture(opts: McpFixtureOptions = {}): Promise<Mcp
     url: `http://127.0.0.1:${port}/mcp`,
     port,
     received,
+    deleted,
     methods() {
       const out: string[] = [];
       for (const r of received) {
