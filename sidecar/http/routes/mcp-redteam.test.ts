@@ -696,11 +696,11 @@ spec:
     expect(upstream.seen.length).toBe(before);
   });
 
-  // FINDING 7: the forward proxy judges an absolute-form request to the MCP server's own URL as
+  // FINDING 7 (fixed: forward/mcp-origin.ts denies an MCP target's origin on the forward proxy): the forward proxy judges an absolute-form request to the MCP server's own URL as
   // plain HTTP egress (target '', no MCP rule applies), so with defaultAction allow the agent
   // reaches the server around every MCP rule, list filter and pin (it lacks only the injected
   // credential, which an unauthenticated server does not need).
-  it.failing('an absolute-form request to the MCP server URL is not a way around the MCP rules', async () => {
+  it('an absolute-form request to the MCP server URL is not a way around the MCP rules', async () => {
     const before = upstream.seen.length;
     await viaProxy(`http://127.0.0.1:${upstream.port}/mcp`, call(1, 'delete_customer', { id: '1' }));
     expect(upstream.seen.slice(before).map((q) => q.body)).toEqual([]);
