@@ -100,6 +100,7 @@ otlp:
   endpoint: https://otlp.example.com
   headersSecret: {name: warden-otlp, key: headers}
   caConfigMap: {name: otlp-ca, key: ca.crt}
+  clientCertSecret: otlp-client
 `,
       'config.yaml',
       'agent-warden',
@@ -108,6 +109,7 @@ otlp:
       otlpEndpoint: 'https://otlp.example.com',
       otlpHeadersSecret: { name: 'warden-otlp', key: 'headers' },
       otlpCaConfigMap: { name: 'otlp-ca', key: 'ca.crt' },
+      otlpClientCertSecret: 'otlp-client',
     });
     expect(
       problems(`
@@ -116,6 +118,7 @@ otlp:
   endpoint: http://otel-collector:4318
   headersSecret: {name: Warden_OTLP, key: "a b", extra: 1}
   caConfigMap: {name: otlp-ca, key: ca.crt}
+  clientCertSecret: otlp-client
 `),
     ).toEqual([
       'otlp.headersSecret.extra: unknown field (known: name, key)',
@@ -123,6 +126,7 @@ otlp:
       'otlp.headersSecret.key: must be a Secret/ConfigMap key (got "a b")',
       'otlp.headersSecret: needs an https:// otlpEndpoint (got "http://otel-collector:4318")',
       'otlp.caConfigMap: needs an https:// otlpEndpoint (got "http://otel-collector:4318")',
+      'otlp.clientCertSecret: needs an https:// otlpEndpoint (got "http://otel-collector:4318")',
     ]);
   });
 });

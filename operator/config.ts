@@ -5,7 +5,8 @@
 //   lockdown: false                       # lock down every injected pod's egress
 //   otlp: {endpoint, protocol,            # handed to the sidecars
 //          headersSecret: {name, key},    # OTEL_EXPORTER_OTLP_HEADERS from a Secret in each agent namespace
-//          caConfigMap: {name, key}}      # the collector's CA from a ConfigMap in each agent namespace
+//          caConfigMap: {name, key},      # the collector's CA from a ConfigMap in each agent namespace
+//          clientCertSecret: name}        # a kubernetes.io/tls Secret there, for mTLS
 //   webhook: {port: 9443, serviceName, secretName, certMode: self | cert-manager,
 //             mutatingName, validatingName}   # the configuration names default to serviceName
 //   approvals: {ttl: 24h}                 # decided ApprovalRequests are deleted after this
@@ -59,7 +60,7 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
   const problems: string[] = [];
   const root = section(doc, '', TOP_KEYS, problems);
   const sidecar = section(root.sidecar, 'sidecar', SIDECAR_KEYS, problems);
-  const otlp = section(root.otlp, 'otlp', ['endpoint', 'protocol', 'headersSecret', 'caConfigMap'], problems);
+  const otlp = section(root.otlp, 'otlp', ['endpoint', 'protocol', 'headersSecret', 'caConfigMap', 'clientCertSecret'], problems);
   const webhookIn = section(root.webhook, 'webhook', WEBHOOK_KEYS, problems);
   const approvalsIn = section(root.approvals, 'approvals', ['ttl'], problems);
 
@@ -119,6 +120,7 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
         otlpProtocol: str(otlp.protocol, 'otlp.protocol'),
         otlpHeadersSecret: keyRef(otlp.headersSecret, 'otlp.headersSecret', problems),
         otlpCaConfigMap: keyRef(otlp.caConfigMap, 'otlp.caConfigMap', problems),
+        otlpClientCertSecret: str(otlp.clientCertSecret, 'otlp.clientCertSecret'),
       });
     } catch (e) {
       if (!(e instanceof InjectorConfigError)) throw e;
@@ -140,6 +142,7 @@ function prefixInjectorField(p: string): string {
   if (p.startsWith('otlpEndpoint')) return p.replace(/^otlpEndpoint/, 'otlp.endpoint');
   if (p.startsWith('otlpHeadersSecret')) return p.replace(/^otlpHeadersSecret/, 'otlp.headersSecret');
   if (p.startsWith('otlpCaConfigMap')) return p.replace(/^otlpCaConfigMap/, 'otlp.caConfigMap');
+  if (p.startsWith('otlpClientCertSecret')) return p.replace(/^otlpClientCertSecret/, 'otlp.clientCertSecret');
   if (p.startsWith('lockdownByDefault')) return p.replace(/^lockdownByDefault/, 'lockdown');
   return `sidecar.${p}`;
 }

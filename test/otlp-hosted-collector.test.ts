@@ -1,10 +1,14 @@
-// A hosted collector wants an API key header and, when private, its own CA. The operator hands
-// both to the sidecar as the standard OTEL_EXPORTER_OTLP_HEADERS (from a Secret) and
-// OTEL_EXPORTER_OTLP_CERTIFICATE (a mounted ConfigMap key); this checks that the sidecar's own
-// exporters (sidecar/audit/exporters.ts) honour them against a real HTTPS collector stand-in that
-// refuses requests without the header, served with a certificate of a private CA.
+// A hosted collector wants an API key header and, when private, its own CA (sometimes a client
+// certificate too). The operator hands them to the sidecar as the standard
+// OTEL_EXPORTER_OTLP_HEADERS (from a Secret), OTEL_EXPORTER_OTLP_CERTIFICATE (a mounted ConfigMap
+// key) and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE/_KEY (a mounted kubernetes.io/tls Secret); this
+// checks that the sidecar's own exporters (sidecar/audit/exporters.ts) honour them against a real
+// HTTPS collector stand-in that refuses requests without the header, served with a certificate of a
+// private CA, which records the client certificate presented.
+import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,19 +27,22 @@ const API_KEY = 'hc-3f9a2d7e-not-a-real-key';
 
 interface Collector {
   url: string;
-  seen: Array<{ path: string; apiKey?: string; status: number }>;
+  /** clientCert: the SHA-256 fingerprint of the client certificate presented, if any. */
+  seen: Array<{ path: string; apiKey?: string; status: number; clientCert?: string }>;
   close(): Promise<void>;
 }
 
 /** An OTLP/HTTP endpoint over TLS that answers 401 without the api key (as hosted collectors do). */
 async function startCollector(cert: { cert: string; key: string }): Promise<Collector> {
   const seen: Collector['seen'] = [];
-  const server = https.createServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+  // requestCert without rejectUnauthorized: the stand-in records which certificate was presented.
+  const server = https.createServer({ cert: cert.cert, key: cert.key, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     req.resume();
     req.on('end', () => {
       const apiKey = req.headers['x-api-key'] as string | undefined;
       const status = apiKey === API_KEY ? 200 : 401;
-      seen.push({ path: req.url ?? '', apiKey, status });
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      seen.push({ path: req.url ?? '', apiKey, status, ...(peer?.fingerprint256 ? { clientCert: peer.fingerprint256 } : {}) });
       res.writeHead(status, { 'content-type': req.headers['content-type'] ?? 'application/x-protobuf' });
       res.end(status === 200 && String(req.headers['content-type']).includes('json') ? '{}' : '');
     });
@@ -82,15 +89,22 @@ function kubeletEnv(
   configMaps: Record<string, Record<string, string>>,
   mountRoot: string,
 ): Record<string, string> {
+  type Items = Array<{ key: string; path: string }>;
   const moved = new Map<string, string>();
   for (const mount of sidecar.container.volumeMounts ?? []) {
     const volume = sidecar.volumes.find((v) => v.name === mount.name) as {
-      configMap?: { name: string; items: Array<{ key: string; path: string }> };
+      configMap?: { name: string; items?: Items };
+      secret?: { secretName: string; items?: Items };
     };
-    if (!volume?.configMap?.items) continue;
+    const source = volume.configMap?.items
+      ? { data: configMaps[volume.configMap.name], items: volume.configMap.items }
+      : volume.secret?.items && secrets[volume.secret.secretName]
+        ? { data: secrets[volume.secret.secretName], items: volume.secret.items }
+        : undefined;
+    if (!source) continue;
     const dir = path.join(mountRoot, mount.name);
     fs.mkdirSync(dir, { recursive: true });
-    for (const item of volume.configMap.items) fs.writeFileSync(path.join(dir, item.path), configMaps[volume.configMap.name][item.key]);
+    for (const item of source.items) fs.writeFileSync(path.join(dir, item.path), source.data[item.key]);
     moved.set(mount.mountPath, dir);
   }
   const out: Record<string, string> = {};
@@ -108,6 +122,7 @@ describe('OTLP to a hosted collector (API key header, private CA)', () => {
   let dir: string;
   let collector: Collector;
   let ca: { cert: string; key: string };
+  let client: { cert: string; key: string };
   const saved = { ...process.env };
 
   beforeAll(async () => {
@@ -115,6 +130,8 @@ describe('OTLP to a hosted collector (API key header, private CA)', () => {
     const now = new Date();
     ca = await generateCa({ now });
     collector = await startCollector(await issueServingCert({ ca, dnsNames: ['localhost'], now }));
+    // Any certificate of the CA does to check that the sidecar presents the mounted one.
+    client = await issueServingCert({ ca, dnsNames: ['warden-sidecar.agents'], now });
   });
   afterEach(() => {
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
@@ -127,15 +144,20 @@ describe('OTLP to a hosted collector (API key header, private CA)', () => {
   });
 
   /** The env the operator injects for this config, resolved; then the sidecar's exporters built from it. */
-  function sidecarExportersFor(protocol: 'http/protobuf' | 'http/json', withHeaders: boolean, withCa: boolean) {
+  function sidecarExportersFor(protocol: 'http/protobuf' | 'http/json', withHeaders: boolean, withCa: boolean, withClientCert = false) {
     const config = testConfig({
       otlpEndpoint: collector.url,
       otlpProtocol: protocol,
       otlpHeadersSecret: withHeaders ? { name: 'warden-otlp', key: 'headers' } : undefined,
       otlpCaConfigMap: withCa ? { name: 'otlp-ca', key: 'ca.crt' } : undefined,
+      otlpClientCertSecret: withClientCert ? 'otlp-client' : undefined,
     });
     const sidecar = buildSidecar({ policy: fixturePolicies()[0], config, annotations: {}, names: new NameAllocator([]) });
-    const env = kubeletEnv(sidecar, { 'warden-otlp': { headers: `x-api-key=${API_KEY}` } }, { 'otlp-ca': { 'ca.crt': ca.cert } }, dir);
+    const secrets = {
+      'warden-otlp': { headers: `x-api-key=${API_KEY}` },
+      'otlp-client': { 'tls.crt': client.cert, 'tls.key': client.key },
+    };
+    const env = kubeletEnv(sidecar, secrets, { 'otlp-ca': { 'ca.crt': ca.cert } }, dir);
     // The exporters read the variables from process.env, as in the sidecar's export thread.
     for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_')) delete process.env[k];
     Object.assign(process.env, env);
@@ -178,6 +200,19 @@ describe('OTLP to a hosted collector (API key header, private CA)', () => {
     expect(await exportOnce(metrics, snapshot)).toMatchObject({ code: 0 });
     expect(collector.seen).toEqual([{ path: '/v1/metrics', apiKey: API_KEY, status: 200 }]);
     await metrics.shutdown();
+  });
+
+  test('mTLS: with a client certificate Secret the sidecar presents that certificate', async () => {
+    const { env, records } = sidecarExportersFor('http/protobuf', true, true, true);
+    expect(env).toMatchObject({
+      OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: expect.stringMatching(/\/tls\.crt$/),
+      OTEL_EXPORTER_OTLP_CLIENT_KEY: expect.stringMatching(/\/tls\.key$/),
+    });
+    expect(await exportOnce(records.traces, [record()])).toMatchObject({ code: 0 });
+    expect(collector.seen).toEqual([
+      { path: '/v1/traces', apiKey: API_KEY, status: 200, clientCert: new X509Certificate(client.cert).fingerprint256 },
+    ]);
+    await records.traces.shutdown();
   });
 
   test('without the CA the collector is not trusted, and without the headers it refuses: nothing is accepted', async () => {

@@ -54,6 +54,12 @@ describe('resolveInjectorConfig', () => {
     expect(() =>
       resolveInjectorConfig({ image: 'i:1', otlpEndpoint: 'https://o.example', otlpCaConfigMap: { name: 'x/y', key: '' } }),
     ).toThrow(/otlpCaConfigMap.name: must be a DNS subdomain name.*otlpCaConfigMap.key: must be a Secret\/ConfigMap key/);
+    expect(() => resolveInjectorConfig({ image: 'i:1', otlpEndpoint: 'http://otel:4318', otlpClientCertSecret: 'Client_Cert' })).toThrow(
+      /otlpClientCertSecret: must be a DNS subdomain name.*otlpClientCertSecret: needs an https/,
+    );
+    expect(
+      resolveInjectorConfig({ image: 'i:1', otlpEndpoint: 'https://o.example', otlpClientCertSecret: 'otlp-client' }).otlpClientCertSecret,
+    ).toBe('otlp-client');
   });
 
   it('refuses otlpProtocol grpc, which the sidecar has no exporter for (it would fail in every pod instead)', () => {

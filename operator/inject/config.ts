@@ -44,6 +44,8 @@ export interface InjectorConfig {
   otlpHeadersSecret?: KeyRef;
   /** A ConfigMap key holding the collector's CA certificate (PEM): mounted, and named by OTEL_EXPORTER_OTLP_CERTIFICATE. */
   otlpCaConfigMap?: KeyRef;
+  /** A kubernetes.io/tls Secret (tls.crt, tls.key): the sidecar's client certificate for collectors that want mTLS. */
+  otlpClientCertSecret?: string;
 }
 
 /** The chart's defaults (charts/agent-warden/values.yaml, sidecar.resources). */
@@ -88,6 +90,7 @@ export function resolveInjectorConfig(input: Partial<InjectorConfig> & { image: 
     otlpProtocol: input.otlpProtocol || undefined,
     otlpHeadersSecret: input.otlpHeadersSecret,
     otlpCaConfigMap: input.otlpCaConfigMap,
+    otlpClientCertSecret: input.otlpClientCertSecret || undefined,
   };
   const problems = configProblems(config);
   if (problems.length > 0) throw new InjectorConfigError(`invalid injector configuration: ${problems.join('; ')}`);
@@ -110,6 +113,13 @@ function configProblems(c: InjectorConfig): string[] {
   if (!Number.isInteger(c.tokenExpirationSeconds) || c.tokenExpirationSeconds < MIN_TOKEN_EXPIRATION_SECONDS) {
     out.push(`tokenExpirationSeconds: must be an integer of at least ${MIN_TOKEN_EXPIRATION_SECONDS} (got ${c.tokenExpirationSeconds})`);
   }
+  out.push(...otlpProblems(c));
+  return out;
+}
+
+/** The OTLP settings handed to the sidecar: what its exporters accept, and TLS wherever credentials go. */
+function otlpProblems(c: InjectorConfig): string[] {
+  const out: string[] = [];
   // What the sidecar's exporters speak (sidecar/audit/otlp-settings.ts): it has no OTLP/gRPC exporter
   // and would refuse to start, so a grpc setting is refused here, once, instead of in every pod.
   if (c.otlpProtocol !== undefined && !['http/protobuf', 'http/json'].includes(c.otlpProtocol)) {
@@ -117,6 +127,8 @@ function configProblems(c: InjectorConfig): string[] {
       `otlpProtocol: must be http/protobuf or http/json; the sidecar has no OTLP/gRPC exporter (got ${JSON.stringify(c.otlpProtocol)})`,
     );
   }
+  // Headers carry credentials, and a CA or client certificate only means something over TLS: plain
+  // http would send the key in the clear (and ignore the rest).
   for (const [field, ref] of [
     ['otlpHeadersSecret', c.otlpHeadersSecret],
     ['otlpCaConfigMap', c.otlpCaConfigMap],
@@ -126,10 +138,14 @@ function configProblems(c: InjectorConfig): string[] {
       out.push(`${field}.name: must be a DNS subdomain name (got ${JSON.stringify(ref.name)})`);
     if (typeof ref.key !== 'string' || !CONFIG_KEY.test(ref.key))
       out.push(`${field}.key: must be a Secret/ConfigMap key (got ${JSON.stringify(ref.key)})`);
-    // Headers carry credentials and a CA only means something over TLS: plain http would send the
-    // key in the clear (and ignore the CA).
     if (!c.otlpEndpoint?.startsWith('https://'))
       out.push(`${field}: needs an https:// otlpEndpoint (got ${JSON.stringify(c.otlpEndpoint ?? '')})`);
+  }
+  if (c.otlpClientCertSecret !== undefined) {
+    if (!DNS_SUBDOMAIN.test(c.otlpClientCertSecret))
+      out.push(`otlpClientCertSecret: must be a DNS subdomain name (got ${JSON.stringify(c.otlpClientCertSecret)})`);
+    if (!c.otlpEndpoint?.startsWith('https://'))
+      out.push(`otlpClientCertSecret: needs an https:// otlpEndpoint (got ${JSON.stringify(c.otlpEndpoint ?? '')})`);
   }
   return out;
 }

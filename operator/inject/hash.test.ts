@@ -31,6 +31,10 @@ describe('injectionConfigHash', () => {
         ),
     ],
     [
+      'OTLP client certificate Secret',
+      () => injectionConfigHash(testConfig({ otlpEndpoint: 'https://otlp.example.com', otlpClientCertSecret: 'otlp-client' }), support),
+    ],
+    [
       'OTLP CA ConfigMap',
       () =>
         injectionConfigHash(
@@ -76,7 +80,12 @@ describe('injectionConfigHash', () => {
 
   it('is unchanged by the OTLP headers/CA settings while they are unset (pods injected before them stay current)', () => {
     // The golden files (golden.test.ts) hold the hashes written before these settings existed.
-    expect(injectionConfigHash({ ...testConfig(), otlpHeadersSecret: undefined, otlpCaConfigMap: undefined }, support)).toBe(base);
+    expect(
+      injectionConfigHash(
+        { ...testConfig(), otlpHeadersSecret: undefined, otlpCaConfigMap: undefined, otlpClientCertSecret: undefined },
+        support,
+      ),
+    ).toBe(base);
   });
 
   it('does not change with rules, masking columns or generation alone: the sidecar hot-reloads those', () => {

@@ -31,6 +31,7 @@ export function injectionConfigHash(config: InjectorConfig, policy: AccessPolicy
     // Only when set, so that pods injected before these settings existed keep their hash.
     ...(config.otlpHeadersSecret ? { otlpHeadersSecret: config.otlpHeadersSecret } : {}),
     ...(config.otlpCaConfigMap ? { otlpCaConfigMap: config.otlpCaConfigMap } : {}),
+    ...(config.otlpClientCertSecret ? { otlpClientCertSecret: config.otlpClientCertSecret } : {}),
     policy: {
       namespace: policy.metadata.namespace ?? null,
       name: policy.metadata.name,

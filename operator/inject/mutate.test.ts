@@ -222,6 +222,7 @@ describe('injectPod on real-looking pods', () => {
       otlpEndpoint: 'https://otlp.example.com',
       otlpHeadersSecret: { name: 'warden-otlp', key: 'headers' },
       otlpCaConfigMap: { name: 'otlp-ca', key: 'ca.crt' },
+      otlpClientCertSecret: 'otlp-client',
     });
     const pod = patched(original, injected(injectPod(original, ctx({ config }))));
     const sidecar = pod.spec!.initContainers![0];
@@ -229,6 +230,18 @@ describe('injectPod on real-looking pods', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com',
       OTEL_EXPORTER_OTLP_HEADERS: { secretKeyRef: { name: 'warden-otlp', key: 'headers' } },
       OTEL_EXPORTER_OTLP_CERTIFICATE: '/etc/warden/otlp-ca/ca.crt',
+      OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: '/var/run/warden/otlp-client/tls.crt',
+      OTEL_EXPORTER_OTLP_CLIENT_KEY: '/var/run/warden/otlp-client/tls.key',
+    });
+    expect(pod.spec!.volumes!.find((v) => v.name === 'warden-otlp-client')).toEqual({
+      name: 'warden-otlp-client',
+      secret: {
+        secretName: 'otlp-client',
+        items: [
+          { key: 'tls.crt', path: 'tls.crt' },
+          { key: 'tls.key', path: 'tls.key' },
+        ],
+      },
     });
     expect(pod.spec!.volumes!.find((v) => v.name === 'warden-otlp-ca')).toEqual({
       name: 'warden-otlp-ca',
@@ -238,7 +251,7 @@ describe('injectPod on real-looking pods', () => {
     // The app containers get neither the headers nor the CA.
     for (const c of pod.spec!.containers) {
       expect(Object.keys(env(c)).filter((k) => k.startsWith('OTEL_EXPORTER_OTLP'))).toEqual([]);
-      expect((c.volumeMounts ?? []).filter((m) => m.name === 'warden-otlp-ca')).toEqual([]);
+      expect((c.volumeMounts ?? []).filter((m) => m.name.startsWith('warden-otlp'))).toEqual([]);
     }
     expect(JSON.stringify(pod)).not.toMatch(/api-key/i);
   });

@@ -35,6 +35,8 @@ export const SIDECAR_RUNTIME_ENV: Readonly<Record<'MALLOC_ARENA_MAX' | 'NODE_OPT
 /** Where the OTLP collector's CA (otlpCaConfigMap) is mounted; OTEL_EXPORTER_OTLP_CERTIFICATE names the file. */
 export const OTLP_CA_DIR = '/etc/warden/otlp-ca';
 const OTLP_CA_FILE = 'ca.crt';
+/** Where the sidecar's OTLP client certificate (otlpClientCertSecret, a kubernetes.io/tls Secret) is mounted. */
+export const OTLP_CLIENT_DIR = '/var/run/warden/otlp-client';
 const SPOOL_SIZE = '256Mi';
 const TMP_SIZE = '64Mi';
 
@@ -109,6 +111,10 @@ export function buildSidecar(input: SidecarInput): SidecarParts {
     const { name, key } = config.otlpCaConfigMap;
     add('warden-otlp-ca', { configMap: { name, items: [{ key, path: OTLP_CA_FILE }] } }, OTLP_CA_DIR, true);
   }
+  if (config.otlpClientCertSecret) {
+    const items = ['tls.crt', 'tls.key'].map((key) => ({ key, path: key }));
+    add('warden-otlp-client', { secret: { secretName: config.otlpClientCertSecret, items } }, OTLP_CLIENT_DIR, true);
+  }
   add('warden-spool', { emptyDir: { sizeLimit: SPOOL_SIZE } }, PATHS.spoolDir, false);
   add('warden-tmp', { emptyDir: { sizeLimit: TMP_SIZE } }, '/tmp', false);
   return { container: sidecarContainer(config, sidecarResources(config.resources, input.annotations), mounts), volumes };
@@ -177,6 +183,10 @@ function sidecarEnv(config: InjectorConfig): EnvVar[] {
     env.push({ name: 'OTEL_EXPORTER_OTLP_HEADERS', valueFrom: { secretKeyRef: { name, key } } });
   }
   if (config.otlpCaConfigMap) env.push({ name: 'OTEL_EXPORTER_OTLP_CERTIFICATE', value: `${OTLP_CA_DIR}/${OTLP_CA_FILE}` });
+  if (config.otlpClientCertSecret) {
+    env.push({ name: 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE', value: `${OTLP_CLIENT_DIR}/tls.crt` });
+    env.push({ name: 'OTEL_EXPORTER_OTLP_CLIENT_KEY', value: `${OTLP_CLIENT_DIR}/tls.key` });
+  }
   return env;
 }
 
