@@ -364,6 +364,7 @@ describeHelm('chart values: OTLP to a hosted collector (headers, private CA)', (
     'otlp.headers.secretName': 'warden-otlp',
     'otlp.tls.caConfigMap': 'corp-ca',
     'otlp.tls.caKey': 'root.pem',
+    'otlp.tls.clientCertSecret': 'warden-otlp-client',
   };
 
   test('the operator injects the headers as a secretKeyRef and mounts the CA, from what the chart renders', () => {
@@ -373,6 +374,7 @@ describeHelm('chart values: OTLP to a hosted collector (headers, private CA)', (
       protocol: 'http/protobuf',
       headersSecret: { name: 'warden-otlp', key: 'headers' },
       caConfigMap: { name: 'corp-ca', key: 'root.pem' },
+      clientCertSecret: 'warden-otlp-client',
     });
     const { injector } = parseOperatorConfig(operatorConfigText(objects), 'config.yaml', NS);
     const sidecar = buildSidecar({ policy: fixturePolicies()[0], config: injector, annotations: {}, names: new NameAllocator([]) });
@@ -381,6 +383,8 @@ describeHelm('chart values: OTLP to a hosted collector (headers, private CA)', (
       OTEL_EXPORTER_OTLP_ENDPOINT: hosted['otlp.endpoint'],
       OTEL_EXPORTER_OTLP_HEADERS: { secretKeyRef: { name: 'warden-otlp', key: 'headers' } },
       OTEL_EXPORTER_OTLP_CERTIFICATE: '/etc/warden/otlp-ca/ca.crt',
+      OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: '/var/run/warden/otlp-client/tls.crt',
+      OTEL_EXPORTER_OTLP_CLIENT_KEY: '/var/run/warden/otlp-client/tls.key',
     });
     expect(sidecar.volumes).toContainEqual({
       name: 'warden-otlp-ca',
@@ -393,6 +397,7 @@ describeHelm('chart values: OTLP to a hosted collector (headers, private CA)', (
     expect(install.code).toBe(0);
     expect(install.stdout).toContain("kubectl -n agents create secret generic warden-otlp --from-literal=headers='x-api-key=...'");
     expect(install.stdout).toContain('kubectl -n agents create configmap corp-ca --from-file=root.pem=collector-ca.pem');
+    expect(install.stdout).toContain('kubectl -n agents create secret tls warden-otlp-client --cert=client.crt --key=client.key');
   });
 
   test('without the settings the operator config carries neither (and the defaults render as before)', () => {
@@ -410,6 +415,9 @@ describeHelm('chart values: OTLP to a hosted collector (headers, private CA)', (
       "does not match pattern '^https://'",
     );
     expect(refused({ 'otlp.tls.caConfigMap': 'corp-ca' })).toContain("'/otlp/endpoint'");
+    expect(refused({ 'otlp.endpoint': 'http://otel-collector:4318', 'otlp.tls.clientCertSecret': 'c' })).toContain(
+      "does not match pattern '^https://'",
+    );
     expect(refused({ 'otlp.endpoint': 'https://o.example.com', 'otlp.headers.secretName': 'Warden_OTLP' })).toContain(
       '/otlp/headers/secretName',
     );

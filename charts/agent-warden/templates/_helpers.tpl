@@ -129,6 +129,9 @@ otlp:
   {{- with .Values.otlp.tls.caConfigMap }}
   caConfigMap: {name: {{ . | quote }}, key: {{ $.Values.otlp.tls.caKey | quote }}}
   {{- end }}
+  {{- with .Values.otlp.tls.clientCertSecret }}
+  clientCertSecret: {{ . | quote }}
+  {{- end }}
 {{- end }}
 webhook:
   port: {{ .Values.webhook.port }}
