@@ -810,10 +810,10 @@ describe('hostile agent: held calls', () => {
 });
 
 // ------------------------------------------------------------------------------------------------
-// One caller against the others: the pin registry is shared by every caller of a target
+// One caller against the others: the pin registry (trust on first listing) is kept per caller
 // ------------------------------------------------------------------------------------------------
 
-describe('hostile agent: flipping the pin state every caller shares', () => {
+describe('hostile agent: flipping the pin state another caller is judged against', () => {
   let upstream: BehaviourUpstream;
   let proxy: McpProxy;
 
@@ -840,6 +840,8 @@ describe('hostile agent: flipping the pin state every caller shares', () => {
     });
     proxy = await startMcpProxy({
       spec: { defaultAction: 'allow', targets: [{ name: 'p', mcp: { url: `http://127.0.0.1:${upstream.port}/p` } }] },
+      // two callers, each with its own JWT (the pin state is per caller: its identity's subject)
+      extra: { verifyToken: (t) => Promise.resolve<Identity>({ subject: t, groups: [], source: 'token' }) },
     });
   });
   afterAll(async () => {
@@ -852,13 +854,30 @@ describe('hostile agent: flipping the pin state every caller shares', () => {
   // When the listing depends on anything the agent sends (a header, the protocol version, the
   // session's state), one caller listing once makes the tool "changed" for every caller: their
   // calls are refused and the tool hidden until someone lists it the first way again.
-  it.failing("one caller's listing does not get another caller's calls refused", async () => {
-    const list = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
-    expect((await post(proxy.url('p'), list)).text).toContain('search_customers');
-    expect((await post(proxy.url('p'), call(2, 'search_customers', {}))).text).toContain('found');
-    await post(proxy.url('p'), list, { 'accept-language': 'fr' }); // the hostile caller
-    const victim = await post(proxy.url('p'), call(3, 'search_customers', {}));
-    expect(victim.text).toContain('found');
+  // Fixed: the state is per caller (pins.ts); a caller is judged against what IT was shown.
+  const victim = { authorization: 'Bearer victim' };
+  const hostile = { authorization: 'Bearer hostile' };
+  const list = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+
+  it("one caller's listing does not get another caller's calls refused", async () => {
+    expect((await post(proxy.url('p'), list, victim)).text).toContain('search_customers');
+    expect((await post(proxy.url('p'), call(2, 'search_customers', {}), victim)).text).toContain('found');
+    await post(proxy.url('p'), list, { ...hostile, 'accept-language': 'fr' }); // the hostile caller
+    expect((await post(proxy.url('p'), call(3, 'search_customers', {}), victim)).text).toContain('found');
+    expect((await post(proxy.url('p'), list, victim)).text).toContain('search_customers');
+  });
+
+  it('a caller whose own listing changed is refused and shown nothing, and the record names the caller', async () => {
+    const me = { authorization: 'Bearer flipper' };
+    expect((await post(proxy.url('p'), list, me)).text).toContain('search_customers');
+    expect((await post(proxy.url('p'), list, { ...me, 'accept-language': 'fr' })).text).not.toContain('search_customers');
+    const a = await post(proxy.url('p'), call(4, 'search_customers', {}), me);
+    expect(a.text).not.toContain('found');
+    expect(a.text).toContain('pinToolDefinitions');
+    const rec = proxy.audits.filter((e) => e.rule === 'pinToolDefinitions').at(-1)!;
+    expect(rec.identity.subject).toBe('flipper');
+    // the others still call it
+    expect((await post(proxy.url('p'), call(5, 'search_customers', {}), victim)).text).toContain('found');
   });
 });
 

@@ -1,7 +1,8 @@
 // The hook chain every server→client message of an MCP route goes through (sidecar/mcp/hooks.ts),
 // created per response. In order:
 //   1. tools-list: a tools/list result keeps only the tools this caller may call (mcpToolVisible)
-//      whose definition did not change (pins); nextCursor and everything else untouched;
+//      whose definition did not change from what this caller was first shown or the policy
+//      pins (pins.ts); nextCursor and everything else untouched;
 //   2. answer-facts: how each answer ended, for the audit record (mcp-mask-hooks.ts);
 //   3. mask: every string in results, errors and server requests/notifications
 //      (mcp-mask-hooks.ts over sidecar/mcp/mask-messages.ts).
@@ -39,10 +40,14 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
         if (pinning) {
           let s;
           try {
-            s = ex.services.mcpPins.observe(pinScope, tool.name, toolFingerprint(tool), pins.get(tool.name));
+            s = ex.services.mcpPins.observe(pinScope, ex.identity.subject, tool.name, toolFingerprint(tool), pins.get(tool.name));
           } catch (err) {
             if (err instanceof PinLimitError)
-              throw new MessageRefusedError(`it lists more than ${err.limit} tools, the most the sidecar pins per target`);
+              throw new MessageRefusedError(
+                err.unit === 'tools'
+                  ? `it lists more than ${err.limit} tools, the most the sidecar pins per target`
+                  : `its tools need more than the ${err.limit} bytes the sidecar keeps for pinning`,
+              );
             throw err;
           }
           if (s.changed) {

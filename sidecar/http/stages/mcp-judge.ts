@@ -1,5 +1,5 @@
 // Judge every message of the body (decisions 1 and 2 of issue 13): a tools/call of a tool whose
-// definition changed since it was first listed (or differs from the policy's pin) is refused
+// definition changed since this caller was first shown it (or differs from the policy's pin) is refused
 // whatever the rules say; everything else is decided by the policy engine, one McpOperation per
 // message. The record's decision is the strictest. A single held tools/call is left for the hold
 // stage (ex.mcp.held); anything else held is answered by mcp-answer.ts.
@@ -28,14 +28,14 @@ export const mcpJudgeStage: Stage<RouteExchange> = {
       if (!op) continue; // invalid: answered as such
       let d: Decision | undefined;
       if (pinning && op.tool !== undefined) {
-        const s = ex.services.mcpPins.check(plan.mcp!.pinScope, op.tool, plan.mcp!.pins.get(op.tool));
+        const s = ex.services.mcpPins.check(plan.mcp!.pinScope, ex.identity.subject, op.tool, plan.mcp!.pins.get(op.tool));
         if (s?.changed) {
           mcp.pinChanges.push({ tool: op.tool, expected: s.expected, actual: s.actual });
           d = {
             action: 'deny',
             rule: 'pinToolDefinitions',
             reason:
-              `the definition of tool "${op.tool}" changed since it was ${s.pinned ? 'pinned' : 'first listed'} ` +
+              `the definition of tool "${op.tool}" changed since it was ${s.pinned ? 'pinned' : 'first listed to this caller'} ` +
               `(${s.expected} -> ${s.actual}); it is refused until the policy pins the new definition`,
           };
         }
