@@ -1,5 +1,5 @@
 import { toolFingerprint } from './fingerprint';
-import { PinLimitError, ToolPins } from './pins';
+import { MAX_TOOL_NAME_LENGTH, PinLimitError, ToolNameError, ToolPins } from './pins';
 
 describe('toolFingerprint', () => {
   it('hashes the canonical JSON of the defining fields only', () => {
@@ -105,5 +105,14 @@ describe('ToolPins', () => {
     expect(p.size.bytes).toBeLessThanOrEqual(4096);
     // what bob was shown before the bound still stands
     expect(p.check('crm', 'bob', 'tool_0', undefined)).toEqual({ changed: false });
+  });
+
+  it('refuses a tool name over 128 characters and keeps nothing of it', () => {
+    const p = new ToolPins();
+    expect(MAX_TOOL_NAME_LENGTH).toBe(128);
+    expect(p.observe('crm', 'a', 'n'.repeat(128), 'sha256:a', undefined)).toEqual({ changed: false });
+    const before = p.size.bytes;
+    expect(() => p.observe('crm', 'a', 'n'.repeat(129), 'sha256:a', undefined)).toThrow(ToolNameError);
+    expect(p.size.bytes).toBe(before);
   });
 });

@@ -8,7 +8,8 @@
 // server whose listing depends on what the agent sends cannot be used by one caller to get the
 // others' calls refused). A call to a tool this caller never listed is judged by rules only.
 //
-// Bounded (a hostile server or caller cannot grow it without limit): at most `tools` tools per caller and
+// Bounded (a hostile server or caller cannot grow it without limit): tool names over
+// MAX_TOOL_NAME_LENGTH are refused (the MCP spec's SHOULD); at most `tools` tools per caller and
 // scope and at most `bytes` bytes over all callers, a listing past either is refused (fail closed);
 // at most `callers` callers, the least recently seen forgotten first (also when the byte bound is
 // reached), so its next listing is trusted afresh.
@@ -16,6 +17,8 @@
 export const MAX_PINNED_TOOLS = 10_000;
 export const MAX_PIN_CALLERS = 256;
 export const MAX_PIN_BYTES = 32 * 1024 * 1024;
+/** The MCP spec: tool names SHOULD be 1 to 128 characters. */
+export const MAX_TOOL_NAME_LENGTH = 128;
 /** What one remembered tool costs beyond its strings (map entry, object), for the byte bound. */
 const ENTRY_OVERHEAD = 96;
 
@@ -46,6 +49,12 @@ export class PinLimitError extends Error {
   }
 }
 
+export class ToolNameError extends Error {
+  constructor(readonly length: number) {
+    super(`it lists a tool whose name has ${length} characters; the sidecar takes at most ${MAX_TOOL_NAME_LENGTH}`);
+  }
+}
+
 interface Seen {
   /** The definition trusted on first listing. */
   first: string;
@@ -72,9 +81,10 @@ export class ToolPins {
 
   /**
    * A tool as a listing shows it to caller; pin is the policy's fingerprint for it, if any.
-   * Throws PinLimitError past the bounds.
+   * Throws ToolNameError for a name over MAX_TOOL_NAME_LENGTH, PinLimitError past the other bounds.
    */
   observe(scope: string, caller: string, tool: string, fingerprint: string, pin: string | undefined): PinStatus {
+    if (tool.length > MAX_TOOL_NAME_LENGTH) throw new ToolNameError(tool.length);
     const mine = this.touch(caller);
     let tools = mine.scopes.get(scope);
     const seen = tools?.get(tool);

@@ -839,7 +839,13 @@ describe('hostile agent: flipping the pin state another caller is judged against
       res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
     });
     proxy = await startMcpProxy({
-      spec: { defaultAction: 'allow', targets: [{ name: 'p', mcp: { url: `http://127.0.0.1:${upstream.port}/p` } }] },
+      spec: {
+        defaultAction: 'allow',
+        targets: [
+          { name: 'p', mcp: { url: `http://127.0.0.1:${upstream.port}/p` } },
+          { name: 'long', mcp: { url: `http://127.0.0.1:${upstream.port}/long` } },
+        ],
+      },
       // two callers, each with its own JWT (the pin state is per caller: its identity's subject)
       extra: { verifyToken: (t) => Promise.resolve<Identity>({ subject: t, groups: [], source: 'token' }) },
     });
@@ -878,6 +884,31 @@ describe('hostile agent: flipping the pin state another caller is judged against
     expect(rec.identity.subject).toBe('flipper');
     // the others still call it
     expect((await post(proxy.url('p'), call(5, 'search_customers', {}), victim)).text).toContain('found');
+  });
+
+  // Observation O1: names were Map keys of any length, kept for the life of the process (10,000
+  // tools of ~1 MB names: ~10 GB). A name over 128 characters (the MCP spec's SHOULD) is refused.
+  it('a hostile server cannot make the sidecar keep tool names of any length', async () => {
+    const name = `search_${'x'.repeat(200_000)}`;
+    upstream.behaviours.set('long', (_req, body, res) => {
+      const m = JSON.parse(body.toString('utf8')) as { id: number };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { tools: [{ name, inputSchema: { type: 'object' } }] } }));
+    });
+    const a = await post(proxy.url('long'), list, victim);
+    expect(a.status).toBe(502);
+    expect(JSON.parse(a.text)).toMatchObject({ id: 1, error: { data: { type: 'unmaskable_response', target: 'long' } } });
+    expect(a.text).toContain('128');
+    expect(a.text).not.toContain('xxxxxxxx');
+    // 128 characters pass
+    upstream.behaviours.set('long', (_req, body, res) => {
+      const m = JSON.parse(body.toString('utf8')) as { id: number };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { tools: [{ name: 'y'.repeat(128), inputSchema: { type: 'object' } }] } }),
+      );
+    });
+    expect((await post(proxy.url('long'), list, victim)).text).toContain('y'.repeat(128));
   });
 });
 

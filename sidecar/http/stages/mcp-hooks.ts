@@ -11,7 +11,7 @@ import { mcpToolVisible } from '../../../common/policy/engine';
 import { filterToolsResult } from '../../mcp/list-filter';
 import { MessageRefusedError, type ServerMessage, type ServerMessageHook } from '../../mcp/hooks';
 import { toolFingerprint } from '../../mcp/fingerprint';
-import { PinLimitError } from '../../mcp/pins';
+import { MAX_TOOL_NAME_LENGTH, PinLimitError, ToolNameError } from '../../mcp/pins';
 import type { RouteExchange } from './exchange';
 import { answerFactsHook, maskMessagesHook } from './mcp-mask-hooks';
 
@@ -37,6 +37,8 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
       const result = m.value.result as Record<string, unknown>;
       if (!Array.isArray(result.tools)) throw new MessageRefusedError('a tools/list result has no tools array');
       const filtered = filterToolsResult(result, (tool) => {
+        // the MCP spec's bound (SHOULD), whether pinned or not: what the sidecar keeps and logs stays small
+        if (tool.name.length > MAX_TOOL_NAME_LENGTH) throw new MessageRefusedError(new ToolNameError(tool.name.length).message);
         if (pinning) {
           let s;
           try {
