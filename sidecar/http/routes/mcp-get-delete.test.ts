@@ -74,9 +74,13 @@ async function send(method: 'GET' | 'DELETE', caller: string): Promise<{ status:
 
 const upstreamSaw = (method: string): number => fixture.received.filter((q) => q.method === method).length;
 
-async function auditOf(method: string, subject: string): Promise<McpProxy['audits'][number]> {
+/** The latest record of method by subject, among those from index `from` on (waiting for it). */
+async function auditOf(method: string, subject: string, from = 0): Promise<McpProxy['audits'][number]> {
   for (let i = 0; i < 100; i++) {
-    const e = proxy.audits.filter((a) => a.method === method && a.identity.subject === subject).at(-1);
+    const e = proxy.audits
+      .slice(from)
+      .filter((a) => a.method === method && a.identity.subject === subject)
+      .at(-1);
     if (e) return e;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -103,15 +107,17 @@ afterAll(async () => {
 
 it('passes GET with no rule matching it (a rule on tools/call does not), whatever defaultAction says; audited as allowed', async () => {
   const before = upstreamSaw('GET');
+  const records = proxy.audits.length;
   const r = await send('GET', 'alice');
   expect(r.status).toBe(200);
   expect(r.type).toContain('text/event-stream');
   expect(upstreamSaw('GET')).toBe(before + 1);
-  expect(await auditOf('GET', 'alice')).toMatchObject({ target: 'crm', decision: 'allow' });
+  expect(await auditOf('GET', 'alice', records)).toMatchObject({ target: 'crm', decision: 'allow' });
 });
 
 it.each(['GET', 'DELETE'] as const)('refuses %s by a caller a rule denies the target, before the server sees it', async (method) => {
   const before = upstreamSaw(method);
+  const records = proxy.audits.length;
   const r = await send(method, 'mallory');
   expect(r.status).toBe(403);
   expect(JSON.parse(r.text)).toMatchObject({
@@ -120,7 +126,7 @@ it.each(['GET', 'DELETE'] as const)('refuses %s by a caller a rule denies the ta
     error: { code: -32001, message: expect.stringContaining('no-mallory') as string, data: { type: 'policy_denied', rule: 'no-mallory' } },
   });
   expect(upstreamSaw(method)).toBe(before);
-  expect(await auditOf(method, 'mallory')).toMatchObject({ target: 'crm', decision: 'deny', rule: 'no-mallory', status: 403 });
+  expect(await auditOf(method, 'mallory', records)).toMatchObject({ target: 'crm', decision: 'deny', rule: 'no-mallory', status: 403 });
 });
 
 it('refuses GET and DELETE under a target-wide deny, and passes DELETE again without it', async () => {
@@ -133,8 +139,23 @@ it('refuses GET and DELETE under a target-wide deny, and passes DELETE again wit
   }
   expect(upstreamSaw('DELETE')).toBe(deletes);
   proxy.setPolicy(spec(fixture.url, [NO_MALLORY, NO_CALLS]));
+  const records = proxy.audits.length;
   const r = await send('DELETE', 'alice');
   expect(r.status).toBe(200);
   expect(upstreamSaw('DELETE')).toBe(deletes + 1);
-  expect(await auditOf('DELETE', 'alice')).toMatchObject({ decision: 'allow', status: 200 });
+  expect(await auditOf('DELETE', 'alice', records)).toMatchObject({ decision: 'allow', status: 200 });
+});
+
+it('refuses GET under a target-wide hold: a stream cannot wait for an approver', async () => {
+  proxy.setPolicy(spec(fixture.url, [{ name: 'ask-first', action: 'hold', match: { target: 'crm' } }]));
+  const before = upstreamSaw('GET');
+  const records = proxy.audits.length;
+  const r = await send('GET', 'alice');
+  expect(r.status).toBe(403);
+  expect(JSON.parse(r.text)).toMatchObject({
+    error: { code: -32001, message: expect.stringContaining('cannot wait for approval') as string, data: { rule: 'ask-first' } },
+  });
+  expect(upstreamSaw('GET')).toBe(before);
+  expect(await auditOf('GET', 'alice', records)).toMatchObject({ decision: 'deny', rule: 'ask-first' });
+  proxy.setPolicy(spec(fixture.url, [NO_MALLORY, NO_CALLS]));
 });
