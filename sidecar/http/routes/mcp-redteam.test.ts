@@ -1,8 +1,9 @@
 // Red-team attempts on the MCP route (issue 13): a hostile agent behind the sidecar and a hostile
 // or compromised MCP server in front of it, trying to reach a denied tool, get unmasked PII out,
-// or confuse the route. Attacks the route stops are kept as regression tests; attacks that still
-// get through are `it.failing` (the test states what SHOULD happen and fails today) and are
-// described in /work/mcp-red-findings.md.
+// or confuse the route. Every attack here is kept as a regression test: the ten that got through
+// the first version (a UTF-7 charset, unmasked plumbing keys and SSE fields, envelope ids, repeated
+// batch ids, request-side params, the forward proxy, the approver's display cut, non-UTF-8 blobs,
+// shared pin state) were fixed with their test turned from `it.failing` into `it`.
 //
 // Upstreams: the official SDK server behind the SDK's own Express app (createMcpExpressApp, which
 // reads bodies with express.json()), and a raw Node upstream that answers whatever a test asks.
