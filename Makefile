@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator
+.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator pack image
 
 all: build
 
@@ -89,5 +89,18 @@ chart-crds:
 policy-validator: install
 	UPDATE_VALIDATOR=1 NODE_OPTIONS=--experimental-vm-modules npx jest --ci common/policy/schema-validator
 
+# The npm package (and krew plugin archive) that stands alone: `npm install -g` of it gives `warden`
+# and `kubectl-warden` with nothing fetched (release/pack.mjs; release/RELEASING.md says how to publish).
+pack: install
+	node release/pack.mjs
+
+# The image, with Docker (buildx when present) or Podman. A local build is loaded into the engine:
+# `kind load docker-image $(IMAGE)` puts it into a kind cluster. Multi-arch and push:
+# `make image IMAGE_PLATFORMS=linux/amd64,linux/arm64 IMAGE_PUSH=1` (see release/image.sh).
+VERSION = $(shell node -p "require('./package.json').version")
+IMAGE ?= ghcr.io/agent-warden/agent-warden:$(VERSION)
+image:
+	IMAGE=$(IMAGE) bash release/image.sh
+
 clean:
-	rm -rf dist dist-dev node_modules
+	rm -rf dist dist-dev .tmp node_modules
