@@ -1,12 +1,14 @@
 // The package an approver installs without cloning anything: `make pack` (release/pack.mjs), then
 // `npm install -g` of the tarball into a temporary prefix, offline and with an empty npm cache, so
-// the install can only use what the tarball carries. The installed `warden` and `kubectl-warden`
+// the install can only use what the tarball carries; and krew's install of the same archive. The installed `warden` and `kubectl-warden`
 // then run as a user would run them, the sidecar included (a real PostgreSQL behind it).
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
+import YAML from 'yaml';
 import { crmPolicy } from './support/stack';
 import { freePort, startPgServer, type PgServer } from '../tools/pg-server';
 
@@ -20,6 +22,13 @@ const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'u
  * runtime tree from the registry was ~110 MB and `npm install -g` of the unbundled pack ~150 MB. */
 const INSTALLED_BUDGET_MB = 60;
 const PACKED_BUDGET_MB = 8;
+
+interface KrewPlugin {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  spec: { version: string; platforms: Array<{ uri: string; sha256: string; bin: string; files: Array<{ from: string; to: string }> }> };
+}
 
 let work: string;
 let tarball: string;
@@ -95,6 +104,54 @@ describe('npm pack (release/pack.mjs)', () => {
     expect(published.scripts).toBeUndefined();
     expect(published.private).toBeUndefined();
     expect([...(published.bundleDependencies as string[])].sort()).toEqual(Object.keys(published.dependencies as object).sort());
+  });
+});
+
+describe('the krew plugin (krew/warden.yaml.tmpl over the same tarball)', () => {
+  test('renders to a manifest whose archive, checksum and files give a working kubectl-warden', () => {
+    const rendered = run(process.execPath, [
+      path.join(ROOT, 'release', 'krew-manifest.mjs'),
+      '--tag',
+      `v${pkg.version}`,
+      '--tarball',
+      tarball,
+    ]);
+    expect({ status: rendered.status, stderr: rendered.stderr }).toEqual({ status: 0, stderr: '' });
+    const manifest = YAML.parse(rendered.stdout) as KrewPlugin;
+    expect(manifest).toMatchObject({
+      apiVersion: 'krew.googlecontainertools.github.com/v1alpha2',
+      kind: 'Plugin',
+      metadata: { name: 'warden' },
+    });
+    expect(manifest.spec.version).toBe(`v${pkg.version}`);
+    const [platform] = manifest.spec.platforms;
+    expect(manifest.spec.platforms).toHaveLength(1);
+    // The release asset is the tarball uploaded as agent-warden-v<version>.tgz (release/RELEASING.md).
+    expect(platform.uri).toBe(
+      `https://github.com/agent-warden/agent-warden/releases/download/v${pkg.version}/agent-warden-v${pkg.version}.tgz`,
+    );
+    expect(platform.sha256).toBe(createHash('sha256').update(fs.readFileSync(tarball)).digest('hex'));
+    // What krew does: unpack the archive, move `files` into the plugin's folder, link `bin` as kubectl-warden.
+    const unpacked = path.join(work, 'krew-download');
+    const store = path.join(work, 'krew-store');
+    fs.mkdirSync(unpacked);
+    fs.mkdirSync(store);
+    expect(run('tar', ['-xzf', tarball, '-C', unpacked]).status).toBe(0);
+    for (const { from, to } of platform.files) {
+      expect(from.endsWith('/*')).toBe(true);
+      const dir = path.join(unpacked, from.slice(0, -2));
+      for (const name of fs.readdirSync(dir)) fs.renameSync(path.join(dir, name), path.join(store, to, name));
+    }
+    expect(fs.existsSync(path.join(store, 'LICENSE'))).toBe(true);
+    const link = path.join(work, 'krew-bin', 'kubectl-warden');
+    fs.mkdirSync(path.dirname(link));
+    fs.symlinkSync(path.join(store, platform.bin), link);
+    const version = run(link, ['--version'], { cwd: work });
+    expect({ status: version.status, out: version.stdout.trim() }).toEqual({ status: 0, out: pkg.version });
+    // Run as kubectl-warden, the approval commands speak Kubernetes.
+    const help = run(link, ['approvals', '--help'], { cwd: work });
+    expect(help.status).toBe(0);
+    expect(help.stdout + help.stderr).toContain('kubectl warden approve NAME');
   });
 });
 
