@@ -15,7 +15,8 @@
 //
 // Environment: BENCH_MCP_SECONDS or BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (default 2),
 // BENCH_CLIENTS (connections, e.g. "1,8"), BENCH_MCP_MODES (answer modes, default "json,sse"),
-// BENCH_WARMUP (seconds per target before the rounds, default 1), BENCH_MCP=0 (skip this benchmark).
+// BENCH_WARMUP (seconds per target before the rounds, default 1), BENCH_MCP=0 (skip this benchmark),
+// BENCH_PROFILE=1 (the sidecar runs with --cpu-prof into bench/profiles/; read it with profile-top.js).
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -435,6 +436,7 @@ async function main(): Promise<number> {
     egress: true,
     name: 'sidecar-audit',
     dir: auditDir,
+    profile: process.env.BENCH_PROFILE === '1',
     args: ['--spool-dir', spoolDir],
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url },
   });

@@ -85,7 +85,7 @@ export function createApprovalGate(backend: ApprovalBackend, opts: ApprovalGateO
       policy = policyName(req.policy);
       target = req.operation.target;
     } else if (isMcp(req)) {
-      operation = mcpOperation(req.operation);
+      operation = mcpOperation(req.operation, req.params);
       policy = policyName(req.policy);
       target = req.operation.target;
     } else {

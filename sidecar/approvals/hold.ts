@@ -53,6 +53,8 @@ export interface HeldMcpRequest {
    * approver sees and what the approval's digest binds, operation.ts mcpDigest).
    */
   operation: McpOperation;
+  /** Every other param the call carries (`_meta` but its progressToken, unknown keys), as sent: shown and bound too. */
+  params?: Record<string, unknown>;
   /** The engine's decision (action 'hold', with the rule and its approval spec). */
   decision: Decision;
   identity: Identity;

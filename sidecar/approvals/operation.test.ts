@@ -56,3 +56,25 @@ describe('mcpOperation', () => {
     expect(long.display).toContain('more characters)');
   });
 });
+
+describe('mcpOperation: what the approver reads covers everything sent', () => {
+  it('shows every argument key, in canonical order, with long strings cut (the digest binds them whole)', () => {
+    const args = { note: 'routine maintenance '.repeat(120), sql: 'DROP TABLE customers', database: 'prod' };
+    const op = mcpOperation({ ...call, arguments: args });
+    expect(op.display).toContain('"sql": "DROP TABLE customers"');
+    expect(op.display).toContain('"database": "prod"');
+    expect(op.display.indexOf('"database"')).toBeLessThan(op.display.indexOf('"note"'));
+    expect(op.display).toMatch(/more characters\)/);
+    expect(op.digest).not.toBe(mcpDigest({ ...call, arguments: { ...args, note: 'routine' } }));
+  });
+
+  it('shows and binds the other params the call carries (_meta)', () => {
+    const op = mcpOperation(call, { _meta: { impersonate: 'root' } });
+    expect(op.display).toContain('other params:');
+    expect(op.display).toContain('"impersonate": "root"');
+    expect(op.digest).toBe(mcpDigest(call, { _meta: { impersonate: 'root' } }));
+    expect(op.digest).not.toBe(mcpDigest(call));
+    // nothing else: the digest of the brief ({target, tool, arguments})
+    expect(mcpDigest(call, {})).toBe(mcpDigest(call));
+  });
+});

@@ -71,22 +71,46 @@ export function httpOperation(op: HttpOperationWithPort): ApprovalOperation {
 
 /**
  * An MCP call: sha256 of the canonical JSON (sorted keys, so the agent's key order does not
- * matter) of {target, tool, arguments} for tools/call; other held requests bind their method and
- * resource too. `arguments` as they will be sent (after request masking).
+ * matter) of {target, tool, arguments} for tools/call, plus `params`: every other param the call
+ * carries to the server (`_meta` and the rest, but `_meta.progressToken`), when there is any;
+ * other held requests bind their method and resource too. Everything as it will be sent (after
+ * request masking).
  */
-export function mcpDigest(op: Pick<McpOperation, 'target' | 'method' | 'tool' | 'arguments' | 'resource'>): string {
-  if (op.method === 'tools/call') return sha256(canonicalJson({ target: op.target, tool: op.tool ?? '', arguments: op.arguments }));
-  return sha256(canonicalJson({ target: op.target, method: op.method, resource: op.resource, arguments: op.arguments }));
+export function mcpDigest(
+  op: Pick<McpOperation, 'target' | 'method' | 'tool' | 'arguments' | 'resource'>,
+  params?: Record<string, unknown>,
+): string {
+  const extra = params && Object.keys(params).length > 0 ? { params } : {};
+  if (op.method === 'tools/call')
+    return sha256(canonicalJson({ target: op.target, tool: op.tool ?? '', arguments: op.arguments, ...extra }));
+  return sha256(canonicalJson({ target: op.target, method: op.method, resource: op.resource, arguments: op.arguments, ...extra }));
 }
 
-/** `tools/call run_query on MCP server "crm-tools"`, then the arguments as indented JSON (an excerpt past 2000 characters). */
-export function mcpOperation(op: McpOperation): ApprovalOperation {
+/** Longest string value shown whole to an approver; longer ones are cut with a marker, so every key stays visible. */
+const SHOWN_VALUE = 200;
+
+/** A value as the approver reads it: keys in canonical order, each long string cut (the digest binds the whole). */
+function forDisplay(v: unknown): unknown {
+  if (typeof v === 'string') return v.length <= SHOWN_VALUE ? v : `${v.slice(0, SHOWN_VALUE)}… (${v.length - SHOWN_VALUE} more characters)`;
+  if (Array.isArray(v)) return v.map(forDisplay);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort())
+      Object.defineProperty(out, k, { value: forDisplay((v as Record<string, unknown>)[k]), enumerable: true });
+    return out;
+  }
+  return v;
+}
+
+/**
+ * `tools/call run_query on MCP server "crm-tools"`, then the arguments as indented JSON (keys
+ * sorted, every key shown, long strings cut), then any other params the call carries (`_meta`).
+ */
+export function mcpOperation(op: McpOperation, params?: Record<string, unknown>): ApprovalOperation {
   const what =
     op.method === 'tools/call' ? `tools/call ${op.tool ?? ''}` : `${op.method}${op.resource !== undefined ? ` ${op.resource}` : ''}`;
   let display = `${what} on MCP server "${op.target}"`;
-  if (op.arguments !== undefined) {
-    const args = JSON.stringify(op.arguments, null, 2);
-    display += `\narguments:\n${args.length > BODY_EXCERPT ? `${args.slice(0, BODY_EXCERPT)}\n… (${args.length - BODY_EXCERPT} more characters)` : args}`;
-  }
-  return { kind: 'mcp', display: shown(display), digest: mcpDigest(op) };
+  if (op.arguments !== undefined) display += `\narguments:\n${JSON.stringify(forDisplay(op.arguments), null, 2)}`;
+  if (params && Object.keys(params).length > 0) display += `\nother params:\n${JSON.stringify(forDisplay(params), null, 2)}`;
+  return { kind: 'mcp', display: shown(display), digest: mcpDigest(op, params) };
 }

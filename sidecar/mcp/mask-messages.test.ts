@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { createTextMasker } from '../../common/masking/masker';
 import { hashToken } from '../../common/masking/strategies';
 import { parseJsonPath } from '../../common/policy/syntax';
@@ -106,6 +107,25 @@ describe('maskServerMessage', () => {
     expect(contents[0].uri).toBe('crm://customers/1');
   });
 
+  it('masks UTF-16 text blobs (with their mark) and refuses a text blob it cannot read', () => {
+    const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`name,email\nAlice,${MAIL}\n`, 'utf16le')]).toString('base64');
+    const r = maskServerMessage(toolResult({ contents: [{ uri: 'file:///a.csv', mimeType: 'text/csv', blob: le }] }), plan());
+    const out = Buffer.from((r.message as any).result.contents[0].blob, 'base64');
+    expect([out[0], out[1]]).toEqual([0xff, 0xfe]);
+    expect(out.subarray(2).toString('utf16le')).toBe('name,email\nAlice,[REDACTED]\n');
+    const noMark = Buffer.from(`email ${MAIL}`, 'utf16le').toString('base64');
+    expect(() => maskServerMessage(toolResult({ contents: [{ uri: 'x', mimeType: 'text/plain', blob: noMark }] }), plan())).toThrow(
+      McpUnmaskableError,
+    );
+    const gz = gzipSync(JSON.stringify({ email: MAIL })).toString('base64');
+    expect(() => maskServerMessage(toolResult({ contents: [{ uri: 'x', mimeType: 'application/json', blob: gz }] }), plan())).toThrow(
+      /cannot be read as text/,
+    );
+    // binary content of a binary type passes as it is
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0xff]).toString('base64');
+    expect(maskServerMessage(toolResult({ contents: [{ uri: 'x', mimeType: 'image/png', blob: png }] }), plan()).count).toBe(0);
+  });
+
   it('masks a "blob" that is not base64 as text, so plain text cannot hide in one', () => {
     const r = maskServerMessage(toolResult({ contents: [{ uri: 'x://1', blob: `call ${MAIL}` }] }), plan());
     expect((r.message as any).result.contents[0].blob).toBe('call [REDACTED]');
@@ -132,12 +152,12 @@ describe('maskServerMessage', () => {
     const progress = {
       jsonrpc: '2.0',
       method: 'notifications/progress',
-      params: { progressToken: '4155552671', progress: 1, total: 2, message: `mailing ${MAIL}` },
+      params: { progressToken: 'p-1', progress: 1, total: 2, message: `mailing ${MAIL}` },
     };
     expect(maskServerMessage(progress, plan()).message).toEqual({
       jsonrpc: '2.0',
       method: 'notifications/progress',
-      params: { progressToken: '4155552671', progress: 1, total: 2, message: 'mailing [REDACTED]' },
+      params: { progressToken: 'p-1', progress: 1, total: 2, message: 'mailing [REDACTED]' },
     });
     const sampling = {
       jsonrpc: '2.0',
@@ -155,25 +175,31 @@ describe('maskServerMessage', () => {
     expect((maskServerMessage(elicit, plan()).message as any).params.message).toBe('Confirm card [REDACTED]?');
   });
 
-  it('keeps the plumbing: ids, cursors, protocol version, _meta.progressToken', () => {
+  it('masks cursors and tokens of a server like any value; refuses an id or method it cannot rewrite', () => {
+    // A cursor may be the last row's key: masked (pagination then fails, closed, rather than leak).
     const msg = {
       jsonrpc: '2.0',
-      id: '4111111111111111',
+      id: 3,
       result: {
         tools: [{ name: 'search', description: `ask ${MAIL}` }],
-        nextCursor: '4111111111111111',
-        _meta: { progressToken: 4155552671 },
+        nextCursor: `last=${MAIL}`,
+        _meta: { progressToken: 4111111111111111 },
       },
     };
     expect(maskServerMessage(msg, plan()).message).toEqual({
       jsonrpc: '2.0',
-      id: '4111111111111111',
+      id: 3,
       result: {
         tools: [{ name: 'search', description: 'ask [REDACTED]' }],
-        nextCursor: '4111111111111111',
-        _meta: { progressToken: 4155552671 },
+        nextCursor: 'last=[REDACTED]',
+        _meta: { progressToken: '[REDACTED]' },
       },
     });
+    expect(() => maskServerMessage({ jsonrpc: '2.0', id: MAIL, method: 'sampling/createMessage', params: {} }, plan())).toThrow(
+      McpUnmaskableError,
+    );
+    expect(() => maskServerMessage({ jsonrpc: '2.0', method: 'notifications/123-45-6789' }, plan())).toThrow(McpUnmaskableError);
+    expect(() => maskServerMessage({ jsonrpc: '2.0', id: '4111111111111111', result: {} }, plan())).toThrow(McpUnmaskableError);
     const init = toolResult({ protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'crm', version: '1.0.0' } });
     expect(maskServerMessage(init, plan()).message).toBe(init);
   });
@@ -259,8 +285,42 @@ describe('maskClientMessage', () => {
       id: 'srv-1',
       result: { action: 'accept', content: { card: '[REDACTED]' } },
     });
-    const cancelled = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: '4155552671', reason: `by ${MAIL}` } };
-    expect((maskClientMessage(cancelled, plan()).message as any).params).toEqual({ requestId: '4155552671', reason: 'by [REDACTED]' });
+    const cancelled = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'r-1', reason: `by ${MAIL}` } };
+    expect((maskClientMessage(cancelled, plan()).message as any).params).toEqual({ requestId: 'r-1', reason: 'by [REDACTED]' });
+  });
+
+  it('masks every other params value of a request (_meta, made-up keys and methods, clientInfo), keeping what is routed on', () => {
+    const c = maskClientMessage(
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'search', arguments: {}, extra: MAIL, _meta: { progressToken: 4155552671, note: MAIL } },
+      },
+      plan(),
+    );
+    expect((c.message as any).params).toEqual({
+      name: 'search',
+      arguments: {},
+      extra: '[REDACTED]',
+      _meta: { progressToken: 4155552671, note: '[REDACTED]' },
+    });
+    const made = maskClientMessage({ jsonrpc: '2.0', id: 2, method: 'x/exfil', params: { data: MAIL } }, plan());
+    expect((made.message as any).params).toEqual({ data: '[REDACTED]' });
+    const init = maskClientMessage(
+      {
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: MAIL, version: '1' } },
+      },
+      plan(),
+    );
+    expect((init.message as any).params).toEqual({
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: '[REDACTED]', version: '1' },
+    });
   });
 
   it('returns the same object when nothing changed, and refuses what it cannot read', () => {

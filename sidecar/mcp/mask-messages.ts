@@ -70,8 +70,12 @@ export class McpUnmaskableError extends Error {
 }
 
 const ENVELOPE = new Set(['jsonrpc', 'id', 'method']);
-/** Top-level payload keys the peer echoes or routes on (pagination, version, progress, cancellation). */
-const PLUMBING = new Set(['nextCursor', 'cursor', 'protocolVersion', 'progressToken', 'requestId']);
+/**
+ * params keys of the agent's requests that are judged or routed on (the tool or prompt name, the
+ * resource URI, the list cursor, the protocol version), never rewritten; everything else the agent
+ * sends goes through the request maskers.
+ */
+const ROUTED = new Set(['name', 'uri', 'cursor', 'protocolVersion']);
 /** Strings that may hold a whole document (a tool's JSON output as text, a resource's contents). */
 const TEXT_KEY = 'text';
 const BLOB_KEY = 'blob';
@@ -91,15 +95,31 @@ export function maskServerMessage(message: unknown, plan: McpMaskPlan | null | u
   if (!plan || plan.maskers.length === 0) return UNCHANGED_NONE(message);
   const msg = asMessage(message);
   if (raw !== undefined && maskingIsNoop(raw, plan)) return UNCHANGED_NONE(message);
+  refuseSensitiveEnvelope(msg, plan);
   let out: Record<string, unknown> | null = null;
   let count = 0;
   for (const key of Object.keys(msg)) {
     if (ENVELOPE.has(key)) continue;
-    const r = maskPayload(msg[key], plan, true);
+    const r = maskPayload(msg[key], plan, undefined);
     count += r.count;
     if (r.message !== msg[key]) (out ??= copyOf(msg))[key] = r.message;
   }
   return { message: out ?? message, count };
+}
+
+/**
+ * A message's id and method route it (a response to its request, a request to its handler): they
+ * cannot be rewritten, so one in which a detector finds something is refused.
+ */
+function refuseSensitiveEnvelope(msg: Record<string, unknown>, plan: McpMaskPlan): void {
+  for (const key of ['id', 'method']) {
+    const v = msg[key];
+    const text = typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
+    if (text === undefined) continue;
+    for (const m of plan.maskers) {
+      if (m.masker.mask(text).count > 0) throw new McpUnmaskableError(`an MCP message's ${key} holds a value the policy masks`);
+    }
+  }
 }
 
 /**
@@ -119,19 +139,24 @@ export function maskClientMessage(message: unknown, plan: McpMaskPlan | null | u
   if (msg.id === undefined) return maskServerMessage(msg, plan); // a notification: its params, plumbing kept
   const params = msg.params;
   if (params === null || typeof params !== 'object' || Array.isArray(params)) return UNCHANGED_NONE(message);
-  const fields = CLIENT_FIELDS[method];
-  if (!fields) return UNCHANGED_NONE(message);
+  const fields = CLIENT_FIELDS[method] ?? [];
   const p = params as Record<string, unknown>;
   let outParams: Record<string, unknown> | null = null;
   let count = 0;
+  // The agent's data fields, each from its own root (jsonPaths as `match.mcp.arguments` reads them).
   for (const field of fields) {
     if (!(field in p)) continue;
-    const r = maskPayload(p[field], plan, false);
+    const r = maskPayload(p[field], plan, undefined);
     count += r.count;
     if (r.message !== p[field]) (outParams ??= copyOf(p))[field] = r.message;
   }
-  if (!outParams) return { message, count };
-  return { message: { ...msg, params: outParams }, count };
+  // Everything else but what is routed on (`_meta`, made-up keys and methods, clientInfo).
+  const skip = new Set([...ROUTED, ...fields]);
+  const rest = maskPayload(outParams ?? p, plan, skip);
+  count += rest.count;
+  const finalParams = rest.message as Record<string, unknown>;
+  if (finalParams === p) return { message, count };
+  return { message: { ...msg, params: finalParams }, count };
 }
 
 /** The params fields of agent requests that carry the agent's data (each masked from its own root). */
@@ -170,13 +195,13 @@ function copyOf(obj: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** One payload (result, error, params, arguments) through every masker in turn; `plumbing`: keep its protocol keys. */
-function maskPayload(payload: unknown, plan: McpMaskPlan, plumbing: boolean): MaskedMessage {
+/** One payload (result, error, params, arguments) through every masker in turn; `keep`: its top-level keys left as they are. */
+function maskPayload(payload: unknown, plan: McpMaskPlan, keep: ReadonlySet<string> | undefined): MaskedMessage {
   let doc = payload;
   let count = 0;
   for (const m of plan.maskers) {
     const w: Walk = { m, count: 0 };
-    doc = walk(doc, startStates(m.jsonPaths), w, { selected: false, depth: 1, key: undefined, top: plumbing });
+    doc = walk(doc, startStates(m.jsonPaths), w, { selected: false, depth: 1, key: undefined, keep });
     count += w.count;
   }
   return { message: doc, count };
@@ -193,8 +218,10 @@ interface At {
   depth: number;
   /** The key this node is the value of (undefined for array elements and the payload itself). */
   key: string | undefined;
-  /** This node is a message's payload itself (its plumbing keys are kept). */
-  top: boolean;
+  /** Keys of this node left as they are (the routed params of an agent request); undefined below the top. */
+  keep: ReadonlySet<string> | undefined;
+  /** A `blob`'s sibling `mimeType`, when the node is a blob. */
+  mime?: string;
 }
 
 function walk(node: unknown, states: PathStates, w: Walk, at: At): unknown {
@@ -206,7 +233,7 @@ function walk(node: unknown, states: PathStates, w: Walk, at: At): unknown {
   if (typeof node === 'string') {
     if (selected) return whole(node, w);
     if (at.key === TEXT_KEY || at.key === BLOB_KEY) {
-      const doc = at.key === TEXT_KEY ? maskJsonText(node, w) : maskBlob(node, w);
+      const doc = at.key === TEXT_KEY ? maskJsonText(node, w) : maskBlob(node, w, at.mime);
       if (doc !== undefined) return doc;
     }
     const r = w.m.masker.mask(node);
@@ -225,7 +252,7 @@ function walk(node: unknown, states: PathStates, w: Walk, at: At): unknown {
   if (Array.isArray(node)) {
     let copy: unknown[] | null = null;
     for (let i = 0; i < node.length; i++) {
-      const v = walk(node[i], stepStates(states, paths, i), w, { selected, depth: at.depth + 1, key: undefined, top: false });
+      const v = walk(node[i], stepStates(states, paths, i), w, { selected, depth: at.depth + 1, key: undefined, keep: undefined });
       if (v !== node[i]) (copy ??= node.slice())[i] = v;
     }
     return copy ?? node;
@@ -238,11 +265,18 @@ function walkObject(obj: Record<string, unknown>, states: PathStates, w: Walk, a
   let copy: Record<string, unknown> | null = null;
   let renamed: Map<string, string> | null = null;
   for (const key of Object.keys(obj)) {
-    if (isPlumbing(at, key)) continue;
+    if (at.keep?.has(key) || (at.keep && key === '_meta')) {
+      if (key === '_meta') {
+        const v = walkMeta(obj[key], states, w, at);
+        if (v !== obj[key]) (copy ??= copyOf(obj))[key] = v;
+      }
+      continue;
+    }
     let next = stepStates(states, paths, key);
     // A tool's structured output is a document of its own: jsonPaths also apply from its root.
     if (key === STRUCTURED_KEY) next = unionStates(next, startStates(paths));
-    const v = walk(obj[key], next, w, { selected: at.selected, depth: at.depth + 1, key, top: false });
+    const mime = key === BLOB_KEY && typeof obj.mimeType === 'string' ? obj.mimeType : undefined;
+    const v = walk(obj[key], next, w, { selected: at.selected, depth: at.depth + 1, key, keep: undefined, mime });
     if (v !== obj[key]) (copy ??= copyOf(obj))[key] = v;
     const k = w.m.masker.mask(key);
     if (k.count > 0) {
@@ -254,11 +288,26 @@ function walkObject(obj: Record<string, unknown>, states: PathStates, w: Walk, a
   return copy ?? obj;
 }
 
-/** Keys the peer needs back as they were: at the payload's top, and `_meta.progressToken` there. */
-function isPlumbing(at: At, key: string): boolean {
-  if (at.top) return PLUMBING.has(key);
-  return at.depth === 2 && at.key === '_meta' && key === 'progressToken';
+/** An agent request's `_meta`: masked, but its progressToken (the server echoes it in progress notifications) kept. */
+function walkMeta(meta: unknown, states: PathStates, w: Walk, at: At): unknown {
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
+    return walk(meta, stepStates(states, w.m.jsonPaths, '_meta'), w, {
+      selected: at.selected,
+      depth: at.depth + 1,
+      key: '_meta',
+      keep: undefined,
+    });
+  }
+  const next = stepStates(states, w.m.jsonPaths, '_meta');
+  return walkObject(meta as Record<string, unknown>, next, w, {
+    selected: at.selected,
+    depth: at.depth + 1,
+    key: '_meta',
+    keep: PROGRESS_TOKEN,
+  });
 }
+
+const PROGRESS_TOKEN: ReadonlySet<string> = new Set(['progressToken']);
 
 function unionStates(a: PathStates, b: PathStates): PathStates {
   return a.map((s, p) => {
@@ -299,18 +348,70 @@ function parseDocument(text: string): unknown {
   }
 }
 
+/** A mimeType that says the bytes are text (what a detector must be able to read). */
+const TEXT_MIME = /^(text\/|application\/(json|xml|csv|x-ndjson|yaml|x-yaml|javascript|sql)\b)|\+(json|xml)\b/i;
+
+type TextEncodingName = 'utf8' | 'utf8-bom' | 'utf16le' | 'utf16be';
+
 /**
- * A base64 `blob` whose bytes are UTF-8 text: masked as a text (or a JSON document) and
- * re-encoded when that changed it; undefined for binary content (then the base64 string itself
- * only goes through the detectors).
+ * The text in a blob's bytes: UTF-8 (with or without its byte-order mark) or UTF-16 with its
+ * byte-order mark. undefined for anything else: binary, or text it cannot read (UTF-16 without a
+ * mark, UTF-32, compressed); NUL bytes mean it is not UTF-8 text.
  */
-function maskBlob(blob: string, w: Walk): string | undefined {
+function decodeBlob(bytes: Buffer): { text: string; enc: TextEncodingName } | undefined {
+  if (
+    bytes.length >= 4 &&
+    ((bytes[0] === 0xff && bytes[1] === 0xfe && bytes[2] === 0 && bytes[3] === 0) || (bytes[0] === 0 && bytes[1] === 0))
+  )
+    return undefined;
+  if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xfe) return { text: bytes.subarray(2).toString('utf16le'), enc: 'utf16le' };
+  if (bytes.length >= 2 && bytes[0] === 0xfe && bytes[1] === 0xff) {
+    const swapped = Buffer.from(bytes.subarray(2));
+    if (swapped.length % 2 !== 0) return undefined;
+    return { text: swapped.swap16().toString('utf16le'), enc: 'utf16be' };
+  }
+  if (!isUtf8(bytes) || bytes.includes(0)) return undefined;
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf)
+    return { text: bytes.subarray(3).toString('utf8'), enc: 'utf8-bom' };
+  return { text: bytes.toString('utf8'), enc: 'utf8' };
+}
+
+function encodeBlob(text: string, enc: TextEncodingName): Buffer {
+  switch (enc) {
+    case 'utf8':
+      return Buffer.from(text, 'utf8');
+    case 'utf8-bom':
+      return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+    case 'utf16le':
+      return Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    case 'utf16be':
+      return Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]);
+  }
+}
+
+/**
+ * A base64 `blob` holding text (UTF-8, or UTF-16 with its byte-order mark): masked as a text (or
+ * a JSON document) and re-encoded as it came when that changed it. Binary content gives undefined
+ * (then the base64 string itself only goes through the detectors); a blob whose mimeType says
+ * text but whose bytes cannot be read as text (compressed, UTF-16 without a mark, UTF-32) is
+ * refused: it would pass unmasked.
+ */
+function maskBlob(blob: string, w: Walk, mime: string | undefined): string | undefined {
   // Only canonical base64: Buffer.from skips what is not base64, so "call 4155552671" would decode
   // to noise and its plain text would never meet a detector.
   if (blob.length % 4 !== 0 || !BASE64.test(blob)) return undefined;
   const bytes = Buffer.from(blob, 'base64');
-  if (bytes.length === 0 || !isUtf8(bytes)) return undefined;
-  const text = bytes.toString('utf8');
+  if (bytes.length === 0) return undefined;
+  const decoded = decodeBlob(bytes);
+  if (!decoded) {
+    if (mime !== undefined && TEXT_MIME.test(mime)) {
+      throw new McpUnmaskableError(
+        `a blob of type ${mime} cannot be read as text (compressed, or an encoding without a byte-order mark), so it cannot be masked`,
+      );
+    }
+    return undefined;
+  }
+  const text = decoded.text;
   const asDoc = maskJsonText(text, w);
   let masked: string;
   if (asDoc !== undefined) {
@@ -320,5 +421,5 @@ function maskBlob(blob: string, w: Walk): string | undefined {
     w.count += r.count;
     masked = r.text;
   }
-  return masked === text ? blob : Buffer.from(masked, 'utf8').toString('base64');
+  return masked === text ? blob : encodeBlob(masked, decoded.enc).toString('base64');
 }

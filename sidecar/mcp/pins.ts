@@ -1,17 +1,21 @@
-// Tool-definition pinning (the "rug pull", decision 2 of issue 13). Per target, per sidecar
-// process: the first listing of a tool is trusted, unless the policy pins it (then the pin is
-// authoritative from the first listing on). A tool whose listed definition differs from what is
-// trusted is "changed": hidden from listings and its calls refused until the policy pins the new
-// fingerprint or the sidecar restarts. A call to a tool never listed is judged by rules only.
-// Bounded: at most MAX_PINNED_TOOLS tools per target; a listing past that is refused (fail closed).
+// Tool-definition pinning (the "rug pull", decision 2 of issue 13). Per scope (the route keys it
+// by target and URL), per sidecar process: the first listing of a tool is trusted, unless the
+// policy pins it (then the pin is authoritative from the first listing on). A tool whose listed
+// definition differs from what is trusted is "changed": hidden from listings and its calls refused
+// until the policy pins the new fingerprint or the sidecar restarts. A call to a tool never listed
+// is judged by rules only. Bounded: at most MAX_PINNED_TOOLS tools per scope; a listing past that
+// is refused (fail closed).
 
 export const MAX_PINNED_TOOLS = 10_000;
 
 export type PinStatus = { changed: false } | { changed: true; expected: string; actual: string; pinned: boolean };
 
 export class PinLimitError extends Error {
-  constructor(target: string, limit: number) {
-    super(`MCP server "${target}" lists more than ${limit} tools; the sidecar pins at most ${limit} per target`);
+  constructor(
+    scope: string,
+    readonly limit: number,
+  ) {
+    super(`more than ${limit} tools listed in ${JSON.stringify(scope)}; the sidecar pins at most ${limit} per target`);
   }
 }
 

@@ -29,6 +29,7 @@ import {
   type NormalizedPath,
 } from '../request-view';
 import { decideStage } from '../stages/decide';
+import { mcpOriginStage } from './mcp-origin';
 import { holdStage } from '../stages/hold';
 import { tokenRefused } from '../stages/identify';
 import { readRequestBody } from '../stages/read-body';
@@ -88,8 +89,8 @@ function withPolicyAndIdentity(
   );
 }
 
-/** Deciding and holding, as on the named routes. */
-const JUDGE: readonly Stage<ForwardExchange>[] = [decideStage, holdStage];
+/** Deciding and holding, as on the named routes; an MCP server's origin only through its route. */
+const JUDGE: readonly Stage<ForwardExchange>[] = [mcpOriginStage, decideStage, holdStage];
 
 /**
  * Runs the stages over ex, records the decision on ev, then proceed(); or refuse(). A stage's

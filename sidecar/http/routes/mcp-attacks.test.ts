@@ -262,6 +262,36 @@ describe('answers', () => {
     expect(fixture.received.length).toBe(before);
   });
 
+  it.each([
+    ['utf-7', 'application/json; charset=utf-7'],
+    ['a charset declared twice', 'application/json; charset=utf-8; charset=utf-7'],
+  ])('refuses a body declared in %s', async (_what, type) => {
+    const before = fixture.received.length;
+    const r = await request(proxy.url('crm'), {
+      method: 'POST',
+      headers: { 'content-type': type, accept: 'application/json' },
+      body: call(24, 'search_customers'),
+    });
+    expect(r.statusCode).toBe(415);
+    expect(await r.body.json()).toMatchObject({ error: { code: -32600, data: { type: 'unsupported_charset' } } });
+    expect(fixture.received.length).toBe(before);
+    expect((await send(call(25, 'search_customers', { query: 'x' }))).status).toBe(200); // charset=utf-8 is what send() leaves out
+  });
+
+  it('refuses a batch whose requests repeat an id (as JavaScript reads ids)', async () => {
+    for (const ids of [
+      ['1', '1'],
+      ['1', '1.0'],
+      ['9007199254740993', '9007199254740992'],
+    ]) {
+      let a: Answer | undefined;
+      const body = `[{"jsonrpc":"2.0","id":${ids[0]},"method":"tools/list"},{"jsonrpc":"2.0","id":${ids[1]},"method":"ping"}]`;
+      expect(await reached(async () => void (a = await send(body)))).toBe(0);
+      expect(a!.status).toBe(400);
+      expect(a!.json).toMatchObject({ error: { code: -32600 } });
+    }
+  });
+
   it('has one endpoint and three methods', async () => {
     const other = await send(call(21, 'search_customers'), { path: '/other' });
     expect(other.status).toBe(404);

@@ -100,12 +100,15 @@ describe('MCP audit events', () => {
     expect(events[0].mcp!.errorCode).toBe(-32002); // not sent: the batch held a denied message
   });
 
-  it('a GET stream or DELETE is one HTTP event without an mcp block', async () => {
+  it('a GET stream or DELETE is one allowed HTTP event without an mcp block', async () => {
     const before = proxy.audits.length;
     const c = await connectSdkClient(proxy.url('crm'));
     await (c.transport as unknown as { terminateSession(): Promise<void> }).terminateSession();
     await c.close();
     const del = proxy.audits.slice(before).find((a) => a.method === 'DELETE')!;
     expect(del.mcp).toBeUndefined();
+    expect(del).toMatchObject({ decision: 'allow', reason: expect.stringContaining('MCP DELETE passes') });
+    const get = proxy.audits.slice(before).find((a) => a.method === 'GET');
+    if (get) expect(get.decision).toBe('allow');
   });
 });

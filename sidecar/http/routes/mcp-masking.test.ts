@@ -207,3 +207,44 @@ describe('MCP answers that cannot be masked are refused, never passed', () => {
     }
   });
 });
+
+describe("the server's own event stream (GET)", () => {
+  it('is masked like any answer, message by message', async () => {
+    const note = { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `new customer ${CUSTOMER_EMAIL}` } };
+    const ask = {
+      jsonrpc: '2.0',
+      id: 's-1',
+      method: 'elicitation/create',
+      params: { message: `Is ${CUSTOMER_CARD} yours?`, requestedSchema: {} },
+    };
+    const server = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // one event split over two writes, then another
+      const first = `event: message\ndata: ${JSON.stringify(note)}\n\n`;
+      res.write(first.slice(0, 60));
+      setTimeout(() => {
+        res.write(first.slice(60));
+        res.end(`event: message\ndata: ${JSON.stringify(ask)}\n\n`);
+      }, 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const proxy = await startMcpProxy({ spec: spec(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`) });
+    try {
+      const res = await fetch(proxy.url('crm'), { headers: { accept: 'text/event-stream', 'mcp-protocol-version': '2025-11-25' } });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      const data = text
+        .split('\n\n')
+        .filter((e) => e.includes('data: '))
+        .map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)));
+      expect(data).toEqual([
+        { ...note, params: { level: 'info', data: 'new customer [REDACTED]' } },
+        { ...ask, params: { message: 'Is [REDACTED] yours?', requestedSchema: {} } },
+      ]);
+    } finally {
+      await proxy.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

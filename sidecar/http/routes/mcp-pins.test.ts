@@ -73,6 +73,25 @@ describe('MCP tool pinning', () => {
     expect((await weather(client)).isError).toBeFalsy();
   });
 
+  it('starts afresh when the target moves to another server', async () => {
+    const other = await startMcpFixture({ json: true });
+    try {
+      other.changeWeatherTool(CHANGED);
+      proxy = await startMcpProxy({ spec: spec(fixture.url) });
+      client = await connectSdkClient(proxy.url('crm'));
+      expect(await names(client)).toContain('get_weather');
+      proxy.setPolicy(spec(other.url));
+      const moved = await connectSdkClient(proxy.url('crm'));
+      expect(await names(moved)).toContain('get_weather'); // another server's first listing
+      await moved.close();
+      proxy.setPolicy(spec(fixture.url));
+      fixture.changeWeatherTool(CHANGED);
+      expect(await names(client)).not.toContain('get_weather'); // the first server's definition is still remembered
+    } finally {
+      await other.close();
+    }
+  });
+
   it('lets the policy vouch for a changed definition (a reload with the new pin)', async () => {
     proxy = await startMcpProxy({ spec: spec(fixture.url) });
     client = await connectSdkClient(proxy.url('crm'));

@@ -110,11 +110,11 @@ describe('hostile agent, SDK server behind createMcpExpressApp (express.json)', 
     expect(ran).toEqual(['search_customers:Bob']);
   });
 
-  // FINDING 1: body-parser decodes the body in the charset the Content-Type names (any "utf-*"
+  // FINDING 1 (fixed: mcp-read.ts refuses any charset but UTF-8, 415): body-parser decodes the body in the charset the Content-Type names (any "utf-*"
   // iconv-lite knows, UTF-7 included); the sidecar judges the bytes as UTF-8. In UTF-7 "+AF8-" is
   // "_", so the sidecar sees a call of "delete+AF8-customer" (no rule matches, default allow) and
   // the server runs delete_customer.
-  it.failing.each([
+  it.each([
     ['utf-7', 'delete+AF8-customer'],
     ['UTF-7', 'delete+AF8-customer'],
     ['utf-7-imap', 'delete&AF8-customer'],
@@ -127,7 +127,7 @@ describe('hostile agent, SDK server behind createMcpExpressApp (express.json)', 
   it('a body declared as UTF-16 is refused before the server (it cannot be strict UTF-8 JSON too)', async () => {
     const body = Buffer.from(call(4, 'delete_customer', { id: '43' }), 'utf16le');
     const a = await post(proxy.url('crm'), body, { 'content-type': 'application/json; charset=utf-16le' });
-    expect(a.status).toBe(400);
+    expect(a.status).toBe(415); // any charset but UTF-8 is refused (mcp-read.ts)
     expect(ran).toEqual([]);
   });
 
@@ -285,7 +285,7 @@ describe('hostile server: every string the agent gets is masked', () => {
   // object, any notification's params — and `_meta.progressToken` under any payload. A server
   // puts PII there (a cursor that is the last row's email, or any extra key with that name) and
   // the agent reads it unmasked.
-  it.failing.each([
+  it.each([
     ['a tool result nextCursor', { result: { content: [{ type: 'text', text: 'ok' }], nextCursor: EMAIL } }],
     ['a tools/list nextCursor', { result: { tools: [], nextCursor: `last=${EMAIL}` } }],
     ['a requestId in a tool result', { result: { content: [], requestId: SSN } }],
@@ -299,10 +299,10 @@ describe('hostile server: every string the agent gets is masked', () => {
     expectNoPii(a.text);
   });
 
-  // FINDING 3: in an event stream, the `id:`, `event:` and `retry:` fields of each event are
+  // FINDING 3 (fixed: ids masked, retry only as a short delay, other event types dropped): in an event stream, the `id:`, `event:` and `retry:` fields of each event are
   // re-emitted as the server sent them (mcp-respond.ts serializeEventFields); only `data` goes
   // through the hooks. PII (or anything) in those fields reaches the agent unmasked.
-  it.failing.each([
+  it.each([
     ['an id: field', `id: ${EMAIL}\nevent: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":[]}}\n\n`],
     ['an event: field', `event: ${SSN}\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":[]}}\n\n`],
     ['a retry: field', `retry: ${CARD}\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":[]}}\n\n`],
@@ -317,7 +317,7 @@ describe('hostile server: every string the agent gets is masked', () => {
   // FINDING 4: the `id` and `method` of server→client messages are never masked (ENVELOPE keys):
   // a server request or notification can carry PII in its method name or its id, and a response
   // in an id the agent never sent.
-  it.failing.each([
+  it.each([
     ['a server request id', `data: {"jsonrpc":"2.0","id":"${EMAIL}","method":"sampling/createMessage","params":{}}\n\n`],
     ['a notification method', `data: {"jsonrpc":"2.0","method":"notifications/${SSN}","params":{}}\n\n`],
     ['the id of a response to no request', `data: {"jsonrpc":"2.0","id":"${EMAIL}","result":{}}\n\n`],
@@ -379,7 +379,7 @@ describe('hostile server: every string the agent gets is masked', () => {
   // prompts/get `arguments` and completion values; everything else the agent sends a server in a
   // request — `params._meta`, any other params key, the params of a method it makes up — reaches
   // the server unmasked, so PII the agent holds can be exfiltrated to the MCP server.
-  it.failing.each([
+  it.each([
     [
       'tools/call params._meta',
       '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_customers","arguments":{},"_meta":{"note":"EMAIL"}}}',
@@ -433,7 +433,7 @@ describe('hostile server: every string the agent gets is masked', () => {
   // detectors), whatever its mimeType says. A text resource in UTF-16 (Excel's "Unicode text"
   // CSV export, with its BOM) or gzip-compressed carries the PII to the agent unmasked, though the
   // sidecar could tell from the mimeType that it is text it cannot read (fail closed: refuse).
-  it.failing.each([
+  it.each([
     ['a UTF-16LE CSV', 'text/csv', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`name,email\nAlice,${EMAIL}\n`, 'utf16le')])],
     ['a UTF-16LE text without a BOM', 'text/plain', Buffer.from(`email ${EMAIL}`, 'utf16le')],
     ['a gzip-compressed JSON', 'application/json', gzipSync(JSON.stringify({ email: EMAIL }))],
@@ -605,15 +605,15 @@ describe('hostile agent: the tools/list filter and request ids', () => {
     expect(a.text).not.toContain('delete_customer');
   });
 
-  // FINDING 5: mcp-read.ts records the method of each request by id (requestMethods), last one
+  // FINDING 5 (fixed: a batch repeating a request id, as JavaScript reads ids, is refused): mcp-read.ts records the method of each request by id (requestMethods), last one
   // wins, and accepts a batch whose requests repeat an id. The tools/list answer then looks like
   // the answer to `ping`, so the tools-list hook neither filters it nor checks pins.
-  it.failing('a batch repeating an id does not make the tools/list answer pass unfiltered', async () => {
+  it('a batch repeating an id does not make the tools/list answer pass unfiltered', async () => {
     const a = await post(proxy.url('b'), '[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":1,"method":"ping"}]');
     expect(a.text).not.toContain('delete_customer');
   });
 
-  it.failing('ids beyond 2^53 that JavaScript reads as one id do not either', async () => {
+  it('ids beyond 2^53 that JavaScript reads as one id do not either', async () => {
     const a = await post(
       proxy.url('b'),
       '[{"jsonrpc":"2.0","id":9007199254740993,"method":"tools/list"},{"jsonrpc":"2.0","id":9007199254740992,"method":"ping"}]',
@@ -621,7 +621,7 @@ describe('hostile agent: the tools/list filter and request ids', () => {
     expect(a.text).not.toContain('delete_customer');
   });
 
-  it.failing('ids 1 and 1.0 (the same id once parsed) do not either', async () => {
+  it('ids 1 and 1.0 (the same id once parsed) do not either', async () => {
     const a = await post(proxy.url('b'), '[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":1.0,"method":"ping"}]');
     expect(a.text).not.toContain('delete_customer');
   });
@@ -696,11 +696,11 @@ spec:
     expect(upstream.seen.length).toBe(before);
   });
 
-  // FINDING 7: the forward proxy judges an absolute-form request to the MCP server's own URL as
+  // FINDING 7 (fixed: forward/mcp-origin.ts denies an MCP target's origin on the forward proxy): the forward proxy judges an absolute-form request to the MCP server's own URL as
   // plain HTTP egress (target '', no MCP rule applies), so with defaultAction allow the agent
   // reaches the server around every MCP rule, list filter and pin (it lacks only the injected
   // credential, which an unauthenticated server does not need).
-  it.failing('an absolute-form request to the MCP server URL is not a way around the MCP rules', async () => {
+  it('an absolute-form request to the MCP server URL is not a way around the MCP rules', async () => {
     const before = upstream.seen.length;
     await viaProxy(`http://127.0.0.1:${upstream.port}/mcp`, call(1, 'delete_customer', { id: '1' }));
     expect(upstream.seen.slice(before).map((q) => q.body)).toEqual([]);
@@ -778,7 +778,7 @@ describe('hostile agent: held calls', () => {
   // O3 (the lead's decision at 13:27: bound and shown): params of the held call other than its
   // name and arguments are forwarded once approved, but neither shown to the approver nor bound
   // by the digest (approvals/operation.ts mcpDigest takes target, tool and arguments only).
-  it.failing('the approver sees the _meta the held call carries to the server', async () => {
+  it('the approver sees the _meta the held call carries to the server', async () => {
     const body = JSON.stringify({
       jsonrpc: '2.0',
       id: 3,
@@ -798,7 +798,7 @@ describe('hostile agent: held calls', () => {
   // the statement that matters after the cut. The approver sees "… (N more characters)", and
   // `warden approvals list` / the ApprovalRequest have nothing more to show: approving means
   // approving text nobody could read.
-  it.failing('the approver can see every argument of the held call', async () => {
+  it('the approver can see every argument of the held call', async () => {
     const args = { note: 'routine maintenance '.repeat(120), database: 'prod', sql: 'DROP TABLE customers' };
     const p = post(proxy.url('h'), call(2, 'run_query', args), { accept: 'application/json' });
     const r = await pendingOne();

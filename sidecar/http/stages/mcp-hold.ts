@@ -28,15 +28,28 @@ export const mcpHoldStage: Stage<RouteExchange> = {
   },
 };
 
-/** The call as it will be sent: its arguments after request masking. */
-function heldOperation(ex: RouteExchange, held: Verdict): McpOperation {
+/** The call as it will be sent: its arguments (and other params) after request masking. */
+function heldOperation(ex: RouteExchange, held: Verdict): { op: McpOperation; params: Record<string, unknown> | undefined } {
   const m = held.message;
   if (m.kind !== 'request') throw new Error('only a request can be held');
-  const sent = ex.mcp!.sent?.[0] as { params?: { arguments?: unknown } } | undefined;
-  const args = sent ? sent.params?.arguments : m.params?.arguments;
+  const sent = ex.mcp!.sent?.[0] as { params?: Record<string, unknown> } | undefined;
+  const params = sent ? sent.params : m.params;
   const op: McpOperation = { type: 'mcp', target: ex.target, method: m.method, tool: m.params?.name as string };
-  if (args !== undefined) op.arguments = args;
-  return op;
+  if (params?.arguments !== undefined) op.arguments = params.arguments;
+  return { op, params: otherParams(params) };
+}
+
+/** What else the call carries to the server: params but name and arguments, `_meta` without its progressToken. */
+function otherParams(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!params) return undefined;
+  const { name: _name, arguments: _args, _meta, ...rest } = params;
+  if (_meta !== null && typeof _meta === 'object' && !Array.isArray(_meta)) {
+    const { progressToken: _token, ...meta } = _meta as Record<string, unknown>;
+    if (Object.keys(meta).length > 0) rest._meta = meta;
+  } else if (_meta !== undefined) {
+    rest._meta = _meta;
+  }
+  return Object.keys(rest).length > 0 ? rest : undefined;
 }
 
 async function holdCall(ex: RouteExchange, held: Verdict): Promise<void> {
@@ -58,8 +71,10 @@ async function holdCall(ex: RouteExchange, held: Verdict): Promise<void> {
   const waitStart = performance.now();
   let outcome: HoldOutcome;
   try {
+    const { op, params: other } = heldOperation(ex, held);
     outcome = await gate.hold({
-      operation: heldOperation(ex, held),
+      operation: op,
+      params: other,
       decision,
       identity: ex.identity,
       policy: { name: policy.name, namespace: policy.namespace },

@@ -27,7 +27,7 @@ function isToolsList(m: ServerMessage): boolean {
 
 const toolsListHook: ServerMessageHookFactory = (ex) => {
   const plan = ex.plan!;
-  const { pins, spec } = plan.mcp!;
+  const { pins, spec, pinScope } = plan.mcp!;
   const pinning = spec.pinToolDefinitions !== false;
   return {
     name: 'tools-list',
@@ -39,9 +39,10 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
         if (pinning) {
           let s;
           try {
-            s = ex.services.mcpPins.observe(ex.target, tool.name, toolFingerprint(tool), pins.get(tool.name));
+            s = ex.services.mcpPins.observe(pinScope, tool.name, toolFingerprint(tool), pins.get(tool.name));
           } catch (err) {
-            if (err instanceof PinLimitError) throw new MessageRefusedError(err.message);
+            if (err instanceof PinLimitError)
+              throw new MessageRefusedError(`it lists more than ${err.limit} tools, the most the sidecar pins per target`);
             throw err;
           }
           if (s.changed) {

@@ -28,7 +28,7 @@ export const mcpJudgeStage: Stage<RouteExchange> = {
       if (!op) continue; // invalid: answered as such
       let d: Decision | undefined;
       if (pinning && op.tool !== undefined) {
-        const s = ex.services.mcpPins.check(ex.target, op.tool, plan.mcp!.pins.get(op.tool));
+        const s = ex.services.mcpPins.check(plan.mcp!.pinScope, op.tool, plan.mcp!.pins.get(op.tool));
         if (s?.changed) {
           mcp.pinChanges.push({ tool: op.tool, expected: s.expected, actual: s.actual });
           d = {

@@ -1,9 +1,11 @@
 // Read the MCP request (decision 6 of issue 13). POST: the body is read whole (bounded by the
 // target's limit) and parsed by the strict reader; what it refuses is answered 400 with a JSON-RPC
-// parse error; each message (every element of a batch) is classified. A compressed body is refused
-// (415): what is judged must be what the server reads. GET (the server's event stream) and DELETE
+// parse error; each message (every element of a batch) is classified; requests repeating an id are
+// refused. A compressed body, or one declared in a charset other than UTF-8, is refused (415): what
+// is judged must be what the server reads. GET (the server's event stream) and DELETE
 // (session end) carry no body and pass. Any other method is 405.
 import { HttpError } from '../errors';
+import { declaredCharset } from '../routes/charset';
 import { classifyMessage, idKey } from '../../mcp/messages';
 import { readStrictJson } from '../../mcp/strict-json';
 import type { RouteExchange } from './exchange';
@@ -43,6 +45,12 @@ export const mcpReadStage: Stage<RouteExchange> = {
         code: -32600,
       });
     }
+    const type = String(req.headers['content-type'] ?? '');
+    const charset = (type.match(/charset/gi)?.length ?? 0) > 1 ? 'declared twice' : declaredCharset(type);
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      // Servers decode the body in the charset it declares (body-parser: UTF-7 too); it is judged as UTF-8, so only UTF-8 passes.
+      throw new HttpError(415, 'unsupported_charset', `MCP request bodies are UTF-8; charset "${charset}" is refused`, { code: -32600 });
+    }
     if (declared !== undefined && declared > maxBody) {
       throw new HttpError(413, 'request_too_large', `request body of ${declared} bytes exceeds the limit of ${maxBody} bytes`);
     }
@@ -66,7 +74,14 @@ async function readMessages(ex: RouteExchange, maxBody: number): Promise<void> {
   for (const el of elements) {
     const message = classifyMessage(el);
     mcp.verdicts.push({ message, decision: undefined });
-    if (message.kind === 'request') mcp.requestMethods.set(idKey(message.id), message.method);
+    if (message.kind !== 'request') continue;
+    // Two requests with one id (as the server reads ids: 1 and 1.0, or past 2^53, are one) would
+    // make an answer look like the other's (a tools/list answer taken for a ping's, unfiltered).
+    const key = idKey(message.id);
+    if (mcp.requestMethods.has(key)) {
+      throw new HttpError(400, 'invalid_request', `two requests in one batch have the id ${JSON.stringify(message.id)}`, { code: -32600 });
+    }
+    mcp.requestMethods.set(key, message.method);
   }
   if (!mcp.batch) {
     const m = mcp.verdicts[0].message;

@@ -199,15 +199,19 @@ function streamFailure(ex: RouteExchange, err: unknown, unanswered: Iterable<Jso
 }
 
 /**
- * An event as the agent gets it: its `id`, `event` and `retry` fields, then the data (the message
- * as the hooks passed it). Comments and other fields are not messages the hooks could mask: a
- * comment is kept only as an empty one (a keep-alive), other fields are dropped.
+ * An event as the agent gets it: its `id` (masked like any value the server sends), `retry` (a
+ * delay of at most six digits, else dropped) and `event: message` fields, then the data (the
+ * message as the hooks passed it). Comments and other fields are not messages the hooks could
+ * mask: a comment is kept only as an empty one (a keep-alive), other fields are dropped. An event
+ * of another type is dropped whole by the caller (clients ignore it anyway).
  */
-function serializeEventFields(b: SseBlock, data: string | null): string {
+function serializeEventFields(b: SseBlock, data: string | null, maskValue: (v: string) => string): string {
   let out = '';
   let comment = false;
   for (const l of b.lines) {
-    if (l.name === 'id' || l.name === 'event' || l.name === 'retry') out += `${l.name}: ${l.value}\n`;
+    if (l.name === 'id') out += `id: ${maskValue(l.value)}\n`;
+    else if (l.name === 'event') out += 'event: message\n';
+    else if (l.name === 'retry' && /^\d{1,6}$/.test(l.value)) out += `retry: ${l.value}\n`;
     else if (l.name === '' && !comment) comment = true;
   }
   if (data !== null)
@@ -220,6 +224,22 @@ function serializeEventFields(b: SseBlock, data: string | null): string {
             .join('');
   else if (comment) out = ':\n' + out;
   return out === '' ? '' : out + '\n';
+}
+
+/** Masks a field value with the target's response maskers, counting what they mask. */
+function fieldMasker(ex: RouteExchange): (v: string) => string {
+  const maskers = ex.plan!.responsePlan?.maskers ?? [];
+  return (v) => {
+    let text = v;
+    for (const m of maskers) {
+      const r = m.masker.mask(text);
+      if (r.count === 0) continue;
+      text = r.text;
+      ex.masked += r.count;
+      ex.countMasked(r.detectors, r.count);
+    }
+    return text;
+  };
 }
 
 async function respondEvents(ex: RouteExchange, encoding: string): Promise<void> {
@@ -241,12 +261,14 @@ async function respondEvents(ex: RouteExchange, encoding: string): Promise<void>
   /** Events of the current chunk that passed the hooks, not sent yet. */
   let passed = '';
 
+  const maskValue = fieldMasker(ex);
   const eventText = (b: SseBlock): string => {
-    if (b.data === null || b.data === '') return serializeEventFields(b, b.data); // keep-alives, priming events (id, retry)
+    if (b.event !== null && b.event !== 'message') return ''; // not an MCP message: clients ignore it, so it is not passed
+    if (b.data === null || b.data === '') return serializeEventFields(b, b.data, maskValue); // keep-alives, priming events (id, retry)
     const r = passMessage(ex, hooks, parseServerJson(b.data));
     const id = r?.id;
     if ((typeof id === 'string' || typeof id === 'number') && serverMessageKind(r) === 'response') pending.delete(idKey(id));
-    return r ? serializeEventFields(b, JSON.stringify(r)) : '';
+    return r ? serializeEventFields(b, JSON.stringify(r), maskValue) : '';
   };
   const send = async (text: string): Promise<void> => {
     const out = scrub ? scrub.push(text) : text;

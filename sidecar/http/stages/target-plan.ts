@@ -27,7 +27,12 @@ export interface TargetPlan {
   /** The scrubber for the credential values injected, rebuilt only when they change. */
   scrubberFor: (values: readonly string[]) => CredentialScrubber | undefined;
   /** An MCP target (routes/route-proxy.ts runs MCP_STAGES): its spec and the policy's pins by tool. */
-  mcp?: { spec: McpTargetSpec; pins: ReadonlyMap<string, string> };
+  mcp?: {
+    spec: McpTargetSpec;
+    pins: ReadonlyMap<string, string>;
+    /** What tool definitions are remembered under (ToolPins): the target and its URL, so a target moved to another server starts afresh. */
+    pinScope: string;
+  };
 }
 
 const MiB = 1024 * 1024;
@@ -107,7 +112,7 @@ export class TargetPlans {
       responsePlan: this.maskPlan(policy, name, 'response'),
       needsBody: true, // every JSON-RPC message is judged
       scrubberFor: createScrubberSlot(),
-      mcp: { spec: mcp, pins: new Map((mcp.pins ?? []).map((p) => [p.tool, p.fingerprint])) },
+      mcp: { spec: mcp, pins: new Map((mcp.pins ?? []).map((p) => [p.tool, p.fingerprint])), pinScope: `${name}\0${mcp.url}` },
     };
     perPolicy.set(key, tp);
     return tp;
