@@ -190,6 +190,13 @@ describe('npm install -g of the tarball (offline, empty cache: nothing fetched)'
     expect(bad.stdout + bad.stderr).toContain('spec.');
   });
 
+  test('warden demo (dev dependencies left out) says it needs a checkout, without a stack trace', () => {
+    const r = warden('warden', ['demo']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('warden demo runs from a development checkout');
+    expect(r.stderr).not.toContain('Require stack');
+  });
+
   describe('warden sidecar from the installed package', () => {
     let pg: PgServer;
     beforeAll(async () => {

