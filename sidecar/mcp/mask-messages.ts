@@ -7,15 +7,17 @@
 //                    and requests (content[].text, structuredContent, embedded resources,
 //                    resources/read contents, logging and progress messages, sampling and
 //                    elicitation requests) — goes through the response maskers.
-//   agent → server   maskClientMessage(msg, plan): the arguments of tools/call and prompts/get,
-//                    completion values, the agent's answers to server requests (sampling and
-//                    elicitation results) and notification payloads go through the request
-//                    maskers. Method, tool name and resource URI are judged and routed on, so
-//                    they are never rewritten.
+//   agent → server   maskClientMessage(msg, plan): every params value of the agent's requests
+//                    (arguments of tools/call and prompts/get from their own root, completion
+//                    values, `_meta`, clientInfo, keys of made-up methods), the agent's answers to
+//                    server requests and notification payloads go through the request maskers,
+//                    except what is judged and routed on: params `name`, `uri`, `cursor`,
+//                    `protocolVersion` and `_meta.progressToken`.
 //
-// What is not masked (protocol plumbing the peer must get back byte for byte, or the protocol
-// breaks): `jsonrpc`, `id` and `method`; and at the top of a payload `nextCursor`, `cursor`,
-// `protocolVersion`, `progressToken`, `requestId`, `_meta.progressToken`.
+// `jsonrpc`, `id` and `method` are never rewritten (they route the message): a server message
+// whose id or method holds a value the policy masks is refused instead. Nothing else is exempt:
+// cursors, tokens and request ids in server payloads are masked like any value, so pagination
+// fails closed rather than carrying PII out.
 //
 // jsonPaths of a masking rule are evaluated from each payload (`$.content[0].text` on a result)
 // and again from each document a tool returns: `structuredContent`, and every `text` that is a
@@ -125,9 +127,8 @@ function refuseSensitiveEnvelope(msg: Record<string, unknown>, plan: McpMaskPlan
 /**
  * A message from the agent through the request maskers: arguments of tools/call and prompts/get
  * (jsonPaths from the arguments object, as `match.mcp.arguments`), completion/complete's argument
- * and context, the payload of a notification, and the result or error of the agent's answer to a
- * server request. Other requests (initialize, lists, resources/read, ...) carry nothing but what
- * they are judged and routed on, and pass unchanged.
+ * and context, every other params value but the ROUTED keys, the payload of a notification, and
+ * the result or error of the agent's answer to a server request.
  */
 export function maskClientMessage(message: unknown, plan: McpMaskPlan | null | undefined, raw?: Buffer): MaskedMessage {
   if (!plan || plan.maskers.length === 0) return UNCHANGED_NONE(message);

@@ -1,8 +1,9 @@
 // Red-team attempts on the MCP route (issue 13): a hostile agent behind the sidecar and a hostile
 // or compromised MCP server in front of it, trying to reach a denied tool, get unmasked PII out,
-// or confuse the route. Attacks the route stops are kept as regression tests; attacks that still
-// get through are `it.failing` (the test states what SHOULD happen and fails today) and are
-// described in /work/mcp-red-findings.md.
+// or confuse the route. Every attack here is kept as a regression test: the ten that got through
+// the first version (a UTF-7 charset, unmasked plumbing keys and SSE fields, envelope ids, repeated
+// batch ids, request-side params, the forward proxy, the approver's display cut, non-UTF-8 blobs,
+// shared pin state) were fixed with their test turned from `it.failing` into `it`.
 //
 // Upstreams: the official SDK server behind the SDK's own Express app (createMcpExpressApp, which
 // reads bodies with express.json()), and a raw Node upstream that answers whatever a test asks.
@@ -810,10 +811,10 @@ describe('hostile agent: held calls', () => {
 });
 
 // ------------------------------------------------------------------------------------------------
-// One caller against the others: the pin registry is shared by every caller of a target
+// One caller against the others: the pin registry (trust on first listing) is kept per caller
 // ------------------------------------------------------------------------------------------------
 
-describe('hostile agent: flipping the pin state every caller shares', () => {
+describe('hostile agent: flipping the pin state another caller is judged against', () => {
   let upstream: BehaviourUpstream;
   let proxy: McpProxy;
 
@@ -839,7 +840,15 @@ describe('hostile agent: flipping the pin state every caller shares', () => {
       res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
     });
     proxy = await startMcpProxy({
-      spec: { defaultAction: 'allow', targets: [{ name: 'p', mcp: { url: `http://127.0.0.1:${upstream.port}/p` } }] },
+      spec: {
+        defaultAction: 'allow',
+        targets: [
+          { name: 'p', mcp: { url: `http://127.0.0.1:${upstream.port}/p` } },
+          { name: 'long', mcp: { url: `http://127.0.0.1:${upstream.port}/long` } },
+        ],
+      },
+      // two callers, each with its own JWT (the pin state is per caller: its identity's subject)
+      extra: { verifyToken: (t) => Promise.resolve<Identity>({ subject: t, groups: [], source: 'token' }) },
     });
   });
   afterAll(async () => {
@@ -852,13 +861,55 @@ describe('hostile agent: flipping the pin state every caller shares', () => {
   // When the listing depends on anything the agent sends (a header, the protocol version, the
   // session's state), one caller listing once makes the tool "changed" for every caller: their
   // calls are refused and the tool hidden until someone lists it the first way again.
-  it.failing("one caller's listing does not get another caller's calls refused", async () => {
-    const list = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
-    expect((await post(proxy.url('p'), list)).text).toContain('search_customers');
-    expect((await post(proxy.url('p'), call(2, 'search_customers', {}))).text).toContain('found');
-    await post(proxy.url('p'), list, { 'accept-language': 'fr' }); // the hostile caller
-    const victim = await post(proxy.url('p'), call(3, 'search_customers', {}));
-    expect(victim.text).toContain('found');
+  // Fixed: the state is per caller (pins.ts); a caller is judged against what IT was shown.
+  const victim = { authorization: 'Bearer victim' };
+  const hostile = { authorization: 'Bearer hostile' };
+  const list = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+
+  it("one caller's listing does not get another caller's calls refused", async () => {
+    expect((await post(proxy.url('p'), list, victim)).text).toContain('search_customers');
+    expect((await post(proxy.url('p'), call(2, 'search_customers', {}), victim)).text).toContain('found');
+    await post(proxy.url('p'), list, { ...hostile, 'accept-language': 'fr' }); // the hostile caller
+    expect((await post(proxy.url('p'), call(3, 'search_customers', {}), victim)).text).toContain('found');
+    expect((await post(proxy.url('p'), list, victim)).text).toContain('search_customers');
+  });
+
+  it('a caller whose own listing changed is refused and shown nothing, and the record names the caller', async () => {
+    const me = { authorization: 'Bearer flipper' };
+    expect((await post(proxy.url('p'), list, me)).text).toContain('search_customers');
+    expect((await post(proxy.url('p'), list, { ...me, 'accept-language': 'fr' })).text).not.toContain('search_customers');
+    const a = await post(proxy.url('p'), call(4, 'search_customers', {}), me);
+    expect(a.text).not.toContain('found');
+    expect(a.text).toContain('pinToolDefinitions');
+    const rec = proxy.audits.filter((e) => e.rule === 'pinToolDefinitions').at(-1)!;
+    expect(rec.identity.subject).toBe('flipper');
+    // the others still call it
+    expect((await post(proxy.url('p'), call(5, 'search_customers', {}), victim)).text).toContain('found');
+  });
+
+  // Observation O1: names were Map keys of any length, kept for the life of the process (10,000
+  // tools of ~1 MB names: ~10 GB). A name over 128 characters (the MCP spec's SHOULD) is refused.
+  it('a hostile server cannot make the sidecar keep tool names of any length', async () => {
+    const name = `search_${'x'.repeat(200_000)}`;
+    upstream.behaviours.set('long', (_req, body, res) => {
+      const m = JSON.parse(body.toString('utf8')) as { id: number };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { tools: [{ name, inputSchema: { type: 'object' } }] } }));
+    });
+    const a = await post(proxy.url('long'), list, victim);
+    expect(a.status).toBe(502);
+    expect(JSON.parse(a.text)).toMatchObject({ id: 1, error: { data: { type: 'unmaskable_response', target: 'long' } } });
+    expect(a.text).toContain('128');
+    expect(a.text).not.toContain('xxxxxxxx');
+    // 128 characters pass
+    upstream.behaviours.set('long', (_req, body, res) => {
+      const m = JSON.parse(body.toString('utf8')) as { id: number };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { tools: [{ name: 'y'.repeat(128), inputSchema: { type: 'object' } }] } }),
+      );
+    });
+    expect((await post(proxy.url('long'), list, victim)).text).toContain('y'.repeat(128));
   });
 });
 

@@ -22,7 +22,7 @@ function header(ex: RouteExchange, name: string): string | undefined {
 
 export function mcpAuditEvents(ex: RouteExchange, whole: HttpAuditEvent): HttpAuditEvent[] {
   const mcp = ex.mcp!;
-  if (mcp.verdicts.length === 0) return [whole]; // GET, DELETE: mcp-judge.ts records them as allowed
+  if (mcp.verdicts.length === 0) return [whole]; // GET, DELETE: judged as a whole by mcp-judge.ts
   const req = {
     sessionId: header(ex, 'mcp-session-id'),
     protocolVersion: header(ex, 'mcp-protocol-version'),

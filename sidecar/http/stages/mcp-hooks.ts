@@ -1,7 +1,8 @@
 // The hook chain every server→client message of an MCP route goes through (sidecar/mcp/hooks.ts),
 // created per response. In order:
 //   1. tools-list: a tools/list result keeps only the tools this caller may call (mcpToolVisible)
-//      whose definition did not change (pins); nextCursor and everything else untouched;
+//      whose definition did not change from what this caller was first shown or the policy
+//      pins (pins.ts); nextCursor and everything else untouched;
 //   2. answer-facts: how each answer ended, for the audit record (mcp-mask-hooks.ts);
 //   3. mask: every string in results, errors and server requests/notifications
 //      (mcp-mask-hooks.ts over sidecar/mcp/mask-messages.ts).
@@ -10,7 +11,7 @@ import { mcpToolVisible } from '../../../common/policy/engine';
 import { filterToolsResult } from '../../mcp/list-filter';
 import { MessageRefusedError, type ServerMessage, type ServerMessageHook } from '../../mcp/hooks';
 import { toolFingerprint } from '../../mcp/fingerprint';
-import { PinLimitError } from '../../mcp/pins';
+import { MAX_TOOL_NAME_LENGTH, PinLimitError, ToolNameError } from '../../mcp/pins';
 import type { RouteExchange } from './exchange';
 import { answerFactsHook, maskMessagesHook } from './mcp-mask-hooks';
 
@@ -36,13 +37,19 @@ const toolsListHook: ServerMessageHookFactory = (ex) => {
       const result = m.value.result as Record<string, unknown>;
       if (!Array.isArray(result.tools)) throw new MessageRefusedError('a tools/list result has no tools array');
       const filtered = filterToolsResult(result, (tool) => {
+        // the MCP spec's bound (SHOULD), whether pinned or not: what the sidecar keeps and logs stays small
+        if (tool.name.length > MAX_TOOL_NAME_LENGTH) throw new MessageRefusedError(new ToolNameError(tool.name.length).message);
         if (pinning) {
           let s;
           try {
-            s = ex.services.mcpPins.observe(pinScope, tool.name, toolFingerprint(tool), pins.get(tool.name));
+            s = ex.services.mcpPins.observe(pinScope, ex.identity.subject, tool.name, toolFingerprint(tool), pins.get(tool.name));
           } catch (err) {
             if (err instanceof PinLimitError)
-              throw new MessageRefusedError(`it lists more than ${err.limit} tools, the most the sidecar pins per target`);
+              throw new MessageRefusedError(
+                err.unit === 'tools'
+                  ? `it lists more than ${err.limit} tools, the most the sidecar pins per target`
+                  : `its tools need more than the ${err.limit} bytes the sidecar keeps for pinning`,
+              );
             throw err;
           }
           if (s.changed) {
