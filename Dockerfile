@@ -6,11 +6,10 @@
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
-# Dependencies first, so source edits reuse this layer. `npm install`, not `npm ci`, as in the
-# Makefile: npm 11 leaves other platforms' optional packages (@swc/core-*) out of the lock file
-# and `npm ci` then refuses it; the lock file still pins every version.
+# Dependencies first, so source edits reuse this layer. `npm ci`, as in the Makefile: exactly the
+# lock file, which holds every platform's optional packages (so arm64 builds install too).
 COPY package.json package-lock.json ./
-RUN npm install --no-audit --no-fund
+RUN npm ci --no-audit --no-fund
 # Exactly the directories tsconfig.json compiles: production code only (test support and the
 # benches build through tsconfig.dev.json and never reach dist/; test/build.test.ts checks both).
 COPY tsconfig.json ./

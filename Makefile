@@ -2,14 +2,16 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator
+.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator pack image
 
 all: build
 
-# `npm install`, not `npm ci`: npm 11 omits other platforms' optional packages (@swc/core-*) from
-# the lock file and `npm ci` then refuses it. The lock file still pins every version installed here.
+# `npm ci`: exactly what the lock file says, and it never rewrites it. The lock holds every
+# platform's optional packages (the embedded PostgreSQL binaries, @swc/core's), so the same file
+# installs on Linux and macOS, x64 and arm64; test/install.test.ts keeps it so. After changing
+# package.json: `npm install --package-lock-only`, and commit both.
 node_modules/.installed: package.json package-lock.json
-	$(NPM) install --no-audit --no-fund
+	$(NPM) ci --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.installed
@@ -88,5 +90,18 @@ chart-crds:
 policy-validator: install
 	UPDATE_VALIDATOR=1 NODE_OPTIONS=--experimental-vm-modules npx jest --ci common/policy/schema-validator
 
+# The npm package (and krew plugin archive) that stands alone: `npm install -g` of it gives `warden`
+# and `kubectl-warden` with nothing fetched (release/pack.mjs; release/RELEASING.md says how to publish).
+pack: install
+	node release/pack.mjs
+
+# The image, with Docker (buildx when present) or Podman. A local build is loaded into the engine:
+# `kind load docker-image $(IMAGE)` puts it into a kind cluster. Multi-arch and push:
+# `make image IMAGE_PLATFORMS=linux/amd64,linux/arm64 IMAGE_PUSH=1` (see release/image.sh).
+VERSION = $(shell node -p "require('./package.json').version")
+IMAGE ?= ghcr.io/agent-warden/agent-warden:$(VERSION)
+image:
+	IMAGE=$(IMAGE) bash release/image.sh
+
 clean:
-	rm -rf dist dist-dev node_modules
+	rm -rf dist dist-dev .tmp node_modules

@@ -95,8 +95,19 @@ async function sidecar(argv: string[]): Promise<number> {
 }
 
 async function demo(argv: string[]): Promise<number> {
-  const { runDemo } = await import('./demo');
-  return runDemo(argv, io);
+  let demoModule: typeof import('./demo');
+  try {
+    demoModule = await import('./demo');
+  } catch (err) {
+    // The demo's embedded PostgreSQL, sample servers and clients are dev dependencies: the npm
+    // package (make pack) leaves them out, so there it explains instead of printing a stack.
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+    io.stderr(
+      `warden demo runs from a development checkout (clone the repository, then \`make demo\`): ${(err as Error).message.split('\n')[0]}`,
+    );
+    return 2;
+  }
+  return demoModule.runDemo(argv, io);
 }
 
 async function packageVersion(): Promise<string> {

