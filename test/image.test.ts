@@ -121,7 +121,7 @@ describe('make image (release/image.sh)', () => {
     const chart = fs.readFileSync(path.join(ROOT, 'charts', 'agent-warden', 'values.yaml'), 'utf8');
     const repository = /^image:\n(?:\s+#.*\n)*\s+repository:\s*(\S+)/m.exec(chart)?.[1];
     expect(repository).toBeDefined();
-    const r = spawnSync('make', ['-n', 'image'], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync('make', ['--no-print-directory', '-n', 'image'], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe(`IMAGE=${repository}:${version} bash release/image.sh`);
   });
