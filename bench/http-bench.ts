@@ -27,7 +27,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Pool, request } from 'undici';
 import { freePort } from '../tools/pg-server';
-import { exitWithParent } from './child';
+import { listenAndAnnounce } from './child';
 import {
   assertAlive,
   benchEnv,
@@ -128,18 +128,6 @@ function roleUpstream(): void {
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 125_000;
   listenAndAnnounce(server);
-}
-
-function listenAndAnnounce(server: http.Server): void {
-  server.on('error', (err) => {
-    process.stderr.write(`${err.message}\n`);
-    process.exit(1);
-  });
-  server.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`));
-  exitWithParent(() => {
-    server.closeAllConnections();
-    process.exit(0);
-  });
 }
 
 export interface LoadResult {

@@ -26,7 +26,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { Pool } from 'undici';
 import { z } from 'zod';
-import { exitWithParent } from './child';
+import { listenAndAnnounce } from './child';
 import {
   assertAlive,
   benchEnv,
@@ -118,15 +118,7 @@ function roleUpstream(args: string[]): void {
   });
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 125_000;
-  server.on('error', (err) => {
-    process.stderr.write(`${err.message}\n`);
-    process.exit(1);
-  });
-  server.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`));
-  exitWithParent(() => {
-    server.closeAllConnections();
-    process.exit(0);
-  });
+  listenAndAnnounce(server);
 }
 
 export interface LoadResult {
