@@ -1,7 +1,7 @@
 // AccessPolicy YAML files → validated policies, with line numbers on every error so that
 // `warden validate` and a sidecar that refuses to start both point at the offending line.
 import fs from 'node:fs/promises';
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { Document, isMap, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import { formatPolicyError, parsePath, type PathSegment, type PolicyError } from './errors';
 import { API_VERSION, KIND, validateAccessPolicy } from './schema';
 import type { AccessPolicy } from './types';
@@ -15,6 +15,8 @@ interface DocumentBase {
   line: number;
   /** metadata.name when the document has one. */
   name?: string;
+  /** 0-based position in the `items` of a `kind: List` document (parsed with expandLists). */
+  item?: number;
 }
 
 export type PolicyDocument = DocumentBase &
@@ -28,15 +30,37 @@ export type PolicyDocument = DocumentBase &
 // Guards against "billion laughs" alias expansion in hostile input.
 const MAX_ALIAS_COUNT = 100;
 
+export interface ParseOptions {
+  /** Judge each item of a `kind: List` document (as `kubectl get -o yaml` prints) instead of skipping the List. */
+  expandLists?: boolean;
+}
+
 /** Parses one or more `---`-separated documents and validates each that claims to be an AccessPolicy. */
-export function parsePolicyYaml(text: string, sourceName: string): PolicyDocument[] {
+export function parsePolicyYaml(text: string, sourceName: string, opts: ParseOptions = {}): PolicyDocument[] {
   const lineCounter = new LineCounter();
   const parsed = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const docs = (Array.isArray(parsed) ? parsed : []).filter((d) => d.errors.length > 0 || !isEmptyDocument(d));
   if (docs.length === 0) {
     return [{ source: sourceName, index: 0, line: 1, status: 'invalid', errors: [{ path: '', message: 'no YAML document found' }] }];
   }
-  return docs.map((doc, index) => checkDocument(doc, { source: sourceName, index, line: startLine(doc, lineCounter) }, lineCounter));
+  return docs.flatMap((doc, index) => {
+    const items = opts.expandLists ? listItems(doc) : undefined;
+    if (items === undefined) return [checkDocument(doc, { source: sourceName, index, line: startLine(doc, lineCounter) }, lineCounter)];
+    return items.map((d, item) => checkDocument(d, { source: sourceName, index, item, line: startLine(d, lineCounter) }, lineCounter));
+  });
+}
+
+/** The items of a `kind: List` document, each as a document of its own (its nodes keep their offsets, so lines stay right). */
+function listItems(doc: Document): Document[] | undefined {
+  const c = doc.contents;
+  if (doc.errors.length > 0 || !isMap(c) || c.get('kind') !== 'List') return undefined;
+  const items = c.get('items', true);
+  if (!isSeq(items)) return undefined;
+  return items.items.map((node) => {
+    const d = new Document();
+    d.contents = node as Document['contents'];
+    return d;
+  });
 }
 
 export async function loadPolicyFile(file: string): Promise<PolicyDocument[]> {
