@@ -81,7 +81,7 @@ export interface InjectCliOptions {
   policy: string[];
   image?: string;
   namespace?: string;
-  lockdown: boolean;
+  lockdown?: boolean;
   output: 'yaml' | 'json';
 }
 
@@ -105,7 +105,7 @@ export async function runInject(values: InjectCliOptions, io: CliIo): Promise<nu
   try {
     config = resolveInjectorConfig({
       image: values.image ?? `${DEFAULT_IMAGE_REPOSITORY}:${packageVersion()}`,
-      lockdownByDefault: values.lockdown,
+      lockdownByDefault: values.lockdown === true,
     });
   } catch (e) {
     if (!(e instanceof InjectorConfigError)) throw e;

@@ -285,7 +285,7 @@ function readAll(dir: string, keep?: (payload: Buffer) => boolean): { records: R
 }
 
 export interface ReplayOptions {
-  list: boolean;
+  list?: boolean;
   spoolDir?: string;
   /** table (text for a session), json or yaml; "text" is the older name of table. */
   output: OutputFormat | 'text';

@@ -8,7 +8,7 @@ export interface SidecarOptions {
   secretsDir?: string;
   adminAddr: string;
   egressAddr: string;
-  localApprovals: boolean;
+  localApprovals?: boolean;
   healthAddr?: string;
   spoolDir?: string;
   spoolMaxBytes?: number;
@@ -30,7 +30,7 @@ export async function runSidecar(o: SidecarOptions, ctx: CliContext): Promise<nu
       secretsDir: o.secretsDir,
       adminAddr: o.adminAddr,
       egressAddr: o.egressAddr,
-      localApprovals: o.localApprovals,
+      localApprovals: o.localApprovals === true,
       healthAddr: o.healthAddr,
       spoolDir: o.spoolDir ?? (ctx.env.WARDEN_SPOOL_DIR || undefined),
       spoolMaxBytes: o.spoolMaxBytes,

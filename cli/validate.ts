@@ -16,7 +16,7 @@ export const EXIT_UNREADABLE = 2;
 export interface ValidateOptions {
   output: OutputFormat;
   /** An input with no AccessPolicy in it is not an error. */
-  allowEmpty: boolean;
+  allowEmpty?: boolean;
 }
 
 /** One result per document (json and yaml print these; table prints one line each). */
@@ -36,7 +36,7 @@ export interface ValidateResult {
 /** Exit code: 0 every document valid, 1 some document invalid or an input without an AccessPolicy, 2 unreadable input. */
 export async function runValidate(inputs: string[], o: ValidateOptions, io: CliIo): Promise<number> {
   const results: ValidateResult[] = [];
-  for (const arg of inputs) results.push(...(await validateInput(arg, io, o.allowEmpty)));
+  for (const arg of inputs) results.push(...(await validateInput(arg, io, o.allowEmpty === true)));
   if (o.output === 'table') {
     for (const r of results) {
       const { out, err } = tableLines(r);

@@ -7,23 +7,23 @@ import type { CommandFactory } from './factory';
 
 const WHERE = `
 Where the requests are:
-  Kubernetes ApprovalRequest objects: the default when run as kubectl warden; as warden, add --kubernetes
-  (or -n, -A, --context or --kubeconfig). You decide as the user your kubeconfig authenticates as;
-  nobody decides their own request.
+  In Kubernetes: ApprovalRequest objects. The default when run as kubectl warden;
+  as warden, add --kubernetes (or -n, -A, --context or --kubeconfig). You decide
+  as the user your kubeconfig authenticates as; nobody decides their own request.
     kubectl warden approvals [list] [-n NAMESPACE | -A] [-o table|json|yaml] [--all]
     kubectl warden approve NAME [-n NAMESPACE] [--reason TEXT]
     kubectl warden deny NAME --reason TEXT [-n NAMESPACE]
-  A standalone sidecar's admin API (--admin-addr, default 127.0.0.1:15000): the approver token comes
-  from --token or WARDEN_TOKEN and is sent as a Bearer token.
+  On a standalone sidecar: its admin API (--admin-addr, default 127.0.0.1:15000).
+  The approver token comes from --token or WARDEN_TOKEN (sent as a Bearer token).
     warden approvals list [--admin-addr HOST:PORT] [--token TOKEN]
     warden approve ID [--reason TEXT] [--admin-addr HOST:PORT] [--token TOKEN]
     warden deny ID --reason TEXT [--admin-addr HOST:PORT] [--token TOKEN]`;
 
 function withTargetOptions(cmd: Command, opts: { allNamespaces: boolean }): Command {
   cmd
-    .option('--kubernetes', 'use ApprovalRequest objects in Kubernetes (the default as kubectl warden)', false)
+    .option('--kubernetes', 'use ApprovalRequest objects in Kubernetes (the default as kubectl warden)')
     .option('-n, --namespace <ns>', "Kubernetes namespace (default: the kubeconfig context's, else default)");
-  if (opts.allNamespaces) cmd.option('-A, --all-namespaces', 'Kubernetes: every namespace', false);
+  if (opts.allNamespaces) cmd.option('-A, --all-namespaces', 'Kubernetes: every namespace');
   return cmd
     .option('--context <name>', 'Kubernetes: the kubeconfig context to use')
     .option('--kubeconfig <file>', 'Kubernetes: the kubeconfig file (default: KUBECONFIG or ~/.kube/config)')
@@ -35,9 +35,7 @@ function withTargetOptions(cmd: Command, opts: { allNamespaces: boolean }): Comm
 
 export const approvalsCommand: CommandFactory = (ctx, exit) => {
   const list = withTargetOptions(
-    new Command('list')
-      .description('list held operations waiting for a decision')
-      .option('--all', 'include decided and expired requests', false),
+    new Command('list').description('list held operations waiting for a decision').option('--all', 'include decided and expired requests'),
     { allNamespaces: true },
   ).action(async (o: ApprovalsOptions & { all: boolean }) => {
     const { listApprovals } = await import('../approvals');

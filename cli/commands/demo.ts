@@ -6,8 +6,8 @@ export const demoCommand: CommandFactory = (ctx, exit) =>
   new Command('demo')
     .summary('run the embedded demo (real PostgreSQL, the sidecar, a scripted agent)')
     .description(
-      'Run the embedded demo: a real PostgreSQL with a CRM full of PII, a sample LLM API and MCP server, the sidecar\n' +
-        'enforcing examples/policy.yaml, and a scripted agent. Prints what was allowed, masked, denied and held.\n' +
+      'Run the embedded demo: a real PostgreSQL with a CRM full of PII, a sample LLM API and MCP server, the sidecar ' +
+        'enforcing examples/policy.yaml, and a scripted agent. Prints what was allowed, masked, denied and held.\n\n' +
         'Runs from a development checkout (make demo); the npm package leaves its dependencies out.',
     )
     .action(async () => {

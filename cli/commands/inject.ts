@@ -8,8 +8,8 @@ export const injectCommand: CommandFactory = (ctx, exit) =>
   new Command('inject')
     .summary('print a manifest with the sidecar injected, as the webhook would')
     .description(
-      'Print the manifest with the sidecar injected into every Pod and workload pod template a policy selects,\n' +
-        'through the same code the admission webhook runs. Other documents pass through unchanged.\n' +
+      'Print the manifest with the sidecar injected into every Pod and workload pod template a policy selects, ' +
+        'through the same code the admission webhook runs. Other documents pass through unchanged. ' +
         'For GitOps pipelines and for seeing what the webhook would do.',
     )
     .option('-f, --filename <file>', 'manifest to inject, required (multi-document YAML or JSON; - for standard input)')
@@ -20,9 +20,9 @@ export const injectCommand: CommandFactory = (ctx, exit) =>
     )
     .option('--image <image>', 'sidecar image (default: ghcr.io/agent-warden/agent-warden:<this version>)')
     .option('-n, --namespace <ns>', 'namespace of objects that name none (default: the policies\' namespace, else "default")')
-    .option('--lockdown', 'add the egress lockdown init container to every injected pod', false)
+    .option('--lockdown', 'add the egress lockdown init container to every injected pod')
     .addOption(new Option('-o, --output <format>', 'the manifest as yaml or json').choices(['yaml', 'json']).default('yaml'))
-    .action(async (o: Partial<InjectCliOptions> & Pick<InjectCliOptions, 'lockdown' | 'output'>) => {
+    .action(async (o: Partial<InjectCliOptions> & Pick<InjectCliOptions, 'output'>) => {
       const filename = required(o.filename, '-f FILE');
       const policy = required(o.policy, '--policy FILE');
       const { runInject } = await import('../inject');

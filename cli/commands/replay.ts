@@ -8,11 +8,11 @@ export const replayCommand: CommandFactory = (ctx, exit) =>
   new Command('replay')
     .summary('print a recorded session (or trace) from the audit spool, masked')
     .description(
-      'Print the operations of a session (or of a trace id), in order, as recorded in the audit spool;\n' +
+      'Print the operations of a session (or of a trace id), in order, as recorded in the audit spool; ' +
         'with --list, the sessions in the spool. Records are masked when written: nothing here unmasks.',
     )
     .argument('[session]', 'a session id or a trace id (see --list)')
-    .option('--list', 'list the sessions in the spool', false)
+    .option('--list', 'list the sessions in the spool')
     .option('--spool-dir <dir>', 'the audit spool (default: $WARDEN_SPOOL_DIR, else /var/lib/warden/spool)')
     // "text" is what this option was called before -o meant the same everywhere.
     .addOption(

@@ -17,14 +17,14 @@ export const sidecarCommand: CommandFactory = (ctx, exit) =>
   new Command('sidecar')
     .summary('run the data path for one AccessPolicy (one sidecar per agent pod)')
     .description(
-      'Run the data path for the AccessPolicy in FILE: PostgreSQL listeners, the HTTP egress proxy, MCP routes,\n' +
+      'Run the data path for the AccessPolicy in FILE: PostgreSQL listeners, the HTTP egress proxy, MCP routes, ' +
         'approvals and audit. Runs until SIGTERM or SIGINT, then drains.',
     )
     .option('--policy <file>', 'the AccessPolicy YAML to enforce, required (reloaded when it changes)')
     .option('--secrets-dir <dir>', 'where the Secrets the policy names are mounted, one folder per Secret')
     .option('--admin-addr <host:port>', 'admin API: health, metrics, approvals', '127.0.0.1:15000')
     .option('--egress-addr <host:port>', 'HTTP egress proxy and named routes', '127.0.0.1:15001')
-    .option('--local-approvals', 'loopback callers may decide holds as the local user (development and demos only)', false)
+    .option('--local-approvals', 'loopback callers may decide holds as the local user (development and demos only)')
     .option('--health-addr <host:port>', 'serve only /healthz and /readyz here (kubelet probes reach the pod IP, not loopback)')
     .option(
       '--spool-dir <dir>',
