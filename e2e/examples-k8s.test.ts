@@ -129,7 +129,7 @@ describeE2e('examples/kubernetes on a cluster', () => {
     );
     const env = execIn(cluster, { namespace: NS, pod: pod.metadata.name, container: 'agent' }, 'env');
     expect(env.stdout).toContain('DATABASE_URL=postgresql://agent@127.0.0.1:15432/crm');
-    expect(env.stdout).not.toContain('demo-only-not-a-secret');
+    expect(env.stdout).not.toContain('not-a-secret');
   });
 
   test("the agent's log shows masked rows and the denied DROP", async () => {

@@ -4,7 +4,7 @@
 // rule's approvers), and the example agent's own agent.sh run through it with the DATABASE_URL
 // the operator's injection gives the agent's pod. Then the ways around the policy an agent would
 // try next.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -17,13 +17,14 @@ import { podTemplateOf } from '../operator/inject/workloads';
 import { LOCAL_APPROVERS_GROUP } from '../sidecar/approvals/admin-api';
 import { decideOverApi, pendingApprovals } from './support/approvals';
 import { one, resolveKustomization, secretValues, type K8sObject } from './support/kustomize';
-import { hasPsql, startStack, type Stack } from './support/stack';
+import type { PgServer } from '../tools/pg-server';
+import { hasPsql, startPg, startStack, type Stack } from './support/stack';
 
 const EXAMPLE = path.resolve(__dirname, '..', 'examples', 'kubernetes');
 const objects = resolveKustomization(EXAMPLE);
 const policyObject = one(objects, 'AccessPolicy');
 const dbSecret = secretValues(one(objects, 'Secret', 'crm-db', 'agents'));
-const initSql = one(objects, 'ConfigMap', 'crm-init', 'crm').data['init.sql'] as string;
+const init = one(objects, 'ConfigMap', 'crm-init', 'crm').data as Record<string, string>;
 const agentScript = path.join(EXAMPLE, 'agent.sh');
 
 // The raw values the database holds; none may reach the agent.
@@ -84,23 +85,58 @@ function runAgent(databaseUrl: string): Promise<{ code: number | null; output: s
   });
 }
 
+let pg: PgServer;
 let stack: Stack;
 
+/**
+ * What the postgres image does at first start, in its order: the database, 10-roles.sh (run for
+ * real where psql is installed; the same statement otherwise), then 20-crm.sql as the owner.
+ */
+async function initDatabase(pg: PgServer): Promise<void> {
+  const su = new Client({ connectionString: pg.url() });
+  await su.connect();
+  await su.query('CREATE DATABASE crm');
+  await su.end();
+  const db = new Client({ connectionString: pg.url('crm') });
+  await db.connect();
+  const agentPassword = secretValues(one(objects, 'Secret', 'crm-db', 'crm'))['agent-password'];
+  if (hasPsql) {
+    const r = spawnSync('sh', ['-c', init['10-roles.sh']], {
+      encoding: 'utf8',
+      env: {
+        PATH: process.env.PATH,
+        POSTGRES_USER: pg.user,
+        POSTGRES_DB: 'crm',
+        AGENT_PASSWORD: agentPassword,
+        PGHOST: pg.host,
+        PGPORT: String(pg.port),
+        PGPASSWORD: pg.password,
+      },
+    });
+    expect({ code: r.status, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  } else {
+    await db.query(`CREATE ROLE ${dbSecret.username} LOGIN PASSWORD '${agentPassword}'`);
+  }
+  await db.query(init['20-crm.sql']);
+  await db.end();
+}
+
 beforeAll(async () => {
-  const password = dbSecret.password;
-  stack = await startStack({
-    // As the postgres image does: the tables belong to the example's database user.
-    setupSql:
-      `CREATE ROLE ${dbSecret.username} LOGIN PASSWORD '${password}'; GRANT ALL ON SCHEMA public TO ${dbSecret.username};` +
-      `SET ROLE ${dbSecret.username};\n${initSql}\nRESET ROLE;`,
-    role: { name: dbSecret.username, password },
-    policy: (pg) => localPolicy(pg.port),
-    sidecar: { localApprovals: true },
-  });
+  pg = await startPg();
+  await initDatabase(pg);
+  stack = await startStack(
+    {
+      role: { name: dbSecret.username, password: dbSecret.password }, // exists: the sidecar logs in as it
+      policy: (server) => localPolicy(server.port),
+      sidecar: { localApprovals: true },
+    },
+    pg,
+  );
 }, 60_000);
 
 afterAll(async () => {
   await stack?.stop();
+  await pg?.stop();
 });
 
 (hasPsql ? test : test.skip)(
@@ -169,6 +205,8 @@ describe('what an agent tries next is refused by the example policy', () => {
   });
 
   test('the connection stays usable, and every other way out of the data is masked too', async () => {
+    // The sidecar logs in as the example's least-privilege role, not as the database owner.
+    expect((await client.query('SELECT current_user AS u')).rows).toEqual([{ u: dbSecret.username }]);
     const rows = (await client.query('SELECT card_number, ssn, email FROM customers WHERE id = 1')).rows;
     expect(rows).toEqual([
       { card_number: '**** **** **** 1111', ssn: expect.not.stringContaining('123-45-6789'), email: expect.any(String) },

@@ -116,27 +116,33 @@ describe('examples/kubernetes pieces fit together', () => {
     expect(db.spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name)).toContain(port.targetPort);
   });
 
-  test('the sidecar Secret logs in as the user, password and database the database is created with', () => {
+  test('the sidecar Secret logs in as the role and password the database creates for it, to the right database', () => {
     const policy = examplePolicy();
     const crm = policy.spec.targets.find((t) => t.name === 'crm')!.postgres!;
     const sidecarSecret = secretValues(one(objects, 'Secret', crm.credentialsSecret, policy.metadata.namespace));
     const db = one(objects, 'Deployment', 'crm-db', 'crm').spec.template.spec.containers[0];
     const env = Object.fromEntries(db.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e]));
-    expect(env.POSTGRES_USER.value).toBe(sidecarSecret.username);
     expect(env.POSTGRES_DB.value).toBe(crm.database);
-    const ref = env.POSTGRES_PASSWORD.valueFrom.secretKeyRef;
-    expect(secretValues(one(objects, 'Secret', ref.name, 'crm'))[ref.key]).toBe(sidecarSecret.password);
+    const agentRef = env.AGENT_PASSWORD.valueFrom.secretKeyRef;
+    expect(secretValues(one(objects, 'Secret', agentRef.name, 'crm'))[agentRef.key]).toBe(sidecarSecret.password);
+    const init = one(objects, 'ConfigMap', 'crm-init', 'crm').data as Record<string, string>;
+    expect(Object.keys(init).sort()).toEqual(['10-roles.sh', '20-crm.sql']); // the order the image runs them in
+    expect(init['10-roles.sh']).toContain(`CREATE ROLE ${sidecarSecret.username} LOGIN PASSWORD :'pw'`);
+    expect(init['10-roles.sh']).toContain('--set=pw="$AGENT_PASSWORD"');
+    // Least privilege: the sidecar's role is not the owner the image creates.
+    expect(sidecarSecret.username).not.toBe(env.POSTGRES_USER.value);
+    expect(init['20-crm.sql']).toContain(`TO ${sidecarSecret.username};`);
     // Demo values, and the files say so.
     expect(fs.readFileSync(path.join(EXAMPLE, 'secrets.yaml'), 'utf8')).toMatch(/DEMO CREDENTIALS, NOT SECRET/);
   });
 
-  test('the database loads init.sql; the agent runs agent.sh (the files the run test uses)', () => {
+  test('the database loads init-roles.sh and init.sql; the agent runs agent.sh (the files the run test uses)', () => {
     const db = one(objects, 'Deployment', 'crm-db', 'crm').spec.template.spec;
     const initVolume = db.volumes.find((v: { name: string }) => v.name === db.containers[0].volumeMounts[0].name);
     expect(db.containers[0].volumeMounts[0].mountPath).toBe('/docker-entrypoint-initdb.d');
-    expect(one(objects, 'ConfigMap', initVolume.configMap.name, 'crm').data['init.sql']).toBe(
-      fs.readFileSync(path.join(EXAMPLE, 'init.sql'), 'utf8'),
-    );
+    const init = one(objects, 'ConfigMap', initVolume.configMap.name, 'crm').data;
+    expect(init['10-roles.sh']).toBe(fs.readFileSync(path.join(EXAMPLE, 'init-roles.sh'), 'utf8'));
+    expect(init['20-crm.sql']).toBe(fs.readFileSync(path.join(EXAMPLE, 'init.sql'), 'utf8'));
     const agent = agentDeployment().spec.template.spec;
     const mount = agent.containers[0].volumeMounts.find((m: { mountPath: string }) => m.mountPath === '/opt/agent');
     const scriptVolume = agent.volumes.find((v: { name: string }) => v.name === mount.name);
@@ -148,7 +154,7 @@ describe('examples/kubernetes pieces fit together', () => {
 
   test("the agent's own manifest holds no database address or credential", () => {
     const text = fs.readFileSync(path.join(EXAMPLE, 'agent.yaml'), 'utf8') + fs.readFileSync(path.join(EXAMPLE, 'agent.sh'), 'utf8');
-    expect(text).not.toMatch(/crm-db|\b5432\b|demo-only-not-a-secret|secretKeyRef|PGPASSWORD/);
+    expect(text).not.toMatch(/crm-db|\b5432\b|not-a-secret|secretKeyRef|PGPASSWORD/);
     const container = agentDeployment().spec.template.spec.containers[0];
     expect(container.env.map((e: { name: string }) => e.name)).toEqual(['INTERVAL']);
   });

@@ -1,6 +1,6 @@
 -- The example CRM: customers and their support tickets, full of personal data that the agent
--- must only ever see masked. Loaded once by the postgres image (docker-entrypoint-initdb.d), and
--- by the example's tests into their own PostgreSQL.
+-- must only ever see masked. Loaded once by the postgres image (docker-entrypoint-initdb.d, after
+-- init-roles.sh) as the database's owner, and by the example's tests into their own PostgreSQL.
 CREATE TABLE customers (
   id          int PRIMARY KEY,
   name        text NOT NULL,
@@ -27,3 +27,6 @@ INSERT INTO tickets VALUES
   (1, 1, 'Refund', 'Please refund the charge on card 4111 1111 1111 1111, reply to ada@example.com'),
   (2, 2, 'Address change', 'New phone +1 202 555 0199; my SSN is 219-09-9999 if you need it'),
   (3, 3, 'Close my account', 'Delete everything you hold about me.');
+
+-- What the sidecar's role may do at all; the AccessPolicy narrows it further.
+GRANT SELECT, INSERT, UPDATE, DELETE ON customers, tickets TO support_agent;

@@ -44,7 +44,12 @@ export function resolveKustomization(dir: string): K8sObject[] {
   const objects = (k.resources ?? []).flatMap((file) => parseManifests(fs.readFileSync(path.join(dir, file), 'utf8')));
   for (const gen of k.configMapGenerator ?? []) {
     const data: Record<string, string> = {};
-    for (const file of gen.files ?? []) data[path.basename(file)] = fs.readFileSync(path.join(dir, file), 'utf8');
+    for (const entry of gen.files ?? []) {
+      // `key=path` names the key; a bare path uses the file's name.
+      const eq = entry.indexOf('=');
+      const [key, file] = eq < 0 ? [path.basename(entry), entry] : [entry.slice(0, eq), entry.slice(eq + 1)];
+      data[key] = fs.readFileSync(path.join(dir, file), 'utf8');
+    }
     objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: gen.name, namespace: gen.namespace }, data });
   }
   return objects;
