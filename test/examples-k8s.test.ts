@@ -234,6 +234,29 @@ describe('the operator injects the example agent', () => {
   });
 });
 
+describe('the commands the README gives, with the built bin/warden', () => {
+  const BIN = path.join(ROOT, 'bin', 'warden');
+
+  test('`warden validate examples/kubernetes/policy.yaml` accepts it', () => {
+    const r = spawnSync(BIN, ['validate', path.join(EXAMPLE, 'policy.yaml')], { encoding: 'utf8' });
+    expect({ code: r.status, out: r.stdout + r.stderr }).toEqual({ code: 0, out: expect.stringContaining('support-agent') });
+  });
+
+  test('`warden inject` gives the agent Deployment the sidecar, as the webhook would', () => {
+    const r = spawnSync(BIN, ['inject', '-f', path.join(EXAMPLE, 'agent.yaml'), '--policy', path.join(EXAMPLE, 'policy.yaml')], {
+      encoding: 'utf8',
+    });
+    expect({ code: r.status, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const [deploy] = parseManifests(r.stdout);
+    const spec = deploy.spec.template.spec;
+    expect(spec.initContainers.map((c: { name: string }) => c.name)).toEqual(
+      expect.arrayContaining([SIDECAR_CONTAINER, LOCKDOWN_CONTAINER]),
+    );
+    const agent = spec.containers.find((c: { name: string }) => c.name === 'agent');
+    expect(agent.env).toContainEqual({ name: 'DATABASE_URL', value: 'postgresql://agent@127.0.0.1:15432/crm?sslmode=disable' });
+  });
+});
+
 describe('pointers to the example', () => {
   const appVersion = (YAML.parse(fs.readFileSync(path.join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
 
