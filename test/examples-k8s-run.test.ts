@@ -194,6 +194,7 @@ describe('what an agent tries next is refused by the example policy', () => {
     ["DO $$ BEGIN EXECUTE 'DROP TABLE tickets'; END $$", 'no-ddl'],
     ['SELECT 1; DROP TABLE tickets', 'no-ddl'],
     ['TRUNCATE tickets', 'no-ddl'],
+    ['SELECT 1; TRUNCATE tickets', 'no-ddl'], // the README's examples/kubernetes/README.md "Try to go around it"
     ['GRANT ALL ON customers TO PUBLIC', 'no-ddl'],
   ])('%s (rule %s)', async (sql, rule) => {
     expect(await refused(sql)).toContain(`rule "${rule}"`);
