@@ -11,8 +11,11 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse, parseDocument } from 'yaml';
+import { parse, parseAllDocuments, parseDocument } from 'yaml';
+import { injectDocuments } from '../cli/inject';
+import { validateAccessPolicy } from '../common/policy/schema';
 import type { AccessPolicy } from '../common/policy/types';
+import { resolveInjectorConfig } from '../operator/inject/config';
 import { appEnv, NO_PROXY, PROXY_URL } from '../operator/inject/app-env';
 import { CUSTOMER_CARD, CUSTOMER_EMAIL, CUSTOMER_SSN, startMcpFixture, type McpFixture } from './support/mcp/mcp-server';
 import { contentText, startScriptedLlm, type ScriptedLlm } from './support/python/scripted-llm';
@@ -181,5 +184,65 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
       expect(shown).not.toContain(pii);
       expect(printed).not.toContain(pii);
     }
+  });
+});
+
+// The cluster variant, checked without a cluster: the files the kustomization lists, the policy
+// against the CRD schema and against the local policy (same rules and masking), and the Job's pod
+// as the webhook would inject it.
+describe('examples/python-langchain/kubernetes', () => {
+  const dir = path.join(EXAMPLE, 'kubernetes');
+  const read = (f: string): unknown[] => parseAllDocuments(fs.readFileSync(path.join(dir, f), 'utf8')).map((d) => d.toJS() as unknown);
+  const kustomization = read('kustomization.yaml')[0] as { resources: string[] };
+  const [policy] = read('policy.yaml') as AccessPolicy[];
+  type Container = { name: string; env?: Array<{ name: string; value?: string }>; volumeMounts?: Array<{ name: string }> };
+  type PodSpec = { containers: Container[]; initContainers?: Container[]; volumes?: Array<{ name: string; secret?: unknown }> };
+  type Job = { kind: string; spec: { template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } };
+
+  test('the kustomization lists the policy before the agent, and every file parses', () => {
+    expect(kustomization.resources).toEqual(['policy.yaml', 'agent.yaml']);
+    for (const f of kustomization.resources) expect(read(f).length).toBeGreaterThan(0);
+  });
+
+  test('the policy is valid, reaches the in-cluster database by its Service, and enforces what the local one does', () => {
+    expect(validateAccessPolicy(policy)).toMatchObject({ ok: true });
+    const local = parse(fs.readFileSync(path.join(EXAMPLE, 'policy.yaml'), 'utf8')) as AccessPolicy;
+    const crm = policy.spec.targets.find((t) => t.name === 'crm')!;
+    expect(crm.postgres?.host).toBe('crm-db.crm.svc');
+    const mcpTargets = new Set(local.spec.targets.filter((t) => t.mcp).map((t) => t.name));
+    expect(policy.spec.rules).toEqual(local.spec.rules?.filter((r) => !mcpTargets.has(String(r.match?.target))));
+    expect(policy.spec.masking).toEqual(local.spec.masking);
+    expect(policy.spec.targets.find((t) => t.name === 'openai')).toEqual(local.spec.targets.find((t) => t.name === 'openai'));
+  });
+
+  test('injected as the webhook would: the agent gets sidecar addresses and a placeholder key, never the Secrets', () => {
+    const docs = read('agent.yaml');
+    const out = injectDocuments(docs, {
+      policies: [policy],
+      config: resolveInjectorConfig({ image: 'ghcr.io/agent-warden/agent-warden:test' }),
+      defaultNamespace: 'agents',
+    });
+    expect(out.errors).toEqual([]);
+    const job = out.documents[0] as Job;
+    expect(job.kind).toBe('Job');
+    const pod = job.spec.template.spec;
+    const agent = pod.containers.find((c) => c.name === 'agent')!;
+    const env = Object.fromEntries((agent.env ?? []).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({
+      DATABASE_URL: 'postgresql://agent@127.0.0.1:15432/crm?sslmode=disable',
+      OPENAI_BASE_URL: 'http://127.0.0.1:15001/openai/v1',
+      OPENAI_API_KEY: expect.any(String),
+      HTTPS_PROXY: 'http://127.0.0.1:15001',
+    });
+    const secretVolumes = new Set((pod.volumes ?? []).filter((v) => v.secret).map((v) => v.name));
+    expect(secretVolumes.size).toBeGreaterThan(0);
+    expect((agent.volumeMounts ?? []).filter((m) => secretVolumes.has(m.name))).toEqual([]);
+    expect((pod.initContainers ?? []).map((c) => c.name)).toEqual(expect.arrayContaining(['warden-sidecar', 'warden-lockdown']));
+  });
+
+  test('the image carries the files the Dockerfile copies', () => {
+    const copies = [...fs.readFileSync(path.join(EXAMPLE, 'Dockerfile'), 'utf8').matchAll(/^COPY (\S+)/gm)].map((m) => m[1]);
+    expect(copies).toEqual(['requirements.txt', 'agent.py']);
+    for (const f of copies) expect(fs.existsSync(path.join(EXAMPLE, f))).toBe(true);
   });
 });
