@@ -19,7 +19,7 @@ const EXAMPLE = path.join(ROOT, 'examples', 'kubernetes');
 const NS = 'agents';
 const RELEASE = 'agent-warden';
 const OPERATOR_NS = 'agent-warden';
-const CLEAR_PII = ['4111 1111 1111 1111', '123-45-6789', 'ada@example.com', '+1 415 555 0101'];
+const CLEAR_PII = ['4111 1111 1111 1111', '123-45-6789', 'ada@example.com', '+1 415 555 2671', '4012888888881881'];
 
 interface Obj {
   metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string };
