@@ -198,7 +198,7 @@ describe('warden inject', () => {
       'a pod the webhook would refuse',
       () => ['-f', fx('istio-pod.yaml'), '--policy', POLICY],
       1,
-      /Pod\/support-agent-7d9f8b6c5-\*: pod has Istio's istio-proxy sidecar/,
+      /Pod\/support-agent-7d9f8b6c5-\*: pod runs Istio \(it has Istio's istio-init container\)/,
     ],
   ])('%s: exits non-zero (2 usage, 1 input) with a clear message and no manifest', async (_name, args, code, message) => {
     const r = await run(args());

@@ -101,7 +101,19 @@ const CASES: GoldenCase[] = [
   { name: 'no-selector-match', title: 'no podSelector matches: no change', outcome: 'skipped' },
   { name: 'lockdown-uid-clash', title: 'refused: lockdown with an app running as the sidecar UID', outcome: 'refused' },
   { name: 'port-collision', title: "refused: an app port collides with the sidecar's", outcome: 'refused' },
-  { name: 'istio-sidecar', title: 'refused: an Istio-injected pod', outcome: 'refused' },
+  { name: 'istio-sidecar', title: "refused: an Istio-injected pod with the sidecar's default ports and user", outcome: 'refused' },
+  {
+    name: 'istio-coexist',
+    title: 'beside Istio, ports and user moved: injected, health port left out of inbound capture',
+    outcome: 'injected',
+    operator: { sidecar: { ports: { admin: 15100, egress: 15101, health: 15121 }, runAsUser: 1338, runAsGroup: 1338 } },
+  },
+  {
+    name: 'istio-lockdown',
+    title: 'refused: lockdown beside Istio (its proxy would relay the app around the fence)',
+    outcome: 'refused',
+    operator: { sidecar: { ports: { admin: 15100, egress: 15101, health: 15121 }, runAsUser: 1338, runAsGroup: 1338 } },
+  },
   { name: 'ambiguous-policies', title: 'refused: two policies select the pod', outcome: 'refused' },
 ];
 

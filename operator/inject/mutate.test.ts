@@ -5,6 +5,7 @@ import type { AccessPolicy } from '../../common/policy/types';
 import { API_KEY_PLACEHOLDER } from './app-env';
 import { fixture, fixturePolicies, IMAGE, OPTED_IN, podFromWorkload, testConfig } from '../../test/support/operator/inject-fixtures';
 import { injectionConfigHash } from './hash';
+import type { InjectorConfig } from './config';
 import type { Container, Pod } from './k8s-types';
 import { injectPod, type InjectContext, type InjectedRecord, type InjectResult } from './mutate';
 
@@ -131,7 +132,7 @@ describe('injectPod on real-looking pods', () => {
     expect(sidecar.securityContext).toEqual({
       runAsNonRoot: true,
       runAsUser: 1337,
-      runAsGroup: 1337,
+      runAsGroup: 1338,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
@@ -351,10 +352,13 @@ describe('injectPod: refusals (fail closed, say what to fix)', () => {
     );
   });
 
-  it('an Istio-injected pod: refused, naming the port clash and the fix', () => {
+  it('an Istio-injected pod with the default ports and user: refused, naming the port clash, the user and the fix', () => {
     const result = injectPod(fixture<Pod>('istio-pod.yaml'), ctx());
     expect(result.outcome).toBe('refused');
-    expect(result.outcome === 'refused' && result.reason).toMatch(/istio-proxy.*15000, 15001 and 15021.*sidecar.istio.io\/inject: "false"/);
+    const reason = result.outcome === 'refused' ? result.reason : '';
+    expect(reason).toMatch(/^pod runs Istio \(it has Istio's istio-init container\)/);
+    expect(reason).toMatch(/Istio's proxy listens on 15000, 15001, 15021 .* sidecar.ports/);
+    expect(reason).toMatch(/would run as 1337:1338.*sidecar.runAsUser/);
   });
 
   it('two targets claiming HTTPS_PROXY and https_proxy: refused (the two spellings must agree)', () => {
@@ -430,6 +434,53 @@ describe('injectPod: sidecar ports moved in the operator configuration', () => {
     expect(refused.outcome === 'refused' && refused.reason).toMatch(/container agent declares port 15101.*HTTP egress/);
     pod.spec!.containers[0].ports = [{ containerPort: 15001 }];
     expect(injectPod(pod, ctx({ config: testConfig({ ports: moved }) })).outcome).toBe('injected');
+  });
+});
+
+describe('injectPod beside Istio', () => {
+  const istioReady = (over: Partial<InjectorConfig> = {}): InjectorConfig =>
+    testConfig({ ports: { admin: 15100, egress: 15101, health: 15121 }, runAsUser: 1338, runAsGroup: 1338, ...over });
+  const inMesh = (): Pod => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.labels = { ...pod.metadata!.labels, 'sidecar.istio.io/inject': 'true' };
+    return pod;
+  };
+
+  it('ports and user moved: injected; the health port is left out of inbound capture, other exclusions kept', () => {
+    const original = inMesh();
+    original.metadata!.annotations = { 'traffic.sidecar.istio.io/excludeInboundPorts': '9090' };
+    const pod = patched(original, injected(injectPod(original, ctx({ config: istioReady() }))));
+    expect(pod.metadata!.annotations!['traffic.sidecar.istio.io/excludeInboundPorts']).toBe('9090,15121');
+    expect(pod.spec!.initContainers![0].securityContext).toMatchObject({ runAsUser: 1338, runAsGroup: 1338 });
+    for (const c of appContainers(pod)) expect(env(c).HTTPS_PROXY).toBe('http://127.0.0.1:15101');
+  });
+
+  it('the namespace label alone (Istio injects after us): lockdown by annotation is refused, not injected open', () => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    const result = injectPod(pod, ctx({ config: istioReady(), namespaceLabels: { ...OPTED_IN, 'istio-injection': 'enabled' } }));
+    expect(result.outcome === 'refused' && result.reason).toMatch(
+      /^pod runs Istio \(its namespace is labelled istio-injection=enabled\), and egress lockdown cannot be kept tight beside Istio/,
+    );
+  });
+
+  it('lockdown by default in the operator configuration: refused in an ambient namespace too', () => {
+    const result = injectPod(
+      fixture<Pod>('agent-pod.yaml'),
+      ctx({ config: istioReady({ lockdownByDefault: true }), namespaceLabels: { ...OPTED_IN, 'istio.io/dataplane-mode': 'ambient' } }),
+    );
+    expect(result.outcome === 'refused' && result.reason).toMatch(
+      /ambient.*egress lockdown cannot be kept tight.*istio.io\/dataplane-mode: none/,
+    );
+  });
+
+  it('opted out of the mesh: lockdown works as without Istio', () => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.labels = { ...pod.metadata!.labels, 'sidecar.istio.io/inject': 'false' };
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    const result = injected(injectPod(pod, ctx({ namespaceLabels: { ...OPTED_IN, 'istio-injection': 'enabled' } })));
+    expect(result.pod.spec!.initContainers![0].name).toBe(LOCKDOWN_CONTAINER);
+    expect(result.pod.metadata!.annotations!['traffic.sidecar.istio.io/excludeInboundPorts']).toBeUndefined();
   });
 });
 

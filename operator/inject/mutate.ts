@@ -2,11 +2,12 @@
 // refuse or inject), mutates a deep copy, and returns the RFC 6902 patch from the original to it
 // (json-diff.ts; the tests check it against fast-json-patch's applyPatch and compare).
 import type { Operation } from 'fast-json-patch';
-import { ANNOTATIONS, LOCKDOWN_CONTAINER, SIDECAR_UID } from '../../common/k8s/names';
+import { ANNOTATIONS, LOCKDOWN_CONTAINER } from '../../common/k8s/names';
 import type { AccessPolicy } from '../../common/policy/types';
 import { appEnv, applyEnv, proxyEnvConflict, targetEnv } from './app-env';
 import type { InjectorConfig, SidecarPorts } from './config';
 import { injectionConfigHash } from './hash';
+import { istioInboundExclusion, istioMode, istioProblems } from './istio';
 import { diffPatch } from './json-diff';
 import type { Container, Pod, PodSpec } from './k8s-types';
 import { lockdownContainer, lockdownWanted } from './lockdown';
@@ -53,7 +54,7 @@ export function injectPod(pod: Pod, ctx: InjectContext): InjectResult {
   if (matches.length === 0) return { outcome: 'skipped', reason: `no AccessPolicy in namespace ${ctx.namespace} selects this pod` };
   if (matches.length > 1) return { outcome: 'refused', reason: ambiguous(matches, ctx.namespace) };
   try {
-    return inject(pod, matches[0], ctx.config);
+    return inject(pod, matches[0], ctx);
   } catch (err) {
     if (err instanceof InjectionError) return { outcome: 'refused', reason: err.message };
     throw err;
@@ -81,16 +82,22 @@ function cachedConfigHash(config: InjectorConfig, policy: AccessPolicy): string 
   return hash;
 }
 
-function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): InjectResult {
+function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): InjectResult {
+  const { config } = ctx;
   // The pod came from JSON: a JSON round trip copies it faster than structuredClone.
   const pod = JSON.parse(JSON.stringify(original)) as Pod;
   const spec = pod.spec as PodSpec;
   const annotations = pod.metadata?.annotations ?? {};
   const lockdown = lockdownWanted(policy, annotations, config);
+  const istio = istioMode(original, ctx.namespaceLabels);
+  if (istio) {
+    const problems = istioProblems({ istio, lockdown, ports: config.ports, runAsUser: config.runAsUser, runAsGroup: config.runAsGroup });
+    if (problems.length > 0) throw new InjectionError(`pod runs Istio (${istio.evidence}), and ${problems.join('; and ')}`);
+  }
   checkPorts(spec, policy, config.ports);
   const conflict = proxyEnvConflict(policy);
   if (conflict !== undefined) throw new InjectionError(conflict);
-  if (lockdown) checkLockdownUids(spec);
+  if (lockdown) checkLockdownUids(spec, config.runAsUser);
 
   const names = new NameAllocator((spec.volumes ?? []).map((v) => v.name));
   const sidecar = buildSidecar({ policy, config, annotations, names });
@@ -131,6 +138,7 @@ function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): In
     ...pod.metadata.annotations,
     [ANNOTATIONS.injected]: JSON.stringify(record),
     [ANNOTATIONS.configHash]: cachedConfigHash(config, policy),
+    ...(istio?.mode === 'sidecar' ? istioInboundExclusion(pod.metadata.annotations ?? {}, config.ports.health) : {}),
   };
   return { outcome: 'injected', pod, patch: diffPatch(original, pod), policy, warnings };
 }
@@ -150,8 +158,8 @@ function secretsInEnv(c: Container): string[] {
 
 /**
  * The sidecar binds these ports in the pod's shared network namespace; a container that already
- * uses one would leave either the sidecar or the app crash-looping. Istio's proxy listens on
- * 15000, 15001 and 15021 without declaring them.
+ * uses one would leave either the sidecar or the app crash-looping. (Istio's proxy listens without
+ * declaring its ports: istio.ts checks those.)
  */
 function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): void {
   const ours = new Map<number, string>([
@@ -171,13 +179,6 @@ function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): v
     ours.set(t.postgres.listenPort, `PostgreSQL listener for target ${t.name}`);
   }
   const all: Container[] = [...(spec.initContainers ?? []), ...spec.containers];
-  const istio = all.find((c) => c.name === 'istio-proxy');
-  if (istio) {
-    throw new InjectionError(
-      `pod has Istio's istio-proxy sidecar, which listens on ports ${ports.admin}, ${ports.egress} and ${ports.health} that the Agent Warden sidecar needs; ` +
-        `exclude agent pods from Istio injection (label sidecar.istio.io/inject: "false")`,
-    );
-  }
   for (const c of all) {
     for (const p of c.ports ?? []) {
       const use = ours.get(p.containerPort);
@@ -191,13 +192,13 @@ function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): v
 }
 
 /** Lockdown exempts the sidecar's UID; an app container running as that UID would be exempt too. */
-function checkLockdownUids(spec: PodSpec): void {
+function checkLockdownUids(spec: PodSpec, sidecarUid: number): void {
   const podUid = spec.securityContext?.runAsUser;
   for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
     if (c.name === LOCKDOWN_CONTAINER) continue;
-    if ((c.securityContext?.runAsUser ?? podUid) === SIDECAR_UID) {
+    if ((c.securityContext?.runAsUser ?? podUid) === sidecarUid) {
       throw new InjectionError(
-        `container ${c.name} runs as UID ${SIDECAR_UID}, the sidecar's UID, which egress lockdown lets through; run it as another user`,
+        `container ${c.name} runs as UID ${sidecarUid}, the sidecar's UID, which egress lockdown lets through; run it as another user`,
       );
     }
   }
