@@ -60,6 +60,11 @@ const CASES: GoldenCase[] = [
     title: 'an env var defined twice: every definition is replaced, the Secret reference dropped',
     outcome: 'injected',
   },
+  {
+    name: 'exclude-container',
+    title: 'a container excluded from the env rewrite keeps its env; lockdown still covers the pod',
+    outcome: 'injected',
+  },
   { name: 'many-targets', title: 'several postgres and http targets, a shared Secret, a volume name clash', outcome: 'injected' },
   { name: 'forward-proxy-only', title: 'a forward-proxy-only policy: proxy variables, no Secret', outcome: 'injected' },
   { name: 'lockdown-annotation', title: 'lockdown asked for by the pod annotation', outcome: 'injected' },

@@ -437,6 +437,72 @@ describe('injectPod: sidecar ports moved in the operator configuration', () => {
   });
 });
 
+describe('injectPod: containers excluded from the env rewrite (agentwarden.io/exclude-containers)', () => {
+  const twoContainers = (annotation: string, extra: Record<string, string> = {}): Pod => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.excludeContainers]: annotation, ...extra };
+    pod.spec!.containers.push({
+      name: 'otel-collector',
+      image: 'otel/opentelemetry-collector:0.115.0',
+      env: [
+        { name: 'HTTPS_PROXY', value: 'http://corp-proxy.internal:3128' },
+        { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'crm-db', key: 'url' } } },
+      ],
+    });
+    return pod;
+  };
+
+  it('the excluded container keeps its env as written; the others are rewritten; both are said and recorded', () => {
+    const original = twoContainers(' otel-collector , ');
+    const result = injected(injectPod(original, ctx()));
+    const pod = patched(original, result);
+    const collector = pod.spec!.containers.find((c) => c.name === 'otel-collector')!;
+    expect(collector.env).toEqual(original.spec!.containers.find((c) => c.name === 'otel-collector')!.env);
+    const agent = pod.spec!.containers.find((c) => c.name === 'agent')!;
+    expect(env(agent).HTTPS_PROXY).toBe('http://127.0.0.1:15001');
+    expect(result.warnings).toContainEqual(
+      expect.stringMatching(/^container otel-collector: excluded by agentwarden.io\/exclude-containers/),
+    );
+    // Its own Secret reference is still reported: exclusion hides nothing.
+    expect(result.warnings).toContainEqual(expect.stringMatching(/^container otel-collector: still gets Secret crm-db/));
+    const record = JSON.parse(pod.metadata!.annotations![ANNOTATIONS.injected]) as InjectedRecord;
+    expect(record.excluded).toEqual(['otel-collector']);
+    // The sidecar's Secrets are mounted into no app container, excluded or not.
+    const secrets = secretVolumes(pod);
+    for (const c of pod.spec!.containers) for (const m of c.volumeMounts ?? []) expect(secrets.has(m.name)).toBe(false);
+  });
+
+  it('excluded is not unfenced: with lockdown the iptables init container still covers the whole pod', () => {
+    const original = twoContainers('otel-collector', { [ANNOTATIONS.lockdown]: 'true' });
+    const result = injected(injectPod(original, ctx()));
+    expect(result.pod.spec!.initContainers![0].name).toBe(LOCKDOWN_CONTAINER);
+    expect(result.warnings).toContainEqual(expect.stringMatching(/otel-collector: excluded .*egress lockdown still fences it/));
+  });
+
+  it("an excluded container running as the sidecar's UID under lockdown is refused like any other", () => {
+    const pod = twoContainers('otel-collector', { [ANNOTATIONS.lockdown]: 'true' });
+    pod.spec!.containers[1].securityContext = { runAsUser: 1337 };
+    const result = injectPod(pod, ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(/container otel-collector runs as UID 1337/);
+  });
+
+  it.each([
+    ['a typo', 'otel-colector', /names "otel-colector", which is not a container of this pod \(containers: agent, otel-collector\)/],
+    ["the sidecar (not the pod author's to exclude)", 'warden-sidecar', /names "warden-sidecar", which is not a container/],
+    ['the lockdown container', 'warden-lockdown', /names "warden-lockdown", which is not a container/],
+  ])("a name that is not one of the pod's containers (%s) is refused", (_name, annotation, message) => {
+    const result = injectPod(twoContainers(annotation), ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(message);
+  });
+
+  it('an empty annotation excludes nothing', () => {
+    const result = injected(injectPod(twoContainers(' , '), ctx()));
+    const collector = result.pod.spec!.containers.find((c) => c.name === 'otel-collector')!;
+    expect(env(collector).HTTPS_PROXY).toBe('http://127.0.0.1:15001');
+    expect((JSON.parse(result.pod.metadata!.annotations![ANNOTATIONS.injected]) as InjectedRecord).excluded).toBeUndefined();
+  });
+});
+
 describe('injectPod beside Istio', () => {
   const istioReady = (over: Partial<InjectorConfig> = {}): InjectorConfig =>
     testConfig({ ports: { admin: 15100, egress: 15101, health: 15121 }, runAsUser: 1338, runAsGroup: 1338, ...over });

@@ -9,7 +9,7 @@ import type { InjectorConfig, SidecarPorts } from './config';
 import { injectionConfigHash } from './hash';
 import { istioInboundExclusion, istioMode, istioProblems } from './istio';
 import { diffPatch } from './json-diff';
-import type { Container, Pod, PodSpec } from './k8s-types';
+import type { Container, EnvVar, Pod, PodSpec } from './k8s-types';
 import { lockdownContainer, lockdownWanted } from './lockdown';
 import { NameAllocator } from './names-alloc';
 import { skipReason } from './predicates';
@@ -43,6 +43,8 @@ export interface InjectedRecord {
   targets: Array<{ name: string; kind: 'postgres' | 'http' | 'mcp'; env: string }>;
   /** Every variable set in the app containers; their injected values replace the manifest's own. */
   env: string[];
+  /** Containers left out of the env rewrite by ANNOTATIONS.excludeContainers (absent when none). */
+  excluded?: string[];
   envPrecedence: 'injected';
 }
 
@@ -102,17 +104,8 @@ function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): Inject
   const names = new NameAllocator((spec.volumes ?? []).map((v) => v.name));
   const sidecar = buildSidecar({ policy, config, annotations, names });
   const env = appEnv(policy, config.ports.egress);
-  const warnings: string[] = [];
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
-    const replaced = applyEnv(c, env);
-    if (replaced.length > 0)
-      warnings.push(`container ${c.name}: ${replaced.join(', ')} replaced by Agent Warden (the sidecar's address wins)`);
-    const direct = secretsInEnv(c);
-    if (direct.length > 0)
-      warnings.push(
-        `container ${c.name}: still gets Secret ${direct.join(', ')} in its environment; the agent holds that credential directly`,
-      );
-  }
+  const excluded = excludedContainers(spec, annotations);
+  const warnings = rewriteEnv(spec, env, excluded, lockdown);
   spec.initContainers = [...(lockdown ? [lockdownContainer(config)] : []), sidecar.container, ...(spec.initContainers ?? [])];
   spec.volumes = [...(spec.volumes ?? []), ...sidecar.volumes];
   if (spec.shareProcessNamespace === true) {
@@ -132,6 +125,7 @@ function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): Inject
     targets: targetEnv(policy, config.ports.egress).map((t) => ({ name: t.target, kind: t.kind, env: t.name })),
     env: env.map((e) => e.name),
     envPrecedence: 'injected',
+    ...(excluded.size > 0 ? { excluded: [...excluded].sort() } : {}),
   };
   pod.metadata = pod.metadata ?? {};
   pod.metadata.annotations = {
@@ -141,6 +135,52 @@ function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): Inject
     ...(istio?.mode === 'sidecar' ? istioInboundExclusion(pod.metadata.annotations ?? {}, config.ports.health) : {}),
   };
   return { outcome: 'injected', pod, patch: diffPatch(original, pod), policy, warnings };
+}
+
+/** Sets the app env in every container but the excluded ones; returns the warnings to show. */
+function rewriteEnv(spec: PodSpec, env: EnvVar[], excluded: ReadonlySet<string>, lockdown: boolean): string[] {
+  const warnings: string[] = [];
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if (excluded.has(c.name)) {
+      warnings.push(
+        `container ${c.name}: excluded by ${ANNOTATIONS.excludeContainers}, its environment is left as written ` +
+          `(no target or proxy variables)${lockdown ? '; egress lockdown still fences it' : ''}`,
+      );
+    }
+    const replaced = excluded.has(c.name) ? [] : applyEnv(c, env);
+    if (replaced.length > 0)
+      warnings.push(`container ${c.name}: ${replaced.join(', ')} replaced by Agent Warden (the sidecar's address wins)`);
+    const direct = secretsInEnv(c);
+    if (direct.length > 0)
+      warnings.push(
+        `container ${c.name}: still gets Secret ${direct.join(', ')} in its environment; the agent holds that credential directly`,
+      );
+  }
+  return warnings;
+}
+
+/**
+ * The containers the pod author left out of the env rewrite. Only the env: the sidecar, its
+ * Secrets and the lockdown rules are the pod's, not a container's, so an excluded container is
+ * fenced like any other and can reach nothing the agent could not. A name that is not a container
+ * of the pod is refused (a typo would otherwise rewrite the container the author meant to spare).
+ */
+function excludedContainers(spec: PodSpec, annotations: Record<string, string>): Set<string> {
+  const value = annotations[ANNOTATIONS.excludeContainers];
+  if (value === undefined) return new Set();
+  const names = value
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  const known = new Set([...(spec.initContainers ?? []), ...spec.containers].map((c) => c.name));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new InjectionError(
+      `annotation ${ANNOTATIONS.excludeContainers} names ${unknown.map((n) => JSON.stringify(n)).join(', ')}, ` +
+        `which ${unknown.length > 1 ? 'are not containers' : 'is not a container'} of this pod (containers: ${[...known].join(', ')})`,
+    );
+  }
+  return new Set(names);
 }
 
 /** Secrets that reach a container's environment other than through the sidecar. */
