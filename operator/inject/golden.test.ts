@@ -105,6 +105,11 @@ const CASES: GoldenCase[] = [
   { name: 'no-policy-in-namespace', title: 'a namespace without any AccessPolicy: no change', outcome: 'skipped' },
   { name: 'no-selector-match', title: 'no podSelector matches: no change', outcome: 'skipped' },
   { name: 'lockdown-uid-clash', title: 'refused: lockdown with an app running as the sidecar UID', outcome: 'refused' },
+  {
+    name: 'lockdown-root-app',
+    title: "refused: lockdown with an app that may run as root (it could switch to the sidecar's UID and GID)",
+    outcome: 'refused',
+  },
   { name: 'port-collision', title: "refused: an app port collides with the sidecar's", outcome: 'refused' },
   { name: 'istio-sidecar', title: "refused: an Istio-injected pod with the sidecar's default ports and user", outcome: 'refused' },
   {

@@ -5,7 +5,7 @@ import { ANNOTATIONS, LOCKDOWN_CONTAINER, SIDECAR_UID } from '../../common/k8s/n
 import { DEFAULT_SIDECAR_GID } from './config';
 import type { AccessPolicy } from '../../common/policy/types';
 import type { InjectorConfig } from './config';
-import type { Container } from './k8s-types';
+import type { Container, PodSpec, SecurityContext } from './k8s-types';
 
 /**
  * Whether this pod is locked down: `spec.lockdown` on the policy,
@@ -106,4 +106,50 @@ export function lockdownContainer(config: InjectorConfig): Container {
     },
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
+}
+
+/** Capabilities that undo the fence (NET_ADMIN, SYS_ADMIN: rewrite the rules), take on the sidecar's identity (SETUID, SETGID) or borrow its sockets (SYS_PTRACE). */
+const ESCAPE_CAPABILITIES: readonly string[] = ['ALL', 'NET_ADMIN', 'SYS_ADMIN', 'SETUID', 'SETGID', 'SYS_PTRACE'];
+
+interface ContainerSecurity extends SecurityContext {
+  privileged?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+}
+
+const normCap = (c: string): string => c.toUpperCase().replace(/^CAP_/, '');
+
+/**
+ * Why a container could leave a locked-down pod, or undefined. The rules let out the sidecar's UID
+ * and GID, so a process that can become them (root keeps CAP_SETUID and CAP_SETGID by default:
+ * setgid(1338) + setuid(1337) and it is "the sidecar"), or rewrite the rules, is not fenced at all.
+ * A container passes when it is not privileged, adds none of ESCAPE_CAPABILITIES, and either drops
+ * SETUID and SETGID (or ALL) or runs as a known non-root user without privilege escalation.
+ */
+export function lockdownEscape(c: Container, podSecurity: SecurityContext | undefined): string | undefined {
+  const sc = (c.securityContext ?? {}) as ContainerSecurity;
+  if (sc.privileged === true) return 'is privileged (it could rewrite the iptables rules)';
+  const added = (sc.capabilities?.add ?? []).map(normCap).filter((cap) => ESCAPE_CAPABILITIES.includes(cap));
+  if (added.length > 0) return `adds the ${added.join(', ')} capabilit${added.length > 1 ? 'ies' : 'y'}`;
+  const dropped = new Set((sc.capabilities?.drop ?? []).map(normCap));
+  if (dropped.has('ALL') || (dropped.has('SETUID') && dropped.has('SETGID'))) return undefined;
+  const uid = sc.runAsUser ?? podSecurity?.runAsUser;
+  const nonRoot = uid !== undefined ? uid !== 0 : (sc.runAsNonRoot ?? podSecurity?.runAsNonRoot) === true;
+  if (nonRoot && sc.allowPrivilegeEscalation === false) return undefined;
+  return uid === 0 || !nonRoot
+    ? "may run as root, which can switch to the sidecar's UID and GID"
+    : "allows privilege escalation (a setuid binary could switch it to the sidecar's UID and GID)";
+}
+
+/** The first container of the pod's own that could leave the fence, as an admission message; undefined when none. */
+export function lockdownEscapes(spec: PodSpec): string | undefined {
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    const why = lockdownEscape(c, spec.securityContext);
+    if (why === undefined) continue;
+    return (
+      `egress lockdown cannot fence container ${c.name}: it ${why}; set its securityContext to ` +
+      `{capabilities: {drop: [ALL]}, allowPrivilegeEscalation: false} (or runAsNonRoot: true with allowPrivilegeEscalation: false)`
+    );
+  }
+  return undefined;
 }

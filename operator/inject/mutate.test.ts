@@ -31,6 +31,13 @@ function patched(original: Pod, result: Extract<InjectResult, { outcome: 'inject
   return out;
 }
 
+/** What lockdown needs of an app container: it cannot take on the sidecar's UID/GID or rewrite the rules. */
+const HARDENED = { capabilities: { drop: ['ALL'] }, allowPrivilegeEscalation: false };
+function hardened(pod: Pod): Pod {
+  for (const c of [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers]) c.securityContext = { ...c.securityContext, ...HARDENED };
+  return pod;
+}
+
 const appContainers = (pod: Pod): Container[] => [
   ...(pod.spec!.initContainers ?? []).filter((c) => c.name !== SIDECAR_CONTAINER && c.name !== LOCKDOWN_CONTAINER),
   ...pod.spec!.containers,
@@ -473,7 +480,7 @@ describe('injectPod: containers excluded from the env rewrite (agentwarden.io/ex
   });
 
   it('excluded is not unfenced: with lockdown the iptables init container still covers the whole pod', () => {
-    const original = twoContainers('otel-collector', { [ANNOTATIONS.lockdown]: 'true' });
+    const original = hardened(twoContainers('otel-collector', { [ANNOTATIONS.lockdown]: 'true' }));
     const result = injected(injectPod(original, ctx()));
     expect(result.pod.spec!.initContainers![0].name).toBe(LOCKDOWN_CONTAINER);
     expect(result.warnings).toContainEqual(expect.stringMatching(/otel-collector: excluded .*egress lockdown still fences it/));
@@ -541,7 +548,7 @@ describe('injectPod beside Istio', () => {
   });
 
   it('opted out of the mesh: lockdown works as without Istio', () => {
-    const pod = fixture<Pod>('agent-pod.yaml');
+    const pod = hardened(fixture<Pod>('agent-pod.yaml'));
     pod.metadata!.labels = { ...pod.metadata!.labels, 'sidecar.istio.io/inject': 'false' };
     pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
     const result = injected(injectPod(pod, ctx({ namespaceLabels: { ...OPTED_IN, 'istio-injection': 'enabled' } })));
@@ -552,7 +559,7 @@ describe('injectPod beside Istio', () => {
 
 describe('injectPod: lockdown', () => {
   it('the annotation adds the iptables init container before the sidecar', () => {
-    const original = fixture<Pod>('agent-pod.yaml');
+    const original = hardened(fixture<Pod>('agent-pod.yaml'));
     original.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
     const result = injected(injectPod(original, ctx()));
     const pod = patched(original, result);
@@ -565,7 +572,7 @@ describe('injectPod: lockdown', () => {
   });
 
   it('lockdown by default, with its own image', () => {
-    const original = fixture<Pod>('agent-pod.yaml');
+    const original = hardened(fixture<Pod>('agent-pod.yaml'));
     const pod = patched(
       original,
       injected(
@@ -573,6 +580,71 @@ describe('injectPod: lockdown', () => {
       ),
     );
     expect(pod.spec!.initContainers![0]).toMatchObject({ name: LOCKDOWN_CONTAINER, image: 'registry.local/warden-iptables:1' });
+  });
+
+  // Root keeps CAP_SETUID/CAP_SETGID by default: setgid(1338) + setuid(1337) and the rules take it
+  // for the sidecar. A fence it can step through is refused, never injected.
+  it.each<[string, (pod: Pod) => void, RegExp]>([
+    ['may run as root (no securityContext)', () => undefined, /container agent: it may run as root/],
+    ['runs as root explicitly', (p) => (p.spec!.containers[0].securityContext = { runAsUser: 0 }), /may run as root/],
+    [
+      'non-root but may escalate (setuid binaries)',
+      (p) => (p.spec!.containers[0].securityContext = { runAsUser: 10001 }),
+      /allows privilege escalation/,
+    ],
+    ['privileged', (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, privileged: true }), /is privileged/],
+    [
+      'adds NET_ADMIN back',
+      (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } }),
+      /adds the NET_ADMIN capability/,
+    ],
+    [
+      'adds CAP_SETUID and SETGID back',
+      (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, capabilities: { drop: ['ALL'], add: ['CAP_SETUID', 'setgid'] } }),
+      /adds the SETUID, SETGID capabilities/,
+    ],
+    [
+      'drops only SETUID (SETGID left)',
+      (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['SETUID'] } }),
+      /may run as root/,
+    ],
+    [
+      'a root init container of the pod',
+      (p) => p.spec!.initContainers!.push({ name: 'migrate', image: 'migrate:1' }),
+      /cannot fence container migrate: it may run as root/,
+    ],
+  ])('lockdown refused: an app container that %s', (_name, edit, message) => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    if (_name.includes('init container')) {
+      hardened(pod);
+      pod.spec!.initContainers = [];
+    }
+    edit(pod);
+    const result = injectPod(pod, ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(message);
+    expect(result.outcome === 'refused' && result.reason).toMatch(/egress lockdown cannot fence container/);
+  });
+
+  it.each<[string, (pod: Pod) => void]>([
+    ['drops ALL (root in the image)', (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['ALL'] } })],
+    ['drops SETUID and SETGID', (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['CAP_SETUID', 'SETGID'] } })],
+    [
+      'runs as non-root (pod level) without escalation',
+      (p) => {
+        p.spec!.securityContext = { runAsNonRoot: true };
+        p.spec!.containers[0].securityContext = { allowPrivilegeEscalation: false };
+      },
+    ],
+  ])('lockdown injected: an app container that %s', (_name, edit) => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    edit(pod);
+    expect(injectPod(pod, ctx()).outcome).toBe('injected');
+  });
+
+  it('without lockdown nothing is asked of the app containers', () => {
+    expect(injectPod(fixture<Pod>('agent-pod.yaml'), ctx()).outcome).toBe('injected');
   });
 
   it('refused when an app container runs as the sidecar UID (the rules would let it through)', () => {

@@ -10,7 +10,7 @@ import { injectionConfigHash } from './hash';
 import { istioInboundExclusion, istioMode, istioProblems } from './istio';
 import { diffPatch } from './json-diff';
 import type { Container, EnvVar, Pod, PodSpec } from './k8s-types';
-import { lockdownContainer, lockdownWanted } from './lockdown';
+import { lockdownContainer, lockdownEscapes, lockdownWanted } from './lockdown';
 import { NameAllocator } from './names-alloc';
 import { skipReason } from './predicates';
 import { selectingPolicies } from './select';
@@ -99,7 +99,11 @@ function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): Inject
   checkPorts(spec, policy, config.ports);
   const conflict = proxyEnvConflict(policy);
   if (conflict !== undefined) throw new InjectionError(conflict);
-  if (lockdown) checkLockdownUids(spec, config.runAsUser);
+  if (lockdown) {
+    checkLockdownUids(spec, config.runAsUser);
+    const escape = lockdownEscapes(spec);
+    if (escape !== undefined) throw new InjectionError(escape);
+  }
 
   const names = new NameAllocator((spec.volumes ?? []).map((v) => v.name));
   const sidecar = buildSidecar({ policy, config, annotations, names });
