@@ -125,7 +125,10 @@ describe('warden inject', () => {
   it('reads standard input with -f - and prints JSON with -o json', async () => {
     const r = await run(
       ['-f', '-', '--policy', POLICY, '--image', IMAGE, '-o', 'json', '--lockdown'],
-      fs.readFileSync(fx('agent-pod.yaml'), 'utf8'),
+      // Lockdown refuses app containers that could switch to the sidecar's UID (root with its default capabilities).
+      fs
+        .readFileSync(fx('agent-pod.yaml'), 'utf8')
+        .replace('      args:', '      securityContext: {capabilities: {drop: [ALL]}, allowPrivilegeEscalation: false}\n      args:'),
     );
     expect(r.code).toBe(0);
     const pod = JSON.parse(r.stdout) as Pod;
