@@ -182,6 +182,34 @@ test('a kind: List (kubectl get -o yaml): every item judged, with lines in the f
   ]);
 });
 
+test('a List inside a List, or an AccessPolicyList, cannot hide an invalid policy', async () => {
+  const text = fs.readFileSync(example, 'utf8');
+  const good = asListItem(text, 'good')
+    .replace(/\n {2}/g, '\n      ')
+    .replace(/^ {2}-/, '      -');
+  const bad = asListItem(text.replace('strategy: last4', 'strategy: blur'), 'hidden')
+    .replace(/\n {2}/g, '\n      ')
+    .replace(/^ {2}-/, '      -');
+  const nested = write('nested.yaml', `apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: List\n    items:\n${good}${bad}`);
+  const r = await run([nested]);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toEqual([`${nested}: AccessPolicy good is valid\n`]);
+  expect(r.stderr.join('')).toContain(`${nested}: AccessPolicy hidden: spec.masking[0].strategy: must be one of`);
+  // nested past the limit: refused, not skipped as "another kind"
+  let deep = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n';
+  for (let i = 0; i < 10; i++) deep = `apiVersion: v1\nkind: List\nitems:\n  - ${deep.trim().replace(/\n/g, '\n    ')}\n`;
+  const d = await run(['-'], deep);
+  expect(d.code).toBe(1);
+  expect(d.stderr).toEqual(['<stdin>: document 1 item 1: lists nested more than 8 deep are not judged (line 25)\n']);
+  const typed = write(
+    'typed.yaml',
+    `apiVersion: agentwarden.io/v1alpha1\nkind: AccessPolicyList\nitems:\n${asListItem(text.replace('strategy: last4', 'strategy: blur'), 'hidden')}`,
+  );
+  const t = await run([typed]);
+  expect(t.code).toBe(1);
+  expect(t.stderr.join('')).toContain(`${typed}: AccessPolicy hidden: spec.masking[0].strategy: must be one of`);
+});
+
 test('an input with no AccessPolicy fails (exit 1) unless --allow-empty; each input counts on its own', async () => {
   const other = write('cm.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n');
   expect(await run([other])).toEqual({

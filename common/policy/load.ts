@@ -1,7 +1,7 @@
 // AccessPolicy YAML files → validated policies, with line numbers on every error so that
 // `warden validate` and a sidecar that refuses to start both point at the offending line.
 import fs from 'node:fs/promises';
-import { Document, isMap, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
+import { Document, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type YAMLMap, type YAMLSeq } from 'yaml';
 import { formatPolicyError, parsePath, type PathSegment, type PolicyError } from './errors';
 import { API_VERSION, KIND, validateAccessPolicy } from './schema';
 import type { AccessPolicy } from './types';
@@ -46,20 +46,42 @@ export function parsePolicyYaml(text: string, sourceName: string, opts: ParseOpt
   return docs.flatMap((doc, index) => {
     const items = opts.expandLists ? listItems(doc) : undefined;
     if (items === undefined) return [checkDocument(doc, { source: sourceName, index, line: startLine(doc, lineCounter) }, lineCounter)];
-    return items.map((d, item) => checkDocument(d, { source: sourceName, index, item, line: startLine(d, lineCounter) }, lineCounter));
+    return items.map((d, item): PolicyDocument => {
+      const base = { source: sourceName, index, item, line: startLine(d, lineCounter) };
+      // Fail closed: a list nested past the limit is not opened, and not waved through as "another kind" either.
+      if (isList(d))
+        return {
+          ...base,
+          status: 'invalid',
+          errors: [{ path: '', message: `lists nested more than ${MAX_LIST_DEPTH} deep are not judged`, line: base.line }],
+        };
+      return checkDocument(d, base, lineCounter);
+    });
   });
 }
 
-/** The items of a `kind: List` document, each as a document of its own (its nodes keep their offsets, so lines stay right). */
-function listItems(doc: Document): Document[] | undefined {
+function isList(doc: Document): boolean {
   const c = doc.contents;
-  if (doc.errors.length > 0 || !isMap(c) || c.get('kind') !== 'List') return undefined;
-  const items = c.get('items', true);
-  if (!isSeq(items)) return undefined;
-  return items.items.map((node) => {
+  if (doc.errors.length > 0 || !isMap(c)) return false;
+  const kind = c.get('kind');
+  return typeof kind === 'string' && kind.endsWith('List') && isSeq(c.get('items', true));
+}
+
+/** Lists nest no deeper than this (a List of Lists is legal; past it, the document is judged as it is). */
+const MAX_LIST_DEPTH = 8;
+
+/**
+ * The items of a list document (`kind: List`, or any `kind: ...List` with `items`, as the API returns
+ * them), each as a document of its own: its nodes keep their offsets, so lines stay right. Lists
+ * inside lists are opened too, so no AccessPolicy can hide from judgement in a nested list.
+ */
+function listItems(doc: Document, depth = 0): Document[] | undefined {
+  if (depth >= MAX_LIST_DEPTH || !isList(doc)) return undefined;
+  const items = (doc.contents as YAMLMap).get('items', true) as unknown as YAMLSeq;
+  return items.items.flatMap((node) => {
     const d = new Document();
     d.contents = node as Document['contents'];
-    return d;
+    return listItems(d, depth + 1) ?? [d];
   });
 }
 
