@@ -182,7 +182,7 @@ test('a kind: List (kubectl get -o yaml): every item judged, with lines in the f
   ]);
 });
 
-test('a List inside a List, or an AccessPolicyList, cannot hide an invalid policy', async () => {
+test('a List inside a List, an AccessPolicyList or any object with items cannot hide an invalid policy', async () => {
   const text = fs.readFileSync(example, 'utf8');
   const good = asListItem(text, 'good')
     .replace(/\n {2}/g, '\n      ')
@@ -208,6 +208,14 @@ test('a List inside a List, or an AccessPolicyList, cannot hide an invalid polic
   const t = await run([typed]);
   expect(t.code).toBe(1);
   expect(t.stderr.join('')).toContain(`${typed}: AccessPolicy hidden: spec.masking[0].strategy: must be one of`);
+  // kubectl applies the items of any object with an items array, whatever its kind (RT14-08)
+  const disguised = write(
+    'disguised.yaml',
+    `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: innocent}\nitems:\n${asListItem(text.replace('strategy: last4', 'strategy: blur'), 'hidden')}`,
+  );
+  const c = await run([example, disguised]);
+  expect(c.code).toBe(1);
+  expect(c.stderr.join('')).toContain(`${disguised}: AccessPolicy hidden: spec.masking[0].strategy: must be one of`);
 });
 
 test('an input with no AccessPolicy fails (exit 1) unless --allow-empty; each input counts on its own', async () => {

@@ -31,7 +31,7 @@ export type PolicyDocument = DocumentBase &
 const MAX_ALIAS_COUNT = 100;
 
 export interface ParseOptions {
-  /** Judge each item of a `kind: List` document (as `kubectl get -o yaml` prints) instead of skipping the List. */
+  /** Judge each item of a list (`kind: List` as `kubectl get -o yaml` prints it, or any object with an `items` sequence) instead of skipping it. */
   expandLists?: boolean;
 }
 
@@ -60,20 +60,20 @@ export function parsePolicyYaml(text: string, sourceName: string, opts: ParseOpt
   });
 }
 
+/** Whatever kubectl applies as a list: any object whose `items` is a sequence (its decoder keys on `items`, not on the kind). */
 function isList(doc: Document): boolean {
   const c = doc.contents;
-  if (doc.errors.length > 0 || !isMap(c)) return false;
-  const kind = c.get('kind');
-  return typeof kind === 'string' && kind.endsWith('List') && isSeq(c.get('items', true));
+  return doc.errors.length === 0 && isMap(c) && isSeq(c.get('items', true));
 }
 
 /** Lists nest no deeper than this (a List of Lists is legal; past it, the document is judged as it is). */
 const MAX_LIST_DEPTH = 8;
 
 /**
- * The items of a list document (`kind: List`, or any `kind: ...List` with `items`, as the API returns
- * them), each as a document of its own: its nodes keep their offsets, so lines stay right. Lists
- * inside lists are opened too, so no AccessPolicy can hide from judgement in a nested list.
+ * The items of a list document (`kind: List`, an `AccessPolicyList`, or any object with an `items`
+ * sequence, since kubectl applies each of those items), each as a document of its own: its nodes keep
+ * their offsets, so lines stay right. Lists inside lists are opened too, so no AccessPolicy can hide
+ * from judgement in a nested list.
  */
 function listItems(doc: Document, depth = 0): Document[] | undefined {
   if (depth >= MAX_LIST_DEPTH || !isList(doc)) return undefined;
