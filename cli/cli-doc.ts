@@ -43,6 +43,13 @@ source <(warden completion bash)                          # bash (add to ~/.bash
 source <(warden completion zsh)                           # zsh, after compinit (add to ~/.zshrc)
 warden completion fish > ~/.config/fish/completions/warden.fish
 \`\`\`
+
+For \`kubectl warden\` (kubectl 1.26 and later complete a plugin through an executable named
+\`kubectl_complete-warden\` on the PATH; the npm package installs it, elsewhere link it):
+
+\`\`\`sh
+ln -s "$(command -v kubectl-warden)" ~/.local/bin/kubectl_complete-warden   # a directory on your PATH
+\`\`\`
 `;
 
 /** Every command's help, depth first, in the order the tree lists them. */

@@ -281,6 +281,20 @@ describe('warden completion', () => {
     expect(registered.stdout).toBe('complete -o default -F _warden warden\ncomplete -o default -F _warden kubectl-warden\n');
   });
 
+  test('kubectl warden: as kubectl_complete-warden it answers in the protocol kubectl speaks to plugins', () => {
+    const link = path.join(home, 'kubectl_complete-warden');
+    fs.symlinkSync(BIN, link);
+    const ask = (...words: string[]): string => {
+      const r = warden(words, { bin: link });
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+      return r.stdout;
+    };
+    expect(ask('ap')).toBe('approvals\tlist held operations waiting for a decision\napprove\tapprove a held operation\n:4\n');
+    expect(ask('approvals', 'list', '-o', '')).toBe('table\njson\nyaml\n:4\n');
+    expect(ask('deny', 'x', '--re')).toBe('--reason\twhy, required (the agent is told)\n:4\n');
+    expect(ask('validate', '')).toBe(':0\n'); // files
+  });
+
   for (const shell of ['zsh', 'fish']) {
     const found = spawnSync('sh', ['-c', `command -v ${shell}`]).status === 0;
     (found ? test : test.skip)(`${shell}: the script parses (${found ? 'found' : `${shell} is not installed here`})`, () => {

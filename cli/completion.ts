@@ -217,3 +217,48 @@ export function completionScript(shell: CompletionShell, program: Command): stri
   const root = completionTree(program);
   return shell === 'bash' ? bash(root) : shell === 'zsh' ? zsh(root) : fish(root);
 }
+
+/** What kubectl shows for `kubectl warden ...<TAB>`: cobra's protocol, which kubectl speaks to plugins. */
+export interface Completion {
+  /** Candidates with their descriptions. */
+  candidates: Array<{ value: string; description: string }>;
+  /** Whether the shell should offer file names (an argument or option value that is a file or free text). */
+  files: boolean;
+}
+
+/** The same walk as the bash script: find the command the words name, then complete the last word. */
+export function completeWords(root: CompletionNode, words: readonly string[]): Completion {
+  let node = root;
+  let valueOf: CompletionOption | undefined;
+  for (const w of words.slice(0, -1)) {
+    if (valueOf) {
+      valueOf = undefined;
+      continue;
+    }
+    if (w.startsWith('-')) {
+      if (!w.includes('=')) valueOf = node.options.find((o) => o.takesValue && o.flags.includes(w));
+      continue;
+    }
+    node = node.subcommands.find((s) => s.path.at(-1) === w) ?? node;
+  }
+  const cur = words.at(-1) ?? '';
+  const keep = (c: { value: string }): boolean => c.value.startsWith(cur);
+  if (valueOf) {
+    const choices = (valueOf.choices ?? []).map((value) => ({ value, description: '' }));
+    return { candidates: choices.filter(keep), files: valueOf.choices === undefined };
+  }
+  if (cur.startsWith('-')) {
+    const flags = node.options.flatMap((o) => o.flags.map((value) => ({ value, description: o.description })));
+    return { candidates: flags.filter(keep), files: false };
+  }
+  const subs = node.subcommands.map((s) => ({ value: s.path.at(-1)!, description: s.description }));
+  const args = (node.argChoices ?? []).map((value) => ({ value, description: '' }));
+  const all = [...subs, ...args];
+  return { candidates: all.filter(keep), files: all.length === 0 };
+}
+
+/** Cobra's __complete output: one `value<TAB>description` per line, then `:4` (no files) or `:0`. */
+export function cobraOutput(c: Completion): string {
+  const lines = c.candidates.map((x) => (x.description ? `${x.value}\t${x.description.replace(/\s+/g, ' ')}` : x.value));
+  return `${[...lines, `:${c.files ? 0 : 4}`].join('\n')}\n`;
+}

@@ -1,8 +1,12 @@
 // Runs one `warden` command line and turns every outcome into an exit code and at most one error
 // line: 0 done, 1 failed, 2 usage. Errors are printed once, prefixed once ("warden approve: ...").
+import path from 'node:path';
 import { CommanderError, type Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE, programName, type CliContext, type CliIo } from './context';
 import { buildProgram, commandPath, commanderExitCode } from './program';
+
+/** The name kubectl looks for on PATH to complete `kubectl warden ...` (kubectl 1.26 and later). */
+export const KUBECTL_COMPLETE = 'kubectl_complete-warden';
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
@@ -21,6 +25,13 @@ export async function runCli(argv: string[], io: CliIo, opts: RunOptions = {}): 
   };
   let code = 0;
   let running: Command | undefined;
+  if (path.basename(ctx.invokedAs) === KUBECTL_COMPLETE) {
+    // kubectl runs kubectl_complete-warden with the words after `kubectl warden` (the last is being completed)
+    const { cobraOutput, completeWords, completionTree } = await import('./completion');
+    const tree = completionTree(buildProgram({ ...ctx, invokedAs: 'kubectl-warden' }, () => {}));
+    io.stdout(cobraOutput(completeWords(tree, argv)));
+    return 0;
+  }
   const program = buildProgram(ctx, (c) => (code = c));
   program.hook('preAction', (_root, action) => {
     running = action;
