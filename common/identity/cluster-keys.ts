@@ -58,8 +58,9 @@ export class ClusterKeysError extends Error {
  */
 export function renderClusterKeys(discovery: unknown, jwks: unknown, allowInsecureLoopback = false): string {
   if (!isObject(discovery)) throw new ClusterKeysError('the discovery document is not a JSON object');
-  const keys = checkKeys({ issuer: discovery.issuer, jwks }, allowInsecureLoopback);
-  return JSON.stringify(keys);
+  const text = JSON.stringify(checkKeys({ issuer: discovery.issuer, jwks }, allowInsecureLoopback));
+  if (Buffer.byteLength(text) > MAX_CLUSTER_KEYS_BYTES) throw new ClusterKeysError(`larger than ${MAX_CLUSTER_KEYS_BYTES} bytes`);
+  return text;
 }
 
 /** Parses and checks the document a sidecar reads; throws ClusterKeysError saying what is wrong. */
