@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator pack image
+.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator pack image docs
 
 all: build
 
@@ -89,6 +89,12 @@ chart-crds:
 # common/policy/schema-validator.test.ts fails when it drifts: run this after editing the CRD.
 policy-validator: install
 	UPDATE_VALIDATOR=1 NODE_OPTIONS=--experimental-vm-modules npx jest --ci common/policy/schema-validator
+
+# The generated parts of the docs: docs/policy-reference.md's field reference (from the CRD) and its
+# statement-class table (tools/gen-policy-reference.ts). test/policy-reference.test.ts fails when
+# they drift: run this after editing the CRD or the classes.
+docs: build-dev
+	node dist-dev/tools/gen-policy-reference.js
 
 # The npm package (and krew plugin archive) that stands alone: `npm install -g` of it gives `warden`
 # and `kubectl-warden` with nothing fetched (release/pack.mjs; release/RELEASING.md says how to publish).
