@@ -9,6 +9,7 @@ import type { InjectorConfig } from './config';
 import { injectionConfigHash } from './hash';
 import { diffPatch } from './json-diff';
 import type { Container, Pod, PodSpec } from './k8s-types';
+import { applyIdentityToken } from './identity-token';
 import { lockdownContainer, lockdownWanted } from './lockdown';
 import { NameAllocator } from './names-alloc';
 import { skipReason } from './predicates';
@@ -106,6 +107,7 @@ function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): In
         `container ${c.name}: still gets Secret ${direct.join(', ')} in its environment; the agent holds that credential directly`,
       );
   }
+  const identityEnv = applyIdentityToken(spec, policy, names); // spec.identity.kubernetes only (identity-token.ts)
   spec.initContainers = [...(lockdown ? [lockdownContainer(config)] : []), sidecar.container, ...(spec.initContainers ?? [])];
   spec.volumes = [...(spec.volumes ?? []), ...sidecar.volumes];
   if (spec.shareProcessNamespace === true) {
@@ -123,7 +125,7 @@ function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): In
     image: config.image,
     lockdown,
     targets: targetEnv(policy).map((t) => ({ name: t.target, kind: t.kind, env: t.name })),
-    env: env.map((e) => e.name),
+    env: [...env.map((e) => e.name), ...identityEnv],
     envPrecedence: 'injected',
   };
   pod.metadata = pod.metadata ?? {};
