@@ -108,6 +108,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const hashKey = hashKeyFrom(secrets, log);
   const callerTokens = callerTokenVerifier(store, {
     clusterKeysFile: opts.clusterKeysFile ?? clusterKeysPath(opts.policyFile, opts.env ?? process.env),
+    // In a pod whose service account the sidecar knows, only that service account's tokens count.
+    ...(identity.source === 'pod' ? { kubernetesSubject: identity.subject } : {}),
     ...opts.identityVerifier,
   });
   const decisions = approvalService({ approvals: opts.approvals, localApprovals: opts.localApprovals, callerTokens, secrets, log });

@@ -190,3 +190,15 @@ test('the spec is checked: one of issuer or kubernetes, no API audiences, no cla
     subject: 'system:serviceaccount:n:s',
   });
 });
+
+test("bound to one service account (an injected pod's own): another workload's token is refused", async () => {
+  const v = createTokenVerifier(
+    { kubernetes: { audiences: [AUD] } },
+    { clusterKeysFile: file, now: () => clock, kubernetesSubject: 'system:serviceaccount:agents:support' },
+  );
+  await expect(v.verify(await token())).resolves.toMatchObject({ subject: 'system:serviceaccount:agents:support' });
+  const e = await refusal(token({ serviceAccount: 'admin' }), v);
+  expect(e.code).toBe('foreign_token');
+  expect(e.message).toMatch(/a pod may present only its own token/);
+  expect((await refusal(token({ namespace: 'other' }), v)).code).toBe('foreign_token');
+});

@@ -55,6 +55,12 @@ export interface TokenVerifierOptions {
   allowInsecureLoopback?: boolean;
   /** With spec.identity.kubernetes: the file holding the cluster's issuer and keys (cluster-keys.ts). */
   clusterKeysFile?: string;
+  /**
+   * With spec.identity.kubernetes: accept only tokens of this subject (system:serviceaccount:NS:NAME).
+   * The sidecar sets it to its own pod's service account when it knows it (injected pods), so a
+   * token borrowed from another workload cannot make the agent act as that workload.
+   */
+  kubernetesSubject?: string;
 }
 
 export interface TokenVerifier {
@@ -167,7 +173,14 @@ function kubernetesVerifier(cfg: ResolvedKubernetesSpec, opts: TokenVerifierOpti
       throw toIdentityError(e, cfg, snapshot.issuer);
     }
     checkIssuedAt(payload, cfg, now);
-    return serviceAccountIdentity(payload);
+    const identity = serviceAccountIdentity(payload);
+    if (opts.kubernetesSubject !== undefined && identity.subject !== opts.kubernetesSubject) {
+      throw new IdentityError(
+        'foreign_token',
+        `token belongs to ${identity.subject}, not to this pod's service account (${opts.kubernetesSubject}); a pod may present only its own token`,
+      );
+    }
+    return identity;
   }
 
   return { verify };
