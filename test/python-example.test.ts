@@ -60,14 +60,42 @@ function injectedEnv(stack: Stack): Record<string, string> {
   return env;
 }
 
+interface AgentRun {
+  mode: 'json' | 'stream';
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+  transcript: Entry[];
+}
+
+/** Runs agent.py with `env` (async: the sidecar runs in this process, the agent must not block its event loop). */
+async function runAgent(python: string, env: Record<string, string>, mode: AgentRun['mode'], dir: string): Promise<AgentRun> {
+  const transcriptFile = path.join(dir, `transcript-${mode}.json`);
+  const started = performance.now();
+  const agentEnv: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, LANG: 'C.UTF-8', ...env };
+  if (mode === 'stream') agentEnv.OPENAI_STREAMING = '1';
+  const run = await new Promise<Omit<AgentRun, 'transcript' | 'mode'>>((resolve) => {
+    execFile(
+      python,
+      [path.join(EXAMPLE, 'agent.py'), '--transcript', transcriptFile],
+      { env: agentEnv, timeout: 60_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr, seconds: (performance.now() - started) / 1000 }),
+    );
+  });
+  const transcript = fs.existsSync(transcriptFile) ? (JSON.parse(fs.readFileSync(transcriptFile, 'utf8')) as Entry[]) : [];
+  return { ...run, mode, transcript };
+}
+
 describePython('examples/python-langchain: the LangChain agent through the sidecar', () => {
   let venv: Venv;
   let llm: ScriptedLlm;
   let mcp: McpFixture;
   let stack: Stack;
   let env: Record<string, string>;
-  let run: { code: number; stdout: string; stderr: string; seconds: number };
-  let transcript: Entry[];
+  // Two agents at once: the model's answers as JSON, and streamed (OPENAI_STREAMING=1: SSE deltas).
+  let runs: AgentRun[];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-python-example-'));
 
   beforeAll(async () => {
@@ -104,20 +132,9 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
       },
     });
     env = injectedEnv(stack);
-    const transcriptFile = path.join(tmp, 'transcript.json');
-    const started = performance.now();
-    // Async: the sidecar runs in this process, so the agent must not block its event loop.
-    run = await new Promise((resolve) => {
-      execFile(
-        venv.python,
-        [path.join(EXAMPLE, 'agent.py'), '--transcript', transcriptFile],
-        { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmp, LANG: 'C.UTF-8', ...env }, timeout: 60_000 },
-        (err, stdout, stderr) =>
-          resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr, seconds: (performance.now() - started) / 1000 }),
-      );
-    });
-    console.log(`python example agent ran in ${run.seconds.toFixed(1)} s (exit ${run.code})\n${run.stdout}${run.stderr}`);
-    transcript = fs.existsSync(transcriptFile) ? (JSON.parse(fs.readFileSync(transcriptFile, 'utf8')) as Entry[]) : [];
+    runs = await Promise.all((['json', 'stream'] as const).map((mode) => runAgent(venv.python, env, mode, tmp)));
+    for (const r of runs)
+      console.log(`python example agent (${r.mode}) ran in ${r.seconds.toFixed(1)} s (exit ${r.code})\n${r.stdout}${r.stderr}`);
   }, 15 * 60_000);
 
   afterAll(async () => {
@@ -127,59 +144,71 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  const toolResults = (): Entry[] => transcript.filter((e) => e.role === 'tool');
+  const toolResults = (r: AgentRun): Entry[] => r.transcript.filter((e) => e.role === 'tool');
 
   test('the agent got the env injection sets: sidecar addresses, a placeholder key, the proxy variables', () => {
     expect(env.DATABASE_URL).toBe(`postgresql://agent@127.0.0.1:${stack.port}/crm?sslmode=disable`);
     expect(env.OPENAI_BASE_URL).toBe(`http://127.0.0.1:${stack.sidecar.egressPort}/openai/v1`);
     expect(env.CRM_TOOLS_MCP_URL).toBe(`http://127.0.0.1:${stack.sidecar.egressPort}/crm-tools`);
     expect(env.HTTPS_PROXY).toBe(`http://127.0.0.1:${stack.sidecar.egressPort}`);
+    expect(env.https_proxy).toBe(env.HTTPS_PROXY);
     expect(env.NO_PROXY).toBe(NO_PROXY);
     expect(env.OPENAI_API_KEY).not.toContain(LLM_TOKEN);
   });
 
-  test('it runs to the end; the policy hid the forbidden MCP tool from it', () => {
-    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
-    expect(run.stdout).toContain('tools: query_crm, search_customers\n');
-    expect(toolResults().map((e) => e.name)).toEqual(['query_crm', 'query_crm', 'query_crm', 'search_customers']);
+  test('it runs to the end, answers JSON and streamed; the policy hid the forbidden MCP tool from it', () => {
+    for (const r of runs) {
+      expect({ mode: r.mode, code: r.code }).toEqual({ mode: r.mode, code: 0 });
+      expect(r.stdout).toContain('tools: query_crm, search_customers\n');
+      expect(toolResults(r).map((e) => e.name)).toEqual(['query_crm', 'query_crm', 'query_crm', 'search_customers']);
+    }
+    expect(llm.requests.map((q) => q.body.stream === true).sort()).toEqual([...Array(5).fill(false), ...Array(5).fill(true)]);
   });
 
   test('the rows it read came back masked', () => {
-    const rows = JSON.parse(toolResults()[0].content) as Array<Record<string, string>>;
-    expect(rows.map((r) => r.name)).toEqual(['Ada Lovelace', 'Grace Hopper', 'Alan Turing']);
-    expect(rows[0]).toMatchObject({ email: '[REDACTED]', ssn: '[REDACTED]', card_number: expect.stringMatching(/1111$/) });
-    expect(rows[0].card_number).not.toContain('4111');
-    expect(rows[1].notes).toContain('[REDACTED]');
+    for (const r of runs) {
+      const rows = JSON.parse(toolResults(r)[0].content) as Array<Record<string, string>>;
+      expect(rows.map((row) => row.name)).toEqual(['Ada Lovelace', 'Grace Hopper', 'Alan Turing']);
+      expect(rows[0]).toMatchObject({ email: '[REDACTED]', ssn: '[REDACTED]', card_number: expect.stringMatching(/1111$/) });
+      expect(rows[0].card_number).not.toContain('4111');
+      expect(rows[1].notes).toContain('[REDACTED]');
+    }
   });
 
   test('the denied DROP and the server-file read reached it as PostgreSQL errors naming the rule; nothing ran', async () => {
-    const [, drop, file] = toolResults();
-    expect(drop.content).toMatch(/^ERROR 42501: .*no-ddl/);
-    expect(file.content).toMatch(/^ERROR 42501: .*no-server-side-code/);
+    for (const r of runs) {
+      const [, drop, file] = toolResults(r);
+      expect(drop.content).toMatch(/^ERROR 42501: .*rule "no-ddl"/);
+      expect(file.content).toMatch(/^ERROR 42501: .*rule "no-server-side-code"/);
+    }
     const tables = await stack.admin("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
     expect(tables[0].n).toBe(2);
-    expect(stack.events.filter((e) => e.decision === 'deny').map((e) => e.rule)).toEqual(['no-ddl', 'no-server-side-code']);
+    const denied = stack.events.filter((e) => e.decision === 'deny').map((e) => e.rule);
+    expect(denied.sort()).toEqual(['no-ddl', 'no-ddl', 'no-server-side-code', 'no-server-side-code']);
   });
 
   test('the MCP tool result came back masked; the server got the sidecar token', () => {
-    const search = toolResults()[3].content;
-    expect(search).toMatch(/^Found Ada Lovelace: email \[REDACTED\], card \[REDACTED\], ssn \[REDACTED\]/);
-    expect(mcp.methods()).toContain('tools/call:search_customers');
+    for (const r of runs) {
+      expect(toolResults(r)[3].content).toMatch(/^Found Ada Lovelace: email \[REDACTED\], card \[REDACTED\], ssn \[REDACTED\]/);
+    }
+    expect(mcp.methods().filter((m) => m === 'tools/call:search_customers')).toHaveLength(2);
     const auth = mcp.received.map((r) => r.headers.authorization);
     expect(new Set(auth)).toEqual(new Set([`Bearer ${MCP_TOKEN}`]));
   });
 
   test("the model's answer was masked on its way back; the model saw no PII and got the real key", () => {
-    const answer = transcript.at(-1)!;
-    expect(answer.role).toBe('assistant');
-    expect(answer.content).toMatch(/^Ada can be reached at \[REDACTED\]\./);
-    expect(llm.requests.length).toBe(5);
-    for (const r of llm.requests) {
-      expect(r.headers.authorization).toBe(`Bearer ${LLM_TOKEN}`);
-      expect(r.body.tools?.map((t) => t.function?.name)).toEqual(['query_crm', 'search_customers']);
+    for (const r of runs) {
+      const answer = r.transcript.at(-1)!;
+      expect(answer.role).toBe('assistant');
+      expect(answer.content).toMatch(/^Ada can be reached at \[REDACTED\]\./);
     }
-    const shown = JSON.stringify(llm.requests.map((r) => r.body.messages?.map((m) => contentText(m.content))));
-    const printed = run.stdout + JSON.stringify(transcript);
+    expect(llm.requests.length).toBe(10);
+    for (const q of llm.requests) {
+      expect(q.headers.authorization).toBe(`Bearer ${LLM_TOKEN}`);
+      expect(q.body.tools?.map((t) => t.function?.name)).toEqual(['query_crm', 'search_customers']);
+    }
+    const shown = JSON.stringify(llm.requests.map((q) => q.body.messages?.map((m) => contentText(m.content))));
+    const printed = runs.map((r) => r.stdout + r.stderr + JSON.stringify(r.transcript)).join('\n');
     for (const pii of [...RAW_PII, CUSTOMER_CARD]) {
       expect(shown).not.toContain(pii);
       expect(printed).not.toContain(pii);

@@ -21,12 +21,12 @@ const SHIM_BUILDER = path.join(__dirname, 'langchain-protocol-shim', 'build_whee
 const LOCK_STALE_MS = 15 * 60_000;
 const LOCK_WAIT_MS = 15 * 60_000;
 
-/** The first of WARDEN_PYTHON, python3, python that is Python 3.10 or newer. */
-export function findPython(): PythonFound {
-  const candidates = [process.env.WARDEN_PYTHON, 'python3', 'python'].filter((c): c is string => !!c);
+/** The first of WARDEN_PYTHON, python3, python (on env's PATH) that is Python 3.10 or newer. */
+export function findPython(env: NodeJS.ProcessEnv = process.env): PythonFound {
+  const candidates = [env.WARDEN_PYTHON, 'python3', 'python'].filter((c): c is string => !!c);
   const seen: string[] = [];
   for (const c of candidates) {
-    const r = spawnSync(c, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'], { encoding: 'utf8' });
+    const r = spawnSync(c, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'], { encoding: 'utf8', env });
     if (r.status !== 0) {
       seen.push(`${c}: not found`);
       continue;
