@@ -78,8 +78,9 @@ async function withLock<T>(lock: string, fn: () => T): Promise<T> {
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const age = Date.now() - fs.statSync(lock, { throwIfNoEntry: false })!.mtimeMs;
-      if (age > LOCK_STALE_MS) fs.rmSync(lock, { recursive: true, force: true });
+      const held = fs.statSync(lock, { throwIfNoEntry: false });
+      if (held === undefined) continue; // released in between
+      if (Date.now() - held.mtimeMs > LOCK_STALE_MS) fs.rmSync(lock, { recursive: true, force: true });
       else if (Date.now() - start > LOCK_WAIT_MS) throw new Error(`waited too long for ${lock} (remove it if no build runs)`);
       else await new Promise((r) => setTimeout(r, 1000));
     }
