@@ -16,6 +16,8 @@ import { injectDocuments } from '../cli/inject';
 import { validateAccessPolicy } from '../common/policy/schema';
 import type { AccessPolicy } from '../common/policy/types';
 import { resolveInjectorConfig } from '../operator/inject/config';
+import type { ApprovalRequest } from '../sidecar/approvals/types';
+import { decideOverApi } from './support/approvals';
 import { appEnv, NO_PROXY } from '../operator/inject/app-env';
 import { CUSTOMER_CARD, CUSTOMER_EMAIL, CUSTOMER_SSN, startMcpFixture, type McpFixture } from './support/mcp/mcp-server';
 import { contentText, startScriptedLlm, type ScriptedLlm } from './support/python/scripted-llm';
@@ -95,6 +97,7 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
   let env: Record<string, string>;
   // Two agents at once: the model's answers as JSON, and streamed (OPENAI_STREAMING=1: SSE deltas).
   let runs: AgentRun[];
+  const held: Array<{ req: ApprovalRequest; verdict: 'approve' | 'deny' }> = [];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-python-example-'));
 
   beforeAll(async () => {
@@ -108,6 +111,7 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
       { tool: 'query_crm', args: { sql: 'SELECT id, name, email, card_number, ssn, notes FROM customers ORDER BY id' } },
       { tool: 'query_crm', args: { sql: 'DROP TABLE orders' } },
       { tool: 'query_crm', args: { sql: "SELECT pg_catalog.pg_read_file('/etc/passwd')" } },
+      { tool: 'query_crm', args: { sql: 'DELETE FROM orders WHERE total < 20' } },
       { tool: 'search_customers', args: { query: 'Ada Lovelace' } },
       { answer: (results) => `Ada can be reached at ada@example.com. What the tools said:\n${results.join('\n')}` },
     ]);
@@ -120,6 +124,7 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
         grants: 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO support_agent',
       },
       policy: (pg) => localPolicy(pg.port, llm.port, mcp.url),
+      sidecar: { localApprovals: true },
       beforeSidecar: (secrets) => {
         for (const [name, token] of [
           ['openai', LLM_TOKEN],
@@ -131,7 +136,21 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
       },
     });
     env = injectedEnv(stack);
+    // The approver: the first held DELETE is approved, the second denied (whichever agent asks first).
+    let running = true;
+    const approver = (async (): Promise<void> => {
+      while (running) {
+        for (const req of (await stack.sidecar.approvals!.list({ state: 'pending' })) ?? []) {
+          const verdict = held.length === 0 ? 'approve' : 'deny';
+          held.push({ req, verdict });
+          await decideOverApi(stack.sidecar, req.id, verdict, verdict === 'approve' ? 'ticket OPS-42' : 'not during the freeze');
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     runs = await Promise.all((['json', 'stream'] as const).map((mode) => runAgent(venv.python, env, mode, tmp)));
+    running = false;
+    await approver;
     for (const r of runs)
       console.log(`python example agent (${r.mode}) ran in ${r.seconds.toFixed(1)} s (exit ${r.code})\n${r.stdout}${r.stderr}`);
   }, 15 * 60_000);
@@ -159,9 +178,9 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
     for (const r of runs) {
       expect({ mode: r.mode, code: r.code }).toEqual({ mode: r.mode, code: 0 });
       expect(r.stdout).toContain('tools: query_crm, search_customers\n');
-      expect(toolResults(r).map((e) => e.name)).toEqual(['query_crm', 'query_crm', 'query_crm', 'search_customers']);
+      expect(toolResults(r).map((e) => e.name)).toEqual(['query_crm', 'query_crm', 'query_crm', 'query_crm', 'search_customers']);
     }
-    expect(llm.requests.map((q) => q.body.stream === true).sort()).toEqual([...Array(5).fill(false), ...Array(5).fill(true)]);
+    expect(llm.requests.map((q) => q.body.stream === true).sort()).toEqual([...Array(6).fill(false), ...Array(6).fill(true)]);
   });
 
   test('the rows it read came back masked', () => {
@@ -183,12 +202,26 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
     const tables = await stack.admin("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
     expect(tables[0].n).toBe(2);
     const denied = stack.events.filter((e) => e.decision === 'deny').map((e) => e.rule);
-    expect(denied.sort()).toEqual(['no-ddl', 'no-ddl', 'no-server-side-code', 'no-server-side-code']);
+    // (and the held DELETE the approver denied, below)
+    expect(denied.sort()).toEqual(['no-ddl', 'no-ddl', 'no-server-side-code', 'no-server-side-code', 'writes-need-approval']);
+  });
+
+  test('the held DELETE waited for the approver: approved once it ran, denied it reached the agent as an error', async () => {
+    expect(held.map((h) => [h.req.rule, h.verdict])).toEqual([
+      ['writes-need-approval', 'approve'],
+      ['writes-need-approval', 'deny'],
+    ]);
+    expect(held[0].req.operation.display).toContain('DELETE FROM orders WHERE total < 20');
+    const outcomes = runs.map((r) => toolResults(r)[3].content).sort();
+    expect(outcomes).toEqual([expect.stringMatching(/^ERROR 42501: .*not during the freeze/), 'OK DELETE 1']);
+    expect(outcomes[0]).toContain('rule "writes-need-approval"');
+    const orders = await stack.admin('SELECT count(*)::int AS n FROM orders');
+    expect(orders[0].n).toBe(3);
   });
 
   test('the MCP tool result came back masked; the server got the sidecar token', () => {
     for (const r of runs) {
-      expect(toolResults(r)[3].content).toMatch(/^Found Ada Lovelace: email \[REDACTED\], card \[REDACTED\], ssn \[REDACTED\]/);
+      expect(toolResults(r)[4].content).toMatch(/^Found Ada Lovelace: email \[REDACTED\], card \[REDACTED\], ssn \[REDACTED\]/);
     }
     expect(mcp.methods().filter((m) => m === 'tools/call:search_customers')).toHaveLength(2);
     const auth = mcp.received.map((r) => r.headers.authorization);
@@ -201,7 +234,7 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
       expect(answer.role).toBe('assistant');
       expect(answer.content).toMatch(/^Ada can be reached at \[REDACTED\]\./);
     }
-    expect(llm.requests.length).toBe(10);
+    expect(llm.requests.length).toBe(12);
     for (const q of llm.requests) {
       expect(q.headers.authorization).toBe(`Bearer ${LLM_TOKEN}`);
       expect(q.body.tools?.map((t) => t.function?.name)).toEqual(['query_crm', 'search_customers']);
