@@ -1,6 +1,6 @@
 import { parse } from 'pg-connection-string';
 import type { AccessPolicy, TargetSpec } from '../../common/policy/types';
-import { API_KEY_PLACEHOLDER, appEnv, applyEnv, mcpUrl, postgresUrl, routeUrl, targetEnv } from './app-env';
+import { API_KEY_PLACEHOLDER, appEnv, applyEnv, mcpUrl, postgresUrl, proxyEnvConflict, routeUrl, targetEnv } from './app-env';
 import type { Container } from './k8s-types';
 
 const http = (name: string, baseUrl: string, env?: string): TargetSpec => ({ name, http: { baseUrl }, env });
@@ -85,6 +85,41 @@ describe('appEnv', () => {
   it('a target whose env is itself a proxy variable is not set twice', () => {
     const names = appEnv(policy([http('egress', 'https://x.example', 'HTTPS_PROXY')])).map((e) => e.name);
     expect(names.filter((n) => n === 'HTTPS_PROXY')).toHaveLength(1);
+  });
+
+  // curl and Python read https_proxy first, Go HTTPS_PROXY: a pair with two values sends clients
+  // to different places depending on their language.
+  it.each([
+    ['HTTPS_PROXY', 'https_proxy'],
+    ['https_proxy', 'HTTPS_PROXY'],
+    ['HTTP_PROXY', 'http_proxy'],
+    ['http_proxy', 'HTTP_PROXY'],
+    ['NO_PROXY', 'no_proxy'],
+    ['no_proxy', 'NO_PROXY'],
+  ])('a target claiming %s sets %s to the same value', (claimed, other) => {
+    const env = appEnv(policy([http('egress', 'https://x.example', claimed)]));
+    const value = (n: string): string | undefined => env.find((e) => e.name === n)?.value;
+    expect(value(claimed)).toBe('http://127.0.0.1:15001/egress');
+    expect(value(other)).toBe(value(claimed));
+    expect(env.filter((e) => e.name === other)).toHaveLength(1);
+  });
+
+  it('both spellings of every proxy variable agree in the default env', () => {
+    const env = new Map(appEnv(policy([])).map((e) => [e.name, e.value]));
+    for (const [upper, lower] of [
+      ['HTTP_PROXY', 'http_proxy'],
+      ['HTTPS_PROXY', 'https_proxy'],
+      ['NO_PROXY', 'no_proxy'],
+    ]) {
+      expect(env.get(upper)).toBeDefined();
+      expect(env.get(lower)).toBe(env.get(upper));
+    }
+  });
+
+  it('two targets claiming the two spellings of one variable are a conflict, named', () => {
+    const p = policy([http('a', 'https://a.example', 'HTTPS_PROXY'), http('b', 'https://b.example', 'https_proxy')]);
+    expect(proxyEnvConflict(p)).toMatch(/targets "a" and "b" set env HTTPS_PROXY and https_proxy/);
+    expect(proxyEnvConflict(policy([http('a', 'https://a.example', 'HTTPS_PROXY')]))).toBeUndefined();
   });
 });
 

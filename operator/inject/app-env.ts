@@ -78,13 +78,45 @@ export function appEnv(policy: AccessPolicy): EnvVar[] {
       set.add(key);
     }
   }
-  for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) {
-    if (!set.has(name)) env.push({ name, value: PROXY_URL });
+  const pairValue = (pair: ProxyPair, fallback: string): string =>
+    env.find((e) => e.name === pair[0])?.value ?? env.find((e) => e.name === pair[1])?.value ?? fallback;
+  const proxy = PROXY_PAIRS.map((pair) => pairValue(pair, PROXY_URL));
+  for (const [i, name] of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].entries()) {
+    if (!set.has(name)) env.push({ name, value: proxy[i % 2] });
   }
-  for (const name of ['NO_PROXY', 'no_proxy']) {
-    if (!set.has(name)) env.push({ name, value: NO_PROXY });
+  const noProxy = pairValue(NO_PROXY_PAIR, NO_PROXY);
+  for (const name of NO_PROXY_PAIR) {
+    if (!set.has(name)) env.push({ name, value: noProxy });
   }
   return env;
+}
+
+type ProxyPair = readonly [upper: string, lower: string];
+/**
+ * Clients disagree on which spelling wins (curl and Python read the lower case first, Go the upper
+ * case), so both spellings of a variable always carry one value: a target that claims one spelling
+ * sets the other too.
+ */
+const PROXY_PAIRS: readonly ProxyPair[] = [
+  ['HTTP_PROXY', 'http_proxy'],
+  ['HTTPS_PROXY', 'https_proxy'],
+];
+const NO_PROXY_PAIR: ProxyPair = ['NO_PROXY', 'no_proxy'];
+
+/** Two targets claiming the two spellings of one proxy variable cannot both be honoured: why, or undefined. */
+export function proxyEnvConflict(policy: AccessPolicy): string | undefined {
+  const byName = new Map(targetEnv(policy).map((t) => [t.name, t.target]));
+  for (const [upper, lower] of [...PROXY_PAIRS, NO_PROXY_PAIR]) {
+    const a = byName.get(upper);
+    const b = byName.get(lower);
+    if (a !== undefined && b !== undefined) {
+      return (
+        `targets ${JSON.stringify(a)} and ${JSON.stringify(b)} set env ${upper} and ${lower}, which clients treat as one variable ` +
+        `(some read one spelling, some the other); let one target set it`
+      );
+    }
+  }
+  return undefined;
 }
 
 /**

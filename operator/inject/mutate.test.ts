@@ -355,6 +355,20 @@ describe('injectPod: refusals (fail closed, say what to fix)', () => {
     expect(result.outcome === 'refused' && result.reason).toMatch(/istio-proxy.*15000, 15001 and 15021.*sidecar.istio.io\/inject: "false"/);
   });
 
+  it('two targets claiming HTTPS_PROXY and https_proxy: refused (the two spellings must agree)', () => {
+    const clashing = fixturePolicies().map((p) => {
+      if (p.metadata.name !== 'support-agent') return p;
+      const targets = [
+        ...p.spec.targets,
+        { name: 'egress-a', http: { baseUrl: 'https://a.example' }, env: 'HTTPS_PROXY' },
+        { name: 'egress-b', http: { baseUrl: 'https://b.example' }, env: 'https_proxy' },
+      ];
+      return { ...p, spec: { ...p.spec, targets } };
+    });
+    const result = injectPod(fixture<Pod>('agent-pod.yaml'), ctx({ policies: clashing }));
+    expect(result.outcome === 'refused' && result.reason).toMatch(/targets "egress-a" and "egress-b" set env HTTPS_PROXY and https_proxy/);
+  });
+
   it('a container declaring one of the sidecar ports: refused, naming the container and port', () => {
     const pod = fixture<Pod>('agent-pod.yaml');
     pod.spec!.containers[0].ports = [{ containerPort: 15432 }];

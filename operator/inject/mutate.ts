@@ -4,7 +4,7 @@
 import type { Operation } from 'fast-json-patch';
 import { ANNOTATIONS, LOCKDOWN_CONTAINER, PORTS, SIDECAR_UID } from '../../common/k8s/names';
 import type { AccessPolicy } from '../../common/policy/types';
-import { appEnv, applyEnv, targetEnv } from './app-env';
+import { appEnv, applyEnv, proxyEnvConflict, targetEnv } from './app-env';
 import type { InjectorConfig } from './config';
 import { injectionConfigHash } from './hash';
 import { diffPatch } from './json-diff';
@@ -88,6 +88,8 @@ function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): In
   const annotations = pod.metadata?.annotations ?? {};
   const lockdown = lockdownWanted(policy, annotations, config);
   checkPorts(spec, policy);
+  const conflict = proxyEnvConflict(policy);
+  if (conflict !== undefined) throw new InjectionError(conflict);
   if (lockdown) checkLockdownUids(spec);
 
   const names = new NameAllocator((spec.volumes ?? []).map((v) => v.name));
