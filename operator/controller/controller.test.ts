@@ -170,11 +170,20 @@ describe('PolicyController', () => {
     const asSeen = { ...YAML.parse(POLICY_YAML), metadata: { ...created.metadata } };
     const fresh = injectedPod('agent-fresh', asSeen) as unknown as Obj;
     const old = injectedPod('agent-old', asSeen, injectorConfig('ghcr.io/agent-warden/agent-warden:0.0.9')) as unknown as Obj;
+    // An unclaimed agent-sandbox warm-pool pod: the Event says to recycle the pool, not to roll out.
+    old.metadata.labels['agents.x-k8s.io/warm-pool-sandbox'] = '2fd415a8';
+    old.metadata.ownerReferences = [
+      { apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox', name: 'agent-old', uid: 'u-1', controller: true },
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 'not-the-controller', uid: 'u-2' },
+    ];
     fake.put(fresh);
     fake.put(old);
     await until(() => status().governedPods === 2);
     expect(status()).toMatchObject({ outdatedPods: ['agent-old'], outdatedPodCount: 1 });
     await until(() => events('SidecarOutdated').length === 1);
+    expect(events('SidecarOutdated')[0].note).toContain(
+      'To replace them: kubectl delete sandbox -n agents -l agents.x-k8s.io/warm-pool-sandbox=2fd415a8',
+    );
     fake.remove('v1', 'Pod', 'agents', 'agent-old');
     await until(() => status().governedPods === 1 && status().outdatedPodCount === 0);
   });

@@ -48,6 +48,8 @@ export function slimPod(raw: KubeObject): PodObject {
       labels: m.labels,
       annotations,
       deletionTimestamp: m.deletionTimestamp,
+      // The controller only: what the outdated-sidecar Event tells to restart (recycle.ts).
+      ownerReferences: m.ownerReferences?.filter((o) => o.controller === true),
     },
     spec: {
       containers: (pod.spec?.containers ?? []).map((c) => ({ name: c.name })),

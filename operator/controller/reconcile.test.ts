@@ -168,6 +168,43 @@ describe('reconcilePolicy', () => {
     expect(current[0].metadata.annotations![ANNOTATIONS.configHash]).toBe(expectedHashFor()(r.policy!));
   });
 
+  it('says how to replace outdated pods, per workload: a rollout for a Deployment, the pool for warm sandboxes', () => {
+    const policy = policyObject();
+    const old = injectorConfig('ghcr.io/agent-warden/agent-warden:0.1.0');
+    const withOwner = (pod: PodObject, labels: Record<string, string>, apiVersion: string, kind: string, owner: string): PodObject => ({
+      ...pod,
+      metadata: {
+        ...pod.metadata,
+        labels: { ...pod.metadata.labels, ...labels },
+        ownerReferences: [{ apiVersion, kind, name: owner, uid: `uid-${owner}`, controller: true }],
+      },
+    });
+    const pods = [
+      withOwner(injectedPod('web-7d9-a', policy, old), { 'pod-template-hash': '7d9' }, 'apps/v1', 'ReplicaSet', 'web-7d9'),
+      withOwner(
+        injectedPod('pool-x1', policy, old),
+        { 'agents.x-k8s.io/warm-pool-sandbox': '2fd415a8' },
+        'agents.x-k8s.io/v1beta1',
+        'Sandbox',
+        'pool-x1',
+      ),
+      withOwner(
+        injectedPod('pool-x2', policy, old),
+        { 'agents.x-k8s.io/warm-pool-sandbox': '2fd415a8' },
+        'agents.x-k8s.io/v1beta1',
+        'Sandbox',
+        'pool-x2',
+      ),
+    ];
+    const r = reconcilePolicy(input({ policy, pods }));
+    const ev = r.events.find((e) => e.reason === 'SidecarOutdated')!;
+    expect(ev.message).toBe(
+      '3 pod(s) run a sidecar injected with an older configuration and need replacing: pool-x1, pool-x2, web-7d9-a. To replace them: ' +
+        'kubectl delete sandbox -n agents -l agents.x-k8s.io/warm-pool-sandbox=2fd415a8 (unclaimed warm-pool sandboxes: their SandboxWarmPool replaces them); ' +
+        'kubectl rollout restart deployment/web -n agents',
+    );
+  });
+
   it('keeps lastTransitionTime while a condition keeps its status, and moves it on a change', () => {
     const first = reconcilePolicy(input());
     const later = new Date('2025-06-02T00:00:00Z');

@@ -19,6 +19,7 @@ import { validateAccessPolicy } from '../../common/policy/schema';
 import type { AccessPolicy } from '../../common/policy/types';
 import { referencedSecrets } from '../../common/k8s/referenced-secrets';
 import { selectorMatches } from '../../common/k8s/selector';
+import { groupRecycles } from './recycle';
 import type { Condition, ConfigMapObject, EventSpec, ObjectReference, PodObject, PolicyObject, PolicyStatus } from './types';
 
 export const CONDITION_ACCEPTED = 'Accepted';
@@ -26,6 +27,8 @@ export const CONDITION_READY = 'Ready';
 /** status.outdatedPods lists at most this many names; outdatedPodCount has the total. */
 export const MAX_LISTED_PODS = 20;
 const MAX_LISTED_ERRORS = 10;
+/** The outdated-sidecar Event names at most this many recycle commands. */
+const MAX_LISTED_RECYCLES = 5;
 /** events.k8s.io/v1 rejects a note of 1 kB or more. */
 const MAX_EVENT_MESSAGE = 1000;
 
@@ -117,10 +120,10 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
   events.push(...overlapEvents(policy, valid, input));
 
   const expected = input.expectedHash(valid);
-  const outdated = governed
+  const outdatedPods = governed
     .filter((p) => p.metadata.annotations?.[ANNOTATIONS.configHash] !== expected)
-    .map((p) => p.metadata.name)
-    .sort();
+    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const outdated = outdatedPods.map((p) => p.metadata.name);
   if (outdated.length > 0) {
     const listed = outdated.slice(0, MAX_LISTED_PODS).join(', ');
     const more = outdated.length > MAX_LISTED_PODS ? ` and ${outdated.length - MAX_LISTED_PODS} more` : '';
@@ -128,7 +131,7 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
       type: 'Warning',
       reason: REASONS.outdated,
       message: truncate(
-        `${outdated.length} pod(s) run a sidecar injected with an older configuration and need a restart (kubectl rollout restart): ${listed}${more}`,
+        `${outdated.length} pod(s) run a sidecar injected with an older configuration and need replacing: ${listed}${more}. ${recycleText(outdatedPods)}`,
       ),
       involvedObject: ref,
     });
@@ -288,6 +291,14 @@ function overlapEvents(policy: PolicyObject, valid: AccessPolicy, input: Reconci
     });
   }
   return out;
+}
+
+/** The commands that replace the outdated pods, one per workload (Deployment, warm pool, ...). */
+function recycleText(pods: readonly PodObject[]): string {
+  const groups = groupRecycles(pods.map((p) => ({ ...p.metadata, name: p.metadata.name })));
+  const shown = groups.slice(0, MAX_LISTED_RECYCLES).map((g) => `${g.command}${g.note ? ` (${g.note})` : ''}`);
+  const more = groups.length > MAX_LISTED_RECYCLES ? `; and ${groups.length - MAX_LISTED_RECYCLES} more workloads` : '';
+  return `To replace them: ${shown.join('; ')}${more}`;
 }
 
 function secretFields(policy: AccessPolicy, secret: string): string[] {

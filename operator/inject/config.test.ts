@@ -6,6 +6,7 @@ describe('resolveInjectorConfig', () => {
       image: 'ghcr.io/agent-warden/agent-warden:0.1.0',
       imagePullPolicy: 'IfNotPresent',
       resources: { requests: { cpu: '50m', memory: '160Mi' }, limits: { memory: '384Mi' } },
+      ports: { admin: 15000, egress: 15001, health: 15021 },
       lockdownImage: 'ghcr.io/agent-warden/agent-warden:0.1.0',
       lockdownByDefault: false,
       operatorNamespace: 'agent-warden',

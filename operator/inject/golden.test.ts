@@ -79,6 +79,12 @@ const CASES: GoldenCase[] = [
       otlp: { endpoint: 'http://otel-collector.observability:4318', protocol: 'http/protobuf' },
     },
   },
+  {
+    name: 'ports-moved',
+    title: "the sidecar's ports moved in the operator configuration (sidecar.ports): command, probes and app env follow",
+    outcome: 'injected',
+    operator: { sidecar: { ports: { admin: 15100, egress: 15101, health: 15121 } } },
+  },
   { name: 'deployment', title: 'a Deployment as a LangChain chart renders it', outcome: 'injected' },
   { name: 'statefulset', title: 'a StatefulSet: only the pod template changes', outcome: 'injected' },
   { name: 'job', title: 'a Job', outcome: 'injected' },

@@ -147,6 +147,8 @@ describe('injectPod on real-looking pods', () => {
       '/var/run/warden/secrets',
       '--admin-addr',
       '127.0.0.1:15000',
+      '--egress-addr',
+      '127.0.0.1:15001',
       '--health-addr',
       '0.0.0.0:15021',
       '--spool-dir',
@@ -376,6 +378,58 @@ describe('injectPod: refusals (fail closed, say what to fix)', () => {
     expect(result.outcome === 'refused' && result.reason).toBe(
       'container agent declares port 15432, which the Agent Warden sidecar uses for its PostgreSQL listener for target crm; move the container to another port',
     );
+  });
+});
+
+describe('injectPod: sidecar ports moved in the operator configuration', () => {
+  const moved = { admin: 15100, egress: 15101, health: 15121 };
+
+  it('the sidecar listens where the config says; probes, env and proxies follow', () => {
+    const original = fixture<Pod>('agent-pod.yaml');
+    const result = injected(injectPod(original, ctx({ config: testConfig({ ports: moved }) })));
+    const pod = patched(original, result);
+    const sidecar = pod.spec!.initContainers![0];
+    const arg = (flag: string): string | undefined => sidecar.command![sidecar.command!.indexOf(flag) + 1];
+    expect([arg('--admin-addr'), arg('--egress-addr'), arg('--health-addr')]).toEqual([
+      '127.0.0.1:15100',
+      '127.0.0.1:15101',
+      '0.0.0.0:15121',
+    ]);
+    expect(sidecar.ports).toEqual([{ containerPort: 15121, name: 'warden-health', protocol: 'TCP' }]);
+    for (const probe of [sidecar.startupProbe, sidecar.readinessProbe, sidecar.livenessProbe]) {
+      expect(probe).toMatchObject({ httpGet: { port: 15121 } });
+    }
+    for (const c of appContainers(pod)) {
+      const e = env(c);
+      expect(e.OPENAI_BASE_URL).toBe('http://127.0.0.1:15101/openai/v1');
+      for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) expect(e[name]).toBe('http://127.0.0.1:15101');
+      // Nothing in the app still points at the default egress port.
+      expect(JSON.stringify(c.env)).not.toContain(':15001');
+    }
+  });
+
+  it('the config hash changes with the ports (pods need a restart to move), and not with the default written out', () => {
+    const policy = policies.find((p) => p.metadata.name === 'support-agent')!;
+    const base = injectionConfigHash(testConfig(), policy);
+    expect(injectionConfigHash(testConfig({ ports: { admin: 15000, egress: 15001, health: 15021 } }), policy)).toBe(base);
+    expect(injectionConfigHash(testConfig({ ports: moved }), policy)).not.toBe(base);
+    expect(injectionConfigHash(testConfig({ ports: { ...moved, egress: 15001 } }), policy)).not.toBe(base);
+  });
+
+  it("a policy listenPort that is now one of the sidecar's ports: refused, naming the target", () => {
+    const result = injectPod(fixture<Pod>('agent-pod.yaml'), ctx({ config: testConfig({ ports: { ...moved, admin: 15432 } }) }));
+    expect(result.outcome === 'refused' && result.reason).toMatch(
+      /^target crm: listenPort 15432 is the sidecar's admin API port in this cluster's operator configuration/,
+    );
+  });
+
+  it('an app container declaring a moved port: refused; the default ports are then free for it', () => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.spec!.containers[0].ports = [{ containerPort: 15101 }];
+    const refused = injectPod(pod, ctx({ config: testConfig({ ports: moved }) }));
+    expect(refused.outcome === 'refused' && refused.reason).toMatch(/container agent declares port 15101.*HTTP egress/);
+    pod.spec!.containers[0].ports = [{ containerPort: 15001 }];
+    expect(injectPod(pod, ctx({ config: testConfig({ ports: moved }) })).outcome).toBe('injected');
   });
 });
 

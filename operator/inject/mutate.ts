@@ -2,10 +2,10 @@
 // refuse or inject), mutates a deep copy, and returns the RFC 6902 patch from the original to it
 // (json-diff.ts; the tests check it against fast-json-patch's applyPatch and compare).
 import type { Operation } from 'fast-json-patch';
-import { ANNOTATIONS, LOCKDOWN_CONTAINER, PORTS, SIDECAR_UID } from '../../common/k8s/names';
+import { ANNOTATIONS, LOCKDOWN_CONTAINER, SIDECAR_UID } from '../../common/k8s/names';
 import type { AccessPolicy } from '../../common/policy/types';
 import { appEnv, applyEnv, proxyEnvConflict, targetEnv } from './app-env';
-import type { InjectorConfig } from './config';
+import type { InjectorConfig, SidecarPorts } from './config';
 import { injectionConfigHash } from './hash';
 import { diffPatch } from './json-diff';
 import type { Container, Pod, PodSpec } from './k8s-types';
@@ -87,14 +87,14 @@ function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): In
   const spec = pod.spec as PodSpec;
   const annotations = pod.metadata?.annotations ?? {};
   const lockdown = lockdownWanted(policy, annotations, config);
-  checkPorts(spec, policy);
+  checkPorts(spec, policy, config.ports);
   const conflict = proxyEnvConflict(policy);
   if (conflict !== undefined) throw new InjectionError(conflict);
   if (lockdown) checkLockdownUids(spec);
 
   const names = new NameAllocator((spec.volumes ?? []).map((v) => v.name));
   const sidecar = buildSidecar({ policy, config, annotations, names });
-  const env = appEnv(policy);
+  const env = appEnv(policy, config.ports.egress);
   const warnings: string[] = [];
   for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
     const replaced = applyEnv(c, env);
@@ -122,7 +122,7 @@ function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): In
     },
     image: config.image,
     lockdown,
-    targets: targetEnv(policy).map((t) => ({ name: t.target, kind: t.kind, env: t.name })),
+    targets: targetEnv(policy, config.ports.egress).map((t) => ({ name: t.target, kind: t.kind, env: t.name })),
     env: env.map((e) => e.name),
     envPrecedence: 'injected',
   };
@@ -153,18 +153,28 @@ function secretsInEnv(c: Container): string[] {
  * uses one would leave either the sidecar or the app crash-looping. Istio's proxy listens on
  * 15000, 15001 and 15021 without declaring them.
  */
-function checkPorts(spec: PodSpec, policy: AccessPolicy): void {
+function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): void {
   const ours = new Map<number, string>([
-    [PORTS.admin, 'admin API'],
-    [PORTS.egress, 'HTTP egress'],
-    [PORTS.health, 'health probes'],
+    [ports.admin, 'admin API'],
+    [ports.egress, 'HTTP egress'],
+    [ports.health, 'health probes'],
   ]);
-  for (const t of policy.spec.targets) if (t.postgres) ours.set(t.postgres.listenPort, `PostgreSQL listener for target ${t.name}`);
+  for (const t of policy.spec.targets) {
+    if (!t.postgres) continue;
+    const use = ours.get(t.postgres.listenPort);
+    // The policy's schema keeps listenPort off the default ports only; moved ports can meet it.
+    if (use !== undefined) {
+      throw new InjectionError(
+        `target ${t.name}: listenPort ${t.postgres.listenPort} is the sidecar's ${use} port in this cluster's operator configuration; choose another listenPort`,
+      );
+    }
+    ours.set(t.postgres.listenPort, `PostgreSQL listener for target ${t.name}`);
+  }
   const all: Container[] = [...(spec.initContainers ?? []), ...spec.containers];
   const istio = all.find((c) => c.name === 'istio-proxy');
   if (istio) {
     throw new InjectionError(
-      `pod has Istio's istio-proxy sidecar, which listens on ports ${PORTS.admin}, ${PORTS.egress} and ${PORTS.health} that the Agent Warden sidecar needs; ` +
+      `pod has Istio's istio-proxy sidecar, which listens on ports ${ports.admin}, ${ports.egress} and ${ports.health} that the Agent Warden sidecar needs; ` +
         `exclude agent pods from Istio injection (label sidecar.istio.io/inject: "false")`,
     );
   }

@@ -22,7 +22,7 @@ describe('injection predicates', () => {
     expect(new Set(PREDICATES.map((p) => p.name)).size).toBe(PREDICATES.length);
   });
 
-  it.each<[string, Partial<PredicateInput>, string]>([
+  it.each<[string, Partial<PredicateInput>, string | undefined]>([
     ['operator namespace', { namespace: 'agent-warden' }, "namespace agent-warden is the operator's own namespace"],
     ['kube-public', { namespace: 'kube-public' }, 'namespace kube-public is a system namespace'],
     ['label missing', { namespaceLabels: {} }, 'namespace agents is not labelled agentwarden.io/injection=enabled'],
@@ -39,9 +39,17 @@ describe('injection predicates', () => {
     ],
     ['hostNetwork', { pod: { ...pod(), spec: { hostNetwork: true, containers: [] } } }, 'pod uses hostNetwork'],
     [
-      'annotation present',
-      { pod: { ...pod(), metadata: { annotations: { [ANNOTATIONS.injected]: '{}' } } } },
+      'annotation and sidecar present',
+      {
+        pod: { ...pod(), metadata: { annotations: { [ANNOTATIONS.injected]: '{}' } }, spec: { containers: [{ name: 'warden-sidecar' }] } },
+      },
       'pod already carries the agentwarden.io/injected annotation',
+    ],
+    // Text in the metadata is no proof: whoever may add annotations (an agent-sandbox claim) must not switch injection off.
+    [
+      'annotation without a sidecar (forged)',
+      { pod: { ...pod(), metadata: { annotations: { [ANNOTATIONS.injected]: '{}' } } } },
+      undefined,
     ],
     [
       'sidecar present (native)',

@@ -56,11 +56,15 @@ export const PREDICATES: readonly Predicate[] = [
   },
   {
     name: 'already-injected',
+    // The sidecar container is the proof. The annotation alone is text that whoever shapes the
+    // pod's metadata can write (an agent-sandbox SandboxClaim's additionalPodMetadata, a copied
+    // manifest) and would switch injection off; injecting such a pod overwrites it.
     check: ({ pod }: PredicateInput): string | undefined => {
-      if (pod.metadata?.annotations?.[ANNOTATIONS.injected] !== undefined)
-        return `pod already carries the ${ANNOTATIONS.injected} annotation`;
       const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
-      return all.some((c) => c.name === SIDECAR_CONTAINER) ? `pod already has a ${SIDECAR_CONTAINER} container` : undefined;
+      if (!all.some((c) => c.name === SIDECAR_CONTAINER)) return undefined;
+      return pod.metadata?.annotations?.[ANNOTATIONS.injected] !== undefined
+        ? `pod already carries the ${ANNOTATIONS.injected} annotation`
+        : `pod already has a ${SIDECAR_CONTAINER} container`;
     },
   },
 ];

@@ -118,6 +118,10 @@ sidecar:
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   resources:
     {{- toYaml .Values.sidecar.resources | nindent 4 }}
+  {{- with .Values.sidecar.ports }}
+  ports:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 lockdown: {{ .Values.lockdown }}
 {{- if .Values.otlp.endpoint }}
 otlp:
