@@ -16,7 +16,7 @@ import { injectDocuments } from '../cli/inject';
 import { validateAccessPolicy } from '../common/policy/schema';
 import type { AccessPolicy } from '../common/policy/types';
 import { resolveInjectorConfig } from '../operator/inject/config';
-import { appEnv, NO_PROXY, PROXY_URL } from '../operator/inject/app-env';
+import { appEnv, NO_PROXY, proxyUrl } from '../operator/inject/app-env';
 import { CUSTOMER_CARD, CUSTOMER_EMAIL, CUSTOMER_SSN, startMcpFixture, type McpFixture } from './support/mcp/mcp-server';
 import { contentText, startScriptedLlm, type ScriptedLlm } from './support/python/scripted-llm';
 import { ensureVenv, findPython, type Venv } from './support/python/venv';
@@ -55,7 +55,7 @@ function injectedEnv(stack: Stack): Record<string, string> {
   const egress = `http://127.0.0.1:${stack.sidecar.egressPort}`;
   const env: Record<string, string> = {};
   for (const e of appEnv(policy)) {
-    env[e.name] = String(e.value).replace(PROXY_URL, egress).replace('127.0.0.1:15432/', `127.0.0.1:${stack.port}/`);
+    env[e.name] = String(e.value).replace(proxyUrl(), egress).replace('127.0.0.1:15432/', `127.0.0.1:${stack.port}/`);
   }
   return env;
 }
