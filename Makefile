@@ -42,6 +42,13 @@ test: build
 demo: build
 	./bin/warden demo
 
+# The Python LangChain agent of examples/python-langchain, for real, through the sidecar: a venv with
+# its requirements (cached in ~/.cache/agent-warden/ by their hash; the first run pip-installs),
+# embedded PostgreSQL, a scripted OpenAI-compatible model and an MCP server. Prints the agent's
+# conversation: masked rows and tool results, denied statements. Needs python3 >= 3.10 (or WARDEN_PYTHON).
+example-python: install
+	NODE_OPTIONS=--experimental-vm-modules npx jest --ci --runInBand --verbose test/python-example.test.ts
+
 # pgbench, pgbouncer and nginx come from Debian packages; the benches skip a peer that is absent.
 # The benches and the test support they use build into dist-dev/ (tsconfig.dev.json), never dist/.
 build-dev: install

@@ -62,6 +62,23 @@ approvals:
     });
   });
 
+  it('reads sidecar.ports (partly or wholly moved); bad ports are named under sidecar.ports', () => {
+    const read = (ports: string): unknown => parseOperatorConfig(`sidecar: {image: a:1, ports: ${ports}}`, 'c', 'ops').injector.ports;
+    expect(parseOperatorConfig('sidecar: {image: a:1}', 'c', 'ops').injector.ports).toEqual({ admin: 15000, egress: 15001, health: 15021 });
+    expect(read('{egress: 15101}')).toEqual({ admin: 15000, egress: 15101, health: 15021 });
+    expect(read('{admin: 15100, egress: 15101, health: 15121}')).toEqual({ admin: 15100, egress: 15101, health: 15121 });
+    expect(problems('sidecar: {image: a:1, ports: {admin: 80, egress: 15000, proxy: 1}}')).toEqual([
+      'sidecar.ports.proxy: unknown field (known: admin, egress, health)',
+      'sidecar.ports.admin: must be a port number 1024-65535 (got 80)',
+    ]);
+    expect(problems('sidecar: {image: a:1, ports: {egress: 15000}}')).toEqual([
+      'sidecar.ports.egress: 15000 is already ports.admin (each sidecar port must differ)',
+    ]);
+    expect(problems('sidecar: {image: a:1, ports: {health: "15021"}}')).toEqual([
+      'sidecar.ports.health: must be a port number 1024-65535 (got "15021")',
+    ]);
+  });
+
   it('names every bad field', () => {
     expect(
       problems(`
@@ -77,7 +94,7 @@ extra: 1
 `),
     ).toEqual([
       'extra: unknown field (known: sidecar, lockdown, otlp, webhook, approvals)',
-      'sidecar.tag: unknown field (known: image, imagePullPolicy, resources, lockdownImage, tokenAudience, tokenExpirationSeconds)',
+      'sidecar.tag: unknown field (known: image, imagePullPolicy, resources, lockdownImage, tokenAudience, tokenExpirationSeconds, ports, runAsUser, runAsGroup)',
       'lockdown: must be true or false (got "yes")',
       'webhook.port: must be a port number 1-65535 (got 99999)',
       'webhook.certMode: must be self or cert-manager (got "vault")',

@@ -1,7 +1,9 @@
 // The operator's configuration file (`warden operator --config FILE`), rendered by the chart
 // (charts/agent-warden/templates/_helpers.tpl, agent-warden.operatorConfig):
 //
-//   sidecar: {image, imagePullPolicy, resources: {requests: {cpu, memory}, limits: {...}}, lockdownImage}
+//   sidecar: {image, imagePullPolicy, resources: {requests: {cpu, memory}, limits: {...}}, lockdownImage,
+//             ports: {admin: 15000, egress: 15001, health: 15021},   # move them to run beside Istio
+//             runAsUser: 1337, runAsGroup: 1338}                     # not 1337 beside Istio
 //   lockdown: false                       # lock down every injected pod's egress
 //   otlp: {endpoint, protocol,            # handed to the sidecars
 //          headersSecret: {name, key},    # OTEL_EXPORTER_OTLP_HEADERS from a Secret in each agent namespace
@@ -42,7 +44,17 @@ export class OperatorConfigError extends Error {
 }
 
 const TOP_KEYS = ['sidecar', 'lockdown', 'otlp', 'webhook', 'approvals'];
-const SIDECAR_KEYS = ['image', 'imagePullPolicy', 'resources', 'lockdownImage', 'tokenAudience', 'tokenExpirationSeconds'];
+const SIDECAR_KEYS = [
+  'image',
+  'imagePullPolicy',
+  'resources',
+  'lockdownImage',
+  'tokenAudience',
+  'tokenExpirationSeconds',
+  'ports',
+  'runAsUser',
+  'runAsGroup',
+];
 const WEBHOOK_KEYS = ['port', 'serviceName', 'secretName', 'certMode', 'mutatingName', 'validatingName'];
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -62,6 +74,7 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
   const sidecar = section(root.sidecar, 'sidecar', SIDECAR_KEYS, problems);
   const otlp = section(root.otlp, 'otlp', ['endpoint', 'protocol', 'headersSecret', 'caConfigMap', 'clientCertSecret'], problems);
   const webhookIn = section(root.webhook, 'webhook', WEBHOOK_KEYS, problems);
+  const portsIn = section(sidecar.ports, 'sidecar.ports', ['admin', 'egress', 'health'], problems);
   const approvalsIn = section(root.approvals, 'approvals', ['ttl'], problems);
 
   if (typeof sidecar.image !== 'string' || sidecar.image === '')
@@ -112,6 +125,9 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
         imagePullPolicy: sidecar.imagePullPolicy as InjectorConfig['imagePullPolicy'],
         resources: isObj(sidecar.resources) ? (sidecar.resources as unknown as InjectorConfig['resources']) : undefined,
         lockdownImage: str(sidecar.lockdownImage, 'sidecar.lockdownImage'),
+        ports: portsIn, // checked by resolveInjectorConfig
+        runAsUser: sidecar.runAsUser as number | undefined,
+        runAsGroup: sidecar.runAsGroup as number | undefined,
         lockdownByDefault: typeof root.lockdown === 'boolean' ? root.lockdown : undefined,
         operatorNamespace,
         tokenAudience: str(sidecar.tokenAudience, 'sidecar.tokenAudience'),

@@ -7,7 +7,10 @@ import type { AccessPolicy, TargetSpec } from '../../common/policy/types';
 import type { Container, EnvVar } from './k8s-types';
 
 export const API_KEY_PLACEHOLDER = 'warden-injected-placeholder';
-export const PROXY_URL = `http://127.0.0.1:${PORTS.egress}`;
+/** The forward proxy (and route base) on the sidecar's egress port. */
+export function proxyUrl(egressPort: number = PORTS.egress): string {
+  return `http://127.0.0.1:${egressPort}`;
+}
 export const NO_PROXY = '127.0.0.1,localhost,::1';
 
 /** SDK base-URL variables whose API-key variable must hold a placeholder (the SDKs refuse to start without one). */
@@ -36,15 +39,15 @@ export function postgresUrl(listenPort: number, database: string): string {
  * target's baseUrl. The OpenAI SDKs expect OPENAI_BASE_URL to end in /v1 (their default is
  * https://api.openai.com/v1), so the route gets /v1 when the target's baseUrl does not already.
  */
-export function routeUrl(target: TargetSpec): string {
-  const base = `${PROXY_URL}/${encodeURIComponent(target.name)}`;
+export function routeUrl(target: TargetSpec, egressPort: number = PORTS.egress): string {
+  const base = `${proxyUrl(egressPort)}/${encodeURIComponent(target.name)}`;
   if (target.env === 'OPENAI_BASE_URL' && target.http && !/\/v1\/?$/.test(safePath(target.http.baseUrl))) return `${base}/v1`;
   return base;
 }
 
 /** mcp: the agent's MCP endpoint `http://127.0.0.1:15001/<target>`, which the sidecar forwards to the target's url. */
-export function mcpUrl(target: TargetSpec): string {
-  return `${PROXY_URL}/${encodeURIComponent(target.name)}`;
+export function mcpUrl(target: TargetSpec, egressPort: number = PORTS.egress): string {
+  return `${proxyUrl(egressPort)}/${encodeURIComponent(target.name)}`;
 }
 
 function safePath(url: string): string {
@@ -55,21 +58,21 @@ function safePath(url: string): string {
   }
 }
 
-export function targetEnv(policy: AccessPolicy): TargetEnv[] {
+export function targetEnv(policy: AccessPolicy, egressPort: number = PORTS.egress): TargetEnv[] {
   const out: TargetEnv[] = [];
   for (const t of policy.spec.targets) {
     if (!t.env) continue;
     if (t.postgres)
       out.push({ target: t.name, kind: 'postgres', name: t.env, value: postgresUrl(t.postgres.listenPort, t.postgres.database) });
-    else if (t.http) out.push({ target: t.name, kind: 'http', name: t.env, value: routeUrl(t) });
-    else if (t.mcp) out.push({ target: t.name, kind: 'mcp', name: t.env, value: mcpUrl(t) });
+    else if (t.http) out.push({ target: t.name, kind: 'http', name: t.env, value: routeUrl(t, egressPort) });
+    else if (t.mcp) out.push({ target: t.name, kind: 'mcp', name: t.env, value: mcpUrl(t, egressPort) });
   }
   return out;
 }
 
 /** Every variable the injector sets in app containers, in the order they are placed. */
-export function appEnv(policy: AccessPolicy): EnvVar[] {
-  const env: EnvVar[] = targetEnv(policy).map((t) => ({ name: t.name, value: t.value }));
+export function appEnv(policy: AccessPolicy, egressPort: number = PORTS.egress): EnvVar[] {
+  const env: EnvVar[] = targetEnv(policy, egressPort).map((t) => ({ name: t.name, value: t.value }));
   const set = new Set(env.map((e) => e.name));
   for (const e of [...env]) {
     const key = API_KEY_FOR[e.name];
@@ -80,7 +83,7 @@ export function appEnv(policy: AccessPolicy): EnvVar[] {
   }
   const pairValue = (pair: ProxyPair, fallback: string): string =>
     env.find((e) => e.name === pair[0])?.value ?? env.find((e) => e.name === pair[1])?.value ?? fallback;
-  const proxy = PROXY_PAIRS.map((pair) => pairValue(pair, PROXY_URL));
+  const proxy = PROXY_PAIRS.map((pair) => pairValue(pair, proxyUrl(egressPort)));
   for (const [i, name] of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].entries()) {
     if (!set.has(name)) env.push({ name, value: proxy[i % 2] });
   }

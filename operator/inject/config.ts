@@ -1,5 +1,6 @@
 // What the operator's chart values decide about every injected sidecar. The webhook reads it once
 // per request (config()), `warden inject` builds it from flags; both go through resolveInjectorConfig.
+import { PORTS, SIDECAR_UID } from '../../common/k8s/names';
 
 export interface ResourceValues {
   cpu?: string;
@@ -19,12 +20,31 @@ export interface KeyRef {
   key: string;
 }
 
+/**
+ * The sidecar's own ports in the pod's network namespace: admin (loopback: approvals API, metrics),
+ * egress (loopback: HTTP routes and forward proxy) and health (all interfaces: kubelet probes).
+ * The contract's defaults collide with Istio's proxy (15000, 15001, 15021): move them to run both.
+ */
+export interface SidecarPorts {
+  admin: number;
+  egress: number;
+  health: number;
+}
+
 export interface InjectorConfig {
   /** The sidecar image (the `warden` binary), e.g. ghcr.io/agent-warden/agent-warden:0.1.0. */
   image: string;
   imagePullPolicy: PullPolicy;
   /** Defaults for the sidecar; pods override them with the ANNOTATIONS.cpuRequest... annotations. */
   resources: SidecarResources;
+  /** Where the sidecar listens; the app env points at the egress port. */
+  ports: SidecarPorts;
+  /**
+   * The sidecar's user and group. Egress lockdown lets through exactly this UID and GID together;
+   * Istio leaves traffic of UID or GID 1337 uncaptured, so beside Istio neither may be 1337.
+   */
+  runAsUser: number;
+  runAsGroup: number;
   /** Image of the iptables init container; the sidecar image unless set. */
   lockdownImage: string;
   /** Lock down every injected pod's egress, not only those that ask for it with the annotation. */
@@ -57,6 +77,17 @@ export const DEFAULT_RESOURCES: SidecarResources = {
 /** The chart's image (one image for operator and sidecar); the tag is the release version. */
 export const DEFAULT_IMAGE_REPOSITORY = 'ghcr.io/agent-warden/agent-warden';
 
+/** The contract's ports (ARCHITECTURE.md, "Sidecar ports"). */
+export const DEFAULT_PORTS: Readonly<SidecarPorts> = { ...PORTS };
+/**
+ * The sidecar's default group: not 1337, Istio's (and ztunnel's) proxy group, so a proxy running as
+ * 1337:1337 in a locked-down pod never matches the fence's exemption (UID and GID together), even
+ * where Istio went unnoticed: its relaying of the app's connections then fails instead of escaping.
+ */
+export const DEFAULT_SIDECAR_GID = 1338;
+/** The sidecar runs without capabilities, so it cannot bind a privileged port. */
+export const MIN_SIDECAR_PORT = 1024;
+
 /** Kubernetes accepts projected token lifetimes from 10 minutes up. */
 export const MIN_TOKEN_EXPIRATION_SECONDS = 600;
 
@@ -73,7 +104,9 @@ export class InjectorConfigError extends Error {
 }
 
 /** Fills in defaults and checks every field; throws InjectorConfigError naming the bad field. */
-export function resolveInjectorConfig(input: Partial<InjectorConfig> & { image: string }): InjectorConfig {
+export type InjectorConfigInput = Partial<Omit<InjectorConfig, 'ports'>> & { image: string; ports?: Partial<SidecarPorts> };
+
+export function resolveInjectorConfig(input: InjectorConfigInput): InjectorConfig {
   const config: InjectorConfig = {
     image: input.image,
     imagePullPolicy: input.imagePullPolicy ?? 'IfNotPresent',
@@ -81,6 +114,9 @@ export function resolveInjectorConfig(input: Partial<InjectorConfig> & { image: 
       requests: { ...DEFAULT_RESOURCES.requests, ...input.resources?.requests },
       limits: { ...DEFAULT_RESOURCES.limits, ...input.resources?.limits },
     },
+    ports: { ...DEFAULT_PORTS, ...input.ports },
+    runAsUser: input.runAsUser ?? SIDECAR_UID,
+    runAsGroup: input.runAsGroup ?? DEFAULT_SIDECAR_GID,
     lockdownImage: input.lockdownImage || input.image,
     lockdownByDefault: input.lockdownByDefault ?? false,
     operatorNamespace: input.operatorNamespace ?? 'agent-warden',
@@ -109,11 +145,34 @@ function configProblems(c: InjectorConfig): string[] {
       if (v !== undefined && !QUANTITY.test(v)) out.push(`resources.${kind}.${res}: not a Kubernetes quantity (got ${JSON.stringify(v)})`);
     }
   }
+  out.push(...portProblems(c.ports));
+  for (const field of ['runAsUser', 'runAsGroup'] as const) {
+    // 0 would be root, and the fence would then exempt root in every app container.
+    const id = c[field];
+    if (!Number.isInteger(id) || id < 1 || id > 2147483647)
+      out.push(`${field}: must be a non-zero user/group ID (got ${JSON.stringify(id)})`);
+  }
   if (!c.operatorNamespace) out.push('operatorNamespace: must be set');
   if (!Number.isInteger(c.tokenExpirationSeconds) || c.tokenExpirationSeconds < MIN_TOKEN_EXPIRATION_SECONDS) {
     out.push(`tokenExpirationSeconds: must be an integer of at least ${MIN_TOKEN_EXPIRATION_SECONDS} (got ${c.tokenExpirationSeconds})`);
   }
   out.push(...otlpProblems(c));
+  return out;
+}
+
+function portProblems(ports: SidecarPorts): string[] {
+  const out: string[] = [];
+  const seen = new Map<number, string>();
+  for (const name of ['admin', 'egress', 'health'] as const) {
+    const port = ports[name];
+    if (!Number.isInteger(port) || port < MIN_SIDECAR_PORT || port > 65535) {
+      out.push(`ports.${name}: must be a port number ${MIN_SIDECAR_PORT}-65535 (got ${JSON.stringify(port)})`);
+      continue;
+    }
+    const other = seen.get(port);
+    if (other !== undefined) out.push(`ports.${name}: ${port} is already ports.${other} (each sidecar port must differ)`);
+    seen.set(port, name);
+  }
   return out;
 }
 

@@ -3,7 +3,7 @@
 // and needs a restart (a rollout) to pick up the change.
 import { createHash } from 'node:crypto';
 import type { AccessPolicy } from '../../common/policy/types';
-import type { InjectorConfig } from './config';
+import { DEFAULT_PORTS, type InjectorConfig, type SidecarPorts } from './config';
 import { appEnv } from './app-env';
 import { canonicalJson } from '../../common/k8s/canonical-json';
 import { referencedSecrets } from '../../common/k8s/referenced-secrets';
@@ -32,11 +32,14 @@ export function injectionConfigHash(config: InjectorConfig, policy: AccessPolicy
     ...(config.otlpHeadersSecret ? { otlpHeadersSecret: config.otlpHeadersSecret } : {}),
     ...(config.otlpCaConfigMap ? { otlpCaConfigMap: config.otlpCaConfigMap } : {}),
     ...(config.otlpClientCertSecret ? { otlpClientCertSecret: config.otlpClientCertSecret } : {}),
+    ...(isDefaultPorts(config.ports) ? {} : { ports: config.ports }),
+    // The lockdown rules name the UID and GID: a pod injected under others is stale.
+    runAs: [config.runAsUser, config.runAsGroup],
     policy: {
       namespace: policy.metadata.namespace ?? null,
       name: policy.metadata.name,
       uid: typeof policy.metadata.uid === 'string' ? policy.metadata.uid : null,
-      env: appEnv(policy),
+      env: appEnv(policy, config.ports.egress),
       secrets: referencedSecrets(policy),
       listenPorts: policy.spec.targets.map((t) => t.postgres?.listenPort ?? null),
       hashKey: (policy.spec.masking ?? []).some((m) => m.strategy === 'hash'),
@@ -44,4 +47,8 @@ export function injectionConfigHash(config: InjectorConfig, policy: AccessPolicy
     },
   };
   return createHash('sha256').update(canonicalJson(shape)).digest('hex').slice(0, 16);
+}
+
+function isDefaultPorts(p: SidecarPorts): boolean {
+  return p.admin === DEFAULT_PORTS.admin && p.egress === DEFAULT_PORTS.egress && p.health === DEFAULT_PORTS.health;
 }

@@ -4,17 +4,15 @@
 import {
   ANNOTATIONS,
   PATHS,
-  PORTS,
   POLICY_CONFIGMAP_KEY,
   SIDECAR_CONTAINER,
   SIDECAR_ENV,
-  SIDECAR_UID,
   TOKEN_FILE,
   policyConfigMapName,
 } from '../../common/k8s/names';
 import { referencedSecrets } from '../../common/k8s/referenced-secrets';
 import type { AccessPolicy } from '../../common/policy/types';
-import { QUANTITY, type InjectorConfig, type ResourceValues, type SidecarResources } from './config';
+import { DEFAULT_PORTS, QUANTITY, type InjectorConfig, type ResourceValues, type SidecarPorts, type SidecarResources } from './config';
 import type { Container, EnvVar, Volume, VolumeMount } from './k8s-types';
 import type { NameAllocator } from './names-alloc';
 
@@ -57,7 +55,7 @@ export interface SidecarInput {
   names: NameAllocator;
 }
 
-export function sidecarCommand(): string[] {
+export function sidecarCommand(ports: SidecarPorts = DEFAULT_PORTS): string[] {
   return [
     'warden',
     'sidecar',
@@ -66,9 +64,11 @@ export function sidecarCommand(): string[] {
     '--secrets-dir',
     PATHS.secretsDir,
     '--admin-addr',
-    `127.0.0.1:${PORTS.admin}`,
+    `127.0.0.1:${ports.admin}`,
+    '--egress-addr',
+    `127.0.0.1:${ports.egress}`,
     '--health-addr',
-    `0.0.0.0:${PORTS.health}`,
+    `0.0.0.0:${ports.health}`,
     '--spool-dir',
     PATHS.spoolDir,
   ];
@@ -128,7 +128,7 @@ function tokenProjection(config: InjectorConfig): Record<string, unknown> {
 
 function sidecarContainer(config: InjectorConfig, resources: SidecarResources, volumeMounts: VolumeMount[]): Container {
   const probe = (path: string, extra: Record<string, number>): Record<string, unknown> => ({
-    httpGet: { path, port: PORTS.health, scheme: 'HTTP' },
+    httpGet: { path, port: config.ports.health, scheme: 'HTTP' },
     timeoutSeconds: 1,
     ...extra,
   });
@@ -138,8 +138,8 @@ function sidecarContainer(config: InjectorConfig, resources: SidecarResources, v
     imagePullPolicy: config.imagePullPolicy,
     // Native sidecar: starts before the app containers, stops after them, and never keeps a Job alive.
     restartPolicy: 'Always',
-    command: sidecarCommand(),
-    ports: [{ containerPort: PORTS.health, name: HEALTH_PORT_NAME, protocol: 'TCP' }],
+    command: sidecarCommand(config.ports),
+    ports: [{ containerPort: config.ports.health, name: HEALTH_PORT_NAME, protocol: 'TCP' }],
     env: sidecarEnv(config),
     resources: compactResources(resources),
     // The kubelet starts the next container only once this passes: the agent never runs unguarded.
@@ -148,8 +148,8 @@ function sidecarContainer(config: InjectorConfig, resources: SidecarResources, v
     livenessProbe: probe('/healthz', { periodSeconds: 10, failureThreshold: 3 }),
     securityContext: {
       runAsNonRoot: true,
-      runAsUser: SIDECAR_UID,
-      runAsGroup: SIDECAR_UID,
+      runAsUser: config.runAsUser,
+      runAsGroup: config.runAsGroup,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },

@@ -118,6 +118,16 @@ sidecar:
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   resources:
     {{- toYaml .Values.sidecar.resources | nindent 4 }}
+  {{- with .Values.sidecar.ports }}
+  ports:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.sidecar.runAsUser }}
+  runAsUser: {{ . }}
+  {{- end }}
+  {{- with .Values.sidecar.runAsGroup }}
+  runAsGroup: {{ . }}
+  {{- end }}
 lockdown: {{ .Values.lockdown }}
 {{- if .Values.otlp.endpoint }}
 otlp:
