@@ -125,7 +125,10 @@ describe('warden inject', () => {
   it('reads standard input with -f - and prints JSON with -o json', async () => {
     const r = await run(
       ['-f', '-', '--policy', POLICY, '--image', IMAGE, '-o', 'json', '--lockdown'],
-      fs.readFileSync(fx('agent-pod.yaml'), 'utf8'),
+      // Lockdown refuses app containers that could switch to the sidecar's UID (root with its default capabilities).
+      fs
+        .readFileSync(fx('agent-pod.yaml'), 'utf8')
+        .replace('      args:', '      securityContext: {capabilities: {drop: [ALL]}, allowPrivilegeEscalation: false}\n      args:'),
     );
     expect(r.code).toBe(0);
     const pod = JSON.parse(r.stdout) as Pod;
@@ -198,7 +201,7 @@ describe('warden inject', () => {
       'a pod the webhook would refuse',
       () => ['-f', fx('istio-pod.yaml'), '--policy', POLICY],
       1,
-      /Pod\/support-agent-7d9f8b6c5-\*: pod has Istio's istio-proxy sidecar/,
+      /Pod\/support-agent-7d9f8b6c5-\*: pod runs Istio \(it has Istio's istio-init container\)/,
     ],
   ])('%s: exits non-zero (2 usage, 1 input) with a clear message and no manifest', async (_name, args, code, message) => {
     const r = await run(args());

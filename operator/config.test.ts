@@ -94,7 +94,7 @@ extra: 1
 `),
     ).toEqual([
       'extra: unknown field (known: sidecar, lockdown, otlp, webhook, approvals)',
-      'sidecar.tag: unknown field (known: image, imagePullPolicy, resources, lockdownImage, tokenAudience, tokenExpirationSeconds, ports)',
+      'sidecar.tag: unknown field (known: image, imagePullPolicy, resources, lockdownImage, tokenAudience, tokenExpirationSeconds, ports, runAsUser, runAsGroup)',
       'lockdown: must be true or false (got "yes")',
       'webhook.port: must be a port number 1-65535 (got 99999)',
       'webhook.certMode: must be self or cert-manager (got "vault")',

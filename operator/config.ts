@@ -2,7 +2,8 @@
 // (charts/agent-warden/templates/_helpers.tpl, agent-warden.operatorConfig):
 //
 //   sidecar: {image, imagePullPolicy, resources: {requests: {cpu, memory}, limits: {...}}, lockdownImage,
-//             ports: {admin: 15000, egress: 15001, health: 15021}}   # move them to run beside Istio
+//             ports: {admin: 15000, egress: 15001, health: 15021},   # move them to run beside Istio
+//             runAsUser: 1337, runAsGroup: 1338}                     # not 1337 beside Istio
 //   lockdown: false                       # lock down every injected pod's egress
 //   otlp: {endpoint, protocol,            # handed to the sidecars
 //          headersSecret: {name, key},    # OTEL_EXPORTER_OTLP_HEADERS from a Secret in each agent namespace
@@ -43,7 +44,17 @@ export class OperatorConfigError extends Error {
 }
 
 const TOP_KEYS = ['sidecar', 'lockdown', 'otlp', 'webhook', 'approvals'];
-const SIDECAR_KEYS = ['image', 'imagePullPolicy', 'resources', 'lockdownImage', 'tokenAudience', 'tokenExpirationSeconds', 'ports'];
+const SIDECAR_KEYS = [
+  'image',
+  'imagePullPolicy',
+  'resources',
+  'lockdownImage',
+  'tokenAudience',
+  'tokenExpirationSeconds',
+  'ports',
+  'runAsUser',
+  'runAsGroup',
+];
 const WEBHOOK_KEYS = ['port', 'serviceName', 'secretName', 'certMode', 'mutatingName', 'validatingName'];
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -115,6 +126,8 @@ export function parseOperatorConfig(text: string, source: string, operatorNamesp
         resources: isObj(sidecar.resources) ? (sidecar.resources as unknown as InjectorConfig['resources']) : undefined,
         lockdownImage: str(sidecar.lockdownImage, 'sidecar.lockdownImage'),
         ports: portsIn, // checked by resolveInjectorConfig
+        runAsUser: sidecar.runAsUser as number | undefined,
+        runAsGroup: sidecar.runAsGroup as number | undefined,
         lockdownByDefault: typeof root.lockdown === 'boolean' ? root.lockdown : undefined,
         operatorNamespace,
         tokenAudience: str(sidecar.tokenAudience, 'sidecar.tokenAudience'),

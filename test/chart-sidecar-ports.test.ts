@@ -44,6 +44,16 @@ describeHelm('chart values: sidecar.ports', () => {
     expect(unknown.code).not.toBe(0);
   });
 
+  test('sidecar.runAsUser/runAsGroup reach the operator (beside Istio: not 1337); root is refused by the schema', () => {
+    const config = parseOperatorConfig(operatorConfigText(render()), 'config.yaml', NS).injector;
+    expect([config.runAsUser, config.runAsGroup]).toEqual([1337, 1338]);
+    const moved = render({ 'sidecar.runAsUser': '1338', 'sidecar.runAsGroup': '1338' });
+    expect(parseOperatorConfig(operatorConfigText(moved), 'config.yaml', NS).injector).toMatchObject({ runAsUser: 1338, runAsGroup: 1338 });
+    for (const key of ['sidecar.runAsUser', 'sidecar.runAsGroup']) {
+      expect(helm(['template', RELEASE, CHART, '--set', `${key}=0`, '--show-only', 'templates/operator-config.yaml']).code).not.toBe(0);
+    }
+  });
+
   test('two equal ports pass the schema but stop the operator at start, naming both', () => {
     const objects = render({ 'sidecar.ports.egress': '15000' });
     expect(() => parseOperatorConfig(operatorConfigText(objects), 'config.yaml', NS)).toThrow(

@@ -185,6 +185,8 @@ describeHelm('helm chart', () => {
       imagePullPolicy: 'IfNotPresent',
       resources: { requests: { cpu: '50m', memory: '160Mi' }, limits: { memory: '384Mi' } },
       ports: { admin: 15000, egress: 15001, health: 15021 },
+      runAsUser: 1337,
+      runAsGroup: 1338,
     });
     expect(config.lockdown).toBe(false);
     expect(config.webhook).toEqual({ port: 9443, serviceName: webhookName, secretName: `${RELEASE}-webhook-tls`, certMode: 'self' });

@@ -37,8 +37,12 @@ const CLEAR_PII = [
   '078-05-1120',
   'ada@example.com',
   'grace@navy.example',
-  '+1 415 555 0101',
-  '+1 202 555 0199',
+  'alan@bletchley.example',
+  '+1 415 555 2671',
+  '(212) 555-0182',
+  '+44 20 7946 0958',
+  '4012888888881881',
+  'GB82 WEST 1234 5698 7654 32',
 ];
 
 /** The example policy with only what differs outside a cluster changed. */
@@ -154,13 +158,13 @@ afterAll(async () => {
     expect(output).toContain('**** **** **** 1111');
     for (const clear of CLEAR_PII) expect({ clear, leaked: output.includes(clear) }).toEqual({ clear, leaked: false });
     expect(output).toContain('Ada Lovelace'); // not masked: the rows are there
-    expect(output).toMatch(/Please refund the charge on card .*, reply to /);
+    expect(output).toMatch(/Card on file \S+, call before shipping/); // free text: the card number in it is masked
     // Denied, naming the rule; the table is still there.
     expect(output).toContain('ERROR:  agent-warden: schema and privilege changes are not allowed for agents');
     expect(output).toContain('DETAIL:  policy "support-agent", rule "no-ddl", target "crm"');
     // Held, then run on approval.
     expect(output).toContain('[held DELETE] DELETE 1');
-    expect(await stack.admin('SELECT count(*)::int AS n FROM tickets')).toEqual([{ n: 2 }]); // customer 3's ticket went with it
+    expect(await stack.admin('SELECT count(*)::int AS n FROM orders')).toEqual([{ n: 3 }]); // customer 3's order went with it
     expect(await stack.admin('SELECT count(*)::int AS n FROM customers')).toEqual([{ n: 2 }]);
     const decisions = stack.events.map((e) => `${e.decision}:${e.rule ?? ''}`);
     expect(decisions).toEqual(expect.arrayContaining(['deny:no-ddl', 'hold:writes-need-approval']));
@@ -191,10 +195,10 @@ describe('what an agent tries next is refused by the example policy', () => {
   test.each([
     ["SELECT pg_read_file('/etc/passwd')", 'no-server-files'],
     ["COPY customers TO '/tmp/customers.csv'", 'no-server-files'],
-    ["DO $$ BEGIN EXECUTE 'DROP TABLE tickets'; END $$", 'no-ddl'],
-    ['SELECT 1; DROP TABLE tickets', 'no-ddl'],
-    ['TRUNCATE tickets', 'no-ddl'],
-    ['SELECT 1; TRUNCATE tickets', 'no-ddl'], // the README's examples/kubernetes/README.md "Try to go around it"
+    ["DO $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$", 'no-ddl'],
+    ['SELECT 1; DROP TABLE orders', 'no-ddl'],
+    ['TRUNCATE orders', 'no-ddl'],
+    ['SELECT 1; TRUNCATE orders', 'no-ddl'], // the README's examples/kubernetes/README.md "Try to go around it"
     ['GRANT ALL ON customers TO PUBLIC', 'no-ddl'],
   ])('%s (rule %s)', async (sql, rule) => {
     expect(await refused(sql)).toContain(`rule "${rule}"`);
@@ -212,12 +216,12 @@ describe('what an agent tries next is refused by the example policy', () => {
     expect(rows).toEqual([
       { card_number: '**** **** **** 1111', ssn: expect.not.stringContaining('123-45-6789'), email: expect.any(String) },
     ]);
-    const copy = await client.query("SELECT string_agg(body, ' ') AS all FROM tickets");
+    const copy = await client.query("SELECT string_agg(notes, ' ') AS all FROM customers");
     for (const clear of CLEAR_PII) expect(JSON.stringify(copy.rows)).not.toContain(clear);
     // An error message that would echo a value is masked as well.
     const err = await client.query("SELECT 'ada@example.com'::int").catch((e: Error) => e);
     expect(String((err as Error).message)).not.toContain('ada@example.com');
-    expect(await stack.admin('SELECT count(*)::int AS n FROM tickets')).toEqual([{ n: hasPsql ? 2 : 3 }]); // every DROP above was refused
+    expect(await stack.admin('SELECT count(*)::int AS n FROM orders')).toEqual([{ n: hasPsql ? 3 : 4 }]); // every DROP above was refused
   });
 });
 

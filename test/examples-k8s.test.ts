@@ -136,6 +136,40 @@ describe('examples/kubernetes pieces fit together', () => {
     expect(fs.readFileSync(path.join(EXAMPLE, 'secrets.yaml'), 'utf8')).toMatch(/DEMO CREDENTIALS, NOT SECRET/);
   });
 
+  test("other examples that use this database log in with this example's sidecar credentials", () => {
+    const own = secretValues(one(objects, 'Secret', 'crm-db', 'agents'));
+    const users: string[] = [];
+    for (const dir of fs.readdirSync(path.join(ROOT, 'examples'), { withFileTypes: true })) {
+      if (!dir.isDirectory() || dir.name === 'kubernetes') continue;
+      const folder = path.join(ROOT, 'examples', dir.name);
+      const docs = fs
+        .readdirSync(folder, { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.yaml') && !f.endsWith('kustomization.yaml'))
+        .flatMap((f) => parseManifests(fs.readFileSync(path.join(folder, f), 'utf8')));
+      for (const policy of docs.filter((d) => d.kind === 'AccessPolicy')) {
+        for (const t of policy.spec.targets ?? []) {
+          if (t.postgres?.host !== 'crm-db.crm.svc') continue;
+          const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === t.postgres.credentialsSecret);
+          // A Secret the folder does not define is this example's own (same namespace: agents).
+          if (!secret) {
+            expect({ dir: dir.name, namespace: policy.metadata.namespace }).toEqual({ dir: dir.name, namespace: 'agents' });
+            users.push(dir.name);
+            continue;
+          }
+          const values = secretValues(secret);
+          expect({ dir: dir.name, username: values.username, password: values.password }).toEqual({
+            dir: dir.name,
+            username: own.username,
+            password: own.password,
+          });
+          users.push(dir.name);
+        }
+      }
+    }
+    // The examples that reuse this database today; a new one joins the check by itself.
+    expect(users).toEqual(expect.arrayContaining(['agent-sandbox', 'python-langchain']));
+  });
+
   test('the database loads init-roles.sh and init.sql; the agent runs agent.sh (the files the run test uses)', () => {
     const db = one(objects, 'Deployment', 'crm-db', 'crm').spec.template.spec;
     const initVolume = db.volumes.find((v: { name: string }) => v.name === db.containers[0].volumeMounts[0].name);

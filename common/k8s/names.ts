@@ -26,6 +26,8 @@ export const ANNOTATIONS = {
   memoryLimit: `${GROUP}/sidecar-memory-limit`,
   /** `true` adds the iptables init container for this pod even if the policy does not ask for lockdown. */
   lockdown: `${GROUP}/lockdown`,
+  /** Comma-separated container names whose environment the injector leaves alone (never unfenced: lockdown still applies). */
+  excludeContainers: `${GROUP}/exclude-containers`,
 } as const;
 
 /** Label the operator puts on objects it owns (ConfigMaps, webhook Secret). */

@@ -2,7 +2,7 @@
 # The example agent: plain psql against $DATABASE_URL, which the operator's injection points at
 # the Agent Warden sidecar (127.0.0.1:15432, no password). It never sees the database password.
 # Once: asks to delete a customer (held until an approver decides). Every INTERVAL seconds: reads
-# customers and tickets (masked) and tries to drop a table (denied). ROUNDS=N stops after N rounds.
+# customers and orders (masked) and tries to drop a table (denied). ROUNDS=N stops after N rounds.
 
 if [ -z "${DATABASE_URL:-}" ]; then
   echo "agent: DATABASE_URL is not set, so this pod has no Agent Warden sidecar. Was it created before" >&2
@@ -27,12 +27,12 @@ held=$!
 round=0
 while :; do
   round=$((round + 1))
-  say "round $round: customers (card numbers, SSNs, e-mail addresses and phone numbers arrive masked)"
-  sql 'SELECT id, name, email, phone, card_number, ssn FROM customers ORDER BY id'
-  say "round $round: tickets (personal data in free text is masked too)"
-  sql 'SELECT id, subject, body FROM tickets ORDER BY id'
-  say "round $round: dropping the tickets table (denied by rule no-ddl)"
-  sql 'DROP TABLE tickets'
+  say "round $round: customers (card numbers, SSNs, e-mail addresses, phone numbers and IBANs arrive masked, in notes too)"
+  sql 'SELECT id, name, email, phone, card_number, ssn, notes FROM customers ORDER BY id'
+  say "round $round: orders"
+  sql 'SELECT id, customer_id, total FROM orders ORDER BY id'
+  say "round $round: dropping the orders table (denied by rule no-ddl)"
+  sql 'DROP TABLE orders'
   if [ -n "${ROUNDS:-}" ] && [ "$round" -ge "$ROUNDS" ]; then
     wait "$held"
     exit 0

@@ -7,6 +7,8 @@ describe('resolveInjectorConfig', () => {
       imagePullPolicy: 'IfNotPresent',
       resources: { requests: { cpu: '50m', memory: '160Mi' }, limits: { memory: '384Mi' } },
       ports: { admin: 15000, egress: 15001, health: 15021 },
+      runAsUser: 1337,
+      runAsGroup: 1338,
       lockdownImage: 'ghcr.io/agent-warden/agent-warden:0.1.0',
       lockdownByDefault: false,
       operatorNamespace: 'agent-warden',
@@ -15,6 +17,13 @@ describe('resolveInjectorConfig', () => {
       otlpEndpoint: undefined,
       otlpProtocol: undefined,
     });
+  });
+
+  it('the sidecar user and group: non-zero IDs (root would exempt every root app container from lockdown)', () => {
+    expect(resolveInjectorConfig({ image: 'i:1', runAsUser: 1338, runAsGroup: 1338 })).toMatchObject({ runAsUser: 1338, runAsGroup: 1338 });
+    expect(() => resolveInjectorConfig({ image: 'i:1', runAsUser: 0 })).toThrow(/runAsUser: must be a non-zero user\/group ID \(got 0\)/);
+    expect(() => resolveInjectorConfig({ image: 'i:1', runAsGroup: 0 })).toThrow(/runAsGroup: must be a non-zero/);
+    expect(() => resolveInjectorConfig({ image: 'i:1', runAsUser: 1.5 })).toThrow(/runAsUser/);
   });
 
   it('names every bad field', () => {

@@ -1,6 +1,6 @@
 // What the operator's chart values decide about every injected sidecar. The webhook reads it once
 // per request (config()), `warden inject` builds it from flags; both go through resolveInjectorConfig.
-import { PORTS } from '../../common/k8s/names';
+import { PORTS, SIDECAR_UID } from '../../common/k8s/names';
 
 export interface ResourceValues {
   cpu?: string;
@@ -39,6 +39,12 @@ export interface InjectorConfig {
   resources: SidecarResources;
   /** Where the sidecar listens; the app env points at the egress port. */
   ports: SidecarPorts;
+  /**
+   * The sidecar's user and group. Egress lockdown lets through exactly this UID and GID together;
+   * Istio leaves traffic of UID or GID 1337 uncaptured, so beside Istio neither may be 1337.
+   */
+  runAsUser: number;
+  runAsGroup: number;
   /** Image of the iptables init container; the sidecar image unless set. */
   lockdownImage: string;
   /** Lock down every injected pod's egress, not only those that ask for it with the annotation. */
@@ -73,6 +79,12 @@ export const DEFAULT_IMAGE_REPOSITORY = 'ghcr.io/agent-warden/agent-warden';
 
 /** The contract's ports (ARCHITECTURE.md, "Sidecar ports"). */
 export const DEFAULT_PORTS: Readonly<SidecarPorts> = { ...PORTS };
+/**
+ * The sidecar's default group: not 1337, Istio's (and ztunnel's) proxy group, so a proxy running as
+ * 1337:1337 in a locked-down pod never matches the fence's exemption (UID and GID together), even
+ * where Istio went unnoticed: its relaying of the app's connections then fails instead of escaping.
+ */
+export const DEFAULT_SIDECAR_GID = 1338;
 /** The sidecar runs without capabilities, so it cannot bind a privileged port. */
 export const MIN_SIDECAR_PORT = 1024;
 
@@ -103,6 +115,8 @@ export function resolveInjectorConfig(input: InjectorConfigInput): InjectorConfi
       limits: { ...DEFAULT_RESOURCES.limits, ...input.resources?.limits },
     },
     ports: { ...DEFAULT_PORTS, ...input.ports },
+    runAsUser: input.runAsUser ?? SIDECAR_UID,
+    runAsGroup: input.runAsGroup ?? DEFAULT_SIDECAR_GID,
     lockdownImage: input.lockdownImage || input.image,
     lockdownByDefault: input.lockdownByDefault ?? false,
     operatorNamespace: input.operatorNamespace ?? 'agent-warden',
@@ -132,6 +146,12 @@ function configProblems(c: InjectorConfig): string[] {
     }
   }
   out.push(...portProblems(c.ports));
+  for (const field of ['runAsUser', 'runAsGroup'] as const) {
+    // 0 would be root, and the fence would then exempt root in every app container.
+    const id = c[field];
+    if (!Number.isInteger(id) || id < 1 || id > 2147483647)
+      out.push(`${field}: must be a non-zero user/group ID (got ${JSON.stringify(id)})`);
+  }
   if (!c.operatorNamespace) out.push('operatorNamespace: must be set');
   if (!Number.isInteger(c.tokenExpirationSeconds) || c.tokenExpirationSeconds < MIN_TOKEN_EXPIRATION_SECONDS) {
     out.push(`tokenExpirationSeconds: must be an integer of at least ${MIN_TOKEN_EXPIRATION_SECONDS} (got ${c.tokenExpirationSeconds})`);

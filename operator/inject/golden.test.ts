@@ -60,6 +60,11 @@ const CASES: GoldenCase[] = [
     title: 'an env var defined twice: every definition is replaced, the Secret reference dropped',
     outcome: 'injected',
   },
+  {
+    name: 'exclude-container',
+    title: 'a container excluded from the env rewrite keeps its env; lockdown still covers the pod',
+    outcome: 'injected',
+  },
   { name: 'many-targets', title: 'several postgres and http targets, a shared Secret, a volume name clash', outcome: 'injected' },
   { name: 'forward-proxy-only', title: 'a forward-proxy-only policy: proxy variables, no Secret', outcome: 'injected' },
   { name: 'lockdown-annotation', title: 'lockdown asked for by the pod annotation', outcome: 'injected' },
@@ -100,8 +105,25 @@ const CASES: GoldenCase[] = [
   { name: 'no-policy-in-namespace', title: 'a namespace without any AccessPolicy: no change', outcome: 'skipped' },
   { name: 'no-selector-match', title: 'no podSelector matches: no change', outcome: 'skipped' },
   { name: 'lockdown-uid-clash', title: 'refused: lockdown with an app running as the sidecar UID', outcome: 'refused' },
+  {
+    name: 'lockdown-root-app',
+    title: "refused: lockdown with an app that may run as root (it could switch to the sidecar's UID and GID)",
+    outcome: 'refused',
+  },
   { name: 'port-collision', title: "refused: an app port collides with the sidecar's", outcome: 'refused' },
-  { name: 'istio-sidecar', title: 'refused: an Istio-injected pod', outcome: 'refused' },
+  { name: 'istio-sidecar', title: "refused: an Istio-injected pod with the sidecar's default ports and user", outcome: 'refused' },
+  {
+    name: 'istio-coexist',
+    title: 'beside Istio, ports and user moved: injected, health port left out of inbound capture',
+    outcome: 'injected',
+    operator: { sidecar: { ports: { admin: 15100, egress: 15101, health: 15121 }, runAsUser: 1338, runAsGroup: 1338 } },
+  },
+  {
+    name: 'istio-lockdown',
+    title: 'refused: lockdown beside Istio (its proxy would relay the app around the fence)',
+    outcome: 'refused',
+    operator: { sidecar: { ports: { admin: 15100, egress: 15101, health: 15121 }, runAsUser: 1338, runAsGroup: 1338 } },
+  },
   { name: 'ambiguous-policies', title: 'refused: two policies select the pod', outcome: 'refused' },
 ];
 

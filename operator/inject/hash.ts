@@ -33,6 +33,8 @@ export function injectionConfigHash(config: InjectorConfig, policy: AccessPolicy
     ...(config.otlpCaConfigMap ? { otlpCaConfigMap: config.otlpCaConfigMap } : {}),
     ...(config.otlpClientCertSecret ? { otlpClientCertSecret: config.otlpClientCertSecret } : {}),
     ...(isDefaultPorts(config.ports) ? {} : { ports: config.ports }),
+    // The lockdown rules name the UID and GID: a pod injected under others is stale.
+    runAs: [config.runAsUser, config.runAsGroup],
     policy: {
       namespace: policy.metadata.namespace ?? null,
       name: policy.metadata.name,

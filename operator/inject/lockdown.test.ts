@@ -7,14 +7,15 @@ import { testConfig } from '../../test/support/operator/inject-fixtures';
 import { lockdownContainer, lockdownRules, lockdownScript, lockdownWanted } from './lockdown';
 
 describe('lockdown rules', () => {
-  it('accept loopback, the sidecar UID, replies and DNS to the nameservers; reject the rest', () => {
+  it('accept loopback, the sidecar UID and GID together, replies and DNS to the nameservers; reject the rest', () => {
     expect(lockdownRules(['10.96.0.10'])).toBe(
       [
         '*filter',
         ':WARDEN_OUTPUT - [0:0]',
         '-A OUTPUT -j WARDEN_OUTPUT',
         '-A WARDEN_OUTPUT -o lo -j ACCEPT',
-        '-A WARDEN_OUTPUT -m owner --uid-owner 1337 -j ACCEPT',
+        // UID and GID together: Istio's proxy (1337:1337) relaying the app's connections is not let out.
+        '-A WARDEN_OUTPUT -m owner --uid-owner 1337 --gid-owner 1338 -j ACCEPT',
         '-A WARDEN_OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
         '-A WARDEN_OUTPUT -d 10.96.0.10 -p udp --dport 53 -j ACCEPT',
         '-A WARDEN_OUTPUT -d 10.96.0.10 -p tcp --dport 53 -j ACCEPT',
@@ -84,6 +85,12 @@ describe('lockdown container and switch', () => {
     expect(lockdownWanted(policy(), { 'agentwarden.io/lockdown': 'true' }, testConfig())).toBe(true);
     expect(lockdownWanted(policy(), { 'agentwarden.io/lockdown': 'false' }, testConfig({ lockdownByDefault: true }))).toBe(true);
     expect(lockdownWanted(policy(true), { 'agentwarden.io/lockdown': 'false' }, testConfig())).toBe(true);
+  });
+
+  it("the container's rules name the sidecar user the configuration runs it as", () => {
+    const script = lockdownContainer(testConfig({ runAsUser: 2000, runAsGroup: 2001 })).command![2];
+    expect(script).toContain("'-A WARDEN_OUTPUT -m owner --uid-owner 2000 --gid-owner 2001 -j ACCEPT'");
+    expect(script).not.toContain('1337');
   });
 
   it('root with only NET_ADMIN and NET_RAW, a plain (run-to-completion) init container', () => {

@@ -5,6 +5,7 @@ import type { AccessPolicy } from '../../common/policy/types';
 import { API_KEY_PLACEHOLDER } from './app-env';
 import { fixture, fixturePolicies, IMAGE, OPTED_IN, podFromWorkload, testConfig } from '../../test/support/operator/inject-fixtures';
 import { injectionConfigHash } from './hash';
+import type { InjectorConfig } from './config';
 import type { Container, Pod } from './k8s-types';
 import { injectPod, type InjectContext, type InjectedRecord, type InjectResult } from './mutate';
 
@@ -28,6 +29,13 @@ function patched(original: Pod, result: Extract<InjectResult, { outcome: 'inject
   expect(out).toEqual(result.pod);
   new PodModel(out as never).validate();
   return out;
+}
+
+/** What lockdown needs of an app container: it cannot take on the sidecar's UID/GID or rewrite the rules. */
+const HARDENED = { capabilities: { drop: ['ALL'] }, allowPrivilegeEscalation: false };
+function hardened(pod: Pod): Pod {
+  for (const c of [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers]) c.securityContext = { ...c.securityContext, ...HARDENED };
+  return pod;
 }
 
 const appContainers = (pod: Pod): Container[] => [
@@ -131,7 +139,7 @@ describe('injectPod on real-looking pods', () => {
     expect(sidecar.securityContext).toEqual({
       runAsNonRoot: true,
       runAsUser: 1337,
-      runAsGroup: 1337,
+      runAsGroup: 1338,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
@@ -351,10 +359,13 @@ describe('injectPod: refusals (fail closed, say what to fix)', () => {
     );
   });
 
-  it('an Istio-injected pod: refused, naming the port clash and the fix', () => {
+  it('an Istio-injected pod with the default ports and user: refused, naming the port clash, the user and the fix', () => {
     const result = injectPod(fixture<Pod>('istio-pod.yaml'), ctx());
     expect(result.outcome).toBe('refused');
-    expect(result.outcome === 'refused' && result.reason).toMatch(/istio-proxy.*15000, 15001 and 15021.*sidecar.istio.io\/inject: "false"/);
+    const reason = result.outcome === 'refused' ? result.reason : '';
+    expect(reason).toMatch(/^pod runs Istio \(it has Istio's istio-init container\)/);
+    expect(reason).toMatch(/Istio's proxy listens on 15000, 15001, 15021 .* sidecar.ports/);
+    expect(reason).toMatch(/would run as 1337:1338.*sidecar.runAsUser/);
   });
 
   it('two targets claiming HTTPS_PROXY and https_proxy: refused (the two spellings must agree)', () => {
@@ -433,9 +444,122 @@ describe('injectPod: sidecar ports moved in the operator configuration', () => {
   });
 });
 
+describe('injectPod: containers excluded from the env rewrite (agentwarden.io/exclude-containers)', () => {
+  const twoContainers = (annotation: string, extra: Record<string, string> = {}): Pod => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.excludeContainers]: annotation, ...extra };
+    pod.spec!.containers.push({
+      name: 'otel-collector',
+      image: 'otel/opentelemetry-collector:0.115.0',
+      env: [
+        { name: 'HTTPS_PROXY', value: 'http://corp-proxy.internal:3128' },
+        { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'crm-db', key: 'url' } } },
+      ],
+    });
+    return pod;
+  };
+
+  it('the excluded container keeps its env as written; the others are rewritten; both are said and recorded', () => {
+    const original = twoContainers(' otel-collector , ');
+    const result = injected(injectPod(original, ctx()));
+    const pod = patched(original, result);
+    const collector = pod.spec!.containers.find((c) => c.name === 'otel-collector')!;
+    expect(collector.env).toEqual(original.spec!.containers.find((c) => c.name === 'otel-collector')!.env);
+    const agent = pod.spec!.containers.find((c) => c.name === 'agent')!;
+    expect(env(agent).HTTPS_PROXY).toBe('http://127.0.0.1:15001');
+    expect(result.warnings).toContainEqual(
+      expect.stringMatching(/^container otel-collector: excluded by agentwarden.io\/exclude-containers/),
+    );
+    // Its own Secret reference is still reported: exclusion hides nothing.
+    expect(result.warnings).toContainEqual(expect.stringMatching(/^container otel-collector: still gets Secret crm-db/));
+    const record = JSON.parse(pod.metadata!.annotations![ANNOTATIONS.injected]) as InjectedRecord;
+    expect(record.excluded).toEqual(['otel-collector']);
+    // The sidecar's Secrets are mounted into no app container, excluded or not.
+    const secrets = secretVolumes(pod);
+    for (const c of pod.spec!.containers) for (const m of c.volumeMounts ?? []) expect(secrets.has(m.name)).toBe(false);
+  });
+
+  it('excluded is not unfenced: with lockdown the iptables init container still covers the whole pod', () => {
+    const original = hardened(twoContainers('otel-collector', { [ANNOTATIONS.lockdown]: 'true' }));
+    const result = injected(injectPod(original, ctx()));
+    expect(result.pod.spec!.initContainers![0].name).toBe(LOCKDOWN_CONTAINER);
+    expect(result.warnings).toContainEqual(expect.stringMatching(/otel-collector: excluded .*egress lockdown still fences it/));
+  });
+
+  it("an excluded container running as the sidecar's UID under lockdown is refused like any other", () => {
+    const pod = twoContainers('otel-collector', { [ANNOTATIONS.lockdown]: 'true' });
+    pod.spec!.containers[1].securityContext = { runAsUser: 1337 };
+    const result = injectPod(pod, ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(/container otel-collector runs as UID 1337/);
+  });
+
+  it.each([
+    ['a typo', 'otel-colector', /names "otel-colector", which is not a container of this pod \(containers: agent, otel-collector\)/],
+    ["the sidecar (not the pod author's to exclude)", 'warden-sidecar', /names "warden-sidecar", which is not a container/],
+    ['the lockdown container', 'warden-lockdown', /names "warden-lockdown", which is not a container/],
+  ])("a name that is not one of the pod's containers (%s) is refused", (_name, annotation, message) => {
+    const result = injectPod(twoContainers(annotation), ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(message);
+  });
+
+  it('an empty annotation excludes nothing', () => {
+    const result = injected(injectPod(twoContainers(' , '), ctx()));
+    const collector = result.pod.spec!.containers.find((c) => c.name === 'otel-collector')!;
+    expect(env(collector).HTTPS_PROXY).toBe('http://127.0.0.1:15001');
+    expect((JSON.parse(result.pod.metadata!.annotations![ANNOTATIONS.injected]) as InjectedRecord).excluded).toBeUndefined();
+  });
+});
+
+describe('injectPod beside Istio', () => {
+  const istioReady = (over: Partial<InjectorConfig> = {}): InjectorConfig =>
+    testConfig({ ports: { admin: 15100, egress: 15101, health: 15121 }, runAsUser: 1338, runAsGroup: 1338, ...over });
+  const inMesh = (): Pod => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.labels = { ...pod.metadata!.labels, 'sidecar.istio.io/inject': 'true' };
+    return pod;
+  };
+
+  it('ports and user moved: injected; the health port is left out of inbound capture, other exclusions kept', () => {
+    const original = inMesh();
+    original.metadata!.annotations = { 'traffic.sidecar.istio.io/excludeInboundPorts': '9090' };
+    const pod = patched(original, injected(injectPod(original, ctx({ config: istioReady() }))));
+    expect(pod.metadata!.annotations!['traffic.sidecar.istio.io/excludeInboundPorts']).toBe('9090,15121');
+    expect(pod.spec!.initContainers![0].securityContext).toMatchObject({ runAsUser: 1338, runAsGroup: 1338 });
+    for (const c of appContainers(pod)) expect(env(c).HTTPS_PROXY).toBe('http://127.0.0.1:15101');
+  });
+
+  it('the namespace label alone (Istio injects after us): lockdown by annotation is refused, not injected open', () => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    const result = injectPod(pod, ctx({ config: istioReady(), namespaceLabels: { ...OPTED_IN, 'istio-injection': 'enabled' } }));
+    expect(result.outcome === 'refused' && result.reason).toMatch(
+      /^pod runs Istio \(its namespace is labelled istio-injection=enabled\), and egress lockdown cannot be kept tight beside Istio/,
+    );
+  });
+
+  it('lockdown by default in the operator configuration: refused in an ambient namespace too', () => {
+    const result = injectPod(
+      fixture<Pod>('agent-pod.yaml'),
+      ctx({ config: istioReady({ lockdownByDefault: true }), namespaceLabels: { ...OPTED_IN, 'istio.io/dataplane-mode': 'ambient' } }),
+    );
+    expect(result.outcome === 'refused' && result.reason).toMatch(
+      /ambient.*egress lockdown cannot be kept tight.*istio.io\/dataplane-mode: none/,
+    );
+  });
+
+  it('opted out of the mesh: lockdown works as without Istio', () => {
+    const pod = hardened(fixture<Pod>('agent-pod.yaml'));
+    pod.metadata!.labels = { ...pod.metadata!.labels, 'sidecar.istio.io/inject': 'false' };
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    const result = injected(injectPod(pod, ctx({ namespaceLabels: { ...OPTED_IN, 'istio-injection': 'enabled' } })));
+    expect(result.pod.spec!.initContainers![0].name).toBe(LOCKDOWN_CONTAINER);
+    expect(result.pod.metadata!.annotations!['traffic.sidecar.istio.io/excludeInboundPorts']).toBeUndefined();
+  });
+});
+
 describe('injectPod: lockdown', () => {
   it('the annotation adds the iptables init container before the sidecar', () => {
-    const original = fixture<Pod>('agent-pod.yaml');
+    const original = hardened(fixture<Pod>('agent-pod.yaml'));
     original.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
     const result = injected(injectPod(original, ctx()));
     const pod = patched(original, result);
@@ -448,7 +572,7 @@ describe('injectPod: lockdown', () => {
   });
 
   it('lockdown by default, with its own image', () => {
-    const original = fixture<Pod>('agent-pod.yaml');
+    const original = hardened(fixture<Pod>('agent-pod.yaml'));
     const pod = patched(
       original,
       injected(
@@ -456,6 +580,71 @@ describe('injectPod: lockdown', () => {
       ),
     );
     expect(pod.spec!.initContainers![0]).toMatchObject({ name: LOCKDOWN_CONTAINER, image: 'registry.local/warden-iptables:1' });
+  });
+
+  // Root keeps CAP_SETUID/CAP_SETGID by default: setgid(1338) + setuid(1337) and the rules take it
+  // for the sidecar. A fence it can step through is refused, never injected.
+  it.each<[string, (pod: Pod) => void, RegExp]>([
+    ['may run as root (no securityContext)', () => undefined, /container agent: it may run as root/],
+    ['runs as root explicitly', (p) => (p.spec!.containers[0].securityContext = { runAsUser: 0 }), /may run as root/],
+    [
+      'non-root but may escalate (setuid binaries)',
+      (p) => (p.spec!.containers[0].securityContext = { runAsUser: 10001 }),
+      /allows privilege escalation/,
+    ],
+    ['privileged', (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, privileged: true }), /is privileged/],
+    [
+      'adds NET_ADMIN back',
+      (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } }),
+      /adds the NET_ADMIN capability/,
+    ],
+    [
+      'adds CAP_SETUID and SETGID back',
+      (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, capabilities: { drop: ['ALL'], add: ['CAP_SETUID', 'setgid'] } }),
+      /adds the SETUID, SETGID capabilities/,
+    ],
+    [
+      'drops only SETUID (SETGID left)',
+      (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['SETUID'] } }),
+      /may run as root/,
+    ],
+    [
+      'a root init container of the pod',
+      (p) => p.spec!.initContainers!.push({ name: 'migrate', image: 'migrate:1' }),
+      /cannot fence container migrate: it may run as root/,
+    ],
+  ])('lockdown refused: an app container that %s', (_name, edit, message) => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    if (_name.includes('init container')) {
+      hardened(pod);
+      pod.spec!.initContainers = [];
+    }
+    edit(pod);
+    const result = injectPod(pod, ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(message);
+    expect(result.outcome === 'refused' && result.reason).toMatch(/egress lockdown cannot fence container/);
+  });
+
+  it.each<[string, (pod: Pod) => void]>([
+    ['drops ALL (root in the image)', (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['ALL'] } })],
+    ['drops SETUID and SETGID', (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['CAP_SETUID', 'SETGID'] } })],
+    [
+      'runs as non-root (pod level) without escalation',
+      (p) => {
+        p.spec!.securityContext = { runAsNonRoot: true };
+        p.spec!.containers[0].securityContext = { allowPrivilegeEscalation: false };
+      },
+    ],
+  ])('lockdown injected: an app container that %s', (_name, edit) => {
+    const pod = fixture<Pod>('agent-pod.yaml');
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    edit(pod);
+    expect(injectPod(pod, ctx()).outcome).toBe('injected');
+  });
+
+  it('without lockdown nothing is asked of the app containers', () => {
+    expect(injectPod(fixture<Pod>('agent-pod.yaml'), ctx()).outcome).toBe('injected');
   });
 
   it('refused when an app container runs as the sidecar UID (the rules would let it through)', () => {

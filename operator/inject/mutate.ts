@@ -2,14 +2,15 @@
 // refuse or inject), mutates a deep copy, and returns the RFC 6902 patch from the original to it
 // (json-diff.ts; the tests check it against fast-json-patch's applyPatch and compare).
 import type { Operation } from 'fast-json-patch';
-import { ANNOTATIONS, LOCKDOWN_CONTAINER, SIDECAR_UID } from '../../common/k8s/names';
+import { ANNOTATIONS, LOCKDOWN_CONTAINER } from '../../common/k8s/names';
 import type { AccessPolicy } from '../../common/policy/types';
 import { appEnv, applyEnv, proxyEnvConflict, targetEnv } from './app-env';
 import type { InjectorConfig, SidecarPorts } from './config';
 import { injectionConfigHash } from './hash';
+import { istioInboundExclusion, istioMode, istioProblems } from './istio';
 import { diffPatch } from './json-diff';
-import type { Container, Pod, PodSpec } from './k8s-types';
-import { lockdownContainer, lockdownWanted } from './lockdown';
+import type { Container, EnvVar, Pod, PodSpec } from './k8s-types';
+import { lockdownContainer, lockdownEscapes, lockdownWanted } from './lockdown';
 import { NameAllocator } from './names-alloc';
 import { skipReason } from './predicates';
 import { selectingPolicies } from './select';
@@ -42,6 +43,8 @@ export interface InjectedRecord {
   targets: Array<{ name: string; kind: 'postgres' | 'http' | 'mcp'; env: string }>;
   /** Every variable set in the app containers; their injected values replace the manifest's own. */
   env: string[];
+  /** Containers left out of the env rewrite by ANNOTATIONS.excludeContainers (absent when none). */
+  excluded?: string[];
   envPrecedence: 'injected';
 }
 
@@ -53,7 +56,7 @@ export function injectPod(pod: Pod, ctx: InjectContext): InjectResult {
   if (matches.length === 0) return { outcome: 'skipped', reason: `no AccessPolicy in namespace ${ctx.namespace} selects this pod` };
   if (matches.length > 1) return { outcome: 'refused', reason: ambiguous(matches, ctx.namespace) };
   try {
-    return inject(pod, matches[0], ctx.config);
+    return inject(pod, matches[0], ctx);
   } catch (err) {
     if (err instanceof InjectionError) return { outcome: 'refused', reason: err.message };
     throw err;
@@ -81,31 +84,32 @@ function cachedConfigHash(config: InjectorConfig, policy: AccessPolicy): string 
   return hash;
 }
 
-function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): InjectResult {
+function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): InjectResult {
+  const { config } = ctx;
   // The pod came from JSON: a JSON round trip copies it faster than structuredClone.
   const pod = JSON.parse(JSON.stringify(original)) as Pod;
   const spec = pod.spec as PodSpec;
   const annotations = pod.metadata?.annotations ?? {};
   const lockdown = lockdownWanted(policy, annotations, config);
+  const istio = istioMode(original, ctx.namespaceLabels);
+  if (istio) {
+    const problems = istioProblems({ istio, lockdown, ports: config.ports, runAsUser: config.runAsUser, runAsGroup: config.runAsGroup });
+    if (problems.length > 0) throw new InjectionError(`pod runs Istio (${istio.evidence}), and ${problems.join('; and ')}`);
+  }
   checkPorts(spec, policy, config.ports);
   const conflict = proxyEnvConflict(policy);
   if (conflict !== undefined) throw new InjectionError(conflict);
-  if (lockdown) checkLockdownUids(spec);
+  if (lockdown) {
+    checkLockdownUids(spec, config.runAsUser);
+    const escape = lockdownEscapes(spec);
+    if (escape !== undefined) throw new InjectionError(escape);
+  }
 
   const names = new NameAllocator((spec.volumes ?? []).map((v) => v.name));
   const sidecar = buildSidecar({ policy, config, annotations, names });
   const env = appEnv(policy, config.ports.egress);
-  const warnings: string[] = [];
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
-    const replaced = applyEnv(c, env);
-    if (replaced.length > 0)
-      warnings.push(`container ${c.name}: ${replaced.join(', ')} replaced by Agent Warden (the sidecar's address wins)`);
-    const direct = secretsInEnv(c);
-    if (direct.length > 0)
-      warnings.push(
-        `container ${c.name}: still gets Secret ${direct.join(', ')} in its environment; the agent holds that credential directly`,
-      );
-  }
+  const excluded = excludedContainers(spec, annotations);
+  const warnings = rewriteEnv(spec, env, excluded, lockdown);
   spec.initContainers = [...(lockdown ? [lockdownContainer(config)] : []), sidecar.container, ...(spec.initContainers ?? [])];
   spec.volumes = [...(spec.volumes ?? []), ...sidecar.volumes];
   if (spec.shareProcessNamespace === true) {
@@ -125,14 +129,62 @@ function inject(original: Pod, policy: AccessPolicy, config: InjectorConfig): In
     targets: targetEnv(policy, config.ports.egress).map((t) => ({ name: t.target, kind: t.kind, env: t.name })),
     env: env.map((e) => e.name),
     envPrecedence: 'injected',
+    ...(excluded.size > 0 ? { excluded: [...excluded].sort() } : {}),
   };
   pod.metadata = pod.metadata ?? {};
   pod.metadata.annotations = {
     ...pod.metadata.annotations,
     [ANNOTATIONS.injected]: JSON.stringify(record),
     [ANNOTATIONS.configHash]: cachedConfigHash(config, policy),
+    ...(istio?.mode === 'sidecar' ? istioInboundExclusion(pod.metadata.annotations ?? {}, config.ports.health) : {}),
   };
   return { outcome: 'injected', pod, patch: diffPatch(original, pod), policy, warnings };
+}
+
+/** Sets the app env in every container but the excluded ones; returns the warnings to show. */
+function rewriteEnv(spec: PodSpec, env: EnvVar[], excluded: ReadonlySet<string>, lockdown: boolean): string[] {
+  const warnings: string[] = [];
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if (excluded.has(c.name)) {
+      warnings.push(
+        `container ${c.name}: excluded by ${ANNOTATIONS.excludeContainers}, its environment is left as written ` +
+          `(no target or proxy variables)${lockdown ? '; egress lockdown still fences it' : ''}`,
+      );
+    }
+    const replaced = excluded.has(c.name) ? [] : applyEnv(c, env);
+    if (replaced.length > 0)
+      warnings.push(`container ${c.name}: ${replaced.join(', ')} replaced by Agent Warden (the sidecar's address wins)`);
+    const direct = secretsInEnv(c);
+    if (direct.length > 0)
+      warnings.push(
+        `container ${c.name}: still gets Secret ${direct.join(', ')} in its environment; the agent holds that credential directly`,
+      );
+  }
+  return warnings;
+}
+
+/**
+ * The containers the pod author left out of the env rewrite. Only the env: the sidecar, its
+ * Secrets and the lockdown rules are the pod's, not a container's, so an excluded container is
+ * fenced like any other and can reach nothing the agent could not. A name that is not a container
+ * of the pod is refused (a typo would otherwise rewrite the container the author meant to spare).
+ */
+function excludedContainers(spec: PodSpec, annotations: Record<string, string>): Set<string> {
+  const value = annotations[ANNOTATIONS.excludeContainers];
+  if (value === undefined) return new Set();
+  const names = value
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  const known = new Set([...(spec.initContainers ?? []), ...spec.containers].map((c) => c.name));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new InjectionError(
+      `annotation ${ANNOTATIONS.excludeContainers} names ${unknown.map((n) => JSON.stringify(n)).join(', ')}, ` +
+        `which ${unknown.length > 1 ? 'are not containers' : 'is not a container'} of this pod (containers: ${[...known].join(', ')})`,
+    );
+  }
+  return new Set(names);
 }
 
 /** Secrets that reach a container's environment other than through the sidecar. */
@@ -150,8 +202,8 @@ function secretsInEnv(c: Container): string[] {
 
 /**
  * The sidecar binds these ports in the pod's shared network namespace; a container that already
- * uses one would leave either the sidecar or the app crash-looping. Istio's proxy listens on
- * 15000, 15001 and 15021 without declaring them.
+ * uses one would leave either the sidecar or the app crash-looping. (Istio's proxy listens without
+ * declaring its ports: istio.ts checks those.)
  */
 function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): void {
   const ours = new Map<number, string>([
@@ -171,13 +223,6 @@ function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): v
     ours.set(t.postgres.listenPort, `PostgreSQL listener for target ${t.name}`);
   }
   const all: Container[] = [...(spec.initContainers ?? []), ...spec.containers];
-  const istio = all.find((c) => c.name === 'istio-proxy');
-  if (istio) {
-    throw new InjectionError(
-      `pod has Istio's istio-proxy sidecar, which listens on ports ${ports.admin}, ${ports.egress} and ${ports.health} that the Agent Warden sidecar needs; ` +
-        `exclude agent pods from Istio injection (label sidecar.istio.io/inject: "false")`,
-    );
-  }
   for (const c of all) {
     for (const p of c.ports ?? []) {
       const use = ours.get(p.containerPort);
@@ -191,13 +236,13 @@ function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): v
 }
 
 /** Lockdown exempts the sidecar's UID; an app container running as that UID would be exempt too. */
-function checkLockdownUids(spec: PodSpec): void {
+function checkLockdownUids(spec: PodSpec, sidecarUid: number): void {
   const podUid = spec.securityContext?.runAsUser;
   for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
     if (c.name === LOCKDOWN_CONTAINER) continue;
-    if ((c.securityContext?.runAsUser ?? podUid) === SIDECAR_UID) {
+    if ((c.securityContext?.runAsUser ?? podUid) === sidecarUid) {
       throw new InjectionError(
-        `container ${c.name} runs as UID ${SIDECAR_UID}, the sidecar's UID, which egress lockdown lets through; run it as another user`,
+        `container ${c.name} runs as UID ${sidecarUid}, the sidecar's UID, which egress lockdown lets through; run it as another user`,
       );
     }
   }

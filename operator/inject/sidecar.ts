@@ -7,7 +7,6 @@ import {
   POLICY_CONFIGMAP_KEY,
   SIDECAR_CONTAINER,
   SIDECAR_ENV,
-  SIDECAR_UID,
   TOKEN_FILE,
   policyConfigMapName,
 } from '../../common/k8s/names';
@@ -149,8 +148,8 @@ function sidecarContainer(config: InjectorConfig, resources: SidecarResources, v
     livenessProbe: probe('/healthz', { periodSeconds: 10, failureThreshold: 3 }),
     securityContext: {
       runAsNonRoot: true,
-      runAsUser: SIDECAR_UID,
-      runAsGroup: SIDECAR_UID,
+      runAsUser: config.runAsUser,
+      runAsGroup: config.runAsGroup,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },

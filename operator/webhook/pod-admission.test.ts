@@ -84,7 +84,7 @@ describe('pod mutating webhook', () => {
     expect(res.status).toMatchObject({
       code: 403,
       reason: 'Forbidden',
-      message: expect.stringMatching(/^Agent Warden: pod has Istio's istio-proxy sidecar/),
+      message: expect.stringMatching(/^Agent Warden: pod runs Istio \(it has Istio's istio-init container\), and .*sidecar.ports/),
     });
   });
 

@@ -122,6 +122,12 @@ sidecar:
   ports:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- with .Values.sidecar.runAsUser }}
+  runAsUser: {{ . }}
+  {{- end }}
+  {{- with .Values.sidecar.runAsGroup }}
+  runAsGroup: {{ . }}
+  {{- end }}
 lockdown: {{ .Values.lockdown }}
 {{- if .Values.otlp.endpoint }}
 otlp:
