@@ -5,14 +5,12 @@
 // template that, like operator/inject/testdata/fixtures/langchain-deployment.yaml, still carries
 // DATABASE_URL (or OPENAI_API_KEY) from a secretKeyRef, relying on injection to replace it, then
 // hands the real credential to the agent. The claim author thus undoes what the template author
-// and the policy arranged. Skipped until the annotation exists on this branch (inject's a3c563b).
+// and the policy arranged.
 import { ANNOTATIONS } from '../../common/k8s/names';
 import { fixture, OPTED_IN, testConfig } from '../../test/support/operator/inject-fixtures';
 import { parsePolicyYaml } from '../../common/policy/load';
 import type { Container, Pod } from './k8s-types';
 import { injectPod } from './mutate';
-
-const EXCLUDE = (ANNOTATIONS as Record<string, string>).excludeContainers as string | undefined;
 
 const POLICY = `
 apiVersion: agentwarden.io/v1alpha1
@@ -36,14 +34,14 @@ function policy() {
 const secretRefs = (c: Container): string[] =>
   (c.env ?? []).filter((e) => (e.valueFrom as { secretKeyRef?: unknown } | undefined)?.secretKeyRef !== undefined).map((e) => e.name);
 
-(EXCLUDE ? describe : describe.skip)('red team 14: what a SandboxClaim annotation can undo', () => {
+describe('red team 14: what a SandboxClaim annotation can undo', () => {
   it.failing('RT14-07 a claim excluding the agent container gets it the Secret that injection would have replaced', () => {
     const pod = fixture<Pod>('sandbox-claim-pod.yaml');
     const agent = pod.spec!.containers[0];
     // The template's author wrote the credential the usual way; injection replaces DATABASE_URL.
     agent.env = [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'crm-db', key: 'url' } } }];
     // The claim's additionalPodMetadata, merged into the cold-start pod by agent-sandbox.
-    pod.metadata!.annotations = { ...pod.metadata!.annotations, [EXCLUDE!]: 'agent' };
+    pod.metadata!.annotations = { ...pod.metadata!.annotations, [ANNOTATIONS.excludeContainers]: 'agent' };
     const result = injectPod(pod, { namespace: 'sandboxes', namespaceLabels: OPTED_IN, policies: [policy()], config: testConfig() });
     if (result.outcome !== 'injected') return; // refusing the pod is a fix too
     expect(secretRefs(result.pod.spec!.containers[0])).toEqual([]);
