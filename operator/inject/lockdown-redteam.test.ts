@@ -53,6 +53,15 @@ describe('red team 14: lockdown is refused for app containers that can step outs
     expect(result.outcome).toBe('refused');
   });
 
+  // The init container trusts whatever nameserver /etc/resolv.conf names; dnsPolicy: None lets
+  // the pod spec name any host, and the rule then opens TCP and UDP 53 to it for any payload
+  // (an SSH or VPN server on port 53 is a full tunnel), not just DNS through the cluster resolver.
+  it.failing('RT14-10 dnsPolicy None with a nameserver outside the cluster opens TCP/UDP 53 to that host', () => {
+    const pod = lockedDown({ runAsUser: 10001, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    Object.assign(pod.spec!, { dnsPolicy: 'None', dnsConfig: { nameservers: ['203.0.113.53'] } });
+    expect(injectPod(pod, ctx()).outcome).toBe('refused');
+  });
+
   // What held (plain it): a container that names the sidecar's UID is refused on main already.
   it('a container running as the sidecar UID is refused', () => {
     const result = injectPod(
