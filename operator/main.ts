@@ -17,6 +17,7 @@ import { createApprovalRequestAdmission, type ApprovalRuleInfo } from './approva
 import { startApprovalSweeper, type ApprovalSweeper } from './approvals/gc';
 import { parseOperatorConfig, type OperatorConfig } from './config';
 import { createApplier } from './controller/apply';
+import { ClusterKeysSource } from './controller/cluster-keys';
 import { PolicyController } from './controller/controller';
 import { Informer } from './controller/informers';
 import { createKubeRest, type KubeRest } from './controller/kube-rest';
@@ -59,6 +60,9 @@ export interface OperatorOptions {
     stallTimeoutMs?: number;
     backoffInitialMs?: number;
     resyncMs?: number;
+    /** spec.identity.kubernetes: how often the cluster's service-account keys are fetched again (default 5 min). */
+    clusterKeysRefreshMs?: number;
+    clusterKeysRetryMs?: number;
   };
 }
 
@@ -93,6 +97,12 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     applier: createApplier({ rest, identity }),
     expectedHash: (p) => injectionConfigHash(config.injector, p),
     isLeader: () => elector?.isLeader() ?? false,
+    clusterKeys: new ClusterKeysSource({
+      rest,
+      log: log.child({ part: 'cluster-keys' }),
+      refreshMs: t.clusterKeysRefreshMs,
+      retryMs: t.clusterKeysRetryMs,
+    }),
     resyncMs: t.resyncMs,
     informer: { stallTimeoutMs: t.stallTimeoutMs, backoffInitialMs: t.backoffInitialMs },
   });

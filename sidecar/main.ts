@@ -22,7 +22,7 @@ import { approvalService } from './services/approvals';
 import { openAudit } from './services/audit';
 import { hashKeyFrom } from './services/hash-key';
 import { createHttpEgress } from './services/http-egress';
-import { callerTokenVerifier, podIdentity } from './services/identity';
+import { callerTokenVerifier, clusterKeysPath, podIdentity } from './services/identity';
 import { PolicyReloads } from './services/policy-reload';
 import { createSqlClassifier, PostgresListeners } from './services/postgres';
 
@@ -48,6 +48,11 @@ export interface SidecarOptions {
    * for an http://127.0.0.1 issuer stand-in, `now` for a fixed clock).
    */
   identityVerifier?: TokenVerifierOptions;
+  /**
+   * spec.identity.kubernetes: the cluster's issuer and keys (identityVerifier.clusterKeysFile wins).
+   * Default: WARDEN_KUBERNETES_KEYS, else kubernetes-keys.json next to the policy file (the ConfigMap's key).
+   */
+  clusterKeysFile?: string;
   /** Standalone development and the demo only: loopback callers may decide holds as the local OS user. */
   localApprovals?: boolean;
   /** Probe port: /healthz and /readyz only, for the kubelet (which cannot reach loopback). */
@@ -101,7 +106,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const messageBudget = new MessageBudget(opts.largeMessageBudgetBytes ?? DEFAULT_LARGE_MESSAGE_BUDGET_BYTES);
   const identity = opts.identity ?? podIdentity();
   const hashKey = hashKeyFrom(secrets, log);
-  const callerTokens = callerTokenVerifier(store, opts.identityVerifier);
+  const callerTokens = callerTokenVerifier(store, {
+    clusterKeysFile: opts.clusterKeysFile ?? clusterKeysPath(opts.policyFile, opts.env ?? process.env),
+    // In a pod whose service account the sidecar knows, only that service account's tokens count.
+    ...(identity.source === 'pod' ? { kubernetesSubject: identity.subject } : {}),
+    ...opts.identityVerifier,
+  });
   const decisions = approvalService({ approvals: opts.approvals, localApprovals: opts.localApprovals, callerTokens, secrets, log });
   // Opened last before the listeners: a start that fails earlier leaves no spool locked behind.
   const { sink: audit, trail } = openAudit({

@@ -16,7 +16,9 @@ import { injectDocuments } from '../cli/inject';
 import { validateAccessPolicy } from '../common/policy/schema';
 import type { AccessPolicy } from '../common/policy/types';
 import { resolveInjectorConfig } from '../operator/inject/config';
-import { appEnv, NO_PROXY, proxyUrl } from '../operator/inject/app-env';
+import type { ApprovalRequest } from '../sidecar/approvals/types';
+import { decideOverApi } from './support/approvals';
+import { appEnv, NO_PROXY } from '../operator/inject/app-env';
 import { CUSTOMER_CARD, CUSTOMER_EMAIL, CUSTOMER_SSN, startMcpFixture, type McpFixture } from './support/mcp/mcp-server';
 import { contentText, startScriptedLlm, type ScriptedLlm } from './support/python/scripted-llm';
 import { ensureVenv, findPython, type Venv } from './support/python/venv';
@@ -49,15 +51,42 @@ function localPolicy(pgPort: number, llmPort: number, mcpUrl: string): string {
   return doc.toString();
 }
 
-/** The app-container env the operator injects for this policy, with the contract ports moved to this run's. */
+/** The app-container env the operator injects for this policy, for this run's egress port and database listener. */
 function injectedEnv(stack: Stack): Record<string, string> {
   const policy = parse(fs.readFileSync(stack.policyFile, 'utf8')) as AccessPolicy;
-  const egress = `http://127.0.0.1:${stack.sidecar.egressPort}`;
   const env: Record<string, string> = {};
-  for (const e of appEnv(policy)) {
-    env[e.name] = String(e.value).replace(proxyUrl(), egress).replace('127.0.0.1:15432/', `127.0.0.1:${stack.port}/`);
-  }
+  for (const e of appEnv(policy, stack.sidecar.egressPort)) env[e.name] = String(e.value);
+  // The policy's listenPort (15432) is overridden to a free port for the test.
+  env.DATABASE_URL = env.DATABASE_URL.replace('127.0.0.1:15432/', `127.0.0.1:${stack.port}/`);
   return env;
+}
+
+interface AgentRun {
+  mode: 'json' | 'stream';
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+  transcript: Entry[];
+}
+
+/** Runs agent.py with `env` (async: the sidecar runs in this process, the agent must not block its event loop). */
+async function runAgent(python: string, env: Record<string, string>, mode: AgentRun['mode'], dir: string): Promise<AgentRun> {
+  const transcriptFile = path.join(dir, `transcript-${mode}.json`);
+  const started = performance.now();
+  const agentEnv: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, LANG: 'C.UTF-8', ...env };
+  if (mode === 'stream') agentEnv.OPENAI_STREAMING = '1';
+  const run = await new Promise<Omit<AgentRun, 'transcript' | 'mode'>>((resolve) => {
+    execFile(
+      python,
+      [path.join(EXAMPLE, 'agent.py'), '--transcript', transcriptFile],
+      { env: agentEnv, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr, seconds: (performance.now() - started) / 1000 }),
+    );
+  });
+  const transcript = fs.existsSync(transcriptFile) ? (JSON.parse(fs.readFileSync(transcriptFile, 'utf8')) as Entry[]) : [];
+  return { ...run, mode, transcript };
 }
 
 describePython('examples/python-langchain: the LangChain agent through the sidecar', () => {
@@ -66,8 +95,9 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
   let mcp: McpFixture;
   let stack: Stack;
   let env: Record<string, string>;
-  let run: { code: number; stdout: string; stderr: string; seconds: number };
-  let transcript: Entry[];
+  // Two agents at once: the model's answers as JSON, and streamed (OPENAI_STREAMING=1: SSE deltas).
+  let runs: AgentRun[];
+  const held: Array<{ req: ApprovalRequest; verdict: 'approve' | 'deny' }> = [];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-python-example-'));
 
   beforeAll(async () => {
@@ -81,6 +111,7 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
       { tool: 'query_crm', args: { sql: 'SELECT id, name, email, card_number, ssn, notes FROM customers ORDER BY id' } },
       { tool: 'query_crm', args: { sql: 'DROP TABLE orders' } },
       { tool: 'query_crm', args: { sql: "SELECT pg_catalog.pg_read_file('/etc/passwd')" } },
+      { tool: 'query_crm', args: { sql: 'DELETE FROM orders WHERE total < 20' } },
       { tool: 'search_customers', args: { query: 'Ada Lovelace' } },
       { answer: (results) => `Ada can be reached at ada@example.com. What the tools said:\n${results.join('\n')}` },
     ]);
@@ -93,6 +124,7 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
         grants: 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO support_agent',
       },
       policy: (pg) => localPolicy(pg.port, llm.port, mcp.url),
+      sidecar: { localApprovals: true },
       beforeSidecar: (secrets) => {
         for (const [name, token] of [
           ['openai', LLM_TOKEN],
@@ -104,20 +136,23 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
       },
     });
     env = injectedEnv(stack);
-    const transcriptFile = path.join(tmp, 'transcript.json');
-    const started = performance.now();
-    // Async: the sidecar runs in this process, so the agent must not block its event loop.
-    run = await new Promise((resolve) => {
-      execFile(
-        venv.python,
-        [path.join(EXAMPLE, 'agent.py'), '--transcript', transcriptFile],
-        { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmp, LANG: 'C.UTF-8', ...env }, timeout: 60_000 },
-        (err, stdout, stderr) =>
-          resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr, seconds: (performance.now() - started) / 1000 }),
-      );
-    });
-    console.log(`python example agent ran in ${run.seconds.toFixed(1)} s (exit ${run.code})\n${run.stdout}${run.stderr}`);
-    transcript = fs.existsSync(transcriptFile) ? (JSON.parse(fs.readFileSync(transcriptFile, 'utf8')) as Entry[]) : [];
+    // The approver: the first held DELETE is approved, the second denied (whichever agent asks first).
+    let running = true;
+    const approver = (async (): Promise<void> => {
+      while (running) {
+        for (const req of (await stack.sidecar.approvals!.list({ state: 'pending' })) ?? []) {
+          const verdict = held.length === 0 ? 'approve' : 'deny';
+          held.push({ req, verdict });
+          await decideOverApi(stack.sidecar, req.id, verdict, verdict === 'approve' ? 'ticket OPS-42' : 'not during the freeze');
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    runs = await Promise.all((['json', 'stream'] as const).map((mode) => runAgent(venv.python, env, mode, tmp)));
+    running = false;
+    await approver;
+    for (const r of runs)
+      console.log(`python example agent (${r.mode}) ran in ${r.seconds.toFixed(1)} s (exit ${r.code})\n${r.stdout}${r.stderr}`);
   }, 15 * 60_000);
 
   afterAll(async () => {
@@ -127,59 +162,85 @@ describePython('examples/python-langchain: the LangChain agent through the sidec
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  const toolResults = (): Entry[] => transcript.filter((e) => e.role === 'tool');
+  const toolResults = (r: AgentRun): Entry[] => r.transcript.filter((e) => e.role === 'tool');
 
   test('the agent got the env injection sets: sidecar addresses, a placeholder key, the proxy variables', () => {
     expect(env.DATABASE_URL).toBe(`postgresql://agent@127.0.0.1:${stack.port}/crm?sslmode=disable`);
     expect(env.OPENAI_BASE_URL).toBe(`http://127.0.0.1:${stack.sidecar.egressPort}/openai/v1`);
     expect(env.CRM_TOOLS_MCP_URL).toBe(`http://127.0.0.1:${stack.sidecar.egressPort}/crm-tools`);
     expect(env.HTTPS_PROXY).toBe(`http://127.0.0.1:${stack.sidecar.egressPort}`);
+    expect(env.https_proxy).toBe(env.HTTPS_PROXY);
     expect(env.NO_PROXY).toBe(NO_PROXY);
     expect(env.OPENAI_API_KEY).not.toContain(LLM_TOKEN);
   });
 
-  test('it runs to the end; the policy hid the forbidden MCP tool from it', () => {
-    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
-    expect(run.stdout).toContain('tools: query_crm, search_customers\n');
-    expect(toolResults().map((e) => e.name)).toEqual(['query_crm', 'query_crm', 'query_crm', 'search_customers']);
+  test('it runs to the end, answers JSON and streamed; the policy hid the forbidden MCP tool from it', () => {
+    for (const r of runs) {
+      expect({ mode: r.mode, code: r.code }).toEqual({ mode: r.mode, code: 0 });
+      expect(r.stdout).toContain('tools: query_crm, search_customers\n');
+      expect(toolResults(r).map((e) => e.name)).toEqual(['query_crm', 'query_crm', 'query_crm', 'query_crm', 'search_customers']);
+    }
+    expect(llm.requests.map((q) => q.body.stream === true).sort()).toEqual([...Array(6).fill(false), ...Array(6).fill(true)]);
   });
 
   test('the rows it read came back masked', () => {
-    const rows = JSON.parse(toolResults()[0].content) as Array<Record<string, string>>;
-    expect(rows.map((r) => r.name)).toEqual(['Ada Lovelace', 'Grace Hopper', 'Alan Turing']);
-    expect(rows[0]).toMatchObject({ email: '[REDACTED]', ssn: '[REDACTED]', card_number: expect.stringMatching(/1111$/) });
-    expect(rows[0].card_number).not.toContain('4111');
-    expect(rows[1].notes).toContain('[REDACTED]');
+    for (const r of runs) {
+      const rows = JSON.parse(toolResults(r)[0].content) as Array<Record<string, string>>;
+      expect(rows.map((row) => row.name)).toEqual(['Ada Lovelace', 'Grace Hopper', 'Alan Turing']);
+      expect(rows[0]).toMatchObject({ email: '[REDACTED]', ssn: '[REDACTED]', card_number: expect.stringMatching(/1111$/) });
+      expect(rows[0].card_number).not.toContain('4111');
+      expect(rows[1].notes).toContain('[REDACTED]');
+    }
   });
 
   test('the denied DROP and the server-file read reached it as PostgreSQL errors naming the rule; nothing ran', async () => {
-    const [, drop, file] = toolResults();
-    expect(drop.content).toMatch(/^ERROR 42501: .*no-ddl/);
-    expect(file.content).toMatch(/^ERROR 42501: .*no-server-side-code/);
+    for (const r of runs) {
+      const [, drop, file] = toolResults(r);
+      expect(drop.content).toMatch(/^ERROR 42501: .*rule "no-ddl"/);
+      expect(file.content).toMatch(/^ERROR 42501: .*rule "no-server-side-code"/);
+    }
     const tables = await stack.admin("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
     expect(tables[0].n).toBe(2);
-    expect(stack.events.filter((e) => e.decision === 'deny').map((e) => e.rule)).toEqual(['no-ddl', 'no-server-side-code']);
+    const denied = stack.events.filter((e) => e.decision === 'deny').map((e) => e.rule);
+    // (and the held DELETE the approver denied, below)
+    expect(denied.sort()).toEqual(['no-ddl', 'no-ddl', 'no-server-side-code', 'no-server-side-code', 'writes-need-approval']);
+  });
+
+  test('the held DELETE waited for the approver: approved once it ran, denied it reached the agent as an error', async () => {
+    expect(held.map((h) => [h.req.rule, h.verdict])).toEqual([
+      ['writes-need-approval', 'approve'],
+      ['writes-need-approval', 'deny'],
+    ]);
+    expect(held[0].req.operation.display).toContain('DELETE FROM orders WHERE total < 20');
+    const outcomes = runs.map((r) => toolResults(r)[3].content).sort();
+    expect(outcomes).toEqual([expect.stringMatching(/^ERROR 42501: .*not during the freeze/), 'OK DELETE 1']);
+    expect(outcomes[0]).toContain('rule "writes-need-approval"');
+    const orders = await stack.admin('SELECT count(*)::int AS n FROM orders');
+    expect(orders[0].n).toBe(3);
   });
 
   test('the MCP tool result came back masked; the server got the sidecar token', () => {
-    const search = toolResults()[3].content;
-    expect(search).toMatch(/^Found Ada Lovelace: email \[REDACTED\], card \[REDACTED\], ssn \[REDACTED\]/);
-    expect(mcp.methods()).toContain('tools/call:search_customers');
+    for (const r of runs) {
+      expect(toolResults(r)[4].content).toMatch(/^Found Ada Lovelace: email \[REDACTED\], card \[REDACTED\], ssn \[REDACTED\]/);
+    }
+    expect(mcp.methods().filter((m) => m === 'tools/call:search_customers')).toHaveLength(2);
     const auth = mcp.received.map((r) => r.headers.authorization);
     expect(new Set(auth)).toEqual(new Set([`Bearer ${MCP_TOKEN}`]));
   });
 
   test("the model's answer was masked on its way back; the model saw no PII and got the real key", () => {
-    const answer = transcript.at(-1)!;
-    expect(answer.role).toBe('assistant');
-    expect(answer.content).toMatch(/^Ada can be reached at \[REDACTED\]\./);
-    expect(llm.requests.length).toBe(5);
-    for (const r of llm.requests) {
-      expect(r.headers.authorization).toBe(`Bearer ${LLM_TOKEN}`);
-      expect(r.body.tools?.map((t) => t.function?.name)).toEqual(['query_crm', 'search_customers']);
+    for (const r of runs) {
+      const answer = r.transcript.at(-1)!;
+      expect(answer.role).toBe('assistant');
+      expect(answer.content).toMatch(/^Ada can be reached at \[REDACTED\]\./);
     }
-    const shown = JSON.stringify(llm.requests.map((r) => r.body.messages?.map((m) => contentText(m.content))));
-    const printed = run.stdout + JSON.stringify(transcript);
+    expect(llm.requests.length).toBe(12);
+    for (const q of llm.requests) {
+      expect(q.headers.authorization).toBe(`Bearer ${LLM_TOKEN}`);
+      expect(q.body.tools?.map((t) => t.function?.name)).toEqual(['query_crm', 'search_customers']);
+    }
+    const shown = JSON.stringify(llm.requests.map((q) => q.body.messages?.map((m) => contentText(m.content))));
+    const printed = runs.map((r) => r.stdout + r.stderr + JSON.stringify(r.transcript)).join('\n');
     for (const pii of [...RAW_PII, CUSTOMER_CARD]) {
       expect(shown).not.toContain(pii);
       expect(printed).not.toContain(pii);
@@ -199,8 +260,8 @@ describe('examples/python-langchain/kubernetes', () => {
   type PodSpec = { containers: Container[]; initContainers?: Container[]; volumes?: Array<{ name: string; secret?: unknown }> };
   type Job = { kind: string; spec: { template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } };
 
-  test('the kustomization lists the policy before the agent, and every file parses', () => {
-    expect(kustomization.resources).toEqual(['policy.yaml', 'agent.yaml']);
+  test('the kustomization lists the ServiceAccount and policy before the agent, and every file parses', () => {
+    expect(kustomization.resources).toEqual(['rbac.yaml', 'policy.yaml', 'agent.yaml']);
     for (const f of kustomization.resources) expect(read(f).length).toBeGreaterThan(0);
   });
 
@@ -210,7 +271,10 @@ describe('examples/python-langchain/kubernetes', () => {
     const crm = policy.spec.targets.find((t) => t.name === 'crm')!;
     expect(crm.postgres?.host).toBe('crm-db.crm.svc');
     const mcpTargets = new Set(local.spec.targets.filter((t) => t.mcp).map((t) => t.name));
-    expect(policy.spec.rules).toEqual(local.spec.rules?.filter((r) => !mcpTargets.has(String(r.match?.target))));
+    // Approvers are the cluster's people (kubernetes-admin on kind); everything else is the same.
+    const decisions = (rules: AccessPolicy['spec']['rules']): unknown =>
+      rules?.map((r) => ({ ...r, approval: r.approval && { ...r.approval, approvers: undefined } }));
+    expect(decisions(policy.spec.rules)).toEqual(decisions(local.spec.rules?.filter((r) => !mcpTargets.has(String(r.match?.target)))));
     expect(policy.spec.masking).toEqual(local.spec.masking);
     expect(policy.spec.targets.find((t) => t.name === 'openai')).toEqual(local.spec.targets.find((t) => t.name === 'openai'));
   });

@@ -126,14 +126,18 @@ function typeName(node: SchemaNode): string {
   return node.type ?? 'any';
 }
 
-/** Markdown text in a table cell: no line breaks, pipes escaped, `<` outside code spans escaped. */
-function cell(text: string): string {
+/** Schema prose as Markdown: outside its code spans, `<` and `*` are literal characters, not HTML or emphasis. */
+function prose(text: string): string {
   return text
     .replace(/\s*\n\s*/g, ' ')
     .split('`')
-    .map((part, i) => (i % 2 === 1 ? part : part.replace(/</g, '&lt;')))
-    .join('`')
-    .replace(/\|/g, '\\|');
+    .map((part, i) => (i % 2 === 1 ? part : part.replace(/</g, '&lt;').replace(/\*/g, '\\*')))
+    .join('`');
+}
+
+/** A table cell: one line, pipes escaped (also inside code spans, as GitHub's tables need). */
+function cell(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').replace(/\|/g, '\\|');
 }
 
 function code(value: unknown): string {
@@ -185,13 +189,13 @@ function sentence(text: string): string {
 
 function fieldRow(field: { path: string; node: SchemaNode; required: boolean }, sectionPaths: ReadonlySet<string>): string {
   const { path: p, node, required } = field;
-  const parts = [node.description ?? ''];
+  const parts = [prose(node.description ?? '')];
   const limits = constraints(node);
   if (limits.length > 0) parts.push(sentence(limits.join('; ')));
   // A section's own rules are listed under its heading instead.
   const own = sectionPaths.has(p) ? p : sectionPaths.has(`${p}[]`) ? `${p}[]` : undefined;
   const rules = own === undefined ? celRules(node) : (node['x-kubernetes-validations'] ?? []).map((r) => r.message ?? r.rule);
-  if (rules.length > 0 && own !== p) parts.push(`Checked: ${rules.join('; ')}.`);
+  if (rules.length > 0 && own !== p) parts.push(`Checked: ${prose(rules.join('; '))}.`);
   if (own !== undefined) parts.push(`See [below](#${anchor(own)}).`);
   const name = `${code(p)}${required ? ' **required**' : ''}`;
   const dflt = node.default === undefined ? '' : code(node.default);
@@ -200,7 +204,7 @@ function fieldRow(field: { path: string; node: SchemaNode; required: boolean }, 
 
 function printerColumns(columns: PrinterColumn[]): string {
   const rows = columns.map(
-    (c) => `| ${c.name} | ${cell(c.description ?? '')}${c.priority ? ' Only with `-o wide`.' : ''} | ${cell(code(c.jsonPath))} |`,
+    (c) => `| ${c.name} | ${cell(prose(c.description ?? ''))}${c.priority ? ' Only with `-o wide`.' : ''} | ${cell(code(c.jsonPath))} |`,
   );
   return ['| column | what it shows | from |', '|---|---|---|', ...rows].join('\n');
 }
@@ -223,13 +227,13 @@ export function renderPolicyFields(crdText: string): string {
     const example = SECTION_EXAMPLES[s.path];
     if (example === undefined) throw new Error(`no example for section ${s.path || '(top)'} in tools/gen-policy-reference-examples.ts`);
     out.push('', `<a id="${anchor(s.path)}"></a>`, '', `### ${s.title}`, '');
-    if (s.path !== '') out.push(`${code(s.path)} (${code(typeName(node))}): ${node.description ?? ''}`.trim(), '');
-    else out.push(node.description ?? '', '');
+    if (s.path !== '') out.push(`${code(s.path)} (${code(typeName(node))}): ${prose(node.description ?? '')}`.trim(), '');
+    else out.push(prose(node.description ?? ''), '');
     const rules = node['x-kubernetes-validations'] ?? [];
     if (rules.length > 0 && s.path !== '') {
       out.push('Rules the API server checks (CEL; `warden validate` checks the same), as the message it answers with when one fails:', '');
       // Verbatim: this is what the API server (and warden validate) answers when the rule fails.
-      for (const r of rules) out.push(`- ${r.message ?? `the expression ${code(r.rule)} holds`}`);
+      for (const r of rules) out.push(`- ${r.message ? prose(r.message) : `the expression ${code(r.rule)} holds`}`);
       out.push('');
     }
     out.push('| field | type | default | description |', '|---|---|---|---|');

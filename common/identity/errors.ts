@@ -12,7 +12,9 @@ export type IdentityErrorCode =
   | 'wrong_audience'
   | 'unknown_key'
   | 'jwks_unavailable'
-  | 'too_old';
+  | 'too_old'
+  /** spec.identity.kubernetes in an injected pod: the token belongs to another service account. */
+  | 'foreign_token';
 
 export class IdentityError extends Error {
   override readonly name = 'IdentityError';

@@ -5,3 +5,5 @@ export { ACCEPTED_ALGORITHMS, createTokenVerifier, resolveIdentitySpec } from '.
 export type { TokenVerifier, TokenVerifierOptions } from './verifier';
 export { bearerFromHeaders, tokenFromPassword } from './extract';
 export type { HeaderSource } from './extract';
+export { CLUSTER_KEYS_FILE, ClusterKeysError, parseClusterKeys, renderClusterKeys } from './cluster-keys';
+export type { ClusterKeys } from './cluster-keys';

@@ -70,3 +70,57 @@ test('the CEL rules refuse http issuers, http jwksUri, clockSkew over 5m and a z
     ['spec.identity.maxTokenAge: must be longer than zero'],
   ]);
 });
+
+describe('spec.identity.kubernetes', () => {
+  const kube = { kubernetes: { audiences: ['agent-warden'] } };
+
+  test('is valid alone, with clockSkew and maxTokenAge, for the offline validator and the CEL rules', () => {
+    const r = validateAccessPolicy(policy(kube));
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(r.policy.spec.identity).toEqual({ ...kube, subjectClaim: 'sub', groupsClaim: 'groups', clockSkew: '30s' });
+    const full = { ...kube, clockSkew: '1m', maxTokenAge: '30m' };
+    expect(validateAccessPolicy(policy(full)).ok).toBe(true);
+    // the API server applies the defaults before CEL runs: evaluate with them, as it does
+    expect(celFailures([policy({ ...kube, subjectClaim: 'sub', groupsClaim: 'groups' }), policy(full)])).toEqual([[], []]);
+  });
+
+  test.each([
+    ['both issuer and kubernetes', { ...good, ...kube }, 'exactly one'],
+    ['top-level audiences with kubernetes', { ...kube, audiences: ['x'] }, 'kubernetes.audiences'],
+    ['jwksUri with kubernetes', { ...kube, jwksUri: 'https://a.example/keys' }, 'jwksUri'],
+    ['another subjectClaim', { ...kube, subjectClaim: 'email' }, 'subjectClaim'],
+    ['another groupsClaim', { ...kube, groupsClaim: 'roles' }, 'groupsClaim'],
+    ['the API server audience', { kubernetes: { audiences: ['https://kubernetes.default.svc.cluster.local'] } }, 'own audience'],
+    ['the api audience', { kubernetes: { audiences: ['api'] } }, 'own audience'],
+    ['no audiences', { kubernetes: { audiences: [] } }, 'audiences'],
+    ['an unknown field', { kubernetes: { audiences: ['x'], issuer: 'https://a.example' } }, 'issuer'],
+    ['neither', { clockSkew: '30s' }, 'exactly one'],
+  ])('warden validate refuses %s, naming the field', (_name, identity, words) => {
+    const r = validateAccessPolicy(policy(identity));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors.map((e) => `${e.path} ${e.field ?? ''} ${e.message}`).join('\n')).toContain(words);
+  });
+
+  test('the CEL rules refuse the same as the API server would', () => {
+    const withDefaults = (i: Record<string, unknown>): Record<string, unknown> =>
+      policy({ subjectClaim: 'sub', groupsClaim: 'groups', ...i });
+    const results = celFailures([
+      withDefaults({ ...good, ...kube }),
+      withDefaults({ clockSkew: '30s' }),
+      withDefaults({ ...kube, audiences: ['x'] }),
+      withDefaults({ ...kube, jwksUri: 'https://a.example/keys' }),
+      withDefaults({ ...kube, subjectClaim: 'email' }),
+      withDefaults({ kubernetes: { audiences: ['agent-warden', 'https://kubernetes.default.svc'] } }),
+      withDefaults({ issuer: good.issuer }),
+    ]);
+    expect(results.map((r) => r.map((f) => `${f.path}: ${f.message}`))).toEqual([
+      [expect.stringContaining('spec.identity: set exactly one of issuer'), expect.stringContaining('jwksUri does not apply')],
+      [expect.stringContaining('spec.identity: set exactly one of issuer')],
+      [expect.stringContaining('spec.identity: with kubernetes, list the audiences under kubernetes.audiences')],
+      [expect.stringContaining('spec.identity: with kubernetes, list the audiences under kubernetes.audiences')],
+      [expect.stringContaining('spec.identity: with kubernetes, the subject is always sub')],
+      [expect.stringMatching(/^spec\.identity\.kubernetes\.audiences(\[1\])?: must be an audience of your own/)],
+      ['spec.identity: audiences is required with issuer'],
+    ]);
+  });
+});

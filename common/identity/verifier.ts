@@ -12,33 +12,28 @@
 // - Checked: signature, iss, aud (any of spec.audiences), exp (required), nbf, iat (not in the
 //   future; not older than maxTokenAge when set), all with spec.clockSkew tolerance.
 //
-// Kubernetes projected service-account tokens: issuer is the cluster's --service-account-issuer
-// (often https://kubernetes.default.svc.cluster.local), sub is system:serviceaccount:NS:NAME, and
-// they carry no groups claim; the verifier then gives them the groups the API server would
-// (system:serviceaccounts, system:serviceaccounts:NS). In-cluster discovery needs the cluster CA and
-// usually a bearer token: pass a `fetch` that adds both.
+// Kubernetes projected service-account tokens through `issuer`: issuer is the cluster's
+// --service-account-issuer, sub is system:serviceaccount:NS:NAME, and they carry no groups claim;
+// the verifier then gives them the groups the API server would (system:serviceaccounts,
+// system:serviceaccounts:NS).
+//
+// `spec.identity.kubernetes` instead: no fetching at all. The issuer and keys come from the file
+// the operator writes next to the policy (cluster-keys.ts; read by cluster-keys-file.ts, at most
+// once a second, never cached past a failed read: a missing or corrupt file refuses every token).
+// Tokens must also carry a key id and the kubernetes.io claims that agree with sub, and are refused
+// past maxTokenAge (default 1h). The groups are the API server's, system:authenticated included.
 
 import type * as Jose from 'jose';
 import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey, JWTVerifyOptions, KeyLike } from 'jose';
 import type { Identity, IdentitySpec } from '../policy/types';
+import { ACCEPTED_ALGORITHMS } from './cluster-keys';
+import { ClusterKeysFile } from './cluster-keys-file';
 import { IdentityError } from './errors';
-import { checkUrl, resolveIdentitySpec, type ResolvedSpec } from './spec';
+import { checkUrl, resolveIdentitySpec, type ResolvedKubernetesSpec, type ResolvedOidcSpec, type ResolvedSpec } from './spec';
 
 export { DEFAULT_CLOCK_SKEW_MS, MAX_CLOCK_SKEW_MS, resolveIdentitySpec } from './spec';
 
-/** Asymmetric JWS algorithms the verifier accepts; `none` and HS* never are. */
-export const ACCEPTED_ALGORITHMS: readonly string[] = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-];
+export { ACCEPTED_ALGORITHMS } from './cluster-keys';
 
 const MAX_TOKEN_CHARS = 16 * 1024;
 const MAX_DOCUMENT_CHARS = 1024 * 1024;
@@ -58,6 +53,14 @@ export interface TokenVerifierOptions {
   fetchTimeoutMs?: number;
   /** Allow http:// issuer and JWKS URLs on loopback hosts. Tests and local development only. */
   allowInsecureLoopback?: boolean;
+  /** With spec.identity.kubernetes: the file holding the cluster's issuer and keys (cluster-keys.ts). */
+  clusterKeysFile?: string;
+  /**
+   * With spec.identity.kubernetes: accept only tokens of this subject (system:serviceaccount:NS:NAME).
+   * The sidecar sets it to its own pod's service account when it knows it (injected pods), so a
+   * token borrowed from another workload cannot make the agent act as that workload.
+   */
+  kubernetesSubject?: string;
 }
 
 export interface TokenVerifier {
@@ -82,6 +85,10 @@ export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptio
   const allowInsecure = opts.allowInsecureLoopback === true;
   const cfg = resolveIdentitySpec(spec, allowInsecure);
   const now = opts.now ?? Date.now;
+  return cfg.mode === 'kubernetes' ? kubernetesVerifier(cfg, opts, now) : oidcVerifier(cfg, opts, now);
+}
+
+function oidcVerifier(cfg: ResolvedOidcSpec, opts: TokenVerifierOptions, now: () => number): TokenVerifier {
   const keys = new KeyCache(cfg, {
     fetch: opts.fetch ?? globalThis.fetch,
     now,
@@ -89,7 +96,7 @@ export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptio
     cooldownMs: opts.refetchCooldownMs ?? 10_000,
     failureBackoffMs: opts.failureBackoffMs ?? 1_000,
     timeoutMs: opts.fetchTimeoutMs ?? 5_000,
-    allowInsecure,
+    allowInsecure: opts.allowInsecureLoopback === true,
   });
 
   const getKey: JWTVerifyGetKey = async (header, token) => {
@@ -108,47 +115,17 @@ export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptio
     }
   };
 
-  async function verify(token: string): Promise<Identity> {
-    if (typeof token !== 'string' || token.trim() === '') throw new IdentityError('missing_token', 'no token was presented');
-    token = token.trim();
-    if (token.length > MAX_TOKEN_CHARS) throw new IdentityError('malformed_token', `token is longer than ${MAX_TOKEN_CHARS} characters`);
-    if (token.split('.').length !== 3)
-      throw new IdentityError('malformed_token', 'token is not a signed JWT (expected three dot-separated parts)');
-    let alg: unknown;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-    } catch {
-      throw new IdentityError('malformed_token', 'token header is not base64url-encoded JSON');
-    }
-    if (typeof alg !== 'string' || !ACCEPTED_ALGORITHMS.includes(alg)) {
-      throw new IdentityError(
-        'bad_signature',
-        `token algorithm ${JSON.stringify(String(alg).slice(0, 32))} is not accepted; only asymmetric signatures are (${ACCEPTED_ALGORITHMS.join(', ')})`,
-      );
-    }
-    const options: JWTVerifyOptions = {
-      issuer: cfg.issuer,
-      audience: cfg.audiences,
-      algorithms: [...ACCEPTED_ALGORITHMS],
-      clockTolerance: cfg.clockSkewMs / 1000,
-      currentDate: new Date(now()),
-      requiredClaims: ['exp'],
-      ...(cfg.maxTokenAgeMs !== undefined ? { maxTokenAge: cfg.maxTokenAgeMs / 1000 } : {}),
-    };
+  async function verify(raw: string): Promise<Identity> {
+    const token = precheck(raw).token;
+    const options = verifyOptions(cfg, cfg.issuer, now);
     let payload: JWTPayload;
     try {
       payload = (await jwtVerify(token, getKey, options)).payload;
     } catch (e) {
-      if (!(e instanceof joseErrors.JWKSMultipleMatchingKeys)) throw toIdentityError(e, cfg);
+      if (!(e instanceof joseErrors.JWKSMultipleMatchingKeys)) throw toIdentityError(e, cfg, cfg.issuer);
       payload = await verifyWithCandidates(token, e, options);
     }
-    // jose checks iat only under maxTokenAge; a token from the future is refused in any case.
-    if (typeof payload.iat === 'number' && payload.iat * 1000 > now() + cfg.clockSkewMs) {
-      throw new IdentityError(
-        'not_yet_valid',
-        `token was issued in the future (iat ${timeOf(payload.iat)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`,
-      );
-    }
+    checkIssuedAt(payload, cfg, now);
     return identityFrom(payload, cfg);
   }
 
@@ -162,7 +139,7 @@ export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptio
       try {
         return (await jwtVerify(token, key, options)).payload;
       } catch (e) {
-        if (!(e instanceof joseErrors.JWSSignatureVerificationFailed)) throw toIdentityError(e, cfg);
+        if (!(e instanceof joseErrors.JWSSignatureVerificationFailed)) throw toIdentityError(e, cfg, cfg.issuer);
       }
     }
     throw new IdentityError('bad_signature', "token signature does not verify with any of the issuer's keys");
@@ -171,7 +148,115 @@ export function createTokenVerifier(spec: IdentitySpec, opts: TokenVerifierOptio
   return { verify };
 }
 
-function identityFrom(payload: JWTPayload, cfg: ResolvedSpec): Identity {
+function kubernetesVerifier(cfg: ResolvedKubernetesSpec, opts: TokenVerifierOptions, now: () => number): TokenVerifier {
+  if (!opts.clusterKeysFile) throw new Error('spec.identity.kubernetes: no file holding the cluster’s keys was given');
+  const source = new ClusterKeysFile(opts.clusterKeysFile, createLocalJWKSet, { now, allowInsecureLoopback: opts.allowInsecureLoopback });
+
+  async function verify(raw: string): Promise<Identity> {
+    const { token, kid } = precheck(raw);
+    // Kubernetes signs every token with a key id: one without cannot be matched to a key unambiguously.
+    if (kid === undefined) throw new IdentityError('malformed_token', 'token has no key id (kid); service-account tokens always carry one');
+    // Issuer and keys from one read of one file: never one cluster's keys with another's issuer.
+    const snapshot = source.snapshot();
+    if (cfg.audiences.includes(snapshot.issuer)) {
+      throw new IdentityError(
+        'wrong_audience',
+        `spec.identity.kubernetes.audiences includes the cluster's issuer ${snapshot.issuer}, the API server's own audience: no token is accepted until it names an audience of your own`,
+      );
+    }
+    const options = verifyOptions(cfg, snapshot.issuer, now);
+    let payload: JWTPayload;
+    try {
+      payload = (await jwtVerify(token, snapshot.keys, options)).payload;
+    } catch (e) {
+      if (e instanceof joseErrors.JWKSNoMatchingKey) throw unknownKey(kid, 'the cluster');
+      throw toIdentityError(e, cfg, snapshot.issuer);
+    }
+    checkIssuedAt(payload, cfg, now);
+    const identity = serviceAccountIdentity(payload);
+    if (opts.kubernetesSubject !== undefined && identity.subject !== opts.kubernetesSubject) {
+      throw new IdentityError(
+        'foreign_token',
+        `token belongs to ${identity.subject}, not to this pod's service account (${opts.kubernetesSubject}); a pod may present only its own token`,
+      );
+    }
+    return identity;
+  }
+
+  return { verify };
+}
+
+/** Shape checks before any cryptography: size, three parts, an accepted asymmetric algorithm. */
+function precheck(raw: string): { token: string; kid?: string } {
+  if (typeof raw !== 'string' || raw.trim() === '') throw new IdentityError('missing_token', 'no token was presented');
+  const token = raw.trim();
+  if (token.length > MAX_TOKEN_CHARS) throw new IdentityError('malformed_token', `token is longer than ${MAX_TOKEN_CHARS} characters`);
+  if (token.split('.').length !== 3)
+    throw new IdentityError('malformed_token', 'token is not a signed JWT (expected three dot-separated parts)');
+  let header: Jose.ProtectedHeaderParameters;
+  try {
+    header = decodeProtectedHeader(token);
+  } catch {
+    throw new IdentityError('malformed_token', 'token header is not base64url-encoded JSON');
+  }
+  const alg: unknown = header.alg;
+  if (typeof alg !== 'string' || !ACCEPTED_ALGORITHMS.includes(alg)) {
+    throw new IdentityError(
+      'bad_signature',
+      `token algorithm ${JSON.stringify(String(alg).slice(0, 32))} is not accepted; only asymmetric signatures are (${ACCEPTED_ALGORITHMS.join(', ')})`,
+    );
+  }
+  if (header.crit !== undefined)
+    throw new IdentityError('malformed_token', 'token header has critical extensions (crit), which are not supported');
+  const kid: unknown = header.kid;
+  if (kid !== undefined && (typeof kid !== 'string' || kid === ''))
+    throw new IdentityError('malformed_token', 'token key id (kid) is not a string');
+  return { token, kid: kid };
+}
+
+function verifyOptions(cfg: ResolvedSpec, issuer: string, now: () => number): JWTVerifyOptions {
+  return {
+    issuer,
+    audience: cfg.audiences,
+    algorithms: [...ACCEPTED_ALGORITHMS],
+    clockTolerance: cfg.clockSkewMs / 1000,
+    currentDate: new Date(now()),
+    requiredClaims: cfg.mode === 'kubernetes' ? ['exp', 'iat'] : ['exp'],
+    ...(cfg.maxTokenAgeMs !== undefined ? { maxTokenAge: cfg.maxTokenAgeMs / 1000 } : {}),
+  };
+}
+
+/** jose checks iat only under maxTokenAge; a token from the future is refused in any case. */
+function checkIssuedAt(payload: JWTPayload, cfg: ResolvedSpec, now: () => number): void {
+  if (typeof payload.iat === 'number' && payload.iat * 1000 > now() + cfg.clockSkewMs) {
+    throw new IdentityError(
+      'not_yet_valid',
+      `token was issued in the future (iat ${timeOf(payload.iat)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`,
+    );
+  }
+}
+
+/**
+ * A service-account token's caller, as the API server would authenticate it: sub must agree with
+ * the kubernetes.io claims (namespace and service account name), and the groups are the API
+ * server's for a service account (a groups claim in the token is never read).
+ */
+function serviceAccountIdentity(payload: JWTPayload): Identity {
+  const k8s = payload['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown; uid?: unknown } } | undefined;
+  const ns = k8s?.namespace;
+  const sa = k8s?.serviceaccount;
+  if (typeof ns !== 'string' || ns === '' || typeof sa?.name !== 'string' || sa.name === '' || typeof sa.uid !== 'string') {
+    throw new IdentityError(
+      'malformed_token',
+      'token has no kubernetes.io claims naming its namespace and service account: not a projected service-account token',
+    );
+  }
+  const subject = `system:serviceaccount:${ns}:${sa.name}`;
+  if (payload.sub !== subject) throw new IdentityError('malformed_token', "token's sub does not agree with its kubernetes.io claims");
+  return { subject, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'], source: 'token' };
+}
+
+function identityFrom(payload: JWTPayload, cfg: ResolvedOidcSpec): Identity {
   const subject = payload[cfg.subjectClaim];
   if (typeof subject !== 'string' || subject === '') {
     throw new IdentityError('malformed_token', `token has no "${cfg.subjectClaim}" claim naming the caller (a non-empty string)`);
@@ -199,7 +284,7 @@ function serviceAccountGroups(subject: string): string[] {
   return m ? ['system:serviceaccounts', `system:serviceaccounts:${m[1]}`] : [];
 }
 
-function toIdentityError(e: unknown, cfg: ResolvedSpec): IdentityError {
+function toIdentityError(e: unknown, cfg: ResolvedSpec, issuer: string): IdentityError {
   if (e instanceof IdentityError) return e;
   if (e instanceof joseErrors.JWTExpired) {
     if (e.claim === 'iat')
@@ -221,7 +306,7 @@ function toIdentityError(e: unknown, cfg: ResolvedSpec): IdentityError {
           `token was issued in the future (iat ${timeOf(e.payload.iat)}, clock skew allowed ${cfg.clockSkewMs / 1000}s)`,
         );
       case 'iss':
-        return new IdentityError('wrong_issuer', `token issuer (iss) is not ${cfg.issuer}`);
+        return new IdentityError('wrong_issuer', `token issuer (iss) is not ${issuer}`);
       case 'aud':
         return new IdentityError('wrong_audience', `token audience (aud) includes none of ${cfg.audiences.join(', ')}`);
       default:
@@ -247,8 +332,8 @@ function describeKid(kid: unknown): string {
   return kid === undefined ? 'without a key id' : `with key id ${JSON.stringify(String(kid).slice(0, 64))}`;
 }
 
-function unknownKey(kid: unknown): IdentityError {
-  return new IdentityError('unknown_key', `token is signed ${describeKid(kid)}, which the issuer does not publish`);
+function unknownKey(kid: unknown, who = 'the issuer'): IdentityError {
+  return new IdentityError('unknown_key', `token is signed ${describeKid(kid)}, which ${who} does not publish`);
 }
 
 type KeySet = ReturnType<typeof createLocalJWKSet>;
@@ -272,7 +357,7 @@ class KeyCache {
   private lastFailure?: { at: number; error: IdentityError };
 
   constructor(
-    private readonly cfg: ResolvedSpec,
+    private readonly cfg: ResolvedOidcSpec,
     private readonly o: KeyCacheOptions,
   ) {}
 

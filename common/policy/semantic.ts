@@ -6,7 +6,6 @@
 import { formatPath, type PathSegment, type PolicyError } from './errors';
 import { parseHostPattern } from './compile';
 import { parseColumnPattern, parseDuration, parseJsonPath } from './syntax';
-import type { IdentitySpec } from './types';
 import { resolveIdentitySpec } from '../identity/spec';
 
 export { parseColumnPattern, parseDuration, parseJsonPath, PolicySyntaxError } from './syntax';
@@ -428,12 +427,12 @@ function checkIdentity(spec: Obj): PolicyError[] {
   const identity = obj(spec.identity);
   if (!identity) return [];
   try {
-    resolveIdentitySpec(identity as unknown as IdentitySpec, true);
+    resolveIdentitySpec(identity, true);
     return [];
   } catch (e) {
     const message = (e as Error).message;
-    const field = /^spec\.identity\.(\w+)/.exec(message)?.[1];
-    return [err(field ? ['spec', 'identity', field] : ['spec', 'identity'], message.replace(/^spec\.identity\.\w+:\s*/, ''))];
+    const field = /^spec\.identity\.([\w.]+):/.exec(message)?.[1];
+    return [err(['spec', 'identity', ...(field ? field.split('.') : [])], message.replace(/^spec\.identity(\.[\w.]+)?:\s*/, ''))];
   }
 }
 

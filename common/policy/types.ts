@@ -163,14 +163,17 @@ export interface AccessPolicySpec {
 
 /**
  * `spec.identity`: callers present a short-lived JWT (the PostgreSQL password, or an HTTP
- * `Authorization`/`Proxy-Authorization` bearer token) that the sidecar verifies against this
- * issuer's keys. Kubernetes projected service-account tokens are one such issuer.
+ * `Authorization`/`Proxy-Authorization` bearer token) that the sidecar verifies. Exactly one of
+ * `issuer` (an external OIDC issuer, keys by discovery) and `kubernetes` (this cluster's projected
+ * service-account tokens, keys handed over by the operator).
  */
 export interface IdentitySpec {
   /** Issuer URL (https), exactly as in the tokens' `iss` claim. */
-  issuer: string;
-  /** Accepted `aud` values; a token must carry at least one of them. */
-  audiences: string[];
+  issuer?: string;
+  /** Accepted `aud` values (with `issuer`); a token must carry at least one of them. */
+  audiences?: string[];
+  /** This cluster's service-account tokens. */
+  kubernetes?: KubernetesIdentitySpec;
   /** JWKS URL; defaults to `jwks_uri` from `issuer + /.well-known/openid-configuration`. */
   jwksUri?: string;
   /** Claim holding the caller's subject; defaults to `sub`. */
@@ -181,6 +184,12 @@ export interface IdentitySpec {
   clockSkew?: string;
   /** Reject tokens issued (`iat`) longer ago than this duration, whatever their exp. */
   maxTokenAge?: string;
+}
+
+/** `spec.identity.kubernetes`: projected service-account tokens issued by this cluster's API server. */
+export interface KubernetesIdentitySpec {
+  /** Accepted `aud` values; a token must carry at least one. The first is the one injected pods are given. */
+  audiences: string[];
 }
 
 export interface AccessPolicy {

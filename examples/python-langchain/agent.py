@@ -10,6 +10,9 @@ sets in an injected pod (and which you export when you run a sidecar yourself):
   OPENAI_API_KEY     any placeholder; the OpenAI client refuses to start without one
   CRM_TOOLS_MCP_URL  http://127.0.0.1:15001/crm-tools  (optional: an MCP server's tools)
 
+OPENAI_MODEL picks the model (default gpt-4o-mini); OPENAI_STREAMING=1 streams its answers (the
+sidecar masks streamed events as they pass).
+
 What the policy forbids comes back to the agent as an error it can read (and hand to the model):
 a denied statement is a PostgreSQL error with SQLSTATE 42501 naming the rule, a denied tool call is
 an MCP tool error, and what the policy masks arrives masked, so the model never sees it either.
@@ -127,6 +130,7 @@ async def main() -> int:
         base_url=require("OPENAI_BASE_URL"),
         api_key=os.environ.get("OPENAI_API_KEY", "placeholder-the-sidecar-adds-the-key"),
         temperature=0,
+        streaming=os.environ.get("OPENAI_STREAMING") == "1",
     )
     async with AsyncExitStack() as stack:
         tools = [await database_tool(stack, require("DATABASE_URL"))]

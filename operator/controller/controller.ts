@@ -7,7 +7,9 @@ import type { Metrics } from '../../common/metrics';
 import type { AccessPolicy } from '../../common/policy/types';
 import { canonicalJson } from '../../common/k8s/canonical-json';
 import { selectorMatches } from '../../common/k8s/selector';
+import { CLUSTER_KEYS_FILE } from '../../common/identity/cluster-keys';
 import type { Applier } from './apply';
+import type { ClusterKeysSource, ClusterKeysState } from './cluster-keys';
 import { Informer } from './informers';
 import { isNotFound, KubeApiError, type KubeRest } from './kube-rest';
 import { WorkQueue } from './queue';
@@ -21,6 +23,8 @@ export interface ControllerOptions {
   applier: Applier;
   expectedHash: (policy: AccessPolicy) => string;
   isLeader(): boolean;
+  /** spec.identity.kubernetes: the cluster's issuer and keys (absent: such policies are not Ready). */
+  clusterKeys?: ClusterKeysSource;
   workers?: number;
   /** Every policy is reconciled again this often (catches what no watch reports). */
   resyncMs?: number;
@@ -66,6 +70,7 @@ export class PolicyController {
   readonly queue: WorkQueue;
   private workers: Array<Promise<void>> = [];
   private resyncTimer?: NodeJS.Timeout;
+  private keysTimer?: NodeJS.Timeout;
   private readonly reconciles;
   private readonly depth;
 
@@ -101,6 +106,14 @@ export class PolicyController {
     const resync = this.opts.resyncMs ?? 5 * 60_000;
     this.resyncTimer = setInterval(() => this.enqueueAll(), resync);
     this.resyncTimer.unref?.();
+    const keys = this.opts.clusterKeys;
+    if (keys) {
+      // Key rotation reaches the ConfigMaps within refreshMs (plus the kubelet's sync for the pods).
+      this.keysTimer = setInterval(() => {
+        if (keys.wanted && this.opts.isLeader()) void keys.refresh().then(() => this.enqueueKubernetesIdentity());
+      }, keys.refreshMs);
+      this.keysTimer.unref?.();
+    }
   }
 
   synced(): boolean {
@@ -119,9 +132,15 @@ export class PolicyController {
   /** Finishes in-flight reconciles, then stops the workers and informers. */
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
+    clearInterval(this.keysTimer);
     await this.queue.drain();
     await Promise.all(this.workers);
     await Promise.all([this.policies.stop(), this.pods.stop(), this.configMaps.stop()]);
+  }
+
+  /** Queue the policies that use spec.identity.kubernetes (their ConfigMaps carry the cluster's keys). */
+  private enqueueKubernetesIdentity(): void {
+    for (const p of this.policies.list()) if (usesClusterKeys(p.spec)) this.enqueue(p.metadata.namespace, p.metadata.name);
   }
 
   private enqueue(namespace: string | undefined, name: string): void {
@@ -172,7 +191,16 @@ export class PolicyController {
     const policy = this.policies.get(namespace, name);
     if (!policy) return; // deleted: the ConfigMap goes with it (ownerReferences → garbage collector)
     const secrets = await this.existingSecrets(namespace, secretRefs(policy.spec));
+    const current = this.configMaps.get(namespace, policyConfigMapName(name));
+    let clusterKeys: ClusterKeysState | undefined;
+    if (usesClusterKeys(policy.spec)) {
+      clusterKeys = this.opts.clusterKeys
+        ? await this.opts.clusterKeys.get()
+        : { error: 'this operator was started without access to the cluster’s service-account keys' };
+    }
     const result = reconcilePolicy({
+      clusterKeys,
+      currentClusterKeys: current?.data?.[CLUSTER_KEYS_FILE],
       policy,
       pods: this.pods.list(namespace),
       secrets,
@@ -180,7 +208,7 @@ export class PolicyController {
       expectedHash: this.opts.expectedHash,
       now: this.opts.now?.() ?? new Date(),
     });
-    if (result.configMap && !sameConfigMap(result.configMap, this.configMaps.get(namespace, policyConfigMapName(name)))) {
+    if (result.configMap && !sameConfigMap(result.configMap, current)) {
       await this.opts.applier.applyConfigMap(result.configMap);
       this.opts.log.info('rendered policy ConfigMap', { policy: key, generation: policy.metadata.generation });
     }
@@ -192,6 +220,7 @@ export class PolicyController {
         .catch((e: Error) => this.opts.log.warn('could not record Event', { policy: key, reason: ev.reason, error: e.message }));
     }
     if (result.policy && secrets.length < secretRefs(policy.spec).length) this.queue.addAfter(key, this.opts.secretRecheckMs ?? 30_000);
+    if (clusterKeys?.error !== undefined && this.opts.clusterKeys) this.queue.addAfter(key, this.opts.clusterKeys.retryMs);
   }
 
   /** Which of `names` exist; asks for metadata only, so no Secret value is ever read. */
@@ -216,6 +245,12 @@ export class PolicyController {
     }
     return present;
   }
+}
+
+/** Whether an (unvalidated) spec asks for spec.identity.kubernetes. */
+function usesClusterKeys(spec: unknown): boolean {
+  const identity = (spec as { identity?: { kubernetes?: unknown } } | undefined)?.identity;
+  return identity?.kubernetes !== undefined && identity.kubernetes !== null;
 }
 
 /** Secret names an (unvalidated) spec refers to. */

@@ -14,11 +14,13 @@ import {
   SIDECAR_CONTAINER,
   policyConfigMapName,
 } from '../../common/k8s/names';
+import { CLUSTER_KEYS_FILE } from '../../common/identity/cluster-keys';
 import { formatPolicyError } from '../../common/policy/errors';
 import { validateAccessPolicy } from '../../common/policy/schema';
 import type { AccessPolicy } from '../../common/policy/types';
 import { referencedSecrets } from '../../common/k8s/referenced-secrets';
 import { selectorMatches } from '../../common/k8s/selector';
+import type { ClusterKeysState } from './cluster-keys';
 import { groupRecycles } from './recycle';
 import type { Condition, ConfigMapObject, EventSpec, ObjectReference, PodObject, PolicyObject, PolicyStatus } from './types';
 
@@ -39,6 +41,8 @@ export const REASONS = {
   secretMissing: 'SecretMissing',
   overlapping: 'OverlappingPolicies',
   outdated: 'SidecarOutdated',
+  clusterKeysUnavailable: 'ClusterKeysUnavailable',
+  audienceIsIssuer: 'AudienceIsClusterIssuer',
 } as const;
 
 export interface ReconcileInput {
@@ -52,6 +56,10 @@ export interface ReconcileInput {
   /** The config hash a pod injected for this policy today carries (operator/inject/hash.ts). */
   expectedHash(policy: AccessPolicy): string;
   now: Date;
+  /** spec.identity.kubernetes: the cluster's issuer and keys as last fetched (cluster-keys.ts). */
+  clusterKeys?: ClusterKeysState;
+  /** The ConfigMap's cluster-keys entry as it is now: kept when the keys were never fetched. */
+  currentClusterKeys?: string;
 }
 
 export interface ReconcileResult {
@@ -137,8 +145,12 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
     });
   }
 
-  const ready: Omit<Condition, 'lastTransitionTime'> =
-    missing.length > 0
+  const keys = valid.spec.identity?.kubernetes ? clusterKeysFor(valid, input) : undefined;
+  if (keys?.problem)
+    events.push({ type: 'Warning', reason: keys.problem.reason, message: truncate(keys.problem.message), involvedObject: ref });
+  const ready: Omit<Condition, 'lastTransitionTime'> = keys?.problem
+    ? { type: CONDITION_READY, status: 'False', ...keys.problem, observedGeneration: generation }
+    : missing.length > 0
       ? {
           type: CONDITION_READY,
           status: 'False',
@@ -154,7 +166,7 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
           observedGeneration: generation,
         };
   return {
-    configMap: renderConfigMap(policy, valid),
+    configMap: renderConfigMap(policy, valid, keys?.document),
     policy: valid,
     events,
     status: {
@@ -191,7 +203,41 @@ export function normalisedDocument(policy: PolicyObject, spec: unknown): Record<
   return { apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, metadata, spec };
 }
 
-export function renderConfigMap(policy: PolicyObject, valid: AccessPolicy): ConfigMapObject {
+/**
+ * The cluster-keys document for a spec.identity.kubernetes policy: as fetched, else the one the
+ * ConfigMap already holds (an operator that restarts while the API server's keys are unreachable
+ * must not take them away from running sidecars); and what is wrong, for the Ready condition.
+ */
+function clusterKeysFor(valid: AccessPolicy, input: ReconcileInput): { document?: string; problem?: { reason: string; message: string } } {
+  const fetched = input.clusterKeys;
+  const document = fetched?.document ?? input.currentClusterKeys;
+  if (fetched?.error !== undefined || document === undefined) {
+    const why = fetched?.error ?? 'the operator has not fetched them';
+    const consequence =
+      document === undefined
+        ? 'sidecars refuse every token until they can be read'
+        : 'sidecars keep the keys fetched earlier (a key the cluster added since is not accepted yet)';
+    return { document, problem: { reason: REASONS.clusterKeysUnavailable, message: `${why}; ${consequence}` } };
+  }
+  let issuer: string | undefined;
+  try {
+    issuer = (JSON.parse(document) as { issuer?: string }).issuer;
+  } catch {
+    issuer = undefined;
+  }
+  if (issuer !== undefined && valid.spec.identity!.kubernetes!.audiences.includes(issuer)) {
+    return {
+      document,
+      problem: {
+        reason: REASONS.audienceIsIssuer,
+        message: `spec.identity.kubernetes.audiences includes ${issuer}, the cluster's issuer and the API server's own audience: sidecars refuse every token until it names an audience of your own (such as agent-warden)`,
+      },
+    };
+  }
+  return { document };
+}
+
+export function renderConfigMap(policy: PolicyObject, valid: AccessPolicy, clusterKeys?: string): ConfigMapObject {
   const m = policy.metadata;
   return {
     apiVersion: 'v1',
@@ -204,7 +250,10 @@ export function renderConfigMap(policy: PolicyObject, valid: AccessPolicy): Conf
         ? [{ apiVersion: API_VERSION, kind: ACCESS_POLICY.kind, name: m.name, uid: m.uid, controller: true, blockOwnerDeletion: true }]
         : undefined,
     },
-    data: { [POLICY_CONFIGMAP_KEY]: stringify(normalisedDocument(policy, valid.spec)) },
+    data: {
+      [POLICY_CONFIGMAP_KEY]: stringify(normalisedDocument(policy, valid.spec)),
+      ...(clusterKeys !== undefined ? { [CLUSTER_KEYS_FILE]: clusterKeys } : {}),
+    },
   };
 }
 

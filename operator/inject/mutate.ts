@@ -9,6 +9,7 @@ import type { InjectorConfig, SidecarPorts } from './config';
 import { injectionConfigHash } from './hash';
 import { istioInboundExclusion, istioMode, istioProblems } from './istio';
 import { diffPatch } from './json-diff';
+import { applyIdentityToken } from './identity-token';
 import type { Container, EnvVar, Pod, PodSpec } from './k8s-types';
 import { lockdownContainer, lockdownEscapes, lockdownWanted } from './lockdown';
 import { NameAllocator } from './names-alloc';
@@ -110,6 +111,7 @@ function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): Inject
   const env = appEnv(policy, config.ports.egress);
   const excluded = excludedContainers(spec, annotations);
   const warnings = rewriteEnv(spec, env, excluded, lockdown);
+  const identityEnv = applyIdentityToken(spec, policy, names, excluded); // spec.identity.kubernetes only (identity-token.ts)
   spec.initContainers = [...(lockdown ? [lockdownContainer(config)] : []), sidecar.container, ...(spec.initContainers ?? [])];
   spec.volumes = [...(spec.volumes ?? []), ...sidecar.volumes];
   if (spec.shareProcessNamespace === true) {
@@ -127,7 +129,7 @@ function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): Inject
     image: config.image,
     lockdown,
     targets: targetEnv(policy, config.ports.egress).map((t) => ({ name: t.target, kind: t.kind, env: t.name })),
-    env: env.map((e) => e.name),
+    env: [...env.map((e) => e.name), ...identityEnv],
     envPrecedence: 'injected',
     ...(excluded.size > 0 ? { excluded: [...excluded].sort() } : {}),
   };

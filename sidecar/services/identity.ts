@@ -2,6 +2,8 @@
 // of callers' tokens (PostgreSQL password, HTTP bearer, forward-proxy Proxy-Authorization).
 import type * as http from 'node:http';
 import * as os from 'node:os';
+import * as path from 'node:path';
+import { CLUSTER_KEYS_FILE } from '../../common/identity/cluster-keys';
 import type { Identity } from '../../common/policy/types';
 import { IdentityError } from '../../common/identity/errors';
 import { bearerFromHeaders } from '../../common/identity/extract';
@@ -22,6 +24,18 @@ export function podIdentity(): Identity {
       source: 'pod',
     };
   return { subject: `local:${os.userInfo().username}`, groups: [], source: 'local' };
+}
+
+/** Environment variable naming the cluster-keys file (spec.identity.kubernetes) outside a pod. */
+export const CLUSTER_KEYS_ENV = 'WARDEN_KUBERNETES_KEYS';
+
+/**
+ * Where spec.identity.kubernetes finds the cluster's issuer and keys: WARDEN_KUBERNETES_KEYS, else
+ * kubernetes-keys.json next to the policy file, which is where the operator's ConfigMap puts it.
+ */
+export function clusterKeysPath(policyFile: string, env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env[CLUSTER_KEYS_ENV];
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : path.join(path.dirname(policyFile), CLUSTER_KEYS_FILE);
 }
 
 /**

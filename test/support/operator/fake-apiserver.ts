@@ -162,6 +162,8 @@ function randomSuffix(): string {
 
 export class FakeApiServer {
   readonly requests: RequestLogEntry[] = [];
+  /** Non-resource GET paths (e.g. /.well-known/openid-configuration), answered by their handler. */
+  readonly nonResource = new Map<string, (res: http.ServerResponse) => void>();
   private readonly resources: ResourceDef[];
   private readonly objects = new Map<string, Map<string, Obj>>();
   private history: HistoryEvent[] = [];
@@ -339,6 +341,8 @@ export class FakeApiServer {
     this.requests.push(entry);
     res.on('finish', () => (entry.status = res.statusCode));
     try {
+      const extra = req.method === 'GET' ? this.nonResource.get(url.pathname) : undefined;
+      if (extra) return extra(res);
       const discovery = this.discovery(url.pathname);
       if (discovery) return sendJson(res, 200, discovery);
       const target = this.route(url.pathname);

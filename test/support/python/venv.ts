@@ -21,12 +21,12 @@ const SHIM_BUILDER = path.join(__dirname, 'langchain-protocol-shim', 'build_whee
 const LOCK_STALE_MS = 15 * 60_000;
 const LOCK_WAIT_MS = 15 * 60_000;
 
-/** The first of WARDEN_PYTHON, python3, python that is Python 3.10 or newer. */
-export function findPython(): PythonFound {
-  const candidates = [process.env.WARDEN_PYTHON, 'python3', 'python'].filter((c): c is string => !!c);
+/** The first of WARDEN_PYTHON, python3, python (on env's PATH) that is Python 3.10 or newer. */
+export function findPython(env: NodeJS.ProcessEnv = process.env): PythonFound {
+  const candidates = [env.WARDEN_PYTHON, 'python3', 'python'].filter((c): c is string => !!c);
   const seen: string[] = [];
   for (const c of candidates) {
-    const r = spawnSync(c, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'], { encoding: 'utf8' });
+    const r = spawnSync(c, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'], { encoding: 'utf8', env });
     if (r.status !== 0) {
       seen.push(`${c}: not found`);
       continue;
@@ -78,8 +78,9 @@ async function withLock<T>(lock: string, fn: () => T): Promise<T> {
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const age = Date.now() - fs.statSync(lock, { throwIfNoEntry: false })!.mtimeMs;
-      if (age > LOCK_STALE_MS) fs.rmSync(lock, { recursive: true, force: true });
+      const held = fs.statSync(lock, { throwIfNoEntry: false });
+      if (held === undefined) continue; // released in between
+      if (Date.now() - held.mtimeMs > LOCK_STALE_MS) fs.rmSync(lock, { recursive: true, force: true });
       else if (Date.now() - start > LOCK_WAIT_MS) throw new Error(`waited too long for ${lock} (remove it if no build runs)`);
       else await new Promise((r) => setTimeout(r, 1000));
     }
