@@ -37,6 +37,11 @@ describe('red team 14: lockdown is refused for app containers that can step outs
     expect(result.outcome).toBe('refused');
   });
 
+  it.failing('RT14-03 root that drops ALL but adds SYS_MODULE (load a module that unhooks the rules): adds are not an allowlist', () => {
+    const result = injectPod(lockedDown({ capabilities: { drop: ['ALL'], add: ['SYS_MODULE'] }, allowPrivilegeEscalation: false }), ctx());
+    expect(result.outcome).toBe('refused');
+  });
+
   it.failing(
     'RT14-04 drops ALL but leaves privilege escalation allowed: a setuid 1337 / setgid 1338 file in the image is the sidecar',
     () => {
