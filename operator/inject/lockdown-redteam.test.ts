@@ -10,7 +10,9 @@
 //   - Any setuid-1337/setgid-1338 file in the image (no capability needed to exec one) while
 //     allowPrivilegeEscalation is not false, even with every capability dropped.
 //   - An image whose USER is 1337:1338 when the pod spec names no runAsUser: the webhook cannot see it.
-// Marked it.failing until inject's fix lands; flip to it() then.
+// RT14-02/03 reproduced with the real rules in a network namespace (iptables-restore of lockdownRules'
+// table; /work/redteam-findings.md): the plain socket is refused, the AF_PACKET frame and the 6755
+// 1337:1338 copy reach the other side. Marked it.failing until fixed; flip to it() then.
 import { ANNOTATIONS } from '../../common/k8s/names';
 import { fixture, fixturePolicies, OPTED_IN, testConfig } from '../../test/support/operator/inject-fixtures';
 import type { Pod, SecurityContext } from './k8s-types';
