@@ -50,7 +50,7 @@ describe('red team 14: warden validate and lists kubectl would apply', () => {
   });
 
   // kubectl apply -f DIR reads *.json, *.yaml and *.yml (resource.FileExtensions); warden reads the YAML ones only.
-  it.failing('RT14-08 a directory whose .json file holds an invalid policy fails the check (kubectl applies .json too)', () => {
+  it('RT14-08 (fixed by cli) a directory whose .json file holds an invalid policy fails the check (kubectl applies .json too)', () => {
     const sub = fs.mkdtempSync(path.join(dir, 'd-'));
     fs.writeFileSync(path.join(sub, 'policy.yaml'), VALID);
     fs.writeFileSync(

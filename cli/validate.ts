@@ -74,14 +74,15 @@ async function validateInput(arg: string, io: CliIo, allowEmpty: boolean): Promi
     const stat = await fs.stat(arg);
     files = stat.isDirectory()
       ? (await fs.readdir(arg))
-          .filter((n) => /\.ya?ml$/i.test(n))
+          // what kubectl apply -f DIR reads (JSON is YAML to the parser)
+          .filter((n) => /\.(ya?ml|json)$/i.test(n))
           .sort()
           .map((n) => path.join(arg, n))
       : [arg];
   } catch (e) {
     return unreadable(arg, e);
   }
-  if (files.length === 0) return withEmptyCheck(arg, [], allowEmpty, 'directory has no .yaml or .yml files');
+  if (files.length === 0) return withEmptyCheck(arg, [], allowEmpty, 'directory has no .yaml, .yml or .json files');
   const out: ValidateResult[] = [];
   for (const file of files) {
     try {
