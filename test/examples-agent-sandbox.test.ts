@@ -189,7 +189,11 @@ describe('examples/agent-sandbox: schemas', () => {
 
   it('`warden validate` accepts the AccessPolicy', async () => {
     const out: string[] = [];
-    const code = await runValidate([path.join(EXAMPLE, 'policy.yaml')], { stdout: (s) => out.push(s), stderr: (s) => out.push(s) });
+    const code = await runValidate(
+      [path.join(EXAMPLE, 'policy.yaml')],
+      { output: 'table' },
+      { stdout: (s) => out.push(s), stderr: (s) => out.push(s) },
+    );
     expect({ code, out: out.join('') }).toEqual({ code: 0, out: expect.stringContaining('AccessPolicy code-agent is valid') });
   });
 });

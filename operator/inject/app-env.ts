@@ -14,7 +14,7 @@ export function proxyUrl(egressPort: number = PORTS.egress): string {
 export const NO_PROXY = '127.0.0.1,localhost,::1';
 
 /** SDK base-URL variables whose API-key variable must hold a placeholder (the SDKs refuse to start without one). */
-const API_KEY_FOR: Readonly<Record<string, string>> = {
+export const API_KEY_FOR: Readonly<Record<string, string>> = {
   OPENAI_BASE_URL: 'OPENAI_API_KEY',
   ANTHROPIC_BASE_URL: 'ANTHROPIC_API_KEY',
 };

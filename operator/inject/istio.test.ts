@@ -41,6 +41,15 @@ describe('istioMode: Istio in the pod, or about to be (our webhook usually runs 
       'ambient',
     ],
     ['namespace unknown (undefined labels)', pod(), undefined, undefined],
+    // proxy.istio.io/overrides can give Istio's proxy any user, even ours: the pod expects Istio.
+    ['proxy.istio.io/overrides annotation', pod({}, { 'proxy.istio.io/overrides': '{"containers":[]}' }), {}, 'sidecar'],
+    ['traffic.sidecar.istio.io/* annotation', pod({}, { 'traffic.sidecar.istio.io/excludeOutboundPorts': '5432' }), {}, 'sidecar'],
+    [
+      'Istio settings but opted out of injection',
+      pod({ 'sidecar.istio.io/inject': 'false' }, { 'proxy.istio.io/config': '{}' }),
+      {},
+      undefined,
+    ],
   ])('%s', (_name, p, ns, mode) => {
     expect(istioMode(p, ns)?.mode).toBe(mode);
   });

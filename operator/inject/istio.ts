@@ -25,6 +25,8 @@ export const ISTIO_PROXY_UID = 1337;
 export const ISTIO_PORTS: readonly number[] = [15000, 15001, 15004, 15006, 15008, 15020, 15021, 15053, 15090];
 
 const ISTIO_CONTAINERS: ReadonlySet<string> = new Set(['istio-proxy', 'istio-init', 'istio-validation']);
+/** Annotations that configure Istio's proxy for this pod. */
+const ISTIO_SETTING = /^(sidecar\.istio\.io|proxy\.istio\.io|traffic\.sidecar\.istio\.io)\//;
 
 export interface IstioMode {
   mode: 'sidecar' | 'ambient';
@@ -47,6 +49,10 @@ export function istioMode(pod: Pod, namespaceLabels: Record<string, string> | un
   const ns = namespaceLabels ?? {};
   const optedOut = labels['sidecar.istio.io/inject'] === 'false' || annotations['sidecar.istio.io/inject'] === 'false';
   if (!optedOut) {
+    // Settings for Istio's proxy (proxy.istio.io/config, proxy.istio.io/overrides, which can change
+    // its user) mean the pod expects it. Our own health-port exclusion is written only beside Istio.
+    const setting = Object.keys(annotations).find((k) => ISTIO_SETTING.test(k) && k !== 'sidecar.istio.io/inject');
+    if (setting !== undefined) return { mode: 'sidecar', evidence: `it carries Istio's ${setting} annotation` };
     if (labels['sidecar.istio.io/inject'] === 'true' || annotations['sidecar.istio.io/inject'] === 'true')
       return { mode: 'sidecar', evidence: 'it asks for Istio injection (sidecar.istio.io/inject: "true")' };
     if (labels['istio.io/rev'] !== undefined) return { mode: 'sidecar', evidence: 'it is labelled istio.io/rev' };

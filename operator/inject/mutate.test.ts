@@ -557,6 +557,49 @@ describe('injectPod beside Istio', () => {
   });
 });
 
+describe('injectPod: a pod we injected, seen again after later webhooks changed it (reinvocation)', () => {
+  const lockedDown = (): Pod => {
+    const original = hardened(fixture<Pod>('agent-pod.yaml'));
+    original.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    return injected(injectPod(original, ctx())).pod;
+  };
+
+  it('unchanged: skipped as before', () => {
+    expect(injectPod(lockedDown(), ctx())).toMatchObject({ outcome: 'skipped', reason: expect.stringMatching(/already carries/) });
+  });
+
+  it("Istio's injector added its proxy (no label announced it): with lockdown the pod is refused, not admitted around the fence", () => {
+    const pod = lockedDown();
+    pod.spec!.initContainers!.push({ name: 'istio-init', image: 'istio/proxyv2', securityContext: { runAsUser: 0 } });
+    pod.spec!.containers.push({ name: 'istio-proxy', image: 'istio/proxyv2', securityContext: { runAsUser: 1337, runAsGroup: 1337 } });
+    const result = injectPod(pod, ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(
+      /^pod runs Istio \(it has Istio's istio-init container\), added after Agent Warden's injection, and egress lockdown cannot be kept tight/,
+    );
+  });
+
+  it('Istio added beside a pod without lockdown, on our default ports and user: refused too', () => {
+    const pod = injected(injectPod(fixture<Pod>('agent-pod.yaml'), ctx())).pod;
+    pod.spec!.containers.push({ name: 'istio-proxy', image: 'istio/proxyv2' });
+    expect(injectPod(pod, ctx())).toMatchObject({ outcome: 'refused', reason: expect.stringMatching(/sidecar.ports.*sidecar.runAsUser/) });
+  });
+
+  it('a later webhook added a container lockdown cannot fence (root, default capabilities): refused', () => {
+    const pod = lockedDown();
+    pod.spec!.containers.push({ name: 'debug-shell', image: 'busybox' });
+    expect(injectPod(pod, ctx())).toMatchObject({
+      outcome: 'refused',
+      reason: expect.stringMatching(/egress lockdown cannot fence container debug-shell: it may run as root/),
+    });
+  });
+
+  it("a later webhook added a container running as the sidecar's UID: refused", () => {
+    const pod = lockedDown();
+    pod.spec!.containers.push({ name: 'relay', image: 'x', securityContext: { ...HARDENED, runAsUser: 1337 } });
+    expect(injectPod(pod, ctx())).toMatchObject({ outcome: 'refused', reason: expect.stringMatching(/container relay runs as UID 1337/) });
+  });
+});
+
 describe('injectPod: lockdown', () => {
   it('the annotation adds the iptables init container before the sidecar', () => {
     const original = hardened(fixture<Pod>('agent-pod.yaml'));

@@ -2,7 +2,7 @@
 // refuse or inject), mutates a deep copy, and returns the RFC 6902 patch from the original to it
 // (json-diff.ts; the tests check it against fast-json-patch's applyPatch and compare).
 import type { Operation } from 'fast-json-patch';
-import { ANNOTATIONS, LOCKDOWN_CONTAINER } from '../../common/k8s/names';
+import { ANNOTATIONS, LOCKDOWN_CONTAINER, SIDECAR_CONTAINER } from '../../common/k8s/names';
 import type { AccessPolicy } from '../../common/policy/types';
 import { appEnv, applyEnv, proxyEnvConflict, targetEnv } from './app-env';
 import type { InjectorConfig, SidecarPorts } from './config';
@@ -51,7 +51,10 @@ export interface InjectedRecord {
 
 export function injectPod(pod: Pod, ctx: InjectContext): InjectResult {
   const reason = skipReason({ pod, namespace: ctx.namespace, namespaceLabels: ctx.namespaceLabels, config: ctx.config });
-  if (reason !== undefined) return { outcome: 'skipped', reason };
+  if (reason !== undefined) {
+    const late = reinvocationProblem(pod, ctx);
+    return late !== undefined ? { outcome: 'refused', reason: late } : { outcome: 'skipped', reason };
+  }
   if (!pod.spec || !Array.isArray(pod.spec.containers)) return { outcome: 'refused', reason: 'pod has no spec.containers' };
   const matches = selectingPolicies(ctx.policies, ctx.namespace, pod.metadata?.labels ?? {});
   if (matches.length === 0) return { outcome: 'skipped', reason: `no AccessPolicy in namespace ${ctx.namespace} selects this pod` };
@@ -62,6 +65,42 @@ export function injectPod(pod: Pod, ctx: InjectContext): InjectResult {
     if (err instanceof InjectionError) return { outcome: 'refused', reason: err.message };
     throw err;
   }
+}
+
+/**
+ * A pod we injected, seen again: the API server reinvokes the webhook after later webhooks changed
+ * the pod (reinvocationPolicy IfNeeded), e.g. Istio's injector adding its proxy where no label
+ * announced it. What injection checked must still hold for what was added: Istio beside the sidecar
+ * (with lockdown, or on our ports or user), or a container lockdown cannot fence. Undefined when
+ * it holds, or when this is not a pod we injected.
+ */
+function reinvocationProblem(pod: Pod, ctx: InjectContext): string | undefined {
+  const spec = pod.spec;
+  const ours = new Set([SIDECAR_CONTAINER, LOCKDOWN_CONTAINER]);
+  const all = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
+  if (!spec || pod.metadata?.annotations?.[ANNOTATIONS.injected] === undefined || !all.some((c) => c.name === SIDECAR_CONTAINER))
+    return undefined;
+  const { config } = ctx;
+  const lockdown = all.some((c) => c.name === LOCKDOWN_CONTAINER);
+  const istio = istioMode(pod, ctx.namespaceLabels);
+  const problems = istio
+    ? istioProblems({ istio, lockdown, ports: config.ports, runAsUser: config.runAsUser, runAsGroup: config.runAsGroup })
+    : [];
+  if (problems.length > 0)
+    return `pod runs Istio (${istio!.evidence}), added after Agent Warden's injection, and ${problems.join('; and ')}`;
+  if (!lockdown) return undefined;
+  const theirs: PodSpec = {
+    ...spec,
+    initContainers: (spec.initContainers ?? []).filter((c) => !ours.has(c.name)),
+    containers: spec.containers.filter((c) => !ours.has(c.name)),
+  };
+  try {
+    checkLockdownUids(theirs, config.runAsUser);
+  } catch (err) {
+    if (err instanceof InjectionError) return err.message;
+    throw err;
+  }
+  return lockdownEscapes(theirs);
 }
 
 function ambiguous(policies: AccessPolicy[], namespace: string): string {
