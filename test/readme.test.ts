@@ -212,3 +212,10 @@ test('the README says nothing stale: the operator is not "in progress", and shel
     }
   }
 });
+
+test('the image tags the README names are the version make image builds', () => {
+  const version = (JSON.parse(read('package.json')) as { version: string }).version;
+  const tags = [...read('README.md').matchAll(/agent-warden:(\d+\.\d+\.\d+)/g)].map((m) => m[1]);
+  expect(tags.length).toBeGreaterThan(0);
+  expect(tags.filter((t) => t !== version)).toEqual([]);
+});
