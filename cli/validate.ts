@@ -8,6 +8,7 @@ import type { AccessPolicy } from '../common/policy/types';
 import { readProcessStdin, type CliIo } from './context';
 import { cannotRead } from './fs-errors';
 import { renderData, type OutputFormat } from './output';
+import { identityWarnings } from '../common/identity/spec';
 
 export const EXIT_VALID = 0;
 export const EXIT_INVALID = 1;
@@ -169,6 +170,7 @@ function warnings(policy: AccessPolicy): string[] {
     }
   }
   out.push(...mcpRuleWarnings(policy));
+  out.push(...identityWarnings(policy.spec.identity));
   return out;
 }
 
