@@ -291,6 +291,16 @@ describe('the commands the README gives, with the built bin/warden', () => {
     expect({ code: r.status, out: r.stdout + r.stderr }).toEqual({ code: 0, out: expect.stringContaining('support-agent') });
   });
 
+  (tools.ok ? test : test.skip)('`kubectl kustomize examples/kubernetes | warden validate -` finds the one AccessPolicy valid', () => {
+    if (!tools.ok) return;
+    const rendered = spawnSync(tools.tools.kubectl, ['kustomize', EXAMPLE], { encoding: 'utf8' });
+    const r = spawnSync(BIN, ['validate', '-'], { encoding: 'utf8', input: rendered.stdout });
+    expect({ code: r.status, valid: r.stdout.match(/AccessPolicy \S+ is valid/g) }).toEqual({
+      code: 0,
+      valid: ['AccessPolicy support-agent is valid'],
+    });
+  });
+
   test('`warden inject` gives the agent Deployment the sidecar, as the webhook would', () => {
     const r = spawnSync(BIN, ['inject', '-f', path.join(EXAMPLE, 'agent.yaml'), '--policy', path.join(EXAMPLE, 'policy.yaml')], {
       encoding: 'utf8',
