@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { formatTable, runApprovalsCli } from './approvals';
+import YAML from 'yaml';
+import { formatTable } from './approvals';
+import { runApprovalsCli } from './run';
 import { FakeApiServer } from '../test/support/operator/fake-apiserver';
 import { startAdmissionProxy, type AdmissionProxy } from '../test/support/operator/admission-proxy';
 import { createApprovalRequestAdmission } from '../operator/approvals/admission';
@@ -56,7 +58,9 @@ async function holdDelete(backend: ApprovalBackend): Promise<{ held: Promise<Hol
 function capture() {
   const out: string[] = [];
   const err: string[] = [];
-  return { io: { stdout: (s: string) => void out.push(s), stderr: (s: string) => void err.push(s) }, out, err };
+  // one entry per write, its final line break dropped (what main's io adds when missing)
+  const push = (into: string[]) => (s: string) => void into.push(s.replace(/\n$/, ''));
+  return { io: { stdout: push(out), stderr: push(err) }, out, err };
 }
 
 describe('warden approvals / approve / deny', () => {
@@ -105,6 +109,8 @@ describe('warden approvals / approve / deny', () => {
     const items = JSON.parse(json.out) as ApprovalRequest[];
     expect(items.map((i) => i.id)).toEqual([a.id]);
     expect(items[0].operation.display).toContain("$1 = '42'");
+    const yaml = await run(['approvals', 'list', '-o', 'yaml']);
+    expect(YAML.parse(yaml.out)).toEqual(items);
   });
 
   test('list with nothing pending', async () => {
@@ -159,9 +165,18 @@ describe('warden approvals / approve / deny', () => {
 
   test('usage errors exit 2; unreachable admin API says so', async () => {
     expect((await run(['approve'])).code).toBe(2);
-    expect((await run(['approvals', 'list', '-o', 'yaml'])).code).toBe(2);
+    const xml = await run(['approvals', 'list', '-o', 'xml']);
+    expect(xml.code).toBe(2);
+    expect(xml.err).toMatch(
+      /^warden approvals list: option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are table, json, yaml; see 'warden approvals list --help'$/,
+    );
     expect((await run(['approvals', 'frob'])).code).toBe(2);
-    expect((await run(['approve', 'x', '--bogus'])).code).toBe(2);
+    expect(await run(['approve', 'x', '--bogus'])).toEqual({
+      code: 2,
+      out: '',
+      err: "warden approve: unknown option '--bogus'; see 'warden approve --help'",
+    });
+    expect((await run(['approve', 'x', '-A'])).code).toBe(2); // -A lists; a decision names its namespace
     const c = capture();
     const code = await runApprovalsCli(['approvals', 'list', '--admin-addr', '127.0.0.1:1'], c.io, {});
     expect(code).toBe(1);
@@ -196,7 +211,7 @@ test('warden main dispatches approvals/approve/deny', async () => {
     expect(await main(['approvals', '--help'])).toBe(0);
     expect(await main(['approve', '--help'])).toBe(0);
     expect(await main(['deny', '--help'])).toBe(0);
-    expect(String(write.mock.calls[0][0])).toContain('warden approve ID');
+    expect(write.mock.calls.map((c) => String(c[0])).join('')).toContain('warden approve ID');
   } finally {
     write.mockRestore();
   }
@@ -284,6 +299,11 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
     expect(table.out.split('\n')).toHaveLength(3);
     const json = await kubectl(['approvals', '-n', NS, '-o', 'json']);
     expect(json.out).not.toMatch(RAW_HIDDEN);
+    const yaml = await kubectl(['approvals', '-n', NS, '-o', 'yaml']);
+    expect(yaml.out).not.toMatch(RAW_HIDDEN);
+    expect((YAML.parse(yaml.out) as ApprovalRequest[]).map((i) => i.id).sort()).toEqual(
+      (JSON.parse(json.out) as ApprovalRequest[]).map((i) => i.id).sort(),
+    );
     const r = await kubectl(['deny', raw.id, '-n', NS, '--reason', 'no\u202e'], 'bob');
     expect(r).toEqual({ code: 0, out: `${raw.id} denied: denied by bob: no\\u202e`, err: '' });
   });
@@ -347,7 +367,7 @@ describe('kubectl warden approvals / approve / deny (Kubernetes ApprovalRequests
     const prev = process.env.KUBECONFIG;
     process.env.KUBECONFIG = kubeconfigFor('alice', ['sre']);
     try {
-      expect(await runApprovalsCli(['approvals'], c.io, {}, { invokedAs: '/usr/local/bin/kubectl-warden' })).toBe(0);
+      expect(await runApprovalsCli(['approvals'], c.io, process.env, { invokedAs: '/usr/local/bin/kubectl-warden' })).toBe(0);
       expect(c.out.join('\n')).toBe('No pending approval requests in namespace agents.');
     } finally {
       if (prev === undefined) delete process.env.KUBECONFIG;

@@ -4,44 +4,17 @@
 // In Kubernetes a decision is one entry appended to the object's status; the API server's
 // admission webhook records who decided (from the caller's credentials) and refuses what is not
 // allowed, and its refusal is printed as it comes.
-import path from 'node:path';
 import { parseAddr } from '../common/admin-server';
-import { parseArgs } from 'node:util';
 import type { ApprovalRequest } from '../sidecar/approvals/types';
 import { APPROVAL_API, type ApprovalRequestObject, type ApprovalRequestList } from '../common/approvals/object';
 import { apiStatus } from '../common/k8s/api-error';
-import { displaySafe, displaySafeJson } from '../common/display-escape';
-
-export interface CliIo {
-  stdout(s: string): void;
-  stderr(s: string): void;
-}
+import { displaySafe } from '../common/display-escape';
+import { CliError, programName, type CliContext, type CliIo } from './context';
+import { kubeconfigProblem } from './kubeconfig';
+import { renderData, type OutputFormat } from './output';
 
 const DEFAULT_ADMIN_ADDR = '127.0.0.1:15000';
 const OPERATION_WIDTH = 60;
-
-const USAGE = `Usage:
-  Kubernetes (ApprovalRequest objects; the default when run as kubectl warden):
-    kubectl warden approvals [list] [-n NAMESPACE | -A] [-o table|json] [--all]
-    kubectl warden approve NAME [-n NAMESPACE] [--reason TEXT]
-    kubectl warden deny NAME --reason TEXT [-n NAMESPACE]
-      [--context NAME] [--kubeconfig FILE]; as warden, add --kubernetes (or -n/-A/--context/--kubeconfig)
-    You decide as the user your kubeconfig authenticates as; nobody decides their own request.
-
-  A standalone sidecar's admin API:
-    warden approvals list [-o table|json] [--all] [--admin-addr HOST:PORT] [--token TOKEN]
-    warden approve ID [--reason TEXT] [--admin-addr HOST:PORT] [--token TOKEN]
-    warden deny ID --reason TEXT [--admin-addr HOST:PORT] [--token TOKEN]
-    The approver token comes from --token or WARDEN_TOKEN and is sent as a Bearer token.`;
-
-class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
 
 /** The admin API's base URL from `--admin-addr`, read exactly as the sidecar reads it (HOST:PORT or PORT). */
 function baseUrl(addr: string): string {
@@ -122,28 +95,28 @@ export function formatTable(items: ApprovalRequest[], now = Date.now(), all = fa
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-type Values = {
-  'admin-addr'?: string;
-  token?: string;
-  reason?: string;
-  output?: string;
-  all?: boolean;
-  help?: boolean;
+/** The options `approvals list`, `approve` and `deny` share (cli/commands/approvals.ts). */
+export interface ApprovalsOptions {
   kubernetes?: boolean;
   namespace?: string;
-  'all-namespaces'?: boolean;
+  allNamespaces?: boolean;
   context?: string;
   kubeconfig?: string;
-};
-
-export interface ApprovalsCliOptions {
-  /** The program name it runs as (default: process.argv[1]); `kubectl-warden` means Kubernetes. */
-  invokedAs?: string;
+  adminAddr?: string;
+  token?: string;
+  output: OutputFormat;
 }
 
-function printDecided(io: CliIo, id: string, rec: ApprovalRequest, output: string | undefined, who?: string): void {
-  if (output === 'json') {
-    io.stdout(displaySafeJson(rec, 2));
+interface Decision {
+  verdict: 'approve' | 'deny';
+  /** NAME of the ApprovalRequest object, or the sidecar's request ID. */
+  name: string;
+  reason: string;
+}
+
+function printDecided(io: CliIo, id: string, rec: ApprovalRequest, output: OutputFormat, who?: string): void {
+  if (output !== 'table') {
+    io.stdout(renderData(rec, output));
   } else if (rec.state === 'pending') {
     const n = rec.decisions.filter((d) => d.verdict === 'approve').length;
     io.stdout(
@@ -156,97 +129,47 @@ function printDecided(io: CliIo, id: string, rec: ApprovalRequest, output: strin
   }
 }
 
-/** argv starts with the command: ['approvals', 'list', ...], ['approve', ID, ...] or ['deny', ID, ...]. */
-export async function runApprovalsCli(
-  argv: string[],
-  io: CliIo,
-  env: NodeJS.ProcessEnv = process.env,
-  opts: ApprovalsCliOptions = {},
-): Promise<number> {
-  const [cmd, ...rest] = argv;
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: {
-        'admin-addr': { type: 'string' },
-        token: { type: 'string' },
-        reason: { type: 'string' },
-        output: { type: 'string', short: 'o', default: 'table' },
-        all: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-        kubernetes: { type: 'boolean', default: false },
-        namespace: { type: 'string', short: 'n' },
-        'all-namespaces': { type: 'boolean', short: 'A', default: false },
-        context: { type: 'string' },
-        kubeconfig: { type: 'string' },
-      },
-    });
-  } catch (e) {
-    io.stderr(`warden ${cmd}: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { positionals } = parsed;
-  const values = parsed.values as Values;
-  if (values.help) {
-    io.stdout(USAGE);
-    return 0;
-  }
-  const invokedAs = path.basename(opts.invokedAs ?? process.argv[1] ?? '');
+/** Kubernetes when run as kubectl-warden or when any Kubernetes option is given; else a sidecar's admin API. */
+function kubeMode(o: ApprovalsOptions, ctx: CliContext): boolean {
   const kube =
-    invokedAs === 'kubectl-warden' ||
-    values.kubernetes === true ||
-    values.namespace !== undefined ||
-    values['all-namespaces'] === true ||
-    values.context !== undefined ||
-    values.kubeconfig !== undefined;
-  try {
-    if (values.output !== 'table' && values.output !== 'json') throw new CliError(`-o must be table or json, not "${values.output}"`, 2);
-    if (kube && (values['admin-addr'] !== undefined || values.token !== undefined)) {
-      throw new CliError('--admin-addr and --token are for a standalone sidecar; in Kubernetes you decide as your kubeconfig user', 2);
-    }
-    if (cmd === 'approvals') {
-      const sub = positionals[0] ?? 'list';
-      if (sub !== 'list' || positionals.length > 1)
-        throw new CliError(`unknown approvals subcommand "${positionals.join(' ')}"\n\n${USAGE}`, 2);
-      return kube ? await kubeList(io, values) : await localList(io, values, env);
-    }
-    if (cmd === 'approve' || cmd === 'deny') {
-      if (positionals.length !== 1)
-        throw new CliError(`warden ${cmd} needs exactly one approval request ${kube ? 'NAME' : 'ID'}\n\n${USAGE}`, 2);
-      const reason = values.reason ?? '';
-      if (cmd === 'deny' && reason.trim() === '') throw new CliError('warden deny needs --reason TEXT: the agent is told why', 2);
-      if (kube) {
-        if (values['all-namespaces']) throw new CliError(`-A does not apply to ${cmd}; name the namespace with -n`, 2);
-        return await kubeDecide(io, values, { name: positionals[0], verdict: cmd, reason: reason.trim() });
-      }
-      const id = positionals[0];
-      const addr = values['admin-addr'] ?? DEFAULT_ADMIN_ADDR;
-      const token = values.token ?? (env.WARDEN_TOKEN || undefined);
-      const rec = (await call(addr, `/approvals/${encodeURIComponent(id)}/${cmd}`, {
-        method: 'POST',
-        body: { reason },
-        token,
-      })) as ApprovalRequest;
-      printDecided(io, id, rec, values.output);
-      return 0;
-    }
-    throw new CliError(`unknown command "${cmd}"\n\n${USAGE}`, 2);
-  } catch (e) {
-    if (e instanceof CliError) {
-      io.stderr(`warden ${cmd}: ${displaySafe(e.message)}`);
-      return e.exitCode;
-    }
-    throw e;
+    programName(ctx.invokedAs) === 'kubectl warden' ||
+    o.kubernetes === true ||
+    o.namespace !== undefined ||
+    o.allNamespaces === true ||
+    o.context !== undefined ||
+    o.kubeconfig !== undefined;
+  if (kube && (o.adminAddr !== undefined || o.token !== undefined)) {
+    throw new CliError('--admin-addr and --token are for a standalone sidecar; in Kubernetes you decide as your kubeconfig user', 2);
   }
+  return kube;
 }
 
-async function localList(io: CliIo, values: Values, env: NodeJS.ProcessEnv): Promise<number> {
-  const addr = values['admin-addr'] ?? DEFAULT_ADMIN_ADDR;
-  const token = values.token ?? (env.WARDEN_TOKEN || undefined);
-  const body = (await call(addr, `/approvals${values.all ? '?state=all' : ''}`, { token })) as { items: ApprovalRequest[] };
-  io.stdout(values.output === 'json' ? displaySafeJson(body.items, 2) : formatTable(body.items, Date.now(), values.all === true));
+/** `approvals list`. Exit code: 0 listed, 1 failed, 2 usage. */
+export async function listApprovals(o: ApprovalsOptions & { all?: boolean }, ctx: CliContext): Promise<number> {
+  return kubeMode(o, ctx) ? kubeList(ctx, o) : localList(ctx, o);
+}
+
+/** `approve NAME` / `deny NAME --reason TEXT`. Exit code: 0 recorded, 1 refused or failed, 2 usage. */
+export async function decideApproval(d: Decision, o: ApprovalsOptions, ctx: CliContext): Promise<number> {
+  const reason = d.reason.trim();
+  if (d.verdict === 'deny' && reason === '') throw new CliError('needs --reason TEXT: the agent is told why', 2);
+  if (kubeMode(o, ctx)) return kubeDecide(ctx, o, { ...d, reason });
+  const addr = o.adminAddr ?? DEFAULT_ADMIN_ADDR;
+  const token = o.token ?? (ctx.env.WARDEN_TOKEN || undefined);
+  const rec = (await call(addr, `/approvals/${encodeURIComponent(d.name)}/${d.verdict}`, {
+    method: 'POST',
+    body: { reason: d.reason },
+    token,
+  })) as ApprovalRequest;
+  printDecided(ctx.io, d.name, rec, o.output);
+  return 0;
+}
+
+async function localList(ctx: CliContext, o: ApprovalsOptions & { all?: boolean }): Promise<number> {
+  const addr = o.adminAddr ?? DEFAULT_ADMIN_ADDR;
+  const token = o.token ?? (ctx.env.WARDEN_TOKEN || undefined);
+  const body = (await call(addr, `/approvals${o.all ? '?state=all' : ''}`, { token })) as { items: ApprovalRequest[] };
+  ctx.io.stdout(o.output === 'table' ? formatTable(body.items, Date.now(), o.all === true) : renderData(body.items, o.output));
   return 0;
 }
 
@@ -262,7 +185,9 @@ interface KubeClient {
   where: string;
 }
 
-async function kubeClient(values: Values): Promise<KubeClient> {
+async function kubeClient(values: ApprovalsOptions, ctx: CliContext): Promise<KubeClient> {
+  const problem = kubeconfigProblem({ explicit: values.kubeconfig, env: ctx.env });
+  if (problem) throw new CliError(problem);
   // loaded only here, so the local mode (and `warden demo`) never loads the Kubernetes client
   const k8s = await import('@kubernetes/client-node');
   const kc = new k8s.KubeConfig();
@@ -293,9 +218,10 @@ function kubeError(c: KubeClient, e: unknown): CliError {
   return new CliError(s.message);
 }
 
-async function kubeList(io: CliIo, values: Values): Promise<number> {
-  const c = await kubeClient(values);
-  const all = values['all-namespaces'] === true;
+async function kubeList(ctx: CliContext, values: ApprovalsOptions & { all?: boolean }): Promise<number> {
+  const { io } = ctx;
+  const c = await kubeClient(values, ctx);
+  const all = values.allNamespaces === true;
   let res: ApprovalRequestList;
   try {
     res = (
@@ -316,11 +242,11 @@ async function kubeList(io: CliIo, values: Values): Promise<number> {
     })
     .filter((r) => values.all === true || r.state === 'pending')
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-  if (values.output === 'json') {
+  if (values.output !== 'table') {
     io.stdout(
-      displaySafeJson(
+      renderData(
         items.map((r) => ({ namespace: namespaces.get(r), ...r })),
-        2,
+        values.output,
       ),
     );
   } else {
@@ -333,8 +259,9 @@ async function kubeList(io: CliIo, values: Values): Promise<number> {
   return 0;
 }
 
-async function kubeDecide(io: CliIo, values: Values, d: { name: string; verdict: 'approve' | 'deny'; reason: string }): Promise<number> {
-  const c = await kubeClient(values);
+async function kubeDecide(ctx: CliContext, values: ApprovalsOptions, d: Decision): Promise<number> {
+  const { io } = ctx;
+  const c = await kubeClient(values, ctx);
   const { objectToRecord } = await import('../sidecar/approvals/kube-backend');
   for (let attempt = 0; ; attempt++) {
     let current: ApprovalRequestObject;

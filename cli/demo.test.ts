@@ -5,7 +5,7 @@ import { runDemo } from './demo';
 test('the demo shows masking, denials and holds decided with warden approve|deny, and exits 0', async () => {
   let out = '';
   const io = { stdout: (s: string) => void (out += s + '\n'), stderr: (s: string) => void (out += s + '\n') };
-  const code = await runDemo([], io);
+  const code = await runDemo(io);
   expect(code).toBe(0);
   expect(out).toMatch(/MASKED \s*\(\d+ values\)/);
   expect(out).not.toMatch(/4111 1111 1111 1111|123-45-6789|ada@example\.com/);

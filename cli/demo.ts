@@ -11,7 +11,8 @@ import { findRepoRoot } from '../common/policy/schema';
 import { startSidecar, type RunningSidecar } from '../sidecar/main';
 import { LOCAL_APPROVERS_GROUP } from '../sidecar/approvals/admin-api';
 import type { ApprovalRequest } from '../sidecar/approvals/types';
-import { runApprovalsCli } from './approvals';
+import { decideApproval, listApprovals } from './approvals';
+import type { CliContext, CliIo } from './context';
 import type { StatementEvent } from '../sidecar/audit/events';
 import { startPgServer } from '../tools/pg-server';
 import { startDemoLlm, type DemoLlm } from './demo-llm';
@@ -95,6 +96,11 @@ function demoPolicy(root: string, pgPort: number, listenPort: number, llmPort: n
   return doc.toString();
 }
 
+/** The approver's command line, run in this process: no token (--local-approvals trusts loopback), no Kubernetes. */
+function approverContext(io: CliIo): CliContext {
+  return { io, env: {}, invokedAs: 'warden', signals: process };
+}
+
 const LLM_TOKEN = 'sk-demo-real-key-kept-by-the-sidecar';
 const MCP_TOKEN = 'mcp-demo-token-kept-by-the-sidecar';
 
@@ -117,7 +123,7 @@ async function decideHeld(io: Io, sidecar: RunningSidecar, decide: NonNullable<S
     io.stdout('   approver> warden approvals list');
     const listed: string[] = [];
     const into = { stdout: (t: string) => void listed.push(t.trimEnd()), stderr: (t: string) => void listed.push(t.trimEnd()) };
-    await runApprovalsCli(['approvals', 'list', '--admin-addr', `127.0.0.1:${sidecar.adminPort}`], into, {});
+    await listApprovals({ adminAddr: `127.0.0.1:${sidecar.adminPort}`, output: 'table' }, approverContext(into));
     for (const line of listed.join('\n').split('\n')) io.stdout(`   ${line}`);
   }
   const cmd =
@@ -125,7 +131,12 @@ async function decideHeld(io: Io, sidecar: RunningSidecar, decide: NonNullable<S
   io.stdout(`   approver> warden ${cmd.map((c) => (c.includes(' ') ? `"${c}"` : c)).join(' ')}`);
   const out: string[] = [];
   const capture = { stdout: (t: string) => void out.push(t.trimEnd()), stderr: (t: string) => void out.push(t.trimEnd()) };
-  await runApprovalsCli([...cmd, '--admin-addr', `127.0.0.1:${sidecar.adminPort}`], capture, {});
+  // What `warden approve|deny ID --reason TEXT --admin-addr ...` runs, called directly.
+  await decideApproval(
+    { verdict: decide.verdict, name: pending.id, reason: decide.reason },
+    { adminAddr: `127.0.0.1:${sidecar.adminPort}`, output: 'table' },
+    approverContext(capture),
+  ).catch((e: Error) => capture.stderr(`warden ${decide.verdict}: ${e.message}`));
   for (const line of out) io.stdout(`   ${line}`);
 }
 
@@ -162,7 +173,7 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
-export async function runDemo(_argv: string[], io: Io): Promise<number> {
+export async function runDemo(io: Io): Promise<number> {
   const root = findRepoRoot();
   io.stdout('Agent Warden demo\n=================\n');
   io.stdout('starting PostgreSQL (embedded, SCRAM-SHA-256) with a sample CRM ...');

@@ -20,8 +20,8 @@ import {
 import type { Pod, PodTemplate } from '../operator/inject/k8s-types';
 import { injectPod } from '../operator/inject/mutate';
 import { podTemplateOf } from '../operator/inject/workloads';
-import { runInject } from './inject';
 import { main } from './main';
+import { runCli } from './run';
 
 const POLICY = path.join(FIXTURES_DIR, 'policies.yaml');
 const fx = (name: string): string => path.join(FIXTURES_DIR, name);
@@ -35,11 +35,12 @@ interface Run {
 async function run(argv: string[], stdin?: string): Promise<Run> {
   let stdout = '';
   let stderr = '';
-  const code = await runInject(argv, {
-    stdout: (s) => void (stdout += s),
-    stderr: (s) => void (stderr += s),
+  const io = {
+    stdout: (s: string) => void (stdout += s),
+    stderr: (s: string) => void (stderr += s),
     readStdin: async () => stdin ?? '',
-  });
+  };
+  const code = await runCli(['inject', ...argv], io, { env: {} });
   return { code, stdout, stderr };
 }
 
@@ -162,17 +163,43 @@ describe('warden inject', () => {
   });
 
   it.each<[string, () => string[], number, RegExp]>([
-    ['no -f', () => ['--policy', POLICY], 2, /missing -f FILE/],
-    ['no --policy', () => ['-f', fx('agent-pod.yaml')], 2, /missing --policy FILE/],
-    ['unknown option', () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '--inject-harder'], 2, /Unknown option '--inject-harder'/],
-    ['bad output format', () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '-o', 'xml'], 2, /unknown output format "xml"/],
+    ['no -f', () => ['--policy', POLICY], 2, /^warden inject: missing required option -f FILE; see 'warden inject --help'\n$/],
+    [
+      'no --policy',
+      () => ['-f', fx('agent-pod.yaml')],
+      2,
+      /^warden inject: missing required option --policy FILE; see 'warden inject --help'\n$/,
+    ],
+    [
+      'unknown option',
+      () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '--inject-harder'],
+      2,
+      /^warden inject: unknown option '--inject-harder'; see 'warden inject --help'\n$/,
+    ],
+    [
+      'bad output format',
+      () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '-o', 'xml'],
+      2,
+      /argument 'xml' is invalid. Allowed choices are yaml, json;/,
+    ],
     [
       'bad image',
       () => ['-f', fx('agent-pod.yaml'), '--policy', POLICY, '--image', 'not an image'],
       2,
       /image: must be a container image reference/,
     ],
-    ['missing manifest', () => ['-f', path.join(dir, 'nope.yaml'), '--policy', POLICY], 1, /nope.yaml: cannot read/],
+    [
+      'missing manifest',
+      () => ['-f', path.join(dir, 'nope.yaml'), '--policy', POLICY],
+      1,
+      /^warden inject: cannot read \/.*nope.yaml: no such file\n$/,
+    ],
+    [
+      'missing policy',
+      () => ['-f', fx('agent-pod.yaml'), '--policy', path.join(dir, 'nope.yaml')],
+      1,
+      /^warden inject: cannot read \/.*nope.yaml: no such file\n$/,
+    ],
     [
       'YAML syntax error',
       () => ['-f', write('bad.yaml', 'kind: Pod\nmetadata: {name: x\n'), '--policy', POLICY],
@@ -221,6 +248,6 @@ describe('warden inject', () => {
     } finally {
       spy.mockRestore();
     }
-    expect(out.join('')).toContain('usage: warden inject -f FILE|-');
+    expect(out.join('')).toContain('Usage: warden inject [options]');
   });
 });

@@ -3,31 +3,17 @@
 // uses. Other documents pass through unchanged. For GitOps pipelines and for seeing what the
 // webhook would do.
 import fs from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import YAML, { parseAllDocuments } from 'yaml';
 import { INJECTION_ENABLED, INJECTION_LABEL } from '../common/k8s/names';
 import { formatPolicyError } from '../common/policy/errors';
 import { loadPolicyFile, type PolicyDocument } from '../common/policy/load';
 import type { AccessPolicy } from '../common/policy/types';
+import { readProcessStdin, type CliIo } from './context';
+import { cannotRead } from './fs-errors';
 import { DEFAULT_IMAGE_REPOSITORY, InjectorConfigError, resolveInjectorConfig, type InjectorConfig } from '../operator/inject/config';
 import { injectPod } from '../operator/inject/mutate';
 import { podTemplateOf, withPodTemplate } from '../operator/inject/workloads';
 import { packageVersion } from './version';
-
-export interface InjectIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  /** The whole of standard input, for `-f -`. */
-  readStdin?: () => Promise<string>;
-}
-
-const USAGE = `usage: warden inject -f FILE|- --policy POLICY.yaml [--policy ...] [--image IMAGE] [--namespace NS] [--lockdown] [-o yaml|json]
-  -f, --filename   manifest to inject (multi-document YAML or JSON; - for standard input)
-  --policy         AccessPolicy YAML (repeatable; a file may hold several policies)
-  --image          sidecar image (default ${DEFAULT_IMAGE_REPOSITORY}:<this version>)
-  --namespace      namespace of objects that name none (default: the policies' namespace, else "default")
-  --lockdown       add the egress lockdown init container to every injected pod
-  -o, --output     yaml (default) or json`;
 
 const MAX_ALIAS_COUNT = 100;
 
@@ -90,45 +76,19 @@ function injectOne(doc: unknown, opts: InjectOptions, out: InjectOutcome): unkno
   }
 }
 
-export async function runInject(argv: string[], io: InjectIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        filename: { type: 'string', short: 'f' },
-        policy: { type: 'string', multiple: true },
-        image: { type: 'string' },
-        namespace: { type: 'string', short: 'n' },
-        lockdown: { type: 'boolean', default: false },
-        output: { type: 'string', short: 'o', default: 'yaml' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    io.stderr(`warden inject: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    io.stdout(`${USAGE}\n`);
-    return 0;
-  }
-  const problem = !values.filename
-    ? 'missing -f FILE'
-    : !values.policy?.length
-      ? 'missing --policy FILE'
-      : !['yaml', 'json'].includes(values.output)
-        ? `unknown output format "${values.output}" (yaml or json)`
-        : undefined;
-  if (problem) {
-    io.stderr(`warden inject: ${problem}\n${USAGE}\n`);
-    return 2;
-  }
+export interface InjectCliOptions {
+  filename: string;
+  policy: string[];
+  image?: string;
+  namespace?: string;
+  lockdown?: boolean;
+  output: 'yaml' | 'json';
+}
 
+/** Exit code: 0 printed, 1 unreadable input or a refusal, 2 a bad option value. */
+export async function runInject(values: InjectCliOptions, io: CliIo): Promise<number> {
   const policies: AccessPolicy[] = [];
-  for (const file of values.policy!) {
+  for (const file of values.policy) {
     const loaded = await loadPolicies(file);
     if (typeof loaded === 'string') {
       io.stderr(loaded);
@@ -137,7 +97,7 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
     policies.push(...loaded);
   }
   if (policies.length === 0) {
-    io.stderr(`warden inject: no AccessPolicy in ${values.policy!.join(', ')}\n`);
+    io.stderr(`warden inject: no AccessPolicy in ${values.policy.join(', ')}\n`);
     return 1;
   }
 
@@ -145,7 +105,7 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
   try {
     config = resolveInjectorConfig({
       image: values.image ?? `${DEFAULT_IMAGE_REPOSITORY}:${packageVersion()}`,
-      lockdownByDefault: values.lockdown,
+      lockdownByDefault: values.lockdown === true,
     });
   } catch (e) {
     if (!(e instanceof InjectorConfigError)) throw e;
@@ -153,12 +113,12 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
     return 2;
   }
 
-  const source = values.filename === '-' ? '<stdin>' : values.filename!;
+  const source = values.filename === '-' ? '<stdin>' : values.filename;
   let text: string;
   try {
-    text = values.filename === '-' ? await (io.readStdin ?? readProcessStdin)() : await fs.readFile(values.filename!, 'utf8');
+    text = values.filename === '-' ? await (io.readStdin ?? readProcessStdin)() : await fs.readFile(values.filename, 'utf8');
   } catch (e) {
-    io.stderr(`warden inject: ${source}: cannot read: ${(e as Error).message}\n`);
+    io.stderr(`warden inject: ${cannotRead(source, e)}\n`);
     return 1;
   }
   const docs = parseManifest(text, source);
@@ -175,7 +135,7 @@ export async function runInject(argv: string[], io: InjectIo): Promise<number> {
     for (const e of result.errors) io.stderr(`${source}: ${e}\n`);
     return 1;
   }
-  io.stdout(render(result.documents, values.output as 'yaml' | 'json'));
+  io.stdout(render(result.documents, values.output));
   return 0;
 }
 
@@ -184,7 +144,7 @@ async function loadPolicies(file: string): Promise<AccessPolicy[] | string> {
   try {
     docs = await loadPolicyFile(file);
   } catch (e) {
-    return `warden inject: ${file}: cannot read: ${(e as Error).message}\n`;
+    return `warden inject: ${cannotRead(file, e)}\n`;
   }
   const errors = docs.flatMap((d) =>
     d.status === 'invalid'
@@ -227,12 +187,6 @@ function render(docs: unknown[], format: 'yaml' | 'json'): string {
     return `${JSON.stringify(value, null, 2)}\n`;
   }
   return docs.map((d) => YAML.stringify(d, { lineWidth: 0 })).join('---\n');
-}
-
-async function readProcessStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function isObj(v: unknown): v is Obj {

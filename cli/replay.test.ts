@@ -6,7 +6,9 @@ import { silentLogger } from '../common/log';
 import { encodeRecord } from '../sidecar/audit/binary';
 import { Spool } from '../sidecar/audit/spool';
 import { main } from './main';
-import { nearestSessions, runReplay, summarizeSessions } from './replay';
+import { nearestSessions, summarizeSessions } from './replay';
+import { runCli } from './run';
+import YAML from 'yaml';
 
 const T0 = Date.UTC(2025, 0, 15, 9, 30, 0);
 let n = 0;
@@ -121,7 +123,7 @@ function io(): { out: string[]; err: string[]; io: { stdout(s: string): void; st
 
 async function replay(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const c = io();
-  const code = await runReplay([...args, '--spool-dir', dir], c.io, {});
+  const code = await runCli(['replay', ...args, '--spool-dir', dir], c.io, { env: {} });
   return { code, stdout: c.out.join(''), stderr: c.err.join('') };
 }
 
@@ -183,15 +185,17 @@ describe('warden replay SESSION', () => {
     expect(stdout.indexOf('POST /v1/chat/completions')).toBeLessThan(stdout.indexOf('SELECT 1'));
   });
 
-  it('prints NDJSON records with -o json, each record once', async () => {
+  it('prints the records as one JSON array with -o json (the same in yaml), each record once, hidden characters escaped', async () => {
     const { code, stdout } = await replay(pg, '-o', 'json');
     expect(code).toBe(0);
-    const lines = stdout
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l) as AuditRecord);
+    expect(stdout).not.toContain('\x1b');
     const want = records.filter((r) => r.session === pg).sort((a, b) => a.seq - b.seq);
-    expect(lines).toEqual(want);
+    expect(JSON.parse(stdout) as AuditRecord[]).toEqual(want);
+    const yaml = await replay(pg, '-o', 'yaml');
+    expect(yaml.stdout).not.toContain('\x1b');
+    expect((YAML.parse(yaml.stdout) as AuditRecord[]).map((r) => r.id)).toEqual(want.map((r) => r.id));
+    // -o text is the older name of the default
+    expect((await replay(pg, '-o', 'text')).stdout).toBe((await replay(pg)).stdout);
   });
 });
 
@@ -213,18 +217,23 @@ describe('errors', () => {
 
   it('says where it looked when there is no spool, using WARDEN_SPOOL_DIR', async () => {
     const c = io();
-    const code = await runReplay([pg], c.io, { WARDEN_SPOOL_DIR: path.join(dir, 'nope') });
+    const code = await runCli(['replay', pg], c.io, { env: { WARDEN_SPOOL_DIR: path.join(dir, 'nope') } });
     expect(code).toBe(1);
-    expect(c.err.join('')).toMatch(/no audit spool at .*nope \(ENOENT\); pass --spool-dir DIR or set WARDEN_SPOOL_DIR/);
+    expect(c.err.join('')).toMatch(
+      /^warden replay: no audit spool at .*nope \(no such file\); pass --spool-dir DIR or set WARDEN_SPOOL_DIR\n$/,
+    );
   });
 
   it('rejects bad usage with exit 2', async () => {
     expect((await replay()).code).toBe(2);
     expect((await replay(pg, web)).code).toBe(2);
     expect((await replay('--list', pg)).code).toBe(2);
-    const bad = await replay(pg, '-o', 'yaml');
+    const bad = await replay(pg, '-o', 'xml');
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('-o must be text or json, not "yaml"');
+    expect(bad.stderr).toBe(
+      "warden replay: option '-o, --output <format>' argument 'xml' is invalid. Allowed choices are table, json, yaml, text; see 'warden replay --help'\n",
+    );
+    expect((await replay('--bogus')).stderr).toBe("warden replay: unknown option '--bogus'; see 'warden replay --help'\n");
   });
 });
 
@@ -249,12 +258,10 @@ describe('warden replay --list', () => {
     expect(second.split(/\s+/).slice(0, 3)).toEqual([web, 'http', 'openai']);
   });
 
-  it('prints one JSON object per session with -o json', async () => {
+  it('prints the sessions as one JSON array with -o json, and the same in yaml', async () => {
     const { stdout } = await replay('--list', '-o', 'json');
-    const sessions = stdout
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const sessions = JSON.parse(stdout) as unknown[];
+    expect(YAML.parse((await replay('--list', '-o', 'yaml')).stdout)).toEqual(sessions);
     expect(sessions).toEqual([
       {
         session: pg,
@@ -286,7 +293,7 @@ it('is registered as `warden replay`', async () => {
   const write = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
   try {
     expect(await main(['replay', '--help'])).toBe(0);
-    expect(String(write.mock.calls[0][0])).toContain('warden replay --list');
+    expect(write.mock.calls.map((c) => String(c[0])).join('')).toContain('warden replay --list');
   } finally {
     write.mockRestore();
   }

@@ -4,27 +4,15 @@
 // being written at that moment is simply not shown yet. Records are masked when they are written;
 // this command prints them as stored and never has anything to unmask.
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { AuditRecord } from '../common/audit/record';
 import { PATHS } from '../common/k8s/names';
 import { decodeRecord } from '../sidecar/audit/binary';
 import { readSpoolDir, type SpoolEntry } from '../sidecar/audit/segment';
-
-export interface ReplayIo {
-  stdout(s: string): void;
-  stderr(s: string): void;
-}
+import { CliError, type CliContext, type CliIo } from './context';
+import { fsReason } from './fs-errors';
+import { renderData, type OutputFormat } from './output';
 
 export const SPOOL_DIR_ENV = 'WARDEN_SPOOL_DIR';
-
-const USAGE = `Usage:
-  warden replay SESSION [--spool-dir DIR] [-o text|json]
-                          print the operations of a session (or of a trace id), in order, as recorded
-  warden replay --list [--spool-dir DIR] [-o text|json]
-                          list the sessions in the spool
-
-The spool directory defaults to $${SPOOL_DIR_ENV} or ${PATHS.spoolDir}. In a pod:
-  kubectl exec POD -c warden-sidecar -- warden replay --list`;
 
 export interface ReplayRecord {
   /** Position in the spool: the order records were written in. */
@@ -281,99 +269,68 @@ export function formatSessionList(sessions: SessionSummary[]): string {
 // ---------------------------------------------------------------------------------------------
 // The command.
 
-class ReplayError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
-
 function readAll(dir: string, keep?: (payload: Buffer) => boolean): { records: ReplayRecord[]; invalid: number } {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(dir);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ReplayError(`no audit spool at ${dir} (${code ?? (e as Error).message}); pass --spool-dir DIR or set ${SPOOL_DIR_ENV}`);
+    throw new CliError(`no audit spool at ${dir} (${fsReason(e)}); pass --spool-dir DIR or set ${SPOOL_DIR_ENV}`);
   }
-  if (!stat.isDirectory()) throw new ReplayError(`${dir} is not a directory; pass the audit spool directory with --spool-dir DIR`);
+  if (!stat.isDirectory()) throw new CliError(`${dir} is not a directory; pass the audit spool directory with --spool-dir DIR`);
   try {
     return parseRecords(readSpoolDir(dir), keep);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ReplayError(`cannot read the audit spool at ${dir} (${code === 'EACCES' ? 'permission denied' : (e as Error).message})`);
+    throw new CliError(`cannot read the audit spool at ${dir} (${fsReason(e)})`);
   }
 }
 
-/** argv after `replay`. Exit code: 0 printed, 1 not found or unreadable, 2 usage. */
-export async function runReplay(argv: string[], io: ReplayIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        'spool-dir': { type: 'string' },
-        output: { type: 'string', short: 'o', default: 'text' },
-        list: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    io.stderr(`warden replay: ${(e as Error).message}\n\n${USAGE}\n`);
-    return 2;
+export interface ReplayOptions {
+  list?: boolean;
+  spoolDir?: string;
+  /** table (text for a session), json or yaml; "text" is the older name of table. */
+  output: OutputFormat | 'text';
+}
+
+/** Exit code: 0 printed, 1 not found or unreadable, 2 usage. */
+export async function runReplay(session: string | undefined, o: ReplayOptions, ctx: CliContext): Promise<number> {
+  const { io } = ctx;
+  const output = o.output === 'text' ? 'table' : o.output;
+  if (o.list ? session !== undefined : session === undefined) {
+    throw new CliError(o.list ? '--list takes no SESSION' : 'give exactly one SESSION (or --list)', 2);
   }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io.stdout(`${USAGE}\n`);
-    return 0;
-  }
-  const output = values.output;
-  const usage = (msg: string): number => {
-    io.stderr(`warden replay: ${msg}\n\n${USAGE}\n`);
-    return 2;
-  };
-  if (output !== 'text' && output !== 'json') return usage(`-o must be text or json, not "${output}"`);
-  if (values.list ? positionals.length > 0 : positionals.length !== 1) {
-    return usage(values.list ? '--list takes no SESSION' : 'give exactly one SESSION (or --list)');
-  }
-  const dir = values['spool-dir'] ?? (env[SPOOL_DIR_ENV] || PATHS.spoolDir);
-  try {
-    if (values.list) {
-      const { records, invalid } = readAll(dir);
-      warnInvalid(io, invalid);
-      const sessions = summarizeSessions(records);
-      io.stdout(output === 'json' ? sessions.map((s) => JSON.stringify(s) + '\n').join('') : `${formatSessionList(sessions)}\n`);
-      return 0;
-    }
-    const id = positionals[0];
-    // Cheap pre-filter: a matching record carries the id verbatim, in either format (ids need no JSON escaping).
-    const needle = /^[\w.:-]+$/.test(id) ? Buffer.from(id) : undefined;
-    const { records, invalid } = readAll(dir, needle ? (p) => p.includes(needle) : undefined);
-    const selected = selectSession(records, id);
-    if (selected.length === 0) {
-      const all = summarizeSessions(readAll(dir).records);
-      const near = nearestSessions(id, all);
-      const hint = near.length
-        ? `; nearest: ${near.join(', ')} (warden replay --list shows all ${all.length})`
-        : '; the spool holds no sessions';
-      throw new ReplayError(`no session or trace "${clean(id)}" in the audit spool at ${dir}${hint}`);
-    }
+  const dir = o.spoolDir ?? (ctx.env[SPOOL_DIR_ENV] || PATHS.spoolDir);
+  if (session === undefined) {
+    const { records, invalid } = readAll(dir);
     warnInvalid(io, invalid);
-    io.stdout(output === 'json' ? selected.map((r) => JSON.stringify(r.record) + '\n').join('') : formatReplay(id, selected));
+    const sessions = summarizeSessions(records);
+    io.stdout(output === 'table' ? `${formatSessionList(sessions)}\n` : renderData(sessions, output));
     return 0;
-  } catch (e) {
-    if (e instanceof ReplayError) {
-      io.stderr(`warden replay: ${e.message}\n`);
-      return e.exitCode;
-    }
-    throw e;
   }
+  // Cheap pre-filter: a matching record carries the id verbatim, in either format (ids need no JSON escaping).
+  const needle = /^[\w.:-]+$/.test(session) ? Buffer.from(session) : undefined;
+  const { records, invalid } = readAll(dir, needle ? (p) => p.includes(needle) : undefined);
+  const selected = selectSession(records, session);
+  if (selected.length === 0) {
+    const all = summarizeSessions(readAll(dir).records);
+    const near = nearestSessions(session, all);
+    const hint = near.length
+      ? `; nearest: ${near.join(', ')} (warden replay --list shows all ${all.length})`
+      : '; the spool holds no sessions';
+    throw new CliError(`no session or trace "${clean(session)}" in the audit spool at ${dir}${hint}`);
+  }
+  warnInvalid(io, invalid);
+  io.stdout(
+    output === 'table'
+      ? formatReplay(session, selected)
+      : renderData(
+          selected.map((r) => r.record),
+          output,
+        ),
+  );
+  return 0;
 }
 
-function warnInvalid(io: ReplayIo, invalid: number): void {
+function warnInvalid(io: CliIo, invalid: number): void {
   if (invalid > 0)
     io.stderr(
       `warden replay: skipped ${invalid} spool ${invalid === 1 ? 'record that is not an audit record' : 'records that are not audit records'}\n`,

@@ -1,17 +1,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import YAML from 'yaml';
 import { findRepoRoot } from '../common/policy/schema';
-import { runValidate } from './validate';
+import { runCli } from './run';
 
 const root = findRepoRoot();
 const example = path.join(root, 'examples/policy.yaml');
 const invalidExample = path.join(root, 'examples/invalid-policy.yaml');
 
-async function run(files: string[]): Promise<{ code: number; stdout: string[]; stderr: string[] }> {
+async function run(args: string[], stdin?: string): Promise<{ code: number; stdout: string[]; stderr: string[] }> {
   const stdout: string[] = [];
   const stderr: string[] = [];
-  const code = await runValidate(files, { stdout: (s) => stdout.push(s), stderr: (s) => stderr.push(s) });
+  const io = { stdout: (s: string) => void stdout.push(s), stderr: (s: string) => void stderr.push(s), readStdin: async () => stdin ?? '' };
+  const code = await runCli(['validate', ...args], io, { env: {} });
   return { code, stdout, stderr };
 }
 
@@ -108,24 +110,147 @@ test('unreadable files exit 2, and the other files are still checked', async () 
   const missing = path.join(dir, 'missing.yaml');
   const { code, stdout, stderr } = await run([missing, invalidExample, example]);
   expect(code).toBe(2);
-  expect(stderr[0]).toBe(`${missing}: cannot read: no such file or directory\n`);
+  expect(stderr[0]).toBe(`cannot read ${missing}: no such file\n`);
   expect(stderr.length).toBeGreaterThan(1);
   expect(stdout).toEqual([`${example}: AccessPolicy support-agent is valid\n`]);
 });
 
 test('an empty directory or file', async () => {
-  expect((await run([dir])).stderr).toEqual([`${dir}: directory has no .yaml or .yml files\n`]);
+  expect(await run([dir])).toEqual({
+    code: 1,
+    stdout: [],
+    stderr: [`${dir}: directory has no .yaml or .yml files; pass --allow-empty if that is expected\n`],
+  });
+  expect((await run([dir, '--allow-empty'])).code).toBe(0);
   const empty = write('empty.yaml', '');
   expect(await run([empty])).toEqual({ code: 1, stdout: [], stderr: [`${empty}: document 1: no YAML document found\n`] });
 });
 
-test('usage errors exit 2', async () => {
+test('usage errors exit 2 with one line naming --help', async () => {
   const none = await run([]);
-  expect(none.code).toBe(2);
-  expect(none.stderr.join('')).toMatch(/^usage: warden validate FILE/);
+  expect(none).toEqual({
+    code: 2,
+    stdout: [],
+    stderr: ["warden validate: missing required argument 'input'; see 'warden validate --help'\n"],
+  });
   const option = await run(['--strict', example]);
-  expect(option.code).toBe(2);
-  expect(option.stderr.join('')).toMatch(/^warden validate: unknown option --strict\nusage: /);
+  expect(option).toEqual({ code: 2, stdout: [], stderr: ["warden validate: unknown option '--strict'; see 'warden validate --help'\n"] });
+  const format = await run(['-o', 'xml', example]);
+  expect(format.code).toBe(2);
+  expect(format.stderr.join('')).toContain('Allowed choices are table, json, yaml');
+});
+
+test('- reads standard input', async () => {
+  const text = fs.readFileSync(example, 'utf8');
+  expect(await run(['-'], text)).toEqual({ code: 0, stdout: ['<stdin>: AccessPolicy support-agent is valid\n'], stderr: [] });
+  const bad = await run(['-'], text.replace('strategy: last4', 'strategy: blur'));
+  expect(bad.code).toBe(1);
+  expect(bad.stderr[0]).toMatch(/^<stdin>: AccessPolicy support-agent: spec\.masking\[0\]\.strategy: must be one of/);
+});
+
+/** The example policy as an item of a v1 List, indented as kubectl get -o yaml prints it. */
+function asListItem(text: string, name: string): string {
+  const body = text
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n')
+    .trim()
+    .replace('name: support-agent', `name: ${name}`);
+  return `  - ${body.replace(/\n/g, '\n    ')}\n`;
+}
+
+test('a kind: List (kubectl get -o yaml): every item judged, with lines in the file', async () => {
+  const text = fs.readFileSync(example, 'utf8');
+  const list = write(
+    'list.yaml',
+    `apiVersion: v1\nkind: List\nitems:\n${asListItem(text, 'first')}${asListItem(text.replace('strategy: last4', 'strategy: blur'), 'second')}  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: settings}\nmetadata: {resourceVersion: ""}\n`,
+  );
+  const r = await run([list]);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toEqual([`${list}: AccessPolicy first is valid\n`, `${list}: skipped ConfigMap settings (not an AccessPolicy)\n`]);
+  expect(r.stderr).toHaveLength(1);
+  const line = Number(/\(line (\d+)\)$/.exec(r.stderr[0].trimEnd())?.[1]);
+  expect(r.stderr[0]).toContain(`${list}: AccessPolicy second: spec.masking[0].strategy: must be one of`);
+  // the line is the one in the List file, inside the second item
+  expect(fs.readFileSync(list, 'utf8').split('\n')[line - 1]).toContain('strategy: blur');
+  const json = await run([list, '-o', 'json']);
+  const results = JSON.parse(json.stdout.join('')) as Array<{ item?: number; status: string; name?: string }>;
+  expect(results.map((x) => [x.item, x.status, x.name])).toEqual([
+    [1, 'valid', 'first'],
+    [2, 'invalid', 'second'],
+    [3, 'skipped', 'settings'],
+  ]);
+});
+
+test('a List inside a List, an AccessPolicyList or any object with items cannot hide an invalid policy', async () => {
+  const text = fs.readFileSync(example, 'utf8');
+  const good = asListItem(text, 'good')
+    .replace(/\n {2}/g, '\n      ')
+    .replace(/^ {2}-/, '      -');
+  const bad = asListItem(text.replace('strategy: last4', 'strategy: blur'), 'hidden')
+    .replace(/\n {2}/g, '\n      ')
+    .replace(/^ {2}-/, '      -');
+  const nested = write('nested.yaml', `apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: List\n    items:\n${good}${bad}`);
+  const r = await run([nested]);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toEqual([`${nested}: AccessPolicy good is valid\n`]);
+  expect(r.stderr.join('')).toContain(`${nested}: AccessPolicy hidden: spec.masking[0].strategy: must be one of`);
+  // nested past the limit: refused, not skipped as "another kind"
+  let deep = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n';
+  for (let i = 0; i < 10; i++) deep = `apiVersion: v1\nkind: List\nitems:\n  - ${deep.trim().replace(/\n/g, '\n    ')}\n`;
+  const d = await run(['-'], deep);
+  expect(d.code).toBe(1);
+  expect(d.stderr).toEqual(['<stdin>: document 1 item 1: lists nested more than 8 deep are not judged (line 25)\n']);
+  const typed = write(
+    'typed.yaml',
+    `apiVersion: agentwarden.io/v1alpha1\nkind: AccessPolicyList\nitems:\n${asListItem(text.replace('strategy: last4', 'strategy: blur'), 'hidden')}`,
+  );
+  const t = await run([typed]);
+  expect(t.code).toBe(1);
+  expect(t.stderr.join('')).toContain(`${typed}: AccessPolicy hidden: spec.masking[0].strategy: must be one of`);
+  // kubectl applies the items of any object with an items array, whatever its kind (RT14-08)
+  const disguised = write(
+    'disguised.yaml',
+    `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: innocent}\nitems:\n${asListItem(text.replace('strategy: last4', 'strategy: blur'), 'hidden')}`,
+  );
+  const c = await run([example, disguised]);
+  expect(c.code).toBe(1);
+  expect(c.stderr.join('')).toContain(`${disguised}: AccessPolicy hidden: spec.masking[0].strategy: must be one of`);
+});
+
+test('an input with no AccessPolicy fails (exit 1) unless --allow-empty; each input counts on its own', async () => {
+  const other = write('cm.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n');
+  expect(await run([other])).toEqual({
+    code: 1,
+    stdout: [`${other}: skipped ConfigMap settings (not an AccessPolicy)\n`],
+    stderr: [`${other}: no AccessPolicy found (only ConfigMap); pass --allow-empty if that is expected\n`],
+  });
+  expect((await run([example, other])).code).toBe(1);
+  expect(await run([other, '--allow-empty'])).toEqual({
+    code: 0,
+    stdout: [`${other}: skipped ConfigMap settings (not an AccessPolicy)\n`],
+    stderr: [],
+  });
+  const stdin = await run(['-'], 'apiVersion: v1\nkind: List\nitems: []\n');
+  expect(stdin.code).toBe(1);
+  expect(stdin.stderr).toEqual(['<stdin>: no AccessPolicy found; pass --allow-empty if that is expected\n']);
+});
+
+test('-o json and -o yaml carry the same results, whatever the exit code', async () => {
+  const missing = path.join(dir, 'missing.yaml');
+  const json = await run(['-o', 'json', example, invalidExample, missing]);
+  expect(json.code).toBe(2);
+  expect(json.stderr).toEqual([]);
+  const results = JSON.parse(json.stdout.join('')) as Array<{ source: string; status: string; errors: string[] }>;
+  expect(results.map((r) => [r.source, r.status])).toEqual([
+    [example, 'valid'],
+    [invalidExample, 'invalid'],
+    [missing, 'unreadable'],
+  ]);
+  expect(results[1].errors).toContain('spec.defaultAction: must be one of: allow, deny (got "block") (line 10)');
+  expect(results[2].errors).toEqual([`cannot read ${missing}: no such file`]);
+  const yaml = await run(['-o', 'yaml', example, invalidExample, missing]);
+  expect(YAML.parse(yaml.stdout.join(''))).toEqual(results);
 });
 
 test('unparseable: allow on a postgres target is valid but warned about (exit 0); maxStatementBytes is checked', async () => {

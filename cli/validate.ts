@@ -1,86 +1,155 @@
-// `warden validate FILE...`: offline check of AccessPolicy YAML with the CRD's own schema.
-// One line per document or per error, prefixed with the file, so the output greps and diffs well.
+// `warden validate FILE|DIR|-...`: offline check of AccessPolicy YAML with the CRD's own schema,
+// multi-document files and `kind: List` items included.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatPolicyError } from '../common/policy/errors';
 import { parsePolicyYaml, type PolicyDocument } from '../common/policy/load';
 import type { AccessPolicy } from '../common/policy/types';
-
-export interface ValidateOutput {
-  /** Receives complete lines, each ending in "\n" (pass `(s) => process.stdout.write(s)`). */
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
+import { readProcessStdin, type CliIo } from './context';
+import { cannotRead } from './fs-errors';
+import { renderData, type OutputFormat } from './output';
 
 export const EXIT_VALID = 0;
 export const EXIT_INVALID = 1;
 export const EXIT_UNREADABLE = 2;
 
-const USAGE = 'usage: warden validate FILE|DIR...   (a DIR is searched for *.yaml and *.yml, not recursively)';
-
-/** Exit code: 0 every document valid, 1 some document invalid, 2 usage error or unreadable file. */
-export async function runValidate(files: string[], out: ValidateOutput): Promise<number> {
-  const bad = files.find((f) => f.startsWith('-'));
-  if (files.length === 0 || bad !== undefined) {
-    out.stderr(`${bad !== undefined ? `warden validate: unknown option ${bad}\n` : ''}${USAGE}\n`);
-    return EXIT_UNREADABLE;
-  }
-  let code = EXIT_VALID;
-  for (const arg of files) {
-    const expanded = await expand(arg);
-    if (typeof expanded === 'string') {
-      out.stderr(`${arg}: ${expanded}\n`);
-      code = EXIT_UNREADABLE;
-      continue;
-    }
-    for (const file of expanded) {
-      const fileCode = await validateFile(file, out);
-      code = Math.max(code, fileCode);
-    }
-  }
-  return code;
+export interface ValidateOptions {
+  output: OutputFormat;
+  /** An input with no AccessPolicy in it is not an error. */
+  allowEmpty?: boolean;
 }
 
-/** The files to check for one argument, or why there are none. */
-async function expand(arg: string): Promise<string[] | string> {
+/** One result per document (json and yaml print these; table prints one line each). */
+export interface ValidateResult {
+  source: string;
+  /** 1-based document in the file; for the items of a `kind: List`, also the 1-based item. */
+  document?: number;
+  item?: number;
+  line?: number;
+  kind?: string;
+  name?: string;
+  status: 'valid' | 'invalid' | 'skipped' | 'unreadable' | 'empty';
+  errors: string[];
+  warnings: string[];
+}
+
+/** Exit code: 0 every document valid, 1 some document invalid or an input without an AccessPolicy, 2 unreadable input. */
+export async function runValidate(inputs: string[], o: ValidateOptions, io: CliIo): Promise<number> {
+  const results: ValidateResult[] = [];
+  for (const arg of inputs) results.push(...(await validateInput(arg, io, o.allowEmpty === true)));
+  if (o.output === 'table') {
+    for (const r of results) {
+      const { out, err } = tableLines(r);
+      for (const line of out) io.stdout(line);
+      for (const line of err) io.stderr(line);
+    }
+  } else {
+    io.stdout(renderData(results, o.output));
+  }
+  return Math.max(EXIT_VALID, ...results.map(exitCodeOf));
+}
+
+function exitCodeOf(r: ValidateResult): number {
+  if (r.status === 'unreadable') return EXIT_UNREADABLE;
+  return r.status === 'invalid' || r.status === 'empty' ? EXIT_INVALID : EXIT_VALID;
+}
+
+/** The results for one argument: a file, every *.yaml / *.yml of a directory, or standard input. */
+async function validateInput(arg: string, io: CliIo, allowEmpty: boolean): Promise<ValidateResult[]> {
+  const unreadable = (source: string, e: unknown): ValidateResult[] => [
+    { source, status: 'unreadable', errors: [cannotRead(source, e)], warnings: [] },
+  ];
+  let files: string[];
+  if (arg === '-') {
+    let text: string;
+    try {
+      text = await (io.readStdin ?? readProcessStdin)();
+    } catch (e) {
+      return unreadable(STDIN, e);
+    }
+    return withEmptyCheck(STDIN, validateText(text, STDIN), allowEmpty, 'no AccessPolicy found');
+  }
   try {
     const stat = await fs.stat(arg);
-    if (!stat.isDirectory()) return [arg];
-    const names = (await fs.readdir(arg)).filter((n) => /\.ya?ml$/i.test(n)).sort();
-    return names.length > 0 ? names.map((n) => path.join(arg, n)) : 'directory has no .yaml or .yml files';
+    files = stat.isDirectory()
+      ? (await fs.readdir(arg))
+          .filter((n) => /\.ya?ml$/i.test(n))
+          .sort()
+          .map((n) => path.join(arg, n))
+      : [arg];
   } catch (e) {
-    return `cannot read: ${describeFsError(e)}`;
+    return unreadable(arg, e);
   }
+  if (files.length === 0) return withEmptyCheck(arg, [], allowEmpty, 'directory has no .yaml or .yml files');
+  const out: ValidateResult[] = [];
+  for (const file of files) {
+    try {
+      out.push(...validateText(await fs.readFile(file, 'utf8'), file));
+    } catch (e) {
+      out.push(...unreadable(file, e));
+    }
+  }
+  return withEmptyCheck(arg, out, allowEmpty, 'no AccessPolicy found');
 }
 
-async function validateFile(file: string, out: ValidateOutput): Promise<number> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    out.stderr(`${file}: cannot read: ${describeFsError(e)}\n`);
-    return EXIT_UNREADABLE;
-  }
-  let code = EXIT_VALID;
-  for (const doc of parsePolicyYaml(text, file)) {
-    report(doc, out);
-    if (doc.status === 'invalid') code = EXIT_INVALID;
-  }
-  return code;
+const STDIN = '<stdin>';
+
+/** An input (a file, a directory, stdin) that holds no AccessPolicy at all is most likely the wrong file. */
+function withEmptyCheck(source: string, results: ValidateResult[], allowEmpty: boolean, why: string): ValidateResult[] {
+  if (allowEmpty || results.some((r) => r.status === 'valid' || r.status === 'invalid' || r.status === 'unreadable')) return results;
+  return [
+    ...results,
+    {
+      source,
+      status: 'empty',
+      errors: [
+        `${why}${results.length > 0 ? ` (only ${[...new Set(results.map((r) => r.kind))].join(', ')})` : ''}; pass --allow-empty if that is expected`,
+      ],
+      warnings: [],
+    },
+  ];
 }
 
-function report(doc: PolicyDocument, out: ValidateOutput): void {
-  const label = doc.name !== undefined ? `AccessPolicy ${doc.name}` : `document ${doc.index + 1}`;
+function validateText(text: string, source: string): ValidateResult[] {
+  return parsePolicyYaml(text, source, { expandLists: true }).map(toResult);
+}
+
+function toResult(doc: PolicyDocument): ValidateResult {
+  const base = {
+    source: doc.source,
+    document: doc.index + 1,
+    ...(doc.item !== undefined ? { item: doc.item + 1 } : {}),
+    line: doc.line,
+    ...(doc.name !== undefined ? { name: doc.name } : {}),
+  };
   switch (doc.status) {
     case 'valid':
-      out.stdout(`${doc.source}: ${label} is valid\n`);
-      for (const w of warnings(doc.policy)) out.stderr(`${doc.source}: ${label}: warning: ${w}\n`);
-      return;
+      return { ...base, kind: 'AccessPolicy', status: 'valid', errors: [], warnings: warnings(doc.policy) };
     case 'skipped':
-      out.stdout(`${doc.source}: skipped ${doc.kind}${doc.name !== undefined ? ` ${doc.name}` : ''} (not an AccessPolicy)\n`);
-      return;
+      return { ...base, kind: doc.kind, status: 'skipped', errors: [], warnings: [] };
     case 'invalid':
-      for (const e of doc.errors) out.stderr(`${doc.source}: ${label}: ${formatPolicyError(e)}\n`);
+      return { ...base, kind: 'AccessPolicy', status: 'invalid', errors: doc.errors.map(formatPolicyError), warnings: [] };
+  }
+}
+
+/**
+ * One line per document or per error, prefixed with the source, so the output greps and diffs well:
+ * what passed on stdout, errors and warnings on stderr.
+ */
+function tableLines(r: ValidateResult): { out: string[]; err: string[] } {
+  const where = r.item !== undefined ? `document ${r.document} item ${r.item}` : `document ${r.document}`;
+  const label = r.name !== undefined ? `AccessPolicy ${r.name}` : where;
+  switch (r.status) {
+    case 'valid':
+      return { out: [`${r.source}: ${label} is valid\n`], err: r.warnings.map((w) => `${r.source}: ${label}: warning: ${w}\n`) };
+    case 'skipped':
+      return { out: [`${r.source}: skipped ${r.kind}${r.name !== undefined ? ` ${r.name}` : ''} (not an AccessPolicy)\n`], err: [] };
+    case 'invalid':
+      return { out: [], err: r.errors.map((e) => `${r.source}: ${label}: ${e}\n`) };
+    case 'unreadable':
+      return { out: [], err: r.errors.map((e) => `${e}\n`) };
+    case 'empty':
+      return { out: [], err: r.errors.map((e) => `${r.source}: ${e}\n`) };
   }
 }
 
@@ -131,12 +200,4 @@ function mcpRuleWarnings(policy: AccessPolicy): string[] {
     );
   }
   return out;
-}
-
-function describeFsError(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file or directory';
-  if (code === 'EACCES') return 'permission denied';
-  if (code === 'EISDIR') return 'is a directory';
-  return (e as Error).message;
 }

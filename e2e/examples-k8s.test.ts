@@ -161,10 +161,9 @@ describeE2e('examples/kubernetes on a cluster', () => {
       `psql 'postgresql://crm@crm-db.crm.svc:5432/crm?connect_timeout=5' -X -c 'SELECT 1'`,
     );
     expect(direct.code).not.toBe(0);
-    // Refused by the lockdown's iptables rules before any PostgreSQL login (which would ask for a
-    // password). The name lookup may fail first: kube-proxy DNATs the DNS Service address before the
-    // filter table sees the packet, so the lockdown's DNS exception may not match it.
-    expect(direct.stderr).toMatch(/Connection refused|timeout expired|No route to host|could not translate host name/);
+    // Refused by the lockdown's iptables rules (REJECT) before any PostgreSQL login, which would
+    // ask for a password. DNS stays allowed, so the name resolves and the connection is refused.
+    expect(direct.stderr).toMatch(/Connection refused|timeout expired|No route to host/);
     expect(direct.stderr).not.toMatch(/password/);
   });
 

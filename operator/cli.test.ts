@@ -1,10 +1,11 @@
-// `warden operator` as the chart runs it: files for kubeconfig and config, then SIGTERM.
+// `warden operator` as the chart runs it: files for kubeconfig and config, then SIGTERM (through the
+// `warden` command line, in this process).
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import * as net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { runOperatorCli } from './cli';
+import { runCli } from '../cli/run';
 import { LEASE_NAME } from './main';
 import { FakeApiServer } from '../test/support/operator/fake-apiserver';
 
@@ -21,6 +22,7 @@ describe('warden operator', () => {
   let dir: string;
   let stderr: string[];
   const io = { stderr: (s: string): void => void stderr.push(s) };
+  const cli = (argv: string[]): Promise<number> => runCli(['operator', ...argv], { ...io, stdout: () => undefined }, { env: {} });
 
   const level = process.env.WARDEN_LOG_LEVEL;
   beforeAll(() => (process.env.WARDEN_LOG_LEVEL = 'error')); // the operator's JSON logs go to stderr
@@ -33,20 +35,34 @@ describe('warden operator', () => {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('rejects unknown options and a missing or invalid config with a clear message', async () => {
-    expect(await runOperatorCli(['--bogus'], io)).toBe(2);
-    expect(stderr.join('')).toContain("Unknown option '--bogus'");
+    expect(await cli(['--bogus'])).toBe(2);
+    expect(stderr.join('')).toBe("warden operator: unknown option '--bogus'; see 'warden operator --help'\n");
+    stderr = [];
+    // no kubeconfig anywhere (env {} has no KUBECONFIG, HOME or KUBERNETES_SERVICE_HOST): one line, naming KUBECONFIG
+    if (
+      !fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token') &&
+      !fs.existsSync(path.join(os.homedir(), '.kube', 'config'))
+    ) {
+      expect(await cli([])).toBe(1);
+      expect(stderr).toEqual([
+        'warden operator: no Kubernetes configuration: set KUBECONFIG, pass --kubeconfig FILE, or create ~/.kube/config (in a pod, the in-cluster configuration is used)\n',
+      ]);
+    }
+    stderr = [];
+    expect(await cli(['--kubeconfig', path.join(dir, 'nope')])).toBe(1);
+    expect(stderr).toEqual([`warden operator: cannot read the kubeconfig ${path.join(dir, 'nope')} (from --kubeconfig): no such file\n`]);
     const kubeconfig = path.join(dir, 'kubeconfig');
     fs.writeFileSync(
       kubeconfig,
       'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
     );
     stderr = [];
-    expect(await runOperatorCli(['--kubeconfig', kubeconfig], io)).toBe(1);
+    expect(await cli(['--kubeconfig', kubeconfig])).toBe(1);
     expect(stderr.join('')).toContain('no operator configuration: pass --config FILE');
     const config = path.join(dir, 'config.yaml');
     fs.writeFileSync(config, 'sidecar: {imagePullPolicy: Sometimes}\n');
     stderr = [];
-    expect(await runOperatorCli(['--kubeconfig', kubeconfig, '--config', config], io)).toBe(1);
+    expect(await cli(['--kubeconfig', kubeconfig, '--config', config])).toBe(1);
     expect(stderr.join('')).toContain('sidecar.image: required');
   });
 
@@ -58,10 +74,10 @@ describe('warden operator', () => {
       const config = path.join(dir, 'config.yaml');
       fs.writeFileSync(config, `sidecar: {image: "ghcr.io/agent-warden/agent-warden:0.2.0"}\nwebhook: {port: ${await freePort()}}\n`);
       const signals = new EventEmitter();
-      const exit = runOperatorCli(
-        ['--kubeconfig', kubeconfig, '--config', config, '--admin-addr', '127.0.0.1:0', '--namespace', 'agent-warden'],
-        io,
-        signals,
+      const exit = runCli(
+        ['operator', '--kubeconfig', kubeconfig, '--config', config, '--admin-addr', '127.0.0.1:0', '--namespace', 'agent-warden'],
+        { ...io, stdout: () => undefined },
+        { env: {}, signals },
       );
       const lease = (): { spec?: { holderIdentity?: string } } | undefined =>
         fake.object('coordination.k8s.io/v1', 'Lease', 'agent-warden', LEASE_NAME) as never;

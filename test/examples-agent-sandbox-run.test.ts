@@ -2,7 +2,8 @@
 // the sidecar started with the example's AccessPolicy (only the host rewritten to the local
 // server), and the sandbox's own command from sandbox-template.yaml run once by sh and the real
 // psql against DATABASE_URL exactly as injection sets it. The output is what docs/agent-sandbox.md
-// promises: PII redacted, DROP TABLE refused by rule no-ddl, and the table still there.
+// promises: PII redacted, DROP TABLE refused by rule no-ddl, and the table still there. The database is
+// examples/kubernetes' (its init.sql, and the role and password of this example's Secret).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,15 +17,12 @@ import { hasPsql, startStack, type Stack } from './support/stack';
 const EXAMPLE = path.join(findRepoRoot(), 'examples', 'agent-sandbox');
 const read = (file: string): Record<string, any> => YAML.parse(fs.readFileSync(path.join(EXAMPLE, file), 'utf8'));
 
-const SETUP = `
-CREATE TABLE customers (id int PRIMARY KEY, name text, email text, phone text, card_number text, ssn text);
-INSERT INTO customers VALUES
-  (1, 'Ada Lovelace', 'ada@example.com', '+1 415 555 0100', '4111 1111 1111 1111', '078-05-1120'),
-  (2, 'Alan Turing', 'alan@example.org', '+44 20 7946 0018', '5500 0000 0000 0004', '219-09-9999');
-CREATE TABLE tickets (id int PRIMARY KEY, subject text, body text);
-INSERT INTO tickets VALUES (1, 'refund', 'please refund, my card is 4111 1111 1111 1111');
-`;
-const RAW = ['ada@example.com', 'alan@example.org', '4111 1111 1111 1111', '5500 0000 0000 0004'];
+/** The CRM database of examples/kubernetes, which the example's policy names: its init.sql, and the sidecar's role. */
+const K8S_EXAMPLE = path.join(findRepoRoot(), 'examples', 'kubernetes');
+const secret = (): Record<string, string> => read('secrets.yaml').stringData as Record<string, string>;
+const SETUP = (): string =>
+  `CREATE ROLE ${secret().username} LOGIN PASSWORD '${secret().password}';\n` + fs.readFileSync(path.join(K8S_EXAMPLE, 'init.sql'), 'utf8');
+const RAW = ['ada@example.com', 'grace@navy.example', '4111 1111 1111 1111', '5500-0000-0000-0004'];
 
 /** The sandbox's command: sh -c SCRIPT, whose loop is cut after its first round. */
 function sandboxScript(): string {
@@ -57,7 +55,8 @@ function run(script: string, env: NodeJS.ProcessEnv): Promise<{ code: number | n
 
   beforeAll(async () => {
     stack = await startStack({
-      setupSql: SETUP,
+      setupSql: SETUP(),
+      role: { name: secret().username, password: secret().password },
       policy: (pg) => {
         const policy = read('policy.yaml');
         const target = policy.spec.targets.find((t: Record<string, any>) => t.name === 'crm');
@@ -73,7 +72,7 @@ function run(script: string, env: NodeJS.ProcessEnv): Promise<{ code: number | n
     await stack?.stop();
   });
 
-  it('the sandbox command sees redacted PII and its DROP TABLE refused, and the table stays', async () => {
+  it("the sandbox command, logged in as the Secret's role, sees redacted PII and its DROP TABLE refused, and the table stays", async () => {
     // DATABASE_URL as injection writes it, on the port this test's sidecar listens on.
     const injected = postgresUrl(15432, 'crm');
     const url = injected.replace(':15432/', `:${stack.port}/`);
@@ -86,7 +85,7 @@ function run(script: string, env: NodeJS.ProcessEnv): Promise<{ code: number | n
     for (const raw of RAW) expect(out).not.toContain(raw);
     expect(out).toMatch(/no-ddl/);
     expect(out).toContain('sandboxes may not change the schema or privileges');
-    expect(await stack.admin('SELECT count(*)::int AS n FROM tickets')).toEqual([{ n: 1 }]);
+    expect(await stack.admin('SELECT count(*)::int AS n FROM orders')).toEqual([{ n: 4 }]);
     expect(stack.events.map((e) => e.decision)).toEqual(expect.arrayContaining(['deny']));
   }, 90_000);
 });

@@ -189,7 +189,11 @@ describe('examples/agent-sandbox: schemas', () => {
 
   it('`warden validate` accepts the AccessPolicy', async () => {
     const out: string[] = [];
-    const code = await runValidate([path.join(EXAMPLE, 'policy.yaml')], { stdout: (s) => out.push(s), stderr: (s) => out.push(s) });
+    const code = await runValidate(
+      [path.join(EXAMPLE, 'policy.yaml')],
+      { output: 'table' },
+      { stdout: (s) => out.push(s), stderr: (s) => out.push(s) },
+    );
     expect({ code, out: out.join('') }).toEqual({ code: 0, out: expect.stringContaining('AccessPolicy code-agent is valid') });
   });
 });
@@ -210,6 +214,15 @@ describe('examples/agent-sandbox: the pieces fit', () => {
     expect(Object.keys(secret.stringData).sort()).toEqual(['password', 'username']);
     expect(one('SandboxWarmPool').spec.sandboxTemplateRef.name).toBe(template.metadata.name);
     expect(claim.spec.warmPoolRef.name).toBe(one('SandboxWarmPool').metadata.name);
+  });
+
+  it('it uses the database of examples/kubernetes: the same Service, database, TLS setting and login', () => {
+    const k8s = path.join(ROOT, 'examples', 'kubernetes');
+    const theirs = readYaml(path.join(k8s, 'policy.yaml')).find((o) => o.kind === 'AccessPolicy')!;
+    const pick = (t: Obj): Obj => ({ host: t.postgres.host, port: t.postgres.port, database: t.postgres.database, tls: t.postgres.tls });
+    expect(pick(policy.spec.targets[0])).toEqual(pick(theirs.spec.targets.find((t: Obj) => t.postgres)));
+    const agentSecret = readYaml(path.join(k8s, 'secrets.yaml')).find((o) => o.metadata.namespace === theirs.metadata.namespace)!;
+    expect(one('Secret').stringData).toEqual(agentSecret.stringData);
   });
 
   it("the policy holds, so the template's ServiceAccount is bound to agent-warden-sidecar", () => {

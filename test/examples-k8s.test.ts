@@ -250,6 +250,21 @@ describe('the operator injects the example agent', () => {
     expect(env.INTERVAL).toBe('30');
   });
 
+  test('the injected pod is a valid Pod, and the Deployment with it a valid Deployment', () => {
+    const pod = injected();
+    const asCreated = {
+      ...pod,
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { ...pod.metadata, name: 'support-agent-1', namespace: 'agents' },
+    };
+    new core.Pod(asCreated as never).validate();
+    expect(() => new core.Pod({ ...asCreated, spec: { ...asCreated.spec, containers: [{ name: 7 }] } } as never).validate()).toThrow();
+    const deploy = structuredClone(agentDeployment());
+    deploy.spec.template = pod;
+    new apps.Deployment(deploy as never).validate();
+  });
+
   test('the Secret is mounted into the sidecar only, and lockdown fences the agent', () => {
     const pod = injected();
     const spec = pod.spec!;

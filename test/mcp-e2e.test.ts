@@ -7,7 +7,7 @@
 // the masked values never reach the collector.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ATTR, SPAN } from '../common/audit/names';
-import { runApprovalsCli } from '../cli/approvals';
+import { runApprovalsCli } from '../cli/run';
 import type { ApprovalRequest } from '../sidecar/approvals/types';
 import { sessionDigest } from '../sidecar/mcp/audit-facts';
 import { pendingApproval } from './support/approvals';

@@ -178,17 +178,18 @@ spec:
     - name: crm
       postgres: {host: crm-db.data.svc.cluster.local, database: crm, credentialsSecret: crm-db, listenPort: 15432}
   identity:
-    issuer: https://accounts.example.com
-    audiences: [agent-warden]
-    clockSkew: 30s
-    maxTokenAge: 1h
+    kubernetes:                # this cluster's projected service-account tokens (docs/identity.md)
+      audiences: [agent-warden]
+    # or an external OIDC issuer instead:
+    # issuer: https://accounts.example.com
+    # audiences: [agent-warden]
   rules:
-    - name: support-bot-writes
+    - name: support-agent-writes
       action: allow
-      match: {target: crm, sql: {statements: [READ, WRITE]}, subjects: ["support-bot@agents.example.com"]}
-    - name: others-read
+      match: {target: crm, sql: {statements: [READ, WRITE]}, subjects: ["system:serviceaccount:agents:support-agent"]}
+    - name: namespace-reads
       action: allow
-      match: {target: crm, sql: {statements: [READ]}}`,
+      match: {target: crm, sql: {statements: [READ]}, groups: ["system:serviceaccounts:agents"]}`,
   status: `status:                      # written by the operator; kubectl get accesspolicy support-agent -o yaml
   observedGeneration: 3
   targetCount: 2

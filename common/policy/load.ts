@@ -1,7 +1,7 @@
 // AccessPolicy YAML files → validated policies, with line numbers on every error so that
 // `warden validate` and a sidecar that refuses to start both point at the offending line.
 import fs from 'node:fs/promises';
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { Document, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type YAMLMap, type YAMLSeq } from 'yaml';
 import { formatPolicyError, parsePath, type PathSegment, type PolicyError } from './errors';
 import { API_VERSION, KIND, validateAccessPolicy } from './schema';
 import type { AccessPolicy } from './types';
@@ -15,6 +15,8 @@ interface DocumentBase {
   line: number;
   /** metadata.name when the document has one. */
   name?: string;
+  /** 0-based position in the `items` of a `kind: List` document (parsed with expandLists). */
+  item?: number;
 }
 
 export type PolicyDocument = DocumentBase &
@@ -28,15 +30,59 @@ export type PolicyDocument = DocumentBase &
 // Guards against "billion laughs" alias expansion in hostile input.
 const MAX_ALIAS_COUNT = 100;
 
+export interface ParseOptions {
+  /** Judge each item of a list (`kind: List` as `kubectl get -o yaml` prints it, or any object with an `items` sequence) instead of skipping it. */
+  expandLists?: boolean;
+}
+
 /** Parses one or more `---`-separated documents and validates each that claims to be an AccessPolicy. */
-export function parsePolicyYaml(text: string, sourceName: string): PolicyDocument[] {
+export function parsePolicyYaml(text: string, sourceName: string, opts: ParseOptions = {}): PolicyDocument[] {
   const lineCounter = new LineCounter();
   const parsed = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const docs = (Array.isArray(parsed) ? parsed : []).filter((d) => d.errors.length > 0 || !isEmptyDocument(d));
   if (docs.length === 0) {
     return [{ source: sourceName, index: 0, line: 1, status: 'invalid', errors: [{ path: '', message: 'no YAML document found' }] }];
   }
-  return docs.map((doc, index) => checkDocument(doc, { source: sourceName, index, line: startLine(doc, lineCounter) }, lineCounter));
+  return docs.flatMap((doc, index) => {
+    const items = opts.expandLists ? listItems(doc) : undefined;
+    if (items === undefined) return [checkDocument(doc, { source: sourceName, index, line: startLine(doc, lineCounter) }, lineCounter)];
+    return items.map((d, item): PolicyDocument => {
+      const base = { source: sourceName, index, item, line: startLine(d, lineCounter) };
+      // Fail closed: a list nested past the limit is not opened, and not waved through as "another kind" either.
+      if (isList(d))
+        return {
+          ...base,
+          status: 'invalid',
+          errors: [{ path: '', message: `lists nested more than ${MAX_LIST_DEPTH} deep are not judged`, line: base.line }],
+        };
+      return checkDocument(d, base, lineCounter);
+    });
+  });
+}
+
+/** Whatever kubectl applies as a list: any object whose `items` is a sequence (its decoder keys on `items`, not on the kind). */
+function isList(doc: Document): boolean {
+  const c = doc.contents;
+  return doc.errors.length === 0 && isMap(c) && isSeq(c.get('items', true));
+}
+
+/** Lists nest no deeper than this (a List of Lists is legal; past it, the document is judged as it is). */
+const MAX_LIST_DEPTH = 8;
+
+/**
+ * The items of a list document (`kind: List`, an `AccessPolicyList`, or any object with an `items`
+ * sequence, since kubectl applies each of those items), each as a document of its own: its nodes keep
+ * their offsets, so lines stay right. Lists inside lists are opened too, so no AccessPolicy can hide
+ * from judgement in a nested list.
+ */
+function listItems(doc: Document, depth = 0): Document[] | undefined {
+  if (depth >= MAX_LIST_DEPTH || !isList(doc)) return undefined;
+  const items = (doc.contents as YAMLMap).get('items', true) as unknown as YAMLSeq;
+  return items.items.flatMap((node) => {
+    const d = new Document();
+    d.contents = node as Document['contents'];
+    return listItems(d, depth + 1) ?? [d];
+  });
 }
 
 export async function loadPolicyFile(file: string): Promise<PolicyDocument[]> {

@@ -205,6 +205,47 @@ describe('reconcilePolicy', () => {
     );
   });
 
+  it('reports running pods it selects that have no sidecar (made before the policy), with how to replace them', () => {
+    const policy = policyObject();
+    const bare = (name: string, labels: Record<string, string> = { app: 'support-agent' }): PodObject => ({
+      ...(plainPod(name, labels) as unknown as PodObject),
+      status: { phase: 'Running' },
+    });
+    const warm = (name: string): PodObject => {
+      const p = bare(name, { app: 'support-agent', 'agents.x-k8s.io/warm-pool-sandbox': '2fd415a8' });
+      return {
+        ...p,
+        metadata: {
+          ...p.metadata,
+          ownerReferences: [{ apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox', name, uid: 'u', controller: true }],
+        },
+      };
+    };
+    const pods = [
+      warm('pool-b'),
+      warm('pool-a'),
+      bare('debug'),
+      injectedPod('guarded', policy),
+      bare('opted-out', { app: 'support-agent', 'agentwarden.io/inject': 'false' }),
+      bare('elsewhere', { app: 'other' }),
+      { ...bare('done'), status: { phase: 'Succeeded' } },
+    ];
+    const r = reconcilePolicy(input({ policy, pods }));
+    expect(r.events.filter((e) => e.reason === 'PodsWithoutSidecar').map((e) => [e.type, e.message])).toEqual([
+      [
+        'Warning',
+        '3 pod(s) selected by this policy run without the Agent Warden sidecar (created before the policy, or before namespace agents was ' +
+          'labelled agentwarden.io/injection=enabled): debug, pool-a, pool-b. To replace them: ' +
+          'kubectl delete pod debug -n agents (no controller re-creates it: apply its manifest again); ' +
+          'kubectl delete sandbox -n agents -l agents.x-k8s.io/warm-pool-sandbox=2fd415a8 (unclaimed warm-pool sandboxes: their SandboxWarmPool replaces them)',
+      ],
+    ]);
+    // none once every selected pod has its sidecar
+    expect(reconcilePolicy(input({ policy, pods: [injectedPod('guarded', policy)] })).events.map((e) => e.reason)).not.toContain(
+      'PodsWithoutSidecar',
+    );
+  });
+
   it('keeps lastTransitionTime while a condition keeps its status, and moves it on a change', () => {
     const first = reconcilePolicy(input());
     const later = new Date('2025-06-02T00:00:00Z');

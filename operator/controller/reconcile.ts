@@ -6,6 +6,9 @@ import { stringify } from 'yaml';
 import {
   ANNOTATIONS,
   API_VERSION,
+  INJECT_POD_LABEL,
+  INJECTION_ENABLED,
+  INJECTION_LABEL,
   ACCESS_POLICY,
   MANAGED_BY,
   MANAGED_BY_LABEL,
@@ -41,6 +44,7 @@ export const REASONS = {
   secretMissing: 'SecretMissing',
   overlapping: 'OverlappingPolicies',
   outdated: 'SidecarOutdated',
+  uninjected: 'PodsWithoutSidecar',
   clusterKeysUnavailable: 'ClusterKeysUnavailable',
   audienceIsIssuer: 'AudienceIsClusterIssuer',
 } as const;
@@ -144,6 +148,8 @@ export function reconcilePolicy(input: ReconcileInput): ReconcileResult {
       involvedObject: ref,
     });
   }
+
+  events.push(...uninjectedEvents(valid, input.pods, ref));
 
   const keys = valid.spec.identity?.kubernetes ? clusterKeysFor(valid, input) : undefined;
   if (keys?.problem)
@@ -342,7 +348,35 @@ function overlapEvents(policy: PolicyObject, valid: AccessPolicy, input: Reconci
   return out;
 }
 
-/** The commands that replace the outdated pods, one per workload (Deployment, warm pool, ...). */
+/**
+ * Running pods this policy selects that have no sidecar: created before the policy (an agent-sandbox
+ * warm pool filled ahead of it, a Deployment rolled out first) or before the namespace was opted
+ * in. They reach everything unguarded, and nothing else reports them. A pod labelled
+ * agentwarden.io/inject=false opted out on purpose and is left out.
+ */
+function uninjectedEvents(valid: AccessPolicy, pods: readonly PodObject[], ref: ObjectReference): EventSpec[] {
+  const bare = pods
+    .filter((p) => isRunning(p) && !hasSidecar(p) && p.metadata.labels?.[INJECT_POD_LABEL] !== 'false')
+    .filter((p) => selectorMatches(valid.spec.podSelector, p.metadata.labels ?? {}))
+    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  if (bare.length === 0) return [];
+  const names = bare.map((p) => p.metadata.name);
+  const listed =
+    names.slice(0, MAX_LISTED_PODS).join(', ') + (names.length > MAX_LISTED_PODS ? ` and ${names.length - MAX_LISTED_PODS} more` : '');
+  return [
+    {
+      type: 'Warning',
+      reason: REASONS.uninjected,
+      message: truncate(
+        `${names.length} pod(s) selected by this policy run without the Agent Warden sidecar (created before the policy, or before namespace ` +
+          `${valid.metadata.namespace ?? ''} was labelled ${INJECTION_LABEL}=${INJECTION_ENABLED}): ${listed}. ${recycleText(bare)}`,
+      ),
+      involvedObject: ref,
+    },
+  ];
+}
+
+/** The commands that replace these pods, one per workload (Deployment, warm pool, ...). */
 function recycleText(pods: readonly PodObject[]): string {
   const groups = groupRecycles(pods.map((p) => ({ ...p.metadata, name: p.metadata.name })));
   const shown = groups.slice(0, MAX_LISTED_RECYCLES).map((g) => `${g.command}${g.note ? ` (${g.note})` : ''}`);

@@ -144,6 +144,16 @@ describe('what a SandboxClaim can put on the pod does not get it out of the poli
     expect(r.pod.spec!.initContainers![0].name).toBe(LOCKDOWN_CONTAINER);
   });
 
+  it("agentwarden.io/exclude-containers: the container keeps the claim's env, and stays fenced and without credentials", () => {
+    const pod = claimed({ [ANNOTATIONS.excludeContainers]: 'agent' });
+    const r = injected(injectPod(pod, ctx()));
+    expect(r.pod.spec!.initContainers!.map((c) => c.name)).toEqual([LOCKDOWN_CONTAINER, SIDECAR_CONTAINER]);
+    // the claim's own DATABASE_URL (straight to the database) stays, which lockdown refuses to let out, with no password in it
+    expect(agent(r.pod).env).toEqual(agent(pod).env);
+    expect(JSON.stringify(agent(r.pod))).not.toMatch(/secretKeyRef|warden-secret|password/);
+    expect(r.warnings.join('\n')).toContain('excluded by agentwarden.io/exclude-containers');
+  });
+
   it('a malformed sidecar resource annotation refuses the pod (its own sandbox only), never injects it half', () => {
     expect(injectPod(claimed({ [ANNOTATIONS.memoryLimit]: 'lots' }), ctx())).toEqual({
       outcome: 'refused',

@@ -436,7 +436,7 @@ spec:
       expect(obj.spec.operation.display).toMatch(/^POST .*\/v1\/embeddings/);
       expect(fx.upstream.requests.length).toBe(before); // still held
       const c: string[] = [];
-      const { runApprovalsCli } = await import('../../cli/approvals');
+      const { runApprovalsCli } = await import('../../cli/run');
       const code = await runApprovalsCli(
         ['approve', obj.metadata.name!, '-n', NS, '--kubeconfig', kubeconfig('alice', ['sre'])],
         { stdout: (t) => void c.push(t), stderr: (t) => void c.push(t) },

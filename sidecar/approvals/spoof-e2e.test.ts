@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { runApprovalsCli } from '../../cli/approvals';
+import { runApprovalsCli } from '../../cli/run';
 import { decideOverApi, holdDeletesRule, pendingApprovals } from '../../test/support/approvals';
 import { startReceiver, type Received, type Receiver } from '../../test/support/http-receiver';
 import { crmPolicy, startStack, type Stack } from '../../test/support/stack';
