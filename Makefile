@@ -97,11 +97,14 @@ chart-crds:
 policy-validator: install
 	UPDATE_VALIDATOR=1 NODE_OPTIONS=--experimental-vm-modules npx jest --ci common/policy/schema-validator
 
-# The generated parts of the docs: docs/policy-reference.md's field reference (from the CRD) and its
-# statement-class table (tools/gen-policy-reference.ts). test/policy-reference.test.ts fails when
-# they drift: run this after editing the CRD or the classes.
+# The generated docs: docs/policy-reference.md's field reference (from the CRD) and statement-class
+# table (tools/gen-policy-reference.ts), docs/cli.md (the command tree, cli/cli-doc.ts) and the
+# generated blocks of docs/injection.md (a real injection run). Their tests fail when they drift
+# (test/policy-reference, cli/cli-doc, operator/inject/injection-doc): run this after changing them.
 docs: build-dev
 	node dist-dev/tools/gen-policy-reference.js
+	node dist-dev/cli/cli-doc.js
+	UPDATE_DOCS=1 NODE_OPTIONS=--experimental-vm-modules npx jest --ci operator/inject/injection-doc
 
 # The npm package (and krew plugin archive) that stands alone: `npm install -g` of it gives `warden`
 # and `kubectl-warden` with nothing fetched (release/pack.mjs; release/RELEASING.md says how to publish).

@@ -12,6 +12,7 @@ export interface SidecarOptions {
   healthAddr?: string;
   spoolDir?: string;
   spoolMaxBytes?: number;
+  kubernetesKeys?: string;
 }
 
 /** Exit code: 0 after a graceful stop, 1 when the policy cannot be loaded. */
@@ -34,6 +35,7 @@ export async function runSidecar(o: SidecarOptions, ctx: CliContext): Promise<nu
       healthAddr: o.healthAddr,
       spoolDir: o.spoolDir ?? (ctx.env.WARDEN_SPOOL_DIR || undefined),
       spoolMaxBytes: o.spoolMaxBytes,
+      ...(o.kubernetesKeys !== undefined ? { clusterKeysFile: o.kubernetesKeys } : {}),
     });
   } catch (err) {
     if (err instanceof PolicyLoadError) {

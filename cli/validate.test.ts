@@ -94,7 +94,7 @@ test('several documents and files: each reported, worst exit code wins', async (
   ]);
 });
 
-test('a directory is expanded to its YAML files', async () => {
+test('a directory is expanded to its YAML and JSON files, as kubectl apply -f DIR reads them', async () => {
   fs.copyFileSync(example, path.join(dir, 'a.yaml'));
   fs.copyFileSync(example, path.join(dir, 'b.yml'));
   write('notes.txt', 'not yaml');
@@ -104,6 +104,13 @@ test('a directory is expanded to its YAML files', async () => {
     `${path.join(dir, 'a.yaml')}: AccessPolicy support-agent is valid\n`,
     `${path.join(dir, 'b.yml')}: AccessPolicy support-agent is valid\n`,
   ]);
+  const json = write(
+    'c.json',
+    JSON.stringify({ apiVersion: 'agentwarden.io/v1alpha1', kind: 'AccessPolicy', metadata: { name: 'j' }, spec: { targets: 'x' } }),
+  );
+  const r = await run([dir]);
+  expect(r.code).toBe(1);
+  expect(r.stderr.join('')).toContain(`${json}: AccessPolicy j: spec.targets`);
 });
 
 test('unreadable files exit 2, and the other files are still checked', async () => {
@@ -119,7 +126,7 @@ test('an empty directory or file', async () => {
   expect(await run([dir])).toEqual({
     code: 1,
     stdout: [],
-    stderr: [`${dir}: directory has no .yaml or .yml files; pass --allow-empty if that is expected\n`],
+    stderr: [`${dir}: directory has no .yaml, .yml or .json files; pass --allow-empty if that is expected\n`],
   });
   expect((await run([dir, '--allow-empty'])).code).toBe(0);
   const empty = write('empty.yaml', '');

@@ -8,6 +8,7 @@ import type { AccessPolicy } from '../common/policy/types';
 import { readProcessStdin, type CliIo } from './context';
 import { cannotRead } from './fs-errors';
 import { renderData, type OutputFormat } from './output';
+import { identityWarnings } from '../common/identity/spec';
 
 export const EXIT_VALID = 0;
 export const EXIT_INVALID = 1;
@@ -73,14 +74,15 @@ async function validateInput(arg: string, io: CliIo, allowEmpty: boolean): Promi
     const stat = await fs.stat(arg);
     files = stat.isDirectory()
       ? (await fs.readdir(arg))
-          .filter((n) => /\.ya?ml$/i.test(n))
+          // what kubectl apply -f DIR reads (JSON is YAML to the parser)
+          .filter((n) => /\.(ya?ml|json)$/i.test(n))
           .sort()
           .map((n) => path.join(arg, n))
       : [arg];
   } catch (e) {
     return unreadable(arg, e);
   }
-  if (files.length === 0) return withEmptyCheck(arg, [], allowEmpty, 'directory has no .yaml or .yml files');
+  if (files.length === 0) return withEmptyCheck(arg, [], allowEmpty, 'directory has no .yaml, .yml or .json files');
   const out: ValidateResult[] = [];
   for (const file of files) {
     try {
@@ -169,6 +171,7 @@ function warnings(policy: AccessPolicy): string[] {
     }
   }
   out.push(...mcpRuleWarnings(policy));
+  out.push(...identityWarnings(policy.spec.identity));
   return out;
 }
 

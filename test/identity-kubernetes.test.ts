@@ -241,6 +241,31 @@ test('http: bearer token through undici; the upstream gets the route credential,
   expect(seen.length).toBe(before + 1);
 });
 
+test('forward proxy: the token in Proxy-Authorization (Bearer, or Basic with the token as the password); 407 without', async () => {
+  const t = await token('support');
+  const viaProxy = async (auth?: string): Promise<number> => {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1',
+        port: stack.sidecar.egressPort,
+        method: 'GET',
+        path: `http://127.0.0.1:${upstreamPort}/direct`,
+        headers: auth ? { 'proxy-authorization': auth } : {},
+      });
+      req.on('response', resolve).on('error', reject).end();
+    });
+    res.resume();
+    return res.statusCode ?? 0;
+  };
+  const before = seen.length;
+  expect(await viaProxy(`Bearer ${t}`)).toBe(200);
+  expect(await viaProxy(`Basic ${Buffer.from(`agent:${t}`).toString('base64')}`)).toBe(200);
+  expect(seen.slice(before).map((r) => r.authorization)).toEqual([undefined, undefined]);
+  expect(await viaProxy()).toBe(407);
+  expect(await viaProxy(`Bearer ${await token('support', { audiences: ['vault'] })}`)).toBe(407);
+  expect(seen.length).toBe(before + 2);
+});
+
 test('key rotation: the operator refreshes the ConfigMap, the kubelet swaps the files, new tokens work, retired keys stop', async () => {
   const old = await token('support');
   const next = await issuer.rotate();
@@ -258,6 +283,15 @@ test('key rotation: the operator refreshes the ConfigMap, the kubelet swaps the 
   await expect(sql(old, 'SELECT 1')).rejects.toMatchObject({ code: '28P01' });
   expect((await post(old)).status).toBe(401);
   expect(await sql(fresh, 'SELECT 1')).toBe(1);
+});
+
+test('a ConfigMap edit that swaps in keys of its own is put back by the operator', async () => {
+  const forger = await KubeIssuer.create();
+  const cm = api.object('v1', 'ConfigMap', NS, CM) as { data: Record<string, string> };
+  const good = cm.data[CLUSTER_KEYS_FILE];
+  const forged = JSON.stringify({ issuer: issuer.issuer, jwks: forger.jwks() });
+  api.put({ ...cm, data: { ...cm.data, [CLUSTER_KEYS_FILE]: forged } });
+  await until(() => configMapData()?.[CLUSTER_KEYS_FILE] === good);
 });
 
 test('fail closed: without the keys file every token is refused; back when it is back', async () => {

@@ -1,9 +1,13 @@
 // The README and the docs are what a platform engineer pastes from: every link to a repository
 // file must resolve (anchors included), every `make` target a shell block runs must exist, every
-// repository path a command names must be there, and every AccessPolicy shown must validate.
+// `warden` command line must parse with the real command tree, every repository path a command
+// names must be there, and every AccessPolicy shown must validate.
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Command, CommanderError } from 'commander';
 import YAML from 'yaml';
+import { buildProgram, commanderExitCode } from '../cli/program';
 import { validateAccessPolicy } from '../common/policy/schema';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -100,6 +104,19 @@ describe.each(pages())('%s', (page) => {
     expect(missing).toEqual([]);
   });
 
+  test('warden command lines in shell blocks parse with the real command tree', async () => {
+    const wrong: string[] = [];
+    for (const block of fencedBlocks(md).filter((b) => ['sh', 'bash', 'shell', 'console'].includes(b.lang))) {
+      for (const line of commandLines(block.body)) {
+        for (const call of wardenInvocations(line)) {
+          const error = await parseError(call.invokedAs, call.args);
+          if (error !== undefined) wrong.push(`${line}: ${error}`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   test('every AccessPolicy shown validates', () => {
     for (const block of fencedBlocks(md).filter((b) => b.lang === 'yaml')) {
       if (!/^kind: AccessPolicy$/m.test(block.body)) continue;
@@ -121,6 +138,44 @@ function commandLines(body: string): string[] {
     .split('\n')
     .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
     .filter((l) => l !== '');
+}
+
+/** The `warden` invocations of a shell line, as argument lists (brackets of optional parts removed). */
+function wardenInvocations(line: string): { invokedAs: string; args: string[] }[] {
+  const out: { invokedAs: string; args: string[] }[] = [];
+  // <placeholders> stand for one word; a bare > or | ends the command.
+  const words = line.replace(/<[\w-]+>/g, 'PLACEHOLDER');
+  for (const m of words.matchAll(/(?:^|[\s;&|(])(\.\/bin\/warden|bin\/warden|kubectl warden|kubectl-warden|warden)\s+([^|;&>)#]*)/g)) {
+    const args = (m[2].match(/'[^']*'|"[^"]*"|\S+/g) ?? [])
+      .map((t) => t.replace(/^\[+|\]+$/g, '').replace(/^(['"])(.*)\1$/, '$2'))
+      .filter((t) => t !== '' && t !== '...');
+    out.push({ invokedAs: m[1].startsWith('kubectl') ? 'kubectl-warden' : 'warden', args });
+  }
+  return out;
+}
+
+/** Parses `args` with the real command tree, every action replaced by nothing: the error commander gives, or undefined. */
+async function parseError(invokedAs: string, args: string[]): Promise<string | undefined> {
+  const errors: string[] = [];
+  const ctx = {
+    io: { stdout: (): void => undefined, stderr: (s: string): void => void errors.push(s) },
+    env: {},
+    invokedAs,
+    signals: new EventEmitter(),
+  };
+  const program = buildProgram(ctx, () => undefined);
+  const silence = (cmd: Command): void => {
+    if (cmd.commands.length === 0) cmd.action(() => undefined);
+    cmd.commands.forEach(silence);
+  };
+  silence(program);
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return undefined;
+  } catch (e) {
+    if (e instanceof CommanderError && commanderExitCode(e) === 0) return undefined;
+    return errors.join(' ').trim() || String(e);
+  }
 }
 
 /** The Makefile's targets (rules at the start of a line, `name:` or `name: deps`). */
@@ -156,4 +211,11 @@ test('the README says nothing stale: the operator is not "in progress", and shel
       if (assignsOnly) expect(`${lines[i]} ⏎ ${lines[i + 1]}`).toMatch(/^export |\\ ⏎/);
     }
   }
+});
+
+test('the image tags the README names are the version make image builds', () => {
+  const version = (JSON.parse(read('package.json')) as { version: string }).version;
+  const tags = [...read('README.md').matchAll(/agent-warden:(\d+\.\d+\.\d+)/g)].map((m) => m[1]);
+  expect(tags.length).toBeGreaterThan(0);
+  expect(tags.filter((t) => t !== version)).toEqual([]);
 });

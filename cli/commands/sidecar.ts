@@ -30,6 +30,10 @@ export const sidecarCommand: CommandFactory = (ctx, exit) =>
       '--spool-dir <dir>',
       'audit records are written here before the agent sees a result, and kept until the OpenTelemetry collector (OTEL_EXPORTER_OTLP_ENDPOINT) acknowledges them (default: $WARDEN_SPOOL_DIR)',
     )
+    .option(
+      '--kubernetes-keys <file>',
+      "spec.identity.kubernetes: the cluster's issuer and keys as the operator writes them (default: $WARDEN_KUBERNETES_KEYS, else kubernetes-keys.json next to the policy)",
+    )
     .option('--spool-max-bytes <n>', 'bound on the spool (default 200 MiB); audit.whenSpoolFull says what happens when full', spoolBytes)
     .action(async (o: Omit<SidecarOptions, 'policy'> & { policy?: string }) => {
       const policy = required(o.policy, '--policy FILE');

@@ -9,7 +9,7 @@ export const validateCommand: CommandFactory = (ctx, exit) =>
     .description(
       'Check AccessPolicy YAML offline against the CRD schema and the rules a schema cannot say. ' +
         'Reads multi-document YAML and `kind: List` (as kubectl get -o yaml prints); other kinds are skipped. ' +
-        'A DIR is searched for *.yaml and *.yml (not recursively); - reads standard input.\n\n' +
+        'A DIR is searched for *.yaml, *.yml and *.json as kubectl apply -f DIR reads them (not recursively); - reads standard input.\n\n' +
         'Exit code: 0 all valid, 1 something invalid (or no AccessPolicy in an input), 2 usage or unreadable input.',
     )
     .argument('<input...>', 'FILE, DIR or - (standard input)')

@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { loadCrdSchema, validateAccessPolicy } from '../policy/schema';
+import { identityWarnings } from './spec';
 
 function policy(identity: unknown): Record<string, unknown> {
   return {
@@ -123,4 +124,17 @@ describe('spec.identity.kubernetes', () => {
       ['spec.identity: audiences is required with issuer'],
     ]);
   });
+});
+
+test('warden validate warns about audiences other relying parties accept (RT14-12)', () => {
+  expect(identityWarnings({ kubernetes: { audiences: ['agent-warden'] } })).toEqual([]);
+  expect(identityWarnings({ issuer: 'https://a.example', audiences: ['vault'] })).toEqual([]);
+  const w = identityWarnings({
+    kubernetes: { audiences: ['agent-warden', 'sts.amazonaws.com', 'vault', '//iam.googleapis.com/projects/1/x'] },
+  });
+  expect(w.map((x) => x.slice(0, 38))).toEqual([
+    'spec.identity.kubernetes.audiences[1]:',
+    'spec.identity.kubernetes.audiences[2]:',
+    'spec.identity.kubernetes.audiences[3]:',
+  ]);
 });

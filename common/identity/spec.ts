@@ -26,6 +26,30 @@ export const KUBERNETES_API_AUDIENCES: readonly string[] = [
   'https://kubernetes.default.svc.cluster.local',
 ];
 
+/** Audiences other relying parties accept from Kubernetes tokens (cloud workload identity, Vault). */
+const SHARED_AUDIENCES: ReadonlyArray<RegExp> = [
+  /^sts\.amazonaws\.com$/i,
+  /^api:\/\/AzureADTokenExchange$/i,
+  /^(https:)?\/\/iam\.googleapis\.com\//i,
+  /^(https:\/\/)?sts\.googleapis\.com/i,
+  /^(https?:\/\/)?vault(\b|$)/i,
+];
+
+/**
+ * Valid but risky: with spec.identity.kubernetes, the first audience is projected into every app
+ * container; if another relying party also accepts it, the agent's token works there too.
+ */
+export function identityWarnings(spec: IdentitySpec | undefined): string[] {
+  const audiences = spec?.kubernetes?.audiences ?? [];
+  return audiences
+    .map((a, i) => ({ a, i }))
+    .filter(({ a }) => SHARED_AUDIENCES.some((re) => re.test(a)))
+    .map(
+      ({ a, i }) =>
+        `spec.identity.kubernetes.audiences[${i}]: ${JSON.stringify(a)} is an audience other services accept (cloud workload identity, Vault): a token for it works there too; use one that only Agent Warden accepts, such as agent-warden`,
+    );
+}
+
 interface CommonResolved {
   audiences: string[];
   subjectClaim: string;

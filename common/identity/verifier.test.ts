@@ -117,6 +117,22 @@ describe('valid tokens', () => {
       source: 'token',
     });
     expect(issuer.counts).toEqual({ discovery: 0, jwks: 1 });
+    // RT14-13: a subject shaped like a service account, without kubernetes.io claims that agree, gets
+    // no service-account groups (an IdP whose users shape their subject must not hand them out)
+    for (const claims of [{}, { 'kubernetes.io': { namespace: 'other', serviceaccount: { name: 'support-agent' } } }]) {
+      const shaped = await issuer.sign(
+        {
+          iss: k8sIssuer,
+          aud: ['agent-warden'],
+          sub: 'system:serviceaccount:agents:support-agent',
+          iat: nowS(),
+          exp: nowS() + 60,
+          ...claims,
+        },
+        rsa,
+      );
+      await expect(v.verify(shaped)).resolves.toMatchObject({ groups: [] });
+    }
     // the same token aimed at another audience (the API server's default) is refused
     const forApiServer = await issuer.sign(
       {

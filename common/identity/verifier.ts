@@ -264,7 +264,7 @@ function identityFrom(payload: JWTPayload, cfg: ResolvedOidcSpec): Identity {
   const raw = payload[cfg.groupsClaim];
   let groups: string[];
   if (raw === undefined || raw === null) {
-    groups = serviceAccountGroups(subject);
+    groups = cfg.subjectClaim === 'sub' ? serviceAccountGroups(subject, payload) : [];
   } else if (typeof raw === 'string') {
     groups = raw.split(/\s+/).filter((g) => g !== '');
   } else if (Array.isArray(raw) && raw.every((g) => typeof g === 'string')) {
@@ -278,10 +278,17 @@ function identityFrom(payload: JWTPayload, cfg: ResolvedOidcSpec): Identity {
   return { subject, groups: [...new Set(groups)], source: 'token' };
 }
 
-/** The groups the Kubernetes API server gives a service account; the token itself lists none. */
-function serviceAccountGroups(subject: string): string[] {
-  const m = /^system:serviceaccount:([^:]+):[^:]+$/.exec(subject);
-  return m ? ['system:serviceaccounts', `system:serviceaccounts:${m[1]}`] : [];
+/**
+ * The groups the Kubernetes API server gives a service account; the token itself lists none. Only
+ * for a token that is one: its kubernetes.io claims must name the same namespace and service account
+ * as sub (an IdP whose users can shape their subject must not hand out service-account groups).
+ */
+function serviceAccountGroups(subject: string, payload: JWTPayload): string[] {
+  const m = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(subject);
+  if (!m) return [];
+  const k8s = payload['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown } } | undefined;
+  if (k8s?.namespace !== m[1] || k8s?.serviceaccount?.name !== m[2]) return [];
+  return ['system:serviceaccounts', `system:serviceaccounts:${m[1]}`];
 }
 
 function toIdentityError(e: unknown, cfg: ResolvedSpec, issuer: string): IdentityError {

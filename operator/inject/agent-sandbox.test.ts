@@ -104,6 +104,12 @@ describe('agent-sandbox pods, as its controller creates them', () => {
     },
   );
 
+  it('under lockdown, a template whose container could step through the fence is refused, naming it', () => {
+    const pod = fixture<Pod>('sandbox-warm-pod.yaml');
+    delete agent(pod).securityContext; // root, with its default capabilities
+    expect(injectPod(pod, ctx())).toEqual({ outcome: 'refused', reason: expect.stringContaining('agent') });
+  });
+
   it('a policy that selects only agent-sandbox labels would follow a warm pod out of its pool: the template label is the one to select', () => {
     // The pool label is removed from the pod once a claim adopts it; the template's label stays.
     const warm = fixture<Pod>('sandbox-warm-pod.yaml');

@@ -34,6 +34,13 @@ describe('red team 14: lockdown is refused for app containers that can step outs
     expect(result.outcome).toBe('refused');
   });
 
+  // Non-root is no cure while escalation is allowed: su/passwd/mount (setuid root in most Debian-based
+  // images) give back root with every capability the bounding set kept (NET_RAW, CHOWN, FOWNER, FSETID).
+  it('RT14-02 non-root (runAsUser 1000) dropping only SETUID and SETGID, escalation allowed: a setuid-root binary is root again', () => {
+    const result = injectPod(lockedDown({ runAsUser: 1000, runAsNonRoot: true, capabilities: { drop: ['SETUID', 'SETGID'] } }), ctx());
+    expect(result.outcome).toBe('refused');
+  });
+
   it('RT14-03 root that drops ALL but adds NET_RAW back (ping) sends frames below iptables', () => {
     const result = injectPod(lockedDown({ capabilities: { drop: ['ALL'], add: ['NET_RAW'] }, allowPrivilegeEscalation: false }), ctx());
     expect(result.outcome).toBe('refused');
