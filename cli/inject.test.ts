@@ -129,7 +129,10 @@ describe('warden inject', () => {
       // Lockdown refuses app containers that could switch to the sidecar's UID (root with its default capabilities).
       fs
         .readFileSync(fx('agent-pod.yaml'), 'utf8')
-        .replace('      args:', '      securityContext: {capabilities: {drop: [ALL]}, allowPrivilegeEscalation: false}\n      args:'),
+        .replace(
+          '      args:',
+          '      securityContext: {runAsUser: 10001, capabilities: {drop: [ALL]}, allowPrivilegeEscalation: false}\n      args:',
+        ),
     );
     expect(r.code).toBe(0);
     const pod = JSON.parse(r.stdout) as Pod;

@@ -22,7 +22,7 @@ const UPDATE = process.env.UPDATE_DOCS === '1';
 function injectedExample(): Pod {
   const pod = fixture<Pod>('agent-pod.yaml');
   pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
-  pod.spec!.containers[0].securityContext = { capabilities: { drop: ['ALL'] }, allowPrivilegeEscalation: false };
+  pod.spec!.containers[0].securityContext = { runAsUser: 10001, capabilities: { drop: ['ALL'] }, allowPrivilegeEscalation: false };
   const result = injectPod(pod, { namespace: 'agents', namespaceLabels: OPTED_IN, policies: fixturePolicies(), config: testConfig() });
   if (result.outcome !== 'injected') throw new Error(`fixture not injected: ${result.outcome}`);
   return result.pod;

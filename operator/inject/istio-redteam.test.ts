@@ -15,11 +15,11 @@ const pod = (labels: Record<string, string>, annotations: Record<string, string>
 });
 
 describe('red team 14: Istio opt-out read as Istio reads it', () => {
-  it.failing('RT14-09 label sidecar.istio.io/inject "true" wins over annotation "false": Istio injects', () => {
+  it('RT14-09 label sidecar.istio.io/inject "true" wins over annotation "false": Istio injects', () => {
     expect(istioMode(pod({ 'sidecar.istio.io/inject': 'true' }, { 'sidecar.istio.io/inject': 'false' }), {})).toBeDefined();
   });
 
-  it.failing('RT14-09 label "yes" (Istio: inject) beats annotation "false" in an istio-injection=enabled namespace', () => {
+  it('RT14-09 label "yes" (Istio: inject) beats annotation "false" in an istio-injection=enabled namespace', () => {
     expect(
       istioMode(pod({ 'sidecar.istio.io/inject': 'yes' }, { 'sidecar.istio.io/inject': 'false' }), { 'istio-injection': 'enabled' }),
     ).toBeDefined();

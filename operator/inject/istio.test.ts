@@ -41,6 +41,26 @@ describe('istioMode: Istio in the pod, or about to be (our webhook usually runs 
       'ambient',
     ],
     ['namespace unknown (undefined labels)', pod(), undefined, undefined],
+    // RT14-09: Istio prefers the label to the annotation, and takes y/yes/on as true.
+    [
+      'label "true" beats annotation "false"',
+      pod({ 'sidecar.istio.io/inject': 'true' }, { 'sidecar.istio.io/inject': 'false' }),
+      {},
+      'sidecar',
+    ],
+    [
+      'label "yes" in an enabled namespace, annotation "false"',
+      pod({ 'sidecar.istio.io/inject': 'yes' }, { 'sidecar.istio.io/inject': 'false' }),
+      { 'istio-injection': 'enabled' },
+      'sidecar',
+    ],
+    ['label "On"', pod({ 'sidecar.istio.io/inject': 'On' }), {}, 'sidecar'],
+    [
+      'label "no" in an enabled namespace (Istio: any other value opts out)',
+      pod({ 'sidecar.istio.io/inject': 'no' }),
+      { 'istio-injection': 'enabled' },
+      undefined,
+    ],
     // proxy.istio.io/overrides can give Istio's proxy any user, even ours: the pod expects Istio.
     ['proxy.istio.io/overrides annotation', pod({}, { 'proxy.istio.io/overrides': '{"containers":[]}' }), {}, 'sidecar'],
     ['traffic.sidecar.istio.io/* annotation', pod({}, { 'traffic.sidecar.istio.io/excludeOutboundPorts': '5432' }), {}, 'sidecar'],

@@ -25,6 +25,8 @@ export const ISTIO_PROXY_UID = 1337;
 export const ISTIO_PORTS: readonly number[] = [15000, 15001, 15004, 15006, 15008, 15020, 15021, 15053, 15090];
 
 const ISTIO_CONTAINERS: ReadonlySet<string> = new Set(['istio-proxy', 'istio-init', 'istio-validation']);
+/** Values of sidecar.istio.io/inject that Istio takes as yes (pkg/kube/inject injectRequired). */
+const ISTIO_TRUE: readonly string[] = ['y', 'yes', 'true', 'on'];
 /** Annotations that configure Istio's proxy for this pod. */
 const ISTIO_SETTING = /^(sidecar\.istio\.io|proxy\.istio\.io|traffic\.sidecar\.istio\.io)\//;
 
@@ -47,14 +49,16 @@ export function istioMode(pod: Pod, namespaceLabels: Record<string, string> | un
   if (annotations['sidecar.istio.io/status'] !== undefined)
     return { mode: 'sidecar', evidence: 'it carries the sidecar.istio.io/status annotation' };
   const ns = namespaceLabels ?? {};
-  const optedOut = labels['sidecar.istio.io/inject'] === 'false' || annotations['sidecar.istio.io/inject'] === 'false';
+  // As Istio's injector reads it: the label wins over the (older) annotation; y/yes/true/on ask
+  // for injection, any other non-empty value opts out, empty leaves it to the namespace.
+  const selector = (labels['sidecar.istio.io/inject'] ?? annotations['sidecar.istio.io/inject'] ?? '').toLowerCase();
+  const optedOut = selector !== '' && !ISTIO_TRUE.includes(selector);
   if (!optedOut) {
     // Settings for Istio's proxy (proxy.istio.io/config, proxy.istio.io/overrides, which can change
     // its user) mean the pod expects it. Our own health-port exclusion is written only beside Istio.
     const setting = Object.keys(annotations).find((k) => ISTIO_SETTING.test(k) && k !== 'sidecar.istio.io/inject');
     if (setting !== undefined) return { mode: 'sidecar', evidence: `it carries Istio's ${setting} annotation` };
-    if (labels['sidecar.istio.io/inject'] === 'true' || annotations['sidecar.istio.io/inject'] === 'true')
-      return { mode: 'sidecar', evidence: 'it asks for Istio injection (sidecar.istio.io/inject: "true")' };
+    if (selector !== '') return { mode: 'sidecar', evidence: `it asks for Istio injection (sidecar.istio.io/inject: "${selector}")` };
     if (labels['istio.io/rev'] !== undefined) return { mode: 'sidecar', evidence: 'it is labelled istio.io/rev' };
     if (ns['istio-injection'] === 'enabled') return { mode: 'sidecar', evidence: 'its namespace is labelled istio-injection=enabled' };
     if (ns['istio.io/rev'] !== undefined && ns['istio-injection'] !== 'disabled')

@@ -12,7 +12,7 @@
 //   - An image whose USER is 1337:1338 when the pod spec names no runAsUser: the webhook cannot see it.
 // RT14-02/03 reproduced with the real rules in a network namespace (iptables-restore of lockdownRules'
 // table; /work/redteam-findings.md): the plain socket is refused, the AF_PACKET frame and the 6755
-// 1337:1338 copy reach the other side. Marked it.failing until fixed; flip to it() then.
+// 1337:1338 copy reach the other side. Fixed by inject (9fc256a); the cases are plain it() since.
 import { ANNOTATIONS } from '../../common/k8s/names';
 import { fixture, fixturePolicies, OPTED_IN, testConfig } from '../../test/support/operator/inject-fixtures';
 import type { Pod, SecurityContext } from './k8s-types';
@@ -29,40 +29,34 @@ function lockedDown(agent: SecurityContext & Record<string, unknown>, pod: Secur
 }
 
 describe('red team 14: lockdown is refused for app containers that can step outside the fence', () => {
-  it.failing('RT14-02 root that drops only SETUID and SETGID keeps NET_RAW (AF_PACKET) and CHOWN/FOWNER/FSETID (setuid copy)', () => {
+  it('RT14-02 root that drops only SETUID and SETGID keeps NET_RAW (AF_PACKET) and CHOWN/FOWNER/FSETID (setuid copy)', () => {
     const result = injectPod(lockedDown({ capabilities: { drop: ['SETUID', 'SETGID'] } }), ctx());
     expect(result.outcome).toBe('refused');
   });
 
   // Non-root is no cure while escalation is allowed: su/passwd/mount (setuid root in most Debian-based
   // images) give back root with every capability the bounding set kept (NET_RAW, CHOWN, FOWNER, FSETID).
-  it.failing(
-    'RT14-02 non-root (runAsUser 1000) dropping only SETUID and SETGID, escalation allowed: a setuid-root binary is root again',
-    () => {
-      const result = injectPod(lockedDown({ runAsUser: 1000, runAsNonRoot: true, capabilities: { drop: ['SETUID', 'SETGID'] } }), ctx());
-      expect(result.outcome).toBe('refused');
-    },
-  );
+  it('RT14-02 non-root (runAsUser 1000) dropping only SETUID and SETGID, escalation allowed: a setuid-root binary is root again', () => {
+    const result = injectPod(lockedDown({ runAsUser: 1000, runAsNonRoot: true, capabilities: { drop: ['SETUID', 'SETGID'] } }), ctx());
+    expect(result.outcome).toBe('refused');
+  });
 
-  it.failing('RT14-03 root that drops ALL but adds NET_RAW back (ping) sends frames below iptables', () => {
+  it('RT14-03 root that drops ALL but adds NET_RAW back (ping) sends frames below iptables', () => {
     const result = injectPod(lockedDown({ capabilities: { drop: ['ALL'], add: ['NET_RAW'] }, allowPrivilegeEscalation: false }), ctx());
     expect(result.outcome).toBe('refused');
   });
 
-  it.failing('RT14-03 root that drops ALL but adds SYS_MODULE (load a module that unhooks the rules): adds are not an allowlist', () => {
+  it('RT14-03 root that drops ALL but adds SYS_MODULE (load a module that unhooks the rules): adds are not an allowlist', () => {
     const result = injectPod(lockedDown({ capabilities: { drop: ['ALL'], add: ['SYS_MODULE'] }, allowPrivilegeEscalation: false }), ctx());
     expect(result.outcome).toBe('refused');
   });
 
-  it.failing(
-    'RT14-04 drops ALL but leaves privilege escalation allowed: a setuid 1337 / setgid 1338 file in the image is the sidecar',
-    () => {
-      const result = injectPod(lockedDown({ capabilities: { drop: ['ALL'] } }), ctx());
-      expect(result.outcome).toBe('refused');
-    },
-  );
+  it('RT14-04 drops ALL but leaves privilege escalation allowed: a setuid 1337 / setgid 1338 file in the image is the sidecar', () => {
+    const result = injectPod(lockedDown({ capabilities: { drop: ['ALL'] } }), ctx());
+    expect(result.outcome).toBe('refused');
+  });
 
-  it.failing('RT14-05 non-root without escalation but no runAsUser/runAsGroup: the image USER may be 1337:1338', () => {
+  it('RT14-05 non-root without escalation but no runAsUser/runAsGroup: the image USER may be 1337:1338', () => {
     const result = injectPod(
       lockedDown({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } }, { runAsNonRoot: true }),
       ctx(),
@@ -73,7 +67,7 @@ describe('red team 14: lockdown is refused for app containers that can step outs
   // The init container trusts whatever nameserver /etc/resolv.conf names; dnsPolicy: None lets
   // the pod spec name any host, and the rule then opens TCP and UDP 53 to it for any payload
   // (an SSH or VPN server on port 53 is a full tunnel), not just DNS through the cluster resolver.
-  it.failing('RT14-10 dnsPolicy None with a nameserver outside the cluster opens TCP/UDP 53 to that host', () => {
+  it('RT14-10 dnsPolicy None with a nameserver outside the cluster opens TCP/UDP 53 to that host', () => {
     const pod = lockedDown({ runAsUser: 10001, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     Object.assign(pod.spec!, { dnsPolicy: 'None', dnsConfig: { nameservers: ['203.0.113.53'] } });
     expect(injectPod(pod, ctx()).outcome).toBe('refused');

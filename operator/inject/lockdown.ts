@@ -108,8 +108,13 @@ export function lockdownContainer(config: InjectorConfig): Container {
   };
 }
 
-/** Capabilities that undo the fence (NET_ADMIN, SYS_ADMIN: rewrite the rules), take on the sidecar's identity (SETUID, SETGID) or borrow its sockets (SYS_PTRACE). */
-const ESCAPE_CAPABILITIES: readonly string[] = ['ALL', 'NET_ADMIN', 'SYS_ADMIN', 'SETUID', 'SETGID', 'SYS_PTRACE'];
+/**
+ * The only capability an app container may add under lockdown. Everything else a root process
+ * keeps by default opens a way out: NET_RAW (AF_PACKET frames never meet the OUTPUT chain),
+ * SETUID/SETGID (become the sidecar), CHOWN/FOWNER/FSETID (a 6755 copy of any binary owned by the
+ * sidecar's IDs), NET_ADMIN/SYS_ADMIN (rewrite the rules), SYS_PTRACE (borrow the sidecar's sockets).
+ */
+const ALLOWED_ADDED_CAPABILITIES: readonly string[] = ['NET_BIND_SERVICE'];
 
 interface ContainerSecurity extends SecurityContext {
   privileged?: boolean;
@@ -120,36 +125,53 @@ interface ContainerSecurity extends SecurityContext {
 const normCap = (c: string): string => c.toUpperCase().replace(/^CAP_/, '');
 
 /**
- * Why a container could leave a locked-down pod, or undefined. The rules let out the sidecar's UID
- * and GID, so a process that can become them (root keeps CAP_SETUID and CAP_SETGID by default:
- * setgid(1338) + setuid(1337) and it is "the sidecar"), or rewrite the rules, is not fenced at all.
- * A container passes when it is not privileged, adds none of ESCAPE_CAPABILITIES, and either drops
- * SETUID and SETGID (or ALL) or runs as a known non-root user without privilege escalation.
+ * Why a container could leave a locked-down pod, or undefined. The rules let out one identity, the
+ * sidecar's UID and GID, so every container must be unable to take it or get below the rules:
+ * - not privileged, and no added capability but NET_BIND_SERVICE;
+ * - allowPrivilegeEscalation: false (no_new_privs: a setuid/setgid file, shipped in the image or
+ *   made at run time, cannot hand it the sidecar's IDs);
+ * - an identity the webhook can see that is not the sidecar's: runAsUser or runAsGroup set (pod or
+ *   container) and different from the sidecar's (an image's USER could be 1337:1338);
+ * - when it may run as root (runAsUser 0, or unset without runAsNonRoot), capabilities dropped: ALL.
  */
-export function lockdownEscape(c: Container, podSecurity: SecurityContext | undefined): string | undefined {
+export function lockdownEscape(c: Container, podSecurity: SecurityContext | undefined, sidecar: LockdownOwner): string | undefined {
   const sc = (c.securityContext ?? {}) as ContainerSecurity;
   if (sc.privileged === true) return 'is privileged (it could rewrite the iptables rules)';
-  const added = (sc.capabilities?.add ?? []).map(normCap).filter((cap) => ESCAPE_CAPABILITIES.includes(cap));
-  if (added.length > 0) return `adds the ${added.join(', ')} capabilit${added.length > 1 ? 'ies' : 'y'}`;
-  const dropped = new Set((sc.capabilities?.drop ?? []).map(normCap));
-  if (dropped.has('ALL') || (dropped.has('SETUID') && dropped.has('SETGID'))) return undefined;
+  const added = (sc.capabilities?.add ?? []).map(normCap).filter((cap) => !ALLOWED_ADDED_CAPABILITIES.includes(cap));
+  if (added.length > 0)
+    return `adds the ${added.join(', ')} capabilit${added.length > 1 ? 'ies' : 'y'} (only NET_BIND_SERVICE may be added)`;
+  if (sc.allowPrivilegeEscalation !== false)
+    return "allows privilege escalation (a setuid/setgid file could give it the sidecar's UID and GID)";
   const uid = sc.runAsUser ?? podSecurity?.runAsUser;
-  const nonRoot = uid !== undefined ? uid !== 0 : (sc.runAsNonRoot ?? podSecurity?.runAsNonRoot) === true;
-  if (nonRoot && sc.allowPrivilegeEscalation === false) return undefined;
-  return uid === 0 || !nonRoot
-    ? "may run as root, which can switch to the sidecar's UID and GID"
-    : "allows privilege escalation (a setuid binary could switch it to the sidecar's UID and GID)";
+  const gid = sc.runAsGroup ?? podSecurity?.runAsGroup;
+  if (!((uid !== undefined && uid !== sidecar.uid) || (gid !== undefined && gid !== sidecar.gid)))
+    return "sets no runAsUser or runAsGroup that differs from the sidecar's (its image's USER could be the sidecar's)";
+  const mayBeRoot = uid === 0 || (uid === undefined && (sc.runAsNonRoot ?? podSecurity?.runAsNonRoot) !== true);
+  const dropped = new Set((sc.capabilities?.drop ?? []).map(normCap));
+  if (mayBeRoot && !dropped.has('ALL'))
+    return 'may run as root with the default capabilities (NET_RAW sends below the rules; SETUID, SETGID, CHOWN, FSETID make it the sidecar)';
+  return undefined;
 }
 
+/** What lockdown asks of every app container, for the admission message. */
+export const LOCKDOWN_CONTAINER_FIX =
+  "{runAsUser: <not the sidecar's>, runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}";
+
 /** The first container of the pod's own that could leave the fence, as an admission message; undefined when none. */
-export function lockdownEscapes(spec: PodSpec): string | undefined {
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
-    const why = lockdownEscape(c, spec.securityContext);
-    if (why === undefined) continue;
+export function lockdownEscapes(spec: PodSpec, sidecar: LockdownOwner): string | undefined {
+  // The rules open port 53 to the nameservers in /etc/resolv.conf, which dnsConfig.nameservers
+  // (with any dnsPolicy) puts there: any host, any payload on port 53 would be a tunnel.
+  const dns = (spec.dnsConfig as { nameservers?: unknown[] } | undefined)?.nameservers ?? [];
+  if (dns.length > 0) {
     return (
-      `egress lockdown cannot fence container ${c.name}: it ${why}; set its securityContext to ` +
-      `{capabilities: {drop: [ALL]}, allowPrivilegeEscalation: false} (or runAsNonRoot: true with allowPrivilegeEscalation: false)`
+      `egress lockdown cannot fence a pod that names its own nameservers (dnsConfig.nameservers: ${dns.join(', ')}): ` +
+      `the rules let port 53 through to them; use the cluster's DNS`
     );
+  }
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    const why = lockdownEscape(c, spec.securityContext, sidecar);
+    if (why === undefined) continue;
+    return `egress lockdown cannot fence container ${c.name}: it ${why}; set its securityContext to ${LOCKDOWN_CONTAINER_FIX}`;
   }
   return undefined;
 }

@@ -32,7 +32,7 @@ function patched(original: Pod, result: Extract<InjectResult, { outcome: 'inject
 }
 
 /** What lockdown needs of an app container: it cannot take on the sidecar's UID/GID or rewrite the rules. */
-const HARDENED = { capabilities: { drop: ['ALL'] }, allowPrivilegeEscalation: false };
+const HARDENED = { runAsUser: 10001, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, allowPrivilegeEscalation: false };
 function hardened(pod: Pod): Pod {
   for (const c of [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers]) c.securityContext = { ...c.securityContext, ...HARDENED };
   return pod;
@@ -453,7 +453,7 @@ describe('injectPod: containers excluded from the env rewrite (agentwarden.io/ex
       image: 'otel/opentelemetry-collector:0.115.0',
       env: [
         { name: 'HTTPS_PROXY', value: 'http://corp-proxy.internal:3128' },
-        { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'crm-db', key: 'url' } } },
+        { name: 'OTLP_API_KEY', valueFrom: { secretKeyRef: { name: 'otlp', key: 'key' } } },
       ],
     });
     return pod;
@@ -471,7 +471,7 @@ describe('injectPod: containers excluded from the env rewrite (agentwarden.io/ex
       expect.stringMatching(/^container otel-collector: excluded by agentwarden.io\/exclude-containers/),
     );
     // Its own Secret reference is still reported: exclusion hides nothing.
-    expect(result.warnings).toContainEqual(expect.stringMatching(/^container otel-collector: still gets Secret crm-db/));
+    expect(result.warnings).toContainEqual(expect.stringMatching(/^container otel-collector: still gets Secret otlp/));
     const record = JSON.parse(pod.metadata!.annotations![ANNOTATIONS.injected]) as InjectedRecord;
     expect(record.excluded).toEqual(['otel-collector']);
     // The sidecar's Secrets are mounted into no app container, excluded or not.
@@ -500,6 +500,37 @@ describe('injectPod: containers excluded from the env rewrite (agentwarden.io/ex
   ])("a name that is not one of the pod's containers (%s) is refused", (_name, annotation, message) => {
     const result = injectPod(twoContainers(annotation), ctx());
     expect(result.outcome === 'refused' && result.reason).toMatch(message);
+  });
+
+  // RT14-07: whoever can annotate the pod (a SandboxClaim's author) must not undo the replacement
+  // the template relied on: the real credential would reach the excluded container.
+  it.each<[string, (c: Container) => void, RegExp]>([
+    [
+      'a Secret-fed variable injection replaces (DATABASE_URL)',
+      (c) => c.env!.push({ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'crm-db', key: 'url' } } }),
+      /would leave container otel-collector its DATABASE_URL from a Secret, which injection replaces/,
+    ],
+    [
+      'a Secret-fed OPENAI_API_KEY (the placeholder it would get)',
+      (c) => c.env!.push({ name: 'OPENAI_API_KEY', valueFrom: { secretKeyRef: { name: 'openai', key: 'token' } } }),
+      /its OPENAI_API_KEY from a Secret/,
+    ],
+    [
+      'an envFrom Secret (its keys cannot be seen)',
+      (c) => (c.envFrom = [{ secretRef: { name: 'crm-db' } }]),
+      /the variables of Secret crm-db \(envFrom\)/,
+    ],
+  ])('excluding a container that holds %s is refused', (_name, edit, message) => {
+    const pod = twoContainers('otel-collector');
+    edit(pod.spec!.containers[1]);
+    const result = injectPod(pod, ctx());
+    expect(result.outcome === 'refused' && result.reason).toMatch(message);
+  });
+
+  it('an excluded container may keep a literal value of an injected name (its own proxy, say)', () => {
+    const pod = twoContainers('otel-collector');
+    pod.spec!.containers[1].env!.push({ name: 'DATABASE_URL', value: 'postgresql://collector@metrics-db/otel' });
+    expect(injectPod(pod, ctx()).outcome).toBe('injected');
   });
 
   it('an empty annotation excludes nothing', () => {
@@ -589,7 +620,7 @@ describe('injectPod: a pod we injected, seen again after later webhooks changed 
     pod.spec!.containers.push({ name: 'debug-shell', image: 'busybox' });
     expect(injectPod(pod, ctx())).toMatchObject({
       outcome: 'refused',
-      reason: expect.stringMatching(/egress lockdown cannot fence container debug-shell: it may run as root/),
+      reason: expect.stringMatching(/egress lockdown cannot fence container debug-shell: it allows privilege escalation/),
     });
   });
 
@@ -625,44 +656,60 @@ describe('injectPod: lockdown', () => {
     expect(pod.spec!.initContainers![0]).toMatchObject({ name: LOCKDOWN_CONTAINER, image: 'registry.local/warden-iptables:1' });
   });
 
-  // Root keeps CAP_SETUID/CAP_SETGID by default: setgid(1338) + setuid(1337) and the rules take it
-  // for the sidecar. A fence it can step through is refused, never injected.
+  // The rules let out one identity; a container that can take it or send below the rules is not
+  // fenced at all. A fence it can step through is refused, never injected.
+  const sc = (p: Pod, c: Record<string, unknown>): void => {
+    p.spec!.containers[0].securityContext = c;
+  };
   it.each<[string, (pod: Pod) => void, RegExp]>([
-    ['may run as root (no securityContext)', () => undefined, /container agent: it may run as root/],
-    ['runs as root explicitly', (p) => (p.spec!.containers[0].securityContext = { runAsUser: 0 }), /may run as root/],
-    [
-      'non-root but may escalate (setuid binaries)',
-      (p) => (p.spec!.containers[0].securityContext = { runAsUser: 10001 }),
-      /allows privilege escalation/,
-    ],
-    ['privileged', (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, privileged: true }), /is privileged/],
+    ['has no securityContext', (p) => delete p.spec!.containers[0].securityContext, /container agent: it allows privilege escalation/],
+    ['runs as root explicitly', (p) => sc(p, { ...HARDENED, runAsUser: 0, runAsNonRoot: undefined, capabilities: {} }), /may run as root/],
+    ['non-root but may escalate (setuid binaries)', (p) => sc(p, { runAsUser: 10001 }), /allows privilege escalation/],
+    ['privileged', (p) => sc(p, { ...HARDENED, privileged: true }), /is privileged/],
     [
       'adds NET_ADMIN back',
-      (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } }),
+      (p) => sc(p, { ...HARDENED, capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } }),
       /adds the NET_ADMIN capability/,
     ],
     [
       'adds CAP_SETUID and SETGID back',
-      (p) => (p.spec!.containers[0].securityContext = { ...HARDENED, capabilities: { drop: ['ALL'], add: ['CAP_SETUID', 'setgid'] } }),
+      (p) => sc(p, { ...HARDENED, capabilities: { drop: ['ALL'], add: ['CAP_SETUID', 'setgid'] } }),
       /adds the SETUID, SETGID capabilities/,
     ],
+    // RT14-03: AF_PACKET frames never meet the OUTPUT chain.
     [
-      'drops only SETUID (SETGID left)',
-      (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['SETUID'] } }),
-      /may run as root/,
+      'adds NET_RAW back (ping)',
+      (p) => sc(p, { ...HARDENED, capabilities: { drop: ['ALL'], add: ['NET_RAW'] } }),
+      /adds the NET_RAW capability/,
+    ],
+    // RT14-02: root keeps NET_RAW and CHOWN/FOWNER/FSETID (a 6755 copy owned by the sidecar's IDs).
+    [
+      'is root dropping only SETUID and SETGID',
+      (p) => sc(p, { runAsUser: 0, allowPrivilegeEscalation: false, capabilities: { drop: ['SETUID', 'SETGID'] } }),
+      /may run as root with the default capabilities/,
+    ],
+    // RT14-04: a setuid-1337/setgid-1338 file in the image needs no capability to exec.
+    ['drops ALL but allows escalation', (p) => sc(p, { ...HARDENED, allowPrivilegeEscalation: undefined }), /allows privilege escalation/],
+    // RT14-05: the image's USER could be 1337:1338.
+    [
+      'names no runAsUser or runAsGroup',
+      (p) => sc(p, { ...HARDENED, runAsUser: undefined }),
+      /sets no runAsUser or runAsGroup that differs from the sidecar's/,
+    ],
+    [
+      "runs in the sidecar's group with no runAsUser",
+      (p) => sc(p, { ...HARDENED, runAsUser: undefined, runAsGroup: 1338 }),
+      /sets no runAsUser or runAsGroup that differs/,
     ],
     [
       'a root init container of the pod',
       (p) => p.spec!.initContainers!.push({ name: 'migrate', image: 'migrate:1' }),
-      /cannot fence container migrate: it may run as root/,
+      /cannot fence container migrate: it allows privilege escalation/,
     ],
   ])('lockdown refused: an app container that %s', (_name, edit, message) => {
-    const pod = fixture<Pod>('agent-pod.yaml');
+    const pod = hardened(fixture<Pod>('agent-pod.yaml'));
     pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
-    if (_name.includes('init container')) {
-      hardened(pod);
-      pod.spec!.initContainers = [];
-    }
+    pod.spec!.initContainers = [];
     edit(pod);
     const result = injectPod(pod, ctx());
     expect(result.outcome === 'refused' && result.reason).toMatch(message);
@@ -670,19 +717,35 @@ describe('injectPod: lockdown', () => {
   });
 
   it.each<[string, (pod: Pod) => void]>([
-    ['drops ALL (root in the image)', (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['ALL'] } })],
-    ['drops SETUID and SETGID', (p) => (p.spec!.containers[0].securityContext = { capabilities: { drop: ['CAP_SETUID', 'SETGID'] } })],
     [
-      'runs as non-root (pod level) without escalation',
+      'is root in a group of its own with every capability dropped',
+      (p) => sc(p, { ...HARDENED, runAsUser: undefined, runAsNonRoot: undefined, runAsGroup: 10001 }),
+    ],
+    ['adds only NET_BIND_SERVICE', (p) => sc(p, { ...HARDENED, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } })],
+    [
+      'runs as a known non-root user (pod level) without escalation, capabilities as the runtime gives them',
       (p) => {
-        p.spec!.securityContext = { runAsNonRoot: true };
-        p.spec!.containers[0].securityContext = { allowPrivilegeEscalation: false };
+        p.spec!.securityContext = { runAsUser: 10001 };
+        sc(p, { allowPrivilegeEscalation: false });
       },
     ],
   ])('lockdown injected: an app container that %s', (_name, edit) => {
     const pod = fixture<Pod>('agent-pod.yaml');
     pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
     edit(pod);
+    expect(injectPod(pod, ctx()).outcome).toBe('injected');
+  });
+
+  // RT14-10: the rules open port 53 to the nameservers of /etc/resolv.conf, which dnsConfig fills.
+  it.each(['None', 'ClusterFirst'])('dnsPolicy %s with dnsConfig.nameservers of its own: refused', (dnsPolicy) => {
+    const pod = hardened(fixture<Pod>('agent-pod.yaml'));
+    pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };
+    Object.assign(pod.spec!, { dnsPolicy, dnsConfig: { nameservers: ['203.0.113.53'] } });
+    expect(injectPod(pod, ctx())).toMatchObject({
+      outcome: 'refused',
+      reason: expect.stringMatching(/dnsConfig.nameservers: 203.0.113.53/),
+    });
+    Object.assign(pod.spec!, { dnsConfig: { options: [{ name: 'ndots', value: '2' }] } });
     expect(injectPod(pod, ctx()).outcome).toBe('injected');
   });
 

@@ -100,7 +100,7 @@ function reinvocationProblem(pod: Pod, ctx: InjectContext): string | undefined {
     if (err instanceof InjectionError) return err.message;
     throw err;
   }
-  return lockdownEscapes(theirs);
+  return lockdownEscapes(theirs, { uid: config.runAsUser, gid: config.runAsGroup });
 }
 
 function ambiguous(policies: AccessPolicy[], namespace: string): string {
@@ -141,14 +141,14 @@ function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): Inject
   if (conflict !== undefined) throw new InjectionError(conflict);
   if (lockdown) {
     checkLockdownUids(spec, config.runAsUser);
-    const escape = lockdownEscapes(spec);
+    const escape = lockdownEscapes(spec, { uid: config.runAsUser, gid: config.runAsGroup });
     if (escape !== undefined) throw new InjectionError(escape);
   }
 
   const names = new NameAllocator((spec.volumes ?? []).map((v) => v.name));
   const sidecar = buildSidecar({ policy, config, annotations, names });
   const env = appEnv(policy, config.ports.egress);
-  const excluded = excludedContainers(spec, annotations);
+  const excluded = excludedContainers(spec, annotations, new Set(env.map((e) => e.name)));
   const warnings = rewriteEnv(spec, env, excluded, lockdown);
   const identityEnv = applyIdentityToken(spec, policy, names, excluded); // spec.identity.kubernetes only (identity-token.ts)
   spec.initContainers = [...(lockdown ? [lockdownContainer(config)] : []), sidecar.container, ...(spec.initContainers ?? [])];
@@ -210,7 +210,7 @@ function rewriteEnv(spec: PodSpec, env: EnvVar[], excluded: ReadonlySet<string>,
  * fenced like any other and can reach nothing the agent could not. A name that is not a container
  * of the pod is refused (a typo would otherwise rewrite the container the author meant to spare).
  */
-function excludedContainers(spec: PodSpec, annotations: Record<string, string>): Set<string> {
+function excludedContainers(spec: PodSpec, annotations: Record<string, string>, injectedNames: ReadonlySet<string>): Set<string> {
   const value = annotations[ANNOTATIONS.excludeContainers];
   if (value === undefined) return new Set();
   const names = value
@@ -225,7 +225,32 @@ function excludedContainers(spec: PodSpec, annotations: Record<string, string>):
         `which ${unknown.length > 1 ? 'are not containers' : 'is not a container'} of this pod (containers: ${[...known].join(', ')})`,
     );
   }
-  return new Set(names);
+  const excluded = new Set(names);
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if (!excluded.has(c.name)) continue;
+    const kept = secretsInjectionWouldReplace(c, injectedNames);
+    if (kept !== undefined) {
+      throw new InjectionError(
+        `annotation ${ANNOTATIONS.excludeContainers} would leave container ${c.name} ${kept}, which injection replaces ` +
+          `for every other container; exclusion never hands a container a credential (give it a literal value, or do not exclude it)`,
+      );
+    }
+  }
+  return excluded;
+}
+
+/**
+ * Whoever can annotate the pod (a SandboxClaim's author, say) must not undo what the template
+ * relied on: a Secret-fed variable that injection would have replaced, or an envFrom Secret (its
+ * keys cannot be seen here) in an excluded container. What it says, or undefined.
+ */
+function secretsInjectionWouldReplace(c: Container, injectedNames: ReadonlySet<string>): string | undefined {
+  for (const e of c.env ?? []) {
+    const ref = (e.valueFrom as { secretKeyRef?: unknown } | undefined)?.secretKeyRef;
+    if (ref !== undefined && injectedNames.has(e.name)) return `its ${e.name} from a Secret`;
+  }
+  const from = ((c.envFrom ?? []) as Array<{ secretRef?: { name?: string } }>).find((f) => f.secretRef !== undefined);
+  return from ? `the variables of Secret ${from.secretRef?.name ?? ''} (envFrom)` : undefined;
 }
 
 /** Secrets that reach a container's environment other than through the sidecar. */

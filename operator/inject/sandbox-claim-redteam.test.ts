@@ -35,7 +35,7 @@ const secretRefs = (c: Container): string[] =>
   (c.env ?? []).filter((e) => (e.valueFrom as { secretKeyRef?: unknown } | undefined)?.secretKeyRef !== undefined).map((e) => e.name);
 
 describe('red team 14: what a SandboxClaim annotation can undo', () => {
-  it.failing('RT14-07 a claim excluding the agent container gets it the Secret that injection would have replaced', () => {
+  it('RT14-07 a claim excluding the agent container gets it the Secret that injection would have replaced', () => {
     const pod = fixture<Pod>('sandbox-claim-pod.yaml');
     const agent = pod.spec!.containers[0];
     // The template's author wrote the credential the usual way; injection replaces DATABASE_URL.
