@@ -281,6 +281,24 @@ describe('the operator injects the example agent', () => {
     // The agent's own hardening survives injection.
     expect(agent.securityContext).toMatchObject({ runAsUser: 999, runAsNonRoot: true, allowPrivilegeEscalation: false });
   });
+
+  test('the agent gets no service-account token (it would carry the sidecar RBAC); the sidecar projects its own', () => {
+    // Red team RT14-14: with the pod's token the agent could list, forge or cancel ApprovalRequests.
+    const spec = injected().spec!;
+    expect(spec.automountServiceAccountToken).toBe(false);
+    const tokenVolumes = new Set(
+      (spec.volumes ?? [])
+        .filter((v) =>
+          ((v.projected as { sources?: { serviceAccountToken?: unknown }[] } | undefined)?.sources ?? []).some(
+            (x) => x.serviceAccountToken,
+          ),
+        )
+        .map((v) => v.name),
+    );
+    const all: Container[] = [...(spec.initContainers ?? []), ...spec.containers];
+    const withToken = all.filter((c) => (c.volumeMounts ?? []).some((m) => tokenVolumes.has(m.name))).map((c) => c.name);
+    expect(withToken).toEqual([SIDECAR_CONTAINER]);
+  });
 });
 
 describe('the commands the README gives, with the built bin/warden', () => {
