@@ -210,7 +210,9 @@ describe('parsing off the event loop', () => {
       expect(err?.code).not.toBe('42501'); // classified and forwarded; the server itself rejects it
       expect(slowDone - started).toBeGreaterThan(500);
       expect(latencies.length).toBeGreaterThanOrEqual(10);
-      expect(Math.max(...latencies)).toBeLessThan(250);
+      // Relative, not a fixed figure: on a loaded machine both sides slow down together, but a stalled
+      // event loop would hold one fast query for about the whole parse.
+      expect(Math.max(...latencies)).toBeLessThan((slowDone - started) / 2);
     } finally {
       await slow.end();
       await fast.end();
