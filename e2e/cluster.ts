@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { K8sTools } from '../test/support/k8s-tools';
+import type { E2ePlan } from './preflight';
 
 export const ROOT = path.resolve(__dirname, '..');
 
@@ -111,4 +112,21 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 2_000));
   }
+}
+
+/**
+ * The kind cluster of a kind plan, with the image built and loaded into it. `created` says whether
+ * this call made the cluster (so the suite deletes it afterwards, unless asked to keep it).
+ */
+export function setUpKind(plan: Extract<E2ePlan, { mode: 'kind' }>): { cluster: Cluster; created: boolean } {
+  const existing = must('kind', ['get', 'clusters']).split('\n').includes(plan.clusterName);
+  if (!existing)
+    must(
+      'kind',
+      ['create', 'cluster', '--name', plan.clusterName, '--config', path.join(__dirname, 'kind-config.yaml'), '--wait', '180s'],
+      { timeoutMs: 600_000 },
+    );
+  must('docker', ['build', '-t', plan.image, ROOT], { timeoutMs: 1_200_000 });
+  must('kind', ['load', 'docker-image', plan.image, '--name', plan.clusterName], { timeoutMs: 600_000 });
+  return { cluster: clusterEnv(plan.tools, must('kind', ['get', 'kubeconfig', '--name', plan.clusterName])), created: !existing };
 }

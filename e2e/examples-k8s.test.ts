@@ -5,7 +5,7 @@
 // (or WARDEN_E2E_CLUSTER=existing); `make e2e` runs it.
 import * as path from 'node:path';
 import { SIDECAR_CONTAINER, LOCKDOWN_CONTAINER } from '../common/k8s/names';
-import { clusterEnv, eventually, execIn, helm, kubectl, kubectlJson, must, ROOT, run, type Cluster } from './cluster';
+import { clusterEnv, eventually, execIn, helm, kubectl, kubectlJson, ROOT, run, setUpKind, type Cluster } from './cluster';
 import { planE2e, probeMachine } from './preflight';
 
 const plan = planE2e(probeMachine());
@@ -33,17 +33,9 @@ let cluster: Cluster;
 function setUpCluster(): Cluster {
   if (!plan.run) throw new Error('no e2e plan');
   if (plan.mode === 'existing') return clusterEnv(plan.tools);
-  const existing = must('kind', ['get', 'clusters']).split('\n').includes(plan.clusterName);
-  if (!existing)
-    must(
-      'kind',
-      ['create', 'cluster', '--name', plan.clusterName, '--config', path.join(__dirname, 'kind-config.yaml'), '--wait', '180s'],
-      { timeoutMs: 600_000 },
-    );
-  createdCluster = !existing;
-  must('docker', ['build', '-t', plan.image, ROOT], { timeoutMs: 1_200_000 });
-  must('kind', ['load', 'docker-image', plan.image, '--name', plan.clusterName], { timeoutMs: 600_000 });
-  return clusterEnv(plan.tools, must('kind', ['get', 'kubeconfig', '--name', plan.clusterName]));
+  const kind = setUpKind(plan);
+  createdCluster = kind.created;
+  return kind.cluster;
 }
 
 function installChart(c: Cluster): void {

@@ -7,7 +7,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { ANNOTATIONS, SIDECAR_CONTAINER } from '../common/k8s/names';
-import { clusterEnv, eventually, execIn, execInBackground, helm, kubectl, kubectlJson, must, ROOT, run, type Cluster } from './cluster';
+import {
+  clusterEnv,
+  eventually,
+  execIn,
+  execInBackground,
+  helm,
+  kubectl,
+  kubectlJson,
+  ROOT,
+  run,
+  setUpKind,
+  type Cluster,
+} from './cluster';
 import { planE2e, probeMachine } from './preflight';
 
 const plan = planE2e(probeMachine());
@@ -49,21 +61,6 @@ function image(): { repository: string; tag: string } {
   return at > ref.lastIndexOf('/') ? { repository: ref.slice(0, at), tag: ref.slice(at + 1) } : { repository: ref, tag: 'latest' };
 }
 
-function setUpKind(): Cluster {
-  if (!plan.run || plan.mode !== 'kind') throw new Error('not a kind plan');
-  const existing = must('kind', ['get', 'clusters']).split('\n').includes(plan.clusterName);
-  if (!existing)
-    must(
-      'kind',
-      ['create', 'cluster', '--name', plan.clusterName, '--config', path.join(__dirname, 'kind-config.yaml'), '--wait', '180s'],
-      { timeoutMs: 600_000 },
-    );
-  createdCluster = !existing;
-  must('docker', ['build', '-t', plan.image, ROOT], { timeoutMs: 1_200_000 });
-  must('kind', ['load', 'docker-image', plan.image, '--name', plan.clusterName], { timeoutMs: 600_000 });
-  return clusterEnv(plan.tools, must('kind', ['get', 'kubeconfig', '--name', plan.clusterName]));
-}
-
 function diagnose(c: Cluster): void {
   for (const args of [
     ['get', 'pods', '-A', '-o', 'wide'],
@@ -82,7 +79,9 @@ let cluster: Cluster;
 describeE2e('Agent Warden on Kubernetes', () => {
   beforeAll(() => {
     if (!plan.run) return;
-    cluster = plan.mode === 'kind' ? setUpKind() : clusterEnv(plan.tools);
+    if (plan.mode === 'kind') {
+      ({ cluster, created: createdCluster } = setUpKind(plan));
+    } else cluster = clusterEnv(plan.tools);
     try {
       kubectl(cluster, ['apply', '-f', path.join(MANIFESTS, 'observability.yaml'), '-f', path.join(MANIFESTS, 'postgres.yaml')]);
       const img = image();
