@@ -63,6 +63,17 @@ test('every app container gets the token file for the first audience; the sideca
   expect(Object.keys((vols[0].projected as { sources: object[] }).sources[0])).toEqual(['serviceAccountToken']);
 });
 
+test('a container under agentwarden.io/exclude-containers keeps its env and mounts as written: no token there', () => {
+  const pod = podWithInit();
+  pod.metadata!.annotations = { ...(pod.metadata!.annotations ?? {}), [ANNOTATIONS.excludeContainers]: 'tools' };
+  const spec = inject(pod).pod.spec!;
+  const tools = spec.containers.find((c) => c.name === 'tools')!;
+  expect(tools.volumeMounts ?? []).toEqual([]);
+  expect(tools.env).toEqual([{ name: IDENTITY_TOKEN_ENV, value: '/somewhere/else' }]);
+  const agent = spec.containers.find((c) => c.name === 'agent')!;
+  expect(agent.volumeMounts).toContainEqual({ name: 'warden-identity-token', mountPath: IDENTITY_TOKEN_DIR, readOnly: true });
+});
+
 test('idempotent in effect: a pod with a user volume of the same name keeps it, and ours gets another', () => {
   const pod = plainPod('agent-1');
   pod.spec!.volumes = [{ name: 'warden-identity-token', emptyDir: {} }];
