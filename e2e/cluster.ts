@@ -130,3 +130,9 @@ export function setUpKind(plan: Extract<E2ePlan, { mode: 'kind' }>): { cluster: 
   must('kind', ['load', 'docker-image', plan.image, '--name', plan.clusterName], { timeoutMs: 600_000 });
   return { cluster: clusterEnv(plan.tools, must('kind', ['get', 'kubeconfig', '--name', plan.clusterName])), created: !existing };
 }
+
+/** Deletes the kind cluster setUpKind made, unless the plan keeps it (nothing for a cluster it found). */
+export function tearDownKind(plan: E2ePlan, created: boolean): void {
+  if (!plan.run || plan.mode !== 'kind' || !created || plan.keepCluster) return;
+  run('kind', ['delete', 'cluster', '--name', plan.clusterName], { timeoutMs: 300_000 });
+}

@@ -5,7 +5,7 @@
 // (or WARDEN_E2E_CLUSTER=existing); `make e2e` runs it.
 import * as path from 'node:path';
 import { SIDECAR_CONTAINER, LOCKDOWN_CONTAINER } from '../common/k8s/names';
-import { clusterEnv, eventually, execIn, helm, kubectl, kubectlJson, ROOT, run, setUpKind, type Cluster } from './cluster';
+import { clusterEnv, eventually, execIn, helm, kubectl, kubectlJson, ROOT, run, setUpKind, tearDownKind, type Cluster } from './cluster';
 import { planE2e, probeMachine } from './preflight';
 
 const plan = planE2e(probeMachine());
@@ -102,10 +102,7 @@ describeE2e('examples/kubernetes on a cluster', () => {
     }
   }, 1_800_000);
 
-  afterAll(() => {
-    if (!plan.run || plan.mode !== 'kind') return;
-    if (createdCluster && !plan.keepCluster) run('kind', ['delete', 'cluster', '--name', plan.clusterName], { timeoutMs: 300_000 });
-  }, 300_000);
+  afterAll(() => tearDownKind(plan, createdCluster), 300_000);
 
   test('the operator accepts the example policy', async () => {
     await eventually('AccessPolicy support-agent Ready=True', () => {

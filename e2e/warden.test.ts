@@ -18,6 +18,7 @@ import {
   ROOT,
   run,
   setUpKind,
+  tearDownKind,
   type Cluster,
 } from './cluster';
 import { planE2e, probeMachine } from './preflight';
@@ -119,10 +120,7 @@ describeE2e('Agent Warden on Kubernetes', () => {
     }
   }, 1_800_000);
 
-  afterAll(() => {
-    if (!plan.run || plan.mode !== 'kind') return;
-    if (createdCluster && !plan.keepCluster) run('kind', ['delete', 'cluster', '--name', plan.clusterName], { timeoutMs: 300_000 });
-  }, 300_000);
+  afterAll(() => tearDownKind(plan, createdCluster), 300_000);
 
   test('the operator accepts the policy and renders its ConfigMap', async () => {
     const ready = await eventually('AccessPolicy support-agent Ready=True', () => {
