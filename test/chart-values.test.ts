@@ -405,6 +405,12 @@ describeHelm('chart values: OTLP to a hosted collector (headers, private CA)', (
     expect(otlp).toEqual({ endpoint: 'https://otlp.example.com', protocol: 'http/protobuf' });
   });
 
+  test('webhook.reinvocationPolicy is not a setting: Never would skip the re-checks after later webhooks', () => {
+    const r = helm(['template', RELEASE, CHART, '--set', 'webhook.reinvocationPolicy=Never']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('reinvocationPolicy');
+  });
+
   test('the schema refuses headers or a CA without an https endpoint, and malformed names', () => {
     const refused = (values: Record<string, string>): string => {
       const r = helm(['template', RELEASE, CHART, ...Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`])]);
