@@ -4,6 +4,7 @@ import path from 'node:path';
 import { CommanderError, type Command } from 'commander';
 import { CliError, EXIT_FAILURE, EXIT_USAGE, programName, type CliContext, type CliIo } from './context';
 import { buildProgram, commandPath, commanderExitCode } from './program';
+import { displaySafe } from '../common/display-escape';
 
 /** The name kubectl looks for on PATH to complete `kubectl warden ...` (kubectl 1.26 and later). */
 export const KUBECTL_COMPLETE = 'kubectl_complete-warden';
@@ -44,7 +45,8 @@ export async function runCli(argv: string[], io: CliIo, opts: RunOptions = {}): 
     const prefix = errorPrefix(running, ctx.invokedAs);
     const message = withoutPrefix((e as Error)?.message ?? String(e));
     const usage = e instanceof CliError && e.exitCode === EXIT_USAGE && running ? `; see '${commandPath(running)} --help'` : '';
-    io.stderr(`${prefix}: ${message}${usage}\n`);
+    // Messages can carry what a server or the user sent (admin API errors, API server refusals, IDs): escaped.
+    io.stderr(`${prefix}: ${displaySafe(message)}${usage}\n`);
     return e instanceof CliError ? e.exitCode : EXIT_FAILURE;
   }
 }

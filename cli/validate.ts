@@ -2,6 +2,7 @@
 // multi-document files and `kind: List` items included.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { displaySafe } from '../common/display-escape';
 import { formatPolicyError } from '../common/policy/errors';
 import { parsePolicyYaml, type PolicyDocument } from '../common/policy/load';
 import type { AccessPolicy } from '../common/policy/types';
@@ -41,8 +42,9 @@ export async function runValidate(inputs: string[], o: ValidateOptions, io: CliI
   if (o.output === 'table') {
     for (const r of results) {
       const { out, err } = tableLines(r);
-      for (const line of out) io.stdout(line);
-      for (const line of err) io.stderr(line);
+      // File names, policy names and values come from the input: shown escaped, as -o json|yaml do.
+      for (const line of out) io.stdout(displaySafe(line));
+      for (const line of err) io.stderr(displaySafe(line));
     }
   } else {
     io.stdout(renderData(results, o.output));
