@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator pack image docs
+.PHONY: all install build build-dev test demo bench lint format format-check clean e2e chart-crds fuzz policy-validator pack image docs example-python
 
 all: build
 
