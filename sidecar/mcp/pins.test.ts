@@ -84,14 +84,15 @@ describe('ToolPins', () => {
     expect(p.check('crm', 'alice', 't', undefined)).toMatchObject({ changed: true });
   });
 
-  it('keeps to the byte bound: other callers forgotten first, a listing that alone exceeds it refused', () => {
+  it('keeps to the byte bound by refusing the listing that would pass it; no other caller is forgotten', () => {
+    // A server filling the bound through one caller must not wipe another caller's first-seen
+    // definitions (its next rug pull on them would then go unnoticed).
     const print = `sha256:${'0'.repeat(64)}`;
     const p = new ToolPins({ bytes: 4096 });
     for (let i = 0; i < 5; i++) p.observe('crm', 'alice', `tool_${i}`, print, undefined);
     const alice = p.size.bytes;
     expect(alice).toBeGreaterThan(5 * (2 * print.length));
     expect(alice).toBeLessThan(4096);
-    // bob fills the rest: alice, seen longest ago, is forgotten to make room
     let err: unknown;
     try {
       for (let i = 0; i < 100; i++) p.observe('crm', 'bob', `tool_${i}`, print, undefined);
@@ -100,9 +101,11 @@ describe('ToolPins', () => {
     }
     expect(err).toBeInstanceOf(PinLimitError);
     expect((err as PinLimitError).unit).toBe('bytes');
-    expect(p.check('crm', 'alice', 'tool_0', undefined)).toBeUndefined();
-    expect(p.size).toMatchObject({ callers: 1 });
+    expect(p.size).toMatchObject({ callers: 2 });
     expect(p.size.bytes).toBeLessThanOrEqual(4096);
+    // alice's pins stand: a changed definition for her is still caught
+    expect(p.check('crm', 'alice', 'tool_0', undefined)).toEqual({ changed: false });
+    expect(p.observe('crm', 'alice', 'tool_0', `sha256:${'1'.repeat(64)}`, undefined)).toMatchObject({ changed: true });
     // what bob was shown before the bound still stands
     expect(p.check('crm', 'bob', 'tool_0', undefined)).toEqual({ changed: false });
   });

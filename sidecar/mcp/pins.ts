@@ -11,8 +11,9 @@
 // Bounded (a hostile server or caller cannot grow it without limit): tool names over
 // MAX_TOOL_NAME_LENGTH are refused (the MCP spec's SHOULD); at most `tools` tools per caller and
 // scope and at most `bytes` bytes over all callers, a listing past either is refused (fail closed);
-// at most `callers` callers, the least recently seen forgotten first (also when the byte bound is
-// reached), so its next listing is trusted afresh.
+// at most `callers` callers, the least recently seen forgotten first, so its next listing is
+// trusted afresh. The byte bound never forgets anyone: a server able to fill it through one caller's
+// listings would otherwise wipe the others' first-seen definitions and then change them unnoticed.
 
 export const MAX_PINNED_TOOLS = 10_000;
 export const MAX_PIN_CALLERS = 256;
@@ -89,12 +90,12 @@ export class ToolPins {
     let tools = mine.scopes.get(scope);
     const seen = tools?.get(tool);
     if (seen) {
-      this.grow(mine, fingerprint.length - seen.current.length, caller, scope);
+      this.grow(mine, fingerprint.length - seen.current.length, scope);
       seen.current = fingerprint;
       return status(seen, pin);
     }
     if ((tools?.size ?? 0) >= this.limits.tools) throw new PinLimitError(scope, this.limits.tools);
-    this.grow(mine, (tools ? 0 : scope.length + ENTRY_OVERHEAD) + tool.length + 2 * fingerprint.length + ENTRY_OVERHEAD, caller, scope);
+    this.grow(mine, (tools ? 0 : scope.length + ENTRY_OVERHEAD) + tool.length + 2 * fingerprint.length + ENTRY_OVERHEAD, scope);
     if (!tools) mine.scopes.set(scope, (tools = new Map<string, Seen>()));
     const added: Seen = { first: fingerprint, current: fingerprint };
     tools.set(tool, added);
@@ -125,13 +126,8 @@ export class ToolPins {
     return mine;
   }
 
-  /** Accounts delta more bytes to caller, forgetting other callers (oldest first) to stay in bounds. */
-  private grow(mine: CallerPins, delta: number, caller: string, scope: string): void {
-    while (this.bytes + delta > this.limits.bytes && this.callers.size > 1) {
-      const oldest = this.callers.keys().next().value as string;
-      if (oldest === caller) break; // touch() made caller the newest: cannot happen with others left
-      this.forgetOldest();
-    }
+  /** Accounts delta more bytes to caller; past the byte bound the listing is refused (nobody is forgotten). */
+  private grow(mine: CallerPins, delta: number, scope: string): void {
     if (this.bytes + delta > this.limits.bytes) throw new PinLimitError(scope, this.limits.bytes, 'bytes');
     mine.bytes += delta;
     this.bytes += delta;
