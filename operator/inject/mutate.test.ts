@@ -559,6 +559,17 @@ describe('injectPod beside Istio', () => {
     for (const c of appContainers(pod)) expect(env(c).HTTPS_PROXY).toBe('http://127.0.0.1:15101');
   });
 
+  it("a policy listenPort on one of Istio's ports: refused, naming the target (the pod would crash-loop)", () => {
+    const onIstioPort = structuredClone(policies);
+    for (const pol of onIstioPort) for (const t of pol.spec.targets) if (t.name === 'crm' && t.postgres) t.postgres.listenPort = 15006;
+    const result = injectPod(inMesh(), ctx({ config: istioReady(), policies: onIstioPort }));
+    expect(result.outcome === 'refused' && result.reason).toMatch(
+      /^target crm: listenPort 15006 is a port Istio's proxy listens on in the pod/,
+    );
+    // without Istio the same port is fine
+    expect(injectPod(fixture<Pod>('agent-pod.yaml'), ctx({ config: istioReady(), policies: onIstioPort })).outcome).toBe('injected');
+  });
+
   it('the namespace label alone (Istio injects after us): lockdown by annotation is refused, not injected open', () => {
     const pod = fixture<Pod>('agent-pod.yaml');
     pod.metadata!.annotations = { [ANNOTATIONS.lockdown]: 'true' };

@@ -7,7 +7,7 @@ import type { AccessPolicy } from '../../common/policy/types';
 import { appEnv, applyEnv, proxyEnvConflict, targetEnv } from './app-env';
 import type { InjectorConfig, SidecarPorts } from './config';
 import { injectionConfigHash } from './hash';
-import { istioInboundExclusion, istioMode, istioProblems } from './istio';
+import { ISTIO_PORTS, istioInboundExclusion, istioMode, istioProblems, type IstioMode } from './istio';
 import { diffPatch } from './json-diff';
 import { applyIdentityToken } from './identity-token';
 import type { Container, EnvVar, Pod, PodSpec } from './k8s-types';
@@ -136,7 +136,7 @@ function inject(original: Pod, policy: AccessPolicy, ctx: InjectContext): Inject
     const problems = istioProblems({ istio, lockdown, ports: config.ports, runAsUser: config.runAsUser, runAsGroup: config.runAsGroup });
     if (problems.length > 0) throw new InjectionError(`pod runs Istio (${istio.evidence}), and ${problems.join('; and ')}`);
   }
-  checkPorts(spec, policy, config.ports);
+  checkPorts(spec, policy, config.ports, istio);
   const conflict = proxyEnvConflict(policy);
   if (conflict !== undefined) throw new InjectionError(conflict);
   if (lockdown) {
@@ -271,7 +271,7 @@ function secretsInEnv(c: Container): string[] {
  * uses one would leave either the sidecar or the app crash-looping. (Istio's proxy listens without
  * declaring its ports: istio.ts checks those.)
  */
-function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): void {
+function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts, istio: IstioMode | undefined): void {
   const ours = new Map<number, string>([
     [ports.admin, 'admin API'],
     [ports.egress, 'HTTP egress'],
@@ -284,6 +284,12 @@ function checkPorts(spec: PodSpec, policy: AccessPolicy, ports: SidecarPorts): v
     if (use !== undefined) {
       throw new InjectionError(
         `target ${t.name}: listenPort ${t.postgres.listenPort} is the sidecar's ${use} port in this cluster's operator configuration; choose another listenPort`,
+      );
+    }
+    // Istio's proxy listens on its ports in the pod without declaring them (istioProblems checks ours).
+    if (istio && ISTIO_PORTS.includes(t.postgres.listenPort)) {
+      throw new InjectionError(
+        `target ${t.name}: listenPort ${t.postgres.listenPort} is a port Istio's proxy listens on in the pod (${istio.evidence}); choose another listenPort`,
       );
     }
     ours.set(t.postgres.listenPort, `PostgreSQL listener for target ${t.name}`);
